@@ -1,0 +1,189 @@
+/*
+ * berth-nsexec: carries out a plan compiled by berth-oci's TypeScript side.
+ *
+ * Node.js is multi-threaded, so it cannot unshare or setns itself: this small program
+ * does the part between clone() and execve(). It has two stages:
+ *   stage 0 (this process): join existing namespaces and cgroups, then clone() the
+ *           container process into new namespaces, write its uid/gid maps, report
+ *           its pid; then exit (detached) or wait for it and forward signals (foreground).
+ *   child:  wait for "go" from the runtime, then run the remaining ops in order
+ *           (mounts, pivot_root, devices, hostname, user, capabilities, seccomp...),
+ *           report "ready", wait for `start` on the exec fifo, and execve().
+ *
+ * Environment: BERTH_PLAN_FD (plan, read to EOF), BERTH_SYNC_FD (a socket to the runtime).
+ */
+#include "common.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/sendfile.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+extern char **environ;
+
+/*
+ * Run from a sealed in-memory copy of this binary, so that a process inside a container
+ * can never reach the host's binary through /proc/<pid>/exe and overwrite it
+ * (CVE-2019-5736). The copy is tiny and lives only until the container's execve().
+ */
+static void ensure_sealed_copy(char **argv) {
+  int self = open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
+  if (self < 0) fail_errno("open /proc/self/exe");
+  int seals = fcntl(self, F_GET_SEALS);
+  if (seals >= 0 && (seals & F_SEAL_WRITE)) {
+    close(self);
+    return;
+  }
+  int copy = memfd_create("berth-nsexec", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+  if (copy < 0) fail_errno("memfd_create");
+  struct stat st;
+  if (fstat(self, &st) < 0) fail_errno("fstat /proc/self/exe");
+  off_t off = 0;
+  while (off < st.st_size) {
+    ssize_t n = sendfile(copy, self, &off, (size_t)(st.st_size - off));
+    if (n <= 0) fail_errno("copying berth-nsexec into memory");
+  }
+  close(self);
+  if (fcntl(copy, F_ADD_SEALS, F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE) < 0)
+    fail_errno("sealing the in-memory copy");
+  fexecve(copy, argv, environ);
+  fail_errno("fexecve of the sealed copy");
+}
+
+static int env_fd(const char *name) {
+  const char *v = getenv(name);
+  if (!v) return -1;
+  return atoi(v);
+}
+
+static pid_t container_pid;
+
+static void forward_signal(int sig) {
+  if (container_pid > 0) kill(container_pid, sig);
+}
+
+/* Foreground mode: stay as the container's parent, forward signals, exit with its status. */
+static void wait_for_container(void) {
+  struct sigaction sa = {0};
+  sa.sa_handler = forward_signal;
+  sa.sa_flags = SA_RESTART;
+  for (int sig = 1; sig < NSIG; sig++) {
+    if (sig == SIGKILL || sig == SIGSTOP || sig == SIGCHLD) continue;
+    sigaction(sig, &sa, NULL);
+  }
+  for (;;) {
+    int status;
+    pid_t pid = waitpid(-1, &status, 0);
+    if (pid < 0 && errno == EINTR) continue;
+    if (pid < 0) _exit(255);
+    if (pid != container_pid) continue;
+    if (WIFEXITED(status)) _exit(WEXITSTATUS(status));
+    if (WIFSIGNALED(status)) _exit(128 + WTERMSIG(status));
+  }
+}
+
+static void write_id_map(pid_t pid, const char *file, const char *map, size_t len) {
+  if (len == 0) return;
+  char path[64];
+  snprintf(path, sizeof path, "/proc/%d/%s", pid, file);
+  if (write_file(path, map, len) < 0) fail_errno("writing %s", path);
+}
+
+/* Receives the state JSON that hooks will read on stdin: "go <len>\n<json>". */
+static void wait_for_go(void) {
+  char line[64];
+  sync_read_line(line, sizeof line);
+  if (strncmp(line, "go ", 3) != 0) _exit(1);
+  state_json_len = (size_t)strtoul(line + 3, NULL, 10);
+  state_json = malloc(state_json_len + 1);
+  sync_read_exact(state_json, state_json_len);
+  state_json[state_json_len] = '\0';
+}
+
+static void run_child(const struct plan *plan, int first, int new_user) {
+  wait_for_go();
+  if (new_user) {
+    /* Become root of the new user namespace now that the maps are written (if 0 is mapped). */
+    if (setresgid(0, 0, 0) < 0 && errno != EINVAL) fail_errno("setresgid(0) in the user namespace");
+    if (setresuid(0, 0, 0) < 0 && errno != EINVAL) fail_errno("setresuid(0) in the user namespace");
+  }
+  if (setsid() < 0) fail_errno("setsid");
+  for (int i = first; i < plan->nops; i++) {
+    const struct plan_op *op = &plan->ops[i];
+    if (run_mount_op(op) || run_process_op(op)) continue;
+    fail("unknown plan op in container stage: %s", op->name);
+  }
+  fail("plan ended without exec");
+}
+
+int main(int argc, char **argv) {
+  (void)argc;
+  sync_fd = env_fd("BERTH_SYNC_FD");
+  ensure_sealed_copy(argv);
+  /* Nothing else in the container may ptrace or open the /proc entries of this process. */
+  prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+
+  int plan_fd = env_fd("BERTH_PLAN_FD");
+  if (plan_fd < 0) fail("BERTH_PLAN_FD is not set: berth-nsexec is started by berth-oci, not by hand");
+  fcntl(sync_fd, F_SETFD, FD_CLOEXEC);
+  struct plan plan;
+  char err[256];
+  if (plan_read(plan_fd, &plan, err, sizeof err) < 0) fail("%s", err);
+  close(plan_fd);
+
+  for (int i = 0; i < plan.nops; i++) {
+    const struct plan_op *op = &plan.ops[i];
+    if (!strcmp(op->name, "setns")) {
+      need_args(op, 2);
+      int fd = open(op->argv[0], O_RDONLY | O_CLOEXEC);
+      if (fd < 0) fail_errno("open namespace %s", op->argv[0]);
+      if (setns(fd, (int)arg_u64(op, 1)) < 0) fail_errno("setns %s", op->argv[0]);
+      close(fd);
+    } else if (!strcmp(op->name, "unshare")) {
+      need_args(op, 1);
+      if (unshare((int)arg_u64(op, 0)) < 0) fail_errno("unshare(%s)", op->argv[0]);
+    } else if (!strcmp(op->name, "write")) {
+      need_args(op, 2);
+      if (write_file(op->argv[0], op->argv[1], op->argl[1]) < 0) fail_errno("write %s", op->argv[0]);
+    } else if (!strcmp(op->name, "try_write")) {
+      need_args(op, 2);
+      write_file(op->argv[0], op->argv[1], op->argl[1]); /* best effort, as runc for named/unified cgroups */
+    } else if (!strcmp(op->name, "mkfifo")) {
+      need_args(op, 2);
+      if (mkfifo(op->argv[0], (mode_t)arg_u64(op, 1)) < 0) fail_errno("mkfifo %s", op->argv[0]);
+    } else if (!strcmp(op->name, "console_connect")) {
+      /* Before any setns: the socket path is a host path. The child inherits the fd. */
+      run_process_op(op);
+    } else if (!strcmp(op->name, "clone")) {
+      /* clone FLAGS UID_MAP GID_MAP foreground|detach */
+      need_args(op, 4);
+      uint64_t flags = arg_u64(op, 0);
+      int foreground = !strcmp(op->argv[3], "foreground");
+      /* A fork-like raw clone: the child runs on a copy of this stack. */
+      pid_t pid = (pid_t)syscall(SYS_clone, (unsigned long)(flags | SIGCHLD), 0, 0, 0, 0);
+      if (pid < 0) fail_errno("clone");
+      if (pid == 0) run_child(&plan, i + 1, (flags & CLONE_NEWUSER) != 0);
+      container_pid = pid;
+      write_id_map(pid, "uid_map", op->argv[1], op->argl[1]);
+      write_id_map(pid, "gid_map", op->argv[2], op->argl[2]);
+      sync_send("pid %d\n", pid);
+      close(sync_fd);
+      sync_fd = -1;
+      if (foreground) wait_for_container();
+      _exit(0);
+    } else {
+      fail("unknown plan op before clone: %s", op->name);
+    }
+  }
+  fail("plan has no clone op");
+}

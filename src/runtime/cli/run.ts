@@ -1,0 +1,42 @@
+/** berth-oci run: create + start; without --detach, wait and exit with the container's status, then delete it. */
+import { exitStatus } from '../runtime.js';
+import { createOptions } from './create.js';
+import { parseCount, parseVerbArgs, preservedFds, requireId, type VerbMain } from './context.js';
+
+const main: VerbMain = async (args, ctx) => {
+  const { values, positionals } = parseVerbArgs('run', args, {
+    ...createOptions,
+    detach: { type: 'boolean', short: 'd' },
+    keep: { type: 'boolean' },
+  });
+  const id = requireId('run', positionals);
+  const detach = values.detach ?? false;
+  const launched = await ctx.runtime.create(id, {
+    bundle: values.bundle,
+    consoleSocket: values['console-socket'],
+    pidFile: values['pid-file'],
+    noPivot: values['no-pivot'],
+    preserveFds: preservedFds(parseCount(values['preserve-fds'], '--preserve-fds')),
+    foreground: !detach,
+  });
+  try {
+    await ctx.runtime.start(id);
+  } catch (err) {
+    await ctx.runtime.delete(id, true);
+    throw err;
+  }
+  if (detach) return 0;
+  // Signals to us go to the container, as with runc run.
+  const forward = (signal: NodeJS.Signals): void => {
+    try {
+      process.kill(launched.pid, signal);
+    } catch {
+      /* gone */
+    }
+  };
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2', 'SIGWINCH'] as const) process.on(signal, forward);
+  const status = await exitStatus(launched.stage0);
+  if (!values.keep) await ctx.runtime.delete(id, true);
+  return status;
+};
+export default main;

@@ -1,0 +1,369 @@
+/**
+ * The OCI runtime as a library: create, start, state, kill, delete, pause, resume, exec, ps.
+ * The berth-oci CLI is a thin layer over this; the engine calls it in-process (no CLI start).
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+
+import { ConflictError, InvalidArgumentError, NotFoundError, SystemError } from '../common/errors.js';
+import { cgroupManagerFromDescriptor, openCgroupManager } from './cgroups/index.js';
+import type { CgroupManager } from './cgroups/types.js';
+import { runHooks } from './hooks.js';
+import { launch, type Launched } from './launch.js';
+import { compileCreatePlan, compileExecPlan, type CgroupPlacement, type CompiledSeccomp, type HostFacts } from './plan/compile.js';
+import { compileSeccomp } from './seccomp/compile.js';
+import type { NamespaceType, Process, Resources, Spec, State, Status } from './spec/config.js';
+import { DEFAULT_ALLOWED_DEVICE_RULES } from './spec/defaults.js';
+import { parseSpec } from './spec/validate.js';
+import { DEFAULT_ROOT, initAlive, readProcStat, StateStore, statusOf, toOciState, validateId, type ContainerRecord } from './state.js';
+
+export type Stdio = Array<number | 'inherit' | 'ignore' | 'pipe'>;
+
+export interface CreateOptions {
+  bundle: string;
+  consoleSocket?: string;
+  pidFile?: string;
+  noPivot?: boolean;
+  /** fds of this process passed to the container as 3, 4, ... */
+  preserveFds?: number[];
+  stdio?: Stdio;
+  /** Keep stage 0 as the container's parent and return it (`run` without --detach). */
+  foreground?: boolean;
+}
+
+export interface ExecOptions {
+  consoleSocket?: string;
+  pidFile?: string;
+  preserveFds?: number[];
+  stdio?: Stdio;
+  foreground?: boolean;
+}
+
+export interface ListEntry extends State {
+  created: string;
+  owner: string;
+}
+
+/**
+ * The device cgroup rules to apply: the config's, then an allow rule per configured device
+ * node, then the default devices every container may use (runc's AllowedDevices).
+ */
+function withDefaultDeviceRules(spec: Spec): Resources {
+  const resources = spec.linux?.resources ?? {};
+  const deviceRules = [
+    ...(resources.devices ?? []),
+    ...(spec.linux?.devices ?? []).map((d) => ({ allow: true, type: d.type === 'u' ? 'c' : d.type, major: d.major, minor: d.minor, access: 'rwm' })),
+    ...DEFAULT_ALLOWED_DEVICE_RULES,
+  ];
+  return { ...resources, devices: deviceRules };
+}
+
+let cachedHostFacts: HostFacts | undefined;
+function hostFacts(): HostFacts {
+  cachedHostFacts ??= {
+    lastCap: Number(fs.readFileSync('/proc/sys/kernel/cap_last_cap', 'utf8').trim()),
+    isDirectory: (p) => {
+      try {
+        return fs.statSync(p).isDirectory();
+      } catch {
+        return false;
+      }
+    },
+    exists: (p) => fs.existsSync(p),
+  };
+  return cachedHostFacts;
+}
+
+function placement(manager: CgroupManager): CgroupPlacement {
+  const descriptor = manager.toJSON();
+  const files = manager.procsFiles();
+  // Only real controllers must succeed; named (name=systemd) and unified hierarchies are best effort in v1.
+  const optional = descriptor.mode === 'v2' ? [] : files.filter((f) => /\/(unified|systemd)\//.test(f));
+  return {
+    procsFiles: files.filter((f) => !optional.includes(f)),
+    optionalProcsFiles: optional,
+    paths: descriptor.paths,
+    mode: descriptor.mode,
+  };
+}
+
+function writePidFile(file: string | undefined, pid: number): void {
+  if (!file) return;
+  const tmp = path.join(path.dirname(path.resolve(file)), `.${path.basename(file)}.tmp`);
+  fs.writeFileSync(tmp, String(pid));
+  fs.renameSync(tmp, file);
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+async function waitForExit(pid: number, startTime: string, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const stat = readProcStat(pid);
+    if (!stat || stat.state === 'Z' || stat.state === 'X' || stat.startTime !== startTime) return true;
+    if (Date.now() > deadline) return false;
+    await sleep(2);
+  }
+}
+
+export class Runtime {
+  readonly store: StateStore;
+
+  constructor(opts: { root?: string } = {}) {
+    this.store = new StateStore(opts.root ?? DEFAULT_ROOT);
+  }
+
+  private cgroupOf(record: ContainerRecord): CgroupManager | undefined {
+    return record.cgroup ? cgroupManagerFromDescriptor(record.cgroup) : undefined;
+  }
+
+  private statusOf(record: ContainerRecord): Status {
+    return statusOf(record, fs.existsSync(this.store.fifoPath(record.id)), () => this.cgroupOf(record)?.isFrozen() ?? false);
+  }
+
+  /** Sets up the container and leaves its process waiting for `start`. */
+  async create(id: string, opts: CreateOptions): Promise<Launched> {
+    validateId(id);
+    const bundle = path.resolve(opts.bundle);
+    let text: string;
+    try {
+      text = fs.readFileSync(path.join(bundle, 'config.json'), 'utf8');
+    } catch (err) {
+      throw new InvalidArgumentError(`cannot read config.json in bundle ${bundle}: ${(err as Error).message}`, '--bundle');
+    }
+    const spec = parseSpec(text);
+    if (!spec.root?.path) throw new InvalidArgumentError('is required', 'root.path');
+    const rootfs = path.resolve(bundle, spec.root.path);
+    if (!hostFacts().isDirectory(rootfs)) throw new InvalidArgumentError(`rootfs ${rootfs} is not a directory`, 'root.path');
+    const seccomp: CompiledSeccomp | undefined = spec.linux?.seccomp ? compileSeccomp(spec.linux.seccomp) : undefined;
+
+    this.store.reserve(id);
+    let cgroup: CgroupManager | undefined;
+    let launched: Launched | undefined;
+    try {
+      cgroup = openCgroupManager({ cgroupsPath: spec.linux?.cgroupsPath, containerId: id });
+      cgroup.create(withDefaultDeviceRules(spec));
+      const ops = compileCreatePlan(spec, {
+        bundle,
+        rootfs,
+        execFifo: this.store.fifoPath(id),
+        consoleSocket: opts.consoleSocket,
+        noPivot: opts.noPivot,
+        foreground: opts.foreground ?? false,
+        preserveFds: opts.preserveFds?.length ?? 0,
+        cgroup: placement(cgroup),
+        seccomp,
+        host: hostFacts(),
+      });
+      const stateFor = (pid: number): State => ({ ociVersion: spec.ociVersion, id, status: 'creating', pid, bundle, ...(spec.annotations ? { annotations: spec.annotations } : {}) });
+      launched = await launch({
+        ops,
+        stdio: opts.stdio ?? ['inherit', 'inherit', 'inherit'],
+        preserveFds: opts.preserveFds,
+        stateFor,
+        onSync: (name, pid) => {
+          if (name !== 'createRuntime') return;
+          runHooks('prestart', spec.hooks?.prestart, stateFor(pid));
+          runHooks('createRuntime', spec.hooks?.createRuntime, stateFor(pid));
+        },
+      });
+      const stat = readProcStat(launched.pid);
+      if (!stat) throw new SystemError('container process exited during setup');
+      this.store.save({
+        id,
+        bundle,
+        rootfs,
+        pid: launched.pid,
+        pidStartTime: stat.startTime,
+        created: new Date().toISOString(),
+        config: spec,
+        cgroup: cgroup.toJSON(),
+        owner: process.getuid?.() === 0 ? 'root' : String(process.getuid?.()),
+      });
+      writePidFile(opts.pidFile, launched.pid);
+      if (!opts.foreground) await new Promise((r) => (launched!.stage0.exitCode !== null ? r(null) : launched!.stage0.once('exit', r)));
+      return launched;
+    } catch (err) {
+      if (launched?.pid) {
+        try {
+          process.kill(launched.pid, 'SIGKILL');
+        } catch {
+          /* gone */
+        }
+      }
+      cgroup?.signalAll('SIGKILL');
+      if (launched?.pid) await waitForExit(launched.pid, readProcStat(launched.pid)?.startTime ?? '', 2000);
+      cgroup?.destroy();
+      this.store.remove(id);
+      throw err;
+    }
+  }
+
+  /** Lets the created container's process exec the user's program. */
+  async start(id: string): Promise<void> {
+    const record = this.store.load(id);
+    const status = this.statusOf(record);
+    if (status === 'stopped') throw new ConflictError('cannot start a container that has stopped');
+    if (status !== 'created') throw new ConflictError(`cannot start an already ${status} container`);
+    const fifo = this.store.fifoPath(id);
+    const fd = fs.openSync(fifo, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
+    try {
+      const buf = Buffer.alloc(1);
+      for (;;) {
+        let n = 0;
+        try {
+          n = fs.readSync(fd, buf, 0, 1, null);
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code !== 'EAGAIN') throw err;
+        }
+        if (n === 1) break;
+        if (!initAlive(record)) throw new SystemError('container process exited before start');
+        await sleep(1);
+      }
+    } finally {
+      fs.closeSync(fd);
+      fs.rmSync(fifo, { force: true });
+    }
+    try {
+      runHooks('poststart', record.config.hooks?.poststart, toOciState(record, 'running'));
+    } catch (err) {
+      process.emitWarning((err as Error).message);
+    }
+  }
+
+  state(id: string): State {
+    const record = this.store.load(id);
+    return toOciState(record, this.statusOf(record));
+  }
+
+  list(): ListEntry[] {
+    const entries: ListEntry[] = [];
+    for (const id of this.store.list()) {
+      try {
+        const record = this.store.load(id);
+        entries.push({ ...toOciState(record, this.statusOf(record)), created: record.created, owner: record.owner });
+      } catch {
+        /* removed meanwhile */
+      }
+    }
+    return entries;
+  }
+
+  kill(id: string, signal: number, all = false): void {
+    const record = this.store.load(id);
+    const status = this.statusOf(record);
+    if (status === 'stopped') throw new ConflictError('container not running');
+    if (all) {
+      this.cgroupOf(record)?.signalAll(signal);
+      return;
+    }
+    try {
+      process.kill(record.pid, signal);
+    } catch (err) {
+      throw new SystemError(`cannot signal container process ${record.pid}: ${(err as Error).message}`);
+    }
+  }
+
+  async delete(id: string, force = false): Promise<void> {
+    let record: ContainerRecord;
+    try {
+      record = this.store.load(id);
+    } catch (err) {
+      // A directory without a record is a create that crashed: remove what is there.
+      if (err instanceof NotFoundError && fs.existsSync(this.store.dir(id))) {
+        this.store.remove(id);
+        return;
+      }
+      throw err;
+    }
+    const status = this.statusOf(record);
+    if ((status === 'running' || status === 'paused') && !force) {
+      throw new ConflictError(`cannot delete container ${id} that is not stopped: ${status}`);
+    }
+    const cgroup = this.cgroupOf(record);
+    if (status !== 'stopped') {
+      try {
+        process.kill(record.pid, 'SIGKILL');
+      } catch {
+        /* already gone */
+      }
+    }
+    // Processes that outlive init (no pid namespace) or are frozen must go too.
+    cgroup?.signalAll('SIGKILL');
+    if (status === 'paused') cgroup?.thaw();
+    await waitForExit(record.pid, record.pidStartTime, 10_000);
+    cgroup?.destroy();
+    this.store.remove(id);
+    try {
+      runHooks('poststop', record.config.hooks?.poststop, toOciState(record, 'stopped'));
+    } catch (err) {
+      process.emitWarning((err as Error).message);
+    }
+  }
+
+  pause(id: string): void {
+    const record = this.store.load(id);
+    const status = this.statusOf(record);
+    if (status !== 'running') throw new ConflictError(`cannot pause a ${status} container`);
+    this.cgroupOf(record)?.freeze();
+  }
+
+  resume(id: string): void {
+    const record = this.store.load(id);
+    const status = this.statusOf(record);
+    if (status !== 'paused') throw new ConflictError(`cannot resume a ${status} container`);
+    this.cgroupOf(record)?.thaw();
+  }
+
+  ps(id: string): number[] {
+    const record = this.store.load(id);
+    return this.cgroupOf(record)?.pids() ?? (initAlive(record) ? [record.pid] : []);
+  }
+
+  /** The container's config, for callers that build an exec process from it. */
+  config(id: string): Spec {
+    return this.store.load(id).config;
+  }
+
+  /** Runs another process in the container's namespaces and cgroup. */
+  async exec(id: string, proc: Process, opts: ExecOptions = {}): Promise<Launched> {
+    const record = this.store.load(id);
+    const status = this.statusOf(record);
+    if (status !== 'running' && status !== 'created') throw new ConflictError(`cannot exec in a ${status} container`);
+    const spec = record.config;
+    const namespaces = (spec.linux?.namespaces ?? []).map((ns) => ns.type) as NamespaceType[];
+    const cgroup = this.cgroupOf(record);
+    const seccomp = spec.linux?.seccomp ? compileSeccomp(spec.linux.seccomp) : undefined;
+    const ops = compileExecPlan(proc, {
+      initPid: record.pid,
+      namespaces,
+      consoleSocket: opts.consoleSocket,
+      foreground: opts.foreground ?? true,
+      preserveFds: opts.preserveFds?.length ?? 0,
+      cgroup: cgroup ? placement(cgroup) : undefined,
+      seccomp,
+      lastCap: hostFacts().lastCap,
+    });
+    const launched = await launch({
+      ops,
+      stdio: opts.stdio ?? ['inherit', 'inherit', 'inherit'],
+      preserveFds: opts.preserveFds,
+      stateFor: () => toOciState(record, status),
+    });
+    writePidFile(opts.pidFile, launched.pid);
+    if (!opts.foreground) await new Promise((r) => (launched.stage0.exitCode !== null ? r(null) : launched.stage0.once('exit', r)));
+    return launched;
+  }
+}
+
+/** Waits for a foreground stage 0 and returns the container's exit status (128+n for a signal). */
+export function exitStatus(stage0: Launched['stage0']): Promise<number> {
+  return new Promise((resolve) => {
+    if (stage0.exitCode !== null) return resolve(stage0.exitCode);
+    stage0.once('exit', (code, signal) => resolve(code ?? 128 + (signal ? (osSignalNumber(signal) ?? 0) : 0)));
+  });
+}
+
+function osSignalNumber(signal: NodeJS.Signals): number | undefined {
+  return (fs.constants as unknown as Record<string, number>)[signal] ?? undefined;
+}

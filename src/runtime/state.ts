@@ -1,0 +1,125 @@
+/**
+ * The runtime's record of each container: <root>/<id>/state.json, plus the exec fifo
+ * while the container is created but not started. Written atomically (write + rename),
+ * so a crash never leaves a half-written record.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+
+import { ConflictError, InvalidArgumentError, NotFoundError } from '../common/errors.js';
+import type { CgroupDescriptor } from './cgroups/types.js';
+import type { Spec, State, Status } from './spec/config.js';
+
+export const DEFAULT_ROOT = '/run/berth-oci';
+
+export interface ContainerRecord {
+  id: string;
+  bundle: string;
+  rootfs: string;
+  pid: number;
+  /** Start time of pid (field 22 of /proc/<pid>/stat): tells a reused pid from ours. */
+  pidStartTime: string;
+  created: string;
+  config: Spec;
+  cgroup?: CgroupDescriptor;
+  owner: string;
+}
+
+const ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.+-]*$/;
+
+export function validateId(id: string | undefined): string {
+  if (!id) throw new InvalidArgumentError('container id cannot be empty', 'container-id');
+  if (!ID_PATTERN.test(id) || id.length > 1024) throw new InvalidArgumentError(`invalid container id: ${JSON.stringify(id)}`, 'container-id');
+  return id;
+}
+
+export class StateStore {
+  constructor(readonly root: string = DEFAULT_ROOT) {}
+
+  dir(id: string): string {
+    return path.join(this.root, validateId(id));
+  }
+
+  fifoPath(id: string): string {
+    return path.join(this.dir(id), 'exec.fifo');
+  }
+
+  /** Claims the id: fails if a container with it exists. */
+  reserve(id: string): string {
+    fs.mkdirSync(this.root, { recursive: true, mode: 0o700 });
+    const dir = this.dir(id);
+    try {
+      fs.mkdirSync(dir, { mode: 0o700 });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'EEXIST') throw new ConflictError(`container with id ${id} already exists`);
+      throw err;
+    }
+    return dir;
+  }
+
+  save(record: ContainerRecord): void {
+    const file = path.join(this.dir(record.id), 'state.json');
+    const tmp = file + '.tmp';
+    fs.writeFileSync(tmp, JSON.stringify(record));
+    fs.renameSync(tmp, file);
+  }
+
+  load(id: string): ContainerRecord {
+    try {
+      return JSON.parse(fs.readFileSync(path.join(this.dir(id), 'state.json'), 'utf8')) as ContainerRecord;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new NotFoundError(`container ${id} does not exist`);
+      throw err;
+    }
+  }
+
+  list(): string[] {
+    try {
+      return fs
+        .readdirSync(this.root)
+        .filter((name) => ID_PATTERN.test(name) && fs.existsSync(path.join(this.root, name, 'state.json')))
+        .sort();
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+      throw err;
+    }
+  }
+
+  remove(id: string): void {
+    fs.rmSync(this.dir(id), { recursive: true, force: true });
+  }
+}
+
+/** Field 22 (starttime) and field 3 (state) of /proc/<pid>/stat, or undefined if gone. */
+export function readProcStat(pid: number): { state: string; startTime: string } | undefined {
+  let text: string;
+  try {
+    text = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  } catch {
+    return undefined;
+  }
+  // comm may contain spaces and parentheses: fields start after the last ')'.
+  const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
+  return { state: fields[0], startTime: fields[19] };
+}
+
+/** Whether the container's init is alive (a zombie or a reused pid counts as dead). */
+export function initAlive(record: ContainerRecord): boolean {
+  if (!record.pid) return false;
+  const stat = readProcStat(record.pid);
+  return !!stat && stat.state !== 'Z' && stat.state !== 'X' && stat.startTime === record.pidStartTime;
+}
+
+export function statusOf(record: ContainerRecord, fifoExists: boolean, frozen: () => boolean): Status {
+  if (!initAlive(record)) return 'stopped';
+  if (fifoExists) return 'created';
+  return frozen() ? 'paused' : 'running';
+}
+
+export function toOciState(record: ContainerRecord, status: Status): State {
+  const state: State = { ociVersion: record.config.ociVersion, id: record.id, status, bundle: record.bundle };
+  if (status !== 'stopped') state.pid = record.pid;
+  else state.pid = 0;
+  if (record.config.annotations) state.annotations = record.config.annotations;
+  return state;
+}
