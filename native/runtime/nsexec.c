@@ -27,6 +27,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 extern char **environ;
@@ -58,6 +59,15 @@ static void ensure_sealed_copy(char **argv) {
     fail_errno("sealing the in-memory copy");
   fexecve(copy, argv, environ);
   fail_errno("fexecve of the sealed copy");
+}
+
+/* BERTH_NSEXEC_TRACE=1: each op with a timestamp on stderr, to see where start-up time goes. */
+static int tracing;
+static void trace_op(const char *stage, const struct plan_op *op) {
+  if (!tracing) return;
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  dprintf(2, "[%ld.%06ld] %s %s %s\n", (long)ts.tv_sec, ts.tv_nsec / 1000, stage, op->name, op->argc ? op->argv[0] : "");
 }
 
 static int env_fd(const char *name) {
@@ -120,6 +130,7 @@ static void run_child(const struct plan *plan, int first, int new_user) {
   if (setsid() < 0) fail_errno("setsid");
   for (int i = first; i < plan->nops; i++) {
     const struct plan_op *op = &plan->ops[i];
+    trace_op("child", op);
     if (run_mount_op(op) || run_process_op(op)) continue;
     fail("unknown plan op in container stage: %s", op->name);
   }
@@ -133,6 +144,7 @@ int main(int argc, char **argv) {
   /* Nothing else in the container may ptrace or open the /proc entries of this process. */
   prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 
+  tracing = getenv("BERTH_NSEXEC_TRACE") != NULL;
   int plan_fd = env_fd("BERTH_PLAN_FD");
   if (plan_fd < 0) fail("BERTH_PLAN_FD is not set: berth-nsexec is started by berth-oci, not by hand");
   fcntl(sync_fd, F_SETFD, FD_CLOEXEC);
@@ -143,6 +155,7 @@ int main(int argc, char **argv) {
 
   for (int i = 0; i < plan.nops; i++) {
     const struct plan_op *op = &plan.ops[i];
+    trace_op("stage0", op);
     if (!strcmp(op->name, "setns")) {
       need_args(op, 2);
       int fd = open(op->argv[0], O_RDONLY | O_CLOEXEC);

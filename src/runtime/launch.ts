@@ -37,10 +37,11 @@ export function launch(opts: LaunchOptions): Promise<Launched> {
   const syncFd = planFd + 1;
   const child = spawn(nativeBinary('berth-nsexec'), [], {
     stdio: [...opts.stdio, ...preserved, 'pipe', 'pipe'],
-    env: { BERTH_PLAN_FD: String(planFd), BERTH_SYNC_FD: String(syncFd) },
+    env: { BERTH_PLAN_FD: String(planFd), BERTH_SYNC_FD: String(syncFd), ...(process.env.BERTH_NSEXEC_TRACE ? { BERTH_NSEXEC_TRACE: '1' } : {}) },
   });
   const planPipe = child.stdio[planFd] as Writable;
   const sync = child.stdio[syncFd] as Duplex;
+  planPipe.on('error', () => undefined); // if stage 0 dies early, its exit tells why
   planPipe.end(encodePlan(opts.ops));
 
   return new Promise<Launched>((resolve, reject) => {

@@ -143,7 +143,7 @@ function cgroupMountOps(mount: Mount, index: number, cgroup: CgroupPlacement | u
   }
   // v1: a tmpfs holding one bind mount of the container's own directory per hierarchy.
   const ops: PlanOp[] = [['mount', 'tmpfs', dest, 'tmpfs', MS_NOSUID | MS_NODEV | MS_NOEXEC, 'mode=755', 'dir']];
-  for (const [name, hostDir] of Object.entries(cgroup.paths).sort(([a], [b]) => a.localeCompare(b))) {
+  for (const [name, hostDir] of Object.entries(cgroup.paths).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
     const subdir = name.startsWith('name=') ? name.slice(5) : name;
     ops.push(['mount', hostDir, path.posix.join(dest, subdir), '', MS_BIND | MS_REC | baseFlags, '', 'dir']);
   }
