@@ -173,9 +173,12 @@ int main(int argc, char **argv) {
       write_file(op->argv[0], op->argv[1], op->argl[1]); /* best effort, as runc for named/unified cgroups */
     } else if (!strcmp(op->name, "mkfifo")) {
       need_args(op, 2);
-      if (mkfifo(op->argv[0], (mode_t)arg_u64(op, 1)) < 0) fail_errno("mkfifo %s", op->argv[0]);
-    } else if (!strcmp(op->name, "console_connect")) {
-      /* Before any setns: the socket path is a host path. The child inherits the fd. */
+      /* chmod after mkfifo: the umask must not take the others-write bit that a
+         user-namespaced container root (an unprivileged uid here) needs. */
+      if (mkfifo(op->argv[0], 0600) < 0 || chmod(op->argv[0], (mode_t)arg_u64(op, 1)) < 0)
+        fail_errno("mkfifo %s", op->argv[0]);
+    } else if (!strcmp(op->name, "console_connect") || !strcmp(op->name, "exec_fifo")) {
+      /* Host paths, opened before any setns or clone; the child inherits the fds. */
       run_process_op(op);
     } else if (!strcmp(op->name, "clone")) {
       /* clone FLAGS UID_MAP GID_MAP foreground|detach */

@@ -223,7 +223,8 @@ static void wait_for_start(void) {
   int fd = open(path, O_WRONLY | O_CLOEXEC);
   if (fd < 0) fail_errno("open exec fifo");
   if (write(fd, "0", 1) != 1) fail_errno("write exec fifo");
-  close(fd);
+  /* fd stays open until execve closes it (O_CLOEXEC): `start` reads EOF once the user's
+     program runs, so poststart hooks run after it, as the spec requires. */
   close(exec_fifo);
   exec_fifo = -1;
 }

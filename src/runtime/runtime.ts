@@ -76,12 +76,10 @@ function hostFacts(): HostFacts {
 
 function placement(manager: CgroupManager): CgroupPlacement {
   const descriptor = manager.toJSON();
-  const files = manager.procsFiles();
-  // Only real controllers must succeed; named (name=systemd) and unified hierarchies are best effort in v1.
-  const optional = descriptor.mode === 'v2' ? [] : files.filter((f) => /\/(unified|systemd)\//.test(f));
+  const entries = manager.procsFileEntries();
   return {
-    procsFiles: files.filter((f) => !optional.includes(f)),
-    optionalProcsFiles: optional,
+    procsFiles: entries.filter((e) => e.required).map((e) => e.file),
+    optionalProcsFiles: entries.filter((e) => !e.required).map((e) => e.file),
     paths: descriptor.paths,
     mode: descriptor.mode,
   };
@@ -208,17 +206,24 @@ export class Runtime {
     const fifo = this.store.fifoPath(id);
     const fd = fs.openSync(fifo, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
     try {
-      const buf = Buffer.alloc(1);
+      // One byte: the process passed the fifo. Then EOF: its write end closed at execve
+      // (or it died), so the user's program has started before poststart hooks run.
+      const buf = Buffer.alloc(16);
+      let gotByte = false;
       for (;;) {
-        let n = 0;
+        let n = -1;
         try {
-          n = fs.readSync(fd, buf, 0, 1, null);
+          n = fs.readSync(fd, buf, 0, buf.length, null);
         } catch (err) {
           if ((err as NodeJS.ErrnoException).code !== 'EAGAIN') throw err;
         }
-        if (n === 1) break;
-        if (!initAlive(record)) throw new SystemError('container process exited before start');
-        await sleep(1);
+        if (n > 0) gotByte = true;
+        else if (n === 0 && gotByte) break;
+        else if (!initAlive(record)) {
+          if (gotByte) break;
+          throw new SystemError('container process exited before start');
+        }
+        if (n <= 0) await sleep(gotByte ? 0 : 1);
       }
     } finally {
       fs.closeSync(fd);

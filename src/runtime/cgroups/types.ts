@@ -16,6 +16,8 @@ export interface CgroupManager {
   create(resources?: Resources): void;
   /** Files a process writes its pid into to join this cgroup: one per v1 hierarchy (plus unified in hybrid), one in v2. */
   procsFiles(): string[];
+  /** The same files, each marked whether joining it must succeed. */
+  procsFileEntries(): ProcsFileEntry[];
   /** Add a process (used for exec'd processes when the C stage did not join itself). */
   addProcess(pid: number): void;
   update(resources: Resources): void;

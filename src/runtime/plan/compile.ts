@@ -281,7 +281,8 @@ export function compileCreatePlan(spec: Spec, ctx: CreatePlanContext): PlanOp[] 
       .join('');
     if (offsets) ops.push(['write', '/proc/self/timens_offsets', offsets]);
   }
-  ops.push(['mkfifo', ctx.execFifo, 0o622]);
+  // Opened here, by the host's root: in a user namespace the container could not open it.
+  ops.push(['mkfifo', ctx.execFifo, 0o622], ['exec_fifo', ctx.execFifo]);
   if (process.terminal && ctx.consoleSocket) ops.push(['console_connect', ctx.consoleSocket]);
   ops.push(cloneOp(cloneFlags, spec, ctx.foreground));
 
@@ -290,7 +291,6 @@ export function compileCreatePlan(spec: Spec, ctx: CreatePlanContext): PlanOp[] 
   const rootPropagation = propagation ? ROOT_PROPAGATION[propagation] : MS_SLAVE | MS_REC;
   if (rootPropagation === undefined) throw new InvalidArgumentError(`unknown propagation ${propagation}`, 'linux.rootfsPropagation');
   ops.push(['rootfs', ctx.rootfs, rootPropagation]);
-  ops.push(['exec_fifo', ctx.execFifo]);
   ops.push(...mountOps(spec, ctx, newUserNs, created.has('cgroup')));
   ops.push(...deviceOps(spec, ctx, newUserNs));
   const hooks = spec.hooks ?? {};

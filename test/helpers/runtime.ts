@@ -1,0 +1,72 @@
+/** Drives bin/berth-oci as a separate process, as engines do, with a private --root per test file. */
+import { spawn, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+
+import { PACKAGE_ROOT } from '../../src/common/paths.js';
+
+export const BERTH_OCI = path.join(PACKAGE_ROOT, 'bin', 'berth-oci');
+
+export interface Result {
+  status: number;
+  stdout: string;
+  stderr: string;
+}
+
+export class OciCli {
+  readonly root = fs.mkdtempSync(path.join(os.tmpdir(), 'berth-oci-root-'));
+  constructor(readonly binary = BERTH_OCI) {}
+
+  /**
+   * Runs berth-oci and waits for it. Output goes through files, not pipes: a detached
+   * container inherits them, and a pipe would keep us waiting until the container exits.
+   */
+  run(args: string[], opts: { timeoutMs?: number; cwd?: string } = {}): Result {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'berth-out-'));
+    const out = fs.openSync(path.join(dir, 'out'), 'w+');
+    const err = fs.openSync(path.join(dir, 'err'), 'w+');
+    try {
+      const r = spawnSync(this.binary, ['--root', this.root, ...args], { stdio: ['ignore', out, err], timeout: opts.timeoutMs ?? 30_000, cwd: opts.cwd });
+      if (r.error) throw r.error;
+      return { status: r.status ?? 128, stdout: fs.readFileSync(path.join(dir, 'out'), 'utf8'), stderr: fs.readFileSync(path.join(dir, 'err'), 'utf8') };
+    } finally {
+      fs.closeSync(out);
+      fs.closeSync(err);
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  }
+
+  /** Like run, but async (for containers that must run while the test looks at them). */
+  start(args: string[]): Promise<Result> {
+    return new Promise((resolve, reject) => {
+      const child = spawn(this.binary, ['--root', this.root, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let stdout = '';
+      let stderr = '';
+      child.stdout.on('data', (d) => (stdout += d));
+      child.stderr.on('data', (d) => (stderr += d));
+      child.on('error', reject);
+      child.on('close', (code) => resolve({ status: code ?? 128, stdout, stderr }));
+    });
+  }
+
+  /** Force-deletes every container under this root, then the root itself. */
+  cleanup(): void {
+    for (const id of fs.existsSync(this.root) ? fs.readdirSync(this.root) : []) this.run(['delete', '--force', id]);
+    fs.rmSync(this.root, { recursive: true, force: true });
+  }
+}
+
+export function uniqueId(prefix: string): string {
+  return `${prefix}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
+}
+
+export async function waitFor(check: () => boolean, timeoutMs = 5000, what = 'condition'): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+export const isRoot = process.getuid?.() === 0;
