@@ -1,0 +1,32 @@
+#!/usr/bin/env node
+// Runs the compiled tests with node's test runner: unit tests beside the code
+// (dist/src/**/*.test.js), then integration tests (dist/test/**/*.test.js, root and the
+// test images needed). `--unit` runs only the former. Extra arguments are file filters.
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const args = process.argv.slice(2);
+const unitOnly = args.includes('--unit');
+const filters = args.filter((a) => !a.startsWith('--'));
+
+function find(dir) {
+  if (!fs.existsSync(dir)) return [];
+  return fs.readdirSync(dir, { withFileTypes: true }).flatMap((e) => {
+    const p = path.join(dir, e.name);
+    return e.isDirectory() ? find(p) : e.name.endsWith('.test.js') ? [p] : [];
+  });
+}
+
+let files = find(path.join(root, 'dist', 'src'));
+if (!unitOnly) files = files.concat(find(path.join(root, 'dist', 'test')));
+if (filters.length) files = files.filter((f) => filters.some((x) => f.includes(x)));
+if (files.length === 0) {
+  console.error('no test files found: run `npm run build` first');
+  process.exit(1);
+}
+// One file at a time: integration tests share the kernel (cgroups, mounts) and a 2-core machine.
+const r = spawnSync(process.execPath, ['--test', '--test-concurrency=1', ...files], { stdio: 'inherit', cwd: root });
+process.exit(r.status ?? 1);

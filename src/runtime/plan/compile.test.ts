@@ -1,0 +1,163 @@
+/**
+ * The plan is the recorded sequence of operations the C stage will perform: these tests
+ * check its order and content without root (youki's idea of a recording syscall layer).
+ */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+
+import { InvalidArgumentError, UnsupportedError } from '../../common/errors.js';
+import type { Spec } from '../spec/config.js';
+import { defaultSpec } from '../spec/defaults.js';
+import { compileCreatePlan, compileExecPlan, type CreatePlanContext } from './compile.js';
+import { encodePlan, type PlanOp } from './plan.js';
+import { CLONE_NEWIPC, CLONE_NEWNET, CLONE_NEWNS, CLONE_NEWPID, CLONE_NEWUSER, CLONE_NEWUTS, MS_BIND, MS_PRIVATE, MS_REC, MS_SLAVE } from './tables.js';
+
+function context(overrides: Partial<CreatePlanContext> = {}): CreatePlanContext {
+  return {
+    bundle: '/bundle',
+    rootfs: '/bundle/rootfs',
+    execFifo: '/run/berth-oci/c1/exec.fifo',
+    foreground: false,
+    preserveFds: 0,
+    cgroup: { mode: 'v1', procsFiles: ['/sys/fs/cgroup/memory/c1/cgroup.procs'], optionalProcsFiles: ['/sys/fs/cgroup/unified/c1/cgroup.procs'], paths: { memory: '/sys/fs/cgroup/memory/c1', unified: '/sys/fs/cgroup/unified/c1' } },
+    host: { lastCap: 40, isDirectory: (p) => !p.endsWith('.conf'), exists: () => false },
+    ...overrides,
+  };
+}
+
+function spec(edit?: (s: Spec) => void): Spec {
+  const s = defaultSpec();
+  s.process!.terminal = false;
+  edit?.(s);
+  return s;
+}
+
+const names = (ops: PlanOp[]): string[] => ops.map((op) => op[0]);
+const find = (ops: PlanOp[], name: string): PlanOp[] => ops.filter((op) => op[0] === name);
+
+describe('compileCreatePlan', () => {
+  it('joins the cgroup, creates the namespaces in one clone, then sets up the container in order', () => {
+    const ops = compileCreatePlan(spec(), context());
+    const order = names(ops);
+    const at = (name: string): number => order.indexOf(name);
+    assert.deepEqual(ops[0], ['write', '/sys/fs/cgroup/memory/c1/cgroup.procs', '0']);
+    assert.deepEqual(ops[1], ['try_write', '/sys/fs/cgroup/unified/c1/cgroup.procs', '0']);
+    const clone = find(ops, 'clone')[0];
+    assert.equal(clone[1], CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWNS);
+    assert.equal(clone[4], 'detach');
+    assert.ok(at('mkfifo') < at('clone') && at('exec_fifo') < at('clone'), 'the fifo is made and opened by the host side');
+    assert.deepEqual(ops[at('clone') + 1], ['rootfs', '/bundle/rootfs', MS_SLAVE | MS_REC]);
+    assert.ok(at('mount') < at('mknod') && at('mknod') < at('pivot_root'));
+    assert.ok(at('pivot_root') < at('mask') && at('mask') < at('readonly') && at('readonly') < at('readonly_root'));
+    assert.ok(at('user') < at('caps'), 'identity before capabilities (keepcaps)');
+    assert.ok(at('no_new_privs') < at('user'));
+    assert.deepEqual(order.slice(-3), ['ready', 'wait_start', 'exec']);
+  });
+
+  it('mounts the config mounts in order with the parsed flags and data', () => {
+    const ops = compileCreatePlan(
+      spec((s) => s.mounts!.push({ destination: '/etc/resolv.conf', type: 'bind', source: 'files/resolv.conf', options: ['rbind', 'ro', 'rprivate'] })),
+      context(),
+    );
+    const mounts = find(ops, 'mount');
+    assert.deepEqual(mounts[0], ['mount', 'proc', '/proc', 'proc', 0, '', 'dir']);
+    const devpts = mounts.find((m) => m[3] === 'devpts')!;
+    assert.equal(devpts[5], 'newinstance,ptmxmode=0666,mode=0620,gid=5');
+    const bind = mounts.find((m) => m[2] === '/etc/resolv.conf')!;
+    assert.equal(bind[1], '/bundle/files/resolv.conf', 'relative sources resolve in the bundle');
+    assert.equal(bind[6], 'file', 'a file source gets a file target');
+    assert.equal((bind[4] as number) & (MS_BIND | MS_REC), MS_BIND | MS_REC);
+    assert.ok(find(ops, 'propagate').some((p) => p[1] === '/etc/resolv.conf' && p[2] === (MS_PRIVATE | MS_REC)));
+  });
+
+  it('turns the cgroup mount into a tmpfs with the container own hierarchies bound read-only (v1)', () => {
+    const ops = compileCreatePlan(spec(), context());
+    const cgroupMounts = find(ops, 'mount').filter((m) => String(m[2]).startsWith('/sys/fs/cgroup'));
+    assert.deepEqual(cgroupMounts.map((m) => m[2]), ['/sys/fs/cgroup', '/sys/fs/cgroup/memory', '/sys/fs/cgroup/unified']);
+    assert.equal(cgroupMounts[1][1], '/sys/fs/cgroup/memory/c1');
+    assert.ok(find(ops, 'remount').some((r) => r[1] === '/sys/fs/cgroup'));
+  });
+
+  it('binds host devices instead of mknod inside a user namespace and writes the id maps', () => {
+    const ops = compileCreatePlan(
+      spec((s) => {
+        s.linux!.namespaces!.push({ type: 'user' });
+        s.linux!.uidMappings = [{ containerID: 0, hostID: 100000, size: 65536 }];
+        s.linux!.gidMappings = [{ containerID: 0, hostID: 200000, size: 1000 }];
+      }),
+      context(),
+    );
+    assert.equal(find(ops, 'mknod').length, 0);
+    assert.ok(find(ops, 'mount').some((m) => m[1] === '/dev/null' && m[2] === '/dev/null' && m[4] === MS_BIND));
+    const clone = find(ops, 'clone')[0];
+    assert.ok(((clone[1] as number) & CLONE_NEWUSER) !== 0);
+    assert.equal(clone[2], '0 100000 65536\n');
+    assert.equal(clone[3], '0 200000 1000\n');
+  });
+
+  it('joins namespaces given by path, user first and mount last, before clone', () => {
+    const ops = compileCreatePlan(
+      spec((s) => {
+        s.linux!.namespaces = [
+          { type: 'mount', path: '/proc/42/ns/mnt' },
+          { type: 'network', path: '/var/run/netns/x' },
+          { type: 'user', path: '/proc/42/ns/user' },
+          { type: 'pid' },
+        ];
+      }),
+      context(),
+    );
+    assert.deepEqual(find(ops, 'setns').map((o) => o[1]), ['/proc/42/ns/user', '/var/run/netns/x', '/proc/42/ns/mnt']);
+    assert.equal(find(ops, 'clone')[0][1], CLONE_NEWPID);
+  });
+
+  it('loads seccomp before dropping privileges without noNewPrivileges, last with it', () => {
+    const seccomp = { filter: Buffer.alloc(8), flags: 0 };
+    const withNnp = names(compileCreatePlan(spec(), context({ seccomp })));
+    assert.ok(withNnp.indexOf('seccomp') > withNnp.indexOf('caps'));
+    const withoutNnp = names(compileCreatePlan(spec((s) => (s.process!.noNewPrivileges = false)), context({ seccomp })));
+    assert.ok(withoutNnp.indexOf('seccomp') < withoutNnp.indexOf('user'));
+  });
+
+  it('computes capability masks and maps RLIM_INFINITY', () => {
+    const ops = compileCreatePlan(spec((s) => s.process!.rlimits!.push({ type: 'RLIMIT_CORE', soft: 2 ** 64, hard: 2 ** 64 })), context());
+    assert.deepEqual(find(ops, 'caps')[0], ['caps', 40, '0x20000420', '0x20000420', '0x20000420', '0x0', '0x20000420']);
+    assert.deepEqual(find(ops, 'rlimit').find((r) => r[1] === 4), ['rlimit', 4, -1, -1]);
+  });
+
+  it('runs hooks at their points: createRuntime through the runtime, createContainer and startContainer in the container', () => {
+    const hook = { path: '/bin/hook', args: ['hook', 'x'] };
+    const ops = compileCreatePlan(spec((s) => (s.hooks = { createRuntime: [hook], createContainer: [hook], startContainer: [hook] })), context());
+    const order = names(ops);
+    assert.ok(order.indexOf('sync') < order.indexOf('hook') && order.indexOf('hook') < order.indexOf('pivot_root'));
+    assert.ok(order.lastIndexOf('hook') > order.indexOf('wait_start'));
+  });
+
+  it('rejects what it cannot do, naming the field', () => {
+    assert.throws(() => compileCreatePlan(spec((s) => (s.process!.terminal = true)), context()), (e: Error) => e instanceof InvalidArgumentError && /console-socket/.test(e.message));
+    assert.throws(() => compileCreatePlan(spec((s) => (s.linux!.namespaces = s.linux!.namespaces!.filter((n) => n.type !== 'mount'))), context()), UnsupportedError);
+    assert.throws(() => compileCreatePlan(spec((s) => (s.linux!.rootfsPropagation = 'sideways')), context()), /linux.rootfsPropagation/);
+  });
+});
+
+describe('compileExecPlan', () => {
+  it('joins every namespace of the container, mount last, and starts no new one', () => {
+    const ops = compileExecPlan({ ...defaultSpec().process!, terminal: false }, {
+      initPid: 42,
+      namespaces: ['pid', 'network', 'ipc', 'uts', 'mount'],
+      foreground: true,
+      preserveFds: 0,
+      lastCap: 40,
+    });
+    assert.deepEqual(find(ops, 'setns').map((o) => o[1]), ['/proc/42/ns/ipc', '/proc/42/ns/uts', '/proc/42/ns/net', '/proc/42/ns/pid', '/proc/42/ns/mnt']);
+    assert.deepEqual(find(ops, 'clone')[0], ['clone', 0, '', '', 'foreground']);
+    assert.ok(!names(ops).includes('wait_start'));
+  });
+});
+
+describe('encodePlan', () => {
+  it('writes length-prefixed arguments that may hold any bytes', () => {
+    const bytes = encodePlan([['exec', Buffer.from('sh\0-c\0'), 'a\nb', 3]]);
+    assert.equal(bytes.toString('latin1'), 'exec 3\n6\nsh\0-c\0\n3\na\nb\n1\n3\n');
+  });
+});
