@@ -192,6 +192,21 @@ static void do_rootfs(const struct plan_op *op) {
   if (root_fd < 0) fail_errno("open rootfs %s", rootfs);
 }
 
+/* rootfs_shared PATH: no mount namespace of our own: touch nothing outside the rootfs. */
+static void do_rootfs_shared(const struct plan_op *op) {
+  need_args(op, 1);
+  root_fd = open(op->argv[0], O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (root_fd < 0) fail_errno("open rootfs %s", op->argv[0]);
+}
+
+static void do_chroot(void) {
+  if (fchdir(root_fd) < 0) fail_errno("chdir to rootfs");
+  if (chroot(".") < 0) fail_errno("chroot");
+  if (chdir("/") < 0) fail_errno("chdir /");
+  close(root_fd);
+  root_fd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+}
+
 static void do_pivot_root(void) {
   int oldroot = open("/", O_DIRECTORY | O_RDONLY | O_CLOEXEC);
   if (oldroot < 0) fail_errno("open /");
@@ -281,6 +296,8 @@ int run_mount_op(const struct plan_op *op) {
   else if (!strcmp(n, "setattr")) do_setattr(op);
   else if (!strcmp(n, "mknod")) do_mknod(op);
   else if (!strcmp(n, "symlink")) do_symlink(op);
+  else if (!strcmp(n, "rootfs_shared")) do_rootfs_shared(op);
+  else if (!strcmp(n, "chroot")) do_chroot();
   else if (!strcmp(n, "pivot_root")) do_pivot_root();
   else if (!strcmp(n, "move_root")) do_move_root();
   else if (!strcmp(n, "remount")) {

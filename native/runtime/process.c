@@ -145,10 +145,18 @@ static void set_capabilities(const struct plan_op *op) {
   cap_last = (int)arg_u64(op, 0);
   uint64_t bounding = arg_u64(op, 1), eff = arg_u64(op, 2), perm = arg_u64(op, 3);
   uint64_t inh = arg_u64(op, 4), amb = arg_u64(op, 5);
+  struct __user_cap_header_struct hdr = {.version = _LINUX_CAPABILITY_VERSION_3, .pid = 0};
+  struct __user_cap_data_struct cur[2];
+  /* After setuid to a non-root user (with keepcaps) only the permitted set is left: raise it
+   * to effective so that CAP_SETPCAP allows dropping from the bounding set. */
+  if (syscall(SYS_capget, &hdr, cur) == 0) {
+    cur[0].effective = cur[0].permitted;
+    cur[1].effective = cur[1].permitted;
+    syscall(SYS_capset, &hdr, cur);
+  }
   for (int cap = 0; cap <= cap_last; cap++)
     if (!(bounding & (1ULL << cap)) && prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 && errno != EINVAL)
       fail_errno("drop capability %d from the bounding set", cap);
-  struct __user_cap_header_struct hdr = {.version = _LINUX_CAPABILITY_VERSION_3, .pid = 0};
   struct __user_cap_data_struct data[2] = {
       {.effective = (uint32_t)eff, .permitted = (uint32_t)perm, .inheritable = (uint32_t)inh},
       {.effective = (uint32_t)(eff >> 32), .permitted = (uint32_t)(perm >> 32), .inheritable = (uint32_t)(inh >> 32)},

@@ -2,6 +2,7 @@
  * The OCI runtime as a library: create, start, state, kill, delete, pause, resume, exec, ps.
  * The berth-oci CLI is a thin layer over this; the engine calls it in-process (no CLI start).
  */
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 
@@ -52,10 +53,18 @@ function withDefaultDeviceRules(spec: Spec): Resources {
   const resources = spec.linux?.resources ?? {};
   const deviceRules = [
     ...(resources.devices ?? []),
-    ...(spec.linux?.devices ?? []).map((d) => ({ allow: true, type: d.type === 'u' ? 'c' : d.type, major: d.major, minor: d.minor, access: 'rwm' })),
+    ...(spec.linux?.devices ?? []).filter((d) => d.type !== 'p').map((d) => ({ allow: true, type: d.type === 'u' ? 'c' : d.type, major: d.major, minor: d.minor, access: 'rwm' })),
     ...DEFAULT_ALLOWED_DEVICE_RULES,
   ];
   return { ...resources, devices: deviceRules };
+}
+
+function readTrimmed(file: string): string | undefined {
+  try {
+    return fs.readFileSync(file, 'utf8').trim();
+  } catch {
+    return undefined;
+  }
 }
 
 let cachedHostFacts: HostFacts | undefined;
@@ -70,6 +79,8 @@ function hostFacts(): HostFacts {
       }
     },
     exists: (p) => fs.existsSync(p),
+    apparmor: readTrimmed('/sys/module/apparmor/parameters/enabled') === 'Y',
+    selinux: fs.existsSync('/sys/fs/selinux/enforce'),
   };
   return cachedHostFacts;
 }
@@ -90,6 +101,17 @@ function writePidFile(file: string | undefined, pid: number): void {
   const tmp = path.join(path.dirname(path.resolve(file)), `.${path.basename(file)}.tmp`);
   fs.writeFileSync(tmp, String(pid));
   fs.renameSync(tmp, file);
+}
+
+/** Lazily unmounts everything mounted under dir, deepest first (a container without its own mount namespace). */
+function unmountUnder(dir: string): void {
+  const mountPoints = fs
+    .readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .map((line) => line.split(' ')[4]?.replace(/\\(\d{3})/g, (_, oct: string) => String.fromCharCode(parseInt(oct, 8))))
+    .filter((mp): mp is string => !!mp && (mp === dir || mp.startsWith(dir + '/')))
+    .sort((a, b) => b.length - a.length);
+  for (const mp of mountPoints) spawnSync('umount', ['-l', mp], { stdio: 'ignore' });
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -297,6 +319,7 @@ export class Runtime {
     cgroup?.signalAll('SIGKILL');
     if (status === 'paused') cgroup?.thaw();
     await waitForExit(record.pid, record.pidStartTime, 10_000);
+    if (!(record.config.linux?.namespaces ?? []).some((ns) => ns.type === 'mount')) unmountUnder(record.rootfs);
     cgroup?.destroy();
     this.store.remove(id);
     try {

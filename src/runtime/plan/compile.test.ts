@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 
-import { InvalidArgumentError, UnsupportedError } from '../../common/errors.js';
+import { InvalidArgumentError } from '../../common/errors.js';
 import type { Spec } from '../spec/config.js';
 import { defaultSpec } from '../spec/defaults.js';
 import { compileCreatePlan, compileExecPlan, type CreatePlanContext } from './compile.js';
@@ -135,8 +135,18 @@ describe('compileCreatePlan', () => {
 
   it('rejects what it cannot do, naming the field', () => {
     assert.throws(() => compileCreatePlan(spec((s) => (s.process!.terminal = true)), context()), (e: Error) => e instanceof InvalidArgumentError && /console-socket/.test(e.message));
-    assert.throws(() => compileCreatePlan(spec((s) => (s.linux!.namespaces = s.linux!.namespaces!.filter((n) => n.type !== 'mount'))), context()), UnsupportedError);
     assert.throws(() => compileCreatePlan(spec((s) => (s.linux!.rootfsPropagation = 'sideways')), context()), /linux.rootfsPropagation/);
+    assert.throws(() => compileCreatePlan(spec((s) => (s.process!.apparmorProfile = 'docker-default')), context()), /AppArmor is not enabled/);
+    assert.throws(() => compileCreatePlan(spec((s) => (s.linux!.mountLabel = 'system_u:object_r:container_file_t:s0')), context()), /SELinux is not enabled/);
+  });
+});
+
+describe('compileCreatePlan without a mount namespace', () => {
+  it('mounts in the shared namespace and enters the rootfs with chroot, leaving / alone', () => {
+    const ops = compileCreatePlan(spec((s) => (s.linux!.namespaces = s.linux!.namespaces!.filter((n) => n.type !== 'mount'))), context());
+    const order = names(ops);
+    assert.ok(order.includes('rootfs_shared') && !order.includes('rootfs'));
+    assert.ok(order.includes('chroot') && !order.includes('pivot_root'));
   });
 });
 

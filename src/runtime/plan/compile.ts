@@ -38,6 +38,19 @@ export interface HostFacts {
   isDirectory(hostPath: string): boolean;
   /** Whether a host path exists (e.g. /proc/kcore for the /dev/core link). */
   exists(hostPath: string): boolean;
+  /** Linux security modules the host has enabled. */
+  apparmor?: boolean;
+  selinux?: boolean;
+}
+
+/**
+ * A requested AppArmor profile or SELinux label that cannot be applied is an error, never
+ * silently skipped: the caller asked for that confinement.
+ */
+function checkSecurityModules(spec: Spec, process: Process, host: HostFacts): void {
+  if (process.apparmorProfile && !host.apparmor) throw new UnsupportedError('process.apparmorProfile: AppArmor is not enabled on this host');
+  if (process.selinuxLabel && !host.selinux) throw new UnsupportedError('process.selinuxLabel: SELinux is not enabled on this host');
+  if (spec.linux?.mountLabel && !host.selinux) throw new UnsupportedError('linux.mountLabel: SELinux is not enabled on this host');
 }
 
 /** A seccomp filter already compiled to BPF (src/runtime/seccomp). */
@@ -266,8 +279,11 @@ export function compileCreatePlan(spec: Spec, ctx: CreatePlanContext): PlanOp[] 
   const process = spec.process;
   if (!process) throw new InvalidArgumentError('a container needs a process', 'process');
   if (!process.args || process.args.length === 0) throw new InvalidArgumentError('must not be empty', 'process.args');
+  checkSecurityModules(spec, process, ctx.host);
   const { cloneFlags, join, created } = splitNamespaces(spec.linux?.namespaces);
-  if (!created.has('mount') && !join.has('mount')) throw new UnsupportedError('linux.namespaces: a container needs a mount namespace');
+  // Without a mount namespace of its own the container shares the runtime's: its mounts are
+  // made there (as runc does; delete unmounts them) and it enters the rootfs with chroot.
+  const sharedMountNs = !created.has('mount') && !join.has('mount');
   const newUserNs = created.has('user');
   if (process.terminal && !ctx.consoleSocket) {
     throw new InvalidArgumentError('process.terminal is true but no --console-socket was given', '--console-socket');
@@ -290,23 +306,24 @@ export function compileCreatePlan(spec: Spec, ctx: CreatePlanContext): PlanOp[] 
   const propagation = spec.linux?.rootfsPropagation;
   const rootPropagation = propagation ? ROOT_PROPAGATION[propagation] : MS_SLAVE | MS_REC;
   if (rootPropagation === undefined) throw new InvalidArgumentError(`unknown propagation ${propagation}`, 'linux.rootfsPropagation');
-  ops.push(['rootfs', ctx.rootfs, rootPropagation]);
+  ops.push(sharedMountNs ? ['rootfs_shared', ctx.rootfs] : ['rootfs', ctx.rootfs, rootPropagation]);
   ops.push(...mountOps(spec, ctx, newUserNs, created.has('cgroup')));
   ops.push(...deviceOps(spec, ctx, newUserNs));
   const hooks = spec.hooks ?? {};
   if ((hooks.prestart?.length ?? 0) + (hooks.createRuntime?.length ?? 0) > 0) ops.push(['sync', 'createRuntime']);
   for (const hook of hooks.createContainer ?? []) ops.push(hookOp(hook));
-  ops.push(ctx.noPivot ? ['move_root'] : ['pivot_root']);
+  ops.push(sharedMountNs ? ['chroot'] : ctx.noPivot ? ['move_root'] : ['pivot_root']);
   if (propagation === 'shared' || propagation === 'rshared') ops.push(['root_propagation', rootPropagation]);
   if (process.terminal) ops.push(['console_setup', process.consoleSize?.height ?? 0, process.consoleSize?.width ?? 0]);
+  // Sysctls before masked/readonly paths, as runc: /proc/sys becomes read-only below.
+  for (const [key, value] of Object.entries(spec.linux?.sysctl ?? {})) {
+    ops.push(['write', '/proc/sys/' + key.replace(/\./g, '/'), value]);
+  }
   for (const p of spec.linux?.maskedPaths ?? []) ops.push(['mask', p]);
   for (const p of spec.linux?.readonlyPaths ?? []) ops.push(['readonly', p]);
   if (spec.root?.readonly) ops.push(['readonly_root']);
   if (spec.hostname !== undefined && spec.hostname !== '') ops.push(['sethostname', spec.hostname]);
   if (spec.domainname !== undefined && spec.domainname !== '') ops.push(['setdomainname', spec.domainname]);
-  for (const [key, value] of Object.entries(spec.linux?.sysctl ?? {})) {
-    ops.push(['write', '/proc/sys/' + key.replace(/\./g, '/'), value]);
-  }
   ops.push(...processOps(process, { lastCap: ctx.host.lastCap, seccomp: ctx.seccomp, oomScoreAdj: true }));
   ops.push(['ready']);
   ops.push(['wait_start']);

@@ -443,9 +443,9 @@ function validateMount(
   optionalString(mount.type, `${field}.type`);
   const options = parseMountOptions(optionalStringArray(mount.options, `${field}.options`), `${field}.options`);
 
-  // The kernel ignores filesystem data on bind mounts; runc refuses rather than drop it silently.
+  // The kernel ignores filesystem data on bind mounts; runc 1.1 accepts and drops it, so do we, with a warning.
   if (options.bind && options.data.length > 0) {
-    fail(`bind mounts cannot have filesystem-specific options (${options.data.join(',')})`, `${field}.options`);
+    warn(`bind mounts ignore filesystem-specific options (${options.data.join(',')})`, `${field}.options`);
   }
 
   const uidMappings = optionalArray(mount.uidMappings, `${field}.uidMappings`);
