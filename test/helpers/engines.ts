@@ -1,0 +1,211 @@
+/**
+ * Helpers for the tests that run real engines (dockerd + containerd, podman) on berth-oci:
+ * running commands, driving a TTY through a real pseudo-terminal, and cleaning up what the
+ * engines leave behind (processes, mounts, cgroups) under a private temp dir.
+ */
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+
+import { PACKAGE_ROOT } from '../../src/common/paths.js';
+
+export interface CmdResult {
+  status: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs a command to completion (stdin closed), capturing its output. */
+export function cmd(file: string, args: string[], opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number; input?: string } = {}): CmdResult {
+  const r = spawnSync(file, args, {
+    env: opts.env ?? process.env,
+    encoding: 'utf8',
+    timeout: opts.timeoutMs ?? 60_000,
+    input: opts.input,
+    stdio: [opts.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
+    maxBuffer: 64 << 20,
+  });
+  if (r.error && !(r.error as NodeJS.ErrnoException).code?.startsWith('ETIMEDOUT')) throw r.error;
+  return { status: r.status ?? 128, stdout: r.stdout ?? '', stderr: (r.stderr ?? '') + (r.error ? `\n${r.error.message}` : '') };
+}
+
+/** Finds an executable: the first of `candidates` that exists, else a lookup in PATH. */
+export function which(...candidates: string[]): string | undefined {
+  for (const c of candidates) {
+    if (c.includes('/')) {
+      if (fs.existsSync(c)) return c;
+      continue;
+    }
+    for (const dir of (process.env.PATH ?? '').split(':')) {
+      const p = path.join(dir, c);
+      if (dir && fs.existsSync(p)) return p;
+    }
+  }
+  return undefined;
+}
+
+export type PtyStep = { expect: string } | { send: string };
+
+/**
+ * Runs argv on a new pseudo-terminal (test/helpers/pty-run.py), as someone typing at a
+ * terminal: waits for each `expect` regex in the output, types each `send` text.
+ */
+export function ptyRun(argv: string[], steps: PtyStep[], opts: { env?: NodeJS.ProcessEnv; timeoutS?: number } = {}): CmdResult {
+  const spec = JSON.stringify({ argv, steps, timeout: opts.timeoutS ?? 60 });
+  return cmd('python3', [path.join(PACKAGE_ROOT, 'test', 'helpers', 'pty-run.py'), spec], { env: opts.env, timeoutMs: ((opts.timeoutS ?? 60) + 10) * 1000 });
+}
+
+/** Steps for an interactive busybox sh: checks the TTY's name and that typed input reaches the shell. */
+export function shellSteps(exitCode: number): PtyStep[] {
+  return [
+    { expect: '# ' },
+    // The shell prints typed-42 only if it received and evaluated the line (the echo shows $((6*7))).
+    { send: 'tty; echo typed-$((6*7)); [ -t 0 ] && echo stdin-is-a-tty\r' },
+    { expect: 'typed-42' },
+    { expect: 'stdin-is-a-tty' },
+    { send: `exit ${exitCode}\r` },
+  ];
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+/** Polls fn until it returns true or timeoutMs passes; returns whether it did. */
+export async function poll(fn: () => boolean, timeoutMs: number, stepMs = 100): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (fn()) return true;
+    if (Date.now() > deadline) return false;
+    await sleep(stepMs);
+  }
+}
+
+const alive = (pid: number): boolean => {
+  try {
+    process.kill(pid, 0);
+    // A zombie child of ours counts as gone.
+    return !/^State:\s+Z/m.test(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
+  } catch {
+    return false;
+  }
+};
+
+/** SIGTERM, then SIGKILL after graceMs: for one process we started. */
+export async function stopPid(pid: number | undefined, graceMs: number): Promise<void> {
+  if (!pid || !alive(pid)) return;
+  try {
+    process.kill(pid, 'SIGTERM');
+  } catch {
+    return;
+  }
+  if (await poll(() => !alive(pid), graceMs)) return;
+  try {
+    process.kill(pid, 'SIGKILL');
+  } catch {
+    /* gone */
+  }
+  await poll(() => !alive(pid), 5000);
+}
+
+/**
+ * Processes whose command line names `dir` (e.g. containerd shims, conmon, started by our
+ * private daemons for containers under it): found by that unique path, never by name.
+ */
+export function pidsMentioning(dir: string): number[] {
+  const pids: number[] = [];
+  for (const e of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(e) || Number(e) === process.pid) continue;
+    try {
+      if (fs.readFileSync(`/proc/${e}/cmdline`, 'utf8').includes(dir)) pids.push(Number(e));
+    } catch {
+      /* exited */
+    }
+  }
+  return pids;
+}
+
+/** Unmounts everything mounted at or below dir, deepest first (lazily if busy). */
+export function unmountUnder(dir: string): void {
+  const prefix = dir.endsWith('/') ? dir : dir + '/';
+  for (let pass = 0; pass < 3; pass++) {
+    const points = fs
+      .readFileSync('/proc/self/mountinfo', 'utf8')
+      .split('\n')
+      .map((l) => l.split(' ')[4]?.replace(/\\(\d{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8))))
+      .filter((p): p is string => !!p && (p === dir || p.startsWith(prefix)))
+      .sort((a, b) => b.length - a.length);
+    if (points.length === 0) return;
+    for (const p of points) if (cmd('umount', [p]).status !== 0) cmd('umount', ['-l', p]);
+  }
+}
+
+/** The cgroup v1 hierarchies (and the v2 one, if mounted) under /sys/fs/cgroup. */
+export function cgroupRoots(): string[] {
+  const base = '/sys/fs/cgroup';
+  if (fs.existsSync(path.join(base, 'cgroup.controllers'))) return [base];
+  return fs
+    .readdirSync(base, { withFileTypes: true })
+    .filter((e) => e.isDirectory() && !e.isSymbolicLink())
+    .map((e) => path.join(base, e.name));
+}
+
+/** Which of the named cgroup parents (relative, e.g. "docker") exist now, per hierarchy. */
+export function existingCgroups(names: string[]): Set<string> {
+  const found = new Set<string>();
+  for (const root of cgroupRoots()) for (const n of names) if (fs.existsSync(path.join(root, n))) found.add(path.join(root, n));
+  return found;
+}
+
+/**
+ * Removes the cgroups our containers left under the named parents (those with one of `ids`
+ * in their name), then each parent that did not exist before (`before`) if it is now empty.
+ * rmdir only succeeds on an empty cgroup, so nothing alive is touched.
+ */
+export function removeCgroups(parents: string[], ids: string[], before: Set<string>): void {
+  const rmTree = (dir: string): void => {
+    let entries: fs.Dirent[] = [];
+    try {
+      entries = fs.readdirSync(dir, { withFileTypes: true });
+    } catch {
+      return;
+    }
+    for (const e of entries) if (e.isDirectory()) rmTree(path.join(dir, e.name));
+    try {
+      fs.rmdirSync(dir);
+    } catch {
+      /* busy or gone */
+    }
+  };
+  for (const root of cgroupRoots()) {
+    for (const parent of parents) {
+      const dir = path.join(root, parent);
+      if (!fs.existsSync(dir)) continue;
+      for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
+        if (e.isDirectory() && ids.some((id) => e.name.includes(id))) rmTree(path.join(dir, e.name));
+      }
+      if (!before.has(dir)) rmTree(dir);
+    }
+  }
+}
+
+/** The expected output of the multilayer image's entrypoint, without the hostname line. */
+export const MULTILAYER_EXPECTED = [
+  'args:default-arg-1 default arg 2',
+  'cwd:/app',
+  'user:65534:65534 groups:65534 100',
+  'GREETING=hello from multilayer',
+  'MULTILAYER=1',
+].join('\n');
+
+/** A shell command checking multilayer's whiteouts, opaque dir and overwrite, and what it prints. */
+export const MULTILAYER_LAYERS_CMD =
+  'test ! -e /data/delete-me.txt && test "$(ls -A /opaque)" = new.txt && test ! -e /removed-dir && cat /data/overwrite.txt /vol/seed.txt /app/hello-symlink.txt';
+export const MULTILAYER_LAYERS_EXPECTED = 'version from layer 3\nseed data from image\nhello from layer 2\n';
+
+/** Splits the multilayer entrypoint's output into (everything but hostname, hostname). */
+export function splitHostname(out: string): { rest: string; hostname: string | undefined } {
+  const lines = out.trim().split('\n');
+  const h = lines.find((l) => l.startsWith('hostname:'));
+  return { rest: lines.filter((l) => !l.startsWith('hostname:')).join('\n'), hostname: h?.slice('hostname:'.length) };
+}
