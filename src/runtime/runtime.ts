@@ -304,7 +304,9 @@ export class Runtime {
       throw err;
     }
     const status = this.statusOf(record);
-    if ((status === 'running' || status === 'paused') && !force) {
+    // The runtime spec: deleting a container that is not stopped is an error (runc 1.1 lets a
+    // created one go; engines pass --force when they mean it).
+    if (status !== 'stopped' && !force) {
       throw new ConflictError(`cannot delete container ${id} that is not stopped: ${status}`);
     }
     const cgroup = this.cgroupOf(record);

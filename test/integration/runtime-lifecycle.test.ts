@@ -173,7 +173,9 @@ describe('berth-oci lifecycle', { skip: !isRoot && 'needs root' }, () => {
     const conflict = cli.run(['create', '-b', b.dir, dup]);
     assert.match(conflict.stderr, /already exists/);
     assert.equal(state(dup).status, 'created', 'the existing container is untouched');
-    assert.equal(cli.run(['delete', dup]).status, 0, 'a created container can be deleted');
+    assert.match(cli.run(['delete', dup]).stderr, /not stopped: created/, 'deleting a created container needs --force');
+    assert.equal(state(dup).status, 'created');
+    assert.equal(cli.run(['delete', '--force', dup]).status, 0);
   });
 
   it('passes --preserve-fds to the container', () => {
