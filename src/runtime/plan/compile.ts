@@ -14,11 +14,8 @@ import {
   CLONE_NEWTIME,
   CLONE_NEWUSER,
   MS_BIND,
-  MS_PRIVATE,
   MS_REC,
-  MS_SHARED,
   MS_SLAVE,
-  MS_UNBINDABLE,
   MS_NOSUID,
   MS_NODEV,
   MS_NOEXEC,
@@ -27,6 +24,7 @@ import {
   NAMESPACE_CLONE_FLAGS,
   NAMESPACE_PROC_NAMES,
   parseMountOptions,
+  PROPAGATION_OPTIONS,
   RLIMITS,
 } from './tables.js';
 
@@ -85,16 +83,6 @@ export interface CreatePlanContext {
   host: HostFacts;
 }
 
-const ROOT_PROPAGATION: Record<string, number> = {
-  private: MS_PRIVATE,
-  rprivate: MS_PRIVATE | MS_REC,
-  slave: MS_SLAVE,
-  rslave: MS_SLAVE | MS_REC,
-  shared: MS_SHARED,
-  rshared: MS_SHARED | MS_REC,
-  unbindable: MS_UNBINDABLE,
-  runbindable: MS_UNBINDABLE | MS_REC,
-};
 
 /** setns order: the user namespace first (it grants the rights for the rest), mount last (it changes path lookup). */
 const JOIN_ORDER: NamespaceType[] = ['user', 'ipc', 'uts', 'network', 'pid', 'cgroup', 'time', 'mount'];
@@ -304,7 +292,7 @@ export function compileCreatePlan(spec: Spec, ctx: CreatePlanContext): PlanOp[] 
 
   // --- the container process from here on ---
   const propagation = spec.linux?.rootfsPropagation;
-  const rootPropagation = propagation ? ROOT_PROPAGATION[propagation] : MS_SLAVE | MS_REC;
+  const rootPropagation = propagation ? PROPAGATION_OPTIONS[propagation] : MS_SLAVE | MS_REC;
   if (rootPropagation === undefined) throw new InvalidArgumentError(`unknown propagation ${propagation}`, 'linux.rootfsPropagation');
   ops.push(sharedMountNs ? ['rootfs_shared', ctx.rootfs] : ['rootfs', ctx.rootfs, rootPropagation]);
   ops.push(...mountOps(spec, ctx, newUserNs, created.has('cgroup')));

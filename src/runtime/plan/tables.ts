@@ -194,7 +194,8 @@ const MOUNT_FLAG_OPTIONS: Readonly<Record<string, readonly [boolean, number]>> =
   sync: [false, MS_SYNCHRONOUS],
 });
 
-const PROPAGATION_OPTIONS: Readonly<Record<string, number>> = Object.freeze({
+/** Propagation option -> MS_* flags; also the values of `linux.rootfsPropagation`. */
+export const PROPAGATION_OPTIONS: Readonly<Record<string, number>> = Object.freeze({
   private: MS_PRIVATE,
   rprivate: MS_PRIVATE | MS_REC,
   slave: MS_SLAVE,
