@@ -169,7 +169,13 @@ rejects('mount without destination', 'mounts[4].destination', (s) => delete s.mo
 rejects('empty mount destination', 'mounts[2].destination', (s) => (s.mounts[2].destination = ''));
 rejects('non-string mount option', 'mounts[1].options[2]', (s) => (s.mounts[1].options[2] = 7));
 rejects('mounts not an array', 'mounts', (s) => (s.mounts = {}));
-rejects('bind with fs data', 'mounts[7].options', (s) => s.mounts.push({ destination: '/x', source: '/y', options: ['bind', 'size=1k'] }), /bind/);
+test('bind mounts with fs data are accepted with a warning, as in runc 1.1', () => {
+  const warnings: Array<[string, string]> = [];
+  const spec = JSON.parse(JSON.stringify(defaultSpec()));
+  spec.mounts.push({ destination: '/x', source: '/y', options: ['bind', 'size=1k'] });
+  parseSpec(JSON.stringify(spec), { onWarning: (message, field) => warnings.push([message, field]) });
+  assert.deepEqual(warnings.map(([, field]) => field), ['mounts[7].options']);
+});
 rejects('idmap on a non-bind mount', 'mounts[7].options', (s) => s.mounts.push({ destination: '/x', type: 'tmpfs', options: ['idmap'] }), /bind/);
 rejects('idmap without any mapping', 'mounts[7].options', (s) => s.mounts.push({ destination: '/x', source: '/y', options: ['rbind', 'idmap'] }), /user namespace/);
 rejects('mount uidMappings without gidMappings', 'mounts[7].gidMappings', (s) =>
