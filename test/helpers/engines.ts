@@ -209,3 +209,20 @@ export function splitHostname(out: string): { rest: string; hostname: string | u
   const h = lines.find((l) => l.startsWith('hostname:'));
   return { rest: lines.filter((l) => !l.startsWith('hostname:')).join('\n'), hostname: h?.slice('hostname:'.length) };
 }
+
+/**
+ * The runtime path to give an engine: berth-oci itself, or with BERTH_ENGINE_TRACE=1 a
+ * wrapper in dir that logs each call (argv and exit status; stderr still goes to the engine) to dir/runtime-calls.log, which
+ * BERTH_KEEP_ENGINE_DIRS=1 keeps after the tests.
+ */
+export function runtimeForEngine(dir: string, berthOci: string): string {
+  if (!process.env.BERTH_ENGINE_TRACE) return berthOci;
+  const wrapper = path.join(dir, 'berth-oci-trace');
+  const log = path.join(dir, 'runtime-calls.log');
+  fs.writeFileSync(
+    wrapper,
+    `#!/bin/sh\necho "$(date +%T.%N) $*" >> '${log}'\n'${berthOci}' "$@"\nrc=$?\necho "$(date +%T.%N) -> $rc" >> '${log}'\nexit $rc\n`,
+    { mode: 0o755 },
+  );
+  return wrapper;
+}

@@ -23,6 +23,7 @@ import {
   poll,
   ptyRun,
   removeCgroups,
+  runtimeForEngine,
   shellSteps,
   splitHostname,
   stopPid,
@@ -105,7 +106,7 @@ async function startDaemons(): Promise<void> {
     ].join('\n'),
   );
   // The runtime, by daemon.json rather than --add-runtime: the same thing, and it shows in `docker info`.
-  fs.writeFileSync(path.join(dir, 'daemon.json'), JSON.stringify({ runtimes: { berth: { path: BERTH_OCI } } }));
+  fs.writeFileSync(path.join(dir, 'daemon.json'), JSON.stringify({ runtimes: { berth: { path: runtimeForEngine(dir, BERTH_OCI) } } }));
 
   const log = (name: string): number => fs.openSync(path.join(dir, name), 'a');
   const ctr = spawn(CONTAINERD!, ['--config', path.join(dir, 'containerd.toml')], { stdio: ['ignore', log('containerd.log'), log('containerd.log')], detached: true });
