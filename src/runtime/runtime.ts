@@ -163,6 +163,10 @@ export class Runtime {
     try {
       cgroup = openCgroupManager({ cgroupsPath: spec.linux?.cgroupsPath, containerId: id });
       cgroup.create(withDefaultDeviceRules(spec));
+      // A record before any process exists: if this process dies mid-create, `delete --force`
+      // still finds the cgroup, kills what joined it and removes it.
+      const record: ContainerRecord = { id, bundle, rootfs, pid: 0, pidStartTime: '', created: new Date().toISOString(), config: spec, cgroup: cgroup.toJSON(), owner: process.getuid?.() === 0 ? 'root' : String(process.getuid?.()) };
+      this.store.save(record);
       const ops = compileCreatePlan(spec, {
         bundle,
         rootfs,
@@ -189,17 +193,7 @@ export class Runtime {
       });
       const stat = readProcStat(launched.pid);
       if (!stat) throw new SystemError('container process exited during setup');
-      this.store.save({
-        id,
-        bundle,
-        rootfs,
-        pid: launched.pid,
-        pidStartTime: stat.startTime,
-        created: new Date().toISOString(),
-        config: spec,
-        cgroup: cgroup.toJSON(),
-        owner: process.getuid?.() === 0 ? 'root' : String(process.getuid?.()),
-      });
+      this.store.save({ ...record, pid: launched.pid, pidStartTime: stat.startTime });
       writePidFile(opts.pidFile, launched.pid);
       if (!opts.foreground) await new Promise((r) => (launched!.stage0.exitCode !== null ? r(null) : launched!.stage0.once('exit', r)));
       return launched;
@@ -279,7 +273,7 @@ export class Runtime {
   kill(id: string, signal: number, all = false): void {
     const record = this.store.load(id);
     const status = this.statusOf(record);
-    if (status === 'stopped') throw new ConflictError('container not running');
+    if (status === 'stopped' || status === 'creating') throw new ConflictError(`container not running: ${status}`);
     if (all) {
       this.cgroupOf(record)?.signalAll(signal);
       return;
@@ -310,7 +304,7 @@ export class Runtime {
       throw new ConflictError(`cannot delete container ${id} that is not stopped: ${status}`);
     }
     const cgroup = this.cgroupOf(record);
-    if (status !== 'stopped') {
+    if (status !== 'stopped' && record.pid > 0) {
       try {
         process.kill(record.pid, 'SIGKILL');
       } catch {

@@ -111,6 +111,8 @@ export function initAlive(record: ContainerRecord): boolean {
 }
 
 export function statusOf(record: ContainerRecord, fifoExists: boolean, frozen: () => boolean): Status {
+  // No pid yet: a create in progress, or one whose runtime process died (delete --force cleans up).
+  if (!record.pid) return 'creating';
   if (!initAlive(record)) return 'stopped';
   if (fifoExists) return 'created';
   return frozen() ? 'paused' : 'running';

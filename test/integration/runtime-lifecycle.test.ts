@@ -178,6 +178,27 @@ describe('berth-oci lifecycle', { skip: !isRoot && 'needs root' }, () => {
     assert.equal(cli.run(['delete', '--force', dup]).status, 0);
   });
 
+  it('cleans up with delete --force after the runtime itself was killed mid-create', async () => {
+    const marker = path.join(os.tmpdir(), `berth-hook-${process.pid}`);
+    const b = bundle(['sleep', '300'], (s) => (s.hooks = { createRuntime: [{ path: '/bin/sh', args: ['sh', '-c', `touch ${marker}; sleep 3`] }] }));
+    const id = uniqueId('crash');
+    const child = spawn(BERTH_OCI, ['--root', cli.root, 'create', '-b', b.dir, id], { stdio: 'ignore' });
+    try {
+      await waitFor(() => fs.existsSync(marker), 10_000, 'the createRuntime hook');
+      child.kill('SIGKILL');
+      await new Promise((r) => child.once('exit', r));
+      assert.equal(state(id).status, 'creating', 'the record survives its creator');
+      assert.match(cli.run(['delete', id]).stderr, /not stopped: creating/);
+      const pidsDir = fs.readdirSync('/sys/fs/cgroup/pids').find((d) => d === id);
+      assert.ok(pidsDir, 'the cgroup was made before the crash');
+      assert.equal(cli.run(['delete', '--force', id]).status, 0);
+      assert.ok(!fs.existsSync(path.join('/sys/fs/cgroup/pids', id)), 'delete --force removed the cgroup');
+      assert.ok(!fs.existsSync(path.join(cli.root, id)));
+    } finally {
+      fs.rmSync(marker, { force: true });
+    }
+  });
+
   it('passes --preserve-fds to the container', () => {
     const b = bundle(['sh', '-c', 'cat <&3']);
     const file = path.join(b.dir, 'fd3');
