@@ -4,6 +4,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 
 import { ConflictError, InvalidArgumentError, NotFoundError, SystemError } from '../common/errors.js';
@@ -195,7 +196,7 @@ export class Runtime {
       if (!stat) throw new SystemError('container process exited during setup');
       this.store.save({ ...record, pid: launched.pid, pidStartTime: stat.startTime });
       writePidFile(opts.pidFile, launched.pid);
-      if (!opts.foreground) await new Promise((r) => (launched!.stage0.exitCode !== null ? r(null) : launched!.stage0.once('exit', r)));
+      if (!opts.foreground) await stage0Exited(launched.stage0);
       return launched;
     } catch (err) {
       if (launched?.pid) {
@@ -375,19 +376,26 @@ export class Runtime {
       stateFor: () => toOciState(record, status),
     });
     writePidFile(opts.pidFile, launched.pid);
-    if (!opts.foreground) await new Promise((r) => (launched.stage0.exitCode !== null ? r(null) : launched.stage0.once('exit', r)));
+    if (!opts.foreground) await stage0Exited(launched.stage0);
     return launched;
   }
+}
+
+/** Resolves once stage 0 has exited (also if it already had, by status or by signal). */
+function stage0Exited(stage0: Launched['stage0']): Promise<void> {
+  if (stage0.exitCode !== null || stage0.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => stage0.once('exit', () => resolve()));
 }
 
 /** Waits for a foreground stage 0 and returns the container's exit status (128+n for a signal). */
 export function exitStatus(stage0: Launched['stage0']): Promise<number> {
   return new Promise((resolve) => {
     if (stage0.exitCode !== null) return resolve(stage0.exitCode);
+    if (stage0.signalCode !== null) return resolve(128 + (osSignalNumber(stage0.signalCode) ?? 0));
     stage0.once('exit', (code, signal) => resolve(code ?? 128 + (signal ? (osSignalNumber(signal) ?? 0) : 0)));
   });
 }
 
 function osSignalNumber(signal: NodeJS.Signals): number | undefined {
-  return (fs.constants as unknown as Record<string, number>)[signal] ?? undefined;
+  return os.constants.signals[signal];
 }
