@@ -180,11 +180,11 @@ describe('berth-oci lifecycle', { skip: !isRoot && 'needs root' }, () => {
 
   it('cleans up with delete --force after the runtime itself was killed mid-create', async () => {
     const marker = path.join(os.tmpdir(), `berth-hook-${process.pid}`);
-    const b = bundle(['sleep', '300'], (s) => (s.hooks = { createRuntime: [{ path: '/bin/sh', args: ['sh', '-c', `touch ${marker}; sleep 3`] }] }));
+    const b = bundle(['sleep', '300'], (s) => (s.hooks = { createRuntime: [{ path: '/bin/sh', args: ['sh', '-c', `echo $$ > ${marker}; exec sleep 3`] }] }));
     const id = uniqueId('crash');
     const child = spawn(BERTH_OCI, ['--root', cli.root, 'create', '-b', b.dir, id], { stdio: 'ignore' });
     try {
-      await waitFor(() => fs.existsSync(marker), 10_000, 'the createRuntime hook');
+      await waitFor(() => fs.existsSync(marker) && fs.readFileSync(marker, 'utf8').trim() !== '', 10_000, 'the createRuntime hook');
       child.kill('SIGKILL');
       await new Promise((r) => child.once('exit', r));
       assert.equal(state(id).status, 'creating', 'the record survives its creator');
@@ -195,6 +195,15 @@ describe('berth-oci lifecycle', { skip: !isRoot && 'needs root' }, () => {
       assert.ok(!fs.existsSync(path.join('/sys/fs/cgroup/pids', id)), 'delete --force removed the cgroup');
       assert.ok(!fs.existsSync(path.join(cli.root, id)));
     } finally {
+      // The hook outlives the killed runtime: stop it too.
+      const hookPid = Number(fs.existsSync(marker) ? fs.readFileSync(marker, 'utf8').trim() : 0);
+      if (hookPid > 0) {
+        try {
+          process.kill(hookPid, 'SIGKILL');
+        } catch {
+          /* already gone */
+        }
+      }
       fs.rmSync(marker, { force: true });
     }
   });
