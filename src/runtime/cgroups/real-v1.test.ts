@@ -3,11 +3,13 @@
  * Every test registers its children and managers for cleanup, which runs even when it fails.
  */
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import { after, test } from 'node:test';
+
+import { exited, RealCgroupFixture } from './real.testutil.js';
 import { UnsupportedError } from '../../common/errors.js';
-import { detectCgroupMode, openCgroupManager, type CgroupManager } from './index.js';
+import { detectCgroupMode, openCgroupManager } from './index.js';
 
 const MiB = 1024 * 1024;
 const isRoot = process.getuid?.() === 0;
@@ -21,48 +23,17 @@ const skip = !isRoot ? 'needs root' : mode !== 'v1' && mode !== 'hybrid' ? `need
 
 let counter = 0;
 const uniqueName = (): string => `berth-test-${process.pid}-${++counter}`;
-const children: ChildProcess[] = [];
-const managers: CgroupManager[] = [];
+const fixture = new RealCgroupFixture();
+const managers = fixture.managers;
 
 after(() => {
-  for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-  // Give the kernel a moment to reap, then remove everything (destroy retries on EBUSY).
-  const deadline = Date.now() + 2000;
-  while (children.some((c) => isAlive(c.pid!)) && Date.now() < deadline) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 20);
-  for (const m of managers) {
-    try {
-      m.thaw();
-    } catch {
-      // not frozen or no freezer
-    }
-    try {
-      m.destroy();
-    } catch (err) {
-      console.error('cleanup:', err);
-    }
-  }
+  fixture.cleanup();
 });
 
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    // A zombie still "exists"; treat it as gone.
-    return !/^State:\s+Z/m.test(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
-  } catch {
-    return false;
-  }
-}
-
 function sleeper(): ChildProcess {
-  const child = spawn('sleep', ['30'], { stdio: 'ignore' });
-  children.push(child);
+  const child = fixture.sleeper();
   assert.ok(child.pid);
   return child;
-}
-
-function exited(child: ChildProcess): Promise<string | number | null> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(child.signalCode ?? child.exitCode);
-  return new Promise((resolve) => child.once('exit', (code, signal) => resolve(signal ?? code)));
 }
 
 const read = (file: string): string => fs.readFileSync(file, 'utf8').trim();

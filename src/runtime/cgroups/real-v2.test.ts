@@ -7,39 +7,25 @@
  * the same test runs under /sys/fs/cgroup.
  */
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import { after, test } from 'node:test';
+
+import { exited, RealCgroupFixture } from './real.testutil.js';
 import { UnsupportedError } from '../../common/errors.js';
 import { parseMountinfo } from './detect.js';
-import { cgroupManagerFromDescriptor, type CgroupManager } from './index.js';
+import { cgroupManagerFromDescriptor } from './index.js';
 
 const isRoot = process.getuid?.() === 0;
 const cgroup2Mount = parseMountinfo(fs.readFileSync('/proc/self/mountinfo', 'utf8')).find((m) => m.fsType === 'cgroup2')?.mountPoint;
 const skip = !isRoot ? 'needs root' : !cgroup2Mount ? 'no cgroup2 mount' : false;
 
-const children: ChildProcess[] = [];
-const managers: CgroupManager[] = [];
+const fixture = new RealCgroupFixture();
+const managers = fixture.managers;
 let rootSubtreeBefore: string | undefined;
 
 after(() => {
-  for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-  const deadline = Date.now() + 2000;
-  while (children.some((c) => c.exitCode === null && c.signalCode === null && isAlive(c.pid!)) && Date.now() < deadline) {
-    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 20);
-  }
-  for (const m of managers) {
-    try {
-      m.thaw();
-    } catch {
-      // gone
-    }
-    try {
-      m.destroy();
-    } catch (err) {
-      console.error('cleanup:', err);
-    }
-  }
+  fixture.cleanup();
   // create() enables controllers in the hierarchy root (as runc does); undo what we added.
   if (cgroup2Mount && rootSubtreeBefore !== undefined) {
     const before = new Set(rootSubtreeBefore.split(/\s+/).filter(Boolean));
@@ -54,23 +40,10 @@ after(() => {
   }
 });
 
-function isAlive(pid: number): boolean {
-  try {
-    return !/^State:\s+Z/m.test(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
-  } catch {
-    return false;
-  }
-}
-
 function sleeper(): ChildProcess {
-  const child = spawn('sleep', ['30'], { stdio: 'ignore' });
-  children.push(child);
+  const child = fixture.sleeper();
+  assert.ok(child.pid);
   return child;
-}
-
-function exited(child: ChildProcess): Promise<string | number | null> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(child.signalCode ?? child.exitCode);
-  return new Promise((resolve) => child.once('exit', (code, signal) => resolve(signal ?? code)));
 }
 
 test('v2 on a real cgroup2 hierarchy: create, join, freeze/thaw, recursive pids, cgroup.kill, destroy', { skip }, async () => {
