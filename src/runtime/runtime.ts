@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
+import { mountPointsUnder } from '../common/mountinfo.js';
 import { ConflictError, InvalidArgumentError, NotFoundError, SystemError } from '../common/errors.js';
 import { cgroupManagerFromDescriptor, openCgroupManager } from './cgroups/index.js';
 import type { CgroupManager } from './cgroups/types.js';
@@ -106,13 +107,7 @@ function writePidFile(file: string | undefined, pid: number): void {
 
 /** Lazily unmounts everything mounted under dir, deepest first (a container without its own mount namespace). */
 function unmountUnder(dir: string): void {
-  const mountPoints = fs
-    .readFileSync('/proc/self/mountinfo', 'utf8')
-    .split('\n')
-    .map((line) => line.split(' ')[4]?.replace(/\\(\d{3})/g, (_, oct: string) => String.fromCharCode(parseInt(oct, 8))))
-    .filter((mp): mp is string => !!mp && (mp === dir || mp.startsWith(dir + '/')))
-    .sort((a, b) => b.length - a.length);
-  for (const mp of mountPoints) spawnSync('umount', ['-l', mp], { stdio: 'ignore' });
+  for (const mountPoint of mountPointsUnder(dir)) spawnSync('umount', ['-l', mountPoint], { stdio: 'ignore' });
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));

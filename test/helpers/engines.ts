@@ -7,7 +7,9 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 
+import { mountPointsUnder } from '../../src/common/mountinfo.js';
 import { PACKAGE_ROOT } from '../../src/common/paths.js';
+import { poll } from './runtime.js';
 
 export interface CmdResult {
   status: number;
@@ -71,15 +73,7 @@ export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
 
-/** Polls fn until it returns true or timeoutMs passes; returns whether it did. */
-export async function poll(fn: () => boolean, timeoutMs: number, stepMs = 100): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if (fn()) return true;
-    if (Date.now() > deadline) return false;
-    await sleep(stepMs);
-  }
-}
+export { poll };
 
 const alive = (pid: number): boolean => {
   try {
@@ -127,14 +121,8 @@ export function pidsMentioning(dir: string): number[] {
 
 /** Unmounts everything mounted at or below dir, deepest first (lazily if busy). */
 export function unmountUnder(dir: string): void {
-  const prefix = dir.endsWith('/') ? dir : dir + '/';
   for (let pass = 0; pass < 3; pass++) {
-    const points = fs
-      .readFileSync('/proc/self/mountinfo', 'utf8')
-      .split('\n')
-      .map((l) => l.split(' ')[4]?.replace(/\\(\d{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8))))
-      .filter((p): p is string => !!p && (p === dir || p.startsWith(prefix)))
-      .sort((a, b) => b.length - a.length);
+    const points = mountPointsUnder(dir);
     if (points.length === 0) return;
     for (const p of points) if (cmd('umount', [p]).status !== 0) cmd('umount', ['-l', p]);
   }

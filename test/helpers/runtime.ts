@@ -61,12 +61,19 @@ export function uniqueId(prefix: string): string {
   return `${prefix}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
 }
 
-export async function waitFor(check: () => boolean, timeoutMs = 5000, what = 'condition'): Promise<void> {
+/** Polls fn until it returns true or timeoutMs passes; returns whether it did. */
+export async function poll(fn: () => boolean, timeoutMs: number, stepMs = 20): Promise<boolean> {
   const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
+  for (;;) {
+    if (fn()) return true;
+    if (Date.now() > deadline) return false;
+    await new Promise((r) => setTimeout(r, stepMs));
   }
+}
+
+/** Like poll, but a timeout is an error naming what was awaited. */
+export async function waitFor(check: () => boolean, timeoutMs = 5000, what = 'condition'): Promise<void> {
+  if (!(await poll(check, timeoutMs))) throw new Error(`timed out waiting for ${what}`);
 }
 
 export const isRoot = process.getuid?.() === 0;

@@ -5,14 +5,10 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { UnsupportedError } from '../../common/errors.js';
+import { parseMountinfo, type MountinfoEntry } from '../../common/mountinfo.js';
 import type { CgroupMode } from './types.js';
 
-export interface MountinfoEntry {
-  root: string;
-  mountPoint: string;
-  fsType: string;
-  superOptions: string[];
-}
+export { parseMountinfo, type MountinfoEntry };
 
 /** A mounted cgroup hierarchy. `root` is the cgroup the mount shows as its top (usually `/`). */
 export interface CgroupHierarchy {
@@ -35,30 +31,6 @@ export const V1_CONTROLLERS = new Set([
 
 const UNIFIED_MOUNTPOINT = '/sys/fs/cgroup';
 const HYBRID_MOUNTPOINT = '/sys/fs/cgroup/unified';
-
-/** mountinfo escapes space, tab, newline and backslash as octal. */
-function unescapeMountField(field: string): string {
-  return field.replace(/\\([0-7]{3})/g, (_, octal: string) => String.fromCharCode(Number.parseInt(octal, 8)));
-}
-
-export function parseMountinfo(text: string): MountinfoEntry[] {
-  const entries: MountinfoEntry[] = [];
-  for (const line of text.split('\n')) {
-    if (line.trim() === '') continue;
-    const [before, after] = line.split(' - ');
-    if (after === undefined) continue;
-    const fields = before.split(' ');
-    const [fsType, , superOptions = ''] = after.split(' ');
-    if (fields.length < 5) continue;
-    entries.push({
-      root: unescapeMountField(fields[3]),
-      mountPoint: unescapeMountField(fields[4]),
-      fsType,
-      superOptions: superOptions.split(','),
-    });
-  }
-  return entries;
-}
 
 /**
  * /proc/<pid>/cgroup → controller → cgroup path. Named hierarchies keep their `name=` prefix;

@@ -105,7 +105,7 @@ function hookOp(hook: Hook): PlanOp {
   return ['hook', hook.path, hook.timeout ?? 0, nulList(argv), nulList(hook.env ?? [])];
 }
 
-function stage0Ops(spec: Spec, cgroup: CgroupPlacement | undefined, joinPaths: Map<NamespaceType, string>): PlanOp[] {
+function stage0Ops(cgroup: CgroupPlacement | undefined, joinPaths: Map<NamespaceType, string>): PlanOp[] {
   const ops: PlanOp[] = [];
   // Join the cgroup first: after setns into a user namespace the write may be refused.
   for (const file of cgroup?.procsFiles ?? []) ops.push(['write', file, '0']);
@@ -152,7 +152,7 @@ function cgroupMountOps(mount: Mount, index: number, cgroup: CgroupPlacement | u
   return ops;
 }
 
-function mountOps(spec: Spec, ctx: CreatePlanContext, newUserNs: boolean, newCgroupNs: boolean): PlanOp[] {
+function mountOps(spec: Spec, ctx: CreatePlanContext, newCgroupNs: boolean): PlanOp[] {
   const ops: PlanOp[] = [];
   (spec.mounts ?? []).forEach((mount, index) => {
     const field = `mounts[${index}]`;
@@ -277,7 +277,7 @@ export function compileCreatePlan(spec: Spec, ctx: CreatePlanContext): PlanOp[] 
     throw new InvalidArgumentError('process.terminal is true but no --console-socket was given', '--console-socket');
   }
 
-  const ops: PlanOp[] = [...stage0Ops(spec, ctx.cgroup, join)];
+  const ops: PlanOp[] = [...stage0Ops(ctx.cgroup, join)];
   if (created.has('time')) {
     ops.push(['unshare', CLONE_NEWTIME]);
     const offsets = Object.entries(spec.linux?.timeOffsets ?? {})
@@ -295,7 +295,7 @@ export function compileCreatePlan(spec: Spec, ctx: CreatePlanContext): PlanOp[] 
   const rootPropagation = propagation ? PROPAGATION_OPTIONS[propagation] : MS_SLAVE | MS_REC;
   if (rootPropagation === undefined) throw new InvalidArgumentError(`unknown propagation ${propagation}`, 'linux.rootfsPropagation');
   ops.push(sharedMountNs ? ['rootfs_shared', ctx.rootfs] : ['rootfs', ctx.rootfs, rootPropagation]);
-  ops.push(...mountOps(spec, ctx, newUserNs, created.has('cgroup')));
+  ops.push(...mountOps(spec, ctx, created.has('cgroup')));
   ops.push(...deviceOps(spec, ctx, newUserNs));
   const hooks = spec.hooks ?? {};
   if ((hooks.prestart?.length ?? 0) + (hooks.createRuntime?.length ?? 0) > 0) ops.push(['sync', 'createRuntime']);
@@ -344,7 +344,7 @@ export function compileExecPlan(process: Process, ctx: ExecPlanContext): PlanOp[
   const ops: PlanOp[] = [];
   // The console socket is a host path: connect before entering the container's mount namespace.
   if (process.terminal && ctx.consoleSocket) ops.push(['console_connect', ctx.consoleSocket]);
-  ops.push(...stage0Ops({ ociVersion: '' }, ctx.cgroup, join));
+  ops.push(...stage0Ops(ctx.cgroup, join));
   ops.push(['clone', 0, '', '', ctx.foreground ? 'foreground' : 'detach']);
   if (process.terminal) ops.push(['console_setup', process.consoleSize?.height ?? 0, process.consoleSize?.width ?? 0]);
   ops.push(...processOps(process, { lastCap: ctx.lastCap, seccomp: ctx.seccomp, oomScoreAdj: false }));
