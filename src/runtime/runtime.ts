@@ -4,6 +4,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 
@@ -216,29 +217,9 @@ export class Runtime {
     if (status === 'stopped') throw new ConflictError('cannot start a container that has stopped');
     if (status !== 'created') throw new ConflictError(`cannot start an already ${status} container`);
     const fifo = this.store.fifoPath(id);
-    const fd = fs.openSync(fifo, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
     try {
-      // One byte: the process passed the fifo. Then EOF: its write end closed at execve
-      // (or it died), so the user's program has started before poststart hooks run.
-      const buf = Buffer.alloc(16);
-      let gotByte = false;
-      for (;;) {
-        let n = -1;
-        try {
-          n = fs.readSync(fd, buf, 0, buf.length, null);
-        } catch (err) {
-          if ((err as NodeJS.ErrnoException).code !== 'EAGAIN') throw err;
-        }
-        if (n > 0) gotByte = true;
-        else if (n === 0 && gotByte) break;
-        else if (!initAlive(record)) {
-          if (gotByte) break;
-          throw new SystemError('container process exited before start');
-        }
-        if (n <= 0) await sleep(gotByte ? 0 : 1);
-      }
+      await awaitExec(fifo, () => initAlive(record));
     } finally {
-      fs.closeSync(fd);
       fs.rmSync(fifo, { force: true });
     }
     try {
@@ -374,6 +355,33 @@ export class Runtime {
     if (!opts.foreground) await stage0Exited(launched.stage0);
     return launched;
   }
+}
+
+/**
+ * Opens the exec fifo for reading, which lets the waiting container process go on. Resolves
+ * once it wrote its byte and then closed its end at execve (EOF): the user's program runs, so
+ * poststart hooks may follow. Event-driven through epoll: the kernel reports no hang-up on a
+ * fifo before its first writer, so nothing fires until the container process has opened it.
+ */
+function awaitExec(fifo: string, alive: () => boolean): Promise<void> {
+  const fd = fs.openSync(fifo, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
+  const stream = new net.Socket({ fd, readable: true, writable: false });
+  return new Promise((resolve, reject) => {
+    let passed = false;
+    const finish = (err?: Error): void => {
+      clearInterval(watchdog);
+      stream.destroy();
+      if (err) reject(err);
+      else resolve();
+    };
+    // A process that dies before opening the fifo never wakes the stream: check on it.
+    const watchdog = setInterval(() => {
+      if (!alive()) finish(passed ? undefined : new SystemError('container process exited before start'));
+    }, 50);
+    stream.on('data', () => (passed = true));
+    stream.on('end', () => finish(passed ? undefined : new SystemError('container process exited before start')));
+    stream.on('error', (err) => finish(new SystemError(`exec fifo: ${err.message}`)));
+  });
 }
 
 /** Resolves once stage 0 has exited (also if it already had, by status or by signal). */
