@@ -109,19 +109,11 @@ static void write_id_map(pid_t pid, const char *file, const char *map, size_t le
   if (write_file(path, map, len) < 0) fail_errno("writing %s", path);
 }
 
-/* Receives the state JSON that hooks will read on stdin: "go <len>\n<json>". */
-static void wait_for_go(void) {
-  char line[64];
-  sync_read_line(line, sizeof line);
-  if (strncmp(line, "go ", 3) != 0) _exit(1);
-  state_json_len = (size_t)strtoul(line + 3, NULL, 10);
-  state_json = malloc(state_json_len + 1);
-  sync_read_exact(state_json, state_json_len);
-  state_json[state_json_len] = '\0';
-}
-
-static void run_child(const struct plan *plan, int first, int new_user) {
-  wait_for_go();
+static void run_child(const struct plan *plan, int first, int new_user, int release_fd) {
+  /* Wait until stage 0 has written our id maps (a byte, or EOF if it died). */
+  char byte;
+  if (read(release_fd, &byte, 1) != 1) _exit(1);
+  close(release_fd);
   if (new_user) {
     /* Become root of the new user namespace now that the maps are written (if 0 is mapped). */
     if (setresgid(0, 0, 0) < 0 && errno != EINVAL) fail_errno("setresgid(0) in the user namespace");
@@ -185,13 +177,21 @@ int main(int argc, char **argv) {
       need_args(op, 4);
       uint64_t flags = arg_u64(op, 0);
       int foreground = !strcmp(op->argv[3], "foreground");
+      int release[2];
+      if (pipe2(release, O_CLOEXEC) < 0) fail_errno("pipe");
       /* A fork-like raw clone: the child runs on a copy of this stack. */
       pid_t pid = (pid_t)syscall(SYS_clone, (unsigned long)(flags | SIGCHLD), 0, 0, 0, 0);
       if (pid < 0) fail_errno("clone");
-      if (pid == 0) run_child(&plan, i + 1, (flags & CLONE_NEWUSER) != 0);
+      if (pid == 0) {
+        close(release[1]);
+        run_child(&plan, i + 1, (flags & CLONE_NEWUSER) != 0, release[0]);
+      }
+      close(release[0]);
       container_pid = pid;
       write_id_map(pid, "uid_map", op->argv[1], op->argl[1]);
       write_id_map(pid, "gid_map", op->argv[2], op->argl[2]);
+      if (write(release[1], "m", 1) != 1) fail_errno("release the container process");
+      close(release[1]);
       sync_send("pid %d\n", pid);
       close(sync_fd);
       sync_fd = -1;

@@ -30,6 +30,22 @@
 char *state_json;
 size_t state_json_len;
 
+/*
+ * The state JSON that hooks read on stdin: "go <len>\n<json>" from the runtime, which sends it
+ * as soon as it knows our pid. Read only when a hook or a sync needs it, so that a container
+ * without hooks never waits for the runtime's round trip.
+ */
+static void ensure_state(void) {
+  if (state_json) return;
+  char line[64];
+  sync_read_line(line, sizeof line);
+  if (strncmp(line, "go ", 3) != 0) _exit(1);
+  state_json_len = (size_t)strtoul(line + 3, NULL, 10);
+  state_json = malloc(state_json_len + 1);
+  sync_read_exact(state_json, state_json_len);
+  state_json[state_json_len] = '\0';
+}
+
 static int console_socket = -1;
 static int exec_fifo = -1;
 static char *resolved_exec;
@@ -43,6 +59,7 @@ static int64_t now_ms(void) {
 /* hook PATH TIMEOUT_SECONDS ARGV ENV: run with the state JSON on stdin; must exit 0. */
 static void do_hook(const struct plan_op *op) {
   need_args(op, 4);
+  ensure_state();
   char **argv = plan_split_list(op->argv[2], op->argl[2]);
   char **envp = plan_split_list(op->argv[3], op->argl[3]);
   int64_t timeout = arg_i64(op, 1);
@@ -83,6 +100,7 @@ static void do_hook(const struct plan_op *op) {
 /* sync NAME: let the runtime do its part (e.g. createRuntime hooks), wait for "ok". */
 static void do_sync(const struct plan_op *op) {
   need_args(op, 1);
+  ensure_state();
   sync_send("sync %s\n", op->argv[0]);
   char line[256];
   sync_read_line(line, sizeof line);
@@ -289,6 +307,7 @@ int run_process_op(const struct plan_op *op) {
     exec_fifo = open(op->argv[0], O_PATH | O_CLOEXEC);
     if (exec_fifo < 0) fail_errno("open exec fifo %s", op->argv[0]);
   } else if (!strcmp(n, "resolve_exec")) resolve_program(op);
+  else if (!strcmp(n, "load_state")) ensure_state(); /* before "ready" closes the socket, for later hooks */
   else if (!strcmp(n, "ready")) {
     sync_send("ready\n");
     close(sync_fd);

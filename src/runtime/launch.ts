@@ -1,7 +1,7 @@
 /**
  * Starts berth-nsexec with a plan and speaks its sync protocol (native/runtime/nsexec.c):
  *   stage 0 -> us:  "pid <host pid>"
- *   us -> child:    "go <len>\n<state json>"   (the state hooks get on stdin)
+ *   us -> child:    "go <len>\n<state json>"   (the state hooks get on stdin; only for plans with hooks)
  *   child -> us:    "sync <name>"  -> we do our part (e.g. createRuntime hooks), answer "ok"
  *   child -> us:    "ready"        (set up, waiting for start; or about to exec for `exec`)
  *   either -> us:   "error <message>"
@@ -39,6 +39,7 @@ export function launch(opts: LaunchOptions): Promise<Launched> {
     stdio: [...opts.stdio, ...preserved, 'pipe', 'pipe'],
     env: { BERTH_PLAN_FD: String(planFd), BERTH_SYNC_FD: String(syncFd), ...(process.env.BERTH_NSEXEC_TRACE ? { BERTH_NSEXEC_TRACE: '1' } : {}) },
   });
+  const needsState = opts.ops.some(([name]) => name === 'hook' || name === 'sync' || name === 'load_state');
   const planPipe = child.stdio[planFd] as Writable;
   const sync = child.stdio[syncFd] as Duplex;
   planPipe.on('error', () => undefined); // if stage 0 dies early, its exit tells why
@@ -73,8 +74,12 @@ export function launch(opts: LaunchOptions): Promise<Launched> {
       const rest = space < 0 ? '' : line.slice(space + 1);
       if (verb === 'pid') {
         pid = Number(rest);
-        const json = JSON.stringify(opts.stateFor(pid));
-        sync.write(`go ${Buffer.byteLength(json)}\n${json}`);
+        // Only a plan with hooks or syncs reads the state; writing to a process that has
+        // already exec'd would fail with EPIPE and drop its "ready" still in the socket.
+        if (needsState) {
+          const json = JSON.stringify(opts.stateFor(pid));
+          sync.write(`go ${Buffer.byteLength(json)}\n${json}`);
+        }
       } else if (verb === 'sync') {
         try {
           await opts.onSync?.(rest, pid);

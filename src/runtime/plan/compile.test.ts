@@ -131,6 +131,7 @@ describe('compileCreatePlan', () => {
     const order = names(ops);
     assert.ok(order.indexOf('sync') < order.indexOf('hook') && order.indexOf('hook') < order.indexOf('pivot_root'));
     assert.ok(order.lastIndexOf('hook') > order.indexOf('wait_start'));
+    assert.ok(order.indexOf('load_state') < order.indexOf('ready'), 'the state for startContainer hooks is read before the socket closes');
   });
 
   it('rejects what it cannot do, naming the field', () => {

@@ -313,6 +313,8 @@ export function compileCreatePlan(spec: Spec, ctx: CreatePlanContext): PlanOp[] 
   if (spec.hostname !== undefined && spec.hostname !== '') ops.push(['sethostname', spec.hostname]);
   if (spec.domainname !== undefined && spec.domainname !== '') ops.push(['setdomainname', spec.domainname]);
   ops.push(...processOps(process, { lastCap: ctx.host.lastCap, seccomp: ctx.seccomp, oomScoreAdj: true }));
+  // startContainer hooks run after "ready" closed the sync socket: fetch their state before.
+  if (hooks.startContainer?.length) ops.push(['load_state']);
   ops.push(['ready']);
   ops.push(['wait_start']);
   for (const hook of hooks.startContainer ?? []) ops.push(hookOp(hook));
