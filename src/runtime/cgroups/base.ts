@@ -89,6 +89,8 @@ export abstract class BaseCgroupManager implements CgroupManager {
   signalAll(signal: NodeJS.Signals | number): void {
     const signo = signalNumber(signal);
     if (signo === os.constants.signals.SIGKILL && this.killThroughCgroupKill()) return;
+    // An empty cgroup has nothing to signal and nothing that could fork: skip the freeze.
+    if (this.pids().length === 0) return;
     let wasFrozen = false;
     try {
       wasFrozen = this.isFrozen();
