@@ -16,6 +16,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/bpf.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
@@ -102,6 +103,33 @@ static void wait_for_container(void) {
   }
 }
 
+/* bpf_devices CGROUP_DIR PROGRAM: load the device filter (cgroup v2) and attach it. The
+   attachment lives with the cgroup, after this process is gone. */
+static void attach_device_filter(const struct plan_op *op) {
+  need_args(op, 2);
+  static char log[8192];
+  union bpf_attr load = {0};
+  load.prog_type = BPF_PROG_TYPE_CGROUP_DEVICE;
+  load.insns = (uint64_t)(uintptr_t)op->argv[1];
+  load.insn_cnt = (uint32_t)(op->argl[1] / sizeof(struct bpf_insn));
+  load.license = (uint64_t)(uintptr_t) "Apache-2.0";
+  load.log_buf = (uint64_t)(uintptr_t)log;
+  load.log_size = sizeof log;
+  load.log_level = 1;
+  int prog = (int)syscall(SYS_bpf, BPF_PROG_LOAD, &load, sizeof load);
+  if (prog < 0) fail_errno("load device filter (%.200s)", log);
+  int dir = open(op->argv[0], O_DIRECTORY | O_RDONLY | O_CLOEXEC);
+  if (dir < 0) fail_errno("open cgroup %s", op->argv[0]);
+  union bpf_attr attach = {0};
+  attach.target_fd = (uint32_t)dir;
+  attach.attach_bpf_fd = (uint32_t)prog;
+  attach.attach_type = BPF_CGROUP_DEVICE;
+  attach.attach_flags = BPF_F_ALLOW_MULTI;
+  if (syscall(SYS_bpf, BPF_PROG_ATTACH, &attach, sizeof attach) < 0) fail_errno("attach device filter to %s", op->argv[0]);
+  close(dir);
+  close(prog);
+}
+
 static void write_id_map(pid_t pid, const char *file, const char *map, size_t len) {
   if (len == 0) return;
   char path[64];
@@ -160,6 +188,8 @@ int main(int argc, char **argv) {
     } else if (!strcmp(op->name, "write")) {
       need_args(op, 2);
       if (write_file(op->argv[0], op->argv[1], op->argl[1]) < 0) fail_errno("write %s", op->argv[0]);
+    } else if (!strcmp(op->name, "bpf_devices")) {
+      attach_device_filter(op);
     } else if (!strcmp(op->name, "try_write")) {
       need_args(op, 2);
       write_file(op->argv[0], op->argv[1], op->argl[1]); /* best effort, as runc for named/unified cgroups */

@@ -10,7 +10,8 @@ import path from 'node:path';
 
 import { mountPointsUnder } from '../common/mountinfo.js';
 import { ConflictError, InvalidArgumentError, NotFoundError, SystemError } from '../common/errors.js';
-import { cgroupManagerFromDescriptor, openCgroupManager } from './cgroups/index.js';
+import { compileDeviceFilter } from './cgroups/devices-bpf.js';
+import { cgroupManagerFromDescriptor, normalizeDeviceRules, openCgroupManager } from './cgroups/index.js';
 import type { CgroupManager } from './cgroups/types.js';
 import { runHooks } from './hooks.js';
 import { launch, type Launched } from './launch.js';
@@ -88,14 +89,24 @@ function hostFacts(): HostFacts {
   return cachedHostFacts;
 }
 
-function placement(manager: CgroupManager): CgroupPlacement {
+/**
+ * Where the container's processes go. On cgroup v2, device rules travel along as an eBPF
+ * program (there are no devices.allow files); exec'd processes join the same cgroup, so only
+ * `create` passes the rules.
+ */
+function placement(manager: CgroupManager, resources?: Resources): CgroupPlacement {
   const descriptor = manager.toJSON();
   const entries = manager.procsFileEntries();
+  const deviceFilter =
+    descriptor.mode === 'v2' && resources?.devices && descriptor.paths.unified
+      ? { cgroupDir: descriptor.paths.unified, program: compileDeviceFilter(normalizeDeviceRules(resources.devices)) }
+      : undefined;
   return {
     procsFiles: entries.filter((e) => e.required).map((e) => e.file),
     optionalProcsFiles: entries.filter((e) => !e.required).map((e) => e.file),
     paths: descriptor.paths,
     mode: descriptor.mode,
+    deviceFilter,
   };
 }
 
@@ -159,7 +170,8 @@ export class Runtime {
     let launched: Launched | undefined;
     try {
       cgroup = openCgroupManager({ cgroupsPath: spec.linux?.cgroupsPath, containerId: id });
-      cgroup.create(withDefaultDeviceRules(spec));
+      const resources = withDefaultDeviceRules(spec);
+      cgroup.create(resources);
       // A record before any process exists: if this process dies mid-create, `delete --force`
       // still finds the cgroup, kills what joined it and removes it.
       const record: ContainerRecord = { id, bundle, rootfs, pid: 0, pidStartTime: '', created: new Date().toISOString(), config: spec, cgroup: cgroup.toJSON(), owner: process.getuid?.() === 0 ? 'root' : String(process.getuid?.()) };
@@ -172,7 +184,7 @@ export class Runtime {
         noPivot: opts.noPivot,
         foreground: opts.foreground ?? false,
         preserveFds: opts.preserveFds?.length ?? 0,
-        cgroup: placement(cgroup),
+        cgroup: placement(cgroup, resources),
         seccomp,
         host: hostFacts(),
       });

@@ -142,6 +142,16 @@ describe('compileCreatePlan', () => {
   });
 });
 
+describe('compileCreatePlan on cgroup v2', () => {
+  it('attaches the device filter before anything joins the cgroup', () => {
+    const program = Buffer.alloc(16);
+    const ctx = context({ cgroup: { mode: 'v2', procsFiles: ['/sys/fs/cgroup/c1/cgroup.procs'], paths: { unified: '/sys/fs/cgroup/c1' }, deviceFilter: { cgroupDir: '/sys/fs/cgroup/c1', program } } });
+    const ops = compileCreatePlan(spec(), ctx);
+    assert.deepEqual(ops[0], ['bpf_devices', '/sys/fs/cgroup/c1', program]);
+    assert.deepEqual(ops[1], ['write', '/sys/fs/cgroup/c1/cgroup.procs', '0']);
+  });
+});
+
 describe('compileCreatePlan without a mount namespace', () => {
   it('mounts in the shared namespace and enters the rootfs with chroot, leaving / alone', () => {
     const ops = compileCreatePlan(spec((s) => (s.linux!.namespaces = s.linux!.namespaces!.filter((n) => n.type !== 'mount'))), context());

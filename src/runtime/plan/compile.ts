@@ -64,6 +64,8 @@ export interface CgroupPlacement {
   optionalProcsFiles?: string[];
   /** Hierarchy name ('memory', 'cpu', 'unified', ...) -> the container's cgroup directory on the host. */
   paths: Record<string, string>;
+  /** cgroup v2 device rules as an eBPF program (cgroups/devices-bpf.ts), attached to this directory. */
+  deviceFilter?: { cgroupDir: string; program: Buffer };
   mode: 'v1' | 'hybrid' | 'v2';
 }
 
@@ -107,6 +109,8 @@ function hookOp(hook: Hook): PlanOp {
 
 function stage0Ops(cgroup: CgroupPlacement | undefined, joinPaths: Map<NamespaceType, string>): PlanOp[] {
   const ops: PlanOp[] = [];
+  // The device filter before anyone joins: no moment without it.
+  if (cgroup?.deviceFilter) ops.push(['bpf_devices', cgroup.deviceFilter.cgroupDir, cgroup.deviceFilter.program]);
   // Join the cgroup first: after setns into a user namespace the write may be refused.
   for (const file of cgroup?.procsFiles ?? []) ops.push(['write', file, '0']);
   for (const file of cgroup?.optionalProcsFiles ?? []) ops.push(['try_write', file, '0']);
