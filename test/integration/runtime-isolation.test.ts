@@ -183,3 +183,40 @@ describe('berth-oci isolation', { skip: !isRoot && 'needs root' }, () => {
     }
   });
 });
+
+describe('berth-oci process attributes and namespaces', { skip: !isRoot && 'needs root' }, () => {
+  after(() => {
+    cli.cleanup();
+    for (const b of bundles) b.remove();
+  });
+
+  it('applies user, groups, umask, rlimits, oomScoreAdj, domainname and sysctl', () => {
+    const r = runSh('id -u; id -G; umask; ulimit -n; cat /proc/self/oom_score_adj; cat /proc/sys/kernel/domainname; cat /proc/sys/net/ipv4/ip_forward', (s) => {
+      s.process!.user = { uid: 1000, gid: 1000, additionalGids: [5, 100], umask: 0o027 };
+      s.process!.rlimits = [{ type: 'RLIMIT_NOFILE', soft: 512, hard: 1024 }];
+      s.process!.oomScoreAdj = 321;
+      s.domainname = 'berth.example';
+      s.linux!.sysctl = { 'net.ipv4.ip_forward': '1' };
+    });
+    assert.equal(r.status, 0, r.stderr);
+    assert.deepEqual(r.stdout.trim().split('\n'), ['1000', '1000 5 100', '0027', '512', '321', 'berth.example', '1']);
+  });
+
+  it('shifts the clocks of a new time namespace', () => {
+    const r = runSh('cut -d" " -f1 /proc/uptime', (s) => {
+      s.linux!.namespaces!.push({ type: 'time' });
+      s.linux!.timeOffsets = { boottime: { secs: 86400 * 365 }, monotonic: { secs: 86400 } };
+    });
+    assert.equal(r.status, 0, r.stderr);
+    const hostUptime = Number(fs.readFileSync('/proc/uptime', 'utf8').split(' ')[0]);
+    assert.ok(Number(r.stdout.trim()) - hostUptime > 86400 * 364, `boottime shifted by a year: ${r.stdout} vs ${hostUptime}`);
+  });
+
+  it('enters the rootfs without pivot_root when asked (--no-pivot)', () => {
+    const b = bundle(['sh', '-c', 'ls /; cat /proc/self/mountinfo | wc -l']);
+    const r = cli.run(['run', '--no-pivot', '-b', b.dir, uniqueId('nopivot')]);
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /\bbin\b/);
+    assert.doesNotMatch(r.stdout, /\bwork\b/, 'the host root is not visible');
+  });
+});
