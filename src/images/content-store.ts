@@ -1,0 +1,231 @@
+/**
+ * Blobs by digest on disk, laid out as an OCI image layout: `<root>/blobs/sha256/<hex>`.
+ *
+ * A write goes to its own file in `<root>/ingest/` while it is hashed, is fsynced, verified and
+ * only then renamed into blobs/: a blob is never visible half-written, and concurrent writers
+ * of one digest each rename a complete, identical file. Ingest files carry their writer's pid;
+ * those of dead processes (a crash mid-write) are removed when a store is opened.
+ *
+ * Garbage collection is not serialized with writes here: the caller (the daemon) must not run
+ * it while a pull still has blobs no image references yet.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import type { Readable } from 'node:stream';
+
+import { InvalidArgumentError, NotFoundError } from '../common/errors.js';
+import { assertDigest, digestHex } from './digest.js';
+import { MAX_MANIFEST_BYTES, referencedDigests } from './manifest.js';
+import type { BlobInfo, ContentStore, Digest } from './types.js';
+
+const HEX64 = /^[a-f0-9]{64}$/;
+
+export class LocalContentStore implements ContentStore {
+  readonly root: string;
+  private readonly blobsDir: string;
+  private readonly ingestDir: string;
+
+  constructor(root: string) {
+    this.root = path.resolve(root);
+    this.blobsDir = path.join(this.root, 'blobs', 'sha256');
+    this.ingestDir = path.join(this.root, 'ingest');
+    fs.mkdirSync(this.blobsDir, { recursive: true, mode: 0o700 });
+    fs.mkdirSync(this.ingestDir, { recursive: true, mode: 0o700 });
+    this.removeStaleIngests();
+  }
+
+  has(digest: Digest): boolean {
+    return fs.existsSync(this.path(digest));
+  }
+
+  info(digest: Digest): BlobInfo {
+    try {
+      return { digest, size: fs.statSync(this.path(digest)).size };
+    } catch (err) {
+      throw notFound(err, digest);
+    }
+  }
+
+  path(digest: Digest): string {
+    return path.join(this.blobsDir, digestHex(digest));
+  }
+
+  readBlob(digest: Digest): Buffer {
+    try {
+      return fs.readFileSync(this.path(digest));
+    } catch (err) {
+      throw notFound(err, digest);
+    }
+  }
+
+  createReadStream(digest: Digest): Readable {
+    const file = this.path(digest);
+    // Opened now, so a missing blob is a NotFoundError here rather than a stream error later.
+    let fd: number;
+    try {
+      fd = fs.openSync(file, 'r');
+    } catch (err) {
+      throw notFound(err, digest);
+    }
+    return fs.createReadStream(file, { fd });
+  }
+
+  async writeBlob(data: Readable | Buffer, expected: Partial<BlobInfo> = {}): Promise<BlobInfo> {
+    if (expected.digest !== undefined) assertDigest(expected.digest, 'expected.digest');
+    if (expected.size !== undefined && (!Number.isSafeInteger(expected.size) || expected.size < 0)) {
+      throw new InvalidArgumentError(`invalid size ${expected.size}`, 'expected.size');
+    }
+    const chunks: AsyncIterable<Buffer | string> | Buffer[] = Buffer.isBuffer(data) ? [data] : data;
+
+    // Dedup: a blob we have is not written again, but the input must still prove to be it.
+    if (expected.digest !== undefined && this.has(expected.digest)) {
+      const actual = await hashChunks(chunks, expected);
+      checkExpected(actual, expected);
+      return actual;
+    }
+
+    const ingest = path.join(this.ingestDir, `${process.pid}-${randomBytes(8).toString('hex')}`);
+    const file = await fs.promises.open(ingest, 'wx', 0o600);
+    let renamed = false;
+    try {
+      const actual = await hashChunks(chunks, expected, async (chunk) => {
+        await file.write(chunk);
+      });
+      checkExpected(actual, expected);
+      await file.sync();
+      await file.close();
+      await fs.promises.rename(ingest, this.path(actual.digest));
+      renamed = true;
+      await syncDirectory(this.blobsDir);
+      return actual;
+    } finally {
+      if (!renamed) {
+        await file.close().catch(() => undefined); // already closed is fine
+        await fs.promises.rm(ingest, { force: true });
+      }
+    }
+  }
+
+  delete(digest: Digest): void {
+    try {
+      fs.unlinkSync(this.path(digest));
+    } catch (err) {
+      throw notFound(err, digest);
+    }
+  }
+
+  list(): Digest[] {
+    return fs
+      .readdirSync(this.blobsDir)
+      .filter((name) => HEX64.test(name))
+      .map((hex) => 'sha256:' + hex);
+  }
+
+  garbageCollect(roots: Iterable<Digest>): Digest[] {
+    const reachable = new Set<Digest>();
+    const pending: Digest[] = [];
+    for (const root of roots) {
+      assertDigest(root, 'roots');
+      pending.push(root);
+    }
+    while (pending.length > 0) {
+      const digest = pending.pop()!;
+      if (reachable.has(digest)) continue;
+      reachable.add(digest);
+      for (const child of this.childrenOf(digest)) if (!reachable.has(child)) pending.push(child);
+    }
+    const removed: Digest[] = [];
+    for (const digest of this.list()) {
+      if (reachable.has(digest)) continue;
+      fs.rmSync(this.path(digest), { force: true });
+      removed.push(digest);
+    }
+    return removed;
+  }
+
+  /** What a stored manifest or index refers to; nothing for other blobs or absent ones. */
+  private childrenOf(digest: Digest): Digest[] {
+    let fd: number;
+    try {
+      fd = fs.openSync(this.path(digest), 'r');
+    } catch {
+      return []; // not stored (yet): nothing below it to keep
+    }
+    try {
+      const size = fs.fstatSync(fd).size;
+      // Manifests are small JSON objects: skip layers without reading them.
+      if (size > MAX_MANIFEST_BYTES || size < 2) return [];
+      const first = Buffer.alloc(1);
+      fs.readSync(fd, first, 0, 1, 0);
+      if (first[0] !== 0x7b /* { */) return [];
+      const bytes = Buffer.alloc(size);
+      fs.readSync(fd, bytes, 0, size, 0);
+      return referencedDigests(bytes);
+    } finally {
+      fs.closeSync(fd);
+    }
+  }
+
+  /** Removes ingest files whose writer is gone (crashed mid-write); live writers keep theirs. */
+  private removeStaleIngests(): void {
+    for (const name of fs.readdirSync(this.ingestDir)) {
+      const pid = Number(/^(\d+)-/.exec(name)?.[1]);
+      if (Number.isSafeInteger(pid) && pid > 0 && processAlive(pid)) continue;
+      fs.rmSync(path.join(this.ingestDir, name), { recursive: true, force: true });
+    }
+  }
+}
+
+/** Hashes and counts a stream, passing each chunk on; stops early once past the expected size. */
+async function hashChunks(
+  chunks: AsyncIterable<Buffer | string> | Iterable<Buffer>,
+  expected: Partial<BlobInfo>,
+  sink?: (chunk: Buffer) => Promise<void>,
+): Promise<BlobInfo> {
+  const hash = createHash('sha256');
+  let size = 0;
+  for await (const piece of chunks) {
+    const chunk = typeof piece === 'string' ? Buffer.from(piece) : piece;
+    size += chunk.length;
+    if (expected.size !== undefined && size > expected.size) {
+      throw new InvalidArgumentError(`blob ${expected.digest ?? ''} is larger than the expected ${expected.size} bytes`.replace('  ', ' '));
+    }
+    hash.update(chunk);
+    if (sink) await sink(chunk);
+  }
+  return { digest: 'sha256:' + hash.digest('hex'), size };
+}
+
+function checkExpected(actual: BlobInfo, expected: Partial<BlobInfo>): void {
+  if (expected.size !== undefined && actual.size !== expected.size) {
+    const digests = expected.digest ? `expected ${expected.digest}, got ${actual.digest}` : `got ${actual.digest}`;
+    throw new InvalidArgumentError(`blob size mismatch: expected ${expected.size} bytes, got ${actual.size} (${digests})`);
+  }
+  if (expected.digest !== undefined && actual.digest !== expected.digest) {
+    throw new InvalidArgumentError(`blob digest mismatch: expected ${expected.digest}, got ${actual.digest}`);
+  }
+}
+
+function notFound(err: unknown, digest: Digest): unknown {
+  return (err as NodeJS.ErrnoException).code === 'ENOENT' ? new NotFoundError(`blob ${digest} not found`) : err;
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** Makes a rename in `dir` durable. */
+export async function syncDirectory(dir: string): Promise<void> {
+  const handle = await fs.promises.open(dir, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
