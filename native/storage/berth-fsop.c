@@ -1,0 +1,247 @@
+/*
+ * berth-fsop: the few file system operations Node.js cannot do, for the layer unpacker
+ * (src/storage/unpack.ts): make device nodes, fifos and overlay whiteouts, and set xattrs.
+ *
+ * Usage: berth-fsop LAYERDIR. Every path is relative to LAYERDIR and its parent directory is
+ * opened with openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS), so no
+ * symlink, ".." or absolute path can make an operation land outside LAYERDIR. The last
+ * component is never followed.
+ *
+ * Requests on stdin, in the plan wire format (native/runtime/plan.h), one after another:
+ *   "<op> <argc>\n" then argc times "<len>\n<len bytes>\n"
+ * Ops:
+ *   mknod PATH TYPE MAJOR MINOR MODE UID GID MTIME_SEC MTIME_NSEC
+ *         TYPE: c (char device), b (block device), p (fifo). The node must not exist. Owner,
+ *         permission bits (incl. setuid/setgid/sticky) and mtime are set on the new node.
+ *   setxattr PATH NAME VALUE     lsetxattr semantics; PATH "." is LAYERDIR itself
+ * One answer line per request on stdout: "ok" or "error <message>". A malformed request
+ * ends the program (exit 1) after an "error" line.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <errno.h>
+#include <limits.h>
+#include <fcntl.h>
+#include <linux/openat2.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#define MAX_ARGS 16
+#define MAX_ARG_LEN (16u << 20)
+
+static int root_fd = -1;
+
+static void reply(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void reply(const char *fmt, ...) {
+  char msg[4096];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  for (char *p = msg; *p; p++)
+    if (*p == '\n') *p = ' ';
+  printf("%s\n", msg);
+  fflush(stdout);
+}
+
+static void fail(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
+static void fail(const char *fmt, ...) {
+  char msg[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  reply("error %s", msg);
+  exit(1);
+}
+
+/* Reads a decimal number ended by `end`. Returns -1 at a clean EOF before any digit. */
+static long read_number(char end, int eof_ok) {
+  long v = 0;
+  int digits = 0;
+  for (;;) {
+    int c = getchar();
+    if (c == EOF) {
+      if (eof_ok && digits == 0) return -1;
+      fail("truncated request");
+    }
+    if (c == end && digits > 0) return v;
+    if (c < '0' || c > '9' || v > (long)MAX_ARG_LEN) fail("malformed request");
+    v = v * 10 + (c - '0');
+    digits++;
+  }
+}
+
+struct request {
+  char name[32];
+  int argc;
+  char *argv[MAX_ARGS];
+  size_t argl[MAX_ARGS];
+};
+
+/* Reads one request; returns 0 at EOF. */
+static int read_request(struct request *r) {
+  size_t n = 0;
+  int c;
+  while ((c = getchar()) != ' ') {
+    if (c == EOF && n == 0) return 0;
+    if (c == EOF || n + 1 >= sizeof r->name || c < 'a' || c > 'z') fail("malformed request name");
+    r->name[n++] = (char)c;
+  }
+  r->name[n] = 0;
+  long argc = read_number('\n', 0);
+  if (argc > MAX_ARGS) fail("too many arguments");
+  r->argc = (int)argc;
+  for (int i = 0; i < r->argc; i++) {
+    long len = read_number('\n', 0);
+    r->argv[i] = malloc((size_t)len + 1);
+    if (!r->argv[i]) fail("out of memory");
+    if (fread(r->argv[i], 1, (size_t)len, stdin) != (size_t)len || getchar() != '\n') fail("truncated argument");
+    r->argv[i][len] = 0;
+    r->argl[i] = (size_t)len;
+  }
+  return 1;
+}
+
+static void free_request(struct request *r) {
+  for (int i = 0; i < r->argc; i++) free(r->argv[i]);
+  r->argc = 0;
+}
+
+static long long arg_num(const struct request *r, int i, int base) {
+  char *end;
+  errno = 0;
+  long long v = strtoll(r->argv[i], &end, base);
+  if (errno || end == r->argv[i] || *end) return -1;
+  return v;
+}
+
+/*
+ * Opens the parent directory of `path` beneath the layer and points *base at the last
+ * component. Returns the fd (the caller closes it), or -1 with errno set.
+ */
+static int open_parent(const char *orig, char *path, size_t pathlen, char **base) {
+  if (strlen(orig) + 1 > pathlen || orig[0] == '/' || orig[0] == 0) {
+    errno = EINVAL;
+    return -1;
+  }
+  strcpy(path, orig);
+  char *slash = strrchr(path, '/');
+  const char *dir = ".";
+  if (slash) {
+    *slash = 0;
+    dir = path;
+    *base = slash + 1;
+  } else {
+    *base = path;
+  }
+  if (**base == 0 || strcmp(*base, ".") == 0 || strcmp(*base, "..") == 0) {
+    errno = EINVAL;
+    return -1;
+  }
+  struct open_how how = {
+      .flags = O_PATH | O_DIRECTORY | O_CLOEXEC,
+      .resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
+  };
+  return (int)syscall(SYS_openat2, root_fd, dir, &how, sizeof how);
+}
+
+static void do_mknod(struct request *r) {
+  if (r->argc != 9) fail("mknod takes 9 arguments, got %d", r->argc);
+  const char *type = r->argv[1];
+  long long major = arg_num(r, 2, 10), minor = arg_num(r, 3, 10), mode = arg_num(r, 4, 8);
+  long long uid = arg_num(r, 5, 10), gid = arg_num(r, 6, 10);
+  long long sec = arg_num(r, 7, 10), nsec = arg_num(r, 8, 10);
+  if (major < 0 || minor < 0 || mode < 0 || mode > 07777 || uid < 0 || gid < 0 || nsec < 0 || nsec > 999999999) {
+    reply("error mknod %s: bad number", r->argv[0]);
+    return;
+  }
+  mode_t fmt;
+  if (strcmp(type, "c") == 0) fmt = S_IFCHR;
+  else if (strcmp(type, "b") == 0) fmt = S_IFBLK;
+  else if (strcmp(type, "p") == 0) fmt = S_IFIFO;
+  else {
+    reply("error mknod %s: unknown type %s", r->argv[0], type);
+    return;
+  }
+  /* The time argument may be negative (before 1970). */
+  sec = strtoll(r->argv[7], NULL, 10);
+  char path[PATH_MAX], *base;
+  int dfd = open_parent(r->argv[0], path, sizeof path, &base);
+  if (dfd < 0) {
+    reply("error mknod %s: cannot open its parent beneath the layer: %s", r->argv[0], strerror(errno));
+    return;
+  }
+  const char *step = "mknod";
+  if (mknodat(dfd, base, fmt | (mode_t)(mode & 0777), makedev((unsigned)major, (unsigned)minor)) < 0) goto err;
+  step = "chown";
+  if (fchownat(dfd, base, (uid_t)uid, (gid_t)gid, AT_SYMLINK_NOFOLLOW) < 0) goto err;
+  /* After chown, which clears setuid/setgid. The node was just made by us: not a symlink. */
+  step = "chmod";
+  if (fchmodat(dfd, base, (mode_t)mode, 0) < 0) goto err;
+  step = "utimensat";
+  struct timespec ts[2] = {{.tv_sec = sec, .tv_nsec = nsec}, {.tv_sec = sec, .tv_nsec = nsec}};
+  if (utimensat(dfd, base, ts, AT_SYMLINK_NOFOLLOW) < 0) goto err;
+  close(dfd);
+  reply("ok");
+  return;
+err:;
+  int e = errno;
+  close(dfd);
+  reply("error %s %s: %s", step, r->argv[0], strerror(e));
+}
+
+static void do_setxattr(struct request *r) {
+  if (r->argc != 3) fail("setxattr takes 3 arguments, got %d", r->argc);
+  const char *name = r->argv[1];
+  int rc;
+  if (strcmp(r->argv[0], ".") == 0) {
+    rc = fsetxattr(root_fd, name, r->argv[2], r->argl[2], 0);
+  } else {
+    char path[PATH_MAX], *base;
+    int dfd = open_parent(r->argv[0], path, sizeof path, &base);
+    if (dfd < 0) {
+      reply("error setxattr %s %s: cannot open its parent beneath the layer: %s", r->argv[0], name, strerror(errno));
+      return;
+    }
+    /* The magic link is an inner component (followed to the directory we opened); the last
+     * component is not followed (lsetxattr). */
+    char proc[PATH_MAX + 64];
+    snprintf(proc, sizeof proc, "/proc/self/fd/%d/%s", dfd, base);
+    rc = lsetxattr(proc, name, r->argv[2], r->argl[2], 0);
+    int e = errno;
+    close(dfd);
+    errno = e;
+  }
+  if (rc < 0) {
+    reply("error setxattr %s %s: %s", r->argv[0], name, strerror(errno));
+    return;
+  }
+  reply("ok");
+}
+
+int main(int argc, char **argv) {
+  if (argc != 2) {
+    fprintf(stderr, "usage: berth-fsop LAYERDIR (requests on stdin, see the source)\n");
+    return 2;
+  }
+  root_fd = open(argv[1], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (root_fd < 0) fail("cannot open %s: %s", argv[1], strerror(errno));
+  umask(0);
+  struct request r = {0};
+  while (read_request(&r)) {
+    if (strcmp(r.name, "mknod") == 0) do_mknod(&r);
+    else if (strcmp(r.name, "setxattr") == 0) do_setxattr(&r);
+    else fail("unknown request %s", r.name);
+    free_request(&r);
+  }
+  return 0;
+}

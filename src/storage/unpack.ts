@@ -1,0 +1,501 @@
+/**
+ * Unpacks one image layer (tar, tar+gzip, tar+zstd) into a directory in overlayfs form, so the
+ * snapshotter can stack layer directories as overlay lowerdirs:
+ *   `.wh.<name>`    -> a character device 0/0 named <name> (an overlay whiteout)
+ *   `.wh..wh..opq`  -> xattr trusted.overlay.opaque=y on its directory
+ *
+ * Streamed: decompression, tar parsing (tar-stream: pax, GNU long names) and writing go on as
+ * data arrives, and the uncompressed bytes are hashed on the way (the diff ID).
+ *
+ * Safety. destDir must be empty (or absent), so everything in it was written by this function,
+ * which keeps track of what it made:
+ * - Names are cleaned like containerd does (leading "/" stripped: "/etc/x" is "etc/x" in the
+ *   layer), but any ".." component is refused, as is a NUL byte.
+ * - No write goes through a symlink: each parent directory is lstat'ed once (and remembered
+ *   until an entry replaces it); a symlink or non-directory parent is refused. Files are
+ *   created with O_CREAT|O_EXCL|O_NOFOLLOW, symlinks are written as is and never followed.
+ * - Hardlinks must point to an earlier entry of the same layer.
+ * - Device nodes, fifos, whiteouts and xattrs go through native/storage/berth-fsop, which
+ *   resolves every path with openat2(RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS); it is started only
+ *   for layers that need it.
+ * - `maxBytes` bounds the uncompressed size (decompression bombs); a truncated or corrupt
+ *   archive is refused.
+ * - xattrs in the `trusted.overlay.` namespace from the archive are dropped: a layer must not
+ *   steer overlayfs (redirects, metacopy) by itself.
+ * Errors about the archive are InvalidArgumentError naming the entry. On any error destDir
+ * holds a partial layer: the caller discards it.
+ */
+import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import fs from 'node:fs';
+import fsp from 'node:fs/promises';
+import path from 'node:path';
+import { pipeline, type Readable } from 'node:stream';
+import zlib from 'node:zlib';
+
+import tar from 'tar-stream';
+
+import { BerthError, ConflictError, InvalidArgumentError, SystemError, UnsupportedError } from '../common/errors.js';
+import { FsOp } from './fsop.js';
+
+export interface UnpackOptions {
+  /** The descriptor's media type; informative only: the compression is detected from magic bytes. */
+  mediaType?: string;
+  /** Refuse a layer whose uncompressed tar is larger than this (decompression-bomb guard). */
+  maxBytes?: number;
+}
+
+export interface UnpackResult {
+  /** "sha256:<hex>" of the uncompressed tar. */
+  diffId: string;
+  /** Bytes of the uncompressed tar. */
+  size: number;
+}
+
+type Compression = 'none' | 'gzip' | 'zstd';
+
+const WHITEOUT = '.wh.';
+const OPAQUE = '.wh..wh..opq';
+const O_NOFOLLOW = fs.constants.O_NOFOLLOW;
+
+/** Detects the compression from the first bytes (a media type can be wrong). */
+export function detectCompression(head: Buffer): Compression {
+  if (head.length >= 2 && head[0] === 0x1f && head[1] === 0x8b) return 'gzip';
+  if (head.length >= 4 && head.readUInt32LE(0) === 0xfd2fb528) return 'zstd';
+  if (head.length >= 3 && head.subarray(0, 3).toString('latin1') === 'BZh') throw new UnsupportedError('bzip2-compressed layers are not supported');
+  if (head.length >= 6 && head.subarray(0, 6).equals(Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00]))) {
+    throw new UnsupportedError('xz-compressed layers are not supported');
+  }
+  return 'none';
+}
+
+/** Reads at least n bytes (fewer at EOF) and puts them back. */
+async function peek(input: Readable, n: number): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let len = 0;
+  while (len < n) {
+    const c = input.read() as Buffer | null;
+    if (c !== null) {
+      const b = typeof c === 'string' ? Buffer.from(c) : c;
+      chunks.push(b);
+      len += b.length;
+      continue;
+    }
+    if (input.readableEnded || input.destroyed) break;
+    const ended = await new Promise<boolean>((resolve, reject) => {
+      const cleanup = () => {
+        input.off('readable', onReadable);
+        input.off('end', onEnd);
+        input.off('error', onError);
+      };
+      const onReadable = () => (cleanup(), resolve(false));
+      const onEnd = () => (cleanup(), resolve(true));
+      const onError = (e: Error) => (cleanup(), reject(e));
+      input.on('readable', onReadable);
+      input.on('end', onEnd);
+      input.on('error', onError);
+    });
+    if (ended) break;
+  }
+  const head = Buffer.concat(chunks);
+  if (head.length) input.unshift(head);
+  return head;
+}
+
+/**
+ * Splits an archive name into clean components: "" and "." dropped, a leading "/" ignored.
+ * Refuses "..", NUL bytes. Returns "" for the layer root.
+ */
+export function cleanEntryPath(name: string, entry: string, what = 'name'): string {
+  if (name.includes('\0')) throw bad(entry, `${what} contains a NUL byte`);
+  const parts: string[] = [];
+  for (const p of name.split('/')) {
+    if (p === '' || p === '.') continue;
+    if (p === '..') throw bad(entry, `${what} ${JSON.stringify(name)} has a ".." component (it could escape the layer)`);
+    parts.push(p);
+  }
+  return parts.join('/');
+}
+
+function bad(entry: string, message: string): InvalidArgumentError {
+  return new InvalidArgumentError(message, `layer entry ${JSON.stringify(entry)}`);
+}
+
+/** Raw SCHILY.xattr.* records of a pax header (tar-stream decodes values as UTF-8, which breaks binary ones). */
+function paxXattrs(buf: Buffer): Map<string, Buffer> {
+  const out = new Map<string, Buffer>();
+  let rest = buf;
+  while (rest.length) {
+    const sp = rest.indexOf(0x20);
+    if (sp <= 0) break;
+    const len = parseInt(rest.subarray(0, sp).toString('latin1'), 10);
+    if (!(len > sp + 1) || len > rest.length) break;
+    const kv = rest.subarray(sp + 1, len - 1);
+    const eq = kv.indexOf(0x3d);
+    if (eq > 0) {
+      const key = kv.subarray(0, eq).toString('utf8');
+      if (key.startsWith('SCHILY.xattr.')) out.set(key.slice('SCHILY.xattr.'.length), Buffer.from(kv.subarray(eq + 1)));
+    }
+    rest = rest.subarray(len);
+  }
+  return out;
+}
+
+type Header = Omit<tar.Header, 'pax' | 'type'> & { type: tar.Header['type'] | string | null; pax?: Record<string, string> | null };
+
+/** Seconds (with fraction) of an entry's mtime: pax mtime when present, else the header's. */
+function mtimeOf(h: Header): number {
+  const pax = h.pax?.mtime;
+  if (pax && /^-?\d+(\.\d+)?$/.test(pax)) return Number(pax);
+  return h.mtime ? h.mtime.getTime() / 1000 : 0;
+}
+
+function splitTime(t: number): [number, number] {
+  const sec = Math.floor(t);
+  return [sec, Math.min(999_999_999, Math.round((t - sec) * 1e9))];
+}
+
+class LayerWriter {
+  /** Paths (relative) known to be real directories made or checked by us. */
+  private readonly dirs = new Set<string>(['']);
+  /** Every path this layer wrote. */
+  private readonly seen = new Set<string>();
+  /** Directory mtimes, applied at the end (writing inside a directory changes it). */
+  private readonly dirTimes = new Map<string, number>();
+  private fsop: FsOp | null = null;
+
+  constructor(private readonly root: string) {}
+
+  private abs(rel: string): string {
+    return rel === '' ? this.root : path.join(this.root, rel);
+  }
+
+  private helper(): FsOp {
+    return (this.fsop ??= new FsOp(this.root));
+  }
+
+  /** Makes sure every parent of rel is a real directory inside the layer (made as needed). */
+  private async ensureParents(rel: string, entry: string): Promise<void> {
+    const parts = rel.split('/');
+    let cur = '';
+    for (let i = 0; i < parts.length - 1; i++) {
+      cur = cur ? cur + '/' + parts[i] : parts[i];
+      if (this.dirs.has(cur)) continue;
+      let st: fs.Stats | null = null;
+      if (this.seen.has(cur)) st = await fsp.lstat(this.abs(cur));
+      if (st === null) {
+        await fsp.mkdir(this.abs(cur), 0o755);
+        this.seen.add(cur);
+      } else if (st.isSymbolicLink()) {
+        throw bad(entry, `its parent ${JSON.stringify(cur)} is a symlink in this layer; writing through it is refused`);
+      } else if (!st.isDirectory()) {
+        throw bad(entry, `its parent ${JSON.stringify(cur)} is not a directory`);
+      }
+      this.dirs.add(cur);
+    }
+  }
+
+  /** Removes what an earlier entry left at rel (unless both are directories). Returns whether a directory stays. */
+  private async clearTarget(rel: string, wantDir: boolean): Promise<boolean> {
+    if (!this.seen.has(rel)) return false;
+    if (wantDir && this.dirs.has(rel)) return true;
+    await fsp.rm(this.abs(rel), { recursive: true, force: true });
+    const prefix = rel + '/';
+    for (const set of [this.dirs, this.seen]) for (const p of set) if (p === rel || p.startsWith(prefix)) set.delete(p);
+    for (const p of this.dirTimes.keys()) if (p === rel || p.startsWith(prefix)) this.dirTimes.delete(p);
+    return false;
+  }
+
+  async entry(h: Header, data: Readable, xattrs: Map<string, Buffer> | null): Promise<void> {
+    const entry = h.name;
+    const rel = cleanEntryPath(h.name, entry);
+    const type = h.type ?? 'file';
+    if (rel === '') {
+      // The layer root: its metadata belongs to the snapshot, as with containerd.
+      return drain(data);
+    }
+    const base = path.posix.basename(rel);
+    const dir = path.posix.dirname(rel) === '.' ? '' : path.posix.dirname(rel);
+    const uid = h.uid ?? 0;
+    const gid = h.gid ?? 0;
+    const mode = (h.mode ?? 0o644) & 0o7777;
+    const mtime = mtimeOf(h);
+
+    if (base.startsWith(WHITEOUT)) {
+      await drain(data);
+      await this.ensureParents(rel, entry);
+      if (base === OPAQUE) {
+        if (dir !== '' && !this.dirs.has(dir)) throw bad(entry, 'opaque marker outside a directory');
+        await this.helper().call('setxattr', [dir === '' ? '.' : dir, 'trusted.overlay.opaque', 'y']);
+        return;
+      }
+      if (base.startsWith(WHITEOUT + WHITEOUT)) return; // aufs metadata (.wh..wh.plnk etc.): not for overlay
+      const name = base.slice(WHITEOUT.length);
+      if (name === '' || name === '.' || name === '..') throw bad(entry, `whiteout of ${JSON.stringify(name)} is not a file name`);
+      const target = dir ? dir + '/' + name : name;
+      await this.clearTarget(target, false);
+      const [sec, nsec] = splitTime(mtime);
+      await this.helper().call('mknod', [target, 'c', 0, 0, '0', uid, gid, sec, nsec]);
+      this.seen.add(target);
+      return;
+    }
+
+    await this.ensureParents(rel, entry);
+    const abs = this.abs(rel);
+    switch (type) {
+      case 'file':
+      case 'contiguous-file': {
+        await this.clearTarget(rel, false);
+        const fh = await fsp.open(abs, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | O_NOFOLLOW, 0o600);
+        this.seen.add(rel);
+        try {
+          await writeAll(fh, data);
+          await fh.chown(uid, gid);
+          await fh.chmod(mode); // after chown, which clears setuid/setgid
+          await fh.utimes(mtime, mtime);
+        } finally {
+          await fh.close();
+        }
+        break;
+      }
+      case 'directory': {
+        await drain(data);
+        if (!(await this.clearTarget(rel, true))) {
+          await fsp.mkdir(abs, 0o700);
+          this.seen.add(rel);
+          this.dirs.add(rel);
+        }
+        await fsp.lchown(abs, uid, gid);
+        await fsp.chmod(abs, mode); // a directory we made or checked: not a symlink
+        this.dirTimes.set(rel, mtime);
+        break;
+      }
+      case 'symlink': {
+        await drain(data);
+        await this.clearTarget(rel, false);
+        const target = h.linkname ?? '';
+        if (target === '' || target.includes('\0')) throw bad(entry, 'symlink with an empty or invalid target');
+        await fsp.symlink(target, abs);
+        this.seen.add(rel);
+        await fsp.lchown(abs, uid, gid);
+        await fsp.lutimes(abs, mtime, mtime);
+        break;
+      }
+      case 'link': {
+        await drain(data);
+        const target = cleanEntryPath(h.linkname ?? '', entry, 'hardlink target');
+        if (target === '' || !this.seen.has(target)) {
+          throw bad(entry, `hardlink target ${JSON.stringify(h.linkname)} is not an earlier entry of this layer`);
+        }
+        if (this.dirs.has(target)) throw bad(entry, `hardlink target ${JSON.stringify(h.linkname)} is a directory`);
+        if (target === rel) break;
+        await this.clearTarget(rel, false);
+        // link(2) does not follow a symlink target: the link shares the symlink's inode.
+        await fsp.link(this.abs(target), abs);
+        this.seen.add(rel);
+        return; // metadata and xattrs are the target's
+      }
+      case 'character-device':
+      case 'block-device':
+      case 'fifo': {
+        await drain(data);
+        await this.clearTarget(rel, false);
+        const t = type === 'fifo' ? 'p' : type === 'block-device' ? 'b' : 'c';
+        const [sec, nsec] = splitTime(mtime);
+        await this.helper().call('mknod', [rel, t, h.devmajor ?? 0, h.devminor ?? 0, mode.toString(8), uid, gid, sec, nsec]);
+        this.seen.add(rel);
+        break;
+      }
+      default:
+        throw bad(entry, `unsupported tar entry type ${String(type)}`);
+    }
+    if (xattrs) {
+      for (const [name, value] of xattrs) {
+        if (name.startsWith('trusted.overlay.')) continue;
+        await this.helper().call('setxattr', [rel, name, value]);
+      }
+    }
+  }
+
+  /** Directory mtimes, deepest first, then the helper's exit. */
+  async finish(): Promise<void> {
+    const dirs = [...this.dirTimes].sort((a, b) => b[0].length - a[0].length);
+    for (const [rel, t] of dirs) await fsp.lutimes(this.abs(rel), t, t);
+    await this.fsop?.close();
+    this.fsop = null;
+  }
+
+  abort(): void {
+    this.fsop?.kill();
+  }
+}
+
+async function drain(data: Readable): Promise<void> {
+  // eslint-disable-next-line @typescript-eslint/no-unused-vars
+  for await (const _ of data) {
+    /* skip */
+  }
+}
+
+/** Writes an entry's data, batching small chunks into fewer write calls. */
+async function writeAll(fh: fsp.FileHandle, data: Readable): Promise<void> {
+  let batch: Buffer[] = [];
+  let len = 0;
+  for await (const chunk of data as AsyncIterable<Buffer>) {
+    batch.push(chunk);
+    len += chunk.length;
+    if (len >= 1 << 20) {
+      await fh.writev(batch);
+      batch = [];
+      len = 0;
+    }
+  }
+  if (len) await fh.writev(batch);
+}
+
+/** The decompressed tar stream, and a check to run after it ended (the zstd exit status). */
+function decompress(input: Readable, compression: Compression): { tar: Readable; check: () => Promise<void>; kill: () => void } {
+  if (compression === 'none') return { tar: input, check: async () => {}, kill: () => {} };
+  if (compression === 'gzip') {
+    const gunzip = zlib.createGunzip();
+    pipeline(input, gunzip, () => {
+      /* errors surface on gunzip, which the reader iterates */
+    });
+    return { tar: gunzip, check: async () => {}, kill: () => gunzip.destroy() };
+  }
+  const child = spawn('zstd', ['-d', '-c', '-q', '--long=31'], { stdio: ['pipe', 'pipe', 'pipe'] });
+  let stderr = '';
+  let spawnError: Error | null = null;
+  child.stderr.setEncoding('utf8');
+  child.stderr.on('data', (s: string) => (stderr += s));
+  const exited = new Promise<number | null>((resolve) => {
+    child.on('error', (e) => {
+      spawnError = e;
+      child.stdout.destroy();
+      resolve(null);
+    });
+    child.on('close', (code) => resolve(code));
+  });
+  pipeline(input, child.stdin, () => {
+    /* EPIPE when zstd stops early: its exit status tells */
+  });
+  return {
+    tar: child.stdout,
+    check: async () => {
+      const code = await exited;
+      if (spawnError) {
+        const e = spawnError as NodeJS.ErrnoException;
+        if (e.code === 'ENOENT') throw new UnsupportedError('zstd-compressed layer, but the zstd program is not installed');
+        throw new SystemError(`cannot run zstd: ${e.message}`, { cause: e });
+      }
+      if (code !== 0) throw new InvalidArgumentError(`not a valid zstd stream: ${stderr.trim() || 'zstd exited with ' + code}`, 'layer');
+    },
+    kill: () => {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    },
+  };
+}
+
+/** Waits for 'drain' (or the stream's end by error). */
+function drained(w: tar.Extract): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      w.off('drain', done);
+      w.off('close', done);
+      resolve();
+    };
+    w.on('drain', done);
+    w.on('close', done);
+  });
+}
+
+export async function unpackLayer(input: Readable, destDir: string, opts: UnpackOptions = {}): Promise<UnpackResult> {
+  await fsp.mkdir(destDir, { recursive: true });
+  if ((await fsp.readdir(destDir)).length > 0) throw new ConflictError(`layer directory ${destDir} is not empty`);
+  const root = await fsp.realpath(destDir);
+
+  const head = await peek(input, 6);
+  const compression = detectCompression(head);
+  const dec = decompress(input, compression);
+  const writer = new LayerWriter(root);
+  const hash = createHash('sha256');
+  let size = 0;
+  let failure: unknown = null;
+  const fail = (e: unknown) => {
+    failure ??= e;
+  };
+
+  const ex = tar.extract();
+  // Keep the raw pax records for binary xattr values (see paxXattrs).
+  let pendingXattrs: Map<string, Buffer> | null = null;
+  const exAny = ex as unknown as { _decodeLongHeader?: (buf: Buffer) => unknown; _header?: { type?: string } };
+  const decodeLong = exAny._decodeLongHeader;
+  if (typeof decodeLong === 'function') {
+    exAny._decodeLongHeader = function (this: typeof exAny, buf: Buffer) {
+      if (this._header?.type === 'pax-header') pendingXattrs = paxXattrs(buf);
+      return decodeLong.call(this, buf);
+    };
+  }
+  ex.on('error', fail);
+  ex.on('entry', (header, source, next) => {
+    const h = header as Header;
+    const stream = source as unknown as Readable;
+    let xattrs: Map<string, Buffer> | null = null;
+    if (h.pax) {
+      xattrs = pendingXattrs;
+      if (xattrs === null) {
+        xattrs = new Map();
+        for (const [k, v] of Object.entries(h.pax)) if (k.startsWith('SCHILY.xattr.')) xattrs.set(k.slice(13), Buffer.from(v, 'utf8'));
+      }
+    }
+    pendingXattrs = null;
+    writer.entry(h, stream, xattrs?.size ? xattrs : null).then(
+      () => next(),
+      (e: unknown) => {
+        const err = e instanceof BerthError ? e : new SystemError(`layer entry ${JSON.stringify(h.name)}: ${(e as Error).message}`, { cause: e });
+        fail(err);
+        next(err as Error);
+      },
+    );
+  });
+
+  try {
+    try {
+      for await (const chunk of dec.tar as AsyncIterable<Buffer>) {
+        size += chunk.length;
+        if (opts.maxBytes !== undefined && size > opts.maxBytes) {
+          throw new InvalidArgumentError(`uncompressed layer exceeds the limit of ${opts.maxBytes} bytes (a decompression bomb?)`, 'layer');
+        }
+        hash.update(chunk);
+        if (failure) break;
+        if (!ex.write(chunk)) await drained(ex);
+        if (failure) break;
+      }
+    } catch (e) {
+      if (e instanceof BerthError) throw e;
+      const code = (e as NodeJS.ErrnoException).code ?? '';
+      if (compression === 'gzip' && code.startsWith('Z_')) throw new InvalidArgumentError(`not a valid gzip stream: ${(e as Error).message}`, 'layer');
+      throw new SystemError(`reading the layer: ${(e as Error).message}`, { cause: e });
+    }
+    if (failure) throw failure;
+    await dec.check();
+    await new Promise<void>((resolve) => {
+      ex.on('close', () => resolve());
+      (ex as unknown as { end(): void }).end();
+    });
+    if (failure) throw failure;
+    await writer.finish();
+  } catch (e) {
+    writer.abort();
+    dec.kill();
+    input.destroy();
+    ex.destroy();
+    if (e instanceof BerthError) throw e;
+    const msg = (e as Error).message ?? String(e);
+    if (/Unexpected end of data/.test(msg)) throw new InvalidArgumentError('the tar archive is truncated', 'layer');
+    if (/Invalid tar header|checksum|Header exceeds/i.test(msg)) throw new InvalidArgumentError(`corrupt tar archive: ${msg}`, 'layer');
+    throw new SystemError(`unpacking the layer: ${msg}`, { cause: e });
+  }
+  return { diffId: 'sha256:' + hash.digest('hex'), size };
+}
+
