@@ -1,0 +1,224 @@
+/**
+ * HTTP for the OCI distribution API: one RegistryClient per registry endpoint, which picks
+ * https or (only for registries configured as insecure) plain http, runs the auth challenge
+ * flow (Basic, or Bearer tokens per scope), follows redirects itself (dropping Authorization
+ * when the host changes, as Docker does) and maps registry errors to typed errors.
+ * Uses Node's built-in fetch (undici).
+ */
+import { Readable } from 'node:stream';
+
+import { BerthError, InvalidArgumentError, SystemError, type ErrorCode } from '../../common/errors.js';
+import { basicAuthorization, parseWWWAuthenticate, resolveCredentials, TokenCache, type Challenge, type Credentials, type RegistryAuth } from './auth.js';
+
+export interface ClientOptions {
+  auth?: RegistryAuth;
+  /**
+   * Registries that may be reached over plain HTTP: true for the one this client talks to, or a
+   * list of "host[:port]" names. Everything else uses https.
+   */
+  insecure?: boolean | string[];
+  userAgent?: string;
+  /** Per-request timeout until the response headers arrive (ms). Default 60 s. */
+  timeoutMs?: number;
+}
+
+/** An error answer from a registry, with the HTTP status and the distribution error codes. */
+export class RegistryError extends BerthError {
+  readonly status: number;
+  readonly errors: Array<{ code?: string; message?: string }>;
+  constructor(code: ErrorCode, message: string, status: number, errors: Array<{ code?: string; message?: string }> = []) {
+    super(code, message);
+    this.status = status;
+    this.errors = errors;
+  }
+}
+
+/** Network failures, 5xx and 429 are worth another try; the rest is final. */
+export function isTransient(e: unknown): boolean {
+  if (e instanceof RegistryError) return e.status >= 500 || e.status === 429 || e.status === 408;
+  if (e instanceof TransientError) return true;
+  if (e instanceof BerthError) return false;
+  if (e instanceof TypeError) return true; // fetch failed (connection refused, reset)
+  const code = (e as NodeJS.ErrnoException)?.code;
+  return typeof code === 'string' && /^(ECONNRESET|ECONNREFUSED|EPIPE|ETIMEDOUT|UND_ERR_|ERR_STREAM_PREMATURE_CLOSE)/.test(code);
+}
+
+/** A failure that may succeed on retry (short read, connection dropped mid-body). */
+export class TransientError extends SystemError {}
+
+export async function withRetry<T>(fn: (attempt: number) => Promise<T>, attempts = 3, baseDelayMs = 200): Promise<T> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await fn(attempt);
+    } catch (e) {
+      if (attempt + 1 >= attempts || !isTransient(e)) throw e;
+      await new Promise((r) => setTimeout(r, baseDelayMs * 2 ** attempt));
+    }
+  }
+}
+
+export function isInsecureHost(host: string, insecure: boolean | string[] | undefined): boolean {
+  if (insecure === true) return true;
+  if (!Array.isArray(insecure)) return false;
+  const h = host.toLowerCase();
+  return insecure.some((x) => x.toLowerCase().replace(/^[a-z]+:\/\//, '').replace(/\/+$/, '') === h);
+}
+
+export interface RequestOptions {
+  headers?: Record<string, string>;
+  /** A factory, so the body can be sent again after an auth challenge or a redirect. */
+  body?: () => Buffer | Readable | undefined;
+  /** Token scopes this request needs, e.g. ["repository:busybox:pull"]. */
+  scopes: string[];
+}
+
+const MAX_REDIRECTS = 10;
+
+export class RegistryClient {
+  readonly host: string;
+  readonly baseUrl: string;
+  private readonly insecure: boolean | string[] | undefined;
+  private readonly credentials: Credentials | undefined;
+  private readonly tokens: TokenCache;
+  private challenge: Challenge | undefined;
+  private readonly userAgent: string;
+  private readonly timeoutMs: number;
+
+  /** `registry` is the name used for credentials and the insecure list; `endpoint` the API host. */
+  constructor(registry: string, endpoint: string, opts: ClientOptions = {}) {
+    this.host = endpoint;
+    this.insecure = opts.insecure === true ? [endpoint, registry] : opts.insecure;
+    const plain = isInsecureHost(endpoint, this.insecure) || isInsecureHost(registry, this.insecure);
+    this.baseUrl = `${plain ? 'http' : 'https'}://${endpoint}`;
+    this.credentials = resolveCredentials(registry, opts.auth);
+    this.userAgent = opts.userAgent ?? 'berth/0.1';
+    this.timeoutMs = opts.timeoutMs ?? 60_000;
+    this.tokens = new TokenCache(this.credentials, (url, headers) => this.rawFetch(url, 'GET', headers, undefined));
+  }
+
+  private async rawFetch(url: URL, method: string, headers: Record<string, string>, body: Buffer | Readable | undefined): Promise<Response> {
+    const init: RequestInit & { duplex?: 'half' } = {
+      method,
+      headers: { 'user-agent': this.userAgent, 'accept-encoding': 'identity', ...headers },
+      redirect: 'manual',
+      signal: AbortSignal.timeout(this.timeoutMs),
+    };
+    if (body !== undefined) {
+      init.body = (body instanceof Readable ? Readable.toWeb(body) : new Uint8Array(body.buffer, body.byteOffset, body.length)) as unknown as BodyInit;
+      init.duplex = 'half';
+    }
+    // Only http(s) to where we were sent; plain http only for insecure hosts.
+    if (url.protocol === 'http:' && !isInsecureHost(url.host, this.insecure)) {
+      throw new InvalidArgumentError(`refusing plain HTTP to ${url.host}: not configured as an insecure registry`, 'insecure');
+    }
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new InvalidArgumentError(`unsupported URL ${url.href}`, 'url');
+    return fetch(url, init);
+  }
+
+  private async authorization(scopes: string[]): Promise<string | undefined> {
+    const ch = this.challenge;
+    if (!ch) return undefined;
+    if (ch.scheme === 'basic') return this.credentials ? basicAuthorization(this.credentials) : undefined;
+    if (ch.scheme === 'bearer') return 'Bearer ' + (await this.tokens.get(ch, scopes));
+    return undefined;
+  }
+
+  /**
+   * Sends a request to `pathOrUrl` (a path under the registry, or an absolute URL such as an
+   * upload location), with auth and redirects handled. The caller reads or discards the body.
+   */
+  async request(method: string, pathOrUrl: string, opts: RequestOptions): Promise<Response> {
+    let retriedAuth = 0;
+    for (;;) {
+      const auth = await this.authorization(opts.scopes);
+      let url = new URL(pathOrUrl, this.baseUrl);
+      const headers: Record<string, string> = { ...opts.headers };
+      if (auth) headers.authorization = auth;
+      let m = method;
+      let body = opts.body?.();
+      let res: Response;
+      let redirects = 0;
+      for (;;) {
+        res = await this.rawFetch(url, m, headers, body);
+        if (![301, 302, 303, 307, 308].includes(res.status)) break;
+        const loc = res.headers.get('location');
+        await res.body?.cancel();
+        if (!loc) throw new RegistryError('SYSTEM', `${m} ${url.pathname}: redirect without Location`, res.status);
+        if (++redirects > MAX_REDIRECTS) throw new RegistryError('SYSTEM', `${m} ${url.pathname}: too many redirects`, res.status);
+        const next = new URL(loc, url);
+        // Credentials stay with the registry: a redirect to another host (blob storage) gets none.
+        if (next.host !== url.host || next.protocol !== url.protocol) delete headers.authorization;
+        if (res.status === 303 || ((res.status === 301 || res.status === 302) && m === 'POST')) {
+          m = m === 'HEAD' ? 'HEAD' : 'GET';
+          body = undefined;
+        } else if (body !== undefined) {
+          body = opts.body?.();
+        }
+        url = next;
+      }
+      if (res.status === 401 && retriedAuth < 2 && url.origin === new URL(this.baseUrl).origin) {
+        const header = res.headers.get('www-authenticate') ?? '';
+        const challenges = parseWWWAuthenticate(header);
+        const ch = challenges.find((c) => c.scheme === 'bearer') ?? challenges.find((c) => c.scheme === 'basic');
+        if (ch) {
+          const sentAuth = auth !== undefined;
+          const insufficient = ch.params.error === 'insufficient_scope' || ch.params.error === 'invalid_token';
+          // Basic already sent, or no credentials to send: retrying cannot help.
+          if (ch.scheme === 'basic' && (sentAuth || !this.credentials)) return res;
+          if (ch.scheme === 'bearer' && sentAuth && this.challenge?.scheme === 'bearer') {
+            if (!insufficient && retriedAuth > 0) return res;
+            this.tokens.invalidate(this.challenge, opts.scopes);
+          }
+          this.challenge = ch;
+          retriedAuth++;
+          await res.body?.cancel();
+          continue;
+        }
+      }
+      return res;
+    }
+  }
+
+  /** Reads the response body, refusing more than `limit` bytes (naming `what`). */
+  static async readLimited(res: Response, limit: number, what: string): Promise<Buffer> {
+    const len = res.headers.get('content-length');
+    if (len !== null && Number(len) > limit) {
+      await res.body?.cancel();
+      throw new InvalidArgumentError(`registry announced ${len} bytes, more than the limit of ${limit}`, what);
+    }
+    const chunks: Buffer[] = [];
+    let total = 0;
+    if (res.body) {
+      for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+        total += chunk.length;
+        if (total > limit) {
+          throw new InvalidArgumentError(`registry sent more than ${limit} bytes`, what);
+        }
+        chunks.push(Buffer.from(chunk));
+      }
+    }
+    return Buffer.concat(chunks, total);
+  }
+
+  /** Turns a non-success response into a typed error (consuming a bounded part of its body). */
+  static async errorFrom(res: Response, what: string): Promise<RegistryError> {
+    let text = '';
+    try {
+      text = (await RegistryClient.readLimited(res, 64 * 1024, what)).toString('utf8');
+    } catch {
+      /* ignore the body */
+    }
+    let errors: Array<{ code?: string; message?: string }> = [];
+    try {
+      const parsed = JSON.parse(text) as { errors?: unknown };
+      if (Array.isArray(parsed.errors)) errors = parsed.errors.filter((e) => e && typeof e === 'object');
+    } catch {
+      /* not JSON */
+    }
+    const detail = errors.length ? errors.map((e) => `${e.code ?? ''}: ${e.message ?? ''}`).join('; ') : text.slice(0, 200).trim();
+    const code: ErrorCode =
+      res.status === 404 ? 'NOT_FOUND' : res.status === 401 || res.status === 403 ? 'INVALID_ARGUMENT' : res.status === 409 ? 'CONFLICT' : res.status >= 500 ? 'SYSTEM' : 'INVALID_ARGUMENT';
+    const hint = res.status === 401 ? ' (authentication required or credentials refused)' : '';
+    return new RegistryError(code, `${what}: HTTP ${res.status}${hint}${detail ? ': ' + detail : ''}`, res.status, errors);
+  }
+}

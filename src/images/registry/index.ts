@@ -1,0 +1,16 @@
+/** The OCI distribution client: pull and push images between a registry and a ContentStore. */
+export { pull, fetchManifest, downloadBlob, type PullOptions, type PullResult } from './pull.js';
+export { push, pushBlob, type PushOptions, type PushResult } from './push.js';
+export { RegistryClient, RegistryError, isInsecureHost, type ClientOptions } from './client.js';
+export {
+  parseWWWAuthenticate,
+  credentialsFromDockerConfig,
+  defaultDockerConfigPath,
+  resolveCredentials,
+  repositoryScope,
+  type Credentials,
+  type RegistryAuth,
+  type Challenge,
+} from './auth.js';
+export { parseRegistryRef, type RegistryRef } from './ref.js';
+export { parseManifestBytes, pickPlatform, hostPlatform, MANIFEST_ACCEPT } from './manifest-check.js';

@@ -1,0 +1,220 @@
+/**
+ * Pulling an image: resolve the reference to a manifest (through an index, picking the
+ * platform), then fetch the config and layers in parallel into the content store. Blobs the
+ * store has are skipped; transient failures are retried, resuming with Range where the
+ * registry supports it. The store verifies every blob; this module verifies manifests (digest
+ * when pulled by digest or through a descriptor, size) and refuses a registry that sends
+ * more bytes than a descriptor says. Manifest and index are stored only once all blobs are in.
+ */
+import { once } from 'node:events';
+import { PassThrough } from 'node:stream';
+
+import { InvalidArgumentError } from '../../common/errors.js';
+import type { ContentStore, Descriptor, ImageManifest, Platform, ProgressListener } from '../types.js';
+import { repositoryScope, type RegistryAuth } from './auth.js';
+import { RegistryClient, TransientError, isTransient, withRetry } from './client.js';
+import { MANIFEST_ACCEPT, MAX_MANIFEST_SIZE, hostPlatform, parseManifestBytes, pickPlatform, sha256, shortId } from './manifest-check.js';
+import { isDigest, parseRegistryRef, type RegistryRef } from './ref.js';
+
+export interface PullOptions {
+  store: ContentStore;
+  /** Default: this host's os/architecture. */
+  platform?: Platform;
+  auth?: RegistryAuth;
+  insecure?: boolean | string[];
+  onProgress?: ProgressListener;
+  /** Parallel blob downloads (default 3, as Docker). */
+  concurrency?: number;
+  /** Attempts per request for transient failures (default 4). */
+  retries?: number;
+  /** An existing client (shares tokens); otherwise one is made from auth/insecure. */
+  client?: RegistryClient;
+}
+
+export interface PullResult {
+  manifestDigest: string;
+  configDigest: string;
+  indexDigest?: string;
+  manifest: ImageManifest;
+  mediaType: string;
+  /** The parsed reference (registry, repository, tag/digest). */
+  ref: RegistryRef;
+}
+
+export interface FetchedManifest {
+  digest: string;
+  bytes: Buffer;
+  contentType: string | undefined;
+}
+
+/** GETs a manifest by tag or digest and checks its bytes against the digest it was asked by. */
+export async function fetchManifest(client: RegistryClient, repository: string, reference: string, opts: { retries?: number; expected?: Descriptor } = {}): Promise<FetchedManifest> {
+  const what = `manifest ${repository}${isDigest(reference) ? '@' : ':'}${reference}`;
+  return withRetry(async () => {
+    const res = await client.request('GET', `/v2/${repository}/manifests/${reference}`, { headers: { accept: MANIFEST_ACCEPT }, scopes: [repositoryScope(repository)] });
+    if (!res.ok) throw await RegistryClient.errorFrom(res, what);
+    const limit = opts.expected ? opts.expected.size : MAX_MANIFEST_SIZE;
+    const bytes = await RegistryClient.readLimited(res, limit, `${what}: size`);
+    const digest = sha256(bytes);
+    if (isDigest(reference) && digest !== reference) {
+      throw new InvalidArgumentError(`registry sent a manifest whose digest is ${digest}`, `manifest ${reference}`);
+    }
+    if (opts.expected && bytes.length !== opts.expected.size) {
+      throw new InvalidArgumentError(`registry sent ${bytes.length} bytes, descriptor says ${opts.expected.size}`, `manifest ${reference}: size`);
+    }
+    const header = res.headers.get('docker-content-digest');
+    if (!isDigest(reference) && header && /^sha256:/.test(header) && header !== digest) {
+      throw new InvalidArgumentError(`Docker-Content-Digest ${header} does not match the bytes received (${digest})`, what);
+    }
+    return { digest, bytes, contentType: res.headers.get('content-type') ?? undefined };
+  }, opts.retries ?? 4);
+}
+
+/** Runs fns with at most `n` at a time; waits for all, then throws the first error. */
+async function runLimited<T>(items: T[], n: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const errors: unknown[] = [];
+  const worker = async () => {
+    while (next < items.length) {
+      const item = items[next++];
+      try {
+        await fn(item);
+      } catch (e) {
+        errors.push(e);
+        next = items.length; // start nothing new
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(n, items.length)) }, worker));
+  if (errors.length) throw errors[0];
+}
+
+/**
+ * Downloads one blob into the store, resuming with Range after transient failures when the
+ * registry answers 206, restarting from zero otherwise.
+ */
+export async function downloadBlob(client: RegistryClient, repository: string, desc: Descriptor, store: ContentStore, opts: { onProgress?: ProgressListener; retries?: number } = {}): Promise<void> {
+  const id = shortId(desc.digest);
+  const emit = opts.onProgress ?? (() => {});
+  const what = `blob ${desc.digest}`;
+  const attempts = opts.retries ?? 4;
+  let pass = new PassThrough();
+  let writeP = store.writeBlob(pass, { digest: desc.digest, size: desc.size });
+  writeP.catch(() => {}); // observed below
+  let received = 0;
+  let lastEmit = 0;
+  const restart = async () => {
+    pass.destroy(new Error('restarting the download'));
+    await writeP.catch(() => {});
+    pass = new PassThrough();
+    writeP = store.writeBlob(pass, { digest: desc.digest, size: desc.size });
+    writeP.catch(() => {});
+    received = 0;
+  };
+  for (let attempt = 0; ; attempt++) {
+    try {
+      const headers: Record<string, string> = {};
+      if (received > 0) headers.range = `bytes=${received}-`;
+      const res = await client.request('GET', `/v2/${repository}/blobs/${desc.digest}`, { headers, scopes: [repositoryScope(repository)] });
+      if (!res.ok) throw await RegistryClient.errorFrom(res, what);
+      if (received > 0) {
+        const cr = res.headers.get('content-range') ?? '';
+        const m = /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(cr.trim());
+        if (res.status !== 206 || !m || Number(m[1]) !== received) {
+          await restart(); // no (usable) range support: this answer is the whole blob
+          if (res.status === 206) {
+            await res.body?.cancel();
+            throw new TransientError(`${what}: unusable Content-Range ${JSON.stringify(cr)}`);
+          }
+        }
+      }
+      const len = res.headers.get('content-length');
+      if (len !== null && received + Number(len) > desc.size) {
+        await res.body?.cancel();
+        throw new InvalidArgumentError(`registry announced ${received + Number(len)} bytes, descriptor says ${desc.size}`, `${what}: size`);
+      }
+      emit({ id, status: 'Downloading', current: received, total: desc.size });
+      if (res.body) {
+        try {
+          for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+            if (received + chunk.length > desc.size) {
+              throw new InvalidArgumentError(`registry sent more than the ${desc.size} bytes the descriptor says`, `${what}: size`);
+            }
+            received += chunk.length;
+            if (!pass.write(chunk)) await Promise.race([once(pass, 'drain'), writeP]);
+            const now = Date.now();
+            if (now - lastEmit > 100) {
+              lastEmit = now;
+              emit({ id, status: 'Downloading', current: received, total: desc.size });
+            }
+          }
+        } catch (e) {
+          if (e instanceof InvalidArgumentError || !isTransient(e)) throw e;
+          throw new TransientError(`${what}: connection lost after ${received} of ${desc.size} bytes`, { cause: e });
+        }
+      }
+      if (received < desc.size) throw new TransientError(`${what}: body ended after ${received} of ${desc.size} bytes`);
+      emit({ id, status: 'Downloading', current: received, total: desc.size });
+      emit({ id, status: 'Verifying Checksum' });
+      pass.end();
+      await writeP;
+      emit({ id, status: 'Download complete' });
+      return;
+    } catch (e) {
+      if (attempt + 1 >= attempts || !isTransient(e)) {
+        pass.destroy(e instanceof Error ? e : new Error(String(e)));
+        await writeP.catch(() => {});
+        throw e;
+      }
+      emit({ id, status: `Retrying in ${(attempt + 1) * 0.2} s` });
+      await new Promise((r) => setTimeout(r, 200 * (attempt + 1)));
+    }
+  }
+}
+
+/** Pulls `ref` into `opts.store`; see the module comment. */
+export async function pull(ref: string, opts: PullOptions): Promise<PullResult> {
+  const r = parseRegistryRef(ref);
+  const client = opts.client ?? new RegistryClient(r.registry, r.endpoint, { auth: opts.auth, insecure: opts.insecure });
+  const emit = opts.onProgress ?? (() => {});
+  const reference = r.digest ?? r.tag!;
+  emit({ id: r.tag ?? r.digest!, status: 'Resolving' });
+
+  let top = await fetchManifest(client, r.repository, reference, { retries: opts.retries });
+  let parsed = parseManifestBytes(top.bytes, top.contentType, `manifest ${top.digest}`);
+  let index: FetchedManifest | undefined;
+  if (parsed.kind === 'index') {
+    index = top;
+    const desc = pickPlatform(parsed.index, opts.platform ?? hostPlatform(), `index ${top.digest}`);
+    top = await fetchManifest(client, r.repository, desc.digest, { retries: opts.retries, expected: desc });
+    parsed = parseManifestBytes(top.bytes, top.contentType ?? desc.mediaType, `manifest ${top.digest}`);
+    if (parsed.kind !== 'manifest') throw new InvalidArgumentError('an index entry points to another index', `index ${index.digest}: ${desc.digest}`);
+  }
+  const manifest = parsed.manifest;
+  const blobs: Descriptor[] = [];
+  const seen = new Set<string>();
+  for (const d of [manifest.config, ...manifest.layers]) {
+    if (!seen.has(d.digest)) {
+      seen.add(d.digest);
+      blobs.push(d);
+    }
+  }
+  for (const d of manifest.layers) emit({ id: shortId(d.digest), status: opts.store.has(d.digest) ? 'Already exists' : 'Waiting' });
+  await runLimited(blobs, opts.concurrency ?? 3, async (d) => {
+    if (opts.store.has(d.digest)) return;
+    const isConfig = d === manifest.config;
+    await downloadBlob(client, r.repository, d, opts.store, { onProgress: isConfig ? undefined : emit, retries: opts.retries });
+    if (!isConfig) emit({ id: shortId(d.digest), status: 'Pull complete' });
+  });
+  await opts.store.writeBlob(top.bytes, { digest: top.digest, size: top.bytes.length });
+  if (index) await opts.store.writeBlob(index.bytes, { digest: index.digest, size: index.bytes.length });
+  emit({ id: r.tag ?? r.digest!, status: `Digest: ${index?.digest ?? top.digest}` });
+  return {
+    manifestDigest: top.digest,
+    configDigest: manifest.config.digest,
+    ...(index ? { indexDigest: index.digest } : {}),
+    manifest,
+    mediaType: parsed.mediaType,
+    ref: r,
+  };
+}

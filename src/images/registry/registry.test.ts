@@ -1,0 +1,451 @@
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+
+import { InvalidArgumentError, NotFoundError, UnsupportedError } from '../../common/errors.js';
+import type { ProgressEvent } from '../types.js';
+import { credentialsFromDockerConfig, parseWWWAuthenticate } from './auth.js';
+import { RegistryClient, RegistryError } from './client.js';
+import { FakeRegistry, sha } from './fake-registry.testutil.js';
+import { pull } from './pull.js';
+import { push } from './push.js';
+import { parseRegistryRef } from './ref.js';
+import { TestStore } from './test-store.testutil.js';
+
+const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
+const OCI_INDEX = 'application/vnd.oci.image.index.v1+json';
+const LAYER = 'application/vnd.oci.image.layer.v1.tar+gzip';
+
+function addImage(reg: FakeRegistry, repo: string, tag: string | undefined, layerSizes: number[], arch = 'amd64') {
+  const layers = layerSizes.map((n) => ({ mediaType: LAYER, ...reg.addBlob(repo, randomBytes(n)) }));
+  const config = { mediaType: 'application/vnd.oci.image.config.v1+json', ...reg.addBlob(repo, JSON.stringify({ architecture: arch, os: 'linux', rootfs: { type: 'layers', diff_ids: [] } })) };
+  const manifest = { schemaVersion: 2, mediaType: OCI_MANIFEST, config, layers };
+  const m = reg.addManifest(repo, tag, manifest);
+  return { ...m, config, layers, manifest };
+}
+
+const stores: TestStore[] = [];
+function store(): TestStore {
+  const s = new TestStore();
+  stores.push(s);
+  return s;
+}
+after(() => stores.forEach((s) => s.remove()));
+
+describe('parsing', () => {
+  it('parses WWW-Authenticate challenges', () => {
+    assert.deepEqual(parseWWWAuthenticate('Bearer realm="https://auth.example/token",service="registry.example",scope="repository:library/busybox:pull"'), [
+      { scheme: 'bearer', params: { realm: 'https://auth.example/token', service: 'registry.example', scope: 'repository:library/busybox:pull' } },
+    ]);
+    assert.deepEqual(parseWWWAuthenticate('Basic realm="x, y"'), [{ scheme: 'basic', params: { realm: 'x, y' } }]);
+    assert.deepEqual(parseWWWAuthenticate('Basic realm=a, Bearer realm="b\\"c",error=insufficient_scope'), [
+      { scheme: 'basic', params: { realm: 'a' } },
+      { scheme: 'bearer', params: { realm: 'b"c', error: 'insufficient_scope' } },
+    ]);
+    assert.deepEqual(parseWWWAuthenticate(''), []);
+  });
+
+  it('parses references', () => {
+    assert.deepEqual(parseRegistryRef('busybox'), { registry: 'docker.io', endpoint: 'registry-1.docker.io', repository: 'library/busybox', tag: 'latest' });
+    assert.deepEqual(parseRegistryRef('127.0.0.1:5000/a/b:v1'), { registry: '127.0.0.1:5000', endpoint: '127.0.0.1:5000', repository: 'a/b', tag: 'v1' });
+    const d = 'sha256:' + 'a'.repeat(64);
+    assert.deepEqual(parseRegistryRef(`localhost/x@${d}`), { registry: 'localhost', endpoint: 'localhost', repository: 'x', digest: d });
+    assert.throws(() => parseRegistryRef('x@sha256:abc'), InvalidArgumentError);
+    assert.throws(() => parseRegistryRef('127.0.0.1:5000/../etc:x'), InvalidArgumentError);
+    assert.throws(() => parseRegistryRef('Upper/Case'), InvalidArgumentError);
+  });
+
+  it('reads credentials from a docker config file', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'berth-dockercfg-'));
+    try {
+      const file = path.join(dir, 'config.json');
+      fs.writeFileSync(
+        file,
+        JSON.stringify({ auths: { 'https://index.docker.io/v1/': { auth: Buffer.from('hub:pw').toString('base64') }, '127.0.0.1:5000': { auth: Buffer.from('u:p:with:colons').toString('base64') }, bad: { auth: 'bm9jb2xvbg==' } } }),
+      );
+      assert.deepEqual(credentialsFromDockerConfig('docker.io', file), { username: 'hub', password: 'pw' });
+      assert.deepEqual(credentialsFromDockerConfig('127.0.0.1:5000', file), { username: 'u', password: 'p:with:colons' });
+      assert.equal(credentialsFromDockerConfig('127.0.0.1:5001', file), undefined);
+      assert.throws(() => credentialsFromDockerConfig('bad', file), /auths\.bad\.auth/);
+      assert.equal(credentialsFromDockerConfig('x', path.join(dir, 'missing.json')), undefined);
+      fs.writeFileSync(file, '{nope');
+      assert.throws(() => credentialsFromDockerConfig('x', file), InvalidArgumentError);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('uses plain HTTP only for insecure registries', () => {
+    assert.equal(new RegistryClient('127.0.0.1:1', '127.0.0.1:1', { auth: 'anonymous' }).baseUrl, 'https://127.0.0.1:1');
+    assert.equal(new RegistryClient('127.0.0.1:1', '127.0.0.1:1', { auth: 'anonymous', insecure: true }).baseUrl, 'http://127.0.0.1:1');
+    assert.equal(new RegistryClient('127.0.0.1:1', '127.0.0.1:1', { auth: 'anonymous', insecure: ['127.0.0.1:1'] }).baseUrl, 'http://127.0.0.1:1');
+    assert.equal(new RegistryClient('127.0.0.1:1', '127.0.0.1:1', { auth: 'anonymous', insecure: ['127.0.0.1:2'] }).baseUrl, 'https://127.0.0.1:1');
+  });
+});
+
+describe('pull from a fake registry', () => {
+  let reg: FakeRegistry;
+  before(async () => {
+    reg = await new FakeRegistry().start();
+  });
+  after(() => reg.stop());
+  const opts = () => ({ insecure: [reg.host], auth: 'anonymous' as const });
+
+  it('pulls by tag, in parallel, with progress; a second pull finds everything', async () => {
+    const img = addImage(reg, 'lib/app', 'v1', [300_000, 5000, 70_000]);
+    const s = store();
+    const events: ProgressEvent[] = [];
+    const r = await pull(`${reg.host}/lib/app:v1`, { store: s, ...opts(), onProgress: (e) => events.push(e) });
+    assert.equal(r.manifestDigest, img.digest);
+    assert.equal(r.configDigest, img.config.digest);
+    assert.equal(r.indexDigest, undefined);
+    assert.equal(r.mediaType, OCI_MANIFEST);
+    for (const d of [img.digest, img.config.digest, ...img.layers.map((l) => l.digest)]) assert.ok(s.has(d), d);
+    for (const l of img.layers) {
+      const id = l.digest.slice(7, 19);
+      const statuses = events.filter((e) => e.id === id).map((e) => e.status);
+      assert.equal(statuses[0], 'Waiting');
+      assert.ok(statuses.includes('Download complete'), statuses.join());
+      const last = events.filter((e) => e.id === id && e.status === 'Downloading').at(-1)!;
+      assert.equal(last.current, l.size);
+    }
+    // Parallel: the three layer GETs start before the first one completes (all requested).
+    const events2: ProgressEvent[] = [];
+    const before = reg.requests.length;
+    await pull(`${reg.host}/lib/app:v1`, { store: s, ...opts(), onProgress: (e) => events2.push(e) });
+    assert.equal(events2.filter((e) => e.status === 'Already exists').length, 3);
+    assert.ok(!reg.requests.slice(before).some((q) => q.url.includes('/blobs/')));
+  });
+
+  it('downloads layers concurrently', async () => {
+    const img = addImage(reg, 'conc', 'v1', [1000, 1000, 1000]);
+    let inFlight = 0;
+    let maxInFlight = 0;
+    reg.hook = (req, res) => {
+      if (!req.url!.includes('/blobs/')) return false;
+      inFlight++;
+      maxInFlight = Math.max(maxInFlight, inFlight);
+      const d = req.url!.split('/blobs/')[1];
+      setTimeout(() => {
+        inFlight--;
+        const b = reg.blobs.get(d)!;
+        res.writeHead(200, { 'content-length': b.length }).end(b);
+      }, 150);
+      return true;
+    };
+    try {
+      await pull(`${reg.host}/conc:v1`, { store: store(), ...opts() });
+    } finally {
+      reg.hook = undefined;
+    }
+    assert.equal(maxInFlight, 3);
+    assert.ok(img);
+  });
+
+  it('pulls by digest and through an index, picking the platform', async () => {
+    const amd = addImage(reg, 'multi', undefined, [1000], 'amd64');
+    const arm = addImage(reg, 'multi', undefined, [2000], 'arm64');
+    const idx = reg.addManifest('multi', 'latest', {
+      schemaVersion: 2,
+      mediaType: OCI_INDEX,
+      manifests: [
+        { mediaType: OCI_MANIFEST, digest: amd.digest, size: amd.size, platform: { os: 'linux', architecture: 'amd64' } },
+        { mediaType: OCI_MANIFEST, digest: arm.digest, size: arm.size, platform: { os: 'linux', architecture: 'arm64', variant: 'v8' } },
+      ],
+    });
+    const s = store();
+    const r = await pull(`${reg.host}/multi:latest`, { store: s, ...opts(), platform: { os: 'linux', architecture: 'arm64' } });
+    assert.equal(r.indexDigest, idx.digest);
+    assert.equal(r.manifestDigest, arm.digest);
+    assert.ok(s.has(idx.digest) && s.has(arm.digest) && s.has(arm.layers[0].digest));
+    assert.ok(!s.has(amd.layers[0].digest));
+    const r2 = await pull(`${reg.host}/multi@${idx.digest}`, { store: store(), ...opts(), platform: { os: 'linux', architecture: 'amd64' } });
+    assert.equal(r2.manifestDigest, amd.digest);
+    const r3 = await pull(`${reg.host}/multi@${amd.digest}`, { store: store(), ...opts() });
+    assert.equal(r3.manifestDigest, amd.digest);
+    await assert.rejects(pull(`${reg.host}/multi:latest`, { store: store(), ...opts(), platform: { os: 'linux', architecture: 's390x' } }), (e: Error) => {
+      assert.ok(e instanceof NotFoundError);
+      assert.match(e.message, /linux\/s390x.*linux\/amd64, linux\/arm64\/v8/);
+      return true;
+    });
+  });
+
+  it('reports a missing tag as NotFoundError', async () => {
+    await assert.rejects(pull(`${reg.host}/nothing:here`, { store: store(), ...opts() }), (e: Error) => e instanceof RegistryError && e.code === 'NOT_FOUND' && /MANIFEST_UNKNOWN/.test(e.message));
+  });
+
+  it('resumes an interrupted download with Range', async () => {
+    const img = addImage(reg, 'resume', 'v1', [200_000]);
+    const layer = img.layers[0];
+    let cut = true;
+    reg.hook = (req, res) => {
+      if (cut && req.url!.endsWith(`/blobs/${layer.digest}`) && !req.headers.range) {
+        cut = false;
+        const b = reg.blobs.get(layer.digest)!;
+        res.writeHead(200, { 'content-length': b.length });
+        res.write(b.subarray(0, 80_000), () => setTimeout(() => res.destroy(), 20));
+        return true;
+      }
+      return false;
+    };
+    const s = store();
+    try {
+      await pull(`${reg.host}/resume:v1`, { store: s, ...opts() });
+    } finally {
+      reg.hook = undefined;
+    }
+    assert.ok(s.has(layer.digest));
+    const ranged = reg.requests.filter((q) => q.url.endsWith(`/blobs/${layer.digest}`) && q.headers.range);
+    assert.equal(ranged.length, 1);
+    assert.match(String(ranged[0].headers.range), /^bytes=\d+-$/);
+    assert.ok(Number(/\d+/.exec(String(ranged[0].headers.range))![0]) > 0);
+  });
+
+  it('restarts a download when the registry ignores Range, and retries 503', async () => {
+    const img = addImage(reg, 'restart', 'v1', [150_000]);
+    const layer = img.layers[0];
+    let n = 0;
+    reg.rangeSupport = false;
+    reg.hook = (req, res) => {
+      if (!req.url!.endsWith(`/blobs/${layer.digest}`)) return false;
+      n++;
+      if (n === 1) {
+        res.writeHead(503).end('busy');
+        return true;
+      }
+      if (n === 2) {
+        const b = reg.blobs.get(layer.digest)!;
+        res.writeHead(200, { 'content-length': b.length });
+        res.write(b.subarray(0, 50_000), () => setTimeout(() => res.destroy(), 20));
+        return true;
+      }
+      return false;
+    };
+    const s = store();
+    try {
+      await pull(`${reg.host}/restart:v1`, { store: s, ...opts() });
+    } finally {
+      reg.hook = undefined;
+      reg.rangeSupport = true;
+    }
+    assert.equal(n, 3);
+    assert.ok(s.has(layer.digest));
+  });
+
+  it('with Basic auth', async () => {
+    const img = addImage(reg, 'basic', 'v1', [1000]);
+    reg.auth = 'basic';
+    try {
+      await assert.rejects(pull(`${reg.host}/basic:v1`, { store: store(), ...opts() }), (e: Error) => e instanceof RegistryError && e.status === 401);
+      await assert.rejects(pull(`${reg.host}/basic:v1`, { store: store(), insecure: [reg.host], auth: { username: 'u', password: 'wrong' } }), (e: Error) => e instanceof RegistryError && e.status === 401);
+      const r = await pull(`${reg.host}/basic:v1`, { store: store(), insecure: [reg.host], auth: { username: 'u', password: 'p' } });
+      assert.equal(r.manifestDigest, img.digest);
+    } finally {
+      reg.auth = 'none';
+    }
+  });
+
+  it('with Bearer tokens (anonymous and with credentials), scoped to the repository', async () => {
+    const img = addImage(reg, 'tok/en', 'v1', [1000]);
+    reg.auth = 'bearer';
+    reg.tokenRequests = [];
+    try {
+      const r = await pull(`${reg.host}/tok/en:v1`, { store: store(), ...opts() });
+      assert.equal(r.manifestDigest, img.digest);
+      // One token for the whole pull (cached), asked with the service and the pull scope.
+      assert.equal(reg.tokenRequests.length, 1);
+      assert.equal(reg.tokenRequests[0].searchParams.get('service'), 'fake-service');
+      assert.deepEqual(reg.tokenRequests[0].searchParams.getAll('scope'), ['repository:tok/en:pull']);
+      await assert.rejects(pull(`${reg.host}/tok/en:v1`, { store: store(), insecure: [reg.host], auth: { username: 'u', password: 'bad' } }), /refused the credentials/);
+      await pull(`${reg.host}/tok/en:v1`, { store: store(), insecure: [reg.host], auth: { username: 'u', password: 'p' } });
+    } finally {
+      reg.auth = 'none';
+    }
+  });
+
+  it('sends no credentials along a redirect to another host', async () => {
+    const img = addImage(reg, 'redir', 'v1', [5000]);
+    const other = await new FakeRegistry().start();
+    reg.auth = 'basic';
+    try {
+      const layer = img.layers[0];
+      other.addBlob('elsewhere', reg.blobs.get(layer.digest)!);
+      reg.hook = (req, res) => {
+        if (!req.url!.endsWith(`/blobs/${layer.digest}`) || !req.headers.authorization) return false;
+        res.writeHead(307, { location: `http://${other.host}/v2/elsewhere/blobs/${layer.digest}` }).end();
+        return true;
+      };
+      const s = store();
+      await pull(`${reg.host}/redir:v1`, { store: s, insecure: [reg.host, other.host], auth: { username: 'u', password: 'p' } });
+      assert.ok(s.has(layer.digest));
+      assert.equal(other.requests.length, 1);
+      assert.equal(other.requests[0].headers.authorization, undefined);
+      // A redirect to plain HTTP on a host not configured as insecure is refused.
+      await assert.rejects(pull(`${reg.host}/redir:v1`, { store: store(), insecure: [reg.host], auth: { username: 'u', password: 'p' } }), /refusing plain HTTP/);
+    } finally {
+      reg.hook = undefined;
+      reg.auth = 'none';
+      await other.stop();
+    }
+  });
+});
+
+describe('hostile registries', () => {
+  let reg: FakeRegistry;
+  before(async () => {
+    reg = await new FakeRegistry().start();
+  });
+  after(() => reg.stop());
+  const opts = () => ({ insecure: [reg.host], auth: 'anonymous' as const, retries: 2 });
+
+  it('refuses a manifest that is not JSON, naming its digest; stores nothing', async () => {
+    const m = reg.addManifest('h', 'notjson', Buffer.from('{"schemaVersion": 2, oops'), OCI_MANIFEST);
+    const s = store();
+    await assert.rejects(pull(`${reg.host}/h:notjson`, { store: s, ...opts() }), (e: Error) => {
+      assert.ok(e instanceof InvalidArgumentError, String(e));
+      assert.ok(e.message.includes(m.digest), e.message);
+      assert.match(e.message, /not valid JSON/);
+      return true;
+    });
+    assert.deepEqual(s.list(), []);
+  });
+
+  it('refuses an unknown media type', async () => {
+    reg.addManifest('h', 'weird', { schemaVersion: 2, mediaType: 'application/x-evil', config: {}, layers: [] });
+    const s = store();
+    await assert.rejects(pull(`${reg.host}/h:weird`, { store: s, ...opts() }), (e: Error) => e instanceof UnsupportedError && /application\/x-evil/.test(e.message));
+    reg.addManifest('h', 'v1', { schemaVersion: 1, name: 'h', fsLayers: [] }, 'application/vnd.docker.distribution.manifest.v1+prettyjws');
+    await assert.rejects(pull(`${reg.host}/h:v1`, { store: s, ...opts() }), UnsupportedError);
+    assert.deepEqual(s.list(), []);
+  });
+
+  it('refuses bad descriptors, naming the field', async () => {
+    const m = reg.addManifest('h', 'baddesc', { schemaVersion: 2, mediaType: OCI_MANIFEST, config: { mediaType: 'x', digest: 'sha256:../../etc/passwd', size: 1 }, layers: [] });
+    await assert.rejects(pull(`${reg.host}/h:baddesc`, { store: store(), ...opts() }), (e: Error) => e instanceof InvalidArgumentError && e.message.includes(`manifest ${m.digest}: config.digest`));
+    reg.addManifest('h', 'badsize', { schemaVersion: 2, mediaType: OCI_MANIFEST, config: { mediaType: 'x', digest: sha('x'), size: -1 }, layers: [] });
+    await assert.rejects(pull(`${reg.host}/h:badsize`, { store: store(), ...opts() }), /config\.size/);
+  });
+
+  it('refuses manifest bytes that do not match the digest asked for', async () => {
+    const img = addImage(reg, 'h', undefined, [100]);
+    const evil = Buffer.from(JSON.stringify({ ...img.manifest, annotations: { x: 'y' } }));
+    reg.manifests.set(`h:${img.digest}`, { bytes: evil, contentType: OCI_MANIFEST });
+    const s = store();
+    await assert.rejects(pull(`${reg.host}/h@${img.digest}`, { store: s, ...opts() }), (e: Error) => e instanceof InvalidArgumentError && e.message.includes(img.digest) && e.message.includes(sha(evil)));
+    assert.deepEqual(s.list(), []);
+  });
+
+  it('refuses a blob whose content does not match its digest (the store refuses it)', async () => {
+    const img = addImage(reg, 'h', 'badblob', [1000]);
+    const layer = img.layers[0];
+    reg.blobs.set(layer.digest, randomBytes(1000)); // same size, other bytes
+    const s = store();
+    await assert.rejects(pull(`${reg.host}/h:badblob`, { store: s, ...opts() }), (e: Error) => e instanceof InvalidArgumentError && e.message.includes(layer.digest));
+    assert.ok(!s.has(layer.digest) && !s.has(img.digest));
+  });
+
+  it('refuses a registry that sends more bytes than the descriptor says', async () => {
+    const img = addImage(reg, 'h', 'toolong', [1000]);
+    const layer = img.layers[0];
+    reg.blobs.set(layer.digest, Buffer.concat([reg.blobs.get(layer.digest)!, Buffer.alloc(10)]));
+    const s = store();
+    await assert.rejects(pull(`${reg.host}/h:toolong`, { store: s, ...opts() }), (e: Error) => e instanceof InvalidArgumentError && e.message.includes(layer.digest) && /size/.test(e.message));
+    // Without Content-Length (chunked), too.
+    reg.hook = (req, res) => {
+      if (!req.url!.endsWith(layer.digest)) return false;
+      res.writeHead(200);
+      res.write(reg.blobs.get(layer.digest)!.subarray(0, 600));
+      res.end(reg.blobs.get(layer.digest)!.subarray(600));
+      return true;
+    };
+    try {
+      await assert.rejects(pull(`${reg.host}/h:toolong`, { store: s, ...opts() }), (e: Error) => e instanceof InvalidArgumentError && e.message.includes(layer.digest) && /more than the 1000 bytes/.test(e.message));
+    } finally {
+      reg.hook = undefined;
+    }
+    assert.ok(!s.has(layer.digest) && !s.has(img.digest));
+  });
+
+  it('refuses an oversized manifest', async () => {
+    reg.hook = (req, res) => {
+      if (!req.url!.includes('/manifests/huge')) return false;
+      res.writeHead(200, { 'content-type': OCI_MANIFEST });
+      const chunk = Buffer.alloc(1024 * 1024, 0x20);
+      let i = 0;
+      const more = () => {
+        while (i++ < 6) if (!res.write(chunk)) return void res.once('drain', more);
+        res.end();
+      };
+      res.on('error', () => {});
+      more();
+      return true;
+    };
+    try {
+      await assert.rejects(pull(`${reg.host}/h:huge`, { store: store(), ...opts() }), /more than 4194304 bytes/);
+    } finally {
+      reg.hook = undefined;
+    }
+  });
+});
+
+describe('push to a fake registry', () => {
+  let reg: FakeRegistry;
+  let src: TestStore;
+  let img: ReturnType<typeof addImage>;
+  before(async () => {
+    reg = await new FakeRegistry().start();
+    img = addImage(reg, 'source', 'v1', [100_000, 3000]);
+    src = store();
+    await pull(`${reg.host}/source:v1`, { store: src, insecure: [reg.host], auth: 'anonymous' });
+  });
+  after(() => reg.stop());
+
+  it('mounts from another repository, then finds existing layers', async () => {
+    const events: ProgressEvent[] = [];
+    const r = await push(`${reg.host}/copy:v1`, { store: src, manifestDigest: img.digest, insecure: [reg.host], auth: 'anonymous', mountFrom: 'source', onProgress: (e) => events.push(e) });
+    assert.equal(r.digest, img.digest);
+    assert.equal(events.filter((e) => e.status === 'Mounted from source').length, 2);
+    assert.ok(!reg.requests.some((q) => q.method === 'PUT' && q.url.includes('/blobs/uploads/')));
+    assert.deepEqual(reg.manifests.get('copy:v1')!.bytes, img.bytes);
+    assert.equal(reg.manifests.get('copy:v1')!.contentType, OCI_MANIFEST);
+    const events2: ProgressEvent[] = [];
+    await push(`${reg.host}/copy:v2`, { store: src, manifestDigest: img.digest, insecure: [reg.host], auth: 'anonymous', onProgress: (e) => events2.push(e) });
+    assert.equal(events2.filter((e) => e.status === 'Layer already exists').length, 2);
+  });
+
+  it('uploads monolithically and in chunks, with Bearer push scope', async () => {
+    reg.auth = 'bearer';
+    reg.tokenRequests = [];
+    try {
+      await assert.rejects(push(`${reg.host}/up/one:v1`, { store: src, manifestDigest: img.digest, insecure: [reg.host], auth: 'anonymous' }), (e: Error) => e instanceof RegistryError && e.status === 401);
+      await push(`${reg.host}/up/one:v1`, { store: src, manifestDigest: img.digest, insecure: [reg.host], auth: { username: 'u', password: 'p' } });
+      assert.ok(reg.tokenRequests.some((u) => u.searchParams.getAll('scope').includes('repository:up/one:pull,push')));
+      assert.ok(reg.repoBlobs.get('up/one')!.has(img.layers[0].digest));
+      const before = reg.requests.length;
+      await push(`${reg.host}/up/two:v1`, { store: src, manifestDigest: img.digest, insecure: [reg.host], auth: { username: 'u', password: 'p' }, chunkSize: 32 * 1024 });
+      const patches = reg.requests.slice(before).filter((q) => q.method === 'PATCH');
+      assert.equal(patches.length, 4 + 1 + 1); // 100000 B in 4 chunks, 3000 B and the config in one
+      assert.deepEqual(reg.manifests.get('up/two:v1')!.bytes, img.bytes);
+    } finally {
+      reg.auth = 'none';
+    }
+  });
+
+  it('pushes an index with every child manifest first', async () => {
+    const idx = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: OCI_INDEX, manifests: [{ mediaType: OCI_MANIFEST, digest: img.digest, size: img.size, platform: { os: 'linux', architecture: 'amd64' } }] }));
+    const { digest } = await src.writeBlob(idx);
+    const before = reg.requests.length;
+    const r = await push(`${reg.host}/withindex:latest`, { store: src, manifestDigest: digest, insecure: [reg.host], auth: 'anonymous' });
+    assert.equal(r.mediaType, OCI_INDEX);
+    const puts = reg.requests.slice(before).filter((q) => q.method === 'PUT' && q.url.includes('/manifests/')).map((q) => q.url);
+    assert.deepEqual(puts, [`/v2/withindex/manifests/${img.digest}`, '/v2/withindex/manifests/latest']);
+    assert.deepEqual(reg.manifests.get('withindex:latest')!.bytes, idx);
+  });
+
+  it('refuses to push what the store does not have', async () => {
+    await assert.rejects(push(`${reg.host}/x:v1`, { store: src, manifestDigest: sha('nope'), insecure: [reg.host], auth: 'anonymous' }), InvalidArgumentError);
+  });
+});
