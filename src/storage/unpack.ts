@@ -214,6 +214,9 @@ class LayerWriter {
       // The layer root: its metadata belongs to the snapshot, as with containerd.
       return drain(data);
     }
+    if (rel.split('/').slice(0, -1).some((p) => p.startsWith(WHITEOUT + WHITEOUT))) {
+      return drain(data); // inside aufs metadata (.wh..wh.plnk/...): not for overlay
+    }
     const base = path.posix.basename(rel);
     const dir = path.posix.dirname(rel) === '.' ? '' : path.posix.dirname(rel);
     const uid = h.uid ?? 0;
@@ -440,6 +443,9 @@ export async function unpackLayer(input: Readable, destDir: string, opts: Unpack
   ex.on('entry', (header, source, next) => {
     const h = header as Header;
     const stream = source as unknown as Readable;
+    stream.on('error', () => {
+      /* reaches the reader of the entry (and the extractor's own 'error') */
+    });
     let xattrs: Map<string, Buffer> | null = null;
     if (h.pax) {
       xattrs = pendingXattrs;
