@@ -182,9 +182,9 @@ class LayerWriter {
       cur = cur ? cur + '/' + parts[i] : parts[i];
       if (this.dirs.has(cur)) continue;
       let st: fs.Stats | null = null;
-      if (this.seen.has(cur)) st = await fsp.lstat(this.abs(cur));
+      if (this.seen.has(cur)) st = fs.lstatSync(this.abs(cur));
       if (st === null) {
-        await fsp.mkdir(this.abs(cur), 0o755);
+        fs.mkdirSync(this.abs(cur), 0o755);
         this.seen.add(cur);
       } else if (st.isSymbolicLink()) {
         throw bad(entry, `its parent ${JSON.stringify(cur)} is a symlink in this layer; writing through it is refused`);
@@ -249,7 +249,25 @@ class LayerWriter {
       case 'file':
       case 'contiguous-file': {
         await this.clearTarget(rel, false);
-        const fh = await fsp.open(abs, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | O_NOFOLLOW, 0o600);
+        const flags = fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | O_NOFOLLOW;
+        if ((h.size ?? 0) <= SMALL_FILE) {
+          // Small files (most of a layer): read whole, then a few synchronous system calls,
+          // which costs far less than a thread-pool round trip per call.
+          const chunks: Buffer[] = [];
+          for await (const c of data as AsyncIterable<Buffer>) chunks.push(c);
+          const fd = fs.openSync(abs, flags, 0o600);
+          this.seen.add(rel);
+          try {
+            for (const c of chunks) writeFullySync(fd, c);
+            fs.fchownSync(fd, uid, gid);
+            fs.fchmodSync(fd, mode); // after chown, which clears setuid/setgid
+            fs.futimesSync(fd, mtime, mtime);
+          } finally {
+            fs.closeSync(fd);
+          }
+          break;
+        }
+        const fh = await fsp.open(abs, flags, 0o600);
         this.seen.add(rel);
         try {
           await writeAll(fh, data);
@@ -264,12 +282,12 @@ class LayerWriter {
       case 'directory': {
         await drain(data);
         if (!(await this.clearTarget(rel, true))) {
-          await fsp.mkdir(abs, 0o700);
+          fs.mkdirSync(abs, 0o700);
           this.seen.add(rel);
           this.dirs.add(rel);
         }
-        await fsp.lchown(abs, uid, gid);
-        await fsp.chmod(abs, mode); // a directory we made or checked: not a symlink
+        fs.lchownSync(abs, uid, gid);
+        fs.chmodSync(abs, mode); // a directory we made or checked: not a symlink
         this.dirTimes.set(rel, mtime);
         break;
       }
@@ -278,10 +296,10 @@ class LayerWriter {
         await this.clearTarget(rel, false);
         const target = h.linkname ?? '';
         if (target === '' || target.includes('\0')) throw bad(entry, 'symlink with an empty or invalid target');
-        await fsp.symlink(target, abs);
+        fs.symlinkSync(target, abs);
         this.seen.add(rel);
-        await fsp.lchown(abs, uid, gid);
-        await fsp.lutimes(abs, mtime, mtime);
+        fs.lchownSync(abs, uid, gid);
+        fs.lutimesSync(abs, mtime, mtime);
         break;
       }
       case 'link': {
@@ -294,7 +312,7 @@ class LayerWriter {
         if (target === rel) break;
         await this.clearTarget(rel, false);
         // link(2) does not follow a symlink target: the link shares the symlink's inode.
-        await fsp.link(this.abs(target), abs);
+        fs.linkSync(this.abs(target), abs);
         this.seen.add(rel);
         return; // metadata and xattrs are the target's
       }
@@ -323,7 +341,7 @@ class LayerWriter {
   /** Directory mtimes, deepest first, then the helper's exit. */
   async finish(): Promise<void> {
     const dirs = [...this.dirTimes].sort((a, b) => b[0].length - a[0].length);
-    for (const [rel, t] of dirs) await fsp.lutimes(this.abs(rel), t, t);
+    for (const [rel, t] of dirs) fs.lutimesSync(this.abs(rel), t, t);
     await this.fsop?.close();
     this.fsop = null;
   }
@@ -331,6 +349,14 @@ class LayerWriter {
   abort(): void {
     this.fsop?.kill();
   }
+}
+
+/** Entries up to this size are written with synchronous calls (see the 'file' case). */
+const SMALL_FILE = 256 * 1024;
+
+function writeFullySync(fd: number, buf: Buffer): void {
+  let off = 0;
+  while (off < buf.length) off += fs.writeSync(fd, buf, off, buf.length - off);
 }
 
 async function drain(data: Readable): Promise<void> {
@@ -498,7 +524,7 @@ export async function unpackLayer(input: Readable, destDir: string, opts: Unpack
     ex.destroy();
     if (e instanceof BerthError) throw e;
     const msg = (e as Error).message ?? String(e);
-    if (/Unexpected end of data/.test(msg)) throw new InvalidArgumentError('the tar archive is truncated', 'layer');
+    if (/Unexpected end of data/.test(msg)) throw new InvalidArgumentError('the tar archive is truncated (or not a tar archive)', 'layer');
     if (/Invalid tar header|checksum|Header exceeds/i.test(msg)) throw new InvalidArgumentError(`corrupt tar archive: ${msg}`, 'layer');
     throw new SystemError(`unpacking the layer: ${msg}`, { cause: e });
   }
