@@ -303,3 +303,33 @@ function getxattr(file: string, name: string): string | null {
   const out = r.stdout.trim();
   return out === '-' ? null : out;
 }
+
+describe('berth-fsop', { skip: isRoot ? false : 'needs root' }, () => {
+  it('resolves every path beneath the layer and never through a symlink', async () => {
+    const { FsOp } = await import('./fsop.js');
+    const s = sandbox();
+    fs.mkdirSync(path.join(s.layer, 'd'), { recursive: true });
+    fs.symlinkSync(s.outside, path.join(s.layer, 'evil'));
+    fs.symlinkSync(path.join(s.outside, 'victim'), path.join(s.layer, 'link'));
+    const op = new FsOp(s.layer);
+    try {
+      await op.call('mknod', ['d/fifo', 'p', 0, 0, '640', 1, 2, 1704067200, 5]);
+      const st = fs.lstatSync(path.join(s.layer, 'd/fifo'));
+      assert.ok(st.isFIFO());
+      assert.equal(st.mode & 0o7777, 0o640);
+      assert.equal(st.uid, 1);
+      for (const p of ['evil/x', '../outside/x', '/tmp/x', 'd/../../outside/x']) {
+        await assert.rejects(op.call('mknod', [p, 'p', 0, 0, '644', 0, 0, 0, 0]), /beneath the layer/, p);
+      }
+      await assert.rejects(op.call('setxattr', ['evil/victim', 'user.x', 'y']), /beneath the layer/);
+      // The last component is not followed: the xattr would go on the symlink (refused for user.*).
+      await assert.rejects(op.call('setxattr', ['link', 'user.x', 'y']));
+      await op.call('setxattr', ['d', 'trusted.overlay.opaque', 'y']);
+      assert.equal(getxattr(path.join(s.layer, 'd'), 'trusted.overlay.opaque'), '79');
+    } finally {
+      await op.close();
+    }
+    assert.equal(getxattr(path.join(s.outside, 'victim'), 'user.x'), null);
+    assertOutsideUntouched(s);
+  });
+});

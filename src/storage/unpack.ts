@@ -454,6 +454,7 @@ export async function unpackLayer(input: Readable, destDir: string, opts: Unpack
     failure ??= e;
   };
 
+  let inFlight: Promise<void> = Promise.resolve();
   const ex = tar.extract();
   // Keep the raw pax records for binary xattr values (see paxXattrs).
   let pendingXattrs: Map<string, Buffer> | null = null;
@@ -481,7 +482,7 @@ export async function unpackLayer(input: Readable, destDir: string, opts: Unpack
       }
     }
     pendingXattrs = null;
-    writer.entry(h, stream, xattrs?.size ? xattrs : null).then(
+    inFlight = writer.entry(h, stream, xattrs?.size ? xattrs : null).then(
       () => next(),
       (e: unknown) => {
         const err = e instanceof BerthError ? e : new SystemError(`layer entry ${JSON.stringify(h.name)}: ${(e as Error).message}`, { cause: e });
@@ -518,10 +519,11 @@ export async function unpackLayer(input: Readable, destDir: string, opts: Unpack
     if (failure) throw failure;
     await writer.finish();
   } catch (e) {
-    writer.abort();
     dec.kill();
     input.destroy();
     ex.destroy();
+    writer.abort();
+    await inFlight.catch(() => {}); // nothing writes into destDir after this returns
     if (e instanceof BerthError) throw e;
     const msg = (e as Error).message ?? String(e);
     if (/Unexpected end of data/.test(msg)) throw new InvalidArgumentError('the tar archive is truncated (or not a tar archive)', 'layer');
