@@ -386,7 +386,7 @@ async function writeAll(fh: fsp.FileHandle, data: Readable): Promise<void> {
 function decompress(input: Readable, compression: Compression): { tar: Readable; check: () => Promise<void>; kill: () => void } {
   if (compression === 'none') return { tar: input, check: async () => {}, kill: () => {} };
   if (compression === 'gzip') {
-    const gunzip = zlib.createGunzip();
+    const gunzip = zlib.createGunzip({ chunkSize: 128 * 1024 });
     pipeline(input, gunzip, () => {
       /* errors surface on gunzip, which the reader iterates */
     });
