@@ -93,26 +93,38 @@ export class RegistryClient {
     this.credentials = resolveCredentials(registry, opts.auth);
     this.userAgent = opts.userAgent ?? 'berth/0.1';
     this.timeoutMs = opts.timeoutMs ?? 60_000;
-    this.tokens = new TokenCache(this.credentials, (url, headers) => this.rawFetch(url, 'GET', headers, undefined));
+    // A token realm over plain HTTP is allowed when it is configured as insecure, or when the
+    // registry itself is plain HTTP and the realm is on the same host (another port).
+    const registryHostname = new URL(this.baseUrl).hostname;
+    this.tokens = new TokenCache(this.credentials, (url, headers) =>
+      this.rawFetch(url, 'GET', headers, undefined, plain && url.protocol === 'http:' && url.hostname === registryHostname),
+    );
   }
 
-  private async rawFetch(url: URL, method: string, headers: Record<string, string>, body: Buffer | Readable | undefined): Promise<Response> {
+  private async rawFetch(url: URL, method: string, headers: Record<string, string>, body: Buffer | Readable | undefined, allowHttp = false): Promise<Response> {
     const init: RequestInit & { duplex?: 'half' } = {
       method,
       headers: { 'user-agent': this.userAgent, 'accept-encoding': 'identity', ...headers },
       redirect: 'manual',
-      signal: AbortSignal.timeout(this.timeoutMs),
     };
     if (body !== undefined) {
       init.body = (body instanceof Readable ? Readable.toWeb(body) : new Uint8Array(body.buffer, body.byteOffset, body.length)) as unknown as BodyInit;
       init.duplex = 'half';
     }
     // Only http(s) to where we were sent; plain http only for insecure hosts.
-    if (url.protocol === 'http:' && !isInsecureHost(url.host, this.insecure)) {
+    if (url.protocol === 'http:' && !allowHttp && !isInsecureHost(url.host, this.insecure)) {
       throw new InvalidArgumentError(`refusing plain HTTP to ${url.host}: not configured as an insecure registry`, 'insecure');
     }
     if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new InvalidArgumentError(`unsupported URL ${url.href}`, 'url');
-    return fetch(url, init);
+    // The timeout covers the wait for the response headers only: a large layer may take longer.
+    const ac = new AbortController();
+    const timer = setTimeout(() => ac.abort(new TransientError(`${method} ${url.host}${url.pathname}: no answer within ${this.timeoutMs} ms`)), this.timeoutMs);
+    init.signal = ac.signal;
+    try {
+      return await fetch(url, init);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   private async authorization(scopes: string[]): Promise<string | undefined> {
