@@ -18,7 +18,10 @@ export interface ClientOptions {
    */
   insecure?: boolean | string[];
   userAgent?: string;
-  /** Per-request timeout until the response headers arrive (ms). Default 60 s. */
+  /**
+   * Timeout (ms) until the response headers arrive, and for a blob download the longest
+   * pause between two chunks of its body. Default 60 s.
+   */
   timeoutMs?: number;
 }
 
@@ -70,6 +73,8 @@ export interface RequestOptions {
   body?: () => Buffer | Readable | undefined;
   /** Token scopes this request needs, e.g. ["repository:busybox:pull"]. */
   scopes: string[];
+  /** Aborts the request and its body (e.g. a download that stalls). */
+  signal?: AbortSignal;
 }
 
 const MAX_REDIRECTS = 10;
@@ -82,7 +87,7 @@ export class RegistryClient {
   private readonly tokens: TokenCache;
   private challenge: Challenge | undefined;
   private readonly userAgent: string;
-  private readonly timeoutMs: number;
+  readonly timeoutMs: number;
 
   /** `registry` is the name used for credentials and the insecure list; `endpoint` the API host. */
   constructor(registry: string, endpoint: string, opts: ClientOptions = {}) {
@@ -101,7 +106,7 @@ export class RegistryClient {
     );
   }
 
-  private async rawFetch(url: URL, method: string, headers: Record<string, string>, body: Buffer | Readable | undefined, allowHttp = false): Promise<Response> {
+  private async rawFetch(url: URL, method: string, headers: Record<string, string>, body: Buffer | Readable | undefined, allowHttp = false, signal?: AbortSignal): Promise<Response> {
     const init: RequestInit & { duplex?: 'half' } = {
       method,
       headers: { 'user-agent': this.userAgent, 'accept-encoding': 'identity', ...headers },
@@ -119,7 +124,7 @@ export class RegistryClient {
     // The timeout covers the wait for the response headers only: a large layer may take longer.
     const ac = new AbortController();
     const timer = setTimeout(() => ac.abort(new TransientError(`${method} ${url.host}${url.pathname}: no answer within ${this.timeoutMs} ms`)), this.timeoutMs);
-    init.signal = ac.signal;
+    init.signal = signal ? AbortSignal.any([ac.signal, signal]) : ac.signal;
     try {
       return await fetch(url, init);
     } finally {
@@ -151,7 +156,7 @@ export class RegistryClient {
       let res: Response;
       let redirects = 0;
       for (;;) {
-        res = await this.rawFetch(url, m, headers, body);
+        res = await this.rawFetch(url, m, headers, body, false, opts.signal);
         if (![301, 302, 303, 307, 308].includes(res.status)) break;
         const loc = res.headers.get('location');
         await res.body?.cancel();

@@ -27,6 +27,8 @@ export interface PullOptions {
   concurrency?: number;
   /** Attempts per request for transient failures (default 4). */
   retries?: number;
+  /** See ClientOptions.timeoutMs (headers, and stalls inside a blob download). */
+  timeoutMs?: number;
   /** An existing client (shares tokens); otherwise one is made from auth/insecure. */
   client?: RegistryClient;
 }
@@ -112,10 +114,17 @@ export async function downloadBlob(client: RegistryClient, repository: string, d
     received = 0;
   };
   for (let attempt = 0; ; attempt++) {
+    // A body that stops flowing for timeoutMs is abandoned (and resumed on the next attempt).
+    const stall = new AbortController();
+    let stallTimer: NodeJS.Timeout | undefined;
+    const armStall = () => {
+      clearTimeout(stallTimer);
+      stallTimer = setTimeout(() => stall.abort(new TransientError(`${what}: no data for ${client.timeoutMs} ms`)), client.timeoutMs);
+    };
     try {
       const headers: Record<string, string> = {};
       if (received > 0) headers.range = `bytes=${received}-`;
-      const res = await client.request('GET', `/v2/${repository}/blobs/${desc.digest}`, { headers, scopes: [repositoryScope(repository)] });
+      const res = await client.request('GET', `/v2/${repository}/blobs/${desc.digest}`, { headers, scopes: [repositoryScope(repository)], signal: stall.signal });
       if (!res.ok) throw await RegistryClient.errorFrom(res, what);
       if (received > 0) {
         const cr = res.headers.get('content-range') ?? '';
@@ -135,12 +144,14 @@ export async function downloadBlob(client: RegistryClient, repository: string, d
       }
       emit({ id, status: 'Downloading', current: received, total: desc.size });
       if (res.body) {
+        armStall();
         try {
           for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
             if (received + chunk.length > desc.size) {
               throw new InvalidArgumentError(`registry sent more than the ${desc.size} bytes the descriptor says`, `${what}: size`);
             }
             received += chunk.length;
+            armStall();
             if (!pass.write(chunk)) await Promise.race([once(pass, 'drain'), writeP]);
             const now = Date.now();
             if (now - lastEmit > 100) {
@@ -149,18 +160,21 @@ export async function downloadBlob(client: RegistryClient, repository: string, d
             }
           }
         } catch (e) {
+          if (stall.signal.aborted) throw stall.signal.reason;
           if (e instanceof InvalidArgumentError || !isTransient(e)) throw e;
           throw new TransientError(`${what}: connection lost after ${received} of ${desc.size} bytes`, { cause: e });
         }
       }
       if (received < desc.size) throw new TransientError(`${what}: body ended after ${received} of ${desc.size} bytes`);
       emit({ id, status: 'Downloading', current: received, total: desc.size });
+      clearTimeout(stallTimer);
       emit({ id, status: 'Verifying Checksum' });
       pass.end();
       await writeP;
       emit({ id, status: 'Download complete' });
       return;
     } catch (e) {
+      clearTimeout(stallTimer);
       if (attempt + 1 >= attempts || !isTransient(e)) {
         pass.destroy(e instanceof Error ? e : new Error(String(e)));
         await writeP.catch(() => {});
@@ -175,7 +189,7 @@ export async function downloadBlob(client: RegistryClient, repository: string, d
 /** Pulls `ref` into `opts.store`; see the module comment. */
 export async function pull(ref: string, opts: PullOptions): Promise<PullResult> {
   const r = parseRegistryRef(ref);
-  const client = opts.client ?? new RegistryClient(r.registry, r.endpoint, { auth: opts.auth, insecure: opts.insecure });
+  const client = opts.client ?? new RegistryClient(r.registry, r.endpoint, { auth: opts.auth, insecure: opts.insecure, timeoutMs: opts.timeoutMs });
   const emit = opts.onProgress ?? (() => {});
   const reference = r.digest ?? r.tag!;
   emit({ id: r.tag ?? r.digest!, status: 'Resolving' });

@@ -26,6 +26,8 @@ export interface PushOptions {
   chunkSize?: number;
   concurrency?: number;
   retries?: number;
+  /** See ClientOptions.timeoutMs. */
+  timeoutMs?: number;
   client?: RegistryClient;
 }
 
@@ -179,7 +181,7 @@ export async function push(ref: string, opts: PushOptions): Promise<PushResult> 
   if (!isDigest(opts.manifestDigest)) throw new InvalidArgumentError(`invalid digest ${JSON.stringify(opts.manifestDigest)}`, 'manifestDigest');
   if (!opts.store.has(opts.manifestDigest)) throw new InvalidArgumentError('not in the content store', `manifest ${opts.manifestDigest}`);
   if (r.digest && r.digest !== opts.manifestDigest) throw new InvalidArgumentError(`reference digest ${r.digest} differs from ${opts.manifestDigest}`, 'reference');
-  const client = opts.client ?? new RegistryClient(r.registry, r.endpoint, { auth: opts.auth, insecure: opts.insecure });
+  const client = opts.client ?? new RegistryClient(r.registry, r.endpoint, { auth: opts.auth, insecure: opts.insecure, timeoutMs: opts.timeoutMs });
   const reference = r.tag ?? opts.manifestDigest;
   const { mediaType, size } = await pushManifest(client, r.repository, reference, opts.manifestDigest, opts);
   opts.onProgress?.({ id: reference, status: `${reference}: digest: ${opts.manifestDigest} size: ${size}` });

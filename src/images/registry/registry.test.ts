@@ -235,6 +235,40 @@ describe('pull from a fake registry', () => {
     assert.ok(s.has(layer.digest));
   });
 
+  it('abandons a stalled body after timeoutMs and resumes; retries a registry that does not answer', async () => {
+    const img = addImage(reg, 'stall', 'v1', [120_000]);
+    const layer = img.layers[0];
+    let stalled = false;
+    let silent = false;
+    reg.hook = (req, res) => {
+      if (!silent && req.url!.includes('/manifests/v1') && req.url!.startsWith('/v2/stall/')) {
+        silent = true; // never answers: the client gives up after timeoutMs and asks again
+        return true;
+      }
+      if (!stalled && req.url!.endsWith(`/blobs/${layer.digest}`)) {
+        stalled = true;
+        const b = reg.blobs.get(layer.digest)!;
+        res.writeHead(200, { 'content-length': b.length });
+        res.write(b.subarray(0, 40_000)); // then nothing
+        return true;
+      }
+      return false;
+    };
+    const s = store();
+    const t0 = Date.now();
+    try {
+      await pull(`${reg.host}/stall:v1`, { store: s, ...opts(), timeoutMs: 300 });
+    } finally {
+      reg.hook = undefined;
+    }
+    assert.ok(s.has(layer.digest));
+    assert.ok(Date.now() - t0 < 5000);
+    const ranged = reg.requests.filter((q) => q.url.endsWith(`/blobs/${layer.digest}`) && q.headers.range);
+    assert.equal(ranged.length, 1);
+    const start = Number(/^bytes=(\d+)-$/.exec(String(ranged[0].headers.range))![1]);
+    assert.ok(start > 0 && start <= 40_000, String(start));
+  });
+
   it('with Basic auth', async () => {
     const img = addImage(reg, 'basic', 'v1', [1000]);
     reg.auth = 'basic';
