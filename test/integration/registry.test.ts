@@ -115,7 +115,11 @@ describe('registry client against docker-registry', { skip, timeout: 240_000 }, 
         const copy = (src: string, dest: string, extra: string[] = []) =>
           run('skopeo', ['copy', '--quiet', '--dest-tls-verify=false', ...creds, ...extra, `oci:${path.join(images, 'oci')}:${src}`, `docker://${host}/${dest}`], { env, timeout: 60_000 });
         await copy('busybox', 'busybox:latest');
-        await Promise.all([copy('busybox-index', 'busybox:index', ['--all']), copy('multilayer', 'multilayer:latest')]);
+        await Promise.all([
+          copy('busybox-index', 'busybox:index', ['--all']),
+          copy('multilayer', 'multilayer:latest'),
+          ...(mode === 'none' ? [copy('busybox', 'busybox:v2s2', ['--format', 'v2s2'])] : []),
+        ]);
         hosts[mode] = host;
       }),
     );
@@ -208,6 +212,17 @@ describe('registry client against docker-registry', { skip, timeout: 240_000 }, 
         assert.equal(await skopeoDigest(mode, `pushed/index@${bb.manifest_digest}`), bb.manifest_digest);
       });
 
+      if (mode === 'none') {
+        it('pulls and pushes a Docker schema 2 manifest (busybox:v2s2)', async () => {
+          const fresh = new LocalContentStore(path.join(tmp, 'store-none-v2s2'));
+          const r = await pull(`${hosts.none}/busybox:v2s2`, { store: fresh, insecure: [hosts.none], auth: 'anonymous' });
+          assert.equal(r.mediaType, 'application/vnd.docker.distribution.manifest.v2+json');
+          assert.equal(r.configDigest, info.images.busybox.config_digest);
+          assert.equal(r.manifestDigest, await skopeoDigest('none', 'busybox:v2s2'));
+          await push(`${hosts.none}/pushed/v2s2:x`, { store: fresh, manifestDigest: r.manifestDigest, insecure: [hosts.none], auth: 'anonymous' });
+          assert.equal(await skopeoDigest('none', 'pushed/v2s2:x'), r.manifestDigest);
+        });
+      }
       if (mode === 'basic') {
         it('takes credentials from a docker config file, and fails clearly without', async () => {
           const cfg = path.join(tmp, 'docker-config.json');

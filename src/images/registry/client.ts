@@ -146,8 +146,10 @@ export class RegistryClient {
    */
   async request(method: string, pathOrUrl: string, opts: RequestOptions): Promise<Response> {
     let retriedAuth = 0;
+    const own = new URL(pathOrUrl, this.baseUrl).origin === new URL(this.baseUrl).origin;
     for (;;) {
-      const auth = await this.authorization(opts.scopes);
+      // Credentials go to the registry only, never to another host it names (upload locations).
+      const auth = own ? await this.authorization(opts.scopes) : undefined;
       let url = new URL(pathOrUrl, this.baseUrl);
       const headers: Record<string, string> = { ...opts.headers };
       if (auth) headers.authorization = auth;

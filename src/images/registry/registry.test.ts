@@ -468,6 +468,28 @@ describe('push to a fake registry', () => {
     }
   });
 
+  it('sends no credentials to an upload location on another host', async () => {
+    const other = await new FakeRegistry().start();
+    reg.auth = 'basic';
+    reg.hook = (req, res) => {
+      if (req.method !== 'POST' || !req.url!.startsWith('/v2/elsewhere/blobs/uploads/') || !req.headers.authorization) return false;
+      const uuid = 'u' + Math.random().toString(36).slice(2);
+      other.uploads.set(uuid, { repo: 'elsewhere', data: Buffer.alloc(0) });
+      res.writeHead(202, { location: `http://${other.host}/v2/elsewhere/blobs/uploads/${uuid}` }).end();
+      return true;
+    };
+    try {
+      await push(`${reg.host}/elsewhere:v1`, { store: src, manifestDigest: img.digest, insecure: [reg.host, other.host], auth: { username: 'u', password: 'p' } });
+      assert.equal(other.requests.filter((q) => q.method === 'PUT').length, 3);
+      assert.ok(other.requests.every((q) => q.headers.authorization === undefined));
+      assert.ok(other.blobs.has(img.layers[0].digest));
+    } finally {
+      reg.hook = undefined;
+      reg.auth = 'none';
+      await other.stop();
+    }
+  });
+
   it('pushes an index with every child manifest first', async () => {
     const idx = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: OCI_INDEX, manifests: [{ mediaType: OCI_MANIFEST, digest: img.digest, size: img.size, platform: { os: 'linux', architecture: 'amd64' } }] }));
     const { digest } = await src.writeBlob(idx);
