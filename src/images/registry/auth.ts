@@ -195,8 +195,10 @@ export class TokenCache {
     }
     if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new InvalidArgumentError(`realm is not http(s): ${realm}`, 'WWW-Authenticate');
     if (challenge.params.service) url.searchParams.set('service', challenge.params.service);
+    // The challenge's own scope belongs to the request that got it: used only when the caller
+    // names none (a later request for another repository must not ask for the first one's).
     const allScopes = new Set(scopes);
-    if (challenge.params.scope) for (const s of challenge.params.scope.split(' ')) if (s) allScopes.add(s);
+    if (allScopes.size === 0 && challenge.params.scope) for (const s of challenge.params.scope.split(' ')) if (s) allScopes.add(s);
     for (const s of allScopes) url.searchParams.append('scope', s);
     const headers: Record<string, string> = { accept: 'application/json' };
     if (this.credentials) headers.authorization = basicAuthorization(this.credentials);

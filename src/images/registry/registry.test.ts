@@ -293,6 +293,15 @@ describe('pull from a fake registry', () => {
       assert.equal(reg.tokenRequests.length, 1);
       assert.equal(reg.tokenRequests[0].searchParams.get('service'), 'fake-service');
       assert.deepEqual(reg.tokenRequests[0].searchParams.getAll('scope'), ['repository:tok/en:pull']);
+      // One client for two repositories: a token per repository, each with its own scope only.
+      const other = addImage(reg, 'tok/other', 'v1', [500]);
+      const client = new RegistryClient(reg.host, reg.host, { insecure: [reg.host], auth: 'anonymous' });
+      await pull(`${reg.host}/tok/en:v1`, { store: store(), client });
+      assert.equal((await pull(`${reg.host}/tok/other:v1`, { store: store(), client })).manifestDigest, other.digest);
+      assert.deepEqual(
+        reg.tokenRequests.slice(1).map((u) => u.searchParams.getAll('scope')),
+        [['repository:tok/en:pull'], ['repository:tok/other:pull']],
+      );
       await assert.rejects(pull(`${reg.host}/tok/en:v1`, { store: store(), insecure: [reg.host], auth: { username: 'u', password: 'bad' } }), /refused the credentials/);
       await pull(`${reg.host}/tok/en:v1`, { store: store(), insecure: [reg.host], auth: { username: 'u', password: 'p' } });
     } finally {
