@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
 import { InvalidArgumentError, NotFoundError, UnsupportedError } from '../common/errors.js';
-import { hostPlatform, MAX_MANIFEST_BYTES, parseImageConfig, parseManifest, referencedDigests, selectPlatform } from './manifest.js';
+import { hostPlatform, MAX_MANIFEST_BYTES, parseImageConfig, parseManifest, parseTypedManifest, referencedDigests, selectPlatform, SUPPORTED_MANIFEST_TYPES } from './manifest.js';
 import { MEDIA_TYPES } from './types.js';
 import type { Descriptor, ImageIndex, Platform } from './types.js';
 
@@ -38,6 +38,17 @@ test('without a media type, the shape decides (OCI allows omitting it)', () => {
   assert.equal(parseManifest(JSON.stringify(bareIndex), MEDIA_TYPES.ociIndex).kind, 'index');
   assert.equal(parseManifest(JSON.stringify(bareIndex), 'application/json').kind, 'index'); // generic type: ignored
   assert.throws(() => parseManifest('{"schemaVersion": 2}'), invalid(undefined, /neither/));
+});
+
+test('parseTypedManifest also gives the media type it decided on', () => {
+  const { mediaType: _m, ...bareManifest } = ociManifest;
+  const { mediaType: _i, ...bareIndex } = ociIndex;
+  assert.deepEqual(parseTypedManifest(JSON.stringify(ociManifest)), { kind: 'manifest', manifest: ociManifest, mediaType: MEDIA_TYPES.ociManifest });
+  assert.equal(parseTypedManifest(JSON.stringify(dockerManifest), `${MEDIA_TYPES.dockerManifest}; charset=utf-8`).mediaType, MEDIA_TYPES.dockerManifest);
+  assert.equal(parseTypedManifest(JSON.stringify(bareManifest), MEDIA_TYPES.dockerManifest).mediaType, MEDIA_TYPES.dockerManifest); // given
+  assert.equal(parseTypedManifest(JSON.stringify(bareManifest), 'application/json').mediaType, MEDIA_TYPES.ociManifest); // shape
+  assert.equal(parseTypedManifest(JSON.stringify(bareIndex)).mediaType, MEDIA_TYPES.ociIndex);
+  assert.deepEqual([...SUPPORTED_MANIFEST_TYPES].sort(), [MEDIA_TYPES.dockerManifest, MEDIA_TYPES.dockerManifestList, MEDIA_TYPES.ociIndex, MEDIA_TYPES.ociManifest].sort());
 });
 
 test('refuses invalid JSON, unknown and contradicting media types, schema 1', () => {

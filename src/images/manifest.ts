@@ -13,8 +13,13 @@ export const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
 
 export type ParsedManifest = { kind: 'manifest'; manifest: ImageManifest } | { kind: 'index'; index: ImageIndex };
 
+/** A parsed manifest or index with the media type it was read as (for a Content-Type when pushing it). */
+export type TypedManifest = ParsedManifest & { mediaType: string };
+
 const MANIFEST_TYPES: ReadonlySet<string> = new Set([MEDIA_TYPES.ociManifest, MEDIA_TYPES.dockerManifest]);
 const INDEX_TYPES: ReadonlySet<string> = new Set([MEDIA_TYPES.ociIndex, MEDIA_TYPES.dockerManifestList]);
+/** Every media type parseManifest accepts (image manifests, then indexes), e.g. for an Accept header. */
+export const SUPPORTED_MANIFEST_TYPES: readonly string[] = [...MANIFEST_TYPES, ...INDEX_TYPES];
 const SCHEMA1_TYPES: ReadonlySet<string> = new Set([
   'application/vnd.docker.distribution.manifest.v1+json',
   'application/vnd.docker.distribution.manifest.v1+prettyjws',
@@ -98,6 +103,12 @@ function bareMediaType(mediaType: string): string {
  * decides. A `mediaType` that contradicts the JSON's is refused.
  */
 export function parseManifest(bytes: Buffer | string, mediaType?: string): ParsedManifest {
+  const typed = parseTypedManifest(bytes, mediaType);
+  return typed.kind === 'manifest' ? { kind: 'manifest', manifest: typed.manifest } : { kind: 'index', index: typed.index };
+}
+
+/** As parseManifest, with the media type it decided on (given, declared or inferred from the shape). */
+export function parseTypedManifest(bytes: Buffer | string, mediaType?: string): TypedManifest {
   const json = parseJsonObject(bytes, 'manifest');
   const declared = json.mediaType;
   if (declared !== undefined && typeof declared !== 'string') throw new InvalidArgumentError('must be a string', 'manifest.mediaType');
@@ -118,8 +129,8 @@ export function parseManifest(bytes: Buffer | string, mediaType?: string): Parse
     throw new UnsupportedError(`Docker image manifest schema 1 (${type}) is not supported: the image must be re-pushed with schema 2`);
   }
 
-  if (MANIFEST_TYPES.has(type)) return { kind: 'manifest', manifest: checkManifest(json) };
-  if (INDEX_TYPES.has(type)) return { kind: 'index', index: checkIndex(json) };
+  if (MANIFEST_TYPES.has(type)) return { kind: 'manifest', manifest: checkManifest(json), mediaType: type };
+  if (INDEX_TYPES.has(type)) return { kind: 'index', index: checkIndex(json), mediaType: type };
   throw new InvalidArgumentError(`unknown manifest media type ${JSON.stringify(type)}`);
 }
 

@@ -3,9 +3,11 @@
  * in memory, uploads (POST/PATCH/PUT, mounts), optional Basic or Bearer auth (token endpoint on
  * the same server), Range support, and hooks to misbehave.
  */
-import { createHash, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+
+import { sha256Digest } from '../digest.js';
 
 export interface RecordedRequest {
   method: string;
@@ -15,9 +17,7 @@ export interface RecordedRequest {
 
 export type Hook = (req: http.IncomingMessage, res: http.ServerResponse, body: Buffer) => boolean | void;
 
-export function sha(b: Buffer | string): string {
-  return 'sha256:' + createHash('sha256').update(b).digest('hex');
-}
+export const sha = sha256Digest;
 
 export class FakeRegistry {
   readonly server: http.Server;

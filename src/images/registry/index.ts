@@ -12,5 +12,4 @@ export {
   type RegistryAuth,
   type Challenge,
 } from './auth.js';
-export { parseRegistryRef, type RegistryRef } from './ref.js';
-export { parseManifestBytes, pickPlatform, hostPlatform, MANIFEST_ACCEPT } from './manifest-check.js';
+export { parseRegistryRef, MANIFEST_ACCEPT, type RegistryRef } from './ref.js';

@@ -13,8 +13,9 @@ import { InvalidArgumentError } from '../../common/errors.js';
 import type { ContentStore, Descriptor, ImageManifest, Platform, ProgressListener } from '../types.js';
 import { repositoryScope, type RegistryAuth } from './auth.js';
 import { RegistryClient, TransientError, isTransient, withRetry } from './client.js';
-import { MANIFEST_ACCEPT, MAX_MANIFEST_SIZE, hostPlatform, parseManifestBytes, pickPlatform, sha256, shortId } from './manifest-check.js';
-import { isDigest, parseRegistryRef, type RegistryRef } from './ref.js';
+import { isDigest, sha256Digest, shortDigest } from '../digest.js';
+import { MAX_MANIFEST_BYTES } from '../manifest.js';
+import { MANIFEST_ACCEPT, parseFetchedManifest, parseRegistryRef, selectFromIndex, type RegistryRef } from './ref.js';
 
 export interface PullOptions {
   store: ContentStore;
@@ -55,9 +56,9 @@ export async function fetchManifest(client: RegistryClient, repository: string, 
   return withRetry(async () => {
     const res = await client.request('GET', `/v2/${repository}/manifests/${reference}`, { headers: { accept: MANIFEST_ACCEPT }, scopes: [repositoryScope(repository)] });
     if (!res.ok) throw await RegistryClient.errorFrom(res, what);
-    const limit = opts.expected ? opts.expected.size : MAX_MANIFEST_SIZE;
+    const limit = opts.expected ? opts.expected.size : MAX_MANIFEST_BYTES;
     const bytes = await RegistryClient.readLimited(res, limit, `${what}: size`);
-    const digest = sha256(bytes);
+    const digest = sha256Digest(bytes);
     if (isDigest(reference) && digest !== reference) {
       throw new InvalidArgumentError(`registry sent a manifest whose digest is ${digest}`, `manifest ${reference}`);
     }
@@ -96,7 +97,7 @@ async function runLimited<T>(items: T[], n: number, fn: (item: T) => Promise<voi
  * registry answers 206, restarting from zero otherwise.
  */
 export async function downloadBlob(client: RegistryClient, repository: string, desc: Descriptor, store: ContentStore, opts: { onProgress?: ProgressListener; retries?: number } = {}): Promise<void> {
-  const id = shortId(desc.digest);
+  const id = shortDigest(desc.digest);
   const emit = opts.onProgress ?? (() => {});
   const what = `blob ${desc.digest}`;
   const attempts = opts.retries ?? 4;
@@ -195,13 +196,13 @@ export async function pull(ref: string, opts: PullOptions): Promise<PullResult> 
   emit({ id: r.tag ?? r.digest!, status: 'Resolving' });
 
   let top = await fetchManifest(client, r.repository, reference, { retries: opts.retries });
-  let parsed = parseManifestBytes(top.bytes, top.contentType, `manifest ${top.digest}`);
+  let parsed = parseFetchedManifest(top.bytes, top.contentType, `manifest ${top.digest}`);
   let index: FetchedManifest | undefined;
   if (parsed.kind === 'index') {
     index = top;
-    const desc = pickPlatform(parsed.index, opts.platform ?? hostPlatform(), `index ${top.digest}`);
+    const desc = selectFromIndex(parsed.index, opts.platform, `index ${top.digest}`);
     top = await fetchManifest(client, r.repository, desc.digest, { retries: opts.retries, expected: desc });
-    parsed = parseManifestBytes(top.bytes, top.contentType ?? desc.mediaType, `manifest ${top.digest}`);
+    parsed = parseFetchedManifest(top.bytes, top.contentType ?? desc.mediaType, `manifest ${top.digest}`);
     if (parsed.kind !== 'manifest') throw new InvalidArgumentError('an index entry points to another index', `index ${index.digest}: ${desc.digest}`);
   }
   const manifest = parsed.manifest;
@@ -213,12 +214,12 @@ export async function pull(ref: string, opts: PullOptions): Promise<PullResult> 
       blobs.push(d);
     }
   }
-  for (const d of manifest.layers) emit({ id: shortId(d.digest), status: opts.store.has(d.digest) ? 'Already exists' : 'Waiting' });
+  for (const d of manifest.layers) emit({ id: shortDigest(d.digest), status: opts.store.has(d.digest) ? 'Already exists' : 'Waiting' });
   await runLimited(blobs, opts.concurrency ?? 3, async (d) => {
     if (opts.store.has(d.digest)) return;
     const isConfig = d === manifest.config;
     await downloadBlob(client, r.repository, d, opts.store, { onProgress: isConfig ? undefined : emit, retries: opts.retries });
-    if (!isConfig) emit({ id: shortId(d.digest), status: 'Pull complete' });
+    if (!isConfig) emit({ id: shortDigest(d.digest), status: 'Pull complete' });
   });
   await opts.store.writeBlob(top.bytes, { digest: top.digest, size: top.bytes.length });
   if (index) await opts.store.writeBlob(index.bytes, { digest: index.digest, size: index.bytes.length });

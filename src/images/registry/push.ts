@@ -10,8 +10,8 @@ import { InvalidArgumentError } from '../../common/errors.js';
 import type { ContentStore, Descriptor, ProgressListener } from '../types.js';
 import { repositoryScope, type RegistryAuth } from './auth.js';
 import { RegistryClient, withRetry } from './client.js';
-import { parseManifestBytes, shortId } from './manifest-check.js';
-import { isDigest, parseRegistryRef, type RegistryRef } from './ref.js';
+import { assertDigest, shortDigest } from '../digest.js';
+import { parseFetchedManifest, parseRegistryRef, type RegistryRef } from './ref.js';
 
 export interface PushOptions {
   store: ContentStore;
@@ -59,7 +59,7 @@ export async function pushBlob(
   store: ContentStore,
   opts: { mountFrom?: string; chunkSize?: number; onProgress?: ProgressListener; retries?: number } = {},
 ): Promise<'exists' | 'mounted' | 'uploaded'> {
-  const id = shortId(desc.digest);
+  const id = shortDigest(desc.digest);
   const emit = opts.onProgress ?? (() => {});
   const what = `blob ${desc.digest}`;
   const scopes = [repositoryScope(repository, true)];
@@ -143,7 +143,7 @@ async function putManifest(client: RegistryClient, repository: string, reference
 async function pushManifest(client: RegistryClient, repository: string, reference: string, digest: string, opts: PushOptions): Promise<{ mediaType: string; size: number }> {
   const emit = opts.onProgress ?? (() => {});
   const bytes = opts.store.readBlob(digest);
-  const parsed = parseManifestBytes(bytes, undefined, `manifest ${digest}`);
+  const parsed = parseFetchedManifest(bytes, undefined, `manifest ${digest}`);
   const retries = opts.retries ?? 3;
   if (parsed.kind === 'index') {
     for (const child of parsed.index.manifests) {
@@ -154,7 +154,7 @@ async function pushManifest(client: RegistryClient, repository: string, referenc
     const blobs = [...parsed.manifest.layers, parsed.manifest.config];
     const seen = new Set<string>();
     const unique = blobs.filter((d) => !seen.has(d.digest) && seen.add(d.digest));
-    for (const d of parsed.manifest.layers) emit({ id: shortId(d.digest), status: 'Preparing' });
+    for (const d of parsed.manifest.layers) emit({ id: shortDigest(d.digest), status: 'Preparing' });
     let next = 0;
     const errors: unknown[] = [];
     const worker = async () => {
@@ -178,7 +178,7 @@ async function pushManifest(client: RegistryClient, repository: string, referenc
 /** Pushes `opts.manifestDigest` (manifest or index) from the store to `ref` (a tag, or a digest that must match). */
 export async function push(ref: string, opts: PushOptions): Promise<PushResult> {
   const r = parseRegistryRef(ref);
-  if (!isDigest(opts.manifestDigest)) throw new InvalidArgumentError(`invalid digest ${JSON.stringify(opts.manifestDigest)}`, 'manifestDigest');
+  assertDigest(opts.manifestDigest, 'manifestDigest');
   if (!opts.store.has(opts.manifestDigest)) throw new InvalidArgumentError('not in the content store', `manifest ${opts.manifestDigest}`);
   if (r.digest && r.digest !== opts.manifestDigest) throw new InvalidArgumentError(`reference digest ${r.digest} differs from ${opts.manifestDigest}`, 'reference');
   const client = opts.client ?? new RegistryClient(r.registry, r.endpoint, { auth: opts.auth, insecure: opts.insecure, timeoutMs: opts.timeoutMs });

@@ -1,9 +1,13 @@
 /**
- * Registry references as the distribution client needs them: the registry host (for the
- * HTTP endpoint, credentials and the insecure list), the repository name (for `/v2/<name>/`)
- * and a tag or digest. Docker Hub short names are expanded as Docker does.
+ * What is registry-specific about references and manifests: the registry host and API
+ * endpoint of a reference, the Accept header of manifest requests, and errors that name the
+ * manifest a registry sent. The grammar, digests and manifest checks are the shared ones
+ * (../reference.ts, ../digest.ts, ../manifest.ts).
  */
-import { InvalidArgumentError } from '../../common/errors.js';
+import { BerthError, InvalidArgumentError, NotFoundError, UnsupportedError } from '../../common/errors.js';
+import { parseTypedManifest, selectPlatform, SUPPORTED_MANIFEST_TYPES, type TypedManifest } from '../manifest.js';
+import { DEFAULT_DOMAIN, dockerReference } from '../reference.js';
+import type { Descriptor, Digest, ImageIndex, Platform } from '../types.js';
 
 export interface RegistryRef {
   /** As written in the reference, e.g. "127.0.0.1:5000" or "docker.io". */
@@ -13,60 +17,46 @@ export interface RegistryRef {
   /** Repository path, e.g. "library/busybox". */
   repository: string;
   tag?: string;
-  digest?: string;
+  digest?: Digest;
 }
 
-const DIGEST_RE = /^sha256:[a-f0-9]{64}$/;
-const TAG_RE = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;
-const PATH_COMPONENT_RE = /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$/;
+/** Docker Hub's registry API is not on docker.io itself. */
+const DOCKER_HUB_ENDPOINT = 'registry-1.docker.io';
 
-export function isDigest(s: string): boolean {
-  return DIGEST_RE.test(s);
-}
+/** The Accept header for manifest requests: every manifest and index type we can parse. */
+export const MANIFEST_ACCEPT = SUPPORTED_MANIFEST_TYPES.join(', ');
 
-/** Throws InvalidArgumentError naming `field` unless `d` is a sha256 digest. */
-export function checkDigest(d: unknown, field: string): string {
-  if (typeof d !== 'string' || !DIGEST_RE.test(d)) {
-    throw new InvalidArgumentError(`not a sha256 digest: ${JSON.stringify(d)?.slice(0, 100)}`, field);
-  }
-  return d;
-}
-
-/** Parses "[host[:port]/]path[:tag][@sha256:...]"; defaults to tag "latest". */
+/** Parses a reference as Docker does (dockerReference: tag "latest" by default, a digest wins over a tag). */
 export function parseRegistryRef(ref: string): RegistryRef {
-  if (typeof ref !== 'string' || ref === '' || ref.length > 4096) throw new InvalidArgumentError(`invalid reference ${JSON.stringify(ref)}`, 'reference');
-  let rest = ref;
-  let digest: string | undefined;
-  const at = rest.indexOf('@');
-  if (at >= 0) {
-    digest = rest.slice(at + 1);
-    rest = rest.slice(0, at);
-    checkDigest(digest, 'reference');
+  const r = dockerReference(ref);
+  return {
+    registry: r.domain,
+    endpoint: r.domain === DEFAULT_DOMAIN ? DOCKER_HUB_ENDPOINT : r.domain,
+    repository: r.path,
+    ...(r.tag !== undefined ? { tag: r.tag } : {}),
+    ...(r.digest !== undefined ? { digest: r.digest } : {}),
+  };
+}
+
+/** Runs `fn`, prefixing the message of a typed error with `what` (e.g. "manifest sha256:…"). */
+function naming<T>(what: string, fn: () => T): T {
+  try {
+    return fn();
+  } catch (e) {
+    if (!(e instanceof BerthError)) throw e;
+    if (e instanceof InvalidArgumentError) throw new InvalidArgumentError(e.message, what);
+    if (e instanceof UnsupportedError) throw new UnsupportedError(`${what}: ${e.message}`);
+    if (e instanceof NotFoundError) throw new NotFoundError(`${what}: ${e.message}`);
+    throw e;
   }
-  let tag: string | undefined;
-  const slash = rest.lastIndexOf('/');
-  const colon = rest.lastIndexOf(':');
-  if (colon > slash) {
-    tag = rest.slice(colon + 1);
-    rest = rest.slice(0, colon);
-    if (!TAG_RE.test(tag)) throw new InvalidArgumentError(`invalid tag ${JSON.stringify(tag)} in ${JSON.stringify(ref)}`, 'reference');
-  }
-  let registry = 'docker.io';
-  let repository = rest;
-  const first = rest.indexOf('/');
-  if (first >= 0) {
-    const head = rest.slice(0, first);
-    if (head.includes('.') || head.includes(':') || head === 'localhost' || head !== head.toLowerCase()) {
-      registry = head;
-      repository = rest.slice(first + 1);
-    }
-  }
-  if (registry === 'index.docker.io') registry = 'docker.io';
-  if (registry === 'docker.io' && !repository.includes('/')) repository = 'library/' + repository;
-  if (!repository.split('/').every((c) => PATH_COMPONENT_RE.test(c))) {
-    throw new InvalidArgumentError(`invalid repository name ${JSON.stringify(repository)} in ${JSON.stringify(ref)}`, 'reference');
-  }
-  if (!tag && !digest) tag = 'latest';
-  const endpoint = registry === 'docker.io' ? 'registry-1.docker.io' : registry;
-  return { registry, endpoint, repository, ...(tag ? { tag } : {}), ...(digest ? { digest } : {}) };
+}
+
+/** parseTypedManifest for bytes a registry sent (`contentType` its Content-Type), errors naming `what`. */
+export function parseFetchedManifest(bytes: Buffer, contentType: string | undefined, what: string): TypedManifest {
+  return naming(what, () => parseTypedManifest(bytes, contentType));
+}
+
+/** selectPlatform, the error naming `what` (the index). */
+export function selectFromIndex(index: ImageIndex, want: Platform | undefined, what: string): Descriptor {
+  return naming(what, () => selectPlatform(index, want));
 }

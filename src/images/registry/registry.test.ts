@@ -53,6 +53,7 @@ describe('parsing', () => {
     assert.deepEqual(parseRegistryRef('127.0.0.1:5000/a/b:v1'), { registry: '127.0.0.1:5000', endpoint: '127.0.0.1:5000', repository: 'a/b', tag: 'v1' });
     const d = 'sha256:' + 'a'.repeat(64);
     assert.deepEqual(parseRegistryRef(`localhost/x@${d}`), { registry: 'localhost', endpoint: 'localhost', repository: 'x', digest: d });
+    assert.deepEqual(parseRegistryRef(`index.docker.io/me/app:1@${d}`), { registry: 'docker.io', endpoint: 'registry-1.docker.io', repository: 'me/app', digest: d }); // a digest wins, as in Docker
     assert.throws(() => parseRegistryRef('x@sha256:abc'), InvalidArgumentError);
     assert.throws(() => parseRegistryRef('127.0.0.1:5000/../etc:x'), InvalidArgumentError);
     assert.throws(() => parseRegistryRef('Upper/Case'), InvalidArgumentError);
@@ -357,9 +358,12 @@ describe('hostile registries', () => {
   });
 
   it('refuses an unknown media type', async () => {
-    reg.addManifest('h', 'weird', { schemaVersion: 2, mediaType: 'application/x-evil', config: {}, layers: [] });
+    const m = reg.addManifest('h', 'weird', { schemaVersion: 2, mediaType: 'application/x-evil', config: {}, layers: [] });
     const s = store();
-    await assert.rejects(pull(`${reg.host}/h:weird`, { store: s, ...opts() }), (e: Error) => e instanceof UnsupportedError && /application\/x-evil/.test(e.message));
+    await assert.rejects(
+      pull(`${reg.host}/h:weird`, { store: s, ...opts() }),
+      (e: Error) => e instanceof InvalidArgumentError && /unknown manifest media type "application\/x-evil"/.test(e.message) && e.message.includes(m.digest),
+    );
     reg.addManifest('h', 'v1', { schemaVersion: 1, name: 'h', fsLayers: [] }, 'application/vnd.docker.distribution.manifest.v1+prettyjws');
     await assert.rejects(pull(`${reg.host}/h:v1`, { store: s, ...opts() }), UnsupportedError);
     assert.deepEqual(s.list(), []);
@@ -367,7 +371,7 @@ describe('hostile registries', () => {
 
   it('refuses bad descriptors, naming the field', async () => {
     const m = reg.addManifest('h', 'baddesc', { schemaVersion: 2, mediaType: OCI_MANIFEST, config: { mediaType: 'x', digest: 'sha256:../../etc/passwd', size: 1 }, layers: [] });
-    await assert.rejects(pull(`${reg.host}/h:baddesc`, { store: store(), ...opts() }), (e: Error) => e instanceof InvalidArgumentError && e.message.includes(`manifest ${m.digest}: config.digest`));
+    await assert.rejects(pull(`${reg.host}/h:baddesc`, { store: store(), ...opts() }), (e: Error) => e instanceof InvalidArgumentError && e.message.includes(`manifest ${m.digest}: manifest.config.digest`));
     reg.addManifest('h', 'badsize', { schemaVersion: 2, mediaType: OCI_MANIFEST, config: { mediaType: 'x', digest: sha('x'), size: -1 }, layers: [] });
     await assert.rejects(pull(`${reg.host}/h:badsize`, { store: store(), ...opts() }), /config\.size/);
   });

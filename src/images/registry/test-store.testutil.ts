@@ -2,13 +2,13 @@
  * A tiny ContentStore for the registry client's tests (a directory of blobs named by hex,
  * verified on write), so they do not depend on the real store.
  */
-import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 
 import { InvalidArgumentError, NotFoundError } from '../../common/errors.js';
+import { digestHex, sha256Digest } from '../digest.js';
 import type { BlobInfo, ContentStore } from '../types.js';
 
 export class TestStore implements ContentStore {
@@ -18,8 +18,7 @@ export class TestStore implements ContentStore {
     this.root = root ?? fs.mkdtempSync(path.join(os.tmpdir(), 'berth-test-store-'));
   }
   private file(d: string): string {
-    if (!/^sha256:[a-f0-9]{64}$/.test(d)) throw new InvalidArgumentError(`bad digest ${d}`, 'digest');
-    return path.join(this.root, d.slice(7));
+    return path.join(this.root, digestHex(d));
   }
   has(d: string): boolean {
     return fs.existsSync(this.file(d));
@@ -42,7 +41,7 @@ export class TestStore implements ContentStore {
     if (Buffer.isBuffer(data)) chunks.push(data);
     else for await (const c of data) chunks.push(Buffer.from(c as Buffer));
     const buf = Buffer.concat(chunks);
-    const digest = 'sha256:' + createHash('sha256').update(buf).digest('hex');
+    const digest = sha256Digest(buf);
     if (expected?.size !== undefined && expected.size !== buf.length) throw new InvalidArgumentError(`size ${buf.length}, expected ${expected.size}`, `blob ${expected.digest ?? digest}`);
     if (expected?.digest !== undefined && expected.digest !== digest) throw new InvalidArgumentError(`content has digest ${digest}`, `blob ${expected.digest}`);
     const tmp = this.file(digest) + '.tmp' + process.pid + Math.random();
