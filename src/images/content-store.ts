@@ -15,6 +15,7 @@ import path from 'node:path';
 import type { Readable } from 'node:stream';
 
 import { InvalidArgumentError, NotFoundError } from '../common/errors.js';
+import { processAlive } from '../common/fsutil.js';
 import { assertDigest, digestHex } from './digest.js';
 import { MAX_MANIFEST_BYTES, referencedDigests } from './manifest.js';
 import type { BlobInfo, ContentStore, Digest } from './types.js';
@@ -211,14 +212,6 @@ function notFound(err: unknown, digest: Digest): unknown {
   return (err as NodeJS.ErrnoException).code === 'ENOENT' ? new NotFoundError(`blob ${digest} not found`) : err;
 }
 
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 /** Makes a rename in `dir` durable. */
 export async function syncDirectory(dir: string): Promise<void> {

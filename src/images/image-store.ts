@@ -8,11 +8,11 @@
  * fully qualified ("docker.io/library/busybox:latest"); a name points at one image at a time.
  * Blobs are never deleted here: after `remove`, the caller runs `garbageCollect()`.
  */
-import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 
 import { ConflictError, InvalidArgumentError, NotFoundError, SystemError } from '../common/errors.js';
+import { processAlive, writeFileAtomic } from '../common/fsutil.js';
 import { assertDigest, isDigest, shortDigest } from './digest.js';
 import { dockerReference, formatReference, parseReference, repositoryName } from './reference.js';
 import type { ContentStore, Digest, ImageRecord } from './types.js';
@@ -251,40 +251,7 @@ export class ImageStore {
   }
 }
 
-/** temp file + fsync + rename + fsync of the directory; the temp file is removed on failure. */
-export function writeFileAtomic(file: string, text: string): void {
-  const tmp = `${file}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`;
-  let fd: number | undefined;
-  try {
-    fd = fs.openSync(tmp, 'wx', 0o600);
-    const bytes = Buffer.from(text);
-    let written = 0;
-    while (written < bytes.length) written += fs.writeSync(fd, bytes, written, bytes.length - written);
-    fs.fsyncSync(fd);
-    fs.closeSync(fd);
-    fd = undefined;
-    fs.renameSync(tmp, file);
-  } catch (err) {
-    if (fd !== undefined) fs.closeSync(fd);
-    fs.rmSync(tmp, { force: true });
-    throw err;
-  }
-  const dir = fs.openSync(path.dirname(file), 'r');
-  try {
-    fs.fsyncSync(dir);
-  } finally {
-    fs.closeSync(dir);
-  }
-}
-
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
+export { writeFileAtomic };
 
 // ---------------------------------------------------------------- records
 
