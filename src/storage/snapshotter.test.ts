@@ -1,0 +1,273 @@
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { after, describe, it } from 'node:test';
+
+import tar from 'tar-stream';
+
+import { ConflictError, InvalidArgumentError, NotFoundError, UnsupportedError } from '../common/errors.js';
+import { OverlaySnapshotter, chainId, chainIds, validateKey, writeFileAtomic } from './snapshotter.js';
+
+const isRoot = process.getuid?.() === 0;
+const sha = (s: string) => 'sha256:' + createHash('sha256').update(s).digest('hex');
+const tmps: string[] = [];
+function tmpdir(): string {
+  const d = fs.mkdtempSync(path.join(os.tmpdir(), 'berth-snap-'));
+  tmps.push(d);
+  return d;
+}
+after(() => {
+  for (const d of tmps) fs.rmSync(d, { recursive: true, force: true });
+});
+
+/** A layer whose fill writes files (rel path -> content; content null: a directory). */
+function files(entries: Record<string, string | null>) {
+  return async (dir: string) => {
+    for (const [rel, content] of Object.entries(entries)) {
+      const p = path.join(dir, rel);
+      if (content === null) fs.mkdirSync(p, { recursive: true });
+      else {
+        fs.mkdirSync(path.dirname(p), { recursive: true });
+        fs.writeFileSync(p, content);
+      }
+    }
+  };
+}
+
+async function tarEntries(file: string): Promise<Array<{ name: string; type: string; linkname?: string | null; data: string }>> {
+  const out: Array<{ name: string; type: string; linkname?: string | null; data: string }> = [];
+  const ex = tar.extract();
+  const done = new Promise<void>((resolve, reject) => {
+    ex.on('finish', () => resolve());
+    ex.on('error', reject);
+  });
+  ex.on('entry', (h, stream, next) => {
+    const chunks: Buffer[] = [];
+    stream.on('data', (c: unknown) => chunks.push(c as Buffer));
+    stream.on('end', () => {
+      out.push({ name: h.name, type: h.type ?? '', linkname: h.linkname, data: Buffer.concat(chunks).toString() });
+      next();
+    });
+  });
+  fs.createReadStream(file).pipe(ex as unknown as NodeJS.WritableStream);
+  await done;
+  return out;
+}
+
+describe('chainId', () => {
+  it('follows the OCI image spec', () => {
+    const a = sha('a');
+    const b = sha('b');
+    const c = sha('c');
+    assert.equal(chainId(undefined, a), a);
+    const ab = 'sha256:' + createHash('sha256').update(`${a} ${b}`).digest('hex');
+    assert.equal(chainId(a, b), ab);
+    assert.deepEqual(chainIds([a, b, c]), [a, ab, 'sha256:' + createHash('sha256').update(`${ab} ${c}`).digest('hex')]);
+    assert.deepEqual(chainIds([]), []);
+  });
+  it('refuses non-sha256 digests', () => {
+    assert.throws(() => chainId(undefined, 'sha512:00'), InvalidArgumentError);
+    assert.throws(() => chainId('../../x', sha('a')), InvalidArgumentError);
+  });
+});
+
+describe('validateKey', () => {
+  it('accepts plain names', () => {
+    for (const k of ['abc', 'a-b_c.1', '0123456789abcdef'.repeat(4), 'c1.rootfs']) validateKey(k);
+  });
+  it('refuses path tricks and odd names', () => {
+    for (const k of ['', '.', '..', '../x', 'a/b', '/abs', '.hidden', '-x', 'a\0b', 'x'.repeat(129), 'a b', 5]) {
+      assert.throws(() => validateKey(k), InvalidArgumentError, String(k));
+    }
+  });
+});
+
+describe('OverlaySnapshotter', () => {
+  const base = sha('base');
+  const top = chainId(base, sha('top'));
+
+  it('adds a layer atomically: a failing fill leaves nothing, a wrong diff is refused', async () => {
+    const s = new OverlaySnapshotter(tmpdir(), { sync: false });
+    await assert.rejects(
+      s.addLayer(base, undefined, async (dir) => {
+        fs.writeFileSync(path.join(dir, 'half'), 'x');
+        throw new Error('crash');
+      }),
+      /crash/,
+    );
+    assert.equal(s.hasLayer(base), false);
+    assert.deepEqual(fs.readdirSync(path.join(s.root, 'tmp')), []);
+    await assert.rejects(
+      s.addLayer(base, undefined, async () => ({ diffId: sha('other'), size: 1 })),
+      InvalidArgumentError,
+    );
+    assert.equal(s.hasLayer(base), false);
+    await assert.rejects(s.addLayer(top, base, files({})), NotFoundError); // no parent yet
+  });
+
+  it('shares concurrent adds of one layer and records its metadata', async () => {
+    const s = new OverlaySnapshotter(tmpdir(), { sync: false });
+    let fills = 0;
+    const fill = async (dir: string) => {
+      fills++;
+      await files({ 'etc/a': 'A' })(dir);
+      return { diffId: base, size: 10 };
+    };
+    const [x, y] = await Promise.all([s.addLayer(base, undefined, fill), s.addLayer(base, undefined, fill)]);
+    assert.equal(fills, 1);
+    assert.deepEqual(x, y);
+    assert.deepEqual(s.layerInfo(base), { chainId: base, diffId: base, size: 10 });
+    // Another store on the same root (another process) adding it again: a no-op.
+    const s2 = new OverlaySnapshotter(s.root, { sync: false });
+    await s2.addLayer(base, undefined, async () => assert.fail('must not fill an existing layer'));
+    assert.equal(fs.readFileSync(path.join(s.layerPath(base), 'etc/a'), 'utf8'), 'A');
+  });
+
+  it('removes stale work of dead processes on open', async () => {
+    const root = tmpdir();
+    const s = new OverlaySnapshotter(root, { sync: false });
+    const stale = path.join(root, 'tmp', '999999999-deadbeef');
+    fs.mkdirSync(path.join(stale, 'fs'), { recursive: true });
+    fs.writeFileSync(path.join(stale, 'layer.json'), '{');
+    new OverlaySnapshotter(root, { sync: false });
+    assert.equal(fs.existsSync(stale), false);
+    assert.deepEqual(s.listLayers(), []);
+  });
+
+  it('returns mounts: bind for no parent, bind ro for a one-layer view, overlay otherwise', async () => {
+    const s = new OverlaySnapshotter(tmpdir(), { sync: false });
+    await s.addLayer(base, undefined, files({ a: '1' }));
+    await s.addLayer(top, base, files({ b: '2' }));
+
+    const empty = await s.prepare('empty');
+    assert.deepEqual(empty, [{ type: 'bind', source: path.join(s.root, 'snapshots/empty/fs'), options: ['rbind', 'rw'] }]);
+    const v1 = await s.view('v1', base);
+    assert.deepEqual(v1, [{ type: 'bind', source: s.layerPath(base), options: ['rbind', 'ro'] }]);
+
+    const [m] = await s.prepare('c1', top);
+    assert.equal(m.type, 'overlay');
+    assert.equal(m.source, 'overlay');
+    const lower = m.options.find((o) => o.startsWith('lowerdir='))!.slice(9).split(':');
+    assert.equal(lower.length, 2);
+    assert.equal(fs.realpathSync(lower[0]), fs.realpathSync(s.layerPath(top)), 'top layer first');
+    assert.equal(fs.realpathSync(lower[1]), fs.realpathSync(s.layerPath(base)));
+    assert.ok(m.options.includes('upperdir=' + path.join(s.root, 'snapshots/c1/fs')));
+    assert.ok(m.options.includes('workdir=' + path.join(s.root, 'snapshots/c1/work')));
+    assert.deepEqual(s.mounts('c1'), [m]);
+
+    const [v2] = await s.view('v2', top);
+    assert.equal(v2.type, 'overlay');
+    assert.ok(!v2.options.some((o) => o.startsWith('upperdir=')));
+
+    await assert.rejects(s.prepare('c1', top), ConflictError);
+    await assert.rejects(s.prepare('../c2', top), InvalidArgumentError);
+    await assert.rejects(s.prepare('c3', sha('missing')), NotFoundError);
+    assert.deepEqual(s.list().map((x) => x.key).sort(), ['c1', 'empty', 'v1', 'v2']);
+  });
+
+  it('refuses removing a layer in use, then removes it', async () => {
+    const s = new OverlaySnapshotter(tmpdir(), { sync: false });
+    await s.addLayer(base, undefined, files({ a: '1' }));
+    await s.addLayer(top, base, files({ b: '2' }));
+    await assert.rejects(s.removeLayer(base), ConflictError);
+    await s.prepare('c', top);
+    await assert.rejects(s.removeLayer(top), ConflictError);
+    await s.remove('c');
+    assert.equal(fs.existsSync(path.join(s.root, 'snapshots', 'c')), false);
+    await s.removeLayer(top);
+    await s.removeLayer(base);
+    assert.equal(s.hasLayer(base), false);
+    assert.deepEqual(fs.readdirSync(path.join(s.root, 'l')), []);
+    await assert.rejects(s.remove('c'), NotFoundError);
+  });
+
+  it('refuses more layers than fit in the mount data', async () => {
+    const s = new OverlaySnapshotter(tmpdir(), { sync: false });
+    let parent: string | undefined;
+    for (let i = 0; i < 80; i++) {
+      const id = chainId(parent, sha('l' + i));
+      await s.addLayer(id, parent, async () => {});
+      parent = id;
+    }
+    await assert.rejects(s.prepare('big', parent), UnsupportedError);
+    assert.equal(fs.existsSync(path.join(s.root, 'snapshots', 'big')), false);
+  });
+
+  it('reports changes of an upper dir (A/C/D) and commits them as a tar', async () => {
+    const s = new OverlaySnapshotter(tmpdir(), { sync: false });
+    await s.addLayer(base, undefined, files({ 'etc/passwd': 'root', 'etc/group': 'g', 'usr/bin/x': 'x', 'gone/f': 'f' }));
+    await s.prepare('c', base);
+    const upper = path.join(s.root, 'snapshots/c/fs');
+    // As overlayfs would leave it after: echo > /new; edit /etc/passwd; ln; mkdir /etc/d; rm -r /gone
+    fs.writeFileSync(path.join(upper, 'new'), 'n');
+    fs.mkdirSync(path.join(upper, 'etc/d'), { recursive: true });
+    fs.writeFileSync(path.join(upper, 'etc/passwd'), 'root2');
+    fs.linkSync(path.join(upper, 'etc/passwd'), path.join(upper, 'etc/passwd-link'));
+    fs.symlinkSync('passwd', path.join(upper, 'etc/sym'));
+    if (isRoot) assert.equal(spawnSync('mknod', [path.join(upper, 'gone'), 'c', '0', '0']).status, 0);
+
+    const expected = [
+      { path: '/etc', kind: 'C' },
+      { path: '/etc/d', kind: 'A' },
+      { path: '/etc/passwd', kind: 'C' },
+      { path: '/etc/passwd-link', kind: 'A' },
+      { path: '/etc/sym', kind: 'A' },
+      ...(isRoot ? [{ path: '/gone', kind: 'D' }] : []),
+      { path: '/new', kind: 'A' },
+    ];
+    assert.deepEqual(await s.changes('c'), expected);
+    const usage = await s.usage('c');
+    assert.equal(usage.inodes, isRoot ? 6 : 5); // hard link counted once
+
+    const result = await s.commit('c');
+    assert.equal(result.chainId, chainId(base, result.diffId));
+    const bytes = fs.readFileSync(result.tarPath);
+    assert.equal(result.diffId, 'sha256:' + createHash('sha256').update(bytes).digest('hex'));
+    assert.equal(result.size, bytes.length);
+    const entries = await tarEntries(result.tarPath);
+    assert.deepEqual(
+      entries.map((e) => [e.name, e.type, e.linkname ?? null, e.data]),
+      [
+        ['etc/', 'directory', null, ''],
+        ['etc/d/', 'directory', null, ''],
+        ['etc/passwd', 'file', null, 'root2'],
+        ['etc/passwd-link', 'link', 'etc/passwd', ''],
+        ['etc/sym', 'symlink', 'passwd', ''],
+        ...(isRoot ? [['.wh.gone', 'file', null, '']] : []),
+        ['new', 'file', null, 'n'],
+      ],
+    );
+    fs.rmSync(result.tarPath);
+    // The upper dir became the layer; the snapshot is gone.
+    assert.equal(s.hasLayer(result.chainId), true);
+    assert.deepEqual(s.layerInfo(result.chainId), { chainId: result.chainId, parent: base, diffId: result.diffId, size: result.size });
+    assert.equal(fs.readFileSync(path.join(s.layerPath(result.chainId), 'etc/passwd'), 'utf8'), 'root2');
+    assert.equal(fs.existsSync(path.join(s.root, 'snapshots/c')), false);
+    await assert.rejects(s.commit('c'), NotFoundError);
+  });
+
+  it('refuses commit with a chain ID other than the diff', async () => {
+    const s = new OverlaySnapshotter(tmpdir(), { sync: false });
+    await s.prepare('c');
+    fs.writeFileSync(path.join(s.root, 'snapshots/c/fs/f'), 'x');
+    await assert.rejects(s.commit('c', sha('nope')), InvalidArgumentError);
+    assert.ok(fs.existsSync(path.join(s.root, 'snapshots/c/fs/f')), 'the snapshot stays');
+    assert.deepEqual(fs.readdirSync(path.join(s.root, 'tmp')), []);
+  });
+});
+
+describe('writeFileAtomic', () => {
+  it('replaces a file whole and leaves no temp file', async () => {
+    const d = tmpdir();
+    const f = path.join(d, 'meta.json');
+    await writeFileAtomic(f, '{"a":1}');
+    await writeFileAtomic(f, '{"a":2}');
+    assert.equal(fs.readFileSync(f, 'utf8'), '{"a":2}');
+    assert.deepEqual(fs.readdirSync(d), ['meta.json']);
+    await assert.rejects(writeFileAtomic(path.join(d, 'missing', 'x'), 'y'));
+    assert.deepEqual(fs.readdirSync(d), ['meta.json']);
+  });
+});

@@ -1,0 +1,822 @@
+/**
+ * Layers and container root file systems on overlayfs, in containerd's spirit: the snapshotter
+ * prepares directories and RETURNS mount descriptions; it never mounts anything itself (the
+ * runtime, or a test, mounts them).
+ *
+ * Layout under root:
+ *   layers/<chainID hex>/fs           a committed layer in overlay form (whiteouts are char 0/0,
+ *                                     opaque directories carry trusted.overlay.opaque=y)
+ *   layers/<chainID hex>/layer.json   { chainId, parent, diffId, size }
+ *   l/<32 hex>                        short symlink -> ../layers/<hex>/fs, used in lowerdir= so
+ *                                     more layers fit in overlay's one-page mount data (Docker's
+ *                                     overlay2 does the same)
+ *   snapshots/<key>/{fs,work}         a container's upper and work dirs (or an empty dir)
+ *   snapshots/<key>/snapshot.json     { key, kind, parent, created }
+ *   tmp/<pid>-<random>                work in progress; removed at startup if its process is gone
+ *
+ * Every layer or snapshot is built in tmp/ and renamed into place: a crash never leaves a half
+ * layer visible, and of two concurrent adds of one layer the second rename fails harmlessly.
+ *
+ * ChainID (OCI image spec, config.md): chainID(L1) = diffID(L1),
+ * chainID(Ln) = sha256(chainID(Ln-1) + " " + diffID(Ln)).
+ */
+import { spawn } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import fsp from 'node:fs/promises';
+import path from 'node:path';
+
+import tar from 'tar-stream';
+
+import { ConflictError, InvalidArgumentError, NotFoundError, SystemError, UnsupportedError } from '../common/errors.js';
+
+/** A mount to perform, as mount(8) would take it (containerd's mount.Mount). */
+export interface Mount {
+  type: string;
+  source: string;
+  options: string[];
+}
+
+export interface LayerInfo {
+  chainId: string;
+  parent?: string;
+  /** Unknown (absent) when the layer was added without reporting its diff. */
+  diffId?: string;
+  /** Bytes of the uncompressed diff tar, when known. */
+  size?: number;
+}
+
+export type SnapshotKind = 'active' | 'view';
+
+export interface SnapshotInfo {
+  key: string;
+  kind: SnapshotKind;
+  parent?: string;
+  created: string;
+}
+
+export interface Usage {
+  /** Bytes allocated (st_blocks * 512), each inode counted once. */
+  size: number;
+  inodes: number;
+}
+
+export type ChangeKind = 'A' | 'C' | 'D';
+
+export interface Change {
+  /** Absolute path inside the container, e.g. "/etc/passwd". */
+  path: string;
+  kind: ChangeKind;
+}
+
+export interface CommitResult {
+  chainId: string;
+  diffId: string;
+  /** Bytes of the diff tar. */
+  size: number;
+  /** The uncompressed diff tar (in the snapshotter's tmp/): the caller stores it and deletes it. */
+  tarPath: string;
+}
+
+export interface LayerDiff {
+  diffId: string;
+  size: number;
+}
+
+const HEX64 = /^[a-f0-9]{64}$/;
+const KEY = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$/;
+/** Mount data is one page; keep room for the kernel's own additions. */
+export const MAX_MOUNT_DATA = 4000;
+const WHITEOUT_PREFIX = '.wh.';
+const OPAQUE_MARKER = '.wh..wh..opq';
+
+/** "sha256:<hex>" of the layer stack ending in diffId on top of parent's chain. */
+export function chainId(parent: string | undefined, diffId: string): string {
+  assertSha256(diffId, 'diffId');
+  if (parent === undefined) return diffId;
+  assertSha256(parent, 'parent');
+  return 'sha256:' + createHash('sha256').update(parent + ' ' + diffId).digest('hex');
+}
+
+/** The chain IDs of every prefix of a list of diff IDs. */
+export function chainIds(diffIds: readonly string[]): string[] {
+  const out: string[] = [];
+  for (const d of diffIds) out.push(chainId(out.at(-1), d));
+  return out;
+}
+
+function assertSha256(value: unknown, field: string): asserts value is string {
+  if (typeof value !== 'string' || !value.startsWith('sha256:') || !HEX64.test(value.slice(7))) {
+    throw new InvalidArgumentError(`not a sha256 digest: ${JSON.stringify(value)}`, field);
+  }
+}
+
+/** Snapshot keys are single path components: letters, digits, "_", ".", "-", not starting with a punctuation mark. */
+export function validateKey(key: unknown): asserts key is string {
+  if (typeof key !== 'string' || !KEY.test(key)) {
+    throw new InvalidArgumentError(`invalid snapshot key ${JSON.stringify(key)}: must match ${KEY.source}`, 'key');
+  }
+}
+
+/** Writes a file durably and atomically: temp file, fsync, rename, fsync of the directory. */
+export async function writeFileAtomic(file: string, data: string | Buffer, mode = 0o600): Promise<void> {
+  const dir = path.dirname(file);
+  const tmp = path.join(dir, `.${path.basename(file)}.${process.pid}-${randomBytes(6).toString('hex')}.tmp`);
+  const handle = await fsp.open(tmp, 'wx', mode);
+  try {
+    try {
+      await handle.writeFile(data);
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    await fsp.rename(tmp, file);
+  } catch (e) {
+    await fsp.rm(tmp, { force: true });
+    throw e;
+  }
+  await syncDir(dir);
+}
+
+async function syncDir(dir: string): Promise<void> {
+  const h = await fsp.open(dir, 'r');
+  try {
+    await h.sync();
+  } finally {
+    await h.close();
+  }
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+function isWhiteout(st: fs.Stats): boolean {
+  return st.isCharacterDevice() && st.rdev === 0;
+}
+
+function lstatOrNull(p: string): fs.Stats | null {
+  try {
+    return fs.lstatSync(p);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') return null;
+    throw e;
+  }
+}
+
+function major(rdev: number): number {
+  return Number(((BigInt(rdev) >> 8n) & 0xfffn) | ((BigInt(rdev) >> 32n) & ~0xfffn));
+}
+function minor(rdev: number): number {
+  return Number((BigInt(rdev) & 0xffn) | ((BigInt(rdev) >> 12n) & ~0xffn));
+}
+
+/**
+ * Directories (relative to root) among `dirs` that carry trusted.overlay.opaque=y. Node cannot
+ * read xattrs, so GNU tar reads them (directories only, no file data) and tar-stream parses
+ * its pax records.
+ */
+export async function opaqueDirs(root: string, dirs: string[]): Promise<Set<string>> {
+  const out = new Set<string>();
+  if (dirs.length === 0) return out;
+  const child = spawn('tar', ['--xattrs', '--xattrs-include=trusted.overlay.opaque', '--no-recursion', '--null', '-C', root, '-cf', '-', '-T', '-'], {
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr.setEncoding('utf8');
+  child.stderr.on('data', (s: string) => (stderr += s));
+  child.stdin.on('error', () => {});
+  child.stdin.end(dirs.map((d) => (d === '' ? '.' : './' + d) + '\0').join(''));
+  const exited = new Promise<number | null>((resolve, reject) => {
+    child.on('error', reject);
+    child.on('close', (code) => resolve(code));
+  });
+  const ex = tar.extract();
+  ex.on('entry', (h, stream, next) => {
+    if ((h.pax as Record<string, string> | undefined)?.['SCHILY.xattr.trusted.overlay.opaque'] === 'y') {
+      const name = h.name.replace(/^\.\/?/, '').replace(/\/$/, '');
+      out.add(name);
+    }
+    stream.on('end', () => next());
+    stream.resume();
+  });
+  const parsed = new Promise<void>((resolve, reject) => {
+    ex.on('finish', () => resolve());
+    ex.on('error', reject);
+  });
+  child.stdout.pipe(ex as unknown as NodeJS.WritableStream);
+  const [code] = await Promise.all([exited, parsed]);
+  if (code !== 0) throw new SystemError(`reading overlay xattrs with tar: ${stderr.trim() || 'exit ' + code}`);
+  return out;
+}
+
+export interface SnapshotterOptions {
+  /** syncfs() a layer's file system before it becomes visible (default true). */
+  sync?: boolean;
+}
+
+export class OverlaySnapshotter {
+  readonly root: string;
+  private readonly layersDir: string;
+  private readonly linksDir: string;
+  private readonly snapshotsDir: string;
+  private readonly tmpDir: string;
+  private readonly sync: boolean;
+  private readonly inflight = new Map<string, Promise<LayerInfo>>();
+  /** Opaque directories of committed layers (immutable, so cached). */
+  private readonly opaqueCache = new Map<string, Promise<Set<string>>>();
+
+  constructor(root: string, options: SnapshotterOptions = {}) {
+    this.root = path.resolve(root);
+    this.layersDir = path.join(this.root, 'layers');
+    this.linksDir = path.join(this.root, 'l');
+    this.snapshotsDir = path.join(this.root, 'snapshots');
+    this.tmpDir = path.join(this.root, 'tmp');
+    this.sync = options.sync ?? true;
+    fs.mkdirSync(this.root, { recursive: true, mode: 0o711 });
+    for (const d of [this.layersDir, this.linksDir, this.snapshotsDir, this.tmpDir]) fs.mkdirSync(d, { recursive: true, mode: 0o711 });
+    this.removeStale();
+  }
+
+  // ---- layers ----------------------------------------------------------------------------
+
+  private layerDir(id: string): string {
+    assertSha256(id, 'chainId');
+    return path.join(this.layersDir, id.slice(7));
+  }
+
+  /** The layer's short link name (l/<32 hex>). */
+  private linkPath(id: string): string {
+    return path.join(this.linksDir, id.slice(7, 39));
+  }
+
+  hasLayer(id: string): boolean {
+    return fs.existsSync(path.join(this.layerDir(id), 'layer.json'));
+  }
+
+  layerInfo(id: string): LayerInfo {
+    const file = path.join(this.layerDir(id), 'layer.json');
+    let text: string;
+    try {
+      text = fs.readFileSync(file, 'utf8');
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new NotFoundError(`layer ${id} not found`);
+      throw e;
+    }
+    return JSON.parse(text) as LayerInfo;
+  }
+
+  listLayers(): LayerInfo[] {
+    return fs
+      .readdirSync(this.layersDir)
+      .filter((n) => HEX64.test(n))
+      .flatMap((hex) => {
+        try {
+          return [this.layerInfo('sha256:' + hex)];
+        } catch {
+          return [];
+        }
+      });
+  }
+
+  /** The fs directory of a committed layer. */
+  layerPath(id: string): string {
+    if (!this.hasLayer(id)) throw new NotFoundError(`layer ${id} not found`);
+    return path.join(this.layerDir(id), 'fs');
+  }
+
+  /**
+   * Adds a committed layer: `fill` writes the layer's content (overlay form) into an empty
+   * directory, which becomes visible under `id` only once complete. When fill reports the diff
+   * it unpacked, its chain ID must be `id` (refused otherwise). Adding a layer that exists is a
+   * no-op; concurrent adds of one layer in this process share one fill.
+   */
+  addLayer(id: string, parent: string | undefined, fill: (dir: string) => Promise<LayerDiff | void>): Promise<LayerInfo> {
+    assertSha256(id, 'chainId');
+    if (parent !== undefined) assertSha256(parent, 'parent');
+    const running = this.inflight.get(id);
+    if (running) return running;
+    const p = this.doAddLayer(id, parent, fill).finally(() => this.inflight.delete(id));
+    this.inflight.set(id, p);
+    return p;
+  }
+
+  private async doAddLayer(id: string, parent: string | undefined, fill: (dir: string) => Promise<LayerDiff | void>): Promise<LayerInfo> {
+    if (this.hasLayer(id)) return this.layerInfo(id);
+    if (parent !== undefined && !this.hasLayer(parent)) throw new NotFoundError(`parent layer ${parent} of ${id} not found`);
+    const tmp = this.newTmp();
+    await fsp.mkdir(tmp, { mode: 0o711 });
+    try {
+      const fsDir = path.join(tmp, 'fs');
+      await fsp.mkdir(fsDir, { mode: 0o755 });
+      const diff = await fill(fsDir);
+      const info: LayerInfo = { chainId: id };
+      if (parent !== undefined) info.parent = parent;
+      if (diff) {
+        const expected = chainId(parent, diff.diffId);
+        if (expected !== id) throw new InvalidArgumentError(`the layer's diff ${diff.diffId} on ${parent ?? 'no parent'} has chain ID ${expected}, not ${id}`, 'layer');
+        info.diffId = diff.diffId;
+        info.size = diff.size;
+      } else if (parent === undefined) {
+        info.diffId = id;
+      }
+      if (this.sync) await syncfs(fsDir);
+      await writeFileAtomic(path.join(tmp, 'layer.json'), JSON.stringify(info) + '\n', 0o644);
+      return await this.publishLayer(tmp, id, info);
+    } finally {
+      await fsp.rm(tmp, { recursive: true, force: true }).catch(() => {});
+    }
+  }
+
+  /** Renames a complete layer directory (fs/ + layer.json) into place and links it. */
+  private async publishLayer(tmp: string, id: string, info: LayerInfo): Promise<LayerInfo> {
+    const dest = this.layerDir(id);
+    try {
+      await fsp.rename(tmp, dest);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if ((code !== 'ENOTEMPTY' && code !== 'EEXIST') || !this.hasLayer(id)) throw e;
+      await this.ensureLink(id);
+      return this.layerInfo(id); // someone else added it first
+    }
+    await syncDir(this.layersDir);
+    await this.ensureLink(id);
+    return info;
+  }
+
+  private async ensureLink(id: string): Promise<void> {
+    const link = this.linkPath(id);
+    const target = path.join('..', 'layers', id.slice(7), 'fs');
+    try {
+      if (fs.readlinkSync(link) === target) return;
+      fs.rmSync(link, { force: true });
+    } catch {
+      /* absent */
+    }
+    try {
+      await fsp.symlink(target, link);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+    }
+  }
+
+  /** The layer and its ancestors, top first. */
+  private chain(id: string): LayerInfo[] {
+    const out: LayerInfo[] = [];
+    let cur: string | undefined = id;
+    while (cur !== undefined) {
+      if (out.length > 1000) throw new SystemError(`layer chain of ${id} is too long (a loop?)`);
+      const info = this.layerInfo(cur);
+      out.push(info);
+      cur = info.parent;
+    }
+    return out;
+  }
+
+  /** Removes a committed layer; refused while a layer or snapshot is built on it. */
+  async removeLayer(id: string): Promise<void> {
+    if (!this.hasLayer(id)) throw new NotFoundError(`layer ${id} not found`);
+    const child = this.listLayers().find((l) => l.parent === id);
+    if (child) throw new ConflictError(`layer ${id} is in use by layer ${child.chainId}`);
+    const snap = this.list().find((s) => s.parent === id);
+    if (snap) throw new ConflictError(`layer ${id} is in use by snapshot ${snap.key}`);
+    const tmp = this.newTmp();
+    await fsp.rename(this.layerDir(id), tmp);
+    fs.rmSync(this.linkPath(id), { force: true });
+    this.opaqueCache.delete(id);
+    await fsp.rm(tmp, { recursive: true, force: true });
+  }
+
+  // ---- snapshots ----------------------------------------------------------------------------
+
+  private snapshotDir(key: string): string {
+    validateKey(key);
+    return path.join(this.snapshotsDir, key);
+  }
+
+  /** Makes a writable snapshot on parent (none: an empty file system); returns its mounts. */
+  prepare(key: string, parent?: string): Promise<Mount[]> {
+    return this.create(key, 'active', parent);
+  }
+
+  /** A read-only view of parent. */
+  view(key: string, parent: string): Promise<Mount[]> {
+    return this.create(key, 'view', parent);
+  }
+
+  private async create(key: string, kind: SnapshotKind, parent: string | undefined): Promise<Mount[]> {
+    const dest = this.snapshotDir(key);
+    if (parent !== undefined && !this.hasLayer(parent)) throw new NotFoundError(`parent layer ${parent} not found`);
+    if (fs.existsSync(dest)) throw new ConflictError(`snapshot ${key} already exists`);
+    const info: SnapshotInfo = { key, kind, created: new Date().toISOString() };
+    if (parent !== undefined) info.parent = parent;
+    const mounts = this.mountsFor(info); // refuses before anything is made (e.g. too many layers)
+    const tmp = this.newTmp();
+    await fsp.mkdir(tmp, { mode: 0o711 });
+    try {
+      await fsp.mkdir(path.join(tmp, 'fs'), { mode: 0o755 });
+      await fsp.mkdir(path.join(tmp, 'work'), { mode: 0o700 });
+      await writeFileAtomic(path.join(tmp, 'snapshot.json'), JSON.stringify(info) + '\n', 0o644);
+      try {
+        await fsp.rename(tmp, dest);
+      } catch (e) {
+        const code = (e as NodeJS.ErrnoException).code;
+        if (code === 'ENOTEMPTY' || code === 'EEXIST') throw new ConflictError(`snapshot ${key} already exists`);
+        throw e;
+      }
+      await syncDir(this.snapshotsDir);
+    } finally {
+      await fsp.rm(tmp, { recursive: true, force: true }).catch(() => {});
+    }
+    return mounts;
+  }
+
+  stat(key: string): SnapshotInfo {
+    const file = path.join(this.snapshotDir(key), 'snapshot.json');
+    try {
+      return JSON.parse(fs.readFileSync(file, 'utf8')) as SnapshotInfo;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new NotFoundError(`snapshot ${key} not found`);
+      throw e;
+    }
+  }
+
+  list(): SnapshotInfo[] {
+    return fs.readdirSync(this.snapshotsDir).flatMap((key) => {
+      if (!KEY.test(key)) return [];
+      try {
+        return [this.stat(key)];
+      } catch {
+        return [];
+      }
+    });
+  }
+
+  /** The mounts of an existing snapshot (as prepare/view returned them). */
+  mounts(key: string): Mount[] {
+    return this.mountsFor(this.stat(key));
+  }
+
+  private mountsFor(info: SnapshotInfo): Mount[] {
+    const dir = path.join(this.snapshotsDir, info.key);
+    const upper = path.join(dir, 'fs');
+    const ro = info.kind === 'view';
+    if (info.parent === undefined) return [{ type: 'bind', source: upper, options: ['rbind', ro ? 'ro' : 'rw'] }];
+    const chain = this.chain(info.parent);
+    if (ro && chain.length === 1) return [{ type: 'bind', source: path.join(this.layerDir(chain[0].chainId), 'fs'), options: ['rbind', 'ro'] }];
+    for (const l of chain) {
+      // Recreated if lost (a crash between publishing a layer and linking it).
+      if (!fs.existsSync(this.linkPath(l.chainId))) {
+        try {
+          fs.symlinkSync(path.join('..', 'layers', l.chainId.slice(7), 'fs'), this.linkPath(l.chainId));
+        } catch (e) {
+          if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+        }
+      }
+    }
+    const options: string[] = [];
+    if (indexSupported()) options.push('index=off');
+    options.push('lowerdir=' + chain.map((l) => this.linkPath(l.chainId)).join(':'));
+    if (!ro) options.push('upperdir=' + upper, 'workdir=' + path.join(dir, 'work'));
+    else if (chain.length < 2) throw new SystemError('internal: a read-only overlay needs two lower layers');
+    const data = options.join(',');
+    if (data.length > MAX_MOUNT_DATA) {
+      throw new UnsupportedError(`${chain.length} layers do not fit in overlay's mount data (${data.length} > ${MAX_MOUNT_DATA} bytes)`);
+    }
+    return [{ type: 'overlay', source: 'overlay', options }];
+  }
+
+  /** Disk use of a snapshot's own (upper) directory. */
+  async usage(key: string): Promise<Usage> {
+    this.stat(key);
+    const seen = new Set<string>();
+    let size = 0;
+    let inodes = 0;
+    const walk = async (dir: string) => {
+      for (const name of await fsp.readdir(dir)) {
+        const p = path.join(dir, name);
+        const st = await fsp.lstat(p);
+        const id = `${st.dev}:${st.ino}`;
+        if (!seen.has(id)) {
+          seen.add(id);
+          inodes++;
+          size += st.blocks * 512;
+        }
+        if (st.isDirectory()) await walk(p);
+      }
+    };
+    await walk(path.join(this.snapshotDir(key), 'fs'));
+    return { size, inodes };
+  }
+
+  private async layerOpaques(id: string): Promise<Set<string>> {
+    let p = this.opaqueCache.get(id);
+    if (!p) {
+      const root = path.join(this.layerDir(id), 'fs');
+      p = listDirs(root).then((dirs) => opaqueDirs(root, dirs));
+      this.opaqueCache.set(id, p);
+      p.catch(() => this.opaqueCache.delete(id));
+    }
+    return p;
+  }
+
+  /**
+   * What a writable snapshot changed, as `docker diff` reports it: every path of its upper
+   * directory is A (not in the image) or C (in the image; directories too), whiteouts are D,
+   * and an opaque directory that hides the image's directory deletes what it does not re-add.
+   * Sorted by path.
+   */
+  async changes(key: string): Promise<Change[]> {
+    const info = this.stat(key);
+    if (info.kind !== 'active') throw new InvalidArgumentError(`snapshot ${key} is a read-only view`, 'key');
+    const upper = path.join(this.snapshotDir(key), 'fs');
+    const lowers = info.parent === undefined ? [] : this.chain(info.parent);
+    const lower = new LowerView(
+      lowers.map((l) => path.join(this.layerDir(l.chainId), 'fs')),
+      await Promise.all(lowers.map((l) => this.layerOpaques(l.chainId))),
+    );
+    const upperDirs = await listDirs(upper);
+    const upperOpaque = await opaqueDirs(upper, upperDirs.filter((d) => d !== ''));
+    const out: Change[] = [];
+    const walk = (rel: string) => {
+      const dir = rel === '' ? upper : path.join(upper, rel);
+      const names = fs.readdirSync(dir).sort();
+      for (const name of names) {
+        const r = rel === '' ? name : rel + '/' + name;
+        const st = fs.lstatSync(path.join(upper, r));
+        if (isWhiteout(st)) {
+          if (lower.lookup(r)) out.push({ path: '/' + r, kind: 'D' });
+          continue;
+        }
+        const inLower = lower.lookup(r);
+        out.push({ path: '/' + r, kind: inLower ? 'C' : 'A' });
+        if (st.isDirectory()) {
+          if (upperOpaque.has(r) && inLower?.isDirectory()) {
+            const present = new Set(fs.readdirSync(path.join(upper, r)));
+            for (const child of lower.children(r)) if (!present.has(child)) out.push({ path: '/' + r + '/' + child, kind: 'D' });
+          }
+          walk(r);
+        }
+      }
+    };
+    walk('');
+    return out.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+  }
+
+  /**
+   * Turns a writable snapshot (unmounted) into a committed layer: writes its diff as an
+   * uncompressed tar (whiteouts back in `.wh.` form, opaque directories as `.wh..wh..opq`),
+   * moves the upper directory into layers/ under the new chain ID and removes the snapshot.
+   * `newChainId`, when given, must be the chain ID of the diff (refused otherwise).
+   * File xattrs (e.g. security.capability) are not carried into the tar yet.
+   */
+  async commit(key: string, newChainId?: string): Promise<CommitResult> {
+    const info = this.stat(key);
+    if (info.kind !== 'active') throw new InvalidArgumentError(`snapshot ${key} is a read-only view`, 'key');
+    const dir = this.snapshotDir(key);
+    const upper = path.join(dir, 'fs');
+    if (isMountedUpper(upper)) throw new ConflictError(`snapshot ${key} is mounted; unmount it before committing`);
+    const tarPath = this.newTmp() + '.tar';
+    const diff = await writeDiffTar(upper, tarPath);
+    let ok = false;
+    try {
+      const id = chainId(info.parent, diff.diffId);
+      if (newChainId !== undefined && newChainId !== id) throw new InvalidArgumentError(`the diff has chain ID ${id}, not ${newChainId}`, 'newChainId');
+      if (!this.hasLayer(id)) {
+        const tmp = this.newTmp();
+        await fsp.mkdir(tmp, { mode: 0o711 });
+        try {
+          if (this.sync) await syncfs(upper);
+          await fsp.rename(upper, path.join(tmp, 'fs'));
+          const layer: LayerInfo = { chainId: id, diffId: diff.diffId, size: diff.size };
+          if (info.parent !== undefined) layer.parent = info.parent;
+          await writeFileAtomic(path.join(tmp, 'layer.json'), JSON.stringify(layer) + '\n', 0o644);
+          await this.publishLayer(tmp, id, layer);
+        } finally {
+          await fsp.rm(tmp, { recursive: true, force: true }).catch(() => {});
+        }
+      }
+      await this.remove(key);
+      ok = true;
+      return { chainId: id, diffId: diff.diffId, size: diff.size, tarPath };
+    } finally {
+      if (!ok) await fsp.rm(tarPath, { force: true });
+    }
+  }
+
+  /** Removes a snapshot and its directories (refused while its upper dir is mounted). */
+  async remove(key: string): Promise<void> {
+    const dir = this.snapshotDir(key);
+    if (!fs.existsSync(dir)) throw new NotFoundError(`snapshot ${key} not found`);
+    if (isMountedUpper(path.join(dir, 'fs'))) throw new ConflictError(`snapshot ${key} is mounted; unmount it first`);
+    const tmp = this.newTmp();
+    await fsp.rename(dir, tmp);
+    await fsp.rm(tmp, { recursive: true, force: true });
+  }
+
+  // ---- housekeeping ----------------------------------------------------------------------
+
+  private newTmp(): string {
+    return path.join(this.tmpDir, `${process.pid}-${randomBytes(8).toString('hex')}`);
+  }
+
+  private removeStale(): void {
+    for (const name of fs.readdirSync(this.tmpDir)) {
+      const pid = Number(/^(\d+)-/.exec(name)?.[1]);
+      if (Number.isSafeInteger(pid) && pid > 0 && processAlive(pid)) continue;
+      fs.rmSync(path.join(this.tmpDir, name), { recursive: true, force: true });
+    }
+  }
+}
+
+/**
+ * The merged view of lower layers (top first) for lookups: a whiteout or an opaque directory
+ * in a layer hides what is below it; a non-directory hides everything beneath its path.
+ */
+export class LowerView {
+  constructor(
+    private readonly layers: string[],
+    private readonly opaques: Set<string>[],
+  ) {}
+
+  /** The stat of what the merged lowers have at rel, or null. */
+  lookup(rel: string): fs.Stats | null {
+    const parts = rel.split('/');
+    for (let i = 0; i < this.layers.length; i++) {
+      const root = this.layers[i];
+      let prefix = '';
+      let hiddenBelow = false;
+      let result: fs.Stats | null | undefined;
+      for (let j = 0; j < parts.length; j++) {
+        prefix = prefix ? prefix + '/' + parts[j] : parts[j];
+        const st = lstatOrNull(path.join(root, prefix));
+        if (st === null) break; // not in this layer: look further down (unless hidden)
+        if (isWhiteout(st)) {
+          result = null;
+          break;
+        }
+        if (j === parts.length - 1) {
+          result = st;
+          break;
+        }
+        if (!st.isDirectory()) {
+          result = null;
+          break;
+        }
+        if (this.opaques[i].has(prefix)) hiddenBelow = true;
+      }
+      if (result !== undefined) return result;
+      if (hiddenBelow) return null;
+    }
+    return null;
+  }
+
+  /** Names in the merged lower directory rel. */
+  children(rel: string): string[] {
+    const names = new Set<string>();
+    for (const root of this.layers) {
+      try {
+        for (const n of fs.readdirSync(path.join(root, rel))) names.add(n);
+      } catch {
+        /* not a directory here */
+      }
+    }
+    return [...names].filter((n) => this.lookup(rel + '/' + n) !== null).sort();
+  }
+}
+
+/** Relative paths of every directory under root ('' for root), parents first. */
+async function listDirs(root: string): Promise<string[]> {
+  const out: string[] = [''];
+  const walk = async (rel: string) => {
+    for (const e of await fsp.readdir(rel === '' ? root : path.join(root, rel), { withFileTypes: true })) {
+      if (!e.isDirectory()) continue;
+      const r = rel === '' ? e.name : rel + '/' + e.name;
+      out.push(r);
+      await walk(r);
+    }
+  };
+  await walk('');
+  return out;
+}
+
+/** Whether a mount in this mount namespace uses dir as its overlay upperdir. */
+function isMountedUpper(dir: string): boolean {
+  try {
+    return fs.readFileSync('/proc/self/mountinfo', 'utf8').includes('upperdir=' + dir);
+  } catch {
+    return false;
+  }
+}
+
+let indexParam: boolean | undefined;
+function indexSupported(): boolean {
+  return (indexParam ??= fs.existsSync('/sys/module/overlay/parameters/index'));
+}
+
+/** syncfs(2) on the file system holding dir (through coreutils' sync -f). */
+async function syncfs(dir: string): Promise<void> {
+  await new Promise<void>((resolve, reject) => {
+    const child = spawn('sync', ['-f', dir], { stdio: 'ignore' });
+    child.on('error', reject);
+    child.on('close', (code) => (code === 0 ? resolve() : reject(new SystemError(`sync -f ${dir} exited with ${code}`))));
+  });
+}
+
+/**
+ * Writes the tar diff of an overlay upper directory to tarPath (uncompressed), returning its
+ * digest (the diff ID) and size. Entries are sorted, parents first; hard links within the
+ * upper dir become link entries; char 0/0 whiteouts become `.wh.<name>` files, opaque
+ * directories get a `.wh..wh..opq` entry, as Docker writes them. Sockets are skipped.
+ */
+export async function writeDiffTar(upper: string, tarPath: string): Promise<LayerDiff> {
+  const dirs = await listDirs(upper);
+  const opaque = await opaqueDirs(upper, dirs.filter((d) => d !== ''));
+  const pack = tar.pack();
+  const hash = createHash('sha256');
+  let size = 0;
+  const out = await fsp.open(tarPath, 'wx', 0o600);
+  const consumer = (async () => {
+    for await (const chunk of pack as unknown as AsyncIterable<Buffer>) {
+      hash.update(chunk);
+      size += chunk.length;
+      await out.write(chunk);
+    }
+  })();
+  consumer.catch(() => {});
+  const links = new Map<string, string>();
+  const add = (h: Partial<tar.Header>, file?: string) =>
+    new Promise<void>((resolve, reject) => {
+      const header = h as tar.Header;
+      const done = (err?: Error | null) => (err ? reject(err) : resolve());
+      if (file === undefined) {
+        if (header.type === 'file') pack.entry(header, Buffer.alloc(0), done);
+        else pack.entry(header, done);
+        return;
+      }
+      const entry = pack.entry(header, done);
+      {
+        const rs = fs.createReadStream(file);
+        rs.on('error', (e) => {
+          reject(e);
+          pack.destroy(e);
+        });
+        rs.pipe(entry as unknown as NodeJS.WritableStream);
+      }
+    });
+  const walk = async (rel: string) => {
+    const names = (await fsp.readdir(rel === '' ? upper : path.join(upper, rel))).sort();
+    for (const name of names) {
+      const r = rel === '' ? name : rel + '/' + name;
+      const p = path.join(upper, r);
+      const st = await fsp.lstat(p);
+      const base = { mode: st.mode, uid: st.uid, gid: st.gid, mtime: st.mtime };
+      if (isWhiteout(st)) {
+        const wh = (rel === '' ? '' : rel + '/') + WHITEOUT_PREFIX + name;
+        await add({ ...base, name: wh, type: 'file', size: 0, mode: 0o100600 });
+      } else if (st.isDirectory()) {
+        await add({ ...base, name: r + '/', type: 'directory' });
+        if (opaque.has(r)) await add({ ...base, name: r + '/' + OPAQUE_MARKER, type: 'file', size: 0, mode: 0o100000 | (st.mode & 0o777) });
+        await walk(r);
+      } else if (st.isSymbolicLink()) {
+        await add({ ...base, name: r, type: 'symlink', linkname: await fsp.readlink(p) });
+      } else if (st.isFile()) {
+        const id = `${st.dev}:${st.ino}`;
+        const first = st.nlink > 1 ? links.get(id) : undefined;
+        if (first !== undefined) {
+          await add({ ...base, name: r, type: 'link', linkname: first, size: 0 });
+        } else {
+          if (st.nlink > 1) links.set(id, r);
+          if (st.size === 0) await add({ ...base, name: r, type: 'file', size: 0 });
+          else await add({ ...base, name: r, type: 'file', size: st.size }, p);
+        }
+      } else if (st.isCharacterDevice() || st.isBlockDevice()) {
+        await add({ ...base, name: r, type: st.isCharacterDevice() ? 'character-device' : 'block-device', devmajor: major(st.rdev), devminor: minor(st.rdev) });
+      } else if (st.isFIFO()) {
+        await add({ ...base, name: r, type: 'fifo' });
+      }
+      // sockets: not archived (as tar does)
+    }
+  };
+  let ok = false;
+  try {
+    await walk('');
+    pack.finalize();
+    await consumer;
+    await out.sync();
+    ok = true;
+  } finally {
+    await out.close();
+    if (!ok) {
+      pack.destroy();
+      await fsp.rm(tarPath, { force: true });
+    }
+  }
+  return { diffId: 'sha256:' + hash.digest('hex'), size };
+}

@@ -1,0 +1,344 @@
+/**
+ * Named volumes with the "local" driver, laid out as Docker does:
+ *   <root>/volumes/<name>/_data        the data, bind-mounted into containers
+ *   <root>/volumes/<name>/volume.json  { Name, Driver, Labels, Options, CreatedAt, Scope }
+ * A volume is built in a temp directory (".tmp-<pid>-…", a name no volume can have) and renamed
+ * into place with its metadata written, fsynced and renamed before: a crash leaves either no
+ * volume or a complete one. Temp directories of dead processes are removed when a store opens.
+ *
+ * Whether a volume is in use is the caller's knowledge (containers): an `inUse(name)`
+ * callback answers it for remove, prune and the dangling filter.
+ */
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import fsp from 'node:fs/promises';
+import path from 'node:path';
+
+import { ConflictError, InvalidArgumentError, NotFoundError, UnsupportedError } from '../common/errors.js';
+import { writeFileAtomic } from './snapshotter.js';
+
+/** As Docker's volume name rule (volume/local: RestrictedNamePattern). */
+const NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]+$/;
+const MAX_NAME = 255;
+export const ANONYMOUS_LABEL = 'com.docker.volume.anonymous';
+
+export interface Volume {
+  Name: string;
+  Driver: 'local';
+  Mountpoint: string;
+  CreatedAt: string;
+  Labels: Record<string, string>;
+  Options: Record<string, string>;
+  Scope: 'local';
+}
+
+export interface CreateVolumeOptions {
+  /** Omitted: an anonymous volume with a random 64-hex name. */
+  name?: string;
+  driver?: string;
+  labels?: Record<string, string>;
+  /** Driver options (type/device/o): not supported yet; must be empty. */
+  options?: Record<string, string>;
+}
+
+export interface VolumeFilters {
+  /** Substrings of the name (any matches). */
+  name?: string[];
+  /** "key" or "key=value" (all must match). */
+  label?: string[];
+  /** true: only volumes no container uses; false: only used ones. */
+  dangling?: boolean;
+}
+
+export type InUse = (name: string) => boolean;
+
+export function validateVolumeName(name: unknown): asserts name is string {
+  if (typeof name !== 'string' || name.length > MAX_NAME || !NAME.test(name)) {
+    throw new InvalidArgumentError(
+      `${JSON.stringify(name)} includes invalid characters for a local volume name, only "[a-zA-Z0-9][a-zA-Z0-9_.-]" are allowed. If you intended to pass a host directory, use absolute path`,
+      'name',
+    );
+  }
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+export class VolumeStore {
+  readonly root: string;
+  private readonly dir: string;
+  private readonly inUse: InUse;
+
+  constructor(root: string, options: { inUse?: InUse } = {}) {
+    this.root = path.resolve(root);
+    this.dir = path.join(this.root, 'volumes');
+    this.inUse = options.inUse ?? (() => false);
+    fs.mkdirSync(this.dir, { recursive: true, mode: 0o701 });
+    for (const name of fs.readdirSync(this.dir)) {
+      const pid = Number(/^\.tmp-(\d+)-/.exec(name)?.[1]);
+      if (!name.startsWith('.tmp-')) continue;
+      if (Number.isSafeInteger(pid) && pid > 0 && processAlive(pid)) continue;
+      fs.rmSync(path.join(this.dir, name), { recursive: true, force: true });
+    }
+  }
+
+  private volumeDir(name: string): string {
+    validateVolumeName(name);
+    return path.join(this.dir, name);
+  }
+
+  /** The directory to bind-mount. */
+  mountpoint(name: string): string {
+    return path.join(this.volumeDir(name), '_data');
+  }
+
+  /** Creates a volume; creating one that exists returns it (as Docker), unless the driver differs. */
+  async create(opts: CreateVolumeOptions = {}): Promise<Volume> {
+    const driver = opts.driver ?? 'local';
+    if (driver !== 'local') throw new UnsupportedError(`volume driver ${JSON.stringify(driver)} is not supported (only "local")`);
+    if (opts.options && Object.keys(opts.options).length > 0) {
+      throw new UnsupportedError(`local volume options (${Object.keys(opts.options).join(', ')}) are not supported yet`);
+    }
+    const labels: Record<string, string> = { ...(opts.labels ?? {}) };
+    for (const [k, v] of Object.entries(labels)) {
+      if (typeof k !== 'string' || k === '' || typeof v !== 'string') throw new InvalidArgumentError(`invalid label ${JSON.stringify(k)}`, 'labels');
+    }
+    let name = opts.name;
+    if (name === undefined || name === '') {
+      name = randomBytes(32).toString('hex');
+      labels[ANONYMOUS_LABEL] = '';
+    }
+    const dest = this.volumeDir(name);
+    if (fs.existsSync(dest)) return this.inspect(name);
+
+    const volume: Volume = {
+      Name: name,
+      Driver: 'local',
+      Mountpoint: path.join(dest, '_data'),
+      CreatedAt: new Date().toISOString(),
+      Labels: labels,
+      Options: {},
+      Scope: 'local',
+    };
+    const tmp = path.join(this.dir, `.tmp-${process.pid}-${randomBytes(8).toString('hex')}`);
+    await fsp.mkdir(tmp, { mode: 0o701 });
+    try {
+      await fsp.mkdir(path.join(tmp, '_data'), { mode: 0o755 });
+      await writeFileAtomic(path.join(tmp, 'volume.json'), JSON.stringify(volume, null, 2) + '\n', 0o600);
+      try {
+        await fsp.rename(tmp, dest);
+      } catch (e) {
+        const code = (e as NodeJS.ErrnoException).code;
+        if (code === 'ENOTEMPTY' || code === 'EEXIST') return this.inspect(name); // created concurrently
+        throw e;
+      }
+      const h = await fsp.open(this.dir, 'r');
+      await h.sync().finally(() => h.close());
+    } finally {
+      await fsp.rm(tmp, { recursive: true, force: true }).catch(() => {});
+    }
+    return volume;
+  }
+
+  inspect(name: string): Volume {
+    const file = path.join(this.volumeDir(name), 'volume.json');
+    try {
+      return JSON.parse(fs.readFileSync(file, 'utf8')) as Volume;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new NotFoundError(`no such volume: ${name}`);
+      throw e;
+    }
+  }
+
+  list(filters: VolumeFilters = {}, inUse: InUse = this.inUse): Volume[] {
+    const out: Volume[] = [];
+    for (const name of fs.readdirSync(this.dir).sort()) {
+      if (!NAME.test(name)) continue;
+      let v: Volume;
+      try {
+        v = this.inspect(name);
+      } catch {
+        continue;
+      }
+      if (filters.name?.length && !filters.name.some((n) => v.Name.includes(n))) continue;
+      if (filters.label?.length && !filters.label.every((l) => labelMatches(v.Labels, l))) continue;
+      if (filters.dangling !== undefined && inUse(v.Name) === filters.dangling) continue;
+      out.push(v);
+    }
+    return out;
+  }
+
+  /** Removes a volume and its data; refused (ConflictError) while in use. */
+  async remove(name: string, inUse: InUse = this.inUse): Promise<void> {
+    const dir = this.volumeDir(name);
+    if (!fs.existsSync(path.join(dir, 'volume.json'))) throw new NotFoundError(`no such volume: ${name}`);
+    if (inUse(name)) throw new ConflictError(`remove ${name}: volume is in use`);
+    const tmp = path.join(this.dir, `.tmp-${process.pid}-${randomBytes(8).toString('hex')}`);
+    await fsp.rename(dir, tmp);
+    await fsp.rm(tmp, { recursive: true, force: true });
+  }
+
+  /**
+   * Removes unused volumes: anonymous ones only, unless `all` (Docker 23+). Returns the names
+   * removed and the bytes they held.
+   */
+  async prune(opts: { all?: boolean; label?: string[] } = {}, inUse: InUse = this.inUse): Promise<{ deleted: string[]; spaceReclaimed: number }> {
+    const deleted: string[] = [];
+    let spaceReclaimed = 0;
+    for (const v of this.list({ dangling: true, label: opts.label }, inUse)) {
+      if (!opts.all && !(ANONYMOUS_LABEL in v.Labels)) continue;
+      const size = await diskUsage(this.mountpoint(v.Name));
+      try {
+        await this.remove(v.Name, inUse);
+      } catch (e) {
+        if (e instanceof NotFoundError || e instanceof ConflictError) continue;
+        throw e;
+      }
+      deleted.push(v.Name);
+      spaceReclaimed += size;
+    }
+    return { deleted, spaceReclaimed };
+  }
+
+  /**
+   * Docker's copy-up: on first use of an EMPTY volume at a mount point, the image's content
+   * there is copied in, keeping owners, modes and times (the volume's root takes the source
+   * directory's). With `within` (the container's root file system), sourceDir must lie beneath
+   * it and no component between them may be a symlink (it could point out of the image);
+   * below sourceDir symlinks are copied as links, never followed. Device nodes, fifos and
+   * sockets are skipped, and xattrs are not copied. Returns whether anything was copied.
+   */
+  async copyUp(name: string, sourceDir: string, within?: string): Promise<boolean> {
+    const data = this.mountpoint(name);
+    this.inspect(name);
+    if (within !== undefined) checkBeneath(path.resolve(within), path.resolve(sourceDir));
+    let top: fs.Stats;
+    try {
+      top = await fsp.lstat(sourceDir);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return false;
+      throw e;
+    }
+    if (!top.isDirectory()) return false;
+    if ((await fsp.readdir(data)).length > 0) return false;
+    const links = new Map<string, string>();
+    await copyTree(sourceDir, data, links);
+    await fsp.chown(data, top.uid, top.gid);
+    await fsp.chmod(data, top.mode & 0o7777);
+    await fsp.utimes(data, top.atime, top.mtime);
+    return true;
+  }
+}
+
+function labelMatches(labels: Record<string, string>, filter: string): boolean {
+  const eq = filter.indexOf('=');
+  if (eq < 0) return filter in labels;
+  const k = filter.slice(0, eq);
+  return k in labels && labels[k] === filter.slice(eq + 1);
+}
+
+/** Refuses a target not beneath root or reached through a symlink below root. */
+function checkBeneath(root: string, target: string): void {
+  const rel = path.relative(root, target);
+  if (rel.startsWith('..') || path.isAbsolute(rel)) throw new InvalidArgumentError(`${target} is not beneath ${root}`, 'sourceDir');
+  let cur = root;
+  for (const part of rel.split(path.sep).filter(Boolean)) {
+    cur = path.join(cur, part);
+    let st: fs.Stats;
+    try {
+      st = fs.lstatSync(cur);
+    } catch {
+      return; // absent: nothing to copy
+    }
+    if (st.isSymbolicLink()) throw new InvalidArgumentError(`${cur} is a symlink; copying a volume's content through it is refused`, 'sourceDir');
+  }
+}
+
+async function copyTree(src: string, dst: string, links: Map<string, string>): Promise<void> {
+  const dirTimes: Array<[string, fs.Stats]> = [];
+  const walk = async (s: string, d: string) => {
+    for (const name of await fsp.readdir(s)) {
+      const sp = path.join(s, name);
+      const dp = path.join(d, name);
+      const st = await fsp.lstat(sp);
+      if (st.isDirectory()) {
+        await fsp.mkdir(dp, { mode: 0o700 });
+        await walk(sp, dp);
+        await fsp.chown(dp, st.uid, st.gid);
+        await fsp.chmod(dp, st.mode & 0o7777);
+        dirTimes.push([dp, st]);
+      } else if (st.isSymbolicLink()) {
+        await fsp.symlink(await fsp.readlink(sp), dp);
+        await fsp.lchown(dp, st.uid, st.gid);
+        await fsp.lutimes(dp, st.atime, st.mtime);
+      } else if (st.isFile()) {
+        const id = `${st.dev}:${st.ino}`;
+        const first = st.nlink > 1 ? links.get(id) : undefined;
+        if (first !== undefined) {
+          await fsp.link(first, dp);
+          continue;
+        }
+        const input = await fsp.open(sp, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
+        try {
+          const fst = await input.stat();
+          if (!fst.isFile()) continue; // replaced meanwhile
+          const output = await fsp.open(dp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, 0o600);
+          try {
+            await copyData(input, output);
+            await output.chown(fst.uid, fst.gid);
+            await output.chmod(fst.mode & 0o7777); // after chown, which clears setuid bits
+            await output.utimes(fst.atime, fst.mtime);
+          } finally {
+            await output.close();
+          }
+        } finally {
+          await input.close();
+        }
+        if (st.nlink > 1) links.set(id, dp);
+      }
+      // devices, fifos, sockets: skipped
+    }
+  };
+  await walk(src, dst);
+  for (const [d, st] of dirTimes) await fsp.utimes(d, st.atime, st.mtime);
+}
+
+async function copyData(input: fsp.FileHandle, output: fsp.FileHandle): Promise<void> {
+  const buf = Buffer.allocUnsafe(1 << 20);
+  for (;;) {
+    const { bytesRead } = await input.read(buf, 0, buf.length, null);
+    if (bytesRead === 0) return;
+    let off = 0;
+    while (off < bytesRead) off += (await output.write(buf, off, bytesRead - off, null)).bytesWritten;
+  }
+}
+
+async function diskUsage(dir: string): Promise<number> {
+  let size = 0;
+  const seen = new Set<string>();
+  const walk = async (d: string) => {
+    let names: string[];
+    try {
+      names = await fsp.readdir(d);
+    } catch {
+      return;
+    }
+    for (const n of names) {
+      const st = await fsp.lstat(path.join(d, n));
+      const id = `${st.dev}:${st.ino}`;
+      if (!seen.has(id)) {
+        seen.add(id);
+        size += st.size;
+      }
+      if (st.isDirectory()) await walk(path.join(d, n));
+    }
+  };
+  await walk(dir);
+  return size;
+}
