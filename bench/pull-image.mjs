@@ -1,0 +1,23 @@
+#!/usr/bin/env node
+// Pulls one image with Berth's pullImage (registry -> content store -> unpacked layers in the
+// overlay snapshotter -> image store) into STORE (created fresh by the caller).
+// Usage: node bench/pull-image.mjs REF STORE
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const dist = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', 'dist', 'src');
+const { LocalContentStore } = await import(path.join(dist, 'images/content-store.js'));
+const { ImageStore } = await import(path.join(dist, 'images/image-store.js'));
+const { OverlaySnapshotter } = await import(path.join(dist, 'storage/snapshotter.js'));
+const { pullImage } = await import(path.join(dist, 'images/pull-image.js'));
+
+const [ref, store] = process.argv.slice(2);
+if (!ref || !store) {
+  console.error('usage: pull-image.mjs REF STORE');
+  process.exit(2);
+}
+const content = new LocalContentStore(path.join(store, 'content'));
+const images = new ImageStore(path.join(store, 'images'), content);
+const snapshotter = new OverlaySnapshotter(path.join(store, 'storage'));
+const r = await pullImage(ref, { content, images, snapshotter, insecure: true });
+if (process.env.VERBOSE) console.log(r.image.config, r.chainIds.at(-1));
