@@ -117,6 +117,22 @@ describe('docker load', () => {
     assert.deepEqual(s.images.get(sha256(config1)).names, []);
   });
 
+  it("loads Docker >= 25's OCI-style archive (index.json + blobs + manifest.json), and one without manifest.json as an OCI layout", async () => {
+    const s1 = stores();
+    await loadDockerArchive(Readable.from([dockerdStyleArchive()]), s1);
+    const dir = path.join(tmp, `d25-${n++}`);
+    await exportOciLayout(s1, ['two'], dir, { format: 'dir' });
+    const blob = (d: string): string => `blobs/sha256/${hex(d)}`;
+    fs.writeFileSync(path.join(dir, 'manifest.json'), JSON.stringify([{ Config: blob(sha256(config2)), RepoTags: ['two:latest'], Layers: [blob(sha256(layerA)), blob(sha256(layerB))] }]));
+    const s2 = stores();
+    const withManifest = await loadDockerArchive(dir, s2);
+    assert.deepEqual(withManifest.images.map((i) => [i.id, i.names]), [[sha256(config2), ['docker.io/library/two:latest']]]);
+    fs.rmSync(path.join(dir, 'manifest.json'));
+    const s3 = stores();
+    const asLayout = await loadDockerArchive(dir, s3);
+    assert.deepEqual(asLayout.images.map((i) => [i.id, i.manifest, i.names]), [[sha256(config2), s1.images.get('two').manifest, ['docker.io/library/two:latest']]]);
+  });
+
   describe('refuses hostile or broken archives, naming the entry, and leaves the stores as they were', () => {
     const cases: Array<[string, () => Buffer, RegExp]> = [
       ['a "../" entry', () => dockerdStyleArchive({ extra: [{ name: '../evil', data: 'x' }] }), /"\.\.\/evil".*escape/],
@@ -134,6 +150,7 @@ describe('docker load', () => {
       ['invalid JSON in manifest.json', () => dockerdStyleArchive({ manifest: '[{"Config": ' }), /manifest\.json.*not valid JSON/],
       ['invalid JSON in a config', () => dockerdStyleArchive({ extra: [{ name: 'bad.json', data: '{nope' }], manifest: [{ Config: 'bad.json', Layers: [] }] }), /manifest\.json\[0\]\.Config "bad\.json".*not valid JSON/],
       ['a bad RepoTag', () => dockerdStyleArchive({ manifest: [{ Config: `${hex(sha256(config1))}.json`, RepoTags: ['UPPER:case'], Layers: [`${V1A}/layer.tar`] }] }), /RepoTags\[0\]/],
+      ['a duplicate file name', () => dockerdStyleArchive({ extra: [{ name: `${V1A}/layer.tar`, data: layerB }] }), /appears twice/],
       ['a symlink loop', () => dockerdStyleArchive({ extra: [{ name: 'l1', type: 'symlink', linkname: 'l2' }, { name: 'l2', type: 'symlink', linkname: 'l1' }], manifest: [{ Config: 'l1', Layers: [] }] }), /too many levels/],
       ['a truncated archive', () => dockerdStyleArchive().subarray(0, 3000), /truncated|corrupt/],
       ['no manifest.json', () => makeTar([{ name: 'x', data: 'y' }]), /no manifest\.json/],
