@@ -1,10 +1,11 @@
 /** Small file-system helpers shared by the stores: crash-safe writes, stale-owner checks. */
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
+import fsp from 'node:fs/promises';
 import path from 'node:path';
 
 /** temp file + fsync + rename + fsync of the directory; the temp file is removed on failure. */
-export function writeFileAtomic(file: string, text: string): void {
+export function writeFileAtomicSync(file: string, text: string): void {
   const tmp = `${file}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`;
   let fd: number | undefined;
   try {
@@ -39,3 +40,33 @@ export function processAlive(pid: number): boolean {
   }
 }
 
+
+/** As writeFileAtomicSync, asynchronous, with a file mode. */
+export async function writeFileAtomic(file: string, data: string | Buffer, mode = 0o600): Promise<void> {
+  const dir = path.dirname(file);
+  const tmp = path.join(dir, `.${path.basename(file)}.${process.pid}-${randomBytes(6).toString('hex')}.tmp`);
+  const handle = await fsp.open(tmp, 'wx', mode);
+  try {
+    try {
+      await handle.writeFile(data);
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    await fsp.rename(tmp, file);
+  } catch (e) {
+    await fsp.rm(tmp, { force: true });
+    throw e;
+  }
+  await syncDirectory(dir);
+}
+
+/** Makes a rename in `dir` durable. */
+export async function syncDirectory(dir: string): Promise<void> {
+  const handle = await fsp.open(dir, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}

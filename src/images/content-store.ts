@@ -15,7 +15,7 @@ import path from 'node:path';
 import type { Readable } from 'node:stream';
 
 import { InvalidArgumentError, NotFoundError } from '../common/errors.js';
-import { processAlive } from '../common/fsutil.js';
+import { processAlive, syncDirectory } from '../common/fsutil.js';
 import { assertDigest, digestHex } from './digest.js';
 import { MAX_MANIFEST_BYTES, referencedDigests } from './manifest.js';
 import type { BlobInfo, ContentStore, Digest } from './types.js';
@@ -212,13 +212,3 @@ function notFound(err: unknown, digest: Digest): unknown {
   return (err as NodeJS.ErrnoException).code === 'ENOENT' ? new NotFoundError(`blob ${digest} not found`) : err;
 }
 
-
-/** Makes a rename in `dir` durable. */
-export async function syncDirectory(dir: string): Promise<void> {
-  const handle = await fs.promises.open(dir, 'r');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-}

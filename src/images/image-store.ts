@@ -12,7 +12,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 
 import { ConflictError, InvalidArgumentError, NotFoundError, SystemError } from '../common/errors.js';
-import { processAlive, writeFileAtomic } from '../common/fsutil.js';
+import { processAlive, writeFileAtomicSync } from '../common/fsutil.js';
 import { assertDigest, isDigest, shortDigest } from './digest.js';
 import { dockerReference, formatReference, parseReference, repositoryName } from './reference.js';
 import type { ContentStore, Digest, ImageRecord } from './types.js';
@@ -220,7 +220,7 @@ export class ImageStore {
   /** Writes `next` durably, then makes it the current state. */
   private commit(next: Map<Digest, ImageRecord>): void {
     const data: StoreFile = { version: FORMAT_VERSION, images: [...next.values()] };
-    writeFileAtomic(this.file, JSON.stringify(data, null, 2) + '\n');
+    writeFileAtomicSync(this.file, JSON.stringify(data, null, 2) + '\n');
     this.images = next;
   }
 
@@ -250,8 +250,6 @@ export class ImageStore {
     }
   }
 }
-
-export { writeFileAtomic };
 
 // ---------------------------------------------------------------- records
 

@@ -9,7 +9,8 @@ import { after, describe, it } from 'node:test';
 import tar from 'tar-stream';
 
 import { ConflictError, InvalidArgumentError, NotFoundError, UnsupportedError } from '../common/errors.js';
-import { OverlaySnapshotter, chainId, chainIds, validateKey, writeFileAtomic } from './snapshotter.js';
+import { writeFileAtomic } from '../common/fsutil.js';
+import { OverlaySnapshotter, chainId, chainIds, validateKey } from './snapshotter.js';
 
 const isRoot = process.getuid?.() === 0;
 const sha = (s: string) => 'sha256:' + createHash('sha256').update(s).digest('hex');

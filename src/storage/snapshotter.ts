@@ -29,6 +29,7 @@ import path from 'node:path';
 import tar from 'tar-stream';
 
 import { ConflictError, InvalidArgumentError, NotFoundError, SystemError, UnsupportedError } from '../common/errors.js';
+import { processAlive, syncDirectory, writeFileAtomic } from '../common/fsutil.js';
 
 /** A mount to perform, as mount(8) would take it (containerd's mount.Mount). */
 export interface Mount {
@@ -119,42 +120,6 @@ export function validateKey(key: unknown): asserts key is string {
 }
 
 /** Writes a file durably and atomically: temp file, fsync, rename, fsync of the directory. */
-export async function writeFileAtomic(file: string, data: string | Buffer, mode = 0o600): Promise<void> {
-  const dir = path.dirname(file);
-  const tmp = path.join(dir, `.${path.basename(file)}.${process.pid}-${randomBytes(6).toString('hex')}.tmp`);
-  const handle = await fsp.open(tmp, 'wx', mode);
-  try {
-    try {
-      await handle.writeFile(data);
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-    await fsp.rename(tmp, file);
-  } catch (e) {
-    await fsp.rm(tmp, { force: true });
-    throw e;
-  }
-  await syncDir(dir);
-}
-
-async function syncDir(dir: string): Promise<void> {
-  const h = await fsp.open(dir, 'r');
-  try {
-    await h.sync();
-  } finally {
-    await h.close();
-  }
-}
-
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 function isWhiteout(st: fs.Stats): boolean {
   return st.isCharacterDevice() && st.rdev === 0;
@@ -345,7 +310,7 @@ export class OverlaySnapshotter {
       await this.ensureLink(id);
       return this.layerInfo(id); // someone else added it first
     }
-    await syncDir(this.layersDir);
+    await syncDirectory(this.layersDir);
     await this.ensureLink(id);
     return info;
   }
@@ -430,7 +395,7 @@ export class OverlaySnapshotter {
         if (code === 'ENOTEMPTY' || code === 'EEXIST') throw new ConflictError(`snapshot ${key} already exists`);
         throw e;
       }
-      await syncDir(this.snapshotsDir);
+      await syncDirectory(this.snapshotsDir);
     } finally {
       await fsp.rm(tmp, { recursive: true, force: true }).catch(() => {});
     }

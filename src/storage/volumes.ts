@@ -15,7 +15,7 @@ import fsp from 'node:fs/promises';
 import path from 'node:path';
 
 import { ConflictError, InvalidArgumentError, NotFoundError, UnsupportedError } from '../common/errors.js';
-import { writeFileAtomic } from './snapshotter.js';
+import { processAlive, writeFileAtomic } from '../common/fsutil.js';
 
 /** As Docker's volume name rule (volume/local: RestrictedNamePattern). */
 const NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]+$/;
@@ -61,14 +61,6 @@ export function validateVolumeName(name: unknown): asserts name is string {
   }
 }
 
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 export class VolumeStore {
   readonly root: string;
