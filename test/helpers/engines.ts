@@ -3,13 +3,14 @@
  * running commands, driving a TTY through a real pseudo-terminal, and cleaning up what the
  * engines leave behind (processes, mounts, cgroups) under a private temp dir.
  */
-import { spawnSync } from 'node:child_process';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 
 import { mountPointsUnder } from '../../src/common/mountinfo.js';
 import { PACKAGE_ROOT } from '../../src/common/paths.js';
-import { poll } from './runtime.js';
+import { BERTH_OCI, isRoot, poll } from './runtime.js';
 
 export interface CmdResult {
   status: number;
@@ -213,4 +214,163 @@ export function runtimeForEngine(dir: string, berthOci: string): string {
     { mode: 0o755 },
   );
   return wrapper;
+}
+
+/**
+ * Unmounts what is left below an engine's temp dir, removes the cgroups its containers left
+ * under `cgroupParents` (see removeCgroups), then the dir itself unless BERTH_KEEP_ENGINE_DIRS.
+ */
+export function removeEngineDir(dir: string, cgroupParents: string[], ids: string[], cgroupsBefore: Set<string>): void {
+  unmountUnder(dir);
+  removeCgroups(cgroupParents, ids, cgroupsBefore);
+  if (!process.env.BERTH_KEEP_ENGINE_DIRS) fs.rmSync(dir, { recursive: true, force: true });
+}
+
+const DOCKERD = which('dockerd');
+const CONTAINERD = which('containerd');
+/** The preinstalled docker CLI (v28) if there is one, else Debian's (20.10, from docker.io). */
+export const DOCKER = which('/usr/local/bin/docker', 'docker');
+/** Why the private-dockerd tests cannot run here (a `skip` reason), or false. */
+export const dockerdSkip: string | false = !isRoot
+  ? 'needs root'
+  : !DOCKERD || !CONTAINERD || !DOCKER
+    ? 'needs dockerd, containerd and docker (Debian docker.io)'
+    : false;
+
+export interface PrivateDockerd {
+  /** The temp dir holding everything: sockets, data-root, exec-root, logs. */
+  dir: string;
+  /** The environment that points the docker CLI at this daemon. */
+  env: NodeJS.ProcessEnv;
+  /** Container IDs the test made: their cgroups are removed by stop(). */
+  ids: string[];
+  docker(args: string[], timeoutMs?: number): CmdResult;
+  /** docker …, which must succeed; returns stdout. */
+  dockerOk(args: string[], timeoutMs?: number): string;
+  /** The last lines of dockerd's and containerd's logs. */
+  logTail(): string;
+  /** Removes all containers, stops the daemons and shims, cleans up mounts, cgroups and dir. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts a private dockerd (Debian's 20.10) with its own containerd, data-root, exec-root and
+ * socket under a new temp dir: no bridge, no iptables, and `runtimes` (name → path of berth-oci
+ * or a wrapper of it; a function of the temp dir, e.g. for runtimeForEngine) registered through
+ * daemon.json. `timeoutMs` is docker()'s default. If the daemons do not come up, what was
+ * started is stopped (and the dir removed) before the error.
+ */
+export async function startPrivateDockerd(
+  opts: { runtimes?: Record<string, string> | ((dir: string) => Record<string, string>); prefix?: string; timeoutMs?: number } = {},
+): Promise<PrivateDockerd> {
+  if (!DOCKERD || !CONTAINERD || !DOCKER) throw new Error(dockerdSkip || 'no dockerd');
+  const cgroupsBefore = existingCgroups(['docker']);
+  const dir = fs.mkdtempSync(`/tmp/${opts.prefix ?? 'berth-dockerd-'}`);
+  for (const d of ['containerd', 'data', 'exec', 'cli']) fs.mkdirSync(path.join(dir, d));
+  const env: NodeJS.ProcessEnv = { ...process.env, DOCKER_HOST: `unix://${dir}/docker.sock`, DOCKER_CONFIG: path.join(dir, 'cli') };
+  delete env.DOCKER_CONTEXT;
+  delete env.DOCKER_TLS_VERIFY;
+  delete env.DOCKER_CERT_PATH;
+  const defaultTimeout = opts.timeoutMs ?? 60_000;
+  const ids: string[] = [];
+  let containerdPid: number | undefined;
+  let dockerdPid: number | undefined;
+  let runtimes: Record<string, string> = {};
+
+  const docker = (args: string[], timeoutMs = defaultTimeout): CmdResult => cmd(DOCKER, args, { env, timeoutMs });
+  const logTail = (): string => {
+    const tail = (f: string): string => {
+      try {
+        return fs.readFileSync(path.join(dir, f), 'utf8').split('\n').slice(-15).join('\n');
+      } catch {
+        return '';
+      }
+    };
+    return `--- dockerd.log ---\n${tail('dockerd.log')}\n--- containerd.log ---\n${tail('containerd.log')}`;
+  };
+  const dockerOk = (args: string[], timeoutMs = defaultTimeout): string => {
+    const r = docker(args, timeoutMs);
+    assert.equal(r.status, 0, `docker ${args.join(' ')}: ${r.stderr}\n${logTail()}`);
+    return r.stdout;
+  };
+  let stopped = false;
+  const stop = async (): Promise<void> => {
+    if (stopped) return;
+    stopped = true;
+    if (dockerdPid && fs.existsSync(`${dir}/docker.sock`)) {
+      const left = docker(['ps', '-aq', '--no-trunc'], 20_000).stdout.split('\n').filter(Boolean);
+      ids.push(...left);
+      if (left.length) docker(['rm', '-f', ...left], 60_000);
+    }
+    await stopPid(dockerdPid, 30_000);
+    await stopPid(containerdPid, 20_000);
+    // Shims (and anything else) started for containers under dir outlive containerd: stop them.
+    for (const pid of pidsMentioning(dir)) await stopPid(pid, 5_000);
+    // Containers berth-oci (the registered runtimes) still knows of, if a shim died without
+    // deleting them: the root dockerd gives a runtime is <exec-root>/runtime-<name>/moby.
+    for (const name of Object.keys(runtimes)) {
+      const root = path.join(dir, 'exec', `runtime-${name}`, 'moby');
+      for (const id of fs.existsSync(root) ? fs.readdirSync(root) : []) cmd(BERTH_OCI, ['--root', root, 'delete', '--force', id]);
+    }
+    removeEngineDir(dir, ['docker'], ids, cgroupsBefore);
+  };
+
+  try {
+    runtimes = typeof opts.runtimes === 'function' ? opts.runtimes(dir) : (opts.runtimes ?? {});
+    const c = path.join(dir, 'containerd');
+    fs.writeFileSync(
+      path.join(dir, 'containerd.toml'),
+      [
+        'version = 2',
+        `root = "${c}/root"`,
+        `state = "${c}/state"`,
+        'disabled_plugins = ["io.containerd.grpc.v1.cri"]',
+        '[grpc]',
+        `  address = "${c}/containerd.sock"`,
+        '[ttrpc]',
+        `  address = "${c}/containerd.sock.ttrpc"`,
+        '[debug]',
+        '  address = ""',
+        '[metrics]',
+        '  address = ""',
+        '[plugins."io.containerd.internal.v1.opt"]',
+        `  path = "${c}/opt"`,
+        '',
+      ].join('\n'),
+    );
+    // Runtimes by daemon.json rather than --add-runtime: the same thing, and they show in `docker info`.
+    const config = Object.fromEntries(Object.entries(runtimes).map(([name, p]) => [name, { path: p }]));
+    fs.writeFileSync(path.join(dir, 'daemon.json'), JSON.stringify(Object.keys(config).length ? { runtimes: config } : {}));
+
+    const log = (name: string): number => fs.openSync(path.join(dir, name), 'a');
+    const ctr = spawn(CONTAINERD, ['--config', path.join(dir, 'containerd.toml')], { stdio: ['ignore', log('containerd.log'), log('containerd.log')], detached: true });
+    containerdPid = ctr.pid;
+    ctr.unref();
+    if (!(await poll(() => fs.existsSync(`${c}/containerd.sock`), 20_000))) throw new Error(`containerd did not start\n${logTail()}`);
+
+    const dockerd = spawn(
+      DOCKERD,
+      [
+        '--config-file', path.join(dir, 'daemon.json'),
+        '--containerd', `${c}/containerd.sock`,
+        '--data-root', path.join(dir, 'data'),
+        '--exec-root', path.join(dir, 'exec'),
+        '--pidfile', path.join(dir, 'dockerd.pid'),
+        '-H', `unix://${dir}/docker.sock`,
+        '--bridge=none', '--iptables=false', '--ip-masq=false', '--ip-forward=false', '--userland-proxy=false',
+      ],
+      { stdio: ['ignore', log('dockerd.log'), log('dockerd.log')], detached: true },
+    );
+    dockerdPid = dockerd.pid;
+    dockerd.unref();
+    const up = await poll(() => {
+      if (dockerdPid && !fs.existsSync(`/proc/${dockerdPid}`)) return true;
+      return docker(['version'], 10_000).status === 0;
+    }, 60_000, 200);
+    if (!up || docker(['version']).status !== 0) throw new Error(`dockerd did not start\n${logTail()}`);
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+  return { dir, env, ids, docker, dockerOk, logTail, stop };
 }

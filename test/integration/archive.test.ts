@@ -8,7 +8,6 @@
  * shared by symlink) and get the same IDs.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -19,9 +18,8 @@ import { exportOciLayout, importOciLayout } from '../../src/images/archive/oci-l
 import { LocalContentStore } from '../../src/images/content-store.js';
 import { ImageStore } from '../../src/images/image-store.js';
 import { parseImageConfig } from '../../src/images/manifest.js';
-import { cmd, type CmdResult, existingCgroups, pidsMentioning, poll, removeCgroups, stopPid, unmountUnder, which } from '../helpers/engines.js';
+import { cmd, type CmdResult, dockerdSkip, type PrivateDockerd, startPrivateDockerd } from '../helpers/engines.js';
 import { testImagesDir } from '../helpers/images.js';
-import { isRoot } from '../helpers/runtime.js';
 
 interface ImagesJson {
   images: Record<string, { manifest_digest: string; config_digest: string; docker_archive?: string; docker_archive_tag?: string; index_digest?: string; layers: { diff_id: string }[] }>;
@@ -105,114 +103,16 @@ describe('image archives with the test images', { timeout: 300_000 }, () => {
 
 // ---------------------------------------------------------------- a real dockerd
 
-const DOCKERD = which('dockerd');
-const CONTAINERD = which('containerd');
-const DOCKER = which('/usr/local/bin/docker', 'docker');
-const skip = !isRoot ? 'needs root' : !DOCKERD || !CONTAINERD || !DOCKER ? 'needs dockerd, containerd and docker (Debian docker.io)' : false;
+let engine: PrivateDockerd | undefined;
+const docker = (args: string[]): CmdResult => engine!.docker(args);
+const dockerOk = (args: string[]): string => engine!.dockerOk(args);
 
-let dir = '';
-let env: NodeJS.ProcessEnv = {};
-let containerdPid: number | undefined;
-let dockerdPid: number | undefined;
-let cgroupsBefore = new Set<string>();
-
-function docker(args: string[], timeoutMs = 120_000): CmdResult {
-  return cmd(DOCKER!, args, { env, timeoutMs });
-}
-function dockerOk(args: string[], timeoutMs = 120_000): string {
-  const r = docker(args, timeoutMs);
-  assert.equal(r.status, 0, `docker ${args.join(' ')}: ${r.stderr}\n${logTail()}`);
-  return r.stdout;
-}
-function logTail(): string {
-  const tail = (f: string): string => {
-    try {
-      return fs.readFileSync(path.join(dir, f), 'utf8').split('\n').slice(-15).join('\n');
-    } catch {
-      return '';
-    }
-  };
-  return `--- dockerd.log ---\n${tail('dockerd.log')}\n--- containerd.log ---\n${tail('containerd.log')}`;
-}
-
-async function startDaemons(): Promise<void> {
-  dir = fs.mkdtempSync('/tmp/berth-archive-dockerd-');
-  for (const d of ['containerd', 'data', 'exec', 'cli']) fs.mkdirSync(path.join(dir, d));
-  env = { ...process.env, DOCKER_HOST: `unix://${dir}/docker.sock`, DOCKER_CONFIG: path.join(dir, 'cli') };
-  delete env.DOCKER_CONTEXT;
-  delete env.DOCKER_TLS_VERIFY;
-  delete env.DOCKER_CERT_PATH;
-  const c = path.join(dir, 'containerd');
-  fs.writeFileSync(
-    path.join(dir, 'containerd.toml'),
-    [
-      'version = 2',
-      `root = "${c}/root"`,
-      `state = "${c}/state"`,
-      'disabled_plugins = ["io.containerd.grpc.v1.cri"]',
-      '[grpc]',
-      `  address = "${c}/containerd.sock"`,
-      '[ttrpc]',
-      `  address = "${c}/containerd.sock.ttrpc"`,
-      '[debug]',
-      '  address = ""',
-      '[metrics]',
-      '  address = ""',
-      '[plugins."io.containerd.internal.v1.opt"]',
-      `  path = "${c}/opt"`,
-      '',
-    ].join('\n'),
-  );
-  fs.writeFileSync(path.join(dir, 'daemon.json'), '{}');
-  const log = (name: string): number => fs.openSync(path.join(dir, name), 'a');
-  const ctr = spawn(CONTAINERD!, ['--config', path.join(dir, 'containerd.toml')], { stdio: ['ignore', log('containerd.log'), log('containerd.log')], detached: true });
-  containerdPid = ctr.pid;
-  ctr.unref();
-  assert.ok(await poll(() => fs.existsSync(`${c}/containerd.sock`), 20_000), `containerd did not start\n${logTail()}`);
-  const dockerd = spawn(
-    DOCKERD!,
-    [
-      '--config-file', path.join(dir, 'daemon.json'),
-      '--containerd', `${c}/containerd.sock`,
-      '--data-root', path.join(dir, 'data'),
-      '--exec-root', path.join(dir, 'exec'),
-      '--pidfile', path.join(dir, 'dockerd.pid'),
-      '-H', `unix://${dir}/docker.sock`,
-      '--bridge=none', '--iptables=false', '--ip-masq=false', '--ip-forward=false', '--userland-proxy=false',
-    ],
-    { stdio: ['ignore', log('dockerd.log'), log('dockerd.log')], detached: true },
-  );
-  dockerdPid = dockerd.pid;
-  dockerd.unref();
-  const up = await poll(() => {
-    if (dockerdPid && !fs.existsSync(`/proc/${dockerdPid}`)) return true;
-    return docker(['version'], 10_000).status === 0;
-  }, 60_000, 200);
-  assert.ok(up && docker(['version']).status === 0, `dockerd did not start\n${logTail()}`);
-}
-
-async function stopDaemons(): Promise<void> {
-  if (!dir) return;
-  const ids: string[] = [];
-  if (dockerdPid && fs.existsSync(`${dir}/docker.sock`)) {
-    ids.push(...docker(['ps', '-aq', '--no-trunc'], 20_000).stdout.split('\n').filter(Boolean));
-    if (ids.length) docker(['rm', '-f', ...ids], 60_000);
-  }
-  await stopPid(dockerdPid, 30_000);
-  await stopPid(containerdPid, 20_000);
-  for (const pid of pidsMentioning(dir)) await stopPid(pid, 5_000);
-  unmountUnder(dir);
-  removeCgroups(['docker'], ids, cgroupsBefore);
-  if (!process.env.BERTH_KEEP_ENGINE_DIRS) fs.rmSync(dir, { recursive: true, force: true });
-}
-
-describe('docker save/load interoperability with a real dockerd 20.10', { skip, timeout: 600_000 }, () => {
+describe('docker save/load interoperability with a real dockerd 20.10', { skip: dockerdSkip, timeout: 600_000 }, () => {
   before(async () => {
-    cgroupsBefore = existingCgroups(['docker']);
     testImagesDir();
-    await startDaemons();
+    engine = await startPrivateDockerd({ prefix: 'berth-archive-dockerd-', timeoutMs: 120_000 });
   });
-  after(stopDaemons);
+  after(() => engine?.stop());
 
   it('dockerd loads our save: image IDs = config digests, and busybox runs', async () => {
     const { dir: images, meta } = readImagesJson();

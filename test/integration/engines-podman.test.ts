@@ -21,12 +21,11 @@ import {
   pidsMentioning,
   poll,
   ptyRun,
-  removeCgroups,
+  removeEngineDir,
   runtimeForEngine,
   shellSteps,
   splitHostname,
   stopPid,
-  unmountUnder,
   which,
 } from '../helpers/engines.js';
 import { testImagesDir } from '../helpers/images.js';
@@ -107,9 +106,7 @@ async function tearDown(): Promise<void> {
   // Our containers berth-oci still has (in its default root), if podman failed to delete them.
   const mine = new Set(ids.map((id) => id.trim()));
   for (const c of berthList()) if (mine.has(c.id) || c.bundle?.startsWith(dir + '/')) cmd(BERTH_OCI, ['delete', '--force', c.id]);
-  unmountUnder(dir);
-  removeCgroups(['libpod_parent'], ids, cgroupsBefore);
-  if (!process.env.BERTH_KEEP_ENGINE_DIRS) fs.rmSync(dir, { recursive: true, force: true });
+  removeEngineDir(dir, ['libpod_parent'], ids, cgroupsBefore);
 }
 
 describe('podman 4.3 with --runtime berth-oci', { skip, timeout: 600_000 }, () => {
