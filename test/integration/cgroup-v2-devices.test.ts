@@ -33,6 +33,7 @@ test('a process in the cgroup opens only the devices the eBPF filter allows', { 
   ]);
   const out = path.join(os.tmpdir(), `berth-devtest-${process.pid}.out`);
   const outFd = fs.openSync(out, 'w');
+  after(() => fs.rmSync(out, { force: true }));
   try {
     const script = 'head -c 1 /dev/null && echo null-ok; head -c 1 /dev/zero >/dev/null 2>&1 || echo zero-denied';
     const launched = await launch({
@@ -52,7 +53,6 @@ test('a process in the cgroup opens only the devices the eBPF filter allows', { 
     fs.closeSync(outFd);
   }
   const output = fs.readFileSync(out, 'utf8');
-  fs.rmSync(out);
   assert.match(output, /null-ok/, 'an allowed device opens');
   assert.match(output, /zero-denied/, 'a device not allowed is refused');
 });

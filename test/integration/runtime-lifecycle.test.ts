@@ -230,7 +230,9 @@ describe('berth-oci lifecycle', { skip: !isRoot && 'needs root' }, () => {
       s.process!.terminal = true;
       s.process!.consoleSize = { height: 33, width: 111 };
     });
-    const sock = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'berth-tty-')), 'console.sock');
+    const sockDir = fs.mkdtempSync(path.join(os.tmpdir(), 'berth-tty-'));
+    after(() => fs.rmSync(sockDir, { recursive: true, force: true }));
+    const sock = path.join(sockDir, 'console.sock');
     const recv = spawn('python3', [path.join(PACKAGE_ROOT, 'test', 'helpers', 'recvtty.py'), sock], { stdio: ['ignore', 'pipe', 'pipe'] });
     let output = '';
     let errors = '';
@@ -243,7 +245,6 @@ describe('berth-oci lifecycle', { skip: !isRoot && 'needs root' }, () => {
     await closed;
     assert.match(output, /\/dev\/pts\/0/, `${output} ${errors}`);
     assert.match(output, /33 111/);
-    fs.rmSync(path.dirname(sock), { recursive: true, force: true });
   });
 });
 
