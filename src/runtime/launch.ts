@@ -7,6 +7,7 @@
  *   either -> us:   "error <message>"
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import path from 'node:path';
 import type { Duplex, Writable } from 'node:stream';
 
 import { SystemError } from '../common/errors.js';
@@ -23,6 +24,11 @@ export interface LaunchOptions {
   stateFor(pid: number): object;
   /** Called for each "sync <name>" from the container stage. */
   onSync?(name: string, pid: number): Promise<void> | void;
+  /** The program that carries out the plan: berth-nsexec, or berth-shim which starts it (src/shim). */
+  binary?: string;
+  args?: string[];
+  /** Extra environment for that program. */
+  env?: Record<string, string>;
 }
 
 export interface Launched {
@@ -35,9 +41,10 @@ export function launch(opts: LaunchOptions): Promise<Launched> {
   const preserved = opts.preserveFds ?? [];
   const planFd = 3 + preserved.length;
   const syncFd = planFd + 1;
-  const child = spawn(nativeBinary('berth-nsexec'), [], {
+  const binary = opts.binary ?? nativeBinary('berth-nsexec');
+  const child = spawn(binary, opts.args ?? [], {
     stdio: [...opts.stdio, ...preserved, 'pipe', 'pipe'],
-    env: { BERTH_PLAN_FD: String(planFd), BERTH_SYNC_FD: String(syncFd), ...(process.env.BERTH_NSEXEC_TRACE ? { BERTH_NSEXEC_TRACE: '1' } : {}) },
+    env: { ...opts.env, BERTH_PLAN_FD: String(planFd), BERTH_SYNC_FD: String(syncFd), ...(process.env.BERTH_NSEXEC_TRACE ? { BERTH_NSEXEC_TRACE: '1' } : {}) },
   });
   const needsState = opts.ops.some(([name]) => name === 'hook' || name === 'sync' || name === 'load_state');
   const planPipe = child.stdio[planFd] as Writable;
@@ -67,7 +74,7 @@ export function launch(opts: LaunchOptions): Promise<Launched> {
         resolve({ pid, stage0: child });
       }
     };
-    child.on('error', (err) => finish(new SystemError(`cannot start berth-nsexec: ${err.message}`, { cause: err })));
+    child.on('error', (err) => finish(new SystemError(`cannot start ${path.basename(binary)}: ${err.message}`, { cause: err })));
     const handleLine = async (line: string): Promise<void> => {
       const space = line.indexOf(' ');
       const verb = space < 0 ? line : line.slice(0, space);

@@ -10,6 +10,7 @@ import path from 'node:path';
 
 import { mountPointsUnder } from '../common/mountinfo.js';
 import { ConflictError, InvalidArgumentError, NotFoundError, SystemError } from '../common/errors.js';
+import { startShim } from '../shim/client.js';
 import { compileDeviceFilter } from './cgroups/devices-bpf.js';
 import { cgroupManagerFromDescriptor, normalizeDeviceRules, openCgroupManager } from './cgroups/index.js';
 import type { CgroupManager } from './cgroups/types.js';
@@ -34,6 +35,12 @@ export interface CreateOptions {
   stdio?: Stdio;
   /** Keep stage 0 as the container's parent and return it (`run` without --detach). */
   foreground?: boolean;
+  /**
+   * Start the container under a berth-shim (src/shim) that keeps its output in `dir`, reaps it
+   * and outlives us. The returned `stage0` is then the shim. Not with foreground, stdio,
+   * preserveFds or consoleSocket (no terminal support in the shim yet).
+   */
+  shim?: { dir: string; lingerMs?: number };
 }
 
 export interface ExecOptions {
@@ -164,6 +171,9 @@ export class Runtime {
     const rootfs = path.resolve(bundle, spec.root.path);
     if (!hostFacts().isDirectory(rootfs)) throw new InvalidArgumentError(`rootfs ${rootfs} is not a directory`, 'root.path');
     const seccomp: CompiledSeccomp | undefined = spec.linux?.seccomp ? compileSeccomp(spec.linux.seccomp) : undefined;
+    if (opts.shim && (opts.foreground || opts.stdio || opts.preserveFds?.length || opts.consoleSocket || spec.process?.terminal)) {
+      throw new InvalidArgumentError('a container under a shim has no foreground, stdio, preserved fds or terminal yet', 'shim');
+    }
 
     this.store.reserve(id);
     let cgroup: CgroupManager | undefined;
@@ -189,22 +199,19 @@ export class Runtime {
         host: hostFacts(),
       });
       const stateFor = (pid: number): State => ({ ociVersion: spec.ociVersion, id, status: 'creating', pid, bundle, ...(spec.annotations ? { annotations: spec.annotations } : {}) });
-      launched = await launch({
-        ops,
-        stdio: opts.stdio ?? ['inherit', 'inherit', 'inherit'],
-        preserveFds: opts.preserveFds,
-        stateFor,
-        onSync: (name, pid) => {
-          if (name !== 'createRuntime') return;
-          runHooks('prestart', spec.hooks?.prestart, stateFor(pid));
-          runHooks('createRuntime', spec.hooks?.createRuntime, stateFor(pid));
-        },
-      });
+      const onSync = (name: string, pid: number): void => {
+        if (name !== 'createRuntime') return;
+        runHooks('prestart', spec.hooks?.prestart, stateFor(pid));
+        runHooks('createRuntime', spec.hooks?.createRuntime, stateFor(pid));
+      };
+      launched = opts.shim
+        ? await startShim({ ...opts.shim, ops, stateFor, onSync })
+        : await launch({ ops, stdio: opts.stdio ?? ['inherit', 'inherit', 'inherit'], preserveFds: opts.preserveFds, stateFor, onSync });
       const stat = readProcStat(launched.pid);
       if (!stat) throw new SystemError('container process exited during setup');
       this.store.save({ ...record, pid: launched.pid, pidStartTime: stat.startTime });
       writePidFile(opts.pidFile, launched.pid);
-      if (!opts.foreground) await stage0Exited(launched.stage0);
+      if (!opts.foreground && !opts.shim) await stage0Exited(launched.stage0);
       return launched;
     } catch (err) {
       if (launched?.pid) {

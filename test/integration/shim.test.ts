@@ -1,0 +1,189 @@
+/**
+ * berth-shim: a container started through it has its output in log.json, its exit status in
+ * exit.json and over the shim's socket, keeps running and logging when whoever started it is
+ * killed, can be signalled through the shim, and leaves nothing behind once deleted. Prints
+ * the shim's memory. Needs root and the test images.
+ */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { after, describe, it } from 'node:test';
+
+import { mountPointsUnder } from '../../src/common/mountinfo.js';
+import { PACKAGE_ROOT } from '../../src/common/paths.js';
+import { Runtime } from '../../src/runtime/runtime.js';
+import type { Spec } from '../../src/runtime/spec/config.js';
+import { readExit, readLog, ShimClient, shimPid, type LogEntry } from '../../src/shim/client.js';
+import { makeBundle, type TestBundle } from '../helpers/images.js';
+import { isRoot, uniqueId, waitFor } from '../helpers/runtime.js';
+
+const root = fs.mkdtempSync(path.join(os.tmpdir(), 'berth-shim-root-'));
+const runtime = new Runtime({ root });
+const bundles: TestBundle[] = [];
+const shimDirs: string[] = [];
+const ids: string[] = [];
+
+function setup(args: string[], edit?: (spec: Spec) => void): { id: string; bundle: TestBundle; dir: string } {
+  const bundle = makeBundle({ args, edit });
+  bundles.push(bundle);
+  const id = uniqueId('shim');
+  ids.push(id);
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'berth-shim-'));
+  shimDirs.push(dir);
+  return { id, bundle, dir };
+}
+
+/** Whether pid runs (a zombie does not: whoever reaps it may take a while). */
+function alive(pid: number): boolean {
+  try {
+    return !/^\d+ \(.*\) [ZX]/.test(fs.readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return false;
+  }
+}
+
+/** The container's own cgroup directories (v1 controllers or the v2 unified one). */
+function cgroupDirs(pid: number, id: string): string[] {
+  return fs
+    .readFileSync(`/proc/${pid}/cgroup`, 'utf8')
+    .trim()
+    .split('\n')
+    .map((line) => line.split(':'))
+    .filter(([, controllers, p]) => p.includes(id) && ['', 'memory', 'pids'].includes(controllers))
+    .map(([, controllers, p]) => path.join('/sys/fs/cgroup', controllers, p));
+}
+
+function memory(pid: number): { rssKb: number; pssKb: number } {
+  const rss = /VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
+  const pss = /Pss:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8'));
+  return { rssKb: Number(rss?.[1]), pssKb: Number(pss?.[1]) };
+}
+
+/** Deletes the container and checks that its processes, cgroups and mounts are gone, and the shim too. */
+async function deleteAndCheck(id: string, bundle: TestBundle, dir: string, pid: number, cgroups: string[]): Promise<void> {
+  const shim = shimPid(dir);
+  if (shim) await new ShimClient(dir).shutdown();
+  await runtime.delete(id);
+  assert.equal(alive(pid), false, 'the container process is gone');
+  if (shim) await waitFor(() => !alive(shim), 5000, 'the shim to exit');
+  assert.equal(fs.existsSync(path.join(dir, 'shim.sock')), false, 'the shim removed its socket');
+  assert.deepEqual(cgroups.filter((d) => fs.existsSync(d)), [], 'cgroups removed');
+  assert.deepEqual(mountPointsUnder(path.join(bundle.dir, 'rootfs')), [], 'no mounts left');
+}
+
+const text = (entries: LogEntry[], stream: string): string =>
+  entries
+    .filter((e) => e.stream === stream)
+    .map((e) => e.log)
+    .join('');
+
+describe('berth-shim', { skip: !isRoot && 'needs root' }, () => {
+  after(async () => {
+    for (const id of ids) await runtime.delete(id, true).catch(() => undefined);
+    for (const dir of shimDirs) {
+      const pid = shimPid(dir);
+      if (pid) process.kill(pid, 'SIGKILL');
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+    for (const b of bundles) b.remove();
+    fs.rmSync(root, { recursive: true, force: true });
+  });
+
+  it('logs stdout and stderr, records the exit status, answers wait and attach', async () => {
+    const { id, bundle, dir } = setup(['sh', '-c', 'echo out; echo err >&2; sleep 1; exit 3']);
+    const launched = await runtime.create(id, { bundle: bundle.dir, shim: { dir, lingerMs: 60_000 } });
+    const client = new ShimClient(dir);
+    const shim = Number(fs.readFileSync(path.join(dir, 'shim.pid'), 'utf8'));
+    assert.equal(shim, launched.stage0.pid);
+    assert.deepEqual(await client.state(), { shim, pid: launched.pid, status: 'running' });
+    const cgroups = cgroupDirs(launched.pid, id);
+    assert.ok(cgroups.length > 0, 'the container has its own cgroups');
+
+    const attached: LogEntry[] = [];
+    const attaching = (async () => {
+      for await (const entry of client.attach()) attached.push(entry);
+    })();
+    const waiting = client.wait();
+    await new Promise((r) => setTimeout(r, 50)); // the attach and wait requests are in
+    await runtime.start(id);
+
+    const { rssKb, pssKb } = memory(shim);
+    console.log(`berth-shim memory: VmRSS ${rssKb} kB, Pss ${pssKb} kB`);
+    assert.ok(rssKb > 0 && rssKb < 3 * 1024, `shim RSS ${rssKb} kB is under 3 MB`);
+
+    const exit = await waiting;
+    assert.equal(exit.status, 3);
+    assert.equal(exit.signal, 0);
+    assert.ok(!Number.isNaN(Date.parse(exit.finished)));
+    assert.deepEqual(readExit(dir), exit);
+    assert.deepEqual(await client.wait(), exit, 'wait after the exit answers at once');
+    assert.equal((await client.state()).status, 'stopped');
+
+    const log = readLog(dir);
+    assert.equal(text(log, 'stdout'), 'out\n');
+    assert.equal(text(log, 'stderr'), 'err\n');
+    for (const e of log) assert.match(e.time, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z$/);
+    await attaching;
+    assert.deepEqual(attached, log, 'attach streamed what was logged, and ended at the exit');
+    assert.deepEqual(readLog(dir, { tail: 1 }), log.slice(-1));
+    assert.deepEqual(readLog(dir, { since: new Date(Date.now() + 60_000) }), []);
+
+    await deleteAndCheck(id, bundle, dir, launched.pid, cgroups);
+  });
+
+  it('outlives the process that started it', async () => {
+    const { id, bundle, dir } = setup(['sh', '-c', 'echo first; sleep 1; echo second; exit 5']);
+    const runtimeModule = path.join(PACKAGE_ROOT, 'dist', 'src', 'runtime', 'runtime.js');
+    const script = `
+      import { Runtime } from ${JSON.stringify(runtimeModule)};
+      const rt = new Runtime({ root: ${JSON.stringify(root)} });
+      const l = await rt.create(${JSON.stringify(id)}, { bundle: ${JSON.stringify(bundle.dir)}, shim: { dir: ${JSON.stringify(dir)}, lingerMs: 60000 } });
+      await rt.start(${JSON.stringify(id)});
+      process.stdout.write('started ' + l.pid + '\\n');
+      setInterval(() => {}, 1000);
+    `;
+    const starter = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    starter.stdout.on('data', (d) => (out += d));
+    starter.stderr.on('data', (d) => (err += d));
+    const exited = new Promise((r) => starter.once('exit', r));
+    await waitFor(() => /started \d+\n/.test(out) || starter.exitCode !== null, 20_000, 'the starter to start the container');
+    const pid = Number(/started (\d+)/.exec(out)?.[1]);
+    assert.ok(pid > 0, `starter: ${out} ${err}`);
+    const cgroups = cgroupDirs(pid, id);
+    starter.kill('SIGKILL');
+    await exited;
+
+    const shim = shimPid(dir);
+    assert.ok(shim && alive(shim), 'the shim is still there');
+    assert.ok(alive(pid), 'the container is still running');
+    assert.equal(Number(/PPid:\s+(\d+)/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]), shim, "the shim is the container's parent");
+    const exit = await new ShimClient(dir).wait();
+    assert.equal(exit.status, 5);
+    assert.equal(text(readLog(dir), 'stdout'), 'first\nsecond\n', 'output after the starter died is logged');
+
+    await deleteAndCheck(id, bundle, dir, pid, cgroups);
+  });
+
+  it('signals the container through the shim, and leaves after its linger', async () => {
+    // Without a pid namespace of its own: a namespace's PID 1 ignores SIGTERM unless it handles it.
+    const { id, bundle, dir } = setup(['sleep', '100'], (spec) => {
+      spec.linux!.namespaces = spec.linux!.namespaces!.filter((ns) => ns.type !== 'pid');
+    });
+    const launched = await runtime.create(id, { bundle: bundle.dir, shim: { dir, lingerMs: 300 } });
+    const cgroups = cgroupDirs(launched.pid, id);
+    await runtime.start(id);
+    const client = new ShimClient(dir);
+    await client.kill(15);
+    const exit = await client.wait();
+    assert.deepEqual([exit.status, exit.signal], [143, 15]);
+    assert.equal(runtime.state(id).status, 'stopped');
+    await assert.rejects(client.kill('SIGTERM'), /not running/);
+    await waitFor(() => !alive(launched.stage0.pid!), 5000, 'the shim to leave after its linger');
+    assert.equal(shimPid(dir), undefined);
+    await deleteAndCheck(id, bundle, dir, launched.pid, cgroups);
+  });
+});
