@@ -82,6 +82,15 @@ export async function startShim(opts: StartShimOptions): Promise<StartedShim> {
     throw err;
   }
   launched.stage0.unref();
+  // The container reports "ready" before the shim may have reaped stage 0 and so learnt its
+  // PID 1: wait for that, so that kill and state work as soon as we return.
+  const client = new ShimClient(opts.dir);
+  for (const deadline = Date.now() + 5000; ; ) {
+    const state = await client.state();
+    if (state.pid === launched.pid) break;
+    if (state.pid || Date.now() > deadline) throw new SystemError(`the shim did not find the container's process (it has ${state.pid || 'none'}, not ${launched.pid})`);
+    await new Promise((r) => setTimeout(r, 2));
+  }
   return { ...launched, shimPid: launched.stage0.pid ?? 0 };
 }
 
@@ -144,24 +153,30 @@ export class ShimClient {
     await this.request('shutdown');
   }
 
-  /** The log entries written from now on, until the container exits. */
-  async *attach(): AsyncGenerator<LogEntry> {
+  /**
+   * The log entries written from now on, until the container exits. Resolves once the shim
+   * has taken the request, so nothing logged after that is missed.
+   */
+  async attach(): Promise<AsyncGenerator<LogEntry>> {
     const socket = await this.connect('attach');
     const lines = readline.createInterface({ input: socket, crlfDelay: Infinity });
-    try {
-      let first = true;
-      for await (const line of lines) {
-        if (first) {
-          first = false;
-          if (line !== 'ok') throw new SystemError(`shim attach: ${line.replace(/^error /, '')}`);
-          continue;
-        }
-        yield JSON.parse(line) as LogEntry;
-      }
-    } finally {
+    const it = lines[Symbol.asyncIterator]();
+    const close = (): void => {
       lines.close();
       socket.destroy();
+    };
+    const first = await it.next();
+    if (first.done || first.value !== 'ok') {
+      close();
+      throw new SystemError(`shim attach: ${first.done ? 'no answer' : String(first.value).replace(/^error /, '')}`);
     }
+    return (async function* entries(): AsyncGenerator<LogEntry> {
+      try {
+        for (let next = await it.next(); !next.done; next = await it.next()) yield JSON.parse(next.value) as LogEntry;
+      } finally {
+        close();
+      }
+    })();
   }
 }
 

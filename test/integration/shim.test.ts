@@ -102,11 +102,11 @@ describe('berth-shim', { skip: !isRoot && 'needs root' }, () => {
     assert.ok(cgroups.length > 0, 'the container has its own cgroups');
 
     const attached: LogEntry[] = [];
+    const stream = await client.attach();
     const attaching = (async () => {
-      for await (const entry of client.attach()) attached.push(entry);
+      for await (const entry of stream) attached.push(entry);
     })();
     const waiting = client.wait();
-    await new Promise((r) => setTimeout(r, 50)); // the attach and wait requests are in
     await runtime.start(id);
 
     const { rssKb, pssKb } = memory(shim);
@@ -166,6 +166,19 @@ describe('berth-shim', { skip: !isRoot && 'needs root' }, () => {
     assert.equal(text(readLog(dir), 'stdout'), 'first\nsecond\n', 'output after the starter died is logged');
 
     await deleteAndCheck(id, bundle, dir, pid, cgroups);
+  });
+
+  it('writes any output as valid JSON: bad UTF-8, control characters, long lines', async () => {
+    const { id, bundle, dir } = setup(['sh', '-c', `printf '\\377\\342\\202\\254\\001"\\\\\\n'; head -c 20000 /dev/zero | tr '\\0' a; echo; printf 'no newline'`]);
+    const launched = await runtime.create(id, { bundle: bundle.dir, shim: { dir, lingerMs: 60_000 } });
+    const cgroups = cgroupDirs(launched.pid, id);
+    await runtime.start(id);
+    assert.equal((await new ShimClient(dir).wait()).status, 0);
+    const log = readLog(dir);
+    assert.equal(log[0].log, '\ufffd\u20ac\u0001"\\\n');
+    assert.ok(log.every((e) => e.log.length <= 16384) && log.some((e) => e.log.length === 16384), 'a long line is logged in parts of 16 KiB');
+    assert.equal(text(log, 'stdout'), `\ufffd\u20ac\u0001"\\\n${'a'.repeat(20000)}\nno newline`);
+    await deleteAndCheck(id, bundle, dir, launched.pid, cgroups);
   });
 
   it('signals the container through the shim, and leaves after its linger', async () => {
