@@ -1,0 +1,347 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+
+import { InvalidArgumentError, UnsupportedError } from '../../common/errors.js';
+import type { ImageConfig } from '../../images/types.js';
+import { validateSpec } from '../../runtime/spec/validate.js';
+import { ALL_CAPABILITIES, containerSpec, DOCKER_DEFAULT_CAPABILITIES, tweakCapabilities } from './container-spec.js';
+import type { ContainerSpecInput, CreateConfig, HostConfig, HostFacts } from './container-spec.js';
+
+const ID = '3f4e5d6c7b8a9f0e1d2c3b4a5f6e7d8c9b0a1f2e3d4c5b6a7f8e9d0c1b2a3f4e';
+const IMAGE: ImageConfig = {
+  architecture: 'amd64',
+  os: 'linux',
+  config: { Env: ['PATH=/usr/local/bin:/bin', 'LANG=C.UTF-8'], Entrypoint: ['/entry.sh'], Cmd: ['serve', '--port', '80'], WorkingDir: '/srv' },
+  rootfs: { type: 'layers', diff_ids: [] },
+};
+
+function spec(create: CreateConfig = {}, host: HostConfig = {}, extra: Partial<ContainerSpecInput> = {}) {
+  return containerSpec({
+    image: IMAGE,
+    create,
+    host,
+    rootfs: '/var/lib/berth/rootfs',
+    user: { uid: 0, gid: 0, additionalGids: [10] },
+    cgroupsPath: `/berth/${ID}`,
+    id: ID,
+    facts: { arch: 'amd64' },
+    ...extra,
+  });
+}
+
+function rejects(fn: () => unknown, message: RegExp): void {
+  assert.throws(fn, (error: unknown) => {
+    assert.ok(error instanceof InvalidArgumentError || error instanceof UnsupportedError, String(error));
+    assert.match((error as Error).message, message);
+    return true;
+  });
+}
+
+describe('containerSpec: command, environment, working directory', () => {
+  it("uses the image's Entrypoint and Cmd, WorkingDir and Env", () => {
+    const s = spec();
+    assert.deepEqual(s.process!.args, ['/entry.sh', 'serve', '--port', '80']);
+    assert.equal(s.process!.cwd, '/srv');
+    assert.deepEqual(s.process!.env, ['PATH=/usr/local/bin:/bin', `HOSTNAME=${ID.slice(0, 12)}`, 'LANG=C.UTF-8']);
+    assert.equal(s.hostname, ID.slice(0, 12));
+    assert.equal(s.process!.terminal, false);
+    validateSpec(JSON.parse(JSON.stringify(s)));
+  });
+
+  it('create Cmd replaces the image Cmd and keeps its Entrypoint', () => {
+    assert.deepEqual(spec({ Cmd: ['sh'] }).process!.args, ['/entry.sh', 'sh']);
+  });
+
+  it("create Entrypoint resets the image's Cmd", () => {
+    assert.deepEqual(spec({ Entrypoint: ['/bin/top'] }).process!.args, ['/bin/top']);
+    assert.deepEqual(spec({ Entrypoint: ['/bin/top'], Cmd: ['-b'] }).process!.args, ['/bin/top', '-b']);
+  });
+
+  it('an empty Entrypoint list drops the image Entrypoint; [""] does too, and takes no image Cmd', () => {
+    assert.deepEqual(spec({ Entrypoint: [] }).process!.args, ['serve', '--port', '80']);
+    assert.deepEqual(spec({ Entrypoint: [''], Cmd: ['ls'] }).process!.args, ['ls']);
+    rejects(() => spec({ Entrypoint: [''] }), /^Cmd: no command specified/);
+  });
+
+  it('without any command, says so', () => {
+    rejects(() => spec({}, {}, { image: { ...IMAGE, config: {} } }), /^Cmd: no command specified/);
+  });
+
+  it('defaults: PATH, HOSTNAME, TERM with a tty; cwd /', () => {
+    const s = spec({ Tty: true, Hostname: 'web' }, {}, { image: { ...IMAGE, config: { Cmd: ['sh'] } } });
+    assert.deepEqual(s.process!.env, ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', 'HOSTNAME=web', 'TERM=xterm']);
+    assert.equal(s.process!.cwd, '/');
+    assert.equal(s.process!.terminal, true);
+    assert.equal(s.hostname, 'web');
+  });
+
+  it('create Env comes first, then the image variables it did not set; defaults are replaced in place; a bare name unsets', () => {
+    const s = spec({ Env: ['LANG=fr_FR', 'A=1', 'TERM=vt100', 'HOSTNAME'], Tty: true });
+    assert.deepEqual(s.process!.env, ['PATH=/usr/local/bin:/bin', 'TERM=vt100', 'LANG=fr_FR', 'A=1']);
+  });
+
+  it('WorkingDir: must be absolute, is cleaned', () => {
+    assert.equal(spec({ WorkingDir: '/a/./b/../c/' }).process!.cwd, '/a/c');
+    rejects(() => spec({ WorkingDir: 'rel' }), /^WorkingDir: .*absolute path/);
+  });
+
+  it('names bad fields', () => {
+    rejects(() => spec({ Env: ['A=1', '=x'] }), /^Env\[1\]: invalid environment variable/);
+    rejects(() => spec({ Env: ['A=1', 5 as unknown as string] }), /^Env\[1\]: must be a string/);
+    rejects(() => spec({ Cmd: 'ls' as unknown as string[] }), /^Cmd: must be a list of strings/);
+    rejects(() => spec({ Tty: 'yes' as unknown as boolean }), /^Tty: must be a boolean/);
+    rejects(() => spec({ StopSignal: 'SIGNOPE' }), /^StopSignal: invalid signal/);
+    rejects(() => spec({ Labels: { a: 1 as unknown as string } }), /^Labels\["a"\]: must be a string/);
+    assert.doesNotThrow(() => spec({ StopSignal: 'SIGQUIT', Labels: { a: 'b' }, OpenStdin: true }));
+  });
+
+  it('user: as resolved by the caller, its gid first among the additional gids', () => {
+    const s = spec({}, {}, { user: { uid: 1000, gid: 1000, additionalGids: [27, 1000] } });
+    assert.deepEqual(s.process!.user, { uid: 1000, gid: 1000, additionalGids: [1000, 27] });
+    rejects(() => spec({}, {}, { user: { uid: -1, gid: 0 } }), /^user\.uid: /);
+  });
+
+  it('Domainname', () => {
+    assert.equal(spec({ Domainname: 'example.org' }).domainname, 'example.org');
+    assert.equal(spec().domainname, undefined);
+  });
+});
+
+describe('containerSpec: capabilities', () => {
+  it("Docker's 14 defaults in bounding, effective and permitted; no inheritable or ambient", () => {
+    const caps = spec().process!.capabilities!;
+    assert.deepEqual(caps, { bounding: [...DOCKER_DEFAULT_CAPABILITIES], effective: [...DOCKER_DEFAULT_CAPABILITIES], permitted: [...DOCKER_DEFAULT_CAPABILITIES] });
+    assert.equal(DOCKER_DEFAULT_CAPABILITIES.length, 14);
+  });
+
+  it('a non-root user gets only the bounding set, as current Docker', () => {
+    assert.deepEqual(spec({}, {}, { user: { uid: 1, gid: 1 } }).process!.capabilities, { bounding: [...DOCKER_DEFAULT_CAPABILITIES] });
+  });
+
+  it('CapAdd/CapDrop: case-insensitive, with or without CAP_, and ALL', () => {
+    const caps = (add?: string[], drop?: string[]) => spec({}, { CapAdd: add, CapDrop: drop }).process!.capabilities!.bounding!;
+    assert.deepEqual(caps(['sys_admin', 'CAP_NET_ADMIN'], ['chown', 'Cap_Kill']), [
+      ...DOCKER_DEFAULT_CAPABILITIES.filter((c) => c !== 'CAP_CHOWN' && c !== 'CAP_KILL'),
+      'CAP_SYS_ADMIN',
+      'CAP_NET_ADMIN',
+    ]);
+    assert.deepEqual(caps(['ALL'], ['sys_module']), ALL_CAPABILITIES.filter((c) => c !== 'CAP_SYS_MODULE'));
+    assert.deepEqual(caps(['chown'], ['all']), ['CAP_CHOWN']);
+    assert.deepEqual(caps([], ['ALL']), []);
+    assert.deepEqual(tweakCapabilities(['ALL'], [], false, ['CAP_CHOWN', 'CAP_KILL']), ['CAP_CHOWN', 'CAP_KILL']);
+  });
+
+  it('names an unknown capability', () => {
+    rejects(() => spec({}, { CapAdd: ['NET_ADMIN', 'FLY'] }), /^HostConfig\.CapAdd\[1\]: unknown capability "FLY"/);
+    rejects(() => spec({}, { CapDrop: ['bogus'] }), /^HostConfig\.CapDrop\[0\]: unknown capability/);
+  });
+});
+
+describe('containerSpec: mounts, paths, devices', () => {
+  it("Docker's default mounts, /dev/shm 64 MiB, masked and read-only paths", () => {
+    const s = spec();
+    assert.deepEqual(
+      s.mounts!.map((m) => [m.destination, m.type]),
+      [
+        ['/proc', 'proc'],
+        ['/dev', 'tmpfs'],
+        ['/dev/pts', 'devpts'],
+        ['/sys', 'sysfs'],
+        ['/sys/fs/cgroup', 'cgroup'],
+        ['/dev/mqueue', 'mqueue'],
+        ['/dev/shm', 'tmpfs'],
+      ],
+    );
+    assert.ok(s.mounts![2].options!.includes('gid=5'));
+    assert.ok(s.mounts![3].options!.includes('ro'));
+    assert.ok(s.mounts![4].options!.includes('ro'));
+    assert.deepEqual(s.mounts![6].options, ['rw', 'nosuid', 'noexec', 'nodev', 'mode=1777', 'size=67108864']);
+    assert.ok(s.linux!.maskedPaths!.includes('/proc/kcore') && s.linux!.maskedPaths!.includes('/sys/firmware'));
+    assert.deepEqual(s.linux!.readonlyPaths, ['/proc/bus', '/proc/fs', '/proc/irq', '/proc/sys', '/proc/sysrq-trigger']);
+    assert.equal(s.root!.path, '/var/lib/berth/rootfs');
+    assert.equal(s.root!.readonly, false);
+    assert.equal(s.hooks, undefined);
+  });
+
+  it('ShmSize, ReadonlyRootfs', () => {
+    assert.ok(spec({}, { ShmSize: 1 << 20 }).mounts!.find((m) => m.destination === '/dev/shm')!.options!.includes('size=1048576'));
+    rejects(() => spec({}, { ShmSize: -1 }), /^HostConfig\.ShmSize: /);
+    const s = spec({}, { ReadonlyRootfs: true, Tmpfs: { '/run': '' } });
+    assert.equal(s.root!.readonly, true);
+    const ro = (dest: string) => s.mounts!.find((m) => m.destination === dest)!.options!.includes('ro');
+    assert.deepEqual(['/proc', '/dev', '/dev/pts', '/dev/shm', '/dev/mqueue', '/sys', '/sys/fs/cgroup', '/run'].map(ro), [false, false, false, false, false, true, true, false]);
+  });
+
+  it('Tmpfs: defaults noexec,nosuid,nodev; the user wins; a /dev tmpfs replaces the /dev mounts', () => {
+    const s = spec({}, { Tmpfs: { '/run/x': 'size=1m', '/tmp': 'exec,mode=1777', '/dev/shm': 'size=2m' } });
+    const tmp = s.mounts!.find((m) => m.destination === '/tmp')!;
+    assert.deepEqual(tmp.options, ['nosuid', 'nodev', 'rprivate', 'exec', 'mode=1777']);
+    assert.equal(s.mounts!.filter((m) => m.destination === '/dev/shm').length, 1);
+    assert.deepEqual(s.mounts!.find((m) => m.destination === '/dev/shm')!.options, ['noexec', 'nosuid', 'nodev', 'rprivate', 'size=2m']);
+    assert.ok(s.mounts!.findIndex((m) => m.destination === '/tmp') < s.mounts!.findIndex((m) => m.destination === '/run/x'));
+    const dev = spec({}, { Tmpfs: { '/dev': '' } });
+    assert.deepEqual(dev.mounts!.map((m) => m.destination), ['/proc', '/sys', '/sys/fs/cgroup', '/dev']);
+    rejects(() => spec({}, { Tmpfs: { tmp: '' } }), /^HostConfig\.Tmpfs\["tmp"\]: .*absolute/);
+    rejects(() => spec({}, { Tmpfs: { '/tmp': 'bogus=1' } }), /^HostConfig\.Tmpfs\["\/tmp"\]: unknown tmpfs option/);
+  });
+
+  it("devices: Docker's cgroup rules; HostConfig.Devices looked up among the host's", () => {
+    const hostDevices: HostFacts['devices'] = [
+      { type: 'c', path: '/dev/fuse', major: 10, minor: 229, fileMode: 0o666, uid: 0, gid: 0 },
+      { type: 'c', path: '/dev/snd/pcm0', major: 116, minor: 2, fileMode: 0o660, uid: 0, gid: 29 },
+      { type: 'c', path: '/dev/snd/timer', major: 116, minor: 33, fileMode: 0o660, uid: 0, gid: 29 },
+    ];
+    const s = spec({}, {}, { facts: { devices: hostDevices } });
+    assert.deepEqual(s.linux!.devices, []);
+    assert.deepEqual(s.linux!.resources!.devices![0], { allow: false, access: 'rwm' });
+    assert.equal(s.linux!.resources!.devices!.length, 8);
+    const mapped = spec({}, { Devices: [{ PathOnHost: '/dev/fuse', PathInContainer: '/dev/f', CgroupPermissions: 'rw' }, { PathOnHost: '/dev/snd' }] }, { facts: { devices: hostDevices } });
+    assert.deepEqual(mapped.linux!.devices!.map((d) => d.path), ['/dev/f', '/dev/snd/pcm0', '/dev/snd/timer']);
+    assert.deepEqual(mapped.linux!.resources!.devices!.slice(8), [
+      { allow: true, type: 'c', major: 10, minor: 229, access: 'rw' },
+      { allow: true, type: 'c', major: 116, minor: 2, access: 'rwm' },
+      { allow: true, type: 'c', major: 116, minor: 33, access: 'rwm' },
+    ]);
+    rejects(() => spec({}, { Devices: [{ PathOnHost: '/dev/nope' }] }), /^HostConfig\.Devices\[0\]\.PathOnHost: .*no such device/);
+    rejects(() => spec({}, { Devices: [{ PathOnHost: '/dev/fuse', CgroupPermissions: 'rx' }] }, { facts: { devices: hostDevices } }), /^HostConfig\.Devices\[0\]\.CgroupPermissions: /);
+  });
+
+  it('Privileged: all caps, no seccomp, no masked or read-only paths, rw /sys and cgroup, host devices', () => {
+    const hostDevices: HostFacts['devices'] = [{ type: 'b', path: '/dev/sda', major: 8, minor: 0, fileMode: 0o660, uid: 0, gid: 6 }];
+    const s = spec({}, { Privileged: true, CapDrop: ['chown'] }, { facts: { devices: hostDevices, capabilities: ['CAP_CHOWN', 'CAP_SYS_ADMIN'] } });
+    assert.deepEqual(s.process!.capabilities!.effective, ['CAP_CHOWN', 'CAP_SYS_ADMIN']);
+    assert.deepEqual(spec({}, { Privileged: true }).process!.capabilities!.bounding, [...ALL_CAPABILITIES]);
+    assert.equal(s.linux!.seccomp, undefined);
+    assert.deepEqual(s.linux!.maskedPaths, []);
+    assert.deepEqual(s.linux!.readonlyPaths, []);
+    assert.ok(!s.mounts!.find((m) => m.destination === '/sys')!.options!.includes('ro'));
+    assert.ok(!s.mounts!.find((m) => m.destination === '/sys/fs/cgroup')!.options!.includes('ro'));
+    assert.deepEqual(s.linux!.devices, hostDevices);
+    assert.deepEqual(s.linux!.resources!.devices, [{ allow: true, access: 'rwm' }]);
+  });
+
+  it('Init: the init binary bind-mounted read-only runs the command', () => {
+    const s = spec({ Cmd: ['sleep', '1'] }, { Init: true }, { facts: { initPath: '/usr/libexec/berth/init' } });
+    assert.deepEqual(s.process!.args, ['/sbin/docker-init', '--', '/entry.sh', 'sleep', '1']);
+    assert.deepEqual(s.mounts!.find((m) => m.destination === '/sbin/docker-init'), { destination: '/sbin/docker-init', type: 'bind', source: '/usr/libexec/berth/init', options: ['bind', 'ro'] });
+    rejects(() => spec({}, { Init: true }), /^HostConfig\.Init: no init binary/);
+  });
+});
+
+describe('containerSpec: namespaces', () => {
+  const types = (s: ReturnType<typeof spec>) => s.linux!.namespaces!.map((n) => n.type);
+  it('pid, net, ipc, uts, mount; cgroup private on v2, host on v1', () => {
+    assert.deepEqual(types(spec()), ['mount', 'network', 'uts', 'pid', 'ipc', 'cgroup']);
+    assert.deepEqual(types(spec({}, {}, { facts: { cgroupVersion: 1 } })), ['mount', 'network', 'uts', 'pid', 'ipc']);
+    assert.deepEqual(types(spec({}, { CgroupnsMode: 'private' }, { facts: { cgroupVersion: 1 } })), ['mount', 'network', 'uts', 'pid', 'ipc', 'cgroup']);
+    assert.deepEqual(types(spec({}, { CgroupnsMode: 'host' })), ['mount', 'network', 'uts', 'pid', 'ipc']);
+    rejects(() => spec({}, { CgroupnsMode: 'shared' }), /^HostConfig\.CgroupnsMode: invalid cgroup namespace mode/);
+  });
+
+  it('user namespace only with id mappings, unless UsernsMode is host', () => {
+    const idMappings = { uidMappings: [{ containerID: 0, hostID: 100000, size: 65536 }], gidMappings: [{ containerID: 0, hostID: 100000, size: 65536 }] };
+    const s = spec({}, {}, { facts: { idMappings, sysctls: ['net.ipv4.ping_group_range'] } });
+    assert.ok(types(s).includes('user'));
+    assert.deepEqual(s.linux!.uidMappings, idMappings.uidMappings);
+    assert.ok(!s.mounts!.find((m) => m.type === 'cgroup')!.options!.includes('ro'));
+    assert.deepEqual(s.linux!.sysctl, {});
+    assert.ok(!types(spec({}, { UsernsMode: 'host' }, { facts: { idMappings } })).includes('user'));
+    rejects(() => spec({}, { UsernsMode: 'private' }), /^HostConfig\.UsernsMode: /);
+    rejects(() => spec({}, { UsernsMode: 'bogus' }), /^HostConfig\.UsernsMode: invalid/);
+    rejects(() => spec({}, { Privileged: true }, { facts: { idMappings } }), /^HostConfig\.Privileged: /);
+  });
+});
+
+describe('containerSpec: resources, limits, sysctls, security options', () => {
+  it('memory: limit, swap twice the limit by default, -1 unlimited; checks as dockerd', () => {
+    assert.deepEqual(spec({}, { Memory: 64 << 20 }).linux!.resources!.memory, { limit: 64 << 20, swap: 128 << 20 });
+    assert.deepEqual(spec({}, { Memory: 64 << 20, MemorySwap: -1 }).linux!.resources!.memory, { limit: 64 << 20, swap: -1 });
+    assert.deepEqual(spec({}, { Memory: 64 << 20, MemorySwap: 100 << 20 }).linux!.resources!.memory, { limit: 64 << 20, swap: 100 << 20 });
+    assert.equal(spec().linux!.resources!.memory, undefined);
+    rejects(() => spec({}, { Memory: 1024 }), /^HostConfig\.Memory: minimum memory limit allowed is 6MB/);
+    rejects(() => spec({}, { MemorySwap: 100 << 20 }), /^HostConfig\.MemorySwap: /);
+    rejects(() => spec({}, { Memory: 64 << 20, MemorySwap: 32 << 20 }), /^HostConfig\.MemorySwap: /);
+    rejects(() => spec({}, { Memory: 1.5 }), /^HostConfig\.Memory: must be an integer/);
+  });
+
+  it('cpu: NanoCpus as quota over a 100ms period, shares, cpuset; conflicts', () => {
+    assert.deepEqual(spec({}, { NanoCpus: 1_500_000_000 }).linux!.resources!.cpu, { period: 100000, quota: 150000 });
+    assert.deepEqual(spec({}, { NanoCpus: 10_000_000 }).linux!.resources!.cpu, { period: 100000, quota: 1000 });
+    assert.deepEqual(spec({}, { CpuPeriod: 50000, CpuQuota: 25000, CpuShares: 512, CpusetCpus: '0-1,3' }).linux!.resources!.cpu, {
+      period: 50000,
+      quota: 25000,
+      shares: 512,
+      cpus: '0-1,3',
+    });
+    rejects(() => spec({}, { NanoCpus: 1e9, CpuQuota: 50000 }), /^HostConfig\.NanoCpus: conflicting options/);
+    rejects(() => spec({}, { NanoCpus: 1e9, CpuPeriod: 50000 }), /^HostConfig\.NanoCpus: conflicting options/);
+    rejects(() => spec({}, { CpuPeriod: 10 }), /^HostConfig\.CpuPeriod: /);
+    rejects(() => spec({}, { CpuQuota: 10 }), /^HostConfig\.CpuQuota: /);
+    rejects(() => spec({}, { CpusetCpus: '0-' }), /^HostConfig\.CpusetCpus: /);
+    rejects(() => spec({}, { CpuShares: -2 }), /^HostConfig\.CpuShares: /);
+  });
+
+  it('pids, ulimits as rlimits, OomScoreAdj', () => {
+    assert.deepEqual(spec({}, { PidsLimit: 100 }).linux!.resources!.pids, { limit: 100 });
+    assert.deepEqual(spec({}, { PidsLimit: 0 }).linux!.resources!.pids, { limit: -1 });
+    assert.equal(spec({}, { PidsLimit: null }).linux!.resources!.pids, undefined);
+    const s = spec({}, { Ulimits: [{ Name: 'nofile', Soft: 1024, Hard: 4096 }, { Name: 'core', Soft: -1, Hard: -1 }], OomScoreAdj: 500 });
+    assert.deepEqual(s.process!.rlimits, [
+      { type: 'RLIMIT_NOFILE', soft: 1024, hard: 4096 },
+      { type: 'RLIMIT_CORE', soft: 2 ** 64, hard: 2 ** 64 },
+    ]);
+    assert.equal(s.process!.oomScoreAdj, 500);
+    assert.equal(spec().process!.rlimits, undefined);
+    assert.equal(spec().process!.oomScoreAdj, undefined);
+    validateSpec(JSON.parse(JSON.stringify(s)));
+    rejects(() => spec({}, { Ulimits: [{ Name: 'nofile', Soft: 1, Hard: 1 }, { Name: 'bogus', Soft: 1, Hard: 1 }] }), /^HostConfig\.Ulimits\[1\]\.Name: invalid ulimit type/);
+    rejects(() => spec({}, { Ulimits: [{ Name: 'nofile', Soft: 10, Hard: 1 }] }), /^HostConfig\.Ulimits\[0\]\.Soft: /);
+    rejects(() => spec({}, { OomScoreAdj: 1001 }), /^HostConfig\.OomScoreAdj: /);
+  });
+
+  it("sysctls: Docker's network defaults when the host has them, then the user's; non-namespaced ones refused", () => {
+    const s = spec({}, { Sysctls: { 'net.ipv4.ip_unprivileged_port_start': '1024', 'kernel.shmmax': '1000' } }, {
+      facts: { sysctls: ['net.ipv4.ping_group_range', 'net.ipv4.ip_unprivileged_port_start'] },
+    });
+    assert.deepEqual(s.linux!.sysctl, { 'net.ipv4.ping_group_range': '0 2147483647', 'net.ipv4.ip_unprivileged_port_start': '1024', 'kernel.shmmax': '1000' });
+    assert.deepEqual(spec().linux!.sysctl, {});
+    rejects(() => spec({}, { Sysctls: { 'vm.swappiness': '1' } }), /^HostConfig\.Sysctls\["vm\.swappiness"\]: sysctl is not namespaced/);
+  });
+
+  it('seccomp: the default profile for the capabilities; unconfined; a given profile', () => {
+    const s = spec();
+    assert.equal(s.linux!.seccomp!.defaultAction, 'SCMP_ACT_ERRNO');
+    const allowed = (x: ReturnType<typeof spec>) => new Set(x.linux!.seccomp!.syscalls!.filter((r) => r.action === 'SCMP_ACT_ALLOW' && !r.args).flatMap((r) => r.names));
+    assert.ok(!allowed(s).has('mount'));
+    assert.ok(allowed(spec({}, { CapAdd: ['SYS_ADMIN'] })).has('mount'));
+    assert.equal(spec({}, { SecurityOpt: ['seccomp=unconfined'] }).linux!.seccomp, undefined);
+    assert.equal(spec({}, { SecurityOpt: ['seccomp:unconfined'] }).linux!.seccomp, undefined);
+    const custom = spec({}, { SecurityOpt: ['seccomp={"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["mkdir"],"action":"SCMP_ACT_ERRNO"}]}'] });
+    assert.deepEqual(custom.linux!.seccomp, { defaultAction: 'SCMP_ACT_ALLOW', syscalls: [{ names: ['mkdir'], action: 'SCMP_ACT_ERRNO' }] });
+    rejects(() => spec({}, { SecurityOpt: ['no-new-privileges', 'seccomp={"defaultAction":1}'] }), /^HostConfig\.SecurityOpt\[1\]/);
+    validateSpec(JSON.parse(JSON.stringify(s)));
+  });
+
+  it('no-new-privileges and the other security options', () => {
+    assert.equal(spec().process!.noNewPrivileges, undefined);
+    assert.equal(spec({}, { SecurityOpt: ['no-new-privileges'] }).process!.noNewPrivileges, true);
+    assert.equal(spec({}, { SecurityOpt: ['no-new-privileges=true'] }).process!.noNewPrivileges, true);
+    assert.equal(spec({}, { SecurityOpt: ['no-new-privileges:false'] }).process!.noNewPrivileges, undefined);
+    assert.equal(spec({}, { SecurityOpt: ['apparmor=my-profile'] }).process!.apparmorProfile, 'my-profile');
+    assert.equal(spec({}, { SecurityOpt: ['apparmor=unconfined', 'label=disable'] }).process!.apparmorProfile, undefined);
+    const paths = spec({}, { SecurityOpt: ['systempaths=unconfined'] });
+    assert.deepEqual([paths.linux!.maskedPaths, paths.linux!.readonlyPaths], [[], []]);
+    assert.ok(!spec({}, { SecurityOpt: ['writable-cgroups=true'] }).mounts!.find((m) => m.type === 'cgroup')!.options!.includes('ro'));
+    rejects(() => spec({}, { SecurityOpt: ['no-new-privileges=maybe'] }), /^HostConfig\.SecurityOpt\[0\]: invalid boolean/);
+    rejects(() => spec({}, { SecurityOpt: ['seccomp=unconfined', 'bogus'] }), /^HostConfig\.SecurityOpt\[1\]: invalid security option/);
+    rejects(() => spec({}, { SecurityOpt: ['foo=bar'] }), /^HostConfig\.SecurityOpt\[0\]: unknown security option/);
+    rejects(() => spec({}, { SecurityOpt: ['label=type:svirt_t'] }), /^HostConfig\.SecurityOpt\[0\]: SELinux labels are not supported/);
+  });
+
+  it('cgroupsPath and the input checks', () => {
+    assert.equal(spec().linux!.cgroupsPath, `/berth/${ID}`);
+    rejects(() => spec({}, {}, { rootfs: 'rootfs' }), /^rootfs: /);
+    rejects(() => spec({}, {}, { id: '' }), /^id: /);
+    rejects(() => spec({}, null as unknown as HostConfig), /^HostConfig: must be an object/);
+  });
+});

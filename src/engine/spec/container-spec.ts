@@ -1,0 +1,743 @@
+/**
+ * Image config + Docker-style create options -> the OCI runtime Spec berth-oci runs, with
+ * Docker's defaults (moby's oci/defaults.go, daemon/oci_linux.go, oci/caps, runconfig's merge).
+ * Pure: what comes from the host (its capabilities and devices, cgroup version, existing sysctls,
+ * the init binary, id mappings) or from the rootfs (the resolved user) is a parameter.
+ *
+ * Bad input is an InvalidArgumentError naming the field as the Docker API spells it:
+ * `Env[2]`, `HostConfig.CapAdd[1]`, `HostConfig.Memory`.
+ *
+ * Not done here (no input for them yet): networks and ports, volumes and bind mounts, links,
+ * IpcMode/PidMode/UTSMode other than private, blkio, device requests, console size, AppArmor's
+ * docker-default profile and SELinux labels.
+ */
+
+import { InvalidArgumentError, UnsupportedError } from '../../common/errors.js';
+import type { ImageConfig } from '../../images/types.js';
+import { CAPABILITIES, parseSignal } from '../../runtime/plan/tables.js';
+import { OCI_VERSION } from '../../runtime/spec/config.js';
+import type { DeviceCgroupRule, IdMapping, LinuxDevice, Mount, Namespace, Rlimit, Seccomp, Spec } from '../../runtime/spec/config.js';
+import { defaultSeccompProfile, parseSeccompProfile } from './seccomp-default.js';
+
+// ---------------------------------------------------------------------------------------------
+// Input
+
+/** The container config fields of `POST /containers/create` this function reads. */
+export interface CreateConfig {
+  Cmd?: string[] | null;
+  Entrypoint?: string[] | null;
+  Env?: string[] | null;
+  User?: string;
+  WorkingDir?: string;
+  Hostname?: string;
+  Domainname?: string;
+  Tty?: boolean;
+  OpenStdin?: boolean;
+  Labels?: Record<string, string> | null;
+  StopSignal?: string;
+}
+
+export interface Ulimit {
+  Name: string;
+  Soft: number;
+  Hard: number;
+}
+
+export interface DeviceMapping {
+  PathOnHost: string;
+  PathInContainer?: string;
+  CgroupPermissions?: string;
+}
+
+/** The HostConfig fields this function reads. */
+export interface HostConfig {
+  Privileged?: boolean;
+  CapAdd?: string[] | null;
+  CapDrop?: string[] | null;
+  SecurityOpt?: string[] | null;
+  ReadonlyRootfs?: boolean;
+  Memory?: number;
+  MemorySwap?: number;
+  NanoCpus?: number;
+  CpuShares?: number;
+  CpuQuota?: number;
+  CpuPeriod?: number;
+  CpusetCpus?: string;
+  PidsLimit?: number | null;
+  Ulimits?: Ulimit[] | null;
+  Devices?: DeviceMapping[] | null;
+  Tmpfs?: Record<string, string> | null;
+  ShmSize?: number;
+  Init?: boolean | null;
+  OomScoreAdj?: number;
+  Sysctls?: Record<string, string> | null;
+  CgroupnsMode?: string;
+  UsernsMode?: string;
+}
+
+/** What the caller knows about the host. Every field has a default that assumes nothing of the host. */
+export interface HostFacts {
+  /** Capabilities "ALL" means (the daemon's bounding set). Default: every capability Berth knows. */
+  capabilities?: string[];
+  /** The host's device nodes: what a privileged container gets, and where HostConfig.Devices are looked up. */
+  devices?: LinuxDevice[];
+  /** Default 2. Decides the default cgroup namespace mode (private on v2, host on v1), as dockerd. */
+  cgroupVersion?: 1 | 2;
+  /** Architecture for the seccomp profile (Go's, the kernel's or Node's name). Default: this process's. */
+  arch?: string;
+  /** Kernel release, for seccomp rules that need a minimum kernel. */
+  kernel?: string;
+  /** Sysctls that exist on the host: Docker's default network sysctls are set only if they exist. */
+  sysctls?: string[];
+  /** Host path of the init binary bind-mounted at /sbin/docker-init for HostConfig.Init. */
+  initPath?: string;
+  /** The daemon's user namespace remapping (dockerd --userns-remap). */
+  idMappings?: { uidMappings: IdMapping[]; gidMappings: IdMapping[] };
+}
+
+export interface ContainerSpecInput {
+  image: ImageConfig;
+  create: CreateConfig;
+  host: HostConfig;
+  /** Absolute path of the container's root filesystem. */
+  rootfs: string;
+  /** The user, already resolved from the image's /etc/passwd and /etc/group by the caller. */
+  user: { uid: number; gid: number; additionalGids?: number[] };
+  cgroupsPath: string;
+  id: string;
+  facts?: HostFacts;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Docker's defaults
+
+/** Docker's default capabilities (oci/caps/defaults.go). */
+export const DOCKER_DEFAULT_CAPABILITIES: readonly string[] = Object.freeze([
+  'CAP_CHOWN',
+  'CAP_DAC_OVERRIDE',
+  'CAP_FSETID',
+  'CAP_FOWNER',
+  'CAP_MKNOD',
+  'CAP_NET_RAW',
+  'CAP_SETGID',
+  'CAP_SETUID',
+  'CAP_SETFCAP',
+  'CAP_SETPCAP',
+  'CAP_NET_BIND_SERVICE',
+  'CAP_SYS_CHROOT',
+  'CAP_KILL',
+  'CAP_AUDIT_WRITE',
+]);
+
+/** Every capability Berth knows, in kernel order. */
+export const ALL_CAPABILITIES: readonly string[] = Object.freeze(
+  Object.entries(CAPABILITIES)
+    .sort(([, a], [, b]) => a - b)
+    .map(([name]) => name),
+);
+
+export const DEFAULT_PATH_ENV = 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+export const DEFAULT_SHM_SIZE = 64 * 1024 * 1024;
+export const INIT_PATH_IN_CONTAINER = '/sbin/docker-init';
+const MIN_MEMORY = 6 * 1024 * 1024;
+
+export const DOCKER_MASKED_PATHS: readonly string[] = Object.freeze([
+  '/proc/asound',
+  '/proc/acpi',
+  '/proc/kcore',
+  '/proc/keys',
+  '/proc/latency_stats',
+  '/proc/timer_list',
+  '/proc/timer_stats',
+  '/proc/sched_debug',
+  '/proc/scsi',
+  '/sys/firmware',
+]);
+
+export const DOCKER_READONLY_PATHS: readonly string[] = Object.freeze(['/proc/bus', '/proc/fs', '/proc/irq', '/proc/sys', '/proc/sysrq-trigger']);
+
+function defaultMounts(): Mount[] {
+  return [
+    { destination: '/proc', type: 'proc', source: 'proc', options: ['rw', 'nosuid', 'noexec', 'nodev'] },
+    { destination: '/dev', type: 'tmpfs', source: 'tmpfs', options: ['rw', 'nosuid', 'strictatime', 'mode=755', 'size=65536k'] },
+    { destination: '/dev/pts', type: 'devpts', source: 'devpts', options: ['rw', 'nosuid', 'noexec', 'newinstance', 'ptmxmode=0666', 'mode=0620', 'gid=5'] },
+    { destination: '/sys', type: 'sysfs', source: 'sysfs', options: ['ro', 'nosuid', 'noexec', 'nodev'] },
+    { destination: '/sys/fs/cgroup', type: 'cgroup', source: 'cgroup', options: ['ro', 'nosuid', 'noexec', 'nodev'] },
+    { destination: '/dev/mqueue', type: 'mqueue', source: 'mqueue', options: ['rw', 'nosuid', 'noexec', 'nodev'] },
+    { destination: '/dev/shm', type: 'tmpfs', source: 'shm', options: ['rw', 'nosuid', 'noexec', 'nodev', 'mode=1777'] },
+  ];
+}
+
+/** Docker's default device cgroup rules (oci/defaults.go); runc-style runtimes add their own allow list after them. */
+function defaultDeviceRules(): DeviceCgroupRule[] {
+  const allow = (major: number, minor: number): DeviceCgroupRule => ({ allow: true, type: 'c', major, minor, access: 'rwm' });
+  return [
+    { allow: false, access: 'rwm' },
+    allow(1, 5), // /dev/zero
+    allow(1, 3), // /dev/null
+    allow(1, 9), // /dev/urandom
+    allow(1, 8), // /dev/random
+    allow(5, 0), // /dev/tty
+    allow(5, 1), // /dev/console
+    { allow: false, type: 'c', major: 10, minor: 229, access: 'rwm' }, // /dev/fuse
+  ];
+}
+
+// ---------------------------------------------------------------------------------------------
+// The spec
+
+export function containerSpec(input: ContainerSpecInput): Spec {
+  const { image, create, host, user } = input;
+  const facts = input.facts ?? {};
+  checkObject(create, 'Config');
+  checkObject(host, 'HostConfig');
+  if (typeof input.id !== 'string' || input.id === '') throw new InvalidArgumentError('must not be empty', 'id');
+  if (typeof input.rootfs !== 'string' || !input.rootfs.startsWith('/')) throw new InvalidArgumentError('must be an absolute path', 'rootfs');
+  const imageConfig = image.config ?? {};
+  const privileged = optionalBoolean(host.Privileged, 'HostConfig.Privileged') ?? false;
+  const tty = optionalBoolean(create.Tty, 'Tty') ?? false;
+  optionalBoolean(create.OpenStdin, 'OpenStdin');
+  checkStringMap(create.Labels, 'Labels');
+  if (create.StopSignal !== undefined && create.StopSignal !== '') {
+    try {
+      parseSignal(checkString(create.StopSignal, 'StopSignal'));
+    } catch {
+      throw new InvalidArgumentError(`invalid signal ${JSON.stringify(create.StopSignal)}`, 'StopSignal');
+    }
+  }
+  if (create.User !== undefined) checkString(create.User, 'User');
+
+  // Namespaces first: other defaults depend on them.
+  const security = parseSecurityOpt(host.SecurityOpt);
+  const namespaces: Namespace[] = [{ type: 'mount' }, { type: 'network' }, { type: 'uts' }, { type: 'pid' }, { type: 'ipc' }];
+  const usernsMode = optionalString(host.UsernsMode, 'HostConfig.UsernsMode') ?? '';
+  if (!['', 'host', 'private'].includes(usernsMode)) throw new InvalidArgumentError(`invalid user namespace mode ${JSON.stringify(usernsMode)}`, 'HostConfig.UsernsMode');
+  if (usernsMode === 'private' && !facts.idMappings) {
+    throw new InvalidArgumentError('a private user namespace needs the daemon to have id mappings (userns-remap)', 'HostConfig.UsernsMode');
+  }
+  const userns = usernsMode !== 'host' && facts.idMappings !== undefined;
+  if (userns && privileged) {
+    throw new InvalidArgumentError('privileged mode is incompatible with user namespaces; use UsernsMode "host"', 'HostConfig.Privileged');
+  }
+  if (userns) namespaces.push({ type: 'user' });
+  const cgroupnsMode = optionalString(host.CgroupnsMode, 'HostConfig.CgroupnsMode') ?? '';
+  if (!['', 'private', 'host'].includes(cgroupnsMode)) throw new InvalidArgumentError(`invalid cgroup namespace mode ${JSON.stringify(cgroupnsMode)}`, 'HostConfig.CgroupnsMode');
+  const cgroupVersion = facts.cgroupVersion ?? 2;
+  if ((cgroupnsMode || (cgroupVersion === 2 ? 'private' : 'host')) === 'private') namespaces.push({ type: 'cgroup' });
+
+  // Process
+  const args = commandLine(imageConfig, create);
+  const hostname = optionalString(create.Hostname, 'Hostname') || input.id.slice(0, 12);
+  const domainname = optionalString(create.Domainname, 'Domainname') ?? '';
+  const env = environment(imageConfig.Env, create.Env, hostname, tty);
+  const cwd = workingDir(imageConfig.WorkingDir, create.WorkingDir);
+  const capabilities = tweakCapabilities(host.CapAdd, host.CapDrop, privileged, facts.capabilities ?? ALL_CAPABILITIES);
+  checkId(user?.uid, 'user.uid');
+  checkId(user?.gid, 'user.gid');
+  const additionalGids = [user.gid];
+  (user.additionalGids ?? []).forEach((gid, index) => {
+    checkId(gid, `user.additionalGids[${index}]`);
+    if (!additionalGids.includes(gid)) additionalGids.push(gid);
+  });
+
+  const spec: Spec = {
+    ociVersion: OCI_VERSION,
+    root: { path: input.rootfs, readonly: optionalBoolean(host.ReadonlyRootfs, 'HostConfig.ReadonlyRootfs') ?? false },
+    process: {
+      terminal: tty,
+      user: { uid: user.uid, gid: user.gid, additionalGids },
+      args,
+      env,
+      cwd,
+      // Current Docker: no inheritable or ambient set; a non-root user gets only the bounding
+      // set, so that it holds capabilities only as execve would grant them (file capabilities).
+      capabilities:
+        user.uid === 0 ? { bounding: [...capabilities], effective: [...capabilities], permitted: [...capabilities] } : { bounding: [...capabilities] },
+    },
+    hostname,
+    mounts: [],
+    linux: {
+      namespaces,
+      cgroupsPath: checkString(input.cgroupsPath, 'cgroupsPath'),
+      maskedPaths: [...DOCKER_MASKED_PATHS],
+      readonlyPaths: [...DOCKER_READONLY_PATHS],
+      devices: [],
+      resources: {},
+      sysctl: {},
+    },
+  };
+  const process = spec.process!;
+  const linux = spec.linux!;
+  if (domainname) spec.domainname = domainname;
+  if (userns) {
+    linux.uidMappings = facts.idMappings!.uidMappings.map((m) => ({ ...m }));
+    linux.gidMappings = facts.idMappings!.gidMappings.map((m) => ({ ...m }));
+  }
+  if (security.noNewPrivileges) process.noNewPrivileges = true;
+  if (security.apparmorProfile) process.apparmorProfile = security.apparmorProfile;
+  const rlimits = ulimits(host.Ulimits);
+  if (rlimits.length > 0) process.rlimits = rlimits;
+  if (host.OomScoreAdj !== undefined) process.oomScoreAdj = integer(host.OomScoreAdj, 'HostConfig.OomScoreAdj', -1000, 1000);
+
+  // Init (docker run --init): the init binary from the host runs as PID 1 and starts the command.
+  const mounts = defaultMounts();
+  if (optionalBoolean(host.Init ?? undefined, 'HostConfig.Init')) {
+    if (!facts.initPath) throw new UnsupportedError('HostConfig.Init: no init binary is configured');
+    process.args = [INIT_PATH_IN_CONTAINER, '--', ...args];
+    mounts.push({ destination: INIT_PATH_IN_CONTAINER, type: 'bind', source: facts.initPath, options: ['bind', 'ro'] });
+  }
+  spec.mounts = containerMounts(mounts, host, spec.root!.readonly === true, privileged, userns || security.writableCgroups);
+  if (privileged || security.unconfinedPaths) {
+    linux.maskedPaths = [];
+    linux.readonlyPaths = [];
+  }
+
+  // Resources and devices
+  linux.resources = resources(host);
+  const { devices, rules } = deviceSetup(host.Devices, privileged, facts.devices ?? []);
+  linux.devices = devices;
+  linux.resources.devices = rules;
+
+  // Sysctls: Docker's defaults for a private network namespace when the host has them, then the user's.
+  const hostSysctls = new Set(facts.sysctls ?? []);
+  if (!userns && hostSysctls.has('net.ipv4.ping_group_range')) linux.sysctl!['net.ipv4.ping_group_range'] = '0 2147483647';
+  if (hostSysctls.has('net.ipv4.ip_unprivileged_port_start')) linux.sysctl!['net.ipv4.ip_unprivileged_port_start'] = '0';
+  for (const [key, value] of Object.entries(checkStringMap(host.Sysctls, 'HostConfig.Sysctls') ?? {})) {
+    checkSysctl(key);
+    linux.sysctl![key] = value;
+  }
+
+  // Seccomp: Docker's default unless privileged or unconfined.
+  const seccomp = seccompFor(security, privileged, capabilities, facts);
+  if (seccomp) linux.seccomp = seccomp;
+  return spec;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Command, environment, working directory
+
+/** runconfig's merge: an Entrypoint given at create resets the image's Cmd too. */
+function commandLine(imageConfig: NonNullable<ImageConfig['config']>, create: CreateConfig): string[] {
+  const createEntrypoint = optionalStringList(create.Entrypoint, 'Entrypoint');
+  const createCmd = optionalStringList(create.Cmd, 'Cmd');
+  let entrypoint = createEntrypoint;
+  let cmd = createCmd;
+  if (!createEntrypoint || createEntrypoint.length === 0) {
+    if (!createCmd || createCmd.length === 0) cmd = optionalStringList(imageConfig.Cmd, 'image.config.Cmd');
+    if (createEntrypoint === undefined) entrypoint = optionalStringList(imageConfig.Entrypoint, 'image.config.Entrypoint');
+  }
+  // `docker run --entrypoint ""` sends [""]: no entrypoint, and not the image's Cmd either.
+  if (entrypoint && entrypoint.length === 1 && entrypoint[0] === '') entrypoint = [];
+  const args = [...(entrypoint ?? []), ...(cmd ?? [])];
+  if (args.length === 0 || args[0] === '') throw new InvalidArgumentError('no command specified', 'Cmd');
+  return args;
+}
+
+/**
+ * Docker's environment: PATH, HOSTNAME and (with a tty) TERM first, then the container's Env
+ * (create's, then the image's variables create did not set), each replacing a default of the same
+ * name or appended; a bare NAME unsets a default.
+ */
+function environment(imageEnv: string[] | undefined, createEnv: string[] | null | undefined, hostname: string, tty: boolean): string[] {
+  const user = optionalStringList(createEnv, 'Env') ?? [];
+  const fromImage = optionalStringList(imageEnv, 'image.config.Env') ?? [];
+  user.forEach((entry, index) => checkEnv(entry, `Env[${index}]`));
+  fromImage.forEach((entry, index) => checkEnv(entry, `image.config.Env[${index}]`));
+  const merged = [...user];
+  if (user.length === 0) merged.push(...fromImage);
+  else {
+    const keys = new Set(user.map(envKey));
+    for (const entry of fromImage) if (!keys.has(envKey(entry))) merged.push(entry);
+  }
+  const result = [DEFAULT_PATH_ENV, `HOSTNAME=${hostname}`];
+  if (tty) result.push('TERM=xterm');
+  const index = new Map(result.map((entry, i) => [envKey(entry), i]));
+  const unset = new Set<number>();
+  for (const entry of merged) {
+    const at = index.get(envKey(entry));
+    if (!entry.includes('=')) {
+      if (at !== undefined) unset.add(at);
+    } else if (at !== undefined) {
+      result[at] = entry;
+      unset.delete(at);
+    } else result.push(entry);
+  }
+  return result.filter((_, i) => !unset.has(i));
+}
+
+function envKey(entry: string): string {
+  const at = entry.indexOf('=');
+  return at < 0 ? entry : entry.slice(0, at);
+}
+
+function checkEnv(entry: string, field: string): void {
+  if (envKey(entry) === '') throw new InvalidArgumentError(`invalid environment variable ${JSON.stringify(entry)}`, field);
+  if (entry.includes('\0')) throw new InvalidArgumentError('must not contain NUL', field);
+}
+
+function workingDir(imageDir: string | undefined, createDir: string | undefined): string {
+  const given = optionalString(createDir, 'WorkingDir');
+  if (given) {
+    if (!given.startsWith('/')) throw new InvalidArgumentError(`the working directory ${JSON.stringify(given)} is invalid, it needs to be an absolute path`, 'WorkingDir');
+    return cleanPath(given);
+  }
+  const fromImage = optionalString(imageDir, 'image.config.WorkingDir');
+  return fromImage ? cleanPath(`/${fromImage}`) : '/';
+}
+
+function cleanPath(path: string): string {
+  const parts: string[] = [];
+  for (const part of path.split('/')) {
+    if (part === '' || part === '.') continue;
+    if (part === '..') parts.pop();
+    else parts.push(part);
+  }
+  return `/${parts.join('/')}`;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Capabilities
+
+/** moby's NormalizeLegacyCapabilities: upper case, CAP_ prefix added, "ALL" kept. */
+function normalizeCapabilities(list: string[] | null | undefined, field: string): string[] {
+  return (optionalStringList(list, field) ?? []).map((raw, index) => {
+    const upper = raw.toUpperCase();
+    if (upper === 'ALL') return upper;
+    const name = upper.startsWith('CAP_') ? upper : `CAP_${upper}`;
+    if (!Object.hasOwn(CAPABILITIES, name)) throw new InvalidArgumentError(`unknown capability ${JSON.stringify(raw)}`, `${field}[${index}]`);
+    return name;
+  });
+}
+
+/** moby's TweakCapabilities. */
+export function tweakCapabilities(
+  capAdd: string[] | null | undefined,
+  capDrop: string[] | null | undefined,
+  privileged: boolean,
+  all: readonly string[] = ALL_CAPABILITIES,
+): string[] {
+  const adds = normalizeCapabilities(capAdd, 'HostConfig.CapAdd');
+  const drops = normalizeCapabilities(capDrop, 'HostConfig.CapDrop');
+  if (privileged) return [...all];
+  let caps: string[];
+  if (adds.includes('ALL')) caps = all.filter((cap) => !drops.includes(cap));
+  else if (drops.includes('ALL')) caps = [...adds];
+  else caps = [...DOCKER_DEFAULT_CAPABILITIES.filter((cap) => !drops.includes(cap)), ...adds];
+  return [...new Set(caps)];
+}
+
+// ---------------------------------------------------------------------------------------------
+// Security options
+
+interface SecurityOptions {
+  noNewPrivileges: boolean;
+  /** undefined: the default profile; 'unconfined'; or a profile's JSON. */
+  seccomp?: string;
+  seccompField?: string;
+  apparmorProfile?: string;
+  writableCgroups: boolean;
+  unconfinedPaths: boolean;
+}
+
+const GO_TRUE = new Set(['1', 't', 'T', 'TRUE', 'true', 'True']);
+const GO_FALSE = new Set(['0', 'f', 'F', 'FALSE', 'false', 'False']);
+
+function parseBool(value: string, field: string): boolean {
+  if (GO_TRUE.has(value)) return true;
+  if (GO_FALSE.has(value)) return false;
+  throw new InvalidArgumentError(`invalid boolean ${JSON.stringify(value)}`, field);
+}
+
+function parseSecurityOpt(list: string[] | null | undefined): SecurityOptions {
+  const result: SecurityOptions = { noNewPrivileges: false, writableCgroups: false, unconfinedPaths: false };
+  (optionalStringList(list, 'HostConfig.SecurityOpt') ?? []).forEach((opt, index) => {
+    const field = `HostConfig.SecurityOpt[${index}]`;
+    if (opt === 'no-new-privileges') {
+      result.noNewPrivileges = true;
+      return;
+    }
+    if (opt === 'disable') return; // label=disable, legacy form
+    const sep = opt.includes('=') ? '=' : opt.includes(':') ? ':' : undefined;
+    if (!sep) throw new InvalidArgumentError(`invalid security option ${JSON.stringify(opt)}`, field);
+    const at = opt.indexOf(sep);
+    const key = opt.slice(0, at);
+    const value = opt.slice(at + 1);
+    switch (key) {
+      case 'no-new-privileges':
+        result.noNewPrivileges = parseBool(value, field);
+        break;
+      case 'seccomp':
+        if (value === '') throw new InvalidArgumentError('seccomp needs "unconfined" or a profile', field);
+        result.seccomp = value === 'builtin' ? undefined : value;
+        result.seccompField = field;
+        break;
+      case 'apparmor':
+        result.apparmorProfile = value === 'unconfined' ? undefined : value;
+        break;
+      case 'label':
+        if (value !== 'disable') throw new UnsupportedError(`${field}: SELinux labels are not supported yet`);
+        break;
+      case 'writable-cgroups':
+        result.writableCgroups = parseBool(value, field);
+        break;
+      case 'systempaths':
+        if (value !== 'unconfined') throw new InvalidArgumentError(`systempaths supports only "unconfined", got ${JSON.stringify(value)}`, field);
+        result.unconfinedPaths = true;
+        break;
+      default:
+        throw new InvalidArgumentError(`unknown security option ${JSON.stringify(key)}`, field);
+    }
+  });
+  return result;
+}
+
+function seccompFor(security: SecurityOptions, privileged: boolean, capabilities: string[], facts: HostFacts): Seccomp | undefined {
+  const arch = facts.arch ?? globalThis.process.arch;
+  if (security.seccomp === 'unconfined') return undefined;
+  if (security.seccomp !== undefined) {
+    // An explicit profile is parsed even for a privileged container, so that errors show.
+    const profile = parseSeccompProfile(security.seccomp, { capabilities, arch, kernel: facts.kernel, field: security.seccompField! });
+    return privileged ? undefined : profile;
+  }
+  if (privileged) return undefined;
+  return defaultSeccompProfile({ capabilities, arch, kernel: facts.kernel });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Mounts
+
+function containerMounts(mounts: Mount[], host: HostConfig, readonlyRoot: boolean, privileged: boolean, writableCgroups: boolean): Mount[] {
+  const shmSize = host.ShmSize === undefined || host.ShmSize === 0 ? DEFAULT_SHM_SIZE : integer(host.ShmSize, 'HostConfig.ShmSize', 1);
+  const tmpfs = tmpfsMounts(host.Tmpfs);
+  const userDestinations = new Set(tmpfs.map((m) => m.destination));
+  const userDev = userDestinations.has('/dev');
+  const result: Mount[] = [];
+  for (const mount of mounts) {
+    if (userDestinations.has(mount.destination)) continue;
+    if (userDev && mount.destination.startsWith('/dev/')) continue;
+    if (mount.destination === '/dev/shm') mount.options = [...mount.options!, `size=${shmSize}`];
+    result.push(mount);
+  }
+  result.push(...tmpfs);
+  for (const mount of result) {
+    const exempt = ['/proc', '/dev/pts', '/dev/shm', '/dev/mqueue', '/dev'].includes(mount.destination) || userDestinations.has(mount.destination);
+    if (readonlyRoot && !exempt && !mount.options!.includes('ro')) mount.options!.push('ro');
+    if (privileged && mount.destination === '/sys') mount.options = mount.options!.filter((o) => o !== 'ro');
+    if ((privileged || writableCgroups) && mount.type === 'cgroup') mount.options = mount.options!.filter((o) => o !== 'ro');
+  }
+  return result;
+}
+
+/** HostConfig.Tmpfs: destination -> options; Docker's defaults noexec,nosuid,nodev,rprivate, the user's win. */
+function tmpfsMounts(tmpfs: Record<string, string> | null | undefined): Mount[] {
+  const mounts: Mount[] = [];
+  for (const [destination, data] of Object.entries(checkStringMap(tmpfs, 'HostConfig.Tmpfs') ?? {})) {
+    const field = `HostConfig.Tmpfs[${JSON.stringify(destination)}]`;
+    if (!destination.startsWith('/')) throw new InvalidArgumentError('the mount point must be an absolute path', field);
+    const clean = cleanPath(destination);
+    if (clean === '/') throw new InvalidArgumentError('cannot mount a tmpfs on /', field);
+    if (mounts.some((m) => m.destination === clean)) throw new InvalidArgumentError('duplicate mount point', field);
+    const options = ['noexec', 'nosuid', 'nodev', 'rprivate', ...data.split(',').filter(Boolean)];
+    mounts.push({ destination: clean, type: 'tmpfs', source: 'tmpfs', options: mergeTmpfsOptions(options, field) });
+  }
+  // moby sorts mounts by depth, so that a parent is mounted before what is beneath it.
+  return mounts.sort((a, b) => a.destination.split('/').length - b.destination.split('/').length);
+}
+
+const FLAG_GROUPS: string[][] = [
+  ['ro', 'rw'],
+  ['exec', 'noexec'],
+  ['suid', 'nosuid'],
+  ['dev', 'nodev'],
+  ['sync', 'async'],
+  ['atime', 'noatime'],
+  ['diratime', 'nodiratime'],
+  ['relatime', 'norelatime'],
+  ['strictatime', 'nostrictatime'],
+  ['private', 'rprivate', 'shared', 'rshared', 'slave', 'rslave', 'unbindable', 'runbindable'],
+];
+const TMPFS_DATA = new Set(['size', 'mode', 'uid', 'gid', 'nr_inodes', 'nr_blocks', 'mpol', 'huge', 'inode64', 'noswap']);
+
+/** moby's MergeTmpfsOptions: the last of conflicting flags and of repeated data options wins. */
+function mergeTmpfsOptions(options: string[], field: string): string[] {
+  const seen = new Set<string>();
+  const merged: string[] = [];
+  for (let i = options.length - 1; i >= 0; i--) {
+    const option = options[i];
+    if (option === 'defaults') continue;
+    const group = FLAG_GROUPS.find((g) => g.includes(option));
+    let key: string;
+    if (group) key = group[0];
+    else {
+      key = option.split('=')[0];
+      if (!TMPFS_DATA.has(key)) throw new InvalidArgumentError(`unknown tmpfs option ${JSON.stringify(option)}`, field);
+    }
+    if (seen.has(key)) continue;
+    seen.add(key);
+    merged.unshift(option);
+  }
+  return merged;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Resources
+
+function resources(host: HostConfig): NonNullable<NonNullable<Spec['linux']>['resources']> {
+  const result: NonNullable<NonNullable<Spec['linux']>['resources']> = {};
+  const memory = host.Memory === undefined ? 0 : integer(host.Memory, 'HostConfig.Memory', 0);
+  let swap = host.MemorySwap === undefined ? 0 : integer(host.MemorySwap, 'HostConfig.MemorySwap', -1);
+  if (memory > 0 && memory < MIN_MEMORY) throw new InvalidArgumentError('minimum memory limit allowed is 6MB', 'HostConfig.Memory');
+  if (memory === 0 && swap > 0) throw new InvalidArgumentError('you should always set the Memory limit when using MemorySwap', 'HostConfig.MemorySwap');
+  if (memory > 0 && swap > 0 && swap < memory) throw new InvalidArgumentError('minimum memoryswap limit should be larger than memory limit', 'HostConfig.MemorySwap');
+  // dockerd: by default, swap is as large as the memory limit (MemorySwap = 2 * Memory).
+  if (memory > 0 && swap === 0) swap = memory * 2;
+  if (memory > 0 || swap !== 0) {
+    result.memory = {};
+    if (memory > 0) result.memory.limit = memory;
+    if (swap !== 0) result.memory.swap = swap;
+  }
+
+  const cpu: NonNullable<typeof result.cpu> = {};
+  const nanoCpus = host.NanoCpus === undefined ? 0 : integer(host.NanoCpus, 'HostConfig.NanoCpus', 0);
+  const period = host.CpuPeriod === undefined ? 0 : integer(host.CpuPeriod, 'HostConfig.CpuPeriod', 0);
+  const quota = host.CpuQuota === undefined ? 0 : integer(host.CpuQuota, 'HostConfig.CpuQuota', -1);
+  if (nanoCpus > 0 && period > 0) throw new InvalidArgumentError('conflicting options: NanoCpus and CpuPeriod cannot both be set', 'HostConfig.NanoCpus');
+  if (nanoCpus > 0 && quota > 0) throw new InvalidArgumentError('conflicting options: NanoCpus and CpuQuota cannot both be set', 'HostConfig.NanoCpus');
+  if (period !== 0 && (period < 1000 || period > 1_000_000)) {
+    throw new InvalidArgumentError('CPU cfs period can not be less than 1ms (i.e. 1000) or larger than 1s (i.e. 1000000)', 'HostConfig.CpuPeriod');
+  }
+  if (quota > 0 && quota < 1000) throw new InvalidArgumentError('CPU cfs quota can not be less than 1ms (i.e. 1000)', 'HostConfig.CpuQuota');
+  if (nanoCpus > 0) {
+    // As dockerd: a 100ms period, and the quota NanoCpus * period / 1e9 (integer division).
+    cpu.period = 100_000;
+    cpu.quota = Math.floor((nanoCpus * 100_000) / 1e9);
+    if (cpu.quota < 1000) throw new InvalidArgumentError('range of CPUs starts at 0.01', 'HostConfig.NanoCpus');
+  }
+  if (period !== 0) cpu.period = period;
+  if (quota !== 0) cpu.quota = quota;
+  if (host.CpuShares !== undefined && host.CpuShares !== 0) cpu.shares = integer(host.CpuShares, 'HostConfig.CpuShares', 0);
+  const cpus = optionalString(host.CpusetCpus, 'HostConfig.CpusetCpus');
+  if (cpus) {
+    if (!/^\d+(-\d+)?(,\d+(-\d+)?)*$/.test(cpus)) throw new InvalidArgumentError(`invalid value ${JSON.stringify(cpus)} for cpuset cpus`, 'HostConfig.CpusetCpus');
+    cpu.cpus = cpus;
+  }
+  if (Object.keys(cpu).length > 0) result.cpu = cpu;
+
+  if (host.PidsLimit !== undefined && host.PidsLimit !== null) {
+    const limit = integer(host.PidsLimit, 'HostConfig.PidsLimit');
+    // The API takes 0 and negative values as "unlimited".
+    result.pids = { limit: limit <= 0 ? -1 : limit };
+  }
+  return result;
+}
+
+const ULIMIT_NAMES = new Set(['as', 'core', 'cpu', 'data', 'fsize', 'locks', 'memlock', 'msgqueue', 'nice', 'nofile', 'nproc', 'rss', 'rtprio', 'rttime', 'sigpending', 'stack']);
+const RLIM_INFINITY = 2 ** 64;
+
+function ulimits(list: Ulimit[] | null | undefined): Rlimit[] {
+  if (list === undefined || list === null) return [];
+  if (!Array.isArray(list)) throw new InvalidArgumentError('must be a list', 'HostConfig.Ulimits');
+  const seen = new Set<string>();
+  return list.map((item, index) => {
+    const field = `HostConfig.Ulimits[${index}]`;
+    checkObject(item, field);
+    const name = checkString(item.Name, `${field}.Name`);
+    if (!ULIMIT_NAMES.has(name)) throw new InvalidArgumentError(`invalid ulimit type ${JSON.stringify(name)}`, `${field}.Name`);
+    if (seen.has(name)) throw new InvalidArgumentError(`duplicate ulimit ${name}`, `${field}.Name`);
+    seen.add(name);
+    const soft = integer(item.Soft, `${field}.Soft`, -1);
+    const hard = integer(item.Hard, `${field}.Hard`, -1);
+    const value = (n: number) => (n === -1 ? RLIM_INFINITY : n);
+    if (value(soft) > value(hard)) throw new InvalidArgumentError(`ulimit soft limit must be less than or equal to hard limit: ${soft} > ${hard}`, `${field}.Soft`);
+    return { type: `RLIMIT_${name.toUpperCase()}`, soft: value(soft), hard: value(hard) };
+  });
+}
+
+function deviceSetup(list: DeviceMapping[] | null | undefined, privileged: boolean, hostDevices: LinuxDevice[]): { devices: LinuxDevice[]; rules: DeviceCgroupRule[] } {
+  const devices: LinuxDevice[] = [];
+  let rules = defaultDeviceRules();
+  if (privileged) {
+    devices.push(...hostDevices.map((d) => ({ ...d })));
+    rules = [{ allow: true, access: 'rwm' }];
+  }
+  if (list !== undefined && list !== null && !Array.isArray(list)) throw new InvalidArgumentError('must be a list', 'HostConfig.Devices');
+  (list ?? []).forEach((mapping, index) => {
+    const field = `HostConfig.Devices[${index}]`;
+    checkObject(mapping, field);
+    const onHost = checkString(mapping.PathOnHost, `${field}.PathOnHost`);
+    if (!onHost.startsWith('/')) throw new InvalidArgumentError('must be an absolute path', `${field}.PathOnHost`);
+    const inContainer = optionalString(mapping.PathInContainer, `${field}.PathInContainer`) || onHost;
+    if (!inContainer.startsWith('/')) throw new InvalidArgumentError('must be an absolute path', `${field}.PathInContainer`);
+    const access = optionalString(mapping.CgroupPermissions, `${field}.CgroupPermissions`) || 'rwm';
+    if (!/^[rwm]{1,3}$/.test(access) || new Set(access).size !== access.length) {
+      throw new InvalidArgumentError(`invalid device cgroup permissions ${JSON.stringify(access)}`, `${field}.CgroupPermissions`);
+    }
+    // Privileged containers have every host device already; only renamed ones are added.
+    if (privileged && cleanPath(onHost) === cleanPath(inContainer)) return;
+    const hostPath = cleanPath(onHost);
+    const exact = hostDevices.find((d) => d.path === hostPath);
+    const matches = exact ? [exact] : hostDevices.filter((d) => d.path.startsWith(`${hostPath}/`));
+    if (matches.length === 0) throw new InvalidArgumentError(`error gathering device information: no such device ${hostPath}`, `${field}.PathOnHost`);
+    for (const device of matches) {
+      const path = exact ? cleanPath(inContainer) : cleanPath(`${inContainer}/${device.path.slice(hostPath.length + 1)}`);
+      devices.push({ ...device, path });
+      if (!privileged) rules.push({ allow: true, type: device.type, major: device.major, minor: device.minor, access });
+    }
+  });
+  return { devices, rules };
+}
+
+/** Sysctls a container may set: those of its own IPC or network namespace (Docker's list). */
+const IPC_SYSCTLS = new Set(['kernel.msgmax', 'kernel.msgmnb', 'kernel.msgmni', 'kernel.sem', 'kernel.shmall', 'kernel.shmmax', 'kernel.shmmni', 'kernel.shm_rmid_forced']);
+
+function checkSysctl(key: string): void {
+  const name = key.replaceAll('/', '.');
+  if (IPC_SYSCTLS.has(name) || name.startsWith('fs.mqueue.') || name.startsWith('net.') || name === 'kernel.domainname') return;
+  throw new InvalidArgumentError('sysctl is not namespaced, it cannot be set in a container', `HostConfig.Sysctls[${JSON.stringify(key)}]`);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Input checks
+
+function checkObject(value: unknown, field: string): void {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new InvalidArgumentError('must be an object', field);
+}
+
+function checkString(value: unknown, field: string): string {
+  if (typeof value !== 'string') throw new InvalidArgumentError('must be a string', field);
+  return value;
+}
+
+function optionalString(value: unknown, field: string): string | undefined {
+  return value === undefined || value === null ? undefined : checkString(value, field);
+}
+
+function optionalBoolean(value: unknown, field: string): boolean | undefined {
+  if (value === undefined || value === null) return undefined;
+  if (typeof value !== 'boolean') throw new InvalidArgumentError('must be a boolean', field);
+  return value;
+}
+
+function optionalStringList(value: unknown, field: string): string[] | undefined {
+  if (value === undefined || value === null) return undefined;
+  if (!Array.isArray(value)) throw new InvalidArgumentError('must be a list of strings', field);
+  value.forEach((item, index) => checkString(item, `${field}[${index}]`));
+  return [...(value as string[])];
+}
+
+function checkStringMap(value: unknown, field: string): Record<string, string> | undefined {
+  if (value === undefined || value === null) return undefined;
+  checkObject(value, field);
+  for (const [key, item] of Object.entries(value as object)) checkString(item, `${field}[${JSON.stringify(key)}]`);
+  return value as Record<string, string>;
+}
+
+function integer(value: unknown, field: string, min = Number.MIN_SAFE_INTEGER, max = Number.MAX_SAFE_INTEGER): number {
+  if (typeof value !== 'number' || !Number.isSafeInteger(value)) throw new InvalidArgumentError('must be an integer', field);
+  if (value < min || value > max) throw new InvalidArgumentError(`must be from ${min} to ${max}, got ${value}`, field);
+  return value;
+}
+
+function checkId(value: unknown, field: string): void {
+  integer(value, field, 0, 2 ** 32 - 2);
+}
