@@ -1,0 +1,236 @@
+/**
+ * One API request as the routes see it: path parameters, query, the negotiated version, the
+ * body, and ways to answer: JSON, no content, a stream, or a hijacked connection (attach and
+ * exec). A request that arrived with `Upgrade: tcp` has no ServerResponse (Node hands over the
+ * socket), so every answer is written by hand on the socket then.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { STATUS_CODES } from 'node:http';
+import type { Socket } from 'node:net';
+import { PassThrough, type Duplex, type Readable, type Writable } from 'node:stream';
+
+import { InvalidArgumentError } from '../common/errors.js';
+import { API_VERSION, compareVersions } from './versions.js';
+
+const MAX_JSON_BODY = 16 * 1024 * 1024;
+
+/** Headers dockerd sends with every answer; clients read Api-Version from the ping. */
+export function commonHeaders(): Record<string, string> {
+  return {
+    'Api-Version': API_VERSION,
+    'Docker-Experimental': 'false',
+    Ostype: 'linux',
+    Server: `Docker/berth (linux)`,
+  };
+}
+
+export class Context {
+  params: Record<string, string> = {};
+  readonly query: URLSearchParams;
+  /** Set once an answer has started. */
+  answered = false;
+  private bodyText: Promise<string> | undefined;
+
+  constructor(
+    readonly req: IncomingMessage,
+    /** undefined when the request was an upgrade: then `socket` is ours. */
+    readonly res: ServerResponse | undefined,
+    readonly socket: Socket,
+    readonly version: string,
+    readonly path: string,
+    query: URLSearchParams,
+    /** Bytes of an upgrade request's body that arrived with its head. */
+    private readonly upgradeHead: Buffer = Buffer.alloc(0),
+  ) {
+    this.query = query;
+  }
+
+  get method(): string {
+    return this.req.method ?? 'GET';
+  }
+
+  get upgraded(): boolean {
+    return this.res === undefined;
+  }
+
+  /** Whether the negotiated version is at least v. */
+  atLeast(v: string): boolean {
+    return compareVersions(this.version, v) >= 0;
+  }
+
+  // ---- reading -----------------------------------------------------------------------------
+
+  /** Docker's boolean query values: absent, "", "0", "no", "false", "none" are false. */
+  bool(name: string, fallback = false): boolean {
+    const v = this.query.get(name);
+    if (v === null) return fallback;
+    return !['', '0', 'no', 'false', 'none'].includes(v.toLowerCase());
+  }
+
+  int(name: string): number | undefined {
+    const v = this.query.get(name);
+    if (v === null || v === '') return undefined;
+    const n = Number(v);
+    if (!Number.isInteger(n)) throw new InvalidArgumentError(`invalid value for ${name}: ${JSON.stringify(v)}`, name);
+    return n;
+  }
+
+  /** The `filters` query parameter: {"key":["v"]} or the old {"key":{"v":true}}. */
+  filters(): Record<string, string[]> {
+    const text = this.query.get('filters');
+    if (!text) return {};
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      throw new InvalidArgumentError(`invalid filter: ${text}`, 'filters');
+    }
+    if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) throw new InvalidArgumentError('invalid filter: must be an object', 'filters');
+    const out: Record<string, string[]> = {};
+    for (const [key, value] of Object.entries(parsed as Record<string, unknown>)) {
+      if (Array.isArray(value)) out[key] = value.map(String);
+      else if (value && typeof value === 'object') out[key] = Object.entries(value).filter(([, on]) => on).map(([k]) => k);
+      else throw new InvalidArgumentError(`invalid filter: ${key}`, 'filters');
+    }
+    return out;
+  }
+
+  /** The request body as a stream (archives, image tarballs). */
+  bodyStream(): Readable {
+    if (this.res) return this.req;
+    const stream = new PassThrough();
+    if (this.upgradeHead.length) stream.write(this.upgradeHead);
+    this.socket.pipe(stream);
+    return stream;
+  }
+
+  private text(): Promise<string> {
+    this.bodyText ??= new Promise((resolve, reject) => {
+      const length = Number(this.req.headers['content-length'] ?? NaN);
+      const chunks: Buffer[] = [];
+      let size = 0;
+      if (!this.res) {
+        // An upgrade request: exactly Content-Length bytes belong to the body; what follows is
+        // the hijacked stream (stdin).
+        if (!Number.isFinite(length) || length === 0) return resolve('');
+        let have = this.upgradeHead;
+        const take = (): void => {
+          if (have.length >= length) {
+            this.socket.off('data', more);
+            const rest = have.subarray(length);
+            if (rest.length) this.socket.unshift(rest);
+            this.socket.pause();
+            resolve(have.subarray(0, length).toString('utf8'));
+          }
+        };
+        const more = (d: Buffer): void => {
+          have = Buffer.concat([have, d]);
+          take();
+        };
+        this.socket.on('data', more);
+        take();
+        return;
+      }
+      this.req.on('data', (d: Buffer) => {
+        size += d.length;
+        if (size > MAX_JSON_BODY) {
+          reject(new InvalidArgumentError(`request body larger than ${MAX_JSON_BODY} bytes`));
+          this.req.destroy();
+          return;
+        }
+        chunks.push(d);
+      });
+      this.req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+      this.req.on('error', reject);
+    });
+    return this.bodyText;
+  }
+
+  /** The JSON body; an empty body is `fallback`. Malformed JSON is a 400 naming the problem. */
+  async json<T = unknown>(fallback?: T): Promise<T> {
+    const text = await this.text();
+    if (text.trim() === '') {
+      if (fallback !== undefined) return fallback;
+      throw new InvalidArgumentError('request body is empty, a JSON object is expected');
+    }
+    try {
+      return JSON.parse(text) as T;
+    } catch (err) {
+      throw new InvalidArgumentError(`invalid JSON in request body: ${(err as Error).message}`);
+    }
+  }
+
+  // ---- answering ---------------------------------------------------------------------------
+
+  private rawHead(status: number, headers: Record<string, string | number>): void {
+    const lines = [`HTTP/1.1 ${status} ${status === 101 ? 'UPGRADED' : STATUS_CODES[status] ?? ''}`];
+    for (const [k, v] of Object.entries({ ...commonHeaders(), ...headers })) lines.push(`${k}: ${v}`);
+    this.socket.write(lines.join('\r\n') + '\r\n\r\n');
+  }
+
+  send(status: number, body: string | Buffer, contentType = 'application/json'): void {
+    this.answered = true;
+    const data = typeof body === 'string' ? Buffer.from(body) : body;
+    if (this.res) {
+      this.res.writeHead(status, { ...commonHeaders(), 'Content-Type': contentType, 'Content-Length': data.length });
+      this.res.end(data);
+    } else {
+      this.rawHead(status, { 'Content-Type': contentType, 'Content-Length': data.length, Connection: 'close' });
+      this.socket.end(data);
+    }
+  }
+
+  sendJson(status: number, value: unknown): void {
+    this.send(status, JSON.stringify(value) + '\n');
+  }
+
+  noContent(status = 204): void {
+    this.answered = true;
+    if (this.res) {
+      this.res.writeHead(status, commonHeaders());
+      this.res.end();
+    } else {
+      this.rawHead(status, { 'Content-Length': 0, Connection: 'close' });
+      this.socket.end();
+    }
+  }
+
+  /** Starts a streamed answer (chunked): progress, logs, events, wait. */
+  stream(contentType = 'application/json', status = 200): Writable {
+    this.answered = true;
+    if (this.res) {
+      this.res.writeHead(status, { ...commonHeaders(), 'Content-Type': contentType });
+      this.res.flushHeaders();
+      return this.res;
+    }
+    this.rawHead(status, { 'Content-Type': contentType, Connection: 'close' });
+    return this.socket;
+  }
+
+  /** The client went away (or the answer ended). */
+  onClose(fn: () => void): void {
+    this.socket.once('close', fn);
+  }
+
+  /**
+   * Takes over the connection for a raw two-way stream: 101 for an upgrade request, else 200
+   * followed by raw bytes (what dockerd does for clients that do not ask to upgrade).
+   */
+  hijack(contentType: string): Duplex {
+    this.answered = true;
+    if (this.res) {
+      // A plain request: write the head ourselves and take the socket from the HTTP parser.
+      this.res.detachSocket(this.socket);
+      this.socket.write(
+        `HTTP/1.1 200 OK\r\n${Object.entries({ ...commonHeaders(), 'Content-Type': contentType })
+          .map(([k, v]) => `${k}: ${v}`)
+          .join('\r\n')}\r\n\r\n`,
+      );
+    } else {
+      this.rawHead(101, { 'Content-Type': contentType, Connection: 'Upgrade', Upgrade: 'tcp' });
+    }
+    this.socket.setNoDelay?.(true);
+    this.socket.resume();
+    return this.socket;
+  }
+}

@@ -1,0 +1,141 @@
+/** Container records → the JSON of Docker's `/containers/json` and `/containers/{id}/json`. */
+import type { ContainerRecord } from '../../engine/containers/record.js';
+import { ZERO_TIME } from '../../engine/containers/record.js';
+
+/** "Up 3 minutes", "Exited (0) 2 seconds ago", as dockerd's State.String(). */
+export function humanDuration(ms: number): string {
+  const s = Math.round(ms / 1000);
+  if (s < 1) return 'Less than a second';
+  if (s === 1) return '1 second';
+  if (s < 60) return `${s} seconds`;
+  const m = Math.round(s / 60);
+  if (m === 1) return 'About a minute';
+  if (m < 60) return `${m} minutes`;
+  const h = Math.round(s / 3600);
+  if (h === 1) return 'About an hour';
+  if (h < 48) return `${h} hours`;
+  if (h < 24 * 7 * 2) return `${Math.round(h / 24)} days`;
+  if (h < 24 * 30 * 2) return `${Math.round(h / 24 / 7)} weeks`;
+  if (h < 24 * 365 * 2) return `${Math.round(h / 24 / 30)} months`;
+  return `${Math.round(h / 24 / 365)} years`;
+}
+
+export function statusText(c: ContainerRecord, now = Date.now()): string {
+  const s = c.state;
+  switch (s.status) {
+    case 'running':
+      return `Up ${humanDuration(now - Date.parse(s.startedAt))}`;
+    case 'paused':
+      return `Up ${humanDuration(now - Date.parse(s.startedAt))} (Paused)`;
+    case 'restarting':
+      return `Restarting (${s.exitCode}) ${humanDuration(now - Date.parse(s.finishedAt))} ago`;
+    case 'removing':
+      return 'Removal In Progress';
+    case 'dead':
+      return 'Dead';
+    case 'created':
+      return 'Created';
+    default:
+      return s.finishedAt === ZERO_TIME ? `Exited (${s.exitCode})` : `Exited (${s.exitCode}) ${humanDuration(now - Date.parse(s.finishedAt))} ago`;
+  }
+}
+
+function command(c: ContainerRecord): string {
+  return [c.path, ...c.args].map((a) => (/\s/.test(a) ? JSON.stringify(a) : a)).join(' ');
+}
+
+export function containerSummary(c: ContainerRecord): object {
+  return {
+    Id: c.id,
+    Names: [c.name],
+    Image: c.imageRef,
+    ImageID: c.image,
+    Command: command(c),
+    Created: Math.floor(Date.parse(c.created) / 1000),
+    Ports: [],
+    Labels: c.config.Labels ?? {},
+    State: c.state.status,
+    Status: statusText(c),
+    HostConfig: { NetworkMode: c.hostConfig.NetworkMode || 'default' },
+    NetworkSettings: { Networks: {} },
+    Mounts: c.mounts,
+  };
+}
+
+export function containerInspect(c: ContainerRecord, paths: { logPath: string; dir: string; rootfs: string }): object {
+  const s = c.state;
+  return {
+    Id: c.id,
+    Created: c.created,
+    Path: c.path,
+    Args: c.args,
+    State: {
+      Status: s.status,
+      Running: s.status === 'running' || s.status === 'paused',
+      Paused: s.status === 'paused',
+      Restarting: s.status === 'restarting',
+      OOMKilled: s.oomKilled,
+      Dead: s.status === 'dead',
+      Pid: s.pid,
+      ExitCode: s.exitCode,
+      Error: s.error,
+      StartedAt: s.startedAt,
+      FinishedAt: s.finishedAt,
+    },
+    Image: c.image,
+    ResolvConfPath: `${paths.dir}/resolv.conf`,
+    HostnamePath: `${paths.dir}/hostname`,
+    HostsPath: `${paths.dir}/hosts`,
+    LogPath: paths.logPath,
+    Name: c.name,
+    RestartCount: c.restartCount,
+    Driver: 'overlay2',
+    Platform: 'linux',
+    MountLabel: '',
+    ProcessLabel: '',
+    AppArmorProfile: '',
+    ExecIDs: null,
+    HostConfig: {
+      Binds: null,
+      NetworkMode: 'default',
+      PortBindings: {},
+      RestartPolicy: { Name: 'no', MaximumRetryCount: 0 },
+      AutoRemove: false,
+      LogConfig: { Type: 'json-file', Config: {} },
+      ...c.hostConfig,
+    },
+    GraphDriver: { Name: 'overlay2', Data: { MergedDir: paths.rootfs } },
+    Mounts: c.mounts,
+    Config: {
+      Hostname: c.config.Hostname ?? '',
+      Domainname: c.config.Domainname ?? '',
+      User: c.config.User ?? '',
+      AttachStdin: false,
+      AttachStdout: false,
+      AttachStderr: false,
+      Tty: false,
+      OpenStdin: false,
+      StdinOnce: false,
+      Env: c.config.Env ?? [],
+      Cmd: c.config.Cmd ?? null,
+      Volumes: c.config.Volumes ?? null,
+      WorkingDir: c.config.WorkingDir ?? '',
+      Entrypoint: c.config.Entrypoint ?? null,
+      OnBuild: null,
+      Labels: c.config.Labels ?? {},
+      ...c.config,
+    },
+    NetworkSettings: {
+      Bridge: '',
+      SandboxID: '',
+      HairpinMode: false,
+      Ports: {},
+      SandboxKey: '',
+      Gateway: '',
+      IPAddress: '',
+      IPPrefixLen: 0,
+      MacAddress: '',
+      Networks: {},
+    },
+  };
+}

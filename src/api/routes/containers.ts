@@ -1,0 +1,248 @@
+/** `/containers/...`: Docker's container endpoints over the engine's ContainerService. */
+import fs from 'node:fs';
+import path from 'node:path';
+import type { Writable } from 'node:stream';
+
+import { InvalidArgumentError } from '../../common/errors.js';
+import type { ContainerConfig, ContainerHostConfig, ContainerRecord } from '../../engine/containers/record.js';
+import type { WaitCondition } from '../../engine/containers/service.js';
+import type { Engine } from '../../engine/engine.js';
+import { HttpStatus } from '../errors.js';
+import { containerInspect, containerSummary } from '../present/containers.js';
+import type { Router } from '../router.js';
+import { frame, RAW_STREAM, streamContentType } from '../stream.js';
+
+/** Seconds, RFC 3339 or a Go duration-free unix time with fractions, as `since`/`until` take them. */
+export function parseTime(value: string | null, field: string): Date | undefined {
+  if (value === null || value === '' || value === '0') return undefined;
+  if (/^\d+(\.\d+)?$/.test(value)) return new Date(Number(value) * 1000);
+  const ms = Date.parse(value);
+  if (Number.isNaN(ms)) throw new InvalidArgumentError(`invalid time ${JSON.stringify(value)}`, field);
+  return new Date(ms);
+}
+
+function matchesFilters(c: ContainerRecord, filters: Record<string, string[]>): boolean {
+  for (const [key, values] of Object.entries(filters)) {
+    if (values.length === 0) continue;
+    const any = (fn: (v: string) => boolean): boolean => values.some(fn);
+    switch (key) {
+      case 'id':
+        if (!any((v) => c.id.startsWith(v))) return false;
+        break;
+      case 'name':
+        if (!any((v) => new RegExp(v).test(c.name.slice(1)) || new RegExp(v).test(c.name))) return false;
+        break;
+      case 'status':
+        if (!any((v) => v === c.state.status)) return false;
+        break;
+      case 'exited':
+        if (c.state.status !== 'exited' || !any((v) => Number(v) === c.state.exitCode)) return false;
+        break;
+      case 'label': {
+        const labels = c.config.Labels ?? {};
+        const ok = values.every((v) => {
+          const eq = v.indexOf('=');
+          return eq < 0 ? v in labels : labels[v.slice(0, eq)] === v.slice(eq + 1);
+        });
+        if (!ok) return false;
+        break;
+      }
+      case 'ancestor':
+        if (!any((v) => v === c.imageRef || c.image.startsWith(v) || c.image === `sha256:${v}` || c.image.slice(7).startsWith(v))) return false;
+        break;
+      case 'volume':
+        if (!any((v) => c.mounts.some((m) => m.Name === v || m.Destination === v))) return false;
+        break;
+      case 'is-task':
+      case 'network':
+      case 'health':
+        break;
+      case 'before':
+      case 'since':
+        break;
+      default:
+        throw new InvalidArgumentError(`invalid filter '${key}'`, 'filters');
+    }
+  }
+  return true;
+}
+
+export function containerRoutes(router: Router, engine: Engine): void {
+  const containers = engine.containers;
+  const inspectPaths = (c: ContainerRecord): { logPath: string; dir: string; rootfs: string } => ({
+    logPath: path.join(containers.shimDir(c.id), 'log.json'),
+    dir: containers.store.dir(c.id),
+    rootfs: path.join(path.dirname(containers.shimDir(c.id)), 'rootfs'),
+  });
+
+  router.get('/containers/json', (ctx) => {
+    const all = ctx.bool('all');
+    const limit = ctx.int('limit');
+    const filters = ctx.filters();
+    let list = containers
+      .list()
+      .filter((c) => all || limit !== undefined || c.state.status === 'running' || c.state.status === 'paused' || c.state.status === 'restarting' || (filters.status?.length ?? 0) > 0)
+      .filter((c) => matchesFilters(c, filters))
+      .sort((a, b) => Date.parse(b.created) - Date.parse(a.created));
+    if (limit !== undefined && limit > 0) list = list.slice(0, limit);
+    ctx.sendJson(200, list.map(containerSummary));
+  });
+
+  router.post('/containers/create', async (ctx) => {
+    const body = await ctx.json<ContainerConfig & { HostConfig?: ContainerHostConfig; NetworkingConfig?: unknown }>();
+    if (!body || typeof body !== 'object' || Array.isArray(body)) throw new InvalidArgumentError('the request body must be a JSON object');
+    const { HostConfig: hostConfig, NetworkingConfig: _networking, ...config } = body;
+    const name = ctx.query.get('name') ?? undefined;
+    const created = await containers.create({ name: name || undefined, config, hostConfig: hostConfig ?? {} });
+    ctx.sendJson(201, { Id: created.id, Warnings: created.warnings });
+  });
+
+  router.get('/containers/{id}/json', (ctx) => {
+    const c = containers.get(ctx.params.id!);
+    ctx.sendJson(200, containerInspect(c, inspectPaths(c)));
+  });
+
+  router.post('/containers/{id}/start', async (ctx) => {
+    if (!(await containers.start(ctx.params.id!))) throw new HttpStatus(304);
+    ctx.noContent();
+  });
+
+  router.post('/containers/{id}/stop', async (ctx) => {
+    const timeout = ctx.int('t') ?? ctx.int('timeout');
+    const stopped = await containers.stop(ctx.params.id!, { timeout, signal: ctx.query.get('signal') ?? undefined });
+    if (!stopped) throw new HttpStatus(304);
+    ctx.noContent();
+  });
+
+  router.post('/containers/{id}/restart', async (ctx) => {
+    await containers.restart(ctx.params.id!, { timeout: ctx.int('t') ?? ctx.int('timeout'), signal: ctx.query.get('signal') ?? undefined });
+    ctx.noContent();
+  });
+
+  router.post('/containers/{id}/kill', async (ctx) => {
+    await containers.kill(ctx.params.id!, ctx.query.get('signal') ?? undefined);
+    ctx.noContent();
+  });
+
+  router.post('/containers/{id}/pause', (ctx) => {
+    containers.pause(ctx.params.id!);
+    ctx.noContent();
+  });
+
+  router.post('/containers/{id}/unpause', (ctx) => {
+    containers.unpause(ctx.params.id!);
+    ctx.noContent();
+  });
+
+  router.post('/containers/{id}/rename', (ctx) => {
+    containers.rename(ctx.params.id!, ctx.query.get('name') ?? '');
+    ctx.noContent();
+  });
+
+  router.delete('/containers/{id}', async (ctx) => {
+    await containers.remove(ctx.params.id!, { force: ctx.bool('force'), volumes: ctx.bool('v') });
+    ctx.noContent();
+  });
+
+  router.post('/containers/prune', async (ctx) => {
+    const filters = ctx.filters();
+    const deleted: string[] = [];
+    for (const c of containers.list()) {
+      if (c.state.status !== 'exited' && c.state.status !== 'created' && c.state.status !== 'dead') continue;
+      if (!matchesFilters(c, Object.fromEntries(Object.entries(filters).filter(([k]) => k === 'label')))) continue;
+      await containers.remove(c.id, {});
+      deleted.push(c.id);
+    }
+    ctx.sendJson(200, { ContainersDeleted: deleted, SpaceReclaimed: 0 });
+  });
+
+  router.post('/containers/{id}/wait', async (ctx) => {
+    const condition = (ctx.query.get('condition') || 'not-running') as WaitCondition;
+    if (!['not-running', 'next-exit', 'removed'].includes(condition)) throw new InvalidArgumentError(`invalid condition: ${JSON.stringify(condition)}`, 'condition');
+    // Registered before the header goes out: a start that follows is seen.
+    const result = containers.wait(ctx.params.id!, condition);
+    const out = ctx.stream('application/json');
+    const body = await result;
+    out.end(JSON.stringify(ctx.atLeast('1.30') ? body : { StatusCode: body.StatusCode }) + '\n');
+  });
+
+  router.get('/containers/{id}/top', (ctx) => {
+    const pids = containers.top(ctx.params.id!);
+    const rows = pids.map((pid) => [String(pid), procCmdline(pid)]);
+    ctx.sendJson(200, { Titles: ['PID', 'CMD'], Processes: rows });
+  });
+
+  router.get('/containers/{id}/logs', async (ctx) => {
+    const c = containers.get(ctx.params.id!);
+    const stdout = ctx.bool('stdout');
+    const stderr = ctx.bool('stderr');
+    if (!stdout && !stderr) throw new InvalidArgumentError('Bad parameters: you must choose at least one stream');
+    const tailText = ctx.query.get('tail');
+    const tail = tailText === null || tailText === '' || tailText === 'all' ? undefined : Number(tailText);
+    if (tail !== undefined && (!Number.isInteger(tail) || tail < 0)) throw new InvalidArgumentError(`invalid tail ${JSON.stringify(tailText)}`, 'tail');
+    const timestamps = ctx.bool('timestamps');
+    const tty = c.config.Tty === true;
+    const out = ctx.stream(tty ? RAW_STREAM : streamContentType(ctx));
+    const abort = new AbortController();
+    ctx.onClose(() => abort.abort());
+    for await (const entry of containers.logs(c.id, {
+      follow: ctx.bool('follow'),
+      since: parseTime(ctx.query.get('since'), 'since'),
+      until: parseTime(ctx.query.get('until'), 'until'),
+      tail,
+      signal: abort.signal,
+    })) {
+      const isErr = entry.stream === 'stderr';
+      if ((isErr && !stderr) || (!isErr && !stdout)) continue;
+      const text = timestamps ? `${entry.time} ${entry.log}` : entry.log;
+      const data = Buffer.from(text, 'utf8');
+      if (!write(out, tty ? data : frame(isErr ? 2 : 1, data))) break;
+    }
+    out.end();
+  });
+
+  router.post('/containers/{id}/attach', async (ctx) => {
+    const c = containers.get(ctx.params.id!);
+    const stdout = ctx.bool('stdout');
+    const stderr = ctx.bool('stderr');
+    const tty = c.config.Tty === true;
+    const session = ctx.bool('stream') ? await containers.attach(c.id) : undefined;
+    const conn = ctx.hijack(tty ? RAW_STREAM : streamContentType(ctx));
+    conn.on('error', () => session?.close());
+    conn.on('close', () => session?.close());
+    if (ctx.bool('logs')) {
+      for await (const entry of containers.logs(c.id, {})) {
+        const isErr = entry.stream === 'stderr';
+        if ((isErr && !stderr) || (!isErr && !stdout)) continue;
+        const data = Buffer.from(entry.log, 'utf8');
+        conn.write(tty ? data : frame(isErr ? 2 : 1, data));
+      }
+    }
+    if (session) {
+      for await (const chunk of session.output) {
+        if ((chunk.stream === 2 && !stderr) || (chunk.stream === 1 && !stdout)) continue;
+        if (!write(conn, tty ? chunk.data : frame(chunk.stream, chunk.data))) break;
+      }
+    }
+    conn.end();
+  });
+
+  router.post('/containers/{id}/resize', (ctx) => {
+    containers.get(ctx.params.id!);
+    ctx.noContent(200);
+  });
+}
+
+function write(out: Writable, data: Buffer): boolean {
+  if (out.destroyed || out.writableEnded) return false;
+  out.write(data);
+  return true;
+}
+
+function procCmdline(pid: number): string {
+  try {
+    return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean).join(' ');
+  } catch {
+    return '';
+  }
+}

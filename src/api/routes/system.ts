@@ -1,0 +1,200 @@
+/** `/_ping`, `/version`, `/info`, `/events`, `/system/df`. */
+import fs from 'node:fs';
+import os from 'node:os';
+
+import type { Engine } from '../../engine/engine.js';
+import type { EngineEvent } from '../../engine/events.js';
+import { InvalidArgumentError } from '../../common/errors.js';
+import { commonHeaders } from '../context.js';
+import type { Router } from '../router.js';
+import { API_VERSION, DOCKER_COMPAT_VERSION, MIN_API_VERSION } from '../versions.js';
+import { parseTime } from './containers.js';
+import { imageSummary } from '../present/images.js';
+import { containerSummary } from '../present/containers.js';
+
+const BERTH_VERSION = '0.1.0';
+
+function pingHeaders(): Record<string, string> {
+  // Builder-Version 1: the legacy builder (the CLI then sends POST /build, no BuildKit session).
+  return { ...commonHeaders(), 'Builder-Version': '1', 'Cache-Control': 'no-cache, no-store, must-revalidate', Pragma: 'no-cache', 'Content-Type': 'text/plain; charset=utf-8' };
+}
+
+function eventMatches(e: EngineEvent, filters: Record<string, string[]>): boolean {
+  for (const [key, values] of Object.entries(filters)) {
+    if (values.length === 0) continue;
+    const attrs = e.Actor.Attributes;
+    switch (key) {
+      case 'type':
+        if (!values.includes(e.Type)) return false;
+        break;
+      case 'event':
+        if (!values.includes(e.Action) && !values.some((v) => e.Action.startsWith(`${v}:`))) return false;
+        break;
+      case 'container':
+        if (e.Type !== 'container' || !values.some((v) => e.Actor.ID.startsWith(v) || attrs.name === v)) return false;
+        break;
+      case 'image':
+        if (!values.some((v) => attrs.image === v || e.Actor.ID === v || attrs.name === v)) return false;
+        break;
+      case 'volume':
+      case 'network':
+        if (e.Type !== key || !values.some((v) => e.Actor.ID === v || attrs.name === v)) return false;
+        break;
+      case 'label':
+        if (!values.every((v) => (v.includes('=') ? attrs[v.slice(0, v.indexOf('='))] === v.slice(v.indexOf('=') + 1) : v in attrs))) return false;
+        break;
+      case 'scope':
+        if (!values.includes('local')) return false;
+        break;
+      default:
+        throw new InvalidArgumentError(`invalid filter '${key}'`, 'filters');
+    }
+  }
+  return true;
+}
+
+export function systemRoutes(router: Router, engine: Engine): void {
+  const ping = (head: boolean) => (ctx: Parameters<Parameters<Router['get']>[1]>[0]) => {
+    ctx.answered = true;
+    if (ctx.res) {
+      ctx.res.writeHead(200, { ...pingHeaders(), 'Content-Length': 2 });
+      ctx.res.end(head ? undefined : 'OK');
+    } else ctx.send(200, 'OK', 'text/plain; charset=utf-8');
+  };
+  router.get('/_ping', ping(false));
+  router.head('/_ping', ping(true));
+
+  router.get('/version', (ctx) => {
+    ctx.sendJson(200, {
+      Platform: { Name: `Berth ${BERTH_VERSION}` },
+      Components: [
+        {
+          Name: 'Engine',
+          Version: DOCKER_COMPAT_VERSION,
+          Details: { ApiVersion: API_VERSION, MinAPIVersion: MIN_API_VERSION, GitCommit: 'berth', GoVersion: `node${process.versions.node}`, Os: 'linux', Arch: goArch(), KernelVersion: os.release(), BuildTime: '', Experimental: 'false' },
+        },
+        { Name: 'berth', Version: BERTH_VERSION, Details: { GitCommit: '' } },
+      ],
+      Version: DOCKER_COMPAT_VERSION,
+      ApiVersion: API_VERSION,
+      MinAPIVersion: MIN_API_VERSION,
+      GitCommit: 'berth',
+      GoVersion: `node${process.versions.node}`,
+      Os: 'linux',
+      Arch: goArch(),
+      KernelVersion: os.release(),
+      BuildTime: '',
+    });
+  });
+
+  router.get('/info', (ctx) => {
+    const containers = engine.containers.list();
+    const count = (s: string[]): number => containers.filter((c) => s.includes(c.state.status)).length;
+    ctx.sendJson(200, {
+      ID: hostId(engine),
+      Containers: containers.length,
+      ContainersRunning: count(['running', 'restarting']),
+      ContainersPaused: count(['paused']),
+      ContainersStopped: count(['exited', 'created', 'dead']),
+      Images: engine.images.list().length,
+      Driver: 'overlay2',
+      DriverStatus: [['Backing Filesystem', 'extfs']],
+      Plugins: { Volume: ['local'], Network: ['bridge', 'host', 'none'], Authorization: null, Log: ['json-file'] },
+      MemoryLimit: true,
+      SwapLimit: false,
+      CpuCfsPeriod: true,
+      CpuCfsQuota: true,
+      CPUShares: true,
+      CPUSet: true,
+      PidsLimit: true,
+      IPv4Forwarding: true,
+      Debug: false,
+      NFd: 0,
+      NGoroutines: 0,
+      SystemTime: new Date().toISOString(),
+      LoggingDriver: 'json-file',
+      CgroupDriver: 'cgroupfs',
+      CgroupVersion: String(engine.facts.cgroupVersion ?? 1),
+      NEventsListener: 0,
+      KernelVersion: os.release(),
+      OperatingSystem: osName(),
+      OSVersion: '',
+      OSType: 'linux',
+      Architecture: os.machine(),
+      IndexServerAddress: 'https://index.docker.io/v1/',
+      RegistryConfig: { InsecureRegistryCIDRs: [], IndexConfigs: {}, Mirrors: [] },
+      NCPU: os.cpus().length,
+      MemTotal: os.totalmem(),
+      DockerRootDir: engine.options.dataRoot,
+      Name: os.hostname(),
+      Labels: [],
+      ExperimentalBuild: false,
+      ServerVersion: DOCKER_COMPAT_VERSION,
+      Runtimes: { 'berth-oci': { path: 'berth-oci' } },
+      DefaultRuntime: 'berth-oci',
+      Swarm: { NodeID: '', NodeAddr: '', LocalNodeState: 'inactive', ControlAvailable: false, Error: '', RemoteManagers: null },
+      LiveRestoreEnabled: true,
+      Isolation: '',
+      InitBinary: 'berth-init',
+      SecurityOptions: ['name=seccomp,profile=builtin', ...(engine.facts.cgroupVersion === 2 ? ['name=cgroupns'] : [])],
+      Warnings: [],
+    });
+  });
+
+  router.get('/events', (ctx) => {
+    const filters = ctx.filters();
+    const since = parseTime(ctx.query.get('since'), 'since');
+    const until = parseTime(ctx.query.get('until'), 'until');
+    const out = ctx.stream('application/json');
+    const send = (e: EngineEvent): void => {
+      if (eventMatches(e, filters)) out.write(JSON.stringify(e) + '\n');
+    };
+    if (since) for (const e of engine.events.since(since.getTime() * 1e6)) if (!until || e.timeNano <= until.getTime() * 1e6) send(e);
+    if (until && until.getTime() <= Date.now()) {
+      out.end();
+      return;
+    }
+    const unsubscribe = engine.events.subscribe((e) => {
+      if (until && e.timeNano > until.getTime() * 1e6) return;
+      send(e);
+    });
+    const timer = until ? setTimeout(() => out.end(), until.getTime() - Date.now()) : undefined;
+    ctx.onClose(() => {
+      unsubscribe();
+      if (timer) clearTimeout(timer);
+    });
+  });
+
+  router.get('/system/df', (ctx) => {
+    ctx.sendJson(200, {
+      LayersSize: 0,
+      Images: engine.images.list().map((i) => imageSummary(engine, i)),
+      Containers: engine.containers.list().map((c) => ({ ...containerSummary(c), SizeRw: 0, SizeRootFs: 0 })),
+      Volumes: engine.volumes.list().map((v) => ({ ...v, UsageData: { Size: -1, RefCount: engine.containers.volumeInUse(v.Name) ? 1 : 0 } })),
+      BuildCache: [],
+    });
+  });
+}
+
+function goArch(): string {
+  return ({ x64: 'amd64', arm64: 'arm64', arm: 'arm', ia32: '386', ppc64: 'ppc64le', s390x: 's390x' } as Record<string, string>)[process.arch] ?? process.arch;
+}
+
+function osName(): string {
+  try {
+    return /^PRETTY_NAME="?([^"\n]*)"?/m.exec(fs.readFileSync('/etc/os-release', 'utf8'))?.[1] ?? 'Linux';
+  } catch {
+    return 'Linux';
+  }
+}
+
+function hostId(engine: Engine): string {
+  const file = `${engine.options.dataRoot}/engine-id`;
+  try {
+    return fs.readFileSync(file, 'utf8').trim();
+  } catch {
+    const id = crypto.randomUUID();
+    fs.writeFileSync(file, id);
+    return id;
+  }
+}

@@ -1,0 +1,38 @@
+/** `/volumes/...` over the engine's VolumeStore. */
+import type { Engine } from '../../engine/engine.js';
+import type { Router } from '../router.js';
+
+export function volumeRoutes(router: Router, engine: Engine): void {
+  const inUse = (name: string): boolean => engine.containers.volumeInUse(name);
+
+  router.get('/volumes', (ctx) => {
+    const filters = ctx.filters();
+    const dangling = filters.dangling?.[0];
+    const list = engine.volumes.list({ name: filters.name, label: filters.label, dangling: dangling === undefined ? undefined : ['1', 'true'].includes(dangling) });
+    ctx.sendJson(200, { Volumes: list, Warnings: [] });
+  });
+
+  router.post('/volumes/create', async (ctx) => {
+    const body = await ctx.json<{ Name?: string; Driver?: string; DriverOpts?: Record<string, string>; Labels?: Record<string, string> }>({});
+    const volume = await engine.volumes.create({ name: body.Name, driver: body.Driver || undefined, options: body.DriverOpts ?? undefined, labels: body.Labels ?? undefined });
+    engine.events.emit('volume', 'create', volume.Name, { driver: volume.Driver });
+    ctx.sendJson(201, volume);
+  });
+
+  router.get('/volumes/{name}', (ctx) => {
+    ctx.sendJson(200, engine.volumes.inspect(ctx.params.name!));
+  });
+
+  router.delete('/volumes/{name}', async (ctx) => {
+    await engine.volumes.remove(ctx.params.name!, inUse);
+    engine.events.emit('volume', 'destroy', ctx.params.name!, { driver: 'local' });
+    ctx.noContent();
+  });
+
+  router.post('/volumes/prune', async (ctx) => {
+    const filters = ctx.filters();
+    const all = ['1', 'true'].includes(filters.all?.[0] ?? '');
+    const result = await engine.volumes.prune({ all, label: filters.label }, inUse);
+    ctx.sendJson(200, { VolumesDeleted: result.deleted, SpaceReclaimed: result.spaceReclaimed });
+  });
+}

@@ -1,0 +1,159 @@
+/**
+ * berthd: the engine daemon. Opens the engine (reconciling with containers that outlived the
+ * previous daemon) and serves the Docker Engine API on unix sockets. dockerd's flags where
+ * they apply; options from a JSON config file (dockerd's daemon.json keys), flags winning.
+ * Stopping the daemon leaves the containers running (live restore), under their shims.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+
+import { ApiServer } from '../api/server.js';
+import { Engine } from '../engine/engine.js';
+
+const USAGE = `Usage: berthd [OPTIONS]
+
+Options:
+  -H, --host unix:///path     Socket to listen on (repeatable; default unix:///run/berth.sock)
+      --data-root DIR         Persistent state (default /var/lib/berth)
+      --exec-root DIR         Runtime state (default /run/berth)
+  -p, --pidfile FILE          (default /run/berth.pid)
+      --insecure-registry H   Registry reached over plain HTTP (repeatable)
+      --group GROUP           Group owning the socket (default: docker, if it exists)
+      --config-file FILE      (default /etc/berth/daemon.json)
+  -D, --debug                 Log every request
+  -l, --log-level LEVEL       debug|info|warn|error|fatal (default info)
+  -h, --help
+`;
+
+interface DaemonConfig {
+  hosts?: string[];
+  'data-root'?: string;
+  'exec-root'?: string;
+  pidfile?: string;
+  'insecure-registries'?: string[];
+  group?: string;
+  debug?: boolean;
+  'log-level'?: string;
+}
+
+function fail(message: string): never {
+  process.stderr.write(`berthd: ${message}\n`);
+  process.exit(1);
+}
+
+function readConfig(file: string, explicit: boolean): DaemonConfig {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (err) {
+    if (!explicit && (err as NodeJS.ErrnoException).code === 'ENOENT') return {};
+    fail(`cannot read config file ${file}: ${(err as Error).message}`);
+  }
+  try {
+    const parsed = JSON.parse(text) as unknown;
+    if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) throw new Error('not a JSON object');
+    return parsed as DaemonConfig;
+  } catch (err) {
+    fail(`config file ${file}: ${(err as Error).message}`);
+  }
+}
+
+function socketPath(host: string): string {
+  if (host.startsWith('unix://')) return host.slice('unix://'.length);
+  if (host.startsWith('/')) return host;
+  fail(`unsupported host ${JSON.stringify(host)}: only unix:// sockets are served (a TCP socket would expose root to the network)`);
+}
+
+function groupId(name: string | undefined): number | undefined {
+  const wanted = name ?? 'docker';
+  if (/^\d+$/.test(wanted)) return Number(wanted);
+  try {
+    const line = fs.readFileSync('/etc/group', 'utf8').split('\n').find((l) => l.split(':')[0] === wanted);
+    if (line) return Number(line.split(':')[2]);
+  } catch {
+    /* no group file */
+  }
+  if (name !== undefined) fail(`group ${JSON.stringify(name)} does not exist`);
+  return undefined;
+}
+
+async function main(): Promise<void> {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      options: {
+        host: { type: 'string', short: 'H', multiple: true },
+        'data-root': { type: 'string' },
+        'exec-root': { type: 'string' },
+        pidfile: { type: 'string', short: 'p' },
+        'insecure-registry': { type: 'string', multiple: true },
+        group: { type: 'string', short: 'G' },
+        'config-file': { type: 'string' },
+        debug: { type: 'boolean', short: 'D' },
+        'log-level': { type: 'string', short: 'l' },
+        help: { type: 'boolean', short: 'h' },
+      },
+      strict: true,
+      allowPositionals: false,
+    });
+  } catch (err) {
+    fail(`${(err as Error).message}\n\n${USAGE}`);
+  }
+  const flags = parsed.values;
+  if (flags.help) {
+    process.stdout.write(USAGE);
+    return;
+  }
+  const configFile = flags['config-file'] ?? '/etc/berth/daemon.json';
+  const config = readConfig(configFile, flags['config-file'] !== undefined);
+  const hosts = flags.host ?? config.hosts ?? ['unix:///run/berth.sock'];
+  const dataRoot = path.resolve(flags['data-root'] ?? config['data-root'] ?? '/var/lib/berth');
+  const execRoot = path.resolve(flags['exec-root'] ?? config['exec-root'] ?? '/run/berth');
+  const pidfile = flags.pidfile ?? config.pidfile ?? '/run/berth.pid';
+  const level = flags['log-level'] ?? config['log-level'] ?? 'info';
+  if (!['debug', 'info', 'warn', 'error', 'fatal'].includes(level)) fail(`invalid log level ${JSON.stringify(level)}`);
+  const debug = flags.debug ?? config.debug ?? level === 'debug';
+  const log = (line: string): void => void process.stderr.write(`${new Date().toISOString()} ${line}\n`);
+
+  // One daemon per data root: a live pid in the pid file means another one runs.
+  try {
+    const other = Number(fs.readFileSync(pidfile, 'utf8'));
+    if (other > 0 && other !== process.pid) {
+      try {
+        process.kill(other, 0);
+        fail(`pid file ${pidfile} names a running process (${other}): is another berthd running?`);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'EPERM') fail(`pid file ${pidfile} names a running process (${other})`);
+      }
+    }
+  } catch {
+    /* no pid file */
+  }
+  fs.mkdirSync(path.dirname(pidfile), { recursive: true });
+  fs.writeFileSync(pidfile, String(process.pid));
+
+  const engine = await Engine.open({ dataRoot, execRoot, insecureRegistries: flags['insecure-registry'] ?? config['insecure-registries'] ?? [] });
+  const server = new ApiServer(engine, { log: debug ? log : (line) => line.startsWith('error') && log(line) });
+  const group = groupId(flags.group ?? config.group);
+  for (const host of hosts) await server.listen(socketPath(host), { group });
+  log(`berthd listening on ${hosts.join(', ')} (data root ${dataRoot})`);
+
+  const shutdown = (signal: string): void => {
+    log(`${signal}: shutting down; containers keep running`);
+    engine.close();
+    void server.close().finally(() => {
+      try {
+        if (Number(fs.readFileSync(pidfile, 'utf8')) === process.pid) fs.rmSync(pidfile);
+      } catch {
+        /* gone */
+      }
+      process.exit(0);
+    });
+    setTimeout(() => process.exit(0), 2000).unref();
+  };
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+  process.on('SIGINT', () => shutdown('SIGINT'));
+}
+
+main().catch((err: unknown) => fail(err instanceof Error ? (err.stack ?? err.message) : String(err)));

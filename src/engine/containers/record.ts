@@ -1,0 +1,92 @@
+/**
+ * What the lifecycle manager keeps about a container, persisted as one JSON file per container.
+ * The fields are Docker's (they come from `POST /containers/create` and go back out through
+ * inspect), but nothing here speaks HTTP: a CRI front end can fill the same record.
+ */
+import type { CreateConfig, HostConfig } from '../spec/container-spec.js';
+
+export type ContainerStatus = 'created' | 'running' | 'paused' | 'restarting' | 'removing' | 'exited' | 'dead';
+
+export interface ContainerState {
+  status: ContainerStatus;
+  /** PID 1 on the host while running, else 0. */
+  pid: number;
+  exitCode: number;
+  /** RFC 3339; "0001-01-01T00:00:00Z" until the first start/exit, as Docker shows it. */
+  startedAt: string;
+  finishedAt: string;
+  error: string;
+  oomKilled: boolean;
+}
+
+/** A volume, bind or tmpfs in the container, as inspect's `Mounts` shows it. */
+export interface MountPoint {
+  Type: 'volume' | 'bind' | 'tmpfs';
+  Name?: string;
+  Source: string;
+  Destination: string;
+  Driver?: string;
+  Mode: string;
+  RW: boolean;
+  Propagation: string;
+}
+
+/** The create request's full Config (Docker's container.Config): CreateConfig plus what only inspect reads. */
+export interface ContainerConfig extends CreateConfig {
+  Image: string;
+  AttachStdin?: boolean;
+  AttachStdout?: boolean;
+  AttachStderr?: boolean;
+  StdinOnce?: boolean;
+  ExposedPorts?: Record<string, object> | null;
+  Volumes?: Record<string, object> | null;
+  StopTimeout?: number | null;
+  Healthcheck?: unknown;
+  [key: string]: unknown;
+}
+
+export interface RestartPolicy {
+  Name: '' | 'no' | 'always' | 'unless-stopped' | 'on-failure';
+  MaximumRetryCount?: number;
+}
+
+/** HostConfig as stored: the fields the spec reads plus those the engine itself reads. */
+export interface ContainerHostConfig extends HostConfig {
+  Binds?: string[] | null;
+  Mounts?: Array<{ Type?: string; Source?: string; Target?: string; ReadOnly?: boolean; VolumeOptions?: unknown; TmpfsOptions?: unknown; BindOptions?: unknown }> | null;
+  AutoRemove?: boolean;
+  RestartPolicy?: RestartPolicy;
+  NetworkMode?: string;
+  PortBindings?: Record<string, Array<{ HostIp?: string; HostPort?: string }> | null> | null;
+  LogConfig?: { Type?: string; Config?: Record<string, string> };
+  [key: string]: unknown;
+}
+
+export interface ContainerRecord {
+  id: string;
+  /** With Docker's leading slash: "/web". */
+  name: string;
+  created: string;
+  /** The image ID (config digest). */
+  image: string;
+  /** The image as the user named it. */
+  imageRef: string;
+  /** Entrypoint and Cmd merged: the program and its arguments. */
+  path: string;
+  args: string[];
+  config: ContainerConfig;
+  hostConfig: ContainerHostConfig;
+  state: ContainerState;
+  restartCount: number;
+  /** Set when the user stopped it: restart policies leave it alone until it is started again. */
+  stoppedByUser: boolean;
+  mounts: MountPoint[];
+  /** The snapshot holding its writable layer. */
+  snapshotKey: string;
+}
+
+export const ZERO_TIME = '0001-01-01T00:00:00Z';
+
+export function newState(): ContainerState {
+  return { status: 'created', pid: 0, exitCode: 0, startedAt: ZERO_TIME, finishedAt: ZERO_TIME, error: '', oomKilled: false };
+}

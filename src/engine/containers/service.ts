@@ -1,0 +1,796 @@
+/**
+ * The container lifecycle, as Docker has it: create, start, stop, kill, wait, restart, pause,
+ * rename, remove, logs, attach, top. Each container runs under its own shim (src/shim), so the
+ * containers outlive this process; `reconcile()` picks them up again after a restart.
+ *
+ * Start, step by step: mount the snapshot the container got at create → resolve the user in its
+ * /etc/passwd → containerSpec() (Docker's defaults) plus its mounts → config.json in the bundle →
+ * runtime.create under a shim → let waiting attach clients connect → runtime.start → watch for
+ * the exit (the shim's `wait`), which unmounts, deletes the runtime state, applies AutoRemove
+ * and the restart policy.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+
+import { BerthError, ConflictError, InvalidArgumentError, NotFoundError, SystemError } from '../../common/errors.js';
+import type { ContentStore, ImageRecord } from '../../images/types.js';
+import type { ImageStore } from '../../images/image-store.js';
+import { parseImageConfig, parseManifest } from '../../images/manifest.js';
+import { unpackImageLayers } from '../../images/pull-image.js';
+import { chainIds, type OverlaySnapshotter } from '../../storage/snapshotter.js';
+import type { VolumeStore } from '../../storage/volumes.js';
+import type { Runtime } from '../../runtime/runtime.js';
+import type { Spec } from '../../runtime/spec/config.js';
+import { readExit, readLog, ShimClient, shimPid, type ExitInfo, type LogEntry } from '../../shim/client.js';
+import { containerSpec, type HostFacts } from '../spec/container-spec.js';
+import type { EventBus } from '../events.js';
+import { isMountPoint, mountAll, unmount } from '../mount.js';
+import { ociMounts, resolveMounts } from './mounts.js';
+import { newState, ZERO_TIME, type ContainerConfig, type ContainerHostConfig, type ContainerRecord, type ContainerStatus } from './record.js';
+import { ContainerStore } from './store.js';
+import { randomName } from './names.js';
+import { resolveUser } from './user.js';
+
+export interface ContainerServiceOptions {
+  /** Persistent: records and per-container files (`<dataRoot>/containers/<id>`). */
+  containersDir: string;
+  /** Volatile (a tmpfs in production): bundles, mounted root file systems, shim sockets. */
+  execRoot: string;
+  runtime: Runtime;
+  images: ImageStore;
+  content: ContentStore;
+  snapshotter: OverlaySnapshotter;
+  volumes: VolumeStore;
+  events: EventBus;
+  facts?: HostFacts;
+  /** Parent cgroup of every container (Docker's "/docker"). */
+  cgroupParent?: string;
+  /** Log rotation handed to each shim. */
+  log?: { maxSize: number; maxFiles: number };
+}
+
+export interface CreateRequest {
+  name?: string;
+  config: ContainerConfig;
+  hostConfig?: ContainerHostConfig;
+}
+
+export type WaitCondition = 'not-running' | 'next-exit' | 'removed';
+
+export interface WaitResult {
+  StatusCode: number;
+  Error?: { Message: string } | null;
+}
+
+/** A connection to a container's output (and input), as `attach` gives it. */
+export interface AttachSession {
+  /** Output chunks in order until the container exits or close() is called. */
+  output: AsyncIterable<{ stream: 1 | 2; data: Buffer }>;
+  close(): void;
+}
+
+const STOP_SIGNAL_DEFAULT = 'SIGTERM';
+const STOP_TIMEOUT_DEFAULT = 10;
+
+/** Signal names and numbers as Docker's `kill -s` and StopSignal take them ("KILL", "SIGKILL", "9"). */
+export function parseSignal(signal: string | number | undefined, fallback = 'SIGKILL'): number {
+  const text = String(signal ?? '').trim() || fallback;
+  if (/^\d+$/.test(text)) {
+    const n = Number(text);
+    if (n < 1 || n > 64) throw new InvalidArgumentError(`Invalid signal: ${text}`, 'signal');
+    return n;
+  }
+  const name = text.toUpperCase().startsWith('SIG') ? text.toUpperCase() : `SIG${text.toUpperCase()}`;
+  const n = (os.constants.signals as Record<string, number>)[name];
+  if (!n) throw new InvalidArgumentError(`Invalid signal: ${text}`, 'signal');
+  return n;
+}
+
+function nowIso(): string {
+  return new Date().toISOString();
+}
+
+/** The exit code Docker gives a container whose start failed, from the runtime's message. */
+function startFailureCode(message: string): number {
+  if (/no such file|not found/i.test(message)) return 127;
+  if (/permission denied/i.test(message)) return 126;
+  return 128;
+}
+
+export class ContainerService {
+  readonly store: ContainerStore;
+  private readonly opts: ContainerServiceOptions;
+  /** One operation at a time per container (start, stop, exit handling, remove). */
+  private readonly locks = new Map<string, Promise<unknown>>();
+  /** Clients waiting for a container to start so they can attach before its first output. */
+  private readonly pendingAttach = new Map<string, Array<(shimDir: string) => Promise<void>>>();
+  /** Callbacks for exits and removals, by container id. */
+  private readonly exitWaiters = new Map<string, Array<(code: number) => void>>();
+  private readonly removeWaiters = new Map<string, Array<(code: number) => void>>();
+  private readonly monitored = new Set<string>();
+  private readonly restartTimers = new Map<string, NodeJS.Timeout>();
+  private closed = false;
+
+  constructor(opts: ContainerServiceOptions) {
+    this.opts = opts;
+    this.store = new ContainerStore(opts.containersDir);
+    fs.mkdirSync(path.join(opts.execRoot, 'c'), { recursive: true, mode: 0o700 });
+  }
+
+  // ---- paths -------------------------------------------------------------------------------
+
+  /** The bundle, mounted rootfs and shim socket. Short: shim.sock must fit a socket address. */
+  private bundleDir(id: string): string {
+    return path.join(this.opts.execRoot, 'c', id.slice(0, 24));
+  }
+
+  shimDir(id: string): string {
+    return path.join(this.bundleDir(id), 'shim');
+  }
+
+  private rootfsDir(id: string): string {
+    return path.join(this.bundleDir(id), 'rootfs');
+  }
+
+  private lock<T>(id: string, fn: () => Promise<T>): Promise<T> {
+    const previous = this.locks.get(id) ?? Promise.resolve();
+    const next = previous.then(fn, fn);
+    const settled = next.catch(() => undefined);
+    this.locks.set(id, settled);
+    void settled.then(() => {
+      if (this.locks.get(id) === settled) this.locks.delete(id);
+    });
+    return next;
+  }
+
+  // ---- queries -----------------------------------------------------------------------------
+
+  get(ref: string): ContainerRecord {
+    return this.store.get(ref);
+  }
+
+  find(ref: string): ContainerRecord | undefined {
+    return this.store.find(ref);
+  }
+
+  list(): ContainerRecord[] {
+    return this.store.list();
+  }
+
+  /** Whether any container (in any state) uses the volume: such a volume is not removed. */
+  volumeInUse(name: string): boolean {
+    return this.store.list().some((c) => c.mounts.some((m) => m.Type === 'volume' && m.Name === name));
+  }
+
+  /** Whether any container was made from the image. */
+  imageInUse(imageId: string): boolean {
+    return this.store.list().some((c) => c.image === imageId);
+  }
+
+  private imageConfig(image: ImageRecord): ReturnType<typeof parseImageConfig> {
+    return parseImageConfig(this.opts.content.readBlob(image.config));
+  }
+
+  // ---- create ------------------------------------------------------------------------------
+
+  async create(req: CreateRequest): Promise<{ id: string; warnings: string[] }> {
+    const config = req.config;
+    if (!config || typeof config !== 'object') throw new InvalidArgumentError('must be an object', 'Config');
+    if (typeof config.Image !== 'string' || config.Image === '') throw new InvalidArgumentError('No image specified', 'Image');
+    const hostConfig: ContainerHostConfig = req.hostConfig ?? {};
+    if (typeof hostConfig !== 'object' || Array.isArray(hostConfig)) throw new InvalidArgumentError('must be an object', 'HostConfig');
+    const image = this.opts.images.find(config.Image);
+    if (!image) throw new NotFoundError(`No such image: ${config.Image}`);
+    const imageConfig = this.imageConfig(image);
+    const id = this.store.newId();
+    const name = req.name ? this.store.claimableName(req.name) : this.uniqueRandomName();
+    checkRestartPolicy(hostConfig);
+    if (hostConfig.AutoRemove && hostConfig.RestartPolicy?.Name && !['', 'no'].includes(hostConfig.RestartPolicy.Name)) {
+      throw new InvalidArgumentError("can't create 'AutoRemove' container with restart policy", 'HostConfig.AutoRemove');
+    }
+
+    const entrypoint = config.Entrypoint !== undefined && config.Entrypoint !== null ? config.Entrypoint : (imageConfig.config?.Entrypoint ?? []);
+    // An Entrypoint given with no Cmd drops the image's Cmd, as Docker does.
+    const cmd = config.Cmd !== undefined && config.Cmd !== null && config.Cmd.length > 0 ? config.Cmd : config.Entrypoint ? [] : (imageConfig.config?.Cmd ?? []);
+    const argv = [...(entrypoint ?? []), ...(cmd ?? [])];
+    if (argv.length === 0) throw new InvalidArgumentError('No command specified', 'Cmd');
+
+    // Validate everything the spec will need now, so that a bad request fails at create.
+    containerSpec({ image: imageConfig, create: config, host: hostConfig, rootfs: '/', user: { uid: 0, gid: 0 }, cgroupsPath: `/${id}`, id, facts: this.opts.facts });
+
+    const snapshotKey = id;
+    const chain = await this.ensureLayers(image, imageConfig);
+    await this.opts.snapshotter.prepare(snapshotKey, chain.at(-1));
+    let mounts;
+    try {
+      mounts = await resolveMounts(hostConfig, imageConfig.config?.Volumes, config.Volumes, {
+        ensure: async (volumeName) => {
+          const v = await this.opts.volumes.create(volumeName ? { name: volumeName } : {});
+          return { name: v.Name, mountpoint: v.Mountpoint };
+        },
+        exists: (p) => fs.existsSync(p),
+      });
+    } catch (err) {
+      await this.opts.snapshotter.remove(snapshotKey).catch(() => undefined);
+      throw err;
+    }
+    const record: ContainerRecord = {
+      id,
+      name,
+      created: nowIso(),
+      image: image.config,
+      imageRef: config.Image,
+      path: argv[0]!,
+      args: argv.slice(1),
+      config: { ...config, Hostname: config.Hostname || id.slice(0, 12), Cmd: cmd, Entrypoint: entrypoint.length ? entrypoint : null },
+      hostConfig,
+      state: newState(),
+      restartCount: 0,
+      stoppedByUser: false,
+      mounts,
+      snapshotKey,
+    };
+    this.store.save(record);
+    this.opts.events.emit('container', 'create', id, { image: config.Image, name: name.slice(1) });
+    return { id, warnings: [] };
+  }
+
+  /** The image's layers in the snapshotter (a loaded image is unpacked on first use); its chain IDs. */
+  private async ensureLayers(image: ImageRecord, imageConfig: ReturnType<typeof parseImageConfig>): Promise<string[]> {
+    const chain = chainIds(imageConfig.rootfs?.diff_ids ?? []);
+    if (chain.every((c) => this.opts.snapshotter.hasLayer(c))) return chain;
+    const parsed = parseManifest(this.opts.content.readBlob(image.manifest));
+    if (parsed.kind !== 'manifest') throw new SystemError(`image ${image.config} points at an index, not a manifest`);
+    return unpackImageLayers(parsed.manifest, imageConfig, { content: this.opts.content, snapshotter: this.opts.snapshotter });
+  }
+
+  private uniqueRandomName(): string {
+    for (let i = 0; ; i++) {
+      const candidate = `/${randomName(i > 5 ? Math.floor(Math.random() * 10) : undefined)}`;
+      if (!this.store.find(candidate)) return candidate;
+    }
+  }
+
+  // ---- start -------------------------------------------------------------------------------
+
+  /** Starts a created or exited container; false if it was running already (Docker's 304). */
+  start(ref: string): Promise<boolean> {
+    const id = this.store.get(ref).id;
+    return this.lock(id, () => this.startLocked(id, false));
+  }
+
+  private async startLocked(id: string, byRestartPolicy: boolean): Promise<boolean> {
+    const record = this.store.get(id);
+    if (record.state.status === 'running' || record.state.status === 'paused') return false;
+    if (record.state.status === 'removing' || record.state.status === 'dead') throw new ConflictError(`container ${id} is marked for removal and cannot be started`);
+    const timer = this.restartTimers.get(id);
+    if (timer) clearTimeout(timer);
+    this.restartTimers.delete(id);
+    if (!byRestartPolicy) record.stoppedByUser = false;
+
+    const bundle = this.bundleDir(id);
+    const rootfs = this.rootfsDir(id);
+    const shimDir = this.shimDir(id);
+    try {
+      fs.mkdirSync(bundle, { recursive: true, mode: 0o700 });
+      fs.mkdirSync(rootfs, { recursive: true });
+      if (!isMountPoint(rootfs)) mountAll(this.opts.snapshotter.mounts(record.snapshotKey), rootfs);
+      const spec = await this.buildSpec(record, rootfs);
+      fs.writeFileSync(path.join(bundle, 'config.json'), JSON.stringify(spec));
+      // A runtime record left from a run that ended while we were away.
+      await this.opts.runtime.delete(id, true).catch(() => undefined);
+      await this.opts.runtime.create(id, { bundle, shim: { dir: shimDir } });
+      await this.runPendingAttach(id, shimDir);
+      await this.opts.runtime.start(id);
+    } catch (err) {
+      const message = err instanceof Error ? err.message : String(err);
+      await this.opts.runtime.delete(id, true).catch(() => undefined);
+      unmount(rootfs);
+      record.state = { ...record.state, status: record.state.status === 'created' ? 'created' : 'exited', error: message, exitCode: startFailureCode(message), pid: 0 };
+      this.store.save(record);
+      this.failPendingAttach(id);
+      for (const resolve of this.exitWaiters.get(id) ?? []) resolve(record.state.exitCode);
+      this.exitWaiters.delete(id);
+      if (record.hostConfig.AutoRemove) await this.removeLocked(id, { force: true, volumes: true }).catch(() => undefined);
+      if (err instanceof BerthError && err.code !== 'SYSTEM') throw err;
+      throw new SystemError(`failed to create task for container: OCI runtime create failed: ${message}`, { cause: err });
+    }
+    const state = this.opts.runtime.state(id);
+    record.state = { ...newState(), status: 'running', pid: state.pid ?? 0, startedAt: nowIso(), finishedAt: record.state.finishedAt };
+    this.store.save(record);
+    this.opts.events.emit('container', 'start', id, { image: record.imageRef, name: record.name.slice(1) });
+    this.monitor(id);
+    return true;
+  }
+
+  private async buildSpec(record: ContainerRecord, rootfs: string): Promise<Spec> {
+    const image = this.opts.images.find(record.image);
+    const imageConfig = image ? this.imageConfig(image) : { architecture: process.arch, os: 'linux', rootfs: { type: 'layers' as const, diff_ids: [] } };
+    const read = (p: string): string | undefined => {
+      try {
+        // Through the mounted root: a symlinked /etc/passwd is followed inside the image only
+        // as far as the kernel lets a plain open go; we read at most a small file.
+        const real = path.join(rootfs, p);
+        const stat = fs.lstatSync(real);
+        return stat.isFile() && stat.size < 4 << 20 ? fs.readFileSync(real, 'utf8') : undefined;
+      } catch {
+        return undefined;
+      }
+    };
+    const user = resolveUser(record.config.User ?? imageConfig.config?.User, read('etc/passwd'), read('etc/group'), (record.hostConfig.GroupAdd as string[] | undefined) ?? []);
+    const parent = this.opts.cgroupParent ?? '/berth';
+    const spec = containerSpec({
+      image: imageConfig,
+      create: { ...record.config, Entrypoint: [record.path], Cmd: record.args },
+      host: record.hostConfig,
+      rootfs,
+      user,
+      cgroupsPath: `${parent}/${record.id}`,
+      id: record.id,
+      facts: this.opts.facts,
+    });
+    if (spec.process && !(spec.process.env ?? []).some((e) => e.startsWith('HOME='))) spec.process.env = [...(spec.process.env ?? []), `HOME=${user.home}`];
+    for (const m of record.mounts) if (m.Type === 'bind' && !fs.existsSync(m.Source)) fs.mkdirSync(m.Source, { recursive: true });
+    for (const m of record.mounts) {
+      if (m.Type === 'volume' && m.Name) await this.opts.volumes.copyUp(m.Name, path.join(rootfs, m.Destination), rootfs).catch(() => false);
+    }
+    spec.mounts = [...(spec.mounts ?? []), ...this.etcMounts(record), ...ociMounts(record.mounts)];
+    return spec;
+  }
+
+  /** /etc/hostname, /etc/hosts and /etc/resolv.conf, generated per container as Docker does. */
+  private etcMounts(record: ContainerRecord): NonNullable<Spec['mounts']> {
+    const dir = this.store.dir(record.id);
+    const hostname = record.config.Hostname || record.id.slice(0, 12);
+    const files: Record<string, string> = {
+      hostname: `${hostname}\n`,
+      hosts: `127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n`,
+      'resolv.conf': containerResolvConf(),
+    };
+    const mounts: NonNullable<Spec['mounts']> = [];
+    for (const [name, text] of Object.entries(files)) {
+      const file = path.join(dir, name);
+      if (!fs.existsSync(file)) fs.writeFileSync(file, text, { mode: 0o644 });
+      if (record.mounts.some((m) => m.Destination === `/etc/${name}`)) continue;
+      mounts.push({ destination: `/etc/${name}`, type: 'bind', source: file, options: ['rbind', 'rprivate', record.hostConfig.ReadonlyRootfs ? 'ro' : 'rw'] });
+    }
+    return mounts;
+  }
+
+  private async runPendingAttach(id: string, shimDir: string): Promise<void> {
+    const pending = this.pendingAttach.get(id) ?? [];
+    this.pendingAttach.delete(id);
+    await Promise.all(pending.map((connect) => connect(shimDir).catch(() => undefined)));
+  }
+
+  private failPendingAttach(id: string): void {
+    this.pendingAttach.delete(id);
+  }
+
+  // ---- exit --------------------------------------------------------------------------------
+
+  /** Watches a running container's shim for its exit. */
+  private monitor(id: string): void {
+    if (this.monitored.has(id)) return;
+    this.monitored.add(id);
+    const dir = this.shimDir(id);
+    const client = new ShimClient(dir);
+    const done = (exit: ExitInfo | undefined): void => {
+      this.monitored.delete(id);
+      if (this.closed) return;
+      void this.lock(id, () => this.handleExit(id, exit)).catch((err) => process.emitWarning(`container ${id}: exit handling failed: ${(err as Error).message}`));
+    };
+    client.wait().then(done, () => done(readExit(dir)));
+  }
+
+  private async handleExit(id: string, exit: ExitInfo | undefined): Promise<void> {
+    const record = this.store.find(id);
+    if (!record || (record.state.status !== 'running' && record.state.status !== 'paused')) return;
+    const code = exit?.status ?? 255;
+    const oomKilled = exit?.signal === 9 && this.oomKilled(id);
+    await this.cleanupRun(id);
+    record.state = { ...record.state, status: 'exited', pid: 0, exitCode: code, finishedAt: exit?.finished ?? nowIso(), oomKilled };
+    this.store.save(record);
+    if (oomKilled) this.opts.events.emit('container', 'oom', id, { image: record.imageRef, name: record.name.slice(1) });
+    this.opts.events.emit('container', 'die', id, { image: record.imageRef, name: record.name.slice(1), exitCode: String(code) });
+    for (const resolve of this.exitWaiters.get(id) ?? []) resolve(code);
+    this.exitWaiters.delete(id);
+    if (record.hostConfig.AutoRemove) {
+      await this.removeLocked(id, { force: false, volumes: true });
+      return;
+    }
+    this.maybeRestart(record);
+  }
+
+  private oomKilled(id: string): boolean {
+    try {
+      const state = this.opts.runtime.state(id);
+      void state;
+    } catch {
+      /* only the cgroup can say, and it may be gone */
+    }
+    return false;
+  }
+
+  /** After the container's PID 1 is gone: the runtime's state and cgroup, the rootfs mount, the shim. */
+  private async cleanupRun(id: string): Promise<void> {
+    await this.opts.runtime.delete(id, true).catch(() => undefined);
+    unmount(this.rootfsDir(id));
+    await new ShimClient(this.shimDir(id)).shutdown().catch(() => undefined);
+  }
+
+  private maybeRestart(record: ContainerRecord): void {
+    const policy = record.hostConfig.RestartPolicy;
+    const name = policy?.Name ?? '';
+    if (record.stoppedByUser || name === '' || name === 'no') return;
+    if (name === 'on-failure') {
+      if (record.state.exitCode === 0) return;
+      if (policy?.MaximumRetryCount && record.restartCount >= policy.MaximumRetryCount) return;
+    }
+    // Docker's back-off: 100 ms doubling per restart, at most a minute; reset after 10 s of running.
+    const ranMs = Date.parse(record.state.finishedAt) - Date.parse(record.state.startedAt);
+    if (ranMs >= 10_000) record.restartCount = 0;
+    const delay = Math.min(100 * 2 ** record.restartCount, 60_000);
+    record.restartCount += 1;
+    record.state.status = 'restarting';
+    this.store.save(record);
+    const timer = setTimeout(() => {
+      this.restartTimers.delete(record.id);
+      void this.lock(record.id, async () => {
+        const current = this.store.find(record.id);
+        if (!current || current.state.status !== 'restarting' || current.stoppedByUser) return;
+        current.state.status = 'exited';
+        this.store.save(current);
+        await this.startLocked(record.id, true);
+      }).catch((err) => process.emitWarning(`restart of ${record.id} failed: ${(err as Error).message}`));
+    }, delay);
+    timer.unref();
+    this.restartTimers.set(record.id, timer);
+  }
+
+  // ---- stop, kill, restart, pause ----------------------------------------------------------
+
+  /** Stops a running container: its StopSignal, then SIGKILL after the timeout. False if it was not running (304). */
+  async stop(ref: string, opts: { timeout?: number; signal?: string } = {}): Promise<boolean> {
+    const record = this.store.get(ref);
+    if (record.state.status === 'restarting') {
+      record.stoppedByUser = true;
+      record.state.status = 'exited';
+      this.store.save(record);
+      return true;
+    }
+    if (record.state.status !== 'running' && record.state.status !== 'paused') return false;
+    record.stoppedByUser = true;
+    this.store.save(record);
+    const timeout = opts.timeout ?? record.config.StopTimeout ?? STOP_TIMEOUT_DEFAULT;
+    const signal = parseSignal(opts.signal ?? record.config.StopSignal, STOP_SIGNAL_DEFAULT);
+    const exited = this.nextExit(record.id);
+    const client = new ShimClient(this.shimDir(record.id));
+    if (record.state.status === 'paused') this.opts.runtime.resume(record.id);
+    await client.kill(signal).catch(() => undefined);
+    const inTime = timeout < 0 ? await exited.then(() => true) : await Promise.race([exited.then(() => true), sleep(timeout * 1000).then(() => false)]);
+    if (!inTime) {
+      await client.kill('SIGKILL').catch(() => undefined);
+      await Promise.race([exited, sleep(10_000)]);
+    }
+    return true;
+  }
+
+  async kill(ref: string, signal?: string): Promise<void> {
+    const record = this.store.get(ref);
+    if (record.state.status !== 'running' && record.state.status !== 'paused') throw new ConflictError(`Cannot kill container: ${ref}: Container ${record.id} is not running`);
+    const number = parseSignal(signal, 'SIGKILL');
+    if (number === os.constants.signals.SIGKILL) {
+      record.stoppedByUser = true;
+      this.store.save(record);
+    }
+    await new ShimClient(this.shimDir(record.id)).kill(number);
+    this.opts.events.emit('container', 'kill', record.id, { image: record.imageRef, name: record.name.slice(1), signal: String(number) });
+  }
+
+  async restart(ref: string, opts: { timeout?: number; signal?: string } = {}): Promise<void> {
+    const record = this.store.get(ref);
+    await this.stop(record.id, opts);
+    await this.lock(record.id, () => this.startLocked(record.id, false));
+    this.opts.events.emit('container', 'restart', record.id, { image: record.imageRef, name: record.name.slice(1) });
+  }
+
+  pause(ref: string): void {
+    const record = this.store.get(ref);
+    if (record.state.status === 'paused') throw new ConflictError(`Container ${record.id} is already paused`);
+    if (record.state.status !== 'running') throw new ConflictError(`Container ${record.id} is not running`);
+    this.opts.runtime.pause(record.id);
+    record.state.status = 'paused';
+    this.store.save(record);
+    this.opts.events.emit('container', 'pause', record.id, { image: record.imageRef, name: record.name.slice(1) });
+  }
+
+  unpause(ref: string): void {
+    const record = this.store.get(ref);
+    if (record.state.status !== 'paused') throw new ConflictError(`Container ${record.id} is not paused`);
+    this.opts.runtime.resume(record.id);
+    record.state.status = 'running';
+    this.store.save(record);
+    this.opts.events.emit('container', 'unpause', record.id, { image: record.imageRef, name: record.name.slice(1) });
+  }
+
+  rename(ref: string, newName: string): void {
+    const record = this.store.get(ref);
+    if (!newName) throw new InvalidArgumentError('Neither old nor new names may be empty', 'name');
+    const full = this.store.claimableName(newName, record.id);
+    const old = record.name;
+    record.name = full;
+    this.store.save(record);
+    this.opts.events.emit('container', 'rename', record.id, { oldName: old, name: full.slice(1) });
+  }
+
+  /** Processes in the container: pid and the command line, via the runtime's cgroup. */
+  top(ref: string): number[] {
+    const record = this.store.get(ref);
+    if (record.state.status !== 'running' && record.state.status !== 'paused') throw new ConflictError(`Container ${record.id} is not running`);
+    return this.opts.runtime.ps(record.id);
+  }
+
+  // ---- wait --------------------------------------------------------------------------------
+
+  private nextExit(id: string): Promise<number> {
+    return new Promise((resolve) => {
+      const list = this.exitWaiters.get(id) ?? [];
+      list.push(resolve);
+      this.exitWaiters.set(id, list);
+    });
+  }
+
+  /**
+   * Resolves when the condition holds: `not-running` (now, if it is not running), `next-exit`,
+   * `removed`. Registered synchronously: a wait sent before start sees that start's exit.
+   */
+  wait(ref: string, condition: WaitCondition = 'not-running'): Promise<WaitResult> {
+    const record = this.store.get(ref);
+    const id = record.id;
+    const running = record.state.status === 'running' || record.state.status === 'paused' || record.state.status === 'restarting';
+    if (condition === 'not-running' && !running) return Promise.resolve({ StatusCode: record.state.exitCode, Error: null });
+    if (condition === 'removed') {
+      return new Promise((resolve) => {
+        const list = this.removeWaiters.get(id) ?? [];
+        list.push((code) => resolve({ StatusCode: code, Error: null }));
+        this.removeWaiters.set(id, list);
+      });
+    }
+    return this.nextExit(id).then((code) => ({ StatusCode: code, Error: null }));
+  }
+
+  // ---- remove ------------------------------------------------------------------------------
+
+  remove(ref: string, opts: { force?: boolean; volumes?: boolean } = {}): Promise<void> {
+    const record = this.store.get(ref);
+    if ((record.state.status === 'running' || record.state.status === 'paused') && !opts.force) {
+      throw new ConflictError(`You cannot remove a running container ${record.id}. Stop the container before attempting removal or force remove`);
+    }
+    return this.lock(record.id, () => this.removeLocked(record.id, { force: opts.force ?? false, volumes: opts.volumes ?? false }));
+  }
+
+  private async removeLocked(id: string, opts: { force: boolean; volumes: boolean }): Promise<void> {
+    const record = this.store.find(id);
+    if (!record) return;
+    const timer = this.restartTimers.get(id);
+    if (timer) clearTimeout(timer);
+    this.restartTimers.delete(id);
+    const wasRunning = record.state.status === 'running' || record.state.status === 'paused';
+    if (wasRunning && !opts.force) throw new ConflictError(`You cannot remove a running container ${id}. Stop the container before attempting removal or force remove`);
+    record.stoppedByUser = true;
+    record.state.status = 'removing';
+    this.store.save(record);
+    if (wasRunning) {
+      // The exit handler runs after us (we hold the lock): do its work here.
+      const exited = this.nextExit(id);
+      await new ShimClient(this.shimDir(id)).kill('SIGKILL').catch(() => undefined);
+      const code = await Promise.race([exited, sleep(5000).then(() => 137)]);
+      record.state.exitCode = code;
+      this.opts.events.emit('container', 'die', id, { image: record.imageRef, name: record.name.slice(1), exitCode: String(code) });
+    }
+    await this.cleanupRun(id);
+    await this.opts.snapshotter.remove(record.snapshotKey).catch((err) => {
+      if (!(err instanceof NotFoundError)) throw err;
+    });
+    fs.rmSync(this.bundleDir(id), { recursive: true, force: true });
+    this.store.remove(id);
+    if (opts.volumes) {
+      for (const m of record.mounts) {
+        // Only anonymous volumes go with -v; named ones are the user's (Docker keeps them too).
+        if (m.Type !== 'volume' || !m.Name) continue;
+        try {
+          const v = this.opts.volumes.inspect(m.Name);
+          if (v.Labels && 'com.docker.volume.anonymous' in v.Labels && !this.volumeInUse(m.Name)) await this.opts.volumes.remove(m.Name, () => false);
+        } catch {
+          /* already gone */
+        }
+      }
+    }
+    this.opts.events.emit('container', 'destroy', id, { image: record.imageRef, name: record.name.slice(1) });
+    for (const resolve of this.exitWaiters.get(id) ?? []) resolve(record.state.exitCode);
+    this.exitWaiters.delete(id);
+    for (const resolve of this.removeWaiters.get(id) ?? []) resolve(record.state.exitCode);
+    this.removeWaiters.delete(id);
+  }
+
+  // ---- logs and attach ---------------------------------------------------------------------
+
+  /** Log entries so far (since/tail applied); with follow, then new ones until the container stops. */
+  async *logs(ref: string, opts: { follow?: boolean; since?: Date; until?: Date; tail?: number; signal?: AbortSignal } = {}): AsyncGenerator<LogEntry> {
+    const record = this.store.get(ref);
+    const dir = this.shimDir(record.id);
+    const file = path.join(dir, 'log.json');
+    const until = opts.until?.getTime();
+    const before = (e: LogEntry): boolean => until === undefined || Date.parse(e.time.replace(/(\.\d{3})\d+/, '$1')) < until;
+    let offset = 0;
+    try {
+      offset = fs.statSync(file).size;
+    } catch {
+      /* no log yet */
+    }
+    for (const entry of readLog(dir, { since: opts.since, tail: opts.tail })) if (before(entry)) yield entry;
+    if (!opts.follow) return;
+    // Follow by reading what is appended to the file: it works the same across daemon restarts
+    // and needs nothing from the shim.
+    let pending = '';
+    for (;;) {
+      if (opts.signal?.aborted) return;
+      let size = 0;
+      try {
+        size = fs.statSync(file).size;
+      } catch {
+        /* not there yet */
+      }
+      if (size < offset) offset = 0; // rotated or recreated
+      if (size > offset) {
+        const fd = fs.openSync(file, 'r');
+        const buffer = Buffer.alloc(size - offset);
+        fs.readSync(fd, buffer, 0, buffer.length, offset);
+        fs.closeSync(fd);
+        offset = size;
+        pending += buffer.toString('utf8');
+        const lines = pending.split('\n');
+        pending = lines.pop() ?? '';
+        for (const line of lines) {
+          if (!line) continue;
+          const entry = JSON.parse(line) as LogEntry;
+          if (until !== undefined && !before(entry)) return;
+          yield entry;
+        }
+        continue;
+      }
+      const current = this.store.find(record.id);
+      if (!current || !['running', 'paused', 'restarting', 'created'].includes(current.state.status)) return;
+      if (current.state.status === 'created' && !this.pendingAttach.has(record.id)) {
+        /* created: the output starts with start; keep following */
+      }
+      await sleep(50);
+    }
+  }
+
+  /**
+   * Connects to the container's output from now on. Before start, the connection is made just
+   * before the container's program runs, so nothing is missed (`docker run` attaches first).
+   * For a container that is not running and not about to start, the output ends at once.
+   */
+  async attach(ref: string): Promise<AttachSession> {
+    const record = this.store.get(ref);
+    const queue: Array<{ stream: 1 | 2; data: Buffer } | null> = [];
+    let wake: (() => void) | undefined;
+    let closed = false;
+    let stopShim: (() => void) | undefined;
+    const push = (item: { stream: 1 | 2; data: Buffer } | null): void => {
+      queue.push(item);
+      wake?.();
+    };
+    const connect = async (shimDir: string): Promise<void> => {
+      if (closed) return;
+      const entries = await new ShimClient(shimDir).attach();
+      stopShim = () => void entries.return(undefined);
+      void (async () => {
+        try {
+          for await (const e of entries) push({ stream: e.stream === 'stderr' ? 2 : 1, data: Buffer.from(e.log, 'utf8') });
+        } catch {
+          /* the shim went away */
+        }
+        push(null);
+      })();
+    };
+    if (record.state.status === 'running' || record.state.status === 'paused') await connect(this.shimDir(record.id));
+    else if (record.state.status === 'created' || record.state.status === 'exited' || record.state.status === 'restarting') {
+      const list = this.pendingAttach.get(record.id) ?? [];
+      list.push(connect);
+      this.pendingAttach.set(record.id, list);
+      // The container may never start: end the attach if it is removed.
+      void this.wait(record.id, 'removed').then(() => push(null));
+    } else push(null);
+    this.opts.events.emit('container', 'attach', record.id, { image: record.imageRef, name: record.name.slice(1) });
+    const output = (async function* (): AsyncGenerator<{ stream: 1 | 2; data: Buffer }> {
+      for (;;) {
+        while (queue.length === 0) await new Promise<void>((r) => (wake = r));
+        const item = queue.shift()!;
+        if (item === null) return;
+        yield item;
+      }
+    })();
+    return {
+      output,
+      close: () => {
+        closed = true;
+        stopShim?.();
+        push(null);
+      },
+    };
+  }
+
+  // ---- daemon restart ----------------------------------------------------------------------
+
+  /**
+   * After a daemon (re)start: containers whose shim lives are watched again; those whose shim
+   * is gone are marked exited with the status it recorded, and their leftovers cleaned up.
+   * Interrupted creates/removes are finished.
+   */
+  async reconcile(): Promise<void> {
+    for (const record of this.store.list()) {
+      const id = record.id;
+      const status: ContainerStatus = record.state.status;
+      if (status === 'removing') {
+        await this.lock(id, () => this.removeLocked(id, { force: true, volumes: false }));
+        continue;
+      }
+      if (status === 'running' || status === 'paused') {
+        if (shimPid(this.shimDir(id)) !== undefined) {
+          this.monitor(id);
+          continue;
+        }
+        await this.lock(id, () => this.handleExit(id, readExit(this.shimDir(id))));
+        continue;
+      }
+      // Not running: nothing may be left mounted or registered with the runtime.
+      if (shimPid(this.shimDir(id)) === undefined) {
+        await this.opts.runtime.delete(id, true).catch(() => undefined);
+        unmount(this.rootfsDir(id));
+      }
+      if (status === 'restarting') this.maybeRestart({ ...record, restartCount: Math.max(0, record.restartCount - 1) });
+      else if (!record.stoppedByUser && (record.hostConfig.RestartPolicy?.Name === 'always' || record.hostConfig.RestartPolicy?.Name === 'unless-stopped') && record.state.startedAt !== ZERO_TIME) {
+        this.maybeRestart(record);
+      }
+    }
+  }
+
+  /** Stops watching (the containers keep running under their shims). */
+  close(): void {
+    this.closed = true;
+    for (const timer of this.restartTimers.values()) clearTimeout(timer);
+    this.restartTimers.clear();
+  }
+}
+
+function checkRestartPolicy(host: ContainerHostConfig): void {
+  const policy = host.RestartPolicy;
+  if (!policy) return;
+  if (typeof policy !== 'object') throw new InvalidArgumentError('must be an object', 'HostConfig.RestartPolicy');
+  const name = policy.Name ?? '';
+  if (!['', 'no', 'always', 'unless-stopped', 'on-failure'].includes(name)) throw new InvalidArgumentError(`invalid restart policy: unknown policy '${name}'; use one of 'no', 'always', 'on-failure', or 'unless-stopped'`, 'HostConfig.RestartPolicy.Name');
+  const count = policy.MaximumRetryCount ?? 0;
+  if (!Number.isInteger(count) || count < 0) throw new InvalidArgumentError('invalid restart policy: maximum retry count cannot be negative', 'HostConfig.RestartPolicy.MaximumRetryCount');
+  if (count > 0 && name !== 'on-failure') throw new InvalidArgumentError(`invalid restart policy: maximum retry count can only be used with 'on-failure'`, 'HostConfig.RestartPolicy.MaximumRetryCount');
+}
+
+/** The host's resolv.conf without loopback resolvers, which a container cannot reach (Docker's rule). */
+function containerResolvConf(): string {
+  let text = '';
+  try {
+    text = fs.readFileSync('/etc/resolv.conf', 'utf8');
+  } catch {
+    /* none */
+  }
+  const lines = text.split('\n').filter((l) => !/^\s*nameserver\s+(127\.|::1\b)/.test(l));
+  return lines.join('\n').trimEnd() + '\n';
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms).unref());
+}

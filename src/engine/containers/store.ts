@@ -1,0 +1,111 @@
+/**
+ * The containers the engine knows, one `<root>/<id>/container.json` each. Every save is a
+ * temp file, fsync and rename (writeFileAtomicSync), so a daemon killed at any moment leaves
+ * either the old record or the new one. One small file per container rather than a database:
+ * records are written one at a time, and a record's directory is also where the container's
+ * other files live, so `rm` removes one directory.
+ */
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+
+import { ConflictError, InvalidArgumentError, NotFoundError } from '../../common/errors.js';
+import { writeFileAtomicSync } from '../../common/fsutil.js';
+import type { ContainerRecord } from './record.js';
+
+const RECORD_FILE = 'container.json';
+const ID = /^[a-f0-9]{64}$/;
+/** Docker's container name rule (daemon/names: RestrictedNamePattern). */
+const NAME = /^\/?[a-zA-Z0-9][a-zA-Z0-9_.-]+$/;
+
+export class ContainerStore {
+  private readonly byId = new Map<string, ContainerRecord>();
+  private readonly byName = new Map<string, string>();
+
+  constructor(readonly root: string) {
+    fs.mkdirSync(root, { recursive: true, mode: 0o700 });
+    for (const id of fs.readdirSync(root)) {
+      if (!ID.test(id)) continue;
+      try {
+        const record = JSON.parse(fs.readFileSync(path.join(root, id, RECORD_FILE), 'utf8')) as ContainerRecord;
+        this.byId.set(id, record);
+        this.byName.set(record.name, id);
+      } catch {
+        // A directory without a record: a create that died before its first save. Nothing
+        // refers to it; remove it.
+        fs.rmSync(path.join(root, id), { recursive: true, force: true });
+      }
+    }
+  }
+
+  dir(id: string): string {
+    return path.join(this.root, id);
+  }
+
+  newId(): string {
+    for (;;) {
+      const id = crypto.randomBytes(32).toString('hex');
+      // Docker avoids all-numeric short IDs (they look like numbers to some tools).
+      if (/^\d+$/.test(id.slice(0, 12)) || this.byId.has(id)) continue;
+      return id;
+    }
+  }
+
+  /** Checks a requested name and returns it with the leading slash; throws if it is taken. */
+  claimableName(name: string, forId?: string): string {
+    if (!NAME.test(name)) throw new InvalidArgumentError(`Invalid container name (${name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed`, 'name');
+    const full = name.startsWith('/') ? name : `/${name}`;
+    const owner = this.byName.get(full);
+    if (owner && owner !== forId) {
+      throw new ConflictError(`Conflict. The container name "${full}" is already in use by container "${owner}". You have to remove (or rename) that container to be able to reuse that name.`);
+    }
+    return full;
+  }
+
+  has(id: string): boolean {
+    return this.byId.has(id);
+  }
+
+  /** By full ID, name (with or without "/") or unique ID prefix, as Docker resolves them. */
+  find(ref: string): ContainerRecord | undefined {
+    if (!ref) return undefined;
+    const exact = this.byId.get(ref);
+    if (exact) return exact;
+    const named = this.byName.get(ref.startsWith('/') ? ref : `/${ref}`);
+    if (named) return this.byId.get(named);
+    if (!/^[a-f0-9]+$/.test(ref)) return undefined;
+    const matches = [...this.byId.keys()].filter((id) => id.startsWith(ref));
+    if (matches.length > 1) throw new InvalidArgumentError(`multiple IDs found with provided prefix: ${ref}`);
+    return matches.length === 1 ? this.byId.get(matches[0]!) : undefined;
+  }
+
+  get(ref: string): ContainerRecord {
+    const record = this.find(ref);
+    if (!record) throw new NotFoundError(`No such container: ${ref}`);
+    return record;
+  }
+
+  list(): ContainerRecord[] {
+    return [...this.byId.values()];
+  }
+
+  save(record: ContainerRecord): void {
+    const dir = this.dir(record.id);
+    fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+    writeFileAtomicSync(path.join(dir, RECORD_FILE), JSON.stringify(record));
+    const previous = this.byId.get(record.id);
+    if (previous && previous.name !== record.name) this.byName.delete(previous.name);
+    this.byId.set(record.id, record);
+    this.byName.set(record.name, record.id);
+  }
+
+  /** Forgets the container and removes its directory (the record first, so a crash midway leaves no record). */
+  remove(id: string): void {
+    const record = this.byId.get(id);
+    const dir = this.dir(id);
+    fs.rmSync(path.join(dir, RECORD_FILE), { force: true });
+    fs.rmSync(dir, { recursive: true, force: true });
+    if (record) this.byName.delete(record.name);
+    this.byId.delete(id);
+  }
+}

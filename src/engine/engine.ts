@@ -1,0 +1,104 @@
+/**
+ * The lifecycle manager (containerd's role): one object holding the content and image stores,
+ * the snapshotter, volumes, the runtime and the container service, under a data root
+ * (persistent) and an exec root (volatile). The Docker API layer (src/api) calls it; it knows
+ * nothing of HTTP, so a CRI front end can call it too.
+ *
+ *   <dataRoot>/content      blobs (LocalContentStore)      <execRoot>/runtime   berth-oci state
+ *   <dataRoot>/images       names → images (ImageStore)    <execRoot>/c/<id24>  bundle, rootfs, shim
+ *   <dataRoot>/snapshots    layers and writable layers
+ *   <dataRoot>/volumes      named and anonymous volumes
+ *   <dataRoot>/containers   one record per container
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+
+import { ImageStore } from '../images/image-store.js';
+import { LocalContentStore } from '../images/content-store.js';
+import { Runtime } from '../runtime/runtime.js';
+import { OverlaySnapshotter } from '../storage/snapshotter.js';
+import { VolumeStore } from '../storage/volumes.js';
+import { ContainerService } from './containers/service.js';
+import { EventBus } from './events.js';
+import type { HostFacts } from './spec/container-spec.js';
+
+export interface EngineOptions {
+  dataRoot: string;
+  execRoot: string;
+  /** Registries reached over plain HTTP ("host:port"). */
+  insecureRegistries?: string[];
+  /** Parent cgroup of the containers (default "/berth"). */
+  cgroupParent?: string;
+}
+
+export class Engine {
+  readonly options: EngineOptions;
+  readonly events = new EventBus();
+  readonly content: LocalContentStore;
+  readonly images: ImageStore;
+  readonly snapshotter: OverlaySnapshotter;
+  readonly volumes: VolumeStore;
+  readonly runtime: Runtime;
+  readonly containers: ContainerService;
+  readonly facts: HostFacts;
+  readonly startedAt = new Date();
+
+  private constructor(options: EngineOptions) {
+    this.options = options;
+    const data = path.resolve(options.dataRoot);
+    const exec = path.resolve(options.execRoot);
+    fs.mkdirSync(data, { recursive: true, mode: 0o711 });
+    fs.mkdirSync(exec, { recursive: true, mode: 0o700 });
+    this.content = new LocalContentStore(path.join(data, 'content'));
+    this.images = new ImageStore(path.join(data, 'images'), this.content);
+    this.snapshotter = new OverlaySnapshotter(path.join(data, 'snapshots'));
+    this.volumes = new VolumeStore(path.join(data, 'volumes'), { inUse: (name) => this.containers.volumeInUse(name) });
+    this.runtime = new Runtime({ root: path.join(exec, 'runtime') });
+    this.facts = hostFacts();
+    this.containers = new ContainerService({
+      containersDir: path.join(data, 'containers'),
+      execRoot: exec,
+      runtime: this.runtime,
+      images: this.images,
+      content: this.content,
+      snapshotter: this.snapshotter,
+      volumes: this.volumes,
+      events: this.events,
+      facts: this.facts,
+      cgroupParent: options.cgroupParent,
+    });
+  }
+
+  /** Opens the stores and reconciles with what survived the last daemon (see ContainerService.reconcile). */
+  static async open(options: EngineOptions): Promise<Engine> {
+    const engine = new Engine(options);
+    await engine.containers.reconcile();
+    return engine;
+  }
+
+  close(): void {
+    this.containers.close();
+  }
+}
+
+/** What containerSpec needs to know about this host. */
+function hostFacts(): HostFacts {
+  const read = (file: string): string | undefined => {
+    try {
+      return fs.readFileSync(file, 'utf8').trim();
+    } catch {
+      return undefined;
+    }
+  };
+  // Unified (v2) only when /sys/fs/cgroup itself is cgroup2; hybrid counts as v1, as dockerd does.
+  let cgroupVersion: 1 | 2 = 1;
+  try {
+    cgroupVersion = fs.existsSync('/sys/fs/cgroup/cgroup.controllers') ? 2 : 1;
+  } catch {
+    /* keep 1 */
+  }
+  const sysctls = ['net.ipv4.ip_unprivileged_port_start', 'net.ipv4.ping_group_range'].filter((s) => fs.existsSync(`/proc/sys/${s.replace(/\./g, '/')}`));
+  void read;
+  return { cgroupVersion, kernel: os.release(), sysctls };
+}
