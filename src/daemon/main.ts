@@ -20,6 +20,7 @@ Options:
   -p, --pidfile FILE          (default /run/berth.pid)
       --insecure-registry H   Registry reached over plain HTTP (repeatable)
       --group GROUP           Group owning the socket (default: docker, if it exists)
+      --cgroup-parent PATH    Parent cgroup of the containers (default /berth)
       --config-file FILE      (default /etc/berth/daemon.json)
   -D, --debug                 Log every request
   -l, --log-level LEVEL       debug|info|warn|error|fatal (default info)
@@ -33,6 +34,7 @@ interface DaemonConfig {
   pidfile?: string;
   'insecure-registries'?: string[];
   group?: string;
+  'cgroup-parent'?: string;
   debug?: boolean;
   'log-level'?: string;
 }
@@ -89,6 +91,7 @@ async function main(): Promise<void> {
         pidfile: { type: 'string', short: 'p' },
         'insecure-registry': { type: 'string', multiple: true },
         group: { type: 'string', short: 'G' },
+        'cgroup-parent': { type: 'string' },
         'config-file': { type: 'string' },
         debug: { type: 'boolean', short: 'D' },
         'log-level': { type: 'string', short: 'l' },
@@ -133,7 +136,12 @@ async function main(): Promise<void> {
   fs.mkdirSync(path.dirname(pidfile), { recursive: true });
   fs.writeFileSync(pidfile, String(process.pid));
 
-  const engine = await Engine.open({ dataRoot, execRoot, insecureRegistries: flags['insecure-registry'] ?? config['insecure-registries'] ?? [] });
+  const engine = await Engine.open({
+    dataRoot,
+    execRoot,
+    insecureRegistries: flags['insecure-registry'] ?? config['insecure-registries'] ?? [],
+    cgroupParent: flags['cgroup-parent'] ?? config['cgroup-parent'],
+  });
   const server = new ApiServer(engine, { log: debug ? log : (line) => line.startsWith('error') && log(line) });
   const group = groupId(flags.group ?? config.group);
   for (const host of hosts) await server.listen(socketPath(host), { group });

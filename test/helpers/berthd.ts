@@ -1,0 +1,121 @@
+/**
+ * A private berthd for tests: its own socket, data root, exec root, pid file and cgroup
+ * parent under a new temp dir, and the docker CLI pointed at it. stop() removes every
+ * container, stops the daemon and any shim it left, unmounts, removes the cgroups and the dir;
+ * kill9()/restart() exercise the daemon's crash survival.
+ */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+
+import { PACKAGE_ROOT } from '../../src/common/paths.js';
+import { cmd, DOCKER, existingCgroups, pidsMentioning, poll, removeCgroups, stopPid, unmountUnder, type CmdResult } from './engines.js';
+import { testImagesDir } from './images.js';
+
+export const BERTHD = path.join(PACKAGE_ROOT, 'bin', 'berthd');
+
+export interface PrivateBerthd {
+  dir: string;
+  socket: string;
+  /** DOCKER_HOST (and a private DOCKER_CONFIG) for this daemon. */
+  env: NodeJS.ProcessEnv;
+  cgroupParent: string;
+  pid(): number | undefined;
+  docker(args: string[], timeoutMs?: number, input?: string): CmdResult;
+  dockerOk(args: string[], timeoutMs?: number): string;
+  /** Loads test images (busybox, multilayer, web) from their docker-archive tarballs. */
+  loadImages(...names: string[]): void;
+  logTail(lines?: number): string;
+  /** SIGKILL the daemon (containers stay, under their shims). */
+  kill9(): Promise<void>;
+  /** Starts the daemon again on the same roots. */
+  start(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export async function startBerthd(opts: { prefix?: string; timeoutMs?: number; extraArgs?: string[] } = {}): Promise<PrivateBerthd> {
+  assert.ok(DOCKER, 'the docker CLI is needed');
+  const dir = fs.mkdtempSync(`/tmp/${opts.prefix ?? 'berthd-'}`);
+  const socket = path.join(dir, 'berth.sock');
+  const cgroupParent = `/${path.basename(dir)}`;
+  const cgroupsBefore = existingCgroups([cgroupParent.slice(1)]);
+  fs.mkdirSync(path.join(dir, 'cli'));
+  const env: NodeJS.ProcessEnv = { ...process.env, DOCKER_HOST: `unix://${socket}`, DOCKER_CONFIG: path.join(dir, 'cli') };
+  delete env.DOCKER_CONTEXT;
+  const defaultTimeout = opts.timeoutMs ?? 60_000;
+  let daemonPid: number | undefined;
+
+  const logTail = (lines = 30): string => {
+    try {
+      return '--- berthd.log ---\n' + fs.readFileSync(path.join(dir, 'berthd.log'), 'utf8').split('\n').slice(-lines).join('\n');
+    } catch {
+      return '';
+    }
+  };
+  const docker = (args: string[], timeoutMs = defaultTimeout, input?: string): CmdResult => cmd(DOCKER!, args, { env, timeoutMs, input });
+  const dockerOk = (args: string[], timeoutMs = defaultTimeout): string => {
+    const r = docker(args, timeoutMs);
+    assert.equal(r.status, 0, `docker ${args.join(' ')} (exit ${r.status}): ${r.stderr}\n${logTail()}`);
+    return r.stdout;
+  };
+
+  const start = async (): Promise<void> => {
+    const log = fs.openSync(path.join(dir, 'berthd.log'), 'a');
+    const child = spawn(
+      BERTHD,
+      ['-H', `unix://${socket}`, '--data-root', path.join(dir, 'data'), '--exec-root', path.join(dir, 'exec'), '--pidfile', path.join(dir, 'berthd.pid'), '--cgroup-parent', cgroupParent, '--config-file', path.join(dir, 'daemon.json'), '-D', ...(opts.extraArgs ?? [])],
+      { stdio: ['ignore', log, log], detached: true },
+    );
+    fs.closeSync(log);
+    daemonPid = child.pid;
+    child.unref();
+    const up = await poll(() => {
+      if (daemonPid && !fs.existsSync(`/proc/${daemonPid}`)) return true;
+      return fs.existsSync(socket) && docker(['version', '--format', '{{.Server.Version}}'], 10_000).status === 0;
+    }, 30_000, 50);
+    if (!up || !daemonPid || !fs.existsSync(`/proc/${daemonPid}`)) throw new Error(`berthd did not start\n${logTail()}`);
+  };
+
+  const kill9 = async (): Promise<void> => {
+    if (!daemonPid) return;
+    try {
+      process.kill(daemonPid, 'SIGKILL');
+    } catch {
+      /* gone */
+    }
+    await poll(() => !fs.existsSync(`/proc/${daemonPid}`) || /^State:\s+Z/m.test(fs.readFileSync(`/proc/${daemonPid}/status`, 'utf8')), 5000);
+    daemonPid = undefined;
+  };
+
+  let stopped = false;
+  const stop = async (): Promise<void> => {
+    if (stopped) return;
+    stopped = true;
+    const ids: string[] = [];
+    if (daemonPid && fs.existsSync(socket)) {
+      const left = docker(['ps', '-aq', '--no-trunc'], 20_000).stdout.split('\n').filter(Boolean);
+      ids.push(...left);
+      if (left.length) docker(['rm', '-f', '-v', ...left], 60_000);
+    }
+    await stopPid(daemonPid, 10_000);
+    // Shims (and their containers) of anything left: found by the dir in their command line.
+    for (const pid of pidsMentioning(dir)) await stopPid(pid, 3000);
+    unmountUnder(dir);
+    removeCgroups([cgroupParent.slice(1)], [''], cgroupsBefore);
+    if (!process.env.BERTH_KEEP_ENGINE_DIRS) fs.rmSync(dir, { recursive: true, force: true });
+  };
+
+  const loadImages = (...names: string[]): void => {
+    const images = testImagesDir();
+    for (const name of names) dockerOk(['load', '-q', '-i', path.join(images, 'docker-archive', `${name}.tar`)], 120_000);
+  };
+
+  try {
+    await start();
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  return { dir, socket, env, cgroupParent, pid: () => daemonPid, docker, dockerOk, loadImages, logTail, kill9, start, stop };
+}
