@@ -4,6 +4,7 @@
  */
 #include "common.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -223,7 +224,15 @@ static void resolve_program(const struct plan_op *op) {
   need_args(op, 2);
   const char *name = op->argv[0];
   if (strchr(name, '/')) {
-    if (access(name, X_OK) < 0) fail_errno("exec: \"%s\"", name);
+    /* runc's (Go's) wording, lower case: docker run maps "no such file or directory" to exit
+       127 and "permission denied" to 126 by matching these words. */
+    if (access(name, X_OK) < 0) {
+      char reason[128];
+      snprintf(reason, sizeof reason, "%s", strerror(errno));
+      reason[0] = (char)tolower((unsigned char)reason[0]);
+      if (errno == ENOENT) fail("exec: \"%s\": stat %s: %s", name, name, reason);
+      fail("exec: \"%s\": %s", name, reason);
+    }
     resolved_exec = strdup(name);
     return;
   }

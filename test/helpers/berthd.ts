@@ -34,13 +34,14 @@ export interface PrivateBerthd {
   stop(): Promise<void>;
 }
 
-export async function startBerthd(opts: { prefix?: string; timeoutMs?: number; extraArgs?: string[] } = {}): Promise<PrivateBerthd> {
+export async function startBerthd(opts: { prefix?: string; timeoutMs?: number; extraArgs?: string[]; config?: object } = {}): Promise<PrivateBerthd> {
   assert.ok(DOCKER, 'the docker CLI is needed');
   const dir = fs.mkdtempSync(`/tmp/${opts.prefix ?? 'berthd-'}`);
   const socket = path.join(dir, 'berth.sock');
   const cgroupParent = `/${path.basename(dir)}`;
   const cgroupsBefore = existingCgroups([cgroupParent.slice(1)]);
   fs.mkdirSync(path.join(dir, 'cli'));
+  fs.writeFileSync(path.join(dir, 'daemon.json'), JSON.stringify(opts.config ?? {}));
   const env: NodeJS.ProcessEnv = { ...process.env, DOCKER_HOST: `unix://${socket}`, DOCKER_CONFIG: path.join(dir, 'cli') };
   delete env.DOCKER_CONTEXT;
   const defaultTimeout = opts.timeoutMs ?? 60_000;

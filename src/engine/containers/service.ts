@@ -223,7 +223,7 @@ export class ContainerService {
       imageRef: config.Image,
       path: argv[0]!,
       args: argv.slice(1),
-      config: { ...config, Hostname: config.Hostname || id.slice(0, 12), Cmd: cmd, Entrypoint: entrypoint.length ? entrypoint : null },
+      config: mergeImageConfig({ ...config, Hostname: config.Hostname || id.slice(0, 12), Cmd: cmd, Entrypoint: entrypoint.length ? entrypoint : null }, imageConfig.config ?? {}),
       hostConfig,
       state: newState(),
       restartCount: 0,
@@ -766,6 +766,25 @@ export class ContainerService {
     for (const timer of this.restartTimers.values()) clearTimeout(timer);
     this.restartTimers.clear();
   }
+}
+
+/**
+ * The image's config folded into the container's, as moby's merge() does at create: what the
+ * request left empty comes from the image; Env, Labels, ExposedPorts and Volumes are joined
+ * (the request wins). Inspect shows the result; the spec is built from it.
+ */
+function mergeImageConfig(config: ContainerConfig, image: NonNullable<ReturnType<typeof parseImageConfig>['config']>): ContainerConfig {
+  const merged: ContainerConfig = { ...config };
+  if (!merged.User && image.User) merged.User = image.User;
+  if (!merged.WorkingDir && image.WorkingDir) merged.WorkingDir = image.WorkingDir;
+  if (!merged.StopSignal && image.StopSignal) merged.StopSignal = image.StopSignal;
+  const keys = new Set((merged.Env ?? []).map((e) => e.split('=')[0]));
+  merged.Env = [...(merged.Env ?? []), ...(image.Env ?? []).filter((e) => !keys.has(e.split('=')[0]))];
+  if (image.Labels) merged.Labels = { ...image.Labels, ...(merged.Labels ?? {}) };
+  if (image.ExposedPorts) merged.ExposedPorts = { ...image.ExposedPorts, ...(merged.ExposedPorts ?? {}) };
+  if (image.Volumes) merged.Volumes = { ...image.Volumes, ...(merged.Volumes ?? {}) };
+  if (merged.Healthcheck === undefined && image.Healthcheck) merged.Healthcheck = image.Healthcheck;
+  return merged;
 }
 
 function checkRestartPolicy(host: ContainerHostConfig): void {

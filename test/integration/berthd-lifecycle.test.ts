@@ -1,0 +1,224 @@
+/**
+ * berthd driven by the real docker CLI (v28; the 20.10 client where noted): the container
+ * lifecycle of issue 4's first acceptance point. A private berthd per file (test/helpers/berthd.ts),
+ * images loaded from the test images' docker-archive tarballs.
+ */
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+
+import { mountPointsUnder } from '../../src/common/mountinfo.js';
+import { startBerthd, type PrivateBerthd } from '../helpers/berthd.js';
+import { DOCKER, dockerdSkip, poll, which } from '../helpers/engines.js';
+
+const skip = dockerdSkip;
+const DOCKER_20 = which('/usr/bin/docker');
+
+describe('berthd with the docker CLI', { skip }, () => {
+  let d: PrivateBerthd;
+  before(async () => {
+    d = await startBerthd({ prefix: 'berthd-life-' });
+    d.loadImages('busybox', 'multilayer');
+  });
+  after(async () => {
+    await d?.stop();
+  });
+
+  it('run --rm prints the output, exits 0 and leaves no container, mount or runtime state', () => {
+    const r = d.docker(['run', '--rm', 'busybox', 'echo', 'hi']);
+    assert.equal(r.status, 0, r.stderr + d.logTail());
+    assert.equal(r.stdout, 'hi\n');
+    assert.equal(d.dockerOk(['ps', '-aq']), '');
+    assert.deepEqual(mountPointsUnder(d.dir), []);
+    assert.deepEqual(fs.readdirSync(path.join(d.dir, 'exec', 'runtime')), []);
+  });
+
+  it('run passes the exit code, stdout and stderr apart', () => {
+    const r = d.docker(['run', '--rm', 'busybox', 'sh', '-c', 'echo out; echo err >&2; exit 3']);
+    assert.equal(r.status, 3);
+    assert.equal(r.stdout, 'out\n');
+    assert.equal(r.stderr, 'err\n');
+  });
+
+  it('the 20.10 client runs too', { skip: !DOCKER_20 || DOCKER_20 === '/usr/local/bin/docker' ? 'no docker 20.10 client' : false }, () => {
+    const run = spawnSync(DOCKER_20!, ['run', '--rm', 'busybox', 'echo', 'from-20.10'], { env: d.env, encoding: 'utf8', timeout: 60_000 });
+    assert.equal(run.status, 0, run.stderr);
+    assert.equal(run.stdout, 'from-20.10\n');
+    const ps = spawnSync(DOCKER_20!, ['ps', '-a'], { env: d.env, encoding: 'utf8', timeout: 60_000 });
+    assert.equal(ps.status, 0, ps.stderr);
+  });
+
+  it('run -d, ps, logs, logs -f, top, inspect, stop, start, restart, kill, rm -f', async () => {
+    const id = d.dockerOk(['run', '-d', '--name', 'ticker', 'busybox', 'sh', '-c', 'trap "echo bye; exit 0" TERM; i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.1; done']).trim();
+    assert.match(id, /^[a-f0-9]{64}$/);
+    assert.match(d.dockerOk(['ps', '--format', '{{.ID}} {{.Names}} {{.Status}}']), new RegExp(`^${id.slice(0, 12)} ticker Up `, 'm'));
+    assert.ok(await poll(() => d.dockerOk(['logs', 'ticker']).includes('tick 2'), 5000));
+    assert.equal(d.dockerOk(['logs', '--tail', '1', 'ticker']).split('\n').filter(Boolean).length, 1);
+    const top = d.dockerOk(['top', 'ticker']);
+    assert.match(top, /sh -c trap/);
+    assert.equal(d.dockerOk(['inspect', '-f', '{{.State.Running}} {{.Name}} {{.Config.Image}}', 'ticker']).trim(), 'true /ticker busybox');
+    const pid = Number(d.dockerOk(['inspect', '-f', '{{.State.Pid}}', 'ticker']));
+    assert.ok(fs.existsSync(`/proc/${pid}`), 'the reported pid is the container process');
+
+    // logs -f follows, and ends when the container stops (the trap prints "bye" and exits 0).
+    const follow = spawn(DOCKER!, ['logs', '-f', '--tail', '0', 'ticker'], { env: d.env, stdio: ['ignore', 'pipe', 'inherit'] });
+    let followed = '';
+    follow.stdout.on('data', (chunk: Buffer) => (followed += chunk.toString()));
+    const followEnded = new Promise<number | null>((resolve) => follow.on('exit', resolve));
+    assert.ok(await poll(() => /tick \d+\n.*tick/s.test(followed), 5000), 'logs -f shows new lines');
+    const t0 = Date.now();
+    d.dockerOk(['stop', '-t', '5', 'ticker']);
+    assert.ok(Date.now() - t0 < 4000, 'a container handling SIGTERM stops at once');
+    assert.equal(d.dockerOk(['inspect', '-f', '{{.State.Status}} {{.State.ExitCode}}', 'ticker']).trim(), 'exited 0');
+    assert.match(d.dockerOk(['logs', '--tail', '1', 'ticker']), /bye/);
+    assert.equal(await followEnded, 0, 'logs -f returns when the container stops');
+    assert.match(followed, /bye\n$/);
+    assert.deepEqual(mountPointsUnder(d.dir), [], 'the rootfs is unmounted after the exit');
+
+    d.dockerOk(['start', 'ticker']);
+    assert.equal(d.dockerOk(['inspect', '-f', '{{.State.Running}}', 'ticker']).trim(), 'true');
+    const pid1 = d.dockerOk(['inspect', '-f', '{{.State.Pid}}', 'ticker']).trim();
+    d.dockerOk(['restart', '-t', '1', 'ticker']);
+    const pid2 = d.dockerOk(['inspect', '-f', '{{.State.Pid}}', 'ticker']).trim();
+    assert.notEqual(pid1, pid2);
+    d.dockerOk(['kill', 'ticker']);
+    assert.ok(await poll(() => d.dockerOk(['inspect', '-f', '{{.State.Status}}', 'ticker']).trim() === 'exited', 5000));
+    assert.equal(d.dockerOk(['inspect', '-f', '{{.State.ExitCode}}', 'ticker']).trim(), '137');
+    d.dockerOk(['start', 'ticker']);
+    d.dockerOk(['rm', '-f', 'ticker']);
+    assert.equal(d.docker(['inspect', 'ticker']).status, 1);
+    assert.deepEqual(mountPointsUnder(d.dir), []);
+  });
+
+  it('stop sends SIGKILL after the timeout to a PID 1 that ignores SIGTERM', () => {
+    d.dockerOk(['run', '-d', '--name', 'stubborn', 'busybox', 'sleep', '1000']);
+    const t0 = Date.now();
+    d.dockerOk(['stop', '-t', '1', 'stubborn']);
+    const took = Date.now() - t0;
+    assert.ok(took >= 900 && took < 5000, `took ${took} ms`);
+    assert.equal(d.dockerOk(['inspect', '-f', '{{.State.ExitCode}}', 'stubborn']).trim(), '137');
+    d.dockerOk(['rm', 'stubborn']);
+  });
+
+  it('wait prints the exit code; rm refuses a running container without -f', () => {
+    d.dockerOk(['run', '-d', '--name', 'waiter', 'busybox', 'sh', '-c', 'sleep 0.3; exit 7']);
+    const rm = d.docker(['rm', 'waiter']);
+    assert.notEqual(rm.status, 0);
+    assert.match(rm.stderr, /cannot remove a running container/i);
+    assert.equal(d.dockerOk(['wait', 'waiter']).trim(), '7');
+    d.dockerOk(['rm', 'waiter']);
+  });
+
+  it('pause and unpause freeze the container', () => {
+    d.dockerOk(['run', '-d', '--name', 'frozen', 'busybox', 'sleep', '1000']);
+    d.dockerOk(['pause', 'frozen']);
+    assert.equal(d.dockerOk(['inspect', '-f', '{{.State.Status}}', 'frozen']).trim(), 'paused');
+    d.dockerOk(['unpause', 'frozen']);
+    assert.equal(d.dockerOk(['inspect', '-f', '{{.State.Status}}', 'frozen']).trim(), 'running');
+    d.dockerOk(['rm', '-f', 'frozen']);
+  });
+
+  it('merges the image config with the request: env, workdir, user, entrypoint, hostname', () => {
+    const out = d.dockerOk(['run', '--rm', '-e', 'FOO=bar', '-w', '/tmp', '-u', '65534:65534', '-h', 'box', 'busybox', 'sh', '-c', 'echo $FOO $(pwd) $(id -u):$(id -g) $(hostname) $HOME']);
+    assert.equal(out.trim(), 'bar /tmp 65534:65534 box /nonexistent', 'HOME from the passwd entry, as Docker');
+    assert.equal(d.dockerOk(['run', '--rm', '--entrypoint', 'echo', 'busybox', 'a', 'b']).trim(), 'a b');
+    assert.equal(d.dockerOk(['run', '--rm', '-u', 'nobody', 'busybox', 'id', '-un']).trim(), 'nobody');
+    assert.equal(d.dockerOk(['run', '--rm', 'busybox', 'sh', '-c', 'echo $HOME $HOSTNAME | wc -w']).trim(), '2');
+  });
+
+  it('multi-layer images show their merged tree with whiteouts applied', () => {
+    const out = d.dockerOk(['run', '--rm', 'multilayer', 'sh', '-c', 'ls /data | sort | tr "\\n" " "']);
+    assert.ok(out.length > 0);
+  });
+
+  it('--read-only, --tmpfs, --memory and --pids-limit reach the container', () => {
+    const ro = d.docker(['run', '--rm', '--read-only', '--tmpfs', '/scratch', 'busybox', 'sh', '-c', 'touch /x 2>/dev/null && echo wrote-root; touch /scratch/y && echo wrote-tmpfs']);
+    assert.equal(ro.stdout, 'wrote-tmpfs\n', ro.stderr);
+    const id = d.dockerOk(['run', '-d', '-m', '64m', '--pids-limit', '50', 'busybox', 'sleep', '100']).trim();
+    const limit = fs.readFileSync(`/sys/fs/cgroup/memory${d.cgroupParent}/${id}/memory.limit_in_bytes`, 'utf8').trim();
+    assert.equal(limit, String(64 * 1024 * 1024));
+    assert.equal(fs.readFileSync(`/sys/fs/cgroup/pids${d.cgroupParent}/${id}/pids.max`, 'utf8').trim(), '50');
+    d.dockerOk(['rm', '-f', id]);
+    assert.ok(!fs.existsSync(`/sys/fs/cgroup/memory${d.cgroupParent}/${id}`), 'the cgroup goes with the container');
+  });
+
+  it('volumes: named data outlives the container, -v removes only anonymous ones', () => {
+    d.dockerOk(['volume', 'create', 'keep']);
+    assert.match(d.dockerOk(['volume', 'ls', '--format', '{{.Name}}']), /^keep$/m);
+    d.dockerOk(['run', '--rm', '-v', 'keep:/data', 'busybox', 'sh', '-c', 'echo persisted > /data/file']);
+    assert.equal(d.dockerOk(['run', '--rm', '-v', 'keep:/data:ro', 'busybox', 'cat', '/data/file']), 'persisted\n');
+    const mountpoint = d.dockerOk(['volume', 'inspect', '-f', '{{.Mountpoint}}', 'keep']).trim();
+    assert.equal(fs.readFileSync(path.join(mountpoint, 'file'), 'utf8'), 'persisted\n');
+    const id = d.dockerOk(['create', '-v', 'keep:/named', '-v', '/anon', 'busybox', 'true']).trim();
+    const anon = JSON.parse(d.dockerOk(['inspect', '-f', '{{json .Mounts}}', id])).find((m: { Destination: string }) => m.Destination === '/anon').Name as string;
+    assert.match(anon, /^[a-f0-9]{64}$/);
+    const inUse = d.docker(['volume', 'rm', 'keep']);
+    assert.notEqual(inUse.status, 0, 'a volume in use is not removed');
+    d.dockerOk(['rm', '-v', id]);
+    const names = d.dockerOk(['volume', 'ls', '-q']).split('\n');
+    assert.ok(names.includes('keep') && !names.includes(anon));
+    d.dockerOk(['volume', 'rm', 'keep']);
+    assert.equal(d.docker(['volume', 'inspect', 'keep']).status, 1);
+  });
+
+  it('bind mounts, read-only binds', () => {
+    const host = fs.mkdtempSync(path.join(d.dir, 'bind-'));
+    fs.writeFileSync(path.join(host, 'in'), 'from host\n');
+    assert.equal(d.dockerOk(['run', '--rm', '-v', `${host}:/h`, 'busybox', 'sh', '-c', 'cat /h/in; echo back > /h/out']), 'from host\n');
+    assert.equal(fs.readFileSync(path.join(host, 'out'), 'utf8'), 'back\n');
+    const ro = d.docker(['run', '--rm', '-v', `${host}:/h:ro`, 'busybox', 'touch', '/h/x']);
+    assert.notEqual(ro.status, 0);
+  });
+
+  it('restart policy on-failure:2 restarts twice, then stops', async () => {
+    d.dockerOk(['run', '-d', '--name', 'flaky', '--restart', 'on-failure:2', 'busybox', 'sh', '-c', 'exit 1']);
+    assert.ok(await poll(() => d.dockerOk(['inspect', '-f', '{{.RestartCount}} {{.State.Status}}', 'flaky']).trim() === '2 exited', 10_000), d.dockerOk(['inspect', '-f', '{{.RestartCount}} {{.State.Status}}', 'flaky']));
+    d.dockerOk(['rm', 'flaky']);
+  });
+
+  it('rename, ps filters and formats, -q', () => {
+    d.dockerOk(['create', '--name', 'before', '--label', 'team=a', 'busybox', 'true']);
+    d.dockerOk(['rename', 'before', 'after']);
+    assert.equal(d.dockerOk(['ps', '-a', '--filter', 'label=team=a', '--format', '{{.Names}} {{.State}}']).trim(), 'after created');
+    assert.equal(d.dockerOk(['ps', '-aq', '--filter', 'name=after']).trim().length, 12);
+    assert.equal(d.dockerOk(['ps', '-q', '--filter', 'name=after']).trim(), '');
+    d.dockerOk(['rm', 'after']);
+  });
+
+  it('events stream what happened', () => {
+    const since = Math.floor(Date.now() / 1000) - 1;
+    d.dockerOk(['run', '--rm', '--name', 'evented', 'busybox', 'true']);
+    const until = Math.floor(Date.now() / 1000) + 1;
+    const out = d.dockerOk(['events', '--since', String(since), '--until', String(until), '--filter', 'container=evented', '--format', '{{.Action}}']);
+    assert.deepEqual(out.split('\n').filter(Boolean), ['create', 'attach', 'start', 'die', 'destroy']);
+  });
+
+  it('errors as docker gives them: unknown container, unknown image, name conflict, bad flags', () => {
+    const missing = d.docker(['inspect', 'no-such-container']);
+    assert.equal(missing.status, 1);
+    assert.match(missing.stderr, /No such (container|object): no-such-container/);
+    const stop = d.docker(['stop', 'no-such-container']);
+    assert.equal(stop.status, 1);
+    assert.match(stop.stderr, /No such container: no-such-container/);
+    const image = d.docker(['run', '--rm', '--pull', 'never', 'no-such-image']);
+    assert.equal(image.status, 125);
+    assert.match(image.stderr, /No such image/i);
+    d.dockerOk(['create', '--name', 'taken', 'busybox', 'true']);
+    const conflict = d.docker(['run', '--name', 'taken', 'busybox', 'true']);
+    assert.equal(conflict.status, 125);
+    assert.match(conflict.stderr, /Conflict\. The container name "\/taken" is already in use/);
+    d.dockerOk(['rm', 'taken']);
+    const exe = d.docker(['run', '--rm', 'busybox', '/no/such/program']);
+    assert.equal(exe.status, 127, exe.stderr);
+    assert.equal(d.docker(['run', '--rm', 'busybox', 'nosuchcmd']).status, 127);
+    assert.equal(d.docker(['run', '--rm', 'busybox', '/etc/passwd']).status, 126);
+    assert.equal(d.dockerOk(['ps', '-aq']), '', '--rm removes a container whose start failed');
+  });
+
+  it('system df and info answer', () => {
+    assert.match(d.dockerOk(['system', 'df']), /Images/);
+    assert.match(d.dockerOk(['info', '--format', '{{.Driver}} {{.OSType}}']), /overlay2 linux/);
+  });
+});
