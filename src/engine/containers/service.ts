@@ -733,6 +733,13 @@ export class ContainerService {
    * Interrupted creates/removes are finished.
    */
   async reconcile(): Promise<void> {
+    // A create killed between preparing the writable layer and saving the record left a
+    // snapshot nothing refers to.
+    for (const snapshot of this.opts.snapshotter.list()) {
+      if (snapshot.kind === 'active' && /^[a-f0-9]{64}$/.test(snapshot.key) && !this.store.has(snapshot.key)) {
+        await this.opts.snapshotter.remove(snapshot.key).catch(() => undefined);
+      }
+    }
     for (const record of this.store.list()) {
       const id = record.id;
       const status: ContainerStatus = record.state.status;
@@ -748,15 +755,29 @@ export class ContainerService {
         await this.lock(id, () => this.handleExit(id, readExit(this.shimDir(id))));
         continue;
       }
-      // Not running: nothing may be left mounted or registered with the runtime.
-      if (shimPid(this.shimDir(id)) === undefined) {
-        await this.opts.runtime.delete(id, true).catch(() => undefined);
-        unmount(this.rootfsDir(id));
+      // Not running by the record, but a daemon killed inside start may have left a container
+      // that runs (start done, record not saved yet: adopt it) or waits for start (remove it).
+      if (shimPid(this.shimDir(id)) !== undefined && this.runtimeStatus(id) === 'running') {
+        record.state = { ...newState(), status: 'running', pid: this.opts.runtime.state(id).pid ?? 0, startedAt: nowIso(), finishedAt: record.state.finishedAt };
+        this.store.save(record);
+        this.monitor(id);
+        continue;
       }
+      await this.opts.runtime.delete(id, true).catch(() => undefined);
+      await new ShimClient(this.shimDir(id)).shutdown().catch(() => undefined);
+      unmount(this.rootfsDir(id));
       if (status === 'restarting') this.maybeRestart({ ...record, restartCount: Math.max(0, record.restartCount - 1) });
       else if (!record.stoppedByUser && (record.hostConfig.RestartPolicy?.Name === 'always' || record.hostConfig.RestartPolicy?.Name === 'unless-stopped') && record.state.startedAt !== ZERO_TIME) {
         this.maybeRestart(record);
       }
+    }
+  }
+
+  private runtimeStatus(id: string): string | undefined {
+    try {
+      return this.opts.runtime.state(id).status;
+    } catch {
+      return undefined;
     }
   }
 

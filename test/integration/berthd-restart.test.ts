@@ -1,0 +1,96 @@
+/**
+ * Issue 4, acceptance 4: kill -9 berthd while containers run and others are being created,
+ * start it again: every running container still runs with the same PID 1, its log has no gap,
+ * stop works, a container that exited meanwhile shows its real exit code, and once everything
+ * is removed nothing is left: no mounts, cgroups, runtime state or processes.
+ */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+
+import { mountPointsUnder } from '../../src/common/mountinfo.js';
+import { startBerthd, type PrivateBerthd } from '../helpers/berthd.js';
+import { cgroupRoots, DOCKER, dockerdSkip, pidsMentioning, poll, sleep } from '../helpers/engines.js';
+
+/** The counter lines of a log: each container prints "n <i>" with i = 0, 1, 2, ... */
+function counters(log: string): number[] {
+  return log
+    .split('\n')
+    .filter((l) => l.startsWith('n '))
+    .map((l) => Number(l.slice(2)));
+}
+
+describe('berthd survives kill -9', { skip: dockerdSkip }, () => {
+  let d: PrivateBerthd;
+  before(async () => {
+    d = await startBerthd({ prefix: 'berthd-crash-' });
+    d.loadImages('busybox');
+  });
+  after(async () => {
+    await d?.stop();
+  });
+
+  it('keeps running containers and their logs, settles interrupted creates, cleans up after', async () => {
+    const counter = 'i=0; while true; do echo "n $i"; i=$((i+1)); sleep 0.05; done';
+    const running = ['alpha', 'beta', 'gamma'].map((name) => d.dockerOk(['run', '-d', '--name', name, 'busybox', 'sh', '-c', counter]).trim());
+    const pids = running.map((id) => d.dockerOk(['inspect', '-f', '{{.State.Pid}}', id]).trim());
+    d.dockerOk(['run', '-d', '--name', 'short', 'busybox', 'sh', '-c', 'sleep 1; exit 42']);
+
+    // Creates in flight when the daemon dies: each must end up whole or not at all.
+    const inflight = Array.from({ length: 4 }, (_, i) =>
+      new Promise<number | null>((resolve) => {
+        const p = spawn(DOCKER!, ['run', '-d', '--name', `inflight${i}`, 'busybox', 'sleep', '1000'], { env: d.env, stdio: 'ignore' });
+        p.on('exit', resolve);
+      }),
+    );
+    await sleep(150);
+    await d.kill9();
+    await Promise.all(inflight);
+    // The daemon is gone; the containers are not, and their output still goes to the logs.
+    for (const pid of pids) assert.ok(fs.existsSync(`/proc/${pid}`), `container process ${pid} survives the daemon`);
+    await sleep(1500); // "short" exits while no daemon runs
+
+    await d.start();
+    for (const [i, id] of running.entries()) {
+      assert.equal(d.dockerOk(['inspect', '-f', '{{.State.Status}} {{.State.Pid}}', id]).trim(), `running ${pids[i]}`);
+      const seq = counters(d.dockerOk(['logs', id]));
+      assert.ok(seq.length > 20, `log of ${id} has ${seq.length} lines`);
+      seq.forEach((n, j) => assert.equal(n, j, `log of ${id} has no gap or repeat at line ${j}`));
+    }
+    assert.equal(d.dockerOk(['inspect', '-f', '{{.State.Status}} {{.State.ExitCode}}', 'short']).trim(), 'exited 42', 'the exit while the daemon was away is recorded');
+
+    // logs -f of a re-attached container follows new output.
+    const follow = spawn(DOCKER!, ['logs', '-f', '--tail', '0', 'alpha'], { env: d.env, stdio: ['ignore', 'pipe', 'ignore'] });
+    let followed = '';
+    follow.stdout.on('data', (c: Buffer) => (followed += c.toString()));
+    assert.ok(await poll(() => counters(followed).length >= 3, 5000), 'logs -f after the restart');
+    follow.kill();
+
+    // stop works after the restart (the exit is seen through the shim again).
+    d.dockerOk(['stop', '-t', '1', 'beta']);
+    assert.match(d.dockerOk(['inspect', '-f', '{{.State.Status}} {{.State.ExitCode}}', 'beta']).trim(), /^exited (137|143)$/);
+    // And the daemon runs new containers.
+    assert.equal(d.dockerOk(['run', '--rm', 'busybox', 'echo', 'after']).trim(), 'after');
+
+    // Interrupted creates: whatever exists is consistent and removable.
+    const states = d.dockerOk(['ps', '-a', '--filter', 'name=inflight', '--format', '{{.Names}} {{.State}}']).trim();
+    for (const line of states.split('\n').filter(Boolean)) assert.match(line, /^inflight\d (created|running|exited)$/, states);
+    const all = d.dockerOk(['ps', '-aq']).split('\n').filter(Boolean);
+    d.dockerOk(['rm', '-f', ...all]);
+    assert.equal(d.dockerOk(['ps', '-aq']), '');
+
+    // Nothing left: mounts, runtime state, cgroups, processes (but the daemon itself).
+    assert.deepEqual(mountPointsUnder(d.dir), []);
+    assert.deepEqual(fs.readdirSync(path.join(d.dir, 'exec', 'runtime')), []);
+    for (const root of cgroupRoots()) {
+      const parent = path.join(root, d.cgroupParent);
+      const left = fs.existsSync(parent) ? fs.readdirSync(parent, { withFileTypes: true }).filter((e) => e.isDirectory()) : [];
+      assert.deepEqual(left.map((e) => e.name), [], `cgroups left under ${parent}`);
+    }
+    assert.ok(await poll(() => pidsMentioning(d.dir).filter((p) => p !== d.pid()).length === 0, 15_000), `processes left: ${pidsMentioning(d.dir).join(' ')}`);
+    const snapshots = fs.readdirSync(path.join(d.dir, 'data', 'snapshots', 'snapshots'));
+    assert.deepEqual(snapshots, [], 'no writable layer left');
+  });
+});
