@@ -16,6 +16,7 @@ import path from 'node:path';
 
 import { ImageStore } from '../images/image-store.js';
 import { LocalContentStore } from '../images/content-store.js';
+import { CAPABILITIES } from '../runtime/plan/tables.js';
 import { Runtime } from '../runtime/runtime.js';
 import { OverlaySnapshotter } from '../storage/snapshotter.js';
 import { VolumeStore } from '../storage/volumes.js';
@@ -99,6 +100,12 @@ function hostFacts(): HostFacts {
     /* keep 1 */
   }
   const sysctls = ['net.ipv4.ip_unprivileged_port_start', 'net.ipv4.ping_group_range'].filter((s) => fs.existsSync(`/proc/sys/${s.replace(/\./g, '/')}`));
-  void read;
-  return { cgroupVersion, kernel: os.release(), sysctls };
+  // "ALL" capabilities (--privileged, --cap-add ALL) means the daemon's bounding set, as for
+  // dockerd: asking for more makes capset() fail (root here lacks CAP_SYS_RESOURCE).
+  const bounding = BigInt(`0x${/^CapBnd:\s*([0-9a-f]+)/m.exec(read('/proc/self/status') ?? '')?.[1] ?? '0'}`);
+  const capabilities = Object.entries(CAPABILITIES)
+    .filter(([, bit]) => (bounding >> BigInt(bit)) & 1n)
+    .sort(([, a], [, b]) => a - b)
+    .map(([name]) => name);
+  return { cgroupVersion, kernel: os.release(), sysctls, ...(capabilities.length ? { capabilities } : {}) };
 }
