@@ -21,6 +21,7 @@ Options:
       --insecure-registry H   Registry reached over plain HTTP (repeatable)
       --group GROUP           Group owning the socket (default: docker, if it exists)
       --cgroup-parent PATH    Parent cgroup of the containers (default /berth)
+      --userns-remap default  Every container in its own user namespace (own id range)
       --config-file FILE      (default /etc/berth/daemon.json)
   -D, --debug                 Log every request
   -l, --log-level LEVEL       debug|info|warn|error|fatal (default info)
@@ -35,6 +36,7 @@ interface DaemonConfig {
   'insecure-registries'?: string[];
   group?: string;
   'cgroup-parent'?: string;
+  'userns-remap'?: string;
   debug?: boolean;
   'log-level'?: string;
 }
@@ -92,6 +94,7 @@ async function main(): Promise<void> {
         'insecure-registry': { type: 'string', multiple: true },
         group: { type: 'string', short: 'G' },
         'cgroup-parent': { type: 'string' },
+        'userns-remap': { type: 'string' },
         'config-file': { type: 'string' },
         debug: { type: 'boolean', short: 'D' },
         'log-level': { type: 'string', short: 'l' },
@@ -116,6 +119,8 @@ async function main(): Promise<void> {
   const pidfile = flags.pidfile ?? config.pidfile ?? '/run/berth.pid';
   const level = flags['log-level'] ?? config['log-level'] ?? 'info';
   if (!['debug', 'info', 'warn', 'error', 'fatal'].includes(level)) fail(`invalid log level ${JSON.stringify(level)}`);
+  const remap = flags['userns-remap'] ?? config['userns-remap'] ?? '';
+  if (remap !== '' && remap !== 'default') fail(`--userns-remap ${JSON.stringify(remap)}: only "default" is supported (each container gets its own id range)`);
   const debug = flags.debug ?? config.debug ?? level === 'debug';
   const log = (line: string): void => void process.stderr.write(`${new Date().toISOString()} ${line}\n`);
 
@@ -141,6 +146,7 @@ async function main(): Promise<void> {
     execRoot,
     insecureRegistries: flags['insecure-registry'] ?? config['insecure-registries'] ?? [],
     cgroupParent: flags['cgroup-parent'] ?? config['cgroup-parent'],
+    usernsRemap: remap === 'default',
   });
   const server = new ApiServer(engine, { log: debug ? log : (line) => line.startsWith('error') && log(line) });
   const group = groupId(flags.group ?? config.group);

@@ -31,6 +31,8 @@ export interface EngineOptions {
   insecureRegistries?: string[];
   /** Parent cgroup of the containers (default "/berth"). */
   cgroupParent?: string;
+  /** Every container in its own user namespace unless UsernsMode is "host". */
+  usernsRemap?: boolean;
 }
 
 export class Engine {
@@ -50,7 +52,9 @@ export class Engine {
     const data = path.resolve(options.dataRoot);
     const exec = path.resolve(options.execRoot);
     fs.mkdirSync(data, { recursive: true, mode: 0o711 });
-    fs.mkdirSync(exec, { recursive: true, mode: 0o700 });
+    // 0711: a container in its own user namespace must pass through to its bundle (runc's rule).
+    fs.mkdirSync(exec, { recursive: true, mode: 0o711 });
+    fs.chmodSync(exec, 0o711);
     this.content = new LocalContentStore(path.join(data, 'content'));
     this.images = new ImageStore(path.join(data, 'images'), this.content);
     this.snapshotter = new OverlaySnapshotter(path.join(data, 'snapshots'));
@@ -68,6 +72,7 @@ export class Engine {
       events: this.events,
       facts: this.facts,
       cgroupParent: options.cgroupParent,
+      usernsRemap: options.usernsRemap,
     });
   }
 

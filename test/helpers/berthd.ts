@@ -37,6 +37,7 @@ export interface PrivateBerthd {
 export async function startBerthd(opts: { prefix?: string; timeoutMs?: number; extraArgs?: string[]; config?: object } = {}): Promise<PrivateBerthd> {
   assert.ok(DOCKER, 'the docker CLI is needed');
   const dir = fs.mkdtempSync(`/tmp/${opts.prefix ?? 'berthd-'}`);
+  fs.chmodSync(dir, 0o711); // containers with their own user namespace pass through to their bundles
   const socket = path.join(dir, 'berth.sock');
   const cgroupParent = `/${path.basename(dir)}`;
   const cgroupsBefore = existingCgroups([cgroupParent.slice(1)]);

@@ -5,10 +5,27 @@
  * clock or reach the daemon's socket; the flags that loosen this do.
  */
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import http from 'node:http';
 import { after, before, describe, it } from 'node:test';
 
+import { mountPointsUnder } from '../../src/common/mountinfo.js';
 import { startBerthd, type PrivateBerthd } from '../helpers/berthd.js';
-import { dockerdSkip } from '../helpers/engines.js';
+import { dockerdSkip, poll } from '../helpers/engines.js';
+
+/** One Docker API call over the socket (for what the docker CLI cannot ask for). */
+function api(socketPath: string, method: string, path: string, body?: unknown): Promise<unknown> {
+  return new Promise((resolve, reject) => {
+    const data = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
+    const req = http.request({ socketPath, method, path, headers: data ? { 'Content-Type': 'application/json', 'Content-Length': data.length } : {} }, (res) => {
+      let text = '';
+      res.on('data', (c: Buffer) => (text += c.toString()));
+      res.on('end', () => ((res.statusCode ?? 500) >= 400 ? reject(new Error(`${method} ${path}: ${res.statusCode} ${text}`)) : resolve(text ? JSON.parse(text) : undefined)));
+    });
+    req.on('error', reject);
+    req.end(data);
+  });
+}
 
 const DOCKER_DEFAULT_CAPEFF = '00000000a80425fb';
 
@@ -71,6 +88,26 @@ describe('berthd secure defaults', { skip: dockerdSkip }, () => {
     assert.notEqual(field(privileged.stdout, 'CapEff'), DOCKER_DEFAULT_CAPEFF);
     const nnp = sh('grep NoNewPrivs /proc/self/status', ['--security-opt', 'no-new-privileges']);
     assert.equal(field(nnp.stdout, 'NoNewPrivs'), '1');
+  });
+
+  it('UsernsMode "private": root inside, an unprivileged range outside, one range per container', async () => {
+    const script = 'id -u; touch /etc/written && echo wrote; stat -c %u /bin/busybox; sleep 5';
+    const ids: string[] = [];
+    for (let i = 0; i < 2; i++) {
+      const { Id } = (await api(d.socket, 'POST', '/containers/create', { Image: 'busybox', Cmd: ['sh', '-c', script], HostConfig: { UsernsMode: 'private' } })) as { Id: string };
+      await api(d.socket, 'POST', `/containers/${Id}/start`);
+      ids.push(Id);
+    }
+    const hostUids = ids.map((id) => {
+      const pid = d.dockerOk(['inspect', '-f', '{{.State.Pid}}', id]).trim();
+      return Number(/^Uid:\s+(\d+)/m.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))![1]);
+    });
+    for (const uid of hostUids) assert.ok(uid >= 65536, `host uid ${uid} is unprivileged`);
+    assert.notEqual(hostUids[0], hostUids[1], 'each container has its own range');
+    assert.ok(await poll(() => d.dockerOk(['logs', ids[0]!]).includes('wrote'), 5000));
+    assert.equal(d.dockerOk(['logs', ids[0]!]), '0\nwrote\n0\n', 'root inside owns the image files and can write them');
+    d.dockerOk(['rm', '-f', ...ids]);
+    assert.deepEqual(mountPointsUnder(d.dir), [], 'idmapped layers are unmounted');
   });
 
   it('runs as the requested user with no capabilities', () => {

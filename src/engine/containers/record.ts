@@ -83,6 +83,8 @@ export interface ContainerRecord {
   mounts: MountPoint[];
   /** The snapshot holding its writable layer. */
   snapshotKey: string;
+  /** Its own range of host ids when it runs in a user namespace (see userns.ts). */
+  idRange?: { base: number; size: number };
 }
 
 export const ZERO_TIME = '0001-01-01T00:00:00Z';

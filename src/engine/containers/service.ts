@@ -31,6 +31,7 @@ import { newState, ZERO_TIME, type ContainerConfig, type ContainerHostConfig, ty
 import { ContainerStore } from './store.js';
 import { randomName } from './names.js';
 import { resolveUser } from './user.js';
+import { allocateRange, idMappings, mountIdmapped, unmountIdmapped } from './userns.js';
 
 export interface ContainerServiceOptions {
   /** Persistent: records and per-container files (`<dataRoot>/containers/<id>`). */
@@ -46,6 +47,8 @@ export interface ContainerServiceOptions {
   facts?: HostFacts;
   /** Parent cgroup of every container (Docker's "/docker"). */
   cgroupParent?: string;
+  /** Every container in its own user namespace unless it asks for UsernsMode "host" (berthd --userns-remap). */
+  usernsRemap?: boolean;
   /** Log rotation handed to each shim. */
   log?: { maxSize: number; maxFiles: number };
 }
@@ -115,7 +118,8 @@ export class ContainerService {
   constructor(opts: ContainerServiceOptions) {
     this.opts = opts;
     this.store = new ContainerStore(opts.containersDir);
-    fs.mkdirSync(path.join(opts.execRoot, 'c'), { recursive: true, mode: 0o700 });
+    fs.mkdirSync(path.join(opts.execRoot, 'c'), { recursive: true, mode: 0o711 });
+    fs.chmodSync(path.join(opts.execRoot, 'c'), 0o711);
   }
 
   // ---- paths -------------------------------------------------------------------------------
@@ -196,8 +200,9 @@ export class ContainerService {
     const argv = [...(entrypoint ?? []), ...(cmd ?? [])];
     if (argv.length === 0) throw new InvalidArgumentError('No command specified', 'Cmd');
 
+    const idRange = this.wantsUserns(hostConfig) ? allocateRange(this.store.list().flatMap((c) => (c.idRange ? [c.idRange.base] : []))) : undefined;
     // Validate everything the spec will need now, so that a bad request fails at create.
-    containerSpec({ image: imageConfig, create: config, host: hostConfig, rootfs: '/', user: { uid: 0, gid: 0 }, cgroupsPath: `/${id}`, id, facts: this.opts.facts });
+    containerSpec({ image: imageConfig, create: config, host: hostConfig, rootfs: '/', user: { uid: 0, gid: 0 }, cgroupsPath: `/${id}`, id, facts: this.factsFor(idRange) });
 
     const snapshotKey = id;
     const chain = await this.ensureLayers(image, imageConfig);
@@ -230,6 +235,7 @@ export class ContainerService {
       stoppedByUser: false,
       mounts,
       snapshotKey,
+      ...(idRange ? { idRange } : {}),
     };
     this.store.save(record);
     this.opts.events.emit('container', 'create', id, { image: config.Image, name: name.slice(1) });
@@ -243,6 +249,20 @@ export class ContainerService {
     const parsed = parseManifest(this.opts.content.readBlob(image.manifest));
     if (parsed.kind !== 'manifest') throw new SystemError(`image ${image.config} points at an index, not a manifest`);
     return unpackImageLayers(parsed.manifest, imageConfig, { content: this.opts.content, snapshotter: this.opts.snapshotter });
+  }
+
+  private wantsUserns(host: ContainerHostConfig): boolean {
+    const mode = typeof host.UsernsMode === 'string' ? host.UsernsMode : '';
+    return mode === 'private' || (this.opts.usernsRemap === true && mode !== 'host');
+  }
+
+  /** Host facts for one container: with its id mappings when it has its own user namespace. */
+  private factsFor(range: { base: number; size: number } | undefined): HostFacts | undefined {
+    return range ? { ...this.opts.facts, idMappings: idMappings(range) } : this.opts.facts;
+  }
+
+  private layersDir(id: string): string {
+    return path.join(this.bundleDir(id), 'layers');
   }
 
   private uniqueRandomName(): string {
@@ -273,9 +293,13 @@ export class ContainerService {
     const rootfs = this.rootfsDir(id);
     const shimDir = this.shimDir(id);
     try {
-      fs.mkdirSync(bundle, { recursive: true, mode: 0o700 });
+      fs.mkdirSync(bundle, { recursive: true, mode: 0o711 });
       fs.mkdirSync(rootfs, { recursive: true });
-      if (!isMountPoint(rootfs)) mountAll(this.opts.snapshotter.mounts(record.snapshotKey), rootfs);
+      if (!isMountPoint(rootfs)) {
+        const mounts = this.opts.snapshotter.mounts(record.snapshotKey);
+        if (record.idRange) mountIdmapped(mounts, rootfs, this.layersDir(id), record.idRange);
+        else mountAll(mounts, rootfs);
+      }
       const spec = await this.buildSpec(record, rootfs);
       fs.writeFileSync(path.join(bundle, 'config.json'), JSON.stringify(spec));
       // A runtime record left from a run that ended while we were away.
@@ -287,6 +311,7 @@ export class ContainerService {
       const message = err instanceof Error ? err.message : String(err);
       await this.opts.runtime.delete(id, true).catch(() => undefined);
       unmount(rootfs);
+      unmountIdmapped(this.layersDir(id));
       record.state = { ...record.state, status: record.state.status === 'created' ? 'created' : 'exited', error: message, exitCode: startFailureCode(message), pid: 0 };
       this.store.save(record);
       this.failPendingAttach(id);
@@ -328,7 +353,7 @@ export class ContainerService {
       user,
       cgroupsPath: `${parent}/${record.id}`,
       id: record.id,
-      facts: this.opts.facts,
+      facts: this.factsFor(record.idRange),
     });
     if (spec.process && !(spec.process.env ?? []).some((e) => e.startsWith('HOME='))) spec.process.env = [...(spec.process.env ?? []), `HOME=${user.home}`];
     for (const m of record.mounts) if (m.Type === 'bind' && !fs.existsSync(m.Source)) fs.mkdirSync(m.Source, { recursive: true });
@@ -417,6 +442,7 @@ export class ContainerService {
   private async cleanupRun(id: string): Promise<void> {
     await this.opts.runtime.delete(id, true).catch(() => undefined);
     unmount(this.rootfsDir(id));
+    unmountIdmapped(this.layersDir(id));
     await new ShimClient(this.shimDir(id)).shutdown().catch(() => undefined);
   }
 
@@ -766,6 +792,7 @@ export class ContainerService {
       await this.opts.runtime.delete(id, true).catch(() => undefined);
       await new ShimClient(this.shimDir(id)).shutdown().catch(() => undefined);
       unmount(this.rootfsDir(id));
+      unmountIdmapped(this.layersDir(id));
       if (status === 'restarting') this.maybeRestart({ ...record, restartCount: Math.max(0, record.restartCount - 1) });
       else if (!record.stoppedByUser && (record.hostConfig.RestartPolicy?.Name === 'always' || record.hostConfig.RestartPolicy?.Name === 'unless-stopped') && record.state.startedAt !== ZERO_TIME) {
         this.maybeRestart(record);

@@ -23,7 +23,9 @@ export class ContainerStore {
   private readonly byName = new Map<string, string>();
 
   constructor(readonly root: string) {
-    fs.mkdirSync(root, { recursive: true, mode: 0o700 });
+    // 0711 and the records 0600: containers in their own user namespace bind-mount their /etc files from here.
+    fs.mkdirSync(root, { recursive: true, mode: 0o711 });
+    fs.chmodSync(root, 0o711);
     for (const id of fs.readdirSync(root)) {
       if (!ID.test(id)) continue;
       try {
@@ -91,7 +93,7 @@ export class ContainerStore {
 
   save(record: ContainerRecord): void {
     const dir = this.dir(record.id);
-    fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+    fs.mkdirSync(dir, { recursive: true, mode: 0o711 });
     writeFileAtomicSync(path.join(dir, RECORD_FILE), JSON.stringify(record));
     const previous = this.byId.get(record.id);
     if (previous && previous.name !== record.name) this.byName.delete(previous.name);
