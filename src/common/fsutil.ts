@@ -4,8 +4,17 @@ import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 
-/** temp file + fsync + rename + fsync of the directory; the temp file is removed on failure. */
-export function writeFileAtomicSync(file: string, text: string): void {
+/**
+ * temp file + fsync + rename + fsync of the directory; the temp file is removed on failure.
+ *
+ * `durable: false` skips both fsyncs: the rename alone is atomic for every process (a reader, or
+ * the next daemon after a SIGKILL, sees the old file or the new one, never a part), and only a
+ * power loss or kernel crash could lose the latest version. Use it for state that the next boot
+ * rebuilds anyway (container runtime state), where an fsync per state change (several ms here)
+ * would dominate the container's start time.
+ */
+export function writeFileAtomicSync(file: string, text: string, opts: { durable?: boolean } = {}): void {
+  const durable = opts.durable ?? true;
   const tmp = `${file}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`;
   let fd: number | undefined;
   try {
@@ -13,7 +22,7 @@ export function writeFileAtomicSync(file: string, text: string): void {
     const bytes = Buffer.from(text);
     let written = 0;
     while (written < bytes.length) written += fs.writeSync(fd, bytes, written, bytes.length - written);
-    fs.fsyncSync(fd);
+    if (durable) fs.fsyncSync(fd);
     fs.closeSync(fd);
     fd = undefined;
     fs.renameSync(tmp, file);
@@ -22,6 +31,7 @@ export function writeFileAtomicSync(file: string, text: string): void {
     fs.rmSync(tmp, { force: true });
     throw err;
   }
+  if (!durable) return;
   const dir = fs.openSync(path.dirname(file), 'r');
   try {
     fs.fsyncSync(dir);
@@ -42,14 +52,15 @@ export function processAlive(pid: number): boolean {
 
 
 /** As writeFileAtomicSync, asynchronous, with a file mode. */
-export async function writeFileAtomic(file: string, data: string | Buffer, mode = 0o600): Promise<void> {
+export async function writeFileAtomic(file: string, data: string | Buffer, mode = 0o600, opts: { durable?: boolean } = {}): Promise<void> {
+  const durable = opts.durable ?? true;
   const dir = path.dirname(file);
   const tmp = path.join(dir, `.${path.basename(file)}.${process.pid}-${randomBytes(6).toString('hex')}.tmp`);
   const handle = await fsp.open(tmp, 'wx', mode);
   try {
     try {
       await handle.writeFile(data);
-      await handle.sync();
+      if (durable) await handle.sync();
     } finally {
       await handle.close();
     }
@@ -58,7 +69,7 @@ export async function writeFileAtomic(file: string, data: string | Buffer, mode 
     await fsp.rm(tmp, { force: true });
     throw e;
   }
-  await syncDirectory(dir);
+  if (durable) await syncDirectory(dir);
 }
 
 /** Makes a rename in `dir` durable. */

@@ -1,7 +1,9 @@
 /**
  * The containers the engine knows, one `<root>/<id>/container.json` each. Every save is a
- * temp file, fsync and rename (writeFileAtomicSync), so a daemon killed at any moment leaves
- * either the old record or the new one. One small file per container rather than a database:
+ * temp file and a rename (writeFileAtomicSync), so a daemon killed at any moment leaves
+ * either the old record or the new one. Not fsynced: a record changes at every start and exit,
+ * an fsync costs several ms here, and what a power loss could roll back (a state change) is
+ * what the next boot's reconcile rewrites anyway: after a reboot no container runs. One small file per container rather than a database:
  * records are written one at a time, and a record's directory is also where the container's
  * other files live, so `rm` removes one directory.
  */
@@ -94,7 +96,7 @@ export class ContainerStore {
   save(record: ContainerRecord): void {
     const dir = this.dir(record.id);
     fs.mkdirSync(dir, { recursive: true, mode: 0o711 });
-    writeFileAtomicSync(path.join(dir, RECORD_FILE), JSON.stringify(record));
+    writeFileAtomicSync(path.join(dir, RECORD_FILE), JSON.stringify(record), { durable: false });
     const previous = this.byId.get(record.id);
     if (previous && previous.name !== record.name) this.byName.delete(previous.name);
     this.byId.set(record.id, record);
