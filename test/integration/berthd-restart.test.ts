@@ -37,6 +37,7 @@ describe('berthd survives kill -9', { skip: dockerdSkip }, () => {
     const running = ['alpha', 'beta', 'gamma'].map((name) => d.dockerOk(['run', '-d', '--name', name, 'busybox', 'sh', '-c', counter]).trim());
     const pids = running.map((id) => d.dockerOk(['inspect', '-f', '{{.State.Pid}}', id]).trim());
     d.dockerOk(['run', '-d', '--name', 'short', 'busybox', 'sh', '-c', 'sleep 1; exit 42']);
+    d.dockerOk(['run', '--rm', '-v', 'kept:/data', 'busybox', 'sh', '-c', 'echo survives > /data/f']);
 
     // Creates in flight when the daemon dies: each must end up whole or not at all.
     const inflight = Array.from({ length: 4 }, (_, i) =>
@@ -61,6 +62,9 @@ describe('berthd survives kill -9', { skip: dockerdSkip }, () => {
     }
     assert.equal(d.dockerOk(['inspect', '-f', '{{.State.Status}} {{.State.ExitCode}}', 'short']).trim(), 'exited 42', 'the exit while the daemon was away is recorded');
 
+    // A named volume's data outlives its container and the daemon (issue 3, acceptance 4).
+    assert.equal(d.dockerOk(['run', '--rm', '-v', 'kept:/data', 'busybox', 'cat', '/data/f']), 'survives\n');
+
     // logs -f of a re-attached container follows new output.
     const follow = spawn(DOCKER!, ['logs', '-f', '--tail', '0', 'alpha'], { env: d.env, stdio: ['ignore', 'pipe', 'ignore'] });
     let followed = '';
@@ -79,6 +83,7 @@ describe('berthd survives kill -9', { skip: dockerdSkip }, () => {
     for (const line of states.split('\n').filter(Boolean)) assert.match(line, /^inflight\d (created|running|exited)$/, states);
     const all = d.dockerOk(['ps', '-aq']).split('\n').filter(Boolean);
     d.dockerOk(['rm', '-f', ...all]);
+    d.dockerOk(['volume', 'rm', 'kept']);
     assert.equal(d.dockerOk(['ps', '-aq']), '');
 
     // Nothing left: mounts, runtime state, cgroups, processes (but the daemon itself).
