@@ -11,6 +11,7 @@ import { Context, commonHeaders } from './context.js';
 import { errorMessage, errorStatus } from './errors.js';
 import { Router } from './router.js';
 import { containerRoutes } from './routes/containers.js';
+import { containerFsRoutes } from './routes/container-fs.js';
 import { execRoutes } from './routes/exec.js';
 import { imageRoutes } from './routes/images.js';
 import { systemRoutes } from './routes/system.js';
@@ -26,6 +27,7 @@ export function buildRouter(engine: Engine): Router {
   const router = new Router();
   systemRoutes(router, engine);
   containerRoutes(router, engine);
+  containerFsRoutes(router, engine);
   execRoutes(router, engine);
   imageRoutes(router, engine);
   volumeRoutes(router, engine);

@@ -135,10 +135,11 @@ function lstatOrNull(p: string): fs.Stats | null {
   }
 }
 
-function major(rdev: number): number {
+/** Device numbers of an st_rdev (glibc's major()/minor()). */
+export function major(rdev: number): number {
   return Number(((BigInt(rdev) >> 8n) & 0xfffn) | ((BigInt(rdev) >> 32n) & ~0xfffn));
 }
-function minor(rdev: number): number {
+export function minor(rdev: number): number {
   return Number((BigInt(rdev) & 0xffn) | ((BigInt(rdev) >> 12n) & ~0xffn));
 }
 
@@ -462,24 +463,7 @@ export class OverlaySnapshotter {
   /** Disk use of a snapshot's own (upper) directory. */
   async usage(key: string): Promise<Usage> {
     this.stat(key);
-    const seen = new Set<string>();
-    let size = 0;
-    let inodes = 0;
-    const walk = async (dir: string) => {
-      for (const name of await fsp.readdir(dir)) {
-        const p = path.join(dir, name);
-        const st = await fsp.lstat(p);
-        const id = `${st.dev}:${st.ino}`;
-        if (!seen.has(id)) {
-          seen.add(id);
-          inodes++;
-          size += st.blocks * 512;
-        }
-        if (st.isDirectory()) await walk(p);
-      }
-    };
-    await walk(path.join(this.snapshotDir(key), 'fs'));
-    return { size, inodes };
+    return directoryUsage(path.join(this.snapshotDir(key), 'fs'));
   }
 
   private async layerOpaques(id: string): Promise<Set<string>> {
@@ -656,6 +640,28 @@ export class LowerView {
     }
     return [...names].filter((n) => this.lookup(rel + '/' + n) !== null).sort();
   }
+}
+
+/** Disk use of what is beneath dir (not dir itself), each inode counted once; symlinks not followed. */
+export async function directoryUsage(dir: string): Promise<Usage> {
+  const seen = new Set<string>();
+  let size = 0;
+  let inodes = 0;
+  const walk = async (d: string) => {
+    for (const name of await fsp.readdir(d)) {
+      const p = path.join(d, name);
+      const st = await fsp.lstat(p);
+      const id = `${st.dev}:${st.ino}`;
+      if (!seen.has(id)) {
+        seen.add(id);
+        inodes++;
+        size += st.blocks * 512;
+      }
+      if (st.isDirectory()) await walk(p);
+    }
+  };
+  await walk(dir);
+  return { size, inodes };
 }
 
 /** Relative paths of every directory under root ('' for root), parents first. */

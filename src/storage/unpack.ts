@@ -359,7 +359,8 @@ function writeFullySync(fd: number, buf: Buffer): void {
   while (off < buf.length) off += fs.writeSync(fd, buf, off, buf.length - off);
 }
 
-async function drain(data: Readable): Promise<void> {
+/** Reads a stream to its end, discarding it (a tar entry's data that is not written). */
+export async function drain(data: Readable): Promise<void> {
   // eslint-disable-next-line @typescript-eslint/no-unused-vars
   for await (const _ of data) {
     /* skip */

@@ -11,6 +11,7 @@ import { API_VERSION, DOCKER_COMPAT_VERSION, MIN_API_VERSION } from '../versions
 import { parseTime } from './containers.js';
 import { imageSummary } from '../present/images.js';
 import { containerSummary } from '../present/containers.js';
+import { directoryUsage } from '../../storage/snapshotter.js';
 
 const BERTH_VERSION = '0.1.0';
 
@@ -165,12 +166,16 @@ export function systemRoutes(router: Router, engine: Engine): void {
     });
   });
 
-  router.get('/system/df', (ctx) => {
+  router.get('/system/df', async (ctx) => {
+    // Sizes on disk: each layer's uncompressed size, each writable layer and volume walked.
+    const sizeOf = (p: Promise<{ size: number }>): Promise<number> => p.then((u) => u.size, () => -1);
+    const containers = await Promise.all(engine.containers.list().map(async (c) => ({ ...containerSummary(c), SizeRw: await sizeOf(engine.snapshotter.usage(c.snapshotKey)), SizeRootFs: 0 })));
+    const volumes = await Promise.all(engine.volumes.list().map(async (v) => ({ ...v, UsageData: { Size: await sizeOf(directoryUsage(v.Mountpoint)), RefCount: engine.containers.volumeInUse(v.Name) ? 1 : 0 } })));
     ctx.sendJson(200, {
-      LayersSize: 0,
+      LayersSize: engine.snapshotter.listLayers().reduce((sum, l) => sum + (l.size ?? 0), 0),
       Images: engine.images.list().map((i) => imageSummary(engine, i)),
-      Containers: engine.containers.list().map((c) => ({ ...containerSummary(c), SizeRw: 0, SizeRootFs: 0 })),
-      Volumes: engine.volumes.list().map((v) => ({ ...v, UsageData: { Size: -1, RefCount: engine.containers.volumeInUse(v.Name) ? 1 : 0 } })),
+      Containers: containers,
+      Volumes: volumes,
       BuildCache: [],
     });
   });

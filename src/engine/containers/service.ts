@@ -176,6 +176,32 @@ export class ContainerService {
     return parseImageConfig(this.opts.content.readBlob(image.config));
   }
 
+  /**
+   * Runs fn on the container's root file system (docker cp, export): a running container's own
+   * mount, or, for one that is not running, its snapshot mounted for the time of fn under the
+   * container's lock, so that a start (or remove) waits until fn is done.
+   */
+  async withRootfs<T>(ref: string, fn: (rootfs: string, record: ContainerRecord) => Promise<T>): Promise<T> {
+    const id = this.store.get(ref).id;
+    const rootfs = this.rootfsDir(id);
+    const live = (): boolean => ['running', 'paused'].includes(this.store.get(id).state.status) && isMountPoint(rootfs);
+    if (live()) return fn(rootfs, this.store.get(id));
+    return this.lock(id, async () => {
+      if (live()) return fn(rootfs, this.store.get(id));
+      const record = this.store.get(id);
+      if (record.state.status === 'removing' || record.state.status === 'dead') throw new ConflictError(`container ${id} is marked for removal`);
+      fs.mkdirSync(this.bundleDir(id), { recursive: true, mode: 0o700 });
+      fs.mkdirSync(rootfs, { recursive: true });
+      const mounted = !isMountPoint(rootfs);
+      if (mounted) mountAll(this.opts.snapshotter.mounts(record.snapshotKey), rootfs);
+      try {
+        return await fn(rootfs, record);
+      } finally {
+        if (mounted) unmount(rootfs);
+      }
+    });
+  }
+
   // ---- create ------------------------------------------------------------------------------
 
   async create(req: CreateRequest): Promise<{ id: string; warnings: string[] }> {
@@ -835,7 +861,7 @@ function mergeImageConfig(config: ContainerConfig, image: NonNullable<ReturnType
   return merged;
 }
 
-function checkRestartPolicy(host: ContainerHostConfig): void {
+export function checkRestartPolicy(host: ContainerHostConfig): void {
   const policy = host.RestartPolicy;
   if (!policy) return;
   if (typeof policy !== 'object') throw new InvalidArgumentError('must be an object', 'HostConfig.RestartPolicy');

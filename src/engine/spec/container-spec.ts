@@ -582,7 +582,8 @@ function mergeTmpfsOptions(options: string[], field: string): string[] {
 // ---------------------------------------------------------------------------------------------
 // Resources
 
-function resources(host: HostConfig): NonNullable<NonNullable<Spec['linux']>['resources']> {
+/** HostConfig's resource fields → OCI linux.resources, checked as dockerd does (also for `docker update`). */
+export function resources(host: HostConfig): NonNullable<NonNullable<Spec['linux']>['resources']> {
   const result: NonNullable<NonNullable<Spec['linux']>['resources']> = {};
   const memory = host.Memory === undefined ? 0 : integer(host.Memory, 'HostConfig.Memory', 0);
   let swap = host.MemorySwap === undefined ? 0 : integer(host.MemorySwap, 'HostConfig.MemorySwap', -1);
