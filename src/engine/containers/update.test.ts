@@ -1,0 +1,39 @@
+/** docker update's checks and the cgroup changes it plans (pure). */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+
+import { ConflictError, InvalidArgumentError } from '../../common/errors.js';
+import { planUpdate } from './update.js';
+
+const MiB = 1024 * 1024;
+
+describe('planUpdate', () => {
+  it('changes only what is given; zero values leave settings alone', () => {
+    const p = planUpdate({ Memory: 0, CpuShares: 512 }, { Memory: 64 * MiB, CpuShares: 0, PidsLimit: 50 });
+    assert.equal(p.hostConfig.Memory, 64 * MiB);
+    assert.equal(p.hostConfig.CpuShares, 512);
+    assert.deepEqual(p.cgroup, { memory: { limit: 64 * MiB }, pids: { limit: 50 } });
+    assert.ok(p.changed);
+    assert.equal(planUpdate({}, {}).changed, false);
+  });
+
+  it('NanoCpus become a quota over a 100ms period; PidsLimit 0 is unlimited', () => {
+    assert.deepEqual(planUpdate({}, { NanoCpus: 1.5e9 }).cgroup, { cpu: { period: 100000, quota: 150000 } });
+    assert.deepEqual(planUpdate({ PidsLimit: 10 }, { PidsLimit: 0 }).cgroup, { pids: { limit: -1 } });
+  });
+
+  it('refuses what dockerd refuses', () => {
+    assert.throws(() => planUpdate({}, { Memory: 1024 }), InvalidArgumentError);
+    assert.throws(() => planUpdate({ Memory: 32 * MiB, MemorySwap: 64 * MiB }, { Memory: 128 * MiB }), ConflictError);
+    assert.throws(() => planUpdate({}, { Memory: 'lots' as unknown as number }), InvalidArgumentError);
+    assert.throws(() => planUpdate({}, { RestartPolicy: { Name: 'sometimes' as 'always' } }), InvalidArgumentError);
+    assert.throws(() => planUpdate({ AutoRemove: true }, { RestartPolicy: { Name: 'always' } }), /AutoRemove/);
+    assert.throws(() => planUpdate({}, null as unknown as Record<string, never>), InvalidArgumentError);
+  });
+
+  it('sets the restart policy', () => {
+    const p = planUpdate({}, { RestartPolicy: { Name: 'on-failure', MaximumRetryCount: 3 } });
+    assert.deepEqual(p.hostConfig.RestartPolicy, { Name: 'on-failure', MaximumRetryCount: 3 });
+    assert.deepEqual(p.cgroup, {});
+  });
+});
