@@ -210,6 +210,18 @@ class TarOut {
   }
 }
 
+/** The tar of a resolved path (a directory with all beneath it); `scoped` given: mounts stitched in. */
+async function writeTar(to: Writable, scoped: ScopedRoot | undefined, res: Resolved, tarName: string): Promise<void> {
+  const out = new TarOut(to);
+  try {
+    await out.node(scoped, res.parentFd, res.name, res.fd!, res.stat!, tarName, res.containerPath);
+    await out.finish();
+  } catch (err) {
+    out.abort(err);
+    throw err;
+  }
+}
+
 export class ContainerFilesystem {
   constructor(
     private readonly containers: ContainerService,
@@ -272,14 +284,7 @@ export class ContainerFilesystem {
     return this.scoped(ref, async (scoped) => {
       const { res, stat, base } = this.lookup(scoped, p, ref);
       try {
-        const out = new TarOut(open(stat));
-        try {
-          await out.node(scoped, res.parentFd, res.name, res.fd!, res.stat!, base === '/' ? '.' : base, res.containerPath);
-          await out.finish();
-        } catch (err) {
-          out.abort(err);
-          throw err;
-        }
+        await writeTar(open(stat), scoped, res, base === '/' ? '.' : base);
       } finally {
         res.close();
       }
@@ -293,14 +298,7 @@ export class ContainerFilesystem {
       async (scoped) => {
         const res = scoped.resolve('/', { followLast: true });
         try {
-          const out = new TarOut(open());
-          try {
-            await out.node(undefined, res.parentFd, res.name, res.fd!, res.stat!, '', '/');
-            await out.finish();
-          } catch (err) {
-            out.abort(err);
-            throw err;
-          }
+          await writeTar(open(), undefined, res, '');
         } finally {
           res.close();
         }
