@@ -4,7 +4,7 @@
  * A complete line keeps its "\n"; a part of a line (too long, or left unfinished for a
  * while, or at EOF) has none, so a reader joins entries to get the output back. Bytes
  * that are not UTF-8 become U+FFFD, as in Docker; a character cut in two by a read waits
- * for its other half.
+ * for its other half. The file is rotated by size as Docker's json-file driver does.
  */
 #include "log.h"
 
@@ -12,18 +12,53 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 void (*log_tee)(const char *entry, size_t len);
 
 static int log_fd = -1;
+static const char *log_path;
+static long long log_size, log_max_size;
+static int log_max_files;
 /* Worst case: every byte escaped as \u00XX. */
 static char entry[LOG_LINE_MAX * 6 + 128];
 
-int log_open(const char *path) {
+int log_open(const char *path, long long max_size, int max_files) {
+  log_path = path;
+  log_max_size = max_size;
+  log_max_files = max_files;
   log_fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
-  return log_fd < 0 ? -1 : 0;
+  if (log_fd < 0) return -1;
+  struct stat st;
+  log_size = fstat(log_fd, &st) == 0 ? st.st_size : 0; /* a restarted container appends */
+  return 0;
+}
+
+/* Docker's order: drop the oldest, shift the others up, the current file becomes .1. A
+   reader may miss or repeat entries while this happens; the file itself is never torn. */
+static void rotate(void) {
+  char from[80], to[80];
+  if (log_max_files >= 2) {
+    snprintf(to, sizeof to, "%s.%d", log_path, log_max_files - 1);
+    unlink(to);
+    for (int i = log_max_files - 1; i > 1; i--) {
+      snprintf(from, sizeof from, "%s.%d", log_path, i - 1);
+      snprintf(to, sizeof to, "%s.%d", log_path, i);
+      rename(from, to);
+    }
+    snprintf(to, sizeof to, "%s.1", log_path);
+    if (rename(log_path, to) < 0) dprintf(2, "berth-shim: rotating the log: %s\n", strerror(errno));
+  }
+  int fd = open(log_path, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0640);
+  if (fd < 0) {
+    dprintf(2, "berth-shim: reopening the log: %s\n", strerror(errno));
+    return; /* keep writing to the old file rather than lose output */
+  }
+  close(log_fd);
+  log_fd = fd;
+  log_size = 0;
 }
 
 void log_time(char *buf, size_t len) {
@@ -93,8 +128,12 @@ static void write_entry(const struct log_stream *s, const char *text, size_t len
   size_t n = (size_t)sprintf(entry, "{\"log\":\"");
   n += json_escape(entry + n, (const unsigned char *)text, len);
   n += (size_t)sprintf(entry + n, "\",\"stream\":\"%s\",\"time\":\"%s\"}\n", s->name, now);
-  /* One write per entry: with O_APPEND, readers never see half an entry. */
-  if (log_fd >= 0 && write(log_fd, entry, n) < 0) dprintf(2, "berth-shim: writing the log: %s\n", strerror(errno));
+  if (log_fd >= 0) {
+    if (log_max_size > 0 && log_size >= log_max_size) rotate();
+    /* One write per entry: with O_APPEND, readers never see half an entry. */
+    if (write(log_fd, entry, n) < 0) dprintf(2, "berth-shim: writing the log: %s\n", strerror(errno));
+    else log_size += (long long)n;
+  }
   if (log_tee) log_tee(entry, n);
 }
 
@@ -120,25 +159,22 @@ void log_flush(struct log_stream *s) {
   log_part(s, 1);
 }
 
-int log_read(struct log_stream *s) {
-  ssize_t n;
-  do n = read(s->fd, s->buf + s->len, sizeof s->buf - s->len);
-  while (n < 0 && errno == EINTR);
-  if (n < 0 && errno == EAGAIN) return 1;
-  if (n <= 0) { /* EOF (or an error, which ends the stream too) */
-    log_part(s, 0);
-    close(s->fd);
-    s->fd = -1;
-    return 0;
+void log_end(struct log_stream *s) {
+  log_part(s, 0);
+}
+
+void log_feed(struct log_stream *s, const char *data, size_t n) {
+  while (n > 0) {
+    size_t take = sizeof s->buf - s->len < n ? sizeof s->buf - s->len : n;
+    memcpy(s->buf + s->len, data, take);
+    s->len += take, data += take, n -= take;
+    char *start = s->buf, *nl;
+    while ((nl = memchr(start, '\n', s->len - (size_t)(start - s->buf)))) {
+      write_entry(s, start, (size_t)(nl - start + 1));
+      start = nl + 1;
+    }
+    s->len -= (size_t)(start - s->buf);
+    memmove(s->buf, start, s->len);
+    if (s->len == sizeof s->buf) log_part(s, 1); /* a line too long: log a part of it */
   }
-  s->len += (size_t)n;
-  char *start = s->buf, *nl;
-  while ((nl = memchr(start, '\n', s->len - (size_t)(start - s->buf)))) {
-    write_entry(s, start, (size_t)(nl - start + 1));
-    start = nl + 1;
-  }
-  s->len -= (size_t)(start - s->buf);
-  memmove(s->buf, start, s->len);
-  if (s->len == sizeof s->buf) log_part(s, 1);
-  return 2;
 }

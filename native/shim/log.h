@@ -9,18 +9,21 @@
 
 struct log_stream {
   const char *name; /* "stdout" or "stderr" */
-  int fd;           /* read end of the container's pipe, non-blocking; -1 after EOF */
   size_t len;       /* bytes of an unfinished line in buf */
   char buf[LOG_LINE_MAX];
 };
 
-/* Opens (appends to) the log file. Returns -1 with errno on failure. */
-int log_open(const char *path);
-/* One read from the pipe; logs the complete lines. Returns 2 after data, 1 if there was none
-   (EAGAIN), 0 at EOF (the rest is flushed and fd closed). */
-int log_read(struct log_stream *s);
-/* Logs an unfinished line as it is (a prompt, or output cut off by a process's exit). */
+/* Opens (appends to) the log file. With max_size > 0, the file is rotated before an entry
+   once it holds max_size bytes or more: path -> path.1 -> ... -> path.(max_files-1), as
+   Docker's json-file max-size/max-file (max_files < 2: the file is truncated instead).
+   Returns -1 with errno on failure. Without log_open, entries only go to log_tee. */
+int log_open(const char *path, long long max_size, int max_files);
+/* Takes output read from the container; logs the complete lines, keeps the rest. */
+void log_feed(struct log_stream *s, const char *data, size_t n);
+/* Logs an unfinished line as it is (a prompt, say), but for a character cut in two. */
 void log_flush(struct log_stream *s);
+/* Logs whatever is left (the stream ended). */
+void log_end(struct log_stream *s);
 /* RFC 3339 time with nanoseconds, UTC (buf of 40 bytes). */
 void log_time(char *buf, size_t len);
 

@@ -10,7 +10,7 @@ import path from 'node:path';
 
 import { mountPointsUnder } from '../common/mountinfo.js';
 import { ConflictError, InvalidArgumentError, NotFoundError, SystemError } from '../common/errors.js';
-import { startShim } from '../shim/client.js';
+import { shimConsoleSocket, startShim, type ShimOptions } from '../shim/client.js';
 import { compileDeviceFilter } from './cgroups/devices-bpf.js';
 import { cgroupManagerFromDescriptor, normalizeDeviceRules, openCgroupManager } from './cgroups/index.js';
 import type { CgroupManager } from './cgroups/types.js';
@@ -38,9 +38,9 @@ export interface CreateOptions {
   /**
    * Start the container under a berth-shim (src/shim) that keeps its output in `dir`, reaps it
    * and outlives us. The returned `stage0` is then the shim. Not with foreground, stdio,
-   * preserveFds or consoleSocket (no terminal support in the shim yet).
+   * preserveFds or consoleSocket: with process.terminal, the shim takes the pty itself.
    */
-  shim?: { dir: string; lingerMs?: number };
+  shim?: ShimOptions;
 }
 
 export interface ExecOptions {
@@ -49,6 +49,17 @@ export interface ExecOptions {
   preserveFds?: number[];
   stdio?: Stdio;
   foreground?: boolean;
+  /** Run the process under a berth-shim of its own, as for create (without log.json unless `log` says so). */
+  shim?: ShimOptions;
+}
+
+/** The options a shim takes over: its process's stdio, terminal and parent are the shim's. */
+function checkShimOptions(opts: CreateOptions | ExecOptions): void {
+  if (opts.shim && (opts.foreground || opts.stdio || opts.preserveFds?.length || opts.consoleSocket)) {
+    throw new InvalidArgumentError('a process under a shim has no foreground, stdio, preserved fds or console socket of its own', 'shim');
+  }
+  // sockaddr_un.sun_path: 108 bytes with the NUL.
+  if (opts.shim && Buffer.byteLength(shimConsoleSocket(opts.shim.dir)) > 107) throw new InvalidArgumentError(`the shim's directory ${opts.shim.dir} is too long for a socket path`, 'shim.dir');
 }
 
 export interface ListEntry extends State {
@@ -171,9 +182,8 @@ export class Runtime {
     const rootfs = path.resolve(bundle, spec.root.path);
     if (!hostFacts().isDirectory(rootfs)) throw new InvalidArgumentError(`rootfs ${rootfs} is not a directory`, 'root.path');
     const seccomp: CompiledSeccomp | undefined = spec.linux?.seccomp ? compileSeccomp(spec.linux.seccomp) : undefined;
-    if (opts.shim && (opts.foreground || opts.stdio || opts.preserveFds?.length || opts.consoleSocket || spec.process?.terminal)) {
-      throw new InvalidArgumentError('a container under a shim has no foreground, stdio, preserved fds or terminal yet', 'shim');
-    }
+    checkShimOptions(opts);
+    const terminal = spec.process?.terminal === true;
 
     this.store.reserve(id);
     let cgroup: CgroupManager | undefined;
@@ -190,7 +200,7 @@ export class Runtime {
         bundle,
         rootfs,
         execFifo: this.store.fifoPath(id),
-        consoleSocket: opts.consoleSocket,
+        consoleSocket: opts.shim && terminal ? shimConsoleSocket(opts.shim.dir) : opts.consoleSocket,
         noPivot: opts.noPivot,
         foreground: opts.foreground ?? false,
         preserveFds: opts.preserveFds?.length ?? 0,
@@ -205,7 +215,7 @@ export class Runtime {
         runHooks('createRuntime', spec.hooks?.createRuntime, stateFor(pid));
       };
       launched = opts.shim
-        ? await startShim({ ...opts.shim, ops, stateFor, onSync })
+        ? await startShim({ ...opts.shim, tty: terminal, ops, stateFor, onSync })
         : await launch({ ops, stdio: opts.stdio ?? ['inherit', 'inherit', 'inherit'], preserveFds: opts.preserveFds, stateFor, onSync });
       const stat = readProcStat(launched.pid);
       if (!stat) throw new SystemError('container process exited during setup');
@@ -350,6 +360,7 @@ export class Runtime {
     const record = this.store.load(id);
     const status = this.statusOf(record);
     if (status !== 'running' && status !== 'created') throw new ConflictError(`cannot exec in a ${status} container`);
+    checkShimOptions(opts);
     const spec = record.config;
     const namespaces = (spec.linux?.namespaces ?? []).map((ns) => ns.type) as NamespaceType[];
     const cgroup = this.cgroupOf(record);
@@ -357,21 +368,19 @@ export class Runtime {
     const ops = compileExecPlan(proc, {
       initPid: record.pid,
       namespaces,
-      consoleSocket: opts.consoleSocket,
-      foreground: opts.foreground ?? true,
+      consoleSocket: opts.shim && proc.terminal ? shimConsoleSocket(opts.shim.dir) : opts.consoleSocket,
+      foreground: opts.shim ? false : (opts.foreground ?? true),
       preserveFds: opts.preserveFds?.length ?? 0,
       cgroup: cgroup ? placement(cgroup) : undefined,
       seccomp,
       lastCap: hostFacts().lastCap,
     });
-    const launched = await launch({
-      ops,
-      stdio: opts.stdio ?? ['inherit', 'inherit', 'inherit'],
-      preserveFds: opts.preserveFds,
-      stateFor: () => toOciState(record, status),
-    });
+    const stateFor = (): State => toOciState(record, status);
+    const launched = opts.shim
+      ? await startShim({ log: false, ...opts.shim, tty: proc.terminal === true, ops, stateFor })
+      : await launch({ ops, stdio: opts.stdio ?? ['inherit', 'inherit', 'inherit'], preserveFds: opts.preserveFds, stateFor });
     writePidFile(opts.pidFile, launched.pid);
-    if (!opts.foreground) await stage0Exited(launched.stage0);
+    if (!opts.foreground && !opts.shim) await stage0Exited(launched.stage0);
     return launched;
   }
 }

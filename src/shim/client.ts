@@ -6,27 +6,56 @@
  * The shim's directory holds:
  *   shim.sock  its control socket (while it runs)     shim.pid  its pid (while it runs)
  *   log.json   the output, Docker json-file lines     exit.json {"status","signal","finished"}
+ *   log.json.1 ... older output, after rotation       console.sock  where the pty master comes (tty)
  */
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import readline from 'node:readline';
+import { Transform, type TransformCallback } from 'node:stream';
 
 import { SystemError } from '../common/errors.js';
 import { nativeBinary } from '../common/paths.js';
 import { launch, type Launched } from '../runtime/launch.js';
 import type { PlanOp } from '../runtime/plan/plan.js';
 
-export interface StartShimOptions {
-  /** The shim's directory (created if missing). Keep it short: shim.sock must fit a socket address. */
+/** Docker's json-file max-size and max-file. */
+export interface ShimLogOptions {
+  /** Rotate log.json once it holds this many bytes (default: never). */
+  maxSize?: number;
+  /** How many files to keep, log.json included: log.json.1 ... log.json.(maxFiles-1) (default 1: truncate). */
+  maxFiles?: number;
+}
+
+/** What the caller of Runtime.create/exec chooses for the shim. */
+export interface ShimOptions {
+  /** The shim's directory (created if missing). Keep it short: its sockets must fit a socket address. */
   dir: string;
-  /** A create plan (compileCreatePlan, not foreground, no console socket, no preserved fds). */
+  /** How long the shim serves its socket after the process exits (default 10 s). */
+  lingerMs?: number;
+  /** Without a terminal: stdin is a pipe that `stream({ stdin: true })` clients write to (else /dev/null). */
+  stdin?: boolean;
+  /**
+   * Read no output until the first `stream` client (or `shutdown`), and then only as fast as
+   * the stream clients take it, none dropped for being slow: for exec, whose client attaches
+   * just after the process starts. The exit is reported only once its output was streamed.
+   */
+  hold?: boolean;
+  /** log.json rotation; false: no log file (the default for exec). */
+  log?: ShimLogOptions | false;
+}
+
+export interface StartShimOptions extends ShimOptions {
+  /**
+   * A create or exec plan, not foreground, without preserved fds. With `tty`, its console
+   * socket must be shimConsoleSocket(dir).
+   */
   ops: PlanOp[];
+  /** The process has a terminal (process.terminal): the shim receives its pty master. */
+  tty?: boolean;
   stateFor(pid: number): object;
   onSync?(name: string, pid: number): Promise<void> | void;
-  /** How long the shim serves its socket after the container exits (default 10 s). */
-  lingerMs?: number;
 }
 
 export interface StartedShim extends Launched {
@@ -58,13 +87,36 @@ export interface LogEntry {
   time: string;
 }
 
+/** One frame of Docker's multiplexed stream: 0 stdin, 1 stdout, 2 stderr. */
+export interface Frame {
+  stream: 0 | 1 | 2;
+  data: Buffer;
+}
+
+/** Where the shim of `dir` takes the pty master: the plan's console socket for a terminal. */
+export function shimConsoleSocket(dir: string): string {
+  return path.join(path.resolve(dir), 'console.sock');
+}
+
+function shimEnv(opts: StartShimOptions): Record<string, string> {
+  const env: Record<string, string> = { BERTH_NSEXEC: nativeBinary('berth-nsexec') };
+  if (opts.lingerMs !== undefined) env.BERTH_SHIM_LINGER_MS = String(opts.lingerMs);
+  if (opts.tty) env.BERTH_SHIM_TTY = '1';
+  if (opts.stdin) env.BERTH_SHIM_STDIN = '1';
+  if (opts.hold) env.BERTH_SHIM_HOLD = '1';
+  if (opts.log === false) env.BERTH_SHIM_NO_LOG = '1';
+  if (opts.log && opts.log.maxSize) env.BERTH_SHIM_LOG_MAX_SIZE = String(opts.log.maxSize);
+  if (opts.log && opts.log.maxFiles) env.BERTH_SHIM_LOG_MAX_FILES = String(opts.log.maxFiles);
+  return env;
+}
+
 /**
  * Starts berth-shim, which starts berth-nsexec with the plan. Resolves like launch() once the
  * container is set up (waiting for `start`), with its pid.
  */
 export async function startShim(opts: StartShimOptions): Promise<StartedShim> {
   fs.mkdirSync(opts.dir, { recursive: true });
-  for (const stale of ['exit.json', 'shim.sock', 'shim.pid']) fs.rmSync(path.join(opts.dir, stale), { force: true });
+  for (const stale of ['exit.json', 'shim.sock', 'shim.pid', 'console.sock']) fs.rmSync(path.join(opts.dir, stale), { force: true });
   let launched: Launched;
   try {
     launched = await launch({
@@ -74,7 +126,7 @@ export async function startShim(opts: StartShimOptions): Promise<StartedShim> {
       onSync: opts.onSync,
       binary: nativeBinary('berth-shim'),
       args: [opts.dir],
-      env: { BERTH_NSEXEC: nativeBinary('berth-nsexec'), ...(opts.lingerMs !== undefined ? { BERTH_SHIM_LINGER_MS: String(opts.lingerMs) } : {}) },
+      env: shimEnv(opts),
     });
   } catch (err) {
     // launch() killed the container process if there was one; the shim need not linger.
@@ -148,9 +200,55 @@ export class ShimClient {
     return JSON.parse(await this.request('wait')) as ExitInfo;
   }
 
-  /** Lets the shim exit as soon as the container has exited (or now, if it has). */
+  /** Lets the shim exit as soon as the container has exited (or now, if it has); releases a hold. */
   async shutdown(): Promise<void> {
     await this.request('shutdown');
+  }
+
+  /** Sets the terminal's size (rejects if the process has no terminal). */
+  async resize(rows: number, cols: number): Promise<void> {
+    await this.request(`resize ${Math.trunc(rows)} ${Math.trunc(cols)}`);
+  }
+
+  /**
+   * The output from now on, as Docker's multiplexed frames (see FrameParser; a terminal's is
+   * all stream 1), until the process exits and the shim ends the socket. With `stdin`, what is
+   * written to the socket goes to the process's stdin; with `once` too, ending the socket's
+   * writable side (socket.end()) closes that stdin (a terminal gets ^D). Resolves once the
+   * shim has taken the request, with the socket positioned at the first frame and not
+   * flowing: pipe it, iterate it, or add a 'data' listener and resume() it.
+   */
+  async stream(opts: { stdin?: boolean; once?: boolean } = {}): Promise<net.Socket> {
+    const command = ['stream', ...(opts.stdin ? ['stdin'] : []), ...(opts.once ? ['once'] : [])].join(' ');
+    const socket = await this.connect(command);
+    const answer = await new Promise<string>((resolve, reject) => {
+      let head = Buffer.alloc(0);
+      const finish = (err: Error | undefined, line = ''): void => {
+        socket.off('readable', onReadable).off('end', onEnd).off('error', finish);
+        if (err) {
+          socket.destroy();
+          reject(new SystemError(`shim ${command}: ${err.message}`, { cause: err }));
+        } else {
+          resolve(line);
+        }
+      };
+      const onEnd = (): void => finish(new Error(head.length ? head.toString() : 'no answer'));
+      const onReadable = (): void => {
+        for (let chunk: Buffer | null; (chunk = socket.read() as Buffer | null) !== null; ) {
+          const nl = chunk.indexOf(10);
+          head = Buffer.concat([head, nl < 0 ? chunk : chunk.subarray(0, nl)]);
+          if (nl < 0) continue;
+          if (nl + 1 < chunk.length) socket.unshift(chunk.subarray(nl + 1));
+          return finish(undefined, head.toString());
+        }
+      };
+      socket.on('readable', onReadable).on('end', onEnd).on('error', finish);
+    });
+    if (answer !== 'ok') {
+      socket.destroy();
+      throw new SystemError(`shim ${command}: ${answer.replace(/^error /, '')}`);
+    }
+    return socket;
   }
 
   /**
@@ -205,17 +303,28 @@ function timeMs(time: string): number {
   return Date.parse(time.replace(/(\.\d{3})\d+/, '$1'));
 }
 
-/** The entries of `<dir>/log.json`: those at or after `since`, and of those the last `tail`. */
-export function readLog(dir: string, opts: { since?: Date | string; tail?: number } = {}): LogEntry[] {
-  let text: string;
+function readIfExists(file: string): string {
   try {
-    text = fs.readFileSync(path.join(dir, 'log.json'), 'utf8');
+    return fs.readFileSync(file, 'utf8');
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return '';
     throw err;
   }
+}
+
+/**
+ * The entries of `<dir>/log.json` and its rotated files (oldest first): those at or after
+ * `since`, and of those the last `tail`. A rotation while reading may repeat or skip entries.
+ */
+export function readLog(dir: string, opts: { since?: Date | string; tail?: number } = {}): LogEntry[] {
+  const file = path.join(dir, 'log.json');
+  let rotated = 0;
+  while (fs.existsSync(`${file}.${rotated + 1}`)) rotated++;
+  const texts: string[] = [];
+  for (let n = rotated; n >= 1; n--) texts.push(readIfExists(`${file}.${n}`));
+  texts.push(readIfExists(file));
   let entries: LogEntry[] = [];
-  for (const line of text.split('\n')) {
+  for (const line of texts.join('\n').split('\n')) {
     if (!line) continue;
     try {
       entries.push(JSON.parse(line) as LogEntry);
@@ -229,4 +338,56 @@ export function readLog(dir: string, opts: { since?: Date | string; tail?: numbe
   }
   if (opts.tail !== undefined) entries = opts.tail > 0 ? entries.slice(-opts.tail) : [];
   return entries;
+}
+
+/**
+ * Splits Docker's multiplexed stream ([stream, 0, 0, 0, length u32 BE] + payload) into
+ * frames: those complete in `buffer`, and the bytes of an incomplete one left over.
+ */
+export function parseFrames(buffer: Buffer): { frames: Frame[]; rest: Buffer } {
+  const frames: Frame[] = [];
+  let at = 0;
+  while (buffer.length - at >= 8) {
+    const stream = buffer[at];
+    if (stream > 2 || buffer[at + 1] || buffer[at + 2] || buffer[at + 3]) throw new SystemError(`not a multiplexed stream: header ${buffer.subarray(at, at + 8).toString('hex')}`);
+    const length = buffer.readUInt32BE(at + 4);
+    if (buffer.length - at - 8 < length) break;
+    frames.push({ stream: stream as Frame['stream'], data: buffer.subarray(at + 8, at + 8 + length) });
+    at += 8 + length;
+  }
+  return { frames, rest: buffer.subarray(at) };
+}
+
+/** One frame of Docker's multiplexed stream. */
+export function encodeFrame(stream: Frame['stream'], data: Buffer | string): Buffer {
+  const payload = typeof data === 'string' ? Buffer.from(data) : data;
+  const head = Buffer.alloc(8);
+  head[0] = stream;
+  head.writeUInt32BE(payload.length, 4);
+  return Buffer.concat([head, payload]);
+}
+
+/** Bytes of a multiplexed stream in, Frame objects out: `(await client.stream()).pipe(new FrameParser())`. */
+export class FrameParser extends Transform {
+  private pending: Buffer = Buffer.alloc(0);
+
+  constructor() {
+    super({ readableObjectMode: true });
+  }
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, done: TransformCallback): void {
+    try {
+      const { frames, rest } = parseFrames(this.pending.length ? Buffer.concat([this.pending, chunk]) : chunk);
+      // A copy, so that a small rest does not keep a large chunk alive.
+      this.pending = Buffer.from(rest);
+      for (const frame of frames) this.push(frame);
+      done();
+    } catch (err) {
+      done(err as Error);
+    }
+  }
+
+  override _flush(done: TransformCallback): void {
+    done(this.pending.length ? new SystemError(`the multiplexed stream ended inside a frame (${this.pending.length} bytes)`) : undefined);
+  }
 }
