@@ -93,9 +93,12 @@ after(async () => {
   fs.rmSync(root, { recursive: true, force: true });
 });
 
-describe('berth-shim: terminals, stdin, streams, exec', { skip: !isRoot && 'needs root', timeout: 60_000 }, () => {
+/** Each test's limit: a broken shim or init would leave wait() pending forever. */
+const T = { timeout: 30_000 };
 
-  it('runs a container on a pty: its output is logged as stdout and streamed as stream 1', async () => {
+describe('berth-shim: terminals, stdin, streams, exec', { skip: !isRoot && 'needs root' }, () => {
+
+  it('runs a container on a pty: its output is logged as stdout and streamed as stream 1', T, async () => {
     const c = await create(['sh', '-c', 'tty; stty size; echo err >&2; exit 4'], {
       edit: (spec) => {
         tty(spec);
@@ -119,7 +122,7 @@ describe('berth-shim: terminals, stdin, streams, exec', { skip: !isRoot && 'need
     assert.equal(stream.text(), expected);
   });
 
-  it('gives stdin as a pipe: cat echoes it; ending a "once" stream closes it, another does not', async () => {
+  it('gives stdin as a pipe: cat echoes it; ending a "once" stream closes it, another does not', T, async () => {
     const c = await create(['cat'], { shim: { stdin: true } });
     await runtime.start(c.id);
     await assert.rejects(c.client.resize(24, 80), /no terminal/);
@@ -142,7 +145,7 @@ describe('berth-shim: terminals, stdin, streams, exec', { skip: !isRoot && 'need
     assert.equal(logText(readLog(c.dir), 'stdout'), 'hello\nbye\n');
   });
 
-  it('resizes the terminal (stty size sees it), writes stdin to the pty, and sends ^D for "once"', async () => {
+  it('resizes the terminal (stty size sees it), writes stdin to the pty, and sends ^D for "once"', T, async () => {
     const c = await create(['sh', '-c', 'read go; stty size; cat; echo "cat ended"'], { edit: tty });
     await runtime.start(c.id);
     const socket = await c.client.stream({ stdin: true, once: true });
@@ -159,7 +162,7 @@ describe('berth-shim: terminals, stdin, streams, exec', { skip: !isRoot && 'need
     assert.match(out.text(), /cat ended\r\n$/);
   });
 
-  it('streams frames with stderr apart from stdout, to several clients at once', async () => {
+  it('streams frames with stderr apart from stdout, to several clients at once', T, async () => {
     const c = await create(['sh', '-c', 'echo out; echo err >&2; sleep 0.1; echo out2; echo err2 >&2']);
     const a = frames(await c.client.stream());
     const b = frames(await c.client.stream());
@@ -172,7 +175,7 @@ describe('berth-shim: terminals, stdin, streams, exec', { skip: !isRoot && 'need
     assert.equal(readExit(c.dir)?.status, 0);
   });
 
-  it('runs exec under a shim of its own, without and with a terminal, with its exit code', async () => {
+  it('runs exec under a shim of its own, without and with a terminal, with its exit code', T, async () => {
     const c = await create(['sleep', '100']);
     await runtime.start(c.id);
 
@@ -203,7 +206,7 @@ describe('berth-shim: terminals, stdin, streams, exec', { skip: !isRoot && 'need
     assert.equal((await c.client.state()).status, 'running', 'the container still runs');
   });
 
-  it('holds the output of an exec until the first stream client: nothing is lost', async () => {
+  it('holds the output of an exec until the first stream client: nothing is lost', T, async () => {
     const c = await create(['sleep', '100']);
     await runtime.start(c.id);
 
@@ -232,7 +235,7 @@ describe('berth-shim: terminals, stdin, streams, exec', { skip: !isRoot && 'need
     assert.equal((await quick.wait()).status, 2);
   });
 
-  it('rotates log.json like json-file max-size/max-file, and readLog reads the files in order', async () => {
+  it('rotates log.json like json-file max-size/max-file, and readLog reads the files in order', T, async () => {
     const lines = 400;
     const c = await create(['sh', '-c', `i=0; while [ $i -lt ${lines} ]; do echo "line $i ............................................................"; i=$((i+1)); done`], {
       shim: { log: { maxSize: 4096, maxFiles: 3 } },
@@ -253,13 +256,13 @@ describe('berth-shim: terminals, stdin, streams, exec', { skip: !isRoot && 'need
   });
 });
 
-describe('berth-init', { skip: !isRoot && 'needs root', timeout: 30_000 }, () => {
+describe('berth-init', { skip: !isRoot && 'needs root' }, () => {
   const withInit = (spec: Spec): void => {
     spec.mounts!.push({ destination: '/sbin/docker-init', type: 'bind', source: nativeBinary('berth-init'), options: ['bind', 'ro'] });
   };
   const init = (...args: string[]): string[] => ['/sbin/docker-init', '--', ...args];
 
-  it('passes SIGTERM on to its child and exits with the child status', async () => {
+  it('passes SIGTERM on to its child and exits with the child status', T, async () => {
     const c = await create(init('sh', '-c', 'trap "echo term; exit 42" TERM; echo ready; while :; do sleep 0.05; done'), { edit: withInit });
     await runtime.start(c.id);
     await waitFor(() => logText(readLog(c.dir), 'stdout') === 'ready\n', 5000, 'the child to be ready');
@@ -269,7 +272,7 @@ describe('berth-init', { skip: !isRoot && 'needs root', timeout: 30_000 }, () =>
     assert.equal(logText(readLog(c.dir), 'stdout'), 'ready\nterm\n');
   });
 
-  it('reaps orphaned zombies, and reports a child killed by a signal as 128+N', async () => {
+  it('reaps orphaned zombies, and reports a child killed by a signal as 128+N', T, async () => {
     const c = await create(init('sh', '-c', 'for i in 1 2 3; do sh -c "sleep 0.1 &"; done; sleep 1.5; kill -KILL $$'), { edit: withInit });
     await runtime.start(c.id);
     // The orphaned sleeps are berth-init's children now; once they exit, it must reap them.
@@ -281,7 +284,7 @@ describe('berth-init', { skip: !isRoot && 'needs root', timeout: 30_000 }, () =>
     assert.deepEqual([exit.status, exit.signal], [137, 0], 'berth-init exits 128+9 itself');
   });
 
-  it('is a static binary that runs in any image', () => {
+  it('is a static binary that runs in any image', T, () => {
     const elf = fs.readFileSync(nativeBinary('berth-init'));
     // No PT_INTERP program header: nothing to load it but the kernel.
     assert.equal(elf.includes(Buffer.from('/lib64/ld-linux')) || elf.includes(Buffer.from('/lib/ld-linux')), false);
