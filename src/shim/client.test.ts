@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Readable } from 'node:stream';
 
-import { encodeFrame, FrameParser, parseFrames, type Frame } from './client.js';
+import { FrameParser, parseFrames, type Frame } from './client.js';
 
 const frame = (stream: number, text: string): Buffer => {
   const head = Buffer.from([stream, 0, 0, 0, 0, 0, 0, 0]);
@@ -39,11 +39,6 @@ test('parseFrames refuses bytes that are not a multiplexed stream', () => {
   assert.throws(() => parseFrames(Buffer.from('{"message":"x"}\n')), /not a multiplexed stream/);
   assert.throws(() => parseFrames(Buffer.from([3, 0, 0, 0, 0, 0, 0, 0])), /not a multiplexed stream/);
   assert.throws(() => parseFrames(Buffer.from([1, 0, 1, 0, 0, 0, 0, 0])), /not a multiplexed stream/);
-});
-
-test('encodeFrame writes what parseFrames reads', () => {
-  assert.deepEqual(encodeFrame(1, 'hi'), frame(1, 'hi'));
-  assert.deepEqual(plain(parseFrames(Buffer.concat([encodeFrame(2, Buffer.from('e')), encodeFrame(0, 'in')])).frames), [[2, 'e'], [0, 'in']]);
 });
 
 test('FrameParser yields the same frames however the bytes are cut', async () => {

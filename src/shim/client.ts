@@ -358,15 +358,6 @@ export function parseFrames(buffer: Buffer): { frames: Frame[]; rest: Buffer } {
   return { frames, rest: buffer.subarray(at) };
 }
 
-/** One frame of Docker's multiplexed stream. */
-export function encodeFrame(stream: Frame['stream'], data: Buffer | string): Buffer {
-  const payload = typeof data === 'string' ? Buffer.from(data) : data;
-  const head = Buffer.alloc(8);
-  head[0] = stream;
-  head.writeUInt32BE(payload.length, 4);
-  return Buffer.concat([head, payload]);
-}
-
 /** Bytes of a multiplexed stream in, Frame objects out: `(await client.stream()).pipe(new FrameParser())`. */
 export class FrameParser extends Transform {
   private pending: Buffer = Buffer.alloc(0);

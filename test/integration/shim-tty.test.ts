@@ -15,8 +15,9 @@ import { after, describe, it } from 'node:test';
 import { nativeBinary } from '../../src/common/paths.js';
 import { Runtime } from '../../src/runtime/runtime.js';
 import type { Process, Spec } from '../../src/runtime/spec/config.js';
-import { FrameParser, readExit, readLog, ShimClient, shimPid, type Frame, type LogEntry, type ShimOptions } from '../../src/shim/client.js';
+import { FrameParser, readExit, readLog, ShimClient, type Frame, type ShimOptions } from '../../src/shim/client.js';
 import { makeBundle, type TestBundle } from '../helpers/images.js';
+import { alive, cleanUp, logText, memory } from '../helpers/shim.js';
 import { isRoot, uniqueId, waitFor } from '../helpers/runtime.js';
 
 const root = fs.mkdtempSync(path.join(os.tmpdir(), 'berth-shimtty-root-'));
@@ -57,26 +58,6 @@ function frames(socket: net.Socket): { all: Frame[]; text(stream?: 1 | 2): strin
   return { all, text, ended };
 }
 
-const logText = (entries: LogEntry[], stream: string): string =>
-  entries
-    .filter((e) => e.stream === stream)
-    .map((e) => e.log)
-    .join('');
-
-function memory(pid: number): { rssKb: number; pssKb: number } {
-  const rss = /VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
-  const pss = /Pss:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8'));
-  return { rssKb: Number(rss?.[1]), pssKb: Number(pss?.[1]) };
-}
-
-function alive(pid: number): boolean {
-  try {
-    return !/^\d+ \(.*\) [ZX]/.test(fs.readFileSync(`/proc/${pid}/stat`, 'utf8'));
-  } catch {
-    return false;
-  }
-}
-
 /** The fds a process has open. */
 function openFds(pid: number): string[] {
   return fs.readdirSync(`/proc/${pid}/fd`).sort();
@@ -87,16 +68,7 @@ function execProcess(id: string, args: string[], terminal = false): Process {
   return { ...runtime.config(id).process!, args, terminal };
 }
 
-after(async () => {
-  for (const id of ids) await runtime.delete(id, true).catch(() => undefined);
-  for (const dir of shimDirs) {
-    const pid = shimPid(dir);
-    if (pid) process.kill(pid, 'SIGKILL');
-    fs.rmSync(dir, { recursive: true, force: true });
-  }
-  for (const b of bundles) b.remove();
-  fs.rmSync(root, { recursive: true, force: true });
-});
+after(() => cleanUp({ runtime, root, ids, shimDirs, bundles }));
 
 /** Each test's limit: a broken shim or init would leave wait() pending forever. */
 const T = { timeout: 30_000 };

@@ -17,6 +17,7 @@ import { Runtime } from '../../src/runtime/runtime.js';
 import type { Spec } from '../../src/runtime/spec/config.js';
 import { readExit, readLog, ShimClient, shimPid, type LogEntry } from '../../src/shim/client.js';
 import { makeBundle, type TestBundle } from '../helpers/images.js';
+import { alive, cleanUp, logText, memory } from '../helpers/shim.js';
 import { isRoot, uniqueId, waitFor } from '../helpers/runtime.js';
 
 const root = fs.mkdtempSync(path.join(os.tmpdir(), 'berth-shim-root-'));
@@ -35,15 +36,6 @@ function setup(args: string[], edit?: (spec: Spec) => void): { id: string; bundl
   return { id, bundle, dir };
 }
 
-/** Whether pid runs (a zombie does not: whoever reaps it may take a while). */
-function alive(pid: number): boolean {
-  try {
-    return !/^\d+ \(.*\) [ZX]/.test(fs.readFileSync(`/proc/${pid}/stat`, 'utf8'));
-  } catch {
-    return false;
-  }
-}
-
 /** The container's own cgroup directories (v1 controllers or the v2 unified one). */
 function cgroupDirs(pid: number, id: string): string[] {
   return fs
@@ -53,12 +45,6 @@ function cgroupDirs(pid: number, id: string): string[] {
     .map((line) => line.split(':'))
     .filter(([, controllers, p]) => p.includes(id) && ['', 'memory', 'pids'].includes(controllers))
     .map(([, controllers, p]) => path.join('/sys/fs/cgroup', controllers, p));
-}
-
-function memory(pid: number): { rssKb: number; pssKb: number } {
-  const rss = /VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
-  const pss = /Pss:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8'));
-  return { rssKb: Number(rss?.[1]), pssKb: Number(pss?.[1]) };
 }
 
 /** Deletes the container and checks that its processes, cgroups and mounts are gone, and the shim too. */
@@ -73,23 +59,8 @@ async function deleteAndCheck(id: string, bundle: TestBundle, dir: string, pid: 
   assert.deepEqual(mountPointsUnder(path.join(bundle.dir, 'rootfs')), [], 'no mounts left');
 }
 
-const text = (entries: LogEntry[], stream: string): string =>
-  entries
-    .filter((e) => e.stream === stream)
-    .map((e) => e.log)
-    .join('');
-
 describe('berth-shim', { skip: !isRoot && 'needs root' }, () => {
-  after(async () => {
-    for (const id of ids) await runtime.delete(id, true).catch(() => undefined);
-    for (const dir of shimDirs) {
-      const pid = shimPid(dir);
-      if (pid) process.kill(pid, 'SIGKILL');
-      fs.rmSync(dir, { recursive: true, force: true });
-    }
-    for (const b of bundles) b.remove();
-    fs.rmSync(root, { recursive: true, force: true });
-  });
+  after(() => cleanUp({ runtime, root, ids, shimDirs, bundles }));
 
   it('logs stdout and stderr, records the exit status, answers wait and attach', async () => {
     const { id, bundle, dir } = setup(['sh', '-c', 'echo out; echo err >&2; sleep 1; exit 3']);
@@ -122,8 +93,8 @@ describe('berth-shim', { skip: !isRoot && 'needs root' }, () => {
     assert.equal((await client.state()).status, 'stopped');
 
     const log = readLog(dir);
-    assert.equal(text(log, 'stdout'), 'out\n');
-    assert.equal(text(log, 'stderr'), 'err\n');
+    assert.equal(logText(log, 'stdout'), 'out\n');
+    assert.equal(logText(log, 'stderr'), 'err\n');
     for (const e of log) assert.match(e.time, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z$/);
     await attaching;
     assert.deepEqual(attached, log, 'attach streamed what was logged, and ended at the exit');
@@ -163,7 +134,7 @@ describe('berth-shim', { skip: !isRoot && 'needs root' }, () => {
     assert.equal(Number(/PPid:\s+(\d+)/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]), shim, "the shim is the container's parent");
     const exit = await new ShimClient(dir).wait();
     assert.equal(exit.status, 5);
-    assert.equal(text(readLog(dir), 'stdout'), 'first\nsecond\n', 'output after the starter died is logged');
+    assert.equal(logText(readLog(dir), 'stdout'), 'first\nsecond\n', 'output after the starter died is logged');
 
     await deleteAndCheck(id, bundle, dir, pid, cgroups);
   });
@@ -177,7 +148,7 @@ describe('berth-shim', { skip: !isRoot && 'needs root' }, () => {
     const log = readLog(dir);
     assert.equal(log[0].log, '\ufffd\u20ac\u0001"\\\n');
     assert.ok(log.every((e) => e.log.length <= 16384) && log.some((e) => e.log.length === 16384), 'a long line is logged in parts of 16 KiB');
-    assert.equal(text(log, 'stdout'), `\ufffd\u20ac\u0001"\\\n${'a'.repeat(20000)}\nno newline`);
+    assert.equal(logText(log, 'stdout'), `\ufffd\u20ac\u0001"\\\n${'a'.repeat(20000)}\nno newline`);
     await deleteAndCheck(id, bundle, dir, launched.pid, cgroups);
   });
 
