@@ -155,6 +155,23 @@ describe('berth-shim: terminals, stdin, streams, exec', { skip: !isRoot && 'need
     assert.equal(readExit(c.dir)?.status, 0);
   });
 
+  it('drops a stream client that does not read, without holding back the container or a client that reads', T, async () => {
+    // 4 MiB in 64 KiB steps: more than a dropped client's socket holds (2 MiB), at a pace a reading client keeps up with.
+    const c = await create(['sh', '-c', "i=0; while [ $i -lt 64 ]; do head -c 65536 /dev/zero | tr '\\0' a; sleep 0.01; i=$((i+1)); done"]);
+    const slow = await c.client.stream(); // never read until the end: not flowing
+    const fast = frames(await c.client.stream());
+    await runtime.start(c.id);
+    assert.equal((await c.client.wait()).status, 0, 'the container finished while a client did not read');
+    await fast.ended;
+    assert.equal(fast.text(1).length, 4 << 20, 'the reading client got all of it');
+    let slowBytes = 0;
+    await new Promise<void>((resolve) => {
+      slow.on('data', (d: Buffer) => (slowBytes += d.length)).on('close', () => resolve());
+      slow.resume();
+    });
+    assert.ok(slowBytes < 4 << 20, `the client that did not read was dropped (it got ${slowBytes} bytes)`);
+  });
+
   it('runs exec under a shim of its own, without and with a terminal, with its exit code', T, async () => {
     const c = await create(['sleep', '100']);
     await runtime.start(c.id);
