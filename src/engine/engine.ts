@@ -22,6 +22,7 @@ import { OverlaySnapshotter } from '../storage/snapshotter.js';
 import { VolumeStore } from '../storage/volumes.js';
 import { ContainerService } from './containers/service.js';
 import { EventBus } from './events.js';
+import { ImageService } from './images.js';
 import type { HostFacts } from './spec/container-spec.js';
 
 export interface EngineOptions {
@@ -44,6 +45,8 @@ export class Engine {
   readonly volumes: VolumeStore;
   readonly runtime: Runtime;
   readonly containers: ContainerService;
+  /** Pull, push, load, save, import, commit, remove, prune: what the image routes call. */
+  readonly imageService: ImageService;
   readonly facts: HostFacts;
   readonly startedAt = new Date();
 
@@ -73,6 +76,15 @@ export class Engine {
       facts: this.facts,
       cgroupParent: options.cgroupParent,
       usernsRemap: options.usernsRemap,
+    });
+    this.imageService = new ImageService({
+      content: this.content,
+      images: this.images,
+      snapshotter: this.snapshotter,
+      containers: this.containers,
+      events: this.events,
+      insecureRegistries: options.insecureRegistries ?? [],
+      tmpDir: path.join(data, 'tmp-images'),
     });
   }
 

@@ -1,66 +1,97 @@
-/** Image records → the JSON of Docker's `/images/json` and `/images/{name}/json`. */
+/** Image records → the JSON of Docker's `/images/json`, `/images/{name}/json` and `/images/{name}/history`. */
 import type { Engine } from '../../engine/engine.js';
-import { parseImageConfig, parseManifest } from '../../images/manifest.js';
-import { familiarString, parseReference } from '../../images/reference.js';
+import { familiar, type HistoryItem } from '../../engine/images.js';
 import type { ImageRecord } from '../../images/types.js';
+import { compareVersions } from '../versions.js';
 
 /** "docker.io/library/busybox:latest" → "busybox:latest", as Docker shows names. */
-export function familiarName(name: string): string {
-  try {
-    return familiarString(parseReference(name));
-  } catch {
-    return name;
-  }
+export const familiarName = familiar;
+
+function createdSeconds(created: string | undefined, fallback: string): number {
+  return Math.floor((Date.parse(created ?? fallback) || 0) / 1000);
 }
 
-function imageSize(engine: Engine, image: ImageRecord): number {
-  try {
-    const parsed = parseManifest(engine.content.readBlob(image.manifest));
-    if (parsed.kind !== 'manifest') return 0;
-    // Docker reports the unpacked size; the compressed size is what we know without unpacking.
-    return parsed.manifest.layers.reduce((sum, l) => sum + l.size, 0);
-  } catch {
-    return 0;
+/** Before API 1.43 untagged images showed "<none>:<none>" and "<none>@<none>". */
+function placeholders(version: string | undefined, tags: string[], digests: string[]): { tags: string[]; digests: string[] } {
+  if (version !== undefined && compareVersions(version, '1.43') < 0 && tags.length === 0 && digests.length === 0) {
+    return { tags: ['<none>:<none>'], digests: ['<none>@<none>'] };
   }
+  return { tags, digests };
 }
 
-export function imageSummary(engine: Engine, image: ImageRecord): object {
-  const config = parseImageConfig(engine.content.readBlob(image.config));
-  const size = imageSize(engine, image);
+/** VirtualSize went away in API 1.44. */
+function virtualSize(version: string | undefined, size: number): { VirtualSize?: number } {
+  return version !== undefined && compareVersions(version, '1.44') < 0 ? { VirtualSize: size } : {};
+}
+
+export function imageSummary(engine: Engine, image: ImageRecord, opts: { version?: string; containers?: number } = {}): object {
+  const config = engine.imageService.config(image);
+  const size = engine.imageService.size(image, config);
+  const { tags, digests } = placeholders(opts.version, image.names.map(familiarName), (image.repoDigests ?? []).map(familiarName));
   return {
+    Containers: opts.containers ?? -1,
+    Created: createdSeconds(config.created, image.created),
     Id: image.config,
-    ParentId: '',
-    RepoTags: image.names.map(familiarName),
-    RepoDigests: (image.repoDigests ?? []).map(familiarName),
-    Created: Math.floor(Date.parse(config.created ?? image.created) / 1000) || 0,
-    Size: size,
-    VirtualSize: size,
-    SharedSize: -1,
     Labels: config.config?.Labels ?? null,
-    Containers: -1,
+    ParentId: '',
+    RepoDigests: digests,
+    RepoTags: tags,
+    SharedSize: -1,
+    Size: size,
+    ...virtualSize(opts.version, size),
   };
 }
 
-export function imageInspect(engine: Engine, image: ImageRecord): object {
-  const config = parseImageConfig(engine.content.readBlob(image.config));
-  const size = imageSize(engine, image);
+export function imageInspect(engine: Engine, image: ImageRecord, version?: string): object {
+  const config = engine.imageService.config(image);
+  const size = engine.imageService.size(image, config);
+  const c = config.config ?? {};
   return {
     Id: image.config,
     RepoTags: image.names.map(familiarName),
     RepoDigests: (image.repoDigests ?? []).map(familiarName),
     Parent: '',
-    Comment: (config as { comment?: string }).comment ?? '',
+    Comment: typeof config.comment === 'string' ? config.comment : '',
     Created: config.created ?? image.created,
-    DockerVersion: '',
+    ...(version !== undefined && compareVersions(version, '1.45') < 0 ? { Container: typeof config.container === 'string' ? config.container : '', ContainerConfig: emptyConfig() } : {}),
+    DockerVersion: typeof config.docker_version === 'string' ? config.docker_version : '',
     Author: config.author ?? '',
-    Config: { Env: null, Cmd: null, Entrypoint: null, WorkingDir: '', User: '', Labels: null, Volumes: null, ExposedPorts: null, ...(config.config ?? {}) },
+    Config: { ...emptyConfig(), ...c },
     Architecture: config.architecture,
-    Variant: config.variant,
+    ...(config.variant ? { Variant: config.variant } : {}),
     Os: config.os,
+    ...(typeof config['os.version'] === 'string' ? { OsVersion: config['os.version'] } : {}),
     Size: size,
-    VirtualSize: size,
+    ...virtualSize(version, size),
     GraphDriver: { Name: 'overlay2', Data: null },
     RootFS: { Type: 'layers', Layers: config.rootfs?.diff_ids ?? [] },
     Metadata: { LastTagTime: '0001-01-01T00:00:00Z' },
   };
+}
+
+/** Docker's container.Config with nothing set, as inspect shows the fields an image lacks. */
+function emptyConfig(): Record<string, unknown> {
+  return {
+    Hostname: '',
+    Domainname: '',
+    User: '',
+    AttachStdin: false,
+    AttachStdout: false,
+    AttachStderr: false,
+    Tty: false,
+    OpenStdin: false,
+    StdinOnce: false,
+    Env: null,
+    Cmd: null,
+    Image: '',
+    Volumes: null,
+    WorkingDir: '',
+    Entrypoint: null,
+    OnBuild: null,
+    Labels: null,
+  };
+}
+
+export function imageHistory(items: HistoryItem[]): object[] {
+  return items.map((h) => ({ Comment: h.Comment, Created: h.Created, CreatedBy: h.CreatedBy, Id: h.Id, Size: h.Size, Tags: h.Tags }));
 }

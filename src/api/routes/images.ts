@@ -1,107 +1,221 @@
-/** `/images/...`: list, inspect, pull, load, tag, remove. */
-import { ConflictError, InvalidArgumentError } from '../../common/errors.js';
+/**
+ * `/images/...`, `/commit`, `/auth`, `/distribution/{name}/json`: the HTTP side of the engine's
+ * ImageService. Progress streams (pull, push, import) start with their first message, so an
+ * error before it (no such image, bad credentials) is a plain HTTP error, as with dockerd; a
+ * later one goes into the stream as {"errorDetail": {"message"}, "error"}.
+ */
+import type { Writable } from 'node:stream';
+
+import { InvalidArgumentError, UnsupportedError } from '../../common/errors.js';
 import type { Engine } from '../../engine/engine.js';
-import { loadDockerArchive } from '../../images/archive/docker-archive.js';
-import { pullImage } from '../../images/pull-image.js';
-import { dockerReference, formatReference } from '../../images/reference.js';
+import type { JsonMessage } from '../../engine/image-progress.js';
+import { LoginRefusedError, pullReference } from '../../engine/images.js';
 import type { RegistryAuth } from '../../images/registry/auth.js';
-import { familiarName, imageInspect, imageSummary } from '../present/images.js';
+import type { Context } from '../context.js';
+import { errorMessage, HttpStatus } from '../errors.js';
+import { imageHistory, imageInspect, imageSummary } from '../present/images.js';
 import type { Router } from '../router.js';
 
-/** X-Registry-Auth: base64url JSON {username, password, ...}; empty or "{}" means anonymous. */
+/**
+ * X-Registry-Auth: base64url (or base64) JSON {username, password, ...}; absent, empty or "{}"
+ * means anonymous. Anything else is a 400 naming the header.
+ */
 export function registryAuth(header: string | string[] | undefined): RegistryAuth | undefined {
-  if (typeof header !== 'string' || header === '') return undefined;
-  let parsed: { username?: string; password?: string; identitytoken?: string };
+  if (typeof header !== 'string' || header.trim() === '') return undefined;
+  let parsed: unknown;
   try {
-    parsed = JSON.parse(Buffer.from(header.replace(/-/g, '+').replace(/_/g, '/'), 'base64').toString('utf8')) as typeof parsed;
+    parsed = JSON.parse(Buffer.from(header.trim().replace(/-/g, '+').replace(/_/g, '/'), 'base64').toString('utf8'));
   } catch {
-    throw new InvalidArgumentError('X-Registry-Auth is not base64-encoded JSON', 'X-Registry-Auth');
+    throw new InvalidArgumentError('not base64-encoded JSON', 'X-Registry-Auth');
   }
-  if (parsed && typeof parsed.username === 'string' && parsed.username !== '') return { username: parsed.username, password: String(parsed.password ?? '') };
+  if (parsed === null) return undefined;
+  if (typeof parsed !== 'object' || Array.isArray(parsed)) throw new InvalidArgumentError('must be a JSON object', 'X-Registry-Auth');
+  const { username, password } = parsed as { username?: unknown; password?: unknown };
+  if (username !== undefined && typeof username !== 'string') throw new InvalidArgumentError('username must be a string', 'X-Registry-Auth');
+  if (password !== undefined && typeof password !== 'string') throw new InvalidArgumentError('password must be a string', 'X-Registry-Auth');
+  if (typeof username === 'string' && username !== '') return { username, password: password ?? '' };
   return undefined;
 }
 
+/** A JSON progress stream that starts (200) with its first message. */
+class ProgressStream {
+  private out: Writable | undefined;
+  constructor(private readonly ctx: Context) {}
+
+  get started(): boolean {
+    return this.out !== undefined;
+  }
+
+  readonly send = (message: JsonMessage): void => {
+    this.out ??= this.ctx.stream('application/json');
+    if (!this.out.writableEnded && !this.out.destroyed) this.out.write(JSON.stringify(message) + '\r\n');
+  };
+
+  /** Runs `fn`; a failure after the stream started becomes its last message. */
+  async run(fn: () => Promise<void>): Promise<void> {
+    try {
+      await fn();
+    } catch (err) {
+      if (!this.started) throw err;
+      const message = errorMessage(err);
+      this.send({ errorDetail: { message }, error: message });
+    }
+    this.out ??= this.ctx.stream('application/json');
+    this.out.end();
+  }
+}
+
+/** Repeated query values ("changes", "names"). */
+function all(ctx: Context, name: string): string[] {
+  return ctx.query.getAll(name).filter((v) => v !== '');
+}
+
 export function imageRoutes(router: Router, engine: Engine): void {
+  const images = engine.imageService;
+
   router.get('/images/json', (ctx) => {
-    ctx.sendJson(200, engine.images.list().map((image) => imageSummary(engine, image)));
+    const filters = ctx.filters();
+    // API < 1.41 had a plain `filter` parameter: a reference pattern.
+    const legacy = ctx.query.get('filter');
+    if (legacy) filters.reference = [...(filters.reference ?? []), legacy];
+    const counts = new Map<string, number>();
+    for (const c of engine.containers.list()) counts.set(c.image, (counts.get(c.image) ?? 0) + 1);
+    const withCounts = ctx.bool('shared-size') || ctx.bool('containers');
+    const list = images
+      .list(filters)
+      .map((image) => imageSummary(engine, image, { version: ctx.version, ...(withCounts ? { containers: counts.get(image.config) ?? 0 } : {}) }));
+    ctx.sendJson(200, list);
+  });
+
+  router.get('/images/search', () => {
+    throw new UnsupportedError('image search is not supported: berthd has no registry search index to ask (Docker Hub is not reachable from here)');
+  });
+
+  router.get('/images/get', async (ctx) => {
+    await save(ctx, all(ctx, 'names'));
+  });
+
+  router.get('/images/{name*}/get', async (ctx) => {
+    await save(ctx, [ctx.params.name!]);
+  });
+
+  router.get('/images/{name*}/history', (ctx) => {
+    ctx.sendJson(200, imageHistory(images.history(ctx.params.name!)));
   });
 
   router.get('/images/{name*}/json', (ctx) => {
-    ctx.sendJson(200, imageInspect(engine, engine.images.get(ctx.params.name!)));
+    ctx.sendJson(200, imageInspect(engine, images.get(ctx.params.name!), ctx.version));
   });
 
   router.post('/images/create', async (ctx) => {
     const fromImage = ctx.query.get('fromImage');
-    if (!fromImage) throw new InvalidArgumentError('fromImage is required (import from a source is not supported yet)', 'fromImage');
-    const tag = ctx.query.get('tag');
-    const ref = tag ? (tag.startsWith('sha256:') ? `${fromImage}@${tag}` : `${fromImage}:${tag}`) : fromImage;
-    const name = formatReference(dockerReference(ref));
-    const auth = registryAuth(ctx.req.headers['x-registry-auth']);
-    const out = ctx.stream('application/json');
-    const send = (obj: object): void => {
-      if (!out.writableEnded) out.write(JSON.stringify(obj) + '\r\n');
-    };
-    try {
-      const result = await pullImage(name, {
-        content: engine.content,
-        images: engine.images,
-        snapshotter: engine.snapshotter,
-        auth,
-        insecure: engine.options.insecureRegistries ?? [],
-        onProgress: (e) => {
-          const detail = e.total !== undefined ? { progressDetail: { current: e.current ?? 0, total: e.total } } : { progressDetail: {} };
-          send(e.status.startsWith('Status:') ? { status: e.status } : { status: e.status, id: e.id, ...detail });
-        },
+    const fromSrc = ctx.query.get('fromSrc');
+    const platform = platformParam(ctx.query.get('platform'));
+    if (fromImage) {
+      const ref = pullReference(fromImage, ctx.query.get('tag'));
+      const auth = registryAuth(ctx.req.headers['x-registry-auth']);
+      const progress = new ProgressStream(ctx);
+      await progress.run(async () => {
+        await images.pull(ref, { ...(auth ? { auth } : {}), ...(platform ? { platform } : {}), sink: progress.send });
       });
-      send({ status: `Digest: ${result.image.repoDigests?.[0]?.split('@')[1] ?? result.image.manifest}` });
-      engine.events.emit('image', 'pull', familiarName(name), { name: familiarName(name) });
-    } catch (err) {
-      const message = err instanceof Error ? err.message : String(err);
-      send({ errorDetail: { message }, error: message });
+      return;
     }
-    out.end();
+    if (fromSrc !== null) {
+      if (fromSrc !== '-') throw new UnsupportedError(`importing from a URL is not supported (fromSrc=${fromSrc}); send the tarball as the body with fromSrc=-`);
+      const progress = new ProgressStream(ctx);
+      await progress.run(async () => {
+        const id = await images.importImage(ctx.bodyStream(), {
+          repo: ctx.query.get('repo') ?? undefined,
+          tag: ctx.query.get('tag') ?? undefined,
+          changes: all(ctx, 'changes'),
+          message: ctx.query.get('message') ?? undefined,
+          source: fromSrc,
+          ...(platform ? { platform } : {}),
+        });
+        progress.send({ status: id });
+      });
+      return;
+    }
+    throw new InvalidArgumentError('fromImage or fromSrc is required', 'fromImage');
   });
 
   router.post('/images/load', async (ctx) => {
-    const quiet = ctx.bool('quiet');
-    const result = await loadDockerArchive(ctx.bodyStream(), { content: engine.content, images: engine.images });
-    const out = ctx.stream('application/json');
-    for (const image of result.images) {
-      const names = image.names.map(familiarName);
-      for (const n of names) out.write(JSON.stringify({ stream: `Loaded image: ${n}\n` }) + '\r\n');
-      if (names.length === 0) out.write(JSON.stringify({ stream: `Loaded image ID: ${image.id}\n` }) + '\r\n');
-      engine.events.emit('image', 'load', image.id, { name: names[0] ?? image.id });
-    }
-    void quiet;
-    out.end();
+    const progress = new ProgressStream(ctx);
+    await progress.run(async () => {
+      await images.load(ctx.bodyStream(), progress.send);
+    });
+  });
+
+  router.post('/images/prune', async (ctx) => {
+    ctx.sendJson(200, await images.prune(ctx.filters()));
+  });
+
+  router.post('/images/{name*}/push', async (ctx) => {
+    const auth = registryAuth(ctx.req.headers['x-registry-auth']);
+    const progress = new ProgressStream(ctx);
+    await progress.run(() => images.push(ctx.params.name!, ctx.query.get('tag') || undefined, { ...(auth ? { auth } : {}), sink: progress.send }));
   });
 
   router.post('/images/{name*}/tag', (ctx) => {
     const repo = ctx.query.get('repo');
     if (!repo) throw new InvalidArgumentError('repository name is required', 'repo');
-    const tag = ctx.query.get('tag') || 'latest';
-    const image = engine.images.get(ctx.params.name!);
-    const target = formatReference(dockerReference(`${repo}:${tag}`));
-    engine.images.tag(target, image.config);
-    engine.events.emit('image', 'tag', image.config, { name: familiarName(target) });
+    images.tag(ctx.params.name!, repo, ctx.query.get('tag') || undefined);
     ctx.noContent(201);
   });
 
-  router.delete('/images/{name*}', (ctx) => {
-    const name = ctx.params.name!;
-    const image = engine.images.get(name);
-    const force = ctx.bool('force');
-    if (!force && engine.containers.imageInUse(image.config) && (image.names.length <= 1 || /^(sha256:)?[a-f0-9]{12,64}$/.test(name))) {
-      const user = engine.containers.list().find((c) => c.image === image.config)!;
-      throw new ConflictError(
-        `conflict: unable to remove repository reference "${name}" (must force) - container ${user.id.slice(0, 12)} is using its referenced image ${image.config.slice(7, 19)}`,
-      );
-    }
-    const result = engine.images.remove(name, { force });
-    engine.images.garbageCollect();
-    const out: object[] = [...result.untagged.map((u) => ({ Untagged: familiarName(u) })), ...result.deleted.map((d) => ({ Deleted: d }))];
-    for (const u of result.untagged) engine.events.emit('image', 'untag', image.config, { name: familiarName(u) });
-    for (const d of result.deleted) engine.events.emit('image', 'delete', d, { name: d });
-    ctx.sendJson(200, out);
+  router.delete('/images/{name*}', async (ctx) => {
+    ctx.sendJson(200, await images.remove(ctx.params.name!, { force: ctx.bool('force'), prune: !ctx.bool('noprune') }));
   });
+
+  router.post('/commit', async (ctx) => {
+    const container = ctx.query.get('container');
+    if (!container) throw new InvalidArgumentError('a container is required', 'container');
+    const body = await ctx.json<Record<string, unknown> | null>(null as unknown as Record<string, unknown>);
+    const id = await images.commit(container, {
+      repo: ctx.query.get('repo') || undefined,
+      tag: ctx.query.get('tag') || undefined,
+      comment: ctx.query.get('comment') || undefined,
+      author: ctx.query.get('author') || undefined,
+      changes: all(ctx, 'changes'),
+      pause: ctx.bool('pause', true),
+      config: body,
+    });
+    ctx.sendJson(201, { Id: id });
+  });
+
+  router.post('/auth', async (ctx) => {
+    const body = await ctx.json<Record<string, unknown>>();
+    try {
+      ctx.sendJson(200, await images.login(body));
+    } catch (err) {
+      if (err instanceof LoginRefusedError) throw new HttpStatus(401, err.message);
+      throw err;
+    }
+  });
+
+  router.get('/distribution/{name*}/json', async (ctx) => {
+    const auth = registryAuth(ctx.req.headers['x-registry-auth']);
+    ctx.sendJson(200, await images.distribution(ctx.params.name!, auth));
+  });
+
+  async function save(ctx: Context, names: string[]): Promise<void> {
+    images.prepareSave(names);
+    const out = ctx.stream('application/x-tar');
+    try {
+      await images.save(names, out);
+    } catch (err) {
+      // The tar has started: all we can do is cut it short, which the client notices.
+      out.destroy(err as Error);
+      return;
+    }
+    out.end();
+  }
+}
+
+/** `platform=linux/amd64[/v8]`. */
+function platformParam(value: string | null): { os: string; architecture: string; variant?: string } | undefined {
+  if (!value) return undefined;
+  const [os, architecture, variant] = value.split('/');
+  if (!os || !architecture) throw new InvalidArgumentError(`invalid platform ${JSON.stringify(value)}: want os/arch[/variant]`, 'platform');
+  return { os, architecture, ...(variant ? { variant } : {}) };
 }

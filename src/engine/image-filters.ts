@@ -1,0 +1,99 @@
+/**
+ * Docker's image filters (pure): the keys `GET /images/json` and `POST /images/prune` accept,
+ * reference globs (Go's path.Match against "busybox:latest" and "busybox", as
+ * reference.FamiliarMatch), labels ("key" or "key=value") and timestamps ("until").
+ */
+import { InvalidArgumentError } from '../common/errors.js';
+
+export type Filters = Record<string, string[]>;
+
+/** Refuses keys outside `allowed`, as dockerd does ("invalid filter 'x'"). */
+export function checkFilterKeys(filters: Filters, allowed: readonly string[]): void {
+  for (const key of Object.keys(filters)) {
+    if (!allowed.includes(key)) throw new InvalidArgumentError(`invalid filter '${key}'`, 'filters');
+  }
+}
+
+/** A boolean filter ("dangling"): undefined when absent; "true"/"1" or "false"/"0" else 400. */
+export function boolFilter(filters: Filters, key: string): boolean | undefined {
+  const values = filters[key];
+  if (!values || values.length === 0) return undefined;
+  let result: boolean | undefined;
+  for (const v of values) {
+    const lower = v.toLowerCase();
+    let b: boolean;
+    if (lower === 'true' || lower === '1') b = true;
+    else if (lower === 'false' || lower === '0') b = false;
+    else throw new InvalidArgumentError(`Invalid filter '${key}=${v}'`, 'filters');
+    if (result !== undefined && result !== b) throw new InvalidArgumentError(`Invalid filter '${key}': conflicting values`, 'filters');
+    result = b;
+  }
+  return result;
+}
+
+/** Go's path.Match as a RegExp: `*` and `?` stop at "/", `[...]` classes, `\` escapes. */
+export function globToRegExp(pattern: string): RegExp {
+  let out = '';
+  for (let i = 0; i < pattern.length; i++) {
+    const c = pattern[i]!;
+    if (c === '*') out += '[^/]*';
+    else if (c === '?') out += '[^/]';
+    else if (c === '\\' && i + 1 < pattern.length) out += '\\' + pattern[++i];
+    else if (c === '[') {
+      const end = pattern.indexOf(']', i + 2);
+      if (end < 0) throw new InvalidArgumentError(`syntax error in pattern ${JSON.stringify(pattern)}`, 'filters');
+      let cls = pattern.slice(i + 1, end);
+      if (cls.startsWith('^')) cls = '^' + cls.slice(1).replace(/[\\\]]/g, '\\$&');
+      else cls = cls.replace(/[\\\]^]/g, '\\$&');
+      out += `(?!/)[${cls}]`;
+      i = end;
+    } else out += c.replace(/[.+^${}()|\]\\/]/g, '\\$&');
+  }
+  return new RegExp(`^${out}$`);
+}
+
+/**
+ * Whether an image with these familiar names ("busybox:latest") and repo digests
+ * ("busybox@sha256:…") matches a reference pattern: the whole name or the repository.
+ */
+export function matchesReference(pattern: string, familiarRefs: string[]): boolean {
+  const re = globToRegExp(pattern);
+  return familiarRefs.some((ref) => {
+    if (re.test(ref)) return true;
+    const repo = ref.includes('@') ? ref.slice(0, ref.indexOf('@')) : ref.replace(/:[^:/]+$/, '');
+    return re.test(repo);
+  });
+}
+
+/** `label=key` or `label=key=value` against an image's labels: every one must hold. */
+export function matchesLabels(values: string[] | undefined, labels: Record<string, string> | undefined | null): boolean {
+  if (!values || values.length === 0) return true;
+  return values.every((v) => matchesLabel(v, labels));
+}
+
+export function matchesLabel(value: string, labels: Record<string, string> | undefined | null): boolean {
+  const eq = value.indexOf('=');
+  const key = eq < 0 ? value : value.slice(0, eq);
+  if (!labels || !Object.prototype.hasOwnProperty.call(labels, key)) return false;
+  return eq < 0 || labels[key] === value.slice(eq + 1);
+}
+
+/**
+ * A timestamp filter value ("until"): Unix seconds (with fraction), an RFC 3339 date, or a Go
+ * duration ("10m", "1h30m") before `now`. Returns milliseconds since the epoch.
+ */
+export function parseTimestamp(value: string, now = Date.now(), field = 'until'): number {
+  if (/^\d+(\.\d+)?$/.test(value)) return Number(value) * 1000;
+  const duration = /^(?:\d+(?:\.\d+)?(?:ns|us|µs|ms|s|m|h))+$/.test(value) ? goDuration(value) : undefined;
+  if (duration !== undefined) return now - duration;
+  const t = Date.parse(value);
+  if (Number.isNaN(t)) throw new InvalidArgumentError(`invalid timestamp ${JSON.stringify(value)}`, field);
+  return t;
+}
+
+function goDuration(value: string): number {
+  const unit: Record<string, number> = { ns: 1e-6, us: 1e-3, µs: 1e-3, ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+  let ms = 0;
+  for (const m of value.matchAll(/(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)/g)) ms += Number(m[1]) * unit[m[2]!]!;
+  return ms;
+}

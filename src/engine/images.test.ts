@@ -1,0 +1,60 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+
+import { InvalidArgumentError, NotFoundError } from '../common/errors.js';
+import { RegistryError } from '../images/registry/client.js';
+import { dockerReference, formatReference } from '../images/reference.js';
+import { commitConfig, isLoopbackRegistry, isSingleReference, pullReference, translatePullError } from './images.js';
+
+const D = 'sha256:' + 'a'.repeat(64);
+
+describe('image service helpers', () => {
+  it('builds the pull reference from fromImage and tag', () => {
+    assert.equal(formatReference(pullReference('busybox', 'latest')), 'docker.io/library/busybox:latest');
+    assert.equal(formatReference(pullReference('busybox', null)), 'docker.io/library/busybox:latest');
+    assert.equal(formatReference(pullReference('127.0.0.1:5000/x:1', '')), '127.0.0.1:5000/x:1');
+    assert.equal(formatReference(pullReference('127.0.0.1:5000/x:1', '2')), '127.0.0.1:5000/x:2');
+    assert.equal(formatReference(pullReference('127.0.0.1:5000/x', D)), `127.0.0.1:5000/x@${D}`);
+    assert.throws(() => pullReference('UPPER', null), (e: unknown) => e instanceof InvalidArgumentError && e.field === 'fromImage');
+    assert.throws(() => pullReference('busybox', 'bad tag!'), (e: unknown) => e instanceof InvalidArgumentError && e.field === 'tag');
+  });
+  it('treats loopback registries as insecure, as dockerd', () => {
+    assert.ok(isLoopbackRegistry('127.0.0.1:5000'));
+    assert.ok(isLoopbackRegistry('localhost:5000'));
+    assert.ok(isLoopbackRegistry('127.1.2.3'));
+    assert.ok(!isLoopbackRegistry('docker.io'));
+    assert.ok(!isLoopbackRegistry('10.0.0.1:5000'));
+  });
+  it('knows single references', () => {
+    assert.ok(isSingleReference({ names: ['docker.io/library/a:1'] }));
+    assert.ok(isSingleReference({ names: ['docker.io/library/a:1'], repoDigests: [`docker.io/library/a@${D}`] }));
+    assert.ok(!isSingleReference({ names: ['docker.io/library/a:1', 'docker.io/library/a:2'] }));
+    assert.ok(!isSingleReference({ names: ['docker.io/library/a:1'], repoDigests: [`docker.io/library/b@${D}`] }));
+    assert.ok(!isSingleReference({ names: [] }));
+  });
+  it('words registry errors as dockerd', () => {
+    const ref = dockerReference('127.0.0.1:5000/nope:latest');
+    const unknown = translatePullError(new RegistryError('NOT_FOUND', 'x', 404, [{ code: 'MANIFEST_UNKNOWN', message: 'manifest unknown' }]), ref);
+    assert.ok(unknown instanceof NotFoundError);
+    assert.equal((unknown as Error).message, 'manifest for 127.0.0.1:5000/nope:latest not found: manifest unknown: manifest unknown');
+    const name = translatePullError(new RegistryError('NOT_FOUND', 'x', 404, [{ code: 'NAME_UNKNOWN', message: 'repository name not known to registry' }]), ref);
+    assert.equal((name as Error).message, 'repository 127.0.0.1:5000/nope not found: name unknown: repository name not known to registry');
+    const denied = translatePullError(new RegistryError('INVALID_ARGUMENT', 'x', 403, [{ code: 'DENIED', message: 'no' }]), dockerReference('busybox'));
+    assert.equal((denied as Error).message, "pull access denied for busybox, repository does not exist or may require 'docker login': denied: no");
+  });
+  it('commits the container config over the image config, then the changes', () => {
+    const cfg = commitConfig(
+      { Env: ['PATH=/bin', 'A=1'], Cmd: ['sh'], Labels: { a: '1' }, WorkingDir: '/w' },
+      { Image: 'busybox', Env: ['A=2', 'B=3'], Cmd: ['touch', '/x'], Labels: { b: '2' }, Hostname: 'abc', HostConfig: { Privileged: true } },
+      {},
+      ['ENV C=4', 'LABEL c=3'],
+    );
+    assert.deepEqual(cfg.Env, ['PATH=/bin', 'A=2', 'B=3', 'C=4']);
+    assert.deepEqual(cfg.Cmd, ['touch', '/x']);
+    assert.deepEqual(cfg.Labels, { a: '1', b: '2', c: '3' });
+    assert.equal(cfg.WorkingDir, '/w');
+    assert.equal((cfg as Record<string, unknown>).HostConfig, undefined);
+    const over = commitConfig({ Cmd: ['sh'] }, { Cmd: ['x'] }, { Cmd: ['y'] }, []);
+    assert.deepEqual(over.Cmd, ['y']);
+  });
+});

@@ -1,0 +1,870 @@
+/**
+ * The lifecycle manager's image service: everything `docker image …` does, on top of the
+ * image libraries (content store, image store, registry client, archives, snapshotter). Pulls
+ * and pushes report dockerd's progress messages through a callback; removal follows dockerd's
+ * untag / delete / conflict rules (daemon/images/image_delete.go), and a deleted image's layers
+ * leave the snapshotter when nothing else uses them. Nothing here speaks HTTP.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import type { Readable, Writable } from 'node:stream';
+
+import { BerthError, ConflictError, InvalidArgumentError, NotFoundError, SystemError } from '../common/errors.js';
+import { importRootfs } from '../images/archive/rootfs-import.js';
+import { applyChanges, type ContainerConfig as ImageContainerConfig } from '../images/archive/rootfs-import.js';
+import { bufferSource, commitImages } from '../images/archive/common.js';
+import { DOCKER_LAYER_TAR, loadDockerArchive, saveDockerArchive } from '../images/archive/docker-archive.js';
+import { sha256Digest, shortDigest } from '../images/digest.js';
+import type { ImageStore } from '../images/image-store.js';
+import { parseImageConfig, parseManifest, parseTypedManifest } from '../images/manifest.js';
+import { pullImage, unpackImageLayers } from '../images/pull-image.js';
+import { dockerReference, familiarString, formatReference, parseReference, repositoryName, type ImageReference } from '../images/reference.js';
+import { fetchManifest, push, RegistryClient, RegistryError, repositoryScope, type RegistryAuth } from '../images/registry/index.js';
+import { parseRegistryRef } from '../images/registry/ref.js';
+import type { ContentStore, Digest, ImageConfig, ImageManifest, ImageRecord, Platform } from '../images/types.js';
+import { MEDIA_TYPES } from '../images/types.js';
+import { chainIds, writeDiffTar, type OverlaySnapshotter } from '../storage/snapshotter.js';
+import type { ContainerRecord } from './containers/record.js';
+import type { ContainerService } from './containers/service.js';
+import type { EventBus } from './events.js';
+import { boolFilter, checkFilterKeys, matchesLabels, matchesReference, parseTimestamp, type Filters } from './image-filters.js';
+import { PullProgress, pullStatus, pushMessages, type JsonMessage } from './image-progress.js';
+
+/** The diff ID of an empty layer (a tar of two zero blocks), which Docker does not add to rootfs. */
+export const EMPTY_LAYER_DIFF_ID = 'sha256:5f70bf18a086007016e948b04aed3b82103a36bea41755b6cddfaf10ace3c6ef';
+
+export interface ImageServiceOptions {
+  content: ContentStore;
+  images: ImageStore;
+  snapshotter: OverlaySnapshotter;
+  containers: ContainerService;
+  events: EventBus;
+  /** berthd --insecure-registry: "host:port" reached over plain HTTP. */
+  insecureRegistries: string[];
+  /** Scratch space for archives and diffs (same file system as the data root). */
+  tmpDir: string;
+}
+
+export type MessageSink = (message: JsonMessage) => void;
+
+/** One line of `DELETE /images/{name}` and of prune's ImagesDeleted. */
+export type DeleteItem = { Untagged: string } | { Deleted: string };
+
+export interface HistoryItem {
+  Id: string;
+  Created: number;
+  CreatedBy: string;
+  Tags: string[] | null;
+  Size: number;
+  Comment: string;
+}
+
+export interface CommitOptions {
+  repo?: string;
+  tag?: string;
+  comment?: string;
+  author?: string;
+  changes?: string[];
+  pause?: boolean;
+  /** The request body: container config fields that override the container's. */
+  config?: Record<string, unknown> | null;
+}
+
+/** The keys of Docker's container.Config, which a committed image keeps as its config. */
+const CONFIG_KEYS = [
+  'Hostname',
+  'Domainname',
+  'User',
+  'AttachStdin',
+  'AttachStdout',
+  'AttachStderr',
+  'ExposedPorts',
+  'Tty',
+  'OpenStdin',
+  'StdinOnce',
+  'Env',
+  'Cmd',
+  'Healthcheck',
+  'ArgsEscaped',
+  'Image',
+  'Volumes',
+  'WorkingDir',
+  'Entrypoint',
+  'NetworkDisabled',
+  'OnBuild',
+  'Labels',
+  'StopSignal',
+  'Shell',
+] as const;
+
+/** "busybox" or "busybox:1" plus the `tag` parameter (a tag or a digest) → the reference to pull. */
+export function pullReference(fromImage: string, tag: string | null | undefined): ImageReference {
+  let ref: ImageReference;
+  try {
+    ref = parseReference(fromImage);
+  } catch (err) {
+    throw new InvalidArgumentError((err as Error).message, 'fromImage');
+  }
+  if (tag) {
+    const base: ImageReference = { domain: ref.domain, path: ref.path };
+    try {
+      return tag.includes(':') ? dockerReference(`${formatReference(base)}@${tag}`) : dockerReference(`${formatReference(base)}:${tag}`);
+    } catch (err) {
+      throw new InvalidArgumentError((err as Error).message, 'tag');
+    }
+  }
+  return dockerReference(formatReference(ref));
+}
+
+/** dockerd treats 127.0.0.0/8 (and so localhost) as an insecure registry by default. */
+export function isLoopbackRegistry(host: string): boolean {
+  const h = host.replace(/:\d+$/, '').toLowerCase();
+  return h === 'localhost' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h);
+}
+
+export function familiar(name: string): string {
+  try {
+    return familiarString(parseReference(name));
+  } catch {
+    return name;
+  }
+}
+
+/** "sha256:0123456789ab…" → "0123456789ab" (stringid.TruncateID). */
+function truncateId(id: string): string {
+  return id.replace(/^sha256:/, '').slice(0, 12);
+}
+
+function isRunning(c: ContainerRecord): boolean {
+  return c.state.status === 'running' || c.state.status === 'paused' || c.state.status === 'restarting';
+}
+
+class DeleteConflict extends ConflictError {
+  constructor(
+    imageId: string,
+    readonly hard: boolean,
+    readonly used: boolean,
+    detail: string,
+  ) {
+    super(`conflict: unable to delete ${truncateId(imageId)} (${hard ? 'cannot be forced' : 'must be forced'}) - ${detail}`);
+  }
+}
+
+export class ImageService {
+  /** Pulls, loads, imports and commits in flight: blobs they wrote are not referenced yet. */
+  private busy = 0;
+  private gcPending = false;
+
+  constructor(private readonly opts: ImageServiceOptions) {
+    // Scratch files of a previous daemon on this data root are garbage now.
+    fs.rmSync(opts.tmpDir, { recursive: true, force: true });
+    fs.mkdirSync(opts.tmpDir, { recursive: true, mode: 0o700 });
+  }
+
+  private get images(): ImageStore {
+    return this.opts.images;
+  }
+
+  private get content(): ContentStore {
+    return this.opts.content;
+  }
+
+  // ---- lookup ------------------------------------------------------------------------------
+
+  /** The image `ref` names (name, ID, ID prefix, repo digest); NotFoundError as dockerd words it. */
+  get(ref: string): ImageRecord {
+    const image = this.images.find(ref);
+    if (!image) throw new NotFoundError(`No such image: ${ref}`);
+    return image;
+  }
+
+  config(image: ImageRecord): ImageConfig {
+    return parseImageConfig(this.content.readBlob(image.config));
+  }
+
+  /** Bytes of the image's unpacked layers (diff sizes); the compressed sizes when some are not unpacked. */
+  size(image: ImageRecord, config = this.config(image)): number {
+    let total = 0;
+    for (const chain of chainIds(config.rootfs?.diff_ids ?? [])) {
+      const size = this.opts.snapshotter.hasLayer(chain) ? this.opts.snapshotter.layerInfo(chain).size : undefined;
+      if (size === undefined) return this.compressedSize(image);
+      total += size;
+    }
+    return total;
+  }
+
+  private compressedSize(image: ImageRecord): number {
+    try {
+      const parsed = parseManifest(this.content.readBlob(image.manifest));
+      return parsed.kind === 'manifest' ? parsed.manifest.layers.reduce((sum, l) => sum + l.size, 0) : 0;
+    } catch {
+      return 0;
+    }
+  }
+
+  /** `GET /images/json` filters: dangling, reference, label, before, since, until. */
+  list(filters: Filters = {}): ImageRecord[] {
+    checkFilterKeys(filters, ['dangling', 'reference', 'label', 'before', 'since', 'until']);
+    const dangling = boolFilter(filters, 'dangling');
+    const createdOf = (image: ImageRecord): number => Date.parse(this.config(image).created ?? image.created) || 0;
+    const before = filters.before?.length ? Math.min(...filters.before.map((r) => createdOf(this.get(r)))) : undefined;
+    const since = filters.since?.length ? Math.max(...filters.since.map((r) => createdOf(this.get(r)))) : undefined;
+    const until = filters.until?.length ? Math.min(...filters.until.map((u) => parseTimestamp(u))) : undefined;
+    return this.images.list().filter((image) => {
+      const config = this.config(image);
+      const created = Date.parse(config.created ?? image.created) || 0;
+      if (dangling === true && image.names.length > 0) return false;
+      if (dangling === false && image.names.length === 0 && !image.repoDigests?.length) return false;
+      if (filters.reference?.length) {
+        const refs = [...image.names, ...(image.repoDigests ?? [])].map(familiar);
+        if (!filters.reference.some((p) => matchesReference(p, refs))) return false;
+      }
+      if (!matchesLabels(filters.label, config.config?.Labels)) return false;
+      if (before !== undefined && !(created < before)) return false;
+      if (since !== undefined && !(created > since)) return false;
+      if (until !== undefined && !(created < until)) return false;
+      return true;
+    });
+  }
+
+  /** `docker history`: newest first; the top entry carries the image ID and its tags. */
+  history(ref: string): HistoryItem[] {
+    const image = this.get(ref);
+    const config = this.config(image);
+    const diffIds = config.rootfs?.diff_ids ?? [];
+    const chains = chainIds(diffIds);
+    const entries = config.history?.length ? config.history : diffIds.map(() => ({}) as NonNullable<ImageConfig['history']>[number]);
+    const out: HistoryItem[] = [];
+    let layer = 0;
+    for (const h of entries) {
+      let size = 0;
+      if (!h.empty_layer) {
+        const chain = chains[layer++];
+        if (chain !== undefined && this.opts.snapshotter.hasLayer(chain)) size = this.opts.snapshotter.layerInfo(chain).size ?? 0;
+      }
+      out.unshift({ Id: '<missing>', Created: Math.floor((Date.parse(h.created ?? '') || 0) / 1000), CreatedBy: h.created_by ?? '', Tags: null, Size: size, Comment: h.comment ?? '' });
+    }
+    if (out[0]) {
+      out[0].Id = image.config;
+      out[0].Tags = image.names.length ? image.names.map(familiar) : null;
+    }
+    return out;
+  }
+
+  // ---- registry ----------------------------------------------------------------------------
+
+  /** The insecure list for a registry: the configured ones, plus the registry itself when loopback. */
+  insecureFor(registry: string): string[] {
+    const list = [...this.opts.insecureRegistries];
+    if (isLoopbackRegistry(registry)) list.push(registry);
+    return list;
+  }
+
+  /**
+   * `docker pull`: messages go to `sink` as dockerd words them. Errors before the first message
+   * (no such image, refused credentials) are thrown with dockerd's wording; the caller decides
+   * whether they become an HTTP status or a stream error.
+   */
+  async pull(ref: ImageReference, opts: { auth?: RegistryAuth; platform?: Platform; sink?: MessageSink } = {}): Promise<ImageRecord> {
+    const sink = opts.sink ?? (() => {});
+    const full = formatReference(ref);
+    const wanted = familiarString(ref);
+    const before = this.images.find(full);
+    const progress = new PullProgress(ref.path, ref.tag ?? ref.digest ?? '');
+    return this.withBusy(async () => {
+      let result;
+      try {
+        result = await pullImage(full, {
+          content: this.content,
+          images: this.images,
+          snapshotter: this.opts.snapshotter,
+          auth: opts.auth ?? 'anonymous',
+          insecure: this.insecureFor(ref.domain),
+          platform: opts.platform,
+          onProgress: (e) => progress.map(e).forEach(sink),
+        });
+      } catch (err) {
+        throw translatePullError(err, ref);
+      }
+      sink(pullStatus(wanted, before?.config === result.image.config));
+      this.opts.events.emit('image', 'pull', wanted, { name: familiarString({ ...ref, tag: undefined, digest: undefined }) });
+      return result.image;
+    });
+  }
+
+  /**
+   * `docker push NAME[:TAG]`: one tag, or every tag of the repository when none is given (as
+   * dockerd). The registry's digest becomes a repo digest of the image.
+   */
+  async push(name: string, tag: string | undefined, opts: { auth?: RegistryAuth; sink?: MessageSink } = {}): Promise<void> {
+    const sink = opts.sink ?? (() => {});
+    let parsed: ImageReference;
+    try {
+      parsed = parseReference(name);
+    } catch (err) {
+      throw new InvalidArgumentError((err as Error).message, 'name');
+    }
+    if (parsed.digest !== undefined) throw new InvalidArgumentError('cannot push a digest reference', 'name');
+    const repo = repositoryName(parsed);
+    const wantTag = tag || parsed.tag;
+    const targets = wantTag
+      ? [`${repo}:${wantTag}`]
+      : this.images
+          .list()
+          .flatMap((i) => i.names)
+          .filter((n) => repositoryName(parseReference(n)) === repo)
+          .sort();
+    const images = targets.map((t) => this.images.find(t));
+    if (targets.length === 0 || images.some((i) => !i)) {
+      throw new NotFoundError(`An image does not exist locally with the tag: ${familiar(wantTag ? `${repo}:${wantTag}` : repo)}`);
+    }
+    sink({ status: `The push refers to repository [${repo}]` });
+    for (let i = 0; i < targets.length; i++) {
+      const image = images[i]!;
+      const target = dockerReference(targets[i]!);
+      // A cross-repository mount when the image came from another repository of this registry.
+      const mountFrom = (image.repoDigests ?? []).map((d) => parseReference(d)).find((d) => d.domain === target.domain && d.path !== target.path)?.path;
+      const result = await push(targets[i]!, {
+        store: this.content,
+        manifestDigest: image.manifest,
+        auth: opts.auth ?? 'anonymous',
+        insecure: this.insecureFor(target.domain),
+        mountFrom,
+        onProgress: (e) => pushMessages(e).forEach(sink),
+      });
+      sink({ progressDetail: {}, aux: { Tag: target.tag, Digest: result.digest, Size: result.size } });
+      this.images.put({ ...image, repoDigests: [...(image.repoDigests ?? []), `${repo}@${result.digest}`] });
+      this.opts.events.emit('image', 'push', familiarString(target), { name: familiarString({ ...target, tag: undefined }) });
+    }
+  }
+
+  /** `docker login`: checks the credentials against the registry's /v2/ (Basic or token flow). */
+  async login(body: { username?: unknown; password?: unknown; serveraddress?: unknown }): Promise<{ Status: string; IdentityToken: string }> {
+    if (typeof body !== 'object' || body === null) throw new InvalidArgumentError('must be an object', 'body');
+    const username = typeof body.username === 'string' ? body.username : '';
+    const password = typeof body.password === 'string' ? body.password : '';
+    if (!username) throw new InvalidArgumentError('a username is required', 'username');
+    const server = typeof body.serveraddress === 'string' && body.serveraddress !== '' ? body.serveraddress : 'docker.io';
+    const host = server
+      .replace(/^[a-z]+:\/\//i, '')
+      .replace(/\/.*$/, '')
+      .toLowerCase();
+    if (!host) throw new InvalidArgumentError(`invalid server address ${JSON.stringify(server)}`, 'serveraddress');
+    const registry = host === 'index.docker.io' || host === 'registry-1.docker.io' ? 'docker.io' : host;
+    const endpoint = parseRegistryRef(`${registry}/x`).endpoint;
+    const client = new RegistryClient(registry, endpoint, { auth: { username, password }, insecure: this.insecureFor(registry), timeoutMs: 15_000 });
+    let res: Response;
+    try {
+      res = await client.request('GET', '/v2/', { scopes: [] });
+    } catch (err) {
+      if (err instanceof InvalidArgumentError && err.field === 'auth') throw new LoginRefusedError(`login attempt to ${client.baseUrl}/v2/ failed: ${err.message}`);
+      if (err instanceof BerthError) throw err;
+      throw new SystemError(`cannot reach registry ${registry}: ${(err as Error).message}${causeText(err)}`);
+    }
+    await res.body?.cancel();
+    if (res.status === 401 || res.status === 403) throw new LoginRefusedError(`login attempt to ${client.baseUrl}/v2/ failed with status: ${res.status} ${res.status === 401 ? 'Unauthorized' : 'Forbidden'}`);
+    if (!res.ok) throw new SystemError(`login attempt to ${client.baseUrl}/v2/ failed with status: ${res.status}`);
+    return { Status: 'Login Succeeded', IdentityToken: '' };
+  }
+
+  /** `GET /distribution/{name}/json`: the registry's descriptor of a reference and its platforms. */
+  async distribution(name: string, auth?: RegistryAuth): Promise<{ Descriptor: { mediaType: string; digest: string; size: number }; Platforms: Platform[] }> {
+    let ref: ImageReference;
+    try {
+      ref = dockerReference(name);
+    } catch (err) {
+      throw new InvalidArgumentError((err as Error).message, 'name');
+    }
+    const r = parseRegistryRef(formatReference(ref));
+    const client = new RegistryClient(r.registry, r.endpoint, { auth: auth ?? 'anonymous', insecure: this.insecureFor(r.registry), timeoutMs: 15_000 });
+    let fetched;
+    try {
+      fetched = await fetchManifest(client, r.repository, r.digest ?? r.tag!);
+    } catch (err) {
+      throw translatePullError(err, ref);
+    }
+    const parsed = parseTypedManifest(fetched.bytes, fetched.contentType);
+    let platforms: Platform[] = [];
+    if (parsed.kind === 'index') platforms = parsed.index.manifests.flatMap((m) => (m.platform ? [m.platform] : []));
+    else {
+      const res = await client.request('GET', `/v2/${r.repository}/blobs/${parsed.manifest.config.digest}`, { scopes: [repositoryScope(r.repository)] });
+      if (!res.ok) throw await RegistryClient.errorFrom(res, `config ${parsed.manifest.config.digest}`);
+      const config = parseImageConfig(await RegistryClient.readLimited(res, 4 * 1024 * 1024, 'config'));
+      platforms = [{ architecture: config.architecture, os: config.os, ...(config.variant ? { variant: config.variant } : {}) }];
+    }
+    return { Descriptor: { mediaType: parsed.mediaType, digest: fetched.digest, size: fetched.bytes.length }, Platforms: platforms };
+  }
+
+  // ---- archives ----------------------------------------------------------------------------
+
+  /** `docker load`: the archive's images, their layers unpacked at once (as dockerd does). */
+  async load(input: Readable, sink: MessageSink = () => {}): Promise<string[]> {
+    return this.withBusy(async () => {
+      const before = new Map(this.images.list().flatMap((i) => i.names.map((n) => [n, i.config] as const)));
+      const result = await loadDockerArchive(input, { content: this.content, images: this.images }, { tmpDir: this.opts.tmpDir });
+      const ids: string[] = [];
+      for (const loaded of result.images) {
+        await this.unpack(this.get(loaded.id));
+        ids.push(loaded.id);
+        for (const name of loaded.names) {
+          const old = before.get(name);
+          if (old && old !== loaded.id) sink({ stream: `The image ${familiar(name)} already exists, renaming the old one with ID ${old} to empty string\n` });
+          sink({ stream: `Loaded image: ${familiar(name)}\n` });
+        }
+        if (loaded.names.length === 0) sink({ stream: `Loaded image ID: ${loaded.id}\n` });
+        this.opts.events.emit('image', 'load', loaded.id, { name: loaded.id });
+      }
+      return ids;
+    });
+  }
+
+  /** Checks that every ref names an image (before an answer starts), then writes `docker save` to `out`. */
+  prepareSave(refs: string[]): ImageRecord[] {
+    if (refs.length === 0) throw new InvalidArgumentError('no image names given', 'names');
+    return refs.map((r) => this.get(r));
+  }
+
+  async save(refs: string[], out: Writable): Promise<void> {
+    const images = this.prepareSave(refs);
+    await this.withBusy(() => saveDockerArchive({ content: this.content, images: this.images }, refs, out, { tmpDir: this.opts.tmpDir }));
+    for (const image of new Set(images.map((i) => i.config))) this.opts.events.emit('image', 'save', image, { name: image });
+  }
+
+  /** `docker import`: a root file system tarball (maybe compressed) becomes a one-layer image. */
+  async importImage(input: Readable, opts: { repo?: string; tag?: string; changes?: string[]; message?: string; source?: string; platform?: Platform }): Promise<string> {
+    let name: string | undefined;
+    if (opts.repo) {
+      let ref: ImageReference;
+      try {
+        ref = parseReference(opts.repo);
+      } catch (err) {
+        throw new InvalidArgumentError((err as Error).message, 'repo');
+      }
+      if (ref.digest !== undefined) throw new InvalidArgumentError('cannot import to a digest reference', 'repo');
+      name = formatReference(dockerReference(formatReference({ ...ref, tag: opts.tag || ref.tag })));
+    }
+    // Validate the changes before reading the body.
+    applyChanges({}, opts.changes ?? []);
+    return this.withBusy(async () => {
+      const loaded = await importRootfs(input, { content: this.content, images: this.images }, {
+        ...(name !== undefined ? { name } : {}),
+        changes: opts.changes ?? [],
+        message: opts.message || `Imported from ${opts.source ?? '-'}`,
+        ...(opts.platform ? { platform: opts.platform } : {}),
+        tmpDir: this.opts.tmpDir,
+      });
+      await this.unpack(this.get(loaded.id));
+      this.opts.events.emit('image', 'import', loaded.id, { name: loaded.id });
+      return loaded.id;
+    });
+  }
+
+  /** Unpacks an image's layers into the snapshotter (those it lacks). */
+  private async unpack(image: ImageRecord): Promise<void> {
+    const parsed = parseManifest(this.content.readBlob(image.manifest));
+    if (parsed.kind !== 'manifest') throw new SystemError(`image ${image.config} points at an index, not a manifest`);
+    await unpackImageLayers(parsed.manifest, this.config(image), { content: this.content, snapshotter: this.opts.snapshotter });
+  }
+
+  // ---- tag ---------------------------------------------------------------------------------
+
+  tag(source: string, repo: string, tag: string | undefined): string {
+    const image = this.get(source);
+    let ref: ImageReference;
+    try {
+      ref = parseReference(repo);
+    } catch (err) {
+      throw new InvalidArgumentError((err as Error).message, 'repo');
+    }
+    if (ref.digest !== undefined) throw new InvalidArgumentError('refusing to create a tag with a digest reference', 'repo');
+    let target: string;
+    try {
+      target = formatReference(dockerReference(formatReference({ ...ref, tag: tag || ref.tag })));
+    } catch (err) {
+      throw new InvalidArgumentError((err as Error).message, 'tag');
+    }
+    this.images.tag(target, image.config);
+    this.opts.events.emit('image', 'tag', image.config, { name: familiar(target) });
+    return target;
+  }
+
+  // ---- commit ------------------------------------------------------------------------------
+
+  /**
+   * `docker commit`: the container's writable layer (read in place, the container paused
+   * meanwhile unless `pause` is false) becomes a new layer on its image; the container's config
+   * (with the body's fields and `changes` on top) becomes the image config, and a history entry
+   * is added. Returns the new image ID.
+   */
+  async commit(containerRef: string, opts: CommitOptions = {}): Promise<string> {
+    const record = this.opts.containers.get(containerRef);
+    let name: string | undefined;
+    if (opts.repo) {
+      let ref: ImageReference;
+      try {
+        ref = parseReference(opts.repo);
+      } catch (err) {
+        throw new InvalidArgumentError((err as Error).message, 'repo');
+      }
+      if (ref.digest !== undefined) throw new InvalidArgumentError('cannot commit to a digest reference', 'repo');
+      try {
+        name = formatReference(dockerReference(formatReference({ ...ref, tag: opts.tag || ref.tag })));
+      } catch (err) {
+        throw new InvalidArgumentError((err as Error).message, 'tag');
+      }
+    } else if (opts.tag) throw new InvalidArgumentError('a tag needs a repository', 'repo');
+    if (opts.config !== undefined && opts.config !== null && (typeof opts.config !== 'object' || Array.isArray(opts.config))) {
+      throw new InvalidArgumentError('must be an object', 'body');
+    }
+    const base = this.images.find(record.image);
+    if (!base) throw new NotFoundError(`the image ${record.image} of container ${truncateId(record.id)} no longer exists`);
+    const baseConfig = this.config(base);
+    const baseManifest = parseManifest(this.content.readBlob(base.manifest));
+    if (baseManifest.kind !== 'manifest') throw new SystemError(`image ${base.config} points at an index, not a manifest`);
+    const containerConfig = commitConfig(baseConfig.config ?? {}, record.config, opts.config ?? {}, opts.changes ?? []);
+
+    return this.withBusy(async () => {
+      const scratch = fs.mkdtempSync(path.join(this.opts.tmpDir, 'commit-'));
+      try {
+        const tarPath = path.join(scratch, 'layer.tar');
+        let paused = false;
+        if (opts.pause !== false && record.state.status === 'running') {
+          this.opts.containers.pause(record.id);
+          paused = true;
+        }
+        let diff;
+        try {
+          diff = await writeDiffTar(this.upperDir(record.snapshotKey), tarPath);
+        } finally {
+          if (paused) {
+            try {
+              this.opts.containers.unpause(record.id);
+            } catch {
+              /* it exited meanwhile */
+            }
+          }
+        }
+        const empty = diff.diffId === EMPTY_LAYER_DIFF_ID;
+        const created = new Date().toISOString();
+        const history = [...(baseConfig.history ?? [])];
+        history.push({
+          created,
+          ...(opts.author ? { author: opts.author } : {}),
+          created_by: (record.config.Cmd ?? []).join(' '),
+          ...(opts.comment ? { comment: opts.comment } : {}),
+          ...(empty ? { empty_layer: true } : {}),
+        });
+        const config: ImageConfig = {
+          architecture: baseConfig.architecture,
+          ...(baseConfig.variant ? { variant: baseConfig.variant } : {}),
+          os: baseConfig.os,
+          created,
+          ...(opts.author ? { author: opts.author } : {}),
+          ...(opts.comment ? { comment: opts.comment } : {}),
+          config: containerConfig,
+          container: record.id,
+          rootfs: { type: 'layers', diff_ids: [...(baseConfig.rootfs?.diff_ids ?? []), ...(empty ? [] : [diff.diffId])] },
+          history,
+        };
+        const configBytes = Buffer.from(JSON.stringify(config));
+        const configDigest = sha256Digest(configBytes);
+        const manifest: ImageManifest = {
+          schemaVersion: 2,
+          mediaType: MEDIA_TYPES.dockerManifest,
+          config: { mediaType: MEDIA_TYPES.dockerConfig, digest: configDigest, size: configBytes.length },
+          layers: [...baseManifest.manifest.layers, ...(empty ? [] : [{ mediaType: DOCKER_LAYER_TAR, digest: diff.diffId, size: diff.size }])],
+        };
+        const manifestBytes = Buffer.from(JSON.stringify(manifest));
+        const manifestDigest = sha256Digest(manifestBytes);
+        await commitImages(
+          { content: this.content, images: this.images },
+          [
+            ...(empty ? [] : [{ digest: diff.diffId, size: diff.size, open: () => fs.createReadStream(tarPath) }]),
+            { digest: configDigest, size: configBytes.length, open: bufferSource(configBytes) },
+            { digest: manifestDigest, size: manifestBytes.length, open: bufferSource(manifestBytes) },
+          ],
+          [{ names: name ? [name] : [], manifest: manifestDigest, config: configDigest, created }],
+        );
+        await unpackImageLayers(manifest, config, { content: this.content, snapshotter: this.opts.snapshotter });
+        this.opts.events.emit('container', 'commit', record.id, {
+          comment: opts.comment ?? '',
+          imageID: configDigest,
+          imageRef: name ? familiar(name) : '',
+          image: record.imageRef,
+          name: record.name.replace(/^\//, ''),
+        });
+        return configDigest;
+      } finally {
+        fs.rmSync(scratch, { recursive: true, force: true });
+      }
+    });
+  }
+
+  /** The upper directory of a container's writable snapshot. */
+  private upperDir(key: string): string {
+    const mounts = this.opts.snapshotter.mounts(key);
+    const m = mounts[0];
+    if (!m) throw new SystemError(`snapshot ${key} has no mounts`);
+    if (m.type === 'bind') return m.source;
+    const upper = m.options.find((o) => o.startsWith('upperdir='));
+    if (!upper) throw new SystemError(`snapshot ${key} is not writable`);
+    return upper.slice('upperdir='.length);
+  }
+
+  // ---- remove and prune --------------------------------------------------------------------
+
+  /**
+   * `docker rmi`, with dockerd's rules: a name is untagged, and the image deleted when nothing
+   * names it any more; an ID deletes the image with its names if they are all in one
+   * repository. Containers using the image block it (a running one even with force).
+   */
+  async remove(ref: string, opts: { force?: boolean; prune?: boolean } = {}): Promise<DeleteItem[]> {
+    return this.removeCounting(ref, opts, { bytes: 0 });
+  }
+
+  private async removeCounting(ref: string, opts: { force?: boolean; prune?: boolean }, freed: { bytes: number }): Promise<DeleteItem[]> {
+    const force = opts.force ?? false;
+    const image = this.get(ref);
+    const id = image.config;
+    const records: DeleteItem[] = [];
+    const users = this.opts.containers.list().filter((c) => c.image === id);
+
+    if (!isIdPrefix(id, ref)) {
+      if (!force && isSingleReference(image)) {
+        const user = users[0];
+        if (user) {
+          throw new ConflictError(`conflict: unable to remove repository reference "${ref}" (must force) - container ${truncateId(user.id)} is using its referenced image ${truncateId(id)}`);
+        }
+      }
+      const parsed = dockerReference(ref);
+      this.images.untag(ref);
+      records.push({ Untagged: familiarString(parsed) });
+      this.opts.events.emit('image', 'untag', id, { name: id });
+      let now = this.images.find(id);
+      // The last tag of a repository takes that repository's digests with it.
+      if (now && parsed.digest === undefined && !now.names.some((n) => repositoryName(parseReference(n)) === repositoryName(parsed))) {
+        for (const d of now.repoDigests ?? []) {
+          if (repositoryName(parseReference(d)) !== repositoryName(parsed)) continue;
+          this.images.untag(d);
+          records.push({ Untagged: familiar(d) });
+        }
+        now = this.images.find(id);
+      }
+      if (now && (now.names.length > 0 || (now.repoDigests?.length ?? 0) > 0)) return records;
+      await this.deleteImage(id, force, true, records, freed);
+      return records;
+    }
+
+    if (isSingleReference(image)) {
+      const running = users.find(isRunning);
+      if (running) throw new DeleteConflict(id, true, true, `image is being used by running container ${truncateId(running.id)}`);
+      if (!force && users[0]) throw new DeleteConflict(id, false, true, `image is being used by stopped container ${truncateId(users[0].id)}`);
+      for (const n of [...image.names, ...(image.repoDigests ?? [])]) {
+        this.images.untag(n);
+        records.push({ Untagged: familiar(n) });
+        this.opts.events.emit('image', 'untag', id, { name: id });
+      }
+    }
+    await this.deleteImage(id, force, false, records, freed);
+    return records;
+  }
+
+  /** imageDeleteHelper: conflicts, then every remaining reference, the record and its unused layers. */
+  private async deleteImage(id: Digest, force: boolean, quiet: boolean, records: DeleteItem[], freed: { bytes: number }): Promise<void> {
+    const image = this.get(id);
+    const users = this.opts.containers.list().filter((c) => c.image === id);
+    const refs = [...image.names, ...(image.repoDigests ?? [])];
+    let conflict: DeleteConflict | undefined;
+    const running = users.find(isRunning);
+    if (running) conflict = new DeleteConflict(id, true, true, `image is being used by running container ${truncateId(running.id)}`);
+    else if (!force && refs.length > 0) conflict = new DeleteConflict(id, false, false, 'image is referenced in multiple repositories');
+    else if (!force && users[0]) conflict = new DeleteConflict(id, false, true, `image is being used by stopped container ${truncateId(users[0].id)}`);
+    if (conflict) {
+      const dangling = refs.length === 0;
+      if (quiet && (!dangling || conflict.used)) return;
+      throw conflict;
+    }
+    const config = this.config(image);
+    for (const r of refs) records.push({ Untagged: familiar(r) });
+    this.images.remove(id, { force: true });
+    this.opts.events.emit('image', 'delete', id, { name: id });
+    records.push({ Deleted: id });
+    for (const chain of await this.removeUnusedLayers(config, freed)) records.push({ Deleted: chain });
+    this.gc();
+  }
+
+  /** Removes the image's layers (top first) that no other image needs; returns their chain IDs. */
+  private async removeUnusedLayers(config: ImageConfig, freed: { bytes: number }): Promise<string[]> {
+    if (this.busy > 0) return []; // an unpack in flight may build on them: they stay
+    const needed = new Set<string>();
+    for (const other of this.images.list()) {
+      try {
+        for (const c of chainIds(this.config(other).rootfs?.diff_ids ?? [])) needed.add(c);
+      } catch {
+        /* a damaged image keeps nothing */
+      }
+    }
+    const removed: string[] = [];
+    for (const chain of chainIds(config.rootfs?.diff_ids ?? []).reverse()) {
+      if (needed.has(chain) || !this.opts.snapshotter.hasLayer(chain)) continue;
+      const size = this.opts.snapshotter.layerInfo(chain).size ?? 0;
+      try {
+        await this.opts.snapshotter.removeLayer(chain);
+      } catch (err) {
+        if (err instanceof ConflictError) break; // a container's snapshot or another layer is on it
+        throw err;
+      }
+      freed.bytes += size;
+      removed.push(chain);
+    }
+    return removed;
+  }
+
+  /** `docker image prune`: dangling images (or all unused ones with dangling=false). */
+  async prune(filters: Filters = {}): Promise<{ ImagesDeleted: DeleteItem[] | null; SpaceReclaimed: number }> {
+    checkFilterKeys(filters, ['dangling', 'label', 'label!', 'until']);
+    const danglingOnly = boolFilter(filters, 'dangling') ?? true;
+    const until = filters.until?.length ? Math.min(...filters.until.map((u) => parseTimestamp(u))) : undefined;
+    const used = new Set(this.opts.containers.list().map((c) => c.image));
+    const deleted: DeleteItem[] = [];
+    const freed = { bytes: 0 };
+    for (const image of this.images.list()) {
+      if (used.has(image.config) || !this.images.find(image.config)) continue;
+      const config = this.config(image);
+      if (until !== undefined && !((Date.parse(config.created ?? image.created) || 0) < until)) continue;
+      if (!matchesLabels(filters.label, config.config?.Labels)) continue;
+      if (filters['label!']?.length && filters['label!'].some((l) => matchesLabels([l], config.config?.Labels))) continue;
+      const refs = [...image.names, ...(image.repoDigests ?? [])];
+      try {
+        if (refs.length > 0) {
+          if (danglingOnly && image.names.length > 0) continue;
+          for (const r of refs) {
+            if (!this.images.find(r)) continue;
+            deleted.push(...(await this.removeCounting(r, { force: false, prune: true }, freed)));
+          }
+        } else {
+          deleted.push(...(await this.removeCounting(image.config.slice(7), { force: false, prune: true }, freed)));
+        }
+      } catch (err) {
+        if (!(err instanceof ConflictError)) throw err;
+      }
+    }
+    this.opts.events.emit('image', 'prune', '', { reclaimed: String(freed.bytes) });
+    return { ImagesDeleted: deleted.length ? deleted : null, SpaceReclaimed: freed.bytes };
+  }
+
+  // ---- housekeeping ------------------------------------------------------------------------
+
+  private async withBusy<T>(fn: () => Promise<T>): Promise<T> {
+    this.busy++;
+    try {
+      return await fn();
+    } finally {
+      this.busy--;
+      if (this.busy === 0 && this.gcPending) this.gc();
+    }
+  }
+
+  /** Blob GC, deferred while pulls, loads, imports or commits hold unreferenced blobs. */
+  private gc(): void {
+    if (this.busy > 0) {
+      this.gcPending = true;
+      return;
+    }
+    this.gcPending = false;
+    this.images.garbageCollect();
+  }
+}
+
+/** A refused `docker login` (the API answers 401). */
+export class LoginRefusedError extends InvalidArgumentError {
+  constructor(message: string) {
+    super(message);
+  }
+}
+
+function causeText(err: unknown): string {
+  const cause = (err as { cause?: { message?: string; code?: string } }).cause;
+  return cause?.message ? ` (${cause.message})` : cause?.code ? ` (${cause.code})` : '';
+}
+
+/** dockerd's isImageIDPrefix. */
+function isIdPrefix(id: string, ref: string): boolean {
+  return id.startsWith(ref) || id.slice(7).startsWith(ref);
+}
+
+/** dockerd's isSingleReference: at most one tag, and any digests in that tag's repository. */
+export function isSingleReference(image: Pick<ImageRecord, 'names' | 'repoDigests'>): boolean {
+  const tags = image.names;
+  const digests = image.repoDigests ?? [];
+  if (tags.length + digests.length <= 1) return tags.length + digests.length === 1;
+  if (tags.length > 1) return false;
+  const repos = new Set(digests.map((d) => repositoryName(parseReference(d))));
+  const single = tags[0] !== undefined ? repositoryName(parseReference(tags[0])) : [...repos][0];
+  return repos.size === 1 && single !== undefined && repos.has(single);
+}
+
+/** dockerd's translatePullError: registry error codes → "manifest for … not found" and friends. */
+export function translatePullError(err: unknown, ref: ImageReference): unknown {
+  if (!(err instanceof RegistryError)) {
+    if (err instanceof TypeError) return new SystemError(`cannot reach registry ${ref.domain}: ${err.message}${causeText(err)}`);
+    return err;
+  }
+  const first = err.errors[0];
+  const cause = first ? `${(first.code ?? '').toLowerCase().replace(/_/g, ' ')}: ${first.message ?? ''}` : err.message;
+  const name = familiarString({ domain: ref.domain, path: ref.path });
+  switch (first?.code) {
+    case 'DENIED':
+      return new NotFoundError(`pull access denied for ${name}, repository does not exist or may require 'docker login': ${cause}`);
+    case 'MANIFEST_UNKNOWN':
+      return new NotFoundError(`manifest for ${familiarString(ref)} not found: ${cause}`);
+    case 'NAME_UNKNOWN':
+      return new NotFoundError(`repository ${name} not found: ${cause}`);
+    case 'UNAUTHORIZED':
+      return new NotFoundError(`pull access denied for ${name}, repository does not exist or may require 'docker login': denied: ${first.message ?? ''}`);
+  }
+  if (err.status === 404) return new NotFoundError(`manifest for ${familiarString(ref)} not found: manifest unknown: ${err.message}`);
+  return err;
+}
+
+/**
+ * The config a committed image gets (dockerd's BuildFromConfig + merge): the body's fields,
+ * gaps filled from the container's config (itself over the image's: Env and Labels merged),
+ * then the `changes` applied.
+ */
+export function commitConfig(
+  imageConfig: NonNullable<ImageConfig['config']>,
+  containerConfig: Record<string, unknown>,
+  body: Record<string, unknown>,
+  changes: string[],
+): ImageContainerConfig {
+  const pick = (c: Record<string, unknown>): Record<string, unknown> => {
+    const out: Record<string, unknown> = {};
+    for (const k of CONFIG_KEYS) if (c[k] !== undefined && c[k] !== null && c[k] !== '') out[k] = c[k];
+    return out;
+  };
+  const image = pick(imageConfig as Record<string, unknown>);
+  const container = pick(containerConfig);
+  const user = pick(body);
+  const env = mergeEnv(mergeEnv(image.Env as string[] | undefined, container.Env as string[] | undefined), user.Env as string[] | undefined);
+  const merged: Record<string, unknown> = { ...image, ...container, ...user };
+  if (env.length) merged.Env = env;
+  for (const k of ['Labels', 'ExposedPorts', 'Volumes'] as const) {
+    const m = { ...((image[k] as object) ?? {}), ...((container[k] as object) ?? {}), ...((user[k] as object) ?? {}) };
+    if (Object.keys(m).length) merged[k] = m;
+  }
+  // A Cmd or Entrypoint in the body replaces both of the container's, as in dockerd's merge.
+  if (user.Entrypoint !== undefined && user.Cmd === undefined) delete merged.Cmd;
+  return applyChanges(merged as ImageContainerConfig, changes);
+}
+
+function mergeEnv(base: string[] | undefined, over: string[] | undefined): string[] {
+  const out = [...(base ?? [])];
+  for (const e of over ?? []) {
+    const key = e.split('=', 1)[0];
+    const at = out.findIndex((x) => x.split('=', 1)[0] === key);
+    if (at >= 0) out[at] = e;
+    else out.push(e);
+  }
+  return out;
+}
