@@ -1,0 +1,321 @@
+/**
+ * The image half of the Docker API, driven by the real docker CLI against a private berthd and
+ * real registries (shared/testimages/registry.sh: one without auth, one with Basic auth) on
+ * free loopback ports: pull (tag, digest, index; dockerd's messages), images and their
+ * filters, inspect, tag, rmi (untag, delete, conflicts), push (same digest as skopeo sees),
+ * save/load, history, commit, import, prune, login. Everything started here is stopped in
+ * `after`, also when a test fails.
+ */
+import assert from 'node:assert/strict';
+import { execFile, execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import fs from 'node:fs';
+import http from 'node:http';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { after, before, describe, it } from 'node:test';
+
+import { startBerthd, type PrivateBerthd } from '../helpers/berthd.js';
+import { DOCKER, which } from '../helpers/engines.js';
+import { imageRootfs, SHARED_DIR, testImagesDir } from '../helpers/images.js';
+
+const run = promisify(execFile);
+const REGISTRY_SH = path.join(SHARED_DIR, 'testimages', 'registry.sh');
+const skip =
+  process.getuid?.() !== 0
+    ? 'needs root'
+    : !DOCKER
+      ? 'needs the docker CLI'
+      : !which('skopeo')
+        ? 'needs skopeo'
+        : !fs.existsSync(REGISTRY_SH)
+          ? `no ${REGISTRY_SH}`
+          : false;
+
+interface ImagesJson {
+  images: Record<string, { manifest_digest: string; config_digest: string; index_digest?: string }>;
+}
+
+function portFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.createServer();
+    s.once('error', () => resolve(false));
+    s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
+  });
+}
+
+/** A free port pair (registry, token server) in 15421..15499, below the ephemeral range. */
+async function freePortPair(taken: Set<number>): Promise<number> {
+  for (let p = 15421 + 2 * Math.floor(Math.random() * 20); p < 15499; p += 2) {
+    if (taken.has(p)) continue;
+    if ((await portFree(p)) && (await portFree(p + 1))) {
+      taken.add(p);
+      return p;
+    }
+  }
+  throw new Error('no free port pair in 15421..15499');
+}
+
+/** A raw API request on the daemon's socket (for what the CLI never sends). */
+function api(socket: string, method: string, urlPath: string, headers: Record<string, string> = {}, body?: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ socketPath: socket, method, path: urlPath, headers }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (d: string) => (text += d));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+describe('docker CLI image commands against berthd', { skip, timeout: 600_000 }, () => {
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'berth-api-images-'));
+  const registries: string[] = [];
+  let d: PrivateBerthd | undefined;
+  let info: ImagesJson;
+  let host = '';
+  let authHost = '';
+  const skopeoEnv = { ...process.env, REGISTRY_AUTH_FILE: path.join(tmp, 'skopeo-auth.json') };
+
+  before(async () => {
+    const images = testImagesDir();
+    info = JSON.parse(fs.readFileSync(path.join(images, 'images.json'), 'utf8')) as ImagesJson;
+    fs.writeFileSync(skopeoEnv.REGISTRY_AUTH_FILE, '{"auths":{}}');
+    const regEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('REGISTRY_')));
+    const taken = new Set<number>();
+    for (const mode of ['none', 'basic'] as const) {
+      const port = await freePortPair(taken);
+      const dir = path.join(tmp, `reg-${mode}`);
+      registries.push(dir);
+      for (let attempt = 1; ; attempt++) {
+        try {
+          await run('bash', [REGISTRY_SH, 'start', dir, String(port), ...(mode === 'basic' ? ['--auth'] : [])], { env: regEnv, timeout: 120_000 });
+          break;
+        } catch (e) {
+          await run('bash', [REGISTRY_SH, 'stop', dir], { env: regEnv, timeout: 20_000 }).catch(() => {});
+          if (attempt >= 3) throw e;
+        }
+      }
+      const h = `127.0.0.1:${port}`;
+      const creds = mode === 'basic' ? ['--dest-creds', 'testuser:testpassword'] : [];
+      const copy = (src: string, dest: string, extra: string[] = []) =>
+        run('skopeo', ['copy', '--quiet', '--dest-tls-verify=false', ...creds, ...extra, `oci:${path.join(images, 'oci')}:${src}`, `docker://${h}/${dest}`], { env: skopeoEnv, timeout: 60_000 });
+      await copy('busybox', 'busybox:latest');
+      if (mode === 'none') {
+        await copy('busybox-index', 'busybox:index', ['--all']);
+        await copy('multilayer', 'multilayer:latest');
+        host = h;
+      } else authHost = h;
+    }
+    d = await startBerthd({ prefix: 'berthd-img-' });
+  });
+
+  after(async () => {
+    try {
+      await d?.stop();
+    } finally {
+      for (const dir of registries) {
+        try {
+          execFileSync('bash', [REGISTRY_SH, 'stop', dir], { stdio: 'ignore', timeout: 20_000 });
+        } catch {
+          /* best effort */
+        }
+      }
+      fs.rmSync(tmp, { recursive: true, force: true });
+    }
+  });
+
+  const ok = (args: string[], timeoutMs?: number) => d!.dockerOk(args, timeoutMs);
+  const fails = (args: string[], pattern: RegExp) => {
+    const r = d!.docker(args);
+    assert.notEqual(r.status, 0, `docker ${args.join(' ')} should fail: ${r.stdout}`);
+    assert.match(r.stderr, pattern);
+  };
+  const inspect = (ref: string) => JSON.parse(ok(['image', 'inspect', ref]))[0] as { Id: string; RepoTags: string[]; RepoDigests: string[]; Size: number; Config: Record<string, unknown>; RootFS: { Layers: string[] }; Comment: string };
+
+  it('pulls by tag with dockerd\'s messages, then finds it up to date', () => {
+    const bb = info.images.busybox!;
+    const out = ok(['pull', `${host}/busybox:latest`]);
+    assert.match(out, /latest: Pulling from busybox/);
+    assert.match(out, /: Pull complete/);
+    assert.match(out, new RegExp(`Digest: ${bb.manifest_digest}`));
+    assert.match(out, new RegExp(`Status: Downloaded newer image for ${host}/busybox:latest`));
+    const again = ok(['pull', `${host}/busybox:latest`]);
+    assert.match(again, new RegExp(`Status: Image is up to date for ${host}/busybox:latest`));
+    const image = inspect(`${host}/busybox`);
+    assert.equal(image.Id, bb.config_digest);
+    assert.deepEqual(image.RepoTags, [`${host}/busybox:latest`]);
+    assert.deepEqual(image.RepoDigests, [`${host}/busybox@${bb.manifest_digest}`]);
+    // The unpacked size (the tar of the layer), more than the gzip'd blob.
+    assert.ok(image.Size > 1_089_284, `size ${image.Size}`);
+    assert.equal((image.Config.Cmd as string[])[0], 'sh');
+  });
+
+  it('pulls by digest and through an index', () => {
+    const ml = info.images.multilayer!;
+    const out = ok(['pull', `${host}/multilayer@${ml.manifest_digest}`]);
+    assert.match(out, new RegExp(`Status: Downloaded newer image for ${host}/multilayer@${ml.manifest_digest}`));
+    assert.equal(inspect(`${host}/multilayer@${ml.manifest_digest}`).Id, ml.config_digest);
+    ok(['tag', `${host}/multilayer@${ml.manifest_digest}`, `${host}/multilayer:latest`]);
+    const idx = info.images['busybox-index']!;
+    const viaIndex = ok(['pull', `${host}/busybox:index`]);
+    assert.match(viaIndex, /Already exists/);
+    const image = inspect(`${host}/busybox:index`);
+    assert.equal(image.Id, info.images.busybox!.config_digest);
+    assert.ok(image.RepoDigests.includes(`${host}/busybox@${idx.index_digest}`), image.RepoDigests.join(' '));
+  });
+
+  it('reports a missing image as dockerd does', () => {
+    fails(['pull', `${host}/busybox:nope`], new RegExp(`manifest for ${host}/busybox:nope not found: manifest unknown`));
+    fails(['pull', `${host}/nosuchrepo:latest`], /not found/);
+  });
+
+  it('lists images with -q, --digests and filters', () => {
+    const bb = info.images.busybox!;
+    const ml = info.images.multilayer!;
+    const ids = ok(['images', '-q', '--no-trunc']).trim().split('\n').sort();
+    assert.deepEqual(ids, [bb.config_digest, ml.config_digest].sort());
+    const digests = ok(['images', '--digests', '--format', '{{.Repository}}:{{.Tag}} {{.Digest}}']);
+    assert.match(digests, new RegExp(`${host}/multilayer:latest ${ml.manifest_digest}`));
+    assert.equal(ok(['images', '-q', '--no-trunc', '--filter', 'reference=*/multi*']).trim(), ml.config_digest);
+    assert.equal(ok(['images', '-q', '--no-trunc', '--filter', 'label=com.example.layers=3']).trim(), ml.config_digest);
+    assert.equal(ok(['images', '-q', '--filter', 'dangling=true']).trim(), '');
+    assert.equal(ok(['images', '-q', '--no-trunc', '--filter', `before=${host}/multilayer:latest`, '--filter', `since=${host}/multilayer:latest`]).trim(), '');
+    fails(['images', '--filter', 'nope=1'], /invalid filter 'nope'/);
+  });
+
+  it('tags and untags; rmi of a used image is a conflict unless forced', () => {
+    ok(['tag', `${host}/busybox:latest`, 'mine:1']);
+    assert.match(ok(['rmi', 'mine:1']), /Untagged: mine:1/);
+    ok(['tag', `${host}/busybox:latest`, 'solo:1']);
+    // solo:1 is one of several names: removing it only untags, even with a container.
+    const cid = ok(['create', 'solo:1', 'true']).trim();
+    const out = ok(['rmi', 'solo:1']);
+    assert.match(out, /Untagged: solo:1/);
+    assert.doesNotMatch(out, /Deleted/);
+    const id = info.images.busybox!.config_digest;
+    fails(['rmi', id.slice(7, 19)], new RegExp(`conflict: unable to delete ${id.slice(7, 19)} \\(must be forced\\) - image is referenced in multiple repositories`));
+    ok(['rm', cid]);
+  });
+
+  it('imports a root file system tarball and runs it; rmi conflicts with its container', () => {
+    const tarball = path.join(tmp, 'rootfs.tar');
+    execFileSync('tar', ['-C', imageRootfs('busybox'), '-cf', tarball, '.']);
+    const id = ok(['import', '-c', 'CMD ["/bin/sh"]', '-m', 'from a test', tarball, 'imp:1']).trim();
+    assert.match(id, /^sha256:[a-f0-9]{64}$/);
+    const image = inspect('imp:1');
+    assert.equal(image.Id, id);
+    assert.deepEqual(image.Config.Cmd, ['/bin/sh']);
+    assert.equal(ok(['run', '--rm', 'imp:1', 'sh', '-c', 'echo imported']).trim(), 'imported');
+    assert.match(ok(['history', '--no-trunc', '--format', '{{.Comment}}', 'imp:1']), /from a test/);
+    const cid = ok(['create', 'imp:1', 'true']).trim();
+    fails(['rmi', 'imp:1'], new RegExp(`conflict: unable to remove repository reference "imp:1" \\(must force\\) - container ${cid.slice(0, 12)} is using its referenced image ${id.slice(7, 19)}`));
+    fails(['rmi', id.slice(7)], new RegExp(`conflict: unable to delete ${id.slice(7, 19)} \\(must be forced\\) - image is being used by stopped container ${cid.slice(0, 12)}`));
+    const forced = ok(['rmi', '-f', 'imp:1']);
+    assert.match(forced, /Untagged: imp:1/);
+    assert.match(forced, new RegExp(`Deleted: ${id}`));
+    ok(['rm', cid]);
+    fails(['image', 'inspect', 'imp:1'], /No such image: imp:1/);
+  });
+
+  it('pushes to a new name with the same digest as the registry shows', async () => {
+    const bb = info.images.busybox!;
+    ok(['tag', `${host}/busybox:latest`, `${host}/pushed/bb:v1`]);
+    const out = ok(['push', `${host}/pushed/bb:v1`]);
+    assert.match(out, new RegExp(`The push refers to repository \\[${host}/pushed/bb\\]`));
+    assert.match(out, /Mounted from busybox|Pushed|Layer already exists/);
+    assert.match(out, new RegExp(`v1: digest: ${bb.manifest_digest} size: \\d+`));
+    const { stdout } = await run('skopeo', ['inspect', '--raw', '--tls-verify=false', `docker://${host}/pushed/bb:v1`], { env: skopeoEnv, encoding: 'buffer', timeout: 30_000 });
+    assert.equal('sha256:' + createHash('sha256').update(stdout).digest('hex'), bb.manifest_digest);
+    assert.ok(inspect(`${host}/pushed/bb:v1`).RepoDigests.includes(`${host}/pushed/bb@${bb.manifest_digest}`));
+    fails(['push', `${host}/absent:v1`], /An image does not exist locally with the tag: 127\.0\.0\.1:\d+\/absent/);
+    ok(['rmi', `${host}/pushed/bb:v1`]);
+  });
+
+  it('saves and loads back with the same IDs', () => {
+    const bb = info.images.busybox!;
+    const ml = info.images.multilayer!;
+    const archive = path.join(tmp, 'saved.tar');
+    ok(['save', '-o', archive, `${host}/busybox:latest`, `${host}/multilayer:latest`]);
+    ok(['rmi', '-f', bb.config_digest, ml.config_digest]);
+    assert.equal(ok(['images', '-q']).trim(), '');
+    const out = ok(['load', '-i', archive]);
+    assert.match(out, new RegExp(`Loaded image: ${host}/busybox:latest`));
+    assert.match(out, new RegExp(`Loaded image: ${host}/multilayer:latest`));
+    assert.equal(inspect(`${host}/busybox:latest`).Id, bb.config_digest);
+    assert.equal(inspect(`${host}/multilayer:latest`).Id, ml.config_digest);
+    // Unpacked at load: the size is the layers' unpacked size at once.
+    assert.ok(inspect(`${host}/busybox:latest`).Size > 1_089_284);
+  });
+
+  it('shows history as dockerd', () => {
+    const lines = ok(['history', '--no-trunc', '--format', '{{.ID}}|{{.Size}}', `${host}/multilayer:latest`]).trim().split('\n');
+    assert.equal(lines.length, 5);
+    assert.equal(lines[0]!.split('|')[0], info.images.multilayer!.config_digest);
+    assert.ok(lines.slice(1).every((l) => l.startsWith('<missing>|')));
+    assert.equal(lines.filter((l) => l.endsWith('|0B')).length, 2, lines.join('\n'));
+  });
+
+  it('commits a container that wrote a file; the new image runs with it', () => {
+    ok(['run', '--name', 'writer', `${host}/busybox:latest`, 'sh', '-c', 'echo committed > /hello.txt']);
+    const id = ok(['commit', '-m', 'a message', '-a', 'tester', '-c', 'ENV ADDED=yes', 'writer', 'committed:1']).trim();
+    assert.match(id, /^sha256:[a-f0-9]{64}$/);
+    assert.equal(ok(['run', '--rm', 'committed:1', 'cat', '/hello.txt']).trim(), 'committed');
+    assert.equal(ok(['run', '--rm', 'committed:1', 'sh', '-c', 'echo $ADDED']).trim(), 'yes');
+    const image = inspect('committed:1');
+    assert.equal(image.RootFS.Layers.length, 2);
+    const history = ok(['history', '--format', '{{.CreatedBy}}|{{.Comment}}', 'committed:1']).split('\n')[0]!;
+    assert.match(history, /echo committed > \/hello\.txt\|a message/);
+    // A running container is paused for the commit and keeps running.
+    ok(['run', '-d', '--name', 'runner', `${host}/busybox:latest`, 'sh', '-c', 'echo live > /live.txt; sleep 60']);
+    const live = ok(['commit', 'runner']).trim();
+    assert.equal(ok(['inspect', '-f', '{{.State.Status}}', 'runner']).trim(), 'running');
+    assert.equal(ok(['run', '--rm', live, 'cat', '/live.txt']).trim(), 'live');
+    ok(['rm', '-f', 'runner', 'writer']);
+    assert.ok(ok(['images', '-q', '--no-trunc', '--filter', 'dangling=true']).includes(live));
+  });
+
+  it('prunes dangling images and reports the space', () => {
+    const before = ok(['images', '-q', '--no-trunc', '--filter', 'dangling=true']).trim();
+    assert.notEqual(before, '');
+    const out = ok(['image', 'prune', '-f']);
+    assert.match(out, /Deleted Images:/);
+    assert.match(out, /Total reclaimed space: [1-9]/);
+    assert.equal(ok(['images', '-q', '--filter', 'dangling=true']).trim(), '');
+    assert.match(ok(['images', '--format', '{{.Repository}}:{{.Tag}}']), /committed:1/);
+  });
+
+  it('logs in to a registry with Basic auth, then pulls from it', () => {
+    const bad = d!.docker(['login', authHost, '-u', 'testuser', '--password-stdin'], 60_000, 'wrong\n');
+    assert.notEqual(bad.status, 0);
+    assert.match(bad.stderr, /401|unauthorized/i);
+    const good = d!.docker(['login', authHost, '-u', 'testuser', '--password-stdin'], 60_000, 'testpassword\n');
+    assert.equal(good.status, 0, good.stderr);
+    assert.match(good.stdout, /Login Succeeded/);
+    assert.match(ok(['pull', `${authHost}/busybox:latest`]), /Status: (Downloaded newer image|Image is up to date) for/);
+  });
+
+  it('answers bad input with 400 naming the field, and emits image events', async () => {
+    const socket = d!.socket;
+    const badAuth = await api(socket, 'POST', `/images/create?fromImage=${host}/busybox&tag=latest`, { 'X-Registry-Auth': '!!!' });
+    assert.equal(badAuth.status, 400);
+    assert.match(badAuth.body, /X-Registry-Auth/);
+    const badRef = await api(socket, 'POST', '/images/create?fromImage=UPPER&tag=latest');
+    assert.equal(badRef.status, 400);
+    assert.match(badRef.body, /fromImage/);
+    assert.equal((await api(socket, 'POST', '/commit?container=nosuch')).status, 404);
+    assert.equal((await api(socket, 'POST', '/auth', { 'Content-Type': 'application/json' }, '{bad json')).status, 400);
+    assert.equal((await api(socket, 'GET', '/images/search?term=busybox')).status, 501);
+    const prune = await api(socket, 'POST', '/images/prune?filters=' + encodeURIComponent('{"dangling":["maybe"]}'));
+    assert.equal(prune.status, 400);
+    const dist = await api(socket, 'GET', `/distribution/${host}/busybox:index/json`);
+    assert.equal(dist.status, 200, dist.body);
+    assert.deepEqual(JSON.parse(dist.body).Platforms, [{ architecture: 'amd64', os: 'linux' }]);
+    const events = ok(['events', '--since', '0', '--until', String(Math.floor(Date.now() / 1000) + 1), '--filter', 'type=image', '--format', '{{.Action}}']);
+    for (const action of ['pull', 'tag', 'untag', 'delete', 'push', 'import', 'load', 'save']) assert.match(events, new RegExp(`^${action}$`, 'm'), action);
+  });
+});
