@@ -4,7 +4,7 @@ import { describe, it } from 'node:test';
 import { InvalidArgumentError, NotFoundError } from '../common/errors.js';
 import { RegistryError } from '../images/registry/client.js';
 import { dockerReference, formatReference } from '../images/reference.js';
-import { commitConfig, isLoopbackRegistry, isSingleReference, pullReference, translatePullError } from './images.js';
+import { commitConfig, isLoopbackRegistry, isSingleReference, pullReference, targetName, translatePullError } from './images.js';
 
 const D = 'sha256:' + 'a'.repeat(64);
 
@@ -17,6 +17,13 @@ describe('image service helpers', () => {
     assert.equal(formatReference(pullReference('127.0.0.1:5000/x', D)), `127.0.0.1:5000/x@${D}`);
     assert.throws(() => pullReference('UPPER', null), (e: unknown) => e instanceof InvalidArgumentError && e.field === 'fromImage');
     assert.throws(() => pullReference('busybox', 'bad tag!'), (e: unknown) => e instanceof InvalidArgumentError && e.field === 'tag');
+  });
+  it('names new images from repo and tag', () => {
+    assert.equal(targetName('x', undefined), 'docker.io/library/x:latest');
+    assert.equal(targetName('h:5000/x:1', undefined), 'h:5000/x:1');
+    assert.equal(targetName('h:5000/x:1', '2'), 'h:5000/x:2');
+    assert.throws(() => targetName('x@' + D, undefined), (e: unknown) => e instanceof InvalidArgumentError && e.field === 'repo');
+    assert.throws(() => targetName('x', 'bad tag'), (e: unknown) => e instanceof InvalidArgumentError && e.field === 'tag');
   });
   it('treats loopback registries as insecure, as dockerd', () => {
     assert.ok(isLoopbackRegistry('127.0.0.1:5000'));

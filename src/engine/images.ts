@@ -116,6 +116,25 @@ export function pullReference(fromImage: string, tag: string | null | undefined)
   return dockerReference(formatReference(ref));
 }
 
+/**
+ * The fully qualified name a new image gets from `repo` ("x", "x:1") and `tag` (which wins);
+ * "latest" when neither has a tag. Errors name the parameter at fault.
+ */
+export function targetName(repo: string, tag: string | undefined): string {
+  let ref: ImageReference;
+  try {
+    ref = parseReference(repo);
+  } catch (err) {
+    throw new InvalidArgumentError((err as Error).message, 'repo');
+  }
+  if (ref.digest !== undefined) throw new InvalidArgumentError('refusing to create a tag with a digest reference', 'repo');
+  try {
+    return formatReference(dockerReference(formatReference({ ...ref, tag: tag || ref.tag })));
+  } catch (err) {
+    throw new InvalidArgumentError((err as Error).message, 'tag');
+  }
+}
+
 /** dockerd treats 127.0.0.0/8 (and so localhost) as an insecure registry by default. */
 export function isLoopbackRegistry(host: string): boolean {
   const h = host.replace(/:\d+$/, '').toLowerCase();
@@ -432,17 +451,7 @@ export class ImageService {
 
   /** `docker import`: a root file system tarball (maybe compressed) becomes a one-layer image. */
   async importImage(input: Readable, opts: { repo?: string; tag?: string; changes?: string[]; message?: string; source?: string; platform?: Platform }): Promise<string> {
-    let name: string | undefined;
-    if (opts.repo) {
-      let ref: ImageReference;
-      try {
-        ref = parseReference(opts.repo);
-      } catch (err) {
-        throw new InvalidArgumentError((err as Error).message, 'repo');
-      }
-      if (ref.digest !== undefined) throw new InvalidArgumentError('cannot import to a digest reference', 'repo');
-      name = formatReference(dockerReference(formatReference({ ...ref, tag: opts.tag || ref.tag })));
-    }
+    const name = opts.repo ? targetName(opts.repo, opts.tag) : undefined;
     // Validate the changes before reading the body.
     applyChanges({}, opts.changes ?? []);
     return this.withBusy(async () => {
@@ -470,19 +479,7 @@ export class ImageService {
 
   tag(source: string, repo: string, tag: string | undefined): string {
     const image = this.get(source);
-    let ref: ImageReference;
-    try {
-      ref = parseReference(repo);
-    } catch (err) {
-      throw new InvalidArgumentError((err as Error).message, 'repo');
-    }
-    if (ref.digest !== undefined) throw new InvalidArgumentError('refusing to create a tag with a digest reference', 'repo');
-    let target: string;
-    try {
-      target = formatReference(dockerReference(formatReference({ ...ref, tag: tag || ref.tag })));
-    } catch (err) {
-      throw new InvalidArgumentError((err as Error).message, 'tag');
-    }
+    const target = targetName(repo, tag);
     this.images.tag(target, image.config);
     this.opts.events.emit('image', 'tag', image.config, { name: familiar(target) });
     return target;
@@ -498,21 +495,8 @@ export class ImageService {
    */
   async commit(containerRef: string, opts: CommitOptions = {}): Promise<string> {
     const record = this.opts.containers.get(containerRef);
-    let name: string | undefined;
-    if (opts.repo) {
-      let ref: ImageReference;
-      try {
-        ref = parseReference(opts.repo);
-      } catch (err) {
-        throw new InvalidArgumentError((err as Error).message, 'repo');
-      }
-      if (ref.digest !== undefined) throw new InvalidArgumentError('cannot commit to a digest reference', 'repo');
-      try {
-        name = formatReference(dockerReference(formatReference({ ...ref, tag: opts.tag || ref.tag })));
-      } catch (err) {
-        throw new InvalidArgumentError((err as Error).message, 'tag');
-      }
-    } else if (opts.tag) throw new InvalidArgumentError('a tag needs a repository', 'repo');
+    if (!opts.repo && opts.tag) throw new InvalidArgumentError('a tag needs a repository', 'repo');
+    const name = opts.repo ? targetName(opts.repo, opts.tag) : undefined;
     if (opts.config !== undefined && opts.config !== null && (typeof opts.config !== 'object' || Array.isArray(opts.config))) {
       throw new InvalidArgumentError('must be an object', 'body');
     }
