@@ -162,6 +162,8 @@ describe('docker CLI image commands against berthd', { skip, timeout: 600_000 },
     assert.match(out, new RegExp(`Status: Downloaded newer image for ${host}/multilayer@${ml.manifest_digest}`));
     assert.equal(inspect(`${host}/multilayer@${ml.manifest_digest}`).Id, ml.config_digest);
     ok(['tag', `${host}/multilayer@${ml.manifest_digest}`, `${host}/multilayer:latest`]);
+    const bb = info.images.busybox!;
+    assert.match(ok(['pull', `${host}/busybox@${bb.manifest_digest}`]), new RegExp(`Status: Image is up to date for ${host}/busybox@${bb.manifest_digest}`));
     const idx = info.images['busybox-index']!;
     const viaIndex = ok(['pull', `${host}/busybox:index`]);
     assert.match(viaIndex, /Already exists/);
