@@ -214,7 +214,8 @@ export class Context {
 
   /**
    * Takes over the connection for a raw two-way stream: 101 for an upgrade request, else 200
-   * followed by raw bytes (what dockerd does for clients that do not ask to upgrade).
+   * followed by raw bytes (what dockerd does for clients that do not ask to upgrade). The socket
+   * is returned paused: the caller reads it (or resumes it) once it knows where input goes.
    */
   hijack(contentType: string): Duplex {
     this.answered = true;
@@ -230,7 +231,7 @@ export class Context {
       this.rawHead(101, { 'Content-Type': contentType, Connection: 'Upgrade', Upgrade: 'tcp' });
     }
     this.socket.setNoDelay?.(true);
-    this.socket.resume();
+    // Left paused: what the client sends (stdin) waits in the socket until a reader is attached.
     return this.socket;
   }
 }

@@ -10,6 +10,7 @@ import type { Engine } from '../../engine/engine.js';
 import { HttpStatus } from '../errors.js';
 import { containerInspect, containerSummary } from '../present/containers.js';
 import type { Router } from '../router.js';
+import { parseDetachKeys, pipeAttach } from '../attach.js';
 import { frame, RAW_STREAM, streamContentType } from '../stream.js';
 
 /** Seconds, RFC 3339 or a Go duration-free unix time with fractions, as `since`/`until` take them. */
@@ -206,29 +207,28 @@ export function containerRoutes(router: Router, engine: Engine): void {
     const stdout = ctx.bool('stdout');
     const stderr = ctx.bool('stderr');
     const tty = c.config.Tty === true;
-    const session = ctx.bool('stream') ? await containers.attach(c.id) : undefined;
+    const detachKeys = parseDetachKeys(ctx.query.get('detachKeys'));
+    const session = ctx.bool('stream') ? await containers.attach(c.id, { stdin: ctx.bool('stdin') }) : undefined;
     const conn = ctx.hijack(tty ? RAW_STREAM : streamContentType(ctx));
-    conn.on('error', () => session?.close());
     conn.on('close', () => session?.close());
     if (ctx.bool('logs')) {
       for await (const entry of containers.logs(c.id, {})) {
         const isErr = entry.stream === 'stderr';
         if ((isErr && !stderr) || (!isErr && !stdout)) continue;
         const data = Buffer.from(entry.log, 'utf8');
-        conn.write(tty ? data : frame(isErr ? 2 : 1, data));
+        write(conn, tty ? data : frame(isErr ? 2 : 1, data));
       }
     }
-    if (session) {
-      for await (const chunk of session.output) {
-        if ((chunk.stream === 2 && !stderr) || (chunk.stream === 1 && !stdout)) continue;
-        if (!write(conn, tty ? chunk.data : frame(chunk.stream, chunk.data))) break;
-      }
-    }
-    conn.end();
+    const shim = session ? await session.connected : undefined;
+    if (shim) await pipeAttach(conn, shim, { tty, stdout, stderr, stdin: session!.stdin, detachKeys });
+    if (!conn.destroyed) conn.end();
   });
 
-  router.post('/containers/{id}/resize', (ctx) => {
-    containers.get(ctx.params.id!);
+  router.post('/containers/{id}/resize', async (ctx) => {
+    const rows = ctx.int('h');
+    const cols = ctx.int('w');
+    if (rows === undefined || cols === undefined || rows < 0 || cols < 0) throw new InvalidArgumentError('h and w must be given as non-negative integers', 'h');
+    await containers.resize(ctx.params.id!, rows, cols);
     ctx.noContent(200);
   });
 }

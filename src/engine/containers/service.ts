@@ -10,6 +10,7 @@
  * and the restart policy.
  */
 import fs from 'node:fs';
+import type net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 
@@ -68,12 +69,16 @@ export interface WaitResult {
 
 /** A connection to a container's output (and input), as `attach` gives it. */
 export interface AttachSession {
-  /** Output chunks in order until the container exits or close() is called. */
-  output: AsyncIterable<{ stream: 1 | 2; data: Buffer }>;
+  /** Whether the stream takes the container's stdin (asked for, and the container has OpenStdin). */
+  stdin: boolean;
+  /** The shim's stream (frames out; stdin in), once the container runs; undefined if it will not. */
+  connected: Promise<net.Socket | undefined>;
   close(): void;
 }
 
 const STOP_SIGNAL_DEFAULT = 'SIGTERM';
+/** Log files rotate by default (Docker's json-file does not; its "local" driver does, at these sizes). */
+const DEFAULT_LOG_ROTATION = { maxSize: 20 * 1024 * 1024, maxFiles: 5 };
 const STOP_TIMEOUT_DEFAULT = 10;
 
 /** Signal names and numbers as Docker's `kill -s` and StopSignal take them ("KILL", "SIGKILL", "9"). */
@@ -330,7 +335,7 @@ export class ContainerService {
       fs.writeFileSync(path.join(bundle, 'config.json'), JSON.stringify(spec));
       // A runtime record left from a run that ended while we were away.
       await this.opts.runtime.delete(id, true).catch(() => undefined);
-      await this.opts.runtime.create(id, { bundle, shim: { dir: shimDir } });
+      await this.opts.runtime.create(id, { bundle, shim: { dir: shimDir, stdin: record.config.OpenStdin === true, log: this.opts.log ?? DEFAULT_LOG_ROTATION } });
       await this.runPendingAttach(id, shimDir);
       await this.opts.runtime.start(id);
     } catch (err) {
@@ -492,8 +497,7 @@ export class ContainerService {
       void this.lock(record.id, async () => {
         const current = this.store.find(record.id);
         if (!current || current.state.status !== 'restarting' || current.stoppedByUser) return;
-        current.state.status = 'exited';
-        this.store.save(current);
+        // Straight from "restarting" to "running": no "exited" in between for a poller to see.
         await this.startLocked(record.id, true);
       }).catch((err) => process.emitWarning(`restart of ${record.id} failed: ${(err as Error).message}`));
     }, delay);
@@ -723,58 +727,55 @@ export class ContainerService {
   }
 
   /**
-   * Connects to the container's output from now on. Before start, the connection is made just
-   * before the container's program runs, so nothing is missed (`docker run` attaches first).
-   * For a container that is not running and not about to start, the output ends at once.
+   * Connects to the container's output from now on (and, with `stdin`, to its input). Before
+   * start, the connection is made just before the container's program runs, so nothing is
+   * missed (`docker run` attaches first). `connected` resolves with the shim's stream (Docker's
+   * frames; see ShimClient.stream), or undefined when the container is not going to run.
    */
-  async attach(ref: string): Promise<AttachSession> {
+  async attach(ref: string, opts: { stdin?: boolean } = {}): Promise<AttachSession> {
     const record = this.store.get(ref);
-    const queue: Array<{ stream: 1 | 2; data: Buffer } | null> = [];
-    let wake: (() => void) | undefined;
+    const stdin = opts.stdin === true && record.config.OpenStdin === true;
     let closed = false;
-    let stopShim: (() => void) | undefined;
-    const push = (item: { stream: 1 | 2; data: Buffer } | null): void => {
-      queue.push(item);
-      wake?.();
-    };
+    let socket: net.Socket | undefined;
+    let settle!: (s: net.Socket | undefined) => void;
+    const connected = new Promise<net.Socket | undefined>((resolve) => (settle = resolve));
     const connect = async (shimDir: string): Promise<void> => {
-      if (closed) return;
-      const entries = await new ShimClient(shimDir).attach();
-      stopShim = () => void entries.return(undefined);
-      void (async () => {
-        try {
-          for await (const e of entries) push({ stream: e.stream === 'stderr' ? 2 : 1, data: Buffer.from(e.log, 'utf8') });
-        } catch {
-          /* the shim went away */
-        }
-        push(null);
-      })();
+      if (closed) return settle(undefined);
+      try {
+        socket = await new ShimClient(shimDir).stream({ stdin, once: stdin && record.config.StdinOnce === true });
+        if (closed) socket.destroy();
+        settle(closed ? undefined : socket);
+      } catch {
+        settle(undefined);
+      }
     };
-    if (record.state.status === 'running' || record.state.status === 'paused') await connect(this.shimDir(record.id));
-    else if (record.state.status === 'created' || record.state.status === 'exited' || record.state.status === 'restarting') {
+    const status = record.state.status;
+    if (status === 'running' || status === 'paused') await connect(this.shimDir(record.id));
+    else if (status === 'created' || status === 'exited' || status === 'restarting') {
       const list = this.pendingAttach.get(record.id) ?? [];
       list.push(connect);
       this.pendingAttach.set(record.id, list);
       // The container may never start: end the attach if it is removed.
-      void this.wait(record.id, 'removed').then(() => push(null));
-    } else push(null);
+      void this.wait(record.id, 'removed').then(() => settle(undefined));
+    } else settle(undefined);
     this.opts.events.emit('container', 'attach', record.id, { image: record.imageRef, name: record.name.slice(1) });
-    const output = (async function* (): AsyncGenerator<{ stream: 1 | 2; data: Buffer }> {
-      for (;;) {
-        while (queue.length === 0) await new Promise<void>((r) => (wake = r));
-        const item = queue.shift()!;
-        if (item === null) return;
-        yield item;
-      }
-    })();
     return {
-      output,
+      stdin,
+      connected,
       close: () => {
         closed = true;
-        stopShim?.();
-        push(null);
+        socket?.destroy();
+        settle(undefined);
       },
     };
+  }
+
+  /** Sets the container's terminal size (Docker's resize; ignored without a terminal, as dockerd). */
+  async resize(ref: string, rows: number, cols: number): Promise<void> {
+    const record = this.store.get(ref);
+    if (record.state.status !== 'running' && record.state.status !== 'paused') throw new ConflictError(`Container ${record.id} is not running`);
+    if (record.config.Tty !== true) return;
+    await new ShimClient(this.shimDir(record.id)).resize(rows, cols);
   }
 
   // ---- daemon restart ----------------------------------------------------------------------
