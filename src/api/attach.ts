@@ -82,6 +82,8 @@ export async function pipeAttach(conn: Duplex, shim: net.Socket, opts: PipeOptio
     conn.once('end', () => {
       if (!outcome) shim.end();
     });
+    // Explicitly: a socket paused by pause() does not start flowing when a listener is added.
+    conn.resume();
   } else {
     conn.resume();
   }

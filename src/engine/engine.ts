@@ -14,12 +14,14 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
+import { nativeBinary } from '../common/paths.js';
 import { ImageStore } from '../images/image-store.js';
 import { LocalContentStore } from '../images/content-store.js';
 import { CAPABILITIES } from '../runtime/plan/tables.js';
 import { Runtime } from '../runtime/runtime.js';
 import { OverlaySnapshotter } from '../storage/snapshotter.js';
 import { VolumeStore } from '../storage/volumes.js';
+import { ExecService } from './containers/exec.js';
 import { ContainerService } from './containers/service.js';
 import { EventBus } from './events.js';
 import { ImageService } from './images.js';
@@ -45,6 +47,7 @@ export class Engine {
   readonly volumes: VolumeStore;
   readonly runtime: Runtime;
   readonly containers: ContainerService;
+  readonly execs: ExecService;
   /** Pull, push, load, save, import, commit, remove, prune: what the image routes call. */
   readonly imageService: ImageService;
   readonly facts: HostFacts;
@@ -77,6 +80,7 @@ export class Engine {
       cgroupParent: options.cgroupParent,
       usernsRemap: options.usernsRemap,
     });
+    this.execs = new ExecService(this.containers, this.runtime, this.events, this.facts.capabilities ?? []);
     this.imageService = new ImageService({
       content: this.content,
       images: this.images,
@@ -124,5 +128,7 @@ function hostFacts(): HostFacts {
     .filter(([, bit]) => (bounding >> BigInt(bit)) & 1n)
     .sort(([, a], [, b]) => a - b)
     .map(([name]) => name);
-  return { cgroupVersion, kernel: os.release(), sysctls, ...(capabilities.length ? { capabilities } : {}) };
+  // --init: berth-init, static, bind-mounted at /sbin/docker-init.
+  const initPath = nativeBinary('berth-init');
+  return { cgroupVersion, kernel: os.release(), sysctls, ...(capabilities.length ? { capabilities } : {}), ...(fs.existsSync(initPath) ? { initPath } : {}) };
 }

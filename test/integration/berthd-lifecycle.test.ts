@@ -11,7 +11,7 @@ import { after, before, describe, it } from 'node:test';
 
 import { mountPointsUnder } from '../../src/common/mountinfo.js';
 import { startBerthd, type PrivateBerthd } from '../helpers/berthd.js';
-import { DOCKER, dockerdSkip, poll, which } from '../helpers/engines.js';
+import { DOCKER, dockerdSkip, poll, ptyRun, shellSteps, which } from '../helpers/engines.js';
 
 const skip = dockerdSkip;
 const DOCKER_20 = which('/usr/bin/docker');
@@ -215,6 +215,57 @@ describe('berthd with the docker CLI', { skip }, () => {
     assert.equal(d.docker(['run', '--rm', 'busybox', 'nosuchcmd']).status, 127);
     assert.equal(d.docker(['run', '--rm', 'busybox', '/etc/passwd']).status, 126);
     assert.equal(d.dockerOk(['ps', '-aq']), '', '--rm removes a container whose start failed');
+  });
+
+  it('run -i passes stdin, run -it and exec -it work through a real terminal', () => {
+    const piped = d.docker(['run', '-i', '--rm', 'busybox', 'sh', '-c', 'cat; echo done'], 60_000, 'from stdin\n');
+    assert.equal(piped.status, 0, piped.stderr);
+    assert.equal(piped.stdout, 'from stdin\ndone\n');
+    const it = ptyRun([DOCKER!, 'run', '-it', '--rm', 'busybox', 'sh'], shellSteps(3), { env: d.env });
+    assert.equal(it.status, 3, it.stdout + it.stderr);
+    assert.match(it.stdout, /\/dev\/pts\/0/);
+    const id = d.dockerOk(['run', '-d', 'busybox', 'sleep', '1000']).trim();
+    const ex = ptyRun([DOCKER!, 'exec', '-it', id, 'sh'], shellSteps(4), { env: d.env });
+    assert.equal(ex.status, 4, ex.stdout + ex.stderr);
+    // The terminal's size reaches the container (the CLI sends resize after start; it sends
+    // nothing for a 0x0 terminal, which is what a new pty has, so give ours a size first).
+    const size = ptyRun(['sh', '-c', `stty rows 31 cols 101; exec ${DOCKER} exec -it ${id} sh -c 'sleep 0.5; stty size'`], [{ expect: '31 101' }], { env: d.env });
+    assert.match(size.stdout, /31 101/, size.stdout + size.stderr);
+    d.dockerOk(['rm', '-f', id]);
+  });
+
+  it('exec: exit codes, stdin, user/workdir/env, detached, and errors', () => {
+    const id = d.dockerOk(['run', '-d', '-e', 'FROM_RUN=1', 'busybox', 'sleep', '1000']).trim();
+    const r = d.docker(['exec', id, 'sh', '-c', 'echo out; echo err >&2; exit 5']);
+    assert.equal(r.status, 5);
+    assert.equal(r.stdout, 'out\n');
+    assert.equal(r.stderr, 'err\n');
+    assert.equal(d.docker(['exec', '-i', id, 'cat'], 30_000, 'piped\n').stdout, 'piped\n');
+    assert.equal(d.dockerOk(['exec', '-u', 'nobody', '-w', '/tmp', '-e', 'X=1', id, 'sh', '-c', 'echo $(id -un) $(pwd) $X $FROM_RUN']).trim(), 'nobody /tmp 1 1');
+    d.dockerOk(['exec', '-d', id, 'sh', '-c', 'echo detached > /tmp/d']);
+    assert.ok(d.docker(['exec', id, 'cat', '/tmp/d']).stdout === 'detached\n' || d.docker(['exec', id, 'sh', '-c', 'sleep 0.5; cat /tmp/d']).stdout === 'detached\n');
+    // dockerd's answer: exit 126, the runtime's message as output.
+    const missing = d.docker(['exec', id, 'nosuchcmd']);
+    assert.equal(missing.status, 126);
+    assert.match(missing.stdout, /OCI runtime exec failed: .*exec: "nosuchcmd": executable file not found in \$PATH/);
+    // The container's PID 1 is untouched by all this.
+    assert.equal(d.dockerOk(['inspect', '-f', '{{.State.Status}}', id]).trim(), 'running');
+    d.dockerOk(['stop', '-t', '0', id]);
+    const stopped = d.docker(['exec', id, 'true']);
+    assert.notEqual(stopped.status, 0);
+    assert.match(stopped.stderr, /is not running/);
+    d.dockerOk(['rm', id]);
+  });
+
+  it('--init runs a minimal init as PID 1 that reaps and forwards signals', () => {
+    const out = d.dockerOk(['run', '--rm', '--init', 'busybox', 'sh', '-c', 'cat /proc/1/cmdline | tr "\\0" " "; echo; echo $$']);
+    assert.match(out, /^\/sbin\/docker-init -- sh -c/m);
+    assert.notEqual(out.trim().split('\n').pop(), '1', 'the shell is not PID 1');
+    const id = d.dockerOk(['run', '-d', '--init', 'busybox', 'sleep', '1000']).trim();
+    const t0 = Date.now();
+    d.dockerOk(['stop', '-t', '10', id]);
+    assert.ok(Date.now() - t0 < 5000, 'SIGTERM reached sleep through the init (no 10 s wait)');
+    d.dockerOk(['rm', id]);
   });
 
   it('system df and info answer', () => {

@@ -142,6 +142,16 @@ export class ContainerService {
     return path.join(this.bundleDir(id), 'rootfs');
   }
 
+  /** Where a running container's root file system is mounted (on the host). */
+  rootfsPath(ref: string): string {
+    return this.rootfsDir(this.store.get(ref).id);
+  }
+
+  /** Where the shims of a container's exec processes live (removed with the container's bundle). */
+  execsDir(id: string): string {
+    return path.join(this.bundleDir(id), 'x');
+  }
+
   private lock<T>(id: string, fn: () => Promise<T>): Promise<T> {
     const previous = this.locks.get(id) ?? Promise.resolve();
     const next = previous.then(fn, fn);

@@ -1,0 +1,195 @@
+/**
+ * `docker exec`: extra processes in a running container. Each runs under a berth-shim of its
+ * own (in the container's bundle), like the container's PID 1, so its terminal, stdin and exit
+ * status are the shim's business. Exec instances live in memory, as in dockerd: after a daemon
+ * restart their processes go on, but they are no longer inspectable.
+ *
+ * The process is the container's (user, capabilities, seccomp, no_new_privs, environment,
+ * working directory) with what the exec config sets on top; `Privileged` gives every capability
+ * of the daemon's bounding set.
+ */
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import type net from 'node:net';
+import path from 'node:path';
+
+import { ConflictError, InvalidArgumentError, NotFoundError } from '../../common/errors.js';
+import type { Runtime } from '../../runtime/runtime.js';
+import type { Process } from '../../runtime/spec/config.js';
+import { ShimClient } from '../../shim/client.js';
+import type { EventBus } from '../events.js';
+import type { ContainerService } from './service.js';
+import { resolveUser } from './user.js';
+
+export interface ExecConfig {
+  Cmd?: string[];
+  Env?: string[] | null;
+  User?: string;
+  WorkingDir?: string;
+  Tty?: boolean;
+  AttachStdin?: boolean;
+  AttachStdout?: boolean;
+  AttachStderr?: boolean;
+  Privileged?: boolean;
+  DetachKeys?: string;
+  ConsoleSize?: [number, number] | null;
+}
+
+export interface ExecRecord {
+  id: string;
+  containerId: string;
+  config: ExecConfig;
+  running: boolean;
+  exitCode: number | null;
+  pid: number;
+  /** Its shim's directory, while it exists. */
+  dir?: string;
+}
+
+export interface ExecStarted {
+  /** The shim's stream (frames out, stdin in) for an attached start; undefined when detached. */
+  stream?: net.Socket;
+  /** Resolves with the exit code once the process has exited (and, attached, its output was streamed). */
+  exited: Promise<number>;
+}
+
+function checkStrings(value: unknown, field: string): string[] | undefined {
+  if (value === undefined || value === null) return undefined;
+  if (!Array.isArray(value) || value.some((v) => typeof v !== 'string')) throw new InvalidArgumentError('must be an array of strings', field);
+  return value as string[];
+}
+
+export class ExecService {
+  private readonly execs = new Map<string, ExecRecord>();
+
+  constructor(
+    private readonly containers: ContainerService,
+    private readonly runtime: Runtime,
+    private readonly events: EventBus,
+    /** The daemon's bounding set: what Privileged gives. */
+    private readonly allCapabilities: string[],
+  ) {}
+
+  create(containerRef: string, config: ExecConfig): string {
+    if (!config || typeof config !== 'object') throw new InvalidArgumentError('the request body must be a JSON object');
+    const container = this.containers.get(containerRef);
+    if (container.state.status === 'paused') throw new ConflictError(`Container ${container.id} is paused, unpause the container before exec`);
+    if (container.state.status !== 'running') throw new ConflictError(`Container ${container.id} is not running`);
+    const cmd = checkStrings(config.Cmd, 'Cmd');
+    if (!cmd || cmd.length === 0) throw new InvalidArgumentError('No exec command specified', 'Cmd');
+    checkStrings(config.Env, 'Env');
+    if (config.WorkingDir && !config.WorkingDir.startsWith('/')) throw new InvalidArgumentError(`the working directory '${config.WorkingDir}' is invalid, it needs to be an absolute path`, 'WorkingDir');
+    const id = crypto.randomBytes(32).toString('hex');
+    this.execs.set(id, { id, containerId: container.id, config: { ...config, Cmd: cmd }, running: false, exitCode: null, pid: 0 });
+    this.events.emit('container', `exec_create: ${cmd.join(' ')}`, container.id, { image: container.imageRef, name: container.name.slice(1), execID: id });
+    return id;
+  }
+
+  get(id: string): ExecRecord {
+    const exec = this.execs.get(id);
+    if (!exec) throw new NotFoundError(`No such exec instance: ${id}`);
+    return exec;
+  }
+
+  /** The container the exec runs in, for its inspect. */
+  containerOf(id: string): string {
+    return this.get(id).containerId;
+  }
+
+  private process(exec: ExecRecord, tty: boolean, consoleSize: [number, number] | undefined): Process {
+    const base = this.runtime.config(exec.containerId).process;
+    if (!base) throw new ConflictError(`container ${exec.containerId} has no process`);
+    const config = exec.config;
+    let user = base.user;
+    if (config.User) {
+      const rootfs = this.containers.rootfsPath(exec.containerId);
+      const read = (p: string): string | undefined => {
+        try {
+          return fs.readFileSync(path.join(rootfs, p), 'utf8');
+        } catch {
+          return undefined;
+        }
+      };
+      const resolved = resolveUser(config.User, read('etc/passwd'), read('etc/group'));
+      user = { uid: resolved.uid, gid: resolved.gid, additionalGids: resolved.additionalGids };
+    }
+    const env = [...(base.env ?? [])];
+    for (const entry of config.Env ?? []) {
+      const key = entry.split('=')[0];
+      const at = env.findIndex((e) => e.split('=')[0] === key);
+      if (at >= 0) env[at] = entry;
+      else env.push(entry);
+    }
+    if (tty && !env.some((e) => e.startsWith('TERM='))) env.push('TERM=xterm');
+    const all = this.allCapabilities;
+    const capabilities = config.Privileged ? { bounding: all, effective: all, permitted: all } : base.capabilities;
+    // An exec as a non-root user gets no capabilities, as runc does for its process.
+    const caps = user.uid !== 0 && capabilities ? { bounding: capabilities.bounding } : capabilities;
+    return {
+      ...base,
+      args: config.Cmd,
+      env,
+      cwd: config.WorkingDir || base.cwd,
+      user,
+      terminal: tty,
+      ...(tty && consoleSize ? { consoleSize: { height: consoleSize[0], width: consoleSize[1] } } : {}),
+      ...(caps ? { capabilities: caps } : {}),
+    };
+  }
+
+  /** Starts the process; attached, the caller reads the returned stream (the shim holds the output until then). */
+  async start(id: string, opts: { detach?: boolean; tty?: boolean; consoleSize?: [number, number] } = {}): Promise<ExecStarted> {
+    const exec = this.get(id);
+    if (exec.running || exec.exitCode !== null) throw new ConflictError(`Error: Exec command ${id} has already run`);
+    const container = this.containers.get(exec.containerId);
+    if (container.state.status !== 'running') throw new ConflictError(`Container ${container.id} is not running`);
+    const tty = opts.tty ?? exec.config.Tty === true;
+    const stdin = !opts.detach && exec.config.AttachStdin === true;
+    const dir = path.join(this.containers.execsDir(container.id), id.slice(0, 12));
+    const proc = this.process(exec, tty, opts.consoleSize ?? exec.config.ConsoleSize ?? undefined);
+    exec.running = true;
+    exec.dir = dir;
+    let launched;
+    try {
+      launched = await this.runtime.exec(container.id, proc, { shim: { dir, stdin, hold: !opts.detach, log: false, lingerMs: 1000 } });
+    } catch (err) {
+      exec.running = false;
+      exec.exitCode = 126;
+      fs.rmSync(dir, { recursive: true, force: true });
+      throw err;
+    }
+    exec.pid = launched.pid;
+    this.events.emit('container', `exec_start: ${(exec.config.Cmd ?? []).join(' ')}`, container.id, { image: container.imageRef, name: container.name.slice(1), execID: id });
+    const client = new ShimClient(dir);
+    const stream = opts.detach ? undefined : await client.stream({ stdin, once: true });
+    const exited = client.wait().then(
+      (exit) => exit.status,
+      () => 255,
+    );
+    void exited.then((code) => {
+      exec.running = false;
+      exec.exitCode = code;
+      exec.pid = 0;
+      this.events.emit('container', 'exec_die', container.id, { image: container.imageRef, name: container.name.slice(1), execID: id, exitCode: String(code) });
+      void client.shutdown().catch(() => undefined);
+    });
+    return { stream, exited };
+  }
+
+  async resize(id: string, rows: number, cols: number): Promise<void> {
+    const exec = this.get(id);
+    if (!exec.running || !exec.dir) throw new ConflictError(`Exec ${id} is not running`);
+    if (exec.config.Tty !== true) return;
+    await new ShimClient(exec.dir).resize(rows, cols);
+  }
+
+  /** Forgets the execs of a container (it stopped or went away). */
+  forgetContainer(containerId: string): void {
+    for (const [id, exec] of this.execs) if (exec.containerId === containerId && !exec.running) this.execs.delete(id);
+  }
+
+  /** The exec IDs of a container, for its inspect. */
+  idsOf(containerId: string): string[] {
+    return [...this.execs.values()].filter((e) => e.containerId === containerId).map((e) => e.id);
+  }
+}
