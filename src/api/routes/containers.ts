@@ -212,6 +212,7 @@ export function containerRoutes(router: Router, engine: Engine): void {
     const conn = ctx.hijack(tty ? RAW_STREAM : streamContentType(ctx));
     conn.on('close', () => session?.close());
     if (ctx.bool('logs')) {
+      await ctx.headAlone();
       for await (const entry of containers.logs(c.id, {})) {
         const isErr = entry.stream === 'stderr';
         if ((isErr && !stderr) || (!isErr && !stdout)) continue;

@@ -576,8 +576,7 @@ export class ContainerService {
     if (!newName) throw new InvalidArgumentError('Neither old nor new names may be empty', 'name');
     const full = this.store.claimableName(newName, record.id);
     const old = record.name;
-    record.name = full;
-    this.store.save(record);
+    this.store.rename(record, full);
     this.opts.events.emit('container', 'rename', record.id, { oldName: old, name: full.slice(1) });
   }
 
@@ -639,9 +638,14 @@ export class ContainerService {
     record.state.status = 'removing';
     this.store.save(record);
     if (wasRunning) {
-      // The exit handler runs after us (we hold the lock): do its work here.
-      const exited = this.nextExit(id);
-      await new ShimClient(this.shimDir(id)).kill('SIGKILL').catch(() => undefined);
+      // The exit handler runs after us (we hold the lock): do its work here, and ask the shim
+      // for the exit (exitWaiters are only resolved by that handler).
+      const shim = new ShimClient(this.shimDir(id));
+      const exited = shim.wait().then(
+        (exit) => exit.status,
+        () => readExit(this.shimDir(id))?.status ?? 137,
+      );
+      await shim.kill('SIGKILL').catch(() => undefined);
       const code = await Promise.race([exited, sleep(5000).then(() => 137)]);
       record.state.exitCode = code;
       this.opts.events.emit('container', 'die', id, { image: record.imageRef, name: record.name.slice(1), exitCode: String(code) });
