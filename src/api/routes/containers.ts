@@ -94,7 +94,7 @@ export function containerRoutes(router: Router, engine: Engine): void {
     if (!body || typeof body !== 'object' || Array.isArray(body)) throw new InvalidArgumentError('the request body must be a JSON object');
     const { HostConfig: hostConfig, NetworkingConfig: _networking, ...config } = body;
     const name = ctx.query.get('name') ?? undefined;
-    const created = await containers.create({ name: name || undefined, config, hostConfig: hostConfig ?? {} });
+    const created = await containers.create({ name: name || undefined, config, hostConfig: normalizePortBindings(hostConfig ?? {}) });
     ctx.sendJson(201, { Id: created.id, Warnings: created.warnings });
   });
 
@@ -232,6 +232,16 @@ export function containerRoutes(router: Router, engine: Engine): void {
     await containers.resize(ctx.params.id!, rows, cols);
     ctx.noContent(200);
   });
+}
+
+/** Port bindings as dockerd stores them: every binding with both HostIp and HostPort (testcontainers sends only `HostPort: "0"`). */
+function normalizePortBindings(hostConfig: ContainerHostConfig): ContainerHostConfig {
+  if (!hostConfig || typeof hostConfig !== 'object' || !hostConfig.PortBindings || typeof hostConfig.PortBindings !== 'object') return hostConfig;
+  const bindings = Object.entries(hostConfig.PortBindings).map(([port, list]) => [
+    port.includes('/') ? port : `${port}/tcp`,
+    (Array.isArray(list) ? list : []).map((b) => ({ HostIp: b?.HostIp ?? '', HostPort: b?.HostPort ?? '' })),
+  ]);
+  return { ...hostConfig, PortBindings: Object.fromEntries(bindings) };
 }
 
 function write(out: Writable, data: Buffer): boolean {
