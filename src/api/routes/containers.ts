@@ -179,8 +179,9 @@ export function containerRoutes(router: Router, engine: Engine): void {
     const stderr = ctx.bool('stderr');
     if (!stdout && !stderr) throw new InvalidArgumentError('Bad parameters: you must choose at least one stream');
     const tailText = ctx.query.get('tail');
-    const tail = tailText === null || tailText === '' || tailText === 'all' ? undefined : Number(tailText);
-    if (tail !== undefined && (!Number.isInteger(tail) || tail < 0)) throw new InvalidArgumentError(`invalid tail ${JSON.stringify(tailText)}`, 'tail');
+    // As dockerd: "all", a negative number (testcontainers sends -1) or anything unparsable means all lines.
+    const tailNumber = tailText === null || tailText === '' ? NaN : Number(tailText);
+    const tail = Number.isInteger(tailNumber) && tailNumber >= 0 ? tailNumber : undefined;
     const timestamps = ctx.bool('timestamps');
     const tty = c.config.Tty === true;
     const out = ctx.stream(tty ? RAW_STREAM : streamContentType(ctx));

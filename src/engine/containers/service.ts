@@ -323,6 +323,7 @@ export class ContainerService {
     const bundle = this.bundleDir(id);
     const rootfs = this.rootfsDir(id);
     const shimDir = this.shimDir(id);
+    let startedAt = nowIso();
     try {
       fs.mkdirSync(bundle, { recursive: true, mode: 0o711 });
       fs.mkdirSync(rootfs, { recursive: true });
@@ -337,6 +338,9 @@ export class ContainerService {
       await this.opts.runtime.delete(id, true).catch(() => undefined);
       await this.opts.runtime.create(id, { bundle, shim: { dir: shimDir, stdin: record.config.OpenStdin === true, log: this.opts.log ?? DEFAULT_LOG_ROTATION } });
       await this.runPendingAttach(id, shimDir);
+      // Before the program runs: its first log lines are not older than StartedAt (logs
+      // since=StartedAt, as testcontainers asks after a restart, must include them).
+      startedAt = nowIso();
       await this.opts.runtime.start(id);
     } catch (err) {
       const message = err instanceof Error ? err.message : String(err);
@@ -353,7 +357,7 @@ export class ContainerService {
       throw new SystemError(`failed to create task for container: OCI runtime create failed: ${message}`, { cause: err });
     }
     const state = this.opts.runtime.state(id);
-    record.state = { ...newState(), status: 'running', pid: state.pid ?? 0, startedAt: nowIso(), finishedAt: record.state.finishedAt };
+    record.state = { ...newState(), status: 'running', pid: state.pid ?? 0, startedAt, finishedAt: record.state.finishedAt };
     this.store.save(record);
     this.opts.events.emit('container', 'start', id, { image: record.imageRef, name: record.name.slice(1) });
     this.monitor(id);
