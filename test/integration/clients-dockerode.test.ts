@@ -96,7 +96,9 @@ describe('dockerode against berthd', { skip }, () => {
       ExposedPorts: { '80/tcp': {} },
       HostConfig: { PortBindings: { '80/tcp': [{ HostPort: '0' }] }, AutoRemove: false },
     });
-    assert.match(d.logTail(400), new RegExp(`POST /containers/create\\?.*Image=busybox.* 201`), 'docker-modem put the body in the query string');
+    // The daemon logs a request once it is answered: poll for the line.
+    const created = new RegExp(`POST /containers/create\\?.*Image=busybox.* 201`);
+    assert.ok(await poll(() => created.test(d.logTail(400)), 5000), `docker-modem put the body in the query string\n${d.logTail()}`);
     const info = await c.inspect();
     assert.equal(info.Name, `/${prefix}-create`);
     assert.deepEqual(info.Config.Cmd, ['sh', '-c', 'echo $FOO']);

@@ -688,49 +688,57 @@ export class ContainerService {
     const file = path.join(dir, 'log.json');
     const until = opts.until?.getTime();
     const before = (e: LogEntry): boolean => until === undefined || Date.parse(e.time.replace(/(\.\d{3})\d+/, '$1')) < until;
+    // Follow through an open descriptor, by what is appended: it works the same across daemon
+    // restarts, needs nothing from the shim, and reads to the end even when the container is
+    // removed (and its log file unlinked) while we wait: `docker-py run` removes before it reads.
+    let fd: number | undefined;
     let offset = 0;
-    try {
-      offset = fs.statSync(file).size;
-    } catch {
-      /* no log yet */
-    }
-    for (const entry of readLog(dir, { since: opts.since, tail: opts.tail })) if (before(entry)) yield entry;
-    if (!opts.follow) return;
-    // Follow by reading what is appended to the file: it works the same across daemon restarts
-    // and needs nothing from the shim.
-    let pending = '';
-    for (;;) {
-      if (opts.signal?.aborted) return;
-      let size = 0;
+    const open = (): void => {
       try {
-        size = fs.statSync(file).size;
+        fd = fs.openSync(file, 'r');
+        offset = 0;
       } catch {
-        /* not there yet */
+        /* no log yet */
       }
-      if (size < offset) offset = 0; // rotated or recreated
-      if (size > offset) {
-        const fd = fs.openSync(file, 'r');
-        const buffer = Buffer.alloc(size - offset);
-        fs.readSync(fd, buffer, 0, buffer.length, offset);
-        fs.closeSync(fd);
-        offset = size;
-        pending += buffer.toString('utf8');
-        const lines = pending.split('\n');
-        pending = lines.pop() ?? '';
-        for (const line of lines) {
-          if (!line) continue;
-          const entry = JSON.parse(line) as LogEntry;
-          if (until !== undefined && !before(entry)) return;
-          yield entry;
+    };
+    open();
+    if (fd !== undefined) offset = fs.fstatSync(fd).size;
+    try {
+      for (const entry of readLog(dir, { since: opts.since, tail: opts.tail })) if (before(entry)) yield entry;
+      if (!opts.follow) return;
+      let pending = '';
+      for (;;) {
+        if (opts.signal?.aborted) return;
+        if (fd === undefined) open();
+        const size = fd === undefined ? 0 : fs.fstatSync(fd).size;
+        if (size < offset) offset = 0; // truncated
+        if (fd !== undefined && size > offset) {
+          const buffer = Buffer.alloc(size - offset);
+          fs.readSync(fd, buffer, 0, buffer.length, offset);
+          offset = size;
+          pending += buffer.toString('utf8');
+          const lines = pending.split('\n');
+          pending = lines.pop() ?? '';
+          for (const line of lines) {
+            if (!line) continue;
+            const entry = JSON.parse(line) as LogEntry;
+            if (until !== undefined && !before(entry)) return;
+            yield entry;
+          }
+          continue;
         }
-        continue;
+        const current = this.store.find(record.id);
+        if (!current || !['running', 'paused', 'restarting', 'created'].includes(current.state.status)) return;
+        // A new log file (the container started again with a fresh one): read it from its start.
+        if (fd !== undefined && fs.statSync(file, { throwIfNoEntry: false })?.ino !== fs.fstatSync(fd).ino) {
+          fs.closeSync(fd);
+          fd = undefined;
+          open();
+        }
+        await sleep(50);
       }
-      const current = this.store.find(record.id);
-      if (!current || !['running', 'paused', 'restarting', 'created'].includes(current.state.status)) return;
-      if (current.state.status === 'created' && !this.pendingAttach.has(record.id)) {
-        /* created: the output starts with start; keep following */
-      }
-      await sleep(50);
+    } finally {
+      if (fd !== undefined) fs.closeSync(fd);
     }
   }
 
