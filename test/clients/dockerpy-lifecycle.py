@@ -82,9 +82,10 @@ def images_list_get():
     check(img.id.startswith('sha256:'), img.id)
     eq(img.tags, ['busybox:latest'], 'tags')
     check(img.attrs['Config']['Cmd'], 'image config')
-    # NotFound, not yet its subclass ImageNotFound: docker-py picks that by the message's
-    # "No such image", and the image store still says "no such image" (the images endpoints' work).
-    expect_error(NotFound, lambda: client.images.get('no-such-image-' + PREFIX), 404)
+    eq([i.id for i in client.images.list(name='busybox')], [img.id], 'images.list(name=)')
+    eq(client.images.list(name='no-such-image-' + PREFIX), [], 'images.list(name=) of an unknown name')
+    # ImageNotFound: docker-py picks it by the message's "No such image".
+    expect_error(ImageNotFound, lambda: client.images.get('no-such-image-' + PREFIX), 404)
 
 
 @step
