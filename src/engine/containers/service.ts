@@ -729,7 +729,7 @@ export class ContainerService {
         }
         const current = this.store.find(record.id);
         if (!current || !['running', 'paused', 'restarting', 'created'].includes(current.state.status)) return;
-        // A new log file (the container started again with a fresh one): read it from its start.
+        // A new log file (the shim rotated it, or a start made a fresh one): read it from its start.
         if (fd !== undefined && fs.statSync(file, { throwIfNoEntry: false })?.ino !== fs.fstatSync(fd).ino) {
           fs.closeSync(fd);
           fd = undefined;
