@@ -128,8 +128,17 @@ describe('dockerode against berthd', { skip }, () => {
     await c.remove();
   });
 
-  // docker.run() creates with Tty: true unless told otherwise; a terminal is the shim's work
-  // still to land (branch shim-tty), so this asks for none.
+  it('docker.run() as dockerode defaults it (Tty: true): one raw stream from a terminal', async () => {
+    const out = new PassThrough();
+    const outText = collect(out);
+    const [result, container] = (await docker.run('busybox', ['sh', '-c', 'echo hi; tty'], out, { name: `${prefix}-run-tty` })) as [{ StatusCode: number }, Docker.Container];
+    made.push(container.id);
+    out.end();
+    assert.equal(result.StatusCode, 0);
+    assert.equal(await outText, 'hi\r\n/dev/pts/0\r\n');
+    await container.remove();
+  });
+
   it('docker.run() with Tty false: create, attach (a plain POST), start, wait; streams split with an array of two', async () => {
     const out = new PassThrough();
     const err = new PassThrough();
