@@ -13,6 +13,7 @@ import { InvalidArgumentError } from '../common/errors.js';
 import { API_VERSION, compareVersions } from './versions.js';
 
 const MAX_JSON_BODY = 16 * 1024 * 1024;
+const HEAD_ALONE_MS = 10;
 
 /** Headers dockerd sends with every answer; clients read Api-Version from the ping. */
 export function commonHeaders(): Record<string, string> {
@@ -29,6 +30,7 @@ export class Context {
   readonly query: URLSearchParams;
   /** Set once an answer has started. */
   answered = false;
+  private hijackedAt = 0;
   private bodyText: Promise<string> | undefined;
 
   constructor(
@@ -232,6 +234,18 @@ export class Context {
     }
     this.socket.setNoDelay?.(true);
     // Left paused: what the client sends (stdin) waits in the socket until a reader is attached.
+    this.hijackedAt = Date.now();
     return this.socket;
+  }
+
+  /**
+   * Resolves HEAD_ALONE_MS after the hijack's head went out. docker-py reads the head through a
+   * buffered reader and then reads the raw socket: bytes that arrived with the head are lost to
+   * it. dockerd's first output comes after some file I/O; output that is ready at once (attach
+   * with logs) waits this long, so that the head reaches the client alone.
+   */
+  async headAlone(): Promise<void> {
+    const wait = this.hijackedAt + HEAD_ALONE_MS - Date.now();
+    if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
   }
 }

@@ -94,7 +94,7 @@ export function containerRoutes(router: Router, engine: Engine): void {
     if (!body || typeof body !== 'object' || Array.isArray(body)) throw new InvalidArgumentError('the request body must be a JSON object');
     const { HostConfig: hostConfig, NetworkingConfig: _networking, ...config } = body;
     const name = ctx.query.get('name') ?? undefined;
-    const created = await containers.create({ name: name || undefined, config, hostConfig: hostConfig ?? {} });
+    const created = await containers.create({ name: name || undefined, config, hostConfig: normalizePortBindings(hostConfig ?? {}) });
     ctx.sendJson(201, { Id: created.id, Warnings: created.warnings });
   });
 
@@ -179,8 +179,9 @@ export function containerRoutes(router: Router, engine: Engine): void {
     const stderr = ctx.bool('stderr');
     if (!stdout && !stderr) throw new InvalidArgumentError('Bad parameters: you must choose at least one stream');
     const tailText = ctx.query.get('tail');
-    const tail = tailText === null || tailText === '' || tailText === 'all' ? undefined : Number(tailText);
-    if (tail !== undefined && (!Number.isInteger(tail) || tail < 0)) throw new InvalidArgumentError(`invalid tail ${JSON.stringify(tailText)}`, 'tail');
+    // As dockerd: "all", a negative number (testcontainers sends -1) or anything unparsable means all lines.
+    const tailNumber = tailText === null || tailText === '' ? NaN : Number(tailText);
+    const tail = Number.isInteger(tailNumber) && tailNumber >= 0 ? tailNumber : undefined;
     const timestamps = ctx.bool('timestamps');
     const tty = c.config.Tty === true;
     const out = ctx.stream(tty ? RAW_STREAM : streamContentType(ctx));
@@ -212,6 +213,7 @@ export function containerRoutes(router: Router, engine: Engine): void {
     const conn = ctx.hijack(tty ? RAW_STREAM : streamContentType(ctx));
     conn.on('close', () => session?.close());
     if (ctx.bool('logs')) {
+      await ctx.headAlone();
       for await (const entry of containers.logs(c.id, {})) {
         const isErr = entry.stream === 'stderr';
         if ((isErr && !stderr) || (!isErr && !stdout)) continue;
@@ -231,6 +233,16 @@ export function containerRoutes(router: Router, engine: Engine): void {
     await containers.resize(ctx.params.id!, rows, cols);
     ctx.noContent(200);
   });
+}
+
+/** Port bindings as dockerd stores them: every binding with both HostIp and HostPort (testcontainers sends only `HostPort: "0"`). */
+function normalizePortBindings(hostConfig: ContainerHostConfig): ContainerHostConfig {
+  if (!hostConfig || typeof hostConfig !== 'object' || !hostConfig.PortBindings || typeof hostConfig.PortBindings !== 'object') return hostConfig;
+  const bindings = Object.entries(hostConfig.PortBindings).map(([port, list]) => [
+    port.includes('/') ? port : `${port}/tcp`,
+    (Array.isArray(list) ? list : []).map((b) => ({ HostIp: b?.HostIp ?? '', HostPort: b?.HostPort ?? '' })),
+  ]);
+  return { ...hostConfig, PortBindings: Object.fromEntries(bindings) };
 }
 
 function write(out: Writable, data: Buffer): boolean {

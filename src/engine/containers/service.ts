@@ -333,6 +333,7 @@ export class ContainerService {
     const bundle = this.bundleDir(id);
     const rootfs = this.rootfsDir(id);
     const shimDir = this.shimDir(id);
+    let startedAt = nowIso();
     try {
       fs.mkdirSync(bundle, { recursive: true, mode: 0o711 });
       fs.mkdirSync(rootfs, { recursive: true });
@@ -347,6 +348,9 @@ export class ContainerService {
       await this.opts.runtime.delete(id, true).catch(() => undefined);
       await this.opts.runtime.create(id, { bundle, shim: { dir: shimDir, stdin: record.config.OpenStdin === true, log: this.opts.log ?? DEFAULT_LOG_ROTATION } });
       await this.runPendingAttach(id, shimDir);
+      // Before the program runs: its first log lines are not older than StartedAt (logs
+      // since=StartedAt, as testcontainers asks after a restart, must include them).
+      startedAt = nowIso();
       await this.opts.runtime.start(id);
     } catch (err) {
       const message = err instanceof Error ? err.message : String(err);
@@ -363,7 +367,7 @@ export class ContainerService {
       throw new SystemError(`failed to create task for container: OCI runtime create failed: ${message}`, { cause: err });
     }
     const state = this.opts.runtime.state(id);
-    record.state = { ...newState(), status: 'running', pid: state.pid ?? 0, startedAt: nowIso(), finishedAt: record.state.finishedAt };
+    record.state = { ...newState(), status: 'running', pid: state.pid ?? 0, startedAt, finishedAt: record.state.finishedAt };
     this.store.save(record);
     this.opts.events.emit('container', 'start', id, { image: record.imageRef, name: record.name.slice(1) });
     this.monitor(id);
@@ -586,8 +590,7 @@ export class ContainerService {
     if (!newName) throw new InvalidArgumentError('Neither old nor new names may be empty', 'name');
     const full = this.store.claimableName(newName, record.id);
     const old = record.name;
-    record.name = full;
-    this.store.save(record);
+    this.store.rename(record, full);
     this.opts.events.emit('container', 'rename', record.id, { oldName: old, name: full.slice(1) });
   }
 
@@ -649,9 +652,14 @@ export class ContainerService {
     record.state.status = 'removing';
     this.store.save(record);
     if (wasRunning) {
-      // The exit handler runs after us (we hold the lock): do its work here.
-      const exited = this.nextExit(id);
-      await new ShimClient(this.shimDir(id)).kill('SIGKILL').catch(() => undefined);
+      // The exit handler runs after us (we hold the lock): do its work here, and ask the shim
+      // for the exit (exitWaiters are only resolved by that handler).
+      const shim = new ShimClient(this.shimDir(id));
+      const exited = shim.wait().then(
+        (exit) => exit.status,
+        () => readExit(this.shimDir(id))?.status ?? 137,
+      );
+      await shim.kill('SIGKILL').catch(() => undefined);
       const code = await Promise.race([exited, sleep(5000).then(() => 137)]);
       record.state.exitCode = code;
       this.opts.events.emit('container', 'die', id, { image: record.imageRef, name: record.name.slice(1), exitCode: String(code) });
@@ -690,49 +698,57 @@ export class ContainerService {
     const file = path.join(dir, 'log.json');
     const until = opts.until?.getTime();
     const before = (e: LogEntry): boolean => until === undefined || Date.parse(e.time.replace(/(\.\d{3})\d+/, '$1')) < until;
+    // Follow through an open descriptor, by what is appended: it works the same across daemon
+    // restarts, needs nothing from the shim, and reads to the end even when the container is
+    // removed (and its log file unlinked) while we wait: `docker-py run` removes before it reads.
+    let fd: number | undefined;
     let offset = 0;
-    try {
-      offset = fs.statSync(file).size;
-    } catch {
-      /* no log yet */
-    }
-    for (const entry of readLog(dir, { since: opts.since, tail: opts.tail })) if (before(entry)) yield entry;
-    if (!opts.follow) return;
-    // Follow by reading what is appended to the file: it works the same across daemon restarts
-    // and needs nothing from the shim.
-    let pending = '';
-    for (;;) {
-      if (opts.signal?.aborted) return;
-      let size = 0;
+    const open = (): void => {
       try {
-        size = fs.statSync(file).size;
+        fd = fs.openSync(file, 'r');
+        offset = 0;
       } catch {
-        /* not there yet */
+        /* no log yet */
       }
-      if (size < offset) offset = 0; // rotated or recreated
-      if (size > offset) {
-        const fd = fs.openSync(file, 'r');
-        const buffer = Buffer.alloc(size - offset);
-        fs.readSync(fd, buffer, 0, buffer.length, offset);
-        fs.closeSync(fd);
-        offset = size;
-        pending += buffer.toString('utf8');
-        const lines = pending.split('\n');
-        pending = lines.pop() ?? '';
-        for (const line of lines) {
-          if (!line) continue;
-          const entry = JSON.parse(line) as LogEntry;
-          if (until !== undefined && !before(entry)) return;
-          yield entry;
+    };
+    open();
+    if (fd !== undefined) offset = fs.fstatSync(fd).size;
+    try {
+      for (const entry of readLog(dir, { since: opts.since, tail: opts.tail })) if (before(entry)) yield entry;
+      if (!opts.follow) return;
+      let pending = '';
+      for (;;) {
+        if (opts.signal?.aborted) return;
+        if (fd === undefined) open();
+        const size = fd === undefined ? 0 : fs.fstatSync(fd).size;
+        if (size < offset) offset = 0; // truncated
+        if (fd !== undefined && size > offset) {
+          const buffer = Buffer.alloc(size - offset);
+          fs.readSync(fd, buffer, 0, buffer.length, offset);
+          offset = size;
+          pending += buffer.toString('utf8');
+          const lines = pending.split('\n');
+          pending = lines.pop() ?? '';
+          for (const line of lines) {
+            if (!line) continue;
+            const entry = JSON.parse(line) as LogEntry;
+            if (until !== undefined && !before(entry)) return;
+            yield entry;
+          }
+          continue;
         }
-        continue;
+        const current = this.store.find(record.id);
+        if (!current || !['running', 'paused', 'restarting', 'created'].includes(current.state.status)) return;
+        // A new log file (the shim rotated it, or a start made a fresh one): read it from its start.
+        if (fd !== undefined && fs.statSync(file, { throwIfNoEntry: false })?.ino !== fs.fstatSync(fd).ino) {
+          fs.closeSync(fd);
+          fd = undefined;
+          open();
+        }
+        await sleep(50);
       }
-      const current = this.store.find(record.id);
-      if (!current || !['running', 'paused', 'restarting', 'created'].includes(current.state.status)) return;
-      if (current.state.status === 'created' && !this.pendingAttach.has(record.id)) {
-        /* created: the output starts with start; keep following */
-      }
-      await sleep(50);
+    } finally {
+      if (fd !== undefined) fs.closeSync(fd);
     }
   }
 

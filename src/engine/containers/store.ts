@@ -103,6 +103,13 @@ export class ContainerStore {
     this.byName.set(record.name, record.id);
   }
 
+  /** Gives a container a new name (already checked with claimableName); the old one is free again. */
+  rename(record: ContainerRecord, name: string): void {
+    this.byName.delete(record.name);
+    record.name = name;
+    this.save(record);
+  }
+
   /** Forgets the container and removes its directory (the record first, so a crash midway leaves no record). */
   remove(id: string): void {
     const record = this.byId.get(id);
