@@ -72,8 +72,8 @@ function queryString(q: Query | undefined): string {
   if (!q) return '';
   const p = new URLSearchParams();
   for (const [k, v] of Object.entries(q)) {
-    if (v === undefined || v === null || v === false) continue;
-    p.set(k, v === true ? '1' : String(v));
+    if (v === undefined || v === null) continue;
+    p.set(k, v === true ? '1' : v === false ? '0' : String(v));
   }
   const s = p.toString();
   return s ? `?${s}` : '';
@@ -129,14 +129,15 @@ export class ApiClient {
   private rawRequest(method: string, path: string, opts: RequestOptions, extraHeaders: Record<string, string> = {}): http.ClientRequest {
     const headers: Record<string, string> = { ...opts.headers, ...extraHeaders };
     let body = opts.body;
-    if (body !== undefined && !Buffer.isBuffer(body) && !(body instanceof Readable)) {
+    const isStream = (b: unknown): b is NodeJS.ReadableStream => typeof (b as { pipe?: unknown })?.pipe === 'function';
+    if (body !== undefined && !Buffer.isBuffer(body) && !isStream(body)) {
       body = Buffer.from(JSON.stringify(body));
       headers['Content-Type'] ??= 'application/json';
     }
     if (Buffer.isBuffer(body)) headers['Content-Length'] = String(body.length);
     const req = http.request({ ...this.endpoint, method, path: path + queryString(opts.query), headers, agent: false, setHost: true });
     if (opts.timeoutMs) req.setTimeout(opts.timeoutMs, () => req.destroy(new Error(`timeout after ${opts.timeoutMs} ms: ${method} ${path}`)));
-    if (body instanceof Readable) body.pipe(req);
+    if (isStream(body)) body.pipe(req);
     else req.end(body as Buffer | undefined);
     return req;
   }

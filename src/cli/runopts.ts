@@ -324,6 +324,7 @@ export function buildCreateRequest(
     UsernsMode: flags.userns ?? '',
     ShmSize: flags.shmSize ? parseRamSize(flags.shmSize) : 0,
     Memory: flags.memory ? parseRamSize(flags.memory) : 0,
+    MemorySwappiness: -1,
     NanoCpus: nanoCpus,
     Devices: (flags.device ?? []).map(parseDevice),
     PidsLimit: flags.pidsLimit !== undefined ? Number(flags.pidsLimit) : 0,

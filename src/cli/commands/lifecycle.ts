@@ -1,4 +1,6 @@
 /** start, stop, restart, kill, rm, pause, unpause, wait, rename, container prune. */
+import { Option } from 'commander';
+
 import { type Define, ExitError, action, collect, confirm, eachName, filtersJson } from '../context.js';
 import { humanSize } from '../format.js';
 
@@ -38,11 +40,12 @@ export const stop: Define = (cmd, ctx, set) =>
   cmd
     .argument('<container...>')
     .option('-s, --signal <signal>', 'Signal to send to the container')
-    .option('-t, --time, --timeout <seconds>', 'Seconds to wait before killing the container')
+    .option('-t, --timeout <seconds>', 'Seconds to wait before killing the container')
+    .addOption(new Option('--time <seconds>', 'Seconds to wait before killing the container (deprecated)').hideHelp())
     .action(
-      action(set, async (names: string[], o: { signal?: string; time?: string }) =>
+      action(set, async (names: string[], o: { signal?: string; time?: string; timeout?: string }) =>
         eachName(ctx, names, async (n) => {
-          await ctx.client.json('POST', `/containers/${enc(n)}/stop`, { query: { t: o.time, signal: o.signal } });
+          await ctx.client.json('POST', `/containers/${enc(n)}/stop`, { query: { t: o.timeout ?? o.time, signal: o.signal } });
           return n;
         }),
       ),
@@ -52,11 +55,12 @@ export const restart: Define = (cmd, ctx, set) =>
   cmd
     .argument('<container...>')
     .option('-s, --signal <signal>', 'Signal to send to the container')
-    .option('-t, --time, --timeout <seconds>', 'Seconds to wait before killing the container')
+    .option('-t, --timeout <seconds>', 'Seconds to wait before killing the container')
+    .addOption(new Option('--time <seconds>', 'Seconds to wait before killing the container (deprecated)').hideHelp())
     .action(
-      action(set, async (names: string[], o: { signal?: string; time?: string }) =>
+      action(set, async (names: string[], o: { signal?: string; time?: string; timeout?: string }) =>
         eachName(ctx, names, async (n) => {
-          await ctx.client.post(`/containers/${enc(n)}/restart`, { t: o.time, signal: o.signal });
+          await ctx.client.post(`/containers/${enc(n)}/restart`, { t: o.timeout ?? o.time, signal: o.signal });
           return n;
         }),
       ),

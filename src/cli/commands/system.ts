@@ -146,10 +146,10 @@ export const df: Define = (cmd, ctx, set) =>
         const cacheSize = cache.reduce((s, c) => s + c.Size, 0);
         const cacheReclaim = cache.filter((c) => !c.InUse && !c.Shared).reduce((s, c) => s + c.Size, 0);
         const rows = [
-          { Type: 'Images', TotalCount: String(images.length), Active: String(imgActive.length), Size: humanSize(imgSize), Reclaimable: humanSize(Math.max(0, imgReclaim)) + pct(Math.max(0, imgReclaim), imgSize) },
-          { Type: 'Containers', TotalCount: String(containers.length), Active: String(ctrActive.length), Size: humanSize(ctrSize), Reclaimable: humanSize(ctrReclaim) + pct(ctrReclaim, ctrSize) },
-          { Type: 'Local Volumes', TotalCount: String(volumes.length), Active: String(volActive.length), Size: humanSize(volSize), Reclaimable: humanSize(volReclaim) + pct(volReclaim, volSize) },
-          { Type: 'Build Cache', TotalCount: String(cache.length), Active: String(cache.filter((c) => c.InUse).length), Size: humanSize(cacheSize), Reclaimable: humanSize(cacheReclaim) },
+          { Type: 'Images', TotalCount: String(images.length), Active: String(imgActive.length), Size: humanSize(imgSize, 4), Reclaimable: humanSize(Math.max(0, imgReclaim), 4) + pct(Math.max(0, imgReclaim), imgSize) },
+          { Type: 'Containers', TotalCount: String(containers.length), Active: String(ctrActive.length), Size: humanSize(ctrSize, 4), Reclaimable: humanSize(ctrReclaim, 4) + pct(ctrReclaim, ctrSize) },
+          { Type: 'Local Volumes', TotalCount: String(volumes.length), Active: String(volActive.length), Size: humanSize(volSize, 4), Reclaimable: humanSize(volReclaim, 4) + pct(volReclaim, volSize) },
+          { Type: 'Build Cache', TotalCount: String(cache.length), Active: String(cache.filter((c) => c.InUse).length), Size: humanSize(cacheSize, 4), Reclaimable: humanSize(cacheReclaim, 4) },
         ];
         ctx.out(
           formatList(rows, {
