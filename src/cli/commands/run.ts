@@ -111,6 +111,7 @@ export async function attachStartWait(
   const s = session(hijacked, o);
   const waitRes = await ctx.client.raw('POST', `/containers/${encodeURIComponent(id)}/wait`, { query: { condition: o.condition } });
   const waitBody = readBody(waitRes);
+  waitBody.catch(() => undefined); // destroyed on a failed start or a detach
   if (o.start) {
     try {
       await ctx.client.post(`/containers/${encodeURIComponent(id)}/start`);
