@@ -192,7 +192,8 @@ export async function main(argv: string[]): Promise<number> {
     for (const a of aliases) cmd.alias(a);
     (mod as Record<string, Define>)[key](cmd, lazyCtx, setStatus);
   };
-  const all = words.length === 0 || words[0] === 'help';
+  // Only help lists every command (and so loads every module); `berth --version` loads none.
+  const all = words[0] === 'help' || (words.length === 0 && (argv.length === 0 || argv.includes('--help') || argv.includes('-h')));
   try {
     for (const [name, entry] of Object.entries(TOP)) {
       if (all || words[0] === name) await define(program, name, entry);
