@@ -1,7 +1,7 @@
 /**
  * The `berth` CLI against a daemon that speaks the Docker Engine API. Which daemon is chosen by
- * daemonUnderTest(): a private dockerd 20.10 today (test/helpers/engines.ts); berthd once it
- * exists (BERTH_CLI_DAEMON=berthd, see below). The test images are loaded with `berth load`,
+ * daemonUnderTest(): a private dockerd 20.10 (test/helpers/engines.ts) by default, a private
+ * berthd (test/helpers/berthd.ts) with BERTH_CLI_DAEMON=berthd. The test images are loaded with `berth load`,
  * so nothing here needs the docker CLI but the daemon's own setup. Needs root.
  */
 import assert from 'node:assert/strict';
@@ -26,13 +26,16 @@ interface DaemonUnderTest {
 }
 
 /**
- * The daemon the CLI is tested against. Today a private dockerd; set BERTH_CLI_DAEMON=berthd and
- * BERTH_CLI_HOST=unix:///path/to/berthd.sock to point the same tests at a running berthd.
+ * The daemon the CLI is tested against: a private dockerd by default; a private berthd
+ * (test/helpers/berthd.ts) with BERTH_CLI_DAEMON=berthd.
  */
 async function daemonUnderTest(): Promise<DaemonUnderTest> {
   if (process.env.BERTH_CLI_DAEMON === 'berthd') {
-    const host = process.env.BERTH_CLI_HOST ?? 'unix:///run/berth.sock';
-    return { name: 'berthd', env: { ...process.env, DOCKER_HOST: host, BERTH_HOST: host }, runFlags: ['--network', 'none'], stop: async () => undefined };
+    const { startBerthd } = await import('../helpers/berthd.js');
+    const b = await startBerthd({ prefix: 'berth-cli-berthd-' });
+    const env = { ...b.env };
+    delete env.BERTH_HOST;
+    return { name: 'berthd', env, runFlags: ['--network', 'none'], stop: () => b.stop() };
   }
   const d = await startPrivateDockerd({ prefix: 'berth-cli-test-' });
   const env = { ...d.env };
@@ -40,7 +43,7 @@ async function daemonUnderTest(): Promise<DaemonUnderTest> {
   return { name: 'private dockerd', env, runFlags: ['--network', 'none'], stop: () => d.stop() };
 }
 
-const skip = process.env.BERTH_CLI_DAEMON === 'berthd' ? false : dockerdSkip;
+const skip = dockerdSkip;
 let daemon: DaemonUnderTest | undefined;
 let tmp = '';
 const prefix = `berthcli-${process.pid}-`;
