@@ -107,3 +107,15 @@ export function filtersJson(list: string[] | undefined): string | undefined {
   }
   return JSON.stringify(f);
 }
+
+/** What a prune endpoint answered, as docker prints it: "Deleted <what>:" lines, then the space. */
+export function prunedText(what: string, deleted: string[] | null | undefined, space?: number, humanSize?: (n: number) => string): string {
+  let s = deleted?.length ? `Deleted ${what}:\n${deleted.join('\n')}\n\n` : '';
+  if (space !== undefined && humanSize) s += `Total reclaimed space: ${humanSize(space)}\n`;
+  return s;
+}
+
+/** rmi/image prune entries → "Untagged: x" / "Deleted: sha256:…" (prune prints them lower-case). */
+export function imageDeletions(list: { Untagged?: string; Deleted?: string }[] | null | undefined, lower = false): string[] {
+  return (list ?? []).map((x) => (x.Untagged ? `${lower ? 'untagged' : 'Untagged'}: ${x.Untagged}` : `${lower ? 'deleted' : 'Deleted'}: ${x.Deleted}`));
+}

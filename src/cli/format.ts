@@ -154,3 +154,13 @@ export function parseTimestamp(v: string, now = Date.now()): string {
   if (Number.isNaN(t)) throw new Error(`invalid value for timestamp: "${v}"`);
   return String(Math.floor(t / 1000));
 }
+
+/** `k=v` / `k` flags (labels, driver options) → an object. */
+export function keyValues(list: string[] | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const x of list ?? []) {
+    const i = x.indexOf('=');
+    out[i < 0 ? x : x.slice(0, i)] = i < 0 ? '' : x.slice(i + 1);
+  }
+  return out;
+}

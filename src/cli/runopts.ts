@@ -3,7 +3,7 @@
  * builds it. Pure: the environment, files and terminal size come in as parameters, so unit
  * tests compare the result with bodies captured from a real `docker run`.
  */
-import { parseRamSize } from './format.js';
+import { keyValues, parseRamSize } from './format.js';
 
 export interface RunFlags {
   detach?: boolean;
@@ -269,11 +269,7 @@ export function buildCreateRequest(
     const i = t.indexOf(':');
     tmpfs[i < 0 ? t : t.slice(0, i)] = i < 0 ? '' : t.slice(i + 1);
   }
-  const labels: Record<string, string> = {};
-  for (const l of flags.label ?? []) {
-    const i = l.indexOf('=');
-    labels[i < 0 ? l : l.slice(0, i)] = i < 0 ? '' : l.slice(i + 1);
-  }
+  const labels = keyValues(flags.label);
   const { exposed, bindings } = parsePublish(flags.publish ?? []);
   for (const e of flags.expose ?? []) {
     const [p, proto = 'tcp'] = e.split('/');

@@ -1,7 +1,7 @@
 /** images, rmi, tag, history, save, load, image prune. */
 import fs from 'node:fs';
 
-import { type Define, ExitError, action, collect, confirm, eachName, filtersJson } from '../context.js';
+import { type Define, ExitError, action, collect, confirm, eachName, filtersJson, imageDeletions, prunedText } from '../context.js';
 import { ago, ellipsis, formatList, goTime, humanSize, shortId } from '../format.js';
 import { displayJsonStream, StreamError } from '../progress.js';
 import { archiveOut } from './misc.js';
@@ -90,7 +90,7 @@ export const rmi: Define = (cmd, ctx, set) =>
       action(set, async (names: string[], o: { force?: boolean; prune: boolean }) =>
         eachName(ctx, names, async (n) => {
           const r = await ctx.client.delete<{ Untagged?: string; Deleted?: string }[]>(`/images/${enc(n)}`, { force: o.force, noprune: !o.prune });
-          return (r ?? []).map((x) => (x.Untagged ? `Untagged: ${x.Untagged}` : `Deleted: ${x.Deleted}`)).join('\n') || undefined;
+          return imageDeletions(r).join('\n') || undefined;
         }),
       ),
     );
@@ -190,9 +190,6 @@ export const prune: Define = (cmd, ctx, set) =>
         const r = await ctx.client.post<{ ImagesDeleted?: { Untagged?: string; Deleted?: string }[] | null; SpaceReclaimed?: number }>('/images/prune', {
           filters: filtersJson([...(o.filter ?? []), `dangling=${o.all ? 'false' : 'true'}`]),
         });
-        if (r.ImagesDeleted?.length) {
-          ctx.out('Deleted Images:\n' + r.ImagesDeleted.map((x) => (x.Untagged ? `untagged: ${x.Untagged}` : `deleted: ${x.Deleted}`)).join('\n') + '\n\n');
-        }
-        ctx.out(`Total reclaimed space: ${humanSize(r.SpaceReclaimed ?? 0)}\n`);
+        ctx.out(prunedText('Images', imageDeletions(r.ImagesDeleted, true), r.SpaceReclaimed ?? 0, humanSize));
       }),
     );

@@ -1,7 +1,7 @@
 /** start, stop, restart, kill, rm, pause, unpause, wait, rename, container prune. */
 import { Option } from 'commander';
 
-import { type Define, ExitError, action, collect, confirm, eachName, filtersJson } from '../context.js';
+import { type Define, ExitError, action, collect, confirm, eachName, filtersJson, prunedText } from '../context.js';
 import { humanSize } from '../format.js';
 
 const enc = encodeURIComponent;
@@ -36,35 +36,25 @@ export const start: Define = (cmd, ctx, set) =>
       }),
     );
 
-export const stop: Define = (cmd, ctx, set) =>
-  cmd
-    .argument('<container...>')
-    .option('-s, --signal <signal>', 'Signal to send to the container')
-    .option('-t, --timeout <seconds>', 'Seconds to wait before killing the container')
-    .addOption(new Option('--time <seconds>', 'Seconds to wait before killing the container (deprecated)').hideHelp())
-    .action(
-      action(set, async (names: string[], o: { signal?: string; time?: string; timeout?: string }) =>
-        eachName(ctx, names, async (n) => {
-          await ctx.client.json('POST', `/containers/${enc(n)}/stop`, { query: { t: o.timeout ?? o.time, signal: o.signal } });
-          return n;
-        }),
-      ),
-    );
-
-export const restart: Define = (cmd, ctx, set) =>
-  cmd
-    .argument('<container...>')
-    .option('-s, --signal <signal>', 'Signal to send to the container')
-    .option('-t, --timeout <seconds>', 'Seconds to wait before killing the container')
-    .addOption(new Option('--time <seconds>', 'Seconds to wait before killing the container (deprecated)').hideHelp())
-    .action(
-      action(set, async (names: string[], o: { signal?: string; time?: string; timeout?: string }) =>
-        eachName(ctx, names, async (n) => {
-          await ctx.client.post(`/containers/${enc(n)}/restart`, { t: o.timeout ?? o.time, signal: o.signal });
-          return n;
-        }),
-      ),
-    );
+/** stop and restart: the same flags (-s, -t; --time is docker's deprecated name). */
+const stopLike =
+  (verb: 'stop' | 'restart'): Define =>
+  (cmd, ctx, set) =>
+    cmd
+      .argument('<container...>')
+      .option('-s, --signal <signal>', 'Signal to send to the container')
+      .option('-t, --timeout <seconds>', 'Seconds to wait before killing the container')
+      .addOption(new Option('--time <seconds>', 'Seconds to wait before killing the container (deprecated)').hideHelp())
+      .action(
+        action(set, async (names: string[], o: { signal?: string; time?: string; timeout?: string }) =>
+          eachName(ctx, names, async (n) => {
+            await ctx.client.post(`/containers/${enc(n)}/${verb}`, { t: o.timeout ?? o.time, signal: o.signal });
+            return n;
+          }),
+        ),
+      );
+export const stop = stopLike('stop');
+export const restart = stopLike('restart');
 
 export const kill: Define = (cmd, ctx, set) =>
   cmd
@@ -138,7 +128,6 @@ export const prune: Define = (cmd, ctx, set) =>
       action(set, async (o: { filter?: string[]; force?: boolean }) => {
         if (!(await confirm(ctx, 'WARNING! This will remove all stopped containers.', o.force))) return;
         const r = await ctx.client.post<{ ContainersDeleted?: string[] | null; SpaceReclaimed?: number }>('/containers/prune', { filters: filtersJson(o.filter) });
-        if (r.ContainersDeleted?.length) ctx.out(`Deleted Containers:\n${r.ContainersDeleted.join('\n')}\n\n`);
-        ctx.out(`Total reclaimed space: ${humanSize(r.SpaceReclaimed ?? 0)}\n`);
+        ctx.out(prunedText('Containers', r.ContainersDeleted, r.SpaceReclaimed ?? 0, humanSize));
       }),
     );

@@ -1,11 +1,9 @@
 /** network create/ls/inspect/rm/connect/disconnect/prune. */
-import { type Define, action, collect, confirm, eachName, filtersJson } from '../context.js';
-import { formatList, goTime, shortId } from '../format.js';
+import { type Define, action, collect, confirm, eachName, filtersJson, prunedText } from '../context.js';
+import { formatList, goTime, keyValues, shortId } from '../format.js';
 import { networkInspect } from './inspect.js';
 
 const enc = encodeURIComponent;
-const kv = (list: string[] | undefined): Record<string, string> =>
-  Object.fromEntries((list ?? []).map((x) => (x.includes('=') ? [x.slice(0, x.indexOf('=')), x.slice(x.indexOf('=') + 1)] : [x, ''])));
 
 export const create: Define = (cmd, ctx, set) =>
   cmd
@@ -31,12 +29,12 @@ export const create: Define = (cmd, ctx, set) =>
           Name: name,
           CheckDuplicate: true,
           Driver: o.driver,
-          Options: kv(o.opt),
+          Options: keyValues(o.opt),
           IPAM: { Driver: 'default', Options: {}, Config: config },
           Internal: !!o.internal,
           Attachable: !!o.attachable,
           EnableIPv6: !!o.ipv6,
-          Labels: kv(o.label),
+          Labels: keyValues(o.label),
         });
         if (r.Warning) ctx.err(`WARNING: ${r.Warning}\n`);
         ctx.out(`${r.Id}\n`);
@@ -133,6 +131,6 @@ export const prune: Define = (cmd, ctx, set) =>
       action(set, async (o: { filter?: string[]; force?: boolean }) => {
         if (!(await confirm(ctx, 'WARNING! This will remove all custom networks not used by at least one container.', o.force))) return;
         const r = await ctx.client.post<{ NetworksDeleted?: string[] | null }>('/networks/prune', { filters: filtersJson(o.filter) });
-        if (r.NetworksDeleted?.length) ctx.out(`Deleted Networks:\n${r.NetworksDeleted.join('\n')}\n`);
+        ctx.out(prunedText('Networks', r.NetworksDeleted).replace(/\n\n$/, '\n'));
       }),
     );

@@ -1,6 +1,6 @@
 /** version, info, system df, system prune, events. */
 import { CLIENT_MAX_API, jsonLines } from '../client.js';
-import { type Define, ExitError, VERSION, action, collect, confirm, errorText, filtersJson } from '../context.js';
+import { type Define, ExitError, VERSION, action, collect, confirm, errorText, filtersJson, imageDeletions, prunedText } from '../context.js';
 import { formatList, humanSize, parseTimestamp, unescapeFormat } from '../format.js';
 import { parse, render } from '../template.js';
 
@@ -177,18 +177,18 @@ export const prune: Define = (cmd, ctx, set) =>
         const filters = filtersJson(o.filter);
         let total = 0;
         const c = await ctx.client.post<{ ContainersDeleted?: string[] | null; SpaceReclaimed?: number }>('/containers/prune', { filters });
-        if (c.ContainersDeleted?.length) ctx.out(`Deleted Containers:\n${c.ContainersDeleted.join('\n')}\n\n`);
+        ctx.out(prunedText('Containers', c.ContainersDeleted));
         total += c.SpaceReclaimed ?? 0;
         const n = await ctx.client.post<{ NetworksDeleted?: string[] | null }>('/networks/prune', { filters });
-        if (n.NetworksDeleted?.length) ctx.out(`Deleted Networks:\n${n.NetworksDeleted.join('\n')}\n\n`);
+        ctx.out(prunedText('Networks', n.NetworksDeleted));
         if (o.volumes) {
           const v = await ctx.client.post<{ VolumesDeleted?: string[] | null; SpaceReclaimed?: number }>('/volumes/prune', { filters });
-          if (v.VolumesDeleted?.length) ctx.out(`Deleted Volumes:\n${v.VolumesDeleted.join('\n')}\n\n`);
+          ctx.out(prunedText('Volumes', v.VolumesDeleted));
           total += v.SpaceReclaimed ?? 0;
         }
         const imgFilters = filtersJson([...(o.filter ?? []), `dangling=${o.all ? 'false' : 'true'}`]);
         const im = await ctx.client.post<{ ImagesDeleted?: { Untagged?: string; Deleted?: string }[] | null; SpaceReclaimed?: number }>('/images/prune', { filters: imgFilters });
-        if (im.ImagesDeleted?.length) ctx.out('Deleted Images:\n' + im.ImagesDeleted.map((x) => (x.Untagged ? `untagged: ${x.Untagged}` : `deleted: ${x.Deleted}`)).join('\n') + '\n\n');
+        ctx.out(prunedText('Images', imageDeletions(im.ImagesDeleted, true)));
         total += im.SpaceReclaimed ?? 0;
         try {
           const b = await ctx.client.post<{ SpaceReclaimed?: number }>('/build/prune', { all: o.all, filters });

@@ -1,10 +1,7 @@
 /** volume create/ls/inspect/rm/prune. */
-import { type Define, action, collect, confirm, eachName, filtersJson } from '../context.js';
-import { formatList, humanSize } from '../format.js';
+import { type Define, action, collect, confirm, eachName, filtersJson, prunedText } from '../context.js';
+import { formatList, humanSize, keyValues } from '../format.js';
 import { volumeInspect } from './inspect.js';
-
-const kv = (list: string[] | undefined): Record<string, string> =>
-  Object.fromEntries((list ?? []).map((x) => (x.includes('=') ? [x.slice(0, x.indexOf('=')), x.slice(x.indexOf('=') + 1)] : [x, ''])));
 
 export const create: Define = (cmd, ctx, set) =>
   cmd
@@ -14,7 +11,7 @@ export const create: Define = (cmd, ctx, set) =>
     .option('-o, --opt <opt>', 'Set driver specific options', collect)
     .action(
       action(set, async (name: string | undefined, o: { driver: string; label?: string[]; opt?: string[] }) => {
-        const v = await ctx.client.post<{ Name: string }>('/volumes/create', undefined, { Name: name ?? '', Driver: o.driver, DriverOpts: kv(o.opt), Labels: kv(o.label) });
+        const v = await ctx.client.post<{ Name: string }>('/volumes/create', undefined, { Name: name ?? '', Driver: o.driver, DriverOpts: keyValues(o.opt), Labels: keyValues(o.label) });
         ctx.out(`${v.Name}\n`);
       }),
     );
@@ -74,7 +71,6 @@ export const prune: Define = (cmd, ctx, set) =>
         const filters = [...(o.filter ?? [])];
         if (o.all && Number(version.split('.')[1]) >= 42) filters.push('all=true');
         const r = await ctx.client.post<{ VolumesDeleted?: string[] | null; SpaceReclaimed?: number }>('/volumes/prune', { filters: filtersJson(filters) });
-        if (r.VolumesDeleted?.length) ctx.out(`Deleted Volumes:\n${r.VolumesDeleted.join('\n')}\n\n`);
-        ctx.out(`Total reclaimed space: ${humanSize(r.SpaceReclaimed ?? 0)}\n`);
+        ctx.out(prunedText('Volumes', r.VolumesDeleted, r.SpaceReclaimed ?? 0, humanSize));
       }),
     );
