@@ -6,13 +6,14 @@
  */
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 
 import { PACKAGE_ROOT } from '../../src/common/paths.js';
-import { cmd, type CmdResult, dockerdSkip, MULTILAYER_EXPECTED, ptyRun, shellSteps, splitHostname, startPrivateDockerd } from '../helpers/engines.js';
-import { testImagesDir } from '../helpers/images.js';
+import { cmd, type CmdResult, dockerdSkip, which, MULTILAYER_EXPECTED, ptyRun, shellSteps, splitHostname, startPrivateDockerd } from '../helpers/engines.js';
+import { SHARED_DIR, testImagesDir } from '../helpers/images.js';
 
 const BERTH = path.join(PACKAGE_ROOT, 'bin', 'berth');
 
@@ -213,6 +214,42 @@ describe('berth CLI', { skip, timeout: 600_000 }, () => {
     berthOk(['rmi', tag]);
     assert.match(berthOk(['load', '-i', archive]), new RegExp(`Loaded image: ${tag}`));
     berthOk(['rmi', tag]);
+  });
+
+  const registrySh = path.join(SHARED_DIR, 'testimages', 'registry.sh');
+  const registrySkip = !fs.existsSync(registrySh) ? `no ${registrySh}` : !which('docker-registry') && process.getuid?.() !== 0 ? 'needs docker-registry' : false;
+  it('login, push and pull with Basic auth (X-Registry-Auth), logout', { skip: registrySkip }, async () => {
+    const port = await new Promise<number>((resolve) => {
+      const srv = net.createServer().listen(0, '127.0.0.1', () => {
+        const p = (srv.address() as net.AddressInfo).port;
+        srv.close(() => resolve(p));
+      });
+    });
+    const regDir = path.join(tmp, 'registry');
+    const regEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('REGISTRY_')));
+    const started = cmd('bash', [registrySh, 'start', regDir, String(port), '--auth'], { env: regEnv, timeoutMs: 120_000 });
+    assert.equal(started.status, 0, started.stderr);
+    try {
+      const repo = `127.0.0.1:${port}/${prefix}pushed`;
+      berthOk(['tag', 'busybox', `${repo}:v1`]);
+      const denied = berth(['push', `${repo}:v1`]);
+      assert.equal(denied.status, 1, 'no credentials yet');
+      assert.match(berthOk(['login', '-u', 'testuser', '--password-stdin', `127.0.0.1:${port}`], { input: 'testpassword\n' }), /^Login Succeeded$/m);
+      const pushed = berthOk(['push', `${repo}:v1`]);
+      assert.match(pushed, new RegExp(`^The push refers to repository \\[${repo.replace(/\./g, '\\.')}\\]$`, 'm'));
+      assert.match(pushed, /^v1: digest: sha256:[0-9a-f]{64} size: \d+$/m);
+      berthOk(['rmi', `${repo}:v1`]);
+      const pulled = berthOk(['pull', `${repo}:v1`]);
+      assert.match(pulled, /^Status: (Downloaded newer image|Image is up to date) for /m);
+      assert.match(pulled, new RegExp(`^${repo.replace(/\./g, '\\.')}:v1$`, 'm'));
+      assert.match(berthOk(['logout', `127.0.0.1:${port}`]), /^Removing login credentials for /);
+      berthOk(['rmi', `${repo}:v1`]);
+      const anon = berth(['pull', `${repo}:v1`]);
+      assert.equal(anon.status, 1);
+      assert.match(anon.stderr, /no basic auth credentials|unauthorized|authentication required/i);
+    } finally {
+      cmd('bash', [registrySh, 'stop', regDir], { env: regEnv, timeoutMs: 30_000 });
+    }
   });
 
   it('-it on a real pseudo-terminal: typed input, a TTY inside, the exit status', () => {

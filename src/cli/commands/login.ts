@@ -47,7 +47,7 @@ export function registryOf(ref: string): string {
 
 const normalizeServer = (s: string): string => (['docker.io', 'index.docker.io', 'registry-1.docker.io'].includes(s.replace(/^https?:\/\//, '').replace(/\/.*$/, '')) ? DEFAULT_REGISTRY : s.replace(/^https?:\/\//, '').replace(/\/$/, ''));
 
-/** base64url JSON of the stored credentials for ref's registry, for X-Registry-Auth ({} if none). */
+/** URL-safe base64 JSON of the stored credentials for ref's registry, for X-Registry-Auth ({} if none). */
 export function registryAuthHeader(ctx: Ctx, ref: string): string {
   const server = registryOf(ref);
   const entry = readConfig(ctx).auths?.[server] ?? readConfig(ctx).auths?.[`https://${server}`];
@@ -58,7 +58,8 @@ export function registryAuthHeader(ctx: Ctx, ref: string): string {
     cred = { username: dec.slice(0, i), password: dec.slice(i + 1), serveraddress: server };
   }
   if (entry?.identitytoken) cred.identitytoken = entry.identitytoken;
-  return Buffer.from(JSON.stringify(cred)).toString('base64url');
+  // Go's base64.URLEncoding, padding included: dockerd 20.10 ignores the header without it.
+  return Buffer.from(JSON.stringify(cred)).toString('base64').replace(/\+/g, '-').replace(/\//g, '_');
 }
 
 async function readStdin(): Promise<string> {
