@@ -46,6 +46,14 @@ export function parseHost(host: string): Endpoint {
   throw new ConnectError(`unable to parse docker host \`${host}\``);
 }
 
+/**
+ * An image reference in a path, as the docker CLI puts it there: `/`, `:` and `@` as they are
+ * (`/images/127.0.0.1:5000/a/b/push`), anything else escaped. Daemons route on that form.
+ */
+export function imagePath(ref: string): string {
+  return encodeURIComponent(ref).replace(/%2F/gi, '/').replace(/%3A/gi, ':').replace(/%40/g, '@');
+}
+
 /** Compares dotted API versions numerically. */
 export function compareVersions(a: string, b: string): number {
   const pa = a.split('.').map(Number);

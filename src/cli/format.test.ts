@@ -4,6 +4,7 @@ import { test } from 'node:test';
 
 import { ago, bytesSize, ellipsis, formatList, humanDuration, humanSize, parseRamSize, parseTimestamp, tabwrite } from './format.js';
 import { displayJsonStream, progressString } from './progress.js';
+import { imagePath, resolveHost } from './client.js';
 import { containerRow, formatPorts } from './commands/ps.js';
 import { formatEvent } from './commands/system.js';
 import { statsRow } from './commands/stats.js';
@@ -112,4 +113,14 @@ test('pull progress: bars on a terminal, plain lines elsewhere', async () => {
   const bad = new PassThrough();
   bad.end(JSON.stringify({ errorDetail: { message: 'manifest unknown' }, error: 'manifest unknown' }) + '\n');
   await assert.rejects(displayJsonStream(bad, { write: () => true } as unknown as NodeJS.WriteStream, false), /manifest unknown/);
+});
+
+test('image references in paths as docker sends them; the daemon host by precedence', () => {
+  assert.equal(imagePath('127.0.0.1:5000/a/b:v1'), '127.0.0.1:5000/a/b:v1');
+  assert.equal(imagePath('busybox@sha256:ab'), 'busybox@sha256:ab');
+  assert.equal(imagePath('a b?#'), 'a%20b%3F%23');
+  assert.equal(resolveHost('unix:///flag.sock', { BERTH_HOST: 'unix:///b.sock', DOCKER_HOST: 'unix:///d.sock' }), 'unix:///flag.sock');
+  assert.equal(resolveHost(undefined, { BERTH_HOST: 'unix:///b.sock', DOCKER_HOST: 'unix:///d.sock' }), 'unix:///b.sock');
+  assert.equal(resolveHost(undefined, { DOCKER_HOST: 'unix:///d.sock' }), 'unix:///d.sock');
+  assert.equal(resolveHost(undefined, {}), 'unix:///run/berth.sock');
 });

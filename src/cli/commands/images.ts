@@ -1,6 +1,7 @@
 /** images, rmi, tag, history, save, load, image prune. */
 import fs from 'node:fs';
 
+import { imagePath } from '../client.js';
 import { type Define, ExitError, action, collect, confirm, eachName, filtersJson, imageDeletions, prunedText } from '../context.js';
 import { ago, ellipsis, formatList, goTime, humanSize, shortId } from '../format.js';
 import { displayJsonStream, StreamError } from '../progress.js';
@@ -89,7 +90,7 @@ export const rmi: Define = (cmd, ctx, set) =>
     .action(
       action(set, async (names: string[], o: { force?: boolean; prune: boolean }) =>
         eachName(ctx, names, async (n) => {
-          const r = await ctx.client.delete<{ Untagged?: string; Deleted?: string }[]>(`/images/${enc(n)}`, { force: o.force, noprune: !o.prune });
+          const r = await ctx.client.delete<{ Untagged?: string; Deleted?: string }[]>(`/images/${imagePath(n)}`, { force: o.force, noprune: !o.prune });
           return imageDeletions(r).join('\n') || undefined;
         }),
       ),
@@ -103,7 +104,7 @@ export const tag: Define = (cmd, ctx, set) =>
       action(set, async (source: string, target: string) => {
         const t = splitRef(target);
         if (t.digest) throw new ExitError(1, 'refusing to create a tag with a digest reference');
-        await ctx.client.post(`/images/${enc(source)}/tag`, { repo: t.name, tag: t.tag ?? 'latest' });
+        await ctx.client.post(`/images/${imagePath(source)}/tag`, { repo: t.name, tag: t.tag ?? 'latest' });
       }),
     );
 
@@ -117,7 +118,7 @@ export const history: Define = (cmd, ctx, set) =>
     .option('-q, --quiet', 'Only show image IDs')
     .action(
       action(set, async (name: string, o: { format?: string; human: boolean; trunc: boolean; quiet?: boolean }) => {
-        const h = await ctx.client.get<{ Id: string; Created: number; CreatedBy: string; Size: number; Comment: string; Tags: string[] | null }[]>(`/images/${enc(name)}/history`);
+        const h = await ctx.client.get<{ Id: string; Created: number; CreatedBy: string; Size: number; Comment: string; Tags: string[] | null }[]>(`/images/${imagePath(name)}/history`);
         const rows = h.map((x) => {
           const createdBy = x.CreatedBy.replace(/\t/g, ' ');
           return {

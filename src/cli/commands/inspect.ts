@@ -1,5 +1,5 @@
 /** inspect (containers, images, volumes, networks), with -f/--format and --type. */
-import { ApiError } from '../client.js';
+import { ApiError, imagePath } from '../client.js';
 import type { Ctx, Define } from '../context.js';
 import { action } from '../context.js';
 import { unescapeFormat } from '../format.js';
@@ -8,7 +8,7 @@ import { parse } from '../template.js';
 type Kind = 'container' | 'image' | 'volume' | 'network';
 const PATHS: Record<Kind, (n: string, size?: boolean) => string> = {
   container: (n) => `/containers/${encodeURIComponent(n)}/json`,
-  image: (n) => `/images/${encodeURIComponent(n)}/json`,
+  image: (n) => `/images/${imagePath(n)}/json`,
   volume: (n) => `/volumes/${encodeURIComponent(n)}`,
   network: (n) => `/networks/${encodeURIComponent(n)}`,
 };

@@ -1,4 +1,5 @@
 /** pull and push: the daemon's JSON progress stream shown as docker shows it. */
+import { imagePath } from '../client.js';
 import { type Ctx, type Define, ExitError, action } from '../context.js';
 import { displayJsonStream, StreamError } from '../progress.js';
 import { registryAuthHeader } from './login.js';
@@ -66,7 +67,7 @@ export const push: Define = (cmd, ctx, set) =>
       action(set, async (name: string, o: { allTags?: boolean; quiet?: boolean }) => {
         const r = splitRef(name);
         if (!r.tag && !o.allTags) ctx.out('Using default tag: latest\n');
-        const res = await ctx.client.raw('POST', `/images/${encodeURIComponent(r.name)}/push`, {
+        const res = await ctx.client.raw('POST', `/images/${imagePath(r.name)}/push`, {
           query: { tag: r.tag ?? (o.allTags ? undefined : 'latest') },
           headers: { 'X-Registry-Auth': registryAuthHeader(ctx, name) },
         });
