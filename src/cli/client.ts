@@ -1,0 +1,231 @@
+/**
+ * A small Docker Engine API client: HTTP/1.1 over a unix socket (or TCP) with node:http,
+ * API version negotiation (`HEAD /_ping`, then min(1.44, the daemon's API-Version) as the
+ * path prefix), Docker's JSON errors, and hijacked connections for attach/exec.
+ *
+ * Written by hand rather than taken from dockerode/docker-modem: those pull in ~40 modules
+ * (ssh2, protobuf, ...), cost tens of milliseconds at start-up and do not negotiate the
+ * version the way the docker CLI does. What the CLI needs is a few dozen lines over node:http.
+ */
+import http from 'node:http';
+import net, { type Socket } from 'node:net';
+import { Readable } from 'node:stream';
+
+export const CLIENT_MAX_API = '1.44';
+export const DEFAULT_HOST = 'unix:///run/berth.sock';
+
+/** An error answered by the daemon: printed as docker does, `Error response from daemon: ...`. */
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** The daemon cannot be reached at all. */
+export class ConnectError extends Error {}
+
+/** Which daemon: `-H/--host`, then BERTH_HOST, then DOCKER_HOST, else /run/berth.sock. */
+export function resolveHost(flag: string | undefined, env: NodeJS.ProcessEnv = process.env): string {
+  return flag || env.BERTH_HOST || env.DOCKER_HOST || DEFAULT_HOST;
+}
+
+interface Endpoint {
+  socketPath?: string;
+  host?: string;
+  port?: number;
+}
+
+export function parseHost(host: string): Endpoint {
+  if (host.startsWith('unix://')) return { socketPath: host.slice('unix://'.length) };
+  if (host.startsWith('/')) return { socketPath: host };
+  const m = /^(?:tcp|http):\/\/\[?([^\]/]*?)\]?(?::(\d+))?\/?$/.exec(host);
+  if (m) return { host: m[1] || '127.0.0.1', port: m[2] ? Number(m[2]) : 2375 };
+  throw new ConnectError(`unable to parse docker host \`${host}\``);
+}
+
+/**
+ * An image reference in a path, as the docker CLI puts it there: `/`, `:` and `@` as they are
+ * (`/images/127.0.0.1:5000/a/b/push`), anything else escaped. Daemons route on that form.
+ */
+export function imagePath(ref: string): string {
+  return encodeURIComponent(ref).replace(/%2F/gi, '/').replace(/%3A/gi, ':').replace(/%40/g, '@');
+}
+
+/** Compares dotted API versions numerically. */
+export function compareVersions(a: string, b: string): number {
+  const pa = a.split('.').map(Number);
+  const pb = b.split('.').map(Number);
+  for (let i = 0; i < Math.max(pa.length, pb.length); i++) {
+    const d = (pa[i] ?? 0) - (pb[i] ?? 0);
+    if (d) return d;
+  }
+  return 0;
+}
+
+export type Query = Record<string, string | number | boolean | undefined | null>;
+
+export interface RequestOptions {
+  query?: Query;
+  /** JSON-encoded unless a Buffer or a stream. */
+  body?: unknown;
+  headers?: Record<string, string>;
+  /** Abort after this many ms (for requests answered at once). */
+  timeoutMs?: number;
+}
+
+function queryString(q: Query | undefined): string {
+  if (!q) return '';
+  const p = new URLSearchParams();
+  for (const [k, v] of Object.entries(q)) {
+    if (v === undefined || v === null) continue;
+    p.set(k, v === true ? '1' : v === false ? '0' : String(v));
+  }
+  const s = p.toString();
+  return s ? `?${s}` : '';
+}
+
+/** Reads a whole response body. */
+export async function readBody(res: Readable): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const c of res) chunks.push(c as Buffer);
+  return Buffer.concat(chunks);
+}
+
+async function errorFrom(res: http.IncomingMessage): Promise<ApiError> {
+  const text = (await readBody(res)).toString('utf8');
+  let message = text.trim();
+  try {
+    const j = JSON.parse(text) as { message?: string };
+    if (typeof j.message === 'string') message = j.message;
+  } catch {
+    /* plain text error */
+  }
+  if (!message) message = `${res.statusCode} ${res.statusMessage ?? ''}`.trim();
+  return new ApiError(res.statusCode ?? 500, message);
+}
+
+export class ApiClient {
+  private readonly endpoint: Endpoint;
+  private apiVersion: string | undefined;
+
+  constructor(readonly host: string) {
+    this.endpoint = parseHost(host);
+  }
+
+  private connectError(err: NodeJS.ErrnoException): Error {
+    if (err instanceof ApiError) return err;
+    if (['ENOENT', 'ECONNREFUSED', 'EACCES', 'ENOTSOCK'].includes(err.code ?? '')) {
+      return new ConnectError(`Cannot connect to the Docker daemon at ${this.host}. Is the docker daemon running?`);
+    }
+    return err;
+  }
+
+  /** min(CLIENT_MAX_API, the daemon's API-Version), asked once per process. */
+  async version(): Promise<string> {
+    if (this.apiVersion) return this.apiVersion;
+    const res = await this.raw('HEAD', '/_ping', {}, false);
+    res.resume();
+    const v = res.headers['api-version'];
+    const server = typeof v === 'string' && /^\d+\.\d+$/.test(v) ? v : '1.24';
+    this.apiVersion = compareVersions(server, CLIENT_MAX_API) < 0 ? server : CLIENT_MAX_API;
+    return this.apiVersion;
+  }
+
+  private rawRequest(method: string, path: string, opts: RequestOptions, extraHeaders: Record<string, string> = {}): http.ClientRequest {
+    const headers: Record<string, string> = { ...opts.headers, ...extraHeaders };
+    let body = opts.body;
+    const isStream = (b: unknown): b is NodeJS.ReadableStream => typeof (b as { pipe?: unknown })?.pipe === 'function';
+    if (body !== undefined && !Buffer.isBuffer(body) && !isStream(body)) {
+      body = Buffer.from(JSON.stringify(body));
+      headers['Content-Type'] ??= 'application/json';
+    }
+    if (Buffer.isBuffer(body)) headers['Content-Length'] = String(body.length);
+    // Host as the docker CLI sends it. One connection per request, made by us: with an agent
+    // (even `agent: false`) node:http computes a TLS server name through net.isIP, whose regular
+    // expressions cost ~15 ms to compile on a cold start.
+    headers.Host ??= this.endpoint.socketPath ? 'api.moby.localhost' : `${this.endpoint.host}:${this.endpoint.port}`;
+    const endpoint = this.endpoint;
+    const req = http.request({
+      method,
+      path: path + queryString(opts.query),
+      headers,
+      setHost: false,
+      createConnection: () => (endpoint.socketPath ? net.connect(endpoint.socketPath) : net.connect(endpoint.port!, endpoint.host)),
+    });
+    if (opts.timeoutMs) req.setTimeout(opts.timeoutMs, () => req.destroy(new Error(`timeout after ${opts.timeoutMs} ms: ${method} ${path}`)));
+    if (isStream(body)) body.pipe(req);
+    else req.end(body as Buffer | undefined);
+    return req;
+  }
+
+  /** Any request; `versioned` prefixes /v1.xx. Rejects with ApiError on a status >= 400. */
+  async raw(method: string, path: string, opts: RequestOptions = {}, versioned = true): Promise<http.IncomingMessage> {
+    const full = versioned ? `/v${await this.version()}${path}` : path;
+    return new Promise((resolve, reject) => {
+      const req = this.rawRequest(method, full, opts);
+      req.on('error', (e) => reject(this.connectError(e)));
+      req.on('response', (res) => {
+        if ((res.statusCode ?? 500) >= 400) errorFrom(res).then(reject, reject);
+        else resolve(res);
+      });
+    });
+  }
+
+  /** A request whose answer is JSON (or empty: undefined). */
+  async json<T = unknown>(method: string, path: string, opts: RequestOptions = {}): Promise<T> {
+    const res = await this.raw(method, path, opts);
+    const text = (await readBody(res)).toString('utf8');
+    return (text.trim() ? JSON.parse(text) : undefined) as T;
+  }
+
+  get<T = unknown>(path: string, query?: Query): Promise<T> {
+    return this.json<T>('GET', path, { query });
+  }
+
+  post<T = unknown>(path: string, query?: Query, body?: unknown, headers?: Record<string, string>): Promise<T> {
+    return this.json<T>('POST', path, { query, body, headers });
+  }
+
+  delete<T = unknown>(path: string, query?: Query): Promise<T> {
+    return this.json<T>('DELETE', path, { query });
+  }
+
+  /**
+   * A hijacked connection (attach, exec start): `Connection: Upgrade`, `Upgrade: tcp`, then
+   * raw bytes both ways on the returned socket. `head` holds bytes the daemon sent right
+   * after the 101. A daemon that answers 200 instead gets its body as a read-only stream.
+   */
+  async hijack(path: string, query?: Query, body?: unknown): Promise<{ socket: Socket | Readable; head: Buffer; contentType: string; writable: boolean }> {
+    const full = `/v${await this.version()}${path}`;
+    return new Promise((resolve, reject) => {
+      const req = this.rawRequest('POST', full, { query, body: body ?? (undefined as unknown) }, { Connection: 'Upgrade', Upgrade: 'tcp' });
+      req.on('error', (e) => reject(this.connectError(e)));
+      req.on('upgrade', (res, socket, head) => {
+        resolve({ socket, head, contentType: String(res.headers['content-type'] ?? ''), writable: true });
+      });
+      req.on('response', (res) => {
+        if ((res.statusCode ?? 500) >= 400) errorFrom(res).then(reject, reject);
+        else resolve({ socket: res, head: Buffer.alloc(0), contentType: String(res.headers['content-type'] ?? ''), writable: false });
+      });
+    });
+  }
+}
+
+/** Reads newline-delimited JSON objects from a streaming response (events, pull progress, stats). */
+export async function* jsonLines<T = Record<string, unknown>>(stream: Readable): AsyncGenerator<T> {
+  let buf = '';
+  for await (const chunk of stream) {
+    buf += (chunk as Buffer).toString('utf8');
+    let i: number;
+    while ((i = buf.indexOf('\n')) >= 0) {
+      const line = buf.slice(0, i).trim();
+      buf = buf.slice(i + 1);
+      if (line) yield JSON.parse(line) as T;
+    }
+  }
+  // Some daemons send concatenated objects without newlines; the last one may be unterminated.
+  if (buf.trim()) yield JSON.parse(buf) as T;
+}

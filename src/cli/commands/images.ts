@@ -1,0 +1,196 @@
+/** images, rmi, tag, history, save, load, image prune. */
+import fs from 'node:fs';
+
+import { imagePath } from '../client.js';
+import { type Define, ExitError, action, collect, confirm, eachName, filtersJson, imageDeletions, prunedText } from '../context.js';
+import { ago, ellipsis, formatList, goTime, humanSize, shortId } from '../format.js';
+import { displayJsonStream, StreamError } from '../progress.js';
+import { archiveOut } from './misc.js';
+import { splitRef } from './pull.js';
+
+const enc = encodeURIComponent;
+
+interface ApiImage {
+  Id: string;
+  RepoTags?: string[] | null;
+  RepoDigests?: string[] | null;
+  Created: number;
+  Size: number;
+  VirtualSize?: number;
+  SharedSize?: number;
+  Containers?: number;
+  Labels?: Record<string, string> | null;
+}
+
+/** One row per tag (or `<none>`), the fields of docker's image formatter. */
+export function imageRows(images: ApiImage[], o: { trunc: boolean; digests?: boolean }, now = Date.now()): Record<string, string>[] {
+  const rows: Record<string, string>[] = [];
+  for (const img of images) {
+    const tags = (img.RepoTags ?? []).filter((t) => t !== '<none>:<none>');
+    const digests = (img.RepoDigests ?? []).filter((d) => d !== '<none>@<none>');
+    const base = {
+      ID: o.trunc ? shortId(img.Id) : img.Id,
+      CreatedSince: ago(img.Created, now),
+      CreatedAt: goTime(img.Created),
+      Size: humanSize(img.Size),
+      VirtualSize: humanSize(img.VirtualSize ?? img.Size),
+      SharedSize: img.SharedSize !== undefined && img.SharedSize >= 0 ? humanSize(img.SharedSize) : 'N/A',
+      UniqueSize: img.SharedSize !== undefined && img.SharedSize >= 0 ? humanSize(img.Size - img.SharedSize) : 'N/A',
+      Containers: img.Containers !== undefined && img.Containers >= 0 ? String(img.Containers) : 'N/A',
+    };
+    const digestOf = (repo: string): string => digests.find((d) => d.startsWith(`${repo}@`))?.split('@')[1] ?? '<none>';
+    if (tags.length === 0) {
+      if (digests.length) for (const d of digests) rows.push({ ...base, Repository: d.split('@')[0], Tag: '<none>', Digest: d.split('@')[1] });
+      else rows.push({ ...base, Repository: '<none>', Tag: '<none>', Digest: '<none>' });
+      continue;
+    }
+    for (const t of tags) {
+      const { name, tag } = splitRef(t);
+      rows.push({ ...base, Repository: name, Tag: tag ?? '<none>', Digest: digestOf(name) });
+    }
+  }
+  return rows;
+}
+
+const IMAGE_HEADERS = {
+  Repository: 'REPOSITORY', Tag: 'TAG', Digest: 'DIGEST', ID: 'IMAGE ID', CreatedSince: 'CREATED', CreatedAt: 'CREATED AT', Size: 'SIZE',
+  VirtualSize: 'VIRTUAL SIZE', SharedSize: 'SHARED SIZE', UniqueSize: 'UNIQUE SIZE', Containers: 'CONTAINERS',
+};
+
+export const images: Define = (cmd, ctx, set) =>
+  cmd
+    .argument('[repository]')
+    .option('-a, --all', 'Show all images (default hides intermediate images)')
+    .option('--digests', 'Show digests')
+    .option('-f, --filter <filter>', 'Filter output based on conditions provided', collect)
+    .option('--format <format>', 'Format output using a custom template')
+    .option('--no-trunc', "Don't truncate output")
+    .option('-q, --quiet', 'Only show image IDs')
+    .action(
+      action(set, async (repo: string | undefined, o: { all?: boolean; digests?: boolean; filter?: string[]; format?: string; trunc: boolean; quiet?: boolean }) => {
+        const filters = [...(o.filter ?? []), ...(repo ? [`reference=${repo}`] : [])];
+        const list = await ctx.client.get<ApiImage[]>('/images/json', { all: o.all, filters: filtersJson(filters) });
+        const rows = imageRows(list, o);
+        if (o.quiet && (!o.format || o.format === 'table')) {
+          ctx.out([...new Set(rows.map((r) => r.ID))].map((id) => id + '\n').join(''));
+          return;
+        }
+        const table = o.digests
+          ? 'table {{.Repository}}\t{{.Tag}}\t{{.Digest}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}'
+          : 'table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}';
+        ctx.out(formatList(rows, { format: o.quiet ? '{{.ID}}' : o.format, table, headers: IMAGE_HEADERS }));
+      }),
+    );
+
+export const rmi: Define = (cmd, ctx, set) =>
+  cmd
+    .argument('<image...>')
+    .option('-f, --force', 'Force removal of the image')
+    .option('--no-prune', 'Do not delete untagged parents')
+    .action(
+      action(set, async (names: string[], o: { force?: boolean; prune: boolean }) =>
+        eachName(ctx, names, async (n) => {
+          const r = await ctx.client.delete<{ Untagged?: string; Deleted?: string }[]>(`/images/${imagePath(n)}`, { force: o.force, noprune: !o.prune });
+          return imageDeletions(r).join('\n') || undefined;
+        }),
+      ),
+    );
+
+export const tag: Define = (cmd, ctx, set) =>
+  cmd
+    .argument('<source>')
+    .argument('<target>')
+    .action(
+      action(set, async (source: string, target: string) => {
+        const t = splitRef(target);
+        if (t.digest) throw new ExitError(1, 'refusing to create a tag with a digest reference');
+        await ctx.client.post(`/images/${imagePath(source)}/tag`, { repo: t.name, tag: t.tag ?? 'latest' });
+      }),
+    );
+
+export const history: Define = (cmd, ctx, set) =>
+  cmd
+    .argument('<image>')
+    .option('--format <format>', 'Format output using a custom template')
+    .option('-H, --human', 'Print sizes and dates in human readable format', true)
+    .option('--no-human', 'Print sizes and dates as numbers')
+    .option('--no-trunc', "Don't truncate output")
+    .option('-q, --quiet', 'Only show image IDs')
+    .action(
+      action(set, async (name: string, o: { format?: string; human: boolean; trunc: boolean; quiet?: boolean }) => {
+        const h = await ctx.client.get<{ Id: string; Created: number; CreatedBy: string; Size: number; Comment: string; Tags: string[] | null }[]>(`/images/${imagePath(name)}/history`);
+        const rows = h.map((x) => {
+          const createdBy = x.CreatedBy.replace(/\t/g, ' ');
+          return {
+            ID: x.Id === '<missing>' || !o.trunc ? x.Id : shortId(x.Id),
+            CreatedSince: o.human ? ago(x.Created) : new Date(x.Created * 1000).toISOString().replace(/\.\d+Z$/, 'Z'),
+            CreatedAt: goTime(x.Created),
+            CreatedBy: o.trunc ? ellipsis(createdBy, 45) : createdBy,
+            Size: o.human ? humanSize(x.Size) : String(x.Size),
+            Comment: x.Comment,
+          };
+        });
+        if (o.quiet) {
+          ctx.out(rows.map((r) => r.ID + '\n').join(''));
+          return;
+        }
+        ctx.out(
+          formatList(rows, {
+            format: o.format,
+            table: 'table {{.ID}}\t{{.CreatedSince}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}',
+            headers: { ID: 'IMAGE', CreatedSince: 'CREATED', CreatedAt: 'CREATED AT', CreatedBy: 'CREATED BY', Size: 'SIZE', Comment: 'COMMENT' },
+          }),
+        );
+      }),
+    );
+
+export const save: Define = (cmd, ctx, set) =>
+  cmd
+    .argument('<image...>')
+    .option('-o, --output <file>', 'Write to a file, instead of STDOUT')
+    .option('--platform <platform>', 'Save only the given platform variant')
+    .action(
+      action(set, async (names: string[], o: { output?: string; platform?: string }) => {
+        if (!o.output && process.stdout.isTTY) throw new ExitError(1, 'cowardly refusing to save to a terminal. Use the -o flag or redirect');
+        const q = names.map((n) => `names=${enc(n)}`).join('&');
+        await archiveOut(await ctx.client.raw('GET', `/images/get?${q}`), o.output);
+      }),
+    );
+
+export const load: Define = (cmd, ctx, set) =>
+  cmd
+    .option('-i, --input <file>', 'Read from tar archive file, instead of STDIN')
+    .option('-q, --quiet', 'Suppress the load output')
+    .option('--platform <platform>', 'Load only the given platform variant')
+    .action(
+      action(set, async (o: { input?: string; quiet?: boolean }) => {
+        if (!o.input && process.stdin.isTTY) throw new ExitError(1, 'requested load from stdin, but stdin is empty');
+        const body = o.input ? fs.createReadStream(o.input) : process.stdin;
+        if (o.input && !fs.existsSync(o.input)) throw new ExitError(1, `open ${o.input}: no such file or directory`);
+        const res = await ctx.client.raw('POST', '/images/load', { query: { quiet: o.quiet || !process.stdout.isTTY }, body, headers: { 'Content-Type': 'application/x-tar' } });
+        try {
+          await displayJsonStream(res, process.stdout);
+        } catch (e) {
+          if (e instanceof StreamError) throw new ExitError(1, e.message);
+          throw e;
+        }
+      }),
+    );
+
+export const prune: Define = (cmd, ctx, set) =>
+  cmd
+    .option('-a, --all', 'Remove all unused images, not just dangling ones')
+    .option('--filter <filter>', 'Provide filter values (e.g. "until=<timestamp>")', collect)
+    .option('-f, --force', 'Do not prompt for confirmation')
+    .action(
+      action(set, async (o: { all?: boolean; filter?: string[]; force?: boolean }) => {
+        const warning = o.all
+          ? 'WARNING! This will remove all images without at least one container associated to them.'
+          : 'WARNING! This will remove all dangling images.';
+        if (!(await confirm(ctx, warning, o.force))) return;
+        const r = await ctx.client.post<{ ImagesDeleted?: { Untagged?: string; Deleted?: string }[] | null; SpaceReclaimed?: number }>('/images/prune', {
+          filters: filtersJson([...(o.filter ?? []), `dangling=${o.all ? 'false' : 'true'}`]),
+        });
+        ctx.out(prunedText('Images', imageDeletions(r.ImagesDeleted, true), r.SpaceReclaimed ?? 0, humanSize));
+      }),
+    );

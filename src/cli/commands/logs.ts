@@ -1,0 +1,40 @@
+/** logs: -f, --since, --until, -n/--tail, -t, --details; frames demultiplexed unless the container has a TTY. */
+import { type Define, action } from '../context.js';
+import { FrameDemuxer } from '../demux.js';
+import { parseTimestamp } from '../format.js';
+
+export const logs: Define = (cmd, ctx, set) =>
+  cmd
+    .argument('<container>')
+    .option('--details', 'Show extra details provided to logs')
+    .option('-f, --follow', 'Follow log output')
+    .option('--since <time>', 'Show logs since timestamp (e.g. "2013-01-02T13:23:37Z") or relative (e.g. "42m" for 42 minutes)')
+    .option('-n, --tail <n>', 'Number of lines to show from the end of the logs', 'all')
+    .option('-t, --timestamps', 'Show timestamps')
+    .option('--until <time>', 'Show logs before a timestamp or relative')
+    .action(
+      action(set, async (name: string, o: { details?: boolean; follow?: boolean; since?: string; tail: string; timestamps?: boolean; until?: string }) => {
+        const info = await ctx.client.get<{ Id: string; Config: { Tty: boolean } }>(`/containers/${encodeURIComponent(name)}/json`);
+        const res = await ctx.client.raw('GET', `/containers/${encodeURIComponent(info.Id)}/logs`, {
+          query: {
+            stdout: true,
+            stderr: true,
+            follow: o.follow,
+            since: o.since ? parseTimestamp(o.since) : undefined,
+            until: o.until ? parseTimestamp(o.until) : undefined,
+            tail: o.tail,
+            timestamps: o.timestamps,
+            details: o.details,
+          },
+        });
+        const demux = info.Config.Tty ? undefined : new FrameDemuxer((s, p) => (s === 2 ? process.stderr : process.stdout).write(p));
+        process.on('SIGINT', () => {
+          res.destroy();
+          process.exit(0);
+        });
+        for await (const chunk of res) {
+          if (demux) demux.push(chunk as Buffer);
+          else process.stdout.write(chunk as Buffer);
+        }
+      }),
+    );

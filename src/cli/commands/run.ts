@@ -1,0 +1,192 @@
+/**
+ * run and create. `run` does what the docker CLI does, in its order: create (pulling the
+ * image if the daemon has none), attach (hijacked), wait (condition next-exit, or removed
+ * with --rm; the answer comes at exit), start, then the container's exit status.
+ */
+import fs from 'node:fs';
+import type { Command } from 'commander';
+
+import { ApiError, readBody } from '../client.js';
+import { type Ctx, type Define, ExitError, action, collect, errorText } from '../context.js';
+import { buildCreateRequest, FlagError, parseEnvFile, type RunFlags } from '../runopts.js';
+import { attachContainer, consoleSize, followResize, session } from '../streams.js';
+import { pullImage, withDefaultTag } from './pull.js';
+
+/** The flags run and create share (docker's names and short forms). */
+function containerFlags(cmd: Command): Command {
+  return cmd
+    .helpOption('--help', 'Print usage')
+    .argument('<image>')
+    .argument('[command...]')
+    .passThroughOptions()
+    .option('-a, --attach <stream>', 'Attach to STDIN, STDOUT or STDERR', collect)
+    .option('--add-host <host:ip>', 'Add a custom host-to-IP mapping', collect)
+    .option('--cap-add <cap>', 'Add Linux capabilities', collect)
+    .option('--cap-drop <cap>', 'Drop Linux capabilities', collect)
+    .option('--cpus <n>', 'Number of CPUs')
+    .option('--device <device>', 'Add a host device to the container', collect)
+    .option('--dns <ip>', 'Set custom DNS servers', collect)
+    .option('-e, --env <var>', 'Set environment variables', collect)
+    .option('--env-file <file>', 'Read in a file of environment variables', collect)
+    .option('--entrypoint <cmd>', 'Overwrite the default ENTRYPOINT of the image')
+    .option('--expose <port>', 'Expose a port or a range of ports', collect)
+    .option('--group-add <group>', 'Add additional groups to join', collect)
+    .option('-h, --hostname <name>', 'Container host name')
+    .option('--init', 'Run an init inside the container that forwards signals and reaps processes')
+    .option('-i, --interactive', 'Keep STDIN open even if not attached')
+    .option('-l, --label <label>', 'Set meta data on a container', collect)
+    .option('-m, --memory <bytes>', 'Memory limit')
+    .option('--mount <mount>', 'Attach a filesystem mount to the container', collect)
+    .option('--name <name>', 'Assign a name to the container')
+    .option('--network, --net <network>', 'Connect a container to a network')
+    .option('--pids-limit <n>', 'Tune container pids limit (set -1 for unlimited)')
+    .option('--platform <platform>', 'Set platform if server is multi-platform capable')
+    .option('--privileged', 'Give extended privileges to this container')
+    .option('-p, --publish <ports>', "Publish a container's port(s) to the host", collect)
+    .option('-P, --publish-all', 'Publish all exposed ports to random ports')
+    .option('--pull <policy>', 'Pull image before running ("always", "missing", "never")', 'missing')
+    .option('-q, --quiet', 'Suppress the pull output')
+    .option('--read-only', "Mount the container's root filesystem as read only")
+    .option('--restart <policy>', 'Restart policy to apply when a container exits')
+    .option('--rm', 'Automatically remove the container and its associated anonymous volumes when it exits')
+    .option('--security-opt <opt>', 'Security Options', collect)
+    .option('--shm-size <bytes>', 'Size of /dev/shm')
+    .option('--stop-signal <signal>', 'Signal to stop the container')
+    .option('--stop-timeout <seconds>', 'Timeout (in seconds) to stop a container')
+    .option('--tmpfs <mount>', 'Mount a tmpfs directory', collect)
+    .option('-t, --tty', 'Allocate a pseudo-TTY')
+    .option('--ulimit <ulimit>', 'Ulimit options', collect)
+    .option('-u, --user <user>', 'Username or UID (format: <name|uid>[:<group|gid>])')
+    .option('--userns <mode>', 'User namespace to use')
+    .option('-v, --volume <volume>', 'Bind mount a volume', collect)
+    .option('-w, --workdir <dir>', 'Working directory inside the container');
+}
+
+type Flags = RunFlags & { pull?: string; quiet?: boolean; detachKeys?: string };
+
+/** Creates the container (pulling its image when missing, as docker does); returns its ID. */
+async function createContainer(ctx: Ctx, flags: Flags, image: string, args: string[]): Promise<string> {
+  let req;
+  try {
+    const envFiles = (flags.envFile ?? []).flatMap((f) => parseEnvFile(fs.readFileSync(f, 'utf8'), process.env));
+    req = buildCreateRequest(flags, image, args, { env: process.env, envFiles, consoleSize: flags.tty ? consoleSize() : undefined });
+  } catch (e) {
+    if (e instanceof FlagError || (e as NodeJS.ErrnoException).code) throw new ExitError(125, `berth: ${(e as Error).message}\nSee 'berth run --help'.`);
+    throw e;
+  }
+  const create = (): Promise<{ Id: string; Warnings?: string[] | null }> =>
+    ctx.client.post('/containers/create', { name: req.name, platform: req.platform }, req.body);
+  const pull = async (): Promise<void> => pullImage(ctx, image, process.stderr, { platform: flags.platform, quiet: flags.quiet });
+  let res;
+  try {
+    if (flags.pull === 'always') await pull();
+    res = await create();
+  } catch (e) {
+    if (!(e instanceof ApiError && e.status === 404 && /no such image/i.test(e.message)) || flags.pull === 'never') throw e;
+    ctx.err(`Unable to find image '${withDefaultTag(image)}' locally\n`);
+    await pull();
+    res = await create();
+  }
+  for (const w of res.Warnings ?? []) ctx.err(`WARNING: ${w}\n`);
+  return res.Id;
+}
+
+/** docker's exit status for a start that failed: 126 cannot execute, 127 not found, else 125. */
+function startFailureStatus(message: string): number {
+  if (/executable file not found|no such file or directory|not found/i.test(message)) return 127;
+  if (/permission denied/i.test(message)) return 126;
+  return 125;
+}
+
+/**
+ * Attach, wait, start, stream until the output ends; returns the exit status (from the wait
+ * answer). Shared by run and start -a.
+ */
+export async function attachStartWait(
+  ctx: Ctx,
+  id: string,
+  o: { tty: boolean; stdin: boolean; stdout: boolean; stderr: boolean; detachKeys?: string; condition: string; start: boolean },
+): Promise<number> {
+  const hijacked = await attachContainer(ctx.client, id, o);
+  const s = session(hijacked, o);
+  const waitRes = await ctx.client.raw('POST', `/containers/${encodeURIComponent(id)}/wait`, { query: { condition: o.condition } });
+  const waitBody = readBody(waitRes);
+  waitBody.catch(() => undefined); // destroyed on a failed start or a detach
+  if (o.start) {
+    try {
+      await ctx.client.post(`/containers/${encodeURIComponent(id)}/start`);
+    } catch (e) {
+      waitRes.destroy();
+      (hijacked.socket as { destroy(): void }).destroy();
+      throw e;
+    }
+  }
+  let stopResize = (): void => undefined;
+  if (o.tty) stopResize = followResize((h, w) => ctx.client.post(`/containers/${encodeURIComponent(id)}/resize`, { h, w }));
+  s.start();
+  const { detached } = await s.done;
+  stopResize();
+  if (detached) {
+    waitRes.destroy();
+    return 0;
+  }
+  const body = JSON.parse((await waitBody).toString('utf8') || '{}') as { StatusCode?: number; Error?: { Message?: string } | null };
+  if (body.Error?.Message) throw new ExitError(125, `Error response from daemon: ${body.Error.Message}`);
+  return body.StatusCode ?? 0;
+}
+
+export const run: Define = (cmd, ctx, set) =>
+  containerFlags(cmd)
+    .option('-d, --detach', 'Run container in background and print container ID')
+    .option('--detach-keys <keys>', 'Override the key sequence for detaching a container')
+    .action(
+      action(set, async (image: string, args: string[], flags: Flags) => {
+        let id: string;
+        try {
+          id = await createContainer(ctx, flags, image, args);
+        } catch (e) {
+          if (e instanceof ExitError) throw e;
+          throw new ExitError(125, `berth: ${errorText(e)}\n\nRun 'berth run --help' for more information`);
+        }
+        if (flags.detach) {
+          try {
+            await ctx.client.post(`/containers/${encodeURIComponent(id)}/start`);
+          } catch (e) {
+            throw new ExitError(startFailureStatus(errorText(e)), `berth: ${errorText(e)}\n\nRun 'berth run --help' for more information`);
+          }
+          ctx.out(`${id}\n`);
+          return 0;
+        }
+        const attach = (flags.attach ?? []).map((a) => a.toLowerCase());
+        try {
+          return await attachStartWait(ctx, id, {
+            tty: !!flags.tty,
+            stdin: attach.length ? attach.includes('stdin') : !!flags.interactive,
+            stdout: attach.length ? attach.includes('stdout') : true,
+            stderr: attach.length ? attach.includes('stderr') : true,
+            detachKeys: flags.detachKeys,
+            condition: flags.rm ? 'removed' : 'next-exit',
+            start: true,
+          });
+        } catch (e) {
+          if (e instanceof ExitError) throw e;
+          const msg = errorText(e);
+          if (flags.rm) await ctx.client.delete(`/containers/${encodeURIComponent(id)}`, { force: true }).catch(() => undefined);
+          throw new ExitError(startFailureStatus(msg), `berth: ${msg}\n\nRun 'berth run --help' for more information`);
+        }
+      }),
+    );
+
+export const create: Define = (cmd, ctx, set) =>
+  containerFlags(cmd).action(
+    action(set, async (image: string, args: string[], flags: Flags) => {
+      let id: string;
+      try {
+        id = await createContainer(ctx, flags, image, args);
+      } catch (e) {
+        if (e instanceof ExitError) throw e;
+        throw new ExitError(125, errorText(e));
+      }
+      ctx.out(`${id}\n`);
+    }),
+  );

@@ -1,0 +1,121 @@
+/** What every `berth` command gets: the API client, output streams, and docker's error shape. */
+import type { Command } from 'commander';
+
+import { ApiClient, ApiError } from './client.js';
+
+export const VERSION = '0.1.0';
+
+/** Ends a command with an exit status, printing message (if any) to stderr. */
+export class ExitError extends Error {
+  constructor(
+    readonly code: number,
+    message = '',
+  ) {
+    super(message);
+  }
+}
+
+export class Ctx {
+  private api: ApiClient | undefined;
+  constructor(
+    readonly host: string,
+    readonly debug: boolean,
+    readonly configDir: string | undefined,
+  ) {}
+
+  get client(): ApiClient {
+    this.api ??= new ApiClient(this.host);
+    return this.api;
+  }
+
+  out(s: string): void {
+    process.stdout.write(s);
+  }
+
+  err(s: string): void {
+    process.stderr.write(s);
+  }
+}
+
+/**
+ * A command's definition: adds its description, options, arguments and action to `cmd`.
+ * The action returns the exit status (undefined: 0).
+ */
+export type Define = (cmd: Command, ctx: Ctx, setStatus: (code: number) => void) => void;
+
+/** Collects a repeated option into a list (-e A -e B). */
+export const collect = (v: string, prev: string[] = []): string[] => [...prev, v];
+
+/** Wraps an action so that its returned status is recorded. */
+export function action<A extends unknown[]>(setStatus: (code: number) => void, fn: (...args: A) => Promise<number | void>): (...args: A) => Promise<void> {
+  return async (...args: A) => {
+    const code = await fn(...args);
+    setStatus(code ?? 0);
+  };
+}
+
+/** Several names, one argument each, one request each: docker prints each result, collects errors, exits 1 if any failed. */
+export async function eachName(ctx: Ctx, names: string[], fn: (name: string) => Promise<string | void>): Promise<number> {
+  let failed = false;
+  for (const n of names) {
+    try {
+      const out = await fn(n);
+      if (out !== undefined) ctx.out(out + '\n');
+    } catch (e) {
+      failed = true;
+      ctx.err(errorText(e) + '\n');
+    }
+  }
+  return failed ? 1 : 0;
+}
+
+/** How docker prints an error from the daemon or the client. */
+export function errorText(e: unknown): string {
+  if (e instanceof ApiError) return `Error response from daemon: ${e.message}`;
+  return (e as Error)?.message ?? String(e);
+}
+
+/** docker's prune confirmation: "Are you sure you want to continue? [y/N]" on stdin. */
+export async function confirm(ctx: Ctx, warning: string, force: boolean | undefined): Promise<boolean> {
+  if (force) return true;
+  ctx.out(`${warning}\nAre you sure you want to continue? [y/N] `);
+  const line = await new Promise<string>((resolve) => {
+    let buf = '';
+    const onData = (c: Buffer): void => {
+      buf += c.toString('utf8');
+      if (buf.includes('\n')) done();
+    };
+    const done = (): void => {
+      process.stdin.off('data', onData);
+      process.stdin.pause();
+      resolve(buf);
+    };
+    process.stdin.on('data', onData);
+    process.stdin.once('end', done);
+  });
+  return /^y(es)?$/i.test(line.trim());
+}
+
+/** Docker's --filter key=value list → the API's `filters` JSON ({"key": ["value", ...]}). */
+export function filtersJson(list: string[] | undefined): string | undefined {
+  if (!list?.length) return undefined;
+  const f: Record<string, string[]> = {};
+  for (const item of list) {
+    const i = item.indexOf('=');
+    if (i < 0) throw new ExitError(125, `invalid argument "${item}" for "-f, --filter" flag: bad format of filter (expected name=value)`);
+    (f[item.slice(0, i).trim().toLowerCase()] ??= []).push(item.slice(i + 1));
+  }
+  return JSON.stringify(f);
+}
+
+/** What a prune endpoint answered, as docker prints it: "Deleted <what>:" lines, then the space. */
+export function prunedText(what: string, deleted: string[] | null | undefined, space?: number, humanSize?: (n: number) => string): string {
+  let s = deleted?.length ? `Deleted ${what}:\n${deleted.join('\n')}\n\n` : '';
+  if (space !== undefined && humanSize) s += `Total reclaimed space: ${humanSize(space)}\n`;
+  return s;
+}
+
+/** rmi/image prune entries → "Untagged: x" / "Deleted: sha256:…" (prune prints them lower-case). */
+export function imageDeletions(list: { Untagged?: string; Deleted?: string }[] | null | undefined, lower = false): string[] {
+  return (list ?? []).map((x) => (x.Untagged ? `${lower ? 'untagged' : 'Untagged'}: ${x.Untagged}` : `${lower ? 'deleted' : 'Deleted'}: ${x.Deleted}`));
+}

@@ -1,0 +1,268 @@
+/**
+ * berth: a Docker-compatible command line that talks to a daemon only through the Docker
+ * Engine API. Global flags come first (`berth -H unix:///x.sock ps`). Only the module of the
+ * command used is loaded (the bundle keeps each in a chunk of its own), so `berth version`
+ * starts as fast as Node allows; `berth --help` loads them all to list them.
+ */
+import { Command, CommanderError } from 'commander';
+
+import { ConnectError, resolveHost } from './client.js';
+import { Ctx, type Define, ExitError, VERSION, errorText } from './context.js';
+
+
+type Loader = () => Promise<object>;
+const lifecycle: Loader = () => import('./commands/lifecycle.js');
+const runMod: Loader = () => import('./commands/run.js');
+const misc: Loader = () => import('./commands/misc.js');
+const images: Loader = () => import('./commands/images.js');
+const system: Loader = () => import('./commands/system.js');
+
+/** command name → [module, export]; the first line of each group is its description. */
+const TOP: Record<string, [Loader, string, string]> = {
+  run: [runMod, 'run', 'Create and run a new container from an image'],
+  create: [runMod, 'create', 'Create a new container'],
+  exec: [() => import('./commands/exec.js'), 'exec', 'Execute a command in a running container'],
+  attach: [() => import('./commands/exec.js'), 'attach', 'Attach local standard input, output, and error streams to a running container'],
+  start: [lifecycle, 'start', 'Start one or more stopped containers'],
+  stop: [lifecycle, 'stop', 'Stop one or more running containers'],
+  restart: [lifecycle, 'restart', 'Restart one or more containers'],
+  kill: [lifecycle, 'kill', 'Kill one or more running containers'],
+  rm: [lifecycle, 'rm', 'Remove one or more containers'],
+  pause: [lifecycle, 'pause', 'Pause all processes within one or more containers'],
+  unpause: [lifecycle, 'unpause', 'Unpause all processes within one or more containers'],
+  wait: [lifecycle, 'wait', 'Block until one or more containers stop, then print their exit codes'],
+  rename: [lifecycle, 'rename', 'Rename a container'],
+  ps: [() => import('./commands/ps.js'), 'ps', 'List containers'],
+  logs: [() => import('./commands/logs.js'), 'logs', 'Fetch the logs of a container'],
+  inspect: [() => import('./commands/inspect.js'), 'inspect', 'Return low-level information on Docker objects'],
+  top: [misc, 'top', 'Display the running processes of a container'],
+  port: [misc, 'port', 'List port mappings or a specific mapping for the container'],
+  diff: [misc, 'diff', "Inspect changes to files or directories on a container's filesystem"],
+  commit: [misc, 'commit', "Create a new image from a container's changes"],
+  export: [misc, 'export', "Export a container's filesystem as a tar archive"],
+  cp: [() => import('./commands/cp.js'), 'cp', 'Copy files/folders between a container and the local filesystem'],
+  stats: [() => import('./commands/stats.js'), 'stats', 'Display a live stream of container(s) resource usage statistics'],
+  events: [system, 'events', 'Get real time events from the server'],
+  images: [images, 'images', 'List images'],
+  rmi: [images, 'rmi', 'Remove one or more images'],
+  tag: [images, 'tag', 'Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE'],
+  history: [images, 'history', 'Show the history of an image'],
+  pull: [() => import('./commands/pull.js'), 'pull', 'Download an image from a registry'],
+  push: [() => import('./commands/pull.js'), 'push', 'Upload an image to a registry'],
+  save: [images, 'save', 'Save one or more images to a tar archive (streamed to STDOUT by default)'],
+  load: [images, 'load', 'Load an image from a tar archive or STDIN'],
+  login: [() => import('./commands/login.js'), 'login', 'Authenticate to a registry'],
+  logout: [() => import('./commands/login.js'), 'logout', 'Log out from a registry'],
+  info: [system, 'info', 'Display system-wide information'],
+  version: [system, 'version', 'Show the Docker version information'],
+};
+
+/** Management commands: group → sub name → top-level name or [module, export]. */
+const GROUPS: Record<string, { about: string; subs: Record<string, string | [Loader, string, string]> }> = {
+  container: {
+    about: 'Manage containers',
+    subs: {
+      attach: 'attach', commit: 'commit', cp: 'cp', create: 'create', diff: 'diff', exec: 'exec', export: 'export',
+      inspect: [() => import('./commands/inspect.js'), 'containerInspect', 'Display detailed information on one or more containers'],
+      kill: 'kill', logs: 'logs', ls: 'ps', list: 'ps', ps: 'ps', pause: 'pause', port: 'port',
+      prune: [lifecycle, 'prune', 'Remove all stopped containers'],
+      rename: 'rename', restart: 'restart', rm: 'rm', remove: 'rm', run: 'run', start: 'start', stats: 'stats', stop: 'stop',
+      top: 'top', unpause: 'unpause', wait: 'wait',
+    },
+  },
+  image: {
+    about: 'Manage images',
+    subs: {
+      history: 'history',
+      inspect: [() => import('./commands/inspect.js'), 'imageInspect', 'Display detailed information on one or more images'],
+      load: 'load', ls: 'images', list: 'images', prune: [images, 'prune', 'Remove unused images'], pull: 'pull', push: 'push',
+      rm: 'rmi', remove: 'rmi', save: 'save', tag: 'tag',
+    },
+  },
+  volume: {
+    about: 'Manage volumes',
+    subs: Object.fromEntries(
+      [
+        ['create', 'Create a volume'], ['ls', 'List volumes'], ['list', 'List volumes'], ['inspect', 'Display detailed information on one or more volumes'],
+        ['rm', 'Remove one or more volumes'], ['remove', 'Remove one or more volumes'], ['prune', 'Remove unused local volumes'],
+      ].map(([n, d]) => [n, [() => import('./commands/volume.js'), n === 'list' ? 'ls' : n === 'remove' ? 'rm' : n, d] as [Loader, string, string]]),
+    ),
+  },
+  network: {
+    about: 'Manage networks',
+    subs: Object.fromEntries(
+      [
+        ['connect', 'Connect a container to a network'], ['create', 'Create a network'], ['disconnect', 'Disconnect a container from a network'],
+        ['inspect', 'Display detailed information on one or more networks'], ['ls', 'List networks'], ['list', 'List networks'],
+        ['prune', 'Remove all unused networks'], ['rm', 'Remove one or more networks'], ['remove', 'Remove one or more networks'],
+      ].map(([n, d]) => [n, [() => import('./commands/network.js'), n === 'list' ? 'ls' : n === 'remove' ? 'rm' : n, d] as [Loader, string, string]]),
+    ),
+  },
+  system: {
+    about: 'Manage Docker',
+    subs: {
+      df: [system, 'df', 'Show docker disk usage'], events: 'events', info: 'info',
+      prune: [system, 'prune', 'Remove unused data'],
+    },
+  },
+};
+
+/** Global flags that take a value (everything else before the command is boolean). */
+const GLOBAL_VALUE = new Set(['-H', '--host', '-l', '--log-level', '--config', '-c', '--context', '--tlscacert', '--tlscert', '--tlskey']);
+
+/** The command words (`run`, or `image ls`) after the global flags, without parsing anything else. */
+function commandWords(argv: string[]): string[] {
+  const words: string[] = [];
+  for (let i = 0; i < argv.length && words.length < 2; i++) {
+    const a = argv[i];
+    if (a.startsWith('-')) {
+      if (words.length) return words; // a flag of the command: no sub-command word
+      if (GLOBAL_VALUE.has(a)) i++;
+      continue;
+    }
+    words.push(a);
+    if (!GROUPS[a]) return words;
+  }
+  return words;
+}
+
+/** Exit code of flag errors, as docker's (cobra's) 125. */
+const FLAG_ERROR = 125;
+
+function dockerFlagError(e: CommanderError, path: string): string {
+  const m = /'([^']+)'/.exec(e.message);
+  switch (e.code) {
+    case 'commander.unknownOption':
+      return `unknown ${m?.[1]?.startsWith('--') ? 'flag' : 'shorthand flag'}: ${m?.[1]?.startsWith('--') ? m[1] : `'${m?.[1]?.slice(1, 2)}' in ${m?.[1]}`}`;
+    case 'commander.optionMissingArgument':
+      return `flag needs an argument: ${m?.[1]?.split(/[ ,]+/).pop()}`;
+    case 'commander.missingArgument':
+      return `"${path}" requires at least 1 argument.`;
+    case 'commander.excessArguments':
+      return `"${path}" accepts no arguments.`;
+    case 'commander.unknownCommand':
+      return `unknown command: ${path}`;
+    default:
+      return e.message.replace(/^error: /, '');
+  }
+}
+
+export async function main(argv: string[]): Promise<number> {
+  let status = 0;
+  const setStatus = (c: number): void => {
+    status = c;
+  };
+  const program = new Command('berth');
+  program
+    .usage('[OPTIONS] COMMAND')
+    .description('A self-sufficient runtime for containers')
+    .option('-H, --host <host>', 'Daemon socket to connect to')
+    .option('-D, --debug', 'Enable debug mode')
+    .option('-l, --log-level <level>', 'Set the logging level')
+    .option('--config <dir>', 'Location of client config files')
+    .option('-c, --context <name>', 'Name of the context to use (ignored)')
+    .option('-v, --version', 'Print version information and quit')
+    .enablePositionalOptions()
+    .exitOverride()
+    .configureOutput({ writeErr: () => undefined, outputError: () => undefined })
+    .helpCommand(false);
+
+  // The context needs the global flags, which commander parses with the command: resolve lazily.
+  let ctx: Ctx | undefined;
+  const getCtx = (): Ctx => {
+    if (!ctx) {
+      const g = program.opts<{ host?: string; debug?: boolean; config?: string }>();
+      ctx = new Ctx(resolveHost(g.host), !!g.debug, g.config);
+    }
+    return ctx;
+  };
+  const lazyCtx = new Proxy({} as Ctx, {
+    get: (_t, k) => {
+      const c = getCtx();
+      const v = (c as unknown as Record<string | symbol, unknown>)[k];
+      return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(c) : v;
+    },
+  });
+
+  const words = commandWords(argv);
+  const define = async (parent: Command, name: string, entry: [Loader, string, string], aliases: string[] = []): Promise<void> => {
+    const [load, key, about] = entry;
+    const mod = await load();
+    const cmd = parent.command(name).description(about);
+    for (const a of aliases) cmd.alias(a);
+    (mod as Record<string, Define>)[key](cmd, lazyCtx, setStatus);
+  };
+  // Only help lists every command (and so loads every module); `berth --version` loads none.
+  const all = words[0] === 'help' || (words.length === 0 && (argv.length === 0 || argv.includes('--help') || argv.includes('-h')));
+  try {
+    for (const [name, entry] of Object.entries(TOP)) {
+      if (all || words[0] === name) await define(program, name, entry);
+      else program.command(name).description(entry[2]);
+    }
+    for (const [group, { about, subs }] of Object.entries(GROUPS)) {
+      const g = program.command(group).description(about).usage('COMMAND');
+      if (!(all || words[0] === group)) continue;
+      const seen = new Map<string, string[]>();
+      for (const [sub, target] of Object.entries(subs)) {
+        const key = typeof target === 'string' ? target : target.join('\0');
+        if (seen.has(key)) seen.get(key)!.push(sub);
+        else seen.set(key, [sub]);
+      }
+      for (const [key, names] of seen) {
+        const [name, ...aliases] = names;
+        if (words[1] && !names.includes(words[1]) && words[0] === group) {
+          g.command(name).description('');
+          continue;
+        }
+        const entry: [Loader, string, string] = key.includes('\0') ? (subs[name] as [Loader, string, string]) : TOP[key];
+        await define(g, name, entry, aliases);
+      }
+    }
+    if (argv.length === 0) {
+      program.outputHelp();
+      return 0;
+    }
+    program.action(() => {
+      if (program.opts().version) {
+        process.stdout.write(`Berth version ${VERSION}\n`);
+        return;
+      }
+      program.outputHelp();
+    });
+    await program.parseAsync(argv, { from: 'user' });
+    return status;
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      if (e.code === 'commander.helpDisplayed' || e.code === 'commander.help' || e.code === 'commander.version') return 0;
+      const path = ['berth', ...words].join(' ');
+      process.stderr.write(`${dockerFlagError(e, path)}\nSee '${path} --help'.\n`);
+      return FLAG_ERROR;
+    }
+    if (e instanceof ExitError) {
+      if (e.message) process.stderr.write(e.message.endsWith('\n') ? e.message : e.message + '\n');
+      return e.code;
+    }
+    if (e instanceof ConnectError) {
+      process.stderr.write(e.message + '\n');
+      return 1;
+    }
+    process.stderr.write(errorText(e) + '\n');
+    if (ctx?.debug && e instanceof Error && e.stack) process.stderr.write(e.stack + '\n');
+    return 1;
+  }
+}
+
+const isMain = process.argv[1] && /(berth\.mjs|cli\/main\.js)$/.test(process.argv[1]);
+if (isMain) {
+  main(process.argv.slice(2)).then(
+    (code) => {
+      process.exitCode = code;
+      // Streams (stdin in raw mode, open sockets) must not keep a finished command alive.
+      setImmediate(() => process.exit(code));
+    },
+    (e) => {
+      process.stderr.write(`${(e as Error).stack ?? e}\n`);
+      process.exit(1);
+    },
+  );
+}

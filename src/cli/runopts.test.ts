@@ -1,0 +1,108 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+
+import { buildCreateRequest, FlagError, parseEnvFile, parseMount, parsePublish, type RunFlags } from './runopts.js';
+import { DOCKER_V28_CREATE_MANY_FLAGS, DOCKER_V28_RUN_RM_ECHO } from './runopts.fixtures.js';
+
+/** Go's zero values, recursively ({"Type":"","Config":{}} is as good as absent). */
+const isEmpty = (v: unknown): boolean =>
+  v === null || v === undefined || v === '' || v === 0 || v === false || (Array.isArray(v) && v.length === 0) ||
+  (typeof v === 'object' && !Array.isArray(v) && Object.values(v as object).every(isEmpty));
+
+/**
+ * Every field docker set to something (non-empty) must be ours too, and every field we set must
+ * be docker's value. `skip` lists the paths where we differ on purpose.
+ */
+function compareWithDocker(ours: Record<string, unknown>, docker: Record<string, unknown>, skip: string[], prefix = ''): void {
+  for (const key of new Set([...Object.keys(ours), ...Object.keys(docker)])) {
+    const p = prefix + key;
+    if (skip.includes(p)) continue;
+    const a = ours[key];
+    const d = docker[key];
+    if (key === 'HostConfig') {
+      compareWithDocker(a as Record<string, unknown>, d as Record<string, unknown>, skip, 'HostConfig.');
+      continue;
+    }
+    if (isEmpty(d) && isEmpty(a)) continue;
+    if (key === 'Env') {
+      assert.deepEqual([...(a as string[])].sort(), [...(d as string[])].sort(), p);
+      continue;
+    }
+    assert.deepEqual(a, d, p);
+  }
+}
+
+const flagsOf = (f: RunFlags): RunFlags => f;
+
+test('run --rm busybox echo hi: the body docker v28 sends', () => {
+  const req = buildCreateRequest(flagsOf({ rm: true }), 'busybox', ['echo', 'hi'], { env: {} });
+  // docker names the default network's endpoint; an empty EndpointsConfig means the same.
+  compareWithDocker(req.body as unknown as Record<string, unknown>, DOCKER_V28_RUN_RM_ECHO, ['NetworkingConfig']);
+  assert.equal(req.name, undefined);
+});
+
+test('create with many flags: the body docker v28 sends', () => {
+  const flags: RunFlags = {
+    name: 'cap1',
+    env: ['A=1', 'B'],
+    volume: ['/tmp:/mnt:ro', 'namedvol:/data'],
+    mount: ['type=tmpfs,destination=/t2'],
+    tmpfs: ['/run:size=1m'],
+    workdir: '/app',
+    user: '1:2',
+    entrypoint: '/bin/sh',
+    hostname: 'hn',
+    label: ['k=v'],
+    publish: ['8080:80', '127.0.0.1:53:53/udp'],
+    network: 'none',
+    memory: '64m',
+    cpus: '1.5',
+    pidsLimit: '100',
+    ulimit: ['nofile=1024:2048'],
+    readOnly: true,
+    capAdd: ['NET_ADMIN'],
+    capDrop: ['MKNOD'],
+    securityOpt: ['no-new-privileges'],
+    init: true,
+    restart: 'on-failure:3',
+    stopSignal: 'SIGINT',
+    stopTimeout: '5',
+    device: ['/dev/null:/dev/mynull:rw'],
+    interactive: true,
+    tty: true,
+  };
+  const req = buildCreateRequest(flags, 'busybox', ['-c', 'echo x'], { env: {} });
+  compareWithDocker(req.body as unknown as Record<string, unknown>, DOCKER_V28_CREATE_MANY_FLAGS, []);
+  assert.equal(req.name, 'cap1');
+});
+
+test('-d attaches nothing; -a picks streams; -e KEY takes the value from the environment', () => {
+  const d = buildCreateRequest({ detach: true, interactive: true }, 'img', [], { env: {} }).body;
+  assert.deepEqual([d.AttachStdin, d.AttachStdout, d.AttachStderr, d.OpenStdin, d.StdinOnce], [false, false, false, true, false]);
+  const a = buildCreateRequest({ attach: ['STDERR'] }, 'img', [], { env: {} }).body;
+  assert.deepEqual([a.AttachStdin, a.AttachStdout, a.AttachStderr], [false, false, true]);
+  assert.deepEqual(buildCreateRequest({ env: ['HOME', 'X=1'] }, 'img', [], { env: { HOME: '/root' } }).body.Env, ['HOME=/root', 'X=1']);
+  assert.throws(() => buildCreateRequest({ detach: true, attach: ['stdout'] }, 'img', []), FlagError);
+  assert.deepEqual(buildCreateRequest({ volume: ['/anon'] }, 'img', []).body.Volumes, { '/anon': {} });
+  assert.deepEqual(buildCreateRequest({ entrypoint: '' }, 'img', []).body.Entrypoint, ['']);
+  assert.deepEqual(buildCreateRequest({ network: 'mynet' }, 'img', []).body.NetworkingConfig, { EndpointsConfig: { mynet: {} } });
+});
+
+test('publish specs: ranges, bare ports, IPv6 hosts', () => {
+  assert.deepEqual(parsePublish(['80']).bindings, { '80/tcp': [{ HostIp: '', HostPort: '' }] });
+  assert.deepEqual(parsePublish(['8000-8001:80-81']).bindings, {
+    '80/tcp': [{ HostIp: '', HostPort: '8000' }],
+    '81/tcp': [{ HostIp: '', HostPort: '8001' }],
+  });
+  assert.deepEqual(parsePublish(['[::1]:8080:80']).bindings, { '80/tcp': [{ HostIp: '::1', HostPort: '8080' }] });
+  assert.throws(() => parsePublish(['a:b:c:d']), FlagError);
+});
+
+test('--mount fields and --env-file lines', () => {
+  assert.deepEqual(parseMount('type=bind,src=/a,dst=/b,readonly,bind-propagation=rshared'), {
+    Type: 'bind', Source: '/a', Target: '/b', ReadOnly: true, BindOptions: { Propagation: 'rshared' },
+  });
+  assert.deepEqual(parseMount('type=tmpfs,target=/t,tmpfs-size=1m,tmpfs-mode=1770'), { Type: 'tmpfs', Target: '/t', TmpfsOptions: { SizeBytes: 1048576, Mode: 0o1770 } });
+  assert.throws(() => parseMount('type=bind,src=/a'), FlagError);
+  assert.deepEqual(parseEnvFile('# c\n\nA=1\nHOME\nUNSET\n  B=x y\n', { HOME: '/h' }), ['A=1', 'HOME=/h', 'B=x y']);
+});

@@ -1,0 +1,360 @@
+/**
+ * `run`/`create` flags → the body of `POST /containers/create`, as the docker CLI (v28)
+ * builds it. Pure: the environment, files and terminal size come in as parameters, so unit
+ * tests compare the result with bodies captured from a real `docker run`.
+ */
+import { keyValues, parseRamSize } from './format.js';
+
+export interface RunFlags {
+  detach?: boolean;
+  interactive?: boolean;
+  tty?: boolean;
+  rm?: boolean;
+  name?: string;
+  env?: string[];
+  envFile?: string[];
+  volume?: string[];
+  mount?: string[];
+  tmpfs?: string[];
+  workdir?: string;
+  user?: string;
+  entrypoint?: string;
+  hostname?: string;
+  label?: string[];
+  publish?: string[];
+  publishAll?: boolean;
+  expose?: string[];
+  network?: string;
+  memory?: string;
+  cpus?: string;
+  pidsLimit?: string;
+  ulimit?: string[];
+  readOnly?: boolean;
+  privileged?: boolean;
+  capAdd?: string[];
+  capDrop?: string[];
+  securityOpt?: string[];
+  init?: boolean;
+  restart?: string;
+  stopSignal?: string;
+  stopTimeout?: string;
+  device?: string[];
+  userns?: string;
+  platform?: string;
+  attach?: string[];
+  dns?: string[];
+  addHost?: string[];
+  shmSize?: string;
+  groupAdd?: string[];
+}
+
+export interface CreateRequest {
+  name?: string;
+  platform?: string;
+  body: {
+    Hostname: string;
+    Domainname: string;
+    User: string;
+    AttachStdin: boolean;
+    AttachStdout: boolean;
+    AttachStderr: boolean;
+    ExposedPorts?: Record<string, object>;
+    Tty: boolean;
+    OpenStdin: boolean;
+    StdinOnce: boolean;
+    Env: string[] | null;
+    Cmd: string[] | null;
+    Image: string;
+    Volumes: Record<string, object>;
+    WorkingDir: string;
+    Entrypoint: string[] | null;
+    Labels: Record<string, string>;
+    StopSignal?: string;
+    StopTimeout?: number;
+    HostConfig: Record<string, unknown>;
+    NetworkingConfig: { EndpointsConfig: Record<string, object> };
+  };
+}
+
+export class FlagError extends Error {}
+
+/** Reads an --env-file's lines: `KEY=value`, `KEY` (taken from env), comments and blanks skipped. */
+export function parseEnvFile(text: string, env: NodeJS.ProcessEnv): string[] {
+  const out: string[] = [];
+  for (const raw of text.split(/\r?\n/)) {
+    const line = raw.replace(/^\s+/, '');
+    if (!line || line.startsWith('#')) continue;
+    if (line.includes('=')) out.push(line);
+    else if (env[line.trim()] !== undefined) out.push(`${line.trim()}=${env[line.trim()]}`);
+  }
+  return out;
+}
+
+/** `-e KEY` takes KEY's value from the environment when set; else it stays `KEY` (as docker v28 sends it). */
+function envEntry(e: string, env: NodeJS.ProcessEnv): string {
+  if (e.includes('=')) return e;
+  return env[e] !== undefined ? `${e}=${env[e]}` : e;
+}
+
+/** -p [ip:][hostPort:]containerPort[/proto], with ranges. */
+export function parsePublish(specs: string[]): { exposed: Record<string, object>; bindings: Record<string, { HostIp: string; HostPort: string }[]> } {
+  const exposed: Record<string, object> = {};
+  const bindings: Record<string, { HostIp: string; HostPort: string }[]> = {};
+  for (const spec of specs) {
+    let [rest, proto = 'tcp'] = spec.split('/');
+    let ip = '';
+    // An IPv6 host address is bracketed: [::1]:80:80
+    const v6 = /^\[([^\]]+)\]:(.*)$/.exec(rest);
+    if (v6) {
+      ip = v6[1];
+      rest = v6[2];
+    }
+    const parts = rest.split(':');
+    let hostPort = '';
+    let containerPort: string;
+    if (parts.length === 1) containerPort = parts[0];
+    else if (parts.length === 2) [hostPort, containerPort] = parts;
+    else if (parts.length === 3 && !v6) [ip, hostPort, containerPort] = parts;
+    else throw new FlagError(`invalid publish spec: ${spec}`);
+    if (!/^\d+(-\d+)?$/.test(containerPort)) throw new FlagError(`invalid containerPort: ${containerPort}`);
+    if (hostPort && !/^\d+(-\d+)?$/.test(hostPort)) throw new FlagError(`invalid hostPort: ${hostPort}`);
+    proto = proto.toLowerCase();
+    const [cStart, cEnd = cStart] = containerPort.split('-').map(Number);
+    const [hStart, hEnd] = hostPort ? hostPort.split('-').map(Number) : [NaN, NaN];
+    const count = cEnd - cStart + 1;
+    for (let i = 0; i < count; i++) {
+      const key = `${cStart + i}/${proto}`;
+      exposed[key] = {};
+      let hp = '';
+      if (hostPort) hp = hEnd !== undefined && !Number.isNaN(hEnd) && hEnd !== hStart ? (count === 1 ? `${hStart}-${hEnd}` : String(hStart + i)) : String(hStart + i);
+      (bindings[key] ??= []).push({ HostIp: ip, HostPort: hp });
+    }
+  }
+  return { exposed, bindings };
+}
+
+const truthyValue = (v: string | undefined): boolean => v === undefined || v === '' || v === 'true' || v === '1';
+
+/** --mount type=bind|volume|tmpfs,source=..,target=..,readonly,... → a Mount object. */
+export function parseMount(spec: string): Record<string, unknown> {
+  const m: Record<string, unknown> = { Type: 'volume' };
+  const volumeOpts: Record<string, unknown> = {};
+  const bindOpts: Record<string, unknown> = {};
+  const tmpfsOpts: Record<string, unknown> = {};
+  for (const field of spec.split(',')) {
+    const eq = field.indexOf('=');
+    const key = (eq < 0 ? field : field.slice(0, eq)).trim().toLowerCase();
+    const val = eq < 0 ? undefined : field.slice(eq + 1);
+    switch (key) {
+      case 'type':
+        m.Type = val;
+        break;
+      case 'source':
+      case 'src':
+        m.Source = val;
+        break;
+      case 'target':
+      case 'destination':
+      case 'dst':
+        m.Target = val;
+        break;
+      case 'readonly':
+      case 'ro':
+        m.ReadOnly = truthyValue(val);
+        break;
+      case 'consistency':
+        m.Consistency = val;
+        break;
+      case 'bind-propagation':
+        bindOpts.Propagation = val;
+        break;
+      case 'bind-recursive':
+        break;
+      case 'volume-nocopy':
+        volumeOpts.NoCopy = truthyValue(val);
+        break;
+      case 'volume-subpath':
+        volumeOpts.Subpath = val;
+        break;
+      case 'volume-label': {
+        const [k, v = ''] = (val ?? '').split(/=(.*)/s);
+        ((volumeOpts.Labels ??= {}) as Record<string, string>)[k] = v;
+        break;
+      }
+      case 'volume-driver':
+        volumeOpts.DriverConfig = { ...(volumeOpts.DriverConfig as object), Name: val };
+        break;
+      case 'volume-opt': {
+        const [k, v = ''] = (val ?? '').split(/=(.*)/s);
+        const dc = (volumeOpts.DriverConfig ??= {}) as Record<string, unknown>;
+        ((dc.Options ??= {}) as Record<string, string>)[k] = v;
+        break;
+      }
+      case 'tmpfs-size':
+        tmpfsOpts.SizeBytes = parseRamSize(val ?? '');
+        break;
+      case 'tmpfs-mode':
+        tmpfsOpts.Mode = parseInt(val ?? '', 8);
+        break;
+      default:
+        throw new FlagError(`invalid argument "${spec}" for "--mount" flag: unexpected key '${key}' in '${field}'`);
+    }
+  }
+  if (!m.Target) throw new FlagError(`invalid argument "${spec}" for "--mount" flag: target is required`);
+  if (Object.keys(bindOpts).length) m.BindOptions = bindOpts;
+  if (Object.keys(volumeOpts).length) m.VolumeOptions = volumeOpts;
+  if (Object.keys(tmpfsOpts).length) m.TmpfsOptions = tmpfsOpts;
+  return m;
+}
+
+/** --ulimit name=soft[:hard]. */
+export function parseUlimit(spec: string): { Name: string; Hard: number; Soft: number } {
+  const m = /^([a-z]+)=(-?\d+)(?::(-?\d+))?$/.exec(spec);
+  if (!m) throw new FlagError(`invalid argument "${spec}" for "--ulimit" flag`);
+  const soft = Number(m[2]);
+  return { Name: m[1], Hard: m[3] !== undefined ? Number(m[3]) : soft, Soft: soft };
+}
+
+/** --restart no|always|unless-stopped|on-failure[:N]. */
+export function parseRestart(spec: string | undefined): { Name: string; MaximumRetryCount: number } {
+  if (!spec) return { Name: 'no', MaximumRetryCount: 0 };
+  const [name, count] = spec.split(':');
+  if (!['no', 'always', 'unless-stopped', 'on-failure'].includes(name)) throw new FlagError(`invalid restart policy ${name}`);
+  if (count !== undefined && name !== 'on-failure') throw new FlagError(`maximum retry count cannot be used with restart policy '${name}'`);
+  return { Name: name, MaximumRetryCount: count ? Number(count) : 0 };
+}
+
+/** --device /dev/x[:/dev/y][:rwm]. */
+export function parseDevice(spec: string): { PathOnHost: string; PathInContainer: string; CgroupPermissions: string } {
+  const parts = spec.split(':');
+  const host = parts[0];
+  let inContainer = host;
+  let perms = 'rwm';
+  if (parts.length === 2) {
+    if (/^[rwm]+$/.test(parts[1])) perms = parts[1];
+    else inContainer = parts[1];
+  } else if (parts.length === 3) {
+    inContainer = parts[1];
+    perms = parts[2];
+  } else if (parts.length > 3) throw new FlagError(`invalid device specification: ${spec}`);
+  return { PathOnHost: host, PathInContainer: inContainer, CgroupPermissions: perms };
+}
+
+const capName = (c: string): string => (c.toUpperCase() === 'ALL' ? 'ALL' : c.toUpperCase().startsWith('CAP_') ? c.toUpperCase() : `CAP_${c.toUpperCase()}`);
+
+/**
+ * The create request for `run`/`create` flags. `fromRun` distinguishes `run -d` (nothing
+ * attached) from `create` (stdout/stderr attached, as docker create sends).
+ */
+export function buildCreateRequest(
+  flags: RunFlags,
+  image: string,
+  args: string[],
+  opts: { env?: NodeJS.ProcessEnv; envFiles?: string[]; consoleSize?: [number, number] } = {},
+): CreateRequest {
+  const env = opts.env ?? {};
+  const envList = [...(opts.envFiles ?? []), ...(flags.env ?? []).map((e) => envEntry(e, env))];
+
+  const binds: string[] = [];
+  const volumes: Record<string, object> = {};
+  for (const v of flags.volume ?? []) {
+    // A lone container path is an anonymous volume; anything with a source is a bind or named volume.
+    const parts = v.split(':');
+    if (parts.length === 1) volumes[v] = {};
+    else if (parts.length <= 3) binds.push(v);
+    else throw new FlagError(`invalid volume specification: '${v}'`);
+  }
+  const tmpfs: Record<string, string> = {};
+  for (const t of flags.tmpfs ?? []) {
+    const i = t.indexOf(':');
+    tmpfs[i < 0 ? t : t.slice(0, i)] = i < 0 ? '' : t.slice(i + 1);
+  }
+  const labels = keyValues(flags.label);
+  const { exposed, bindings } = parsePublish(flags.publish ?? []);
+  for (const e of flags.expose ?? []) {
+    const [p, proto = 'tcp'] = e.split('/');
+    exposed[`${p}/${proto}`] = {};
+  }
+
+  const attachList = (flags.attach ?? []).map((a) => a.toLowerCase());
+  for (const a of attachList) if (!['stdin', 'stdout', 'stderr'].includes(a)) throw new FlagError(`invalid argument "${a}" for "-a, --attach" flag: valid streams are STDIN, STDOUT and STDERR`);
+  const detach = !!flags.detach;
+  if (detach && attachList.length) throw new FlagError('Conflicting options: -a and -d');
+  if (detach && flags.rm === undefined) {
+    /* --rm with -d is allowed since API 1.25 */
+  }
+  const attachStdin = attachList.length ? attachList.includes('stdin') : !!flags.interactive && !detach;
+  const attachStdout = attachList.length ? attachList.includes('stdout') : !detach;
+  const attachStderr = attachList.length ? attachList.includes('stderr') : !detach;
+
+  let nanoCpus = 0;
+  if (flags.cpus !== undefined) {
+    const n = Number(flags.cpus);
+    if (!Number.isFinite(n) || n < 0) throw new FlagError(`invalid argument "${flags.cpus}" for "--cpus" flag`);
+    nanoCpus = Math.round(n * 1e9);
+  }
+  let stopTimeout: number | undefined;
+  if (flags.stopTimeout !== undefined) {
+    stopTimeout = Number(flags.stopTimeout);
+    if (!Number.isInteger(stopTimeout)) throw new FlagError(`invalid argument "${flags.stopTimeout}" for "--stop-timeout" flag: strconv.ParseInt: parsing "${flags.stopTimeout}": invalid syntax`);
+  }
+  const network = flags.network ?? 'default';
+  const builtinNetworks = ['default', 'bridge', 'host', 'none'];
+
+  const hostConfig: Record<string, unknown> = {
+    Binds: binds.length ? binds : null,
+    NetworkMode: network,
+    PortBindings: bindings,
+    RestartPolicy: parseRestart(flags.restart),
+    AutoRemove: !!flags.rm,
+    ConsoleSize: opts.consoleSize ?? [0, 0],
+    CapAdd: flags.capAdd?.length ? flags.capAdd.map(capName) : null,
+    CapDrop: flags.capDrop?.length ? flags.capDrop.map(capName) : null,
+    Dns: flags.dns ?? [],
+    ExtraHosts: flags.addHost?.length ? flags.addHost : null,
+    GroupAdd: flags.groupAdd?.length ? flags.groupAdd : null,
+    Privileged: !!flags.privileged,
+    PublishAllPorts: !!flags.publishAll,
+    ReadonlyRootfs: !!flags.readOnly,
+    SecurityOpt: flags.securityOpt?.length ? flags.securityOpt : null,
+    UsernsMode: flags.userns ?? '',
+    ShmSize: flags.shmSize ? parseRamSize(flags.shmSize) : 0,
+    Memory: flags.memory ? parseRamSize(flags.memory) : 0,
+    MemorySwappiness: -1,
+    NanoCpus: nanoCpus,
+    Devices: (flags.device ?? []).map(parseDevice),
+    PidsLimit: flags.pidsLimit !== undefined ? Number(flags.pidsLimit) : 0,
+    Ulimits: (flags.ulimit ?? []).map(parseUlimit),
+  };
+  if (Object.keys(tmpfs).length) hostConfig.Tmpfs = tmpfs;
+  if (flags.mount?.length) hostConfig.Mounts = flags.mount.map(parseMount);
+  if (flags.init) hostConfig.Init = true;
+
+  const body: CreateRequest['body'] = {
+    Hostname: flags.hostname ?? '',
+    Domainname: '',
+    User: flags.user ?? '',
+    AttachStdin: attachStdin,
+    AttachStdout: attachStdout,
+    AttachStderr: attachStderr,
+    Tty: !!flags.tty,
+    OpenStdin: !!flags.interactive,
+    StdinOnce: !!flags.interactive && attachStdin,
+    Env: envList.length ? envList : null,
+    Cmd: args.length ? args : null,
+    Image: image,
+    Volumes: volumes,
+    WorkingDir: flags.workdir ?? '',
+    Entrypoint: flags.entrypoint !== undefined ? [flags.entrypoint] : null,
+    Labels: labels,
+    HostConfig: hostConfig,
+    NetworkingConfig: { EndpointsConfig: builtinNetworks.includes(network) ? {} : { [network]: {} } },
+  };
+  if (Object.keys(exposed).length) body.ExposedPorts = exposed;
+  if (flags.stopSignal) body.StopSignal = flags.stopSignal;
+  if (stopTimeout !== undefined) body.StopTimeout = stopTimeout;
+  const req: CreateRequest = { body };
+  if (flags.name) req.name = flags.name;
+  if (flags.platform) req.platform = flags.platform;
+  return req;
+}

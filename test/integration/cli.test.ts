@@ -1,0 +1,296 @@
+/**
+ * The `berth` CLI against a daemon that speaks the Docker Engine API. Which daemon is chosen by
+ * daemonUnderTest(): a private dockerd 20.10 (test/helpers/engines.ts) by default, a private
+ * berthd (test/helpers/berthd.ts) with BERTH_CLI_DAEMON=berthd. The test images are loaded with `berth load`,
+ * so nothing here needs the docker CLI but the daemon's own setup. Needs root.
+ */
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+
+import { PACKAGE_ROOT } from '../../src/common/paths.js';
+import { cmd, type CmdResult, dockerdSkip, which, MULTILAYER_EXPECTED, ptyRun, shellSteps, splitHostname, startPrivateDockerd } from '../helpers/engines.js';
+import { SHARED_DIR, testImagesDir } from '../helpers/images.js';
+
+const BERTH = path.join(PACKAGE_ROOT, 'bin', 'berth');
+
+/** A daemon for the CLI to talk to: its environment (DOCKER_HOST), a label, and how to stop it. */
+interface DaemonUnderTest {
+  name: string;
+  env: NodeJS.ProcessEnv;
+  /** Extra `run` flags the daemon needs (the private dockerd has no bridge network). */
+  runFlags: string[];
+  stop(): Promise<void>;
+}
+
+/**
+ * The daemon the CLI is tested against: a private dockerd by default; a private berthd
+ * (test/helpers/berthd.ts) with BERTH_CLI_DAEMON=berthd.
+ */
+async function daemonUnderTest(): Promise<DaemonUnderTest> {
+  if (process.env.BERTH_CLI_DAEMON === 'berthd') {
+    const { startBerthd } = await import('../helpers/berthd.js');
+    const b = await startBerthd({ prefix: 'berth-cli-berthd-' });
+    const env = { ...b.env };
+    delete env.BERTH_HOST;
+    return { name: 'berthd', env, runFlags: ['--network', 'none'], stop: () => b.stop() };
+  }
+  const d = await startPrivateDockerd({ prefix: 'berth-cli-test-' });
+  const env = { ...d.env };
+  delete env.BERTH_HOST; // DOCKER_HOST must decide
+  return { name: 'private dockerd', env, runFlags: ['--network', 'none'], stop: () => d.stop() };
+}
+
+const skip = dockerdSkip;
+let daemon: DaemonUnderTest | undefined;
+let tmp = '';
+const prefix = `berthcli-${process.pid}-`;
+
+const berth = (args: string[], opts: { input?: string; timeoutMs?: number } = {}): CmdResult =>
+  cmd(BERTH, args, { env: { ...daemon!.env, DOCKER_CONFIG: path.join(tmp, 'config') }, input: opts.input, timeoutMs: opts.timeoutMs ?? 60_000 });
+const berthOk = (args: string[], opts: { input?: string; timeoutMs?: number } = {}): string => {
+  const r = berth(args, opts);
+  assert.equal(r.status, 0, `berth ${args.join(' ')} exited ${r.status}: ${r.stderr}`);
+  return r.stdout;
+};
+const run = (args: string[]): CmdResult => berth(['run', ...daemon!.runFlags, ...args]);
+
+describe('berth CLI', { skip, timeout: 600_000 }, () => {
+  before(async () => {
+    tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'berth-cli-'));
+    daemon = await daemonUnderTest();
+    const images = testImagesDir();
+    for (const name of ['busybox', 'multilayer']) {
+      assert.match(berthOk(['load', '-i', path.join(images, 'docker-archive', `${name}.tar`)]), new RegExp(`Loaded image: ${name}:latest`));
+    }
+  });
+
+  after(async () => {
+    try {
+      const left = berth(['ps', '-aq', '--filter', `name=${prefix}`]).stdout.split('\n').filter(Boolean);
+      if (left.length) berth(['rm', '-f', ...left]);
+    } finally {
+      await daemon?.stop();
+      fs.rmSync(tmp, { recursive: true, force: true });
+    }
+  });
+
+  it('version names both sides', () => {
+    const out = berthOk(['version']);
+    assert.match(out, /^Client:\n Version: +\d/m);
+    assert.match(out, /^Server:/m);
+    assert.match(berthOk(['version', '--format', '{{.Client.ApiVersion}}']), /^1\.\d+\n$/);
+  });
+
+  it('run --rm echo: output and status, the container removed', () => {
+    const name = `${prefix}echo`;
+    const r = run(['--rm', '--name', name, 'busybox', 'echo', 'hello from berth']);
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(r.stdout, 'hello from berth\n');
+    assert.equal(berthOk(['ps', '-aq', '--filter', `name=${name}`]), '');
+  });
+
+  it('run: stdout and stderr apart, the exit status passed on; wait prints it', () => {
+    const name = `${prefix}exit`;
+    const r = run(['--name', name, 'busybox', 'sh', '-c', 'echo out; echo err >&2; exit 3']);
+    assert.deepEqual([r.status, r.stdout], [3, 'out\n']);
+    assert.match(r.stderr, /^err$/m);
+    assert.equal(berthOk(['wait', name]), '3\n');
+    assert.equal(berthOk(['inspect', '-f', '{{.State.ExitCode}} {{.State.Status}}', name]), '3 exited\n');
+    berthOk(['rm', name]);
+  });
+
+  it('run the multilayer image: its entrypoint, env, user and workdir', () => {
+    const r = run(['--rm', 'multilayer']);
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(splitHostname(r.stdout).rest, MULTILAYER_EXPECTED);
+  });
+
+  it('run -d, logs, exec, top, stop, rm', () => {
+    const name = `${prefix}detached`;
+    const id = run(['-d', '--name', name, '-e', 'FOO=bar', 'busybox', 'sh', '-c', 'echo started; echo $FOO; exec sleep 300']).stdout.trim();
+    assert.match(id, /^[0-9a-f]{64}$/);
+    let logs = '';
+    for (let i = 0; i < 50 && !logs.includes('bar'); i++) {
+      logs = berthOk(['logs', name]);
+      if (!logs.includes('bar')) cmd('sleep', ['0.1']);
+    }
+    assert.equal(logs, 'started\nbar\n');
+    assert.equal(berthOk(['logs', '--tail', '1', name]), 'bar\n');
+    assert.match(berthOk(['logs', '-t', name]), /^\d{4}-\d\d-\d\dT\S+Z started$/m);
+    const ex = berth(['exec', '-e', 'X=1', '-w', '/etc', name, 'sh', '-c', 'echo $X $(pwd); exit 4']);
+    assert.deepEqual([ex.status, ex.stdout], [4, '1 /etc\n']);
+    assert.match(berthOk(['top', name]), /sleep 300/);
+    assert.equal(berthOk(['inspect', '--format', '{{.State.Running}} {{json .Config.Env}}', name]).split(' ')[0], 'true');
+    assert.equal(berthOk(['stop', '-t', '1', name]), `${name}\n`);
+    assert.equal(berthOk(['inspect', '-f', '{{.State.Status}}', id]), 'exited\n');
+    assert.equal(berthOk(['rm', name]), `${name}\n`);
+  });
+
+  it('ps: -a, -q, --format, --filter, the default table', () => {
+    const name = `${prefix}ps`;
+    berthOk(['create', '--name', name, '-l', 'berth.test=ps', 'busybox', 'true']);
+    const table = berthOk(['ps', '-a', '--filter', `name=${name}`]);
+    assert.match(table.split('\n')[0], /^CONTAINER ID +IMAGE +COMMAND +CREATED +STATUS +PORTS +NAMES$/);
+    assert.match(table.split('\n')[1], new RegExp(`^[0-9a-f]{12} +busybox +"true" +.* ago +Created +${name}$`));
+    assert.match(berthOk(['ps', '-a', '--filter', `label=berth.test=ps`, '--format', '{{.Names}}|{{.State}}|{{.Labels}}']), new RegExp(`^${name}\\|created\\|(.*,)?berth\\.test=ps(,|$)`));
+    const q = berthOk(['ps', '-aq', '--filter', `name=${name}`]);
+    assert.match(q, /^[0-9a-f]{12}\n$/);
+    assert.equal(berthOk(['ps', '-q', '--filter', `name=${name}`]), '', 'not running: only with -a');
+    assert.match(berthOk(['ps', '-a', '--filter', `name=${name}`, '--format', 'table {{.Names}}\t{{.Status}}']), new RegExp(`^NAMES +STATUS\n${name} +Created\n$`));
+    const j = JSON.parse(berthOk(['ps', '-a', '--filter', `name=${name}`, '--format', 'json'])) as Record<string, string>;
+    assert.equal(j.Names, name);
+    berthOk(['rm', name]);
+  });
+
+  it('cp both ways: files, directories, renames', () => {
+    const name = `${prefix}cp`;
+    run(['-d', '--name', name, 'busybox', 'sleep', '300']);
+    const src = path.join(tmp, 'src');
+    fs.mkdirSync(path.join(src, 'sub'), { recursive: true });
+    fs.writeFileSync(path.join(src, 'sub', 'f.txt'), 'in a dir\n');
+    fs.writeFileSync(path.join(tmp, 'one.txt'), 'one file\n');
+    berthOk(['cp', path.join(tmp, 'one.txt'), `${name}:/tmp/`]);
+    berthOk(['cp', path.join(tmp, 'one.txt'), `${name}:/tmp/renamed.txt`]);
+    berthOk(['cp', src, `${name}:/`]);
+    assert.equal(berthOk(['exec', name, 'cat', '/tmp/one.txt', '/tmp/renamed.txt', '/src/sub/f.txt']), 'one file\none file\nin a dir\n');
+    berthOk(['cp', `${name}:/tmp/renamed.txt`, path.join(tmp, 'back.txt')]);
+    assert.equal(fs.readFileSync(path.join(tmp, 'back.txt'), 'utf8'), 'one file\n');
+    berthOk(['cp', `${name}:/src`, path.join(tmp, 'srcback')]);
+    assert.equal(fs.readFileSync(path.join(tmp, 'srcback', 'sub', 'f.txt'), 'utf8'), 'in a dir\n');
+    fs.mkdirSync(path.join(tmp, 'into'));
+    berthOk(['cp', `${name}:/etc/hostname`, path.join(tmp, 'into')]);
+    assert.ok(fs.existsSync(path.join(tmp, 'into', 'hostname')));
+    const tarOut = berth(['cp', `${name}:/tmp/one.txt`, '-']);
+    assert.equal(tarOut.status, 0);
+    assert.match(tarOut.stdout, /one\.txt/);
+    assert.match(berthOk(['diff', name]), /^A \/tmp\/one\.txt$/m);
+    const bad = berth(['cp', `${name}:/no/such/file`, tmp]);
+    assert.equal(bad.status, 1);
+    assert.match(bad.stderr, /^Error response from daemon: .*no\/such\/file/m);
+    berthOk(['rm', '-f', name]);
+  });
+
+  it('volume lifecycle: create, ls, inspect, use, rm', () => {
+    const vol = `${prefix}vol`;
+    assert.equal(berthOk(['volume', 'create', '--label', 'k=v', vol]), `${vol}\n`);
+    assert.match(berthOk(['volume', 'ls']), new RegExp(`^DRIVER +VOLUME NAME\n(.*\n)*local +${vol}$`, 'm'));
+    assert.match(berthOk(['volume', 'ls', '-q']), new RegExp(`^${vol}$`, 'm'));
+    assert.equal(berthOk(['volume', 'inspect', '-f', '{{.Name}} {{.Driver}} {{.Labels.k}}', vol]), `${vol} local v\n`);
+    assert.equal(run(['--rm', '-v', `${vol}:/data`, 'busybox', 'sh', '-c', 'echo kept > /data/x']).status, 0);
+    assert.equal(run(['--rm', '-v', `${vol}:/data`, 'busybox', 'cat', '/data/x']).stdout, 'kept\n');
+    assert.equal(berthOk(['volume', 'rm', vol]), `${vol}\n`);
+    const again = berth(['volume', 'rm', vol]);
+    assert.equal(again.status, 1);
+    assert.match(again.stderr, /^Error response from daemon: .*no such volume/m);
+  });
+
+  it('images, tag, history, rmi', () => {
+    const tag = `${prefix}img:v1`;
+    berthOk(['tag', 'busybox', tag]);
+    const list = berthOk(['images']);
+    assert.match(list.split('\n')[0], /^REPOSITORY +TAG +IMAGE ID +CREATED +SIZE$/);
+    assert.match(list, new RegExp(`^${prefix}img +v1 +[0-9a-f]{12} +.* ago +\\d`, 'm'));
+    assert.match(berthOk(['images', '--format', '{{.Repository}}:{{.Tag}}']), new RegExp(`^${tag}$`, 'm'));
+    const ids = berthOk(['images', '-q', 'busybox']);
+    assert.match(ids, /^[0-9a-f]{12}\n$/);
+    assert.match(berthOk(['history', 'busybox']), /^IMAGE +CREATED +CREATED BY +SIZE +COMMENT$/m);
+    assert.equal(berthOk(['image', 'inspect', '-f', '{{.Id}}', tag]).slice(7, 19), ids.trim());
+    assert.equal(berthOk(['rmi', tag]), `Untagged: ${tag}\n`);
+    const gone = berth(['image', 'inspect', tag]);
+    assert.equal(gone.status, 1);
+    assert.match(gone.stderr, /^Error: No such image:/m);
+  });
+
+  it('save and load round trip', () => {
+    const tag = `${prefix}saved:v1`;
+    berthOk(['tag', 'busybox', tag]);
+    const archive = path.join(tmp, 'saved.tar');
+    berthOk(['save', '-o', archive, tag]);
+    assert.ok(fs.statSync(archive).size > 100_000);
+    berthOk(['rmi', tag]);
+    assert.match(berthOk(['load', '-i', archive]), new RegExp(`Loaded image: ${tag}`));
+    berthOk(['rmi', tag]);
+  });
+
+  const registrySh = path.join(SHARED_DIR, 'testimages', 'registry.sh');
+  const registrySkip = !fs.existsSync(registrySh) ? `no ${registrySh}` : !which('docker-registry') && process.getuid?.() !== 0 ? 'needs docker-registry' : false;
+  it('login, push and pull with Basic auth (X-Registry-Auth), logout', { skip: registrySkip }, async () => {
+    const port = await new Promise<number>((resolve) => {
+      const srv = net.createServer().listen(0, '127.0.0.1', () => {
+        const p = (srv.address() as net.AddressInfo).port;
+        srv.close(() => resolve(p));
+      });
+    });
+    const regDir = path.join(tmp, 'registry');
+    const regEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('REGISTRY_')));
+    const started = cmd('bash', [registrySh, 'start', regDir, String(port), '--auth'], { env: regEnv, timeoutMs: 120_000 });
+    assert.equal(started.status, 0, started.stderr);
+    try {
+      const repo = `127.0.0.1:${port}/${prefix}pushed`;
+      berthOk(['tag', 'busybox', `${repo}:v1`]);
+      const denied = berth(['push', `${repo}:v1`]);
+      assert.equal(denied.status, 1, 'no credentials yet');
+      assert.match(berthOk(['login', '-u', 'testuser', '--password-stdin', `127.0.0.1:${port}`], { input: 'testpassword\n' }), /^Login Succeeded$/m);
+      const pushed = berthOk(['push', `${repo}:v1`]);
+      assert.match(pushed, new RegExp(`^The push refers to repository \\[${repo.replace(/\./g, '\\.')}\\]$`, 'm'));
+      assert.match(pushed, /^v1: digest: sha256:[0-9a-f]{64} size: \d+$/m);
+      berthOk(['rmi', `${repo}:v1`]);
+      const pulled = berthOk(['pull', `${repo}:v1`]);
+      assert.match(pulled, /^Status: (Downloaded newer image|Image is up to date) for /m);
+      assert.match(pulled, new RegExp(`^${repo.replace(/\./g, '\\.')}:v1$`, 'm'));
+      assert.match(berthOk(['logout', `127.0.0.1:${port}`]), /^Removing login credentials for /);
+      berthOk(['rmi', `${repo}:v1`]);
+      const anon = berth(['pull', `${repo}:v1`]);
+      assert.equal(anon.status, 1);
+      assert.match(anon.stderr, /no basic auth credentials|unauthorized|authentication required/i);
+    } finally {
+      cmd('bash', [registrySh, 'stop', regDir], { env: regEnv, timeoutMs: 30_000 });
+    }
+  });
+
+  it('-it on a real pseudo-terminal: typed input, a TTY inside, the exit status', () => {
+    const r = ptyRun([BERTH, 'run', '-it', '--rm', ...daemon!.runFlags, 'busybox', 'sh'], shellSteps(7), {
+      env: { ...daemon!.env, DOCKER_CONFIG: path.join(tmp, 'config') },
+      timeoutS: 60,
+    });
+    assert.equal(r.status, 7, `${r.stdout}\n${r.stderr}`);
+    assert.match(r.stdout, /\/dev\/pts\/\d+/);
+  });
+
+  it('exec -it on a real pseudo-terminal', () => {
+    const name = `${prefix}execit`;
+    run(['-d', '--name', name, 'busybox', 'sleep', '300']);
+    const r = ptyRun([BERTH, 'exec', '-it', name, 'sh'], shellSteps(0), { env: { ...daemon!.env }, timeoutS: 60 });
+    assert.equal(r.status, 0, `${r.stdout}\n${r.stderr}`);
+    berthOk(['rm', '-f', name]);
+  });
+
+  it('errors: docker exit codes and messages', () => {
+    const badFlag = berth(['run', '--bogus', 'busybox']);
+    assert.equal(badFlag.status, 125);
+    assert.match(badFlag.stderr, /^unknown flag: --bogus$/m);
+    assert.equal(berth(['ps', '--bogus']).status, 125);
+    const noArg = berth(['logs']);
+    assert.equal(noArg.status, 125);
+    for (const verb of [['logs'], ['stop'], ['rm'], ['start'], ['exec', '-i'], ['top'], ['port']]) {
+      const r = berth([...verb, `${prefix}nosuch`, ...(verb[0] === 'exec' ? ['true'] : [])]);
+      assert.equal(r.status, 1, `${verb.join(' ')}: ${r.stderr}`);
+      assert.match(r.stderr, new RegExp(`^Error response from daemon: No such container: ${prefix}nosuch$`, 'im'), verb.join(' '));
+    }
+    const insp = berth(['inspect', `${prefix}nosuch`]);
+    assert.deepEqual([insp.status, insp.stdout], [1, '[]\n']);
+    assert.match(insp.stderr, /^Error: No such object: /m);
+    const notFound = run(['--rm', 'busybox', `/${prefix}nosuchcmd`]);
+    assert.equal(notFound.status, 127, notFound.stderr);
+    const noImage = run(['--pull', 'never', `${prefix}noimage:1`]);
+    assert.equal(noImage.status, 125);
+    assert.match(noImage.stderr, /No such image/i);
+    const unreachable = cmd(BERTH, ['-H', `unix://${tmp}/nothing.sock`, 'ps'], {});
+    assert.equal(unreachable.status, 1);
+    assert.match(unreachable.stderr, /Cannot connect to the Docker daemon at unix:\/\/.*nothing\.sock/);
+  });
+});
