@@ -1,7 +1,8 @@
 /**
  * The `berth` CLI against a daemon that speaks the Docker Engine API. Which daemon is chosen by
- * daemonUnderTest(): a private dockerd 20.10 (test/helpers/engines.ts) by default, a private
- * berthd (test/helpers/berthd.ts) with BERTH_CLI_DAEMON=berthd. The test images are loaded with `berth load`,
+ * daemonUnderTest(): a private berthd (test/helpers/berthd.ts) by default, a private dockerd
+ * 20.10 (test/helpers/engines.ts) with BERTH_CLI_DAEMON=dockerd, which checks that the CLI
+ * speaks Docker's API and not only ours. The test images are loaded with `berth load`,
  * so nothing here needs the docker CLI but the daemon's own setup. Needs root.
  */
 import assert from 'node:assert/strict';
@@ -27,11 +28,11 @@ interface DaemonUnderTest {
 }
 
 /**
- * The daemon the CLI is tested against: a private dockerd by default; a private berthd
- * (test/helpers/berthd.ts) with BERTH_CLI_DAEMON=berthd.
+ * The daemon the CLI is tested against: a private berthd by default; a private dockerd with
+ * BERTH_CLI_DAEMON=dockerd.
  */
 async function daemonUnderTest(): Promise<DaemonUnderTest> {
-  if (process.env.BERTH_CLI_DAEMON === 'berthd') {
+  if (process.env.BERTH_CLI_DAEMON !== 'dockerd') {
     const { startBerthd } = await import('../helpers/berthd.js');
     const b = await startBerthd({ prefix: 'berth-cli-berthd-' });
     const env = { ...b.env };
