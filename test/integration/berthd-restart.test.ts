@@ -72,6 +72,9 @@ describe('berthd survives kill -9', { skip: dockerdSkip }, () => {
     assert.ok(await poll(() => counters(followed).length >= 3, 5000), 'logs -f after the restart');
     follow.kill();
 
+    // exec works in a container the new daemon re-attached.
+    assert.equal(d.dockerOk(['exec', 'gamma', 'sh', '-c', 'echo exec-after-restart']), 'exec-after-restart\n');
+
     // stop works after the restart (the exit is seen through the shim again).
     d.dockerOk(['stop', '-t', '1', 'beta']);
     assert.match(d.dockerOk(['inspect', '-f', '{{.State.Status}} {{.State.ExitCode}}', 'beta']).trim(), /^exited (137|143)$/);
