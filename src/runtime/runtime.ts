@@ -191,11 +191,12 @@ export class Runtime {
     try {
       cgroup = openCgroupManager({ cgroupsPath: spec.linux?.cgroupsPath, containerId: id });
       const resources = withDefaultDeviceRules(spec);
-      cgroup.create(resources);
-      // A record before any process exists: if this process dies mid-create, `delete --force`
-      // still finds the cgroup, kills what joined it and removes it.
+      // A record before the cgroup and any process exist: if this process dies mid-create,
+      // `delete --force` still finds the cgroup, kills what joined it and removes it.
       const record: ContainerRecord = { id, bundle, rootfs, pid: 0, pidStartTime: '', created: new Date().toISOString(), config: spec, cgroup: cgroup.toJSON(), owner: process.getuid?.() === 0 ? 'root' : String(process.getuid?.()) };
       this.store.save(record);
+      cgroup.create(resources);
+      record.cgroup = cgroup.toJSON(); // now with the parents it made, saved with the pid below
       const ops = compileCreatePlan(spec, {
         bundle,
         rootfs,
