@@ -26,7 +26,7 @@ import type { Spec } from '../../runtime/spec/config.js';
 import { readExit, readLog, ShimClient, shimPid, type ExitInfo, type LogEntry } from '../../shim/client.js';
 import { containerSpec, type HostFacts } from '../spec/container-spec.js';
 import type { EventBus } from '../events.js';
-import { isMountPoint, mountAll, unmount } from '../mount.js';
+import { isMountPoint, mountAll, Mounter, unmount } from '../mount.js';
 import { ociMounts, resolveMounts } from './mounts.js';
 import { newState, ZERO_TIME, type ContainerConfig, type ContainerHostConfig, type ContainerRecord, type ContainerStatus } from './record.js';
 import { ContainerStore } from './store.js';
@@ -119,9 +119,11 @@ export class ContainerService {
   private readonly monitored = new Set<string>();
   private readonly restartTimers = new Map<string, NodeJS.Timeout>();
   private closed = false;
+  private readonly mounter: Mounter;
 
   constructor(opts: ContainerServiceOptions) {
     this.opts = opts;
+    this.mounter = new Mounter(opts.execRoot);
     this.store = new ContainerStore(opts.containersDir);
     fs.mkdirSync(path.join(opts.execRoot, 'c'), { recursive: true, mode: 0o711 });
     fs.chmodSync(path.join(opts.execRoot, 'c'), 0o711);
@@ -337,11 +339,11 @@ export class ContainerService {
     try {
       fs.mkdirSync(bundle, { recursive: true, mode: 0o711 });
       fs.mkdirSync(rootfs, { recursive: true });
-      if (!isMountPoint(rootfs)) {
-        const mounts = this.opts.snapshotter.mounts(record.snapshotKey);
-        if (record.idRange) mountIdmapped(mounts, rootfs, this.layersDir(id), record.idRange);
-        else mountAll(mounts, rootfs);
-      }
+      // Whatever a crashed run left on the mount point goes first (a no-op normally).
+      await this.mounter.unmount(rootfs);
+      const mounts = this.opts.snapshotter.mounts(record.snapshotKey);
+      if (record.idRange) mountIdmapped(mounts, rootfs, this.layersDir(id), record.idRange);
+      else await this.mounter.mountAll(mounts, rootfs);
       const spec = await this.buildSpec(record, rootfs);
       fs.writeFileSync(path.join(bundle, 'config.json'), JSON.stringify(spec));
       // A runtime record left from a run that ended while we were away.
@@ -355,7 +357,7 @@ export class ContainerService {
     } catch (err) {
       const message = err instanceof Error ? err.message : String(err);
       await this.opts.runtime.delete(id, true).catch(() => undefined);
-      unmount(rootfs);
+      await this.mounter.unmount(rootfs).catch(() => unmount(rootfs));
       unmountIdmapped(this.layersDir(id));
       record.state = { ...record.state, status: record.state.status === 'created' ? 'created' : 'exited', error: message, exitCode: startFailureCode(message), pid: 0 };
       this.store.save(record);
@@ -486,8 +488,8 @@ export class ContainerService {
   /** After the container's PID 1 is gone: the runtime's state and cgroup, the rootfs mount, the shim. */
   private async cleanupRun(id: string): Promise<void> {
     await this.opts.runtime.delete(id, true).catch(() => undefined);
-    unmount(this.rootfsDir(id));
-    unmountIdmapped(this.layersDir(id));
+    await this.mounter.unmount(this.rootfsDir(id)).catch(() => unmount(this.rootfsDir(id)));
+    if (fs.existsSync(this.layersDir(id))) unmountIdmapped(this.layersDir(id));
     await new ShimClient(this.shimDir(id)).shutdown().catch(() => undefined);
   }
 
@@ -646,7 +648,8 @@ export class ContainerService {
     const timer = this.restartTimers.get(id);
     if (timer) clearTimeout(timer);
     this.restartTimers.delete(id);
-    const wasRunning = record.state.status === 'running' || record.state.status === 'paused';
+    const statusBefore = record.state.status;
+    const wasRunning = statusBefore === 'running' || statusBefore === 'paused';
     if (wasRunning && !opts.force) throw new ConflictError(`You cannot remove a running container ${id}. Stop the container before attempting removal or force remove`);
     record.stoppedByUser = true;
     record.state.status = 'removing';
@@ -664,7 +667,8 @@ export class ContainerService {
       record.state.exitCode = code;
       this.opts.events.emit('container', 'die', id, { image: record.imageRef, name: record.name.slice(1), exitCode: String(code) });
     }
-    await this.cleanupRun(id);
+    // An exited container was cleaned up at its exit; one that never ran has nothing to clean.
+    if (wasRunning || !['exited', 'created'].includes(statusBefore)) await this.cleanupRun(id);
     await this.opts.snapshotter.remove(record.snapshotKey).catch((err) => {
       if (!(err instanceof NotFoundError)) throw err;
     });
@@ -864,6 +868,7 @@ export class ContainerService {
   /** Stops watching (the containers keep running under their shims). */
   close(): void {
     this.closed = true;
+    this.mounter.close();
     for (const timer of this.restartTimers.values()) clearTimeout(timer);
     this.restartTimers.clear();
   }
