@@ -4,6 +4,7 @@
 // over the unix socket, as an SDK would. Prints the median and quartiles in milliseconds.
 //
 //   node bench/engine-api.mjs SOCKET [RUNS] [IMAGE]
+// HOSTCONFIG='{"Ulimits":[...]}' adds to the HostConfig (podman needs rlimits it can set here).
 import http from 'node:http';
 
 const [socketPath, runsArg = '30', image = 'busybox'] = process.argv.slice(2);
@@ -31,7 +32,7 @@ function request(method, path, body) {
 
 async function once() {
   const t0 = process.hrtime.bigint();
-  const { Id } = await request('POST', '/v1.41/containers/create', { Image: image, Cmd: ['true'], HostConfig: { NetworkMode: 'none' } });
+  const { Id } = await request('POST', '/v1.41/containers/create', { Image: image, Cmd: ['true'], HostConfig: { NetworkMode: 'none', ...JSON.parse(process.env.HOSTCONFIG ?? '{}') } });
   const waited = request('POST', `/v1.41/containers/${Id}/wait?condition=next-exit`);
   await request('POST', `/v1.41/containers/${Id}/start`);
   const { StatusCode } = await waited;

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
-// Engine benchmark (issue 4, acceptance 5): berthd vs dockerd (Debian's 20.10 + containerd) vs
-// podman (4.3, its Docker-compatible API service), side by side in one run, same busybox image:
+// Engine benchmark (issue 4, acceptance 5): berthd vs dockerd (Debian's 20.10 + containerd + runc)
+// vs podman (4.3 + conmon; runtime berth-oci, see startPodmanService), side by side in one run,
+// same busybox image:
 //   1. `run --rm busybox true` through a CLI (hyperfine): docker CLI → berthd, berth CLI → berthd
 //      (if built), docker CLI → dockerd, podman run
 //   2. the same through the API alone (bench/engine-api.mjs: create + wait + start + remove)
@@ -66,14 +67,15 @@ try {
     'docker CLI -> berthd': dockerCmd(berthd.env, 'run --rm --network none busybox true'),
     ...(BERTH_CLI ? { 'berth CLI -> berthd': `env BERTH_HOST=unix://${berthd.socket} ${BERTH_CLI} run --rm --network none busybox true` } : {}),
     'docker CLI -> dockerd': dockerCmd(dockerd.env, 'run --rm --network none busybox true'),
-    'podman run': `${podman.cmdline} run --rm --network none busybox true`,
+    'podman run': `${podman.cmdline} run --rm ${podman.ulimits.join(' ')} --network none busybox true`,
   };
   results.cliRunRm = hyperfine(cliCommands);
 
   // 2. API alone
   results.apiRunRm = {};
   for (const [name, socket] of [['berthd', berthd.socket], ['dockerd', `${dockerd.dir}/docker.sock`], ['podman', podman.socket]]) {
-    const out = execFileSync(process.execPath, [path.join(REPO, 'bench', 'engine-api.mjs'), socket, String(RUNS)], { encoding: 'utf8' });
+    const hostConfig = name === 'podman' ? { Ulimits: podman.ulimitsApi } : {};
+    const out = execFileSync(process.execPath, [path.join(REPO, 'bench', 'engine-api.mjs'), socket, String(RUNS)], { encoding: 'utf8', env: { ...process.env, HOSTCONFIG: JSON.stringify(hostConfig) } });
     results.apiRunRm[name] = JSON.parse(out.trim().split('\n').pop()).median;
   }
 
@@ -81,7 +83,7 @@ try {
   results.runDetachRm = hyperfine({
     'berthd (docker CLI)': `id=$(${dockerCmd(berthd.env, 'run -d --network none busybox sleep 100')}) && ${dockerCmd(berthd.env, 'rm -f $id')} >/dev/null`,
     'dockerd': `id=$(${dockerCmd(dockerd.env, 'run -d --network none busybox sleep 100')}) && ${dockerCmd(dockerd.env, 'rm -f $id')} >/dev/null`,
-    'podman': `id=$(${podman.cmdline} run -d --network none busybox sleep 100) && ${podman.cmdline} rm -f -t 0 $id >/dev/null`,
+    'podman': `id=$(${podman.cmdline} run -d ${podman.ulimits.join(' ')} --network none busybox sleep 100) && ${podman.cmdline} rm -f -t 0 $id >/dev/null`,
   });
 
   // 4 + 5. many containers, then memory while they idle
@@ -91,7 +93,7 @@ try {
   const engines = [
     { name: 'berthd', run: (a) => berthd.docker(a), argv: () => [DOCKER, runArgs, berthd.env], shim: 'berth-shim', dir: berthd.dir, daemonPid: () => berthd.pid() },
     { name: 'dockerd', run: (a) => dockerd.docker(a), argv: () => [DOCKER, runArgs, dockerd.env], shim: 'containerd-shim', dir: dockerd.dir, daemonPid: () => pidOf(`${dockerd.dir}/dockerd.pid`) },
-    { name: 'podman', run: (a) => podman.run(a), argv: () => ['podman', [...podman.base, 'run', '--ulimit', 'nofile=20000:20000', ...runArgs.slice(1)], process.env], shim: 'conmon', dir: podman.dir, daemonPid: () => podman.pid, podman: true },
+    { name: 'podman', run: (a) => podman.run(a), argv: () => ['podman', [...podman.base, 'run', ...podman.ulimits, ...runArgs.slice(1)], process.env], shim: 'conmon', dir: podman.dir, daemonPid: () => podman.pid, podman: true },
   ];
   for (const e of engines) {
     const seq = timeIt(() => {
@@ -206,20 +208,36 @@ function memory(shimName, dir, daemonPid) {
 async function startPodmanService() {
   const dir = fs.mkdtempSync('/tmp/bench-podman-');
   const socket = path.join(dir, 'podman.sock');
-  const base = ['--root', path.join(dir, 'root'), '--runroot', path.join(dir, 'run'), '--cgroup-manager=cgroupfs', '--events-backend=file', '--tmpdir', path.join(dir, 'tmp')];
+  // podman's own runtimes fail here: crun refuses hybrid cgroups and runc cannot set podman's
+  // RLIMIT_NPROC without CAP_SYS_RESOURCE; so podman (and conmon) run berth-oci, as in
+  // test/integration/engines-podman.test.ts.
+  const base = ['--root', path.join(dir, 'root'), '--runroot', path.join(dir, 'run'), '--cgroup-manager=cgroupfs', '--events-backend=file', '--tmpdir', path.join(dir, 'tmp'), '--runtime', path.join(REPO, 'bin', 'berth-oci')];
   const cmdline = `podman ${base.join(' ')}`;
   const child = spawn('podman', [...base, 'system', 'service', '-t', '0', `unix://${socket}`], { stdio: 'ignore', detached: true });
   child.unref();
   const deadline = Date.now() + 30_000;
   while (!fs.existsSync(socket) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+  // podman asks for rlimits the runtime cannot raise without CAP_SYS_RESOURCE: ours, capped
+  // at pid_max as in test/integration/engines-podman.test.ts.
+  const limits = fs.readFileSync('/proc/self/limits', 'utf8');
+  const hard = (name) => Number(new RegExp(`^${name}\\s+\\S+\\s+(\\d+)`, 'm').exec(limits)?.[1] ?? 1048576);
+  const pidMax = Number(fs.readFileSync('/proc/sys/kernel/pid_max', 'utf8'));
+  const nofile = hard('Max open files');
+  const nproc = Math.min(hard('Max processes'), pidMax);
+  const ulimits = ['--ulimit', `nofile=${nofile}:${nofile}`, '--ulimit', `nproc=${nproc}:${nproc}`];
   const run = (args) => {
-    const extra = args[0] === 'run' ? ['run', '--ulimit', 'nofile=20000:20000', ...args.slice(1)] : args;
+    const extra = args[0] === 'run' ? ['run', ...ulimits, ...args.slice(1)] : args;
     return spawnSync('podman', [...base, ...extra], { encoding: 'utf8', timeout: 120_000 });
   };
   return {
     dir,
     socket,
     base,
+    ulimits,
+    ulimitsApi: [
+      { Name: 'nofile', Soft: nofile, Hard: nofile },
+      { Name: 'nproc', Soft: nproc, Hard: nproc },
+    ],
     pid: child.pid,
     cmdline: `${cmdline}`,
     run,

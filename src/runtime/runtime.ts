@@ -323,7 +323,7 @@ export class Runtime {
     if (status === 'paused') cgroup?.thaw();
     await waitForExit(record.pid, record.pidStartTime, 10_000);
     if (!(record.config.linux?.namespaces ?? []).some((ns) => ns.type === 'mount')) unmountUnder(record.rootfs);
-    cgroup?.destroy();
+    if (cgroup) await destroyCgroup(cgroup);
     this.store.remove(id);
     try {
       runHooks('poststop', record.config.hooks?.poststop, toOciState(record, 'stopped'));
@@ -411,6 +411,24 @@ function awaitExec(fifo: string, alive: () => boolean): Promise<void> {
     stream.on('end', () => finish(passed ? undefined : new SystemError('container process exited before start')));
     stream.on('error', (err) => finish(new SystemError(`exec fifo: ${err.message}`)));
   });
+}
+
+/**
+ * Removes the container's cgroups. Processes killed a moment ago (an exec, the rest of a pid
+ * namespace after its init) may still be leaving them, and rmdir of a cgroup with members
+ * fails: kill and retry for up to 2 s rather than leak the directories.
+ */
+async function destroyCgroup(cgroup: CgroupManager): Promise<void> {
+  for (const deadline = Date.now() + 2000; ; ) {
+    try {
+      cgroup.destroy();
+      return;
+    } catch (err) {
+      if (Date.now() > deadline) throw err;
+      cgroup.signalAll('SIGKILL');
+      await sleep(10);
+    }
+  }
 }
 
 /** Resolves once stage 0 has exited (also if it already had, by status or by signal). */
