@@ -561,14 +561,20 @@ export class OverlaySnapshotter {
     }
   }
 
-  /** Removes a snapshot and its directories (refused while its upper dir is mounted). */
-  async remove(key: string): Promise<void> {
+  /**
+   * Removes a snapshot and its directories (refused while its upper dir is mounted). With
+   * `background`, it resolves once the snapshot is gone from view (renamed into tmp/) and the
+   * files are deleted afterwards; what a crash leaves in tmp/ goes at the next start.
+   */
+  async remove(key: string, opts: { background?: boolean } = {}): Promise<void> {
     const dir = this.snapshotDir(key);
     if (!fs.existsSync(dir)) throw new NotFoundError(`snapshot ${key} not found`);
     if (isMountedUpper(path.join(dir, 'fs'))) throw new ConflictError(`snapshot ${key} is mounted; unmount it first`);
     const tmp = this.newTmp();
     await fsp.rename(dir, tmp);
-    await fsp.rm(tmp, { recursive: true, force: true });
+    const deletion = fsp.rm(tmp, { recursive: true, force: true });
+    if (opts.background) void deletion.catch(() => undefined);
+    else await deletion;
   }
 
   // ---- housekeeping ----------------------------------------------------------------------

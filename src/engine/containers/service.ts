@@ -26,6 +26,7 @@ import type { Spec } from '../../runtime/spec/config.js';
 import { readExit, readLog, ShimClient, shimPid, type ExitInfo, type LogEntry } from '../../shim/client.js';
 import { containerSpec, type HostFacts } from '../spec/container-spec.js';
 import type { EventBus } from '../events.js';
+import { mountPointsUnder } from '../../common/mountinfo.js';
 import { isMountPoint, mountAll, Mounter, unmount } from '../mount.js';
 import { ociMounts, resolveMounts } from './mounts.js';
 import { newState, ZERO_TIME, type ContainerConfig, type ContainerHostConfig, type ContainerRecord, type ContainerStatus } from './record.js';
@@ -127,6 +128,11 @@ export class ContainerService {
     this.store = new ContainerStore(opts.containersDir);
     fs.mkdirSync(path.join(opts.execRoot, 'c'), { recursive: true, mode: 0o711 });
     fs.chmodSync(path.join(opts.execRoot, 'c'), 0o711);
+    // Bundles a previous daemon renamed for deletion and did not finish deleting.
+    for (const name of fs.readdirSync(path.join(opts.execRoot, 'c'))) {
+      const trashed = path.join(opts.execRoot, 'c', name);
+      if (name.startsWith('.trash-') && mountPointsUnder(trashed).length === 0) fs.rmSync(trashed, { recursive: true, force: true });
+    }
   }
 
   // ---- paths -------------------------------------------------------------------------------
@@ -152,6 +158,33 @@ export class ContainerService {
   /** Where the shims of a container's exec processes live (removed with the container's bundle). */
   execsDir(id: string): string {
     return path.join(this.bundleDir(id), 'x');
+  }
+
+  /** Renames a directory out of the way and deletes it in the background (leftovers: see the constructor). */
+  private trash(dir: string): void {
+    // Never delete through a mount: a root file system or an idmapped image layer still
+    // mounted below would have the image's or a volume's files deleted with it.
+    let mounted: string[] = [];
+    try {
+      mounted = mountPointsUnder(dir);
+    } catch {
+      /* no mountinfo: keep the directory */
+      return;
+    }
+    for (const point of mounted) unmount(point);
+    if (mountPointsUnder(dir).length > 0) {
+      process.emitWarning(`not deleting ${dir}: something is still mounted below it`);
+      return;
+    }
+    const trashed = path.join(this.opts.execRoot, 'c', `.trash-${path.basename(dir)}-${process.pid}-${Date.now()}`);
+    try {
+      fs.renameSync(dir, trashed);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+      fs.rmSync(dir, { recursive: true, force: true });
+      return;
+    }
+    void fs.promises.rm(trashed, { recursive: true, force: true }).catch(() => undefined);
   }
 
   private lock<T>(id: string, fn: () => Promise<T>): Promise<T> {
@@ -669,10 +702,11 @@ export class ContainerService {
     }
     // An exited container was cleaned up at its exit; one that never ran has nothing to clean.
     if (wasRunning || !['exited', 'created'].includes(statusBefore)) await this.cleanupRun(id);
-    await this.opts.snapshotter.remove(record.snapshotKey).catch((err) => {
+    // The files go after we answer: rm of a container waits only for the renames.
+    await this.opts.snapshotter.remove(record.snapshotKey, { background: true }).catch((err) => {
       if (!(err instanceof NotFoundError)) throw err;
     });
-    fs.rmSync(this.bundleDir(id), { recursive: true, force: true });
+    this.trash(this.bundleDir(id));
     this.store.remove(id);
     if (opts.volumes) {
       for (const m of record.mounts) {

@@ -79,6 +79,14 @@ export function unmountIdmapped(layersDir: string): void {
   } catch {
     return;
   }
-  for (const e of entries) unmount(path.join(layersDir, e));
-  fs.rmSync(layersDir, { recursive: true, force: true });
+  // rmdir, never a recursive delete: one still mounted would take the image layer's files along.
+  try {
+    for (const e of entries) {
+      unmount(path.join(layersDir, e));
+      fs.rmdirSync(path.join(layersDir, e));
+    }
+    fs.rmdirSync(layersDir);
+  } catch (err) {
+    process.emitWarning(`leaving ${layersDir}: ${(err as Error).message}`);
+  }
 }
