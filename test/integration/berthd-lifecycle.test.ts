@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 
@@ -266,6 +267,26 @@ describe('berthd with the docker CLI', { skip }, () => {
     d.dockerOk(['stop', '-t', '10', id]);
     assert.ok(Date.now() - t0 < 5000, 'SIGTERM reached sleep through the init (no 10 s wait)');
     d.dockerOk(['rm', id]);
+  });
+
+  it("network modes: none (only lo), host (the host's), container:<id> (another container's)", () => {
+    assert.equal(d.dockerOk(['run', '--rm', '--network', 'none', 'busybox', 'ls', '/sys/class/net']).trim(), 'lo');
+    const hostIfaces = fs.readdirSync('/sys/class/net').sort();
+    const portStart = fs.readFileSync('/proc/sys/net/ipv4/ip_unprivileged_port_start', 'utf8');
+    const inHost = d.dockerOk(['run', '--rm', '--network', 'host', 'busybox', 'sh', '-c', 'ls /sys/class/net; echo; hostname']);
+    const [ifaces, hostname] = inHost.split('\n\n');
+    assert.deepEqual(ifaces!.trim().split('\n').sort(), hostIfaces);
+    assert.equal(hostname!.trim(), os.hostname());
+    assert.equal(fs.readFileSync('/proc/sys/net/ipv4/ip_unprivileged_port_start', 'utf8'), portStart, "the host's network sysctls are untouched");
+    const a = d.dockerOk(['run', '-d', '--name', 'netowner', 'busybox', 'sleep', '1000']).trim();
+    const nsA = d.dockerOk(['exec', a, 'readlink', '/proc/self/ns/net']).trim();
+    const inB = d.dockerOk(['run', '--rm', '--network', 'container:netowner', 'busybox', 'sh', '-c', 'readlink /proc/self/ns/net; hostname']).trim().split('\n');
+    assert.equal(inB[0], nsA, 'the same network namespace');
+    assert.equal(inB[1], a.slice(0, 12), "the other container's hostname");
+    d.dockerOk(['rm', '-f', a]);
+    const unknown = d.docker(['run', '--rm', '--network', 'nosuchnet', 'busybox', 'true']);
+    assert.equal(unknown.status, 125);
+    assert.match(unknown.stderr, /network nosuchnet not found/);
   });
 
   it('system df and info answer', () => {

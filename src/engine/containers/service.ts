@@ -276,9 +276,11 @@ export class ContainerService {
     const argv = [...(entrypoint ?? []), ...(cmd ?? [])];
     if (argv.length === 0) throw new InvalidArgumentError('No command specified', 'Cmd');
 
+    const network = this.networkMode(hostConfig);
+    if (network.kind !== 'private' && config.Hostname) throw new InvalidArgumentError(`conflicting options: hostname and the network mode "${hostConfig.NetworkMode}"`, 'Hostname');
     const idRange = this.wantsUserns(hostConfig) ? allocateRange(this.store.list().flatMap((c) => (c.idRange ? [c.idRange.base] : []))) : undefined;
     // Validate everything the spec will need now, so that a bad request fails at create.
-    containerSpec({ image: imageConfig, create: config, host: hostConfig, rootfs: '/', user: { uid: 0, gid: 0 }, cgroupsPath: `/${id}`, id, facts: this.factsFor(idRange) });
+    containerSpec({ image: imageConfig, create: config, host: hostConfig, rootfs: '/', user: { uid: 0, gid: 0 }, cgroupsPath: `/${id}`, id, facts: this.factsFor(idRange), network: network.kind === 'host' ? { mode: 'host' } : { mode: 'private' } });
 
     const snapshotKey = id;
     const chain = await this.ensureLayers(image, imageConfig);
@@ -304,7 +306,7 @@ export class ContainerService {
       imageRef: config.Image,
       path: argv[0]!,
       args: argv.slice(1),
-      config: mergeImageConfig({ ...config, Hostname: config.Hostname || id.slice(0, 12), Cmd: cmd, Entrypoint: entrypoint.length ? entrypoint : null }, imageConfig.config ?? {}),
+      config: mergeImageConfig({ ...config, Hostname: config.Hostname || (network.kind === 'host' ? os.hostname() : network.kind === 'container' ? this.store.get(network.ref).config.Hostname : undefined) || id.slice(0, 12), Cmd: cmd, Entrypoint: entrypoint.length ? entrypoint : null }, imageConfig.config ?? {}),
       hostConfig,
       state: newState(),
       restartCount: 0,
@@ -325,6 +327,34 @@ export class ContainerService {
     const parsed = parseManifest(this.opts.content.readBlob(image.manifest));
     if (parsed.kind !== 'manifest') throw new SystemError(`image ${image.config} points at an index, not a manifest`);
     return unpackImageLayers(parsed.manifest, imageConfig, { content: this.opts.content, snapshotter: this.opts.snapshotter });
+  }
+
+  /**
+   * HostConfig.NetworkMode. Until bridge networks exist (issue 5), "bridge"/"default" give the
+   * container its own namespace with only lo, as "none" does.
+   */
+  private networkMode(host: ContainerHostConfig): { kind: 'private' } | { kind: 'host' } | { kind: 'container'; ref: string } {
+    const mode = host.NetworkMode ?? '';
+    if (typeof mode !== 'string') throw new InvalidArgumentError('must be a string', 'HostConfig.NetworkMode');
+    if (mode === '' || mode === 'default' || mode === 'bridge' || mode === 'none') return { kind: 'private' };
+    if (mode === 'host') return { kind: 'host' };
+    if (mode.startsWith('container:')) {
+      const ref = mode.slice('container:'.length);
+      const other = this.store.get(ref);
+      return { kind: 'container', ref: other.id };
+    }
+    // Not a 404: the docker CLI takes a 404 from create for a missing image and goes pulling.
+    throw new InvalidArgumentError(`network ${mode} not found`, 'HostConfig.NetworkMode');
+  }
+
+  /** The spec's network input at start: another container's namespace must exist then. */
+  private networkAtStart(record: ContainerRecord): NonNullable<Parameters<typeof containerSpec>[0]['network']> {
+    const network = this.networkMode(record.hostConfig);
+    if (network.kind === 'host') return { mode: 'host' };
+    if (network.kind === 'private') return { mode: 'private' };
+    const other = this.store.get(network.ref);
+    if (other.state.status !== 'running' || !other.state.pid) throw new ConflictError(`cannot join network of a non running container: ${other.id}`);
+    return { mode: 'join', path: `/proc/${other.state.pid}/ns/net` };
   }
 
   private wantsUserns(host: ContainerHostConfig): boolean {
@@ -434,6 +464,7 @@ export class ContainerService {
       cgroupsPath: `${parent}/${record.id}`,
       id: record.id,
       facts: this.factsFor(record.idRange),
+      network: this.networkAtStart(record),
     });
     if (spec.process && !(spec.process.env ?? []).some((e) => e.startsWith('HOME='))) spec.process.env = [...(spec.process.env ?? []), `HOME=${user.home}`];
     for (const m of record.mounts) if (m.Type === 'bind' && !fs.existsSync(m.Source)) fs.mkdirSync(m.Source, { recursive: true });
@@ -448,14 +479,18 @@ export class ContainerService {
   private etcMounts(record: ContainerRecord): NonNullable<Spec['mounts']> {
     const dir = this.store.dir(record.id);
     const hostname = record.config.Hostname || record.id.slice(0, 12);
+    const network = this.networkMode(record.hostConfig);
     const files: Record<string, string> = {
       hostname: `${hostname}\n`,
-      hosts: `127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n`,
-      'resolv.conf': containerResolvConf(),
+      // The host's namespace: its hosts file and resolvers (loopback ones are reachable there).
+      hosts: network.kind === 'host' ? readOr('/etc/hosts', '') : `127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n`,
+      'resolv.conf': network.kind === 'host' ? readOr('/etc/resolv.conf', '') : containerResolvConf(),
     };
+    // Another container's namespace: its files, as Docker shares them.
+    const source = network.kind === 'container' ? this.store.dir(network.ref) : dir;
     const mounts: NonNullable<Spec['mounts']> = [];
     for (const [name, text] of Object.entries(files)) {
-      const file = path.join(dir, name);
+      const file = path.join(source, name);
       if (!fs.existsSync(file)) fs.writeFileSync(file, text, { mode: 0o644 });
       if (record.mounts.some((m) => m.Destination === `/etc/${name}`)) continue;
       mounts.push({ destination: `/etc/${name}`, type: 'bind', source: file, options: ['rbind', 'rprivate', record.hostConfig.ReadonlyRootfs ? 'ro' : 'rw'] });
@@ -936,6 +971,14 @@ export function checkRestartPolicy(host: ContainerHostConfig): void {
   const count = policy.MaximumRetryCount ?? 0;
   if (!Number.isInteger(count) || count < 0) throw new InvalidArgumentError('invalid restart policy: maximum retry count cannot be negative', 'HostConfig.RestartPolicy.MaximumRetryCount');
   if (count > 0 && name !== 'on-failure') throw new InvalidArgumentError(`invalid restart policy: maximum retry count can only be used with 'on-failure'`, 'HostConfig.RestartPolicy.MaximumRetryCount');
+}
+
+function readOr(file: string, fallback: string): string {
+  try {
+    return fs.readFileSync(file, 'utf8');
+  } catch {
+    return fallback;
+  }
 }
 
 /** The host's resolv.conf without loopback resolvers, which a container cannot reach (Docker's rule). */

@@ -345,3 +345,23 @@ describe('containerSpec: resources, limits, sysctls, security options', () => {
     rejects(() => spec({}, null as unknown as HostConfig), /^HostConfig: must be an object/);
   });
 });
+
+describe('containerSpec: the network namespace', () => {
+  const facts: HostFacts = { arch: 'amd64', sysctls: ['net.ipv4.ip_unprivileged_port_start', 'net.ipv4.ping_group_range'] };
+  it('is private by default, with Docker\'s network sysctls', () => {
+    const s = spec({}, {}, { facts });
+    assert.deepEqual(s.linux!.namespaces!.find((n) => n.type === 'network'), { type: 'network' });
+    assert.equal(s.linux!.sysctl!['net.ipv4.ip_unprivileged_port_start'], '0');
+  });
+  it('is the host\'s with mode host: no namespace, and no sysctl that would change the host', () => {
+    const s = spec({}, {}, { facts, network: { mode: 'host' } });
+    assert.equal(s.linux!.namespaces!.some((n) => n.type === 'network'), false);
+    assert.equal(s.linux!.sysctl!['net.ipv4.ip_unprivileged_port_start'], undefined);
+    assert.equal(s.linux!.sysctl!['net.ipv4.ping_group_range'], undefined);
+    rejects(() => spec({}, { Sysctls: { 'net.ipv4.ip_forward': '1' } }, { facts, network: { mode: 'host' } }), /not allowed in the host's network namespace/);
+  });
+  it('joins another namespace by path', () => {
+    const s = spec({}, {}, { facts, network: { mode: 'join', path: '/proc/42/ns/net' } });
+    assert.deepEqual(s.linux!.namespaces!.find((n) => n.type === 'network'), { type: 'network', path: '/proc/42/ns/net' });
+  });
+});

@@ -7,7 +7,7 @@
  * Bad input is an InvalidArgumentError naming the field as the Docker API spells it:
  * `Env[2]`, `HostConfig.CapAdd[1]`, `HostConfig.Memory`.
  *
- * Not done here (no input for them yet): networks and ports, volumes and bind mounts, links,
+ * Not done here (no input for them yet): networks beyond the namespace and ports, volumes and bind mounts, links,
  * IpcMode/PidMode/UTSMode other than private, blkio, device requests, console size, AppArmor's
  * docker-default profile and SELinux labels.
  */
@@ -106,6 +106,11 @@ export interface ContainerSpecInput {
   cgroupsPath: string;
   id: string;
   facts?: HostFacts;
+  /**
+   * The container's network namespace: its own (default; "none" and, until networks exist,
+   * "bridge"), the host's ("host"), or another container's, by its path ("container:<id>").
+   */
+  network?: { mode: 'private' } | { mode: 'host' } | { mode: 'join'; path: string };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -186,6 +191,12 @@ function defaultDeviceRules(): DeviceCgroupRule[] {
 // ---------------------------------------------------------------------------------------------
 // The spec
 
+function networkNamespace(network: NonNullable<ContainerSpecInput['network']>): Namespace[] {
+  if (network.mode === 'host') return [];
+  if (network.mode === 'join') return [{ type: 'network', path: network.path }];
+  return [{ type: 'network' }];
+}
+
 export function containerSpec(input: ContainerSpecInput): Spec {
   const { image, create, host, user } = input;
   const facts = input.facts ?? {};
@@ -209,7 +220,8 @@ export function containerSpec(input: ContainerSpecInput): Spec {
 
   // Namespaces first: other defaults depend on them.
   const security = parseSecurityOpt(host.SecurityOpt);
-  const namespaces: Namespace[] = [{ type: 'mount' }, { type: 'network' }, { type: 'uts' }, { type: 'pid' }, { type: 'ipc' }];
+  const network = input.network ?? { mode: 'private' };
+  const namespaces: Namespace[] = [{ type: 'mount' }, ...networkNamespace(network), { type: 'uts' }, { type: 'pid' }, { type: 'ipc' }];
   const usernsMode = optionalString(host.UsernsMode, 'HostConfig.UsernsMode') ?? '';
   if (!['', 'host', 'private'].includes(usernsMode)) throw new InvalidArgumentError(`invalid user namespace mode ${JSON.stringify(usernsMode)}`, 'HostConfig.UsernsMode');
   if (usernsMode === 'private' && !facts.idMappings) {
@@ -300,10 +312,14 @@ export function containerSpec(input: ContainerSpecInput): Spec {
 
   // Sysctls: Docker's defaults for a private network namespace when the host has them, then the user's.
   const hostSysctls = new Set(facts.sysctls ?? []);
-  if (!userns && hostSysctls.has('net.ipv4.ping_group_range')) linux.sysctl!['net.ipv4.ping_group_range'] = '0 2147483647';
-  if (hostSysctls.has('net.ipv4.ip_unprivileged_port_start')) linux.sysctl!['net.ipv4.ip_unprivileged_port_start'] = '0';
+  // (Never in the host's network namespace: these are per namespace, and would change the host's.)
+  if (network.mode !== 'host') {
+    if (!userns && hostSysctls.has('net.ipv4.ping_group_range')) linux.sysctl!['net.ipv4.ping_group_range'] = '0 2147483647';
+    if (hostSysctls.has('net.ipv4.ip_unprivileged_port_start')) linux.sysctl!['net.ipv4.ip_unprivileged_port_start'] = '0';
+  }
   for (const [key, value] of Object.entries(checkStringMap(host.Sysctls, 'HostConfig.Sysctls') ?? {})) {
     checkSysctl(key);
+    if (network.mode === 'host' && key.startsWith('net.')) throw new InvalidArgumentError(`sysctl ${JSON.stringify(key)} is not allowed in the host's network namespace`, 'HostConfig.Sysctls');
     linux.sysctl![key] = value;
   }
 
