@@ -77,7 +77,7 @@ describe("engine defaults: Docker's, from inside the container", { skip: !isRoot
   });
   after(() => {
     cli.cleanup();
-    for (const b of bundles) b.remove();
+    for (const b of bundles.splice(0)) b.remove();
     for (const root of ['/sys/fs/cgroup', ...['memory', 'pids', 'cpu,cpuacct', 'devices', 'freezer', 'systemd'].map((c) => `/sys/fs/cgroup/${c}`)]) {
       try {
         fs.rmdirSync(path.join(root, CGROUP_PARENT));
@@ -149,7 +149,11 @@ describe('engine defaults: the same CapEff as docker run', { skip: dockerdSkip, 
     testImagesDir();
     engine = await startPrivateDockerd({ prefix: 'berth-defaults-dockerd-', timeoutMs: 120_000 });
   });
-  after(() => engine?.stop());
+  after(async () => {
+    await engine?.stop();
+    // runSh's bundles of this suite (the first suite's after() has run already).
+    for (const b of bundles.splice(0)) b.remove();
+  });
 
   it('docker run --rm busybox grep CapEff /proc/self/status', () => {
     const images = testImagesDir();
