@@ -22,6 +22,7 @@ import { Runtime } from '../runtime/runtime.js';
 import { OverlaySnapshotter } from '../storage/snapshotter.js';
 import { VolumeStore } from '../storage/volumes.js';
 import { ExecService } from './containers/exec.js';
+import { HealthMonitor } from './containers/health.js';
 import { ContainerService } from './containers/service.js';
 import { EventBus } from './events.js';
 import { ImageService } from './images.js';
@@ -48,6 +49,7 @@ export class Engine {
   readonly runtime: Runtime;
   readonly containers: ContainerService;
   readonly execs: ExecService;
+  readonly health: HealthMonitor;
   /** Pull, push, load, save, import, commit, remove, prune: what the image routes call. */
   readonly imageService: ImageService;
   readonly facts: HostFacts;
@@ -81,6 +83,10 @@ export class Engine {
       usernsRemap: options.usernsRemap,
     });
     this.execs = new ExecService(this.containers, this.runtime, this.events, this.facts.capabilities ?? []);
+    this.health = new HealthMonitor(this.containers, this.execs, this.events);
+    this.events.subscribe((e) => {
+      if (e.Type === 'container' && e.Action === 'destroy') this.execs.forgetContainer(e.Actor.ID);
+    });
     this.imageService = new ImageService({
       content: this.content,
       images: this.images,
@@ -96,10 +102,13 @@ export class Engine {
   static async open(options: EngineOptions): Promise<Engine> {
     const engine = new Engine(options);
     await engine.containers.reconcile();
+    // Containers that run on after a daemon restart are probed again.
+    for (const c of engine.containers.list()) if (c.state.status === 'running') engine.health.begin(c.id);
     return engine;
   }
 
   close(): void {
+    this.health.close();
     this.containers.close();
   }
 }

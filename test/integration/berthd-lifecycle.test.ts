@@ -289,6 +289,23 @@ describe('berthd with the docker CLI', { skip }, () => {
     assert.match(unknown.stderr, /network nosuchnet not found/);
   });
 
+  it('health checks: starting, healthy, unhealthy after the retries, in inspect, ps and events', async () => {
+    const since = Math.floor(Date.now() / 1000) - 1;
+    const id = d.dockerOk(['run', '-d', '--health-cmd', 'test -f /tmp/ok', '--health-interval', '200ms', '--health-retries', '2', 'busybox', 'sh', '-c', 'sleep 1; touch /tmp/ok; sleep 1000']).trim();
+    const status = (): string => d.dockerOk(['inspect', '-f', '{{.State.Health.Status}}', id]).trim();
+    assert.ok(await poll(() => status() === 'healthy', 15_000), `became ${status()}`);
+    assert.match(d.dockerOk(['ps', '--filter', `id=${id}`, '--format', '{{.Status}}']), /\(healthy\)/);
+    d.dockerOk(['exec', id, 'rm', '/tmp/ok']);
+    assert.ok(await poll(() => status() === 'unhealthy', 15_000), `became ${status()}`);
+    const health = JSON.parse(d.dockerOk(['inspect', '-f', '{{json .State.Health}}', id])) as { FailingStreak: number; Log: Array<{ ExitCode: number }> };
+    assert.ok(health.FailingStreak >= 2);
+    assert.equal(health.Log.at(-1)!.ExitCode, 1);
+    d.dockerOk(['rm', '-f', id]);
+    const events = d.dockerOk(['events', '--since', String(since), '--until', String(Math.floor(Date.now() / 1000) + 1), '--filter', `container=${id}`, '--format', '{{.Action}}']);
+    assert.match(events, /health_status: healthy/);
+    assert.match(events, /health_status: unhealthy/);
+  });
+
   it('system df and info answer', () => {
     assert.match(d.dockerOk(['system', 'df']), /Images/);
     assert.match(d.dockerOk(['info', '--format', '{{.Driver}} {{.OSType}}']), /overlay2 linux/);

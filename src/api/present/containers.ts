@@ -24,7 +24,7 @@ export function statusText(c: ContainerRecord, now = Date.now()): string {
   const s = c.state;
   switch (s.status) {
     case 'running':
-      return `Up ${humanDuration(now - Date.parse(s.startedAt))}`;
+      return `Up ${humanDuration(now - Date.parse(s.startedAt))}${s.health ? ` (${s.health.Status === 'starting' ? 'health: starting' : s.health.Status})` : ''}`;
     case 'paused':
       return `Up ${humanDuration(now - Date.parse(s.startedAt))} (Paused)`;
     case 'restarting':
@@ -75,6 +75,7 @@ export function containerInspect(c: ContainerRecord, paths: { logPath: string; d
       Paused: s.status === 'paused',
       Restarting: s.status === 'restarting',
       OOMKilled: s.oomKilled,
+      ...(s.health ? { Health: s.health } : {}),
       Dead: s.status === 'dead',
       Pid: s.pid,
       ExitCode: s.exitCode,

@@ -171,7 +171,13 @@ export class ExecService {
       exec.exitCode = code;
       exec.pid = 0;
       this.events.emit('container', 'exec_die', container.id, { image: container.imageRef, name: container.name.slice(1), execID: id, exitCode: String(code) });
-      void client.shutdown().catch(() => undefined);
+      exec.dir = undefined;
+      // The shim goes at once; its directory with it (health checks run one exec per interval).
+      void client
+        .shutdown()
+        .catch(() => undefined)
+        .then(() => fs.promises.rm(dir, { recursive: true, force: true }))
+        .catch(() => undefined);
     });
     return { stream, exited };
   }
@@ -181,6 +187,12 @@ export class ExecService {
     if (!exec.running || !exec.dir) throw new ConflictError(`Exec ${id} is not running`);
     if (exec.config.Tty !== true) return;
     await new ShimClient(exec.dir).resize(rows, cols);
+  }
+
+  /** Forgets one finished exec (the health monitor's probes). */
+  forget(id: string): void {
+    const exec = this.execs.get(id);
+    if (exec && !exec.running) this.execs.delete(id);
   }
 
   /** Forgets the execs of a container (it stopped or went away). */

@@ -17,6 +17,8 @@ export interface ContainerState {
   finishedAt: string;
   error: string;
   oomKilled: boolean;
+  /** While a container with a Healthcheck runs (see health.ts). */
+  health?: { Status: 'starting' | 'healthy' | 'unhealthy'; FailingStreak: number; Log: Array<{ Start: string; End: string; ExitCode: number; Output: string }> };
 }
 
 /** A volume, bind or tmpfs in the container, as inspect's `Mounts` shows it. */

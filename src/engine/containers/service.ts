@@ -869,6 +869,14 @@ export class ContainerService {
     };
   }
 
+  /** Records the latest health check state (HealthMonitor). */
+  setHealth(id: string, health: NonNullable<ContainerRecord['state']['health']>): void {
+    const record = this.store.find(id);
+    if (!record || (record.state.status !== 'running' && record.state.status !== 'paused')) return;
+    record.state.health = health;
+    this.store.save(record);
+  }
+
   /** Sets the container's terminal size (Docker's resize; ignored without a terminal, as dockerd). */
   async resize(ref: string, rows: number, cols: number): Promise<void> {
     const record = this.store.get(ref);

@@ -1,0 +1,35 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+
+import { nextHealth, probeCommand, timing, type Health } from './health.js';
+
+const ok = { Start: 's', End: 'e', ExitCode: 0, Output: '' };
+const bad = { ...ok, ExitCode: 1 };
+
+describe('health checks', () => {
+  it('turns Docker test forms into argv', () => {
+    assert.deepEqual(probeCommand(['CMD', 'curl', '-f', 'x']), ['curl', '-f', 'x']);
+    assert.deepEqual(probeCommand(['CMD-SHELL', 'test -f /ok']), ['/bin/sh', '-c', 'test -f /ok']);
+    assert.equal(probeCommand(['NONE']), undefined);
+    assert.equal(probeCommand([]), undefined);
+    assert.equal(probeCommand(undefined), undefined);
+  });
+  it('reads nanoseconds, with Docker\'s defaults for 0', () => {
+    assert.deepEqual(timing({ Interval: 200_000_000, Retries: 2 }), { interval: 200, timeout: 30_000, startPeriod: 0, retries: 2 });
+    assert.deepEqual(timing({}), { interval: 30_000, timeout: 30_000, startPeriod: 0, retries: 3 });
+  });
+  it('becomes healthy on a success and unhealthy after Retries failures in a row', () => {
+    let h: Health = { Status: 'starting', FailingStreak: 0, Log: [] };
+    h = nextHealth(h, bad, 2, false);
+    assert.deepEqual([h.Status, h.FailingStreak], ['starting', 1]);
+    h = nextHealth(h, ok, 2, false);
+    assert.deepEqual([h.Status, h.FailingStreak], ['healthy', 0]);
+    h = nextHealth(nextHealth(h, bad, 2, false), bad, 2, false);
+    assert.deepEqual([h.Status, h.FailingStreak], ['unhealthy', 2]);
+  });
+  it('does not count failures during the start period, and keeps the last 5 results', () => {
+    let h: Health = { Status: 'starting', FailingStreak: 0, Log: [] };
+    for (let i = 0; i < 7; i++) h = nextHealth(h, bad, 1, true);
+    assert.deepEqual([h.Status, h.FailingStreak, h.Log.length], ['starting', 0, 5]);
+  });
+});

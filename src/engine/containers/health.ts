@@ -1,0 +1,153 @@
+/**
+ * Docker's health checks: while a container with a Healthcheck runs, its test runs every
+ * Interval as an exec (CMD: argv; CMD-SHELL: /bin/sh -c); Retries failures in a row make it
+ * unhealthy, one success healthy again; failures during StartPeriod do not count. The state
+ * goes into the container's record (inspect's State.Health) and out as `health_status` events.
+ * Driven by the engine's events (start, die, destroy), so the container service knows nothing
+ * of it.
+ */
+import type { EngineEvent, EventBus } from '../events.js';
+import type { ExecService } from './exec.js';
+import type { ContainerService } from './service.js';
+
+export interface HealthLogEntry {
+  Start: string;
+  End: string;
+  ExitCode: number;
+  Output: string;
+}
+
+export interface Health {
+  Status: 'starting' | 'healthy' | 'unhealthy';
+  FailingStreak: number;
+  Log: HealthLogEntry[];
+}
+
+export interface Healthcheck {
+  Test?: string[];
+  Interval?: number;
+  Timeout?: number;
+  StartPeriod?: number;
+  Retries?: number;
+}
+
+const NS_PER_MS = 1_000_000;
+const DEFAULTS = { interval: 30_000, timeout: 30_000, startPeriod: 0, retries: 3 };
+const MAX_OUTPUT = 4096;
+const KEEP_LOG = 5;
+
+/** The probe's argv, or undefined for none ("NONE", empty). */
+export function probeCommand(test: string[] | undefined): string[] | undefined {
+  if (!test || test.length === 0 || test[0] === 'NONE') return undefined;
+  if (test[0] === 'CMD') return test.length > 1 ? test.slice(1) : undefined;
+  if (test[0] === 'CMD-SHELL') return test.length > 1 ? ['/bin/sh', '-c', test.slice(1).join(' ')] : undefined;
+  return ['/bin/sh', '-c', test.join(' ')];
+}
+
+/** Durations come in nanoseconds; 0 means the default. */
+export function timing(check: Healthcheck): typeof DEFAULTS {
+  const ms = (ns: number | undefined, fallback: number): number => (ns && ns > 0 ? Math.max(1, Math.round(ns / NS_PER_MS)) : fallback);
+  return {
+    interval: ms(check.Interval, DEFAULTS.interval),
+    timeout: ms(check.Timeout, DEFAULTS.timeout),
+    startPeriod: ms(check.StartPeriod, DEFAULTS.startPeriod),
+    retries: check.Retries && check.Retries > 0 ? check.Retries : DEFAULTS.retries,
+  };
+}
+
+/** The next health state after a probe, as moby's handleProbeResult. */
+export function nextHealth(current: Health, entry: HealthLogEntry, retries: number, inStartPeriod: boolean): Health {
+  const log = [...current.Log, entry].slice(-KEEP_LOG);
+  if (entry.ExitCode === 0) return { Status: 'healthy', FailingStreak: 0, Log: log };
+  if (inStartPeriod && current.Status === 'starting') return { ...current, Log: log };
+  const streak = current.FailingStreak + 1;
+  return { Status: streak >= retries ? 'unhealthy' : current.Status, FailingStreak: streak, Log: log };
+}
+
+export class HealthMonitor {
+  private readonly timers = new Map<string, NodeJS.Timeout>();
+
+  constructor(
+    private readonly containers: ContainerService,
+    private readonly execs: ExecService,
+    private readonly events: EventBus,
+  ) {
+    events.subscribe((e) => this.onEvent(e));
+  }
+
+  private onEvent(e: EngineEvent): void {
+    if (e.Type !== 'container') return;
+    if (e.Action === 'start') this.begin(e.Actor.ID);
+    else if (e.Action === 'die' || e.Action === 'destroy') this.end(e.Actor.ID);
+  }
+
+  /** Starts probing a running container (also after a daemon restart). */
+  begin(id: string): void {
+    const record = this.containers.find(id);
+    const check = record?.config.Healthcheck as Healthcheck | undefined;
+    const argv = probeCommand(check?.Test);
+    if (!record || !check || !argv) return;
+    this.end(id);
+    const t = timing(check);
+    const startedAt = Date.now();
+    this.containers.setHealth(id, { Status: 'starting', FailingStreak: 0, Log: [] });
+    const tick = (): void => {
+      this.timers.set(
+        id,
+        setTimeout(() => {
+          void this.probe(id, argv, t.timeout)
+            .then((entry) => {
+              const current = this.containers.find(id)?.state.health;
+              if (!current || !this.timers.has(id)) return;
+              const next = nextHealth(current, entry, t.retries, Date.now() - startedAt < t.startPeriod);
+              this.containers.setHealth(id, next);
+              if (next.Status !== current.Status) this.events.emit('container', `health_status: ${next.Status}`, id, { name: this.containers.find(id)?.name.slice(1) ?? '' });
+            })
+            .catch(() => undefined)
+            .finally(() => {
+              if (this.timers.has(id)) tick();
+            });
+        }, t.interval).unref(),
+      );
+    };
+    tick();
+  }
+
+  end(id: string): void {
+    const timer = this.timers.get(id);
+    if (timer) clearTimeout(timer);
+    this.timers.delete(id);
+  }
+
+  close(): void {
+    for (const id of [...this.timers.keys()]) this.end(id);
+  }
+
+  /** One run of the test: its exit code (-1 on timeout or failure to start) and first output. */
+  private async probe(id: string, argv: string[], timeoutMs: number): Promise<HealthLogEntry> {
+    const start = new Date().toISOString();
+    let output = '';
+    let exitCode = -1;
+    try {
+      const execId = this.execs.create(id, { Cmd: argv, AttachStdout: true, AttachStderr: true });
+      const started = await this.execs.start(execId, {});
+      const stream = started.stream!;
+      stream.on('data', (chunk: Buffer) => {
+        // Frames: an 8-byte header, then the bytes; keep the text.
+        for (let at = 0; at + 8 <= chunk.length; ) {
+          const len = chunk.readUInt32BE(at + 4);
+          if (output.length < MAX_OUTPUT) output += chunk.subarray(at + 8, at + 8 + len).toString('utf8');
+          at += 8 + len;
+        }
+      });
+      stream.resume();
+      const timeout = new Promise<number>((resolve) => setTimeout(() => resolve(-1), timeoutMs).unref());
+      exitCode = await Promise.race([started.exited, timeout]);
+      if (exitCode === -1) output = `Health check exceeded timeout (${timeoutMs}ms)`;
+      else this.execs.forget(execId);
+    } catch (err) {
+      output = (err as Error).message;
+    }
+    return { Start: start, End: new Date().toISOString(), ExitCode: exitCode, Output: output.slice(0, MAX_OUTPUT) };
+  }
+}
