@@ -23,6 +23,8 @@ Options:
       --group GROUP           Group owning the socket (default: docker, if it exists)
       --cgroup-parent PATH    Parent cgroup of the containers (default /berth)
       --userns-remap default  Every container in its own user namespace (own id range)
+  -b, --bridge NAME           The default bridge (default berth0; none: no bridge, only lo)
+      --bip CIDR              The bridge's address and subnet (default 172.29.0.1/16)
       --no-cgroup-favordynmods  Leave the kernel's cgroup favordynmods flag alone (berthd sets
                               it: ~12 ms less per container start; see src/engine/host-tuning.ts)
       --config-file FILE      (default /etc/berth/daemon.json)
@@ -40,6 +42,8 @@ interface DaemonConfig {
   group?: string;
   'cgroup-parent'?: string;
   'userns-remap'?: string;
+  bridge?: string;
+  bip?: string;
   'cgroup-favordynmods'?: boolean;
   debug?: boolean;
   'log-level'?: string;
@@ -99,6 +103,8 @@ async function main(): Promise<void> {
         group: { type: 'string', short: 'G' },
         'cgroup-parent': { type: 'string' },
         'userns-remap': { type: 'string' },
+        bridge: { type: 'string', short: 'b' },
+        bip: { type: 'string' },
         'no-cgroup-favordynmods': { type: 'boolean' },
         'config-file': { type: 'string' },
         debug: { type: 'boolean', short: 'D' },
@@ -126,6 +132,8 @@ async function main(): Promise<void> {
   if (!['debug', 'info', 'warn', 'error', 'fatal'].includes(level)) fail(`invalid log level ${JSON.stringify(level)}`);
   const remap = flags['userns-remap'] ?? config['userns-remap'] ?? '';
   if (remap !== '' && remap !== 'default') fail(`--userns-remap ${JSON.stringify(remap)}: only "default" is supported (each container gets its own id range)`);
+  const bridgeName = flags.bridge ?? config.bridge ?? 'berth0';
+  if (bridgeName !== 'none' && !/^[a-zA-Z0-9_.-]{1,15}$/.test(bridgeName)) fail(`--bridge ${JSON.stringify(bridgeName)}: not a valid interface name (at most 15 characters)`);
   const debug = flags.debug ?? config.debug ?? level === 'debug';
   const log = (line: string): void => void process.stderr.write(`${new Date().toISOString()} ${line}\n`);
 
@@ -156,6 +164,7 @@ async function main(): Promise<void> {
     insecureRegistries: flags['insecure-registry'] ?? config['insecure-registries'] ?? [],
     cgroupParent: flags['cgroup-parent'] ?? config['cgroup-parent'],
     usernsRemap: remap === 'default',
+    bridge: bridgeName === 'none' ? undefined : { name: bridgeName, cidr: flags.bip ?? config.bip ?? '172.29.0.1/16' },
   });
   const server = new ApiServer(engine, { log: debug ? log : (line) => line.startsWith('error') && log(line) });
   const group = groupId(flags.group ?? config.group);

@@ -19,6 +19,8 @@ import { ImageStore } from '../images/image-store.js';
 import { LocalContentStore } from '../images/content-store.js';
 import { CAPABILITIES } from '../runtime/plan/tables.js';
 import { Runtime } from '../runtime/runtime.js';
+import { ensureBridge } from '../network/bridge.js';
+import { Ipam, parseCidr } from '../network/ipam.js';
 import { OverlaySnapshotter } from '../storage/snapshotter.js';
 import { VolumeStore } from '../storage/volumes.js';
 import { ExecService } from './containers/exec.js';
@@ -37,6 +39,8 @@ export interface EngineOptions {
   cgroupParent?: string;
   /** Every container in its own user namespace unless UsernsMode is "host". */
   usernsRemap?: boolean;
+  /** The default bridge network (dockerd's --bridge/--bip); none: containers get only lo. */
+  bridge?: { name: string; cidr: string };
 }
 
 export class Engine {
@@ -54,6 +58,8 @@ export class Engine {
   readonly imageService: ImageService;
   readonly facts: HostFacts;
   readonly startedAt = new Date();
+  /** The default bridge and its addresses, when configured. */
+  readonly bridge?: { name: string; ipam: Ipam };
 
   private constructor(options: EngineOptions) {
     this.options = options;
@@ -69,6 +75,11 @@ export class Engine {
     this.volumes = new VolumeStore(path.join(data, 'volumes'), { inUse: (name) => this.containers.volumeInUse(name) });
     this.runtime = new Runtime({ root: path.join(exec, 'runtime') });
     this.facts = hostFacts();
+    if (options.bridge) {
+      const subnet = parseCidr(options.bridge.cidr);
+      ensureBridge(options.bridge.name, subnet);
+      this.bridge = { name: options.bridge.name, ipam: new Ipam(path.join(data, 'network', `${options.bridge.name}.json`), subnet) };
+    }
     this.containers = new ContainerService({
       containersDir: path.join(data, 'containers'),
       execRoot: exec,
@@ -81,6 +92,7 @@ export class Engine {
       facts: this.facts,
       cgroupParent: options.cgroupParent,
       usernsRemap: options.usernsRemap,
+      bridge: this.bridge,
     });
     this.execs = new ExecService(this.containers, this.runtime, this.events, this.facts.capabilities ?? []);
     this.health = new HealthMonitor(this.containers, this.execs, this.events);

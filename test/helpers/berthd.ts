@@ -34,7 +34,7 @@ export interface PrivateBerthd {
   stop(): Promise<void>;
 }
 
-export async function startBerthd(opts: { prefix?: string; timeoutMs?: number; extraArgs?: string[]; config?: object } = {}): Promise<PrivateBerthd> {
+export async function startBerthd(opts: { prefix?: string; timeoutMs?: number; extraArgs?: string[]; config?: object; bridge?: { name: string; cidr: string } } = {}): Promise<PrivateBerthd> {
   assert.ok(DOCKER, 'the docker CLI is needed');
   const dir = fs.mkdtempSync(`/tmp/${opts.prefix ?? 'berthd-'}`);
   fs.chmodSync(dir, 0o711); // containers with their own user namespace pass through to their bundles
@@ -66,7 +66,7 @@ export async function startBerthd(opts: { prefix?: string; timeoutMs?: number; e
     const log = fs.openSync(path.join(dir, 'berthd.log'), 'a');
     const child = spawn(
       BERTHD,
-      ['-H', `unix://${socket}`, '--data-root', path.join(dir, 'data'), '--exec-root', path.join(dir, 'exec'), '--pidfile', path.join(dir, 'berthd.pid'), '--cgroup-parent', cgroupParent, '--config-file', path.join(dir, 'daemon.json'), '-D', ...(opts.extraArgs ?? [])],
+      ['-H', `unix://${socket}`, '--data-root', path.join(dir, 'data'), '--exec-root', path.join(dir, 'exec'), '--pidfile', path.join(dir, 'berthd.pid'), '--cgroup-parent', cgroupParent, '--config-file', path.join(dir, 'daemon.json'), '-D', ...(opts.bridge ? ['--bridge', opts.bridge.name, '--bip', opts.bridge.cidr] : ['--bridge', 'none']), ...(opts.extraArgs ?? [])],
       { stdio: ['ignore', log, log], detached: true },
     );
     fs.closeSync(log);
@@ -104,6 +104,7 @@ export async function startBerthd(opts: { prefix?: string; timeoutMs?: number; e
     // Shims (and their containers) of anything left: found by the dir in their command line.
     for (const pid of pidsMentioning(dir)) await stopPid(pid, 3000);
     unmountUnder(dir);
+    if (opts.bridge) cmd('ip', ['link', 'del', opts.bridge.name]);
     removeCgroups([cgroupParent.slice(1)], [''], cgroupsBefore);
     if (!process.env.BERTH_KEEP_ENGINE_DIRS) fs.rmSync(dir, { recursive: true, force: true });
   };

@@ -132,11 +132,11 @@ export function containerInspect(c: ContainerRecord, paths: { logPath: string; d
       HairpinMode: false,
       Ports: {},
       SandboxKey: '',
-      Gateway: '',
-      IPAddress: '',
-      IPPrefixLen: 0,
+      Gateway: c.network?.gateway ?? '',
+      IPAddress: c.network?.ip ?? '',
+      IPPrefixLen: c.network?.prefix ?? 0,
       MacAddress: '',
-      Networks: {},
+      Networks: c.network ? { bridge: { NetworkID: 'bridge', EndpointID: '', Gateway: c.network.gateway, IPAddress: c.network.ip, IPPrefixLen: c.network.prefix, MacAddress: '', Aliases: null, Links: null } } : {},
     },
   };
 }

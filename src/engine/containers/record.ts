@@ -85,6 +85,8 @@ export interface ContainerRecord {
   mounts: MountPoint[];
   /** The snapshot holding its writable layer. */
   snapshotKey: string;
+  /** Its address on the default bridge while it runs there (src/network). */
+  network?: { ip: string; gateway: string; prefix: number };
   /** Its own range of host ids when it runs in a user namespace (see userns.ts). */
   idRange?: { base: number; size: number };
 }

@@ -34,6 +34,8 @@ import { ContainerStore } from './store.js';
 import { randomName } from './names.js';
 import { resolveUser } from './user.js';
 import { allocateRange, idMappings, mountIdmapped, unmountIdmapped } from './userns.js';
+import { attachToBridge } from '../../network/bridge.js';
+import type { Ipam } from '../../network/ipam.js';
 
 export interface ContainerServiceOptions {
   /** Persistent: records and per-container files (`<dataRoot>/containers/<id>`). */
@@ -49,6 +51,8 @@ export interface ContainerServiceOptions {
   facts?: HostFacts;
   /** Parent cgroup of every container (Docker's "/docker"). */
   cgroupParent?: string;
+  /** The default bridge network; without it "bridge" containers get a namespace with only lo. */
+  bridge?: { name: string; ipam: Ipam };
   /** Every container in its own user namespace unless it asks for UsernsMode "host" (berthd --userns-remap). */
   usernsRemap?: boolean;
   /** Log rotation handed to each shim. */
@@ -347,6 +351,21 @@ export class ContainerService {
     throw new InvalidArgumentError(`network ${mode} not found`, 'HostConfig.NetworkMode');
   }
 
+  /** On the default bridge (NetworkMode "", "default" or "bridge", and a bridge configured): an address and a veth. */
+  private attachNetwork(record: ContainerRecord): void {
+    const bridge = this.opts.bridge;
+    const mode = record.hostConfig.NetworkMode ?? '';
+    if (!bridge || !['', 'default', 'bridge'].includes(mode)) return;
+    const ip = bridge.ipam.allocate(record.id);
+    try {
+      attachToBridge({ bridge: bridge.name, pid: this.opts.runtime.state(record.id).pid ?? 0, containerId: record.id, ip, subnet: bridge.ipam.subnet });
+    } catch (err) {
+      bridge.ipam.release(record.id);
+      throw err;
+    }
+    record.network = { ip, gateway: bridge.ipam.subnet.gateway, prefix: bridge.ipam.subnet.prefix };
+  }
+
   /** The spec's network input at start: another container's namespace must exist then. */
   private networkAtStart(record: ContainerRecord): NonNullable<Parameters<typeof containerSpec>[0]['network']> {
     const network = this.networkMode(record.hostConfig);
@@ -412,6 +431,7 @@ export class ContainerService {
       // A runtime record left from a run that ended while we were away.
       await this.opts.runtime.delete(id, true).catch(() => undefined);
       await this.opts.runtime.create(id, { bundle, shim: { dir: shimDir, stdin: record.config.OpenStdin === true, log: this.opts.log ?? DEFAULT_LOG_ROTATION } });
+      this.attachNetwork(record);
       await this.runPendingAttach(id, shimDir);
       // Before the program runs: its first log lines are not older than StartedAt (logs
       // since=StartedAt, as testcontainers asks after a restart, must include them).
@@ -531,6 +551,7 @@ export class ContainerService {
     const oomKilled = exit?.signal === 9 && this.oomKilled(id);
     await this.cleanupRun(id);
     record.state = { ...record.state, status: 'exited', pid: 0, exitCode: code, finishedAt: exit?.finished ?? nowIso(), oomKilled };
+    delete record.network;
     this.store.save(record);
     if (oomKilled) this.opts.events.emit('container', 'oom', id, { image: record.imageRef, name: record.name.slice(1) });
     this.opts.events.emit('container', 'die', id, { image: record.imageRef, name: record.name.slice(1), exitCode: String(code) });
@@ -559,6 +580,8 @@ export class ContainerService {
     await this.mounter.unmount(this.rootfsDir(id)).catch(() => unmount(this.rootfsDir(id)));
     if (fs.existsSync(this.layersDir(id))) unmountIdmapped(this.layersDir(id));
     await new ShimClient(this.shimDir(id)).shutdown().catch(() => undefined);
+    // The veth went with the namespace; the address is free again.
+    this.opts.bridge?.ipam.release(id);
   }
 
   private maybeRestart(record: ContainerRecord): void {
@@ -900,6 +923,7 @@ export class ContainerService {
         await this.opts.snapshotter.remove(snapshot.key).catch(() => undefined);
       }
     }
+    this.opts.bridge?.ipam.retain(new Set(this.store.list().filter((c) => c.state.status === 'running' || c.state.status === 'paused').map((c) => c.id)));
     for (const record of this.store.list()) {
       const id = record.id;
       const status: ContainerStatus = record.state.status;

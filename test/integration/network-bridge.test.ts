@@ -1,0 +1,72 @@
+/**
+ * Issue 5, the default bridge (first part): berthd with its own bridge and subnet (made by the
+ * test, deleted after). Containers get an address and a default route; one reaches another by
+ * IP; the host reaches a container's web server at its address; --network none stays with lo.
+ * Traffic goes only to the addresses this test made: the bridge's and its containers'.
+ */
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import http from 'node:http';
+import { after, before, describe, it } from 'node:test';
+
+import { startBerthd, type PrivateBerthd } from '../helpers/berthd.js';
+import { cmd, dockerdSkip, poll } from '../helpers/engines.js';
+
+const BRIDGE = `bt${process.pid % 100000}`;
+const CIDR = `10.213.${process.pid % 200}.1/24`;
+
+function get(url: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = http.get(url, { timeout: 3000 }, (res) => {
+      let body = '';
+      res.on('data', (c: Buffer) => (body += c.toString()));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.on('error', reject);
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+  });
+}
+
+describe('the default bridge network', { skip: dockerdSkip }, () => {
+  let d: PrivateBerthd;
+  before(async () => {
+    d = await startBerthd({ prefix: 'berthd-net-', bridge: { name: BRIDGE, cidr: CIDR } });
+    d.loadImages('busybox', 'web');
+  });
+  after(async () => {
+    await d?.stop();
+    assert.notEqual(cmd('ip', ['link', 'show', BRIDGE]).status, 0, 'the bridge is gone');
+  });
+
+  it('gives containers addresses on the bridge; they reach each other and the host reaches them', async () => {
+    const gateway = CIDR.split('/')[0]!;
+    const web = d.dockerOk(['run', '-d', 'web']).trim();
+    const ip = d.dockerOk(['inspect', '-f', '{{.NetworkSettings.IPAddress}}', web]).trim();
+    assert.match(ip, new RegExp(`^${gateway.replace(/\.1$/, '').replace(/\./g, '\\.')}\\.\\d+$`));
+    assert.equal(d.dockerOk(['inspect', '-f', '{{.NetworkSettings.Networks.bridge.Gateway}}', web]).trim(), gateway);
+    // The host, through the bridge.
+    let answer: { status: number; body: string } | undefined;
+    for (let i = 0; i < 50 && !answer; i++) {
+      answer = await get(`http://${ip}/`).catch(() => undefined);
+      if (!answer) await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.equal(answer?.status, 200);
+    // Another container, by IP.
+    const inside = d.dockerOk(['run', '--rm', 'busybox', 'sh', '-c', `ip -4 -o addr show eth0; ip route; wget -q -O - http://${ip}/ >/dev/null && echo reached`]);
+    assert.match(inside, /inet 10\.213\./);
+    assert.match(inside, new RegExp(`default via ${gateway.replace(/\./g, '\\.')}`));
+    assert.match(inside, /reached/);
+    // --network none still has only lo.
+    assert.equal(d.dockerOk(['run', '--rm', '--network', 'none', 'busybox', 'ls', '/sys/class/net']).trim(), 'lo');
+    // Addresses are not given twice, and freed when a container stops.
+    const second = d.dockerOk(['run', '-d', 'busybox', 'sleep', '100']).trim();
+    const ip2 = d.dockerOk(['inspect', '-f', '{{.NetworkSettings.IPAddress}}', second]).trim();
+    assert.notEqual(ip2, ip);
+    d.dockerOk(['rm', '-f', web, second]);
+    const ipam = JSON.parse(fs.readFileSync(`${d.dir}/data/network/${BRIDGE}.json`, 'utf8')) as { allocations: Record<string, string> };
+    assert.deepEqual(ipam.allocations, {}, 'addresses released');
+    // The kernel tears a dead namespace (and its veth pair) down in the background.
+    const veths = (): string => cmd('sh', ['-c', `ip -o link show master ${BRIDGE} | wc -l`]).stdout.trim();
+    assert.ok(await poll(() => veths() === '0', 10_000), `veths left on the bridge: ${veths()}`);
+  });
+});
