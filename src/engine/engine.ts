@@ -21,6 +21,7 @@ import { CAPABILITIES } from '../runtime/plan/tables.js';
 import { Runtime } from '../runtime/runtime.js';
 import { ensureBridge } from '../network/bridge.js';
 import { Ipam, parseCidr } from '../network/ipam.js';
+import { PortPublisher } from '../network/ports.js';
 import { OverlaySnapshotter } from '../storage/snapshotter.js';
 import { VolumeStore } from '../storage/volumes.js';
 import { ExecService } from './containers/exec.js';
@@ -60,6 +61,7 @@ export class Engine {
   readonly startedAt = new Date();
   /** The default bridge and its addresses, when configured. */
   readonly bridge?: { name: string; ipam: Ipam };
+  readonly ports = new PortPublisher();
 
   private constructor(options: EngineOptions) {
     this.options = options;
@@ -93,6 +95,7 @@ export class Engine {
       cgroupParent: options.cgroupParent,
       usernsRemap: options.usernsRemap,
       bridge: this.bridge,
+      ports: this.ports,
     });
     this.execs = new ExecService(this.containers, this.runtime, this.events, this.facts.capabilities ?? []);
     this.health = new HealthMonitor(this.containers, this.execs, this.events);
@@ -120,6 +123,7 @@ export class Engine {
   }
 
   close(): void {
+    void this.ports.close();
     this.health.close();
     this.containers.close();
   }

@@ -87,6 +87,8 @@ export interface ContainerRecord {
   snapshotKey: string;
   /** Its address on the default bridge while it runs there (src/network). */
   network?: { ip: string; gateway: string; prefix: number };
+  /** Its published ports while it runs, as NetworkSettings.Ports shows them. */
+  ports?: Record<string, Array<{ HostIp: string; HostPort: string }> | null>;
   /** Its own range of host ids when it runs in a user namespace (see userns.ts). */
   idRange?: { base: number; size: number };
 }

@@ -36,6 +36,7 @@ import { resolveUser } from './user.js';
 import { allocateRange, idMappings, mountIdmapped, unmountIdmapped } from './userns.js';
 import { attachToBridge } from '../../network/bridge.js';
 import type { Ipam } from '../../network/ipam.js';
+import { bindingsFor, type PortPublisher } from '../../network/ports.js';
 
 export interface ContainerServiceOptions {
   /** Persistent: records and per-container files (`<dataRoot>/containers/<id>`). */
@@ -53,6 +54,8 @@ export interface ContainerServiceOptions {
   cgroupParent?: string;
   /** The default bridge network; without it "bridge" containers get a namespace with only lo. */
   bridge?: { name: string; ipam: Ipam };
+  /** Publishes ports of containers on the bridge (-p, -P). */
+  ports?: PortPublisher;
   /** Every container in its own user namespace unless it asks for UsernsMode "host" (berthd --userns-remap). */
   usernsRemap?: boolean;
   /** Log rotation handed to each shim. */
@@ -366,6 +369,13 @@ export class ContainerService {
     record.network = { ip, gateway: bridge.ipam.subnet.gateway, prefix: bridge.ipam.subnet.prefix };
   }
 
+  /** -p/-P: listeners on the host forwarding to the container's bridge address. */
+  private async publishPorts(record: ContainerRecord): Promise<void> {
+    const wanted = bindingsFor(record.hostConfig.PortBindings, record.config.ExposedPorts, record.hostConfig.PublishAllPorts === true);
+    if (!record.network || !this.opts.ports || Object.keys(wanted).length === 0) return;
+    record.ports = await this.opts.ports.publish(record.id, record.network.ip, wanted);
+  }
+
   /** The spec's network input at start: another container's namespace must exist then. */
   private networkAtStart(record: ContainerRecord): NonNullable<Parameters<typeof containerSpec>[0]['network']> {
     const network = this.networkMode(record.hostConfig);
@@ -432,6 +442,7 @@ export class ContainerService {
       await this.opts.runtime.delete(id, true).catch(() => undefined);
       await this.opts.runtime.create(id, { bundle, shim: { dir: shimDir, stdin: record.config.OpenStdin === true, log: this.opts.log ?? DEFAULT_LOG_ROTATION } });
       this.attachNetwork(record);
+      await this.publishPorts(record);
       await this.runPendingAttach(id, shimDir);
       // Before the program runs: its first log lines are not older than StartedAt (logs
       // since=StartedAt, as testcontainers asks after a restart, must include them).
@@ -440,6 +451,10 @@ export class ContainerService {
     } catch (err) {
       const message = err instanceof Error ? err.message : String(err);
       await this.opts.runtime.delete(id, true).catch(() => undefined);
+      await this.opts.ports?.unpublish(id);
+      this.opts.bridge?.ipam.release(id);
+      delete record.network;
+      delete record.ports;
       await this.mounter.unmount(rootfs).catch(() => unmount(rootfs));
       unmountIdmapped(this.layersDir(id));
       record.state = { ...record.state, status: record.state.status === 'created' ? 'created' : 'exited', error: message, exitCode: startFailureCode(message), pid: 0 };
@@ -552,6 +567,7 @@ export class ContainerService {
     await this.cleanupRun(id);
     record.state = { ...record.state, status: 'exited', pid: 0, exitCode: code, finishedAt: exit?.finished ?? nowIso(), oomKilled };
     delete record.network;
+    delete record.ports;
     this.store.save(record);
     if (oomKilled) this.opts.events.emit('container', 'oom', id, { image: record.imageRef, name: record.name.slice(1) });
     this.opts.events.emit('container', 'die', id, { image: record.imageRef, name: record.name.slice(1), exitCode: String(code) });
@@ -582,6 +598,7 @@ export class ContainerService {
     await new ShimClient(this.shimDir(id)).shutdown().catch(() => undefined);
     // The veth went with the namespace; the address is free again.
     this.opts.bridge?.ipam.release(id);
+    await this.opts.ports?.unpublish(id);
   }
 
   private maybeRestart(record: ContainerRecord): void {
@@ -934,6 +951,12 @@ export class ContainerService {
       if (status === 'running' || status === 'paused') {
         if (shimPid(this.shimDir(id)) !== undefined) {
           this.monitor(id);
+          // The previous daemon's listeners died with it: the same host ports again.
+          if (record.network && record.ports && this.opts.ports) {
+            const again: Record<string, Array<{ HostIp: string; HostPort: string }>> = {};
+            for (const [k, v] of Object.entries(record.ports)) again[k] = v ?? [];
+            await this.opts.ports.publish(id, record.network.ip, again).catch((err) => process.emitWarning(`container ${id}: cannot publish its ports again: ${(err as Error).message}`));
+          }
           continue;
         }
         await this.lock(id, () => this.handleExit(id, readExit(this.shimDir(id))));
