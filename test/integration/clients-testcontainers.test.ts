@@ -3,8 +3,9 @@
  * Wait.forLogMessage sees its message, and stop() removes it. Configuration, all through the
  * environment as a user would set it: DOCKER_HOST (berthd's socket), TESTCONTAINERS_RYUK_DISABLED
  * (the reaper is an image we do not have and needs networking) and TESTCONTAINERS_HOST_OVERRIDE
- * (this machine has /.dockerenv, so testcontainers would look up the "bridge" network's gateway:
- * berthd has no networks yet) and TMPDIR (its lock files, kept in the daemon's temp dir). What needs networking or exec is skipped, with the reason.
+ * (this machine has /.dockerenv, so testcontainers would look up the "bridge" network's gateway
+ * through the network API, which berthd does not have yet) and TMPDIR (its lock files, kept in
+ * the daemon's temp dir). The daemon gets a bridge of the test's own, for getMappedPort().
  */
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -32,7 +33,8 @@ describe('testcontainers against berthd', { skip }, () => {
   const env: Record<string, string> = { TESTCONTAINERS_RYUK_DISABLED: 'true', TESTCONTAINERS_HOST_OVERRIDE: '127.0.0.1' };
 
   before(async () => {
-    d = await startBerthd({ prefix: 'berthd-tc-' });
+    // A bridge of the test's own, for port publishing (getMappedPort).
+    d = await startBerthd({ prefix: 'berthd-tc-', bridge: { name: `tc${process.pid % 100000}`, cidr: `10.214.${process.pid % 200}.1/24` } });
     d.loadImages('busybox', 'web');
     docker = new Docker({ socketPath: d.socket });
     env.DOCKER_HOST = `unix://${d.socket}`;
@@ -152,7 +154,7 @@ describe('testcontainers against berthd', { skip }, () => {
     }
   });
 
-  it('the web image with an exposed port and getMappedPort()', { skip: 'needs port publishing (HostPort "0" → a host port): berthd has no networking yet' }, async () => {
+  it('the web image with an exposed port and getMappedPort()', async () => {
     const container = await new GenericContainer('web').withExposedPorts(80).start();
     try {
       const port = container.getMappedPort(80);
