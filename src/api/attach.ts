@@ -49,7 +49,9 @@ export async function pipeAttach(conn: Duplex, shim: net.Socket, opts: PipeOptio
     shim.destroy();
   };
   conn.once('close', () => finish('gone'));
-  conn.once('error', () => finish('gone'));
+  // on, not once: a socket can report several errors (EPIPE per write after the peer left), and
+  // an 'error' with no listener would take the daemon down.
+  conn.on('error', () => finish('gone'));
 
   if (opts.stdin) {
     let matched = 0;
@@ -89,7 +91,9 @@ export async function pipeAttach(conn: Duplex, shim: net.Socket, opts: PipeOptio
   }
 
   const parser = new FrameParser();
-  shim.on('error', () => parser.end());
+  shim.on('error', () => {
+    if (!parser.writableEnded) parser.end();
+  });
   shim.pipe(parser);
   try {
     for await (const f of parser as AsyncIterable<Frame>) {

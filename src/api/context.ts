@@ -233,6 +233,8 @@ export class Context {
       this.rawHead(101, { 'Content-Type': contentType, Connection: 'Upgrade', Upgrade: 'tcp' });
     }
     this.socket.setNoDelay?.(true);
+    // The connection is ours now, errors included (a client that leaves mid-write: EPIPE).
+    this.socket.on('error', () => undefined);
     // Left paused: what the client sends (stdin) waits in the socket until a reader is attached.
     this.hijackedAt = Date.now();
     return this.socket;

@@ -184,6 +184,17 @@ async function main(): Promise<void> {
     });
     setTimeout(() => process.exit(0), 2000).unref();
   };
+  // A client that goes away mid-write must not take the daemon down: such socket errors are
+  // logged and dropped. Anything else still ends the process (the shims keep the containers;
+  // the next daemon reconciles).
+  process.on('uncaughtException', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE' || err.code === 'ECONNRESET' || err.code === 'ERR_STREAM_DESTROYED') {
+      log(`warning: a connection failed: ${err.message}`);
+      return;
+    }
+    log(`fatal: ${err.stack ?? err.message}`);
+    process.exit(1);
+  });
   process.on('SIGTERM', () => shutdown('SIGTERM'));
   process.on('SIGINT', () => shutdown('SIGINT'));
 }

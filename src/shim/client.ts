@@ -248,6 +248,8 @@ export class ShimClient {
       socket.destroy();
       throw new SystemError(`shim ${command}: ${answer.replace(/^error /, '')}`);
     }
+    // Until the caller listens, an error (the shim gone, EPIPE) must not be an unhandled one.
+    socket.on('error', () => undefined);
     return socket;
   }
 
