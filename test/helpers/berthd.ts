@@ -10,7 +10,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 
 import { PACKAGE_ROOT } from '../../src/common/paths.js';
-import { cmd, DOCKER, existingCgroups, pidsMentioning, poll, removeCgroups, stopPid, unmountUnder, type CmdResult } from './engines.js';
+import { cgroupRoots, cmd, DOCKER, existingCgroups, pidsMentioning, poll, removeCgroups, stopPid, unmountUnder, type CmdResult } from './engines.js';
 import { testImagesDir } from './images.js';
 
 export const BERTHD = path.join(PACKAGE_ROOT, 'bin', 'berthd');
@@ -32,6 +32,19 @@ export interface PrivateBerthd {
   /** Starts the daemon again on the same roots. */
   start(): Promise<void>;
   stop(): Promise<void>;
+}
+
+/** Processes in the cgroups directly under a parent. */
+function leftProcs(parent: string): number {
+  let count = 0;
+  try {
+    for (const e of fs.readdirSync(parent, { withFileTypes: true })) {
+      if (e.isDirectory()) count += fs.readFileSync(path.join(parent, e.name, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean).length;
+    }
+  } catch {
+    /* no such parent */
+  }
+  return count;
 }
 
 export async function startBerthd(opts: { prefix?: string; timeoutMs?: number; extraArgs?: string[]; config?: object; bridge?: { name: string; cidr: string } } = {}): Promise<PrivateBerthd> {
@@ -103,6 +116,21 @@ export async function startBerthd(opts: { prefix?: string; timeoutMs?: number; e
     await stopPid(daemonPid, 10_000);
     // Shims (and their containers) of anything left: found by the dir in their command line.
     for (const pid of pidsMentioning(dir)) await stopPid(pid, 3000);
+    // Container processes whose shim is gone (a daemon that crashed): whatever is still in a
+    // cgroup under this daemon's parent is ours to kill.
+    for (const root of cgroupRoots()) {
+      const parent = path.join(root, cgroupParent);
+      if (!fs.existsSync(parent)) continue;
+      for (const e of fs.readdirSync(parent, { withFileTypes: true })) {
+        if (!e.isDirectory()) continue;
+        try {
+          for (const pid of fs.readFileSync(path.join(parent, e.name, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean)) process.kill(Number(pid), 'SIGKILL');
+        } catch {
+          /* gone */
+        }
+      }
+    }
+    await poll(() => cgroupRoots().every((root) => leftProcs(path.join(root, cgroupParent)) === 0), 3000);
     unmountUnder(dir);
     if (opts.bridge) cmd('ip', ['link', 'del', opts.bridge.name]);
     removeCgroups([cgroupParent.slice(1)], [''], cgroupsBefore);
