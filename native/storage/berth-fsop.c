@@ -131,6 +131,15 @@ static long long arg_num(const struct request *r, int i, int base) {
   return v;
 }
 
+/* A directory beneath the root, as an O_PATH descriptor: no symlink, "..", or absolute path out. */
+static int open_dir_beneath(const char *dir) {
+  struct open_how how = {
+      .flags = O_PATH | O_DIRECTORY | O_CLOEXEC,
+      .resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
+  };
+  return (int)syscall(SYS_openat2, root_fd, dir, &how, sizeof how);
+}
+
 /*
  * Opens the parent directory of `path` beneath the layer and points *base at the last
  * component. Returns the fd (the caller closes it), or -1 with errno set.
@@ -154,11 +163,7 @@ static int open_parent(const char *orig, char *path, size_t pathlen, char **base
     errno = EINVAL;
     return -1;
   }
-  struct open_how how = {
-      .flags = O_PATH | O_DIRECTORY | O_CLOEXEC,
-      .resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
-  };
-  return (int)syscall(SYS_openat2, root_fd, dir, &how, sizeof how);
+  return open_dir_beneath(dir);
 }
 
 static void do_mknod(struct request *r) {
@@ -241,11 +246,7 @@ static int open_target(const char *target) {
     errno = EINVAL;
     return -1;
   }
-  struct open_how how = {
-      .flags = O_PATH | O_DIRECTORY | O_CLOEXEC,
-      .resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
-  };
-  return (int)syscall(SYS_openat2, root_fd, target, &how, sizeof how);
+  return open_dir_beneath(target);
 }
 
 static void do_mount(struct request *r) {

@@ -6,6 +6,7 @@
  * Driven by the engine's events (start, die, destroy), so the container service knows nothing
  * of it.
  */
+import { FrameParser, type Frame } from '../../shim/client.js';
 import type { EngineEvent, EventBus } from '../events.js';
 import type { ExecService } from './exec.js';
 import type { ContainerService } from './service.js';
@@ -131,16 +132,12 @@ export class HealthMonitor {
     try {
       const execId = this.execs.create(id, { Cmd: argv, AttachStdout: true, AttachStderr: true });
       const started = await this.execs.start(execId, {});
-      const stream = started.stream!;
-      stream.on('data', (chunk: Buffer) => {
-        // Frames: an 8-byte header, then the bytes; keep the text.
-        for (let at = 0; at + 8 <= chunk.length; ) {
-          const len = chunk.readUInt32BE(at + 4);
-          if (output.length < MAX_OUTPUT) output += chunk.subarray(at + 8, at + 8 + len).toString('utf8');
-          at += 8 + len;
-        }
+      // The shim's frames, parsed by the shared parser (a frame may span chunks).
+      const frames = started.stream!.pipe(new FrameParser());
+      frames.on('data', (f: Frame) => {
+        if (output.length < MAX_OUTPUT) output += f.data.toString('utf8');
       });
-      stream.resume();
+      frames.on('error', () => undefined);
       const timeout = new Promise<number>((resolve) => setTimeout(() => resolve(-1), timeoutMs).unref());
       exitCode = await Promise.race([started.exited, timeout]);
       if (exitCode === -1) output = `Health check exceeded timeout (${timeoutMs}ms)`;
