@@ -16,6 +16,7 @@ const STATUS_BY_CODE: Record<string, number> = {
   INVALID_ARGUMENT: 400,
   NOT_FOUND: 404,
   CONFLICT: 409,
+  FORBIDDEN: 403,
   UNSUPPORTED: 501,
   SYSTEM: 500,
 };

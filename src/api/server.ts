@@ -14,6 +14,7 @@ import { containerRoutes } from './routes/containers.js';
 import { containerFsRoutes } from './routes/container-fs.js';
 import { execRoutes } from './routes/exec.js';
 import { imageRoutes } from './routes/images.js';
+import { networkRoutes } from './routes/networks.js';
 import { systemRoutes } from './routes/system.js';
 import { volumeRoutes } from './routes/volumes.js';
 import { splitVersion } from './versions.js';
@@ -31,6 +32,7 @@ export function buildRouter(engine: Engine): Router {
   execRoutes(router, engine);
   imageRoutes(router, engine);
   volumeRoutes(router, engine);
+  networkRoutes(router, engine);
   return router;
 }
 

@@ -7,6 +7,7 @@ export type ErrorCode =
   | 'INVALID_ARGUMENT' // bad input: flag, request field, config field
   | 'NOT_FOUND'
   | 'CONFLICT' // already exists, wrong state
+  | 'FORBIDDEN' // never allowed on this object (a predefined network), or it overlaps another
   | 'UNSUPPORTED' // valid but not supported here
   | 'SYSTEM'; // the kernel or a tool failed
 
@@ -37,6 +38,12 @@ export class NotFoundError extends BerthError {
 export class ConflictError extends BerthError {
   constructor(message: string) {
     super('CONFLICT', message);
+  }
+}
+
+export class ForbiddenError extends BerthError {
+  constructor(message: string) {
+    super('FORBIDDEN', message);
   }
 }
 

@@ -25,6 +25,11 @@ Options:
       --userns-remap default  Every container in its own user namespace (own id range)
   -b, --bridge NAME           The default bridge (default berth0; none: no bridge, only lo)
       --bip CIDR              The bridge's address and subnet (default 172.29.0.1/16)
+      --iptables=false        Leave the kernel's NAT and filter rules alone: no masquerade,
+                              no kernel port forwarding (for hosts whose firewall is owned
+                              by something else)
+      --resolv-conf FILE      The host's resolvers (default /etc/resolv.conf): containers'
+                              resolv.conf and the embedded DNS server's upstreams
       --no-cgroup-favordynmods  Leave the kernel's cgroup favordynmods flag alone (berthd sets
                               it: ~12 ms less per container start; see src/engine/host-tuning.ts)
       --config-file FILE      (default /etc/berth/daemon.json)
@@ -44,6 +49,8 @@ interface DaemonConfig {
   'userns-remap'?: string;
   bridge?: string;
   bip?: string;
+  iptables?: boolean;
+  'resolv-conf'?: string;
   'cgroup-favordynmods'?: boolean;
   debug?: boolean;
   'log-level'?: string;
@@ -105,6 +112,8 @@ async function main(): Promise<void> {
         'userns-remap': { type: 'string' },
         bridge: { type: 'string', short: 'b' },
         bip: { type: 'string' },
+        iptables: { type: 'string' },
+        'resolv-conf': { type: 'string' },
         'no-cgroup-favordynmods': { type: 'boolean' },
         'config-file': { type: 'string' },
         debug: { type: 'boolean', short: 'D' },
@@ -134,6 +143,9 @@ async function main(): Promise<void> {
   if (remap !== '' && remap !== 'default') fail(`--userns-remap ${JSON.stringify(remap)}: only "default" is supported (each container gets its own id range)`);
   const bridgeName = flags.bridge ?? config.bridge ?? 'berth0';
   if (bridgeName !== 'none' && !/^[a-zA-Z0-9_.-]{1,15}$/.test(bridgeName)) fail(`--bridge ${JSON.stringify(bridgeName)}: not a valid interface name (at most 15 characters)`);
+  const iptablesFlag = flags.iptables;
+  if (iptablesFlag !== undefined && !['true', 'false'].includes(iptablesFlag)) fail(`--iptables=${iptablesFlag}: expected true or false`);
+  const iptables = iptablesFlag !== undefined ? iptablesFlag === 'true' : config.iptables !== false;
   const debug = flags.debug ?? config.debug ?? level === 'debug';
   const log = (line: string): void => void process.stderr.write(`${new Date().toISOString()} ${line}\n`);
 
@@ -165,6 +177,8 @@ async function main(): Promise<void> {
     cgroupParent: flags['cgroup-parent'] ?? config['cgroup-parent'],
     usernsRemap: remap === 'default',
     bridge: bridgeName === 'none' ? undefined : { name: bridgeName, cidr: flags.bip ?? config.bip ?? '172.29.0.1/16' },
+    iptables,
+    hostResolvConf: flags['resolv-conf'] ?? config['resolv-conf'],
   });
   const server = new ApiServer(engine, { log: debug ? log : (line) => line.startsWith('error') && log(line) });
   const group = groupId(flags.group ?? config.group);

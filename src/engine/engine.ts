@@ -19,8 +19,6 @@ import { ImageStore } from '../images/image-store.js';
 import { LocalContentStore } from '../images/content-store.js';
 import { CAPABILITIES } from '../runtime/plan/tables.js';
 import { Runtime } from '../runtime/runtime.js';
-import { ensureBridge } from '../network/bridge.js';
-import { Ipam, parseCidr } from '../network/ipam.js';
 import { PortPublisher } from '../network/ports.js';
 import { OverlaySnapshotter } from '../storage/snapshotter.js';
 import { VolumeStore } from '../storage/volumes.js';
@@ -28,6 +26,7 @@ import { ExecService } from './containers/exec.js';
 import { HealthMonitor } from './containers/health.js';
 import { ContainerService } from './containers/service.js';
 import { EventBus } from './events.js';
+import { NetworkService } from './networks/service.js';
 import { ImageService } from './images.js';
 import type { HostFacts } from './spec/container-spec.js';
 
@@ -42,6 +41,10 @@ export interface EngineOptions {
   usernsRemap?: boolean;
   /** The default bridge network (dockerd's --bridge/--bip); none: containers get only lo. */
   bridge?: { name: string; cidr: string };
+  /** The host's resolver configuration (default /etc/resolv.conf): containers' resolv.conf and the embedded DNS server's upstreams. */
+  hostResolvConf?: string;
+  /** Kernel NAT and filter rules for networks and published ports (dockerd's --iptables; default true). */
+  iptables?: boolean;
 }
 
 export class Engine {
@@ -59,9 +62,7 @@ export class Engine {
   readonly imageService: ImageService;
   readonly facts: HostFacts;
   readonly startedAt = new Date();
-  /** The default bridge and its addresses, when configured. */
-  readonly bridge?: { name: string; ipam: Ipam };
-  readonly ports = new PortPublisher();
+  readonly networks: NetworkService;
 
   private constructor(options: EngineOptions) {
     this.options = options;
@@ -77,11 +78,13 @@ export class Engine {
     this.volumes = new VolumeStore(path.join(data, 'volumes'), { inUse: (name) => this.containers.volumeInUse(name) });
     this.runtime = new Runtime({ root: path.join(exec, 'runtime') });
     this.facts = hostFacts();
-    if (options.bridge) {
-      const subnet = parseCidr(options.bridge.cidr);
-      ensureBridge(options.bridge.name, subnet);
-      this.bridge = { name: options.bridge.name, ipam: new Ipam(path.join(data, 'network', `${options.bridge.name}.json`), subnet) };
-    }
+    const publisher = new PortPublisher();
+    this.networks = new NetworkService({
+      dir: path.join(data, 'network'),
+      defaultBridge: options.bridge,
+      events: this.events,
+      ports: { publish: (owner, target, bindings) => publisher.publish(owner, target.ip, bindings), unpublish: (owner) => publisher.unpublish(owner), natPorts: () => [], close: () => publisher.close() },
+    });
     this.containers = new ContainerService({
       containersDir: path.join(data, 'containers'),
       execRoot: exec,
@@ -94,9 +97,10 @@ export class Engine {
       facts: this.facts,
       cgroupParent: options.cgroupParent,
       usernsRemap: options.usernsRemap,
-      bridge: this.bridge,
-      ports: this.ports,
+      networks: this.networks,
+      hostResolvConf: options.hostResolvConf,
     });
+    this.networks.members = () => this.containers.networkMembers();
     this.execs = new ExecService(this.containers, this.runtime, this.events, this.facts.capabilities ?? []);
     this.health = new HealthMonitor(this.containers, this.execs, this.events);
     this.events.subscribe((e) => {
@@ -123,7 +127,7 @@ export class Engine {
   }
 
   close(): void {
-    void this.ports.close();
+    void this.networks.close();
     this.health.close();
     this.containers.close();
   }

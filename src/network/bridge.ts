@@ -1,29 +1,29 @@
 /**
- * The default bridge network on the host: a Linux bridge with the gateway address, and one veth
- * pair per container, its inside end moved into the container's network namespace as eth0 with
- * the container's address and a default route through the gateway. iproute2 does the netlink
- * work (`ip -batch`: one process for the host side, one inside the namespace through nsenter);
- * a netlink library for Node would be a native addon to build.
- *
- * Not here yet (issue 5): NAT for outbound traffic, port publishing, user-defined networks, DNS.
+ * Bridge networks on the host: a Linux bridge with the gateway address, and one veth pair per
+ * container and network, its inside end moved into the container's network namespace (eth0,
+ * eth1, ...) with the container's address and, on its first routed network, a default route
+ * through the gateway. iproute2 does the netlink work (`ip -batch`: one process for the host
+ * side, one inside the namespace through nsenter); a netlink library for Node would be a native
+ * addon to build.
  */
 import { spawnSync } from 'node:child_process';
+import crypto from 'node:crypto';
 
 import { SystemError } from '../common/errors.js';
-import type { Subnet } from './ipam.js';
+import { ipToInt, type Subnet } from './ipam.js';
 
 function run(file: string, args: string[], input?: string): void {
   const r = spawnSync(file, args, { input, encoding: 'utf8' });
   if (r.status !== 0) throw new SystemError(`${file} ${args.join(' ')}: ${(r.stderr || r.error?.message || '').trim()}`);
 }
 
-function linkExists(name: string): boolean {
+export function linkExists(name: string): boolean {
   return spawnSync('ip', ['link', 'show', 'dev', name], { stdio: 'ignore' }).status === 0;
 }
 
 /** Makes the bridge (if missing) with the gateway address, up. */
-export function ensureBridge(name: string, subnet: Subnet): void {
-  if (!linkExists(name)) run('ip', ['link', 'add', 'name', name, 'type', 'bridge']);
+export function ensureBridge(name: string, subnet: Subnet, mtu?: number): void {
+  if (!linkExists(name)) run('ip', ['link', 'add', 'name', name, ...(mtu ? ['mtu', String(mtu)] : []), 'type', 'bridge']);
   const r = spawnSync('ip', ['-o', '-4', 'addr', 'show', 'dev', name], { encoding: 'utf8' });
   if (!r.stdout.includes(` ${subnet.gateway}/${subnet.prefix} `)) run('ip', ['addr', 'add', `${subnet.gateway}/${subnet.prefix}`, 'dev', name]);
   run('ip', ['link', 'set', name, 'up']);
@@ -33,16 +33,67 @@ export function removeBridge(name: string): void {
   if (linkExists(name)) run('ip', ['link', 'del', name]);
 }
 
-/** Host-side veth name for a container: at most 15 characters. */
-export function vethName(containerId: string): string {
-  return `vb${containerId.slice(0, 12)}`;
+/** Host-side veth name of a container on a network: at most 15 characters, stable. */
+export function vethName(containerId: string, networkId: string): string {
+  return `vb${crypto.createHash('sha256').update(`${containerId}/${networkId}`).digest('hex').slice(0, 12)}`;
 }
 
-/** Wires a container (its PID 1 in a fresh network namespace) to the bridge. */
-export function attachToBridge(opts: { bridge: string; pid: number; containerId: string; ip: string; subnet: Subnet }): void {
-  const host = vethName(opts.containerId);
-  const peer = `vc${opts.containerId.slice(0, 12)}`;
-  if (linkExists(host)) run('ip', ['link', 'del', host]); // left by a crashed start
-  run('ip', ['-batch', '-'], `link add ${host} type veth peer name ${peer} netns ${opts.pid}\nlink set ${host} master ${opts.bridge}\nlink set ${host} up\n`);
-  run('nsenter', ['-t', String(opts.pid), '-n', 'ip', '-batch', '-'], `link set ${peer} name eth0\naddr add ${opts.ip}/${opts.subnet.prefix} dev eth0\nlink set eth0 up\nlink set lo up\nroute add default via ${opts.subnet.gateway}\n`);
+/** Docker's MAC for an address: 02:42 and the four bytes of the IPv4 address. */
+export function macFor(ip: string): string {
+  const n = ipToInt(ip);
+  return ['02', '42', ...[24, 16, 8, 0].map((shift) => (Math.floor(n / 2 ** shift) % 256).toString(16).padStart(2, '0'))].join(':');
+}
+
+export interface VethRequest {
+  bridge: string;
+  /** The container's PID 1: its network namespace gets the inside end. */
+  pid: number;
+  hostVeth: string;
+  /** The name inside: eth0, eth1, ... */
+  ifname: string;
+  ip: string;
+  subnet: Subnet;
+  mtu?: number;
+  /** A default route through this network's gateway (its first routed network). */
+  defaultRoute: boolean;
+}
+
+/** Wires a container to a bridge. */
+export function attachToBridge(req: VethRequest): void {
+  const peer = `vc${req.hostVeth.slice(2)}`;
+  if (linkExists(req.hostVeth)) run('ip', ['link', 'del', req.hostVeth]); // left by a crashed start
+  const mtu = req.mtu ? ` mtu ${req.mtu}` : '';
+  run('ip', ['-batch', '-'], `link add ${req.hostVeth}${mtu} type veth peer name ${peer}${mtu} address ${macFor(req.ip)} netns ${req.pid}\nlink set ${req.hostVeth} master ${req.bridge}\nlink set ${req.hostVeth} up\n`);
+  const route = req.defaultRoute ? `route add default via ${req.subnet.gateway}\n` : '';
+  run('nsenter', ['-t', String(req.pid), '-n', 'ip', '-batch', '-'], `link set ${peer} name ${req.ifname}\naddr add ${req.ip}/${req.subnet.prefix} dev ${req.ifname}\nlink set ${req.ifname} up\nlink set lo up\n${route}`);
+}
+
+/** Unplugs a container from a bridge: deleting the host end deletes the pair. */
+export function detachVeth(hostVeth: string): void {
+  if (linkExists(hostVeth)) run('ip', ['link', 'del', hostVeth]);
+}
+
+/** Names of the interfaces inside the namespace of `pid` (to pick the next ethN). */
+export function interfacesOf(pid: number): string[] {
+  const r = spawnSync('nsenter', ['-t', String(pid), '-n', 'ip', '-o', 'link', 'show'], { encoding: 'utf8' });
+  if (r.status !== 0) return [];
+  return r.stdout.split('\n').flatMap((l) => {
+    const m = /^\d+:\s+([^:@]+)/.exec(l);
+    return m ? [m[1]!] : [];
+  });
+}
+
+/** Whether the namespace of `pid` has a default route. */
+export function hasDefaultRoute(pid: number): boolean {
+  const r = spawnSync('nsenter', ['-t', String(pid), '-n', 'ip', '-4', 'route', 'show', 'default'], { encoding: 'utf8' });
+  return r.status === 0 && r.stdout.trim() !== '';
+}
+
+/** IPv4 routes of the host (`ip -4 route`), to choose subnets that do not collide with them. */
+export function hostRoutes(): string[] {
+  const r = spawnSync('ip', ['-4', '-o', 'route', 'show', 'table', 'all'], { encoding: 'utf8' });
+  return r.stdout.split('\n').flatMap((l) => {
+    const m = /^(?:\w+\s+)?(\d+\.\d+\.\d+\.\d+(?:\/\d+)?)\s/.exec(l);
+    return m && !m[1]!.startsWith('127.') ? [m[1]!.includes('/') ? m[1]! : `${m[1]}/32`] : [];
+  });
 }

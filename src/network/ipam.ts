@@ -6,7 +6,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 
-import { InvalidArgumentError, SystemError } from '../common/errors.js';
+import { ConflictError, InvalidArgumentError, SystemError } from '../common/errors.js';
 import { writeFileAtomicSync } from '../common/fsutil.js';
 
 export interface Subnet {
@@ -35,6 +35,48 @@ export function parseCidr(cidr: string): Subnet {
   return { gateway: m[1]!, prefix };
 }
 
+/** The first address and the size of the subnet. */
+export function subnetBounds(subnet: Subnet): { network: number; size: number } {
+  const size = 2 ** (32 - subnet.prefix);
+  return { network: Math.floor(ipToInt(subnet.gateway) / size) * size, size };
+}
+
+/** "10.1.2.0/24", as Docker shows a network's subnet. */
+export function subnetCidr(subnet: Subnet): string {
+  return `${intToIp(subnetBounds(subnet).network)}/${subnet.prefix}`;
+}
+
+export function subnetContains(subnet: Subnet, ip: string): boolean {
+  const { network, size } = subnetBounds(subnet);
+  const n = ipToInt(ip);
+  return n >= network && n < network + size;
+}
+
+export function subnetsOverlap(a: Subnet, b: Subnet): boolean {
+  const x = subnetBounds(a);
+  const y = subnetBounds(b);
+  return x.network < y.network + y.size && y.network < x.network + x.size;
+}
+
+/**
+ * A network's subnet as `docker network create --subnet 10.1.2.0/24 [--gateway 10.1.2.1]`
+ * gives it: the gateway defaults to the first address, and must be a host address inside.
+ */
+export function parseSubnet(cidr: string, gateway?: string, field = 'IPAM.Config.Subnet'): Subnet {
+  const m = /^([\d.]+)\/(\d{1,2})$/.exec(cidr);
+  if (!m) throw new InvalidArgumentError(`invalid subnet ${JSON.stringify(cidr)} (expected e.g. 10.1.2.0/24)`, field);
+  const prefix = Number(m[2]);
+  if (prefix < 8 || prefix > 30) throw new InvalidArgumentError(`prefix /${prefix} must be between /8 and /30`, field);
+  const size = 2 ** (32 - prefix);
+  const network = Math.floor(ipToInt(m[1]!) / size) * size;
+  const subnet = { gateway: gateway || intToIp(network + 1), prefix };
+  const g = ipToInt(subnet.gateway);
+  if (!subnetContains(subnet, subnet.gateway) || subnetBounds(subnet).network !== network || g === network || g === network + size - 1) {
+    throw new InvalidArgumentError(`gateway ${subnet.gateway} is not a host address of ${intToIp(network)}/${prefix}`, 'IPAM.Config.Gateway');
+  }
+  return subnet;
+}
+
 export class Ipam {
   private allocations: Record<string, string>;
 
@@ -55,14 +97,21 @@ export class Ipam {
     writeFileAtomicSync(this.file, JSON.stringify({ subnet: this.subnet, allocations: this.allocations }));
   }
 
-  /** The container's address: the one it has, or the lowest free one. */
-  allocate(owner: string): string {
+  /** The container's address: the one it has, the one it asks for (`--ip`), or the lowest free one. */
+  allocate(owner: string, preferred?: string): string {
     const existing = this.allocations[owner];
-    if (existing) return existing;
-    const size = 2 ** (32 - this.subnet.prefix);
-    const network = Math.floor(ipToInt(this.subnet.gateway) / size) * size;
-    const used = new Set(Object.values(this.allocations));
+    if (existing && (!preferred || preferred === existing)) return existing;
+    const { network, size } = subnetBounds(this.subnet);
+    const used = new Set(Object.entries(this.allocations).flatMap(([o, ip]) => (o === owner ? [] : [ip])));
     used.add(this.subnet.gateway);
+    if (preferred) {
+      const n = ipToInt(preferred);
+      if (n <= network || n >= network + size - 1) throw new InvalidArgumentError(`no configured subnet contains IP address ${preferred}`, 'IPAMConfig.IPv4Address');
+      if (used.has(preferred)) throw new ConflictError(`Address already in use: ${preferred}`);
+      this.allocations[owner] = preferred;
+      this.save();
+      return preferred;
+    }
     for (let n = network + 1; n < network + size - 1; n++) {
       const ip = intToIp(n);
       if (used.has(ip)) continue;
@@ -77,6 +126,11 @@ export class Ipam {
     if (!(owner in this.allocations)) return;
     delete this.allocations[owner];
     this.save();
+  }
+
+  /** Every address in use, by owner. */
+  list(): Record<string, string> {
+    return { ...this.allocations };
   }
 
   /** Drops allocations whose owner no longer exists (after a crash between start and record). */

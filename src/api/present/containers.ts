@@ -40,6 +40,32 @@ export function statusText(c: ContainerRecord, now = Date.now()): string {
   }
 }
 
+/** NetworkSettings.Networks: each network the container is on, with its endpoint while it runs. */
+export function endpointSettings(c: ContainerRecord): Record<string, object> {
+  const out: Record<string, object> = {};
+  for (const [name, config] of Object.entries(c.endpoints ?? {})) {
+    const e = c.networks?.[name];
+    const userDefined = !['bridge', 'host', 'none'].includes(name);
+    out[name] = {
+      IPAMConfig: config.IPAMConfig ?? null,
+      Links: config.Links?.length ? config.Links : null,
+      Aliases: config.Aliases?.length ? config.Aliases : null,
+      MacAddress: e?.mac ?? '',
+      DriverOpts: null,
+      NetworkID: config.NetworkID ?? '',
+      EndpointID: e?.endpointId ?? '',
+      Gateway: e?.gateway ?? '',
+      IPAddress: e?.ip ?? '',
+      IPPrefixLen: e?.prefix ?? 0,
+      IPv6Gateway: '',
+      GlobalIPv6Address: '',
+      GlobalIPv6PrefixLen: 0,
+      DNSNames: userDefined ? [c.name.slice(1), c.id.slice(0, 12), ...(config.Aliases ?? [])] : null,
+    };
+  }
+  return out;
+}
+
 function command(c: ContainerRecord): string {
   return [c.path, ...c.args].map((a) => (/\s/.test(a) ? JSON.stringify(a) : a)).join(' ');
 }
@@ -59,7 +85,7 @@ export function containerSummary(c: ContainerRecord): object {
     State: c.state.status,
     Status: statusText(c),
     HostConfig: { NetworkMode: c.hostConfig.NetworkMode || 'default' },
-    NetworkSettings: { Networks: {} },
+    NetworkSettings: { Networks: endpointSettings(c) },
     Mounts: c.mounts,
   };
 }
@@ -134,11 +160,13 @@ export function containerInspect(c: ContainerRecord, paths: { logPath: string; d
       HairpinMode: false,
       Ports: c.ports ?? {},
       SandboxKey: '',
-      Gateway: c.network?.gateway ?? '',
-      IPAddress: c.network?.ip ?? '',
-      IPPrefixLen: c.network?.prefix ?? 0,
-      MacAddress: '',
-      Networks: c.network ? { bridge: { NetworkID: 'bridge', EndpointID: '', Gateway: c.network.gateway, IPAddress: c.network.ip, IPPrefixLen: c.network.prefix, MacAddress: '', Aliases: null, Links: null } } : {},
+      // The deprecated top-level fields describe the default bridge only, as dockerd's do.
+      EndpointID: c.networks?.bridge?.endpointId ?? '',
+      Gateway: c.networks?.bridge?.gateway ?? '',
+      IPAddress: c.networks?.bridge?.ip ?? '',
+      IPPrefixLen: c.networks?.bridge?.prefix ?? 0,
+      MacAddress: c.networks?.bridge?.mac ?? '',
+      Networks: endpointSettings(c),
     },
   };
 }

@@ -1,6 +1,7 @@
 /** `/containers/...`: Docker's container endpoints over the engine's ContainerService. */
 import fs from 'node:fs';
 import path from 'node:path';
+import type { EndpointConfig } from '../../engine/networks/record.js';
 import type { Writable } from 'node:stream';
 
 import { InvalidArgumentError } from '../../common/errors.js';
@@ -90,11 +91,13 @@ export function containerRoutes(router: Router, engine: Engine): void {
   });
 
   router.post('/containers/create', async (ctx) => {
-    const body = await ctx.json<ContainerConfig & { HostConfig?: ContainerHostConfig; NetworkingConfig?: unknown }>();
+    const body = await ctx.json<ContainerConfig & { HostConfig?: ContainerHostConfig; NetworkingConfig?: { EndpointsConfig?: Record<string, EndpointConfig> | null } | null }>();
     if (!body || typeof body !== 'object' || Array.isArray(body)) throw new InvalidArgumentError('the request body must be a JSON object');
-    const { HostConfig: hostConfig, NetworkingConfig: _networking, ...config } = body;
+    const { HostConfig: hostConfig, NetworkingConfig: networking, ...config } = body;
+    const endpointsConfig = networking?.EndpointsConfig;
+    if (endpointsConfig !== undefined && endpointsConfig !== null && (typeof endpointsConfig !== 'object' || Array.isArray(endpointsConfig))) throw new InvalidArgumentError('must be an object', 'NetworkingConfig.EndpointsConfig');
     const name = ctx.query.get('name') ?? undefined;
-    const created = await containers.create({ name: name || undefined, config, hostConfig: normalizePortBindings(hostConfig ?? {}) });
+    const created = await containers.create({ name: name || undefined, config, hostConfig: normalizePortBindings(hostConfig ?? {}), endpointsConfig });
     ctx.sendJson(201, { Id: created.id, Warnings: created.warnings });
   });
 

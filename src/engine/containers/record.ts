@@ -7,6 +7,8 @@ import type { CreateConfig, HostConfig } from '../spec/container-spec.js';
 
 export type ContainerStatus = 'created' | 'running' | 'paused' | 'restarting' | 'removing' | 'exited' | 'dead';
 
+import type { EndpointConfig, EndpointState } from '../networks/record.js';
+
 export interface ContainerState {
   status: ContainerStatus;
   /** PID 1 on the host while running, else 0. */
@@ -85,8 +87,10 @@ export interface ContainerRecord {
   mounts: MountPoint[];
   /** The snapshot holding its writable layer. */
   snapshotKey: string;
-  /** Its address on the default bridge while it runs there (src/network). */
-  network?: { ip: string; gateway: string; prefix: number };
+  /** The networks it is on, by name, in attach order (the first gives eth0, the default route and its published ports). */
+  endpoints?: Record<string, EndpointConfig>;
+  /** Its endpoints (address, veth) while it runs. */
+  networks?: Record<string, EndpointState>;
   /** Its published ports while it runs, as NetworkSettings.Ports shows them. */
   ports?: Record<string, Array<{ HostIp: string; HostPort: string }> | null>;
   /** Its own range of host ids when it runs in a user namespace (see userns.ts). */

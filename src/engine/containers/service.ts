@@ -14,7 +14,7 @@ import type net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 
-import { BerthError, ConflictError, InvalidArgumentError, NotFoundError, SystemError } from '../../common/errors.js';
+import { BerthError, ConflictError, ForbiddenError, InvalidArgumentError, NotFoundError, SystemError } from '../../common/errors.js';
 import type { ContentStore, ImageRecord } from '../../images/types.js';
 import type { ImageStore } from '../../images/image-store.js';
 import { parseImageConfig, parseManifest } from '../../images/manifest.js';
@@ -34,9 +34,10 @@ import { ContainerStore } from './store.js';
 import { randomName } from './names.js';
 import { resolveUser } from './user.js';
 import { allocateRange, idMappings, mountIdmapped, unmountIdmapped } from './userns.js';
-import { attachToBridge } from '../../network/bridge.js';
-import type { Ipam } from '../../network/ipam.js';
-import { bindingsFor, type PortPublisher } from '../../network/ports.js';
+import { hostsFile, parseExtraHosts, resolvConf } from '../../network/etc-files.js';
+import { bindingsFor } from '../../network/ports.js';
+import type { EndpointConfig } from '../networks/record.js';
+import type { NetworkMember, NetworkModeKind, NetworkService } from '../networks/service.js';
 
 export interface ContainerServiceOptions {
   /** Persistent: records and per-container files (`<dataRoot>/containers/<id>`). */
@@ -52,10 +53,10 @@ export interface ContainerServiceOptions {
   facts?: HostFacts;
   /** Parent cgroup of every container (Docker's "/docker"). */
   cgroupParent?: string;
-  /** The default bridge network; without it "bridge" containers get a namespace with only lo. */
-  bridge?: { name: string; ipam: Ipam };
-  /** Publishes ports of containers on the bridge (-p, -P). */
-  ports?: PortPublisher;
+  /** Networks: endpoints, addresses, published ports, DNS. */
+  networks: NetworkService;
+  /** The host's resolver configuration (berthd --resolv-conf; /etc/resolv.conf). */
+  hostResolvConf?: string;
   /** Every container in its own user namespace unless it asks for UsernsMode "host" (berthd --userns-remap). */
   usernsRemap?: boolean;
   /** Log rotation handed to each shim. */
@@ -66,6 +67,8 @@ export interface CreateRequest {
   name?: string;
   config: ContainerConfig;
   hostConfig?: ContainerHostConfig;
+  /** NetworkingConfig.EndpointsConfig: the networks to join at create, by name or ID. */
+  endpointsConfig?: Record<string, EndpointConfig> | null;
 }
 
 export type WaitCondition = 'not-running' | 'next-exit' | 'removed';
@@ -283,7 +286,9 @@ export class ContainerService {
     const argv = [...(entrypoint ?? []), ...(cmd ?? [])];
     if (argv.length === 0) throw new InvalidArgumentError('No command specified', 'Cmd');
 
-    const network = this.networkMode(hostConfig);
+    const { kind: network, endpoints } = this.opts.networks.resolveMode(hostConfig.NetworkMode, req.endpointsConfig);
+    if (network.kind === 'container') network.ref = this.store.get(network.ref).id;
+    parseExtraHosts(hostConfig.ExtraHosts as string[] | undefined, this.opts.networks.hostGateway() ?? '0.0.0.0');
     if (network.kind !== 'private' && config.Hostname) throw new InvalidArgumentError(`conflicting options: hostname and the network mode "${hostConfig.NetworkMode}"`, 'Hostname');
     const idRange = this.wantsUserns(hostConfig) ? allocateRange(this.store.list().flatMap((c) => (c.idRange ? [c.idRange.base] : []))) : undefined;
     // Validate everything the spec will need now, so that a bad request fails at create.
@@ -320,6 +325,7 @@ export class ContainerService {
       stoppedByUser: false,
       mounts,
       snapshotKey,
+      endpoints,
       ...(idRange ? { idRange } : {}),
     };
     this.store.save(record);
@@ -336,49 +342,26 @@ export class ContainerService {
     return unpackImageLayers(parsed.manifest, imageConfig, { content: this.opts.content, snapshotter: this.opts.snapshotter });
   }
 
-  /**
-   * HostConfig.NetworkMode. Until bridge networks exist (issue 5), "bridge"/"default" give the
-   * container its own namespace with only lo, as "none" does.
-   */
-  private networkMode(host: ContainerHostConfig): { kind: 'private' } | { kind: 'host' } | { kind: 'container'; ref: string } {
-    const mode = host.NetworkMode ?? '';
-    if (typeof mode !== 'string') throw new InvalidArgumentError('must be a string', 'HostConfig.NetworkMode');
-    if (mode === '' || mode === 'default' || mode === 'bridge' || mode === 'none') return { kind: 'private' };
-    if (mode === 'host') return { kind: 'host' };
-    if (mode.startsWith('container:')) {
-      const ref = mode.slice('container:'.length);
-      const other = this.store.get(ref);
-      return { kind: 'container', ref: other.id };
-    }
-    // Not a 404: the docker CLI takes a 404 from create for a missing image and goes pulling.
-    throw new InvalidArgumentError(`network ${mode} not found`, 'HostConfig.NetworkMode');
-  }
-
-  /** On the default bridge (NetworkMode "", "default" or "bridge", and a bridge configured): an address and a veth. */
-  private attachNetwork(record: ContainerRecord): void {
-    const bridge = this.opts.bridge;
+  /** HostConfig.NetworkMode: the container's kind of network namespace. */
+  private networkMode(record: ContainerRecord): NetworkModeKind {
     const mode = record.hostConfig.NetworkMode ?? '';
-    if (!bridge || !['', 'default', 'bridge'].includes(mode)) return;
-    const ip = bridge.ipam.allocate(record.id);
-    try {
-      attachToBridge({ bridge: bridge.name, pid: this.opts.runtime.state(record.id).pid ?? 0, containerId: record.id, ip, subnet: bridge.ipam.subnet });
-    } catch (err) {
-      bridge.ipam.release(record.id);
-      throw err;
-    }
-    record.network = { ip, gateway: bridge.ipam.subnet.gateway, prefix: bridge.ipam.subnet.prefix };
+    if (mode === 'host') return { kind: 'host' };
+    if (typeof mode === 'string' && mode.startsWith('container:')) return { kind: 'container', ref: this.store.get(mode.slice('container:'.length)).id };
+    return { kind: 'private' };
   }
 
-  /** -p/-P: listeners on the host forwarding to the container's bridge address. */
-  private async publishPorts(record: ContainerRecord): Promise<void> {
-    const wanted = bindingsFor(record.hostConfig.PortBindings, record.config.ExposedPorts, record.hostConfig.PublishAllPorts === true);
-    if (!record.network || !this.opts.ports || Object.keys(wanted).length === 0) return;
-    record.ports = await this.opts.ports.publish(record.id, record.network.ip, wanted);
+  /** Its networks (veths, addresses, routes) and published ports, once its namespace exists. */
+  private async attachNetworks(record: ContainerRecord): Promise<void> {
+    if (this.networkMode(record).kind !== 'private' || !record.endpoints || Object.keys(record.endpoints).length === 0) return;
+    const ports = bindingsFor(record.hostConfig.PortBindings, record.config.ExposedPorts, record.hostConfig.PublishAllPorts === true);
+    const attached = await this.opts.networks.attach({ id: record.id, pid: this.opts.runtime.state(record.id).pid ?? 0, endpoints: record.endpoints, ports });
+    record.networks = attached.networks;
+    if (attached.ports) record.ports = attached.ports;
   }
 
   /** The spec's network input at start: another container's namespace must exist then. */
   private networkAtStart(record: ContainerRecord): NonNullable<Parameters<typeof containerSpec>[0]['network']> {
-    const network = this.networkMode(record.hostConfig);
+    const network = this.networkMode(record);
     if (network.kind === 'host') return { mode: 'host' };
     if (network.kind === 'private') return { mode: 'private' };
     const other = this.store.get(network.ref);
@@ -441,8 +424,8 @@ export class ContainerService {
       // A runtime record left from a run that ended while we were away.
       await this.opts.runtime.delete(id, true).catch(() => undefined);
       await this.opts.runtime.create(id, { bundle, shim: { dir: shimDir, stdin: record.config.OpenStdin === true, log: this.opts.log ?? DEFAULT_LOG_ROTATION } });
-      this.attachNetwork(record);
-      await this.publishPorts(record);
+      await this.attachNetworks(record);
+      this.writeEtcFiles(record);
       await this.runPendingAttach(id, shimDir);
       // Before the program runs: its first log lines are not older than StartedAt (logs
       // since=StartedAt, as testcontainers asks after a restart, must include them).
@@ -451,9 +434,8 @@ export class ContainerService {
     } catch (err) {
       const message = err instanceof Error ? err.message : String(err);
       await this.opts.runtime.delete(id, true).catch(() => undefined);
-      await this.opts.ports?.unpublish(id);
-      this.opts.bridge?.ipam.release(id);
-      delete record.network;
+      await this.opts.networks.release(id, record.networks);
+      delete record.networks;
       delete record.ports;
       await this.mounter.unmount(rootfs).catch(() => unmount(rootfs));
       unmountIdmapped(this.layersDir(id));
@@ -514,12 +496,13 @@ export class ContainerService {
   private etcMounts(record: ContainerRecord): NonNullable<Spec['mounts']> {
     const dir = this.store.dir(record.id);
     const hostname = record.config.Hostname || record.id.slice(0, 12);
-    const network = this.networkMode(record.hostConfig);
+    const network = this.networkMode(record);
     const files: Record<string, string> = {
       hostname: `${hostname}\n`,
       // The host's namespace: its hosts file and resolvers (loopback ones are reachable there).
-      hosts: network.kind === 'host' ? readOr('/etc/hosts', '') : `127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n`,
-      'resolv.conf': network.kind === 'host' ? readOr('/etc/resolv.conf', '') : containerResolvConf(),
+      // A private namespace's files are written once its addresses are known (writeEtcFiles).
+      hosts: network.kind === 'host' ? readOr('/etc/hosts', '') : '',
+      'resolv.conf': network.kind === 'host' ? readOr(this.hostResolvConfPath(), '') : '',
     };
     // Another container's namespace: its files, as Docker shares them.
     const source = network.kind === 'container' ? this.store.dir(network.ref) : dir;
@@ -531,6 +514,50 @@ export class ContainerService {
       mounts.push({ destination: `/etc/${name}`, type: 'bind', source: file, options: ['rbind', 'rprivate', record.hostConfig.ReadonlyRootfs ? 'ro' : 'rw'] });
     }
     return mounts;
+  }
+
+  private hostResolvConfPath(): string {
+    return this.opts.hostResolvConf ?? '/etc/resolv.conf';
+  }
+
+  /**
+   * /etc/hosts and /etc/resolv.conf of a container with a namespace of its own, rewritten at
+   * each start once its addresses are known (in place: the files are bind-mounted already, and
+   * the program has not started yet).
+   */
+  private writeEtcFiles(record: ContainerRecord): void {
+    if (this.networkMode(record).kind !== 'private') return;
+    const dir = this.store.dir(record.id);
+    const networks = record.networks ?? {};
+    const links = Object.keys(networks).includes('bridge') ? this.legacyLinks(record) : [];
+    const hosts = hostsFile({
+      hostname: record.config.Hostname || record.id.slice(0, 12),
+      domainname: record.config.Domainname || undefined,
+      ip: Object.values(networks)[0]?.ip,
+      links,
+      extraHosts: parseExtraHosts(record.hostConfig.ExtraHosts as string[] | undefined, this.opts.networks.hostGateway()),
+    });
+    const resolv = resolvConf({
+      host: readOr(this.hostResolvConfPath(), ''),
+      embedded: this.opts.networks.dnsServerFor(record.endpoints ?? {}),
+      dns: record.hostConfig.Dns as string[] | undefined,
+      dnsSearch: record.hostConfig.DnsSearch as string[] | undefined,
+      dnsOptions: record.hostConfig.DnsOptions as string[] | undefined,
+    });
+    fs.writeFileSync(path.join(dir, 'hosts'), hosts, { mode: 0o644 });
+    fs.writeFileSync(path.join(dir, 'resolv.conf'), resolv, { mode: 0o644 });
+  }
+
+  /** `--link name:alias` on the default bridge: the running targets' addresses there, for /etc/hosts. */
+  private legacyLinks(record: ContainerRecord): Array<{ ip: string; names: string[] }> {
+    return ((record.hostConfig.Links as string[] | undefined) ?? []).flatMap((link) => {
+      const [target, alias] = link.split(':');
+      const other = this.store.find(target ?? '');
+      const ip = other?.state.status === 'running' ? other.networks?.bridge?.ip : undefined;
+      if (!other || !ip) return [];
+      const names = [alias ? alias.split('/').pop()! : '', other.id.slice(0, 12), other.name.slice(1)].filter(Boolean);
+      return [{ ip, names: [...new Set(names)] }];
+    });
   }
 
   private async runPendingAttach(id: string, shimDir: string): Promise<void> {
@@ -566,7 +593,7 @@ export class ContainerService {
     const oomKilled = exit?.signal === 9 && this.oomKilled(id);
     await this.cleanupRun(id);
     record.state = { ...record.state, status: 'exited', pid: 0, exitCode: code, finishedAt: exit?.finished ?? nowIso(), oomKilled };
-    delete record.network;
+    delete record.networks;
     delete record.ports;
     this.store.save(record);
     if (oomKilled) this.opts.events.emit('container', 'oom', id, { image: record.imageRef, name: record.name.slice(1) });
@@ -596,9 +623,8 @@ export class ContainerService {
     await this.mounter.unmount(this.rootfsDir(id)).catch(() => unmount(this.rootfsDir(id)));
     if (fs.existsSync(this.layersDir(id))) unmountIdmapped(this.layersDir(id));
     await new ShimClient(this.shimDir(id)).shutdown().catch(() => undefined);
-    // The veth went with the namespace; the address is free again.
-    this.opts.bridge?.ipam.release(id);
-    await this.opts.ports?.unpublish(id);
+    // The veths went with the namespace; the addresses are free again, the ports closed.
+    await this.opts.networks.release(id, this.store.find(id)?.networks);
   }
 
   private maybeRestart(record: ContainerRecord): void {
@@ -940,7 +966,6 @@ export class ContainerService {
         await this.opts.snapshotter.remove(snapshot.key).catch(() => undefined);
       }
     }
-    this.opts.bridge?.ipam.retain(new Set(this.store.list().filter((c) => c.state.status === 'running' || c.state.status === 'paused').map((c) => c.id)));
     for (const record of this.store.list()) {
       const id = record.id;
       const status: ContainerStatus = record.state.status;
@@ -951,11 +976,9 @@ export class ContainerService {
       if (status === 'running' || status === 'paused') {
         if (shimPid(this.shimDir(id)) !== undefined) {
           this.monitor(id);
-          // The previous daemon's listeners died with it: the same host ports again.
-          if (record.network && record.ports && this.opts.ports) {
-            const again: Record<string, Array<{ HostIp: string; HostPort: string }>> = {};
-            for (const [k, v] of Object.entries(record.ports)) again[k] = v ?? [];
-            await this.opts.ports.publish(id, record.network.ip, again).catch((err) => process.emitWarning(`container ${id}: cannot publish its ports again: ${(err as Error).message}`));
+          // The previous daemon's port reservations died with it (its NAT rules did not): the same host ports again.
+          if (record.networks && record.ports) {
+            await this.opts.networks.republish(id, record.networks, record.ports).catch((err) => process.emitWarning(`container ${id}: cannot reserve its ports again: ${(err as Error).message}`));
           }
           continue;
         }
@@ -979,6 +1002,50 @@ export class ContainerService {
         this.maybeRestart(record);
       }
     }
+    // Addresses of containers that died while we were away freed, rules made right, DNS up.
+    await this.opts.networks.reconcile();
+  }
+
+  /** The containers as the network service sees them. */
+  networkMembers(): NetworkMember[] {
+    return this.store.list().map((c) => ({ id: c.id, name: c.name.slice(1), running: c.state.status === 'running' || c.state.status === 'paused', endpoints: c.endpoints ?? {}, networks: c.networks ?? {} }));
+  }
+
+  /** `docker network connect`: on the network from now on, and at once if it runs. */
+  connect(ref: string, networkRef: string, config: EndpointConfig = {}): Promise<void> {
+    const id = this.store.get(ref).id;
+    return this.lock(id, async () => {
+      const record = this.store.get(id);
+      const network = this.opts.networks.get(networkRef);
+      const mode = record.hostConfig.NetworkMode ?? '';
+      if (this.networkMode(record).kind !== 'private' || network.driver !== 'bridge') throw new ForbiddenError('container cannot be disconnected from host network or connected to host network');
+      if (mode === 'none') throw new ForbiddenError('container cannot be connected to multiple networks with one of the networks in private (none) mode');
+      if (record.endpoints?.[network.name]) throw new ForbiddenError(`endpoint with name ${record.name.slice(1)} already exists in network ${network.name}`);
+      const endpoint = this.opts.networks.endpointConfig(network, config);
+      if (record.state.status === 'running' || record.state.status === 'paused') {
+        const state = this.opts.networks.connectRunning({ id, pid: record.state.pid, networks: record.networks ?? {} }, network, endpoint);
+        record.networks = { ...(record.networks ?? {}), [network.name]: state };
+      }
+      record.endpoints = { ...(record.endpoints ?? {}), [network.name]: endpoint };
+      this.store.save(record);
+    });
+  }
+
+  /** `docker network disconnect`. */
+  disconnect(ref: string, networkRef: string): Promise<void> {
+    const id = this.store.get(ref).id;
+    return this.lock(id, async () => {
+      const record = this.store.get(id);
+      const network = this.opts.networks.get(networkRef);
+      if (!record.endpoints?.[network.name]) throw new ForbiddenError(`container ${record.id} is not connected to network ${network.name}`);
+      const endpoint = record.networks?.[network.name];
+      if (endpoint) {
+        this.opts.networks.disconnectRunning(id, network, endpoint);
+        delete record.networks![network.name];
+      }
+      delete record.endpoints[network.name];
+      this.store.save(record);
+    });
   }
 
   private runtimeStatus(id: string): string | undefined {
@@ -1037,17 +1104,6 @@ function readOr(file: string, fallback: string): string {
 }
 
 /** The host's resolv.conf without loopback resolvers, which a container cannot reach (Docker's rule). */
-function containerResolvConf(): string {
-  let text = '';
-  try {
-    text = fs.readFileSync('/etc/resolv.conf', 'utf8');
-  } catch {
-    /* none */
-  }
-  const lines = text.split('\n').filter((l) => !/^\s*nameserver\s+(127\.|::1\b)/.test(l));
-  return lines.join('\n').trimEnd() + '\n';
-}
-
 function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms).unref());
 }

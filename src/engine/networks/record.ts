@@ -1,0 +1,44 @@
+/** What the engine persists about networks, and about a container's place on them. */
+
+export type NetworkDriver = 'bridge' | 'host' | 'null';
+
+export interface NetworkRecord {
+  id: string;
+  name: string;
+  driver: NetworkDriver;
+  created: string;
+  /** Predefined (bridge, host, none): never removed by the user. */
+  builtin: boolean;
+  /** No traffic beyond the bridge, no forwarding of DNS queries. */
+  internal: boolean;
+  attachable: boolean;
+  labels: Record<string, string>;
+  options: Record<string, string>;
+  /** Bridge networks: the Linux bridge, the subnet ("10.1.2.0/24"), its gateway, the MTU. */
+  bridge?: string;
+  subnet?: string;
+  gateway?: string;
+  mtu?: number;
+}
+
+/** A container's wish to be on a network (Docker's EndpointSettings as create and connect send them). */
+export interface EndpointConfig {
+  NetworkID?: string;
+  Aliases?: string[] | null;
+  Links?: string[] | null;
+  IPAMConfig?: { IPv4Address?: string } | null;
+  [key: string]: unknown;
+}
+
+/** A running container's endpoint on one network. */
+export interface EndpointState {
+  networkId: string;
+  endpointId: string;
+  ip: string;
+  prefix: number;
+  gateway: string;
+  mac: string;
+  /** The host end of its veth pair, and the name inside (eth0, eth1, ...). */
+  hostVeth: string;
+  ifname: string;
+}

@@ -1,0 +1,489 @@
+/**
+ * Networks in the lifecycle manager: the predefined ones (bridge when berthd has a default
+ * bridge, host, none) and user-defined bridge networks; each container's endpoints on them
+ * (veth, address from the network's IPAM, routes); published ports (reserved host ports plus
+ * kernel NAT); the embedded DNS server on user-defined networks. No HTTP here: the API layer
+ * calls these methods, the container service calls attach/release around a container's run.
+ */
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+
+import { ConflictError, ForbiddenError, InvalidArgumentError, NotFoundError, UnsupportedError } from '../../common/errors.js';
+import { attachToBridge, detachVeth, ensureBridge, hasDefaultRoute, hostRoutes, interfacesOf, macFor, removeBridge, vethName } from '../../network/bridge.js';
+import { Ipam, parseCidr, parseSubnet, subnetCidr, subnetContains, subnetsOverlap, type Subnet } from '../../network/ipam.js';
+import type { PortBinding, PortMap } from '../../network/ports.js';
+import type { EventBus } from '../events.js';
+import { matchesLabels } from '../image-filters.js';
+import type { EndpointConfig, EndpointState, NetworkRecord } from './record.js';
+import { NetworkStore } from './store.js';
+
+/** What the network service needs to know of a container. */
+export interface NetworkMember {
+  id: string;
+  /** Without Docker's leading slash. */
+  name: string;
+  running: boolean;
+  /** Networks it wants, by name, in attach order (the first gives eth0, routes and ports). */
+  endpoints: Record<string, EndpointConfig>;
+  /** Its endpoints while it runs. */
+  networks: Record<string, EndpointState>;
+}
+
+/** The parts of src/network this service drives (HostNat, EmbeddedDns, PortPublisher). */
+export interface NatApplier {
+  apply(state: { networks: Array<{ bridge: string; subnet: string; gateway: string; internal: boolean }>; ports: ReturnType<PortReserver['natPorts']> }): void;
+}
+export interface DnsListener {
+  listen(address: string, opts?: { forward?: boolean }): Promise<void>;
+  unlisten(address: string): Promise<void>;
+  close(): Promise<void>;
+}
+export interface PortReserver {
+  publish(owner: string, target: { ip: string; bridge: string }, bindings: Record<string, PortBinding[] | null | undefined>): Promise<PortMap>;
+  unpublish(owner: string): Promise<void>;
+  natPorts(): Array<{ proto: 'tcp' | 'udp'; hostIp: string; hostPort: number; containerIp: string; containerPort: number; bridge: string }>;
+  close(): Promise<void>;
+}
+
+export interface NetworkServiceOptions {
+  /** `<data-root>/network`: network records and each bridge network's address allocations. */
+  dir: string;
+  /** The default bridge (berthd's --bridge/--bip); none: no "bridge" network. */
+  defaultBridge?: { name: string; cidr: string };
+  /** Kernel NAT and filtering; undefined with --iptables=false. */
+  nat?: NatApplier;
+  dns?: DnsListener;
+  ports: PortReserver;
+  events: EventBus;
+}
+
+export interface CreateNetworkRequest {
+  Name?: unknown;
+  Driver?: unknown;
+  Internal?: unknown;
+  Attachable?: unknown;
+  EnableIPv6?: unknown;
+  Ingress?: unknown;
+  Labels?: unknown;
+  Options?: unknown;
+  IPAM?: { Driver?: string; Config?: Array<{ Subnet?: string; Gateway?: string; IPRange?: string; AuxiliaryAddresses?: Record<string, string> }> | null } | null;
+}
+
+/** How a container's network mode resolves. */
+export type NetworkModeKind = { kind: 'private' } | { kind: 'host' } | { kind: 'container'; ref: string };
+
+const NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
+const MTU_OPTION = 'com.docker.network.driver.mtu';
+const BRIDGE_NAME_OPTION = 'com.docker.network.bridge.name';
+const PREDEFINED = ['bridge', 'host', 'none'];
+
+/** Docker's default address pools: 172.17–31.0.0/16, then 192.168.0.0/16 in /20s. */
+function* candidateSubnets(): Generator<Subnet> {
+  for (let b = 18; b <= 31; b++) yield { gateway: `172.${b}.0.1`, prefix: 16 };
+  for (let c = 0; c < 256; c += 16) yield { gateway: `192.168.${c}.1`, prefix: 20 };
+}
+
+function labelsOf(value: unknown, field: string): Record<string, string> {
+  if (value === undefined || value === null) return {};
+  if (typeof value !== 'object' || Array.isArray(value) || Object.values(value).some((v) => typeof v !== 'string')) throw new InvalidArgumentError('must be an object of strings', field);
+  return { ...(value as Record<string, string>) };
+}
+
+export class NetworkService {
+  readonly store: NetworkStore;
+  private readonly ipams = new Map<string, Ipam>();
+  /** The containers, as the container service sees them (set by the engine). */
+  members: () => NetworkMember[] = () => [];
+
+  constructor(private readonly opts: NetworkServiceOptions) {
+    this.store = new NetworkStore(path.join(opts.dir, 'networks'));
+    this.ensurePredefined();
+    for (const n of this.bridgeNetworks()) ensureBridge(n.bridge!, this.subnetOf(n), n.mtu);
+  }
+
+  // ---- the networks ----------------------------------------------------------------------
+
+  private ensurePredefined(): void {
+    const make = (name: string, driver: NetworkRecord['driver'], extra: Partial<NetworkRecord> = {}): void => {
+      const existing = this.store.byName(name);
+      const record: NetworkRecord = { id: existing?.id ?? this.store.newId(), name, driver, created: existing?.created ?? new Date().toISOString(), builtin: true, internal: false, attachable: false, labels: {}, options: {}, ...extra };
+      if (JSON.stringify(existing) !== JSON.stringify(record)) this.store.save(record);
+    };
+    make('host', 'host');
+    make('none', 'null');
+    const bridge = this.opts.defaultBridge;
+    if (bridge) {
+      const subnet = parseCidr(bridge.cidr);
+      make('bridge', 'bridge', { bridge: bridge.name, subnet: subnetCidr(subnet), gateway: subnet.gateway, options: { 'com.docker.network.bridge.default_bridge': 'true', [BRIDGE_NAME_OPTION]: bridge.name } });
+    } else {
+      const stale = this.store.byName('bridge');
+      if (stale?.builtin) this.store.delete(stale.id);
+    }
+  }
+
+  private bridgeNetworks(): NetworkRecord[] {
+    return this.store.list().filter((n) => n.driver === 'bridge' && n.bridge && n.subnet);
+  }
+
+  private subnetOf(n: NetworkRecord): Subnet {
+    return { gateway: n.gateway!, prefix: Number(n.subnet!.split('/')[1]) };
+  }
+
+  private ipam(n: NetworkRecord): Ipam {
+    let ipam = this.ipams.get(n.id);
+    if (!ipam) {
+      ipam = new Ipam(path.join(this.opts.dir, `${n.bridge}.json`), this.subnetOf(n));
+      this.ipams.set(n.id, ipam);
+    }
+    return ipam;
+  }
+
+  list(filters: Record<string, string[]> = {}): NetworkRecord[] {
+    for (const key of Object.keys(filters)) {
+      if (!['driver', 'id', 'label', 'name', 'scope', 'type', 'dangling'].includes(key)) throw new InvalidArgumentError(`invalid filter '${key}'`, 'filters');
+    }
+    const used = new Set(this.members().flatMap((m) => (m.running ? Object.keys(m.networks) : [])));
+    return this.store.list().filter((n) => {
+      if (filters.driver && !filters.driver.includes(n.driver)) return false;
+      if (filters.id && !filters.id.some((id) => n.id.startsWith(id))) return false;
+      if (filters.name && !filters.name.some((name) => n.name.includes(name))) return false;
+      if (filters.scope && !filters.scope.includes('local')) return false;
+      if (filters.type && !filters.type.includes(n.builtin ? 'builtin' : 'custom')) return false;
+      if (filters.label && !matchesLabels(filters.label, n.labels)) return false;
+      if (filters.dangling) {
+        const dangling = ['1', 'true'].includes(filters.dangling[0] ?? '');
+        if (dangling !== (!n.builtin && !used.has(n.name))) return false;
+      }
+      return true;
+    });
+  }
+
+  get(ref: string): NetworkRecord {
+    return this.store.get(ref);
+  }
+
+  /** The running containers on a network, with their endpoints. */
+  endpointsOn(network: NetworkRecord): Array<{ id: string; name: string; endpoint: EndpointState }> {
+    return this.members().flatMap((m) => {
+      const endpoint = m.running ? m.networks[network.name] : undefined;
+      return endpoint ? [{ id: m.id, name: m.name, endpoint }] : [];
+    });
+  }
+
+  create(req: CreateNetworkRequest): { id: string; warning: string } {
+    const name = req.Name;
+    if (typeof name !== 'string' || !name) throw new InvalidArgumentError('a network needs a name', 'Name');
+    if (!NAME.test(name)) throw new InvalidArgumentError(`invalid network name ${JSON.stringify(name)}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed`, 'Name');
+    if (PREDEFINED.includes(name)) throw new ForbiddenError(`operation is not permitted on predefined ${name} network`);
+    if (this.store.byName(name)) throw new ConflictError(`network with name ${name} already exists`);
+    const driver = req.Driver === undefined || req.Driver === null || req.Driver === '' ? 'bridge' : req.Driver;
+    if (driver !== 'bridge') throw new NotFoundError(`plugin "${String(driver)}" not found`);
+    if (req.EnableIPv6 === true) throw new UnsupportedError('IPv6 networks are not supported yet');
+    if (req.Ingress === true) throw new UnsupportedError('ingress networks are swarm networks, which Berth does not have');
+    const options = labelsOf(req.Options, 'Options');
+    const labels = labelsOf(req.Labels, 'Labels');
+    const mtu = options[MTU_OPTION] ? Number(options[MTU_OPTION]) : undefined;
+    if (mtu !== undefined && (!Number.isInteger(mtu) || mtu < 68 || mtu > 65535)) throw new InvalidArgumentError(`invalid MTU ${JSON.stringify(options[MTU_OPTION])}`, `Options.${MTU_OPTION}`);
+    const configs = req.IPAM?.Config ?? [];
+    if (!Array.isArray(configs)) throw new InvalidArgumentError('must be a list', 'IPAM.Config');
+    if (req.IPAM?.Driver && req.IPAM.Driver !== 'default') throw new NotFoundError(`plugin "${req.IPAM.Driver}" not found`);
+    if (configs.length > 1) throw new UnsupportedError('one subnet per network is supported');
+    const config = configs[0] ?? {};
+    if (config.IPRange || Object.keys(config.AuxiliaryAddresses ?? {}).length) throw new UnsupportedError('IPRange and AuxiliaryAddresses are not supported yet');
+    if (!config.Subnet && config.Gateway) throw new InvalidArgumentError('a gateway needs a subnet', 'IPAM.Config.Gateway');
+
+    const others = this.bridgeNetworks().map((n) => this.subnetOf(n));
+    let subnet: Subnet;
+    if (config.Subnet) {
+      subnet = parseSubnet(config.Subnet, config.Gateway);
+      const clash = this.bridgeNetworks().find((n) => subnetsOverlap(this.subnetOf(n), subnet));
+      if (clash) throw new ForbiddenError(`invalid pool request: Pool overlaps with other one on this address space (network ${clash.name}, ${clash.subnet})`);
+    } else {
+      const routes = hostRoutes().map((r) => parseSubnet(r.endsWith('/32') ? `${r.slice(0, -3)}/30` : r, undefined, 'route'));
+      const free = [...candidateSubnets()].find((s) => !others.some((o) => subnetsOverlap(o, s)) && !routes.some((r) => subnetsOverlap(r, s)));
+      if (!free) throw new ForbiddenError('all predefined address pools have been fully subnetted');
+      subnet = free;
+    }
+    const id = this.store.newId();
+    const bridge = options[BRIDGE_NAME_OPTION] || `br-${id.slice(0, 12)}`;
+    if (!/^[a-zA-Z0-9_.-]{1,15}$/.test(bridge)) throw new InvalidArgumentError(`invalid bridge name ${JSON.stringify(bridge)}`, `Options.${BRIDGE_NAME_OPTION}`);
+    if (this.bridgeNetworks().some((n) => n.bridge === bridge)) throw new ConflictError(`bridge ${bridge} is used by another network`);
+    const record: NetworkRecord = {
+      id,
+      name,
+      driver: 'bridge',
+      created: new Date().toISOString(),
+      builtin: false,
+      internal: req.Internal === true,
+      attachable: req.Attachable === true,
+      labels,
+      options,
+      bridge,
+      subnet: subnetCidr(subnet),
+      gateway: subnet.gateway,
+      ...(mtu ? { mtu } : {}),
+    };
+    ensureBridge(bridge, subnet, mtu);
+    try {
+      this.store.save(record);
+      this.applyNat();
+    } catch (err) {
+      this.store.delete(id);
+      removeBridge(bridge);
+      throw err;
+    }
+    void this.listenDns(record);
+    this.opts.events.emit('network', 'create', id, { name, type: 'bridge' });
+    return { id, warning: '' };
+  }
+
+  async remove(ref: string): Promise<void> {
+    const n = this.store.get(ref);
+    if (n.builtin) throw new ForbiddenError(`${n.name} is a pre-defined network and cannot be removed`);
+    const active = this.endpointsOn(n);
+    if (active.length) throw new ForbiddenError(`error while removing network: network ${n.name} id ${n.id} has active endpoints`);
+    await this.opts.dns?.unlisten(n.gateway!).catch(() => undefined);
+    this.store.delete(n.id);
+    this.ipams.delete(n.id);
+    fs.rmSync(path.join(this.opts.dir, `${n.bridge}.json`), { force: true });
+    this.applyNat();
+    removeBridge(n.bridge!);
+    this.opts.events.emit('network', 'destroy', n.id, { name: n.name, type: n.driver });
+  }
+
+  /** Removes user-defined networks no running container uses; their names. */
+  async prune(filters: Record<string, string[]> = {}): Promise<string[]> {
+    const unused = this.list({ ...filters, type: ['custom'] }).filter((n) => this.endpointsOn(n).length === 0);
+    const removed: string[] = [];
+    for (const n of unused) {
+      await this.remove(n.id).then(
+        () => removed.push(n.name),
+        () => undefined,
+      );
+    }
+    return removed;
+  }
+
+  // ---- containers --------------------------------------------------------------------------
+
+  /**
+   * HostConfig.NetworkMode and NetworkingConfig.EndpointsConfig at create: the kind of
+   * namespace and the networks to join, by name, the mode's network first. Unknown networks
+   * are a 400 (a 404 from create makes the docker CLI go pulling the image).
+   */
+  resolveMode(mode: unknown, endpointsConfig: Record<string, EndpointConfig> | null | undefined): { kind: NetworkModeKind; endpoints: Record<string, EndpointConfig> } {
+    if (mode !== undefined && mode !== null && typeof mode !== 'string') throw new InvalidArgumentError('must be a string', 'HostConfig.NetworkMode');
+    const name = mode || 'default';
+    if (name === 'host') return { kind: { kind: 'host' }, endpoints: {} };
+    if (name === 'none') return { kind: { kind: 'private' }, endpoints: {} };
+    if (name.startsWith('container:')) return { kind: { kind: 'container', ref: name.slice('container:'.length) }, endpoints: {} };
+    const primary = name === 'default' ? this.store.byName('bridge') : this.store.find(name);
+    if (!primary && name !== 'default' && name !== 'bridge') throw new InvalidArgumentError(`network ${name} not found`, 'HostConfig.NetworkMode');
+    const endpoints: Record<string, EndpointConfig> = {};
+    const wanted = { ...(endpointsConfig ?? {}) };
+    if (primary) {
+      if (primary.driver !== 'bridge') throw new InvalidArgumentError(`container cannot be connected to network ${primary.name} as its network mode`, 'HostConfig.NetworkMode');
+      const config = wanted[primary.name] ?? wanted[primary.id] ?? wanted[name] ?? {};
+      delete wanted[primary.name];
+      delete wanted[primary.id];
+      delete wanted[name];
+      endpoints[primary.name] = this.endpointConfig(primary, config);
+    }
+    for (const [ref, config] of Object.entries(wanted)) {
+      const n = this.store.find(ref);
+      if (!n) throw new InvalidArgumentError(`network ${ref} not found`, 'NetworkingConfig.EndpointsConfig');
+      if (n.driver !== 'bridge') throw new InvalidArgumentError(`container cannot be disconnected from host network or connected to host network`, 'NetworkingConfig.EndpointsConfig');
+      if (!primary) throw new InvalidArgumentError('a container on no bridge network cannot join others at create', 'NetworkingConfig.EndpointsConfig');
+      endpoints[n.name] = this.endpointConfig(n, config ?? {});
+    }
+    return { kind: { kind: 'private' }, endpoints };
+  }
+
+  /** Checks a container's wish to be on a network (create, connect); the config to persist. */
+  endpointConfig(n: NetworkRecord, config: EndpointConfig): EndpointConfig {
+    const ip = config.IPAMConfig?.IPv4Address;
+    if (ip) {
+      if (n.builtin) throw new InvalidArgumentError('user specified IP address is supported on user defined networks only', 'IPAMConfig.IPv4Address');
+      if (!subnetContains(this.subnetOf(n), ip)) throw new InvalidArgumentError(`no configured subnet contains IP address ${ip}`, 'IPAMConfig.IPv4Address');
+    }
+    for (const field of ['Aliases', 'Links'] as const) {
+      const v = config[field];
+      if (v !== undefined && v !== null && (!Array.isArray(v) || v.some((x) => typeof x !== 'string'))) throw new InvalidArgumentError('must be a list of strings', `EndpointsConfig.${n.name}.${field}`);
+    }
+    if (n.builtin && config.Aliases?.length) throw new InvalidArgumentError('network-scoped alias is supported only for containers in user defined networks', `EndpointsConfig.${n.name}.Aliases`);
+    return { ...config, NetworkID: n.id };
+  }
+
+  /**
+   * Plugs a started container (its PID 1 exists, its program not yet running) into each of
+   * its networks, then publishes its ports on the first. On failure nothing stays.
+   */
+  async attach(c: { id: string; pid: number; endpoints: Record<string, EndpointConfig>; ports: Record<string, PortBinding[]> }): Promise<{ networks: Record<string, EndpointState>; ports?: PortMap }> {
+    const networks: Record<string, EndpointState> = {};
+    try {
+      let routed = false;
+      for (const [name, config] of Object.entries(c.endpoints)) {
+        const n = this.store.find(config.NetworkID ?? name) ?? this.store.find(name);
+        if (!n || n.driver !== 'bridge') throw new NotFoundError(`network ${name} not found`);
+        networks[n.name] = this.plug(n, c.id, c.pid, `eth${Object.keys(networks).length}`, config, !routed && !n.internal);
+        routed ||= !n.internal;
+      }
+      const primary = Object.values(networks)[0];
+      let ports: PortMap | undefined;
+      if (primary && Object.keys(c.ports).length) {
+        const n = this.store.get(primary.networkId);
+        ports = await this.opts.ports.publish(c.id, { ip: primary.ip, bridge: n.bridge! }, c.ports);
+        this.applyNat();
+      }
+      return { networks, ...(ports ? { ports } : {}) };
+    } catch (err) {
+      await this.release(c.id, networks);
+      throw err;
+    }
+  }
+
+  private plug(n: NetworkRecord, containerId: string, pid: number, ifname: string, config: EndpointConfig, defaultRoute: boolean): EndpointState {
+    const ipam = this.ipam(n);
+    const ip = ipam.allocate(containerId, config.IPAMConfig?.IPv4Address || undefined);
+    const subnet = this.subnetOf(n);
+    const hostVeth = vethName(containerId, n.id);
+    try {
+      attachToBridge({ bridge: n.bridge!, pid, hostVeth, ifname, ip, subnet, mtu: n.mtu, defaultRoute });
+    } catch (err) {
+      ipam.release(containerId);
+      throw err;
+    }
+    return { networkId: n.id, endpointId: crypto.randomBytes(32).toString('hex'), ip, prefix: subnet.prefix, gateway: n.internal ? '' : subnet.gateway, mac: macFor(ip), hostVeth, ifname };
+  }
+
+  /** After a container's run (or a failed start): ports closed, addresses free, veths gone. */
+  async release(containerId: string, networks: Record<string, EndpointState> | undefined): Promise<void> {
+    const portsBefore = this.opts.ports.natPorts().length;
+    await this.opts.ports.unpublish(containerId);
+    for (const n of this.bridgeNetworks()) this.ipam(n).release(containerId);
+    // The kernel removes a dead namespace's veths on its own; a failed start's namespace may live on.
+    for (const e of Object.values(networks ?? {})) {
+      try {
+        detachVeth(e.hostVeth);
+      } catch {
+        /* already gone */
+      }
+    }
+    if (this.opts.ports.natPorts().length !== portsBefore) this.applyNat();
+  }
+
+  /** `docker network connect` of a running container: a new interface now. */
+  connectRunning(c: { id: string; pid: number; networks: Record<string, EndpointState> }, network: NetworkRecord, config: EndpointConfig): EndpointState {
+    if (network.driver !== 'bridge') throw new ForbiddenError(`container cannot be disconnected from host network or connected to host network`);
+    if (c.networks[network.name]) throw new ForbiddenError(`endpoint with name ${network.name} already exists in network ${network.name}`);
+    const taken = new Set(interfacesOf(c.pid));
+    let i = 0;
+    while (taken.has(`eth${i}`)) i++;
+    const state = this.plug(network, c.id, c.pid, `eth${i}`, config, !network.internal && !hasDefaultRoute(c.pid));
+    this.opts.events.emit('network', 'connect', network.id, { container: c.id, name: network.name, type: network.driver });
+    return state;
+  }
+
+  disconnectRunning(containerId: string, network: NetworkRecord, endpoint: EndpointState): void {
+    detachVeth(endpoint.hostVeth);
+    this.ipam(network).release(containerId);
+    this.opts.events.emit('network', 'disconnect', network.id, { container: containerId, name: network.name, type: network.driver });
+  }
+
+  /** The embedded DNS server's address for a container: its first user-defined network's gateway. */
+  dnsServerFor(endpoints: Record<string, EndpointConfig>): string | undefined {
+    if (!this.opts.dns) return undefined;
+    for (const name of Object.keys(endpoints)) {
+      const n = this.store.byName(name);
+      if (n && !n.builtin && n.gateway) return n.gateway;
+    }
+    return undefined;
+  }
+
+  /** The default bridge's gateway (--add-host name:host-gateway). */
+  hostGateway(): string | undefined {
+    return this.store.byName('bridge')?.gateway;
+  }
+
+  /**
+   * After a daemon (re)start, with the containers that still run: addresses of the others
+   * freed, ports reserved again, kernel rules made exactly what they should be (nothing stale
+   * from the dead daemon, nothing missing), DNS answering on each user-defined network.
+   */
+  async reconcile(): Promise<void> {
+    const running = this.members().filter((m) => m.running);
+    for (const n of this.bridgeNetworks()) this.ipam(n).retain(new Set(running.filter((m) => m.networks[n.name]).map((m) => m.id)));
+    for (const n of this.bridgeNetworks()) void this.listenDns(n);
+    this.applyNat();
+  }
+
+  /** Reserves a running container's published ports again (after a daemon restart). */
+  async republish(containerId: string, networks: Record<string, EndpointState>, ports: PortMap): Promise<void> {
+    const primary = Object.values(networks)[0];
+    const n = primary && this.store.find(primary.networkId);
+    if (!primary || !n) return;
+    const again: Record<string, PortBinding[]> = {};
+    for (const [k, v] of Object.entries(ports)) again[k] = v ?? [];
+    await this.opts.ports.publish(containerId, { ip: primary.ip, bridge: n.bridge! }, again);
+  }
+
+  applyNat(): void {
+    this.opts.nat?.apply({
+      networks: this.bridgeNetworks().map((n) => ({ bridge: n.bridge!, subnet: n.subnet!, gateway: n.gateway!, internal: n.internal })),
+      ports: this.opts.ports.natPorts(),
+    });
+  }
+
+  private async listenDns(n: NetworkRecord): Promise<void> {
+    if (!this.opts.dns || n.builtin || !n.gateway) return;
+    await this.opts.dns.listen(n.gateway, { forward: !n.internal }).catch((err: Error) => process.emitWarning(`network ${n.name}: the embedded DNS server cannot listen on ${n.gateway}: ${err.message}`));
+  }
+
+  // ---- the embedded DNS server's view -------------------------------------------------------
+
+  /** Addresses for a name asked by the container at `client`: names, aliases and links on the client's network. */
+  lookup(name: string, client: string): string[] | undefined {
+    const wanted = name.toLowerCase().replace(/\.$/, '');
+    const members = this.members().filter((m) => m.running);
+    const asking = members.flatMap((m) => Object.entries(m.networks).flatMap(([net, e]) => (e.ip === client ? [{ member: m, net }] : [])))[0];
+    if (!asking) return undefined;
+    const { member: self, net } = asking;
+    const network = this.store.byName(net);
+    if (!network || network.builtin) return undefined;
+    // --link target:alias on this network.
+    for (const link of self.endpoints[net]?.Links ?? []) {
+      const [target, alias] = link.split(':');
+      if ((alias ?? target)!.toLowerCase() === wanted) {
+        const t = members.find((m) => m.name === target!.replace(/^\//, ''));
+        const ip = t?.networks[net]?.ip;
+        if (ip) return [ip];
+      }
+    }
+    const found = members.flatMap((m) => {
+      const e = m.networks[net];
+      if (!e) return [];
+      const names = [m.name, m.id.slice(0, 12), ...(m.endpoints[net]?.Aliases ?? [])].map((x) => x.toLowerCase());
+      return names.includes(wanted) ? [e.ip] : [];
+    });
+    return found.length ? found : undefined;
+  }
+
+  /** The name for a container's address on the client's network (PTR). */
+  reverse(ip: string, client: string): string | undefined {
+    for (const m of this.members()) {
+      if (!m.running) continue;
+      for (const [net, e] of Object.entries(m.networks)) {
+        const n = this.store.byName(net);
+        if (e.ip === ip && n && !n.builtin && this.members().some((x) => x.running && x.networks[net]?.ip === client)) return `${m.name}.${net}`;
+      }
+    }
+    return undefined;
+  }
+
+  async close(): Promise<void> {
+    await this.opts.dns?.close().catch(() => undefined);
+    await this.opts.ports.close();
+  }
+}
+
