@@ -44,6 +44,11 @@ export interface RunFlags {
   attach?: string[];
   dns?: string[];
   addHost?: string[];
+  networkAlias?: string[];
+  ip?: string;
+  link?: string[];
+  dnsSearch?: string[];
+  dnsOption?: string[];
   shmSize?: string;
   groupAdd?: string[];
 }
@@ -300,6 +305,9 @@ export function buildCreateRequest(
   }
   const network = flags.network ?? 'default';
   const builtinNetworks = ['default', 'bridge', 'host', 'none'];
+  if (builtinNetworks.includes(network) && (flags.ip || flags.networkAlias?.length)) {
+    throw new FlagError(flags.ip ? 'user specified IP address is supported on user defined networks only' : 'network-scoped aliases are only supported for user-defined networks');
+  }
 
   const hostConfig: Record<string, unknown> = {
     Binds: binds.length ? binds : null,
@@ -311,6 +319,9 @@ export function buildCreateRequest(
     CapAdd: flags.capAdd?.length ? flags.capAdd.map(capName) : null,
     CapDrop: flags.capDrop?.length ? flags.capDrop.map(capName) : null,
     Dns: flags.dns ?? [],
+    DnsSearch: flags.dnsSearch ?? [],
+    DnsOptions: flags.dnsOption ?? [],
+    Links: flags.link?.length && builtinNetworks.includes(network) ? flags.link : null,
     ExtraHosts: flags.addHost?.length ? flags.addHost : null,
     GroupAdd: flags.groupAdd?.length ? flags.groupAdd : null,
     Privileged: !!flags.privileged,
@@ -348,7 +359,7 @@ export function buildCreateRequest(
     Entrypoint: flags.entrypoint !== undefined ? [flags.entrypoint] : null,
     Labels: labels,
     HostConfig: hostConfig,
-    NetworkingConfig: { EndpointsConfig: builtinNetworks.includes(network) ? {} : { [network]: {} } },
+    NetworkingConfig: { EndpointsConfig: builtinNetworks.includes(network) ? {} : { [network]: endpointConfig(flags) } },
   };
   if (Object.keys(exposed).length) body.ExposedPorts = exposed;
   if (flags.stopSignal) body.StopSignal = flags.stopSignal;
@@ -357,4 +368,13 @@ export function buildCreateRequest(
   if (flags.name) req.name = flags.name;
   if (flags.platform) req.platform = flags.platform;
   return req;
+}
+
+/** --network-alias, --ip and --link on a user-defined network, as the docker CLI sends them. */
+function endpointConfig(flags: RunFlags): Record<string, unknown> {
+  const config: Record<string, unknown> = {};
+  if (flags.networkAlias?.length) config.Aliases = flags.networkAlias;
+  if (flags.ip) config.IPAMConfig = { IPv4Address: flags.ip };
+  if (flags.link?.length) config.Links = flags.link;
+  return config;
 }

@@ -47,7 +47,21 @@ function leftProcs(parent: string): number {
   return count;
 }
 
-export async function startBerthd(opts: { prefix?: string; timeoutMs?: number; extraArgs?: string[]; config?: object; bridge?: { name: string; cidr: string } } = {}): Promise<PrivateBerthd> {
+/** Bridges of the daemon's networks (the default one and user-defined ones), from its records. */
+function networkBridges(dir: string): string[] {
+  const records = path.join(dir, 'data', 'network', 'networks');
+  if (!fs.existsSync(records)) return [];
+  return fs.readdirSync(records).flatMap((f) => {
+    try {
+      const bridge = (JSON.parse(fs.readFileSync(path.join(records, f), 'utf8')) as { bridge?: string }).bridge;
+      return bridge ? [bridge] : [];
+    } catch {
+      return [];
+    }
+  });
+}
+
+export async function startBerthd(opts: { prefix?: string; timeoutMs?: number; extraArgs?: string[]; config?: object; bridge?: { name: string; cidr: string }; resolvConf?: string } = {}): Promise<PrivateBerthd> {
   assert.ok(DOCKER, 'the docker CLI is needed');
   const dir = fs.mkdtempSync(`/tmp/${opts.prefix ?? 'berthd-'}`);
   fs.chmodSync(dir, 0o711); // containers with their own user namespace pass through to their bundles
@@ -56,6 +70,9 @@ export async function startBerthd(opts: { prefix?: string; timeoutMs?: number; e
   const cgroupsBefore = existingCgroups([cgroupParent.slice(1)]);
   fs.mkdirSync(path.join(dir, 'cli'));
   fs.writeFileSync(path.join(dir, 'daemon.json'), JSON.stringify(opts.config ?? {}));
+  // The host's resolvers are not the tests' to use (nothing may leave the machine): by default
+  // the daemon sees a loopback nameserver nothing answers on.
+  fs.writeFileSync(path.join(dir, 'resolv.conf'), opts.resolvConf ?? 'nameserver 127.0.0.1\n');
   const env: NodeJS.ProcessEnv = { ...process.env, DOCKER_HOST: `unix://${socket}`, DOCKER_CONFIG: path.join(dir, 'cli') };
   delete env.DOCKER_CONTEXT;
   const defaultTimeout = opts.timeoutMs ?? 60_000;
@@ -79,7 +96,7 @@ export async function startBerthd(opts: { prefix?: string; timeoutMs?: number; e
     const log = fs.openSync(path.join(dir, 'berthd.log'), 'a');
     const child = spawn(
       BERTHD,
-      ['-H', `unix://${socket}`, '--data-root', path.join(dir, 'data'), '--exec-root', path.join(dir, 'exec'), '--pidfile', path.join(dir, 'berthd.pid'), '--cgroup-parent', cgroupParent, '--config-file', path.join(dir, 'daemon.json'), '-D', ...(opts.bridge ? ['--bridge', opts.bridge.name, '--bip', opts.bridge.cidr] : ['--bridge', 'none']), ...(opts.extraArgs ?? [])],
+      ['-H', `unix://${socket}`, '--data-root', path.join(dir, 'data'), '--exec-root', path.join(dir, 'exec'), '--pidfile', path.join(dir, 'berthd.pid'), '--cgroup-parent', cgroupParent, '--config-file', path.join(dir, 'daemon.json'), '--resolv-conf', path.join(dir, 'resolv.conf'), '-D', ...(opts.bridge ? ['--bridge', opts.bridge.name, '--bip', opts.bridge.cidr] : ['--bridge', 'none']), ...(opts.extraArgs ?? [])],
       { stdio: ['ignore', log, log], detached: true },
     );
     fs.closeSync(log);
@@ -112,6 +129,7 @@ export async function startBerthd(opts: { prefix?: string; timeoutMs?: number; e
       const left = docker(['ps', '-aq', '--no-trunc'], 20_000).stdout.split('\n').filter(Boolean);
       ids.push(...left);
       if (left.length) docker(['rm', '-f', '-v', ...left], 60_000);
+      docker(['network', 'prune', '-f'], 20_000);
     }
     await stopPid(daemonPid, 10_000);
     // Shims (and their containers) of anything left: found by the dir in their command line.
@@ -132,7 +150,7 @@ export async function startBerthd(opts: { prefix?: string; timeoutMs?: number; e
     }
     await poll(() => cgroupRoots().every((root) => leftProcs(path.join(root, cgroupParent)) === 0), 3000);
     unmountUnder(dir);
-    if (opts.bridge) cmd('ip', ['link', 'del', opts.bridge.name]);
+    for (const bridge of new Set([...networkBridges(dir), ...(opts.bridge ? [opts.bridge.name] : [])])) cmd('ip', ['link', 'del', bridge]);
     removeCgroups([cgroupParent.slice(1)], [''], cgroupsBefore);
     if (!process.env.BERTH_KEEP_ENGINE_DIRS) fs.rmSync(dir, { recursive: true, force: true });
   };

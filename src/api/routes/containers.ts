@@ -55,8 +55,10 @@ function matchesFilters(c: ContainerRecord, filters: Record<string, string[]>): 
       case 'volume':
         if (!any((v) => c.mounts.some((m) => m.Name === v || m.Destination === v))) return false;
         break;
-      case 'is-task':
       case 'network':
+        if (!any((v) => Object.entries(c.endpoints ?? {}).some(([name, e]) => name === v || (!!e.NetworkID && e.NetworkID.startsWith(v))))) return false;
+        break;
+      case 'is-task':
       case 'health':
         break;
       case 'before':

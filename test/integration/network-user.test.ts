@@ -1,0 +1,229 @@
+/**
+ * Issue 5 through the real docker CLI against berthd: user-defined networks (create, ls,
+ * inspect, rm, prune, connect, disconnect), names through the embedded DNS server, --ip,
+ * --network-alias, --internal, published ports through kernel NAT surviving a kill -9 of the
+ * daemon, and the errors Docker gives. Traffic goes only to addresses this test made: its
+ * bridges, its containers, a namespace of its own playing "the outside" (10.220.x.0/24), and
+ * a fake upstream DNS server on a loopback address.
+ */
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import dgram from 'node:dgram';
+import fs from 'node:fs';
+import http from 'node:http';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+
+import { startBerthd, type PrivateBerthd } from '../helpers/berthd.js';
+import { cmd, dockerdSkip, poll } from '../helpers/engines.js';
+
+const TAG = process.pid % 200;
+const BRIDGE = `bt${process.pid % 100000}`;
+const DEFAULT_CIDR = `10.216.${TAG}.1/24`;
+const NET_A = `10.217.${TAG}.0/24`;
+const NET_INTERNAL = `10.218.${TAG}.0/24`;
+/** "The outside": a namespace of the test's own behind a veth pair. */
+const OUTSIDE_NS = `bout${process.pid % 100000}`;
+const OUTSIDE_HOST_IP = `10.220.${TAG}.1`;
+const OUTSIDE_IP = `10.220.${TAG}.2`;
+const OUTSIDE_VETH = `vo${process.pid % 100000}`;
+/** A fake upstream resolver on a loopback address: what the embedded DNS forwards to. */
+const UPSTREAM = `127.0.${TAG}.53`;
+
+function get(url: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = http.get(url, { timeout: 3000 }, (res) => {
+      let body = '';
+      res.on('data', (c: Buffer) => (body += c.toString()));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.on('error', reject);
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+  });
+}
+
+async function getWithRetry(url: string, tries = 50): Promise<{ status: number; body: string } | undefined> {
+  for (let i = 0; i < tries; i++) {
+    const answer = await get(url).catch(() => undefined);
+    if (answer) return answer;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return undefined;
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const server = net.createServer();
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** A minimal DNS answer: every A question gets 192.0.2.77 (data only; nothing is sent there). */
+function fakeUpstream(): Promise<dgram.Socket> {
+  const socket = dgram.createSocket('udp4');
+  socket.on('message', (msg, rinfo) => {
+    // Header: copy the ID, set QR|RD|RA, one question, one answer; the question copied as is.
+    let end = 12;
+    while (msg[end] !== 0 && end < msg.length) end += msg[end]! + 1;
+    const question = msg.subarray(12, end + 5);
+    const header = Buffer.from([msg[0]!, msg[1]!, 0x81, 0x80, 0, 1, 0, 1, 0, 0, 0, 0]);
+    const answer = Buffer.from([0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 192, 0, 2, 77]);
+    socket.send(Buffer.concat([header, question, answer]), rinfo.port, rinfo.address);
+  });
+  return new Promise((resolve) => socket.bind(53, UPSTREAM, () => resolve(socket)));
+}
+
+/** iptables-save lines mentioning Berth's chains. */
+function berthRules(): string[] {
+  return cmd('iptables-save', []).stdout.split('\n').filter((l) => l.includes('BERTH') && !l.startsWith(':') && !l.startsWith('#'));
+}
+
+describe('user-defined networks through the docker CLI', { skip: dockerdSkip }, () => {
+  let d: PrivateBerthd;
+  let upstream: dgram.Socket | undefined;
+  let outsideServer: ChildProcess | undefined;
+  const forwardBefore = fs.readFileSync('/proc/sys/net/ipv4/ip_forward', 'utf8').trim();
+
+  before(async () => {
+    // The outside: a namespace with a web server, reachable from the host through a veth.
+    cmd('ip', ['netns', 'add', OUTSIDE_NS]);
+    cmd('ip', ['link', 'add', OUTSIDE_VETH, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', OUTSIDE_NS]);
+    cmd('ip', ['addr', 'add', `${OUTSIDE_HOST_IP}/24`, 'dev', OUTSIDE_VETH]);
+    cmd('ip', ['link', 'set', OUTSIDE_VETH, 'up']);
+    cmd('ip', ['netns', 'exec', OUTSIDE_NS, 'sh', '-c', `ip addr add ${OUTSIDE_IP}/24 dev eth0 && ip link set eth0 up && ip link set lo up`]);
+    const www = fs.mkdtempSync(path.join(os.tmpdir(), 'berth-outside-'));
+    fs.writeFileSync(path.join(www, 'index.html'), 'outside\n');
+    outsideServer = spawn('ip', ['netns', 'exec', OUTSIDE_NS, 'busybox', 'httpd', '-f', '-p', `${OUTSIDE_IP}:8080`, '-h', www], { stdio: 'ignore' });
+    upstream = await fakeUpstream();
+    d = await startBerthd({ prefix: 'berthd-netuser-', bridge: { name: BRIDGE, cidr: DEFAULT_CIDR }, resolvConf: `nameserver ${UPSTREAM}\nsearch example.test\n` });
+    d.loadImages('busybox', 'web');
+  });
+
+  after(async () => {
+    await d?.stop();
+    upstream?.close();
+    outsideServer?.kill('SIGKILL');
+    cmd('ip', ['netns', 'del', OUTSIDE_NS]);
+    cmd('ip', ['link', 'del', OUTSIDE_VETH]);
+    fs.writeFileSync('/proc/sys/net/ipv4/ip_forward', forwardBefore);
+    assert.deepEqual(berthRules().filter((l) => l.includes(BRIDGE)), [], 'no rule for the test bridge is left');
+  });
+
+  it('creates, lists, inspects and removes networks, with Docker errors for bad requests', () => {
+    const id = d.dockerOk(['network', 'create', '--subnet', NET_A, '--label', 'team=a', 'neta']).trim();
+    assert.match(id, /^[a-f0-9]{64}$/);
+    const names = d.dockerOk(['network', 'ls', '--format', '{{.Name}}']).split('\n').filter(Boolean).sort();
+    assert.deepEqual(names, ['bridge', 'host', 'neta', 'none']);
+    const inspected = JSON.parse(d.dockerOk(['network', 'inspect', 'neta']))[0] as { Id: string; Driver: string; IPAM: { Config: Array<{ Subnet: string; Gateway: string }> }; Labels: Record<string, string> };
+    assert.equal(inspected.Id, id);
+    assert.equal(inspected.Driver, 'bridge');
+    assert.deepEqual(inspected.IPAM.Config, [{ Subnet: NET_A, Gateway: NET_A.replace(/0\/24$/, '1') }]);
+    assert.equal(inspected.Labels.team, 'a');
+    assert.equal(d.dockerOk(['network', 'ls', '-q', '--filter', 'label=team=a']).trim(), id.slice(0, 12));
+
+    const dup = d.docker(['network', 'create', 'neta']);
+    assert.notEqual(dup.status, 0);
+    assert.match(dup.stderr, /already exists/);
+    const overlap = d.docker(['network', 'create', '--subnet', NET_A.replace(/\.0\/24$/, '.128/25'), 'clash']);
+    assert.notEqual(overlap.status, 0);
+    assert.match(overlap.stderr, /overlaps/);
+    const predefined = d.docker(['network', 'rm', 'bridge']);
+    assert.notEqual(predefined.status, 0);
+    assert.match(predefined.stderr, /pre-defined network/);
+    const unknown = d.docker(['run', '--rm', '--network', 'nosuchnet', 'busybox', 'true']);
+    assert.notEqual(unknown.status, 0);
+    assert.match(unknown.stderr, /network nosuchnet not found/);
+    assert.equal(d.dockerOk(['ps', '-aq']).trim(), '', 'no half-created container');
+
+    // A network without a subnet gets one of the default pools.
+    d.dockerOk(['network', 'create', 'auto']);
+    const auto = JSON.parse(d.dockerOk(['network', 'inspect', 'auto']))[0] as { IPAM: { Config: Array<{ Subnet: string }> } };
+    assert.match(auto.IPAM.Config[0]!.Subnet, /^(172\.(1[89]|2\d|3[01])\.0\.0\/16|192\.168\.\d+\.0\/20)$/);
+    d.dockerOk(['network', 'rm', 'auto']);
+    assert.equal(d.docker(['network', 'inspect', 'auto']).status, 1);
+  });
+
+  it('lets containers on one network reach each other by name and alias; --ip; connect and disconnect', async () => {
+    const staticIp = NET_A.replace(/0\/24$/, '50');
+    const web = d.dockerOk(['run', '-d', '--name', 'site', '--network', 'neta', '--network-alias', 'www', '--ip', staticIp, 'web']).trim();
+    assert.equal(d.dockerOk(['inspect', '-f', '{{.NetworkSettings.Networks.neta.IPAddress}}', web]).trim(), staticIp);
+    const members = JSON.parse(d.dockerOk(['network', 'inspect', '-f', '{{json .Containers}}', 'neta'])) as Record<string, { Name: string; IPv4Address: string }>;
+    assert.deepEqual(Object.values(members).map((m) => [m.Name, m.IPv4Address]), [['site', `${staticIp}/24`]]);
+    const taken = d.docker(['run', '--rm', '--network', 'neta', '--ip', staticIp, 'busybox', 'true']);
+    assert.notEqual(taken.status, 0);
+    assert.match(taken.stderr, /already in use/);
+
+    const out = d.dockerOk(['run', '--rm', '--network', 'neta', 'busybox', 'sh', '-c', 'cat /etc/resolv.conf; for n in site www SITE.; do wget -q -T 3 -O - http://$n/ >/dev/null && echo "reached $n"; done; nslookup elsewhere.test || true']);
+    assert.match(out, new RegExp(`nameserver ${NET_A.replace(/0\/24$/, '1').replace(/\./g, '\\.')}`));
+    assert.match(out, /reached site/);
+    assert.match(out, /reached www/);
+    assert.match(out, /reached SITE\./);
+    assert.match(out, /192\.0\.2\.77/, 'other names go to the host resolver (here the test fake upstream)');
+
+    // The default bridge has no names, as Docker's.
+    const onBridge = d.dockerOk(['run', '--rm', 'busybox', 'sh', '-c', 'wget -q -T 2 -O - http://site/ >/dev/null && echo reached || echo unreachable']);
+    assert.match(onBridge, /unreachable/);
+
+    // connect: a second interface at once; disconnect: gone.
+    const client = d.dockerOk(['run', '-d', 'busybox', 'sleep', '300']).trim();
+    d.dockerOk(['network', 'connect', '--alias', 'cli', 'neta', client]);
+    const ifaces = d.dockerOk(['exec', client, 'ls', '/sys/class/net']).split(/\s+/).filter(Boolean).sort();
+    assert.deepEqual(ifaces, ['eth0', 'eth1', 'lo']);
+    assert.match(d.dockerOk(['exec', client, 'sh', '-c', 'wget -q -T 3 -O - http://www/ >/dev/null && echo reached']), /reached/);
+    const both = JSON.parse(d.dockerOk(['inspect', '-f', '{{json .NetworkSettings.Networks}}', client])) as Record<string, { IPAddress: string }>;
+    assert.deepEqual(Object.keys(both).sort(), ['bridge', 'neta']);
+    const inUse = d.docker(['network', 'rm', 'neta']);
+    assert.notEqual(inUse.status, 0);
+    assert.match(inUse.stderr, /active endpoints/);
+    d.dockerOk(['network', 'disconnect', 'neta', client]);
+    assert.deepEqual(d.dockerOk(['exec', client, 'ls', '/sys/class/net']).split(/\s+/).filter(Boolean).sort(), ['eth0', 'lo']);
+    d.dockerOk(['rm', '-f', client, web]);
+  });
+
+  it('keeps --internal networks inside their bridge, and lets other networks out through NAT', async () => {
+    d.dockerOk(['network', 'create', '--internal', '--subnet', NET_INTERNAL, 'inner']);
+    const probe = `wget -q -T 3 -O - http://${OUTSIDE_IP}:8080/ && echo reached-outside || echo blocked`;
+    assert.match(d.dockerOk(['run', '--rm', '--network', 'neta', 'busybox', 'sh', '-c', probe]), /outside\nreached-outside/);
+    assert.match(d.dockerOk(['run', '--rm', 'busybox', 'sh', '-c', probe]), /reached-outside/, 'from the default bridge too');
+    const inner = d.dockerOk(['run', '--rm', '--network', 'inner', 'busybox', 'sh', '-c', `ip route; ${probe}; nslookup elsewhere.test || echo no-forwarding`]);
+    assert.match(inner, /blocked/);
+    assert.doesNotMatch(inner, /default via/);
+    assert.doesNotMatch(inner, /192\.0\.2\.77/, 'internal networks do not forward DNS queries');
+    // Inside the internal network, containers still reach each other.
+    const a = d.dockerOk(['run', '-d', '--name', 'inner-web', '--network', 'inner', 'web']).trim();
+    assert.match(d.dockerOk(['run', '--rm', '--network', 'inner', 'busybox', 'sh', '-c', 'wget -q -T 3 -O - http://inner-web/ >/dev/null && echo reached']), /reached/);
+    d.dockerOk(['rm', '-f', a]);
+    d.dockerOk(['network', 'rm', 'inner']);
+  });
+
+  it('publishes ports through kernel NAT that keep working while the daemon is dead, and reconciles the rules after', async () => {
+    const port = await freePort();
+    const web = d.dockerOk(['run', '-d', '--network', 'neta', '-p', `127.0.0.1:${port}:80`, 'web']).trim();
+    const ip = d.dockerOk(['inspect', '-f', '{{.NetworkSettings.Networks.neta.IPAddress}}', web]).trim();
+    assert.equal((await getWithRetry(`http://127.0.0.1:${port}/`))?.status, 200);
+    assert.equal(d.dockerOk(['port', web]).trim(), `80/tcp -> 127.0.0.1:${port}`);
+    const rulesBefore = berthRules().sort();
+    assert.ok(rulesBefore.some((l) => l.includes(`--dport ${port}`) && l.includes(ip)), `a DNAT rule for the port:\n${rulesBefore.join('\n')}`);
+
+    await d.kill9();
+    assert.equal((await get(`http://127.0.0.1:${port}/`))?.status, 200, 'served while the daemon is dead');
+    await d.start();
+    assert.deepEqual(berthRules().sort(), rulesBefore, 'the same rules after the restart: none stale, none twice');
+    assert.equal((await getWithRetry(`http://127.0.0.1:${port}/`))?.status, 200);
+    // The address stays reserved: a new container gets another one.
+    const other = d.dockerOk(['run', '-d', '--network', 'neta', 'busybox', 'sleep', '100']).trim();
+    assert.notEqual(d.dockerOk(['inspect', '-f', '{{.NetworkSettings.Networks.neta.IPAddress}}', other]).trim(), ip);
+    const taken = d.docker(['run', '-d', '-p', `127.0.0.1:${port}:80`, 'web']);
+    assert.notEqual(taken.status, 0);
+    assert.match(taken.stderr, /port is already allocated/);
+    d.dockerOk(['rm', '-f', web, other]);
+    assert.ok(await poll(() => !berthRules().some((l) => l.includes(`--dport ${port}`)), 5000), 'the port rules go with the container');
+    assert.equal(await get(`http://127.0.0.1:${port}/`).then(() => 'open', () => 'closed'), 'closed');
+    d.dockerOk(['network', 'rm', 'neta']);
+  });
+});
