@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 
-import { intToIp, Ipam, ipToInt, parseCidr } from './ipam.js';
+import { intToIp, Ipam, ipToInt, parseCidr, parseSubnet, subnetCidr, subnetContains, subnetsOverlap } from './ipam.js';
 
 describe('Ipam', () => {
   const file = (): string => path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'ipam-')), 'net.json');
@@ -30,5 +30,24 @@ describe('Ipam', () => {
     assert.throws(() => parseCidr('172.29.0.1'), /invalid CIDR/);
     assert.throws(() => parseCidr('300.1.1.1/16'), /invalid IPv4/);
     assert.throws(() => parseCidr('10.0.0.1/31'), /between/);
+  });
+  it('gives an asked-for address (--ip) only inside the subnet and only once', () => {
+    const a = new Ipam(file(), parseCidr('10.9.1.1/24'));
+    assert.equal(a.allocate('c1', '10.9.1.50'), '10.9.1.50');
+    assert.throws(() => a.allocate('c2', '10.9.1.50'), /already in use/);
+    assert.throws(() => a.allocate('c2', '10.9.1.1'), /already in use/, 'not the gateway');
+    assert.throws(() => a.allocate('c2', '10.9.2.5'), /no configured subnet contains/);
+    assert.equal(a.allocate('c2'), '10.9.1.2');
+  });
+  it('parses network subnets with their gateways and finds overlaps', () => {
+    assert.deepEqual(parseSubnet('10.1.2.0/24'), { gateway: '10.1.2.1', prefix: 24 });
+    assert.deepEqual(parseSubnet('10.1.2.0/24', '10.1.2.254'), { gateway: '10.1.2.254', prefix: 24 });
+    assert.equal(subnetCidr(parseSubnet('10.1.2.77/24')), '10.1.2.0/24');
+    assert.throws(() => parseSubnet('10.1.2.0/24', '10.1.3.1'), /Gateway: gateway 10\.1\.3\.1 is not a host address/);
+    assert.throws(() => parseSubnet('10.1.2.0/24', '10.1.2.255'), /not a host address/);
+    assert.ok(subnetsOverlap(parseSubnet('10.1.0.0/16'), parseSubnet('10.1.2.128/25')));
+    assert.ok(!subnetsOverlap(parseSubnet('10.1.2.0/25'), parseSubnet('10.1.2.128/25')));
+    assert.ok(subnetContains(parseSubnet('10.1.2.0/24'), '10.1.2.200'));
+    assert.ok(!subnetContains(parseSubnet('10.1.2.0/24'), '10.1.3.1'));
   });
 });
