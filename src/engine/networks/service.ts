@@ -451,6 +451,9 @@ export class NetworkService {
     const { member: self, net } = asking;
     const network = this.store.byName(net);
     if (!network || network.builtin) return undefined;
+    // "name.network" as well as "name", as Docker's resolver answers both.
+    const suffix = `.${net.toLowerCase()}`;
+    const bare = wanted.endsWith(suffix) ? wanted.slice(0, -suffix.length) : undefined;
     // --link target:alias on this network.
     for (const link of self.endpoints[net]?.Links ?? []) {
       const [target, alias] = link.split(':');
@@ -464,7 +467,7 @@ export class NetworkService {
       const e = m.networks[net];
       if (!e) return [];
       const names = [m.name, m.id.slice(0, 12), ...(m.endpoints[net]?.Aliases ?? [])].map((x) => x.toLowerCase());
-      return names.includes(wanted) ? [e.ip] : [];
+      return names.includes(wanted) || (bare !== undefined && names.includes(bare)) ? [e.ip] : [];
     });
     return found.length ? found : undefined;
   }
