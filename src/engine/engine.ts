@@ -19,6 +19,8 @@ import { ImageStore } from '../images/image-store.js';
 import { LocalContentStore } from '../images/content-store.js';
 import { CAPABILITIES } from '../runtime/plan/tables.js';
 import { Runtime } from '../runtime/runtime.js';
+import { EmbeddedDns } from '../network/dns.js';
+import { nameservers } from '../network/etc-files.js';
 import { PortPublisher } from '../network/ports.js';
 import { OverlaySnapshotter } from '../storage/snapshotter.js';
 import { VolumeStore } from '../storage/volumes.js';
@@ -79,10 +81,19 @@ export class Engine {
     this.runtime = new Runtime({ root: path.join(exec, 'runtime') });
     this.facts = hostFacts();
     const publisher = new PortPublisher();
+    const hostResolvConf = options.hostResolvConf ?? '/etc/resolv.conf';
+    // Names on user-defined networks; everything else to the container's --dns servers or the
+    // host's resolvers (loopback ones included: the daemon is in the host's namespace).
+    const dns = new EmbeddedDns({
+      lookup: (name, client) => this.networks.lookup(name, client),
+      reverse: (ip, client) => this.networks.reverse(ip, client),
+      upstreams: (client) => this.networks.dnsServersOf(client) ?? nameservers(readOr(hostResolvConf)),
+    });
     this.networks = new NetworkService({
       dir: path.join(data, 'network'),
       defaultBridge: options.bridge,
       events: this.events,
+      dns,
       ports: { publish: (owner, target, bindings) => publisher.publish(owner, target.ip, bindings), unpublish: (owner) => publisher.unpublish(owner), natPorts: () => [], close: () => publisher.close() },
     });
     this.containers = new ContainerService({
@@ -130,6 +141,14 @@ export class Engine {
     void this.networks.close();
     this.health.close();
     this.containers.close();
+  }
+}
+
+function readOr(file: string): string {
+  try {
+    return fs.readFileSync(file, 'utf8');
+  } catch {
+    return '';
   }
 }
 

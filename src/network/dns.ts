@@ -304,14 +304,7 @@ export class EmbeddedDns {
 }
 
 /** nameserver lines of a resolv.conf (IPv4 and IPv6), in order. */
-export function nameserversOf(resolvConf: string): string[] {
-  const out: string[] = [];
-  for (const line of resolvConf.split('\n')) {
-    const m = /^\s*nameserver\s+(\S+)/.exec(line);
-    if (m && net.isIP(m[1]!)) out.push(m[1]!);
-  }
-  return out;
-}
+export { nameservers as nameserversOf } from './etc-files.js';
 
 /** "ip", "ip:port", "[v6]" or "[v6]:port"; undefined for anything else. */
 function parseUpstream(text: string): Upstream | undefined {

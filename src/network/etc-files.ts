@@ -2,6 +2,8 @@
  * A container's /etc/hosts and /etc/resolv.conf, as Docker writes them. Pure: the host's
  * resolv.conf and the container's addresses come in as arguments.
  */
+import net from 'node:net';
+
 import { InvalidArgumentError } from '../common/errors.js';
 
 const LOCALHOST = '127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n';
@@ -50,11 +52,11 @@ export interface ResolvInput {
   dnsOptions?: readonly string[] | null;
 }
 
-/** nameserver lines of a resolv.conf, in order. */
+/** The addresses on nameserver lines of a resolv.conf (IPv4 and IPv6), in order. */
 export function nameservers(resolvConf: string): string[] {
   return resolvConf.split('\n').flatMap((l) => {
     const m = /^\s*nameserver\s+(\S+)/.exec(l);
-    return m ? [m[1]!] : [];
+    return m && net.isIP(m[1]!) ? [m[1]!] : [];
   });
 }
 

@@ -8,7 +8,6 @@
  */
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import dgram from 'node:dgram';
 import fs from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
@@ -63,19 +62,24 @@ function freePort(): Promise<number> {
   });
 }
 
-/** A minimal DNS answer: every A question gets 192.0.2.77 (data only; nothing is sent there). */
-function fakeUpstream(): Promise<dgram.Socket> {
-  const socket = dgram.createSocket('udp4');
-  socket.on('message', (msg, rinfo) => {
-    // Header: copy the ID, set QR|RD|RA, one question, one answer; the question copied as is.
-    let end = 12;
-    while (msg[end] !== 0 && end < msg.length) end += msg[end]! + 1;
-    const question = msg.subarray(12, end + 5);
-    const header = Buffer.from([msg[0]!, msg[1]!, 0x81, 0x80, 0, 1, 0, 1, 0, 0, 0, 0]);
-    const answer = Buffer.from([0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 192, 0, 2, 77]);
-    socket.send(Buffer.concat([header, question, answer]), rinfo.port, rinfo.address);
-  });
-  return new Promise((resolve) => socket.bind(53, UPSTREAM, () => resolve(socket)));
+/**
+ * A minimal DNS server answering every A question with 192.0.2.77 (data only; nothing is sent
+ * there). A process of its own: the test's event loop is blocked while the docker CLI runs.
+ */
+function fakeUpstream(): ChildProcess {
+  const script = `
+    const dgram = require('node:dgram');
+    const socket = dgram.createSocket('udp4');
+    socket.on('message', (msg, rinfo) => {
+      let end = 12;
+      while (msg[end] !== 0 && end < msg.length) end += msg[end] + 1;
+      const question = msg.subarray(12, end + 5);
+      const header = Buffer.from([msg[0], msg[1], 0x81, 0x80, 0, 1, 0, 1, 0, 0, 0, 0]);
+      const answer = Buffer.from([0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 192, 0, 2, 77]);
+      socket.send(Buffer.concat([header, question, answer]), rinfo.port, rinfo.address);
+    });
+    socket.bind(53, '${UPSTREAM}', () => process.stdout.write('ready\\n'));`;
+  return spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
 }
 
 /** iptables-save lines mentioning Berth's chains. */
@@ -85,7 +89,7 @@ function berthRules(): string[] {
 
 describe('user-defined networks through the docker CLI', { skip: dockerdSkip }, () => {
   let d: PrivateBerthd;
-  let upstream: dgram.Socket | undefined;
+  let upstream: ChildProcess | undefined;
   let outsideServer: ChildProcess | undefined;
   const forwardBefore = fs.readFileSync('/proc/sys/net/ipv4/ip_forward', 'utf8').trim();
 
@@ -99,14 +103,15 @@ describe('user-defined networks through the docker CLI', { skip: dockerdSkip }, 
     const www = fs.mkdtempSync(path.join(os.tmpdir(), 'berth-outside-'));
     fs.writeFileSync(path.join(www, 'index.html'), 'outside\n');
     outsideServer = spawn('ip', ['netns', 'exec', OUTSIDE_NS, 'busybox', 'httpd', '-f', '-p', `${OUTSIDE_IP}:8080`, '-h', www], { stdio: 'ignore' });
-    upstream = await fakeUpstream();
+    upstream = fakeUpstream();
+    await new Promise((resolve) => upstream!.stdout!.once('data', resolve));
     d = await startBerthd({ prefix: 'berthd-netuser-', bridge: { name: BRIDGE, cidr: DEFAULT_CIDR }, resolvConf: `nameserver ${UPSTREAM}\nsearch example.test\n` });
     d.loadImages('busybox', 'web');
   });
 
   after(async () => {
     await d?.stop();
-    upstream?.close();
+    upstream?.kill('SIGKILL');
     outsideServer?.kill('SIGKILL');
     cmd('ip', ['netns', 'del', OUTSIDE_NS]);
     cmd('ip', ['link', 'del', OUTSIDE_VETH]);
@@ -158,7 +163,7 @@ describe('user-defined networks through the docker CLI', { skip: dockerdSkip }, 
     assert.notEqual(taken.status, 0);
     assert.match(taken.stderr, /already in use/);
 
-    const out = d.dockerOk(['run', '--rm', '--network', 'neta', 'busybox', 'sh', '-c', 'cat /etc/resolv.conf; for n in site www SITE.; do wget -q -T 3 -O - http://$n/ >/dev/null && echo "reached $n"; done; nslookup elsewhere.test || true']);
+    const out = d.dockerOk(['run', '--rm', '--network', 'neta', 'busybox', 'sh', '-c', 'cat /etc/resolv.conf; for i in $(seq 50); do timeout 1 wget -q -O - http://site/ && break; sleep 0.1; done; for n in site www SITE.; do timeout 3 wget -q -O - http://$n/ >/dev/null && echo "reached $n"; done; nslookup elsewhere.test || true']);
     assert.match(out, new RegExp(`nameserver ${NET_A.replace(/0\/24$/, '1').replace(/\./g, '\\.')}`));
     assert.match(out, /reached site/);
     assert.match(out, /reached www/);
@@ -166,7 +171,7 @@ describe('user-defined networks through the docker CLI', { skip: dockerdSkip }, 
     assert.match(out, /192\.0\.2\.77/, 'other names go to the host resolver (here the test fake upstream)');
 
     // The default bridge has no names, as Docker's.
-    const onBridge = d.dockerOk(['run', '--rm', 'busybox', 'sh', '-c', 'wget -q -T 2 -O - http://site/ >/dev/null && echo reached || echo unreachable']);
+    const onBridge = d.dockerOk(['run', '--rm', 'busybox', 'sh', '-c', 'timeout 2 wget -q -O - http://site/ >/dev/null && echo reached || echo unreachable']);
     assert.match(onBridge, /unreachable/);
 
     // connect: a second interface at once; disconnect: gone.
@@ -174,7 +179,7 @@ describe('user-defined networks through the docker CLI', { skip: dockerdSkip }, 
     d.dockerOk(['network', 'connect', '--alias', 'cli', 'neta', client]);
     const ifaces = d.dockerOk(['exec', client, 'ls', '/sys/class/net']).split(/\s+/).filter(Boolean).sort();
     assert.deepEqual(ifaces, ['eth0', 'eth1', 'lo']);
-    assert.match(d.dockerOk(['exec', client, 'sh', '-c', 'wget -q -T 3 -O - http://www/ >/dev/null && echo reached']), /reached/);
+    assert.match(d.dockerOk(['exec', client, 'sh', '-c', 'timeout 3 wget -q -O - http://www/ >/dev/null && echo reached']), /reached/);
     const both = JSON.parse(d.dockerOk(['inspect', '-f', '{{json .NetworkSettings.Networks}}', client])) as Record<string, { IPAddress: string }>;
     assert.deepEqual(Object.keys(both).sort(), ['bridge', 'neta']);
     const inUse = d.docker(['network', 'rm', 'neta']);
@@ -187,7 +192,7 @@ describe('user-defined networks through the docker CLI', { skip: dockerdSkip }, 
 
   it('keeps --internal networks inside their bridge, and lets other networks out through NAT', async () => {
     d.dockerOk(['network', 'create', '--internal', '--subnet', NET_INTERNAL, 'inner']);
-    const probe = `wget -q -T 3 -O - http://${OUTSIDE_IP}:8080/ && echo reached-outside || echo blocked`;
+    const probe = `timeout 3 wget -q -O - http://${OUTSIDE_IP}:8080/ && echo reached-outside || echo blocked`;
     assert.match(d.dockerOk(['run', '--rm', '--network', 'neta', 'busybox', 'sh', '-c', probe]), /outside\nreached-outside/);
     assert.match(d.dockerOk(['run', '--rm', 'busybox', 'sh', '-c', probe]), /reached-outside/, 'from the default bridge too');
     const inner = d.dockerOk(['run', '--rm', '--network', 'inner', 'busybox', 'sh', '-c', `ip route; ${probe}; nslookup elsewhere.test || echo no-forwarding`]);
@@ -196,7 +201,7 @@ describe('user-defined networks through the docker CLI', { skip: dockerdSkip }, 
     assert.doesNotMatch(inner, /192\.0\.2\.77/, 'internal networks do not forward DNS queries');
     // Inside the internal network, containers still reach each other.
     const a = d.dockerOk(['run', '-d', '--name', 'inner-web', '--network', 'inner', 'web']).trim();
-    assert.match(d.dockerOk(['run', '--rm', '--network', 'inner', 'busybox', 'sh', '-c', 'wget -q -T 3 -O - http://inner-web/ >/dev/null && echo reached']), /reached/);
+    assert.match(d.dockerOk(['run', '--rm', '--network', 'inner', 'busybox', 'sh', '-c', 'timeout 3 wget -q -O - http://inner-web/ >/dev/null && echo reached']), /reached/);
     d.dockerOk(['rm', '-f', a]);
     d.dockerOk(['network', 'rm', 'inner']);
   });

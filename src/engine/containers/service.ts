@@ -1008,7 +1008,7 @@ export class ContainerService {
 
   /** The containers as the network service sees them. */
   networkMembers(): NetworkMember[] {
-    return this.store.list().map((c) => ({ id: c.id, name: c.name.slice(1), running: c.state.status === 'running' || c.state.status === 'paused', endpoints: c.endpoints ?? {}, networks: c.networks ?? {} }));
+    return this.store.list().map((c) => ({ id: c.id, name: c.name.slice(1), running: c.state.status === 'running' || c.state.status === 'paused', endpoints: c.endpoints ?? {}, networks: c.networks ?? {}, dns: (c.hostConfig.Dns as string[] | undefined) ?? [] }));
   }
 
   /** `docker network connect`: on the network from now on, and at once if it runs. */
@@ -1027,6 +1027,9 @@ export class ContainerService {
         record.networks = { ...(record.networks ?? {}), [network.name]: state };
       }
       record.endpoints = { ...(record.endpoints ?? {}), [network.name]: endpoint };
+      // Joining a user-defined network brings the embedded DNS server, as dockerd's sandbox
+      // rebuilds its resolv.conf when its resolver starts.
+      if (record.networks) this.writeEtcFiles(record);
       this.store.save(record);
     });
   }

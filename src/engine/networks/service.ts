@@ -28,6 +28,8 @@ export interface NetworkMember {
   endpoints: Record<string, EndpointConfig>;
   /** Its endpoints while it runs. */
   networks: Record<string, EndpointState>;
+  /** Its --dns servers: the embedded DNS server forwards its queries there. */
+  dns?: string[];
 }
 
 /** The parts of src/network this service drives (HostNat, EmbeddedDns, PortPublisher). */
@@ -470,6 +472,12 @@ export class NetworkService {
       return names.includes(wanted) || (bare !== undefined && names.includes(bare)) ? [e.ip] : [];
     });
     return found.length ? found : undefined;
+  }
+
+  /** The --dns servers of the container at `client`, if it has some. */
+  dnsServersOf(client: string): string[] | undefined {
+    const m = this.members().find((x) => x.running && Object.values(x.networks).some((e) => e.ip === client));
+    return m?.dns?.length ? m.dns : undefined;
   }
 
   /** The name for a container's address on the client's network (PTR). */
