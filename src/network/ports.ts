@@ -1,14 +1,17 @@
 /**
- * Published ports (-p, -P) through a userland TCP proxy in the daemon: a listener on the host
- * address and port, each connection piped to the container's address on the bridge. This is
- * what dockerd's docker-proxy does for the host's loopback address, which kernel NAT cannot
- * reach without route_localnet. Not yet (issue 5): kernel NAT rules for other hosts, UDP, and
- * listeners that outlive the daemon (a restarted daemon publishes again; between the two, the
- * ports are closed).
+ * Published ports (-p, -P). The traffic goes through the kernel (DNAT rules from `natPorts()`,
+ * written by HostNat in nat.ts); the daemon only holds each host port: a listening TCP socket
+ * or a bound UDP socket per binding, as docker-proxy does, so that no other program (nor another
+ * container) takes a port a container publishes, and a taken one fails the way dockerd's does.
+ * What reaches a held TCP socket was not DNATed (the rules are not applied yet); it is reset,
+ * or, with `proxy` (and for a caller that does not name the bridge), forwarded in userland.
  */
+import dgram from 'node:dgram';
 import net from 'node:net';
 
 import { ConflictError, InvalidArgumentError } from '../common/errors.js';
+import { ipToInt } from './ipam.js';
+import type { NatPort } from './nat.js';
 
 export interface PortBinding {
   HostIp?: string;
@@ -18,66 +21,126 @@ export interface PortBinding {
 /** "80/tcp" → the bindings Docker shows in NetworkSettings.Ports. */
 export type PortMap = Record<string, Array<{ HostIp: string; HostPort: string }> | null>;
 
+/** The container's address and bridge. */
+export interface PublishTarget {
+  ip: string;
+  bridge: string;
+}
+
+export interface PortPublisherOptions {
+  /** Forward TCP connections that reach a held port (not DNATed) to the container. */
+  proxy?: boolean;
+}
+
+interface Held {
+  port: NatPort;
+  handle: net.Server | dgram.Socket;
+}
+
 interface Published {
-  servers: net.Server[];
+  held: Held[];
   sockets: Set<net.Socket>;
 }
 
+const FIELD = 'HostConfig.PortBindings';
+
 function parsePortKey(key: string): { port: number; proto: string } {
   const m = /^(\d{1,5})(?:\/(tcp|udp|sctp))?$/.exec(key);
-  if (!m || Number(m[1]) < 1 || Number(m[1]) > 65535) throw new InvalidArgumentError(`invalid port ${JSON.stringify(key)}`, 'HostConfig.PortBindings');
+  if (!m || Number(m[1]) < 1 || Number(m[1]) > 65535) throw new InvalidArgumentError(`invalid port ${JSON.stringify(key)}`, FIELD);
   return { port: Number(m[1]), proto: m[2] ?? 'tcp' };
+}
+
+/** HostPort: "" or "0" (any free port), "8080", or a range "8000-8010" (the first free one). */
+function hostPorts(spec: string | undefined): number[] {
+  const m = /^(\d{1,5})(?:-(\d{1,5}))?$/.exec(spec ?? '');
+  const first = Number(m?.[1] ?? 0);
+  const last = m?.[2] === undefined ? first : Number(m[2]);
+  if ((spec && !m) || first > 65535 || last > 65535 || last < first || (first === 0 && last !== 0)) throw new InvalidArgumentError(`invalid host port ${JSON.stringify(spec)}`, FIELD);
+  return Array.from({ length: last - first + 1 }, (_, i) => first + i);
+}
+
+function inUse(err: unknown): boolean {
+  return (err as NodeJS.ErrnoException).code === 'EADDRINUSE';
+}
+
+/** Binds one host port: a listening TCP socket or a bound UDP socket. */
+function hold(proto: 'tcp' | 'udp', hostIp: string, port: number): Promise<net.Server | dgram.Socket> {
+  return new Promise((resolve, reject) => {
+    if (proto === 'tcp') {
+      const server = net.createServer();
+      server.once('error', reject);
+      server.listen({ port, host: hostIp, exclusive: true }, () => {
+        server.off('error', reject);
+        resolve(server);
+      });
+    } else {
+      const socket = dgram.createSocket({ type: 'udp4' });
+      socket.once('error', reject);
+      socket.bind({ port, address: hostIp, exclusive: true }, () => {
+        socket.off('error', reject);
+        socket.on('error', () => undefined); // datagrams not DNATed are dropped; nothing to report
+        resolve(socket);
+      });
+    }
+  });
+}
+
+function release(handle: net.Server | dgram.Socket): Promise<void> {
+  return new Promise((resolve) => (handle instanceof net.Server ? handle.close(() => resolve()) : handle.close(() => resolve())));
+}
+
+/** The first free port of the HostPort spec on hostIp (0: one the kernel picks). */
+async function holdOne(proto: 'tcp' | 'udp', hostIp: string, spec: string | undefined): Promise<{ handle: net.Server | dgram.Socket; port: number }> {
+  for (const wanted of hostPorts(spec)) {
+    try {
+      const handle = await hold(proto, hostIp, wanted);
+      const address = handle instanceof net.Server ? (handle.address() as net.AddressInfo) : handle.address();
+      return { handle, port: address.port };
+    } catch (err) {
+      if (inUse(err)) continue;
+      throw new InvalidArgumentError(`cannot bind ${proto} ${hostIp}:${wanted}: ${(err as Error).message}`, FIELD);
+    }
+  }
+  throw new ConflictError(`Bind for ${hostIp}:${spec} failed: port is already allocated`);
 }
 
 export class PortPublisher {
   private readonly published = new Map<string, Published>();
 
+  constructor(private readonly opts: PortPublisherOptions = {}) {}
+
   /**
-   * Listens for each binding and forwards to containerIp. HostPort "" or "0" picks a free port.
-   * Resolves with the actual bindings; on any failure nothing stays open.
+   * Holds each host port for the container at `target` (a bare address: bridge not known, and
+   * TCP forwarded in userland, as before kernel NAT). HostPort "" or "0" picks a free port.
+   * Resolves with the PortMap Docker shows; on any failure nothing stays held.
    */
-  async publish(owner: string, containerIp: string, bindings: Record<string, PortBinding[] | null | undefined>): Promise<PortMap> {
+  async publish(owner: string, target: string | PublishTarget, bindings: Record<string, PortBinding[] | null | undefined>): Promise<PortMap> {
     await this.unpublish(owner);
-    const state: Published = { servers: [], sockets: new Set() };
+    const { ip: containerIp, bridge } = typeof target === 'string' ? { ip: target, bridge: '' } : target;
+    const proxy = this.opts.proxy === true || typeof target === 'string';
+    const state: Published = { held: [], sockets: new Set() };
     const result: PortMap = {};
     try {
       for (const [key, list] of Object.entries(bindings)) {
-        const { port, proto } = parsePortKey(key);
-        const name = `${port}/${proto}`;
-        result[name] = [];
-        if (proto !== 'tcp') throw new InvalidArgumentError(`publishing ${proto} ports is not supported yet`, 'HostConfig.PortBindings');
+        const { port: containerPort, proto } = parsePortKey(key);
+        if (proto !== 'tcp' && proto !== 'udp') throw new InvalidArgumentError(`publishing ${proto} ports is not supported`, FIELD);
+        const shown: Array<{ HostIp: string; HostPort: string }> = [];
+        result[`${containerPort}/${proto}`] = shown;
         for (const b of list ?? [{}]) {
           const hostIp = b.HostIp || '0.0.0.0';
-          const wanted = b.HostPort ? Number(b.HostPort) : 0;
-          if (!Number.isInteger(wanted) || wanted < 0 || wanted > 65535) throw new InvalidArgumentError(`invalid host port ${JSON.stringify(b.HostPort)}`, 'HostConfig.PortBindings');
-          const server = net.createServer((client) => {
-            const upstream = net.connect(port, containerIp);
-            state.sockets.add(client);
-            state.sockets.add(upstream);
-            const done = (): void => {
-              client.destroy();
-              upstream.destroy();
-              state.sockets.delete(client);
-              state.sockets.delete(upstream);
-            };
-            client.on('error', done).on('close', done);
-            upstream.on('error', done).on('close', done);
-            client.pipe(upstream);
-            upstream.pipe(client);
-          });
-          await new Promise<void>((resolve, reject) => {
-            server.once('error', (err: NodeJS.ErrnoException) =>
-              reject(err.code === 'EADDRINUSE' ? new ConflictError(`Bind for ${hostIp}:${wanted} failed: port is already allocated`) : new InvalidArgumentError(`cannot listen on ${hostIp}:${wanted}: ${err.message}`, 'HostConfig.PortBindings')),
-            );
-            server.listen(wanted, hostIp, () => resolve());
-          });
-          state.servers.push(server);
-          const address = server.address() as net.AddressInfo;
-          result[name]!.push({ HostIp: hostIp, HostPort: String(address.port) });
+          try {
+            ipToInt(hostIp);
+          } catch {
+            throw new InvalidArgumentError(`host address ${JSON.stringify(hostIp)}: only IPv4 addresses can be published`, FIELD);
+          }
+          const { handle, port: hostPort } = await holdOne(proto, hostIp, b.HostPort);
+          state.held.push({ port: { proto, hostIp, hostPort, containerIp, containerPort, bridge }, handle });
+          if (handle instanceof net.Server) handle.on('connection', (client) => (proxy ? forward(client, containerIp, containerPort, state.sockets) : client.resetAndDestroy()));
+          shown.push({ HostIp: hostIp, HostPort: String(hostPort) });
         }
       }
     } catch (err) {
-      for (const s of state.servers) s.close();
+      await Promise.all(state.held.map((h) => release(h.handle)));
       throw err;
     }
     this.published.set(owner, state);
@@ -89,12 +152,34 @@ export class PortPublisher {
     if (!state) return;
     this.published.delete(owner);
     for (const socket of state.sockets) socket.destroy();
-    await Promise.all(state.servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
+    await Promise.all(state.held.map((h) => release(h.handle)));
+  }
+
+  /** Every current binding, as HostNat's input. */
+  natPorts(): NatPort[] {
+    return [...this.published.values()].flatMap((p) => p.held.map((h) => ({ ...h.port })));
   }
 
   async close(): Promise<void> {
     for (const owner of [...this.published.keys()]) await this.unpublish(owner);
   }
+}
+
+/** The userland path: one connection piped to the container. */
+function forward(client: net.Socket, ip: string, port: number, sockets: Set<net.Socket>): void {
+  const upstream = net.connect(port, ip);
+  sockets.add(client);
+  sockets.add(upstream);
+  const done = (): void => {
+    client.destroy();
+    upstream.destroy();
+    sockets.delete(client);
+    sockets.delete(upstream);
+  };
+  client.on('error', done).on('close', done);
+  upstream.on('error', done).on('close', done);
+  client.pipe(upstream);
+  upstream.pipe(client);
 }
 
 /** The bindings to publish: PortBindings, plus with PublishAllPorts every exposed port not bound, on a free port. */
