@@ -21,6 +21,7 @@ import { CAPABILITIES } from '../runtime/plan/tables.js';
 import { Runtime } from '../runtime/runtime.js';
 import { EmbeddedDns } from '../network/dns.js';
 import { nameservers } from '../network/etc-files.js';
+import { HostNat } from '../network/nat.js';
 import { PortPublisher } from '../network/ports.js';
 import { OverlaySnapshotter } from '../storage/snapshotter.js';
 import { VolumeStore } from '../storage/volumes.js';
@@ -80,7 +81,8 @@ export class Engine {
     this.volumes = new VolumeStore(path.join(data, 'volumes'), { inUse: (name) => this.containers.volumeInUse(name) });
     this.runtime = new Runtime({ root: path.join(exec, 'runtime') });
     this.facts = hostFacts();
-    const publisher = new PortPublisher();
+    // Published ports go through kernel NAT; with --iptables=false, through userland forwarding.
+    const publisher = new PortPublisher({ proxy: options.iptables === false });
     const hostResolvConf = options.hostResolvConf ?? '/etc/resolv.conf';
     // Names on user-defined networks; everything else to the container's --dns servers or the
     // host's resolvers (loopback ones included: the daemon is in the host's namespace).
@@ -94,7 +96,8 @@ export class Engine {
       defaultBridge: options.bridge,
       events: this.events,
       dns,
-      ports: { publish: (owner, target, bindings) => publisher.publish(owner, target.ip, bindings), unpublish: (owner) => publisher.unpublish(owner), natPorts: () => [], close: () => publisher.close() },
+      ports: publisher,
+      ...(options.iptables !== false ? { nat: new HostNat() } : {}),
     });
     this.containers = new ContainerService({
       containersDir: path.join(data, 'containers'),

@@ -2,7 +2,8 @@
  * Bridge networks on the host: a Linux bridge with the gateway address, and one veth pair per
  * container and network, its inside end moved into the container's network namespace (eth0,
  * eth1, ...) with the container's address and, on its first routed network, a default route
- * through the gateway. iproute2 does the netlink work (`ip -batch`: one process for the host
+ * through the gateway. Hairpin mode on each port lets a container reach its own published port
+ * through a host address (the DNAT sends the packet back out the port it came in). iproute2 does the netlink work (`ip -batch`: one process for the host
  * side, one inside the namespace through nsenter); a netlink library for Node would be a native
  * addon to build.
  */
@@ -63,7 +64,7 @@ export function attachToBridge(req: VethRequest): void {
   const peer = `vc${req.hostVeth.slice(2)}`;
   if (linkExists(req.hostVeth)) run('ip', ['link', 'del', req.hostVeth]); // left by a crashed start
   const mtu = req.mtu ? ` mtu ${req.mtu}` : '';
-  run('ip', ['-batch', '-'], `link add ${req.hostVeth}${mtu} type veth peer name ${peer}${mtu} address ${macFor(req.ip)} netns ${req.pid}\nlink set ${req.hostVeth} master ${req.bridge}\nlink set ${req.hostVeth} up\n`);
+  run('ip', ['-batch', '-'], `link add ${req.hostVeth}${mtu} type veth peer name ${peer}${mtu} address ${macFor(req.ip)} netns ${req.pid}\nlink set ${req.hostVeth} master ${req.bridge}\nlink set ${req.hostVeth} type bridge_slave hairpin on\nlink set ${req.hostVeth} up\n`);
   const route = req.defaultRoute ? `route add default via ${req.subnet.gateway}\n` : '';
   run('nsenter', ['-t', String(req.pid), '-n', 'ip', '-batch', '-'], `link set ${peer} name ${req.ifname}\naddr add ${req.ip}/${req.subnet.prefix} dev ${req.ifname}\nlink set ${req.ifname} up\nlink set lo up\n${route}`);
 }

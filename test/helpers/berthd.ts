@@ -10,6 +10,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 
 import { PACKAGE_ROOT } from '../../src/common/paths.js';
+import { HostNat } from '../../src/network/nat.js';
 import { cgroupRoots, cmd, DOCKER, existingCgroups, pidsMentioning, poll, removeCgroups, stopPid, unmountUnder, type CmdResult } from './engines.js';
 import { testImagesDir } from './images.js';
 
@@ -150,7 +151,10 @@ export async function startBerthd(opts: { prefix?: string; timeoutMs?: number; e
     }
     await poll(() => cgroupRoots().every((root) => leftProcs(path.join(root, cgroupParent)) === 0), 3000);
     unmountUnder(dir);
-    for (const bridge of new Set([...networkBridges(dir), ...(opts.bridge ? [opts.bridge.name] : [])])) cmd('ip', ['link', 'del', bridge]);
+    const bridges = new Set([...networkBridges(dir), ...(opts.bridge ? [opts.bridge.name] : [])]);
+    for (const bridge of bridges) cmd('ip', ['link', 'del', bridge]);
+    // The daemon's NAT rules outlive it (as dockerd's do, so that containers keep working).
+    if (bridges.size) new HostNat().removeAll();
     removeCgroups([cgroupParent.slice(1)], [''], cgroupsBefore);
     if (!process.env.BERTH_KEEP_ENGINE_DIRS) fs.rmSync(dir, { recursive: true, force: true });
   };

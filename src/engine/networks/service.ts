@@ -34,6 +34,7 @@ export interface NetworkMember {
 
 /** The parts of src/network this service drives (HostNat, EmbeddedDns, PortPublisher). */
 export interface NatApplier {
+  removeAll(): void;
   apply(state: { networks: Array<{ bridge: string; subnet: string; gateway: string; internal: boolean }>; ports: ReturnType<PortReserver['natPorts']> }): void;
 }
 export interface DnsListener {
@@ -430,11 +431,13 @@ export class NetworkService {
     await this.opts.ports.publish(containerId, { ip: primary.ip, bridge: n.bridge! }, again);
   }
 
+  /** Makes the kernel's rules exactly what the networks and published ports need (iptables-restore, a few ms). */
   applyNat(): void {
-    this.opts.nat?.apply({
-      networks: this.bridgeNetworks().map((n) => ({ bridge: n.bridge!, subnet: n.subnet!, gateway: n.gateway!, internal: n.internal })),
-      ports: this.opts.ports.natPorts(),
-    });
+    const networks = this.bridgeNetworks().map((n) => ({ bridge: n.bridge!, subnet: n.subnet!, gateway: n.gateway!, internal: n.internal }));
+    const ports = this.opts.ports.natPorts();
+    // No bridge at all (berthd --bridge none, no networks): no chains, and ip_forward left alone.
+    if (networks.length === 0 && ports.length === 0) this.opts.nat?.removeAll();
+    else this.opts.nat?.apply({ networks, ports });
   }
 
   private async listenDns(n: NetworkRecord): Promise<void> {
