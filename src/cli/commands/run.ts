@@ -42,7 +42,7 @@ function containerFlags(cmd: Command): Command {
     .option('--name <name>', 'Assign a name to the container')
     .option('--ip <address>', 'IPv4 address (e.g., 172.30.100.104)')
     .option('--link <name:alias>', 'Add link to another container', collect)
-    .option('--network, --net <network>', 'Connect a container to a network')
+    .option('--net, --network <network>', 'Connect a container to a network')
     .option('--network-alias <alias>', 'Add network-scoped alias for the container', collect)
     .option('--pids-limit <n>', 'Tune container pids limit (set -1 for unlimited)')
     .option('--platform <platform>', 'Set platform if server is multi-platform capable')
