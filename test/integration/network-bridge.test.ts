@@ -6,47 +6,14 @@
  */
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import http from 'node:http';
-import net from 'node:net';
 import { after, before, describe, it } from 'node:test';
 
+import { freePort, httpGet, httpGetWithRetry } from '../helpers/http.js';
 import { startBerthd, type PrivateBerthd } from '../helpers/berthd.js';
 import { cmd, dockerdSkip, poll } from '../helpers/engines.js';
 
 const BRIDGE = `bt${process.pid % 100000}`;
 const CIDR = `10.213.${process.pid % 200}.1/24`;
-
-function get(url: string): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = http.get(url, { timeout: 3000 }, (res) => {
-      let body = '';
-      res.on('data', (c: Buffer) => (body += c.toString()));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-    });
-    req.on('error', reject);
-    req.on('timeout', () => req.destroy(new Error('timeout')));
-  });
-}
-
-/** A port free on 127.0.0.1 right now. */
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const server = net.createServer();
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
-
-async function getWithRetry(url: string): Promise<{ status: number; body: string } | undefined> {
-  for (let i = 0; i < 50; i++) {
-    const answer = await get(url).catch(() => undefined);
-    if (answer) return answer;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  return undefined;
-}
 
 describe('the default bridge network', { skip: dockerdSkip }, () => {
   let d: PrivateBerthd;
@@ -68,7 +35,7 @@ describe('the default bridge network', { skip: dockerdSkip }, () => {
     // The host, through the bridge.
     let answer: { status: number; body: string } | undefined;
     for (let i = 0; i < 50 && !answer; i++) {
-      answer = await get(`http://${ip}/`).catch(() => undefined);
+      answer = await httpGet(`http://${ip}/`).catch(() => undefined);
       if (!answer) await new Promise((r) => setTimeout(r, 100));
     }
     assert.equal(answer?.status, 200);
@@ -94,7 +61,7 @@ describe('the default bridge network', { skip: dockerdSkip }, () => {
   it('publishes ports on the host loopback (-p, -P), reports them, refuses a taken one, and again after kill -9', async () => {
     const port = await freePort();
     const web = d.dockerOk(['run', '-d', '-p', `127.0.0.1:${port}:80`, 'web']).trim();
-    assert.equal((await getWithRetry(`http://127.0.0.1:${port}/`))?.status, 200);
+    assert.equal((await httpGetWithRetry(`http://127.0.0.1:${port}/`))?.status, 200);
     assert.equal(d.dockerOk(['port', web]).trim(), `80/tcp -> 127.0.0.1:${port}`);
     assert.match(d.dockerOk(['ps', '--filter', `id=${web}`, '--format', '{{.Ports}}']), new RegExp(`127\\.0\\.0\\.1:${port}->80/tcp`));
     const taken = d.docker(['run', '-d', '-p', `127.0.0.1:${port}:80`, 'web']);
@@ -105,12 +72,12 @@ describe('the default bridge network', { skip: dockerdSkip }, () => {
     const mapped = JSON.parse(d.dockerOk(['inspect', '-f', '{{json .NetworkSettings.Ports}}', all])) as Record<string, Array<{ HostPort: string }>>;
     const hostPort = Number(mapped['80/tcp']![0]!.HostPort);
     assert.ok(hostPort > 0);
-    assert.equal((await getWithRetry(`http://127.0.0.1:${hostPort}/`))?.status, 200);
+    assert.equal((await httpGetWithRetry(`http://127.0.0.1:${hostPort}/`))?.status, 200);
     // The daemon dies and comes back: the same port serves again.
     await d.kill9();
     await d.start();
-    assert.equal((await getWithRetry(`http://127.0.0.1:${port}/`))?.status, 200, 'published again after the restart');
+    assert.equal((await httpGetWithRetry(`http://127.0.0.1:${port}/`))?.status, 200, 'published again after the restart');
     d.dockerOk(['rm', '-f', web, all]);
-    assert.equal(await get(`http://127.0.0.1:${port}/`).then(() => 'open', () => 'closed'), 'closed', 'the port closes with the container');
+    assert.equal(await httpGet(`http://127.0.0.1:${port}/`).then(() => 'open', () => 'closed'), 'closed', 'the port closes with the container');
   });
 });

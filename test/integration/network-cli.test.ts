@@ -5,39 +5,17 @@
  * --internal network reaches nothing beyond its bridge. Traffic only to what the test made.
  */
 import assert from 'node:assert/strict';
-import http from 'node:http';
-import net from 'node:net';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 
 import { PACKAGE_ROOT } from '../../src/common/paths.js';
+import { freePort, httpGet } from '../helpers/http.js';
 import { startBerthd, type PrivateBerthd } from '../helpers/berthd.js';
 import { cmd, type CmdResult, dockerdSkip } from '../helpers/engines.js';
 
 const BERTH = path.join(PACKAGE_ROOT, 'bin', 'berth');
 const TAG = process.pid % 200;
 const BRIDGE = `bc${process.pid % 100000}`;
-
-function get(url: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const req = http.get(url, { timeout: 3000 }, (res) => {
-      res.resume();
-      res.on('end', () => resolve(res.statusCode ?? 0));
-    });
-    req.on('error', reject);
-    req.on('timeout', () => req.destroy(new Error('timeout')));
-  });
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const server = net.createServer();
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 describe('networking with the berth CLI', { skip: dockerdSkip }, () => {
   let d: PrivateBerthd;
@@ -61,7 +39,7 @@ describe('networking with the berth CLI', { skip: dockerdSkip }, () => {
     const web = berthOk(['run', '-d', '--name', 'front', '-p', `127.0.0.1:${port}:80`, 'web']).trim();
     let status = 0;
     for (let i = 0; i < 50 && status !== 200; i++) {
-      status = await get(`http://127.0.0.1:${port}/`).catch(() => 0);
+      status = await httpGet(`http://127.0.0.1:${port}/`).then((r) => r.status, () => 0);
       if (status !== 200) await new Promise((r) => setTimeout(r, 100));
     }
     assert.equal(status, 200, 'served on the host loopback');

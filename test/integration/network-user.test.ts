@@ -9,12 +9,11 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
-import http from 'node:http';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 
+import { freePort, httpGet, httpGetWithRetry } from '../helpers/http.js';
 import { startBerthd, type PrivateBerthd } from '../helpers/berthd.js';
 import { cmd, dockerdSkip, poll } from '../helpers/engines.js';
 
@@ -30,37 +29,6 @@ const OUTSIDE_IP = `10.220.${TAG}.2`;
 const OUTSIDE_VETH = `vo${process.pid % 100000}`;
 /** A fake upstream resolver on a loopback address: what the embedded DNS forwards to. */
 const UPSTREAM = `127.0.${TAG}.53`;
-
-function get(url: string): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = http.get(url, { timeout: 3000 }, (res) => {
-      let body = '';
-      res.on('data', (c: Buffer) => (body += c.toString()));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-    });
-    req.on('error', reject);
-    req.on('timeout', () => req.destroy(new Error('timeout')));
-  });
-}
-
-async function getWithRetry(url: string, tries = 50): Promise<{ status: number; body: string } | undefined> {
-  for (let i = 0; i < tries; i++) {
-    const answer = await get(url).catch(() => undefined);
-    if (answer) return answer;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  return undefined;
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const server = net.createServer();
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 /**
  * A minimal DNS server answering every A question with 192.0.2.77 (data only; nothing is sent
@@ -210,16 +178,16 @@ describe('user-defined networks through the docker CLI', { skip: dockerdSkip }, 
     const port = await freePort();
     const web = d.dockerOk(['run', '-d', '--network', 'neta', '-p', `127.0.0.1:${port}:80`, 'web']).trim();
     const ip = d.dockerOk(['inspect', '-f', '{{.NetworkSettings.Networks.neta.IPAddress}}', web]).trim();
-    assert.equal((await getWithRetry(`http://127.0.0.1:${port}/`))?.status, 200);
+    assert.equal((await httpGetWithRetry(`http://127.0.0.1:${port}/`))?.status, 200);
     assert.equal(d.dockerOk(['port', web]).trim(), `80/tcp -> 127.0.0.1:${port}`);
     const rulesBefore = berthRules().sort();
     assert.ok(rulesBefore.some((l) => l.includes(`--dport ${port}`) && l.includes(ip)), `a DNAT rule for the port:\n${rulesBefore.join('\n')}`);
 
     await d.kill9();
-    assert.equal((await get(`http://127.0.0.1:${port}/`))?.status, 200, 'served while the daemon is dead');
+    assert.equal((await httpGet(`http://127.0.0.1:${port}/`))?.status, 200, 'served while the daemon is dead');
     await d.start();
     assert.deepEqual(berthRules().sort(), rulesBefore, 'the same rules after the restart: none stale, none twice');
-    assert.equal((await getWithRetry(`http://127.0.0.1:${port}/`))?.status, 200);
+    assert.equal((await httpGetWithRetry(`http://127.0.0.1:${port}/`))?.status, 200);
     // The address stays reserved: a new container gets another one.
     const other = d.dockerOk(['run', '-d', '--network', 'neta', 'busybox', 'sleep', '100']).trim();
     assert.notEqual(d.dockerOk(['inspect', '-f', '{{.NetworkSettings.Networks.neta.IPAddress}}', other]).trim(), ip);
@@ -228,7 +196,7 @@ describe('user-defined networks through the docker CLI', { skip: dockerdSkip }, 
     assert.match(taken.stderr, /port is already allocated/);
     d.dockerOk(['rm', '-f', web, other]);
     assert.ok(await poll(() => !berthRules().some((l) => l.includes(`--dport ${port}`)), 5000), 'the port rules go with the container');
-    assert.equal(await get(`http://127.0.0.1:${port}/`).then(() => 'open', () => 'closed'), 'closed');
+    assert.equal(await httpGet(`http://127.0.0.1:${port}/`).then(() => 'open', () => 'closed'), 'closed');
     d.dockerOk(['network', 'rm', 'neta']);
   });
 });

@@ -1,0 +1,36 @@
+/** Small HTTP and port helpers for the network tests (loopback and test-made addresses only). */
+import http from 'node:http';
+import net from 'node:net';
+
+export function httpGet(url: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = http.get(url, { timeout: 3000 }, (res) => {
+      let body = '';
+      res.on('data', (c: Buffer) => (body += c.toString()));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.on('error', reject);
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+  });
+}
+
+/** GET until something answers (a server that is still starting), at most `tries` × 100 ms. */
+export async function httpGetWithRetry(url: string, tries = 50): Promise<{ status: number; body: string } | undefined> {
+  for (let i = 0; i < tries; i++) {
+    const answer = await httpGet(url).catch(() => undefined);
+    if (answer) return answer;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return undefined;
+}
+
+/** A port free on 127.0.0.1 right now. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const server = net.createServer();
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
