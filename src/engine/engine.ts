@@ -21,7 +21,7 @@ import { CAPABILITIES } from '../runtime/plan/tables.js';
 import { Runtime } from '../runtime/runtime.js';
 import { EmbeddedDns } from '../network/dns.js';
 import { nameservers } from '../network/etc-files.js';
-import { HostNat } from '../network/nat.js';
+import { HostNat, natChainPrefix } from '../network/nat.js';
 import { PortPublisher } from '../network/ports.js';
 import { OverlaySnapshotter } from '../storage/snapshotter.js';
 import { VolumeStore } from '../storage/volumes.js';
@@ -97,7 +97,7 @@ export class Engine {
       events: this.events,
       dns,
       ports: publisher,
-      ...(options.iptables !== false ? { nat: new HostNat() } : {}),
+      ...(options.iptables !== false ? { nat: new HostNat(undefined, natChainPrefix(data)) } : {}),
     });
     this.containers = new ContainerService({
       containersDir: path.join(data, 'containers'),

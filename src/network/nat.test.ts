@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 
 import { SystemError } from '../common/errors.js';
-import { berthRulesIn, HostNat, natRules, type CommandResult, type CommandRunner, type NatState } from './nat.js';
+import { berthRulesIn, HostNat, natChainPrefix, natRules, type CommandResult, type CommandRunner, type NatState } from './nat.js';
 
 const sample: NatState = {
   networks: [
@@ -242,5 +242,26 @@ describe('HostNat', () => {
     assert.deepEqual([...found.filter!.chains], ['BERTH-FORWARD']);
     assert.deepEqual(found.filter!.jumps, ['FORWARD -i eth0 -j BERTH-FORWARD']);
     assert.deepEqual(found.raw!.jumps, ['PREROUTING -g BERTH-RAW']);
+  });
+});
+
+describe('two daemons on one host', () => {
+  it('keep apart: each prefix has its chains, and one daemon’s apply or removeAll leaves the other’s alone', () => {
+    const k = new FakeKernel();
+    const system = new HostNat(k);
+    const other = new HostNat(k, natChainPrefix('/tmp/berthd-test/data'));
+    assert.match(natChainPrefix('/tmp/berthd-test/data'), /^BERTH-[0-9a-f]{6}-$/);
+    assert.equal(natChainPrefix('/var/lib/berth'), 'BERTH-');
+    system.apply(sample);
+    other.apply({ networks: [{ bridge: 'bt9', subnet: '10.99.0.0/24', gateway: '10.99.0.1', internal: false }], ports: [] });
+    const save = k.save();
+    assert.match(save, /:BERTH-FORWARD /);
+    assert.match(save, new RegExp(`:${natChainPrefix('/tmp/berthd-test/data')}FORWARD `));
+    system.apply(sample);
+    assert.match(k.save(), /bt9/, 'the other daemon’s rules survive this one’s apply');
+    other.removeAll();
+    assert.doesNotMatch(k.save(), /bt9|BERTH-[0-9a-f]{6}-/);
+    assert.match(k.save(), /-j BERTH-FORWARD/, 'and this one’s survive the other’s removeAll');
+    assert.throws(() => new HostNat(k, 'FOO-'), /invalid chain prefix/);
   });
 });

@@ -27,7 +27,9 @@
  * idempotent and, run at daemon start, repairs whatever a killed daemon left.
  */
 import { spawnSync } from 'node:child_process';
+import crypto from 'node:crypto';
 import fs from 'node:fs';
+import path from 'node:path';
 
 import { InvalidArgumentError, SystemError } from '../common/errors.js';
 import { intToIp, ipToInt } from './ipam.js';
@@ -75,6 +77,28 @@ const JUMPS = {
 type Table = keyof typeof JUMPS;
 const TABLES: Table[] = ['filter', 'nat'];
 const PREFIX = 'BERTH-';
+
+/**
+ * The chain prefix of the daemon with this data root: "BERTH-" for the default one, a tag of
+ * the data root for others ("BERTH-1a2b3c-"), so that two daemons on one host (a test's and
+ * the system's) never rewrite or remove each other's chains.
+ */
+export function natChainPrefix(dataRoot: string): string {
+  return path.resolve(dataRoot) === '/var/lib/berth' ? PREFIX : `${PREFIX}${crypto.createHash('sha256').update(path.resolve(dataRoot)).digest('hex').slice(0, 6)}-`;
+}
+
+/**
+ * Whether a chain is one of this daemon's: its prefix and then only capitals ("BERTH-FORWARD"
+ * is the default daemon's, "BERTH-1a2b3c-FORWARD" is not; a chain an older version left,
+ * "BERTH-OLD", is still recognised as stale).
+ */
+function isOwnChain(name: string, prefix: string): boolean {
+  return name.startsWith(prefix) && /^[A-Z]+$/.test(name.slice(prefix.length));
+}
+
+function rename(text: string, prefix: string): string {
+  return prefix === PREFIX ? text : text.replace(/\bBERTH-/g, prefix);
+}
 
 /** The jump rule as iptables-save prints it, without "-A <chain> ". */
 function jumpSpec(j: { chain: string; match: string }): string {
@@ -200,9 +224,9 @@ function render(table: string, chains: string[], lines: string[]): string {
 }
 
 /** Pure: the iptables-restore input (per table) for the state. */
-export function natRules(state: NatState): { filter: string; nat: string } {
+export function natRules(state: NatState, prefix = PREFIX): { filter: string; nat: string } {
   const t = tableRules(state);
-  return { filter: render('filter', t.filter.chains, t.filter.rules), nat: render('nat', t.nat.chains, t.nat.rules) };
+  return { filter: rename(render('filter', t.filter.chains, t.filter.rules), prefix), nat: rename(render('nat', t.nat.chains, t.nat.rules), prefix) };
 }
 
 /** What iptables-save shows of Berth: its chains, and the rules of other chains that jump to them. */
@@ -213,7 +237,8 @@ interface Found {
 }
 
 /** Parses iptables-save output: per table, Berth's chains and the jumps to them. */
-export function berthRulesIn(save: string): Record<string, Found> {
+export function berthRulesIn(save: string, prefix = PREFIX): Record<string, Found> {
+  const own = { has: (name: string): boolean => isOwnChain(name, prefix) };
   const out: Record<string, Found> = {};
   let current: Found | undefined;
   for (const line of save.split('\n')) {
@@ -222,11 +247,11 @@ export function berthRulesIn(save: string): Record<string, Found> {
       out[line.slice(1).trim()] = current;
     } else if (!current) {
       continue;
-    } else if (line.startsWith(`:${PREFIX}`)) {
+    } else if (line.startsWith(':') && own.has(line.slice(1).split(' ')[0]!)) {
       current.chains.add(line.slice(1).split(' ')[0]!);
     } else if (line.startsWith('-A ')) {
       const [, chain, ...rest] = line.trim().split(' ');
-      if (!chain!.startsWith(PREFIX) && rest.some((w, i) => (w === '-j' || w === '-g') && rest[i + 1]?.startsWith(PREFIX))) current.jumps.push(`${chain} ${rest.join(' ')}`);
+      if (!own.has(chain!) && rest.some((w, i) => (w === '-j' || w === '-g') && own.has(rest[i + 1] ?? ''))) current.jumps.push(`${chain} ${rest.join(' ')}`);
     }
   }
   return out;
@@ -269,7 +294,13 @@ export const systemRunner: CommandRunner = {
 };
 
 export class HostNat {
-  constructor(private readonly runner: CommandRunner = systemRunner) {}
+  /** `prefix`: this daemon's chains (natChainPrefix); it never touches chains of another prefix. */
+  constructor(
+    private readonly runner: CommandRunner = systemRunner,
+    private readonly prefix = PREFIX,
+  ) {
+    if (!/^BERTH-([0-9a-f]{6}-)?$/.test(prefix)) throw new InvalidArgumentError(`invalid chain prefix ${JSON.stringify(prefix)}`, 'prefix');
+  }
 
   private exec(file: string, args: string[], input?: string): CommandResult {
     const r = this.runner.run(file, args, input);
@@ -280,7 +311,7 @@ export class HostNat {
   private save(): Record<string, Found> {
     const r = this.exec('iptables-save', []);
     if (r.status !== 0) throw new SystemError(`iptables-save: ${(r.stderr || r.error?.message || `exit status ${r.status}`).trim()}`);
-    return berthRulesIn(r.stdout);
+    return berthRulesIn(r.stdout, this.prefix);
   }
 
   private restore(input: string): CommandResult {
@@ -309,18 +340,19 @@ export class HostNat {
     this.transact((found) =>
       TABLES.map((table) => {
         const have = found[table] ?? { chains: new Set<string>(), jumps: [] };
-        const ours = new Set(t[table].chains);
+        const chains = t[table].chains.map((c) => rename(c, this.prefix));
+        const ours = new Set(chains);
         const stale = [...have.chains].filter((c) => !ours.has(c));
         const lines: string[] = [];
-        const wanted = JUMPS[table].map((j) => `${j.from} ${jumpSpec(j)}`);
+        const wanted = JUMPS[table].map((j) => rename(`${j.from} ${jumpSpec(j)}`, this.prefix));
         for (const jump of have.jumps) {
           const kept = wanted.includes(jump) && have.jumps.indexOf(jump) === have.jumps.lastIndexOf(jump);
           if (!kept) lines.push(`-D ${jump}`);
         }
         // Duplicates of a wanted jump: every copy above was deleted; add it once more below.
         for (const jump of wanted) if (have.jumps.filter((j) => j === jump).length !== 1) lines.push(`-I ${jump.replace(' ', ' 1 ')}`);
-        lines.push(...t[table].rules, ...stale.map((c) => `-X ${c}`));
-        return render(table, [...t[table].chains, ...stale], lines);
+        lines.push(...t[table].rules.map((r) => rename(r, this.prefix)), ...stale.map((c) => `-X ${c}`));
+        return render(table, [...chains, ...stale], lines);
       }).join(''),
     );
     // After the rules, so that nothing is forwarded, or routed from 127.0.0.1, unfiltered.
@@ -335,7 +367,7 @@ export class HostNat {
     }
   }
 
-  /** Removes every Berth chain and every jump to one (from any table). */
+  /** Removes this daemon's chains and every jump to one (from any table). */
   removeAll(): void {
     this.transact((found) =>
       Object.entries(found)

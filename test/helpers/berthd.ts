@@ -10,7 +10,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 
 import { PACKAGE_ROOT } from '../../src/common/paths.js';
-import { HostNat } from '../../src/network/nat.js';
+import { HostNat, natChainPrefix } from '../../src/network/nat.js';
 import { cgroupRoots, cmd, DOCKER, existingCgroups, pidsMentioning, poll, removeCgroups, stopPid, unmountUnder, type CmdResult } from './engines.js';
 import { testImagesDir } from './images.js';
 
@@ -154,7 +154,7 @@ export async function startBerthd(opts: { prefix?: string; timeoutMs?: number; e
     const bridges = new Set([...networkBridges(dir), ...(opts.bridge ? [opts.bridge.name] : [])]);
     for (const bridge of bridges) cmd('ip', ['link', 'del', bridge]);
     // The daemon's NAT rules outlive it (as dockerd's do, so that containers keep working).
-    if (bridges.size) new HostNat().removeAll();
+    if (bridges.size) new HostNat(undefined, natChainPrefix(path.join(dir, 'data'))).removeAll();
     removeCgroups([cgroupParent.slice(1)], [''], cgroupsBefore);
     if (!process.env.BERTH_KEEP_ENGINE_DIRS) fs.rmSync(dir, { recursive: true, force: true });
   };

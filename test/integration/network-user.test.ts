@@ -13,6 +13,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 
+
 import { freePort, httpGet, httpGetWithRetry } from '../helpers/http.js';
 import { startBerthd, type PrivateBerthd } from '../helpers/berthd.js';
 import { cmd, dockerdSkip, poll } from '../helpers/engines.js';
@@ -155,7 +156,13 @@ describe('user-defined networks through the docker CLI', { skip: dockerdSkip }, 
     assert.match(inUse.stderr, /active endpoints/);
     d.dockerOk(['network', 'disconnect', 'neta', client]);
     assert.deepEqual(d.dockerOk(['exec', client, 'ls', '/sys/class/net']).split(/\s+/).filter(Boolean).sort(), ['eth0', 'lo']);
-    d.dockerOk(['rm', '-f', client, web]);
+    // A stopped container connected: on both networks when it starts.
+    const later = d.dockerOk(['create', 'busybox', 'sleep', '300']).trim();
+    d.dockerOk(['network', 'connect', 'neta', later]);
+    d.dockerOk(['start', later]);
+    assert.deepEqual(d.dockerOk(['exec', later, 'ls', '/sys/class/net']).split(/\s+/).filter(Boolean).sort(), ['eth0', 'eth1', 'lo']);
+    assert.match(d.dockerOk(['exec', later, 'sh', '-c', 'timeout 3 wget -q -O - http://site/ >/dev/null && echo reached']), /reached/);
+    d.dockerOk(['rm', '-f', client, web, later]);
   });
 
   it('keeps --internal networks inside their bridge, and lets other networks out through NAT', async () => {
