@@ -195,6 +195,8 @@ describe('user-defined networks through the docker CLI', { skip: dockerdSkip }, 
     await d.start();
     assert.deepEqual(berthRules().sort(), rulesBefore, 'the same rules after the restart: none stale, none twice');
     assert.equal((await httpGetWithRetry(`http://127.0.0.1:${port}/`))?.status, 200);
+    // Names still resolve: the restarted daemon's DNS server answers again.
+    assert.match(d.dockerOk(['run', '--rm', '--network', 'neta', 'busybox', 'nslookup', `${web.slice(0, 12)}.neta`]), new RegExp(`Address: ${ip.replace(/\./g, '\\.')}`));
     // The address stays reserved: a new container gets another one.
     const other = d.dockerOk(['run', '-d', '--network', 'neta', 'busybox', 'sleep', '100']).trim();
     assert.notEqual(d.dockerOk(['inspect', '-f', '{{.NetworkSettings.Networks.neta.IPAddress}}', other]).trim(), ip);
