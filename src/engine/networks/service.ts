@@ -285,9 +285,12 @@ export class NetworkService {
     if (!primary && name !== 'default' && name !== 'bridge') throw new InvalidArgumentError(`network ${name} not found`, 'HostConfig.NetworkMode');
     const endpoints: Record<string, EndpointConfig> = {};
     const wanted = { ...(endpointsConfig ?? {}) };
+    // The docker CLI repeats the mode's network in EndpointsConfig ("default" too): never a second network.
+    delete wanted[name];
+    if (name === 'default' || name === 'bridge') for (const alias of ['default', 'bridge']) delete wanted[alias];
     if (primary) {
       if (primary.driver !== 'bridge') throw new InvalidArgumentError(`container cannot be connected to network ${primary.name} as its network mode`, 'HostConfig.NetworkMode');
-      const config = wanted[primary.name] ?? wanted[primary.id] ?? wanted[name] ?? {};
+      const config = endpointsConfig?.[primary.name] ?? endpointsConfig?.[primary.id] ?? endpointsConfig?.[name] ?? {};
       delete wanted[primary.name];
       delete wanted[primary.id];
       delete wanted[name];
