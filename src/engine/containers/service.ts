@@ -1008,7 +1008,9 @@ export class ContainerService {
 
   /** The containers as the network service sees them. */
   networkMembers(): NetworkMember[] {
-    return this.store.list().map((c) => ({ id: c.id, name: c.name.slice(1), running: c.state.status === 'running' || c.state.status === 'paused', endpoints: c.endpoints ?? {}, networks: c.networks ?? {}, dns: (c.hostConfig.Dns as string[] | undefined) ?? [] }));
+    // A starting container counts from the moment it has endpoints: its program may ask the DNS
+    // server before the record says "running".
+    return this.store.list().map((c) => ({ id: c.id, name: c.name.slice(1), running: c.state.status === 'running' || c.state.status === 'paused' || Object.keys(c.networks ?? {}).length > 0, endpoints: c.endpoints ?? {}, networks: c.networks ?? {}, dns: (c.hostConfig.Dns as string[] | undefined) ?? [] }));
   }
 
   /** `docker network connect`: on the network from now on, and at once if it runs. */

@@ -23,6 +23,7 @@ export interface NetworkMember {
   id: string;
   /** Without Docker's leading slash. */
   name: string;
+  /** Running, or starting with its endpoints already plugged. */
   running: boolean;
   /** Networks it wants, by name, in attach order (the first gives eth0, routes and ports). */
   endpoints: Record<string, EndpointConfig>;
