@@ -59,6 +59,21 @@ export interface HistoryItem {
   Comment: string;
 }
 
+/** What createImage makes: see there. */
+export interface NewImage {
+  base?: ImageRecord;
+  /** The container whose writable layer becomes the new layer; `pause` it (if running) while it is read. */
+  layer?: { container: string; pause?: boolean };
+  /** Config fields (config, container_config, author, comment, container); rootfs and history are continued from the base. */
+  config: Omit<Partial<ImageConfig>, 'rootfs' | 'history'>;
+  /** The history entry of this image (created and empty_layer are filled in). */
+  history: { created_by?: string; author?: string; comment?: string };
+  /** A fully qualified name to give it. */
+  name?: string;
+  /** The parent image ID to record ('' for an image built from scratch). */
+  parent?: Digest | '';
+}
+
 export interface CommitOptions {
   repo?: string;
   tag?: string;
@@ -149,6 +164,12 @@ export function familiar(name: string): string {
   }
 }
 
+/** The platform of an image made from scratch: this host's. */
+export function hostPlatform(): Platform {
+  const arch: Record<string, string> = { x64: 'amd64', ia32: '386', arm64: 'arm64', arm: 'arm', ppc64: 'ppc64le', s390x: 's390x', riscv64: 'riscv64' };
+  return { os: 'linux', architecture: arch[process.arch] ?? process.arch };
+}
+
 /** "sha256:0123456789ab…" → "0123456789ab" (stringid.TruncateID). */
 function truncateId(id: string): string {
   return id.replace(/^sha256:/, '').slice(0, 12);
@@ -222,8 +243,11 @@ export class ImageService {
   }
 
   /** `GET /images/json` filters: dangling, reference, label, before, since, until. */
-  list(filters: Filters = {}): ImageRecord[] {
+  list(filters: Filters = {}, opts: { all?: boolean } = {}): ImageRecord[] {
     checkFilterKeys(filters, ['dangling', 'reference', 'label', 'before', 'since', 'until']);
+    // An untagged image the builder made that others were built on (an intermediate step) shows
+    // only with `all`, as with dockerd.
+    const parents = new Set(this.images.list().flatMap((i) => (i.parent ? [i.parent] : [])));
     const dangling = boolFilter(filters, 'dangling');
     const createdOf = (image: ImageRecord): number => Date.parse(this.config(image).created ?? image.created) || 0;
     const before = filters.before?.length ? Math.min(...filters.before.map((r) => createdOf(this.get(r)))) : undefined;
@@ -232,6 +256,7 @@ export class ImageService {
     return this.images.list().filter((image) => {
       const config = this.config(image);
       const created = Date.parse(config.created ?? image.created) || 0;
+      if (!opts.all && image.names.length === 0 && !image.repoDigests?.length && parents.has(image.config)) return false;
       if (dangling === true && image.names.length > 0) return false;
       if (dangling === false && image.names.length === 0 && !image.repoDigests?.length) return false;
       if (filters.reference?.length) {
@@ -263,9 +288,13 @@ export class ImageService {
       }
       out.unshift({ Id: '<missing>', Created: Math.floor((Date.parse(h.created ?? '') || 0) / 1000), CreatedBy: h.created_by ?? '', Tags: null, Size: size, Comment: h.comment ?? '' });
     }
-    if (out[0]) {
-      out[0].Id = image.config;
-      out[0].Tags = image.names.length ? image.names.map(familiar) : null;
+    // Newest first, each entry is the image of that step as long as the parent chain goes (images built here).
+    let step: ImageRecord | undefined = image;
+    for (const item of out) {
+      if (!step) break;
+      item.Id = step.config;
+      item.Tags = step.names.length ? step.names.map(familiar) : null;
+      step = step.parent ? this.images.find(step.parent) : undefined;
     }
     return out;
   }
@@ -502,53 +531,72 @@ export class ImageService {
     }
     const base = this.images.find(record.image);
     if (!base) throw new NotFoundError(`the image ${record.image} of container ${truncateId(record.id)} no longer exists`);
-    const baseConfig = this.config(base);
-    const baseManifest = parseManifest(this.content.readBlob(base.manifest));
-    if (baseManifest.kind !== 'manifest') throw new SystemError(`image ${base.config} points at an index, not a manifest`);
-    const containerConfig = commitConfig(baseConfig.config ?? {}, record.config, opts.config ?? {}, opts.changes ?? []);
+    const containerConfig = commitConfig(this.config(base).config ?? {}, record.config, opts.config ?? {}, opts.changes ?? []);
+    const configDigest = await this.createImage({
+      base,
+      layer: { container: record.id, pause: opts.pause !== false },
+      config: { ...(opts.author ? { author: opts.author } : {}), ...(opts.comment ? { comment: opts.comment } : {}), config: containerConfig, container: record.id },
+      history: { ...(opts.author ? { author: opts.author } : {}), created_by: (record.config.Cmd ?? []).join(' '), ...(opts.comment ? { comment: opts.comment } : {}) },
+      ...(name ? { name } : {}),
+    });
+    this.opts.events.emit('container', 'commit', record.id, {
+      comment: opts.comment ?? '',
+      imageID: configDigest,
+      imageRef: name ? familiar(name) : '',
+      image: record.imageRef,
+      name: record.name.replace(/^\//, ''),
+    });
+    return configDigest;
+  }
+
+  /**
+   * A new image on `base` (none: from scratch), what commit and the builder make: with a
+   * container's writable layer as a new layer when `layer` is given and not empty (else the
+   * history entry is marked empty_layer), the config fields given, rootfs and history continued
+   * from the base. `parent` is recorded (the builder's chain of images, for its cache, `docker
+   * history` and the removal of intermediate images). Returns the image ID.
+   */
+  async createImage(spec: NewImage): Promise<Digest> {
+    const base = spec.base;
+    const baseConfig = base ? this.config(base) : undefined;
+    const baseManifest = base ? parseManifest(this.content.readBlob(base.manifest)) : undefined;
+    if (baseManifest && baseManifest.kind !== 'manifest') throw new SystemError(`image ${base!.config} points at an index, not a manifest`);
+    const record = spec.layer ? this.opts.containers.get(spec.layer.container) : undefined;
 
     return this.withBusy(async () => {
       const scratch = fs.mkdtempSync(path.join(this.opts.tmpDir, 'commit-'));
       try {
         const tarPath = path.join(scratch, 'layer.tar');
-        let paused = false;
-        if (opts.pause !== false && record.state.status === 'running') {
-          this.opts.containers.pause(record.id);
-          paused = true;
-        }
-        let diff;
-        try {
-          diff = await writeDiffTar(this.upperDir(record.snapshotKey), tarPath);
-        } finally {
-          if (paused) {
-            try {
-              this.opts.containers.unpause(record.id);
-            } catch {
-              /* it exited meanwhile */
+        let diff: { diffId: string; size: number } | undefined;
+        if (record) {
+          let paused = false;
+          if (spec.layer?.pause && record.state.status === 'running') {
+            this.opts.containers.pause(record.id);
+            paused = true;
+          }
+          try {
+            diff = await writeDiffTar(this.upperDir(record.snapshotKey), tarPath);
+          } finally {
+            if (paused) {
+              try {
+                this.opts.containers.unpause(record.id);
+              } catch {
+                /* it exited meanwhile */
+              }
             }
           }
         }
-        const empty = diff.diffId === EMPTY_LAYER_DIFF_ID;
+        const layer = diff && diff.diffId !== EMPTY_LAYER_DIFF_ID ? diff : undefined;
         const created = new Date().toISOString();
-        const history = [...(baseConfig.history ?? [])];
-        history.push({
-          created,
-          ...(opts.author ? { author: opts.author } : {}),
-          created_by: (record.config.Cmd ?? []).join(' '),
-          ...(opts.comment ? { comment: opts.comment } : {}),
-          ...(empty ? { empty_layer: true } : {}),
-        });
+        const platform = baseConfig ?? hostPlatform();
         const config: ImageConfig = {
-          architecture: baseConfig.architecture,
-          ...(baseConfig.variant ? { variant: baseConfig.variant } : {}),
-          os: baseConfig.os,
+          architecture: platform.architecture,
+          ...(platform.variant ? { variant: platform.variant } : {}),
+          os: platform.os,
           created,
-          ...(opts.author ? { author: opts.author } : {}),
-          ...(opts.comment ? { comment: opts.comment } : {}),
-          config: containerConfig,
-          container: record.id,
-          rootfs: { type: 'layers', diff_ids: [...(baseConfig.rootfs?.diff_ids ?? []), ...(empty ? [] : [diff.diffId])] },
-          history,
+          ...spec.config,
+          rootfs: { type: 'layers', diff_ids: [...(baseConfig?.rootfs?.diff_ids ?? []), ...(layer ? [layer.diffId] : [])] },
+          history: [...(baseConfig?.history ?? []), { created, ...spec.history, ...(layer ? {} : { empty_layer: true }) }],
         };
         const configBytes = Buffer.from(JSON.stringify(config));
         const configDigest = sha256Digest(configBytes);
@@ -556,32 +604,30 @@ export class ImageService {
           schemaVersion: 2,
           mediaType: MEDIA_TYPES.dockerManifest,
           config: { mediaType: MEDIA_TYPES.dockerConfig, digest: configDigest, size: configBytes.length },
-          layers: [...baseManifest.manifest.layers, ...(empty ? [] : [{ mediaType: DOCKER_LAYER_TAR, digest: diff.diffId, size: diff.size }])],
+          layers: [...(baseManifest?.kind === 'manifest' ? baseManifest.manifest.layers : []), ...(layer ? [{ mediaType: DOCKER_LAYER_TAR, digest: layer.diffId, size: layer.size }] : [])],
         };
         const manifestBytes = Buffer.from(JSON.stringify(manifest));
         const manifestDigest = sha256Digest(manifestBytes);
         await commitImages(
           { content: this.content, images: this.images },
           [
-            ...(empty ? [] : [{ digest: diff.diffId, size: diff.size, open: () => fs.createReadStream(tarPath) }]),
+            ...(layer ? [{ digest: layer.diffId, size: layer.size, open: () => fs.createReadStream(tarPath) }] : []),
             { digest: configDigest, size: configBytes.length, open: bufferSource(configBytes) },
             { digest: manifestDigest, size: manifestBytes.length, open: bufferSource(manifestBytes) },
           ],
-          [{ names: name ? [name] : [], manifest: manifestDigest, config: configDigest, created }],
+          [{ names: spec.name ? [spec.name] : [], manifest: manifestDigest, config: configDigest, created, ...(spec.parent ? { parent: spec.parent } : {}) }],
         );
         await unpackImageLayers(manifest, config, { content: this.content, snapshotter: this.opts.snapshotter });
-        this.opts.events.emit('container', 'commit', record.id, {
-          comment: opts.comment ?? '',
-          imageID: configDigest,
-          imageRef: name ? familiar(name) : '',
-          image: record.imageRef,
-          name: record.name.replace(/^\//, ''),
-        });
         return configDigest;
       } finally {
         fs.rmSync(scratch, { recursive: true, force: true });
       }
     });
+  }
+
+  /** Images made on top of `id` (their recorded parent); '' for those the builder made from scratch. */
+  children(id: Digest | ''): ImageRecord[] {
+    return this.images.list().filter((i) => i.parent !== undefined && i.parent === id);
   }
 
   /** The upper directory of a container's writable snapshot. */
@@ -635,7 +681,7 @@ export class ImageService {
         now = this.images.find(id);
       }
       if (now && (now.names.length > 0 || (now.repoDigests?.length ?? 0) > 0)) return records;
-      await this.deleteImage(id, force, true, records, freed);
+      await this.deleteImage(id, force, true, records, freed, opts.prune !== false);
       return records;
     }
 
@@ -649,22 +695,27 @@ export class ImageService {
         this.opts.events.emit('image', 'untag', id, { name: id });
       }
     }
-    await this.deleteImage(id, force, false, records, freed);
+    await this.deleteImage(id, force, false, records, freed, opts.prune !== false);
     return records;
   }
 
-  /** imageDeleteHelper: conflicts, then every remaining reference, the record and its unused layers. */
-  private async deleteImage(id: Digest, force: boolean, quiet: boolean, records: DeleteItem[], freed: { bytes: number }): Promise<void> {
+  /**
+   * imageDeleteHelper: conflicts, then every remaining reference, the record and its unused
+   * layers; with `prune`, then its parent if nothing else needs it (a build's intermediate images).
+   */
+  private async deleteImage(id: Digest, force: boolean, quiet: boolean, records: DeleteItem[], freed: { bytes: number }, prune: boolean): Promise<void> {
     const image = this.get(id);
     const users = this.opts.containers.list().filter((c) => c.image === id);
     const refs = [...image.names, ...(image.repoDigests ?? [])];
+    const children = this.children(id);
     let conflict: DeleteConflict | undefined;
     const running = users.find(isRunning);
-    if (running) conflict = new DeleteConflict(id, true, true, `image is being used by running container ${truncateId(running.id)}`);
+    if (children.length > 0) conflict = new DeleteConflict(id, true, false, 'image has dependent child images');
+    else if (running) conflict = new DeleteConflict(id, true, true, `image is being used by running container ${truncateId(running.id)}`);
     else if (!force && refs.length > 0) conflict = new DeleteConflict(id, false, false, 'image is referenced in multiple repositories');
     else if (!force && users[0]) conflict = new DeleteConflict(id, false, true, `image is being used by stopped container ${truncateId(users[0].id)}`);
     if (conflict) {
-      const dangling = refs.length === 0;
+      const dangling = refs.length === 0 && children.length === 0;
       if (quiet && (!dangling || conflict.used)) return;
       throw conflict;
     }
@@ -675,6 +726,7 @@ export class ImageService {
     records.push({ Deleted: id });
     for (const chain of await this.removeUnusedLayers(config, freed)) records.push({ Deleted: chain });
     this.gc();
+    if (prune && image.parent && this.images.find(image.parent)) await this.deleteImage(image.parent, false, true, records, freed, true);
   }
 
   /** Removes the image's layers (top first) that no other image needs; returns their chain IDs. */

@@ -64,6 +64,7 @@ export class ImageStore {
     const next = this.cloneImages();
     const existing = next.get(incoming.config);
     const merged: ImageRecord = { ...incoming };
+    if (merged.parent === undefined && existing?.parent !== undefined) merged.parent = existing.parent;
     merged.names = union(existing?.names ?? [], incoming.names);
     const repoDigests = union(existing?.repoDigests ?? [], incoming.repoDigests ?? []);
     if (repoDigests.length > 0) merged.repoDigests = repoDigests;
@@ -268,6 +269,10 @@ function checkRecord(record: ImageRecord): ImageRecord {
   });
   const out: ImageRecord = { names: union([], names), manifest: record.manifest, config: record.config, created: record.created };
   if (record.index !== undefined) out.index = record.index;
+  if (record.parent !== undefined) {
+    if (record.parent !== '') assertDigest(record.parent, 'record.parent');
+    out.parent = record.parent;
+  }
   if (record.repoDigests !== undefined) {
     if (!Array.isArray(record.repoDigests)) throw new InvalidArgumentError('must be an array', 'record.repoDigests');
     out.repoDigests = union(

@@ -123,6 +123,8 @@ export interface ImageRecord {
   /** Repo digests ("repo@sha256:...") as Docker reports them. */
   repoDigests?: string[];
   created: string;
+  /** The image it was built on (Docker's Parent; '' for one built from scratch), set by the builder. */
+  parent?: Digest | '';
 }
 
 /** Per-layer progress, for the CLI's bars and the Docker API's pull stream. */

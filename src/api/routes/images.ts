@@ -82,7 +82,7 @@ export function imageRoutes(router: Router, engine: Engine): void {
     for (const c of engine.containers.list()) counts.set(c.image, (counts.get(c.image) ?? 0) + 1);
     const withCounts = ctx.bool('shared-size') || ctx.bool('containers');
     const list = images
-      .list(filters)
+      .list(filters, { all: ctx.bool('all') })
       .map((image) => imageSummary(engine, image, { version: ctx.version, ...(withCounts ? { containers: counts.get(image.config) ?? 0 } : {}) }));
     ctx.sendJson(200, list);
   });
