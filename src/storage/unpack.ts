@@ -43,6 +43,8 @@ export interface UnpackOptions {
   mediaType?: string;
   /** Refuse a layer whose uncompressed tar is larger than this (decompression-bomb guard). */
   maxBytes?: number;
+  /** A plain tree, not a layer (a build context): `.wh.` names are files like any other. */
+  plain?: boolean;
 }
 
 export interface UnpackResult {
@@ -164,7 +166,10 @@ class LayerWriter {
   private readonly dirTimes = new Map<string, number>();
   private fsop: FsOp | null = null;
 
-  constructor(private readonly root: string) {}
+  constructor(
+    private readonly root: string,
+    private readonly plain = false,
+  ) {}
 
   private abs(rel: string): string {
     return rel === '' ? this.root : path.join(this.root, rel);
@@ -214,7 +219,7 @@ class LayerWriter {
       // The layer root: its metadata belongs to the snapshot, as with containerd.
       return drain(data);
     }
-    if (rel.split('/').slice(0, -1).some((p) => p.startsWith(WHITEOUT + WHITEOUT))) {
+    if (!this.plain && rel.split('/').slice(0, -1).some((p) => p.startsWith(WHITEOUT + WHITEOUT))) {
       return drain(data); // inside aufs metadata (.wh..wh.plnk/...): not for overlay
     }
     const base = path.posix.basename(rel);
@@ -224,7 +229,7 @@ class LayerWriter {
     const mode = (h.mode ?? 0o644) & 0o7777;
     const mtime = mtimeOf(h);
 
-    if (base.startsWith(WHITEOUT)) {
+    if (base.startsWith(WHITEOUT) && !this.plain) {
       await drain(data);
       await this.ensureParents(rel, entry);
       if (base === OPAQUE) {
@@ -447,7 +452,7 @@ export async function unpackLayer(input: Readable, destDir: string, opts: Unpack
   const head = await peek(input, 6);
   const compression = detectCompression(head);
   const dec = decompress(input, compression);
-  const writer = new LayerWriter(root);
+  const writer = new LayerWriter(root, opts.plain === true);
   const hash = createHash('sha256');
   let size = 0;
   let failure: unknown = null;
