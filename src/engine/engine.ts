@@ -25,6 +25,8 @@ import { HostNat, natChainPrefix } from '../network/nat.js';
 import { PortPublisher } from '../network/ports.js';
 import { OverlaySnapshotter } from '../storage/snapshotter.js';
 import { VolumeStore } from '../storage/volumes.js';
+import { engineBuildBackend } from './build/backend.js';
+import { Builder } from './build/builder.js';
 import { ExecService } from './containers/exec.js';
 import { HealthMonitor } from './containers/health.js';
 import { ContainerService } from './containers/service.js';
@@ -66,6 +68,8 @@ export class Engine {
   readonly facts: HostFacts;
   readonly startedAt = new Date();
   readonly networks: NetworkService;
+  /** Docker's legacy builder (`docker build`). */
+  readonly builder: Builder;
 
   private constructor(options: EngineOptions) {
     this.options = options;
@@ -129,6 +133,7 @@ export class Engine {
       insecureRegistries: options.insecureRegistries ?? [],
       tmpDir: path.join(data, 'tmp-images'),
     });
+    this.builder = new Builder(engineBuildBackend(this.containers, this.imageService), path.join(data, 'tmp-build'));
   }
 
   /** Opens the stores and reconciles with what survived the last daemon (see ContainerService.reconcile). */

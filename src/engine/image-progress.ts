@@ -17,7 +17,7 @@ export interface JsonMessage {
   progress?: string;
   stream?: string;
   aux?: unknown;
-  errorDetail?: { message: string };
+  errorDetail?: { code?: number; message: string };
   error?: string;
 }
 

@@ -350,7 +350,7 @@ function checkWritable(mount: ScopedMount | undefined, record: ContainerRecord):
 }
 
 /** A small file of the container (passwd, group), read through the scoped root; undefined if absent. */
-function readSmall(scoped: ScopedRoot, p: string): string | undefined {
+export function readSmall(scoped: ScopedRoot, p: string): string | undefined {
   let res: Resolved | undefined;
   try {
     res = scoped.resolve(p, { followLast: true });
@@ -364,6 +364,11 @@ function readSmall(scoped: ScopedRoot, p: string): string | undefined {
 }
 
 type Header = Partial<Omit<TarHeader, 'type'>> & { name: string; type?: string | null };
+
+/** Extracts a tar beneath a directory (a canonical path) of a mounted container root: the builder's COPY and ADD. */
+export function extractArchive(scoped: ScopedRoot, record: ContainerRecord, dest: string, input: Readable, opts: ExtractOptions = {}): Promise<void> {
+  return new Extractor(scoped, record, dest, opts).run(input);
+}
 
 /**
  * Extracts entries beneath a directory of the container. Each entry's parent is resolved in
