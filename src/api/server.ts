@@ -10,6 +10,7 @@ import type { Engine } from '../engine/engine.js';
 import { Context, commonHeaders } from './context.js';
 import { errorMessage, errorStatus } from './errors.js';
 import { Router } from './router.js';
+import { buildRoutes } from './routes/build.js';
 import { containerRoutes } from './routes/containers.js';
 import { containerFsRoutes } from './routes/container-fs.js';
 import { execRoutes } from './routes/exec.js';
@@ -31,6 +32,7 @@ export function buildRouter(engine: Engine): Router {
   containerFsRoutes(router, engine);
   execRoutes(router, engine);
   imageRoutes(router, engine);
+  buildRoutes(router, engine);
   volumeRoutes(router, engine);
   networkRoutes(router, engine);
   return router;

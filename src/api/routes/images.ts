@@ -37,8 +37,8 @@ export function registryAuth(header: string | string[] | undefined): RegistryAut
   return undefined;
 }
 
-/** A JSON progress stream that starts (200) with its first message. */
-class ProgressStream {
+/** A JSON progress stream that starts (200) with its first message (also the build's). */
+export class ProgressStream {
   private out: Writable | undefined;
   constructor(private readonly ctx: Context) {}
 
