@@ -65,7 +65,8 @@ export function compareVersions(a: string, b: string): number {
   return 0;
 }
 
-export type Query = Record<string, string | number | boolean | undefined | null>;
+/** Query parameters; a list repeats its name (`t=a&t=b`). */
+export type Query = Record<string, string | number | boolean | string[] | undefined | null>;
 
 export interface RequestOptions {
   query?: Query;
@@ -81,7 +82,8 @@ function queryString(q: Query | undefined): string {
   const p = new URLSearchParams();
   for (const [k, v] of Object.entries(q)) {
     if (v === undefined || v === null) continue;
-    p.set(k, v === true ? '1' : v === false ? '0' : String(v));
+    if (Array.isArray(v)) for (const x of v) p.append(k, x);
+    else p.set(k, v === true ? '1' : v === false ? '0' : String(v));
   }
   const s = p.toString();
   return s ? `?${s}` : '';

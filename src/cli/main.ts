@@ -43,6 +43,7 @@ const TOP: Record<string, [Loader, string, string]> = {
   cp: [() => import('./commands/cp.js'), 'cp', 'Copy files/folders between a container and the local filesystem'],
   stats: [() => import('./commands/stats.js'), 'stats', 'Display a live stream of container(s) resource usage statistics'],
   events: [system, 'events', 'Get real time events from the server'],
+  build: [() => import('./commands/build.js'), 'build', 'Build an image from a Dockerfile'],
   images: [images, 'images', 'List images'],
   rmi: [images, 'rmi', 'Remove one or more images'],
   tag: [images, 'tag', 'Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE'],
@@ -73,7 +74,7 @@ const GROUPS: Record<string, { about: string; subs: Record<string, string | [Loa
   image: {
     about: 'Manage images',
     subs: {
-      history: 'history',
+      build: 'build', history: 'history',
       inspect: [() => import('./commands/inspect.js'), 'imageInspect', 'Display detailed information on one or more images'],
       load: 'load', ls: 'images', list: 'images', prune: [images, 'prune', 'Remove unused images'], pull: 'pull', push: 'push',
       rm: 'rmi', remove: 'rmi', save: 'save', tag: 'tag',

@@ -22,7 +22,15 @@ export interface JsonMessage {
   from?: string;
 }
 
-export class StreamError extends Error {}
+export class StreamError extends Error {
+  constructor(
+    message: string,
+    /** errorDetail.code: a failed build step's exit status. */
+    readonly code?: number,
+  ) {
+    super(message);
+  }
+}
 
 /** moby's JSONProgress.String(). */
 export function progressString(p: NonNullable<JsonMessage['progressDetail']>, width: number, now = Date.now()): string {
@@ -58,7 +66,7 @@ export async function displayJsonStream(stream: Readable, out: NodeJS.WriteStrea
   const aux: Record<string, unknown>[] = [];
   const width = isTerminal && out.columns ? out.columns : 200;
   for await (const jm of jsonLines<JsonMessage>(stream)) {
-    if (jm.error || jm.errorDetail?.message) throw new StreamError(jm.errorDetail?.message ?? jm.error ?? 'unknown error');
+    if (jm.error || jm.errorDetail?.message) throw new StreamError(jm.errorDetail?.message ?? jm.error ?? 'unknown error', jm.errorDetail?.code);
     if (jm.aux) {
       aux.push(jm.aux);
       continue;

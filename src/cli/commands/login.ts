@@ -47,19 +47,31 @@ export function registryOf(ref: string): string {
 
 const normalizeServer = (s: string): string => (['docker.io', 'index.docker.io', 'registry-1.docker.io'].includes(s.replace(/^https?:\/\//, '').replace(/\/.*$/, '')) ? DEFAULT_REGISTRY : s.replace(/^https?:\/\//, '').replace(/\/$/, ''));
 
+/** config.json's `auth`: base64 "user:password". */
+function decodeAuth(auth: string): { username: string; password: string } {
+  const dec = Buffer.from(auth, 'base64').toString('utf8');
+  const i = dec.indexOf(':');
+  return { username: dec.slice(0, i), password: dec.slice(i + 1) };
+}
+
 /** URL-safe base64 JSON of the stored credentials for ref's registry, for X-Registry-Auth ({} if none). */
 export function registryAuthHeader(ctx: Ctx, ref: string): string {
   const server = registryOf(ref);
   const entry = readConfig(ctx).auths?.[server] ?? readConfig(ctx).auths?.[`https://${server}`];
   let cred: Record<string, string> = {};
-  if (entry?.auth) {
-    const dec = Buffer.from(entry.auth, 'base64').toString('utf8');
-    const i = dec.indexOf(':');
-    cred = { username: dec.slice(0, i), password: dec.slice(i + 1), serveraddress: server };
-  }
+  if (entry?.auth) cred = { ...decodeAuth(entry.auth), serveraddress: server };
   if (entry?.identitytoken) cred.identitytoken = entry.identitytoken;
   // Go's base64.URLEncoding, padding included: dockerd 20.10 ignores the header without it.
   return Buffer.from(JSON.stringify(cred)).toString('base64').replace(/\+/g, '-').replace(/\//g, '_');
+}
+
+/** X-Registry-Config for a build: base64 JSON of every stored credential, by registry (as the docker CLI sends it). */
+export function registryConfigHeader(ctx: Ctx): string {
+  const out: Record<string, { username: string; password: string; serveraddress: string }> = {};
+  for (const [server, entry] of Object.entries(readConfig(ctx).auths ?? {})) {
+    if (entry?.auth) out[server] = { ...decodeAuth(entry.auth), serveraddress: server };
+  }
+  return Buffer.from(JSON.stringify(out)).toString('base64').replace(/\+/g, '-').replace(/\//g, '_');
 }
 
 async function readStdin(): Promise<string> {
