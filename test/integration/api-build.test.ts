@@ -1,0 +1,275 @@
+/**
+ * `docker build` with the legacy builder (`DOCKER_BUILDKIT=0`, `POST /build?version=1`) against
+ * a private berthd: a multi-stage Dockerfile with every common instruction, the result run and
+ * inspected; the cache on a second build; docker's errors (a failed RUN, an unknown instruction,
+ * a missing Dockerfile); hostile contexts (`../` names, symlinks out of the context) that must
+ * not read or write outside; docker-py, dockerode and `berth build`.
+ */
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import http from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+
+import Docker from 'dockerode';
+import tar from 'tar-stream';
+
+import { PACKAGE_ROOT } from '../../src/common/paths.js';
+import { startBerthd, type PrivateBerthd } from '../helpers/berthd.js';
+import { cmd, DOCKER } from '../helpers/engines.js';
+
+const skip = process.getuid?.() !== 0 ? 'needs root' : !DOCKER ? 'needs the docker CLI' : false;
+const PYTHON = '/usr/bin/python3';
+const BERTH = path.join(PACKAGE_ROOT, 'bin', 'berth');
+
+const DOCKERFILE = `# a multi-stage build
+ARG BASE=busybox
+FROM \${BASE} AS builder
+ARG GREETING=hello
+RUN echo "$GREETING from the builder" > /greeting \\
+ && echo built in stage one
+FROM busybox
+LABEL org.example.name="built image" org.example.stage=final
+ENV APP_HOME=/app \\
+    MODE=\${MODE:-production}
+WORKDIR $APP_HOME
+COPY a.txt sub/ ./
+COPY --from=builder /greeting /greeting
+COPY --chown=1234:1234 a.txt /owned/
+RUN echo 'app:x:1234:1234::/home/app:/bin/sh' >> /etc/passwd && echo "run as $(id -u) in $(pwd)"
+USER app
+EXPOSE 8080/tcp 9090
+ENTRYPOINT ["sh", "-c", "cat /greeting; echo \\"$0 $@\\""]
+CMD ["from-cmd"]
+`;
+
+/** A tar of the given entries (for contexts the docker CLI would never send). */
+function tarOf(entries: Array<{ name: string; data?: string; linkname?: string }>): Promise<Buffer> {
+  const pack = tar.pack();
+  for (const e of entries) {
+    if (e.linkname !== undefined) pack.entry({ name: e.name, type: 'symlink', linkname: e.linkname });
+    else pack.entry({ name: e.name }, e.data ?? '');
+  }
+  pack.finalize();
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    pack.on('data', (c: unknown) => void chunks.push(c as Buffer));
+    pack.on('end', () => resolve(Buffer.concat(chunks)));
+    pack.on('error', reject);
+  });
+}
+
+/** POST /build with a raw body on the daemon's socket. */
+function postBuild(socket: string, query: string, body: Buffer): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ socketPath: socket, method: 'POST', path: `/v1.44/build?${query}`, headers: { 'Content-Type': 'application/x-tar', 'Content-Length': body.length } }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (d: string) => (text += d));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+describe('docker build (legacy builder) against berthd', { skip, timeout: 600_000 }, () => {
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'berth-api-build-'));
+  const ctxDir = path.join(tmp, 'ctx');
+  let d: PrivateBerthd;
+  let env: NodeJS.ProcessEnv;
+  let firstId = '';
+
+  const build = (args: string[], dir = ctxDir) => cmd(DOCKER!, ['build', ...args, dir], { env, timeoutMs: 180_000 });
+
+  before(async () => {
+    fs.mkdirSync(path.join(ctxDir, 'sub'), { recursive: true });
+    fs.writeFileSync(path.join(ctxDir, 'Dockerfile'), DOCKERFILE);
+    fs.writeFileSync(path.join(ctxDir, 'a.txt'), 'file a\n');
+    fs.writeFileSync(path.join(ctxDir, 'sub', 'b.txt'), 'file b\n');
+    fs.writeFileSync(path.join(ctxDir, 'secret.txt'), 'must not be sent\n');
+    fs.writeFileSync(path.join(ctxDir, '.dockerignore'), '# comment\nsecret.txt\n');
+    d = await startBerthd({ prefix: 'berthd-build-' });
+    env = { ...d.env, DOCKER_BUILDKIT: '0' };
+    d.loadImages('busybox');
+  });
+
+  after(async () => {
+    await d?.stop();
+    fs.rmSync(tmp, { recursive: true, force: true });
+  });
+
+  it('builds a multi-stage Dockerfile with the docker CLI', () => {
+    const r = build(['-t', 'built:1', '--build-arg', 'GREETING=hi', '--build-arg', 'UNUSED=x']);
+    assert.equal(r.status, 0, r.stderr + r.stdout + d.logTail());
+    assert.match(r.stdout, /^Step 1\/16 : ARG BASE=busybox$/m);
+    assert.match(r.stdout, /^Step 2\/16 : FROM \$\{BASE\} AS builder$/m);
+    assert.match(r.stdout, /^ ---> Running in [0-9a-f]{12}\nbuilt in stage one\nRemoving intermediate container [0-9a-f]{12}\n ---> [0-9a-f]{12}$/m);
+    assert.match(r.stdout, /^run as 0 in \/app$/m);
+    assert.match(r.stdout, /\[Warning\] One or more build-args \[UNUSED\] were not consumed/);
+    const built = /^Successfully built ([0-9a-f]{12})$/m.exec(r.stdout);
+    assert.ok(built, r.stdout);
+    firstId = built[1]!;
+    assert.match(r.stdout, /^Successfully tagged built:1$/m);
+    // No intermediate container is left.
+    assert.equal(d.dockerOk(['ps', '-aq']).trim(), '');
+  });
+
+  it('runs the result: files, owner, env, user, workdir, entrypoint and cmd', () => {
+    const run = (args: string[]) => d.dockerOk(['run', '--rm', '--network', 'none', ...args]);
+    assert.equal(run(['built:1']), 'hi from the builder\nfrom-cmd \n');
+    const script = 'cat /app/a.txt /app/b.txt; ls /app; stat -c "%u:%g" /owned/a.txt /owned; id -u; pwd; echo "$MODE $APP_HOME"';
+    assert.equal(run(['--entrypoint', 'sh', 'built:1', '-c', script]), 'file a\nfile b\na.txt\nb.txt\n1234:1234\n1234:1234\n1234\n/app\nproduction /app\n');
+    const [inspect] = JSON.parse(d.dockerOk(['image', 'inspect', 'built:1'])) as Array<{ Config: Record<string, unknown>; Parent: string }>;
+    assert.deepEqual(inspect!.Config.ExposedPorts, { '8080/tcp': {}, '9090/tcp': {} });
+    const labels = inspect!.Config.Labels as Record<string, string>;
+    assert.deepEqual([labels['org.example.name'], labels['org.example.stage']], ['built image', 'final']);
+    assert.equal(inspect!.Config.User, 'app');
+    assert.equal(inspect!.Config.WorkingDir, '/app');
+    assert.deepEqual(inspect!.Config.Cmd, ['from-cmd']);
+    assert.match(inspect!.Parent, /^sha256:/);
+  });
+
+  it('records history as the legacy builder does, intermediate images hidden', () => {
+    const history = d.dockerOk(['history', '--no-trunc', '--format', '{{.ID}}\t{{.CreatedBy}}', 'built:1']).trim().split('\n');
+    assert.match(history[0]!, /^sha256:[0-9a-f]{64}\t\/bin\/sh -c #\(nop\)  CMD \["from-cmd"\]$/);
+    assert.ok(history.some((l) => /\t\/bin\/sh -c echo 'app:x:1234/.test(l)), history.join('\n'));
+    assert.ok(history.some((l) => /\t\/bin\/sh -c #\(nop\)  ENV APP_HOME=\/app MODE=production$/.test(l)), history.join('\n'));
+    assert.ok(history.some((l) => /\t\/bin\/sh -c #\(nop\) COPY multi:[0-9a-f]{64} in \.\/ $/.test(l)), history.join('\n'));
+    const listed = d.dockerOk(['images', '--format', '{{.Repository}}:{{.Tag}}']).trim().split('\n');
+    // The final image and the builder stage's result (dangling, as with dockerd); the steps only with -a.
+    assert.equal(listed.filter((l) => l === '<none>:<none>').length, 1, listed.join('\n'));
+    assert.ok(d.dockerOk(['images', '-a', '-q']).trim().split('\n').length >= 14);
+  });
+
+  it('uses the cache on a second identical build', () => {
+    const r = build(['-t', 'built:2', '--build-arg', 'GREETING=hi']);
+    assert.equal(r.status, 0, r.stderr + r.stdout);
+    assert.equal((r.stdout.match(/ ---> Using cache/g) ?? []).length, 13, r.stdout);
+    assert.doesNotMatch(r.stdout, /Running in/);
+    assert.match(r.stdout, new RegExp(`^Successfully built ${firstId}$`, 'm'));
+    // A changed file misses the cache from its COPY on; --no-cache misses it everywhere.
+    fs.writeFileSync(path.join(ctxDir, 'a.txt'), 'file a, changed\n');
+    const changed = build(['-t', 'built:3', '--build-arg', 'GREETING=hi']);
+    assert.equal(changed.status, 0, changed.stderr);
+    assert.equal((changed.stdout.match(/ ---> Using cache/g) ?? []).length, 5, changed.stdout);
+    const nocache = build(['--no-cache', '-q', '--build-arg', 'GREETING=hi']);
+    assert.equal(nocache.status, 0, nocache.stderr);
+    assert.match(nocache.stdout.trim(), /^sha256:[0-9a-f]{64}$/);
+  });
+
+  it('fails a RUN as docker does, and keeps its container unless --force-rm', () => {
+    const dir = path.join(tmp, 'failing');
+    fs.mkdirSync(dir);
+    fs.writeFileSync(path.join(dir, 'Dockerfile'), 'FROM busybox\nRUN echo before\nRUN false\n');
+    const r = build([], dir);
+    assert.equal(r.status, 1, r.stdout);
+    assert.match(r.stderr, /The command '\/bin\/sh -c false' returned a non-zero code: 1/);
+    assert.equal(d.dockerOk(['ps', '-aq']).trim().split('\n').filter(Boolean).length, 1);
+    d.dockerOk(['container', 'prune', '-f']);
+    fs.writeFileSync(path.join(dir, 'Dockerfile'), 'FROM busybox\nRUN exit 3\n');
+    const forced = build(['--force-rm'], dir);
+    assert.equal(forced.status, 3);
+    assert.equal(d.dockerOk(['ps', '-aq']).trim(), '');
+  });
+
+  it('refuses bad Dockerfiles and contexts with docker messages, before any output', async () => {
+    const dir = path.join(tmp, 'unknown');
+    fs.mkdirSync(dir);
+    fs.writeFileSync(path.join(dir, 'Dockerfile'), 'FROM busybox\nFOO bar\n');
+    const r = build([], dir);
+    assert.notEqual(r.status, 0);
+    assert.match(r.stderr, /dockerfile parse error line 2: unknown instruction: FOO/);
+
+    const missing = await postBuild(d.socket, '', await tarOf([{ name: 'other', data: 'x' }]));
+    assert.equal(missing.status, 400);
+    assert.match(missing.body, /Cannot locate specified Dockerfile: Dockerfile/);
+    const notTar = await postBuild(d.socket, '', Buffer.from('this is not a tar archive, not at all'.repeat(20)));
+    assert.equal(notTar.status, 400, notTar.body);
+    const badArgs = await postBuild(d.socket, 'buildargs=%7Bnope', await tarOf([{ name: 'Dockerfile', data: 'FROM busybox\n' }]));
+    assert.equal(badArgs.status, 400);
+    assert.match(badArgs.body, /buildargs/);
+  });
+
+  it('never reads or writes outside the context or the image', async () => {
+    const marker = path.join(tmp, 'escaped');
+    const escape = await postBuild(d.socket, '', await tarOf([{ name: 'Dockerfile', data: 'FROM busybox\n' }, { name: `../../../../../..${marker}`, data: 'x' }]));
+    assert.equal(escape.status, 400);
+    assert.match(escape.body, /component \(it could escape/);
+    const through = await postBuild(d.socket, '', await tarOf([{ name: 'Dockerfile', data: 'FROM busybox\n' }, { name: 'l', linkname: tmp }, { name: 'l/escaped', data: 'x' }]));
+    assert.equal(through.status, 400);
+    assert.ok(!fs.existsSync(marker));
+
+    // A symlink to the host's /etc/shadow resolves inside the context (where there is none).
+    const shadow = await postBuild(d.socket, 't=shadow', await tarOf([{ name: 'Dockerfile', data: 'FROM busybox\nCOPY link /stolen\n' }, { name: 'link', linkname: '/etc/shadow' }]));
+    assert.equal(shadow.status, 200);
+    assert.match(shadow.body, /"errorDetail":\{"message":"COPY failed: file not found in build context or excluded by \.dockerignore: stat link: file does not exist"\}/);
+    // A Dockerfile that is a symlink out of the context is not found either.
+    const df = await postBuild(d.socket, '', await tarOf([{ name: 'Dockerfile', linkname: '/etc/passwd' }]));
+    assert.equal(df.status, 400);
+    // Symlinks inside a copied directory are copied as symlinks, not followed.
+    const links = await postBuild(
+      d.socket,
+      't=links:1',
+      await tarOf([{ name: 'Dockerfile', data: 'FROM busybox\nCOPY dir /copied/\n' }, { name: 'dir/host-passwd', linkname: '/etc/passwd' }, { name: 'dir/up', linkname: '../../..' }]),
+    );
+    assert.equal(links.status, 200, links.body);
+    assert.match(links.body, /Successfully tagged links:1/);
+    assert.equal(d.dockerOk(['run', '--rm', '--network', 'none', 'links:1', 'sh', '-c', 'readlink /copied/host-passwd; readlink /copied/up']), '/etc/passwd\n../../..\n');
+  });
+
+  it('builds with docker-py (gzip context, labels, target)', { skip: !fs.existsSync(PYTHON) && 'needs python3' }, () => {
+    const script = `
+import docker, sys
+c = docker.DockerClient(base_url='unix://${d.socket}')
+img, logs = c.images.build(path='${ctxDir}', tag='py:1', buildargs={'GREETING': 'py'}, labels={'via': 'docker-py'}, target='builder', gzip=True)
+print(img.labels['via'])
+print(''.join(l.get('stream', '') for l in logs).count('Step '))
+try:
+    c.images.build(fileobj=__import__('io').BytesIO(b'FROM busybox\\nRUN exit 4\\n'))
+except docker.errors.BuildError as e:
+    print(e.msg)
+`;
+    const r = spawnSync(PYTHON, ['-c', script], { encoding: 'utf8', timeout: 120_000 });
+    if (r.status !== 0 && /No module named 'docker'/.test(r.stderr) && !process.env.CI) return;
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(r.stdout, "docker-py\n5\nThe command '/bin/sh -c exit 4' returned a non-zero code: 4\n");
+  });
+
+  it('builds with dockerode', async () => {
+    const docker = new Docker({ socketPath: d.socket });
+    const stream = await docker.buildImage({ context: ctxDir, src: ['Dockerfile', 'a.txt', 'sub/b.txt', 'secret.txt', '.dockerignore'] }, { t: 'dode:1', buildargs: { GREETING: 'dockerode' } });
+    const out = await new Promise<Array<{ stream?: string; aux?: { ID?: string } }>>((resolve, reject) => docker.modem.followProgress(stream, (err: Error | null, res: Array<{ stream?: string; aux?: { ID?: string } }>) => (err ? reject(err) : resolve(res))));
+    assert.match(out.map((m) => m.stream ?? '').join(''), /Successfully tagged dode:1/);
+    assert.match(out.filter((m) => m.aux).at(-1)!.aux!.ID!, /^sha256:/);
+    // dockerode sent secret.txt: the daemon's .dockerignore still keeps it out of COPY.
+    assert.equal(d.dockerOk(['run', '--rm', '--network', 'none', '--entrypoint', 'ls', 'dode:1', '/app']), 'a.txt\nb.txt\n');
+  });
+
+  it('builds with `berth build` (directory, -f -, tar on stdin)', () => {
+    const berth = (args: string[], input?: string) => cmd(BERTH, ['-H', `unix://${d.socket}`, 'build', ...args], { timeoutMs: 120_000, ...(input !== undefined ? { input } : {}) });
+    const r = berth(['-t', 'viaberth:1', '--build-arg', 'GREETING=berth', '--label', 'by=berth', ctxDir]);
+    assert.equal(r.status, 0, r.stderr + r.stdout);
+    assert.match(r.stdout, /^Sending build context to Docker daemon {2}\d/);
+    assert.match(r.stdout, /Step 17\/17 : LABEL "by"='berth'/);
+    assert.match(r.stdout, /Successfully tagged viaberth:1/);
+    assert.equal(d.dockerOk(['run', '--rm', '--network', 'none', 'viaberth:1']), 'berth from the builder\nfrom-cmd \n');
+    const failing = berth(['-f', '-', ctxDir], 'FROM busybox\nRUN exit 5\n');
+    assert.equal(failing.status, 5, failing.stdout);
+    assert.match(failing.stderr, /returned a non-zero code: 5/);
+    const tarball = spawnSync('tar', ['-C', ctxDir, '-czf', '-', '.']).stdout;
+    const stdin = spawnSync(BERTH, ['-H', `unix://${d.socket}`, 'build', '-q', '--build-arg', 'GREETING=hi', '-'], { input: tarball, encoding: 'utf8', timeout: 120_000 });
+    assert.equal(stdin.status, 0, stdin.stderr);
+    assert.match(stdin.stdout.trim(), /^sha256:[0-9a-f]{64}$/);
+  });
+
+  it('removes the intermediate images with the image; build/prune answers', async () => {
+    const before = d.dockerOk(['images', '-aq']).trim().split('\n').length;
+    const out = d.dockerOk(['rmi', 'viaberth:1']);
+    assert.ok((out.match(/^Deleted: /gm) ?? []).length >= 2, out);
+    assert.ok(d.dockerOk(['images', '-aq']).trim().split('\n').length < before);
+    assert.match(d.dockerOk(['builder', 'prune', '-f']), /Total reclaimed space: 0B/);
+  });
+});
