@@ -1,4 +1,4 @@
-/** Small HTTP and port helpers for the network tests (loopback and test-made addresses only). */
+/** Small HTTP and port helpers for the tests (loopback, test-made addresses and daemon sockets only). */
 import http from 'node:http';
 import net from 'node:net';
 
@@ -32,5 +32,19 @@ export function freePort(): Promise<number> {
       const { port } = server.address() as net.AddressInfo;
       server.close(() => resolve(port));
     });
+  });
+}
+
+/** A raw API request on a daemon's unix socket (for what the docker CLI never sends). */
+export function socketRequest(socket: string, method: string, urlPath: string, headers: Record<string, string | number> = {}, body?: string | Buffer): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ socketPath: socket, method, path: urlPath, headers }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (d: string) => (text += d));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
+    });
+    req.on('error', reject);
+    req.end(body);
   });
 }

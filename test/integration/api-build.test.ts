@@ -8,7 +8,6 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
-import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -19,6 +18,7 @@ import tar from 'tar-stream';
 import { PACKAGE_ROOT } from '../../src/common/paths.js';
 import { startBerthd, type PrivateBerthd } from '../helpers/berthd.js';
 import { cmd, DOCKER } from '../helpers/engines.js';
+import { socketRequest } from '../helpers/http.js';
 
 const skip = process.getuid?.() !== 0 ? 'needs root' : !DOCKER ? 'needs the docker CLI' : false;
 const PYTHON = '/usr/bin/python3';
@@ -63,16 +63,7 @@ function tarOf(entries: Array<{ name: string; data?: string; linkname?: string }
 
 /** POST /build with a raw body on the daemon's socket. */
 function postBuild(socket: string, query: string, body: Buffer): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = http.request({ socketPath: socket, method: 'POST', path: `/v1.44/build?${query}`, headers: { 'Content-Type': 'application/x-tar', 'Content-Length': body.length } }, (res) => {
-      let text = '';
-      res.setEncoding('utf8');
-      res.on('data', (d: string) => (text += d));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
-    });
-    req.on('error', reject);
-    req.end(body);
-  });
+  return socketRequest(socket, 'POST', `/v1.44/build?${query}`, { 'Content-Type': 'application/x-tar', 'Content-Length': body.length }, body);
 }
 
 describe('docker build (legacy builder) against berthd', { skip, timeout: 600_000 }, () => {

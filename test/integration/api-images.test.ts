@@ -10,7 +10,6 @@ import assert from 'node:assert/strict';
 import { execFile, execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
-import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -19,6 +18,7 @@ import { after, before, describe, it } from 'node:test';
 
 import { startBerthd, type PrivateBerthd } from '../helpers/berthd.js';
 import { DOCKER, which } from '../helpers/engines.js';
+import { socketRequest as api } from '../helpers/http.js';
 import { imageRootfs, SHARED_DIR, testImagesDir } from '../helpers/images.js';
 
 const run = promisify(execFile);
@@ -56,20 +56,6 @@ async function freePortPair(taken: Set<number>): Promise<number> {
     }
   }
   throw new Error('no free port pair in 15421..15499');
-}
-
-/** A raw API request on the daemon's socket (for what the CLI never sends). */
-function api(socket: string, method: string, urlPath: string, headers: Record<string, string> = {}, body?: string): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = http.request({ socketPath: socket, method, path: urlPath, headers }, (res) => {
-      let text = '';
-      res.setEncoding('utf8');
-      res.on('data', (d: string) => (text += d));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
-    });
-    req.on('error', reject);
-    req.end(body);
-  });
 }
 
 describe('docker CLI image commands against berthd', { skip, timeout: 600_000 }, () => {

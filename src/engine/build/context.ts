@@ -24,7 +24,7 @@ import tar from 'tar-stream';
 
 import { InvalidArgumentError, NotFoundError, UnsupportedError } from '../../common/errors.js';
 import { unpackLayer } from '../../storage/unpack.js';
-import { ScopedPathError, ScopedRoot, self } from '../containers/scoped-root.js';
+import { ScopedPathError, ScopedRoot, self, type Resolved } from '../containers/scoped-root.js';
 
 /** The largest context accepted (uncompressed). */
 const MAX_CONTEXT_BYTES = 16 * 1024 ** 3;
@@ -115,9 +115,9 @@ export class SourceTree {
     this.scoped.close();
   }
 
-  /** A small file of the tree (the Dockerfile, .dockerignore), read in scope; undefined if absent. */
-  readFile(p: string, max = 8 * 1024 * 1024): Buffer | undefined {
-    let res;
+  /** Runs fn on what `p` resolves to in scope (symlinks followed inside the tree); undefined if a component is missing. */
+  private withResolved<T>(p: string, fn: (res: Resolved) => T | undefined): T | undefined {
+    let res: Resolved;
     try {
       res = this.scoped.resolve(p, { followLast: true });
     } catch (err) {
@@ -125,35 +125,31 @@ export class SourceTree {
       throw err;
     }
     try {
-      if (res.fd === undefined || !res.stat?.isFile()) return undefined;
-      if (res.stat.size > max) throw new InvalidArgumentError(`${p} is larger than ${max} bytes`);
-      return fs.readFileSync(self(res.fd));
+      return res.fd === undefined || res.stat === undefined ? undefined : fn(res);
     } finally {
       res.close();
     }
+  }
+
+  /** A small file of the tree (the Dockerfile, .dockerignore), read in scope; undefined if absent. */
+  readFile(p: string, max = 8 * 1024 * 1024): Buffer | undefined {
+    return this.withResolved(p, (res) => {
+      if (!res.stat!.isFile()) return undefined;
+      if (res.stat!.size > max) throw new InvalidArgumentError(`${p} is larger than ${max} bytes`);
+      return fs.readFileSync(self(res.fd!));
+    });
   }
 
   isIgnored(rel: string): boolean {
     return this.ignored?.(rel) ?? false;
   }
 
-  /** Resolves `p` in scope (symlinks followed inside the tree); undefined if it does not exist. */
+  /** Resolves `p` in scope; undefined if it does not exist or is ignored. */
   private lookup(p: string): Source | undefined {
-    let res;
-    try {
-      res = this.scoped.resolve(p, { followLast: true });
-    } catch (err) {
-      if (err instanceof ScopedPathError) return undefined;
-      throw err;
-    }
-    try {
-      if (res.fd === undefined || res.stat === undefined) return undefined;
+    return this.withResolved(p, (res) => {
       const rel = res.containerPath.replace(/^\/+/, '');
-      if (this.isIgnored(rel)) return undefined;
-      return { path: res.containerPath, abs: path.join(this.root, rel), stat: res.stat };
-    } finally {
-      res.close();
-    }
+      return this.isIgnored(rel) ? undefined : { path: res.containerPath, abs: path.join(this.root, rel), stat: res.stat! };
+    });
   }
 
   /**
