@@ -5,7 +5,7 @@
  * scoped-root walk and the extractor `docker cp` uses.
  */
 import { InvalidArgumentError, NotFoundError } from '../../common/errors.js';
-import { FrameDemuxer } from '../../cli/demux.js';
+import { FrameParser, type Frame } from '../../shim/client.js';
 import { dockerReference, type ImageReference } from '../../images/reference.js';
 import type { ImageRecord } from '../../images/types.js';
 import { extractArchive, readSmall } from '../containers/filesystem.js';
@@ -111,8 +111,7 @@ export function engineBuildBackend(containers: ContainerService, images: ImageSe
         await containers.start(id);
         const socket = await session.connected;
         if (socket) {
-          const demux = new FrameDemuxer((_stream, payload) => output(payload));
-          for await (const chunk of socket) demux.push(chunk as Buffer);
+          for await (const frame of socket.pipe(new FrameParser())) output((frame as Frame).data);
         }
         return (await exit).StatusCode;
       } finally {
