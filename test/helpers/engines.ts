@@ -255,13 +255,14 @@ export interface PrivateDockerd {
 
 /**
  * Starts a private dockerd (Debian's 20.10) with its own containerd, data-root, exec-root and
- * socket under a new temp dir: no bridge, no iptables, and `runtimes` (name → path of berth-oci
+ * socket under a new temp dir: no bridge, no iptables (unless `network` gives dockerd's network
+ * flags instead, e.g. a bridge of the caller's and iptables), and `runtimes` (name → path of berth-oci
  * or a wrapper of it; a function of the temp dir, e.g. for runtimeForEngine) registered through
  * daemon.json. `timeoutMs` is docker()'s default. If the daemons do not come up, what was
  * started is stopped (and the dir removed) before the error.
  */
 export async function startPrivateDockerd(
-  opts: { runtimes?: Record<string, string> | ((dir: string) => Record<string, string>); prefix?: string; timeoutMs?: number } = {},
+  opts: { runtimes?: Record<string, string> | ((dir: string) => Record<string, string>); prefix?: string; timeoutMs?: number; network?: string[] } = {},
 ): Promise<PrivateDockerd> {
   if (!DOCKERD || !CONTAINERD || !DOCKER) throw new Error(dockerdSkip || 'no dockerd');
   const cgroupsBefore = existingCgroups(['docker']);
@@ -357,7 +358,7 @@ export async function startPrivateDockerd(
         '--exec-root', path.join(dir, 'exec'),
         '--pidfile', path.join(dir, 'dockerd.pid'),
         '-H', `unix://${dir}/docker.sock`,
-        '--bridge=none', '--iptables=false', '--ip-masq=false', '--ip-forward=false', '--userland-proxy=false',
+        ...(opts.network ?? ['--bridge=none', '--iptables=false', '--ip-masq=false', '--ip-forward=false', '--userland-proxy=false']),
       ],
       { stdio: ['ignore', log('dockerd.log'), log('dockerd.log')], detached: true },
     );
