@@ -1,9 +1,13 @@
 /*
  * berth-shim: one small process per container (or per exec'd process), its parent.
  *
- *   berth-shim DIR      (BERTH_PLAN_FD, BERTH_SYNC_FD, BERTH_NSEXEC in the environment)
+ *   berth-shim DIR      (started by berth-spawner, see berth-spawner.c and src/shim/spawner.ts)
  *
  * Options, from the environment:
+ *   BERTH_NSEXEC=PATH           berth-nsexec
+ *   BERTH_NSEXEC_FD=N           a sealed in-memory copy of it, executed instead of PATH
+ *   BERTH_SHIM_NOTIFY_FD=N      where to say "listening PID" once shim.sock takes connections
+ *                               (or "failed PID MESSAGE"); closed after that
  *   BERTH_SHIM_TTY=1            the plan has console_connect DIR/console.sock: listen there,
  *                               take the pty master, read output from it and write stdin to it
  *   BERTH_SHIM_STDIN=1          without a tty, stdin is a pipe whose write end we hold
@@ -16,10 +20,14 @@
  *   BERTH_SHIM_LOG_MAX_FILES=N  log.json, log.json.1 ... log.json.(N-1) (json-file max-file)
  *   BERTH_SHIM_LINGER_MS=N      how long to serve shim.sock after the exit (default 10 s)
  *
- * It becomes a child sub-reaper, leaves the daemon's session, and starts berth-nsexec with
- * the plan pipe and sync socket it was given (it reads neither: the daemon speaks the
- * protocol of src/runtime/launch.ts with berth-nsexec as before) and with pipes as the
- * container's stdout and stderr. Then, in DIR, it
+ * It becomes a child sub-reaper, leaves the daemon's session, listens on DIR/shim.sock and
+ * waits for the daemon's first connection there: "launch LEN\n" and LEN bytes of plan. It then
+ * starts berth-nsexec with that plan (in a memfd) and with the connection itself as the sync
+ * socket, which it does not read: the daemon speaks the protocol of src/runtime/launch.ts with
+ * berth-nsexec through it, as if it had started berth-nsexec itself. (A "shutdown" instead of
+ * a launch makes it exit.) Once berth-nsexec's stage 0 is reaped, the shim adds its own line,
+ * "init PID" (the container's PID 1, as found below; "init 0" if setup failed), and closes its
+ * copy of the connection. The container's stdout and stderr are pipes to the shim. Then, in DIR, it
  *   - copies the container's output into log.json (Docker's json-file lines, log.c);
  *   - reaps every child; when the container's PID 1 exits, reads what is left of its output,
  *     then writes exit.json {"status":N,"signal":S,"finished":"RFC3339"} (temp + rename; N is
@@ -60,9 +68,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/uio.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -100,7 +110,11 @@ static struct source sources[NSOURCES] = {
     {.fd = -1, .stream = 1, .log = {.name = "stdout"}}, /* Docker logs a tty as stdout */
 };
 
-static int report_fd = -1; /* the sync socket, until berth-nsexec has it: errors go there */
+/* Where an error goes before berth-nsexec runs: the spawner's pipe until we listen ("failed PID
+   MESSAGE"), then the launch connection ("error shim: MESSAGE", as berth-nsexec would say it). */
+static int notify_fd = -1, report_fd = -1;
+/* Our copy of the launch connection, until the "init PID" line is written on it. */
+static int launch_fd = -1;
 static pid_t stage0_pid, init_pid;
 static int stage0_reaped, setup_failed, init_reaped, init_wait_status, exited, shutdown_requested;
 static int hold; /* BERTH_SHIM_HOLD, until the first stream client */
@@ -124,6 +138,9 @@ static void __attribute__((noreturn, format(printf, 1, 2))) fail(const char *fmt
   va_start(ap, fmt);
   vsnprintf(msg, sizeof msg, fmt, ap);
   va_end(ap);
+  for (char *p = msg; *p; p++)
+    if (*p == '\n') *p = ' ';
+  if (notify_fd >= 0) dprintf(notify_fd, "failed %d %s\n", getpid(), msg);
   if (report_fd >= 0) dprintf(report_fd, "error shim: %s\n", msg);
   dprintf(2, "berth-shim: %s\n", msg);
   _exit(1);
@@ -158,6 +175,13 @@ static int write_atomic(const char *name, const char *data) {
     return -1;
   }
   return 0;
+}
+
+/* What we leave in DIR while we run. */
+static void cleanup_files(void) {
+  unlink("shim.sock");
+  unlink("shim.pid");
+  unlink("console.sock");
 }
 
 /* ---- clients of shim.sock ---- */
@@ -533,8 +557,14 @@ static void reap(void) {
     if (waitpid(stage0_pid, &status, WNOHANG) != stage0_pid) return;
     stage0_reaped = 1;
     init_pid = WIFEXITED(status) && WEXITSTATUS(status) == 0 ? only_child() : -1;
-    if (init_pid <= 0) { /* setup failed; berth-nsexec told the daemon why */
-      init_pid = 0;
+    if (init_pid <= 0) init_pid = 0;
+    /* The daemon learns PID 1 from us at once, rather than by asking (see the top). */
+    if (launch_fd >= 0) {
+      dprintf(launch_fd, "init %d\n", init_pid);
+      close(launch_fd);
+      launch_fd = -1;
+    }
+    if (!init_pid) { /* setup failed; berth-nsexec told the daemon why */
       setup_failed = 1;
       linger_until = now_ms();
       return;
@@ -552,6 +582,7 @@ static void reap(void) {
 
 static void start_nsexec(int plan_fd, int sync_fd, int stdin_rd, int stdout_fd, int stderr_fd, int cwd, const sigset_t *mask) {
   const char *nsexec = getenv("BERTH_NSEXEC");
+  int nsexec_fd = (int)env_num("BERTH_NSEXEC_FD", -1);
   if (!nsexec) fail("BERTH_NSEXEC is not set: berth-shim is started by berth, not by hand");
   stage0_pid = fork();
   if (stage0_pid < 0) fail_errno("fork");
@@ -560,15 +591,78 @@ static void start_nsexec(int plan_fd, int sync_fd, int stdin_rd, int stdout_fd, 
     signal(SIGHUP, SIG_DFL);
     signal(SIGPIPE, SIG_DFL);
     if (fchdir(cwd) < 0) fail_errno("fchdir");
-    /* dup2 leaves the new fds open across exec; everything of ours is O_CLOEXEC. */
+    /* dup and dup2 leave the new fds open across exec; everything of ours is O_CLOEXEC. */
     if (dup2(stdin_rd, 0) < 0 || dup2(stdout_fd, 1) < 0 || dup2(stderr_fd, 2) < 0) fail_errno("dup2");
+    int plan = dup(plan_fd), sync = dup(sync_fd);
+    char plan_env[16], sync_env[16];
+    snprintf(plan_env, sizeof plan_env, "%d", plan);
+    snprintf(sync_env, sizeof sync_env, "%d", sync);
+    if (plan < 0 || sync < 0 || setenv("BERTH_PLAN_FD", plan_env, 1) < 0 || setenv("BERTH_SYNC_FD", sync_env, 1) < 0) fail_errno("passing the plan");
+    /* The spawner's sealed copy (close-on-exec, as it must not reach the container), else the file. */
     char *argv[] = {"berth-nsexec", NULL};
+    if (nsexec_fd >= 0) execveat(nsexec_fd, "", argv, environ, AT_EMPTY_PATH);
     execve(nsexec, argv, environ);
     fail_errno("exec %s", nsexec);
   }
+  if (nsexec_fd >= 0) close(nsexec_fd);
   close(plan_fd);
-  close(sync_fd);
   report_fd = -1;
+  launch_fd = sync_fd; /* for the "init" line */
+}
+
+/*
+ * The first connection to shim.sock is the daemon's "launch LEN\n" with LEN bytes of plan: the
+ * plan goes into a memfd (berth-nsexec reads it to its end) and the connection is returned, to
+ * be berth-nsexec's sync socket. "shutdown" instead ends the shim (the daemon gave up the
+ * start). Without either in LAUNCH_WAIT_MS, the daemon is gone: exit.
+ */
+#define LAUNCH_WAIT_MS 60000
+static int await_launch(int listen_fd, int *plan_fd) {
+  long long deadline = now_ms() + LAUNCH_WAIT_MS;
+  for (;;) {
+    long long left = deadline - now_ms();
+    if (left <= 0) {
+      cleanup_files();
+      _exit(1);
+    }
+    struct pollfd p = {.fd = listen_fd, .events = POLLIN};
+    if (poll(&p, 1, (int)left) <= 0) continue;
+    int fd = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
+    if (fd < 0) continue;
+    /* A client that sends nothing must not keep us from the daemon's launch for long. */
+    struct timeval tv = {.tv_sec = 5};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    char line[64];
+    size_t n = 0;
+    while (n < sizeof line - 1 && read(fd, line + n, 1) == 1 && line[n] != '\n') n++;
+    line[n] = '\0';
+    unsigned long len;
+    char extra;
+    if (!strcmp(line, "shutdown")) {
+      dprintf(fd, "ok\n");
+      cleanup_files();
+      _exit(0);
+    }
+    if (sscanf(line, "launch %lu%c", &len, &extra) != 1 || len > (64u << 20)) {
+      dprintf(fd, "error expected launch\n");
+      close(fd);
+      continue;
+    }
+    report_fd = fd;
+    int mem = memfd_create("berth-plan", MFD_CLOEXEC);
+    if (mem < 0) fail_errno("memfd_create");
+    for (unsigned long got = 0; got < len;) {
+      ssize_t r = read(fd, chunk, len - got < sizeof chunk ? len - got : sizeof chunk);
+      if (r <= 0) fail("the plan ended early");
+      if (write(mem, chunk, (size_t)r) != r) fail_errno("writing the plan");
+      got += (size_t)r;
+    }
+    if (lseek(mem, 0, SEEK_SET) < 0) fail_errno("lseek");
+    tv.tv_sec = 0; /* berth-nsexec may wait long on it (hooks) */
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    *plan_fd = mem;
+    return fd;
+  }
 }
 
 /* A listening unix socket in the current directory (DIR: keeps the path short). */
@@ -594,12 +688,14 @@ static short revents(int index) {
 }
 
 int main(int argc, char **argv) {
-  int plan_fd = (int)env_num("BERTH_PLAN_FD", -1), sync_fd = (int)env_num("BERTH_SYNC_FD", -1);
-  report_fd = sync_fd;
-  if (argc != 2 || plan_fd < 3 || sync_fd < 3) fail("usage: berth-shim DIR, with BERTH_PLAN_FD and BERTH_SYNC_FD (started by berth)");
+  notify_fd = (int)env_num("BERTH_SHIM_NOTIFY_FD", -1);
+  if (argc != 2) fail("usage: berth-shim DIR (started by berth-spawner)");
   long long linger_ms = env_num("BERTH_SHIM_LINGER_MS", 10000);
   int tty = env_num("BERTH_SHIM_TTY", 0) != 0, want_stdin = env_num("BERTH_SHIM_STDIN", 0) != 0;
   hold = paced = env_num("BERTH_SHIM_HOLD", 0) != 0;
+  /* Ours only: nothing we start may inherit them. */
+  if (notify_fd >= 0) fcntl(notify_fd, F_SETFD, FD_CLOEXEC);
+  if (env_num("BERTH_NSEXEC_FD", -1) >= 0) fcntl((int)env_num("BERTH_NSEXEC_FD", -1), F_SETFD, FD_CLOEXEC);
 
   if (prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) < 0) fail_errno("PR_SET_CHILD_SUBREAPER");
   setsid(); /* fails only if we lead a process group already, which is as good */
@@ -640,14 +736,23 @@ int main(int argc, char **argv) {
   int sfd = signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK);
   if (sfd < 0) fail_errno("signalfd");
 
+  if (notify_fd >= 0) {
+    dprintf(notify_fd, "listening %d\n", getpid());
+    close(notify_fd);
+    notify_fd = -1;
+  }
+  /* While the daemon sends the plan: shim.pid tells a restarted daemon that we run. */
+  char pid[16];
+  snprintf(pid, sizeof pid, "%d", getpid());
+  if (write_atomic("shim.pid", pid) < 0) dprintf(2, "berth-shim: writing shim.pid: %s\n", strerror(errno));
+
+  int plan_fd;
+  int sync_fd = await_launch(listen_fd, &plan_fd);
   start_nsexec(plan_fd, sync_fd, in[0], out[1], err[1], cwd, &old);
   close(in[0]);
   close(out[1]);
   close(err[1]);
   close(cwd);
-  char pid[16];
-  snprintf(pid, sizeof pid, "%d", getpid());
-  if (write_atomic("shim.pid", pid) < 0) dprintf(2, "berth-shim: writing shim.pid: %s\n", strerror(errno));
 
   long long partial_since = 0; /* when output without a newline started waiting */
   for (;;) {
@@ -729,8 +834,6 @@ int main(int argc, char **argv) {
     }
     if (revents(listen_i)) accept_clients(listen_fd);
   }
-  unlink("shim.sock");
-  unlink("shim.pid");
-  unlink("console.sock");
+  cleanup_files();
   return 0;
 }

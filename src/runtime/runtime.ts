@@ -10,7 +10,7 @@ import path from 'node:path';
 
 import { mountPointsUnder } from '../common/mountinfo.js';
 import { ConflictError, InvalidArgumentError, NotFoundError, SystemError } from '../common/errors.js';
-import { shimConsoleSocket, startShim, type ShimOptions } from '../shim/client.js';
+import { PreparedShim, shimConsoleSocket, type ShimOptions } from '../shim/client.js';
 import { compileDeviceFilter } from './cgroups/devices-bpf.js';
 import { cgroupManagerFromDescriptor, normalizeDeviceRules, openCgroupManager } from './cgroups/index.js';
 import type { CgroupManager } from './cgroups/types.js';
@@ -188,7 +188,11 @@ export class Runtime {
     this.store.reserve(id);
     let cgroup: CgroupManager | undefined;
     let launched: Launched | undefined;
+    let shim: PreparedShim | undefined;
     try {
+      // The shim starts now (through the spawner, another process), while we make the cgroups
+      // and the plan; it waits for the plan on its socket.
+      if (opts.shim) shim = new PreparedShim({ ...opts.shim, tty: terminal });
       cgroup = openCgroupManager({ cgroupsPath: spec.linux?.cgroupsPath, containerId: id });
       const resources = withDefaultDeviceRules(spec);
       // A record before the cgroup and any process exist: if this process dies mid-create,
@@ -215,8 +219,8 @@ export class Runtime {
         runHooks('prestart', spec.hooks?.prestart, stateFor(pid));
         runHooks('createRuntime', spec.hooks?.createRuntime, stateFor(pid));
       };
-      launched = opts.shim
-        ? await startShim({ ...opts.shim, tty: terminal, ops, stateFor, onSync })
+      launched = shim
+        ? await shim.launch({ ops, stateFor, onSync })
         : await launch({ ops, stdio: opts.stdio ?? ['inherit', 'inherit', 'inherit'], preserveFds: opts.preserveFds, stateFor, onSync });
       const stat = readProcStat(launched.pid);
       if (!stat) throw new SystemError('container process exited during setup');
@@ -225,6 +229,7 @@ export class Runtime {
       if (!opts.foreground && !opts.shim) await stage0Exited(launched.stage0);
       return launched;
     } catch (err) {
+      await shim?.abort();
       if (launched?.pid) {
         try {
           process.kill(launched.pid, 'SIGKILL');
@@ -378,7 +383,7 @@ export class Runtime {
     });
     const stateFor = (): State => toOciState(record, status);
     const launched = opts.shim
-      ? await startShim({ log: false, ...opts.shim, tty: proc.terminal === true, ops, stateFor })
+      ? await new PreparedShim({ log: false, ...opts.shim, tty: proc.terminal === true }).launch({ ops, stateFor })
       : await launch({ ops, stdio: opts.stdio ?? ['inherit', 'inherit', 'inherit'], preserveFds: opts.preserveFds, stateFor });
     writePidFile(opts.pidFile, launched.pid);
     if (!opts.foreground && !opts.shim) await stage0Exited(launched.stage0);
