@@ -18,7 +18,7 @@ import { runHooks } from './hooks.js';
 import { launch, type Launched } from './launch.js';
 import { compileCreatePlan, compileExecPlan, type CgroupPlacement, type CompiledSeccomp, type HostFacts } from './plan/compile.js';
 import { compileSeccomp } from './seccomp/compile.js';
-import type { NamespaceType, Process, Resources, Spec, State, Status } from './spec/config.js';
+import type { NamespaceType, Process, Resources, Seccomp, Spec, State, Status } from './spec/config.js';
 import { DEFAULT_ALLOWED_DEVICE_RULES } from './spec/defaults.js';
 import { parseSpec } from './spec/validate.js';
 import { DEFAULT_ROOT, initAlive, readProcStat, StateStore, statusOf, toOciState, validateId, type ContainerRecord } from './state.js';
@@ -87,6 +87,23 @@ function readTrimmed(file: string): string | undefined {
   } catch {
     return undefined;
   }
+}
+
+/**
+ * Compiled seccomp filters by profile: an engine gives most containers the same default
+ * profile, and compiling it costs ~1 ms of every start. The result is only read (encoded
+ * into the plan). A few entries: custom profiles are rare.
+ */
+const seccompCache = new Map<string, CompiledSeccomp>();
+function cachedSeccomp(profile: Seccomp): CompiledSeccomp {
+  const key = JSON.stringify(profile);
+  let compiled = seccompCache.get(key);
+  if (!compiled) {
+    compiled = compileSeccomp(profile);
+    if (seccompCache.size >= 8) seccompCache.delete(seccompCache.keys().next().value!);
+    seccompCache.set(key, compiled);
+  }
+  return compiled;
 }
 
 let cachedHostFacts: HostFacts | undefined;
@@ -181,7 +198,7 @@ export class Runtime {
     if (!spec.root?.path) throw new InvalidArgumentError('is required', 'root.path');
     const rootfs = path.resolve(bundle, spec.root.path);
     if (!hostFacts().isDirectory(rootfs)) throw new InvalidArgumentError(`rootfs ${rootfs} is not a directory`, 'root.path');
-    const seccomp: CompiledSeccomp | undefined = spec.linux?.seccomp ? compileSeccomp(spec.linux.seccomp) : undefined;
+    const seccomp: CompiledSeccomp | undefined = spec.linux?.seccomp ? cachedSeccomp(spec.linux.seccomp) : undefined;
     checkShimOptions(opts);
     const terminal = spec.process?.terminal === true;
 
@@ -370,7 +387,7 @@ export class Runtime {
     const spec = record.config;
     const namespaces = (spec.linux?.namespaces ?? []).map((ns) => ns.type) as NamespaceType[];
     const cgroup = this.cgroupOf(record);
-    const seccomp = spec.linux?.seccomp ? compileSeccomp(spec.linux.seccomp) : undefined;
+    const seccomp = spec.linux?.seccomp ? cachedSeccomp(spec.linux.seccomp) : undefined;
     const ops = compileExecPlan(proc, {
       initPid: record.pid,
       namespaces,
