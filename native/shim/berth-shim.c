@@ -580,51 +580,61 @@ static void reap(void) {
   }
 }
 
-static void start_nsexec(int plan_fd, int sync_fd, int stdin_rd, int stdout_fd, int stderr_fd, int cwd, const sigset_t *mask) {
+/*
+ * Starts berth-nsexec's stage 0 before the plan exists, so that its fork and exec happen while
+ * the daemon is still making the cgroups and the plan. It waits on the returned socket for the
+ * plan and the sync socket (BERTH_HANDOFF_FD, see nsexec.c). A failure here is not reported:
+ * stage 0 just exits, and the launch finds it gone.
+ */
+static int start_nsexec(int stdin_rd, int stdout_fd, int stderr_fd, int cwd, const sigset_t *mask) {
   const char *nsexec = getenv("BERTH_NSEXEC");
   int nsexec_fd = (int)env_num("BERTH_NSEXEC_FD", -1);
   if (!nsexec) fail("BERTH_NSEXEC is not set: berth-shim is started by berth, not by hand");
+  int handoff[2];
+  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, handoff) < 0) fail_errno("socketpair");
   stage0_pid = fork();
   if (stage0_pid < 0) fail_errno("fork");
   if (stage0_pid == 0) {
     sigprocmask(SIG_SETMASK, mask, NULL);
     signal(SIGHUP, SIG_DFL);
     signal(SIGPIPE, SIG_DFL);
-    if (fchdir(cwd) < 0) fail_errno("fchdir");
     /* dup and dup2 leave the new fds open across exec; everything of ours is O_CLOEXEC. */
-    if (dup2(stdin_rd, 0) < 0 || dup2(stdout_fd, 1) < 0 || dup2(stderr_fd, 2) < 0) fail_errno("dup2");
-    int plan = dup(plan_fd), sync = dup(sync_fd);
-    char plan_env[16], sync_env[16];
-    snprintf(plan_env, sizeof plan_env, "%d", plan);
-    snprintf(sync_env, sizeof sync_env, "%d", sync);
-    if (plan < 0 || sync < 0 || setenv("BERTH_PLAN_FD", plan_env, 1) < 0 || setenv("BERTH_SYNC_FD", sync_env, 1) < 0) fail_errno("passing the plan");
+    int fd = dup(handoff[1]);
+    char fd_env[16];
+    snprintf(fd_env, sizeof fd_env, "%d", fd);
+    if (fchdir(cwd) < 0 || dup2(stdin_rd, 0) < 0 || dup2(stdout_fd, 1) < 0 || dup2(stderr_fd, 2) < 0 || fd < 0 || setenv("BERTH_HANDOFF_FD", fd_env, 1) < 0) _exit(127);
     /* The spawner's sealed copy (close-on-exec, as it must not reach the container), else the file. */
     char *argv[] = {"berth-nsexec", NULL};
     if (nsexec_fd >= 0) execveat(nsexec_fd, "", argv, environ, AT_EMPTY_PATH);
     execve(nsexec, argv, environ);
-    fail_errno("exec %s", nsexec);
+    _exit(127);
   }
   if (nsexec_fd >= 0) close(nsexec_fd);
-  close(plan_fd);
-  report_fd = -1;
-  launch_fd = sync_fd; /* for the "init" line */
+  close(handoff[1]);
+  return handoff[0];
+}
+
+/* The start was given up before the launch: stage 0 sees its handoff socket close and exits. */
+static void __attribute__((noreturn)) give_up(int handoff, int code) {
+  close(handoff);
+  waitpid(stage0_pid, NULL, 0); /* ours to reap: init would leave it a zombie for a while */
+  cleanup_files();
+  _exit(code);
 }
 
 /*
  * The first connection to shim.sock is the daemon's "launch LEN\n" with LEN bytes of plan: the
- * plan goes into a memfd (berth-nsexec reads it to its end) and the connection is returned, to
- * be berth-nsexec's sync socket. "shutdown" instead ends the shim (the daemon gave up the
- * start). Without either in LAUNCH_WAIT_MS, the daemon is gone: exit.
+ * plan goes into a memfd (berth-nsexec reads it to its end), and it and the connection, which
+ * becomes berth-nsexec's sync socket, are handed to stage 0. Returns the connection (we keep a
+ * copy for the "init" line). "shutdown" instead ends the shim (the daemon gave up the start).
+ * Without either in LAUNCH_WAIT_MS, the daemon is gone: exit.
  */
 #define LAUNCH_WAIT_MS 60000
-static int await_launch(int listen_fd, int *plan_fd) {
+static int await_launch(int listen_fd, int handoff) {
   long long deadline = now_ms() + LAUNCH_WAIT_MS;
   for (;;) {
     long long left = deadline - now_ms();
-    if (left <= 0) {
-      cleanup_files();
-      _exit(1);
-    }
+    if (left <= 0) give_up(handoff, 1);
     struct pollfd p = {.fd = listen_fd, .events = POLLIN};
     if (poll(&p, 1, (int)left) <= 0) continue;
     int fd = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
@@ -640,8 +650,7 @@ static int await_launch(int listen_fd, int *plan_fd) {
     char extra;
     if (!strcmp(line, "shutdown")) {
       dprintf(fd, "ok\n");
-      cleanup_files();
-      _exit(0);
+      give_up(handoff, 0);
     }
     if (sscanf(line, "launch %lu%c", &len, &extra) != 1 || len > (64u << 20)) {
       dprintf(fd, "error expected launch\n");
@@ -660,7 +669,20 @@ static int await_launch(int listen_fd, int *plan_fd) {
     if (lseek(mem, 0, SEEK_SET) < 0) fail_errno("lseek");
     tv.tv_sec = 0; /* berth-nsexec may wait long on it (hooks) */
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    *plan_fd = mem;
+    /* One message: a byte, and the plan and the connection as SCM_RIGHTS. */
+    int fds[2] = {mem, fd};
+    char control[CMSG_SPACE(sizeof fds)] = {0};
+    struct iovec iov = {.iov_base = "l", .iov_len = 1};
+    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control, .msg_controllen = sizeof control};
+    struct cmsghdr *cmsg = CMSG_FIRSTHDR(&msg);
+    cmsg->cmsg_level = SOL_SOCKET;
+    cmsg->cmsg_type = SCM_RIGHTS;
+    cmsg->cmsg_len = CMSG_LEN(sizeof fds);
+    memcpy(CMSG_DATA(cmsg), fds, sizeof fds);
+    if (sendmsg(handoff, &msg, MSG_NOSIGNAL) != 1) fail("berth-nsexec did not start");
+    close(handoff);
+    close(mem);
+    report_fd = -1;
     return fd;
   }
 }
@@ -746,13 +768,12 @@ int main(int argc, char **argv) {
   snprintf(pid, sizeof pid, "%d", getpid());
   if (write_atomic("shim.pid", pid) < 0) dprintf(2, "berth-shim: writing shim.pid: %s\n", strerror(errno));
 
-  int plan_fd;
-  int sync_fd = await_launch(listen_fd, &plan_fd);
-  start_nsexec(plan_fd, sync_fd, in[0], out[1], err[1], cwd, &old);
+  int handoff = start_nsexec(in[0], out[1], err[1], cwd, &old);
   close(in[0]);
   close(out[1]);
   close(err[1]);
   close(cwd);
+  launch_fd = await_launch(listen_fd, handoff);
 
   long long partial_since = 0; /* when output without a newline started waiting */
   for (;;) {

@@ -146,9 +146,12 @@ export function speakLaunchProtocol(sync: Duplex, withState: boolean, opts: Prot
         chain = chain.then(() => handleLine(line));
       }
     });
-    sync.on('error', () => undefined);
+    let socketError: Error | undefined;
+    sync.on('error', (err) => (socketError ??= err));
     sync.on('close', () => {
-      void chain.then(() => finish(new SystemError('container process exited during setup')));
+      // Before any pid, an error of the socket itself (the shim's not reachable) says more.
+      const message = !pid && socketError ? `cannot reach the container's setup: ${socketError.message}` : 'container process exited during setup';
+      void chain.then(() => finish(new SystemError(message)));
     });
   });
 }

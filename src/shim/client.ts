@@ -125,8 +125,9 @@ export class PreparedShim {
     const shim = await this.started;
     try {
       const plan = encodePlan(opts.ops);
-      const socket = await new ShimClient(this.opts.dir).open(`launch ${plan.length}`);
-      socket.write(plan);
+      // Written at once: the socket sends it when connected, an event loop turn sooner.
+      const socket = net.connect(path.join(this.opts.dir, 'shim.sock'));
+      socket.write(Buffer.concat([Buffer.from(`launch ${plan.length}\n`), plan]));
       const pid = await speakLaunchProtocol(socket, needsState(opts.ops), { ...opts, shimInit: true });
       return { pid, stage0: shim, shimPid: shim.pid };
     } catch (err) {
@@ -160,8 +161,7 @@ export class ShimClient {
     this.socketPath = path.join(dir, 'shim.sock');
   }
 
-  /** A connection with `command` sent on it (launch: the plan follows). */
-  open(command: string): Promise<net.Socket> {
+  private open(command: string): Promise<net.Socket> {
     return new Promise((resolve, reject) => {
       const socket = net.connect(this.socketPath);
       const failed = (err: Error): void => reject(new SystemError(`cannot reach the shim at ${this.socketPath}: ${err.message}`, { cause: err }));
