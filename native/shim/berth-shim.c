@@ -72,6 +72,7 @@
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <sys/uio.h>
 #include <sys/un.h>
@@ -175,6 +176,19 @@ static int write_atomic(const char *name, const char *data) {
     return -1;
   }
   return 0;
+}
+
+/* mkdir -p, mode 0755. */
+static int mkdir_p(const char *dir) {
+  char path[PATH_MAX];
+  if (snprintf(path, sizeof path, "%s", dir) >= (int)sizeof path) return errno = ENAMETOOLONG, -1;
+  for (char *p = path + 1;; p++) {
+    if (*p != '/' && *p != '\0') continue;
+    char c = *p;
+    *p = '\0';
+    if (mkdir(path, 0755) < 0 && errno != EEXIST) return -1;
+    if (!(*p = c)) return 0;
+  }
 }
 
 /* What we leave in DIR while we run. */
@@ -727,8 +741,15 @@ int main(int argc, char **argv) {
 
   int cwd = open(".", O_PATH | O_DIRECTORY | O_CLOEXEC);
   if (cwd < 0) fail_errno("open .");
+  /* DIR and its first files are made here rather than by the daemon: on a slow disk they cost
+     ~1 ms each, and the daemon meanwhile makes the container's cgroups and plan. */
+  if (mkdir_p(argv[1]) < 0) fail_errno("mkdir %s", argv[1]);
   /* Working in DIR keeps the socket's path short, whatever DIR is. */
   if (chdir(argv[1]) < 0) fail_errno("chdir %s", argv[1]);
+  /* What an earlier run in DIR left (shim.sock goes when we bind it). */
+  unlink("exit.json");
+  unlink("shim.pid");
+  unlink("console.sock");
   if (!env_num("BERTH_SHIM_NO_LOG", 0) && log_open("log.json", env_num("BERTH_SHIM_LOG_MAX_SIZE", 0), (int)env_num("BERTH_SHIM_LOG_MAX_FILES", 1)) < 0)
     fail_errno("open %s/log.json", argv[1]);
   log_tee = tee_to_attached;

@@ -109,8 +109,7 @@ export class PreparedShim {
   private launched = false;
 
   constructor(private readonly opts: ShimOptions & { tty?: boolean }) {
-    fs.mkdirSync(opts.dir, { recursive: true });
-    for (const stale of ['exit.json', 'shim.sock', 'shim.pid', 'console.sock']) fs.rmSync(path.join(opts.dir, stale), { force: true });
+    // The shim makes its directory and removes what an earlier run left there.
     this.started = spawnShim(path.resolve(opts.dir), shimEnv(opts));
     this.started.catch(() => undefined); // reported by launch(); abort() needs nothing then
   }
