@@ -15,6 +15,7 @@ import type { Readable, Writable } from 'node:stream';
 
 import { SystemError } from '../common/errors.js';
 import { nativeBinary } from '../common/paths.js';
+import { encodePlan } from '../runtime/plan/plan.js';
 
 /** A shim started through the spawner: what tests and callers use of a ChildProcess. */
 export class ShimProcess extends EventEmitter {
@@ -123,8 +124,7 @@ class Spawner {
 
   spawn(dir: string, env: Record<string, string>): Promise<ShimProcess> {
     if (this.dead) return Promise.reject(this.dead);
-    const args = [dir, ...Object.entries(env).map(([k, v]) => `${k}=${v}`)].map((a) => Buffer.from(a));
-    const request = Buffer.concat([Buffer.from(`spawn ${args.length}\n`), ...args.flatMap((a) => [Buffer.from(`${a.length}\n`), a, Buffer.from('\n')])]);
+    const request = encodePlan([['spawn', dir, ...Object.entries(env).map(([k, v]) => `${k}=${v}`)]]);
     return new Promise((resolve, reject) => {
       this.queue.push({ resolve, reject });
       this.idle();
