@@ -12,6 +12,7 @@ import path from 'node:path';
 import type { Duplex, Writable } from 'node:stream';
 
 import { SystemError } from '../common/errors.js';
+import { splitLines } from '../common/lines.js';
 import { nativeBinary } from '../common/paths.js';
 import { encodePlan, type PlanOp } from './plan/plan.js';
 
@@ -81,7 +82,6 @@ export function speakLaunchProtocol(sync: Duplex, withState: boolean, opts: Prot
     let pid = 0;
     let ready = false;
     let init: number | undefined;
-    let buffered = '';
     let settled = false;
     const finish = (err?: Error): void => {
       if (settled) return;
@@ -137,15 +137,7 @@ export function speakLaunchProtocol(sync: Duplex, withState: boolean, opts: Prot
     };
     let chain = Promise.resolve();
     sync.setEncoding('utf8');
-    sync.on('data', (chunk: string) => {
-      buffered += chunk;
-      let nl;
-      while ((nl = buffered.indexOf('\n')) >= 0) {
-        const line = buffered.slice(0, nl);
-        buffered = buffered.slice(nl + 1);
-        chain = chain.then(() => handleLine(line));
-      }
-    });
+    sync.on('data', splitLines((line) => (chain = chain.then(() => handleLine(line)))));
     let socketError: Error | undefined;
     sync.on('error', (err) => (socketError ??= err));
     sync.on('close', () => {

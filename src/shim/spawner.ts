@@ -14,6 +14,7 @@ import os from 'node:os';
 import type { Readable, Writable } from 'node:stream';
 
 import { SystemError } from '../common/errors.js';
+import { splitLines } from '../common/lines.js';
 import { nativeBinary } from '../common/paths.js';
 import { encodePlan } from '../runtime/plan/plan.js';
 
@@ -51,14 +52,16 @@ class Spawner {
   private readonly shims = new Map<number, { process: ShimProcess; pending?: Pending }>();
   /** "listening"/"failed" lines that came before the spawner's "pid" line for that shim. */
   private readonly early = new Map<number, string>();
-  private buffered = '';
   private dead: Error | undefined;
 
   constructor() {
     this.child = spawn(nativeBinary('berth-spawner'), [nativeBinary('berth-shim'), nativeBinary('berth-nsexec')], { stdio: ['pipe', 'pipe', 'inherit'] });
     this.child.unref();
     this.child.stdout.setEncoding('utf8');
-    this.child.stdout.on('data', (s: string) => this.onData(s));
+    this.child.stdout.on('data', (s: string) => {
+      this.onData(s);
+      this.idle();
+    });
     this.child.stdin.on('error', () => undefined); // reported through 'exit'
     this.child.on('error', (err) => this.die(new SystemError(`cannot start berth-spawner: ${err.message}`, { cause: err })));
     this.child.on('exit', (code, signal) => this.die(new SystemError(`berth-spawner exited (${signal ?? code})`)));
@@ -83,16 +86,7 @@ class Spawner {
     this.shims.clear();
   }
 
-  private onData(s: string): void {
-    this.buffered += s;
-    let nl;
-    while ((nl = this.buffered.indexOf('\n')) >= 0) {
-      const line = this.buffered.slice(0, nl);
-      this.buffered = this.buffered.slice(nl + 1);
-      this.onLine(line);
-    }
-    this.idle();
-  }
+  private readonly onData = splitLines((line) => this.onLine(line));
 
   private onLine(line: string): void {
     const [verb, pidText, ...rest] = line.split(' ');
