@@ -9,8 +9,9 @@
 //   node bench/engine-api-ab.mjs /path/to/main-checkout .     e.g. main against this tree
 //
 // Each tree needs a build (npm run build). Needs root and the docker CLI (the helper loads the image).
-import http from 'node:http';
 import path from 'node:path';
+
+import { containerCycle } from './docker-api.mjs';
 
 const args = process.argv.slice(2);
 const trees = args.filter((a) => !/^\d+$/.test(a)).map((t) => path.resolve(t));
@@ -20,41 +21,7 @@ if (trees.length < 1) {
   process.exit(2);
 }
 
-function request(socketPath, method, p, body) {
-  return new Promise((resolve, reject) => {
-    const data = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
-    const req = http.request({ socketPath, method, path: p, headers: data ? { 'Content-Type': 'application/json', 'Content-Length': data.length } : {} }, (res) => {
-      const chunks = [];
-      res.on('data', (c) => chunks.push(c));
-      res.on('end', () => {
-        const text = Buffer.concat(chunks).toString();
-        if (res.statusCode >= 400) reject(new Error(`${method} ${p}: ${res.statusCode} ${text}`));
-        else resolve(text ? JSON.parse(text) : undefined);
-      });
-    });
-    req.on('error', reject);
-    req.end(data);
-  });
-}
-
-const now = () => process.hrtime.bigint();
-const ms = (a, b) => Number(b - a) / 1e6;
-
-/** One cycle; the phases as the client sees them (wait: from the start's answer to the exit's). */
-async function once(socket) {
-  const t0 = now();
-  const { Id } = await request(socket, 'POST', '/v1.41/containers/create', { Image: 'busybox', Cmd: ['true'], HostConfig: { NetworkMode: 'none' } });
-  const t1 = now();
-  const waited = request(socket, 'POST', `/v1.41/containers/${Id}/wait?condition=next-exit`);
-  await request(socket, 'POST', `/v1.41/containers/${Id}/start`);
-  const t2 = now();
-  const { StatusCode } = await waited;
-  const t3 = now();
-  if (StatusCode !== 0) throw new Error(`exit ${StatusCode}`);
-  await request(socket, 'DELETE', `/v1.41/containers/${Id}?force=1`);
-  const t4 = now();
-  return { total: ms(t0, t4), create: ms(t0, t1), start: ms(t1, t2), wait: ms(t2, t3), remove: ms(t3, t4) };
-}
+const once = (socket) => containerCycle(socket);
 
 const daemons = [];
 try {
