@@ -105,25 +105,26 @@ static void exec_shim(char **args, int argc, const sigset_t *mask) {
 }
 
 /* Parses one request at the start of buf: "spawn <argc>\n" then argc times "<len>\n<bytes>\n".
-   Returns its length, 0 if incomplete, -1 if malformed. Arguments are NUL-terminated in place. */
+   Returns its length, 0 if incomplete (nothing is changed then: it is parsed again when more has
+   come), -1 if malformed. A complete request's arguments are NUL-terminated in place. */
 static long parse_request(char *buf, size_t len, char **args, int *argc) {
   char *end = memchr(buf, '\n', len);
   if (!end) return len > 64 ? -1 : 0;
   int n;
   if (sscanf(buf, "spawn %d\n", &n) != 1 || n < 1 || n > MAX_ARGS) return -1;
-  size_t pos = (size_t)(end - buf) + 1;
+  size_t pos = (size_t)(end - buf) + 1, lens[MAX_ARGS];
   for (int i = 0; i < n; i++) {
     char *nl = memchr(buf + pos, '\n', len - pos);
     if (!nl) return len - pos > 16 ? -1 : 0;
-    size_t alen = strtoul(buf + pos, NULL, 10);
+    lens[i] = strtoul(buf + pos, NULL, 10);
     pos = (size_t)(nl - buf) + 1;
-    if (alen > MAX_REQUEST) return -1;
-    if (len - pos < alen + 1) return 0;
-    if (buf[pos + alen] != '\n' || memchr(buf + pos, '\0', alen)) return -1;
+    if (lens[i] > MAX_REQUEST) return -1;
+    if (len - pos < lens[i] + 1) return 0;
+    if (buf[pos + lens[i]] != '\n' || memchr(buf + pos, '\0', lens[i])) return -1;
     args[i] = buf + pos;
-    buf[pos + alen] = '\0';
-    pos += alen + 1;
+    pos += lens[i] + 1;
   }
+  for (int i = 0; i < n; i++) args[i][lens[i]] = '\0';
   *argc = n;
   return (long)pos;
 }
