@@ -1,8 +1,10 @@
 #!/usr/bin/env node
-// In-process container start, as the daemon will do it: no CLI process start, just the runtime
+// In-process container start, as the daemon does it: no CLI process start, just the runtime
 // library. Times create + start + wait + delete of the bundle's process (meant for /bin/true).
+// With --shim, as berthd runs a container: under a berth-shim (started through berth-spawner),
+// waited for through the shim's socket, the shim shut down with the delete.
 //
-//   node bench/runtime-inprocess.mjs BUNDLE [--runs N] [--warmup N] [--json FILE]
+//   node bench/runtime-inprocess.mjs BUNDLE [--shim] [--runs N] [--warmup N] [--json FILE]
 //
 // Needs a build (npm run build) and root. Uses its own state root under /tmp and removes it.
 import fs from 'node:fs';
@@ -15,11 +17,12 @@ const { values, positionals } = parseArgs({
   options: {
     runs: { type: 'string', default: '50' },
     warmup: { type: 'string', default: '5' },
+    shim: { type: 'boolean', default: false },
     json: { type: 'string' },
   },
 });
 if (positionals.length !== 1) {
-  console.error('usage: node bench/runtime-inprocess.mjs BUNDLE [--runs N] [--warmup N] [--json FILE]');
+  console.error('usage: node bench/runtime-inprocess.mjs BUNDLE [--shim] [--runs N] [--warmup N] [--json FILE]');
   process.exit(2);
 }
 const bundle = path.resolve(positionals[0]);
@@ -33,9 +36,11 @@ if (!fs.existsSync(lib)) {
   process.exit(2);
 }
 const { Runtime, exitStatus } = await import(lib.href);
+const { ShimClient } = await import(new URL('../dist/src/shim/client.js', import.meta.url).href);
 
 const root = fs.mkdtempSync(path.join(os.tmpdir(), 'berth-bench-inproc-'));
-const rt = new Runtime({ root });
+// As the engine: parent cgroups kept between containers.
+const rt = new Runtime({ root, keepCgroupParents: values.shim });
 const prefix = `${process.env.BENCH_ID_PREFIX ?? `bip${process.pid}`}-ip`;
 let live; // id of a container that may still exist
 
@@ -49,7 +54,7 @@ async function cleanup() {
     live = undefined;
   }
   // Anything left by an earlier failure in this run.
-  for (const id of fs.existsSync(root) ? fs.readdirSync(root) : []) {
+  for (const id of fs.existsSync(root) ? fs.readdirSync(root).filter((n) => !n.endsWith('.shim')) : []) {
     try {
       await rt.delete(id, true);
     } catch {
@@ -70,13 +75,17 @@ const now = () => process.hrtime.bigint();
 async function once(id) {
   const t0 = now();
   live = id;
-  const { stage0 } = await rt.create(id, { bundle, foreground: true, stdio: ['ignore', 'inherit', 'inherit'] });
+  const shimDir = path.join(root, `${id}.shim`);
+  const { stage0 } = values.shim ? await rt.create(id, { bundle, shim: { dir: shimDir } }) : await rt.create(id, { bundle, foreground: true, stdio: ['ignore', 'inherit', 'inherit'] });
   const t1 = now();
+  const shim = values.shim ? new ShimClient(shimDir) : undefined;
+  const exited = shim?.wait(); // as the daemon watches, from before the start
   await rt.start(id);
   const t2 = now();
-  const status = await exitStatus(stage0);
+  const status = shim ? (await exited).status : await exitStatus(stage0);
   const t3 = now();
   await rt.delete(id, true);
+  await shim?.shutdown();
   live = undefined;
   const t4 = now();
   if (status !== 0) throw new Error(`container ${id} exited with status ${status}`);
@@ -133,7 +142,7 @@ for (const k of keys) {
   summary[k] = { median: quantile(xs, 0.5), p90: quantile(xs, 0.9), min: Math.min(...xs), max: Math.max(...xs) };
 }
 const f = (x) => x.toFixed(2).padStart(7);
-console.log(`in-process create+start+wait+delete of ${bundle} (${runs} runs after ${warmup} warmups, node ${process.version})`);
+console.log(`in-process create+start+wait+delete of ${bundle}${values.shim ? ' under a shim' : ''} (${runs} runs after ${warmup} warmups, node ${process.version})`);
 console.log(`  ${'phase'.padEnd(8)} ${'median'.padStart(7)} ${'p90'.padStart(7)} ${'min'.padStart(7)} ${'max'.padStart(7)}  (ms)`);
 for (const k of keys) {
   const s = summary[k];

@@ -10,7 +10,9 @@
  *           (mounts, pivot_root, devices, hostname, user, capabilities, seccomp...),
  *           report "ready", wait for `start` on the exec fifo, and execve().
  *
- * Environment: BERTH_PLAN_FD (plan, read to EOF), BERTH_SYNC_FD (a socket to the runtime).
+ * Environment: BERTH_PLAN_FD (plan, read to EOF), BERTH_SYNC_FD (a socket to the runtime); or,
+ * under berth-shim, BERTH_HANDOFF_FD: the shim starts us before the plan exists, and sends both
+ * fds over that socket once the daemon has sent the plan (see receive_launch).
  */
 #include "common.h"
 
@@ -25,6 +27,7 @@
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/sendfile.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -69,6 +72,24 @@ static void trace_op(const char *stage, const struct plan_op *op) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   dprintf(2, "[%ld.%06ld] %s %s %s\n", (long)ts.tv_sec, ts.tv_nsec / 1000, stage, op->name, op->argc ? op->argv[0] : "");
+}
+
+/* One message from berth-shim: a byte, and the plan and the sync socket as SCM_RIGHTS. If the
+   shim closes the socket instead, the start was given up: exit quietly. */
+static void receive_launch(int handoff, int *plan_fd) {
+  char byte, control[CMSG_SPACE(2 * sizeof(int))];
+  struct iovec iov = {.iov_base = &byte, .iov_len = 1};
+  struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control, .msg_controllen = sizeof control};
+  ssize_t n;
+  do n = recvmsg(handoff, &msg, MSG_CMSG_CLOEXEC);
+  while (n < 0 && errno == EINTR);
+  struct cmsghdr *cmsg = n > 0 ? CMSG_FIRSTHDR(&msg) : NULL;
+  if (!cmsg || cmsg->cmsg_type != SCM_RIGHTS || cmsg->cmsg_len != CMSG_LEN(2 * sizeof(int))) _exit(1);
+  int fds[2];
+  memcpy(fds, CMSG_DATA(cmsg), sizeof fds);
+  close(handoff);
+  *plan_fd = fds[0];
+  sync_fd = fds[1];
 }
 
 static int env_fd(const char *name) {
@@ -166,6 +187,8 @@ int main(int argc, char **argv) {
 
   tracing = getenv("BERTH_NSEXEC_TRACE") != NULL;
   int plan_fd = env_fd("BERTH_PLAN_FD");
+  int handoff = env_fd("BERTH_HANDOFF_FD");
+  if (handoff >= 0) receive_launch(handoff, &plan_fd);
   if (plan_fd < 0) fail("BERTH_PLAN_FD is not set: berth-nsexec is started by berth-oci, not by hand");
   fcntl(sync_fd, F_SETFD, FD_CLOEXEC);
   struct plan plan;

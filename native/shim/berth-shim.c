@@ -1,9 +1,13 @@
 /*
  * berth-shim: one small process per container (or per exec'd process), its parent.
  *
- *   berth-shim DIR      (BERTH_PLAN_FD, BERTH_SYNC_FD, BERTH_NSEXEC in the environment)
+ *   berth-shim DIR      (started by berth-spawner, see berth-spawner.c and src/shim/spawner.ts)
  *
  * Options, from the environment:
+ *   BERTH_NSEXEC=PATH           berth-nsexec
+ *   BERTH_NSEXEC_FD=N           a sealed in-memory copy of it, executed instead of PATH
+ *   BERTH_SHIM_NOTIFY_FD=N      where to say "listening PID" once shim.sock takes connections
+ *                               (or "failed PID MESSAGE"); closed after that
  *   BERTH_SHIM_TTY=1            the plan has console_connect DIR/console.sock: listen there,
  *                               take the pty master, read output from it and write stdin to it
  *   BERTH_SHIM_STDIN=1          without a tty, stdin is a pipe whose write end we hold
@@ -16,10 +20,14 @@
  *   BERTH_SHIM_LOG_MAX_FILES=N  log.json, log.json.1 ... log.json.(N-1) (json-file max-file)
  *   BERTH_SHIM_LINGER_MS=N      how long to serve shim.sock after the exit (default 10 s)
  *
- * It becomes a child sub-reaper, leaves the daemon's session, and starts berth-nsexec with
- * the plan pipe and sync socket it was given (it reads neither: the daemon speaks the
- * protocol of src/runtime/launch.ts with berth-nsexec as before) and with pipes as the
- * container's stdout and stderr. Then, in DIR, it
+ * It becomes a child sub-reaper, leaves the daemon's session, listens on DIR/shim.sock and
+ * waits for the daemon's first connection there: "launch LEN\n" and LEN bytes of plan. It then
+ * starts berth-nsexec with that plan (in a memfd) and with the connection itself as the sync
+ * socket, which it does not read: the daemon speaks the protocol of src/runtime/launch.ts with
+ * berth-nsexec through it, as if it had started berth-nsexec itself. (A "shutdown" instead of
+ * a launch makes it exit.) Once berth-nsexec's stage 0 is reaped, the shim adds its own line,
+ * "init PID" (the container's PID 1, as found below; "init 0" if setup failed), and closes its
+ * copy of the connection. The container's stdout and stderr are pipes to the shim. Then, in DIR, it
  *   - copies the container's output into log.json (Docker's json-file lines, log.c);
  *   - reaps every child; when the container's PID 1 exits, reads what is left of its output,
  *     then writes exit.json {"status":N,"signal":S,"finished":"RFC3339"} (temp + rename; N is
@@ -60,9 +68,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/time.h>
 #include <sys/uio.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -100,7 +111,11 @@ static struct source sources[NSOURCES] = {
     {.fd = -1, .stream = 1, .log = {.name = "stdout"}}, /* Docker logs a tty as stdout */
 };
 
-static int report_fd = -1; /* the sync socket, until berth-nsexec has it: errors go there */
+/* Where an error goes before berth-nsexec runs: the spawner's pipe until we listen ("failed PID
+   MESSAGE"), then the launch connection ("error shim: MESSAGE", as berth-nsexec would say it). */
+static int notify_fd = -1, report_fd = -1;
+/* Our copy of the launch connection, until the "init PID" line is written on it. */
+static int launch_fd = -1;
 static pid_t stage0_pid, init_pid;
 static int stage0_reaped, setup_failed, init_reaped, init_wait_status, exited, shutdown_requested;
 static int hold; /* BERTH_SHIM_HOLD, until the first stream client */
@@ -124,6 +139,9 @@ static void __attribute__((noreturn, format(printf, 1, 2))) fail(const char *fmt
   va_start(ap, fmt);
   vsnprintf(msg, sizeof msg, fmt, ap);
   va_end(ap);
+  for (char *p = msg; *p; p++)
+    if (*p == '\n') *p = ' ';
+  if (notify_fd >= 0) dprintf(notify_fd, "failed %d %s\n", getpid(), msg);
   if (report_fd >= 0) dprintf(report_fd, "error shim: %s\n", msg);
   dprintf(2, "berth-shim: %s\n", msg);
   _exit(1);
@@ -158,6 +176,26 @@ static int write_atomic(const char *name, const char *data) {
     return -1;
   }
   return 0;
+}
+
+/* mkdir -p, mode 0755. */
+static int mkdir_p(const char *dir) {
+  char path[PATH_MAX];
+  if (snprintf(path, sizeof path, "%s", dir) >= (int)sizeof path) return errno = ENAMETOOLONG, -1;
+  for (char *p = path + 1;; p++) {
+    if (*p != '/' && *p != '\0') continue;
+    char c = *p;
+    *p = '\0';
+    if (mkdir(path, 0755) < 0 && errno != EEXIST) return -1;
+    if (!(*p = c)) return 0;
+  }
+}
+
+/* What we leave in DIR while we run. */
+static void cleanup_files(void) {
+  unlink("shim.sock");
+  unlink("shim.pid");
+  unlink("console.sock");
 }
 
 /* ---- clients of shim.sock ---- */
@@ -533,8 +571,14 @@ static void reap(void) {
     if (waitpid(stage0_pid, &status, WNOHANG) != stage0_pid) return;
     stage0_reaped = 1;
     init_pid = WIFEXITED(status) && WEXITSTATUS(status) == 0 ? only_child() : -1;
-    if (init_pid <= 0) { /* setup failed; berth-nsexec told the daemon why */
-      init_pid = 0;
+    if (init_pid <= 0) init_pid = 0;
+    /* The daemon learns PID 1 from us at once, rather than by asking (see the top). */
+    if (launch_fd >= 0) {
+      dprintf(launch_fd, "init %d\n", init_pid);
+      close(launch_fd);
+      launch_fd = -1;
+    }
+    if (!init_pid) { /* setup failed; berth-nsexec told the daemon why */
       setup_failed = 1;
       linger_until = now_ms();
       return;
@@ -550,25 +594,111 @@ static void reap(void) {
   }
 }
 
-static void start_nsexec(int plan_fd, int sync_fd, int stdin_rd, int stdout_fd, int stderr_fd, int cwd, const sigset_t *mask) {
+/*
+ * Starts berth-nsexec's stage 0 before the plan exists, so that its fork and exec happen while
+ * the daemon is still making the cgroups and the plan. It waits on the returned socket for the
+ * plan and the sync socket (BERTH_HANDOFF_FD, see nsexec.c). A failure here is not reported:
+ * stage 0 just exits, and the launch finds it gone.
+ */
+static int start_nsexec(int stdin_rd, int stdout_fd, int stderr_fd, int cwd, const sigset_t *mask) {
   const char *nsexec = getenv("BERTH_NSEXEC");
+  int nsexec_fd = (int)env_num("BERTH_NSEXEC_FD", -1);
   if (!nsexec) fail("BERTH_NSEXEC is not set: berth-shim is started by berth, not by hand");
+  int handoff[2];
+  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, handoff) < 0) fail_errno("socketpair");
   stage0_pid = fork();
   if (stage0_pid < 0) fail_errno("fork");
   if (stage0_pid == 0) {
     sigprocmask(SIG_SETMASK, mask, NULL);
     signal(SIGHUP, SIG_DFL);
     signal(SIGPIPE, SIG_DFL);
-    if (fchdir(cwd) < 0) fail_errno("fchdir");
-    /* dup2 leaves the new fds open across exec; everything of ours is O_CLOEXEC. */
-    if (dup2(stdin_rd, 0) < 0 || dup2(stdout_fd, 1) < 0 || dup2(stderr_fd, 2) < 0) fail_errno("dup2");
+    /* dup and dup2 leave the new fds open across exec; everything of ours is O_CLOEXEC. */
+    int fd = dup(handoff[1]);
+    char fd_env[16];
+    snprintf(fd_env, sizeof fd_env, "%d", fd);
+    if (fchdir(cwd) < 0 || dup2(stdin_rd, 0) < 0 || dup2(stdout_fd, 1) < 0 || dup2(stderr_fd, 2) < 0 || fd < 0 || setenv("BERTH_HANDOFF_FD", fd_env, 1) < 0) _exit(127);
+    /* The spawner's sealed copy (close-on-exec, as it must not reach the container), else the file. */
     char *argv[] = {"berth-nsexec", NULL};
+    if (nsexec_fd >= 0) execveat(nsexec_fd, "", argv, environ, AT_EMPTY_PATH);
     execve(nsexec, argv, environ);
-    fail_errno("exec %s", nsexec);
+    _exit(127);
   }
-  close(plan_fd);
-  close(sync_fd);
-  report_fd = -1;
+  if (nsexec_fd >= 0) close(nsexec_fd);
+  close(handoff[1]);
+  return handoff[0];
+}
+
+/* The start was given up before the launch: stage 0 sees its handoff socket close and exits. */
+static void __attribute__((noreturn)) give_up(int handoff, int code) {
+  close(handoff);
+  waitpid(stage0_pid, NULL, 0); /* ours to reap: init would leave it a zombie for a while */
+  cleanup_files();
+  _exit(code);
+}
+
+/*
+ * The first connection to shim.sock is the daemon's "launch LEN\n" with LEN bytes of plan: the
+ * plan goes into a memfd (berth-nsexec reads it to its end), and it and the connection, which
+ * becomes berth-nsexec's sync socket, are handed to stage 0. Returns the connection (we keep a
+ * copy for the "init" line). "shutdown" instead ends the shim (the daemon gave up the start).
+ * Without either in LAUNCH_WAIT_MS, the daemon is gone: exit.
+ */
+#define LAUNCH_WAIT_MS 60000
+static int await_launch(int listen_fd, int handoff) {
+  long long deadline = now_ms() + LAUNCH_WAIT_MS;
+  for (;;) {
+    long long left = deadline - now_ms();
+    if (left <= 0) give_up(handoff, 1);
+    struct pollfd p = {.fd = listen_fd, .events = POLLIN};
+    if (poll(&p, 1, (int)left) <= 0) continue;
+    int fd = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
+    if (fd < 0) continue;
+    /* A client that sends nothing must not keep us from the daemon's launch for long. */
+    struct timeval tv = {.tv_sec = 5};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    char line[64];
+    size_t n = 0;
+    while (n < sizeof line - 1 && read(fd, line + n, 1) == 1 && line[n] != '\n') n++;
+    line[n] = '\0';
+    unsigned long len;
+    char extra;
+    if (!strcmp(line, "shutdown")) {
+      dprintf(fd, "ok\n");
+      give_up(handoff, 0);
+    }
+    if (sscanf(line, "launch %lu%c", &len, &extra) != 1 || len > (64u << 20)) {
+      dprintf(fd, "error expected launch\n");
+      close(fd);
+      continue;
+    }
+    report_fd = fd;
+    int mem = memfd_create("berth-plan", MFD_CLOEXEC);
+    if (mem < 0) fail_errno("memfd_create");
+    for (unsigned long got = 0; got < len;) {
+      ssize_t r = read(fd, chunk, len - got < sizeof chunk ? len - got : sizeof chunk);
+      if (r <= 0) fail("the plan ended early");
+      if (write(mem, chunk, (size_t)r) != r) fail_errno("writing the plan");
+      got += (size_t)r;
+    }
+    if (lseek(mem, 0, SEEK_SET) < 0) fail_errno("lseek");
+    tv.tv_sec = 0; /* berth-nsexec may wait long on it (hooks) */
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    /* One message: a byte, and the plan and the connection as SCM_RIGHTS. */
+    int fds[2] = {mem, fd};
+    char control[CMSG_SPACE(sizeof fds)] = {0};
+    struct iovec iov = {.iov_base = "l", .iov_len = 1};
+    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control, .msg_controllen = sizeof control};
+    struct cmsghdr *cmsg = CMSG_FIRSTHDR(&msg);
+    cmsg->cmsg_level = SOL_SOCKET;
+    cmsg->cmsg_type = SCM_RIGHTS;
+    cmsg->cmsg_len = CMSG_LEN(sizeof fds);
+    memcpy(CMSG_DATA(cmsg), fds, sizeof fds);
+    if (sendmsg(handoff, &msg, MSG_NOSIGNAL) != 1) fail("berth-nsexec did not start");
+    close(handoff);
+    close(mem);
+    report_fd = -1;
+    return fd;
+  }
 }
 
 /* A listening unix socket in the current directory (DIR: keeps the path short). */
@@ -594,12 +724,14 @@ static short revents(int index) {
 }
 
 int main(int argc, char **argv) {
-  int plan_fd = (int)env_num("BERTH_PLAN_FD", -1), sync_fd = (int)env_num("BERTH_SYNC_FD", -1);
-  report_fd = sync_fd;
-  if (argc != 2 || plan_fd < 3 || sync_fd < 3) fail("usage: berth-shim DIR, with BERTH_PLAN_FD and BERTH_SYNC_FD (started by berth)");
+  notify_fd = (int)env_num("BERTH_SHIM_NOTIFY_FD", -1);
+  if (argc != 2) fail("usage: berth-shim DIR (started by berth-spawner)");
   long long linger_ms = env_num("BERTH_SHIM_LINGER_MS", 10000);
   int tty = env_num("BERTH_SHIM_TTY", 0) != 0, want_stdin = env_num("BERTH_SHIM_STDIN", 0) != 0;
   hold = paced = env_num("BERTH_SHIM_HOLD", 0) != 0;
+  /* Ours only: nothing we start may inherit them. */
+  if (notify_fd >= 0) fcntl(notify_fd, F_SETFD, FD_CLOEXEC);
+  if (env_num("BERTH_NSEXEC_FD", -1) >= 0) fcntl((int)env_num("BERTH_NSEXEC_FD", -1), F_SETFD, FD_CLOEXEC);
 
   if (prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) < 0) fail_errno("PR_SET_CHILD_SUBREAPER");
   setsid(); /* fails only if we lead a process group already, which is as good */
@@ -609,8 +741,15 @@ int main(int argc, char **argv) {
 
   int cwd = open(".", O_PATH | O_DIRECTORY | O_CLOEXEC);
   if (cwd < 0) fail_errno("open .");
+  /* DIR and its first files are made here rather than by the daemon: on a slow disk they cost
+     ~1 ms each, and the daemon meanwhile makes the container's cgroups and plan. */
+  if (mkdir_p(argv[1]) < 0) fail_errno("mkdir %s", argv[1]);
   /* Working in DIR keeps the socket's path short, whatever DIR is. */
   if (chdir(argv[1]) < 0) fail_errno("chdir %s", argv[1]);
+  /* What an earlier run in DIR left (shim.sock goes when we bind it). */
+  unlink("exit.json");
+  unlink("shim.pid");
+  unlink("console.sock");
   if (!env_num("BERTH_SHIM_NO_LOG", 0) && log_open("log.json", env_num("BERTH_SHIM_LOG_MAX_SIZE", 0), (int)env_num("BERTH_SHIM_LOG_MAX_FILES", 1)) < 0)
     fail_errno("open %s/log.json", argv[1]);
   log_tee = tee_to_attached;
@@ -640,14 +779,22 @@ int main(int argc, char **argv) {
   int sfd = signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK);
   if (sfd < 0) fail_errno("signalfd");
 
-  start_nsexec(plan_fd, sync_fd, in[0], out[1], err[1], cwd, &old);
+  if (notify_fd >= 0) {
+    dprintf(notify_fd, "listening %d\n", getpid());
+    close(notify_fd);
+    notify_fd = -1;
+  }
+  /* While the daemon sends the plan: shim.pid tells a restarted daemon that we run. */
+  char pid[16];
+  snprintf(pid, sizeof pid, "%d", getpid());
+  if (write_atomic("shim.pid", pid) < 0) dprintf(2, "berth-shim: writing shim.pid: %s\n", strerror(errno));
+
+  int handoff = start_nsexec(in[0], out[1], err[1], cwd, &old);
   close(in[0]);
   close(out[1]);
   close(err[1]);
   close(cwd);
-  char pid[16];
-  snprintf(pid, sizeof pid, "%d", getpid());
-  if (write_atomic("shim.pid", pid) < 0) dprintf(2, "berth-shim: writing shim.pid: %s\n", strerror(errno));
+  launch_fd = await_launch(listen_fd, handoff);
 
   long long partial_since = 0; /* when output without a newline started waiting */
   for (;;) {
@@ -729,8 +876,6 @@ int main(int argc, char **argv) {
     }
     if (revents(listen_i)) accept_clients(listen_fd);
   }
-  unlink("shim.sock");
-  unlink("shim.pid");
-  unlink("console.sock");
+  cleanup_files();
   return 0;
 }

@@ -83,7 +83,7 @@ export class Engine {
     this.images = new ImageStore(path.join(data, 'images'), this.content);
     this.snapshotter = new OverlaySnapshotter(path.join(data, 'snapshots'));
     this.volumes = new VolumeStore(path.join(data, 'volumes'), { inUse: (name) => this.containers.volumeInUse(name) });
-    this.runtime = new Runtime({ root: path.join(exec, 'runtime') });
+    this.runtime = new Runtime({ root: path.join(exec, 'runtime'), keepCgroupParents: true });
     this.facts = hostFacts();
     // Published ports go through kernel NAT; with --iptables=false, through userland forwarding.
     const publisher = new PortPublisher({ proxy: options.iptables === false });

@@ -5,60 +5,88 @@
  *   child -> us:    "sync <name>"  -> we do our part (e.g. createRuntime hooks), answer "ok"
  *   child -> us:    "ready"        (set up, waiting for start; or about to exec for `exec`)
  *   either -> us:   "error <message>"
+ * Through berth-shim (src/shim), the shim adds "init <pid>" once it knows the container's PID 1.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import path from 'node:path';
 import type { Duplex, Writable } from 'node:stream';
 
 import { SystemError } from '../common/errors.js';
+import { splitLines } from '../common/lines.js';
 import { nativeBinary } from '../common/paths.js';
 import { encodePlan, type PlanOp } from './plan/plan.js';
 
-export interface LaunchOptions {
+/** What the protocol needs besides the plan: the state for hooks, and the answer to syncs. */
+export interface ProtocolOptions {
+  /** The state JSON given to hooks, once the pid is known. */
+  stateFor(pid: number): object;
+  /** Called for each "sync <name>" from the container stage. */
+  onSync?(name: string, pid: number): Promise<void> | void;
+}
+
+export interface LaunchOptions extends ProtocolOptions {
   ops: PlanOp[];
   /** stdin, stdout, stderr of the container process (fds or 'inherit'/'ignore'/'pipe'). */
   stdio: Array<number | 'inherit' | 'ignore' | 'pipe'>;
   /** Extra fds passed as 3, 4, ... (--preserve-fds). */
   preserveFds?: number[];
-  /** The state JSON given to hooks, once the pid is known. */
-  stateFor(pid: number): object;
-  /** Called for each "sync <name>" from the container stage. */
-  onSync?(name: string, pid: number): Promise<void> | void;
-  /** The program that carries out the plan: berth-nsexec, or berth-shim which starts it (src/shim). */
-  binary?: string;
-  args?: string[];
-  /** Extra environment for that program. */
-  env?: Record<string, string>;
+}
+
+/** What stage 0 is to the caller: a ChildProcess, or a shim started by the spawner (src/shim/spawner.ts). */
+export interface Stage0 {
+  readonly pid?: number;
+  readonly exitCode: number | null;
+  readonly signalCode: NodeJS.Signals | null;
+  once(event: 'exit', listener: (code: number | null, signal: NodeJS.Signals | null) => void): unknown;
+  unref(): void;
 }
 
 export interface Launched {
   pid: number;
   /** Stage 0: in foreground mode it exits with the container's status. */
-  stage0: ChildProcess;
+  stage0: Stage0;
 }
 
 export function launch(opts: LaunchOptions): Promise<Launched> {
   const preserved = opts.preserveFds ?? [];
   const planFd = 3 + preserved.length;
   const syncFd = planFd + 1;
-  const binary = opts.binary ?? nativeBinary('berth-nsexec');
-  const child = spawn(binary, opts.args ?? [], {
+  const binary = nativeBinary('berth-nsexec');
+  const child = spawn(binary, [], {
     stdio: [...opts.stdio, ...preserved, 'pipe', 'pipe'],
-    env: { ...opts.env, BERTH_PLAN_FD: String(planFd), BERTH_SYNC_FD: String(syncFd), ...(process.env.BERTH_NSEXEC_TRACE ? { BERTH_NSEXEC_TRACE: '1' } : {}) },
+    env: { BERTH_PLAN_FD: String(planFd), BERTH_SYNC_FD: String(syncFd), ...(process.env.BERTH_NSEXEC_TRACE ? { BERTH_NSEXEC_TRACE: '1' } : {}) },
   });
-  const needsState = opts.ops.some(([name]) => name === 'hook' || name === 'sync' || name === 'load_state');
   const planPipe = child.stdio[planFd] as Writable;
   const sync = child.stdio[syncFd] as Duplex;
   planPipe.on('error', () => undefined); // if stage 0 dies early, its exit tells why
   planPipe.end(encodePlan(opts.ops));
+  const started = new Promise<never>((_, reject) => {
+    child.on('error', (err) => reject(new SystemError(`cannot start ${path.basename(binary)}: ${err.message}`, { cause: err })));
+  });
+  return Promise.race([started, speakLaunchProtocol(sync, needsState(opts.ops), opts)]).then((pid) => ({ pid, stage0: child }));
+}
 
-  return new Promise<Launched>((resolve, reject) => {
+/** Only a plan with hooks or syncs reads the state. */
+export function needsState(ops: readonly PlanOp[]): boolean {
+  return ops.some(([name]) => name === 'hook' || name === 'sync' || name === 'load_state');
+}
+
+/**
+ * The runtime's side of the sync protocol on `sync` (the plan already sent), up to "ready".
+ * Resolves with the container's pid; on an error, kills it (if it had one) and rejects. With
+ * `shimInit`, the socket goes through berth-shim, which adds "init <pid>" once it has found
+ * the container's PID 1: resolves only when both have come, and they agree.
+ */
+export function speakLaunchProtocol(sync: Duplex, withState: boolean, opts: ProtocolOptions & { shimInit?: boolean }): Promise<number> {
+  return new Promise<number>((resolve, reject) => {
     let pid = 0;
-    let buffered = '';
+    let ready = false;
+    let init: number | undefined;
     let settled = false;
     const finish = (err?: Error): void => {
       if (settled) return;
       settled = true;
+      sync.destroy();
       if (err) {
         if (pid) {
           try {
@@ -67,23 +95,25 @@ export function launch(opts: LaunchOptions): Promise<Launched> {
             /* already gone */
           }
         }
-        sync.destroy();
         reject(err);
       } else {
-        sync.destroy();
-        resolve({ pid, stage0: child });
+        resolve(pid);
       }
     };
-    child.on('error', (err) => finish(new SystemError(`cannot start ${path.basename(binary)}: ${err.message}`, { cause: err })));
+    const maybeDone = (): void => {
+      if (!ready || (opts.shimInit && init === undefined)) return;
+      if (opts.shimInit && init !== pid) return finish(new SystemError(`the shim did not find the container's process (it has ${init || 'none'}, not ${pid})`));
+      finish();
+    };
     const handleLine = async (line: string): Promise<void> => {
       const space = line.indexOf(' ');
       const verb = space < 0 ? line : line.slice(0, space);
       const rest = space < 0 ? '' : line.slice(space + 1);
       if (verb === 'pid') {
         pid = Number(rest);
-        // Only a plan with hooks or syncs reads the state; writing to a process that has
-        // already exec'd would fail with EPIPE and drop its "ready" still in the socket.
-        if (needsState) {
+        // Writing to a process that has already exec'd would fail with EPIPE and drop its
+        // "ready" still in the socket: only a plan that reads the state gets it.
+        if (withState) {
           const json = JSON.stringify(opts.stateFor(pid));
           sync.write(`go ${Buffer.byteLength(json)}\n${json}`);
         }
@@ -96,25 +126,24 @@ export function launch(opts: LaunchOptions): Promise<Launched> {
           finish(err as Error);
         }
       } else if (verb === 'ready') {
-        finish();
+        ready = true;
+        maybeDone();
+      } else if (verb === 'init' && opts.shimInit) {
+        init = Number(rest);
+        maybeDone();
       } else if (verb === 'error') {
         finish(new SystemError(rest));
       }
     };
     let chain = Promise.resolve();
     sync.setEncoding('utf8');
-    sync.on('data', (chunk: string) => {
-      buffered += chunk;
-      let nl;
-      while ((nl = buffered.indexOf('\n')) >= 0) {
-        const line = buffered.slice(0, nl);
-        buffered = buffered.slice(nl + 1);
-        chain = chain.then(() => handleLine(line));
-      }
-    });
-    sync.on('error', () => undefined);
+    sync.on('data', splitLines((line) => (chain = chain.then(() => handleLine(line)))));
+    let socketError: Error | undefined;
+    sync.on('error', (err) => (socketError ??= err));
     sync.on('close', () => {
-      void chain.then(() => finish(new SystemError('container process exited during setup')));
+      // Before any pid, an error of the socket itself (the shim's not reachable) says more.
+      const message = !pid && socketError ? `cannot reach the container's setup: ${socketError.message}` : 'container process exited during setup';
+      void chain.then(() => finish(new SystemError(message)));
     });
   });
 }

@@ -10,7 +10,7 @@ import path from 'node:path';
 
 import { mountPointsUnder } from '../common/mountinfo.js';
 import { ConflictError, InvalidArgumentError, NotFoundError, SystemError } from '../common/errors.js';
-import { shimConsoleSocket, startShim, type ShimOptions } from '../shim/client.js';
+import { PreparedShim, shimConsoleSocket, type ShimOptions } from '../shim/client.js';
 import { compileDeviceFilter } from './cgroups/devices-bpf.js';
 import { cgroupManagerFromDescriptor, normalizeDeviceRules, openCgroupManager } from './cgroups/index.js';
 import type { CgroupManager } from './cgroups/types.js';
@@ -18,7 +18,7 @@ import { runHooks } from './hooks.js';
 import { launch, type Launched } from './launch.js';
 import { compileCreatePlan, compileExecPlan, type CgroupPlacement, type CompiledSeccomp, type HostFacts } from './plan/compile.js';
 import { compileSeccomp } from './seccomp/compile.js';
-import type { NamespaceType, Process, Resources, Spec, State, Status } from './spec/config.js';
+import type { NamespaceType, Process, Resources, Seccomp, Spec, State, Status } from './spec/config.js';
 import { DEFAULT_ALLOWED_DEVICE_RULES } from './spec/defaults.js';
 import { parseSpec } from './spec/validate.js';
 import { DEFAULT_ROOT, initAlive, readProcStat, StateStore, statusOf, toOciState, validateId, type ContainerRecord } from './state.js';
@@ -89,6 +89,23 @@ function readTrimmed(file: string): string | undefined {
   }
 }
 
+/**
+ * Compiled seccomp filters by profile: an engine gives most containers the same default
+ * profile, and compiling it costs ~1 ms of every start. The result is only read (encoded
+ * into the plan). A few entries: custom profiles are rare.
+ */
+const seccompCache = new Map<string, CompiledSeccomp>();
+function cachedSeccomp(profile: Seccomp): CompiledSeccomp {
+  const key = JSON.stringify(profile);
+  let compiled = seccompCache.get(key);
+  if (!compiled) {
+    compiled = compileSeccomp(profile);
+    if (seccompCache.size >= 8) seccompCache.delete(seccompCache.keys().next().value!);
+    seccompCache.set(key, compiled);
+  }
+  return compiled;
+}
+
 let cachedHostFacts: HostFacts | undefined;
 function hostFacts(): HostFacts {
   cachedHostFacts ??= {
@@ -154,9 +171,18 @@ async function waitForExit(pid: number, startTime: string, timeoutMs: number): P
 
 export class Runtime {
   readonly store: StateStore;
+  private readonly keepCgroupParents: boolean;
 
-  constructor(opts: { root?: string } = {}) {
+  /**
+   * `keepCgroupParents`: parent cgroups that a create makes (the engine's --cgroup-parent) stay
+   * when the container is deleted, as runc leaves them. An engine starts the next container
+   * under the same parent: removing and making it again cost ~1 ms of every run (a directory in
+   * each of ~10 hierarchies, and cpuset values). Without it (the berth-oci CLI), delete removes
+   * the parents it made once nothing else is in them.
+   */
+  constructor(opts: { root?: string; keepCgroupParents?: boolean } = {}) {
     this.store = new StateStore(opts.root ?? DEFAULT_ROOT);
+    this.keepCgroupParents = opts.keepCgroupParents ?? false;
   }
 
   private cgroupOf(record: ContainerRecord): CgroupManager | undefined {
@@ -181,14 +207,18 @@ export class Runtime {
     if (!spec.root?.path) throw new InvalidArgumentError('is required', 'root.path');
     const rootfs = path.resolve(bundle, spec.root.path);
     if (!hostFacts().isDirectory(rootfs)) throw new InvalidArgumentError(`rootfs ${rootfs} is not a directory`, 'root.path');
-    const seccomp: CompiledSeccomp | undefined = spec.linux?.seccomp ? compileSeccomp(spec.linux.seccomp) : undefined;
+    const seccomp: CompiledSeccomp | undefined = spec.linux?.seccomp ? cachedSeccomp(spec.linux.seccomp) : undefined;
     checkShimOptions(opts);
     const terminal = spec.process?.terminal === true;
 
     this.store.reserve(id);
     let cgroup: CgroupManager | undefined;
     let launched: Launched | undefined;
+    let shim: PreparedShim | undefined;
     try {
+      // The shim starts now (through the spawner, another process), while we make the cgroups
+      // and the plan; it waits for the plan on its socket.
+      if (opts.shim) shim = new PreparedShim({ ...opts.shim, tty: terminal });
       cgroup = openCgroupManager({ cgroupsPath: spec.linux?.cgroupsPath, containerId: id });
       const resources = withDefaultDeviceRules(spec);
       // A record before the cgroup and any process exist: if this process dies mid-create,
@@ -197,6 +227,10 @@ export class Runtime {
       this.store.save(record);
       cgroup.create(resources);
       record.cgroup = cgroup.toJSON(); // now with the parents it made, saved with the pid below
+      if (this.keepCgroupParents && record.cgroup.createdDirs) {
+        const leaves = Object.values(record.cgroup.paths);
+        record.cgroup.createdDirs = record.cgroup.createdDirs.filter((dir) => leaves.includes(dir));
+      }
       const ops = compileCreatePlan(spec, {
         bundle,
         rootfs,
@@ -215,8 +249,8 @@ export class Runtime {
         runHooks('prestart', spec.hooks?.prestart, stateFor(pid));
         runHooks('createRuntime', spec.hooks?.createRuntime, stateFor(pid));
       };
-      launched = opts.shim
-        ? await startShim({ ...opts.shim, tty: terminal, ops, stateFor, onSync })
+      launched = shim
+        ? await shim.launch({ ops, stateFor, onSync })
         : await launch({ ops, stdio: opts.stdio ?? ['inherit', 'inherit', 'inherit'], preserveFds: opts.preserveFds, stateFor, onSync });
       const stat = readProcStat(launched.pid);
       if (!stat) throw new SystemError('container process exited during setup');
@@ -225,6 +259,7 @@ export class Runtime {
       if (!opts.foreground && !opts.shim) await stage0Exited(launched.stage0);
       return launched;
     } catch (err) {
+      await shim?.abort();
       if (launched?.pid) {
         try {
           process.kill(launched.pid, 'SIGKILL');
@@ -365,7 +400,7 @@ export class Runtime {
     const spec = record.config;
     const namespaces = (spec.linux?.namespaces ?? []).map((ns) => ns.type) as NamespaceType[];
     const cgroup = this.cgroupOf(record);
-    const seccomp = spec.linux?.seccomp ? compileSeccomp(spec.linux.seccomp) : undefined;
+    const seccomp = spec.linux?.seccomp ? cachedSeccomp(spec.linux.seccomp) : undefined;
     const ops = compileExecPlan(proc, {
       initPid: record.pid,
       namespaces,
@@ -378,7 +413,7 @@ export class Runtime {
     });
     const stateFor = (): State => toOciState(record, status);
     const launched = opts.shim
-      ? await startShim({ log: false, ...opts.shim, tty: proc.terminal === true, ops, stateFor })
+      ? await new PreparedShim({ log: false, ...opts.shim, tty: proc.terminal === true }).launch({ ops, stateFor })
       : await launch({ ops, stdio: opts.stdio ?? ['inherit', 'inherit', 'inherit'], preserveFds: opts.preserveFds, stateFor });
     writePidFile(opts.pidFile, launched.pid);
     if (!opts.foreground && !opts.shim) await stage0Exited(launched.stage0);

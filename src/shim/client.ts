@@ -16,9 +16,9 @@ import readline from 'node:readline';
 import { Transform, type TransformCallback } from 'node:stream';
 
 import { SystemError } from '../common/errors.js';
-import { nativeBinary } from '../common/paths.js';
-import { launch, type Launched } from '../runtime/launch.js';
-import type { PlanOp } from '../runtime/plan/plan.js';
+import { needsState, speakLaunchProtocol, type Launched, type ProtocolOptions } from '../runtime/launch.js';
+import { encodePlan, type PlanOp } from '../runtime/plan/plan.js';
+import { spawnShim, type ShimProcess } from './spawner.js';
 
 /** Docker's json-file max-size and max-file. */
 export interface ShimLogOptions {
@@ -46,20 +46,8 @@ export interface ShimOptions {
   log?: ShimLogOptions | false;
 }
 
-export interface StartShimOptions extends ShimOptions {
-  /**
-   * A create or exec plan, not foreground, without preserved fds. With `tty`, its console
-   * socket must be shimConsoleSocket(dir).
-   */
-  ops: PlanOp[];
-  /** The process has a terminal (process.terminal): the shim receives its pty master. */
-  tty?: boolean;
-  stateFor(pid: number): object;
-  onSync?(name: string, pid: number): Promise<void> | void;
-}
-
 export interface StartedShim extends Launched {
-  /** `stage0` is the shim itself here; it is unref'd, and outlives us if we exit. */
+  /** `stage0` is the shim itself here; it outlives us if we exit. */
   shimPid: number;
 }
 
@@ -98,8 +86,8 @@ export function shimConsoleSocket(dir: string): string {
   return path.join(path.resolve(dir), 'console.sock');
 }
 
-function shimEnv(opts: StartShimOptions): Record<string, string> {
-  const env: Record<string, string> = { BERTH_NSEXEC: nativeBinary('berth-nsexec') };
+function shimEnv(opts: ShimOptions & { tty?: boolean }): Record<string, string> {
+  const env: Record<string, string> = {};
   if (opts.lingerMs !== undefined) env.BERTH_SHIM_LINGER_MS = String(opts.lingerMs);
   if (opts.tty) env.BERTH_SHIM_TTY = '1';
   if (opts.stdin) env.BERTH_SHIM_STDIN = '1';
@@ -107,43 +95,61 @@ function shimEnv(opts: StartShimOptions): Record<string, string> {
   if (opts.log === false) env.BERTH_SHIM_NO_LOG = '1';
   if (opts.log && opts.log.maxSize) env.BERTH_SHIM_LOG_MAX_SIZE = String(opts.log.maxSize);
   if (opts.log && opts.log.maxFiles) env.BERTH_SHIM_LOG_MAX_FILES = String(opts.log.maxFiles);
+  if (process.env.BERTH_NSEXEC_TRACE) env.BERTH_NSEXEC_TRACE = '1';
   return env;
 }
 
 /**
- * Starts berth-shim, which starts berth-nsexec with the plan. Resolves like launch() once the
- * container is set up (waiting for `start`), with its pid.
+ * A shim started ahead of its plan: the spawner forks it at once, and the caller launches the
+ * container through it when the plan is ready (Runtime.create makes the cgroups meanwhile), or
+ * aborts.
  */
-export async function startShim(opts: StartShimOptions): Promise<StartedShim> {
-  fs.mkdirSync(opts.dir, { recursive: true });
-  for (const stale of ['exit.json', 'shim.sock', 'shim.pid', 'console.sock']) fs.rmSync(path.join(opts.dir, stale), { force: true });
-  let launched: Launched;
-  try {
-    launched = await launch({
-      ops: opts.ops,
-      stdio: ['ignore', 'ignore', 'ignore'],
-      stateFor: opts.stateFor,
-      onSync: opts.onSync,
-      binary: nativeBinary('berth-shim'),
-      args: [opts.dir],
-      env: shimEnv(opts),
+export class PreparedShim {
+  private readonly started: Promise<ShimProcess>;
+  private launched = false;
+
+  constructor(private readonly opts: ShimOptions & { tty?: boolean }) {
+    // The shim makes its directory and removes what an earlier run left there.
+    this.started = spawnShim(path.resolve(opts.dir), shimEnv(opts));
+    this.started.catch(() => undefined); // reported by launch(); abort() needs nothing then
+  }
+
+  /**
+   * Sends the plan to the shim, which starts berth-nsexec with it; speaks the launch protocol
+   * through it. Resolves like launch() once the container is set up (waiting for `start`) and
+   * the shim knows its PID 1, so that kill and state work as soon as we return.
+   */
+  async launch(opts: ProtocolOptions & { ops: PlanOp[] }): Promise<StartedShim> {
+    this.launched = true;
+    const shim = await this.started;
+    try {
+      const plan = encodePlan(opts.ops);
+      // Written at once: the socket sends it when connected, an event loop turn sooner.
+      const socket = net.connect(path.join(this.opts.dir, 'shim.sock'));
+      socket.write(Buffer.concat([Buffer.from(`launch ${plan.length}\n`), plan]));
+      const pid = await speakLaunchProtocol(socket, needsState(opts.ops), { ...opts, shimInit: true });
+      return { pid, stage0: shim, shimPid: shim.pid };
+    } catch (err) {
+      // The container process was killed if there was one; the shim need not linger.
+      await new ShimClient(this.opts.dir).shutdown().catch(() => undefined);
+      throw err;
+    }
+  }
+
+  /** The start was given up before launch(): the shim goes (it removes its files). */
+  async abort(): Promise<void> {
+    if (this.launched) return;
+    this.launched = true;
+    const shim = await this.started.catch(() => undefined);
+    if (!shim) return;
+    await new ShimClient(this.opts.dir).shutdown().catch(() => {
+      try {
+        process.kill(shim.pid, 'SIGKILL');
+      } catch {
+        /* gone */
+      }
     });
-  } catch (err) {
-    // launch() killed the container process if there was one; the shim need not linger.
-    await new ShimClient(opts.dir).shutdown().catch(() => undefined);
-    throw err;
   }
-  launched.stage0.unref();
-  // The container reports "ready" before the shim may have reaped stage 0 and so learnt its
-  // PID 1: wait for that, so that kill and state work as soon as we return.
-  const client = new ShimClient(opts.dir);
-  for (const deadline = Date.now() + 5000; ; ) {
-    const state = await client.state();
-    if (state.pid === launched.pid) break;
-    if (state.pid || Date.now() > deadline) throw new SystemError(`the shim did not find the container's process (it has ${state.pid || 'none'}, not ${launched.pid})`);
-    await new Promise((r) => setTimeout(r, 2));
-  }
-  return { ...launched, shimPid: launched.stage0.pid ?? 0 };
 }
 
 /** Talks to a running shim over `<dir>/shim.sock`: one command per connection. */
@@ -154,7 +160,7 @@ export class ShimClient {
     this.socketPath = path.join(dir, 'shim.sock');
   }
 
-  private connect(command: string): Promise<net.Socket> {
+  private open(command: string): Promise<net.Socket> {
     return new Promise((resolve, reject) => {
       const socket = net.connect(this.socketPath);
       const failed = (err: Error): void => reject(new SystemError(`cannot reach the shim at ${this.socketPath}: ${err.message}`, { cause: err }));
@@ -169,7 +175,7 @@ export class ShimClient {
 
   /** Sends a command and returns the shim's whole answer (it closes after answering). */
   private async request(command: string): Promise<string> {
-    const socket = await this.connect(command);
+    const socket = await this.open(command);
     return new Promise((resolve, reject) => {
       let text = '';
       socket.setEncoding('utf8');
@@ -220,7 +226,7 @@ export class ShimClient {
    */
   async stream(opts: { stdin?: boolean; once?: boolean } = {}): Promise<net.Socket> {
     const command = ['stream', ...(opts.stdin ? ['stdin'] : []), ...(opts.once ? ['once'] : [])].join(' ');
-    const socket = await this.connect(command);
+    const socket = await this.open(command);
     const answer = await new Promise<string>((resolve, reject) => {
       let head = Buffer.alloc(0);
       const finish = (err: Error | undefined, line = ''): void => {
@@ -258,7 +264,7 @@ export class ShimClient {
    * has taken the request, so nothing logged after that is missed.
    */
   async attach(): Promise<AsyncGenerator<LogEntry>> {
-    const socket = await this.connect('attach');
+    const socket = await this.open('attach');
     const lines = readline.createInterface({ input: socket, crlfDelay: Infinity });
     const it = lines[Symbol.asyncIterator]();
     const close = (): void => {

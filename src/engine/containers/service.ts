@@ -619,10 +619,13 @@ export class ContainerService {
 
   /** After the container's PID 1 is gone: the runtime's state and cgroup, the rootfs mount, the shim. */
   private async cleanupRun(id: string): Promise<void> {
+    // The unmount (in berth-fsop; it syncs the upper layer's file system) meanwhile.
+    const rootfs = this.rootfsDir(id);
+    const unmounted = this.mounter.unmount(rootfs).catch(() => unmount(rootfs));
     await this.opts.runtime.delete(id, true).catch(() => undefined);
-    await this.mounter.unmount(this.rootfsDir(id)).catch(() => unmount(this.rootfsDir(id)));
-    if (fs.existsSync(this.layersDir(id))) unmountIdmapped(this.layersDir(id));
     await new ShimClient(this.shimDir(id)).shutdown().catch(() => undefined);
+    await unmounted;
+    if (fs.existsSync(this.layersDir(id))) unmountIdmapped(this.layersDir(id));
     // The veths went with the namespace; the addresses are free again, the ports closed.
     await this.opts.networks.release(id, this.store.find(id)?.networks);
   }

@@ -129,33 +129,36 @@ export abstract class BaseCgroupManager implements CgroupManager {
     const leaves = [...new Set(Object.values(this.paths))];
     // Without a record of what we created (descriptor from elsewhere), the container's own
     // directories are ours to remove, as in runc; parents are never touched then.
-    const candidates = [...new Set(this.createdDirs ?? leaves)].sort((a, b) => depth(b) - depth(a));
+    const candidates = [...new Set(this.createdDirs ?? leaves)].map((dir) => ({ dir, depth: depth(dir) })).sort((a, b) => b.depth - a.depth);
     const failures: string[] = [];
-    for (const dir of candidates) {
+    const left: string[] = [];
+    for (const { dir } of candidates) {
       try {
         if (leaves.includes(dir)) this.cg.removeTree(dir);
-        else this.removeParentIfUnused(dir);
+        else if (!this.removeParentIfUnused(dir)) left.push(dir);
       } catch (err) {
         failures.push(`${dir} (${errnoOf(err) ?? String(err)})`);
+        left.push(dir);
       }
     }
-    this.createdDirs = this.createdDirs?.filter((dir) => this.cg.exists(dir));
+    this.createdDirs = this.createdDirs?.filter((dir) => left.includes(dir));
     if (failures.length > 0) throw new SystemError(`cannot remove cgroup directories: ${failures.join(', ')}`);
   }
 
-  /** A parent we created may meanwhile hold another container's cgroup: leave it then. */
-  private removeParentIfUnused(dir: string): void {
+  /** A parent we created may meanwhile hold another container's cgroup: leave it then (false). */
+  private removeParentIfUnused(dir: string): boolean {
     try {
       this.cg.rmdir(dir, false);
+      return true;
     } catch (err) {
       const code = errnoOf(err);
-      if (code === 'EBUSY') return;
+      if (code === 'EBUSY') return false;
       if (code !== 'ENOTEMPTY' || !this.cg.fsRoot) {
-        if (code === 'ENOTEMPTY') return;
+        if (code === 'ENOTEMPTY') return false;
         throw err;
       }
       // Fake tree: control files are plain files. Remove them only if no sub-cgroup remains.
-      this.cg.removeFakeControlFiles(dir);
+      return this.cg.removeFakeControlFiles(dir);
     }
   }
 

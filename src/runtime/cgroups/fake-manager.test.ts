@@ -6,7 +6,8 @@ import { InvalidArgumentError, UnsupportedError } from '../../common/errors.js';
 import type { Resources } from '../spec/config.js';
 import { existsFake, makeFakeRoot, precreate, readFake, type FakeRoot } from './fake-tree.testutil.js';
 import { cgroupTestHooks } from './files.js';
-import { cgroupManagerFromDescriptor, detectCgroupMode, openCgroupManager, V2CgroupManager } from './index.js';
+import { cgroupManagerFromDescriptor, detectCgroupMode, normalizeDeviceRules, openCgroupManager, V2CgroupManager } from './index.js';
+import { effectiveDeviceRules } from './v1-resources.js';
 
 const MiB = 1024 * 1024;
 
@@ -58,8 +59,8 @@ test('v1 (cpu,cpuacct co-mounted): exact writes for a representative Resources',
     [`${cg('cpuset')}/cpuset.mems`, '0'],
     [`${cg('cpuset')}/cpuset.cpus`, '0-1'],
     [`${cg('cpuset')}/cpuset.mems`, '0'],
+    // the config's own "deny all" repeats ours: not written again
     [`${cg('devices')}/devices.deny`, 'a'],
-    [`${cg('devices')}/devices.deny`, 'a *:* rwm'],
     [`${cg('devices')}/devices.allow`, 'c 1:3 rwm'],
     [`${cg('devices')}/devices.allow`, 'c 136:* rwm'],
     // lowering from "unlimited": limit before memsw
@@ -82,6 +83,24 @@ test('v1 (cpu,cpuacct co-mounted): exact writes for a representative Resources',
     m.procsFiles().map((f) => f.slice(fake!.root.length)),
     ['cpu,cpuacct', 'cpuset', 'memory', 'devices', 'freezer', 'blkio', 'pids', 'hugetlb', 'systemd'].map((d) => `/sys/fs/cgroup/${d}/berth/c1/cgroup.procs`),
   );
+});
+
+test('v1 device rules: repeats and a second deny of all are not written, changes are', () => {
+  const rules = normalizeDeviceRules([
+    { allow: false, access: 'rwm' }, // 0: all denied already
+    { allow: true, type: 'c', major: 1, minor: 3, access: 'rwm' }, // 1
+    { allow: true, type: 'c', major: 1, minor: 3, access: 'rw' }, // 2: allowed already
+    { allow: false, type: 'c', major: 1, minor: 3, access: 'w' }, // 3: takes w away
+    { allow: true, type: 'c', major: 1, minor: 3, access: 'rwm' }, // 4: gives it back
+    { allow: false, type: 'c', major: 10, minor: 229, access: 'rwm' }, // 5: a deny is always written
+    { allow: true, type: 'c', access: 'm' }, // 6: c *:* is an entry of its own
+    { allow: true, type: 'c', major: 1, minor: 3, access: 'm' }, // 7: allowed already
+    { allow: true, type: 'a', access: 'rwm' }, // 8: allow all
+    { allow: true, type: 'c', major: 1, minor: 3, access: 'rwm' }, // 9: kept after an allow of all
+    { allow: false, access: 'rwm' }, // 10: deny all again: written
+    { allow: true, type: 'c', major: 1, minor: 3, access: 'rwm' }, // 11: the list was reset
+  ]);
+  assert.deepEqual(effectiveDeviceRules(rules), [1, 3, 4, 5, 6, 8, 9, 10, 11]);
 });
 
 test('v1: raising memory writes memsw first; swap -1 with memory -1; pids 0 means max', () => {

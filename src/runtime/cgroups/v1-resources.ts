@@ -5,7 +5,7 @@
  */
 import { SystemError, UnsupportedError } from '../../common/errors.js';
 import type { Resources } from '../spec/config.js';
-import { RESOURCES_FIELD, majorMinor, normalizeDeviceRules, pidsMaxValue, rdmaLines } from './convert.js';
+import { RESOURCES_FIELD, majorMinor, normalizeDeviceRules, pidsMaxValue, rdmaLines, type NormalizedDeviceRule } from './convert.js';
 import { CgroupFs, CgroupWriteError, errnoOf, parseLimit } from './files.js';
 
 /** The directory of a controller that a requested limit needs, or an error naming the field. */
@@ -161,6 +161,14 @@ export function cpusetFile(cg: CgroupFs, dir: string, name: 'cpus' | 'mems'): st
   return cg.exists(dir, `cpuset.${name}`) || !cg.exists(dir, name) ? `cpuset.${name}` : name;
 }
 
+/** A cpuset file's name and value, read without looking the file up first (see cpusetFile). */
+function readCpuset(cg: CgroupFs, dir: string, name: 'cpus' | 'mems'): { file: string; value: string } {
+  const value = cg.tryRead(dir, `cpuset.${name}`);
+  if (value !== undefined) return { file: `cpuset.${name}`, value: value.trim() };
+  const file = cpusetFile(cg, dir, name);
+  return { file, value: (cg.tryRead(dir, file) ?? '').trim() };
+}
+
 export function setCpusetV1(cg: CgroupFs, cpusetDir: string | undefined, r: Resources): void {
   const cpus = r.cpu?.cpus;
   const mems = r.cpu?.mems;
@@ -173,9 +181,9 @@ export function setCpusetV1(cg: CgroupFs, cpusetDir: string | undefined, r: Reso
 /** A new v1 cpuset cgroup starts with empty cpus/mems and refuses tasks: inherit the parent's. */
 export function cpusetInheritFromParent(cg: CgroupFs, dir: string, parent: string): void {
   for (const name of ['cpus', 'mems'] as const) {
-    const file = cpusetFile(cg, dir, name);
-    if ((cg.tryRead(dir, file) ?? '').trim() !== '') continue;
-    const inherited = (cg.tryRead(parent, cpusetFile(cg, parent, name)) ?? '').trim();
+    const { file, value } = readCpuset(cg, dir, name);
+    if (value !== '') continue;
+    const inherited = readCpuset(cg, parent, name).value;
     if (inherited !== '') cg.write(dir, file, inherited, `${RESOURCES_FIELD}.cpu.${name}`);
   }
 }
@@ -260,8 +268,48 @@ export function setDevicesV1(cg: CgroupFs, devicesDir: string | undefined, r: Re
   if (!r.devices) return; // absent = leave the inherited list alone; [] = deny all
   const rules = normalizeDeviceRules(r.devices);
   const dir = need(devicesDir, 'devices', `${RESOURCES_FIELD}.devices`);
-  cg.write(dir, 'devices.deny', 'a', `${RESOURCES_FIELD}.devices`);
+  const writer = cg.writer(dir);
+  try {
+    writer.write('devices.deny', 'a', `${RESOURCES_FIELD}.devices`);
+    for (const i of effectiveDeviceRules(rules)) {
+      writer.write(rules[i].allow ? 'devices.allow' : 'devices.deny', rules[i].line, `${RESOURCES_FIELD}.devices[${i}]`);
+    }
+  } finally {
+    writer.close();
+  }
+}
+
+/**
+ * The indexes of the rules that change the list, after a "deny all" (the kernel's v1 semantics:
+ * in deny-all mode an allow adds access to the entry of exactly that type and major:minor, a
+ * deny takes access from it, and "a" resets the list). Engines repeat rules (Docker's defaults
+ * and runc's allowed devices overlap, and the config starts with a deny of all): each write
+ * costs a system call at every container start, and a repeated one changes nothing.
+ */
+export function effectiveDeviceRules(rules: NormalizedDeviceRule[]): number[] {
+  const kept: number[] = [];
+  let allowAll = false; // after an "allow a": the kernel's allow-all mode, where we keep every rule
+  const entries = new Map<string, Set<string>>(); // type major:minor -> access, in deny-all mode
   rules.forEach((rule, i) => {
-    cg.write(dir, rule.allow ? 'devices.allow' : 'devices.deny', rule.line, `${RESOURCES_FIELD}.devices[${i}]`);
+    if (rule.type === 'a') {
+      if (!rule.allow && !allowAll && entries.size === 0) return; // denying all again
+      allowAll = rule.allow;
+      entries.clear();
+      kept.push(i);
+      return;
+    }
+    kept.push(i);
+    if (allowAll) return;
+    const key = `${rule.type} ${rule.major}:${rule.minor}`;
+    const access = entries.get(key) ?? new Set<string>();
+    if (rule.allow) {
+      if ([...rule.access].every((a) => access.has(a))) kept.pop(); // allowed already
+      for (const a of rule.access) access.add(a);
+      entries.set(key, access);
+    } else {
+      for (const a of rule.access) access.delete(a);
+      if (access.size === 0) entries.delete(key);
+    }
   });
+  return kept;
 }

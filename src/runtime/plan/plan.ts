@@ -16,17 +16,31 @@ export function nulList(items: readonly string[]): Buffer {
   return Buffer.from(items.map((s) => s + '\0').join(''));
 }
 
-/** Encodes ops as "<name> <argc>\n" followed by "<len>\n<bytes>\n" per argument. */
+/**
+ * Encodes ops as "<name> <argc>\n" followed by "<len>\n<bytes>\n" per argument. Into one buffer
+ * sized first: a container's plan has hundreds of small arguments, and a Buffer per piece cost
+ * ~0.3 ms of every start.
+ */
 export function encodePlan(ops: readonly PlanOp[]): Buffer {
-  const parts: Buffer[] = [];
+  const pieces: Array<string | Buffer> = [];
+  let text = ''; // text since the last binary argument
   for (const [name, ...args] of ops) {
-    parts.push(Buffer.from(`${name} ${args.length}\n`));
+    text += `${name} ${args.length}\n`;
     for (const arg of args) {
-      const bytes = Buffer.isBuffer(arg) ? arg : Buffer.from(String(arg));
-      parts.push(Buffer.from(`${bytes.length}\n`), bytes, Buffer.from('\n'));
+      if (Buffer.isBuffer(arg)) {
+        pieces.push(`${text}${arg.length}\n`, arg);
+        text = '\n';
+      } else {
+        const value = String(arg);
+        text += `${Buffer.byteLength(value)}\n${value}\n`;
+      }
     }
   }
-  return Buffer.concat(parts);
+  pieces.push(text);
+  const out = Buffer.allocUnsafe(pieces.reduce((n, p) => n + (Buffer.isBuffer(p) ? p.length : Buffer.byteLength(p)), 0));
+  let at = 0;
+  for (const piece of pieces) at += Buffer.isBuffer(piece) ? piece.copy(out, at) : out.write(piece, at);
+  return out;
 }
 
 /** Hex form of a 64-bit capability mask, as the C side parses it. */
