@@ -10,7 +10,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 
 import { ConflictError, ForbiddenError, InvalidArgumentError, NotFoundError, UnsupportedError } from '../../common/errors.js';
-import { attachToBridge, detachVeth, ensureBridge, hasDefaultRoute, hostRoutes, interfacesOf, macFor, removeBridge, vethName } from '../../network/bridge.js';
+import { attachToBridge, detachVeth, detachVethAsync, enableHairpin, ensureBridge, hasDefaultRoute, hostRoutes, interfacesOf, macFor, removeBridge, vethName } from '../../network/bridge.js';
 import { Ipam, parseCidr, parseSubnet, subnetCidr, subnetContains, subnetsOverlap, type Subnet } from '../../network/ipam.js';
 import type { PortBinding, PortMap } from '../../network/ports.js';
 import type { EventBus } from '../events.js';
@@ -341,6 +341,8 @@ export class NetworkService {
       if (primary && Object.keys(c.ports).length) {
         const n = this.store.get(primary.networkId);
         ports = await this.opts.ports.publish(c.id, { ip: primary.ip, bridge: n.bridge! }, c.ports);
+        // Its own published ports through a host address: out the port the packet came in.
+        enableHairpin(primary.hostVeth);
         this.applyNat();
       }
       return { networks, ...(ports ? { ports } : {}) };
@@ -364,20 +366,22 @@ export class NetworkService {
     return { networkId: n.id, endpointId: crypto.randomBytes(32).toString('hex'), ip, prefix: subnet.prefix, gateway: n.internal ? '' : subnet.gateway, mac: macFor(ip), hostVeth, ifname };
   }
 
-  /** After a container's run (or a failed start): ports closed, addresses free, veths gone. */
+  /**
+   * After a container's run (or a failed start): ports closed now; veths deleted off the exit
+   * path (the kernel removes a dead namespace's own a little later anyway), and the addresses
+   * freed only once they are gone, so that no new container shares an address with a port
+   * still on the bridge.
+   */
   async release(containerId: string, networks: Record<string, EndpointState> | undefined): Promise<void> {
     const portsBefore = this.opts.ports.natPorts().length;
     await this.opts.ports.unpublish(containerId);
-    for (const n of this.bridgeNetworks()) this.ipam(n).release(containerId);
-    // The kernel removes a dead namespace's veths on its own; a failed start's namespace may live on.
-    for (const e of Object.values(networks ?? {})) {
-      try {
-        detachVeth(e.hostVeth);
-      } catch {
-        /* already gone */
-      }
-    }
     if (this.opts.ports.natPorts().length !== portsBefore) this.applyNat();
+    const free = (): void => {
+      for (const n of this.bridgeNetworks()) this.ipam(n).release(containerId);
+    };
+    const veths = Object.values(networks ?? {}).map((e) => e.hostVeth);
+    if (veths.length === 0) free();
+    else void Promise.all(veths.map(detachVethAsync)).then(free);
   }
 
   /** `docker network connect` of a running container: a new interface now. */
