@@ -8,7 +8,6 @@
  */
 import { spawn, spawnSync } from 'node:child_process';
 import crypto from 'node:crypto';
-import fs from 'node:fs';
 
 import { SystemError } from '../common/errors.js';
 import { ipToInt, type Subnet } from './ipam.js';
@@ -44,9 +43,12 @@ export function ensureBridge(name: string, subnet: Subnet, mtu?: number): void {
   const r = spawnSync('ip', ['-o', '-4', 'addr', 'show', 'dev', name], { encoding: 'utf8' });
   if (!r.stdout.includes(` ${subnet.gateway}/${subnet.prefix} `)) run('ip', ['addr', 'add', `${subnet.gateway}/${subnet.prefix}`, 'dev', name]);
   run('ip', ['link', 'set', name, 'up']);
+  bridgeIndexes.delete(name);
+  bridgeIndex(name);
 }
 
 export function removeBridge(name: string): void {
+  bridgeIndexes.delete(name);
   deleteLink(name);
 }
 
@@ -84,25 +86,36 @@ export interface VethRequest {
  */
 export function attachToBridge(req: VethRequest): void {
   const mtu = req.mtu ? ` mtu ${req.mtu}` : '';
-  let bridgeIndex: string;
-  try {
-    bridgeIndex = fs.readFileSync(`/sys/class/net/${req.bridge}/ifindex`, 'utf8').trim();
-  } catch {
-    throw new SystemError(`the bridge ${req.bridge} does not exist`);
-  }
   const route = req.defaultRoute ? `route add default via ${req.subnet.gateway}\n` : '';
-  const batch =
-    `link add ${req.hostVeth}${mtu} netns ${process.pid} master if${bridgeIndex} up type veth peer name ${req.ifname}${mtu} address ${macFor(req.ip)}\n` +
+  const batch = (index: number): string =>
+    `link add ${req.hostVeth}${mtu} netns ${process.pid} master if${index} up type veth peer name ${req.ifname}${mtu} address ${macFor(req.ip)}\n` +
     `addr add ${req.ip}/${req.subnet.prefix} dev ${req.ifname}\nlink set ${req.ifname} up\nlink set lo up\n${route}`;
   const args = ['-t', String(req.pid), '-n', 'ip', '-batch', '-'];
-  const err = tryRun('nsenter', args, batch);
-  if (err !== undefined) {
-    // A veth of the same name left by a crashed start: replaced (checked only on failure, to
-    // spare every start a process).
-    if (!/File exists/.test(err) || !linkExists(req.hostVeth)) throw new SystemError(`ip -batch in the namespace of ${req.pid} (${req.hostVeth}): ${err}`);
-    deleteLink(req.hostVeth);
-    run('nsenter', args, batch);
+  const err = tryRun('nsenter', args, batch(bridgeIndex(req.bridge)));
+  if (err === undefined) return;
+  // Checked only on failure, to spare every start a process: a veth of the same name left by a
+  // crashed start (replaced), or a bridge made again since its index was cached.
+  if (/File exists/.test(err) && linkExists(req.hostVeth)) deleteLink(req.hostVeth);
+  else if (/No such device|Cannot find device|not found/i.test(err)) bridgeIndexes.delete(req.bridge);
+  else throw new SystemError(`ip -batch in the namespace of ${req.pid} (${req.hostVeth}): ${err}`);
+  run('nsenter', args, batch(bridgeIndex(req.bridge)));
+}
+
+/**
+ * Interface indexes of bridges, cached (read by ensureBridge): /sys/class/net shows the
+ * namespace that mounted sysfs, not necessarily the daemon's, and `ip` is a process.
+ */
+const bridgeIndexes = new Map<string, number>();
+
+function bridgeIndex(name: string): number {
+  let index = bridgeIndexes.get(name);
+  if (index === undefined) {
+    const r = spawnSync('ip', ['-o', 'link', 'show', 'dev', name], { encoding: 'utf8' });
+    index = Number(/^(\d+):/.exec(r.stdout)?.[1]);
+    if (r.status !== 0 || !index) throw new SystemError(`the bridge ${name} does not exist`);
+    bridgeIndexes.set(name, index);
   }
+  return index;
 }
 
 /** Lets traffic leave a bridge port the way it came (a container reaching its own published port through a host address). */
