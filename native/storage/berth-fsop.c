@@ -16,6 +16,13 @@
  *   setxattr PATH NAME VALUE     lsetxattr semantics; PATH "." is LAYERDIR itself
  *   mount TYPE SOURCE TARGET DATA   mount(2) on the directory TARGET (beneath LAYERDIR, through
  *         an O_PATH descriptor); TYPE "bind" is a recursive bind of SOURCE (DATA "ro": read-only)
+ *   fsmount TYPE TARGET PARAMS    a new TYPE file system on the directory TARGET through the new
+ *         mount API (fsopen, fsconfig, fsmount, move_mount). PARAMS is a NUL-separated list of
+ *         "key=value" (a string parameter) or "key" (a flag), applied in order. mount(2) takes
+ *         its options as one page of data; here each parameter is a system call of its own, so
+ *         there is no limit on their total (each value: at most 255 bytes, the kernel's limit).
+ *         overlayfs (Linux >= 6.8) takes one "lowerdir+" per layer this way: images with more
+ *         layers than one page of paths can hold (src/engine/mount.ts decides when).
  *   umount TARGET                 unmounts everything stacked on TARGET (lazily if busy); not
  *         mounted is not an error
  * The engine keeps one berth-fsop running over its exec root for the mount and umount of each
@@ -279,6 +286,79 @@ static void do_mount(struct request *r) {
   else reply("ok");
 }
 
+#if defined(FSOPEN_CLOEXEC) && __GLIBC_PREREQ(2, 36) /* glibc >= 2.36 declares the new mount API */
+/* Appends the file system's own explanation of a failed step, if it left one in the context. */
+static void reply_fs_error(int fsfd, const char *what, int err) {
+  char log[512];
+  ssize_t n = read(fsfd, log, sizeof log - 1);
+  if (n > 0) {
+    log[n] = 0;
+    reply("error %s: %s (%s)", what, strerror(err), log);
+  } else {
+    reply("error %s: %s", what, strerror(err));
+  }
+}
+
+static void do_fsmount(struct request *r) {
+  if (r->argc != 3) fail("fsmount takes 3 arguments, got %d", r->argc);
+  const char *type = r->argv[0], *target = r->argv[1];
+  char *params = r->argv[2], *end = r->argv[2] + r->argl[2];
+  int tfd = open_target(target);
+  if (tfd < 0) {
+    reply("error fsmount on %s: %s", target, strerror(errno));
+    return;
+  }
+  int fsfd = fsopen(type, FSOPEN_CLOEXEC);
+  if (fsfd < 0) {
+    reply("error fsopen %s: %s", type, strerror(errno));
+    close(tfd);
+    return;
+  }
+  char what[320];
+  /* argv[2] has a NUL after its last byte too (read_request), so every strlen stays inside. */
+  for (char *p = params; p < end; p += strlen(p) + 1) {
+    if (*p == 0) continue;
+    char *eq = strchr(p, '=');
+    int rc;
+    if (eq) {
+      *eq = 0;
+      rc = fsconfig(fsfd, FSCONFIG_SET_STRING, p, eq + 1, 0);
+      *eq = '=';
+    } else {
+      rc = fsconfig(fsfd, FSCONFIG_SET_FLAG, p, NULL, 0);
+    }
+    if (rc < 0) {
+      snprintf(what, sizeof what, "fsconfig %s %.256s", type, p);
+      goto err;
+    }
+  }
+  snprintf(what, sizeof what, "creating the %s file system", type);
+  if (fsconfig(fsfd, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0) goto err;
+  snprintf(what, sizeof what, "fsmount %s", type);
+  int mfd = fsmount(fsfd, FSMOUNT_CLOEXEC, 0);
+  if (mfd < 0) goto err;
+  /* The detached mount goes onto the directory tfd names (beneath the root, as for mount). */
+  int rc = move_mount(mfd, "", tfd, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH);
+  int saved = errno;
+  close(mfd);
+  close(fsfd);
+  close(tfd);
+  if (rc < 0) reply("error move_mount %s on %s: %s", type, target, strerror(saved));
+  else reply("ok");
+  return;
+err:;
+  int e = errno;
+  reply_fs_error(fsfd, what, e);
+  close(fsfd);
+  close(tfd);
+}
+#else
+static void do_fsmount(struct request *r) {
+  (void)r;
+  reply("error fsmount: %s", strerror(ENOSYS));
+}
+#endif
+
 static void do_umount(struct request *r) {
   if (r->argc != 1) fail("umount takes 1 argument, got %d", r->argc);
   for (int i = 0; i < 16; i++) {
@@ -317,6 +397,7 @@ int main(int argc, char **argv) {
     else if (strcmp(r.name, "setxattr") == 0) do_setxattr(&r);
     else if (strcmp(r.name, "mount") == 0) do_mount(&r);
     else if (strcmp(r.name, "umount") == 0) do_umount(&r);
+    else if (strcmp(r.name, "fsmount") == 0) do_fsmount(&r);
     else fail("unknown request %s", r.name);
     free_request(&r);
   }

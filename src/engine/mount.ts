@@ -1,29 +1,52 @@
 /**
  * Carrying out the mounts a snapshotter returns (it describes them, containerd-style; the engine
- * mounts). mount(8) rather than a binding of mount(2): Node has none, and one fork per container
- * start is cheap next to the rest of it.
+ * mounts), through native/storage/berth-fsop: a long-lived one for targets beneath the exec root,
+ * a short-lived one elsewhere.
+ *
+ * Deep images. mount(2) takes its options as one page of data, and an overlay's
+ * `lowerdir=a:b:c...` of ~60 snapshot paths fills it. When the data of a mount does not fit,
+ * it goes through the new mount API instead, one parameter per fsconfig call, each lower layer
+ * as `lowerdir+` (Linux >= 6.8): no limit but overlayfs' own (500 layers). Mounts that fit keep
+ * using mount(2), which every kernel has.
  */
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 
-import { SystemError } from '../common/errors.js';
+import { UnsupportedError } from '../common/errors.js';
 import { parseMountinfo } from '../common/mountinfo.js';
 import { FsOp } from '../storage/fsop.js';
 import type { Mount } from '../storage/snapshotter.js';
 
-export function mountAll(mounts: Mount[], target: string): void {
-  fs.mkdirSync(target, { recursive: true });
-  for (const m of mounts) {
-    const args = m.type === 'bind' ? ['--bind', m.source, target] : ['-t', m.type, m.source, '-o', m.options.join(','), target];
-    run(args);
-    if (m.type === 'bind' && m.options.includes('ro')) run(['-o', 'remount,bind,ro', target]);
-  }
+/** mount(2) copies one page of data (4096 bytes with its NUL); keep room to spare. */
+export const MAX_MOUNT_DATA = 4000;
+
+/** A berth-fsop request that performs one mount on `target` (relative to the helper's root). */
+export interface MountRequest {
+  op: 'mount' | 'fsmount';
+  args: string[];
 }
 
-function run(args: string[]): void {
-  const r = spawnSync('mount', args, { encoding: 'utf8' });
-  if (r.status !== 0) throw new SystemError(`mount ${args.join(' ')}: ${(r.stderr || r.error?.message || '').trim()}`);
+/** Splits overlay's `lowerdir=` value at its unescaped colons (`\:` is a colon in a path). */
+function splitLowerdirs(value: string): string[] {
+  return value.split(/(?<!\\):/).map((p) => p.replace(/\\(.)/g, '$1'));
+}
+
+/**
+ * The request for one mount: a bind, mount(2) with the joined options when they fit in a page,
+ * or else the new mount API with one parameter each (`lowerdir=` split into `lowerdir+` per
+ * layer, top first as in `lowerdir=`).
+ */
+export function mountRequest(m: Mount, target: string): MountRequest {
+  if (m.type === 'bind') return { op: 'mount', args: ['bind', m.source, target, m.options.includes('ro') ? 'ro' : ''] };
+  const data = m.options.join(',');
+  if (data.length <= MAX_MOUNT_DATA) return { op: 'mount', args: [m.type, m.source, target, data] };
+  const params = [`source=${m.source}`];
+  for (const o of m.options) {
+    if (m.type === 'overlay' && o.startsWith('lowerdir=')) params.push(...splitLowerdirs(o.slice('lowerdir='.length)).map((l) => `lowerdir+=${l}`));
+    else params.push(o);
+  }
+  return { op: 'fsmount', args: [m.type, target, params.join('\0')] };
 }
 
 export function isMountPoint(target: string): boolean {
@@ -43,9 +66,9 @@ export function unmount(target: string): void {
 }
 
 /**
- * Mounts and unmounts beneath one directory (the exec root) through a long-lived berth-fsop:
- * microseconds a request instead of a mount(8) process (~3-5 ms each, twice per container run).
- * Targets outside the directory, and anything the helper refuses, fall back to mount(8).
+ * Mounts and unmounts through berth-fsop: beneath one directory (the exec root) a long-lived
+ * helper (microseconds a request instead of a mount(8) process, ~3-5 ms each, twice per
+ * container run); elsewhere a helper rooted at the target's parent, for the time of the call.
  */
 export class Mounter {
   private fsop: FsOp | undefined;
@@ -68,10 +91,12 @@ export class Mounter {
   async mountAll(mounts: Mount[], target: string): Promise<void> {
     fs.mkdirSync(target, { recursive: true });
     const rel = this.relative(target);
-    if (!rel) return mountAll(mounts, target);
-    for (const m of mounts) {
-      if (m.type === 'bind') await this.helper().call('mount', ['bind', m.source, rel, m.options.includes('ro') ? 'ro' : '']);
-      else await this.helper().call('mount', [m.type, m.source, rel, m.options.join(',')]);
+    if (rel) return performMounts(this.helper(), mounts, rel);
+    const once = new FsOp(path.dirname(path.resolve(target)));
+    try {
+      await performMounts(once, mounts, path.basename(target));
+    } finally {
+      await once.close();
     }
   }
 
@@ -84,5 +109,19 @@ export class Mounter {
   close(): void {
     this.fsop?.kill();
     this.fsop = undefined;
+  }
+}
+
+async function performMounts(helper: FsOp, mounts: Mount[], target: string): Promise<void> {
+  for (const m of mounts) {
+    const req = mountRequest(m, target);
+    try {
+      await helper.call(req.op, req.args);
+    } catch (err) {
+      if (req.op === 'fsmount' && /Unknown parameter 'lowerdir\+'|Function not implemented/.test((err as Error).message)) {
+        throw new UnsupportedError(`${m.options.join(',').length} bytes of ${m.type} options do not fit in mount(2)'s page, and this kernel has no overlayfs lowerdir+ (Linux >= 6.8): ${(err as Error).message}`);
+      }
+      throw err;
+    }
   }
 }

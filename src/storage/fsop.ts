@@ -54,7 +54,7 @@ export class FsOp {
   }
 
   /** Sends one request and waits for its answer. */
-  call(op: 'mknod' | 'setxattr' | 'mount' | 'umount', args: Arg[]): Promise<void> {
+  call(op: 'mknod' | 'setxattr' | 'mount' | 'fsmount' | 'umount', args: Arg[]): Promise<void> {
     if (this.dead) return Promise.reject(this.dead);
     const parts: Buffer[] = [Buffer.from(`${op} ${args.length}\n`)];
     for (const a of args) {

@@ -9,7 +9,8 @@
  *   layers/<chainID hex>/layer.json   { chainId, parent, diffId, size }
  *   l/<32 hex>                        short symlink -> ../layers/<hex>/fs, used in lowerdir= so
  *                                     more layers fit in overlay's one-page mount data (Docker's
- *                                     overlay2 does the same)
+ *                                     overlay2 does the same); deeper images are mounted one
+ *                                     layer at a time (src/engine/mount.ts)
  *   snapshots/<key>/{fs,work}         a container's upper and work dirs (or an empty dir)
  *   snapshots/<key>/snapshot.json     { key, kind, parent, created }
  *   tmp/<pid>-<random>                work in progress; removed at startup if its process is gone
@@ -86,8 +87,8 @@ export interface LayerDiff {
 
 const HEX64 = /^[a-f0-9]{64}$/;
 const KEY = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$/;
-/** Mount data is one page; keep room for the kernel's own additions. */
-export const MAX_MOUNT_DATA = 4000;
+/** overlayfs stacks at most this many lower layers (OVL_MAX_STACK). */
+export const MAX_LAYERS = 500;
 const WHITEOUT_PREFIX = '.wh.';
 const OPAQUE_MARKER = '.wh..wh..opq';
 
@@ -448,15 +449,14 @@ export class OverlaySnapshotter {
         }
       }
     }
+    if (chain.length > MAX_LAYERS) throw new UnsupportedError(`${chain.length} layers: overlayfs stacks at most ${MAX_LAYERS}`);
+    // The options may be longer than mount(2)'s one page (~60 layers): the mounter then passes
+    // them one at a time (src/engine/mount.ts).
     const options: string[] = [];
     if (indexSupported()) options.push('index=off');
     options.push('lowerdir=' + chain.map((l) => this.linkPath(l.chainId)).join(':'));
     if (!ro) options.push('upperdir=' + upper, 'workdir=' + path.join(dir, 'work'));
     else if (chain.length < 2) throw new SystemError('internal: a read-only overlay needs two lower layers');
-    const data = options.join(',');
-    if (data.length > MAX_MOUNT_DATA) {
-      throw new UnsupportedError(`${chain.length} layers do not fit in overlay's mount data (${data.length} > ${MAX_MOUNT_DATA} bytes)`);
-    }
     return [{ type: 'overlay', source: 'overlay', options }];
   }
 

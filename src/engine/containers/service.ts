@@ -27,7 +27,7 @@ import { readExit, readLog, ShimClient, shimPid, type ExitInfo, type LogEntry } 
 import { containerSpec, type HostFacts } from '../spec/container-spec.js';
 import type { EventBus } from '../events.js';
 import { mountPointsUnder } from '../../common/mountinfo.js';
-import { isMountPoint, mountAll, Mounter, unmount } from '../mount.js';
+import { isMountPoint, Mounter, unmount } from '../mount.js';
 import { ociMounts, resolveMounts } from './mounts.js';
 import { newState, ZERO_TIME, type ContainerConfig, type ContainerHostConfig, type ContainerRecord, type ContainerStatus } from './record.js';
 import { ContainerStore } from './store.js';
@@ -253,11 +253,11 @@ export class ContainerService {
       fs.mkdirSync(this.bundleDir(id), { recursive: true, mode: 0o700 });
       fs.mkdirSync(rootfs, { recursive: true });
       const mounted = !isMountPoint(rootfs);
-      if (mounted) mountAll(this.opts.snapshotter.mounts(record.snapshotKey), rootfs);
+      if (mounted) await this.mounter.mountAll(this.opts.snapshotter.mounts(record.snapshotKey), rootfs);
       try {
         return await fn(rootfs, record);
       } finally {
-        if (mounted) unmount(rootfs);
+        if (mounted) await this.mounter.unmount(rootfs).catch(() => unmount(rootfs));
       }
     });
   }
@@ -417,7 +417,7 @@ export class ContainerService {
       // Whatever a crashed run left on the mount point goes first (a no-op normally).
       await this.mounter.unmount(rootfs);
       const mounts = this.opts.snapshotter.mounts(record.snapshotKey);
-      if (record.idRange) mountIdmapped(mounts, rootfs, this.layersDir(id), record.idRange);
+      if (record.idRange) await mountIdmapped(mounts, rootfs, this.layersDir(id), record.idRange, this.mounter);
       else await this.mounter.mountAll(mounts, rootfs);
       const spec = await this.buildSpec(record, rootfs);
       fs.writeFileSync(path.join(bundle, 'config.json'), JSON.stringify(spec));
