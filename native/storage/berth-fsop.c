@@ -1,6 +1,8 @@
 /*
- * berth-fsop: the few file system operations Node.js cannot do, for the layer unpacker
- * (src/storage/unpack.ts): make device nodes, fifos and overlay whiteouts, and set xattrs.
+ * berth-fsop: the few file system operations Node.js cannot do: for the layer unpacker
+ * (src/storage/unpack.ts), make device nodes, fifos and overlay whiteouts, and set xattrs; for
+ * the tars the engine writes (src/storage/xattrs.ts), read xattrs; for the engine
+ * (src/engine/mount.ts), mount and unmount.
  *
  * Usage: berth-fsop LAYERDIR. Every path is relative to LAYERDIR and its parent directory is
  * opened with openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS), so no
@@ -25,6 +27,10 @@
  *         layers than one page of paths can hold (src/engine/mount.ts decides when).
  *   umount TARGET                 unmounts everything stacked on TARGET (lazily if busy); not
  *         mounted is not an error
+ *   fdxattrs FD                   lists the extended attributes of the file that the parent
+ *         process (the engine) holds open as descriptor FD (O_PATH is enough), through
+ *         /proc/<parent>/fd/FD: no path is resolved, so nothing a hostile tree renames meanwhile
+ *         matters. Answer: "ok" followed by " <name>=<value>" per attribute, both in hex.
  * The engine keeps one berth-fsop running over its exec root for the mount and umount of each
  * container's root file system: a request costs microseconds, a mount(8) process milliseconds.
  * One answer line per request on stdout: "ok" or "error <message>". A malformed request
@@ -383,6 +389,45 @@ static void do_umount(struct request *r) {
   reply("ok");
 }
 
+static void put_hex(const char *p, size_t n) {
+  static const char digits[] = "0123456789abcdef";
+  for (size_t i = 0; i < n; i++) {
+    putchar(digits[(unsigned char)p[i] >> 4]);
+    putchar(digits[(unsigned char)p[i] & 15]);
+  }
+}
+
+static void do_fdxattrs(struct request *r) {
+  if (r->argc != 1) fail("fdxattrs takes 1 argument, got %d", r->argc);
+  long long fd = arg_num(r, 0, 10);
+  if (fd < 0 || fd > INT_MAX) {
+    reply("error fdxattrs %s: not a descriptor", r->argv[0]);
+    return;
+  }
+  char proc[64];
+  snprintf(proc, sizeof proc, "/proc/%d/fd/%lld", (int)getppid(), fd);
+  /* The kernel's limits: 64 KiB of names (XATTR_LIST_MAX), 64 KiB a value (XATTR_SIZE_MAX). */
+  static char names[65536], value[65536];
+  /* listxattr, not llistxattr: the magic link itself must be followed to the file. */
+  ssize_t n = listxattr(proc, names, sizeof names);
+  if (n < 0 && errno == ENOTSUP) n = 0;
+  if (n < 0) {
+    reply("error fdxattrs %lld: %s", fd, strerror(errno));
+    return;
+  }
+  fputs("ok", stdout);
+  for (char *name = names; name < names + n; name += strlen(name) + 1) {
+    ssize_t v = getxattr(proc, name, value, sizeof value);
+    if (v < 0) continue; /* removed meanwhile */
+    putchar(' ');
+    put_hex(name, strlen(name));
+    putchar('=');
+    put_hex(value, (size_t)v);
+  }
+  putchar('\n');
+  fflush(stdout);
+}
+
 int main(int argc, char **argv) {
   if (argc != 2) {
     fprintf(stderr, "usage: berth-fsop LAYERDIR (requests on stdin, see the source)\n");
@@ -398,6 +443,7 @@ int main(int argc, char **argv) {
     else if (strcmp(r.name, "mount") == 0) do_mount(&r);
     else if (strcmp(r.name, "umount") == 0) do_umount(&r);
     else if (strcmp(r.name, "fsmount") == 0) do_fsmount(&r);
+    else if (strcmp(r.name, "fdxattrs") == 0) do_fdxattrs(&r);
     else fail("unknown request %s", r.name);
     free_request(&r);
   }

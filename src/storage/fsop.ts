@@ -1,7 +1,8 @@
 /**
  * A client for native/storage/berth-fsop: the file system operations Node cannot do (mknod,
- * xattrs), resolved beneath one layer directory with openat2(RESOLVE_BENEATH). One request at a
- * time: each call waits for the helper's "ok" or "error" line.
+ * xattrs, mounts), resolved beneath one directory with openat2(RESOLVE_BENEATH). Requests are
+ * answered in order: each call waits for the helper's "ok" (with what it reports) or "error"
+ * line.
  */
 import { spawn, type ChildProcessByStdio } from 'node:child_process';
 import type { Readable, Writable } from 'node:stream';
@@ -10,10 +11,11 @@ import { SystemError } from '../common/errors.js';
 import { nativeBinary } from '../common/paths.js';
 
 type Arg = string | Buffer | number;
+export type FsOpName = 'mknod' | 'setxattr' | 'mount' | 'fsmount' | 'umount' | 'fdxattrs';
 
 export class FsOp {
   private readonly child: ChildProcessByStdio<Writable, Readable, Readable>;
-  private readonly waiting: { resolve: () => void; reject: (e: Error) => void; what: string }[] = [];
+  private readonly waiting: { resolve: (answer: string) => void; reject: (e: Error) => void; what: string }[] = [];
   private buffered = '';
   private stderr = '';
   private dead: Error | null = null;
@@ -43,7 +45,8 @@ export class FsOp {
       this.buffered = this.buffered.slice(nl + 1);
       const w = this.waiting.shift();
       if (!w) continue;
-      if (line === 'ok') w.resolve();
+      if (line === 'ok') w.resolve('');
+      else if (line.startsWith('ok ')) w.resolve(line.slice(3));
       else w.reject(new SystemError(`berth-fsop: ${line.replace(/^error /, '')}`));
     }
   }
@@ -54,7 +57,12 @@ export class FsOp {
   }
 
   /** Sends one request and waits for its answer. */
-  call(op: 'mknod' | 'setxattr' | 'mount' | 'fsmount' | 'umount', args: Arg[]): Promise<void> {
+  async call(op: FsOpName, args: Arg[]): Promise<void> {
+    await this.query(op, args);
+  }
+
+  /** Sends one request; resolves with what follows "ok " in the answer ('' for a bare "ok"). */
+  query(op: FsOpName, args: Arg[]): Promise<string> {
     if (this.dead) return Promise.reject(this.dead);
     const parts: Buffer[] = [Buffer.from(`${op} ${args.length}\n`)];
     for (const a of args) {

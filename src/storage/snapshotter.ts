@@ -31,6 +31,8 @@ import tar from 'tar-stream';
 
 import { ConflictError, InvalidArgumentError, NotFoundError, SystemError, UnsupportedError } from '../common/errors.js';
 import { processAlive, syncDirectory, writeFileAtomic } from '../common/fsutil.js';
+import { FsOp } from './fsop.js';
+import { paxXattrs, readXattrsAt, xattrPack } from './xattrs.js';
 
 /** A mount to perform, as mount(8) would take it (containerd's mount.Mount). */
 export interface Mount {
@@ -525,7 +527,7 @@ export class OverlaySnapshotter {
    * uncompressed tar (whiteouts back in `.wh.` form, opaque directories as `.wh..wh..opq`),
    * moves the upper directory into layers/ under the new chain ID and removes the snapshot.
    * `newChainId`, when given, must be the chain ID of the diff (refused otherwise).
-   * File xattrs (e.g. security.capability) are not carried into the tar yet.
+   * Extended attributes go into the tar as PAX records (see xattrs.ts for which).
    */
   async commit(key: string, newChainId?: string): Promise<CommitResult> {
     const info = this.stat(key);
@@ -713,11 +715,12 @@ async function syncfs(dir: string): Promise<void> {
  * digest (the diff ID) and size. Entries are sorted, parents first; hard links within the
  * upper dir become link entries; char 0/0 whiteouts become `.wh.<name>` files, opaque
  * directories get a `.wh..wh..opq` entry, as Docker writes them. Sockets are skipped.
+ * Extended attributes are PAX `SCHILY.xattr.*` records (xattrs.ts: capabilities, user.*,
+ * trusted.*; never overlayfs' own).
  */
 export async function writeDiffTar(upper: string, tarPath: string): Promise<LayerDiff> {
-  const dirs = await listDirs(upper);
-  const opaque = await opaqueDirs(upper, dirs.filter((d) => d !== ''));
-  const pack = tar.pack();
+  const fsop = new FsOp(upper);
+  const pack = xattrPack();
   const hash = createHash('sha256');
   let size = 0;
   const out = await fsp.open(tarPath, 'wx', 0o600);
@@ -755,13 +758,18 @@ export async function writeDiffTar(upper: string, tarPath: string): Promise<Laye
       const r = rel === '' ? name : rel + '/' + name;
       const p = path.join(upper, r);
       const st = await fsp.lstat(p);
-      const base = { mode: st.mode, uid: st.uid, gid: st.gid, mtime: st.mtime };
       if (isWhiteout(st)) {
         const wh = (rel === '' ? '' : rel + '/') + WHITEOUT_PREFIX + name;
-        await add({ ...base, name: wh, type: 'file', size: 0, mode: 0o100600 });
-      } else if (st.isDirectory()) {
+        await add({ mode: 0o100600, uid: st.uid, gid: st.gid, mtime: st.mtime, name: wh, type: 'file', size: 0 });
+        continue;
+      }
+      const xattrs = st.isSymbolicLink() ? new Map<string, Buffer>() : await readXattrsAt(fsop, p);
+      const pax = paxXattrs(xattrs);
+      const base = { mode: st.mode, uid: st.uid, gid: st.gid, mtime: st.mtime, ...(pax ? { pax } : {}) };
+      if (st.isDirectory()) {
         await add({ ...base, name: r + '/', type: 'directory' });
-        if (opaque.has(r)) await add({ ...base, name: r + '/' + OPAQUE_MARKER, type: 'file', size: 0, mode: 0o100000 | (st.mode & 0o777) });
+        const opaque = xattrs.get('trusted.overlay.opaque')?.toString() === 'y';
+        if (opaque) await add({ mode: 0o100000 | (st.mode & 0o777), uid: st.uid, gid: st.gid, mtime: st.mtime, name: r + '/' + OPAQUE_MARKER, type: 'file', size: 0 });
         await walk(r);
       } else if (st.isSymbolicLink()) {
         await add({ ...base, name: r, type: 'symlink', linkname: await fsp.readlink(p) });
@@ -792,6 +800,7 @@ export async function writeDiffTar(upper: string, tarPath: string): Promise<Laye
     ok = true;
   } finally {
     await out.close();
+    await fsop.close();
     if (!ok) {
       pack.destroy();
       await fsp.rm(tarPath, { force: true });

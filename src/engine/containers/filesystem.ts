@@ -20,6 +20,7 @@ import { BerthError, InvalidArgumentError, SystemError } from '../../common/erro
 import { major, minor, type OverlaySnapshotter } from '../../storage/snapshotter.js';
 import { FsOp } from '../../storage/fsop.js';
 import { cleanEntryPath, drain } from '../../storage/unpack.js';
+import { paxXattrs, readXattrs, xattrPack } from '../../storage/xattrs.js';
 import type { ContainerRecord } from './record.js';
 import { at, closeQuietly, lookupAt, notFoundInContainer, removeAt, ScopedPathError, ScopedRoot, self, type Resolved, type ScopedMount } from './scoped-root.js';
 import type { ContainerService } from './service.js';
@@ -100,7 +101,9 @@ function walkError(err: unknown, containerPath: string, container: string): neve
 
 /** Writes tar entries with backpressure; gives up (throws) once the consumer went away. */
 class TarOut {
-  readonly pack = tar.pack();
+  readonly pack = xattrPack();
+  /** Reads xattrs through the walk's own descriptors (its root is irrelevant to that). */
+  private readonly fsop = new FsOp('/');
   private readonly links = new Map<string, string>();
   private readonly done: Promise<void>;
   private failure: Error | undefined;
@@ -130,7 +133,11 @@ class TarOut {
     const base = { name: tarName, mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, mtime: st.mtime };
     if (st.isSymbolicLink()) {
       await this.entry({ ...base, type: 'symlink', linkname: fs.readlinkSync(at(parentFd, name)) });
-    } else if (st.isDirectory()) {
+      return;
+    }
+    const pax = paxXattrs(await readXattrs(this.fsop, fd));
+    if (pax) Object.assign(base, { pax });
+    if (st.isDirectory()) {
       if (tarName !== '') await this.entry({ ...base, name: tarName + '/', type: 'directory' });
       const children = fs.readdirSync(self(fd)).sort();
       for (const child of children) {
@@ -152,7 +159,7 @@ class TarOut {
       const id = `${st.dev}:${st.ino}`;
       const first = st.nlink > 1 ? this.links.get(id) : undefined;
       if (first !== undefined) {
-        await this.entry({ ...base, type: 'link', linkname: first, size: 0 });
+        await this.entry({ ...base, pax: undefined, type: 'link', linkname: first, size: 0 });
         return;
       }
       if (st.nlink > 1) this.links.set(id, tarName);
@@ -202,10 +209,12 @@ class TarOut {
     this.check();
     this.pack.finalize();
     await this.done;
+    await this.fsop.close();
     if (this.failure) throw new SystemError(`writing the archive: ${this.failure.message}`);
   }
 
   abort(err: unknown): void {
+    this.fsop.kill();
     this.pack.destroy(err instanceof Error ? err : new Error(String(err)));
   }
 }

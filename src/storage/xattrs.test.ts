@@ -1,0 +1,88 @@
+/**
+ * Extended attributes into tars (xattrs.ts through writeDiffTar, as docker commit writes a
+ * layer) and back out (unpackLayer, and GNU tar as a second reader of the PAX records). Needs
+ * root (trusted.* xattrs, setcap).
+ */
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { after, describe, it } from 'node:test';
+
+import { writeDiffTar } from './snapshotter.js';
+import { unpackLayer } from './unpack.js';
+import { archivedXattr } from './xattrs.js';
+
+const isRoot = process.getuid?.() === 0;
+const hasSetcap = spawnSync('setcap', ['-v', 'cap_net_raw+ep', '/nonexistent']).error === undefined;
+
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'berth-xattrs-'));
+after(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+const PY_GET = 'import os,sys\ntry: print(os.getxattr(sys.argv[1], sys.argv[2], follow_symlinks=False).hex())\nexcept OSError: print("-")';
+function getxattr(file: string, name: string): string | null {
+  const out = spawnSync('python3', ['-c', PY_GET, file, name], { encoding: 'utf8' }).stdout.trim();
+  return out === '-' ? null : out;
+}
+function setxattr(file: string, name: string, hex: string): void {
+  const r = spawnSync('python3', ['-c', 'import os,sys; os.setxattr(sys.argv[1], sys.argv[2], bytes.fromhex(sys.argv[3]), follow_symlinks=False)', file, name, hex], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+}
+
+describe('xattrs in archives', () => {
+  it('keeps capabilities, user.* and trusted.*, never overlayfs’ own or host labels', () => {
+    for (const n of ['security.capability', 'user.test', 'user.mime_type', 'trusted.md5']) assert.ok(archivedXattr(n), n);
+    for (const n of ['trusted.overlay.opaque', 'trusted.overlay.redirect', 'user.overlay.origin', 'security.selinux', 'security.ima', 'system.posix_acl_access']) {
+      assert.ok(!archivedXattr(n), n);
+    }
+  });
+
+  it('a diff tar carries xattrs as PAX records that unpackLayer and GNU tar restore', { skip: isRoot ? false : 'needs root' }, async () => {
+    const upper = path.join(tmp, 'upper');
+    const long = 'd'.repeat(70) + '/' + 'e'.repeat(70);
+    fs.mkdirSync(path.join(upper, long), { recursive: true });
+    fs.mkdirSync(path.join(upper, 'opaque'));
+    fs.writeFileSync(path.join(upper, 'ping'), 'ping');
+    fs.writeFileSync(path.join(upper, long, 'file'), 'deep');
+    fs.symlinkSync('ping', path.join(upper, 'link'));
+    fs.linkSync(path.join(upper, 'ping'), path.join(upper, 'hard'));
+    const binary = 'ff00fe41' + '80'.repeat(200);
+    setxattr(path.join(upper, 'ping'), 'user.bin', binary);
+    setxattr(path.join(upper, 'ping'), 'trusted.keep', '6b');
+    setxattr(path.join(upper, long, 'file'), 'user.test', '68656c6c6f');
+    setxattr(path.join(upper, 'opaque'), 'trusted.overlay.opaque', '79');
+    setxattr(path.join(upper, 'opaque'), 'user.dir', '01');
+    let cap: string | null = null;
+    if (hasSetcap) {
+      assert.equal(spawnSync('setcap', ['cap_net_raw+ep', path.join(upper, 'ping')]).status, 0);
+      cap = getxattr(path.join(upper, 'ping'), 'security.capability');
+      assert.ok(cap, 'setcap set security.capability');
+    }
+
+    const tarPath = path.join(tmp, 'diff.tar');
+    await writeDiffTar(upper, tarPath);
+    const bytes = fs.readFileSync(tarPath);
+    assert.ok(!bytes.includes('trusted.overlay'), 'no overlayfs xattr in the tar');
+    assert.ok(bytes.includes(Buffer.from(' SCHILY.xattr.user.bin=' + Buffer.from(binary, 'hex').toString('latin1'), 'latin1')), 'binary value written byte for byte');
+
+    const dest = path.join(tmp, 'layer');
+    await unpackLayer(fs.createReadStream(tarPath), dest);
+    assert.equal(getxattr(path.join(dest, 'ping'), 'user.bin'), binary);
+    assert.equal(getxattr(path.join(dest, 'ping'), 'trusted.keep'), '6b');
+    assert.equal(getxattr(path.join(dest, long, 'file'), 'user.test'), '68656c6c6f');
+    assert.equal(fs.readFileSync(path.join(dest, long, 'file'), 'utf8'), 'deep', 'long names survive beside the xattrs');
+    assert.equal(getxattr(path.join(dest, 'opaque'), 'user.dir'), '01');
+    assert.equal(getxattr(path.join(dest, 'opaque'), 'trusted.overlay.opaque'), '79', 'opaque again, from the .wh..wh..opq marker');
+    assert.equal(fs.lstatSync(path.join(dest, 'hard')).ino, fs.lstatSync(path.join(dest, 'ping')).ino);
+    if (cap) assert.equal(getxattr(path.join(dest, 'ping'), 'security.capability'), cap);
+
+    const gnu = path.join(tmp, 'gnu');
+    fs.mkdirSync(gnu);
+    const r = spawnSync('tar', ['--xattrs', '--xattrs-include=*', '-xf', tarPath, '-C', gnu], { encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(getxattr(path.join(gnu, 'ping'), 'user.bin'), binary);
+    assert.equal(getxattr(path.join(gnu, long, 'file'), 'user.test'), '68656c6c6f');
+    if (cap) assert.equal(getxattr(path.join(gnu, 'ping'), 'security.capability'), cap);
+  });
+});

@@ -1,0 +1,103 @@
+/**
+ * Extended attributes in the tars Berth writes (docker commit's layer, docker export, docker cp
+ * out of a container), as PAX `SCHILY.xattr.<name>` records, which is how Go's archive/tar
+ * (and so Docker), GNU tar and containerd write them, and what unpack.ts restores.
+ *
+ * Which ones (policy): `security.capability` (file capabilities, the one Docker keeps), `user.*`
+ * and `trusted.*`, but never overlayfs' own (`trusted.overlay.*`, `user.overlay.*`: opaque
+ * directories, redirects, origins, which describe this host's overlay and would steer another
+ * one), nor host-specific labels (`security.selinux` and the like).
+ *
+ * Node cannot read xattrs: berth-fsop's `fdxattrs` reads them through a descriptor this process
+ * holds (O_PATH is enough), so no path is resolved twice. Values are bytes (a capability set is
+ * binary); tar-stream writes PAX values as UTF-8 text, so `xattrPack` gives a pack whose PAX
+ * records carry Buffers byte for byte.
+ */
+import fs from 'node:fs';
+
+import tar from 'tar-stream';
+
+import { SystemError } from '../common/errors.js';
+import type { FsOp } from './fsop.js';
+
+/** O_PATH (Linux): Node has no constant. */
+const O_PATH = 0o10000000;
+
+export function archivedXattr(name: string): boolean {
+  if (name.startsWith('trusted.overlay.') || name.startsWith('user.overlay.')) return false;
+  return name === 'security.capability' || name.startsWith('user.') || name.startsWith('trusted.');
+}
+
+/** Every xattr of the file `fd` names (an O_PATH descriptor of this process is enough). */
+export async function readXattrs(fsop: FsOp, fd: number): Promise<Map<string, Buffer>> {
+  const answer = await fsop.query('fdxattrs', [fd]);
+  const out = new Map<string, Buffer>();
+  for (const pair of answer.split(' ')) {
+    if (pair === '') continue;
+    const eq = pair.indexOf('=');
+    if (eq <= 0) throw new SystemError(`berth-fsop: malformed xattr answer ${JSON.stringify(pair.slice(0, 80))}`);
+    out.set(Buffer.from(pair.slice(0, eq), 'hex').toString('utf8'), Buffer.from(pair.slice(eq + 1), 'hex'));
+  }
+  return out;
+}
+
+/** The PAX records for the xattrs that belong in an archive (undefined: none). */
+export function paxXattrs(xattrs: Map<string, Buffer>): Record<string, Buffer> | undefined {
+  let pax: Record<string, Buffer> | undefined;
+  for (const [name, value] of xattrs) {
+    if (archivedXattr(name)) (pax ??= {})['SCHILY.xattr.' + name] = value;
+  }
+  return pax;
+}
+
+/** readXattrs of a path, not followed (a symlink: call it not; its xattrs are not archived). */
+export async function readXattrsAt(fsop: FsOp, file: string): Promise<Map<string, Buffer>> {
+  const fd = fs.openSync(file, O_PATH | fs.constants.O_NOFOLLOW);
+  try {
+    return await readXattrs(fsop, fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/** One PAX record: "<length> <key>=<value>\n", the length counting itself. */
+function paxRecord(key: string, value: Buffer | string): Buffer {
+  const body = Buffer.concat([Buffer.from(` ${key}=`), Buffer.isBuffer(value) ? value : Buffer.from(value), Buffer.from('\n')]);
+  let len = body.length + 1;
+  while (String(len).length + body.length !== len) len = String(len).length + body.length;
+  return Buffer.concat([Buffer.from(String(len)), body]);
+}
+
+type PackWithPax = tar.Pack & { _encodePax?: (header: tar.Header) => void; _encode(header: tar.Header): void; push(b: Buffer | null): boolean };
+
+/** A name a ustar header holds as it is (tar-stream's rule, without the prefix split). */
+const fitsUstar = (s: string | undefined): boolean => s === undefined || (s.length <= 100 && /^[\x20-\x7e]*$/.test(s));
+
+/**
+ * A tar-stream pack whose entries may carry `pax` values as Buffers, written byte for byte.
+ * tar-stream builds its PAX block as a string; for such entries this pack writes the block
+ * itself (path and linkpath records when the names do not fit in the header, then the
+ * entry's), followed by the entry's header as tar-stream encodes it.
+ */
+export function xattrPack(): tar.Pack {
+  const pack = tar.pack() as PackWithPax;
+  const original = pack._encodePax;
+  if (typeof original !== 'function' || typeof pack._encode !== 'function') throw new SystemError('tar-stream changed: its pack has no _encodePax to extend');
+  pack._encodePax = function (this: PackWithPax, header: tar.Header) {
+    const pax = (header as { pax?: Record<string, Buffer | string> }).pax;
+    if (!pax || !Object.values(pax).some((v) => Buffer.isBuffer(v))) return original.call(this, header);
+    const nameFits = fitsUstar(header.name) && fitsUstar(header.linkname ?? undefined);
+    const block = Buffer.concat([
+      ...(nameFits ? [] : [paxRecord('path', header.name), ...(header.linkname ? [paxRecord('linkpath', header.linkname)] : [])]),
+      ...Object.entries(pax).map(([k, v]) => paxRecord(k, v)),
+    ]);
+    const meta = { mode: header.mode, uid: header.uid, gid: header.gid, mtime: header.mtime };
+    this._encode({ ...meta, name: 'PaxHeader', type: 'pax-header', size: block.length } as unknown as tar.Header);
+    this.push(block);
+    if (block.length % 512) this.push(Buffer.alloc(512 - (block.length % 512)));
+    const entry = { ...header, pax: undefined };
+    if (!nameFits) Object.assign(entry, { name: 'PaxHeader', linkname: header.linkname && 'PaxHeader' });
+    this._encode(entry as tar.Header);
+  };
+  return pack;
+}

@@ -1,0 +1,100 @@
+/**
+ * Extended attributes where Docker keeps them (issue 3), through the docker CLI and a private
+ * berthd: a file given a capability (setcap) and user.* xattrs in a running container (set from
+ * the host through its merged root, as busybox has no setcap) keeps them through `docker
+ * commit` into a container of the new image, and in the tars of `docker export` and `docker cp`
+ * (PAX SCHILY.xattr.* records, read back by GNU tar). overlayfs' own xattrs (an opaque
+ * directory, copy-up origins) never reach a tar: the opaque directory is a .wh..wh..opq entry.
+ */
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+
+import { startBerthd, type PrivateBerthd } from '../helpers/berthd.js';
+import { dockerdSkip, poll, which } from '../helpers/engines.js';
+
+const skip = dockerdSkip || (!which('setcap', '/usr/sbin/setcap', '/sbin/setcap') ? 'needs setcap' : false);
+const SETCAP = which('setcap', '/usr/sbin/setcap', '/sbin/setcap') ?? 'setcap';
+const GETCAP = which('getcap', '/usr/sbin/getcap', '/sbin/getcap') ?? 'getcap';
+
+const PY_GET = 'import os,sys\ntry: print(os.getxattr(sys.argv[1], sys.argv[2], follow_symlinks=False).hex())\nexcept OSError: print("-")';
+function getxattr(file: string, name: string): string | null {
+  const out = spawnSync('python3', ['-c', PY_GET, file, name], { encoding: 'utf8' }).stdout.trim();
+  return out === '-' ? null : out;
+}
+function setxattr(file: string, name: string, value: string): void {
+  const r = spawnSync('python3', ['-c', 'import os,sys; os.setxattr(sys.argv[1], sys.argv[2], sys.argv[3].encode(), follow_symlinks=False)', file, name, value], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+}
+const hex = (s: string): string => Buffer.from(s).toString('hex');
+function getcap(file: string): string {
+  return spawnSync(GETCAP, [file], { encoding: 'utf8' }).stdout.trim();
+}
+
+describe('xattrs through commit, export and cp', { skip, timeout: 300_000 }, () => {
+  let d: PrivateBerthd;
+  let src = '';
+  let work = '';
+  before(async () => {
+    d = await startBerthd({ prefix: 'berthd-xattr-' });
+    work = path.join(d.dir, 'work');
+    fs.mkdirSync(work);
+    d.loadImages('busybox');
+    // An opaque directory (rm + mkdir of an image directory) and a file for the host to mark.
+    src = d.dockerOk(['run', '-d', '--network', 'none', 'busybox', 'sh', '-c', 'rm -rf /usr/sbin && mkdir /usr/sbin && echo new > /usr/sbin/only && echo tool > /tool && touch /ready && sleep 300']).trim();
+    const merged = d.dockerOk(['inspect', '-f', '{{.GraphDriver.Data.MergedDir}}', src]).trim();
+    assert.ok(await poll(() => fs.existsSync(path.join(merged, 'ready')), 10_000), 'the container prepared its files');
+    assert.equal(spawnSync(SETCAP, ['cap_net_raw+ep', path.join(merged, 'tool')]).status, 0);
+    setxattr(path.join(merged, 'tool'), 'user.test', 'hello');
+    setxattr(path.join(merged, 'etc/passwd'), 'user.note', 'copied up'); // an image file: copy-up
+  });
+  after(async () => {
+    await d?.stop();
+  });
+
+  it('docker commit keeps them, and a container of the new image has them', async () => {
+    d.dockerOk(['commit', src, 'xattr-img']);
+    const layerTar = path.join(work, 'saved');
+    fs.mkdirSync(layerTar);
+    d.dockerOk(['save', '-o', path.join(work, 'saved.tar'), 'xattr-img']);
+    assert.equal(spawnSync('tar', ['-xf', path.join(work, 'saved.tar'), '-C', layerTar]).status, 0);
+    const manifest = JSON.parse(fs.readFileSync(path.join(layerTar, 'manifest.json'), 'utf8')) as Array<{ Layers: string[] }>;
+    const top = fs.readFileSync(path.join(layerTar, manifest[0]!.Layers.at(-1)!));
+    assert.ok(!top.includes('trusted.overlay'), "no overlayfs xattr in the committed layer");
+    const list = spawnSync('tar', ['-tf', '-'], { input: top, encoding: 'utf8' }).stdout.split('\n');
+    assert.ok(list.includes('usr/sbin/.wh..wh..opq'), `the opaque directory as a marker: ${list.join(' ')}`);
+    assert.ok(list.includes('tool'));
+
+    const id = d.dockerOk(['run', '-d', '--network', 'none', 'xattr-img', 'sleep', '300']).trim();
+    const merged = d.dockerOk(['inspect', '-f', '{{.GraphDriver.Data.MergedDir}}', id]).trim();
+    assert.match(getcap(path.join(merged, 'tool')), /cap_net_raw[=+]ep/);
+    assert.equal(getxattr(path.join(merged, 'tool'), 'user.test'), hex('hello'));
+    assert.equal(getxattr(path.join(merged, 'etc/passwd'), 'user.note'), hex('copied up'));
+    const inside = d.dockerOk(['exec', id, 'sh', '-c', 'cat /tool; ls /usr/sbin']);
+    assert.equal(inside, 'tool\nonly\n', 'the opaque directory hides the image’s /usr/sbin');
+    d.dockerOk(['rm', '-f', id]);
+  });
+
+  it('docker export and docker cp carry them as PAX records', () => {
+    const exported = path.join(work, 'export.tar');
+    d.dockerOk(['export', '-o', exported, src]);
+    const out = path.join(work, 'export');
+    fs.mkdirSync(out);
+    const x = spawnSync('tar', ['--xattrs', '--xattrs-include=*', '-xf', exported, '-C', out, 'tool', 'etc/passwd'], { encoding: 'utf8' });
+    assert.equal(x.status, 0, x.stderr);
+    assert.match(getcap(path.join(out, 'tool')), /cap_net_raw[=+]ep/);
+    assert.equal(getxattr(path.join(out, 'tool'), 'user.test'), hex('hello'));
+    assert.equal(getxattr(path.join(out, 'etc/passwd'), 'user.note'), hex('copied up'));
+
+    const cp = spawnSync('docker', ['cp', `${src}:/tool`, '-'], { env: d.env, maxBuffer: 1 << 24 });
+    assert.equal(cp.status, 0, cp.stderr?.toString());
+    const cpOut = path.join(work, 'cp');
+    fs.mkdirSync(cpOut);
+    const y = spawnSync('tar', ['--xattrs', '--xattrs-include=*', '-xf', '-', '-C', cpOut], { input: cp.stdout, encoding: 'utf8' });
+    assert.equal(y.status, 0, y.stderr);
+    assert.match(getcap(path.join(cpOut, 'tool')), /cap_net_raw[=+]ep/);
+    assert.equal(getxattr(path.join(cpOut, 'tool'), 'user.test'), hex('hello'));
+  });
+});
