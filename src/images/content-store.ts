@@ -72,7 +72,7 @@ export class LocalContentStore implements ContentStore {
     return fs.createReadStream(file, { fd });
   }
 
-  async writeBlob(data: Readable | Buffer, expected: Partial<BlobInfo> = {}): Promise<BlobInfo> {
+  async writeBlob(data: Readable | Buffer, expected: Partial<BlobInfo> = {}, opts: { onVerified?: () => void } = {}): Promise<BlobInfo> {
     if (expected.digest !== undefined) assertDigest(expected.digest, 'expected.digest');
     if (expected.size !== undefined && (!Number.isSafeInteger(expected.size) || expected.size < 0)) {
       throw new InvalidArgumentError(`invalid size ${expected.size}`, 'expected.size');
@@ -83,6 +83,7 @@ export class LocalContentStore implements ContentStore {
     if (expected.digest !== undefined && this.has(expected.digest)) {
       const actual = await hashChunks(chunks, expected);
       checkExpected(actual, expected);
+      opts.onVerified?.();
       return actual;
     }
 
@@ -94,6 +95,7 @@ export class LocalContentStore implements ContentStore {
         await file.write(chunk);
       });
       checkExpected(actual, expected);
+      opts.onVerified?.();
       await file.sync();
       await file.close();
       await fs.promises.rename(ingest, this.path(actual.digest));

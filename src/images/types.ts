@@ -102,9 +102,10 @@ export interface ContentStore {
   /**
    * Stores a blob from a stream or buffer. With `expected`, refuses (InvalidArgumentError naming
    * the digest) a blob whose digest or size differs, and stores nothing. Dedups: writing a blob
-   * that exists only verifies the input.
+   * that exists only verifies the input. `onVerified` is called as soon as the content is known
+   * to match `expected`, before the blob is made durable and visible.
    */
-  writeBlob(data: Readable | Buffer, expected?: Partial<BlobInfo>): Promise<BlobInfo>;
+  writeBlob(data: Readable | Buffer, expected?: Partial<BlobInfo>, opts?: { onVerified?: () => void }): Promise<BlobInfo>;
   delete(digest: Digest): void;
   list(): Digest[];
   /** Removes every blob not reachable from `roots` (manifests/indexes are walked); returns removed digests. */

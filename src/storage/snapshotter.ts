@@ -265,26 +265,35 @@ export class OverlaySnapshotter {
    * directory, which becomes visible under `id` only once complete. When fill reports the diff
    * it unpacked, its chain ID must be `id` (refused otherwise). Adding a layer that exists is a
    * no-op; concurrent adds of one layer in this process share one fill.
+   * `parentAdded`, when given, is the parent's own addLayer still running: this layer is filled
+   * meanwhile (layers of an image unpack in parallel) and published only once its parent is.
    */
-  addLayer(id: string, parent: string | undefined, fill: (dir: string) => Promise<LayerDiff | void>): Promise<LayerInfo> {
+  addLayer(id: string, parent: string | undefined, fill: (dir: string) => Promise<LayerDiff | void>, opts: { parentAdded?: Promise<unknown> } = {}): Promise<LayerInfo> {
     assertSha256(id, 'chainId');
     if (parent !== undefined) assertSha256(parent, 'parent');
     const running = this.inflight.get(id);
     if (running) return running;
-    const p = this.doAddLayer(id, parent, fill).finally(() => this.inflight.delete(id));
+    const p = this.doAddLayer(id, parent, fill, opts.parentAdded).finally(() => this.inflight.delete(id));
     this.inflight.set(id, p);
     return p;
   }
 
-  private async doAddLayer(id: string, parent: string | undefined, fill: (dir: string) => Promise<LayerDiff | void>): Promise<LayerInfo> {
+  private async doAddLayer(id: string, parent: string | undefined, fill: (dir: string) => Promise<LayerDiff | void>, parentAdded: Promise<unknown> | undefined): Promise<LayerInfo> {
     if (this.hasLayer(id)) return this.layerInfo(id);
-    if (parent !== undefined && !this.hasLayer(parent)) throw new NotFoundError(`parent layer ${parent} of ${id} not found`);
+    const checkParent = () => {
+      if (parent !== undefined && !this.hasLayer(parent)) throw new NotFoundError(`parent layer ${parent} of ${id} not found`);
+    };
+    if (!parentAdded) checkParent();
     const tmp = this.newTmp();
     await fsp.mkdir(tmp, { mode: 0o711 });
     try {
       const fsDir = path.join(tmp, 'fs');
       await fsp.mkdir(fsDir, { mode: 0o755 });
       const diff = await fill(fsDir);
+      if (parentAdded) {
+        await parentAdded;
+        checkParent();
+      }
       const info: LayerInfo = { chainId: id };
       if (parent !== undefined) info.parent = parent;
       if (diff) {

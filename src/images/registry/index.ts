@@ -1,5 +1,5 @@
 /** The OCI distribution client: pull and push images between a registry and a ContentStore. */
-export { pull, fetchManifest, downloadBlob, type PullOptions, type PullResult } from './pull.js';
+export { pull, fetchManifest, downloadBlob, LayerTap, type PullOptions, type PullResult } from './pull.js';
 export { push, pushBlob, type PushOptions, type PushResult } from './push.js';
 export { RegistryClient, RegistryError, isInsecureHost, type ClientOptions } from './client.js';
 export {

@@ -32,6 +32,52 @@ export interface PullOptions {
   timeoutMs?: number;
   /** An existing client (shares tokens); otherwise one is made from auth/insecure. */
   client?: RegistryClient;
+  /**
+   * Called once the manifest is known and its config stored, before any layer downloads; what it
+   * returns is asked, for each layer blob about to be downloaded, for a LayerTap to copy the
+   * blob's bytes into as they arrive (pullImage unpacks layers while they download).
+   */
+  tapLayers?: (manifest: ImageManifest) => ((layer: Descriptor) => LayerTap | undefined) | undefined;
+}
+
+/**
+ * A copy of a blob's bytes while it downloads, from byte 0 on. It is ended only once all of
+ * them are verified against the descriptor (digest and size; the store then makes them
+ * durable), so a reader that waits for its end never acts on unverified bytes;
+ * it is destroyed with the error if the download fails. A download that has to start over
+ * from byte 0 (a registry without usable Range support) goes on without it: it is then marked
+ * `abandoned` and destroyed, and its reader should read the stored blob instead.
+ */
+export class LayerTap extends PassThrough {
+  abandoned = false;
+
+  constructor() {
+    super({ highWaterMark: 1 << 20 });
+    // Destroyed before its reader came: the reader finds it errored (pipeline reports that).
+    this.on('error', () => {});
+  }
+
+  abandon(): void {
+    this.abandoned = true;
+    this.destroy(new Error('the download started over: read the stored blob'));
+  }
+}
+
+/** Writes a chunk to a tap, waiting while it is full; false once the tap is gone (destroyed). */
+async function feedTap(tap: LayerTap, chunk: Uint8Array): Promise<boolean> {
+  if (tap.destroyed) return false;
+  if (!tap.write(chunk)) {
+    await new Promise<void>((resolve) => {
+      const done = () => {
+        tap.off('drain', done);
+        tap.off('close', done);
+        resolve();
+      };
+      tap.on('drain', done);
+      tap.on('close', done);
+    });
+  }
+  return !tap.destroyed;
 }
 
 export interface PullResult {
@@ -96,21 +142,29 @@ async function runLimited<T>(items: T[], n: number, fn: (item: T) => Promise<voi
  * Downloads one blob into the store, resuming with Range after transient failures when the
  * registry answers 206, restarting from zero otherwise.
  */
-export async function downloadBlob(client: RegistryClient, repository: string, desc: Descriptor, store: ContentStore, opts: { onProgress?: ProgressListener; retries?: number } = {}): Promise<void> {
+export async function downloadBlob(client: RegistryClient, repository: string, desc: Descriptor, store: ContentStore, opts: { onProgress?: ProgressListener; retries?: number; tap?: LayerTap } = {}): Promise<void> {
+  let tap = opts.tap;
   const id = shortDigest(desc.digest);
   const emit = opts.onProgress ?? (() => {});
   const what = `blob ${desc.digest}`;
   const attempts = opts.retries ?? 4;
   let pass = new PassThrough();
-  let writeP = store.writeBlob(pass, { digest: desc.digest, size: desc.size });
+  // The tap ends as soon as the bytes are verified, while the store makes them durable.
+  const write = () => store.writeBlob(pass, { digest: desc.digest, size: desc.size }, { onVerified: () => endTap() });
+  const endTap = () => {
+    if (tap && !tap.writableEnded && !tap.destroyed) tap.end();
+  };
+  let writeP = write();
   writeP.catch(() => {}); // observed below
   let received = 0;
   let lastEmit = 0;
   const restart = async () => {
+    tap?.abandon();
+    tap = undefined;
     pass.destroy(new Error('restarting the download'));
     await writeP.catch(() => {});
     pass = new PassThrough();
-    writeP = store.writeBlob(pass, { digest: desc.digest, size: desc.size });
+    writeP = write();
     writeP.catch(() => {});
     received = 0;
   };
@@ -152,8 +206,11 @@ export async function downloadBlob(client: RegistryClient, repository: string, d
               throw new InvalidArgumentError(`registry sent more than the ${desc.size} bytes the descriptor says`, `${what}: size`);
             }
             received += chunk.length;
-            armStall();
+            // Waiting for our own consumers (the store, the unpacker) is no stall of the registry's.
+            clearTimeout(stallTimer);
             if (!pass.write(chunk)) await Promise.race([once(pass, 'drain'), writeP]);
+            if (tap && !(await feedTap(tap, chunk))) tap = undefined; // its reader gave up
+            armStall();
             const now = Date.now();
             if (now - lastEmit > 100) {
               lastEmit = now;
@@ -173,10 +230,12 @@ export async function downloadBlob(client: RegistryClient, repository: string, d
       pass.end();
       await writeP;
       emit({ id, status: 'Download complete' });
+      endTap(); // (a store that does not report verification)
       return;
     } catch (e) {
       clearTimeout(stallTimer);
       if (attempt + 1 >= attempts || !isTransient(e)) {
+        tap?.destroy(e instanceof Error ? e : new Error(String(e)));
         pass.destroy(e instanceof Error ? e : new Error(String(e)));
         await writeP.catch(() => {});
         throw e;
@@ -215,11 +274,13 @@ export async function pull(ref: string, opts: PullOptions): Promise<PullResult> 
     }
   }
   for (const d of manifest.layers) emit({ id: shortDigest(d.digest), status: opts.store.has(d.digest) ? 'Already exists' : 'Waiting' });
-  await runLimited(blobs, opts.concurrency ?? 3, async (d) => {
+  // The config first (it is small): whoever taps the layers may need it to know what they are.
+  if (!opts.store.has(manifest.config.digest)) await downloadBlob(client, r.repository, manifest.config, opts.store, { retries: opts.retries });
+  const tap = opts.tapLayers?.(manifest);
+  await runLimited(blobs.slice(1), opts.concurrency ?? 3, async (d) => {
     if (opts.store.has(d.digest)) return;
-    const isConfig = d === manifest.config;
-    await downloadBlob(client, r.repository, d, opts.store, { onProgress: isConfig ? undefined : emit, retries: opts.retries });
-    if (!isConfig) emit({ id: shortDigest(d.digest), status: 'Pull complete' });
+    await downloadBlob(client, r.repository, d, opts.store, { onProgress: emit, retries: opts.retries, tap: tap?.(d) });
+    emit({ id: shortDigest(d.digest), status: 'Pull complete' });
   });
   await opts.store.writeBlob(top.bytes, { digest: top.digest, size: top.bytes.length });
   if (index) await opts.store.writeBlob(index.bytes, { digest: index.digest, size: index.bytes.length });
