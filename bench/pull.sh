@@ -8,6 +8,7 @@
 #   bash bench/pull.sh              # busybox + multilayer images, pulls multilayer
 #   bash bench/pull.sh --debian     # also builds the Debian image (+45-80 s) and pulls it
 #   RUNS=10 PORT=15500 RESULTS=/dir bash bench/pull.sh
+#   ALTERNATE=6 bash bench/pull.sh --debian   # also 6 alternating berth/podman pairs (fairer under a changing load)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -73,6 +74,23 @@ hyperfine -N --warmup "$WARMUP" --runs "$RUNS" --export-json "$RESULTS/pull.json
   --command-name berth --prepare "rm -rf $STORE" "node $ROOT/bench/pull-image.mjs $REF $STORE" \
   --command-name 'podman pull' --prepare "sh -c '$PODMAN rmi -a -f >/dev/null 2>&1; $PODMAN system reset -f >/dev/null 2>&1; rm -rf $PODMAN_ROOT'" "$PODMAN pull -q $REF" \
   --command-name 'skopeo copy' --prepare "rm -rf $W/skopeo" "skopeo copy -q --src-tls-verify=false docker://$REF oci:$W/skopeo:x"
+
+# Alternating runs (ALTERNATE=N pairs): berth, podman, berth, ... so that a change in the load
+# lands on both sides; wall seconds per run, then medians.
+if [[ ${ALTERNATE:-0} -gt 0 ]]; then
+  : > "$RESULTS/alternate.txt"
+  for i in $(seq 1 "$ALTERNATE"); do
+    rm -rf "$STORE"
+    s=$(date +%s.%N); node "$ROOT/bench/pull-image.mjs" "$REF" "$STORE"; e=$(date +%s.%N)
+    echo "berth $(echo "$e - $s" | bc)" >> "$RESULTS/alternate.txt"
+    sh -c "$PODMAN rmi -a -f >/dev/null 2>&1; $PODMAN system reset -f >/dev/null 2>&1; rm -rf $PODMAN_ROOT"
+    s=$(date +%s.%N); $PODMAN pull -q "$REF" >/dev/null; e=$(date +%s.%N)
+    echo "podman $(echo "$e - $s" | bc)" >> "$RESULTS/alternate.txt"
+  done
+  for t in berth podman; do
+    echo "alternate: $t median $(awk -v t=$t '$1 == t {print $2}' "$RESULTS/alternate.txt" | sort -n | awk '{a[NR]=$1} END {printf "%.2f s (fastest %.2f s, %d runs)", a[int((NR+1)/2)], a[1], NR}')"
+  done
+fi
 
 # Unpack throughput on the largest layer of the image.
 LAYER=$(node -e '

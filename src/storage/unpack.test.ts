@@ -14,6 +14,7 @@ import zlib from 'node:zlib';
 
 import { ConflictError, InvalidArgumentError } from '../common/errors.js';
 import { makeTar, sha256, type TestEntry } from './tar.testutil.js';
+import { getxattr } from './xattr.testutil.js';
 import { cleanEntryPath, detectCompression, unpackLayer } from './unpack.js';
 
 const isRoot = process.getuid?.() === 0;
@@ -295,14 +296,6 @@ describe('unpackLayer', { skip: isRoot ? false : 'needs root' }, () => {
   });
 });
 
-/** An xattr's value as hex ('79' is "y"), or null when absent; read with python3 (Node cannot). */
-function getxattr(file: string, name: string): string | null {
-  const r = spawnSync('python3', ['-c', 'import os,sys\ntry: print(os.getxattr(sys.argv[1], sys.argv[2], follow_symlinks=False).hex())\nexcept OSError: print("-")', file, name], {
-    encoding: 'utf8',
-  });
-  const out = r.stdout.trim();
-  return out === '-' ? null : out;
-}
 
 describe('berth-fsop', { skip: isRoot ? false : 'needs root' }, () => {
   it('resolves every path beneath the layer and never through a symlink', async () => {

@@ -36,6 +36,7 @@ import zlib from 'node:zlib';
 import tar from 'tar-stream';
 
 import { BerthError, ConflictError, InvalidArgumentError, SystemError, UnsupportedError } from '../common/errors.js';
+import { drained } from '../common/streams.js';
 import { FsOp } from './fsop.js';
 
 export interface UnpackOptions {
@@ -429,19 +430,6 @@ function decompress(input: Readable, compression: Compression): { tar: Readable;
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
     },
   };
-}
-
-/** Waits for 'drain' (or the stream's end by error). */
-function drained(w: tar.Extract): Promise<void> {
-  return new Promise((resolve) => {
-    const done = () => {
-      w.off('drain', done);
-      w.off('close', done);
-      resolve();
-    };
-    w.on('drain', done);
-    w.on('close', done);
-  });
 }
 
 export async function unpackLayer(input: Readable, destDir: string, opts: UnpackOptions = {}): Promise<UnpackResult> {

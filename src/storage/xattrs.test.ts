@@ -12,6 +12,7 @@ import { after, describe, it } from 'node:test';
 
 import { writeDiffTar } from './snapshotter.js';
 import { unpackLayer } from './unpack.js';
+import { getxattr, setxattr } from './xattr.testutil.js';
 import { archivedXattr } from './xattrs.js';
 
 const isRoot = process.getuid?.() === 0;
@@ -19,16 +20,6 @@ const hasSetcap = spawnSync('setcap', ['-v', 'cap_net_raw+ep', '/nonexistent']).
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'berth-xattrs-'));
 after(() => fs.rmSync(tmp, { recursive: true, force: true }));
-
-const PY_GET = 'import os,sys\ntry: print(os.getxattr(sys.argv[1], sys.argv[2], follow_symlinks=False).hex())\nexcept OSError: print("-")';
-function getxattr(file: string, name: string): string | null {
-  const out = spawnSync('python3', ['-c', PY_GET, file, name], { encoding: 'utf8' }).stdout.trim();
-  return out === '-' ? null : out;
-}
-function setxattr(file: string, name: string, hex: string): void {
-  const r = spawnSync('python3', ['-c', 'import os,sys; os.setxattr(sys.argv[1], sys.argv[2], bytes.fromhex(sys.argv[3]), follow_symlinks=False)', file, name, hex], { encoding: 'utf8' });
-  assert.equal(r.status, 0, r.stderr);
-}
 
 describe('xattrs in archives', () => {
   it('keeps capabilities, user.* and trusted.*, never overlayfs’ own or host labels', () => {

@@ -12,6 +12,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 
+import { getxattr, setxattr } from '../../src/storage/xattr.testutil.js';
 import { startBerthd, type PrivateBerthd } from '../helpers/berthd.js';
 import { dockerdSkip, poll, which } from '../helpers/engines.js';
 
@@ -19,15 +20,6 @@ const skip = dockerdSkip || (!which('setcap', '/usr/sbin/setcap', '/sbin/setcap'
 const SETCAP = which('setcap', '/usr/sbin/setcap', '/sbin/setcap') ?? 'setcap';
 const GETCAP = which('getcap', '/usr/sbin/getcap', '/sbin/getcap') ?? 'getcap';
 
-const PY_GET = 'import os,sys\ntry: print(os.getxattr(sys.argv[1], sys.argv[2], follow_symlinks=False).hex())\nexcept OSError: print("-")';
-function getxattr(file: string, name: string): string | null {
-  const out = spawnSync('python3', ['-c', PY_GET, file, name], { encoding: 'utf8' }).stdout.trim();
-  return out === '-' ? null : out;
-}
-function setxattr(file: string, name: string, value: string): void {
-  const r = spawnSync('python3', ['-c', 'import os,sys; os.setxattr(sys.argv[1], sys.argv[2], sys.argv[3].encode(), follow_symlinks=False)', file, name, value], { encoding: 'utf8' });
-  assert.equal(r.status, 0, r.stderr);
-}
 const hex = (s: string): string => Buffer.from(s).toString('hex');
 function getcap(file: string): string {
   return spawnSync(GETCAP, [file], { encoding: 'utf8' }).stdout.trim();
@@ -47,8 +39,8 @@ describe('xattrs through commit, export and cp', { skip, timeout: 300_000 }, () 
     const merged = d.dockerOk(['inspect', '-f', '{{.GraphDriver.Data.MergedDir}}', src]).trim();
     assert.ok(await poll(() => fs.existsSync(path.join(merged, 'ready')), 10_000), 'the container prepared its files');
     assert.equal(spawnSync(SETCAP, ['cap_net_raw+ep', path.join(merged, 'tool')]).status, 0);
-    setxattr(path.join(merged, 'tool'), 'user.test', 'hello');
-    setxattr(path.join(merged, 'etc/passwd'), 'user.note', 'copied up'); // an image file: copy-up
+    setxattr(path.join(merged, 'tool'), 'user.test', hex('hello'));
+    setxattr(path.join(merged, 'etc/passwd'), 'user.note', hex('copied up')); // an image file: copy-up
   });
   after(async () => {
     await d?.stop();

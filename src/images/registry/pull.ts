@@ -10,6 +10,7 @@ import { once } from 'node:events';
 import { PassThrough } from 'node:stream';
 
 import { InvalidArgumentError } from '../../common/errors.js';
+import { drained } from '../../common/streams.js';
 import type { ContentStore, Descriptor, ImageManifest, Platform, ProgressListener } from '../types.js';
 import { repositoryScope, type RegistryAuth } from './auth.js';
 import { RegistryClient, TransientError, isTransient, withRetry } from './client.js';
@@ -66,17 +67,7 @@ export class LayerTap extends PassThrough {
 /** Writes a chunk to a tap, waiting while it is full; false once the tap is gone (destroyed). */
 async function feedTap(tap: LayerTap, chunk: Uint8Array): Promise<boolean> {
   if (tap.destroyed) return false;
-  if (!tap.write(chunk)) {
-    await new Promise<void>((resolve) => {
-      const done = () => {
-        tap.off('drain', done);
-        tap.off('close', done);
-        resolve();
-      };
-      tap.on('drain', done);
-      tap.on('close', done);
-    });
-  }
+  if (!tap.write(chunk)) await drained(tap);
   return !tap.destroyed;
 }
 
