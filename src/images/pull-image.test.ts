@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { after, describe, it } from 'node:test';
 import zlib from 'node:zlib';
 
 import { OverlaySnapshotter } from '../storage/snapshotter.js';
@@ -16,7 +16,7 @@ import { makeTar, sha256 } from '../storage/tar.testutil.js';
 import { LocalContentStore } from './content-store.js';
 import { ImageStore } from './image-store.js';
 import { pullImage } from './pull-image.js';
-import { FakeRegistry } from './registry/fake-registry.testutil.js';
+import { fakeRegistryForSuite, type FakeRegistry } from './registry/fake-registry.testutil.js';
 
 const isRoot = process.getuid?.() === 0;
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'berth-pull-image-'));
@@ -54,12 +54,7 @@ function findFile(dir: string, name: string): boolean {
 }
 
 describe('pullImage', { skip: isRoot ? false : 'needs root' }, () => {
-  let reg: FakeRegistry;
-  before(async () => {
-    reg = await new FakeRegistry().start();
-  });
-  after(() => reg.stop());
-  const opts = () => ({ insecure: [reg.host], auth: 'anonymous' as const });
+  const { reg, opts } = fakeRegistryForSuite();
 
   it('unpacks a layer while it downloads, and publishes the layers in order', async () => {
     const big = layer({ 'first.txt': 'early', 'rest.bin': Buffer.alloc(600_000, 7) });

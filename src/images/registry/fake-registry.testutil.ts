@@ -6,6 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { after, before } from 'node:test';
 
 import { sha256Digest } from '../digest.js';
 
@@ -195,4 +196,15 @@ export class FakeRegistry {
     res.writeHead(200, { 'content-length': blob.length, 'content-type': 'application/octet-stream', 'docker-content-digest': rest });
     res.end(req.method === 'HEAD' ? undefined : blob);
   }
+}
+
+/**
+ * A FakeRegistry for the describe block this is called in: started before its tests, stopped
+ * after them; `opts()` is what a pull needs to reach it (plain HTTP, anonymous).
+ */
+export function fakeRegistryForSuite(extra: { retries?: number } = {}): { reg: FakeRegistry; opts: () => { insecure: string[]; auth: 'anonymous'; retries?: number } } {
+  const reg = new FakeRegistry();
+  before(() => reg.start());
+  after(() => reg.stop());
+  return { reg, opts: () => ({ insecure: [reg.host], auth: 'anonymous' as const, ...extra }) };
 }

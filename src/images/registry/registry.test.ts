@@ -9,7 +9,7 @@ import { InvalidArgumentError, NotFoundError, UnsupportedError } from '../../com
 import type { ProgressEvent } from '../types.js';
 import { credentialsFromDockerConfig, parseWWWAuthenticate } from './auth.js';
 import { RegistryClient, RegistryError } from './client.js';
-import { FakeRegistry, sha } from './fake-registry.testutil.js';
+import { FakeRegistry, fakeRegistryForSuite, sha } from './fake-registry.testutil.js';
 import { pull } from './pull.js';
 import { push } from './push.js';
 import { parseRegistryRef } from './ref.js';
@@ -88,12 +88,7 @@ describe('parsing', () => {
 });
 
 describe('pull from a fake registry', () => {
-  let reg: FakeRegistry;
-  before(async () => {
-    reg = await new FakeRegistry().start();
-  });
-  after(() => reg.stop());
-  const opts = () => ({ insecure: [reg.host], auth: 'anonymous' as const });
+  const { reg, opts } = fakeRegistryForSuite();
 
   it('pulls by tag, in parallel, with progress; a second pull finds everything', async () => {
     const img = addImage(reg, 'lib/app', 'v1', [300_000, 5000, 70_000]);
@@ -338,12 +333,7 @@ describe('pull from a fake registry', () => {
 });
 
 describe('hostile registries', () => {
-  let reg: FakeRegistry;
-  before(async () => {
-    reg = await new FakeRegistry().start();
-  });
-  after(() => reg.stop());
-  const opts = () => ({ insecure: [reg.host], auth: 'anonymous' as const, retries: 2 });
+  const { reg, opts } = fakeRegistryForSuite({ retries: 2 });
 
   it('refuses a manifest that is not JSON, naming its digest; stores nothing', async () => {
     const m = reg.addManifest('h', 'notjson', Buffer.from('{"schemaVersion": 2, oops'), OCI_MANIFEST);
