@@ -77,6 +77,14 @@ export class Context {
     return n;
   }
 
+  /** `h` and `w` of a resize request (containers and execs), both required, non-negative. */
+  terminalSize(): { rows: number; cols: number } {
+    const rows = this.int('h');
+    const cols = this.int('w');
+    if (rows === undefined || cols === undefined || rows < 0 || cols < 0) throw new InvalidArgumentError('h and w must be given as non-negative integers', 'h');
+    return { rows, cols };
+  }
+
   /** The `filters` query parameter: {"key":["v"]} or the old {"key":{"v":true}}. */
   filters(): Record<string, string[]> {
     const text = this.query.get('filters');

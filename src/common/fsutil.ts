@@ -1,4 +1,4 @@
-/** Small file-system helpers shared by the stores: crash-safe writes, stale-owner checks. */
+/** Small file-system helpers shared by the stores: crash-safe writes, stale-owner checks, reads with a fallback. */
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
@@ -80,4 +80,24 @@ export async function syncDirectory(dir: string): Promise<void> {
   } finally {
     await handle.close();
   }
+}
+
+/** A text file's content, or `fallback` when it cannot be read (missing, unreadable). */
+export function readFileOr(file: string, fallback = ''): string {
+  try {
+    return fs.readFileSync(file, 'utf8');
+  } catch {
+    return fallback;
+  }
+}
+
+/** Writes a text file only when its content differs (a read is cheaper than a write on most file systems). */
+export function writeFileIfChanged(file: string, text: string, mode = 0o644): void {
+  let current: string | undefined;
+  try {
+    current = fs.readFileSync(file, 'utf8');
+  } catch {
+    /* not there yet */
+  }
+  if (current !== text) fs.writeFileSync(file, text, { mode });
 }

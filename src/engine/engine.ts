@@ -14,6 +14,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
+import { readFileOr } from '../common/fsutil.js';
 import { nativeBinary } from '../common/paths.js';
 import { ImageStore } from '../images/image-store.js';
 import { LocalContentStore } from '../images/content-store.js';
@@ -93,7 +94,7 @@ export class Engine {
     const dns = new EmbeddedDns({
       lookup: (name, client) => this.networks.lookup(name, client),
       reverse: (ip, client) => this.networks.reverse(ip, client),
-      upstreams: (client) => this.networks.dnsServersOf(client) ?? nameservers(readOr(hostResolvConf)),
+      upstreams: (client) => this.networks.dnsServersOf(client) ?? nameservers(readFileOr(hostResolvConf)),
     });
     this.networks = new NetworkService({
       dir: path.join(data, 'network'),
@@ -149,14 +150,6 @@ export class Engine {
     void this.networks.close();
     this.health.close();
     this.containers.close();
-  }
-}
-
-function readOr(file: string): string {
-  try {
-    return fs.readFileSync(file, 'utf8');
-  } catch {
-    return '';
   }
 }
 

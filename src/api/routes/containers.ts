@@ -232,9 +232,7 @@ export function containerRoutes(router: Router, engine: Engine): void {
   });
 
   router.post('/containers/{id}/resize', async (ctx) => {
-    const rows = ctx.int('h');
-    const cols = ctx.int('w');
-    if (rows === undefined || cols === undefined || rows < 0 || cols < 0) throw new InvalidArgumentError('h and w must be given as non-negative integers', 'h');
+    const { rows, cols } = ctx.terminalSize();
     await containers.resize(ctx.params.id!, rows, cols);
     ctx.noContent(200);
   });

@@ -77,9 +77,7 @@ export function execRoutes(router: Router, engine: Engine): void {
   });
 
   router.post('/exec/{id}/resize', async (ctx) => {
-    const rows = ctx.int('h');
-    const cols = ctx.int('w');
-    if (rows === undefined || cols === undefined || rows < 0 || cols < 0) throw new InvalidArgumentError('h and w must be given as non-negative integers', 'h');
+    const { rows, cols } = ctx.terminalSize();
     await execs.resize(ctx.params.id!, rows, cols);
     ctx.noContent(200);
   });

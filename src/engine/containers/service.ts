@@ -14,6 +14,7 @@ import type net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 
+import { readFileOr, writeFileIfChanged } from '../../common/fsutil.js';
 import { BerthError, ConflictError, ForbiddenError, InvalidArgumentError, NotFoundError, SystemError } from '../../common/errors.js';
 import type { ContentStore, ImageRecord } from '../../images/types.js';
 import type { ImageStore } from '../../images/image-store.js';
@@ -425,7 +426,7 @@ export class ContainerService {
       await this.opts.runtime.delete(id, true).catch(() => undefined);
       await this.opts.runtime.create(id, { bundle, shim: { dir: shimDir, stdin: record.config.OpenStdin === true, log: this.opts.log ?? DEFAULT_LOG_ROTATION } });
       await this.attachNetworks(record);
-      this.writeEtcFiles(record);
+      if (record.networks) this.writeEtcFiles(record);
       await this.runPendingAttach(id, shimDir);
       // Before the program runs: its first log lines are not older than StartedAt (logs
       // since=StartedAt, as testcontainers asks after a restart, must include them).
@@ -497,12 +498,13 @@ export class ContainerService {
     const dir = this.store.dir(record.id);
     const hostname = record.config.Hostname || record.id.slice(0, 12);
     const network = this.networkMode(record);
+    // A namespace of its own: hosts and resolv.conf from its settings (rewritten once its
+    // addresses are known). The host's: its files (loopback resolvers are reachable there).
+    if (network.kind === 'private') this.writeEtcFiles(record);
     const files: Record<string, string> = {
       hostname: `${hostname}\n`,
-      // The host's namespace: its hosts file and resolvers (loopback ones are reachable there).
-      // A private namespace's files are written once its addresses are known (writeEtcFiles).
-      hosts: network.kind === 'host' ? readOr('/etc/hosts', '') : '',
-      'resolv.conf': network.kind === 'host' ? readOr(this.hostResolvConfPath(), '') : '',
+      hosts: network.kind === 'host' ? readFileOr('/etc/hosts', '') : '',
+      'resolv.conf': network.kind === 'host' ? readFileOr(this.hostResolvConfPath(), '') : '',
     };
     // Another container's namespace: its files, as Docker shares them.
     const source = network.kind === 'container' ? this.store.dir(network.ref) : dir;
@@ -521,12 +523,11 @@ export class ContainerService {
   }
 
   /**
-   * /etc/hosts and /etc/resolv.conf of a container with a namespace of its own, rewritten at
-   * each start once its addresses are known (in place: the files are bind-mounted already, and
-   * the program has not started yet).
+   * /etc/hosts and /etc/resolv.conf of a container with a namespace of its own: written before
+   * the spec mounts them, and again (in place, before the program runs) once its addresses are
+   * known; each only when its content changes.
    */
   private writeEtcFiles(record: ContainerRecord): void {
-    if (this.networkMode(record).kind !== 'private') return;
     const dir = this.store.dir(record.id);
     const networks = record.networks ?? {};
     const links = Object.keys(networks).includes('bridge') ? this.legacyLinks(record) : [];
@@ -538,14 +539,14 @@ export class ContainerService {
       extraHosts: parseExtraHosts(record.hostConfig.ExtraHosts as string[] | undefined, this.opts.networks.hostGateway()),
     });
     const resolv = resolvConf({
-      host: readOr(this.hostResolvConfPath(), ''),
+      host: readFileOr(this.hostResolvConfPath(), ''),
       embedded: this.opts.networks.dnsServerFor(record.endpoints ?? {}),
       dns: record.hostConfig.Dns as string[] | undefined,
       dnsSearch: record.hostConfig.DnsSearch as string[] | undefined,
       dnsOptions: record.hostConfig.DnsOptions as string[] | undefined,
     });
-    fs.writeFileSync(path.join(dir, 'hosts'), hosts, { mode: 0o644 });
-    fs.writeFileSync(path.join(dir, 'resolv.conf'), resolv, { mode: 0o644 });
+    writeFileIfChanged(path.join(dir, 'hosts'), hosts);
+    writeFileIfChanged(path.join(dir, 'resolv.conf'), resolv);
   }
 
   /** `--link name:alias` on the default bridge: the running targets' addresses there, for /etc/hosts. */
@@ -1103,15 +1104,6 @@ export function checkRestartPolicy(host: ContainerHostConfig): void {
   if (count > 0 && name !== 'on-failure') throw new InvalidArgumentError(`invalid restart policy: maximum retry count can only be used with 'on-failure'`, 'HostConfig.RestartPolicy.MaximumRetryCount');
 }
 
-function readOr(file: string, fallback: string): string {
-  try {
-    return fs.readFileSync(file, 'utf8');
-  } catch {
-    return fallback;
-  }
-}
-
-/** The host's resolv.conf without loopback resolvers, which a container cannot reach (Docker's rule). */
 function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms).unref());
 }

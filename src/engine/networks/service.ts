@@ -12,7 +12,9 @@ import path from 'node:path';
 import { ConflictError, ForbiddenError, InvalidArgumentError, NotFoundError, UnsupportedError } from '../../common/errors.js';
 import { attachToBridge, detachVeth, detachVethAsync, enableHairpin, ensureBridge, hasDefaultRoute, hostRoutes, interfacesOf, macFor, removeBridge, vethName } from '../../network/bridge.js';
 import { Ipam, parseCidr, parseSubnet, subnetCidr, subnetContains, subnetsOverlap, type Subnet } from '../../network/ipam.js';
-import type { PortBinding, PortMap } from '../../network/ports.js';
+import type { EmbeddedDns } from '../../network/dns.js';
+import type { HostNat } from '../../network/nat.js';
+import type { PortBinding, PortMap, PortPublisher } from '../../network/ports.js';
 import type { EventBus } from '../events.js';
 import { matchesLabels } from '../image-filters.js';
 import type { EndpointConfig, EndpointState, NetworkRecord } from './record.js';
@@ -33,22 +35,10 @@ export interface NetworkMember {
   dns?: string[];
 }
 
-/** The parts of src/network this service drives (HostNat, EmbeddedDns, PortPublisher). */
-export interface NatApplier {
-  removeAll(): void;
-  apply(state: { networks: Array<{ bridge: string; subnet: string; gateway: string; internal: boolean }>; ports: ReturnType<PortReserver['natPorts']> }): void;
-}
-export interface DnsListener {
-  listen(address: string, opts?: { forward?: boolean }): Promise<void>;
-  unlisten(address: string): Promise<void>;
-  close(): Promise<void>;
-}
-export interface PortReserver {
-  publish(owner: string, target: { ip: string; bridge: string }, bindings: Record<string, PortBinding[] | null | undefined>): Promise<PortMap>;
-  unpublish(owner: string): Promise<void>;
-  natPorts(): Array<{ proto: 'tcp' | 'udp'; hostIp: string; hostPort: number; containerIp: string; containerPort: number; bridge: string }>;
-  close(): Promise<void>;
-}
+/** The parts of src/network this service drives (narrow, so that tests can pass fakes). */
+export type NatApplier = Pick<HostNat, 'apply' | 'removeAll'>;
+export type DnsListener = Pick<EmbeddedDns, 'listen' | 'unlisten' | 'close'>;
+export type PortReserver = Pick<PortPublisher, 'publish' | 'unpublish' | 'natPorts' | 'close'>;
 
 export interface NetworkServiceOptions {
   /** `<data-root>/network`: network records and each bridge network's address allocations. */
