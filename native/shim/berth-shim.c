@@ -16,6 +16,8 @@
  *                               comes, and from then on only as fast as stream clients take it
  *                               (none is dropped for being slow); for exec
  *   BERTH_SHIM_NO_LOG=1         no log.json (exec)
+ *   BERTH_SHIM_LOG_PATH=FILE    the log file instead of DIR/log.json (the engine keeps logs in its
+ *                               data root, so they outlive a reboot; DIR may be on a tmpfs)
  *   BERTH_SHIM_LOG_MAX_SIZE=N   rotate log.json once it holds N bytes (json-file max-size)
  *   BERTH_SHIM_LOG_MAX_FILES=N  log.json, log.json.1 ... log.json.(N-1) (json-file max-file)
  *   BERTH_SHIM_LINGER_MS=N      how long to serve shim.sock after the exit (default 10 s)
@@ -750,8 +752,11 @@ int main(int argc, char **argv) {
   unlink("exit.json");
   unlink("shim.pid");
   unlink("console.sock");
-  if (!env_num("BERTH_SHIM_NO_LOG", 0) && log_open("log.json", env_num("BERTH_SHIM_LOG_MAX_SIZE", 0), (int)env_num("BERTH_SHIM_LOG_MAX_FILES", 1)) < 0)
-    fail_errno("open %s/log.json", argv[1]);
+  const char *log_file = getenv("BERTH_SHIM_LOG_PATH");
+  if (!log_file || !*log_file) log_file = "log.json";
+  if (strlen(log_file) >= PATH_MAX) fail("BERTH_SHIM_LOG_PATH is too long");
+  if (!env_num("BERTH_SHIM_NO_LOG", 0) && log_open(log_file, env_num("BERTH_SHIM_LOG_MAX_SIZE", 0), (int)env_num("BERTH_SHIM_LOG_MAX_FILES", 1)) < 0)
+    fail_errno("open %s (in %s)", log_file, argv[1]);
   log_tee = tee_to_attached;
 
   int listen_fd = listen_on("shim.sock", argv[1]);

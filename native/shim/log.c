@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -39,7 +40,7 @@ int log_open(const char *path, long long max_size, int max_files) {
 /* Docker's order: drop the oldest, shift the others up, the current file becomes .1. A
    reader may miss or repeat entries while this happens; the file itself is never torn. */
 static void rotate(void) {
-  char from[80], to[80];
+  char from[PATH_MAX + 16], to[PATH_MAX + 16];
   if (log_max_files >= 2) {
     snprintf(to, sizeof to, "%s.%d", log_path, log_max_files - 1);
     unlink(to);

@@ -10,7 +10,7 @@ import { parseArgs } from 'node:util';
 
 import { ApiServer } from '../api/server.js';
 import { Engine } from '../engine/engine.js';
-import { enableCgroupFavorDynmods } from '../engine/host-tuning.js';
+import { enableCgroupFavorDynmods, ensureExecRootTmpfs } from '../engine/host-tuning.js';
 
 const USAGE = `Usage: berthd [OPTIONS]
 
@@ -32,6 +32,9 @@ Options:
                               resolv.conf and the embedded DNS server's upstreams
       --no-cgroup-favordynmods  Leave the kernel's cgroup favordynmods flag alone (berthd sets
                               it: ~12 ms less per container start; see src/engine/host-tuning.ts)
+      --no-exec-root-tmpfs    Leave an exec root that is on a disk as it is (berthd mounts a
+                              tmpfs on an empty one, as /run is on most hosts: ~2.5 ms less
+                              per container start and exit here; see src/engine/host-tuning.ts)
       --config-file FILE      (default /etc/berth/daemon.json)
   -D, --debug                 Log every request
   -l, --log-level LEVEL       debug|info|warn|error|fatal (default info)
@@ -52,6 +55,7 @@ interface DaemonConfig {
   iptables?: boolean;
   'resolv-conf'?: string;
   'cgroup-favordynmods'?: boolean;
+  'exec-root-tmpfs'?: boolean;
   debug?: boolean;
   'log-level'?: string;
 }
@@ -115,6 +119,7 @@ async function main(): Promise<void> {
         iptables: { type: 'string' },
         'resolv-conf': { type: 'string' },
         'no-cgroup-favordynmods': { type: 'boolean' },
+        'no-exec-root-tmpfs': { type: 'boolean' },
         'config-file': { type: 'string' },
         debug: { type: 'boolean', short: 'D' },
         'log-level': { type: 'string', short: 'l' },
@@ -168,6 +173,10 @@ async function main(): Promise<void> {
 
   if (!flags['no-cgroup-favordynmods'] && config['cgroup-favordynmods'] !== false) {
     const tuned = enableCgroupFavorDynmods();
+    log(`host tuning: ${tuned.setting}: ${tuned.detail}`);
+  }
+  if (!flags['no-exec-root-tmpfs'] && config['exec-root-tmpfs'] !== false) {
+    const tuned = ensureExecRootTmpfs(execRoot);
     log(`host tuning: ${tuned.setting}: ${tuned.detail}`);
   }
   const engine = await Engine.open({

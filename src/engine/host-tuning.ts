@@ -34,3 +34,27 @@ export function enableCgroupFavorDynmods(): TuningResult {
   if (r.status !== 0) return { setting, changed: false, detail: `remount of ${mount.mountPoint} failed: ${(r.stderr || '').trim()}` };
   return { setting, changed: true, detail: `set on ${mount.mountPoint}` };
 }
+
+const TMPFS_MAGIC = 0x01021994;
+const RAMFS_MAGIC = 0x858458f6;
+
+/**
+ * The exec root on a tmpfs, as dockerd's /var/run/docker and containerd's /run/containerd are on
+ * distributions whose /run is one. It holds only what must not outlive a boot (runtime state,
+ * shim sockets, bundles, rootfs mount points); every container start and exit makes and removes
+ * a dozen files and directories there, which on a disk cost ~0.2–2 ms each (rmdir on ext4 with
+ * online discard: ~1.5 ms), ~2.5 ms of a ~28 ms API container cycle here. When the exec root is
+ * on a disk and empty (a first start), berthd mounts a tmpfs on it and leaves it mounted (a
+ * restarted berthd finds its shims' sockets there). A non-empty one is used as it is: mounting
+ * over it would hide the state of running containers.
+ */
+export function ensureExecRootTmpfs(execRoot: string): TuningResult {
+  const setting = 'exec root on tmpfs';
+  fs.mkdirSync(execRoot, { recursive: true, mode: 0o711 });
+  const type = fs.statfsSync(execRoot).type;
+  if (type === TMPFS_MAGIC || type === RAMFS_MAGIC) return { setting, changed: false, detail: `${execRoot} is on a tmpfs already` };
+  if (fs.readdirSync(execRoot).length > 0) return { setting, changed: false, detail: `${execRoot} is on a disk and not empty; used as it is` };
+  const r = spawnSync('mount', ['-t', 'tmpfs', '-o', 'mode=0711,nosuid,nodev', 'berth-exec', execRoot], { encoding: 'utf8' });
+  if (r.status !== 0) return { setting, changed: false, detail: `mounting a tmpfs on ${execRoot} failed: ${(r.stderr || '').trim()}; used as it is` };
+  return { setting, changed: true, detail: `mounted a tmpfs on ${execRoot}` };
+}

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 
-import { MAX_MOUNT_DATA, mountRequest } from './mount.js';
+import { MAX_MOUNT_DATA, mountRequest, volatileUpper } from './mount.js';
 
 describe('mountRequest', () => {
   it('binds, and mounts with mount(2) data while the options fit in a page', () => {
@@ -25,5 +25,16 @@ describe('mountRequest', () => {
     const long = '/x'.repeat(MAX_MOUNT_DATA);
     const req = mountRequest({ type: 'overlay', source: 'overlay', options: [`lowerdir=/a\\:b:${long}`] }, 't');
     assert.deepEqual(req.args[2]!.split('\0').slice(1), ['lowerdir+=/a:b', `lowerdir+=${long}`]);
+  });
+});
+
+describe('volatileUpper', () => {
+  it('adds volatile to a writable overlay only, once', () => {
+    const rw = { type: 'overlay', source: 'overlay', options: ['lowerdir=/l/a', 'upperdir=/u', 'workdir=/w'] };
+    const ro = { type: 'overlay', source: 'overlay', options: ['lowerdir=/l/a:/l/b'] };
+    const bind = { type: 'bind', source: '/s', options: ['rbind'] };
+    assert.deepEqual(volatileUpper([rw, ro, bind]), [{ ...rw, options: [...rw.options, 'volatile'] }, ro, bind]);
+    assert.deepEqual(volatileUpper(volatileUpper([rw])), volatileUpper([rw]));
+    assert.deepEqual(rw.options, ['lowerdir=/l/a', 'upperdir=/u', 'workdir=/w'], 'the input is left alone');
   });
 });

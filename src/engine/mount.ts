@@ -49,6 +49,17 @@ export function mountRequest(m: Mount, target: string): MountRequest {
   return { op: 'fsmount', args: [m.type, target, params.join('\0')] };
 }
 
+/**
+ * The same mounts with overlay's `volatile` option (Linux >= 5.10): the overlay skips every sync
+ * of its upper layer, its unmount (which otherwise syncs the upper file system, 1–4 ms here)
+ * included. For a writable layer that is thrown away at the container's exit (`--rm`), which a
+ * crash of the host can only leave half-written: overlayfs then refuses to mount it again, and
+ * nobody does.
+ */
+export function volatileUpper(mounts: Mount[]): Mount[] {
+  return mounts.map((m) => (m.type === 'overlay' && m.options.some((o) => o.startsWith('upperdir=')) && !m.options.includes('volatile') ? { ...m, options: [...m.options, 'volatile'] } : m));
+}
+
 export function isMountPoint(target: string): boolean {
   try {
     return parseMountinfo(fs.readFileSync('/proc/self/mountinfo', 'utf8')).some((m) => m.mountPoint === target);

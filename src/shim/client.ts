@@ -7,6 +7,7 @@
  *   shim.sock  its control socket (while it runs)     shim.pid  its pid (while it runs)
  *   log.json   the output, Docker json-file lines     exit.json {"status","signal","finished"}
  *   log.json.1 ... older output, after rotation       console.sock  where the pty master comes (tty)
+ * (the log files elsewhere if ShimLogOptions.file says so).
  */
 import fs from 'node:fs';
 import net from 'node:net';
@@ -22,6 +23,8 @@ import { spawnShim, type ShimProcess } from './spawner.js';
 
 /** Docker's json-file max-size and max-file. */
 export interface ShimLogOptions {
+  /** The log file, absolute (default: log.json in the shim's directory). */
+  file?: string;
   /** Rotate log.json once it holds this many bytes (default: never). */
   maxSize?: number;
   /** How many files to keep, log.json included: log.json.1 ... log.json.(maxFiles-1) (default 1: truncate). */
@@ -93,6 +96,7 @@ function shimEnv(opts: ShimOptions & { tty?: boolean }): Record<string, string> 
   if (opts.stdin) env.BERTH_SHIM_STDIN = '1';
   if (opts.hold) env.BERTH_SHIM_HOLD = '1';
   if (opts.log === false) env.BERTH_SHIM_NO_LOG = '1';
+  if (opts.log && opts.log.file) env.BERTH_SHIM_LOG_PATH = path.resolve(opts.log.file);
   if (opts.log && opts.log.maxSize) env.BERTH_SHIM_LOG_MAX_SIZE = String(opts.log.maxSize);
   if (opts.log && opts.log.maxFiles) env.BERTH_SHIM_LOG_MAX_FILES = String(opts.log.maxFiles);
   if (process.env.BERTH_NSEXEC_TRACE) env.BERTH_NSEXEC_TRACE = '1';
@@ -320,12 +324,16 @@ function readIfExists(file: string): string {
   }
 }
 
+/** Where a shim started without ShimLogOptions.file writes its log. */
+export function shimLogFile(dir: string): string {
+  return path.join(dir, 'log.json');
+}
+
 /**
- * The entries of `<dir>/log.json` and its rotated files (oldest first): those at or after
+ * The entries of the log `file` (a shim's log.json) and its rotated files (oldest first): those at or after
  * `since`, and of those the last `tail`. A rotation while reading may repeat or skip entries.
  */
-export function readLog(dir: string, opts: { since?: Date | string; tail?: number } = {}): LogEntry[] {
-  const file = path.join(dir, 'log.json');
+export function readLog(file: string, opts: { since?: Date | string; tail?: number } = {}): LogEntry[] {
   let rotated = 0;
   while (fs.existsSync(`${file}.${rotated + 1}`)) rotated++;
   const texts: string[] = [];

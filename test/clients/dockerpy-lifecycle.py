@@ -108,7 +108,9 @@ def run_foreground_remove():
 def run_detached_remove():
     if not version_gte(api._version, '1.25'):
         return  # docker-py itself refuses detach with remove below 1.25 (no AutoRemove there)
-    c = client.containers.run('busybox', ['sh', '-c', 'echo bye; exit 0'], detach=True, remove=True, name=name('autorm'))
+    # It lives a moment: an AutoRemove container that is already gone answers wait with 404
+    # (so does dockerd's, but its exit and removal take longer than docker-py's next request).
+    c = client.containers.run('busybox', ['sh', '-c', 'sleep 0.5; echo bye; exit 0'], detach=True, remove=True, name=name('autorm'))
     eq(c.wait(timeout=30)['StatusCode'], 0, 'exit status')
     deadline = time.time() + 10
     while time.time() < deadline:

@@ -10,6 +10,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 
 import { PACKAGE_ROOT } from '../../src/common/paths.js';
+import { mountPointsUnder } from '../../src/common/mountinfo.js';
 import { HostNat, natChainPrefix } from '../../src/network/nat.js';
 import { cgroupRoots, cmd, DOCKER, existingCgroups, pidsMentioning, poll, removeCgroups, stopPid, unmountUnder, type CmdResult } from './engines.js';
 import { testImagesDir } from './images.js';
@@ -23,6 +24,8 @@ export interface PrivateBerthd {
   env: NodeJS.ProcessEnv;
   cgroupParent: string;
   pid(): number | undefined;
+  /** Mount points under the daemon's directory, except the exec root's own tmpfs (berthd mounts it). */
+  mountsLeft(): string[];
   docker(args: string[], timeoutMs?: number, input?: string): CmdResult;
   dockerOk(args: string[], timeoutMs?: number): string;
   /** Loads test images (busybox, multilayer, web) from their docker-archive tarballs. */
@@ -170,5 +173,6 @@ export async function startBerthd(opts: { prefix?: string; timeoutMs?: number; e
     await stop();
     throw err;
   }
-  return { dir, socket, env, cgroupParent, pid: () => daemonPid, docker, dockerOk, loadImages, logTail, kill9, start, stop };
+  const mountsLeft = (): string[] => mountPointsUnder(dir).filter((p) => p !== path.join(dir, 'exec'));
+  return { dir, socket, env, cgroupParent, pid: () => daemonPid, mountsLeft, docker, dockerOk, loadImages, logTail, kill9, start, stop };
 }

@@ -10,7 +10,6 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 
-import { mountPointsUnder } from '../../src/common/mountinfo.js';
 import { startBerthd, type PrivateBerthd } from '../helpers/berthd.js';
 import { DOCKER, dockerdSkip, poll, ptyRun, shellSteps, which } from '../helpers/engines.js';
 
@@ -32,8 +31,22 @@ describe('berthd with the docker CLI', { skip }, () => {
     assert.equal(r.status, 0, r.stderr + d.logTail());
     assert.equal(r.stdout, 'hi\n');
     assert.equal(d.dockerOk(['ps', '-aq']), '');
-    assert.deepEqual(mountPointsUnder(d.dir), []);
+    assert.deepEqual(d.mountsLeft(), []);
     assert.deepEqual(fs.readdirSync(path.join(d.dir, 'exec', 'runtime')), []);
+  });
+
+  it('the writable layer of a --rm container is volatile (never synced: it goes at the exit), a kept one is not', () => {
+    const rootSuperOptions = (args: string[]): string => {
+      const mountinfo = d.dockerOk(['run', ...args, 'busybox', 'cat', '/proc/self/mountinfo']);
+      const root = mountinfo.split('\n').find((l) => l.split(' ')[4] === '/');
+      assert.ok(root, mountinfo);
+      return root.split(' - ')[1]!;
+    };
+    assert.match(rootSuperOptions(['--rm']), /^overlay .*,(fsync=)?volatile(,|$)/); // fsync=volatile on Linux >= 6.6
+    const kept = rootSuperOptions(['--name', 'kept-layer']);
+    assert.match(kept, /^overlay /);
+    assert.doesNotMatch(kept, /volatile/);
+    d.dockerOk(['rm', 'kept-layer']);
   });
 
   it('run passes the exit code, stdout and stderr apart', () => {
@@ -76,7 +89,7 @@ describe('berthd with the docker CLI', { skip }, () => {
     assert.match(d.dockerOk(['logs', '--tail', '1', 'ticker']), /bye/);
     assert.equal(await followEnded, 0, 'logs -f returns when the container stops');
     assert.match(followed, /bye\n$/);
-    assert.deepEqual(mountPointsUnder(d.dir), [], 'the rootfs is unmounted after the exit');
+    assert.deepEqual(d.mountsLeft(), [], 'the rootfs is unmounted after the exit');
 
     d.dockerOk(['start', 'ticker']);
     assert.equal(d.dockerOk(['inspect', '-f', '{{.State.Running}}', 'ticker']).trim(), 'true');
@@ -90,7 +103,7 @@ describe('berthd with the docker CLI', { skip }, () => {
     d.dockerOk(['start', 'ticker']);
     d.dockerOk(['rm', '-f', 'ticker']);
     assert.equal(d.docker(['inspect', 'ticker']).status, 1);
-    assert.deepEqual(mountPointsUnder(d.dir), []);
+    assert.deepEqual(d.mountsLeft(), []);
   });
 
   it('stop sends SIGKILL after the timeout to a PID 1 that ignores SIGTERM', () => {

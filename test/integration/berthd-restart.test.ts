@@ -5,14 +5,15 @@
  * is removed nothing is left: no mounts, cgroups, runtime state or processes.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 
-import { mountPointsUnder } from '../../src/common/mountinfo.js';
 import { startBerthd, type PrivateBerthd } from '../helpers/berthd.js';
 import { cgroupRoots, DOCKER, dockerdSkip, pidsMentioning, poll, sleep } from '../helpers/engines.js';
+
+const TMPFS_MAGIC = 0x01021994;
 
 function parentOf(pid: number): number | undefined {
   try {
@@ -107,7 +108,7 @@ describe('berthd survives kill -9', { skip: dockerdSkip }, () => {
     assert.equal(d.dockerOk(['ps', '-aq']), '');
 
     // Nothing left: mounts, runtime state, cgroups, processes (but the daemon itself).
-    assert.deepEqual(mountPointsUnder(d.dir), []);
+    assert.deepEqual(d.mountsLeft(), []);
     assert.deepEqual(fs.readdirSync(path.join(d.dir, 'exec', 'runtime')), []);
     for (const root of cgroupRoots()) {
       const parent = path.join(root, d.cgroupParent);
@@ -119,5 +120,43 @@ describe('berthd survives kill -9', { skip: dockerdSkip }, () => {
     assert.ok(await poll(() => strays().length === 0, 15_000), `processes left: ${strays().map((p) => `${p} ${cmdline(p)}`).join('; ')}`);
     const snapshots = fs.readdirSync(path.join(d.dir, 'data', 'snapshots', 'snapshots'));
     assert.deepEqual(snapshots, [], 'no writable layer left');
+  });
+
+  it('keeps containers and their logs when the exec root is lost, as after a reboot', async () => {
+    // berthd mounts a tmpfs on an empty exec root that is on a disk (/tmp is one here), and
+    // keeps logs in the data root, so that losing the tmpfs (a reboot) loses no log.
+    const execRoot = path.join(d.dir, 'exec');
+    assert.equal(fs.statfsSync(execRoot).type, TMPFS_MAGIC, 'the exec root is a tmpfs');
+    const done = d.dockerOk(['run', '-d', '--name', 'done', 'busybox', 'echo', 'finished']).trim();
+    assert.equal(d.dockerOk(['wait', done]).trim(), '0');
+    const up = d.dockerOk(['run', '-d', '--name', 'up', 'busybox', 'sh', '-c', 'echo started; exec sleep 1000']).trim();
+    assert.ok(await poll(() => d.docker(['logs', up]).stdout === 'started\n', 5000), 'the running container logged');
+    const logPath = d.dockerOk(['inspect', '-f', '{{.LogPath}}', up]).trim();
+    assert.ok(logPath.startsWith(path.join(d.dir, 'data') + '/'), `the log is in the data root: ${logPath}`);
+
+    // "Reboot": the daemon, the shims and the containers die, the exec root's tmpfs goes.
+    await d.kill9();
+    for (const pid of pidsMentioning(d.dir)) process.kill(pid, 'SIGKILL');
+    for (const root of cgroupRoots()) {
+      const parent = path.join(root, d.cgroupParent);
+      if (!fs.existsSync(parent)) continue;
+      for (const e of fs.readdirSync(parent, { withFileTypes: true }).filter((x) => x.isDirectory())) {
+        for (const pid of fs.readFileSync(path.join(parent, e.name, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean)) process.kill(Number(pid), 'SIGKILL');
+      }
+    }
+    assert.ok(await poll(() => pidsMentioning(d.dir).length === 0, 5000), 'shims gone');
+    assert.equal(spawnSync('umount', ['-l', execRoot]).status, 0);
+    await d.start();
+
+    assert.equal(fs.statfsSync(execRoot).type, TMPFS_MAGIC, 'a new tmpfs on the exec root');
+    assert.equal(d.dockerOk(['logs', done]), 'finished\n');
+    assert.equal(d.dockerOk(['logs', up]), 'started\n');
+    assert.match(d.dockerOk(['inspect', '-f', '{{.State.Status}}', up]).trim(), /^exited$/);
+    // It starts again, appending to the same log.
+    d.dockerOk(['start', up]);
+    assert.ok(await poll(() => d.docker(['logs', up]).stdout === 'started\nstarted\n', 5000), d.docker(['logs', up]).stdout);
+    d.dockerOk(['rm', '-f', done, up]);
+    assert.ok(!fs.existsSync(logPath), 'rm removes the log');
+    assert.deepEqual(d.mountsLeft(), []);
   });
 });

@@ -9,7 +9,6 @@ import fs from 'node:fs';
 import http from 'node:http';
 import { after, before, describe, it } from 'node:test';
 
-import { mountPointsUnder } from '../../src/common/mountinfo.js';
 import { startBerthd, type PrivateBerthd } from '../helpers/berthd.js';
 import { dockerdSkip, poll } from '../helpers/engines.js';
 
@@ -107,7 +106,7 @@ describe('berthd secure defaults', { skip: dockerdSkip }, () => {
     assert.ok(await poll(() => d.dockerOk(['logs', ids[0]!]).includes('wrote'), 5000));
     assert.equal(d.dockerOk(['logs', ids[0]!]), '0\nwrote\n0\n', 'root inside owns the image files and can write them');
     d.dockerOk(['rm', '-f', ...ids]);
-    assert.deepEqual(mountPointsUnder(d.dir), [], 'idmapped layers are unmounted');
+    assert.deepEqual(d.mountsLeft(), [], 'idmapped layers are unmounted');
   });
 
   it('runs as the requested user with no capabilities', () => {

@@ -12,7 +12,6 @@ import { after, before, describe, it } from 'node:test';
 
 import Docker from 'dockerode';
 
-import { mountPointsUnder } from '../../src/common/mountinfo.js';
 import { startBerthd, type PrivateBerthd } from '../helpers/berthd.js';
 import { dockerdSkip, poll } from '../helpers/engines.js';
 
@@ -283,6 +282,6 @@ describe('dockerode against berthd', { skip }, () => {
     const all = await docker.listContainers({ all: true });
     assert.deepEqual(all.filter((c) => made.includes(c.Id)), []);
     for (const id of made) assert.equal(await statusOf(docker.getContainer(id).inspect()), 404);
-    assert.ok(await poll(() => mountPointsUnder(d.dir).length === 0, 5000), String(mountPointsUnder(d.dir)));
+    assert.ok(await poll(() => d.mountsLeft().length === 0, 5000), String(d.mountsLeft()));
   });
 });

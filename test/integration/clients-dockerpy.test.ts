@@ -12,7 +12,6 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 
 import { PACKAGE_ROOT } from '../../src/common/paths.js';
-import { mountPointsUnder } from '../../src/common/mountinfo.js';
 import { startBerthd, type PrivateBerthd } from '../helpers/berthd.js';
 import { dockerdSkip } from '../helpers/engines.js';
 
@@ -99,7 +98,7 @@ describe('docker-py against berthd', { skip }, () => {
 
   it('nothing is left running or mounted', () => {
     assert.equal(d.dockerOk(['ps', '-aq']), '');
-    assert.deepEqual(mountPointsUnder(d.dir), []);
+    assert.deepEqual(d.mountsLeft(), []);
     assert.deepEqual(fs.readdirSync(path.join(d.dir, 'exec', 'runtime')), []);
   });
 });

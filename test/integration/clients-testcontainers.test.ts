@@ -15,7 +15,6 @@ import { after, before, describe, it } from 'node:test';
 import Docker from 'dockerode';
 import { GenericContainer, Wait } from 'testcontainers';
 
-import { mountPointsUnder } from '../../src/common/mountinfo.js';
 import { startBerthd, type PrivateBerthd } from '../helpers/berthd.js';
 import { dockerdSkip } from '../helpers/engines.js';
 
@@ -167,6 +166,6 @@ describe('testcontainers against berthd', { skip }, () => {
 
   it('nothing is left: no container, no mount', async () => {
     assert.deepEqual(await docker.listContainers({ all: true }), []);
-    assert.deepEqual(mountPointsUnder(d.dir), []);
+    assert.deepEqual(d.mountsLeft(), []);
   });
 });

@@ -15,7 +15,7 @@ import { after, describe, it } from 'node:test';
 import { nativeBinary } from '../../src/common/paths.js';
 import { Runtime } from '../../src/runtime/runtime.js';
 import type { Process, Spec } from '../../src/runtime/spec/config.js';
-import { FrameParser, readExit, readLog, ShimClient, type Frame, type ShimOptions } from '../../src/shim/client.js';
+import { FrameParser, readExit, readLog, shimLogFile, ShimClient, type Frame, type ShimOptions } from '../../src/shim/client.js';
 import { makeBundle, type TestBundle } from '../helpers/images.js';
 import { alive, cleanUp, logText, memory } from '../helpers/shim.js';
 import { isRoot, uniqueId, waitFor } from '../helpers/runtime.js';
@@ -93,7 +93,7 @@ describe('berth-shim: terminals, stdin, streams, exec', { skip: !isRoot && 'need
     assert.ok(rssKb > 0 && rssKb < 3 * 1024, `shim RSS ${rssKb} kB is under 3 MB`);
 
     const expected = '/dev/pts/0\r\n30 100\r\nerr\r\n';
-    const log = readLog(c.dir);
+    const log = readLog(shimLogFile(c.dir));
     assert.equal(logText(log, 'stdout'), expected);
     assert.equal(logText(log, 'stderr'), '', 'a terminal has no stderr of its own');
     assert.ok(stream.all.every((f) => f.stream === 1));
@@ -121,7 +121,7 @@ describe('berth-shim: terminals, stdin, streams, exec', { skip: !isRoot && 'need
     assert.equal(exit.status, 0, 'cat exited at the end of its input');
     await secondFrames.ended;
     assert.equal(secondFrames.text(1), 'bye\n');
-    assert.equal(logText(readLog(c.dir), 'stdout'), 'hello\nbye\n');
+    assert.equal(logText(readLog(shimLogFile(c.dir)), 'stdout'), 'hello\nbye\n');
   });
 
   it('resizes the terminal (stty size sees it), writes stdin to the pty, and sends ^D for "once"', T, async () => {
@@ -245,11 +245,11 @@ describe('berth-shim: terminals, stdin, streams, exec', { skip: !isRoot && 'need
     for (const f of files) assert.ok(fs.statSync(path.join(c.dir, f)).size < 4096 + entryMax, `${f} is at most max-size and one entry`);
     for (const f of ['log.json.1', 'log.json.2']) assert.ok(fs.statSync(path.join(c.dir, f)).size >= 4096, `${f} was rotated when full`);
 
-    const numbers = readLog(c.dir).map((e) => Number(/^line (\d+) /.exec(e.log)?.[1]));
+    const numbers = readLog(shimLogFile(c.dir)).map((e) => Number(/^line (\d+) /.exec(e.log)?.[1]));
     assert.equal(numbers.at(-1), lines - 1, 'ends with the last line');
     assert.ok(numbers[0] > 0, 'the oldest lines were rotated away');
     assert.deepEqual(numbers, numbers.map((_, i) => numbers[0] + i), 'oldest first, none missing in between');
-    assert.equal(readLog(c.dir, { tail: 2 }).map((e) => e.log.split(' ')[1]).join(','), `${lines - 2},${lines - 1}`);
+    assert.equal(readLog(shimLogFile(c.dir), { tail: 2 }).map((e) => e.log.split(' ')[1]).join(','), `${lines - 2},${lines - 1}`);
   });
 });
 
@@ -262,11 +262,11 @@ describe('berth-init', { skip: !isRoot && 'needs root' }, () => {
   it('passes SIGTERM on to its child and exits with the child status', T, async () => {
     const c = await create(init('sh', '-c', 'trap "echo term; exit 42" TERM; echo ready; while :; do sleep 0.05; done'), { edit: withInit });
     await runtime.start(c.id);
-    await waitFor(() => logText(readLog(c.dir), 'stdout') === 'ready\n', 5000, 'the child to be ready');
+    await waitFor(() => logText(readLog(shimLogFile(c.dir)), 'stdout') === 'ready\n', 5000, 'the child to be ready');
     await c.client.kill('SIGTERM'); // to PID 1, berth-init
     const exit = await c.client.wait();
     assert.deepEqual([exit.status, exit.signal], [42, 0]);
-    assert.equal(logText(readLog(c.dir), 'stdout'), 'ready\nterm\n');
+    assert.equal(logText(readLog(shimLogFile(c.dir)), 'stdout'), 'ready\nterm\n');
   });
 
   it('reaps orphaned zombies, and reports a child killed by a signal as 128+N', T, async () => {

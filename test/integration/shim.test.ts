@@ -15,7 +15,7 @@ import { mountPointsUnder } from '../../src/common/mountinfo.js';
 import { PACKAGE_ROOT } from '../../src/common/paths.js';
 import { Runtime } from '../../src/runtime/runtime.js';
 import type { Spec } from '../../src/runtime/spec/config.js';
-import { readExit, readLog, ShimClient, shimPid, type LogEntry } from '../../src/shim/client.js';
+import { readExit, readLog, shimLogFile, ShimClient, shimPid, type LogEntry } from '../../src/shim/client.js';
 import { makeBundle, type TestBundle } from '../helpers/images.js';
 import { alive, cleanUp, logText, memory } from '../helpers/shim.js';
 import { isRoot, uniqueId, waitFor } from '../helpers/runtime.js';
@@ -92,14 +92,14 @@ describe('berth-shim', { skip: !isRoot && 'needs root' }, () => {
     assert.deepEqual(await client.wait(), exit, 'wait after the exit answers at once');
     assert.equal((await client.state()).status, 'stopped');
 
-    const log = readLog(dir);
+    const log = readLog(shimLogFile(dir));
     assert.equal(logText(log, 'stdout'), 'out\n');
     assert.equal(logText(log, 'stderr'), 'err\n');
     for (const e of log) assert.match(e.time, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z$/);
     await attaching;
     assert.deepEqual(attached, log, 'attach streamed what was logged, and ended at the exit');
-    assert.deepEqual(readLog(dir, { tail: 1 }), log.slice(-1));
-    assert.deepEqual(readLog(dir, { since: new Date(Date.now() + 60_000) }), []);
+    assert.deepEqual(readLog(shimLogFile(dir), { tail: 1 }), log.slice(-1));
+    assert.deepEqual(readLog(shimLogFile(dir), { since: new Date(Date.now() + 60_000) }), []);
 
     await deleteAndCheck(id, bundle, dir, launched.pid, cgroups);
   });
@@ -134,7 +134,7 @@ describe('berth-shim', { skip: !isRoot && 'needs root' }, () => {
     assert.equal(Number(/PPid:\s+(\d+)/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]), shim, "the shim is the container's parent");
     const exit = await new ShimClient(dir).wait();
     assert.equal(exit.status, 5);
-    assert.equal(logText(readLog(dir), 'stdout'), 'first\nsecond\n', 'output after the starter died is logged');
+    assert.equal(logText(readLog(shimLogFile(dir)), 'stdout'), 'first\nsecond\n', 'output after the starter died is logged');
 
     await deleteAndCheck(id, bundle, dir, pid, cgroups);
   });
@@ -145,7 +145,7 @@ describe('berth-shim', { skip: !isRoot && 'needs root' }, () => {
     const cgroups = cgroupDirs(launched.pid, id);
     await runtime.start(id);
     assert.equal((await new ShimClient(dir).wait()).status, 0);
-    const log = readLog(dir);
+    const log = readLog(shimLogFile(dir));
     assert.equal(log[0].log, '\ufffd\u20ac\u0001"\\\n');
     assert.ok(log.every((e) => e.log.length <= 16384) && log.some((e) => e.log.length === 16384), 'a long line is logged in parts of 16 KiB');
     assert.equal(logText(log, 'stdout'), `\ufffd\u20ac\u0001"\\\n${'a'.repeat(20000)}\nno newline`);

@@ -74,7 +74,7 @@ function matchesFilters(c: ContainerRecord, filters: Record<string, string[]>): 
 export function containerRoutes(router: Router, engine: Engine): void {
   const containers = engine.containers;
   const inspectPaths = (c: ContainerRecord): { logPath: string; dir: string; rootfs: string } => ({
-    logPath: path.join(containers.shimDir(c.id), 'log.json'),
+    logPath: containers.logFile(c),
     dir: containers.store.dir(c.id),
     rootfs: path.join(path.dirname(containers.shimDir(c.id)), 'rootfs'),
   });

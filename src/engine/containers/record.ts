@@ -95,6 +95,12 @@ export interface ContainerRecord {
   ports?: Record<string, Array<{ HostIp: string; HostPort: string }> | null>;
   /** Its own range of host ids when it runs in a user namespace (see userns.ts). */
   idRange?: { base: number; size: number };
+  /**
+   * Its json-file log, in its directory under the data root (as dockerd's <id>-json.log), so the
+   * log outlives a reboot and the exec root can be a tmpfs. Absent in records made before that:
+   * their log is log.json in the shim's directory.
+   */
+  logPath?: string;
 }
 
 export const ZERO_TIME = '0001-01-01T00:00:00Z';

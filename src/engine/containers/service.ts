@@ -24,11 +24,11 @@ import { chainIds, type OverlaySnapshotter } from '../../storage/snapshotter.js'
 import type { VolumeStore } from '../../storage/volumes.js';
 import type { Runtime } from '../../runtime/runtime.js';
 import type { Spec } from '../../runtime/spec/config.js';
-import { readExit, readLog, ShimClient, shimPid, type ExitInfo, type LogEntry } from '../../shim/client.js';
+import { readExit, readLog, ShimClient, shimLogFile, shimPid, type ExitInfo, type LogEntry } from '../../shim/client.js';
 import { containerSpec, type HostFacts } from '../spec/container-spec.js';
 import type { EventBus } from '../events.js';
 import { mountPointsUnder } from '../../common/mountinfo.js';
-import { isMountPoint, Mounter, unmount } from '../mount.js';
+import { isMountPoint, Mounter, unmount, volatileUpper } from '../mount.js';
 import { ociMounts, resolveMounts } from './mounts.js';
 import { newState, ZERO_TIME, type ContainerConfig, type ContainerHostConfig, type ContainerRecord, type ContainerStatus } from './record.js';
 import { ContainerStore } from './store.js';
@@ -155,6 +155,11 @@ export class ContainerService {
 
   shimDir(id: string): string {
     return path.join(this.bundleDir(id), 'shim');
+  }
+
+  /** The container's json-file log (LogPath in inspect). */
+  logFile(record: ContainerRecord): string {
+    return record.logPath ?? shimLogFile(this.shimDir(record.id));
   }
 
   private rootfsDir(id: string): string {
@@ -328,6 +333,7 @@ export class ContainerService {
       snapshotKey,
       endpoints,
       ...(idRange ? { idRange } : {}),
+      logPath: path.join(this.store.dir(id), `${id}-json.log`),
     };
     this.store.save(record);
     this.opts.events.emit('container', 'create', id, { image: config.Image, name: name.slice(1) });
@@ -417,14 +423,15 @@ export class ContainerService {
       fs.mkdirSync(rootfs, { recursive: true });
       // Whatever a crashed run left on the mount point goes first (a no-op normally).
       await this.mounter.unmount(rootfs);
-      const mounts = this.opts.snapshotter.mounts(record.snapshotKey);
+      const layerMounts = this.opts.snapshotter.mounts(record.snapshotKey);
+      const mounts = record.hostConfig.AutoRemove ? volatileUpper(layerMounts) : layerMounts;
       if (record.idRange) await mountIdmapped(mounts, rootfs, this.layersDir(id), record.idRange, this.mounter);
       else await this.mounter.mountAll(mounts, rootfs);
       const spec = await this.buildSpec(record, rootfs);
       fs.writeFileSync(path.join(bundle, 'config.json'), JSON.stringify(spec));
       // A runtime record left from a run that ended while we were away.
       await this.opts.runtime.delete(id, true).catch(() => undefined);
-      await this.opts.runtime.create(id, { bundle, shim: { dir: shimDir, stdin: record.config.OpenStdin === true, log: this.opts.log ?? DEFAULT_LOG_ROTATION } });
+      await this.opts.runtime.create(id, { bundle, shim: { dir: shimDir, stdin: record.config.OpenStdin === true, log: { ...(this.opts.log ?? DEFAULT_LOG_ROTATION), file: this.logFile(record) } } });
       await this.attachNetworks(record);
       if (record.networks) this.writeEtcFiles(record);
       await this.runPendingAttach(id, shimDir);
@@ -592,7 +599,7 @@ export class ContainerService {
     if (!record || (record.state.status !== 'running' && record.state.status !== 'paused')) return;
     const code = exit?.status ?? 255;
     const oomKilled = exit?.signal === 9 && this.oomKilled(id);
-    await this.cleanupRun(id);
+    const { unmounted } = await this.releaseRun(id);
     record.state = { ...record.state, status: 'exited', pid: 0, exitCode: code, finishedAt: exit?.finished ?? nowIso(), oomKilled };
     delete record.networks;
     delete record.ports;
@@ -601,6 +608,8 @@ export class ContainerService {
     this.opts.events.emit('container', 'die', id, { image: record.imageRef, name: record.name.slice(1), exitCode: String(code) });
     for (const resolve of this.exitWaiters.get(id) ?? []) resolve(code);
     this.exitWaiters.delete(id);
+    // Still under the container's lock: whatever comes next for it (remove, start, cp) waits.
+    await unmounted;
     if (record.hostConfig.AutoRemove) {
       await this.removeLocked(id, { force: false, volumes: true });
       return;
@@ -620,15 +629,34 @@ export class ContainerService {
 
   /** After the container's PID 1 is gone: the runtime's state and cgroup, the rootfs mount, the shim. */
   private async cleanupRun(id: string): Promise<void> {
-    // The unmount (in berth-fsop; it syncs the upper layer's file system) meanwhile.
+    await (await this.releaseRun(id)).unmounted;
+  }
+
+  /**
+   * cleanupRun in two steps: resolves once the runtime's state, the cgroup, the shim and the
+   * network are gone, with `unmounted` for the rootfs, which may still be under way. Unmounting
+   * an overlay syncs its upper layer's file system (1–4 ms here), so an exit is reported (wait,
+   * the die event) meanwhile, as dockerd reports it before its Cleanup unmounts.
+   */
+  private async releaseRun(id: string): Promise<{ unmounted: Promise<void> }> {
     const rootfs = this.rootfsDir(id);
-    const unmounted = this.mounter.unmount(rootfs).catch(() => unmount(rootfs));
+    const layers = this.layersDir(id);
+    const unmounted = this.mounter
+      .unmount(rootfs)
+      .catch(() => unmount(rootfs))
+      .then(() => {
+        if (fs.existsSync(layers)) unmountIdmapped(layers);
+      });
     await this.opts.runtime.delete(id, true).catch(() => undefined);
     await new ShimClient(this.shimDir(id)).shutdown().catch(() => undefined);
-    await unmounted;
-    if (fs.existsSync(this.layersDir(id))) unmountIdmapped(this.layersDir(id));
-    // The veths went with the namespace; the addresses are free again, the ports closed.
-    await this.opts.networks.release(id, this.store.find(id)?.networks);
+    try {
+      // The veths went with the namespace; the addresses are free again, the ports closed.
+      await this.opts.networks.release(id, this.store.find(id)?.networks);
+    } catch (err) {
+      await unmounted.catch(() => undefined);
+      throw err;
+    }
+    return { unmounted };
   }
 
   private maybeRestart(record: ContainerRecord): void {
@@ -837,8 +865,7 @@ export class ContainerService {
   /** Log entries so far (since/tail applied); with follow, then new ones until the container stops. */
   async *logs(ref: string, opts: { follow?: boolean; since?: Date; until?: Date; tail?: number; signal?: AbortSignal } = {}): AsyncGenerator<LogEntry> {
     const record = this.store.get(ref);
-    const dir = this.shimDir(record.id);
-    const file = path.join(dir, 'log.json');
+    const file = this.logFile(record);
     const until = opts.until?.getTime();
     const before = (e: LogEntry): boolean => until === undefined || Date.parse(e.time.replace(/(\.\d{3})\d+/, '$1')) < until;
     // Follow through an open descriptor, by what is appended: it works the same across daemon
@@ -857,7 +884,7 @@ export class ContainerService {
     open();
     if (fd !== undefined) offset = fs.fstatSync(fd).size;
     try {
-      for (const entry of readLog(dir, { since: opts.since, tail: opts.tail })) if (before(entry)) yield entry;
+      for (const entry of readLog(file, { since: opts.since, tail: opts.tail })) if (before(entry)) yield entry;
       if (!opts.follow) return;
       let pending = '';
       for (;;) {
