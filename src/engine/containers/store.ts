@@ -9,6 +9,7 @@
  */
 import crypto from 'node:crypto';
 import fs from 'node:fs';
+import fsp from 'node:fs/promises';
 import path from 'node:path';
 
 import { ConflictError, InvalidArgumentError, NotFoundError } from '../../common/errors.js';
@@ -16,6 +17,7 @@ import { writeFileAtomicSync } from '../../common/fsutil.js';
 import type { ContainerRecord } from './record.js';
 
 const RECORD_FILE = 'container.json';
+const TRASH_PREFIX = '.trash-';
 const ID = /^[a-f0-9]{64}$/;
 /** Docker's container name rule (daemon/names: RestrictedNamePattern). */
 const NAME = /^\/?[a-zA-Z0-9][a-zA-Z0-9_.-]+$/;
@@ -29,6 +31,8 @@ export class ContainerStore {
     fs.mkdirSync(root, { recursive: true, mode: 0o711 });
     fs.chmodSync(root, 0o711);
     for (const id of fs.readdirSync(root)) {
+      // What a daemon that died during a background removal left.
+      if (id.startsWith(TRASH_PREFIX)) void fsp.rm(path.join(root, id), { recursive: true, force: true }).catch(() => undefined);
       if (!ID.test(id)) continue;
       try {
         const record = JSON.parse(fs.readFileSync(path.join(root, id, RECORD_FILE), 'utf8')) as ContainerRecord;
@@ -110,12 +114,23 @@ export class ContainerStore {
     this.save(record);
   }
 
-  /** Forgets the container and removes its directory (the record first, so a crash midway leaves no record). */
+  /**
+   * Forgets the container and removes its directory: the record first, so a crash midway leaves
+   * no record; then the directory is renamed away and its files (/etc files, the log) go in the
+   * background, as `rm` need not wait for them (a directory's removal costs 0.2–5 ms on this
+   * VM's disk; a rename ~0.03 ms).
+   */
   remove(id: string): void {
     const record = this.byId.get(id);
     const dir = this.dir(id);
     fs.rmSync(path.join(dir, RECORD_FILE), { force: true });
-    fs.rmSync(dir, { recursive: true, force: true });
+    const trashed = path.join(this.root, `${TRASH_PREFIX}${id}-${process.pid}-${Date.now()}`);
+    try {
+      fs.renameSync(dir, trashed);
+      void fsp.rm(trashed, { recursive: true, force: true }).catch(() => undefined);
+    } catch {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
     if (record) this.byName.delete(record.name);
     this.byId.delete(id);
   }
