@@ -420,9 +420,9 @@ export class ContainerService {
     let startedAt = nowIso();
     try {
       fs.mkdirSync(bundle, { recursive: true, mode: 0o711 });
-      fs.mkdirSync(rootfs, { recursive: true });
-      // Whatever a crashed run left on the mount point goes first (a no-op normally).
-      await this.mounter.unmount(rootfs);
+      // Whatever a crashed run left on the mount point goes first (a no-op normally); a mount
+      // point made just now has nothing on it (mkdir returns the first directory it made).
+      if (fs.mkdirSync(rootfs, { recursive: true }) === undefined) await this.mounter.unmount(rootfs);
       const layerMounts = this.opts.snapshotter.mounts(record.snapshotKey);
       const mounts = record.hostConfig.AutoRemove ? volatileUpper(layerMounts) : layerMounts;
       if (record.idRange) await mountIdmapped(mounts, rootfs, this.layersDir(id), record.idRange, this.mounter);
@@ -603,7 +603,8 @@ export class ContainerService {
     record.state = { ...record.state, status: 'exited', pid: 0, exitCode: code, finishedAt: exit?.finished ?? nowIso(), oomKilled };
     delete record.networks;
     delete record.ports;
-    this.store.save(record);
+    // An AutoRemove container's next save is removeLocked's "removing", below.
+    if (!record.hostConfig.AutoRemove) this.store.save(record);
     if (oomKilled) this.opts.events.emit('container', 'oom', id, { image: record.imageRef, name: record.name.slice(1) });
     this.opts.events.emit('container', 'die', id, { image: record.imageRef, name: record.name.slice(1), exitCode: String(code) });
     for (const resolve of this.exitWaiters.get(id) ?? []) resolve(code);
