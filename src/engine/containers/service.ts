@@ -599,17 +599,29 @@ export class ContainerService {
     if (!record || (record.state.status !== 'running' && record.state.status !== 'paused')) return;
     const code = exit?.status ?? 255;
     const oomKilled = exit?.signal === 9 && this.oomKilled(id);
-    const { unmounted } = await this.releaseRun(id);
+    const unmounted = this.unmountRootfs(id);
+    try {
+      // Its addresses and ports are free before anyone hears of the exit.
+      await this.opts.networks.release(id, record.networks);
+    } catch (err) {
+      await unmounted.catch(() => undefined);
+      throw err;
+    }
     record.state = { ...record.state, status: 'exited', pid: 0, exitCode: code, finishedAt: exit?.finished ?? nowIso(), oomKilled };
     delete record.networks;
     delete record.ports;
-    // An AutoRemove container's next save is removeLocked's "removing", below.
-    if (!record.hostConfig.AutoRemove) this.store.save(record);
     if (oomKilled) this.opts.events.emit('container', 'oom', id, { image: record.imageRef, name: record.name.slice(1) });
     this.opts.events.emit('container', 'die', id, { image: record.imageRef, name: record.name.slice(1), exitCode: String(code) });
     for (const resolve of this.exitWaiters.get(id) ?? []) resolve(code);
     this.exitWaiters.delete(id);
-    // Still under the container's lock: whatever comes next for it (remove, start, cp) waits.
+    // As dockerd (SetStopped wakes the waiters; the record is written and Cleanup runs after):
+    // the answers go out first, the rest follows still under the container's lock, so whatever
+    // comes next for it (remove, start, cp) waits. A daemon killed meanwhile finds the shim gone
+    // and its exit.json at restart, and does this again.
+    await new Promise((resolve) => setImmediate(resolve));
+    // An AutoRemove container's next save is removeLocked's "removing", below.
+    if (!record.hostConfig.AutoRemove) this.store.save(record);
+    await this.releaseRuntime(id);
     await unmounted;
     if (record.hostConfig.AutoRemove) {
       await this.removeLocked(id, { force: false, volumes: true });
@@ -628,36 +640,34 @@ export class ContainerService {
     return false;
   }
 
-  /** After the container's PID 1 is gone: the runtime's state and cgroup, the rootfs mount, the shim. */
+  /** After the container's PID 1 is gone: the runtime's state and cgroup, the rootfs mount, the shim, the network. */
   private async cleanupRun(id: string): Promise<void> {
-    await (await this.releaseRun(id)).unmounted;
+    const unmounted = this.unmountRootfs(id);
+    await this.releaseRuntime(id);
+    await unmounted;
+    // The veths went with the namespace; the addresses are free again, the ports closed.
+    await this.opts.networks.release(id, this.store.find(id)?.networks);
   }
 
   /**
-   * cleanupRun in two steps: resolves once the runtime's state, the cgroup, the shim and the
-   * network are gone, with `unmounted` for the rootfs, which may still be under way. Unmounting
-   * an overlay syncs its upper layer's file system (1–4 ms here), so an exit is reported (wait,
-   * the die event) meanwhile, as dockerd reports it before its Cleanup unmounts.
+   * Unmounts the container's rootfs (and idmapped layers), in berth-fsop: begun first, as
+   * unmounting an overlay syncs its upper layer's file system (1–4 ms here).
    */
-  private async releaseRun(id: string): Promise<{ unmounted: Promise<void> }> {
+  private unmountRootfs(id: string): Promise<void> {
     const rootfs = this.rootfsDir(id);
     const layers = this.layersDir(id);
-    const unmounted = this.mounter
+    return this.mounter
       .unmount(rootfs)
       .catch(() => unmount(rootfs))
       .then(() => {
         if (fs.existsSync(layers)) unmountIdmapped(layers);
       });
+  }
+
+  /** The runtime's state and cgroup, and the shim. */
+  private async releaseRuntime(id: string): Promise<void> {
     await this.opts.runtime.delete(id, true).catch(() => undefined);
     await new ShimClient(this.shimDir(id)).shutdown().catch(() => undefined);
-    try {
-      // The veths went with the namespace; the addresses are free again, the ports closed.
-      await this.opts.networks.release(id, this.store.find(id)?.networks);
-    } catch (err) {
-      await unmounted.catch(() => undefined);
-      throw err;
-    }
-    return { unmounted };
   }
 
   private maybeRestart(record: ContainerRecord): void {
