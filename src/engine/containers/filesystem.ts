@@ -177,9 +177,11 @@ class TarOut {
     this.check();
     // Reopening the O_PATH descriptor: the very inode we looked at, whatever the name points to now.
     const fh = await fsp.open(self(fd), fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
+    let onClose: (() => void) | undefined;
     try {
       const size = header.size ?? 0;
-      const closed = new Promise<void>((resolve) => this.pack.once('close', () => resolve()));
+      // Removed again below: one listener per file would pile up on the pack for the whole archive.
+      const closed = new Promise<void>((resolve) => this.pack.once('close', (onClose = resolve)));
       let finished!: Promise<void>;
       const sink = this.pack.entry(header, () => undefined);
       finished = new Promise((resolve, reject) => {
@@ -201,6 +203,7 @@ class TarOut {
       await Promise.race([finished, closed]);
       this.check();
     } finally {
+      if (onClose) this.pack.off('close', onClose);
       await fh.close();
     }
   }
