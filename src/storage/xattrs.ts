@@ -19,6 +19,7 @@ import tar from 'tar-stream';
 
 import { SystemError } from '../common/errors.js';
 import type { FsOp } from './fsop.js';
+import type { IdRange } from './idrange.js';
 
 /** O_PATH (Linux): Node has no constant. */
 const O_PATH = 0o10000000;
@@ -41,11 +42,49 @@ export async function readXattrs(fsop: FsOp, fd: number): Promise<Map<string, Bu
   return out;
 }
 
-/** The PAX records for the xattrs that belong in an archive (undefined: none). */
-export function paxXattrs(xattrs: Map<string, Buffer>): Record<string, Buffer> | undefined {
+/** linux/capability.h: the vfs_cap_data header of security.capability. */
+const CAP_REVISION_MASK = 0xff000000;
+const CAP_REVISION_2 = 0x02000000;
+const CAP_REVISION_3 = 0x03000000;
+const CAP_FLAGS_EFFECTIVE = 0x000001;
+const CAP_V2_SIZE = 20;
+const CAP_V3_SIZE = 24;
+
+/**
+ * A security.capability value as a process in the range's user namespace reads it
+ * (security/commoncap.c, cap_inode_getsecurity). Read from the host, a namespaced (v3) set
+ * names the host uid of the root it belongs to: so does a set `setcap` made in the container,
+ * and an image file's plain (v2) set seen through an idmapped layer. Inside, a set of the
+ * namespace's root (or of host root) reads as a plain set, one of another uid of the range as
+ * namespaced to that uid as the namespace numbers it, and one of any other uid not at all
+ * (undefined).
+ */
+export function capabilityInside(value: Buffer, range: IdRange): Buffer | undefined {
+  if (value.length !== CAP_V3_SIZE || (value.readUInt32LE(0) & CAP_REVISION_MASK) !== CAP_REVISION_3) return value;
+  const rootid = value.readUInt32LE(CAP_V2_SIZE);
+  const inside = rootid - range.base;
+  if (inside > 0 && inside < range.size) {
+    const v3 = Buffer.from(value);
+    v3.writeUInt32LE(inside, CAP_V2_SIZE);
+    return v3;
+  }
+  // The namespace's own root, or host root (an ancestor's): a plain set.
+  if (inside !== 0 && rootid !== 0) return undefined;
+  const v2 = Buffer.from(value.subarray(0, CAP_V2_SIZE));
+  v2.writeUInt32LE(CAP_REVISION_2 | (value.readUInt32LE(0) & CAP_FLAGS_EFFECTIVE), 0);
+  return v2;
+}
+
+/**
+ * The PAX records for the xattrs that belong in an archive (undefined: none); with a range,
+ * capability sets as the container sees them.
+ */
+export function paxXattrs(xattrs: Map<string, Buffer>, range?: IdRange): Record<string, Buffer> | undefined {
   let pax: Record<string, Buffer> | undefined;
-  for (const [name, value] of xattrs) {
-    if (archivedXattr(name)) (pax ??= {})['SCHILY.xattr.' + name] = value;
+  for (const [name, raw] of xattrs) {
+    if (!archivedXattr(name)) continue;
+    const value = range && name === 'security.capability' ? capabilityInside(raw, range) : raw;
+    if (value) (pax ??= {})['SCHILY.xattr.' + name] = value;
   }
   return pax;
 }

@@ -13,7 +13,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 
 import { getxattr, setxattr } from '../../src/storage/xattr.testutil.js';
-import { startBerthd, type PrivateBerthd } from '../helpers/berthd.js';
+import { savedTopLayer, startBerthd, type PrivateBerthd } from '../helpers/berthd.js';
 import { dockerdSkip, poll, which } from '../helpers/engines.js';
 
 const skip = dockerdSkip || (!which('setcap', '/usr/sbin/setcap', '/sbin/setcap') ? 'needs setcap' : false);
@@ -48,12 +48,7 @@ describe('xattrs through commit, export and cp', { skip, timeout: 300_000 }, () 
 
   it('docker commit keeps them, and a container of the new image has them', async () => {
     d.dockerOk(['commit', src, 'xattr-img']);
-    const layerTar = path.join(work, 'saved');
-    fs.mkdirSync(layerTar);
-    d.dockerOk(['save', '-o', path.join(work, 'saved.tar'), 'xattr-img']);
-    assert.equal(spawnSync('tar', ['-xf', path.join(work, 'saved.tar'), '-C', layerTar]).status, 0);
-    const manifest = JSON.parse(fs.readFileSync(path.join(layerTar, 'manifest.json'), 'utf8')) as Array<{ Layers: string[] }>;
-    const top = fs.readFileSync(path.join(layerTar, manifest[0]!.Layers.at(-1)!));
+    const top = savedTopLayer(d, 'xattr-img', work);
     assert.ok(!top.includes('trusted.overlay'), "no overlayfs xattr in the committed layer");
     const list = spawnSync('tar', ['-tf', '-'], { input: top, encoding: 'utf8' }).stdout.split('\n');
     assert.ok(list.includes('usr/sbin/.wh..wh..opq'), `the opaque directory as a marker: ${list.join(' ')}`);

@@ -7,6 +7,8 @@
  * through ScopedRoot (scoped-root.ts): resolved inside the container's root, symlinks included,
  * with descriptors, so nothing a hostile container did can make us read or write outside it.
  * Volumes and binds are honoured: a path in a volume is the volume's directory.
+ * A container in a user namespace of its own is seen as it sees itself: the tars carry its ids,
+ * not the host's, and what is extracted into it gets the host ids of the tar's (idrange.ts).
  * Nothing here speaks HTTP: callers hand in the stream to write to.
  */
 import fs from 'node:fs';
@@ -19,6 +21,7 @@ import tar, { type Header as TarHeader } from 'tar-stream';
 import { BerthError, InvalidArgumentError, SystemError } from '../../common/errors.js';
 import { major, minor, type OverlaySnapshotter } from '../../storage/snapshotter.js';
 import { FsOp } from '../../storage/fsop.js';
+import { hostIdOf, idInside, type IdRange } from '../../storage/idrange.js';
 import { cleanEntryPath, drain } from '../../storage/unpack.js';
 import { paxXattrs, readXattrs, xattrPack } from '../../storage/xattrs.js';
 import type { ContainerRecord } from './record.js';
@@ -108,7 +111,11 @@ class TarOut {
   private readonly done: Promise<void>;
   private failure: Error | undefined;
 
-  constructor(out: Writable) {
+  /** The range of a container in a user namespace: the ids it sees go into the tar. */
+  constructor(
+    out: Writable,
+    private readonly range: IdRange | undefined,
+  ) {
     this.done = new Promise((resolve) => {
       pipeline(this.pack as unknown as Readable, out, (err) => {
         if (err) this.failure ??= err;
@@ -130,12 +137,12 @@ class TarOut {
 
   /** Adds one node (and, for a directory, everything beneath it). */
   async node(scoped: ScopedRoot | undefined, parentFd: number, name: string, fd: number, st: fs.Stats, tarName: string, containerPath: string): Promise<void> {
-    const base = { name: tarName, mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, mtime: st.mtime };
+    const base = { name: tarName, mode: st.mode & 0o7777, uid: idInside(this.range, st.uid), gid: idInside(this.range, st.gid), mtime: st.mtime };
     if (st.isSymbolicLink()) {
       await this.entry({ ...base, type: 'symlink', linkname: fs.readlinkSync(at(parentFd, name)) });
       return;
     }
-    const pax = paxXattrs(await readXattrs(this.fsop, fd));
+    const pax = paxXattrs(await readXattrs(this.fsop, fd), this.range);
     if (pax) Object.assign(base, { pax });
     if (st.isDirectory()) {
       if (tarName !== '') await this.entry({ ...base, name: tarName + '/', type: 'directory' });
@@ -223,8 +230,8 @@ class TarOut {
 }
 
 /** The tar of a resolved path (a directory with all beneath it); `scoped` given: mounts stitched in. */
-async function writeTar(to: Writable, scoped: ScopedRoot | undefined, res: Resolved, tarName: string): Promise<void> {
-  const out = new TarOut(to);
+async function writeTar(to: Writable, scoped: ScopedRoot | undefined, res: Resolved, tarName: string, range: IdRange | undefined): Promise<void> {
+  const out = new TarOut(to, range);
   try {
     await out.node(scoped, res.parentFd, res.name, res.fd!, res.stat!, tarName, res.containerPath);
     await out.finish();
@@ -293,10 +300,10 @@ export class ContainerFilesystem {
    * returns where the tar goes; errors before that are thrown as typed errors.
    */
   getArchive(ref: string, p: string, open: (stat: PathStat) => Writable): Promise<void> {
-    return this.scoped(ref, async (scoped) => {
+    return this.scoped(ref, async (scoped, record) => {
       const { res, stat, base } = this.lookup(scoped, p, ref);
       try {
-        await writeTar(open(stat), scoped, res, base === '/' ? '.' : base);
+        await writeTar(open(stat), scoped, res, base === '/' ? '.' : base, record.idRange);
       } finally {
         res.close();
       }
@@ -307,10 +314,10 @@ export class ContainerFilesystem {
   export(ref: string, open: () => Writable): Promise<void> {
     return this.scoped(
       ref,
-      async (scoped) => {
+      async (scoped, record) => {
         const res = scoped.resolve('/', { followLast: true });
         try {
-          await writeTar(open(), undefined, res, '');
+          await writeTar(open(), undefined, res, '', record.idRange);
         } finally {
           res.close();
         }
@@ -385,20 +392,28 @@ export function extractArchive(scoped: ScopedRoot, record: ContainerRecord, dest
 /**
  * Extracts entries beneath a directory of the container. Each entry's parent is resolved in
  * the container's scope (like Docker's chroot'ed untar, symlinks inside the container are
- * followed, but never out of it; missing parents are made 0755), then the entry is created
- * beneath the parent's descriptor with O_NOFOLLOW/O_EXCL; what was there is removed without
- * following anything. Hardlinks must point inside the container (and the same file system).
+ * followed, but never out of it; missing parents are made 0755, owned by the container's root),
+ * then the entry is created beneath the parent's descriptor with O_NOFOLLOW/O_EXCL; what was
+ * there is removed without following anything. Hardlinks must point inside the container (and
+ * the same file system). Owners are the tar's (or `owner`), as the container sees them.
  */
 class Extractor {
   private parent: { path: string; res: Resolved } | undefined;
   private readonly dirTimes: Array<[string, Date]> = [];
+  private readonly range: IdRange | undefined;
+  /** The host ids of the container's root, owner of the directories made on the way. */
+  private readonly root: { uid: number; gid: number };
 
   constructor(
     private readonly scoped: ScopedRoot,
     private readonly record: ContainerRecord,
     private readonly dest: string,
     private readonly opts: ExtractOptions & { owner?: { uid: number; gid: number } },
-  ) {}
+  ) {
+    this.range = record.idRange;
+    const rootId = hostIdOf(this.range, 0, 'root');
+    this.root = { uid: rootId, gid: rootId };
+  }
 
   private join(rel: string): string {
     return rel === '' ? this.dest : (this.dest === '/' ? '' : this.dest) + '/' + rel;
@@ -412,11 +427,12 @@ class Extractor {
     this.parent = undefined;
     let res: Resolved;
     try {
-      res = this.scoped.resolve(p, { followLast: true, mkdirs: true });
+      res = this.scoped.resolve(p, { followLast: true, mkdirs: this.root });
       if (res.fd === undefined) {
         const { parentFd, name } = res;
         try {
           fs.mkdirSync(at(parentFd, name), 0o755);
+          fs.lchownSync(at(parentFd, name), this.root.uid, this.root.gid);
         } catch (err) {
           if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
         }
@@ -492,8 +508,8 @@ class Extractor {
     const parent = this.dirFor(dirRel, h.name);
     const pfd = parent.fd!;
     const target = at(pfd, name);
-    const uid = this.opts.owner?.uid ?? h.uid ?? 0;
-    const gid = this.opts.owner?.gid ?? h.gid ?? 0;
+    const uid = hostIdOf(this.range, this.opts.owner?.uid ?? h.uid ?? 0, `archive entry ${JSON.stringify(h.name)}`);
+    const gid = hostIdOf(this.range, this.opts.owner?.gid ?? h.gid ?? 0, `archive entry ${JSON.stringify(h.name)}`);
     const mode = (h.mode ?? 0o644) & 0o7777;
     const mtime = h.mtime ?? new Date();
     const containerPath = this.join(rel);
