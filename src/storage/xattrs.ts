@@ -11,7 +11,10 @@
  * Node cannot read xattrs: berth-fsop's `fdxattrs` reads them through a descriptor this process
  * holds (O_PATH is enough), so no path is resolved twice. Values are bytes (a capability set is
  * binary); tar-stream writes PAX values as UTF-8 text, so `xattrPack` gives a pack whose PAX
- * records carry Buffers byte for byte.
+ * records carry Buffers byte for byte, and `entryXattrs` reads them back raw.
+ *
+ * The other way (docker cp into a container), `applyXattrs` sets the same set on extracted
+ * files through berth-fsop's `setxattr`, and says what it left out.
  */
 import fs from 'node:fs';
 
@@ -24,8 +27,10 @@ import type { IdRange } from './idrange.js';
 /** O_PATH (Linux): Node has no constant. */
 const O_PATH = 0o10000000;
 
+const overlayXattr = (name: string): boolean => name.startsWith('trusted.overlay.') || name.startsWith('user.overlay.');
+
 export function archivedXattr(name: string): boolean {
-  if (name.startsWith('trusted.overlay.') || name.startsWith('user.overlay.')) return false;
+  if (overlayXattr(name)) return false;
   return name === 'security.capability' || name.startsWith('user.') || name.startsWith('trusted.');
 }
 
@@ -139,4 +144,84 @@ export function xattrPack(): tar.Pack {
     this._encode(entry as tar.Header);
   };
   return pack;
+}
+
+/** The SCHILY.xattr.* records of a PAX header block, values as raw bytes. */
+function parsePaxXattrs(buf: Buffer): Map<string, Buffer> {
+  const out = new Map<string, Buffer>();
+  let rest = buf;
+  while (rest.length) {
+    const sp = rest.indexOf(0x20);
+    if (sp <= 0) break;
+    const len = parseInt(rest.subarray(0, sp).toString('latin1'), 10);
+    if (!(len > sp + 1) || len > rest.length) break;
+    const kv = rest.subarray(sp + 1, len - 1);
+    const eq = kv.indexOf(0x3d);
+    if (eq > 0) {
+      const key = kv.subarray(0, eq).toString('utf8');
+      if (key.startsWith('SCHILY.xattr.')) out.set(key.slice('SCHILY.xattr.'.length), Buffer.from(kv.subarray(eq + 1)));
+    }
+    rest = rest.subarray(len);
+  }
+  return out;
+}
+
+type ExtractInternals = { _decodeLongHeader?: (buf: Buffer) => unknown; _header?: { type?: string } };
+
+/**
+ * The xattrs of the entries a tar-stream extractor reads, with raw values: tar-stream decodes
+ * PAX values as UTF-8 text, which breaks binary ones, so its PAX blocks are read here too.
+ * The function returned gives the xattrs of the entry just emitted (null: none); call it once
+ * per entry, before the next one is read.
+ */
+export function entryXattrs(ex: tar.Extract): (header: { pax?: unknown }) => Map<string, Buffer> | null {
+  let pending: Map<string, Buffer> | null = null;
+  const internals = ex as unknown as ExtractInternals;
+  const decodeLong = internals._decodeLongHeader;
+  if (typeof decodeLong === 'function') {
+    internals._decodeLongHeader = function (this: ExtractInternals, buf: Buffer) {
+      if (this._header?.type === 'pax-header') pending = parsePaxXattrs(buf);
+      return decodeLong.call(this, buf);
+    };
+  }
+  return (header) => {
+    let xattrs: Map<string, Buffer> | null = null;
+    const pax = header.pax as Record<string, string> | null | undefined;
+    if (pax) {
+      xattrs = pending;
+      if (xattrs === null) {
+        xattrs = new Map();
+        for (const [k, v] of Object.entries(pax)) if (k.startsWith('SCHILY.xattr.')) xattrs.set(k.slice('SCHILY.xattr.'.length), Buffer.from(v, 'utf8'));
+      }
+    }
+    pending = null;
+    return xattrs?.size ? xattrs : null;
+  };
+}
+
+/**
+ * Sets an archive entry's xattrs on `name`, a file in the directory `fsop` works beneath (what
+ * is extracted into a container): those `archivedXattr` admits, never overlayfs' own, which
+ * would steer the container's overlay. Returns what it left out, with the reason, for the
+ * daemon's log: the other names, and those the file system refuses as not permitted or not
+ * supported (user.* on a symlink, a volume without xattrs), which dockerd skips too. Any other
+ * failure throws.
+ */
+export async function applyXattrs(fsop: FsOp, name: string, xattrs: Map<string, Buffer>): Promise<string[]> {
+  const skipped: string[] = [];
+  for (const [key, value] of xattrs) {
+    if (!archivedXattr(key)) {
+      skipped.push(`${key} (${overlayXattr(key) ? "overlayfs' own" : 'not applied: only security.capability, user.* and trusted.* are'})`);
+      continue;
+    }
+    try {
+      await fsop.call('setxattr', [name, key, value]);
+    } catch (err) {
+      // berth-fsop ends its message with strerror(3) of EPERM or ENOTSUP.
+      const refused = /Operation not (permitted|supported)$/.exec((err as Error).message);
+      if (!refused) throw err;
+      skipped.push(`${key} (${refused[0]})`);
+    }
+  }
+  return skipped;
 }

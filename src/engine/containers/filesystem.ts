@@ -23,7 +23,7 @@ import { major, minor, type OverlaySnapshotter } from '../../storage/snapshotter
 import { FsOp } from '../../storage/fsop.js';
 import { hostIdOf, idInside, type IdRange } from '../../storage/idrange.js';
 import { cleanEntryPath, drain } from '../../storage/unpack.js';
-import { paxXattrs, readXattrs, xattrPack } from '../../storage/xattrs.js';
+import { applyXattrs, entryXattrs, paxXattrs, readXattrs, xattrPack } from '../../storage/xattrs.js';
 import type { ContainerRecord } from './record.js';
 import { at, closeQuietly, lookupAt, notFoundInContainer, removeAt, ScopedPathError, ScopedRoot, self, type Resolved, type ScopedMount } from './scoped-root.js';
 import type { ContainerService } from './service.js';
@@ -395,10 +395,12 @@ export function extractArchive(scoped: ScopedRoot, record: ContainerRecord, dest
  * followed, but never out of it; missing parents are made 0755, owned by the container's root),
  * then the entry is created beneath the parent's descriptor with O_NOFOLLOW/O_EXCL; what was
  * there is removed without following anything. Hardlinks must point inside the container (and
- * the same file system). Owners are the tar's (or `owner`), as the container sees them.
+ * the same file system). Owners are the tar's (or `owner`), as the container sees them; xattrs
+ * as xattrs.ts's applyXattrs sets them, what it leaves out logged.
  */
 class Extractor {
-  private parent: { path: string; res: Resolved } | undefined;
+  /** The directory entries go into, and berth-fsop beneath it once needed (mknod, setxattr). */
+  private parent: { path: string; res: Resolved; fsop?: FsOp } | undefined;
   private readonly dirTimes: Array<[string, Date]> = [];
   private readonly range: IdRange | undefined;
   /** The host ids of the container's root, owner of the directories made on the way. */
@@ -415,6 +417,22 @@ class Extractor {
     this.root = { uid: rootId, gid: rootId };
   }
 
+  /** Lets go of the cached parent directory (its berth-fsop, if any, holds a descriptor of its own by then). */
+  private releaseParent(): void {
+    const p = this.parent;
+    this.parent = undefined;
+    if (!p) return;
+    void p.fsop?.close();
+    p.res.close();
+  }
+
+  /** berth-fsop working beneath the current parent directory (through /proc/<pid>/fd/<n>). */
+  private parentOp(): FsOp {
+    const p = this.parent;
+    if (p?.res.fd === undefined) throw new SystemError('internal: no parent directory for berth-fsop');
+    return (p.fsop ??= new FsOp(`/proc/${process.pid}/fd/${p.res.fd}`));
+  }
+
   private join(rel: string): string {
     return rel === '' ? this.dest : (this.dest === '/' ? '' : this.dest) + '/' + rel;
   }
@@ -423,8 +441,7 @@ class Extractor {
   private dirFor(rel: string, entry: string): Resolved {
     const p = this.join(rel);
     if (this.parent?.path === p) return this.parent.res;
-    this.parent?.res.close();
-    this.parent = undefined;
+    this.releaseParent();
     let res: Resolved;
     try {
       res = this.scoped.resolve(p, { followLast: true, mkdirs: this.root });
@@ -454,6 +471,7 @@ class Extractor {
 
   async run(input: Readable): Promise<void> {
     const ex = tar.extract();
+    const xattrsOf = entryXattrs(ex);
     let streamError: Error | undefined;
     pipeline(input, ex as unknown as NodeJS.WritableStream, (err) => {
       if (err) streamError ??= err;
@@ -462,7 +480,7 @@ class Extractor {
       for await (const entry of ex) {
         const h = entry.header as Header;
         try {
-          await this.entry(h, entry as unknown as Readable);
+          await this.entry(h, entry as unknown as Readable, xattrsOf(h));
         } catch (err) {
           if (err instanceof BerthError) throw err;
           throw new SystemError(`extracting ${JSON.stringify(h.name)}: ${(err as Error).message}`, { cause: err });
@@ -487,13 +505,12 @@ class Extractor {
       const msg = (err as Error).message ?? String(err);
       throw new InvalidArgumentError(`invalid tar archive: ${msg}`, 'archive');
     } finally {
-      this.parent?.res.close();
-      this.parent = undefined;
+      this.releaseParent();
     }
     if (streamError && !/premature close/i.test(streamError.message)) throw new InvalidArgumentError(`reading the archive: ${streamError.message}`, 'archive');
   }
 
-  private async entry(h: Header, data: Readable): Promise<void> {
+  private async entry(h: Header, data: Readable, xattrs: Map<string, Buffer> | null): Promise<void> {
     let rel: string;
     try {
       rel = cleanEntryPath(h.name, h.name);
@@ -527,10 +544,7 @@ class Extractor {
         throw new InvalidArgumentError(`cannot overwrite non-directory ${JSON.stringify(containerPath)} with directory ${JSON.stringify(h.name)}`, 'archive');
       }
       if (!(wasDir && type === 'directory')) removeAt(pfd, name);
-      if (this.parent?.path.startsWith(containerPath + '/') || this.parent?.path === containerPath) {
-        this.parent.res.close();
-        this.parent = undefined;
-      }
+      if (this.parent?.path.startsWith(containerPath + '/') || this.parent?.path === containerPath) this.releaseParent();
     }
 
     switch (type) {
@@ -545,7 +559,7 @@ class Extractor {
         } finally {
           await fh.close();
         }
-        return;
+        break;
       }
       case 'directory': {
         await drain(data);
@@ -559,7 +573,7 @@ class Extractor {
           fs.closeSync(fd);
         }
         this.dirTimes.push([containerPath, mtime]);
-        return;
+        break;
       }
       case 'symlink': {
         await drain(data);
@@ -569,7 +583,7 @@ class Extractor {
         fs.symlinkSync(linkname, target);
         fs.lchownSync(target, uid, gid);
         fs.lutimesSync(target, mtime, mtime);
-        return;
+        break;
       }
       case 'link': {
         await drain(data);
@@ -594,26 +608,25 @@ class Extractor {
         } finally {
           t.close();
         }
-        return;
+        return; // xattrs are the target's
       }
       case 'character-device':
       case 'block-device':
       case 'fifo': {
         await drain(data);
-        // mknod beneath the parent's descriptor: berth-fsop opens it as /proc/<pid>/fd/<n>.
-        const op = new FsOp(`/proc/${process.pid}/fd/${pfd}`);
-        try {
-          const sec = Math.floor(mtime.getTime() / 1000);
-          await op.call('mknod', [name, type === 'fifo' ? 'p' : type === 'block-device' ? 'b' : 'c', h.devmajor ?? 0, h.devminor ?? 0, mode.toString(8), uid, gid, sec, 0]);
-          await op.close();
-        } finally {
-          op.kill();
-        }
-        return;
+        const sec = Math.floor(mtime.getTime() / 1000);
+        await this.parentOp().call('mknod', [name, type === 'fifo' ? 'p' : type === 'block-device' ? 'b' : 'c', h.devmajor ?? 0, h.devminor ?? 0, mode.toString(8), uid, gid, sec, 0]);
+        break;
       }
       default:
+        // pax/GNU metadata types are consumed by tar-stream; anything else is skipped as Docker does.
         await drain(data);
-      // pax/GNU metadata types are consumed by tar-stream; anything else is skipped as Docker does.
+        return;
+    }
+    // After chown and the last write, which clear security.capability.
+    if (xattrs) {
+      const skipped = await applyXattrs(this.parentOp(), name, xattrs);
+      if (skipped.length) process.emitWarning(`container ${this.record.id.slice(0, 12)}: archive entry ${JSON.stringify(h.name)}: ignored xattrs: ${skipped.join(', ')}`);
     }
   }
 }
