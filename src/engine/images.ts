@@ -575,7 +575,7 @@ export class ImageService {
             paused = true;
           }
           try {
-            diff = await writeDiffTar(this.upperDir(record.snapshotKey), tarPath);
+            diff = await writeDiffTar(this.upperDir(record.snapshotKey), tarPath, { idRange: record.idRange });
           } finally {
             if (paused) {
               try {

@@ -10,7 +10,8 @@ import tar from 'tar-stream';
 
 import { ConflictError, InvalidArgumentError, NotFoundError } from '../common/errors.js';
 import { writeFileAtomic } from '../common/fsutil.js';
-import { OverlaySnapshotter, chainId, chainIds, validateKey } from './snapshotter.js';
+import { OverlaySnapshotter, chainId, chainIds, validateKey, writeDiffTar } from './snapshotter.js';
+import { setxattr } from './xattr.testutil.js';
 
 const isRoot = process.getuid?.() === 0;
 const sha = (s: string) => 'sha256:' + createHash('sha256').update(s).digest('hex');
@@ -38,8 +39,8 @@ function files(entries: Record<string, string | null>) {
   };
 }
 
-async function tarEntries(file: string): Promise<Array<{ name: string; type: string; linkname?: string | null; data: string }>> {
-  const out: Array<{ name: string; type: string; linkname?: string | null; data: string }> = [];
+async function tarEntries(file: string): Promise<Array<{ name: string; type: string; linkname?: string | null; data: string; owner: string }>> {
+  const out: Array<{ name: string; type: string; linkname?: string | null; data: string; owner: string }> = [];
   const ex = tar.extract();
   const done = new Promise<void>((resolve, reject) => {
     ex.on('finish', () => resolve());
@@ -49,7 +50,7 @@ async function tarEntries(file: string): Promise<Array<{ name: string; type: str
     const chunks: Buffer[] = [];
     stream.on('data', (c: unknown) => chunks.push(c as Buffer));
     stream.on('end', () => {
-      out.push({ name: h.name, type: h.type ?? '', linkname: h.linkname, data: Buffer.concat(chunks).toString() });
+      out.push({ name: h.name, type: h.type ?? '', linkname: h.linkname, data: Buffer.concat(chunks).toString(), owner: `${h.uid}:${h.gid}` });
       next();
     });
   });
@@ -250,6 +251,31 @@ describe('OverlaySnapshotter', () => {
     assert.equal(fs.readFileSync(path.join(s.layerPath(result.chainId), 'etc/passwd'), 'utf8'), 'root2');
     assert.equal(fs.existsSync(path.join(s.root, 'snapshots/c')), false);
     await assert.rejects(s.commit('c'), NotFoundError);
+  });
+
+  it('writes the diff of a container in a user namespace with the ids it sees, whiteouts as overlayfs made them', { skip: isRoot ? false : 'needs root' }, async () => {
+    const range = { base: 2 ** 30, size: 65536 };
+    const upper = tmpdir();
+    fs.mkdirSync(path.join(upper, 'd'));
+    fs.writeFileSync(path.join(upper, 'd/f'), 'f');
+    fs.writeFileSync(path.join(upper, 'host'), 'h');
+    fs.chownSync(path.join(upper, 'd'), range.base, range.base);
+    fs.chownSync(path.join(upper, 'd/f'), range.base + 1000, range.base + 1001);
+    fs.chownSync(path.join(upper, 'host'), 4242, 4242);
+    setxattr(path.join(upper, 'd'), 'trusted.overlay.opaque', '79');
+    assert.equal(spawnSync('mknod', [path.join(upper, 'gone'), 'c', '0', '0']).status, 0); // host root's, as overlayfs makes them
+    const tarPath = path.join(tmpdir(), 'diff.tar');
+    await writeDiffTar(upper, tarPath, { idRange: range });
+    assert.deepEqual(
+      (await tarEntries(tarPath)).map((e) => [e.name, e.owner]),
+      [
+        ['d/', '0:0'],
+        ['d/.wh..wh..opq', '0:0'],
+        ['d/f', '1000:1001'],
+        ['.wh.gone', '0:0'],
+        ['host', '65534:65534'],
+      ],
+    );
   });
 
   it('refuses commit with a chain ID other than the diff', async () => {

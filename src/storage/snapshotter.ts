@@ -32,6 +32,7 @@ import tar from 'tar-stream';
 import { ConflictError, InvalidArgumentError, NotFoundError, SystemError, UnsupportedError } from '../common/errors.js';
 import { processAlive, syncDirectory, writeFileAtomic } from '../common/fsutil.js';
 import { FsOp } from './fsop.js';
+import { idInside, type IdRange } from './idrange.js';
 import { paxXattrs, readXattrsAt, xattrPack } from './xattrs.js';
 
 /** A mount to perform, as mount(8) would take it (containerd's mount.Mount). */
@@ -726,8 +727,12 @@ async function syncfs(dir: string): Promise<void> {
  * directories get a `.wh..wh..opq` entry, as Docker writes them. Sockets are skipped.
  * Extended attributes are PAX `SCHILY.xattr.*` records (xattrs.ts: capabilities, user.*,
  * trusted.*; never overlayfs' own).
+ * With `idRange` (a container in a user namespace of its own, whose upper directory holds host
+ * ids), entries carry the ids the container sees (idrange.ts), as dockerd's userns-remap does;
+ * whiteouts keep theirs (overlayfs makes them as its mounter, host root), as in dockerd.
  */
-export async function writeDiffTar(upper: string, tarPath: string): Promise<LayerDiff> {
+export async function writeDiffTar(upper: string, tarPath: string, opts: { idRange?: IdRange } = {}): Promise<LayerDiff> {
+  const range = opts.idRange;
   const fsop = new FsOp(upper);
   const pack = xattrPack();
   const hash = createHash('sha256');
@@ -773,12 +778,13 @@ export async function writeDiffTar(upper: string, tarPath: string): Promise<Laye
         continue;
       }
       const xattrs = st.isSymbolicLink() ? new Map<string, Buffer>() : await readXattrsAt(fsop, p);
-      const pax = paxXattrs(xattrs);
-      const base = { mode: st.mode, uid: st.uid, gid: st.gid, mtime: st.mtime, ...(pax ? { pax } : {}) };
+      const pax = paxXattrs(xattrs, range);
+      const ids = { uid: idInside(range, st.uid), gid: idInside(range, st.gid) };
+      const base = { mode: st.mode, ...ids, mtime: st.mtime, ...(pax ? { pax } : {}) };
       if (st.isDirectory()) {
         await add({ ...base, name: r + '/', type: 'directory' });
         const opaque = xattrs.get('trusted.overlay.opaque')?.toString() === 'y';
-        if (opaque) await add({ mode: 0o100000 | (st.mode & 0o777), uid: st.uid, gid: st.gid, mtime: st.mtime, name: r + '/' + OPAQUE_MARKER, type: 'file', size: 0 });
+        if (opaque) await add({ mode: 0o100000 | (st.mode & 0o777), ...ids, mtime: st.mtime, name: r + '/' + OPAQUE_MARKER, type: 'file', size: 0 });
         await walk(r);
       } else if (st.isSymbolicLink()) {
         await add({ ...base, name: r, type: 'symlink', linkname: await fsp.readlink(p) });

@@ -38,6 +38,7 @@ import tar from 'tar-stream';
 import { BerthError, ConflictError, InvalidArgumentError, SystemError, UnsupportedError } from '../common/errors.js';
 import { drained } from '../common/streams.js';
 import { FsOp } from './fsop.js';
+import { entryXattrs } from './xattrs.js';
 
 export interface UnpackOptions {
   /** The descriptor's media type; informative only: the compression is detected from magic bytes. */
@@ -122,26 +123,6 @@ export function cleanEntryPath(name: string, entry: string, what = 'name'): stri
 
 function bad(entry: string, message: string): InvalidArgumentError {
   return new InvalidArgumentError(message, `layer entry ${JSON.stringify(entry)}`);
-}
-
-/** Raw SCHILY.xattr.* records of a pax header (tar-stream decodes values as UTF-8, which breaks binary ones). */
-function paxXattrs(buf: Buffer): Map<string, Buffer> {
-  const out = new Map<string, Buffer>();
-  let rest = buf;
-  while (rest.length) {
-    const sp = rest.indexOf(0x20);
-    if (sp <= 0) break;
-    const len = parseInt(rest.subarray(0, sp).toString('latin1'), 10);
-    if (!(len > sp + 1) || len > rest.length) break;
-    const kv = rest.subarray(sp + 1, len - 1);
-    const eq = kv.indexOf(0x3d);
-    if (eq > 0) {
-      const key = kv.subarray(0, eq).toString('utf8');
-      if (key.startsWith('SCHILY.xattr.')) out.set(key.slice('SCHILY.xattr.'.length), Buffer.from(kv.subarray(eq + 1)));
-    }
-    rest = rest.subarray(len);
-  }
-  return out;
 }
 
 type Header = Omit<tar.Header, 'pax' | 'type'> & { type: tar.Header['type'] | string | null; pax?: Record<string, string> | null };
@@ -450,16 +431,7 @@ export async function unpackLayer(input: Readable, destDir: string, opts: Unpack
 
   let inFlight: Promise<void> = Promise.resolve();
   const ex = tar.extract();
-  // Keep the raw pax records for binary xattr values (see paxXattrs).
-  let pendingXattrs: Map<string, Buffer> | null = null;
-  const exAny = ex as unknown as { _decodeLongHeader?: (buf: Buffer) => unknown; _header?: { type?: string } };
-  const decodeLong = exAny._decodeLongHeader;
-  if (typeof decodeLong === 'function') {
-    exAny._decodeLongHeader = function (this: typeof exAny, buf: Buffer) {
-      if (this._header?.type === 'pax-header') pendingXattrs = paxXattrs(buf);
-      return decodeLong.call(this, buf);
-    };
-  }
+  const xattrsOf = entryXattrs(ex);
   ex.on('error', fail);
   ex.on('entry', (header, source, next) => {
     const h = header as Header;
@@ -467,16 +439,7 @@ export async function unpackLayer(input: Readable, destDir: string, opts: Unpack
     stream.on('error', () => {
       /* reaches the reader of the entry (and the extractor's own 'error') */
     });
-    let xattrs: Map<string, Buffer> | null = null;
-    if (h.pax) {
-      xattrs = pendingXattrs;
-      if (xattrs === null) {
-        xattrs = new Map();
-        for (const [k, v] of Object.entries(h.pax)) if (k.startsWith('SCHILY.xattr.')) xattrs.set(k.slice(13), Buffer.from(v, 'utf8'));
-      }
-    }
-    pendingXattrs = null;
-    inFlight = writer.entry(h, stream, xattrs?.size ? xattrs : null).then(
+    inFlight = writer.entry(h, stream, xattrsOf(h)).then(
       () => next(),
       (e: unknown) => {
         const err = e instanceof BerthError ? e : new SystemError(`layer entry ${JSON.stringify(h.name)}: ${(e as Error).message}`, { cause: e });

@@ -13,7 +13,7 @@ import { after, describe, it } from 'node:test';
 import { writeDiffTar } from './snapshotter.js';
 import { unpackLayer } from './unpack.js';
 import { getxattr, setxattr } from './xattr.testutil.js';
-import { archivedXattr } from './xattrs.js';
+import { archivedXattr, capabilityInside, paxXattrs } from './xattrs.js';
 
 const isRoot = process.getuid?.() === 0;
 const hasSetcap = spawnSync('setcap', ['-v', 'cap_net_raw+ep', '/nonexistent']).error === undefined;
@@ -21,12 +21,33 @@ const hasSetcap = spawnSync('setcap', ['-v', 'cap_net_raw+ep', '/nonexistent']).
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'berth-xattrs-'));
 after(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
+/** A security.capability value: v2 (20 bytes) or, with a rootid, v3 (24); permitted cap_net_raw. */
+function capability(flags: number, rootid?: number): Buffer {
+  const b = Buffer.alloc(rootid === undefined ? 20 : 24);
+  b.writeUInt32LE((rootid === undefined ? 0x02000000 : 0x03000000) | flags, 0);
+  b.writeUInt32LE(1 << 13, 4);
+  if (rootid !== undefined) b.writeUInt32LE(rootid, 20);
+  return b;
+}
+
 describe('xattrs in archives', () => {
   it('keeps capabilities, user.* and trusted.*, never overlayfs’ own or host labels', () => {
     for (const n of ['security.capability', 'user.test', 'user.mime_type', 'trusted.md5']) assert.ok(archivedXattr(n), n);
     for (const n of ['trusted.overlay.opaque', 'trusted.overlay.redirect', 'user.overlay.origin', 'security.selinux', 'security.ima', 'system.posix_acl_access']) {
       assert.ok(!archivedXattr(n), n);
     }
+  });
+
+  it('shows capability sets as a user namespace reads them (commoncap.c)', () => {
+    const range = { base: 2 ** 30, size: 65536 };
+    assert.deepEqual(capabilityInside(capability(1), range), capability(1), 'a plain set stays');
+    assert.deepEqual(capabilityInside(capability(1, range.base), range), capability(1), "its root's: plain, effective kept");
+    assert.deepEqual(capabilityInside(capability(0, range.base), range), capability(0));
+    assert.deepEqual(capabilityInside(capability(1, 0), range), capability(1), "host root's: plain");
+    assert.deepEqual(capabilityInside(capability(1, range.base + 1000), range), capability(1, 1000), 'another uid inside: namespaced to it');
+    assert.equal(capabilityInside(capability(1, range.base + range.size), range), undefined, "another range's root: unreadable inside");
+    const pax = paxXattrs(new Map([['security.capability', capability(1, range.base)], ['user.a', Buffer.from('a')]]), range);
+    assert.deepEqual(pax, { 'SCHILY.xattr.security.capability': capability(1), 'SCHILY.xattr.user.a': Buffer.from('a') });
   });
 
   it('a diff tar carries xattrs as PAX records that unpackLayer and GNU tar restore', { skip: isRoot ? false : 'needs root' }, async () => {

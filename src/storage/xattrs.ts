@@ -11,7 +11,10 @@
  * Node cannot read xattrs: berth-fsop's `fdxattrs` reads them through a descriptor this process
  * holds (O_PATH is enough), so no path is resolved twice. Values are bytes (a capability set is
  * binary); tar-stream writes PAX values as UTF-8 text, so `xattrPack` gives a pack whose PAX
- * records carry Buffers byte for byte.
+ * records carry Buffers byte for byte, and `entryXattrs` reads them back raw.
+ *
+ * The other way (docker cp into a container), `applyXattrs` sets the same set on extracted
+ * files through berth-fsop's `setxattr`, and says what it left out.
  */
 import fs from 'node:fs';
 
@@ -19,12 +22,15 @@ import tar from 'tar-stream';
 
 import { SystemError } from '../common/errors.js';
 import type { FsOp } from './fsop.js';
+import type { IdRange } from './idrange.js';
 
 /** O_PATH (Linux): Node has no constant. */
 const O_PATH = 0o10000000;
 
+const overlayXattr = (name: string): boolean => name.startsWith('trusted.overlay.') || name.startsWith('user.overlay.');
+
 export function archivedXattr(name: string): boolean {
-  if (name.startsWith('trusted.overlay.') || name.startsWith('user.overlay.')) return false;
+  if (overlayXattr(name)) return false;
   return name === 'security.capability' || name.startsWith('user.') || name.startsWith('trusted.');
 }
 
@@ -41,11 +47,49 @@ export async function readXattrs(fsop: FsOp, fd: number): Promise<Map<string, Bu
   return out;
 }
 
-/** The PAX records for the xattrs that belong in an archive (undefined: none). */
-export function paxXattrs(xattrs: Map<string, Buffer>): Record<string, Buffer> | undefined {
+/** linux/capability.h: the vfs_cap_data header of security.capability. */
+const CAP_REVISION_MASK = 0xff000000;
+const CAP_REVISION_2 = 0x02000000;
+const CAP_REVISION_3 = 0x03000000;
+const CAP_FLAGS_EFFECTIVE = 0x000001;
+const CAP_V2_SIZE = 20;
+const CAP_V3_SIZE = 24;
+
+/**
+ * A security.capability value as a process in the range's user namespace reads it
+ * (security/commoncap.c, cap_inode_getsecurity). Read from the host, a namespaced (v3) set
+ * names the host uid of the root it belongs to: so does a set `setcap` made in the container,
+ * and an image file's plain (v2) set seen through an idmapped layer. Inside, a set of the
+ * namespace's root (or of host root) reads as a plain set, one of another uid of the range as
+ * namespaced to that uid as the namespace numbers it, and one of any other uid not at all
+ * (undefined).
+ */
+export function capabilityInside(value: Buffer, range: IdRange): Buffer | undefined {
+  if (value.length !== CAP_V3_SIZE || (value.readUInt32LE(0) & CAP_REVISION_MASK) !== CAP_REVISION_3) return value;
+  const rootid = value.readUInt32LE(CAP_V2_SIZE);
+  const inside = rootid - range.base;
+  if (inside > 0 && inside < range.size) {
+    const v3 = Buffer.from(value);
+    v3.writeUInt32LE(inside, CAP_V2_SIZE);
+    return v3;
+  }
+  // The namespace's own root, or host root (an ancestor's): a plain set.
+  if (inside !== 0 && rootid !== 0) return undefined;
+  const v2 = Buffer.from(value.subarray(0, CAP_V2_SIZE));
+  v2.writeUInt32LE(CAP_REVISION_2 | (value.readUInt32LE(0) & CAP_FLAGS_EFFECTIVE), 0);
+  return v2;
+}
+
+/**
+ * The PAX records for the xattrs that belong in an archive (undefined: none); with a range,
+ * capability sets as the container sees them.
+ */
+export function paxXattrs(xattrs: Map<string, Buffer>, range?: IdRange): Record<string, Buffer> | undefined {
   let pax: Record<string, Buffer> | undefined;
-  for (const [name, value] of xattrs) {
-    if (archivedXattr(name)) (pax ??= {})['SCHILY.xattr.' + name] = value;
+  for (const [name, raw] of xattrs) {
+    if (!archivedXattr(name)) continue;
+    const value = range && name === 'security.capability' ? capabilityInside(raw, range) : raw;
+    if (value) (pax ??= {})['SCHILY.xattr.' + name] = value;
   }
   return pax;
 }
@@ -100,4 +144,84 @@ export function xattrPack(): tar.Pack {
     this._encode(entry as tar.Header);
   };
   return pack;
+}
+
+/** The SCHILY.xattr.* records of a PAX header block, values as raw bytes. */
+function parsePaxXattrs(buf: Buffer): Map<string, Buffer> {
+  const out = new Map<string, Buffer>();
+  let rest = buf;
+  while (rest.length) {
+    const sp = rest.indexOf(0x20);
+    if (sp <= 0) break;
+    const len = parseInt(rest.subarray(0, sp).toString('latin1'), 10);
+    if (!(len > sp + 1) || len > rest.length) break;
+    const kv = rest.subarray(sp + 1, len - 1);
+    const eq = kv.indexOf(0x3d);
+    if (eq > 0) {
+      const key = kv.subarray(0, eq).toString('utf8');
+      if (key.startsWith('SCHILY.xattr.')) out.set(key.slice('SCHILY.xattr.'.length), Buffer.from(kv.subarray(eq + 1)));
+    }
+    rest = rest.subarray(len);
+  }
+  return out;
+}
+
+type ExtractInternals = { _decodeLongHeader?: (buf: Buffer) => unknown; _header?: { type?: string } };
+
+/**
+ * The xattrs of the entries a tar-stream extractor reads, with raw values: tar-stream decodes
+ * PAX values as UTF-8 text, which breaks binary ones, so its PAX blocks are read here too.
+ * The function returned gives the xattrs of the entry just emitted (null: none); call it once
+ * per entry, before the next one is read.
+ */
+export function entryXattrs(ex: tar.Extract): (header: { pax?: unknown }) => Map<string, Buffer> | null {
+  let pending: Map<string, Buffer> | null = null;
+  const internals = ex as unknown as ExtractInternals;
+  const decodeLong = internals._decodeLongHeader;
+  if (typeof decodeLong === 'function') {
+    internals._decodeLongHeader = function (this: ExtractInternals, buf: Buffer) {
+      if (this._header?.type === 'pax-header') pending = parsePaxXattrs(buf);
+      return decodeLong.call(this, buf);
+    };
+  }
+  return (header) => {
+    let xattrs: Map<string, Buffer> | null = null;
+    const pax = header.pax as Record<string, string> | null | undefined;
+    if (pax) {
+      xattrs = pending;
+      if (xattrs === null) {
+        xattrs = new Map();
+        for (const [k, v] of Object.entries(pax)) if (k.startsWith('SCHILY.xattr.')) xattrs.set(k.slice('SCHILY.xattr.'.length), Buffer.from(v, 'utf8'));
+      }
+    }
+    pending = null;
+    return xattrs?.size ? xattrs : null;
+  };
+}
+
+/**
+ * Sets an archive entry's xattrs on `name`, a file in the directory `fsop` works beneath (what
+ * is extracted into a container): those `archivedXattr` admits, never overlayfs' own, which
+ * would steer the container's overlay. Returns what it left out, with the reason, for the
+ * daemon's log: the other names, and those the file system refuses as not permitted or not
+ * supported (user.* on a symlink, a volume without xattrs), which dockerd skips too. Any other
+ * failure throws.
+ */
+export async function applyXattrs(fsop: FsOp, name: string, xattrs: Map<string, Buffer>): Promise<string[]> {
+  const skipped: string[] = [];
+  for (const [key, value] of xattrs) {
+    if (!archivedXattr(key)) {
+      skipped.push(`${key} (${overlayXattr(key) ? "overlayfs' own" : 'not applied: only security.capability, user.* and trusted.* are'})`);
+      continue;
+    }
+    try {
+      await fsop.call('setxattr', [name, key, value]);
+    } catch (err) {
+      // berth-fsop ends its message with strerror(3) of EPERM or ENOTSUP.
+      const refused = /Operation not (permitted|supported)$/.exec((err as Error).message);
+      if (!refused) throw err;
+      skipped.push(`${key} (${refused[0]})`);
+    }
+  }
+  return skipped;
 }

@@ -5,7 +5,7 @@
  * kill9()/restart() exercise the daemon's crash survival.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 
@@ -175,4 +175,13 @@ export async function startBerthd(opts: { prefix?: string; timeoutMs?: number; e
   }
   const mountsLeft = (): string[] => mountPointsUnder(dir).filter((p) => p !== path.join(dir, 'exec'));
   return { dir, socket, env, cgroupParent, pid: () => daemonPid, mountsLeft, docker, dockerOk, loadImages, logTail, kill9, start, stop };
+}
+
+/** The top layer (a tar) of an image, through `docker save` (unpacked in a new directory under `work`). */
+export function savedTopLayer(d: PrivateBerthd, image: string, work: string): Buffer {
+  const dir = fs.mkdtempSync(path.join(work, 'saved-'));
+  d.dockerOk(['save', '-o', path.join(dir, 'image.tar'), image]);
+  assert.equal(spawnSync('tar', ['-xf', path.join(dir, 'image.tar'), '-C', dir]).status, 0);
+  const manifest = JSON.parse(fs.readFileSync(path.join(dir, 'manifest.json'), 'utf8')) as Array<{ Layers: string[] }>;
+  return fs.readFileSync(path.join(dir, manifest[0]!.Layers.at(-1)!));
 }

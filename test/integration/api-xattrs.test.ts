@@ -5,6 +5,8 @@
  * commit` into a container of the new image, and in the tars of `docker export` and `docker cp`
  * (PAX SCHILY.xattr.* records, read back by GNU tar). overlayfs' own xattrs (an opaque
  * directory, copy-up origins) never reach a tar: the opaque directory is a .wh..wh..opq entry.
+ * `docker cp` into a container applies the same set from the tar's records; the rest (overlayfs'
+ * own, other namespaces, what the file system refuses) is left out and said so in the daemon log.
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -12,8 +14,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 
+import { makeTar } from '../../src/storage/tar.testutil.js';
 import { getxattr, setxattr } from '../../src/storage/xattr.testutil.js';
-import { startBerthd, type PrivateBerthd } from '../helpers/berthd.js';
+import { savedTopLayer, startBerthd, type PrivateBerthd } from '../helpers/berthd.js';
 import { dockerdSkip, poll, which } from '../helpers/engines.js';
 
 const skip = dockerdSkip || (!which('setcap', '/usr/sbin/setcap', '/sbin/setcap') ? 'needs setcap' : false);
@@ -48,12 +51,7 @@ describe('xattrs through commit, export and cp', { skip, timeout: 300_000 }, () 
 
   it('docker commit keeps them, and a container of the new image has them', async () => {
     d.dockerOk(['commit', src, 'xattr-img']);
-    const layerTar = path.join(work, 'saved');
-    fs.mkdirSync(layerTar);
-    d.dockerOk(['save', '-o', path.join(work, 'saved.tar'), 'xattr-img']);
-    assert.equal(spawnSync('tar', ['-xf', path.join(work, 'saved.tar'), '-C', layerTar]).status, 0);
-    const manifest = JSON.parse(fs.readFileSync(path.join(layerTar, 'manifest.json'), 'utf8')) as Array<{ Layers: string[] }>;
-    const top = fs.readFileSync(path.join(layerTar, manifest[0]!.Layers.at(-1)!));
+    const top = savedTopLayer(d, 'xattr-img', work);
     assert.ok(!top.includes('trusted.overlay'), "no overlayfs xattr in the committed layer");
     const list = spawnSync('tar', ['-tf', '-'], { input: top, encoding: 'utf8' }).stdout.split('\n');
     assert.ok(list.includes('usr/sbin/.wh..wh..opq'), `the opaque directory as a marker: ${list.join(' ')}`);
@@ -88,5 +86,54 @@ describe('xattrs through commit, export and cp', { skip, timeout: 300_000 }, () 
     assert.equal(y.status, 0, y.stderr);
     assert.match(getcap(path.join(cpOut, 'tool')), /cap_net_raw[=+]ep/);
     assert.equal(getxattr(path.join(cpOut, 'tool'), 'user.test'), hex('hello'));
+  });
+
+  it('docker cp into a container applies them, never overlayfs\' own, and logs what it leaves out', () => {
+    const cap = Buffer.alloc(20); // a plain (v2) capability set: cap_net_raw, effective
+    cap.writeUInt32LE(0x02000001, 0);
+    cap.writeUInt32LE(1 << 13, 4);
+    const archive = makeTar([
+      { name: 'cpin', type: 'dir', pax: { 'SCHILY.xattr.user.dir': 'd' } },
+      {
+        name: 'cpin/tool',
+        data: 'tool\n',
+        mode: 0o755,
+        pax: {
+          'SCHILY.xattr.security.capability': cap,
+          'SCHILY.xattr.user.bin': Buffer.from([0xff, 0x00, 0xfe]),
+          'SCHILY.xattr.trusted.t': 'tv',
+          'SCHILY.xattr.trusted.overlay.redirect': '/etc',
+          'SCHILY.xattr.user.overlay.origin': 'x',
+          'SCHILY.xattr.security.selinux': 'system_u:object_r:bin_t:s0',
+        },
+      },
+      { name: 'cpin/link', type: 'symlink', linkname: 'tool', pax: { 'SCHILY.xattr.user.l': 'l' } }, // user.* on a symlink: refused by the kernel
+      { name: 'etc', type: 'dir', pax: { 'SCHILY.xattr.trusted.overlay.opaque': 'y' } }, // would hide the image's /etc
+    ]);
+    const cp = spawnSync('docker', ['cp', '-', `${src}:/`], { env: d.env, input: archive, encoding: 'utf8' });
+    assert.equal(cp.status, 0, `${cp.stderr}\n${d.logTail()}`);
+
+    const merged = d.dockerOk(['inspect', '-f', '{{.GraphDriver.Data.MergedDir}}', src]).trim();
+    const tool = path.join(merged, 'cpin/tool');
+    assert.match(getcap(tool), /cap_net_raw[=+]ep/);
+    assert.equal(getxattr(tool, 'user.bin'), 'ff00fe');
+    assert.equal(getxattr(tool, 'trusted.t'), hex('tv'));
+    assert.equal(getxattr(path.join(merged, 'cpin'), 'user.dir'), hex('d'));
+    // The container's writable layer, not overlayfs' view of it.
+    const upper = path.join(d.dir, 'data', 'snapshots', 'snapshots', src, 'fs');
+    for (const name of ['trusted.overlay.redirect', 'user.overlay.origin', 'security.selinux']) assert.equal(getxattr(path.join(upper, 'cpin/tool'), name), null, name);
+    assert.equal(getxattr(path.join(upper, 'etc'), 'trusted.overlay.opaque'), null);
+    assert.equal(d.dockerOk(['exec', src, 'sh', '-c', 'cat /cpin/tool; grep -c ^root: /etc/passwd']), 'tool\n1\n', 'the image’s /etc is still seen');
+
+    const log = fs.readFileSync(path.join(d.dir, 'berthd.log'), 'utf8');
+    for (const [entry, why] of [
+      ['cpin/tool', "trusted.overlay.redirect (overlayfs' own)"],
+      ['cpin/tool', "user.overlay.origin (overlayfs' own)"],
+      ['cpin/tool', 'security.selinux (not applied'],
+      ['cpin/link', 'user.l (Operation not permitted)'],
+      ['etc', "trusted.overlay.opaque (overlayfs' own)"],
+    ]) {
+      assert.ok(log.split('\n').some((l) => l.includes(`"${entry}"`) && l.includes(why)), `the log says ${entry}: ${why}\n${d.logTail()}`);
+    }
   });
 });

@@ -8,6 +8,7 @@ import { InvalidArgumentError, NotFoundError } from '../../common/errors.js';
 import { FrameParser, type Frame } from '../../shim/client.js';
 import { dockerReference, type ImageReference } from '../../images/reference.js';
 import type { ImageRecord } from '../../images/types.js';
+import { hostIdOf } from '../../storage/idrange.js';
 import { extractArchive, readSmall } from '../containers/filesystem.js';
 import { ScopedRoot } from '../containers/scoped-root.js';
 import type { ContainerService } from '../containers/service.js';
@@ -128,6 +129,7 @@ export function engineBuildBackend(containers: ContainerService, images: ImageSe
             scoped,
             extract: (dest, tar) => extractArchive(scoped, record, dest, tar),
             readFile: (p) => readSmall(scoped, p),
+            hostIds: ({ uid, gid }) => ({ uid: hostIdOf(record.idRange, uid, 'owner'), gid: hostIdOf(record.idRange, gid, 'owner') }),
           });
         } finally {
           scoped.close();

@@ -83,6 +83,8 @@ export interface ContainerRoot {
   scoped: ScopedRoot;
   extract(dest: string, tar: Readable): Promise<void>;
   readFile(p: string): string | undefined;
+  /** The host ids of ids in the container (not the same in a user namespace of its own). */
+  hostIds(ids: { uid: number; gid: number }): { uid: number; gid: number };
 }
 
 export interface BuildOptions {
@@ -565,7 +567,7 @@ export class Build {
     if (this.useCache(state, probe)) return;
     const id = await this.backend.createContainer({ image: await this.baseForContainer(state), cmd: probe.Cmd as string[], env: state.runConfig.Env ?? [] });
     try {
-      await this.backend.withRootfs(id, async (root) => ensureDir(root.scoped, dir, { uid: 0, gid: 0 }));
+      await this.backend.withRootfs(id, async (root) => ensureDir(root, dir, { uid: 0, gid: 0 }));
       await this.newImage(state, probe, id);
     } finally {
       await this.removeContainer(id);
@@ -641,13 +643,13 @@ export class Build {
           for (const source of resolved) {
             const archive = keyword === 'ADD' && !fromImage && source.stat.isFile() ? archiveKind(source.abs) : undefined;
             if (archive) {
-              await root.extract(ensureDir(root.scoped, dest, attrs), archiveStream(source.abs, archive));
+              await root.extract(ensureDir(root, dest, attrs), archiveStream(source.abs, archive));
             } else if (source.stat.isDirectory()) {
-              await root.extract(ensureDir(root.scoped, dest, attrs), sourceTar(tree, source, undefined, attrs));
+              await root.extract(ensureDir(root, dest, attrs), sourceTar(tree, source, undefined, attrs));
             } else if (intoDir) {
-              await root.extract(ensureDir(root.scoped, dest, attrs), sourceTar(tree, source, path.posix.basename(source.path), attrs));
+              await root.extract(ensureDir(root, dest, attrs), sourceTar(tree, source, path.posix.basename(source.path), attrs));
             } else {
-              await root.extract(ensureDir(root.scoped, path.posix.dirname(dest), attrs), sourceTar(tree, source, path.posix.basename(dest), attrs));
+              await root.extract(ensureDir(root, path.posix.dirname(dest), attrs), sourceTar(tree, source, path.posix.basename(dest), attrs));
             }
           }
         }),
@@ -718,7 +720,9 @@ function lookupDir(scoped: ScopedRoot, p: string): 'dir' | 'other' | undefined {
  * Makes the directory p and its missing parents (0755, owned as given, as moby's
  * MkdirAllAndChownNew), each beneath its parent's descriptor; returns its canonical path.
  */
-function ensureDir(scoped: ScopedRoot, p: string, owner: { uid: number; gid: number }): string {
+function ensureDir(root: ContainerRoot, p: string, owner: { uid: number; gid: number }): string {
+  const { scoped } = root;
+  const host = root.hostIds(owner);
   let current = '/';
   for (const part of p.split('/').filter(Boolean)) {
     const next = path.posix.join(current, part);
@@ -731,7 +735,7 @@ function ensureDir(scoped: ScopedRoot, p: string, owner: { uid: number; gid: num
     try {
       if (res.fd === undefined) {
         fs.mkdirSync(at(res.parentFd, res.name), 0o755);
-        fs.lchownSync(at(res.parentFd, res.name), owner.uid, owner.gid);
+        fs.lchownSync(at(res.parentFd, res.name), host.uid, host.gid);
         current = path.posix.join(path.posix.dirname(res.containerPath), res.name);
       } else if (!res.stat?.isDirectory()) {
         throw new InvalidArgumentError(`cannot copy to non-directory: ${next}`);

@@ -7,6 +7,8 @@
  * through ScopedRoot (scoped-root.ts): resolved inside the container's root, symlinks included,
  * with descriptors, so nothing a hostile container did can make us read or write outside it.
  * Volumes and binds are honoured: a path in a volume is the volume's directory.
+ * A container in a user namespace of its own is seen as it sees itself: the tars carry its ids,
+ * not the host's, and what is extracted into it gets the host ids of the tar's (idrange.ts).
  * Nothing here speaks HTTP: callers hand in the stream to write to.
  */
 import fs from 'node:fs';
@@ -19,8 +21,9 @@ import tar, { type Header as TarHeader } from 'tar-stream';
 import { BerthError, InvalidArgumentError, SystemError } from '../../common/errors.js';
 import { major, minor, type OverlaySnapshotter } from '../../storage/snapshotter.js';
 import { FsOp } from '../../storage/fsop.js';
+import { hostIdOf, idInside, type IdRange } from '../../storage/idrange.js';
 import { cleanEntryPath, drain } from '../../storage/unpack.js';
-import { paxXattrs, readXattrs, xattrPack } from '../../storage/xattrs.js';
+import { applyXattrs, entryXattrs, paxXattrs, readXattrs, xattrPack } from '../../storage/xattrs.js';
 import type { ContainerRecord } from './record.js';
 import { at, closeQuietly, lookupAt, notFoundInContainer, removeAt, ScopedPathError, ScopedRoot, self, type Resolved, type ScopedMount } from './scoped-root.js';
 import type { ContainerService } from './service.js';
@@ -108,7 +111,11 @@ class TarOut {
   private readonly done: Promise<void>;
   private failure: Error | undefined;
 
-  constructor(out: Writable) {
+  /** The range of a container in a user namespace: the ids it sees go into the tar. */
+  constructor(
+    out: Writable,
+    private readonly range: IdRange | undefined,
+  ) {
     this.done = new Promise((resolve) => {
       pipeline(this.pack as unknown as Readable, out, (err) => {
         if (err) this.failure ??= err;
@@ -130,12 +137,12 @@ class TarOut {
 
   /** Adds one node (and, for a directory, everything beneath it). */
   async node(scoped: ScopedRoot | undefined, parentFd: number, name: string, fd: number, st: fs.Stats, tarName: string, containerPath: string): Promise<void> {
-    const base = { name: tarName, mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, mtime: st.mtime };
+    const base = { name: tarName, mode: st.mode & 0o7777, uid: idInside(this.range, st.uid), gid: idInside(this.range, st.gid), mtime: st.mtime };
     if (st.isSymbolicLink()) {
       await this.entry({ ...base, type: 'symlink', linkname: fs.readlinkSync(at(parentFd, name)) });
       return;
     }
-    const pax = paxXattrs(await readXattrs(this.fsop, fd));
+    const pax = paxXattrs(await readXattrs(this.fsop, fd), this.range);
     if (pax) Object.assign(base, { pax });
     if (st.isDirectory()) {
       if (tarName !== '') await this.entry({ ...base, name: tarName + '/', type: 'directory' });
@@ -177,9 +184,11 @@ class TarOut {
     this.check();
     // Reopening the O_PATH descriptor: the very inode we looked at, whatever the name points to now.
     const fh = await fsp.open(self(fd), fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
+    let onClose: (() => void) | undefined;
     try {
       const size = header.size ?? 0;
-      const closed = new Promise<void>((resolve) => this.pack.once('close', () => resolve()));
+      // Removed again below: one listener per file would pile up on the pack for the whole archive.
+      const closed = new Promise<void>((resolve) => this.pack.once('close', (onClose = resolve)));
       let finished!: Promise<void>;
       const sink = this.pack.entry(header, () => undefined);
       finished = new Promise((resolve, reject) => {
@@ -201,6 +210,7 @@ class TarOut {
       await Promise.race([finished, closed]);
       this.check();
     } finally {
+      if (onClose) this.pack.off('close', onClose);
       await fh.close();
     }
   }
@@ -220,8 +230,8 @@ class TarOut {
 }
 
 /** The tar of a resolved path (a directory with all beneath it); `scoped` given: mounts stitched in. */
-async function writeTar(to: Writable, scoped: ScopedRoot | undefined, res: Resolved, tarName: string): Promise<void> {
-  const out = new TarOut(to);
+async function writeTar(to: Writable, scoped: ScopedRoot | undefined, res: Resolved, tarName: string, range: IdRange | undefined): Promise<void> {
+  const out = new TarOut(to, range);
   try {
     await out.node(scoped, res.parentFd, res.name, res.fd!, res.stat!, tarName, res.containerPath);
     await out.finish();
@@ -290,10 +300,10 @@ export class ContainerFilesystem {
    * returns where the tar goes; errors before that are thrown as typed errors.
    */
   getArchive(ref: string, p: string, open: (stat: PathStat) => Writable): Promise<void> {
-    return this.scoped(ref, async (scoped) => {
+    return this.scoped(ref, async (scoped, record) => {
       const { res, stat, base } = this.lookup(scoped, p, ref);
       try {
-        await writeTar(open(stat), scoped, res, base === '/' ? '.' : base);
+        await writeTar(open(stat), scoped, res, base === '/' ? '.' : base, record.idRange);
       } finally {
         res.close();
       }
@@ -304,10 +314,10 @@ export class ContainerFilesystem {
   export(ref: string, open: () => Writable): Promise<void> {
     return this.scoped(
       ref,
-      async (scoped) => {
+      async (scoped, record) => {
         const res = scoped.resolve('/', { followLast: true });
         try {
-          await writeTar(open(), undefined, res, '');
+          await writeTar(open(), undefined, res, '', record.idRange);
         } finally {
           res.close();
         }
@@ -382,20 +392,46 @@ export function extractArchive(scoped: ScopedRoot, record: ContainerRecord, dest
 /**
  * Extracts entries beneath a directory of the container. Each entry's parent is resolved in
  * the container's scope (like Docker's chroot'ed untar, symlinks inside the container are
- * followed, but never out of it; missing parents are made 0755), then the entry is created
- * beneath the parent's descriptor with O_NOFOLLOW/O_EXCL; what was there is removed without
- * following anything. Hardlinks must point inside the container (and the same file system).
+ * followed, but never out of it; missing parents are made 0755, owned by the container's root),
+ * then the entry is created beneath the parent's descriptor with O_NOFOLLOW/O_EXCL; what was
+ * there is removed without following anything. Hardlinks must point inside the container (and
+ * the same file system). Owners are the tar's (or `owner`), as the container sees them; xattrs
+ * as xattrs.ts's applyXattrs sets them, what it leaves out logged.
  */
 class Extractor {
-  private parent: { path: string; res: Resolved } | undefined;
+  /** The directory entries go into, and berth-fsop beneath it once needed (mknod, setxattr). */
+  private parent: { path: string; res: Resolved; fsop?: FsOp } | undefined;
   private readonly dirTimes: Array<[string, Date]> = [];
+  private readonly range: IdRange | undefined;
+  /** The host ids of the container's root, owner of the directories made on the way. */
+  private readonly root: { uid: number; gid: number };
 
   constructor(
     private readonly scoped: ScopedRoot,
     private readonly record: ContainerRecord,
     private readonly dest: string,
     private readonly opts: ExtractOptions & { owner?: { uid: number; gid: number } },
-  ) {}
+  ) {
+    this.range = record.idRange;
+    const rootId = hostIdOf(this.range, 0, 'root');
+    this.root = { uid: rootId, gid: rootId };
+  }
+
+  /** Lets go of the cached parent directory (its berth-fsop, if any, holds a descriptor of its own by then). */
+  private releaseParent(): void {
+    const p = this.parent;
+    this.parent = undefined;
+    if (!p) return;
+    void p.fsop?.close();
+    p.res.close();
+  }
+
+  /** berth-fsop working beneath the current parent directory (through /proc/<pid>/fd/<n>). */
+  private parentOp(): FsOp {
+    const p = this.parent;
+    if (p?.res.fd === undefined) throw new SystemError('internal: no parent directory for berth-fsop');
+    return (p.fsop ??= new FsOp(`/proc/${process.pid}/fd/${p.res.fd}`));
+  }
 
   private join(rel: string): string {
     return rel === '' ? this.dest : (this.dest === '/' ? '' : this.dest) + '/' + rel;
@@ -405,15 +441,15 @@ class Extractor {
   private dirFor(rel: string, entry: string): Resolved {
     const p = this.join(rel);
     if (this.parent?.path === p) return this.parent.res;
-    this.parent?.res.close();
-    this.parent = undefined;
+    this.releaseParent();
     let res: Resolved;
     try {
-      res = this.scoped.resolve(p, { followLast: true, mkdirs: true });
+      res = this.scoped.resolve(p, { followLast: true, mkdirs: this.root });
       if (res.fd === undefined) {
         const { parentFd, name } = res;
         try {
           fs.mkdirSync(at(parentFd, name), 0o755);
+          fs.lchownSync(at(parentFd, name), this.root.uid, this.root.gid);
         } catch (err) {
           if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
         }
@@ -435,6 +471,7 @@ class Extractor {
 
   async run(input: Readable): Promise<void> {
     const ex = tar.extract();
+    const xattrsOf = entryXattrs(ex);
     let streamError: Error | undefined;
     pipeline(input, ex as unknown as NodeJS.WritableStream, (err) => {
       if (err) streamError ??= err;
@@ -443,7 +480,7 @@ class Extractor {
       for await (const entry of ex) {
         const h = entry.header as Header;
         try {
-          await this.entry(h, entry as unknown as Readable);
+          await this.entry(h, entry as unknown as Readable, xattrsOf(h));
         } catch (err) {
           if (err instanceof BerthError) throw err;
           throw new SystemError(`extracting ${JSON.stringify(h.name)}: ${(err as Error).message}`, { cause: err });
@@ -468,13 +505,12 @@ class Extractor {
       const msg = (err as Error).message ?? String(err);
       throw new InvalidArgumentError(`invalid tar archive: ${msg}`, 'archive');
     } finally {
-      this.parent?.res.close();
-      this.parent = undefined;
+      this.releaseParent();
     }
     if (streamError && !/premature close/i.test(streamError.message)) throw new InvalidArgumentError(`reading the archive: ${streamError.message}`, 'archive');
   }
 
-  private async entry(h: Header, data: Readable): Promise<void> {
+  private async entry(h: Header, data: Readable, xattrs: Map<string, Buffer> | null): Promise<void> {
     let rel: string;
     try {
       rel = cleanEntryPath(h.name, h.name);
@@ -489,8 +525,8 @@ class Extractor {
     const parent = this.dirFor(dirRel, h.name);
     const pfd = parent.fd!;
     const target = at(pfd, name);
-    const uid = this.opts.owner?.uid ?? h.uid ?? 0;
-    const gid = this.opts.owner?.gid ?? h.gid ?? 0;
+    const uid = hostIdOf(this.range, this.opts.owner?.uid ?? h.uid ?? 0, `archive entry ${JSON.stringify(h.name)}`);
+    const gid = hostIdOf(this.range, this.opts.owner?.gid ?? h.gid ?? 0, `archive entry ${JSON.stringify(h.name)}`);
     const mode = (h.mode ?? 0o644) & 0o7777;
     const mtime = h.mtime ?? new Date();
     const containerPath = this.join(rel);
@@ -508,10 +544,7 @@ class Extractor {
         throw new InvalidArgumentError(`cannot overwrite non-directory ${JSON.stringify(containerPath)} with directory ${JSON.stringify(h.name)}`, 'archive');
       }
       if (!(wasDir && type === 'directory')) removeAt(pfd, name);
-      if (this.parent?.path.startsWith(containerPath + '/') || this.parent?.path === containerPath) {
-        this.parent.res.close();
-        this.parent = undefined;
-      }
+      if (this.parent?.path.startsWith(containerPath + '/') || this.parent?.path === containerPath) this.releaseParent();
     }
 
     switch (type) {
@@ -526,7 +559,7 @@ class Extractor {
         } finally {
           await fh.close();
         }
-        return;
+        break;
       }
       case 'directory': {
         await drain(data);
@@ -540,7 +573,7 @@ class Extractor {
           fs.closeSync(fd);
         }
         this.dirTimes.push([containerPath, mtime]);
-        return;
+        break;
       }
       case 'symlink': {
         await drain(data);
@@ -550,7 +583,7 @@ class Extractor {
         fs.symlinkSync(linkname, target);
         fs.lchownSync(target, uid, gid);
         fs.lutimesSync(target, mtime, mtime);
-        return;
+        break;
       }
       case 'link': {
         await drain(data);
@@ -575,26 +608,25 @@ class Extractor {
         } finally {
           t.close();
         }
-        return;
+        return; // xattrs are the target's
       }
       case 'character-device':
       case 'block-device':
       case 'fifo': {
         await drain(data);
-        // mknod beneath the parent's descriptor: berth-fsop opens it as /proc/<pid>/fd/<n>.
-        const op = new FsOp(`/proc/${process.pid}/fd/${pfd}`);
-        try {
-          const sec = Math.floor(mtime.getTime() / 1000);
-          await op.call('mknod', [name, type === 'fifo' ? 'p' : type === 'block-device' ? 'b' : 'c', h.devmajor ?? 0, h.devminor ?? 0, mode.toString(8), uid, gid, sec, 0]);
-          await op.close();
-        } finally {
-          op.kill();
-        }
-        return;
+        const sec = Math.floor(mtime.getTime() / 1000);
+        await this.parentOp().call('mknod', [name, type === 'fifo' ? 'p' : type === 'block-device' ? 'b' : 'c', h.devmajor ?? 0, h.devminor ?? 0, mode.toString(8), uid, gid, sec, 0]);
+        break;
       }
       default:
+        // pax/GNU metadata types are consumed by tar-stream; anything else is skipped as Docker does.
         await drain(data);
-      // pax/GNU metadata types are consumed by tar-stream; anything else is skipped as Docker does.
+        return;
+    }
+    // After chown and the last write, which clear security.capability.
+    if (xattrs) {
+      const skipped = await applyXattrs(this.parentOp(), name, xattrs);
+      if (skipped.length) process.emitWarning(`container ${this.record.id.slice(0, 12)}: archive entry ${JSON.stringify(h.name)}: ignored xattrs: ${skipped.join(', ')}`);
     }
   }
 }

@@ -149,11 +149,12 @@ export class ScopedRoot {
   /**
    * Resolves a path inside the container. Intermediate symlinks are always followed in scope;
    * the last component only with `followLast`. With `mkdirs`, missing intermediate directories
-   * are made (0755, root-owned, as Docker's untar does). Throws ScopedPathError for a missing
+   * are made (0755, root-owned, as Docker's untar does; given ids: owned by those, the host ids
+   * of root in a container's user namespace). Throws ScopedPathError for a missing
    * or non-directory intermediate component or a symlink loop; a missing last component gives
    * `fd` undefined.
    */
-  resolve(containerPath: string, opts: { followLast: boolean; mkdirs?: boolean }): Resolved {
+  resolve(containerPath: string, opts: { followLast: boolean; mkdirs?: boolean | { uid: number; gid: number } }): Resolved {
     if (containerPath.includes('\0')) throw new InvalidArgumentError('path contains a NUL byte', 'path');
     const stack: Frame[] = [{ fd: this.rootFd, name: '', owned: false, mount: undefined }];
     const pending = containerPath.split('/').filter((p) => p !== '' && p !== '.');
@@ -188,6 +189,7 @@ export class ScopedRoot {
         if (!found && !isLast && opts.mkdirs) {
           try {
             fs.mkdirSync(at(top.fd, name), 0o755);
+            if (typeof opts.mkdirs === 'object') fs.lchownSync(at(top.fd, name), opts.mkdirs.uid, opts.mkdirs.gid);
           } catch (err) {
             if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
           }

@@ -245,7 +245,9 @@ export class ContainerService {
   /**
    * Runs fn on the container's root file system (docker cp, export): a running container's own
    * mount, or, for one that is not running, its snapshot mounted for the time of fn under the
-   * container's lock, so that a start (or remove) waits until fn is done.
+   * container's lock, so that a start (or remove) waits until fn is done. A container with its
+   * own user namespace gets its image layers idmapped as when it runs, so that every file
+   * shows its range's ids either way.
    */
   async withRootfs<T>(ref: string, fn: (rootfs: string, record: ContainerRecord) => Promise<T>): Promise<T> {
     const id = this.store.get(ref).id;
@@ -256,14 +258,22 @@ export class ContainerService {
       if (live()) return fn(rootfs, this.store.get(id));
       const record = this.store.get(id);
       if (record.state.status === 'removing' || record.state.status === 'dead') throw new ConflictError(`container ${id} is marked for removal`);
-      fs.mkdirSync(this.bundleDir(id), { recursive: true, mode: 0o700 });
+      // 0711 as start makes it: root in a user namespace passes through it to its rootfs.
+      fs.mkdirSync(this.bundleDir(id), { recursive: true, mode: 0o711 });
       fs.mkdirSync(rootfs, { recursive: true });
       const mounted = !isMountPoint(rootfs);
-      if (mounted) await this.mounter.mountAll(this.opts.snapshotter.mounts(record.snapshotKey), rootfs);
+      if (mounted) {
+        const mounts = this.opts.snapshotter.mounts(record.snapshotKey);
+        if (record.idRange) await mountIdmapped(mounts, rootfs, this.layersDir(id), record.idRange, this.mounter);
+        else await this.mounter.mountAll(mounts, rootfs);
+      }
       try {
         return await fn(rootfs, record);
       } finally {
-        if (mounted) await this.mounter.unmount(rootfs).catch(() => unmount(rootfs));
+        if (mounted) {
+          await this.mounter.unmount(rootfs).catch(() => unmount(rootfs));
+          if (record.idRange) unmountIdmapped(this.layersDir(id));
+        }
       }
     });
   }

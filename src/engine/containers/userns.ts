@@ -13,6 +13,7 @@ import path from 'node:path';
 
 import { SystemError, UnsupportedError } from '../../common/errors.js';
 import { nativeBinary } from '../../common/paths.js';
+import type { IdRange } from '../../storage/idrange.js';
 import type { Mount } from '../../storage/snapshotter.js';
 import { isMountPoint, unmount, type Mounter } from '../mount.js';
 
@@ -20,11 +21,6 @@ export const RANGE_SIZE = 65536;
 /** First host id handed out: far above any regular user's or subuid range. */
 export const FIRST_BASE = 0x40000000;
 const MAX_RANGES = 4096;
-
-export interface IdRange {
-  base: number;
-  size: number;
-}
 
 /** The lowest free range, given those in use. */
 export function allocateRange(used: Iterable<number>): IdRange {
