@@ -109,6 +109,12 @@ describe('a container in its own user namespace through commit, export, cp and d
     await d?.stop();
   });
 
+  it('docker run works as the docker CLI sends it (OomScoreAdj 0 is written before the user namespace)', () => {
+    const r = d.docker(['run', '--rm', 'busybox', 'sh', '-c', 'id -u; cat /proc/self/oom_score_adj']);
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(r.stdout, '0\n0\n');
+  });
+
   it('shows the same ids inside as the archives do', () => {
     const inside = d.dockerOk(['exec', id, 'stat', '-c', '%n %u:%g', '/d/f', '/bin/busybox', '/outside', '/nscap']);
     assert.equal(inside, `/d/f 1000:1001\n/bin/busybox 0:0\n/outside ${OVERFLOW}:${OVERFLOW}\n/nscap 0:0\n`);

@@ -36,6 +36,21 @@ const names = (ops: PlanOp[]): string[] => ops.map((op) => op[0]);
 const find = (ops: PlanOp[], name: string): PlanOp[] => ops.filter((op) => op[0] === name);
 
 describe('compileCreatePlan', () => {
+  it('writes oom_score_adj in stage 0, before any namespace is joined or made (inherited through clone)', () => {
+    const ops = compileCreatePlan(
+      spec((s) => {
+        s.process!.oomScoreAdj = 0;
+        s.linux!.namespaces = [...(s.linux!.namespaces ?? []), { type: 'user' }];
+        s.linux!.uidMappings = [{ containerID: 0, hostID: 1 << 30, size: 65536 }];
+        s.linux!.gidMappings = [{ containerID: 0, hostID: 1 << 30, size: 65536 }];
+      }),
+      context(),
+    );
+    assert.deepEqual(ops[0], ['write', '/proc/self/oom_score_adj', '0']);
+    assert.equal(ops.filter((op) => op[1] === '/proc/self/oom_score_adj').length, 1, 'not again inside the namespaces');
+    assert.deepEqual(compileCreatePlan(spec(), context())[0], ['write', '/sys/fs/cgroup/memory/c1/cgroup.procs', '0'], 'none when unset');
+  });
+
   it('joins the cgroup, creates the namespaces in one clone, then sets up the container in order', () => {
     const ops = compileCreatePlan(spec(), context());
     const order = names(ops);

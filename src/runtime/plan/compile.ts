@@ -233,9 +233,8 @@ function capabilityMasks(process: Process, lastCap: number): PlanOp {
  * capabilities, seccomp, then program lookup. Order matters: seccomp without
  * noNewPrivileges must be loaded while CAP_SYS_ADMIN is still held; with it, as late as possible.
  */
-export function processOps(process: Process, opts: { lastCap: number; seccomp?: CompiledSeccomp; oomScoreAdj: boolean }): PlanOp[] {
+export function processOps(process: Process, opts: { lastCap: number; seccomp?: CompiledSeccomp }): PlanOp[] {
   const ops: PlanOp[] = [];
-  if (opts.oomScoreAdj && process.oomScoreAdj !== undefined) ops.push(['write', '/proc/self/oom_score_adj', String(process.oomScoreAdj)]);
   (process.rlimits ?? []).forEach((r, i) => {
     const resource = RLIMITS[r.type];
     if (resource === undefined) throw new InvalidArgumentError(`unknown rlimit ${r.type}`, `process.rlimits[${i}].type`);
@@ -281,7 +280,12 @@ export function compileCreatePlan(spec: Spec, ctx: CreatePlanContext): PlanOp[] 
     throw new InvalidArgumentError('process.terminal is true but no --console-socket was given', '--console-socket');
   }
 
-  const ops: PlanOp[] = [...stage0Ops(ctx.cgroup, join)];
+  // By stage 0, first: the value is inherited through clone, and written from the host's user
+  // namespace, before joining any. Inside a new user namespace the write fails (the process is
+  // not dumpable there, so its /proc files belong to the host's root), as runc knows: it writes
+  // the value from its parent.
+  const ops: PlanOp[] = process.oomScoreAdj !== undefined ? [['write', '/proc/self/oom_score_adj', String(process.oomScoreAdj)]] : [];
+  ops.push(...stage0Ops(ctx.cgroup, join));
   if (created.has('time')) {
     ops.push(['unshare', CLONE_NEWTIME]);
     const offsets = Object.entries(spec.linux?.timeOffsets ?? {})
@@ -316,7 +320,7 @@ export function compileCreatePlan(spec: Spec, ctx: CreatePlanContext): PlanOp[] 
   if (spec.root?.readonly) ops.push(['readonly_root']);
   if (spec.hostname !== undefined && spec.hostname !== '') ops.push(['sethostname', spec.hostname]);
   if (spec.domainname !== undefined && spec.domainname !== '') ops.push(['setdomainname', spec.domainname]);
-  ops.push(...processOps(process, { lastCap: ctx.host.lastCap, seccomp: ctx.seccomp, oomScoreAdj: true }));
+  ops.push(...processOps(process, { lastCap: ctx.host.lastCap, seccomp: ctx.seccomp }));
   // startContainer hooks run after "ready" closed the sync socket: fetch their state before.
   if (hooks.startContainer?.length) ops.push(['load_state']);
   ops.push(['ready']);
@@ -353,7 +357,7 @@ export function compileExecPlan(process: Process, ctx: ExecPlanContext): PlanOp[
   ops.push(...stage0Ops(ctx.cgroup, join));
   ops.push(['clone', 0, '', '', ctx.foreground ? 'foreground' : 'detach']);
   if (process.terminal) ops.push(['console_setup', process.consoleSize?.height ?? 0, process.consoleSize?.width ?? 0]);
-  ops.push(...processOps(process, { lastCap: ctx.lastCap, seccomp: ctx.seccomp, oomScoreAdj: false }));
+  ops.push(...processOps(process, { lastCap: ctx.lastCap, seccomp: ctx.seccomp }));
   ops.push(['ready']);
   ops.push(['exec', nulList(process.args), nulList(process.env ?? []), ctx.preserveFds]);
   return ops;
