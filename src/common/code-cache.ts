@@ -6,8 +6,8 @@
  *
  * `npm run build` writes FILE.cache beside each bundle and chunk (writeCodeCache); start-up only
  * reads it. A cache file is MAGIC, a copy of the bundle it was made from, then V8's data:
- * - it is used only if that copy equals the bundle byte for byte (a memcmp: cheaper than hashing
- *   the bundle, which costs 2-5 ms here with node:crypto or in JS);
+ * - it is used only if that copy equals the bundle byte for byte (a memcmp: loading node:crypto to
+ *   hash the bundle costs ~5 ms, a hash in JS a few ms);
  * - V8 rejects data from another V8 version or other V8 flags;
  * - V8 checksums its data when --verify-snapshot-checksum is on (a release build checks nothing
  *   by default, and a flipped byte in a header field crashed V8 in a test);
