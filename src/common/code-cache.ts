@@ -25,23 +25,20 @@ export function codeCachePath(file: string): string {
   return `${file}.cache`;
 }
 
+/** A CommonJS file as node's module loader wraps it. */
+function wrap(source: Buffer): string {
+  return `(function (exports, require, module, __filename, __dirname) {${source.toString()}\n})`;
+}
+
 /**
- * Compiles a CommonJS file's wrapper with V8's code cache checksums on (written by
- * createCachedData, checked on use). The flag is on only around our own compile: left on, it makes
- * node's own built-in modules, whose embedded cache has no checksum, compile from scratch (~12 ms).
- * `eager` compiles every function (not only those a run calls), for a cache that covers every command.
+ * Runs fn with V8's code cache checksums on: written by createCachedData, checked on use. Only
+ * around our own compile: left on, the flag makes node's built-in modules, whose embedded cache has
+ * no checksum, compile from scratch (~12 ms).
  */
-function compile(file: string, source: string, cachedData: Buffer | undefined, eager: boolean): { script: vm.Script; data?: Buffer } {
+function withChecksums<T>(fn: () => T): T {
   v8.setFlagsFromString('--verify-snapshot-checksum');
   try {
-    if (eager) v8.setFlagsFromString('--no-lazy');
-    let script: vm.Script;
-    try {
-      script = new vm.Script(`(function (exports, require, module, __filename, __dirname) {${source}\n})`, { filename: file, cachedData });
-    } finally {
-      if (eager) v8.setFlagsFromString('--lazy'); // the flags V8 records in the cache are those of a normal start
-    }
-    return { script, data: eager ? script.createCachedData() : undefined };
+    return fn();
   } finally {
     v8.setFlagsFromString('--no-verify-snapshot-checksum');
   }
@@ -60,12 +57,24 @@ function readCodeCache(file: string, source: Buffer): Buffer | undefined {
   return cache.subarray(end);
 }
 
-/** Writes FILE.cache (atomically: concurrent starts read the old file or the new one). */
+/**
+ * Writes FILE.cache (atomically: concurrent starts read the old file or the new one), compiled
+ * eagerly: every function, not only those one run calls, so that it covers every command.
+ */
 export function writeCodeCache(file: string): void {
   const source = fs.readFileSync(file);
-  const { data } = compile(file, source.toString(), undefined, true);
+  const data = withChecksums(() => {
+    v8.setFlagsFromString('--no-lazy');
+    let script: vm.Script;
+    try {
+      script = new vm.Script(wrap(source), { filename: file });
+    } finally {
+      v8.setFlagsFromString('--lazy'); // V8 records the flags of a normal start in the cache
+    }
+    return script.createCachedData();
+  });
   const tmp = `${codeCachePath(file)}.${process.pid}.tmp`;
-  fs.writeFileSync(tmp, Buffer.concat([MAGIC, source, data!]));
+  fs.writeFileSync(tmp, Buffer.concat([MAGIC, source, data]));
   fs.renameSync(tmp, codeCachePath(file));
 }
 
@@ -84,7 +93,7 @@ export function loadWithCodeCache(file: string): unknown {
   if (known) return known.exports;
   const source = fs.readFileSync(file);
   const cachedData = readCodeCache(file, source);
-  const { script } = compile(file, source.toString(), cachedData, false);
+  const script = withChecksums(() => new vm.Script(wrap(source), { filename: file, cachedData }));
   codeCacheState.set(file, !cachedData ? 'none' : script.cachedDataRejected ? 'rejected' : 'used');
   const module = { exports: {} };
   modules.set(file, module);
