@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # CLI start-up: `berth version` vs `docker version`, against the same daemon, in one hyperfine run
 # (else a loop timed with date +%s%N). berth runs twice: through bin/berth, which unsets
-# NODE_EXTRA_CA_CERTS, and as `node dist/berth.mjs` with the environment's NODE_EXTRA_CA_CERTS kept.
+# NODE_EXTRA_CA_CERTS, and as `node dist/boot.cjs dist/berth.cjs` with the environment's NODE_EXTRA_CA_CERTS kept.
 # A reference row `node -e 0` (started like the launcher) is the floor for any Node CLI here.
 #
 #   bash bench/cli-start.sh                       # from the repo root, after npm run build
@@ -17,7 +17,7 @@ RUNS=${RUNS:-30}
 WARMUP=${WARMUP:-3}
 RESULTS=${RESULTS:-/tmp/berth-bench-results}
 mkdir -p "$RESULTS"
-[ -f "$REPO/dist/berth.mjs" ] || { echo "cli-start: build first (npm run build)" >&2; exit 2; }
+[ -f "$REPO/dist/berth.cjs" ] || { echo "cli-start: build first (npm run build)" >&2; exit 2; }
 DOCKER=$(command -v /usr/local/bin/docker || command -v docker || true)
 [ -n "$DOCKER" ] || { echo "cli-start: needs the docker CLI" >&2; exit 2; }
 
@@ -57,8 +57,8 @@ echo "node $(node --version), docker CLI $("$DOCKER" version --format '{{.Client
 echo "NODE_EXTRA_CA_CERTS=${CA:-<unset>}"
 
 names=("docker version" "berth version (bin/berth)" "berth version (NODE_EXTRA_CA_CERTS kept)" "node -e 0 (floor)")
-cmds=("$DOCKER version" "$REPO/bin/berth version" "env NODE_EXTRA_CA_CERTS=$CA node $REPO/dist/berth.mjs version" "sh -c 'unset NODE_EXTRA_CA_CERTS; exec node -e 0'")
-if [ -z "$CA" ]; then cmds[2]="node $REPO/dist/berth.mjs version"; fi
+cmds=("$DOCKER version" "$REPO/bin/berth version" "env NODE_EXTRA_CA_CERTS=$CA node $REPO/dist/boot.cjs $REPO/dist/berth.cjs version" "sh -c 'unset NODE_EXTRA_CA_CERTS; exec node -e 0'")
+if [ -z "$CA" ]; then cmds[2]="node $REPO/dist/boot.cjs $REPO/dist/berth.cjs version"; fi
 for c in "${cmds[@]}"; do sh -c "$c" >/dev/null || { echo "cli-start: failed: $c" >&2; exit 1; }; done
 
 if command -v hyperfine >/dev/null; then

@@ -33,7 +33,7 @@ for (const tool of ['hyperfine', 'podman']) {
   }
 }
 const busyboxTar = path.join(testImagesDir(), 'docker-archive', 'busybox.tar');
-const BERTH_CLI = fs.existsSync(path.join(REPO, 'bin', 'berth')) && fs.existsSync(path.join(REPO, 'dist', 'berth.mjs')) ? path.join(REPO, 'bin', 'berth') : undefined;
+const BERTH_CLI = fs.existsSync(path.join(REPO, 'bin', 'berth')) && fs.existsSync(path.join(REPO, 'dist', 'berth.cjs')) ? path.join(REPO, 'bin', 'berth') : undefined;
 
 // ---- the three engines -----------------------------------------------------------------------
 const berthd = await startBerthd({ prefix: 'bench-berthd-' });

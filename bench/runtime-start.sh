@@ -16,7 +16,7 @@ RESULTS=${RESULTS:-/tmp/berth-bench-results}
 TARGET_RATIO=1.5
 
 [ "$(id -u)" = 0 ] || { echo "runtime-start: needs root" >&2; exit 2; }
-[ -f "$REPO/dist/berth-oci.mjs" ] && [ -f "$REPO/dist/src/runtime/runtime.js" ] && [ -x "$REPO/native/build/berth-nsexec" ] ||
+[ -f "$REPO/dist/berth-oci.cjs" ] && [ -f "$REPO/dist/src/runtime/runtime.js" ] && [ -x "$REPO/native/build/berth-nsexec" ] ||
   { echo "runtime-start: build first (npm run build)" >&2; exit 2; }
 
 # --- peers --------------------------------------------------------------------------------------
@@ -129,7 +129,7 @@ echo
 hyperfine -N --warmup "$WARMUP" --runs "$RUNS" --style basic --export-json "$JSON" \
   -n "runc run" "$WRAP runc --root $STATE/runc run -b $BUNDLE" \
   -n "berth-oci run (bin/berth-oci)" "$WRAP $REPO/bin/berth-oci --root $STATE/berth run -b $BUNDLE" \
-  -n "$ca_label" "$WRAP node $REPO/dist/berth-oci.mjs --root $STATE/berth run -b $BUNDLE" \
+  -n "$ca_label" "$WRAP node $REPO/dist/boot.cjs $REPO/dist/berth-oci.cjs --root $STATE/berth run -b $BUNDLE" \
   "${crun_cmd[@]}" \
   -n "reference: node -e 0 (launcher like bin/berth-oci)" "$WRAP $NODE0"
 

@@ -253,7 +253,7 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
-const isMain = process.argv[1] && /(berth\.mjs|cli\/main\.js)$/.test(process.argv[1]);
+const isMain = process.argv[1] && /(berth\.cjs|cli\/main\.js)$/.test(process.argv[1]);
 if (isMain) {
   main(process.argv.slice(2)).then(
     (code) => {
