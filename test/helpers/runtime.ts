@@ -16,7 +16,11 @@ export interface Result {
 
 export class OciCli {
   readonly root = fs.mkdtempSync(path.join(os.tmpdir(), 'berth-oci-root-'));
-  constructor(readonly binary = BERTH_OCI) {}
+  constructor(readonly binary = BERTH_OCI) {
+    // The state root goes with the test process (the tests delete their containers; this is
+    // only the directory, which they left in /tmp before).
+    process.once('exit', () => fs.rmSync(this.root, { recursive: true, force: true }));
+  }
 
   /**
    * Runs berth-oci and waits for it. Output goes through files, not pipes: a detached
