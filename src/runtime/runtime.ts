@@ -15,7 +15,7 @@ import { compileDeviceFilter } from './cgroups/devices-bpf.js';
 import { cgroupManagerFromDescriptor, normalizeDeviceRules, openCgroupManager } from './cgroups/index.js';
 import type { CgroupManager } from './cgroups/types.js';
 import { runHooks } from './hooks.js';
-import { launch, type Launched } from './launch.js';
+import { launch, PreparedLaunch, type Launched } from './launch.js';
 import { compileCreatePlan, compileExecPlan, type CgroupPlacement, type CompiledSeccomp, type HostFacts } from './plan/compile.js';
 import { compileSeccomp } from './seccomp/compile.js';
 import type { NamespaceType, Process, Resources, Seccomp, Spec, State, Status } from './spec/config.js';
@@ -196,22 +196,32 @@ export class Runtime {
   /** Sets up the container and leaves its process waiting for `start`. */
   async create(id: string, opts: CreateOptions): Promise<Launched> {
     validateId(id);
-    const bundle = path.resolve(opts.bundle);
-    let text: string;
-    try {
-      text = fs.readFileSync(path.join(bundle, 'config.json'), 'utf8');
-    } catch (err) {
-      throw new InvalidArgumentError(`cannot read config.json in bundle ${bundle}: ${(err as Error).message}`, '--bundle');
-    }
-    const spec = parseSpec(text);
-    if (!spec.root?.path) throw new InvalidArgumentError('is required', 'root.path');
-    const rootfs = path.resolve(bundle, spec.root.path);
-    if (!hostFacts().isDirectory(rootfs)) throw new InvalidArgumentError(`rootfs ${rootfs} is not a directory`, 'root.path');
-    const seccomp: CompiledSeccomp | undefined = spec.linux?.seccomp ? cachedSeccomp(spec.linux.seccomp) : undefined;
     checkShimOptions(opts);
+    // berth-nsexec (or, below, the shim) starts first; it waits for the plan made meanwhile.
+    const early = opts.shim ? undefined : new PreparedLaunch({ stdio: opts.stdio ?? ['inherit', 'inherit', 'inherit'], preserveFds: opts.preserveFds });
+    let spec: Spec;
+    let rootfs: string;
+    let seccomp: CompiledSeccomp | undefined;
+    const bundle = path.resolve(opts.bundle);
+    try {
+      let text: string;
+      try {
+        text = fs.readFileSync(path.join(bundle, 'config.json'), 'utf8');
+      } catch (err) {
+        throw new InvalidArgumentError(`cannot read config.json in bundle ${bundle}: ${(err as Error).message}`, '--bundle');
+      }
+      spec = parseSpec(text);
+      if (!spec.root?.path) throw new InvalidArgumentError('is required', 'root.path');
+      rootfs = path.resolve(bundle, spec.root.path);
+      if (!hostFacts().isDirectory(rootfs)) throw new InvalidArgumentError(`rootfs ${rootfs} is not a directory`, 'root.path');
+      seccomp = spec.linux?.seccomp ? cachedSeccomp(spec.linux.seccomp) : undefined;
+      this.store.reserve(id);
+    } catch (err) {
+      early?.abort();
+      throw err;
+    }
     const terminal = spec.process?.terminal === true;
 
-    this.store.reserve(id);
     let cgroup: CgroupManager | undefined;
     let launched: Launched | undefined;
     let shim: PreparedShim | undefined;
@@ -251,7 +261,7 @@ export class Runtime {
       };
       launched = shim
         ? await shim.launch({ ops, stateFor, onSync })
-        : await launch({ ops, stdio: opts.stdio ?? ['inherit', 'inherit', 'inherit'], preserveFds: opts.preserveFds, stateFor, onSync });
+        : await early!.launch({ ops, stateFor, onSync });
       const stat = readProcStat(launched.pid);
       if (!stat) throw new SystemError('container process exited during setup');
       this.store.save({ ...record, pid: launched.pid, pidStartTime: stat.startTime });
@@ -259,6 +269,7 @@ export class Runtime {
       if (!opts.foreground && !opts.shim) await stage0Exited(launched.stage0);
       return launched;
     } catch (err) {
+      early?.abort();
       await shim?.abort();
       if (launched?.pid) {
         try {

@@ -78,5 +78,17 @@ describe('bad config.json', { skip: !isRoot && 'needs root' }, () => {
     }
     assert.ok(refused > 30, `most mutations are refused (${refused})`);
     assert.equal(fs.readdirSync('/sys/fs/cgroup/pids').length, pidsBefore, 'no cgroups left behind');
+    // berth-nsexec is started before the config is read: a refused config leaves no process.
+    const ownNsexec = (): string[] =>
+      fs.readdirSync('/proc').filter((p) => {
+        try {
+          const stat = fs.readFileSync(`/proc/${p}/stat`, 'utf8');
+          return stat.includes('(berth-nsexec)') && Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === process.pid;
+        } catch {
+          return false;
+        }
+      });
+    for (let i = 0; i < 100 && ownNsexec().length; i++) await new Promise((r) => setTimeout(r, 20));
+    assert.deepEqual(ownNsexec(), [], 'no berth-nsexec left');
   });
 });
