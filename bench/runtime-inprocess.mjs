@@ -4,9 +4,10 @@
 // With --shim, as berthd runs a container: under a berth-shim (started through berth-spawner),
 // waited for through the shim's socket, the shim shut down with the delete.
 //
-//   node bench/runtime-inprocess.mjs BUNDLE [--shim] [--runs N] [--warmup N] [--json FILE]
+//   node bench/runtime-inprocess.mjs BUNDLE [--shim] [--runs N] [--warmup N] [--json FILE] [--state-in DIR]
 //
-// Needs a build (npm run build) and root. Uses its own state root under /tmp and removes it.
+// Needs a build (npm run build) and root. Uses its own state root and removes it: in DIR, else in
+// /dev/shm (a tmpfs, as berthd's exec root, which holds the runtime's state), else in /tmp.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -19,10 +20,11 @@ const { values, positionals } = parseArgs({
     warmup: { type: 'string', default: '5' },
     shim: { type: 'boolean', default: false },
     json: { type: 'string' },
+    'state-in': { type: 'string' },
   },
 });
 if (positionals.length !== 1) {
-  console.error('usage: node bench/runtime-inprocess.mjs BUNDLE [--shim] [--runs N] [--warmup N] [--json FILE]');
+  console.error('usage: node bench/runtime-inprocess.mjs BUNDLE [--shim] [--runs N] [--warmup N] [--json FILE] [--state-in DIR]');
   process.exit(2);
 }
 const bundle = path.resolve(positionals[0]);
@@ -38,7 +40,12 @@ if (!fs.existsSync(lib)) {
 const { Runtime, exitStatus } = await import(lib.href);
 const { ShimClient } = await import(new URL('../dist/src/shim/client.js', import.meta.url).href);
 
-const root = fs.mkdtempSync(path.join(os.tmpdir(), 'berth-bench-inproc-'));
+// The runtime's state where berthd keeps it: in its exec root, a tmpfs (berthd mounts one on an
+// exec root that is on a disk, src/engine/host-tuning.ts), so /dev/shm by default.
+const TMPFS_MAGIC = 0x01021994;
+const stateParent = values['state-in'] ?? (fs.existsSync('/dev/shm') && fs.statfsSync('/dev/shm').type === TMPFS_MAGIC ? '/dev/shm' : os.tmpdir());
+const root = fs.mkdtempSync(path.join(stateParent, 'berth-bench-inproc-'));
+const stateFs = fs.statfsSync(root).type === TMPFS_MAGIC ? 'tmpfs' : 'not a tmpfs';
 // As the engine: parent cgroups kept between containers.
 const rt = new Runtime({ root, keepCgroupParents: values.shim });
 const prefix = `${process.env.BENCH_ID_PREFIX ?? `bip${process.pid}`}-ip`;
@@ -142,14 +149,16 @@ for (const k of keys) {
   summary[k] = { median: quantile(xs, 0.5), p90: quantile(xs, 0.9), min: Math.min(...xs), max: Math.max(...xs) };
 }
 const f = (x) => x.toFixed(2).padStart(7);
-console.log(`in-process create+start+wait+delete of ${bundle}${values.shim ? ' under a shim' : ''} (${runs} runs after ${warmup} warmups, node ${process.version})`);
+console.log(`in-process create+start+wait+delete of ${bundle}${values.shim ? ' under a shim' : ''} (${runs} runs after ${warmup} warmups, node ${process.version}, state in ${stateParent}: ${stateFs})`);
 console.log(`  ${'phase'.padEnd(8)} ${'median'.padStart(7)} ${'p90'.padStart(7)} ${'min'.padStart(7)} ${'max'.padStart(7)}  (ms)`);
 for (const k of keys) {
   const s = summary[k];
   console.log(`  ${k.padEnd(8)} ${f(s.median)} ${f(s.p90)} ${f(s.min)} ${f(s.max)}`);
 }
+// The target is for the daemon's path: under a shim, the state on a tmpfs.
 const met = summary.total.median < TARGET_MS;
-console.log(`  target: median < ${TARGET_MS} ms: ${met ? 'MET' : 'NOT MET'} (median ${summary.total.median.toFixed(2)} ms)`);
+if (values.shim) console.log(`  target (the daemon's path): median < ${TARGET_MS} ms: ${met ? 'MET' : 'NOT MET'} (median ${summary.total.median.toFixed(2)} ms, state ${stateFs})`);
+else console.log(`  (the library without a shim, as berth-oci's CLI calls it; the ${TARGET_MS} ms target is for the daemon's path: --shim)`);
 if (failures.length) console.log(`  FAILED runs: ${failures.length} of ${warmup + runs} (see stderr); figures are over the ${samples.length} that worked`);
 if (values.json) fs.writeFileSync(values.json, JSON.stringify({ bundle, runs, warmup, summary, samples, failures }, null, 2) + '\n');
 if (failures.length) process.exitCode = 1;
