@@ -333,12 +333,13 @@ export function shimLogFile(dir: string): string {
  * The entries of the log `file` (a shim's log.json) and its rotated files (oldest first): those at or after
  * `since`, and of those the last `tail`. A rotation while reading may repeat or skip entries.
  */
-export function readLog(file: string, opts: { since?: Date | string; tail?: number } = {}): LogEntry[] {
+export function readLog(file: string, opts: { since?: Date | string; tail?: number; current?: string } = {}): LogEntry[] {
   let rotated = 0;
   while (fs.existsSync(`${file}.${rotated + 1}`)) rotated++;
   const texts: string[] = [];
   for (let n = rotated; n >= 1; n--) texts.push(readIfExists(`${file}.${n}`));
-  texts.push(readIfExists(file));
+  // `current`: the caller read the file itself (through a descriptor it goes on following).
+  texts.push(opts.current ?? readIfExists(file));
   let entries: LogEntry[] = [];
   for (const line of texts.join('\n').split('\n')) {
     if (!line) continue;

@@ -903,9 +903,18 @@ export class ContainerService {
       }
     };
     open();
-    if (fd !== undefined) offset = fs.fstatSync(fd).size;
+    // What is there now is read through the descriptor that follows it, up to its last whole
+    // line, and following starts from exactly there: a line written meanwhile is neither lost nor
+    // read twice (reading by path after taking the size sent a fresh line twice).
+    let current: string | undefined;
+    if (fd !== undefined) {
+      const head = Buffer.alloc(fs.fstatSync(fd).size);
+      const got = fs.readSync(fd, head, 0, head.length, 0);
+      offset = head.subarray(0, got).lastIndexOf(0x0a) + 1;
+      current = head.subarray(0, offset).toString('utf8');
+    }
     try {
-      for (const entry of readLog(file, { since: opts.since, tail: opts.tail })) if (before(entry)) yield entry;
+      for (const entry of readLog(file, { since: opts.since, tail: opts.tail, current })) if (before(entry)) yield entry;
       if (!opts.follow) return;
       let pending = '';
       for (;;) {
