@@ -23,7 +23,7 @@ const RESULTS = process.env.RESULTS ?? '/tmp/berth-bench-results';
 const N = Number(process.env.CONTAINERS ?? 50);
 
 const { startBerthd } = await import(path.join(REPO, 'dist/test/helpers/berthd.js'));
-const { startPrivateDockerd, DOCKER, pidsMentioning, stopPid, unmountUnder } = await import(path.join(REPO, 'dist/test/helpers/engines.js'));
+const { startPrivateDockerd, DOCKER, existingCgroups, pidsMentioning, removeCgroups, stopPid, unmountUnder } = await import(path.join(REPO, 'dist/test/helpers/engines.js'));
 const { testImagesDir } = await import(path.join(REPO, 'dist/test/helpers/images.js'));
 
 for (const tool of ['hyperfine', 'podman']) {
@@ -208,6 +208,9 @@ function memory(shimName, dir, daemonPid) {
 async function startPodmanService() {
   const dir = fs.mkdtempSync('/tmp/bench-podman-');
   const socket = path.join(dir, 'podman.sock');
+  // podman (cgroupfs) makes libpod_parent/conmon and leaves it: removed at stop unless it was there.
+  const cgroupParents = ['libpod_parent/conmon', 'libpod_parent'];
+  const cgroupsBefore = existingCgroups(cgroupParents);
   // podman's own runtimes fail here: crun refuses hybrid cgroups and runc cannot set podman's
   // RLIMIT_NPROC without CAP_SYS_RESOURCE; so podman (and conmon) run berth-oci, as in
   // test/integration/engines-podman.test.ts.
@@ -248,6 +251,7 @@ async function startPodmanService() {
       for (const pid of pidsMentioning(dir)) await stopPid(pid, 3000);
       spawnSync('podman', [...base, 'system', 'reset', '-f'], { stdio: 'ignore' });
       unmountUnder(dir);
+      removeCgroups(cgroupParents, [], cgroupsBefore);
       fs.rmSync(dir, { recursive: true, force: true });
     },
   };
