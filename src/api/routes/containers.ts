@@ -227,7 +227,7 @@ export function containerRoutes(router: Router, engine: Engine): void {
       }
     }
     const shim = session ? await session.connected : undefined;
-    if (shim) await pipeAttach(conn, shim, { tty, stdout, stderr, stdin: session!.stdin, detachKeys });
+    if (shim) await session!.forwarding(pipeAttach(conn, shim, { tty, stdout, stderr, stdin: session!.stdin, detachKeys }));
     if (!conn.destroyed) conn.end();
   });
 

@@ -85,6 +85,11 @@ export interface AttachSession {
   stdin: boolean;
   /** The shim's stream (frames out; stdin in), once the container runs; undefined if it will not. */
   connected: Promise<net.Socket | undefined>;
+  /**
+   * The caller's copy of the stream to its client, settled once all of it was written: the
+   * container's exit is reported only after (dockerd's StreamConfig.Wait), at most 2 s later.
+   */
+  forwarding<T>(copy: Promise<T>): Promise<T>;
   close(): void;
 }
 
@@ -125,6 +130,8 @@ export class ContainerService {
   private readonly locks = new Map<string, Promise<unknown>>();
   /** Clients waiting for a container to start so they can attach before its first output. */
   private readonly pendingAttach = new Map<string, Array<(shimDir: string) => Promise<void>>>();
+  /** Per container, its attach streams from the shim, each settled once it has ended. */
+  private readonly attachStreams = new Map<string, Set<Promise<void>>>();
   /** Callbacks for exits and removals, by container id. */
   private readonly exitWaiters = new Map<string, Array<(code: number) => void>>();
   private readonly removeWaiters = new Map<string, Array<(code: number) => void>>();
@@ -617,6 +624,7 @@ export class ContainerService {
       await unmounted.catch(() => undefined);
       throw err;
     }
+    await this.attachStreamsEnded(id, 2000);
     record.state = { ...record.state, status: 'exited', pid: 0, exitCode: code, finishedAt: exit?.finished ?? nowIso(), oomKilled };
     delete record.networks;
     delete record.ports;
@@ -988,12 +996,43 @@ export class ContainerService {
     return {
       stdin,
       connected,
+      forwarding: (copy) => {
+        this.trackAttachStream(record.id, copy);
+        return copy;
+      },
       close: () => {
         closed = true;
         socket?.destroy();
         settle(undefined);
       },
     };
+  }
+
+  private trackAttachStream(id: string, copy: Promise<unknown>): void {
+    const streams = this.attachStreams.get(id) ?? new Set<Promise<void>>();
+    this.attachStreams.set(id, streams);
+    const ended = copy.then(
+      () => undefined,
+      () => undefined,
+    );
+    streams.add(ended);
+    void ended.then(() => {
+      streams.delete(ended);
+      if (streams.size === 0 && this.attachStreams.get(id) === streams) this.attachStreams.delete(id);
+    });
+  }
+
+  /**
+   * Resolves once the copies of the container's attach streams to their clients have ended (the
+   * shim ends a stream after the last output), at most after `timeoutMs`: as dockerd's StreamConfig.Wait before SetStopped, so that `wait` never answers
+   * before an attached client has the output (dockerode's run() reads it once wait answers).
+   */
+  private async attachStreamsEnded(id: string, timeoutMs: number): Promise<void> {
+    const streams = this.attachStreams.get(id);
+    if (!streams || streams.size === 0) return;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([Promise.all([...streams]), new Promise<void>((resolve) => (timer = setTimeout(resolve, timeoutMs)))]);
+    clearTimeout(timer);
   }
 
   /** Records the latest health check state (HealthMonitor). */
