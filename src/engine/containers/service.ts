@@ -20,7 +20,7 @@ import type { ContentStore, ImageRecord } from '../../images/types.js';
 import type { ImageStore } from '../../images/image-store.js';
 import { parseImageConfig, parseManifest } from '../../images/manifest.js';
 import { unpackImageLayers } from '../../images/pull-image.js';
-import { chainIds, type OverlaySnapshotter } from '../../storage/snapshotter.js';
+import { chainIds, type Mount, type OverlaySnapshotter } from '../../storage/snapshotter.js';
 import type { VolumeStore } from '../../storage/volumes.js';
 import type { Runtime } from '../../runtime/runtime.js';
 import type { Spec } from '../../runtime/spec/config.js';
@@ -269,18 +269,11 @@ export class ContainerService {
       fs.mkdirSync(this.bundleDir(id), { recursive: true, mode: 0o711 });
       fs.mkdirSync(rootfs, { recursive: true });
       const mounted = !isMountPoint(rootfs);
-      if (mounted) {
-        const mounts = this.opts.snapshotter.mounts(record.snapshotKey);
-        if (record.idRange) await mountIdmapped(mounts, rootfs, this.layersDir(id), record.idRange, this.mounter);
-        else await this.mounter.mountAll(mounts, rootfs);
-      }
+      if (mounted) await this.mountRootfs(record, this.opts.snapshotter.mounts(record.snapshotKey));
       try {
         return await fn(rootfs, record);
       } finally {
-        if (mounted) {
-          await this.mounter.unmount(rootfs).catch(() => unmount(rootfs));
-          if (record.idRange) unmountIdmapped(this.layersDir(id));
-        }
+        if (mounted) await this.unmountRootfs(id);
       }
     });
   }
@@ -375,10 +368,10 @@ export class ContainerService {
   }
 
   /** Its networks (veths, addresses, routes) and published ports, once its namespace exists. */
-  private async attachNetworks(record: ContainerRecord): Promise<void> {
+  private async attachNetworks(record: ContainerRecord, pid: number): Promise<void> {
     if (this.networkMode(record).kind !== 'private' || !record.endpoints || Object.keys(record.endpoints).length === 0) return;
     const ports = bindingsFor(record.hostConfig.PortBindings, record.config.ExposedPorts, record.hostConfig.PublishAllPorts === true);
-    const attached = await this.opts.networks.attach({ id: record.id, pid: this.opts.runtime.state(record.id).pid ?? 0, endpoints: record.endpoints, ports });
+    const attached = await this.opts.networks.attach({ id: record.id, pid, endpoints: record.endpoints, ports });
     record.networks = attached.networks;
     if (attached.ports) record.ports = attached.ports;
   }
@@ -435,21 +428,20 @@ export class ContainerService {
     const rootfs = this.rootfsDir(id);
     const shimDir = this.shimDir(id);
     let startedAt = nowIso();
+    let pid = 0;
     try {
       fs.mkdirSync(bundle, { recursive: true, mode: 0o711 });
       // Whatever a crashed run left on the mount point goes first (a no-op normally); a mount
       // point made just now has nothing on it (mkdir returns the first directory it made).
       if (fs.mkdirSync(rootfs, { recursive: true }) === undefined) await this.mounter.unmount(rootfs);
       const layerMounts = this.opts.snapshotter.mounts(record.snapshotKey);
-      const mounts = record.hostConfig.AutoRemove ? volatileUpper(layerMounts) : layerMounts;
-      if (record.idRange) await mountIdmapped(mounts, rootfs, this.layersDir(id), record.idRange, this.mounter);
-      else await this.mounter.mountAll(mounts, rootfs);
+      await this.mountRootfs(record, record.hostConfig.AutoRemove ? volatileUpper(layerMounts) : layerMounts);
       const spec = await this.buildSpec(record, rootfs);
       fs.writeFileSync(path.join(bundle, 'config.json'), JSON.stringify(spec));
       // A runtime record left from a run that ended while we were away.
       await this.opts.runtime.delete(id, true).catch(() => undefined);
-      await this.opts.runtime.create(id, { bundle, shim: { dir: shimDir, stdin: record.config.OpenStdin === true, log: { ...(this.opts.log ?? DEFAULT_LOG_ROTATION), file: this.logFile(record) } } });
-      await this.attachNetworks(record);
+      ({ pid } = await this.opts.runtime.create(id, { bundle, shim: { dir: shimDir, stdin: record.config.OpenStdin === true, log: { ...(this.opts.log ?? DEFAULT_LOG_ROTATION), file: this.logFile(record) } } }));
+      await this.attachNetworks(record, pid);
       if (record.networks) this.writeEtcFiles(record);
       await this.runPendingAttach(id, shimDir);
       // Before the program runs: its first log lines are not older than StartedAt (logs
@@ -462,8 +454,7 @@ export class ContainerService {
       await this.opts.networks.release(id, record.networks);
       delete record.networks;
       delete record.ports;
-      await this.mounter.unmount(rootfs).catch(() => unmount(rootfs));
-      unmountIdmapped(this.layersDir(id));
+      await this.unmountRootfs(id);
       record.state = { ...record.state, status: record.state.status === 'created' ? 'created' : 'exited', error: message, exitCode: startFailureCode(message), pid: 0 };
       this.store.save(record);
       this.failPendingAttach(id);
@@ -473,8 +464,7 @@ export class ContainerService {
       if (err instanceof BerthError && err.code !== 'SYSTEM') throw err;
       throw new SystemError(`failed to create task for container: OCI runtime create failed: ${message}`, { cause: err });
     }
-    const state = this.opts.runtime.state(id);
-    record.state = { ...newState(), status: 'running', pid: state.pid ?? 0, startedAt, finishedAt: record.state.finishedAt };
+    record.state = { ...newState(), status: 'running', pid, startedAt, finishedAt: record.state.finishedAt };
     this.store.save(record);
     this.opts.events.emit('container', 'start', id, { image: record.imageRef, name: record.name.slice(1) });
     this.monitor(id);
@@ -665,6 +655,13 @@ export class ContainerService {
     await unmounted;
     // The veths went with the namespace; the addresses are free again, the ports closed.
     await this.opts.networks.release(id, this.store.find(id)?.networks);
+  }
+
+  /** Mounts the container's rootfs from its snapshot's mounts: on idmapped layers with its own user namespace. */
+  private async mountRootfs(record: ContainerRecord, mounts: Mount[]): Promise<void> {
+    const rootfs = this.rootfsDir(record.id);
+    if (record.idRange) await mountIdmapped(mounts, rootfs, this.layersDir(record.id), record.idRange, this.mounter);
+    else await this.mounter.mountAll(mounts, rootfs);
   }
 
   /**

@@ -12,10 +12,19 @@ const until = async (ok: () => boolean): Promise<boolean> => {
   return ok();
 };
 
+/** Runs fn with a fresh store root, removed after. */
+async function withRoot(fn: (root: string) => Promise<void>): Promise<void> {
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'berth-store-'));
+  try {
+    await fn(root);
+  } finally {
+    fs.rmSync(root, { recursive: true, force: true });
+  }
+}
+
 describe('ContainerStore', () => {
-  it('rm: the record goes at once, the directory is renamed away and removed in the background', async () => {
-    const root = fs.mkdtempSync(path.join(os.tmpdir(), 'berth-store-'));
-    try {
+  it('rm: the record goes at once, the directory is renamed away and removed in the background', () =>
+    withRoot(async (root) => {
       const store = new ContainerStore(root);
       const id = store.newId();
       store.save({ id, name: '/web' } as ContainerRecord);
@@ -27,14 +36,10 @@ describe('ContainerStore', () => {
       // Name free again, and a new store does not see it.
       assert.equal(store.claimableName('web'), '/web');
       assert.equal(new ContainerStore(root).list().length, 0);
-    } finally {
-      fs.rmSync(root, { recursive: true, force: true });
-    }
-  });
+    }));
 
-  it('a trash directory left by a killed daemon is removed at load; records load', async () => {
-    const root = fs.mkdtempSync(path.join(os.tmpdir(), 'berth-store-'));
-    try {
+  it('a trash directory left by a killed daemon is removed at load; records load', () =>
+    withRoot(async (root) => {
       const first = new ContainerStore(root);
       const id = first.newId();
       first.save({ id, name: '/kept' } as ContainerRecord);
@@ -42,8 +47,5 @@ describe('ContainerStore', () => {
       const store = new ContainerStore(root);
       assert.equal(store.get('kept').id, id);
       assert.ok(await until(() => fs.readdirSync(root).length === 1), String(fs.readdirSync(root)));
-    } finally {
-      fs.rmSync(root, { recursive: true, force: true });
-    }
-  });
+    }));
 });
