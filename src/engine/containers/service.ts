@@ -679,10 +679,9 @@ export class ContainerService {
       });
   }
 
-  /** The runtime's state and cgroup, and the shim. */
+  /** The runtime's state and cgroup, and the shim: independent, so both at once. */
   private async releaseRuntime(id: string): Promise<void> {
-    await this.opts.runtime.delete(id, true).catch(() => undefined);
-    await new ShimClient(this.shimDir(id)).shutdown().catch(() => undefined);
+    await Promise.all([this.opts.runtime.delete(id, true).catch(() => undefined), new ShimClient(this.shimDir(id)).shutdown().catch(() => undefined)]);
   }
 
   private maybeRestart(record: ContainerRecord): void {
