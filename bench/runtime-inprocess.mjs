@@ -39,6 +39,7 @@ if (!fs.existsSync(lib)) {
 }
 const { Runtime, exitStatus } = await import(lib.href);
 const { ShimClient } = await import(new URL('../dist/src/shim/client.js', import.meta.url).href);
+const { NetnsPool } = await import(new URL('../dist/src/shim/spawner.js', import.meta.url).href);
 
 // The runtime's state where berthd keeps it: in its exec root, a tmpfs (berthd mounts one on an
 // exec root that is on a disk, src/engine/host-tuning.ts), so /dev/shm by default.
@@ -46,8 +47,9 @@ const TMPFS_MAGIC = 0x01021994;
 const stateParent = values['state-in'] ?? (fs.existsSync('/dev/shm') && fs.statfsSync('/dev/shm').type === TMPFS_MAGIC ? '/dev/shm' : os.tmpdir());
 const root = fs.mkdtempSync(path.join(stateParent, 'berth-bench-inproc-'));
 const stateFs = fs.statfsSync(root).type === TMPFS_MAGIC ? 'tmpfs' : 'not a tmpfs';
-// As the engine: parent cgroups kept between containers.
-const rt = new Runtime({ root, keepCgroupParents: values.shim });
+// As the engine: parent cgroups kept between containers, network namespaces made ahead.
+const netns = values.shim ? new NetnsPool() : undefined;
+const rt = new Runtime({ root, keepCgroupParents: values.shim, netns });
 const prefix = `${process.env.BENCH_ID_PREFIX ?? `bip${process.pid}`}-ip`;
 let live; // id of a container that may still exist
 
@@ -69,6 +71,7 @@ async function cleanup() {
     }
   }
   fs.rmSync(root, { recursive: true, force: true });
+  netns?.close();
 }
 for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
   process.on(sig, () => {
@@ -91,8 +94,8 @@ async function once(id) {
   const t2 = now();
   const status = shim ? (await exited).status : await exitStatus(stage0);
   const t3 = now();
-  await rt.delete(id, true);
-  await shim?.shutdown();
+  // As the engine (releaseRuntime): the runtime's delete and the shim's shutdown at once.
+  await Promise.all([rt.delete(id, true), shim?.shutdown()]);
   live = undefined;
   const t4 = now();
   if (status !== 0) throw new Error(`container ${id} exited with status ${status}`);

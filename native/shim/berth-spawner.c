@@ -19,10 +19,15 @@
  *                            BERTH_NSEXEC_FD=4 and BERTH_SHIM_NOTIFY_FD=3; its fds 0-2 are
  *                            /dev/null and fd 3 is our stdout, where the shim reports
  *                            "listening PID" or "failed PID MESSAGE" (berth-shim.c)
+ *   netns                    fork; the child makes a network namespace of its own, says
+ *                            "netns-ready PID" (or "netns-failed PID MESSAGE") and waits to be
+ *                            killed: the daemon opens /proc/PID/ns/net first, and gives that
+ *                            namespace, made ahead of time, to a container (Runtime's netns
+ *                            pool): a new network namespace is most of the cost of clone()
  * Lines on stdout (each shorter than PIPE_BUF, so no line of ours or of a shim's is split):
- *   pid N                    the answer to a spawn, in request order; "pid 0 MESSAGE" if the
- *                            fork failed
- *   exit N STATUS            a shim we started has exited (STATUS: its code, or 128 + signal)
+ *   pid N                    the answer to a spawn or netns, in request order; "pid 0 MESSAGE"
+ *                            if the fork failed
+ *   exit N STATUS            a child we started has exited (STATUS: its code, or 128 + signal)
  * Every shim is reaped here as soon as it exits: the VM's init reaps orphans only every few
  * seconds, and meanwhile a zombie shim would look alive to kill(pid, 0).
  *
@@ -35,6 +40,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -104,13 +110,31 @@ static void exec_shim(char **args, int argc, const sigset_t *mask) {
   _exit(127);
 }
 
-/* Parses one request at the start of buf: "spawn <argc>\n" then argc times "<len>\n<bytes>\n".
-   Returns its length, 0 if incomplete (nothing is changed then: it is parsed again when more has
-   come), -1 if malformed. A complete request's arguments are NUL-terminated in place. */
+/* The child of a netns request: a network namespace of its own, held until we are killed (by
+   the daemon, once it holds the namespace open; or with the spawner). Nothing here returns. */
+static void hold_netns(void) {
+  prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (unshare(CLONE_NEWNET) < 0) {
+    dprintf(1, "netns-failed %d unshare: %s\n", getpid(), strerror(errno));
+    _exit(1);
+  }
+  dprintf(1, "netns-ready %d\n", getpid());
+  for (int fd = 0; fd < 1024; fd++) close(fd);
+  for (;;) pause();
+}
+
+/* Parses one request at the start of buf: "spawn <argc>\n" then argc times "<len>\n<bytes>\n",
+   or "netns 0\n". Returns its length, 0 if incomplete (nothing is changed then: it is parsed
+   again when more has come), -1 if malformed. A complete request's arguments are NUL-terminated
+   in place; *argc is 0 for netns. */
 static long parse_request(char *buf, size_t len, char **args, int *argc) {
   char *end = memchr(buf, '\n', len);
   if (!end) return len > 64 ? -1 : 0;
   int n;
+  if (strncmp(buf, "netns 0\n", 8) == 0) {
+    *argc = 0;
+    return 8;
+  }
   if (sscanf(buf, "spawn %d\n", &n) != 1 || n < 1 || n > MAX_ARGS) return -1;
   size_t pos = (size_t)(end - buf) + 1, lens[MAX_ARGS];
   for (int i = 0; i < n; i++) {
@@ -180,6 +204,7 @@ int main(int argc, char **argv) {
       }
       if (used == 0) break;
       pid_t pid = fork();
+      if (pid == 0 && nargs == 0) hold_netns();
       if (pid == 0) exec_shim(args, nargs, &old);
       if (pid < 0) say("pid 0 fork: %s", strerror(errno));
       else say("pid %d", pid);

@@ -365,40 +365,28 @@ static void do_fsmount(struct request *r) {
 }
 #endif
 
-/*
- * The last reference to an unmounted overlay is dropped by close(): the kernel then shuts its
- * superblock down, which syncs the upper layer's file system (an ext4 journal commit, 2-4 ms
- * here). The mount is already gone from the namespace by then, so we answer first and close
- * after: the engine goes on (to rename and delete the layer, which is safe with the superblock
- * still syncing), and our next request, a mount of the same layer included, waits for it.
- */
 static void do_umount(struct request *r) {
   if (r->argc != 1) fail("umount takes 1 argument, got %d", r->argc);
-  int unmounted[16], nunmounted = 0;
-  int failed = 0, saved = 0;
   for (int i = 0; i < 16; i++) {
     int fd = open_target(r->argv[0]);
     if (fd < 0) {
-      if (errno != ENOENT) failed = 1, saved = errno;
-      break;
+      if (errno == ENOENT) break;
+      reply("error umount %s: %s", r->argv[0], strerror(errno));
+      return;
     }
     char fdpath[64];
     snprintf(fdpath, sizeof fdpath, "/proc/self/fd/%d", fd);
-    /* Our descriptor keeps it busy: a plain umount2 fails (EBUSY) and we detach it. */
     int rc = umount2(fdpath, 0);
     if (rc < 0 && errno == EBUSY) rc = umount2(fdpath, MNT_DETACH);
-    saved = errno;
-    if (rc == 0) {
-      unmounted[nunmounted++] = fd;
-      continue;
-    }
+    int saved = errno;
     close(fd);
-    failed = saved != EINVAL; /* EINVAL: not (or no longer) a mount point */
-    break;
+    if (rc < 0 && saved == EINVAL) break; /* not (or no longer) a mount point */
+    if (rc < 0) {
+      reply("error umount %s: %s", r->argv[0], strerror(saved));
+      return;
+    }
   }
-  if (failed) reply("error umount %s: %s", r->argv[0], strerror(saved));
-  else reply("ok");
-  while (nunmounted > 0) close(unmounted[--nunmounted]);
+  reply("ok");
 }
 
 static void put_hex(const char *p, size_t n) {

@@ -34,8 +34,16 @@ export function parseMountinfo(text: string): MountinfoEntry[] {
 
 /** Mount points at or below dir in this process's mount namespace, deepest first (the order to unmount them). */
 export function mountPointsUnder(dir: string): string[] {
+  return mountPointsIn(fs.readFileSync('/proc/self/mountinfo', 'utf8'), dir);
+}
+
+/** As mountPointsUnder, in a mountinfo text. */
+export function mountPointsIn(mountinfo: string, dir: string): string[] {
+  // Most calls find nothing: skip the parse when the path, as mountinfo writes it, is not there
+  // (with many containers running the text holds a long overlay line for each).
+  if (!mountinfo.includes(dir.replace(/[ \t\n\\]/g, (c) => `\\${c.charCodeAt(0).toString(8).padStart(3, '0')}`))) return [];
   const prefix = dir.endsWith('/') ? dir : dir + '/';
-  return parseMountinfo(fs.readFileSync('/proc/self/mountinfo', 'utf8'))
+  return parseMountinfo(mountinfo)
     .map((m) => m.mountPoint)
     .filter((p) => p === dir || p.startsWith(prefix))
     .sort((a, b) => b.length - a.length);

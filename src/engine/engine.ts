@@ -24,6 +24,7 @@ import { EmbeddedDns } from '../network/dns.js';
 import { nameservers } from '../network/etc-files.js';
 import { HostNat, natChainPrefix } from '../network/nat.js';
 import { PortPublisher } from '../network/ports.js';
+import { NetnsPool } from '../shim/spawner.js';
 import { OverlaySnapshotter } from '../storage/snapshotter.js';
 import { VolumeStore } from '../storage/volumes.js';
 import { engineBuildBackend } from './build/backend.js';
@@ -61,6 +62,8 @@ export class Engine {
   readonly snapshotter: OverlaySnapshotter;
   readonly volumes: VolumeStore;
   readonly runtime: Runtime;
+  /** Network namespaces made ahead for the containers' starts (see NetnsPool). */
+  private readonly netnsPool = new NetnsPool();
   readonly containers: ContainerService;
   readonly execs: ExecService;
   readonly health: HealthMonitor;
@@ -84,7 +87,7 @@ export class Engine {
     this.images = new ImageStore(path.join(data, 'images'), this.content);
     this.snapshotter = new OverlaySnapshotter(path.join(data, 'snapshots'));
     this.volumes = new VolumeStore(path.join(data, 'volumes'), { inUse: (name) => this.containers.volumeInUse(name) });
-    this.runtime = new Runtime({ root: path.join(exec, 'runtime'), keepCgroupParents: true });
+    this.runtime = new Runtime({ root: path.join(exec, 'runtime'), keepCgroupParents: true, netns: this.netnsPool });
     this.facts = hostFacts();
     // Published ports go through kernel NAT; with --iptables=false, through userland forwarding.
     const publisher = new PortPublisher({ proxy: options.iptables === false });
@@ -147,6 +150,7 @@ export class Engine {
   }
 
   close(): void {
+    this.netnsPool.close();
     void this.networks.close();
     this.health.close();
     this.containers.close();

@@ -16,17 +16,23 @@ import { cgroupManagerFromDescriptor, normalizeDeviceRules, openCgroupManager } 
 import type { CgroupManager } from './cgroups/types.js';
 import { runHooks } from './hooks.js';
 import { launch, PreparedLaunch, type Launched } from './launch.js';
+import { wantsFreshNetns, withNetnsPath, type NetnsSource, type TakenNetns } from './netns.js';
 import { compileCreatePlan, compileExecPlan, type CgroupPlacement, type CompiledSeccomp, type HostFacts } from './plan/compile.js';
 import { compileSeccomp } from './seccomp/compile.js';
 import type { NamespaceType, Process, Resources, Seccomp, Spec, State, Status } from './spec/config.js';
 import { DEFAULT_ALLOWED_DEVICE_RULES } from './spec/defaults.js';
-import { parseSpec } from './spec/validate.js';
+import { parseSpec, validateSpec } from './spec/validate.js';
 import { DEFAULT_ROOT, initAlive, readProcStat, StateStore, statusOf, toOciState, validateId, type ContainerRecord } from './state.js';
 
 export type Stdio = Array<number | 'inherit' | 'ignore' | 'pipe'>;
 
 export interface CreateOptions {
   bundle: string;
+  /**
+   * The bundle's config.json as its caller just wrote it (in-process: the daemon), validated
+   * like the file but not read and parsed again. The caller must not change it afterwards.
+   */
+  config?: Spec;
   consoleSocket?: string;
   pidFile?: string;
   noPivot?: boolean;
@@ -172,6 +178,7 @@ async function waitForExit(pid: number, startTime: string, timeoutMs: number): P
 export class Runtime {
   readonly store: StateStore;
   private readonly keepCgroupParents: boolean;
+  private readonly netns: NetnsSource | undefined;
 
   /**
    * `keepCgroupParents`: parent cgroups that a create makes (the engine's --cgroup-parent) stay
@@ -180,9 +187,14 @@ export class Runtime {
    * each of ~10 hierarchies, and cpuset values). Without it (the berth-oci CLI), delete removes
    * the parents it made once nothing else is in them.
    */
-  constructor(opts: { root?: string; keepCgroupParents?: boolean } = {}) {
+  /**
+   * netns: network namespaces made ahead of time, for containers that want a new one (and no
+   * user namespace): clone() then has less to do (see NetnsPool).
+   */
+  constructor(opts: { root?: string; keepCgroupParents?: boolean; netns?: NetnsSource } = {}) {
     this.store = new StateStore(opts.root ?? DEFAULT_ROOT);
     this.keepCgroupParents = opts.keepCgroupParents ?? false;
+    this.netns = opts.netns;
   }
 
   private cgroupOf(record: ContainerRecord): CgroupManager | undefined {
@@ -204,13 +216,17 @@ export class Runtime {
     let seccomp: CompiledSeccomp | undefined;
     const bundle = path.resolve(opts.bundle);
     try {
-      let text: string;
-      try {
-        text = fs.readFileSync(path.join(bundle, 'config.json'), 'utf8');
-      } catch (err) {
-        throw new InvalidArgumentError(`cannot read config.json in bundle ${bundle}: ${(err as Error).message}`, '--bundle');
+      if (opts.config) {
+        spec = validateSpec(opts.config);
+      } else {
+        let text: string;
+        try {
+          text = fs.readFileSync(path.join(bundle, 'config.json'), 'utf8');
+        } catch (err) {
+          throw new InvalidArgumentError(`cannot read config.json in bundle ${bundle}: ${(err as Error).message}`, '--bundle');
+        }
+        spec = parseSpec(text);
       }
-      spec = parseSpec(text);
       if (!spec.root?.path) throw new InvalidArgumentError('is required', 'root.path');
       rootfs = path.resolve(bundle, spec.root.path);
       if (!hostFacts().isDirectory(rootfs)) throw new InvalidArgumentError(`rootfs ${rootfs} is not a directory`, 'root.path');
@@ -225,6 +241,7 @@ export class Runtime {
     let cgroup: CgroupManager | undefined;
     let launched: Launched | undefined;
     let shim: PreparedShim | undefined;
+    let pooledNetns: TakenNetns | undefined;
     try {
       // The shim starts now (through the spawner, another process), while we make the cgroups
       // and the plan; it waits for the plan on its socket.
@@ -241,7 +258,8 @@ export class Runtime {
         const leaves = Object.values(record.cgroup.paths);
         record.cgroup.createdDirs = record.cgroup.createdDirs.filter((dir) => leaves.includes(dir));
       }
-      const ops = compileCreatePlan(spec, {
+      pooledNetns = this.netns && wantsFreshNetns(spec) ? this.netns.take() : undefined;
+      const ops = compileCreatePlan(pooledNetns ? withNetnsPath(spec, pooledNetns.path) : spec, {
         bundle,
         rootfs,
         execFifo: this.store.fifoPath(id),
@@ -262,6 +280,7 @@ export class Runtime {
       launched = shim
         ? await shim.launch({ ops, stateFor, onSync })
         : await early!.launch({ ops, stateFor, onSync });
+      pooledNetns?.release(); // the container's process is in it now
       const stat = readProcStat(launched.pid);
       if (!stat) throw new SystemError('container process exited during setup');
       this.store.save({ ...record, pid: launched.pid, pidStartTime: stat.startTime });
@@ -269,6 +288,7 @@ export class Runtime {
       if (!opts.foreground && !opts.shim) await stage0Exited(launched.stage0);
       return launched;
     } catch (err) {
+      pooledNetns?.release();
       early?.abort();
       await shim?.abort();
       if (launched?.pid) {

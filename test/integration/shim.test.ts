@@ -16,6 +16,7 @@ import { PACKAGE_ROOT } from '../../src/common/paths.js';
 import { Runtime } from '../../src/runtime/runtime.js';
 import type { Spec } from '../../src/runtime/spec/config.js';
 import { readExit, readLog, shimLogFile, ShimClient, shimPid, type LogEntry } from '../../src/shim/client.js';
+import { NetnsPool } from '../../src/shim/spawner.js';
 import { makeBundle, type TestBundle } from '../helpers/images.js';
 import { alive, cleanUp, logText, memory } from '../helpers/shim.js';
 import { isRoot, uniqueId, waitFor } from '../helpers/runtime.js';
@@ -102,6 +103,55 @@ describe('berth-shim', { skip: !isRoot && 'needs root' }, () => {
     assert.deepEqual(readLog(shimLogFile(dir), { since: new Date(Date.now() + 60_000) }), []);
 
     await deleteAndCheck(id, bundle, dir, launched.pid, cgroups);
+  });
+
+  it('gives a container a network namespace made ahead (berthd\'s netns pool): new, only lo, held by nobody else after', async () => {
+    const pool = new NetnsPool(1);
+    const pooled = new Runtime({ root, netns: pool });
+    try {
+      pool.fill();
+      await waitFor(() => {
+        const taken = pool.take();
+        if (!taken) return false;
+        taken.release(); // back to making one: the next take finds it ready
+        return true;
+      }, 5000, 'the pool to fill');
+      await waitFor(() => pool.available > 0, 5000, 'the pool to fill again');
+      const { id, bundle, dir } = setup(['sh', '-c', 'cat /proc/net/dev; readlink /proc/self/ns/net']);
+      const launched = await pooled.create(id, { bundle: bundle.dir, shim: { dir } });
+      assert.equal(pool.available, 0, 'the container took the one made ahead');
+      const inContainer = fs.readlinkSync(`/proc/${launched.pid}/ns/net`);
+      assert.notEqual(inContainer, fs.readlinkSync('/proc/self/ns/net'), 'not the host network namespace');
+      // Nobody but the container holds it: no process of ours, and no maker left alive.
+      const holders = fs.readdirSync('/proc').filter((p) => /^\d+$/.test(p) && Number(p) !== launched.pid && (() => {
+        try {
+          return fs.readlinkSync(`/proc/${p}/ns/net`) === inContainer;
+        } catch {
+          return false;
+        }
+      })());
+      assert.deepEqual(holders, [], 'only the container is in it');
+      const ownFds = fs.readdirSync('/proc/self/fd').filter((fd) => {
+        try {
+          return fs.readlinkSync(`/proc/self/fd/${fd}`) === inContainer;
+        } catch {
+          return false;
+        }
+      });
+      assert.deepEqual(ownFds, [], 'our descriptor on it was closed once the container was in it');
+      const client = new ShimClient(dir);
+      const waiting = client.wait();
+      await pooled.start(id);
+      assert.equal((await waiting).status, 0);
+      const out = logText(readLog(shimLogFile(dir)), 'stdout');
+      const interfaces = out.split('\n').flatMap((l) => /^\s*([\w.-]+):\s+\d/.exec(l)?.[1] ?? []);
+      assert.deepEqual(interfaces, ['lo'], out);
+      assert.ok(out.trim().endsWith(inContainer), out);
+      await new ShimClient(dir).shutdown();
+      await pooled.delete(id);
+    } finally {
+      pool.close();
+    }
   });
 
   it('outlives the process that started it', async () => {

@@ -146,10 +146,13 @@ export class ContainerService {
     this.store = new ContainerStore(opts.containersDir);
     fs.mkdirSync(path.join(opts.execRoot, 'c'), { recursive: true, mode: 0o711 });
     fs.chmodSync(path.join(opts.execRoot, 'c'), 0o711);
-    // Bundles a previous daemon renamed for deletion and did not finish deleting.
+    // Bundles a previous daemon renamed for deletion and did not finish deleting, or left
+    // behind a container whose record it had removed (nothing may be mounted below either).
+    const bundles = new Set(this.store.list().map((c) => path.basename(this.bundleDir(c.id))));
     for (const name of fs.readdirSync(path.join(opts.execRoot, 'c'))) {
-      const trashed = path.join(opts.execRoot, 'c', name);
-      if (name.startsWith('.trash-') && mountPointsUnder(trashed).length === 0) fs.rmSync(trashed, { recursive: true, force: true });
+      const dir = path.join(opts.execRoot, 'c', name);
+      const orphan = name.startsWith('.trash-') || (/^[0-9a-f]{24}$/.test(name) && !bundles.has(name));
+      if (orphan && mountPointsUnder(dir).length === 0) fs.rmSync(dir, { recursive: true, force: true });
     }
   }
 
@@ -195,7 +198,7 @@ export class ContainerService {
       return;
     }
     for (const point of mounted) unmount(point);
-    if (mountPointsUnder(dir).length > 0) {
+    if (mounted.length > 0 && mountPointsUnder(dir).length > 0) {
       process.emitWarning(`not deleting ${dir}: something is still mounted below it`);
       return;
     }
@@ -440,7 +443,7 @@ export class ContainerService {
       fs.writeFileSync(path.join(bundle, 'config.json'), JSON.stringify(spec));
       // A runtime record left from a run that ended while we were away.
       await this.opts.runtime.delete(id, true).catch(() => undefined);
-      ({ pid } = await this.opts.runtime.create(id, { bundle, shim: { dir: shimDir, stdin: record.config.OpenStdin === true, log: { ...(this.opts.log ?? DEFAULT_LOG_ROTATION), file: this.logFile(record) } } }));
+      ({ pid } = await this.opts.runtime.create(id, { bundle, config: spec, shim: { dir: shimDir, stdin: record.config.OpenStdin === true, log: { ...(this.opts.log ?? DEFAULT_LOG_ROTATION), file: this.logFile(record) } } }));
       await this.attachNetworks(record, pid);
       if (record.networks) this.writeEtcFiles(record);
       await this.runPendingAttach(id, shimDir);
@@ -465,7 +468,8 @@ export class ContainerService {
       throw new SystemError(`failed to create task for container: OCI runtime create failed: ${message}`, { cause: err });
     }
     record.state = { ...newState(), status: 'running', pid, startedAt, finishedAt: record.state.finishedAt };
-    this.store.save(record);
+    // A daemon killed before this reaches the disk adopts the running container (reconcile).
+    this.store.saveSoon(record);
     this.opts.events.emit('container', 'start', id, { image: record.imageRef, name: record.name.slice(1) });
     this.monitor(id);
     return true;
@@ -842,9 +846,15 @@ export class ContainerService {
     const statusBefore = record.state.status;
     const wasRunning = statusBefore === 'running' || statusBefore === 'paused';
     if (wasRunning && !opts.force) throw new ConflictError(`You cannot remove a running container ${id}. Stop the container before attempting removal or force remove`);
+    // Nothing left to clean up (it exited, or never ran): its record goes first, and a crash
+    // after that leaves only files that the next start-up removes (a snapshot no record names:
+    // reconcile; a bundle: the constructor). Otherwise "removing" is recorded first, and a
+    // daemon killed before the end finishes the removal at its next start.
+    const cleanedUp = statusBefore === 'exited' || statusBefore === 'created';
     record.stoppedByUser = true;
     record.state.status = 'removing';
-    this.store.save(record);
+    if (cleanedUp) this.store.remove(id);
+    else this.store.save(record);
     if (wasRunning) {
       // The exit handler runs after us (we hold the lock): do its work here, and ask the shim
       // for the exit (exitWaiters are only resolved by that handler).
@@ -859,13 +869,13 @@ export class ContainerService {
       this.opts.events.emit('container', 'die', id, { image: record.imageRef, name: record.name.slice(1), exitCode: String(code) });
     }
     // An exited container was cleaned up at its exit; one that never ran has nothing to clean.
-    if (wasRunning || !['exited', 'created'].includes(statusBefore)) await this.cleanupRun(id);
+    if (!cleanedUp) await this.cleanupRun(id);
     // The files go after we answer: rm of a container waits only for the renames.
     await this.opts.snapshotter.remove(record.snapshotKey, { background: true }).catch((err) => {
       if (!(err instanceof NotFoundError)) throw err;
     });
     this.trash(this.bundleDir(id));
-    this.store.remove(id);
+    if (!cleanedUp) this.store.remove(id);
     if (opts.volumes) {
       for (const m of record.mounts) {
         // Only anonymous volumes go with -v; named ones are the user's (Docker keeps them too).
@@ -1085,6 +1095,7 @@ export class ContainerService {
       // that runs (start done, record not saved yet: adopt it) or waits for start (remove it).
       if (shimPid(this.shimDir(id)) !== undefined && this.runtimeStatus(id) === 'running') {
         record.state = { ...newState(), status: 'running', pid: this.opts.runtime.state(id).pid ?? 0, startedAt: nowIso(), finishedAt: record.state.finishedAt };
+        record.stoppedByUser = false; // it was started: by the user, or by its restart policy
         this.store.save(record);
         this.monitor(id);
         continue;
@@ -1160,6 +1171,7 @@ export class ContainerService {
   /** Stops watching (the containers keep running under their shims). */
   close(): void {
     this.closed = true;
+    this.store.flush();
     this.mounter.close();
     for (const timer of this.restartTimers.values()) clearTimeout(timer);
     this.restartTimers.clear();

@@ -23,6 +23,40 @@ async function withRoot(fn: (root: string) => Promise<void>): Promise<void> {
 }
 
 describe('ContainerStore', () => {
+  it('saveSoon: at once in memory, on disk a moment later; a save or remove before that supersedes it', () =>
+    withRoot(async (root) => {
+      const store = new ContainerStore(root);
+      const id = store.newId();
+      const file = path.join(store.dir(id), 'container.json');
+      const onDisk = (): string | undefined => (fs.existsSync(file) ? (JSON.parse(fs.readFileSync(file, 'utf8')) as { name: string }).name : undefined);
+      store.save({ id, name: '/a' } as ContainerRecord);
+      store.saveSoon({ id, name: '/b' } as ContainerRecord);
+      assert.equal(store.find(id)?.name, '/b');
+      assert.equal(store.find('b')?.id, id);
+      assert.equal(onDisk(), '/a', 'not written yet');
+      assert.ok(await until(() => onDisk() === '/b'), 'written within a moment');
+
+      // A save in between: its record stands, the held-back one is not written over it.
+      store.saveSoon({ id, name: '/c' } as ContainerRecord);
+      store.save({ id, name: '/d' } as ContainerRecord);
+      await new Promise((r) => setTimeout(r, 60));
+      assert.equal(onDisk(), '/d');
+
+      // A remove in between: nothing comes back.
+      store.saveSoon({ id, name: '/e' } as ContainerRecord);
+      store.remove(id);
+      await new Promise((r) => setTimeout(r, 60));
+      assert.equal(fs.existsSync(store.dir(id)), false);
+      assert.equal(store.find(id), undefined);
+
+      // flush(): what is held back is written now.
+      const other = store.newId();
+      store.save({ id: other, name: '/f' } as ContainerRecord);
+      store.saveSoon({ id: other, name: '/g' } as ContainerRecord);
+      store.flush();
+      assert.equal((JSON.parse(fs.readFileSync(path.join(store.dir(other), 'container.json'), 'utf8')) as { name: string }).name, '/g');
+    }));
+
   it('rm: the record goes at once, the directory is renamed away and removed in the background', () =>
     withRoot(async (root) => {
       const store = new ContainerStore(root);
