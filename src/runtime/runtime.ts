@@ -42,6 +42,18 @@ export interface CreateOptions {
   /** Keep stage 0 as the container's parent and return it (`run` without --detach). */
   foreground?: boolean;
   /**
+   * The caller's preparation of the rootfs (its mount), under way: awaited before the
+   * container's process is set up, after the cgroups and the plan are made; its failure fails
+   * the create.
+   */
+  rootfsReady?: Promise<unknown>;
+  /**
+   * Create and start in one (as `runc run --detach`): the process runs its program as soon as it
+   * is set up, with no exec fifo to wait on; poststart hooks run before create returns. For a
+   * caller with nothing to do between the two (berthd, when no network or attach waits for it).
+   */
+  startNow?: boolean;
+  /**
    * Start the container under a berth-shim (src/shim) that keeps its output in `dir`, reaps it
    * and outlives us. The returned `stage0` is then the shim. Not with foreground, stdio,
    * preserveFds or consoleSocket: with process.terminal, the shim takes the pty itself.
@@ -262,7 +274,7 @@ export class Runtime {
       const ops = compileCreatePlan(pooledNetns ? withNetnsPath(spec, pooledNetns.path) : spec, {
         bundle,
         rootfs,
-        execFifo: this.store.fifoPath(id),
+        execFifo: opts.startNow ? undefined : this.store.fifoPath(id),
         consoleSocket: opts.shim && terminal ? shimConsoleSocket(opts.shim.dir) : opts.consoleSocket,
         noPivot: opts.noPivot,
         foreground: opts.foreground ?? false,
@@ -277,15 +289,25 @@ export class Runtime {
         runHooks('prestart', spec.hooks?.prestart, stateFor(pid));
         runHooks('createRuntime', spec.hooks?.createRuntime, stateFor(pid));
       };
+      if (opts.rootfsReady) await opts.rootfsReady;
       launched = shim
         ? await shim.launch({ ops, stateFor, onSync })
         : await early!.launch({ ops, stateFor, onSync });
       pooledNetns?.release(); // the container's process is in it now
       const stat = readProcStat(launched.pid);
-      if (!stat) throw new SystemError('container process exited during setup');
-      this.store.save({ ...record, pid: launched.pid, pidStartTime: stat.startTime });
+      // Started at once, it may have run its program and exited already: then no start time
+      // (it counts as stopped).
+      if (!stat && !opts.startNow) throw new SystemError('container process exited during setup');
+      this.store.save({ ...record, pid: launched.pid, pidStartTime: stat?.startTime ?? '' });
       writePidFile(opts.pidFile, launched.pid);
       if (!opts.foreground && !opts.shim) await stage0Exited(launched.stage0);
+      if (opts.startNow) {
+        try {
+          runHooks('poststart', spec.hooks?.poststart, { ...stateFor(launched.pid), status: 'running' });
+        } catch (err) {
+          process.emitWarning((err as Error).message);
+        }
+      }
       return launched;
     } catch (err) {
       pooledNetns?.release();

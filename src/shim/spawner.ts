@@ -197,20 +197,19 @@ export class NetnsPool implements NetnsSource {
 
   take(): TakenNetns | undefined {
     const fd = this.ready.shift();
-    if (fd === undefined) {
-      this.fill();
-      return undefined;
-    }
+    // The next is made now, while the daemon waits for this container's setup (a CPU is
+    // free then; after a delete, the daemon and the kernel's cleanup of the last namespace
+    // want both).
+    this.fill();
+    if (fd === undefined) return undefined;
     let released = false;
     return {
       path: `/proc/${process.pid}/fd/${fd}`,
-      // The container holds the namespace once its process is in it: ours goes, and the
-      // next is made while nothing waits for it.
+      // The container holds the namespace once its process is in it: ours goes.
       release: () => {
         if (released) return;
         released = true;
         fs.closeSync(fd);
-        this.fill();
       },
     };
   }

@@ -139,6 +139,38 @@ describe('OverlaySnapshotter', () => {
     assert.deepEqual(s.listLayers(), []);
   });
 
+  it('reads a file of an unmounted snapshot only when its layers leave no doubt', async () => {
+    const s = new OverlaySnapshotter(tmpdir(), { sync: false });
+    const passwd = 'root:x:0:0:root:/root:/bin/sh\n';
+    await s.addLayer(base, undefined, files({ 'etc/passwd': passwd, 'etc/big': 'x'.repeat(100), 'bin/sh': '#' }));
+    await s.prepare('one', base);
+    assert.deepEqual(s.readFileUnmounted('one', 'etc/passwd', 1024), { text: passwd });
+    assert.deepEqual(s.readFileUnmounted('one', 'etc/group', 1024), {}, 'in no layer (the only one)');
+    assert.equal(s.readFileUnmounted('one', 'etc/big', 10), undefined, 'larger than asked');
+    assert.equal(s.readFileUnmounted('one', 'bin', 1024), undefined, 'not a regular file');
+    assert.throws(() => s.readFileUnmounted('one', '../x', 1024), InvalidArgumentError);
+    // The writable layer has something on the path: only the mount can tell.
+    fs.mkdirSync(path.join(s.root, 'snapshots/one/fs/etc'));
+    assert.equal(s.readFileUnmounted('one', 'etc/passwd', 1024), undefined);
+
+    // A layer above with /etc but no passwd (its /etc may be opaque): unsure. With one: read.
+    const other = chainId(base, sha('other'));
+    await s.addLayer(other, base, files({ 'etc/hostname': 'x' }));
+    await s.prepare('two', other);
+    assert.equal(s.readFileUnmounted('two', 'etc/passwd', 1024), undefined);
+    assert.equal(s.readFileUnmounted('two', 'etc/group', 1024), undefined, 'a lower layer could have it');
+    const third = chainId(other, sha('third'));
+    await s.addLayer(third, other, files({ 'etc/passwd': 'changed\n' }));
+    await s.prepare('three', third);
+    assert.deepEqual(s.readFileUnmounted('three', 'etc/passwd', 1024), { text: 'changed\n' });
+
+    // A symlinked /etc in the topmost layer that has one is not followed.
+    const linked = chainId(base, sha('linked'));
+    await s.addLayer(linked, base, async (dir) => fs.symlinkSync('/etc', path.join(dir, 'etc')));
+    await s.prepare('linked', linked);
+    assert.equal(s.readFileUnmounted('linked', 'etc/passwd', 1024), undefined);
+  });
+
   it('returns mounts: bind for no parent, bind ro for a one-layer view, overlay otherwise', async () => {
     const s = new OverlaySnapshotter(tmpdir(), { sync: false });
     await s.addLayer(base, undefined, files({ a: '1' }));

@@ -448,6 +448,43 @@ export class OverlaySnapshotter {
     return this.mountsFor(this.stat(key));
   }
 
+  /**
+   * A small regular file of an active snapshot as its mount would show it, read from the layer
+   * directories without mounting (`rel` such as "etc/passwd"): `{ text }`, `{}` when the file
+   * is not there, or undefined when the layers leave doubt and the caller should read it
+   * through a mount. No doubt means: the writable layer has nothing on the file's path yet; the
+   * file's parent directories are plain directories in the topmost layer that has the first of
+   * them, which holds the whole path (no layer above can hide or replace a part of it, opaque
+   * directories and whiteouts included); the file itself is a regular file of at most maxBytes.
+   * No symlink of a layer is followed. For the engine's user lookup at start (/etc/passwd),
+   * which then need not wait for the root file system's mount.
+   */
+  readFileUnmounted(key: string, rel: string, maxBytes: number): { text?: string } | undefined {
+    const info = this.stat(key);
+    if (info.kind !== 'active') return undefined;
+    const parts = rel.split('/');
+    if (parts.some((p) => p === '' || p === '.' || p === '..')) throw new InvalidArgumentError(`${rel} is not a relative path`, 'rel');
+    const first = parts[0]!;
+    if (lstatOrNull(path.join(this.snapshotDir(key), 'fs', first)) !== null) return undefined;
+    const layers = info.parent === undefined ? [] : this.chain(info.parent).map((l) => path.join(this.layerDir(l.chainId), 'fs'));
+    const top = layers.find((layer) => lstatOrNull(path.join(layer, first)) !== null);
+    if (top === undefined) return {};
+    let current = top;
+    for (let i = 0; i < parts.length; i++) {
+      current = path.join(current, parts[i]!);
+      const st = lstatOrNull(current);
+      // Not in the topmost layer: a layer below may have it (unless this one's directory is
+      // opaque, which only its xattrs tell), so only the bottom layer can say it is not there.
+      if (st === null) return top === layers.at(-1) && i === parts.length - 1 ? {} : undefined;
+      if (i < parts.length - 1 && !st.isDirectory()) return undefined;
+      if (i === parts.length - 1) {
+        if (!st.isFile() || st.size > maxBytes) return undefined;
+        return { text: fs.readFileSync(current, 'utf8') };
+      }
+    }
+    return undefined;
+  }
+
   private mountsFor(info: SnapshotInfo): Mount[] {
     const dir = path.join(this.snapshotsDir, info.key);
     const upper = path.join(dir, 'fs');

@@ -371,8 +371,13 @@ export class ContainerService {
   }
 
   /** Its networks (veths, addresses, routes) and published ports, once its namespace exists. */
+  /** Whether the container gets network endpoints (veths) at start. */
+  private joinsNetworks(record: ContainerRecord): boolean {
+    return this.networkMode(record).kind === 'private' && !!record.endpoints && Object.keys(record.endpoints).length > 0;
+  }
+
   private async attachNetworks(record: ContainerRecord, pid: number): Promise<void> {
-    if (this.networkMode(record).kind !== 'private' || !record.endpoints || Object.keys(record.endpoints).length === 0) return;
+    if (!this.joinsNetworks(record) || !record.endpoints) return;
     const ports = bindingsFor(record.hostConfig.PortBindings, record.config.ExposedPorts, record.hostConfig.PublishAllPorts === true);
     const attached = await this.opts.networks.attach({ id: record.id, pid, endpoints: record.endpoints, ports });
     record.networks = attached.networks;
@@ -438,19 +443,27 @@ export class ContainerService {
       // point made just now has nothing on it (mkdir returns the first directory it made).
       if (fs.mkdirSync(rootfs, { recursive: true }) === undefined) await this.mounter.unmount(rootfs);
       const layerMounts = this.opts.snapshotter.mounts(record.snapshotKey);
-      await this.mountRootfs(record, record.hostConfig.AutoRemove ? volatileUpper(layerMounts) : layerMounts);
-      const spec = await this.buildSpec(record, rootfs);
+      // The mount is made (by berth-fsop) while the spec, cgroups and plan are; the runtime
+      // waits for it before the container's process sets up.
+      const mounted = this.mountRootfs(record, record.hostConfig.AutoRemove ? volatileUpper(layerMounts) : layerMounts);
+      mounted.catch(() => undefined); // reported by whoever awaits it
+      const spec = await this.buildSpec(record, rootfs, mounted);
       fs.writeFileSync(path.join(bundle, 'config.json'), JSON.stringify(spec));
       // A runtime record left from a run that ended while we were away.
       await this.opts.runtime.delete(id, true).catch(() => undefined);
-      ({ pid } = await this.opts.runtime.create(id, { bundle, config: spec, shim: { dir: shimDir, stdin: record.config.OpenStdin === true, log: { ...(this.opts.log ?? DEFAULT_LOG_ROTATION), file: this.logFile(record) } } }));
-      await this.attachNetworks(record, pid);
-      if (record.networks) this.writeEtcFiles(record);
-      await this.runPendingAttach(id, shimDir);
-      // Before the program runs: its first log lines are not older than StartedAt (logs
-      // since=StartedAt, as testcontainers asks after a restart, must include them).
-      startedAt = nowIso();
-      await this.opts.runtime.start(id);
+      // Between the runtime's create and start: the container's network, and the clients that
+      // attach before its first output. Without either, one step (no exec fifo round trip).
+      const startNow = !this.pendingAttach.get(id)?.length && !this.joinsNetworks(record);
+      ({ pid } = await this.opts.runtime.create(id, { bundle, config: spec, startNow, rootfsReady: mounted, shim: { dir: shimDir, stdin: record.config.OpenStdin === true, log: { ...(this.opts.log ?? DEFAULT_LOG_ROTATION), file: this.logFile(record) } } }));
+      if (!startNow) {
+        await this.attachNetworks(record, pid);
+        if (record.networks) this.writeEtcFiles(record);
+        await this.runPendingAttach(id, shimDir);
+        // Before the program runs: its first log lines are not older than StartedAt (logs
+        // since=StartedAt, as testcontainers asks after a restart, must include them).
+        startedAt = nowIso();
+        await this.opts.runtime.start(id);
+      }
     } catch (err) {
       const message = err instanceof Error ? err.message : String(err);
       await this.opts.runtime.delete(id, true).catch(() => undefined);
@@ -475,21 +488,32 @@ export class ContainerService {
     return true;
   }
 
-  private async buildSpec(record: ContainerRecord, rootfs: string): Promise<Spec> {
+  /** The OCI spec of a start; `mounted`: the root file system's mount, under way (awaited only if a file must be read through it). */
+  private async buildSpec(record: ContainerRecord, rootfs: string, mounted: Promise<void>): Promise<Spec> {
     const image = this.opts.images.find(record.image);
     const imageConfig = image ? this.imageConfig(image) : { architecture: process.arch, os: 'linux', rootfs: { type: 'layers' as const, diff_ids: [] } };
-    const read = (p: string): string | undefined => {
+    const maxBytes = (4 << 20) - 1;
+    const read = async (p: string): Promise<string | undefined> => {
+      // From the image's layers while the mount is made, when they leave no doubt (the usual
+      // first start); else through the mounted root: a symlinked /etc/passwd is followed inside
+      // the image only as far as the kernel lets a plain open go; we read at most a small file.
       try {
-        // Through the mounted root: a symlinked /etc/passwd is followed inside the image only
-        // as far as the kernel lets a plain open go; we read at most a small file.
+        const unmounted = this.opts.snapshotter.readFileUnmounted(record.snapshotKey, p, maxBytes);
+        if (unmounted) return unmounted.text;
+      } catch {
+        /* through the mount, then */
+      }
+      await mounted;
+      try {
         const real = path.join(rootfs, p);
         const stat = fs.lstatSync(real);
-        return stat.isFile() && stat.size < 4 << 20 ? fs.readFileSync(real, 'utf8') : undefined;
+        return stat.isFile() && stat.size <= maxBytes ? fs.readFileSync(real, 'utf8') : undefined;
       } catch {
         return undefined;
       }
     };
-    const user = resolveUser(record.config.User ?? imageConfig.config?.User, read('etc/passwd'), read('etc/group'), (record.hostConfig.GroupAdd as string[] | undefined) ?? []);
+    const [passwd, group] = await Promise.all([read('etc/passwd'), read('etc/group')]);
+    const user = resolveUser(record.config.User ?? imageConfig.config?.User, passwd, group, (record.hostConfig.GroupAdd as string[] | undefined) ?? []);
     const parent = this.opts.cgroupParent ?? '/berth';
     const spec = containerSpec({
       image: imageConfig,
@@ -505,7 +529,9 @@ export class ContainerService {
     if (spec.process && !(spec.process.env ?? []).some((e) => e.startsWith('HOME='))) spec.process.env = [...(spec.process.env ?? []), `HOME=${user.home}`];
     for (const m of record.mounts) if (m.Type === 'bind' && !fs.existsSync(m.Source)) fs.mkdirSync(m.Source, { recursive: true });
     for (const m of record.mounts) {
-      if (m.Type === 'volume' && m.Name) await this.opts.volumes.copyUp(m.Name, path.join(rootfs, m.Destination), rootfs).catch(() => false);
+      if (m.Type !== 'volume' || !m.Name) continue;
+      await mounted;
+      await this.opts.volumes.copyUp(m.Name, path.join(rootfs, m.Destination), rootfs).catch(() => false);
     }
     spec.mounts = [...(spec.mounts ?? []), ...this.etcMounts(record), ...ociMounts(record.mounts)];
     return spec;

@@ -69,6 +69,13 @@ describe('compileCreatePlan', () => {
     assert.deepEqual(order.slice(-3), ['ready', 'wait_start', 'exec']);
   });
 
+  it('without an exec fifo (create and start in one) the process goes from ready to exec', () => {
+    const ops = compileCreatePlan(spec(), context({ execFifo: undefined }));
+    assert.deepEqual(find(ops, 'mkfifo'), []);
+    assert.deepEqual(find(ops, 'exec_fifo'), []);
+    assert.deepEqual(names(ops).slice(-3), ['ready', 'wait_start', 'exec'], 'wait_start: nothing to wait on (no fifo)');
+  });
+
   it('mounts the config mounts in order with the parsed flags and data', () => {
     const ops = compileCreatePlan(
       spec((s) => s.mounts!.push({ destination: '/etc/resolv.conf', type: 'bind', source: 'files/resolv.conf', options: ['rbind', 'ro', 'rprivate'] })),

@@ -73,8 +73,8 @@ export interface CreatePlanContext {
   bundle: string;
   /** Absolute rootfs path on the host. */
   rootfs: string;
-  /** Path of the exec fifo in the state directory. */
-  execFifo: string;
+  /** Path of the exec fifo in the state directory; none: the process runs its program once set up (create and start in one). */
+  execFifo?: string;
   consoleSocket?: string;
   noPivot?: boolean;
   /** Stage 0 waits for the container and exits with its status (`run` without --detach). */
@@ -294,7 +294,7 @@ export function compileCreatePlan(spec: Spec, ctx: CreatePlanContext): PlanOp[] 
     if (offsets) ops.push(['write', '/proc/self/timens_offsets', offsets]);
   }
   // Opened here, by the host's root: in a user namespace the container could not open it.
-  ops.push(['mkfifo', ctx.execFifo, 0o622], ['exec_fifo', ctx.execFifo]);
+  if (ctx.execFifo) ops.push(['mkfifo', ctx.execFifo, 0o622], ['exec_fifo', ctx.execFifo]);
   if (process.terminal && ctx.consoleSocket) ops.push(['console_connect', ctx.consoleSocket]);
   ops.push(cloneOp(cloneFlags, spec, ctx.foreground));
 
