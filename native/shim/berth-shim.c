@@ -194,10 +194,12 @@ static int mkdir_p(const char *dir) {
 }
 
 /* What we leave in DIR while we run. */
+/* shim.pid last: once it is gone, so is everything of ours (the daemon may then start another
+   shim in this directory). */
 static void cleanup_files(void) {
   unlink("shim.sock");
-  unlink("shim.pid");
   unlink("console.sock");
+  unlink("shim.pid");
 }
 
 /* ---- clients of shim.sock ---- */

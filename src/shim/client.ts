@@ -215,6 +215,24 @@ export class ShimClient {
     await this.request('shutdown');
   }
 
+  /**
+   * As shutdown, and resolves once the shim's process is gone (its pid file, which it removes
+   * last, is; at most timeoutMs): another shim may then take the directory.
+   */
+  async shutdownAndWait(timeoutMs = 2000): Promise<void> {
+    const pid = shimPid(this.dir);
+    await this.shutdown();
+    for (const deadline = Date.now() + timeoutMs; pid !== undefined && Date.now() < deadline; ) {
+      try {
+        process.kill(pid, 0);
+      } catch {
+        return;
+      }
+      if (!fs.existsSync(path.join(this.dir, 'shim.pid'))) return;
+      await new Promise((resolve) => setTimeout(resolve, 1));
+    }
+  }
+
   /** Sets the terminal's size (rejects if the process has no terminal). */
   async resize(rows: number, cols: number): Promise<void> {
     await this.request(`resize ${Math.trunc(rows)} ${Math.trunc(cols)}`);

@@ -137,6 +137,8 @@ export class ContainerService {
   private readonly removeWaiters = new Map<string, Array<(code: number) => void>>();
   private readonly monitored = new Set<string>();
   private readonly restartTimers = new Map<string, NodeJS.Timeout>();
+  /** Shims told to go and not gone yet, by container (see releaseRuntime). */
+  private readonly shimShutdowns = new Map<string, Promise<void>>();
   private closed = false;
   private readonly mounter: Mounter;
 
@@ -435,6 +437,7 @@ export class ContainerService {
     const bundle = this.bundleDir(id);
     const rootfs = this.rootfsDir(id);
     const shimDir = this.shimDir(id);
+    await this.shimShutdowns.get(id); // the last run's shim leaves the directory to the new one
     let startedAt = nowIso();
     let pid = 0;
     try {
@@ -657,8 +660,10 @@ export class ContainerService {
     // comes next for it (remove, start, cp) waits. A daemon killed meanwhile finds the shim gone
     // and its exit.json at restart, and does this again.
     await new Promise((resolve) => setImmediate(resolve));
-    // An AutoRemove container's next save is removeLocked's "removing", below.
-    if (!record.hostConfig.AutoRemove) this.store.save(record);
+    // Within SAVE_SOON_MS, unless a remove comes first (an AutoRemove container's does, below).
+    // A daemon killed before it is written finds the exit in exit.json (the shim leaves it)
+    // and handles it again; stop and kill wrote stoppedByUser before the signal.
+    if (!record.hostConfig.AutoRemove) this.store.saveSoon(record);
     await this.releaseRuntime(id);
     await unmounted;
     if (record.hostConfig.AutoRemove) {
@@ -709,9 +714,18 @@ export class ContainerService {
       });
   }
 
-  /** The runtime's state and cgroup, and the shim: independent, so both at once. */
+  /**
+   * The runtime's state and cgroup, then the shim, which is told to go but not waited for (its
+   * process is gone ~1 ms later, its files with it): nothing else needs it gone, except a next
+   * start of the container, whose shim takes the same directory (startLocked waits for it).
+   */
   private async releaseRuntime(id: string): Promise<void> {
-    await Promise.all([this.opts.runtime.delete(id, true).catch(() => undefined), new ShimClient(this.shimDir(id)).shutdown().catch(() => undefined)]);
+    const shutdown = new ShimClient(this.shimDir(id)).shutdownAndWait().catch(() => undefined);
+    this.shimShutdowns.set(id, shutdown);
+    void shutdown.then(() => {
+      if (this.shimShutdowns.get(id) === shutdown) this.shimShutdowns.delete(id);
+    });
+    await this.opts.runtime.delete(id, true).catch(() => undefined);
   }
 
   private maybeRestart(record: ContainerRecord): void {
