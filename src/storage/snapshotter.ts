@@ -31,7 +31,7 @@ import tar from 'tar-stream';
 
 import { ConflictError, InvalidArgumentError, NotFoundError, SystemError, UnsupportedError } from '../common/errors.js';
 import { processAlive, syncDirectory, writeFileAtomic } from '../common/fsutil.js';
-import { FsOp } from './fsop.js';
+import { FsOp, TreeDeleter } from './fsop.js';
 import { idInside, type IdRange } from './idrange.js';
 import { paxXattrs, readXattrsAt, xattrPack } from './xattrs.js';
 
@@ -202,6 +202,9 @@ export class OverlaySnapshotter {
   /** Opaque directories of committed layers (immutable, so cached). */
   private readonly opaqueCache = new Map<string, Promise<Set<string>>>();
 
+  /** Deletes removed layers and snapshots off the event loop. */
+  private readonly deleter: TreeDeleter;
+
   constructor(root: string, options: SnapshotterOptions = {}) {
     this.root = path.resolve(root);
     this.layersDir = path.join(this.root, 'layers');
@@ -209,6 +212,7 @@ export class OverlaySnapshotter {
     this.snapshotsDir = path.join(this.root, 'snapshots');
     this.tmpDir = path.join(this.root, 'tmp');
     this.sync = options.sync ?? true;
+    this.deleter = new TreeDeleter(this.root);
     fs.mkdirSync(this.root, { recursive: true, mode: 0o711 });
     for (const d of [this.layersDir, this.linksDir, this.snapshotsDir, this.tmpDir]) fs.mkdirSync(d, { recursive: true, mode: 0o711 });
     this.removeStale();
@@ -369,7 +373,7 @@ export class OverlaySnapshotter {
     await fsp.rename(this.layerDir(id), tmp);
     fs.rmSync(this.linkPath(id), { force: true });
     this.opaqueCache.delete(id);
-    await fsp.rm(tmp, { recursive: true, force: true });
+    await this.deleter.remove(tmp);
   }
 
   // ---- snapshots ----------------------------------------------------------------------------
@@ -625,7 +629,7 @@ export class OverlaySnapshotter {
     if (isMountedUpper(path.join(dir, 'fs'))) throw new ConflictError(`snapshot ${key} is mounted; unmount it first`);
     const tmp = this.newTmp();
     fs.renameSync(dir, tmp); // synchronous: one rename, on the path of every `rm`
-    const deletion = fsp.rm(tmp, { recursive: true, force: true });
+    const deletion = this.deleter.remove(tmp);
     if (opts.background) void deletion.catch(() => undefined);
     else await deletion;
   }

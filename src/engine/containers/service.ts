@@ -28,6 +28,7 @@ import { readExit, readLog, ShimClient, shimLogFile, shimPid, type ExitInfo, typ
 import { containerSpec, type HostFacts } from '../spec/container-spec.js';
 import type { EventBus } from '../events.js';
 import { mountPointsUnder } from '../../common/mountinfo.js';
+import { TreeDeleter } from '../../storage/fsop.js';
 import { isMountPoint, Mounter, unmount, volatileUpper } from '../mount.js';
 import { ociMounts, resolveMounts } from './mounts.js';
 import { newState, ZERO_TIME, type ContainerConfig, type ContainerHostConfig, type ContainerRecord, type ContainerStatus } from './record.js';
@@ -141,10 +142,13 @@ export class ContainerService {
   private readonly shimShutdowns = new Map<string, Promise<void>>();
   private closed = false;
   private readonly mounter: Mounter;
+  /** Deletes trashed bundles off the event loop. */
+  private readonly execDeleter: TreeDeleter;
 
   constructor(opts: ContainerServiceOptions) {
     this.opts = opts;
     this.mounter = new Mounter(opts.execRoot);
+    this.execDeleter = new TreeDeleter(opts.execRoot);
     this.store = new ContainerStore(opts.containersDir);
     fs.mkdirSync(path.join(opts.execRoot, 'c'), { recursive: true, mode: 0o711 });
     fs.chmodSync(path.join(opts.execRoot, 'c'), 0o711);
@@ -212,7 +216,7 @@ export class ContainerService {
       fs.rmSync(dir, { recursive: true, force: true });
       return;
     }
-    void fs.promises.rm(trashed, { recursive: true, force: true }).catch(() => undefined);
+    void this.execDeleter.remove(trashed).catch(() => undefined); // else the next start-up's
   }
 
   private lock<T>(id: string, fn: () => Promise<T>): Promise<T> {

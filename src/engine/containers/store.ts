@@ -9,11 +9,11 @@
  */
 import crypto from 'node:crypto';
 import fs from 'node:fs';
-import fsp from 'node:fs/promises';
 import path from 'node:path';
 
 import { ConflictError, InvalidArgumentError, NotFoundError } from '../../common/errors.js';
 import { writeFileAtomicSync } from '../../common/fsutil.js';
+import { TreeDeleter } from '../../storage/fsop.js';
 import type { ContainerRecord } from './record.js';
 
 const RECORD_FILE = 'container.json';
@@ -32,16 +32,19 @@ const SAVE_SOON_MS = 20;
 export class ContainerStore {
   private readonly byId = new Map<string, ContainerRecord>();
   private readonly byName = new Map<string, string>();
+  /** Deletes renamed-away directories off the event loop. */
+  private readonly deleter: TreeDeleter;
   /** Records saveSoon() holds back, by id. */
   private readonly pending = new Map<string, NodeJS.Timeout>();
 
   constructor(readonly root: string) {
+    this.deleter = new TreeDeleter(root);
     // 0711 and the records 0600: containers in their own user namespace bind-mount their /etc files from here.
     fs.mkdirSync(root, { recursive: true, mode: 0o711 });
     fs.chmodSync(root, 0o711);
     for (const id of fs.readdirSync(root)) {
       // What a daemon that died during a background removal left.
-      if (id.startsWith(TRASH_PREFIX)) void fsp.rm(path.join(root, id), { recursive: true, force: true }).catch(() => undefined);
+      if (id.startsWith(TRASH_PREFIX)) void this.deleter.remove(path.join(root, id)).catch(() => undefined);
       if (!ID.test(id)) continue;
       try {
         const record = JSON.parse(fs.readFileSync(path.join(root, id, RECORD_FILE), 'utf8')) as ContainerRecord;
@@ -181,7 +184,7 @@ export class ContainerStore {
     const trashed = path.join(this.root, `${TRASH_PREFIX}${id}-${process.pid}-${Date.now()}`);
     try {
       fs.renameSync(dir, trashed);
-      void fsp.rm(trashed, { recursive: true, force: true }).catch(() => undefined);
+      void this.deleter.remove(trashed).catch(() => undefined); // else the next start-up's
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') fs.rmSync(dir, { recursive: true, force: true });
     }
