@@ -462,6 +462,9 @@ export class ContainerService {
       // attach before its first output. Without either, one step (no exec fifo round trip).
       const startNow = !this.pendingAttach.get(id)?.length && !this.joinsNetworks(record);
       ({ pid } = await this.opts.runtime.create(id, { bundle, config: spec, startNow, rootfsReady: mounted, shim: { dir: shimDir, stdin: record.config.OpenStdin === true, log: { ...(this.opts.log ?? DEFAULT_LOG_ROTATION), file: this.logFile(record) } } }));
+      // Watched from now (its exit is handled under the lock, after this start): started at
+      // once, it may be done before this start is.
+      this.monitor(id);
       if (!startNow) {
         await this.attachNetworks(record, pid);
         if (record.networks) this.writeEtcFiles(record);
@@ -491,7 +494,6 @@ export class ContainerService {
     // A daemon killed before this reaches the disk adopts the running container (reconcile).
     this.store.saveSoon(record);
     this.opts.events.emit('container', 'start', id, { image: record.imageRef, name: record.name.slice(1) });
-    this.monitor(id);
     return true;
   }
 
