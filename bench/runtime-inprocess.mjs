@@ -2,9 +2,12 @@
 // In-process container start, as the daemon does it: no CLI process start, just the runtime
 // library. Times create + start + wait + delete of the bundle's process (meant for /bin/true).
 // With --shim, as berthd runs a container: under a berth-shim (started through berth-spawner),
-// waited for through the shim's socket, the shim shut down with the delete.
+// the spec handed over in memory, a network namespace made ahead (NetnsPool), waited for through
+// the shim's socket, the shim told to go at the delete and not waited for. With --start-now too,
+// create and start in one step, as berthd starts a container that has no network endpoints and
+// no attach client waiting (no exec fifo; the start phase is then 0).
 //
-//   node bench/runtime-inprocess.mjs BUNDLE [--shim] [--runs N] [--warmup N] [--json FILE] [--state-in DIR]
+//   node bench/runtime-inprocess.mjs BUNDLE [--shim [--start-now]] [--runs N] [--warmup N] [--json FILE] [--state-in DIR]
 //
 // Needs a build (npm run build) and root. Uses its own state root and removes it: in DIR, else in
 // /dev/shm (a tmpfs, as berthd's exec root, which holds the runtime's state), else in /tmp.
@@ -19,12 +22,13 @@ const { values, positionals } = parseArgs({
     runs: { type: 'string', default: '50' },
     warmup: { type: 'string', default: '5' },
     shim: { type: 'boolean', default: false },
+    'start-now': { type: 'boolean', default: false },
     json: { type: 'string' },
     'state-in': { type: 'string' },
   },
 });
 if (positionals.length !== 1) {
-  console.error('usage: node bench/runtime-inprocess.mjs BUNDLE [--shim] [--runs N] [--warmup N] [--json FILE] [--state-in DIR]');
+  console.error('usage: node bench/runtime-inprocess.mjs BUNDLE [--shim [--start-now]] [--runs N] [--warmup N] [--json FILE] [--state-in DIR]');
   process.exit(2);
 }
 const bundle = path.resolve(positionals[0]);
@@ -82,20 +86,26 @@ for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
 const ms = (a, b) => Number(b - a) / 1e6;
 const now = () => process.hrtime.bigint();
 
+// As berthd: the spec in memory, handed over (validated by the runtime all the same).
+const config = values.shim ? JSON.parse(fs.readFileSync(path.join(bundle, 'config.json'), 'utf8')) : undefined;
+const startNow = values.shim && values['start-now'];
+const shutdowns = [];
+
 async function once(id) {
   const t0 = now();
   live = id;
   const shimDir = path.join(root, `${id}.shim`);
-  const { stage0 } = values.shim ? await rt.create(id, { bundle, shim: { dir: shimDir } }) : await rt.create(id, { bundle, foreground: true, stdio: ['ignore', 'inherit', 'inherit'] });
-  const t1 = now();
+  const { stage0 } = values.shim ? await rt.create(id, { bundle, config, startNow, shim: { dir: shimDir } }) : await rt.create(id, { bundle, foreground: true, stdio: ['ignore', 'inherit', 'inherit'] });
   const shim = values.shim ? new ShimClient(shimDir) : undefined;
-  const exited = shim?.wait(); // as the daemon watches, from before the start
-  await rt.start(id);
+  const exited = shim?.wait(); // as the daemon watches, from right after the create
+  const t1 = now();
+  if (!startNow) await rt.start(id);
   const t2 = now();
   const status = shim ? (await exited).status : await exitStatus(stage0);
   const t3 = now();
-  // As the engine (releaseRuntime): the runtime's delete and the shim's shutdown at once.
-  await Promise.all([rt.delete(id, true), shim?.shutdown()]);
+  // As the engine (releaseRuntime): the runtime's delete; the shim told to go, not waited for.
+  if (shim) shutdowns.push(shim.shutdownAndWait());
+  await rt.delete(id, true);
   live = undefined;
   const t4 = now();
   if (status !== 0) throw new Error(`container ${id} exited with status ${status}`);
@@ -137,6 +147,7 @@ try {
     if (s) samples.push(s);
   }
 } finally {
+  await Promise.allSettled(shutdowns);
   await cleanup();
 }
 if (failures.length) {
@@ -152,7 +163,7 @@ for (const k of keys) {
   summary[k] = { median: quantile(xs, 0.5), p90: quantile(xs, 0.9), min: Math.min(...xs), max: Math.max(...xs) };
 }
 const f = (x) => x.toFixed(2).padStart(7);
-console.log(`in-process create+start+wait+delete of ${bundle}${values.shim ? ' under a shim' : ''} (${runs} runs after ${warmup} warmups, node ${process.version}, state in ${stateParent}: ${stateFs})`);
+console.log(`in-process create+start+wait+delete of ${bundle}${values.shim ? (startNow ? ' under a shim, create and start in one (startNow, as berthd without network endpoints or attach)' : ' under a shim') : ''} (${runs} runs after ${warmup} warmups, node ${process.version}, state in ${stateParent}: ${stateFs})`);
 console.log(`  ${'phase'.padEnd(8)} ${'median'.padStart(7)} ${'p90'.padStart(7)} ${'min'.padStart(7)} ${'max'.padStart(7)}  (ms)`);
 for (const k of keys) {
   const s = summary[k];
