@@ -198,9 +198,8 @@ export class Runtime {
    * under the same parent: removing and making it again cost ~1 ms of every run (a directory in
    * each of ~10 hierarchies, and cpuset values). Without it (the berth-oci CLI), delete removes
    * the parents it made once nothing else is in them.
-   */
-  /**
-   * netns: network namespaces made ahead of time, for containers that want a new one (and no
+   *
+   * `netns`: network namespaces made ahead of time, for containers that want a new one (and no
    * user namespace): clone() then has less to do (see NetnsPool).
    */
   constructor(opts: { root?: string; keepCgroupParents?: boolean; netns?: NetnsSource } = {}) {

@@ -223,7 +223,9 @@ export class NetnsPool implements NetnsSource {
         .netnsHolder()
         .then((pid) => {
           try {
-            this.ready.push(fs.openSync(`/proc/${pid}/ns/net`, 'r'));
+            const fd = fs.openSync(`/proc/${pid}/ns/net`, 'r');
+            if (this.disabled) fs.closeSync(fd); // closed meanwhile
+            else this.ready.push(fd);
           } finally {
             process.kill(pid, 'SIGKILL');
           }

@@ -376,12 +376,12 @@ export class ContainerService {
     return { kind: 'private' };
   }
 
-  /** Its networks (veths, addresses, routes) and published ports, once its namespace exists. */
   /** Whether the container gets network endpoints (veths) at start. */
   private joinsNetworks(record: ContainerRecord): boolean {
     return this.networkMode(record).kind === 'private' && !!record.endpoints && Object.keys(record.endpoints).length > 0;
   }
 
+  /** Its networks (veths, addresses, routes) and published ports, once its namespace exists. */
   private async attachNetworks(record: ContainerRecord, pid: number): Promise<void> {
     if (!this.joinsNetworks(record) || !record.endpoints) return;
     const ports = bindingsFor(record.hostConfig.PortBindings, record.config.ExposedPorts, record.hostConfig.PublishAllPorts === true);
