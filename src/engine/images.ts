@@ -24,6 +24,7 @@ import { parseRegistryRef } from '../images/registry/ref.js';
 import type { ContentStore, Digest, ImageConfig, ImageManifest, ImageRecord, Platform } from '../images/types.js';
 import { MEDIA_TYPES } from '../images/types.js';
 import { chainIds, writeDiffTar, type OverlaySnapshotter } from '../storage/snapshotter.js';
+import { INIT_MOUNT_POINTS } from './spec/container-spec.js';
 import type { ContainerRecord } from './containers/record.js';
 import type { ContainerService } from './containers/service.js';
 import type { EventBus } from './events.js';
@@ -575,7 +576,8 @@ export class ImageService {
             paused = true;
           }
           try {
-            diff = await writeDiffTar(this.upperDir(record.snapshotKey), tarPath, { idRange: record.idRange });
+            const hide = await this.opts.snapshotter.mountPointsOnly(record.snapshotKey, INIT_MOUNT_POINTS);
+            diff = await writeDiffTar(this.upperDir(record.snapshotKey), tarPath, { idRange: record.idRange, hide });
           } finally {
             if (paused) {
               try {

@@ -171,6 +171,37 @@ describe('OverlaySnapshotter', () => {
     assert.equal(s.readFileUnmounted('linked', 'etc/passwd', 1024), undefined);
   });
 
+  it('tells mount points made in a writable layer from changes, for diff and commit', async () => {
+    const s = new OverlaySnapshotter(tmpdir(), { sync: false });
+    await s.addLayer(base, undefined, files({ 'etc/passwd': 'root\n', 'proc': null }));
+    const candidates = ['proc', 'sys', 'dev', 'etc/hostname', 'etc/hosts', 'etc/resolv.conf'];
+    await s.prepare('mp', base);
+    const upper = path.join(s.root, 'snapshots/mp/fs');
+    const etc = fs.statSync(path.join(s.layerPath(base), 'etc'));
+    fs.mkdirSync(path.join(upper, 'etc'), { mode: etc.mode & 0o7777 });
+    fs.chmodSync(path.join(upper, 'etc'), etc.mode & 0o7777);
+    for (const f of ['hostname', 'hosts', 'resolv.conf']) fs.writeFileSync(path.join(upper, 'etc', f), '');
+    fs.mkdirSync(path.join(upper, 'sys'));
+    fs.mkdirSync(path.join(upper, 'proc')); // in the image: a change, not a mount point made here
+    const hidden = await s.mountPointsOnly('mp', candidates);
+    assert.deepEqual([...hidden].sort(), ['etc', 'etc/hostname', 'etc/hosts', 'etc/resolv.conf', 'sys']);
+    assert.deepEqual((await s.changes('mp', { hide: hidden })).map((c) => `${c.kind} ${c.path}`), ['C /proc']);
+
+    // A real change beside them: /etc shows as changed, the mount points still do not.
+    fs.writeFileSync(path.join(upper, 'etc/motd'), 'hi');
+    fs.writeFileSync(path.join(upper, 'sys/file'), 'x'); // /sys is no longer an empty mount point
+    const hidden2 = await s.mountPointsOnly('mp', candidates);
+    assert.deepEqual([...hidden2].sort(), ['etc/hostname', 'etc/hosts', 'etc/resolv.conf']);
+    assert.deepEqual((await s.changes('mp', { hide: hidden2 })).map((c) => `${c.kind} ${c.path}`), ['C /etc', 'A /etc/motd', 'C /proc', 'A /sys', 'A /sys/file']);
+    const tarPath = path.join(tmpdir(), 'diff.tar');
+    await writeDiffTar(upper, tarPath, { hide: hidden2 });
+    const names = (await tarEntries(tarPath)).map((e) => e.name);
+    assert.ok(names.includes('etc/motd') && !names.includes('etc/hostname') && !names.includes('etc/hosts'), names.join(' '));
+    // Written to, a mount point file is a change again.
+    fs.writeFileSync(path.join(upper, 'etc/hosts'), '127.0.0.1 x\n');
+    assert.ok(!(await s.mountPointsOnly('mp', candidates)).has('etc/hosts'));
+  });
+
   it('returns mounts: bind for no parent, bind ro for a one-layer view, overlay otherwise', async () => {
     const s = new OverlaySnapshotter(tmpdir(), { sync: false });
     await s.addLayer(base, undefined, files({ a: '1' }));

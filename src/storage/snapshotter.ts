@@ -534,21 +534,53 @@ export class OverlaySnapshotter {
     return p;
   }
 
-  /**
-   * What a writable snapshot changed, as `docker diff` reports it: every path of its upper
-   * directory is A (not in the image) or C (in the image; directories too), whiteouts are D,
-   * and an opaque directory that hides the image's directory deletes what it does not re-add.
-   * Sorted by path.
-   */
-  async changes(key: string): Promise<Change[]> {
+  /** The merged view of an active snapshot's image layers, and its upper directory. */
+  private async lowerView(key: string): Promise<{ upper: string; lower: LowerView }> {
     const info = this.stat(key);
     if (info.kind !== 'active') throw new InvalidArgumentError(`snapshot ${key} is a read-only view`, 'key');
-    const upper = path.join(this.snapshotDir(key), 'fs');
     const lowers = info.parent === undefined ? [] : this.chain(info.parent);
     const lower = new LowerView(
       lowers.map((l) => path.join(this.layerDir(l.chainId), 'fs')),
       await Promise.all(lowers.map((l) => this.layerOpaques(l.chainId))),
     );
+    return { upper: path.join(this.snapshotDir(key), 'fs'), lower };
+  }
+
+  /**
+   * Of `candidates` (relative paths where a runtime makes mount points: /proc, /etc/hostname...),
+   * those that are only that in the snapshot's upper directory: not in the image, and an empty
+   * file or empty directory; with the parent directories that hold nothing else and that the
+   * image has with the same mode and owner (a copy-up made only for them). Docker keeps such
+   * mount points in a layer of their own ("init") below the container's, so `docker diff` and
+   * `docker commit` never show them; changes() and writeDiffTar leave these out the same way.
+   */
+  async mountPointsOnly(key: string, candidates: readonly string[]): Promise<Set<string>> {
+    const { upper, lower } = await this.lowerView(key);
+    const hidden = new Set<string>();
+    for (const rel of candidates) {
+      const st = lstatOrNull(path.join(upper, rel));
+      if (!st || lower.lookup(rel) !== null) continue;
+      if ((st.isFile() && st.size === 0) || (st.isDirectory() && fs.readdirSync(path.join(upper, rel)).length === 0)) hidden.add(rel);
+    }
+    const parents = new Set([...hidden].flatMap((rel) => rel.split('/').slice(0, -1).map((_, i, parts) => parts.slice(0, i + 1).join('/'))));
+    for (const dir of [...parents].sort((a, b) => b.length - a.length)) {
+      const here = lstatOrNull(path.join(upper, dir));
+      const below = lower.lookup(dir);
+      if (!here?.isDirectory() || !below?.isDirectory() || here.mode !== below.mode || here.uid !== below.uid || here.gid !== below.gid) continue;
+      if ((await opaqueDirs(upper, [dir])).size > 0) continue;
+      if (fs.readdirSync(path.join(upper, dir)).every((name) => hidden.has(`${dir}/${name}`))) hidden.add(dir);
+    }
+    return hidden;
+  }
+
+  /**
+   * What a writable snapshot changed, as `docker diff` reports it: every path of its upper
+   * directory is A (not in the image) or C (in the image; directories too), whiteouts are D,
+   * and an opaque directory that hides the image's directory deletes what it does not re-add.
+   * Sorted by path. `hide`: paths left out (see mountPointsOnly).
+   */
+  async changes(key: string, opts: { hide?: ReadonlySet<string> } = {}): Promise<Change[]> {
+    const { upper, lower } = await this.lowerView(key);
     const upperDirs = await listDirs(upper);
     const upperOpaque = await opaqueDirs(upper, upperDirs.filter((d) => d !== ''));
     const out: Change[] = [];
@@ -574,7 +606,8 @@ export class OverlaySnapshotter {
       }
     };
     walk('');
-    return out.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+    const hide = opts.hide ?? new Set<string>();
+    return out.filter((c) => !hide.has(c.path.slice(1))).sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
   }
 
   /**
@@ -776,7 +809,7 @@ async function syncfs(dir: string): Promise<void> {
  * ids), entries carry the ids the container sees (idrange.ts), as dockerd's userns-remap does;
  * whiteouts keep theirs (overlayfs makes them as its mounter, host root), as in dockerd.
  */
-export async function writeDiffTar(upper: string, tarPath: string, opts: { idRange?: IdRange } = {}): Promise<LayerDiff> {
+export async function writeDiffTar(upper: string, tarPath: string, opts: { idRange?: IdRange; hide?: ReadonlySet<string> } = {}): Promise<LayerDiff> {
   const range = opts.idRange;
   const fsop = new FsOp(upper);
   const pack = xattrPack();
@@ -815,6 +848,7 @@ export async function writeDiffTar(upper: string, tarPath: string, opts: { idRan
     const names = (await fsp.readdir(rel === '' ? upper : path.join(upper, rel))).sort();
     for (const name of names) {
       const r = rel === '' ? name : rel + '/' + name;
+      if (opts.hide?.has(r)) continue;
       const p = path.join(upper, r);
       const st = await fsp.lstat(p);
       if (isWhiteout(st)) {

@@ -11,7 +11,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 
 import { makeTar } from '../../src/storage/tar.testutil.js';
-import { startBerthd, type PrivateBerthd } from '../helpers/berthd.js';
+import { savedTopLayer, startBerthd, type PrivateBerthd } from '../helpers/berthd.js';
 import { DOCKER, poll } from '../helpers/engines.js';
 
 const isRoot = process.getuid?.() === 0;
@@ -179,6 +179,18 @@ describe('container file system endpoints (docker cp, export, diff, stats, updat
     assert.ok(diff.includes('C /etc/passwd'), diff.join('\n'));
     assert.ok(diff.includes('D /etc/group'), diff.join('\n'));
     assert.ok(diff.includes('C /etc'), diff.join('\n'));
+    // The mount points of /etc/hostname and friends are not changes (Docker keeps them in its init layer).
+    for (const f of ['hostname', 'hosts', 'resolv.conf']) assert.ok(!diff.includes(`A /etc/${f}`), diff.join('\n'));
+    d.dockerOk(['run', '--name', 'nodiff', 'busybox', 'true']);
+    assert.equal(d.dockerOk(['diff', 'nodiff']).trim(), '', 'a container that changed nothing has no diff');
+    d.dockerOk(['commit', 'diffme', 'diffme:committed']);
+    const layer = path.join(host, 'diffme-layer.tar');
+    fs.writeFileSync(layer, savedTopLayer(d, 'diffme:committed', host));
+    const committed = spawnSync('tar', ['tf', layer], { encoding: 'utf8' }).stdout.split('\n').filter(Boolean);
+    assert.ok(committed.includes('etc/passwd') && committed.includes('tmp/added'), committed.join(' '));
+    assert.ok(!committed.some((e) => /^etc\/(hostname|hosts|resolv\.conf)$/.test(e)), `no mount points in the committed layer: ${committed.join(' ')}`);
+    d.dockerOk(['rm', 'nodiff']);
+    d.dockerOk(['rmi', 'diffme:committed']);
 
     const file = path.join(host, 'export.tar');
     d.dockerOk(['export', '-o', file, 'diffme']);

@@ -20,6 +20,7 @@ import tar, { type Header as TarHeader } from 'tar-stream';
 
 import { BerthError, InvalidArgumentError, SystemError } from '../../common/errors.js';
 import { major, minor, type OverlaySnapshotter } from '../../storage/snapshotter.js';
+import { INIT_MOUNT_POINTS } from '../spec/container-spec.js';
 import { FsOp } from '../../storage/fsop.js';
 import { hostIdOf, idInside, type IdRange } from '../../storage/idrange.js';
 import { cleanEntryPath, drain } from '../../storage/unpack.js';
@@ -330,7 +331,8 @@ export class ContainerFilesystem {
   async changes(ref: string): Promise<ContainerChange[]> {
     const record = this.containers.get(ref);
     const kinds = { C: 0, A: 1, D: 2 } as const;
-    return (await this.snapshotter.changes(record.snapshotKey)).map((c) => ({ Path: c.path, Kind: kinds[c.kind] }));
+    const hide = await this.snapshotter.mountPointsOnly(record.snapshotKey, INIT_MOUNT_POINTS);
+    return (await this.snapshotter.changes(record.snapshotKey, { hide })).map((c) => ({ Path: c.path, Kind: kinds[c.kind] }));
   }
 
   /** PUT /containers/{id}/archive: extracts a tar into the directory p. */

@@ -144,6 +144,12 @@ export const ALL_CAPABILITIES: readonly string[] = Object.freeze(
 export const DEFAULT_PATH_ENV = 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 export const DEFAULT_SHM_SIZE = 64 * 1024 * 1024;
 export const INIT_PATH_IN_CONTAINER = '/sbin/docker-init';
+/**
+ * Mount points the runtime makes in a container's writable layer for its default mounts, where
+ * the image lacks them. Docker has them in its "init" layer, under the container's own, so that
+ * `docker diff` and `docker commit` do not show them: neither do ours (snapshotter.mountPointsOnly).
+ */
+export const INIT_MOUNT_POINTS: readonly string[] = Object.freeze(['proc', 'sys', 'dev', 'etc/hostname', 'etc/hosts', 'etc/resolv.conf']);
 const MIN_MEMORY = 6 * 1024 * 1024;
 
 export const DOCKER_MASKED_PATHS: readonly string[] = Object.freeze([
