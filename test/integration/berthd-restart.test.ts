@@ -70,8 +70,13 @@ describe('berthd survives kill -9', { skip: dockerdSkip }, () => {
     // The daemon is gone; the containers are not, and their output still goes to the logs.
     for (const pid of pids) assert.ok(fs.existsSync(`/proc/${pid}`), `container process ${pid} survives the daemon`);
     await sleep(1500); // "short" exits while no daemon runs
+    // A bundle whose container's record a removal had taken away when the daemon died.
+    const orphan = path.join(d.dir, 'exec', 'c', '0123456789abcdef01234567');
+    fs.mkdirSync(path.join(orphan, 'rootfs'), { recursive: true });
+    fs.writeFileSync(path.join(orphan, 'config.json'), '{}');
 
     await d.start();
+    assert.equal(fs.existsSync(orphan), false, 'a bundle no record names is removed at start');
     for (const [i, id] of running.entries()) {
       assert.equal(d.dockerOk(['inspect', '-f', '{{.State.Status}} {{.State.Pid}}', id]).trim(), `running ${pids[i]}`);
       const seq = counters(d.dockerOk(['logs', id]));
@@ -120,6 +125,24 @@ describe('berthd survives kill -9', { skip: dockerdSkip }, () => {
     assert.ok(await poll(() => strays().length === 0, 15_000), `processes left: ${strays().map((p) => `${p} ${cmdline(p)}`).join('; ')}`);
     const snapshots = fs.readdirSync(path.join(d.dir, 'data', 'snapshots', 'snapshots'));
     assert.deepEqual(snapshots, [], 'no writable layer left');
+  });
+
+  it('finds an exit whose record had not reached the disk when the daemon died (exit.json)', async () => {
+    // The exit record is written within 20 ms (saveSoon) and the shim told to go at once: a
+    // daemon killed in between leaves a record that says "running" and no shim. Simulated: the
+    // record is put back to "running" while the daemon is down.
+    const id = d.dockerOk(['run', '-d', '--name', 'lost-exit', 'busybox', 'sh', '-c', 'exit 7']).trim();
+    assert.equal(d.dockerOk(['wait', id]).trim(), '7');
+    assert.ok(await poll(() => pidsMentioning(path.join(d.dir, 'exec', 'c', id.slice(0, 24))).length === 0, 5000), 'the shim went');
+    await d.kill9();
+    const file = path.join(d.dir, 'data', 'containers', id, 'container.json');
+    const record = JSON.parse(fs.readFileSync(file, 'utf8')) as { state: Record<string, unknown> };
+    record.state = { ...record.state, status: 'running', exitCode: 0, pid: 999_999_999 };
+    fs.writeFileSync(file, JSON.stringify(record));
+    await d.start();
+    assert.equal(d.dockerOk(['inspect', '-f', '{{.State.Status}} {{.State.ExitCode}}', id]).trim(), 'exited 7');
+    d.dockerOk(['rm', id]);
+    assert.deepEqual(d.mountsLeft(), []);
   });
 
   it('keeps containers and their logs when the exec root is lost, as after a reboot', async () => {
