@@ -112,8 +112,14 @@ static void exec_shim(char **args, int argc, const sigset_t *mask) {
 
 /* The child of a netns request: a network namespace of its own, held until we are killed (by
    the daemon, once it holds the namespace open; or with the spawner). Nothing here returns. */
+static pid_t spawner_pid;
+
 static void hold_netns(void) {
   prctl(PR_SET_PDEATHSIG, SIGKILL);
+  /* The spawner may have died before that took effect (then nobody kills us); and the daemon
+     opens the namespace within milliseconds: a minute is a generous bound. */
+  if (getppid() != spawner_pid) _exit(0);
+  alarm(60);
   if (unshare(CLONE_NEWNET) < 0) {
     dprintf(1, "netns-failed %d unshare: %s\n", getpid(), strerror(errno));
     _exit(1);
@@ -171,6 +177,7 @@ int main(int argc, char **argv) {
   prctl(PR_SET_PDEATHSIG, SIGKILL);
   signal(SIGPIPE, SIG_IGN);
   nsexec_fd = sealed_copy(nsexec_path);
+  spawner_pid = getpid();
 
   sigset_t chld, old;
   sigemptyset(&chld);
