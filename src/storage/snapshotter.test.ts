@@ -144,31 +144,31 @@ describe('OverlaySnapshotter', () => {
     const passwd = 'root:x:0:0:root:/root:/bin/sh\n';
     await s.addLayer(base, undefined, files({ 'etc/passwd': passwd, 'etc/big': 'x'.repeat(100), 'bin/sh': '#' }));
     await s.prepare('one', base);
-    assert.deepEqual(s.readFileUnmounted('one', 'etc/passwd', 1024), { text: passwd });
-    assert.deepEqual(s.readFileUnmounted('one', 'etc/group', 1024), {}, 'in no layer (the only one)');
-    assert.equal(s.readFileUnmounted('one', 'etc/big', 10), undefined, 'larger than asked');
-    assert.equal(s.readFileUnmounted('one', 'bin', 1024), undefined, 'not a regular file');
-    assert.throws(() => s.readFileUnmounted('one', '../x', 1024), InvalidArgumentError);
+    assert.deepEqual(s.readFilesUnmounted('one', ['etc/passwd'], 1024)[0], { text: passwd });
+    assert.deepEqual(s.readFilesUnmounted('one', ['etc/group'], 1024)[0], {}, 'in no layer (the only one)');
+    assert.equal(s.readFilesUnmounted('one', ['etc/big'], 10)[0], undefined, 'larger than asked');
+    assert.equal(s.readFilesUnmounted('one', ['bin'], 1024)[0], undefined, 'not a regular file');
+    assert.throws(() => s.readFilesUnmounted('one', ['../x'], 1024)[0], InvalidArgumentError);
     // The writable layer has something on the path: only the mount can tell.
     fs.mkdirSync(path.join(s.root, 'snapshots/one/fs/etc'));
-    assert.equal(s.readFileUnmounted('one', 'etc/passwd', 1024), undefined);
+    assert.equal(s.readFilesUnmounted('one', ['etc/passwd'], 1024)[0], undefined);
 
     // A layer above with /etc but no passwd (its /etc may be opaque): unsure. With one: read.
     const other = chainId(base, sha('other'));
     await s.addLayer(other, base, files({ 'etc/hostname': 'x' }));
     await s.prepare('two', other);
-    assert.equal(s.readFileUnmounted('two', 'etc/passwd', 1024), undefined);
-    assert.equal(s.readFileUnmounted('two', 'etc/group', 1024), undefined, 'a lower layer could have it');
+    assert.equal(s.readFilesUnmounted('two', ['etc/passwd'], 1024)[0], undefined);
+    assert.equal(s.readFilesUnmounted('two', ['etc/group'], 1024)[0], undefined, 'a lower layer could have it');
     const third = chainId(other, sha('third'));
     await s.addLayer(third, other, files({ 'etc/passwd': 'changed\n' }));
     await s.prepare('three', third);
-    assert.deepEqual(s.readFileUnmounted('three', 'etc/passwd', 1024), { text: 'changed\n' });
+    assert.deepEqual(s.readFilesUnmounted('three', ['etc/passwd'], 1024)[0], { text: 'changed\n' });
 
     // A symlinked /etc in the topmost layer that has one is not followed.
     const linked = chainId(base, sha('linked'));
     await s.addLayer(linked, base, async (dir) => fs.symlinkSync('/etc', path.join(dir, 'etc')));
     await s.prepare('linked', linked);
-    assert.equal(s.readFileUnmounted('linked', 'etc/passwd', 1024), undefined);
+    assert.equal(s.readFilesUnmounted('linked', ['etc/passwd'], 1024)[0], undefined);
   });
 
   it('tells mount points made in a writable layer from changes, for diff and commit', async () => {
@@ -185,14 +185,14 @@ describe('OverlaySnapshotter', () => {
     fs.mkdirSync(path.join(upper, 'proc')); // in the image: a change, not a mount point made here
     const hidden = await s.mountPointsOnly('mp', candidates);
     assert.deepEqual([...hidden].sort(), ['etc', 'etc/hostname', 'etc/hosts', 'etc/resolv.conf', 'sys']);
-    assert.deepEqual((await s.changes('mp', { hide: hidden })).map((c) => `${c.kind} ${c.path}`), ['C /proc']);
+    assert.deepEqual((await s.changes('mp', { mountPoints: candidates })).map((c) => `${c.kind} ${c.path}`), ['C /proc']);
 
     // A real change beside them: /etc shows as changed, the mount points still do not.
     fs.writeFileSync(path.join(upper, 'etc/motd'), 'hi');
     fs.writeFileSync(path.join(upper, 'sys/file'), 'x'); // /sys is no longer an empty mount point
     const hidden2 = await s.mountPointsOnly('mp', candidates);
     assert.deepEqual([...hidden2].sort(), ['etc/hostname', 'etc/hosts', 'etc/resolv.conf']);
-    assert.deepEqual((await s.changes('mp', { hide: hidden2 })).map((c) => `${c.kind} ${c.path}`), ['C /etc', 'A /etc/motd', 'C /proc', 'A /sys', 'A /sys/file']);
+    assert.deepEqual((await s.changes('mp', { mountPoints: candidates })).map((c) => `${c.kind} ${c.path}`), ['C /etc', 'A /etc/motd', 'C /proc', 'A /sys', 'A /sys/file']);
     const tarPath = path.join(tmpdir(), 'diff.tar');
     await writeDiffTar(upper, tarPath, { hide: hidden2 });
     const names = (await tarEntries(tarPath)).map((e) => e.name);

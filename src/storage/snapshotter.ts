@@ -453,24 +453,28 @@ export class OverlaySnapshotter {
   }
 
   /**
-   * A small regular file of an active snapshot as its mount would show it, read from the layer
-   * directories without mounting (`rel` such as "etc/passwd"): `{ text }`, `{}` when the file
-   * is not there, or undefined when the layers leave doubt and the caller should read it
-   * through a mount. No doubt means: the writable layer has nothing on the file's path yet; the
+   * Small regular files of an active snapshot as its mount would show them, read from the layer
+   * directories without mounting (`rels` such as "etc/passwd"), one answer each: `{ text }`,
+   * `{}` when the file is not there, or undefined when the layers leave doubt and the caller
+   * should read it through a mount. No doubt means: the writable layer has nothing on the file's path yet; the
    * file's parent directories are plain directories in the topmost layer that has the first of
    * them, which holds the whole path (no layer above can hide or replace a part of it, opaque
    * directories and whiteouts included); the file itself is a regular file of at most maxBytes.
    * No symlink of a layer is followed. For the engine's user lookup at start (/etc/passwd),
    * which then need not wait for the root file system's mount.
    */
-  readFileUnmounted(key: string, rel: string, maxBytes: number): { text?: string } | undefined {
+  readFilesUnmounted(key: string, rels: readonly string[], maxBytes: number): Array<{ text?: string } | undefined> {
     const info = this.stat(key);
-    if (info.kind !== 'active') return undefined;
+    if (info.kind !== 'active') return rels.map(() => undefined);
+    const layers = info.parent === undefined ? [] : this.chain(info.parent).map((l) => path.join(this.layerDir(l.chainId), 'fs'));
+    return rels.map((rel) => this.readFileInLayers(path.join(this.snapshotDir(key), 'fs'), layers, rel, maxBytes));
+  }
+
+  private readFileInLayers(upper: string, layers: string[], rel: string, maxBytes: number): { text?: string } | undefined {
     const parts = rel.split('/');
     if (parts.some((p) => p === '' || p === '.' || p === '..')) throw new InvalidArgumentError(`${rel} is not a relative path`, 'rel');
     const first = parts[0]!;
-    if (lstatOrNull(path.join(this.snapshotDir(key), 'fs', first)) !== null) return undefined;
-    const layers = info.parent === undefined ? [] : this.chain(info.parent).map((l) => path.join(this.layerDir(l.chainId), 'fs'));
+    if (lstatOrNull(path.join(upper, first)) !== null) return undefined;
     const top = layers.find((layer) => lstatOrNull(path.join(layer, first)) !== null);
     if (top === undefined) return {};
     let current = top;
@@ -577,10 +581,11 @@ export class OverlaySnapshotter {
    * What a writable snapshot changed, as `docker diff` reports it: every path of its upper
    * directory is A (not in the image) or C (in the image; directories too), whiteouts are D,
    * and an opaque directory that hides the image's directory deletes what it does not re-add.
-   * Sorted by path. `hide`: paths left out (see mountPointsOnly).
+   * Sorted by path. `mountPoints`: candidates of mountPointsOnly, left out where they are only that.
    */
-  async changes(key: string, opts: { hide?: ReadonlySet<string> } = {}): Promise<Change[]> {
+  async changes(key: string, opts: { mountPoints?: readonly string[] } = {}): Promise<Change[]> {
     const { upper, lower } = await this.lowerView(key);
+    const hide = opts.mountPoints ? await this.mountPointsOnly(key, opts.mountPoints) : new Set<string>();
     const upperDirs = await listDirs(upper);
     const upperOpaque = await opaqueDirs(upper, upperDirs.filter((d) => d !== ''));
     const out: Change[] = [];
@@ -606,7 +611,6 @@ export class OverlaySnapshotter {
       }
     };
     walk('');
-    const hide = opts.hide ?? new Set<string>();
     return out.filter((c) => !hide.has(c.path.slice(1))).sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
   }
 

@@ -331,8 +331,7 @@ export class ContainerFilesystem {
   async changes(ref: string): Promise<ContainerChange[]> {
     const record = this.containers.get(ref);
     const kinds = { C: 0, A: 1, D: 2 } as const;
-    const hide = await this.snapshotter.mountPointsOnly(record.snapshotKey, INIT_MOUNT_POINTS);
-    return (await this.snapshotter.changes(record.snapshotKey, { hide })).map((c) => ({ Path: c.path, Kind: kinds[c.kind] }));
+    return (await this.snapshotter.changes(record.snapshotKey, { mountPoints: INIT_MOUNT_POINTS })).map((c) => ({ Path: c.path, Kind: kinds[c.kind] }));
   }
 
   /** PUT /containers/{id}/archive: extracts a tar into the directory p. */

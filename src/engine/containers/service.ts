@@ -502,16 +502,18 @@ export class ContainerService {
     const image = this.opts.images.find(record.image);
     const imageConfig = image ? this.imageConfig(image) : { architecture: process.arch, os: 'linux', rootfs: { type: 'layers' as const, diff_ids: [] } };
     const maxBytes = (4 << 20) - 1;
-    const read = async (p: string): Promise<string | undefined> => {
-      // From the image's layers while the mount is made, when they leave no doubt (the usual
-      // first start); else through the mounted root: a symlinked /etc/passwd is followed inside
-      // the image only as far as the kernel lets a plain open go; we read at most a small file.
-      try {
-        const unmounted = this.opts.snapshotter.readFileUnmounted(record.snapshotKey, p, maxBytes);
-        if (unmounted) return unmounted.text;
-      } catch {
-        /* through the mount, then */
-      }
+    // From the image's layers while the mount is made, when they leave no doubt (the usual
+    // first start); else through the mounted root: a symlinked /etc/passwd is followed inside
+    // the image only as far as the kernel lets a plain open go; we read at most a small file.
+    const files = ['etc/passwd', 'etc/group'];
+    let unmounted: Array<{ text?: string } | undefined>;
+    try {
+      unmounted = this.opts.snapshotter.readFilesUnmounted(record.snapshotKey, files, maxBytes);
+    } catch {
+      unmounted = files.map(() => undefined);
+    }
+    const read = async (p: string, i: number): Promise<string | undefined> => {
+      if (unmounted[i]) return unmounted[i].text;
       await mounted;
       try {
         const real = path.join(rootfs, p);
@@ -521,7 +523,7 @@ export class ContainerService {
         return undefined;
       }
     };
-    const [passwd, group] = await Promise.all([read('etc/passwd'), read('etc/group')]);
+    const [passwd, group] = await Promise.all(files.map(read));
     const user = resolveUser(record.config.User ?? imageConfig.config?.User, passwd, group, (record.hostConfig.GroupAdd as string[] | undefined) ?? []);
     const parent = this.opts.cgroupParent ?? '/berth';
     const spec = containerSpec({
@@ -1146,10 +1148,9 @@ export class ContainerService {
         this.monitor(id);
         continue;
       }
-      await this.opts.runtime.delete(id, true).catch(() => undefined);
-      await new ShimClient(this.shimDir(id)).shutdown().catch(() => undefined);
-      unmount(this.rootfsDir(id));
-      unmountIdmapped(this.layersDir(id));
+      const unmounted = this.unmountRootfs(id);
+      await this.releaseRuntime(id);
+      await unmounted;
       if (status === 'restarting') this.maybeRestart({ ...record, restartCount: Math.max(0, record.restartCount - 1) });
       else if (!record.stoppedByUser && (record.hostConfig.RestartPolicy?.Name === 'always' || record.hostConfig.RestartPolicy?.Name === 'unless-stopped') && record.state.startedAt !== ZERO_TIME) {
         this.maybeRestart(record);

@@ -128,12 +128,16 @@ export class ContainerStore {
 
   /** Writes what saveSoon() holds back (at the daemon's exit). */
   flush(): void {
-    for (const [id, timer] of this.pending) {
-      clearTimeout(timer);
-      this.pending.delete(id);
+    for (const id of [...this.pending.keys()]) {
       const record = this.byId.get(id);
       if (record) this.save(record);
     }
+  }
+
+  /** Drops what saveSoon() holds back for id: a save or remove supersedes it. */
+  private cancelPending(id: string): void {
+    clearTimeout(this.pending.get(id));
+    this.pending.delete(id);
   }
 
   private remember(record: ContainerRecord): void {
@@ -144,9 +148,7 @@ export class ContainerStore {
   }
 
   save(record: ContainerRecord): void {
-    const held = this.pending.get(record.id);
-    if (held) clearTimeout(held);
-    this.pending.delete(record.id);
+    this.cancelPending(record.id);
     const dir = this.dir(record.id);
     // A container we hold has its directory (only remove() takes it away); a mkdir that finds
     // it costs as much as the write here (~0.2 ms on this VM's ext4).
@@ -176,9 +178,7 @@ export class ContainerStore {
    * wait for them (a directory's removal costs 0.2–5 ms on this VM's disk; a rename ~0.03 ms).
    */
   remove(id: string): void {
-    const held = this.pending.get(id);
-    if (held) clearTimeout(held);
-    this.pending.delete(id);
+    this.cancelPending(id);
     const record = this.byId.get(id);
     const dir = this.dir(id);
     const trashed = path.join(this.root, `${TRASH_PREFIX}${id}-${process.pid}-${Date.now()}`);
