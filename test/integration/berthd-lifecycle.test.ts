@@ -187,6 +187,39 @@ describe('berthd with the docker CLI', { skip }, () => {
     assert.notEqual(ro.status, 0);
   });
 
+  it('--mount options: tmpfs size and mode, recursively read-only binds (API 1.44; top-only at 1.43 or when asked), non-recursive binds, volume-nocopy and labels', () => {
+    const tmpfs = d.dockerOk(['run', '--rm', '--mount', 'type=tmpfs,dst=/t,tmpfs-size=1m,tmpfs-mode=0700', 'busybox', 'sh', '-c', 'stat -c %a /t; df -k /t | tail -1']);
+    const [mode, df] = tmpfs.trim().split('\n');
+    assert.equal(mode, '700');
+    assert.equal(df!.split(/\s+/)[1], '1024', `a 1 MiB tmpfs: ${df}`);
+
+    // A bind whose source has a mount beneath it: read-only all the way down from API 1.44.
+    const host = fs.mkdtempSync(path.join(d.dir, 'rro-'));
+    fs.mkdirSync(path.join(host, 'sub'));
+    assert.equal(spawnSync('mount', ['-t', 'tmpfs', 'rro-sub', path.join(host, 'sub')]).status, 0);
+    try {
+      const write = (args: string[], env: NodeJS.ProcessEnv = {}): number | null => spawnSync(DOCKER!, ['run', '--rm', ...args, 'busybox', 'touch', '/h/sub/x'], { env: { ...d.env, ...env } }).status;
+      assert.notEqual(write(['-v', `${host}:/h:ro`]), 0, 'the mount beneath a read-only bind is read-only too');
+      assert.notEqual(write(['--mount', `type=bind,src=${host},dst=/h,readonly`]), 0);
+      assert.equal(write(['--mount', `type=bind,src=${host},dst=/h,readonly,bind-recursive=writable`]), 0, 'bind-recursive=writable keeps the mounts beneath writable');
+      assert.equal(write(['-v', `${host}:/h:ro`], { DOCKER_API_VERSION: '1.43' }), 0, 'API 1.43: only the top is read-only, as dockerd did then');
+      assert.equal(d.dockerOk(['run', '--rm', '--mount', `type=bind,src=${host},dst=/h,bind-nonrecursive`, 'busybox', 'sh', '-c', 'grep -c " /h/sub " /proc/self/mountinfo || true']).trim(), '0', 'a non-recursive bind leaves the mount beneath out');
+    } finally {
+      spawnSync('umount', [path.join(host, 'sub')]);
+    }
+
+    // volume-nocopy: the image's /etc is not copied into the empty volume; without it, it is.
+    d.dockerOk(['run', '--rm', '--mount', 'type=volume,src=nocopy,dst=/etc,volume-nocopy', 'busybox', 'true']);
+    assert.equal(d.dockerOk(['run', '--rm', '-v', 'nocopy:/v', 'busybox', 'ls', '-A', '/v']), '');
+    d.dockerOk(['run', '--rm', '--mount', 'type=volume,src=copied,dst=/etc,volume-label=team=berth', 'busybox', 'true']);
+    assert.match(d.dockerOk(['run', '--rm', '-v', 'copied:/v', 'busybox', 'ls', '/v']), /^passwd$/m);
+    assert.equal(d.dockerOk(['volume', 'inspect', '-f', '{{.Labels.team}}', 'copied']).trim(), 'berth');
+    d.dockerOk(['volume', 'rm', 'nocopy', 'copied']);
+
+    const bad = d.docker(['run', '--rm', '--mount', 'type=tmpfs,dst=/t,src=x', 'busybox', 'true']);
+    assert.notEqual(bad.status, 0);
+  });
+
   it('restart policy on-failure:2 restarts twice, then stops', async () => {
     d.dockerOk(['run', '-d', '--name', 'flaky', '--restart', 'on-failure:2', 'busybox', 'sh', '-c', 'exit 1']);
     assert.ok(await poll(() => d.dockerOk(['inspect', '-f', '{{.RestartCount}} {{.State.Status}}', 'flaky']).trim() === '2 exited', 10_000), d.dockerOk(['inspect', '-f', '{{.RestartCount}} {{.State.Status}}', 'flaky']));

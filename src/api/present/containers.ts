@@ -1,6 +1,6 @@
 /** Container records → the JSON of Docker's `/containers/json` and `/containers/{id}/json`. */
 import type { ContainerRecord } from '../../engine/containers/record.js';
-import { ZERO_TIME } from '../../engine/containers/record.js';
+import { publicMountPoint, ZERO_TIME } from '../../engine/containers/record.js';
 
 /** "Up 3 minutes", "Exited (0) 2 seconds ago", as dockerd's State.String(). */
 export function humanDuration(ms: number): string {
@@ -86,7 +86,7 @@ export function containerSummary(c: ContainerRecord): object {
     Status: statusText(c),
     HostConfig: { NetworkMode: c.hostConfig.NetworkMode || 'default' },
     NetworkSettings: { Networks: endpointSettings(c) },
-    Mounts: c.mounts,
+    Mounts: c.mounts.map(publicMountPoint),
   };
 }
 
@@ -134,7 +134,7 @@ export function containerInspect(c: ContainerRecord, paths: { logPath: string; d
       ...c.hostConfig,
     },
     GraphDriver: { Name: 'overlay2', Data: { MergedDir: paths.rootfs } },
-    Mounts: c.mounts,
+    Mounts: c.mounts.map(publicMountPoint),
     Config: {
       Hostname: c.config.Hostname ?? '',
       Domainname: c.config.Domainname ?? '',

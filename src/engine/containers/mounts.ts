@@ -6,13 +6,17 @@
  */
 import path from 'node:path';
 
-import { InvalidArgumentError } from '../../common/errors.js';
+import { InvalidArgumentError, UnsupportedError } from '../../common/errors.js';
 import type { Mount as OciMount } from '../../runtime/spec/config.js';
-import type { ContainerHostConfig, MountPoint } from './record.js';
+import { mergeTmpfsOptions } from '../spec/container-spec.js';
+import type { ContainerHostConfig, MountPoint, MountRequest } from './record.js';
 
 export interface VolumeProvider {
-  /** Creates the volume if missing (undefined name: a new anonymous volume); returns its name and data directory. */
-  ensure(name: string | undefined, labels?: Record<string, string>): Promise<{ name: string; mountpoint: string }>;
+  /**
+   * Creates the volume if missing (undefined name: a new anonymous volume), with the labels and
+   * driver options given (they apply only to a volume made here); returns its name and data directory.
+   */
+  ensure(name: string | undefined, create?: { labels?: Record<string, string>; driver?: string; options?: Record<string, string> }): Promise<{ name: string; mountpoint: string }>;
   /** Whether a host path exists. */
   exists(hostPath: string): boolean;
 }
@@ -27,8 +31,63 @@ function checkDestination(dest: string, field: string): string {
   return clean.replace(/\/$/, '');
 }
 
+export interface ResolveOptions {
+  /**
+   * Read-only binds and volumes are read-only only at their top mount, not in the mounts beneath
+   * (API < 1.44, where all read-only mounts were so). From 1.44, dockerd makes them recursively
+   * read-only ("rro") unless BindOptions.ReadOnlyNonRecursive says otherwise.
+   */
+  readOnlyNonRecursive?: boolean;
+}
+
+/** moby's errMountConfig: the mount's type, then what is wrong with it. */
+function mountConfigError(type: string | undefined, message: string, field: string): InvalidArgumentError {
+  return new InvalidArgumentError(`invalid mount config for type ${JSON.stringify(type ?? '')}: ${message}`, field);
+}
+
+function optionalObject<T extends object>(value: unknown, field: string): T | undefined {
+  if (value === undefined || value === null) return undefined;
+  if (typeof value !== 'object' || Array.isArray(value)) throw new InvalidArgumentError('must be an object', field);
+  return value as T;
+}
+
+function stringMap(value: unknown, field: string): Record<string, string> | undefined {
+  const map = optionalObject<Record<string, unknown>>(value, field);
+  if (!map) return undefined;
+  for (const [k, v] of Object.entries(map)) if (typeof v !== 'string') throw new InvalidArgumentError(`${JSON.stringify(k)}: must be a string`, field);
+  return map as Record<string, string>;
+}
+
+/**
+ * TmpfsOptions as the tmpfs mount's data, as moby's ConvertTmpfsOptions writes it: ro, mode in
+ * octal, the size with the largest unit that divides it, then the flags of Options (API 1.46:
+ * only exec and noexec).
+ */
+export function tmpfsData(options: MountRequest['TmpfsOptions'], readOnly: boolean, field: string): string {
+  const opts = optionalObject<NonNullable<MountRequest['TmpfsOptions']>>(options, field);
+  const data: string[] = readOnly ? ['ro'] : [];
+  if (opts?.Mode !== undefined && opts.Mode !== 0) {
+    if (!Number.isInteger(opts.Mode) || opts.Mode < 0 || opts.Mode > 0o7777) throw new InvalidArgumentError('must be a file mode (0 to 0o7777)', `${field}.Mode`);
+    data.push(`mode=${opts.Mode.toString(8)}`);
+  }
+  if (opts?.SizeBytes !== undefined && opts.SizeBytes !== 0) {
+    if (!Number.isSafeInteger(opts.SizeBytes) || opts.SizeBytes < 0) throw new InvalidArgumentError('must be a positive integer', `${field}.SizeBytes`);
+    const unit = ([['g', 2 ** 30], ['m', 2 ** 20], ['k', 2 ** 10]] as const).find(([, n]) => opts.SizeBytes! % n === 0);
+    data.push(unit ? `size=${opts.SizeBytes / unit[1]}${unit[0]}` : `size=${opts.SizeBytes}`);
+  }
+  if (opts?.Options !== undefined && opts.Options !== null) {
+    if (!Array.isArray(opts.Options)) throw new InvalidArgumentError('must be an array of arrays', `${field}.Options`);
+    for (const option of opts.Options) {
+      if (!Array.isArray(option) || option.length < 1 || option.length > 2 || option.some((x) => typeof x !== 'string')) throw new InvalidArgumentError('invalid option array length', `${field}.Options`);
+      if (option[0] !== 'exec' && option[0] !== 'noexec') throw new InvalidArgumentError(`invalid option: ${option[0]}`, `${field}.Options`);
+      data.push(option.join('='));
+    }
+  }
+  return data.join(',');
+}
+
 /** Resolves every mount of a container being created. */
-export async function resolveMounts(host: ContainerHostConfig, imageVolumes: Record<string, object> | undefined | null, configVolumes: Record<string, object> | undefined | null, volumes: VolumeProvider): Promise<MountPoint[]> {
+export async function resolveMounts(host: ContainerHostConfig, imageVolumes: Record<string, object> | undefined | null, configVolumes: Record<string, object> | undefined | null, volumes: VolumeProvider, opts: ResolveOptions = {}): Promise<MountPoint[]> {
   const points: MountPoint[] = [];
   const taken = (dest: string, field: string): void => {
     if (points.some((p) => p.Destination === dest)) throw new InvalidArgumentError(`Duplicate mount point: ${dest}`, field);
@@ -46,33 +105,70 @@ export async function resolveMounts(host: ContainerHostConfig, imageVolumes: Rec
     taken(dest, field);
     const rw = !modes.includes('ro');
     const propagation = modes.find((m) => PROPAGATIONS.has(m)) ?? 'rprivate';
+    const readOnly = rw ? {} : readOnlyDepth(opts.readOnlyNonRecursive);
     if (source.startsWith('/')) {
-      points.push({ Type: 'bind', Source: path.posix.normalize(source), Destination: dest, Mode: modeText, RW: rw, Propagation: propagation });
+      points.push({ Type: 'bind', Source: path.posix.normalize(source), Destination: dest, Mode: modeText, RW: rw, Propagation: propagation, ...readOnly });
     } else {
       const v = await volumes.ensure(source);
-      points.push({ Type: 'volume', Name: v.name, Source: v.mountpoint, Destination: dest, Driver: 'local', Mode: modeText || 'z', RW: rw, Propagation: '' });
+      points.push({ Type: 'volume', Name: v.name, Source: v.mountpoint, Destination: dest, Driver: 'local', Mode: modeText || 'z', RW: rw, Propagation: '', ...readOnly, ...(modes.includes('nocopy') ? { NoCopy: true } : {}) });
     }
   }
 
+  if (host.Mounts !== undefined && host.Mounts !== null && !Array.isArray(host.Mounts)) throw new InvalidArgumentError('must be an array', 'HostConfig.Mounts');
   for (const [i, m] of (host.Mounts ?? []).entries()) {
     const field = `HostConfig.Mounts[${i}]`;
-    if (!m || typeof m !== 'object') throw new InvalidArgumentError('must be an object', field);
-    const dest = checkDestination(String(m.Target ?? ''), `${field}.Target`);
+    if (!m || typeof m !== 'object' || Array.isArray(m)) throw new InvalidArgumentError('must be an object', field);
+    // No Type: a volume, as before dockerd checked it (docker-py and the CLI always send one).
+    const type = m.Type ?? 'volume';
+    if (type !== 'bind' && type !== 'volume' && type !== 'tmpfs') throw new InvalidArgumentError(`mount type ${JSON.stringify(m.Type)} is not supported`, `${field}.Type`);
+    if (m.Target === undefined || m.Target === null || m.Target === '') throw mountConfigError(type, 'field Target must not be empty', `${field}.Target`);
+    if (typeof m.Target !== 'string') throw mountConfigError(type, 'field Target must be a string', `${field}.Target`);
+    if (m.Source !== undefined && m.Source !== null && typeof m.Source !== 'string') throw mountConfigError(type, 'field Source must be a string', `${field}.Source`);
+    const dest = checkDestination(m.Target, `${field}.Target`);
     taken(dest, field);
     const rw = m.ReadOnly !== true;
-    if (m.Type === 'bind') {
-      const source = String(m.Source ?? '');
-      if (!source.startsWith('/')) throw new InvalidArgumentError('invalid mount config for type "bind": invalid mount path: must be absolute', `${field}.Source`);
-      if (!volumes.exists(source)) throw new InvalidArgumentError(`invalid mount config for type "bind": bind source path does not exist: ${source}`, `${field}.Source`);
-      points.push({ Type: 'bind', Source: source, Destination: dest, Mode: '', RW: rw, Propagation: 'rprivate' });
-    } else if (m.Type === 'volume' || m.Type === undefined) {
-      const v = await volumes.ensure(m.Source ? String(m.Source) : undefined);
-      points.push({ Type: 'volume', Name: v.name, Source: v.mountpoint, Destination: dest, Driver: 'local', Mode: 'z', RW: rw, Propagation: '' });
-    } else if (m.Type === 'tmpfs') {
-      if (m.Source) throw new InvalidArgumentError('invalid mount config for type "tmpfs": source must not be specified', `${field}.Source`);
-      points.push({ Type: 'tmpfs', Source: '', Destination: dest, Mode: '', RW: rw, Propagation: '' });
+    const bindOptions = optionalObject<NonNullable<MountRequest['BindOptions']>>(m.BindOptions, `${field}.BindOptions`);
+    const volumeOptions = optionalObject<NonNullable<MountRequest['VolumeOptions']>>(m.VolumeOptions, `${field}.VolumeOptions`);
+    if (bindOptions && type !== 'bind') throw mountConfigError(type, 'field BindOptions must not be specified', `${field}.BindOptions`);
+    if (volumeOptions && type !== 'volume') throw mountConfigError(type, 'field VolumeOptions must not be specified', `${field}.VolumeOptions`);
+    if (m.TmpfsOptions !== undefined && m.TmpfsOptions !== null && type !== 'tmpfs') throw mountConfigError(type, 'field TmpfsOptions must not be specified', `${field}.TmpfsOptions`);
+    if (type === 'bind') {
+      const source = m.Source ?? '';
+      if (source === '') throw mountConfigError(type, 'field Source must not be empty', `${field}.Source`);
+      if (!source.startsWith('/')) throw mountConfigError(type, `invalid mount path: '${source}' mount path must be absolute`, `${field}.Source`);
+      const propagation = bindOptions?.Propagation || 'rprivate';
+      if (!PROPAGATIONS.has(propagation)) throw mountConfigError(type, `invalid propagation mode: ${propagation}`, `${field}.BindOptions.Propagation`);
+      const createMountpoint = bindOptions?.CreateMountpoint === true;
+      if (!createMountpoint && !volumes.exists(source)) throw mountConfigError(type, `bind source path does not exist: ${source}`, `${field}.Source`);
+      // Before API 1.44 these two did not exist: dockerd ignores them then.
+      if (!opts.readOnlyNonRecursive && bindOptions?.ReadOnlyNonRecursive && bindOptions.ReadOnlyForceRecursive) throw new InvalidArgumentError('mount options conflict: ReadOnlyNonRecursive && ReadOnlyForceRecursive', `${field}.BindOptions`);
+      points.push({
+        Type: 'bind',
+        Source: path.posix.normalize(source),
+        Destination: dest,
+        Mode: '',
+        RW: rw,
+        Propagation: propagation,
+        ...(rw ? {} : readOnlyDepth(opts.readOnlyNonRecursive || bindOptions?.ReadOnlyNonRecursive === true)),
+        ...(bindOptions?.NonRecursive ? { NonRecursive: true } : {}),
+        ...(createMountpoint ? { CreateMountpoint: true } : {}),
+      });
+    } else if (type === 'volume') {
+      const anonymous = !m.Source;
+      if (anonymous && !rw) throw mountConfigError(type, 'must not set ReadOnly mode when using anonymous volumes', `${field}.ReadOnly`);
+      // API 1.45 (berthd announces 1.44): refused rather than mounting the whole volume.
+      if (volumeOptions?.Subpath) throw new UnsupportedError(`${field}.VolumeOptions.Subpath: mounting a volume's subpath (API 1.45) is not supported`);
+      const driverConfig = optionalObject<{ Name?: string; Options?: unknown }>(volumeOptions?.DriverConfig, `${field}.VolumeOptions.DriverConfig`);
+      const labels = stringMap(volumeOptions?.Labels, `${field}.VolumeOptions.Labels`);
+      const options = stringMap(driverConfig?.Options, `${field}.VolumeOptions.DriverConfig.Options`);
+      const v = await volumes.ensure(m.Source || undefined, { labels, driver: driverConfig?.Name || undefined, options });
+      points.push({ Type: 'volume', Name: v.name, Source: v.mountpoint, Destination: dest, Driver: 'local', Mode: 'z', RW: rw, Propagation: '', ...(rw ? {} : readOnlyDepth(opts.readOnlyNonRecursive)), ...(volumeOptions?.NoCopy ? { NoCopy: true } : {}) });
     } else {
-      throw new InvalidArgumentError(`mount type ${JSON.stringify(m.Type)} is not supported`, `${field}.Type`);
+      if (m.Source) throw mountConfigError(type, 'field Source must not be specified', `${field}.Source`);
+      const data = tmpfsData(m.TmpfsOptions, !rw, `${field}.TmpfsOptions`);
+      // Checked now (an unknown option fails the create, not the start).
+      tmpfsOciOptions(data, field);
+      points.push({ Type: 'tmpfs', Source: '', Destination: dest, Mode: '', RW: rw, Propagation: '', ...(data ? { TmpfsData: data } : {}) });
     }
   }
 
@@ -86,13 +182,24 @@ export async function resolveMounts(host: ContainerHostConfig, imageVolumes: Rec
   return points;
 }
 
+/** A read-only bind or volume: recursively so ("rro", API 1.44 on), unless asked otherwise. */
+function readOnlyDepth(nonRecursive: boolean | undefined): Pick<MountPoint, 'RecursiveReadOnly'> {
+  return nonRecursive ? {} : { RecursiveReadOnly: true };
+}
+
+/** A tmpfs mount's options as dockerd gives them: noexec,nosuid,nodev,rprivate, then its data, the later winning. */
+function tmpfsOciOptions(data: string | undefined, field: string): string[] {
+  return mergeTmpfsOptions(['noexec', 'nosuid', 'nodev', 'rprivate', ...(data ? data.split(',') : [])], field);
+}
+
 /** The OCI mounts for the container's MountPoints, parents before children. */
 export function ociMounts(points: MountPoint[]): OciMount[] {
   return [...points]
     .sort((a, b) => a.Destination.split('/').length - b.Destination.split('/').length)
     .map((p): OciMount => {
-      if (p.Type === 'tmpfs') return { destination: p.Destination, type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'nodev', 'noexec', p.RW ? 'rw' : 'ro'] };
-      const options = ['rbind', p.RW ? 'rw' : 'ro'];
+      // Records from before TmpfsData: read-only or not, as they were made.
+      if (p.Type === 'tmpfs') return { destination: p.Destination, type: 'tmpfs', source: 'tmpfs', options: tmpfsOciOptions(p.TmpfsData ?? (p.RW ? '' : 'ro'), p.Destination) };
+      const options = [p.NonRecursive ? 'bind' : 'rbind', p.RW ? 'rw' : p.RecursiveReadOnly ? 'rro' : 'ro'];
       if (p.Propagation) options.push(p.Propagation);
       return { destination: p.Destination, type: 'bind', source: p.Source, options };
     });

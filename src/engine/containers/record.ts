@@ -33,6 +33,43 @@ export interface MountPoint {
   Mode: string;
   RW: boolean;
   Propagation: string;
+  // The rest is the engine's own (inspect shows only the fields above, see publicMountPoint).
+  /** tmpfs: the mount's data made from TmpfsOptions (size, mode, exec...). */
+  TmpfsData?: string;
+  /** Read-only, and so are the mounts beneath it ("rro"). */
+  RecursiveReadOnly?: boolean;
+  /** bind: only the source itself, not the mounts beneath it ("bind", not "rbind"). */
+  NonRecursive?: boolean;
+  /** bind: the source is made at start if missing (BindOptions.CreateMountpoint). */
+  CreateMountpoint?: boolean;
+  /** volume: the image's content is not copied into it when empty (nocopy, VolumeOptions.NoCopy). */
+  NoCopy?: boolean;
+}
+
+/** A MountPoint as inspect and the container list show it. */
+export function publicMountPoint(p: MountPoint): Omit<MountPoint, 'TmpfsData' | 'RecursiveReadOnly' | 'NonRecursive' | 'CreateMountpoint' | 'NoCopy'> {
+  return {
+    Type: p.Type,
+    ...(p.Name !== undefined ? { Name: p.Name } : {}),
+    Source: p.Source,
+    Destination: p.Destination,
+    ...(p.Driver !== undefined ? { Driver: p.Driver } : {}),
+    Mode: p.Mode,
+    RW: p.RW,
+    Propagation: p.Propagation,
+  };
+}
+
+/** An entry of HostConfig.Mounts (the API's mount.Mount), as a client sends it. */
+export interface MountRequest {
+  Type?: string;
+  Source?: string;
+  Target?: string;
+  ReadOnly?: boolean;
+  Consistency?: string;
+  BindOptions?: { Propagation?: string; NonRecursive?: boolean; CreateMountpoint?: boolean; ReadOnlyNonRecursive?: boolean; ReadOnlyForceRecursive?: boolean } | null;
+  VolumeOptions?: { NoCopy?: boolean; Labels?: Record<string, string> | null; DriverConfig?: { Name?: string; Options?: Record<string, string> | null } | null; Subpath?: string } | null;
+  TmpfsOptions?: { SizeBytes?: number; Mode?: number; Options?: string[][] | null } | null;
 }
 
 /** The create request's full Config (Docker's container.Config): CreateConfig plus what only inspect reads. */
@@ -57,7 +94,7 @@ export interface RestartPolicy {
 /** HostConfig as stored: the fields the spec reads plus those the engine itself reads. */
 export interface ContainerHostConfig extends HostConfig {
   Binds?: string[] | null;
-  Mounts?: Array<{ Type?: string; Source?: string; Target?: string; ReadOnly?: boolean; VolumeOptions?: unknown; TmpfsOptions?: unknown; BindOptions?: unknown }> | null;
+  Mounts?: MountRequest[] | null;
   AutoRemove?: boolean;
   RestartPolicy?: RestartPolicy;
   NetworkMode?: string;

@@ -71,6 +71,8 @@ export interface CreateRequest {
   hostConfig?: ContainerHostConfig;
   /** NetworkingConfig.EndpointsConfig: the networks to join at create, by name or ID. */
   endpointsConfig?: Record<string, EndpointConfig> | null;
+  /** Read-only binds and volumes read-only only at their top (a client of API < 1.44); else recursively. */
+  readOnlyNonRecursive?: boolean;
 }
 
 export type WaitCondition = 'not-running' | 'next-exit' | 'removed';
@@ -324,13 +326,19 @@ export class ContainerService {
     await this.opts.snapshotter.prepare(snapshotKey, chain.at(-1));
     let mounts;
     try {
-      mounts = await resolveMounts(hostConfig, imageConfig.config?.Volumes, config.Volumes, {
-        ensure: async (volumeName) => {
-          const v = await this.opts.volumes.create(volumeName ? { name: volumeName } : {});
-          return { name: v.Name, mountpoint: v.Mountpoint };
+      mounts = await resolveMounts(
+        hostConfig,
+        imageConfig.config?.Volumes,
+        config.Volumes,
+        {
+          ensure: async (volumeName, create) => {
+            const v = await this.opts.volumes.create({ ...(volumeName ? { name: volumeName } : {}), ...create });
+            return { name: v.Name, mountpoint: v.Mountpoint };
+          },
+          exists: (p) => fs.existsSync(p),
         },
-        exists: (p) => fs.existsSync(p),
-      });
+        { readOnlyNonRecursive: req.readOnlyNonRecursive },
+      );
     } catch (err) {
       await this.opts.snapshotter.remove(snapshotKey).catch(() => undefined);
       throw err;
@@ -540,7 +548,7 @@ export class ContainerService {
     if (spec.process && !(spec.process.env ?? []).some((e) => e.startsWith('HOME='))) spec.process.env = [...(spec.process.env ?? []), `HOME=${user.home}`];
     for (const m of record.mounts) if (m.Type === 'bind' && !fs.existsSync(m.Source)) fs.mkdirSync(m.Source, { recursive: true });
     for (const m of record.mounts) {
-      if (m.Type !== 'volume' || !m.Name) continue;
+      if (m.Type !== 'volume' || !m.Name || m.NoCopy) continue;
       await mounted;
       await this.opts.volumes.copyUp(m.Name, path.join(rootfs, m.Destination), rootfs).catch(() => false);
     }

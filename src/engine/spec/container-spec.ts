@@ -581,7 +581,7 @@ const FLAG_GROUPS: string[][] = [
 const TMPFS_DATA = new Set(['size', 'mode', 'uid', 'gid', 'nr_inodes', 'nr_blocks', 'mpol', 'huge', 'inode64', 'noswap']);
 
 /** moby's MergeTmpfsOptions: the last of conflicting flags and of repeated data options wins. */
-function mergeTmpfsOptions(options: string[], field: string): string[] {
+export function mergeTmpfsOptions(options: string[], field: string): string[] {
   const seen = new Set<string>();
   const merged: string[] = [];
   for (let i = options.length - 1; i >= 0; i--) {

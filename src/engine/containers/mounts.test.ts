@@ -1,0 +1,111 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+
+import { InvalidArgumentError, UnsupportedError } from '../../common/errors.js';
+import { ociMounts, resolveMounts, tmpfsData, type VolumeProvider } from './mounts.js';
+import { publicMountPoint, type ContainerHostConfig, type MountPoint } from './record.js';
+
+/** Volumes as names under /vol; records what each ensure() was asked to create. */
+function fakeVolumes(existing: string[] = ['/src']): VolumeProvider & { created: Array<{ name: string | undefined; create?: object }> } {
+  const created: Array<{ name: string | undefined; create?: object }> = [];
+  let anonymous = 0;
+  return {
+    created,
+    ensure: async (name, create) => {
+      created.push({ name, create });
+      const n = name ?? `anon${anonymous++}`;
+      return { name: n, mountpoint: `/vol/${n}/_data` };
+    },
+    exists: (p) => existing.includes(p),
+  };
+}
+
+const resolve = (host: ContainerHostConfig, opts?: { readOnlyNonRecursive?: boolean }, volumes = fakeVolumes()): Promise<MountPoint[]> => resolveMounts(host, undefined, undefined, volumes, opts);
+
+describe('tmpfsData (moby ConvertTmpfsOptions)', () => {
+  it('ro, the mode in octal, the size with the largest unit that divides it, exec flags', () => {
+    assert.equal(tmpfsData(undefined, false, 'f'), '');
+    assert.equal(tmpfsData({ SizeBytes: 1048576, Mode: 0o1770 }, true, 'f'), 'ro,mode=1770,size=1m');
+    assert.equal(tmpfsData({ SizeBytes: 3 * 2 ** 30 }, false, 'f'), 'size=3g');
+    assert.equal(tmpfsData({ SizeBytes: 5 * 1024 }, false, 'f'), 'size=5k');
+    assert.equal(tmpfsData({ SizeBytes: 1000 }, false, 'f'), 'size=1000');
+    assert.equal(tmpfsData({ Options: [['exec']] }, false, 'f'), 'exec');
+  });
+  it('refuses what is not a size, a mode or an exec flag, naming the field', () => {
+    assert.throws(() => tmpfsData({ SizeBytes: -1 }, false, 'M'), (e: Error) => e instanceof InvalidArgumentError && /M\.SizeBytes/.test(e.message));
+    assert.throws(() => tmpfsData({ Mode: 0o17777 }, false, 'M'), /M\.Mode/);
+    assert.throws(() => tmpfsData({ Options: [['uid', '0']] }, false, 'M'), /M\.Options: invalid option: uid/);
+    assert.throws(() => tmpfsData({ Options: [['exec', 'x', 'y']] }, false, 'M'), /invalid option array length/);
+    assert.throws(() => tmpfsData([] as never, false, 'M'), /M: must be an object/);
+  });
+});
+
+describe('resolveMounts and ociMounts', () => {
+  it('a tmpfs with TmpfsOptions gets its size and mode after dockerd defaults', async () => {
+    const points = await resolve({ Mounts: [{ Type: 'tmpfs', Target: '/t', TmpfsOptions: { SizeBytes: 2 ** 20, Mode: 0o700 } }] });
+    assert.deepEqual(publicMountPoint(points[0]!), { Type: 'tmpfs', Source: '', Destination: '/t', Mode: '', RW: true, Propagation: '' });
+    assert.deepEqual(ociMounts(points), [{ destination: '/t', type: 'tmpfs', source: 'tmpfs', options: ['noexec', 'nosuid', 'nodev', 'rprivate', 'mode=700', 'size=1m'] }]);
+    const ro = await resolve({ Mounts: [{ Type: 'tmpfs', Target: '/t', ReadOnly: true, TmpfsOptions: { Options: [['exec']] } }] });
+    assert.deepEqual(ociMounts(ro)[0]!.options, ['nosuid', 'nodev', 'rprivate', 'ro', 'exec']);
+  });
+
+  it('read-only binds and volumes are recursively read-only from API 1.44, top-only before or when asked', async () => {
+    const host: ContainerHostConfig = { Binds: ['/src:/a:ro', 'named:/b:ro'], Mounts: [{ Type: 'bind', Source: '/src', Target: '/c', ReadOnly: true }, { Type: 'bind', Source: '/src', Target: '/d', ReadOnly: true, BindOptions: { ReadOnlyNonRecursive: true } }] };
+    const now = ociMounts(await resolve(host));
+    assert.deepEqual(
+      now.map((m) => [m.destination, m.options]),
+      [
+        ['/a', ['rbind', 'rro', 'rprivate']],
+        ['/b', ['rbind', 'rro']],
+        ['/c', ['rbind', 'rro', 'rprivate']],
+        ['/d', ['rbind', 'ro', 'rprivate']],
+      ],
+    );
+    const old = ociMounts(await resolve(host, { readOnlyNonRecursive: true }));
+    assert.ok(old.every((m) => m.options!.includes('ro') && !m.options!.includes('rro')));
+    // A record made before RecursiveReadOnly existed keeps its plain ro.
+    assert.deepEqual(ociMounts([{ Type: 'bind', Source: '/src', Destination: '/x', Mode: 'ro', RW: false, Propagation: 'rprivate' }])[0]!.options, ['rbind', 'ro', 'rprivate']);
+  });
+
+  it('BindOptions: propagation, non-recursive, a source made at start; conflicts and bad values refused', async () => {
+    const [point] = await resolve({ Mounts: [{ Type: 'bind', Source: '/missing', Target: '/m', BindOptions: { Propagation: 'rslave', NonRecursive: true, CreateMountpoint: true } }] });
+    assert.deepEqual(ociMounts([point!])[0], { destination: '/m', type: 'bind', source: '/missing', options: ['bind', 'rw', 'rslave'] });
+    assert.equal(point!.CreateMountpoint, true);
+    assert.deepEqual(Object.keys(publicMountPoint(point!)).sort(), ['Destination', 'Mode', 'Propagation', 'RW', 'Source', 'Type']);
+    await assert.rejects(resolve({ Mounts: [{ Type: 'bind', Source: '/missing', Target: '/m' }] }), /HostConfig\.Mounts\[0\]\.Source: invalid mount config for type "bind": bind source path does not exist: \/missing/);
+    await assert.rejects(resolve({ Mounts: [{ Type: 'bind', Source: '/src', Target: '/m', BindOptions: { Propagation: 'sideways' } }] }), /invalid propagation mode: sideways/);
+    await assert.rejects(resolve({ Mounts: [{ Type: 'bind', Source: '/src', Target: '/m', ReadOnly: true, BindOptions: { ReadOnlyNonRecursive: true, ReadOnlyForceRecursive: true } }] }), /mount options conflict/);
+    // Before 1.44 the two fields did not exist: ignored, as dockerd does.
+    await resolve({ Mounts: [{ Type: 'bind', Source: '/src', Target: '/m', ReadOnly: true, BindOptions: { ReadOnlyNonRecursive: true, ReadOnlyForceRecursive: true } }] }, { readOnlyNonRecursive: true });
+    await assert.rejects(resolve({ Mounts: [{ Type: 'bind', Source: 'rel', Target: '/m' }] }), /mount path must be absolute/);
+    await assert.rejects(resolve({ Mounts: [{ Type: 'bind', Target: '/m' }] }), /field Source must not be empty/);
+    await assert.rejects(resolve({ Mounts: [{ Type: 'bind', Source: '/src', Target: '/m', VolumeOptions: { NoCopy: true } }] }), /field VolumeOptions must not be specified/);
+  });
+
+  it('VolumeOptions: labels and driver options for a volume made here, nocopy; anonymous read-only and subpaths refused', async () => {
+    const volumes = fakeVolumes();
+    const points = await resolve({ Binds: ['v1:/a:nocopy'], Mounts: [{ Type: 'volume', Source: 'v2', Target: '/b', VolumeOptions: { NoCopy: true, Labels: { team: 'x' }, DriverConfig: { Name: 'local', Options: { type: 'tmpfs' } } } }, { Type: 'volume', Target: '/c' }] }, {}, volumes);
+    assert.deepEqual(
+      points.map((p) => [p.Name, p.NoCopy ?? false]),
+      [
+        ['v1', true],
+        ['v2', true],
+        ['anon0', false],
+      ],
+    );
+    assert.deepEqual(volumes.created[1], { name: 'v2', create: { labels: { team: 'x' }, driver: 'local', options: { type: 'tmpfs' } } });
+    await assert.rejects(resolve({ Mounts: [{ Type: 'volume', Target: '/c', ReadOnly: true }] }), /must not set ReadOnly mode when using anonymous volumes/);
+    await assert.rejects(resolve({ Mounts: [{ Type: 'volume', Source: 'v', Target: '/c', VolumeOptions: { Subpath: 'sub' } }] }), (e: Error) => e instanceof UnsupportedError && /Subpath/.test(e.message));
+    await assert.rejects(resolve({ Mounts: [{ Type: 'volume', Source: 'v', Target: '/c', VolumeOptions: { Labels: { a: 1 as never } } }] }), /VolumeOptions\.Labels: "a": must be a string/);
+    await assert.rejects(resolve({ Mounts: [{ Type: 'volume', Source: 'v', Target: '/c', BindOptions: {} }] }), /field BindOptions must not be specified/);
+  });
+
+  it('targets, types and shapes are checked, naming the field', async () => {
+    await assert.rejects(resolve({ Mounts: [{ Type: 'tmpfs' }] }), /HostConfig\.Mounts\[0\]\.Target: invalid mount config for type "tmpfs": field Target must not be empty/);
+    await assert.rejects(resolve({ Mounts: [{ Type: 'tmpfs', Target: '/' }] }), /destination can't be '\/'/);
+    await assert.rejects(resolve({ Mounts: [{ Type: 'tmpfs', Target: '/t', Source: 'x' }] }), /field Source must not be specified/);
+    await assert.rejects(resolve({ Mounts: [{ Type: 'npipe', Target: '/t' }] }), /HostConfig\.Mounts\[0\]\.Type: mount type "npipe" is not supported/);
+    await assert.rejects(resolve({ Mounts: {} as never }), /HostConfig\.Mounts: must be an array/);
+    await assert.rejects(resolve({ Mounts: [{ Type: 'tmpfs', Target: '/t' }, { Type: 'tmpfs', Target: '/t/' }] }), /Duplicate mount point: \/t/);
+  });
+});
