@@ -5,7 +5,7 @@ import path from 'node:path';
 import { after, describe, it } from 'node:test';
 
 import { ConflictError, InvalidArgumentError, NotFoundError, UnsupportedError } from '../common/errors.js';
-import { ANONYMOUS_LABEL, VolumeStore, validateVolumeName } from './volumes.js';
+import { ANONYMOUS_LABEL, needsMount, validateDriverOptions, VolumeStore, validateVolumeName } from './volumes.js';
 
 const tmps: string[] = [];
 function tmpdir(): string {
@@ -23,6 +23,30 @@ describe('volume names', () => {
     for (const n of ['', 'a', '.x', '-x', '_x', 'a/b', '..', '../x', 'a b', 'a:b', 'x'.repeat(256), 7]) {
       assert.throws(() => validateVolumeName(n), InvalidArgumentError, String(n));
     }
+  });
+});
+
+describe('local driver options', () => {
+  it("are checked as dockerd's local driver checks them", () => {
+    validateDriverOptions({});
+    validateDriverOptions({ type: 'tmpfs', device: 'tmpfs', o: 'size=1m' });
+    validateDriverOptions({ type: 'none', device: '/x', o: 'bind', size: '0' });
+    assert.throws(() => validateDriverOptions({ colour: 'red' }), /DriverOpts: invalid option: "colour"/);
+    assert.throws(() => validateDriverOptions({ device: '/x' }), /missing required option: "type"/);
+    assert.throws(() => validateDriverOptions({ o: 'bind', type: 'none' }), /missing required option: "device"/);
+    assert.throws(() => validateDriverOptions({ type: 'none', device: '/x', size: '10m' }), /quota size requested but no quota support/);
+    assert.throws(() => validateDriverOptions({ type: 1 as never, device: '/x' }), /"type": must be a string/);
+  });
+
+  it('are kept with the volume; only a volume with a type or a device is mounted', async () => {
+    const v = new VolumeStore(tmpdir());
+    const t = await v.create({ name: 'tmp', options: { type: 'tmpfs', device: 'tmpfs', o: 'size=1m' } });
+    assert.deepEqual(v.inspect('tmp').Options, { type: 'tmpfs', device: 'tmpfs', o: 'size=1m' });
+    assert.ok(needsMount(t));
+    assert.ok(!needsMount(await v.create({ name: 'plain' })));
+    // A plain volume: mount and unmount do nothing (no mount(8) run, no root needed).
+    await v.mount('plain');
+    await v.unmount('plain');
   });
 });
 
@@ -54,7 +78,7 @@ describe('VolumeStore', () => {
     await assert.rejects(v.remove('nope'), NotFoundError);
     await assert.rejects(v.remove('../x'), InvalidArgumentError);
     await assert.rejects(v.create({ name: 'x', driver: 'nfs' }), UnsupportedError);
-    await assert.rejects(v.create({ name: 'x', options: { type: 'tmpfs' } }), UnsupportedError);
+    await assert.rejects(v.create({ name: 'x', options: { type: 'tmpfs' } }), /DriverOpts: missing required option: "device"/);
     used.delete('data');
     await v.remove('data');
     assert.equal(fs.existsSync(path.join(v.root, 'volumes/data')), false);

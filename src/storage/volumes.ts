@@ -8,14 +8,21 @@
  *
  * Whether a volume is in use is the caller's knowledge (containers): an `inUse(name)`
  * callback answers it for remove, prune and the dangling filter.
+ *
+ * Driver options, as Docker's local driver takes them (`--opt type=... --opt device=...
+ * --opt o=...`): the volume's _data is then a mount of `device` (a tmpfs, a bind of a host
+ * directory with `type=none o=bind`, a file system on a device), made by mount(8), which parses
+ * `o` as moby's mount package does, while containers use it (mount/unmount, called by the engine).
  */
+import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 
-import { ConflictError, InvalidArgumentError, NotFoundError, UnsupportedError } from '../common/errors.js';
+import { ConflictError, InvalidArgumentError, NotFoundError, SystemError, UnsupportedError } from '../common/errors.js';
 import { processAlive, writeFileAtomic } from '../common/fsutil.js';
+import { mountPointsUnder } from '../common/mountinfo.js';
 
 /** As Docker's volume name rule (volume/local: RestrictedNamePattern). */
 const NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]+$/;
@@ -37,8 +44,35 @@ export interface CreateVolumeOptions {
   name?: string;
   driver?: string;
   labels?: Record<string, string>;
-  /** Driver options (type/device/o): not supported yet; must be empty. */
+  /** The local driver's options: type, device and o (mounted while in use); size (quotas) is refused. */
   options?: Record<string, string>;
+}
+
+/** moby volume/local: the options there are, and those each needs beside it. */
+const DRIVER_OPTIONS = new Set(['type', 'o', 'device', 'size']);
+const REQUIRED_WITH: Record<string, string[]> = { device: ['type'], type: ['device'], o: ['device', 'type'] };
+
+/** Checks the local driver's options as dockerd does, with its messages. */
+export function validateDriverOptions(options: Record<string, string>): void {
+  for (const [key, value] of Object.entries(options)) {
+    if (!DRIVER_OPTIONS.has(key)) throw new InvalidArgumentError(`invalid option: ${JSON.stringify(key)}`, 'DriverOpts');
+    if (typeof value !== 'string') throw new InvalidArgumentError(`${JSON.stringify(key)}: must be a string`, 'DriverOpts');
+  }
+  // Size quotas need a project-quota file system (XFS with pquota) and its ioctls: not here.
+  if (options.size !== undefined && !/^0*[bkmgtp]?b?$/i.test(options.size.trim())) throw new InvalidArgumentError('quota size requested but no quota support', 'DriverOpts.size');
+  for (const [key, required] of Object.entries(REQUIRED_WITH)) {
+    if (!(key in options)) continue;
+    for (const other of required) if (!(other in options)) throw new InvalidArgumentError(`missing required option: ${JSON.stringify(other)}`, 'DriverOpts');
+  }
+}
+
+/** Whether the volume's data is a mount of its own (driver options type or device). */
+export function needsMount(volume: Pick<Volume, 'Options'>): boolean {
+  return !!(volume.Options?.type || volume.Options?.device);
+}
+
+function isMountPoint(dir: string): boolean {
+  return mountPointsUnder(dir).includes(dir);
 }
 
 export interface VolumeFilters {
@@ -94,9 +128,8 @@ export class VolumeStore {
   async create(opts: CreateVolumeOptions = {}): Promise<Volume> {
     const driver = opts.driver ?? 'local';
     if (driver !== 'local') throw new UnsupportedError(`volume driver ${JSON.stringify(driver)} is not supported (only "local")`);
-    if (opts.options && Object.keys(opts.options).length > 0) {
-      throw new UnsupportedError(`local volume options (${Object.keys(opts.options).join(', ')}) are not supported yet`);
-    }
+    const options: Record<string, string> = { ...(opts.options ?? {}) };
+    validateDriverOptions(options);
     const labels: Record<string, string> = { ...(opts.labels ?? {}) };
     for (const [k, v] of Object.entries(labels)) {
       if (typeof k !== 'string' || k === '' || typeof v !== 'string') throw new InvalidArgumentError(`invalid label ${JSON.stringify(k)}`, 'labels');
@@ -115,7 +148,7 @@ export class VolumeStore {
       Mountpoint: path.join(dest, '_data'),
       CreatedAt: new Date().toISOString(),
       Labels: labels,
-      Options: {},
+      Options: options,
       Scope: 'local',
     };
     const tmp = path.join(this.dir, `.tmp-${process.pid}-${randomBytes(8).toString('hex')}`);
@@ -166,11 +199,69 @@ export class VolumeStore {
     return out;
   }
 
-  /** Removes a volume and its data; refused (ConflictError) while in use. */
+  /**
+   * Mounts the volume's data from its driver options, unless it is mounted already (a container
+   * using it, or one before a daemon restart); nothing for a plain volume.
+   */
+  async mount(name: string): Promise<void> {
+    await this.serialized(name, () => {
+      const volume = this.inspect(name);
+      if (!needsMount(volume)) return;
+      const data = this.mountpoint(name);
+      if (isMountPoint(data)) return;
+      const { type, device, o } = volume.Options;
+      if (!device) throw new InvalidArgumentError('missing device in volume options', 'DriverOpts.device');
+      // --source/--target: a device or path that starts with "-" is not taken for an option.
+      const args = ['--types', type || 'none', ...(o ? ['--options', o] : []), '--source', device, '--target', data];
+      const r = spawnSync('mount', args, { encoding: 'utf8' });
+      if (r.status !== 0) {
+        const password = /(?:^|,)password=([^,]*)/.exec(o ?? '')?.[1];
+        let message = (r.stderr || r.error?.message || `mount exited with ${r.status}`).trim();
+        if (password) message = message.split(`password=${password}`).join('password=********');
+        throw new SystemError(`failed to mount local volume ${name}: ${message}`);
+      }
+    });
+  }
+
+  /**
+   * Unmounts a volume's data mounted from its driver options (the last container using it is
+   * gone); nothing for a plain volume, unless `always` (its removal: whatever is mounted there).
+   */
+  async unmount(name: string, opts: { always?: boolean } = {}): Promise<void> {
+    await this.serialized(name, () => {
+      if (!opts.always && !needsMount(this.inspect(name))) return;
+      const data = this.mountpoint(name);
+      for (let i = 0; i < 8 && isMountPoint(data); i++) {
+        const r = spawnSync('umount', [data], { encoding: 'utf8' });
+        if (r.status !== 0 && isMountPoint(data)) throw new SystemError(`cannot unmount volume ${name}: ${(r.stderr || '').trim()}`);
+      }
+    });
+  }
+
+  private readonly queues = new Map<string, Promise<unknown>>();
+  /** Mounts and unmounts of one volume, one after another. */
+  private serialized(name: string, fn: () => void): Promise<void> {
+    const previous = this.queues.get(name) ?? Promise.resolve();
+    const next = previous.catch(() => undefined).then(fn);
+    this.queues.set(name, next);
+    void next.finally(() => {
+      if (this.queues.get(name) === next) this.queues.delete(name);
+    }).catch(() => undefined);
+    return next;
+  }
+
+  /**
+   * Removes a volume and its data; refused (ConflictError) while in use. A volume mounted from
+   * its options is unmounted first, and nothing is deleted while anything is still mounted in
+   * it: the data of its device (a host directory, a disk) is not the volume's to delete.
+   */
   async remove(name: string, inUse: InUse = this.inUse): Promise<void> {
     const dir = this.volumeDir(name);
     if (!fs.existsSync(path.join(dir, 'volume.json'))) throw new NotFoundError(`no such volume: ${name}`);
     if (inUse(name)) throw new ConflictError(`remove ${name}: volume is in use`);
+    await this.unmount(name, { always: true });
+    const left = mountPointsUnder(dir);
+    if (left.length) throw new ConflictError(`remove ${name}: ${left.join(', ')} is still mounted`);
     const tmp = path.join(this.dir, `.tmp-${process.pid}-${randomBytes(8).toString('hex')}`);
     await fsp.rename(dir, tmp);
     await fsp.rm(tmp, { recursive: true, force: true });

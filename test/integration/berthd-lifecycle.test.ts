@@ -220,6 +220,47 @@ describe('berthd with the docker CLI', { skip }, () => {
     assert.notEqual(bad.status, 0);
   });
 
+  it('local volume driver options: a tmpfs volume and a bind of a host directory, mounted while containers use them; removing the volume leaves the directory', async () => {
+    const data = (name: string): string => d.dockerOk(['volume', 'inspect', '-f', '{{.Mountpoint}}', name]).trim();
+    const mounted = (dir: string): boolean => fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').some((l) => l.split(' ')[4] === dir);
+
+    d.dockerOk(['volume', 'create', '--opt', 'type=tmpfs', '--opt', 'device=tmpfs', '--opt', 'o=size=2m,mode=0770', 'scratch']);
+    assert.deepEqual(JSON.parse(d.dockerOk(['volume', 'inspect', '-f', '{{json .Options}}', 'scratch'])), { type: 'tmpfs', device: 'tmpfs', o: 'size=2m,mode=0770' });
+    const out = d.dockerOk(['run', '--rm', '-v', 'scratch:/s', 'busybox', 'sh', '-c', 'stat -c %a /s; df -k /s | tail -1; echo x > /s/f']);
+    const [mode, df] = out.trim().split('\n');
+    assert.equal(mode, '770');
+    assert.equal(df!.split(/\s+/)[1], '2048');
+    assert.ok(!mounted(data('scratch')), 'unmounted once no container uses it');
+    assert.equal(d.dockerOk(['run', '--rm', '-v', 'scratch:/s', 'busybox', 'ls', '/s']), '', "a tmpfs volume's data lasts while it is in use, as with dockerd");
+
+    const host = fs.mkdtempSync(path.join(d.dir, 'volbind-'));
+    fs.writeFileSync(path.join(host, 'kept'), 'host file\n');
+    d.dockerOk(['volume', 'create', '--opt', 'type=none', '--opt', `device=${host}`, '--opt', 'o=bind', 'hostdir']);
+    const holder = d.dockerOk(['run', '-d', '-v', 'hostdir:/h', 'busybox', 'sleep', '1000']).trim();
+    try {
+      assert.equal(d.dockerOk(['run', '--rm', '-v', 'hostdir:/h', 'busybox', 'sh', '-c', 'cat /h/kept; echo from container > /h/new']), 'host file\n');
+      assert.equal(fs.readFileSync(path.join(host, 'new'), 'utf8'), 'from container\n');
+      assert.ok(mounted(data('hostdir')), 'still mounted: the detached container holds it');
+    } finally {
+      d.dockerOk(['rm', '-f', holder]);
+    }
+    assert.ok(await poll(() => !mounted(data('hostdir')), 5000), 'unmounted after the last container');
+    d.dockerOk(['volume', 'rm', 'hostdir']);
+    assert.deepEqual(fs.readdirSync(host).sort(), ['kept', 'new'], "removing the volume leaves the bound directory's files");
+
+    assert.match(d.docker(['volume', 'create', '--opt', 'color=red', 'badopt']).stderr, /invalid option: "color"/);
+    assert.match(d.docker(['volume', 'create', '--opt', 'type=tmpfs', 'badopt']).stderr, /missing required option: "device"/);
+    d.dockerOk(['volume', 'create', '--opt', 'type=none', '--opt', `device=${path.join(host, 'missing')}`, '--opt', 'o=bind', 'nodevice']);
+    const failed = d.docker(['run', '--rm', '-v', 'nodevice:/n', 'busybox', 'true']);
+    assert.notEqual(failed.status, 0);
+    assert.match(failed.stderr, /failed to mount local volume/);
+    d.dockerOk(['volume', 'rm', 'nodevice', 'scratch']);
+    // --mount's volume-opt makes such a volume too.
+    assert.equal(d.dockerOk(['run', '--rm', '--mount', 'type=volume,src=viamount,dst=/m,volume-opt=type=tmpfs,volume-opt=device=tmpfs', 'busybox', 'sh', '-c', "grep -c ' /m ' /proc/self/mounts"]).trim(), '1');
+    assert.equal(d.dockerOk(['volume', 'inspect', '-f', '{{.Options.type}}', 'viamount']).trim(), 'tmpfs');
+    d.dockerOk(['volume', 'rm', 'viamount']);
+  });
+
   it('restart policy on-failure:2 restarts twice, then stops', async () => {
     d.dockerOk(['run', '-d', '--name', 'flaky', '--restart', 'on-failure:2', 'busybox', 'sh', '-c', 'exit 1']);
     assert.ok(await poll(() => d.dockerOk(['inspect', '-f', '{{.RestartCount}} {{.State.Status}}', 'flaky']).trim() === '2 exited', 10_000), d.dockerOk(['inspect', '-f', '{{.RestartCount}} {{.State.Status}}', 'flaky']));

@@ -140,6 +140,8 @@ export class ContainerService {
   private readonly removeWaiters = new Map<string, Array<(code: number) => void>>();
   private readonly monitored = new Set<string>();
   private readonly restartTimers = new Map<string, NodeJS.Timeout>();
+  /** Containers holding each volume that is mounted from its driver options (see releaseVolumes). */
+  private readonly volumeHolders = new Map<string, Set<string>>();
   /** Shims told to go and not gone yet, by container (see releaseRuntime). */
   private readonly shimShutdowns = new Map<string, Promise<void>>();
   private closed = false;
@@ -489,6 +491,7 @@ export class ContainerService {
       delete record.networks;
       delete record.ports;
       await this.unmountRootfs(id);
+      await this.releaseVolumes(record);
       record.state = { ...record.state, status: record.state.status === 'created' ? 'created' : 'exited', error: message, exitCode: startFailureCode(message), pid: 0 };
       this.store.save(record);
       this.failPendingAttach(id);
@@ -548,7 +551,9 @@ export class ContainerService {
     if (spec.process && !(spec.process.env ?? []).some((e) => e.startsWith('HOME='))) spec.process.env = [...(spec.process.env ?? []), `HOME=${user.home}`];
     for (const m of record.mounts) if (m.Type === 'bind' && !fs.existsSync(m.Source)) fs.mkdirSync(m.Source, { recursive: true });
     for (const m of record.mounts) {
-      if (m.Type !== 'volume' || !m.Name || m.NoCopy) continue;
+      if (m.Type !== 'volume' || !m.Name) continue;
+      await this.acquireVolume(m.Name, record.id);
+      if (m.NoCopy) continue;
       await mounted;
       await this.opts.volumes.copyUp(m.Name, path.join(rootfs, m.Destination), rootfs).catch(() => false);
     }
@@ -682,6 +687,7 @@ export class ContainerService {
     if (!record.hostConfig.AutoRemove) this.store.saveSoon(record);
     await this.releaseRuntime(id);
     await unmounted;
+    await this.releaseVolumes(record);
     if (record.hostConfig.AutoRemove) {
       await this.removeLocked(id, { force: false, volumes: true });
       return;
@@ -699,11 +705,42 @@ export class ContainerService {
     return false;
   }
 
+  /**
+   * A volume the container is starting with: mounted from its driver options unless it is
+   * already (see releaseVolumes), with the container counted as one that holds it.
+   */
+  private async acquireVolume(name: string, id: string): Promise<void> {
+    let holders = this.volumeHolders.get(name);
+    if (!holders) this.volumeHolders.set(name, (holders = new Set()));
+    holders.add(id);
+    await this.opts.volumes.mount(name);
+  }
+
+  /**
+   * The container's run is over: its volumes mounted from driver options are unmounted once
+   * nothing holds them, neither a container started by this daemon (starting ones included)
+   * nor a running one adopted at a restart. A running container keeps its own copy of the
+   * mount in its namespace: the unmount only keeps the host from holding it for nobody.
+   */
+  private async releaseVolumes(record: ContainerRecord | undefined): Promise<void> {
+    for (const m of record?.mounts ?? []) {
+      if (m.Type !== 'volume' || !m.Name) continue;
+      const holders = this.volumeHolders.get(m.Name);
+      holders?.delete(record!.id);
+      if (holders?.size) continue;
+      this.volumeHolders.delete(m.Name);
+      const running = this.store.list().some((c) => c.id !== record!.id && (c.state.status === 'running' || c.state.status === 'paused') && c.mounts.some((o) => o.Type === 'volume' && o.Name === m.Name));
+      if (running) continue;
+      await this.opts.volumes.unmount(m.Name).catch((err: Error) => process.emitWarning(`volume ${m.Name}: ${err.message}`));
+    }
+  }
+
   /** After the container's PID 1 is gone: the runtime's state and cgroup, the rootfs mount, the shim, the network. */
   private async cleanupRun(id: string): Promise<void> {
     const unmounted = this.unmountRootfs(id);
     await this.releaseRuntime(id);
     await unmounted;
+    await this.releaseVolumes(this.store.find(id));
     // The veths went with the namespace; the addresses are free again, the ports closed.
     await this.opts.networks.release(id, this.store.find(id)?.networks);
   }
