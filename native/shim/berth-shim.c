@@ -20,6 +20,7 @@
  *                               data root, so they outlive a reboot; DIR may be on a tmpfs)
  *   BERTH_SHIM_LOG_MAX_SIZE=N   rotate log.json once it holds N bytes (json-file max-size)
  *   BERTH_SHIM_LOG_MAX_FILES=N  log.json, log.json.1 ... log.json.(N-1) (json-file max-file)
+ *   BERTH_SHIM_LOG_ATTRS=JSON   an object each log line carries as "attrs" (json-file labels/env/tag)
  *   BERTH_SHIM_LINGER_MS=N      how long to serve shim.sock after the exit (default 10 s)
  *
  * It becomes a child sub-reaper, leaves the daemon's session, listens on DIR/shim.sock and
@@ -759,6 +760,7 @@ int main(int argc, char **argv) {
   if (strlen(log_file) >= PATH_MAX) fail("BERTH_SHIM_LOG_PATH is too long");
   if (!env_num("BERTH_SHIM_NO_LOG", 0) && log_open(log_file, env_num("BERTH_SHIM_LOG_MAX_SIZE", 0), (int)env_num("BERTH_SHIM_LOG_MAX_FILES", 1)) < 0)
     fail_errno("open %s (in %s)", log_file, argv[1]);
+  if (log_set_attrs(getenv("BERTH_SHIM_LOG_ATTRS")) < 0) fail("BERTH_SHIM_LOG_ATTRS is not a one-line JSON object of less than %d bytes", LOG_ATTRS_MAX);
   log_tee = tee_to_attached;
 
   int listen_fd = listen_on("shim.sock", argv[1]);

@@ -1,6 +1,7 @@
 /*
  * Writes container output as Docker's json-file log lines:
  *   {"log":"text\n","stream":"stdout","time":"2024-01-02T03:04:05.123456789Z"}
+ * (with "attrs":{...} before "time" when the engine gives some: labels, env, tag).
  * A complete line keeps its "\n"; a part of a line (too long, or left unfinished for a
  * while, or at EOF) has none, so a reader joins entries to get the output back. Bytes
  * that are not UTF-8 become U+FFFD, as in Docker; a character cut in two by a read waits
@@ -23,8 +24,20 @@ static int log_fd = -1;
 static const char *log_path;
 static long long log_size, log_max_size;
 static int log_max_files;
+static char attrs[LOG_ATTRS_MAX]; /* "" or a JSON object */
 /* Worst case: every byte escaped as \u00XX. */
-static char entry[LOG_LINE_MAX * 6 + 128];
+static char entry[LOG_LINE_MAX * 6 + LOG_ATTRS_MAX + 128];
+
+int log_set_attrs(const char *json) {
+  size_t n = json ? strlen(json) : 0;
+  if (n == 0) {
+    attrs[0] = '\0';
+    return 0;
+  }
+  if (n >= sizeof attrs || json[0] != '{' || json[n - 1] != '}' || memchr(json, '\n', n)) return -1;
+  memcpy(attrs, json, n + 1);
+  return 0;
+}
 
 int log_open(const char *path, long long max_size, int max_files) {
   log_path = path;
@@ -128,7 +141,9 @@ static void write_entry(const struct log_stream *s, const char *text, size_t len
   log_time(now, sizeof now);
   size_t n = (size_t)sprintf(entry, "{\"log\":\"");
   n += json_escape(entry + n, (const unsigned char *)text, len);
-  n += (size_t)sprintf(entry + n, "\",\"stream\":\"%s\",\"time\":\"%s\"}\n", s->name, now);
+  n += (size_t)sprintf(entry + n, "\",\"stream\":\"%s\"", s->name);
+  if (attrs[0]) n += (size_t)sprintf(entry + n, ",\"attrs\":%s", attrs);
+  n += (size_t)sprintf(entry + n, ",\"time\":\"%s\"}\n", now);
   if (log_fd >= 0) {
     if (log_max_size > 0 && log_size >= log_max_size) rotate();
     /* One write per entry: with O_APPEND, readers never see half an entry. */

@@ -18,6 +18,11 @@ struct log_stream {
    Docker's json-file max-size/max-file (max_files < 2: the file is truncated instead).
    Returns -1 with errno on failure. Without log_open, entries only go to log_tee. */
 int log_open(const char *path, long long max_size, int max_files);
+/* Each entry carries "attrs": this JSON object (json-file's labels/env/tag), between "stream"
+   and "time" as Docker writes it. Refused (-1) unless it is one line of at most
+   LOG_ATTRS_MAX - 1 bytes that starts with '{' and ends with '}'. */
+#define LOG_ATTRS_MAX 4096
+int log_set_attrs(const char *json);
 /* Takes output read from the container; logs the complete lines, keeps the rest. */
 void log_feed(struct log_stream *s, const char *data, size_t n);
 /* Logs an unfinished line as it is (a prompt, say), but for a character cut in two. */

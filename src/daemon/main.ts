@@ -9,6 +9,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 
 import { ApiServer } from '../api/server.js';
+import { DEFAULT_LOG_CONFIG, resolveLogConfig, type EffectiveLogConfig } from '../engine/containers/logconfig.js';
 import { Engine } from '../engine/engine.js';
 import { enableCgroupFavorDynmods, ensureExecRootTmpfs } from '../engine/host-tuning.js';
 
@@ -35,6 +36,8 @@ Options:
       --no-exec-root-tmpfs    Leave an exec root that is on a disk as it is (berthd mounts a
                               tmpfs on an empty one, as /run is on most hosts: ~2.5 ms less
                               per container start and exit here; see src/engine/host-tuning.ts)
+      --log-driver DRIVER     Containers' default log driver: json-file (default), local or none
+      --log-opt KEY=VALUE     Its options (repeatable; default max-size=20m, max-file=5)
       --config-file FILE      (default /etc/berth/daemon.json)
   -D, --debug                 Log every request
   -l, --log-level LEVEL       debug|info|warn|error|fatal (default info)
@@ -58,6 +61,36 @@ interface DaemonConfig {
   'exec-root-tmpfs'?: boolean;
   debug?: boolean;
   'log-level'?: string;
+  'log-driver'?: string;
+  'log-opts'?: Record<string, string>;
+}
+
+/**
+ * The containers' default log driver and options (--log-driver/--log-opt, daemon.json's
+ * log-driver/log-opts), checked as a container's are. Options given replace berthd's default
+ * rotation; a driver alone keeps it where the driver rotates (json-file, local).
+ */
+function daemonLogConfig(driver: string | undefined, opts: string[] | Record<string, string> | undefined): EffectiveLogConfig {
+  let options: Record<string, string> | undefined;
+  if (Array.isArray(opts)) {
+    options = {};
+    for (const opt of opts) {
+      const eq = opt.indexOf('=');
+      if (eq <= 0) fail(`--log-opt ${JSON.stringify(opt)}: expected KEY=VALUE`);
+      options[opt.slice(0, eq)] = opt.slice(eq + 1);
+    }
+  } else if (opts !== undefined) {
+    if (typeof opts !== 'object' || opts === null) fail('log-opts: must be an object of strings');
+    options = opts;
+  }
+  if (driver === undefined && options === undefined) return DEFAULT_LOG_CONFIG;
+  const type = driver ?? DEFAULT_LOG_CONFIG.Type;
+  const base: EffectiveLogConfig = options === undefined && type !== 'none' ? { Type: type as EffectiveLogConfig['Type'], Config: DEFAULT_LOG_CONFIG.Config } : { Type: 'none', Config: {} };
+  try {
+    return resolveLogConfig({ Type: type, Config: options ?? {} }, base);
+  } catch (err) {
+    fail(`log driver ${JSON.stringify(type)}: ${(err as Error).message}`);
+  }
 }
 
 function fail(message: string): never {
@@ -123,6 +156,8 @@ async function main(): Promise<void> {
         'config-file': { type: 'string' },
         debug: { type: 'boolean', short: 'D' },
         'log-level': { type: 'string', short: 'l' },
+        'log-driver': { type: 'string' },
+        'log-opt': { type: 'string', multiple: true },
         help: { type: 'boolean', short: 'h' },
       },
       strict: true,
@@ -152,6 +187,7 @@ async function main(): Promise<void> {
   if (iptablesFlag !== undefined && !['true', 'false'].includes(iptablesFlag)) fail(`--iptables=${iptablesFlag}: expected true or false`);
   const iptables = iptablesFlag !== undefined ? iptablesFlag === 'true' : config.iptables !== false;
   const debug = flags.debug ?? config.debug ?? level === 'debug';
+  const logConfig = daemonLogConfig(flags['log-driver'] ?? config['log-driver'], flags['log-opt'] ?? config['log-opts']);
   const log = (line: string): void => void process.stderr.write(`${new Date().toISOString()} ${line}\n`);
 
   // One daemon per data root: a live pid in the pid file means another one runs.
@@ -188,6 +224,7 @@ async function main(): Promise<void> {
     bridge: bridgeName === 'none' ? undefined : { name: bridgeName, cidr: flags.bip ?? config.bip ?? '172.29.0.1/16' },
     iptables,
     hostResolvConf: flags['resolv-conf'] ?? config['resolv-conf'],
+    logConfig,
   });
   const server = new ApiServer(engine, { log: debug ? log : (line) => line.startsWith('error') && log(line) });
   const group = groupId(flags.group ?? config.group);

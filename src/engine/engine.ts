@@ -31,6 +31,7 @@ import { engineBuildBackend } from './build/backend.js';
 import { Builder } from './build/builder.js';
 import { ExecService } from './containers/exec.js';
 import { HealthMonitor } from './containers/health.js';
+import type { EffectiveLogConfig } from './containers/logconfig.js';
 import { ContainerService } from './containers/service.js';
 import { EventBus } from './events.js';
 import { NetworkService } from './networks/service.js';
@@ -46,6 +47,8 @@ export interface EngineOptions {
   cgroupParent?: string;
   /** Every container in its own user namespace unless UsernsMode is "host". */
   usernsRemap?: boolean;
+  /** The log driver and options of containers that name none (dockerd's --log-driver/--log-opt). */
+  logConfig?: EffectiveLogConfig;
   /** The default bridge network (dockerd's --bridge/--bip); none: containers get only lo. */
   bridge?: { name: string; cidr: string };
   /** The host's resolver configuration (default /etc/resolv.conf): containers' resolv.conf and the embedded DNS server's upstreams. */
@@ -119,6 +122,7 @@ export class Engine {
       facts: this.facts,
       cgroupParent: options.cgroupParent,
       usernsRemap: options.usernsRemap,
+      logConfig: options.logConfig,
       networks: this.networks,
       hostResolvConf: options.hostResolvConf,
     });

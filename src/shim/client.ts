@@ -29,6 +29,8 @@ export interface ShimLogOptions {
   maxSize?: number;
   /** How many files to keep, log.json included: log.json.1 ... log.json.(maxFiles-1) (default 1: truncate). */
   maxFiles?: number;
+  /** Carried by every line as "attrs" (json-file's labels, env and tag). */
+  attrs?: Record<string, string>;
 }
 
 /** What the caller of Runtime.create/exec chooses for the shim. */
@@ -74,6 +76,8 @@ export interface LogEntry {
   /** The text; a complete line ends with "\n", a part of one does not. */
   log: string;
   stream: 'stdout' | 'stderr';
+  /** json-file's extra attributes (labels, env, tag), when the container has some. */
+  attrs?: Record<string, string>;
   /** RFC 3339 with nanoseconds, UTC. */
   time: string;
 }
@@ -99,6 +103,7 @@ function shimEnv(opts: ShimOptions & { tty?: boolean }): Record<string, string> 
   if (opts.log && opts.log.file) env.BERTH_SHIM_LOG_PATH = path.resolve(opts.log.file);
   if (opts.log && opts.log.maxSize) env.BERTH_SHIM_LOG_MAX_SIZE = String(opts.log.maxSize);
   if (opts.log && opts.log.maxFiles) env.BERTH_SHIM_LOG_MAX_FILES = String(opts.log.maxFiles);
+  if (opts.log && opts.log.attrs && Object.keys(opts.log.attrs).length) env.BERTH_SHIM_LOG_ATTRS = JSON.stringify(opts.log.attrs);
   if (process.env.BERTH_NSEXEC_TRACE) env.BERTH_NSEXEC_TRACE = '1';
   return env;
 }

@@ -220,6 +220,35 @@ describe('berthd with the docker CLI', { skip }, () => {
     assert.notEqual(bad.status, 0);
   });
 
+  it('log drivers and options: max-size/max-file rotate, none keeps nothing to read, labels/env/tag as attributes for --details, bad ones refused', () => {
+    const id = d.dockerOk(['run', '-d', '--log-opt', 'max-size=1k', '--log-opt', 'max-file=2', 'busybox', 'sh', '-c', 'for i in $(seq 1 200); do echo line-$i; done']).trim();
+    d.dockerOk(['wait', id]);
+    const lines = d.dockerOk(['logs', id]).trim().split('\n');
+    assert.ok(lines.length > 5 && lines.length < 60, `a 1 kB log kept twice holds a few dozen lines, not ${lines.length}`);
+    assert.equal(lines.at(-1), 'line-200');
+    const logPath = d.dockerOk(['inspect', '-f', '{{.LogPath}}', id]).trim();
+    assert.ok(fs.existsSync(`${logPath}.1`) && !fs.existsSync(`${logPath}.2`), 'one rotated file beside the log');
+    assert.deepEqual(JSON.parse(d.dockerOk(['inspect', '-f', '{{json .HostConfig.LogConfig}}', id])), { Type: 'json-file', Config: { 'max-size': '1k', 'max-file': '2' } });
+    d.dockerOk(['rm', id]);
+
+    // none: the output still reaches an attached client, but no log is kept.
+    assert.equal(d.dockerOk(['run', '--name', 'nolog', '--log-driver', 'none', 'busybox', 'echo', 'attached']), 'attached\n');
+    const read = d.docker(['logs', 'nolog']);
+    assert.notEqual(read.status, 0);
+    assert.match(read.stderr, /configured logging driver does not support reading/);
+    d.dockerOk(['rm', 'nolog']);
+
+    const tagged = d.dockerOk(['run', '-d', '--name', 'tagged', '--label', 'team=berth', '-e', 'STAGE=prod', '--log-opt', 'labels=team', '--log-opt', 'env=STAGE', '--log-opt', 'tag={{.Name}}', 'busybox', 'echo', 'hello']).trim();
+    d.dockerOk(['wait', tagged]);
+    assert.equal(d.dockerOk(['logs', '--details', 'tagged']), 'STAGE=prod,tag=tagged,team=berth hello\n');
+    assert.equal(d.dockerOk(['logs', 'tagged']), 'hello\n');
+    d.dockerOk(['rm', 'tagged']);
+
+    assert.match(d.docker(['run', '--rm', '--log-opt', 'colour=red', 'busybox', 'true']).stderr, /unknown log opt 'colour' for json-file log driver/);
+    assert.match(d.docker(['run', '--rm', '--log-driver', 'syslog', 'busybox', 'true']).stderr, /syslog log driver is not supported/);
+    assert.match(d.docker(['create', '--log-opt', 'max-size=0', 'busybox', 'true']).stderr, /max-size must be a positive number/);
+  });
+
   it('local volume driver options: a tmpfs volume and a bind of a host directory, mounted while containers use them; removing the volume leaves the directory', async () => {
     const data = (name: string): string => d.dockerOk(['volume', 'inspect', '-f', '{{.Mountpoint}}', name]).trim();
     const mounted = (dir: string): boolean => fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').some((l) => l.split(' ')[4] === dir);

@@ -7,6 +7,7 @@ import type { Writable } from 'node:stream';
 import { InvalidArgumentError } from '../../common/errors.js';
 import type { ContainerConfig, ContainerHostConfig, ContainerRecord } from '../../engine/containers/record.js';
 import type { WaitCondition } from '../../engine/containers/service.js';
+import { detailsPrefix } from '../../engine/containers/logconfig.js';
 import type { Engine } from '../../engine/engine.js';
 import { HttpStatus } from '../errors.js';
 import { containerInspect, containerSummary } from '../present/containers.js';
@@ -190,7 +191,9 @@ export function containerRoutes(router: Router, engine: Engine): void {
     const tailNumber = tailText === null || tailText === '' ? NaN : Number(tailText);
     const tail = Number.isInteger(tailNumber) && tailNumber >= 0 ? tailNumber : undefined;
     const timestamps = ctx.bool('timestamps');
+    const details = ctx.bool('details');
     const tty = c.config.Tty === true;
+    containers.checkLogsReadable(c.id); // before the header goes out
     const out = ctx.stream(tty ? RAW_STREAM : streamContentType(ctx));
     const abort = new AbortController();
     ctx.onClose(() => abort.abort());
@@ -203,7 +206,9 @@ export function containerRoutes(router: Router, engine: Engine): void {
     })) {
       const isErr = entry.stream === 'stderr';
       if ((isErr && !stderr) || (!isErr && !stdout)) continue;
-      const text = timestamps ? `${entry.time} ${entry.log}` : entry.log;
+      // dockerd: the timestamp, then (details) the attributes, then the text.
+      const line = details ? `${detailsPrefix(entry.attrs)}${entry.log}` : entry.log;
+      const text = timestamps ? `${entry.time} ${line}` : line;
       const data = Buffer.from(text, 'utf8');
       if (!write(out, tty ? data : frame(isErr ? 2 : 1, data))) break;
     }

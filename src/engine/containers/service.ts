@@ -15,7 +15,7 @@ import os from 'node:os';
 import path from 'node:path';
 
 import { readFileOr, writeFileIfChanged } from '../../common/fsutil.js';
-import { BerthError, ConflictError, ForbiddenError, InvalidArgumentError, NotFoundError, SystemError } from '../../common/errors.js';
+import { BerthError, ConflictError, ForbiddenError, InvalidArgumentError, NotFoundError, SystemError, UnsupportedError } from '../../common/errors.js';
 import type { ContentStore, ImageRecord } from '../../images/types.js';
 import type { ImageStore } from '../../images/image-store.js';
 import { parseImageConfig, parseManifest } from '../../images/manifest.js';
@@ -24,12 +24,13 @@ import { chainIds, type Mount, type OverlaySnapshotter } from '../../storage/sna
 import type { VolumeStore } from '../../storage/volumes.js';
 import type { Runtime } from '../../runtime/runtime.js';
 import type { Spec } from '../../runtime/spec/config.js';
-import { readExit, readLog, ShimClient, shimLogFile, shimPid, type ExitInfo, type LogEntry } from '../../shim/client.js';
+import { readExit, readLog, ShimClient, shimLogFile, shimPid, type ExitInfo, type LogEntry, type ShimLogOptions } from '../../shim/client.js';
 import { containerSpec, type HostFacts } from '../spec/container-spec.js';
 import type { EventBus } from '../events.js';
 import { mountPointsUnder } from '../../common/mountinfo.js';
 import { TreeDeleter } from '../../storage/fsop.js';
 import { isMountPoint, Mounter, unmount, volatileUpper } from '../mount.js';
+import { logAttributes, resolveLogConfig, rotation as logRotation, type EffectiveLogConfig } from './logconfig.js';
 import { ociMounts, resolveMounts } from './mounts.js';
 import { newState, ZERO_TIME, type ContainerConfig, type ContainerHostConfig, type ContainerRecord, type ContainerStatus } from './record.js';
 import { ContainerStore } from './store.js';
@@ -61,8 +62,8 @@ export interface ContainerServiceOptions {
   hostResolvConf?: string;
   /** Every container in its own user namespace unless it asks for UsernsMode "host" (berthd --userns-remap). */
   usernsRemap?: boolean;
-  /** Log rotation handed to each shim. */
-  log?: { maxSize: number; maxFiles: number };
+  /** The log driver and options of containers that name none (default: json-file, rotated). */
+  logConfig?: EffectiveLogConfig;
 }
 
 export interface CreateRequest {
@@ -97,8 +98,6 @@ export interface AttachSession {
 }
 
 const STOP_SIGNAL_DEFAULT = 'SIGTERM';
-/** Log files rotate by default (Docker's json-file does not; its "local" driver does, at these sizes). */
-const DEFAULT_LOG_ROTATION = { maxSize: 20 * 1024 * 1024, maxFiles: 5 };
 const STOP_TIMEOUT_DEFAULT = 10;
 
 /** Signal names and numbers as Docker's `kill -s` and StopSignal take them ("KILL", "SIGKILL", "9"). */
@@ -180,6 +179,20 @@ export class ContainerService {
   /** The container's json-file log (LogPath in inspect). */
   logFile(record: ContainerRecord): string {
     return record.logPath ?? shimLogFile(this.shimDir(record.id));
+  }
+
+  /** The container's log driver and options; a record from before they were kept gets the daemon's. */
+  private logConfig(record: Pick<ContainerRecord, 'hostConfig'>): EffectiveLogConfig {
+    return resolveLogConfig(record.hostConfig.LogConfig, this.opts.logConfig);
+  }
+
+  /** What the container's shim is told about its log: the file, its rotation and the attributes of each line; false for none. */
+  private shimLog(record: ContainerRecord): ShimLogOptions | false {
+    const cfg = this.logConfig(record);
+    const rotation = logRotation(cfg);
+    if (!rotation) return false;
+    const attrs = logAttributes(cfg, { id: record.id, name: record.name, imageId: record.image, imageName: record.imageRef, labels: record.config.Labels ?? {}, env: record.config.Env ?? [] });
+    return { ...rotation, file: this.logFile(record), ...(attrs ? { attrs } : {}) };
   }
 
   private rootfsDir(id: string): string {
@@ -322,6 +335,13 @@ export class ContainerService {
     const idRange = this.wantsUserns(hostConfig) ? allocateRange(this.store.list().flatMap((c) => (c.idRange ? [c.idRange.base] : []))) : undefined;
     // Validate everything the spec will need now, so that a bad request fails at create.
     containerSpec({ image: imageConfig, create: config, host: hostConfig, rootfs: '/', user: { uid: 0, gid: 0 }, cgroupsPath: `/${id}`, id, facts: this.factsFor(idRange), network: network.kind === 'host' ? { mode: 'host' } : { mode: 'private' } });
+
+    // The log driver and options, checked now and kept as the container's (dockerd's
+    // mergeAndVerifyLogConfig); the attributes its lines will carry too.
+    const logConfig = resolveLogConfig(hostConfig.LogConfig, this.opts.logConfig);
+    const labelled = mergeImageConfig(config, imageConfig.config ?? {});
+    logAttributes(logConfig, { id, name, imageId: image.config, imageName: config.Image, labels: labelled.Labels ?? {}, env: labelled.Env ?? [] });
+    hostConfig.LogConfig = logConfig;
 
     const snapshotKey = id;
     const chain = await this.ensureLayers(image, imageConfig);
@@ -471,7 +491,7 @@ export class ContainerService {
       // Between the runtime's create and start: the container's network, and the clients that
       // attach before its first output. Without either, one step (no exec fifo round trip).
       const startNow = !this.pendingAttach.get(id)?.length && !this.joinsNetworks(record);
-      ({ pid } = await this.opts.runtime.create(id, { bundle, config: spec, startNow, rootfsReady: mounted, shim: { dir: shimDir, stdin: record.config.OpenStdin === true, log: { ...(this.opts.log ?? DEFAULT_LOG_ROTATION), file: this.logFile(record) } } }));
+      ({ pid } = await this.opts.runtime.create(id, { bundle, config: spec, startNow, rootfsReady: mounted, shim: { dir: shimDir, stdin: record.config.OpenStdin === true, log: this.shimLog(record) } }));
       // Watched from now (its exit is handled under the lock, after this start): started at
       // once, it may be done before this start is.
       this.monitor(id);
@@ -990,9 +1010,15 @@ export class ContainerService {
 
   // ---- logs and attach ---------------------------------------------------------------------
 
+  /** Refuses a container whose log driver keeps nothing to read back (none), as dockerd does. */
+  checkLogsReadable(ref: string): void {
+    if (this.logConfig(this.store.get(ref)).Type === 'none') throw new UnsupportedError('configured logging driver does not support reading');
+  }
+
   /** Log entries so far (since/tail applied); with follow, then new ones until the container stops. */
   async *logs(ref: string, opts: { follow?: boolean; since?: Date; until?: Date; tail?: number; signal?: AbortSignal } = {}): AsyncGenerator<LogEntry> {
     const record = this.store.get(ref);
+    this.checkLogsReadable(record.id);
     const file = this.logFile(record);
     const until = opts.until?.getTime();
     const before = (e: LogEntry): boolean => until === undefined || Date.parse(e.time.replace(/(\.\d{3})\d+/, '$1')) < until;
