@@ -104,5 +104,14 @@ test('--mount fields and --env-file lines', () => {
   });
   assert.deepEqual(parseMount('type=tmpfs,target=/t,tmpfs-size=1m,tmpfs-mode=1770'), { Type: 'tmpfs', Target: '/t', TmpfsOptions: { SizeBytes: 1048576, Mode: 0o1770 } });
   assert.throws(() => parseMount('type=bind,src=/a'), FlagError);
+  assert.deepEqual(parseMount('type=bind,src=/a,dst=/b,ro,bind-recursive=writable,bind-create-mountpoint').BindOptions, { ReadOnlyNonRecursive: true, CreateMountpoint: true });
+  assert.deepEqual(parseMount('type=bind,src=/a,dst=/b,bind-recursive=disabled').BindOptions, { NonRecursive: true });
+  assert.deepEqual(parseMount('type=bind,src=/a,dst=/b,ro,bind-recursive=readonly').BindOptions, { ReadOnlyForceRecursive: true });
+  assert.throws(() => parseMount('type=bind,src=/a,dst=/b,bind-recursive=sometimes'), /invalid value for bind-recursive: sometimes/);
   assert.deepEqual(parseEnvFile('# c\n\nA=1\nHOME\nUNSET\n  B=x y\n', { HOME: '/h' }), ['A=1', 'HOME=/h', 'B=x y']);
+});
+
+test('--log-driver and --log-opt make LogConfig', () => {
+  const req = buildCreateRequest({ logDriver: 'local', logOpt: ['max-size=1m', 'max-file=3'] }, 'busybox', [], { env: {} });
+  assert.deepEqual((req.body.HostConfig as Record<string, unknown>).LogConfig, { Type: 'local', Config: { 'max-size': '1m', 'max-file': '3' } });
 });

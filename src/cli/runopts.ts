@@ -51,6 +51,8 @@ export interface RunFlags {
   dnsOption?: string[];
   shmSize?: string;
   groupAdd?: string[];
+  logDriver?: string;
+  logOpt?: string[];
 }
 
 export interface CreateRequest {
@@ -173,7 +175,29 @@ export function parseMount(spec: string): Record<string, unknown> {
       case 'bind-propagation':
         bindOpts.Propagation = val;
         break;
+      // The docker CLI's words for BindOptions' recursion fields.
       case 'bind-recursive':
+        switch (val ?? 'enabled') {
+          case 'enabled':
+            break;
+          case 'disabled':
+            bindOpts.NonRecursive = true;
+            break;
+          case 'writable':
+            bindOpts.ReadOnlyNonRecursive = true;
+            break;
+          case 'readonly':
+            bindOpts.ReadOnlyForceRecursive = true;
+            break;
+          default:
+            throw new FlagError(`invalid argument "${spec}" for "--mount" flag: invalid value for ${key}: ${val}`);
+        }
+        break;
+      case 'bind-nonrecursive':
+        bindOpts.NonRecursive = truthyValue(val);
+        break;
+      case 'bind-create-mountpoint':
+        bindOpts.CreateMountpoint = truthyValue(val);
         break;
       case 'volume-nocopy':
         volumeOpts.NoCopy = truthyValue(val);
@@ -311,6 +335,7 @@ export function buildCreateRequest(
 
   const hostConfig: Record<string, unknown> = {
     Binds: binds.length ? binds : null,
+    LogConfig: { Type: flags.logDriver ?? '', Config: keyValues(flags.logOpt) },
     NetworkMode: network,
     PortBindings: bindings,
     RestartPolicy: parseRestart(flags.restart),

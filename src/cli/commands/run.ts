@@ -37,6 +37,8 @@ function containerFlags(cmd: Command): Command {
     .option('--init', 'Run an init inside the container that forwards signals and reaps processes')
     .option('-i, --interactive', 'Keep STDIN open even if not attached')
     .option('-l, --label <label>', 'Set meta data on a container', collect)
+    .option('--log-driver <driver>', 'Logging driver for the container')
+    .option('--log-opt <opt>', 'Log driver options', collect)
     .option('-m, --memory <bytes>', 'Memory limit')
     .option('--mount <mount>', 'Attach a filesystem mount to the container', collect)
     .option('--name <name>', 'Assign a name to the container')
