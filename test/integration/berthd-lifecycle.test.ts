@@ -427,4 +427,18 @@ describe('berthd with the docker CLI', { skip }, () => {
     assert.match(d.dockerOk(['system', 'df']), /Images/);
     assert.match(d.dockerOk(['info', '--format', '{{.Driver}} {{.OSType}}']), /overlay2 linux/);
   });
+
+  it('ps -s and inspect -s: the writable layer and the whole root file system', async () => {
+    const id = d.dockerOk(['run', '-d', 'busybox', 'sh', '-c', 'head -c 300000 /dev/zero > /big; exec sleep 100']).trim();
+    try {
+      assert.ok(await poll(() => d.docker(['exec', id, 'test', '-s', '/big']).status === 0, 5000));
+      const [rw, rootfs] = d.dockerOk(['inspect', '-s', '-f', '{{.SizeRw}} {{.SizeRootFs}}', id]).trim().split(' ').map(Number);
+      assert.ok(rw! >= 300_000 && rw! < 400_000, `SizeRw ${rw}`);
+      assert.ok(rootfs! > rw! + 1_000_000, `SizeRootFs ${rootfs} holds the image's ~2 MB too`);
+      assert.match(d.dockerOk(['ps', '-s', '--filter', `id=${id}`, '--format', '{{.Size}}']), /^\d+(\.\d+)?kB \(virtual \d+(\.\d+)?MB\)$/m);
+      assert.equal(d.dockerOk(['inspect', '-f', '{{.SizeRw}}', id]).trim(), '<nil>', 'only with -s');
+    } finally {
+      d.dockerOk(['rm', '-f', id]);
+    }
+  });
 });

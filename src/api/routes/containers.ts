@@ -74,13 +74,23 @@ function matchesFilters(c: ContainerRecord, filters: Record<string, string[]>): 
 
 export function containerRoutes(router: Router, engine: Engine): void {
   const containers = engine.containers;
+
+  /** ?size=1: the writable layer's bytes (SizeRw) and those of the whole root file system with the image's layers (SizeRootFs). */
+  const sizes = async (c: ContainerRecord): Promise<{ SizeRw: number; SizeRootFs: number }> => {
+    const rw = await engine.snapshotter.usage(c.snapshotKey).then(
+      (u) => u.size,
+      () => 0,
+    );
+    const image = engine.images.find(c.image);
+    return { SizeRw: rw, SizeRootFs: rw + (image ? engine.imageService.size(image, engine.imageService.config(image)) : 0) };
+  };
   const inspectPaths = (c: ContainerRecord): { logPath: string; dir: string; rootfs: string } => ({
     logPath: containers.logFile(c),
     dir: containers.store.dir(c.id),
     rootfs: path.join(path.dirname(containers.shimDir(c.id)), 'rootfs'),
   });
 
-  router.get('/containers/json', (ctx) => {
+  router.get('/containers/json', async (ctx) => {
     const all = ctx.bool('all');
     const limit = ctx.int('limit');
     const filters = ctx.filters();
@@ -90,7 +100,8 @@ export function containerRoutes(router: Router, engine: Engine): void {
       .filter((c) => matchesFilters(c, filters))
       .sort((a, b) => Date.parse(b.created) - Date.parse(a.created));
     if (limit !== undefined && limit > 0) list = list.slice(0, limit);
-    ctx.sendJson(200, list.map(containerSummary));
+    if (!ctx.bool('size')) return ctx.sendJson(200, list.map(containerSummary));
+    ctx.sendJson(200, await Promise.all(list.map(async (c) => ({ ...containerSummary(c), ...(await sizes(c)) }))));
   });
 
   router.post('/containers/create', async (ctx) => {
@@ -106,9 +117,9 @@ export function containerRoutes(router: Router, engine: Engine): void {
     ctx.sendJson(201, { Id: created.id, Warnings: created.warnings });
   });
 
-  router.get('/containers/{id}/json', (ctx) => {
+  router.get('/containers/{id}/json', async (ctx) => {
     const c = containers.get(ctx.params.id!);
-    ctx.sendJson(200, containerInspect(c, inspectPaths(c)));
+    ctx.sendJson(200, { ...containerInspect(c, inspectPaths(c)), ...(ctx.bool('size') ? await sizes(c) : {}) });
   });
 
   router.post('/containers/{id}/start', async (ctx) => {
