@@ -18,6 +18,7 @@ const STATUS_BY_CODE: Record<string, number> = {
   CONFLICT: 409,
   FORBIDDEN: 403,
   UNSUPPORTED: 501,
+  UNAVAILABLE: 503,
   SYSTEM: 500,
 };
 

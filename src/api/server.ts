@@ -17,6 +17,7 @@ import { execRoutes } from './routes/exec.js';
 import { imageRoutes } from './routes/images.js';
 import { networkRoutes } from './routes/networks.js';
 import { systemRoutes } from './routes/system.js';
+import { swarmRoutes } from './routes/swarm.js';
 import { volumeRoutes } from './routes/volumes.js';
 import { splitVersion } from './versions.js';
 
@@ -35,6 +36,7 @@ export function buildRouter(engine: Engine): Router {
   buildRoutes(router, engine);
   volumeRoutes(router, engine);
   networkRoutes(router, engine);
+  swarmRoutes(router);
   return router;
 }
 

@@ -9,6 +9,7 @@ export type ErrorCode =
   | 'CONFLICT' // already exists, wrong state
   | 'FORBIDDEN' // never allowed on this object (a predefined network), or it overlaps another
   | 'UNSUPPORTED' // valid but not supported here
+  | 'UNAVAILABLE' // not in the state to serve it (swarm endpoints on a daemon that is not a swarm node)
   | 'SYSTEM'; // the kernel or a tool failed
 
 export class BerthError extends Error {
@@ -50,6 +51,12 @@ export class ForbiddenError extends BerthError {
 export class UnsupportedError extends BerthError {
   constructor(message: string) {
     super('UNSUPPORTED', message);
+  }
+}
+
+export class UnavailableError extends BerthError {
+  constructor(message: string) {
+    super('UNAVAILABLE', message);
   }
 }
 
