@@ -36,6 +36,7 @@ import { ContainerService } from './containers/service.js';
 import { EventBus } from './events.js';
 import { NetworkService } from './networks/service.js';
 import { ImageService } from './images.js';
+import { blockDeviceNumbers } from './host-devices.js';
 import type { HostFacts } from './spec/container-spec.js';
 
 export interface EngineOptions {
@@ -187,5 +188,7 @@ function hostFacts(): HostFacts {
     .map(([name]) => name);
   // --init: berth-init, static, bind-mounted at /sbin/docker-init.
   const initPath = nativeBinary('berth-init');
-  return { cgroupVersion, kernel: os.release(), sysctls, ...(capabilities.length ? { capabilities } : {}), ...(fs.existsSync(initPath) ? { initPath } : {}) };
+  // blkio weights need the kernel's proportional I/O scheduling (v1 blkio.weight, v2 io.weight or io.bfq.weight).
+  const blkioWeight = ['/sys/fs/cgroup/blkio/blkio.weight', '/sys/fs/cgroup/blkio/blkio.bfq.weight', '/sys/fs/cgroup/io.weight', '/sys/fs/cgroup/io.bfq.weight'].some((f) => fs.existsSync(f));
+  return { cgroupVersion, kernel: os.release(), sysctls, blkioWeight, deviceNumbers: blockDeviceNumbers, ...(capabilities.length ? { capabilities } : {}), ...(fs.existsSync(initPath) ? { initPath } : {}) };
 }

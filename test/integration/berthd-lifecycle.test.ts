@@ -249,6 +249,52 @@ describe('berthd with the docker CLI', { skip }, () => {
     assert.match(d.docker(['create', '--log-opt', 'max-size=0', 'busybox', 'true']).stderr, /max-size must be a positive number/);
   });
 
+  it("--pid, --ipc and --uts: the host's namespaces, another container's, none", () => {
+    const hostIpc = fs.readlinkSync('/proc/self/ns/ipc');
+    assert.ok(Number(d.dockerOk(['run', '--rm', '--pid', 'host', 'busybox', 'sh', '-c', 'ps -o pid | wc -l'])) > 10, "the host's processes");
+    assert.equal(d.dockerOk(['run', '--rm', '--uts', 'host', 'busybox', 'hostname']).trim(), os.hostname());
+    assert.match(d.docker(['run', '--rm', '--uts', 'host', '-h', 'x', 'busybox', 'true']).stderr, /conflicting options: hostname and the UTS mode/);
+    assert.equal(d.dockerOk(['run', '--rm', '--ipc', 'host', 'busybox', 'readlink', '/proc/self/ns/ipc']).trim(), hostIpc);
+    assert.equal(d.docker(['run', '--rm', '--ipc', 'none', 'busybox', 'test', '-e', '/dev/shm']).status, 1, 'none: no /dev/shm');
+
+    const donor = d.dockerOk(['run', '-d', '--ipc', 'shareable', '--shm-size', '8m', 'busybox', 'sh', '-c', 'echo shared > /dev/shm/x; exec sleep 1000']).trim();
+    const plain = d.dockerOk(['run', '-d', 'busybox', 'sleep', '1000']).trim();
+    try {
+      const donorIpc = d.dockerOk(['exec', donor, 'readlink', '/proc/self/ns/ipc']).trim();
+      const out = d.dockerOk(['run', '--rm', '--ipc', `container:${donor}`, '--pid', `container:${donor}`, 'busybox', 'sh', '-c', 'readlink /proc/self/ns/ipc; cat /dev/shm/x; df -k /dev/shm | tail -1; tr "\\0" " " < /proc/1/cmdline; echo']);
+      const [ipc, shared, df, pid1] = out.trim().split('\n');
+      assert.equal(ipc, donorIpc);
+      assert.equal(shared, 'shared', "the donor's /dev/shm");
+      assert.equal(df!.split(/\s+/)[1], '8192');
+      assert.equal(pid1!.trim(), 'sleep 1000', "the donor's PID namespace: its PID 1");
+      assert.match(d.docker(['run', '--rm', '--ipc', `container:${plain}`, 'busybox', 'true']).stderr, /non-shareable IPC/);
+      assert.equal(d.dockerOk(['inspect', '-f', '{{.HostConfig.IpcMode}}', plain]).trim(), 'private');
+    } finally {
+      d.dockerOk(['rm', '-f', donor, plain]);
+    }
+    assert.deepEqual(d.mountsLeft(), [], "the donor's /dev/shm is unmounted with it");
+    assert.match(d.docker(['run', '--rm', '--pid', 'container:nosuch', 'busybox', 'true']).stderr, /No such container: nosuch/);
+  });
+
+  it('devices (--device, --privileged) and the memory, cpuset and blkio resources', () => {
+    assert.match(d.dockerOk(['run', '--rm', '--device', '/dev/null:/dev/mynull:rw', 'busybox', 'ls', '-l', '/dev/mynull']), /^crw.* 1,\s+3 .*\/dev\/mynull$/m);
+    const hostNodes = fs.readdirSync('/dev', { withFileTypes: true }).filter((e) => e.isCharacterDevice() || e.isBlockDevice()).length;
+    const inPrivileged = Number(d.dockerOk(['run', '--rm', '--privileged', 'busybox', 'sh', '-c', 'find /dev -maxdepth 1 \\( -type c -o -type b \\) | wc -l']));
+    assert.ok(inPrivileged >= hostNodes - 2, `a privileged container has the host's device nodes (${inPrivileged} of ${hostNodes})`);
+
+    const memory = d.dockerOk(['run', '--rm', '--memory', '64m', '--memory-reservation', '32m', '--oom-kill-disable', '--memory-swappiness', '10', '--cpuset-mems', '0', 'busybox', 'sh', '-c', 'cd /sys/fs/cgroup; cat memory/memory.soft_limit_in_bytes memory/memory.swappiness cpuset/cpuset.mems; head -1 memory/memory.oom_control']);
+    assert.deepEqual(memory.trim().split('\n'), [String(32 << 20), '10', '0', 'oom_kill_disable 1']);
+
+    const disk = fs.readdirSync('/sys/block').find((b) => !/^(loop|ram|zram|dm-|md|sr)/.test(b) && fs.existsSync(`/dev/${b}`));
+    if (disk) {
+      const [major, minor] = fs.readFileSync(`/sys/block/${disk}/dev`, 'utf8').trim().split(':');
+      const limits = d.dockerOk(['run', '--rm', '--device-read-bps', `/dev/${disk}:1mb`, '--device-write-iops', `/dev/${disk}:100`, 'busybox', 'sh', '-c', 'cat /sys/fs/cgroup/blkio/blkio.throttle.read_bps_device /sys/fs/cgroup/blkio/blkio.throttle.write_iops_device']);
+      assert.deepEqual(limits.trim().split('\n'), [`${major}:${minor} 1048576`, `${major}:${minor} 100`]);
+    }
+    assert.match(d.docker(['run', '--rm', '--device-read-bps', '/dev/nosuchdisk:1mb', 'busybox', 'true']).stderr, /\/dev\/nosuchdisk is not a block device/);
+    if (!fs.existsSync('/sys/fs/cgroup/blkio/blkio.weight')) assert.match(d.docker(['run', '--rm', '--blkio-weight', '300', 'busybox', 'true']).stderr, /WARNING: Your kernel does not support Block I\/O weight/);
+  });
+
   it('local volume driver options: a tmpfs volume and a bind of a host directory, mounted while containers use them; removing the volume leaves the directory', async () => {
     const data = (name: string): string => d.dockerOk(['volume', 'inspect', '-f', '{{.Mountpoint}}', name]).trim();
     const mounted = (dir: string): boolean => fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').some((l) => l.split(' ')[4] === dir);

@@ -25,11 +25,12 @@ import type { VolumeStore } from '../../storage/volumes.js';
 import type { Runtime } from '../../runtime/runtime.js';
 import type { Spec } from '../../runtime/spec/config.js';
 import { readExit, readLog, ShimClient, shimLogFile, shimPid, type ExitInfo, type LogEntry, type ShimLogOptions } from '../../shim/client.js';
-import { containerSpec, type HostFacts } from '../spec/container-spec.js';
+import { containerSpec, DEFAULT_SHM_SIZE, resourceWarnings, type HostFacts } from '../spec/container-spec.js';
 import type { EventBus } from '../events.js';
 import { mountPointsUnder } from '../../common/mountinfo.js';
 import { TreeDeleter } from '../../storage/fsop.js';
 import { isMountPoint, Mounter, unmount, volatileUpper } from '../mount.js';
+import { devicesAt, hostDevices } from '../host-devices.js';
 import { logAttributes, resolveLogConfig, rotation as logRotation, type EffectiveLogConfig } from './logconfig.js';
 import { ociMounts, resolveMounts } from './mounts.js';
 import { newState, ZERO_TIME, type ContainerConfig, type ContainerHostConfig, type ContainerRecord, type ContainerStatus } from './record.js';
@@ -174,6 +175,11 @@ export class ContainerService {
 
   shimDir(id: string): string {
     return path.join(this.bundleDir(id), 'shim');
+  }
+
+  /** A shareable IPC donor's /dev/shm, a tmpfs on the host that joiners bind too. */
+  private shmDir(id: string): string {
+    return path.join(this.bundleDir(id), 'shm');
   }
 
   /** The container's json-file log (LogPath in inspect). */
@@ -329,12 +335,17 @@ export class ContainerService {
     if (argv.length === 0) throw new InvalidArgumentError('No command specified', 'Cmd');
 
     const { kind: network, endpoints } = this.opts.networks.resolveMode(hostConfig.NetworkMode, req.endpointsConfig);
-    if (network.kind === 'container') network.ref = this.store.get(network.ref).id;
+    // Another container's namespaces (network, PID, IPC) are looked up at start, as dockerd does:
+    // a 404 from create would send the docker CLI to pull the image ("Unable to find image").
+    const networkDonor = network.kind === 'container' ? this.store.find(network.ref) : undefined;
     parseExtraHosts(hostConfig.ExtraHosts as string[] | undefined, this.opts.networks.hostGateway() ?? '0.0.0.0');
     if (network.kind !== 'private' && config.Hostname) throw new InvalidArgumentError(`conflicting options: hostname and the network mode "${hostConfig.NetworkMode}"`, 'Hostname');
+    if (hostConfig.UTSMode === 'host' && config.Hostname) throw new InvalidArgumentError('conflicting options: hostname and the UTS mode', 'Hostname');
+    // dockerd's default IPC mode, as inspect shows it.
+    if (!hostConfig.IpcMode) hostConfig.IpcMode = 'private';
     const idRange = this.wantsUserns(hostConfig) ? allocateRange(this.store.list().flatMap((c) => (c.idRange ? [c.idRange.base] : []))) : undefined;
     // Validate everything the spec will need now, so that a bad request fails at create.
-    containerSpec({ image: imageConfig, create: config, host: hostConfig, rootfs: '/', user: { uid: 0, gid: 0 }, cgroupsPath: `/${id}`, id, facts: this.factsFor(idRange), network: network.kind === 'host' ? { mode: 'host' } : { mode: 'private' } });
+    containerSpec({ image: imageConfig, create: config, host: hostConfig, rootfs: '/', user: { uid: 0, gid: 0 }, cgroupsPath: `/${id}`, id, facts: this.factsFor(idRange, hostConfig), network: network.kind === 'host' ? { mode: 'host' } : { mode: 'private' } });
 
     // The log driver and options, checked now and kept as the container's (dockerd's
     // mergeAndVerifyLogConfig); the attributes its lines will carry too.
@@ -373,7 +384,7 @@ export class ContainerService {
       imageRef: config.Image,
       path: argv[0]!,
       args: argv.slice(1),
-      config: mergeImageConfig({ ...config, Hostname: config.Hostname || (network.kind === 'host' ? os.hostname() : network.kind === 'container' ? this.store.get(network.ref).config.Hostname : undefined) || id.slice(0, 12), Cmd: cmd, Entrypoint: entrypoint.length ? entrypoint : null }, imageConfig.config ?? {}),
+      config: mergeImageConfig({ ...config, Hostname: config.Hostname || (network.kind === 'host' || hostConfig.UTSMode === 'host' ? os.hostname() : networkDonor?.config.Hostname) || id.slice(0, 12), Cmd: cmd, Entrypoint: entrypoint.length ? entrypoint : null }, imageConfig.config ?? {}),
       hostConfig,
       state: newState(),
       restartCount: 0,
@@ -386,7 +397,7 @@ export class ContainerService {
     };
     this.store.save(record);
     this.opts.events.emit('container', 'create', id, { image: config.Image, name: name.slice(1) });
-    return { id, warnings: [] };
+    return { id, warnings: resourceWarnings(hostConfig, this.opts.facts) };
   }
 
   /** The image's layers in the snapshotter (a loaded image is unpacked on first use); its chain IDs. */
@@ -420,6 +431,39 @@ export class ContainerService {
     if (attached.ports) record.ports = attached.ports;
   }
 
+  /**
+   * PidMode and IpcMode "container:<id>" at start: that container's namespaces by path, and its
+   * /dev/shm for IPC, which dockerd shares only from a donor made "shareable" (or "host").
+   */
+  private joinAtStart(record: ContainerRecord): Parameters<typeof containerSpec>[0]['join'] {
+    const running = (mode: string, what: string): ContainerRecord => {
+      const other = this.store.get(mode.slice('container:'.length));
+      if (other.state.status !== 'running' || !other.state.pid) throw new ConflictError(`cannot join ${what} of a non running container: ${other.id}`);
+      return other;
+    };
+    const join: NonNullable<Parameters<typeof containerSpec>[0]['join']> = {};
+    const pidMode = record.hostConfig.PidMode;
+    if (typeof pidMode === 'string' && pidMode.startsWith('container:')) join.pid = `/proc/${running(pidMode, 'PID').state.pid}/ns/pid`;
+    const ipcMode = record.hostConfig.IpcMode;
+    if (typeof ipcMode === 'string' && ipcMode.startsWith('container:')) {
+      const donor = running(ipcMode, 'IPC');
+      const donorMode = donor.hostConfig.IpcMode || 'private';
+      if (donorMode !== 'shareable' && donorMode !== 'host') throw new ConflictError(`cannot join IPC of container ${donor.id}: non-shareable IPC (hint: use IpcMode:shareable for the donor container)`);
+      join.ipc = { path: `/proc/${donor.state.pid}/ns/ipc`, shm: donorMode === 'host' ? '/dev/shm' : this.shmDir(donor.id) };
+    }
+    return join;
+  }
+
+  /** Mounts a shareable container's /dev/shm on the host (mode 1777, its ShmSize, 64 MB by default); returns it. */
+  private async mountShm(record: ContainerRecord): Promise<string> {
+    const dir = this.shmDir(record.id);
+    const size = typeof record.hostConfig.ShmSize === 'number' && record.hostConfig.ShmSize > 0 ? record.hostConfig.ShmSize : DEFAULT_SHM_SIZE;
+    // Data options only (berth-fsop passes them to mount(2) as they are); the binds into the
+    // containers are nosuid, nodev and noexec.
+    if (!isMountPoint(dir)) await this.mounter.mountAll([{ type: 'tmpfs', source: 'shm', options: ['mode=1777', `size=${size}`] }], dir);
+    return dir;
+  }
+
   /** The spec's network input at start: another container's namespace must exist then. */
   private networkAtStart(record: ContainerRecord): NonNullable<Parameters<typeof containerSpec>[0]['network']> {
     const network = this.networkMode(record);
@@ -436,8 +480,14 @@ export class ContainerService {
   }
 
   /** Host facts for one container: with its id mappings when it has its own user namespace. */
-  private factsFor(range: { base: number; size: number } | undefined): HostFacts | undefined {
-    return range ? { ...this.opts.facts, idMappings: idMappings(range) } : this.opts.facts;
+  private factsFor(range: { base: number; size: number } | undefined, host: ContainerHostConfig): HostFacts | undefined {
+    const facts = range ? { ...this.opts.facts, idMappings: idMappings(range) } : this.opts.facts;
+    // The host's devices, read now, only for what needs them: all of them (privileged), those asked for.
+    const asked = Array.isArray(host.Devices) ? host.Devices.flatMap((d) => (d && typeof d.PathOnHost === 'string' && d.PathOnHost.startsWith('/') ? [path.posix.normalize(d.PathOnHost)] : [])) : [];
+    if (!host.Privileged && asked.length === 0) return facts;
+    const devices = host.Privileged === true ? hostDevices() : [];
+    for (const p of asked) for (const d of devicesAt(p)) if (!devices.some((x) => x.path === d.path)) devices.push(d);
+    return { ...facts, devices };
   }
 
   private layersDir(id: string): string {
@@ -565,8 +615,10 @@ export class ContainerService {
       user,
       cgroupsPath: `${parent}/${record.id}`,
       id: record.id,
-      facts: this.factsFor(record.idRange),
+      facts: this.factsFor(record.idRange, record.hostConfig),
       network: this.networkAtStart(record),
+      join: this.joinAtStart(record),
+      ...(record.hostConfig.IpcMode === 'shareable' ? { shm: await this.mountShm(record) } : {}),
     });
     if (spec.process && !(spec.process.env ?? []).some((e) => e.startsWith('HOME='))) spec.process.env = [...(spec.process.env ?? []), `HOME=${user.home}`];
     for (const m of record.mounts) if (m.Type === 'bind' && !fs.existsSync(m.Source)) fs.mkdirSync(m.Source, { recursive: true });
@@ -779,11 +831,14 @@ export class ContainerService {
   private unmountRootfs(id: string): Promise<void> {
     const rootfs = this.rootfsDir(id);
     const layers = this.layersDir(id);
+    const shm = this.shmDir(id);
     return this.mounter
       .unmount(rootfs)
       .catch(() => unmount(rootfs))
-      .then(() => {
+      .then(async () => {
         if (fs.existsSync(layers)) unmountIdmapped(layers);
+        // A shareable IPC donor's /dev/shm (its joiners hold their own copies of the mount).
+        if (fs.existsSync(shm)) await this.mounter.unmount(shm).catch(() => unmount(shm));
       });
   }
 

@@ -4,7 +4,7 @@ import { describe, it } from 'node:test';
 import { InvalidArgumentError, UnsupportedError } from '../../common/errors.js';
 import type { ImageConfig } from '../../images/types.js';
 import { validateSpec } from '../../runtime/spec/validate.js';
-import { ALL_CAPABILITIES, containerSpec, DOCKER_DEFAULT_CAPABILITIES, tweakCapabilities } from './container-spec.js';
+import { ALL_CAPABILITIES, containerSpec, DOCKER_DEFAULT_CAPABILITIES, resourceWarnings, tweakCapabilities } from './container-spec.js';
 import type { ContainerSpecInput, CreateConfig, HostConfig, HostFacts } from './container-spec.js';
 
 const ID = '3f4e5d6c7b8a9f0e1d2c3b4a5f6e7d8c9b0a1f2e3d4c5b6a7f8e9d0c1b2a3f4e';
@@ -250,9 +250,53 @@ describe('containerSpec: namespaces', () => {
     rejects(() => spec({}, { UsernsMode: 'bogus' }), /^HostConfig\.UsernsMode: invalid/);
     rejects(() => spec({}, { Privileged: true }, { facts: { idMappings } }), /^HostConfig\.Privileged: /);
   });
+
+  it('PidMode, IpcMode, UTSMode: host leaves the namespace out, container:<id> joins it by path', () => {
+    const ns = (s: ReturnType<typeof spec>) => s.linux!.namespaces!.filter((n) => n.type !== 'cgroup');
+    const shm = (s: ReturnType<typeof spec>) => s.mounts!.find((m) => m.destination === '/dev/shm');
+    const host = spec({}, { PidMode: 'host', IpcMode: 'host', UTSMode: 'host' });
+    assert.deepEqual(types(host), ['mount', 'network', 'cgroup']);
+    assert.equal(host.hostname, undefined, "the host's UTS namespace: no hostname to set");
+    assert.deepEqual(shm(host), { destination: '/dev/shm', type: 'bind', source: '/dev/shm', options: ['rbind', 'rprivate', 'nosuid', 'nodev', 'noexec'] });
+    const joined = spec({}, { PidMode: 'container:web', IpcMode: 'container:web' }, { join: { pid: '/proc/7/ns/pid', ipc: { path: '/proc/7/ns/ipc', shm: '/run/c/web/shm' } } });
+    assert.deepEqual(ns(joined), [{ type: 'mount' }, { type: 'network' }, { type: 'uts' }, { type: 'pid', path: '/proc/7/ns/pid' }, { type: 'ipc', path: '/proc/7/ns/ipc' }]);
+    assert.equal(shm(joined)!.source, '/run/c/web/shm');
+    // A create's check, before the other container runs: the modes only.
+    assert.deepEqual(types(spec({}, { PidMode: 'container:web' })), ['mount', 'network', 'uts', 'pid', 'ipc', 'cgroup']);
+    assert.equal(shm(spec({}, { IpcMode: 'none' })), undefined, 'none: no /dev/shm');
+    assert.equal(shm(spec({}, { IpcMode: 'shareable' }, { shm: '/run/c/me/shm' }))!.source, '/run/c/me/shm');
+    assert.equal(shm(spec({}, { IpcMode: 'private' }))!.type, 'tmpfs');
+    rejects(() => spec({}, { PidMode: 'container:' }), /^HostConfig\.PidMode: invalid PidMode: container name or ID is empty/);
+    rejects(() => spec({}, { IpcMode: 'bogus' }), /^HostConfig\.IpcMode: invalid IPC mode: bogus/);
+    rejects(() => spec({}, { UTSMode: 'container:x' }), /^HostConfig\.UTSMode: invalid UTS mode/);
+  });
 });
 
 describe('containerSpec: resources, limits, sysctls, security options', () => {
+  it('memory reservation, swappiness, OOM killer; cpuset mems; blkio weights and throttles by device', () => {
+    const r = spec({}, { Memory: 64 << 20, MemoryReservation: 32 << 20, MemorySwappiness: 10, OomKillDisable: true, CpusetMems: '0' }).linux!.resources!;
+    assert.deepEqual(r.memory, { limit: 64 << 20, swap: 128 << 20, reservation: 32 << 20, swappiness: 10, disableOOMKiller: true });
+    assert.equal(r.cpu!.mems, '0');
+    assert.equal(spec({}, { MemorySwappiness: -1 }).linux!.resources!.memory, undefined);
+    rejects(() => spec({}, { Memory: 64 << 20, MemoryReservation: 128 << 20 }), /^HostConfig\.MemoryReservation: Minimum memory limit can not be less than memory reservation limit/);
+    rejects(() => spec({}, { MemorySwappiness: 101 }), /valid memory swappiness range is 0-100/);
+    rejects(() => spec({}, { CpusetMems: 'x' }), /^HostConfig\.CpusetMems: /);
+    const deviceNumbers = (p: string) => (p === '/dev/vda' ? { major: 254, minor: 0 } : undefined);
+    const io = { BlkioWeight: 300, BlkioWeightDevice: [{ Path: '/dev/vda', Weight: 500 }], BlkioDeviceReadBps: [{ Path: '/dev/vda', Rate: 1048576 }], BlkioDeviceWriteIOps: [{ Path: '/dev/vda', Rate: 100 }] };
+    assert.deepEqual(spec({}, io, { facts: { deviceNumbers, blkioWeight: true } }).linux!.resources!.blockIO, {
+      weight: 300,
+      weightDevice: [{ major: 254, minor: 0, weight: 500 }],
+      throttleReadBpsDevice: [{ major: 254, minor: 0, rate: 1048576 }],
+      throttleWriteIOPSDevice: [{ major: 254, minor: 0, rate: 100 }],
+    });
+    // Without weights in the kernel they are discarded (dockerd warns), the limits stay.
+    assert.deepEqual(Object.keys(spec({}, io, { facts: { deviceNumbers } }).linux!.resources!.blockIO!), ['throttleReadBpsDevice', 'throttleWriteIOPSDevice']);
+    rejects(() => spec({}, { BlkioDeviceReadBps: [{ Path: '/dev/nope', Rate: 1 }] }, { facts: { deviceNumbers } }), /^HostConfig\.BlkioDeviceReadBps\[0\]\.Path: \/dev\/nope is not a block device/);
+    rejects(() => spec({}, { BlkioWeight: 5 }), /range of blkio weight is from 10 to 1000/);
+    assert.deepEqual(resourceWarnings({ BlkioWeight: 300, OomKillDisable: true }, {}), ['Your kernel does not support Block I/O weight or the cgroup is not mounted. Weight discarded.', 'OOM killer is disabled for the container, but no memory limit is set, this can result in the system running out of resources.']);
+    assert.deepEqual(resourceWarnings({ BlkioWeight: 300, Memory: 1 << 30, OomKillDisable: true }, { blkioWeight: true }), []);
+  });
+
   it('memory: limit, swap twice the limit by default, -1 unlimited; checks as dockerd', () => {
     assert.deepEqual(spec({}, { Memory: 64 << 20 }).linux!.resources!.memory, { limit: 64 << 20, swap: 128 << 20 });
     assert.deepEqual(spec({}, { Memory: 64 << 20, MemorySwap: -1 }).linux!.resources!.memory, { limit: 64 << 20, swap: -1 });

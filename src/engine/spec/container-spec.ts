@@ -8,8 +8,9 @@
  * `Env[2]`, `HostConfig.CapAdd[1]`, `HostConfig.Memory`.
  *
  * Not done here (no input for them yet): networks beyond the namespace and ports, volumes and bind mounts, links,
- * IpcMode/PidMode/UTSMode other than private, blkio, device requests, console size, AppArmor's
- * docker-default profile and SELinux labels.
+ * blkio, device requests, console size, AppArmor's docker-default profile and SELinux labels.
+ * Another container's namespaces (PidMode/IpcMode/NetworkMode "container:<id>") come in resolved
+ * to paths (`network`, `join`).
  */
 
 import { InvalidArgumentError, UnsupportedError } from '../../common/errors.js';
@@ -58,6 +59,16 @@ export interface HostConfig {
   ReadonlyRootfs?: boolean;
   Memory?: number;
   MemorySwap?: number;
+  MemoryReservation?: number;
+  MemorySwappiness?: number | null;
+  OomKillDisable?: boolean | null;
+  CpusetMems?: string;
+  BlkioWeight?: number;
+  BlkioWeightDevice?: Array<{ Path?: string; Weight?: number }> | null;
+  BlkioDeviceReadBps?: ThrottleDevice[] | null;
+  BlkioDeviceWriteBps?: ThrottleDevice[] | null;
+  BlkioDeviceReadIOps?: ThrottleDevice[] | null;
+  BlkioDeviceWriteIOps?: ThrottleDevice[] | null;
   NanoCpus?: number;
   CpuShares?: number;
   CpuQuota?: number;
@@ -73,10 +84,23 @@ export interface HostConfig {
   Sysctls?: Record<string, string> | null;
   CgroupnsMode?: string;
   UsernsMode?: string;
+  PidMode?: string;
+  IpcMode?: string;
+  UTSMode?: string;
+}
+
+/** A block device and a rate (bytes or operations per second), as --device-read-bps and friends give them. */
+export interface ThrottleDevice {
+  Path?: string;
+  Rate?: number;
 }
 
 /** What the caller knows about the host. Every field has a default that assumes nothing of the host. */
 export interface HostFacts {
+  /** The major and minor numbers of a device node (blkio's per-device weights and throttles). Default: none known. */
+  deviceNumbers?: (path: string) => { major: number; minor: number } | undefined;
+  /** Whether the kernel's blkio controller takes weights (blkio.weight: CFQ/BFQ). Default false: they are discarded, as dockerd does. */
+  blkioWeight?: boolean;
   /** Capabilities "ALL" means (the daemon's bounding set). Default: every capability Berth knows. */
   capabilities?: string[];
   /** The host's device nodes: what a privileged container gets, and where HostConfig.Devices are looked up. */
@@ -111,6 +135,17 @@ export interface ContainerSpecInput {
    * "bridge"), the host's ("host"), or another container's, by its path ("container:<id>").
    */
   network?: { mode: 'private' } | { mode: 'host' } | { mode: 'join'; path: string };
+  /**
+   * For PidMode and IpcMode "container:<id>", that container's namespaces by path (and its
+   * /dev/shm as a path to bind), known once it runs. Without them (a create's check), the
+   * modes are only checked.
+   */
+  join?: { pid?: string; ipc?: { path: string; shm?: string } };
+  /**
+   * IpcMode "shareable": a host directory (a tmpfs the engine mounted) bound as /dev/shm, so
+   * that containers joining its IPC namespace can bind the same one.
+   */
+  shm?: string;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -197,6 +232,54 @@ function defaultDeviceRules(): DeviceCgroupRule[] {
 // ---------------------------------------------------------------------------------------------
 // The spec
 
+interface NamespaceModes {
+  pid: 'private' | 'host' | 'container';
+  ipc: 'private' | 'none' | 'host' | 'container';
+  uts: 'private' | 'host';
+}
+
+/**
+ * HostConfig.PidMode ("", host, container:<id>), IpcMode ("", private, shareable, none, host,
+ * container:<id>) and UTSMode ("", host), as dockerd takes them; "shareable" is private here
+ * (another container joins it by its namespace path).
+ */
+function namespaceModes(host: HostConfig): NamespaceModes {
+  const containerRef = (value: string, field: string): boolean => {
+    if (!value.startsWith('container:')) return false;
+    if (value === 'container:') throw new InvalidArgumentError(`invalid ${field.split('.')[1]}: container name or ID is empty`, field);
+    return true;
+  };
+  const pidMode = optionalString(host.PidMode, 'HostConfig.PidMode') ?? '';
+  let pid: NamespaceModes['pid'];
+  if (pidMode === '') pid = 'private';
+  else if (pidMode === 'host') pid = 'host';
+  else if (containerRef(pidMode, 'HostConfig.PidMode')) pid = 'container';
+  else throw new InvalidArgumentError(`invalid PID mode: ${pidMode}`, 'HostConfig.PidMode');
+  const ipcMode = optionalString(host.IpcMode, 'HostConfig.IpcMode') ?? '';
+  let ipc: NamespaceModes['ipc'];
+  if (['', 'private', 'shareable'].includes(ipcMode)) ipc = 'private';
+  else if (ipcMode === 'none' || ipcMode === 'host') ipc = ipcMode;
+  else if (containerRef(ipcMode, 'HostConfig.IpcMode')) ipc = 'container';
+  else throw new InvalidArgumentError(`invalid IPC mode: ${ipcMode}`, 'HostConfig.IpcMode');
+  const utsMode = optionalString(host.UTSMode, 'HostConfig.UTSMode') ?? '';
+  if (utsMode !== '' && utsMode !== 'host') throw new InvalidArgumentError(`invalid UTS mode: ${utsMode}`, 'HostConfig.UTSMode');
+  return { pid, ipc, uts: utsMode === 'host' ? 'host' : 'private' };
+}
+
+/**
+ * /dev/shm by IPC mode: the container's own tmpfs (private), or a host one bound (shareable);
+ * none for "none"; the host's for "host", the donor's for "container:<id>", bound (as dockerd
+ * binds them). A /dev/shm of the user's own (a tmpfs or volume there) is left alone.
+ */
+function shmMount(mounts: Mount[], ipc: NamespaceModes['ipc'], boundShm: string | undefined): Mount[] {
+  const own = mounts.find((m) => m.destination === '/dev/shm' && m.source === 'shm');
+  if (!own) return mounts;
+  if (ipc === 'none') return mounts.filter((m) => m !== own);
+  const source = ipc === 'host' ? '/dev/shm' : boundShm;
+  if (!source) return mounts; // private; or a create's check, the donor's not known yet
+  return mounts.map((m) => (m === own ? { destination: '/dev/shm', type: 'bind', source, options: ['rbind', 'rprivate', 'nosuid', 'nodev', 'noexec'] } : m));
+}
+
 function networkNamespace(network: NonNullable<ContainerSpecInput['network']>): Namespace[] {
   if (network.mode === 'host') return [];
   if (network.mode === 'join') return [{ type: 'network', path: network.path }];
@@ -227,7 +310,13 @@ export function containerSpec(input: ContainerSpecInput): Spec {
   // Namespaces first: other defaults depend on them.
   const security = parseSecurityOpt(host.SecurityOpt);
   const network = input.network ?? { mode: 'private' };
-  const namespaces: Namespace[] = [{ type: 'mount' }, ...networkNamespace(network), { type: 'uts' }, { type: 'pid' }, { type: 'ipc' }];
+  const modes = namespaceModes(host);
+  const namespaces: Namespace[] = [{ type: 'mount' }, ...networkNamespace(network)];
+  if (modes.uts === 'private') namespaces.push({ type: 'uts' });
+  if (modes.pid === 'private') namespaces.push({ type: 'pid' });
+  else if (modes.pid === 'container') namespaces.push(input.join?.pid ? { type: 'pid', path: input.join.pid } : { type: 'pid' });
+  if (modes.ipc === 'container') namespaces.push(input.join?.ipc ? { type: 'ipc', path: input.join.ipc.path } : { type: 'ipc' });
+  else if (modes.ipc !== 'host') namespaces.push({ type: 'ipc' });
   const usernsMode = optionalString(host.UsernsMode, 'HostConfig.UsernsMode') ?? '';
   if (!['', 'host', 'private'].includes(usernsMode)) throw new InvalidArgumentError(`invalid user namespace mode ${JSON.stringify(usernsMode)}`, 'HostConfig.UsernsMode');
   if (usernsMode === 'private' && !facts.idMappings) {
@@ -272,7 +361,8 @@ export function containerSpec(input: ContainerSpecInput): Spec {
       capabilities:
         user.uid === 0 ? { bounding: [...capabilities], effective: [...capabilities], permitted: [...capabilities] } : { bounding: [...capabilities] },
     },
-    hostname,
+    // Without a UTS namespace of its own the container has the host's names.
+    ...(modes.uts === 'private' ? { hostname } : {}),
     mounts: [],
     linux: {
       namespaces,
@@ -286,7 +376,7 @@ export function containerSpec(input: ContainerSpecInput): Spec {
   };
   const process = spec.process!;
   const linux = spec.linux!;
-  if (domainname) spec.domainname = domainname;
+  if (domainname && modes.uts === 'private') spec.domainname = domainname;
   if (userns) {
     linux.uidMappings = facts.idMappings!.uidMappings.map((m) => ({ ...m }));
     linux.gidMappings = facts.idMappings!.gidMappings.map((m) => ({ ...m }));
@@ -304,14 +394,14 @@ export function containerSpec(input: ContainerSpecInput): Spec {
     process.args = [INIT_PATH_IN_CONTAINER, '--', ...args];
     mounts.push({ destination: INIT_PATH_IN_CONTAINER, type: 'bind', source: facts.initPath, options: ['bind', 'ro'] });
   }
-  spec.mounts = containerMounts(mounts, host, spec.root!.readonly === true, privileged, userns || security.writableCgroups);
+  spec.mounts = shmMount(containerMounts(mounts, host, spec.root!.readonly === true, privileged, userns || security.writableCgroups), modes.ipc, modes.ipc === 'private' ? input.shm : input.join?.ipc?.shm);
   if (privileged || security.unconfinedPaths) {
     linux.maskedPaths = [];
     linux.readonlyPaths = [];
   }
 
   // Resources and devices
-  linux.resources = resources(host);
+  linux.resources = resources(host, facts);
   const { devices, rules } = deviceSetup(host.Devices, privileged, facts.devices ?? []);
   linux.devices = devices;
   linux.resources.devices = rules;
@@ -605,7 +695,7 @@ export function mergeTmpfsOptions(options: string[], field: string): string[] {
 // Resources
 
 /** HostConfig's resource fields → OCI linux.resources, checked as dockerd does (also for `docker update`). */
-export function resources(host: HostConfig): NonNullable<NonNullable<Spec['linux']>['resources']> {
+export function resources(host: HostConfig, facts: Pick<HostFacts, 'deviceNumbers' | 'blkioWeight'> = {}): NonNullable<NonNullable<Spec['linux']>['resources']> {
   const result: NonNullable<NonNullable<Spec['linux']>['resources']> = {};
   const memory = host.Memory === undefined ? 0 : integer(host.Memory, 'HostConfig.Memory', 0);
   let swap = host.MemorySwap === undefined ? 0 : integer(host.MemorySwap, 'HostConfig.MemorySwap', -1);
@@ -614,10 +704,19 @@ export function resources(host: HostConfig): NonNullable<NonNullable<Spec['linux
   if (memory > 0 && swap > 0 && swap < memory) throw new InvalidArgumentError('minimum memoryswap limit should be larger than memory limit', 'HostConfig.MemorySwap');
   // dockerd: by default, swap is as large as the memory limit (MemorySwap = 2 * Memory).
   if (memory > 0 && swap === 0) swap = memory * 2;
-  if (memory > 0 || swap !== 0) {
+  const reservation = host.MemoryReservation === undefined ? 0 : integer(host.MemoryReservation, 'HostConfig.MemoryReservation', 0);
+  if (reservation > 0 && reservation < MIN_MEMORY) throw new InvalidArgumentError('minimum memory reservation allowed is 6MB', 'HostConfig.MemoryReservation');
+  if (memory > 0 && reservation > memory) throw new InvalidArgumentError('Minimum memory limit can not be less than memory reservation limit, see usage', 'HostConfig.MemoryReservation');
+  const swappiness = host.MemorySwappiness === undefined || host.MemorySwappiness === null ? -1 : integer(host.MemorySwappiness, 'HostConfig.MemorySwappiness', -1);
+  if (swappiness > 100) throw new InvalidArgumentError(`invalid value: ${swappiness}, valid memory swappiness range is 0-100`, 'HostConfig.MemorySwappiness');
+  const noOomKiller = optionalBoolean(host.OomKillDisable ?? undefined, 'HostConfig.OomKillDisable') ?? false;
+  if (memory > 0 || swap !== 0 || reservation > 0 || swappiness >= 0 || noOomKiller) {
     result.memory = {};
     if (memory > 0) result.memory.limit = memory;
     if (swap !== 0) result.memory.swap = swap;
+    if (reservation > 0) result.memory.reservation = reservation;
+    if (swappiness >= 0) result.memory.swappiness = swappiness;
+    if (noOomKiller) result.memory.disableOOMKiller = true;
   }
 
   const cpu: NonNullable<typeof result.cpu> = {};
@@ -644,7 +743,15 @@ export function resources(host: HostConfig): NonNullable<NonNullable<Spec['linux
     if (!/^\d+(-\d+)?(,\d+(-\d+)?)*$/.test(cpus)) throw new InvalidArgumentError(`invalid value ${JSON.stringify(cpus)} for cpuset cpus`, 'HostConfig.CpusetCpus');
     cpu.cpus = cpus;
   }
+  const mems = optionalString(host.CpusetMems, 'HostConfig.CpusetMems');
+  if (mems) {
+    if (!/^\d+(-\d+)?(,\d+(-\d+)?)*$/.test(mems)) throw new InvalidArgumentError(`invalid value ${JSON.stringify(mems)} for cpuset mems`, 'HostConfig.CpusetMems');
+    cpu.mems = mems;
+  }
   if (Object.keys(cpu).length > 0) result.cpu = cpu;
+
+  const blockIO = blkio(host, facts);
+  if (blockIO) result.blockIO = blockIO;
 
   if (host.PidsLimit !== undefined && host.PidsLimit !== null) {
     const limit = integer(host.PidsLimit, 'HostConfig.PidsLimit');
@@ -652,6 +759,61 @@ export function resources(host: HostConfig): NonNullable<NonNullable<Spec['linux
     result.pids = { limit: limit <= 0 ? -1 : limit };
   }
   return result;
+}
+
+/**
+ * The blkio fields: a weight (10-1000) overall and per device, and per-device read/write
+ * limits in bytes or operations per second, devices named by path (dockerd stats them). Weights
+ * need a kernel whose blkio takes them; without, dockerd discards them with a warning, as here
+ * (see resourceWarnings).
+ */
+function blkio(host: HostConfig, facts: Pick<HostFacts, 'deviceNumbers' | 'blkioWeight'>): NonNullable<NonNullable<Spec['linux']>['resources']>['blockIO'] | undefined {
+  const result: NonNullable<NonNullable<Spec['linux']>['resources']>['blockIO'] = {};
+  const device = (p: unknown, field: string): { major: number; minor: number } => {
+    const devicePath = checkString(p, field);
+    const numbers = facts.deviceNumbers?.(devicePath);
+    if (!numbers) throw new InvalidArgumentError(`${devicePath} is not a block device on this host`, field);
+    return numbers;
+  };
+  const weight = host.BlkioWeight === undefined ? 0 : integer(host.BlkioWeight, 'HostConfig.BlkioWeight', 0, 1000);
+  if (weight > 0 && weight < 10) throw new InvalidArgumentError('range of blkio weight is from 10 to 1000', 'HostConfig.BlkioWeight');
+  if (weight > 0 && facts.blkioWeight) result.weight = weight;
+  const list = <T>(value: T[] | null | undefined, field: string): T[] => {
+    if (value === undefined || value === null) return [];
+    if (!Array.isArray(value)) throw new InvalidArgumentError('must be a list', field);
+    return value;
+  };
+  const weights = list(host.BlkioWeightDevice, 'HostConfig.BlkioWeightDevice').map((d, i) => {
+    const field = `HostConfig.BlkioWeightDevice[${i}]`;
+    checkObject(d, field);
+    const w = integer(d.Weight, `${field}.Weight`, 10, 1000);
+    return { ...device(d.Path, `${field}.Path`), weight: w };
+  });
+  if (weights.length && facts.blkioWeight) result.weightDevice = weights;
+  for (const [key, field] of [
+    ['throttleReadBpsDevice', 'BlkioDeviceReadBps'],
+    ['throttleWriteBpsDevice', 'BlkioDeviceWriteBps'],
+    ['throttleReadIOPSDevice', 'BlkioDeviceReadIOps'],
+    ['throttleWriteIOPSDevice', 'BlkioDeviceWriteIOps'],
+  ] as const) {
+    const throttles = list(host[field], `HostConfig.${field}`).map((d, i) => {
+      const f = `HostConfig.${field}[${i}]`;
+      checkObject(d, f);
+      return { ...device(d.Path, `${f}.Path`), rate: integer(d.Rate, `${f}.Rate`, 0) };
+    });
+    if (throttles.length) result[key] = throttles;
+  }
+  return Object.keys(result).length ? result : undefined;
+}
+
+/** dockerd's create warnings for resources the host cannot give (the docker CLI prints them). */
+export function resourceWarnings(host: HostConfig, facts: Pick<HostFacts, 'blkioWeight'> = {}): string[] {
+  const warnings: string[] = [];
+  if (!facts.blkioWeight && ((host.BlkioWeight ?? 0) > 0 || (host.BlkioWeightDevice?.length ?? 0) > 0)) {
+    warnings.push('Your kernel does not support Block I/O weight or the cgroup is not mounted. Weight discarded.');
+  }
+  if (host.OomKillDisable && !(host.Memory ?? 0)) warnings.push("OOM killer is disabled for the container, but no memory limit is set, this can result in the system running out of resources.");
+  return warnings;
 }
 
 const ULIMIT_NAMES = new Set(['as', 'core', 'cpu', 'data', 'fsize', 'locks', 'memlock', 'msgqueue', 'nice', 'nofile', 'nproc', 'rss', 'rtprio', 'rttime', 'sigpending', 'stack']);
