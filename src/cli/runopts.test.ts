@@ -115,3 +115,42 @@ test('--log-driver and --log-opt make LogConfig', () => {
   const req = buildCreateRequest({ logDriver: 'local', logOpt: ['max-size=1m', 'max-file=3'] }, 'busybox', [], { env: {} });
   assert.deepEqual((req.body.HostConfig as Record<string, unknown>).LogConfig, { Type: 'local', Config: { 'max-size': '1m', 'max-file': '3' } });
 });
+
+test('namespace, resource, sysctl and health flags as the docker CLI sends them', () => {
+  const body = buildCreateRequest(
+    {
+      pid: 'host',
+      ipc: 'shareable',
+      uts: 'host',
+      cpuShares: '512',
+      cpusetCpus: '0',
+      memoryReservation: '32m',
+      memorySwap: '-1',
+      memorySwappiness: '10',
+      oomKillDisable: true,
+      deviceReadBps: ['/dev/vda:1mb'],
+      deviceWriteIops: ['/dev/vda:100'],
+      sysctl: ['net.ipv4.ip_forward=1'],
+      healthCmd: 'true',
+      healthInterval: '1m30s',
+      healthRetries: '3',
+    },
+    'busybox',
+    [],
+    { env: {} },
+  ).body;
+  const h = body.HostConfig as Record<string, unknown>;
+  assert.deepEqual(
+    [h.PidMode, h.IpcMode, h.UTSMode, h.CpuShares, h.CpusetCpus, h.MemoryReservation, h.MemorySwap, h.MemorySwappiness, h.OomKillDisable],
+    ['host', 'shareable', 'host', 512, '0', 32 << 20, -1, 10, true],
+  );
+  assert.deepEqual(h.BlkioDeviceReadBps, [{ Path: '/dev/vda', Rate: 1 << 20 }]);
+  assert.deepEqual(h.BlkioDeviceWriteIOps, [{ Path: '/dev/vda', Rate: 100 }]);
+  assert.deepEqual(h.Sysctls, { 'net.ipv4.ip_forward': '1' });
+  assert.deepEqual(body.Healthcheck, { Test: ['CMD-SHELL', 'true'], Interval: 90e9, Retries: 3 });
+  assert.deepEqual(buildCreateRequest({ noHealthcheck: true }, 'busybox', [], { env: {} }).body.Healthcheck, { Test: ['NONE'] });
+  assert.throws(() => buildCreateRequest({ noHealthcheck: true, healthCmd: 'x' }, 'busybox', [], { env: {} }), /conflicts/);
+  assert.throws(() => buildCreateRequest({ healthInterval: '5x' }, 'busybox', [], { env: {} }), /invalid duration "5x"/);
+  assert.throws(() => buildCreateRequest({ deviceReadBps: ['sda:1mb'] }, 'busybox', [], { env: {} }), /bad format/);
+  assert.throws(() => buildCreateRequest({ cpuShares: 'lots' }, 'busybox', [], { env: {} }), /--cpu-shares/);
+});

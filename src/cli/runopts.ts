@@ -3,6 +3,7 @@
  * builds it. Pure: the environment, files and terminal size come in as parameters, so unit
  * tests compare the result with bodies captured from a real `docker run`.
  */
+import { parseGoDuration } from '../common/duration.js';
 import { keyValues, parseRamSize } from './format.js';
 
 export interface RunFlags {
@@ -53,6 +54,33 @@ export interface RunFlags {
   groupAdd?: string[];
   logDriver?: string;
   logOpt?: string[];
+  pid?: string;
+  ipc?: string;
+  uts?: string;
+  cgroupns?: string;
+  cpuShares?: string;
+  cpusetCpus?: string;
+  cpusetMems?: string;
+  cpuPeriod?: string;
+  cpuQuota?: string;
+  memoryReservation?: string;
+  memorySwap?: string;
+  memorySwappiness?: string;
+  oomKillDisable?: boolean;
+  oomScoreAdj?: string;
+  blkioWeight?: string;
+  deviceReadBps?: string[];
+  deviceWriteBps?: string[];
+  deviceReadIops?: string[];
+  deviceWriteIops?: string[];
+  sysctl?: string[];
+  domainname?: string;
+  healthCmd?: string;
+  healthInterval?: string;
+  healthTimeout?: string;
+  healthRetries?: string;
+  healthStartPeriod?: string;
+  noHealthcheck?: boolean;
 }
 
 export interface CreateRequest {
@@ -66,6 +94,7 @@ export interface CreateRequest {
     AttachStdout: boolean;
     AttachStderr: boolean;
     ExposedPorts?: Record<string, object>;
+    Healthcheck?: Record<string, unknown>;
     Tty: boolean;
     OpenStdin: boolean;
     StdinOnce: boolean;
@@ -365,10 +394,11 @@ export function buildCreateRequest(
   if (Object.keys(tmpfs).length) hostConfig.Tmpfs = tmpfs;
   if (flags.mount?.length) hostConfig.Mounts = flags.mount.map(parseMount);
   if (flags.init) hostConfig.Init = true;
+  Object.assign(hostConfig, namespaceAndResourceFlags(flags));
 
   const body: CreateRequest['body'] = {
     Hostname: flags.hostname ?? '',
-    Domainname: '',
+    Domainname: flags.domainname ?? '',
     User: flags.user ?? '',
     AttachStdin: attachStdin,
     AttachStdout: attachStdout,
@@ -387,12 +417,86 @@ export function buildCreateRequest(
     NetworkingConfig: { EndpointsConfig: builtinNetworks.includes(network) ? {} : { [network]: endpointConfig(flags) } },
   };
   if (Object.keys(exposed).length) body.ExposedPorts = exposed;
+  const healthcheck = healthcheckFlags(flags);
+  if (healthcheck) body.Healthcheck = healthcheck;
   if (flags.stopSignal) body.StopSignal = flags.stopSignal;
   if (stopTimeout !== undefined) body.StopTimeout = stopTimeout;
   const req: CreateRequest = { body };
   if (flags.name) req.name = flags.name;
   if (flags.platform) req.platform = flags.platform;
   return req;
+}
+
+function integerFlag(value: string, flag: string): number {
+  if (!/^-?\d+$/.test(value.trim())) throw new FlagError(`invalid argument "${value}" for "${flag}" flag: strconv.ParseInt: parsing "${value}": invalid syntax`);
+  return Number(value);
+}
+
+/** --device-read-bps /dev/sda:1mb (a size) or --device-read-iops /dev/sda:100 (a number). */
+function throttleDevices(list: string[] | undefined, flag: string, size: boolean): Array<{ Path: string; Rate: number }> {
+  return (list ?? []).map((spec) => {
+    const i = spec.lastIndexOf(':');
+    const devicePath = spec.slice(0, i);
+    const rate = spec.slice(i + 1);
+    if (i <= 0 || !devicePath.startsWith('/dev/')) throw new FlagError(`invalid argument "${spec}" for "${flag}" flag: bad format: ${spec}`);
+    return { Path: devicePath, Rate: size ? parseRamSize(rate) : integerFlag(rate, flag) };
+  });
+}
+
+/** --pid/--ipc/--uts/--cgroupns and the cpu, memory, blkio and sysctl flags, as HostConfig fields (only those given). */
+function namespaceAndResourceFlags(flags: RunFlags): Record<string, unknown> {
+  const h: Record<string, unknown> = {};
+  if (flags.pid) h.PidMode = flags.pid;
+  if (flags.ipc) h.IpcMode = flags.ipc;
+  if (flags.uts) h.UTSMode = flags.uts;
+  if (flags.cgroupns) h.CgroupnsMode = flags.cgroupns;
+  if (flags.cpuShares) h.CpuShares = integerFlag(flags.cpuShares, '--cpu-shares');
+  if (flags.cpusetCpus) h.CpusetCpus = flags.cpusetCpus;
+  if (flags.cpusetMems) h.CpusetMems = flags.cpusetMems;
+  if (flags.cpuPeriod) h.CpuPeriod = integerFlag(flags.cpuPeriod, '--cpu-period');
+  if (flags.cpuQuota) h.CpuQuota = integerFlag(flags.cpuQuota, '--cpu-quota');
+  if (flags.memoryReservation) h.MemoryReservation = parseRamSize(flags.memoryReservation);
+  if (flags.memorySwap) h.MemorySwap = flags.memorySwap === '-1' ? -1 : parseRamSize(flags.memorySwap);
+  if (flags.memorySwappiness) h.MemorySwappiness = integerFlag(flags.memorySwappiness, '--memory-swappiness');
+  if (flags.oomKillDisable) h.OomKillDisable = true;
+  if (flags.oomScoreAdj) h.OomScoreAdj = integerFlag(flags.oomScoreAdj, '--oom-score-adj');
+  if (flags.blkioWeight) h.BlkioWeight = integerFlag(flags.blkioWeight, '--blkio-weight');
+  const throttles = [
+    ['BlkioDeviceReadBps', flags.deviceReadBps, '--device-read-bps', true],
+    ['BlkioDeviceWriteBps', flags.deviceWriteBps, '--device-write-bps', true],
+    ['BlkioDeviceReadIOps', flags.deviceReadIops, '--device-read-iops', false],
+    ['BlkioDeviceWriteIOps', flags.deviceWriteIops, '--device-write-iops', false],
+  ] as const;
+  for (const [key, list, flag, size] of throttles) if (list?.length) h[key] = throttleDevices(list, flag, size);
+  if (flags.sysctl?.length) h.Sysctls = keyValues(flags.sysctl);
+  return h;
+}
+
+/** --health-* and --no-healthcheck as Config.Healthcheck (durations in nanoseconds). */
+function healthcheckFlags(flags: RunFlags): Record<string, unknown> | undefined {
+  const durations = [
+    ['Interval', flags.healthInterval, '--health-interval'],
+    ['Timeout', flags.healthTimeout, '--health-timeout'],
+    ['StartPeriod', flags.healthStartPeriod, '--health-start-period'],
+  ] as const;
+  const given = flags.healthCmd !== undefined || flags.healthRetries !== undefined || durations.some(([, v]) => v !== undefined);
+  if (flags.noHealthcheck) {
+    if (given) throw new FlagError('--no-healthcheck conflicts with --health-* options');
+    return { Test: ['NONE'] };
+  }
+  if (!given) return undefined;
+  const hc: Record<string, unknown> = {};
+  if (flags.healthCmd !== undefined) hc.Test = ['CMD-SHELL', flags.healthCmd];
+  for (const [key, value, flag] of durations) {
+    if (value === undefined) continue;
+    try {
+      hc[key] = parseGoDuration(value);
+    } catch {
+      throw new FlagError(`invalid argument "${value}" for "${flag}" flag: time: invalid duration "${value}"`);
+    }
+  }
+  if (flags.healthRetries !== undefined) hc.Retries = integerFlag(flags.healthRetries, '--health-retries');
+  return hc;
 }
 
 /** --network-alias, --ip and --link on a user-defined network, as the docker CLI sends them. */

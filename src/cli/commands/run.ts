@@ -37,6 +37,33 @@ function containerFlags(cmd: Command): Command {
     .option('--init', 'Run an init inside the container that forwards signals and reaps processes')
     .option('-i, --interactive', 'Keep STDIN open even if not attached')
     .option('-l, --label <label>', 'Set meta data on a container', collect)
+    .option('--pid <mode>', 'PID namespace to use')
+    .option('--ipc <mode>', 'IPC mode to use')
+    .option('--uts <mode>', 'UTS namespace to use')
+    .option('--cgroupns <mode>', 'Cgroup namespace to use (host|private)')
+    .option('-c, --cpu-shares <n>', 'CPU shares (relative weight)')
+    .option('--cpuset-cpus <cpus>', 'CPUs in which to allow execution (0-3, 0,1)')
+    .option('--cpuset-mems <mems>', 'MEMs in which to allow execution (0-3, 0,1)')
+    .option('--cpu-period <n>', 'Limit CPU CFS (Completely Fair Scheduler) period')
+    .option('--cpu-quota <n>', 'Limit CPU CFS (Completely Fair Scheduler) quota')
+    .option('--memory-reservation <bytes>', 'Memory soft limit')
+    .option('--memory-swap <bytes>', "Swap limit equal to memory plus swap: '-1' to enable unlimited swap")
+    .option('--memory-swappiness <n>', 'Tune container memory swappiness (0 to 100)')
+    .option('--oom-kill-disable', 'Disable OOM Killer')
+    .option('--oom-score-adj <n>', "Tune host's OOM preferences (-1000 to 1000)")
+    .option('--blkio-weight <n>', 'Block IO (relative weight), between 10 and 1000')
+    .option('--device-read-bps <device:rate>', 'Limit read rate (bytes per second) from a device', collect)
+    .option('--device-write-bps <device:rate>', 'Limit write rate (bytes per second) to a device', collect)
+    .option('--device-read-iops <device:rate>', 'Limit read rate (IO per second) from a device', collect)
+    .option('--device-write-iops <device:rate>', 'Limit write rate (IO per second) to a device', collect)
+    .option('--sysctl <key=value>', 'Sysctl options', collect)
+    .option('--domainname <name>', 'Container NIS domain name')
+    .option('--health-cmd <command>', 'Command to run to check health')
+    .option('--health-interval <duration>', 'Time between running the check (ms|s|m|h)')
+    .option('--health-timeout <duration>', 'Maximum time to allow one check to run (ms|s|m|h)')
+    .option('--health-retries <n>', 'Consecutive failures needed to report unhealthy')
+    .option('--health-start-period <duration>', 'Start period for the container to initialize before starting health-retries countdown (ms|s|m|h)')
+    .option('--no-healthcheck', 'Disable any container-specified HEALTHCHECK')
     .option('--log-driver <driver>', 'Logging driver for the container')
     .option('--log-opt <opt>', 'Log driver options', collect)
     .option('-m, --memory <bytes>', 'Memory limit')
@@ -76,7 +103,9 @@ async function createContainer(ctx: Ctx, flags: Flags, image: string, args: stri
   let req;
   try {
     const envFiles = (flags.envFile ?? []).flatMap((f) => parseEnvFile(fs.readFileSync(f, 'utf8'), process.env));
-    req = buildCreateRequest(flags, image, args, { env: process.env, envFiles, consoleSize: flags.tty ? consoleSize() : undefined });
+    // commander reads --no-healthcheck as healthcheck: false.
+    const given = (flags as { healthcheck?: boolean }).healthcheck === false ? { ...flags, noHealthcheck: true } : flags;
+    req = buildCreateRequest(given, image, args, { env: process.env, envFiles, consoleSize: flags.tty ? consoleSize() : undefined });
   } catch (e) {
     if (e instanceof FlagError || (e as NodeJS.ErrnoException).code) throw new ExitError(125, `berth: ${(e as Error).message}\nSee 'berth run --help'.`);
     throw e;

@@ -16,6 +16,7 @@
  * shell form, flags (`--from=`), `KEY=value` pairs and the old `KEY value` form. Heredocs
  * (BuildKit only) are not supported.
  */
+import { parseGoDuration } from '../../common/duration.js';
 import { InvalidArgumentError } from '../../common/errors.js';
 
 /** A logical line of a Dockerfile. */
@@ -454,23 +455,7 @@ function commandLine(rest: string): CommandLine {
   return json ? { args: json, shell: false } : { args: [rest], shell: true };
 }
 
-/** Go's time.ParseDuration, to nanoseconds. */
-export function parseGoDuration(text: string): number {
-  const units: Record<string, number> = { ns: 1, us: 1e3, µs: 1e3, ms: 1e6, s: 1e9, m: 60e9, h: 3600e9 };
-  if (text === '0') return 0;
-  const re = /(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)/y;
-  let total = 0;
-  let pos = 0;
-  while (pos < text.length) {
-    re.lastIndex = pos;
-    const m = re.exec(text);
-    if (!m) throw new InvalidArgumentError(`time: invalid duration "${text}"`);
-    total += Number(m[1]) * units[m[2]!]!;
-    pos = re.lastIndex;
-  }
-  if (text === '') throw new InvalidArgumentError('time: invalid duration ""');
-  return Math.round(total);
-}
+export { parseGoDuration };
 
 function healthcheck(ins: Instruction): HealthcheckSpec {
   const flags = flagMap(ins);
