@@ -134,6 +134,7 @@ test('namespace, resource, sysctl and health flags as the docker CLI sends them'
       healthCmd: 'true',
       healthInterval: '1m30s',
       healthRetries: '3',
+      volumesFrom: ['a', 'b:ro'],
     },
     'busybox',
     [],
@@ -147,6 +148,7 @@ test('namespace, resource, sysctl and health flags as the docker CLI sends them'
   assert.deepEqual(h.BlkioDeviceReadBps, [{ Path: '/dev/vda', Rate: 1 << 20 }]);
   assert.deepEqual(h.BlkioDeviceWriteIOps, [{ Path: '/dev/vda', Rate: 100 }]);
   assert.deepEqual(h.Sysctls, { 'net.ipv4.ip_forward': '1' });
+  assert.deepEqual(h.VolumesFrom, ['a', 'b:ro']);
   assert.deepEqual(body.Healthcheck, { Test: ['CMD-SHELL', 'true'], Interval: 90e9, Retries: 3 });
   assert.deepEqual(buildCreateRequest({ noHealthcheck: true }, 'busybox', [], { env: {} }).body.Healthcheck, { Test: ['NONE'] });
   assert.throws(() => buildCreateRequest({ noHealthcheck: true, healthCmd: 'x' }, 'busybox', [], { env: {} }), /conflicts/);

@@ -81,6 +81,7 @@ export interface RunFlags {
   healthRetries?: string;
   healthStartPeriod?: string;
   noHealthcheck?: boolean;
+  volumesFrom?: string[];
 }
 
 export interface CreateRequest {
@@ -469,6 +470,7 @@ function namespaceAndResourceFlags(flags: RunFlags): Record<string, unknown> {
   ] as const;
   for (const [key, list, flag, size] of throttles) if (list?.length) h[key] = throttleDevices(list, flag, size);
   if (flags.sysctl?.length) h.Sysctls = keyValues(flags.sysctl);
+  if (flags.volumesFrom?.length) h.VolumesFrom = flags.volumesFrom;
   return h;
 }
 

@@ -295,6 +295,19 @@ describe('berthd with the docker CLI', { skip }, () => {
     if (!fs.existsSync('/sys/fs/cgroup/blkio/blkio.weight')) assert.match(d.docker(['run', '--rm', '--blkio-weight', '300', 'busybox', 'true']).stderr, /WARNING: Your kernel does not support Block I\/O weight/);
   });
 
+  it("--volumes-from: another container's volumes, read-write or read-only", () => {
+    const donor = d.dockerOk(['run', '-d', '-v', '/data', '-v', 'vfnamed:/named', 'busybox', 'sh', '-c', 'echo a > /data/x; echo b > /named/y; exec sleep 1000']).trim();
+    try {
+      assert.ok(d.dockerOk(['exec', donor, 'cat', '/data/x']) === 'a\n');
+      assert.equal(d.dockerOk(['run', '--rm', '--volumes-from', donor, 'busybox', 'sh', '-c', 'cat /data/x /named/y; echo c > /data/z']), 'a\nb\n');
+      assert.equal(d.dockerOk(['exec', donor, 'cat', '/data/z']), 'c\n', 'the same volume');
+      assert.notEqual(d.docker(['run', '--rm', '--volumes-from', `${donor}:ro`, 'busybox', 'touch', '/data/w']).status, 0, ':ro');
+    } finally {
+      d.dockerOk(['rm', '-f', '-v', donor]);
+    }
+    d.dockerOk(['volume', 'rm', 'vfnamed']);
+  });
+
   it('local volume driver options: a tmpfs volume and a bind of a host directory, mounted while containers use them; removing the volume leaves the directory', async () => {
     const data = (name: string): string => d.dockerOk(['volume', 'inspect', '-f', '{{.Mountpoint}}', name]).trim();
     const mounted = (dir: string): boolean => fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').some((l) => l.split(' ')[4] === dir);

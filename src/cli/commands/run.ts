@@ -57,6 +57,7 @@ function containerFlags(cmd: Command): Command {
     .option('--device-read-iops <device:rate>', 'Limit read rate (IO per second) from a device', collect)
     .option('--device-write-iops <device:rate>', 'Limit write rate (IO per second) to a device', collect)
     .option('--sysctl <key=value>', 'Sysctl options', collect)
+    .option('--volumes-from <container>', 'Mount volumes from the specified container(s)', collect)
     .option('--domainname <name>', 'Container NIS domain name')
     .option('--health-cmd <command>', 'Command to run to check health')
     .option('--health-interval <duration>', 'Time between running the check (ms|s|m|h)')

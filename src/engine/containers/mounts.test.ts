@@ -100,6 +100,22 @@ describe('resolveMounts and ociMounts', () => {
     await assert.rejects(resolve({ Mounts: [{ Type: 'volume', Source: 'v', Target: '/c', BindOptions: {} }] }), /field BindOptions must not be specified/);
   });
 
+  it("VolumesFrom: another container's mount points, read-only when asked, replaced by a bind at the same place", async () => {
+    const donor: MountPoint[] = [
+      { Type: 'volume', Name: 'anon', Source: '/vol/anon/_data', Destination: '/data', Driver: 'local', Mode: '', RW: true, Propagation: '' },
+      { Type: 'bind', Source: '/src', Destination: '/h', Mode: 'ro', RW: false, Propagation: 'rprivate', RecursiveReadOnly: true },
+    ];
+    const volumes = { ...fakeVolumes(), mountsOf: (ref: string) => (ref === 'donor' ? donor : assert.fail(`no ${ref}`)) };
+    const same = await resolveMounts({ VolumesFrom: ['donor'] }, undefined, undefined, volumes);
+    assert.deepEqual(same.map((p) => [p.Destination, p.RW, p.NoCopy]), [['/data', true, true], ['/h', false, true]]);
+    const ro = await resolveMounts({ VolumesFrom: ['donor:ro'] }, undefined, undefined, volumes);
+    assert.deepEqual(ociMounts(ro).map((m) => m.options), [['rbind', 'rro'], ['rbind', 'rro', 'rprivate']]);
+    const replaced = await resolveMounts({ VolumesFrom: ['donor'], Binds: ['/src:/data'] }, { '/data': {} }, undefined, volumes);
+    assert.deepEqual(replaced.map((p) => [p.Destination, p.Type, p.Source]), [['/h', 'bind', '/src'], ['/data', 'bind', '/src']]);
+    await assert.rejects(resolveMounts({ VolumesFrom: ['donor:rshared'] }, undefined, undefined, volumes), /HostConfig\.VolumesFrom\[0\]: invalid mode: rshared/);
+    await assert.rejects(resolveMounts({ VolumesFrom: [''] }, undefined, undefined, volumes), /cannot be an empty string/);
+  });
+
   it('targets, types and shapes are checked, naming the field', async () => {
     await assert.rejects(resolve({ Mounts: [{ Type: 'tmpfs' }] }), /HostConfig\.Mounts\[0\]\.Target: invalid mount config for type "tmpfs": field Target must not be empty/);
     await assert.rejects(resolve({ Mounts: [{ Type: 'tmpfs', Target: '/' }] }), /destination can't be '\/'/);

@@ -19,6 +19,8 @@ export interface VolumeProvider {
   ensure(name: string | undefined, create?: { labels?: Record<string, string>; driver?: string; options?: Record<string, string> }): Promise<{ name: string; mountpoint: string }>;
   /** Whether a host path exists. */
   exists(hostPath: string): boolean;
+  /** Another container's mount points (HostConfig.VolumesFrom); NotFoundError if there is no such container. */
+  mountsOf?(ref: string): MountPoint[];
 }
 
 const BIND_MODES = new Set(['ro', 'rw', 'z', 'Z', 'nocopy', 'private', 'rprivate', 'shared', 'rshared', 'slave', 'rslave', 'consistent', 'cached', 'delegated']);
@@ -89,9 +91,35 @@ export function tmpfsData(options: MountRequest['TmpfsOptions'], readOnly: boole
 /** Resolves every mount of a container being created. */
 export async function resolveMounts(host: ContainerHostConfig, imageVolumes: Record<string, object> | undefined | null, configVolumes: Record<string, object> | undefined | null, volumes: VolumeProvider, opts: ResolveOptions = {}): Promise<MountPoint[]> {
   const points: MountPoint[] = [];
+  // VolumesFrom first; a bind or --mount at the same destination replaces what it brought.
+  const inherited = new Set<MountPoint>();
   const taken = (dest: string, field: string): void => {
-    if (points.some((p) => p.Destination === dest)) throw new InvalidArgumentError(`Duplicate mount point: ${dest}`, field);
+    const same = points.findIndex((p) => p.Destination === dest);
+    if (same < 0) return;
+    if (!inherited.has(points[same]!)) throw new InvalidArgumentError(`Duplicate mount point: ${dest}`, field);
+    points.splice(same, 1);
   };
+
+  if (host.VolumesFrom !== undefined && host.VolumesFrom !== null && !Array.isArray(host.VolumesFrom)) throw new InvalidArgumentError('must be an array', 'HostConfig.VolumesFrom');
+  for (const [i, spec] of (host.VolumesFrom ?? []).entries()) {
+    const field = `HostConfig.VolumesFrom[${i}]`;
+    if (typeof spec !== 'string' || spec === '') throw new InvalidArgumentError('volumes-from specification cannot be an empty string', field);
+    const colon = spec.indexOf(':');
+    const ref = colon < 0 ? spec : spec.slice(0, colon);
+    const modes = colon < 0 ? [] : spec.slice(colon + 1).split(',');
+    // moby's ParseVolumesFrom: ro or rw, SELinux labels; no propagation or copy modes.
+    if (modes.some((m) => !['ro', 'rw', 'z', 'Z'].includes(m)) || modes.filter((m) => m === 'ro' || m === 'rw').length > 1) throw new InvalidArgumentError(`invalid mode: ${spec.slice(colon + 1)}`, field);
+    if (!volumes.mountsOf) throw new UnsupportedError(`${field}: no containers to take volumes from`);
+    for (const m of volumes.mountsOf(ref)) {
+      const rw = m.RW && !modes.includes('ro');
+      const point: MountPoint = { ...m, RW: rw, NoCopy: true, ...(rw ? {} : readOnlyDepth(opts.readOnlyNonRecursive)) };
+      if (rw) delete point.RecursiveReadOnly;
+      const same = points.findIndex((p) => p.Destination === m.Destination);
+      if (same >= 0) points.splice(same, 1);
+      points.push(point);
+      inherited.add(point);
+    }
+  }
 
   for (const [i, bind] of (host.Binds ?? []).entries()) {
     const field = `HostConfig.Binds[${i}]`;

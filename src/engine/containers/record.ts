@@ -95,6 +95,8 @@ export interface RestartPolicy {
 export interface ContainerHostConfig extends HostConfig {
   Binds?: string[] | null;
   Mounts?: MountRequest[] | null;
+  /** Other containers whose volumes and binds this one mounts too ("id[:ro|rw]"). */
+  VolumesFrom?: string[] | null;
   AutoRemove?: boolean;
   RestartPolicy?: RestartPolicy;
   NetworkMode?: string;

@@ -369,6 +369,7 @@ export class ContainerService {
             return { name: v.Name, mountpoint: v.Mountpoint };
           },
           exists: (p) => fs.existsSync(p),
+          mountsOf: (ref) => this.store.get(ref).mounts,
         },
         { readOnlyNonRecursive: req.readOnlyNonRecursive },
       );
