@@ -293,6 +293,26 @@ describe('berthd with the docker CLI', { skip }, () => {
     }
     assert.match(d.docker(['run', '--rm', '--device-read-bps', '/dev/nosuchdisk:1mb', 'busybox', 'true']).stderr, /\/dev\/nosuchdisk is not a block device/);
     if (!fs.existsSync('/sys/fs/cgroup/blkio/blkio.weight')) assert.match(d.docker(['run', '--rm', '--blkio-weight', '300', 'busybox', 'true']).stderr, /WARNING: Your kernel does not support Block I\/O weight/);
+
+    assert.match(d.dockerOk(['run', '--rm', '--device-cgroup-rule', 'c 10:229 rmw', 'busybox', 'cat', '/sys/fs/cgroup/devices/devices.list']), /^c 10:229 rwm$/m);
+    const parent = `berth-test-parent-${process.pid}`;
+    try {
+      assert.match(d.dockerOk(['run', '--rm', '--cgroup-parent', parent, 'busybox', 'cat', '/proc/self/cgroup']), new RegExp(`^\\d+:pids:/${parent}/[0-9a-f]{64}$`, 'm'));
+    } finally {
+      // berthd leaves parent cgroups in place, as dockerd does: this test's are its own to remove.
+      for (const root of fs.readdirSync('/sys/fs/cgroup')) {
+        try {
+          fs.rmdirSync(path.join('/sys/fs/cgroup', root, parent));
+        } catch {
+          /* not in this hierarchy */
+        }
+      }
+    }
+    assert.match(d.docker(['run', '--rm', '--storage-opt', 'size=1G', 'busybox', 'true']).stderr, /--storage-opt is supported only for overlay over xfs/);
+    assert.match(d.docker(['run', '--rm', '--gpus', 'all', 'busybox', 'true']).stderr, /could not select device driver/);
+    const created = d.dockerOk(['create', 'busybox', 'true']).trim();
+    assert.ok(JSON.parse(d.dockerOk(['inspect', '-f', '{{json .HostConfig.MaskedPaths}}', created])).includes('/proc/kcore'), "dockerd's masked paths in inspect");
+    d.dockerOk(['rm', created]);
   });
 
   it("--volumes-from: another container's volumes, read-write or read-only", () => {

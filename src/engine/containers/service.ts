@@ -25,7 +25,7 @@ import type { VolumeStore } from '../../storage/volumes.js';
 import type { Runtime } from '../../runtime/runtime.js';
 import type { Spec } from '../../runtime/spec/config.js';
 import { readExit, readLog, ShimClient, shimLogFile, shimPid, type ExitInfo, type LogEntry, type ShimLogOptions } from '../../shim/client.js';
-import { containerSpec, DEFAULT_SHM_SIZE, resourceWarnings, type HostFacts } from '../spec/container-spec.js';
+import { containerSpec, DEFAULT_SHM_SIZE, DOCKER_MASKED_PATHS, DOCKER_READONLY_PATHS, resourceWarnings, type HostFacts } from '../spec/container-spec.js';
 import type { EventBus } from '../events.js';
 import { mountPointsUnder } from '../../common/mountinfo.js';
 import { TreeDeleter } from '../../storage/fsop.js';
@@ -343,9 +343,16 @@ export class ContainerService {
     if (hostConfig.UTSMode === 'host' && config.Hostname) throw new InvalidArgumentError('conflicting options: hostname and the UTS mode', 'Hostname');
     // dockerd's default IPC mode, as inspect shows it.
     if (!hostConfig.IpcMode) hostConfig.IpcMode = 'private';
+    const cgroupParent = hostConfig.CgroupParent;
+    if (cgroupParent !== undefined && (typeof cgroupParent !== 'string' || cgroupParent.split('/').some((part) => part === '..' || part === '.'))) throw new InvalidArgumentError('must be a cgroup path without "." or ".."', 'HostConfig.CgroupParent');
+    // dockerd fills in its masked and read-only paths, as inspect shows them (not for privileged).
+    if (!hostConfig.Privileged) {
+      hostConfig.MaskedPaths ??= [...DOCKER_MASKED_PATHS];
+      hostConfig.ReadonlyPaths ??= [...DOCKER_READONLY_PATHS];
+    }
     const idRange = this.wantsUserns(hostConfig) ? allocateRange(this.store.list().flatMap((c) => (c.idRange ? [c.idRange.base] : []))) : undefined;
     // Validate everything the spec will need now, so that a bad request fails at create.
-    containerSpec({ image: imageConfig, create: config, host: hostConfig, rootfs: '/', user: { uid: 0, gid: 0 }, cgroupsPath: `/${id}`, id, facts: this.factsFor(idRange, hostConfig), network: network.kind === 'host' ? { mode: 'host' } : { mode: 'private' } });
+    containerSpec({ image: imageConfig, create: config, host: hostConfig, rootfs: '/', user: { uid: 0, gid: 0 }, cgroupsPath: this.cgroupsPath({ id, hostConfig }), id, facts: this.factsFor(idRange, hostConfig), network: network.kind === 'host' ? { mode: 'host' } : { mode: 'private' } });
 
     // The log driver and options, checked now and kept as the container's (dockerd's
     // mergeAndVerifyLogConfig); the attributes its lines will carry too.
@@ -480,6 +487,13 @@ export class ContainerService {
     return mode === 'private' || (this.opts.usernsRemap === true && mode !== 'host');
   }
 
+  /** The container's cgroup: under its own HostConfig.CgroupParent, else the daemon's (--cgroup-parent, /berth). */
+  private cgroupsPath(record: Pick<ContainerRecord, 'id' | 'hostConfig'>): string {
+    const own = record.hostConfig.CgroupParent;
+    const parent = typeof own === 'string' && own !== '' ? `/${own.replace(/^\/+|\/+$/g, '')}` : (this.opts.cgroupParent ?? '/berth');
+    return `${parent}/${record.id}`;
+  }
+
   /** Host facts for one container: with its id mappings when it has its own user namespace. */
   private factsFor(range: { base: number; size: number } | undefined, host: ContainerHostConfig): HostFacts | undefined {
     const facts = range ? { ...this.opts.facts, idMappings: idMappings(range) } : this.opts.facts;
@@ -607,14 +621,13 @@ export class ContainerService {
     };
     const [passwd, group] = await Promise.all(files.map(read));
     const user = resolveUser(record.config.User ?? imageConfig.config?.User, passwd, group, (record.hostConfig.GroupAdd as string[] | undefined) ?? []);
-    const parent = this.opts.cgroupParent ?? '/berth';
     const spec = containerSpec({
       image: imageConfig,
       create: { ...record.config, Entrypoint: [record.path], Cmd: record.args },
       host: record.hostConfig,
       rootfs,
       user,
-      cgroupsPath: `${parent}/${record.id}`,
+      cgroupsPath: this.cgroupsPath(record),
       id: record.id,
       facts: this.factsFor(record.idRange, record.hostConfig),
       network: this.networkAtStart(record),

@@ -272,6 +272,26 @@ describe('containerSpec: namespaces', () => {
   });
 });
 
+describe('containerSpec: other HostConfig fields', () => {
+  it('DeviceCgroupRules, MaskedPaths/ReadonlyPaths, Annotations, realtime cpu; StorageOpt and DeviceRequests refused', () => {
+    const s = spec({}, { DeviceCgroupRules: ['c 10:229 rmw', 'b *:* r'], MaskedPaths: ['/proc/x'], ReadonlyPaths: [], Annotations: { 'org.example': '1' }, CpuRealtimePeriod: 1000000, CpuRealtimeRuntime: 950000 });
+    assert.deepEqual(s.linux!.resources!.devices!.slice(-2), [
+      { allow: true, type: 'c', major: 10, minor: 229, access: 'rmw' },
+      { allow: true, type: 'b', access: 'r' },
+    ]);
+    assert.deepEqual([s.linux!.maskedPaths, s.linux!.readonlyPaths], [['/proc/x'], []]);
+    assert.deepEqual(s.annotations, { 'org.example': '1' });
+    assert.deepEqual([s.linux!.resources!.cpu!.realtimePeriod, s.linux!.resources!.cpu!.realtimeRuntime], [1000000, 950000]);
+    rejects(() => spec({}, { DeviceCgroupRules: ['c 10:229'] }), /^HostConfig\.DeviceCgroupRules\[0\]: invalid device cgroup rule format/);
+    rejects(() => spec({}, { MaskedPaths: ['relative'] }), /^HostConfig\.MaskedPaths\[0\]: must be an absolute path/);
+    rejects(() => spec({}, { StorageOpt: { size: '10G' } }), /--storage-opt is supported only for overlay over xfs/);
+    rejects(() => spec({}, { DeviceRequests: [{ Count: -1 }] }), /could not select device driver/);
+    rejects(() => spec({}, { CpuRealtimePeriod: 1000, CpuRealtimeRuntime: 2000 }), /cpu-rt-runtime cannot be higher than cpu-rt-period/);
+    // A privileged container: no masked paths, whatever was asked; all devices allowed.
+    assert.deepEqual(spec({}, { Privileged: true, MaskedPaths: ['/proc/x'], DeviceCgroupRules: ['c 1:1 r'] }).linux!.maskedPaths, []);
+  });
+});
+
 describe('containerSpec: resources, limits, sysctls, security options', () => {
   it('memory reservation, swappiness, OOM killer; cpuset mems; blkio weights and throttles by device', () => {
     const r = spec({}, { Memory: 64 << 20, MemoryReservation: 32 << 20, MemorySwappiness: 10, OomKillDisable: true, CpusetMems: '0' }).linux!.resources!;

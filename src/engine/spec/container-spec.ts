@@ -87,6 +87,15 @@ export interface HostConfig {
   PidMode?: string;
   IpcMode?: string;
   UTSMode?: string;
+  CgroupParent?: string;
+  DeviceCgroupRules?: string[] | null;
+  DeviceRequests?: unknown[] | null;
+  CpuRealtimePeriod?: number;
+  CpuRealtimeRuntime?: number;
+  MaskedPaths?: string[] | null;
+  ReadonlyPaths?: string[] | null;
+  Annotations?: Record<string, string> | null;
+  StorageOpt?: Record<string, string> | null;
 }
 
 /** A block device and a rate (bytes or operations per second), as --device-read-bps and friends give them. */
@@ -398,13 +407,26 @@ export function containerSpec(input: ContainerSpecInput): Spec {
   if (privileged || security.unconfinedPaths) {
     linux.maskedPaths = [];
     linux.readonlyPaths = [];
+  } else {
+    // API 1.30+: the paths a client chose instead of Docker's (dockerd fills its defaults in at create).
+    if (host.MaskedPaths !== undefined && host.MaskedPaths !== null) linux.maskedPaths = absolutePaths(host.MaskedPaths, 'HostConfig.MaskedPaths');
+    if (host.ReadonlyPaths !== undefined && host.ReadonlyPaths !== null) linux.readonlyPaths = absolutePaths(host.ReadonlyPaths, 'HostConfig.ReadonlyPaths');
+  }
+  const annotations = checkStringMap(host.Annotations, 'HostConfig.Annotations');
+  if (annotations && Object.keys(annotations).length) spec.annotations = { ...annotations };
+  if (host.StorageOpt && Object.keys(checkStringMap(host.StorageOpt, 'HostConfig.StorageOpt') ?? {}).length) {
+    // dockerd's overlay2 answer on anything but XFS with project quotas.
+    throw new InvalidArgumentError("--storage-opt is supported only for overlay over xfs with 'pquota' mount option", 'HostConfig.StorageOpt');
+  }
+  if (Array.isArray(host.DeviceRequests) && host.DeviceRequests.length > 0) {
+    throw new UnsupportedError('HostConfig.DeviceRequests: could not select device driver "" with capabilities: [[gpu]] (berthd has no device drivers such as NVIDIA\'s)');
   }
 
   // Resources and devices
   linux.resources = resources(host, facts);
   const { devices, rules } = deviceSetup(host.Devices, privileged, facts.devices ?? []);
   linux.devices = devices;
-  linux.resources.devices = rules;
+  linux.resources.devices = privileged ? rules : [...rules, ...deviceCgroupRules(host.DeviceCgroupRules)];
 
   // Sysctls: Docker's defaults for a private network namespace when the host has them, then the user's.
   const hostSysctls = new Set(facts.sysctls ?? []);
@@ -743,6 +765,11 @@ export function resources(host: HostConfig, facts: Pick<HostFacts, 'deviceNumber
     if (!/^\d+(-\d+)?(,\d+(-\d+)?)*$/.test(cpus)) throw new InvalidArgumentError(`invalid value ${JSON.stringify(cpus)} for cpuset cpus`, 'HostConfig.CpusetCpus');
     cpu.cpus = cpus;
   }
+  const rtPeriod = host.CpuRealtimePeriod === undefined ? 0 : integer(host.CpuRealtimePeriod, 'HostConfig.CpuRealtimePeriod', 0);
+  const rtRuntime = host.CpuRealtimeRuntime === undefined ? 0 : integer(host.CpuRealtimeRuntime, 'HostConfig.CpuRealtimeRuntime', -1);
+  if (rtPeriod && rtRuntime > rtPeriod) throw new InvalidArgumentError('cpu-rt-runtime cannot be higher than cpu-rt-period', 'HostConfig.CpuRealtimeRuntime');
+  if (rtPeriod) cpu.realtimePeriod = rtPeriod;
+  if (rtRuntime) cpu.realtimeRuntime = rtRuntime;
   const mems = optionalString(host.CpusetMems, 'HostConfig.CpusetMems');
   if (mems) {
     if (!/^\d+(-\d+)?(,\d+(-\d+)?)*$/.test(mems)) throw new InvalidArgumentError(`invalid value ${JSON.stringify(mems)} for cpuset mems`, 'HostConfig.CpusetMems');
@@ -870,6 +897,25 @@ function deviceSetup(list: DeviceMapping[] | null | undefined, privileged: boole
     }
   });
   return { devices, rules };
+}
+
+function absolutePaths(list: unknown, field: string): string[] {
+  if (!Array.isArray(list)) throw new InvalidArgumentError('must be a list', field);
+  return list.map((p, i) => {
+    if (typeof p !== 'string' || !p.startsWith('/')) throw new InvalidArgumentError('must be an absolute path', `${field}[${i}]`);
+    return p;
+  });
+}
+
+/** --device-cgroup-rule "c 10:229 rmw" (type a/b/c, major:minor each a number or *, access): allow rules. */
+function deviceCgroupRules(list: string[] | null | undefined): DeviceCgroupRule[] {
+  if (list === undefined || list === null) return [];
+  if (!Array.isArray(list)) throw new InvalidArgumentError('must be a list', 'HostConfig.DeviceCgroupRules');
+  return list.map((rule, i) => {
+    const m = typeof rule === 'string' ? /^([acb]) ([0-9]+|\*):([0-9]+|\*) ([rwm]{1,3})$/.exec(rule) : null;
+    if (!m) throw new InvalidArgumentError(`invalid device cgroup rule format: '${String(rule)}'`, `HostConfig.DeviceCgroupRules[${i}]`);
+    return { allow: true, type: m[1]!, ...(m[2] !== '*' ? { major: Number(m[2]) } : {}), ...(m[3] !== '*' ? { minor: Number(m[3]) } : {}), access: m[4]! };
+  });
 }
 
 /** Sysctls a container may set: those of its own IPC or network namespace (Docker's list). */
