@@ -71,6 +71,8 @@ export interface VethRequest {
   /** The name inside: eth0, eth1, ... */
   ifname: string;
   ip: string;
+  /** The inside end's MAC (default: Docker's, from the address). */
+  mac?: string;
   subnet: Subnet;
   mtu?: number;
   /** A default route through this network's gateway (its first routed network). */
@@ -88,7 +90,7 @@ export function attachToBridge(req: VethRequest): void {
   const mtu = req.mtu ? ` mtu ${req.mtu}` : '';
   const route = req.defaultRoute ? `route add default via ${req.subnet.gateway}\n` : '';
   const batch = (index: number): string =>
-    `link add ${req.hostVeth}${mtu} netns ${process.pid} master if${index} up type veth peer name ${req.ifname}${mtu} address ${macFor(req.ip)}\n` +
+    `link add ${req.hostVeth}${mtu} netns ${process.pid} master if${index} up type veth peer name ${req.ifname}${mtu} address ${req.mac ?? macFor(req.ip)}\n` +
     `addr add ${req.ip}/${req.subnet.prefix} dev ${req.ifname}\nlink set ${req.ifname} up\nlink set lo up\n${route}`;
   const args = ['-t', String(req.pid), '-n', 'ip', '-batch', '-'];
   const err = tryRun('nsenter', args, batch(bridgeIndex(req.bridge)));

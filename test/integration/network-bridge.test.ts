@@ -59,6 +59,28 @@ describe('the default bridge network', { skip: dockerdSkip }, () => {
     assert.ok(await poll(() => veths() === '0', 10_000), `veths left on the bridge: ${veths()}`);
   });
 
+  it('--mac-address: the MAC of the container\'s end, per network (API 1.44) and as Config.MacAddress (older clients)', () => {
+    assert.equal(d.dockerOk(['run', '--rm', '--mac-address', '02:42:0a:d5:00:99', 'busybox', 'cat', '/sys/class/net/eth0/address']).trim(), '02:42:0a:d5:00:99');
+    const id = d.dockerOk(['run', '-d', '--mac-address', '12:34:56:78:9A:BC', 'busybox', 'sleep', '100']).trim();
+    try {
+      assert.equal(d.dockerOk(['inspect', '-f', '{{.NetworkSettings.Networks.bridge.MacAddress}}', id]).trim(), '12:34:56:78:9a:bc');
+    } finally {
+      d.dockerOk(['rm', '-f', id]);
+    }
+    // What a client before 1.44 sends: Config.MacAddress, for the mode's network.
+    const old = cmd(process.execPath, ['-e', `
+      const http = require('http');
+      const body = JSON.stringify({ Image: 'busybox', Cmd: ['cat', '/sys/class/net/eth0/address'], MacAddress: '02:42:0a:d5:00:98' });
+      const req = http.request({ socketPath: ${JSON.stringify(d.socket)}, path: '/v1.41/containers/create', method: 'POST', headers: { 'Content-Type': 'application/json' } }, (res) => { let t = ''; res.on('data', (c) => (t += c)); res.on('end', () => console.log(t)); });
+      req.end(body);`]);
+    const created = JSON.parse(old.stdout).Id as string;
+    d.dockerOk(['start', created]);
+    d.dockerOk(['wait', created]);
+    assert.equal(d.dockerOk(['logs', created]).trim(), '02:42:0a:d5:00:98');
+    d.dockerOk(['rm', created]);
+    assert.match(d.docker(['run', '--rm', '--mac-address', '01:00:5e:00:00:01', 'busybox', 'true']).stderr, /multicast/);
+  });
+
   it('publishes ports on the host loopback (-p, -P), reports them, refuses a taken one, and again after kill -9', async () => {
     const port = await freePort();
     const web = d.dockerOk(['run', '-d', '-p', `127.0.0.1:${port}:80`, 'web']).trim();

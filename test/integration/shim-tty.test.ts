@@ -18,7 +18,7 @@ import type { Process, Spec } from '../../src/runtime/spec/config.js';
 import { FrameParser, readExit, readLog, shimLogFile, ShimClient, type Frame, type ShimOptions } from '../../src/shim/client.js';
 import { makeBundle, type TestBundle } from '../helpers/images.js';
 import { alive, cleanUp, logText, memory } from '../helpers/shim.js';
-import { isRoot, uniqueId, waitFor } from '../helpers/runtime.js';
+import { isRoot, poll, uniqueId, waitFor } from '../helpers/runtime.js';
 
 const root = fs.mkdtempSync(path.join(os.tmpdir(), 'berth-shimtty-root-'));
 const runtime = new Runtime({ root });
@@ -82,7 +82,8 @@ describe('berth-shim: terminals, stdin, streams, exec', { skip: !isRoot && 'need
         spec.process!.consoleSize = { height: 30, width: 100 };
       },
     });
-    assert.equal(fs.existsSync(path.join(c.dir, 'console.sock')), false, 'the console socket is gone once the master came');
+    // The shim takes the master in its own loop, in parallel with the create's return.
+    assert.ok(await poll(() => !fs.existsSync(path.join(c.dir, 'console.sock')), 2000), 'the console socket is gone once the master came');
     const stream = frames(await c.client.stream());
     await runtime.start(c.id);
     assert.equal((await c.client.wait()).status, 4);

@@ -334,7 +334,14 @@ export class ContainerService {
     const argv = [...(entrypoint ?? []), ...(cmd ?? [])];
     if (argv.length === 0) throw new InvalidArgumentError('No command specified', 'Cmd');
 
-    const { kind: network, endpoints } = this.opts.networks.resolveMode(hostConfig.NetworkMode, req.endpointsConfig);
+    // Config.MacAddress (clients before API 1.44) is the MAC on the mode's network, unless that names one.
+    let endpointsConfig = req.endpointsConfig;
+    if (typeof config.MacAddress === 'string' && config.MacAddress !== '') {
+      const primary = (hostConfig.NetworkMode as string | undefined) || 'default';
+      const own = endpointsConfig?.[primary];
+      if (!own?.MacAddress) endpointsConfig = { ...(endpointsConfig ?? {}), [primary]: { ...(own ?? {}), MacAddress: config.MacAddress } };
+    }
+    const { kind: network, endpoints } = this.opts.networks.resolveMode(hostConfig.NetworkMode, endpointsConfig);
     // Another container's namespaces (network, PID, IPC) are looked up at start, as dockerd does:
     // a 404 from create would send the docker CLI to pull the image ("Unable to find image").
     const networkDonor = network.kind === 'container' ? this.store.find(network.ref) : undefined;

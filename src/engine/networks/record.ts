@@ -27,6 +27,8 @@ export interface EndpointConfig {
   Aliases?: string[] | null;
   Links?: string[] | null;
   IPAMConfig?: { IPv4Address?: string } | null;
+  /** The container's MAC on this network (API 1.44; before, Config.MacAddress); else Docker's 02:42 + the IPv4 address. */
+  MacAddress?: string;
   [key: string]: unknown;
 }
 

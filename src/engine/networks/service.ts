@@ -309,7 +309,10 @@ export class NetworkService {
       if (v !== undefined && v !== null && (!Array.isArray(v) || v.some((x) => typeof x !== 'string'))) throw new InvalidArgumentError('must be a list of strings', `EndpointsConfig.${n.name}.${field}`);
     }
     if (n.builtin && config.Aliases?.length) throw new InvalidArgumentError('network-scoped alias is supported only for containers in user defined networks', `EndpointsConfig.${n.name}.Aliases`);
-    return { ...config, NetworkID: n.id };
+    const mac = config.MacAddress;
+    if (mac !== undefined && mac !== '' && (typeof mac !== 'string' || !/^([0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}$/.test(mac))) throw new InvalidArgumentError(`invalid MAC address: ${String(mac)}`, `EndpointsConfig.${n.name}.MacAddress`);
+    if (typeof mac === 'string' && mac !== '' && parseInt(mac.slice(0, 2), 16) & 1) throw new InvalidArgumentError(`${mac} is a multicast address, not a unicast one`, `EndpointsConfig.${n.name}.MacAddress`);
+    return { ...config, ...(mac ? { MacAddress: mac.toLowerCase() } : {}), NetworkID: n.id };
   }
 
   /**
@@ -347,13 +350,14 @@ export class NetworkService {
     const ip = ipam.allocate(containerId, config.IPAMConfig?.IPv4Address || undefined);
     const subnet = this.subnetOf(n);
     const hostVeth = vethName(containerId, n.id);
+    const mac = config.MacAddress || macFor(ip);
     try {
-      attachToBridge({ bridge: n.bridge!, pid, hostVeth, ifname, ip, subnet, mtu: n.mtu, defaultRoute });
+      attachToBridge({ bridge: n.bridge!, pid, hostVeth, ifname, ip, mac, subnet, mtu: n.mtu, defaultRoute });
     } catch (err) {
       ipam.release(containerId);
       throw err;
     }
-    return { networkId: n.id, endpointId: crypto.randomBytes(32).toString('hex'), ip, prefix: subnet.prefix, gateway: n.internal ? '' : subnet.gateway, mac: macFor(ip), hostVeth, ifname };
+    return { networkId: n.id, endpointId: crypto.randomBytes(32).toString('hex'), ip, prefix: subnet.prefix, gateway: n.internal ? '' : subnet.gateway, mac, hostVeth, ifname };
   }
 
   /**
