@@ -9,6 +9,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 
 import { ApiServer } from '../api/server.js';
+import { checkConfig, containerDefaults, type CheckedConfig } from './config.js';
 import { DEFAULT_LOG_CONFIG, resolveLogConfig, type EffectiveLogConfig } from '../engine/containers/logconfig.js';
 import { Engine } from '../engine/engine.js';
 import { enableCgroupFavorDynmods, ensureExecRootTmpfs } from '../engine/host-tuning.js';
@@ -38,32 +39,20 @@ Options:
                               per container start and exit here; see src/engine/host-tuning.ts)
       --log-driver DRIVER     Containers' default log driver: json-file (default), local or none
       --log-opt KEY=VALUE     Its options (repeatable; default max-size=20m, max-file=5)
+      --dns IP, --dns-search DOMAIN, --dns-opt OPT
+                              Containers' DNS unless they set their own (repeatable)
+      --default-ulimit NAME=SOFT[:HARD]
+                              Containers' ulimits unless they set that one (repeatable)
+      --default-shm-size SIZE Containers' /dev/shm size (default 64M)
+      --default-ipc-mode MODE private (default) or shareable
+      --default-cgroupns-mode MODE
+                              private or host (default: private on cgroup v2, host on v1)
       --config-file FILE      (default /etc/berth/daemon.json)
   -D, --debug                 Log every request
   -l, --log-level LEVEL       debug|info|warn|error|fatal (default info)
   -h, --help
 `;
 
-interface DaemonConfig {
-  hosts?: string[];
-  'data-root'?: string;
-  'exec-root'?: string;
-  pidfile?: string;
-  'insecure-registries'?: string[];
-  group?: string;
-  'cgroup-parent'?: string;
-  'userns-remap'?: string;
-  bridge?: string;
-  bip?: string;
-  iptables?: boolean;
-  'resolv-conf'?: string;
-  'cgroup-favordynmods'?: boolean;
-  'exec-root-tmpfs'?: boolean;
-  debug?: boolean;
-  'log-level'?: string;
-  'log-driver'?: string;
-  'log-opts'?: Record<string, string>;
-}
 
 /**
  * The containers' default log driver and options (--log-driver/--log-opt, daemon.json's
@@ -98,18 +87,16 @@ function fail(message: string): never {
   process.exit(1);
 }
 
-function readConfig(file: string, explicit: boolean): DaemonConfig {
+function readConfig(file: string, explicit: boolean): CheckedConfig {
   let text: string;
   try {
     text = fs.readFileSync(file, 'utf8');
   } catch (err) {
-    if (!explicit && (err as NodeJS.ErrnoException).code === 'ENOENT') return {};
+    if (!explicit && (err as NodeJS.ErrnoException).code === 'ENOENT') return { config: {}, ignored: [] };
     fail(`cannot read config file ${file}: ${(err as Error).message}`);
   }
   try {
-    const parsed = JSON.parse(text) as unknown;
-    if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) throw new Error('not a JSON object');
-    return parsed as DaemonConfig;
+    return checkConfig(JSON.parse(text) as unknown);
   } catch (err) {
     fail(`config file ${file}: ${(err as Error).message}`);
   }
@@ -158,6 +145,13 @@ async function main(): Promise<void> {
         'log-level': { type: 'string', short: 'l' },
         'log-driver': { type: 'string' },
         'log-opt': { type: 'string', multiple: true },
+        dns: { type: 'string', multiple: true },
+        'dns-search': { type: 'string', multiple: true },
+        'dns-opt': { type: 'string', multiple: true },
+        'default-ulimit': { type: 'string', multiple: true },
+        'default-shm-size': { type: 'string' },
+        'default-ipc-mode': { type: 'string' },
+        'default-cgroupns-mode': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
       strict: true,
@@ -172,7 +166,7 @@ async function main(): Promise<void> {
     return;
   }
   const configFile = flags['config-file'] ?? '/etc/berth/daemon.json';
-  const config = readConfig(configFile, flags['config-file'] !== undefined);
+  const { config, ignored } = readConfig(configFile, flags['config-file'] !== undefined);
   const hosts = flags.host ?? config.hosts ?? ['unix:///run/berth.sock'];
   const dataRoot = path.resolve(flags['data-root'] ?? config['data-root'] ?? '/var/lib/berth');
   const execRoot = path.resolve(flags['exec-root'] ?? config['exec-root'] ?? '/run/berth');
@@ -188,6 +182,12 @@ async function main(): Promise<void> {
   const iptables = iptablesFlag !== undefined ? iptablesFlag === 'true' : config.iptables !== false;
   const debug = flags.debug ?? config.debug ?? level === 'debug';
   const logConfig = daemonLogConfig(flags['log-driver'] ?? config['log-driver'], flags['log-opt'] ?? config['log-opts']);
+  let defaults;
+  try {
+    defaults = containerDefaults(flags, config);
+  } catch (err) {
+    fail((err as Error).message);
+  }
   const log = (line: string): void => void process.stderr.write(`${new Date().toISOString()} ${line}\n`);
 
   // One daemon per data root: a live pid in the pid file means another one runs.
@@ -207,6 +207,7 @@ async function main(): Promise<void> {
   fs.mkdirSync(path.dirname(pidfile), { recursive: true });
   fs.writeFileSync(pidfile, String(process.pid));
 
+  if (ignored.length) log(`config file ${configFile}: accepted without effect here: ${ignored.join(', ')}`);
   if (!flags['no-cgroup-favordynmods'] && config['cgroup-favordynmods'] !== false) {
     const tuned = enableCgroupFavorDynmods();
     log(`host tuning: ${tuned.setting}: ${tuned.detail}`);
@@ -225,6 +226,7 @@ async function main(): Promise<void> {
     iptables,
     hostResolvConf: flags['resolv-conf'] ?? config['resolv-conf'],
     logConfig,
+    containerDefaults: defaults,
   });
   const server = new ApiServer(engine, { log: debug ? log : (line) => line.startsWith('error') && log(line) });
   const group = groupId(flags.group ?? config.group);

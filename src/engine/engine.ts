@@ -31,6 +31,7 @@ import { engineBuildBackend } from './build/backend.js';
 import { Builder } from './build/builder.js';
 import { ExecService } from './containers/exec.js';
 import { HealthMonitor } from './containers/health.js';
+import type { ContainerDefaults } from './containers/defaults.js';
 import type { EffectiveLogConfig } from './containers/logconfig.js';
 import { ContainerService } from './containers/service.js';
 import { EventBus } from './events.js';
@@ -50,6 +51,8 @@ export interface EngineOptions {
   usernsRemap?: boolean;
   /** The log driver and options of containers that name none (dockerd's --log-driver/--log-opt). */
   logConfig?: EffectiveLogConfig;
+  /** Defaults for containers: DNS, ulimits, /dev/shm size, IPC and cgroup namespace modes (dockerd's --dns, --default-ulimit...). */
+  containerDefaults?: ContainerDefaults;
   /** The default bridge network (dockerd's --bridge/--bip); none: containers get only lo. */
   bridge?: { name: string; cidr: string };
   /** The host's resolver configuration (default /etc/resolv.conf): containers' resolv.conf and the embedded DNS server's upstreams. */
@@ -124,6 +127,7 @@ export class Engine {
       cgroupParent: options.cgroupParent,
       usernsRemap: options.usernsRemap,
       logConfig: options.logConfig,
+      defaults: options.containerDefaults,
       networks: this.networks,
       hostResolvConf: options.hostResolvConf,
     });

@@ -31,6 +31,7 @@ import { mountPointsUnder } from '../../common/mountinfo.js';
 import { TreeDeleter } from '../../storage/fsop.js';
 import { isMountPoint, Mounter, unmount, volatileUpper } from '../mount.js';
 import { devicesAt, hostDevices } from '../host-devices.js';
+import { applyCreateDefaults, dnsSettings, withRunDefaults, type ContainerDefaults } from './defaults.js';
 import { logAttributes, resolveLogConfig, rotation as logRotation, type EffectiveLogConfig } from './logconfig.js';
 import { ociMounts, resolveMounts } from './mounts.js';
 import { newState, ZERO_TIME, type ContainerConfig, type ContainerHostConfig, type ContainerRecord, type ContainerStatus } from './record.js';
@@ -65,6 +66,8 @@ export interface ContainerServiceOptions {
   usernsRemap?: boolean;
   /** The log driver and options of containers that name none (default: json-file, rotated). */
   logConfig?: EffectiveLogConfig;
+  /** The daemon's defaults for containers: DNS, ulimits, /dev/shm size, IPC and cgroup namespace modes. */
+  defaults?: ContainerDefaults;
 }
 
 export interface CreateRequest {
@@ -348,8 +351,8 @@ export class ContainerService {
     parseExtraHosts(hostConfig.ExtraHosts as string[] | undefined, this.opts.networks.hostGateway() ?? '0.0.0.0');
     if (network.kind !== 'private' && config.Hostname) throw new InvalidArgumentError(`conflicting options: hostname and the network mode "${hostConfig.NetworkMode}"`, 'Hostname');
     if (hostConfig.UTSMode === 'host' && config.Hostname) throw new InvalidArgumentError('conflicting options: hostname and the UTS mode', 'Hostname');
-    // dockerd's default IPC mode, as inspect shows it.
-    if (!hostConfig.IpcMode) hostConfig.IpcMode = 'private';
+    // dockerd's default IPC mode (and the daemon's cgroup namespace mode), as inspect shows them.
+    applyCreateDefaults(hostConfig, this.opts.defaults);
     const cgroupParent = hostConfig.CgroupParent;
     if (cgroupParent !== undefined && (typeof cgroupParent !== 'string' || cgroupParent.split('/').some((part) => part === '..' || part === '.'))) throw new InvalidArgumentError('must be a cgroup path without "." or ".."', 'HostConfig.CgroupParent');
     // dockerd fills in its masked and read-only paths, as inspect shows them (not for privileged).
@@ -470,7 +473,7 @@ export class ContainerService {
   }
 
   /** Mounts a shareable container's /dev/shm on the host (mode 1777, its ShmSize, 64 MB by default); returns it. */
-  private async mountShm(record: ContainerRecord): Promise<string> {
+  private async mountShm(record: Pick<ContainerRecord, 'id' | 'hostConfig'>): Promise<string> {
     const dir = this.shmDir(record.id);
     const size = typeof record.hostConfig.ShmSize === 'number' && record.hostConfig.ShmSize > 0 ? record.hostConfig.ShmSize : DEFAULT_SHM_SIZE;
     // Data options only (berth-fsop passes them to mount(2) as they are); the binds into the
@@ -628,10 +631,11 @@ export class ContainerService {
     };
     const [passwd, group] = await Promise.all(files.map(read));
     const user = resolveUser(record.config.User ?? imageConfig.config?.User, passwd, group, (record.hostConfig.GroupAdd as string[] | undefined) ?? []);
+    const host = withRunDefaults(record.hostConfig, this.opts.defaults);
     const spec = containerSpec({
       image: imageConfig,
       create: { ...record.config, Entrypoint: [record.path], Cmd: record.args },
-      host: record.hostConfig,
+      host,
       rootfs,
       user,
       cgroupsPath: this.cgroupsPath(record),
@@ -639,7 +643,7 @@ export class ContainerService {
       facts: this.factsFor(record.idRange, record.hostConfig),
       network: this.networkAtStart(record),
       join: this.joinAtStart(record),
-      ...(record.hostConfig.IpcMode === 'shareable' ? { shm: await this.mountShm(record) } : {}),
+      ...(host.IpcMode === 'shareable' ? { shm: await this.mountShm({ id: record.id, hostConfig: host }) } : {}),
     });
     if (spec.process && !(spec.process.env ?? []).some((e) => e.startsWith('HOME='))) spec.process.env = [...(spec.process.env ?? []), `HOME=${user.home}`];
     for (const m of record.mounts) if (m.Type === 'bind' && !fs.existsSync(m.Source)) fs.mkdirSync(m.Source, { recursive: true });
@@ -702,9 +706,7 @@ export class ContainerService {
     const resolv = resolvConf({
       host: readFileOr(this.hostResolvConfPath(), ''),
       embedded: this.opts.networks.dnsServerFor(record.endpoints ?? {}),
-      dns: record.hostConfig.Dns as string[] | undefined,
-      dnsSearch: record.hostConfig.DnsSearch as string[] | undefined,
-      dnsOptions: record.hostConfig.DnsOptions as string[] | undefined,
+      ...dnsSettings(record.hostConfig, this.opts.defaults),
     });
     writeFileIfChanged(path.join(dir, 'hosts'), hosts);
     writeFileIfChanged(path.join(dir, 'resolv.conf'), resolv);
@@ -1311,7 +1313,7 @@ export class ContainerService {
   networkMembers(): NetworkMember[] {
     // A starting container counts from the moment it has endpoints: its program may ask the DNS
     // server before the record says "running".
-    return this.store.list().map((c) => ({ id: c.id, name: c.name.slice(1), running: c.state.status === 'running' || c.state.status === 'paused' || Object.keys(c.networks ?? {}).length > 0, endpoints: c.endpoints ?? {}, networks: c.networks ?? {}, dns: (c.hostConfig.Dns as string[] | undefined) ?? [] }));
+    return this.store.list().map((c) => ({ id: c.id, name: c.name.slice(1), running: c.state.status === 'running' || c.state.status === 'paused' || Object.keys(c.networks ?? {}).length > 0, endpoints: c.endpoints ?? {}, networks: c.networks ?? {}, dns: dnsSettings(c.hostConfig, this.opts.defaults).dns ?? [] }));
   }
 
   /** `docker network connect`: on the network from now on, and at once if it runs. */

@@ -1,0 +1,40 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+
+import { checkConfig, containerDefaults, parseUlimitFlag } from './config.js';
+
+describe('daemon.json', () => {
+  it("refuses keys no daemon knows, with dockerd's words, and wrong types by key", () => {
+    assert.throws(() => checkConfig({ 'data-roott': '/x', debug: true }), /the following directives don't match any configuration option: data-roott/);
+    assert.throws(() => checkConfig({ debug: 'yes' }), /debug: must be a boolean/);
+    assert.throws(() => checkConfig({ hosts: 'unix:///x' }), /hosts: must be a list of strings/);
+    assert.throws(() => checkConfig({ 'log-opts': [] }), /log-opts: must be an object/);
+    assert.throws(() => checkConfig([]), /not a JSON object/);
+    assert.throws(() => checkConfig({ 'storage-driver': 'btrfs' }), /only the overlay2 storage driver/);
+  });
+
+  it("takes dockerd's other keys and says which it does not act on", () => {
+    const { config, ignored } = checkConfig({ 'live-restore': true, 'storage-driver': 'overlay2', debug: true, 'registry-mirrors': [] });
+    assert.equal(config.debug, true);
+    assert.deepEqual(ignored, ['live-restore', 'storage-driver', 'registry-mirrors']);
+  });
+
+  it("the containers' defaults: flags win over the file", () => {
+    const file = checkConfig({ dns: ['10.0.0.2'], 'dns-search': ['example.test'], 'default-ulimits': { nofile: { Name: 'nofile', Hard: 2048, Soft: 1024 } }, 'default-shm-size': '32M', 'default-ipc-mode': 'shareable', 'default-cgroupns-mode': 'private' }).config;
+    assert.deepEqual(containerDefaults({}, file), {
+      dns: ['10.0.0.2'],
+      dnsSearch: ['example.test'],
+      ulimits: [{ Name: 'nofile', Soft: 1024, Hard: 2048 }],
+      shmSize: 32 << 20,
+      ipcMode: 'shareable',
+      cgroupnsMode: 'private',
+    });
+    assert.deepEqual(containerDefaults({ dns: ['10.0.0.3'], 'default-ulimit': ['nproc=10:20'], 'default-shm-size': '1g' }, file).dns, ['10.0.0.3']);
+    assert.deepEqual(containerDefaults({ 'default-ulimit': ['nproc=10:20'] }, {}).ulimits, [{ Name: 'nproc', Soft: 10, Hard: 20 }]);
+    assert.deepEqual(parseUlimitFlag('nofile=100'), { Name: 'nofile', Soft: 100, Hard: 100 });
+    assert.throws(() => parseUlimitFlag('nofile'), /invalid ulimit argument/);
+    assert.throws(() => containerDefaults({ 'default-ipc-mode': 'host' }, {}), /invalid default IPC mode/);
+    assert.throws(() => containerDefaults({ 'default-shm-size': 'lots' }, {}), /invalid size/);
+    assert.deepEqual(containerDefaults({}, {}), {});
+  });
+});

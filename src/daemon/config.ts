@@ -1,0 +1,191 @@
+/**
+ * berthd's configuration file (dockerd's daemon.json keys) checked as dockerd checks it: a key
+ * no daemon knows is refused by name (a typo would otherwise be silently without effect), each
+ * key berthd uses must have its type, and dockerd keys berthd accepts without acting on them
+ * are reported so that the log says so. Also the containers' defaults the file or the flags give
+ * (DNS, ulimits, /dev/shm size, IPC and cgroup namespace modes). Pure: no file system.
+ */
+import { InvalidArgumentError } from '../common/errors.js';
+import type { ContainerDefaults } from '../engine/containers/defaults.js';
+
+export interface DaemonConfig {
+  hosts?: string[];
+  'data-root'?: string;
+  'exec-root'?: string;
+  pidfile?: string;
+  'insecure-registries'?: string[];
+  group?: string;
+  'cgroup-parent'?: string;
+  'userns-remap'?: string;
+  bridge?: string;
+  bip?: string;
+  iptables?: boolean;
+  'resolv-conf'?: string;
+  'cgroup-favordynmods'?: boolean;
+  'exec-root-tmpfs'?: boolean;
+  debug?: boolean;
+  'log-level'?: string;
+  'log-driver'?: string;
+  'log-opts'?: Record<string, string>;
+  dns?: string[];
+  'dns-search'?: string[];
+  'dns-opts'?: string[];
+  'default-ulimits'?: Record<string, { Name?: string; Hard?: number; Soft?: number }>;
+  'default-shm-size'?: string;
+  'default-ipc-mode'?: string;
+  'default-cgroupns-mode'?: string;
+}
+
+type Kind = 'string' | 'boolean' | 'strings' | 'object';
+
+/** The keys berthd reads, by the type dockerd gives them. */
+const USED: Record<keyof DaemonConfig, Kind> = {
+  hosts: 'strings',
+  'data-root': 'string',
+  'exec-root': 'string',
+  pidfile: 'string',
+  'insecure-registries': 'strings',
+  group: 'string',
+  'cgroup-parent': 'string',
+  'userns-remap': 'string',
+  bridge: 'string',
+  bip: 'string',
+  iptables: 'boolean',
+  'resolv-conf': 'string',
+  'cgroup-favordynmods': 'boolean',
+  'exec-root-tmpfs': 'boolean',
+  debug: 'boolean',
+  'log-level': 'string',
+  'log-driver': 'string',
+  'log-opts': 'object',
+  dns: 'strings',
+  'dns-search': 'strings',
+  'dns-opts': 'strings',
+  'default-ulimits': 'object',
+  'default-shm-size': 'string',
+  'default-ipc-mode': 'string',
+  'default-cgroupns-mode': 'string',
+};
+
+/**
+ * dockerd keys berthd takes without acting on them: what they ask is what berthd does anyway
+ * (live-restore, the overlay2 driver, no userland proxy), or it has no such part (swarm, TLS on
+ * TCP sockets, plugins, metrics, mirrors).
+ */
+const ACCEPTED = new Set([
+  'live-restore',
+  'storage-driver',
+  'storage-opts',
+  'features',
+  'experimental',
+  'registry-mirrors',
+  'max-concurrent-downloads',
+  'max-concurrent-uploads',
+  'max-download-attempts',
+  'userland-proxy',
+  'userland-proxy-path',
+  'ip-forward',
+  'ip-masq',
+  'icc',
+  'ip',
+  'mtu',
+  'ipv6',
+  'fixed-cidr',
+  'fixed-cidr-v6',
+  'default-address-pools',
+  'default-gateway',
+  'selinux-enabled',
+  'no-new-privileges',
+  'seccomp-profile',
+  'shutdown-timeout',
+  'oom-score-adjust',
+  'containerd',
+  'containerd-namespace',
+  'exec-opts',
+  'default-runtime',
+  'runtimes',
+  'metrics-addr',
+  'tls',
+  'tlsverify',
+  'tlscacert',
+  'tlscert',
+  'tlskey',
+  'labels',
+  'builder',
+  'authorization-plugins',
+  'allow-nondistributable-artifacts',
+  'default-network-opts',
+  'dns-options',
+  'raw-logs',
+  'log-format',
+]);
+
+export interface CheckedConfig {
+  config: DaemonConfig;
+  /** dockerd keys present that berthd does not act on, for the log. */
+  ignored: string[];
+}
+
+/** Checks a parsed daemon.json: an object, its keys known, the ones berthd uses of their types. */
+export function checkConfig(parsed: unknown): CheckedConfig {
+  if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) throw new InvalidArgumentError('not a JSON object');
+  const entries = Object.entries(parsed as Record<string, unknown>);
+  const unknown = entries.filter(([k]) => !(k in USED) && !ACCEPTED.has(k)).map(([k]) => k);
+  // dockerd's words for the same mistake.
+  if (unknown.length) throw new InvalidArgumentError(`the following directives don't match any configuration option: ${unknown.join(', ')}`);
+  for (const [key, value] of entries) {
+    const kind = USED[key as keyof DaemonConfig];
+    if (!kind) continue;
+    const ok =
+      kind === 'strings' ? Array.isArray(value) && value.every((v) => typeof v === 'string') : kind === 'object' ? !!value && typeof value === 'object' && !Array.isArray(value) : typeof value === kind;
+    if (!ok) throw new InvalidArgumentError(`must be ${kind === 'strings' ? 'a list of strings' : kind === 'object' ? 'an object' : `a ${kind}`}`, key);
+  }
+  if ('storage-driver' in (parsed as object) && (parsed as { 'storage-driver': unknown })['storage-driver'] !== 'overlay2') {
+    throw new InvalidArgumentError('berthd has only the overlay2 storage driver', 'storage-driver');
+  }
+  return { config: parsed as DaemonConfig, ignored: entries.filter(([k]) => ACCEPTED.has(k)).map(([k]) => k) };
+}
+
+/** "64M", "1g", "65536": docker's RAMInBytes (binary units). */
+function ramInBytes(text: string, field: string): number {
+  const m = /^(\d+(?:\.\d+)?)\s*([kmgtp]?)(i?b)?$/i.exec(text.trim());
+  if (!m) throw new InvalidArgumentError(`invalid size: '${text}'`, field);
+  return Math.round(Number(m[1]) * 1024 ** (m[2] ? 'kmgtp'.indexOf(m[2].toLowerCase()) + 1 : 0));
+}
+
+/** --default-ulimit nofile=1024:2048 → a Ulimit. */
+export function parseUlimitFlag(text: string): { Name: string; Soft: number; Hard: number } {
+  const m = /^([a-z]+)=(-?\d+)(?::(-?\d+))?$/.exec(text);
+  if (!m) throw new InvalidArgumentError(`invalid ulimit argument: ${text}`, 'default-ulimit');
+  return { Name: m[1]!, Soft: Number(m[2]), Hard: Number(m[3] ?? m[2]) };
+}
+
+/** The containers' defaults from the flags (winning) and the file. */
+export function containerDefaults(
+  flags: { dns?: string[]; 'dns-search'?: string[]; 'dns-opt'?: string[]; 'default-ulimit'?: string[]; 'default-shm-size'?: string; 'default-ipc-mode'?: string; 'default-cgroupns-mode'?: string },
+  config: DaemonConfig,
+): ContainerDefaults {
+  const defaults: ContainerDefaults = {};
+  const dns = flags.dns ?? config.dns;
+  if (dns?.length) defaults.dns = dns;
+  const search = flags['dns-search'] ?? config['dns-search'];
+  if (search?.length) defaults.dnsSearch = search;
+  const opts = flags['dns-opt'] ?? config['dns-opts'];
+  if (opts?.length) defaults.dnsOptions = opts;
+  const ulimits = flags['default-ulimit']?.map(parseUlimitFlag) ?? Object.entries(config['default-ulimits'] ?? {}).map(([name, u]) => ({ Name: u?.Name ?? name, Soft: Number(u?.Soft), Hard: Number(u?.Hard) }));
+  for (const u of ulimits) if (!Number.isInteger(u.Soft) || !Number.isInteger(u.Hard)) throw new InvalidArgumentError(`${u.Name}: Soft and Hard must be integers`, 'default-ulimits');
+  if (ulimits.length) defaults.ulimits = ulimits;
+  const shm = flags['default-shm-size'] ?? config['default-shm-size'];
+  if (shm !== undefined) defaults.shmSize = ramInBytes(shm, 'default-shm-size');
+  const ipc = flags['default-ipc-mode'] ?? config['default-ipc-mode'];
+  if (ipc !== undefined) {
+    if (ipc !== 'private' && ipc !== 'shareable') throw new InvalidArgumentError(`invalid default IPC mode: ${ipc} (private or shareable)`, 'default-ipc-mode');
+    defaults.ipcMode = ipc;
+  }
+  const cgroupns = flags['default-cgroupns-mode'] ?? config['default-cgroupns-mode'];
+  if (cgroupns !== undefined) {
+    if (cgroupns !== 'private' && cgroupns !== 'host') throw new InvalidArgumentError(`invalid default cgroup namespace mode: ${cgroupns} (private or host)`, 'default-cgroupns-mode');
+    defaults.cgroupnsMode = cgroupns;
+  }
+  return defaults;
+}
