@@ -59,6 +59,18 @@ describe('the default bridge network', { skip: dockerdSkip }, () => {
     assert.ok(await poll(() => veths() === '0', 10_000), `veths left on the bridge: ${veths()}`);
   });
 
+  it('a container joining and leaving the bridge at start and exit: network connect and disconnect events, as dockerd', () => {
+    const since = Math.floor(Date.now() / 1000) - 1;
+    const id = d.dockerOk(['run', '-d', 'busybox', 'true']).trim();
+    d.dockerOk(['wait', id]);
+    d.dockerOk(['rm', id]);
+    const events = d
+      .dockerOk(['events', '--since', String(since), '--until', String(Math.floor(Date.now() / 1000) + 1), '--filter', 'type=network', '--format', '{{.Action}} {{.Actor.Attributes.container}} {{.Actor.Attributes.name}}'])
+      .split('\n')
+      .filter((l) => l.includes(id));
+    assert.deepEqual(events, [`connect ${id} bridge`, `disconnect ${id} bridge`]);
+  });
+
   it('--mac-address: the MAC of the container\'s end, per network (API 1.44) and as Config.MacAddress (older clients)', () => {
     assert.equal(d.dockerOk(['run', '--rm', '--mac-address', '02:42:0a:d5:00:99', 'busybox', 'cat', '/sys/class/net/eth0/address']).trim(), '02:42:0a:d5:00:99');
     const id = d.dockerOk(['run', '-d', '--mac-address', '12:34:56:78:9A:BC', 'busybox', 'sleep', '100']).trim();

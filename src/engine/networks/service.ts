@@ -328,6 +328,8 @@ export class NetworkService {
         if (!n || n.driver !== 'bridge') throw new NotFoundError(`network ${name} not found`);
         networks[n.name] = this.plug(n, c.id, c.pid, `eth${Object.keys(networks).length}`, config, !routed && !n.internal);
         routed ||= !n.internal;
+        // As dockerd: each network a starting container joins says so (compose and others follow them).
+        this.opts.events.emit('network', 'connect', n.id, { container: c.id, name: n.name, type: n.driver });
       }
       const primary = Object.values(networks)[0];
       let ports: PortMap | undefined;
@@ -373,6 +375,7 @@ export class NetworkService {
     const free = (): void => {
       for (const n of this.bridgeNetworks()) this.ipam(n).release(containerId);
     };
+    for (const [name, e] of Object.entries(networks ?? {})) this.opts.events.emit('network', 'disconnect', e.networkId, { container: containerId, name, type: 'bridge' });
     const veths = Object.values(networks ?? {}).map((e) => e.hostVeth);
     if (veths.length === 0) free();
     else void Promise.all(veths.map(detachVethAsync)).then(free);
