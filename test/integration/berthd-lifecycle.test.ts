@@ -315,6 +315,17 @@ describe('berthd with the docker CLI', { skip }, () => {
     d.dockerOk(['rm', created]);
   });
 
+  it('volume mount and unmount events at a container\'s start and exit', () => {
+    const since = Math.floor(Date.now() / 1000) - 1;
+    d.dockerOk(['run', '--rm', '-v', 'evvol:/v:ro', 'busybox', 'true']);
+    const events = d
+      .dockerOk(['events', '--since', String(since), '--until', String(Math.floor(Date.now() / 1000) + 1), '--filter', 'type=volume', '--filter', 'volume=evvol', '--format', '{{.Action}}:{{index .Actor.Attributes "destination"}}:{{index .Actor.Attributes "read/write"}}'])
+      .trim()
+      .split('\n');
+    assert.deepEqual(events, ['create::', 'mount:/v:false', 'unmount::']);
+    d.dockerOk(['volume', 'rm', 'evvol']);
+  });
+
   it("--volumes-from: another container's volumes, read-write or read-only", () => {
     const donor = d.dockerOk(['run', '-d', '-v', '/data', '-v', 'vfnamed:/named', 'busybox', 'sh', '-c', 'echo a > /data/x; echo b > /named/y; exec sleep 1000']).trim();
     try {

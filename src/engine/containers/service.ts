@@ -382,7 +382,14 @@ export class ContainerService {
         config.Volumes,
         {
           ensure: async (volumeName, create) => {
+            let existed = false;
+            try {
+              if (volumeName) existed = !!this.opts.volumes.inspect(volumeName);
+            } catch {
+              /* a new one (or a bad name, which create refuses) */
+            }
             const v = await this.opts.volumes.create({ ...(volumeName ? { name: volumeName } : {}), ...create });
+            if (!existed) this.opts.events.emit('volume', 'create', v.Name, { driver: v.Driver });
             return { name: v.Name, mountpoint: v.Mountpoint };
           },
           exists: (p) => fs.existsSync(p),
@@ -650,6 +657,7 @@ export class ContainerService {
     for (const m of record.mounts) {
       if (m.Type !== 'volume' || !m.Name) continue;
       await this.acquireVolume(m.Name, record.id);
+      this.opts.events.emit('volume', 'mount', m.Name, { container: record.id, destination: m.Destination, driver: m.Driver ?? 'local', propagation: m.Propagation, 'read/write': String(m.RW) });
       if (m.NoCopy) continue;
       await mounted;
       await this.opts.volumes.copyUp(m.Name, path.join(rootfs, m.Destination), rootfs).catch(() => false);
@@ -820,6 +828,7 @@ export class ContainerService {
   private async releaseVolumes(record: ContainerRecord | undefined): Promise<void> {
     for (const m of record?.mounts ?? []) {
       if (m.Type !== 'volume' || !m.Name) continue;
+      this.opts.events.emit('volume', 'unmount', m.Name, { container: record!.id, driver: m.Driver ?? 'local' });
       const holders = this.volumeHolders.get(m.Name);
       holders?.delete(record!.id);
       if (holders?.size) continue;
@@ -1073,7 +1082,10 @@ export class ContainerService {
         if (m.Type !== 'volume' || !m.Name) continue;
         try {
           const v = this.opts.volumes.inspect(m.Name);
-          if (v.Labels && 'com.docker.volume.anonymous' in v.Labels && !this.volumeInUse(m.Name)) await this.opts.volumes.remove(m.Name, () => false);
+          if (v.Labels && 'com.docker.volume.anonymous' in v.Labels && !this.volumeInUse(m.Name)) {
+            await this.opts.volumes.remove(m.Name, () => false);
+            this.opts.events.emit('volume', 'destroy', m.Name, { driver: 'local' });
+          }
         } catch {
           /* already gone */
         }
