@@ -249,6 +249,10 @@ describe('containerSpec: namespaces', () => {
     rejects(() => spec({}, { UsernsMode: 'private' }), /^HostConfig\.UsernsMode: /);
     rejects(() => spec({}, { UsernsMode: 'bogus' }), /^HostConfig\.UsernsMode: invalid/);
     rejects(() => spec({}, { Privileged: true }, { facts: { idMappings } }), /^HostConfig\.Privileged: /);
+    rejects(() => spec({}, { PidMode: 'host' }, { facts: { idMappings } }), /^HostConfig\.PidMode: cannot share the host's PID namespace when user namespaces are enabled/);
+    rejects(() => spec({}, { IpcMode: 'host' }, { facts: { idMappings } }), /^HostConfig\.IpcMode: cannot share the host's IPC namespace/);
+    rejects(() => spec({}, {}, { facts: { idMappings }, network: { mode: 'host' } }), /^HostConfig\.NetworkMode: cannot share the host's network namespace/);
+    assert.ok(!types(spec({}, { PidMode: 'host', UsernsMode: 'host' }, { facts: { idMappings } })).includes('pid'));
   });
 
   it('PidMode, IpcMode, UTSMode: host leaves the namespace out, container:<id> joins it by path', () => {

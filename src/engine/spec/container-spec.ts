@@ -335,6 +335,19 @@ export function containerSpec(input: ContainerSpecInput): Spec {
   if (userns && privileged) {
     throw new InvalidArgumentError('privileged mode is incompatible with user namespaces; use UsernsMode "host"', 'HostConfig.Privileged');
   }
+  // As dockerd with user namespaces: the host's namespaces belong to the host's user namespace,
+  // where the container's root is nobody (its /proc, mqueue and sysfs mounts would be refused).
+  if (userns) {
+    const shared = (
+      [
+        [network.mode === 'host', 'network', 'HostConfig.NetworkMode'],
+        [modes.pid === 'host', 'PID', 'HostConfig.PidMode'],
+        [modes.ipc === 'host', 'IPC', 'HostConfig.IpcMode'],
+        [modes.uts === 'host', 'UTS', 'HostConfig.UTSMode'],
+      ] as const
+    ).find(([host]) => host);
+    if (shared) throw new InvalidArgumentError(`cannot share the host's ${shared[1]} namespace when user namespaces are enabled; use UsernsMode "host"`, shared[2]);
+  }
   if (userns) namespaces.push({ type: 'user' });
   const cgroupnsMode = optionalString(host.CgroupnsMode, 'HostConfig.CgroupnsMode') ?? '';
   if (!['', 'private', 'host'].includes(cgroupnsMode)) throw new InvalidArgumentError(`invalid cgroup namespace mode ${JSON.stringify(cgroupnsMode)}`, 'HostConfig.CgroupnsMode');
