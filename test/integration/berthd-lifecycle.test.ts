@@ -72,6 +72,8 @@ describe('berthd with the docker CLI', { skip }, () => {
     assert.equal(d.dockerOk(['logs', '--tail', '1', 'ticker']).split('\n').filter(Boolean).length, 1);
     const top = d.dockerOk(['top', 'ticker']);
     assert.match(top, /sh -c trap/);
+    assert.match(top, /^UID\s+PID\s+PPID\s+C\s+STIME\s+TTY\s+TIME\s+CMD$/m, "ps -ef's columns, as dockerd");
+    assert.match(d.dockerOk(['top', 'ticker', '-o', 'pid,comm']), /^PID\s+COMMAND\n\d+\s+sh$/m, "the client's ps arguments");
     assert.equal(d.dockerOk(['inspect', '-f', '{{.State.Running}} {{.Name}} {{.Config.Image}}', 'ticker']).trim(), 'true /ticker busybox');
     const pid = Number(d.dockerOk(['inspect', '-f', '{{.State.Pid}}', 'ticker']));
     assert.ok(fs.existsSync(`/proc/${pid}`), 'the reported pid is the container process');

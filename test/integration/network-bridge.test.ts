@@ -71,6 +71,18 @@ describe('the default bridge network', { skip: dockerdSkip }, () => {
     assert.deepEqual(events, [`connect ${id} bridge`, `disconnect ${id} bridge`]);
   });
 
+  it("stats report the container's network counters", async () => {
+    const gateway = CIDR.split('/')[0]!;
+    const id = d.dockerOk(['run', '-d', 'busybox', 'sh', '-c', `ping -c 3 -W 1 ${gateway} >/dev/null; exec sleep 100`]).trim();
+    try {
+      let netIO = '';
+      assert.ok(await poll(() => !/^0B \/ 0B$/.test((netIO = d.dockerOk(['stats', '--no-stream', '--format', '{{.NetIO}}', id]).trim())), 10_000), `NetIO ${netIO}`);
+      assert.match(netIO, /^\d+(\.\d+)?k?B \/ \d+(\.\d+)?k?B$/);
+    } finally {
+      d.dockerOk(['rm', '-f', id]);
+    }
+  });
+
   it('--mac-address: the MAC of the container\'s end, per network (API 1.44) and as Config.MacAddress (older clients)', () => {
     assert.equal(d.dockerOk(['run', '--rm', '--mac-address', '02:42:0a:d5:00:99', 'busybox', 'cat', '/sys/class/net/eth0/address']).trim(), '02:42:0a:d5:00:99');
     const id = d.dockerOk(['run', '-d', '--mac-address', '12:34:56:78:9A:BC', 'busybox', 'sleep', '100']).trim();

@@ -1,5 +1,4 @@
 /** `/containers/...`: Docker's container endpoints over the engine's ContainerService. */
-import fs from 'node:fs';
 import path from 'node:path';
 import type { EndpointConfig } from '../../engine/networks/record.js';
 import type { Writable } from 'node:stream';
@@ -8,6 +7,7 @@ import { InvalidArgumentError } from '../../common/errors.js';
 import type { ContainerConfig, ContainerHostConfig, ContainerRecord } from '../../engine/containers/record.js';
 import type { WaitCondition } from '../../engine/containers/service.js';
 import { detailsPrefix } from '../../engine/containers/logconfig.js';
+import { top } from '../../engine/containers/top.js';
 import type { Engine } from '../../engine/engine.js';
 import { HttpStatus } from '../errors.js';
 import { containerInspect, containerSummary } from '../present/containers.js';
@@ -186,10 +186,8 @@ export function containerRoutes(router: Router, engine: Engine): void {
     out.end(JSON.stringify(ctx.atLeast('1.30') ? body : { StatusCode: body.StatusCode }) + '\n');
   });
 
-  router.get('/containers/{id}/top', (ctx) => {
-    const pids = containers.top(ctx.params.id!);
-    const rows = pids.map((pid) => [String(pid), procCmdline(pid)]);
-    ctx.sendJson(200, { Titles: ['PID', 'CMD'], Processes: rows });
+  router.get('/containers/{id}/top', async (ctx) => {
+    ctx.sendJson(200, await top(containers.top(ctx.params.id!), ctx.query.get('ps_args') ?? undefined));
   });
 
   router.get('/containers/{id}/logs', async (ctx) => {
@@ -270,12 +268,4 @@ function write(out: Writable, data: Buffer): boolean {
   if (out.destroyed || out.writableEnded) return false;
   out.write(data);
   return true;
-}
-
-function procCmdline(pid: number): string {
-  try {
-    return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean).join(' ');
-  } catch {
-    return '';
-  }
 }

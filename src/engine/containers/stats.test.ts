@@ -6,7 +6,7 @@ import { describe, it } from 'node:test';
 
 import { openCgroupManager } from '../../runtime/cgroups/index.js';
 import { makeFakeRoot } from '../../runtime/cgroups/fake-tree.testutil.js';
-import { containerStats, parseBlkioV1, parseIoStatV2, readCgroupSample, statsJson, systemCpu, zeroStats } from './stats.js';
+import { containerStats, parseBlkioV1, parseIoStatV2, parseNetDev, readCgroupSample, statsJson, systemCpu, zeroStats } from './stats.js';
 
 const GiB = 1024 ** 3;
 
@@ -120,5 +120,18 @@ describe('container stats', () => {
     const got = [];
     for await (const s of containerStats({ record: () => stopped, cgroup: () => undefined }, 'b', { stream: false })) got.push(s);
     assert.deepEqual(got, [zero]);
+  });
+});
+
+describe('network counters', () => {
+  it("/proc/<pid>/net/dev per interface, lo left out (Docker's networks)", () => {
+    const text = [
+      'Inter-|   Receive                                                |  Transmit',
+      ' face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed',
+      '    lo:     140       2    0    0    0     0          0         0      140       2    0    0    0     0       0          0',
+      '  eth0:    1296      16    1    2    0     0          0         0      796       9    3    4    0     0       0          0',
+    ].join('\n');
+    assert.deepEqual(parseNetDev(text), { eth0: { rx_bytes: 1296, rx_packets: 16, rx_errors: 1, rx_dropped: 2, tx_bytes: 796, tx_packets: 9, tx_errors: 3, tx_dropped: 4 } });
+    assert.deepEqual(parseNetDev(undefined), {});
   });
 });

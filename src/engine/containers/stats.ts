@@ -53,6 +53,17 @@ export interface CgroupSample {
   blkio: BlkioStats;
 }
 
+export interface NetworkStats {
+  rx_bytes: number;
+  rx_packets: number;
+  rx_errors: number;
+  rx_dropped: number;
+  tx_bytes: number;
+  tx_packets: number;
+  tx_errors: number;
+  tx_dropped: number;
+}
+
 export interface StatsJson {
   name: string;
   id: string;
@@ -65,6 +76,22 @@ export interface StatsJson {
   cpu_stats: CpuStats;
   precpu_stats: CpuStats;
   memory_stats: MemoryStats;
+  /** Per interface of the container's own network namespace, but lo; absent when there is none. */
+  networks?: Record<string, NetworkStats>;
+}
+
+/** /proc/<pid>/net/dev: the counters of each interface but lo (Docker's "networks"). */
+export function parseNetDev(text: string | undefined): Record<string, NetworkStats> {
+  const out: Record<string, NetworkStats> = {};
+  for (const line of (text ?? '').split('\n').slice(2)) {
+    const colon = line.indexOf(':');
+    if (colon < 0) continue;
+    const name = line.slice(0, colon).trim();
+    const n = line.slice(colon + 1).trim().split(/\s+/).map(Number);
+    if (name === 'lo' || n.length < 16 || n.some((x) => !Number.isFinite(x))) continue;
+    out[name] = { rx_bytes: n[0]!, rx_packets: n[1]!, rx_errors: n[2]!, rx_dropped: n[3]!, tx_bytes: n[8]!, tx_packets: n[9]!, tx_errors: n[10]!, tx_dropped: n[11]! };
+  }
+  return out;
 }
 
 /** USER_HZ: cpuacct.stat and /proc/stat count in these ticks. */
@@ -245,15 +272,29 @@ export function statsJson(meta: { name: string; id: string }, now: { at: Date; s
   };
 }
 
-/** Samples a live cgroup now (with the host's /proc/stat). */
-export function sampleNow(desc: CgroupDescriptor, meta: { name: string; id: string }, previous?: StatsJson): StatsJson {
+/**
+ * Samples a live cgroup now (with the host's /proc/stat), and the interfaces of the network
+ * namespace of `netPid` (the container's PID 1, when the namespace is its own).
+ */
+export function sampleNow(desc: CgroupDescriptor, meta: { name: string; id: string }, previous?: StatsJson, netPid?: number): StatsJson {
   let procStat = '';
   try {
     procStat = fs.readFileSync('/proc/stat', 'utf8');
   } catch {
     /* no /proc: zeros */
   }
-  return statsJson(meta, { at: new Date(), sample: readCgroupSample(desc), system: systemCpu(procStat) }, previous);
+  const json = statsJson(meta, { at: new Date(), sample: readCgroupSample(desc), system: systemCpu(procStat) }, previous);
+  if (netPid) {
+    let netDev: string | undefined;
+    try {
+      netDev = fs.readFileSync(`/proc/${netPid}/net/dev`, 'utf8');
+    } catch {
+      /* gone meanwhile */
+    }
+    const networks = parseNetDev(netDev);
+    if (Object.keys(networks).length) json.networks = networks;
+  }
+  return json;
 }
 
 function sleep(ms: number, signal?: AbortSignal): Promise<void> {
@@ -278,7 +319,7 @@ export type CgroupLookup = (id: string) => CgroupDescriptor | undefined;
  * Docker's zero value.
  */
 export async function* containerStats(
-  lookup: { record: (ref: string) => { id: string; name: string; state: { status: string } }; cgroup: CgroupLookup },
+  lookup: { record: (ref: string) => { id: string; name: string; state: { status: string; pid?: number }; hostConfig?: { NetworkMode?: unknown } }; cgroup: CgroupLookup },
   ref: string,
   opts: { stream: boolean; oneShot?: boolean; signal?: AbortSignal; intervalMs?: number },
 ): AsyncGenerator<StatsJson> {
@@ -289,19 +330,25 @@ export async function* containerStats(
     const status = lookup.record(first.id).state.status;
     return status === 'running' || status === 'paused' ? lookup.cgroup(first.id) : undefined;
   };
+  // The network namespace's counters when it is the container's own (not the host's or another's).
+  const netPid = (): number | undefined => {
+    const r = lookup.record(first.id);
+    const mode = typeof r.hostConfig?.NetworkMode === 'string' ? r.hostConfig.NetworkMode : '';
+    return mode === 'host' || mode.startsWith('container:') ? undefined : r.state.pid || undefined;
+  };
   if (!opts.stream) {
     const desc = live();
     if (!desc) {
       yield zeroStats(meta.name, meta.id);
       return;
     }
-    const one = sampleNow(desc, meta);
+    const one = sampleNow(desc, meta, undefined, netPid());
     if (opts.oneShot) {
       yield one;
       return;
     }
     await sleep(interval, opts.signal);
-    yield sampleNow(desc, meta, one);
+    yield sampleNow(desc, meta, one, netPid());
     return;
   }
   let previous: StatsJson | undefined;
@@ -313,7 +360,7 @@ export async function* containerStats(
       return; // removed
     }
     if (desc) {
-      previous = sampleNow(desc, meta, previous);
+      previous = sampleNow(desc, meta, previous, netPid());
       yield previous;
     } else {
       previous = undefined;
