@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 
 import { InvalidArgumentError } from '../common/errors.js';
-import { boolFilter, checkFilterKeys, globToRegExp, matchesLabels, matchesReference, parseTimestamp } from './image-filters.js';
+import { boolFilter, checkFilterKeys, globToRegExp, matchesLabels, matchesReference, parseTimestamp, pruneMatcher } from './image-filters.js';
 
 describe('image filters', () => {
   it('refuses unknown keys', () => {
@@ -43,5 +43,20 @@ describe('image filters', () => {
     assert.equal(parseTimestamp('1h30m', 10_000_000), 10_000_000 - 5_400_000);
     assert.equal(parseTimestamp('2024-01-02T03:04:05Z'), Date.parse('2024-01-02T03:04:05Z'));
     assert.throws(() => parseTimestamp('yesterday'), InvalidArgumentError);
+  });
+});
+
+describe('prune filters', () => {
+  it('until, label and label! as dockerd; other keys refused', () => {
+    const old = { created: '2020-01-01T00:00:00Z', labels: { keep: '1', team: 'a' } };
+    const fresh = { created: new Date().toISOString(), labels: {} };
+    assert.equal(pruneMatcher({ until: ['1h'] })(old), true);
+    assert.equal(pruneMatcher({ until: ['1h'] })(fresh), false);
+    assert.equal(pruneMatcher({ label: ['team=a'] })(old), true);
+    assert.equal(pruneMatcher({ label: ['team=b'] })(old), false);
+    assert.equal(pruneMatcher({ 'label!': ['keep'] })(old), false);
+    assert.equal(pruneMatcher({ 'label!': ['keep=2'] })(old), true);
+    assert.equal(pruneMatcher({ 'label!': ['keep'] })(fresh), true);
+    assert.throws(() => pruneMatcher({ dangling: ['true'] }), /invalid filter 'dangling'/);
   });
 });

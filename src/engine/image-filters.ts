@@ -3,6 +3,7 @@
  * reference globs (Go's path.Match against "busybox:latest" and "busybox", as
  * reference.FamiliarMatch), labels ("key" or "key=value") and timestamps ("until").
  */
+import { parseGoDuration } from '../common/duration.js';
 import { InvalidArgumentError } from '../common/errors.js';
 
 export type Filters = Record<string, string[]>;
@@ -92,8 +93,20 @@ export function parseTimestamp(value: string, now = Date.now(), field = 'until')
 }
 
 function goDuration(value: string): number {
-  const unit: Record<string, number> = { ns: 1e-6, us: 1e-3, µs: 1e-3, ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
-  let ms = 0;
-  for (const m of value.matchAll(/(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)/g)) ms += Number(m[1]) * unit[m[2]!]!;
-  return ms;
+  return parseGoDuration(value) / 1e6;
+}
+
+/**
+ * The filters of a prune (containers, networks): `until` (older than), `label` (each must hold)
+ * and `label!` (none may), as dockerd takes them; any other key is refused. Returns the test
+ * an object must pass to be pruned.
+ */
+export function pruneMatcher(filters: Filters, allowed: readonly string[] = ['until', 'label', 'label!']): (item: { created: string; labels?: Record<string, string> | null }) => boolean {
+  checkFilterKeys(filters, allowed);
+  const until = filters.until?.length ? Math.min(...filters.until.map((u) => parseTimestamp(u))) : undefined;
+  return (item) => {
+    if (until !== undefined && !((Date.parse(item.created) || 0) < until)) return false;
+    if (!matchesLabels(filters.label, item.labels)) return false;
+    return !(filters['label!'] ?? []).some((l) => matchesLabel(l, item.labels));
+  };
 }

@@ -271,11 +271,12 @@ export class VolumeStore {
    * Removes unused volumes: anonymous ones only, unless `all` (Docker 23+). Returns the names
    * removed and the bytes they held.
    */
-  async prune(opts: { all?: boolean; label?: string[] } = {}, inUse: InUse = this.inUse): Promise<{ deleted: string[]; spaceReclaimed: number }> {
+  async prune(opts: { all?: boolean; label?: string[]; notLabel?: string[] } = {}, inUse: InUse = this.inUse): Promise<{ deleted: string[]; spaceReclaimed: number }> {
     const deleted: string[] = [];
     let spaceReclaimed = 0;
     for (const v of this.list({ dangling: true, label: opts.label }, inUse)) {
       if (!opts.all && !(ANONYMOUS_LABEL in v.Labels)) continue;
+      if (opts.notLabel?.some((l) => labelMatches(v.Labels, l))) continue; // label!
       const size = await diskUsage(this.mountpoint(v.Name));
       try {
         await this.remove(v.Name, inUse);

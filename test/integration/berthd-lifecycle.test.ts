@@ -515,6 +515,26 @@ describe('berthd with the docker CLI', { skip }, () => {
     assert.match(events, /health_status: unhealthy/);
   });
 
+  it('container and volume prune take until, label and label! (what is filtered out stays)', () => {
+    const kept = d.dockerOk(['create', '--label', 'keep=1', 'busybox', 'true']).trim();
+    const gone = d.dockerOk(['create', 'busybox', 'true']).trim();
+    assert.match(d.dockerOk(['container', 'prune', '-f', '--filter', 'until=1h']), /Total reclaimed space/);
+    assert.ok(d.docker(['inspect', gone]).status === 0, 'until=1h: the new ones stay');
+    const out = d.dockerOk(['container', 'prune', '-f', '--filter', 'label!=keep=1']);
+    assert.match(out, new RegExp(gone));
+    assert.doesNotMatch(out, new RegExp(kept));
+    assert.equal(d.docker(['inspect', gone]).status, 1);
+    assert.equal(d.docker(['inspect', kept]).status, 0, 'label!: the labelled one stays');
+    d.dockerOk(['rm', kept]);
+    assert.match(d.docker(['container', 'prune', '-f', '--filter', 'dangling=true']).stderr, /invalid filter 'dangling'/);
+
+    d.dockerOk(['volume', 'create', '--label', 'keep=1', 'pv-kept']);
+    d.dockerOk(['volume', 'create', 'pv-gone']);
+    d.dockerOk(['volume', 'prune', '-af', '--filter', 'label!=keep']);
+    assert.deepEqual(d.dockerOk(['volume', 'ls', '-q']).split('\n').filter((v) => v.startsWith('pv-')), ['pv-kept']);
+    d.dockerOk(['volume', 'rm', 'pv-kept']);
+  });
+
   it('system df and info answer', () => {
     assert.match(d.dockerOk(['system', 'df']), /Images/);
     assert.match(d.dockerOk(['info', '--format', '{{.Driver}} {{.OSType}}']), /overlay2 linux/);

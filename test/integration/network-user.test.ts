@@ -119,6 +119,15 @@ describe('user-defined networks through the docker CLI', { skip: dockerdSkip }, 
     const auto = JSON.parse(d.dockerOk(['network', 'inspect', 'auto']))[0] as { IPAM: { Config: Array<{ Subnet: string }> } };
     assert.match(auto.IPAM.Config[0]!.Subnet, /^(172\.(1[89]|2\d|3[01])\.0\.0\/16|192\.168\.\d+\.0\/20)$/);
     d.dockerOk(['network', 'rm', 'auto']);
+    // prune: until, label, label!; what is filtered out stays.
+    // (Only this part's networks carry prunetest: the later tests' networks must stay.)
+    d.dockerOk(['network', 'create', '--label', 'prunetest', '--label', 'keep=1', 'pn-kept']);
+    d.dockerOk(['network', 'create', '--label', 'prunetest', 'pn-gone']);
+    assert.doesNotMatch(d.dockerOk(['network', 'prune', '-f', '--filter', 'label=prunetest', '--filter', 'until=1h']), /pn-/);
+    const pruned = d.dockerOk(['network', 'prune', '-f', '--filter', 'label=prunetest', '--filter', 'label!=keep=1']);
+    assert.match(pruned, /pn-gone/);
+    assert.doesNotMatch(pruned, /pn-kept/);
+    d.dockerOk(['network', 'rm', 'pn-kept']);
     assert.equal(d.docker(['network', 'inspect', 'auto']).status, 1);
   });
 

@@ -165,15 +165,7 @@ export function containerRoutes(router: Router, engine: Engine): void {
   });
 
   router.post('/containers/prune', async (ctx) => {
-    const filters = ctx.filters();
-    const deleted: string[] = [];
-    for (const c of containers.list()) {
-      if (c.state.status !== 'exited' && c.state.status !== 'created' && c.state.status !== 'dead') continue;
-      if (!matchesFilters(c, Object.fromEntries(Object.entries(filters).filter(([k]) => k === 'label')))) continue;
-      await containers.remove(c.id, {});
-      deleted.push(c.id);
-    }
-    ctx.sendJson(200, { ContainersDeleted: deleted, SpaceReclaimed: 0 });
+    ctx.sendJson(200, await containers.prune(ctx.filters()));
   });
 
   router.post('/containers/{id}/wait', async (ctx) => {

@@ -1,4 +1,5 @@
 /** `/volumes/...` over the engine's VolumeStore. */
+import { checkFilterKeys } from '../../engine/image-filters.js';
 import type { Engine } from '../../engine/engine.js';
 import type { Router } from '../router.js';
 
@@ -31,8 +32,9 @@ export function volumeRoutes(router: Router, engine: Engine): void {
 
   router.post('/volumes/prune', async (ctx) => {
     const filters = ctx.filters();
+    checkFilterKeys(filters, ['label', 'label!', 'all']);
     const all = ['1', 'true'].includes(filters.all?.[0] ?? '');
-    const result = await engine.volumes.prune({ all, label: filters.label }, inUse);
+    const result = await engine.volumes.prune({ all, label: filters.label, notLabel: filters['label!'] }, inUse);
     ctx.sendJson(200, { VolumesDeleted: result.deleted, SpaceReclaimed: result.spaceReclaimed });
   });
 }

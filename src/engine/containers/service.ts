@@ -31,6 +31,7 @@ import { mountPointsUnder } from '../../common/mountinfo.js';
 import { TreeDeleter } from '../../storage/fsop.js';
 import { isMountPoint, Mounter, unmount, volatileUpper } from '../mount.js';
 import { devicesAt, hostDevices } from '../host-devices.js';
+import { pruneMatcher } from '../image-filters.js';
 import { applyCreateDefaults, dnsSettings, withRunDefaults, type ContainerDefaults } from './defaults.js';
 import { logAttributes, resolveLogConfig, rotation as logRotation, type EffectiveLogConfig } from './logconfig.js';
 import { ociMounts, resolveMounts } from './mounts.js';
@@ -1099,6 +1100,34 @@ export class ContainerService {
   }
 
   // ---- logs and attach ---------------------------------------------------------------------
+
+  /**
+   * `docker container prune`: the stopped containers (exited, created, dead) that pass the
+   * filters (until, label, label!), removed with their writable layers; the bytes those held.
+   */
+  async prune(filters: Record<string, string[]> = {}): Promise<{ ContainersDeleted: string[]; SpaceReclaimed: number }> {
+    const matches = pruneMatcher(filters);
+    const deleted: string[] = [];
+    let reclaimed = 0;
+    for (const c of this.store.list()) {
+      if (!['exited', 'created', 'dead'].includes(c.state.status)) continue;
+      if (!matches({ created: c.created, labels: c.config.Labels })) continue;
+      const size = await this.opts.snapshotter.usage(c.snapshotKey).then(
+        (u) => u.size,
+        () => 0,
+      );
+      try {
+        await this.remove(c.id, {});
+      } catch (err) {
+        if (err instanceof NotFoundError || err instanceof ConflictError) continue; // gone or started meanwhile
+        throw err;
+      }
+      deleted.push(c.id);
+      reclaimed += size;
+    }
+    this.opts.events.emit('container', 'prune', '', { reclaimed: String(reclaimed) });
+    return { ContainersDeleted: deleted, SpaceReclaimed: reclaimed };
+  }
 
   /** Refuses a container whose log driver keeps nothing to read back (none), as dockerd does. */
   checkLogsReadable(ref: string): void {

@@ -10,6 +10,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 
 import { ConflictError, ForbiddenError, InvalidArgumentError, NotFoundError, UnsupportedError } from '../../common/errors.js';
+import { pruneMatcher } from '../image-filters.js';
 import { attachToBridge, detachVeth, detachVethAsync, enableHairpin, ensureBridge, hasDefaultRoute, hostRoutes, interfacesOf, macFor, removeBridge, vethName } from '../../network/bridge.js';
 import { Ipam, parseCidr, parseSubnet, subnetCidr, subnetContains, subnetsOverlap, type Subnet } from '../../network/ipam.js';
 import type { EmbeddedDns } from '../../network/dns.js';
@@ -247,8 +248,10 @@ export class NetworkService {
   }
 
   /** Removes user-defined networks no running container uses; their names. */
+  /** `docker network prune`: the user-defined networks no container is on that pass the filters (until, label, label!). */
   async prune(filters: Record<string, string[]> = {}): Promise<string[]> {
-    const unused = this.list({ ...filters, type: ['custom'] }).filter((n) => this.endpointsOn(n).length === 0);
+    const matches = pruneMatcher(filters);
+    const unused = this.list({ type: ['custom'] }).filter((n) => this.endpointsOn(n).length === 0 && matches({ created: n.created, labels: n.labels }));
     const removed: string[] = [];
     for (const n of unused) {
       await this.remove(n.id).then(
