@@ -394,7 +394,18 @@ describe('berthd with the docker CLI', { skip }, () => {
     assert.equal(d.dockerOk(['ps', '-a', '--filter', 'label=team=a', '--format', '{{.Names}} {{.State}}']).trim(), 'after created');
     assert.equal(d.dockerOk(['ps', '-aq', '--filter', 'name=after']).trim().length, 12);
     assert.equal(d.dockerOk(['ps', '-q', '--filter', 'name=after']).trim(), '');
-    d.dockerOk(['rm', 'after']);
+    // before/since (creation order), publish/expose (port, range, protocol), health.
+    d.dockerOk(['create', '--name', 'f2', '--expose', '9000', '-p', '127.0.0.1::80', 'busybox', 'true']);
+    d.dockerOk(['create', '--name', 'f3', '--health-cmd', 'true', 'busybox', 'true']);
+    const names = (filter: string): string => d.dockerOk(['ps', '-a', '--filter', filter, '--format', '{{.Names}}']).trim().split('\n').filter((n) => ['after', 'f2', 'f3'].includes(n)).sort().join(' ');
+    assert.equal(names('before=f3'), 'after f2');
+    assert.equal(names('since=after'), 'f2 f3');
+    assert.equal(names('expose=8990-9010/tcp'), 'f2');
+    assert.equal(names('expose=9000/udp'), '');
+    assert.equal(names('publish=80'), 'f2');
+    assert.equal(names('health=none'), 'after f2 f3', 'none of them runs: no health status yet');
+    assert.match(d.docker(['ps', '--filter', 'health=great']).stderr, /Unrecognised filter value for health: great/);
+    d.dockerOk(['rm', 'after', 'f2', 'f3']);
   });
 
   it('events stream what happened', () => {

@@ -24,7 +24,30 @@ export function parseTime(value: string | null, field: string): Date | undefined
   return new Date(ms);
 }
 
-function matchesFilters(c: ContainerRecord, filters: Record<string, string[]>): boolean {
+/** publish/expose filter values: "80", "80/udp", "8000-8080/tcp" (tcp by default). */
+function portFilter(value: string): (key: string) => boolean {
+  const m = /^(\d+)(?:-(\d+))?(?:\/(tcp|udp|sctp))?$/.exec(value);
+  if (!m) throw new InvalidArgumentError(`invalid port filter ${JSON.stringify(value)}`, 'filters');
+  const [low, high, proto] = [Number(m[1]), Number(m[2] ?? m[1]), m[3] ?? 'tcp'];
+  return (key) => {
+    const [port, p = 'tcp'] = key.split('/');
+    return p === proto && Number(port) >= low && Number(port) <= high;
+  };
+}
+
+const HEALTH_VALUES = ['starting', 'healthy', 'unhealthy', 'none'];
+const LIST_FILTERS = ['id', 'name', 'status', 'exited', 'label', 'ancestor', 'volume', 'network', 'is-task', 'health', 'before', 'since', 'publish', 'expose'];
+
+/** The filters checked before any container is looked at, as dockerd does: an empty list still refuses a bad one. */
+function checkListFilters(filters: Record<string, string[]>, lookup: (ref: string) => ContainerRecord): void {
+  for (const key of Object.keys(filters)) if (!LIST_FILTERS.includes(key)) throw new InvalidArgumentError(`invalid filter '${key}'`, 'filters');
+  for (const v of filters.health ?? []) if (!HEALTH_VALUES.includes(v)) throw new InvalidArgumentError(`Unrecognised filter value for health: ${v}`, 'filters');
+  for (const v of [...(filters.publish ?? []), ...(filters.expose ?? [])]) portFilter(v);
+  for (const v of [...(filters.before ?? []), ...(filters.since ?? [])]) lookup(v);
+}
+
+/** `docker ps --filter`, as dockerd reads them; `lookup` resolves before/since references. */
+function matchesFilters(c: ContainerRecord, filters: Record<string, string[]>, lookup: (ref: string) => ContainerRecord): boolean {
   for (const [key, values] of Object.entries(filters)) {
     if (values.length === 0) continue;
     const any = (fn: (v: string) => boolean): boolean => values.some(fn);
@@ -60,10 +83,24 @@ function matchesFilters(c: ContainerRecord, filters: Record<string, string[]>): 
         if (!any((v) => Object.entries(c.endpoints ?? {}).some(([name, e]) => name === v || (!!e.NetworkID && e.NetworkID.startsWith(v))))) return false;
         break;
       case 'is-task':
-      case 'health':
         break;
+      case 'health': {
+        for (const v of values) if (!HEALTH_VALUES.includes(v)) throw new InvalidArgumentError(`Unrecognised filter value for health: ${v}`, 'filters');
+        if (!any((v) => v === (c.state.health?.Status ?? 'none'))) return false;
+        break;
+      }
+      // Created before or after another container (dockerd: by creation order).
       case 'before':
+        if (!values.every((v) => Date.parse(c.created) < Date.parse(lookup(v).created))) return false;
+        break;
       case 'since':
+        if (!values.every((v) => Date.parse(c.created) > Date.parse(lookup(v).created))) return false;
+        break;
+      case 'publish':
+        if (!values.some((v) => Object.entries(c.hostConfig.PortBindings ?? {}).some(([key, list]) => (list?.length ?? 0) > 0 && portFilter(v)(key)))) return false;
+        break;
+      case 'expose':
+        if (!values.some((v) => Object.keys(c.config.ExposedPorts ?? {}).some(portFilter(v)))) return false;
         break;
       default:
         throw new InvalidArgumentError(`invalid filter '${key}'`, 'filters');
@@ -94,10 +131,11 @@ export function containerRoutes(router: Router, engine: Engine): void {
     const all = ctx.bool('all');
     const limit = ctx.int('limit');
     const filters = ctx.filters();
+    checkListFilters(filters, (ref) => containers.get(ref));
     let list = containers
       .list()
       .filter((c) => all || limit !== undefined || c.state.status === 'running' || c.state.status === 'paused' || c.state.status === 'restarting' || (filters.status?.length ?? 0) > 0)
-      .filter((c) => matchesFilters(c, filters))
+      .filter((c) => matchesFilters(c, filters, (ref) => containers.get(ref)))
       .sort((a, b) => Date.parse(b.created) - Date.parse(a.created));
     if (limit !== undefined && limit > 0) list = list.slice(0, limit);
     if (!ctx.bool('size')) return ctx.sendJson(200, list.map(containerSummary));
