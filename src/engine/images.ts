@@ -254,6 +254,9 @@ export class ImageService {
     const before = filters.before?.length ? Math.min(...filters.before.map((r) => createdOf(this.get(r)))) : undefined;
     const since = filters.since?.length ? Math.max(...filters.since.map((r) => createdOf(this.get(r)))) : undefined;
     const until = filters.until?.length ? Math.min(...filters.until.map((u) => parseTimestamp(u))) : undefined;
+    // With reference patterns, an image shows with the names that match only (dockerd's RepoTags then).
+    const matching = (names: string[] | undefined): string[] => (names ?? []).filter((n) => filters.reference!.some((p) => matchesReference(p, [familiar(n)])));
+    const narrowed = (image: ImageRecord): ImageRecord => (filters.reference?.length ? { ...image, names: matching(image.names), repoDigests: matching(image.repoDigests) } : image);
     return this.images.list().filter((image) => {
       const config = this.config(image);
       const created = Date.parse(config.created ?? image.created) || 0;
@@ -269,7 +272,7 @@ export class ImageService {
       if (since !== undefined && !(created > since)) return false;
       if (until !== undefined && !(created < until)) return false;
       return true;
-    });
+    }).map(narrowed);
   }
 
   /** `docker history`: newest first; the top entry carries the image ID and its tags. */

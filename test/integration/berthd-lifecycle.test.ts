@@ -544,6 +544,7 @@ describe('berthd with the docker CLI', { skip }, () => {
     d.dockerOk(['volume', 'prune', '-af', '--filter', 'label!=keep']);
     assert.deepEqual(d.dockerOk(['volume', 'ls', '-q']).split('\n').filter((v) => v.startsWith('pv-')), ['pv-kept']);
     d.dockerOk(['volume', 'rm', 'pv-kept']);
+    assert.match(d.docker(['volume', 'ls', '--filter', 'colour=red']).stderr, /invalid filter 'colour'/);
   });
 
   it('system df and info answer', () => {

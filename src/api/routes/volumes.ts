@@ -8,6 +8,9 @@ export function volumeRoutes(router: Router, engine: Engine): void {
 
   router.get('/volumes', (ctx) => {
     const filters = ctx.filters();
+    checkFilterKeys(filters, ['name', 'label', 'dangling', 'driver']);
+    // The one driver there is.
+    if (filters.driver?.length && !filters.driver.includes('local')) return ctx.sendJson(200, { Volumes: [], Warnings: [] });
     const dangling = filters.dangling?.[0];
     const list = engine.volumes.list({ name: filters.name, label: filters.label, dangling: dangling === undefined ? undefined : ['1', 'true'].includes(dangling) });
     ctx.sendJson(200, { Volumes: list, Warnings: [] });
