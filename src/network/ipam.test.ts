@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 
-import { intToIp, Ipam, ipToInt, parseCidr, parseSubnet, subnetCidr, subnetContains, subnetsOverlap } from './ipam.js';
+import { intToIp, Ipam, ipToInt, parseCidr, parseRange, parseSubnet, subnetCidr, subnetContains, subnetsOverlap } from './ipam.js';
 
 describe('Ipam', () => {
   const file = (): string => path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'ipam-')), 'net.json');
@@ -49,5 +49,25 @@ describe('Ipam', () => {
     assert.ok(!subnetsOverlap(parseSubnet('10.1.2.0/25'), parseSubnet('10.1.2.128/25')));
     assert.ok(subnetContains(parseSubnet('10.1.2.0/24'), '10.1.2.200'));
     assert.ok(!subnetContains(parseSubnet('10.1.2.0/24'), '10.1.3.1'));
+  });
+});
+
+describe('IPRange and AuxiliaryAddresses', () => {
+  it('hands out dynamic addresses from the range only, never a reserved one; --ip may be outside the range', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'berth-ipam-range-'));
+    try {
+      const subnet = parseSubnet('10.9.0.0/24', '10.9.0.254');
+      const ipam = new Ipam(path.join(dir, 'r.json'), subnet, { range: '10.9.0.128/30', reserved: ['10.9.0.129'] });
+      assert.equal(ipam.allocate('a'), '10.9.0.128');
+      assert.equal(ipam.allocate('b'), '10.9.0.130', 'the auxiliary address is skipped');
+      assert.equal(ipam.allocate('c'), '10.9.0.131');
+      assert.throws(() => ipam.allocate('d'), /no free address/);
+      assert.equal(ipam.allocate('e', '10.9.0.7'), '10.9.0.7');
+      assert.throws(() => ipam.allocate('f', '10.9.0.129'), /Address already in use/);
+      assert.throws(() => parseRange('10.9.1.0/25', subnet), /not within the subnet/);
+      assert.throws(() => parseRange('bad', subnet), /invalid IP range/);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

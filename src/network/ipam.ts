@@ -77,13 +77,32 @@ export function parseSubnet(cidr: string, gateway?: string, field = 'IPAM.Config
   return subnet;
 }
 
+/** A range of a subnet ("10.1.2.128/25"), where it must lie within the subnet. */
+export function parseRange(cidr: string, subnet: Subnet, field = 'IPAM.Config.IPRange'): { network: number; size: number } {
+  const m = /^([\d.]+)\/(\d{1,2})$/.exec(cidr);
+  if (!m) throw new InvalidArgumentError(`invalid IP range ${JSON.stringify(cidr)} (expected e.g. 10.1.2.128/25)`, field);
+  const size = 2 ** (32 - Number(m[2]));
+  const network = Math.floor(ipToInt(m[1]!) / size) * size;
+  const outer = subnetBounds(subnet);
+  if (Number(m[2]) > 32 || network < outer.network || network + size > outer.network + outer.size) {
+    throw new InvalidArgumentError(`IP range ${cidr} is not within the subnet ${subnetCidr(subnet)}`, field);
+  }
+  return { network, size };
+}
+
 export class Ipam {
   private allocations: Record<string, string>;
+  private readonly range: { network: number; size: number } | undefined;
+  private readonly reserved: Set<string>;
 
   constructor(
     private readonly file: string,
     readonly subnet: Subnet,
+    /** IPRange (dynamic addresses come from it only) and AuxiliaryAddresses (never given). */
+    opts: { range?: string; reserved?: string[] } = {},
   ) {
+    this.range = opts.range ? parseRange(opts.range, subnet) : undefined;
+    this.reserved = new Set(opts.reserved ?? []);
     fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
     try {
       const saved = JSON.parse(fs.readFileSync(file, 'utf8')) as { allocations?: Record<string, string> };
@@ -104,6 +123,7 @@ export class Ipam {
     const { network, size } = subnetBounds(this.subnet);
     const used = new Set(Object.entries(this.allocations).flatMap(([o, ip]) => (o === owner ? [] : [ip])));
     used.add(this.subnet.gateway);
+    for (const ip of this.reserved) used.add(ip);
     if (preferred) {
       const n = ipToInt(preferred);
       if (n <= network || n >= network + size - 1) throw new InvalidArgumentError(`no configured subnet contains IP address ${preferred}`, 'IPAMConfig.IPv4Address');
@@ -112,7 +132,9 @@ export class Ipam {
       this.save();
       return preferred;
     }
-    for (let n = network + 1; n < network + size - 1; n++) {
+    const first = Math.max(network + 1, this.range?.network ?? 0);
+    const end = Math.min(network + size - 1, this.range ? this.range.network + this.range.size : Infinity);
+    for (let n = first; n < end; n++) {
       const ip = intToIp(n);
       if (used.has(ip)) continue;
       this.allocations[owner] = ip;

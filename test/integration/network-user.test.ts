@@ -128,6 +128,12 @@ describe('user-defined networks through the docker CLI', { skip: dockerdSkip }, 
     assert.match(pruned, /pn-gone/);
     assert.doesNotMatch(pruned, /pn-kept/);
     d.dockerOk(['network', 'rm', 'pn-kept']);
+    // --ip-range and --aux-address: where addresses come from, and what is never handed out.
+    d.dockerOk(['network', 'create', '--subnet', `10.218.${TAG}.0/24`, '--ip-range', `10.218.${TAG}.128/25`, '--aux-address', `host1=10.218.${TAG}.128`, 'ranged']);
+    const ranged = d.dockerOk(['run', '--rm', '--network', 'ranged', 'busybox', 'sh', '-c', 'ip -4 -o addr show eth0']);
+    assert.match(ranged, new RegExp(`inet 10\\.218\\.${TAG}\\.129/24`), 'the first of the range, but the auxiliary address');
+    assert.deepEqual(JSON.parse(d.dockerOk(['network', 'inspect', '-f', '{{json .IPAM.Config}}', 'ranged']))[0], { Subnet: `10.218.${TAG}.0/24`, Gateway: `10.218.${TAG}.1`, IPRange: `10.218.${TAG}.128/25`, AuxiliaryAddresses: { host1: `10.218.${TAG}.128` } });
+    d.dockerOk(['network', 'rm', 'ranged']);
     assert.equal(d.docker(['network', 'inspect', 'auto']).status, 1);
   });
 

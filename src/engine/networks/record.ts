@@ -19,6 +19,10 @@ export interface NetworkRecord {
   subnet?: string;
   gateway?: string;
   mtu?: number;
+  /** IPAM.Config.IPRange: where addresses are handed out from ("10.1.2.128/25"; --ip may go outside it). */
+  ipRange?: string;
+  /** IPAM.Config.AuxiliaryAddresses: addresses of the subnet never given to a container. */
+  auxAddresses?: Record<string, string>;
 }
 
 /** A container's wish to be on a network (Docker's EndpointSettings as create and connect send them). */

@@ -12,7 +12,7 @@ import path from 'node:path';
 import { ConflictError, ForbiddenError, InvalidArgumentError, NotFoundError, UnsupportedError } from '../../common/errors.js';
 import { pruneMatcher } from '../image-filters.js';
 import { attachToBridge, detachVeth, detachVethAsync, enableHairpin, ensureBridge, hasDefaultRoute, hostRoutes, interfacesOf, macFor, removeBridge, vethName } from '../../network/bridge.js';
-import { Ipam, parseCidr, parseSubnet, subnetCidr, subnetContains, subnetsOverlap, type Subnet } from '../../network/ipam.js';
+import { Ipam, parseCidr, parseRange, parseSubnet, subnetCidr, subnetContains, subnetsOverlap, type Subnet } from '../../network/ipam.js';
 import type { EmbeddedDns } from '../../network/dns.js';
 import type { HostNat } from '../../network/nat.js';
 import type { PortBinding, PortMap, PortPublisher } from '../../network/ports.js';
@@ -128,7 +128,7 @@ export class NetworkService {
   private ipam(n: NetworkRecord): Ipam {
     let ipam = this.ipams.get(n.id);
     if (!ipam) {
-      ipam = new Ipam(path.join(this.opts.dir, `${n.bridge}.json`), this.subnetOf(n));
+      ipam = new Ipam(path.join(this.opts.dir, `${n.bridge}.json`), this.subnetOf(n), { range: n.ipRange, reserved: Object.values(n.auxAddresses ?? {}) });
       this.ipams.set(n.id, ipam);
     }
     return ipam;
@@ -185,8 +185,8 @@ export class NetworkService {
     if (req.IPAM?.Driver && req.IPAM.Driver !== 'default') throw new NotFoundError(`plugin "${req.IPAM.Driver}" not found`);
     if (configs.length > 1) throw new UnsupportedError('one subnet per network is supported');
     const config = configs[0] ?? {};
-    if (config.IPRange || Object.keys(config.AuxiliaryAddresses ?? {}).length) throw new UnsupportedError('IPRange and AuxiliaryAddresses are not supported yet');
     if (!config.Subnet && config.Gateway) throw new InvalidArgumentError('a gateway needs a subnet', 'IPAM.Config.Gateway');
+    if (!config.Subnet && (config.IPRange || Object.keys(config.AuxiliaryAddresses ?? {}).length)) throw new InvalidArgumentError('an IP range or auxiliary addresses need a subnet', 'IPAM.Config.Subnet');
 
     const others = this.bridgeNetworks().map((n) => this.subnetOf(n));
     let subnet: Subnet;
@@ -199,6 +199,14 @@ export class NetworkService {
       const free = [...candidateSubnets()].find((s) => !others.some((o) => subnetsOverlap(o, s)) && !routes.some((r) => subnetsOverlap(r, s)));
       if (!free) throw new ForbiddenError('all predefined address pools have been fully subnetted');
       subnet = free;
+    }
+    if (config.IPRange !== undefined && config.IPRange !== '') {
+      if (typeof config.IPRange !== 'string') throw new InvalidArgumentError('must be a string', 'IPAM.Config.IPRange');
+      parseRange(config.IPRange, subnet);
+    }
+    const aux = labelsOf(config.AuxiliaryAddresses, 'IPAM.Config.AuxiliaryAddresses');
+    for (const [host, ip] of Object.entries(aux)) {
+      if (!subnetContains(subnet, ip)) throw new InvalidArgumentError(`auxiliary address ${host}=${ip} is not within the subnet ${subnetCidr(subnet)}`, 'IPAM.Config.AuxiliaryAddresses');
     }
     const id = this.store.newId();
     const bridge = options[BRIDGE_NAME_OPTION] || `br-${id.slice(0, 12)}`;
@@ -218,6 +226,8 @@ export class NetworkService {
       subnet: subnetCidr(subnet),
       gateway: subnet.gateway,
       ...(mtu ? { mtu } : {}),
+      ...(config.IPRange ? { ipRange: config.IPRange } : {}),
+      ...(Object.keys(aux).length ? { auxAddresses: aux } : {}),
     };
     ensureBridge(bridge, subnet, mtu);
     try {
