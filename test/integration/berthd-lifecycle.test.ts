@@ -256,6 +256,7 @@ describe('berthd with the docker CLI', { skip }, () => {
     assert.ok(Number(d.dockerOk(['run', '--rm', '--pid', 'host', 'busybox', 'sh', '-c', 'ps -o pid | wc -l'])) > 10, "the host's processes");
     assert.equal(d.dockerOk(['run', '--rm', '--uts', 'host', 'busybox', 'hostname']).trim(), os.hostname());
     assert.match(d.docker(['run', '--rm', '--uts', 'host', '-h', 'x', 'busybox', 'true']).stderr, /conflicting options: hostname and the UTS mode/);
+    assert.match(d.docker(['run', '--rm', '--network', 'host', '-p', '8080:80', 'busybox', 'true']).stderr, /WARNING: Published ports are discarded when using host network mode/);
     assert.equal(d.dockerOk(['run', '--rm', '--ipc', 'host', 'busybox', 'readlink', '/proc/self/ns/ipc']).trim(), hostIpc);
     assert.equal(d.docker(['run', '--rm', '--ipc', 'none', 'busybox', 'test', '-e', '/dev/shm']).status, 1, 'none: no /dev/shm');
 

@@ -423,7 +423,9 @@ export class ContainerService {
     };
     this.store.save(record);
     this.opts.events.emit('container', 'create', id, { image: config.Image, name: name.slice(1) });
-    return { id, warnings: resourceWarnings(hostConfig, this.opts.facts) };
+    const warnings = resourceWarnings(hostConfig, this.opts.facts);
+    if (network.kind === 'host' && Object.values(hostConfig.PortBindings ?? {}).some((list) => (list?.length ?? 0) > 0)) warnings.push('Published ports are discarded when using host network mode');
+    return { id, warnings };
   }
 
   /** The image's layers in the snapshotter (a loaded image is unpacked on first use); its chain IDs. */
