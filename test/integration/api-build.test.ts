@@ -151,6 +151,16 @@ describe('docker build (legacy builder) against berthd', { skip, timeout: 600_00
     assert.match(nocache.stdout.trim(), /^sha256:[0-9a-f]{64}$/);
   });
 
+  it("gives RUN steps the build's limits: --ulimit, --memory, --cpu-shares", () => {
+    const dir = path.join(tmp, 'limits');
+    fs.mkdirSync(dir);
+    fs.writeFileSync(path.join(dir, 'Dockerfile'), 'FROM busybox\nRUN ulimit -n > /u; cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/cpu/cpu.shares >> /u\n');
+    const r = build(['-q', '--ulimit', 'nofile=512:512', '--memory', '64m', '--cpu-shares', '256', '-t', 'limits'], dir);
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(d.dockerOk(['run', '--rm', 'limits', 'cat', '/u']), `512\n${64 << 20}\n256\n`);
+    d.dockerOk(['rmi', 'limits']);
+  });
+
   it('fails a RUN as docker does, and keeps its container unless --force-rm', () => {
     const dir = path.join(tmp, 'failing');
     fs.mkdirSync(dir);

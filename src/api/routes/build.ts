@@ -81,7 +81,44 @@ export function buildOptions(ctx: Context): BuildOptions {
       .flatMap((h) => h.split(','))
       .filter(Boolean),
     auth: registryConfig(ctx.req.headers['x-registry-config']),
+    ...(Object.keys(runLimits(ctx)).length ? { runLimits: runLimits(ctx) } : {}),
   };
+}
+
+/** The limits of the RUN steps' containers, from the build's query, as HostConfig fields (checked at their create). */
+function runLimits(ctx: Context): Record<string, unknown> {
+  const limits: Record<string, unknown> = {};
+  const number = (param: string, field: string): void => {
+    const text = ctx.query.get(param);
+    if (text === null || text === '' || text === '0') return;
+    const n = Number(text);
+    if (!Number.isInteger(n)) throw new InvalidArgumentError(`must be an integer, not ${JSON.stringify(text)}`, param);
+    limits[field] = n;
+  };
+  number('memory', 'Memory');
+  number('memswap', 'MemorySwap');
+  number('cpushares', 'CpuShares');
+  number('cpuperiod', 'CpuPeriod');
+  number('cpuquota', 'CpuQuota');
+  number('shmsize', 'ShmSize');
+  for (const [param, field] of [['cpusetcpus', 'CpusetCpus'], ['cpusetmems', 'CpusetMems'], ['cgroupparent', 'CgroupParent']] as const) {
+    const text = ctx.query.get(param);
+    if (text) limits[field] = text;
+  }
+  const ulimits = ctx.query.get('ulimits');
+  if (ulimits) {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(ulimits);
+    } catch (err) {
+      throw new InvalidArgumentError(`not valid JSON: ${(err as Error).message}`, 'ulimits');
+    }
+    if (parsed !== null) {
+      if (!Array.isArray(parsed)) throw new InvalidArgumentError('must be a JSON list', 'ulimits');
+      if (parsed.length) limits.Ulimits = parsed;
+    }
+  }
+  return limits;
 }
 
 export function buildRoutes(router: Router, engine: Engine): void {

@@ -100,7 +100,7 @@ export function engineBuildBackend(containers: ContainerService, images: ImageSe
           // A build step is not watched by the image's health check.
           Healthcheck: { Test: ['NONE'] },
         },
-        hostConfig: { NetworkMode: spec.network ?? 'default', ...(spec.extraHosts?.length ? { ExtraHosts: spec.extraHosts } : {}) },
+        hostConfig: { ...(spec.limits ?? {}), NetworkMode: spec.network ?? 'default', ...(spec.extraHosts?.length ? { ExtraHosts: spec.extraHosts } : {}) },
       });
       return id;
     },

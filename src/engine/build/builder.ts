@@ -69,7 +69,7 @@ export interface BuildBackend {
   normalizeTag(tag: string): string;
   /** Tags the image; returns the name as Docker shows it. */
   tagImage(id: string, name: string): string;
-  createContainer(spec: { image: string; cmd: string[]; env: string[]; user?: string; workdir?: string; network?: string; extraHosts?: string[] }): Promise<string>;
+  createContainer(spec: { image: string; cmd: string[]; env: string[]; user?: string; workdir?: string; network?: string; extraHosts?: string[]; limits?: Record<string, unknown> }): Promise<string>;
   /** Starts the container, sends its output (stdout and stderr) to `output`, resolves with its exit status. */
   runContainer(id: string, output: (chunk: Buffer) => void): Promise<number>;
   /** Runs fn with the container's root file system mounted. */
@@ -101,6 +101,11 @@ export interface BuildOptions {
   target?: string;
   networkMode?: string;
   extraHosts: string[];
+  /**
+   * The RUN steps' limits (the build's ulimits, memory, memswap, cpushares, cpuperiod,
+   * cpuquota, cpusetcpus, cpusetmems, shmsize, cgroupparent) as HostConfig fields.
+   */
+  runLimits?: Record<string, unknown>;
   /** X-Registry-Config: credentials by registry, for the FROM images' pulls. */
   auth: Record<string, { username: string; password: string }>;
 }
@@ -531,6 +536,7 @@ export class Build {
       ...(state.runConfig.WorkingDir ? { workdir: state.runConfig.WorkingDir } : {}),
       ...(this.options.networkMode ? { network: this.options.networkMode } : {}),
       extraHosts: this.options.extraHosts,
+      ...(this.options.runLimits ? { limits: this.options.runLimits } : {}),
     });
     this.out(` ---> Running in ${short(id)}\n`);
     let status: number;
