@@ -80,6 +80,7 @@ export interface RunFlags {
   healthTimeout?: string;
   healthRetries?: string;
   healthStartPeriod?: string;
+  healthStartInterval?: string;
   noHealthcheck?: boolean;
   volumesFrom?: string[];
 }
@@ -480,6 +481,7 @@ function healthcheckFlags(flags: RunFlags): Record<string, unknown> | undefined 
     ['Interval', flags.healthInterval, '--health-interval'],
     ['Timeout', flags.healthTimeout, '--health-timeout'],
     ['StartPeriod', flags.healthStartPeriod, '--health-start-period'],
+    ['StartInterval', flags.healthStartInterval, '--health-start-interval'],
   ] as const;
   const given = flags.healthCmd !== undefined || flags.healthRetries !== undefined || durations.some(([, v]) => v !== undefined);
   if (flags.noHealthcheck) {

@@ -525,6 +525,14 @@ describe('berthd with the docker CLI', { skip }, () => {
     const events = d.dockerOk(['events', '--since', String(since), '--until', String(Math.floor(Date.now() / 1000) + 1), '--filter', `container=${id}`, '--format', '{{.Action}}']);
     assert.match(events, /health_status: healthy/);
     assert.match(events, /health_status: unhealthy/);
+
+    // API 1.44's start interval: probes come every 200 ms during the start period, not every minute.
+    const quick = d.dockerOk(['run', '-d', '--health-cmd', 'true', '--health-interval', '60s', '--health-start-period', '30s', '--health-start-interval', '200ms', 'busybox', 'sleep', '1000']).trim();
+    try {
+      assert.ok(await poll(() => d.dockerOk(['inspect', '-f', '{{.State.Health.Status}}', quick]).trim() === 'healthy', 10_000), 'healthy within the start period');
+    } finally {
+      d.dockerOk(['rm', '-f', quick]);
+    }
   });
 
   it('container and volume prune take until, label and label! (what is filtered out stays)', () => {

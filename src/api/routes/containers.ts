@@ -149,6 +149,8 @@ export function containerRoutes(router: Router, engine: Engine): void {
     const endpointsConfig = networking?.EndpointsConfig;
     if (endpointsConfig !== undefined && endpointsConfig !== null && (typeof endpointsConfig !== 'object' || Array.isArray(endpointsConfig))) throw new InvalidArgumentError('must be an object', 'NetworkingConfig.EndpointsConfig');
     const name = ctx.query.get('name') ?? undefined;
+    // Healthcheck.StartInterval came with 1.44: an older client's is ignored, as dockerd does.
+    if (!ctx.atLeast('1.44') && config.Healthcheck && typeof config.Healthcheck === 'object') delete (config.Healthcheck as { StartInterval?: number }).StartInterval;
     // Before 1.44 read-only mounts were read-only at their top only, and the BindOptions that choose otherwise did not exist.
     const readOnlyNonRecursive = !ctx.atLeast('1.44');
     const created = await containers.create({ name: name || undefined, config, hostConfig: normalizePortBindings(hostConfig ?? {}), endpointsConfig, readOnlyNonRecursive });

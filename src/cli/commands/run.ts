@@ -64,6 +64,7 @@ function containerFlags(cmd: Command): Command {
     .option('--health-timeout <duration>', 'Maximum time to allow one check to run (ms|s|m|h)')
     .option('--health-retries <n>', 'Consecutive failures needed to report unhealthy')
     .option('--health-start-period <duration>', 'Start period for the container to initialize before starting health-retries countdown (ms|s|m|h)')
+    .option('--health-start-interval <duration>', 'Time between running the check during the start period (ms|s|m|h)')
     .option('--no-healthcheck', 'Disable any container-specified HEALTHCHECK')
     .option('--log-driver <driver>', 'Logging driver for the container')
     .option('--log-opt <opt>', 'Log driver options', collect)

@@ -15,8 +15,9 @@ describe('health checks', () => {
     assert.equal(probeCommand(undefined), undefined);
   });
   it('reads nanoseconds, with Docker\'s defaults for 0', () => {
-    assert.deepEqual(timing({ Interval: 200_000_000, Retries: 2 }), { interval: 200, timeout: 30_000, startPeriod: 0, retries: 2 });
-    assert.deepEqual(timing({}), { interval: 30_000, timeout: 30_000, startPeriod: 0, retries: 3 });
+    assert.deepEqual(timing({ Interval: 200_000_000, Retries: 2 }), { interval: 200, timeout: 30_000, startPeriod: 0, startInterval: 5_000, retries: 2 });
+    assert.deepEqual(timing({}), { interval: 30_000, timeout: 30_000, startPeriod: 0, startInterval: 5_000, retries: 3 });
+    assert.equal(timing({ StartInterval: 100_000_000 }).startInterval, 100);
   });
   it('becomes healthy on a success and unhealthy after Retries failures in a row', () => {
     let h: Health = { Status: 'starting', FailingStreak: 0, Log: [] };

@@ -29,11 +29,13 @@ export interface Healthcheck {
   Interval?: number;
   Timeout?: number;
   StartPeriod?: number;
+  /** API 1.44: the interval while in the start period (default 5 s). */
+  StartInterval?: number;
   Retries?: number;
 }
 
 const NS_PER_MS = 1_000_000;
-const DEFAULTS = { interval: 30_000, timeout: 30_000, startPeriod: 0, retries: 3 };
+const DEFAULTS = { interval: 30_000, timeout: 30_000, startPeriod: 0, startInterval: 5_000, retries: 3 };
 const MAX_OUTPUT = 4096;
 const KEEP_LOG = 5;
 
@@ -52,6 +54,7 @@ export function timing(check: Healthcheck): typeof DEFAULTS {
     interval: ms(check.Interval, DEFAULTS.interval),
     timeout: ms(check.Timeout, DEFAULTS.timeout),
     startPeriod: ms(check.StartPeriod, DEFAULTS.startPeriod),
+    startInterval: ms(check.StartInterval, DEFAULTS.startInterval),
     retries: check.Retries && check.Retries > 0 ? check.Retries : DEFAULTS.retries,
   };
 }
@@ -92,6 +95,8 @@ export class HealthMonitor {
     const t = timing(check);
     const startedAt = Date.now();
     this.containers.setHealth(id, { Status: 'starting', FailingStreak: 0, Log: [] });
+    // As dockerd: within the start period, while still "starting", probes come every StartInterval.
+    const delay = (): number => (Date.now() - startedAt < t.startPeriod && this.containers.find(id)?.state.health?.Status === 'starting' ? t.startInterval : t.interval);
     const tick = (): void => {
       this.timers.set(
         id,
@@ -108,7 +113,7 @@ export class HealthMonitor {
             .finally(() => {
               if (this.timers.has(id)) tick();
             });
-        }, t.interval).unref(),
+        }, delay()).unref(),
       );
     };
     tick();
