@@ -234,6 +234,23 @@ export class ImageService {
     return total;
   }
 
+  /**
+   * `system df`: per image, the bytes of its layers that other images use too (dockerd's
+   * SharedSize; the CLI shows Size minus it as the unique size).
+   */
+  sharedSizes(images: ImageRecord[]): Map<string, number> {
+    const chainsOf = new Map(images.map((i) => [i.config, chainIds(this.config(i).rootfs?.diff_ids ?? [])]));
+    const users = new Map<string, number>();
+    for (const chains of chainsOf.values()) for (const c of new Set(chains)) users.set(c, (users.get(c) ?? 0) + 1);
+    const shared = new Map<string, number>();
+    for (const [id, chains] of chainsOf) {
+      let bytes = 0;
+      for (const c of new Set(chains)) if ((users.get(c) ?? 0) > 1 && this.opts.snapshotter.hasLayer(c)) bytes += this.opts.snapshotter.layerInfo(c).size ?? 0;
+      shared.set(id, bytes);
+    }
+    return shared;
+  }
+
   private compressedSize(image: ImageRecord): number {
     try {
       const parsed = parseManifest(this.content.readBlob(image.manifest));

@@ -559,6 +559,12 @@ describe('berthd with the docker CLI', { skip }, () => {
   it('system df and info answer', () => {
     assert.match(d.dockerOk(['system', 'df']), /Images/);
     assert.match(d.dockerOk(['info', '--format', '{{.Driver}} {{.OSType}}']), /overlay2 linux/);
+    // -v: per image the bytes shared with other images and the containers using it.
+    const id = d.dockerOk(['create', 'busybox', 'true']).trim();
+    const images = d.dockerOk(['system', 'df', '-v']).split('Containers space usage')[0]!;
+    d.dockerOk(['rm', id]);
+    assert.doesNotMatch(images, /N\/A/);
+    assert.match(images, /^busybox\s+latest\s.*\s1$/m, 'one container uses busybox');
   });
 
   it('ps -s and inspect -s: the writable layer and the whole root file system', async () => {

@@ -173,7 +173,13 @@ export function systemRoutes(router: Router, engine: Engine): void {
     const volumes = await Promise.all(engine.volumes.list().map(async (v) => ({ ...v, UsageData: { Size: await sizeOf(directoryUsage(v.Mountpoint)), RefCount: engine.containers.volumeInUse(v.Name) ? 1 : 0 } })));
     ctx.sendJson(200, {
       LayersSize: engine.snapshotter.listLayers().reduce((sum, l) => sum + (l.size ?? 0), 0),
-      Images: engine.images.list().map((i) => imageSummary(engine, i)),
+      Images: (() => {
+        const images = engine.images.list();
+        const shared = engine.imageService.sharedSizes(images);
+        const counts = new Map<string, number>();
+        for (const c of engine.containers.list()) counts.set(c.image, (counts.get(c.image) ?? 0) + 1);
+        return images.map((i) => ({ ...imageSummary(engine, i, { containers: counts.get(i.config) ?? 0 }), SharedSize: shared.get(i.config) ?? 0 }));
+      })(),
       Containers: containers,
       Volumes: volumes,
       BuildCache: [],
