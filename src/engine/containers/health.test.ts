@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 
-import { nextHealth, probeCommand, timing, type Health } from './health.js';
+import { checkHealthcheck, nextHealth, probeCommand, timing, type Health } from './health.js';
 
 const ok = { Start: 's', End: 'e', ExitCode: 0, Output: '' };
 const bad = { ...ok, ExitCode: 1 };
@@ -32,5 +32,17 @@ describe('health checks', () => {
     let h: Health = { Status: 'starting', FailingStreak: 0, Log: [] };
     for (let i = 0; i < 7; i++) h = nextHealth(h, bad, 1, true);
     assert.deepEqual([h.Status, h.FailingStreak, h.Log.length], ['starting', 0, 5]);
+  });
+});
+
+describe('Config.Healthcheck at create', () => {
+  it('takes what dockerd takes and names what it refuses', () => {
+    checkHealthcheck(undefined);
+    checkHealthcheck({ Test: ['CMD', 'true'], Interval: 1_000_000, Timeout: 0, Retries: 0 });
+    assert.throws(() => checkHealthcheck('x'), /^Error: Healthcheck: must be an object|Healthcheck: must be an object/);
+    assert.throws(() => checkHealthcheck({ Test: 'true' }), /Healthcheck\.Test: must be a list of strings/);
+    assert.throws(() => checkHealthcheck({ StartInterval: 'x' }), /Healthcheck\.StartInterval: must be an integer/);
+    assert.throws(() => checkHealthcheck({ Interval: 500 }), /Interval in Healthcheck cannot be less than 1ms/);
+    assert.throws(() => checkHealthcheck({ Retries: -1 }), /Retries in Healthcheck cannot be negative/);
   });
 });

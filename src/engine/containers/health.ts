@@ -6,6 +6,7 @@
  * Driven by the engine's events (start, die, destroy), so the container service knows nothing
  * of it.
  */
+import { InvalidArgumentError } from '../../common/errors.js';
 import { FrameParser, type Frame } from '../../shim/client.js';
 import type { EngineEvent, EventBus } from '../events.js';
 import type { ExecService } from './exec.js';
@@ -38,6 +39,28 @@ const NS_PER_MS = 1_000_000;
 const DEFAULTS = { interval: 30_000, timeout: 30_000, startPeriod: 0, startInterval: 5_000, retries: 3 };
 const MAX_OUTPUT = 4096;
 const KEEP_LOG = 5;
+
+/**
+ * Checks a create's Config.Healthcheck as dockerd does (the types its JSON decoding demands,
+ * then its own rules): durations in nanoseconds, 0 or at least 1 ms; retries not negative.
+ */
+export function checkHealthcheck(value: unknown): void {
+  if (value === undefined || value === null) return;
+  if (typeof value !== 'object' || Array.isArray(value)) throw new InvalidArgumentError('must be an object', 'Healthcheck');
+  const check = value as Record<string, unknown>;
+  if (check.Test !== undefined && check.Test !== null && (!Array.isArray(check.Test) || check.Test.some((t) => typeof t !== 'string'))) throw new InvalidArgumentError('must be a list of strings', 'Healthcheck.Test');
+  for (const key of ['Interval', 'Timeout', 'StartPeriod', 'StartInterval']) {
+    const v = check[key];
+    if (v === undefined || v === null) continue;
+    if (typeof v !== 'number' || !Number.isInteger(v)) throw new InvalidArgumentError('must be an integer (nanoseconds)', `Healthcheck.${key}`);
+    if (v < 0 || (v > 0 && v < NS_PER_MS)) throw new InvalidArgumentError(`${key} in Healthcheck cannot be less than 1ms`, `Healthcheck.${key}`);
+  }
+  const retries = check.Retries;
+  if (retries !== undefined && retries !== null) {
+    if (typeof retries !== 'number' || !Number.isInteger(retries)) throw new InvalidArgumentError('must be an integer', 'Healthcheck.Retries');
+    if (retries < 0) throw new InvalidArgumentError('Retries in Healthcheck cannot be negative', 'Healthcheck.Retries');
+  }
+}
 
 /** The probe's argv, or undefined for none ("NONE", empty). */
 export function probeCommand(test: string[] | undefined): string[] | undefined {

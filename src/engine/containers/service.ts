@@ -32,6 +32,7 @@ import { TreeDeleter } from '../../storage/fsop.js';
 import { isMountPoint, Mounter, unmount, volatileUpper } from '../mount.js';
 import { devicesAt, hostDevices } from '../host-devices.js';
 import { pruneMatcher } from '../image-filters.js';
+import { checkHealthcheck } from './health.js';
 import { applyCreateDefaults, dnsSettings, withRunDefaults, type ContainerDefaults } from './defaults.js';
 import { logAttributes, resolveLogConfig, rotation as logRotation, type EffectiveLogConfig } from './logconfig.js';
 import { ociMounts, resolveMounts } from './mounts.js';
@@ -338,6 +339,8 @@ export class ContainerService {
     const argv = [...(entrypoint ?? []), ...(cmd ?? [])];
     if (argv.length === 0) throw new InvalidArgumentError('No command specified', 'Cmd');
 
+    checkHealthcheck(config.Healthcheck);
+    if (config.MacAddress !== undefined && config.MacAddress !== null && typeof config.MacAddress !== 'string') throw new InvalidArgumentError('must be a string', 'MacAddress');
     // Config.MacAddress (clients before API 1.44) is the MAC on the mode's network, unless that names one.
     let endpointsConfig = req.endpointsConfig;
     if (typeof config.MacAddress === 'string' && config.MacAddress !== '') {

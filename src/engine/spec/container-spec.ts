@@ -431,6 +431,7 @@ export function containerSpec(input: ContainerSpecInput): Spec {
     // dockerd's overlay2 answer on anything but XFS with project quotas.
     throw new InvalidArgumentError("--storage-opt is supported only for overlay over xfs with 'pquota' mount option", 'HostConfig.StorageOpt');
   }
+  if (host.DeviceRequests !== undefined && host.DeviceRequests !== null && !Array.isArray(host.DeviceRequests)) throw new InvalidArgumentError('must be a list', 'HostConfig.DeviceRequests');
   if (Array.isArray(host.DeviceRequests) && host.DeviceRequests.length > 0) {
     throw new UnsupportedError('HostConfig.DeviceRequests: could not select device driver "" with capabilities: [[gpu]] (berthd has no device drivers such as NVIDIA\'s)');
   }
