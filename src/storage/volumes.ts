@@ -127,6 +127,7 @@ export class VolumeStore {
   /** Creates a volume; creating one that exists returns it (as Docker), unless the driver differs. */
   async create(opts: CreateVolumeOptions = {}): Promise<Volume> {
     const driver = opts.driver ?? 'local';
+    if (typeof driver !== 'string') throw new InvalidArgumentError('must be a string', 'Driver');
     if (driver !== 'local') throw new UnsupportedError(`volume driver ${JSON.stringify(driver)} is not supported (only "local")`);
     const options: Record<string, string> = { ...(opts.options ?? {}) };
     validateDriverOptions(options);
