@@ -200,7 +200,8 @@ export class NetworkService {
       if (!free) throw new ForbiddenError('all predefined address pools have been fully subnetted');
       subnet = free;
     }
-    if (config.IPRange !== undefined && config.IPRange !== '') {
+    // docker-py (compose) sends null for the fields it leaves out.
+    if (config.IPRange !== undefined && config.IPRange !== null && config.IPRange !== '') {
       if (typeof config.IPRange !== 'string') throw new InvalidArgumentError('must be a string', 'IPAM.Config.IPRange');
       parseRange(config.IPRange, subnet);
     }
