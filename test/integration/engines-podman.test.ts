@@ -56,7 +56,8 @@ function podman(args: string[], timeoutMs = 60_000): CmdResult {
 }
 function podmanOk(args: string[], timeoutMs = 60_000): string {
   const r = podman(args, timeoutMs);
-  assert.equal(r.status, 0, `podman ${args.join(' ')}: ${r.stderr}`);
+  // stdout too: one CI run saw an exec exit 255 with nothing on stderr (BERTH_ENGINE_TRACE=1 logs berth-oci's calls).
+  assert.equal(r.status, 0, `podman ${args.join(' ')}: stderr ${JSON.stringify(r.stderr)}, stdout ${JSON.stringify(r.stdout)}`);
   return r.stdout;
 }
 /**
