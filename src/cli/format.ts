@@ -3,6 +3,7 @@
  * tables (minwidth 10, padding 3), and `--format` handling (`table`, `json`, templates with
  * `\t`/`\n` escapes, a `table ` prefix that adds a header row).
  */
+import { ramInBytes } from '../common/units.js';
 import { parse as parseTemplate } from './template.js';
 
 const DECIMAL = ['B', 'kB', 'MB', 'GB', 'TB', 'PB', 'EB', 'ZB', 'YB'];
@@ -136,10 +137,9 @@ export function formatList(rows: object[], lf: ListFormat): string {
 
 /** The RAM sizes docker accepts ("64m", "1g", "512k", "100"): binary units. */
 export function parseRamSize(s: string): number {
-  const m = /^(\d+(?:\.\d+)?)\s*([kmgtp]?)(i?b)?$/i.exec(s.trim());
-  if (!m) throw new Error(`invalid size: '${s}'`);
-  const mult = { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4, p: 1024 ** 5 }[m[2].toLowerCase() as '' | 'k'] ?? 1;
-  return Math.floor(Number(m[1]) * mult);
+  const size = ramInBytes(s);
+  if (size === undefined) throw new Error(`invalid size: '${s}'`);
+  return size;
 }
 
 /** Seconds since the epoch from docker's --since/--until forms: a duration ("10m"), RFC 3339 or a timestamp. */

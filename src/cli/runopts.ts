@@ -4,6 +4,7 @@
  * tests compare the result with bodies captured from a real `docker run`.
  */
 import { parseGoDuration } from '../common/duration.js';
+import { parseUlimitSpec } from '../common/units.js';
 import { keyValues, parseRamSize } from './format.js';
 
 export interface RunFlags {
@@ -269,10 +270,9 @@ export function parseMount(spec: string): Record<string, unknown> {
 
 /** --ulimit name=soft[:hard]. */
 export function parseUlimit(spec: string): { Name: string; Hard: number; Soft: number } {
-  const m = /^([a-z]+)=(-?\d+)(?::(-?\d+))?$/.exec(spec);
-  if (!m) throw new FlagError(`invalid argument "${spec}" for "--ulimit" flag`);
-  const soft = Number(m[2]);
-  return { Name: m[1], Hard: m[3] !== undefined ? Number(m[3]) : soft, Soft: soft };
+  const u = parseUlimitSpec(spec);
+  if (!u) throw new FlagError(`invalid argument "${spec}" for "--ulimit" flag`);
+  return { Name: u.Name, Hard: u.Hard, Soft: u.Soft };
 }
 
 /** --restart no|always|unless-stopped|on-failure[:N]. */

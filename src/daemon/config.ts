@@ -6,6 +6,7 @@
  * (DNS, ulimits, /dev/shm size, IPC and cgroup namespace modes). Pure: no file system.
  */
 import { InvalidArgumentError } from '../common/errors.js';
+import { parseUlimitSpec, ramInBytes } from '../common/units.js';
 import type { ContainerDefaults } from '../engine/containers/defaults.js';
 
 export interface DaemonConfig {
@@ -146,18 +147,11 @@ export function checkConfig(parsed: unknown): CheckedConfig {
   return { config: parsed as DaemonConfig, ignored: entries.filter(([k]) => ACCEPTED.has(k)).map(([k]) => k) };
 }
 
-/** "64M", "1g", "65536": docker's RAMInBytes (binary units). */
-function ramInBytes(text: string, field: string): number {
-  const m = /^(\d+(?:\.\d+)?)\s*([kmgtp]?)(i?b)?$/i.exec(text.trim());
-  if (!m) throw new InvalidArgumentError(`invalid size: '${text}'`, field);
-  return Math.round(Number(m[1]) * 1024 ** (m[2] ? 'kmgtp'.indexOf(m[2].toLowerCase()) + 1 : 0));
-}
-
 /** --default-ulimit nofile=1024:2048 → a Ulimit. */
 export function parseUlimitFlag(text: string): { Name: string; Soft: number; Hard: number } {
-  const m = /^([a-z]+)=(-?\d+)(?::(-?\d+))?$/.exec(text);
-  if (!m) throw new InvalidArgumentError(`invalid ulimit argument: ${text}`, 'default-ulimit');
-  return { Name: m[1]!, Soft: Number(m[2]), Hard: Number(m[3] ?? m[2]) };
+  const u = parseUlimitSpec(text);
+  if (!u) throw new InvalidArgumentError(`invalid ulimit argument: ${text}`, 'default-ulimit');
+  return u;
 }
 
 /** The containers' defaults from the flags (winning) and the file. */
@@ -176,7 +170,11 @@ export function containerDefaults(
   for (const u of ulimits) if (!Number.isInteger(u.Soft) || !Number.isInteger(u.Hard)) throw new InvalidArgumentError(`${u.Name}: Soft and Hard must be integers`, 'default-ulimits');
   if (ulimits.length) defaults.ulimits = ulimits;
   const shm = flags['default-shm-size'] ?? config['default-shm-size'];
-  if (shm !== undefined) defaults.shmSize = ramInBytes(shm, 'default-shm-size');
+  if (shm !== undefined) {
+    const size = ramInBytes(shm);
+    if (size === undefined) throw new InvalidArgumentError(`invalid size: '${shm}'`, 'default-shm-size');
+    defaults.shmSize = size;
+  }
   const ipc = flags['default-ipc-mode'] ?? config['default-ipc-mode'];
   if (ipc !== undefined) {
     if (ipc !== 'private' && ipc !== 'shareable') throw new InvalidArgumentError(`invalid default IPC mode: ${ipc} (private or shareable)`, 'default-ipc-mode');

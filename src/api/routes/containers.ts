@@ -8,6 +8,7 @@ import type { ContainerConfig, ContainerHostConfig, ContainerRecord } from '../.
 import type { WaitCondition } from '../../engine/containers/service.js';
 import { detailsPrefix } from '../../engine/containers/logconfig.js';
 import { top } from '../../engine/containers/top.js';
+import { matchesLabels } from '../../engine/image-filters.js';
 import type { Engine } from '../../engine/engine.js';
 import { HttpStatus } from '../errors.js';
 import { containerInspect, containerSummary } from '../present/containers.js';
@@ -46,7 +47,7 @@ function checkListFilters(filters: Record<string, string[]>, lookup: (ref: strin
   for (const v of [...(filters.before ?? []), ...(filters.since ?? [])]) lookup(v);
 }
 
-/** `docker ps --filter`, as dockerd reads them; `lookup` resolves before/since references. */
+/** `docker ps --filter`, as dockerd reads them (checked first by checkListFilters); `lookup` resolves before/since references. */
 function matchesFilters(c: ContainerRecord, filters: Record<string, string[]>, lookup: (ref: string) => ContainerRecord): boolean {
   for (const [key, values] of Object.entries(filters)) {
     if (values.length === 0) continue;
@@ -64,15 +65,9 @@ function matchesFilters(c: ContainerRecord, filters: Record<string, string[]>, l
       case 'exited':
         if (c.state.status !== 'exited' || !any((v) => Number(v) === c.state.exitCode)) return false;
         break;
-      case 'label': {
-        const labels = c.config.Labels ?? {};
-        const ok = values.every((v) => {
-          const eq = v.indexOf('=');
-          return eq < 0 ? v in labels : labels[v.slice(0, eq)] === v.slice(eq + 1);
-        });
-        if (!ok) return false;
+      case 'label':
+        if (!matchesLabels(values, c.config.Labels)) return false;
         break;
-      }
       case 'ancestor':
         if (!any((v) => v === c.imageRef || c.image.startsWith(v) || c.image === `sha256:${v}` || c.image.slice(7).startsWith(v))) return false;
         break;
@@ -84,11 +79,9 @@ function matchesFilters(c: ContainerRecord, filters: Record<string, string[]>, l
         break;
       case 'is-task':
         break;
-      case 'health': {
-        for (const v of values) if (!HEALTH_VALUES.includes(v)) throw new InvalidArgumentError(`Unrecognised filter value for health: ${v}`, 'filters');
+      case 'health':
         if (!any((v) => v === (c.state.health?.Status ?? 'none'))) return false;
         break;
-      }
       // Created before or after another container (dockerd: by creation order).
       case 'before':
         if (!values.every((v) => Date.parse(c.created) < Date.parse(lookup(v).created))) return false;
@@ -114,10 +107,7 @@ export function containerRoutes(router: Router, engine: Engine): void {
 
   /** ?size=1: the writable layer's bytes (SizeRw) and those of the whole root file system with the image's layers (SizeRootFs). */
   const sizes = async (c: ContainerRecord): Promise<{ SizeRw: number; SizeRootFs: number }> => {
-    const rw = await engine.snapshotter.usage(c.snapshotKey).then(
-      (u) => u.size,
-      () => 0,
-    );
+    const rw = await containers.writableSize(c);
     const image = engine.images.find(c.image);
     return { SizeRw: rw, SizeRootFs: rw + (image ? engine.imageService.size(image, engine.imageService.config(image)) : 0) };
   };

@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 
 import { InvalidArgumentError, UnsupportedError } from '../../common/errors.js';
-import { DEFAULT_LOG_CONFIG, detailsPrefix, fromHumanSize, logAttributes, logTag, resolveLogConfig, rotation, type LogSubject } from './logconfig.js';
+import { fromHumanSize } from '../../common/units.js';
+import { DEFAULT_LOG_CONFIG, detailsPrefix, logAttributes, logTag, resolveLogConfig, rotation, type LogSubject } from './logconfig.js';
 
 const subject: LogSubject = { id: 'a'.repeat(64), name: '/web', imageId: `sha256:${'b'.repeat(64)}`, imageName: 'busybox:latest', labels: { team: 'berth', tier: 'db', other: 'x' }, env: ['PATH=/bin', 'STAGE=prod', 'EMPTY='] };
 

@@ -6,6 +6,7 @@
  * Pure: no file system.
  */
 import { InvalidArgumentError, UnsupportedError } from '../../common/errors.js';
+import { fromHumanSize } from '../../common/units.js';
 
 export interface LogConfig {
   Type?: string;
@@ -34,13 +35,6 @@ const ELSEWHERE = new Set(['syslog', 'journald', 'gelf', 'fluentd', 'awslogs', '
 
 const FIELD = 'HostConfig.LogConfig';
 
-/** go-units FromHumanSize: decimal units (k = 1000), an optional "i" and "b". */
-export function fromHumanSize(text: string): number | undefined {
-  const m = /^(\d+(?:\.\d+)?) ?([kmgtp])?i?b?$/i.exec(text.trim());
-  if (!m) return undefined;
-  const power = m[2] ? 'kmgtp'.indexOf(m[2].toLowerCase()) + 1 : 0;
-  return Math.round(Number(m[1]) * 1000 ** power);
-}
 
 function parseBool(text: string, key: string): boolean {
   if (['1', 't', 'T', 'true', 'TRUE', 'True'].includes(text)) return true;

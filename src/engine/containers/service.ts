@@ -370,9 +370,9 @@ export class ContainerService {
 
     // The log driver and options, checked now and kept as the container's (dockerd's
     // mergeAndVerifyLogConfig); the attributes its lines will carry too.
+    const merged = mergeImageConfig({ ...config, Hostname: config.Hostname || (network.kind === 'host' || hostConfig.UTSMode === 'host' ? os.hostname() : networkDonor?.config.Hostname) || id.slice(0, 12), Cmd: cmd, Entrypoint: entrypoint.length ? entrypoint : null }, imageConfig.config ?? {});
     const logConfig = resolveLogConfig(hostConfig.LogConfig, this.opts.logConfig);
-    const labelled = mergeImageConfig(config, imageConfig.config ?? {});
-    logAttributes(logConfig, { id, name, imageId: image.config, imageName: config.Image, labels: labelled.Labels ?? {}, env: labelled.Env ?? [] });
+    logAttributes(logConfig, { id, name, imageId: image.config, imageName: config.Image, labels: merged.Labels ?? {}, env: merged.Env ?? [] });
     hostConfig.LogConfig = logConfig;
 
     const snapshotKey = id;
@@ -413,7 +413,7 @@ export class ContainerService {
       imageRef: config.Image,
       path: argv[0]!,
       args: argv.slice(1),
-      config: mergeImageConfig({ ...config, Hostname: config.Hostname || (network.kind === 'host' || hostConfig.UTSMode === 'host' ? os.hostname() : networkDonor?.config.Hostname) || id.slice(0, 12), Cmd: cmd, Entrypoint: entrypoint.length ? entrypoint : null }, imageConfig.config ?? {}),
+      config: merged,
       hostConfig,
       state: newState(),
       restartCount: 0,
@@ -1106,6 +1106,14 @@ export class ContainerService {
 
   // ---- logs and attach ---------------------------------------------------------------------
 
+  /** The bytes of the container's writable layer (0 if it cannot be read). */
+  writableSize(record: Pick<ContainerRecord, 'snapshotKey'>): Promise<number> {
+    return this.opts.snapshotter.usage(record.snapshotKey).then(
+      (u) => u.size,
+      () => 0,
+    );
+  }
+
   /**
    * `docker container prune`: the stopped containers (exited, created, dead) that pass the
    * filters (until, label, label!), removed with their writable layers; the bytes those held.
@@ -1117,10 +1125,7 @@ export class ContainerService {
     for (const c of this.store.list()) {
       if (!['exited', 'created', 'dead'].includes(c.state.status)) continue;
       if (!matches({ created: c.created, labels: c.config.Labels })) continue;
-      const size = await this.opts.snapshotter.usage(c.snapshotKey).then(
-        (u) => u.size,
-        () => 0,
-      );
+      const size = await this.writableSize(c);
       try {
         await this.remove(c.id, {});
       } catch (err) {
