@@ -1,15 +1,23 @@
 /**
- * A small Docker Engine API client: HTTP/1.1 over a unix socket (or TCP) with node:http,
- * API version negotiation (`HEAD /_ping`, then min(1.44, the daemon's API-Version) as the
+ * A small Docker Engine API client: HTTP/1.1 over a unix socket (or TCP) with ./http1.ts,
+ * API version negotiation as the docker CLI does it (min(1.44, the daemon's API-Version) as the
  * path prefix), Docker's JSON errors, and hijacked connections for attach/exec.
  *
  * Written by hand rather than taken from dockerode/docker-modem: those pull in ~40 modules
  * (ssh2, protobuf, ...), cost tens of milliseconds at start-up and do not negotiate the
- * version the way the docker CLI does. What the CLI needs is a few dozen lines over node:http.
+ * version the way the docker CLI does.
+ *
+ * The version is not asked for up front: requests go out at 1.44 and only a daemon that says
+ * the version is too new for it (dockerd before 25 answers 400 "client version 1.44 is too new")
+ * is pinged and asked again at its version. A `berth run` saves a round trip (HEAD /_ping);
+ * a request with a streamed body, which cannot be sent twice, negotiates first.
  */
-import http from 'node:http';
 import net, { type Socket } from 'node:net';
 import { Readable } from 'node:stream';
+
+import { type Outcome, type Response, sendRequest } from './http1.js';
+
+export type { Response } from './http1.js';
 
 export const CLIENT_MAX_API = '1.44';
 export const DEFAULT_HOST = 'unix:///run/berth.sock';
@@ -96,7 +104,7 @@ export async function readBody(res: Readable): Promise<Buffer> {
   return Buffer.concat(chunks);
 }
 
-async function errorFrom(res: http.IncomingMessage): Promise<ApiError> {
+async function errorFrom(res: Response): Promise<ApiError> {
   const text = (await readBody(res)).toString('utf8');
   let message = text.trim();
   try {
@@ -105,12 +113,18 @@ async function errorFrom(res: http.IncomingMessage): Promise<ApiError> {
   } catch {
     /* plain text error */
   }
-  if (!message) message = `${res.statusCode} ${res.statusMessage ?? ''}`.trim();
-  return new ApiError(res.statusCode ?? 500, message);
+  if (!message) message = `${res.statusCode} ${res.statusMessage}`.trim();
+  return new ApiError(res.statusCode, message);
 }
+
+/** A daemon's answer to a request at an API version newer than it serves. */
+const VERSION_TOO_NEW = /client version \S+ is too new/i;
+
+const isStream = (b: unknown): b is NodeJS.ReadableStream => typeof (b as { pipe?: unknown })?.pipe === 'function';
 
 export class ApiClient {
   private readonly endpoint: Endpoint;
+  /** Negotiated with the daemon (a ping), or undefined while CLIENT_MAX_API is assumed. */
   private apiVersion: string | undefined;
 
   constructor(readonly host: string) {
@@ -125,55 +139,62 @@ export class ApiClient {
     return err;
   }
 
-  /** min(CLIENT_MAX_API, the daemon's API-Version), asked once per process. */
+  /** min(CLIENT_MAX_API, the daemon's API-Version), asked once per process (HEAD /_ping). */
   async version(): Promise<string> {
     if (this.apiVersion) return this.apiVersion;
     const res = await this.raw('HEAD', '/_ping', {}, false);
     res.resume();
     const v = res.headers['api-version'];
-    const server = typeof v === 'string' && /^\d+\.\d+$/.test(v) ? v : '1.24';
+    const server = v !== undefined && /^\d+\.\d+$/.test(v) ? v : '1.24';
     this.apiVersion = compareVersions(server, CLIENT_MAX_API) < 0 ? server : CLIENT_MAX_API;
     return this.apiVersion;
   }
 
-  private rawRequest(method: string, path: string, opts: RequestOptions, extraHeaders: Record<string, string> = {}): http.ClientRequest {
+  /** Sends one request on a connection of its own; resolves once the answer's head is in. */
+  private send(method: string, target: string, opts: RequestOptions, extraHeaders: Record<string, string> = {}): Promise<Outcome> {
     const headers: Record<string, string> = { ...opts.headers, ...extraHeaders };
     let body = opts.body;
-    const isStream = (b: unknown): b is NodeJS.ReadableStream => typeof (b as { pipe?: unknown })?.pipe === 'function';
     if (body !== undefined && !Buffer.isBuffer(body) && !isStream(body)) {
       body = Buffer.from(JSON.stringify(body));
       headers['Content-Type'] ??= 'application/json';
     }
-    if (Buffer.isBuffer(body)) headers['Content-Length'] = String(body.length);
-    // Host as the docker CLI sends it. One connection per request, made by us: with an agent
-    // (even `agent: false`) node:http computes a TLS server name through net.isIP, whose regular
-    // expressions cost ~15 ms to compile on a cold start.
+    // Host as the docker CLI sends it.
     headers.Host ??= this.endpoint.socketPath ? 'api.moby.localhost' : `${this.endpoint.host}:${this.endpoint.port}`;
-    const endpoint = this.endpoint;
-    const req = http.request({
-      method,
-      path: path + queryString(opts.query),
-      headers,
-      setHost: false,
-      createConnection: () => (endpoint.socketPath ? net.connect(endpoint.socketPath) : net.connect(endpoint.port!, endpoint.host)),
+    const socket: Socket = this.endpoint.socketPath ? net.connect(this.endpoint.socketPath) : net.connect(this.endpoint.port!, this.endpoint.host);
+    if (opts.timeoutMs) {
+      socket.setTimeout(opts.timeoutMs, () => socket.destroy(new Error(`timeout after ${opts.timeoutMs} ms: ${method} ${target}`)));
+    }
+    return sendRequest(socket, { method, target: target + queryString(opts.query), headers, body: body as Buffer | NodeJS.ReadableStream | undefined }).catch((e: NodeJS.ErrnoException) => {
+      throw this.connectError(e);
     });
-    if (opts.timeoutMs) req.setTimeout(opts.timeoutMs, () => req.destroy(new Error(`timeout after ${opts.timeoutMs} ms: ${method} ${path}`)));
-    if (isStream(body)) body.pipe(req);
-    else req.end(body as Buffer | undefined);
-    return req;
+  }
+
+  /**
+   * A versioned request at the negotiated version, or at CLIENT_MAX_API before any: asked
+   * again at the daemon's own version if it refuses that one as too new.
+   */
+  private async versioned<T>(path: string, body: unknown, attempt: (target: string) => Promise<T>): Promise<T> {
+    if (this.apiVersion || isStream(body)) return attempt(`/v${await this.version()}${path}`);
+    try {
+      return await attempt(`/v${CLIENT_MAX_API}${path}`);
+    } catch (e) {
+      if (!(e instanceof ApiError && e.status === 400 && VERSION_TOO_NEW.test(e.message))) throw e;
+      return attempt(`/v${await this.version()}${path}`);
+    }
   }
 
   /** Any request; `versioned` prefixes /v1.xx. Rejects with ApiError on a status >= 400. */
-  async raw(method: string, path: string, opts: RequestOptions = {}, versioned = true): Promise<http.IncomingMessage> {
-    const full = versioned ? `/v${await this.version()}${path}` : path;
-    return new Promise((resolve, reject) => {
-      const req = this.rawRequest(method, full, opts);
-      req.on('error', (e) => reject(this.connectError(e)));
-      req.on('response', (res) => {
-        if ((res.statusCode ?? 500) >= 400) errorFrom(res).then(reject, reject);
-        else resolve(res);
-      });
-    });
+  async raw(method: string, path: string, opts: RequestOptions = {}, versioned = true): Promise<Response> {
+    const attempt = async (target: string): Promise<Response> => {
+      const outcome = await this.send(method, target, opts);
+      if (outcome.upgraded) {
+        outcome.socket.destroy();
+        throw new ApiError(502, `unexpected protocol switch in the answer to ${method} ${path}`);
+      }
+      if (outcome.res.statusCode >= 400) throw await errorFrom(outcome.res);
+      return outcome.res;
+    };
+    return versioned ? this.versioned(path, opts.body, attempt) : attempt(path);
   }
 
   /** A request whose answer is JSON (or empty: undefined). */
@@ -201,17 +222,14 @@ export class ApiClient {
    * after the 101. A daemon that answers 200 instead gets its body as a read-only stream.
    */
   async hijack(path: string, query?: Query, body?: unknown): Promise<{ socket: Socket | Readable; head: Buffer; contentType: string; writable: boolean }> {
-    const full = `/v${await this.version()}${path}`;
-    return new Promise((resolve, reject) => {
-      const req = this.rawRequest('POST', full, { query, body: body ?? (undefined as unknown) }, { Connection: 'Upgrade', Upgrade: 'tcp' });
-      req.on('error', (e) => reject(this.connectError(e)));
-      req.on('upgrade', (res, socket, head) => {
-        resolve({ socket, head, contentType: String(res.headers['content-type'] ?? ''), writable: true });
-      });
-      req.on('response', (res) => {
-        if ((res.statusCode ?? 500) >= 400) errorFrom(res).then(reject, reject);
-        else resolve({ socket: res, head: Buffer.alloc(0), contentType: String(res.headers['content-type'] ?? ''), writable: false });
-      });
+    return this.versioned(path, body, async (target) => {
+      const outcome = await this.send('POST', target, { query, body }, { Connection: 'Upgrade', Upgrade: 'tcp' });
+      if (outcome.upgraded) {
+        return { socket: outcome.socket, head: outcome.rest, contentType: outcome.head.headers['content-type'] ?? '', writable: true };
+      }
+      const res = outcome.res;
+      if (res.statusCode >= 400) throw await errorFrom(res);
+      return { socket: res, head: Buffer.alloc(0), contentType: res.headers['content-type'] ?? '', writable: false };
     });
   }
 }

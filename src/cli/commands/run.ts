@@ -145,9 +145,20 @@ export async function attachStartWait(
   id: string,
   o: { tty: boolean; stdin: boolean; stdout: boolean; stderr: boolean; detachKeys?: string; condition: string; start: boolean },
 ): Promise<number> {
-  const hijacked = await attachContainer(ctx.client, id, o);
+  // The attach and the wait are both in place before the start, asked for together (docker
+  // asks one after the other: a round trip more).
+  const [attached, waited] = await Promise.allSettled([
+    attachContainer(ctx.client, id, o),
+    ctx.client.raw('POST', `/containers/${encodeURIComponent(id)}/wait`, { query: { condition: o.condition } }),
+  ]);
+  if (attached.status === 'rejected' || waited.status === 'rejected') {
+    if (attached.status === 'fulfilled') (attached.value.socket as { destroy(): void }).destroy();
+    if (waited.status === 'fulfilled') waited.value.destroy();
+    throw attached.status === 'rejected' ? attached.reason : (waited as PromiseRejectedResult).reason;
+  }
+  const hijacked = attached.value;
+  const waitRes = waited.value;
   const s = session(hijacked, o);
-  const waitRes = await ctx.client.raw('POST', `/containers/${encodeURIComponent(id)}/wait`, { query: { condition: o.condition } });
   const waitBody = readBody(waitRes);
   waitBody.catch(() => undefined); // destroyed on a failed start or a detach
   if (o.start) {
