@@ -405,8 +405,11 @@ export class Runtime {
         /* already gone */
       }
     }
-    // Processes that outlive init (no pid namespace) or are frozen must go too.
-    cgroup?.signalAll('SIGKILL');
+    // Processes that outlive init (no pid namespace of its own) or are frozen must go too. In a
+    // pid namespace of its own, init's death killed the rest, as runc counts on; should any be
+    // left, the cgroup's removal fails, and destroyCgroup kills them and tries again.
+    const ownPidNamespace = (record.config.linux?.namespaces ?? []).some((ns) => ns.type === 'pid' && !ns.path);
+    if (status !== 'stopped' || !ownPidNamespace) cgroup?.signalAll('SIGKILL');
     if (status === 'paused') cgroup?.thaw();
     await waitForExit(record.pid, record.pidStartTime, 10_000);
     if (!(record.config.linux?.namespaces ?? []).some((ns) => ns.type === 'mount')) unmountUnder(record.rootfs);

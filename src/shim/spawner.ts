@@ -197,10 +197,10 @@ export class NetnsPool implements NetnsSource {
 
   take(): TakenNetns | undefined {
     const fd = this.ready.shift();
-    // The next is made now, while the daemon waits for this container's setup (a CPU is
-    // free then; after a delete, the daemon and the kernel's cleanup of the last namespace
-    // want both).
-    this.fill();
+    // The next is made while the daemon waits for this container's setup (a CPU is free then;
+    // after a delete, the daemon and the kernel's cleanup of the last namespace want both):
+    // asked for at the next turn, once the container's plan is sent.
+    setImmediate(() => this.fill());
     if (fd === undefined) return undefined;
     let released = false;
     return {

@@ -10,7 +10,6 @@ import { ApiError, readBody } from '../client.js';
 import { type Ctx, type Define, ExitError, action, collect, errorText } from '../context.js';
 import { buildCreateRequest, FlagError, parseEnvFile, type RunFlags } from '../runopts.js';
 import { attachContainer, consoleSize, followResize, session } from '../streams.js';
-import { pullImage, withDefaultTag } from './pull.js';
 
 /** The flags run and create share (docker's names and short forms). */
 function containerFlags(cmd: Command): Command {
@@ -114,14 +113,15 @@ async function createContainer(ctx: Ctx, flags: Flags, image: string, args: stri
   }
   const create = (): Promise<{ Id: string; Warnings?: string[] | null }> =>
     ctx.client.post('/containers/create', { name: req.name, platform: req.platform }, req.body);
-  const pull = async (): Promise<void> => pullImage(ctx, image, process.stderr, { platform: flags.platform, quiet: flags.quiet });
+  // Loaded only when an image must be pulled (its progress display and auth: ~1.5 ms of a start).
+  const pull = async (): Promise<void> => (await import('./pull.js')).pullImage(ctx, image, process.stderr, { platform: flags.platform, quiet: flags.quiet });
   let res;
   try {
     if (flags.pull === 'always') await pull();
     res = await create();
   } catch (e) {
     if (!(e instanceof ApiError && e.status === 404 && /no such image/i.test(e.message)) || flags.pull === 'never') throw e;
-    ctx.err(`Unable to find image '${withDefaultTag(image)}' locally\n`);
+    ctx.err(`Unable to find image '${(await import('./pull.js')).withDefaultTag(image)}' locally\n`);
     await pull();
     res = await create();
   }

@@ -580,9 +580,9 @@ export class ContainerService {
       // attach before its first output. Without either, one step (no exec fifo round trip).
       const startNow = !this.pendingAttach.get(id)?.length && !this.joinsNetworks(record);
       ({ pid } = await this.opts.runtime.create(id, { bundle, config: spec, startNow, rootfsReady: mounted, shim: { dir: shimDir, stdin: record.config.OpenStdin === true, log: this.shimLog(record) } }));
-      // Watched from now (its exit is handled under the lock, after this start): started at
-      // once, it may be done before this start is.
-      this.monitor(id);
+      // Watched from the next turn, after the answer to this start is on its way (its exit is
+      // handled under the lock, after this start; the shim keeps the exit for a late watcher).
+      setImmediate(() => this.monitor(id));
       if (!startNow) {
         await this.attachNetworks(record, pid);
         if (record.networks) this.writeEtcFiles(record);
