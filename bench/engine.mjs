@@ -2,7 +2,8 @@
 // Engine benchmark (issue 4, acceptance 5): berthd vs dockerd (Debian's 20.10 + containerd + runc)
 // vs podman (4.3 + conmon; runtime berth-oci, see startPodmanService), side by side in one run,
 // same busybox image:
-//   1. `run --rm busybox true` through a CLI (hyperfine): docker CLI → berthd, berth CLI → berthd
+//   1. `run --rm busybox true` through a CLI, one run of each per round (roundRobin: fairer than
+//      hyperfine's blocks on a VM whose load changes): docker CLI → berthd, berth CLI → berthd
 //      (if built), docker CLI → dockerd, podman run
 //   2. the same through the API alone (bench/engine-api.mjs: create + wait + start + remove)
 //   3. `run -d` + `rm -f`
@@ -69,13 +70,13 @@ try {
     'docker CLI -> dockerd': dockerCmd(dockerd.env, 'run --rm --network none busybox true'),
     'podman run': `${podman.cmdline} run --rm ${podman.ulimits.join(' ')} --network none busybox true`,
   };
-  results.cliRunRm = hyperfine(cliCommands);
+  results.cliRunRm = roundRobin(cliCommands);
 
   // 2. API alone
   results.apiRunRm = {};
   for (const [name, socket] of [['berthd', berthd.socket], ['dockerd', `${dockerd.dir}/docker.sock`], ['podman', podman.socket]]) {
     const hostConfig = name === 'podman' ? { Ulimits: podman.ulimitsApi } : {};
-    const out = execFileSync(process.execPath, [path.join(REPO, 'bench', 'engine-api.mjs'), socket, String(RUNS)], { encoding: 'utf8', env: { ...process.env, HOSTCONFIG: JSON.stringify(hostConfig) } });
+    const out = execFileSync(process.execPath, [path.join(REPO, 'bench', 'engine-api.mjs'), socket, String(Math.max(RUNS, 30))], { encoding: 'utf8', env: { ...process.env, HOSTCONFIG: JSON.stringify(hostConfig) } });
     results.apiRunRm[name] = JSON.parse(out.trim().split('\n').pop()).median;
   }
 
@@ -122,6 +123,39 @@ function hyperfine(commands) {
   execFileSync('hyperfine', args, { stdio: ['ignore', 'inherit', 'inherit'] });
   const data = JSON.parse(fs.readFileSync(json, 'utf8'));
   return Object.fromEntries(data.results.map((r) => [r.command, +(r.median * 1000).toFixed(1)]));
+}
+
+/**
+ * Like hyperfine -N, but one run of each command per round, round after round (the order
+ * turning each round), instead of all the runs of one command and then the next: on this shared
+ * VM the load changes within seconds, and a slow spell should hit every command alike, not one.
+ * Each run is `sh -c COMMAND`, as the hyperfine runs are. Prints and returns the medians in ms.
+ */
+function roundRobin(commands) {
+  const names = Object.keys(commands);
+  const times = Object.fromEntries(names.map((n) => [n, []]));
+  const once = (name) => {
+    const t0 = process.hrtime.bigint();
+    const r = spawnSync('sh', ['-c', commands[name]], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+    if (r.status !== 0) throw new Error(`${name}: exit ${r.status}: ${r.stderr}`);
+    return ms;
+  };
+  for (let round = 0; round < 2; round++) for (const n of names) once(n); // warm-up
+  for (let round = 0; round < RUNS; round++) {
+    for (let i = 0; i < names.length; i++) {
+      const n = names[(round + i) % names.length];
+      times[n].push(once(n));
+    }
+  }
+  const medians = {};
+  console.log(`round robin, ${RUNS} rounds (ms): median [min-max]`);
+  for (const n of names) {
+    const t = times[n].sort((a, b) => a - b);
+    medians[n] = +t[t.length >> 1].toFixed(1);
+    console.log(`  ${n.padEnd(24)} ${medians[n].toFixed(1).padStart(7)} [${t[0].toFixed(1)}-${t[t.length - 1].toFixed(1)}]`);
+  }
+  return medians;
 }
 
 function q2(s) {
