@@ -132,7 +132,10 @@ export function speakLaunchProtocol(sync: Duplex, withState: boolean, opts: Prot
       }
     };
     const maybeDone = (): void => {
-      if (!ready || (opts.shimInit && init === undefined)) return;
+      // The container process writes "ready" on the socket it shares with stage 0, which
+      // writes "pid" after clone(): a short setup (an exec without hooks) can win that race.
+      // Done only with both (a pid of 0 once reached the pid file, and conmon lost the exit).
+      if (!ready || !pid || (opts.shimInit && init === undefined)) return;
       if (opts.shimInit && init !== pid) return finish(new SystemError(`the shim did not find the container's process (it has ${init || 'none'}, not ${pid})`));
       finish();
     };
@@ -148,6 +151,7 @@ export function speakLaunchProtocol(sync: Duplex, withState: boolean, opts: Prot
           const json = JSON.stringify(opts.stateFor(pid));
           sync.write(`go ${Buffer.byteLength(json)}\n${json}`);
         }
+        maybeDone();
       } else if (verb === 'sync') {
         try {
           await opts.onSync?.(rest, pid);
