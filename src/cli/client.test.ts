@@ -21,8 +21,10 @@ async function withDaemon(max: string, fn: (host: string, seen: string[]) => Pro
       if (req.url === '/_ping') return res.writeHead(200, { 'API-Version': max }).end(req.method === 'HEAD' ? undefined : 'OK');
       const m = /^\/v(\d+\.\d+)(\/.*)$/.exec(req.url ?? '');
       if (m && Number(m[1].split('.')[1]) > Number(max.split('.')[1])) {
+        // As dockerd: the message in a JSON body, which the answer to a HEAD has not.
         return res.writeHead(400, { 'Content-Type': 'application/json' }).end(JSON.stringify({ message: `client version ${m[1]} is too new. Maximum supported API version is ${max}` }));
       }
+      if (m?.[2] === '/bad') return res.writeHead(400, { 'Content-Type': 'application/json' }).end(JSON.stringify({ message: 'invalid reference format' }));
       if (m?.[2] === '/missing') return res.writeHead(404, { 'Content-Type': 'application/json' }).end(JSON.stringify({ message: 'No such container: x' }));
       res.writeHead(200, { 'Content-Type': 'application/json' }).end(JSON.stringify({ path: m?.[2], body: Buffer.concat(body).toString() }));
     });
@@ -52,6 +54,24 @@ test('an older daemon refuses 1.44: it is pinged and asked again at its version,
     await c.get('/info');
     await assert.rejects(c.get('/missing'), (e: unknown) => e instanceof ApiError && e.status === 404 && e.message === 'No such container: x');
     assert.deepEqual(seen, ['POST /v1.44/containers/create', 'HEAD /_ping', 'POST /v1.41/containers/create', 'GET /v1.41/info', 'GET /v1.41/missing']);
+  });
+});
+
+test('a HEAD refused without a message (no body) is asked again at the daemon\'s version too', async () => {
+  await withDaemon('1.41', async (host, seen) => {
+    const c = new ApiClient(host);
+    const res = await c.raw('HEAD', '/containers/x/archive', { query: { path: '/' } });
+    assert.equal(res.statusCode, 200);
+    assert.deepEqual(seen, ['HEAD /v1.44/containers/x/archive?path=%2F', 'HEAD /_ping', 'HEAD /v1.41/containers/x/archive?path=%2F']);
+  });
+});
+
+test('a real 400 from a daemon at 1.44 is the answer: asked once, the version checked, no retry', async () => {
+  await withDaemon('1.44', async (host, seen) => {
+    const c = new ApiClient(host);
+    await assert.rejects(c.get('/bad'), (e: unknown) => e instanceof ApiError && e.status === 400 && e.message === 'invalid reference format');
+    await assert.rejects(c.get('/bad'), /invalid reference format/);
+    assert.deepEqual(seen, ['GET /v1.44/bad', 'HEAD /_ping', 'GET /v1.44/bad']);
   });
 });
 

@@ -7,9 +7,9 @@
  * (ssh2, protobuf, ...), cost tens of milliseconds at start-up and do not negotiate the
  * version the way the docker CLI does.
  *
- * The version is not asked for up front: requests go out at 1.44 and only a daemon that says
- * the version is too new for it (dockerd before 25 answers 400 "client version 1.44 is too new")
- * is pinged and asked again at its version. A `berth run` saves a round trip (HEAD /_ping);
+ * The version is not asked for up front: requests go out at 1.44, and only a daemon that refuses
+ * one (dockerd before 25 answers 400 "client version 1.44 is too new", with no message to a HEAD)
+ * is pinged, and asked again at its version if that is older. A `berth run` saves a round trip (HEAD /_ping);
  * a request with a streamed body, which cannot be sent twice, negotiates first.
  */
 import net, { type Socket } from 'node:net';
@@ -117,9 +117,6 @@ async function errorFrom(res: Response): Promise<ApiError> {
   return new ApiError(res.statusCode, message);
 }
 
-/** A daemon's answer to a request at an API version newer than it serves. */
-const VERSION_TOO_NEW = /client version \S+ is too new/i;
-
 const isStream = (b: unknown): b is NodeJS.ReadableStream => typeof (b as { pipe?: unknown })?.pipe === 'function';
 
 export class ApiClient {
@@ -178,8 +175,12 @@ export class ApiClient {
     try {
       return await attempt(`/v${CLIENT_MAX_API}${path}`);
     } catch (e) {
-      if (!(e instanceof ApiError && e.status === 400 && VERSION_TOO_NEW.test(e.message))) throw e;
-      return attempt(`/v${await this.version()}${path}`);
+      // The refusal says so in its message, except in the answer to a HEAD, which has none:
+      // any 400 is checked against the daemon's version, and asked again only if it is older.
+      if (!(e instanceof ApiError && e.status === 400)) throw e;
+      const version = await this.version();
+      if (version === CLIENT_MAX_API) throw e;
+      return attempt(`/v${version}${path}`);
     }
   }
 

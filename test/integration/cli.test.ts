@@ -131,6 +131,39 @@ describe('berth CLI', { skip, timeout: 600_000 }, () => {
     assert.equal(berthOk(['rm', name]), `${name}\n`);
   });
 
+  it('streamed requests and answers: build (a streamed context), logs -f to the end, events, stats, export, system df', () => {
+    const ctx = path.join(tmp, 'build-ctx');
+    fs.mkdirSync(ctx, { recursive: true });
+    fs.writeFileSync(path.join(ctx, 'Dockerfile'), 'FROM busybox\nCOPY big /big\nRUN echo built > /built\n');
+    fs.writeFileSync(path.join(ctx, 'big'), Buffer.alloc(3 << 20, 'b')); // a context of several chunks
+    const tag = `${prefix}built:1`;
+    berthOk(['build', '-q', '-t', tag, ctx], { timeoutMs: 120_000 });
+    const built = run(['--rm', tag, 'sh', '-c', 'cat /built; wc -c < /big']);
+    assert.deepEqual([built.status, built.stdout.split(/\s+/).filter(Boolean)], [0, ['built', String(3 << 20)]]);
+
+    const since = Math.floor(Date.now() / 1000) - 1;
+    const name = `${prefix}follow`;
+    const id = run(['-d', '--name', name, 'busybox', 'sh', '-c', 'for i in 1 2 3; do echo line$i; sleep 0.3; done']).stdout.trim();
+    assert.match(id, /^[0-9a-f]{64}$/);
+    // Follows until the container's end: every line, then exit 0.
+    assert.equal(berthOk(['logs', '-f', name], { timeoutMs: 30_000 }), 'line1\nline2\nline3\n');
+    const until = Math.floor(Date.now() / 1000) + 1;
+    const actions = berthOk(['events', '--since', String(since), '--until', String(until), '--filter', `container=${id}`, '--format', '{{.Action}}'], { timeoutMs: 30_000 }).split('\n');
+    for (const a of ['create', 'start', 'die']) assert.ok(actions.includes(a), `event ${a} in ${actions.join(',')}`);
+
+    const sleeper = `${prefix}stats`;
+    run(['-d', '--name', sleeper, 'busybox', 'sleep', '300']);
+    const stats = berthOk(['stats', '--no-stream', sleeper], { timeoutMs: 30_000 });
+    assert.match(stats, /^CONTAINER ID\s+NAME\s+CPU %/);
+    assert.match(stats, new RegExp(`\\s${sleeper}\\s`));
+    const tarFile = path.join(tmp, 'export.tar');
+    berthOk(['export', '-o', tarFile, sleeper]);
+    assert.ok(cmd('tar', ['-tf', tarFile]).stdout.split('\n').includes('bin/busybox'));
+    berthOk(['rm', '-f', sleeper, name]);
+    berthOk(['rmi', tag]);
+    assert.match(berthOk(['system', 'df']), /^TYPE\s+TOTAL\s+ACTIVE\s+SIZE\s+RECLAIMABLE\nImages\s+\d+/);
+  });
+
   it('ps: -a, -q, --format, --filter, the default table', () => {
     const name = `${prefix}ps`;
     berthOk(['create', '--name', name, '-l', 'berth.test=ps', 'busybox', 'true']);
@@ -293,5 +326,40 @@ describe('berth CLI', { skip, timeout: 600_000 }, () => {
     const unreachable = cmd(BERTH, ['-H', `unix://${tmp}/nothing.sock`, 'ps'], {});
     assert.equal(unreachable.status, 1);
     assert.match(unreachable.stderr, /Cannot connect to the Docker daemon at unix:\/\/.*nothing\.sock/);
+  });
+});
+
+/**
+ * The CLI asks at API 1.44 without a ping first: a daemon that serves less must still get every
+ * request at its own version. dockerd 20.10 (API 1.41) refuses 1.44 with a 400, and gives no
+ * message to a HEAD (cp's stat of the destination).
+ */
+describe('berth CLI against an older daemon (dockerd 20.10, API 1.41)', { skip: dockerdSkip, timeout: 300_000 }, () => {
+  let dockerd: Awaited<ReturnType<typeof startPrivateDockerd>> | undefined;
+  let dir = '';
+  const old = (args: string[]): string => {
+    const r = cmd(BERTH, args, { env: { ...dockerd!.env, BERTH_HOST: '' }, timeoutMs: 60_000 });
+    assert.equal(r.status, 0, `berth ${args.join(' ')} exited ${r.status}: ${r.stderr}`);
+    return r.stdout;
+  };
+  before(async () => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'berth-cli-old-'));
+    dockerd = await startPrivateDockerd({ prefix: 'berth-cli-old-' });
+    old(['load', '-q', '-i', path.join(testImagesDir(), 'docker-archive', 'busybox.tar')]);
+  });
+  after(async () => {
+    await dockerd?.stop();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('version, run, cp into the container (a HEAD first), ps', () => {
+    assert.equal(old(['version', '--format', '{{.Client.ApiVersion}}']), '1.41\n'); // negotiated down
+    const name = `berthcli-old-${process.pid}`;
+    old(['run', '-d', '--network', 'none', '--name', name, 'busybox', 'sleep', '300']);
+    fs.writeFileSync(path.join(dir, 'in.txt'), 'to an old daemon\n');
+    old(['cp', path.join(dir, 'in.txt'), `${name}:/tmp/`]);
+    assert.equal(old(['exec', name, 'cat', '/tmp/in.txt']), 'to an old daemon\n');
+    assert.match(old(['ps', '--format', '{{.Names}}']), new RegExp(`^${name}$`, 'm'));
+    old(['rm', '-f', name]);
   });
 });
