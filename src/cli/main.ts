@@ -253,11 +253,32 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
+/**
+ * Resolves once what was written to `stream` has gone out: a write to a pipe whose reader is
+ * slower than us is queued, and process.exit() would drop it (`berth logs x | slow` lost all
+ * but the first 64 kB).
+ */
+function flushed(stream: NodeJS.WriteStream): Promise<void> {
+  return new Promise((resolve) => {
+    if (stream.writableLength === 0 || stream.destroyed) return resolve();
+    stream.write('', () => resolve());
+  });
+}
+
 const isMain = process.argv[1] && /(berth\.cjs|cli\/main\.js)$/.test(process.argv[1]);
 if (isMain) {
+  // A reader gone (`berth logs x | head -1`): end quietly with the status of docker's CLI,
+  // which SIGPIPE kills (128 + 13), not with a stack trace.
+  for (const out of [process.stdout, process.stderr]) {
+    out.on('error', (err: NodeJS.ErrnoException) => {
+      if (err.code !== 'EPIPE') throw err;
+      process.exit(141);
+    });
+  }
   main(process.argv.slice(2)).then(
-    (code) => {
+    async (code) => {
       process.exitCode = code;
+      await Promise.all([flushed(process.stdout), flushed(process.stderr)]);
       // Streams (stdin in raw mode, open sockets) must not keep a finished command alive.
       setImmediate(() => process.exit(code));
     },

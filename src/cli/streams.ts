@@ -80,10 +80,18 @@ export function session(h: Hijacked, o: SessionOptions): Session {
     };
   });
 
+  // Back pressure: a reader of ours slower than the container (`berth run ... | slow`) pauses
+  // the connection, so output waits in the daemon rather than piling up in our memory.
+  const paused = new Set<NodeJS.WriteStream>();
   const write = (stream: number, data: Buffer): void => {
-    if (stream === 2 || stream === 3) {
-      if (o.stderr || stream === 3) process.stderr.write(data);
-    } else if (o.stdout) process.stdout.write(data);
+    const out = stream === 2 || stream === 3 ? (o.stderr || stream === 3 ? process.stderr : undefined) : o.stdout ? process.stdout : undefined;
+    if (!out || out.write(data) || paused.has(out)) return;
+    paused.add(out);
+    socket.pause();
+    out.once('drain', () => {
+      paused.delete(out);
+      if (paused.size === 0) socket.resume();
+    });
   };
   const demux = o.tty ? undefined : new FrameDemuxer(write);
   const onData = (chunk: Buffer): void => (demux ? demux.push(chunk) : write(1, chunk));

@@ -164,6 +164,23 @@ describe('berth CLI', { skip, timeout: 600_000 }, () => {
     assert.match(berthOk(['system', 'df']), /^TYPE\s+TOTAL\s+ACTIVE\s+SIZE\s+RECLAIMABLE\nImages\s+\d+/);
   });
 
+  it('output to a slow reader arrives whole (run, logs); a reader gone ends the CLI quietly (141, as docker)', () => {
+    const env = { ...daemon!.env, DOCKER_CONFIG: path.join(tmp, 'config') };
+    const sh = (script: string): CmdResult => cmd('sh', ['-c', script], { env, timeoutMs: 60_000 });
+    const q = (a: string[]): string => a.map((x) => `'${x}'`).join(' ');
+    const big = `head -c 2000000 /dev/zero | tr '\\0' x; echo; echo done >&2`;
+    // The reader starts late: the pipe fills, and the CLI must not exit with output still queued.
+    const ran = sh(`${BERTH} run --rm ${q(daemon!.runFlags)} busybox sh -c ${q([big])} | (sleep 0.5; wc -c)`);
+    assert.deepEqual([ran.status, ran.stdout.trim(), ran.stderr.trim()], [0, '2000001', 'done']);
+    const name = `${prefix}bigout`;
+    berthOk(['run', ...daemon!.runFlags, '--name', name, 'busybox', 'seq', '1', '200000']);
+    assert.equal(sh(`${BERTH} logs ${name} | (sleep 0.5; wc -l)`).stdout.trim(), '200000');
+    const quiet = cmd('bash', ['-c', `${BERTH} logs ${name} | head -1; echo "status \${PIPESTATUS[0]}"`], { env, timeoutMs: 60_000 });
+    assert.equal(quiet.stdout, '1\nstatus 141\n');
+    assert.doesNotMatch(quiet.stderr, /EPIPE|at /, 'no stack trace');
+    berthOk(['rm', name]);
+  });
+
   it('ps: -a, -q, --format, --filter, the default table', () => {
     const name = `${prefix}ps`;
     berthOk(['create', '--name', name, '-l', 'berth.test=ps', 'busybox', 'true']);

@@ -1,4 +1,6 @@
 /** logs: -f, --since, --until, -n/--tail, -t, --details; frames demultiplexed unless the container has a TTY. */
+import { once } from 'node:events';
+
 import { type Define, action } from '../context.js';
 import { FrameDemuxer } from '../demux.js';
 import { parseTimestamp } from '../format.js';
@@ -27,14 +29,21 @@ export const logs: Define = (cmd, ctx, set) =>
             details: o.details,
           },
         });
-        const demux = info.Config.Tty ? undefined : new FrameDemuxer((s, p) => (s === 2 ? process.stderr : process.stdout).write(p));
+        // Back pressure: a full stdout or stderr (a slow reader) is waited for before more is read.
+        const full = new Set<NodeJS.WriteStream>();
+        const write = (out: NodeJS.WriteStream, data: Buffer): void => {
+          if (!out.write(data)) full.add(out);
+        };
+        const demux = info.Config.Tty ? undefined : new FrameDemuxer((s, p) => write(s === 2 ? process.stderr : process.stdout, p));
         process.on('SIGINT', () => {
           res.destroy();
           process.exit(0);
         });
         for await (const chunk of res) {
           if (demux) demux.push(chunk as Buffer);
-          else process.stdout.write(chunk as Buffer);
+          else write(process.stdout, chunk as Buffer);
+          for (const out of full) await once(out, 'drain');
+          full.clear();
         }
       }),
     );
