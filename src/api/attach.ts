@@ -55,8 +55,11 @@ export async function pipeAttach(conn: Duplex, shim: net.Socket, opts: PipeOptio
 
   if (opts.stdin) {
     let matched = 0;
+    // Only a TTY's input is watched for the detach keys, as dockerd does (copyEscapable):
+    // piped data is anything, and a ctrl-p ctrl-q in it must reach the process.
+    const detachKeys = opts.tty ? opts.detachKeys : Buffer.alloc(0);
     conn.on('data', (chunk: Buffer) => {
-      if (opts.detachKeys.length === 0) {
+      if (detachKeys.length === 0) {
         shim.write(chunk);
         return;
       }
@@ -64,17 +67,17 @@ export async function pipeAttach(conn: Duplex, shim: net.Socket, opts: PipeOptio
       // either completes (detach) or breaks (the held bytes go on).
       const out: number[] = [];
       for (const byte of chunk) {
-        if (byte === opts.detachKeys[matched]) {
+        if (byte === detachKeys[matched]) {
           matched++;
-          if (matched === opts.detachKeys.length) {
+          if (matched === detachKeys.length) {
             if (out.length) shim.write(Buffer.from(out));
             finish('detached');
             return;
           }
         } else {
-          if (matched) out.push(...opts.detachKeys.subarray(0, matched));
+          if (matched) out.push(...detachKeys.subarray(0, matched));
           matched = 0;
-          if (byte === opts.detachKeys[0]) matched = 1;
+          if (byte === detachKeys[0]) matched = 1;
           else out.push(byte);
         }
       }

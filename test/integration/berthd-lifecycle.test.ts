@@ -4,6 +4,7 @@
  * images loaded from the test images' docker-archive tarballs.
  */
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -443,6 +444,12 @@ describe('berthd with the docker CLI', { skip }, () => {
     const piped = d.docker(['run', '-i', '--rm', 'busybox', 'sh', '-c', 'cat; echo done'], 60_000, 'from stdin\n');
     assert.equal(piped.status, 0, piped.stderr);
     assert.equal(piped.stdout, 'from stdin\ndone\n');
+    // Piped input is data: the detach keys (ctrl-p ctrl-q) in it are not watched for without a
+    // TTY, as dockerd does (this input was cut at its first ctrl-p ctrl-q, and the run hung).
+    const data = Array.from({ length: 4000 }, (_, i) => `line ${i} \x10\x11 ctrl-p ctrl-q\n`).join('');
+    const md5 = createHash('md5').update(data).digest('hex');
+    const binary = d.docker(['run', '-i', '--rm', 'busybox', 'md5sum'], 60_000, data);
+    assert.equal(binary.stdout.split(' ')[0], md5, binary.stderr);
     const it = ptyRun([DOCKER!, 'run', '-it', '--rm', 'busybox', 'sh'], shellSteps(3), { env: d.env });
     assert.equal(it.status, 3, it.stdout + it.stderr);
     assert.match(it.stdout, /\/dev\/pts\/0/);
@@ -463,6 +470,7 @@ describe('berthd with the docker CLI', { skip }, () => {
     assert.equal(r.stdout, 'out\n');
     assert.equal(r.stderr, 'err\n');
     assert.equal(d.docker(['exec', '-i', id, 'cat'], 30_000, 'piped\n').stdout, 'piped\n');
+    assert.equal(d.docker(['exec', '-i', id, 'wc', '-c'], 30_000, 'a\x10\x11b\n'.repeat(1000)).stdout.trim(), '5000');
     assert.equal(d.dockerOk(['exec', '-u', 'nobody', '-w', '/tmp', '-e', 'X=1', id, 'sh', '-c', 'echo $(id -un) $(pwd) $X $FROM_RUN']).trim(), 'nobody /tmp 1 1');
     d.dockerOk(['exec', '-d', id, 'sh', '-c', 'echo detached > /tmp/d']);
     assert.ok(d.docker(['exec', id, 'cat', '/tmp/d']).stdout === 'detached\n' || d.docker(['exec', id, 'sh', '-c', 'sleep 0.5; cat /tmp/d']).stdout === 'detached\n');
