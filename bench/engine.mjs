@@ -69,6 +69,8 @@ try {
     ...(BERTH_CLI ? { 'berth CLI -> berthd': `env BERTH_HOST=unix://${berthd.socket} ${BERTH_CLI} run --rm --network none busybox true` } : {}),
     'docker CLI -> dockerd': dockerCmd(dockerd.env, 'run --rm --network none busybox true'),
     'podman run': `${podman.cmdline} run --rm ${podman.ulimits.join(' ')} --network none busybox true`,
+    // The floor of any Node CLI on this machine at this moment (started as bin/berth starts node).
+    'node -e 0': 'env -u NODE_EXTRA_CA_CERTS node -e 0',
   };
   results.cliRunRm = roundRobin(cliCommands);
 
