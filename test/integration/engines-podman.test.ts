@@ -56,7 +56,8 @@ function podman(args: string[], timeoutMs = 60_000): CmdResult {
 }
 function podmanOk(args: string[], timeoutMs = 60_000): string {
   const r = podman(args, timeoutMs);
-  // stdout too: one CI run saw an exec exit 255 with nothing on stderr (BERTH_ENGINE_TRACE=1 logs berth-oci's calls).
+  // stdout too: an exec exit 255 with nothing on stderr was berth-oci writing pid 0 to conmon's pid
+  // file (fixed in src/runtime/launch.ts); BERTH_ENGINE_TRACE=1 logs berth-oci's calls.
   assert.equal(r.status, 0, `podman ${args.join(' ')}: stderr ${JSON.stringify(r.stderr)}, stdout ${JSON.stringify(r.stdout)}`);
   return r.stdout;
 }
