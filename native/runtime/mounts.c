@@ -307,6 +307,12 @@ int run_mount_op(const struct plan_op *op) {
     fd_path(fd, target, sizeof target);
     if (fd < 0 || bind_remount(target, (unsigned long)arg_u64(op, 1)) < 0) fail_errno("remount %s", op->argv[0]);
     close(fd);
+  } else if (!strcmp(n, "mkdir_all")) {
+    /* mkdir_all PATH: made beneath the container's root (openat2 RESOLVE_IN_ROOT), 0755 */
+    need_args(op, 1);
+    int fd = open_in_root(op->argv[0], CREATE_DIR);
+    if (fd < 0) fail_errno("mkdir %s in rootfs", op->argv[0]);
+    close(fd);
   } else if (!strcmp(n, "mask")) do_mask(op);
   else if (!strcmp(n, "readonly")) do_readonly(op);
   else if (!strcmp(n, "readonly_root")) {

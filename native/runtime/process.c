@@ -233,6 +233,10 @@ static void resolve_program(const struct plan_op *op) {
       if (errno == ENOENT) fail("exec: \"%s\": stat %s: %s", name, name, reason);
       fail("exec: \"%s\": %s", name, reason);
     }
+    /* A directory passes access(X_OK), and execve() would refuse it only at start: refuse it
+       now, in runc's words for it (docker run maps them to 126). */
+    struct stat st;
+    if (stat(name, &st) == 0 && S_ISDIR(st.st_mode)) fail("exec: \"%s\": permission denied", name);
     resolved_exec = strdup(name);
     return;
   }

@@ -437,6 +437,16 @@ describe('berthd with the docker CLI', { skip }, () => {
     assert.equal(exe.status, 127, exe.stderr);
     assert.equal(d.docker(['run', '--rm', 'busybox', 'nosuchcmd']).status, 127);
     assert.equal(d.docker(['run', '--rm', 'busybox', '/etc/passwd']).status, 126);
+    // A directory as the program: refused at create in runc's words (126), not at exec inside.
+    const dir = d.docker(['run', '--rm', 'busybox', '/etc']);
+    assert.equal(dir.status, 126, dir.stderr);
+    assert.match(dir.stderr, /exec: "\/etc": permission denied/);
+    // A missing working directory is made (as dockerd with runc does), also on a read-only root.
+    assert.equal(d.dockerOk(['run', '--rm', '-w', '/does/not/exist', 'busybox', 'pwd']), '/does/not/exist\n');
+    assert.equal(d.dockerOk(['run', '--rm', '--read-only', '-w', '/made/here', 'busybox', 'sh', '-c', 'pwd; ls -ld . | cut -c1-10']), '/made/here\ndrwxr-xr-x\n');
+    const badName = d.docker(['create', '--name', 'bad/name', 'busybox']);
+    assert.notEqual(badName.status, 0);
+    assert.match(badName.stderr, /Error response from daemon: Invalid container name \(bad\/name\), only \[a-zA-Z0-9\]\[a-zA-Z0-9_.-\] are allowed/);
     assert.equal(d.dockerOk(['ps', '-aq']), '', '--rm removes a container whose start failed');
   });
 

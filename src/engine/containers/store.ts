@@ -73,7 +73,7 @@ export class ContainerStore {
 
   /** Checks a requested name and returns it with the leading slash; throws if it is taken. */
   claimableName(name: string, forId?: string): string {
-    if (!NAME.test(name)) throw new InvalidArgumentError(`Invalid container name (${name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed`, 'name');
+    if (!NAME.test(name)) throw new InvalidArgumentError(`Invalid container name (${name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed`); // dockerd's words, which name the field
     const full = name.startsWith('/') ? name : `/${name}`;
     const owner = this.byName.get(full);
     if (owner && owner !== forId) {

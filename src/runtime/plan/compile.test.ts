@@ -64,6 +64,9 @@ describe('compileCreatePlan', () => {
     assert.deepEqual(ops[at('clone') + 1], ['rootfs', '/bundle/rootfs', MS_SLAVE | MS_REC]);
     assert.ok(at('mount') < at('mknod') && at('mknod') < at('pivot_root'));
     assert.ok(at('pivot_root') < at('mask') && at('mask') < at('readonly') && at('readonly') < at('readonly_root'));
+    // The cwd is made if missing, inside the new root, before anything is read-only (runc's order).
+    assert.ok(at('pivot_root') < at('mkdir_all') && at('mkdir_all') < at('readonly_root') && at('mkdir_all') < at('chdir'));
+    assert.deepEqual(find(ops, 'mkdir_all')[0], ['mkdir_all', spec().process!.cwd]);
     assert.ok(at('user') < at('caps'), 'identity before capabilities (keepcaps)');
     assert.ok(at('no_new_privs') < at('user'));
     assert.deepEqual(order.slice(-3), ['ready', 'wait_start', 'exec']);

@@ -310,6 +310,9 @@ export function compileCreatePlan(spec: Spec, ctx: CreatePlanContext): PlanOp[] 
   for (const hook of hooks.createContainer ?? []) ops.push(hookOp(hook));
   ops.push(sharedMountNs ? ['chroot'] : ctx.noPivot ? ['move_root'] : ['pivot_root']);
   if (propagation === 'shared' || propagation === 'rshared') ops.push(['root_propagation', rootPropagation]);
+  // The working directory is made if missing, inside the new root (so a symlink in the image
+  // cannot lead it out) and before anything is made read-only, as runc does (docker run -w).
+  if (process.cwd) ops.push(['mkdir_all', process.cwd]);
   if (process.terminal) ops.push(['console_setup', process.consoleSize?.height ?? 0, process.consoleSize?.width ?? 0]);
   // Sysctls before masked/readonly paths, as runc: /proc/sys becomes read-only below.
   for (const [key, value] of Object.entries(spec.linux?.sysctl ?? {})) {
