@@ -481,6 +481,40 @@ describe('berthd with the docker CLI', { skip }, () => {
     assert.equal(r.stderr, 'err\n');
     assert.equal(d.docker(['exec', '-i', id, 'cat'], 30_000, 'piped\n').stdout, 'piped\n');
     assert.equal(d.docker(['exec', '-i', id, 'wc', '-c'], 30_000, 'a\x10\x11b\n'.repeat(1000)).stdout.trim(), '5000');
+    // The user as runc sets it: the primary group among the supplementary ones.
+    assert.equal(d.dockerOk(['exec', '-u', '1:1', id, 'id']), 'uid=1(daemon) gid=1(daemon) groups=1(daemon)\n');
+    // An unknown user: as dockerd, the exec runs into it (exit 126, the message as its output).
+    const nouser = d.docker(['exec', '-u', 'nosuch', id, 'id']);
+    assert.deepEqual([nouser.status, nouser.stdout.trim()], [126, 'unable to find user nosuch: no matching entries in passwd file']);
+    // The container's /etc/passwd is read as the container sees it, small and regular only: a
+    // symlink to /dev/zero or a fifo must not hang or exhaust the daemon.
+    d.dockerOk(['exec', id, 'cp', '/etc/passwd', '/etc/passwd.orig']);
+    for (const hostile of ['ln -s /dev/zero /etc/passwd', 'mkfifo /etc/passwd']) {
+      d.dockerOk(['exec', id, 'sh', '-c', `rm -f /etc/passwd && ${hostile}`]);
+      const r = d.docker(['exec', '-u', 'foo', id, 'id'], 20_000);
+      assert.deepEqual([r.status, r.stdout.trim()], [126, 'unable to find user foo: no matching entries in passwd file'], hostile);
+    }
+    d.dockerOk(['exec', id, 'sh', '-c', 'rm -f /etc/passwd && mv /etc/passwd.orig /etc/passwd']);
+    // At a start, the user is looked up in the container's files as it sees them: an image whose
+    // /etc is a symlink to "/etc" (a loop inside; the host's /etc if followed from the host) does
+    // not hand it a user that only the host has.
+    const hostOnly = fs.readFileSync('/etc/passwd', 'utf8').split('\n').map((l) => l.split(':')[0]).find((u) => u && !['root', 'daemon', 'bin', 'sys', 'sync', 'nobody', 'operator', 'www-data', 'mail', 'ftp'].includes(u));
+    if (hostOnly) {
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'berth-etc-loop-'));
+      try {
+        fs.mkdirSync(path.join(dir, 'root'));
+        fs.symlinkSync('/etc', path.join(dir, 'root', 'etc'));
+        assert.equal(spawnSync('tar', ['-C', path.join(dir, 'root'), '-cf', path.join(dir, 'img.tar'), 'etc']).status, 0);
+        d.dockerOk(['import', path.join(dir, 'img.tar'), 'berth-test-etc-loop:1']);
+        // Found on the host, the user would get as far as the missing program; not found, no further.
+        const r = d.docker(['run', '--rm', '-u', hostOnly, 'berth-test-etc-loop:1', '/x']);
+        assert.notEqual(r.status, 0);
+        assert.match(r.stderr, new RegExp(`unable to find user ${hostOnly}`), `the host's user ${hostOnly} must not be found`);
+        d.dockerOk(['rmi', 'berth-test-etc-loop:1']);
+      } finally {
+        fs.rmSync(dir, { recursive: true, force: true });
+      }
+    }
     assert.equal(d.dockerOk(['exec', '-u', 'nobody', '-w', '/tmp', '-e', 'X=1', id, 'sh', '-c', 'echo $(id -un) $(pwd) $X $FROM_RUN']).trim(), 'nobody /tmp 1 1');
     d.dockerOk(['exec', '-d', id, 'sh', '-c', 'echo detached > /tmp/d']);
     assert.ok(d.docker(['exec', id, 'cat', '/tmp/d']).stdout === 'detached\n' || d.docker(['exec', id, 'sh', '-c', 'sleep 0.5; cat /tmp/d']).stdout === 'detached\n');

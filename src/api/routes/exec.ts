@@ -1,6 +1,6 @@
 /** `/containers/{id}/exec` and `/exec/{id}/...`: docker exec over the engine's ExecService. */
 import { BerthError, InvalidArgumentError } from '../../common/errors.js';
-import type { ExecConfig } from '../../engine/containers/exec.js';
+import { type ExecConfig, ExecSetupError } from '../../engine/containers/exec.js';
 import type { Engine } from '../../engine/engine.js';
 import { parseDetachKeys, pipeAttach } from '../attach.js';
 import type { Router } from '../router.js';
@@ -39,7 +39,8 @@ export function execRoutes(router: Router, engine: Engine): void {
       // the exec's exit code is 126 (the CLI reads it from the exec's inspect).
       if (!(err instanceof BerthError) || err.code === 'SYSTEM') {
         const conn = ctx.hijack(tty ? RAW_STREAM : streamContentType(ctx));
-        const text = Buffer.from(`OCI runtime exec failed: exec failed: unable to start container process: ${(err as Error).message}: unknown\r\n`);
+        const message = (err as Error).message;
+        const text = Buffer.from(err instanceof ExecSetupError ? `${message}\r\n` : `OCI runtime exec failed: exec failed: unable to start container process: ${message}: unknown\r\n`);
         conn.end(tty ? text : frame(1, text));
         return;
       }

@@ -13,13 +13,21 @@ import fs from 'node:fs';
 import type net from 'node:net';
 import path from 'node:path';
 
-import { ConflictError, InvalidArgumentError, NotFoundError } from '../../common/errors.js';
+import { ConflictError, InvalidArgumentError, NotFoundError, SystemError } from '../../common/errors.js';
 import type { Runtime } from '../../runtime/runtime.js';
 import type { Process } from '../../runtime/spec/config.js';
 import { ShimClient } from '../../shim/client.js';
 import type { EventBus } from '../events.js';
 import type { ContainerService } from './service.js';
+import { readSmall, ScopedRoot } from './scoped-root.js';
 import { resolveUser } from './user.js';
+
+/**
+ * The exec's process could not be set up in the container (its user or group is unknown there):
+ * as with dockerd, the exec exits 126, and the client that attached reads this message as the
+ * exec's output (it is not an answer of the API).
+ */
+export class ExecSetupError extends SystemError {}
 
 export interface ExecConfig {
   Cmd?: string[];
@@ -102,16 +110,20 @@ export class ExecService {
     const config = exec.config;
     let user = base.user;
     if (config.User) {
-      const rootfs = this.containers.rootfsPath(exec.containerId);
-      const read = (p: string): string | undefined => {
-        try {
-          return fs.readFileSync(path.join(rootfs, p), 'utf8');
-        } catch {
-          return undefined;
-        }
-      };
-      const resolved = resolveUser(config.User, read('etc/passwd'), read('etc/group'));
-      user = { uid: resolved.uid, gid: resolved.gid, additionalGids: resolved.additionalGids };
+      // The container's own files, read through its root as it sees it: it may have made
+      // /etc/passwd a symlink to a host path, a fifo or /dev/zero.
+      const scoped = new ScopedRoot(this.containers.rootfsPath(exec.containerId));
+      let resolved;
+      try {
+        resolved = resolveUser(config.User, readSmall(scoped, '/etc/passwd'), readSmall(scoped, '/etc/group'));
+      } catch (err) {
+        if (err instanceof InvalidArgumentError) throw new ExecSetupError(err.message);
+        throw err;
+      } finally {
+        scoped.close();
+      }
+      // The primary group among the supplementary ones, as for the container's process (runc's way).
+      user = { uid: resolved.uid, gid: resolved.gid, additionalGids: [...new Set([resolved.gid, ...resolved.additionalGids])] };
     }
     const env = [...(base.env ?? [])];
     for (const entry of config.Env ?? []) {
@@ -146,7 +158,13 @@ export class ExecService {
     const tty = opts.tty ?? exec.config.Tty === true;
     const stdin = !opts.detach && exec.config.AttachStdin === true;
     const dir = path.join(this.containers.execsDir(container.id), id.slice(0, 12));
-    const proc = this.process(exec, tty, opts.consoleSize ?? exec.config.ConsoleSize ?? undefined);
+    let proc: Process;
+    try {
+      proc = this.process(exec, tty, opts.consoleSize ?? exec.config.ConsoleSize ?? undefined);
+    } catch (err) {
+      if (err instanceof ExecSetupError) exec.exitCode = 126;
+      throw err;
+    }
     exec.running = true;
     exec.dir = dir;
     let launched;

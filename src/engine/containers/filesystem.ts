@@ -26,7 +26,7 @@ import { hostIdOf, idInside, type IdRange } from '../../storage/idrange.js';
 import { cleanEntryPath, drain } from '../../storage/unpack.js';
 import { applyXattrs, entryXattrs, paxXattrs, readXattrs, xattrPack } from '../../storage/xattrs.js';
 import type { ContainerRecord } from './record.js';
-import { at, closeQuietly, lookupAt, notFoundInContainer, removeAt, ScopedPathError, ScopedRoot, self, type Resolved, type ScopedMount } from './scoped-root.js';
+import { at, closeQuietly, lookupAt, notFoundInContainer, readSmall, removeAt, ScopedPathError, ScopedRoot, self, type Resolved, type ScopedMount } from './scoped-root.js';
 import type { ContainerService } from './service.js';
 import { resolveUser } from './user.js';
 
@@ -369,19 +369,6 @@ function checkWritable(mount: ScopedMount | undefined, record: ContainerRecord):
   if (!mount && record.hostConfig.ReadonlyRootfs) throw new InvalidArgumentError('container rootfs is marked read-only', 'path');
 }
 
-/** A small file of the container (passwd, group), read through the scoped root; undefined if absent. */
-export function readSmall(scoped: ScopedRoot, p: string): string | undefined {
-  let res: Resolved | undefined;
-  try {
-    res = scoped.resolve(p, { followLast: true });
-    if (res.fd === undefined || !res.stat?.isFile() || res.stat.size > 4 << 20) return undefined;
-    return fs.readFileSync(self(res.fd), 'utf8');
-  } catch {
-    return undefined;
-  } finally {
-    res?.close();
-  }
-}
 
 type Header = Partial<Omit<TarHeader, 'type'>> & { name: string; type?: string | null };
 

@@ -284,6 +284,20 @@ export function removeAt(dirFd: number, name: string): void {
 }
 
 /** A walk error as Docker words it: 404 for a missing file, 400 otherwise. */
+/** A small file of the container (passwd, group), read through the scoped root; undefined if absent. */
+export function readSmall(scoped: ScopedRoot, p: string): string | undefined {
+  let res: Resolved | undefined;
+  try {
+    res = scoped.resolve(p, { followLast: true });
+    if (res.fd === undefined || !res.stat?.isFile() || res.stat.size > 4 << 20) return undefined;
+    return fs.readFileSync(self(res.fd), 'utf8');
+  } catch {
+    return undefined;
+  } finally {
+    res?.close();
+  }
+}
+
 export function notFoundInContainer(containerPath: string, container: string): NotFoundError {
   return new NotFoundError(`Could not find the file ${containerPath} in container ${container}`);
 }

@@ -39,6 +39,7 @@ import { ociMounts, resolveMounts } from './mounts.js';
 import { newState, ZERO_TIME, type ContainerConfig, type ContainerHostConfig, type ContainerRecord, type ContainerStatus } from './record.js';
 import { ContainerStore } from './store.js';
 import { randomName } from './names.js';
+import { readSmall, ScopedRoot } from './scoped-root.js';
 import { resolveUser } from './user.js';
 import { allocateRange, idMappings, mountIdmapped, unmountIdmapped } from './userns.js';
 import { hostsFile, parseExtraHosts, resolvConf } from '../../network/etc-files.js';
@@ -634,12 +635,12 @@ export class ContainerService {
     const read = async (p: string, i: number): Promise<string | undefined> => {
       if (unmounted[i]) return unmounted[i].text;
       await mounted;
+      // Resolved as the container would (an earlier run may have made /etc a symlink to "/").
+      const scoped = new ScopedRoot(rootfs);
       try {
-        const real = path.join(rootfs, p);
-        const stat = fs.lstatSync(real);
-        return stat.isFile() && stat.size <= maxBytes ? fs.readFileSync(real, 'utf8') : undefined;
-      } catch {
-        return undefined;
+        return readSmall(scoped, '/' + p);
+      } finally {
+        scoped.close();
       }
     };
     const [passwd, group] = await Promise.all(files.map(read));
