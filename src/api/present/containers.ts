@@ -66,8 +66,9 @@ export function endpointSettings(c: ContainerRecord): Record<string, object> {
   return out;
 }
 
-function command(c: ContainerRecord): string {
-  return [c.path, ...c.args].map((a) => (/\s/.test(a) ? JSON.stringify(a) : a)).join(' ');
+/** As dockerd writes it (container/view.go): the path as it is, each argument with a space in single quotes. */
+export function command(c: Pick<ContainerRecord, 'path' | 'args'>): string {
+  return [c.path, ...c.args.map((a) => (a.includes(' ') ? `'${a}'` : a))].join(' ');
 }
 
 export function containerSummary(c: ContainerRecord): object {
