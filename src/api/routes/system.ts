@@ -15,6 +15,15 @@ import { directoryUsage } from '../../storage/snapshotter.js';
 
 const BERTH_VERSION = '0.1.0';
 
+/** A boolean sysctl of the host (false when the file is absent, e.g. br_netfilter not loaded). */
+function sysctlOn(name: string): boolean {
+  try {
+    return fs.readFileSync(`/proc/sys/${name}`, 'utf8').trim() === '1';
+  } catch {
+    return false;
+  }
+}
+
 function pingHeaders(): Record<string, string> {
   // Builder-Version 1: the legacy builder (the CLI then sends POST /build, no BuildKit session).
   return { ...commonHeaders(), 'Builder-Version': '1', 'Cache-Control': 'no-cache, no-store, must-revalidate', Pragma: 'no-cache', 'Content-Type': 'text/plain; charset=utf-8' };
@@ -138,6 +147,20 @@ export function systemRoutes(router: Router, engine: Engine): void {
       Isolation: '',
       InitBinary: 'berth-init',
       SecurityOptions: ['name=seccomp,profile=builtin', ...(engine.facts.cgroupVersion === 2 ? ['name=cgroupns'] : [])],
+      // The rest of dockerd's fields, so that clients decoding them find each: berthd sets no
+      // kernel memory limits, disables the OOM killer only on cgroup v1, and uses no proxy.
+      KernelMemory: false,
+      KernelMemoryTCP: false,
+      OomKillDisable: (engine.facts.cgroupVersion ?? 1) === 1,
+      BridgeNfIptables: sysctlOn('net/bridge/bridge-nf-call-iptables'),
+      BridgeNfIp6tables: sysctlOn('net/bridge/bridge-nf-call-ip6tables'),
+      GenericResources: null,
+      HttpProxy: '',
+      HttpsProxy: '',
+      NoProxy: '',
+      ContainerdCommit: { ID: `berthd-${BERTH_VERSION}`, Expected: `berthd-${BERTH_VERSION}` },
+      RuncCommit: { ID: `berth-oci-${BERTH_VERSION}`, Expected: `berth-oci-${BERTH_VERSION}` },
+      InitCommit: { ID: `berth-init-${BERTH_VERSION}`, Expected: `berth-init-${BERTH_VERSION}` },
       Warnings: [],
     });
   });
