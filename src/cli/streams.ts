@@ -83,8 +83,14 @@ export function session(h: Hijacked, o: SessionOptions): Session {
   // Back pressure: a reader of ours slower than the container (`berth run ... | slow`) pauses
   // the connection, so output waits in the daemon rather than piling up in our memory.
   const paused = new Set<NodeJS.WriteStream>();
+  // Stream 3 is the daemon's own error (sent even when stderr was not asked for).
+  const outFor = (stream: number): NodeJS.WriteStream | undefined => {
+    if (stream === 3) return process.stderr;
+    if (stream === 2) return o.stderr ? process.stderr : undefined;
+    return o.stdout ? process.stdout : undefined;
+  };
   const write = (stream: number, data: Buffer): void => {
-    const out = stream === 2 || stream === 3 ? (o.stderr || stream === 3 ? process.stderr : undefined) : o.stdout ? process.stdout : undefined;
+    const out = outFor(stream);
     if (!out || out.write(data) || paused.has(out)) return;
     paused.add(out);
     socket.pause();

@@ -18,6 +18,7 @@ import type { Runtime } from '../../runtime/runtime.js';
 import type { Process } from '../../runtime/spec/config.js';
 import { ShimClient } from '../../shim/client.js';
 import type { EventBus } from '../events.js';
+import { supplementaryGroups } from '../spec/container-spec.js';
 import type { ContainerService } from './service.js';
 import { readSmall, ScopedRoot } from './scoped-root.js';
 import { resolveUser } from './user.js';
@@ -122,8 +123,7 @@ export class ExecService {
       } finally {
         scoped.close();
       }
-      // The primary group among the supplementary ones, as for the container's process (runc's way).
-      user = { uid: resolved.uid, gid: resolved.gid, additionalGids: [...new Set([resolved.gid, ...resolved.additionalGids])] };
+      user = { uid: resolved.uid, gid: resolved.gid, additionalGids: supplementaryGroups(resolved.gid, resolved.additionalGids) };
     }
     const env = [...(base.env ?? [])];
     for (const entry of config.Env ?? []) {

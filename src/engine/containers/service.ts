@@ -623,8 +623,8 @@ export class ContainerService {
     const imageConfig = image ? this.imageConfig(image) : { architecture: process.arch, os: 'linux', rootfs: { type: 'layers' as const, diff_ids: [] } };
     const maxBytes = (4 << 20) - 1;
     // From the image's layers while the mount is made, when they leave no doubt (the usual
-    // first start); else through the mounted root: a symlinked /etc/passwd is followed inside
-    // the image only as far as the kernel lets a plain open go; we read at most a small file.
+    // first start); else through the mounted root, resolved as the container would resolve it
+    // (an earlier run may have made /etc a symlink to "/"), small regular files only.
     const files = ['etc/passwd', 'etc/group'];
     let unmounted: Array<{ text?: string } | undefined>;
     try {
@@ -632,18 +632,17 @@ export class ContainerService {
     } catch {
       unmounted = files.map(() => undefined);
     }
-    const read = async (p: string, i: number): Promise<string | undefined> => {
-      if (unmounted[i]) return unmounted[i].text;
+    let [passwd, group] = unmounted.map((u) => u?.text);
+    if (unmounted.some((u) => !u)) {
       await mounted;
-      // Resolved as the container would (an earlier run may have made /etc a symlink to "/").
       const scoped = new ScopedRoot(rootfs);
       try {
-        return readSmall(scoped, '/' + p);
+        if (!unmounted[0]) passwd = readSmall(scoped, '/etc/passwd');
+        if (!unmounted[1]) group = readSmall(scoped, '/etc/group');
       } finally {
         scoped.close();
       }
-    };
-    const [passwd, group] = await Promise.all(files.map(read));
+    }
     const user = resolveUser(record.config.User ?? imageConfig.config?.User, passwd, group, (record.hostConfig.GroupAdd as string[] | undefined) ?? []);
     const host = withRunDefaults(record.hostConfig, this.opts.defaults);
     const spec = containerSpec({

@@ -295,6 +295,11 @@ function networkNamespace(network: NonNullable<ContainerSpecInput['network']>): 
   return [{ type: 'network' }];
 }
 
+/** A process's supplementary groups as runc sets them: its primary group first, then the others, once each (the container's process and an exec's). */
+export function supplementaryGroups(gid: number, additional: readonly number[] = []): number[] {
+  return [...new Set([gid, ...additional])];
+}
+
 export function containerSpec(input: ContainerSpecInput): Spec {
   const { image, create, host, user } = input;
   const facts = input.facts ?? {};
@@ -363,11 +368,8 @@ export function containerSpec(input: ContainerSpecInput): Spec {
   const capabilities = tweakCapabilities(host.CapAdd, host.CapDrop, privileged, facts.capabilities ?? ALL_CAPABILITIES);
   checkId(user?.uid, 'user.uid');
   checkId(user?.gid, 'user.gid');
-  const additionalGids = [user.gid];
-  (user.additionalGids ?? []).forEach((gid, index) => {
-    checkId(gid, `user.additionalGids[${index}]`);
-    if (!additionalGids.includes(gid)) additionalGids.push(gid);
-  });
+  (user.additionalGids ?? []).forEach((gid, index) => checkId(gid, `user.additionalGids[${index}]`));
+  const additionalGids = supplementaryGroups(user.gid, user.additionalGids);
 
   const spec: Spec = {
     ociVersion: OCI_VERSION,
