@@ -77,6 +77,32 @@ describe('berth-oci isolation', { skip: !isRoot && 'needs root' }, () => {
     assert.equal(cli.run(['delete', '--force', id]).status, 0);
   });
 
+  it('has its process in every cgroup of the container once created, before start', () => {
+    const b = bundle(['true']);
+    const id = uniqueId('cgjoin');
+    const r = cli.run(['create', '-b', b.dir, id]);
+    assert.equal(r.status, 0, r.stderr);
+    try {
+      const state = JSON.parse(cli.run(['state', id]).stdout) as { pid: number; status: string };
+      assert.equal(state.status, 'created');
+      const lines = fs.readFileSync(`/proc/${state.pid}/cgroup`, 'utf8').trim().split('\n');
+      assert.ok(lines.length >= 2, `hierarchies: ${lines.join(' | ')}`);
+      for (const line of lines) assert.ok(line.endsWith(`/${id}`), `in the container's cgroup on every hierarchy: ${line}`);
+    } finally {
+      assert.equal(cli.run(['delete', '--force', id]).status, 0);
+    }
+  });
+
+  it('shows its own cgroups as the root of a new cgroup namespace', () => {
+    const r = runSh('cat /proc/self/cgroup', (s) => s.linux!.namespaces!.push({ type: 'cgroup' }));
+    assert.equal(r.status, 0, r.stderr);
+    const lines = r.stdout.trim().split('\n');
+    assert.ok(lines.length >= 2, r.stdout);
+    for (const line of lines) assert.match(line, /^\d+:[^:]*:\/$/, `the namespace's root is the container's cgroup: ${line}`);
+    const host = runSh('cat /proc/self/cgroup');
+    assert.ok(host.stdout.split('\n').some((l) => /^\d+:[^:]*:\/.+/.test(l)), `without one it sees the host's paths: ${host.stdout}`);
+  });
+
   it('OOM-kills a process that allocates beyond the memory limit', () => {
     const hog = 'x=$(head -c 200000000 /dev/zero | tr "\\0" a); echo survived';
     const limited = runSh(hog, (s) => (s.linux!.resources = { ...s.linux!.resources, memory: { limit: 32 * 1024 * 1024 } }));
