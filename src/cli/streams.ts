@@ -75,7 +75,8 @@ export function session(h: Hijacked, o: SessionOptions): Session {
   const done = new Promise<{ detached: boolean }>((resolve) => {
     finish = (r) => {
       restoreTerminal();
-      process.stdin.pause();
+      // Only a session that read stdin touches it: making process.stdin costs a start ~3 ms.
+      if (useStdin) process.stdin.pause();
       resolve(r);
     };
   });
