@@ -194,5 +194,7 @@ function hostFacts(): HostFacts {
   const initPath = nativeBinary('berth-init');
   // blkio weights need the kernel's proportional I/O scheduling (v1 blkio.weight, v2 io.weight or io.bfq.weight).
   const blkioWeight = ['/sys/fs/cgroup/blkio/blkio.weight', '/sys/fs/cgroup/blkio/blkio.bfq.weight', '/sys/fs/cgroup/io.weight', '/sys/fs/cgroup/io.bfq.weight'].some((f) => fs.existsSync(f));
-  return { cgroupVersion, kernel: os.release(), sysctls, blkioWeight, deviceNumbers: blockDeviceNumbers, ...(capabilities.length ? { capabilities } : {}), ...(fs.existsSync(initPath) ? { initPath } : {}) };
+  // NanoCpus are checked against the CPUs this process may run on, as dockerd's sysinfo.NumCPU().
+  const cpuCount = os.availableParallelism();
+  return { cgroupVersion, kernel: os.release(), sysctls, blkioWeight, deviceNumbers: blockDeviceNumbers, cpuCount, ...(capabilities.length ? { capabilities } : {}), ...(fs.existsSync(initPath) ? { initPath } : {}) };
 }

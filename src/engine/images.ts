@@ -18,7 +18,7 @@ import { sha256Digest, shortDigest } from '../images/digest.js';
 import type { ImageStore } from '../images/image-store.js';
 import { parseImageConfig, parseManifest, parseTypedManifest } from '../images/manifest.js';
 import { pullImage, unpackImageLayers } from '../images/pull-image.js';
-import { dockerReference, familiarString, formatReference, parseReference, repositoryName, type ImageReference } from '../images/reference.js';
+import { dockerReference, familiarString, formatReference, missingImageName, parseReference, repositoryName, type ImageReference } from '../images/reference.js';
 import { fetchManifest, push, RegistryClient, RegistryError, repositoryScope, type RegistryAuth } from '../images/registry/index.js';
 import { parseRegistryRef } from '../images/registry/ref.js';
 import type { ContentStore, Digest, ImageConfig, ImageManifest, ImageRecord, Platform } from '../images/types.js';
@@ -215,7 +215,7 @@ export class ImageService {
   /** The image `ref` names (name, ID, ID prefix, repo digest); NotFoundError as dockerd words it. */
   get(ref: string): ImageRecord {
     const image = this.images.find(ref);
-    if (!image) throw new NotFoundError(`No such image: ${ref}`);
+    if (!image) throw new NotFoundError(`No such image: ${missingImageName(ref)}`);
     return image;
   }
 

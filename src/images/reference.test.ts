@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
 import { InvalidArgumentError, UnsupportedError } from '../common/errors.js';
-import { dockerReference, familiarString, normalizeReference, parseReference } from './reference.js';
+import { dockerReference, familiarString, missingImageName, normalizeReference, parseReference } from './reference.js';
 
 const hex = 'b385ca93e438646e95ec0a4cf9f3c066669358ef7a1035b95f067d4faaa4dd9a';
 const digest = 'sha256:' + hex;
@@ -91,4 +91,16 @@ test('pathological input is refused quickly', () => {
     assert.throws(() => normalizeReference(input), InvalidArgumentError);
   }
   assert.ok(Date.now() - start < 1000);
+});
+
+test('missingImageName: as dockerd names a reference no image answers to', () => {
+  assert.equal(missingImageName('nosuchimage'), 'nosuchimage:latest');
+  assert.equal(missingImageName('docker.io/library/busybox'), 'busybox:latest');
+  assert.equal(missingImageName('busybox:nosuchtag'), 'busybox:nosuchtag');
+  assert.equal(missingImageName('localhost:5000/x/y'), 'localhost:5000/x/y:latest');
+  const hex = 'a'.repeat(64);
+  assert.equal(missingImageName(`x@sha256:${hex}`), `x@sha256:${hex}`, 'a digest gets no tag');
+  assert.equal(missingImageName(hex), `sha256:${hex}`, 'a full ID reads as a digest');
+  assert.equal(missingImageName('abc123'), 'abc123:latest', 'a short ID prefix parses as a name, as in dockerd');
+  assert.equal(missingImageName('Not/Valid'), 'Not/Valid', 'what does not parse, as given');
 });

@@ -137,6 +137,21 @@ export function familiarString(ref: ImageReference): string {
   return formatReference({ ...ref, domain: '', path: name }).slice(1);
 }
 
+/**
+ * How dockerd names a reference no image answers to (ErrImageDoesNotExist): a name in its
+ * familiar form with the default tag added ("busybox" → "busybox:latest"), a full ID as a
+ * digest ("sha256:…"), anything else as given.
+ */
+export function missingImageName(ref: string): string {
+  if (IDENTIFIER.test(ref)) return `sha256:${ref}`;
+  try {
+    const parsed = parseReference(ref);
+    return familiarString(parsed.tag === undefined && parsed.digest === undefined ? { ...parsed, tag: DEFAULT_TAG } : parsed);
+  } catch {
+    return ref;
+  }
+}
+
 export function isValidTag(value: string): boolean {
   return ANCHORED_TAG.test(value);
 }

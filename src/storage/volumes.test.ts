@@ -75,7 +75,12 @@ describe('VolumeStore', () => {
     assert.ok(!v.list({ dangling: true }).some((x) => x.Name === 'data'));
 
     await assert.rejects(v.remove('data'), ConflictError);
+    // dockerd's words, with the users when the caller names them.
+    await assert.rejects(v.remove('data'), { message: 'remove data: volume is in use' });
+    await assert.rejects(v.remove('data', () => ['c1', 'c2']), { message: 'remove data: volume is in use - [c1, c2]' });
+    assert.deepEqual(v.list({ dangling: true }, () => ['c1']), [], 'a list of users counts as in use');
     await assert.rejects(v.remove('nope'), NotFoundError);
+    await assert.rejects(v.remove('nope'), { message: 'get nope: no such volume' });
     await assert.rejects(v.remove('../x'), InvalidArgumentError);
     await assert.rejects(v.create({ name: 'x', driver: 'nfs' }), UnsupportedError);
     await assert.rejects(v.create({ name: 'x', options: { type: 'tmpfs' } }), /DriverOpts: missing required option: "device"/);

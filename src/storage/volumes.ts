@@ -84,7 +84,13 @@ export interface VolumeFilters {
   dangling?: boolean;
 }
 
-export type InUse = (name: string) => boolean;
+/** Whether a volume is in use; or who uses it (IDs), which a refused removal names as dockerd does. */
+export type InUse = (name: string) => boolean | string[];
+
+function usersOf(answer: boolean | string[]): string[] | undefined {
+  if (Array.isArray(answer)) return answer.length ? answer : undefined;
+  return answer ? [] : undefined;
+}
 
 export function validateVolumeName(name: unknown): asserts name is string {
   if (typeof name !== 'string' || name.length > MAX_NAME || !NAME.test(name)) {
@@ -177,7 +183,7 @@ export class VolumeStore {
     try {
       return JSON.parse(fs.readFileSync(file, 'utf8')) as Volume;
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new NotFoundError(`no such volume: ${name}`);
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new NotFoundError(`get ${name}: no such volume`);
       throw e;
     }
   }
@@ -194,7 +200,7 @@ export class VolumeStore {
       }
       if (filters.name?.length && !filters.name.some((n) => v.Name.includes(n))) continue;
       if (filters.label?.length && !filters.label.every((l) => labelMatches(v.Labels, l))) continue;
-      if (filters.dangling !== undefined && inUse(v.Name) === filters.dangling) continue;
+      if (filters.dangling !== undefined && (usersOf(inUse(v.Name)) !== undefined) === filters.dangling) continue;
       out.push(v);
     }
     return out;
@@ -258,8 +264,9 @@ export class VolumeStore {
    */
   async remove(name: string, inUse: InUse = this.inUse): Promise<void> {
     const dir = this.volumeDir(name);
-    if (!fs.existsSync(path.join(dir, 'volume.json'))) throw new NotFoundError(`no such volume: ${name}`);
-    if (inUse(name)) throw new ConflictError(`remove ${name}: volume is in use`);
+    if (!fs.existsSync(path.join(dir, 'volume.json'))) throw new NotFoundError(`get ${name}: no such volume`);
+    const users = usersOf(inUse(name));
+    if (users) throw new ConflictError(`remove ${name}: volume is in use${users.length ? ` - [${users.join(', ')}]` : ''}`);
     await this.unmount(name, { always: true });
     const left = mountPointsUnder(dir);
     if (left.length) throw new ConflictError(`remove ${name}: ${left.join(', ')} is still mounted`);

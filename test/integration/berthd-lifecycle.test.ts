@@ -448,6 +448,20 @@ describe('berthd with the docker CLI', { skip }, () => {
     const badName = d.docker(['create', '--name', 'bad/name', 'busybox']);
     assert.notEqual(badName.status, 0);
     assert.match(badName.stderr, /Error response from daemon: Invalid container name \(bad\/name\), only \[a-zA-Z0-9\]\[a-zA-Z0-9_.-\] are allowed/);
+    // More CPUs than the daemon may use: refused at create in dockerd's words.
+    const cpus = d.docker(['run', '--rm', '--cpus', '999', 'busybox', 'true']);
+    assert.equal(cpus.status, 125, cpus.stderr);
+    assert.match(cpus.stderr, new RegExp(`Range of CPUs is from 0\\.01 to ${os.availableParallelism()}\\.00, as there are only ${os.availableParallelism()} CPUs available`));
+    const noImage = d.docker(['rmi', 'no-such-image']);
+    assert.match(noImage.stderr, /No such image: no-such-image:latest$/m, 'the default tag named, as dockerd does');
+    d.dockerOk(['volume', 'create', 'held']);
+    d.dockerOk(['create', '--name', 'holder', '-v', 'held:/data', 'busybox']);
+    const held = d.docker(['volume', 'rm', 'held']);
+    const holder = d.dockerOk(['inspect', '-f', '{{.Id}}', 'holder']).trim();
+    assert.match(held.stderr, new RegExp(`remove held: volume is in use - \\[${holder}\\]`));
+    d.dockerOk(['rm', '-v', 'holder']);
+    d.dockerOk(['volume', 'rm', 'held']);
+    assert.match(d.docker(['volume', 'inspect', 'held']).stderr, /get held: no such volume/);
     assert.equal(d.dockerOk(['ps', '-aq']), '', '--rm removes a container whose start failed');
   });
 
@@ -523,6 +537,16 @@ describe('berthd with the docker CLI', { skip }, () => {
     const missing = d.docker(['exec', id, 'nosuchcmd']);
     assert.equal(missing.status, 126);
     assert.match(missing.stdout, /OCI runtime exec failed: .*exec: "nosuchcmd": executable file not found in \$PATH/);
+    // A working directory that is not there fails the exec with the runtime's reason, every
+    // time: the removal of the exec's directory raced its shim, and answered ENOTEMPTY instead
+    // (1 time in ~15 against a long-running daemon, on a container's first exec: a new container each time).
+    for (let i = 0; i < 10; i++) {
+      const fresh = d.dockerOk(['run', '-d', 'busybox', 'sleep', '100']).trim();
+      const noDir = d.docker(['exec', '-w', '/no/such/dir', fresh, 'pwd']);
+      d.dockerOk(['rm', '-f', fresh]);
+      assert.equal(noDir.status, 126, noDir.stderr);
+      assert.match(noDir.stdout, /chdir to cwd \("\/no\/such\/dir"\) set in config\.json/, `run ${i}: ${noDir.stdout}`);
+    }
     // The container's PID 1 is untouched by all this.
     assert.equal(d.dockerOk(['inspect', '-f', '{{.State.Status}}', id]).trim(), 'running');
     d.dockerOk(['stop', '-t', '0', id]);

@@ -92,6 +92,6 @@ export function containerFsRoutes(router: Router, engine: Engine): void {
   router.post('/containers/{id}/update', async (ctx) => {
     const record = engine.containers.get(ctx.params.id!);
     const body = await ctx.json<UpdateRequest>({});
-    ctx.sendJson(200, updateContainer(record, body, { cgroupOf, save: (r) => engine.containers.store.save(r) }));
+    ctx.sendJson(200, updateContainer(record, body, { cgroupOf, save: (r) => engine.containers.store.save(r), facts: engine.facts }));
   });
 }

@@ -4,7 +4,7 @@ import type { Engine } from '../../engine/engine.js';
 import type { Router } from '../router.js';
 
 export function volumeRoutes(router: Router, engine: Engine): void {
-  const inUse = (name: string): boolean => engine.containers.volumeInUse(name);
+  const inUse = (name: string): string[] => engine.containers.volumeUsers(name);
 
   router.get('/volumes', (ctx) => {
     const filters = ctx.filters();

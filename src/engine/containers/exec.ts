@@ -173,7 +173,9 @@ export class ExecService {
     } catch (err) {
       exec.running = false;
       exec.exitCode = 126;
-      fs.rmSync(dir, { recursive: true, force: true });
+      // The shim, told to go by the failed launch, removes its own files as it goes: the
+      // directory follows, retried while they go, and never in place of the exec's own error.
+      void fs.promises.rm(dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 20 }).catch(() => undefined);
       throw err;
     }
     exec.pid = launched.pid;

@@ -46,6 +46,7 @@ import { hostsFile, parseExtraHosts, resolvConf } from '../../network/etc-files.
 import { bindingsFor } from '../../network/ports.js';
 import type { EndpointConfig } from '../networks/record.js';
 import type { NetworkMember, NetworkModeKind, NetworkService } from '../networks/service.js';
+import { missingImageName } from '../../images/reference.js';
 
 export interface ContainerServiceOptions {
   /** Persistent: records and per-container files (`<dataRoot>/containers/<id>`). */
@@ -275,7 +276,15 @@ export class ContainerService {
 
   /** Whether any container (in any state) uses the volume: such a volume is not removed. */
   volumeInUse(name: string): boolean {
-    return this.store.list().some((c) => c.mounts.some((m) => m.Type === 'volume' && m.Name === name));
+    return this.volumeUsers(name).length > 0;
+  }
+
+  /** The IDs of the containers that mount the named volume (dockerd names them when it refuses a removal). */
+  volumeUsers(name: string): string[] {
+    return this.store
+      .list()
+      .filter((c) => c.mounts.some((m) => m.Type === 'volume' && m.Name === name))
+      .map((c) => c.id);
   }
 
   /** Whether any container was made from the image. */
@@ -325,7 +334,7 @@ export class ContainerService {
     const hostConfig: ContainerHostConfig = req.hostConfig ?? {};
     if (typeof hostConfig !== 'object' || Array.isArray(hostConfig)) throw new InvalidArgumentError('must be an object', 'HostConfig');
     const image = this.opts.images.find(config.Image);
-    if (!image) throw new NotFoundError(`No such image: ${config.Image}`);
+    if (!image) throw new NotFoundError(`No such image: ${missingImageName(config.Image)}`);
     const imageConfig = this.imageConfig(image);
     const id = this.store.newId();
     const name = req.name ? this.store.claimableName(req.name) : this.uniqueRandomName();

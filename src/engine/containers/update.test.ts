@@ -24,6 +24,7 @@ describe('planUpdate', () => {
 
   it('refuses what dockerd refuses', () => {
     assert.throws(() => planUpdate({}, { Memory: 1024 }), InvalidArgumentError);
+    assert.throws(() => planUpdate({}, { NanoCpus: 3e9 }, { cpuCount: 2 }), /Range of CPUs is from 0\.01 to 2\.00/);
     assert.throws(() => planUpdate({ Memory: 32 * MiB, MemorySwap: 64 * MiB }, { Memory: 128 * MiB }), ConflictError);
     assert.throws(() => planUpdate({}, { Memory: 'lots' as unknown as number }), InvalidArgumentError);
     assert.throws(() => planUpdate({}, { RestartPolicy: { Name: 'sometimes' as 'always' } }), InvalidArgumentError);

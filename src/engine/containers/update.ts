@@ -7,7 +7,7 @@
 import { ConflictError, InvalidArgumentError, SystemError } from '../../common/errors.js';
 import { cgroupManagerFromDescriptor, type CgroupDescriptor } from '../../runtime/cgroups/index.js';
 import type { Resources } from '../../runtime/spec/config.js';
-import { resources } from '../spec/container-spec.js';
+import { resources, type HostFacts } from '../spec/container-spec.js';
 import type { ContainerHostConfig, ContainerRecord, RestartPolicy } from './record.js';
 import { checkRestartPolicy } from './service.js';
 
@@ -35,7 +35,7 @@ const CPU_KEYS = new Set(['NanoCpus', 'CpuShares', 'CpuPeriod', 'CpuQuota', 'Cpu
  * The HostConfig after the update and the cgroup changes it needs. Pure. As dockerd, zero
  * (or empty) values leave a setting as it is; PidsLimit 0 or less means unlimited.
  */
-export function planUpdate(host: ContainerHostConfig, req: UpdateRequest): { hostConfig: ContainerHostConfig; cgroup: Resources; changed: boolean } {
+export function planUpdate(host: ContainerHostConfig, req: UpdateRequest, facts: Pick<HostFacts, 'cpuCount'> = {}): { hostConfig: ContainerHostConfig; cgroup: Resources; changed: boolean } {
   if (!req || typeof req !== 'object' || Array.isArray(req)) throw new InvalidArgumentError('must be a JSON object', 'body');
   const next: ContainerHostConfig = { ...host };
   const given = new Set<string>();
@@ -56,7 +56,7 @@ export function planUpdate(host: ContainerHostConfig, req: UpdateRequest): { hos
   if (given.has('Memory') && !given.has('MemorySwap') && oldSwap > 0 && (req.Memory as number) > oldSwap) {
     throw new ConflictError('Memory limit should be smaller than already set memoryswap limit, update the memoryswap at the same time');
   }
-  const full = resources(next); // the create-time checks, field names included
+  const full = resources(next, facts); // the create-time checks, field names included
   const cgroup: Resources = {};
   if (given.has('Memory') || given.has('MemorySwap') || given.has('MemoryReservation')) {
     cgroup.memory = {};
@@ -87,10 +87,10 @@ export function planUpdate(host: ContainerHostConfig, req: UpdateRequest): { hos
 export function updateContainer(
   record: ContainerRecord,
   req: UpdateRequest,
-  deps: { cgroupOf: (id: string) => CgroupDescriptor | undefined; save: (record: ContainerRecord) => void },
+  deps: { cgroupOf: (id: string) => CgroupDescriptor | undefined; save: (record: ContainerRecord) => void; facts?: Pick<HostFacts, 'cpuCount'> },
 ): { Warnings: string[] } {
   if (record.state.status === 'removing' || record.state.status === 'dead') throw new ConflictError(`Cannot update container ${record.id}: container is marked for removal`);
-  const plan = planUpdate(record.hostConfig, req);
+  const plan = planUpdate(record.hostConfig, req, deps.facts);
   if (!plan.changed) return { Warnings: [] };
   const running = record.state.status === 'running' || record.state.status === 'paused';
   const desc = running ? deps.cgroupOf(record.id) : undefined;

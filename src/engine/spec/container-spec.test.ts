@@ -343,6 +343,9 @@ describe('containerSpec: resources, limits, sysctls, security options', () => {
     });
     rejects(() => spec({}, { NanoCpus: 1e9, CpuQuota: 50000 }), /^HostConfig\.NanoCpus: conflicting options/);
     rejects(() => spec({}, { NanoCpus: 1e9, CpuPeriod: 50000 }), /^HostConfig\.NanoCpus: conflicting options/);
+    // dockerd's range, against the CPUs the daemon may use.
+    rejects(() => spec({}, { NanoCpus: 99e9 }, { facts: { cpuCount: 2 } }), /^HostConfig\.NanoCpus: Range of CPUs is from 0\.01 to 2\.00, as there are only 2 CPUs available$/);
+    assert.deepEqual(spec({}, { NanoCpus: 2e9 }, { facts: { cpuCount: 2 } }).linux!.resources!.cpu, { period: 100000, quota: 200000 }, 'all of them is allowed');
     rejects(() => spec({}, { CpuPeriod: 10 }), /^HostConfig\.CpuPeriod: /);
     rejects(() => spec({}, { CpuQuota: 10 }), /^HostConfig\.CpuQuota: /);
     rejects(() => spec({}, { CpusetCpus: '0-' }), /^HostConfig\.CpusetCpus: /);

@@ -126,6 +126,8 @@ export interface HostFacts {
   initPath?: string;
   /** The daemon's user namespace remapping (dockerd --userns-remap). */
   idMappings?: { uidMappings: IdMapping[]; gidMappings: IdMapping[] };
+  /** CPUs the daemon may run on (its affinity): the most NanoCpus can ask for. Default: not checked. */
+  cpuCount?: number;
 }
 
 export interface ContainerSpecInput {
@@ -733,7 +735,7 @@ export function mergeTmpfsOptions(options: string[], field: string): string[] {
 // Resources
 
 /** HostConfig's resource fields → OCI linux.resources, checked as dockerd does (also for `docker update`). */
-export function resources(host: HostConfig, facts: Pick<HostFacts, 'deviceNumbers' | 'blkioWeight'> = {}): NonNullable<NonNullable<Spec['linux']>['resources']> {
+export function resources(host: HostConfig, facts: Pick<HostFacts, 'deviceNumbers' | 'blkioWeight' | 'cpuCount'> = {}): NonNullable<NonNullable<Spec['linux']>['resources']> {
   const result: NonNullable<NonNullable<Spec['linux']>['resources']> = {};
   const memory = host.Memory === undefined ? 0 : integer(host.Memory, 'HostConfig.Memory', 0);
   let swap = host.MemorySwap === undefined ? 0 : integer(host.MemorySwap, 'HostConfig.MemorySwap', -1);
@@ -767,6 +769,10 @@ export function resources(host: HostConfig, facts: Pick<HostFacts, 'deviceNumber
     throw new InvalidArgumentError('CPU cfs period can not be less than 1ms (i.e. 1000) or larger than 1s (i.e. 1000000)', 'HostConfig.CpuPeriod');
   }
   if (quota > 0 && quota < 1000) throw new InvalidArgumentError('CPU cfs quota can not be less than 1ms (i.e. 1000)', 'HostConfig.CpuQuota');
+  // dockerd's range (verifyPlatformContainerResources), in its words: --cpus 99 on 2 CPUs is refused.
+  if (nanoCpus > 0 && facts.cpuCount && (nanoCpus < 1e7 || nanoCpus > facts.cpuCount * 1e9)) {
+    throw new InvalidArgumentError(`Range of CPUs is from 0.01 to ${facts.cpuCount}.00, as there are only ${facts.cpuCount} CPUs available`, 'HostConfig.NanoCpus');
+  }
   if (nanoCpus > 0) {
     // As dockerd: a 100ms period, and the quota NanoCpus * period / 1e9 (integer division).
     cpu.period = 100_000;
