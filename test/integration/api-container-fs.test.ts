@@ -214,14 +214,18 @@ describe('container file system endpoints (docker cp, export, diff, stats, updat
     assert.match(mem!, /^[\d.]+(B|KiB|MiB) \/ [\d.]+(MiB|GiB)$/, line);
     assert.equal(pids, '3', line);
 
-    d.dockerOk(['update', '--memory', '64m', '--pids-limit', '50', 'stats']);
+    // As dockerd: a memory limit on a container made without one needs a swap limit with it.
+    const noSwap = d.docker(['update', '--memory', '64m', 'stats']);
+    assert.notEqual(noSwap.status, 0);
+    assert.match(noSwap.stderr, new RegExp(`Cannot update container ${id}: Memory limit should be smaller than already set memoryswap limit, update the memoryswap at the same time`));
+    d.dockerOk(['update', '--memory', '64m', '--memory-swap', '128m', '--pids-limit', '50', 'stats']);
     const memoryFile = `/sys/fs/cgroup/memory${d.cgroupParent}/${id}/memory.limit_in_bytes`;
     const v2File = `/sys/fs/cgroup${d.cgroupParent}/${id}/memory.max`;
     const limit = fs.existsSync(memoryFile) ? fs.readFileSync(memoryFile, 'utf8').trim() : fs.readFileSync(v2File, 'utf8').trim();
     assert.equal(limit, String(64 * 1024 * 1024));
     const after = d.dockerOk(['stats', '--no-stream', '--format', '{{.MemUsage}}', 'stats']).trim();
     assert.match(after, /\/ 64MiB$/);
-    assert.equal(d.dockerOk(['inspect', '-f', '{{.HostConfig.Memory}} {{.HostConfig.PidsLimit}}', 'stats']).trim(), `${64 * 1024 * 1024} 50`);
+    assert.equal(d.dockerOk(['inspect', '-f', '{{.HostConfig.Memory}} {{.HostConfig.MemorySwap}} {{.HostConfig.PidsLimit}}', 'stats']).trim(), `${64 * 1024 * 1024} ${128 * 1024 * 1024} 50`);
     d.dockerOk(['update', '--restart', 'unless-stopped', 'stats']);
     assert.equal(d.dockerOk(['inspect', '-f', '{{.HostConfig.RestartPolicy.Name}}', 'stats']).trim(), 'unless-stopped');
     const bad = d.docker(['update', '--memory', '1k', 'stats']);

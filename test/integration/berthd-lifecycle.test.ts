@@ -134,6 +134,8 @@ describe('berthd with the docker CLI', { skip }, () => {
     d.dockerOk(['run', '-d', '--name', 'frozen', 'busybox', 'sleep', '1000']);
     d.dockerOk(['pause', 'frozen']);
     assert.equal(d.dockerOk(['inspect', '-f', '{{.State.Status}}', 'frozen']).trim(), 'paused');
+    const exec = d.docker(['exec', 'frozen', 'true']);
+    assert.match(exec.stderr, /Container frozen is paused, unpause the container before exec/, 'named as given, as dockerd');
     d.dockerOk(['unpause', 'frozen']);
     assert.equal(d.dockerOk(['inspect', '-f', '{{.State.Status}}', 'frozen']).trim(), 'running');
     d.dockerOk(['rm', '-f', 'frozen']);
@@ -394,6 +396,9 @@ describe('berthd with the docker CLI', { skip }, () => {
   it('rename, ps filters and formats, -q', () => {
     d.dockerOk(['create', '--name', 'before', '--label', 'team=a', 'busybox', 'true']);
     d.dockerOk(['rename', 'before', 'after']);
+    const same = d.docker(['rename', 'after', 'after']);
+    assert.notEqual(same.status, 0, 'dockerd refuses a rename to the current name');
+    assert.match(same.stderr, /Renaming a container with the same name as its current name/);
     assert.equal(d.dockerOk(['ps', '-a', '--filter', 'label=team=a', '--format', '{{.Names}} {{.State}}']).trim(), 'after created');
     assert.equal(d.dockerOk(['ps', '-aq', '--filter', 'name=after']).trim().length, 12);
     assert.equal(d.dockerOk(['ps', '-q', '--filter', 'name=after']).trim(), '');

@@ -82,7 +82,8 @@ export class ExecService {
   create(containerRef: string, config: ExecConfig): string {
     if (!config || typeof config !== 'object') throw new InvalidArgumentError('the request body must be a JSON object');
     const container = this.containers.get(containerRef);
-    if (container.state.status === 'paused') throw new ConflictError(`Container ${container.id} is paused, unpause the container before exec`);
+    // Named as the client named it, as dockerd does.
+    if (container.state.status === 'paused') throw new ConflictError(`Container ${containerRef} is paused, unpause the container before exec`);
     if (container.state.status !== 'running') throw new ConflictError(`Container ${container.id} is not running`);
     const cmd = checkStrings(config.Cmd, 'Cmd');
     if (!cmd || cmd.length === 0) throw new InvalidArgumentError('No exec command specified', 'Cmd');

@@ -377,6 +377,9 @@ export class ContainerService {
     const idRange = this.wantsUserns(hostConfig) ? allocateRange(this.store.list().flatMap((c) => (c.idRange ? [c.idRange.base] : []))) : undefined;
     // Validate everything the spec will need now, so that a bad request fails at create.
     containerSpec({ image: imageConfig, create: config, host: hostConfig, rootfs: '/', user: { uid: 0, gid: 0 }, cgroupsPath: this.cgroupsPath({ id, hostConfig }), id, facts: this.factsFor(idRange, hostConfig), network: network.kind === 'host' ? { mode: 'host' } : { mode: 'private' } });
+    // dockerd's default swap limit, twice the memory limit, recorded as inspect shows it (and as
+    // `docker update` then holds a new memory limit against it).
+    if (typeof hostConfig.Memory === 'number' && hostConfig.Memory > 0 && !hostConfig.MemorySwap) hostConfig.MemorySwap = hostConfig.Memory * 2;
 
     // The log driver and options, checked now and kept as the container's (dockerd's
     // mergeAndVerifyLogConfig); the attributes its lines will carry too.
@@ -1000,6 +1003,7 @@ export class ContainerService {
   rename(ref: string, newName: string): void {
     const record = this.store.get(ref);
     if (!newName) throw new InvalidArgumentError('Neither old nor new names may be empty', 'name');
+    if (`/${newName.replace(/^\//, '')}` === record.name) throw new InvalidArgumentError('Renaming a container with the same name as its current name');
     const full = this.store.claimableName(newName, record.id);
     const old = record.name;
     this.store.rename(record, full);

@@ -9,7 +9,7 @@ const MiB = 1024 * 1024;
 
 describe('planUpdate', () => {
   it('changes only what is given; zero values leave settings alone', () => {
-    const p = planUpdate({ Memory: 0, CpuShares: 512 }, { Memory: 64 * MiB, CpuShares: 0, PidsLimit: 50 });
+    const p = planUpdate({ Memory: 32 * MiB, MemorySwap: 128 * MiB, CpuShares: 512 }, { Memory: 64 * MiB, CpuShares: 0, PidsLimit: 50 });
     assert.equal(p.hostConfig.Memory, 64 * MiB);
     assert.equal(p.hostConfig.CpuShares, 512);
     assert.deepEqual(p.cgroup, { memory: { limit: 64 * MiB }, pids: { limit: 50 } });
@@ -26,6 +26,11 @@ describe('planUpdate', () => {
     assert.throws(() => planUpdate({}, { Memory: 1024 }), InvalidArgumentError);
     assert.throws(() => planUpdate({}, { NanoCpus: 3e9 }, { cpuCount: 2 }), /Range of CPUs is from 0\.01 to 2\.00/);
     assert.throws(() => planUpdate({ Memory: 32 * MiB, MemorySwap: 64 * MiB }, { Memory: 128 * MiB }), ConflictError);
+    // As dockerd: no swap limit (0) or an unlimited one (-1) is below any memory limit.
+    assert.throws(() => planUpdate({}, { Memory: 64 * MiB }), /update the memoryswap at the same time/);
+    assert.throws(() => planUpdate({ Memory: 32 * MiB, MemorySwap: -1 }, { Memory: 64 * MiB }), ConflictError);
+    assert.deepEqual(planUpdate({}, { Memory: 64 * MiB, MemorySwap: -1 }).cgroup.memory, { limit: 64 * MiB, swap: -1 });
+    assert.throws(() => planUpdate({}, { Memory: 1024 }), /6MB/, 'the value is checked first, as dockerd');
     assert.throws(() => planUpdate({}, { Memory: 'lots' as unknown as number }), InvalidArgumentError);
     assert.throws(() => planUpdate({}, { RestartPolicy: { Name: 'sometimes' as 'always' } }), InvalidArgumentError);
     assert.throws(() => planUpdate({ AutoRemove: true }, { RestartPolicy: { Name: 'always' } }), /AutoRemove/);

@@ -51,9 +51,14 @@ export function planUpdate(host: ContainerHostConfig, req: UpdateRequest, facts:
     next.PidsLimit = req.PidsLimit;
     given.add('PidsLimit');
   }
-  // dockerd's rule: a new memory limit above the swap limit already set needs a new swap limit.
-  const oldSwap = host.MemorySwap ?? 0;
-  if (given.has('Memory') && !given.has('MemorySwap') && oldSwap > 0 && (req.Memory as number) > oldSwap) {
+  // As dockerd: the given values on their own first (verifyContainerSettings), then against
+  // what is set, then all together.
+  resources(Object.fromEntries([...given].map((k) => [k, (next as Record<string, unknown>)[k]])) as ContainerHostConfig, facts);
+  // dockerd's rule (container.UpdateContainer), after those checks: a memory limit above the
+  // swap limit already set needs a new swap limit in the same update. With none set (0) or an
+  // unlimited one (-1) every limit is above it: Docker 20.10 to 29 refuse `docker update
+  // --memory 64m` on a container made without limits, and so do we.
+  if (given.has('Memory') && !given.has('MemorySwap') && (req.Memory as number) > (host.MemorySwap ?? 0)) {
     throw new ConflictError('Memory limit should be smaller than already set memoryswap limit, update the memoryswap at the same time');
   }
   const full = resources(next, facts); // the create-time checks, field names included
@@ -90,7 +95,14 @@ export function updateContainer(
   deps: { cgroupOf: (id: string) => CgroupDescriptor | undefined; save: (record: ContainerRecord) => void; facts?: Pick<HostFacts, 'cpuCount'> },
 ): { Warnings: string[] } {
   if (record.state.status === 'removing' || record.state.status === 'dead') throw new ConflictError(`Cannot update container ${record.id}: container is marked for removal`);
-  const plan = planUpdate(record.hostConfig, req, deps.facts);
+  let plan;
+  try {
+    plan = planUpdate(record.hostConfig, req, deps.facts);
+  } catch (err) {
+    // dockerd words what conflicts with the container's settings as it words a failed update.
+    if (err instanceof ConflictError) throw new ConflictError(`Cannot update container ${record.id}: ${err.message}`);
+    throw err;
+  }
   if (!plan.changed) return { Warnings: [] };
   const running = record.state.status === 'running' || record.state.status === 'paused';
   const desc = running ? deps.cgroupOf(record.id) : undefined;
