@@ -6,7 +6,7 @@ import { boolFilter, checkFilterKeys, globToRegExp, matchesLabels, matchesRefere
 
 describe('image filters', () => {
   it('refuses unknown keys', () => {
-    assert.throws(() => checkFilterKeys({ nope: ['1'] }, ['dangling']), (e: unknown) => e instanceof InvalidArgumentError && /invalid filter 'nope'/.test(e.message));
+    assert.throws(() => checkFilterKeys({ nope: ['1'] }, ['dangling']), (e: unknown) => e instanceof InvalidArgumentError && /Invalid filter 'nope'/.test(e.message));
     checkFilterKeys({ dangling: ['true'] }, ['dangling']);
   });
   it('reads booleans', () => {
@@ -57,6 +57,6 @@ describe('prune filters', () => {
     assert.equal(pruneMatcher({ 'label!': ['keep'] })(old), false);
     assert.equal(pruneMatcher({ 'label!': ['keep=2'] })(old), true);
     assert.equal(pruneMatcher({ 'label!': ['keep'] })(fresh), true);
-    assert.throws(() => pruneMatcher({ dangling: ['true'] }), /invalid filter 'dangling'/);
+    assert.throws(() => pruneMatcher({ dangling: ['true'] }), /Invalid filter 'dangling'/);
   });
 });

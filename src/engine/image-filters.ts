@@ -8,10 +8,15 @@ import { InvalidArgumentError } from '../common/errors.js';
 
 export type Filters = Record<string, string[]>;
 
-/** Refuses keys outside `allowed`, as dockerd does ("invalid filter 'x'"). */
+/** A filter dockerd does not take, in its words: "Invalid filter 'x'", "Invalid filter 'status=x'". */
+export function invalidFilter(key: string, value?: string): InvalidArgumentError {
+  return new InvalidArgumentError(`Invalid filter '${value === undefined ? key : `${key}=${value}`}'`);
+}
+
+/** Refuses keys outside `allowed`, as dockerd does. */
 export function checkFilterKeys(filters: Filters, allowed: readonly string[]): void {
   for (const key of Object.keys(filters)) {
-    if (!allowed.includes(key)) throw new InvalidArgumentError(`invalid filter '${key}'`, 'filters');
+    if (!allowed.includes(key)) throw invalidFilter(key);
   }
 }
 

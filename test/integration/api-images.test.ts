@@ -175,7 +175,7 @@ describe('docker CLI image commands against berthd', { skip, timeout: 600_000 },
     assert.equal(ok(['images', '-q', '--no-trunc', '--filter', 'label=com.example.layers=3']).trim(), ml.config_digest);
     assert.equal(ok(['images', '-q', '--filter', 'dangling=true']).trim(), '');
     assert.equal(ok(['images', '-q', '--no-trunc', '--filter', `before=${host}/multilayer:latest`, '--filter', `since=${host}/multilayer:latest`]).trim(), '');
-    fails(['images', '--filter', 'nope=1'], /invalid filter 'nope'/);
+    fails(['images', '--filter', 'nope=1'], /Invalid filter 'nope'/);
     // A reference pattern shows the image with its matching names only (busybox has two).
     assert.equal(ok(['images', '--filter', 'reference=*/busybox:latest', '--format', '{{.Repository}}:{{.Tag}}']).trim(), `${host}/busybox:latest`);
   });

@@ -402,6 +402,7 @@ describe('berthd with the docker CLI', { skip }, () => {
     assert.equal(d.dockerOk(['ps', '-a', '--filter', 'label=team=a', '--format', '{{.Names}} {{.State}}']).trim(), 'after created');
     assert.equal(d.dockerOk(['ps', '-aq', '--filter', 'name=after']).trim().length, 12);
     assert.equal(d.dockerOk(['ps', '-q', '--filter', 'name=after']).trim(), '');
+    assert.match(d.docker(['ps', '-a', '--filter', 'status=bogus']).stderr, /Invalid filter 'status=bogus'/, 'a state dockerd does not know');
     // before/since (creation order), publish/expose (port, range, protocol), health.
     d.dockerOk(['create', '--name', 'f2', '--expose', '9000', '-p', '127.0.0.1::80', 'busybox', 'true']);
     d.dockerOk(['create', '--name', 'f3', '--health-cmd', 'true', 'busybox', 'true']);
@@ -628,14 +629,14 @@ describe('berthd with the docker CLI', { skip }, () => {
     assert.equal(d.docker(['inspect', gone]).status, 1);
     assert.equal(d.docker(['inspect', kept]).status, 0, 'label!: the labelled one stays');
     d.dockerOk(['rm', kept]);
-    assert.match(d.docker(['container', 'prune', '-f', '--filter', 'dangling=true']).stderr, /invalid filter 'dangling'/);
+    assert.match(d.docker(['container', 'prune', '-f', '--filter', 'dangling=true']).stderr, /Invalid filter 'dangling'/);
 
     d.dockerOk(['volume', 'create', '--label', 'keep=1', 'pv-kept']);
     d.dockerOk(['volume', 'create', 'pv-gone']);
     d.dockerOk(['volume', 'prune', '-af', '--filter', 'label!=keep']);
     assert.deepEqual(d.dockerOk(['volume', 'ls', '-q']).split('\n').filter((v) => v.startsWith('pv-')), ['pv-kept']);
     d.dockerOk(['volume', 'rm', 'pv-kept']);
-    assert.match(d.docker(['volume', 'ls', '--filter', 'colour=red']).stderr, /invalid filter 'colour'/);
+    assert.match(d.docker(['volume', 'ls', '--filter', 'colour=red']).stderr, /Invalid filter 'colour'/);
   });
 
   it('system df and info answer', async () => {

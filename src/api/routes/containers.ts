@@ -8,7 +8,7 @@ import type { ContainerConfig, ContainerHostConfig, ContainerRecord } from '../.
 import type { WaitCondition } from '../../engine/containers/service.js';
 import { detailsPrefix } from '../../engine/containers/logconfig.js';
 import { top } from '../../engine/containers/top.js';
-import { matchesLabels } from '../../engine/image-filters.js';
+import { checkFilterKeys, invalidFilter, matchesLabels } from '../../engine/image-filters.js';
 import type { Engine } from '../../engine/engine.js';
 import { HttpStatus } from '../errors.js';
 import { containerInspect, containerSummary } from '../present/containers.js';
@@ -37,11 +37,14 @@ function portFilter(value: string): (key: string) => boolean {
 }
 
 const HEALTH_VALUES = ['starting', 'healthy', 'unhealthy', 'none'];
+/** The states `status=` may name (moby's IsValidStateString). */
+const CONTAINER_STATES = ['created', 'restarting', 'running', 'removing', 'paused', 'exited', 'dead'];
 const LIST_FILTERS = ['id', 'name', 'status', 'exited', 'label', 'ancestor', 'volume', 'network', 'is-task', 'health', 'before', 'since', 'publish', 'expose'];
 
 /** The filters checked before any container is looked at, as dockerd does: an empty list still refuses a bad one. */
 function checkListFilters(filters: Record<string, string[]>, lookup: (ref: string) => ContainerRecord): void {
-  for (const key of Object.keys(filters)) if (!LIST_FILTERS.includes(key)) throw new InvalidArgumentError(`invalid filter '${key}'`, 'filters');
+  checkFilterKeys(filters, LIST_FILTERS);
+  for (const v of filters.status ?? []) if (!CONTAINER_STATES.includes(v)) throw invalidFilter('status', v);
   for (const v of filters.health ?? []) if (!HEALTH_VALUES.includes(v)) throw new InvalidArgumentError(`Unrecognised filter value for health: ${v}`, 'filters');
   for (const v of [...(filters.publish ?? []), ...(filters.expose ?? [])]) portFilter(v);
   for (const v of [...(filters.before ?? []), ...(filters.since ?? [])]) lookup(v);
@@ -96,7 +99,7 @@ function matchesFilters(c: ContainerRecord, filters: Record<string, string[]>, l
         if (!values.some((v) => Object.keys(c.config.ExposedPorts ?? {}).some(portFilter(v)))) return false;
         break;
       default:
-        throw new InvalidArgumentError(`invalid filter '${key}'`, 'filters');
+        throw invalidFilter(key);
     }
   }
   return true;

@@ -272,6 +272,12 @@ export class ContainerFilesystem {
       res.close();
       throw notFoundInContainer(abs, ref);
     }
+    // "file/" names a directory, as for lstat(2): a file there is an error, not the file (docker
+    // cp into "y/" overwrote the file y; dockerd answers "not a directory").
+    if (followLast && !res.stat.isDirectory()) {
+      res.close();
+      throw new InvalidArgumentError(`lstat ${abs.replace(/\/+$/, '')}/: not a directory`, 'path');
+    }
     let linkTarget = '';
     if (res.stat.isSymbolicLink()) {
       try {

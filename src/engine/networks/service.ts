@@ -10,7 +10,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 
 import { ConflictError, ForbiddenError, InvalidArgumentError, NotFoundError, UnsupportedError } from '../../common/errors.js';
-import { pruneMatcher } from '../image-filters.js';
+import { invalidFilter, pruneMatcher } from '../image-filters.js';
 import { attachToBridge, detachVeth, detachVethAsync, enableHairpin, ensureBridge, hasDefaultRoute, hostRoutes, interfacesOf, macFor, removeBridge, vethName } from '../../network/bridge.js';
 import { Ipam, parseCidr, parseRange, parseSubnet, subnetCidr, subnetContains, subnetsOverlap, type Subnet } from '../../network/ipam.js';
 import type { EmbeddedDns } from '../../network/dns.js';
@@ -136,7 +136,7 @@ export class NetworkService {
 
   list(filters: Record<string, string[]> = {}): NetworkRecord[] {
     for (const key of Object.keys(filters)) {
-      if (!['driver', 'id', 'label', 'name', 'scope', 'type', 'dangling'].includes(key)) throw new InvalidArgumentError(`invalid filter '${key}'`, 'filters');
+      if (!['driver', 'id', 'label', 'name', 'scope', 'type', 'dangling'].includes(key)) throw invalidFilter(key);
     }
     const used = new Set(this.members().flatMap((m) => (m.running ? Object.keys(m.networks) : [])));
     return this.store.list().filter((n) => {
