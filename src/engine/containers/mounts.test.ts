@@ -78,6 +78,11 @@ describe('resolveMounts and ociMounts', () => {
     // Before 1.44 the two fields did not exist: ignored, as dockerd does.
     await resolve({ Mounts: [{ Type: 'bind', Source: '/src', Target: '/m', ReadOnly: true, BindOptions: { ReadOnlyNonRecursive: true, ReadOnlyForceRecursive: true } }] }, { readOnlyNonRecursive: true });
     await assert.rejects(resolve({ Mounts: [{ Type: 'bind', Source: 'rel', Target: '/m' }] }), /mount path must be absolute/);
+    // Binds' modes as moby's ValidateMountMode: known ones, at most one of each kind.
+    await assert.rejects(resolve({ Binds: ['/src:/m:ro,rw'] }), /HostConfig\.Binds\[0\]: invalid mode: ro,rw$/);
+    await assert.rejects(resolve({ Binds: ['/src:/m:shared,rslave'] }), /invalid mode: shared,rslave$/);
+    await assert.rejects(resolve({ Binds: ['/src:/m:bogus'] }), /invalid mode: bogus$/);
+    assert.equal((await resolve({ Binds: ['/src:/m:ro,z,rshared,cached'] }))[0]!.RW, false, 'one of each kind is fine');
     await assert.rejects(resolve({ Mounts: [{ Type: 'bind', Target: '/m' }] }), /field Source must not be empty/);
     await assert.rejects(resolve({ Mounts: [{ Type: 'bind', Source: '/src', Target: '/m', VolumeOptions: { NoCopy: true } }] }), /field VolumeOptions must not be specified/);
   });

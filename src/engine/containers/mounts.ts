@@ -23,8 +23,18 @@ export interface VolumeProvider {
   mountsOf?(ref: string): MountPoint[];
 }
 
-const BIND_MODES = new Set(['ro', 'rw', 'z', 'Z', 'nocopy', 'private', 'rprivate', 'shared', 'rshared', 'slave', 'rslave', 'consistent', 'cached', 'delegated']);
 const PROPAGATIONS = new Set(['private', 'rprivate', 'shared', 'rshared', 'slave', 'rslave']);
+/** The kinds of a bind's modes (moby's ValidateMountMode): each mode is of one kind, and at most one of each kind. */
+const BIND_MODE_KINDS: ReadonlyArray<ReadonlySet<string>> = [new Set(['ro', 'rw']), new Set(['z', 'Z']), PROPAGATIONS, new Set(['nocopy']), new Set(['consistent', 'cached', 'delegated'])];
+
+function validBindModes(modes: string[]): boolean {
+  const counts = BIND_MODE_KINDS.map(() => 0);
+  for (const m of modes) {
+    const kind = BIND_MODE_KINDS.findIndex((k) => k.has(m));
+    if (kind < 0 || ++counts[kind]! > 1) return false;
+  }
+  return true;
+}
 
 function checkDestination(dest: string, field: string): string {
   if (!dest.startsWith('/')) throw new InvalidArgumentError(`invalid mount config: mount path must be absolute: ${JSON.stringify(dest)}`, field);
@@ -128,7 +138,7 @@ export async function resolveMounts(host: ContainerHostConfig, imageVolumes: Rec
     if (parts.length < 2 || parts.length > 3 || parts.some((p, j) => p === '' && j < 2)) throw new InvalidArgumentError(`invalid volume specification: '${bind}'`, field);
     const [source, target, modeText = ''] = parts as [string, string, string?];
     const modes = modeText ? modeText.split(',') : [];
-    for (const m of modes) if (!BIND_MODES.has(m)) throw new InvalidArgumentError(`invalid mode: ${m}`, field);
+    if (!validBindModes(modes)) throw new InvalidArgumentError(`invalid mode: ${modeText}`, field);
     const dest = checkDestination(target, field);
     taken(dest, field);
     const rw = !modes.includes('ro');

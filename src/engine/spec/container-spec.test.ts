@@ -202,7 +202,7 @@ describe('containerSpec: mounts, paths, devices', () => {
       { allow: true, type: 'c', major: 116, minor: 2, access: 'rwm' },
       { allow: true, type: 'c', major: 116, minor: 33, access: 'rwm' },
     ]);
-    rejects(() => spec({}, { Devices: [{ PathOnHost: '/dev/nope' }] }), /^HostConfig\.Devices\[0\]\.PathOnHost: .*no such device/);
+    rejects(() => spec({}, { Devices: [{ PathOnHost: '/dev/nope' }] }), /^HostConfig\.Devices\[0\]\.PathOnHost: error gathering device information while adding custom device "\/dev\/nope": no such file or directory$/);
     rejects(() => spec({}, { Devices: [{ PathOnHost: '/dev/fuse', CgroupPermissions: 'rx' }] }, { facts: { devices: hostDevices } }), /^HostConfig\.Devices\[0\]\.CgroupPermissions: /);
   });
 

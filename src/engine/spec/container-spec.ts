@@ -911,7 +911,8 @@ function deviceSetup(list: DeviceMapping[] | null | undefined, privileged: boole
     const hostPath = cleanPath(onHost);
     const exact = hostDevices.find((d) => d.path === hostPath);
     const matches = exact ? [exact] : hostDevices.filter((d) => d.path.startsWith(`${hostPath}/`));
-    if (matches.length === 0) throw new InvalidArgumentError(`error gathering device information: no such device ${hostPath}`, `${field}.PathOnHost`);
+    // dockerd's words (the docker CLI then exits 127, as for a missing file).
+    if (matches.length === 0) throw new InvalidArgumentError(`error gathering device information while adding custom device ${JSON.stringify(hostPath)}: no such file or directory`, `${field}.PathOnHost`);
     for (const device of matches) {
       const path = exact ? cleanPath(inContainer) : cleanPath(`${inContainer}/${device.path.slice(hostPath.length + 1)}`);
       devices.push({ ...device, path });
