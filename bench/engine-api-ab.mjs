@@ -27,7 +27,7 @@ const daemons = [];
 try {
   for (const tree of trees) {
     const { startBerthd } = await import(path.join(tree, 'dist/test/helpers/berthd.js'));
-    const d = await startBerthd({ prefix: 'ab-berthd-' });
+    const d = await startBerthd({ prefix: 'ab-berthd-', debug: false });
     daemons.push(d);
     d.loadImages('busybox');
     for (let i = 0; i < 5; i++) await once(d.socket);

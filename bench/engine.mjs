@@ -37,7 +37,8 @@ const busyboxTar = path.join(testImagesDir(), 'docker-archive', 'busybox.tar');
 const BERTH_CLI = fs.existsSync(path.join(REPO, 'bin', 'berth')) && fs.existsSync(path.join(REPO, 'dist', 'berth.cjs')) ? path.join(REPO, 'bin', 'berth') : undefined;
 
 // ---- the three engines -----------------------------------------------------------------------
-const berthd = await startBerthd({ prefix: 'bench-berthd-' });
+// As it ships: without -D (which logs every request), as dockerd runs here.
+const berthd = await startBerthd({ prefix: 'bench-berthd-', debug: false });
 let dockerd, podman;
 const cleanups = [() => berthd.stop()];
 async function cleanup() {

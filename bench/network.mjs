@@ -132,7 +132,7 @@ let dockerd;
 const results = { context, mib: MIB, ncMib: NC_MIB, reps: REPS, startRuns: START_RUNS };
 try {
   console.log(`machine: ${JSON.stringify(context)}`);
-  berthd = await startBerthd({ prefix: 'bench-net-berthd-', bridge: BERTH_BRIDGE });
+  berthd = await startBerthd({ prefix: 'bench-net-berthd-', bridge: BERTH_BRIDGE, debug: false });
   const natPrefix = natChainPrefix(path.join(berthd.dir, 'data')); // its own BERTH-<tag>- chains
   cleanups.push(async () => {
     await berthd.stop(); // containers, daemon, shims, mounts, its bridges, cgroups, dir

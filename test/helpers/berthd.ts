@@ -65,7 +65,8 @@ function networkBridges(dir: string): string[] {
   });
 }
 
-export async function startBerthd(opts: { prefix?: string; timeoutMs?: number; extraArgs?: string[]; config?: object; bridge?: { name: string; cidr: string }; resolvConf?: string } = {}): Promise<PrivateBerthd> {
+/** `debug: false` runs berthd as it ships, without -D (its log of every request): benchmarks do. */
+export async function startBerthd(opts: { prefix?: string; timeoutMs?: number; extraArgs?: string[]; config?: object; bridge?: { name: string; cidr: string }; resolvConf?: string; debug?: boolean } = {}): Promise<PrivateBerthd> {
   assert.ok(DOCKER, 'the docker CLI is needed');
   const dir = fs.mkdtempSync(`/tmp/${opts.prefix ?? 'berthd-'}`);
   fs.chmodSync(dir, 0o711); // containers with their own user namespace pass through to their bundles
@@ -100,7 +101,7 @@ export async function startBerthd(opts: { prefix?: string; timeoutMs?: number; e
     const log = fs.openSync(path.join(dir, 'berthd.log'), 'a');
     const child = spawn(
       BERTHD,
-      ['-H', `unix://${socket}`, '--data-root', path.join(dir, 'data'), '--exec-root', path.join(dir, 'exec'), '--pidfile', path.join(dir, 'berthd.pid'), '--cgroup-parent', cgroupParent, '--config-file', path.join(dir, 'daemon.json'), '--resolv-conf', path.join(dir, 'resolv.conf'), '-D', ...(opts.bridge ? ['--bridge', opts.bridge.name, '--bip', opts.bridge.cidr] : ['--bridge', 'none']), ...(opts.extraArgs ?? [])],
+      ['-H', `unix://${socket}`, '--data-root', path.join(dir, 'data'), '--exec-root', path.join(dir, 'exec'), '--pidfile', path.join(dir, 'berthd.pid'), '--cgroup-parent', cgroupParent, '--config-file', path.join(dir, 'daemon.json'), '--resolv-conf', path.join(dir, 'resolv.conf'), ...(opts.debug === false ? [] : ['-D']), ...(opts.bridge ? ['--bridge', opts.bridge.name, '--bip', opts.bridge.cidr] : ['--bridge', 'none']), ...(opts.extraArgs ?? [])],
       { stdio: ['ignore', log, log], detached: true },
     );
     fs.closeSync(log);
