@@ -94,7 +94,7 @@ enum kind { COMMAND, WAITING, ATTACHED, STREAMING };
 struct client {
   int fd;
   enum kind kind;
-  int stdin, once, input_ended, hung_up;
+  int takes_stdin, once, input_ended, hung_up;
   size_t len;
   char line[128];
   char *pend; /* the part of our frames the socket has not taken yet */
@@ -361,7 +361,7 @@ static void ask_close_stdin(void) {
 
 static void read_stream_client(struct client *c) {
   /* Input waits in the socket while the last input is not written yet (back pressure). */
-  int to_stdin = c->stdin && stdin_target() >= 0;
+  int to_stdin = c->takes_stdin && stdin_target() >= 0;
   if (to_stdin && stdin_len) return;
   char *buf = to_stdin ? stdin_buf : chunk;
   size_t size = to_stdin ? sizeof stdin_buf : sizeof chunk;
@@ -373,7 +373,7 @@ static void read_stream_client(struct client *c) {
   }
   if (n == 0) { /* the client shut down its side; it still gets the output */
     c->input_ended = 1;
-    if (c->stdin && c->once) ask_close_stdin();
+    if (c->takes_stdin && c->once) ask_close_stdin();
     return;
   }
   if (!to_stdin) return; /* input without a stdin to go to is dropped */
@@ -422,7 +422,7 @@ static void command(struct client *c, char *line) {
     int size = 1 << 20;
     if (!paced && setsockopt(c->fd, SOL_SOCKET, SO_SNDBUFFORCE, &size, sizeof size) < 0)
       setsockopt(c->fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof size);
-    c->kind = STREAMING, c->stdin = in, c->once = once;
+    c->kind = STREAMING, c->takes_stdin = in, c->once = once;
   } else if (!strncmp(line, "resize ", 7)) {
     unsigned rows, cols;
     char extra;
@@ -624,7 +624,7 @@ static int start_nsexec(int stdin_rd, int stdout_fd, int stderr_fd, int cwd, con
     if (fchdir(cwd) < 0 || dup2(stdin_rd, 0) < 0 || dup2(stdout_fd, 1) < 0 || dup2(stderr_fd, 2) < 0 || fd < 0 || setenv("BERTH_HANDOFF_FD", fd_env, 1) < 0) _exit(127);
     /* The spawner's sealed copy (close-on-exec, as it must not reach the container), else the file. */
     char *argv[] = {"berth-nsexec", NULL};
-    if (nsexec_fd >= 0) execveat(nsexec_fd, "", argv, environ, AT_EMPTY_PATH);
+    if (nsexec_fd >= 0) fexecve(nsexec_fd, argv, environ);
     execve(nsexec, argv, environ);
     _exit(127);
   }
@@ -820,7 +820,7 @@ int main(int argc, char **argv) {
     for (int i = 0; i < MAX_CLIENTS; i++) {
       struct client *c = &clients[i];
       short events = POLLIN;
-      int input_waits = c->stdin && stdin_len; /* back pressure: stdin has not taken the last input */
+      int input_waits = c->takes_stdin && stdin_len; /* back pressure: stdin has not taken the last input */
       if (c->kind == STREAMING) {
         events = 0;
         if (!c->input_ended && !input_waits) events |= POLLIN;
