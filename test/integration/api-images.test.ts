@@ -204,6 +204,7 @@ describe('docker CLI image commands against berthd', { skip, timeout: 600_000 },
     assert.deepEqual(image.Config.Cmd, ['/bin/sh']);
     assert.equal(ok(['run', '--rm', 'imp:1', 'sh', '-c', 'echo imported']).trim(), 'imported');
     assert.match(ok(['history', '--no-trunc', '--format', '{{.Comment}}', 'imp:1']), /from a test/);
+    assert.equal(image.Comment, 'from a test', "the image's comment too, as dockerd's import");
     const cid = ok(['create', 'imp:1', 'true']).trim();
     fails(['rmi', 'imp:1'], new RegExp(`conflict: unable to remove repository reference "imp:1" \\(must force\\) - container ${cid.slice(0, 12)} is using its referenced image ${id.slice(7, 19)}`));
     fails(['rmi', id.slice(7)], new RegExp(`conflict: unable to delete ${id.slice(7, 19)} \\(must be forced\\) - image is being used by stopped container ${cid.slice(0, 12)}`));

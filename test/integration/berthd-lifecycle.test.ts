@@ -423,6 +423,9 @@ describe('berthd with the docker CLI', { skip }, () => {
     const until = Math.floor(Date.now() / 1000) + 1;
     const out = d.dockerOk(['events', '--since', String(since), '--until', String(until), '--filter', 'container=evented', '--format', '{{.Action}}']);
     assert.deepEqual(out.split('\n').filter(Boolean), ['create', 'attach', 'start', 'die', 'destroy']);
+    const backwards = d.docker(['events', '--since', String(until), '--until', String(since)]);
+    assert.notEqual(backwards.status, 0);
+    assert.match(backwards.stderr, new RegExp(`\`since\` time \\(${until}\\) cannot be after \`until\` time \\(${since}\\)`));
   });
 
   it('errors as docker gives them: unknown container, unknown image, name conflict, bad flags', () => {

@@ -169,6 +169,10 @@ export function systemRoutes(router: Router, engine: Engine): void {
     const filters = ctx.filters();
     const since = parseTime(ctx.query.get('since'), 'since');
     const until = parseTime(ctx.query.get('until'), 'until');
+    if (since && until && since.getTime() > until.getTime()) {
+      // dockerd's words, in seconds (`docker events --since 1s --until 2s`).
+      throw new InvalidArgumentError(`\`since\` time (${Math.floor(since.getTime() / 1000)}) cannot be after \`until\` time (${Math.floor(until.getTime() / 1000)})`);
+    }
     const out = ctx.stream('application/json');
     const send = (e: EngineEvent): void => {
       if (eventMatches(e, filters)) out.write(JSON.stringify(e) + '\n');

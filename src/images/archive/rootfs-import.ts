@@ -61,14 +61,17 @@ export async function importRootfs(source: string | Readable, stores: Stores, op
 
     const platform = opts.platform ?? hostPlatform();
     const created = opts.created ?? new Date().toISOString();
+    const comment = opts.message ?? 'Imported from tarball';
+    // The message is the image's comment as well as its history's, as dockerd's import has it.
     const config: ImageConfig = {
       architecture: platform.architecture,
       ...(platform.variant ? { variant: platform.variant } : {}),
       os: platform.os,
       created,
+      comment,
       config: containerConfig,
       rootfs: { type: 'layers', diff_ids: [layer.digest] },
-      history: [{ created, created_by: '', comment: opts.message ?? 'Imported from tarball' }],
+      history: [{ created, created_by: '', comment }],
     };
     const configBytes = Buffer.from(JSON.stringify(config));
     parseImageConfig(configBytes);
