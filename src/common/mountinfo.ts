@@ -6,6 +6,8 @@ export interface MountinfoEntry {
   mountPoint: string;
   fsType: string;
   superOptions: string[];
+  /** The optional fields: "shared:N", "master:N", "propagate_from:N", "unbindable". */
+  optionalFields: string[];
 }
 
 /** mountinfo escapes space, tab, newline and backslash as octal. */
@@ -27,6 +29,7 @@ export function parseMountinfo(text: string): MountinfoEntry[] {
       mountPoint: unescapeMountField(fields[4]),
       fsType,
       superOptions: superOptions.split(','),
+      optionalFields: fields.slice(6).filter(Boolean),
     });
   }
   return entries;

@@ -182,6 +182,34 @@ describe('berthd with the docker CLI', { skip }, () => {
     assert.ok(names.includes('keep') && !names.includes(anon));
     d.dockerOk(['volume', 'rm', 'keep']);
     assert.equal(d.docker(['volume', 'inspect', 'keep']).status, 1);
+    // A volume over /etc: the image's /etc copied in, and /etc/hostname, hosts and resolv.conf
+    // mounted on top of it, not hidden beneath it (mounts go parents first, as moby sorts them).
+    const etc = d.dockerOk(['run', '--rm', '--hostname', 'etcvol', '-v', 'etcvol:/etc', 'busybox', 'sh', '-c', 'cat /etc/hostname; ls /etc | tr "\\n" " "']);
+    assert.equal(etc, 'etcvol\ngroup hostname hosts passwd resolv.conf ');
+    d.dockerOk(['volume', 'rm', 'etcvol']);
+  });
+
+  it('bind propagation: a slave bind needs a shared host mount, as dockerd says, and then sees mounts made later', async () => {
+    const dir = fs.mkdtempSync(path.join(d.dir, 'prop-'));
+    assert.equal(spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', dir]).status, 0);
+    try {
+      assert.equal(spawnSync('mount', ['--make-private', dir]).status, 0);
+      const spec = `type=bind,src=${dir},dst=/m,bind-propagation=rslave`;
+      const refused = d.docker(['run', '--rm', '--mount', spec, 'busybox', 'true']);
+      assert.equal(refused.status, 125);
+      assert.match(refused.stderr, new RegExp(`path ${dir} is mounted on ${dir} but it is not a shared or slave mount`));
+      assert.equal(spawnSync('mount', ['--make-shared', dir]).status, 0);
+      const id = d.dockerOk(['run', '-d', '--mount', spec, 'busybox', 'sleep', '100']).trim();
+      const late = path.join(dir, 'late');
+      fs.mkdirSync(late);
+      assert.equal(spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', late]).status, 0);
+      fs.writeFileSync(path.join(late, 'f'), 'seen\n');
+      assert.equal(d.dockerOk(['exec', id, 'cat', '/m/late/f']), 'seen\n', 'a mount made on the host after the start reached the container');
+      d.dockerOk(['rm', '-f', id]);
+    } finally {
+      spawnSync('umount', ['-l', path.join(dir, 'late')]);
+      spawnSync('umount', ['-l', dir]);
+    }
   });
 
   it('bind mounts, read-only binds', () => {

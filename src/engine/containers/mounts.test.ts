@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 
 import { InvalidArgumentError, UnsupportedError } from '../../common/errors.js';
-import { ociMounts, resolveMounts, tmpfsData, type VolumeProvider } from './mounts.js';
+import { bindPropagation, ociMounts, resolveMounts, tmpfsData, type VolumeProvider } from './mounts.js';
+import { parseMountinfo } from '../../common/mountinfo.js';
 import { publicMountPoint, type ContainerHostConfig, type MountPoint } from './record.js';
 
 /** Volumes as names under /vol; records what each ensure() was asked to create. */
@@ -128,5 +129,36 @@ describe('resolveMounts and ociMounts', () => {
     await assert.rejects(resolve({ Mounts: [{ Type: 'npipe', Target: '/t' }] }), /HostConfig\.Mounts\[0\]\.Type: mount type "npipe" is not supported/);
     await assert.rejects(resolve({ Mounts: {} as never }), /HostConfig\.Mounts: must be an array/);
     await assert.rejects(resolve({ Mounts: [{ Type: 'tmpfs', Target: '/t' }, { Type: 'tmpfs', Target: '/t/' }] }), /Duplicate mount point: \/t/);
+  });
+});
+
+describe('bindPropagation', () => {
+  // / private, /srv shared, /srv/sub a slave of it.
+  const mountinfo = (): ReturnType<typeof parseMountinfo> =>
+    parseMountinfo(
+      [
+        '27 1 254:0 / / rw,relatime - ext4 /dev/vda rw',
+        '40 27 0:50 / /srv rw,relatime shared:7 - tmpfs tmpfs rw',
+        '41 40 0:51 / /srv/sub rw,relatime master:7 - tmpfs tmpfs rw',
+      ].join('\n'),
+    );
+  const bind = (Source: string, Propagation: string): MountPoint => ({ Type: 'bind', Source, Destination: '/m', Mode: '', RW: true, Propagation });
+  const same = (p: string): string => p;
+
+  it('leaves private binds alone without reading mountinfo', () => {
+    assert.equal(bindPropagation([bind('/data', 'rprivate')], undefined, same, () => assert.fail('read mountinfo')), undefined);
+  });
+
+  it("refuses shared or slave binds from a mount that is neither, in dockerd's words", () => {
+    assert.throws(() => bindPropagation([bind('/data', 'rslave')], undefined, same, mountinfo), /^InvalidArgumentError: path \/data is mounted on \/ but it is not a shared or slave mount$/);
+    assert.throws(() => bindPropagation([bind('/data', 'shared')], undefined, same, mountinfo), /path \/data is mounted on \/ but it is not a shared mount/);
+    assert.throws(() => bindPropagation([bind('/srv/sub/x', 'rshared')], undefined, same, mountinfo), /mounted on \/srv\/sub but it is not a shared mount/, 'a slave is not shared');
+  });
+
+  it('raises the root propagation as dockerd does', () => {
+    assert.equal(bindPropagation([bind('/srv/a', 'rshared')], undefined, same, mountinfo), 'shared');
+    assert.equal(bindPropagation([bind('/srv/sub/x', 'rslave')], undefined, same, mountinfo), 'rslave');
+    assert.equal(bindPropagation([bind('/srv/a', 'rslave')], 'rshared', same, mountinfo), undefined, 'already enough');
+    assert.equal(bindPropagation([bind('/link', 'rslave')], undefined, () => '/srv/a', mountinfo), 'rslave', 'the source with its symlinks resolved');
   });
 });

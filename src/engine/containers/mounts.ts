@@ -7,6 +7,7 @@
 import path from 'node:path';
 
 import { InvalidArgumentError, UnsupportedError } from '../../common/errors.js';
+import type { MountinfoEntry } from '../../common/mountinfo.js';
 import type { Mount as OciMount } from '../../runtime/spec/config.js';
 import { mergeTmpfsOptions } from '../spec/container-spec.js';
 import type { ContainerHostConfig, MountPoint, MountRequest } from './record.js';
@@ -231,6 +232,40 @@ function tmpfsOciOptions(data: string | undefined, field: string): string[] {
 }
 
 /** The OCI mounts for the container's MountPoints, parents before children. */
+/**
+ * moby's rule for binds with shared or slave propagation: the host mount holding the source
+ * must be shared (for shared, rshared) or shared or a slave (for slave, rslave), else propagation
+ * could not work and the start is refused in dockerd's words; the root's propagation is raised
+ * to match (shared, or rslave), as dockerd does. `realSource` resolves symlinks; `mountinfo` is
+ * this process's. Returns the root propagation to use, or undefined to keep it.
+ */
+export function bindPropagation(points: MountPoint[], current: string | undefined, realSource: (p: string) => string, mountinfo: () => MountinfoEntry[]): string | undefined {
+  let root = current;
+  let entries: MountinfoEntry[] | undefined;
+  for (const p of points) {
+    if (p.Type !== 'bind') continue;
+    const shared = p.Propagation === 'shared' || p.Propagation === 'rshared';
+    const slave = p.Propagation === 'slave' || p.Propagation === 'rslave';
+    if (!shared && !slave) continue;
+    entries ??= mountinfo();
+    const source = realSource(p.Source);
+    // The mount holding the source: the deepest mount point above it (the last, if stacked).
+    let holder: MountinfoEntry | undefined;
+    for (const e of entries) {
+      const above = source === e.mountPoint || source.startsWith(e.mountPoint === '/' ? '/' : `${e.mountPoint}/`);
+      if (above && (!holder || e.mountPoint.length >= holder.mountPoint.length)) holder = e;
+    }
+    const fields = holder?.optionalFields ?? [];
+    const isShared = fields.some((f) => f.startsWith('shared:'));
+    const isSlave = fields.some((f) => f.startsWith('master:'));
+    if (shared && !isShared) throw new InvalidArgumentError(`path ${p.Source} is mounted on ${holder?.mountPoint ?? '/'} but it is not a shared mount`);
+    if (slave && !isShared && !isSlave) throw new InvalidArgumentError(`path ${p.Source} is mounted on ${holder?.mountPoint ?? '/'} but it is not a shared or slave mount`);
+    if (shared && root !== 'shared' && root !== 'rshared') root = 'shared';
+    if (slave && !['shared', 'rshared', 'slave', 'rslave'].includes(root ?? '')) root = 'rslave';
+  }
+  return root === current ? undefined : root;
+}
+
 export function ociMounts(points: MountPoint[]): OciMount[] {
   return [...points]
     .sort((a, b) => a.Destination.split('/').length - b.Destination.split('/').length)

@@ -27,7 +27,7 @@ import type { Spec } from '../../runtime/spec/config.js';
 import { readExit, readLog, ShimClient, shimLogFile, shimPid, type ExitInfo, type LogEntry, type ShimLogOptions } from '../../shim/client.js';
 import { containerSpec, DEFAULT_SHM_SIZE, DOCKER_MASKED_PATHS, DOCKER_READONLY_PATHS, resourceWarnings, type HostFacts } from '../spec/container-spec.js';
 import type { EventBus } from '../events.js';
-import { mountPointsUnder } from '../../common/mountinfo.js';
+import { mountPointsUnder, parseMountinfo } from '../../common/mountinfo.js';
 import { TreeDeleter } from '../../storage/fsop.js';
 import { isMountPoint, Mounter, unmount, volatileUpper } from '../mount.js';
 import { devicesAt, hostDevices } from '../host-devices.js';
@@ -35,7 +35,7 @@ import { pruneMatcher } from '../image-filters.js';
 import { checkHealthcheck } from './health.js';
 import { applyCreateDefaults, dnsSettings, withRunDefaults, type ContainerDefaults } from './defaults.js';
 import { logAttributes, resolveLogConfig, rotation as logRotation, type EffectiveLogConfig } from './logconfig.js';
-import { ociMounts, resolveMounts } from './mounts.js';
+import { bindPropagation, ociMounts, resolveMounts } from './mounts.js';
 import { newState, ZERO_TIME, type ContainerConfig, type ContainerHostConfig, type ContainerRecord, type ContainerStatus } from './record.js';
 import { ContainerStore } from './store.js';
 import { randomName } from './names.js';
@@ -680,7 +680,12 @@ export class ContainerService {
       await mounted;
       await this.opts.volumes.copyUp(m.Name, path.join(rootfs, m.Destination), rootfs).catch(() => false);
     }
-    spec.mounts = [...(spec.mounts ?? []), ...this.etcMounts(record), ...ociMounts(record.mounts)];
+    // Parents before what is beneath them, as moby sorts a container's mounts by depth (stable:
+    // equal depths keep their order): a volume on /etc went on top of /etc/hosts and hid it.
+    const rootPropagation = bindPropagation(record.mounts, spec.linux?.rootfsPropagation, (p) => fs.realpathSync(p), () => parseMountinfo(fs.readFileSync('/proc/self/mountinfo', 'utf8')));
+    if (rootPropagation && spec.linux) spec.linux.rootfsPropagation = rootPropagation;
+    const depth = (m: { destination: string }): number => m.destination.split('/').filter(Boolean).length;
+    spec.mounts = [...(spec.mounts ?? []), ...this.etcMounts(record), ...ociMounts(record.mounts)].sort((a, b) => depth(a) - depth(b));
     return spec;
   }
 
