@@ -19,8 +19,9 @@ describe('a container\'s /etc/hosts and /etc/resolv.conf', () => {
   it('uses the embedded server on user-defined networks, else --dns, else the host\'s reachable resolvers', () => {
     const host = 'nameserver 127.0.0.53\nnameserver 192.0.2.53\nsearch corp.test\noptions edns0\n';
     assert.deepEqual(nameservers(host), ['127.0.0.53', '192.0.2.53']);
-    assert.equal(resolvConf({ host }), 'nameserver 192.0.2.53\nsearch corp.test\noptions edns0\n');
-    assert.equal(resolvConf({ host, embedded: '10.1.0.1' }), 'nameserver 10.1.0.1\nsearch corp.test\noptions edns0 ndots:0\n');
-    assert.equal(resolvConf({ host, dns: ['192.0.2.9'], dnsSearch: ['a.test'], dnsOptions: ['ndots:2'] }), 'nameserver 192.0.2.9\nsearch a.test\noptions ndots:2\n');
+    // In the order dockerd writes them: search, the name servers, options.
+    assert.equal(resolvConf({ host }), 'search corp.test\nnameserver 192.0.2.53\noptions edns0\n');
+    assert.equal(resolvConf({ host, embedded: '10.1.0.1' }), 'search corp.test\nnameserver 10.1.0.1\noptions edns0 ndots:0\n');
+    assert.equal(resolvConf({ host, dns: ['192.0.2.9'], dnsSearch: ['a.test'], dnsOptions: ['ndots:2'] }), 'search a.test\nnameserver 192.0.2.9\noptions ndots:2\n');
   });
 });

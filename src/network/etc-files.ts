@@ -78,8 +78,9 @@ export function resolvConf(input: ResolvInput): string {
   const search = input.dnsSearch?.length ? [...input.dnsSearch] : lineValues(input.host, 'search');
   const options = input.dnsOptions?.length ? [...input.dnsOptions] : lineValues(input.host, 'options');
   if (input.embedded && !options.some((o) => o.startsWith('ndots:'))) options.push('ndots:0');
-  let text = servers.map((s) => `nameserver ${s}\n`).join('');
-  if (search.length) text += `search ${search.join(' ')}\n`;
+  // dockerd's order (libnetwork's resolvconf.Build): search, the name servers, options.
+  let text = search.length ? `search ${search.join(' ')}\n` : '';
+  text += servers.map((s) => `nameserver ${s}\n`).join('');
   if (options.length) text += `options ${options.join(' ')}\n`;
   return text;
 }
