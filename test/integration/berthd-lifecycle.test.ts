@@ -570,6 +570,10 @@ describe('berthd with the docker CLI', { skip }, () => {
       }
     }
     assert.equal(d.dockerOk(['exec', '-u', 'nobody', '-w', '/tmp', '-e', 'X=1', id, 'sh', '-c', 'echo $(id -un) $(pwd) $X $FROM_RUN']).trim(), 'nobody /tmp 1 1');
+    // HOME is the exec's user's, as runc sets it (dockerd: /nonexistent for busybox's nobody), unless given.
+    assert.equal(d.dockerOk(['exec', '-u', '65534', id, 'sh', '-c', 'echo $HOME']).trim(), '/nonexistent');
+    assert.equal(d.dockerOk(['exec', '-u', '65534', '-e', 'HOME=/given', id, 'sh', '-c', 'echo $HOME']).trim(), '/given');
+    assert.equal(d.dockerOk(['exec', id, 'sh', '-c', 'echo $HOME']).trim(), '/root');
     d.dockerOk(['exec', '-d', id, 'sh', '-c', 'echo detached > /tmp/d']);
     assert.ok(d.docker(['exec', id, 'cat', '/tmp/d']).stdout === 'detached\n' || d.docker(['exec', id, 'sh', '-c', 'sleep 0.5; cat /tmp/d']).stdout === 'detached\n');
     // dockerd's answer: exit 126, the runtime's message as output.

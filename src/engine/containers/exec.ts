@@ -111,6 +111,7 @@ export class ExecService {
     if (!base) throw new ConflictError(`container ${exec.containerId} has no process`);
     const config = exec.config;
     let user = base.user;
+    let home: string | undefined;
     if (config.User) {
       // The container's own files, read through its root as it sees it: it may have made
       // /etc/passwd a symlink to a host path, a fifo or /dev/zero.
@@ -125,8 +126,18 @@ export class ExecService {
         scoped.close();
       }
       user = { uid: resolved.uid, gid: resolved.gid, additionalGids: supplementaryGroups(resolved.gid, resolved.additionalGids) };
+      home = resolved.home;
     }
     const env = [...(base.env ?? [])];
+    // HOME is the exec's user's (runc sets it from /etc/passwd when the environment has none),
+    // unless the container's config or the exec gives one: the container's process got its
+    // own user's HOME from the daemon.
+    const ownHome = (this.containers.get(exec.containerId).config.Env ?? []).some((e) => e.startsWith('HOME='));
+    if (home !== undefined && !ownHome) {
+      const at = env.findIndex((e) => e.startsWith('HOME='));
+      if (at >= 0) env[at] = `HOME=${home}`;
+      else env.push(`HOME=${home}`);
+    }
     for (const entry of config.Env ?? []) {
       const key = entry.split('=')[0];
       const at = env.findIndex((e) => e.split('=')[0] === key);
