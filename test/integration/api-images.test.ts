@@ -181,8 +181,12 @@ describe('docker CLI image commands against berthd', { skip, timeout: 600_000 },
   });
 
   it('tags and untags; rmi of a used image is a conflict unless forced', () => {
-    ok(['tag', `${host}/busybox:latest`, 'mine:1']);
-    assert.match(ok(['rmi', 'mine:1']), /Untagged: mine:1/);
+    ok(['tag', `${host}/busybox:latest`, 'mine:b']);
+    ok(['tag', `${host}/busybox:latest`, 'mine:B']);
+    // The names in dockerd's (lexical) order, not the order they were given in.
+    assert.equal(ok(['images', '--format', '{{.Repository}}:{{.Tag}}', 'mine']), 'mine:B\nmine:b\n');
+    assert.match(ok(['rmi', 'mine:B']), /Untagged: mine:B/);
+    assert.match(ok(['rmi', 'mine:b']), /Untagged: mine:b/);
     ok(['tag', `${host}/busybox:latest`, 'solo:1']);
     // solo:1 is one of several names: removing it only untags, even with a container.
     const cid = ok(['create', 'solo:1', 'true']).trim();

@@ -7,6 +7,11 @@ import { compareVersions } from '../versions.js';
 /** "docker.io/library/busybox:latest" → "busybox:latest", as Docker shows names. */
 export const familiarName = familiar;
 
+/** An image's names as dockerd lists them: familiar, sorted (its reference store's lexical order). */
+function familiarNames(names: readonly string[]): string[] {
+  return names.map(familiarName).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+}
+
 function createdSeconds(created: string | undefined, fallback: string): number {
   return Math.floor((Date.parse(created ?? fallback) || 0) / 1000);
 }
@@ -27,7 +32,7 @@ function virtualSize(version: string | undefined, size: number): { VirtualSize?:
 export function imageSummary(engine: Engine, image: ImageRecord, opts: { version?: string; containers?: number } = {}): object {
   const config = engine.imageService.config(image);
   const size = engine.imageService.size(image, config);
-  const { tags, digests } = placeholders(opts.version, image.names.map(familiarName), (image.repoDigests ?? []).map(familiarName));
+  const { tags, digests } = placeholders(opts.version, familiarNames(image.names), familiarNames(image.repoDigests ?? []));
   return {
     Containers: opts.containers ?? -1,
     Created: createdSeconds(config.created, image.created),
@@ -48,8 +53,8 @@ export function imageInspect(engine: Engine, image: ImageRecord, version?: strin
   const c = config.config ?? {};
   return {
     Id: image.config,
-    RepoTags: image.names.map(familiarName),
-    RepoDigests: (image.repoDigests ?? []).map(familiarName),
+    RepoTags: familiarNames(image.names),
+    RepoDigests: familiarNames(image.repoDigests ?? []),
     Parent: image.parent ?? '',
     Comment: typeof config.comment === 'string' ? config.comment : '',
     Created: config.created ?? image.created,
