@@ -33,6 +33,7 @@ import { ConflictError, InvalidArgumentError, NotFoundError, SystemError, Unsupp
 import { processAlive, syncDirectory, writeFileAtomic } from '../common/fsutil.js';
 import { FsOp, TreeDeleter } from './fsop.js';
 import { idInside, type IdRange } from './idrange.js';
+import { entryContentSize } from './unpack.js';
 import { paxXattrs, readXattrsAt, xattrPack } from './xattrs.js';
 
 /** A mount to perform, as mount(8) would take it (containerd's mount.Mount). */
@@ -49,6 +50,13 @@ export interface LayerInfo {
   diffId?: string;
   /** Bytes of the uncompressed diff tar, when known. */
   size?: number;
+  /** Bytes of the files and symlinks it holds (dockerd's size of a layer), when known. */
+  contentSize?: number;
+}
+
+/** A layer's size as dockerd reports it (its files' bytes); the diff tar's bytes for layers recorded before that was kept. */
+export function layerBytes(info: LayerInfo): number {
+  return info.contentSize ?? info.size ?? 0;
 }
 
 export type SnapshotKind = 'active' | 'view';
@@ -86,6 +94,7 @@ export interface CommitResult {
 export interface LayerDiff {
   diffId: string;
   size: number;
+  contentSize?: number;
 }
 
 const HEX64 = /^[a-f0-9]{64}$/;
@@ -306,6 +315,7 @@ export class OverlaySnapshotter {
         if (expected !== id) throw new InvalidArgumentError(`the layer's diff ${diff.diffId} on ${parent ?? 'no parent'} has chain ID ${expected}, not ${id}`, 'layer');
         info.diffId = diff.diffId;
         info.size = diff.size;
+        if (diff.contentSize !== undefined) info.contentSize = diff.contentSize;
       } else if (parent === undefined) {
         info.diffId = id;
       }
@@ -639,7 +649,7 @@ export class OverlaySnapshotter {
         try {
           if (this.sync) await syncfs(upper);
           await fsp.rename(upper, path.join(tmp, 'fs'));
-          const layer: LayerInfo = { chainId: id, diffId: diff.diffId, size: diff.size };
+          const layer: LayerInfo = { chainId: id, diffId: diff.diffId, size: diff.size, ...(diff.contentSize !== undefined ? { contentSize: diff.contentSize } : {}) };
           if (info.parent !== undefined) layer.parent = info.parent;
           await writeFileAtomic(path.join(tmp, 'layer.json'), JSON.stringify(layer) + '\n', 0o644);
           await this.publishLayer(tmp, id, layer);
@@ -819,6 +829,7 @@ export async function writeDiffTar(upper: string, tarPath: string, opts: { idRan
   const pack = xattrPack();
   const hash = createHash('sha256');
   let size = 0;
+  let contentSize = 0;
   const out = await fsp.open(tarPath, 'wx', 0o600);
   const consumer = (async () => {
     for await (const chunk of pack as unknown as AsyncIterable<Buffer>) {
@@ -832,6 +843,7 @@ export async function writeDiffTar(upper: string, tarPath: string, opts: { idRan
   const add = (h: Partial<tar.Header>, file?: string) =>
     new Promise<void>((resolve, reject) => {
       const header = h as tar.Header;
+      contentSize += entryContentSize(header);
       const done = (err?: Error | null) => (err ? reject(err) : resolve());
       if (file === undefined) {
         if (header.type === 'file') pack.entry(header, Buffer.alloc(0), done);
@@ -904,5 +916,5 @@ export async function writeDiffTar(upper: string, tarPath: string, opts: { idRan
       await fsp.rm(tarPath, { force: true });
     }
   }
-  return { diffId: 'sha256:' + hash.digest('hex'), size };
+  return { diffId: 'sha256:' + hash.digest('hex'), size, contentSize };
 }

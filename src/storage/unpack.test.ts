@@ -146,6 +146,21 @@ describe('unpackLayer', { skip: isRoot ? false : 'needs root' }, () => {
     assertOutsideUntouched(s);
   });
 
+  it("reports the content size as dockerd sizes a layer: files and symlinks, a hard-linked file once", async () => {
+    const s = sandbox();
+    const small = makeTar([
+      { name: 'd', type: 'dir' },
+      { name: 'd/five', data: '12345' },
+      { name: 'd/again', type: 'link', linkname: 'd/five' },
+      { name: 'd/to-five', type: 'symlink', linkname: 'five' },
+      { name: 'd/.wh.gone', data: '' },
+      { name: 'null', type: 'char', devmajor: 1, devminor: 3 },
+    ]);
+    const r = await unpack(small, s.layer);
+    assert.equal(r.contentSize, 5 + 'five'.length);
+    assert.equal(r.size, small.length, 'the tar\'s own bytes stay its size');
+  });
+
   it('gzip, detected without (or despite) the media type', async () => {
     const s = sandbox();
     const r = await unpack(zlib.gzipSync(tar), s.layer, { mediaType: 'application/vnd.oci.image.layer.v1.tar' });

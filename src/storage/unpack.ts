@@ -54,6 +54,15 @@ export interface UnpackResult {
   diffId: string;
   /** Bytes of the uncompressed tar. */
   size: number;
+  /** Bytes of what the layer holds, as dockerd sizes a layer: regular files and symlinks, each hard-linked file once. */
+  contentSize: number;
+}
+
+/** What a tar entry adds to a layer's content size (see UnpackResult.contentSize). */
+export function entryContentSize(h: { type?: string | null; size?: number | null; linkname?: string | null }): number {
+  if (h.type === 'file' || h.type === 'contiguous-file') return h.size ?? 0;
+  if (h.type === 'symlink') return Buffer.byteLength(h.linkname ?? '');
+  return 0; // directories, hard links (the file was counted), devices, fifos
 }
 
 type Compression = 'none' | 'gzip' | 'zstd';
@@ -424,6 +433,7 @@ export async function unpackLayer(input: Readable, destDir: string, opts: Unpack
   const writer = new LayerWriter(root, opts.plain === true);
   const hash = createHash('sha256');
   let size = 0;
+  let contentSize = 0;
   let failure: unknown = null;
   const fail = (e: unknown) => {
     failure ??= e;
@@ -435,6 +445,7 @@ export async function unpackLayer(input: Readable, destDir: string, opts: Unpack
   ex.on('error', fail);
   ex.on('entry', (header, source, next) => {
     const h = header as Header;
+    contentSize += entryContentSize(h);
     const stream = source as unknown as Readable;
     stream.on('error', () => {
       /* reaches the reader of the entry (and the extractor's own 'error') */
@@ -487,6 +498,6 @@ export async function unpackLayer(input: Readable, destDir: string, opts: Unpack
     if (/Invalid tar header|checksum|Header exceeds/i.test(msg)) throw new InvalidArgumentError(`corrupt tar archive: ${msg}`, 'layer');
     throw new SystemError(`unpacking the layer: ${msg}`, { cause: e });
   }
-  return { diffId: 'sha256:' + hash.digest('hex'), size };
+  return { diffId: 'sha256:' + hash.digest('hex'), size, contentSize };
 }
 

@@ -11,7 +11,7 @@ import { API_VERSION, DOCKER_COMPAT_VERSION, MIN_API_VERSION } from '../versions
 import { parseTime } from './containers.js';
 import { imageSummary } from '../present/images.js';
 import { containerSummary } from '../present/containers.js';
-import { directoryUsage } from '../../storage/snapshotter.js';
+import { directoryUsage, layerBytes } from '../../storage/snapshotter.js';
 
 const BERTH_VERSION = '0.1.0';
 
@@ -199,7 +199,7 @@ export function systemRoutes(router: Router, engine: Engine): void {
     const containers = await Promise.all(engine.containers.list().map(async (c) => ({ ...containerSummary(c), SizeRw: await sizeOf(engine.snapshotter.usage(c.snapshotKey)), SizeRootFs: 0 })));
     const volumes = await Promise.all(engine.volumes.list().map(async (v) => ({ ...v, UsageData: { Size: await sizeOf(directoryUsage(v.Mountpoint)), RefCount: engine.containers.volumeInUse(v.Name) ? 1 : 0 } })));
     ctx.sendJson(200, {
-      LayersSize: engine.snapshotter.listLayers().reduce((sum, l) => sum + (l.size ?? 0), 0),
+      LayersSize: engine.snapshotter.listLayers().reduce((sum, l) => sum + layerBytes(l), 0),
       Images: (() => {
         const images = engine.images.list();
         const shared = engine.imageService.sharedSizes(images);
