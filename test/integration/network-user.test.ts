@@ -141,6 +141,8 @@ describe('user-defined networks through the docker CLI', { skip: dockerdSkip }, 
     const staticIp = NET_A.replace(/0\/24$/, '50');
     const web = d.dockerOk(['run', '-d', '--name', 'site', '--network', 'neta', '--network-alias', 'www', '--ip', staticIp, 'web']).trim();
     assert.equal(d.dockerOk(['inspect', '-f', '{{.NetworkSettings.Networks.neta.IPAddress}}', web]).trim(), staticIp);
+    // API 1.44 and before, as dockerd: the short ID follows the given aliases (DNSNames has all names).
+    assert.equal(d.dockerOk(['inspect', '-f', '{{json .NetworkSettings.Networks.neta.Aliases}}', web]).trim(), JSON.stringify(['www', web.slice(0, 12)]));
     const members = JSON.parse(d.dockerOk(['network', 'inspect', '-f', '{{json .Containers}}', 'neta'])) as Record<string, { Name: string; IPv4Address: string }>;
     assert.deepEqual(Object.values(members).map((m) => [m.Name, m.IPv4Address]), [['site', `${staticIp}/24`]]);
     const taken = d.docker(['run', '--rm', '--network', 'neta', '--ip', staticIp, 'busybox', 'true']);

@@ -46,10 +46,13 @@ export function endpointSettings(c: ContainerRecord): Record<string, object> {
   for (const [name, config] of Object.entries(c.endpoints ?? {})) {
     const e = c.networks?.[name];
     const userDefined = !['bridge', 'host', 'none'].includes(name);
+    // Up to API 1.44 (the newest berthd serves) dockerd adds the short ID to a connected
+    // endpoint's aliases on a user-defined network; 1.45 moved it to DNSNames only.
+    const aliases = [...(config.Aliases ?? []), ...(userDefined && e ? [c.id.slice(0, 12)] : [])];
     out[name] = {
       IPAMConfig: config.IPAMConfig ?? null,
       Links: config.Links?.length ? config.Links : null,
-      Aliases: config.Aliases?.length ? config.Aliases : null,
+      Aliases: aliases.length ? aliases : null,
       MacAddress: e?.mac ?? '',
       DriverOpts: null,
       NetworkID: config.NetworkID ?? '',
