@@ -462,6 +462,14 @@ export class OverlaySnapshotter {
     return this.mountsFor(this.stat(key));
   }
 
+  /** An active snapshot's directories, as `docker inspect` shows an overlay2 container's GraphDriver.Data (top layer first). */
+  directories(key: string): { upper: string; work: string; lowers: string[] } {
+    const info = this.stat(key);
+    const dir = path.join(this.snapshotsDir, info.key);
+    const lowers = info.parent === undefined ? [] : this.chain(info.parent).map((l) => path.join(this.layerDir(l.chainId), 'fs'));
+    return { upper: path.join(dir, 'fs'), work: path.join(dir, 'work'), lowers };
+  }
+
   /**
    * Small regular files of an active snapshot as its mount would show them, read from the layer
    * directories without mounting (`rels` such as "etc/passwd"), one answer each: `{ text }`,

@@ -188,6 +188,13 @@ describe('container file system endpoints (docker cp, export, diff, stats, updat
     assert.ok(diff.includes('C /etc'), diff.join('\n'));
     // The mount points of /etc/hostname and friends are not changes (Docker keeps them in its init layer).
     for (const f of ['hostname', 'hosts', 'resolv.conf']) assert.ok(!diff.includes(`A /etc/${f}`), diff.join('\n'));
+    // GraphDriver.Data names the layers as overlay2's do: the change is in UpperDir, the image in LowerDir.
+    const graph = JSON.parse(d.dockerOk(['inspect', '-f', '{{json .GraphDriver}}', 'diffme'])) as { Name: string; Data: { UpperDir: string; WorkDir: string; LowerDir: string; MergedDir: string } };
+    assert.equal(graph.Name, 'overlay2');
+    assert.equal(fs.readFileSync(path.join(graph.Data.UpperDir, 'tmp/added'), 'utf8'), 'new\n');
+    assert.ok(fs.existsSync(path.join(graph.Data.LowerDir.split(':').pop()!, 'bin/busybox')), graph.Data.LowerDir);
+    assert.ok(fs.existsSync(graph.Data.WorkDir));
+    assert.equal(d.dockerOk(['inspect', '-f', '{{.HostConfig.Runtime}}', 'diffme']).trim(), 'berth-oci');
     d.dockerOk(['run', '--name', 'nodiff', 'busybox', 'true']);
     assert.equal(d.dockerOk(['diff', 'nodiff']).trim(), '', 'a container that changed nothing has no diff');
     d.dockerOk(['commit', 'diffme', 'diffme:committed']);

@@ -487,6 +487,10 @@ describe('berthd with the docker CLI', { skip }, () => {
     const badName = d.docker(['create', '--name', 'bad/name', 'busybox']);
     assert.notEqual(badName.status, 0);
     assert.match(badName.stderr, /Error response from daemon: Invalid container name \(bad\/name\), only \[a-zA-Z0-9\]\[a-zA-Z0-9_.-\] are allowed/);
+    const runtime = d.docker(['run', '--rm', '--runtime', 'nosuch', 'busybox', 'true']);
+    assert.equal(runtime.status, 125);
+    assert.match(runtime.stderr, /Unknown runtime specified nosuch/);
+    d.dockerOk(['run', '--rm', '--runtime', 'berth-oci', 'busybox', 'true']);
     // More CPUs than the daemon may use: refused at create in dockerd's words.
     const cpus = d.docker(['run', '--rm', '--cpus', '999', 'busybox', 'true']);
     assert.equal(cpus.status, 125, cpus.stderr);

@@ -94,7 +94,18 @@ export function containerSummary(c: ContainerRecord): object {
   };
 }
 
-export function containerInspect(c: ContainerRecord, paths: { logPath: string; dir: string; rootfs: string }): object {
+/** Where a container's files are on the host, for its inspect. */
+export interface InspectPaths {
+  logPath: string;
+  /** The container's directory under the data root (hostname, hosts, resolv.conf). */
+  dir: string;
+  /** Its root file system's mount point. */
+  rootfs: string;
+  /** Its snapshot's writable and image layers (GraphDriver.Data), unless gone. */
+  layers?: { upper: string; work: string; lowers: string[] };
+}
+
+export function containerInspect(c: ContainerRecord, paths: InspectPaths): object {
   const s = c.state;
   return {
     Id: c.id,
@@ -136,8 +147,16 @@ export function containerInspect(c: ContainerRecord, paths: { logPath: string; d
       AutoRemove: false,
       LogConfig: { Type: 'json-file', Config: {} },
       ...c.hostConfig,
+      Runtime: c.hostConfig.Runtime || 'berth-oci',
     },
-    GraphDriver: { Name: 'overlay2', Data: { MergedDir: paths.rootfs } },
+    GraphDriver: {
+      Name: 'overlay2',
+      Data: {
+        ...(paths.layers?.lowers.length ? { LowerDir: paths.layers.lowers.join(':') } : {}),
+        MergedDir: paths.rootfs,
+        ...(paths.layers ? { UpperDir: paths.layers.upper, WorkDir: paths.layers.work } : {}),
+      },
+    },
     Mounts: c.mounts.map(publicMountPoint),
     Config: {
       Hostname: c.config.Hostname ?? '',

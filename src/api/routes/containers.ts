@@ -11,7 +11,7 @@ import { top } from '../../engine/containers/top.js';
 import { checkFilterKeys, invalidFilter, matchesLabels } from '../../engine/image-filters.js';
 import type { Engine } from '../../engine/engine.js';
 import { HttpStatus } from '../errors.js';
-import { containerInspect, containerSummary } from '../present/containers.js';
+import { containerInspect, containerSummary, type InspectPaths } from '../present/containers.js';
 import type { Router } from '../router.js';
 import { parseDetachKeys, pipeAttach } from '../attach.js';
 import { frame, RAW_STREAM, streamContentType } from '../stream.js';
@@ -114,11 +114,15 @@ export function containerRoutes(router: Router, engine: Engine): void {
     const image = engine.images.find(c.image);
     return { SizeRw: rw, SizeRootFs: rw + (image ? engine.imageService.size(image, engine.imageService.config(image)) : 0) };
   };
-  const inspectPaths = (c: ContainerRecord): { logPath: string; dir: string; rootfs: string } => ({
-    logPath: containers.logFile(c),
-    dir: containers.store.dir(c.id),
-    rootfs: path.join(path.dirname(containers.shimDir(c.id)), 'rootfs'),
-  });
+  const inspectPaths = (c: ContainerRecord): InspectPaths => {
+    let layers: InspectPaths['layers'];
+    try {
+      layers = engine.snapshotter.directories(c.snapshotKey);
+    } catch {
+      /* removed meanwhile */
+    }
+    return { logPath: containers.logFile(c), dir: containers.store.dir(c.id), rootfs: path.join(path.dirname(containers.shimDir(c.id)), 'rootfs'), layers };
+  };
 
   router.get('/containers/json', async (ctx) => {
     const all = ctx.bool('all');

@@ -339,6 +339,10 @@ export class ContainerService {
     const id = this.store.newId();
     const name = req.name ? this.store.claimableName(req.name) : this.uniqueRandomName();
     checkRestartPolicy(hostConfig);
+    // One runtime here, named as `docker info` lists it; another is refused as dockerd refuses one it lacks.
+    if (hostConfig.Runtime !== undefined && hostConfig.Runtime !== null && hostConfig.Runtime !== '' && hostConfig.Runtime !== 'berth-oci') {
+      throw new InvalidArgumentError(`Unknown runtime specified ${String(hostConfig.Runtime)}`);
+    }
     if (hostConfig.AutoRemove && hostConfig.RestartPolicy?.Name && !['', 'no'].includes(hostConfig.RestartPolicy.Name)) {
       throw new InvalidArgumentError("can't create 'AutoRemove' container with restart policy", 'HostConfig.AutoRemove');
     }
