@@ -82,6 +82,7 @@ describe('VolumeStore', () => {
     await assert.rejects(v.remove('nope'), NotFoundError);
     await assert.rejects(v.remove('nope'), { message: 'get nope: no such volume' });
     await assert.rejects(v.remove('../x'), InvalidArgumentError);
+    await assert.rejects(v.create({ name: 'a' }), /volume name is too short, names should be at least two alphanumeric characters/);
     await assert.rejects(v.create({ name: 'x', driver: 'nfs' }), UnsupportedError);
     await assert.rejects(v.create({ name: 'x', options: { type: 'tmpfs' } }), /DriverOpts: missing required option: "device"/);
     used.delete('data');

@@ -93,6 +93,10 @@ function usersOf(answer: boolean | string[]): string[] | undefined {
 }
 
 export function validateVolumeName(name: unknown): asserts name is string {
+  // dockerd's words for a one-character name, which the pattern below also refuses.
+  if (typeof name === 'string' && name.length === 1 && /^[a-zA-Z0-9]$/.test(name)) {
+    throw new InvalidArgumentError('volume name is too short, names should be at least two alphanumeric characters', 'name');
+  }
   if (typeof name !== 'string' || name.length > MAX_NAME || !NAME.test(name)) {
     throw new InvalidArgumentError(
       `${JSON.stringify(name)} includes invalid characters for a local volume name, only "[a-zA-Z0-9][a-zA-Z0-9_.-]" are allowed. If you intended to pass a host directory, use absolute path`,
@@ -218,6 +222,10 @@ export class VolumeStore {
       if (isMountPoint(data)) return;
       const { type, device, o } = volume.Options;
       if (!device) throw new InvalidArgumentError('missing device in volume options', 'DriverOpts.device');
+      // A bind of a directory that is not there, in dockerd's words (the docker CLI then exits 127).
+      if ((o ?? '').split(',').includes('bind') && !fs.existsSync(device)) {
+        throw new SystemError(`error while mounting volume '${data}': failed to mount local volume: mount ${device}:${data}, flags: 0x1000: no such file or directory`);
+      }
       // --source/--target: a device or path that starts with "-" is not taken for an option.
       const args = ['--types', type || 'none', ...(o ? ['--options', o] : []), '--source', device, '--target', data];
       const r = spawnSync('mount', args, { encoding: 'utf8' });
