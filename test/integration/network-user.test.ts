@@ -173,6 +173,9 @@ describe('user-defined networks through the docker CLI', { skip: dockerdSkip }, 
     assert.match(inUse.stderr, /active endpoints/);
     d.dockerOk(['network', 'disconnect', 'neta', client]);
     assert.deepEqual(d.dockerOk(['exec', client, 'ls', '/sys/class/net']).split(/\s+/).filter(Boolean).sort(), ['eth0', 'lo']);
+    // dockerd's answers for the special networks.
+    assert.match(d.docker(['network', 'connect', 'none', client]).stderr, /container cannot be connected to multiple networks with one of the networks in private \(none\) mode/);
+    assert.match(d.docker(['network', 'connect', 'host', client]).stderr, /container cannot be disconnected from host network or connected to host network/);
     // A stopped container connected: on both networks when it starts.
     const later = d.dockerOk(['create', 'busybox', 'sleep', '300']).trim();
     d.dockerOk(['network', 'connect', 'neta', later]);

@@ -1396,8 +1396,9 @@ export class ContainerService {
       const record = this.store.get(id);
       const network = this.opts.networks.get(networkRef);
       const mode = record.hostConfig.NetworkMode ?? '';
+      // dockerd's answers: "none" is a private mode of its own, "host" shares the host's.
+      if (mode === 'none' || network.driver === 'null') throw new ForbiddenError('container cannot be connected to multiple networks with one of the networks in private (none) mode');
       if (this.networkMode(record).kind !== 'private' || network.driver !== 'bridge') throw new ForbiddenError('container cannot be disconnected from host network or connected to host network');
-      if (mode === 'none') throw new ForbiddenError('container cannot be connected to multiple networks with one of the networks in private (none) mode');
       if (record.endpoints?.[network.name]) throw new ForbiddenError(`endpoint with name ${record.name.slice(1)} already exists in network ${network.name}`);
       const endpoint = this.opts.networks.endpointConfig(network, config);
       if (record.state.status === 'running' || record.state.status === 'paused') {
