@@ -69,7 +69,7 @@ export interface SnapshotInfo {
 }
 
 export interface Usage {
-  /** Bytes allocated (st_blocks * 512), each inode counted once. */
+  /** Bytes of the files and symlinks (st_size, directories not counted), each inode once: what dockerd reports as SizeRw and a volume's size. */
   size: number;
   inodes: number;
 }
@@ -773,7 +773,8 @@ export async function directoryUsage(dir: string): Promise<Usage> {
       if (!seen.has(id)) {
         seen.add(id);
         inodes++;
-        size += st.blocks * 512;
+        // dockerd's measure (moby's directory.Size): the bytes of what is not a directory.
+        if (!st.isDirectory()) size += st.size;
       }
       if (st.isDirectory()) await walk(p);
     }
