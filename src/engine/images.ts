@@ -23,7 +23,7 @@ import { fetchManifest, push, RegistryClient, RegistryError, repositoryScope, ty
 import { parseRegistryRef } from '../images/registry/ref.js';
 import type { ContentStore, Digest, ImageConfig, ImageManifest, ImageRecord, Platform } from '../images/types.js';
 import { MEDIA_TYPES } from '../images/types.js';
-import { chainIds, layerBytes, writeDiffTar, type LayerInfo, type OverlaySnapshotter } from '../storage/snapshotter.js';
+import { chainIds, layerBytes, writeDiffTar, type OverlaySnapshotter } from '../storage/snapshotter.js';
 import { INIT_MOUNT_POINTS } from './spec/container-spec.js';
 import type { ContainerRecord } from './containers/record.js';
 import type { ContainerService } from './containers/service.js';
@@ -157,11 +157,6 @@ export function isLoopbackRegistry(host: string): boolean {
   return h === 'localhost' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h);
 }
 
-/** A layer's bytes, or undefined when the layer's record has no size at all. */
-function layerSize(info: LayerInfo): number | undefined {
-  return info.contentSize ?? info.size;
-}
-
 export function familiar(name: string): string {
   try {
     return familiarString(parseReference(name));
@@ -232,7 +227,7 @@ export class ImageService {
   size(image: ImageRecord, config = this.config(image)): number {
     let total = 0;
     for (const chain of chainIds(config.rootfs?.diff_ids ?? [])) {
-      const size = this.opts.snapshotter.hasLayer(chain) ? layerSize(this.opts.snapshotter.layerInfo(chain)) : undefined;
+      const size = this.opts.snapshotter.hasLayer(chain) ? layerBytes(this.opts.snapshotter.layerInfo(chain)) : undefined;
       if (size === undefined) return this.compressedSize(image);
       total += size;
     }
@@ -250,7 +245,7 @@ export class ImageService {
     const shared = new Map<string, number>();
     for (const [id, chains] of chainsOf) {
       let bytes = 0;
-      for (const c of new Set(chains)) if ((users.get(c) ?? 0) > 1 && this.opts.snapshotter.hasLayer(c)) bytes += layerBytes(this.opts.snapshotter.layerInfo(c));
+      for (const c of new Set(chains)) if ((users.get(c) ?? 0) > 1 && this.opts.snapshotter.hasLayer(c)) bytes += layerBytes(this.opts.snapshotter.layerInfo(c)) ?? 0;
       shared.set(id, bytes);
     }
     return shared;
@@ -310,7 +305,7 @@ export class ImageService {
       let size = 0;
       if (!h.empty_layer) {
         const chain = chains[layer++];
-        if (chain !== undefined && this.opts.snapshotter.hasLayer(chain)) size = layerBytes(this.opts.snapshotter.layerInfo(chain));
+        if (chain !== undefined && this.opts.snapshotter.hasLayer(chain)) size = layerBytes(this.opts.snapshotter.layerInfo(chain)) ?? 0;
       }
       out.unshift({ Id: '<missing>', Created: Math.floor((Date.parse(h.created ?? '') || 0) / 1000), CreatedBy: h.created_by ?? '', Tags: null, Size: size, Comment: h.comment ?? '' });
     }
@@ -770,7 +765,7 @@ export class ImageService {
     const removed: string[] = [];
     for (const chain of chainIds(config.rootfs?.diff_ids ?? []).reverse()) {
       if (needed.has(chain) || !this.opts.snapshotter.hasLayer(chain)) continue;
-      const size = layerBytes(this.opts.snapshotter.layerInfo(chain));
+      const size = layerBytes(this.opts.snapshotter.layerInfo(chain)) ?? 0;
       try {
         await this.opts.snapshotter.removeLayer(chain);
       } catch (err) {

@@ -54,9 +54,9 @@ export interface LayerInfo {
   contentSize?: number;
 }
 
-/** A layer's size as dockerd reports it (its files' bytes); the diff tar's bytes for layers recorded before that was kept. */
-export function layerBytes(info: LayerInfo): number {
-  return info.contentSize ?? info.size ?? 0;
+/** A layer's size as dockerd reports it (its files' bytes); the diff tar's bytes for layers recorded before that was kept; undefined if neither is known. */
+export function layerBytes(info: LayerInfo): number | undefined {
+  return info.contentSize ?? info.size;
 }
 
 export type SnapshotKind = 'active' | 'view';

@@ -199,7 +199,7 @@ export function systemRoutes(router: Router, engine: Engine): void {
     const containers = await Promise.all(engine.containers.list().map(async (c) => ({ ...containerSummary(c), SizeRw: await sizeOf(engine.snapshotter.usage(c.snapshotKey)), SizeRootFs: 0 })));
     const volumes = await Promise.all(engine.volumes.list().map(async (v) => ({ ...v, UsageData: { Size: await sizeOf(directoryUsage(v.Mountpoint)), RefCount: engine.containers.volumeInUse(v.Name) ? 1 : 0 } })));
     ctx.sendJson(200, {
-      LayersSize: engine.snapshotter.listLayers().reduce((sum, l) => sum + layerBytes(l), 0),
+      LayersSize: engine.snapshotter.listLayers().reduce((sum, l) => sum + (layerBytes(l) ?? 0), 0),
       Images: (() => {
         const images = engine.images.list();
         const shared = engine.imageService.sharedSizes(images);

@@ -132,8 +132,7 @@ export class ExecService {
     // HOME is the exec's user's (runc sets it from /etc/passwd when the environment has none),
     // unless the container's config or the exec gives one: the container's process got its
     // own user's HOME from the daemon.
-    const ownHome = (this.containers.get(exec.containerId).config.Env ?? []).some((e) => e.startsWith('HOME='));
-    if (home !== undefined && !ownHome) {
+    if (home !== undefined && !(this.containers.get(exec.containerId).config.Env ?? []).some((e) => e.startsWith('HOME='))) {
       const at = env.findIndex((e) => e.startsWith('HOME='));
       if (at >= 0) env[at] = `HOME=${home}`;
       else env.push(`HOME=${home}`);

@@ -267,13 +267,12 @@ export function bindPropagation(points: MountPoint[], current: string | undefine
 }
 
 export function ociMounts(points: MountPoint[]): OciMount[] {
-  return [...points]
-    .sort((a, b) => a.Destination.split('/').length - b.Destination.split('/').length)
-    .map((p): OciMount => {
-      // Records from before TmpfsData: read-only or not, as they were made.
-      if (p.Type === 'tmpfs') return { destination: p.Destination, type: 'tmpfs', source: 'tmpfs', options: tmpfsOciOptions(p.TmpfsData ?? (p.RW ? '' : 'ro'), p.Destination) };
-      const options = [p.NonRecursive ? 'bind' : 'rbind', p.RW ? 'rw' : p.RecursiveReadOnly ? 'rro' : 'ro'];
-      if (p.Propagation) options.push(p.Propagation);
-      return { destination: p.Destination, type: 'bind', source: p.Source, options };
-    });
+  // In the records' order: the start puts all of a container's mounts in moby's (byMountDepth).
+  return points.map((p): OciMount => {
+    // Records from before TmpfsData: read-only or not, as they were made.
+    if (p.Type === 'tmpfs') return { destination: p.Destination, type: 'tmpfs', source: 'tmpfs', options: tmpfsOciOptions(p.TmpfsData ?? (p.RW ? '' : 'ro'), p.Destination) };
+    const options = [p.NonRecursive ? 'bind' : 'rbind', p.RW ? 'rw' : p.RecursiveReadOnly ? 'rro' : 'ro'];
+    if (p.Propagation) options.push(p.Propagation);
+    return { destination: p.Destination, type: 'bind', source: p.Source, options };
+  });
 }

@@ -25,7 +25,7 @@ import type { VolumeStore } from '../../storage/volumes.js';
 import type { Runtime } from '../../runtime/runtime.js';
 import type { Spec } from '../../runtime/spec/config.js';
 import { readExit, readLog, ShimClient, shimLogFile, shimPid, type ExitInfo, type LogEntry, type ShimLogOptions } from '../../shim/client.js';
-import { containerSpec, DEFAULT_SHM_SIZE, DOCKER_MASKED_PATHS, DOCKER_READONLY_PATHS, resourceWarnings, type HostFacts } from '../spec/container-spec.js';
+import { byMountDepth, containerSpec, DEFAULT_SHM_SIZE, DOCKER_MASKED_PATHS, DOCKER_READONLY_PATHS, resourceWarnings, type HostFacts } from '../spec/container-spec.js';
 import type { EventBus } from '../events.js';
 import { mountPointsUnder, parseMountinfo } from '../../common/mountinfo.js';
 import { TreeDeleter } from '../../storage/fsop.js';
@@ -684,12 +684,11 @@ export class ContainerService {
       await mounted;
       await this.opts.volumes.copyUp(m.Name, path.join(rootfs, m.Destination), rootfs).catch(() => false);
     }
-    // Parents before what is beneath them, as moby sorts a container's mounts by depth (stable:
-    // equal depths keep their order): a volume on /etc went on top of /etc/hosts and hid it.
     const rootPropagation = bindPropagation(record.mounts, spec.linux?.rootfsPropagation, (p) => fs.realpathSync(p), () => parseMountinfo(fs.readFileSync('/proc/self/mountinfo', 'utf8')));
     if (rootPropagation && spec.linux) spec.linux.rootfsPropagation = rootPropagation;
-    const depth = (m: { destination: string }): number => m.destination.split('/').filter(Boolean).length;
-    spec.mounts = [...(spec.mounts ?? []), ...this.etcMounts(record), ...ociMounts(record.mounts)].sort((a, b) => depth(a) - depth(b));
+    // All of them in moby's order, the defaults, /etc's files and the user's together: a volume
+    // on /etc went on top of /etc/hosts and hid it.
+    spec.mounts = [...(spec.mounts ?? []), ...this.etcMounts(record), ...ociMounts(record.mounts)].sort(byMountDepth);
     return spec;
   }
 

@@ -692,8 +692,16 @@ function tmpfsMounts(tmpfs: Record<string, string> | null | undefined): Mount[] 
     const options = ['noexec', 'nosuid', 'nodev', 'rprivate', ...data.split(',').filter(Boolean)];
     mounts.push({ destination: clean, type: 'tmpfs', source: 'tmpfs', options: mergeTmpfsOptions(options, field) });
   }
-  // moby sorts mounts by depth, so that a parent is mounted before what is beneath it.
-  return mounts.sort((a, b) => a.destination.split('/').length - b.destination.split('/').length);
+  return mounts.sort(byMountDepth);
+}
+
+/**
+ * moby's order of a container's mounts: by depth, so that a parent is mounted before what is
+ * beneath it (a volume on /etc before /etc/hosts); stable, so equal depths keep their order.
+ */
+export function byMountDepth(a: { destination: string }, b: { destination: string }): number {
+  const depth = (m: { destination: string }): number => m.destination.split('/').filter(Boolean).length;
+  return depth(a) - depth(b);
 }
 
 const FLAG_GROUPS: string[][] = [
