@@ -7,11 +7,12 @@
 //
 //   node bench/engine-api-ab.mjs TREE_A TREE_B [CYCLES]      (default 60 per tree, after 5 warm-ups)
 //   node bench/engine-api-ab.mjs /path/to/main-checkout .     e.g. main against this tree
+//   FLOW=run node bench/engine-api-ab.mjs ...                 `docker run --rm`'s requests instead
 //
 // Each tree needs a build (npm run build). Needs root and the docker CLI (the helper loads the image).
 import path from 'node:path';
 
-import { containerCycle } from './docker-api.mjs';
+import { containerCycle, runCycle } from './docker-api.mjs';
 
 const args = process.argv.slice(2);
 const trees = args.filter((a) => !/^\d+$/.test(a)).map((t) => path.resolve(t));
@@ -21,7 +22,10 @@ if (trees.length < 1) {
   process.exit(2);
 }
 
-const once = (socket) => containerCycle(socket);
+// FLOW=run: the requests of `docker run --rm` (attach, wait removed) instead of the API cycle.
+const flow = process.env.FLOW === 'run' ? runCycle : containerCycle;
+const phases = process.env.FLOW === 'run' ? ['total', 'create', 'attach', 'start', 'exit'] : ['total', 'create', 'start', 'wait', 'remove'];
+const once = (socket) => flow(socket);
 
 const daemons = [];
 try {
@@ -39,7 +43,7 @@ try {
   }
   const q = (xs, p) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(p * xs.length))];
   for (const [j, tree] of trees.entries()) {
-    const line = ['total', 'create', 'start', 'wait', 'remove'].map((k) => {
+    const line = phases.map((k) => {
       const xs = samples[j].map((s) => s[k]);
       return `${k} ${q(xs, 0.5).toFixed(1)} [${q(xs, 0.25).toFixed(1)}-${q(xs, 0.75).toFixed(1)}]`;
     });

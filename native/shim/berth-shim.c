@@ -15,6 +15,12 @@
  *   BERTH_SHIM_HOLD=1           read no output until the first `stream` client (or `shutdown`)
  *                               comes, and from then on only as fast as stream clients take it
  *                               (none is dropped for being slow); for exec
+ *   BERTH_SHIM_HOLD_MS=N        read no output until the first `stream` client, a `release` or
+ *                               `shutdown`, or N ms after the launch, whichever comes first;
+ *                               not paced. For a container started at once with an attach client
+ *                               on its way (docker run), so that the client has its first output
+ *                               without a start step; the limit keeps a daemon that died meanwhile
+ *                               from blocking the container for good
  *   BERTH_SHIM_NO_LOG=1         no log.json (exec)
  *   BERTH_SHIM_LOG_PATH=FILE    the log file instead of DIR/log.json (the engine keeps logs in its
  *                               data root, so they outlive a reboot; DIR may be on a tmpfs)
@@ -48,6 +54,7 @@
  *                         closes the container's stdin (a pipe is closed; a tty gets its EOF
  *                         character, ^D, as if typed)
  *       resize ROWS COLS -> ok | error (TIOCSWINSZ on the pty master)
+ *       release        -> ok; a hold ends (the attach client it waited for is not coming)
  *       shutdown       -> ok; exit as soon as the container has exited (no linger)
  *   - after the exit, lingers for late clients, then removes shim.sock and shim.pid and exits.
  *     The daemon may die at any time meanwhile.
@@ -121,7 +128,8 @@ static int notify_fd = -1, report_fd = -1;
 static int launch_fd = -1;
 static pid_t stage0_pid, init_pid;
 static int stage0_reaped, setup_failed, init_reaped, init_wait_status, exited, shutdown_requested;
-static int hold; /* BERTH_SHIM_HOLD, until the first stream client */
+static int hold; /* BERTH_SHIM_HOLD(_MS), until the first stream client */
+static long long hold_until; /* BERTH_SHIM_HOLD_MS: the hold ends then at the latest (0: no limit) */
 static int paced; /* output goes only as fast as stream clients take it (hold mode) */
 static int drain_reads; /* reads left to drain the output after the exit */
 static char exit_line[128];
@@ -438,6 +446,9 @@ static void command(struct client *c, char *line) {
     ws.ws_row = (unsigned short)rows, ws.ws_col = (unsigned short)cols;
     if (ioctl(pty, TIOCSWINSZ, &ws) < 0) snprintf(out, sizeof out, "error resize: %s\n", strerror(errno)), reply(c, out);
     else reply(c, "ok\n");
+  } else if (!strcmp(line, "release")) {
+    hold = 0;
+    reply(c, "ok\n");
   } else if (!strcmp(line, "shutdown")) {
     shutdown_requested = 1;
     hold = 0; /* nobody is coming for the output */
@@ -734,6 +745,8 @@ int main(int argc, char **argv) {
   long long linger_ms = env_num("BERTH_SHIM_LINGER_MS", 10000);
   int tty = env_num("BERTH_SHIM_TTY", 0) != 0, want_stdin = env_num("BERTH_SHIM_STDIN", 0) != 0;
   hold = paced = env_num("BERTH_SHIM_HOLD", 0) != 0;
+  long long hold_ms = env_num("BERTH_SHIM_HOLD_MS", 0);
+  if (!hold && hold_ms > 0) hold = 1;
   /* Ours only: nothing we start may inherit them. */
   if (notify_fd >= 0) fcntl(notify_fd, F_SETFD, FD_CLOEXEC);
   if (env_num("BERTH_NSEXEC_FD", -1) >= 0) fcntl((int)env_num("BERTH_NSEXEC_FD", -1), F_SETFD, FD_CLOEXEC);
@@ -804,9 +817,11 @@ int main(int argc, char **argv) {
   close(err[1]);
   close(cwd);
   launch_fd = await_launch(listen_fd, handoff);
+  if (hold && !paced && hold_ms > 0) hold_until = now_ms() + hold_ms;
 
   long long partial_since = 0; /* when output without a newline started waiting */
   for (;;) {
+    if (hold && hold_until && now_ms() >= hold_until) hold = 0;
     if (init_reaped && !exited) finish_exit(linger_ms);
     /* Stream clients that are behind keep us until the linger ends, even after shutdown. */
     if ((exited || setup_failed) && (now_ms() >= linger_until || (shutdown_requested && !any_behind()))) break;
@@ -836,6 +851,7 @@ int main(int argc, char **argv) {
       long long left = partial_since + 100 - now_ms();
       if (timeout < 0 || left < timeout) timeout = (int)left;
     }
+    if (hold && hold_until && (timeout < 0 || hold_until - now_ms() < timeout)) timeout = (int)(hold_until - now_ms());
     if (init_reaped && !exited && may_read_output()) timeout = 0;
     if (timeout < -1) timeout = 0;
     if (poll(fds, (nfds_t)nfds, timeout) < 0 && errno != EINTR) fail_errno("poll");

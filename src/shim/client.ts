@@ -47,6 +47,12 @@ export interface ShimOptions {
    * just after the process starts. The exit is reported only once its output was streamed.
    */
   hold?: boolean;
+  /**
+   * Read no output until the first `stream` client (or `release`, `shutdown`), at most this
+   * many ms after the launch; not paced. For a container started at once while an attach
+   * client is on its way (docker run): it gets the first output without a start step.
+   */
+  holdMs?: number;
   /** log.json rotation; false: no log file (the default for exec). */
   log?: ShimLogOptions | false;
 }
@@ -99,6 +105,7 @@ function shimEnv(opts: ShimOptions & { tty?: boolean }): Record<string, string> 
   if (opts.tty) env.BERTH_SHIM_TTY = '1';
   if (opts.stdin) env.BERTH_SHIM_STDIN = '1';
   if (opts.hold) env.BERTH_SHIM_HOLD = '1';
+  if (opts.holdMs) env.BERTH_SHIM_HOLD_MS = String(Math.max(1, Math.trunc(opts.holdMs)));
   if (opts.log === false) env.BERTH_SHIM_NO_LOG = '1';
   if (opts.log && opts.log.file) env.BERTH_SHIM_LOG_PATH = path.resolve(opts.log.file);
   if (opts.log && opts.log.maxSize) env.BERTH_SHIM_LOG_MAX_SIZE = String(opts.log.maxSize);
@@ -213,6 +220,11 @@ export class ShimClient {
   /** Resolves with the exit status once the container's PID 1 has exited. */
   async wait(): Promise<ExitInfo> {
     return JSON.parse(await this.request('wait')) as ExitInfo;
+  }
+
+  /** Ends a hold (holdMs) without a stream client: the one it waited for is not coming. */
+  async release(): Promise<void> {
+    await this.request('release');
   }
 
   /** Lets the shim exit as soon as the container has exited (or now, if it has); releases a hold. */

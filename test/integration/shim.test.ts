@@ -9,13 +9,14 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { pipeline } from 'node:stream';
 import { after, describe, it } from 'node:test';
 
 import { mountPointsUnder } from '../../src/common/mountinfo.js';
 import { PACKAGE_ROOT } from '../../src/common/paths.js';
 import { Runtime } from '../../src/runtime/runtime.js';
 import type { Spec } from '../../src/runtime/spec/config.js';
-import { readExit, readLog, shimLogFile, ShimClient, shimPid, type LogEntry } from '../../src/shim/client.js';
+import { FrameParser, readExit, readLog, shimLogFile, ShimClient, shimPid, type Frame, type LogEntry } from '../../src/shim/client.js';
 import { NetnsPool } from '../../src/shim/spawner.js';
 import { makeBundle, type TestBundle } from '../helpers/images.js';
 import { alive, cleanUp, logText, memory } from '../helpers/shim.js';
@@ -170,6 +171,43 @@ describe('berth-shim', { skip: !isRoot && 'needs root' }, () => {
     assert.equal(runtime.state(id).status, 'stopped');
     await assert.rejects(runtime.start(id), /stopped/);
     await deleteAndCheck(id, bundle, dir, launched.pid, []);
+  });
+
+  it('holds a started container\'s output for the attach client on its way (holdMs): all of it streamed, the exit reported after', async () => {
+    const { id, bundle, dir } = setup(['sh', '-c', 'echo one; echo two >&2; exit 5']);
+    const client = new ShimClient(dir);
+    const launched = await runtime.create(id, { bundle: bundle.dir, startNow: true, shim: { dir, holdMs: 60_000 } });
+    await waitFor(() => !alive(launched.pid), 5000, 'the program to exit');
+    assert.equal((await client.state()).status, 'running', 'no exit while its output waits for the client');
+    assert.equal(readExit(dir), undefined);
+    const socket = await client.stream();
+    const parser = new FrameParser();
+    const got: Frame[] = [];
+    parser.on('data', (f: Frame) => got.push(f));
+    await new Promise<void>((resolve, reject) => pipeline(socket, parser, (err) => (err ? reject(err) : resolve())));
+    const text = (n: 1 | 2): string => Buffer.concat(got.filter((f) => f.stream === n).map((f) => f.data)).toString();
+    assert.equal(text(1), 'one\n');
+    assert.equal(text(2), 'two\n');
+    assert.equal((await client.wait()).status, 5);
+    assert.equal(logText(readLog(shimLogFile(dir)), 'stdout'), 'one\n');
+    await deleteAndCheck(id, bundle, dir, launched.pid, []);
+  });
+
+  it('ends a hold on release, and by itself after holdMs when no client comes', async () => {
+    const released = setup(['sh', '-c', 'echo out; exit 2']);
+    const a = await runtime.create(released.id, { bundle: released.bundle.dir, startNow: true, shim: { dir: released.dir, holdMs: 60_000 } });
+    const timed = setup(['sh', '-c', 'echo late; exit 3']);
+    const started = Date.now();
+    const b = await runtime.create(timed.id, { bundle: timed.bundle.dir, startNow: true, shim: { dir: timed.dir, holdMs: 700 } });
+    const releasedClient = new ShimClient(released.dir);
+    await releasedClient.release();
+    assert.equal((await releasedClient.wait()).status, 2);
+    assert.equal(logText(readLog(shimLogFile(released.dir)), 'stdout'), 'out\n');
+    assert.equal((await new ShimClient(timed.dir).wait()).status, 3);
+    assert.ok(Date.now() - started >= 600, `held until the limit (${Date.now() - started} ms)`);
+    assert.equal(logText(readLog(shimLogFile(timed.dir)), 'stdout'), 'late\n');
+    await deleteAndCheck(released.id, released.bundle, released.dir, a.pid, []);
+    await deleteAndCheck(timed.id, timed.bundle, timed.dir, b.pid, []);
   });
 
   it('outlives the process that started it', async () => {

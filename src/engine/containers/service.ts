@@ -107,6 +107,12 @@ export interface AttachSession {
 
 const STOP_SIGNAL_DEFAULT = 'SIGTERM';
 const STOP_TIMEOUT_DEFAULT = 10;
+/**
+ * How long a container started with an attach client on its way (docker run) has its output
+ * held for it at most: the client connects within a millisecond or so after the start; the
+ * limit only matters if this daemon died in between (the output then flows to the log).
+ */
+const ATTACH_HOLD_MS = 5000;
 
 /** Signal names and numbers as Docker's `kill -s` and StopSignal take them ("KILL", "SIGKILL", "9"). */
 export function parseSignal(signal: string | number | undefined, fallback = 'SIGKILL'): number {
@@ -139,7 +145,7 @@ export class ContainerService {
   /** One operation at a time per container (start, stop, exit handling, remove). */
   private readonly locks = new Map<string, Promise<unknown>>();
   /** Clients waiting for a container to start so they can attach before its first output. */
-  private readonly pendingAttach = new Map<string, Array<(shimDir: string) => Promise<void>>>();
+  private readonly pendingAttach = new Map<string, Array<(shimDir: string) => Promise<boolean>>>();
   /** Per container, its attach streams from the shim, each settled once it has ended. */
   private readonly attachStreams = new Map<string, Set<Promise<void>>>();
   /** Callbacks for exits and removals, by container id. */
@@ -594,12 +600,16 @@ export class ContainerService {
       // A runtime record left from a run that ended while we were away.
       await this.opts.runtime.delete(id, true).catch(() => undefined);
       // Between the runtime's create and start: the container's network, and the clients that
-      // attach before its first output. Without either, one step (no exec fifo round trip).
-      const startNow = !this.pendingAttach.get(id)?.length && !this.joinsNetworks(record);
-      ({ pid } = await this.opts.runtime.create(id, { bundle, config: spec, startNow, rootfsReady: mounted, shim: { dir: shimDir, stdin: record.config.OpenStdin === true, log: this.shimLog(record) } }));
+      // attach before its first output. Without them, one step (no exec fifo round trip); so
+      // too with one attach client (docker run's), the shim holding the output until it comes.
+      const attachers = this.pendingAttach.get(id)?.length ?? 0;
+      const startNow = attachers <= 1 && !this.joinsNetworks(record);
+      const holdMs = startNow && attachers === 1 ? ATTACH_HOLD_MS : undefined;
+      ({ pid } = await this.opts.runtime.create(id, { bundle, config: spec, startNow, rootfsReady: mounted, shim: { dir: shimDir, stdin: record.config.OpenStdin === true, log: this.shimLog(record), holdMs } }));
       // Watched from the next turn, after the answer to this start is on its way (its exit is
       // handled under the lock, after this start; the shim keeps the exit for a late watcher).
       setImmediate(() => this.monitor(id));
+      if (holdMs && !(await this.runPendingAttach(id, shimDir))) await new ShimClient(shimDir).release().catch(() => undefined);
       if (!startNow) {
         await this.attachNetworks(record, pid);
         if (record.networks) this.writeEtcFiles(record);
@@ -758,10 +768,12 @@ export class ContainerService {
     });
   }
 
-  private async runPendingAttach(id: string, shimDir: string): Promise<void> {
+  /** Connects the attach clients waiting for the start; whether one of them is connected. */
+  private async runPendingAttach(id: string, shimDir: string): Promise<boolean> {
     const pending = this.pendingAttach.get(id) ?? [];
     this.pendingAttach.delete(id);
-    await Promise.all(pending.map((connect) => connect(shimDir).catch(() => undefined)));
+    const connected = await Promise.all(pending.map((connect) => connect(shimDir).catch(() => false)));
+    return connected.includes(true);
   }
 
   private failPendingAttach(id: string): void {
@@ -1248,14 +1260,19 @@ export class ContainerService {
     let socket: net.Socket | undefined;
     let settle!: (s: net.Socket | undefined) => void;
     const connected = new Promise<net.Socket | undefined>((resolve) => (settle = resolve));
-    const connect = async (shimDir: string): Promise<void> => {
-      if (closed) return settle(undefined);
+    const connect = async (shimDir: string): Promise<boolean> => {
+      if (closed) {
+        settle(undefined);
+        return false;
+      }
       try {
         socket = await new ShimClient(shimDir).stream({ stdin, once: stdin && record.config.StdinOnce === true });
         if (closed) socket.destroy();
         settle(closed ? undefined : socket);
+        return true; // the shim's hold ended even if closed since
       } catch {
         settle(undefined);
+        return false;
       }
     };
     const status = record.state.status;
