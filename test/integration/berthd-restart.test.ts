@@ -6,12 +6,15 @@
  */
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 
+import { Runtime } from '../../src/runtime/runtime.js';
 import { startBerthd, type PrivateBerthd } from '../helpers/berthd.js';
 import { cgroupRoots, DOCKER, dockerdSkip, pidsMentioning, poll, sleep } from '../helpers/engines.js';
+import { makeBundle } from '../helpers/images.js';
 
 const TMPFS_MAGIC = 0x01021994;
 
@@ -143,6 +146,29 @@ describe('berthd survives kill -9', { skip: dockerdSkip }, () => {
     assert.equal(d.dockerOk(['inspect', '-f', '{{.State.Status}} {{.State.ExitCode}}', id]).trim(), 'exited 7');
     d.dockerOk(['rm', id]);
     assert.deepEqual(d.mountsLeft(), []);
+  });
+
+  it('deletes a runtime record whose container is gone (killed between an --rm removal and the runtime\'s delete)', async () => {
+    // berthd removes an exited --rm container, answers its `wait --condition removed`, then
+    // deletes the runtime's record and cgroups. Killed in between, it leaves a runtime record
+    // that no container names: simulated with a container the runtime made by itself, running.
+    await d.kill9();
+    const id = createHash('sha256').update(`orphan-${process.pid}-${Date.now()}`).digest('hex');
+    const bundle = makeBundle({ args: ['sleep', '1000'], edit: (spec) => (spec.linux!.cgroupsPath = `${d.cgroupParent}/${id}`) });
+    const runtime = new Runtime({ root: path.join(d.dir, 'exec', 'runtime') });
+    try {
+      const { pid } = await runtime.create(id, { bundle: bundle.dir });
+      await runtime.start(id);
+      const cgroups = cgroupRoots().map((root) => path.join(root, d.cgroupParent, id)).filter((dir) => fs.existsSync(dir));
+      assert.ok(cgroups.length > 0, 'the orphan has cgroups');
+      await d.start();
+      assert.ok(await poll(() => !fs.existsSync(`/proc/${pid}`) || /^\d+ \(.*\) [ZX]/.test(fs.readFileSync(`/proc/${pid}/stat`, 'utf8')), 5000), 'its process was killed');
+      assert.equal(fs.existsSync(path.join(d.dir, 'exec', 'runtime', id)), false, 'its runtime record is gone');
+      assert.deepEqual(cgroups.filter((dir) => fs.existsSync(dir)), [], 'its cgroups are gone');
+    } finally {
+      await runtime.delete(id, true).catch(() => undefined);
+      bundle.remove();
+    }
   });
 
   it('keeps containers and their logs when the exec root is lost, as after a reboot', async () => {

@@ -826,6 +826,17 @@ export class ContainerService {
     // A daemon killed before it is written finds the exit in exit.json (the shim leaves it)
     // and handles it again; stop and kill wrote stoppedByUser before the signal.
     if (!record.hostConfig.AutoRemove) this.store.saveSoon(record);
+    if (record.hostConfig.AutoRemove && ownPidNamespace(record)) {
+      // Nothing of it runs any more (its PID 1's death ended its pid namespace): it is removed,
+      // and `wait --condition removed` answered (docker run --rm), before the runtime's record
+      // and cgroups go (reconcile sweeps those if we die in between).
+      void this.shutdownShim(id); // connected before its directory goes to the trash
+      await unmounted;
+      await this.releaseVolumes(record);
+      await this.removeLocked(id, { force: false, volumes: true });
+      await this.opts.runtime.delete(id, true).catch(() => undefined);
+      return;
+    }
     await this.releaseRuntime(id);
     await unmounted;
     await this.releaseVolumes(record);
@@ -918,12 +929,18 @@ export class ContainerService {
    * start of the container, whose shim takes the same directory (startLocked waits for it).
    */
   private async releaseRuntime(id: string): Promise<void> {
+    void this.shutdownShim(id);
+    await this.opts.runtime.delete(id, true).catch(() => undefined);
+  }
+
+  /** Tells the container's shim to go (it lingers otherwise); a next start waits for it (shimShutdowns). */
+  private shutdownShim(id: string): Promise<void> {
     const shutdown = new ShimClient(this.shimDir(id)).shutdownAndWait().catch(() => undefined);
     this.shimShutdowns.set(id, shutdown);
     void shutdown.then(() => {
       if (this.shimShutdowns.get(id) === shutdown) this.shimShutdowns.delete(id);
     });
-    await this.opts.runtime.delete(id, true).catch(() => undefined);
+    return shutdown;
   }
 
   private maybeRestart(record: ContainerRecord): void {
@@ -1394,6 +1411,11 @@ export class ContainerService {
         this.maybeRestart(record);
       }
     }
+    // A runtime record (and cgroups) of a container that is gone: a daemon killed between the
+    // removal of an auto-removed container and its runtime's delete (see handleExit).
+    for (const { id } of this.opts.runtime.list()) {
+      if (/^[a-f0-9]{64}$/.test(id) && !this.store.has(id)) await this.opts.runtime.delete(id, true).catch(() => undefined);
+    }
     // Addresses of containers that died while we were away freed, rules made right, DNS up.
     await this.opts.networks.reconcile();
   }
@@ -1492,6 +1514,12 @@ export function checkRestartPolicy(host: ContainerHostConfig): void {
   const count = policy.MaximumRetryCount ?? 0;
   if (!Number.isInteger(count) || count < 0) throw new InvalidArgumentError('invalid restart policy: maximum retry count cannot be negative', 'HostConfig.RestartPolicy.MaximumRetryCount');
   if (count > 0 && name !== 'on-failure') throw new InvalidArgumentError(`invalid restart policy: maximum retry count can only be used with 'on-failure'`, 'HostConfig.RestartPolicy.MaximumRetryCount');
+}
+
+/** Whether the container's processes live in a pid namespace of its own (PID 1's death ends them all). */
+function ownPidNamespace(record: ContainerRecord): boolean {
+  const mode = record.hostConfig.PidMode;
+  return !mode || mode === 'private';
 }
 
 function sleep(ms: number): Promise<void> {
