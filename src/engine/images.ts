@@ -223,6 +223,17 @@ export class ImageService {
     return parseImageConfig(this.content.readBlob(image.config));
   }
 
+  /**
+   * The directories of the image's unpacked layers, top first (inspect's GraphDriver.Data:
+   * UpperDir the top one, LowerDir the rest), or undefined when one is not unpacked.
+   */
+  layerDirectories(image: ImageRecord, config = this.config(image)): { upper: string; lowers: string[] } | undefined {
+    const chains = chainIds(config.rootfs?.diff_ids ?? []);
+    if (chains.length === 0 || !chains.every((c) => this.opts.snapshotter.hasLayer(c))) return undefined;
+    const [upper, ...lowers] = chains.reverse().map((c) => this.opts.snapshotter.layerPath(c));
+    return { upper: upper!, lowers };
+  }
+
   /** Bytes of the image's unpacked layers (their files, as dockerd counts them); the compressed sizes when some are not unpacked. */
   size(image: ImageRecord, config = this.config(image)): number {
     let total = 0;

@@ -149,6 +149,45 @@ describe('berthd with the docker CLI', { skip }, () => {
     assert.equal(d.dockerOk(['run', '--rm', 'busybox', 'sh', '-c', 'echo $HOME $HOSTNAME | wc -w']).trim(), '2');
   });
 
+  it("inspect as dockerd's: what it records at create (/dev/shm's size, cgroup namespace mode, the CLI's unset numbers and no volumes as null), NetworkSettings, an image's layers, a plain volume", () => {
+    // As dockerd 20.10 shows a plain `docker run -d busybox` made by the same docker CLI (v28 sends
+    // MemorySwappiness -1, PidsLimit 0 and Volumes {}, and none of the defaults).
+    const id = d.dockerOk(['create', 'busybox', 'true']).trim();
+    try {
+      const [c] = JSON.parse(d.dockerOk(['inspect', id])) as Array<{ HostConfig: Record<string, unknown>; Config: Record<string, unknown> }>;
+      const cgroupV2 = fs.existsSync('/sys/fs/cgroup/cgroup.controllers');
+      assert.deepEqual([c.HostConfig.ShmSize, c.HostConfig.CgroupnsMode, c.HostConfig.MemorySwappiness, c.HostConfig.PidsLimit, c.Config.Volumes], [64 * 1024 * 1024, cgroupV2 ? 'private' : 'host', null, null, null]);
+      const set = d.dockerOk(['create', '--shm-size', '1m', '--memory-swappiness', '10', '--pids-limit', '5', '--cgroupns', 'private', '-v', '/data', 'busybox', 'true']).trim();
+      assert.equal(d.dockerOk(['inspect', '-f', '{{.HostConfig.ShmSize}} {{.HostConfig.CgroupnsMode}} {{.HostConfig.MemorySwappiness}} {{.HostConfig.PidsLimit}} {{json .Config.Volumes}}', set]).trim(), `${1 << 20} private 10 5 {"/data":{}}`);
+      d.dockerOk(['rm', '-v', set]);
+      // NetworkSettings has every field dockerd gives up to API 1.51; SandboxKey names the
+      // running container's network namespace (nsenter --net=... uses it).
+      const up = d.dockerOk(['run', '-d', '--network', 'none', 'busybox', 'sleep', '100']).trim();
+      const [r] = JSON.parse(d.dockerOk(['inspect', up])) as Array<{ NetworkSettings: Record<string, unknown> }>;
+      const inside = d.dockerOk(['exec', up, 'readlink', '/proc/self/ns/net']).trim();
+      assert.equal(fs.readlinkSync(String(r.NetworkSettings.SandboxKey)), inside, 'SandboxKey is the container\'s network namespace');
+      d.dockerOk(['rm', '-f', up]);
+      const fields = ['Bridge', 'SandboxID', 'HairpinMode', 'LinkLocalIPv6Address', 'LinkLocalIPv6PrefixLen', 'Ports', 'SandboxKey', 'SecondaryIPAddresses', 'SecondaryIPv6Addresses', 'EndpointID', 'Gateway', 'GlobalIPv6Address', 'GlobalIPv6PrefixLen', 'IPAddress', 'IPPrefixLen', 'IPv6Gateway', 'MacAddress', 'Networks'];
+      assert.deepEqual(fields.filter((f) => !(f in r.NetworkSettings)), []);
+      assert.match(String(r.NetworkSettings.SandboxKey), /^\/proc\/\d+\/ns\/net$/);
+      // An image's layers as overlay2 shows them: UpperDir the top one, LowerDir the rest.
+      const [img] = JSON.parse(d.dockerOk(['image', 'inspect', 'multilayer'])) as Array<{ GraphDriver: { Data: { UpperDir: string; LowerDir?: string } }; RootFS: { Layers: string[] } }>;
+      const lowers = img.GraphDriver.Data.LowerDir?.split(':') ?? [];
+      assert.equal(1 + lowers.length, img.RootFS.Layers.length);
+      for (const dir of [img.GraphDriver.Data.UpperDir, ...lowers]) assert.ok(fs.statSync(dir).isDirectory(), dir);
+      const [bb] = JSON.parse(d.dockerOk(['image', 'inspect', 'busybox'])) as Array<{ GraphDriver: { Data: { UpperDir: string; LowerDir?: string } } }>;
+      assert.ok(fs.existsSync(path.join(bb.GraphDriver.Data.UpperDir, 'bin/busybox')) && bb.GraphDriver.Data.LowerDir === undefined);
+      // A volume without labels or options: null for both, as dockerd; CreatedAt to the second.
+      d.dockerOk(['volume', 'create', 'plainvol']);
+      const [vol] = JSON.parse(d.dockerOk(['volume', 'inspect', 'plainvol'])) as Array<Record<string, unknown>>;
+      d.dockerOk(['volume', 'rm', 'plainvol']);
+      assert.deepEqual([vol.Labels, vol.Options], [null, null]);
+      assert.match(String(vol.CreatedAt), /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
+    } finally {
+      d.dockerOk(['rm', id]);
+    }
+  });
+
   it('multi-layer images show their merged tree with whiteouts applied', () => {
     const out = d.dockerOk(['run', '--rm', 'multilayer', 'sh', '-c', 'ls /data | sort | tr "\\n" " "']);
     assert.ok(out.length > 0);

@@ -105,6 +105,17 @@ export interface InspectPaths {
   layers?: { upper: string; work: string; lowers: string[] };
 }
 
+/**
+ * A running container's network namespace, as `nsenter --net=$(docker inspect -f
+ * '{{.NetworkSettings.SandboxKey}}' c)` uses it: dockerd names a bind mount of it; here it is
+ * the container's own /proc entry. Empty when stopped or in the host's or another's namespace.
+ */
+function sandboxKey(c: ContainerRecord): string {
+  const mode = typeof c.hostConfig.NetworkMode === 'string' ? c.hostConfig.NetworkMode : '';
+  const running = c.state.status === 'running' || c.state.status === 'paused';
+  return running && c.state.pid > 0 && mode !== 'host' && !mode.startsWith('container:') ? `/proc/${c.state.pid}/ns/net` : '';
+}
+
 export function containerInspect(c: ContainerRecord, paths: InspectPaths): object {
   const s = c.state;
   return {
@@ -181,13 +192,21 @@ export function containerInspect(c: ContainerRecord, paths: InspectPaths): objec
       Bridge: '',
       SandboxID: '',
       HairpinMode: false,
+      LinkLocalIPv6Address: '',
+      LinkLocalIPv6PrefixLen: 0,
       Ports: c.ports ?? {},
-      SandboxKey: '',
-      // The deprecated top-level fields describe the default bridge only, as dockerd's do.
+      SandboxKey: sandboxKey(c),
+      SecondaryIPAddresses: null,
+      SecondaryIPv6Addresses: null,
+      // The deprecated top-level fields describe the default bridge only, as dockerd's do (all
+      // of them up to API 1.51; there is no IPv6 here).
       EndpointID: c.networks?.bridge?.endpointId ?? '',
       Gateway: c.networks?.bridge?.gateway ?? '',
+      GlobalIPv6Address: '',
+      GlobalIPv6PrefixLen: 0,
       IPAddress: c.networks?.bridge?.ip ?? '',
       IPPrefixLen: c.networks?.bridge?.prefix ?? 0,
+      IPv6Gateway: '',
       MacAddress: c.networks?.bridge?.mac ?? '',
       Networks: endpointSettings(c),
     },

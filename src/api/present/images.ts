@@ -50,6 +50,7 @@ export function imageSummary(engine: Engine, image: ImageRecord, opts: { version
 export function imageInspect(engine: Engine, image: ImageRecord, version?: string): object {
   const config = engine.imageService.config(image);
   const size = engine.imageService.size(image, config);
+  const layers = engine.imageService.layerDirectories(image, config);
   const c = config.config ?? {};
   return {
     Id: image.config,
@@ -68,7 +69,7 @@ export function imageInspect(engine: Engine, image: ImageRecord, version?: strin
     ...(typeof config['os.version'] === 'string' ? { OsVersion: config['os.version'] } : {}),
     Size: size,
     ...virtualSize(version, size),
-    GraphDriver: { Name: 'overlay2', Data: null },
+    GraphDriver: { Name: 'overlay2', Data: layers ? { ...(layers.lowers.length ? { LowerDir: layers.lowers.join(':') } : {}), UpperDir: layers.upper } : null },
     RootFS: { Type: 'layers', Layers: config.rootfs?.diff_ids ?? [] },
     Metadata: { LastTagTime: '0001-01-01T00:00:00Z' },
   };

@@ -11,6 +11,7 @@ import { API_VERSION, DOCKER_COMPAT_VERSION, MIN_API_VERSION } from '../versions
 import { parseTime } from './containers.js';
 import { imageSummary } from '../present/images.js';
 import { containerSummary } from '../present/containers.js';
+import { volumeView } from '../present/volumes.js';
 import { directoryUsage, layerBytes } from '../../storage/snapshotter.js';
 
 const BERTH_VERSION = '0.1.0';
@@ -197,7 +198,7 @@ export function systemRoutes(router: Router, engine: Engine): void {
     // Sizes on disk: each layer's uncompressed size, each writable layer and volume walked.
     const sizeOf = (p: Promise<{ size: number }>): Promise<number> => p.then((u) => u.size, () => -1);
     const containers = await Promise.all(engine.containers.list().map(async (c) => ({ ...containerSummary(c), SizeRw: await sizeOf(engine.snapshotter.usage(c.snapshotKey)), SizeRootFs: 0 })));
-    const volumes = await Promise.all(engine.volumes.list().map(async (v) => ({ ...v, UsageData: { Size: await sizeOf(directoryUsage(v.Mountpoint)), RefCount: engine.containers.volumeInUse(v.Name) ? 1 : 0 } })));
+    const volumes = await Promise.all(engine.volumes.list().map(async (v) => ({ ...volumeView(v), UsageData: { Size: await sizeOf(directoryUsage(v.Mountpoint)), RefCount: engine.containers.volumeInUse(v.Name) ? 1 : 0 } })));
     ctx.sendJson(200, {
       LayersSize: engine.snapshotter.listLayers().reduce((sum, l) => sum + (layerBytes(l) ?? 0), 0),
       Images: (() => {

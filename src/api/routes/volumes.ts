@@ -1,6 +1,7 @@
 /** `/volumes/...` over the engine's VolumeStore. */
 import { checkFilterKeys } from '../../engine/image-filters.js';
 import type { Engine } from '../../engine/engine.js';
+import { volumeView } from '../present/volumes.js';
 import type { Router } from '../router.js';
 
 export function volumeRoutes(router: Router, engine: Engine): void {
@@ -10,21 +11,21 @@ export function volumeRoutes(router: Router, engine: Engine): void {
     const filters = ctx.filters();
     checkFilterKeys(filters, ['name', 'label', 'dangling', 'driver']);
     // The one driver there is.
-    if (filters.driver?.length && !filters.driver.includes('local')) return ctx.sendJson(200, { Volumes: [], Warnings: [] });
+    if (filters.driver?.length && !filters.driver.includes('local')) return ctx.sendJson(200, { Volumes: [], Warnings: null });
     const dangling = filters.dangling?.[0];
     const list = engine.volumes.list({ name: filters.name, label: filters.label, dangling: dangling === undefined ? undefined : ['1', 'true'].includes(dangling) });
-    ctx.sendJson(200, { Volumes: list, Warnings: [] });
+    ctx.sendJson(200, { Volumes: list.map(volumeView), Warnings: null });
   });
 
   router.post('/volumes/create', async (ctx) => {
     const body = await ctx.json<{ Name?: string; Driver?: string; DriverOpts?: Record<string, string>; Labels?: Record<string, string> }>({});
     const volume = await engine.volumes.create({ name: body.Name, driver: body.Driver || undefined, options: body.DriverOpts ?? undefined, labels: body.Labels ?? undefined });
     engine.events.emit('volume', 'create', volume.Name, { driver: volume.Driver });
-    ctx.sendJson(201, volume);
+    ctx.sendJson(201, volumeView(volume));
   });
 
   router.get('/volumes/{name}', (ctx) => {
-    ctx.sendJson(200, engine.volumes.inspect(ctx.params.name!));
+    ctx.sendJson(200, volumeView(engine.volumes.inspect(ctx.params.name!)));
   });
 
   router.delete('/volumes/{name}', async (ctx) => {

@@ -16,7 +16,25 @@ describe("the daemon's container defaults", () => {
     assert.deepEqual([own.IpcMode, own.CgroupnsMode], ['none', 'private']);
     const plain: ContainerHostConfig = {};
     applyCreateDefaults(plain);
-    assert.deepEqual([plain.IpcMode, plain.CgroupnsMode], ['private', undefined]);
+    assert.deepEqual([plain.IpcMode, plain.CgroupnsMode, plain.ShmSize], ['private', 'private', 64 << 20]);
+  });
+
+  it("dockerd's create values: the cgroup namespace by cgroup version, /dev/shm's size, the CLI's unset numbers as null", () => {
+    const v1: ContainerHostConfig = { MemorySwappiness: -1, PidsLimit: 0 };
+    applyCreateDefaults(v1, {}, 1);
+    assert.deepEqual([v1.CgroupnsMode, v1.ShmSize, v1.MemorySwappiness, v1.PidsLimit], ['host', 64 << 20, null, null]);
+    const privileged: ContainerHostConfig = { Privileged: true };
+    applyCreateDefaults(privileged, { cgroupnsMode: 'private' }, 1);
+    assert.equal(privileged.CgroupnsMode, 'host', 'a privileged container on cgroup v1 keeps the host\'s');
+    const privilegedV2: ContainerHostConfig = { Privileged: true };
+    applyCreateDefaults(privilegedV2, {}, 2);
+    assert.equal(privilegedV2.CgroupnsMode, 'private');
+    const own: ContainerHostConfig = { ShmSize: 1 << 20, MemorySwappiness: 10, PidsLimit: -1 };
+    applyCreateDefaults(own, defaults, 1);
+    assert.deepEqual([own.CgroupnsMode, own.ShmSize, own.MemorySwappiness, own.PidsLimit], ['host', 1 << 20, 10, null]);
+    const daemonShm: ContainerHostConfig = {};
+    applyCreateDefaults(daemonShm, defaults);
+    assert.equal(daemonShm.ShmSize, 1 << 20);
   });
 
   it('ulimits and /dev/shm at start, under the container\'s own; DNS list by list', () => {

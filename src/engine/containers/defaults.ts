@@ -1,10 +1,11 @@
 /**
  * What the daemon gives containers that ask for nothing else (dockerd's --dns, --dns-search,
  * --dns-opt, --default-ulimit, --default-shm-size, --default-ipc-mode, --default-cgroupns-mode):
- * the namespace modes are written into the container's HostConfig at create, as dockerd does
- * (inspect shows them); the rest applies at each start, so that the container keeps following
- * the daemon's settings. Pure.
+ * the namespace modes and /dev/shm's size are written into the container's HostConfig at
+ * create, as dockerd does (inspect shows them); ulimits and DNS apply at each start, so that the
+ * container keeps following the daemon's settings. Pure.
  */
+import { DEFAULT_SHM_SIZE } from '../spec/container-spec.js';
 import type { ContainerHostConfig } from './record.js';
 
 export interface ContainerDefaults {
@@ -17,10 +18,22 @@ export interface ContainerDefaults {
   cgroupnsMode?: 'private' | 'host';
 }
 
-/** At create: the IPC mode (private unless the daemon says shareable) and the daemon's cgroup namespace mode. */
-export function applyCreateDefaults(host: ContainerHostConfig, defaults: ContainerDefaults = {}): void {
+/**
+ * At create, as dockerd's adaptContainerSettings and its create route leave a HostConfig (and
+ * inspect shows it): the IPC mode (private unless the daemon says shareable), the cgroup
+ * namespace mode (the daemon's, else private on cgroup v2 and host on v1, where a privileged
+ * container always gets the host's), /dev/shm's size, and the "unset" values the docker CLI
+ * sends as numbers (MemorySwappiness -1, PidsLimit 0 or less) as null.
+ */
+export function applyCreateDefaults(host: ContainerHostConfig, defaults: ContainerDefaults = {}, cgroupVersion: 1 | 2 = 2): void {
   if (!host.IpcMode) host.IpcMode = defaults.ipcMode ?? 'private';
-  if (!host.CgroupnsMode && defaults.cgroupnsMode) host.CgroupnsMode = defaults.cgroupnsMode;
+  if (!host.CgroupnsMode) {
+    if (host.Privileged === true && cgroupVersion !== 2) host.CgroupnsMode = 'host';
+    else host.CgroupnsMode = defaults.cgroupnsMode ?? (cgroupVersion === 2 ? 'private' : 'host');
+  }
+  if (!host.ShmSize) host.ShmSize = defaults.shmSize ?? DEFAULT_SHM_SIZE;
+  if (host.MemorySwappiness === -1) host.MemorySwappiness = null;
+  if (typeof host.PidsLimit === 'number' && host.PidsLimit <= 0) host.PidsLimit = null;
 }
 
 /** At start: the daemon's ulimits under the container's own (by name), its /dev/shm size unless the container sets one. */

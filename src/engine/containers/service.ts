@@ -376,7 +376,7 @@ export class ContainerService {
     if (network.kind !== 'private' && config.Hostname) throw new InvalidArgumentError(`conflicting options: hostname and the network mode "${hostConfig.NetworkMode}"`, 'Hostname');
     if (hostConfig.UTSMode === 'host' && config.Hostname) throw new InvalidArgumentError('conflicting options: hostname and the UTS mode', 'Hostname');
     // dockerd's default IPC mode (and the daemon's cgroup namespace mode), as inspect shows them.
-    applyCreateDefaults(hostConfig, this.opts.defaults);
+    applyCreateDefaults(hostConfig, this.opts.defaults, this.opts.facts?.cgroupVersion ?? 2);
     const cgroupParent = hostConfig.CgroupParent;
     if (cgroupParent !== undefined && (typeof cgroupParent !== 'string' || cgroupParent.split('/').some((part) => part === '..' || part === '.'))) throw new InvalidArgumentError('must be a cgroup path without "." or ".."', 'HostConfig.CgroupParent');
     // dockerd fills in its masked and read-only paths, as inspect shows them (not for privileged).
@@ -1500,7 +1500,8 @@ function mergeImageConfig(config: ContainerConfig, image: NonNullable<ReturnType
   merged.Env = [...(merged.Env ?? []), ...(image.Env ?? []).filter((e) => !keys.has(e.split('=')[0]))];
   if (image.Labels) merged.Labels = { ...image.Labels, ...(merged.Labels ?? {}) };
   if (image.ExposedPorts) merged.ExposedPorts = { ...image.ExposedPorts, ...(merged.ExposedPorts ?? {}) };
-  if (image.Volumes) merged.Volumes = { ...image.Volumes, ...(merged.Volumes ?? {}) };
+  // moby: the request's volumes if it names any (with the image's), else the image's (none: null).
+  merged.Volumes = merged.Volumes && Object.keys(merged.Volumes).length ? { ...(image.Volumes ?? {}), ...merged.Volumes } : (image.Volumes ?? null);
   if (merged.Healthcheck === undefined && image.Healthcheck) merged.Healthcheck = image.Healthcheck;
   return merged;
 }
