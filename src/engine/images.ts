@@ -25,7 +25,7 @@ import type { ContentStore, Digest, ImageConfig, ImageManifest, ImageRecord, Pla
 import { MEDIA_TYPES } from '../images/types.js';
 import { chainIds, layerBytes, writeDiffTar, type OverlaySnapshotter } from '../storage/snapshotter.js';
 import { INIT_MOUNT_POINTS } from './spec/container-spec.js';
-import type { ContainerRecord } from './containers/record.js';
+import { containerEventAttributes, type ContainerRecord } from './containers/record.js';
 import type { ContainerService } from './containers/service.js';
 import type { EventBus } from './events.js';
 import { boolFilter, checkFilterKeys, matchesLabels, matchesReference, parseTimestamp, type Filters } from './image-filters.js';
@@ -571,13 +571,7 @@ export class ImageService {
       history: { ...(opts.author ? { author: opts.author } : {}), created_by: (record.config.Cmd ?? []).join(' '), ...(opts.comment ? { comment: opts.comment } : {}) },
       ...(name ? { name } : {}),
     });
-    this.opts.events.emit('container', 'commit', record.id, {
-      comment: opts.comment ?? '',
-      imageID: configDigest,
-      imageRef: name ? familiar(name) : '',
-      image: record.imageRef,
-      name: record.name.replace(/^\//, ''),
-    });
+    this.opts.events.emit('container', 'commit', record.id, containerEventAttributes(record, { comment: opts.comment ?? '', imageID: configDigest, imageRef: name ? familiar(name) : '' }));
     return configDigest;
   }
 

@@ -149,7 +149,18 @@ describe('berthd with the docker CLI', { skip }, () => {
     assert.equal(d.dockerOk(['run', '--rm', 'busybox', 'sh', '-c', 'echo $HOME $HOSTNAME | wc -w']).trim(), '2');
   });
 
-  it("inspect as dockerd's: what it records at create (/dev/shm's size, cgroup namespace mode, the CLI's unset numbers and no volumes as null), NetworkSettings, an image's layers, a plain volume", () => {
+  it("inspect as dockerd's: what it records at create (/dev/shm's size, cgroup namespace mode, the CLI's unset numbers and no volumes as null), NetworkSettings, an image's layers, a plain volume", async () => {
+    const getJson = (p: string): Promise<unknown> =>
+      new Promise((resolve, reject) => {
+        http
+          .get({ socketPath: d.socket, path: p }, (res) => {
+            let text = '';
+            res.setEncoding('utf8');
+            res.on('data', (c: string) => (text += c));
+            res.on('end', () => resolve(JSON.parse(text)));
+          })
+          .on('error', reject);
+      });
     // As dockerd 20.10 shows a plain `docker run -d busybox` made by the same docker CLI (v28 sends
     // MemorySwappiness -1, PidsLimit 0 and Volumes {}, and none of the defaults).
     const id = d.dockerOk(['create', 'busybox', 'true']).trim();
@@ -183,6 +194,10 @@ describe('berthd with the docker CLI', { skip }, () => {
       d.dockerOk(['volume', 'rm', 'plainvol']);
       assert.deepEqual([vol.Labels, vol.Options], [null, null]);
       assert.match(String(vol.CreatedAt), /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
+      // An image with a tag and no digest (loaded): RepoDigests null before API 1.43, [] after.
+      const listed = async (version: string) => ((await getJson(`/v${version}/images/json`)) as Array<{ RepoTags: string[] | null; RepoDigests: string[] | null }>).find((i) => i.RepoTags?.includes('busybox:latest'));
+      assert.deepEqual((await listed('1.41'))?.RepoDigests, null);
+      assert.deepEqual((await listed('1.44'))?.RepoDigests, []);
     } finally {
       d.dockerOk(['rm', id]);
     }
@@ -487,12 +502,14 @@ describe('berthd with the docker CLI', { skip }, () => {
     d.dockerOk(['rm', 'after', 'f2', 'f3']);
   });
 
-  it('events stream what happened', () => {
+  it('events stream what happened, with the container\'s labels as attributes (a label filter finds them, as docker compose asks)', () => {
     const since = Math.floor(Date.now() / 1000) - 1;
-    d.dockerOk(['run', '--rm', '--name', 'evented', 'busybox', 'true']);
+    d.dockerOk(['run', '--rm', '--name', 'evented', '-l', 'com.docker.compose.project=evproj', 'busybox', 'true']);
     const until = Math.floor(Date.now() / 1000) + 1;
     const out = d.dockerOk(['events', '--since', String(since), '--until', String(until), '--filter', 'container=evented', '--format', '{{.Action}}']);
     assert.deepEqual(out.split('\n').filter(Boolean), ['create', 'attach', 'start', 'die', 'destroy']);
+    const labelled = d.dockerOk(['events', '--since', String(since), '--until', String(until), '--filter', 'label=com.docker.compose.project=evproj', '--format', '{{.Action}} {{index .Actor.Attributes "name"}} {{index .Actor.Attributes "com.docker.compose.project"}}']);
+    assert.deepEqual(labelled.split('\n').filter(Boolean), ['create evented evproj', 'attach evented evproj', 'start evented evproj', 'die evented evproj', 'destroy evented evproj']);
     const backwards = d.docker(['events', '--since', String(until), '--until', String(since)]);
     assert.notEqual(backwards.status, 0);
     assert.match(backwards.stderr, new RegExp(`\`since\` time \\(${until}\\) cannot be after \`until\` time \\(${since}\\)`));

@@ -16,12 +16,14 @@ function createdSeconds(created: string | undefined, fallback: string): number {
   return Math.floor((Date.parse(created ?? fallback) || 0) / 1000);
 }
 
-/** Before API 1.43 untagged images showed "<none>:<none>" and "<none>@<none>". */
-function placeholders(version: string | undefined, tags: string[], digests: string[]): { tags: string[]; digests: string[] } {
-  if (version !== undefined && compareVersions(version, '1.43') < 0 && tags.length === 0 && digests.length === 0) {
-    return { tags: ['<none>:<none>'], digests: ['<none>@<none>'] };
-  }
-  return { tags, digests };
+/**
+ * Before API 1.43 untagged images showed "<none>:<none>" and "<none>@<none>", and a list left
+ * empty beside the other was null; from 1.43 both are lists (moby's getImagesJSON).
+ */
+function placeholders(version: string | undefined, tags: string[], digests: string[]): { tags: string[] | null; digests: string[] | null } {
+  if (version === undefined || compareVersions(version, '1.43') >= 0) return { tags, digests };
+  if (tags.length === 0 && digests.length === 0) return { tags: ['<none>:<none>'], digests: ['<none>@<none>'] };
+  return { tags: tags.length ? tags : null, digests: digests.length ? digests : null };
 }
 
 /** VirtualSize went away in API 1.44. */

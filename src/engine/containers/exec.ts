@@ -19,6 +19,7 @@ import type { Process } from '../../runtime/spec/config.js';
 import { ShimClient } from '../../shim/client.js';
 import type { EventBus } from '../events.js';
 import { supplementaryGroups } from '../spec/container-spec.js';
+import { containerEventAttributes } from './record.js';
 import type { ContainerService } from './service.js';
 import { readSmall, ScopedRoot } from './scoped-root.js';
 import { resolveUser } from './user.js';
@@ -91,7 +92,7 @@ export class ExecService {
     if (config.WorkingDir && !config.WorkingDir.startsWith('/')) throw new InvalidArgumentError(`the working directory '${config.WorkingDir}' is invalid, it needs to be an absolute path`, 'WorkingDir');
     const id = crypto.randomBytes(32).toString('hex');
     this.execs.set(id, { id, containerId: container.id, config: { ...config, Cmd: cmd }, running: false, exitCode: null, pid: 0 });
-    this.events.emit('container', `exec_create: ${cmd.join(' ')}`, container.id, { image: container.imageRef, name: container.name.slice(1), execID: id });
+    this.events.emit('container', `exec_create: ${cmd.join(' ')}`, container.id, containerEventAttributes(container, { execID: id }));
     return id;
   }
 
@@ -190,7 +191,7 @@ export class ExecService {
       throw err;
     }
     exec.pid = launched.pid;
-    this.events.emit('container', `exec_start: ${(exec.config.Cmd ?? []).join(' ')}`, container.id, { image: container.imageRef, name: container.name.slice(1), execID: id });
+    this.events.emit('container', `exec_start: ${(exec.config.Cmd ?? []).join(' ')}`, container.id, containerEventAttributes(container, { execID: id }));
     const client = new ShimClient(dir);
     const stream = opts.detach ? undefined : await client.stream({ stdin, once: true });
     const exited = client.wait().then(
@@ -201,7 +202,7 @@ export class ExecService {
       exec.running = false;
       exec.exitCode = code;
       exec.pid = 0;
-      this.events.emit('container', 'exec_die', container.id, { image: container.imageRef, name: container.name.slice(1), execID: id, exitCode: String(code) });
+      this.events.emit('container', 'exec_die', container.id, containerEventAttributes(container, { execID: id, exitCode: String(code) }));
       exec.dir = undefined;
       // The shim goes at once; its directory with it (health checks run one exec per interval).
       void client

@@ -10,6 +10,7 @@ import { InvalidArgumentError } from '../../common/errors.js';
 import { FrameParser, type Frame } from '../../shim/client.js';
 import type { EngineEvent, EventBus } from '../events.js';
 import type { ExecService } from './exec.js';
+import { containerEventAttributes } from './record.js';
 import type { ContainerService } from './service.js';
 
 export interface HealthLogEntry {
@@ -130,7 +131,8 @@ export class HealthMonitor {
               if (!current || !this.timers.has(id)) return;
               const next = nextHealth(current, entry, t.retries, Date.now() - startedAt < t.startPeriod);
               this.containers.setHealth(id, next);
-              if (next.Status !== current.Status) this.events.emit('container', `health_status: ${next.Status}`, id, { name: this.containers.find(id)?.name.slice(1) ?? '' });
+              const record = this.containers.find(id);
+              if (record && next.Status !== current.Status) this.events.emit('container', `health_status: ${next.Status}`, id, containerEventAttributes(record));
             })
             .catch(() => undefined)
             .finally(() => {

@@ -147,3 +147,13 @@ export const ZERO_TIME = '0001-01-01T00:00:00Z';
 export function newState(): ContainerState {
   return { status: 'created', pid: 0, exitCode: 0, startedAt: ZERO_TIME, finishedAt: ZERO_TIME, error: '', oomKilled: false };
 }
+
+/**
+ * The attributes of a container's event, as dockerd's LogContainerEventWithAttributes makes
+ * them: the action's own, the container's labels (its image's included; they win over the
+ * action's), then its image as created and its name. `docker events --filter label=...`
+ * and docker compose, which watches its project's label, match on them.
+ */
+export function containerEventAttributes(record: Pick<ContainerRecord, 'config' | 'imageRef' | 'name'>, extra: Record<string, string> = {}): Record<string, string> {
+  return { ...extra, ...(record.config.Labels ?? {}), image: record.imageRef, name: record.name.replace(/^\//, '') };
+}

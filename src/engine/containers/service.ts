@@ -36,7 +36,7 @@ import { checkHealthcheck } from './health.js';
 import { applyCreateDefaults, dnsSettings, withRunDefaults, type ContainerDefaults } from './defaults.js';
 import { logAttributes, resolveLogConfig, rotation as logRotation, type EffectiveLogConfig } from './logconfig.js';
 import { bindPropagation, ociMounts, resolveMounts } from './mounts.js';
-import { newState, ZERO_TIME, type ContainerConfig, type ContainerHostConfig, type ContainerRecord, type ContainerStatus } from './record.js';
+import { containerEventAttributes, newState, ZERO_TIME, type ContainerConfig, type ContainerHostConfig, type ContainerRecord, type ContainerStatus } from './record.js';
 import { ContainerStore } from './store.js';
 import { randomName } from './names.js';
 import { readSmall, ScopedRoot } from './scoped-root.js';
@@ -448,7 +448,7 @@ export class ContainerService {
       logPath: path.join(this.store.dir(id), `${id}-json.log`),
     };
     this.store.save(record);
-    this.opts.events.emit('container', 'create', id, { image: config.Image, name: name.slice(1) });
+    this.opts.events.emit('container', 'create', id, containerEventAttributes(record));
     const warnings = resourceWarnings(hostConfig, this.opts.facts);
     if (network.kind === 'host' && Object.values(hostConfig.PortBindings ?? {}).some((list) => (list?.length ?? 0) > 0)) warnings.push('Published ports are discarded when using host network mode');
     return { id, warnings };
@@ -639,7 +639,7 @@ export class ContainerService {
     record.state = { ...newState(), status: 'running', pid, startedAt, finishedAt: record.state.finishedAt };
     // A daemon killed before this reaches the disk adopts the running container (reconcile).
     this.store.saveSoon(record);
-    this.opts.events.emit('container', 'start', id, { image: record.imageRef, name: record.name.slice(1) });
+    this.opts.events.emit('container', 'start', id, containerEventAttributes(record));
     return true;
   }
 
@@ -813,8 +813,8 @@ export class ContainerService {
     record.state = { ...record.state, status: 'exited', pid: 0, exitCode: code, finishedAt: exit?.finished ?? nowIso(), oomKilled };
     delete record.networks;
     delete record.ports;
-    if (oomKilled) this.opts.events.emit('container', 'oom', id, { image: record.imageRef, name: record.name.slice(1) });
-    this.opts.events.emit('container', 'die', id, { image: record.imageRef, name: record.name.slice(1), exitCode: String(code) });
+    if (oomKilled) this.opts.events.emit('container', 'oom', id, containerEventAttributes(record));
+    this.opts.events.emit('container', 'die', id, containerEventAttributes(record, { exitCode: String(code) }));
     for (const resolve of this.exitWaiters.get(id) ?? []) resolve(code);
     this.exitWaiters.delete(id);
     // As dockerd (SetStopped wakes the waiters; the record is written and Cleanup runs after):
@@ -1008,14 +1008,14 @@ export class ContainerService {
       this.store.save(record);
     }
     await new ShimClient(this.shimDir(record.id)).kill(number);
-    this.opts.events.emit('container', 'kill', record.id, { image: record.imageRef, name: record.name.slice(1), signal: String(number) });
+    this.opts.events.emit('container', 'kill', record.id, containerEventAttributes(record, { signal: String(number) }));
   }
 
   async restart(ref: string, opts: { timeout?: number; signal?: string } = {}): Promise<void> {
     const record = this.store.get(ref);
     await this.stop(record.id, opts);
     await this.lock(record.id, () => this.startLocked(record.id, false));
-    this.opts.events.emit('container', 'restart', record.id, { image: record.imageRef, name: record.name.slice(1) });
+    this.opts.events.emit('container', 'restart', record.id, containerEventAttributes(record));
   }
 
   pause(ref: string): void {
@@ -1025,7 +1025,7 @@ export class ContainerService {
     this.opts.runtime.pause(record.id);
     record.state.status = 'paused';
     this.store.save(record);
-    this.opts.events.emit('container', 'pause', record.id, { image: record.imageRef, name: record.name.slice(1) });
+    this.opts.events.emit('container', 'pause', record.id, containerEventAttributes(record));
   }
 
   unpause(ref: string): void {
@@ -1034,7 +1034,7 @@ export class ContainerService {
     this.opts.runtime.resume(record.id);
     record.state.status = 'running';
     this.store.save(record);
-    this.opts.events.emit('container', 'unpause', record.id, { image: record.imageRef, name: record.name.slice(1) });
+    this.opts.events.emit('container', 'unpause', record.id, containerEventAttributes(record));
   }
 
   rename(ref: string, newName: string): void {
@@ -1044,7 +1044,7 @@ export class ContainerService {
     const full = this.store.claimableName(newName, record.id);
     const old = record.name;
     this.store.rename(record, full);
-    this.opts.events.emit('container', 'rename', record.id, { oldName: old, name: full.slice(1) });
+    this.opts.events.emit('container', 'rename', record.id, containerEventAttributes({ ...record, name: full }, { oldName: old }));
   }
 
   /** Processes in the container: pid and the command line, via the runtime's cgroup. */
@@ -1122,7 +1122,7 @@ export class ContainerService {
       await shim.kill('SIGKILL').catch(() => undefined);
       const code = await Promise.race([exited, sleep(5000).then(() => 137)]);
       record.state.exitCode = code;
-      this.opts.events.emit('container', 'die', id, { image: record.imageRef, name: record.name.slice(1), exitCode: String(code) });
+      this.opts.events.emit('container', 'die', id, containerEventAttributes(record, { exitCode: String(code) }));
     }
     // An exited container was cleaned up at its exit; one that never ran has nothing to clean.
     if (!cleanedUp) await this.cleanupRun(id);
@@ -1147,7 +1147,7 @@ export class ContainerService {
         }
       }
     }
-    this.opts.events.emit('container', 'destroy', id, { image: record.imageRef, name: record.name.slice(1) });
+    this.opts.events.emit('container', 'destroy', id, containerEventAttributes(record));
     for (const resolve of this.exitWaiters.get(id) ?? []) resolve(record.state.exitCode);
     this.exitWaiters.delete(id);
     for (const resolve of this.removeWaiters.get(id) ?? []) resolve(record.state.exitCode);
@@ -1301,7 +1301,7 @@ export class ContainerService {
       // The container may never start: end the attach if it is removed.
       void this.wait(record.id, 'removed').then(() => settle(undefined));
     } else settle(undefined);
-    this.opts.events.emit('container', 'attach', record.id, { image: record.imageRef, name: record.name.slice(1) });
+    this.opts.events.emit('container', 'attach', record.id, containerEventAttributes(record));
     return {
       stdin,
       connected,
