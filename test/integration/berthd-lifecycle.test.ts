@@ -588,6 +588,36 @@ describe('berthd with the docker CLI', { skip }, () => {
     d.dockerOk(['rm', '-f', id]);
   });
 
+  it('exec inspect (API): the process\'s pid and exit code once it has run, as dockerd keeps them', async () => {
+    const id = d.dockerOk(['run', '-d', 'busybox', 'sleep', '1000']).trim();
+    try {
+      const call = (method: string, p: string, body?: object): Promise<{ status: number; json: Record<string, unknown> }> =>
+        new Promise((resolve, reject) => {
+          const req = http.request({ socketPath: d.socket, method, path: p, headers: { 'Content-Type': 'application/json' } }, (res) => {
+            let text = '';
+            res.setEncoding('utf8');
+            res.on('data', (c: string) => (text += c));
+            res.on('end', () => resolve({ status: res.statusCode ?? 0, json: text ? (JSON.parse(text) as Record<string, unknown>) : {} }));
+          });
+          req.on('error', reject);
+          req.end(body ? JSON.stringify(body) : undefined);
+        });
+      const created = await call('POST', `/v1.41/containers/${id}/exec`, { Cmd: ['sh', '-c', 'exit 3'], AttachStdout: true });
+      const execId = String(created.json.Id);
+      assert.equal((await call('GET', `/v1.41/exec/${execId}/json`)).json.Pid, 0, 'no pid before the start');
+      await call('POST', `/v1.41/exec/${execId}/start`, { Detach: false });
+      let done = (await call('GET', `/v1.41/exec/${execId}/json`)).json;
+      for (let i = 0; i < 100 && done.Running !== false; i++) {
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        done = (await call('GET', `/v1.41/exec/${execId}/json`)).json;
+      }
+      assert.equal(done.ExitCode, 3);
+      assert.ok(typeof done.Pid === 'number' && done.Pid > 0, `Pid kept after the exit: ${String(done.Pid)}`);
+    } finally {
+      d.dockerOk(['rm', '-f', id]);
+    }
+  });
+
   it('exec: exit codes, stdin, user/workdir/env, detached, and errors', () => {
     const id = d.dockerOk(['run', '-d', '-e', 'FROM_RUN=1', 'busybox', 'sleep', '1000']).trim();
     const r = d.docker(['exec', id, 'sh', '-c', 'echo out; echo err >&2; exit 5']);

@@ -200,8 +200,7 @@ export class ExecService {
     );
     void exited.then((code) => {
       exec.running = false;
-      exec.exitCode = code;
-      exec.pid = 0;
+      exec.exitCode = code; // Pid stays: dockerd's exec inspect shows it after the exit too
       this.events.emit('container', 'exec_die', container.id, containerEventAttributes(container, { execID: id, exitCode: String(code) }));
       exec.dir = undefined;
       // The shim goes at once; its directory with it (health checks run one exec per interval).

@@ -41,12 +41,15 @@ describe('container stats', () => {
       assert.equal(s.cpu.cpu_usage.usage_in_usermode, 3e9);
       assert.equal(s.cpu.cpu_usage.usage_in_kernelmode, 1e9);
       assert.deepEqual(s.cpu.throttling_data, { periods: 10, throttled_periods: 2, throttled_time: 12345 });
-      assert.deepEqual(s.memory, { usage: 10485760, max_usage: 20971520, failcnt: 0, stats: { cache: 4096, rss: 8192, total_inactive_file: 1048576 }, limit: 67108864 });
+      assert.deepEqual(s.memory, { usage: 10485760, max_usage: 20971520, stats: { cache: 4096, rss: 8192, total_inactive_file: 1048576 }, limit: 67108864 }, 'a failcnt of 0 left out (omitempty)');
       assert.deepEqual(s.pids, { current: 3, limit: 50 });
       assert.deepEqual(s.blkio.io_service_bytes_recursive, [
         { major: 8, minor: 0, op: 'Read', value: 4096 },
         { major: 8, minor: 0, op: 'Write', value: 8192 },
       ]);
+      assert.deepEqual([s.blkio.io_queue_recursive, s.blkio.io_merged_recursive, s.blkio.sectors_recursive], [[], [], []], "CFQ's files absent: empty lists, as dockerd's on v1");
+      write('memory', 'memory.failcnt', '7\n');
+      assert.equal(readCgroupSample(desc, { fsRoot: fake.root, machineMemory: 16 * GiB }).memory.failcnt, 7);
     } finally {
       fake.cleanup();
     }

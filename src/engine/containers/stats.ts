@@ -223,7 +223,8 @@ export function readCgroupSample(desc: CgroupDescriptor, opts: { fsRoot?: string
     cpu.throttling_data = { periods: throttle.nr_periods ?? 0, throttled_periods: throttle.nr_throttled ?? 0, throttled_time: throttle.throttled_time ?? 0 };
     memory.usage = num(read(p.memory, 'memory.usage_in_bytes'));
     memory.max_usage = num(read(p.memory, 'memory.max_usage_in_bytes'));
-    memory.failcnt = num(read(p.memory, 'memory.failcnt'));
+    // omitempty in moby's MemoryStats: a count of 0 is left out.
+    memory.failcnt = num(read(p.memory, 'memory.failcnt')) || undefined;
     memory.stats = parseFlatKeyed(read(p.memory, 'memory.stat'));
     memory.limit = memoryLimit(num(read(p.memory, 'memory.limit_in_bytes')), machine);
     pids.current = num(read(p.pids, 'pids.current'));
@@ -232,6 +233,14 @@ export function readCgroupSample(desc: CgroupDescriptor, opts: { fsRoot?: string
     const ios = read(p.blkio, 'blkio.io_serviced_recursive')?.trim() ? read(p.blkio, 'blkio.io_serviced_recursive') : read(p.blkio, 'blkio.throttle.io_serviced_recursive');
     blkio.io_service_bytes_recursive = parseBlkioV1(bytes);
     blkio.io_serviced_recursive = parseBlkioV1(ios);
+    // The CFQ-only files (absent under other schedulers): lists, empty without them, as dockerd
+    // gives them on cgroup v1 (v2 has none: null).
+    blkio.io_queue_recursive = parseBlkioV1(read(p.blkio, 'blkio.io_queued_recursive')) ?? [];
+    blkio.io_service_time_recursive = parseBlkioV1(read(p.blkio, 'blkio.io_service_time_recursive')) ?? [];
+    blkio.io_wait_time_recursive = parseBlkioV1(read(p.blkio, 'blkio.io_wait_time_recursive')) ?? [];
+    blkio.io_merged_recursive = parseBlkioV1(read(p.blkio, 'blkio.io_merged_recursive')) ?? [];
+    blkio.io_time_recursive = parseBlkioV1(read(p.blkio, 'blkio.time_recursive')) ?? [];
+    blkio.sectors_recursive = parseBlkioV1(read(p.blkio, 'blkio.sectors_recursive')) ?? [];
   }
   for (const key of Object.keys(memory) as Array<keyof MemoryStats>) if (memory[key] === undefined) delete memory[key];
   for (const key of Object.keys(pids) as Array<keyof typeof pids>) if (pids[key] === undefined) delete pids[key];
