@@ -4,7 +4,7 @@ import net from 'node:net';
 import { describe, it } from 'node:test';
 
 import { ConflictError, InvalidArgumentError } from '../common/errors.js';
-import { bindingsFor, PortPublisher } from './ports.js';
+import { bindingsFor, checkPortBindings, PortPublisher } from './ports.js';
 
 function listen(port = 0): Promise<net.Server> {
   return new Promise((resolve, reject) => {
@@ -38,6 +38,18 @@ function free(proto: 'tcp' | 'udp', port: number): Promise<boolean> {
     }
   });
 }
+
+describe('checkPortBindings (at create)', () => {
+  it('takes what docker sends and refuses bad keys, host ports and shapes, naming the field', () => {
+    checkPortBindings(undefined);
+    checkPortBindings({ '80/tcp': [{ HostIp: '', HostPort: '' }], '53/udp': [{ HostPort: '5353' }], '8000': [{ HostPort: '9000-9010' }], '81/tcp': null });
+    assert.throws(() => checkPortBindings({ '80/tcp': [{ HostPort: 'x' }] }), /invalid port specification: "x"/);
+    assert.throws(() => checkPortBindings({ '80/tcp': [{ HostPort: '70000' }] }), /invalid port specification/);
+    assert.throws(() => checkPortBindings({ '99999/tcp': [] }), /invalid port "99999\/tcp"/);
+    assert.throws(() => checkPortBindings({ '80/tcp': 'x' }), (err: unknown) => err instanceof InvalidArgumentError && /PortBindings\["80\/tcp"\]/.test(err.message));
+    assert.throws(() => checkPortBindings([]), /must be an object/);
+  });
+});
 
 describe('PortPublisher', () => {
   it('holds TCP and UDP host ports, reports them as Docker does, and lists them as NAT input', async () => {
@@ -98,7 +110,7 @@ describe('PortPublisher', () => {
     assert.deepEqual(map, { '80/tcp': [{ HostIp: '127.0.0.1', HostPort: String(taken + 1) }] });
     await assert.rejects(p.publish('b', { ip: '10.1.2.3', bridge: 'br1' }, { '80/sctp': [{}] }), (err: unknown) => err instanceof InvalidArgumentError && /sctp ports is not supported/.test(err.message));
     await assert.rejects(p.publish('b', { ip: '10.1.2.3', bridge: 'br1' }, { '80/tcp': [{ HostIp: '::', HostPort: '' }] }), /only IPv4/);
-    await assert.rejects(p.publish('b', { ip: '10.1.2.3', bridge: 'br1' }, { '80/tcp': [{ HostPort: 'x' }] }), /invalid host port "x"/);
+    await assert.rejects(p.publish('b', { ip: '10.1.2.3', bridge: 'br1' }, { '80/tcp': [{ HostPort: 'x' }] }), /invalid port specification: "x"/);
     await assert.rejects(p.publish('b', { ip: '10.1.2.3', bridge: 'br1' }, { '70000/tcp': [{}] }), /invalid port "70000\/tcp"/);
     await close(other);
     await p.close();

@@ -55,8 +55,26 @@ function hostPorts(spec: string | undefined): number[] {
   const m = /^(\d{1,5})(?:-(\d{1,5}))?$/.exec(spec ?? '');
   const first = Number(m?.[1] ?? 0);
   const last = m?.[2] === undefined ? first : Number(m[2]);
-  if ((spec && !m) || first > 65535 || last > 65535 || last < first || (first === 0 && last !== 0)) throw new InvalidArgumentError(`invalid host port ${JSON.stringify(spec)}`, FIELD);
+  if ((spec && !m) || first > 65535 || last > 65535 || last < first || (first === 0 && last !== 0)) throw new InvalidArgumentError(`invalid port specification: ${JSON.stringify(spec)}`, FIELD);
   return Array.from({ length: last - first + 1 }, (_, i) => first + i);
+}
+
+/**
+ * HostConfig.PortBindings checked at create, as dockerd refuses a bad one there (not at start):
+ * each key a port with an optional protocol, each HostPort a port or a range.
+ */
+export function checkPortBindings(bindings: unknown): void {
+  if (bindings === undefined || bindings === null) return;
+  if (typeof bindings !== 'object' || Array.isArray(bindings)) throw new InvalidArgumentError('must be an object', FIELD);
+  for (const [key, list] of Object.entries(bindings)) {
+    parsePortKey(key);
+    if (list === null) continue;
+    if (!Array.isArray(list)) throw new InvalidArgumentError('must be a list of bindings', `${FIELD}[${JSON.stringify(key)}]`);
+    for (const b of list as Array<{ HostPort?: unknown } | null>) {
+      if (b?.HostPort !== undefined && b.HostPort !== null && typeof b.HostPort !== 'string') throw new InvalidArgumentError('must be a string', `${FIELD}[${JSON.stringify(key)}].HostPort`);
+      hostPorts((b?.HostPort as string | undefined) ?? '');
+    }
+  }
 }
 
 function inUse(err: unknown): boolean {

@@ -13,6 +13,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 
 import { startBerthd, type PrivateBerthd } from '../helpers/berthd.js';
+import { socketRequest } from '../helpers/http.js';
 import { DOCKER, dockerdSkip, poll, ptyRun, shellSteps, which } from '../helpers/engines.js';
 
 const skip = dockerdSkip;
@@ -150,17 +151,7 @@ describe('berthd with the docker CLI', { skip }, () => {
   });
 
   it("inspect as dockerd's: what it records at create (/dev/shm's size, cgroup namespace mode, the CLI's unset numbers and no volumes as null), NetworkSettings, an image's layers, a plain volume", async () => {
-    const getJson = (p: string): Promise<unknown> =>
-      new Promise((resolve, reject) => {
-        http
-          .get({ socketPath: d.socket, path: p }, (res) => {
-            let text = '';
-            res.setEncoding('utf8');
-            res.on('data', (c: string) => (text += c));
-            res.on('end', () => resolve(JSON.parse(text)));
-          })
-          .on('error', reject);
-      });
+    const getJson = async (p: string): Promise<unknown> => JSON.parse((await socketRequest(d.socket, 'GET', p)).body);
     // As dockerd 20.10 shows a plain `docker run -d busybox` made by the same docker CLI (v28 sends
     // MemorySwappiness -1, PidsLimit 0 and Volumes {}, and none of the defaults).
     const id = d.dockerOk(['create', 'busybox', 'true']).trim();
@@ -591,17 +582,10 @@ describe('berthd with the docker CLI', { skip }, () => {
   it('exec inspect (API): the process\'s pid and exit code once it has run, as dockerd keeps them', async () => {
     const id = d.dockerOk(['run', '-d', 'busybox', 'sleep', '1000']).trim();
     try {
-      const call = (method: string, p: string, body?: object): Promise<{ status: number; json: Record<string, unknown> }> =>
-        new Promise((resolve, reject) => {
-          const req = http.request({ socketPath: d.socket, method, path: p, headers: { 'Content-Type': 'application/json' } }, (res) => {
-            let text = '';
-            res.setEncoding('utf8');
-            res.on('data', (c: string) => (text += c));
-            res.on('end', () => resolve({ status: res.statusCode ?? 0, json: text ? (JSON.parse(text) as Record<string, unknown>) : {} }));
-          });
-          req.on('error', reject);
-          req.end(body ? JSON.stringify(body) : undefined);
-        });
+      const call = async (method: string, p: string, body?: object): Promise<{ status: number; json: Record<string, unknown> }> => {
+        const r = await socketRequest(d.socket, method, p, { 'Content-Type': 'application/json' }, body ? JSON.stringify(body) : undefined);
+        return { status: r.status, json: r.body ? (JSON.parse(r.body) as Record<string, unknown>) : {} };
+      };
       const created = await call('POST', `/v1.41/containers/${id}/exec`, { Cmd: ['sh', '-c', 'exit 3'], AttachStdout: true });
       const execId = String(created.json.Id);
       assert.equal((await call('GET', `/v1.41/exec/${execId}/json`)).json.Pid, 0, 'no pid before the start');
@@ -616,6 +600,26 @@ describe('berthd with the docker CLI', { skip }, () => {
     } finally {
       d.dockerOk(['rm', '-f', id]);
     }
+  });
+
+  it('create (API) as dockerd reads it: a string where moby takes a StrSlice is a one-item list; bad PortBindings refused at create', async () => {
+    const create = (body: object) => socketRequest(d.socket, 'POST', '/v1.41/containers/create', { 'Content-Type': 'application/json' }, JSON.stringify(body));
+    const made = await create({ Image: 'busybox', Entrypoint: 'echo', Cmd: 'one arg', HostConfig: { CapDrop: 'NET_RAW' } });
+    assert.equal(made.status, 201, made.body);
+    const id = String((JSON.parse(made.body) as { Id: string }).Id);
+    try {
+      assert.equal(d.dockerOk(['inspect', '-f', '{{json .Config.Entrypoint}} {{json .Config.Cmd}} {{json .HostConfig.CapDrop}}', id]).trim(), '["echo"] ["one arg"] ["NET_RAW"]');
+      d.dockerOk(['start', id]);
+      assert.equal(d.dockerOk(['wait', id]).trim(), '0');
+      assert.equal(d.dockerOk(['logs', id]), 'one arg\n');
+    } finally {
+      d.dockerOk(['rm', '-f', id]);
+    }
+    const badPort = await create({ Image: 'busybox', HostConfig: { PortBindings: { '80/tcp': [{ HostPort: 'x' }] } } });
+    assert.equal(badPort.status, 400);
+    assert.match(badPort.body, /invalid port specification: \\"x\\"/);
+    const badKey = await create({ Image: 'busybox', HostConfig: { PortBindings: { '99999/tcp': [{ HostPort: '80' }] } } });
+    assert.equal(badKey.status, 400);
   });
 
   it('exec: exit codes, stdin, user/workdir/env, detached, and errors', () => {

@@ -150,7 +150,7 @@ export function containerRoutes(router: Router, engine: Engine): void {
     if (!ctx.atLeast('1.44') && config.Healthcheck && typeof config.Healthcheck === 'object') delete (config.Healthcheck as { StartInterval?: number }).StartInterval;
     // Before 1.44 read-only mounts were read-only at their top only, and the BindOptions that choose otherwise did not exist.
     const readOnlyNonRecursive = !ctx.atLeast('1.44');
-    const created = await containers.create({ name: name || undefined, config, hostConfig: normalizePortBindings(hostConfig ?? {}), endpointsConfig, readOnlyNonRecursive });
+    const created = await containers.create({ name: name || undefined, config: strSlices(config, ['Cmd', 'Entrypoint', 'Shell']), hostConfig: normalizePortBindings(strSlices(hostConfig ?? {}, ['CapAdd', 'CapDrop'])), endpointsConfig, readOnlyNonRecursive });
     ctx.sendJson(201, { Id: created.id, Warnings: created.warnings });
   });
 
@@ -284,6 +284,17 @@ export function containerRoutes(router: Router, engine: Engine): void {
 }
 
 /** Port bindings as dockerd stores them: every binding with both HostIp and HostPort (testcontainers sends only `HostPort: "0"`). */
+/**
+ * moby's strslice.StrSlice fields (Cmd, Entrypoint, Shell, CapAdd, CapDrop) take a JSON string
+ * as a list of that one string: `"Cmd": "echo hi"` runs the program "echo hi", as dockerd does.
+ */
+function strSlices<T extends object>(obj: T, fields: string[]): T {
+  if (!obj || typeof obj !== 'object') return obj;
+  const out = { ...obj } as Record<string, unknown>;
+  for (const f of fields) if (typeof out[f] === 'string') out[f] = [out[f]];
+  return out as T;
+}
+
 function normalizePortBindings(hostConfig: ContainerHostConfig): ContainerHostConfig {
   if (!hostConfig || typeof hostConfig !== 'object' || !hostConfig.PortBindings || typeof hostConfig.PortBindings !== 'object') return hostConfig;
   const bindings = Object.entries(hostConfig.PortBindings).map(([port, list]) => [

@@ -43,7 +43,7 @@ import { readSmall, ScopedRoot } from './scoped-root.js';
 import { resolveUser } from './user.js';
 import { allocateRange, idMappings, mountIdmapped, unmountIdmapped } from './userns.js';
 import { hostsFile, parseExtraHosts, resolvConf } from '../../network/etc-files.js';
-import { bindingsFor } from '../../network/ports.js';
+import { bindingsFor, checkPortBindings } from '../../network/ports.js';
 import type { EndpointConfig } from '../networks/record.js';
 import type { NetworkMember, NetworkModeKind, NetworkService } from '../networks/service.js';
 import { missingImageName } from '../../images/reference.js';
@@ -373,6 +373,7 @@ export class ContainerService {
     // a 404 from create would send the docker CLI to pull the image ("Unable to find image").
     const networkDonor = network.kind === 'container' ? this.store.find(network.ref) : undefined;
     parseExtraHosts(hostConfig.ExtraHosts as string[] | undefined, this.opts.networks.hostGateway() ?? '0.0.0.0');
+    checkPortBindings(hostConfig.PortBindings);
     if (network.kind !== 'private' && config.Hostname) throw new InvalidArgumentError(`conflicting options: hostname and the network mode "${hostConfig.NetworkMode}"`, 'Hostname');
     if (hostConfig.UTSMode === 'host' && config.Hostname) throw new InvalidArgumentError('conflicting options: hostname and the UTS mode', 'Hostname');
     // dockerd's default IPC mode (and the daemon's cgroup namespace mode), as inspect shows them.
