@@ -167,6 +167,10 @@ describe('berthd with the docker CLI', { skip }, () => {
       const up = d.dockerOk(['run', '-d', '--network', 'none', 'busybox', 'sleep', '100']).trim();
       const [r] = JSON.parse(d.dockerOk(['inspect', up])) as Array<{ NetworkSettings: Record<string, unknown> }>;
       const inside = d.dockerOk(['exec', up, 'readlink', '/proc/self/ns/net']).trim();
+      // Its /etc files are on the exec root (a tmpfs: each start writes them), bound into it.
+      const hostsPath = d.dockerOk(['inspect', '-f', '{{.HostsPath}}', up]).trim();
+      assert.ok(hostsPath.startsWith(path.join(d.dir, 'exec') + '/'), hostsPath);
+      assert.equal(fs.readFileSync(hostsPath, 'utf8'), d.dockerOk(['exec', up, 'cat', '/etc/hosts']));
       assert.equal(fs.readlinkSync(String(r.NetworkSettings.SandboxKey)), inside, 'SandboxKey is the container\'s network namespace');
       d.dockerOk(['rm', '-f', up]);
       const fields = ['Bridge', 'SandboxID', 'HairpinMode', 'LinkLocalIPv6Address', 'LinkLocalIPv6PrefixLen', 'Ports', 'SandboxKey', 'SecondaryIPAddresses', 'SecondaryIPv6Addresses', 'EndpointID', 'Gateway', 'GlobalIPv6Address', 'GlobalIPv6PrefixLen', 'IPAddress', 'IPPrefixLen', 'IPv6Gateway', 'MacAddress', 'Networks'];

@@ -97,7 +97,7 @@ export function containerSummary(c: ContainerRecord): object {
 /** Where a container's files are on the host, for its inspect. */
 export interface InspectPaths {
   logPath: string;
-  /** The container's directory under the data root (hostname, hosts, resolv.conf). */
+  /** Where the container's hostname, hosts and resolv.conf are (on the exec root). */
   dir: string;
   /** Its root file system's mount point. */
   rootfs: string;

@@ -121,7 +121,7 @@ export function containerRoutes(router: Router, engine: Engine): void {
     } catch {
       /* removed meanwhile */
     }
-    return { logPath: containers.logFile(c), dir: containers.store.dir(c.id), rootfs: path.join(path.dirname(containers.shimDir(c.id)), 'rootfs'), layers };
+    return { logPath: containers.logFile(c), dir: containers.etcDir(c.id), rootfs: path.join(path.dirname(containers.shimDir(c.id)), 'rootfs'), layers };
   };
 
   router.get('/containers/json', async (ctx) => {

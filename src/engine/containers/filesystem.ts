@@ -250,7 +250,7 @@ export class ContainerFilesystem {
 
   private scoped<T>(ref: string, fn: (scoped: ScopedRoot, record: ContainerRecord) => Promise<T>, withMounts = true): Promise<T> {
     return this.containers.withRootfs(ref, async (rootfs, record) => {
-      const scoped = new ScopedRoot(rootfs, withMounts ? scopedMounts(record, this.containers.store.dir(record.id)) : []);
+      const scoped = new ScopedRoot(rootfs, withMounts ? scopedMounts(record, this.containers.etcDir(record.id)) : []);
       try {
         return await fn(scoped, record);
       } finally {
