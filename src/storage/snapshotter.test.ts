@@ -233,6 +233,47 @@ describe('OverlaySnapshotter', () => {
     assert.deepEqual(s.list().map((x) => x.key).sort(), ['c1', 'empty', 'v1', 'v2']);
   });
 
+  it("a container's snapshot on the image's init layer: the mount points shared, /etc as the image has it; none when /etc is not a directory", async () => {
+    const s = new OverlaySnapshotter(tmpdir(), { sync: false });
+    await s.addLayer(base, undefined, files({ 'etc/passwd': 'root:x:0:0::/root:/bin/sh\n', proc: null, 'etc/hosts': 'image\n' }));
+    await s.addLayer(top, base, files({ b: '2' }));
+    const etcTime = new Date('2024-01-01T00:00:00Z');
+    fs.chmodSync(path.join(s.layerPath(base), 'etc'), 0o750);
+    fs.utimesSync(path.join(s.layerPath(base), 'etc'), etcTime, etcTime);
+
+    const [m] = await s.prepare('c1', top, { init: true });
+    const lower = m.options.find((o) => o.startsWith('lowerdir='))!.slice(9).split(':');
+    assert.equal(lower.length, 3, 'the init layer, then the image');
+    const init = fs.realpathSync(lower[0]);
+    assert.equal(init, fs.realpathSync(path.join(s.root, 'layers', top.slice(7), 'init', 'fs')));
+    for (const f of ['etc/hostname', 'etc/hosts', 'etc/resolv.conf']) assert.equal(fs.statSync(path.join(init, f)).size, 0, f);
+    assert.deepEqual(['proc', 'sys', 'dev'].map((d) => fs.existsSync(path.join(init, d))), [false, true, true], 'only the directories the image lacks');
+    const etc = fs.statSync(path.join(init, 'etc'));
+    assert.equal(etc.mode & 0o7777, 0o750);
+    assert.equal(etc.mtime.getTime(), etcTime.getTime(), "/etc keeps the image's times");
+    assert.deepEqual(s.directories('c1').lowers.map((d) => fs.realpathSync(d)), [init, fs.realpathSync(s.layerPath(top)), fs.realpathSync(s.layerPath(base))]);
+    assert.deepEqual(s.readFilesUnmounted('c1', ['etc/passwd'], 1000), [{ text: 'root:x:0:0::/root:/bin/sh\n' }], 'the init layer does not hide the image from the unmounted read');
+
+    // Shared: a second container uses the same one; without `init`, none.
+    const [m2] = await s.prepare('c2', top, { init: true });
+    assert.equal(fs.realpathSync(m2.options.find((o) => o.startsWith('lowerdir='))!.slice(9).split(':')[0]!), init);
+    const [plain] = await s.prepare('c3', top);
+    assert.equal(plain.options.find((o) => o.startsWith('lowerdir='))!.slice(9).split(':').length, 2);
+
+    // An image whose /etc is a symlink gets none (it would hide the link).
+    const linked = sha('linked');
+    await s.addLayer(linked, undefined, async (dir) => fs.symlinkSync('/system/etc', path.join(dir, 'etc')));
+    const [l] = await s.prepare('c4', linked, { init: true });
+    assert.equal(l.type, 'overlay');
+    assert.equal(l.options.find((o) => o.startsWith('lowerdir='))!.slice(9).split(':').length, 1);
+    assert.equal(s.stat('c4').init, undefined);
+
+    // The init layer goes with its layer, and its link too.
+    for (const k of ['c1', 'c2', 'c3', 'c4']) await s.remove(k);
+    await s.removeLayer(top);
+    assert.deepEqual(fs.readdirSync(path.join(s.root, 'l')).filter((n) => n.startsWith(top.slice(7, 39))), []);
+  });
+
   it('refuses removing a layer in use, then removes it', async () => {
     const s = new OverlaySnapshotter(tmpdir(), { sync: false });
     await s.addLayer(base, undefined, files({ a: '1' }));

@@ -11,8 +11,15 @@
  *                                     more layers fit in overlay's one-page mount data (Docker's
  *                                     overlay2 does the same); deeper images are mounted one
  *                                     layer at a time (src/engine/mount.ts)
+ *   layers/<chainID hex>/init/fs      the layer's "init" layer, made at the first container on it:
+ *                                     the mount points a runtime needs (/etc/hostname, hosts,
+ *                                     resolv.conf; /proc, /sys, /dev if missing), shared by its
+ *                                     containers (Docker makes one per container), so that no
+ *                                     container makes them in its writable layer (a copy-up of
+ *                                     /etc and three new inodes at every start)
+ *   l/<32 hex>i                       short symlink -> ../layers/<hex>/init/fs
  *   snapshots/<key>/{fs,work}         a container's upper and work dirs (or an empty dir)
- *   snapshots/<key>/snapshot.json     { key, kind, parent, created }
+ *   snapshots/<key>/snapshot.json     { key, kind, parent, init?, created }
  *   tmp/<pid>-<random>                work in progress; removed at startup if its process is gone
  *
  * Every layer or snapshot is built in tmp/ and renamed into place: a crash never leaves a half
@@ -65,8 +72,14 @@ export interface SnapshotInfo {
   key: string;
   kind: SnapshotKind;
   parent?: string;
+  /** The parent's init layer lies between it and the writable layer. */
+  init?: boolean;
   created: string;
 }
+
+/** What an init layer holds: the runtime's mount points, as Docker's init layer has them. */
+const INIT_FILES = ['etc/hostname', 'etc/hosts', 'etc/resolv.conf'];
+const INIT_DIRS = ['proc', 'sys', 'dev'];
 
 export interface Usage {
   /** Bytes of the files and symlinks (st_size, directories not counted), each inode once: what dockerd reports as SizeRw and a volume's size. */
@@ -239,6 +252,69 @@ export class OverlaySnapshotter {
     return path.join(this.linksDir, id.slice(7, 39));
   }
 
+  /** The short link of the layer's init layer (l/<32 hex>i). */
+  private initLinkPath(id: string): string {
+    return this.linkPath(id) + 'i';
+  }
+
+  /**
+   * The init layer of `id` (see the top), made now if missing: false when the image's tree
+   * does not allow one (its /etc, or one of the files, is not what the init layer would put
+   * there: a symlink /etc, a directory /etc/hosts...); then a container makes its mount points
+   * itself, as before. /etc keeps the image's mode, owner and times.
+   */
+  async ensureInitLayer(id: string): Promise<boolean> {
+    const dir = path.join(this.layerDir(id), 'init');
+    if (fs.existsSync(dir)) return this.linkInit(id);
+    const chain = this.chain(id);
+    const lower = new LowerView(
+      chain.map((l) => path.join(this.layerDir(l.chainId), 'fs')),
+      await Promise.all(chain.map((l) => this.layerOpaques(l.chainId))),
+    );
+    const etc = lower.lookup('etc');
+    if (etc && !etc.isDirectory()) return false;
+    for (const rel of INIT_FILES) {
+      const st = lower.lookup(rel);
+      if (st && !st.isFile()) return false;
+    }
+    if (INIT_DIRS.some((rel) => lower.lookup(rel)?.isDirectory() === false)) return false;
+    const tmp = this.newTmp();
+    fs.mkdirSync(path.join(tmp, 'fs', 'etc'), { recursive: true, mode: 0o755 });
+    try {
+      for (const rel of INIT_FILES) fs.writeFileSync(path.join(tmp, 'fs', rel), '', { mode: 0o644 });
+      for (const rel of INIT_DIRS) if (!lower.lookup(rel)) fs.mkdirSync(path.join(tmp, 'fs', rel), { mode: 0o755 });
+      const etcDir = path.join(tmp, 'fs', 'etc');
+      if (etc) {
+        fs.chmodSync(etcDir, etc.mode & 0o7777);
+        fs.chownSync(etcDir, etc.uid, etc.gid);
+        fs.utimesSync(etcDir, etc.atime, etc.mtime);
+      }
+      try {
+        fs.renameSync(tmp, dir);
+      } catch (e) {
+        // Another create made it first: theirs is the same.
+        if (!['ENOTEMPTY', 'EEXIST'].includes((e as NodeJS.ErrnoException).code ?? '')) throw e;
+        fs.rmSync(tmp, { recursive: true, force: true });
+      }
+    } catch (e) {
+      fs.rmSync(tmp, { recursive: true, force: true });
+      throw e;
+    }
+    return this.linkInit(id);
+  }
+
+  private linkInit(id: string): boolean {
+    const link = this.initLinkPath(id);
+    if (!fs.existsSync(link)) {
+      try {
+        fs.symlinkSync(path.join('..', 'layers', id.slice(7), 'init', 'fs'), link);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      }
+    }
+    return true;
+  }
+
   hasLayer(id: string): boolean {
     return fs.existsSync(path.join(this.layerDir(id), 'layer.json'));
   }
@@ -382,6 +458,7 @@ export class OverlaySnapshotter {
     const tmp = this.newTmp();
     await fsp.rename(this.layerDir(id), tmp);
     fs.rmSync(this.linkPath(id), { force: true });
+    fs.rmSync(this.initLinkPath(id), { force: true });
     this.opaqueCache.delete(id);
     await this.deleter.remove(tmp);
   }
@@ -393,9 +470,14 @@ export class OverlaySnapshotter {
     return path.join(this.snapshotsDir, key);
   }
 
-  /** Makes a writable snapshot on parent (none: an empty file system); returns its mounts. */
-  prepare(key: string, parent?: string): Promise<Mount[]> {
-    return this.create(key, 'active', parent);
+  /**
+   * Makes a writable snapshot on parent (none: an empty file system); returns its mounts. With
+   * `init`, the parent's init layer goes between them when the image allows one (a container's;
+   * see ensureInitLayer).
+   */
+  async prepare(key: string, parent?: string, opts: { init?: boolean } = {}): Promise<Mount[]> {
+    const init = opts.init === true && parent !== undefined && this.hasLayer(parent) && (await this.ensureInitLayer(parent));
+    return this.create(key, 'active', parent, init);
   }
 
   /** A read-only view of parent. */
@@ -403,12 +485,13 @@ export class OverlaySnapshotter {
     return this.create(key, 'view', parent);
   }
 
-  private async create(key: string, kind: SnapshotKind, parent: string | undefined): Promise<Mount[]> {
+  private async create(key: string, kind: SnapshotKind, parent: string | undefined, init = false): Promise<Mount[]> {
     const dest = this.snapshotDir(key);
     if (parent !== undefined && !this.hasLayer(parent)) throw new NotFoundError(`parent layer ${parent} not found`);
     if (fs.existsSync(dest)) throw new ConflictError(`snapshot ${key} already exists`);
     const info: SnapshotInfo = { key, kind, created: new Date().toISOString() };
     if (parent !== undefined) info.parent = parent;
+    if (init) info.init = true;
     const mounts = this.mountsFor(info); // refuses before anything is made (e.g. too many layers)
     // Synchronous: a handful of metadata operations on a local file system take ~30 µs each
     // here, while each asynchronous one costs a thread-pool round trip (~0.3 ms under load),
@@ -467,6 +550,7 @@ export class OverlaySnapshotter {
     const info = this.stat(key);
     const dir = path.join(this.snapshotsDir, info.key);
     const lowers = info.parent === undefined ? [] : this.chain(info.parent).map((l) => path.join(this.layerDir(l.chainId), 'fs'));
+    if (info.init && info.parent !== undefined) lowers.unshift(path.join(this.layerDir(info.parent), 'init', 'fs'));
     return { upper: path.join(dir, 'fs'), work: path.join(dir, 'work'), lowers };
   }
 
@@ -528,12 +612,14 @@ export class OverlaySnapshotter {
         }
       }
     }
-    if (chain.length > MAX_LAYERS) throw new UnsupportedError(`${chain.length} layers: overlayfs stacks at most ${MAX_LAYERS}`);
+    // The init layer: its link recreated if lost, as the layers' are above.
+    const init = info.init === true && !ro && this.linkInit(info.parent) ? [this.initLinkPath(info.parent)] : [];
+    if (chain.length + init.length > MAX_LAYERS) throw new UnsupportedError(`${chain.length + init.length} layers: overlayfs stacks at most ${MAX_LAYERS}`);
     // The options may be longer than mount(2)'s one page (~60 layers): the mounter then passes
     // them one at a time (src/engine/mount.ts).
     const options: string[] = [];
     if (indexSupported()) options.push('index=off');
-    options.push('lowerdir=' + chain.map((l) => this.linkPath(l.chainId)).join(':'));
+    options.push('lowerdir=' + [...init, ...chain.map((l) => this.linkPath(l.chainId))].join(':'));
     if (!ro) options.push('upperdir=' + upper, 'workdir=' + path.join(dir, 'work'));
     else if (chain.length < 2) throw new SystemError('internal: a read-only overlay needs two lower layers');
     return [{ type: 'overlay', source: 'overlay', options }];

@@ -410,7 +410,8 @@ export class ContainerService {
 
     const snapshotKey = id;
     const chain = await this.ensureLayers(image, imageConfig);
-    await this.opts.snapshotter.prepare(snapshotKey, chain.at(-1));
+    // With the image's init layer (its mount points, shared by its containers) when it allows one.
+    await this.opts.snapshotter.prepare(snapshotKey, chain.at(-1), { init: true });
     let mounts;
     try {
       mounts = await resolveMounts(
