@@ -6,7 +6,7 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { test } from 'node:test';
 
-import { ApiClient, ApiError, ConnectError } from './client.js';
+import { ApiClient, ApiError, ConnectError, readBody } from './client.js';
 
 /** A daemon that serves API versions up to `max`, as dockerd does: too new a version is a 400. */
 async function withDaemon(max: string, fn: (host: string, seen: string[]) => Promise<void>): Promise<void> {
@@ -89,4 +89,18 @@ test('a streamed body, which cannot be sent twice, is sent only after the versio
 test('no daemon at the socket: docker\'s message', async () => {
   const c = new ApiClient('unix:///nonexistent/berth.sock');
   await assert.rejects(c.get('/info'), (e: unknown) => e instanceof ConnectError && /Cannot connect to the Docker daemon at unix:\/\/\/nonexistent\/berth.sock/.test((e as Error).message));
+});
+
+test('readBody: the whole answer; a stream cut short or failing rejects', async () => {
+  assert.equal((await readBody(Readable.from([Buffer.from('a'), Buffer.from('bc')]))).toString(), 'abc');
+  assert.equal((await readBody(Readable.from([]))).length, 0);
+  const cut = new Readable({ read() {} });
+  cut.push(Buffer.from('x'));
+  const reading = readBody(cut);
+  setImmediate(() => cut.destroy());
+  await assert.rejects(reading, /cut short/);
+  const failing = new Readable({ read() {} });
+  const failed = readBody(failing);
+  failing.destroy(new Error('boom'));
+  await assert.rejects(failed, /boom/);
 });

@@ -98,10 +98,18 @@ function queryString(q: Query | undefined): string {
 }
 
 /** Reads a whole response body. */
-export async function readBody(res: Readable): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  for await (const c of res) chunks.push(c as Buffer);
-  return Buffer.concat(chunks);
+export function readBody(res: Readable): Promise<Buffer> {
+  // Events, not `for await`: the async iterator's machinery cost ~1 ms of each small answer
+  // at the CLI's start (end-of-stream helpers, its first use of them).
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    res.on('data', (c: Buffer) => chunks.push(c));
+    res.once('end', () => resolve(Buffer.concat(chunks)));
+    res.once('error', reject);
+    res.once('close', () => {
+      if (!res.readableEnded) reject(new Error('the answer was cut short'));
+    });
+  });
 }
 
 async function errorFrom(res: Response): Promise<ApiError> {
