@@ -5,7 +5,8 @@
 //   1. `run --rm busybox true` through a CLI, one run of each per round (roundRobin: fairer than
 //      hyperfine's blocks on a VM whose load changes): docker CLI → berthd, berth CLI → berthd
 //      (if built), docker CLI → dockerd, podman run
-//   2. the same through the API alone (bench/engine-api.mjs: create + wait + start + remove)
+//   2. the same through the API alone (bench/engine-api.mjs's cycle: create + wait + start + remove),
+//      the engines in turn, cycle by cycle
 //   3. `run -d` + `rm -f`
 //   4. 50 containers started sequentially and 8 at a time (`run -d sleep`), then removed
 //   5. memory with 50 idle containers: per-container shim (berth-shim / containerd-shim / conmon)
@@ -17,6 +18,8 @@ import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+
+import { containerCycle } from './docker-api.mjs';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const RUNS = Number(process.env.RUNS ?? 20);
@@ -75,13 +78,14 @@ try {
   };
   results.cliRunRm = roundRobin(cliCommands);
 
-  // 2. API alone
-  results.apiRunRm = {};
-  for (const [name, socket] of [['berthd', berthd.socket], ['dockerd', `${dockerd.dir}/docker.sock`], ['podman', podman.socket]]) {
-    const hostConfig = name === 'podman' ? { Ulimits: podman.ulimitsApi } : {};
-    const out = execFileSync(process.execPath, [path.join(REPO, 'bench', 'engine-api.mjs'), socket, String(Math.max(RUNS, 30))], { encoding: 'utf8', env: { ...process.env, HOSTCONFIG: JSON.stringify(hostConfig) } });
-    results.apiRunRm[name] = JSON.parse(out.trim().split('\n').pop()).median;
-  }
+  // 2. API alone: one cycle of each engine per round, the order turning each round, as the CLI
+  // rounds above (one engine after another put the first one right after the round robin's
+  // thousands of freed inodes, which make this VM's ext4 slower for a minute: see the README).
+  results.apiRunRm = await apiRounds([
+    ['berthd', berthd.socket, {}],
+    ['dockerd', `${dockerd.dir}/docker.sock`, {}],
+    ['podman', podman.socket, { Ulimits: podman.ulimitsApi }],
+  ]);
 
   // 3. run -d + rm -f
   results.runDetachRm = hyperfine({
@@ -126,6 +130,24 @@ function hyperfine(commands) {
   execFileSync('hyperfine', args, { stdio: ['ignore', 'inherit', 'inherit'] });
   const data = JSON.parse(fs.readFileSync(json, 'utf8'));
   return Object.fromEntries(data.results.map((r) => [r.command, +(r.median * 1000).toFixed(1)]));
+}
+
+/** bench/engine-api.mjs's cycle (create, wait, start, remove) on each engine in turn; medians in ms. */
+async function apiRounds(engines) {
+  const runs = Math.max(RUNS, 30);
+  const times = engines.map(() => []);
+  for (let round = -3; round < runs; round++) {
+    for (let i = 0; i < engines.length; i++) {
+      const j = (Math.max(round, 0) + i) % engines.length;
+      const [, socket, hostConfig] = engines[j];
+      const { total } = await containerCycle(socket, { hostConfig });
+      if (round >= 0) times[j].push(total);
+    }
+  }
+  const median = (xs) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
+  console.log(`API cycle, ${runs} rounds (ms): median`);
+  for (const [j, [name]] of engines.entries()) console.log(`  ${name.padEnd(10)} ${median(times[j]).toFixed(1)}`);
+  return Object.fromEntries(engines.map(([name], j) => [name, +median(times[j]).toFixed(1)]));
 }
 
 /**
