@@ -246,7 +246,7 @@ describe('OverlaySnapshotter', () => {
     assert.equal(lower.length, 3, 'the init layer, then the image');
     const init = fs.realpathSync(lower[0]);
     assert.equal(init, fs.realpathSync(path.join(s.root, 'layers', top.slice(7), 'init', 'fs')));
-    for (const f of ['etc/hostname', 'etc/hosts', 'etc/resolv.conf']) assert.equal(fs.statSync(path.join(init, f)).size, 0, f);
+    for (const f of ['etc/hostname', 'etc/hosts', 'etc/resolv.conf', '.dockerenv']) assert.equal(fs.statSync(path.join(init, f)).size, 0, f);
     assert.deepEqual(['proc', 'sys', 'dev'].map((d) => fs.existsSync(path.join(init, d))), [false, true, true], 'only the directories the image lacks');
     const etc = fs.statSync(path.join(init, 'etc'));
     assert.equal(etc.mode & 0o7777, 0o750);

@@ -13,7 +13,7 @@
  *                                     layer at a time (src/engine/mount.ts)
  *   layers/<chainID hex>/init/fs      the layer's "init" layer, made at the first container on it:
  *                                     the mount points a runtime needs (/etc/hostname, hosts,
- *                                     resolv.conf; /proc, /sys, /dev if missing), shared by its
+ *                                     resolv.conf; /proc, /sys, /dev if missing) and /.dockerenv, shared by its
  *                                     containers (Docker makes one per container), so that no
  *                                     container makes them in its writable layer (a copy-up of
  *                                     /etc and three new inodes at every start)
@@ -77,8 +77,11 @@ export interface SnapshotInfo {
   created: string;
 }
 
-/** What an init layer holds: the runtime's mount points, as Docker's init layer has them. */
-const INIT_FILES = ['etc/hostname', 'etc/hosts', 'etc/resolv.conf'];
+/**
+ * What an init layer holds, as Docker's init layer has them: the runtime's mount points, and
+ * the empty /.dockerenv by which programs tell that they run in a Docker container.
+ */
+const INIT_FILES = ['etc/hostname', 'etc/hosts', 'etc/resolv.conf', '.dockerenv'];
 const INIT_DIRS = ['proc', 'sys', 'dev'];
 
 export interface Usage {

@@ -148,6 +148,14 @@ describe('berthd with the docker CLI', { skip }, () => {
     assert.equal(d.dockerOk(['run', '--rm', '--entrypoint', 'echo', 'busybox', 'a', 'b']).trim(), 'a b');
     assert.equal(d.dockerOk(['run', '--rm', '-u', 'nobody', 'busybox', 'id', '-un']).trim(), 'nobody');
     assert.equal(d.dockerOk(['run', '--rm', 'busybox', 'sh', '-c', 'echo $HOME $HOSTNAME | wc -w']).trim(), '2');
+    // /.dockerenv, as in a Docker container (from the image's init layer): not a change of its own.
+    assert.equal(d.docker(['run', '--rm', 'busybox', 'test', '-f', '/.dockerenv']).status, 0);
+    const id = d.dockerOk(['run', '-d', 'busybox', 'sleep', '100']).trim();
+    try {
+      assert.equal(d.dockerOk(['diff', id]).trim(), '');
+    } finally {
+      d.dockerOk(['rm', '-f', id]);
+    }
   });
 
   it("inspect as dockerd's: what it records at create (/dev/shm's size, cgroup namespace mode, the CLI's unset numbers and no volumes as null), NetworkSettings, an image's layers, a plain volume", async () => {
