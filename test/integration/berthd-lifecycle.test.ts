@@ -276,6 +276,18 @@ describe('berthd with the docker CLI', { skip }, () => {
     assert.equal(fs.readFileSync(path.join(host, 'out'), 'utf8'), 'back\n');
     const ro = d.docker(['run', '--rm', '-v', `${host}:/h:ro`, 'busybox', 'touch', '/h/x']);
     assert.notEqual(ro.status, 0);
+    // A bind holding the daemon's roots (as `-v /:/host` does): rslave, as dockerd gives it (it
+    // then falls back to private where, as here, the host's mount is private); other modes refused.
+    const holder = d.dockerOk(['run', '-d', '-v', `${d.dir}:/d:ro`, 'busybox', 'sleep', '100']).trim();
+    try {
+      assert.equal(d.dockerOk(['inspect', '-f', '{{range .Mounts}}{{.Propagation}}{{end}}', holder]).trim(), 'rslave');
+      assert.equal(d.dockerOk(['inspect', '-f', '{{.State.Running}}', holder]).trim(), 'true');
+    } finally {
+      d.dockerOk(['rm', '-f', holder]);
+    }
+    const refused = d.docker(['create', '-v', `${path.join(d.dir, 'data')}:/d:rprivate`, 'busybox']);
+    assert.notEqual(refused.status, 0);
+    assert.match(refused.stderr, /must use either propagation mode "rslave" or "rshared" when mount source is within the daemon root/);
   });
 
   it('--mount options: tmpfs size and mode, recursively read-only binds (API 1.44; top-only at 1.43 or when asked), non-recursive binds, volume-nocopy and labels', () => {

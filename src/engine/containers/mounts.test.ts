@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 
 import { InvalidArgumentError, UnsupportedError } from '../../common/errors.js';
-import { bindPropagation, ociMounts, resolveMounts, tmpfsData, type VolumeProvider } from './mounts.js';
+import { bindPropagation, ociMounts, resolveMounts, tmpfsData, withAutoSlaveFallback, type VolumeProvider } from './mounts.js';
 import { parseMountinfo } from '../../common/mountinfo.js';
 import { publicMountPoint, type ContainerHostConfig, type MountPoint } from './record.js';
 
@@ -21,7 +21,7 @@ function fakeVolumes(existing: string[] = ['/src']): VolumeProvider & { created:
   };
 }
 
-const resolve = (host: ContainerHostConfig, opts?: { readOnlyNonRecursive?: boolean }, volumes = fakeVolumes()): Promise<MountPoint[]> => resolveMounts(host, undefined, undefined, volumes, opts);
+const resolve = (host: ContainerHostConfig, opts?: { readOnlyNonRecursive?: boolean; daemonRoots?: string[] }, volumes = fakeVolumes()): Promise<MountPoint[]> => resolveMounts(host, undefined, undefined, volumes, opts);
 
 describe('tmpfsData (moby ConvertTmpfsOptions)', () => {
   it('ro, the mode in octal, the size with the largest unit that divides it, exec flags', () => {
@@ -153,6 +153,28 @@ describe('bindPropagation', () => {
     assert.throws(() => bindPropagation([bind('/data', 'rslave')], undefined, same, mountinfo), /^InvalidArgumentError: path \/data is mounted on \/ but it is not a shared or slave mount$/);
     assert.throws(() => bindPropagation([bind('/data', 'shared')], undefined, same, mountinfo), /path \/data is mounted on \/ but it is not a shared mount/);
     assert.throws(() => bindPropagation([bind('/srv/sub/x', 'rshared')], undefined, same, mountinfo), /mounted on \/srv\/sub but it is not a shared mount/, 'a slave is not shared');
+  });
+
+  it("binds of or above a daemon root get rslave from the daemon (moby's validateBindDaemonRoot); other propagations are refused there", async () => {
+    const roots = { daemonRoots: ['/var/lib/berth', '/run/berth'] };
+    const volumes = fakeVolumes(['/', '/var/lib/berth/volumes', '/srv']);
+    const [whole, inside, other] = await resolve({ Binds: ['/:/host:ro', '/var/lib/berth/volumes:/v', '/srv:/s'] }, roots, volumes);
+    assert.deepEqual([whole!.Propagation, whole!.AutoSlave, inside!.Propagation, inside!.AutoSlave, other!.Propagation, other!.AutoSlave], ['rslave', true, 'rslave', true, 'rprivate', undefined]);
+    assert.equal(publicMountPoint(whole!).Propagation, 'rslave', 'inspect shows it, as dockerd');
+    assert.ok(!('AutoSlave' in publicMountPoint(whole!)));
+    const [asked] = await resolve({ Mounts: [{ Type: 'bind', Source: '/', Target: '/h', BindOptions: { Propagation: 'rshared' } }] }, roots, volumes);
+    assert.deepEqual([asked!.Propagation, asked!.AutoSlave], ['rshared', undefined]);
+    await assert.rejects(resolve({ Binds: ['/var/lib/berth/volumes:/v:rprivate'] }, roots, volumes), /must use either propagation mode "rslave" or "rshared" when mount source is within the daemon root, daemon root: "\/var\/lib\/berth", bind mount source: "\/var\/lib\/berth\/volumes", propagation: "rprivate"/);
+    await assert.rejects(resolve({ Mounts: [{ Type: 'bind', Source: '/', Target: '/h', BindOptions: { Propagation: 'private' } }] }, roots, volumes), (err: unknown) => err instanceof InvalidArgumentError && /HostConfig\.Mounts\[0\]\.BindOptions\.Propagation/.test(err.message));
+    // At start: a slave where the source's mount allows it (the root made a slave), else private as moby falls back.
+    const auto = (Source: string): MountPoint => ({ ...bind(Source, 'rslave'), AutoSlave: true });
+    const onPrivate = withAutoSlaveFallback([auto('/data')], undefined, same, mountinfo);
+    assert.deepEqual([onPrivate.points[0]!.Propagation, onPrivate.root], ['rprivate', undefined]);
+    const onShared = withAutoSlaveFallback([auto('/srv/a')], undefined, same, mountinfo);
+    assert.deepEqual([onShared.points[0]!.Propagation, onShared.root], ['rslave', 'rslave']);
+    assert.equal(bindPropagation(onPrivate.points, undefined, same, mountinfo), undefined, 'no error for the fallback');
+    const plain = [bind('/data', 'rprivate')];
+    assert.equal(withAutoSlaveFallback(plain, undefined, same, () => assert.fail('read mountinfo')).points, plain);
   });
 
   it('raises the root propagation as dockerd does', () => {

@@ -51,6 +51,24 @@ export interface ResolveOptions {
    * read-only ("rro") unless BindOptions.ReadOnlyNonRecursive says otherwise.
    */
   readOnlyNonRecursive?: boolean;
+  /** The daemon's data and exec roots: binds of (or above) them get "rslave" (daemonRootPropagation). */
+  daemonRoots?: string[];
+}
+
+/**
+ * moby's validateBindDaemonRoot: a bind whose source is within a daemon root, or holds one
+ * (`-v /:/host`), gets "rslave" when no propagation is asked for, so that the container does not
+ * keep private copies of the daemon's mounts below it (other containers' root file systems,
+ * which then could not be unmounted or deleted); "rslave" or "rshared" when asked for; anything
+ * else is refused. Returns the propagation and whether the daemon chose it.
+ */
+function daemonRootPropagation(source: string, asked: string | undefined, roots: readonly string[], field: string): { propagation: string; auto: boolean } {
+  const clean = path.posix.normalize(source);
+  const root = roots.find((r) => clean === r || clean.startsWith(r.endsWith('/') ? r : `${r}/`) || r.startsWith(clean === '/' ? '/' : `${clean}/`));
+  if (root === undefined) return { propagation: asked ?? 'rprivate', auto: false };
+  if (asked === undefined) return { propagation: 'rslave', auto: true };
+  if (asked === 'rslave' || asked === 'rshared') return { propagation: asked, auto: false };
+  throw new InvalidArgumentError(`invalid mount config: must use either propagation mode "rslave" or "rshared" when mount source is within the daemon root, daemon root: ${JSON.stringify(root)}, bind mount source: ${JSON.stringify(source)}, propagation: ${JSON.stringify(asked)}`, field);
 }
 
 /** moby's errMountConfig: the mount's type, then what is wrong with it. */
@@ -143,10 +161,10 @@ export async function resolveMounts(host: ContainerHostConfig, imageVolumes: Rec
     const dest = checkDestination(target, field);
     taken(dest, field);
     const rw = !modes.includes('ro');
-    const propagation = modes.find((m) => PROPAGATIONS.has(m)) ?? 'rprivate';
     const readOnly = rw ? {} : readOnlyDepth(opts.readOnlyNonRecursive);
     if (source.startsWith('/')) {
-      points.push({ Type: 'bind', Source: path.posix.normalize(source), Destination: dest, Mode: modeText, RW: rw, Propagation: propagation, ...readOnly });
+      const { propagation, auto } = daemonRootPropagation(source, modes.find((m) => PROPAGATIONS.has(m)), opts.daemonRoots ?? [], field);
+      points.push({ Type: 'bind', Source: path.posix.normalize(source), Destination: dest, Mode: modeText, RW: rw, Propagation: propagation, ...readOnly, ...(auto ? { AutoSlave: true } : {}) });
     } else {
       const v = await volumes.ensure(source);
       points.push({ Type: 'volume', Name: v.name, Source: v.mountpoint, Destination: dest, Driver: 'local', Mode: modeText || 'z', RW: rw, Propagation: '', ...readOnly, ...(modes.includes('nocopy') ? { NoCopy: true } : {}) });
@@ -175,8 +193,8 @@ export async function resolveMounts(host: ContainerHostConfig, imageVolumes: Rec
       const source = m.Source ?? '';
       if (source === '') throw mountConfigError(type, 'field Source must not be empty', `${field}.Source`);
       if (!source.startsWith('/')) throw mountConfigError(type, `invalid mount path: '${source}' mount path must be absolute`, `${field}.Source`);
-      const propagation = bindOptions?.Propagation || 'rprivate';
-      if (!PROPAGATIONS.has(propagation)) throw mountConfigError(type, `invalid propagation mode: ${propagation}`, `${field}.BindOptions.Propagation`);
+      if (bindOptions?.Propagation && !PROPAGATIONS.has(bindOptions.Propagation)) throw mountConfigError(type, `invalid propagation mode: ${bindOptions.Propagation}`, `${field}.BindOptions.Propagation`);
+      const { propagation, auto } = daemonRootPropagation(source, bindOptions?.Propagation || undefined, opts.daemonRoots ?? [], `${field}.BindOptions.Propagation`);
       const createMountpoint = bindOptions?.CreateMountpoint === true;
       if (!createMountpoint && !volumes.exists(source)) throw mountConfigError(type, `bind source path does not exist: ${source}`, `${field}.Source`);
       // Before API 1.44 these two did not exist: dockerd ignores them then.
@@ -191,6 +209,7 @@ export async function resolveMounts(host: ContainerHostConfig, imageVolumes: Rec
         ...(rw ? {} : readOnlyDepth(opts.readOnlyNonRecursive || bindOptions?.ReadOnlyNonRecursive === true)),
         ...(bindOptions?.NonRecursive ? { NonRecursive: true } : {}),
         ...(createMountpoint ? { CreateMountpoint: true } : {}),
+        ...(auto ? { AutoSlave: true } : {}),
       });
     } else if (type === 'volume') {
       const anonymous = !m.Source;
@@ -239,22 +258,27 @@ function tmpfsOciOptions(data: string | undefined, field: string): string[] {
  * to match (shared, or rslave), as dockerd does. `realSource` resolves symlinks; `mountinfo` is
  * this process's. Returns the root propagation to use, or undefined to keep it.
  */
+/** The mount holding a path: the deepest mount point above it (the last, if stacked). */
+function holderOf(entries: MountinfoEntry[], source: string): MountinfoEntry | undefined {
+  let holder: MountinfoEntry | undefined;
+  for (const e of entries) {
+    const above = source === e.mountPoint || source.startsWith(e.mountPoint === '/' ? '/' : `${e.mountPoint}/`);
+    if (above && (!holder || e.mountPoint.length >= holder.mountPoint.length)) holder = e;
+  }
+  return holder;
+}
+
 export function bindPropagation(points: MountPoint[], current: string | undefined, realSource: (p: string) => string, mountinfo: () => MountinfoEntry[]): string | undefined {
   let root = current;
   let entries: MountinfoEntry[] | undefined;
   for (const p of points) {
+    if (p.AutoSlave) continue; // see withAutoSlaveFallback
     if (p.Type !== 'bind') continue;
     const shared = p.Propagation === 'shared' || p.Propagation === 'rshared';
     const slave = p.Propagation === 'slave' || p.Propagation === 'rslave';
     if (!shared && !slave) continue;
     entries ??= mountinfo();
-    const source = realSource(p.Source);
-    // The mount holding the source: the deepest mount point above it (the last, if stacked).
-    let holder: MountinfoEntry | undefined;
-    for (const e of entries) {
-      const above = source === e.mountPoint || source.startsWith(e.mountPoint === '/' ? '/' : `${e.mountPoint}/`);
-      if (above && (!holder || e.mountPoint.length >= holder.mountPoint.length)) holder = e;
-    }
+    const holder = holderOf(entries, realSource(p.Source));
     const fields = holder?.optionalFields ?? [];
     const isShared = fields.some((f) => f.startsWith('shared:'));
     const isSlave = fields.some((f) => f.startsWith('master:'));
@@ -264,6 +288,26 @@ export function bindPropagation(points: MountPoint[], current: string | undefine
     if (slave && !['shared', 'rshared', 'slave', 'rslave'].includes(root ?? '')) root = 'rslave';
   }
   return root === current ? undefined : root;
+}
+
+/**
+ * The daemon's own "rslave" (AutoSlave) where the source's mount allows it, and the container's
+ * root made a slave for it; else private, as moby falls back for binds from its root when the
+ * mount is neither shared nor a slave (this VM's "/" is private). Returns the points to mount
+ * and the root propagation to use (undefined: unchanged).
+ */
+export function withAutoSlaveFallback(points: MountPoint[], current: string | undefined, realSource: (p: string) => string, mountinfo: () => MountinfoEntry[]): { points: MountPoint[]; root?: string } {
+  if (!points.some((p) => p.AutoSlave)) return { points };
+  const entries = mountinfo();
+  let root = current;
+  const out = points.map((p) => {
+    if (!p.AutoSlave) return p;
+    const fields = holderOf(entries, realSource(p.Source))?.optionalFields ?? [];
+    if (!fields.some((f) => f.startsWith('shared:') || f.startsWith('master:'))) return { ...p, Propagation: 'rprivate' };
+    if (!['shared', 'rshared', 'slave', 'rslave'].includes(root ?? '')) root = 'rslave';
+    return p;
+  });
+  return { points: out, ...(root !== current ? { root } : {}) };
 }
 
 export function ociMounts(points: MountPoint[]): OciMount[] {

@@ -44,10 +44,15 @@ export interface MountPoint {
   CreateMountpoint?: boolean;
   /** volume: the image's content is not copied into it when empty (nocopy, VolumeOptions.NoCopy). */
   NoCopy?: boolean;
+  /**
+   * bind: "rslave" given by the daemon, not the user (the source holds or is held by a daemon
+   * root); at start it falls back to private when the source's mount is neither shared nor a slave.
+   */
+  AutoSlave?: boolean;
 }
 
 /** A MountPoint as inspect and the container list show it. */
-export function publicMountPoint(p: MountPoint): Omit<MountPoint, 'TmpfsData' | 'RecursiveReadOnly' | 'NonRecursive' | 'CreateMountpoint' | 'NoCopy'> {
+export function publicMountPoint(p: MountPoint): Omit<MountPoint, 'TmpfsData' | 'RecursiveReadOnly' | 'NonRecursive' | 'CreateMountpoint' | 'NoCopy' | 'AutoSlave'> {
   return {
     Type: p.Type,
     ...(p.Name !== undefined ? { Name: p.Name } : {}),

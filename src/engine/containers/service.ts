@@ -27,7 +27,7 @@ import type { Spec } from '../../runtime/spec/config.js';
 import { readExit, readLog, ShimClient, shimLogFile, shimPid, type ExitInfo, type LogEntry, type ShimLogOptions } from '../../shim/client.js';
 import { byMountDepth, containerSpec, DEFAULT_SHM_SIZE, DOCKER_MASKED_PATHS, DOCKER_READONLY_PATHS, resourceWarnings, type HostFacts } from '../spec/container-spec.js';
 import type { EventBus } from '../events.js';
-import { mountPointsUnder, parseMountinfo } from '../../common/mountinfo.js';
+import { mountPointsUnder, parseMountinfo, type MountinfoEntry } from '../../common/mountinfo.js';
 import { TreeDeleter } from '../../storage/fsop.js';
 import { isMountPoint, Mounter, unmount, volatileUpper } from '../mount.js';
 import { devicesAt, hostDevices } from '../host-devices.js';
@@ -35,7 +35,7 @@ import { pruneMatcher } from '../image-filters.js';
 import { checkHealthcheck } from './health.js';
 import { applyCreateDefaults, dnsSettings, withRunDefaults, type ContainerDefaults } from './defaults.js';
 import { logAttributes, resolveLogConfig, rotation as logRotation, type EffectiveLogConfig } from './logconfig.js';
-import { bindPropagation, ociMounts, resolveMounts } from './mounts.js';
+import { bindPropagation, ociMounts, resolveMounts, withAutoSlaveFallback } from './mounts.js';
 import { containerEventAttributes, newState, ZERO_TIME, type ContainerConfig, type ContainerHostConfig, type ContainerRecord, type ContainerStatus } from './record.js';
 import { ContainerStore } from './store.js';
 import { randomName } from './names.js';
@@ -433,7 +433,7 @@ export class ContainerService {
           exists: (p) => fs.existsSync(p),
           mountsOf: (ref) => this.store.get(ref).mounts,
         },
-        { readOnlyNonRecursive: req.readOnlyNonRecursive },
+        { readOnlyNonRecursive: req.readOnlyNonRecursive, daemonRoots: [path.dirname(this.opts.containersDir), this.opts.execRoot] },
       );
     } catch (err) {
       await this.opts.snapshotter.remove(snapshotKey).catch(() => undefined);
@@ -705,11 +705,14 @@ export class ContainerService {
       await mounted;
       await this.opts.volumes.copyUp(m.Name, path.join(rootfs, m.Destination), rootfs).catch(() => false);
     }
-    const rootPropagation = bindPropagation(record.mounts, spec.linux?.rootfsPropagation, (p) => fs.realpathSync(p), () => parseMountinfo(fs.readFileSync('/proc/self/mountinfo', 'utf8')));
+    let mountinfo: MountinfoEntry[] | undefined;
+    const readMountinfo = (): MountinfoEntry[] => (mountinfo ??= parseMountinfo(fs.readFileSync('/proc/self/mountinfo', 'utf8')));
+    const auto = withAutoSlaveFallback(record.mounts, spec.linux?.rootfsPropagation, (p) => fs.realpathSync(p), readMountinfo);
+    const rootPropagation = bindPropagation(auto.points, auto.root ?? spec.linux?.rootfsPropagation, (p) => fs.realpathSync(p), readMountinfo) ?? auto.root;
     if (rootPropagation && spec.linux) spec.linux.rootfsPropagation = rootPropagation;
     // All of them in moby's order, the defaults, /etc's files and the user's together: a volume
     // on /etc went on top of /etc/hosts and hid it.
-    spec.mounts = [...(spec.mounts ?? []), ...this.etcMounts(record), ...ociMounts(record.mounts)].sort(byMountDepth);
+    spec.mounts = [...(spec.mounts ?? []), ...this.etcMounts(record), ...ociMounts(auto.points)].sort(byMountDepth);
     return spec;
   }
 
