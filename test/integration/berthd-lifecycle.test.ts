@@ -382,7 +382,7 @@ describe('berthd with the docker CLI', { skip }, () => {
     assert.match(d.docker(['run', '--rm', '--pid', 'container:nosuch', 'busybox', 'true']).stderr, /No such container: nosuch/);
   });
 
-  it('devices (--device, --privileged) and the memory, cpuset and blkio resources', () => {
+  it('devices (--device, --privileged) and the memory, cpuset and blkio resources', async () => {
     assert.match(d.dockerOk(['run', '--rm', '--device', '/dev/null:/dev/mynull:rw', 'busybox', 'ls', '-l', '/dev/mynull']), /^crw.* 1,\s+3 .*\/dev\/mynull$/m);
     const hostNodes = fs.readdirSync('/dev', { withFileTypes: true }).filter((e) => e.isCharacterDevice() || e.isBlockDevice()).length;
     const inPrivileged = Number(d.dockerOk(['run', '--rm', '--privileged', 'busybox', 'sh', '-c', 'find /dev -maxdepth 1 \\( -type c -o -type b \\) | wc -l']));
@@ -405,14 +405,20 @@ describe('berthd with the docker CLI', { skip }, () => {
     try {
       assert.match(d.dockerOk(['run', '--rm', '--cgroup-parent', parent, 'busybox', 'cat', '/proc/self/cgroup']), new RegExp(`^\\d+:pids:/${parent}/[0-9a-f]{64}$`, 'm'));
     } finally {
-      // berthd leaves parent cgroups in place, as dockerd does: this test's are its own to remove.
-      for (const root of fs.readdirSync('/sys/fs/cgroup')) {
-        try {
-          fs.rmdirSync(path.join('/sys/fs/cgroup', root, parent));
-        } catch {
-          /* not in this hierarchy */
+      // berthd leaves parent cgroups in place, as dockerd does: this test's are its own to remove,
+      // once the container's own are gone (an --rm container's go just after its removal is answered).
+      const left = (): string[] => fs.readdirSync('/sys/fs/cgroup').map((root) => path.join('/sys/fs/cgroup', root, parent)).filter((dir) => fs.existsSync(dir));
+      await poll(() => {
+        for (const dir of left()) {
+          try {
+            fs.rmdirSync(dir);
+          } catch {
+            /* still holds the container's */
+          }
         }
-      }
+        return left().length === 0;
+      }, 5000);
+      assert.deepEqual(left(), [], 'the test\'s parent cgroups removed');
     }
     assert.match(d.docker(['run', '--rm', '--storage-opt', 'size=1G', 'busybox', 'true']).stderr, /--storage-opt is supported only for overlay over xfs/);
     assert.match(d.docker(['run', '--rm', '--gpus', 'all', 'busybox', 'true']).stderr, /could not select device driver/);
