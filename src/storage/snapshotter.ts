@@ -154,6 +154,16 @@ function isWhiteout(st: fs.Stats): boolean {
   return st.isCharacterDevice() && st.rdev === 0;
 }
 
+/** A symlink made unless something is there already (another process may make it meanwhile). */
+function linkIfMissing(target: string, link: string): void {
+  if (fs.existsSync(link)) return;
+  try {
+    fs.symlinkSync(target, link);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+  }
+}
+
 function lstatOrNull(p: string): fs.Stats | null {
   try {
     return fs.lstatSync(p);
@@ -269,11 +279,7 @@ export class OverlaySnapshotter {
   async ensureInitLayer(id: string): Promise<boolean> {
     const dir = path.join(this.layerDir(id), 'init');
     if (fs.existsSync(dir)) return this.linkInit(id);
-    const chain = this.chain(id);
-    const lower = new LowerView(
-      chain.map((l) => path.join(this.layerDir(l.chainId), 'fs')),
-      await Promise.all(chain.map((l) => this.layerOpaques(l.chainId))),
-    );
+    const lower = await this.chainView(id);
     const etc = lower.lookup('etc');
     if (etc && !etc.isDirectory()) return false;
     for (const rel of INIT_FILES) {
@@ -307,14 +313,7 @@ export class OverlaySnapshotter {
   }
 
   private linkInit(id: string): boolean {
-    const link = this.initLinkPath(id);
-    if (!fs.existsSync(link)) {
-      try {
-        fs.symlinkSync(path.join('..', 'layers', id.slice(7), 'init', 'fs'), link);
-      } catch (e) {
-        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-      }
-    }
+    linkIfMissing(path.join('..', 'layers', id.slice(7), 'init', 'fs'), this.initLinkPath(id));
     return true;
   }
 
@@ -607,13 +606,7 @@ export class OverlaySnapshotter {
     if (ro && chain.length === 1) return [{ type: 'bind', source: path.join(this.layerDir(chain[0].chainId), 'fs'), options: ['rbind', 'ro'] }];
     for (const l of chain) {
       // Recreated if lost (a crash between publishing a layer and linking it).
-      if (!fs.existsSync(this.linkPath(l.chainId))) {
-        try {
-          fs.symlinkSync(path.join('..', 'layers', l.chainId.slice(7), 'fs'), this.linkPath(l.chainId));
-        } catch (e) {
-          if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-        }
-      }
+      linkIfMissing(path.join('..', 'layers', l.chainId.slice(7), 'fs'), this.linkPath(l.chainId));
     }
     // The init layer: its link recreated if lost, as the layers' are above.
     const init = info.init === true && !ro && this.linkInit(info.parent) ? [this.initLinkPath(info.parent)] : [];
@@ -649,12 +642,17 @@ export class OverlaySnapshotter {
   private async lowerView(key: string): Promise<{ upper: string; lower: LowerView }> {
     const info = this.stat(key);
     if (info.kind !== 'active') throw new InvalidArgumentError(`snapshot ${key} is a read-only view`, 'key');
-    const lowers = info.parent === undefined ? [] : this.chain(info.parent);
-    const lower = new LowerView(
-      lowers.map((l) => path.join(this.layerDir(l.chainId), 'fs')),
-      await Promise.all(lowers.map((l) => this.layerOpaques(l.chainId))),
-    );
+    const lower = info.parent === undefined ? new LowerView([], []) : await this.chainView(info.parent);
     return { upper: path.join(this.snapshotDir(key), 'fs'), lower };
+  }
+
+  /** The merged view of a layer and its ancestors. */
+  private async chainView(id: string): Promise<LowerView> {
+    const chain = this.chain(id);
+    return new LowerView(
+      chain.map((l) => path.join(this.layerDir(l.chainId), 'fs')),
+      await Promise.all(chain.map((l) => this.layerOpaques(l.chainId))),
+    );
   }
 
   /**

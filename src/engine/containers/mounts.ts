@@ -250,14 +250,6 @@ function tmpfsOciOptions(data: string | undefined, field: string): string[] {
   return mergeTmpfsOptions(['noexec', 'nosuid', 'nodev', 'rprivate', ...(data ? data.split(',') : [])], field);
 }
 
-/** The OCI mounts for the container's MountPoints, parents before children. */
-/**
- * moby's rule for binds with shared or slave propagation: the host mount holding the source
- * must be shared (for shared, rshared) or shared or a slave (for slave, rslave), else propagation
- * could not work and the start is refused in dockerd's words; the root's propagation is raised
- * to match (shared, or rslave), as dockerd does. `realSource` resolves symlinks; `mountinfo` is
- * this process's. Returns the root propagation to use, or undefined to keep it.
- */
 /** The mount holding a path: the deepest mount point above it (the last, if stacked). */
 function holderOf(entries: MountinfoEntry[], source: string): MountinfoEntry | undefined {
   let holder: MountinfoEntry | undefined;
@@ -268,6 +260,14 @@ function holderOf(entries: MountinfoEntry[], source: string): MountinfoEntry | u
   return holder;
 }
 
+/**
+ * moby's rule for binds with shared or slave propagation: the host mount holding the source
+ * must be shared (for shared, rshared) or shared or a slave (for slave, rslave), else propagation
+ * could not work and the start is refused in dockerd's words; the root's propagation is raised
+ * to match (shared, or rslave), as dockerd does. `realSource` resolves symlinks; `mountinfo` is
+ * this process's. Returns the root propagation to use, or undefined to keep it.
+ * The daemon's own rslave (AutoSlave) is left to withAutoSlaveFallback.
+ */
 export function bindPropagation(points: MountPoint[], current: string | undefined, realSource: (p: string) => string, mountinfo: () => MountinfoEntry[]): string | undefined {
   let root = current;
   let entries: MountinfoEntry[] | undefined;
@@ -310,6 +310,7 @@ export function withAutoSlaveFallback(points: MountPoint[], current: string | un
   return { points: out, ...(root !== current ? { root } : {}) };
 }
 
+/** The OCI mounts for the container's MountPoints. */
 export function ociMounts(points: MountPoint[]): OciMount[] {
   // In the records' order: the start puts all of a container's mounts in moby's (byMountDepth).
   return points.map((p): OciMount => {

@@ -752,8 +752,7 @@ export class ContainerService {
    * known; each only when its content changes.
    */
   private writeEtcFiles(record: ContainerRecord): void {
-    const dir = this.etcDir(record.id);
-    fs.mkdirSync(dir, { recursive: true, mode: 0o711 });
+    const dir = this.etcDir(record.id); // made by etcMounts at the start
     const networks = record.networks ?? {};
     const links = Object.keys(networks).includes('bridge') ? this.legacyLinks(record) : [];
     const hosts = hostsFile({
@@ -842,25 +841,17 @@ export class ContainerService {
     // A daemon killed before it is written finds the exit in exit.json (the shim leaves it)
     // and handles it again; stop and kill wrote stoppedByUser before the signal.
     if (!record.hostConfig.AutoRemove) this.store.saveSoon(record);
-    if (record.hostConfig.AutoRemove && ownPidNamespace(record)) {
-      // Nothing of it runs any more (its PID 1's death ended its pid namespace): it is removed,
-      // and `wait --condition removed` answered (docker run --rm), before the runtime's record
-      // and cgroups go (reconcile sweeps those if we die in between).
-      void this.shutdownShim(id); // connected before its directory goes to the trash
-      await unmounted;
-      await this.releaseVolumes(record);
-      await this.removeLocked(id, { force: false, volumes: true });
-      await this.opts.runtime.delete(id, true).catch(() => undefined);
-      return;
-    }
-    await this.releaseRuntime(id);
+    // An --rm container of which nothing runs any more (its PID 1's death ended its pid
+    // namespace) is removed, and `wait --condition removed` answered (docker run --rm), before
+    // the runtime's record and cgroups go (reconcile sweeps those if we die in between).
+    const removeFirst = record.hostConfig.AutoRemove === true && ownPidNamespace(record);
+    if (removeFirst) void this.shutdownShim(id); // connected before its directory goes to the trash
+    else await this.releaseRuntime(id);
     await unmounted;
     await this.releaseVolumes(record);
-    if (record.hostConfig.AutoRemove) {
-      await this.removeLocked(id, { force: false, volumes: true });
-      return;
-    }
-    this.maybeRestart(record);
+    if (!record.hostConfig.AutoRemove) return this.maybeRestart(record);
+    await this.removeLocked(id, { force: false, volumes: true });
+    if (removeFirst) await this.opts.runtime.delete(id, true).catch(() => undefined);
   }
 
   private oomKilled(id: string): boolean {
