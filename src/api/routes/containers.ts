@@ -283,7 +283,6 @@ export function containerRoutes(router: Router, engine: Engine): void {
   });
 }
 
-/** Port bindings as dockerd stores them: every binding with both HostIp and HostPort (testcontainers sends only `HostPort: "0"`). */
 /**
  * moby's strslice.StrSlice fields (Cmd, Entrypoint, Shell, CapAdd, CapDrop) take a JSON string
  * as a list of that one string: `"Cmd": "echo hi"` runs the program "echo hi", as dockerd does.
@@ -295,6 +294,7 @@ function strSlices<T extends object>(obj: T, fields: string[]): T {
   return out as T;
 }
 
+/** Port bindings as dockerd stores them: every binding with both HostIp and HostPort (testcontainers sends only `HostPort: "0"`). */
 function normalizePortBindings(hostConfig: ContainerHostConfig): ContainerHostConfig {
   if (!hostConfig || typeof hostConfig !== 'object' || !hostConfig.PortBindings || typeof hostConfig.PortBindings !== 'object') return hostConfig;
   const bindings = Object.entries(hostConfig.PortBindings).map(([port, list]) => [
