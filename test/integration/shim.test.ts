@@ -61,6 +61,18 @@ async function deleteAndCheck(id: string, bundle: TestBundle, dir: string, pid: 
   assert.deepEqual(mountPointsUnder(path.join(bundle.dir, 'rootfs')), [], 'no mounts left');
 }
 
+/** The namespaces a process holds open (readlinks of its fds, e.g. "mnt:[4026532...]"). */
+function heldNamespaces(pid: number, kind: string): string[] {
+  return fs.readdirSync(`/proc/${pid}/fd`).flatMap((fd) => {
+    try {
+      const target = fs.readlinkSync(`/proc/${pid}/fd/${fd}`);
+      return target.startsWith(`${kind}:`) ? [target] : [];
+    } catch {
+      return [];
+    }
+  });
+}
+
 describe('berth-shim', { skip: !isRoot && 'needs root' }, () => {
   after(() => cleanUp({ runtime, root, ids, shimDirs, bundles }));
 
@@ -81,6 +93,10 @@ describe('berth-shim', { skip: !isRoot && 'needs root' }, () => {
     })();
     const waiting = client.wait();
     await runtime.start(id);
+    // Held so that PID 1's exit does not wait for the namespace's teardown, let go after it.
+    const containerMounts = fs.readlinkSync(`/proc/${launched.pid}/ns/mnt`);
+    assert.notEqual(containerMounts, fs.readlinkSync('/proc/self/ns/mnt'));
+    assert.deepEqual(heldNamespaces(shim, 'mnt'), [containerMounts], 'the shim holds the container\'s mount namespace');
 
     const { rssKb, pssKb } = memory(shim);
     console.log(`berth-shim memory: VmRSS ${rssKb} kB, Pss ${pssKb} kB`);
@@ -93,6 +109,7 @@ describe('berth-shim', { skip: !isRoot && 'needs root' }, () => {
     assert.deepEqual(readExit(dir), exit);
     assert.deepEqual(await client.wait(), exit, 'wait after the exit answers at once');
     assert.equal((await client.state()).status, 'stopped');
+    assert.deepEqual(heldNamespaces(shim, 'mnt'), [], 'the shim let the mount namespace go once the exit was told');
 
     const log = readLog(shimLogFile(dir));
     assert.equal(logText(log, 'stdout'), 'out\n');
