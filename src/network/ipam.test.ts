@@ -2,12 +2,19 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { describe, it } from 'node:test';
+import { after, describe, it } from 'node:test';
 
 import { intToIp, Ipam, ipToInt, parseCidr, parseRange, parseSubnet, subnetCidr, subnetContains, subnetsOverlap } from './ipam.js';
 
 describe('Ipam', () => {
-  const file = (): string => path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'ipam-')), 'net.json');
+  const dirs: string[] = [];
+  const file = (): string => {
+    dirs.push(fs.mkdtempSync(path.join(os.tmpdir(), 'ipam-')));
+    return path.join(dirs[dirs.length - 1], 'net.json');
+  };
+  after(() => {
+    for (const dir of dirs) fs.rmSync(dir, { recursive: true, force: true });
+  });
   it('hands out the lowest free address, never the gateway or one in use, and keeps them across restarts', () => {
     const f = file();
     const a = new Ipam(f, parseCidr('10.9.0.1/29'));

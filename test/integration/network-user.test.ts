@@ -60,6 +60,7 @@ describe('user-defined networks through the docker CLI', { skip: dockerdSkip }, 
   let d: PrivateBerthd;
   let upstream: ChildProcess | undefined;
   let outsideServer: ChildProcess | undefined;
+  let www: string | undefined;
   const forwardBefore = fs.readFileSync('/proc/sys/net/ipv4/ip_forward', 'utf8').trim();
 
   before(async () => {
@@ -69,7 +70,7 @@ describe('user-defined networks through the docker CLI', { skip: dockerdSkip }, 
     cmd('ip', ['addr', 'add', `${OUTSIDE_HOST_IP}/24`, 'dev', OUTSIDE_VETH]);
     cmd('ip', ['link', 'set', OUTSIDE_VETH, 'up']);
     cmd('ip', ['netns', 'exec', OUTSIDE_NS, 'sh', '-c', `ip addr add ${OUTSIDE_IP}/24 dev eth0 && ip link set eth0 up && ip link set lo up`]);
-    const www = fs.mkdtempSync(path.join(os.tmpdir(), 'berth-outside-'));
+    www = fs.mkdtempSync(path.join(os.tmpdir(), 'berth-outside-'));
     fs.writeFileSync(path.join(www, 'index.html'), 'outside\n');
     outsideServer = spawn('ip', ['netns', 'exec', OUTSIDE_NS, 'busybox', 'httpd', '-f', '-p', `${OUTSIDE_IP}:8080`, '-h', www], { stdio: 'ignore' });
     upstream = fakeUpstream();
@@ -82,6 +83,7 @@ describe('user-defined networks through the docker CLI', { skip: dockerdSkip }, 
     await d?.stop();
     upstream?.kill('SIGKILL');
     outsideServer?.kill('SIGKILL');
+    if (www) fs.rmSync(www, { recursive: true, force: true });
     cmd('ip', ['netns', 'del', OUTSIDE_NS]);
     cmd('ip', ['link', 'del', OUTSIDE_VETH]);
     fs.writeFileSync('/proc/sys/net/ipv4/ip_forward', forwardBefore);
