@@ -59,6 +59,11 @@ async function tarEntries(file: string): Promise<Array<{ name: string; type: str
   return out;
 }
 
+/** What is in the snapshotter's tmp, but the spare directories it makes ahead. */
+function temporaryFiles(root: string): string[] {
+  return fs.readdirSync(path.join(root, 'tmp')).filter((name) => !name.includes('-spare-'));
+}
+
 describe('chainId', () => {
   it('follows the OCI image spec', () => {
     const a = sha('a');
@@ -101,7 +106,7 @@ describe('OverlaySnapshotter', () => {
       /crash/,
     );
     assert.equal(s.hasLayer(base), false);
-    assert.deepEqual(fs.readdirSync(path.join(s.root, 'tmp')), []);
+    assert.deepEqual(temporaryFiles(s.root), []);
     await assert.rejects(
       s.addLayer(base, undefined, async () => ({ diffId: sha('other'), size: 1 })),
       InvalidArgumentError,
@@ -389,7 +394,7 @@ describe('OverlaySnapshotter', () => {
     fs.writeFileSync(path.join(s.root, 'snapshots/c/fs/f'), 'x');
     await assert.rejects(s.commit('c', sha('nope')), InvalidArgumentError);
     assert.ok(fs.existsSync(path.join(s.root, 'snapshots/c/fs/f')), 'the snapshot stays');
-    assert.deepEqual(fs.readdirSync(path.join(s.root, 'tmp')), []);
+    assert.deepEqual(temporaryFiles(s.root), []);
   });
 });
 

@@ -38,6 +38,7 @@ import tar from 'tar-stream';
 
 import { ConflictError, InvalidArgumentError, NotFoundError, SystemError, UnsupportedError } from '../common/errors.js';
 import { processAlive, syncDirectory, writeFileAtomic } from '../common/fsutil.js';
+import { SpareDirs } from '../common/spare-dirs.js';
 import { FsOp, TreeDeleter } from './fsop.js';
 import { idInside, type IdRange } from './idrange.js';
 import { entryContentSize } from './unpack.js';
@@ -239,6 +240,8 @@ export class OverlaySnapshotter {
 
   /** Deletes removed layers and snapshots off the event loop. */
   private readonly deleter: TreeDeleter;
+  /** A writable snapshot's directories (`fs`, `work`), made ahead in tmp from the first on (see SpareDirs). */
+  private readonly spareSnapshots: SpareDirs;
 
   constructor(root: string, options: SnapshotterOptions = {}) {
     this.root = path.resolve(root);
@@ -251,6 +254,7 @@ export class OverlaySnapshotter {
     fs.mkdirSync(this.root, { recursive: true, mode: 0o711 });
     for (const d of [this.layersDir, this.linksDir, this.snapshotsDir, this.tmpDir]) fs.mkdirSync(d, { recursive: true, mode: 0o711 });
     this.removeStale();
+    this.spareSnapshots = new SpareDirs({ name: () => path.join(this.tmpDir, `${process.pid}-spare-${randomBytes(8).toString('hex')}`), mode: 0o711, subdirs: [['fs', 0o755], ['work', 0o700]] });
   }
 
   // ---- layers ----------------------------------------------------------------------------
@@ -497,12 +501,15 @@ export class OverlaySnapshotter {
     const mounts = this.mountsFor(info); // refuses before anything is made (e.g. too many layers)
     // Synchronous: a handful of metadata operations on a local file system take ~30 µs each
     // here, while each asynchronous one costs a thread-pool round trip (~0.3 ms under load),
-    // and this is on every `docker create`.
-    const tmp = this.newTmp();
-    fs.mkdirSync(tmp, { mode: 0o711 });
+    // and this is on every `docker create`. The directories were made ahead if they could be.
+    const spare = this.spareSnapshots.take();
+    const tmp = spare ?? this.newTmp();
+    if (!spare) fs.mkdirSync(tmp, { mode: 0o711 });
     try {
-      fs.mkdirSync(path.join(tmp, 'fs'), { mode: 0o755 });
-      fs.mkdirSync(path.join(tmp, 'work'), { mode: 0o700 });
+      if (!spare) {
+        fs.mkdirSync(path.join(tmp, 'fs'), { mode: 0o755 });
+        fs.mkdirSync(path.join(tmp, 'work'), { mode: 0o700 });
+      }
       // Not fsynced (unlike layers): a writable layer belongs to one container, whose record is
       // not fsynced either (see engine/containers/store.ts); the rename of the directory is
       // atomic for any crash of a process, and an fsync pair here cost ~10 ms of every `docker create`.

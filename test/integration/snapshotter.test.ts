@@ -235,6 +235,6 @@ describe('OverlaySnapshotter on multilayer', { skip: isRoot ? false : 'needs roo
     await snap.remove('ctr2');
     assert.equal(fs.existsSync(path.join(snap.root, 'snapshots/ctr2')), false);
     assert.equal(fs.readFileSync(path.join(vol.Mountpoint, 'written.txt'), 'utf8'), 'kept');
-    assert.deepEqual(fs.readdirSync(path.join(snap.root, 'tmp')), []);
+    assert.deepEqual(fs.readdirSync(path.join(snap.root, 'tmp')).filter((name) => !name.includes('-spare-')), [], 'nothing but the spare directories made ahead');
   });
 });

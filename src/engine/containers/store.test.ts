@@ -66,7 +66,7 @@ describe('ContainerStore', () => {
       store.remove(id);
       assert.equal(store.find(id), undefined);
       assert.equal(fs.existsSync(store.dir(id)), false);
-      assert.ok(await until(() => fs.readdirSync(root).length === 0), String(fs.readdirSync(root)));
+      assert.ok(await until(() => fs.readdirSync(root).filter((n) => !n.startsWith('.spare-')).length === 0), String(fs.readdirSync(root)));
       // Name free again, and a new store does not see it.
       assert.equal(store.claimableName('web'), '/web');
       assert.equal(new ContainerStore(root).list().length, 0);
@@ -80,6 +80,35 @@ describe('ContainerStore', () => {
       fs.mkdirSync(path.join(root, `.trash-${'a'.repeat(64)}-1-2`, 'sub'), { recursive: true });
       const store = new ContainerStore(root);
       assert.equal(store.get('kept').id, id);
-      assert.ok(await until(() => fs.readdirSync(root).length === 1), String(fs.readdirSync(root)));
+      const notSpare = (): string[] => fs.readdirSync(root).filter((n) => !n.startsWith('.spare-'));
+      assert.ok(await until(() => notSpare().length === 1), String(fs.readdirSync(root)));
+    }));
+
+  it("a new container's directory is a spare made ahead, renamed into place with its record; spares left by a daemon are removed at load", () =>
+    withRoot(async (root) => {
+      const first = new ContainerStore(root);
+      const spares = (): string[] => fs.readdirSync(root).filter((n) => n.startsWith('.spare-'));
+      first.save({ id: first.newId(), name: '/first' } as ContainerRecord);
+      await new Promise((resolve) => setImmediate(resolve));
+      assert.equal(spares().length, 2, 'made ahead after the first');
+      const id = first.newId();
+      first.save({ id, name: '/fresh' } as ContainerRecord);
+      assert.equal(spares().length, 1, 'one taken');
+      assert.deepEqual(fs.readdirSync(path.join(root, id)), ['container.json']);
+      assert.equal(fs.statSync(path.join(root, id)).mode & 0o777, 0o711);
+      assert.equal(fs.statSync(path.join(root, id, 'container.json')).mode & 0o777, 0o600);
+      assert.equal(JSON.parse(fs.readFileSync(path.join(root, id, 'container.json'), 'utf8')).name, '/fresh');
+      // A directory of that id already there (not empty): the record goes into it as before.
+      const other = first.newId();
+      fs.mkdirSync(path.join(root, other));
+      fs.writeFileSync(path.join(root, other, 'log.json'), '');
+      await new Promise((resolve) => setImmediate(resolve));
+      first.save({ id: other, name: '/other' } as ContainerRecord);
+      assert.deepEqual(fs.readdirSync(path.join(root, other)).sort(), ['container.json', 'log.json']);
+      await new Promise((resolve) => setImmediate(resolve)); // the first store's last spares made
+
+      const second = new ContainerStore(root);
+      assert.deepEqual(spares(), [], 'the first store\'s spares removed at load');
+      assert.equal(second.get('fresh').id, id);
     }));
 });

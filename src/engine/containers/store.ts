@@ -13,11 +13,13 @@ import path from 'node:path';
 
 import { ConflictError, InvalidArgumentError, NotFoundError } from '../../common/errors.js';
 import { writeFileAtomicSync } from '../../common/fsutil.js';
+import { SpareDirs } from '../../common/spare-dirs.js';
 import { TreeDeleter } from '../../storage/fsop.js';
 import type { ContainerRecord } from './record.js';
 
 const RECORD_FILE = 'container.json';
 const TRASH_PREFIX = '.trash-';
+const SPARE_PREFIX = '.spare-';
 const ID = /^[a-f0-9]{64}$/;
 /** Docker's container name rule (daemon/names: RestrictedNamePattern). */
 const NAME = /^\/?[a-zA-Z0-9][a-zA-Z0-9_.-]+$/;
@@ -36,6 +38,8 @@ export class ContainerStore {
   private readonly deleter: TreeDeleter;
   /** Records saveSoon() holds back, by id. */
   private readonly pending = new Map<string, NodeJS.Timeout>();
+  /** A new container's directory, made ahead from the first create on (see SpareDirs). */
+  private readonly spares: SpareDirs;
 
   constructor(readonly root: string) {
     this.deleter = new TreeDeleter(root);
@@ -45,6 +49,7 @@ export class ContainerStore {
     for (const id of fs.readdirSync(root)) {
       // What a daemon that died during a background removal left.
       if (id.startsWith(TRASH_PREFIX)) void this.deleter.remove(path.join(root, id)).catch(() => undefined);
+      if (id.startsWith(SPARE_PREFIX)) fs.rmSync(path.join(root, id), { recursive: true, force: true });
       if (!ID.test(id)) continue;
       try {
         const record = JSON.parse(fs.readFileSync(path.join(root, id, RECORD_FILE), 'utf8')) as ContainerRecord;
@@ -56,6 +61,7 @@ export class ContainerStore {
         fs.rmSync(path.join(root, id), { recursive: true, force: true });
       }
     }
+    this.spares = new SpareDirs({ name: () => path.join(root, SPARE_PREFIX + crypto.randomBytes(8).toString('hex')), mode: 0o711 });
   }
 
   dir(id: string): string {
@@ -152,8 +158,11 @@ export class ContainerStore {
     const dir = this.dir(record.id);
     // A container we hold has its directory (only remove() takes it away); a mkdir that finds
     // it costs as much as the write here (~0.2 ms on this VM's ext4).
-    if (!this.byId.has(record.id)) fs.mkdirSync(dir, { recursive: true, mode: 0o711 });
     const text = JSON.stringify(record);
+    if (!this.byId.has(record.id)) {
+      if (this.saveInSpare(dir, text)) return this.remember(record);
+      fs.mkdirSync(dir, { recursive: true, mode: 0o711 });
+    }
     try {
       writeFileAtomicSync(path.join(dir, RECORD_FILE), text, { durable: false });
     } catch (err) {
@@ -162,6 +171,20 @@ export class ContainerStore {
       writeFileAtomicSync(path.join(dir, RECORD_FILE), text, { durable: false });
     }
     this.remember(record);
+  }
+
+  /** A new container's first record, in a spare directory renamed into place; false if none was ready (or the directory exists). */
+  private saveInSpare(dir: string, text: string): boolean {
+    const spare = this.spares.take();
+    if (!spare) return false;
+    try {
+      fs.writeFileSync(path.join(spare, RECORD_FILE), text, { mode: 0o600, flag: 'wx' });
+      fs.renameSync(spare, dir); // the directory appears with its record
+      return true;
+    } catch {
+      fs.rmSync(spare, { recursive: true, force: true });
+      return false;
+    }
   }
 
   /** Gives a container a new name (already checked with claimableName); the old one is free again. */
