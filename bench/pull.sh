@@ -2,7 +2,14 @@
 # Pull benchmark: Berth's pullImage (bench/pull-image.mjs) vs `skopeo copy` (to an OCI layout, no
 # unpack) and `podman pull` (unpacks into containers/storage, overlay driver), each into a fresh
 # store per run, pulling the same image from a local registry on 127.0.0.1, in ONE hyperfine run.
-# Then unpack throughput: Berth's unpackLayer vs `tar -xzf` of the same layer blob.
+# Then unpack throughput: Berth's unpackLayer vs `tar -xzf` of the same layer blob, on the disk
+# and on a tmpfs (the unpacker's own cost, without the disk's).
+#
+# Every run writes into a new directory, and they are all removed at the end, not before each
+# run: this VM's ext4 is mounted with online discard, and for up to a minute after a tree of
+# this size is deleted, writes wait behind its discards (a `tar -xzf` of the Debian layer took
+# 1.3 s into a new directory, 3.2 s and then 5.6 s after `rm -rf` of the last one). Before each
+# run, `sync`, so that none pays for the writeback of the one before.
 #
 # As root, from the repo root, after `npm run build`:
 #   bash bench/pull.sh              # busybox + multilayer images, pulls multilayer
@@ -30,7 +37,14 @@ for t in hyperfine skopeo podman; do command -v $t >/dev/null || apt-get install
 
 W=$(mktemp -d /tmp/berth-pull-bench.XXXXXX)
 cleanup() {
+  set +e # everything below is tried, whatever fails
   bash "$SHARED/testimages/registry.sh" stop "$W/reg" "$PORT" >/dev/null 2>&1 || true
+  # podman's overlay driver leaves its store's home bind-mounted on itself.
+  for r in "$W"/runs/p.*; do
+    [[ -d $r ]] || continue
+    podman --root "$r/root" --runroot "$r/run" --storage-driver overlay system reset -f >/dev/null 2>&1
+    umount -R "$r/root/overlay" 2>/dev/null
+  done
   rm -rf "$W"
 }
 trap cleanup EXIT
@@ -54,38 +68,44 @@ skopeo copy -q --dest-tls-verify=false "oci:$W/img/oci:$IMAGE" "docker://127.0.0
 REF=127.0.0.1:$PORT/$IMAGE:latest
 echo "pulling $REF"
 
-# One store per puller, wiped before every run.
-STORE=$W/store
-PODMAN_ROOT=$W/podman
 cat > "$W/registries.conf" <<CONF
 [[registry]]
 location = "127.0.0.1:$PORT"
 insecure = true
 CONF
-PODMAN="podman --root $PODMAN_ROOT/root --runroot $PODMAN_ROOT/run --storage-driver overlay"
 export CONTAINERS_REGISTRIES_CONF=$W/registries.conf
 
-# Sanity: each puller works once (and Berth's result is a usable layer stack).
-rm -rf "$STORE" && node "$ROOT/bench/pull-image.mjs" "$REF" "$STORE"
-$PODMAN pull -q "$REF" >/dev/null && $PODMAN rmi -a -f >/dev/null
-skopeo copy -q --src-tls-verify=false "docker://$REF" "oci:$W/skopeo:x"
+# Each puller into a new directory under $W/runs per run (see the top).
+mkdir -p "$W/runs"
+cat > "$W/pull-berth.sh" <<SH
+exec node $ROOT/bench/pull-image.mjs $REF \$(mktemp -u -d $W/runs/berth.XXXXXX)
+SH
+cat > "$W/pull-podman.sh" <<SH
+r=\$(mktemp -d $W/runs/p.XXXX) # short: podman refuses a runroot over 50 characters
+exec podman --root \$r/root --runroot \$r/run --storage-driver overlay pull -q $REF >/dev/null
+SH
+cat > "$W/pull-skopeo.sh" <<SH
+exec skopeo copy -q --src-tls-verify=false docker://$REF oci:\$(mktemp -u -d $W/runs/skopeo.XXXXXX):x
+SH
 
-hyperfine -N --warmup "$WARMUP" --runs "$RUNS" --export-json "$RESULTS/pull.json" \
-  --command-name berth --prepare "rm -rf $STORE" "node $ROOT/bench/pull-image.mjs $REF $STORE" \
-  --command-name 'podman pull' --prepare "sh -c '$PODMAN rmi -a -f >/dev/null 2>&1; $PODMAN system reset -f >/dev/null 2>&1; rm -rf $PODMAN_ROOT'" "$PODMAN pull -q $REF" \
-  --command-name 'skopeo copy' --prepare "rm -rf $W/skopeo" "skopeo copy -q --src-tls-verify=false docker://$REF oci:$W/skopeo:x"
+# Sanity: each puller works once (and Berth's result is a usable layer stack).
+for t in berth podman skopeo; do sh "$W/pull-$t.sh"; done
+
+hyperfine -N --warmup "$WARMUP" --runs "$RUNS" --export-json "$RESULTS/pull.json" --prepare sync \
+  --command-name berth "sh $W/pull-berth.sh" \
+  --command-name 'podman pull' "sh $W/pull-podman.sh" \
+  --command-name 'skopeo copy' "sh $W/pull-skopeo.sh"
 
 # Alternating runs (ALTERNATE=N pairs): berth, podman, berth, ... so that a change in the load
 # lands on both sides; wall seconds per run, then medians.
 if [[ ${ALTERNATE:-0} -gt 0 ]]; then
   : > "$RESULTS/alternate.txt"
   for i in $(seq 1 "$ALTERNATE"); do
-    rm -rf "$STORE"
-    s=$(date +%s.%N); node "$ROOT/bench/pull-image.mjs" "$REF" "$STORE"; e=$(date +%s.%N)
-    echo "berth $(echo "$e - $s" | bc)" >> "$RESULTS/alternate.txt"
-    sh -c "$PODMAN rmi -a -f >/dev/null 2>&1; $PODMAN system reset -f >/dev/null 2>&1; rm -rf $PODMAN_ROOT"
-    s=$(date +%s.%N); $PODMAN pull -q "$REF" >/dev/null; e=$(date +%s.%N)
-    echo "podman $(echo "$e - $s" | bc)" >> "$RESULTS/alternate.txt"
+    for t in berth podman; do
+      sync
+      s=$(date +%s.%N); sh "$W/pull-$t.sh"; e=$(date +%s.%N)
+      echo "$t $(echo "$e - $s" | bc)" >> "$RESULTS/alternate.txt"
+    done
   done
   for t in berth podman; do
     echo "alternate: $t median $(awk -v t=$t '$1 == t {print $2}' "$RESULTS/alternate.txt" | sort -n | awk '{a[NR]=$1} END {printf "%.2f s (fastest %.2f s, %d runs)", a[int((NR+1)/2)], a[1], NR}')"
@@ -102,18 +122,28 @@ const l=m.layers.reduce((a,b)=>a.size>b.size?a:b);console.log(p.join(o,"blobs",.
 cat > "$W/unpack.mjs" <<JS
 import fs from 'node:fs';
 const { unpackLayer } = await import('$ROOT/dist/src/storage/unpack.js');
-await unpackLayer(fs.createReadStream(process.argv[2]), process.argv[3], { maxBytes: 16 * 1024 ** 3 });
+await unpackLayer(fs.createReadStream(process.argv[2], { highWaterMark: 1 << 20 }), process.argv[3], { maxBytes: 16 * 1024 ** 3 });
 JS
+# On the disk, each run into a new directory (see the top); on a tmpfs, removed before each run.
+SHM=$(mktemp -d /dev/shm/berth-unpack-bench.XXXXXX)
+trap 'rm -rf "$SHM"; cleanup' EXIT
+cat > "$W/unpack-tar.sh" <<SH
+d=\$(mktemp -d \$1/tar.XXXXXX) && exec tar -xzf $LAYER -C \$d
+SH
 hyperfine -N --warmup 1 --runs "$RUNS" --export-json "$RESULTS/unpack.json" \
-  --command-name 'berth unpackLayer' --prepare "rm -rf $W/u" "node $W/unpack.mjs $LAYER $W/u" \
-  --command-name 'tar -xzf' --prepare "sh -c 'rm -rf $W/u; mkdir $W/u'" "tar -xzf $LAYER -C $W/u"
+  --command-name 'berth unpackLayer' --prepare sync "sh -c 'exec node $W/unpack.mjs $LAYER \$(mktemp -u -d $W/runs/unpack.XXXXXX)'" \
+  --command-name 'tar -xzf' --prepare sync "sh $W/unpack-tar.sh $W/runs" \
+  --command-name 'berth unpackLayer, tmpfs' --prepare "rm -rf $SHM/u" "node $W/unpack.mjs $LAYER $SHM/u" \
+  --command-name 'tar -xzf, tmpfs' --prepare "rm -rf $SHM/u $SHM/tar.*" "sh $W/unpack-tar.sh $SHM"
 UNPACKED=$(gzip -dc "$LAYER" | wc -c)
 
 echo "== summary"
 node -e '
 const [pull, unpack, bytes] = [require(process.argv[1]), require(process.argv[2]), Number(process.argv[3])];
 const med = (r) => r.median;
-for (const [name, res] of [["pull", pull], ["unpack", unpack]]) {
-  const base = res.results[0];
-  for (const r of res.results) console.log(`${name}: ${r.command.padEnd(18)} median ${(med(r)*1000).toFixed(0).padStart(6)} ms  ratio berth/this ${(med(base)/med(r)).toFixed(2)}` + (name === "unpack" ? `  ${(bytes/med(r)/1e6).toFixed(0)} MB/s of tar` : ""));
+for (const r of pull.results) console.log(`pull: ${r.command.padEnd(26)} median ${(med(r)*1000).toFixed(0).padStart(6)} ms  ratio berth/this ${(med(pull.results[0])/med(r)).toFixed(2)}`);
+// Berth on the disk against tar on the disk, Berth on a tmpfs against tar on a tmpfs.
+for (const [i, r] of unpack.results.entries()) {
+  const berth = unpack.results[i - (i % 2)];
+  console.log(`unpack: ${r.command.padEnd(26)} median ${(med(r)*1000).toFixed(0).padStart(6)} ms  ratio berth/this ${(med(berth)/med(r)).toFixed(2)}  ${(bytes/med(r)/1e6).toFixed(0)} MB/s of tar`);
 }' "$RESULTS/pull.json" "$RESULTS/unpack.json" "$UNPACKED"

@@ -69,7 +69,9 @@ export class LocalContentStore implements ContentStore {
     } catch (err) {
       throw notFound(err, digest);
     }
-    return fs.createReadStream(file, { fd });
+    // 1 MiB reads: blobs are layers of many MB, and a thread-pool round trip per 64 KiB (the
+    // default) kept unpacking from the store waiting on its input.
+    return fs.createReadStream(file, { fd, highWaterMark: 1 << 20 });
   }
 
   async writeBlob(data: Readable | Buffer, expected: Partial<BlobInfo> = {}, opts: { onVerified?: () => void } = {}): Promise<BlobInfo> {

@@ -30,7 +30,7 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
-import { pipeline, type Readable } from 'node:stream';
+import { finished, pipeline, type Readable } from 'node:stream';
 import zlib from 'node:zlib';
 
 import tar from 'tar-stream';
@@ -249,8 +249,7 @@ class LayerWriter {
         if ((h.size ?? 0) <= SMALL_FILE) {
           // Small files (most of a layer): read whole, then a few synchronous system calls,
           // which costs far less than a thread-pool round trip per call.
-          const chunks: Buffer[] = [];
-          for await (const c of data as AsyncIterable<Buffer>) chunks.push(c);
+          const chunks = await readAll(data);
           const fd = fs.openSync(abs, flags, 0o600);
           this.seen.add(rel);
           try {
@@ -355,12 +354,24 @@ function writeFullySync(fd: number, buf: Buffer): void {
   while (off < buf.length) off += fs.writeSync(fd, buf, off, buf.length - off);
 }
 
-/** Reads a stream to its end, discarding it (a tar entry's data that is not written). */
-export async function drain(data: Readable): Promise<void> {
-  // eslint-disable-next-line @typescript-eslint/no-unused-vars
-  for await (const _ of data) {
-    /* skip */
-  }
+/**
+ * Reads a stream to its end, discarding it (a tar entry's data that is not written). With
+ * events, not `for await`: an async iterator per entry cost ~10% of unpacking a layer of small files.
+ */
+export function drain(data: Readable): Promise<void> {
+  return new Promise((resolve, reject) => {
+    finished(data, (err) => (err ? reject(err) : resolve())); // a stream destroyed early rejects too
+    data.resume();
+  });
+}
+
+/** A small entry's data, whole (see drain()). */
+function readAll(data: Readable): Promise<Buffer[]> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    data.on('data', (c: Buffer) => chunks.push(c));
+    finished(data, (err) => (err ? reject(err) : resolve(chunks)));
+  });
 }
 
 /** Writes an entry's data, batching small chunks into fewer write calls. */
