@@ -95,11 +95,12 @@ describe('user-defined networks through the docker CLI', { skip: dockerdSkip }, 
     assert.match(id, /^[a-f0-9]{64}$/);
     const names = d.dockerOk(['network', 'ls', '--format', '{{.Name}}']).split('\n').filter(Boolean).sort();
     assert.deepEqual(names, ['bridge', 'host', 'neta', 'none']);
-    const inspected = JSON.parse(d.dockerOk(['network', 'inspect', 'neta']))[0] as { Id: string; Driver: string; IPAM: { Config: Array<{ Subnet: string; Gateway: string }> }; Labels: Record<string, string> };
+    const inspected = JSON.parse(d.dockerOk(['network', 'inspect', 'neta']))[0] as { Id: string; Driver: string; IPAM: { Options: unknown; Config: Array<{ Subnet: string; Gateway: string }> }; Labels: Record<string, string> };
     assert.equal(inspected.Id, id);
     assert.equal(inspected.Driver, 'bridge');
     assert.deepEqual(inspected.IPAM.Config, [{ Subnet: NET_A, Gateway: NET_A.replace(/0\/24$/, '1') }]);
     assert.equal(inspected.Labels.team, 'a');
+    assert.deepEqual(inspected.IPAM.Options, {}, "the docker CLI's empty IPAM options, shown back as dockerd does");
     assert.equal(d.dockerOk(['network', 'ls', '-q', '--filter', 'label=team=a']).trim(), id.slice(0, 12));
 
     const dup = d.docker(['network', 'create', 'neta']);
@@ -117,8 +118,9 @@ describe('user-defined networks through the docker CLI', { skip: dockerdSkip }, 
     assert.equal(d.dockerOk(['ps', '-aq']).trim(), '', 'no half-created container');
 
     // A network without a subnet gets one of the default pools.
-    d.dockerOk(['network', 'create', 'auto']);
-    const auto = JSON.parse(d.dockerOk(['network', 'inspect', 'auto']))[0] as { IPAM: { Config: Array<{ Subnet: string }> } };
+    d.dockerOk(['network', 'create', '--ipam-opt', 'kept=yes', 'auto']);
+    const auto = JSON.parse(d.dockerOk(['network', 'inspect', 'auto']))[0] as { IPAM: { Options: unknown; Config: Array<{ Subnet: string }> } };
+    assert.deepEqual(auto.IPAM.Options, { kept: 'yes' });
     assert.match(auto.IPAM.Config[0]!.Subnet, /^(172\.(1[89]|2\d|3[01])\.0\.0\/16|192\.168\.\d+\.0\/20)$/);
     d.dockerOk(['network', 'rm', 'auto']);
     // prune: until, label, label!; what is filtered out stays.

@@ -13,7 +13,7 @@ export function networkJson(n: NetworkRecord, endpoints?: Array<{ id: string; na
     Scope: 'local',
     Driver: n.driver,
     EnableIPv6: false,
-    IPAM: { Driver: 'default', Options: null, Config: n.subnet ? [{ Subnet: n.subnet, Gateway: n.gateway, ...(n.ipRange ? { IPRange: n.ipRange } : {}), ...(n.auxAddresses ? { AuxiliaryAddresses: n.auxAddresses } : {}) }] : [] },
+    IPAM: { Driver: 'default', Options: n.ipamOptions ?? null, Config: n.subnet ? [{ Subnet: n.subnet, Gateway: n.gateway, ...(n.ipRange ? { IPRange: n.ipRange } : {}), ...(n.auxAddresses ? { AuxiliaryAddresses: n.auxAddresses } : {}) }] : [] },
     Internal: n.internal,
     Attachable: n.attachable,
     Ingress: false,

@@ -23,6 +23,8 @@ export interface NetworkRecord {
   ipRange?: string;
   /** IPAM.Config.AuxiliaryAddresses: addresses of the subnet never given to a container. */
   auxAddresses?: Record<string, string>;
+  /** IPAM.Options as the create request gave them (the default IPAM driver has none of its own). */
+  ipamOptions?: Record<string, string>;
 }
 
 /** A container's wish to be on a network (Docker's EndpointSettings as create and connect send them). */

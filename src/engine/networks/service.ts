@@ -62,7 +62,7 @@ export interface CreateNetworkRequest {
   Ingress?: unknown;
   Labels?: unknown;
   Options?: unknown;
-  IPAM?: { Driver?: string; Config?: Array<{ Subnet?: string; Gateway?: string; IPRange?: string; AuxiliaryAddresses?: Record<string, string> }> | null } | null;
+  IPAM?: { Driver?: string; Options?: unknown; Config?: Array<{ Subnet?: string; Gateway?: string; IPRange?: string; AuxiliaryAddresses?: Record<string, string> }> | null } | null;
 }
 
 /** How a container's network mode resolves. */
@@ -180,6 +180,8 @@ export class NetworkService {
     const labels = labelsOf(req.Labels, 'Labels');
     const mtu = options[MTU_OPTION] ? Number(options[MTU_OPTION]) : undefined;
     if (mtu !== undefined && (!Number.isInteger(mtu) || mtu < 68 || mtu > 65535)) throw new InvalidArgumentError(`invalid MTU ${JSON.stringify(options[MTU_OPTION])}`, `Options.${MTU_OPTION}`);
+    // Kept as sent and shown back, as dockerd does ({} from the docker CLI, null when left out).
+    const ipamOptions = req.IPAM?.Options === undefined || req.IPAM.Options === null ? undefined : labelsOf(req.IPAM.Options, 'IPAM.Options');
     const configs = req.IPAM?.Config ?? [];
     if (!Array.isArray(configs)) throw new InvalidArgumentError('must be a list', 'IPAM.Config');
     if (req.IPAM?.Driver && req.IPAM.Driver !== 'default') throw new NotFoundError(`plugin "${req.IPAM.Driver}" not found`);
@@ -229,6 +231,7 @@ export class NetworkService {
       ...(mtu ? { mtu } : {}),
       ...(config.IPRange ? { ipRange: config.IPRange } : {}),
       ...(Object.keys(aux).length ? { auxAddresses: aux } : {}),
+      ...(ipamOptions ? { ipamOptions } : {}),
     };
     ensureBridge(bridge, subnet, mtu);
     try {
