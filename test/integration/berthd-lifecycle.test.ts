@@ -180,6 +180,15 @@ describe('berthd with the docker CLI', { skip }, () => {
       assert.ok(hostsPath.startsWith(path.join(d.dir, 'exec') + '/'), hostsPath);
       assert.equal(fs.readFileSync(hostsPath, 'utf8'), d.dockerOk(['exec', up, 'cat', '/etc/hosts']));
       assert.equal(fs.readlinkSync(String(r.NetworkSettings.SandboxKey)), inside, 'SandboxKey is the container\'s network namespace');
+      // On the "none" network, as dockerd lists it: its ID once run, an endpoint while it runs.
+      const noneId = d.dockerOk(['network', 'inspect', '-f', '{{.Id}}', 'none']).trim();
+      const onNone = (ref: string): { NetworkID: string; EndpointID: string; IPAddress: string } => JSON.parse(d.dockerOk(['inspect', '-f', '{{json .NetworkSettings.Networks}}', ref])).none;
+      assert.deepEqual({ ...onNone(up), EndpointID: onNone(up).EndpointID.length }, { ...onNone(up), NetworkID: noneId, IPAddress: '', EndpointID: 64 });
+      const created = d.dockerOk(['create', '--network', 'none', 'busybox', 'true']).trim();
+      assert.deepEqual([onNone(created).NetworkID, onNone(created).EndpointID], ['', ''], 'a created container: not yet');
+      d.dockerOk(['rm', created]);
+      d.dockerOk(['stop', '-t', '0', up]);
+      assert.deepEqual([onNone(up).NetworkID, onNone(up).EndpointID], [noneId, ''], 'an exited one: the network kept, the endpoint gone');
       d.dockerOk(['rm', '-f', up]);
       const fields = ['Bridge', 'SandboxID', 'HairpinMode', 'LinkLocalIPv6Address', 'LinkLocalIPv6PrefixLen', 'Ports', 'SandboxKey', 'SecondaryIPAddresses', 'SecondaryIPv6Addresses', 'EndpointID', 'Gateway', 'GlobalIPv6Address', 'GlobalIPv6PrefixLen', 'IPAddress', 'IPPrefixLen', 'IPv6Gateway', 'MacAddress', 'Networks'];
       assert.deepEqual(fields.filter((f) => !(f in r.NetworkSettings)), []);

@@ -1,4 +1,6 @@
 /** Container records → the JSON of Docker's `/containers/json` and `/containers/{id}/json`. */
+import { createHash } from 'node:crypto';
+
 import type { ContainerRecord } from '../../engine/containers/record.js';
 import { publicMountPoint, ZERO_TIME } from '../../engine/containers/record.js';
 
@@ -40,9 +42,37 @@ export function statusText(c: ContainerRecord, now = Date.now()): string {
   }
 }
 
-/** NetworkSettings.Networks: each network the container is on, with its endpoint while it runs. */
-export function endpointSettings(c: ContainerRecord): Record<string, object> {
+/** The ID of a predefined network (`none`, `host`) by name. */
+export type NetworkIdOf = (name: string) => string | undefined;
+
+/**
+ * NetworkSettings.Networks: each network the container is on, with its endpoint while it runs.
+ * A container in `none` or `host` mode is on that network, as dockerd lists it: its NetworkID
+ * once it has run, an EndpointID while it runs, every address empty.
+ */
+export function endpointSettings(c: ContainerRecord, networkIdOf?: NetworkIdOf): Record<string, object> {
   const out: Record<string, object> = {};
+  const mode = c.hostConfig.NetworkMode;
+  if ((mode === 'none' || mode === 'host') && Object.keys(c.endpoints ?? {}).length === 0) {
+    const running = c.state.status === 'running' || c.state.status === 'paused';
+    out[mode] = {
+      IPAMConfig: null,
+      Links: null,
+      Aliases: null,
+      MacAddress: '',
+      DriverOpts: null,
+      NetworkID: c.state.startedAt !== ZERO_TIME ? (networkIdOf?.(mode) ?? '') : '',
+      // dockerd's is random; ours is the same for as long as the container lives.
+      EndpointID: running ? createHash('sha256').update(`${c.id}/${mode}`).digest('hex') : '',
+      Gateway: '',
+      IPAddress: '',
+      IPPrefixLen: 0,
+      IPv6Gateway: '',
+      GlobalIPv6Address: '',
+      GlobalIPv6PrefixLen: 0,
+      DNSNames: null,
+    };
+  }
   for (const [name, config] of Object.entries(c.endpoints ?? {})) {
     const e = c.networks?.[name];
     const userDefined = !['bridge', 'host', 'none'].includes(name);
@@ -74,7 +104,7 @@ export function command(c: Pick<ContainerRecord, 'path' | 'args'>): string {
   return [c.path, ...c.args.map((a) => (a.includes(' ') ? `'${a}'` : a))].join(' ');
 }
 
-export function containerSummary(c: ContainerRecord): object {
+export function containerSummary(c: ContainerRecord, networkIdOf?: NetworkIdOf): object {
   return {
     Id: c.id,
     Names: [c.name],
@@ -89,7 +119,7 @@ export function containerSummary(c: ContainerRecord): object {
     State: c.state.status,
     Status: statusText(c),
     HostConfig: { NetworkMode: c.hostConfig.NetworkMode || 'default' },
-    NetworkSettings: { Networks: endpointSettings(c) },
+    NetworkSettings: { Networks: endpointSettings(c, networkIdOf) },
     Mounts: c.mounts.map(publicMountPoint),
   };
 }
@@ -116,7 +146,7 @@ function sandboxKey(c: ContainerRecord): string {
   return running && c.state.pid > 0 && mode !== 'host' && !mode.startsWith('container:') ? `/proc/${c.state.pid}/ns/net` : '';
 }
 
-export function containerInspect(c: ContainerRecord, paths: InspectPaths): object {
+export function containerInspect(c: ContainerRecord, paths: InspectPaths, networkIdOf?: NetworkIdOf): object {
   const s = c.state;
   return {
     Id: c.id,
@@ -208,7 +238,7 @@ export function containerInspect(c: ContainerRecord, paths: InspectPaths): objec
       IPPrefixLen: c.networks?.bridge?.prefix ?? 0,
       IPv6Gateway: '',
       MacAddress: c.networks?.bridge?.mac ?? '',
-      Networks: endpointSettings(c),
+      Networks: endpointSettings(c, networkIdOf),
     },
   };
 }

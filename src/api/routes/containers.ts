@@ -114,6 +114,7 @@ export function containerRoutes(router: Router, engine: Engine): void {
     const image = engine.images.find(c.image);
     return { SizeRw: rw, SizeRootFs: rw + (image ? engine.imageService.size(image, engine.imageService.config(image)) : 0) };
   };
+  const networkIdOf = (name: string): string | undefined => engine.networks.find(name)?.id;
   const inspectPaths = (c: ContainerRecord): InspectPaths => {
     let layers: InspectPaths['layers'];
     try {
@@ -135,8 +136,8 @@ export function containerRoutes(router: Router, engine: Engine): void {
       .filter((c) => matchesFilters(c, filters, (ref) => containers.get(ref)))
       .sort((a, b) => Date.parse(b.created) - Date.parse(a.created));
     if (limit !== undefined && limit > 0) list = list.slice(0, limit);
-    if (!ctx.bool('size')) return ctx.sendJson(200, list.map(containerSummary));
-    ctx.sendJson(200, await Promise.all(list.map(async (c) => ({ ...containerSummary(c), ...(await sizes(c)) }))));
+    if (!ctx.bool('size')) return ctx.sendJson(200, list.map((c) => containerSummary(c, networkIdOf)));
+    ctx.sendJson(200, await Promise.all(list.map(async (c) => ({ ...containerSummary(c, networkIdOf), ...(await sizes(c)) }))));
   });
 
   router.post('/containers/create', async (ctx) => {
@@ -156,7 +157,7 @@ export function containerRoutes(router: Router, engine: Engine): void {
 
   router.get('/containers/{id}/json', async (ctx) => {
     const c = containers.get(ctx.params.id!);
-    ctx.sendJson(200, { ...containerInspect(c, inspectPaths(c)), ...(ctx.bool('size') ? await sizes(c) : {}) });
+    ctx.sendJson(200, { ...containerInspect(c, inspectPaths(c), networkIdOf), ...(ctx.bool('size') ? await sizes(c) : {}) });
   });
 
   router.post('/containers/{id}/start', async (ctx) => {

@@ -158,6 +158,11 @@ export class NetworkService {
     return this.store.get(ref);
   }
 
+  /** The network by ID, name or ID prefix, if there is one. */
+  find(ref: string): NetworkRecord | undefined {
+    return this.store.find(ref);
+  }
+
   /** The running containers on a network, with their endpoints. */
   endpointsOn(network: NetworkRecord): Array<{ id: string; name: string; endpoint: EndpointState }> {
     return this.members().flatMap((m) => {
