@@ -186,6 +186,7 @@ describe('berthd with the docker CLI', { skip }, () => {
       assert.deepEqual({ ...onNone(up), EndpointID: onNone(up).EndpointID.length }, { ...onNone(up), NetworkID: noneId, IPAddress: '', EndpointID: 64 });
       const created = d.dockerOk(['create', '--network', 'none', 'busybox', 'true']).trim();
       assert.deepEqual([onNone(created).NetworkID, onNone(created).EndpointID], ['', ''], 'a created container: not yet');
+      assert.equal(d.dockerOk(['inspect', '-f', '{{.HostsPath}}|{{.HostnamePath}}|{{.ResolvConfPath}}', created]).trim(), '||', 'no /etc files before the first start, as dockerd');
       d.dockerOk(['rm', created]);
       d.dockerOk(['stop', '-t', '0', up]);
       assert.deepEqual([onNone(up).NetworkID, onNone(up).EndpointID], [noneId, ''], 'an exited one: the network kept, the endpoint gone');

@@ -148,6 +148,7 @@ function sandboxKey(c: ContainerRecord): string {
 
 export function containerInspect(c: ContainerRecord, paths: InspectPaths, networkIdOf?: NetworkIdOf): object {
   const s = c.state;
+  const ran = s.startedAt !== ZERO_TIME;
   return {
     Id: c.id,
     Created: c.created,
@@ -168,9 +169,10 @@ export function containerInspect(c: ContainerRecord, paths: InspectPaths, networ
       FinishedAt: s.finishedAt,
     },
     Image: c.image,
-    ResolvConfPath: `${paths.dir}/resolv.conf`,
-    HostnamePath: `${paths.dir}/hostname`,
-    HostsPath: `${paths.dir}/hosts`,
+    // Made by the first start, and empty until then, as dockerd's.
+    ResolvConfPath: ran ? `${paths.dir}/resolv.conf` : '',
+    HostnamePath: ran ? `${paths.dir}/hostname` : '',
+    HostsPath: ran ? `${paths.dir}/hosts` : '',
     LogPath: paths.logPath,
     Name: c.name,
     RestartCount: c.restartCount,
