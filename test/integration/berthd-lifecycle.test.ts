@@ -194,6 +194,7 @@ describe('berthd with the docker CLI', { skip }, () => {
       const fields = ['Bridge', 'SandboxID', 'HairpinMode', 'LinkLocalIPv6Address', 'LinkLocalIPv6PrefixLen', 'Ports', 'SandboxKey', 'SecondaryIPAddresses', 'SecondaryIPv6Addresses', 'EndpointID', 'Gateway', 'GlobalIPv6Address', 'GlobalIPv6PrefixLen', 'IPAddress', 'IPPrefixLen', 'IPv6Gateway', 'MacAddress', 'Networks'];
       assert.deepEqual(fields.filter((f) => !(f in r.NetworkSettings)), []);
       assert.match(String(r.NetworkSettings.SandboxKey), /^\/proc\/\d+\/ns\/net$/);
+      assert.match(String(r.NetworkSettings.SandboxID), /^[0-9a-f]{64}$/, 'a running container has a sandbox ID, as with dockerd');
       // An image's layers as overlay2 shows them: UpperDir the top one, LowerDir the rest.
       const [img] = JSON.parse(d.dockerOk(['image', 'inspect', 'multilayer'])) as Array<{ GraphDriver: { Data: { UpperDir: string; LowerDir?: string } }; RootFS: { Layers: string[] } }>;
       const lowers = img.GraphDriver.Data.LowerDir?.split(':') ?? [];

@@ -222,7 +222,8 @@ export function containerInspect(c: ContainerRecord, paths: InspectPaths, networ
     },
     NetworkSettings: {
       Bridge: '',
-      SandboxID: '',
+      // dockerd's is its network sandbox's random ID; ours names the namespace SandboxKey gives.
+      SandboxID: sandboxKey(c) ? createHash('sha256').update(`${c.id}/sandbox`).digest('hex') : '',
       HairpinMode: false,
       LinkLocalIPv6Address: '',
       LinkLocalIPv6PrefixLen: 0,
