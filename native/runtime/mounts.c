@@ -277,7 +277,8 @@ static void do_mask(const struct plan_op *op) {
   if (r < 0) fail_errno("mask %s", path);
 }
 
-/* readonly PATH: bind the path onto itself read-only. */
+/* readonly PATH: bind the path onto itself read-only, keeping nosuid, nodev and noexec of the
+   mount it is on (as runc's readonlyPath does: /proc/sys stays noexec). */
 static void do_readonly(const struct plan_op *op) {
   need_args(op, 1);
   const char *path = op->argv[0];
@@ -285,7 +286,7 @@ static void do_readonly(const struct plan_op *op) {
     if (errno == ENOENT) return;
     fail_errno("bind %s read-only", path);
   }
-  if (bind_remount(path, MS_RDONLY | MS_REC) < 0) fail_errno("remount %s read-only", path);
+  if (bind_remount(path, MS_RDONLY | MS_REC | locked_flags(path)) < 0) fail_errno("remount %s read-only", path);
 }
 
 int run_mount_op(const struct plan_op *op) {

@@ -169,8 +169,14 @@ describe('berth-oci isolation', { skip: !isRoot && 'needs root' }, () => {
     assert.match(r.stderr, /Read-only file system/);
     assert.doesNotMatch(r.stdout, /wrote/);
     assert.match(r.stdout, /tmp/, 'a writable mount inside still works');
-    const ro = runSh('echo x > /proc/sys/kernel/domainname && echo wrote-sys');
+    const ro = runSh('echo x > /proc/sys/kernel/domainname && echo wrote-sys; grep " /proc/sys " /proc/self/mountinfo', (s) => {
+      const proc = s.mounts!.find((m) => m.destination === '/proc')!;
+      proc.options = ['nosuid', 'noexec', 'nodev']; // as Docker's
+    });
     assert.doesNotMatch(ro.stdout, /wrote-sys/, 'readonlyPaths are read-only');
+    // And keep the flags of the mount they are on (proc's nosuid, nodev, noexec), as runc.
+    const flags = ro.stdout.trim().split(' ')[5]!.split(',');
+    assert.deepEqual(['ro', 'nosuid', 'nodev', 'noexec'].filter((f) => !flags.includes(f)), [], ro.stdout);
   });
 
   it('runs every hook in order with the state on stdin', async () => {

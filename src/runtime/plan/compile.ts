@@ -146,9 +146,12 @@ function cgroupMountOps(mount: Mount, index: number, cgroup: CgroupPlacement | u
     if (newCgroupNs) return [['mount', 'cgroup', dest, 'cgroup2', baseFlags, '', 'dir']];
     return [['mount', cgroup.paths.unified, dest, '', MS_BIND | MS_REC | baseFlags, '', 'dir']];
   }
-  // v1: a tmpfs holding one bind mount of the container's own directory per hierarchy.
+  // v1: a tmpfs holding one bind mount of the container's own directory per v1 hierarchy. Not
+  // hybrid's cgroup2 directory (the container joins it all the same), as runc mounts only the v1
+  // hierarchies: what a container sees, systemd's idea of the host's mode among it, is Docker's.
   const ops: PlanOp[] = [['mount', 'tmpfs', dest, 'tmpfs', MS_NOSUID | MS_NODEV | MS_NOEXEC, 'mode=755', 'dir']];
   for (const [name, hostDir] of Object.entries(cgroup.paths).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
+    if (name === 'unified') continue;
     const subdir = name.startsWith('name=') ? name.slice(5) : name;
     ops.push(['mount', hostDir, path.posix.join(dest, subdir), '', MS_BIND | MS_REC | baseFlags, '', 'dir']);
   }
