@@ -449,6 +449,26 @@ describe('berthd with the docker CLI', { skip }, () => {
     d.dockerOk(['volume', 'rm', 'evvol']);
   });
 
+  it('a container in none or host mode joins and leaves that network, with events in dockerd\'s order', () => {
+    const since = Math.floor(Date.now() / 1000) - 1;
+    const ids = ['none', 'host'].map((mode) => d.dockerOk(['run', '-d', '--network', mode, 'busybox', 'true']).trim());
+    for (const id of ids) d.dockerOk(['wait', id]);
+    const until = Math.floor(Date.now() / 1000) + 1;
+    for (const [i, mode] of ['none', 'host'].entries()) {
+      const id = ids[i]!;
+      const all = d
+        .dockerOk(['events', '--since', String(since), '--until', String(until), '--format', '{{.Type}} {{.Action}} {{.Actor.ID}} {{index .Actor.Attributes "container"}} {{index .Actor.Attributes "name"}} {{index .Actor.Attributes "type"}}'])
+        .split('\n')
+        .filter((l) => l.includes(id))
+        .map((l) => l.split(' ').slice(0, 2).join(' '));
+      assert.deepEqual(all, ['container create', 'network connect', 'container start', 'container die', 'network disconnect'], mode);
+      const networkId = d.dockerOk(['network', 'inspect', '-f', '{{.Id}}', mode]).trim();
+      const connect = d.dockerOk(['events', '--since', String(since), '--until', String(until), '--filter', 'type=network', '--filter', 'event=connect', '--format', '{{.Actor.ID}} {{index .Actor.Attributes "container"}} {{index .Actor.Attributes "name"}} {{index .Actor.Attributes "type"}}']);
+      assert.ok(connect.split('\n').includes(`${networkId} ${id} ${mode} ${mode === 'none' ? 'null' : 'host'}`), connect);
+    }
+    d.dockerOk(['rm', ...ids]);
+  });
+
   it("--volumes-from: another container's volumes, read-write or read-only", () => {
     const donor = d.dockerOk(['run', '-d', '-v', '/data', '-v', 'vfnamed:/named', 'busybox', 'sh', '-c', 'echo a > /data/x; echo b > /named/y; exec sleep 1000']).trim();
     try {

@@ -596,6 +596,7 @@ export class ContainerService {
     await this.shimShutdowns.get(id); // the last run's shim leaves the directory to the new one
     let startedAt = nowIso();
     let pid = 0;
+    this.opts.networks.modeEvent('connect', id, record.hostConfig.NetworkMode);
     try {
       fs.mkdirSync(bundle, { recursive: true, mode: 0o711 });
       // Whatever a crashed run left on the mount point goes first (a no-op normally); a mount
@@ -633,7 +634,7 @@ export class ContainerService {
     } catch (err) {
       const message = err instanceof Error ? err.message : String(err);
       await this.opts.runtime.delete(id, true).catch(() => undefined);
-      await this.opts.networks.release(id, record.networks);
+      await this.releaseNetworks(id, record);
       delete record.networks;
       delete record.ports;
       await this.unmountRootfs(id);
@@ -817,9 +818,10 @@ export class ContainerService {
     const code = exit?.status ?? 255;
     const oomKilled = exit?.signal === 9 && this.oomKilled(id);
     const unmounted = this.unmountRootfs(id);
+    let announceDisconnects: () => void;
     try {
       // Its addresses and ports are free before anyone hears of the exit.
-      await this.opts.networks.release(id, record.networks);
+      announceDisconnects = await this.releaseNetworks(id, record, true);
     } catch (err) {
       await unmounted.catch(() => undefined);
       throw err;
@@ -830,6 +832,7 @@ export class ContainerService {
     delete record.ports;
     if (oomKilled) this.opts.events.emit('container', 'oom', id, containerEventAttributes(record));
     this.opts.events.emit('container', 'die', id, containerEventAttributes(record, { exitCode: String(code) }));
+    announceDisconnects();
     for (const resolve of this.exitWaiters.get(id) ?? []) resolve(code);
     this.exitWaiters.delete(id);
     // As dockerd (SetStopped wakes the waiters; the record is written and Cleanup runs after):
@@ -902,7 +905,22 @@ export class ContainerService {
     await unmounted;
     await this.releaseVolumes(this.store.find(id));
     // The veths went with the namespace; the addresses are free again, the ports closed.
-    await this.opts.networks.release(id, this.store.find(id)?.networks);
+    await this.releaseNetworks(id, this.store.find(id));
+  }
+
+  /**
+   * The container's endpoints and ports (see NetworkService.release), and its none or host
+   * network's end. The `network disconnect` events go now, or, with deferEvents, when the
+   * returned function is called (after `die`, as dockerd orders them).
+   */
+  private async releaseNetworks(id: string, record: ContainerRecord | undefined, deferEvents = false): Promise<() => void> {
+    const announce = await this.opts.networks.release(id, record?.networks, { deferEvents: true });
+    const all = (): void => {
+      announce();
+      this.opts.networks.modeEvent('disconnect', id, record?.hostConfig.NetworkMode);
+    };
+    if (!deferEvents) all();
+    return deferEvents ? all : () => undefined;
   }
 
   /** Mounts the container's rootfs from its snapshot's mounts: on idmapped layers with its own user namespace. */

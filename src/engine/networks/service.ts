@@ -385,22 +385,37 @@ export class NetworkService {
   }
 
   /**
+   * A container in `none` or `host` mode is on that network while it runs, as dockerd has it:
+   * its start and its end say so (`network connect` and `disconnect`, type null or host).
+   */
+  modeEvent(action: 'connect' | 'disconnect', containerId: string, networkMode: unknown): void {
+    if (networkMode !== 'none' && networkMode !== 'host') return;
+    const n = this.store.byName(networkMode);
+    if (n) this.opts.events.emit('network', action, n.id, { container: containerId, name: n.name, type: n.driver });
+  }
+
+  /**
    * After a container's run (or a failed start): ports closed now; veths deleted off the exit
    * path (the kernel removes a dead namespace's own a little later anyway), and the addresses
    * freed only once they are gone, so that no new container shares an address with a port
    * still on the bridge.
    */
-  async release(containerId: string, networks: Record<string, EndpointState> | undefined): Promise<void> {
+  async release(containerId: string, networks: Record<string, EndpointState> | undefined, opts: { deferEvents?: boolean } = {}): Promise<() => void> {
     const portsBefore = this.opts.ports.natPorts().length;
     await this.opts.ports.unpublish(containerId);
     if (this.opts.ports.natPorts().length !== portsBefore) this.applyNat();
     const free = (): void => {
       for (const n of this.bridgeNetworks()) this.ipam(n).release(containerId);
     };
-    for (const [name, e] of Object.entries(networks ?? {})) this.opts.events.emit('network', 'disconnect', e.networkId, { container: containerId, name, type: 'bridge' });
+    // `disconnect` for each; with deferEvents, by the caller (dockerd says `die` first).
+    const announce = (): void => {
+      for (const [name, e] of Object.entries(networks ?? {})) this.opts.events.emit('network', 'disconnect', e.networkId, { container: containerId, name, type: 'bridge' });
+    };
+    if (!opts.deferEvents) announce();
     const veths = Object.values(networks ?? {}).map((e) => e.hostVeth);
     if (veths.length === 0) free();
     else void Promise.all(veths.map(detachVethAsync)).then(free);
+    return opts.deferEvents ? announce : () => undefined;
   }
 
   /** `docker network connect` of a running container: a new interface now. */
