@@ -26,6 +26,8 @@ describe('berthd configuration file', { skip: dockerdSkip }, () => {
         'default-shm-size': '16M',
         'default-ipc-mode': 'shareable',
         'live-restore': true,
+        'insecure-registries': ['reg.example.test:5000', '10.231.0.0/16'],
+        'log-driver': 'local',
       },
     });
     d.loadImages('busybox');
@@ -50,6 +52,17 @@ describe('berthd configuration file', { skip: dockerdSkip }, () => {
     assert.equal(d.dockerOk(['inspect', '-f', '{{.HostConfig.IpcMode}}', id]).trim(), 'shareable');
     d.dockerOk(['rm', id]);
     assert.match(fs.readFileSync(path.join(d.dir, 'berthd.log'), 'utf8'), /accepted without effect here: live-restore/);
+  });
+
+  it('info shows the insecure registries and the log driver as dockerd does', () => {
+    const info = JSON.parse(d.dockerOk(['info', '--format', '{{json .}}'])) as { LoggingDriver: string; RegistryConfig: { InsecureRegistryCIDRs: string[]; IndexConfigs: Record<string, { Secure: boolean; Official: boolean }> } };
+    assert.equal(info.LoggingDriver, 'local');
+    assert.deepEqual(info.RegistryConfig.InsecureRegistryCIDRs, ['10.231.0.0/16', '127.0.0.0/8']);
+    assert.deepEqual(info.RegistryConfig.IndexConfigs['reg.example.test:5000'], { Name: 'reg.example.test:5000', Mirrors: [], Secure: false, Official: false });
+    assert.equal(info.RegistryConfig.IndexConfigs['docker.io']?.Official, true);
+    // The docker CLI lists them under "Insecure Registries", as for dockerd.
+    const text = d.dockerOk(['info']);
+    assert.match(text, /Insecure Registries:\s+reg\.example\.test:5000\s+10\.231\.0\.0\/16\s+127\.0\.0\.0\/8/);
   });
 
   it("stops at a key no daemon knows, with dockerd's message", () => {

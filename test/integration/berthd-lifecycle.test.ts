@@ -849,6 +849,10 @@ describe('berthd with the docker CLI', { skip }, () => {
     });
     const dockerd2010 = ['BridgeNfIp6tables', 'BridgeNfIptables', 'CPUSet', 'CPUShares', 'CgroupDriver', 'CgroupVersion', 'ContainerdCommit', 'Containers', 'ContainersPaused', 'ContainersRunning', 'ContainersStopped', 'CpuCfsPeriod', 'CpuCfsQuota', 'Debug', 'DefaultRuntime', 'DockerRootDir', 'Driver', 'DriverStatus', 'ExperimentalBuild', 'GenericResources', 'HttpProxy', 'HttpsProxy', 'ID', 'IPv4Forwarding', 'Images', 'IndexServerAddress', 'InitBinary', 'InitCommit', 'Isolation', 'KernelMemory', 'KernelMemoryTCP', 'KernelVersion', 'Labels', 'LiveRestoreEnabled', 'LoggingDriver', 'MemTotal', 'MemoryLimit', 'NCPU', 'NEventsListener', 'NFd', 'NGoroutines', 'Name', 'NoProxy', 'OSType', 'OSVersion', 'OomKillDisable', 'OperatingSystem', 'PidsLimit', 'Plugins', 'RegistryConfig', 'RuncCommit', 'Runtimes', 'SecurityOptions', 'ServerVersion', 'SwapLimit', 'Swarm', 'SystemTime', 'Warnings'];
     assert.deepEqual(dockerd2010.filter((k) => !(k in info)), []);
+    // Drivers by name (the none network's is "null"), the data root's file system, loopback registries insecure.
+    assert.deepEqual(info.Plugins, { Volume: ['local'], Network: ['bridge', 'host', 'null'], Authorization: null, Log: ['json-file', 'local'] });
+    assert.deepEqual((info.DriverStatus as string[][])[0], ['Backing Filesystem', 'extfs']);
+    assert.deepEqual((info.RegistryConfig as { InsecureRegistryCIDRs: string[] }).InsecureRegistryCIDRs, ['127.0.0.0/8']);
     // -v: per image the bytes shared with other images and the containers using it.
     const id = d.dockerOk(['create', 'busybox', 'true']).trim();
     const images = d.dockerOk(['system', 'df', '-v']).split('Containers space usage')[0]!;

@@ -109,8 +109,9 @@ export function systemRoutes(router: Router, engine: Engine): void {
       ContainersStopped: count(['exited', 'created', 'dead']),
       Images: engine.images.list().length,
       Driver: 'overlay2',
-      DriverStatus: [['Backing Filesystem', 'extfs']],
-      Plugins: { Volume: ['local'], Network: ['bridge', 'host', 'none'], Authorization: null, Log: ['json-file'] },
+      DriverStatus: [['Backing Filesystem', backingFilesystem(engine.options.dataRoot)], ['Supports d_type', 'true'], ['Native Overlay Diff', 'true'], ['userxattr', 'false']],
+      // Drivers by their names, as dockerd lists them: "null" is the none network's.
+      Plugins: { Volume: ['local'], Network: ['bridge', 'host', 'null'], Authorization: null, Log: ['json-file', 'local'] },
       MemoryLimit: true,
       SwapLimit: false,
       CpuCfsPeriod: true,
@@ -123,7 +124,7 @@ export function systemRoutes(router: Router, engine: Engine): void {
       NFd: 0,
       NGoroutines: 0,
       SystemTime: new Date().toISOString(),
-      LoggingDriver: 'json-file',
+      LoggingDriver: engine.options.logConfig?.Type ?? 'json-file',
       CgroupDriver: 'cgroupfs',
       CgroupVersion: String(engine.facts.cgroupVersion ?? 1),
       NEventsListener: 0,
@@ -133,7 +134,7 @@ export function systemRoutes(router: Router, engine: Engine): void {
       OSType: 'linux',
       Architecture: os.machine(),
       IndexServerAddress: 'https://index.docker.io/v1/',
-      RegistryConfig: { InsecureRegistryCIDRs: [], IndexConfigs: {}, Mirrors: [] },
+      RegistryConfig: registryConfig(engine.options.insecureRegistries ?? []),
       NCPU: os.cpus().length,
       MemTotal: os.totalmem(),
       DockerRootDir: engine.options.dataRoot,
@@ -217,6 +218,31 @@ export function systemRoutes(router: Router, engine: Engine): void {
 
 function goArch(): string {
   return ({ x64: 'amd64', arm64: 'arm64', arm: 'arm', ia32: '386', ppc64: 'ppc64le', s390x: 's390x' } as Record<string, string>)[process.arch] ?? process.arch;
+}
+
+/** What dockerd's overlay2 calls the data root's file system ("extfs" for ext2/3/4). */
+function backingFilesystem(dir: string): string {
+  const names: Record<number, string> = { 0xef53: 'extfs', 0x58465342: 'xfs', 0x9123683e: 'btrfs', 0x01021994: 'tmpfs', 0x2fc12fc1: 'zfs', 0xf2f52010: 'f2fs' };
+  try {
+    return names[fs.statfsSync(dir).type] ?? 'unknown';
+  } catch {
+    return 'unknown';
+  }
+}
+
+/**
+ * dockerd's RegistryConfig: the CIDRs of --insecure-registry and 127.0.0.0/8 (insecure always,
+ * as pulls treat it here too), and each name of it an index that is not secure.
+ */
+function registryConfig(insecure: string[]): object {
+  const isCidr = (r: string): boolean => /\/\d{1,2}$/.test(r);
+  const index = (name: string, secure: boolean): object => ({ Name: name, Mirrors: [], Secure: secure, Official: name === 'docker.io' });
+  const named = insecure.filter((r) => !isCidr(r)).map((r) => r.replace(/^[a-z]+:\/\//, '').replace(/\/+$/, ''));
+  return {
+    InsecureRegistryCIDRs: [...new Set([...insecure.filter(isCidr), '127.0.0.0/8'])], // dockerd appends loopback
+    IndexConfigs: Object.fromEntries([['docker.io', index('docker.io', true)], ...named.map((n) => [n, index(n, false)])]),
+    Mirrors: [],
+  };
 }
 
 function osName(): string {

@@ -5,6 +5,7 @@
  * when the host changes, as Docker does) and maps registry errors to typed errors.
  * Uses Node's built-in fetch (undici).
  */
+import net from 'node:net';
 import { Readable } from 'node:stream';
 
 import { BerthError, InvalidArgumentError, SystemError, type ErrorCode } from '../../common/errors.js';
@@ -60,11 +61,24 @@ export async function withRetry<T>(fn: (attempt: number) => Promise<T>, attempts
   }
 }
 
+/**
+ * Whether a registry (host or host:port) may be reached over plain HTTP: named in the insecure
+ * list, or at an IPv4 address inside a CIDR of it (dockerd's `--insecure-registry 10.0.0.0/8`).
+ */
 export function isInsecureHost(host: string, insecure: boolean | string[] | undefined): boolean {
   if (insecure === true) return true;
   if (!Array.isArray(insecure)) return false;
   const h = host.toLowerCase();
-  return insecure.some((x) => x.toLowerCase().replace(/^[a-z]+:\/\//, '').replace(/\/+$/, '') === h);
+  return insecure.some((x) => x.toLowerCase().replace(/^[a-z]+:\/\//, '').replace(/\/+$/, '') === h || inCidr(h, x));
+}
+
+function inCidr(host: string, cidr: string): boolean {
+  const m = /^(\d{1,3}(?:\.\d{1,3}){3})\/(\d{1,2})$/.exec(cidr);
+  const ip = host.replace(/:\d+$/, '');
+  if (!m || !net.isIPv4(m[1]!) || Number(m[2]) > 32 || !net.isIPv4(ip)) return false;
+  const range = new net.BlockList();
+  range.addSubnet(m[1]!, Number(m[2]), 'ipv4');
+  return range.check(ip, 'ipv4');
 }
 
 export interface RequestOptions {

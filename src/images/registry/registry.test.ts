@@ -8,7 +8,7 @@ import { after, before, describe, it } from 'node:test';
 import { InvalidArgumentError, NotFoundError, UnsupportedError } from '../../common/errors.js';
 import type { ProgressEvent } from '../types.js';
 import { credentialsFromDockerConfig, parseWWWAuthenticate } from './auth.js';
-import { RegistryClient, RegistryError } from './client.js';
+import { isInsecureHost, RegistryClient, RegistryError } from './client.js';
 import { FakeRegistry, fakeRegistryForSuite, sha } from './fake-registry.testutil.js';
 import { pull } from './pull.js';
 import { push } from './push.js';
@@ -34,6 +34,21 @@ function store(): TestStore {
   return s;
 }
 after(() => stores.forEach((s) => s.remove()));
+
+describe('insecure registries', () => {
+  it('are named (host or host:port, a scheme ignored) or inside an IPv4 CIDR, as dockerd takes --insecure-registry', () => {
+    const list = ['reg.example:5000', 'http://other.example', '10.1.0.0/16', 'bad/99', '300.1.1.1/8'];
+    assert.ok(isInsecureHost('reg.example:5000', list));
+    assert.ok(isInsecureHost('other.example', list));
+    assert.ok(!isInsecureHost('reg.example', list), 'another port is another registry');
+    assert.ok(isInsecureHost('10.1.200.3:5000', list));
+    assert.ok(isInsecureHost('10.1.0.1', list));
+    assert.ok(!isInsecureHost('10.2.0.1:5000', list));
+    assert.ok(!isInsecureHost('example.com', ['0.0.0.0/0']), 'a CIDR holds addresses, not names');
+    assert.ok(isInsecureHost('192.168.7.7', ['0.0.0.0/0']));
+    assert.ok(!isInsecureHost('10.1.0.1', undefined));
+  });
+});
 
 describe('parsing', () => {
   it('parses WWW-Authenticate challenges', () => {
