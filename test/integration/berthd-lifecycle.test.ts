@@ -853,6 +853,9 @@ describe('berthd with the docker CLI', { skip }, () => {
     assert.deepEqual(info.Plugins, { Volume: ['local'], Network: ['bridge', 'host', 'null'], Authorization: null, Log: ['json-file', 'local'] });
     assert.deepEqual((info.DriverStatus as string[][])[0], ['Backing Filesystem', 'extfs']);
     assert.deepEqual((info.RegistryConfig as { InsecureRegistryCIDRs: string[] }).InsecureRegistryCIDRs, ['127.0.0.0/8']);
+    assert.equal(info.SwapLimit, fs.existsSync('/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes') || fs.existsSync('/sys/fs/cgroup/cgroup.controllers'), 'swap limits where the kernel accounts swap');
+    assert.ok(Number(info.NFd) > 0);
+    assert.equal(info.Warnings, null);
     // -v: per image the bytes shared with other images and the containers using it.
     const id = d.dockerOk(['create', 'busybox', 'true']).trim();
     const images = d.dockerOk(['system', 'df', '-v']).split('Containers space usage')[0]!;

@@ -113,7 +113,7 @@ export function systemRoutes(router: Router, engine: Engine): void {
       // Drivers by their names, as dockerd lists them: "null" is the none network's.
       Plugins: { Volume: ['local'], Network: ['bridge', 'host', 'null'], Authorization: null, Log: ['json-file', 'local'] },
       MemoryLimit: true,
-      SwapLimit: false,
+      SwapLimit: swapLimit(engine.facts.cgroupVersion ?? 1),
       CpuCfsPeriod: true,
       CpuCfsQuota: true,
       CPUShares: true,
@@ -121,7 +121,7 @@ export function systemRoutes(router: Router, engine: Engine): void {
       PidsLimit: true,
       IPv4Forwarding: true,
       Debug: false,
-      NFd: 0,
+      NFd: openFiles(),
       NGoroutines: 0,
       SystemTime: new Date().toISOString(),
       LoggingDriver: engine.options.logConfig?.Type ?? 'json-file',
@@ -130,7 +130,7 @@ export function systemRoutes(router: Router, engine: Engine): void {
       NEventsListener: 0,
       KernelVersion: os.release(),
       OperatingSystem: osName(),
-      OSVersion: '',
+      OSVersion: osRelease('VERSION_ID') ?? '',
       OSType: 'linux',
       Architecture: os.machine(),
       IndexServerAddress: 'https://index.docker.io/v1/',
@@ -163,7 +163,7 @@ export function systemRoutes(router: Router, engine: Engine): void {
       ContainerdCommit: { ID: `berthd-${BERTH_VERSION}`, Expected: `berthd-${BERTH_VERSION}` },
       RuncCommit: { ID: `berth-oci-${BERTH_VERSION}`, Expected: `berth-oci-${BERTH_VERSION}` },
       InitCommit: { ID: `berth-init-${BERTH_VERSION}`, Expected: `berth-init-${BERTH_VERSION}` },
-      Warnings: [],
+      Warnings: null, // as dockerd's when it has none
     });
   });
 
@@ -246,10 +246,28 @@ function registryConfig(insecure: string[]): object {
 }
 
 function osName(): string {
+  return osRelease('PRETTY_NAME') ?? 'Linux';
+}
+
+/** A field of /etc/os-release. */
+function osRelease(key: string): string | undefined {
   try {
-    return /^PRETTY_NAME="?([^"\n]*)"?/m.exec(fs.readFileSync('/etc/os-release', 'utf8'))?.[1] ?? 'Linux';
+    return new RegExp(`^${key}="?([^"\n]*)"?`, 'm').exec(fs.readFileSync('/etc/os-release', 'utf8'))?.[1];
   } catch {
-    return 'Linux';
+    return undefined;
+  }
+}
+
+/** Whether --memory-swap can be carried out: v1 with swap accounting (memsw files), or v2. */
+function swapLimit(cgroupVersion: number): boolean {
+  return cgroupVersion === 2 || fs.existsSync('/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes');
+}
+
+function openFiles(): number {
+  try {
+    return fs.readdirSync('/proc/self/fd').length;
+  } catch {
+    return 0;
   }
 }
 
