@@ -856,6 +856,11 @@ describe('berthd with the docker CLI', { skip }, () => {
     assert.equal(info.SwapLimit, fs.existsSync('/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes') || fs.existsSync('/sys/fs/cgroup/cgroup.controllers'), 'swap limits where the kernel accounts swap');
     assert.ok(Number(info.NFd) > 0);
     assert.equal(info.Warnings, null);
+    // version: the build's time in dockerd's two spellings, the runtime and init as components.
+    const version = JSON.parse(d.dockerOk(['version', '--format', '{{json .Server}}'])) as { BuildTime?: string; Components: Array<{ Name: string; Details: { BuildTime?: string } }> };
+    assert.match(String(version.BuildTime), /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}\+00:00$/);
+    assert.match(String(version.Components[0]!.Details.BuildTime), /^[A-Z][a-z]{2} [A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d \d{4}$/);
+    assert.deepEqual(version.Components.map((c) => c.Name), ['Engine', 'berth', 'berth-oci', 'berth-init']);
     // -v: per image the bytes shared with other images and the containers using it.
     const id = d.dockerOk(['create', 'busybox', 'true']).trim();
     const images = d.dockerOk(['system', 'df', '-v']).split('Containers space usage')[0]!;

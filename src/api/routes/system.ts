@@ -1,6 +1,7 @@
 /** `/_ping`, `/version`, `/info`, `/events`, `/system/df`. */
 import fs from 'node:fs';
 import os from 'node:os';
+import { fileURLToPath } from 'node:url';
 
 import type { Engine } from '../../engine/engine.js';
 import type { EngineEvent } from '../../engine/events.js';
@@ -17,6 +18,23 @@ import { directoryUsage, layerBytes } from '../../storage/snapshotter.js';
 const BERTH_VERSION = '0.1.0';
 
 /** A boolean sysctl of the host (false when the file is absent, e.g. br_netfilter not loaded). */
+/** When this build was made (this file's time), in dockerd's two spellings of its BuildTime. */
+const BUILT = ((): { rfc3339: string; ctime: string } => {
+  let t: Date;
+  try {
+    t = fs.statSync(fileURLToPath(import.meta.url)).mtime;
+  } catch {
+    return { rfc3339: '', ctime: '' };
+  }
+  const iso = t.toISOString(); // 2026-05-07T21:09:36.123Z
+  const day = t.toUTCString().slice(0, 3); // Thu
+  const month = t.toUTCString().slice(8, 11); // May
+  return {
+    rfc3339: `${iso.slice(0, 19)}.${iso.slice(20, 23)}000000+00:00`,
+    ctime: `${day} ${month} ${String(t.getUTCDate()).padStart(2, ' ')} ${iso.slice(11, 19)} ${t.getUTCFullYear()}`,
+  };
+})();
+
 function sysctlOn(name: string): boolean {
   try {
     return fs.readFileSync(`/proc/sys/${name}`, 'utf8').trim() === '1';
@@ -82,9 +100,12 @@ export function systemRoutes(router: Router, engine: Engine): void {
         {
           Name: 'Engine',
           Version: DOCKER_COMPAT_VERSION,
-          Details: { ApiVersion: API_VERSION, MinAPIVersion: MIN_API_VERSION, GitCommit: 'berth', GoVersion: `node${process.versions.node}`, Os: 'linux', Arch: goArch(), KernelVersion: os.release(), BuildTime: '', Experimental: 'false' },
+          Details: { ApiVersion: API_VERSION, MinAPIVersion: MIN_API_VERSION, GitCommit: 'berth', GoVersion: `node${process.versions.node}`, Os: 'linux', Arch: goArch(), KernelVersion: os.release(), BuildTime: BUILT.ctime, Experimental: 'false' },
         },
+        // As dockerd lists containerd, runc and docker-init.
         { Name: 'berth', Version: BERTH_VERSION, Details: { GitCommit: '' } },
+        { Name: 'berth-oci', Version: BERTH_VERSION, Details: { GitCommit: '' } },
+        { Name: 'berth-init', Version: BERTH_VERSION, Details: { GitCommit: '' } },
       ],
       Version: DOCKER_COMPAT_VERSION,
       ApiVersion: API_VERSION,
@@ -94,7 +115,7 @@ export function systemRoutes(router: Router, engine: Engine): void {
       Os: 'linux',
       Arch: goArch(),
       KernelVersion: os.release(),
-      BuildTime: '',
+      BuildTime: BUILT.rfc3339,
     });
   });
 
