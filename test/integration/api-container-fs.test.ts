@@ -78,13 +78,15 @@ describe('container file system endpoints (docker cp, export, diff, stats, updat
     assert.match(missing.stderr, /Could not find the file \/no\/such\/file in container cp-run/);
     const notDir = d.docker(['cp', path.join(host, 'tree'), 'cp-run:/etc/passwd/x']);
     assert.notEqual(notDir.status, 0);
+    const intoFile = d.docker(['cp', path.join(host, 'in.txt'), 'cp-run:/etc/passwd/x']);
+    assert.match(intoFile.stderr, /daemon: extraction point is not a directory/, "dockerd's words");
     // "file/" is a directory that is not there (dockerd: "not a directory"): the file is kept.
     const slash = d.docker(['cp', path.join(host, 'in.txt'), 'cp-run:/etc/hostname/']);
     assert.notEqual(slash.status, 0);
     assert.match(slash.stderr, /no such directory/);
     assert.equal(d.dockerOk(['exec', 'cp-run', 'cat', '/etc/hostname']).trim().length, 12, 'hostname untouched');
     const slashOut = d.docker(['cp', 'cp-run:/etc/passwd/', out]);
-    assert.match(slashOut.stderr, /lstat \/etc\/passwd\/: not a directory/);
+    assert.match(slashOut.stderr, /daemon: lstat \/etc\/passwd\/: not a directory/, "dockerd's words, nothing before them");
   });
 
   it('copies into and out of a volume mounted in the container', () => {

@@ -276,7 +276,7 @@ export class ContainerFilesystem {
     // cp into "y/" overwrote the file y; dockerd answers "not a directory").
     if (followLast && !res.stat.isDirectory()) {
       res.close();
-      throw new InvalidArgumentError(`lstat ${abs.replace(/\/+$/, '')}/: not a directory`, 'path');
+      throw new InvalidArgumentError(`lstat ${abs.replace(/\/+$/, '')}/: not a directory`); // dockerd's words, as they are
     }
     let linkTarget = '';
     if (res.stat.isSymbolicLink()) {
@@ -357,7 +357,7 @@ export class ContainerFilesystem {
       const mount = dest.mount;
       dest.close();
       if (!exists) throw notFoundInContainer(abs, ref);
-      if (!isDir) throw new InvalidArgumentError('extraction point is not a directory', 'path');
+      if (!isDir) throw new InvalidArgumentError('extraction point is not a directory'); // dockerd's words
       checkWritable(mount, record);
       let owner: { uid: number; gid: number } | undefined;
       if (opts.copyUIDGID && record.config.User) {
@@ -371,8 +371,9 @@ export class ContainerFilesystem {
 
 function checkWritable(mount: ScopedMount | undefined, record: ContainerRecord): void {
   // Docker answers 403 for these; Berth's typed errors have no "forbidden", so 400.
-  if (mount?.readOnly) throw new InvalidArgumentError('mounted volume is marked read-only', 'path');
-  if (!mount && record.hostConfig.ReadonlyRootfs) throw new InvalidArgumentError('container rootfs is marked read-only', 'path');
+  // dockerd's words, as they are.
+  if (mount?.readOnly) throw new InvalidArgumentError('mounted volume is marked read-only');
+  if (!mount && record.hostConfig.ReadonlyRootfs) throw new InvalidArgumentError('container rootfs is marked read-only');
 }
 
 
