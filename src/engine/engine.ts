@@ -196,5 +196,9 @@ function hostFacts(): HostFacts {
   const blkioWeight = ['/sys/fs/cgroup/blkio/blkio.weight', '/sys/fs/cgroup/blkio/blkio.bfq.weight', '/sys/fs/cgroup/io.weight', '/sys/fs/cgroup/io.bfq.weight'].some((f) => fs.existsSync(f));
   // NanoCpus are checked against the CPUs this process may run on, as dockerd's sysinfo.NumCPU().
   const cpuCount = os.availableParallelism();
-  return { cgroupVersion, kernel: os.release(), sysctls, blkioWeight, deviceNumbers: blockDeviceNumbers, cpuCount, ...(capabilities.length ? { capabilities } : {}), ...(fs.existsSync(initPath) ? { initPath } : {}) };
+  // CpusetCpus and CpusetMems are checked against the root cpuset's, as dockerd's sysinfo.
+  const cpuset = (name: string): string | undefined => read(cgroupVersion === 2 ? `/sys/fs/cgroup/cpuset.${name}.effective` : `/sys/fs/cgroup/cpuset/cpuset.${name}`)?.trim() || undefined;
+  const cpusetCpus = cpuset('cpus');
+  const cpusetMems = cpuset('mems');
+  return { cgroupVersion, kernel: os.release(), sysctls, blkioWeight, deviceNumbers: blockDeviceNumbers, cpuCount, ...(cpusetCpus ? { cpusetCpus } : {}), ...(cpusetMems ? { cpusetMems } : {}), ...(capabilities.length ? { capabilities } : {}), ...(fs.existsSync(initPath) ? { initPath } : {}) };
 }

@@ -567,7 +567,7 @@ describe('berthd with the docker CLI', { skip }, () => {
     assert.match(backwards.stderr, new RegExp(`\`since\` time \\(${until}\\) cannot be after \`until\` time \\(${since}\\)`));
   });
 
-  it('errors as docker gives them: unknown container, unknown image, name conflict, bad flags', () => {
+  it('errors as docker gives them: unknown container, unknown image, name conflict, bad flags', async () => {
     const missing = d.docker(['inspect', 'no-such-container']);
     assert.equal(missing.status, 1);
     assert.match(missing.stderr, /No such (container|object): no-such-container/);
@@ -577,6 +577,23 @@ describe('berthd with the docker CLI', { skip }, () => {
     const image = d.docker(['run', '--rm', '--pull', 'never', 'no-such-image']);
     assert.equal(image.status, 125);
     assert.match(image.stderr, /No such image/i);
+    // Refused at create, in dockerd's words, with no container left: an address or an alias
+    // without a user-defined network, CPUs the host does not have.
+    const before = d.dockerOk(['ps', '-aq']);
+    for (const [flags, words] of [
+      [['--network', 'none', '--ip', '10.0.0.1'], /user specified IP address is supported on user defined networks only/],
+      [['--cpuset-cpus', '999'], /Requested CPUs are not available - requested 999, available: /],
+    ] as const) {
+      const r = d.docker(['run', '--rm', ...flags, 'busybox', 'true']);
+      assert.equal(r.status, 125, flags.join(' '));
+      assert.match(r.stderr, words);
+    }
+    assert.equal(d.dockerOk(['ps', '-aq']), before);
+    // (The docker CLI refuses an alias there itself; other clients hear it from us.)
+    const alias = await socketRequest(d.socket, 'POST', '/v1.44/containers/create', { 'Content-Type': 'application/json' }, JSON.stringify({ Image: 'busybox', HostConfig: { NetworkMode: 'host' }, NetworkingConfig: { EndpointsConfig: { host: { Aliases: ['x'] } } } }));
+    assert.equal(alias.status, 400);
+    assert.match(alias.body, /network-scoped alias is supported only for containers in user defined networks/);
+    assert.equal(d.dockerOk(['ps', '-aq']), before);
     d.dockerOk(['create', '--name', 'taken', 'busybox', 'true']);
     const conflict = d.docker(['run', '--name', 'taken', 'busybox', 'true']);
     assert.equal(conflict.status, 125);

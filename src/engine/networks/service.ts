@@ -291,6 +291,13 @@ export class NetworkService {
   resolveMode(mode: unknown, endpointsConfig: Record<string, EndpointConfig> | null | undefined): { kind: NetworkModeKind; endpoints: Record<string, EndpointConfig> } {
     if (mode !== undefined && mode !== null && typeof mode !== 'string') throw new InvalidArgumentError('must be a string', 'HostConfig.NetworkMode');
     const name = mode || 'default';
+    if (name === 'host' || name === 'none' || name.startsWith('container:')) {
+      // No endpoint of its own: an address or aliases asked for it are refused, as dockerd does.
+      for (const config of Object.values(endpointsConfig ?? {})) {
+        if (config?.IPAMConfig?.IPv4Address) throw new InvalidArgumentError('user specified IP address is supported on user defined networks only', 'IPAMConfig.IPv4Address');
+        if (config?.Aliases?.length) throw new InvalidArgumentError('network-scoped alias is supported only for containers in user defined networks', 'Aliases');
+      }
+    }
     if (name === 'host') return { kind: { kind: 'host' }, endpoints: {} };
     if (name === 'none') return { kind: { kind: 'private' }, endpoints: {} };
     if (name.startsWith('container:')) return { kind: { kind: 'container', ref: name.slice('container:'.length) }, endpoints: {} };

@@ -316,7 +316,8 @@ describe('containerSpec: resources, limits, sysctls, security options', () => {
     // Without weights in the kernel they are discarded (dockerd warns), the limits stay.
     assert.deepEqual(Object.keys(spec({}, io, { facts: { deviceNumbers } }).linux!.resources!.blockIO!), ['throttleReadBpsDevice', 'throttleWriteIOPSDevice']);
     rejects(() => spec({}, { BlkioDeviceReadBps: [{ Path: '/dev/nope', Rate: 1 }] }, { facts: { deviceNumbers } }), /^HostConfig\.BlkioDeviceReadBps\[0\]\.Path: \/dev\/nope is not a block device/);
-    rejects(() => spec({}, { BlkioWeight: 5 }), /range of blkio weight is from 10 to 1000/);
+    rejects(() => spec({}, { BlkioWeight: 5 }, { facts: { blkioWeight: true } }), /range of blkio weight is from 10 to 1000/);
+    assert.equal(spec({}, { BlkioWeight: 5 }).linux!.resources!.blockIO, undefined, 'without weights here: discarded unchecked, as dockerd');
     assert.deepEqual(resourceWarnings({ BlkioWeight: 300, OomKillDisable: true }, {}), ['Your kernel does not support Block I/O weight or the cgroup is not mounted. Weight discarded.', 'OOM killer is disabled for the container, but no memory limit is set, this can result in the system running out of resources.']);
     assert.deepEqual(resourceWarnings({ BlkioWeight: 300, Memory: 1 << 30, OomKillDisable: true }, { blkioWeight: true }), []);
   });
@@ -346,6 +347,11 @@ describe('containerSpec: resources, limits, sysctls, security options', () => {
     // dockerd's range, against the CPUs the daemon may use.
     rejects(() => spec({}, { NanoCpus: 99e9 }, { facts: { cpuCount: 2 } }), /^HostConfig\.NanoCpus: Range of CPUs is from 0\.01 to 2\.00, as there are only 2 CPUs available$/);
     assert.deepEqual(spec({}, { NanoCpus: 2e9 }, { facts: { cpuCount: 2 } }).linux!.resources!.cpu, { period: 100000, quota: 200000 }, 'all of them is allowed');
+    // CPUs and memory nodes the host has, at create (not a failed start), in dockerd's words.
+    const host = { facts: { cpusetCpus: '0-1', cpusetMems: '0' } };
+    rejects(() => spec({}, { CpusetCpus: '1,9' }, host), /^Requested CPUs are not available - requested 1,9, available: 0-1$/);
+    rejects(() => spec({}, { CpusetMems: '0-1' }, host), /^Requested memory nodes are not available - requested 0-1, available: 0$/);
+    assert.equal(spec({}, { CpusetCpus: '0-1', CpusetMems: '0' }, host).linux!.resources!.cpu!.cpus, '0-1');
     rejects(() => spec({}, { CpuPeriod: 10 }), /^HostConfig\.CpuPeriod: /);
     rejects(() => spec({}, { CpuQuota: 10 }), /^HostConfig\.CpuQuota: /);
     rejects(() => spec({}, { CpusetCpus: '0-' }), /^HostConfig\.CpusetCpus: /);

@@ -128,6 +128,9 @@ export interface HostFacts {
   idMappings?: { uidMappings: IdMapping[]; gidMappings: IdMapping[] };
   /** CPUs the daemon may run on (its affinity): the most NanoCpus can ask for. Default: not checked. */
   cpuCount?: number;
+  /** The host's CPUs and memory nodes ("0-1"), which CpusetCpus and CpusetMems must be among. Default: not checked. */
+  cpusetCpus?: string;
+  cpusetMems?: string;
 }
 
 export interface ContainerSpecInput {
@@ -743,7 +746,24 @@ export function mergeTmpfsOptions(options: string[], field: string): string[] {
 // Resources
 
 /** HostConfig's resource fields → OCI linux.resources, checked as dockerd does (also for `docker update`). */
-export function resources(host: HostConfig, facts: Pick<HostFacts, 'deviceNumbers' | 'blkioWeight' | 'cpuCount'> = {}): NonNullable<NonNullable<Spec['linux']>['resources']> {
+/** The numbers a cpuset list names ("0-2,5" → 0 1 2 5). */
+function cpusetNumbers(list: string): Set<number> {
+  const out = new Set<number>();
+  for (const part of list.split(',').filter(Boolean)) {
+    const [a, b = a] = part.split('-').map(Number);
+    for (let n = a!; n <= b! && out.size <= 65536; n++) out.add(n);
+  }
+  return out;
+}
+
+/** dockerd's check (sysinfo.IsCpusetCpusAvailable): every one asked for is the host's. */
+function checkCpusetAvailable(requested: string, available: string | undefined, what: string): void {
+  if (available === undefined) return;
+  const have = cpusetNumbers(available);
+  if ([...cpusetNumbers(requested)].some((n) => !have.has(n))) throw new InvalidArgumentError(`Requested ${what} are not available - requested ${requested}, available: ${available}`);
+}
+
+export function resources(host: HostConfig, facts: Pick<HostFacts, 'deviceNumbers' | 'blkioWeight' | 'cpuCount' | 'cpusetCpus' | 'cpusetMems'> = {}): NonNullable<NonNullable<Spec['linux']>['resources']> {
   const result: NonNullable<NonNullable<Spec['linux']>['resources']> = {};
   const memory = host.Memory === undefined ? 0 : integer(host.Memory, 'HostConfig.Memory', 0);
   let swap = host.MemorySwap === undefined ? 0 : integer(host.MemorySwap, 'HostConfig.MemorySwap', -1);
@@ -793,6 +813,7 @@ export function resources(host: HostConfig, facts: Pick<HostFacts, 'deviceNumber
   const cpus = optionalString(host.CpusetCpus, 'HostConfig.CpusetCpus');
   if (cpus) {
     if (!/^\d+(-\d+)?(,\d+(-\d+)?)*$/.test(cpus)) throw new InvalidArgumentError(`invalid value ${JSON.stringify(cpus)} for cpuset cpus`, 'HostConfig.CpusetCpus');
+    checkCpusetAvailable(cpus, facts.cpusetCpus, 'CPUs');
     cpu.cpus = cpus;
   }
   const rtPeriod = host.CpuRealtimePeriod === undefined ? 0 : integer(host.CpuRealtimePeriod, 'HostConfig.CpuRealtimePeriod', 0);
@@ -803,6 +824,7 @@ export function resources(host: HostConfig, facts: Pick<HostFacts, 'deviceNumber
   const mems = optionalString(host.CpusetMems, 'HostConfig.CpusetMems');
   if (mems) {
     if (!/^\d+(-\d+)?(,\d+(-\d+)?)*$/.test(mems)) throw new InvalidArgumentError(`invalid value ${JSON.stringify(mems)} for cpuset mems`, 'HostConfig.CpusetMems');
+    checkCpusetAvailable(mems, facts.cpusetMems, 'memory nodes');
     cpu.mems = mems;
   }
   if (Object.keys(cpu).length > 0) result.cpu = cpu;
@@ -833,7 +855,8 @@ function blkio(host: HostConfig, facts: Pick<HostFacts, 'deviceNumbers' | 'blkio
     return numbers;
   };
   const weight = host.BlkioWeight === undefined ? 0 : integer(host.BlkioWeight, 'HostConfig.BlkioWeight', 0, 1000);
-  if (weight > 0 && weight < 10) throw new InvalidArgumentError('range of blkio weight is from 10 to 1000', 'HostConfig.BlkioWeight');
+  // Without weights on this host it is discarded with a warning (resourceWarnings), unchecked, as dockerd does.
+  if (weight > 0 && weight < 10 && facts.blkioWeight) throw new InvalidArgumentError('range of blkio weight is from 10 to 1000', 'HostConfig.BlkioWeight');
   if (weight > 0 && facts.blkioWeight) result.weight = weight;
   const list = <T>(value: T[] | null | undefined, field: string): T[] => {
     if (value === undefined || value === null) return [];
