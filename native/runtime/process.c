@@ -306,7 +306,13 @@ int run_process_op(const struct plan_op *op) {
     if (prlimit(0, (int)arg_u64(op, 0), &rl, NULL) < 0) fail_errno("setrlimit %s", op->argv[0]);
   } else if (!strcmp(n, "chdir")) {
     need_args(op, 1);
-    if (chdir(op->argv[0]) < 0) fail_errno("chdir to cwd (\"%s\") set in config.json", op->argv[0]);
+    if (chdir(op->argv[0]) < 0) {
+      /* runc's words, which engines and their users know: Go's lower-case error text. */
+      char reason[128];
+      snprintf(reason, sizeof reason, "%s", strerror(errno));
+      reason[0] = (char)tolower((unsigned char)reason[0]);
+      fail("chdir to cwd (\"%s\") set in config.json failed: %s", op->argv[0], reason);
+    }
   } else if (!strcmp(n, "umask")) {
     need_args(op, 1);
     umask((mode_t)arg_u64(op, 0));

@@ -761,7 +761,7 @@ describe('berthd with the docker CLI', { skip }, () => {
       const noDir = d.docker(['exec', '-w', '/no/such/dir', fresh, 'pwd']);
       d.dockerOk(['rm', '-f', fresh]);
       assert.equal(noDir.status, 126, noDir.stderr);
-      assert.match(noDir.stdout, /chdir to cwd \("\/no\/such\/dir"\) set in config\.json/, `run ${i}: ${noDir.stdout}`);
+      assert.match(noDir.stdout, /chdir to cwd \("\/no\/such\/dir"\) set in config\.json failed: no such file or directory/, `run ${i} (runc's words): ${noDir.stdout}`);
     }
     // The container's PID 1 is untouched by all this.
     assert.equal(d.dockerOk(['inspect', '-f', '{{.State.Status}}', id]).trim(), 'running');
