@@ -32,6 +32,7 @@ describe('local driver options', () => {
     validateDriverOptions({ type: 'tmpfs', device: 'tmpfs', o: 'size=1m' });
     validateDriverOptions({ type: 'none', device: '/x', o: 'bind', size: '0' });
     assert.throws(() => validateDriverOptions({ colour: 'red' }), /DriverOpts: invalid option: "colour"/);
+    assert.throws(() => validateDriverOptions({ colour: 'red' }, 'bv'), /^InvalidArgumentError: create bv: invalid option: "colour"$|create bv: invalid option: "colour"/, "dockerd's words for a named volume");
     assert.throws(() => validateDriverOptions({ device: '/x' }), /missing required option: "type"/);
     assert.throws(() => validateDriverOptions({ o: 'bind', type: 'none' }), /missing required option: "device"/);
     assert.throws(() => validateDriverOptions({ type: 'none', device: '/x', size: '10m' }), /quota size requested but no quota support/);
@@ -84,7 +85,7 @@ describe('VolumeStore', () => {
     await assert.rejects(v.remove('../x'), InvalidArgumentError);
     await assert.rejects(v.create({ name: 'a' }), /volume name is too short, names should be at least two alphanumeric characters/);
     await assert.rejects(v.create({ name: 'x', driver: 'nfs' }), UnsupportedError);
-    await assert.rejects(v.create({ name: 'x', options: { type: 'tmpfs' } }), /DriverOpts: missing required option: "device"/);
+    await assert.rejects(v.create({ name: 'x', options: { type: 'tmpfs' } }), /create x: missing required option: "device"/);
     used.delete('data');
     await v.remove('data');
     assert.equal(fs.existsSync(path.join(v.root, 'volumes/data')), false);

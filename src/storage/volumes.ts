@@ -52,17 +52,21 @@ export interface CreateVolumeOptions {
 const DRIVER_OPTIONS = new Set(['type', 'o', 'device', 'size']);
 const REQUIRED_WITH: Record<string, string[]> = { device: ['type'], type: ['device'], o: ['device', 'type'] };
 
-/** Checks the local driver's options as dockerd does, with its messages. */
-export function validateDriverOptions(options: Record<string, string>): void {
+/**
+ * Checks the local driver's options as dockerd does, with its messages: "create NAME: ..." for
+ * a volume named `name`.
+ */
+export function validateDriverOptions(options: Record<string, string>, name?: string): void {
+  const where = name ? `create ${name}` : 'DriverOpts';
   for (const [key, value] of Object.entries(options)) {
-    if (!DRIVER_OPTIONS.has(key)) throw new InvalidArgumentError(`invalid option: ${JSON.stringify(key)}`, 'DriverOpts');
-    if (typeof value !== 'string') throw new InvalidArgumentError(`${JSON.stringify(key)}: must be a string`, 'DriverOpts');
+    if (!DRIVER_OPTIONS.has(key)) throw new InvalidArgumentError(`invalid option: ${JSON.stringify(key)}`, where);
+    if (typeof value !== 'string') throw new InvalidArgumentError(`${JSON.stringify(key)}: must be a string`, where);
   }
   // Size quotas need a project-quota file system (XFS with pquota) and its ioctls: not here.
-  if (options.size !== undefined && !/^0*[bkmgtp]?b?$/i.test(options.size.trim())) throw new InvalidArgumentError('quota size requested but no quota support', 'DriverOpts.size');
+  if (options.size !== undefined && !/^0*[bkmgtp]?b?$/i.test(options.size.trim())) throw new InvalidArgumentError('quota size requested but no quota support', where);
   for (const [key, required] of Object.entries(REQUIRED_WITH)) {
     if (!(key in options)) continue;
-    for (const other of required) if (!(other in options)) throw new InvalidArgumentError(`missing required option: ${JSON.stringify(other)}`, 'DriverOpts');
+    for (const other of required) if (!(other in options)) throw new InvalidArgumentError(`missing required option: ${JSON.stringify(other)}`, where);
   }
 }
 
@@ -140,7 +144,7 @@ export class VolumeStore {
     if (typeof driver !== 'string') throw new InvalidArgumentError('must be a string', 'Driver');
     if (driver !== 'local') throw new UnsupportedError(`volume driver ${JSON.stringify(driver)} is not supported (only "local")`);
     const options: Record<string, string> = { ...(opts.options ?? {}) };
-    validateDriverOptions(options);
+    validateDriverOptions(options, typeof opts.name === 'string' ? opts.name : undefined);
     const labels: Record<string, string> = { ...(opts.labels ?? {}) };
     for (const [k, v] of Object.entries(labels)) {
       if (typeof k !== 'string' || k === '' || typeof v !== 'string') throw new InvalidArgumentError(`invalid label ${JSON.stringify(k)}`, 'labels');
