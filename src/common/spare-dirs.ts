@@ -1,9 +1,10 @@
 /**
  * Directories made ahead of need. A `docker create` needs new directories (a writable layer
  * with its `fs` and `work`, the container's own), and making a directory costs a new inode:
- * 40–300 µs each on this VM's ext4, more than any other step of a create. A spare made earlier
- * in the background (asynchronously: on the thread pool, not on the event loop) is renamed into
- * place instead, in ~20 µs.
+ * 40–300 µs each on this VM's ext4, more than any other step of a create. A spare made earlier,
+ * in a turn of the event loop of its own after the request that took the last one, is renamed
+ * into place instead, in ~20 µs. Made synchronously there: on the thread pool, a spare could
+ * appear in a directory this process is removing at that moment, and fail the removal.
  *
  * Spares live in a directory of the owner's on the destination's file system (rename), named
  * by the owner, which removes leftovers at start-up along with its other temporary files. When
