@@ -14,10 +14,10 @@ import { imageSummary } from '../present/images.js';
 import { containerSummary } from '../present/containers.js';
 import { volumeView } from '../present/volumes.js';
 import { directoryUsage, layerBytes } from '../../storage/snapshotter.js';
+import { insecureEntryHost } from '../../images/registry/index.js';
 
 const BERTH_VERSION = '0.1.0';
 
-/** A boolean sysctl of the host (false when the file is absent, e.g. br_netfilter not loaded). */
 /** When this build was made (this file's time), in dockerd's two spellings of its BuildTime. */
 const BUILT = ((): { rfc3339: string; ctime: string } => {
   let t: Date;
@@ -35,6 +35,7 @@ const BUILT = ((): { rfc3339: string; ctime: string } => {
   };
 })();
 
+/** A boolean sysctl of the host (false when the file is absent, e.g. br_netfilter not loaded). */
 function sysctlOn(name: string): boolean {
   try {
     return fs.readFileSync(`/proc/sys/${name}`, 'utf8').trim() === '1';
@@ -258,7 +259,7 @@ function backingFilesystem(dir: string): string {
 function registryConfig(insecure: string[]): object {
   const isCidr = (r: string): boolean => /\/\d{1,2}$/.test(r);
   const index = (name: string, secure: boolean): object => ({ Name: name, Mirrors: [], Secure: secure, Official: name === 'docker.io' });
-  const named = insecure.filter((r) => !isCidr(r)).map((r) => r.replace(/^[a-z]+:\/\//, '').replace(/\/+$/, ''));
+  const named = insecure.filter((r) => !isCidr(r)).map(insecureEntryHost);
   return {
     InsecureRegistryCIDRs: [...new Set([...insecure.filter(isCidr), '127.0.0.0/8'])], // dockerd appends loopback
     IndexConfigs: Object.fromEntries([['docker.io', index('docker.io', true)], ...named.map((n) => [n, index(n, false)])]),

@@ -634,7 +634,7 @@ export class ContainerService {
     } catch (err) {
       const message = err instanceof Error ? err.message : String(err);
       await this.opts.runtime.delete(id, true).catch(() => undefined);
-      await this.releaseNetworks(id, record);
+      (await this.releaseNetworks(id, record))();
       delete record.networks;
       delete record.ports;
       await this.unmountRootfs(id);
@@ -821,7 +821,7 @@ export class ContainerService {
     let announceDisconnects: () => void;
     try {
       // Its addresses and ports are free before anyone hears of the exit.
-      announceDisconnects = await this.releaseNetworks(id, record, true);
+      announceDisconnects = await this.releaseNetworks(id, record);
     } catch (err) {
       await unmounted.catch(() => undefined);
       throw err;
@@ -905,23 +905,14 @@ export class ContainerService {
     await unmounted;
     await this.releaseVolumes(this.store.find(id));
     // The veths went with the namespace; the addresses are free again, the ports closed.
-    await this.releaseNetworks(id, this.store.find(id));
+    (await this.releaseNetworks(id, this.store.find(id)))();
   }
 
-  /**
-   * The container's endpoints and ports (see NetworkService.release), and its none or host
-   * network's end. The `network disconnect` events go now, or, with deferEvents, when the
-   * returned function is called (after `die`, as dockerd orders them).
-   */
-  private async releaseNetworks(id: string, record: ContainerRecord | undefined, deferEvents = false): Promise<() => void> {
-    const announce = await this.opts.networks.release(id, record?.networks, { deferEvents: true });
-    const all = (): void => {
-      announce();
-      this.opts.networks.modeEvent('disconnect', id, record?.hostConfig.NetworkMode);
-    };
-    if (!deferEvents) all();
-    return deferEvents ? all : () => undefined;
+  /** The container's endpoints and ports (NetworkService.release); its `network disconnect` events go when the returned function is called. */
+  private releaseNetworks(id: string, record: ContainerRecord | undefined): Promise<() => void> {
+    return this.opts.networks.release(id, record?.networks, record?.hostConfig.NetworkMode);
   }
+
 
   /** Mounts the container's rootfs from its snapshot's mounts: on idmapped layers with its own user namespace. */
   private async mountRootfs(record: ContainerRecord, mounts: Mount[]): Promise<void> {

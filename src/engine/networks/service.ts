@@ -371,7 +371,7 @@ export class NetworkService {
       }
       return { networks, ...(ports ? { ports } : {}) };
     } catch (err) {
-      await this.release(c.id, networks);
+      (await this.release(c.id, networks))();
       throw err;
     }
   }
@@ -407,23 +407,24 @@ export class NetworkService {
    * freed only once they are gone, so that no new container shares an address with a port
    * still on the bridge.
    */
-  async release(containerId: string, networks: Record<string, EndpointState> | undefined, opts: { deferEvents?: boolean } = {}): Promise<() => void> {
+  async release(containerId: string, networks: Record<string, EndpointState> | undefined, networkMode?: unknown): Promise<() => void> {
     const portsBefore = this.opts.ports.natPorts().length;
     await this.opts.ports.unpublish(containerId);
     if (this.opts.ports.natPorts().length !== portsBefore) this.applyNat();
     const free = (): void => {
       for (const n of this.bridgeNetworks()) this.ipam(n).release(containerId);
     };
-    // `disconnect` for each; with deferEvents, by the caller (dockerd says `die` first).
-    const announce = (): void => {
-      for (const [name, e] of Object.entries(networks ?? {})) this.opts.events.emit('network', 'disconnect', e.networkId, { container: containerId, name, type: 'bridge' });
-    };
-    if (!opts.deferEvents) announce();
     const veths = Object.values(networks ?? {}).map((e) => e.hostVeth);
     if (veths.length === 0) free();
     else void Promise.all(veths.map(detachVethAsync)).then(free);
-    return opts.deferEvents ? announce : () => undefined;
+    // `network disconnect` for each network, and for a none or host mode's: said by the caller
+    // when it calls this (after `die`, in dockerd's order).
+    return () => {
+      for (const [name, e] of Object.entries(networks ?? {})) this.opts.events.emit('network', 'disconnect', e.networkId, { container: containerId, name, type: 'bridge' });
+      this.modeEvent('disconnect', containerId, networkMode);
+    };
   }
+
 
   /** `docker network connect` of a running container: a new interface now. */
   connectRunning(c: { id: string; pid: number; networks: Record<string, EndpointState> }, network: NetworkRecord, config: EndpointConfig): EndpointState {

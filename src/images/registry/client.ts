@@ -69,7 +69,12 @@ export function isInsecureHost(host: string, insecure: boolean | string[] | unde
   if (insecure === true) return true;
   if (!Array.isArray(insecure)) return false;
   const h = host.toLowerCase();
-  return insecure.some((x) => x.toLowerCase().replace(/^[a-z]+:\/\//, '').replace(/\/+$/, '') === h || inCidr(h, x));
+  return insecure.some((x) => insecureEntryHost(x) === h || inCidr(h, x));
+}
+
+/** An --insecure-registry entry as a registry's host[:port]: lower case, without a scheme or trailing slashes. */
+export function insecureEntryHost(entry: string): string {
+  return entry.toLowerCase().replace(/^[a-z]+:\/\//, '').replace(/\/+$/, '');
 }
 
 function inCidr(host: string, cidr: string): boolean {
