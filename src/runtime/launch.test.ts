@@ -42,3 +42,24 @@ test('ready without any pid before the socket closes: an error, not pid 0', asyn
 test('an error line from the setup rejects with its message', async () => {
   await assert.rejects(speakLaunchProtocol(syncWith([`pid ${A}`, 'error mount /proc: permission denied']), false, noState), /mount \/proc: permission denied/);
 });
+
+test('onPid runs once the pid is known, before the launch resolves; its error fails the launch', async () => {
+  for (const order of [[`pid ${A}`, 'ready'], ['ready', `pid ${A}`]]) {
+    const seen: number[] = [];
+    let resolvedAfter = false;
+    const launched = speakLaunchProtocol(syncWith(order), false, { ...noState, onPid: (pid) => seen.push(pid) }).then((pid) => {
+      resolvedAfter = seen.length === 1;
+      return pid;
+    });
+    assert.equal(await launched, A, order.join(', '));
+    assert.deepEqual(seen, [A]);
+    assert.ok(resolvedAfter, 'onPid ran before the launch resolved');
+  }
+  const failing = {
+    ...noState,
+    onPid: () => {
+      throw new Error('cannot write the record');
+    },
+  };
+  await assert.rejects(speakLaunchProtocol(syncWith([`pid ${A}`, 'ready']), false, failing), /cannot write the record/);
+});

@@ -22,6 +22,11 @@ export interface ProtocolOptions {
   stateFor(pid: number): object;
   /** Called for each "sync <name>" from the container stage. */
   onSync?(name: string, pid: number): Promise<void> | void;
+  /**
+   * Called once the container's process exists (stage 0's "pid"), while it sets up: work that
+   * needs only its pid is done here, off the path to "ready". Throwing fails the launch.
+   */
+  onPid?(pid: number): void;
 }
 
 export interface LaunchOptions extends ProtocolOptions {
@@ -150,6 +155,11 @@ export function speakLaunchProtocol(sync: Duplex, withState: boolean, opts: Prot
         if (withState) {
           const json = JSON.stringify(opts.stateFor(pid));
           sync.write(`go ${Buffer.byteLength(json)}\n${json}`);
+        }
+        try {
+          opts.onPid?.(pid);
+        } catch (err) {
+          return finish(err as Error);
         }
         maybeDone();
       } else if (verb === 'sync') {

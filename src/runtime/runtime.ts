@@ -288,16 +288,21 @@ export class Runtime {
         runHooks('prestart', spec.hooks?.prestart, stateFor(pid));
         runHooks('createRuntime', spec.hooks?.createRuntime, stateFor(pid));
       };
+      // The record with the process's pid is written while the process sets up, and put in
+      // place once it is ready (a crash before that leaves a record of a create in progress).
+      let staged: { pid: number; commit: () => void } | undefined;
+      const onPid = (pid: number): void => {
+        staged = { pid, commit: this.store.stage({ ...record, pid, pidStartTime: readProcStat(pid)?.startTime ?? '' }) };
+      };
       if (opts.rootfsReady) await opts.rootfsReady;
       launched = shim
-        ? await shim.launch({ ops, stateFor, onSync })
-        : await early!.launch({ ops, stateFor, onSync });
+        ? await shim.launch({ ops, stateFor, onSync, onPid })
+        : await early!.launch({ ops, stateFor, onSync, onPid });
       pooledNetns?.release(); // the container's process is in it now
-      const stat = readProcStat(launched.pid);
-      // Started at once, it may have run its program and exited already: then no start time
-      // (it counts as stopped).
-      if (!stat && !opts.startNow) throw new SystemError('container process exited during setup');
-      this.store.save({ ...record, pid: launched.pid, pidStartTime: stat?.startTime ?? '' });
+      // Started at once, it may have run its program and exited already (it counts as stopped).
+      if (!opts.startNow && !readProcStat(launched.pid)) throw new SystemError('container process exited during setup');
+      if (staged?.pid !== launched.pid) onPid(launched.pid);
+      staged!.commit();
       writePidFile(opts.pidFile, launched.pid);
       if (!opts.foreground && !opts.shim) await stage0Exited(launched.stage0);
       if (opts.startNow) {
@@ -325,6 +330,11 @@ export class Runtime {
       this.store.remove(id);
       throw err;
     }
+  }
+
+  /** Whether a container with this id exists (in any state, a create in progress included). */
+  has(id: string): boolean {
+    return this.store.has(id);
   }
 
   /** Lets the created container's process exec the user's program. */

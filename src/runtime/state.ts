@@ -75,8 +75,17 @@ export class StateStore {
   }
 
   save(record: ContainerRecord): void {
+    this.stage(record, '.tmp')();
+  }
+
+  /**
+   * Writes the record beside its state.json and returns the rename that puts it in place: the
+   * writing (~0.3 ms with a spec) done while the container's process sets up, the switch at
+   * the end of the create a rename (~0.03 ms). Until then, state.json says what it said.
+   */
+  stage(record: ContainerRecord, suffix = '.next'): () => void {
     const file = path.join(this.dir(record.id), 'state.json');
-    const tmp = file + '.tmp';
+    const tmp = file + suffix;
     const text = JSON.stringify(record);
     const fd = fs.openSync(tmp, 'w');
     let stat: fs.BigIntStats;
@@ -86,8 +95,15 @@ export class StateStore {
     } finally {
       fs.closeSync(fd);
     }
-    fs.renameSync(tmp, file);
-    this.cache.set(record.id, { ino: stat.ino, mtimeNs: stat.mtimeNs, size: stat.size, text });
+    return () => {
+      fs.renameSync(tmp, file);
+      this.cache.set(record.id, { ino: stat.ino, mtimeNs: stat.mtimeNs, size: stat.size, text });
+    };
+  }
+
+  /** Whether a container with this id has a state directory (made by reserve). */
+  has(id: string): boolean {
+    return fs.existsSync(this.dir(id));
   }
 
   /** The record (frozen: callers copy what they change). */

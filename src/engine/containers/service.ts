@@ -610,7 +610,7 @@ export class ContainerService {
       const spec = await this.buildSpec(record, rootfs, mounted);
       fs.writeFileSync(path.join(bundle, 'config.json'), JSON.stringify(spec));
       // A runtime record left from a run that ended while we were away.
-      await this.opts.runtime.delete(id, true).catch(() => undefined);
+      if (this.opts.runtime.has(id)) await this.opts.runtime.delete(id, true).catch(() => undefined);
       // Between the runtime's create and start: the container's network, and the clients that
       // attach before its first output. Without them, one step (no exec fifo round trip); so
       // too with one attach client (docker run's), the shim holding the output until it comes.
