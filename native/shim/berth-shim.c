@@ -30,7 +30,7 @@
  *   BERTH_SHIM_LINGER_MS=N      how long to serve shim.sock after the exit (default 10 s)
  *
  * It becomes a child sub-reaper, leaves the daemon's session, listens on DIR/shim.sock and
- * waits for the daemon's first connection there: "launch LEN\n" and LEN bytes of plan. It then
+ * waits for the daemon's first connection there: "launch LEN [HOLD_MS]\n" and LEN bytes of plan. It then
  * starts berth-nsexec with that plan (in a memfd) and with the connection itself as the sync
  * socket, which it does not read: the daemon speaks the protocol of src/runtime/launch.ts with
  * berth-nsexec through it, as if it had started berth-nsexec itself. (A "shutdown" instead of
@@ -664,13 +664,15 @@ static void __attribute__((noreturn)) give_up(int handoff, int code) {
 }
 
 /*
- * The first connection to shim.sock is the daemon's "launch LEN\n" with LEN bytes of plan: the
+ * The first connection to shim.sock is the daemon's "launch LEN [HOLD_MS]\n" with LEN bytes of
+ * plan (HOLD_MS: as BERTH_SHIM_HOLD_MS, for a shim started before the daemon knew it): the
  * plan goes into a memfd (berth-nsexec reads it to its end), and it and the connection, which
  * becomes berth-nsexec's sync socket, are handed to stage 0. Returns the connection (we keep a
  * copy for the "init" line). "shutdown" instead ends the shim (the daemon gave up the start).
  * Without either in LAUNCH_WAIT_MS, the daemon is gone: exit.
  */
 #define LAUNCH_WAIT_MS 60000
+static long long launch_hold_ms; /* HOLD_MS of the launch line, 0 if none */
 static int await_launch(int listen_fd, int handoff) {
   long long deadline = now_ms() + LAUNCH_WAIT_MS;
   for (;;) {
@@ -687,13 +689,14 @@ static int await_launch(int listen_fd, int handoff) {
     size_t n = 0;
     while (n < sizeof line - 1 && read(fd, line + n, 1) == 1 && line[n] != '\n') n++;
     line[n] = '\0';
-    unsigned long len;
+    unsigned long len, hold_ms = 0;
     char extra;
     if (!strcmp(line, "shutdown")) {
       dprintf(fd, "ok\n");
       give_up(handoff, 0);
     }
-    if (sscanf(line, "launch %lu%c", &len, &extra) != 1 || len > (64u << 20)) {
+    int fields = sscanf(line, "launch %lu %lu%c", &len, &hold_ms, &extra);
+    if ((fields != 1 && fields != 2) || len > (64u << 20) || hold_ms > 3600000) {
       dprintf(fd, "error expected launch\n");
       close(fd);
       continue;
@@ -708,6 +711,7 @@ static int await_launch(int listen_fd, int handoff) {
       got += (size_t)r;
     }
     if (lseek(mem, 0, SEEK_SET) < 0) fail_errno("lseek");
+    launch_hold_ms = (long long)hold_ms;
     tv.tv_sec = 0; /* berth-nsexec may wait long on it (hooks) */
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     /* One message: a byte, and the plan and the connection as SCM_RIGHTS. */
@@ -828,6 +832,10 @@ int main(int argc, char **argv) {
   close(err[1]);
   close(cwd);
   launch_fd = await_launch(listen_fd, handoff);
+  if (launch_hold_ms > 0 && !paced) {
+    hold = 1;
+    hold_ms = launch_hold_ms;
+  }
   if (hold && !paced && hold_ms > 0) hold_until = now_ms() + hold_ms;
 
   long long partial_since = 0; /* when output without a newline started waiting */

@@ -18,6 +18,7 @@ import { runHooks } from './hooks.js';
 import { launch, PreparedLaunch, type Launched } from './launch.js';
 import { wantsFreshNetns, withNetnsPath, type NetnsSource, type TakenNetns } from './netns.js';
 import { compileCreatePlan, compileExecPlan, type CgroupPlacement, type CompiledSeccomp, type HostFacts } from './plan/compile.js';
+import type { PlanOp } from './plan/plan.js';
 import { compileSeccomp } from './seccomp/compile.js';
 import type { NamespaceType, Process, Resources, Seccomp, Spec, State, Status } from './spec/config.js';
 import { DEFAULT_ALLOWED_DEVICE_RULES } from './spec/defaults.js';
@@ -59,6 +60,14 @@ export interface CreateOptions {
    * preserveFds or consoleSocket: with process.terminal, the shim takes the pty itself.
    */
   shim?: ShimOptions;
+}
+
+/** A create up to its process (Runtime.prepare): launch it, or abort it. */
+export interface PreparedCreate {
+  /** Starts the process as create does; `holdMs` as ShimOptions.holdMs (decided late). */
+  launch(late?: { holdMs?: number }): Promise<Launched>;
+  /** Undoes the preparation (the id, record, cgroups and shim go); a no-op once launched. */
+  abort(): Promise<void>;
 }
 
 export interface ExecOptions {
@@ -218,6 +227,16 @@ export class Runtime {
 
   /** Sets up the container and leaves its process waiting for `start`. */
   async create(id: string, opts: CreateOptions): Promise<Launched> {
+    return (await this.prepare(id, opts)).launch();
+  }
+
+  /**
+   * The part of create before the container's process exists: the id claimed, the state
+   * record, the cgroups, the shim (or berth-nsexec) started and the plan compiled. `launch()`
+   * then starts the process, as create does; `abort()` undoes it all. berthd prepares a start
+   * this way while its client is between `create` and `start` (engine/containers/prepared.ts).
+   */
+  async prepare(id: string, opts: CreateOptions): Promise<PreparedCreate> {
     validateId(id);
     checkShimOptions(opts);
     // berth-nsexec (or, below, the shim) starts first; it waits for the plan made meanwhile.
@@ -253,67 +272,8 @@ export class Runtime {
     let launched: Launched | undefined;
     let shim: PreparedShim | undefined;
     let pooledNetns: TakenNetns | undefined;
-    try {
-      // The shim starts now (through the spawner, another process), while we make the cgroups
-      // and the plan; it waits for the plan on its socket.
-      if (opts.shim) shim = new PreparedShim({ ...opts.shim, tty: terminal });
-      cgroup = openCgroupManager({ cgroupsPath: spec.linux?.cgroupsPath, containerId: id });
-      const resources = withDefaultDeviceRules(spec);
-      // A record before the cgroup and any process exist: if this process dies mid-create,
-      // `delete --force` still finds the cgroup, kills what joined it and removes it.
-      const record: ContainerRecord = { id, bundle, rootfs, pid: 0, pidStartTime: '', created: new Date().toISOString(), config: spec, cgroup: cgroup.toJSON(), owner: process.getuid?.() === 0 ? 'root' : String(process.getuid?.()) };
-      this.store.save(record);
-      cgroup.create(resources);
-      record.cgroup = cgroup.toJSON(); // now with the parents it made, saved with the pid below
-      if (this.keepCgroupParents && record.cgroup.createdDirs) {
-        const leaves = Object.values(record.cgroup.paths);
-        record.cgroup.createdDirs = record.cgroup.createdDirs.filter((dir) => leaves.includes(dir));
-      }
-      pooledNetns = this.netns && wantsFreshNetns(spec) ? this.netns.take() : undefined;
-      const ops = compileCreatePlan(pooledNetns ? withNetnsPath(spec, pooledNetns.path) : spec, {
-        bundle,
-        rootfs,
-        execFifo: opts.startNow ? undefined : this.store.fifoPath(id),
-        consoleSocket: opts.shim && terminal ? shimConsoleSocket(opts.shim.dir) : opts.consoleSocket,
-        noPivot: opts.noPivot,
-        foreground: opts.foreground ?? false,
-        preserveFds: opts.preserveFds?.length ?? 0,
-        cgroup: placement(cgroup, resources),
-        seccomp,
-        host: hostFacts(),
-      });
-      const stateFor = (pid: number): State => ({ ociVersion: spec.ociVersion, id, status: 'creating', pid, bundle, ...(spec.annotations ? { annotations: spec.annotations } : {}) });
-      const onSync = (name: string, pid: number): void => {
-        if (name !== 'createRuntime') return;
-        runHooks('prestart', spec.hooks?.prestart, stateFor(pid));
-        runHooks('createRuntime', spec.hooks?.createRuntime, stateFor(pid));
-      };
-      // The record with the process's pid is written while the process sets up, and put in
-      // place once it is ready (a crash before that leaves a record of a create in progress).
-      let staged: { pid: number; commit: () => void } | undefined;
-      const onPid = (pid: number): void => {
-        staged = { pid, commit: this.store.stage({ ...record, pid, pidStartTime: readProcStat(pid)?.startTime ?? '' }) };
-      };
-      if (opts.rootfsReady) await opts.rootfsReady;
-      launched = shim
-        ? await shim.launch({ ops, stateFor, onSync, onPid })
-        : await early!.launch({ ops, stateFor, onSync, onPid });
-      pooledNetns?.release(); // the container's process is in it now
-      // Started at once, it may have run its program and exited already (it counts as stopped).
-      if (!opts.startNow && !readProcStat(launched.pid)) throw new SystemError('container process exited during setup');
-      if (staged?.pid !== launched.pid) onPid(launched.pid);
-      staged!.commit();
-      writePidFile(opts.pidFile, launched.pid);
-      if (!opts.foreground && !opts.shim) await stage0Exited(launched.stage0);
-      if (opts.startNow) {
-        try {
-          runHooks('poststart', spec.hooks?.poststart, { ...stateFor(launched.pid), status: 'running' });
-        } catch (err) {
-          process.emitWarning((err as Error).message);
-        }
-      }
-      return launched;
-    } catch (err) {
+    /** Undoes the create: whatever of it exists goes (the process too, if there is one). */
+    const undo = async (): Promise<void> => {
       pooledNetns?.release();
       early?.abort();
       await shim?.abort();
@@ -328,8 +288,88 @@ export class Runtime {
       if (launched?.pid) await waitForExit(launched.pid, readProcStat(launched.pid)?.startTime ?? '', 2000);
       cgroup?.destroy();
       this.store.remove(id);
+    };
+    let ops: PlanOp[];
+    let record: ContainerRecord;
+    try {
+      // The shim starts now (through the spawner, another process), while we make the cgroups
+      // and the plan; it waits for the plan on its socket.
+      if (opts.shim) shim = new PreparedShim({ ...opts.shim, tty: terminal });
+      cgroup = openCgroupManager({ cgroupsPath: spec.linux?.cgroupsPath, containerId: id });
+      const resources = withDefaultDeviceRules(spec);
+      // A record before the cgroup and any process exist: if this process dies mid-create,
+      // `delete --force` still finds the cgroup, kills what joined it and removes it.
+      record = { id, bundle, rootfs, pid: 0, pidStartTime: '', created: new Date().toISOString(), config: spec, cgroup: cgroup.toJSON(), owner: process.getuid?.() === 0 ? 'root' : String(process.getuid?.()) };
+      this.store.save(record);
+      cgroup.create(resources);
+      record.cgroup = cgroup.toJSON(); // now with the parents it made, saved with the pid below
+      if (this.keepCgroupParents && record.cgroup.createdDirs) {
+        const leaves = Object.values(record.cgroup.paths);
+        record.cgroup.createdDirs = record.cgroup.createdDirs.filter((dir) => leaves.includes(dir));
+      }
+      pooledNetns = this.netns && wantsFreshNetns(spec) ? this.netns.take() : undefined;
+      ops = compileCreatePlan(pooledNetns ? withNetnsPath(spec, pooledNetns.path) : spec, {
+        bundle,
+        rootfs,
+        execFifo: opts.startNow ? undefined : this.store.fifoPath(id),
+        consoleSocket: opts.shim && terminal ? shimConsoleSocket(opts.shim.dir) : opts.consoleSocket,
+        noPivot: opts.noPivot,
+        foreground: opts.foreground ?? false,
+        preserveFds: opts.preserveFds?.length ?? 0,
+        cgroup: placement(cgroup, resources),
+        seccomp,
+        host: hostFacts(),
+      });
+    } catch (err) {
+      await undo();
       throw err;
     }
+    const stateFor = (pid: number): State => ({ ociVersion: spec.ociVersion, id, status: 'creating', pid, bundle, ...(spec.annotations ? { annotations: spec.annotations } : {}) });
+    const onSync = (name: string, pid: number): void => {
+      if (name !== 'createRuntime') return;
+      runHooks('prestart', spec.hooks?.prestart, stateFor(pid));
+      runHooks('createRuntime', spec.hooks?.createRuntime, stateFor(pid));
+    };
+    let used = false;
+    const launch = async (late: { holdMs?: number } = {}): Promise<Launched> => {
+      if (used) throw new ConflictError(`container ${id}: its create was launched or aborted already`);
+      used = true;
+      try {
+        // The record with the process's pid is written while the process sets up, and put in
+        // place once it is ready (a crash before that leaves a record of a create in progress).
+        let staged: { pid: number; commit: () => void } | undefined;
+        const onPid = (pid: number): void => {
+          staged = { pid, commit: this.store.stage({ ...record, pid, pidStartTime: readProcStat(pid)?.startTime ?? '' }) };
+        };
+        if (opts.rootfsReady) await opts.rootfsReady;
+        launched = shim ? await shim.launch({ ops, stateFor, onSync, onPid, holdMs: late.holdMs }) : await early!.launch({ ops, stateFor, onSync, onPid });
+        pooledNetns?.release(); // the container's process is in it now
+        pooledNetns = undefined;
+        // Started at once, it may have run its program and exited already (it counts as stopped).
+        if (!opts.startNow && !readProcStat(launched.pid)) throw new SystemError('container process exited during setup');
+        if (staged?.pid !== launched.pid) onPid(launched.pid);
+        staged!.commit();
+        writePidFile(opts.pidFile, launched.pid);
+        if (!opts.foreground && !opts.shim) await stage0Exited(launched.stage0);
+        if (opts.startNow) {
+          try {
+            runHooks('poststart', spec.hooks?.poststart, { ...stateFor(launched.pid), status: 'running' });
+          } catch (err) {
+            process.emitWarning((err as Error).message);
+          }
+        }
+        return launched;
+      } catch (err) {
+        await undo();
+        throw err;
+      }
+    };
+    const abort = async (): Promise<void> => {
+      if (used) return;
+      used = true;
+      await undo();
+    };
+    return { launch, abort };
   }
 
   /** Whether a container with this id exists (in any state, a create in progress included). */

@@ -133,16 +133,18 @@ export class PreparedShim {
   /**
    * Sends the plan to the shim, which starts berth-nsexec with it; speaks the launch protocol
    * through it. Resolves like launch() once the container is set up (waiting for `start`) and
-   * the shim knows its PID 1, so that kill and state work as soon as we return.
+   * the shim knows its PID 1, so that kill and state work as soon as we return. `holdMs`: as
+   * ShimOptions.holdMs, decided after the shim was started.
    */
-  async launch(opts: ProtocolOptions & { ops: PlanOp[] }): Promise<StartedShim> {
+  async launch(opts: ProtocolOptions & { ops: PlanOp[]; holdMs?: number }): Promise<StartedShim> {
     this.launched = true;
     const shim = await this.started;
     try {
       const plan = encodePlan(opts.ops);
       // Written at once: the socket sends it when connected, an event loop turn sooner.
       const socket = net.connect(path.join(this.opts.dir, 'shim.sock'));
-      socket.write(Buffer.concat([Buffer.from(`launch ${plan.length}\n`), plan]));
+      const hold = opts.holdMs ? ` ${Math.max(1, Math.trunc(opts.holdMs))}` : '';
+      socket.write(Buffer.concat([Buffer.from(`launch ${plan.length}${hold}\n`), plan]));
       const pid = await speakLaunchProtocol(socket, needsState(opts.ops), { ...opts, shimInit: true });
       return { pid, stage0: shim, shimPid: shim.pid };
     } catch (err) {

@@ -554,6 +554,16 @@ export class OverlaySnapshotter {
     return this.mountsFor(this.stat(key));
   }
 
+  /**
+   * Lets an active snapshot mounted with `volatile` (see engine/mount.ts) be mounted again once
+   * cleanly unmounted: overlayfs leaves work/work/incompat/volatile behind to refuse any later
+   * mount, as a crash may have lost writes; after an unmount of ours nothing was lost, and the
+   * kernel's documentation allows removing it then. A no-op for a snapshot never mounted so.
+   */
+  clearVolatile(key: string): void {
+    fs.rmSync(path.join(this.snapshotDir(key), 'work', 'work', 'incompat', 'volatile'), { recursive: true, force: true });
+  }
+
   /** An active snapshot's directories, as `docker inspect` shows an overlay2 container's GraphDriver.Data (top layer first). */
   directories(key: string): { upper: string; work: string; lowers: string[] } {
     const info = this.stat(key);

@@ -38,6 +38,65 @@ describe('berthd with the docker CLI', { skip }, () => {
     assert.deepEqual(fs.readdirSync(path.join(d.dir, 'exec', 'runtime')), []);
   });
 
+  it('a start prepared at create: its start uses it; rm, cp or a rename before the start undo it and leave nothing behind', async () => {
+    const runtimeDir = (id: string): string => path.join(d.dir, 'exec', 'runtime', id);
+    const shimPidFile = (id: string): string => path.join(d.dir, 'exec', 'c', id.slice(0, 24), 'shim', 'shim.pid');
+    const prepared = async (id: string): Promise<number> => {
+      assert.ok(await poll(() => fs.existsSync(shimPidFile(id)) && fs.existsSync(runtimeDir(id)), 5000, 10), `no start prepared for ${id}\n${d.logTail()}`);
+      return Number(fs.readFileSync(shimPidFile(id), 'utf8'));
+    };
+    const nothingLeft = (id: string): void => {
+      assert.deepEqual(d.mountsLeft(), []);
+      assert.equal(fs.existsSync(runtimeDir(id)), false, 'no runtime record');
+      assert.equal(fs.existsSync(path.join('/sys/fs/cgroup/pids', d.cgroupParent, id)), false, 'no cgroup');
+      const shims = spawnSync('pgrep', ['-f', `berth-shim ${path.dirname(shimPidFile(id))}`], { encoding: 'utf8' }).stdout.trim();
+      assert.equal(shims, '', 'no shim');
+    };
+
+    // Used: the shim started at create is the one that runs the container.
+    let id = d.dockerOk(['create', '--network', 'none', 'busybox', 'sleep', '30']).trim();
+    const shimPid = await prepared(id);
+    d.dockerOk(['start', id]);
+    assert.equal(Number(fs.readFileSync(shimPidFile(id), 'utf8')), shimPid, 'the prepared shim runs it');
+    assert.equal(Number(d.dockerOk(['inspect', '-f', '{{.State.Pid}}', id]).trim()) > 0, true);
+    d.dockerOk(['rm', '-f', id]);
+    nothingLeft(id);
+
+    // Removed before any start: all of it undone.
+    id = d.dockerOk(['create', '--network', 'none', 'busybox', 'true']).trim();
+    const unused = await prepared(id);
+    d.dockerOk(['rm', id]);
+    await poll(() => !fs.existsSync(`/proc/${unused}`), 3000);
+    nothingLeft(id);
+
+    // docker cp into it first (the rootfs is mounted for the copy alone), then a start that sees
+    // the file; with --rm, the prepared mount was volatile, and overlayfs mounts such a layer
+    // again only once told that it was cleanly unmounted.
+    id = d.dockerOk(['create', '--rm', '--network', 'none', 'busybox', 'cat', '/copied']).trim();
+    await prepared(id);
+    const file = path.join(d.dir, 'copied');
+    fs.writeFileSync(file, 'copied in\n');
+    d.dockerOk(['cp', file, `${id}:/copied`]);
+    assert.equal(d.dockerOk(['start', '-a', id]), 'copied in\n');
+    assert.ok(await poll(() => d.dockerOk(['ps', '-aq']).trim() === '', 5000), 'removed after its exit');
+
+    // Renamed between create and start: prepared for the old name, started afresh.
+    id = d.dockerOk(['create', '--name', 'prep-old', '--network', 'none', 'busybox', 'sleep', '30']).trim();
+    const old = await prepared(id);
+    d.dockerOk(['rename', 'prep-old', 'prep-new']);
+    d.dockerOk(['start', 'prep-new']);
+    assert.notEqual(Number(fs.readFileSync(shimPidFile(id), 'utf8')), old, 'a new shim');
+    assert.equal(d.dockerOk(['exec', 'prep-new', 'hostname']), `${id.slice(0, 12)}\n`);
+    d.dockerOk(['rm', '-f', 'prep-new']);
+    nothingLeft(id);
+
+    // A container with a volume is not prepared (its volume is mounted and announced at start).
+    id = d.dockerOk(['create', '--network', 'none', '-v', '/data', 'busybox', 'true']).trim();
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(fs.existsSync(runtimeDir(id)), false);
+    d.dockerOk(['rm', '-v', id]);
+  });
+
   it('the writable layer of a --rm container is volatile (never synced: it goes at the exit), a kept one is not', () => {
     const rootSuperOptions = (args: string[]): string => {
       const mountinfo = d.dockerOk(['run', ...args, 'busybox', 'cat', '/proc/self/mountinfo']);

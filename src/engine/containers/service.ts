@@ -29,6 +29,7 @@ import { byMountDepth, containerSpec, DEFAULT_SHM_SIZE, DOCKER_MASKED_PATHS, DOC
 import type { EventBus } from '../events.js';
 import { mountPointsUnder, parseMountinfo, type MountinfoEntry } from '../../common/mountinfo.js';
 import { TreeDeleter } from '../../storage/fsop.js';
+import { canPrepareAhead, PreparedStarts, startFingerprint, type PreparedStart } from './prepared.js';
 import { isMountPoint, Mounter, unmount, volatileUpper } from '../mount.js';
 import { devicesAt, hostDevices } from '../host-devices.js';
 import { pruneMatcher } from '../image-filters.js';
@@ -157,6 +158,8 @@ export class ContainerService {
   private readonly volumeHolders = new Map<string, Set<string>>();
   /** Shims told to go and not gone yet, by container (see releaseRuntime). */
   private readonly shimShutdowns = new Map<string, Promise<void>>();
+  /** Starts prepared right after create (prepared.ts). */
+  private readonly prepared = new PreparedStarts((id) => void this.lock(id, async () => undefined).catch(() => undefined));
   private closed = false;
   private readonly mounter: Mounter;
   /** Deletes trashed bundles off the event loop. */
@@ -264,9 +267,14 @@ export class ContainerService {
     void this.execDeleter.remove(trashed).catch(() => undefined); // else the next start-up's
   }
 
-  private lock<T>(id: string, fn: () => Promise<T>): Promise<T> {
+  /**
+   * Runs fn when the container's earlier operations are done. A start prepared ahead for it
+   * (see prepared.ts) is undone first, unless fn is a start (`usesPrepared`).
+   */
+  private lock<T>(id: string, fn: () => Promise<T>, opts: { usesPrepared?: boolean } = {}): Promise<T> {
     const previous = this.locks.get(id) ?? Promise.resolve();
-    const next = previous.then(fn, fn);
+    const run = opts.usesPrepared ? fn : () => this.abortPrepared(id).then(fn);
+    const next = previous.then(run, run);
     const settled = next.catch(() => undefined);
     this.locks.set(id, settled);
     void settled.then(() => {
@@ -460,6 +468,8 @@ export class ContainerService {
     };
     this.store.save(record);
     this.opts.events.emit('container', 'create', id, containerEventAttributes(record));
+    // Its start prepared while the answer is on its way and the client sends the start.
+    if (canPrepareAhead(record)) setImmediate(() => void this.lock(id, () => this.prepareAhead(id), { usesPrepared: true }).catch(() => undefined));
     const warnings = resourceWarnings(hostConfig, this.opts.facts);
     if (network.kind === 'host' && Object.values(hostConfig.PortBindings ?? {}).some((list) => (list?.length ?? 0) > 0)) warnings.push('Published ports are discarded when using host network mode');
     return { id, warnings };
@@ -578,7 +588,7 @@ export class ContainerService {
   /** Starts a created or exited container; false if it was running already (Docker's 304). */
   start(ref: string): Promise<boolean> {
     const id = this.store.get(ref).id;
-    return this.lock(id, () => this.startLocked(id, false));
+    return this.lock(id, () => this.startLocked(id, false), { usesPrepared: true });
   }
 
   private async startLocked(id: string, byRestartPolicy: boolean): Promise<boolean> {
@@ -590,34 +600,23 @@ export class ContainerService {
     this.restartTimers.delete(id);
     if (!byRestartPolicy) record.stoppedByUser = false;
 
-    const bundle = this.bundleDir(id);
-    const rootfs = this.rootfsDir(id);
     const shimDir = this.shimDir(id);
     await this.shimShutdowns.get(id); // the last run's shim leaves the directory to the new one
     let startedAt = nowIso();
     let pid = 0;
     this.opts.networks.modeEvent('connect', id, record.hostConfig.NetworkMode);
     try {
-      fs.mkdirSync(bundle, { recursive: true, mode: 0o711 });
-      // Whatever a crashed run left on the mount point goes first (a no-op normally); a mount
-      // point made just now has nothing on it (mkdir returns the first directory it made).
-      if (fs.mkdirSync(rootfs, { recursive: true }) === undefined) await this.mounter.unmount(rootfs);
-      const layerMounts = this.opts.snapshotter.mounts(record.snapshotKey);
-      // The mount is made (by berth-fsop) while the spec, cgroups and plan are; the runtime
-      // waits for it before the container's process sets up.
-      const mounted = this.mountRootfs(record, record.hostConfig.AutoRemove ? volatileUpper(layerMounts) : layerMounts);
-      mounted.catch(() => undefined); // reported by whoever awaits it
-      const spec = await this.buildSpec(record, rootfs, mounted);
-      fs.writeFileSync(path.join(bundle, 'config.json'), JSON.stringify(spec));
-      // A runtime record left from a run that ended while we were away.
-      if (this.opts.runtime.has(id)) await this.opts.runtime.delete(id, true).catch(() => undefined);
       // Between the runtime's create and start: the container's network, and the clients that
       // attach before its first output. Without them, one step (no exec fifo round trip); so
       // too with one attach client (docker run's), the shim holding the output until it comes.
       const attachers = this.pendingAttach.get(id)?.length ?? 0;
       const startNow = attachers <= 1 && !this.joinsNetworks(record);
       const holdMs = startNow && attachers === 1 ? ATTACH_HOLD_MS : undefined;
-      ({ pid } = await this.opts.runtime.create(id, { bundle, config: spec, startNow, rootfsReady: mounted, shim: { dir: shimDir, stdin: record.config.OpenStdin === true, log: this.shimLog(record), holdMs } }));
+      const ahead = this.prepared.take(id);
+      let prepared = ahead && ahead.fingerprint === startFingerprint(record) && ahead.start.startNow === startNow ? ahead.start : undefined;
+      if (ahead && !prepared) await this.undoPrepared(id, ahead.start);
+      prepared ??= await this.prepareStart(record, startNow);
+      ({ pid } = await prepared.launch({ holdMs }));
       // Watched from the next turn, after the answer to this start is on its way (its exit is
       // handled under the lock, after this start; the shim keeps the exit for a late watcher).
       setImmediate(() => this.monitor(id));
@@ -653,6 +652,67 @@ export class ContainerService {
     this.store.saveSoon(record);
     this.opts.events.emit('container', 'start', id, containerEventAttributes(record));
     return true;
+  }
+
+  /**
+   * A start up to the launch of the container's process: its root file system mounted (under
+   * way), its spec, and the runtime's part (Runtime.prepare). On a failure, what it did is undone.
+   */
+  private async prepareStart(record: ContainerRecord, startNow: boolean): Promise<PreparedStart> {
+    const id = record.id;
+    const bundle = this.bundleDir(id);
+    const rootfs = this.rootfsDir(id);
+    try {
+      fs.mkdirSync(bundle, { recursive: true, mode: 0o711 });
+      // Whatever a crashed run left on the mount point goes first (a no-op normally); a mount
+      // point made just now has nothing on it (mkdir returns the first directory it made).
+      if (fs.mkdirSync(rootfs, { recursive: true }) === undefined) await this.mounter.unmount(rootfs);
+      const layerMounts = this.opts.snapshotter.mounts(record.snapshotKey);
+      // The mount is made (by berth-fsop) while the spec, cgroups and plan are; the runtime
+      // waits for it before the container's process sets up.
+      const mounted = this.mountRootfs(record, record.hostConfig.AutoRemove ? volatileUpper(layerMounts) : layerMounts);
+      mounted.catch(() => undefined); // reported by whoever awaits it
+      const spec = await this.buildSpec(record, rootfs, mounted);
+      fs.writeFileSync(path.join(bundle, 'config.json'), JSON.stringify(spec));
+      // A runtime record left from a run that ended while we were away.
+      if (this.opts.runtime.has(id)) await this.opts.runtime.delete(id, true).catch(() => undefined);
+      const runtime = await this.opts.runtime.prepare(id, { bundle, config: spec, startNow, rootfsReady: mounted, shim: { dir: this.shimDir(id), stdin: record.config.OpenStdin === true, log: this.shimLog(record) } });
+      return { startNow, launch: (late) => runtime.launch(late), abort: () => runtime.abort() };
+    } catch (err) {
+      await this.unmountRootfsForReuse(record).catch(() => undefined);
+      throw err;
+    }
+  }
+
+  /** Unmounts the root file system of a start that did not happen, so that a later start can mount it again. */
+  private async unmountRootfsForReuse(record: ContainerRecord): Promise<void> {
+    await this.unmountRootfs(record.id);
+    if (record.hostConfig.AutoRemove) this.opts.snapshotter.clearVolatile(record.snapshotKey);
+  }
+
+  /** Prepares a created container's start ahead (prepared.ts); a failure is left for the start to meet and report. */
+  private async prepareAhead(id: string): Promise<void> {
+    const record = this.store.find(id);
+    if (this.closed || !record || !canPrepareAhead(record) || this.prepared.has(id)) return;
+    // A bind mount's missing source is made by the start (as dockerd does): not before it.
+    if (record.mounts.some((m) => m.Type === 'bind' && !fs.existsSync(m.Source))) return;
+    try {
+      this.prepared.put(id, startFingerprint(record), await this.prepareStart(record, !this.joinsNetworks(record)));
+    } catch {
+      /* the start prepares again, and says what fails */
+    }
+  }
+
+  /** Undoes the container's start prepared ahead, if it has one. */
+  private async abortPrepared(id: string): Promise<void> {
+    const ahead = this.prepared.take(id);
+    if (ahead) await this.undoPrepared(id, ahead.start);
+  }
+
+  private async undoPrepared(id: string, start: PreparedStart): Promise<void> {
+    await start.abort().catch(() => undefined);
+    const record = this.store.find(id);
+    await (record ? this.unmountRootfsForReuse(record) : this.unmountRootfs(id)).catch(() => undefined);
   }
 
   /** The OCI spec of a start; `mounted`: the root file system's mount, under way (awaited only if a file must be read through it). */
@@ -1495,6 +1555,9 @@ export class ContainerService {
   /** Stops watching (the containers keep running under their shims). */
   close(): void {
     this.closed = true;
+    // Begun here, done if the process lives on long enough; else the next start-up's
+    // reconcile removes what is left (runtime record, cgroups, mount) and the shims give up.
+    for (const id of this.prepared.ids()) void this.abortPrepared(id);
     this.store.flush();
     this.mounter.close();
     for (const timer of this.restartTimers.values()) clearTimeout(timer);
