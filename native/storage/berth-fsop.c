@@ -25,8 +25,9 @@
  *         there is no limit on their total (each value: at most 255 bytes, the kernel's limit).
  *         overlayfs (Linux >= 6.8) takes one "lowerdir+" per layer this way: images with more
  *         layers than one page of paths can hold (src/engine/mount.ts decides when).
- *   umount TARGET                 unmounts everything stacked on TARGET (lazily if busy); not
- *         mounted is not an error
+ *   umount TARGET                 unmounts everything stacked on TARGET (detached: lazily if
+ *         busy); not mounted is not an error. Answered before the file systems' teardown (see
+ *         do_umount)
  *   rmtree PATH                   removes the directory PATH beneath LAYERDIR and all it holds,
  *         through descriptors (no symlink followed, no path resolved twice); never across a
  *         mount point: what is mounted below stays, with the directories leading to it, and the
@@ -374,26 +375,34 @@ static void do_fsmount(struct request *r) {
 
 static void do_umount(struct request *r) {
   if (r->argc != 1) fail("umount takes 1 argument, got %d", r->argc);
+  /* Our descriptor of each mount is the last reference to it once detached: closed after the
+     answer, as its drop tears the file system down, and an overlay's teardown syncs its upper
+     layer's file system (1-2 ms here) that the caller need not wait for. The next request waits
+     for it (one at a time), so nothing mounts that layer again before. */
+  int held[16], nheld = 0;
+  const char *error = NULL;
+  int saved = 0;
   for (int i = 0; i < 16; i++) {
     int fd = open_target(r->argv[0]);
     if (fd < 0) {
-      if (errno == ENOENT) break;
-      reply("error umount %s: %s", r->argv[0], strerror(errno));
-      return;
+      if (errno != ENOENT) error = "open", saved = errno;
+      break;
     }
     char fdpath[64];
     snprintf(fdpath, sizeof fdpath, "/proc/self/fd/%d", fd);
-    int rc = umount2(fdpath, 0);
-    if (rc < 0 && errno == EBUSY) rc = umount2(fdpath, MNT_DETACH);
-    int saved = errno;
-    close(fd);
-    if (rc < 0 && saved == EINVAL) break; /* not (or no longer) a mount point */
-    if (rc < 0) {
-      reply("error umount %s: %s", r->argv[0], strerror(saved));
-      return;
+    /* Detached at once: the descriptor itself keeps the mount busy, so a plain umount2 fails
+       with EBUSY every time. */
+    if (umount2(fdpath, MNT_DETACH) < 0) {
+      saved = errno;
+      close(fd);
+      if (saved != EINVAL) error = "umount"; /* EINVAL: not (or no longer) a mount point */
+      break;
     }
+    held[nheld++] = fd;
   }
-  reply("ok");
+  if (error) reply("error umount %s: %s", r->argv[0], strerror(saved));
+  else reply("ok");
+  for (int i = 0; i < nheld; i++) close(held[i]);
 }
 
 /* Empties the directory `dir` (an fd we own, closed here) on device `dev`, mount `mnt`. Returns
