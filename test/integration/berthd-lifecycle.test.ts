@@ -97,6 +97,22 @@ describe('berthd with the docker CLI', { skip }, () => {
     d.dockerOk(['rm', '-v', id]);
   });
 
+  it("an exited container's runtime record and cgroups go a moment after its exit; a start at once waits for them and runs", async () => {
+    const runtimeDir = (id: string): string => path.join(d.dir, 'exec', 'runtime', id);
+    const cgroup = (id: string): string => path.join('/sys/fs/cgroup/pids', d.cgroupParent, id);
+    const id = d.dockerOk(['create', '--network', 'none', 'busybox', 'sh', '-c', 'echo run']).trim();
+    const api = (method: string, url: string) => socketRequest(d.socket, method, `/v1.44/containers/${id}${url}`);
+    for (let i = 0; i < 3; i++) {
+      // A start right after the wait's answer: the release begun at the exit is hurried, not raced.
+      const waited = api('POST', '/wait?condition=next-exit');
+      assert.equal((await api('POST', '/start')).status, 204, d.logTail());
+      assert.equal(JSON.parse((await waited).body).StatusCode, 0);
+    }
+    assert.equal(d.dockerOk(['logs', id]), 'run\nrun\nrun\n');
+    assert.ok(await poll(() => !fs.existsSync(runtimeDir(id)) && !fs.existsSync(cgroup(id)), 3000), 'runtime record and cgroup gone after the exit');
+    d.dockerOk(['rm', id]);
+  });
+
   it('the writable layer of a --rm container is volatile (never synced: it goes at the exit), a kept one is not', () => {
     const rootSuperOptions = (args: string[]): string => {
       const mountinfo = d.dockerOk(['run', ...args, 'busybox', 'cat', '/proc/self/mountinfo']);

@@ -114,6 +114,8 @@ const STOP_TIMEOUT_DEFAULT = 10;
  * limit only matters if this daemon died in between (the output then flows to the log).
  */
 const ATTACH_HOLD_MS = 5000;
+/** How long after an exit its runtime record and cgroups wait for a remove to be answered first. */
+const RUNTIME_RELEASE_DELAY_MS = 10;
 
 /** Signal names and numbers as Docker's `kill -s` and StopSignal take them ("KILL", "SIGKILL", "9"). */
 export function parseSignal(signal: string | number | undefined, fallback = 'SIGKILL'): number {
@@ -158,6 +160,8 @@ export class ContainerService {
   private readonly volumeHolders = new Map<string, Set<string>>();
   /** Shims told to go and not gone yet, by container (see releaseRuntime). */
   private readonly shimShutdowns = new Map<string, Promise<void>>();
+  /** Runtime releases put off at an exit, by container (releaseRuntimeLater). */
+  private readonly runtimeReleases = new Map<string, { done: Promise<void>; now: () => void }>();
   /** Starts prepared right after create (prepared.ts). */
   private readonly prepared = new PreparedStarts((id) => void this.lock(id, async () => undefined).catch(() => undefined));
   private closed = false;
@@ -601,6 +605,7 @@ export class ContainerService {
     if (!byRestartPolicy) record.stoppedByUser = false;
 
     const shimDir = this.shimDir(id);
+    await this.runtimeReleased(id);
     await this.shimShutdowns.get(id); // the last run's shim leaves the directory to the new one
     let startedAt = nowIso();
     let pid = 0;
@@ -909,7 +914,8 @@ export class ContainerService {
     // the runtime's record and cgroups go (reconcile sweeps those if we die in between).
     const removeFirst = record.hostConfig.AutoRemove === true && ownPidNamespace(record);
     if (removeFirst) void this.shutdownShim(id); // connected before its directory goes to the trash
-    else await this.releaseRuntime(id);
+    else if (record.hostConfig.AutoRemove) await this.releaseRuntime(id); // what else runs in it goes before the removal
+    else this.releaseRuntimeLater(id);
     await unmounted;
     await this.releaseVolumes(record);
     if (!record.hostConfig.AutoRemove) return this.maybeRestart(record);
@@ -1007,6 +1013,37 @@ export class ContainerService {
   private async releaseRuntime(id: string): Promise<void> {
     void this.shutdownShim(id);
     await this.opts.runtime.delete(id, true).catch(() => undefined);
+  }
+
+  /**
+   * releaseRuntime a little later, out of the container's lock: a remove that follows the exit
+   * (`docker rm` after `docker wait`) is answered first, rather than after the runtime's record
+   * and cgroups (~1.5 ms of this event loop). The shim is told to go now, before a remove puts
+   * its directory in the trash. A next start hurries the rest and waits for it; a daemon killed
+   * meanwhile leaves it to reconcile, as for any exited container.
+   */
+  private releaseRuntimeLater(id: string): void {
+    void this.shutdownShim(id);
+    let now!: () => void;
+    const begun = new Promise<void>((resolve) => (now = resolve));
+    const timer = setTimeout(now, RUNTIME_RELEASE_DELAY_MS);
+    const done = begun.then(() => {
+      clearTimeout(timer);
+      return this.opts.runtime.delete(id, true).catch(() => undefined);
+    });
+    const entry = { done, now };
+    this.runtimeReleases.set(id, entry);
+    void done.then(() => {
+      if (this.runtimeReleases.get(id) === entry) this.runtimeReleases.delete(id);
+    });
+  }
+
+  /** The runtime release begun at the container's last exit (releaseRuntimeLater), hurried and waited for. */
+  private async runtimeReleased(id: string): Promise<void> {
+    const pending = this.runtimeReleases.get(id);
+    if (!pending) return;
+    pending.now();
+    await pending.done;
   }
 
   /** Tells the container's shim to go (it lingers otherwise); a next start waits for it (shimShutdowns). */
