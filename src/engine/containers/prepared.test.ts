@@ -59,3 +59,15 @@ test('a preparation is taken once; one left too long is handed to expire', async
   assert.deepEqual(expired, ['y'], 'taken ones never expire');
   assert.deepEqual(starts.ids(), ['y'], 'expire decides what to do with it');
 });
+
+test('no more than the limit at a time', () => {
+  const starts = new PreparedStarts(() => undefined, 60_000, 2);
+  const start: PreparedStart = { startNow: true, launch: async () => ({ pid: 1, stage0: undefined as never }), abort: async () => undefined };
+  starts.put('a', 'fp', start);
+  assert.equal(starts.full, false);
+  starts.put('b', 'fp', start);
+  assert.equal(starts.full, true);
+  starts.take('a');
+  assert.equal(starts.full, false);
+  starts.take('b');
+});

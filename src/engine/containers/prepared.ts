@@ -18,6 +18,12 @@ import type { ContainerRecord } from './record.js';
 
 /** After this, a preparation nobody started is undone (berth-shim gives up waiting after 60 s). */
 export const PREPARED_TTL_MS = 20_000;
+/**
+ * At most this many at a time: each holds a shim, a mount, cgroups and maybe a network
+ * namespace, and a client that creates many containers before it starts any (compose) gains
+ * nothing from more.
+ */
+export const PREPARED_MAX = 16;
 
 /** A start prepared up to its launch. */
 export interface PreparedStart {
@@ -49,6 +55,7 @@ export class PreparedStarts {
   constructor(
     private readonly expire: (id: string) => void,
     private readonly ttlMs = PREPARED_TTL_MS,
+    private readonly max = PREPARED_MAX,
   ) {}
 
   put(id: string, fingerprint: string, start: PreparedStart): void {
@@ -68,6 +75,11 @@ export class PreparedStarts {
 
   has(id: string): boolean {
     return this.entries.has(id);
+  }
+
+  /** Whether another may be made (see PREPARED_MAX). */
+  get full(): boolean {
+    return this.entries.size >= this.max;
   }
 
   ids(): string[] {

@@ -698,7 +698,7 @@ export class ContainerService {
   /** Prepares a created container's start ahead (prepared.ts); a failure is left for the start to meet and report. */
   private async prepareAhead(id: string): Promise<void> {
     const record = this.store.find(id);
-    if (this.closed || !record || !canPrepareAhead(record) || this.prepared.has(id)) return;
+    if (this.closed || !record || !canPrepareAhead(record) || this.prepared.has(id) || this.prepared.full) return;
     // A bind mount's missing source is made by the start (as dockerd does): not before it.
     if (record.mounts.some((m) => m.Type === 'bind' && !fs.existsSync(m.Source))) return;
     try {
