@@ -380,12 +380,11 @@ static void do_umount(struct request *r) {
      layer's file system (1-2 ms here) that the caller need not wait for. The next request waits
      for it (one at a time), so nothing mounts that layer again before. */
   int held[16], nheld = 0;
-  const char *error = NULL;
-  int saved = 0;
+  int failed = 0, saved = 0;
   for (int i = 0; i < 16; i++) {
     int fd = open_target(r->argv[0]);
     if (fd < 0) {
-      if (errno != ENOENT) error = "open", saved = errno;
+      if (errno != ENOENT) failed = 1, saved = errno;
       break;
     }
     char fdpath[64];
@@ -395,12 +394,12 @@ static void do_umount(struct request *r) {
     if (umount2(fdpath, MNT_DETACH) < 0) {
       saved = errno;
       close(fd);
-      if (saved != EINVAL) error = "umount"; /* EINVAL: not (or no longer) a mount point */
+      failed = saved != EINVAL; /* EINVAL: not (or no longer) a mount point */
       break;
     }
     held[nheld++] = fd;
   }
-  if (error) reply("error umount %s: %s", r->argv[0], strerror(saved));
+  if (failed) reply("error umount %s: %s", r->argv[0], strerror(saved));
   else reply("ok");
   for (int i = 0; i < nheld; i++) close(held[i]);
 }

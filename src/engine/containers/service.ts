@@ -682,7 +682,7 @@ export class ContainerService {
       // A runtime record left from a run that ended while we were away.
       if (this.opts.runtime.has(id)) await this.opts.runtime.delete(id, true).catch(() => undefined);
       const runtime = await this.opts.runtime.prepare(id, { bundle, config: spec, startNow, rootfsReady: mounted, shim: { dir: this.shimDir(id), stdin: record.config.OpenStdin === true, log: this.shimLog(record) } });
-      return { startNow, launch: (late) => runtime.launch(late), abort: () => runtime.abort() };
+      return { startNow, launch: runtime.launch, abort: runtime.abort };
     } catch (err) {
       await this.unmountRootfsForReuse(record).catch(() => undefined);
       throw err;
