@@ -26,16 +26,18 @@ const RUNS = Number(process.env.RUNS ?? 20);
 const RESULTS = process.env.RESULTS ?? '/tmp/berth-bench-results';
 const N = Number(process.env.CONTAINERS ?? 50);
 
+// The peers come from Debian, installed when missing ([command, package]; docker.io brings
+// dockerd with containerd and runc). Before the helpers load: they look the binaries up then.
+for (const [tool, pkg] of [['hyperfine', 'hyperfine'], ['podman', 'podman'], ['dockerd', 'docker.io']]) {
+  if (spawnSync('sh', ['-c', `command -v ${tool}`]).status !== 0) {
+    console.log(`installing ${pkg}`);
+    execFileSync('sh', ['-c', `DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ${pkg} >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ${pkg} >/dev/null)`], { stdio: 'inherit' });
+  }
+}
 const { startBerthd } = await import(path.join(REPO, 'dist/test/helpers/berthd.js'));
 const { startPrivateDockerd, DOCKER, existingCgroups, pidsMentioning, removeCgroups, stopPid, unmountUnder } = await import(path.join(REPO, 'dist/test/helpers/engines.js'));
 const { testImagesDir } = await import(path.join(REPO, 'dist/test/helpers/images.js'));
 
-for (const tool of ['hyperfine', 'podman']) {
-  if (spawnSync('sh', ['-c', `command -v ${tool}`]).status !== 0) {
-    console.log(`installing ${tool}`);
-    execFileSync('sh', ['-c', `DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ${tool} >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ${tool} >/dev/null)`], { stdio: 'inherit' });
-  }
-}
 const busyboxTar = path.join(testImagesDir(), 'docker-archive', 'busybox.tar');
 const BERTH_CLI = fs.existsSync(path.join(REPO, 'bin', 'berth')) && fs.existsSync(path.join(REPO, 'dist', 'berth.cjs')) ? path.join(REPO, 'bin', 'berth') : undefined;
 
