@@ -20,20 +20,16 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import { containerCycle } from './docker-api.mjs';
+import { installPeers } from './install-peers.mjs';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const RUNS = Number(process.env.RUNS ?? 20);
 const RESULTS = process.env.RESULTS ?? '/tmp/berth-bench-results';
 const N = Number(process.env.CONTAINERS ?? 50);
 
-// The peers come from Debian, installed when missing ([command, package]; docker.io brings
-// dockerd with containerd and runc). Before the helpers load: they look the binaries up then.
-for (const [tool, pkg] of [['hyperfine', 'hyperfine'], ['podman', 'podman'], ['dockerd', 'docker.io']]) {
-  if (spawnSync('sh', ['-c', `command -v ${tool}`]).status !== 0) {
-    console.log(`installing ${pkg}`);
-    execFileSync('sh', ['-c', `DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ${pkg} >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ${pkg} >/dev/null)`], { stdio: 'inherit' });
-  }
-}
+// Before the helpers load: they look the binaries up then. docker.io brings dockerd with
+// containerd and runc.
+installPeers([['hyperfine', 'hyperfine'], ['podman', 'podman'], ['dockerd', 'docker.io']]);
 const { startBerthd } = await import(path.join(REPO, 'dist/test/helpers/berthd.js'));
 const { startPrivateDockerd, DOCKER, existingCgroups, pidsMentioning, removeCgroups, stopPid, unmountUnder } = await import(path.join(REPO, 'dist/test/helpers/engines.js'));
 const { testImagesDir } = await import(path.join(REPO, 'dist/test/helpers/images.js'));

@@ -32,6 +32,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { installPeers } from './install-peers.mjs';
 
 const SCRIPT = fileURLToPath(import.meta.url);
 const REPO = path.resolve(path.dirname(SCRIPT), '..');
@@ -73,6 +74,7 @@ if (NETNS && !inNetns) {
 }
 if (inNetns) sh('ip', ['link', 'set', 'lo', 'up']);
 
+installPeers([['dockerd', 'docker.io']]); // before the helpers load: they look dockerd up then
 const { startBerthd } = await import(path.join(REPO, 'dist/test/helpers/berthd.js'));
 const { startPrivateDockerd, DOCKER, pidsMentioning } = await import(path.join(REPO, 'dist/test/helpers/engines.js'));
 const { testImagesDir } = await import(path.join(REPO, 'dist/test/helpers/images.js'));
