@@ -1,10 +1,15 @@
 #!/usr/bin/env node
-// Bundles the two CLIs as CommonJS (node starts a CommonJS entry ~10 ms sooner than an ES module),
-// each with a V8 code cache beside it (src/common/code-cache.ts), from the tsc output in dist/src:
+// Bundles the two CLIs and the daemon as CommonJS (node starts a CommonJS entry ~10 ms sooner than
+// an ES module), from the tsc output in dist/src. The CLIs get a V8 code cache beside each file
+// (src/common/code-cache.ts):
 // - dist/berth-oci.cjs: the runtime CLI, one file (its verbs are modules initialised on first use);
 // - dist/berth.cjs and dist/berth-chunks/*.cjs: the berth CLI, each lazily imported command module
 //   in a chunk of its own, so that a command loads only what it uses (`berth --version`: none);
-// - dist/boot.cjs: what bin/berth and bin/berth-oci start, which loads a bundle with its cache.
+// - dist/boot.cjs: what bin/berth and bin/berth-oci start, which loads a bundle with its cache;
+// - dist/berthd.cjs: the daemon, one file, without a code cache. Node's ES module loader spent
+//   ~200 ms of the daemon's ~400 ms start resolving and linking its ~200 modules; bundled, it is
+//   ready in ~200 ms and its RSS is ~6 MB lower. A code cache (eager, so every function's bytecode)
+//   gained nothing more on the start and cost ~6 MB of RSS (bench/README.md, session 18).
 // esbuild splits code into chunks only in ESM output, so the berth CLI is bundled as ESM first and
 // each output file is then converted to CommonJS, its import() calls becoming require().
 // commander loads node:child_process only to run executable sub-commands, which berth has none of:
@@ -27,6 +32,7 @@ for (const old of ['berth-chunks', 'berth.mjs', 'berth-oci.mjs']) fs.rmSync(path
 
 await build({ ...common, bundle: true, entryPoints: [path.join(dist, 'src', 'common', 'cli-boot.js')], format: 'cjs', outfile: path.join(dist, 'boot.cjs') });
 await build({ ...common, ...importMetaUrl, bundle: true, entryPoints: [path.join(dist, 'src', 'runtime', 'cli', 'main.js')], format: 'cjs', outfile: path.join(dist, 'berth-oci.cjs') });
+await build({ ...common, ...importMetaUrl, bundle: true, entryPoints: [path.join(dist, 'src', 'daemon', 'main.js')], format: 'cjs', outfile: path.join(dist, 'berthd.cjs') });
 
 const esm = await build({
   ...common,
