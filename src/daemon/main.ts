@@ -13,6 +13,7 @@ import { checkConfig, containerDefaults, type CheckedConfig } from './config.js'
 import { DEFAULT_LOG_CONFIG, resolveLogConfig, type EffectiveLogConfig } from '../engine/containers/logconfig.js';
 import { Engine } from '../engine/engine.js';
 import { enableCgroupFavorDynmods, ensureExecRootTmpfs } from '../engine/host-tuning.js';
+import { readProcStat } from '../runtime/state.js';
 
 const USAGE = `Usage: berthd [OPTIONS]
 
@@ -190,10 +191,13 @@ async function main(): Promise<void> {
   }
   const log = (line: string): void => void process.stderr.write(`${new Date().toISOString()} ${line}\n`);
 
-  // One daemon per data root: a live pid in the pid file means another one runs.
+  // One daemon per data root: a live pid in the pid file means another one runs. A zombie does
+  // not: a daemon killed with SIGKILL stays one until its parent reaps it (on a machine whose init
+  // reaps orphans only every few seconds, for that long), and it must not keep its successor out.
   try {
     const other = Number(fs.readFileSync(pidfile, 'utf8'));
-    if (other > 0 && other !== process.pid) {
+    const state = other > 0 ? readProcStat(other)?.state : undefined;
+    if (other > 0 && other !== process.pid && state !== 'Z' && state !== 'X') {
       try {
         process.kill(other, 0);
         fail(`pid file ${pidfile} names a running process (${other}): is another berthd running?`);

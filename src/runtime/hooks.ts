@@ -20,7 +20,9 @@ export function runHooks(kind: string, hooks: Hook[] | undefined, state: State):
       timeout: hook.timeout ? hook.timeout * 1000 : undefined,
       killSignal: 'SIGKILL',
     });
-    if (result.error) {
+    // A hook may exit without reading its state (`sh -c "echo ..."`): the write of the state then
+    // fails with EPIPE, which runc (Go's os/exec) ignores too; the hook's exit status decides.
+    if (result.error && (result.error as NodeJS.ErrnoException).code !== 'EPIPE') {
       const timedOut = (result.error as NodeJS.ErrnoException).code === 'ETIMEDOUT';
       throw new SystemError(`${kind} hook ${hook.path} ${timedOut ? `timed out after ${hook.timeout} s` : `failed: ${result.error.message}`}`);
     }

@@ -1,17 +1,18 @@
 /**
  * berthd's configuration file: the containers' defaults it gives (DNS, ulimits, /dev/shm size,
  * IPC mode) reach containers that set none of their own; a key no daemon knows stops berthd
- * with dockerd's message, before it touches anything.
+ * with dockerd's message, before it touches anything. The pid file keeps a second daemon out,
+ * but not a dead one's zombie.
  */
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 
 import { BERTHD, startBerthd, type PrivateBerthd } from '../helpers/berthd.js';
-import { dockerdSkip } from '../helpers/engines.js';
+import { dockerdSkip, poll, stopPid } from '../helpers/engines.js';
 
 describe('berthd configuration file', { skip: dockerdSkip }, () => {
   let d: PrivateBerthd;
@@ -74,6 +75,47 @@ describe('berthd configuration file', { skip: dockerdSkip }, () => {
       assert.match(r.stderr, /the following directives don't match any configuration option: data-roott/);
       assert.ok(!fs.existsSync(path.join(dir, 'data')) && !fs.existsSync(path.join(dir, 'berth.sock')), 'nothing made');
     } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("berthd's pid file", { skip: dockerdSkip }, () => {
+  const procState = (pid: number): string | undefined => {
+    try {
+      const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+      return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[0];
+    } catch {
+      return undefined;
+    }
+  };
+  const daemonArgs = (dir: string): string[] => ['-H', `unix://${dir}/berth.sock`, '--data-root', path.join(dir, 'data'), '--exec-root', path.join(dir, 'exec'), '--pidfile', path.join(dir, 'pid'), '--config-file', path.join(dir, 'daemon.json'), '--bridge', 'none', '--no-exec-root-tmpfs'];
+
+  it('refuses to start while the pid file names a live process, and starts when it names a zombie', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'berthd-pidfile-'));
+    fs.writeFileSync(path.join(dir, 'daemon.json'), '{}');
+    // sh starts `sleep 0`, then becomes `sleep 30`, which never waits: its finished child stays a
+    // zombie, as a berthd killed with SIGKILL does until its parent reaps it.
+    const parent = spawn('/bin/sh', ['-c', 'sleep 0 & echo $!; exec sleep 30'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    let daemon: ReturnType<typeof spawn> | undefined;
+    try {
+      const zombie = await new Promise<number>((resolve) => parent.stdout.once('data', (b: Buffer) => resolve(Number(b.toString().trim()))));
+      assert.ok(await poll(() => procState(zombie) === 'Z', 5000), `pid ${zombie} became a zombie`);
+
+      fs.writeFileSync(path.join(dir, 'pid'), String(parent.pid));
+      const refused = spawnSync(BERTHD, daemonArgs(dir), { encoding: 'utf8', timeout: 30_000 });
+      assert.equal(refused.status, 1, refused.stderr);
+      assert.match(refused.stderr, new RegExp(`pid file .* names a running process \\(${parent.pid}\\)`));
+
+      fs.writeFileSync(path.join(dir, 'pid'), String(zombie));
+      daemon = spawn(BERTHD, daemonArgs(dir), { stdio: 'ignore' });
+      const exited = new Promise<number | null>((resolve) => daemon!.once('exit', (code) => resolve(code)));
+      const started = await Promise.race([poll(() => fs.existsSync(path.join(dir, 'berth.sock')), 30_000).then((ok) => (ok ? 'started' : 'no socket after 30 s')), exited.then((code) => `exited with ${code}`)]);
+      assert.equal(started, 'started');
+      assert.equal(fs.readFileSync(path.join(dir, 'pid'), 'utf8'), String(daemon.pid));
+    } finally {
+      if (daemon?.pid) await stopPid(daemon.pid, 10_000);
+      parent.kill('SIGKILL');
       fs.rmSync(dir, { recursive: true, force: true });
     }
   });
