@@ -217,9 +217,10 @@ export class Context {
     return this.socket;
   }
 
-  /** The client went away (or the answer ended). */
-  onClose(fn: () => void): void {
+  /** The client went away (or the answer ended). Returns what stops listening (a kept-alive connection serves more requests). */
+  onClose(fn: () => void): () => void {
     this.socket.once('close', fn);
+    return () => this.socket.off('close', fn);
   }
 
   /**

@@ -185,6 +185,9 @@ export class ShimClient {
       socket.once('error', failed);
       socket.once('connect', () => {
         socket.off('error', failed);
+        // The command's write can fail before the caller listens (a shim exiting meanwhile:
+        // EPIPE): that must not be an unhandled error. The caller finds it in socket.errored.
+        socket.on('error', () => undefined);
         socket.write(`${command}\n`);
         resolve(socket);
       });
@@ -195,10 +198,13 @@ export class ShimClient {
   private async request(command: string): Promise<string> {
     const socket = await this.open(command);
     return new Promise((resolve, reject) => {
+      const failed = (err: Error): void => reject(new SystemError(`shim ${command}: ${err.message}`, { cause: err }));
+      if (socket.errored) return failed(socket.errored);
       let text = '';
       socket.setEncoding('utf8');
       socket.on('data', (d: string) => (text += d));
-      socket.on('error', (err) => reject(new SystemError(`shim ${command}: ${err.message}`, { cause: err })));
+      socket.on('error', failed);
+      socket.on('close', () => reject(new SystemError(`shim ${command}: no answer`))); // after an error, or an end (answered then)
       socket.on('end', () => {
         socket.destroy();
         if (text.startsWith('error ')) reject(new SystemError(`shim ${command}: ${text.slice(6).trim()}`));
@@ -271,7 +277,7 @@ export class ShimClient {
     const answer = await new Promise<string>((resolve, reject) => {
       let head = Buffer.alloc(0);
       const finish = (err: Error | undefined, line = ''): void => {
-        socket.off('readable', onReadable).off('end', onEnd).off('error', finish);
+        socket.off('readable', onReadable).off('end', onEnd).off('error', finish).off('close', onEnd);
         if (err) {
           socket.destroy();
           reject(new SystemError(`shim ${command}: ${err.message}`, { cause: err }));
@@ -289,15 +295,14 @@ export class ShimClient {
           return finish(undefined, head.toString());
         }
       };
-      socket.on('readable', onReadable).on('end', onEnd).on('error', finish);
+      if (socket.errored) return finish(socket.errored);
+      socket.on('readable', onReadable).on('end', onEnd).on('error', finish).once('close', onEnd);
     });
     if (answer !== 'ok') {
       socket.destroy();
       throw new SystemError(`shim ${command}: ${answer.replace(/^error /, '')}`);
     }
-    // Until the caller listens, an error (the shim gone, EPIPE) must not be an unhandled one.
-    socket.on('error', () => undefined);
-    return socket;
+    return socket; // with open()'s listener: an error before the caller listens is not an unhandled one
   }
 
   /**

@@ -209,10 +209,15 @@ export function containerRoutes(router: Router, engine: Engine): void {
   router.post('/containers/{id}/wait', async (ctx) => {
     const condition = (ctx.query.get('condition') || 'not-running') as WaitCondition;
     if (!['not-running', 'next-exit', 'removed'].includes(condition)) throw new InvalidArgumentError(`invalid condition: ${JSON.stringify(condition)}`, 'condition');
-    // Registered before the header goes out: a start that follows is seen.
-    const result = containers.wait(ctx.params.id!, condition);
+    // Registered before the header goes out: a start that follows is seen. A client that hangs
+    // up first (`docker run -d` never reads its wait) takes its waiter away with it.
+    const gone = new AbortController();
+    const result = containers.wait(ctx.params.id!, condition, gone.signal);
+    const stopListening = ctx.onClose(() => gone.abort());
     const out = ctx.stream('application/json');
     const body = await result;
+    stopListening();
+    if (!body) return;
     out.end(JSON.stringify(ctx.atLeast('1.30') ? body : { StatusCode: body.StatusCode }) + '\n');
   });
 

@@ -1170,30 +1170,50 @@ export class ContainerService {
   // ---- wait --------------------------------------------------------------------------------
 
   private nextExit(id: string): Promise<number> {
+    return this.waitIn(this.exitWaiters, id) as Promise<number>;
+  }
+
+  /**
+   * A waiter in one of the lists (exit, removal), taken out again if `signal` aborts first: then
+   * it resolves to undefined. Without that, a client that gives up on a wait (`docker run -d`
+   * sends one and goes; a poller with a timeout sends many) would leave its waiter, request and
+   * socket behind for as long as the container runs.
+   */
+  private waitIn(waiters: Map<string, Array<(code: number) => void>>, id: string, signal?: AbortSignal): Promise<number | undefined> {
     return new Promise((resolve) => {
-      const list = this.exitWaiters.get(id) ?? [];
-      list.push(resolve);
-      this.exitWaiters.set(id, list);
+      if (signal?.aborted) return resolve(undefined);
+      const onAbort = (): void => {
+        const list = waiters.get(id) ?? [];
+        const at = list.indexOf(waiter);
+        if (at >= 0) list.splice(at, 1);
+        if (list.length === 0) waiters.delete(id);
+        resolve(undefined);
+      };
+      const waiter = (code: number): void => {
+        signal?.removeEventListener('abort', onAbort);
+        resolve(code);
+      };
+      signal?.addEventListener('abort', onAbort, { once: true });
+      const list = waiters.get(id) ?? [];
+      list.push(waiter);
+      waiters.set(id, list);
     });
   }
 
   /**
    * Resolves when the condition holds: `not-running` (now, if it is not running), `next-exit`,
-   * `removed`. Registered synchronously: a wait sent before start sees that start's exit.
+   * `removed`. Registered synchronously: a wait sent before start sees that start's exit. If
+   * `signal` aborts first (the client went away), resolves to undefined and leaves nothing behind.
    */
-  wait(ref: string, condition: WaitCondition = 'not-running'): Promise<WaitResult> {
+  wait(ref: string, condition?: WaitCondition): Promise<WaitResult>;
+  wait(ref: string, condition: WaitCondition, signal: AbortSignal): Promise<WaitResult | undefined>;
+  wait(ref: string, condition: WaitCondition = 'not-running', signal?: AbortSignal): Promise<WaitResult | undefined> {
     const record = this.store.get(ref);
     const id = record.id;
     const running = record.state.status === 'running' || record.state.status === 'paused' || record.state.status === 'restarting';
     if (condition === 'not-running' && !running) return Promise.resolve({ StatusCode: record.state.exitCode, Error: null });
-    if (condition === 'removed') {
-      return new Promise((resolve) => {
-        const list = this.removeWaiters.get(id) ?? [];
-        list.push((code) => resolve({ StatusCode: code, Error: null }));
-        this.removeWaiters.set(id, list);
-      });
-    }
-    return this.nextExit(id).then((code) => ({ StatusCode: code, Error: null }));
+    const waiters = condition === 'removed' ? this.removeWaiters : this.exitWaiters;
+    return this.waitIn(waiters, id, signal).then((code) => (code === undefined ? undefined : { StatusCode: code, Error: null }));
   }
 
   // ---- remove ------------------------------------------------------------------------------
@@ -1390,7 +1410,9 @@ export class ContainerService {
     let socket: net.Socket | undefined;
     let settle!: (s: net.Socket | undefined) => void;
     const connected = new Promise<net.Socket | undefined>((resolve) => (settle = resolve));
+    const waitingForStart = new AbortController(); // ends the wait for the container's removal below
     const connect = async (shimDir: string): Promise<boolean> => {
+      waitingForStart.abort();
       if (closed) {
         settle(undefined);
         return false;
@@ -1412,7 +1434,7 @@ export class ContainerService {
       list.push(connect);
       this.pendingAttach.set(record.id, list);
       // The container may never start: end the attach if it is removed.
-      void this.wait(record.id, 'removed').then(() => settle(undefined));
+      void this.wait(record.id, 'removed', waitingForStart.signal).then((removed) => removed && settle(undefined));
     } else settle(undefined);
     this.opts.events.emit('container', 'attach', record.id, containerEventAttributes(record));
     return {
@@ -1426,6 +1448,13 @@ export class ContainerService {
         closed = true;
         socket?.destroy();
         settle(undefined);
+        // A client gone before the start leaves nothing waiting for it.
+        waitingForStart.abort();
+        const pending = this.pendingAttach.get(record.id);
+        if (pending?.includes(connect)) {
+          pending.splice(pending.indexOf(connect), 1);
+          if (pending.length === 0) this.pendingAttach.delete(record.id);
+        }
       },
     };
   }
