@@ -217,10 +217,19 @@ export class Context {
     return this.socket;
   }
 
-  /** The client went away (or the answer ended). Returns what stops listening (a kept-alive connection serves more requests). */
+  /**
+   * The client went away before the answer ended. The listener goes when the answer ends (or when
+   * the returned function is called): a kept-alive connection serves request after request, and
+   * each would otherwise leave one on its socket (a client polling stats or logs leaked them).
+   */
   onClose(fn: () => void): () => void {
+    const stop = (): void => {
+      this.socket.off('close', fn);
+      this.res?.off('finish', stop);
+    };
     this.socket.once('close', fn);
-    return () => this.socket.off('close', fn);
+    this.res?.once('finish', stop);
+    return stop;
   }
 
   /**

@@ -924,6 +924,35 @@ describe('berthd with the docker CLI', { skip }, () => {
     assert.match(d.docker(['volume', 'ls', '--filter', 'colour=red']).stderr, /Invalid filter 'colour'/);
   });
 
+  it('a client polling over one kept-alive connection (stats, logs, wait) leaves nothing behind on it', async () => {
+    const id = d.dockerOk(['run', '-d', 'busybox', 'sh', '-c', 'echo polled; sleep 60']).trim();
+    const exited = d.dockerOk(['create', 'busybox', 'true']).trim();
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    const sockets = new Set<unknown>();
+    const get = (method: string, p: string): Promise<number> =>
+      new Promise((resolve, reject) => {
+        const req = http.request({ socketPath: d.socket, method, path: p, agent }, (res) => {
+          res.resume();
+          res.on('end', () => resolve(res.statusCode ?? 0));
+        });
+        req.on('socket', (s) => sockets.add(s));
+        req.on('error', reject).end();
+      });
+    try {
+      for (let i = 0; i < 15; i++) {
+        assert.equal(await get('GET', `/containers/${id}/stats?stream=false&one-shot=true`), 200);
+        assert.equal(await get('GET', `/containers/${id}/logs?stdout=1`), 200);
+        assert.equal(await get('POST', `/containers/${exited}/wait`), 200); // exited: answered at once
+      }
+    } finally {
+      agent.destroy();
+    }
+    assert.equal(sockets.size, 1, 'one connection served them all');
+    // Each request used to leave a 'close' listener on the connection: Node warns at the 11th.
+    assert.doesNotMatch(fs.readFileSync(path.join(d.dir, 'berthd.log'), 'utf8'), /MaxListenersExceededWarning/);
+    d.dockerOk(['rm', '-f', id, exited]);
+  });
+
   it('system df and info answer', async () => {
     assert.match(d.dockerOk(['system', 'df']), /Images/);
     assert.match(d.dockerOk(['info', '--format', '{{.Driver}} {{.OSType}}']), /overlay2 linux/);
