@@ -3,7 +3,8 @@
  * hangs up without reading it, a poller with a timeout sends many, an attach can end before its
  * container starts: each of them used to leave a waiter (with the request and its socket) for as
  * long as the container lived. In-process, on a real engine and container: the engine's private
- * lists of waiters are what this checks.
+ * lists of waiters are what this checks. Likewise, a finished exec is forgotten after a while, as
+ * dockerd's execCommandGC does, not kept until its container goes.
  */
 import assert from 'node:assert/strict';
 import { setMaxListeners } from 'node:events';
@@ -12,6 +13,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 
+import { ExecService } from '../../src/engine/containers/exec.js';
 import { Engine } from '../../src/engine/engine.js';
 import { cgroupRoots, pidsMentioning, poll, stopPid, unmountUnder } from '../helpers/engines.js';
 import { testImagesDir } from '../helpers/images.js';
@@ -103,5 +105,29 @@ describe('waits and attaches that their clients gave up', { skip: isRoot ? false
     assert.match(Buffer.concat(chunks).toString(), /hi\n/);
     assert.equal(waiters.removeWaiters.has(id), false, 'no removal waiter left');
     session.close();
+  });
+
+  it('a finished exec stays inspectable for a while, then is forgotten; one never started stays', async () => {
+    const id = await create(['sleep', '30']);
+    await engine.containers.start(id);
+    const execs = new ExecService(engine.containers, engine.runtime, engine.events, [], 300);
+    const done = execs.create(id, { Cmd: ['true'] });
+    const idle = execs.create(id, { Cmd: ['true'] });
+    const { exited } = await execs.start(done, { detach: true });
+    assert.equal(await exited, 0);
+    assert.equal(execs.get(done).exitCode, 0, 'inspectable right after its exit');
+    assert.ok(
+      await poll(() => {
+        try {
+          execs.get(done);
+          return false;
+        } catch {
+          return true;
+        }
+      }, 5000),
+      'forgotten after the retention',
+    );
+    assert.equal(execs.get(idle).running, false, 'an exec never started is kept, as dockerd keeps it');
+    await engine.containers.kill(id, 'SIGKILL');
   });
 });

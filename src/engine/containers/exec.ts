@@ -69,6 +69,13 @@ function checkStrings(value: unknown, field: string): string[] | undefined {
   return value as string[];
 }
 
+/**
+ * How long a finished exec stays inspectable. dockerd collects finished execs every 5 minutes
+ * (execCommandGC); kept until their container went, a long-running container that a script
+ * execs into every few seconds made the daemon grow without end.
+ */
+export const FINISHED_EXEC_RETENTION_MS = 5 * 60_000;
+
 export class ExecService {
   private readonly execs = new Map<string, ExecRecord>();
 
@@ -78,7 +85,13 @@ export class ExecService {
     private readonly events: EventBus,
     /** The daemon's bounding set: what Privileged gives. */
     private readonly allCapabilities: string[],
+    private readonly finishedRetentionMs = FINISHED_EXEC_RETENTION_MS,
   ) {}
+
+  /** An exec has finished (or failed to start): it is forgotten a while later. */
+  private finished(id: string): void {
+    setTimeout(() => this.forget(id), this.finishedRetentionMs).unref();
+  }
 
   create(containerRef: string, config: ExecConfig): string {
     if (!config || typeof config !== 'object') throw new InvalidArgumentError('the request body must be a JSON object');
@@ -174,7 +187,10 @@ export class ExecService {
     try {
       proc = this.process(exec, tty, opts.consoleSize ?? exec.config.ConsoleSize ?? undefined);
     } catch (err) {
-      if (err instanceof ExecSetupError) exec.exitCode = 126;
+      if (err instanceof ExecSetupError) {
+        exec.exitCode = 126;
+        this.finished(id);
+      }
       throw err;
     }
     exec.running = true;
@@ -185,6 +201,7 @@ export class ExecService {
     } catch (err) {
       exec.running = false;
       exec.exitCode = 126;
+      this.finished(id);
       // The shim, told to go by the failed launch, removes its own files as it goes: the
       // directory follows, retried while they go, and never in place of the exec's own error.
       void fs.promises.rm(dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 20 }).catch(() => undefined);
@@ -201,6 +218,7 @@ export class ExecService {
     void exited.then((code) => {
       exec.running = false;
       exec.exitCode = code; // Pid stays: dockerd's exec inspect shows it after the exit too
+      this.finished(id);
       this.events.emit('container', 'exec_die', container.id, containerEventAttributes(container, { execID: id, exitCode: String(code) }));
       exec.dir = undefined;
       // The shim goes at once; its directory with it (health checks run one exec per interval).
