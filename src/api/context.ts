@@ -218,18 +218,13 @@ export class Context {
   }
 
   /**
-   * The client went away before the answer ended. The listener goes when the answer ends (or when
-   * the returned function is called): a kept-alive connection serves request after request, and
-   * each would otherwise leave one on its socket (a client polling stats or logs leaked them).
+   * The client went away before the answer ended. The listener goes when the answer ends: a
+   * kept-alive connection serves request after request, and each would otherwise leave one on
+   * its socket (a client polling stats or logs leaked them).
    */
-  onClose(fn: () => void): () => void {
-    const stop = (): void => {
-      this.socket.off('close', fn);
-      this.res?.off('finish', stop);
-    };
+  onClose(fn: () => void): void {
     this.socket.once('close', fn);
-    this.res?.once('finish', stop);
-    return stop;
+    this.res?.once('finish', () => this.socket.off('close', fn));
   }
 
   /**

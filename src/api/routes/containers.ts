@@ -213,11 +213,10 @@ export function containerRoutes(router: Router, engine: Engine): void {
     // up first (`docker run -d` never reads its wait) takes its waiter away with it.
     const gone = new AbortController();
     const result = containers.wait(ctx.params.id!, condition, gone.signal);
-    const stopListening = ctx.onClose(() => gone.abort());
+    ctx.onClose(() => gone.abort());
     const out = ctx.stream('application/json');
     const body = await result;
-    stopListening();
-    if (!body) return;
+    if (!body) return; // the client is gone
     out.end(JSON.stringify(ctx.atLeast('1.30') ? body : { StatusCode: body.StatusCode }) + '\n');
   });
 
