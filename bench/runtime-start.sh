@@ -34,6 +34,9 @@ PREFIX="bb$$"        # every container id of this run starts with this (also tho
 export BENCH_ID_PREFIX=$PREFIX
 STATE="$WORK/state"
 mkdir -p "$STATE/runc" "$STATE/berth" "$STATE/crun" "$RESULTS"
+# bin/berth-oci runs its commands in a berth-oci server that it starts on first use: this run
+# gets one of its own, stopped at the end.
+export BERTH_OCI_SERVER_DIR="$WORK/server"
 
 cleanup() {
   local rc=$?
@@ -56,6 +59,7 @@ cleanup() {
     done
     for d in $dirs; do rmdir "$d" 2>/dev/null; done
   fi
+  pkill -f "berth-oci-serve $WORK/server/"
   rm -rf "$WORK"
   exit "$rc"
 }
@@ -128,7 +132,8 @@ JSON="$RESULTS/runtime-start.json"
 echo
 hyperfine -N --warmup "$WARMUP" --runs "$RUNS" --style basic --export-json "$JSON" \
   -n "runc run" "$WRAP runc --root $STATE/runc run -b $BUNDLE" \
-  -n "berth-oci run (bin/berth-oci)" "$WRAP $REPO/bin/berth-oci --root $STATE/berth run -b $BUNDLE" \
+  -n "berth-oci run (bin/berth-oci: served)" "$WRAP $REPO/bin/berth-oci --root $STATE/berth run -b $BUNDLE" \
+  -n "berth-oci run in Node (BERTH_OCI_SERVER=0)" "$WRAP env BERTH_OCI_SERVER=0 $REPO/bin/berth-oci --root $STATE/berth run -b $BUNDLE" \
   -n "$ca_label" "$WRAP node $REPO/dist/boot.cjs $REPO/dist/berth-oci.cjs --root $STATE/berth run -b $BUNDLE" \
   "${crun_cmd[@]}" \
   -n "reference: node -e 0 (launcher like bin/berth-oci)" "$WRAP $NODE0"

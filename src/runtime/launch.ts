@@ -7,7 +7,7 @@
  *   either -> us:   "error <message>"
  * Through berth-shim (src/shim), the shim adds "init <pid>" once it knows the container's PID 1.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import path from 'node:path';
 import type { Duplex, Writable } from 'node:stream';
 
@@ -35,6 +35,8 @@ export interface LaunchOptions extends ProtocolOptions {
   stdio: Array<number | 'inherit' | 'ignore' | 'pipe'>;
   /** Extra fds passed as 3, 4, ... (--preserve-fds). */
   preserveFds?: number[];
+  /** Where stage 0 runs: a child of this process unless given (see Stage0Starter). */
+  starter?: Stage0Starter;
 }
 
 /** What stage 0 is to the caller: a ChildProcess, or a shim started by the spawner (src/shim/spawner.ts). */
@@ -52,6 +54,37 @@ export interface Launched {
   stage0: Stage0;
 }
 
+/** A berth-nsexec being started: the process, and its ends of the plan pipe and the sync socket. */
+export interface StartingStage0 {
+  stage0: Stage0 & { kill(signal: NodeJS.Signals): unknown };
+  plan: Promise<Writable>;
+  sync: Promise<Duplex>;
+  /** Rejects if stage 0 cannot be started; never resolves. */
+  failed: Promise<never>;
+}
+
+/**
+ * Starts berth-nsexec with the given stdio and preserved fds, the plan and sync fds after them
+ * (BERTH_PLAN_FD, BERTH_SYNC_FD). By default as a child of this process; the berth-oci server
+ * (cli/server.ts) has its client start it instead, so that the container descends from the
+ * process that ran `berth-oci`, as with runc.
+ */
+export type Stage0Starter = (opts: { stdio: LaunchOptions['stdio']; preserveFds: number[] }) => StartingStage0;
+
+export const spawnStage0: Stage0Starter = ({ stdio, preserveFds }) => {
+  const planFd = 3 + preserveFds.length;
+  const syncFd = planFd + 1;
+  const binary = nativeBinary('berth-nsexec');
+  const child = spawn(binary, [], {
+    stdio: [...stdio, ...preserveFds, 'pipe', 'pipe'],
+    env: { BERTH_PLAN_FD: String(planFd), BERTH_SYNC_FD: String(syncFd), ...(process.env.BERTH_NSEXEC_TRACE ? { BERTH_NSEXEC_TRACE: '1' } : {}) },
+  });
+  const failed = new Promise<never>((_, reject) => {
+    child.on('error', (err) => reject(new SystemError(`cannot start ${path.basename(binary)}: ${err.message}`, { cause: err })));
+  });
+  return { stage0: child, plan: Promise.resolve(child.stdio[planFd] as Writable), sync: Promise.resolve(child.stdio[syncFd] as Duplex), failed };
+};
+
 export function launch(opts: LaunchOptions): Promise<Launched> {
   return new PreparedLaunch(opts).launch(opts);
 }
@@ -62,43 +95,33 @@ export function launch(opts: LaunchOptions): Promise<Launched> {
  * record) while the fork and exec happen (~1.5 ms for a small Node process, more for a big one).
  */
 export class PreparedLaunch {
-  private readonly child: ChildProcess;
-  private readonly planPipe: Writable;
-  private readonly sync: Duplex;
-  private readonly started: Promise<never>;
+  private readonly starting: StartingStage0;
   private used = false;
 
-  constructor(opts: Pick<LaunchOptions, 'stdio' | 'preserveFds'>) {
-    const preserved = opts.preserveFds ?? [];
-    const planFd = 3 + preserved.length;
-    const syncFd = planFd + 1;
-    const binary = nativeBinary('berth-nsexec');
-    this.child = spawn(binary, [], {
-      stdio: [...opts.stdio, ...preserved, 'pipe', 'pipe'],
-      env: { BERTH_PLAN_FD: String(planFd), BERTH_SYNC_FD: String(syncFd), ...(process.env.BERTH_NSEXEC_TRACE ? { BERTH_NSEXEC_TRACE: '1' } : {}) },
-    });
-    this.planPipe = this.child.stdio[planFd] as Writable;
-    this.sync = this.child.stdio[syncFd] as Duplex;
-    this.planPipe.on('error', () => undefined); // if stage 0 dies early, its exit tells why
-    this.started = new Promise<never>((_, reject) => {
-      this.child.on('error', (err) => reject(new SystemError(`cannot start ${path.basename(binary)}: ${err.message}`, { cause: err })));
-    });
-    this.started.catch(() => undefined); // an abort() before launch() leaves nobody waiting
+  constructor(opts: Pick<LaunchOptions, 'stdio' | 'preserveFds' | 'starter'>) {
+    this.starting = (opts.starter ?? spawnStage0)({ stdio: opts.stdio, preserveFds: opts.preserveFds ?? [] });
+    // If stage 0 dies early, its exit tells why.
+    void this.starting.plan.then((plan) => plan.on('error', () => undefined), () => undefined);
+    this.starting.failed.catch(() => undefined); // an abort() before launch() leaves nobody waiting
   }
 
   launch(opts: ProtocolOptions & { ops: PlanOp[] }): Promise<Launched> {
     this.used = true;
-    this.planPipe.end(encodePlan(opts.ops));
-    return Promise.race([this.started, speakLaunchProtocol(this.sync, needsState(opts.ops), opts)]).then((pid) => ({ pid, stage0: this.child }));
+    const { stage0, plan, sync, failed } = this.starting;
+    const speak = async (): Promise<number> => {
+      (await plan).end(encodePlan(opts.ops));
+      return speakLaunchProtocol(await sync, needsState(opts.ops), opts);
+    };
+    return Promise.race([failed, speak()]).then((pid) => ({ pid, stage0 }));
   }
 
   /** Gives up before launch(): stage 0 reads an empty plan and exits having done nothing. */
   abort(): void {
     if (this.used) return;
     this.used = true;
-    this.planPipe.destroy();
-    this.sync.destroy();
-    this.child.kill('SIGKILL');
+    void this.starting.plan.then((plan) => plan.destroy(), () => undefined);
+    void this.starting.sync.then((sync) => sync.destroy(), () => undefined);
+    this.starting.stage0.kill('SIGKILL');
   }
 }
 
@@ -190,5 +213,6 @@ export function speakLaunchProtocol(sync: Duplex, withState: boolean, opts: Prot
       const message = !pid && socketError ? `cannot reach the container's setup: ${socketError.message}` : 'container process exited during setup';
       void chain.then(() => finish(new SystemError(message)));
     });
+    sync.resume(); // a socket handed over paused (the berth-oci server's) flows from here
   });
 }

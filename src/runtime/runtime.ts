@@ -9,13 +9,13 @@ import os from 'node:os';
 import path from 'node:path';
 
 import { mountPointsUnder } from '../common/mountinfo.js';
-import { ConflictError, InvalidArgumentError, NotFoundError, SystemError } from '../common/errors.js';
+import { ConflictError, InvalidArgumentError, NotFoundError, SystemError, UnsupportedError } from '../common/errors.js';
 import { PreparedShim, shimConsoleSocket, type ShimOptions } from '../shim/client.js';
 import { compileDeviceFilter } from './cgroups/devices-bpf.js';
 import { cgroupManagerFromDescriptor, normalizeDeviceRules, openCgroupManager } from './cgroups/index.js';
 import type { CgroupManager } from './cgroups/types.js';
 import { runHooks } from './hooks.js';
-import { launch, PreparedLaunch, type Launched } from './launch.js';
+import { launch, PreparedLaunch, type Launched, type Stage0Starter } from './launch.js';
 import { wantsFreshNetns, withNetnsPath, type NetnsSource, type TakenNetns } from './netns.js';
 import { compileCreatePlan, compileExecPlan, type CgroupPlacement, type CompiledSeccomp, type HostFacts } from './plan/compile.js';
 import type { PlanOp } from './plan/plan.js';
@@ -87,6 +87,21 @@ function checkShimOptions(opts: CreateOptions | ExecOptions): void {
   }
   // sockaddr_un.sun_path: 108 bytes with the NUL.
   if (opts.shim && Buffer.byteLength(shimConsoleSocket(opts.shim.dir)) > 107) throw new InvalidArgumentError(`the shim's directory ${opts.shim.dir} is too long for a socket path`, 'shim.dir');
+}
+
+/**
+ * A Runtime made with `runsHooks: false` met a container with hooks, before doing anything.
+ * The berth-oci server (cli/server.ts) does not run hooks: a hook may call berth-oci, which
+ * would then wait on the server that waits on the hook. Its client runs such a verb itself.
+ */
+export class HooksNotRunHereError extends UnsupportedError {
+  constructor(id: string) {
+    super(`container ${id} has hooks, which this runtime process does not run`);
+  }
+}
+
+function hasHooks(spec: Spec): boolean {
+  return Object.values(spec.hooks ?? {}).some((list) => Array.isArray(list) && list.length > 0);
 }
 
 export interface ListEntry extends State {
@@ -200,6 +215,8 @@ export class Runtime {
   readonly store: StateStore;
   private readonly keepCgroupParents: boolean;
   private readonly netns: NetnsSource | undefined;
+  private readonly starter: Stage0Starter | undefined;
+  private readonly runsHooks: boolean;
 
   /**
    * `keepCgroupParents`: parent cgroups that a create makes (the engine's --cgroup-parent) stay
@@ -210,11 +227,20 @@ export class Runtime {
    *
    * `netns`: network namespaces made ahead of time, for containers that want a new one (and no
    * user namespace): clone() then has less to do (see NetnsPool).
+   *
+   * `starter`: where berth-nsexec runs (launch.ts, Stage0Starter); `runsHooks: false` refuses
+   * containers with hooks (HooksNotRunHereError) before doing anything for them.
    */
-  constructor(opts: { root?: string; keepCgroupParents?: boolean; netns?: NetnsSource } = {}) {
+  constructor(opts: { root?: string; keepCgroupParents?: boolean; netns?: NetnsSource; starter?: Stage0Starter; runsHooks?: boolean } = {}) {
     this.store = new StateStore(opts.root ?? DEFAULT_ROOT);
     this.keepCgroupParents = opts.keepCgroupParents ?? false;
     this.netns = opts.netns;
+    this.starter = opts.starter;
+    this.runsHooks = opts.runsHooks ?? true;
+  }
+
+  private checkHooks(id: string, spec: Spec): void {
+    if (!this.runsHooks && hasHooks(spec)) throw new HooksNotRunHereError(id);
   }
 
   private cgroupOf(record: ContainerRecord): CgroupManager | undefined {
@@ -240,7 +266,10 @@ export class Runtime {
     validateId(id);
     checkShimOptions(opts);
     // berth-nsexec (or, below, the shim) starts first; it waits for the plan made meanwhile.
-    const early = opts.shim ? undefined : new PreparedLaunch({ stdio: opts.stdio ?? ['inherit', 'inherit', 'inherit'], preserveFds: opts.preserveFds });
+    // Not before the hooks are checked when a container with hooks would be refused.
+    const startEarly = (): PreparedLaunch | undefined =>
+      opts.shim ? undefined : new PreparedLaunch({ stdio: opts.stdio ?? ['inherit', 'inherit', 'inherit'], preserveFds: opts.preserveFds, starter: this.starter });
+    let early = this.runsHooks ? startEarly() : undefined;
     let spec: Spec;
     let rootfs: string;
     let seccomp: CompiledSeccomp | undefined;
@@ -257,6 +286,8 @@ export class Runtime {
         }
         spec = parseSpec(text);
       }
+      this.checkHooks(id, spec);
+      early ??= startEarly();
       if (!spec.root?.path) throw new InvalidArgumentError('is required', 'root.path');
       rootfs = path.resolve(bundle, spec.root.path);
       if (!hostFacts().isDirectory(rootfs)) throw new InvalidArgumentError(`rootfs ${rootfs} is not a directory`, 'root.path');
@@ -380,6 +411,7 @@ export class Runtime {
   /** Lets the created container's process exec the user's program. */
   async start(id: string): Promise<void> {
     const record = this.store.load(id);
+    this.checkHooks(id, record.config);
     const status = this.statusOf(record);
     if (status === 'stopped') throw new ConflictError('cannot start a container that has stopped');
     if (status !== 'created') throw new ConflictError(`cannot start an already ${status} container`);
@@ -441,6 +473,7 @@ export class Runtime {
       }
       throw err;
     }
+    this.checkHooks(id, record.config);
     const status = this.statusOf(record);
     // The runtime spec: deleting a container that is not stopped is an error (runc 1.1 lets a
     // created one go; engines pass --force when they mean it).
@@ -519,7 +552,7 @@ export class Runtime {
     const stateFor = (): State => toOciState(record, status);
     const launched = opts.shim
       ? await new PreparedShim({ log: false, ...opts.shim, tty: proc.terminal === true }).launch({ ops, stateFor })
-      : await launch({ ops, stdio: opts.stdio ?? ['inherit', 'inherit', 'inherit'], preserveFds: opts.preserveFds, stateFor });
+      : await launch({ ops, stdio: opts.stdio ?? ['inherit', 'inherit', 'inherit'], preserveFds: opts.preserveFds, stateFor, starter: this.starter });
     writePidFile(opts.pidFile, launched.pid);
     if (!opts.foreground && !opts.shim) await stage0Exited(launched.stage0);
     return launched;

@@ -26,12 +26,12 @@ export class OciCli {
    * Runs berth-oci and waits for it. Output goes through files, not pipes: a detached
    * container inherits them, and a pipe would keep us waiting until the container exits.
    */
-  run(args: string[], opts: { timeoutMs?: number; cwd?: string } = {}): Result {
+  run(args: string[], opts: { timeoutMs?: number; cwd?: string; env?: NodeJS.ProcessEnv } = {}): Result {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'berth-out-'));
     const out = fs.openSync(path.join(dir, 'out'), 'w+');
     const err = fs.openSync(path.join(dir, 'err'), 'w+');
     try {
-      const r = spawnSync(this.binary, ['--root', this.root, ...args], { stdio: ['ignore', out, err], timeout: opts.timeoutMs ?? 30_000, cwd: opts.cwd });
+      const r = spawnSync(this.binary, ['--root', this.root, ...args], { stdio: ['ignore', out, err], timeout: opts.timeoutMs ?? 30_000, cwd: opts.cwd, env: opts.env });
       if (r.error) throw r.error;
       return { status: r.status ?? 128, stdout: fs.readFileSync(path.join(dir, 'out'), 'utf8'), stderr: fs.readFileSync(path.join(dir, 'err'), 'utf8') };
     } finally {

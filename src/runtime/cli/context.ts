@@ -1,8 +1,10 @@
 /** What every berth-oci verb gets: global options, a logger, and the runtime library. */
 import fs from 'node:fs';
+import path from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 
 import { InvalidArgumentError } from '../../common/errors.js';
+import type { Stage0Starter } from '../launch.js';
 import { Runtime } from '../runtime.js';
 
 export interface GlobalOptions {
@@ -12,13 +14,71 @@ export interface GlobalOptions {
   debug: boolean;
 }
 
+/**
+ * Where a verb's output goes and what its relative paths are relative to: this process's, or,
+ * in the berth-oci server (server.ts), the client's that asked.
+ */
+export interface CliIo {
+  cwd: string;
+  out(text: string): void;
+  err(text: string): void;
+  /** Where stage 0 runs (default: a child of this process). */
+  starter?: Stage0Starter;
+  /** Whether signals to this process go to the container (`run`, `exec`): not in the server, whose client forwards them. */
+  forwardsSignals: boolean;
+}
+
+export const processIo: CliIo = {
+  get cwd() {
+    return process.cwd();
+  },
+  out: (text) => void process.stdout.write(text),
+  err: (text) => void process.stderr.write(text),
+  forwardsSignals: true,
+};
+
+const FORWARDED_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2', 'SIGWINCH'] as const;
+
 export class CliContext {
   private runtimeInstance?: Runtime;
-  constructor(readonly global: GlobalOptions) {}
+  readonly global: GlobalOptions;
+
+  constructor(
+    global: GlobalOptions,
+    readonly io: CliIo = processIo,
+  ) {
+    this.global = { ...global, root: global.root && this.path(global.root), log: global.log && this.path(global.log) };
+  }
 
   get runtime(): Runtime {
-    this.runtimeInstance ??= new Runtime({ root: this.global.root });
+    // Outside this process (the server), hooks are not run: see HooksNotRunHereError.
+    this.runtimeInstance ??= new Runtime({ root: this.global.root, starter: this.io.starter, runsHooks: this.io.starter === undefined });
     return this.runtimeInstance;
+  }
+
+  /** A path from the command line, made absolute against the caller's working directory. */
+  path(p: string): string;
+  path(p: string | undefined): string | undefined;
+  path(p: string | undefined): string | undefined {
+    return p === undefined ? undefined : path.resolve(this.io.cwd, p);
+  }
+
+  out(text: string): void {
+    this.io.out(text);
+  }
+
+  /** Signals to this process go to the container's process from now on (`run`, `exec` in the foreground). */
+  forwardSignals(pid: number): void {
+    if (!this.io.forwardsSignals) return;
+    for (const signal of FORWARDED_SIGNALS) {
+      process.on(signal, () => {
+        try {
+          process.kill(pid, signal);
+        } catch {
+          /* gone */
+        }
+      });
+    }
   }
 
   /** Logs to --log (as runc: JSON lines with level/msg/time when --log-format json) or stderr. */
@@ -33,7 +93,7 @@ export class CliContext {
         /* the log is best effort; the message still reaches stderr below */
       }
     }
-    if (level === 'error' || level === 'warning' || !this.global.log) process.stderr.write(`berth-oci: ${msg}\n`);
+    if (level === 'error' || level === 'warning' || !this.global.log) this.io.err(`berth-oci: ${msg}\n`);
   }
 }
 

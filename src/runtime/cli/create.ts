@@ -15,9 +15,9 @@ const main: VerbMain = async (args, ctx) => {
   const { values, positionals } = parseVerbArgs('create', args, createOptions);
   const id = requireId('create', positionals);
   await ctx.runtime.create(id, {
-    bundle: values.bundle,
-    consoleSocket: values['console-socket'],
-    pidFile: values['pid-file'],
+    bundle: ctx.path(values.bundle),
+    consoleSocket: ctx.path(values['console-socket']),
+    pidFile: ctx.path(values['pid-file']),
     noPivot: values['no-pivot'],
     preserveFds: preservedFds(parseCount(values['preserve-fds'], '--preserve-fds')),
   });

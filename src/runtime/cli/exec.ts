@@ -67,7 +67,7 @@ const main: VerbMain = async (args, ctx) => {
   if (values.process) {
     let json: unknown;
     try {
-      json = JSON.parse(fs.readFileSync(values.process, 'utf8'));
+      json = JSON.parse(fs.readFileSync(ctx.path(values.process), 'utf8'));
     } catch (err) {
       throw new InvalidArgumentError(`cannot read process JSON: ${(err as Error).message}`, '--process');
     }
@@ -92,21 +92,13 @@ const main: VerbMain = async (args, ctx) => {
   if (values.tty !== undefined && values.process) proc.terminal = values.tty;
   const detach = values.detach ?? false;
   const launched = await ctx.runtime.exec(id, proc, {
-    consoleSocket: values['console-socket'],
-    pidFile: values['pid-file'],
+    consoleSocket: ctx.path(values['console-socket']),
+    pidFile: ctx.path(values['pid-file']),
     preserveFds: preservedFds(parseCount(values['preserve-fds'], '--preserve-fds')),
     foreground: !detach,
   });
   if (detach) return 0;
-  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2', 'SIGWINCH'] as const) {
-    process.on(signal, () => {
-      try {
-        process.kill(launched.pid, signal);
-      } catch {
-        /* gone */
-      }
-    });
-  }
+  ctx.forwardSignals(launched.pid);
   return exitStatus(launched.stage0);
 };
 export default main;

@@ -2,9 +2,9 @@
 import { runtimeFeatures } from '../spec/features.js';
 import { parseVerbArgs, type VerbMain } from './context.js';
 
-const main: VerbMain = async (args) => {
+const main: VerbMain = async (args, ctx) => {
   parseVerbArgs('features', args, {});
-  process.stdout.write(JSON.stringify(runtimeFeatures(), null, 2) + '\n');
+  ctx.out(JSON.stringify(runtimeFeatures(), null, 2) + '\n');
   return 0;
 };
 export default main;

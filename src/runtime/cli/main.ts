@@ -1,93 +1,18 @@
 /**
- * berth-oci: a runc-compatible command line over the runtime library.
- * Global flags come before the verb (`berth-oci --root R --log L --log-format json create ...`),
- * as containerd, dockerd and podman pass them. Each verb lives in its own file and is
- * loaded only when used, to keep start-up short.
+ * The entry of berth-oci (dist/berth-oci.cjs): a command line run in this process (cli.ts), or,
+ * given SERVE_FLAG first, the berth-oci server (server.ts) that the native client
+ * (native/runtime/berth-oci.c) starts so that later commands need no Node start of their own.
  */
-import { BerthError, InvalidArgumentError } from '../../common/errors.js';
-import { CliContext, type GlobalOptions, type VerbMain } from './context.js';
+import { runCli, SERVE_FLAG } from './cli.js';
 
-const VERBS: Record<string, () => Promise<{ default: VerbMain }>> = {
-  create: () => import('./create.js'),
-  start: () => import('./start.js'),
-  run: () => import('./run.js'),
-  state: () => import('./state.js'),
-  kill: () => import('./kill.js'),
-  delete: () => import('./delete.js'),
-  exec: () => import('./exec.js'),
-  list: () => import('./list.js'),
-  ps: () => import('./ps.js'),
-  pause: () => import('./pause.js'),
-  resume: () => import('./resume.js'),
-  spec: () => import('./spec.js'),
-  features: () => import('./features.js'),
-  update: () => import('./update.js'),
-};
-
-const VERSION = '0.1.0';
-const USAGE = `usage: berth-oci [--root DIR] [--log FILE] [--log-format text|json] [--debug] COMMAND [ARGS]
-commands: ${Object.keys(VERBS).join(', ')}`;
-
-/** Global flags take a value unless listed as boolean; unknown global flags are errors. */
-const GLOBAL_BOOLEAN = new Set(['--debug', '--systemd-cgroup', '--no-new-keyring']);
-const GLOBAL_VALUE = new Set(['--root', '--log', '--log-format', '--criu', '--rootless']);
-
-function parseGlobal(argv: string[]): { global: GlobalOptions; rest: string[] } {
-  const global: GlobalOptions = { logFormat: 'text', debug: false };
-  let i = 0;
-  for (; i < argv.length; i++) {
-    const arg = argv[i];
-    if (!arg.startsWith('-')) break;
-    const [flag, inline] = arg.startsWith('--') && arg.includes('=') ? [arg.slice(0, arg.indexOf('=')), arg.slice(arg.indexOf('=') + 1)] : [arg, undefined];
-    if (GLOBAL_BOOLEAN.has(flag)) {
-      if (flag === '--debug') global.debug = true;
-      continue;
-    }
-    if (!GLOBAL_VALUE.has(flag)) {
-      if (flag === '--version' || flag === '-v') return { global, rest: ['--version'] };
-      if (flag === '--help' || flag === '-h') return { global, rest: ['--help'] };
-      throw new InvalidArgumentError(`unknown global flag ${flag}`, flag);
-    }
-    const value = inline ?? argv[++i];
-    if (value === undefined) throw new InvalidArgumentError('needs a value', flag);
-    if (flag === '--root') global.root = value;
-    else if (flag === '--log') global.log = value;
-    else if (flag === '--log-format') {
-      if (value !== 'text' && value !== 'json') throw new InvalidArgumentError(`must be text or json, got ${value}`, '--log-format');
-      global.logFormat = value;
-    }
-  }
-  return { global, rest: argv.slice(i) };
-}
-
-export async function main(argv: string[]): Promise<number> {
-  let ctx = new CliContext({ logFormat: 'text', debug: false });
-  try {
-    const { global, rest } = parseGlobal(argv);
-    ctx = new CliContext(global);
-    const [verb, ...args] = rest;
-    if (verb === '--version') {
-      process.stdout.write(`berth-oci version ${VERSION}\nspec: 1.2.0\n`);
-      return 0;
-    }
-    if (!verb || verb === '--help' || verb === 'help') {
-      process.stdout.write(USAGE + '\n');
-      return verb ? 0 : 1;
-    }
-    const load = VERBS[verb];
-    if (!load) throw new InvalidArgumentError(`unknown command ${JSON.stringify(verb)}\n${USAGE}`);
-    return await (await load()).default(args, ctx);
-  } catch (err) {
-    ctx.log('error', err instanceof BerthError ? err.message : String((err as Error)?.stack ?? err));
-    return 1;
-  }
-}
-
-main(process.argv.slice(2)).then(
+const argv = process.argv.slice(2);
+const done = argv[0] === SERVE_FLAG ? import('./server.js').then((server) => server.serve(argv.slice(1))) : runCli(argv);
+done.then(
   (code) => {
     process.exitCode = code;
   },
-  () => {
+  (err: unknown) => {
+    process.stderr.write(`berth-oci: ${String((err as Error)?.stack ?? err)}\n`);
     process.exitCode = 1;
   },
 );

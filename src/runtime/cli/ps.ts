@@ -10,7 +10,7 @@ const main: VerbMain = async (args, ctx) => {
   if (!id) throw new InvalidArgumentError('ps requires a container id', 'container-id');
   const pids = ctx.runtime.ps(id);
   if (values.format === 'json') {
-    process.stdout.write(JSON.stringify(pids) + '\n');
+    ctx.out(JSON.stringify(pids) + '\n');
     return 0;
   }
   if (values.format !== 'table') throw new InvalidArgumentError(`invalid format ${JSON.stringify(values.format)}: table or json`, '--format');
@@ -18,9 +18,9 @@ const main: VerbMain = async (args, ctx) => {
   const lines = output.split('\n');
   const pidColumn = lines[0].trim().split(/\s+/).indexOf('PID');
   if (pidColumn < 0) throw new InvalidArgumentError('ps output has no PID column');
-  process.stdout.write(lines[0] + '\n');
+  ctx.out(lines[0] + '\n');
   const wanted = new Set(pids.map(String));
-  for (const line of lines.slice(1)) if (wanted.has(line.trim().split(/\s+/)[pidColumn])) process.stdout.write(line + '\n');
+  for (const line of lines.slice(1)) if (wanted.has(line.trim().split(/\s+/)[pidColumn])) ctx.out(line + '\n');
   return 0;
 };
 export default main;

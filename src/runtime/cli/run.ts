@@ -12,9 +12,9 @@ const main: VerbMain = async (args, ctx) => {
   const id = requireId('run', positionals);
   const detach = values.detach ?? false;
   const launched = await ctx.runtime.create(id, {
-    bundle: values.bundle,
-    consoleSocket: values['console-socket'],
-    pidFile: values['pid-file'],
+    bundle: ctx.path(values.bundle),
+    consoleSocket: ctx.path(values['console-socket']),
+    pidFile: ctx.path(values['pid-file']),
     noPivot: values['no-pivot'],
     preserveFds: preservedFds(parseCount(values['preserve-fds'], '--preserve-fds')),
     foreground: !detach,
@@ -26,15 +26,7 @@ const main: VerbMain = async (args, ctx) => {
     throw err;
   }
   if (detach) return 0;
-  // Signals to us go to the container, as with runc run.
-  const forward = (signal: NodeJS.Signals): void => {
-    try {
-      process.kill(launched.pid, signal);
-    } catch {
-      /* gone */
-    }
-  };
-  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2', 'SIGWINCH'] as const) process.on(signal, forward);
+  ctx.forwardSignals(launched.pid); // as runc run does
   const status = await exitStatus(launched.stage0);
   if (!values.keep) await ctx.runtime.delete(id, true);
   return status;

@@ -6,9 +6,9 @@ import { ConflictError } from '../../common/errors.js';
 import { defaultSpec } from '../spec/defaults.js';
 import { parseVerbArgs, type VerbMain } from './context.js';
 
-const main: VerbMain = async (args) => {
+const main: VerbMain = async (args, ctx) => {
   const { values } = parseVerbArgs('spec', args, { bundle: { type: 'string', short: 'b', default: '.' }, rootless: { type: 'boolean' } });
-  const file = path.join(values.bundle, 'config.json');
+  const file = path.join(ctx.path(values.bundle), 'config.json');
   if (fs.existsSync(file)) throw new ConflictError(`File ${file} exists. Remove it first`);
   fs.writeFileSync(file, JSON.stringify(defaultSpec({ rootless: values.rootless }), null, '\t') + '\n', { flag: 'wx' });
   return 0;

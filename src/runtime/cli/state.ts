@@ -7,7 +7,7 @@ const main: VerbMain = async (args, ctx) => {
   const state = ctx.runtime.state(record.id);
   // runc adds these fields; engines (containerd's go-runc) read "created" and "rootfs".
   const out = { ...state, rootfs: record.rootfs, created: record.created, owner: record.owner };
-  process.stdout.write(JSON.stringify(out, null, 2) + '\n');
+  ctx.out(JSON.stringify(out, null, 2) + '\n');
   return 0;
 };
 export default main;

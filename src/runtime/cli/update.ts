@@ -21,7 +21,7 @@ const main: VerbMain = async (args, ctx) => {
   let resources: Resources = {};
   if (values.resources) {
     try {
-      resources = JSON.parse(fs.readFileSync(values.resources === '-' ? 0 : values.resources, 'utf8')) as Resources;
+      resources = JSON.parse(fs.readFileSync(values.resources === '-' ? 0 : ctx.path(values.resources), 'utf8')) as Resources;
     } catch (err) {
       throw new InvalidArgumentError(`cannot read resources JSON: ${(err as Error).message}`, '--resources');
     }
