@@ -288,7 +288,11 @@ export async function serve(args: string[]): Promise<number> {
   const stop = (): void => {
     server.close();
     try {
-      if (socketIno !== undefined && fs.statSync(socketPath, { bigint: true }).ino === socketIno) fs.unlinkSync(socketPath);
+      if (socketIno !== undefined && fs.statSync(socketPath, { bigint: true }).ino === socketIno) {
+        fs.unlinkSync(socketPath);
+        // The client made the log (our stderr); one with nothing but our start goes with us.
+        if (!problemsLogged) fs.rmSync(`${socketPath}.log`, { force: true });
+      }
     } catch {
       /* gone already */
     }
@@ -307,6 +311,7 @@ export async function serve(args: string[]): Promise<number> {
   });
   process.on('unhandledRejection', (err) => log(`unhandled rejection: ${String((err as Error)?.stack ?? err)}`));
   log(`serving on ${socketPath}`);
+  problemsLogged = false;
   return new Promise<number>(() => undefined); // until stop()
 }
 
@@ -334,6 +339,10 @@ async function listenExclusively(server: net.Server, path: string): Promise<void
   }
 }
 
+/** Whether log() said more than that the server started. */
+let problemsLogged = false;
+
 function log(message: string): void {
+  problemsLogged = true;
   process.stderr.write(`${new Date().toISOString()} berth-oci-server[${process.pid}]: ${message}\n`);
 }
