@@ -68,7 +68,7 @@ export function ownIdentity(): string {
 }
 
 /** A connection's first line (and, for a request, its payload); the rest goes back to the socket. */
-function readHeader(sock: net.Socket): Promise<{ line: string; payload?: Buffer }> {
+export function readHeader(sock: net.Socket): Promise<{ line: string; payload?: Buffer }> {
   return new Promise((resolve, reject) => {
     let buffered = Buffer.alloc(0);
     const done = (err: Error | null, result?: { line: string; payload?: Buffer }, rest?: Buffer): void => {
