@@ -179,7 +179,7 @@ static void move_to_root_cgroups(void) {
   }
 }
 
-/* Starts a server on sock in the background: a new session, the root cgroups, no fds of ours. */
+/* Starts a server on sock in the background: a new session, cwd /, the root cgroups, no fds of ours. */
 static void start_server(const char *sock) {
   pid_t pid = fork();
   if (pid < 0) return;
@@ -189,6 +189,8 @@ static void start_server(const char *sock) {
   }
   setsid();
   if (fork() != 0) _exit(0);
+  /* Not the caller's directory: a server living there would keep its mount busy. */
+  if (chdir("/") < 0) _exit(127);
   move_to_root_cgroups();
   int null = open("/dev/null", O_RDWR);
   char logpath[PATH_MAX + 8];

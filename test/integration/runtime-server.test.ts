@@ -76,6 +76,8 @@ describe('berth-oci server', { skip: !isRoot && 'needs root' }, () => {
     assert.ok(sock, 'a socket');
     assert.equal(fs.statSync(path.join(serverDir, sock)).mode & 0o777, 0o600);
     assert.equal(serverPids().length, 1);
+    // Started from a bundle directory, it does not stay there (a mount of it would be busy).
+    assert.equal(fs.readlinkSync(`/proc/${serverPids()[0]}/cwd`), '/');
   });
 
   it('runs a container with the caller\'s stdio and exit status, relative paths against its cwd', () => {
