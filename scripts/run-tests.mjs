@@ -27,15 +27,24 @@ if (files.length === 0) {
   console.error('no test files found: run `npm run build` first');
   process.exit(1);
 }
-// bin/berth-oci runs its commands in a berth-oci server that it starts on first use
-// (src/runtime/cli/server.ts): the tests get one of their own, in a directory of their own,
-// that idles out after 10 s (so the tests see it start again now and then). At the end, the
-// servers of this checkout stop: that one, and those that engines started with an
-// environment of their own (dockerd's containerd passes none of ours to the runtime).
+// bin/berth-oci and bin/berth run their commands in servers that they start on first use
+// (src/common/command-server.ts): the tests get their own, in directories of their own, that
+// idle out after 10 s (so the tests see them start again now and then). At the end, the
+// servers of this checkout stop: those, and those that engines started with an environment
+// of their own (dockerd's containerd passes none of ours to the runtime).
 const serverDir = `/run/berth-oci-server-test-${process.pid}`;
-const env = { ...process.env, BERTH_OCI_SERVER_DIR: serverDir, BERTH_OCI_SERVER_IDLE_MS: '10000' };
+const cliServerDir = `/run/berth-cli-test-${process.pid}`;
+const env = {
+  ...process.env,
+  BERTH_OCI_SERVER_DIR: serverDir,
+  BERTH_OCI_SERVER_IDLE_MS: '10000',
+  BERTH_CLI_SERVER_DIR: cliServerDir,
+  BERTH_CLI_SERVER_IDLE_MS: '10000',
+};
 // One file at a time: integration tests share the kernel (cgroups, mounts) and a 2-core machine.
 const r = spawnSync(process.execPath, ['--test', '--test-concurrency=1', ...files], { stdio: 'inherit', cwd: root, env });
 spawnSync('pkill', ['-f', `${path.join(root, 'dist', 'berth-oci.cjs')} --berth-oci-serve`], { stdio: 'ignore' });
+spawnSync('pkill', ['-f', `${path.join(root, 'dist', 'berth.cjs')} --berth-cli-serve`], { stdio: 'ignore' });
 fs.rmSync(serverDir, { recursive: true, force: true });
+fs.rmSync(cliServerDir, { recursive: true, force: true });
 process.exit(r.status ?? 1);

@@ -1,4 +1,6 @@
 /** What every `berth` command gets: the API client, output streams, and docker's error shape. */
+import path from 'node:path';
+
 import type { Command } from 'commander';
 
 import { ApiClient, ApiError } from './client.js';
@@ -15,12 +17,34 @@ export class ExitError extends Error {
   }
 }
 
+/**
+ * The command's side of the terminal: this process's stdio, environment and directory, or, in
+ * the berth CLI server (server.ts), its client's. Input (stdin, a terminal) is only ever this
+ * process's: the server serves no command that reads it (served.ts).
+ */
+export interface CliIo {
+  stdout: NodeJS.WritableStream & { isTTY?: boolean; columns?: number };
+  stderr: NodeJS.WritableStream & { isTTY?: boolean; columns?: number };
+  env: NodeJS.ProcessEnv;
+  cwd: string;
+}
+
+export const processIo: CliIo = {
+  stdout: process.stdout,
+  stderr: process.stderr,
+  env: process.env,
+  get cwd() {
+    return process.cwd();
+  },
+};
+
 export class Ctx {
   private api: ApiClient | undefined;
   constructor(
     readonly host: string,
     readonly debug: boolean,
     readonly configDir: string | undefined,
+    readonly io: CliIo = processIo,
   ) {}
 
   get client(): ApiClient {
@@ -29,11 +53,16 @@ export class Ctx {
   }
 
   out(s: string): void {
-    process.stdout.write(s);
+    this.io.stdout.write(s);
   }
 
   err(s: string): void {
-    process.stderr.write(s);
+    this.io.stderr.write(s);
+  }
+
+  /** A local path from the command line, against the caller's working directory. */
+  path(p: string): string {
+    return path.resolve(this.io.cwd, p);
   }
 }
 

@@ -4,10 +4,13 @@
  * command used is loaded (the bundle keeps each in a chunk of its own), so `berth version`
  * starts as fast as Node allows; `berth --help` loads them all to list them.
  */
+import path from 'node:path';
+
 import { Command, CommanderError } from 'commander';
 
 import { ConnectError, resolveHost } from './client.js';
-import { Ctx, type Define, ExitError, VERSION, errorText } from './context.js';
+import { commandWordsOf, SERVE_FLAG } from './served.js';
+import { Ctx, type CliIo, type Define, ExitError, VERSION, errorText, processIo } from './context.js';
 
 
 type Loader = () => Promise<object>;
@@ -108,24 +111,8 @@ const GROUPS: Record<string, { about: string; subs: Record<string, string | [Loa
   },
 };
 
-/** Global flags that take a value (everything else before the command is boolean). */
-const GLOBAL_VALUE = new Set(['-H', '--host', '-l', '--log-level', '--config', '-c', '--context', '--tlscacert', '--tlscert', '--tlskey']);
-
-/** The command words (`run`, or `image ls`) after the global flags, without parsing anything else. */
-function commandWords(argv: string[]): string[] {
-  const words: string[] = [];
-  for (let i = 0; i < argv.length && words.length < 2; i++) {
-    const a = argv[i];
-    if (a.startsWith('-')) {
-      if (words.length) return words; // a flag of the command: no sub-command word
-      if (GLOBAL_VALUE.has(a)) i++;
-      continue;
-    }
-    words.push(a);
-    if (!GROUPS[a]) return words;
-  }
-  return words;
-}
+/** The command words (`run`, or `image ls`) after the global flags. */
+const commandWords = (argv: string[]): string[] => commandWordsOf(argv, (word) => Object.hasOwn(GROUPS, word));
 
 /** Exit code of flag errors, as docker's (cobra's) 125. */
 const FLAG_ERROR = 125;
@@ -148,7 +135,8 @@ function dockerFlagError(e: CommanderError, path: string): string {
   }
 }
 
-export async function main(argv: string[]): Promise<number> {
+/** Runs one command line; resolves with its exit status. `io`: see CliIo (the server passes its client's). */
+export async function main(argv: string[], io: CliIo = processIo): Promise<number> {
   let status = 0;
   const setStatus = (c: number): void => {
     status = c;
@@ -165,7 +153,7 @@ export async function main(argv: string[]): Promise<number> {
     .option('-v, --version', 'Print version information and quit')
     .enablePositionalOptions()
     .exitOverride()
-    .configureOutput({ writeErr: () => undefined, outputError: () => undefined })
+    .configureOutput({ writeOut: (s) => void io.stdout.write(s), writeErr: () => undefined, outputError: () => undefined })
     .helpCommand(false);
 
   // The context needs the global flags, which commander parses with the command: resolve lazily.
@@ -173,7 +161,7 @@ export async function main(argv: string[]): Promise<number> {
   const getCtx = (): Ctx => {
     if (!ctx) {
       const g = program.opts<{ host?: string; debug?: boolean; config?: string }>();
-      ctx = new Ctx(resolveHost(g.host), !!g.debug, g.config);
+      ctx = new Ctx(resolveHost(g.host, io.env), !!g.debug, g.config && path.resolve(io.cwd, g.config), io);
     }
     return ctx;
   };
@@ -225,7 +213,7 @@ export async function main(argv: string[]): Promise<number> {
     }
     program.action(() => {
       if (program.opts().version) {
-        process.stdout.write(`Berth version ${VERSION}\n`);
+        io.stdout.write(`Berth version ${VERSION}\n`);
         return;
       }
       program.outputHelp();
@@ -235,20 +223,20 @@ export async function main(argv: string[]): Promise<number> {
   } catch (e) {
     if (e instanceof CommanderError) {
       if (e.code === 'commander.helpDisplayed' || e.code === 'commander.help' || e.code === 'commander.version') return 0;
-      const path = ['berth', ...words].join(' ');
-      process.stderr.write(`${dockerFlagError(e, path)}\nSee '${path} --help'.\n`);
+      const commandPath = ['berth', ...words].join(' ');
+      io.stderr.write(`${dockerFlagError(e, commandPath)}\nSee '${commandPath} --help'.\n`);
       return FLAG_ERROR;
     }
     if (e instanceof ExitError) {
-      if (e.message) process.stderr.write(e.message.endsWith('\n') ? e.message : e.message + '\n');
+      if (e.message) io.stderr.write(e.message.endsWith('\n') ? e.message : e.message + '\n');
       return e.code;
     }
     if (e instanceof ConnectError) {
-      process.stderr.write(e.message + '\n');
+      io.stderr.write(e.message + '\n');
       return 1;
     }
-    process.stderr.write(errorText(e) + '\n');
-    if (ctx?.debug && e instanceof Error && e.stack) process.stderr.write(e.stack + '\n');
+    io.stderr.write(errorText(e) + '\n');
+    if (ctx?.debug && e instanceof Error && e.stack) io.stderr.write(e.stack + '\n');
     return 1;
   }
 }
@@ -275,7 +263,11 @@ if (isMain) {
       process.exit(141);
     });
   }
-  main(process.argv.slice(2)).then(
+  // The native client (native/client/berth.c) starts `berth.cjs --berth-cli-serve SOCKET` as
+  // the berth CLI server (server.ts).
+  const argv = process.argv.slice(2);
+  const done = argv[0] === SERVE_FLAG ? import('./server.js').then((server) => server.serve(argv.slice(1), main, (word) => Object.hasOwn(GROUPS, word))) : main(argv);
+  done.then(
     async (code) => {
       process.exitCode = code;
       await Promise.all([flushed(process.stdout), flushed(process.stderr)]);

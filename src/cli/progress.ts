@@ -61,7 +61,7 @@ export function progressString(p: NonNullable<JsonMessage['progressDetail']>, wi
  * Renders the stream to `out`; rejects with the first `error` message. Returns the `aux`
  * objects (push digests, load results).
  */
-export async function displayJsonStream(stream: Readable, out: NodeJS.WriteStream, isTerminal = !!out.isTTY): Promise<Record<string, unknown>[]> {
+export async function displayJsonStream(stream: Readable, out: NodeJS.WritableStream & { isTTY?: boolean; columns?: number }, isTerminal = !!out.isTTY): Promise<Record<string, unknown>[]> {
   const ids = new Map<string, number>();
   const aux: Record<string, unknown>[] = [];
   const width = isTerminal && out.columns ? out.columns : 200;

@@ -7,6 +7,7 @@ import type { Socket } from 'node:net';
 import type { Readable } from 'node:stream';
 
 import type { ApiClient, Query } from './client.js';
+import { processIo, type CliIo } from './context.js';
 import { DetachWatcher, FrameDemuxer, parseDetachKeys } from './demux.js';
 
 export const DEFAULT_DETACH_KEYS = 'ctrl-p,ctrl-q';
@@ -57,7 +58,7 @@ export function consoleSize(): [number, number] | undefined {
  * daemon sends before start are kept); input only after start(), so that nothing typed is
  * lost or sent before the process exists.
  */
-export function session(h: Hijacked, o: SessionOptions): Session {
+export function session(h: Hijacked, o: SessionOptions, io: Pick<CliIo, 'stdout' | 'stderr'> = processIo): Session {
   const { socket } = h;
   const useStdin = o.stdin && h.writable;
   let restoreTerminal = (): void => undefined;
@@ -83,12 +84,12 @@ export function session(h: Hijacked, o: SessionOptions): Session {
 
   // Back pressure: a reader of ours slower than the container (`berth run ... | slow`) pauses
   // the connection, so output waits in the daemon rather than piling up in our memory.
-  const paused = new Set<NodeJS.WriteStream>();
+  const paused = new Set<NodeJS.WritableStream>();
   // Stream 3 is the daemon's own error (sent even when stderr was not asked for).
-  const outFor = (stream: number): NodeJS.WriteStream | undefined => {
-    if (stream === 3) return process.stderr;
-    if (stream === 2) return o.stderr ? process.stderr : undefined;
-    return o.stdout ? process.stdout : undefined;
+  const outFor = (stream: number): NodeJS.WritableStream | undefined => {
+    if (stream === 3) return io.stderr;
+    if (stream === 2) return o.stderr ? io.stderr : undefined;
+    return o.stdout ? io.stdout : undefined;
   };
   const write = (stream: number, data: Buffer): void => {
     const out = outFor(stream);

@@ -19,9 +19,10 @@ export interface CmdResult {
 }
 
 /** Runs a command to completion (stdin closed), capturing its output. */
-export function cmd(file: string, args: string[], opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number; input?: string } = {}): CmdResult {
+export function cmd(file: string, args: string[], opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number; input?: string; cwd?: string } = {}): CmdResult {
   const r = spawnSync(file, args, {
     env: opts.env ?? process.env,
+    cwd: opts.cwd,
     encoding: 'utf8',
     timeout: opts.timeoutMs ?? 60_000,
     input: opts.input,

@@ -7,13 +7,13 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 
 import type { Spec } from '../../src/runtime/spec/config.js';
 import { makeBundle, type TestBundle } from '../helpers/images.js';
+import { rawRequest } from '../helpers/command-server.js';
 import { BERTH_OCI, isRoot, OciCli, uniqueId, waitFor, type Result } from '../helpers/runtime.js';
 
 const serverDir = `/run/berth-oci-server-t-${process.pid}`;
@@ -157,16 +157,7 @@ describe('berth-oci server', { skip: !isRoot && 'needs root' }, () => {
 
   it('refuses a client from other namespaces (it runs the command itself)', async () => {
     const sock = path.join(serverDir, socketFile()!);
-    const reply = await new Promise<string>((resolve, reject) => {
-      const conn = net.connect(sock);
-      let text = '';
-      conn.on('data', (d) => (text += d));
-      conn.on('end', () => resolve(text));
-      conn.on('error', reject);
-      const payload = Buffer.from(['/', 'mnt:1 pid:1 user:1 cgroup:1 net:1 root:1:1', 'list'].map((f) => f + '\0').join(''));
-      conn.write(`request ${payload.length}\n`);
-      conn.write(payload);
-    });
+    const reply = await rawRequest(sock, ['/', 'mnt:1 pid:1 user:1 cgroup:1 net:1 root:1:1', 'list']);
     assert.equal(reply, 'fallback namespaces\n');
   });
 

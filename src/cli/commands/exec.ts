@@ -23,9 +23,9 @@ export const exec: Define = (cmd, ctx, set) =>
         let env = o.env ?? [];
         if (o.envFile?.length) {
           const [{ default: fs }, { parseEnvFile }] = await Promise.all([import('node:fs'), import('../runopts.js')]);
-          env = [...o.envFile.flatMap((f) => parseEnvFile(fs.readFileSync(f, 'utf8'), process.env)), ...env];
+          env = [...o.envFile.flatMap((f) => parseEnvFile(fs.readFileSync(ctx.path(f), 'utf8'), ctx.io.env)), ...env];
         }
-        env = env.map((e) => (e.includes('=') || process.env[e] === undefined ? e : `${e}=${process.env[e]}`));
+        env = env.map((e) => (e.includes('=') || ctx.io.env[e] === undefined ? e : `${e}=${ctx.io.env[e]}`));
         const tty = !!o.tty;
         const size = tty ? consoleSize() : undefined;
         const created = await ctx.client.post<{ Id: string }>(`/containers/${enc(container)}/exec`, undefined, {
@@ -47,7 +47,7 @@ export const exec: Define = (cmd, ctx, set) =>
           return 0;
         }
         const h = await ctx.client.hijack(`/exec/${id}/start`, undefined, { Detach: false, Tty: tty, ConsoleSize: size ?? null });
-        const s = session(h, { tty, stdin: !!o.interactive, stdout: true, stderr: true, detachKeys: o.detachKeys });
+        const s = session(h, { tty, stdin: !!o.interactive, stdout: true, stderr: true, detachKeys: o.detachKeys }, ctx.io);
         const stopResize = tty ? followResize((hh, w) => ctx.client.post(`/exec/${id}/resize`, { h: hh, w })) : () => undefined;
         s.start();
         const { detached } = await s.done;

@@ -18,7 +18,7 @@ interface ConfigFile {
 }
 
 function configPath(ctx: Ctx): string {
-  const dir = ctx.configDir ?? process.env.DOCKER_CONFIG ?? path.join(os.homedir(), '.docker');
+  const dir = ctx.configDir ?? ctx.io.env.DOCKER_CONFIG ?? path.join(ctx.io.env.HOME || os.homedir(), '.docker');
   return path.join(dir, 'config.json');
 }
 

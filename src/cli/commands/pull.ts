@@ -1,6 +1,6 @@
 /** pull and push: the daemon's JSON progress stream shown as docker shows it. */
 import { imagePath } from '../client.js';
-import { type Ctx, type Define, ExitError, action } from '../context.js';
+import { type CliIo, type Ctx, type Define, ExitError, action } from '../context.js';
 import { displayJsonStream, StreamError } from '../progress.js';
 import { registryAuthHeader } from './login.js';
 
@@ -25,7 +25,7 @@ export function withDefaultTag(ref: string): string {
 }
 
 /** POST /images/create with progress on `out`; docker's closing lines. */
-export async function pullImage(ctx: Ctx, ref: string, out: NodeJS.WriteStream, opts: { platform?: string; quiet?: boolean; allTags?: boolean } = {}): Promise<void> {
+export async function pullImage(ctx: Ctx, ref: string, out: CliIo['stdout'], opts: { platform?: string; quiet?: boolean; allTags?: boolean } = {}): Promise<void> {
   const r = splitRef(ref);
   const tag = r.digest ? r.digest : (r.tag ?? (opts.allTags ? undefined : 'latest'));
   const res = await ctx.client.raw('POST', '/images/create', {
@@ -51,7 +51,7 @@ export const pull: Define = (cmd, ctx, set) =>
       action(set, async (name: string, o: { allTags?: boolean; platform?: string; quiet?: boolean }) => {
         const r = splitRef(name);
         if (!o.quiet && !o.allTags && !r.tag && !r.digest) ctx.out('Using default tag: latest\n');
-        await pullImage(ctx, name, process.stdout, o);
+        await pullImage(ctx, name, ctx.io.stdout, o);
         const full = o.allTags ? name : withDefaultTag(name);
         const qualified = full.split('/').length === 1 || !/[.:]|^localhost$/.test(full.split('/')[0]) ? `docker.io/${full.includes('/') ? '' : 'library/'}${full}` : full;
         ctx.out(`${qualified}\n`);
@@ -72,7 +72,7 @@ export const push: Define = (cmd, ctx, set) =>
           headers: { 'X-Registry-Auth': registryAuthHeader(ctx, name) },
         });
         try {
-          await displayJsonStream(res, process.stdout);
+          await displayJsonStream(res, ctx.io.stdout);
         } catch (e) {
           if (e instanceof StreamError) throw new ExitError(1, e.message);
           throw e;

@@ -103,10 +103,10 @@ type Flags = RunFlags & { pull?: string; quiet?: boolean; detachKeys?: string };
 async function createContainer(ctx: Ctx, flags: Flags, image: string, args: string[]): Promise<string> {
   let req;
   try {
-    const envFiles = (flags.envFile ?? []).flatMap((f) => parseEnvFile(fs.readFileSync(f, 'utf8'), process.env));
+    const envFiles = (flags.envFile ?? []).flatMap((f) => parseEnvFile(fs.readFileSync(ctx.path(f), 'utf8'), ctx.io.env));
     // commander reads --no-healthcheck as healthcheck: false.
     const given = (flags as { healthcheck?: boolean }).healthcheck === false ? { ...flags, noHealthcheck: true } : flags;
-    req = buildCreateRequest(given, image, args, { env: process.env, envFiles, consoleSize: flags.tty ? consoleSize() : undefined });
+    req = buildCreateRequest(given, image, args, { env: ctx.io.env, envFiles, consoleSize: flags.tty ? consoleSize() : undefined });
   } catch (e) {
     if (e instanceof FlagError || (e as NodeJS.ErrnoException).code) throw new ExitError(125, `berth: ${(e as Error).message}\nSee 'berth run --help'.`);
     throw e;
@@ -114,7 +114,7 @@ async function createContainer(ctx: Ctx, flags: Flags, image: string, args: stri
   const create = (): Promise<{ Id: string; Warnings?: string[] | null }> =>
     ctx.client.post('/containers/create', { name: req.name, platform: req.platform }, req.body);
   // Loaded only when an image must be pulled (its progress display and auth: ~1.5 ms of a start).
-  const pull = async (): Promise<void> => (await import('./pull.js')).pullImage(ctx, image, process.stderr, { platform: flags.platform, quiet: flags.quiet });
+  const pull = async (): Promise<void> => (await import('./pull.js')).pullImage(ctx, image, ctx.io.stderr, { platform: flags.platform, quiet: flags.quiet });
   let res;
   try {
     if (flags.pull === 'always') await pull();
@@ -158,7 +158,7 @@ export async function attachStartWait(
   }
   const hijacked = attached.value;
   const waitRes = waited.value;
-  const s = session(hijacked, o);
+  const s = session(hijacked, o, ctx.io);
   const waitBody = readBody(waitRes);
   waitBody.catch(() => undefined); // destroyed on a failed start or a detach
   if (o.start) {

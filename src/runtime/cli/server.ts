@@ -34,10 +34,10 @@
  */
 import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import fs from 'node:fs';
-import net from 'node:net';
+import type net from 'node:net';
 import os from 'node:os';
 
+import { ClientConnection, ownIdentity, requestFields, serveCommands } from '../../common/command-server.js';
 import { SystemError } from '../../common/errors.js';
 import { nativeBinary } from '../../common/paths.js';
 import type { Stage0Starter, StartingStage0 } from '../launch.js';
@@ -47,58 +47,11 @@ import type { CliIo } from './context.js';
 
 /** How long the server stays without connections before it exits. */
 const IDLE_MS = Number(process.env.BERTH_OCI_SERVER_IDLE_MS) || 60_000;
-/** Limits on what a connection may send before it is known. */
-const MAX_HEADER = 256;
-const MAX_REQUEST = 1 << 20;
 /** How long a spawn may take to connect its plan and sync sockets. */
 const SPAWN_CONNECT_MS = 10_000;
 
 /** Verbs that are not served (see above). */
 const NOT_SERVED = new Set(['update']);
-
-/**
- * What must be the same for a client's paths and pids to mean here what they mean there: its
- * mount, pid, user, cgroup and network namespaces and its root directory. The client sends the
- * same string (berth-oci.c, identity()).
- */
-export function ownIdentity(): string {
-  const ns = (name: string): string => fs.statSync(`/proc/self/ns/${name}`, { bigint: true }).ino.toString();
-  const root = fs.statSync('/', { bigint: true });
-  return `mnt:${ns('mnt')} pid:${ns('pid')} user:${ns('user')} cgroup:${ns('cgroup')} net:${ns('net')} root:${root.dev}:${root.ino}`;
-}
-
-/** A connection's first line (and, for a request, its payload); the rest goes back to the socket. */
-export function readHeader(sock: net.Socket): Promise<{ line: string; payload?: Buffer }> {
-  return new Promise((resolve, reject) => {
-    let buffered = Buffer.alloc(0);
-    const done = (err: Error | null, result?: { line: string; payload?: Buffer }, rest?: Buffer): void => {
-      sock.off('data', onData);
-      sock.off('end', onEnd);
-      sock.pause();
-      if (rest?.length) sock.unshift(rest);
-      if (err) reject(err);
-      else resolve(result!);
-    };
-    const onData = (chunk: Buffer): void => {
-      buffered = Buffer.concat([buffered, chunk]);
-      const nl = buffered.indexOf(0x0a);
-      if (nl < 0) {
-        if (buffered.length > MAX_HEADER) done(new Error('header too long'));
-        return;
-      }
-      const line = buffered.subarray(0, nl).toString('utf8');
-      const match = /^request (\d+)$/.exec(line);
-      if (!match) return done(null, { line }, buffered.subarray(nl + 1));
-      const length = Number(match[1]);
-      if (length > MAX_REQUEST) return done(new Error('request too large'));
-      if (buffered.length < nl + 1 + length) return;
-      done(null, { line, payload: buffered.subarray(nl + 1, nl + 1 + length) }, buffered.subarray(nl + 1 + length));
-    };
-    const onEnd = (): void => done(new Error('connection ended before its header'));
-    sock.on('data', onData);
-    sock.on('end', onEnd);
-  });
-}
 
 /** Stage 0 as the client runs it: its pid and exit come as messages. */
 class RemoteStage0 extends EventEmitter {
@@ -157,18 +110,12 @@ class ServedRequest {
   private stage0: RemoteStage0 | undefined;
   private spawnFailed: Deferred<never> | undefined;
 
-  constructor(private readonly conn: net.Socket) {}
-
-  private send(text: string, data?: string): void {
-    if (this.conn.destroyed || this.conn.writableEnded) return;
-    this.conn.write(text);
-    if (data !== undefined) this.conn.write(data);
-  }
+  constructor(private readonly conn: ClientConnection) {}
 
   private readonly io: CliIo = {
     cwd: '/',
-    out: (text) => this.send(`out ${Buffer.byteLength(text)}\n`, text),
-    err: (text) => this.send(`err ${Buffer.byteLength(text)}\n`, text),
+    out: (text) => this.conn.out('out', text),
+    err: (text) => this.conn.out('err', text),
     forwardsSignals: false,
     starter: (opts) => this.startStage0(opts),
   };
@@ -189,7 +136,7 @@ class ServedRequest {
     this.stage0 = new RemoteStage0();
     this.spawnFailed = deferred<never>();
     const planFd = 3 + preserveFds.length;
-    this.send(`spawn ${token} ${planFd} ${planFd + 1} ${nativeBinary('berth-nsexec')}\n`);
+    this.conn.send(`spawn ${token} ${planFd} ${planFd + 1} ${nativeBinary('berth-nsexec')}\n`);
     return { stage0: this.stage0, plan: sockets.plan.promise, sync: sockets.sync.promise, failed: this.spawnFailed.promise };
   };
 
@@ -207,142 +154,59 @@ class ServedRequest {
   }
 
   async run(payload: Buffer, identity: string): Promise<void> {
-    const fields = payload.toString('utf8').split('\0');
-    fields.pop(); // each field ends with a NUL
-    const [cwd, clientIdentity, ...argv] = fields;
-    if (cwd === undefined || clientIdentity !== identity) return this.fallback('namespaces');
+    const [cwd, clientIdentity, ...argv] = requestFields(payload);
+    if (cwd === undefined || clientIdentity !== identity) return this.conn.fallback('namespaces');
     let verb: string | undefined;
     try {
       verb = parseGlobal(argv).rest[0];
     } catch {
       /* runCli reports it */
     }
-    if (verb && NOT_SERVED.has(verb)) return this.fallback(verb);
+    if (verb && NOT_SERVED.has(verb)) return this.conn.fallback(verb);
     this.io.cwd = cwd;
-    this.send('ok\n');
+    this.conn.send('ok\n');
     let code: number;
     try {
       code = await runCli(argv, this.io);
     } catch (err) {
-      if (err instanceof HooksNotRunHereError) return this.fallback('hooks');
+      if (err instanceof HooksNotRunHereError) return this.conn.fallback('hooks');
       this.io.err(`berth-oci: ${String((err as Error)?.stack ?? err)}\n`);
       code = 1;
     }
-    this.send(`exit ${code}\n`);
-    this.conn.end();
-  }
-
-  private fallback(reason: string): void {
-    this.send(`fallback ${reason}\n`);
-    this.conn.end();
+    this.conn.exit(code);
   }
 }
 
-/** Serves on `args[0]` until idle. Resolves with the exit code. */
+/** Serves on `args[0]` until idle (src/common/command-server.ts). */
 export async function serve(args: string[]): Promise<number> {
   const socketPath = args[0];
   if (!socketPath) throw new Error('usage: berth-oci.cjs --berth-oci-serve SOCKET');
   const identity = ownIdentity();
-  let connections = 0;
-  let idleTimer: NodeJS.Timeout | undefined;
-  let socketIno: bigint | undefined;
-
-  const server = net.createServer((sock) => {
-    connections++;
-    clearTimeout(idleTimer);
-    sock.on('error', () => undefined);
-    sock.on('close', () => {
-      if (--connections === 0) idleTimer = setTimeout(stop, IDLE_MS);
-    });
-    void handle(sock).catch((err: unknown) => {
-      log(`connection: ${(err as Error).message}`);
-      sock.destroy();
-    });
-  });
-
-  const handle = async (sock: net.Socket): Promise<void> => {
-    const { line, payload } = await readHeader(sock);
-    const [kind, token] = line.split(' ');
-    if (payload) {
-      const request = new ServedRequest(sock);
-      sock.setEncoding('utf8');
-      let partial = '';
-      sock.on('data', (chunk: string) => {
-        const lines = (partial + chunk).split('\n');
-        partial = lines.pop()!;
-        for (const l of lines) request.onLine(l);
-      });
-      sock.on('close', () => request.onClose());
-      sock.resume();
-      return request.run(payload, identity);
-    }
-    const waiting = token ? awaitingSockets.get(token) : undefined;
-    if ((kind !== 'plan' && kind !== 'sync') || !waiting) throw new Error(`unexpected first line ${JSON.stringify(line.slice(0, 64))}`);
-    // The plan's socket is only written to; reading it (nothing comes) lets its end close it.
-    // The sync socket stays paused until speakLaunchProtocol listens (and resumes it).
-    if (kind === 'plan') sock.resume();
-    waiting[kind].resolve(sock);
-    if (kind === 'sync') awaitingSockets.delete(token);
-  };
-
-  const stop = (): void => {
-    server.close();
-    try {
-      if (socketIno !== undefined && fs.statSync(socketPath, { bigint: true }).ino === socketIno) {
-        fs.unlinkSync(socketPath);
-        // The client made the log (our stderr); one with nothing but our start goes with us.
-        if (!problemsLogged) fs.rmSync(`${socketPath}.log`, { force: true });
+  return serveCommands({
+    socketPath,
+    idleMs: IDLE_MS,
+    onConnection: async (sock, { line, payload }) => {
+      const [kind, token] = line.split(' ');
+      if (payload) {
+        const request = new ServedRequest(new ClientConnection(sock));
+        sock.setEncoding('utf8');
+        let partial = '';
+        sock.on('data', (chunk: string) => {
+          const lines = (partial + chunk).split('\n');
+          partial = lines.pop()!;
+          for (const l of lines) request.onLine(l);
+        });
+        sock.on('close', () => request.onClose());
+        sock.resume();
+        return request.run(payload, identity);
       }
-    } catch {
-      /* gone already */
-    }
-    process.exit(0);
-  };
-
-  await listenExclusively(server, socketPath);
-  fs.chmodSync(socketPath, 0o600);
-  socketIno = fs.statSync(socketPath, { bigint: true }).ino;
-  idleTimer = setTimeout(stop, IDLE_MS);
-  process.on('SIGTERM', stop);
-  process.on('SIGINT', stop);
-  process.on('uncaughtException', (err) => {
-    log(`uncaught: ${err.stack ?? err.message}`);
-    stop();
+      const waiting = token ? awaitingSockets.get(token) : undefined;
+      if ((kind !== 'plan' && kind !== 'sync') || !waiting) throw new Error(`unexpected first line ${JSON.stringify(line.slice(0, 64))}`);
+      // The plan's socket is only written to; reading it (nothing comes) lets its end close it.
+      // The sync socket stays paused until speakLaunchProtocol listens (and resumes it).
+      if (kind === 'plan') sock.resume();
+      waiting[kind].resolve(sock);
+      if (kind === 'sync') awaitingSockets.delete(token);
+    },
   });
-  process.on('unhandledRejection', (err) => log(`unhandled rejection: ${String((err as Error)?.stack ?? err)}`));
-  log(`serving on ${socketPath}`);
-  problemsLogged = false;
-  return new Promise<number>(() => undefined); // until stop()
-}
-
-/** Listens on path; if a server already answers there, exits (another client started one first). */
-async function listenExclusively(server: net.Server, path: string): Promise<void> {
-  const listen = (): Promise<void> =>
-    new Promise((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(path, () => {
-        server.off('error', reject);
-        resolve();
-      });
-    });
-  try {
-    await listen();
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw err;
-    const alive = await new Promise<boolean>((resolve) => {
-      const probe = net.connect(path, () => (probe.destroy(), resolve(true)));
-      probe.on('error', () => resolve(false));
-    });
-    if (alive) process.exit(0);
-    fs.rmSync(path, { force: true }); // a server that died: its socket file stayed
-    await listen();
-  }
-}
-
-/** Whether log() said more than that the server started. */
-let problemsLogged = false;
-
-function log(message: string): void {
-  problemsLogged = true;
-  process.stderr.write(`${new Date().toISOString()} berth-oci-server[${process.pid}]: ${message}\n`);
 }

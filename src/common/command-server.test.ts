@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 
-import { ownIdentity, readHeader } from './server.js';
+import { ownIdentity, readHeader } from './command-server.js';
 
 /** A connected pair of unix sockets: [server side, client side]. */
 async function pair(): Promise<[net.Socket, net.Socket, () => void]> {
@@ -19,7 +19,7 @@ async function pair(): Promise<[net.Socket, net.Socket, () => void]> {
   return [serverSide, client, () => (client.destroy(), serverSide.destroy(), server.close(), fs.rmSync(dir, { recursive: true, force: true }))];
 }
 
-describe('berth-oci server protocol', () => {
+describe('command server protocol', () => {
   it('reads a request header and its payload, and leaves what follows on the socket', async () => {
     const [sock, client, close] = await pair();
     try {
@@ -76,7 +76,8 @@ describe('berth-oci server protocol', () => {
     }
   });
 
-  it("names this process's namespaces and root as the client does", () => {
+  it("names this process's namespaces and root (and user) as the client does", () => {
     assert.match(ownIdentity(), /^mnt:\d+ pid:\d+ user:\d+ cgroup:\d+ net:\d+ root:\d+:\d+$/);
+    assert.match(ownIdentity(true), /^mnt:\d+ .* root:\d+:\d+ uid:\d+ gid:\d+ groups:\d+(,\d+)*$/);
   });
 });

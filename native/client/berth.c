@@ -1,0 +1,98 @@
+/*
+ * berth: the Docker-compatible command line, as a small client of the berth CLI server
+ * (src/cli/server.ts), a Node process of the same user that runs the commands of many
+ * invocations, so that each costs this exec and a round trip instead of a Node start (~40 ms
+ * here, plus ~20 ms of loading the CLI).
+ *
+ * The server runs only commands that read no input and need no terminal (src/cli/served.ts);
+ * it answers "fallback" to the rest, which run in Node here as before, as does every command
+ * when no server is up (one is started in the background for the commands to come), when
+ * BERTH_CLI_SERVER=0, or when no private directory is there for its socket: /run/berth-cli
+ * for root, $XDG_RUNTIME_DIR/berth-cli for other users (BERTH_CLI_SERVER_DIR overrides).
+ *
+ * Signals are not forwarded (the Node command line does not forward them either): they end
+ * this process as they would have ended Node's.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include "served.h"
+
+#define SERVE_FLAG "--berth-cli-serve" /* src/cli/main.ts */
+
+extern char **environ;
+
+/* "<isatty> <columns>" of fd, as the server's stand-ins for our stdout and stderr report. */
+static void terminal_of(int fd, char *buf, size_t len) {
+  struct winsize ws = {0};
+  int tty = isatty(fd);
+  if (tty) ioctl(fd, TIOCGWINSZ, &ws);
+  snprintf(buf, len, "%d %u", tty, (unsigned)ws.ws_col);
+}
+
+int main(int argc, char **argv) {
+  (void)argc;
+  struct served s;
+  served_init(&s, "berth.cjs", argv);
+  const char *off = getenv("BERTH_CLI_SERVER"), *dir = getenv("BERTH_CLI_SERVER_DIR");
+  char dirbuf[PATH_MAX];
+  if (!dir || !*dir) {
+    const char *runtime_dir = getenv("XDG_RUNTIME_DIR");
+    if (geteuid() == 0) dir = "/run/berth-cli";
+    else if (runtime_dir && *runtime_dir && snprintf(dirbuf, sizeof dirbuf, "%s/berth-cli", runtime_dir) < (int)sizeof dirbuf) dir = dirbuf;
+  }
+  if ((off && !strcmp(off, "0")) || !dir || served_socket_path(&s, dir) < 0) served_run_in_node(&s);
+  int conn = served_connect(s.sock);
+  if (conn < 0) {
+    served_start_server(&s, SERVE_FLAG, 0);
+    served_run_in_node(&s);
+  }
+
+  /* The request: cwd, identity, our stdout's and stderr's terminals, the environment, argv. */
+  char cwd[PATH_MAX], id[1024], out_tty[32], err_tty[32], env_count[16];
+  if (!getcwd(cwd, sizeof cwd) || served_identity(id, sizeof id, 1) < 0) served_run_in_node(&s);
+  terminal_of(1, out_tty, sizeof out_tty);
+  terminal_of(2, err_tty, sizeof err_tty);
+  int nenv = 0;
+  while (environ[nenv]) nenv++;
+  snprintf(env_count, sizeof env_count, "%d", nenv);
+  const char **fields = calloc((size_t)nenv + 5, sizeof *fields);
+  if (!fields) served_run_in_node(&s);
+  fields[0] = cwd;
+  fields[1] = id;
+  fields[2] = out_tty;
+  fields[3] = err_tty;
+  fields[4] = env_count;
+  for (int i = 0; i < nenv; i++) fields[5 + i] = environ[i];
+  if (served_send_request(conn, fields, nenv + 5, argv) < 0) served_run_in_node(&s);
+  free(fields);
+
+  int accepted = 0;
+  for (;;) {
+    char line[256];
+    while (served_next_line(line, sizeof line)) {
+      size_t n;
+      if (sscanf(line, "out %zu", &n) == 1 || sscanf(line, "err %zu", &n) == 1) {
+        if (!served_pass_on(conn, line[0] == 'o' ? 1 : 2, n)) goto lost;
+      } else if (!strcmp(line, "ok")) {
+        accepted = 1;
+      } else if (!strncmp(line, "fallback", 8)) {
+        close(conn);
+        served_run_in_node(&s);
+      } else if (!strncmp(line, "exit ", 5)) {
+        exit(atoi(line + 5));
+      }
+    }
+    if (!served_fill(conn)) break;
+  }
+lost:
+  if (!accepted) served_run_in_node(&s); /* it never took the command: nothing was done */
+  fputs("berth: lost the berth CLI server during the command (see its log in the server directory)\n", stderr);
+  return 1;
+}

@@ -1,0 +1,105 @@
+/**
+ * The berth CLI server (src/cli/server.ts) and its native client (bin/berth ->
+ * native/build/berth): commands that read no input run in the server with the caller's
+ * environment, directory, output and exit status, and print what the same command prints in
+ * Node; the others (interactive ones, a client of another identity) run in Node. Needs root
+ * and the test images.
+ */
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+
+import { PACKAGE_ROOT } from '../../src/common/paths.js';
+import { startBerthd, type PrivateBerthd } from '../helpers/berthd.js';
+import { cmd, type CmdResult } from '../helpers/engines.js';
+import { testImagesDir } from '../helpers/images.js';
+import { rawRequest } from '../helpers/command-server.js';
+import { isRoot, waitFor } from '../helpers/runtime.js';
+
+const BERTH = path.join(PACKAGE_ROOT, 'bin', 'berth');
+const serverDir = `/run/berth-cli-t-${process.pid}`;
+let daemon: PrivateBerthd | undefined;
+let tmp = '';
+
+function berth(args: string[], opts: { input?: string; env?: NodeJS.ProcessEnv; cwd?: string } = {}): CmdResult {
+  const env: NodeJS.ProcessEnv = { ...daemon!.env, BERTH_CLI_SERVER_DIR: serverDir, BERTH_CLI_SERVER_IDLE_MS: '30000', DOCKER_CONFIG: path.join(tmp, 'config'), ...opts.env };
+  delete env.BERTH_HOST;
+  return cmd(BERTH, args, { env, input: opts.input, timeoutMs: 60_000, cwd: opts.cwd });
+}
+
+/** Runs with -D, which the server answers with a line saying it ran the command. */
+function served(args: string[], opts: Parameters<typeof berth>[1] = {}): CmdResult & { served: boolean } {
+  const r = berth(['-D', ...args], opts);
+  const marker = /^berth: run by the berth CLI server, pid \d+\n/m;
+  return { ...r, stderr: r.stderr.replace(marker, ''), served: marker.test(r.stderr) };
+}
+
+function serverPids(): number[] {
+  const r = spawnSync('pgrep', ['-f', `berth-cli-serve ${serverDir}/`], { encoding: 'utf8' });
+  return r.stdout.split('\n').filter(Boolean).map(Number);
+}
+
+describe('berth CLI server', { skip: !isRoot && 'needs root' }, () => {
+  before(async () => {
+    tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'berth-cli-server-'));
+    daemon = await startBerthd({ prefix: 'berth-cli-server-' });
+    assert.equal(berth(['load', '-i', path.join(testImagesDir(), 'docker-archive', 'busybox.tar')]).status, 0);
+    await waitFor(() => served(['version']).served, 15_000, 'a command run by the berth CLI server');
+  });
+  after(async () => {
+    spawnSync('pkill', ['-f', `berth-cli-serve ${serverDir}/`]);
+    fs.rmSync(serverDir, { recursive: true, force: true });
+    await daemon?.stop();
+    fs.rmSync(tmp, { recursive: true, force: true });
+  });
+
+  it('keeps one server, its socket in a directory only its user can enter', () => {
+    assert.equal(fs.statSync(serverDir).mode & 0o777, 0o700);
+    assert.equal(serverPids().length, 1);
+    assert.equal(fs.readlinkSync(`/proc/${serverPids()[0]}/cwd`), '/');
+  });
+
+  it('prints what the command prints in Node, with the same exit status', () => {
+    const cases = [
+      ['run', '--rm', '--network', 'none', 'busybox', 'sh', '-c', 'echo out; echo err >&2; exit 3'],
+      ['ps', '-a', '--format', '{{.Image}}'],
+      ['images', '--format', '{{.Repository}}:{{.Tag}}'],
+      ['inspect', 'no-such-object'],
+      ['run', '--no-such-flag', 'busybox'],
+      ['version', '--format', '{{.Client.Version}} {{.Server.ApiVersion}}'],
+      ['volume', 'ls', '-q'],
+    ];
+    for (const args of cases) {
+      const r = served(args);
+      const node = berth(args, { env: { BERTH_CLI_SERVER: '0' } });
+      assert.ok(r.served, `served: ${args.join(' ')}`);
+      assert.deepEqual([r.status, r.stdout, r.stderr], [node.status, node.stdout, node.stderr], args.join(' '));
+    }
+  });
+
+  it("uses the caller's environment and working directory", () => {
+    fs.writeFileSync(path.join(tmp, 'vars.env'), 'FROM_FILE=file\n');
+    const r = served(['run', '--rm', '--network', 'none', '-e', 'FROM_ENV', '--env-file', 'vars.env', 'busybox', 'sh', '-c', 'echo $FROM_ENV $FROM_FILE'], {
+      env: { FROM_ENV: 'env' },
+      cwd: tmp,
+    });
+    assert.ok(r.served);
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(r.stdout, 'env file\n');
+  });
+
+  it('runs a command that reads input in Node', () => {
+    const r = served(['run', '--rm', '-i', '--network', 'none', 'busybox', 'cat'], { input: 'typed\n' });
+    assert.ok(!r.served);
+    assert.equal(r.stdout, 'typed\n');
+  });
+
+  it('refuses a client of another identity (it runs the command itself)', async () => {
+    const sock = path.join(serverDir, fs.readdirSync(serverDir).find((f) => f.endsWith('.sock'))!);
+    const reply = await rawRequest(sock, ['/', 'mnt:1 pid:1 user:1 cgroup:1 net:1 root:1:1 uid:0 gid:0 groups:0', '0 0', '0 0', '0', 'ps']);
+    assert.equal(reply, 'fallback identity\n');
+  });
+});
