@@ -37,11 +37,24 @@ const { testImagesDir } = await import(path.join(REPO, 'dist/test/helpers/images
 const busyboxTar = path.join(testImagesDir(), 'docker-archive', 'busybox.tar');
 const BERTH_CLI = fs.existsSync(path.join(REPO, 'bin', 'berth')) && fs.existsSync(path.join(REPO, 'dist', 'berth.cjs')) ? path.join(REPO, 'bin', 'berth') : undefined;
 
+// bin/berth and bin/berth-oci (podman's runtime here) run their commands in servers they start
+// on first use: this run gets its own (the first rounds start them), stopped at the end.
+const serverDirs = { BERTH_CLI_SERVER_DIR: `/run/bench-berth-cli-${process.pid}`, BERTH_OCI_SERVER_DIR: `/run/bench-berth-oci-${process.pid}` };
+Object.assign(process.env, serverDirs);
+
 // ---- the three engines -----------------------------------------------------------------------
 // As it ships: without -D (which logs every request), as dockerd runs here.
 const berthd = await startBerthd({ prefix: 'bench-berthd-', debug: false });
 let dockerd, podman;
-const cleanups = [() => berthd.stop()];
+const cleanups = [
+  () => {
+    for (const dir of Object.values(serverDirs)) {
+      spawnSync('pkill', ['-f', `serve ${dir}/`]);
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  },
+  () => berthd.stop(),
+];
 async function cleanup() {
   for (const fn of cleanups.reverse()) {
     try {
@@ -69,6 +82,8 @@ try {
   const cliCommands = {
     'docker CLI -> berthd': dockerCmd(berthd.env, 'run --rm --network none busybox true'),
     ...(BERTH_CLI ? { 'berth CLI -> berthd': `env BERTH_HOST=unix://${berthd.socket} ${BERTH_CLI} run --rm --network none busybox true` } : {}),
+    // The same command in Node (as the first command of a build, before its server is up).
+    ...(BERTH_CLI ? { 'berth CLI in Node -> berthd': `env BERTH_CLI_SERVER=0 BERTH_HOST=unix://${berthd.socket} ${BERTH_CLI} run --rm --network none busybox true` } : {}),
     'docker CLI -> dockerd': dockerCmd(dockerd.env, 'run --rm --network none busybox true'),
     'podman run': `${podman.cmdline} run --rm ${podman.ulimits.join(' ')} --network none busybox true`,
     // The floor of any Node CLI on this machine at this moment (started as bin/berth starts node).

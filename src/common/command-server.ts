@@ -123,8 +123,8 @@ export async function serveCommands(opts: { socketPath: string; idleMs: number; 
       });
   });
 
+  // Not server.close(): libuv would unlink the socket's path, which may be another server's by now.
   const stop = (): void => {
-    server.close();
     try {
       if (socketIno !== undefined && fs.statSync(socketPath, { bigint: true }).ino === socketIno) {
         fs.unlinkSync(socketPath);

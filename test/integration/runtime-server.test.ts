@@ -172,6 +172,13 @@ describe('berth-oci server', { skip: !isRoot && 'needs root' }, () => {
     assert.equal(serverPids().length, 1);
   });
 
+  it('a server that stops removes its socket, and its log when nothing went wrong', async () => {
+    await untilServed(() => ['run', '--bundle', trueBundle.dir, uniqueId('srv')]);
+    for (const pid of serverPids()) process.kill(pid, 'SIGTERM');
+    await waitFor(() => serverPids().length === 0, 5000, 'the server gone');
+    assert.deepEqual(fs.readdirSync(serverDir), []);
+  });
+
   it('BERTH_OCI_SERVER=0 keeps every command in Node', () => {
     const r = servedRun(['run', '--bundle', trueBundle.dir, uniqueId('srv')], { env: { ...env, BERTH_OCI_SERVER: '0' } });
     assert.equal(r.status, 0, r.stderr);
