@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # CLI start-up: `berth version` vs `docker version`, against the same daemon, in one hyperfine run
-# (else a loop timed with date +%s%N). berth runs twice: through bin/berth, which unsets
-# NODE_EXTRA_CA_CERTS, and as `node dist/boot.cjs dist/berth.cjs` with the environment's NODE_EXTRA_CA_CERTS kept.
+# (else a loop timed with date +%s%N). berth runs three times: through bin/berth (its native
+# client and the berth CLI server, which the warmup starts), through bin/berth in Node
+# (BERTH_CLI_SERVER=0, which unsets NODE_EXTRA_CA_CERTS), and as `node dist/boot.cjs
+# dist/berth.cjs` with the environment's NODE_EXTRA_CA_CERTS kept.
 # A reference row `node -e 0` (started like the launcher) is the floor for any Node CLI here.
 #
 #   bash bench/cli-start.sh                       # from the repo root, after npm run build
@@ -22,9 +24,13 @@ DOCKER=$(command -v /usr/local/bin/docker || command -v docker || true)
 [ -n "$DOCKER" ] || { echo "cli-start: needs the docker CLI" >&2; exit 2; }
 
 WORK=$(mktemp -d /tmp/berth-bench-cli.XXXXXX)
+# bin/berth runs most commands in a berth CLI server that it starts on first use: this run gets
+# its own, stopped at the end.
+export BERTH_CLI_SERVER_DIR="$WORK/cli-server"
 DAEMON_PID=
 cleanup() {
   set +e
+  pkill -f "berth-cli-serve $WORK/cli-server/"
   if [ -n "$DAEMON_PID" ]; then
     kill -TERM "$DAEMON_PID" 2>/dev/null
     for _ in $(seq 1 600); do kill -0 "$DAEMON_PID" 2>/dev/null || break; sleep 0.1; done
@@ -56,9 +62,9 @@ echo "daemon: $DOCKER_HOST ($("$DOCKER" version --format '{{.Server.Version}}' 2
 echo "node $(node --version), docker CLI $("$DOCKER" version --format '{{.Client.Version}}' 2>/dev/null), $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "NODE_EXTRA_CA_CERTS=${CA:-<unset>}"
 
-names=("docker version" "berth version (bin/berth)" "berth version (NODE_EXTRA_CA_CERTS kept)" "node -e 0 (floor)")
-cmds=("$DOCKER version" "$REPO/bin/berth version" "env NODE_EXTRA_CA_CERTS=$CA node $REPO/dist/boot.cjs $REPO/dist/berth.cjs version" "sh -c 'unset NODE_EXTRA_CA_CERTS; exec node -e 0'")
-if [ -z "$CA" ]; then cmds[2]="node $REPO/dist/boot.cjs $REPO/dist/berth.cjs version"; fi
+names=("docker version" "berth version (bin/berth: served)" "berth version in Node (BERTH_CLI_SERVER=0)" "berth version (NODE_EXTRA_CA_CERTS kept)" "node -e 0 (floor)")
+cmds=("$DOCKER version" "$REPO/bin/berth version" "env BERTH_CLI_SERVER=0 $REPO/bin/berth version" "env NODE_EXTRA_CA_CERTS=$CA node $REPO/dist/boot.cjs $REPO/dist/berth.cjs version" "sh -c 'unset NODE_EXTRA_CA_CERTS; exec node -e 0'")
+if [ -z "$CA" ]; then cmds[3]="node $REPO/dist/boot.cjs $REPO/dist/berth.cjs version"; fi
 for c in "${cmds[@]}"; do sh -c "$c" >/dev/null || { echo "cli-start: failed: $c" >&2; exit 1; }; done
 
 if command -v hyperfine >/dev/null; then
