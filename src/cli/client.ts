@@ -131,9 +131,18 @@ export class ApiClient {
   private readonly endpoint: Endpoint;
   /** Negotiated with the daemon (a ping), or undefined while CLIENT_MAX_API is assumed. */
   private apiVersion: string | undefined;
+  /** The connections in use: what an abort ends. */
+  private readonly connections = new Set<Socket>();
 
-  constructor(readonly host: string) {
+  /** `signal`: aborting it ends every connection of this client, and refuses new requests (the CLI server's client went away). */
+  constructor(
+    readonly host: string,
+    private readonly signal?: AbortSignal,
+  ) {
     this.endpoint = parseHost(host);
+    signal?.addEventListener('abort', () => {
+      for (const socket of this.connections) socket.destroy();
+    });
   }
 
   private connectError(err: NodeJS.ErrnoException): Error {
@@ -165,7 +174,12 @@ export class ApiClient {
     }
     // Host as the docker CLI sends it.
     headers.Host ??= this.endpoint.socketPath ? 'api.moby.localhost' : `${this.endpoint.host}:${this.endpoint.port}`;
+    if (this.signal?.aborted) return Promise.reject(new Error('the command was given up (its client went away)'));
     const socket: Socket = this.endpoint.socketPath ? net.connect(this.endpoint.socketPath) : net.connect(this.endpoint.port!, this.endpoint.host);
+    if (this.signal) {
+      this.connections.add(socket);
+      socket.once('close', () => this.connections.delete(socket));
+    }
     if (opts.timeoutMs) {
       socket.setTimeout(opts.timeoutMs, () => socket.destroy(new Error(`timeout after ${opts.timeoutMs} ms: ${method} ${target}`)));
     }

@@ -27,6 +27,8 @@ export interface CliIo {
   stderr: NodeJS.WritableStream & { isTTY?: boolean; columns?: number };
   env: NodeJS.ProcessEnv;
   cwd: string;
+  /** Aborted when the command is given up (the server's client went away): its connections end. */
+  signal?: AbortSignal;
 }
 
 export const processIo: CliIo = {
@@ -48,7 +50,7 @@ export class Ctx {
   ) {}
 
   get client(): ApiClient {
-    this.api ??= new ApiClient(this.host);
+    this.api ??= new ApiClient(this.host, this.io.signal);
     return this.api;
   }
 

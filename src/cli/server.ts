@@ -62,6 +62,11 @@ export async function serve(args: string[], main: Main, isGroup: (word: string) 
         if (eq > 0) env[entry.slice(0, eq)] = entry.slice(eq + 1);
       }
       conn.send('ok\n');
+      // A client that goes away (Ctrl-C) ends its command's connections to the daemon, as the
+      // end of its own process would have.
+      const given = new AbortController();
+      let finished = false;
+      sock.once('close', () => finished || given.abort());
       const stdout = clientStream(sock, conn, 'out', outTerminal);
       const stderr = clientStream(sock, conn, 'err', errTerminal);
       // With -D (docker's --debug), say where the command ran.
@@ -70,12 +75,13 @@ export async function serve(args: string[], main: Main, isGroup: (word: string) 
       }
       let code: number;
       try {
-        code = await main(argv, { stdout, stderr, env, cwd });
+        code = await main(argv, { stdout, stderr, env, cwd, signal: given.signal });
       } catch (err) {
         stderr.write(`${String((err as Error)?.stack ?? err)}\n`);
         code = 1;
       }
       await Promise.all([ended(stdout as Writable), ended(stderr as Writable)]);
+      finished = true;
       conn.exit(code);
     },
   });

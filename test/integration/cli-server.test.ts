@@ -6,7 +6,7 @@
  * and the test images.
  */
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -95,6 +95,27 @@ describe('berth CLI server', { skip: !isRoot && 'needs root' }, () => {
     const r = served(['run', '--rm', '-i', '--network', 'none', 'busybox', 'cat'], { input: 'typed\n' });
     assert.ok(!r.served);
     assert.equal(r.stdout, 'typed\n');
+  });
+
+  it("ends a command's connections to the daemon when its client goes away", async () => {
+    const [pid] = serverPids();
+    const sockets = (): number => fs.readdirSync(`/proc/${pid}/fd`).filter((fd) => fs.readlinkSync(`/proc/${pid}/fd/${fd}`).startsWith('socket:')).length;
+    // At rest it has its listening socket only (the connections of the tests before may still be closing).
+    const idle = 1;
+    await waitFor(() => sockets() === idle, 5000, 'the server at rest');
+    const env: NodeJS.ProcessEnv = { ...daemon!.env, BERTH_CLI_SERVER_DIR: serverDir, BERTH_CLI_SERVER_IDLE_MS: '30000', DOCKER_CONFIG: path.join(tmp, 'config') };
+    delete env.BERTH_HOST;
+    const name = `srv-gone-${process.pid}`;
+    const client = spawn(BERTH, ['run', '--rm', '--name', name, '--network', 'none', 'busybox', 'sleep', '60'], { env, stdio: 'ignore' });
+    try {
+      // Its client, the attach and the wait.
+      await waitFor(() => sockets() >= idle + 3, 10_000, 'the served run attached');
+      client.kill('SIGINT');
+      await waitFor(() => sockets() === idle, 5000, "the server's connections for it closed");
+    } finally {
+      client.kill('SIGKILL');
+      berth(['rm', '-f', name]);
+    }
   });
 
   it('refuses a client of another identity (it runs the command itself)', async () => {
