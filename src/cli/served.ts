@@ -30,8 +30,8 @@ export function commandWordsOf(argv: string[], isGroup: (word: string) => boolea
 const SERVED: Record<string, true | Set<string>> = {
   run: true, create: true, start: true, stop: true, restart: true, kill: true, rm: true, ps: true, images: true, inspect: true,
   version: true, wait: true, pause: true, unpause: true, rename: true, tag: true, rmi: true, top: true, port: true, pull: true,
-  exec: true, info: true,
-  container: new Set(['run', 'create', 'start', 'stop', 'restart', 'kill', 'rm', 'remove', 'ps', 'ls', 'list', 'inspect', 'wait', 'pause', 'unpause', 'rename', 'top', 'port', 'exec']),
+  exec: true, info: true, logs: true,
+  container: new Set(['run', 'create', 'start', 'stop', 'restart', 'kill', 'rm', 'remove', 'ps', 'ls', 'list', 'inspect', 'wait', 'pause', 'unpause', 'rename', 'top', 'port', 'exec', 'logs']),
   image: new Set(['ls', 'list', 'inspect', 'rm', 'remove', 'tag', 'pull']),
   volume: new Set(['create', 'ls', 'list', 'inspect', 'rm', 'remove']),
   network: new Set(['create', 'ls', 'list', 'inspect', 'rm', 'remove', 'connect', 'disconnect']),
@@ -41,6 +41,8 @@ const SERVED: Record<string, true | Set<string>> = {
 /** Commands that read stdin or use the terminal with -i, -t or -a (start -a, run -a stdin). */
 const WITH_INPUT = new Set(['run', 'create', 'start', 'exec']);
 const INPUT_FLAG = /^--(interactive|tty|attach)(=|$)|^-[a-zA-Z]*[ita][a-zA-Z]*$/;
+/** logs -f runs until Ctrl-C, on which the Node command line exits 0: not served. */
+const FOLLOW_FLAG = /^--follow(=|$)|^-[a-zA-Z]*f[a-zA-Z]*$/;
 
 /** Whether the server runs this command line. Cautious: anything that might read input does not. */
 export function servable(argv: string[], isGroup: (word: string) => boolean): boolean {
@@ -51,5 +53,6 @@ export function servable(argv: string[], isGroup: (word: string) => boolean): bo
   if (!entry || (entry instanceof Set && !(command && entry.has(command)))) return false;
   // Any argument at all that looks like an input flag (one of the container's own arguments
   // too, as `run busybox ls -a`): such a command runs in Node, which sorts it out.
+  if (command === 'logs' && argv.some((a) => FOLLOW_FLAG.test(a))) return false;
   return !(WITH_INPUT.has(command) && argv.some((a) => INPUT_FLAG.test(a)));
 }

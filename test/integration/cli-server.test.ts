@@ -63,7 +63,11 @@ describe('berth CLI server', { skip: !isRoot && 'needs root' }, () => {
   });
 
   it('prints what the command prints in Node, with the same exit status', () => {
+    const logged = `srv-logs-${process.pid}`;
+    assert.equal(berth(['run', '--name', logged, '--network', 'none', 'busybox', 'sh', '-c', 'echo one; echo two >&2; echo three']).status, 0);
     const cases = [
+      ['logs', logged],
+      ['logs', '-n', '1', '-t', logged],
       ['run', '--rm', '--network', 'none', 'busybox', 'sh', '-c', 'echo out; echo err >&2; exit 3'],
       ['ps', '-a', '--format', '{{.Image}}'],
       ['images', '--format', '{{.Repository}}:{{.Tag}}'],
@@ -78,6 +82,9 @@ describe('berth CLI server', { skip: !isRoot && 'needs root' }, () => {
       assert.ok(r.served, `served: ${args.join(' ')}`);
       assert.deepEqual([r.status, r.stdout, r.stderr], [node.status, node.stdout, node.stderr], args.join(' '));
     }
+    const logs = served(['logs', logged]);
+    assert.deepEqual([logs.stdout, logs.stderr], ['one\nthree\n', 'two\n']);
+    berth(['rm', '-f', logged]);
   });
 
   it("uses the caller's environment and working directory", () => {

@@ -1,7 +1,7 @@
 /** logs: -f, --since, --until, -n/--tail, -t, --details; frames demultiplexed unless the container has a TTY. */
 import { once } from 'node:events';
 
-import { type Define, action } from '../context.js';
+import { type Define, action, processIo } from '../context.js';
 import { FrameDemuxer } from '../demux.js';
 import { parseTimestamp } from '../format.js';
 
@@ -30,18 +30,22 @@ export const logs: Define = (cmd, ctx, set) =>
           },
         });
         // Back pressure: a full stdout or stderr (a slow reader) is waited for before more is read.
-        const full = new Set<NodeJS.WriteStream>();
-        const write = (out: NodeJS.WriteStream, data: Buffer): void => {
+        const full = new Set<NodeJS.WritableStream>();
+        const write = (out: NodeJS.WritableStream, data: Buffer): void => {
           if (!out.write(data)) full.add(out);
         };
-        const demux = info.Config.Tty ? undefined : new FrameDemuxer((s, p) => write(s === 2 ? process.stderr : process.stdout, p));
-        process.on('SIGINT', () => {
-          res.destroy();
-          process.exit(0);
-        });
+        const { stdout, stderr } = ctx.io;
+        const demux = info.Config.Tty ? undefined : new FrameDemuxer((s, p) => write(s === 2 ? stderr : stdout, p));
+        // Only a follow runs until interrupted, and only in a process of its own (served.ts).
+        if (ctx.io === processIo) {
+          process.on('SIGINT', () => {
+            res.destroy();
+            process.exit(0);
+          });
+        }
         for await (const chunk of res) {
           if (demux) demux.push(chunk as Buffer);
-          else write(process.stdout, chunk as Buffer);
+          else write(stdout, chunk as Buffer);
           for (const out of full) await once(out, 'drain');
           full.clear();
         }
