@@ -75,6 +75,9 @@ describe('berth CLI server', { skip: !isRoot && 'needs root' }, () => {
       ['run', '--no-such-flag', 'busybox'],
       ['version', '--format', '{{.Client.Version}} {{.Server.ApiVersion}}'],
       ['volume', 'ls', '-q'],
+      ['history', '--format', '{{.CreatedBy}}', 'busybox'],
+      ['system', 'df', '--format', '{{.Type}} {{.TotalCount}}'],
+      ['network', 'prune', '-f'],
     ];
     for (const args of cases) {
       const r = served(args);
