@@ -109,7 +109,14 @@ describe('berth CLI server', { skip: !isRoot && 'needs root' }, () => {
 
   it("ends a command's connections to the daemon when its client goes away", async () => {
     const [pid] = serverPids();
-    const sockets = (): number => fs.readdirSync(`/proc/${pid}/fd`).filter((fd) => fs.readlinkSync(`/proc/${pid}/fd/${fd}`).startsWith('socket:')).length;
+    const isSocket = (fd: string): boolean => {
+      try {
+        return fs.readlinkSync(`/proc/${pid}/fd/${fd}`).startsWith('socket:');
+      } catch {
+        return false; // closed between the listing and the look
+      }
+    };
+    const sockets = (): number => fs.readdirSync(`/proc/${pid}/fd`).filter(isSocket).length;
     // At rest it has its listening socket only (the connections of the tests before may still be closing).
     const idle = 1;
     await waitFor(() => sockets() === idle, 5000, 'the server at rest');
