@@ -11,11 +11,14 @@
  * for root, $XDG_RUNTIME_DIR/berth-cli for other users (BERTH_CLI_SERVER_DIR overrides).
  *
  * Signals are not forwarded (the Node command line does not forward them either): they end
- * this process as they would have ended Node's.
+ * this process as they would have ended Node's. A command that runs until Ctrl-C (logs -f,
+ * events, stats) says with what status it then ends ("interrupt-exit N"); the server sees us
+ * go and gives the command up.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +30,12 @@
 #define SERVE_FLAG "--berth-cli-serve" /* src/cli/main.ts */
 
 extern char **environ;
+
+static int interrupt_status;
+static void on_interrupt(int signo) {
+  (void)signo;
+  _exit(interrupt_status);
+}
 
 /* "<isatty> <columns>" of fd, as the server's stand-ins for our stdout and stderr report. */
 static void terminal_of(int fd, char *buf, size_t len) {
@@ -82,6 +91,9 @@ int main(int argc, char **argv) {
         if (!served_pass_on(conn, line[0] == 'o' ? 1 : 2, n)) goto lost;
       } else if (!strcmp(line, "ok")) {
         accepted = 1;
+      } else if (sscanf(line, "interrupt-exit %d", &interrupt_status) == 1) {
+        struct sigaction sa = {.sa_handler = on_interrupt};
+        sigaction(SIGINT, &sa, NULL);
       } else if (!strncmp(line, "fallback", 8)) {
         close(conn);
         served_run_in_node(&s);

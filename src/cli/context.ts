@@ -29,6 +29,8 @@ export interface CliIo {
   cwd: string;
   /** Aborted when the command is given up (the server's client went away): its connections end. */
   signal?: AbortSignal;
+  /** From now on, Ctrl-C (SIGINT) ends the command with this status (a command that runs until interrupted: logs -f, events, stats). */
+  exitOnInterrupt(code: number): void;
 }
 
 export const processIo: CliIo = {
@@ -38,6 +40,7 @@ export const processIo: CliIo = {
   get cwd() {
     return process.cwd();
   },
+  exitOnInterrupt: (code) => void process.on('SIGINT', () => process.exit(code)),
 };
 
 export class Ctx {

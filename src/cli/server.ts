@@ -75,7 +75,9 @@ export async function serve(args: string[], main: Main, isGroup: (word: string) 
       }
       let code: number;
       try {
-        code = await main(argv, { stdout, stderr, env, cwd, signal: given.signal });
+        // The client ends itself on Ctrl-C with that status; its going away then aborts the command.
+        const exitOnInterrupt = (status: number): void => conn.send(`interrupt-exit ${status}\n`);
+        code = await main(argv, { stdout, stderr, env, cwd, signal: given.signal, exitOnInterrupt });
       } catch (err) {
         stderr.write(`${String((err as Error)?.stack ?? err)}\n`);
         code = 1;

@@ -42,6 +42,18 @@ function serverPids(): number[] {
   return r.stdout.split('\n').filter(Boolean).map(Number);
 }
 
+/** How many sockets the server process has open (at rest: its listening socket). */
+function serverSockets(pid: number): number {
+  const isSocket = (fd: string): boolean => {
+    try {
+      return fs.readlinkSync(`/proc/${pid}/fd/${fd}`).startsWith('socket:');
+    } catch {
+      return false; // closed between the listing and the look
+    }
+  };
+  return fs.readdirSync(`/proc/${pid}/fd`).filter(isSocket).length;
+}
+
 describe('berth CLI server', { skip: !isRoot && 'needs root' }, () => {
   before(async () => {
     tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'berth-cli-server-'));
@@ -109,14 +121,7 @@ describe('berth CLI server', { skip: !isRoot && 'needs root' }, () => {
 
   it("ends a command's connections to the daemon when its client goes away", async () => {
     const [pid] = serverPids();
-    const isSocket = (fd: string): boolean => {
-      try {
-        return fs.readlinkSync(`/proc/${pid}/fd/${fd}`).startsWith('socket:');
-      } catch {
-        return false; // closed between the listing and the look
-      }
-    };
-    const sockets = (): number => fs.readdirSync(`/proc/${pid}/fd`).filter(isSocket).length;
+    const sockets = (): number => serverSockets(pid);
     // At rest it has its listening socket only (the connections of the tests before may still be closing).
     const idle = 1;
     await waitFor(() => sockets() === idle, 5000, 'the server at rest');
@@ -131,6 +136,32 @@ describe('berth CLI server', { skip: !isRoot && 'needs root' }, () => {
       await waitFor(() => sockets() === idle, 5000, "the server's connections for it closed");
     } finally {
       client.kill('SIGKILL');
+      berth(['rm', '-f', name]);
+    }
+  });
+
+  it('ends logs -f on Ctrl-C with status 0, as in Node, and gives the command up', async () => {
+    const [pid] = serverPids();
+    const name = `srv-follow-${process.pid}`;
+    assert.equal(berth(['run', '-d', '--name', name, '--network', 'none', 'busybox', 'sh', '-c', 'echo ready; sleep 60']).status, 0);
+    const env: NodeJS.ProcessEnv = { ...daemon!.env, BERTH_CLI_SERVER_DIR: serverDir, BERTH_CLI_SERVER_IDLE_MS: '30000', DOCKER_CONFIG: path.join(tmp, 'config') };
+    delete env.BERTH_HOST;
+    /** Follows the logs until the first line, then interrupts; resolves with the exit status. */
+    const followThenInterrupt = async (extraEnv: NodeJS.ProcessEnv, program: string): Promise<number | null> => {
+      const client = spawn(BERTH, ['logs', '-f', name], { env: { ...env, ...extraEnv }, stdio: ['ignore', 'pipe', 'pipe'] });
+      let out = '';
+      client.stdout.on('data', (d) => (out += d));
+      const closed = new Promise<number | null>((resolve) => client.on('close', (code) => resolve(code)));
+      await waitFor(() => out === 'ready\n', 10_000, 'the followed output');
+      assert.ok(fs.readlinkSync(`/proc/${client.pid}/exe`).endsWith(program), `${program} runs it`);
+      client.kill('SIGINT');
+      return closed;
+    };
+    try {
+      assert.equal(await followThenInterrupt({ BERTH_CLI_SERVER: '0' }, 'node'), 0);
+      assert.equal(await followThenInterrupt({}, 'native/build/berth'), 0);
+      await waitFor(() => serverSockets(pid) === 1, 5000, "the server's connections for it closed");
+    } finally {
       berth(['rm', '-f', name]);
     }
   });

@@ -1,7 +1,7 @@
 /** logs: -f, --since, --until, -n/--tail, -t, --details; frames demultiplexed unless the container has a TTY. */
 import { once } from 'node:events';
 
-import { type Define, action, processIo } from '../context.js';
+import { type Define, action } from '../context.js';
 import { FrameDemuxer } from '../demux.js';
 import { parseTimestamp } from '../format.js';
 
@@ -36,13 +36,7 @@ export const logs: Define = (cmd, ctx, set) =>
         };
         const { stdout, stderr } = ctx.io;
         const demux = info.Config.Tty ? undefined : new FrameDemuxer((s, p) => write(s === 2 ? stderr : stdout, p));
-        // Only a follow runs until interrupted, and only in a process of its own (served.ts).
-        if (ctx.io === processIo) {
-          process.on('SIGINT', () => {
-            res.destroy();
-            process.exit(0);
-          });
-        }
+        if (o.follow) ctx.io.exitOnInterrupt(0);
         for await (const chunk of res) {
           if (demux) demux.push(chunk as Buffer);
           else write(stdout, chunk as Buffer);

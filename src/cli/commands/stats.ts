@@ -75,7 +75,7 @@ export const stats: Define = (cmd, ctx, set) =>
           ctx.out(formatList(await sample(), { format: o.format, table: TABLE, headers: HEADERS }));
           return;
         }
-        process.on('SIGINT', () => process.exit(0));
+        ctx.io.exitOnInterrupt(0);
         for (;;) {
           const rows = await sample();
           ctx.out('\x1b[2J\x1b[H' + formatList(rows, { format: o.format, table: TABLE, headers: HEADERS }));

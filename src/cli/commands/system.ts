@@ -239,7 +239,7 @@ export const events: Define = (cmd, ctx, set) =>
           query: { since: o.since ? parseTimestamp(o.since) : undefined, until: o.until ? parseTimestamp(o.until) : undefined, filters: filtersJson(o.filter) },
         });
         const tpl = o.format ? parse(unescapeFormat(o.format === 'json' ? '{{json .}}' : o.format)) : undefined;
-        process.on('SIGINT', () => process.exit(0));
+        ctx.io.exitOnInterrupt(0);
         for await (const e of jsonLines<Event>(res)) ctx.out((tpl ? tpl.execute(e) : formatEvent(e)) + '\n');
       }),
     );
