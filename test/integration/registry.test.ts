@@ -89,6 +89,7 @@ describe('registry client against docker-registry', { skip, timeout: 240_000 }, 
     const authFile = path.join(tmp, 'skopeo-auth.json');
     fs.writeFileSync(authFile, '{"auths":{}}');
     const env = { ...process.env, REGISTRY_AUTH_FILE: authFile };
+    let registryStarts: Promise<void> = Promise.resolve();
     // Ports first, one after the other (checked in parallel, two modes could pick the same).
     const ports: Record<Mode, number> = { none: await freePortPair(), basic: await freePortPair(), token: await freePortPair() };
     await Promise.all(
@@ -100,16 +101,21 @@ describe('registry client against docker-registry', { skip, timeout: 240_000 }, 
         // docker-registry reads REGISTRY_* variables as configuration: pass none of them.
         const regEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('REGISTRY_')));
         // registry.sh's readiness probe can report 'busy' when the registry starts listening
-        // between its two connects (it then stops the registry): try again.
-        for (let attempt = 1; ; attempt++) {
-          try {
-            await run('bash', [REGISTRY_SH, 'start', dir, String(port), ...flags], { env: { ...regEnv, TOKEN_PORT: String(port + 1) }, timeout: 120_000 });
-            break;
-          } catch (e) {
-            if (attempt >= 3) throw e;
-            await run('bash', [REGISTRY_SH, 'stop', dir], { env: regEnv, timeout: 20_000 }).catch(() => {});
+        // between its two connects, or answers its first request late (it then stops the
+        // registry): try again. The three start one after the other: started together on a
+        // slow machine, all three probes failed three times in a row (CI, 2026-12-01).
+        const start = async (): Promise<void> => {
+          for (let attempt = 1; ; attempt++) {
+            try {
+              await run('bash', [REGISTRY_SH, 'start', dir, String(port), ...flags], { env: { ...regEnv, TOKEN_PORT: String(port + 1) }, timeout: 120_000 });
+              return;
+            } catch (e) {
+              if (attempt >= 5) throw e;
+              await run('bash', [REGISTRY_SH, 'stop', dir], { env: regEnv, timeout: 20_000 }).catch(() => {});
+            }
           }
-        }
+        };
+        await (registryStarts = registryStarts.then(start, start));
         const host = `127.0.0.1:${port}`;
         const creds = mode === 'none' ? [] : ['--dest-creds', 'testuser:testpassword'];
         const copy = (src: string, dest: string, extra: string[] = []) =>
