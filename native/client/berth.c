@@ -56,12 +56,7 @@ int main(int argc, char **argv) {
     if (geteuid() == 0) dir = "/run/berth-cli";
     else if (runtime_dir && *runtime_dir && snprintf(dirbuf, sizeof dirbuf, "%s/berth-cli", runtime_dir) < (int)sizeof dirbuf) dir = dirbuf;
   }
-  if ((off && !strcmp(off, "0")) || !dir || served_socket_path(&s, dir) < 0) served_run_in_node(&s);
-  int conn = served_connect(s.sock);
-  if (conn < 0) {
-    served_start_server(&s, SERVE_FLAG, 0);
-    served_run_in_node(&s);
-  }
+  int conn = served_open(&s, off && !strcmp(off, "0") ? NULL : dir, SERVE_FLAG, 0);
 
   /* The request: cwd, identity, our stdout's and stderr's terminals, the environment, argv. */
   char cwd[PATH_MAX], id[1024], out_tty[32], err_tty[32], env_count[16];
@@ -82,29 +77,16 @@ int main(int argc, char **argv) {
   if (served_send_request(conn, fields, nenv + 5, argv) < 0) served_run_in_node(&s);
   free(fields);
 
-  int accepted = 0;
   for (;;) {
     char line[256];
     while (served_next_line(line, sizeof line)) {
-      size_t n;
-      if (sscanf(line, "out %zu", &n) == 1 || sscanf(line, "err %zu", &n) == 1) {
-        if (!served_pass_on(conn, line[0] == 'o' ? 1 : 2, n)) goto lost;
-      } else if (!strcmp(line, "ok")) {
-        accepted = 1;
-      } else if (sscanf(line, "interrupt-exit %d", &interrupt_status) == 1) {
+      int handled = served_message(&s, conn, line);
+      if (handled < 0) served_lost(&s, "berth");
+      if (!handled && sscanf(line, "interrupt-exit %d", &interrupt_status) == 1) {
         struct sigaction sa = {.sa_handler = on_interrupt};
         sigaction(SIGINT, &sa, NULL);
-      } else if (!strncmp(line, "fallback", 8)) {
-        close(conn);
-        served_run_in_node(&s);
-      } else if (!strncmp(line, "exit ", 5)) {
-        exit(atoi(line + 5));
       }
     }
-    if (!served_fill(conn)) break;
+    if (!served_fill(conn)) served_lost(&s, "berth");
   }
-lost:
-  if (!accepted) served_run_in_node(&s); /* it never took the command: nothing was done */
-  fputs("berth: lost the berth CLI server during the command (see its log in the server directory)\n", stderr);
-  return 1;
 }

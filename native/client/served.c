@@ -35,6 +35,8 @@ void served_init(struct served *s, const char *bundle_name, char **argv) {
   snprintf(s->bundle, sizeof s->bundle, "%s/dist/%.64s", self, bundle_name);
   s->sock[0] = '\0';
   s->argv = argv;
+  s->accepted = 0;
+  sigprocmask(SIG_BLOCK, NULL, &s->caller_mask);
   /* Closed stdio would be taken by our sockets (and so, for a child, by nothing). */
   for (int fd = 0; fd < 3; fd++)
     if (fcntl(fd, F_GETFD) < 0) open("/dev/null", O_RDWR);
@@ -51,6 +53,7 @@ void served_run_in_node(const struct served *s) {
   for (int i = 1; i < argc; i++) node_argv[i + 2] = s->argv[i];
   /* No TLS connections are made: certificates would cost every Node start ~90 ms. */
   unsetenv("NODE_EXTRA_CA_CERTS");
+  sigprocmask(SIG_SETMASK, &s->caller_mask, NULL);
   execvp("node", node_argv);
   die("cannot run node");
 }
@@ -109,6 +112,16 @@ static void move_to_root_cgroups(void) {
     (void)!write(fd, "0", 1);
     close(fd);
   }
+}
+
+int served_open(struct served *s, const char *dir, const char *serve_flag, int root_cgroups) {
+  if (!dir || served_socket_path(s, dir) < 0) served_run_in_node(s);
+  int conn = served_connect(s->sock);
+  if (conn < 0) {
+    served_start_server(s, serve_flag, root_cgroups);
+    served_run_in_node(s);
+  }
+  return conn;
 }
 
 void served_start_server(const struct served *s, const char *serve_flag, int root_cgroups) {
@@ -253,4 +266,25 @@ int served_pass_on(int conn, int fd, size_t n) {
     n -= k;
   }
   return 1;
+}
+
+int served_message(struct served *s, int conn, const char *line) {
+  size_t n;
+  if (sscanf(line, "out %zu", &n) == 1 || sscanf(line, "err %zu", &n) == 1) return served_pass_on(conn, line[0] == 'o' ? 1 : 2, n) ? 1 : -1;
+  if (!strcmp(line, "ok")) {
+    s->accepted = 1;
+    return 1;
+  }
+  if (!strncmp(line, "fallback", 8)) {
+    close(conn);
+    served_run_in_node(s);
+  }
+  if (!strncmp(line, "exit ", 5)) exit(atoi(line + 5));
+  return 0;
+}
+
+void served_lost(struct served *s, const char *program) {
+  if (!s->accepted) served_run_in_node(s); /* it never took the command: nothing was done */
+  fprintf(stderr, "%s: lost its server during the command (see the log beside its socket)\n", program);
+  exit(1);
 }

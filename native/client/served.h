@@ -7,6 +7,7 @@
 #define BERTH_SERVED_H
 
 #include <limits.h>
+#include <signal.h>
 #include <stddef.h>
 #include <sys/un.h>
 
@@ -15,6 +16,8 @@ struct served {
   char bundle[PATH_MAX + 96]; /* <root>/dist/<bundle name> */
   char sock[sizeof(((struct sockaddr_un *)0)->sun_path)];
   char **argv;                /* the command line, argv[0] included */
+  sigset_t caller_mask;       /* the signal mask we started with: Node's and children's */
+  int accepted;               /* the server said "ok": the command runs there */
 };
 
 /* Finds the bundle from this program's path (<root>/native/build/<program>). */
@@ -29,6 +32,18 @@ void served_run_in_node(const struct served *s) __attribute__((noreturn));
 int served_socket_path(struct served *s, const char *dir);
 
 int served_connect(const char *path);
+
+/* The connection to the server in dir (NULL: none to use), or, with none up, starts one and
+   runs the command in Node. */
+int served_open(struct served *s, const char *dir, const char *serve_flag, int root_cgroups);
+
+/* Handles the messages every command server sends (src/common/command-server.ts): output,
+   "ok", "fallback" (the command then runs in Node) and "exit". Returns 1 if the line was one
+   of them, 0 if not, -1 if the connection ended inside an output message. */
+int served_message(struct served *s, int conn, const char *line);
+
+/* The server went away: if it had not taken the command, it runs in Node; else the message. */
+void served_lost(struct served *s, const char *program) __attribute__((noreturn));
 
 /* Starts `node boot bundle <serve_flag> sock` in the background: a new session, cwd /, stdio
    to /dev/null and <sock>.log, no fds of ours; in the root cgroups if root_cgroups. */

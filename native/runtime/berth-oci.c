@@ -35,8 +35,7 @@
 
 static struct served served;
 
-static pid_t child = -1;   /* the berth-nsexec we started, while it runs */
-static sigset_t old_mask;  /* restored in that child */
+static pid_t child = -1; /* the berth-nsexec we started, while it runs */
 
 /* "spawn <token> <planFd> <syncFd> <path>": start berth-nsexec with the plan and sync sockets. */
 static void spawn_stage0(int conn, const char *sock, char *line) {
@@ -55,7 +54,7 @@ static void spawn_stage0(int conn, const char *sock, char *line) {
   pid_t pid = fork();
   if (pid < 0) goto fail;
   if (pid == 0) {
-    sigprocmask(SIG_SETMASK, &old_mask, NULL);
+    sigprocmask(SIG_SETMASK, &served.caller_mask, NULL);
     /* Above every target first, so that neither dup2 closes the other socket. */
     int p = fcntl(plan, F_DUPFD_CLOEXEC, sync_fd_no + 1), s = fcntl(sync, F_DUPFD_CLOEXEC, sync_fd_no + 1);
     if (p < 0 || s < 0 || dup2(p, plan_fd_no) < 0 || dup2(s, sync_fd_no) < 0) _exit(127);
@@ -115,21 +114,15 @@ static void __attribute__((noreturn)) server_lost(void) {
     while (waitpid(child, &status, 0) < 0 && errno == EINTR) {}
     exit(WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
   }
-  fputs("berth-oci: lost the berth-oci server during the command (see its log in the server directory)\n", stderr);
-  exit(1);
+  served_lost(&served, "berth-oci");
 }
 
 int main(int argc, char **argv) {
   (void)argc;
   served_init(&served, "berth-oci.cjs", argv);
   const char *off = getenv("BERTH_OCI_SERVER"), *dir = getenv("BERTH_OCI_SERVER_DIR");
-  if ((off && !strcmp(off, "0")) || geteuid() != 0 || served_socket_path(&served, dir && *dir ? dir : DEFAULT_DIR) < 0)
-    served_run_in_node(&served);
-  int conn = served_connect(served.sock);
-  if (conn < 0) {
-    served_start_server(&served, SERVE_FLAG, 1);
-    served_run_in_node(&served);
-  }
+  int served_here = !(off && !strcmp(off, "0")) && geteuid() == 0;
+  int conn = served_open(&served, served_here ? (dir && *dir ? dir : DEFAULT_DIR) : NULL, SERVE_FLAG, 1);
 
   /* The request: cwd and identity, then argv. */
   char cwd[PATH_MAX], id[256];
@@ -143,31 +136,19 @@ int main(int argc, char **argv) {
   int forwarded[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH};
   for (size_t i = 0; i < sizeof forwarded / sizeof *forwarded; i++) sigaddset(&mask, forwarded[i]);
   sigaddset(&mask, SIGCHLD);
-  sigprocmask(SIG_BLOCK, &mask, &old_mask);
+  sigprocmask(SIG_BLOCK, &mask, NULL);
   int sigfd = signalfd(-1, &mask, SFD_CLOEXEC);
   if (sigfd < 0) {
     perror("berth-oci: signalfd");
     return 1;
   }
 
-  int accepted = 0;
   for (;;) {
     char line[PATH_MAX + 256];
     while (served_next_line(line, sizeof line)) {
-      size_t n;
-      if (sscanf(line, "out %zu", &n) == 1 || sscanf(line, "err %zu", &n) == 1) {
-        if (!served_pass_on(conn, line[0] == 'o' ? 1 : 2, n)) server_lost();
-      } else if (!strcmp(line, "ok")) {
-        accepted = 1;
-      } else if (!strncmp(line, "fallback", 8)) {
-        close(conn);
-        sigprocmask(SIG_SETMASK, &old_mask, NULL);
-        served_run_in_node(&served);
-      } else if (!strncmp(line, "spawn ", 6)) {
-        spawn_stage0(conn, served.sock, line);
-      } else if (!strncmp(line, "exit ", 5)) {
-        exit(atoi(line + 5));
-      }
+      int handled = served_message(&served, conn, line);
+      if (handled < 0) server_lost();
+      if (!handled && !strncmp(line, "spawn ", 6)) spawn_stage0(conn, served.sock, line);
     }
     struct pollfd fds[2] = {{.fd = conn, .events = POLLIN}, {.fd = sigfd, .events = POLLIN}};
     if (poll(fds, 2, -1) < 0) {
@@ -182,12 +163,6 @@ int main(int argc, char **argv) {
         else on_signal((int)si.ssi_signo);
       }
     }
-    if ((fds[0].revents & (POLLIN | POLLHUP | POLLERR)) && !served_fill(conn)) {
-      if (!accepted) { /* it never took the command: nothing was done */
-        sigprocmask(SIG_SETMASK, &old_mask, NULL);
-        served_run_in_node(&served);
-      }
-      server_lost();
-    }
+    if ((fds[0].revents & (POLLIN | POLLHUP | POLLERR)) && !served_fill(conn)) server_lost();
   }
 }

@@ -60,19 +60,14 @@ describe('command server protocol', () => {
   });
 
   it('refuses a header that never ends or a request too large', async () => {
-    const [sock, client, close] = await pair();
-    try {
-      client.write('x'.repeat(300));
-      await assert.rejects(readHeader(sock), /header too long/);
-    } finally {
-      close();
-    }
-    const [sock2, client2, close2] = await pair();
-    try {
-      client2.write(`request ${(1 << 20) + 1}\n`);
-      await assert.rejects(readHeader(sock2), /request too large/);
-    } finally {
-      close2();
+    for (const [sent, refusal] of [['x'.repeat(300), /header too long/], [`request ${(1 << 20) + 1}\n`, /request too large/]] as const) {
+      const [sock, client, close] = await pair();
+      try {
+        client.write(sent);
+        await assert.rejects(readHeader(sock), refusal);
+      } finally {
+        close();
+      }
     }
   });
 

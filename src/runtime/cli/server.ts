@@ -16,18 +16,13 @@
  * on the hook), `update` (it may read the caller's stdin), and a client in other namespaces
  * or under another root than the server's (its paths and pids would mean other things here).
  *
- * Protocol, on a unix stream socket in a directory only root may enter. A connection starts
- * with one of:
- *   "request <n>\n" + n bytes: NUL-terminated fields: cwd, identity (see ownIdentity), argv...
+ * Protocol: src/common/command-server.ts's (a request's fields: cwd, identity, argv), and:
+ * a connection may start instead with
  *   "plan <token>\n"  it is the plan fd of the berth-nsexec of spawn <token>; we write the plan
  *   "sync <token>\n"  it is that berth-nsexec's sync socket (launch.ts's protocol follows)
- * On a request connection, server -> client:
- *   "fallback <reason>\n"   run it yourself: nothing was done
- *   "ok\n"                  accepted
- *   "out <n>\n" | "err <n>\n" + n bytes   for the client's stdout or stderr
+ * on a request connection, server -> client, besides output, "ok", "fallback" and "exit":
  *   "spawn <token> <planFd> <syncFd> <path>\n"   connect twice (plan, sync), fork, exec <path>
  *                           with those sockets as planFd and syncFd (after the preserved fds)
- *   "exit <code>\n"         done
  * client -> server, after "ok":
  *   "pid <n>\n"             the berth-nsexec it started;  "spawnerror <message>\n" if it could not
  *   "status <code> <signal>\n"   that berth-nsexec exited (signal number, or 0)
@@ -39,6 +34,7 @@ import os from 'node:os';
 
 import { ClientConnection, ownIdentity, requestFields, serveCommands } from '../../common/command-server.js';
 import { SystemError } from '../../common/errors.js';
+import { splitLines } from '../../common/lines.js';
 import { nativeBinary } from '../../common/paths.js';
 import type { Stage0Starter, StartingStage0 } from '../launch.js';
 import { HooksNotRunHereError } from '../runtime.js';
@@ -190,12 +186,7 @@ export async function serve(args: string[]): Promise<number> {
       if (payload) {
         const request = new ServedRequest(new ClientConnection(sock));
         sock.setEncoding('utf8');
-        let partial = '';
-        sock.on('data', (chunk: string) => {
-          const lines = (partial + chunk).split('\n');
-          partial = lines.pop()!;
-          for (const l of lines) request.onLine(l);
-        });
+        sock.on('data', splitLines((l) => request.onLine(l)));
         sock.on('close', () => request.onClose());
         sock.resume();
         return request.run(payload, identity);
