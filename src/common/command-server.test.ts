@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 
-import { ownIdentity, readHeader } from './command-server.js';
+import { EndedBeforeHeaderError, ownIdentity, readHeader } from './command-server.js';
 
 /** A connected pair of unix sockets: [server side, client side]. */
 async function pair(): Promise<[net.Socket, net.Socket, () => void]> {
@@ -65,6 +65,18 @@ describe('command server protocol', () => {
       try {
         client.write(sent);
         await assert.rejects(readHeader(sock), refusal);
+      } finally {
+        close();
+      }
+    }
+  });
+
+  it('tells a connection that sent nothing (another server probing) from one cut short', async () => {
+    for (const [sent, empty] of [['', true], ['requ', false]] as const) {
+      const [sock, client, close] = await pair();
+      try {
+        client.end(sent);
+        await assert.rejects(readHeader(sock), (err: unknown) => err instanceof EndedBeforeHeaderError && err.empty === empty);
       } finally {
         close();
       }

@@ -33,6 +33,13 @@ export function ownIdentity(withUser = false): string {
   return `${id} uid:${process.geteuid?.()} gid:${process.getegid?.()} groups:${groups.join(',')}`;
 }
 
+/** A connection that ended before its first line; `empty` if it sent nothing at all (a probe). */
+export class EndedBeforeHeaderError extends Error {
+  constructor(readonly empty: boolean) {
+    super('connection ended before its header');
+  }
+}
+
 /** A connection's first line (and, for a request, its payload); the rest goes back to the socket. */
 export function readHeader(sock: net.Socket): Promise<{ line: string; payload?: Buffer }> {
   return new Promise((resolve, reject) => {
@@ -60,7 +67,7 @@ export function readHeader(sock: net.Socket): Promise<{ line: string; payload?: 
       if (buffered.length < nl + 1 + length) return;
       done(null, { line, payload: buffered.subarray(nl + 1, nl + 1 + length) }, buffered.subarray(nl + 1 + length));
     };
-    const onEnd = (): void => done(new Error('connection ended before its header'));
+    const onEnd = (): void => done(new EndedBeforeHeaderError(buffered.length === 0));
     sock.on('data', onData);
     sock.on('end', onEnd);
   });
@@ -118,7 +125,8 @@ export async function serveCommands(opts: { socketPath: string; idleMs: number; 
     void readHeader(sock)
       .then((header) => opts.onConnection(sock, header))
       .catch((err: unknown) => {
-        log(`connection: ${(err as Error).message}`);
+        // A server starting beside us checks whether one answers here: not a problem of ours.
+        if (!(err instanceof EndedBeforeHeaderError && err.empty)) log(`connection: ${(err as Error).message}`);
         sock.destroy();
       });
   });
