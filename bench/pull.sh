@@ -84,17 +84,21 @@ cat > "$W/pull-podman.sh" <<SH
 r=\$(mktemp -d $W/runs/p.XXXX) # short: podman refuses a runroot over 50 characters
 exec podman --root \$r/root --runroot \$r/run --storage-driver overlay pull -q $REF >/dev/null
 SH
+cat > "$W/pull-berth-content.sh" <<SH
+exec node $ROOT/bench/pull-image.mjs $REF \$(mktemp -u -d $W/runs/berthc.XXXXXX) --content-only
+SH
 cat > "$W/pull-skopeo.sh" <<SH
 exec skopeo copy -q --src-tls-verify=false docker://$REF oci:\$(mktemp -u -d $W/runs/skopeo.XXXXXX):x
 SH
 
 # Sanity: each puller works once (and Berth's result is a usable layer stack).
-for t in berth podman skopeo; do sh "$W/pull-$t.sh"; done
+for t in berth podman skopeo berth-content; do sh "$W/pull-$t.sh"; done
 
 hyperfine -N --warmup "$WARMUP" --runs "$RUNS" --export-json "$RESULTS/pull.json" --prepare sync \
   --command-name berth "sh $W/pull-berth.sh" \
   --command-name 'podman pull' "sh $W/pull-podman.sh" \
-  --command-name 'skopeo copy' "sh $W/pull-skopeo.sh"
+  --command-name 'skopeo copy' "sh $W/pull-skopeo.sh" \
+  --command-name 'berth, content only (no unpack)' "sh $W/pull-berth-content.sh"
 
 # Alternating runs (ALTERNATE=N pairs): berth, podman, berth, ... so that a change in the load
 # lands on both sides; wall seconds per run, then medians.
@@ -124,6 +128,17 @@ import fs from 'node:fs';
 const { unpackLayer } = await import('$ROOT/dist/src/storage/unpack.js');
 await unpackLayer(fs.createReadStream(process.argv[2], { highWaterMark: 1 << 20 }), process.argv[3], { maxBytes: 16 * 1024 ** 3 });
 JS
+# What every unpacking puller must do at least, writing nothing: decompress and hash the layer.
+cat > "$W/gunzip.mjs" <<JS
+import fs from 'node:fs';
+import crypto from 'node:crypto';
+import zlib from 'node:zlib';
+import { pipeline } from 'node:stream/promises';
+const hash = crypto.createHash('sha256');
+await pipeline(fs.createReadStream(process.argv[2], { highWaterMark: 1 << 20 }), zlib.createGunzip({ chunkSize: 128 * 1024 }), async function* (chunks) {
+  for await (const c of chunks) hash.update(c);
+});
+JS
 # On the disk, each run into a new directory (see the top); on a tmpfs, removed before each run.
 SHM=$(mktemp -d /dev/shm/berth-unpack-bench.XXXXXX)
 trap 'rm -rf "$SHM"; cleanup' EXIT
@@ -134,7 +149,8 @@ hyperfine -N --warmup 1 --runs "$RUNS" --export-json "$RESULTS/unpack.json" \
   --command-name 'berth unpackLayer' --prepare sync "sh -c 'exec node $W/unpack.mjs $LAYER \$(mktemp -u -d $W/runs/unpack.XXXXXX)'" \
   --command-name 'tar -xzf' --prepare sync "sh $W/unpack-tar.sh $W/runs" \
   --command-name 'berth unpackLayer, tmpfs' --prepare "rm -rf $SHM/u" "node $W/unpack.mjs $LAYER $SHM/u" \
-  --command-name 'tar -xzf, tmpfs' --prepare "rm -rf $SHM/u $SHM/tar.*" "sh $W/unpack-tar.sh $SHM"
+  --command-name 'tar -xzf, tmpfs' --prepare "rm -rf $SHM/u $SHM/tar.*" "sh $W/unpack-tar.sh $SHM" \
+  --command-name 'floor: gunzip + sha256 only (Node)' --prepare true "node $W/gunzip.mjs $LAYER"
 UNPACKED=$(gzip -dc "$LAYER" | wc -c)
 
 echo "== summary"
@@ -145,5 +161,6 @@ for (const r of pull.results) console.log(`pull: ${r.command.padEnd(26)} median 
 // Berth on the disk against tar on the disk, Berth on a tmpfs against tar on a tmpfs.
 for (const [i, r] of unpack.results.entries()) {
   const berth = unpack.results[i - (i % 2)];
+  if (i >= 4) { console.log(`unpack: ${r.command.padEnd(26)} median ${(med(r)*1000).toFixed(0).padStart(6)} ms`); continue; }
   console.log(`unpack: ${r.command.padEnd(26)} median ${(med(r)*1000).toFixed(0).padStart(6)} ms  ratio berth/this ${(med(berth)/med(r)).toFixed(2)}  ${(bytes/med(r)/1e6).toFixed(0)} MB/s of tar`);
 }' "$RESULTS/pull.json" "$RESULTS/unpack.json" "$UNPACKED"

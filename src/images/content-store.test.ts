@@ -1,6 +1,6 @@
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -308,4 +308,25 @@ test('garbageCollect does not follow digests inside layers or non-JSON blobs', a
   const notJson = await store.writeBlob(Buffer.from(`garbage ${victim.digest}`));
   const removed = store.garbageCollect([notJson.digest]);
   assert.deepEqual(removed, [victim.digest]);
+});
+
+test('a write that fails (a full file system) fails the blob and leaves nothing behind', { skip: process.getuid?.() === 0 ? false : 'needs root (mounts a tmpfs)' }, async () => {
+  const root = tempRoot();
+  // 256 KiB of room for a 2 MiB blob: the writes fail with ENOSPC part of the way.
+  const mounted = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=256k', 'berth-test', root]);
+  assert.equal(mounted.status, 0, String(mounted.stderr));
+  try {
+    const store = new LocalContentStore(root);
+    const data = Buffer.alloc(2 << 20, 'z');
+    const chunks: Buffer[] = [];
+    for (let i = 0; i < data.length; i += 16 << 10) chunks.push(data.subarray(i, i + (16 << 10)));
+    await assert.rejects(store.writeBlob(Readable.from(chunks), { digest: sha256Digest(data), size: data.length }), /ENOSPC|no space/i);
+    assert.deepEqual(blobFiles(root), []);
+    assert.deepEqual(ingestFiles(root), []);
+    // The store still works once there is room.
+    await store.writeBlob(hello);
+    assert.deepEqual(store.readBlob(helloDigest), hello);
+  } finally {
+    spawnSync('umount', [root]);
+  }
 });

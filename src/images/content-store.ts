@@ -92,10 +92,42 @@ export class LocalContentStore implements ContentStore {
     const ingest = path.join(this.ingestDir, `${process.pid}-${randomBytes(8).toString('hex')}`);
     const file = await fs.promises.open(ingest, 'wx', 0o600);
     let renamed = false;
+    // While one write is in flight the chunks that arrive are gathered, and the next write takes
+    // them all: an awaited write per chunk (16-64 KiB from a registry) was a thread-pool round
+    // trip each. The reader waits only when more than WRITE_AHEAD_BYTES wait to be written.
+    const waiting: Buffer[] = [];
+    let waitingBytes = 0;
+    let writing: Promise<void> | null = null;
+    let writeFailure: unknown = null;
+    const writeWaiting = (): void => {
+      if (writing || waiting.length === 0 || writeFailure) return;
+      const bufs = waiting.splice(0);
+      waitingBytes = 0;
+      writing = file.writev(bufs).then(
+        () => {
+          writing = null;
+          writeWaiting();
+        },
+        (e: unknown) => {
+          writing = null;
+          writeFailure ??= e;
+        },
+      );
+    };
+    const written = async (): Promise<void> => {
+      while (writing) await writing;
+    };
     try {
       const actual = await hashChunks(chunks, expected, async (chunk) => {
-        await file.write(chunk);
+        if (writeFailure) throw writeFailure;
+        waiting.push(chunk);
+        waitingBytes += chunk.length;
+        writeWaiting();
+        while (writing && waitingBytes >= WRITE_AHEAD_BYTES) await writing;
       });
+      writeWaiting();
+      await written();
+      if (writeFailure) throw writeFailure;
       checkExpected(actual, expected);
       opts.onVerified?.();
       await file.sync();
@@ -106,6 +138,7 @@ export class LocalContentStore implements ContentStore {
       return actual;
     } finally {
       if (!renamed) {
+        await written(); // no write goes on into a closed descriptor
         await file.close().catch(() => undefined); // already closed is fine
         await fs.promises.rm(ingest, { force: true });
       }
@@ -183,6 +216,9 @@ export class LocalContentStore implements ContentStore {
 }
 
 /** Hashes and counts a stream, passing each chunk on; stops early once past the expected size. */
+/** See writeBlob. */
+const WRITE_AHEAD_BYTES = 1 << 20;
+
 async function hashChunks(
   chunks: AsyncIterable<Buffer | string> | Iterable<Buffer>,
   expected: Partial<BlobInfo>,
