@@ -4,11 +4,17 @@
  * invocations, so that each costs this exec and a round trip instead of a Node start (~40 ms
  * here, plus ~20 ms of loading the CLI).
  *
- * The server runs only commands that read no input and need no terminal (src/cli/served.ts);
- * it answers "fallback" to the rest, which run in Node here as before, as does every command
- * when no server is up (one is started in the background for the commands to come), when
- * BERTH_CLI_SERVER=0, or when no private directory is there for its socket: /run/berth-cli
- * for root, $XDG_RUNTIME_DIR/berth-cli for other users (BERTH_CLI_SERVER_DIR overrides).
+ * The server runs the commands src/cli/served.ts allows; it answers "fallback" to the rest,
+ * which run in Node here as before, as does every command when no server is up (one is
+ * started in the background for the commands to come), when BERTH_CLI_SERVER=0, or when no
+ * private directory is there for its socket: /run/berth-cli for root,
+ * $XDG_RUNTIME_DIR/berth-cli for other users (BERTH_CLI_SERVER_DIR overrides).
+ *
+ * A command that reads input (run -i, exec -it, attach, a prune's question) gets ours: once the
+ * server says "stdin" we send what we read as "in <n>" messages and our end of input as
+ * "in-end" (paused and resumed by "stdin-pause" and "stdin-resume"). "raw 1" and "raw 0" put
+ * our terminal in raw mode (as Node's setRawMode does) and back; it is restored however we end.
+ * Our terminal's new size goes on SIGWINCH as "size <rows> <columns>".
  *
  * Signals are not forwarded (the Node command line does not forward them either): they end
  * this process as they would have ended Node's. A command that runs until Ctrl-C (logs -f,
@@ -18,11 +24,14 @@
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
+#include <errno.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include "served.h"
@@ -31,18 +40,99 @@
 
 extern char **environ;
 
+/* Our terminal's modes before "raw 1", while it is raw. */
+static struct termios saved_modes;
+static volatile sig_atomic_t raw_mode;
+
+static void restore_terminal(void) {
+  if (raw_mode) tcsetattr(0, TCSADRAIN, &saved_modes);
+  raw_mode = 0;
+}
+
+/* Raw as libuv makes it (UV_TTY_MODE_RAW), which is what the command does in Node. */
+static void set_raw(int on) {
+  if (!on) return restore_terminal();
+  if (raw_mode || !isatty(0) || tcgetattr(0, &saved_modes) < 0) return;
+  struct termios t = saved_modes;
+  t.c_iflag &= ~(tcflag_t)(BRKINT | ICRNL | INPCK | ISTRIP | IXON);
+  t.c_oflag |= ONLCR;
+  t.c_cflag |= CS8;
+  t.c_lflag &= ~(tcflag_t)(ECHO | ICANON | IEXTEN | ISIG);
+  t.c_cc[VMIN] = 1;
+  t.c_cc[VTIME] = 0;
+  if (tcsetattr(0, TCSADRAIN, &t) == 0) raw_mode = 1;
+}
+
+/* A signal that ends us: the terminal back as it was, then the signal's own end. */
+static void on_fatal(int signo) {
+  restore_terminal();
+  signal(signo, SIG_DFL);
+  raise(signo);
+}
+
 static int interrupt_status;
 static void on_interrupt(int signo) {
   (void)signo;
+  restore_terminal();
   _exit(interrupt_status);
 }
 
-/* "<isatty> <columns>" of fd, as the server's stand-ins for our stdout and stderr report. */
+static volatile sig_atomic_t resized;
+static void on_winch(int signo) {
+  (void)signo;
+  resized = 1;
+}
+
+/* "<isatty> <columns> <rows>" of fd, as the server's stand-ins for our stdout and stderr report. */
 static void terminal_of(int fd, char *buf, size_t len) {
   struct winsize ws = {0};
   int tty = isatty(fd);
   if (tty) ioctl(fd, TIOCGWINSZ, &ws);
-  snprintf(buf, len, "%d %u", tty, (unsigned)ws.ws_col);
+  snprintf(buf, len, "%d %u %u", tty, (unsigned)ws.ws_col, (unsigned)ws.ws_row);
+}
+
+static void send_size(int conn) {
+  struct winsize ws = {0};
+  char msg[64];
+  if (!isatty(1) || ioctl(1, TIOCGWINSZ, &ws) < 0) return;
+  int n = snprintf(msg, sizeof msg, "size %u %u\n", (unsigned)ws.ws_row, (unsigned)ws.ws_col);
+  served_send_all(conn, msg, (size_t)n);
+}
+
+/* Input for the command, while the server reads it. */
+static struct {
+  int wanted, paused, ended;
+} input;
+
+/* One read of our stdin, sent on: "in <n>" and the bytes, or "in-end" at its end. */
+static void forward_input(int conn) {
+  static char buf[65536];
+  ssize_t n = read(0, buf, sizeof buf);
+  if (n < 0 && (errno == EINTR || errno == EAGAIN)) return;
+  if (n <= 0) {
+    input.ended = 1;
+    served_send_all(conn, "in-end\n", 7);
+    return;
+  }
+  char head[32];
+  int h = snprintf(head, sizeof head, "in %zd\n", n);
+  if (served_send_all(conn, head, (size_t)h) == 0) served_send_all(conn, buf, (size_t)n);
+}
+
+/* The messages of the berth CLI server beyond those every command server sends. */
+static void handle(const char *line) {
+  if (sscanf(line, "interrupt-exit %d", &interrupt_status) == 1) {
+    struct sigaction sa = {.sa_handler = on_interrupt};
+    sigaction(SIGINT, &sa, NULL);
+  } else if (!strcmp(line, "stdin")) {
+    input.wanted = 1;
+  } else if (!strcmp(line, "stdin-pause")) {
+    input.paused = 1;
+  } else if (!strcmp(line, "stdin-resume")) {
+    input.paused = 0;
+  } else if (!strcmp(line, "raw 1") || !strcmp(line, "raw 0")) {
+    set_raw(line[4] == '1');
+  }
 }
 
 int main(int argc, char **argv) {
@@ -58,23 +148,41 @@ int main(int argc, char **argv) {
   }
   int conn = served_open(&s, off && !strcmp(off, "0") ? NULL : dir, SERVE_FLAG, 0);
 
-  /* The request: cwd, identity, our stdout's and stderr's terminals, the environment, argv. */
-  char cwd[PATH_MAX], id[1024], out_tty[32], err_tty[32], env_count[16];
+  /* The request: cwd, identity, whether our stdin is a terminal, our stdout's and stderr's
+     terminals, the environment, argv. */
+  char cwd[PATH_MAX], id[1024], in_tty[8], out_tty[48], err_tty[48], env_count[16];
   if (!getcwd(cwd, sizeof cwd) || served_identity(id, sizeof id, 1) < 0) served_run_in_node(&s);
+  snprintf(in_tty, sizeof in_tty, "%d", isatty(0));
   terminal_of(1, out_tty, sizeof out_tty);
   terminal_of(2, err_tty, sizeof err_tty);
   int nenv = 0;
   while (environ[nenv]) nenv++;
   snprintf(env_count, sizeof env_count, "%d", nenv);
-  const char **fields = calloc((size_t)nenv + 5, sizeof *fields);
+  const char **fields = calloc((size_t)nenv + 6, sizeof *fields);
   if (!fields) served_run_in_node(&s);
   fields[0] = cwd;
   fields[1] = id;
-  fields[2] = out_tty;
-  fields[3] = err_tty;
-  fields[4] = env_count;
-  for (int i = 0; i < nenv; i++) fields[5 + i] = environ[i];
-  if (served_send_request(conn, fields, nenv + 5, argv) < 0) served_run_in_node(&s);
+  fields[2] = in_tty;
+  fields[3] = out_tty;
+  fields[4] = err_tty;
+  fields[5] = env_count;
+  for (int i = 0; i < nenv; i++) fields[6 + i] = environ[i];
+
+  /* However we end, a raw terminal goes back as it was (signal handlers do not survive the
+     exec into Node of a fallback; the signal mask is the caller's again there). SIGWINCH is
+     taken only inside ppoll. */
+  atexit(restore_terminal);
+  struct sigaction fatal = {.sa_handler = on_fatal}, winch = {.sa_handler = on_winch};
+  const int fatal_signals[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT};
+  for (size_t i = 0; i < sizeof fatal_signals / sizeof *fatal_signals; i++) sigaction(fatal_signals[i], &fatal, NULL);
+  sigaction(SIGWINCH, &winch, NULL);
+  sigset_t with_winch, waiting_mask;
+  sigemptyset(&with_winch);
+  sigaddset(&with_winch, SIGWINCH);
+  sigprocmask(SIG_BLOCK, &with_winch, &waiting_mask);
+  sigdelset(&waiting_mask, SIGWINCH);
+
+  if (served_send_request(conn, fields, nenv + 6, argv) < 0) served_run_in_node(&s);
   free(fields);
 
   for (;;) {
@@ -82,11 +190,17 @@ int main(int argc, char **argv) {
     while (served_next_line(line, sizeof line)) {
       int handled = served_message(&s, conn, line);
       if (handled < 0) served_lost(&s, "berth");
-      if (!handled && sscanf(line, "interrupt-exit %d", &interrupt_status) == 1) {
-        struct sigaction sa = {.sa_handler = on_interrupt};
-        sigaction(SIGINT, &sa, NULL);
-      }
+      if (!handled) handle(line);
     }
-    if (!served_fill(conn)) served_lost(&s, "berth");
+    if (resized && s.accepted) send_size(conn);
+    resized = 0;
+    struct pollfd fds[2] = {{.fd = conn, .events = POLLIN}, {.fd = 0, .events = POLLIN}};
+    nfds_t nfds = input.wanted && !input.paused && !input.ended ? 2 : 1;
+    if (ppoll(fds, nfds, NULL, &waiting_mask) < 0) {
+      if (errno == EINTR) continue;
+      served_lost(&s, "berth");
+    }
+    if (nfds == 2 && fds[1].revents) forward_input(conn);
+    if (fds[0].revents && !served_fill(conn)) served_lost(&s, "berth");
   }
 }

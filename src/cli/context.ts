@@ -17,14 +17,21 @@ export class ExitError extends Error {
   }
 }
 
+/** An output of the command: a terminal's has its size and says when it changes ('resize'). */
+export type CliOutput = NodeJS.WritableStream & { isTTY?: boolean; columns?: number; getWindowSize?(): [number, number] };
+
+/** The command's input; a terminal's can be put in raw mode. */
+export type CliInput = NodeJS.ReadableStream & { isTTY?: boolean; setRawMode?(raw: boolean): unknown };
+
 /**
  * The command's side of the terminal: this process's stdio, environment and directory, or, in
- * the berth CLI server (server.ts), its client's. Input (stdin, a terminal) is only ever this
- * process's: the server serves no command that reads it (served.ts).
+ * the berth CLI server (server.ts), its client's, relayed.
  */
 export interface CliIo {
-  stdout: NodeJS.WritableStream & { isTTY?: boolean; columns?: number };
-  stderr: NodeJS.WritableStream & { isTTY?: boolean; columns?: number };
+  /** Touched only by commands that read input (making process.stdin costs a start ~3 ms). */
+  readonly stdin: CliInput;
+  stdout: CliOutput;
+  stderr: CliOutput;
   env: NodeJS.ProcessEnv;
   cwd: string;
   /** Aborted when the command is given up (the server's client went away): its connections end. */
@@ -34,6 +41,9 @@ export interface CliIo {
 }
 
 export const processIo: CliIo = {
+  get stdin() {
+    return process.stdin;
+  },
   stdout: process.stdout,
   stderr: process.stderr,
   env: process.env,
@@ -119,13 +129,15 @@ export async function confirm(ctx: Ctx, warning: string, force: boolean | undefi
       buf += c.toString('utf8');
       if (buf.includes('\n')) done();
     };
+    const input = ctx.io.stdin;
     const done = (): void => {
-      process.stdin.off('data', onData);
-      process.stdin.pause();
+      input.off('data', onData);
+      input.off('end', done);
+      input.pause();
       resolve(buf);
     };
-    process.stdin.on('data', onData);
-    process.stdin.once('end', done);
+    input.on('data', onData);
+    input.once('end', done);
   });
   return /^y(es)?$/i.test(line.trim());
 }

@@ -34,11 +34,12 @@ export interface Session {
 }
 
 /** Keeps the remote terminal's size in step with ours: now and on every SIGWINCH. */
-export function followResize(resize: (h: number, w: number) => Promise<unknown>): () => void {
-  const out = process.stdout;
-  if (!out.isTTY) return () => undefined;
+export function followResize(resize: (h: number, w: number) => Promise<unknown>, io: Pick<CliIo, 'stdout'> = processIo): () => void {
+  const out = io.stdout;
+  const size = consoleSize(io);
+  if (!size) return () => undefined;
   const send = (): void => {
-    const [w, h] = out.getWindowSize();
+    const [h, w] = consoleSize(io) ?? size;
     resize(h, w).catch(() => undefined);
   };
   send();
@@ -47,9 +48,9 @@ export function followResize(resize: (h: number, w: number) => Promise<unknown>)
 }
 
 /** The local terminal's size as [height, width], or undefined when stdout is no TTY. */
-export function consoleSize(): [number, number] | undefined {
-  if (!process.stdout.isTTY) return undefined;
-  const [w, h] = process.stdout.getWindowSize();
+export function consoleSize(io: Pick<CliIo, 'stdout'> = processIo): [number, number] | undefined {
+  if (!io.stdout.isTTY || !io.stdout.getWindowSize) return undefined;
+  const [w, h] = io.stdout.getWindowSize();
   return [h, w];
 }
 
@@ -58,15 +59,16 @@ export function consoleSize(): [number, number] | undefined {
  * daemon sends before start are kept); input only after start(), so that nothing typed is
  * lost or sent before the process exists.
  */
-export function session(h: Hijacked, o: SessionOptions, io: Pick<CliIo, 'stdout' | 'stderr'> = processIo): Session {
+export function session(h: Hijacked, o: SessionOptions, io: Pick<CliIo, 'stdin' | 'stdout' | 'stderr'> = processIo): Session {
   const { socket } = h;
   const useStdin = o.stdin && h.writable;
+  const input = useStdin ? io.stdin : undefined;
   let restoreTerminal = (): void => undefined;
-  if (useStdin && o.tty && process.stdin.isTTY) {
-    process.stdin.setRawMode(true);
+  if (input && o.tty && input.isTTY && input.setRawMode) {
+    input.setRawMode(true);
     restoreTerminal = () => {
       try {
-        process.stdin.setRawMode(false);
+        input.setRawMode?.(false);
       } catch {
         /* stdin closed */
       }
@@ -76,8 +78,7 @@ export function session(h: Hijacked, o: SessionOptions, io: Pick<CliIo, 'stdout'
   const done = new Promise<{ detached: boolean }>((resolve) => {
     finish = (r) => {
       restoreTerminal();
-      // Only a session that read stdin touches it: making process.stdin costs a start ~3 ms.
-      if (useStdin) process.stdin.pause();
+      input?.pause();
       resolve(r);
     };
   });
@@ -110,10 +111,10 @@ export function session(h: Hijacked, o: SessionOptions, io: Pick<CliIo, 'stdout'
   socket.on('error', () => finish({ detached: false }));
 
   const start = (): void => {
-    if (!useStdin) return;
+    if (!input) return;
     const watcher = new DetachWatcher(parseDetachKeys(o.detachKeys || DEFAULT_DETACH_KEYS));
     const sock = socket as Socket;
-    process.stdin.on('data', (chunk: Buffer) => {
+    input.on('data', (chunk: Buffer) => {
       // The escape sequence is watched for only on a terminal, as docker does.
       const { forward, detach } = o.tty ? watcher.feed(chunk) : { forward: chunk, detach: false };
       if (forward.length) sock.write(forward);
@@ -123,11 +124,11 @@ export function session(h: Hijacked, o: SessionOptions, io: Pick<CliIo, 'stdout'
         finish({ detached: true });
       }
     });
-    process.stdin.on('end', () => {
+    input.on('end', () => {
       // Half-close: the daemon closes the container's stdin, output keeps flowing.
       if (!sock.destroyed) sock.end();
     });
-    process.stdin.resume();
+    input.resume();
   };
   return { done, start };
 }

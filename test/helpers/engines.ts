@@ -19,7 +19,7 @@ export interface CmdResult {
 }
 
 /** Runs a command to completion (stdin closed), capturing its output. */
-export function cmd(file: string, args: string[], opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number; input?: string; cwd?: string } = {}): CmdResult {
+export function cmd(file: string, args: string[], opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number; input?: string | Buffer; cwd?: string } = {}): CmdResult {
   const r = spawnSync(file, args, {
     env: opts.env ?? process.env,
     cwd: opts.cwd,
@@ -48,14 +48,18 @@ export function which(...candidates: string[]): string | undefined {
   return undefined;
 }
 
-export type PtyStep = { expect: string } | { send: string };
+export type PtyStep = { expect: string } | { send: string } | { resize: [number, number] };
 
 /**
  * Runs argv on a new pseudo-terminal (test/helpers/pty-run.py), as someone typing at a
  * terminal: waits for each `expect` regex in the output, types each `send` text.
  */
-export function ptyRun(argv: string[], steps: PtyStep[], opts: { env?: NodeJS.ProcessEnv; timeoutS?: number } = {}): CmdResult {
-  const spec = JSON.stringify({ argv, steps, timeout: opts.timeoutS ?? 60 });
+export function ptyRun(
+  argv: string[],
+  steps: PtyStep[],
+  opts: { env?: NodeJS.ProcessEnv; timeoutS?: number; size?: [number, number]; reportModes?: boolean } = {},
+): CmdResult {
+  const spec = JSON.stringify({ argv, steps, timeout: opts.timeoutS ?? 60, size: opts.size, report_modes: opts.reportModes });
   return cmd('python3', [path.join(PACKAGE_ROOT, 'test', 'helpers', 'pty-run.py'), spec], { env: opts.env, timeoutMs: ((opts.timeoutS ?? 60) + 10) * 1000 });
 }
 

@@ -1,12 +1,13 @@
 /**
  * The berth CLI server (src/cli/server.ts) and its native client (bin/berth ->
- * native/build/berth): commands that read no input run in the server with the caller's
- * environment, directory, output and exit status, and print what the same command prints in
- * Node; the others (interactive ones, a client of another identity) run in Node. Needs root
- * and the test images.
+ * native/build/berth): commands run in the server with the caller's environment, directory,
+ * input, terminal, output and exit status, and print what the same command prints in Node;
+ * the others (local files: build, cp, save, load...; a client of another identity) run in
+ * Node. Needs root and the test images.
  */
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -14,7 +15,7 @@ import { after, before, describe, it } from 'node:test';
 
 import { PACKAGE_ROOT } from '../../src/common/paths.js';
 import { startBerthd, type PrivateBerthd } from '../helpers/berthd.js';
-import { cmd, type CmdResult } from '../helpers/engines.js';
+import { cmd, ptyRun, type CmdResult } from '../helpers/engines.js';
 import { testImagesDir } from '../helpers/images.js';
 import { rawRequest } from '../helpers/command-server.js';
 import { isRoot, waitFor } from '../helpers/runtime.js';
@@ -24,7 +25,7 @@ const serverDir = `/run/berth-cli-t-${process.pid}`;
 let daemon: PrivateBerthd | undefined;
 let tmp = '';
 
-function berth(args: string[], opts: { input?: string; env?: NodeJS.ProcessEnv; cwd?: string } = {}): CmdResult {
+function berth(args: string[], opts: { input?: string | Buffer; env?: NodeJS.ProcessEnv; cwd?: string } = {}): CmdResult {
   const env: NodeJS.ProcessEnv = { ...daemon!.env, BERTH_CLI_SERVER_DIR: serverDir, BERTH_CLI_SERVER_IDLE_MS: '30000', DOCKER_CONFIG: path.join(tmp, 'config'), ...opts.env };
   delete env.BERTH_HOST;
   return cmd(BERTH, args, { env, input: opts.input, timeoutMs: 60_000, cwd: opts.cwd });
@@ -113,10 +114,70 @@ describe('berth CLI server', { skip: !isRoot && 'needs root' }, () => {
     assert.equal(r.stdout, 'env file\n');
   });
 
-  it('runs a command that reads input in Node', () => {
+  it("relays the caller's input: run -i and exec -i with piped input, byte for byte, and a prune's question", () => {
     const r = served(['run', '--rm', '-i', '--network', 'none', 'busybox', 'cat'], { input: 'typed\n' });
-    assert.ok(!r.served);
-    assert.equal(r.stdout, 'typed\n');
+    assert.ok(r.served);
+    assert.deepEqual([r.status, r.stdout], [0, 'typed\n']);
+    // 6 MB: more than the server buffers before it asks the client to pause.
+    const big = Buffer.alloc(6 << 20);
+    for (let i = 0; i < big.length; i += 4) big.writeUInt32LE((i * 2654435761) >>> 0, i);
+    const digest = createHash('md5').update(big).digest('hex');
+    const sum = served(['run', '--rm', '-i', '--network', 'none', 'busybox', 'md5sum'], { input: big });
+    assert.ok(sum.served);
+    assert.equal(sum.stdout.split(' ')[0], digest);
+    const name = `srv-exec-${process.pid}`;
+    assert.equal(berth(['run', '-d', '--name', name, '--network', 'none', 'busybox', 'sleep', '60']).status, 0);
+    try {
+      const ex = served(['exec', '-i', name, 'sh', '-c', 'cat; exit 5'], { input: 'to exec\n' });
+      assert.ok(ex.served);
+      assert.deepEqual([ex.status, ex.stdout], [5, 'to exec\n']);
+    } finally {
+      berth(['rm', '-f', name]);
+    }
+    for (const answer of ['n\n', '']) {
+      const prune = served(['volume', 'prune'], { input: answer });
+      const node = berth(['volume', 'prune'], { input: answer, env: { BERTH_CLI_SERVER: '0' } });
+      assert.ok(prune.served);
+      assert.deepEqual([prune.status, prune.stdout, prune.stderr], [node.status, node.stdout, node.stderr]);
+      assert.match(prune.stdout, /Are you sure you want to continue\? \[y\/N\] $/);
+    }
+  });
+
+  it('runs -it on a real terminal: its size and a resize, raw mode restored after, the exit status; attach and its detach keys', () => {
+    const env: NodeJS.ProcessEnv = { ...daemon!.env, BERTH_CLI_SERVER_DIR: serverDir, BERTH_CLI_SERVER_IDLE_MS: '30000', DOCKER_CONFIG: path.join(tmp, 'config') };
+    delete env.BERTH_HOST;
+    const marker = /berth: run by the berth CLI server, pid \d+/;
+    for (const where of ['served', 'node']) {
+      const r = ptyRun(
+        [BERTH, '-D', 'run', '--rm', '-it', '--network', 'none', 'busybox', 'sh'],
+        [
+          { expect: '# ' },
+          // $((6*7)) shows that the typed line reached the shell; stty shows the terminal's size inside.
+          { send: 'echo typed-$((6*7)); stty size\r' },
+          { expect: 'typed-42\\s+33 101' },
+          { resize: [40, 120] },
+          { send: 'sleep 0.5; stty size\r' },
+          { expect: '40 120' },
+          { send: 'exit 3\r' },
+        ],
+        { env: { ...env, ...(where === 'node' ? { BERTH_CLI_SERVER: '0' } : {}) }, timeoutS: 30, size: [33, 101], reportModes: true },
+      );
+      assert.equal(r.status, 3, `${where}: ${r.stdout}\n${r.stderr}`);
+      assert.equal(marker.test(r.stdout), where === 'served', `${where}: ${r.stdout}`);
+      assert.match(r.stderr, /modes at the end: icanon=1 echo=1/, `${where}: the terminal is cooked again`);
+    }
+    const name = `srv-attach-${process.pid}`;
+    assert.equal(berth(['run', '-dit', '--name', name, '--network', 'none', 'busybox', 'sh']).status, 0);
+    try {
+      const r = ptyRun([BERTH, '-D', 'attach', name], [{ send: 'echo att-$((3*3))\r' }, { expect: 'att-9' }, { send: '\u0010\u0011' }], { env, timeoutS: 30, reportModes: true });
+      assert.match(r.stdout, marker);
+      assert.equal(r.status, 1, r.stdout);
+      assert.match(r.stdout, /read escape sequence/);
+      assert.match(r.stderr, /modes at the end: icanon=1 echo=1/);
+      assert.equal(berth(['inspect', '--format', '{{.State.Running}}', name]).stdout, 'true\n', 'detached, not stopped');
+    } finally {
+      berth(['rm', '-f', name]);
+    }
   });
 
   it("ends a command's connections to the daemon when its client goes away", async () => {
@@ -168,7 +229,7 @@ describe('berth CLI server', { skip: !isRoot && 'needs root' }, () => {
 
   it('refuses a client of another identity (it runs the command itself)', async () => {
     const sock = path.join(serverDir, fs.readdirSync(serverDir).find((f) => f.endsWith('.sock'))!);
-    const reply = await rawRequest(sock, ['/', 'mnt:1 pid:1 user:1 cgroup:1 net:1 root:1:1 uid:0 gid:0 groups:0', '0 0', '0 0', '0', 'ps']);
+    const reply = await rawRequest(sock, ['/', 'mnt:1 pid:1 user:1 cgroup:1 net:1 root:1:1 uid:0 gid:0 groups:0', '0', '0 0 0', '0 0 0', '0', 'ps']);
     assert.equal(reply, 'fallback identity\n');
   });
 });

@@ -332,6 +332,8 @@ describe('berth CLI', { skip, timeout: 600_000 }, () => {
       assert.equal(r.status, 1, `${verb.join(' ')}: ${r.stderr}`);
       assert.match(r.stderr, new RegExp(`^Error response from daemon: No such container: ${prefix}nosuch$`, 'im'), verb.join(' '));
     }
+    const noFile = berth(['load', '-i', `/${prefix}nosuch.tar`]);
+    assert.deepEqual([noFile.status, noFile.stderr], [1, `open /${prefix}nosuch.tar: no such file or directory\n`]);
     const insp = berth(['inspect', `${prefix}nosuch`]);
     assert.deepEqual([insp.status, insp.stdout], [1, '[]\n']);
     assert.match(insp.stderr, /^Error: No such object: /m);

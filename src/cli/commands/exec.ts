@@ -27,7 +27,7 @@ export const exec: Define = (cmd, ctx, set) =>
         }
         env = env.map((e) => (e.includes('=') || ctx.io.env[e] === undefined ? e : `${e}=${ctx.io.env[e]}`));
         const tty = !!o.tty;
-        const size = tty ? consoleSize() : undefined;
+        const size = tty ? consoleSize(ctx.io) : undefined;
         const created = await ctx.client.post<{ Id: string }>(`/containers/${enc(container)}/exec`, undefined, {
           User: o.user ?? '',
           Privileged: !!o.privileged,
@@ -48,7 +48,7 @@ export const exec: Define = (cmd, ctx, set) =>
         }
         const h = await ctx.client.hijack(`/exec/${id}/start`, undefined, { Detach: false, Tty: tty, ConsoleSize: size ?? null });
         const s = session(h, { tty, stdin: !!o.interactive, stdout: true, stderr: true, detachKeys: o.detachKeys }, ctx.io);
-        const stopResize = tty ? followResize((hh, w) => ctx.client.post(`/exec/${id}/resize`, { h: hh, w })) : () => undefined;
+        const stopResize = tty ? followResize((hh, w) => ctx.client.post(`/exec/${id}/resize`, { h: hh, w }), ctx.io) : () => undefined;
         s.start();
         const { detached } = await s.done;
         stopResize();
@@ -72,8 +72,8 @@ export const attach: Define = (cmd, ctx, set) =>
         const opts = { tty: info.Config.Tty, stdin: o.stdin && info.Config.OpenStdin, stdout: true, stderr: true, detachKeys: o.detachKeys };
         const h = await attachContainer(ctx.client, info.Id, opts);
         const waitRes = await ctx.client.raw('POST', `/containers/${enc(info.Id)}/wait`, { query: { condition: 'next-exit' } });
-        const s = session(h, opts);
-        const stopResize = opts.tty ? followResize((hh, w) => ctx.client.post(`/containers/${enc(info.Id)}/resize`, { h: hh, w })) : () => undefined;
+        const s = session(h, opts, ctx.io);
+        const stopResize = opts.tty ? followResize((hh, w) => ctx.client.post(`/containers/${enc(info.Id)}/resize`, { h: hh, w }), ctx.io) : () => undefined;
         s.start();
         const { detached } = await s.done;
         stopResize();

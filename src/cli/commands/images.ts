@@ -165,8 +165,18 @@ export const load: Define = (cmd, ctx, set) =>
     .action(
       action(set, async (o: { input?: string; quiet?: boolean }) => {
         if (!o.input && process.stdin.isTTY) throw new ExitError(1, 'requested load from stdin, but stdin is empty');
-        const body = o.input ? fs.createReadStream(o.input) : process.stdin;
-        if (o.input && !fs.existsSync(o.input)) throw new ExitError(1, `open ${o.input}: no such file or directory`);
+        let body: NodeJS.ReadableStream = process.stdin;
+        if (o.input) {
+          // Opened first: a file that cannot be read is an error message, not a stream's unhandled 'error'.
+          let fd: number;
+          try {
+            fd = fs.openSync(ctx.path(o.input), 'r');
+          } catch (e) {
+            const err = e as NodeJS.ErrnoException;
+            throw new ExitError(1, `open ${o.input}: ${err.code === 'ENOENT' ? 'no such file or directory' : err.message}`);
+          }
+          body = fs.createReadStream('', { fd });
+        }
         const res = await ctx.client.raw('POST', '/images/load', { query: { quiet: o.quiet || !process.stdout.isTTY }, body, headers: { 'Content-Type': 'application/x-tar' } });
         try {
           await displayJsonStream(res, process.stdout);

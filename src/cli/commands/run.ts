@@ -106,7 +106,7 @@ async function createContainer(ctx: Ctx, flags: Flags, image: string, args: stri
     const envFiles = (flags.envFile ?? []).flatMap((f) => parseEnvFile(fs.readFileSync(ctx.path(f), 'utf8'), ctx.io.env));
     // commander reads --no-healthcheck as healthcheck: false.
     const given = (flags as { healthcheck?: boolean }).healthcheck === false ? { ...flags, noHealthcheck: true } : flags;
-    req = buildCreateRequest(given, image, args, { env: ctx.io.env, envFiles, consoleSize: flags.tty ? consoleSize() : undefined });
+    req = buildCreateRequest(given, image, args, { env: ctx.io.env, envFiles, consoleSize: flags.tty ? consoleSize(ctx.io) : undefined });
   } catch (e) {
     if (e instanceof FlagError || (e as NodeJS.ErrnoException).code) throw new ExitError(125, `berth: ${(e as Error).message}\nSee 'berth run --help'.`);
     throw e;
@@ -171,7 +171,7 @@ export async function attachStartWait(
     }
   }
   let stopResize = (): void => undefined;
-  if (o.tty) stopResize = followResize((h, w) => ctx.client.post(`/containers/${encodeURIComponent(id)}/resize`, { h, w }));
+  if (o.tty) stopResize = followResize((h, w) => ctx.client.post(`/containers/${encodeURIComponent(id)}/resize`, { h, w }), ctx.io);
   s.start();
   const { detached } = await s.done;
   stopResize();
