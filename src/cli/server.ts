@@ -160,7 +160,8 @@ export async function serve(args: string[], main: Main, isGroup: (word: string) 
       });
       sock.resume(); // readHeader left it paused
       // With -D (docker's --debug), say where the command ran.
-      if (argv.slice(0, argv.indexOf(argv.find((a) => !a.startsWith('-')) ?? '')).some((a) => a === '-D' || a === '--debug')) {
+      const firstWord = argv.findIndex((a) => !a.startsWith('-'));
+      if (argv.slice(0, firstWord < 0 ? argv.length : firstWord).some((a) => a === '-D' || a === '--debug')) {
         stderr.write(`berth: run by the berth CLI server, pid ${process.pid}\n`);
       }
       let code: number;

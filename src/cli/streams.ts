@@ -36,10 +36,9 @@ export interface Session {
 /** Keeps the remote terminal's size in step with ours: now and on every SIGWINCH. */
 export function followResize(resize: (h: number, w: number) => Promise<unknown>, io: Pick<CliIo, 'stdout'> = processIo): () => void {
   const out = io.stdout;
-  const size = consoleSize(io);
-  if (!size) return () => undefined;
+  if (!consoleSize(io)) return () => undefined;
   const send = (): void => {
-    const [h, w] = consoleSize(io) ?? size;
+    const [h, w] = consoleSize(io)!;
     resize(h, w).catch(() => undefined);
   };
   send();

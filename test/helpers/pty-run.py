@@ -10,7 +10,7 @@ command gets SIGWINCH). With "report_modes", stderr gets a line "pty-run: modes 
 icanon=N echo=N" (whether the command left its terminal cooked). Writes the whole transcript
 to stdout; exits with the command's exit status, or 124 (and a message on stderr) if a step or
 the command timed out."""
-import fcntl, json, os, re, select, signal, struct, sys, termios, time
+import fcntl, json, os, pty, re, select, signal, struct, sys, termios, time
 
 cfg = json.loads(sys.argv[1])
 deadline = time.monotonic() + cfg.get("timeout", 30)
@@ -22,23 +22,11 @@ def set_size(fd, rows, cols):
     fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
 
 
-# As pty.fork(), with the terminal's size set before the command starts.
-master, slave = os.openpty()
-if "size" in cfg:
-    set_size(slave, *cfg["size"])
-pid = os.fork()
+pid, master = pty.fork()
 if pid == 0:
-    os.close(master)
-    os.setsid()
-    fcntl.ioctl(slave, termios.TIOCSCTTY, 0)
-    for fd in (0, 1, 2):
-        os.dup2(slave, fd)
-    if slave > 2:
-        os.close(slave)
+    if "size" in cfg:
+        set_size(0, *cfg["size"])
     os.execvpe(cfg["argv"][0], cfg["argv"], env)
-if not cfg.get("report_modes"):
-    os.close(slave)  # else kept, to read its modes once the command has ended
-    slave = None
 
 out = b""
 pos = 0  # where the next expect starts looking
@@ -91,26 +79,14 @@ for step in cfg.get("steps", []):
     if "resize" in step:
         set_size(master, *step["resize"])
 
-# Drain until the command ends (its side of the terminal closes: EIO; with report_modes we
-# hold that side open, so: until it has exited and nothing more comes).
-exited = None
-while read_some(max(0, min(0.2, deadline - time.monotonic()))):
+# Drain until the command ends (its side of the terminal closes: EIO).
+while read_some(max(0, deadline - time.monotonic())):
     if time.monotonic() >= deadline:
         give_up("timed out waiting for the command to end")
-    if slave is not None and exited is None:
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            exited = status
-            while read_some(0.2) and len(select.select([master], [], [], 0)[0]):
-                pass
-            break
-if slave is not None:
-    lflag = termios.tcgetattr(slave)[3]
+if cfg.get("report_modes"):
+    # The master reports the modes its terminal was left in (Linux shares them between the two ends).
+    lflag = termios.tcgetattr(master)[3]
     sys.stderr.write("pty-run: modes at the end: icanon=%d echo=%d\n" % (bool(lflag & termios.ICANON), bool(lflag & termios.ECHO)))
-    os.close(slave)
-if exited is not None:
-    sys.stdout.buffer.write(out)
-    sys.exit(os.waitstatus_to_exitcode(exited))
 while True:
     done, status = os.waitpid(pid, os.WNOHANG)
     if done:

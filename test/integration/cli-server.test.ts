@@ -25,10 +25,15 @@ const serverDir = `/run/berth-cli-t-${process.pid}`;
 let daemon: PrivateBerthd | undefined;
 let tmp = '';
 
-function berth(args: string[], opts: { input?: string | Buffer; env?: NodeJS.ProcessEnv; cwd?: string } = {}): CmdResult {
-  const env: NodeJS.ProcessEnv = { ...daemon!.env, BERTH_CLI_SERVER_DIR: serverDir, BERTH_CLI_SERVER_IDLE_MS: '30000', DOCKER_CONFIG: path.join(tmp, 'config'), ...opts.env };
+/** The environment of a berth client of this test's daemon and server (extra entries added). */
+function clientEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...daemon!.env, BERTH_CLI_SERVER_DIR: serverDir, BERTH_CLI_SERVER_IDLE_MS: '30000', DOCKER_CONFIG: path.join(tmp, 'config'), ...extra };
   delete env.BERTH_HOST;
-  return cmd(BERTH, args, { env, input: opts.input, timeoutMs: 60_000, cwd: opts.cwd });
+  return env;
+}
+
+function berth(args: string[], opts: { input?: string | Buffer; env?: NodeJS.ProcessEnv; cwd?: string } = {}): CmdResult {
+  return cmd(BERTH, args, { env: clientEnv(opts.env), input: opts.input, timeoutMs: 60_000, cwd: opts.cwd });
 }
 
 /** Runs with -D, which the server answers with a line saying it ran the command. */
@@ -144,8 +149,7 @@ describe('berth CLI server', { skip: !isRoot && 'needs root' }, () => {
   });
 
   it('runs -it on a real terminal: its size and a resize, raw mode restored after, the exit status; attach and its detach keys', () => {
-    const env: NodeJS.ProcessEnv = { ...daemon!.env, BERTH_CLI_SERVER_DIR: serverDir, BERTH_CLI_SERVER_IDLE_MS: '30000', DOCKER_CONFIG: path.join(tmp, 'config') };
-    delete env.BERTH_HOST;
+    const env = clientEnv();
     const marker = /berth: run by the berth CLI server, pid \d+/;
     for (const where of ['served', 'node']) {
       const r = ptyRun(
@@ -160,7 +164,7 @@ describe('berth CLI server', { skip: !isRoot && 'needs root' }, () => {
           { expect: '40 120' },
           { send: 'exit 3\r' },
         ],
-        { env: { ...env, ...(where === 'node' ? { BERTH_CLI_SERVER: '0' } : {}) }, timeoutS: 30, size: [33, 101], reportModes: true },
+        { env: clientEnv(where === 'node' ? { BERTH_CLI_SERVER: '0' } : {}), timeoutS: 30, size: [33, 101], reportModes: true },
       );
       assert.equal(r.status, 3, `${where}: ${r.stdout}\n${r.stderr}`);
       assert.equal(marker.test(r.stdout), where === 'served', `${where}: ${r.stdout}`);
@@ -186,8 +190,7 @@ describe('berth CLI server', { skip: !isRoot && 'needs root' }, () => {
     // At rest it has its listening socket only (the connections of the tests before may still be closing).
     const idle = 1;
     await waitFor(() => sockets() === idle, 5000, 'the server at rest');
-    const env: NodeJS.ProcessEnv = { ...daemon!.env, BERTH_CLI_SERVER_DIR: serverDir, BERTH_CLI_SERVER_IDLE_MS: '30000', DOCKER_CONFIG: path.join(tmp, 'config') };
-    delete env.BERTH_HOST;
+    const env = clientEnv();
     const name = `srv-gone-${process.pid}`;
     const client = spawn(BERTH, ['run', '--rm', '--name', name, '--network', 'none', 'busybox', 'sleep', '60'], { env, stdio: 'ignore' });
     try {
@@ -205,8 +208,7 @@ describe('berth CLI server', { skip: !isRoot && 'needs root' }, () => {
     const [pid] = serverPids();
     const name = `srv-follow-${process.pid}`;
     assert.equal(berth(['run', '-d', '--name', name, '--network', 'none', 'busybox', 'sh', '-c', 'echo ready; sleep 60']).status, 0);
-    const env: NodeJS.ProcessEnv = { ...daemon!.env, BERTH_CLI_SERVER_DIR: serverDir, BERTH_CLI_SERVER_IDLE_MS: '30000', DOCKER_CONFIG: path.join(tmp, 'config') };
-    delete env.BERTH_HOST;
+    const env = clientEnv();
     /** Follows the logs until the first line, then interrupts; resolves with the exit status. */
     const followThenInterrupt = async (extraEnv: NodeJS.ProcessEnv, program: string): Promise<number | null> => {
       const client = spawn(BERTH, ['logs', '-f', name], { env: { ...env, ...extraEnv }, stdio: ['ignore', 'pipe', 'pipe'] });
