@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Pull benchmark: Berth's pullImage (bench/pull-image.mjs) vs `skopeo copy` (to an OCI layout, no
-# unpack) and `podman pull` (unpacks into containers/storage, overlay driver), each into a fresh
-# store per run, pulling the same image from a local registry on 127.0.0.1, in ONE hyperfine run.
+# Pull benchmark: Berth's pullImage (bench/pull-image.mjs) vs `podman pull` and `skopeo copy`,
+# each into a fresh store per run, pulling the same image from a local registry on 127.0.0.1, in
+# ONE hyperfine run. skopeo copies twice: into containers-storage (overlay driver; it unpacks the
+# layers, as podman pull and Berth do) and into an OCI layout (it only downloads, so it is compared
+# with Berth's download alone, `pull-image.mjs --content-only`). The summary pairs like with like.
 # Then unpack throughput: Berth's unpackLayer vs `tar -xzf` of the same layer blob, on the disk
 # and on a tmpfs (the unpacker's own cost, without the disk's).
 #
@@ -15,7 +17,7 @@
 #   bash bench/pull.sh              # busybox + multilayer images, pulls multilayer
 #   bash bench/pull.sh --debian     # also builds the Debian image (+45-80 s) and pulls it
 #   RUNS=10 PORT=15500 RESULTS=/dir bash bench/pull.sh
-#   ALTERNATE=6 bash bench/pull.sh --debian   # also 6 alternating berth/podman pairs (fairer under a changing load)
+#   ALTERNATE=6 bash bench/pull.sh --debian   # also 6 alternating rounds of the unpacking pullers (fairer under a changing load)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -38,9 +40,12 @@ for t in hyperfine skopeo podman; do command -v $t >/dev/null || apt-get install
 W=$(mktemp -d /tmp/berth-pull-bench.XXXXXX)
 cleanup() {
   set +e # everything below is tried, whatever fails
+  sh "$W/berthd-stop.sh" 2>/dev/null
+  pkill -f -- "--berth-cli-serve $W/cli" 2>/dev/null
+  rmdir /sys/fs/cgroup/*/berth-pull-bench 2>/dev/null
   bash "$SHARED/testimages/registry.sh" stop "$W/reg" "$PORT" >/dev/null 2>&1 || true
   # podman's overlay driver leaves its store's home bind-mounted on itself.
-  for r in "$W"/runs/p.*; do
+  for r in "$W"/runs/p.* "$W"/runs/s.*; do
     [[ -d $r ]] || continue
     podman --root "$r/root" --runroot "$r/run" --storage-driver overlay system reset -f >/dev/null 2>&1
     umount -R "$r/root/overlay" 2>/dev/null
@@ -65,6 +70,8 @@ else
 fi
 bash "$SHARED/testimages/registry.sh" start "$W/reg" "$PORT" >/dev/null
 skopeo copy -q --dest-tls-verify=false "oci:$W/img/oci:$IMAGE" "docker://127.0.0.1:$PORT/$IMAGE:latest"
+# To warm up each new berthd with (see berthd-fresh.sh below).
+skopeo copy -q --dest-tls-verify=false "oci:$W/img/oci:busybox" "docker://127.0.0.1:$PORT/warmup:latest"
 REF=127.0.0.1:$PORT/$IMAGE:latest
 echo "pulling $REF"
 
@@ -90,28 +97,60 @@ SH
 cat > "$W/pull-skopeo.sh" <<SH
 exec skopeo copy -q --src-tls-verify=false docker://$REF oci:\$(mktemp -u -d $W/runs/skopeo.XXXXXX):x
 SH
+cat > "$W/pull-skopeo-storage.sh" <<SH
+r=\$(mktemp -d $W/runs/s.XXXX)
+exec skopeo copy -q --src-tls-verify=false docker://$REF "containers-storage:[overlay@\$r/root+\$r/run]$REF"
+SH
+
+# `berth pull` as a user runs it: the berth CLI asking a running berthd. Before each timed pull a
+# new berthd starts on a new data root (hyperfine's --prepare), so that every pull starts from an
+# empty store without deleting anything (see the top); the one before is stopped, its data kept.
+cat > "$W/berthd-stop.sh" <<SH
+if [ -f $W/berthd.pid ]; then
+  p=\$(cat $W/berthd.pid); kill \$p 2>/dev/null; while kill -0 \$p 2>/dev/null; do sleep 0.02; done
+fi
+umount $W/exec 2>/dev/null; true
+SH
+cat > "$W/berthd-fresh.sh" <<SH
+sh $W/berthd-stop.sh
+d=\$(mktemp -d $W/runs/d.XXXX)
+$ROOT/bin/berthd --data-root \$d --exec-root $W/exec -H unix://$W/berthd.sock -p $W/berthd.pid -b none \\
+  --cgroup-parent /berth-pull-bench --insecure-registry 127.0.0.1:$PORT >\$d.log 2>&1 &
+for i in \$(seq 1 200); do $ROOT/bin/berth -H unix://$W/berthd.sock version >/dev/null 2>&1 && break; sleep 0.05; done
+# A daemon that has served a pull before, as a user's has: the first one loads and compiles code.
+$ROOT/bin/berth -H unix://$W/berthd.sock pull -q 127.0.0.1:$PORT/warmup:latest >/dev/null || { echo "berthd: \$(cat \$d.log)" >&2; exit 1; }
+sync
+SH
+export BERTH_CLI_SERVER_DIR=$W/cli # the berth CLI's server: ours, stopped at the end
+cat > "$W/pull-berthd.sh" <<SH
+exec $ROOT/bin/berth -H unix://$W/berthd.sock pull -q $REF >/dev/null
+SH
 
 # Sanity: each puller works once (and Berth's result is a usable layer stack).
-for t in berth podman skopeo berth-content; do sh "$W/pull-$t.sh"; done
+for t in berth podman skopeo-storage skopeo berth-content; do sh "$W/pull-$t.sh"; done
+sh "$W/berthd-fresh.sh" && sh "$W/pull-berthd.sh"
 
-hyperfine -N --warmup "$WARMUP" --runs "$RUNS" --export-json "$RESULTS/pull.json" --prepare sync \
-  --command-name berth "sh $W/pull-berth.sh" \
-  --command-name 'podman pull' "sh $W/pull-podman.sh" \
-  --command-name 'skopeo copy' "sh $W/pull-skopeo.sh" \
-  --command-name 'berth, content only (no unpack)' "sh $W/pull-berth-content.sh"
+hyperfine -N --warmup "$WARMUP" --runs "$RUNS" --export-json "$RESULTS/pull.json" \
+  --command-name 'berth pullImage (new Node process)' --prepare sync "sh $W/pull-berth.sh" \
+  --command-name 'podman pull' --prepare sync "sh $W/pull-podman.sh" \
+  --command-name 'skopeo copy to containers-storage' --prepare sync "sh $W/pull-skopeo-storage.sh" \
+  --command-name 'skopeo copy to an OCI layout (no unpack)' --prepare sync "sh $W/pull-skopeo.sh" \
+  --command-name 'berth, content only (no unpack)' --prepare sync "sh $W/pull-berth-content.sh" \
+  --command-name 'berth pull (berth CLI -> berthd)' --prepare "sh $W/berthd-fresh.sh" "sh $W/pull-berthd.sh"
 
-# Alternating runs (ALTERNATE=N pairs): berth, podman, berth, ... so that a change in the load
-# lands on both sides; wall seconds per run, then medians.
+# Alternating runs (ALTERNATE=N rounds): berth CLI -> berthd, podman, skopeo into
+# containers-storage, pullImage in Node, berth CLI -> berthd, ... so that a change in the load
+# lands on every side; wall seconds per run, then medians.
 if [[ ${ALTERNATE:-0} -gt 0 ]]; then
   : > "$RESULTS/alternate.txt"
   for i in $(seq 1 "$ALTERNATE"); do
-    for t in berth podman; do
-      sync
+    for t in berthd podman skopeo-storage berth; do
+      if [[ $t == berthd ]]; then sh "$W/berthd-fresh.sh"; else sync; fi
       s=$(date +%s.%N); sh "$W/pull-$t.sh"; e=$(date +%s.%N)
       echo "$t $(echo "$e - $s" | bc)" >> "$RESULTS/alternate.txt"
     done
   done
-  for t in berth podman; do
+  for t in berthd podman skopeo-storage berth; do
     echo "alternate: $t median $(awk -v t=$t '$1 == t {print $2}' "$RESULTS/alternate.txt" | sort -n | awk '{a[NR]=$1} END {printf "%.2f s (fastest %.2f s, %d runs)", a[int((NR+1)/2)], a[1], NR}')"
   done
 fi
@@ -157,7 +196,13 @@ echo "== summary"
 node -e '
 const [pull, unpack, bytes] = [require(process.argv[1]), require(process.argv[2]), Number(process.argv[3])];
 const med = (r) => r.median;
-for (const r of pull.results) console.log(`pull: ${r.command.padEnd(26)} median ${(med(r)*1000).toFixed(0).padStart(6)} ms  ratio berth/this ${(med(pull.results[0])/med(r)).toFixed(2)}`);
+// Rows as hyperfine ran them; then like with like: the Berth pulls (they unpack) against the
+// pullers that unpack, the Berth download alone against the skopeo copy to a layout.
+const [node, podman, skopeoStorage, skopeoLayout, berthContent, berthd] = pull.results;
+for (const r of pull.results) console.log(`pull: ${r.command.padEnd(42)} median ${(med(r)*1000).toFixed(0).padStart(6)} ms`);
+for (const [a, b] of [[berthd, podman], [berthd, skopeoStorage], [node, podman], [node, skopeoStorage], [berthContent, skopeoLayout], [berthd, skopeoLayout]]) {
+  console.log(`ratio: ${a.command} / ${b.command}: ${(med(a)/med(b)).toFixed(2)}`);
+}
 // Berth on the disk against tar on the disk, Berth on a tmpfs against tar on a tmpfs.
 for (const [i, r] of unpack.results.entries()) {
   const berth = unpack.results[i - (i % 2)];
