@@ -19,7 +19,7 @@ import type { ImageStore } from '../images/image-store.js';
 import { parseImageConfig, parseManifest, parseTypedManifest } from '../images/manifest.js';
 import { pullImage, unpackImageLayers } from '../images/pull-image.js';
 import { dockerReference, familiarString, formatReference, missingImageName, parseReference, repositoryName, type ImageReference } from '../images/reference.js';
-import { fetchManifest, push, RegistryClient, RegistryError, repositoryScope, type RegistryAuth } from '../images/registry/index.js';
+import { fetchManifest, push, RegistryClient, RegistryError, repositoryScope, type RegistryAuth, type RegistryResponse } from '../images/registry/index.js';
 import { parseRegistryRef } from '../images/registry/ref.js';
 import type { ContentStore, Digest, ImageConfig, ImageManifest, ImageRecord, Platform } from '../images/types.js';
 import { MEDIA_TYPES } from '../images/types.js';
@@ -433,15 +433,15 @@ export class ImageService {
     const registry = host === 'index.docker.io' || host === 'registry-1.docker.io' ? 'docker.io' : host;
     const endpoint = parseRegistryRef(`${registry}/x`).endpoint;
     const client = new RegistryClient(registry, endpoint, { auth: { username, password }, insecure: this.insecureFor(registry), timeoutMs: 15_000 });
-    let res: Response;
+    let res: RegistryResponse;
     try {
       res = await client.request('GET', '/v2/', { scopes: [] });
     } catch (err) {
       if (err instanceof InvalidArgumentError && err.field === 'auth') throw new LoginRefusedError(`login attempt to ${client.baseUrl}/v2/ failed: ${err.message}`);
       if (err instanceof BerthError) throw err;
-      throw new SystemError(`cannot reach registry ${registry}: ${(err as Error).message}${causeText(err)}`);
+      throw new SystemError(`cannot reach registry ${registry}: ${(err as Error).message}`, { cause: err });
     }
-    await res.body?.cancel();
+    await res.body.cancel();
     if (res.status === 401 || res.status === 403) throw new LoginRefusedError(`login attempt to ${client.baseUrl}/v2/ failed with status: ${res.status} ${res.status === 401 ? 'Unauthorized' : 'Forbidden'}`);
     if (!res.ok) throw new SystemError(`login attempt to ${client.baseUrl}/v2/ failed with status: ${res.status}`);
     return { Status: 'Login Succeeded', IdentityToken: '' };
@@ -846,11 +846,6 @@ export class LoginRefusedError extends InvalidArgumentError {
   }
 }
 
-function causeText(err: unknown): string {
-  const cause = (err as { cause?: { message?: string; code?: string } }).cause;
-  return cause?.message ? ` (${cause.message})` : cause?.code ? ` (${cause.code})` : '';
-}
-
 /** dockerd's isImageIDPrefix. */
 function isIdPrefix(id: string, ref: string): boolean {
   return id.startsWith(ref) || id.slice(7).startsWith(ref);
@@ -869,10 +864,7 @@ export function isSingleReference(image: Pick<ImageRecord, 'names' | 'repoDigest
 
 /** dockerd's translatePullError: registry error codes → "manifest for … not found" and friends. */
 export function translatePullError(err: unknown, ref: ImageReference): unknown {
-  if (!(err instanceof RegistryError)) {
-    if (err instanceof TypeError) return new SystemError(`cannot reach registry ${ref.domain}: ${err.message}${causeText(err)}`);
-    return err;
-  }
+  if (!(err instanceof RegistryError)) return err; // a ConnectionError names the URL as dockerd does
   const first = err.errors[0];
   const cause = first ? `${(first.code ?? '').toLowerCase().replace(/_/g, ' ')}: ${first.message ?? ''}` : err.message;
   const name = familiarString({ domain: ref.domain, path: ref.path });

@@ -1,6 +1,7 @@
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -328,5 +329,36 @@ test('a write that fails (a full file system) fails the blob and leaves nothing 
     assert.deepEqual(store.readBlob(helloDigest), hello);
   } finally {
     spawnSync('umount', [root]);
+  }
+});
+
+test('a large blob is written back while it arrives: an fdatasync starts before its last byte', async () => {
+  const store = new LocalContentStore(tempRoot());
+  const data = randomBytes(20 << 20);
+  const events: string[] = [];
+  // FileHandle's prototype, through a handle of its own.
+  const probe = await fs.promises.open(fileURLToPath(import.meta.url), 'r');
+  const proto = Object.getPrototypeOf(probe) as { datasync(): Promise<void> };
+  await probe.close();
+  const datasync = proto.datasync;
+  proto.datasync = function (this: unknown) {
+    events.push('datasync');
+    return datasync.call(this);
+  };
+  try {
+    async function* arriving() {
+      for (let i = 0; i < data.length; i += 1 << 20) {
+        await new Promise((r) => setImmediate(r)); // as from a network: the writes keep up
+        events.push('chunk');
+        yield data.subarray(i, i + (1 << 20));
+      }
+    }
+    const info = await store.writeBlob(Readable.from(arriving()), { digest: sha256Digest(data), size: data.length });
+    assert.equal(info.size, data.length);
+    assert.deepEqual(store.readBlob(info.digest), data);
+    const first = events.indexOf('datasync');
+    assert.ok(first >= 0 && first < events.lastIndexOf('chunk'), `datasync before the last chunk: ${events.join(' ')}`);
+  } finally {
+    proto.datasync = datasync;
   }
 });

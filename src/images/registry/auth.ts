@@ -8,6 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 
 import { InvalidArgumentError, SystemError } from '../../common/errors.js';
+import type { RegistryResponse } from './client.js';
 
 export interface Credentials {
   username: string;
@@ -164,7 +165,7 @@ export class TokenCache {
   private readonly tokens = new Map<string, CachedToken>();
   constructor(
     private readonly credentials: Credentials | undefined,
-    private readonly fetchToken: (url: URL, headers: Record<string, string>) => Promise<Response>,
+    private readonly fetchToken: (url: URL, headers: Record<string, string>) => Promise<RegistryResponse>,
   ) {}
 
   private key(realm: string, service: string, scopes: string[]): string {

@@ -3,10 +3,18 @@
  * https or (only for registries configured as insecure) plain http, runs the auth challenge
  * flow (Basic, or Bearer tokens per scope), follows redirects itself (dropping Authorization
  * when the host changes, as Docker does) and maps registry errors to typed errors.
- * Uses Node's built-in fetch (undici).
+ *
+ * Over node:http(s), not Node's fetch: undici took ~70 ms to load at a process's first request,
+ * and its web streams ~20 ms of the main thread per 50 MB of layer (bench/README.md, session
+ * 21); the answer is a RegistryResponse, the part of a fetch Response this code uses.
  */
+import fs from 'node:fs';
+import http from 'node:http';
+import https from 'node:https';
 import net from 'node:net';
+import path from 'node:path';
 import { Readable } from 'node:stream';
+import tls from 'node:tls';
 
 import { BerthError, InvalidArgumentError, SystemError, type ErrorCode } from '../../common/errors.js';
 import { basicAuthorization, parseWWWAuthenticate, resolveCredentials, TokenCache, type Challenge, type Credentials, type RegistryAuth } from './auth.js';
@@ -24,6 +32,54 @@ export interface ClientOptions {
    * pause between two chunks of its body. Default 60 s.
    */
   timeoutMs?: number;
+  /** Where to look for `<host[:port]>/` TLS files (see registryTlsFiles); default DEFAULT_CERTS_DIRS. */
+  certsDirs?: readonly string[];
+}
+
+/** Per-registry TLS files, as dockerd reads /etc/docker/certs.d (podman reads it too). */
+export const DEFAULT_CERTS_DIRS: readonly string[] = ['/etc/berth/certs.d', '/etc/docker/certs.d'];
+
+/**
+ * TLS options for one https host[:port] from `<dir>/<host[:port]>/` in the first of `dirs` that
+ * has it, as dockerd reads them: each `*.crt` is a CA trusted beside the usual ones, and
+ * `<name>.cert` with `<name>.key` is the client certificate. Undefined when there is none.
+ */
+export function registryTlsFiles(host: string, dirs: readonly string[]): https.RequestOptions | undefined {
+  if (!host || host.startsWith('.') || host.includes('/') || host.includes('\\')) return undefined;
+  for (const dir of dirs) {
+    const d = path.join(dir, host);
+    let names: string[];
+    try {
+      names = fs.readdirSync(d).sort();
+    } catch {
+      continue;
+    }
+    const ca: Buffer[] = [];
+    const options: https.RequestOptions = {};
+    for (const name of names) {
+      if (name.endsWith('.crt')) ca.push(fs.readFileSync(path.join(d, name)));
+      if (name.endsWith('.cert') && options.cert === undefined) {
+        const key = path.join(d, name.slice(0, -'.cert'.length) + '.key');
+        if (!fs.existsSync(key)) throw new InvalidArgumentError(`client certificate ${path.join(d, name)} has no key ${key}`, 'certs.d');
+        options.cert = fs.readFileSync(path.join(d, name));
+        options.key = fs.readFileSync(key);
+      }
+    }
+    // A `ca` replaces Node's roots: they are given again, with NODE_EXTRA_CA_CERTS's.
+    if (ca.length) options.ca = [...tls.rootCertificates, ...extraCaCertificates(), ...ca];
+    return options;
+  }
+  return undefined;
+}
+
+function extraCaCertificates(): Buffer[] {
+  const file = process.env.NODE_EXTRA_CA_CERTS;
+  if (!file) return [];
+  try {
+    return [fs.readFileSync(file)];
+  } catch {
+    return []; // Node warned at startup
+  }
 }
 
 /** An error answer from a registry, with the HTTP status and the distribution error codes. */
@@ -41,14 +97,74 @@ export class RegistryError extends BerthError {
 export function isTransient(e: unknown): boolean {
   if (e instanceof RegistryError) return e.status >= 500 || e.status === 429 || e.status === 408;
   if (e instanceof TransientError) return true;
+  if (e instanceof ConnectionError) return isTransientCode(e.cause);
   if (e instanceof BerthError) return false;
-  if (e instanceof TypeError) return true; // fetch failed (connection refused, reset)
-  const code = (e as NodeJS.ErrnoException)?.code;
-  return typeof code === 'string' && /^(ECONNRESET|ECONNREFUSED|EPIPE|ETIMEDOUT|UND_ERR_|ERR_STREAM_PREMATURE_CLOSE)/.test(code);
+  return isTransientCode(e);
+}
+
+function isTransientCode(e: unknown): boolean {
+  const code = (e as NodeJS.ErrnoException | undefined)?.code;
+  return typeof code === 'string' && /^(ECONNRESET|ECONNREFUSED|EPIPE|ETIMEDOUT|EAI_AGAIN|ENETUNREACH|EHOSTUNREACH|ERR_STREAM_PREMATURE_CLOSE)$/.test(code);
 }
 
 /** A failure that may succeed on retry (short read, connection dropped mid-body). */
 export class TransientError extends SystemError {}
+
+/**
+ * A request that got no answer (no connection, a TLS failure, a reset before the headers),
+ * worded as Go's net/http words it: `Get "https://host/v2/": <what failed>`. Retried when the
+ * cause is a network error (a refused connection may be a registry still starting); a refused
+ * certificate is final.
+ */
+export class ConnectionError extends SystemError {}
+
+/** The part of a fetch Response that the registry code uses, over node:http(s). */
+export interface RegistryResponse {
+  readonly status: number;
+  readonly ok: boolean;
+  readonly headers: { get(name: string): string | null };
+  /** Read it to the end, or cancel() it: an unread body holds its connection. */
+  readonly body: ResponseBody;
+  text(): Promise<string>;
+}
+
+export interface ResponseBody extends AsyncIterable<Buffer> {
+  /** Discards the rest of the body (closing the connection if some is still to come). */
+  cancel(): Promise<void>;
+}
+
+function registryResponse(res: http.IncomingMessage, signal: AbortSignal | undefined): RegistryResponse {
+  // The caller's signal governs the body too: aborting it ends the body with its reason.
+  if (signal) {
+    const onAbort = () => res.destroy(signal.reason instanceof Error ? signal.reason : new TransientError(String(signal.reason)));
+    signal.addEventListener('abort', onAbort, { once: true });
+    res.once('close', () => signal.removeEventListener('abort', onAbort));
+  }
+  const status = res.statusCode ?? 0;
+  const body: ResponseBody = {
+    [Symbol.asyncIterator]: () => res[Symbol.asyncIterator]() as AsyncIterator<Buffer>,
+    cancel: async () => {
+      if (res.complete) res.resume();
+      else res.destroy();
+    },
+  };
+  return {
+    status,
+    ok: status >= 200 && status < 300,
+    headers: {
+      get: (name) => {
+        const v = res.headers[name.toLowerCase()];
+        return v === undefined ? null : Array.isArray(v) ? v.join(', ') : v;
+      },
+    },
+    body,
+    text: async () => {
+      const chunks: Buffer[] = [];
+      for await (const c of body) chunks.push(c);
+      return Buffer.concat(chunks).toString('utf8');
+    },
+  };
+}
 
 export async function withRetry<T>(fn: (attempt: number) => Promise<T>, attempts = 3, baseDelayMs = 200): Promise<T> {
   for (let attempt = 0; ; attempt++) {
@@ -107,6 +223,8 @@ export class RegistryClient {
   private challenge: Challenge | undefined;
   private readonly userAgent: string;
   readonly timeoutMs: number;
+  private readonly certsDirs: readonly string[];
+  private readonly tlsFiles = new Map<string, https.RequestOptions | undefined>();
 
   /** `registry` is the name used for credentials and the insecure list; `endpoint` the API host. */
   constructor(registry: string, endpoint: string, opts: ClientOptions = {}) {
@@ -117,6 +235,7 @@ export class RegistryClient {
     this.credentials = resolveCredentials(registry, opts.auth);
     this.userAgent = opts.userAgent ?? 'berth/0.1';
     this.timeoutMs = opts.timeoutMs ?? 60_000;
+    this.certsDirs = opts.certsDirs ?? DEFAULT_CERTS_DIRS;
     // A token realm over plain HTTP is allowed when it is configured as insecure, or when the
     // registry itself is plain HTTP and the realm is on the same host (another port).
     const registryHostname = new URL(this.baseUrl).hostname;
@@ -125,30 +244,53 @@ export class RegistryClient {
     );
   }
 
-  private async rawFetch(url: URL, method: string, headers: Record<string, string>, body: Buffer | Readable | undefined, allowHttp = false, signal?: AbortSignal): Promise<Response> {
-    const init: RequestInit & { duplex?: 'half' } = {
-      method,
-      headers: { 'user-agent': this.userAgent, 'accept-encoding': 'identity', ...headers },
-      redirect: 'manual',
-    };
-    if (body !== undefined) {
-      init.body = (body instanceof Readable ? Readable.toWeb(body) : new Uint8Array(body.buffer, body.byteOffset, body.length)) as unknown as BodyInit;
-      init.duplex = 'half';
-    }
+  private async rawFetch(url: URL, method: string, headers: Record<string, string>, body: Buffer | Readable | undefined, allowHttp = false, signal?: AbortSignal): Promise<RegistryResponse> {
     // Only http(s) to where we were sent; plain http only for insecure hosts.
     if (url.protocol === 'http:' && !allowHttp && !isInsecureHost(url.host, this.insecure)) {
       throw new InvalidArgumentError(`refusing plain HTTP to ${url.host}: not configured as an insecure registry`, 'insecure');
     }
     if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new InvalidArgumentError(`unsupported URL ${url.href}`, 'url');
-    // The timeout covers the wait for the response headers only: a large layer may take longer.
-    const ac = new AbortController();
-    const timer = setTimeout(() => ac.abort(new TransientError(`${method} ${url.host}${url.pathname}: no answer within ${this.timeoutMs} ms`)), this.timeoutMs);
-    init.signal = signal ? AbortSignal.any([ac.signal, signal]) : ac.signal;
-    try {
-      return await fetch(url, init);
-    } finally {
-      clearTimeout(timer);
+    if (signal?.aborted) throw signal.reason;
+    let tlsFiles: https.RequestOptions | undefined;
+    if (url.protocol === 'https:') {
+      if (!this.tlsFiles.has(url.host)) this.tlsFiles.set(url.host, registryTlsFiles(url.host, this.certsDirs));
+      tlsFiles = this.tlsFiles.get(url.host);
     }
+    return new Promise((resolve, reject) => {
+      const req = (url.protocol === 'https:' ? https : http).request(url, {
+        method,
+        headers: { 'user-agent': this.userAgent, 'accept-encoding': 'identity', ...headers },
+        ...tlsFiles,
+      });
+      let settled = false;
+      const done = (): boolean => {
+        if (settled) return false;
+        settled = true;
+        clearTimeout(timer);
+        signal?.removeEventListener('abort', onAbort);
+        return true;
+      };
+      const fail = (e: unknown): void => {
+        if (!done()) return;
+        req.destroy();
+        reject(e);
+      };
+      // The timeout covers the wait for the response headers only: a large layer may take longer.
+      const timer = setTimeout(() => fail(new TransientError(`${method} ${url.host}${url.pathname}: no answer within ${this.timeoutMs} ms`)), this.timeoutMs);
+      const onAbort = (): void => fail(signal!.reason);
+      signal?.addEventListener('abort', onAbort, { once: true });
+      req.on('error', (e) => fail(new ConnectionError(`${method[0]}${method.slice(1).toLowerCase()} ${JSON.stringify(url.href)}: ${e.message}`, { cause: e })));
+      req.on('response', (res) => {
+        if (done()) resolve(registryResponse(res, signal));
+        else res.destroy();
+      });
+      if (body instanceof Readable) {
+        body.on('error', (e) => fail(e));
+        body.pipe(req);
+      } else {
+        req.end(body);
+      }
+    });
   }
 
   private async authorization(scopes: string[]): Promise<string | undefined> {
@@ -163,7 +305,7 @@ export class RegistryClient {
    * Sends a request to `pathOrUrl` (a path under the registry, or an absolute URL such as an
    * upload location), with auth and redirects handled. The caller reads or discards the body.
    */
-  async request(method: string, pathOrUrl: string, opts: RequestOptions): Promise<Response> {
+  async request(method: string, pathOrUrl: string, opts: RequestOptions): Promise<RegistryResponse> {
     let retriedAuth = 0;
     const own = new URL(pathOrUrl, this.baseUrl).origin === new URL(this.baseUrl).origin;
     for (;;) {
@@ -174,7 +316,7 @@ export class RegistryClient {
       if (auth) headers.authorization = auth;
       let m = method;
       let body = opts.body?.();
-      let res: Response;
+      let res: RegistryResponse;
       let redirects = 0;
       for (;;) {
         res = await this.rawFetch(url, m, headers, body, false, opts.signal);
@@ -218,7 +360,7 @@ export class RegistryClient {
   }
 
   /** Reads the response body, refusing more than `limit` bytes (naming `what`). */
-  static async readLimited(res: Response, limit: number, what: string): Promise<Buffer> {
+  static async readLimited(res: RegistryResponse, limit: number, what: string): Promise<Buffer> {
     const len = res.headers.get('content-length');
     if (len !== null && Number(len) > limit) {
       await res.body?.cancel();
@@ -226,20 +368,18 @@ export class RegistryClient {
     }
     const chunks: Buffer[] = [];
     let total = 0;
-    if (res.body) {
-      for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
-        total += chunk.length;
-        if (total > limit) {
-          throw new InvalidArgumentError(`registry sent more than ${limit} bytes`, what);
-        }
-        chunks.push(Buffer.from(chunk));
+    for await (const chunk of res.body) {
+      total += chunk.length;
+      if (total > limit) {
+        throw new InvalidArgumentError(`registry sent more than ${limit} bytes`, what);
       }
+      chunks.push(chunk);
     }
     return Buffer.concat(chunks, total);
   }
 
   /** Turns a non-success response into a typed error (consuming a bounded part of its body). */
-  static async errorFrom(res: Response, what: string): Promise<RegistryError> {
+  static async errorFrom(res: RegistryResponse, what: string): Promise<RegistryError> {
     let text = '';
     try {
       text = (await RegistryClient.readLimited(res, 64 * 1024, what)).toString('utf8');

@@ -1,10 +1,12 @@
 /**
- * A small in-process OCI registry on 127.0.0.1 for unit tests (node:http): manifests and blobs
+ * A small in-process OCI registry on 127.0.0.1 for unit tests (node:http, or https with the
+ * TLS options given): manifests and blobs
  * in memory, uploads (POST/PATCH/PUT, mounts), optional Basic or Bearer auth (token endpoint on
  * the same server), Range support, and hooks to misbehave.
  */
 import { randomUUID } from 'node:crypto';
 import http from 'node:http';
+import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { after, before } from 'node:test';
 
@@ -21,7 +23,9 @@ export type Hook = (req: http.IncomingMessage, res: http.ServerResponse, body: B
 export const sha = sha256Digest;
 
 export class FakeRegistry {
-  readonly server: http.Server;
+  readonly server: http.Server | https.Server;
+  /** TCP connections accepted (a client that retries opens more). */
+  connections = 0;
   port = 0;
   blobs = new Map<string, Buffer>();
   /** key "repo:ref" (tag or digest) */
@@ -37,12 +41,18 @@ export class FakeRegistry {
   rangeSupport = true;
   hook: Hook | undefined;
 
-  constructor() {
-    this.server = http.createServer((req, res) => {
+  constructor(private readonly tls?: https.ServerOptions) {
+    const onRequest = (req: http.IncomingMessage, res: http.ServerResponse) => {
       const chunks: Buffer[] = [];
       req.on('data', (c: Buffer) => chunks.push(c));
       req.on('end', () => this.handle(req, res, Buffer.concat(chunks)));
-    });
+    };
+    this.server = tls ? https.createServer(tls, onRequest) : http.createServer(onRequest);
+    this.server.on('connection', () => this.connections++);
+  }
+
+  get scheme(): 'http' | 'https' {
+    return this.tls ? 'https' : 'http';
   }
 
   async start(): Promise<this> {
@@ -97,7 +107,7 @@ export class FakeRegistry {
       });
       if (ok || repo === '') return true;
     }
-    const params = `realm="http://${this.host}/token",service="fake-service"` + (repo ? `,scope="${scope}"` : '') + (m ? ',error="insufficient_scope"' : '');
+    const params = `realm="${this.scheme}://${this.host}/token",service="fake-service"` + (repo ? `,scope="${scope}"` : '') + (m ? ',error="insufficient_scope"' : '');
     res.writeHead(401, { 'www-authenticate': `Bearer ${params}`, 'content-type': 'application/json' });
     res.end(JSON.stringify({ errors: [{ code: 'UNAUTHORIZED', message: 'authentication required' }] }));
     return false;
@@ -106,7 +116,7 @@ export class FakeRegistry {
   private handle(req: http.IncomingMessage, res: http.ServerResponse, body: Buffer): void {
     this.requests.push({ method: req.method!, url: req.url!, headers: req.headers });
     if (this.hook?.(req, res, body)) return;
-    const url = new URL(req.url!, `http://${this.host}`);
+    const url = new URL(req.url!, `${this.scheme}://${this.host}`);
     if (url.pathname === '/token') {
       this.tokenRequests.push(url);
       let user: string | null = null;

@@ -178,41 +178,39 @@ export async function downloadBlob(client: RegistryClient, repository: string, d
         if (res.status !== 206 || !m || Number(m[1]) !== received) {
           await restart(); // no (usable) range support: this answer is the whole blob
           if (res.status === 206) {
-            await res.body?.cancel();
+            await res.body.cancel();
             throw new TransientError(`${what}: unusable Content-Range ${JSON.stringify(cr)}`);
           }
         }
       }
       const len = res.headers.get('content-length');
       if (len !== null && received + Number(len) > desc.size) {
-        await res.body?.cancel();
+        await res.body.cancel();
         throw new InvalidArgumentError(`registry announced ${received + Number(len)} bytes, descriptor says ${desc.size}`, `${what}: size`);
       }
       emit({ id, status: 'Downloading', current: received, total: desc.size });
-      if (res.body) {
-        armStall();
-        try {
-          for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
-            if (received + chunk.length > desc.size) {
-              throw new InvalidArgumentError(`registry sent more than the ${desc.size} bytes the descriptor says`, `${what}: size`);
-            }
-            received += chunk.length;
-            // Waiting for our own consumers (the store, the unpacker) is no stall of the registry's.
-            clearTimeout(stallTimer);
-            if (!pass.write(chunk)) await Promise.race([once(pass, 'drain'), writeP]);
-            if (tap && !(await feedTap(tap, chunk))) tap = undefined; // its reader gave up
-            armStall();
-            const now = Date.now();
-            if (now - lastEmit > 100) {
-              lastEmit = now;
-              emit({ id, status: 'Downloading', current: received, total: desc.size });
-            }
+      armStall();
+      try {
+        for await (const chunk of res.body) {
+          if (received + chunk.length > desc.size) {
+            throw new InvalidArgumentError(`registry sent more than the ${desc.size} bytes the descriptor says`, `${what}: size`);
           }
-        } catch (e) {
-          if (stall.signal.aborted) throw stall.signal.reason;
-          if (e instanceof InvalidArgumentError || !isTransient(e)) throw e;
-          throw new TransientError(`${what}: connection lost after ${received} of ${desc.size} bytes`, { cause: e });
+          received += chunk.length;
+          // Waiting for our own consumers (the store, the unpacker) is no stall of the registry's.
+          clearTimeout(stallTimer);
+          if (!pass.write(chunk)) await Promise.race([once(pass, 'drain'), writeP]);
+          if (tap && !(await feedTap(tap, chunk))) tap = undefined; // its reader gave up
+          armStall();
+          const now = Date.now();
+          if (now - lastEmit > 100) {
+            lastEmit = now;
+            emit({ id, status: 'Downloading', current: received, total: desc.size });
+          }
         }
+      } catch (e) {
+        if (stall.signal.aborted) throw stall.signal.reason;
+        if (e instanceof InvalidArgumentError || !isTransient(e)) throw e;
+        throw new TransientError(`${what}: connection lost after ${received} of ${desc.size} bytes`, { cause: e });
       }
       if (received < desc.size) throw new TransientError(`${what}: body ended after ${received} of ${desc.size} bytes`);
       emit({ id, status: 'Downloading', current: received, total: desc.size });

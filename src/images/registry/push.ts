@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import { InvalidArgumentError } from '../../common/errors.js';
 import type { ContentStore, Descriptor, ProgressListener } from '../types.js';
 import { repositoryScope, type RegistryAuth } from './auth.js';
-import { RegistryClient, withRetry } from './client.js';
+import { RegistryClient, type RegistryResponse, withRetry } from './client.js';
 import { assertDigest, shortDigest } from '../digest.js';
 import { parseFetchedManifest, parseRegistryRef, type RegistryRef } from './ref.js';
 
@@ -38,9 +38,9 @@ export interface PushResult {
   ref: RegistryRef;
 }
 
-async function uploadLocation(client: RegistryClient, res: Response, what: string): Promise<string> {
+async function uploadLocation(client: RegistryClient, res: RegistryResponse, what: string): Promise<string> {
   const loc = res.headers.get('location');
-  await res.body?.cancel();
+  await res.body.cancel();
   if (!loc) throw new InvalidArgumentError('registry answered 202 without Location', what);
   return new URL(loc, client.baseUrl).href;
 }
@@ -69,7 +69,7 @@ export async function pushBlob(
   if (size !== desc.size) throw new InvalidArgumentError(`stored size ${size} differs from the descriptor's ${desc.size}`, what);
   return withRetry(async () => {
     const head = await client.request('HEAD', `/v2/${repository}/blobs/${desc.digest}`, { scopes });
-    await head.body?.cancel();
+    await head.body.cancel();
     if (head.ok) {
       emit({ id, status: 'Layer already exists' });
       return 'exists' as const;
@@ -80,7 +80,7 @@ export async function pushBlob(
       const q = new URLSearchParams({ mount: desc.digest, from: opts.mountFrom });
       const res = await client.request('POST', `/v2/${repository}/blobs/uploads/?${q}`, { scopes, headers: { 'content-length': '0' } });
       if (res.status === 201) {
-        await res.body?.cancel();
+        await res.body.cancel();
         emit({ id, status: `Mounted from ${opts.mountFrom}` });
         return 'mounted' as const;
       }
@@ -108,7 +108,7 @@ export async function pushBlob(
       }
       const res = await client.request('PUT', withDigest(location, desc.digest), { scopes, headers: { 'content-length': '0' } });
       if (res.status !== 201) throw await RegistryClient.errorFrom(res, `finish upload of ${what}`);
-      await res.body?.cancel();
+      await res.body.cancel();
     } else {
       const res = await client.request('PUT', withDigest(location, desc.digest), {
         scopes,
@@ -116,7 +116,7 @@ export async function pushBlob(
         headers: { 'content-type': 'application/octet-stream', 'content-length': String(size) },
       });
       if (res.status !== 201) throw await RegistryClient.errorFrom(res, `upload ${what}`);
-      await res.body?.cancel();
+      await res.body.cancel();
       emit({ id, status: 'Pushing', current: size, total: size });
     }
     emit({ id, status: 'Pushed' });
@@ -133,7 +133,7 @@ async function putManifest(client: RegistryClient, repository: string, reference
       headers: { 'content-type': mediaType, 'content-length': String(bytes.length) },
     });
     if (res.status !== 201 && res.status !== 200) throw await RegistryClient.errorFrom(res, `PUT ${what} as ${repository}:${reference}`);
-    await res.body?.cancel();
+    await res.body.cancel();
     const got = res.headers.get('docker-content-digest');
     if (got && got !== digest) throw new InvalidArgumentError(`registry stored the manifest as ${got}`, what);
   }, retries);

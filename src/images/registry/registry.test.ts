@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -8,7 +9,7 @@ import { after, before, describe, it } from 'node:test';
 import { InvalidArgumentError, NotFoundError, UnsupportedError } from '../../common/errors.js';
 import type { ProgressEvent } from '../types.js';
 import { credentialsFromDockerConfig, parseWWWAuthenticate } from './auth.js';
-import { isInsecureHost, RegistryClient, RegistryError } from './client.js';
+import { ConnectionError, isInsecureHost, RegistryClient, RegistryError } from './client.js';
 import { FakeRegistry, fakeRegistryForSuite, sha } from './fake-registry.testutil.js';
 import { pull } from './pull.js';
 import { push } from './push.js';
@@ -344,6 +345,52 @@ describe('pull from a fake registry', () => {
       reg.auth = 'none';
       await other.stop();
     }
+  });
+});
+
+describe('https registries', () => {
+  // A server certificate for 127.0.0.1 and a client certificate, each self-signed (openssl).
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'berth-registry-tls-'));
+  const made = (name: string, subject: string, ext: string[]) => {
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1', '-subj', subject, ...ext, '-keyout', path.join(dir, `${name}.key`), '-out', path.join(dir, `${name}.cert`)], { stdio: 'ignore' });
+    return { key: fs.readFileSync(path.join(dir, `${name}.key`)), cert: fs.readFileSync(path.join(dir, `${name}.cert`)) };
+  };
+  const server = made('server', '/CN=127.0.0.1', ['-addext', 'subjectAltName=IP:127.0.0.1']);
+  const clientCert = made('client', '/CN=berth-test-client', []);
+  // The registry asks for a client certificate and takes only ours.
+  const reg = new FakeRegistry({ ...server, requestCert: true, rejectUnauthorized: true, ca: [clientCert.cert] });
+  before(() => reg.start());
+  after(async () => {
+    await reg.stop();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('trusts <certs dir>/<host:port>/*.crt and sends <name>.cert with <name>.key, as dockerd reads certs.d; an unknown CA fails at once', async () => {
+    const img = addImage(reg, 'secure', 'v1', [3000, 70000]);
+    const certs = path.join(dir, 'certs.d');
+    const client = (certsDirs: string[]) => new RegistryClient(reg.host, reg.host, { auth: 'anonymous', certsDirs });
+
+    // Without the CA: the error names the URL and what TLS said, and the pull is not retried.
+    await assert.rejects(
+      pull(`${reg.host}/secure:v1`, { store: store(), client: client([certs]) }),
+      (e: Error) => e instanceof ConnectionError && e.message.startsWith(`Get "https://${reg.host}/v2/`) && /self-signed certificate/.test(e.message),
+    );
+    assert.equal(reg.connections, 1);
+    assert.equal(reg.requests.length, 0);
+
+    fs.mkdirSync(path.join(certs, reg.host), { recursive: true });
+    fs.writeFileSync(path.join(certs, reg.host, 'ca.crt'), server.cert);
+    fs.writeFileSync(path.join(certs, reg.host, 'client.cert'), clientCert.cert);
+    // A client certificate without its key is refused, naming both.
+    await assert.rejects(pull(`${reg.host}/secure:v1`, { store: store(), client: client([certs]) }), /client certificate .*client\.cert has no key .*client\.key/);
+    fs.writeFileSync(path.join(certs, reg.host, 'client.key'), clientCert.key);
+
+    // The first directory that has the host counts (an empty one before it does not).
+    const s = store();
+    const r = await pull(`${reg.host}/secure:v1`, { store: s, client: client([path.join(dir, 'none'), certs]) });
+    assert.equal(r.manifestDigest, img.digest);
+    for (const l of img.layers) assert.ok(s.has(l.digest));
+    assert.ok(reg.requests.length > 0);
   });
 });
 
