@@ -165,7 +165,8 @@ const l=m.layers.reduce((a,b)=>a.size>b.size?a:b);console.log(p.join(o,"blobs",.
 cat > "$W/unpack.mjs" <<JS
 import fs from 'node:fs';
 const { unpackLayer } = await import('$ROOT/dist/src/storage/unpack.js');
-await unpackLayer(fs.createReadStream(process.argv[2], { highWaterMark: 1 << 20 }), process.argv[3], { maxBytes: 16 * 1024 ** 3 });
+// sizeHint as a pull gives it (the descriptor's size): a large layer is gunzipped on a worker.
+await unpackLayer(fs.createReadStream(process.argv[2], { highWaterMark: 1 << 20 }), process.argv[3], { maxBytes: 16 * 1024 ** 3, sizeHint: fs.statSync(process.argv[2]).size });
 JS
 # What every unpacking puller must do at least, writing nothing: decompress and hash the layer.
 cat > "$W/gunzip.mjs" <<JS

@@ -167,7 +167,7 @@ export async function unpackImageLayers(
       const input = progressStream(open(), (current) => {
         if (live?.showExtracting?.(id) ?? true) emit({ id, status: 'Extracting', current, total: layer.size });
       });
-      const result = await unpackLayer(input, dir, { mediaType: layer.mediaType, maxBytes: opts.maxLayerBytes ?? DEFAULT_MAX_LAYER_BYTES });
+      const result = await unpackLayer(input, dir, { mediaType: layer.mediaType, maxBytes: opts.maxLayerBytes ?? DEFAULT_MAX_LAYER_BYTES, sizeHint: layer.size });
       if (result.diffId !== diffIds[i]) {
         throw new InvalidArgumentError(`layer ${layer.digest} unpacks to diff ${result.diffId}, the config says ${diffIds[i]}`, `config.rootfs.diff_ids[${i}]`);
       }

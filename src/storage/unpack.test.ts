@@ -190,6 +190,22 @@ describe('unpackLayer', { skip: isRoot ? false : 'needs root' }, () => {
     assert.ok(fs.readFileSync(path.join(s.layer, 'big.bin')).equals(big));
   });
 
+  it('gzip on a worker thread (a large layer, by its sizeHint): the same tree and diff ID; corrupt, truncated and bomb streams refused alike', async () => {
+    const onWorker = { sizeHint: 1 << 30 };
+    const s = sandbox();
+    const r = await unpack(zlib.gzipSync(tar), s.layer, onWorker);
+    assert.equal(r.diffId, sha256(tar));
+    await checkTree(s.layer);
+    const gz = zlib.gzipSync(makeTar([{ name: 'a', data: 'x'.repeat(3000) }]));
+    const corrupt = Buffer.from(gz);
+    corrupt.fill(0x55, 20, 40);
+    for (const bad of [gz.subarray(0, gz.length - 10), corrupt]) {
+      await assert.rejects(unpack(bad, sandbox().layer, onWorker), (e: unknown) => e instanceof InvalidArgumentError && /not a valid gzip stream/.test(e.message));
+    }
+    const bomb = zlib.gzipSync(makeTar([{ name: 'zeros', data: Buffer.alloc(64 << 20) }]), { level: 9 });
+    await assert.rejects(unpack(bomb, sandbox().layer, { ...onWorker, maxBytes: 4 << 20 }), /exceeds the limit of 4194304 bytes/);
+  });
+
   it('layers unpack in parallel', async () => {
     const dirs = [sandbox(), sandbox(), sandbox()];
     const rs = await Promise.all(dirs.map((s) => unpack(zlib.gzipSync(tar), s.layer)));

@@ -38,6 +38,7 @@ import tar from 'tar-stream';
 import { BerthError, ConflictError, InvalidArgumentError, SystemError, UnsupportedError } from '../common/errors.js';
 import { drained } from '../common/streams.js';
 import { FsOp } from './fsop.js';
+import { gunzipOnWorker } from './gunzip-worker.js';
 import { entryXattrs } from './xattrs.js';
 
 export interface UnpackOptions {
@@ -47,7 +48,12 @@ export interface UnpackOptions {
   maxBytes?: number;
   /** A plain tree, not a layer (a build context): `.wh.` names are files like any other. */
   plain?: boolean;
+  /** The compressed size, when known (a descriptor's): a large gzip layer is gunzipped on a worker thread. */
+  sizeHint?: number;
 }
+
+/** From this compressed size a gzip layer is gunzipped on a worker (src/storage/gunzip-worker.ts); a worker costs ~10 ms to start. */
+const GUNZIP_WORKER_MIN_BYTES = 8 << 20;
 
 export interface UnpackResult {
   /** "sha256:<hex>" of the uncompressed tar. */
@@ -391,8 +397,12 @@ async function writeAll(fh: fsp.FileHandle, data: Readable): Promise<void> {
 }
 
 /** The decompressed tar stream, and a check to run after it ended (the zstd exit status). */
-function decompress(input: Readable, compression: Compression): { tar: Readable; check: () => Promise<void>; kill: () => void } {
+function decompress(input: Readable, compression: Compression, sizeHint: number): { tar: Readable; check: () => Promise<void>; kill: () => void } {
   if (compression === 'none') return { tar: input, check: async () => {}, kill: () => {} };
+  if (compression === 'gzip' && sizeHint >= GUNZIP_WORKER_MIN_BYTES) {
+    const gunzip = gunzipOnWorker(input);
+    return { tar: gunzip, check: async () => {}, kill: () => gunzip.destroy() };
+  }
   if (compression === 'gzip') {
     const gunzip = zlib.createGunzip({ chunkSize: 128 * 1024 });
     pipeline(input, gunzip, () => {
@@ -440,7 +450,7 @@ export async function unpackLayer(input: Readable, destDir: string, opts: Unpack
 
   const head = await peek(input, 6);
   const compression = detectCompression(head);
-  const dec = decompress(input, compression);
+  const dec = decompress(input, compression, opts.sizeHint ?? 0);
   const writer = new LayerWriter(root, opts.plain === true);
   const hash = createHash('sha256');
   let size = 0;
