@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { describe, it } from 'node:test';
 import zlib from 'node:zlib';
@@ -16,7 +16,7 @@ function sample(): { plain: Buffer; pieces: Buffer[] } {
 }
 
 describe('gunzipOnWorker', () => {
-  it('gunzips byte for byte, holding the input back while a slow reader holds the output back', async () => {
+  it('gunzips byte for byte (and hashes it), holding the input back while a slow reader holds the output back', async () => {
     const { plain, pieces } = sample();
     let sent = 0;
     let pausedOnce = false;
@@ -27,13 +27,14 @@ describe('gunzipOnWorker', () => {
       },
     });
     input.on('pause', () => (pausedOnce = true));
-    const output = gunzipOnWorker(input);
+    const { output, digest } = gunzipOnWorker(input);
     const got: Buffer[] = [];
     for await (const chunk of output as AsyncIterable<Buffer>) {
       got.push(chunk);
       if (got.length % 8 === 0) await new Promise((r) => setTimeout(r, 5));
     }
     assert.ok(Buffer.concat(got).equals(plain));
+    assert.equal(digest(), 'sha256:' + createHash('sha256').update(plain).digest('hex'));
     assert.ok(pausedOnce, 'the input was paused at least once');
   });
 
@@ -42,7 +43,7 @@ describe('gunzipOnWorker', () => {
     const corrupt = Buffer.from(gz);
     corrupt.fill(0x55, 20, 60);
     const drain = async (b: Buffer) => {
-      for await (const _ of gunzipOnWorker(Readable.from([b])));
+      for await (const _ of gunzipOnWorker(Readable.from([b])).output);
     };
     await assert.rejects(drain(corrupt), (e: NodeJS.ErrnoException) => e.code === 'Z_DATA_ERROR');
     await assert.rejects(drain(gz.subarray(0, gz.length - 100)), (e: NodeJS.ErrnoException) => e.code === 'Z_BUF_ERROR' && /unexpected end/.test(e.message));
@@ -51,7 +52,7 @@ describe('gunzipOnWorker', () => {
   it('a reader that stops early ends the worker and the input', async () => {
     const { pieces } = sample();
     const input = Readable.from(pieces);
-    const output = gunzipOnWorker(input);
+    const { output } = gunzipOnWorker(input);
     for await (const _ of output) break; // destroys the output
     assert.ok(input.destroyed);
     // A worker still running would keep this test's process alive: node --test would time out.

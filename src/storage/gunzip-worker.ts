@@ -8,7 +8,8 @@
  * uncompressed ~430 ms. On a thread of its own the inflater runs ahead of the unpacker, as
  * `gzip -d` does ahead of `tar`, bounded by credits (bench/README.md, session 21).
  *
- * Chunks cross as transferred copies (a stream's chunks may share one allocation). The worker's
+ * The worker also hashes what it sends (the diff ID), which took the main thread ~70 ms of
+ * that layer. Chunks cross as transferred copies (a stream's chunks may share one allocation). The worker's
  * code is a string of CommonJS using only node: modules, so that it runs the same from dist/src
  * and from the bundles.
  */
@@ -22,8 +23,10 @@ const MAX_INPUT_IN_FLIGHT = 4 << 20;
 
 const WORKER = `
 const { parentPort } = require('node:worker_threads');
+const { createHash } = require('node:crypto');
 const zlib = require('node:zlib');
 const gunzip = zlib.createGunzip({ chunkSize: 256 * 1024 });
+const hash = createHash('sha256');
 let credits = ${OUTPUT_CREDITS};
 let wake = null;
 parentPort.on('message', (m) => {
@@ -39,26 +42,34 @@ parentPort.on('message', (m) => {
     for await (const chunk of gunzip) {
       while (credits <= 0) await new Promise((resolve) => (wake = resolve));
       credits--;
+      hash.update(chunk);
       const copy = new Uint8Array(chunk.length);
       copy.set(chunk);
       parentPort.postMessage({ type: 'chunk', buf: copy.buffer }, [copy.buffer]);
     }
-    parentPort.postMessage({ type: 'end' });
+    parentPort.postMessage({ type: 'end', digest: 'sha256:' + hash.digest('hex') });
   } catch (e) {
     parentPort.postMessage({ type: 'error', message: e.message, code: e.code });
   }
 })();
 `;
 
-type FromWorker = { type: 'chunk'; buf: ArrayBuffer } | { type: 'taken'; bytes: number } | { type: 'end' } | { type: 'error'; message: string; code?: string };
+type FromWorker = { type: 'chunk'; buf: ArrayBuffer } | { type: 'taken'; bytes: number } | { type: 'end'; digest: string } | { type: 'error'; message: string; code?: string };
 
-/** The gunzipped `input`; its errors carry zlib's codes (Z_DATA_ERROR, Z_BUF_ERROR...). */
-export function gunzipOnWorker(input: Readable): Readable {
+export interface WorkerGunzip {
+  /** The gunzipped `input`; its errors carry zlib's codes (Z_DATA_ERROR, Z_BUF_ERROR...). */
+  output: Readable;
+  /** "sha256:<hex>" of every byte `output` gave, hashed on the worker; known once it ended. */
+  digest(): string;
+}
+
+export function gunzipOnWorker(input: Readable): WorkerGunzip {
   const worker = new Worker(WORKER, { eval: true });
   let owedCredits = 0;
   let inputInFlight = 0;
   let inputPaused = false;
   let finished = false;
+  let digest: string | undefined;
   const stop = () => {
     if (finished) return;
     finished = true;
@@ -93,6 +104,7 @@ export function gunzipOnWorker(input: Readable): Readable {
         break;
       case 'end':
         stop();
+        digest = m.digest;
         output.push(null);
         break;
       case 'error':
@@ -113,5 +125,11 @@ export function gunzipOnWorker(input: Readable): Readable {
   });
   input.on('end', () => worker.postMessage({ type: 'end' }));
   input.on('error', (e) => output.destroy(e));
-  return output;
+  return {
+    output,
+    digest: () => {
+      if (digest === undefined) throw new Error('the gunzip worker has not ended');
+      return digest;
+    },
+  };
 }

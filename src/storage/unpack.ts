@@ -396,12 +396,15 @@ async function writeAll(fh: fsp.FileHandle, data: Readable): Promise<void> {
   if (len) await fh.writev(batch);
 }
 
-/** The decompressed tar stream, and a check to run after it ended (the zstd exit status). */
-function decompress(input: Readable, compression: Compression, sizeHint: number): { tar: Readable; check: () => Promise<void>; kill: () => void } {
+/**
+ * The decompressed tar stream, a check to run after it ended (the zstd exit status), and, when
+ * the decompressor hashed the tar itself, its digest (read after the end).
+ */
+function decompress(input: Readable, compression: Compression, sizeHint: number): { tar: Readable; check: () => Promise<void>; kill: () => void; digest?: () => string } {
   if (compression === 'none') return { tar: input, check: async () => {}, kill: () => {} };
   if (compression === 'gzip' && sizeHint >= GUNZIP_WORKER_MIN_BYTES) {
     const gunzip = gunzipOnWorker(input);
-    return { tar: gunzip, check: async () => {}, kill: () => gunzip.destroy() };
+    return { tar: gunzip.output, check: async () => {}, kill: () => gunzip.output.destroy(), digest: gunzip.digest };
   }
   if (compression === 'gzip') {
     const gunzip = zlib.createGunzip({ chunkSize: 128 * 1024 });
@@ -488,7 +491,7 @@ export async function unpackLayer(input: Readable, destDir: string, opts: Unpack
         if (opts.maxBytes !== undefined && size > opts.maxBytes) {
           throw new InvalidArgumentError(`uncompressed layer exceeds the limit of ${opts.maxBytes} bytes (a decompression bomb?)`, 'layer');
         }
-        hash.update(chunk);
+        if (!dec.digest) hash.update(chunk);
         if (failure) break;
         if (!ex.write(chunk)) await drained(ex);
         if (failure) break;
@@ -519,6 +522,6 @@ export async function unpackLayer(input: Readable, destDir: string, opts: Unpack
     if (/Invalid tar header|checksum|Header exceeds/i.test(msg)) throw new InvalidArgumentError(`corrupt tar archive: ${msg}`, 'layer');
     throw new SystemError(`unpacking the layer: ${msg}`, { cause: e });
   }
-  return { diffId: 'sha256:' + hash.digest('hex'), size, contentSize };
+  return { diffId: dec.digest ? dec.digest() : 'sha256:' + hash.digest('hex'), size, contentSize };
 }
 
