@@ -94,6 +94,11 @@ SH
 cat > "$W/pull-berth-content.sh" <<SH
 exec node $ROOT/bench/pull-image.mjs $REF \$(mktemp -u -d $W/runs/berthc.XXXXXX) --content-only
 SH
+# Node reads NODE_EXTRA_CA_CERTS at every start (~40-90 ms here, where it is set): once more without.
+cat > "$W/pull-berth-content-noca.sh" <<SH
+unset NODE_EXTRA_CA_CERTS
+exec node $ROOT/bench/pull-image.mjs $REF \$(mktemp -u -d $W/runs/berthc.XXXXXX) --content-only
+SH
 cat > "$W/pull-skopeo.sh" <<SH
 exec skopeo copy -q --src-tls-verify=false docker://$REF oci:\$(mktemp -u -d $W/runs/skopeo.XXXXXX):x
 SH
@@ -136,7 +141,8 @@ hyperfine -N --warmup "$WARMUP" --runs "$RUNS" --export-json "$RESULTS/pull.json
   --command-name 'skopeo copy to containers-storage' --prepare sync "sh $W/pull-skopeo-storage.sh" \
   --command-name 'skopeo copy to an OCI layout (no unpack)' --prepare sync "sh $W/pull-skopeo.sh" \
   --command-name 'berth, content only (no unpack)' --prepare sync "sh $W/pull-berth-content.sh" \
-  --command-name 'berth pull (berth CLI -> berthd)' --prepare "sh $W/berthd-fresh.sh" "sh $W/pull-berthd.sh"
+  --command-name 'berth pull (berth CLI -> berthd)' --prepare "sh $W/berthd-fresh.sh" "sh $W/pull-berthd.sh" \
+  --command-name 'berth, content only, no NODE_EXTRA_CA_CERTS' --prepare sync "sh $W/pull-berth-content-noca.sh"
 
 # Alternating runs (ALTERNATE=N rounds): berth CLI -> berthd, podman, skopeo into
 # containers-storage, pullImage in Node, berth CLI -> berthd, ... so that a change in the load
@@ -150,9 +156,15 @@ if [[ ${ALTERNATE:-0} -gt 0 ]]; then
       echo "$t $(echo "$e - $s" | bc)" >> "$RESULTS/alternate.txt"
     done
   done
+  median() { awk -v t=$1 '$1 == t {print $2}' "$RESULTS/alternate.txt" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
   for t in berthd podman skopeo-storage berth; do
     echo "alternate: $t median $(awk -v t=$t '$1 == t {print $2}' "$RESULTS/alternate.txt" | sort -n | awk '{a[NR]=$1} END {printf "%.2f s (fastest %.2f s, %d runs)", a[int((NR+1)/2)], a[1], NR}')"
   done
+  for a in berthd berth; do
+    for b in podman skopeo-storage; do
+      echo "alternate ratio: $a / $b: $(echo "scale=2; $(median $a) / $(median $b)" | bc)"
+    done
+  done | tee "$RESULTS/alternate-ratios.txt"
 fi
 
 # Unpack throughput on the largest layer of the image.
@@ -199,9 +211,9 @@ const [pull, unpack, bytes] = [require(process.argv[1]), require(process.argv[2]
 const med = (r) => r.median;
 // Rows as hyperfine ran them; then like with like: the Berth pulls (they unpack) against the
 // pullers that unpack, the Berth download alone against the skopeo copy to a layout.
-const [node, podman, skopeoStorage, skopeoLayout, berthContent, berthd] = pull.results;
-for (const r of pull.results) console.log(`pull: ${r.command.padEnd(42)} median ${(med(r)*1000).toFixed(0).padStart(6)} ms`);
-for (const [a, b] of [[berthd, podman], [berthd, skopeoStorage], [node, podman], [node, skopeoStorage], [berthContent, skopeoLayout], [berthd, skopeoLayout]]) {
+const [node, podman, skopeoStorage, skopeoLayout, berthContent, berthd, berthContentNoCa] = pull.results;
+for (const r of pull.results) console.log(`pull: ${r.command.padEnd(44)} median ${(med(r)*1000).toFixed(0).padStart(6)} ms`);
+for (const [a, b] of [[berthd, podman], [berthd, skopeoStorage], [node, podman], [node, skopeoStorage], [berthContent, skopeoLayout], [berthContentNoCa, skopeoLayout], [berthd, skopeoLayout]]) {
   console.log(`ratio: ${a.command} / ${b.command}: ${(med(a)/med(b)).toFixed(2)}`);
 }
 // Berth on the disk against tar on the disk, Berth on a tmpfs against tar on a tmpfs.
@@ -210,3 +222,5 @@ for (const [i, r] of unpack.results.entries()) {
   if (i >= 4) { console.log(`unpack: ${r.command.padEnd(26)} median ${(med(r)*1000).toFixed(0).padStart(6)} ms`); continue; }
   console.log(`unpack: ${r.command.padEnd(26)} median ${(med(r)*1000).toFixed(0).padStart(6)} ms  ratio berth/this ${(med(berth)/med(r)).toFixed(2)}  ${(bytes/med(r)/1e6).toFixed(0)} MB/s of tar`);
 }' "$RESULTS/pull.json" "$RESULTS/unpack.json" "$UNPACKED"
+# The alternating rounds (when run) again, with the summary: the fairer pairing under a changing load.
+if [[ ${ALTERNATE:-0} -gt 0 ]]; then cat "$RESULTS/alternate-ratios.txt"; fi
