@@ -18,6 +18,7 @@ import tls from 'node:tls';
 
 import { BerthError, InvalidArgumentError, SystemError, type ErrorCode } from '../../common/errors.js';
 import { basicAuthorization, parseWWWAuthenticate, resolveCredentials, TokenCache, type Challenge, type Credentials, type RegistryAuth } from './auth.js';
+import { proxyFor, throughProxy, TunnelAgent, type ProxyEnv } from './proxy.js';
 
 export interface ClientOptions {
   auth?: RegistryAuth;
@@ -34,7 +35,14 @@ export interface ClientOptions {
   timeoutMs?: number;
   /** Where to look for `<host[:port]>/` TLS files (see registryTlsFiles); default DEFAULT_CERTS_DIRS. */
   certsDirs?: readonly string[];
+  /** HTTP(S)_PROXY and NO_PROXY (see proxy.ts); default process.env. */
+  proxyEnv?: ProxyEnv;
+  /** Name resolution for the connections this client makes itself (default: the system's); tests refuse it. */
+  lookup?: net.LookupFunction;
 }
+
+/** A registry's own CAs and client certificate (see registryTlsFiles). */
+export type RegistryTls = Pick<tls.ConnectionOptions, 'ca' | 'cert' | 'key'>;
 
 /** Per-registry TLS files, as dockerd reads /etc/docker/certs.d (podman reads it too). */
 export const DEFAULT_CERTS_DIRS: readonly string[] = ['/etc/berth/certs.d', '/etc/docker/certs.d'];
@@ -44,7 +52,7 @@ export const DEFAULT_CERTS_DIRS: readonly string[] = ['/etc/berth/certs.d', '/et
  * has it, as dockerd reads them: each `*.crt` is a CA trusted beside the usual ones, and
  * `<name>.cert` with `<name>.key` is the client certificate. Undefined when there is none.
  */
-export function registryTlsFiles(host: string, dirs: readonly string[]): https.RequestOptions | undefined {
+export function registryTlsFiles(host: string, dirs: readonly string[]): RegistryTls | undefined {
   if (!host || host.startsWith('.') || host.includes('/') || host.includes('\\')) return undefined;
   for (const dir of dirs) {
     const d = path.join(dir, host);
@@ -55,7 +63,7 @@ export function registryTlsFiles(host: string, dirs: readonly string[]): https.R
       continue;
     }
     const ca: Buffer[] = [];
-    const options: https.RequestOptions = {};
+    const options: RegistryTls = {};
     for (const name of names) {
       if (name.endsWith('.crt')) ca.push(fs.readFileSync(path.join(d, name)));
       if (name.endsWith('.cert') && options.cert === undefined) {
@@ -224,7 +232,11 @@ export class RegistryClient {
   private readonly userAgent: string;
   readonly timeoutMs: number;
   private readonly certsDirs: readonly string[];
-  private readonly tlsFiles = new Map<string, https.RequestOptions | undefined>();
+  private readonly proxyEnv: ProxyEnv;
+  private readonly lookup: net.LookupFunction | undefined;
+  /** https through a proxy: an agent per proxy and registry host. */
+  private readonly tunnels = new Map<string, TunnelAgent>();
+  private readonly tlsFiles = new Map<string, RegistryTls | undefined>();
 
   /** `registry` is the name used for credentials and the insecure list; `endpoint` the API host. */
   constructor(registry: string, endpoint: string, opts: ClientOptions = {}) {
@@ -236,6 +248,8 @@ export class RegistryClient {
     this.userAgent = opts.userAgent ?? 'berth/0.1';
     this.timeoutMs = opts.timeoutMs ?? 60_000;
     this.certsDirs = opts.certsDirs ?? DEFAULT_CERTS_DIRS;
+    this.proxyEnv = opts.proxyEnv ?? process.env;
+    this.lookup = opts.lookup;
     // A token realm over plain HTTP is allowed when it is configured as insecure, or when the
     // registry itself is plain HTTP and the realm is on the same host (another port).
     const registryHostname = new URL(this.baseUrl).hostname;
@@ -251,16 +265,26 @@ export class RegistryClient {
     }
     if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new InvalidArgumentError(`unsupported URL ${url.href}`, 'url');
     if (signal?.aborted) throw signal.reason;
-    let tlsFiles: https.RequestOptions | undefined;
+    let tlsFiles: RegistryTls | undefined;
     if (url.protocol === 'https:') {
       if (!this.tlsFiles.has(url.host)) this.tlsFiles.set(url.host, registryTlsFiles(url.host, this.certsDirs));
       tlsFiles = this.tlsFiles.get(url.host);
     }
+    const proxy = proxyFor(url, this.proxyEnv);
+    const tunnel = (): TunnelAgent => {
+      const key = `${proxy!.href} ${url.host}`;
+      let agent = this.tunnels.get(key);
+      if (!agent) this.tunnels.set(key, (agent = new TunnelAgent(proxy!, tlsFiles ?? {}, this.timeoutMs)));
+      return agent;
+    };
+    const { target, options: viaProxy } = proxy ? throughProxy(url, proxy, tunnel) : { target: url, options: {} };
     return new Promise((resolve, reject) => {
-      const req = (url.protocol === 'https:' ? https : http).request(url, {
+      const req = (target.protocol === 'https:' ? https : http).request(target, {
         method,
-        headers: { 'user-agent': this.userAgent, 'accept-encoding': 'identity', ...headers },
+        ...(this.lookup ? { lookup: this.lookup } : {}),
         ...tlsFiles,
+        ...viaProxy,
+        headers: { 'user-agent': this.userAgent, 'accept-encoding': 'identity', ...headers, ...viaProxy.headers },
       });
       let settled = false;
       const done = (): boolean => {
