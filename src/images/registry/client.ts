@@ -141,6 +141,9 @@ export interface ResponseBody extends AsyncIterable<Buffer> {
   cancel(): Promise<void>;
 }
 
+/** What text() reads at most (a token server's answer). */
+const MAX_TEXT_BYTES = 1 << 20;
+
 function registryResponse(res: http.IncomingMessage, signal: AbortSignal | undefined): RegistryResponse {
   // The caller's signal governs the body too: aborting it ends the body with its reason.
   if (signal) {
@@ -168,7 +171,11 @@ function registryResponse(res: http.IncomingMessage, signal: AbortSignal | undef
     body,
     text: async () => {
       const chunks: Buffer[] = [];
-      for await (const c of body) chunks.push(c);
+      let total = 0;
+      for await (const c of body) {
+        if ((total += c.length) > MAX_TEXT_BYTES) throw new InvalidArgumentError(`answer larger than ${MAX_TEXT_BYTES} bytes`, 'response');
+        chunks.push(c);
+      }
       return Buffer.concat(chunks).toString('utf8');
     },
   };
@@ -297,6 +304,7 @@ export class RegistryClient {
       const fail = (e: unknown): void => {
         if (!done()) return;
         req.destroy();
+        if (body instanceof Readable) body.destroy(); // a store's read stream: its descriptor
         reject(e);
       };
       // The timeout covers the wait for the response headers only: a large layer may take longer.

@@ -468,6 +468,22 @@ describe('hostile registries', () => {
     assert.ok(!s.has(layer.digest) && !s.has(img.digest));
   });
 
+  it('refuses a token server that answers more than 1 MiB', async () => {
+    addImage(reg, 'bigtoken', 'v1', [100]);
+    reg.auth = 'bearer';
+    reg.hook = (req, res) => {
+      if (!req.url!.startsWith('/token')) return false;
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ token: 'x'.repeat(2 << 20) }));
+      return true;
+    };
+    try {
+      await assert.rejects(pull(`${reg.host}/bigtoken:v1`, { store: store(), ...opts() }), (e: Error) => e instanceof InvalidArgumentError && /answer larger than 1048576 bytes/.test(e.message));
+    } finally {
+      reg.hook = undefined;
+      reg.auth = 'none';
+    }
+  });
+
   it('refuses an oversized manifest', async () => {
     reg.hook = (req, res) => {
       if (!req.url!.includes('/manifests/huge')) return false;
