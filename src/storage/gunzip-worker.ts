@@ -113,6 +113,10 @@ export function gunzipOnWorker(input: Readable): WorkerGunzip {
     }
   });
   worker.on('error', (e) => output.destroy(e));
+  // Gone without a word (out of memory): the reader must not wait for ever.
+  worker.on('exit', (code) => {
+    if (!finished) output.destroy(new Error(`the gunzip worker exited (${code}) before the end`));
+  });
   input.on('data', (chunk: Buffer) => {
     const copy = new Uint8Array(chunk.length);
     copy.set(chunk);
