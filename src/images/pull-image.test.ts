@@ -142,4 +142,29 @@ describe('pullImage', { skip: isRoot ? false : 'needs root' }, () => {
     // Pulled again: nothing to do.
     await pullImage(`${reg.host}/twice:v1`, { ...s, ...opts() });
   });
+
+  it('two pulls at once of images sharing a base layer: one download, both images whole', async () => {
+    const base = layer({ 'base.txt': 'base', 'pad.bin': Buffer.alloc(300_000, 3) });
+    addImage(reg, 'left', [base, layer({ 'left.txt': 'l' })]);
+    addImage(reg, 'right', [base, layer({ 'right.txt': 'r' })]);
+    const baseDigest = sha256(base.gz);
+    let baseGets = 0;
+    reg.hook = (req, res) => {
+      if (!req.url!.endsWith(`/blobs/${baseDigest}`)) return false;
+      baseGets++;
+      setTimeout(() => res.writeHead(200, { 'content-length': base.gz.length }).end(base.gz), 100);
+      return true;
+    };
+    const s = stores();
+    try {
+      const [l, r] = await Promise.all([pullImage(`${reg.host}/left:v1`, { ...s, ...opts() }), pullImage(`${reg.host}/right:v1`, { ...s, ...opts() })]);
+      assert.equal(baseGets, 1);
+      assert.equal(l.chainIds[0], r.chainIds[0]);
+      assert.equal(fs.readFileSync(path.join(s.snapshotter.layerPath(l.chainIds[0]!), 'base.txt'), 'utf8'), 'base');
+      assert.equal(fs.readFileSync(path.join(s.snapshotter.layerPath(l.chainIds[1]!), 'left.txt'), 'utf8'), 'l');
+      assert.equal(fs.readFileSync(path.join(s.snapshotter.layerPath(r.chainIds[1]!), 'right.txt'), 'utf8'), 'r');
+    } finally {
+      reg.hook = undefined;
+    }
+  });
 });

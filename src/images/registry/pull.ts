@@ -110,6 +110,33 @@ export async function fetchManifest(client: RegistryClient, repository: string, 
   }, opts.retries ?? 4);
 }
 
+/** The blob downloads going on, per store (see downloadOnce). */
+const downloading = new WeakMap<ContentStore, Map<string, Promise<void>>>();
+
+/**
+ * One download per blob and store at a time, as dockerd's download manager: a pull that needs a
+ * blob another pull is downloading waits for that one and takes the blob from the store, or
+ * downloads it itself if that one failed. 'shared': the blob came from another download.
+ */
+async function downloadOnce(store: ContentStore, digest: string, download: () => Promise<void>): Promise<'downloaded' | 'shared'> {
+  let running = downloading.get(store);
+  if (!running) downloading.set(store, (running = new Map()));
+  for (;;) {
+    if (store.has(digest)) return 'shared';
+    const other = running.get(digest);
+    if (!other) break;
+    await other.catch(() => {}); // its own pull reports its failure
+  }
+  const mine = download();
+  running.set(digest, mine);
+  try {
+    await mine;
+  } finally {
+    if (running.get(digest) === mine) running.delete(digest);
+  }
+  return 'downloaded';
+}
+
 /** Runs fns with at most `n` at a time; waits for all, then throws the first error. */
 async function runLimited<T>(items: T[], n: number, fn: (item: T) => Promise<void>): Promise<void> {
   let next = 0;
@@ -264,11 +291,13 @@ export async function pull(ref: string, opts: PullOptions): Promise<PullResult> 
   }
   for (const d of manifest.layers) emit({ id: shortDigest(d.digest), status: opts.store.has(d.digest) ? 'Already exists' : 'Waiting' });
   // The config first (it is small): whoever taps the layers may need it to know what they are.
-  if (!opts.store.has(manifest.config.digest)) await downloadBlob(client, r.repository, manifest.config, opts.store, { retries: opts.retries });
+  await downloadOnce(opts.store, manifest.config.digest, () => downloadBlob(client, r.repository, manifest.config, opts.store, { retries: opts.retries }));
   const tap = opts.tapLayers?.(manifest);
   await runLimited(blobs.slice(1), opts.concurrency ?? 3, async (d) => {
     if (opts.store.has(d.digest)) return;
-    await downloadBlob(client, r.repository, d, opts.store, { onProgress: emit, retries: opts.retries, tap: tap?.(d) });
+    // A blob another pull brought meanwhile: its tap goes unfed, and the layer is unpacked from the store.
+    const got = await downloadOnce(opts.store, d.digest, () => downloadBlob(client, r.repository, d, opts.store, { onProgress: emit, retries: opts.retries, tap: tap?.(d) }));
+    if (got === 'shared') emit({ id: shortDigest(d.digest), status: 'Download complete' });
     emit({ id: shortDigest(d.digest), status: 'Pull complete' });
   });
   await opts.store.writeBlob(top.bytes, { digest: top.digest, size: top.bytes.length });

@@ -157,6 +157,36 @@ describe('pull from a fake registry', () => {
     assert.ok(img);
   });
 
+  it('two pulls into one store download a blob they share once, the later one waiting for the earlier', async () => {
+    const shared = reg.addBlob('one', randomBytes(50000));
+    reg.addBlob('two', reg.blobs.get(shared.digest)!);
+    const image = (repo: string) => {
+      const config = reg.addBlob(repo, JSON.stringify({ architecture: 'amd64', os: 'linux', repo, rootfs: { type: 'layers', diff_ids: [] } }));
+      const layers = [{ mediaType: LAYER, ...shared }, { mediaType: LAYER, ...reg.addBlob(repo, randomBytes(1000)) }];
+      reg.addManifest(repo, 'v1', { schemaVersion: 2, mediaType: OCI_MANIFEST, config: { mediaType: 'application/vnd.oci.image.config.v1+json', ...config }, layers });
+    };
+    image('one');
+    image('two');
+    const gets: string[] = [];
+    reg.hook = (req, res) => {
+      if (!req.url!.includes(`/blobs/${shared.digest}`)) return false;
+      gets.push(req.url!);
+      setTimeout(() => res.writeHead(200, { 'content-length': shared.size }).end(reg.blobs.get(shared.digest)), 150); // both pulls ask meanwhile
+      return true;
+    };
+    const s = store();
+    const events: ProgressEvent[] = [];
+    try {
+      await Promise.all([pull(`${reg.host}/one:v1`, { store: s, ...opts() }), pull(`${reg.host}/two:v1`, { store: s, ...opts(), onProgress: (e) => events.push(e) })]);
+    } finally {
+      reg.hook = undefined;
+    }
+    assert.equal(gets.length, 1, gets.join(' '));
+    assert.ok(s.has(shared.digest));
+    const id = shared.digest.slice(7, 19);
+    assert.ok(events.some((e) => e.id === id && e.status === 'Download complete'), 'the waiting pull reports the layer downloaded');
+  });
+
   it('pulls by digest and through an index, picking the platform', async () => {
     const amd = addImage(reg, 'multi', undefined, [1000], 'amd64');
     const arm = addImage(reg, 'multi', undefined, [2000], 'arm64');
