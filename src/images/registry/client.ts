@@ -18,7 +18,7 @@ import tls from 'node:tls';
 
 import { BerthError, InvalidArgumentError, SystemError, type ErrorCode } from '../../common/errors.js';
 import { basicAuthorization, parseWWWAuthenticate, resolveCredentials, TokenCache, type Challenge, type Credentials, type RegistryAuth } from './auth.js';
-import { proxyFor, throughProxy, TunnelAgent, type ProxyEnv } from './proxy.js';
+import { ipInCidr, proxyFor, throughProxy, TunnelAgent, type ProxyEnv } from './proxy.js';
 
 export interface ClientOptions {
   auth?: RegistryAuth;
@@ -194,7 +194,7 @@ export async function withRetry<T>(fn: (attempt: number) => Promise<T>, attempts
 
 /**
  * Whether a registry (host or host:port) may be reached over plain HTTP: named in the insecure
- * list, or at an IPv4 address inside a CIDR of it (dockerd's `--insecure-registry 10.0.0.0/8`).
+ * list, or at an address inside a CIDR of it (dockerd's `--insecure-registry 10.0.0.0/8`).
  */
 export function isInsecureHost(host: string, insecure: boolean | string[] | undefined): boolean {
   if (insecure === true) return true;
@@ -208,13 +208,10 @@ export function insecureEntryHost(entry: string): string {
   return entry.toLowerCase().replace(/^[a-z]+:\/\//, '').replace(/\/+$/, '');
 }
 
+/** A registry's host[:port] ("10.1.2.3:5000", "[fd00::1]:5000") inside an --insecure-registry CIDR. */
 function inCidr(host: string, cidr: string): boolean {
-  const m = /^(\d{1,3}(?:\.\d{1,3}){3})\/(\d{1,2})$/.exec(cidr);
-  const ip = host.replace(/:\d+$/, '');
-  if (!m || !net.isIPv4(m[1]!) || Number(m[2]) > 32 || !net.isIPv4(ip)) return false;
-  const range = new net.BlockList();
-  range.addSubnet(m[1]!, Number(m[2]), 'ipv4');
-  return range.check(ip, 'ipv4');
+  const ip = host.replace(/^\[(.*)\](?::\d+)?$/, '$1').replace(/^([\d.]+):\d+$/, '$1');
+  return ipInCidr(ip, cidr);
 }
 
 export interface RequestOptions {

@@ -4,10 +4,13 @@
  * in memory, uploads (POST/PATCH/PUT, mounts), optional Basic or Bearer auth (token endpoint on
  * the same server), Range support, and hooks to misbehave.
  */
-import { randomUUID } from 'node:crypto';
+import { execFileSync } from 'node:child_process';
+import { randomBytes, randomUUID } from 'node:crypto';
+import fs from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
+import path from 'node:path';
 import { after, before } from 'node:test';
 
 import { sha256Digest } from '../digest.js';
@@ -217,4 +220,24 @@ export function fakeRegistryForSuite(extra: { retries?: number } = {}): { reg: F
   before(() => reg.start());
   after(() => reg.stop());
   return { reg, opts: () => ({ insecure: [reg.host], auth: 'anonymous' as const, ...extra }) };
+}
+
+const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
+const LAYER = 'application/vnd.oci.image.layer.v1.tar+gzip';
+
+/** An image of random layers (of these sizes) under repo:tag; returns its digests and parts. */
+export function addImage(reg: FakeRegistry, repo: string, tag: string | undefined, layerSizes: number[], arch = 'amd64') {
+  const layers = layerSizes.map((n) => ({ mediaType: LAYER, ...reg.addBlob(repo, randomBytes(n)) }));
+  const config = { mediaType: 'application/vnd.oci.image.config.v1+json', ...reg.addBlob(repo, JSON.stringify({ architecture: arch, os: 'linux', rootfs: { type: 'layers', diff_ids: [] } })) };
+  const manifest = { schemaVersion: 2, mediaType: OCI_MANIFEST, config, layers };
+  const m = reg.addManifest(repo, tag, manifest);
+  return { ...m, config, layers, manifest };
+}
+
+/** A self-signed certificate (EC P-256, one day) made by openssl in dir: <name>.key and <name>.cert. */
+export function selfSignedCert(dir: string, name: string, subject: string, extensions: string[] = []): { key: Buffer; cert: Buffer } {
+  const key = path.join(dir, `${name}.key`);
+  const cert = path.join(dir, `${name}.cert`);
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1', '-subj', subject, ...extensions, '-keyout', key, '-out', cert], { stdio: 'ignore' });
+  return { key: fs.readFileSync(key), cert: fs.readFileSync(cert) };
 }

@@ -1,6 +1,4 @@
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
@@ -10,7 +8,7 @@ import { after, before, describe, it } from 'node:test';
 
 import { InvalidArgumentError, UnsupportedError } from '../../common/errors.js';
 import { RegistryClient } from './client.js';
-import { FakeRegistry } from './fake-registry.testutil.js';
+import { addImage, FakeRegistry, selfSignedCert } from './fake-registry.testutil.js';
 import { proxyFor } from './proxy.js';
 import { pull } from './pull.js';
 import { TestStore } from './test-store.testutil.js';
@@ -113,10 +111,10 @@ class TestProxy {
 
 describe('pulls through a proxy', () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'berth-registry-proxy-'));
-  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1', '-subj', '/CN=registry.test', '-addext', 'subjectAltName=DNS:registry.test', '-keyout', path.join(dir, 'key'), '-out', path.join(dir, 'cert')], { stdio: 'ignore' });
+  const tls = selfSignedCert(dir, 'registry', '/CN=registry.test', ['-addext', 'subjectAltName=DNS:registry.test']);
   const proxy = new TestProxy();
   const plain = new FakeRegistry();
-  const secure = new FakeRegistry({ key: fs.readFileSync(path.join(dir, 'key')), cert: fs.readFileSync(path.join(dir, 'cert')) });
+  const secure = new FakeRegistry(tls);
   const stores: TestStore[] = [];
   before(async () => {
     await Promise.all([proxy.start(), plain.start(), secure.start()]);
@@ -127,17 +125,10 @@ describe('pulls through a proxy', () => {
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
-  function image(reg: FakeRegistry): { manifest: string; layer: string } {
-    const layer = reg.addBlob('app', randomBytes(40000));
-    const config = reg.addBlob('app', JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [] } }));
-    const m = reg.addManifest('app', 'v1', {
-      schemaVersion: 2,
-      mediaType: 'application/vnd.oci.image.manifest.v1+json',
-      config: { mediaType: 'application/vnd.oci.image.config.v1+json', ...config },
-      layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', ...layer }],
-    });
-    return { manifest: m.digest, layer: layer.digest };
-  }
+  const image = (reg: FakeRegistry) => {
+    const img = addImage(reg, 'app', 'v1', [40000]);
+    return { manifest: img.digest, layer: img.layers[0]!.digest };
+  };
 
   it('http through HTTP_PROXY (absolute-form, proxy credentials from the URL), https through a CONNECT tunnel of HTTPS_PROXY, TLS with the registry itself', async () => {
     const proxyEnv = { HTTP_PROXY: `http://pu:p%40ss@127.0.0.1:${proxy.port}`, HTTPS_PROXY: `http://pu:p%40ss@127.0.0.1:${proxy.port}` };
@@ -156,7 +147,7 @@ describe('pulls through a proxy', () => {
 
     const secureHost = `registry.test:${secure.port}`;
     fs.mkdirSync(path.join(dir, 'certs.d', secureHost), { recursive: true });
-    fs.copyFileSync(path.join(dir, 'cert'), path.join(dir, 'certs.d', secureHost, 'ca.crt'));
+    fs.writeFileSync(path.join(dir, 'certs.d', secureHost, 'ca.crt'), tls.cert);
     const b = image(secure);
     const s2 = new TestStore();
     stores.push(s2);

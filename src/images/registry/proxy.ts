@@ -11,6 +11,7 @@ import type { Duplex } from 'node:stream';
 import tls from 'node:tls';
 
 import { InvalidArgumentError, UnsupportedError } from '../../common/errors.js';
+import { basicAuthorization } from './auth.js';
 
 export type ProxyEnv = Record<string, string | undefined>;
 
@@ -43,6 +44,20 @@ function isLoopback(host: string): boolean {
   return false;
 }
 
+/** Whether `ip` (v4 or v6) is inside `cidr` ("10.0.0.0/8", "fd00::/8"); false for anything else. */
+export function ipInCidr(ip: string, cidr: string): boolean {
+  const [net0, bits, extra] = cidr.split('/');
+  const family = net.isIPv4(net0!) ? 'ipv4' : net.isIPv6(net0!) ? 'ipv6' : undefined;
+  if (!family || extra !== undefined || !/^\d{1,3}$/.test(bits ?? '') || net.isIP(ip) !== (family === 'ipv4' ? 4 : 6)) return false;
+  const list = new net.BlockList();
+  try {
+    list.addSubnet(net0!, Number(bits), family);
+  } catch {
+    return false; // a prefix too long for the family
+  }
+  return list.check(ip, family);
+}
+
 /** NO_PROXY: "*", hosts and domains (".example.com" or "example.com": it and its subdomains), IPs and CIDRs, each with an optional ":port". */
 function excluded(host: string, port: string, noProxy: string): boolean {
   for (let entry of noProxy.toLowerCase().split(',')) {
@@ -50,16 +65,7 @@ function excluded(host: string, port: string, noProxy: string): boolean {
     if (!entry) continue;
     if (entry === '*') return true;
     if (entry.includes('/')) {
-      const [ip, bits] = entry.split('/');
-      const family = net.isIPv4(ip!) ? 'ipv4' : net.isIPv6(ip!) ? 'ipv6' : undefined;
-      if (!family || !net.isIP(host)) continue;
-      const list = new net.BlockList();
-      try {
-        list.addSubnet(ip!, Number(bits), family);
-      } catch {
-        continue; // not a CIDR
-      }
-      if (list.check(host, net.isIPv4(host) ? 'ipv4' : 'ipv6')) return true;
+      if (ipInCidr(host, entry)) return true;
       continue;
     }
     // An optional port: "host:port", "[v6]:port"; a bare IPv6 address has colons of its own.
@@ -83,8 +89,7 @@ function excluded(host: string, port: string, noProxy: string): boolean {
 
 function proxyAuthorization(proxy: URL): Record<string, string> {
   if (!proxy.username) return {};
-  const creds = `${decodeURIComponent(proxy.username)}:${decodeURIComponent(proxy.password)}`;
-  return { 'proxy-authorization': 'Basic ' + Buffer.from(creds).toString('base64') };
+  return { 'proxy-authorization': basicAuthorization({ username: decodeURIComponent(proxy.username), password: decodeURIComponent(proxy.password) }) };
 }
 
 /**

@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -10,7 +9,7 @@ import { InvalidArgumentError, NotFoundError, UnsupportedError } from '../../com
 import type { ProgressEvent } from '../types.js';
 import { credentialsFromDockerConfig, parseWWWAuthenticate } from './auth.js';
 import { ConnectionError, isInsecureHost, RegistryClient, RegistryError } from './client.js';
-import { FakeRegistry, fakeRegistryForSuite, sha } from './fake-registry.testutil.js';
+import { addImage, FakeRegistry, fakeRegistryForSuite, selfSignedCert, sha } from './fake-registry.testutil.js';
 import { pull } from './pull.js';
 import { push } from './push.js';
 import { parseRegistryRef } from './ref.js';
@@ -20,13 +19,6 @@ const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
 const OCI_INDEX = 'application/vnd.oci.image.index.v1+json';
 const LAYER = 'application/vnd.oci.image.layer.v1.tar+gzip';
 
-function addImage(reg: FakeRegistry, repo: string, tag: string | undefined, layerSizes: number[], arch = 'amd64') {
-  const layers = layerSizes.map((n) => ({ mediaType: LAYER, ...reg.addBlob(repo, randomBytes(n)) }));
-  const config = { mediaType: 'application/vnd.oci.image.config.v1+json', ...reg.addBlob(repo, JSON.stringify({ architecture: arch, os: 'linux', rootfs: { type: 'layers', diff_ids: [] } })) };
-  const manifest = { schemaVersion: 2, mediaType: OCI_MANIFEST, config, layers };
-  const m = reg.addManifest(repo, tag, manifest);
-  return { ...m, config, layers, manifest };
-}
 
 const stores: TestStore[] = [];
 function store(): TestStore {
@@ -48,6 +40,8 @@ describe('insecure registries', () => {
     assert.ok(!isInsecureHost('example.com', ['0.0.0.0/0']), 'a CIDR holds addresses, not names');
     assert.ok(isInsecureHost('192.168.7.7', ['0.0.0.0/0']));
     assert.ok(!isInsecureHost('10.1.0.1', undefined));
+    assert.ok(isInsecureHost('[fd00::5]:5000', ['fd00::/8']));
+    assert.ok(!isInsecureHost('[fe80::5]:5000', ['fd00::/8']));
   });
 });
 
@@ -381,12 +375,8 @@ describe('pull from a fake registry', () => {
 describe('https registries', () => {
   // A server certificate for 127.0.0.1 and a client certificate, each self-signed (openssl).
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'berth-registry-tls-'));
-  const made = (name: string, subject: string, ext: string[]) => {
-    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1', '-subj', subject, ...ext, '-keyout', path.join(dir, `${name}.key`), '-out', path.join(dir, `${name}.cert`)], { stdio: 'ignore' });
-    return { key: fs.readFileSync(path.join(dir, `${name}.key`)), cert: fs.readFileSync(path.join(dir, `${name}.cert`)) };
-  };
-  const server = made('server', '/CN=127.0.0.1', ['-addext', 'subjectAltName=IP:127.0.0.1']);
-  const clientCert = made('client', '/CN=berth-test-client', []);
+  const server = selfSignedCert(dir, 'server', '/CN=127.0.0.1', ['-addext', 'subjectAltName=IP:127.0.0.1']);
+  const clientCert = selfSignedCert(dir, 'client', '/CN=berth-test-client');
   // The registry asks for a client certificate and takes only ours.
   const reg = new FakeRegistry({ ...server, requestCert: true, rejectUnauthorized: true, ca: [clientCert.cert] });
   before(() => reg.start());
