@@ -1,6 +1,7 @@
 /**
  * A tiny ContentStore for the registry client's tests (a directory of blobs named by hex,
- * verified on write), so they do not depend on the real store.
+ * verified on write), so they do not depend on the real store. Every store made in a temporary
+ * directory is removed when the test process exits, also one a test forgot.
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -11,11 +12,15 @@ import { InvalidArgumentError, NotFoundError } from '../../common/errors.js';
 import { digestHex, sha256Digest } from '../digest.js';
 import type { BlobInfo, ContentStore } from '../types.js';
 
+const temporary = new Set<string>();
+process.on('exit', () => temporary.forEach((dir) => fs.rmSync(dir, { recursive: true, force: true })));
+
 export class TestStore implements ContentStore {
   readonly root: string;
   writes = 0;
   constructor(root?: string) {
-    this.root = root ?? fs.mkdtempSync(path.join(os.tmpdir(), 'berth-test-store-'));
+    if (root === undefined) temporary.add((root = fs.mkdtempSync(path.join(os.tmpdir(), 'berth-test-store-'))));
+    this.root = root;
   }
   private file(d: string): string {
     return path.join(this.root, digestHex(d));
@@ -61,5 +66,6 @@ export class TestStore implements ContentStore {
   }
   remove(): void {
     fs.rmSync(this.root, { recursive: true, force: true });
+    temporary.delete(this.root);
   }
 }
