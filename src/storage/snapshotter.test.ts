@@ -253,6 +253,10 @@ describe('OverlaySnapshotter', () => {
     assert.equal(init, fs.realpathSync(path.join(s.root, 'layers', top.slice(7), 'init', 'fs')));
     for (const f of ['etc/hostname', 'etc/hosts', 'etc/resolv.conf', '.dockerenv']) assert.equal(fs.statSync(path.join(init, f)).size, 0, f);
     assert.deepEqual(['proc', 'sys', 'dev'].map((d) => fs.existsSync(path.join(init, d))), [false, true, true], 'only the directories the image lacks');
+    // What else Docker's init layer has, unless the image has it: /dev's mount points, /etc/mtab.
+    assert.ok(fs.statSync(path.join(init, 'dev/pts')).isDirectory() && fs.statSync(path.join(init, 'dev/shm')).isDirectory());
+    assert.equal(fs.statSync(path.join(init, 'dev/console')).size, 0);
+    assert.equal(fs.readlinkSync(path.join(init, 'etc/mtab')), '/proc/mounts');
     const etc = fs.statSync(path.join(init, 'etc'));
     assert.equal(etc.mode & 0o7777, 0o750);
     assert.equal(etc.mtime.getTime(), etcTime.getTime(), "/etc keeps the image's times");
@@ -269,12 +273,32 @@ describe('OverlaySnapshotter', () => {
     const linked = sha('linked');
     await s.addLayer(linked, undefined, async (dir) => fs.symlinkSync('/system/etc', path.join(dir, 'etc')));
     const [l] = await s.prepare('c4', linked, { init: true });
+    // An image with its own /dev and /dev/console: they stay as the image has them.
+    const devImage = sha('dev');
+    await s.addLayer(devImage, undefined, async (dir) => {
+      fs.mkdirSync(path.join(dir, 'dev'), { mode: 0o711 });
+      fs.mkdirSync(path.join(dir, 'dev/pts'));
+      fs.mkdirSync(path.join(dir, 'dev/shm'));
+      fs.writeFileSync(path.join(dir, 'dev/console'), 'image');
+      fs.mkdirSync(path.join(dir, 'etc/mtab'), { recursive: true });
+    });
+    await s.prepare('c5', devImage, { init: true });
+    const devInit = path.join(s.root, 'layers', devImage.slice(7), 'init', 'fs');
+    assert.deepEqual(fs.readdirSync(devInit).sort(), ['.dockerenv', 'etc', 'proc', 'sys']);
+    assert.deepEqual(fs.readdirSync(path.join(devInit, 'etc')).sort(), ['hostname', 'hosts', 'resolv.conf'], 'no link over a directory /etc/mtab');
+    // An image with its own bare /dev: the init layer's /dev keeps the image's mode.
+    const bareDev = sha('bare-dev');
+    await s.addLayer(bareDev, undefined, async (dir) => fs.mkdirSync(path.join(dir, 'dev'), { mode: 0o711 }));
+    await s.prepare('c6', bareDev, { init: true });
+    const initDev = path.join(s.root, 'layers', bareDev.slice(7), 'init', 'fs', 'dev');
+    assert.equal(fs.statSync(initDev).mode & 0o7777, 0o711);
+    assert.deepEqual(fs.readdirSync(initDev).sort(), ['console', 'pts', 'shm']);
     assert.equal(l.type, 'overlay');
     assert.equal(l.options.find((o) => o.startsWith('lowerdir='))!.slice(9).split(':').length, 1);
     assert.equal(s.stat('c4').init, undefined);
 
     // The init layer goes with its layer, and its link too.
-    for (const k of ['c1', 'c2', 'c3', 'c4']) await s.remove(k);
+    for (const k of ['c1', 'c2', 'c3', 'c4', 'c5', 'c6']) await s.remove(k);
     await s.removeLayer(top);
     assert.deepEqual(fs.readdirSync(path.join(s.root, 'l')).filter((n) => n.startsWith(top.slice(7, 39))), []);
   });

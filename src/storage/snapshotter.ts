@@ -79,11 +79,20 @@ export interface SnapshotInfo {
 }
 
 /**
- * What an init layer holds, as Docker's init layer has them: the runtime's mount points, and
- * the empty /.dockerenv by which programs tell that they run in a Docker container.
+ * What an init layer holds, as Docker's init layer (moby's daemon/initlayer): the runtime's
+ * mount points, and the empty /.dockerenv by which programs tell that they run in a Docker
+ * container. The files are needed (an image where one is not a file gets no init layer); the
+ * directories are made where the image lacks them; the rest only shows in `export` and `cp`
+ * (under the /dev tmpfs, or /etc/mtab as Docker links it) and yields to whatever the image has.
  */
 const INIT_FILES = ['etc/hostname', 'etc/hosts', 'etc/resolv.conf', '.dockerenv'];
 const INIT_DIRS = ['proc', 'sys', 'dev'];
+const INIT_EXTRAS: { rel: string; dir?: true; symlink?: string }[] = [
+  { rel: 'dev/pts', dir: true },
+  { rel: 'dev/shm', dir: true },
+  { rel: 'dev/console' },
+  { rel: 'etc/mtab', symlink: '/proc/mounts' },
+];
 
 export interface Usage {
   /** Bytes of the files and symlinks (st_size, directories not counted), each inode once: what dockerd reports as SizeRw and a volume's size. */
@@ -296,11 +305,23 @@ export class OverlaySnapshotter {
     try {
       for (const rel of INIT_FILES) fs.writeFileSync(path.join(tmp, 'fs', rel), '', { mode: 0o644 });
       for (const rel of INIT_DIRS) if (!lower.lookup(rel)) fs.mkdirSync(path.join(tmp, 'fs', rel), { mode: 0o755 });
-      const etcDir = path.join(tmp, 'fs', 'etc');
-      if (etc) {
-        fs.chmodSync(etcDir, etc.mode & 0o7777);
-        fs.chownSync(etcDir, etc.uid, etc.gid);
-        fs.utimesSync(etcDir, etc.atime, etc.mtime);
+      for (const extra of INIT_EXTRAS) {
+        const there = lower.lookup(extra.rel);
+        if (extra.symlink ? there?.isDirectory() : there) continue;
+        const file = path.join(tmp, 'fs', extra.rel);
+        fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o755 });
+        if (extra.dir) fs.mkdirSync(file, { mode: 0o755 });
+        else if (extra.symlink) fs.symlinkSync(extra.symlink, file);
+        else fs.writeFileSync(file, '', { mode: 0o644 });
+      }
+      // A directory here hides the image's own in the merged view: it keeps the image's mode, owner and times.
+      for (const rel of ['etc', 'dev']) {
+        const image = lower.lookup(rel);
+        const dir = path.join(tmp, 'fs', rel);
+        if (!image?.isDirectory() || !fs.existsSync(dir)) continue;
+        fs.chmodSync(dir, image.mode & 0o7777);
+        fs.chownSync(dir, image.uid, image.gid);
+        fs.utimesSync(dir, image.atime, image.mtime);
       }
       try {
         fs.renameSync(tmp, dir);

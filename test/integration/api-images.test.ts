@@ -212,9 +212,12 @@ describe('docker CLI image commands against berthd', { skip, timeout: 600_000 },
     const cid = ok(['create', 'imp:1', 'true']).trim();
     fails(['rmi', 'imp:1'], new RegExp(`conflict: unable to remove repository reference "imp:1" \\(must force\\) - container ${cid.slice(0, 12)} is using its referenced image ${id.slice(7, 19)}`));
     fails(['rmi', id.slice(7)], new RegExp(`conflict: unable to delete ${id.slice(7, 19)} \\(must be forced\\) - image is being used by stopped container ${cid.slice(0, 12)}`));
+    const listed = () => ok(['ps', '-a', '--filter', `id=${cid}`, '--format', '{{.Image}}']).trim();
+    assert.equal(listed(), 'imp:1');
     const forced = ok(['rmi', '-f', 'imp:1']);
     assert.match(forced, /Untagged: imp:1/);
     assert.match(forced, new RegExp(`Deleted: ${id}`));
+    assert.equal(listed(), id.slice(7, 19), 'a name that no longer names its image: ps shows the image ID, as dockerd');
     ok(['rm', cid]);
     fails(['image', 'inspect', 'imp:1'], /No such image: imp:1/);
   });

@@ -104,11 +104,24 @@ export function command(c: Pick<ContainerRecord, 'path' | 'args'>): string {
   return [c.path, ...c.args.map((a) => (a.includes(' ') ? `'${a}'` : a))].join(' ');
 }
 
-export function containerSummary(c: ContainerRecord, networkIdOf?: NetworkIdOf): object {
+/** The ID of the image a reference names now, if any. */
+export type ImageIdOf = (ref: string) => string | undefined;
+
+/**
+ * The image a container list shows, as dockerd's refreshImage: the reference the container was
+ * created from while it still names the container's image, else the image's ID (untagged, or
+ * the tag moved to another image).
+ */
+export function listedImage(c: Pick<ContainerRecord, 'image' | 'imageRef'>, imageIdOf?: ImageIdOf): string {
+  if (!imageIdOf || c.imageRef === c.image) return c.imageRef;
+  return imageIdOf(c.imageRef) === c.image ? c.imageRef : c.image;
+}
+
+export function containerSummary(c: ContainerRecord, networkIdOf?: NetworkIdOf, imageIdOf?: ImageIdOf): object {
   return {
     Id: c.id,
     Names: [c.name],
-    Image: c.imageRef,
+    Image: listedImage(c, imageIdOf),
     ImageID: c.image,
     Command: command(c),
     Created: Math.floor(Date.parse(c.created) / 1000),

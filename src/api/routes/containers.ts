@@ -115,6 +115,7 @@ export function containerRoutes(router: Router, engine: Engine): void {
     return { SizeRw: rw, SizeRootFs: rw + (image ? engine.imageService.size(image, engine.imageService.config(image)) : 0) };
   };
   const networkIdOf = (name: string): string | undefined => engine.networks.find(name)?.id;
+  const imageIdOf = (ref: string): string | undefined => engine.images.find(ref)?.config;
   const inspectPaths = (c: ContainerRecord): InspectPaths => {
     let layers: InspectPaths['layers'];
     try {
@@ -136,8 +137,8 @@ export function containerRoutes(router: Router, engine: Engine): void {
       .filter((c) => matchesFilters(c, filters, (ref) => containers.get(ref)))
       .sort((a, b) => Date.parse(b.created) - Date.parse(a.created));
     if (limit !== undefined && limit > 0) list = list.slice(0, limit);
-    if (!ctx.bool('size')) return ctx.sendJson(200, list.map((c) => containerSummary(c, networkIdOf)));
-    ctx.sendJson(200, await Promise.all(list.map(async (c) => ({ ...containerSummary(c, networkIdOf), ...(await sizes(c)) }))));
+    if (!ctx.bool('size')) return ctx.sendJson(200, list.map((c) => containerSummary(c, networkIdOf, imageIdOf)));
+    ctx.sendJson(200, await Promise.all(list.map(async (c) => ({ ...containerSummary(c, networkIdOf, imageIdOf), ...(await sizes(c)) }))));
   });
 
   router.post('/containers/create', async (ctx) => {

@@ -220,7 +220,7 @@ export function systemRoutes(router: Router, engine: Engine): void {
   router.get('/system/df', async (ctx) => {
     // Sizes on disk: each layer's uncompressed size, each writable layer and volume walked.
     const sizeOf = (p: Promise<{ size: number }>): Promise<number> => p.then((u) => u.size, () => -1);
-    const containers = await Promise.all(engine.containers.list().map(async (c) => ({ ...containerSummary(c, (name) => engine.networks.find(name)?.id), SizeRw: await sizeOf(engine.snapshotter.usage(c.snapshotKey)), SizeRootFs: 0 })));
+    const containers = await Promise.all(engine.containers.list().map(async (c) => ({ ...containerSummary(c, (name) => engine.networks.find(name)?.id, (ref) => engine.images.find(ref)?.config), SizeRw: await sizeOf(engine.snapshotter.usage(c.snapshotKey)), SizeRootFs: 0 })));
     const volumes = await Promise.all(engine.volumes.list().map(async (v) => ({ ...volumeView(v), UsageData: { Size: await sizeOf(directoryUsage(v.Mountpoint)), RefCount: engine.containers.volumeInUse(v.Name) ? 1 : 0 } })));
     ctx.sendJson(200, {
       LayersSize: engine.snapshotter.listLayers().reduce((sum, l) => sum + (layerBytes(l) ?? 0), 0),
