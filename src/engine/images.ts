@@ -13,7 +13,7 @@ import { BerthError, ConflictError, InvalidArgumentError, NotFoundError, SystemE
 import { importRootfs } from '../images/archive/rootfs-import.js';
 import { applyChanges, type ContainerConfig as ImageContainerConfig } from '../images/archive/rootfs-import.js';
 import { bufferSource, commitImages } from '../images/archive/common.js';
-import { DOCKER_LAYER_TAR, loadDockerArchive, saveDockerArchive } from '../images/archive/docker-archive.js';
+import { DOCKER_LAYER_TAR, imagesToSave, loadDockerArchive, saveDockerArchive } from '../images/archive/docker-archive.js';
 import { sha256Digest, shortDigest } from '../images/digest.js';
 import type { ImageStore } from '../images/image-store.js';
 import { parseImageConfig, parseManifest, parseTypedManifest } from '../images/manifest.js';
@@ -501,7 +501,12 @@ export class ImageService {
   /** Checks that every ref names an image (before an answer starts), then writes `docker save` to `out`. */
   prepareSave(refs: string[]): ImageRecord[] {
     if (refs.length === 0) throw new InvalidArgumentError('no image names given', 'names');
-    return refs.map((r) => this.get(r));
+    try {
+      return imagesToSave(this.images, refs).map((i) => i.image);
+    } catch (e) {
+      if (e instanceof NotFoundError) refs.forEach((ref) => this.get(ref)); // Docker's wording of which is missing
+      throw e;
+    }
   }
 
   async save(refs: string[], out: Writable): Promise<void> {

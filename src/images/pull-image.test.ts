@@ -16,6 +16,7 @@ import { makeTar, sha256 } from '../storage/tar.testutil.js';
 import { LocalContentStore } from './content-store.js';
 import { ImageStore } from './image-store.js';
 import { pullImage } from './pull-image.js';
+import type { ProgressEvent } from './types.js';
 import { fakeRegistryForSuite, type FakeRegistry } from './registry/fake-registry.testutil.js';
 
 const isRoot = process.getuid?.() === 0;
@@ -141,6 +142,32 @@ describe('pullImage', { skip: isRoot ? false : 'needs root' }, () => {
     assert.equal(fs.readFileSync(path.join(s.snapshotter.layerPath(r.chainIds[2]!), 'a.txt'), 'utf8'), 'a');
     // Pulled again: nothing to do.
     await pullImage(`${reg.host}/twice:v1`, { ...s, ...opts() });
+  });
+
+  it("reports progress as dockerd: each layer's Pull complete before the Digest line; no layer of an image it has", async () => {
+    const base = layer({ 'base.txt': 'base' });
+    addImage(reg, 'progress', [base, layer({ 'top.txt': 'top' })]);
+    addImage(reg, 'sibling', [base, layer({ 'other.txt': 'other' })]);
+    const s = stores();
+    const pullEvents = async (repo: string) => {
+      const events: ProgressEvent[] = [];
+      await pullImage(`${reg.host}/${repo}:v1`, { ...s, ...opts(), onProgress: (e) => events.push(e) });
+      return events.filter((e) => !['Downloading', 'Extracting'].includes(e.status)).map((e) => (e.status.startsWith('Digest: ') ? 'Digest' : `${e.id.length === 12 ? 'layer' : e.id} ${e.status}`.replace(/ Status: .*/, ' Status')));
+    };
+    const first = await pullEvents('progress');
+    assert.equal(first.filter((e) => e === 'layer Pull complete').length, 2);
+    assert.ok(first.lastIndexOf('layer Pull complete') < first.indexOf('Digest'), first.join('\n'));
+    assert.deepEqual(first.slice(-2), ['Digest', 'v1 Status']);
+    assert.deepEqual(await pullEvents('progress'), ['v1 Resolving', 'Digest', 'v1 Status'], 'an image it has: no layer lines');
+    const sibling = await pullEvents('sibling');
+    assert.deepEqual(sibling.filter((e) => e === 'layer Already exists'), ['layer Already exists'], 'a new image on a layer it has');
+    assert.equal(sibling.filter((e) => e === 'layer Pull complete').length, 1, 'only the new layer');
+    // The layer is here but not its blob (say the image came from `docker load`): downloaded, so "Pull complete".
+    addImage(reg, 'cousin', [base, layer({ 'cousin.txt': 'c' })]);
+    s.content.delete(sha256(base.gz));
+    const cousin = await pullEvents('cousin');
+    assert.equal(cousin.filter((e) => e === 'layer Pull complete').length, 2, cousin.join('\n'));
+    assert.ok(cousin.lastIndexOf('layer Pull complete') < cousin.indexOf('Digest'));
   });
 
   it('two pulls at once of images sharing a base layer: one download, both images whole', async () => {

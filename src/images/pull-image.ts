@@ -22,7 +22,7 @@ import type { ImageStore } from './image-store.js';
 import { parseImageConfig } from './manifest.js';
 import { dockerReference, formatReference, repositoryName } from './reference.js';
 import { LayerTap, pull, type RegistryAuth, type RegistryClient } from './registry/index.js';
-import type { ContentStore, ImageConfig, ImageManifest, ImageRecord, Platform, ProgressListener } from './types.js';
+import type { ContentStore, ImageConfig, ImageManifest, ImageRecord, Platform, ProgressEvent, ProgressListener } from './types.js';
 
 /** Default bound on one layer's uncompressed size (decompression-bomb guard). */
 export const DEFAULT_MAX_LAYER_BYTES = 16 * 1024 ** 3;
@@ -56,6 +56,8 @@ export async function pullImage(ref: string, opts: PullImageOptions): Promise<Pu
   const name = dockerReference(ref);
   const emit = opts.onProgress ?? (() => {});
   const downloaded = new Set<string>();
+  // "Digest: ..." comes after every layer's "Pull complete", as in dockerd's stream.
+  let digestLine: ProgressEvent | undefined;
   // Each layer blob to download is unpacked as its bytes arrive, from a LayerTap that the first
   // layer needing it claims; whatever is not tapped is unpacked from the store.
   const taps = new Map<string, LayerTap>();
@@ -75,7 +77,14 @@ export async function pullImage(ref: string, opts: PullImageOptions): Promise<Pu
     // "Pull complete" means unpacked, as Docker says it: sent by unpackImageLayers.
     onProgress: (e) => {
       if (e.status === 'Download complete') downloaded.add(e.id);
-      if (e.status !== 'Pull complete') emit(e);
+      if (e.status.startsWith('Digest: ')) digestLine = e;
+      else if (e.status !== 'Pull complete') emit(e);
+    },
+    isPresent: (manifest) => {
+      const id = manifest.config.digest;
+      if (!opts.content.has(id) || !opts.images.list().some((i) => i.config === id)) return false;
+      const top = chainIds(parseImageConfig(opts.content.readBlob(id)).rootfs?.diff_ids ?? []).at(-1);
+      return top === undefined || opts.snapshotter.hasLayer(top);
     },
     tapLayers: (manifest) => {
       const config = parseImageConfig(opts.content.readBlob(manifest.config.digest));
@@ -88,7 +97,7 @@ export async function pullImage(ref: string, opts: PullImageOptions): Promise<Pu
           return tap;
         },
         blobs,
-        showExtracting: (id) => downloaded.has(id),
+        downloaded: (id) => downloaded.has(id),
       });
       unpacking.catch(() => {}); // awaited below
       return (layer) => taps.get(layer.digest);
@@ -107,6 +116,7 @@ export async function pullImage(ref: string, opts: PullImageOptions): Promise<Pu
     throw pulled.error;
   }
   const chains = await unpacking!;
+  if (digestLine) emit(digestLine);
   const config = parseImageConfig(opts.content.readBlob(pulled.value.configDigest));
 
   const repoDigest = `${repositoryName(name)}@${pulled.value.indexDigest ?? pulled.value.manifestDigest}`;
@@ -129,8 +139,11 @@ export interface LiveLayers {
   claim(digest: string): LayerTap | undefined;
   /** Settles once every blob is in the content store (rejects if the download failed). */
   blobs: Promise<unknown>;
-  /** Whether "Extracting" progress may be shown for a layer (after its download). */
-  showExtracting?: (id: string) => boolean;
+  /**
+   * Whether this pull has downloaded a layer's blob (by short ID): "Extracting" shows only after
+   * the download, and a downloaded layer that was here already still gets its "Pull complete".
+   */
+  downloaded?: (id: string) => boolean;
 }
 
 /** Unpacks from the content store run at most this many at a time (a tapped layer runs with its download). */
@@ -165,7 +178,7 @@ export async function unpackImageLayers(
     const parentAdded = jobs[i - 1];
     const fill = (open: () => Readable) => async (dir: string) => {
       const input = progressStream(open(), (current) => {
-        if (live?.showExtracting?.(id) ?? true) emit({ id, status: 'Extracting', current, total: layer.size });
+        if (live?.downloaded?.(id) ?? true) emit({ id, status: 'Extracting', current, total: layer.size });
       });
       const result = await unpackLayer(input, dir, { mediaType: layer.mediaType, maxBytes: opts.maxLayerBytes ?? DEFAULT_MAX_LAYER_BYTES, sizeHint: layer.size });
       if (result.diffId !== diffIds[i]) {
@@ -194,8 +207,12 @@ export async function unpackImageLayers(
           if (!opts.content.has(layer.digest)) await live?.blobs;
           await opts.snapshotter.addLayer(chains[i], parent, (dir) => slots.run(() => fill(fromStore)(dir)), { parentAdded });
         }
+        emit({ id, status: 'Pull complete' });
+      } else if (live?.downloaded) {
+        // A layer it had: "Already exists" only, as dockerd; unless its blob came down anyway.
+        await live.blobs.catch(() => {});
+        if (live.downloaded(id)) emit({ id, status: 'Pull complete' });
       }
-      emit({ id, status: 'Pull complete' });
     })();
     job.catch(() => {}); // awaited below
     jobs.push(job);

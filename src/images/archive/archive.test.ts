@@ -6,14 +6,14 @@ import { Readable } from 'node:stream';
 import { after, describe, it } from 'node:test';
 import zlib from 'node:zlib';
 
-import { InvalidArgumentError } from '../../common/errors.js';
+import { InvalidArgumentError, NotFoundError } from '../../common/errors.js';
 import { makeTar, sha256, type TestEntry } from '../../storage/tar.testutil.js';
 import { LocalContentStore } from '../content-store.js';
 import { ImageStore } from '../image-store.js';
 import { hostPlatform, parseImageConfig, parseManifest } from '../manifest.js';
 import type { ContentStore } from '../types.js';
 import type { Stores } from './common.js';
-import { DOCKER_LAYER_TAR, loadDockerArchive, saveDockerArchive } from './docker-archive.js';
+import { DOCKER_LAYER_TAR, imagesToSave, loadDockerArchive, saveDockerArchive } from './docker-archive.js';
 import { exportOciLayout, importOciLayout } from './oci-layout.js';
 import { applyChanges, importRootfs } from './rootfs-import.js';
 
@@ -207,6 +207,24 @@ describe('docker save', () => {
     const tar2 = path.join(tmp, `save${n++}.tar`);
     await saveDockerArchive(s2, ['two', 'one:latest', 'reg.example:5000/two:v2'], tar2);
     assert.ok(fs.readFileSync(tar1).equals(fs.readFileSync(tar2)), 'the two saves are byte-identical');
+  });
+
+  it("picks images as dockerd does: a bare repository name means all its images, a tag that tag, an ID or repo digest no tag", async () => {
+    const s = stores();
+    await loadDockerArchive(Readable.from([dockerdStyleArchive()]), s);
+    const [one, two] = [sha256(config1), sha256(config2)];
+    const picked = (...refs: string[]) => imagesToSave(s.images, refs).map((i) => [i.image.config, i.tags]);
+    assert.deepEqual(picked('two'), [[two, ['docker.io/library/two:latest']]]);
+    assert.deepEqual(picked('reg.example:5000/two'), [[two, ['reg.example:5000/two:v2']]]);
+    s.images.tag('docker.io/library/two:old', one);
+    assert.deepEqual(new Map(picked('two') as [string, string[]][]), new Map([[two, ['docker.io/library/two:latest']], [one, ['docker.io/library/two:old']]]));
+    assert.deepEqual(picked('two:old'), [[one, ['docker.io/library/two:old']]]);
+    assert.deepEqual(picked(one.slice(7, 19), 'one'), [[one, ['docker.io/library/one:latest']]], 'an ID prefix, then the name: one image');
+    s.images.untag('docker.io/library/two:latest');
+    s.images.untag('reg.example:5000/two:v2');
+    s.images.put({ ...s.images.get(two), repoDigests: [`reg.example:5000/pulled@${sha256(Buffer.from('m'))}`] });
+    assert.deepEqual(picked('reg.example:5000/pulled'), [[two, []]], 'known by a repo digest only: saved, without a tag');
+    assert.throws(() => imagesToSave(s.images, ['nothing']), NotFoundError);
   });
 
   it('decompresses gzip layers (an OCI-imported image) to tars whose sha256 is the diff_id; by ID: no RepoTags', async () => {

@@ -206,30 +206,53 @@ export async function saveDockerArchive(stores: Stores, refs: string[], out: str
   }
 }
 
-async function dockerSaveEntries(stores: Stores, refs: string[], scratch: string): Promise<OutputEntry[]> {
-  const { content, images } = stores;
-  // Images in the order first named, with their tags.
+/**
+ * The images `docker save` writes for `refs`, in the order first named, each with the tags it
+ * carries, as dockerd's tarexport picks them: a bare repository name ("busybox",
+ * "host:5000/app") means every image of that repository, with its tags (one it knows only by a
+ * repo digest goes without); a tagged name, that tag; an ID or repo digest, the image without
+ * tags. Throws NotFoundError for a ref that names nothing.
+ */
+export function imagesToSave(images: Stores['images'], refs: string[]): Array<{ image: ImageRecord; tags: string[] }> {
   const selected = new Map<Digest, { image: ImageRecord; tags: string[] }>();
-  for (const ref of refs) {
-    const image = images.get(ref);
+  const add = (image: ImageRecord, tag?: string) => {
     const item = selected.get(image.config) ?? { image, tags: [] };
     selected.set(image.config, item);
-    let name: string | undefined;
+    if (tag !== undefined && image.names.includes(tag) && !item.tags.includes(tag)) item.tags.push(tag);
+  };
+  for (const ref of refs) {
+    let parsed: ReturnType<typeof parseReference> | undefined;
     try {
-      const parsed = dockerReference(ref);
-      if (parsed.digest === undefined) name = formatReference(parsed);
+      parsed = parseReference(ref);
     } catch {
       /* an ID */
     }
-    if (name !== undefined && image.names.includes(name) && !item.tags.includes(name)) item.tags.push(name);
+    if (parsed && parsed.tag === undefined && parsed.digest === undefined) {
+      const repo = formatReference(parsed);
+      const ofRepo = images.list().filter((i) => i.names.some((n) => n.startsWith(repo + ':')) || (i.repoDigests ?? []).some((d) => d.startsWith(repo + '@')));
+      for (const image of ofRepo) {
+        const tags = image.names.filter((n) => n.startsWith(repo + ':'));
+        if (tags.length === 0) add(image);
+        for (const tag of tags) add(image, tag);
+      }
+      if (ofRepo.length > 0) continue; // else: maybe an ID prefix ("27ced9ae6367")
+    }
+    const image = images.get(ref);
+    add(image, parsed && parsed.digest === undefined ? formatReference(dockerReference(ref)) : undefined);
   }
+  return [...selected.values()];
+}
+
+async function dockerSaveEntries(stores: Stores, refs: string[], scratch: string): Promise<OutputEntry[]> {
+  const { content } = stores;
+  const selected = imagesToSave(stores.images, refs);
 
   const entries: OutputEntry[] = [];
   const manifestJson: Array<{ Config: string; RepoTags: string[] | null; Layers: string[] }> = [];
   const repositories: Record<string, Record<string, string>> = {};
   const layerFiles = new Map<Digest, OutputEntry>();
 
-  for (const { image, tags } of selected.values()) {
+  for (const { image, tags } of selected) {
     const parsed = parseManifest(content.readBlob(image.manifest));
     if (parsed.kind !== 'manifest') throw new InvalidArgumentError(`image ${image.config}: ${image.manifest} is not an image manifest`);
     const manifest = parsed.manifest;

@@ -39,6 +39,11 @@ export interface PullOptions {
    * blob's bytes into as they arrive (pullImage unpacks layers while they download).
    */
   tapLayers?: (manifest: ImageManifest) => ((layer: Descriptor) => LayerTap | undefined) | undefined;
+  /**
+   * Whether the image is here already, whole: then no layer is announced, as dockerd says
+   * nothing of the layers of an image it has (there is nothing to download either).
+   */
+  isPresent?: (manifest: ImageManifest) => boolean;
 }
 
 /**
@@ -289,16 +294,18 @@ export async function pull(ref: string, opts: PullOptions): Promise<PullResult> 
       blobs.push(d);
     }
   }
-  for (const d of manifest.layers) emit({ id: shortDigest(d.digest), status: opts.store.has(d.digest) ? 'Already exists' : 'Waiting' });
+  const announce = !opts.isPresent?.(manifest);
+  const emitLayer = announce ? emit : () => {};
+  for (const d of manifest.layers) emitLayer({ id: shortDigest(d.digest), status: opts.store.has(d.digest) ? 'Already exists' : 'Waiting' });
   // The config first (it is small): whoever taps the layers may need it to know what they are.
   await downloadOnce(opts.store, manifest.config.digest, () => downloadBlob(client, r.repository, manifest.config, opts.store, { retries: opts.retries }));
   const tap = opts.tapLayers?.(manifest);
   await runLimited(blobs.slice(1), opts.concurrency ?? 3, async (d) => {
     if (opts.store.has(d.digest)) return;
     // A blob another pull brought meanwhile: its tap goes unfed, and the layer is unpacked from the store.
-    const got = await downloadOnce(opts.store, d.digest, () => downloadBlob(client, r.repository, d, opts.store, { onProgress: emit, retries: opts.retries, tap: tap?.(d) }));
-    if (got === 'shared') emit({ id: shortDigest(d.digest), status: 'Download complete' });
-    emit({ id: shortDigest(d.digest), status: 'Pull complete' });
+    const got = await downloadOnce(opts.store, d.digest, () => downloadBlob(client, r.repository, d, opts.store, { onProgress: emitLayer, retries: opts.retries, tap: tap?.(d) }));
+    if (got === 'shared') emitLayer({ id: shortDigest(d.digest), status: 'Download complete' });
+    emitLayer({ id: shortDigest(d.digest), status: 'Pull complete' });
   });
   await opts.store.writeBlob(top.bytes, { digest: top.digest, size: top.bytes.length });
   if (index) await opts.store.writeBlob(index.bytes, { digest: index.digest, size: index.bytes.length });
