@@ -19,9 +19,11 @@ import type { ContentStore, Digest, ImageRecord } from './types.js';
 
 const FILE_NAME = 'images.json';
 const FORMAT_VERSION = 1;
-/** Docker accepts an image ID prefix; we require 12 hex digits (a short ID), so a prefix means one image. */
-export const MIN_ID_PREFIX = 12;
-const ID_PREFIX = /^(?:sha256:)?([a-f0-9]{12,64})$/;
+/**
+ * An image ID prefix, as dockerd's image service takes one (truncatedID: 4 to 64 hex digits);
+ * a name wins over a prefix, and a prefix of two images is refused as ambiguous.
+ */
+const ID_PREFIX = /^(?:sha256:)?([a-f0-9]{4,64})$/;
 
 export interface RemoveResult {
   /** Names and repo digests removed, fully qualified. */
@@ -112,7 +114,7 @@ export class ImageStore {
   /**
    * The image `ref` names, as Docker resolves one: a full image ID ("sha256:<hex>" or
    * "<hex>"), a name ("busybox", "host:5000/x:tag"), a repo digest ("busybox@sha256:…"), or
-   * an ID prefix of at least 12 hex digits. An ambiguous prefix is an InvalidArgumentError.
+   * an ID prefix of at least 4 hex digits. An ambiguous prefix is an InvalidArgumentError.
    */
   find(ref: string): ImageRecord | undefined {
     const image = this.lookup(ref);
