@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -369,6 +370,22 @@ describe('pull from a fake registry', () => {
       reg.auth = 'none';
       await other.stop();
     }
+  });
+});
+
+describe('connection failures', () => {
+  it("are worded as Go's net package words them (what dockerd users know): refused, no such host", async () => {
+    // A port nothing listens on: bound, then closed.
+    const probe = net.createServer();
+    await new Promise<void>((r) => probe.listen(0, '127.0.0.1', r));
+    const host = `127.0.0.1:${(probe.address() as net.AddressInfo).port}`;
+    await new Promise<void>((r) => probe.close(() => r()));
+    const refused = new RegistryClient(host, host, { auth: 'anonymous', insecure: [host] });
+    await assert.rejects(pull(`${host}/app:v1`, { store: store(), client: refused, retries: 1 }), (e: Error) => e instanceof ConnectionError && e.message === `Get "http://${host}/v2/app/manifests/v1": dial tcp ${host}: connect: connection refused`);
+    // No name is looked up for real: the lookup answers as a resolver that knows no such host.
+    const lookup: net.LookupFunction = (_host, _opts, callback) => callback(Object.assign(new Error('getaddrinfo ENOTFOUND'), { code: 'ENOTFOUND', hostname: 'nowhere.test' }), '', 4);
+    const unknown = new RegistryClient('nowhere.test', 'nowhere.test', { auth: 'anonymous', lookup });
+    await assert.rejects(pull('nowhere.test/app:v1', { store: store(), client: unknown, retries: 1 }), (e: Error) => e.message === 'Get "https://nowhere.test/v2/app/manifests/v1": dial tcp: lookup nowhere.test: no such host');
   });
 });
 
