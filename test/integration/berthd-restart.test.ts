@@ -5,18 +5,24 @@
  * is removed nothing is left: no mounts, cgroups, runtime state or processes.
  */
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
+import { execFile, spawn, spawnSync } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
+import type http from 'node:http';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { promisify } from 'node:util';
+import zlib from 'node:zlib';
 
+import { FakeRegistry } from '../../src/images/registry/fake-registry.testutil.js';
 import { Runtime } from '../../src/runtime/runtime.js';
+import { makeTar, sha256 } from '../../src/storage/tar.testutil.js';
 import { startBerthd, type PrivateBerthd } from '../helpers/berthd.js';
 import { cgroupRoots, DOCKER, dockerdSkip, pidsMentioning, poll, sleep } from '../helpers/engines.js';
 import { makeBundle } from '../helpers/images.js';
 
 const TMPFS_MAGIC = 0x01021994;
+const run = promisify(execFile);
 
 function parentOf(pid: number): number | undefined {
   try {
@@ -168,6 +174,52 @@ describe('berthd survives kill -9', { skip: dockerdSkip }, () => {
     } finally {
       await runtime.delete(id, true).catch(() => undefined);
       bundle.remove();
+    }
+  });
+
+  it('a pull killed midway leaves no half-written blob, layer or image; the next pull completes', async () => {
+    // Two layers from an in-process registry; the first stops halfway through until the daemon is dead.
+    const reg = await new FakeRegistry().start();
+    const gzLayer = (files: Record<string, Buffer | string>) => {
+      const tar = makeTar(Object.entries(files).map(([name, data]) => ({ name, data })));
+      return { tar, gz: zlib.gzipSync(tar, { level: 0 }) }; // level 0: files arrive as they are sent
+    };
+    const bottom = gzLayer({ 'early.txt': 'early', 'bulk.bin': randomBytes(3 << 20) });
+    const top = gzLayer({ 'top.txt': 'top layer\n' });
+    const layers = [bottom, top].map((l) => ({ mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', ...reg.addBlob('crash', l.gz) }));
+    const config = { mediaType: 'application/vnd.oci.image.config.v1+json', ...reg.addBlob('crash', JSON.stringify({ architecture: 'amd64', os: 'linux', config: { Cmd: ['cat', '/top.txt'] }, rootfs: { type: 'layers', diff_ids: [bottom, top].map((l) => sha256(l.tar)) } })) };
+    reg.addManifest('crash', 'v1', { schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', config, layers });
+    const stalled: http.ServerResponse[] = [];
+    reg.hook = (req, res) => {
+      if (!req.url!.endsWith(`/blobs/${layers[0]!.digest}`)) return false;
+      res.writeHead(200, { 'content-length': bottom.gz.length });
+      res.write(bottom.gz.subarray(0, bottom.gz.length >> 1));
+      stalled.push(res);
+      return true;
+    };
+    const data = path.join(d.dir, 'data');
+    const inFlight = (): string[] => [path.join(data, 'content', 'ingest'), path.join(data, 'snapshots', 'tmp')].flatMap((dir) => (fs.existsSync(dir) ? fs.readdirSync(dir).map((f) => path.join(dir, f)) : []));
+    const image = `${reg.host}/crash:v1`;
+    const puller = spawn(DOCKER!, ['pull', image], { env: d.env, stdio: 'ignore' });
+    try {
+      // Killed while the first layer is half here: its blob being written, its files being unpacked.
+      assert.ok(await poll(() => stalled.length > 0 && inFlight().length >= 2, 15_000), `the pull is under way: ${inFlight().join(', ')}`);
+      await d.kill9();
+      stalled.forEach((res) => res.destroy());
+      reg.hook = undefined;
+      await d.start();
+      assert.deepEqual(inFlight(), [], 'no ingest file, no half-unpacked layer');
+      assert.equal(d.docker(['image', 'inspect', image]).status, 1, 'no image');
+      assert.deepEqual(fs.readdirSync(path.join(data, 'snapshots', 'layers')).filter((l) => l !== sha256(bottom.tar).slice(7) && fs.existsSync(path.join(data, 'snapshots', 'layers', l, 'layer.json')) && JSON.parse(fs.readFileSync(path.join(data, 'snapshots', 'layers', l, 'layer.json'), 'utf8')).diffId === sha256(top.tar)), [], 'no top layer without its parent');
+      // (Not d.dockerOk: a synchronous client would stop this process's registry from answering.)
+      await run(DOCKER!, ['pull', image], { env: d.env, timeout: 60_000 });
+      const cid = d.dockerOk(['create', image]).trim();
+      for (const [file, text] of [['/top.txt', 'top layer\n'], ['/early.txt', 'early']]) assert.ok(d.dockerOk(['cp', `${cid}:${file}`, '-']).includes(text), file);
+      d.dockerOk(['rm', cid]);
+      d.dockerOk(['rmi', image]);
+    } finally {
+      puller.kill('SIGKILL');
+      await reg.stop();
     }
   });
 
