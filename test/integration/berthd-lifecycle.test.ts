@@ -328,7 +328,7 @@ describe('berthd with the docker CLI', { skip }, () => {
     // A volume over /etc: the image's /etc copied in, and /etc/hostname, hosts and resolv.conf
     // mounted on top of it, not hidden beneath it (mounts go parents first, as moby sorts them).
     const etc = d.dockerOk(['run', '--rm', '--hostname', 'etcvol', '-v', 'etcvol:/etc', 'busybox', 'sh', '-c', 'cat /etc/hostname; ls /etc | tr "\\n" " "']);
-    assert.equal(etc, 'etcvol\ngroup hostname hosts passwd resolv.conf ');
+    assert.equal(etc, 'etcvol\ngroup hostname hosts mtab passwd resolv.conf ', "as dockerd's: the image's /etc and its init layer's");
     d.dockerOk(['volume', 'rm', 'etcvol']);
   });
 
