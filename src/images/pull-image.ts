@@ -82,7 +82,7 @@ export async function pullImage(ref: string, opts: PullImageOptions): Promise<Pu
     },
     isPresent: (manifest) => {
       const id = manifest.config.digest;
-      if (!opts.content.has(id) || !opts.images.list().some((i) => i.config === id)) return false;
+      if (!opts.content.has(id) || !opts.images.find(id)) return false;
       const top = chainIds(parseImageConfig(opts.content.readBlob(id)).rootfs?.diff_ids ?? []).at(-1);
       return top === undefined || opts.snapshotter.hasLayer(top);
     },

@@ -198,16 +198,20 @@ function registryResponse(res: http.IncomingMessage, signal: AbortSignal | undef
       },
     },
     body,
-    text: async () => {
-      const chunks: Buffer[] = [];
-      let total = 0;
-      for await (const c of body) {
-        if ((total += c.length) > MAX_TEXT_BYTES) throw new InvalidArgumentError(`answer larger than ${MAX_TEXT_BYTES} bytes`, 'response');
-        chunks.push(c);
-      }
-      return Buffer.concat(chunks).toString('utf8');
-    },
+    text: async () => (await readAtMost(body, MAX_TEXT_BYTES, 'response')).toString('utf8'),
   };
+}
+
+/** A body read to its end, refusing more than `limit` bytes (naming `what`). */
+async function readAtMost(body: ResponseBody, limit: number, what: string): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let total = 0;
+  for await (const chunk of body) {
+    total += chunk.length;
+    if (total > limit) throw new InvalidArgumentError(`registry sent more than ${limit} bytes`, what);
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks, total);
 }
 
 export async function withRetry<T>(fn: (attempt: number) => Promise<T>, attempts = 3, baseDelayMs = 200): Promise<T> {
@@ -424,16 +428,7 @@ export class RegistryClient {
       await res.body?.cancel();
       throw new InvalidArgumentError(`registry announced ${len} bytes, more than the limit of ${limit}`, what);
     }
-    const chunks: Buffer[] = [];
-    let total = 0;
-    for await (const chunk of res.body) {
-      total += chunk.length;
-      if (total > limit) {
-        throw new InvalidArgumentError(`registry sent more than ${limit} bytes`, what);
-      }
-      chunks.push(chunk);
-    }
-    return Buffer.concat(chunks, total);
+    return readAtMost(res.body, limit, what);
   }
 
   /** Turns a non-success response into a typed error (consuming a bounded part of its body). */
