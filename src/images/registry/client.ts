@@ -198,17 +198,18 @@ function registryResponse(res: http.IncomingMessage, signal: AbortSignal | undef
       },
     },
     body,
-    text: async () => (await readAtMost(body, MAX_TEXT_BYTES, 'response')).toString('utf8'),
+    // (A token server's answer, say: not the registry's.)
+    text: async () => (await readAtMost(body, MAX_TEXT_BYTES, 'response', `answer larger than ${MAX_TEXT_BYTES} bytes`)).toString('utf8'),
   };
 }
 
 /** A body read to its end, refusing more than `limit` bytes (naming `what`). */
-async function readAtMost(body: ResponseBody, limit: number, what: string): Promise<Buffer> {
+async function readAtMost(body: ResponseBody, limit: number, what: string, tooLong = `registry sent more than ${limit} bytes`): Promise<Buffer> {
   const chunks: Buffer[] = [];
   let total = 0;
   for await (const chunk of body) {
     total += chunk.length;
-    if (total > limit) throw new InvalidArgumentError(`registry sent more than ${limit} bytes`, what);
+    if (total > limit) throw new InvalidArgumentError(tooLong, what);
     chunks.push(chunk);
   }
   return Buffer.concat(chunks, total);
