@@ -16,10 +16,10 @@ const portOf = (s: net.Server): number => (s.address() as net.AddressInfo).port;
 const close = (s: net.Server): Promise<void> => new Promise((r) => s.close(() => r()));
 
 /** What a TCP client gets: the data, or the error code. */
-function talk(port: number): Promise<string> {
+function talk(port: number, host = '127.0.0.1'): Promise<string> {
   return new Promise((resolve) => {
     let data = '';
-    const c = net.connect(port, '127.0.0.1');
+    const c = net.connect(port, host);
     c.on('data', (b: Buffer) => (data += b.toString()));
     c.on('end', () => resolve(data));
     c.on('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? err.message));
@@ -58,7 +58,8 @@ describe('PortPublisher', () => {
     const tcp = Number(map['80/tcp']![0]!.HostPort);
     const udp = Number(map['53/udp']![0]!.HostPort);
     assert.ok(tcp > 0 && udp > 0);
-    assert.deepEqual(map['443/tcp']!.map((b) => b.HostIp), ['0.0.0.0']);
+    assert.deepEqual(map['443/tcp']!.map((b) => b.HostIp), ['0.0.0.0', '::'], 'on all addresses: IPv4 and its IPv6 twin, as dockerd shows them');
+    assert.equal(map['443/tcp']![0]!.HostPort, map['443/tcp']![1]!.HostPort);
     assert.equal(await free('tcp', tcp), false, 'the TCP port is held');
     assert.equal(await free('udp', udp), false, 'the UDP port is held');
     assert.deepEqual(
@@ -126,6 +127,31 @@ describe('PortPublisher', () => {
     await p.close();
     assert.equal(await talk(port), 'ECONNREFUSED', 'the port closes with unpublish');
     await close(container);
+  });
+
+  it("forwards a binding's IPv6 twin in userland, TCP and UDP (no NAT rules for IPv6), and releases it", async (t) => {
+    if (!(await new Promise<boolean>((r) => net.createServer().once('error', () => r(false)).listen(0, '::1', function (this: net.Server) { this.close(() => r(true)); })))) return t.skip('no IPv6 loopback');
+    const container = await listen();
+    const echo = dgram.createSocket('udp4');
+    echo.on('message', (m, from) => echo.send(Buffer.concat([Buffer.from('echo '), m]), from.port, from.address));
+    await new Promise<void>((r) => echo.bind(0, '127.0.0.1', () => r()));
+    const p = new PortPublisher();
+    const map = await p.publish('a', { ip: '127.0.0.1', bridge: 'br1' }, { [`${portOf(container)}/tcp`]: [{ HostIp: '', HostPort: '' }], [`${echo.address().port}/udp`]: [{}] });
+    const tcp = map[`${portOf(container)}/tcp`]!;
+    const udp = map[`${echo.address().port}/udp`]!;
+    assert.deepEqual([tcp.map((b) => b.HostIp), udp.map((b) => b.HostIp)], [['0.0.0.0', '::'], ['0.0.0.0', '::']]);
+    assert.deepEqual(p.natPorts().map((x) => x.hostIp), ['0.0.0.0', '0.0.0.0'], 'the NAT rules are IPv4 only');
+    assert.equal(await talk(Number(tcp[1]!.HostPort), '::1'), 'hello from the container');
+    const client = dgram.createSocket('udp6');
+    const answer = new Promise<string>((r) => client.once('message', (m) => r(m.toString())));
+    client.send('ping', Number(udp[1]!.HostPort), '::1');
+    assert.equal(await answer, 'echo ping');
+    client.close();
+    await p.unpublish('a');
+    assert.equal(await talk(Number(tcp[1]!.HostPort), '::1'), 'ECONNREFUSED');
+    echo.close();
+    await close(container);
+    await p.close();
   });
 
   it('bindingsFor: PortBindings plus, with -P, each exposed port on a free one', () => {

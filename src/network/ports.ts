@@ -39,7 +39,9 @@ interface Held {
 
 interface Published {
   held: Held[];
-  sockets: Set<net.Socket>;
+  /** The IPv6 twins of bindings on all addresses: forwarded in userland (the NAT rules are IPv4's). */
+  v6: Array<net.Server | dgram.Socket>;
+  sockets: Set<net.Socket | dgram.Socket>;
 }
 
 const FIELD = 'HostConfig.PortBindings';
@@ -81,18 +83,19 @@ function inUse(err: unknown): boolean {
   return (err as NodeJS.ErrnoException).code === 'EADDRINUSE';
 }
 
-/** Binds one host port: a listening TCP socket or a bound UDP socket. */
+/** Binds one host port: a listening TCP socket or a bound UDP socket ("::": IPv6 only). */
 function hold(proto: 'tcp' | 'udp', hostIp: string, port: number): Promise<net.Server | dgram.Socket> {
+  const v6 = hostIp === '::';
   return new Promise((resolve, reject) => {
     if (proto === 'tcp') {
       const server = net.createServer();
       server.once('error', reject);
-      server.listen({ port, host: hostIp, exclusive: true }, () => {
+      server.listen({ port, host: hostIp, exclusive: true, ipv6Only: v6 }, () => {
         server.off('error', reject);
         resolve(server);
       });
     } else {
-      const socket = dgram.createSocket({ type: 'udp4' });
+      const socket = dgram.createSocket(v6 ? { type: 'udp6', ipv6Only: true } : { type: 'udp4' });
       socket.once('error', reject);
       socket.bind({ port, address: hostIp, exclusive: true }, () => {
         socket.off('error', reject);
@@ -136,7 +139,7 @@ export class PortPublisher {
     await this.unpublish(owner);
     const { ip: containerIp, bridge } = typeof target === 'string' ? { ip: target, bridge: '' } : target;
     const proxy = this.opts.proxy === true || typeof target === 'string';
-    const state: Published = { held: [], sockets: new Set() };
+    const state: Published = { held: [], v6: [], sockets: new Set() };
     const result: PortMap = {};
     try {
       for (const [key, list] of Object.entries(bindings)) {
@@ -155,10 +158,21 @@ export class PortPublisher {
           state.held.push({ port: { proto, hostIp, hostPort, containerIp, containerPort, bridge }, handle });
           if (handle instanceof net.Server) handle.on('connection', (client) => (proxy ? forward(client, containerIp, containerPort, state.sockets) : client.resetAndDestroy()));
           shown.push({ HostIp: hostIp, HostPort: String(hostPort) });
+          // A binding on all addresses takes IPv6's as well, as dockerd's docker-proxy does
+          // ("[::]:8080"); a host without IPv6, or with that port taken there, has only IPv4's.
+          if (!b.HostIp) {
+            const twin = await hold(proto, '::', hostPort).catch(() => undefined);
+            if (twin) {
+              state.v6.push(twin);
+              if (twin instanceof net.Server) twin.on('connection', (client) => forward(client, containerIp, containerPort, state.sockets));
+              else relayDatagrams(twin, containerIp, containerPort, state.sockets);
+              shown.push({ HostIp: '::', HostPort: String(hostPort) });
+            }
+          }
         }
       }
     } catch (err) {
-      await Promise.all(state.held.map((h) => release(h.handle)));
+      await Promise.all([...state.held.map((h) => h.handle), ...state.v6].map(release));
       throw err;
     }
     this.published.set(owner, state);
@@ -169,8 +183,8 @@ export class PortPublisher {
     const state = this.published.get(owner);
     if (!state) return;
     this.published.delete(owner);
-    for (const socket of state.sockets) socket.destroy();
-    await Promise.all(state.held.map((h) => release(h.handle)));
+    for (const socket of state.sockets) (socket instanceof net.Socket ? socket.destroy() : socket.close());
+    await Promise.all([...state.held.map((h) => h.handle), ...state.v6].map(release));
   }
 
   /** Every current binding, as HostNat's input. */
@@ -183,8 +197,46 @@ export class PortPublisher {
   }
 }
 
+/** How long a UDP peer's relay socket lives without traffic (docker-proxy's UDP timeout). */
+const UDP_IDLE_MS = 90_000;
+
+/**
+ * UDP in userland: each peer gets a socket of its own towards the container, whose answers go
+ * back to that peer, until it has been quiet for UDP_IDLE_MS.
+ */
+function relayDatagrams(socket: dgram.Socket, ip: string, port: number, sockets: Set<net.Socket | dgram.Socket>): void {
+  const peers = new Map<string, { upstream: dgram.Socket; timer: NodeJS.Timeout }>();
+  socket.on('message', (message, from) => {
+    const key = `[${from.address}]:${from.port}`;
+    let peer = peers.get(key);
+    if (!peer) {
+      const upstream = dgram.createSocket('udp4');
+      const close = (): void => {
+        clearTimeout(entry.timer);
+        peers.delete(key);
+        sockets.delete(upstream);
+        upstream.close();
+      };
+      const entry = { upstream, timer: setTimeout(close, UDP_IDLE_MS).unref() };
+      upstream.on('error', close);
+      upstream.on('message', (answer) => {
+        entry.timer.refresh();
+        socket.send(answer, from.port, from.address, () => undefined);
+      });
+      peers.set(key, entry);
+      sockets.add(upstream);
+      peer = entry;
+    }
+    peer.timer.refresh();
+    peer.upstream.send(message, port, ip, () => undefined);
+  });
+  socket.on('close', () => {
+    for (const peer of peers.values()) clearTimeout(peer.timer);
+  });
+}
+
 /** The userland path: one connection piped to the container. */
-function forward(client: net.Socket, ip: string, port: number, sockets: Set<net.Socket>): void {
+function forward(client: net.Socket, ip: string, port: number, sockets: Set<net.Socket | dgram.Socket>): void {
   const upstream = net.connect(port, ip);
   sockets.add(client);
   sockets.add(upstream);

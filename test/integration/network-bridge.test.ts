@@ -59,6 +59,34 @@ describe('the default bridge network', { skip: dockerdSkip }, () => {
     assert.ok(await poll(() => veths() === '0', 10_000), `veths left on the bridge: ${veths()}`);
   });
 
+  it('legacy --link on the default bridge: hosts entry, variables, and dockerd\'s refusals', () => {
+    const target = d.dockerOk(['run', '-d', '--name', 'linked-db', '--expose', '5432', '-e', 'POSTGRES_DB=app', 'busybox', 'sleep', '100']).trim();
+    const ip = d.dockerOk(['inspect', '-f', '{{.NetworkSettings.IPAddress}}', target]).trim();
+    const out = d.dockerOk(['run', '--rm', '--name', 'linker', '--link', 'linked-db:db', 'busybox', 'sh', '-c', 'env | sort; grep -w db /etc/hosts']);
+    assert.match(out, new RegExp(`^DB_PORT=tcp://${ip.replace(/\./g, '\\.')}:5432$`, 'm'));
+    assert.match(out, new RegExp(`^DB_PORT_5432_TCP_ADDR=${ip.replace(/\./g, '\\.')}$`, 'm'));
+    assert.match(out, /^DB_NAME=\/linker\/db$/m);
+    assert.match(out, /^DB_ENV_POSTGRES_DB=app$/m);
+    assert.doesNotMatch(out, /DB_ENV_PATH/);
+    assert.match(out, new RegExp(`^${ip.replace(/\./g, '\\.')}\tdb ${target.slice(0, 12)} linked-db$`, 'm'));
+    // Kept as dockerd keeps it.
+    d.dockerOk(['create', '--name', 'linker2', '--link', 'linked-db:db', 'busybox', 'true']);
+    assert.equal(d.dockerOk(['inspect', '-f', '{{json .HostConfig.Links}}', 'linker2']).trim(), '["/linked-db:/linker2/db"]');
+    // A target that does not exist (create), is not running or is not on the default bridge (start).
+    assert.match(d.docker(['create', '--link', 'no-such-target:x', 'busybox', 'true']).stderr, /could not get container for no-such-target/);
+    d.dockerOk(['stop', '-t', '0', 'linked-db']);
+    const stopped = d.docker(['start', 'linker2']);
+    assert.notEqual(stopped.status, 0);
+    assert.match(stopped.stderr, /Cannot link to a non running container: \/linked-db AS \/linker2\/db/);
+    d.dockerOk(['rm', '-f', 'linker2', 'linked-db']);
+    d.dockerOk(['network', 'create', 'link-other']);
+    d.dockerOk(['run', '-d', '--name', 'elsewhere', '--network', 'link-other', 'busybox', 'sleep', '100']);
+    assert.match(d.docker(['run', '--rm', '--link', 'elsewhere:e', 'busybox', 'true']).stderr, /Cannot link to \/elsewhere, as it does not belong to the default network/);
+    assert.match(d.docker(['run', '--rm', '--network', 'host', '--link', 'elsewhere:e', 'busybox', 'true']).stderr, /host type networking can't be used with links/);
+    d.dockerOk(['rm', '-f', 'elsewhere']);
+    d.dockerOk(['network', 'rm', 'link-other']);
+  });
+
   it('a container joining and leaving the bridge at start and exit: network connect and disconnect events, as dockerd', () => {
     const since = Math.floor(Date.now() / 1000) - 1;
     const id = d.dockerOk(['run', '-d', 'busybox', 'true']).trim();
@@ -116,14 +144,19 @@ describe('the default bridge network', { skip: dockerdSkip }, () => {
     assert.match(taken.stderr, /port is already allocated/);
     // -P: a free host port for an exposed one.
     const all = d.dockerOk(['run', '-d', '--expose', '80', '-P', 'web']).trim();
-    const mapped = JSON.parse(d.dockerOk(['inspect', '-f', '{{json .NetworkSettings.Ports}}', all])) as Record<string, Array<{ HostPort: string }>>;
-    const hostPort = Number(mapped['80/tcp']![0]!.HostPort);
+    const mapped = (): Record<string, Array<{ HostIp: string; HostPort: string }>> => JSON.parse(d.dockerOk(['inspect', '-f', '{{json .NetworkSettings.Ports}}', all])) as Record<string, Array<{ HostIp: string; HostPort: string }>>;
+    const hostPort = Number(mapped()['80/tcp']![0]!.HostPort);
     assert.ok(hostPort > 0);
     assert.equal((await httpGetWithRetry(`http://127.0.0.1:${hostPort}/`))?.status, 200);
-    // The daemon dies and comes back: the same port serves again.
+    // On all addresses: IPv6's too, as dockerd publishes it, forwarded in userland.
+    assert.deepEqual(mapped()['80/tcp'], [{ HostIp: '0.0.0.0', HostPort: String(hostPort) }, { HostIp: '::', HostPort: String(hostPort) }]);
+    assert.equal((await httpGetWithRetry(`http://[::1]:${hostPort}/`))?.status, 200, 'through IPv6 loopback');
+    // The daemon dies and comes back: the same ports serve again.
     await d.kill9();
     await d.start();
     assert.equal((await httpGetWithRetry(`http://127.0.0.1:${port}/`))?.status, 200, 'published again after the restart');
+    assert.deepEqual(mapped()['80/tcp'], [{ HostIp: '0.0.0.0', HostPort: String(hostPort) }, { HostIp: '::', HostPort: String(hostPort) }], 'the same bindings after the restart');
+    assert.equal((await httpGetWithRetry(`http://[::1]:${hostPort}/`))?.status, 200, 'IPv6 after the restart');
     d.dockerOk(['rm', '-f', web, all]);
     assert.equal(await httpGet(`http://127.0.0.1:${port}/`).then(() => 'open', () => 'closed'), 'closed', 'the port closes with the container');
   });

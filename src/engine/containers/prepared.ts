@@ -10,7 +10,8 @@
  * does a start that finds the container changed (renamed, updated, connected to a network) or
  * one that comes after PREPARED_TTL_MS (its shim waits a minute at most for the launch). Only
  * containers whose start has no side effects beyond their own files are prepared: no volumes
- * (mounted and announced at start), no namespaces of another container.
+ * (mounted and announced at start), no namespaces of another container, no legacy links (their
+ * targets' addresses and variables are read at start).
  */
 import type { Launched } from '../../runtime/launch.js';
 import type { PreparedCreate } from '../../runtime/runtime.js';
@@ -44,7 +45,8 @@ export function startFingerprint(record: ContainerRecord): string {
 export function canPrepareAhead(record: ContainerRecord): boolean {
   const host = record.hostConfig;
   const joins = [host.NetworkMode, host.PidMode, host.IpcMode].some((mode) => typeof mode === 'string' && mode.startsWith('container:'));
-  return record.state.status === 'created' && !joins && host.IpcMode !== 'shareable' && !record.mounts.some((m) => m.Type === 'volume');
+  const links = Array.isArray(host.Links) && host.Links.length > 0;
+  return record.state.status === 'created' && !joins && !links && host.IpcMode !== 'shareable' && !record.mounts.some((m) => m.Type === 'volume');
 }
 
 /** The prepared starts, by container id, each with the fingerprint it was made for. */

@@ -23,6 +23,8 @@ import { unpackImageLayers } from '../../images/pull-image.js';
 import { chainIds, type Mount, type OverlaySnapshotter } from '../../storage/snapshotter.js';
 import type { VolumeStore } from '../../storage/volumes.js';
 import type { Runtime } from '../../runtime/runtime.js';
+import { parseSignal } from './signals.js';
+import { linkEnvironment, linkHostNames, parseLegacyLink, recordedLink } from '../../network/links.js';
 import type { Spec } from '../../runtime/spec/config.js';
 import { readExit, readLog, ShimClient, shimLogFile, shimPid, type ExitInfo, type LogEntry, type ShimLogOptions } from '../../shim/client.js';
 import { byMountDepth, containerSpec, DEFAULT_SHM_SIZE, DOCKER_MASKED_PATHS, DOCKER_READONLY_PATHS, resourceWarnings, type HostFacts } from '../spec/container-spec.js';
@@ -116,20 +118,6 @@ const STOP_TIMEOUT_DEFAULT = 10;
 const ATTACH_HOLD_MS = 5000;
 /** How long after an exit its runtime record and cgroups wait for a remove to be answered first. */
 const RUNTIME_RELEASE_DELAY_MS = 10;
-
-/** Signal names and numbers as Docker's `kill -s` and StopSignal take them ("KILL", "SIGKILL", "9"). */
-export function parseSignal(signal: string | number | undefined, fallback = 'SIGKILL'): number {
-  const text = String(signal ?? '').trim() || fallback;
-  if (/^\d+$/.test(text)) {
-    const n = Number(text);
-    if (n < 1 || n > 64) throw new InvalidArgumentError(`Invalid signal: ${text}`, 'signal');
-    return n;
-  }
-  const name = text.toUpperCase().startsWith('SIG') ? text.toUpperCase() : `SIG${text.toUpperCase()}`;
-  const n = (os.constants.signals as Record<string, number>)[name];
-  if (!n) throw new InvalidArgumentError(`Invalid signal: ${text}`, 'signal');
-  return n;
-}
 
 function nowIso(): string {
   return new Date().toISOString();
@@ -395,6 +383,7 @@ export class ContainerService {
     const networkDonor = network.kind === 'container' ? this.store.find(network.ref) : undefined;
     parseExtraHosts(hostConfig.ExtraHosts as string[] | undefined, this.opts.networks.hostGateway() ?? '0.0.0.0');
     checkPortBindings(hostConfig.PortBindings);
+    this.registerLegacyLinks(hostConfig, network, name);
     if (network.kind !== 'private' && config.Hostname) throw new InvalidArgumentError(`conflicting options: hostname and the network mode "${hostConfig.NetworkMode}"`, 'Hostname');
     if (hostConfig.UTSMode === 'host' && config.Hostname) throw new InvalidArgumentError('conflicting options: hostname and the UTS mode', 'Hostname');
     // dockerd's default IPC mode (and the daemon's cgroup namespace mode), as inspect shows them.
@@ -760,6 +749,7 @@ export class ContainerService {
       network: this.networkAtStart(record),
       join: this.joinAtStart(record),
       ...(host.IpcMode === 'shareable' ? { shm: await this.mountShm({ id: record.id, hostConfig: host }) } : {}),
+      linkEnv: this.legacyLinkEnv(record),
     });
     if (spec.process && !(spec.process.env ?? []).some((e) => e.startsWith('HOME='))) spec.process.env = [...(spec.process.env ?? []), `HOME=${user.home}`];
     for (const m of record.mounts) if (m.Type === 'bind' && !fs.existsSync(m.Source)) fs.mkdirSync(m.Source, { recursive: true });
@@ -820,7 +810,7 @@ export class ContainerService {
   private writeEtcFiles(record: ContainerRecord): void {
     const dir = this.etcDir(record.id); // made by etcMounts at the start
     const networks = record.networks ?? {};
-    const links = Object.keys(networks).includes('bridge') ? this.legacyLinks(record) : [];
+    const links = this.legacyLinks(record, false).map(({ alias, target, ip }) => ({ ip, names: linkHostNames(alias, { name: target.name, hostname: target.config.Hostname || target.id.slice(0, 12) }) }));
     const hosts = hostsFile({
       hostname: record.config.Hostname || record.id.slice(0, 12),
       domainname: record.config.Domainname || undefined,
@@ -837,16 +827,51 @@ export class ContainerService {
     writeFileIfChanged(path.join(dir, 'resolv.conf'), resolv);
   }
 
-  /** `--link name:alias` on the default bridge: the running targets' addresses there, for /etc/hosts. */
-  private legacyLinks(record: ContainerRecord): Array<{ ip: string; names: string[] }> {
-    return ((record.hostConfig.Links as string[] | undefined) ?? []).flatMap((link) => {
-      const [target, alias] = link.split(':');
-      const other = this.store.find(target ?? '');
-      const ip = other?.state.status === 'running' ? other.networks?.bridge?.ip : undefined;
-      if (!other || !ip) return [];
-      const names = [alias ? alias.split('/').pop()! : '', other.id.slice(0, 12), other.name.slice(1)].filter(Boolean);
-      return [{ ip, names: [...new Set(names)] }];
+  /**
+   * HostConfig.Links of a container on the default bridge (dockerd's registerLinks): each target
+   * must exist and not be on the host's network; kept in dockerd's form, "/target:/name/alias".
+   * On a user-defined network the docker CLI sends links as the endpoint's, and these are ignored.
+   */
+  private registerLegacyLinks(hostConfig: ContainerHostConfig, network: NetworkModeKind, name: string): void {
+    const given = hostConfig.Links as unknown;
+    if (given === undefined || given === null || (Array.isArray(given) && given.length === 0)) return;
+    if (!Array.isArray(given)) throw new InvalidArgumentError('must be a list of strings', 'HostConfig.Links');
+    if (network.kind === 'host') throw new InvalidArgumentError("conflicting options: host type networking can't be used with links. This would result in undefined behavior");
+    const mode = (hostConfig.NetworkMode as string | undefined) || 'default';
+    if (network.kind !== 'private' || !['default', 'bridge', 'none'].includes(mode)) return;
+    hostConfig.Links = given.map((entry) => {
+      const link = parseLegacyLink(entry);
+      const target = this.store.find(link.target);
+      if (!target) throw new InvalidArgumentError(`could not get container for ${link.target}: No such container: ${link.target}`);
+      if (target.hostConfig.NetworkMode === 'host') throw new InvalidArgumentError("conflicting options: host type networking can't be used with links. This would result in undefined behavior");
+      return recordedLink({ ...link, target: target.name.slice(1) }, name);
     });
+  }
+
+  /**
+   * The legacy links of a container on the default bridge, with their targets' records and
+   * addresses there. `strict` (at start): a target not running, gone or not on the default
+   * bridge is an error, in dockerd's words; else such a target is left out.
+   */
+  private legacyLinks(record: ContainerRecord, strict: boolean): Array<{ alias: string; target: ContainerRecord; ip: string }> {
+    if (!record.endpoints || !('bridge' in record.endpoints) || this.networkMode(record).kind !== 'private') return [];
+    return ((record.hostConfig.Links as string[] | undefined) ?? []).flatMap((entry) => {
+      const link = parseLegacyLink(entry);
+      const target = this.store.find(link.target);
+      const ip = target?.state.status === 'running' ? target.networks?.bridge?.ip : undefined;
+      if (target && ip) return [{ alias: link.alias, target, ip }];
+      if (!strict) return [];
+      if (!target) throw new ConflictError(`Cannot link to a non existing container: /${link.target} AS ${record.name}/${link.alias}`);
+      if (target.state.status !== 'running') throw new ConflictError(`Cannot link to a non running container: ${target.name} AS ${record.name}/${link.alias}`);
+      throw new ConflictError(`Cannot link to ${target.name}, as it does not belong to the default network`);
+    });
+  }
+
+  /** The variables the container's legacy links give it (checked: see legacyLinks). */
+  private legacyLinkEnv(record: ContainerRecord): string[] {
+    return this.legacyLinks(record, true).flatMap(({ alias, target, ip }) =>
+      linkEnvironment({ alias, linkingName: record.name, targetIp: ip, exposedPorts: Object.keys(target.config.ExposedPorts ?? {}), targetEnv: target.config.Env ?? [] }),
+    );
   }
 
   /** Connects the attach clients waiting for the start; whether one of them is connected. */

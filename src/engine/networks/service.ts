@@ -477,7 +477,11 @@ export class NetworkService {
     const n = primary && this.store.find(primary.networkId);
     if (!primary || !n) return;
     const again: Record<string, PortBinding[]> = {};
-    for (const [k, v] of Object.entries(ports)) again[k] = v ?? [];
+    // A binding on all addresses is shown twice ("0.0.0.0" and its IPv6 twin "::"): asked for again as one.
+    for (const [k, v] of Object.entries(ports)) {
+      const twins = new Set((v ?? []).filter((b) => b.HostIp === '::').map((b) => b.HostPort));
+      again[k] = (v ?? []).filter((b) => b.HostIp !== '::').map((b) => (b.HostIp === '0.0.0.0' && twins.has(b.HostPort) ? { HostIp: '', HostPort: b.HostPort } : b));
+    }
     await this.opts.ports.publish(containerId, { ip: primary.ip, bridge: n.bridge! }, again);
   }
 

@@ -160,6 +160,8 @@ export interface ContainerSpecInput {
    * that containers joining its IPC namespace can bind the same one.
    */
   shm?: string;
+  /** Variables of legacy links (engine's), after PATH, HOSTNAME and TERM, before the container's Env. */
+  linkEnv?: string[];
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -368,7 +370,7 @@ export function containerSpec(input: ContainerSpecInput): Spec {
   const args = commandLine(imageConfig, create);
   const hostname = optionalString(create.Hostname, 'Hostname') || input.id.slice(0, 12);
   const domainname = optionalString(create.Domainname, 'Domainname') ?? '';
-  const env = environment(imageConfig.Env, create.Env, hostname, tty);
+  const env = environment(imageConfig.Env, create.Env, hostname, tty, input.linkEnv ?? []);
   const cwd = workingDir(imageConfig.WorkingDir, create.WorkingDir);
   const capabilities = tweakCapabilities(host.CapAdd, host.CapDrop, privileged, facts.capabilities ?? ALL_CAPABILITIES);
   checkId(user?.uid, 'user.uid');
@@ -489,11 +491,11 @@ function commandLine(imageConfig: NonNullable<ImageConfig['config']>, create: Cr
 }
 
 /**
- * Docker's environment: PATH, HOSTNAME and (with a tty) TERM first, then the container's Env
+ * Docker's environment: PATH, HOSTNAME and (with a tty) TERM first, then the legacy links' variables, then the container's Env
  * (create's, then the image's variables create did not set), each replacing a default of the same
  * name or appended; a bare NAME unsets a default.
  */
-function environment(imageEnv: string[] | undefined, createEnv: string[] | null | undefined, hostname: string, tty: boolean): string[] {
+function environment(imageEnv: string[] | undefined, createEnv: string[] | null | undefined, hostname: string, tty: boolean, linkEnv: readonly string[]): string[] {
   const user = optionalStringList(createEnv, 'Env') ?? [];
   const fromImage = optionalStringList(imageEnv, 'image.config.Env') ?? [];
   user.forEach((entry, index) => checkEnv(entry, `Env[${index}]`));
@@ -506,6 +508,7 @@ function environment(imageEnv: string[] | undefined, createEnv: string[] | null 
   }
   const result = [DEFAULT_PATH_ENV, `HOSTNAME=${hostname}`];
   if (tty) result.push('TERM=xterm');
+  result.push(...linkEnv);
   const index = new Map(result.map((entry, i) => [envKey(entry), i]));
   const unset = new Set<number>();
   for (const entry of merged) {
