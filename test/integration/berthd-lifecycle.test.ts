@@ -477,6 +477,20 @@ describe('berthd with the docker CLI', { skip }, () => {
     const memory = d.dockerOk(['run', '--rm', '--memory', '64m', '--memory-reservation', '32m', '--oom-kill-disable', '--memory-swappiness', '10', '--cpuset-mems', '0', 'busybox', 'sh', '-c', 'cd /sys/fs/cgroup; cat memory/memory.soft_limit_in_bytes memory/memory.swappiness cpuset/cpuset.mems; head -1 memory/memory.oom_control']);
     assert.deepEqual(memory.trim().split('\n'), [String(32 << 20), '10', '0', 'oom_kill_disable 1']);
 
+    // The OOM killer: State.OOMKilled and an "oom" event, as dockerd reports them, whichever
+    // process it killed (here a child; the shell then exits 3); not for a plain kill -9.
+    const since = Math.floor(Date.now() / 1000) - 1;
+    const oom = d.docker(['run', '--name', 'oom-child', '-m', '8m', '--memory-swap', '8m', 'busybox', 'sh', '-c', 'sh -c \'x=a; while true; do x=$x$x; done\'; exit 3']);
+    assert.equal(oom.status, 3, oom.stderr);
+    assert.equal(d.dockerOk(['inspect', '-f', '{{.State.OOMKilled}} {{.State.ExitCode}}', 'oom-child']).trim(), 'true 3');
+    const oomEvents = d.dockerOk(['events', '--since', String(since), '--until', String(Math.floor(Date.now() / 1000) + 1), '--filter', 'container=oom-child', '--format', '{{.Action}}']);
+    assert.deepEqual(oomEvents.trim().split('\n').filter((a) => a === 'oom' || a === 'die'), ['oom', 'die']);
+    d.dockerOk(['run', '-d', '--name', 'killed-9', '-m', '8m', 'busybox', 'sleep', '100']);
+    d.dockerOk(['kill', 'killed-9']);
+    assert.equal(d.dockerOk(['wait', 'killed-9']).trim(), '137');
+    assert.equal(d.dockerOk(['inspect', '-f', '{{.State.OOMKilled}}', 'killed-9']).trim(), 'false');
+    d.dockerOk(['rm', 'oom-child', 'killed-9']);
+
     const disk = fs.readdirSync('/sys/block').find((b) => !/^(loop|ram|zram|dm-|md|sr)/.test(b) && fs.existsSync(`/dev/${b}`));
     if (disk) {
       const [major, minor] = fs.readFileSync(`/sys/block/${disk}/dev`, 'utf8').trim().split(':');
@@ -555,6 +569,11 @@ describe('berthd with the docker CLI', { skip }, () => {
       d.dockerOk(['rm', '-f', '-v', donor]);
     }
     d.dockerOk(['volume', 'rm', 'vfnamed']);
+    // A donor that does not exist: refused as a bad request, the image not looked for in a registry.
+    const missing = d.docker(['run', '--rm', '--volumes-from', 'no-such-donor', 'busybox', 'true']);
+    assert.equal(missing.status, 125);
+    assert.match(missing.stderr, /No such container: no-such-donor/);
+    assert.doesNotMatch(missing.stderr, /Unable to find image/);
   });
 
   it('local volume driver options: a tmpfs volume and a bind of a host directory, mounted while containers use them; removing the volume leaves the directory', async () => {

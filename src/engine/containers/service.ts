@@ -24,6 +24,7 @@ import { chainIds, type Mount, type OverlaySnapshotter } from '../../storage/sna
 import type { VolumeStore } from '../../storage/volumes.js';
 import type { Runtime } from '../../runtime/runtime.js';
 import { parseSignal } from './signals.js';
+import { cgroupManagerFromDescriptor } from '../../runtime/cgroups/index.js';
 import { linkEnvironment, linkHostNames, parseLegacyLink, recordedLink } from '../../network/links.js';
 import type { Spec } from '../../runtime/spec/config.js';
 import { readExit, readLog, ShimClient, shimLogFile, shimPid, type ExitInfo, type LogEntry, type ShimLogOptions } from '../../shim/client.js';
@@ -432,7 +433,12 @@ export class ContainerService {
             return { name: v.Name, mountpoint: v.Mountpoint };
           },
           exists: (p) => fs.existsSync(p),
-          mountsOf: (ref) => this.store.get(ref).mounts,
+          // A missing one is a bad request, as in dockerd: a 404 would send the docker CLI to pull the image.
+          mountsOf: (ref) => {
+            const other = this.store.find(ref);
+            if (!other) throw new InvalidArgumentError(`No such container: ${ref}`);
+            return other.mounts;
+          },
         },
         { readOnlyNonRecursive: req.readOnlyNonRecursive, daemonRoots: [path.dirname(this.opts.containersDir), this.opts.execRoot] },
       );
@@ -906,7 +912,7 @@ export class ContainerService {
     const record = this.store.find(id);
     if (!record || (record.state.status !== 'running' && record.state.status !== 'paused')) return;
     const code = exit?.status ?? 255;
-    const oomKilled = exit?.signal === 9 && this.oomKilled(id);
+    const oomKilled = this.oomKilled(id);
     const unmounted = this.unmountRootfs(id);
     let announceDisconnects: () => void;
     try {
@@ -948,14 +954,18 @@ export class ContainerService {
     if (removeFirst) await this.opts.runtime.delete(id, true).catch(() => undefined);
   }
 
+  /**
+   * Whether the kernel's OOM killer killed any of the container's processes during this run
+   * (its cgroup is new at each start), as dockerd reports State.OOMKilled from containerd's OOM
+   * events, whichever process it was.
+   */
   private oomKilled(id: string): boolean {
     try {
-      const state = this.opts.runtime.state(id);
-      void state;
+      const cgroup = this.opts.runtime.store.load(id).cgroup;
+      return (cgroup ? (cgroupManagerFromDescriptor(cgroup).stats().oomKills ?? 0) : 0) > 0;
     } catch {
-      /* only the cgroup can say, and it may be gone */
+      return false; // no runtime record or cgroup left (a daemon restarted after the runtime's delete)
     }
-    return false;
   }
 
   /**

@@ -255,3 +255,9 @@ export function parseLimit(text: string | undefined): number | undefined {
   if (!Number.isFinite(value) || value >= 2 ** 62) return undefined;
   return value;
 }
+
+/** The `oom_kill N` line of v1's memory.oom_control or v2's memory.events (kernel 4.13+); undefined without one. */
+export function oomKillCount(text: string | undefined): number | undefined {
+  const m = /^oom_kill (\d+)$/m.exec(text ?? '');
+  return m ? Number(m[1]) : undefined;
+}

@@ -81,6 +81,7 @@ test('v1: create with limits, join, freeze/thaw, pids, stats, update, signalAll,
   assert.equal(stats.memoryLimit, 64 * MiB);
   assert.ok((stats.memoryUsage ?? -1) >= 0);
   assert.ok((stats.cpuUsageNanos ?? -1) >= 0);
+  assert.equal(stats.oomKills, 0, 'memory.oom_control has its oom_kill count');
 
   // Raise (memsw must go first), then lower (limit first); pids 0 = unlimited.
   m.update({ memory: { limit: 256 * MiB, swap: 512 * MiB }, pids: { limit: 0 } });

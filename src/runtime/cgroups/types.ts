@@ -8,6 +8,8 @@ export interface CgroupStats {
   cpuUsageNanos?: number;
   pidsCurrent?: number;
   pidsLimit?: number;
+  /** Processes the kernel's OOM killer killed in the cgroup (v1 memory.oom_control, v2 memory.events: oom_kill). */
+  oomKills?: number;
 }
 
 export interface CgroupManager {

@@ -8,7 +8,7 @@ import type { Resources } from '../spec/config.js';
 import { BaseCgroupManager, isPermissionError, type ManagerOptions } from './base.js';
 import { RESOURCES_FIELD, validateCommon } from './convert.js';
 import { findCgroup2Mount } from './detect.js';
-import { errnoOf, parseLimit, sleepMs } from './files.js';
+import { errnoOf, oomKillCount, parseLimit, sleepMs } from './files.js';
 import type { CgroupDescriptor, CgroupStats } from './types.js';
 import {
   cpusetInheritFromParent,
@@ -211,6 +211,7 @@ export class V1CgroupManager extends BaseCgroupManager {
       ['cpuUsageNanos', read(p.cpuacct, 'cpuacct.usage')],
       ['pidsCurrent', read(p.pids, 'pids.current')],
       ['pidsLimit', read(p.pids, 'pids.max')],
+      ['oomKills', oomKillCount(p.memory === undefined ? undefined : this.cg.tryRead(p.memory, 'memory.oom_control'))],
     ];
     for (const [key, value] of values) if (value !== undefined) stats[key] = value;
     return stats;

@@ -4,7 +4,7 @@ import type { Resources } from '../spec/config.js';
 import { BaseCgroupManager, isPermissionError } from './base.js';
 import { normalizeDeviceRules, type NormalizedDeviceRule } from './convert.js';
 import { findCgroup2Mount } from './detect.js';
-import { errnoOf, parseLimit, sleepMs } from './files.js';
+import { errnoOf, oomKillCount, parseLimit, sleepMs } from './files.js';
 import type { CgroupStats } from './types.js';
 import {
   createV2Path,
@@ -147,6 +147,7 @@ export class V2CgroupManager extends BaseCgroupManager {
       ['cpuUsageNanos', usageUsec ? Number(usageUsec[1]) * 1000 : undefined],
       ['pidsCurrent', parseLimit(this.cg.tryRead(dir, 'pids.current'))],
       ['pidsLimit', parseLimit(this.cg.tryRead(dir, 'pids.max'))],
+      ['oomKills', oomKillCount(this.cg.tryRead(dir, 'memory.events'))],
     ];
     for (const [key, value] of values) if (value !== undefined) stats[key] = value;
     return stats;
