@@ -37,6 +37,7 @@ import tar from 'tar-stream';
 
 import { BerthError, ConflictError, InvalidArgumentError, SystemError, UnsupportedError } from '../common/errors.js';
 import { drained } from '../common/streams.js';
+import { tarExtract } from '../common/tar-extract.js';
 import { FsOp } from './fsop.js';
 import { gunzipOnWorker } from './gunzip-worker.js';
 import { entryXattrs } from './xattrs.js';
@@ -464,7 +465,7 @@ export async function unpackLayer(input: Readable, destDir: string, opts: Unpack
   };
 
   let inFlight: Promise<void> = Promise.resolve();
-  const ex = tar.extract();
+  const ex = tarExtract();
   const xattrsOf = entryXattrs(ex);
   ex.on('error', fail);
   ex.on('entry', (header, source, next) => {

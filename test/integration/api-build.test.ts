@@ -6,8 +6,9 @@
  * not read or write outside; docker-py, dockerode and `berth build`.
  */
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { execFile, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
+import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -247,6 +248,54 @@ except docker.errors.BuildError as e:
     assert.match(out.filter((m) => m.aux).at(-1)!.aux!.ID!, /^sha256:/);
     // dockerode sent secret.txt: the daemon's .dockerignore still keeps it out of COPY.
     assert.equal(d.dockerOk(['run', '--rm', '--network', 'none', '--entrypoint', 'ls', 'dode:1', '/app']), 'a.txt\nb.txt\n');
+  });
+
+  it('ADD <url>: downloaded by the daemon (redirects followed), named, 0600, Last-Modified kept, not extracted; a 404 fails the build', async () => {
+    const archive = await tarOf([{ name: 'inside.txt', data: 'x' }]);
+    const server = http.createServer((req, res) => {
+      if (req.url === '/files/hello.txt') res.writeHead(200, { 'Last-Modified': 'Wed, 21 Oct 2015 07:28:00 GMT' }).end('hello from the web\n');
+      else if (req.url === '/go') res.writeHead(302, { Location: '/files/hello.txt' }).end();
+      else if (req.url === '/archive.tar') res.writeHead(200).end(archive);
+      else if (req.url === '/named/') res.writeHead(200, { 'Content-Disposition': 'attachment; filename="cd.txt"' }).end('by disposition\n');
+      else res.writeHead(404).end('nope');
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+    const base = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+    const dir = fs.mkdtempSync(path.join(tmp, 'url-'));
+    // The docker CLI runs while this process serves the files: asynchronously.
+    const dockerAsync = (args: string[], input?: string) =>
+      new Promise<{ status: number; stdout: string; stderr: string }>((resolve) => {
+        const child = execFile(DOCKER!, args, { env, timeout: 120_000 }, (err, stdout, stderr) => resolve({ status: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }));
+        if (input !== undefined) child.stdin!.end(input);
+      });
+    try {
+      fs.writeFileSync(
+        path.join(dir, 'Dockerfile'),
+        `FROM busybox\nADD ${base}/files/hello.txt /web/\nADD ${base}/go /web/redirected.txt\nADD --chown=7:8 ${base}/archive.tar /web/\nADD ${base}/named/ /web/\nRUN cd /web && stat -c '%n %a %u:%g %Y' * && cat hello.txt redirected.txt\n`,
+      );
+      const first = await dockerAsync(['build', '--no-cache', '-t', 'fromurl:1', dir]);
+      assert.equal(first.status, 0, first.stderr + first.stdout);
+      for (const line of ['archive.tar 600 7:8 0', 'cd.txt 600 0:0 0', 'hello.txt 600 0:0 1445412480', 'redirected.txt 600 0:0 1445412480', 'hello from the web\nhello from the web']) assert.ok(first.stdout.includes(line), `${line} in:\n${first.stdout}`);
+      // Downloaded again, the same content: the cache is used.
+      const second = await dockerAsync(['build', '-t', 'fromurl:2', dir]);
+      assert.equal(second.status, 0, second.stderr);
+      assert.equal(second.stdout.match(/Using cache/g)?.length, 5, second.stdout);
+      const missing = await dockerAsync(['build', '-f', '-', dir], `FROM busybox\nADD ${base}/missing /x\n`);
+      assert.notEqual(missing.status, 0);
+      assert.match(missing.stderr + missing.stdout, new RegExp(`failed to GET ${base}/missing with status 404 Not Found: nope`));
+      assert.match((await dockerAsync(['build', '-f', '-', dir], 'FROM busybox\nADD ftp://127.0.0.1/x /x\n')).stderr, /ADD of ftp:\/\/127\.0\.0\.1\/x is not supported/);
+    } finally {
+      server.close();
+      d.docker(['rmi', 'fromurl:1', 'fromurl:2']);
+    }
+  });
+
+  it('docker build -f - DIR: the Dockerfile from stdin, in the unterminated tar the docker CLI sends', () => {
+    const r = cmd(DOCKER!, ['build', '-q', '-f', '-', ctxDir], { env, timeoutMs: 120_000, input: 'FROM busybox\nCOPY a.txt /a.txt\nRUN cat /a.txt\n' });
+    assert.equal(r.status, 0, r.stderr + d.logTail());
+    assert.match(r.stdout.trim(), /^sha256:[0-9a-f]{64}$/);
+    const missing = cmd(DOCKER!, ['build', '-f', '-', ctxDir], { env, timeoutMs: 120_000, input: 'FROM busybox\nCOPY secret.txt /x\n' });
+    assert.match(missing.stderr + missing.stdout, /COPY failed: file not found in build context or excluded by \.dockerignore: stat secret\.txt: file does not exist/);
   });
 
   it('builds with `berth build` (directory, -f -, tar on stdin)', () => {

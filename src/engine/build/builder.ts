@@ -26,7 +26,8 @@ import type { ImageConfig } from '../../images/types.js';
 import type { JsonMessage } from '../image-progress.js';
 import { parseGroup, parsePasswd } from '../containers/user.js';
 import { at, ScopedRoot, type Resolved } from '../containers/scoped-root.js';
-import { archiveKind, archiveStream, hashSources, sourceTar, SourceTree, unpackContext, type CopyAttrs } from './context.js';
+import { archiveKind, archiveStream, hashSources, sourceTar, SourceTree, unpackContext, type CopyAttrs, type Source } from './context.js';
+import { downloadSource, isRemoteSource } from './remote.js';
 import {
   BuildArgs,
   DockerfileError,
@@ -589,9 +590,11 @@ export class Build {
     for (const s of sources) {
       if (/^[a-z][a-z0-9+.-]*:\/\//i.test(s) || /^git@/.test(s)) {
         if (keyword === 'COPY') throw new InvalidArgumentError(`source can't be a URL for COPY`);
-        throw new UnsupportedError(`ADD of a URL (${s}) is not supported by berthd: it has no network access to fetch it; download the file into the build context and ADD it from there`);
+        if (!isRemoteSource(s)) throw new UnsupportedError(`ADD of ${s} is not supported by berthd (http and https URLs are)`);
       }
     }
+    const remote = keyword === 'ADD' ? sources.filter(isRemoteSource) : [];
+    const locals = sources.filter((s) => !remote.includes(s));
     const chown = command.chown !== undefined ? w(command.chown) : undefined;
     const chmod = command.chmod !== undefined ? parseChmod(w(command.chmod)) : undefined;
     const from = command.from !== undefined ? w(command.from) : undefined;
@@ -628,12 +631,44 @@ export class Build {
       }
     };
 
+    // URLs are downloaded at every build, as dockerd does: the cache can only know their content.
+    const downloads: Array<{ url: string; name: string; tree: SourceTree; source: Source }> = [];
+    try {
+      for (const url of remote) {
+        const { file, name } = await downloadSource(url, fs.mkdtempSync(path.join(this.dir, 'download-')));
+        const tree = new SourceTree(path.dirname(file), 'context');
+        downloads.push({ url, name, tree, source: tree.resolve([path.basename(file)], keyword)[0]! });
+      }
+      await this.copyFrom(state, { keyword, locals, downloads, rawDest, dest, destIsDir, fromImage, withTree, flags, chown, chmod });
+    } finally {
+      for (const d of downloads) d.tree.close();
+    }
+  }
+
+  private async copyFrom(
+    state: StageState,
+    c: {
+      keyword: 'COPY' | 'ADD';
+      locals: string[];
+      downloads: Array<{ url: string; name: string; tree: SourceTree; source: Source }>;
+      rawDest: string;
+      dest: string;
+      destIsDir: boolean;
+      fromImage: string | undefined;
+      withTree: <T>(fn: (tree: SourceTree) => Promise<T>) => Promise<T>;
+      flags: string;
+      chown: string | undefined;
+      chmod: number | undefined;
+    },
+  ): Promise<void> {
+    const { keyword, locals, downloads, rawDest, dest, destIsDir, fromImage, withTree, flags, chown, chmod } = c;
     // The cache key: the sources' content (another image's files: that image and the paths).
     let description: string;
-    if (fromImage) description = `${keyword} ${flags}from:${fromImage} ${sources.join(' ')} in ${rawDest} `;
+    if (fromImage) description = `${keyword} ${flags}from:${fromImage} ${locals.join(' ')} in ${rawDest} `;
     else {
-      const resolved = this.context.resolve(sources, keyword);
-      description = `${keyword} ${flags}${await hashSources(this.context, resolved)} in ${rawDest} `;
+      const parts = locals.length > 0 ? [await hashSources(this.context, this.context.resolve(locals, keyword))] : [];
+      for (const d of downloads) parts.push(await hashSources(d.tree, [d.source]));
+      description = `${keyword} ${flags}${parts.join(' ')} in ${rawDest} `;
     }
     const probe = { ...structuredClone(state.runConfig), Cmd: nopString(description) };
     if (this.useCache(state, probe)) return;
@@ -642,10 +677,16 @@ export class Build {
     try {
       await this.backend.withRootfs(id, (root) =>
         withTree(async (tree) => {
-          const resolved = tree.resolve(sources, keyword);
+          const resolved = locals.length > 0 ? tree.resolve(locals, keyword) : [];
           const attrs: CopyAttrs = { ...(chown ? chownIdentity(chown, root) : { uid: 0, gid: 0 }), ...(chmod !== undefined ? { mode: chmod } : {}) };
           const existing = lookupDir(root.scoped, dest);
-          const intoDir = destIsDir || resolved.length > 1 || existing === 'dir';
+          const intoDir = destIsDir || resolved.length + downloads.length > 1 || existing === 'dir';
+          // A downloaded file is copied as it is (an archive too), under its name.
+          for (const d of downloads) {
+            if (intoDir && d.name === '') throw new InvalidArgumentError(`cannot determine filename for source ${d.url}`);
+            if (intoDir) await root.extract(ensureDir(root, dest, attrs), sourceTar(d.tree, d.source, d.name, attrs));
+            else await root.extract(ensureDir(root, path.posix.dirname(dest), attrs), sourceTar(d.tree, d.source, path.posix.basename(dest), attrs));
+          }
           for (const source of resolved) {
             const archive = keyword === 'ADD' && !fromImage && source.stat.isFile() ? archiveKind(source.abs) : undefined;
             if (archive) {

@@ -19,6 +19,7 @@ import { pipeline, type Readable, type Writable } from 'node:stream';
 import tar, { type Header as TarHeader } from 'tar-stream';
 
 import { BerthError, InvalidArgumentError, SystemError } from '../../common/errors.js';
+import { tarExtract } from '../../common/tar-extract.js';
 import { major, minor, type OverlaySnapshotter } from '../../storage/snapshotter.js';
 import { INIT_MOUNT_POINTS } from '../spec/container-spec.js';
 import { FsOp } from '../../storage/fsop.js';
@@ -465,7 +466,7 @@ class Extractor {
   }
 
   async run(input: Readable): Promise<void> {
-    const ex = tar.extract();
+    const ex = tarExtract();
     const xattrsOf = entryXattrs(ex);
     let streamError: Error | undefined;
     pipeline(input, ex as unknown as NodeJS.WritableStream, (err) => {

@@ -12,9 +12,9 @@ import os from 'node:os';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 
-import tar from 'tar-stream';
 
 import { InvalidArgumentError } from '../../common/errors.js';
+import { tarExtract } from '../../common/tar-extract.js';
 import { sha256Digest } from '../digest.js';
 import { hostPlatform, parseImageConfig } from '../manifest.js';
 import type { ImageConfig, ImageManifest, Platform } from '../types.js';
@@ -101,7 +101,7 @@ export async function importRootfs(source: string | Readable, stores: Stores, op
 
 /** Reads the whole file as a tar: refuses something that is not one (or is truncated). */
 async function checkTar(file: string): Promise<void> {
-  const ex = tar.extract();
+  const ex = tarExtract();
   const input = fs.createReadStream(file);
   input.pipe(ex as unknown as NodeJS.WritableStream);
   try {

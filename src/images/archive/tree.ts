@@ -21,6 +21,7 @@ import zlib from 'node:zlib';
 import tar from 'tar-stream';
 
 import { BerthError, InvalidArgumentError, SystemError, UnsupportedError } from '../../common/errors.js';
+import { tarExtract } from '../../common/tar-extract.js';
 import type { Digest } from '../types.js';
 
 export interface ArchiveFile {
@@ -226,7 +227,7 @@ export class ArchiveTree {
   }
 
   private async readTar(input: Readable): Promise<void> {
-    const ex = tar.extract();
+    const ex = tarExtract();
     let count = 0;
     let failure: unknown;
     const feeding = (async () => {

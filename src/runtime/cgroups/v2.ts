@@ -67,9 +67,8 @@ export class V2CgroupManager extends BaseCgroupManager {
     setMemoryV2(this.cg, dir, r, isUpdate);
     setIoV2(this.cg, dir, r);
     setCpuV2(this.cg, dir, r);
-    // TODO(devices): cgroup v2 has no devices files; access control is an eBPF
-    // BPF_PROG_TYPE_CGROUP_DEVICE program attached to this directory. The C stage is expected to
-    // build and attach it from deviceRules(); until then the rules are validated and exposed only.
+    // cgroup v2 has no devices files: the rules are kept for deviceRules(), and the runtime
+    // compiles them into an eBPF device filter (devices-bpf.ts) that the C stage attaches.
     if (r.devices) this.pendingDevices = normalizeDeviceRules(r.devices);
     setCpusetV2(this.cg, dir, r);
     setHugetlbV2(this.cg, dir, r);
