@@ -136,8 +136,15 @@ def lifecycle():
         eq(c.labels['suite'], PREFIX, 'labels (merged with the image labels, as in Docker)')
         check(c.attrs['State']['Pid'] > 0, 'pid')
         eq(c.image.tags, ['busybox:latest'], 'image')
-        listed = client.containers.list(filters={'label': f'suite={PREFIX}'})
-        eq([x.id for x in listed], [c.id], 'list with a label filter')
+        # A stopped one with the same label: listed only with all=True (docker-py sends limit=-1).
+        stopped = client.containers.create('busybox', ['true'], name=name('stopped'), labels={'suite': PREFIX})
+        try:
+            listed = client.containers.list(filters={'label': f'suite={PREFIX}'})
+            eq([x.id for x in listed], [c.id], 'list with a label filter')
+            eq(sorted(x.id for x in client.containers.list(all=True, filters={'label': f'suite={PREFIX}'})), sorted([c.id, stopped.id]), 'all=True')
+            eq(len(client.containers.list(all=False, limit=1, filters={'label': f'suite={PREFIX}'})), 1, 'a limit lists stopped ones too')
+        finally:
+            stopped.remove()
         eq([x.id for x in client.containers.list(filters={'name': name('ticker'), 'status': 'running'})], [c.id], 'list by name and status')
         eq(client.containers.list(filters={'name': name('ticker'), 'status': 'exited'}), [], 'list by status')
 

@@ -133,7 +133,8 @@ export function containerRoutes(router: Router, engine: Engine): void {
     checkListFilters(filters, (ref) => containers.get(ref));
     let list = containers
       .list()
-      .filter((c) => all || limit !== undefined || c.state.status === 'running' || c.state.status === 'paused' || c.state.status === 'restarting' || (filters.status?.length ?? 0) > 0)
+      // A limit (docker ps -n) lists stopped ones too; docker-py's limit=-1 is no limit, as in dockerd.
+      .filter((c) => all || (limit !== undefined && limit > 0) || c.state.status === 'running' || c.state.status === 'paused' || c.state.status === 'restarting' || (filters.status?.length ?? 0) > 0)
       .filter((c) => matchesFilters(c, filters, (ref) => containers.get(ref)))
       .sort((a, b) => Date.parse(b.created) - Date.parse(a.created));
     if (limit !== undefined && limit > 0) list = list.slice(0, limit);
