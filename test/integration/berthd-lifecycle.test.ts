@@ -645,7 +645,13 @@ describe('berthd with the docker CLI', { skip }, () => {
     assert.equal(names('publish=80'), 'f2');
     assert.equal(names('health=none'), 'after f2 f3', 'none of them runs: no health status yet');
     assert.match(d.docker(['ps', '--filter', 'health=great']).stderr, /Unrecognised filter value for health: great/);
-    d.dockerOk(['rm', 'after', 'f2', 'f3']);
+    // network: the networks inspect shows, "none" and "host" included.
+    d.dockerOk(['create', '--name', 'f4', '--network', 'host', 'busybox', 'true']);
+    d.dockerOk(['create', '--name', 'f5', '--network', 'none', 'busybox', 'true']);
+    const onNetwork = (n: string): string => d.dockerOk(['ps', '-a', '--filter', `network=${n}`, '--format', '{{.Names}}']).trim();
+    assert.deepEqual([onNetwork('host'), onNetwork('none')], ['f4', 'f5']);
+    assert.match(d.docker(['ps', '--filter', 'exited=abc']).stderr, /invalid filter 'exited=abc'/);
+    d.dockerOk(['rm', 'after', 'f2', 'f3', 'f4', 'f5']);
   });
 
   it('events stream what happened, with the container\'s labels as attributes (a label filter finds them, as docker compose asks)', () => {

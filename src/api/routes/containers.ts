@@ -11,7 +11,7 @@ import { top } from '../../engine/containers/top.js';
 import { checkFilterKeys, invalidFilter, matchesLabels } from '../../engine/image-filters.js';
 import type { Engine } from '../../engine/engine.js';
 import { HttpStatus } from '../errors.js';
-import { containerInspect, containerSummary, type InspectPaths } from '../present/containers.js';
+import { containerInspect, containerSummary, endpointSettings, type InspectPaths, type NetworkIdOf } from '../present/containers.js';
 import type { Router } from '../router.js';
 import { parseDetachKeys, pipeAttach } from '../attach.js';
 import { frame, RAW_STREAM, streamContentType } from '../stream.js';
@@ -45,13 +45,14 @@ const LIST_FILTERS = ['id', 'name', 'status', 'exited', 'label', 'ancestor', 'vo
 function checkListFilters(filters: Record<string, string[]>, lookup: (ref: string) => ContainerRecord): void {
   checkFilterKeys(filters, LIST_FILTERS);
   for (const v of filters.status ?? []) if (!CONTAINER_STATES.includes(v)) throw invalidFilter('status', v);
+  for (const v of filters.exited ?? []) if (!/^-?\d+$/.test(v)) throw new InvalidArgumentError(`invalid filter 'exited=${v}': an exit code is a number`, 'filters');
   for (const v of filters.health ?? []) if (!HEALTH_VALUES.includes(v)) throw new InvalidArgumentError(`Unrecognised filter value for health: ${v}`, 'filters');
   for (const v of [...(filters.publish ?? []), ...(filters.expose ?? [])]) portFilter(v);
   for (const v of [...(filters.before ?? []), ...(filters.since ?? [])]) lookup(v);
 }
 
 /** `docker ps --filter`, as dockerd reads them (checked first by checkListFilters); `lookup` resolves before/since references. */
-function matchesFilters(c: ContainerRecord, filters: Record<string, string[]>, lookup: (ref: string) => ContainerRecord): boolean {
+function matchesFilters(c: ContainerRecord, filters: Record<string, string[]>, lookup: (ref: string) => ContainerRecord, networkIdOf: NetworkIdOf): boolean {
   for (const [key, values] of Object.entries(filters)) {
     if (values.length === 0) continue;
     const any = (fn: (v: string) => boolean): boolean => values.some(fn);
@@ -77,9 +78,12 @@ function matchesFilters(c: ContainerRecord, filters: Record<string, string[]>, l
       case 'volume':
         if (!any((v) => c.mounts.some((m) => m.Name === v || m.Destination === v))) return false;
         break;
-      case 'network':
-        if (!any((v) => Object.entries(c.endpoints ?? {}).some(([name, e]) => name === v || (!!e.NetworkID && e.NetworkID.startsWith(v))))) return false;
+      case 'network': {
+        // The networks inspect shows (none and host included), by name or ID prefix, as dockerd matches them.
+        const shown = endpointSettings(c, networkIdOf) as Record<string, { NetworkID?: string }>;
+        if (!any((v) => Object.hasOwn(shown, v) || Object.values(shown).some((e) => !!e.NetworkID && e.NetworkID.startsWith(v)))) return false;
         break;
+      }
       case 'is-task':
         break;
       case 'health':
@@ -135,7 +139,7 @@ export function containerRoutes(router: Router, engine: Engine): void {
       .list()
       // A limit (docker ps -n) lists stopped ones too; docker-py's limit=-1 is no limit, as in dockerd.
       .filter((c) => all || (limit !== undefined && limit > 0) || c.state.status === 'running' || c.state.status === 'paused' || c.state.status === 'restarting' || (filters.status?.length ?? 0) > 0)
-      .filter((c) => matchesFilters(c, filters, (ref) => containers.get(ref)))
+      .filter((c) => matchesFilters(c, filters, (ref) => containers.get(ref), networkIdOf))
       .sort((a, b) => Date.parse(b.created) - Date.parse(a.created));
     if (limit !== undefined && limit > 0) list = list.slice(0, limit);
     if (!ctx.bool('size')) return ctx.sendJson(200, list.map((c) => containerSummary(c, networkIdOf, imageIdOf)));
