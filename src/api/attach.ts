@@ -84,9 +84,11 @@ export async function pipeAttach(conn: Duplex, shim: net.Socket, opts: PipeOptio
       if (out.length) shim.write(Buffer.from(out));
     });
     // The client closed its side (stdin EOF): pass it on; with StdinOnce the shim closes stdin.
-    conn.once('end', () => {
+    const inputEnded = (): void => {
       if (!outcome) shim.end();
-    });
+    };
+    if (conn.readableEnded) inputEnded();
+    else conn.once('end', inputEnded);
     // Explicitly: a socket paused by pause() does not start flowing when a listener is added.
     conn.resume();
   } else {

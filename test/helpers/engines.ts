@@ -25,6 +25,9 @@ export function cmd(file: string, args: string[], opts: { env?: NodeJS.ProcessEn
     cwd: opts.cwd,
     encoding: 'utf8',
     timeout: opts.timeoutMs ?? 60_000,
+    // SIGKILL: the docker CLI passes a SIGTERM on to the container (run's signal proxy) and
+    // keeps waiting, so a test that times out would hang instead of failing.
+    killSignal: 'SIGKILL',
     input: opts.input,
     stdio: [opts.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
     maxBuffer: 64 << 20,

@@ -808,6 +808,10 @@ describe('berthd with the docker CLI', { skip }, () => {
     assert.equal(r.stderr, 'err\n');
     assert.equal(d.docker(['exec', '-i', id, 'cat'], 30_000, 'piped\n').stdout, 'piped\n');
     assert.equal(d.docker(['exec', '-i', id, 'wc', '-c'], 30_000, 'a\x10\x11b\n'.repeat(1000)).stdout.trim(), '5000');
+    // Input that ends at once (stdin from /dev/null): its end reaches the process, even when it
+    // came before the process started (docker run -i attaches before the start).
+    assert.equal(d.docker(['exec', '-i', id, 'sh', '-c', 'cat; echo end'], 20_000, '').stdout, 'end\n');
+    assert.equal(d.docker(['run', '-i', '--rm', '--sig-proxy=false', 'busybox', 'sh', '-c', 'cat; echo end'], 20_000, '').stdout, 'end\n');
     // The user as runc sets it: the primary group among the supplementary ones.
     assert.equal(d.dockerOk(['exec', '-u', '1:1', id, 'id']), 'uid=1(daemon) gid=1(daemon) groups=1(daemon)\n');
     // An unknown user: as dockerd, the exec runs into it (exit 126, the message as its output).
