@@ -624,6 +624,21 @@ describe('berthd with the docker CLI', { skip }, () => {
     d.dockerOk(['rm', 'flaky']);
   });
 
+  it('exec into a container waiting to be restarted: refused in dockerd\'s words', async () => {
+    d.dockerOk(['run', '-d', '--name', 'crashloop', '--restart', 'always', 'busybox', 'sh', '-c', 'exit 1']);
+    let message = '';
+    assert.ok(
+      await poll(() => {
+        if (d.dockerOk(['inspect', '-f', '{{.State.Status}}', 'crashloop']).trim() !== 'restarting') return false;
+        message = d.docker(['exec', 'crashloop', 'true']).stderr;
+        return /is restarting/.test(message);
+      }, 10_000),
+      message,
+    );
+    assert.match(message, /Container [0-9a-f]{64} is restarting, wait until the container is running/);
+    d.dockerOk(['rm', '-f', 'crashloop']);
+  });
+
   it('rename, ps filters and formats, -q', () => {
     d.dockerOk(['create', '--name', 'before', '--label', 'team=a', 'busybox', 'true']);
     d.dockerOk(['rename', 'before', 'after']);

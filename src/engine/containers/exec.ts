@@ -98,6 +98,7 @@ export class ExecService {
     const container = this.containers.get(containerRef);
     // Named as the client named it, as dockerd does.
     if (container.state.status === 'paused') throw new ConflictError(`Container ${containerRef} is paused, unpause the container before exec`);
+    if (container.state.status === 'restarting') throw new ConflictError(`Container ${container.id} is restarting, wait until the container is running`);
     if (container.state.status !== 'running') throw new ConflictError(`Container ${container.id} is not running`);
     const cmd = checkStrings(config.Cmd, 'Cmd');
     if (!cmd || cmd.length === 0) throw new InvalidArgumentError('No exec command specified', 'Cmd');
