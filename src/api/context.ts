@@ -105,6 +105,15 @@ export class Context {
     return out;
   }
 
+  /** The `platform` parameter (`linux/amd64[/v8]`), if given. */
+  platform(): { os: string; architecture: string; variant?: string } | undefined {
+    const value = this.query.get('platform');
+    if (!value) return undefined;
+    const [os, architecture, variant, extra] = value.split('/');
+    if (!os || !architecture || extra !== undefined) throw new InvalidArgumentError(`invalid platform ${JSON.stringify(value)}: want os/arch[/variant]`, 'platform');
+    return { os, architecture, ...(variant ? { variant } : {}) };
+  }
+
   /** The request body as a stream (archives, image tarballs). */
   bodyStream(): Readable {
     if (this.res) return this.req;

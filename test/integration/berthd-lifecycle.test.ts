@@ -624,6 +624,18 @@ describe('berthd with the docker CLI', { skip }, () => {
     d.dockerOk(['rm', 'flaky']);
   });
 
+  it('create with a platform: the local image must be of it, else a 404 (on which the docker CLI pulls)', async () => {
+    const create = (platform: string) =>
+      socketRequest(d.socket, 'POST', `/v1.44/containers/create?platform=${encodeURIComponent(platform)}`, { 'Content-Type': 'application/json' }, JSON.stringify({ Image: 'busybox', Cmd: ['true'] }));
+    const other = await create('linux/arm64');
+    assert.equal(other.status, 404, other.body);
+    assert.match(JSON.parse(other.body).message, /^image with reference busybox was found but does not match the specified platform: wanted linux\/arm64, actual: linux\/amd64$/);
+    const same = await create('linux/amd64');
+    assert.equal(same.status, 201, same.body);
+    d.dockerOk(['rm', JSON.parse(same.body).Id]);
+    assert.equal((await create('linux')).status, 400);
+  });
+
   it('exec into a container waiting to be restarted: refused in dockerd\'s words', async () => {
     d.dockerOk(['run', '-d', '--name', 'crashloop', '--restart', 'always', 'busybox', 'sh', '-c', 'exit 1']);
     let message = '';

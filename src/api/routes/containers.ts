@@ -157,7 +157,7 @@ export function containerRoutes(router: Router, engine: Engine): void {
     if (!ctx.atLeast('1.44') && config.Healthcheck && typeof config.Healthcheck === 'object') delete (config.Healthcheck as { StartInterval?: number }).StartInterval;
     // Before 1.44 read-only mounts were read-only at their top only, and the BindOptions that choose otherwise did not exist.
     const readOnlyNonRecursive = !ctx.atLeast('1.44');
-    const created = await containers.create({ name: name || undefined, config: strSlices(config, ['Cmd', 'Entrypoint', 'Shell']), hostConfig: normalizePortBindings(strSlices(hostConfig ?? {}, ['CapAdd', 'CapDrop'])), endpointsConfig, readOnlyNonRecursive });
+    const created = await containers.create({ name: name || undefined, config: strSlices(config, ['Cmd', 'Entrypoint', 'Shell']), hostConfig: normalizePortBindings(strSlices(hostConfig ?? {}, ['CapAdd', 'CapDrop'])), endpointsConfig, readOnlyNonRecursive, platform: ctx.platform() });
     ctx.sendJson(201, { Id: created.id, Warnings: created.warnings });
   });
 

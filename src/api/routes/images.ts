@@ -110,7 +110,7 @@ export function imageRoutes(router: Router, engine: Engine): void {
   router.post('/images/create', async (ctx) => {
     const fromImage = ctx.query.get('fromImage');
     const fromSrc = ctx.query.get('fromSrc');
-    const platform = platformParam(ctx.query.get('platform'));
+    const platform = ctx.platform();
     if (fromImage) {
       const ref = pullReference(fromImage, ctx.query.get('tag'));
       const auth = registryAuth(ctx.req.headers['x-registry-auth']);
@@ -212,10 +212,3 @@ export function imageRoutes(router: Router, engine: Engine): void {
   }
 }
 
-/** `platform=linux/amd64[/v8]`. */
-function platformParam(value: string | null): { os: string; architecture: string; variant?: string } | undefined {
-  if (!value) return undefined;
-  const [os, architecture, variant] = value.split('/');
-  if (!os || !architecture) throw new InvalidArgumentError(`invalid platform ${JSON.stringify(value)}: want os/arch[/variant]`, 'platform');
-  return { os, architecture, ...(variant ? { variant } : {}) };
-}

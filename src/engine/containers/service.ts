@@ -16,9 +16,9 @@ import path from 'node:path';
 
 import { readFileOr, writeFileIfChanged } from '../../common/fsutil.js';
 import { BerthError, ConflictError, ForbiddenError, InvalidArgumentError, NotFoundError, SystemError, UnsupportedError } from '../../common/errors.js';
-import type { ContentStore, ImageRecord } from '../../images/types.js';
+import type { ContentStore, ImageRecord, Platform } from '../../images/types.js';
 import type { ImageStore } from '../../images/image-store.js';
-import { parseImageConfig, parseManifest } from '../../images/manifest.js';
+import { formatPlatform, parseImageConfig, parseManifest, platformRank } from '../../images/manifest.js';
 import { unpackImageLayers } from '../../images/pull-image.js';
 import { chainIds, type Mount, type OverlaySnapshotter } from '../../storage/snapshotter.js';
 import type { VolumeStore } from '../../storage/volumes.js';
@@ -86,6 +86,8 @@ export interface CreateRequest {
   endpointsConfig?: Record<string, EndpointConfig> | null;
   /** Read-only binds and volumes read-only only at their top (a client of API < 1.44); else recursively. */
   readOnlyNonRecursive?: boolean;
+  /** The `platform` the client asked for (docker run --platform): the local image must be of it. */
+  platform?: Platform;
 }
 
 export type WaitCondition = 'not-running' | 'next-exit' | 'removed';
@@ -352,6 +354,11 @@ export class ContainerService {
     const image = this.opts.images.find(config.Image);
     if (!image) throw new NotFoundError(`No such image: ${missingImageName(config.Image)}`);
     const imageConfig = this.imageConfig(image);
+    const imagePlatform: Platform = { os: imageConfig.os, architecture: imageConfig.architecture, ...(imageConfig.variant ? { variant: imageConfig.variant } : {}) };
+    if (req.platform && platformRank(imagePlatform, req.platform) < 0) {
+      // As dockerd: a 404, on which the docker CLI pulls the image for that platform.
+      throw new NotFoundError(`image with reference ${config.Image} was found but does not match the specified platform: wanted ${formatPlatform(req.platform)}, actual: ${formatPlatform(imagePlatform)}`);
+    }
     const id = this.store.newId();
     const name = req.name ? this.store.claimableName(req.name) : this.uniqueRandomName();
     checkRestartPolicy(hostConfig);
