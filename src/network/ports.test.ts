@@ -4,7 +4,7 @@ import net from 'node:net';
 import { describe, it } from 'node:test';
 
 import { ConflictError, InvalidArgumentError } from '../common/errors.js';
-import { bindingsFor, checkPortBindings, PortPublisher } from './ports.js';
+import { bindingsFor, bindingsOf, checkPortBindings, PortPublisher } from './ports.js';
 
 function listen(port = 0): Promise<net.Server> {
   return new Promise((resolve, reject) => {
@@ -152,6 +152,13 @@ describe('PortPublisher', () => {
     echo.close();
     await close(container);
     await p.close();
+  });
+
+  it('bindingsOf: what publish showed, asked for again (an IPv6 twin folded into its binding on all addresses)', () => {
+    assert.deepEqual(
+      bindingsOf({ '80/tcp': [{ HostIp: '0.0.0.0', HostPort: '8080' }, { HostIp: '::', HostPort: '8080' }], '53/udp': [{ HostIp: '127.0.0.1', HostPort: '5353' }], '90/tcp': [{ HostIp: '0.0.0.0', HostPort: '9090' }], '91/tcp': null }),
+      { '80/tcp': [{ HostIp: '', HostPort: '8080' }], '53/udp': [{ HostIp: '127.0.0.1', HostPort: '5353' }], '90/tcp': [{ HostIp: '0.0.0.0', HostPort: '9090' }], '91/tcp': [] },
+    );
   });
 
   it('bindingsFor: PortBindings plus, with -P, each exposed port on a free one', () => {

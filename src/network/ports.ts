@@ -252,6 +252,19 @@ function forward(client: net.Socket, ip: string, port: number, sockets: Set<net.
   upstream.pipe(client);
 }
 
+/**
+ * The bindings that give `shown` (what publish resolved) again, for a daemon that restarted: a
+ * binding on all addresses shows twice, "0.0.0.0" and its IPv6 twin "::", and is asked for as one.
+ */
+export function bindingsOf(shown: PortMap): Record<string, PortBinding[]> {
+  const out: Record<string, PortBinding[]> = {};
+  for (const [key, list] of Object.entries(shown)) {
+    const twins = new Set((list ?? []).filter((b) => b.HostIp === '::').map((b) => b.HostPort));
+    out[key] = (list ?? []).filter((b) => b.HostIp !== '::').map((b) => (b.HostIp === '0.0.0.0' && twins.has(b.HostPort) ? { HostIp: '', HostPort: b.HostPort } : b));
+  }
+  return out;
+}
+
 /** The bindings to publish: PortBindings, plus with PublishAllPorts every exposed port not bound, on a free port. */
 export function bindingsFor(portBindings: Record<string, PortBinding[] | null> | null | undefined, exposed: Record<string, object> | null | undefined, publishAll: boolean): Record<string, PortBinding[]> {
   const out: Record<string, PortBinding[]> = {};

@@ -519,6 +519,11 @@ export class Runtime {
     this.cgroupOf(record)?.thaw();
   }
 
+  /** Processes of the container the OOM killer killed since its cgroup was made (at its create); 0 without a count. */
+  oomKills(id: string): number {
+    return this.cgroupOf(this.store.load(id))?.oomKills() ?? 0;
+  }
+
   ps(id: string): number[] {
     const record = this.store.load(id);
     return this.cgroupOf(record)?.pids() ?? (initAlive(record) ? [record.pid] : []);

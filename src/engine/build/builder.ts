@@ -632,80 +632,75 @@ export class Build {
     };
 
     // URLs are downloaded at every build, as dockerd does: the cache can only know their content.
-    const downloads: Array<{ url: string; name: string; tree: SourceTree; source: Source }> = [];
+    const downloads = await this.download(remote, keyword);
     try {
-      for (const url of remote) {
-        const { file, name } = await downloadSource(url, fs.mkdtempSync(path.join(this.dir, 'download-')));
-        const tree = new SourceTree(path.dirname(file), 'context');
-        downloads.push({ url, name, tree, source: tree.resolve([path.basename(file)], keyword)[0]! });
+      // The cache key: the sources' content (another image's files: that image and the paths).
+      let description: string;
+      if (fromImage) description = `${keyword} ${flags}from:${fromImage} ${locals.join(' ')} in ${rawDest} `;
+      else {
+        const parts = locals.length > 0 ? [await hashSources(this.context, this.context.resolve(locals, keyword))] : [];
+        for (const d of downloads) parts.push(await hashSources(d.tree, [d.source]));
+        description = `${keyword} ${flags}${parts.join(' ')} in ${rawDest} `;
       }
-      await this.copyFrom(state, { keyword, locals, downloads, rawDest, dest, destIsDir, fromImage, withTree, flags, chown, chmod });
+      const probe = { ...structuredClone(state.runConfig), Cmd: nopString(description) };
+      if (this.useCache(state, probe)) return;
+
+      const id = await this.backend.createContainer({ image: await this.baseForContainer(state), cmd: probe.Cmd as string[], env: state.runConfig.Env ?? [] });
+      try {
+        await this.backend.withRootfs(id, (root) =>
+          withTree(async (tree) => {
+            const resolved = locals.length > 0 ? tree.resolve(locals, keyword) : [];
+            const attrs: CopyAttrs = { ...(chown ? chownIdentity(chown, root) : { uid: 0, gid: 0 }), ...(chmod !== undefined ? { mode: chmod } : {}) };
+            const existing = lookupDir(root.scoped, dest);
+            const intoDir = destIsDir || resolved.length + downloads.length > 1 || existing === 'dir';
+            // A file (or symlink): into the destination directory under `name`, or as the destination.
+            const place = (from: SourceTree, source: Source, name: string): Promise<void> =>
+              intoDir ? root.extract(ensureDir(root, dest, attrs), sourceTar(from, source, name, attrs)) : root.extract(ensureDir(root, path.posix.dirname(dest), attrs), sourceTar(from, source, path.posix.basename(dest), attrs));
+            // A downloaded file is copied as it is (an archive too), under its name.
+            for (const d of downloads) {
+              if (intoDir && d.name === '') throw new InvalidArgumentError(`cannot determine filename for source ${d.url}`);
+              await place(d.tree, d.source, d.name);
+            }
+            for (const source of resolved) {
+              const archive = keyword === 'ADD' && !fromImage && source.stat.isFile() ? archiveKind(source.abs) : undefined;
+              if (archive) await root.extract(ensureDir(root, dest, attrs), archiveStream(source.abs, archive));
+              else if (source.stat.isDirectory()) await root.extract(ensureDir(root, dest, attrs), sourceTar(tree, source, undefined, attrs));
+              else await place(tree, source, path.posix.basename(source.path));
+            }
+          }),
+        );
+        await this.newImage(state, probe, id);
+      } finally {
+        await this.removeContainer(id);
+      }
     } finally {
       for (const d of downloads) d.tree.close();
     }
   }
 
-  private async copyFrom(
-    state: StageState,
-    c: {
-      keyword: 'COPY' | 'ADD';
-      locals: string[];
-      downloads: Array<{ url: string; name: string; tree: SourceTree; source: Source }>;
-      rawDest: string;
-      dest: string;
-      destIsDir: boolean;
-      fromImage: string | undefined;
-      withTree: <T>(fn: (tree: SourceTree) => Promise<T>) => Promise<T>;
-      flags: string;
-      chown: string | undefined;
-      chmod: number | undefined;
-    },
-  ): Promise<void> {
-    const { keyword, locals, downloads, rawDest, dest, destIsDir, fromImage, withTree, flags, chown, chmod } = c;
-    // The cache key: the sources' content (another image's files: that image and the paths).
-    let description: string;
-    if (fromImage) description = `${keyword} ${flags}from:${fromImage} ${locals.join(' ')} in ${rawDest} `;
-    else {
-      const parts = locals.length > 0 ? [await hashSources(this.context, this.context.resolve(locals, keyword))] : [];
-      for (const d of downloads) parts.push(await hashSources(d.tree, [d.source]));
-      description = `${keyword} ${flags}${parts.join(' ')} in ${rawDest} `;
-    }
-    const probe = { ...structuredClone(state.runConfig), Cmd: nopString(description) };
-    if (this.useCache(state, probe)) return;
-
-    const id = await this.backend.createContainer({ image: await this.baseForContainer(state), cmd: probe.Cmd as string[], env: state.runConfig.Env ?? [] });
+  /** ADD's URLs, each downloaded into a directory of its own under the build's. */
+  private async download(urls: string[], keyword: 'COPY' | 'ADD'): Promise<Download[]> {
+    const downloads: Download[] = [];
     try {
-      await this.backend.withRootfs(id, (root) =>
-        withTree(async (tree) => {
-          const resolved = locals.length > 0 ? tree.resolve(locals, keyword) : [];
-          const attrs: CopyAttrs = { ...(chown ? chownIdentity(chown, root) : { uid: 0, gid: 0 }), ...(chmod !== undefined ? { mode: chmod } : {}) };
-          const existing = lookupDir(root.scoped, dest);
-          const intoDir = destIsDir || resolved.length + downloads.length > 1 || existing === 'dir';
-          // A downloaded file is copied as it is (an archive too), under its name.
-          for (const d of downloads) {
-            if (intoDir && d.name === '') throw new InvalidArgumentError(`cannot determine filename for source ${d.url}`);
-            if (intoDir) await root.extract(ensureDir(root, dest, attrs), sourceTar(d.tree, d.source, d.name, attrs));
-            else await root.extract(ensureDir(root, path.posix.dirname(dest), attrs), sourceTar(d.tree, d.source, path.posix.basename(dest), attrs));
-          }
-          for (const source of resolved) {
-            const archive = keyword === 'ADD' && !fromImage && source.stat.isFile() ? archiveKind(source.abs) : undefined;
-            if (archive) {
-              await root.extract(ensureDir(root, dest, attrs), archiveStream(source.abs, archive));
-            } else if (source.stat.isDirectory()) {
-              await root.extract(ensureDir(root, dest, attrs), sourceTar(tree, source, undefined, attrs));
-            } else if (intoDir) {
-              await root.extract(ensureDir(root, dest, attrs), sourceTar(tree, source, path.posix.basename(source.path), attrs));
-            } else {
-              await root.extract(ensureDir(root, path.posix.dirname(dest), attrs), sourceTar(tree, source, path.posix.basename(dest), attrs));
-            }
-          }
-        }),
-      );
-      await this.newImage(state, probe, id);
-    } finally {
-      await this.removeContainer(id);
+      for (const url of urls) {
+        const { file, name } = await downloadSource(url, fs.mkdtempSync(path.join(this.dir, 'download-')));
+        const tree = new SourceTree(path.dirname(file), 'context');
+        downloads.push({ url, name, tree, source: tree.resolve([path.basename(file)], keyword)[0]! });
+      }
+      return downloads;
+    } catch (err) {
+      for (const d of downloads) d.tree.close();
+      throw err;
     }
   }
+}
+
+/** An ADD URL's file: its tree (a directory of its own), the file there and the name it goes by. */
+interface Download {
+  url: string;
+  name: string;
+  tree: SourceTree;
+  source: Source;
 }
 
 /** EXPOSE's port specs ("80", "80/udp", "8000-8002/tcp") → ExposedPorts keys. */

@@ -23,9 +23,6 @@ import { unpackImageLayers } from '../../images/pull-image.js';
 import { chainIds, type Mount, type OverlaySnapshotter } from '../../storage/snapshotter.js';
 import type { VolumeStore } from '../../storage/volumes.js';
 import type { Runtime } from '../../runtime/runtime.js';
-import { parseSignal } from './signals.js';
-import { cgroupManagerFromDescriptor } from '../../runtime/cgroups/index.js';
-import { linkEnvironment, linkHostNames, parseLegacyLink, recordedLink } from '../../network/links.js';
 import type { Spec } from '../../runtime/spec/config.js';
 import { readExit, readLog, ShimClient, shimLogFile, shimPid, type ExitInfo, type LogEntry, type ShimLogOptions } from '../../shim/client.js';
 import { byMountDepth, containerSpec, DEFAULT_SHM_SIZE, DOCKER_MASKED_PATHS, DOCKER_READONLY_PATHS, resourceWarnings, type HostFacts } from '../spec/container-spec.js';
@@ -44,9 +41,11 @@ import { containerEventAttributes, newState, ZERO_TIME, type ContainerConfig, ty
 import { ContainerStore } from './store.js';
 import { randomName } from './names.js';
 import { readSmall, ScopedRoot } from './scoped-root.js';
+import { parseSignal } from './signals.js';
 import { resolveUser } from './user.js';
 import { allocateRange, idMappings, mountIdmapped, unmountIdmapped } from './userns.js';
 import { hostsFile, parseExtraHosts, resolvConf } from '../../network/etc-files.js';
+import { linkEnvironment, linkHostNames, parseLegacyLink, recordedLink } from '../../network/links.js';
 import { bindingsFor, checkPortBindings } from '../../network/ports.js';
 import type { EndpointConfig } from '../networks/record.js';
 import type { NetworkMember, NetworkModeKind, NetworkService } from '../networks/service.js';
@@ -119,6 +118,8 @@ const STOP_TIMEOUT_DEFAULT = 10;
  * limit only matters if this daemon died in between (the output then flows to the log).
  */
 const ATTACH_HOLD_MS = 5000;
+/** dockerd's runconfig.ErrConflictHostNetworkAndLinks. */
+const HOST_NETWORK_AND_LINKS = "conflicting options: host type networking can't be used with links. This would result in undefined behavior";
 /** How long after an exit its runtime record and cgroups wait for a remove to be answered first. */
 const RUNTIME_RELEASE_DELAY_MS = 10;
 
@@ -849,14 +850,14 @@ export class ContainerService {
     const given = hostConfig.Links as unknown;
     if (given === undefined || given === null || (Array.isArray(given) && given.length === 0)) return;
     if (!Array.isArray(given)) throw new InvalidArgumentError('must be a list of strings', 'HostConfig.Links');
-    if (network.kind === 'host') throw new InvalidArgumentError("conflicting options: host type networking can't be used with links. This would result in undefined behavior");
+    if (network.kind === 'host') throw new InvalidArgumentError(HOST_NETWORK_AND_LINKS);
     const mode = (hostConfig.NetworkMode as string | undefined) || 'default';
     if (network.kind !== 'private' || !['default', 'bridge', 'none'].includes(mode)) return;
     hostConfig.Links = given.map((entry) => {
       const link = parseLegacyLink(entry);
       const target = this.store.find(link.target);
       if (!target) throw new InvalidArgumentError(`could not get container for ${link.target}: No such container: ${link.target}`);
-      if (target.hostConfig.NetworkMode === 'host') throw new InvalidArgumentError("conflicting options: host type networking can't be used with links. This would result in undefined behavior");
+      if (target.hostConfig.NetworkMode === 'host') throw new InvalidArgumentError(HOST_NETWORK_AND_LINKS);
       return recordedLink({ ...link, target: target.name.slice(1) }, name);
     });
   }
@@ -968,8 +969,7 @@ export class ContainerService {
    */
   private oomKilled(id: string): boolean {
     try {
-      const cgroup = this.opts.runtime.store.load(id).cgroup;
-      return (cgroup ? (cgroupManagerFromDescriptor(cgroup).stats().oomKills ?? 0) : 0) > 0;
+      return this.opts.runtime.oomKills(id) > 0;
     } catch {
       return false; // no runtime record or cgroup left (a daemon restarted after the runtime's delete)
     }

@@ -15,7 +15,7 @@ import { attachToBridge, detachVeth, detachVethAsync, enableHairpin, ensureBridg
 import { Ipam, parseCidr, parseRange, parseSubnet, subnetCidr, subnetContains, subnetsOverlap, type Subnet } from '../../network/ipam.js';
 import type { EmbeddedDns } from '../../network/dns.js';
 import type { HostNat } from '../../network/nat.js';
-import type { PortBinding, PortMap, PortPublisher } from '../../network/ports.js';
+import { bindingsOf, type PortBinding, type PortMap, type PortPublisher } from '../../network/ports.js';
 import type { EventBus } from '../events.js';
 import { matchesLabels } from '../image-filters.js';
 import type { EndpointConfig, EndpointState, NetworkRecord } from './record.js';
@@ -476,13 +476,7 @@ export class NetworkService {
     const primary = Object.values(networks)[0];
     const n = primary && this.store.find(primary.networkId);
     if (!primary || !n) return;
-    const again: Record<string, PortBinding[]> = {};
-    // A binding on all addresses is shown twice ("0.0.0.0" and its IPv6 twin "::"): asked for again as one.
-    for (const [k, v] of Object.entries(ports)) {
-      const twins = new Set((v ?? []).filter((b) => b.HostIp === '::').map((b) => b.HostPort));
-      again[k] = (v ?? []).filter((b) => b.HostIp !== '::').map((b) => (b.HostIp === '0.0.0.0' && twins.has(b.HostPort) ? { HostIp: '', HostPort: b.HostPort } : b));
-    }
-    await this.opts.ports.publish(containerId, { ip: primary.ip, bridge: n.bridge! }, again);
+    await this.opts.ports.publish(containerId, { ip: primary.ip, bridge: n.bridge! }, bindingsOf(ports));
   }
 
   /** Makes the kernel's rules exactly what the networks and published ports need (iptables-restore, a few ms). */

@@ -48,6 +48,7 @@ export abstract class BaseCgroupManager implements CgroupManager {
   abstract isFrozen(): boolean;
   abstract pids(): number[];
   abstract stats(): CgroupStats;
+  abstract oomKills(): number | undefined;
   /** The directories a process joins, with whether joining each is mandatory. */
   protected abstract joinTargets(): Array<{ dir: string; required: boolean }>;
   /**

@@ -32,6 +32,8 @@ export interface CgroupManager {
   /** Signal every process (kill --all). Uses cgroup.kill on v2 for SIGKILL when available. */
   signalAll(signal: NodeJS.Signals | number): void;
   stats(): CgroupStats;
+  /** Processes the OOM killer killed in the cgroup: one file read (at every exit); undefined without the count. */
+  oomKills(): number | undefined;
   /** Remove the directories (leaf first), retrying briefly on EBUSY; never throws for already-missing dirs. Removes only what this manager created (not shared parents that existed before). */
   destroy(): void;
   /** JSON-serializable description so a later process can rebuild the same manager. */

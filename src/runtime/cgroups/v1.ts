@@ -201,6 +201,11 @@ export class V1CgroupManager extends BaseCgroupManager {
     return false;
   }
 
+  oomKills(): number | undefined {
+    const dir = this.paths.memory;
+    return dir === undefined ? undefined : oomKillCount(this.cg.tryRead(dir, 'memory.oom_control'));
+  }
+
   stats(): CgroupStats {
     const p = this.paths;
     const stats: CgroupStats = {};
@@ -211,7 +216,7 @@ export class V1CgroupManager extends BaseCgroupManager {
       ['cpuUsageNanos', read(p.cpuacct, 'cpuacct.usage')],
       ['pidsCurrent', read(p.pids, 'pids.current')],
       ['pidsLimit', read(p.pids, 'pids.max')],
-      ['oomKills', oomKillCount(p.memory === undefined ? undefined : this.cg.tryRead(p.memory, 'memory.oom_control'))],
+      ['oomKills', this.oomKills()],
     ];
     for (const [key, value] of values) if (value !== undefined) stats[key] = value;
     return stats;

@@ -135,6 +135,10 @@ export class V2CgroupManager extends BaseCgroupManager {
     return true;
   }
 
+  oomKills(): number | undefined {
+    return this.dir === undefined ? undefined : oomKillCount(this.cg.tryRead(this.dir, 'memory.events'));
+  }
+
   stats(): CgroupStats {
     const dir = this.dir;
     if (dir === undefined) return {};
@@ -146,7 +150,7 @@ export class V2CgroupManager extends BaseCgroupManager {
       ['cpuUsageNanos', usageUsec ? Number(usageUsec[1]) * 1000 : undefined],
       ['pidsCurrent', parseLimit(this.cg.tryRead(dir, 'pids.current'))],
       ['pidsLimit', parseLimit(this.cg.tryRead(dir, 'pids.max'))],
-      ['oomKills', oomKillCount(this.cg.tryRead(dir, 'memory.events'))],
+      ['oomKills', this.oomKills()],
     ];
     for (const [key, value] of values) if (value !== undefined) stats[key] = value;
     return stats;
