@@ -14,7 +14,7 @@ import { after, before, describe, it } from 'node:test';
 
 import { startBerthd, type PrivateBerthd } from '../helpers/berthd.js';
 import { socketRequest } from '../helpers/http.js';
-import { DOCKER, dockerdSkip, poll, ptyRun, shellSteps, which } from '../helpers/engines.js';
+import { DOCKER, dockerdSkip, poll, ptyRun, sleep, shellSteps, which } from '../helpers/engines.js';
 
 const skip = dockerdSkip;
 const DOCKER_20 = which('/usr/bin/docker');
@@ -152,6 +152,9 @@ describe('berthd with the docker CLI', { skip }, () => {
     assert.match(top, /sh -c trap/);
     assert.match(top, /^UID\s+PID\s+PPID\s+C\s+STIME\s+TTY\s+TIME\s+CMD$/m, "ps -ef's columns, as dockerd");
     assert.match(d.dockerOk(['top', 'ticker', '-o', 'pid,comm']), /^PID\s+COMMAND\n\d+\s+sh$/m, "the client's ps arguments");
+    // ps's complaint in dockerd's words: its first line, not its usage text.
+    assert.equal(d.docker(['top', 'ticker', 'bogus-arg']).stderr.trim(), 'Error response from daemon: ps: error: unsupported option (BSD syntax)');
+    assert.equal(d.docker(['top', 'ticker', '-o', 'comm']).stderr.trim(), "Error response from daemon: Couldn't find PID field in ps output");
     assert.equal(d.dockerOk(['inspect', '-f', '{{.State.Running}} {{.Name}} {{.Config.Image}}', 'ticker']).trim(), 'true /ticker busybox');
     const pid = Number(d.dockerOk(['inspect', '-f', '{{.State.Pid}}', 'ticker']));
     assert.ok(fs.existsSync(`/proc/${pid}`), 'the reported pid is the container process');
@@ -212,9 +215,36 @@ describe('berthd with the docker CLI', { skip }, () => {
     assert.equal(d.dockerOk(['inspect', '-f', '{{.State.Status}}', 'frozen']).trim(), 'paused');
     const exec = d.docker(['exec', 'frozen', 'true']);
     assert.match(exec.stderr, /Container frozen is paused, unpause the container before exec/, 'named as given, as dockerd');
+    assert.match(d.docker(['rm', 'frozen']).stderr, /You cannot remove a paused container [0-9a-f]{64}\. Unpause and then stop/);
     d.dockerOk(['unpause', 'frozen']);
     assert.equal(d.dockerOk(['inspect', '-f', '{{.State.Status}}', 'frozen']).trim(), 'running');
     d.dockerOk(['rm', '-f', 'frozen']);
+  });
+
+  it('kill of a paused container: SIGKILL or its stop signal end it (it is resumed, as dockerd), another signal waits for the unpause', async () => {
+    const since = Math.floor(Date.now() / 1000) - 1;
+    const state = (name: string): string => d.dockerOk(['inspect', '-f', '{{.State.Status}} {{.State.Paused}} {{.State.ExitCode}}', name]).trim();
+    d.dockerOk(['run', '-d', '--name', 'frozen-kill', 'busybox', 'sleep', '1000']);
+    d.dockerOk(['pause', 'frozen-kill']);
+    d.dockerOk(['kill', 'frozen-kill']);
+    assert.ok(await poll(() => state('frozen-kill') === 'exited false 137', 5000), state('frozen-kill'));
+    // A shell that exits 3 on USR1, its stop signal; HUP (sent while paused) it traps and notes.
+    // Pending signals arrive lowest number first: HUP (1) before USR1 (10).
+    const script = "trap 'echo got-hup' HUP; trap 'exit 3' USR1; echo ready; while :; do sleep 0.1; done";
+    d.dockerOk(['run', '-d', '--name', 'frozen-sig', '--stop-signal', 'USR1', 'busybox', 'sh', '-c', script]);
+    assert.ok(await poll(() => d.dockerOk(['logs', 'frozen-sig']).includes('ready'), 5000));
+    d.dockerOk(['pause', 'frozen-sig']);
+    d.dockerOk(['kill', '-s', 'HUP', 'frozen-sig']);
+    await sleep(300);
+    assert.equal(state('frozen-sig'), 'paused true 0', 'not the stop signal: it stays paused');
+    assert.doesNotMatch(d.dockerOk(['logs', 'frozen-sig']), /got-hup/);
+    d.dockerOk(['kill', '-s', 'USR1', 'frozen-sig']);
+    assert.ok(await poll(() => state('frozen-sig') === 'exited false 3', 5000), state('frozen-sig'));
+    assert.match(d.dockerOk(['logs', 'frozen-sig']), /got-hup/, 'the pending HUP was delivered at the resume');
+    const until = Math.floor(Date.now() / 1000) + 1;
+    const actions = d.dockerOk(['events', '--since', String(since), '--until', String(until), '--filter', 'container=frozen-sig', '--format', '{{.Action}}']).split('\n').filter(Boolean);
+    assert.deepEqual(actions.slice(-5), ['pause', 'kill', 'kill', 'unpause', 'die'], "dockerd's order");
+    d.dockerOk(['rm', 'frozen-kill', 'frozen-sig']);
   });
 
   it('merges the image config with the request: env, workdir, user, entrypoint, hostname', () => {
@@ -654,6 +684,10 @@ describe('berthd with the docker CLI', { skip }, () => {
   it('rename, ps filters and formats, -q', () => {
     d.dockerOk(['create', '--name', 'before', '--label', 'team=a', 'busybox', 'true']);
     d.dockerOk(['rename', 'before', 'after']);
+    d.dockerOk(['create', '--name', 'taken', 'busybox', 'true']);
+    assert.match(d.docker(['rename', 'after', 'taken']).stderr, /Error when allocating new name: Conflict\. The container name "\/taken" is already in use/);
+    assert.match(d.docker(['rename', 'after', 'bad name']).stderr, /Error when allocating new name: Invalid container name \(\/bad name\)/);
+    d.dockerOk(['rm', 'taken']);
     const same = d.docker(['rename', 'after', 'after']);
     assert.notEqual(same.status, 0, 'dockerd refuses a rename to the current name');
     assert.match(same.stderr, /Renaming a container with the same name as its current name/);
@@ -689,6 +723,10 @@ describe('berthd with the docker CLI', { skip }, () => {
     assert.deepEqual(out.split('\n').filter(Boolean), ['create', 'attach', 'start', 'die', 'destroy']);
     const labelled = d.dockerOk(['events', '--since', String(since), '--until', String(until), '--filter', 'label=com.docker.compose.project=evproj', '--format', '{{.Action}} {{index .Actor.Attributes "name"}} {{index .Actor.Attributes "com.docker.compose.project"}}']);
     assert.deepEqual(labelled.split('\n').filter(Boolean), ['create evented evproj', 'attach evented evproj', 'start evented evproj', 'die evented evproj', 'destroy evented evproj']);
+    // --since 0: every event kept, the earlier tests' too.
+    const all = d.dockerOk(['events', '--since', '0', '--until', String(until), '--format', '{{.Type}} {{.Action}}']).split('\n').filter(Boolean);
+    assert.ok(all.length > 20, `${all.length} events`);
+    assert.deepEqual(all.slice(-5), ['container create', 'container attach', 'container start', 'container die', 'container destroy']);
     const backwards = d.docker(['events', '--since', String(until), '--until', String(since)]);
     assert.notEqual(backwards.status, 0);
     assert.match(backwards.stderr, new RegExp(`\`since\` time \\(${until}\\) cannot be after \`until\` time \\(${since}\\)`));

@@ -18,7 +18,9 @@ import { frame, RAW_STREAM, streamContentType } from '../stream.js';
 
 /** Seconds, RFC 3339 or a Go duration-free unix time with fractions, as `since`/`until` take them. */
 export function parseTime(value: string | null, field: string): Date | undefined {
-  if (value === null || value === '' || value === '0') return undefined;
+  // As dockerd: `until=0` is no bound at all, `since=0` is the epoch (`docker events --since 0`
+  // replays every event kept).
+  if (value === null || value === '' || (value === '0' && field === 'until')) return undefined;
   if (/^\d+(\.\d+)?$/.test(value)) return new Date(Number(value) * 1000);
   const ms = Date.parse(value);
   if (Number.isNaN(ms)) throw new InvalidArgumentError(`invalid time ${JSON.stringify(value)}`, field);

@@ -1144,8 +1144,8 @@ export class ContainerService {
     const signal = parseSignal(opts.signal ?? record.config.StopSignal, STOP_SIGNAL_DEFAULT);
     const exited = this.nextExit(record.id);
     const client = new ShimClient(this.shimDir(record.id));
-    if (record.state.status === 'paused') this.opts.runtime.resume(record.id);
     await client.kill(signal).catch(() => undefined);
+    if (record.state.status === 'paused') this.resumeLocked(record); // the signal is delivered as it thaws
     const inTime = timeout < 0 ? await exited.then(() => true) : await Promise.race([exited.then(() => true), sleep(timeout * 1000).then(() => false)]);
     if (!inTime) {
       await client.kill('SIGKILL').catch(() => undefined);
@@ -1164,6 +1164,10 @@ export class ContainerService {
     }
     await new ShimClient(this.shimDir(record.id)).kill(number);
     this.opts.events.emit('container', 'kill', record.id, containerEventAttributes(record, { signal: String(number) }));
+    // As dockerd: a SIGKILL or the container's stop signal to a paused container is meant to
+    // end it, so the container is resumed (the signal waits in the frozen cgroup until then).
+    // Any other signal stays pending until the user unpauses.
+    if (record.state.status === 'paused' && (number === os.constants.signals.SIGKILL || number === parseSignal(record.config.StopSignal, STOP_SIGNAL_DEFAULT))) this.resumeLocked(record);
   }
 
   async restart(ref: string, opts: { timeout?: number; signal?: string } = {}): Promise<void> {
@@ -1186,6 +1190,10 @@ export class ContainerService {
   unpause(ref: string): void {
     const record = this.store.get(ref);
     if (record.state.status !== 'paused') throw new ConflictError(`Container ${record.id} is not paused`);
+    this.resumeLocked(record);
+  }
+
+  private resumeLocked(record: ContainerRecord): void {
     this.opts.runtime.resume(record.id);
     record.state.status = 'running';
     this.store.save(record);
@@ -1196,7 +1204,14 @@ export class ContainerService {
     const record = this.store.get(ref);
     if (!newName) throw new InvalidArgumentError('Neither old nor new names may be empty', 'name');
     if (`/${newName.replace(/^\//, '')}` === record.name) throw new InvalidArgumentError('Renaming a container with the same name as its current name');
-    const full = this.store.claimableName(newName, record.id);
+    let full: string;
+    try {
+      full = this.store.claimableName(`/${newName.replace(/^\//, '')}`, record.id);
+    } catch (err) {
+      // dockerd's words (the docker CLI shows them as they are).
+      if (err instanceof BerthError) err.message = `Error when allocating new name: ${err.message}`;
+      throw err;
+    }
     const old = record.name;
     this.store.rename(record, full);
     this.opts.events.emit('container', 'rename', record.id, containerEventAttributes({ ...record, name: full }, { oldName: old }));
@@ -1262,7 +1277,10 @@ export class ContainerService {
 
   remove(ref: string, opts: { force?: boolean; volumes?: boolean } = {}): Promise<void> {
     const record = this.store.get(ref);
-    if ((record.state.status === 'running' || record.state.status === 'paused') && !opts.force) {
+    if (record.state.status === 'paused' && !opts.force) {
+      throw new ConflictError(`You cannot remove a paused container ${record.id}. Unpause and then stop the container before attempting removal or force remove`);
+    }
+    if (record.state.status === 'running' && !opts.force) {
       throw new ConflictError(`You cannot remove a running container ${record.id}. Stop the container before attempting removal or force remove`);
     }
     return this.lock(record.id, () => this.removeLocked(record.id, { force: opts.force ?? false, volumes: opts.volumes ?? false }));

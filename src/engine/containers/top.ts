@@ -7,7 +7,7 @@
 import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 
-import { InvalidArgumentError, SystemError } from '../../common/errors.js';
+import { SystemError } from '../../common/errors.js';
 
 export interface TopResult {
   Titles: string[];
@@ -19,7 +19,7 @@ export function parsePsOutput(output: string, pids: number[]): TopResult {
   const lines = output.split('\n');
   const titles = (lines[0] ?? '').trim().split(/\s+/).filter(Boolean);
   const pidIndex = titles.indexOf('PID');
-  if (pidIndex < 0) throw new InvalidArgumentError("Couldn't find PID field in ps output", 'ps_args');
+  if (pidIndex < 0) throw new SystemError("Couldn't find PID field in ps output");
   const wanted = new Set(pids);
   const processes: string[][] = [];
   const add = (fields: string[]): void => void processes.push([...fields.slice(0, titles.length - 1), fields.slice(titles.length - 1).join(' ')]);
@@ -58,7 +58,8 @@ export function top(pids: number[], psArgs = '-ef'): Promise<TopResult> {
         return;
       }
       if (err) {
-        reject(new InvalidArgumentError(`Error running ps: ${(stderr || err.message).trim()}`, 'ps_args'));
+        // dockerd's words: the first line of ps's complaint (the rest is its usage text).
+        reject(new SystemError(`ps: ${(stderr || err.message).trim().split('\n')[0]}`));
         return;
       }
       try {

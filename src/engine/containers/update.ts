@@ -31,6 +31,9 @@ export interface UpdateRequest {
 const RESOURCE_KEYS = ['Memory', 'MemorySwap', 'MemoryReservation', 'NanoCpus', 'CpuShares', 'CpuPeriod', 'CpuQuota', 'CpusetCpus', 'CpusetMems', 'BlkioWeight'] as const;
 const CPU_KEYS = new Set(['NanoCpus', 'CpuShares', 'CpuPeriod', 'CpuQuota', 'CpusetCpus', 'CpusetMems']);
 
+/** Bad input that dockerd words as a failed update ("Cannot update container <id>: …"). */
+class RefusedUpdateError extends InvalidArgumentError {}
+
 /**
  * The HostConfig after the update and the cgroup changes it needs. Pure. As dockerd, zero
  * (or empty) values leave a setting as it is; PidsLimit 0 or less means unlimited.
@@ -80,7 +83,7 @@ export function planUpdate(host: ContainerHostConfig, req: UpdateRequest, facts:
     const policy = req.RestartPolicy;
     checkRestartPolicy({ RestartPolicy: policy });
     if (host.AutoRemove && policy.Name && policy.Name !== 'no') {
-      throw new InvalidArgumentError('Restart policy cannot be updated because AutoRemove is enabled for the container', 'RestartPolicy');
+      throw new RefusedUpdateError('Restart policy cannot be updated because AutoRemove is enabled for the container');
     }
     next.RestartPolicy = policy;
     given.add('RestartPolicy');
@@ -100,7 +103,7 @@ export function updateContainer(
     plan = planUpdate(record.hostConfig, req, deps.facts);
   } catch (err) {
     // dockerd words what conflicts with the container's settings as it words a failed update.
-    if (err instanceof ConflictError) throw new ConflictError(`Cannot update container ${record.id}: ${err.message}`);
+    if (err instanceof ConflictError || err instanceof RefusedUpdateError) err.message = `Cannot update container ${record.id}: ${err.message}`;
     throw err;
   }
   if (!plan.changed) return { Warnings: [] };
