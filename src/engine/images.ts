@@ -529,6 +529,7 @@ export class ImageService {
         tmpDir: this.opts.tmpDir,
       });
       await this.unpack(this.get(loaded.id));
+      if (name) this.opts.events.emit('image', 'tag', loaded.id, { name: familiar(name) }); // dockerd's order: tag, then import
       this.opts.events.emit('image', 'import', loaded.id, { name: loaded.id });
       return loaded.id;
     });
@@ -576,6 +577,7 @@ export class ImageService {
       history: { ...(opts.author ? { author: opts.author } : {}), created_by: (record.config.Cmd ?? []).join(' '), ...(opts.comment ? { comment: opts.comment } : {}) },
       ...(name ? { name } : {}),
     });
+    if (name) this.opts.events.emit('image', 'tag', configDigest, { name: familiar(name) }); // dockerd's order: tag, then commit
     this.opts.events.emit('container', 'commit', record.id, containerEventAttributes(record, { comment: opts.comment ?? '', imageID: configDigest, imageRef: name ? familiar(name) : '' }));
     return configDigest;
   }

@@ -1145,13 +1145,21 @@ export class ContainerService {
     const exited = this.nextExit(record.id);
     const client = new ShimClient(this.shimDir(record.id));
     await client.kill(signal).catch(() => undefined);
+    this.emitKill(record, signal);
     if (record.state.status === 'paused') this.resumeLocked(record); // the signal is delivered as it thaws
     const inTime = timeout < 0 ? await exited.then(() => true) : await Promise.race([exited.then(() => true), sleep(timeout * 1000).then(() => false)]);
     if (!inTime) {
       await client.kill('SIGKILL').catch(() => undefined);
+      this.emitKill(record, os.constants.signals.SIGKILL);
       await Promise.race([exited, sleep(10_000)]);
     }
+    // dockerd's events of a stop: kill (the stop signal), kill (9, if it came to that), die, stop.
+    this.opts.events.emit('container', 'stop', record.id, containerEventAttributes(record));
     return true;
+  }
+
+  private emitKill(record: ContainerRecord, signal: number): void {
+    this.opts.events.emit('container', 'kill', record.id, containerEventAttributes(record, { signal: String(signal) }));
   }
 
   async kill(ref: string, signal?: string): Promise<void> {
@@ -1163,7 +1171,7 @@ export class ContainerService {
       this.store.save(record);
     }
     await new ShimClient(this.shimDir(record.id)).kill(number);
-    this.opts.events.emit('container', 'kill', record.id, containerEventAttributes(record, { signal: String(number) }));
+    this.emitKill(record, number);
     // As dockerd: a SIGKILL or the container's stop signal to a paused container is meant to
     // end it, so the container is resumed (the signal waits in the frozen cgroup until then).
     // Any other signal stays pending until the user unpauses.
@@ -1313,6 +1321,8 @@ export class ContainerService {
         () => readExit(this.shimDir(id))?.status ?? 137,
       );
       await shim.kill('SIGKILL').catch(() => undefined);
+      this.emitKill(record, os.constants.signals.SIGKILL);
+      if (statusBefore === 'paused') this.opts.runtime.resume(id); // the SIGKILL waits for the thaw
       const code = await Promise.race([exited, sleep(5000).then(() => 137)]);
       record.state.exitCode = code;
       this.opts.events.emit('container', 'die', id, containerEventAttributes(record, { exitCode: String(code) }));
