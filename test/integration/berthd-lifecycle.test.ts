@@ -712,6 +712,10 @@ describe('berthd with the docker CLI', { skip }, () => {
     const onNetwork = (n: string): string => d.dockerOk(['ps', '-a', '--filter', `network=${n}`, '--format', '{{.Names}}']).trim();
     assert.deepEqual([onNetwork('host'), onNetwork('none')], ['f4', 'f5']);
     assert.match(d.docker(['ps', '--filter', 'exited=abc']).stderr, /invalid filter 'exited=abc'/);
+    // is-task: no container is a swarm task here.
+    assert.equal(d.dockerOk(['ps', '-aq', '--filter', 'is-task=true']), '');
+    assert.equal(d.dockerOk(['ps', '-aq', '--filter', 'is-task=false', '--filter', 'name=f5']).trim().length, 12);
+    assert.match(d.docker(['ps', '--filter', 'is-task=maybe']).stderr, /Invalid filter 'is-task=maybe'/);
     d.dockerOk(['rm', 'after', 'f2', 'f3', 'f4', 'f5']);
   });
 
@@ -1033,6 +1037,15 @@ describe('berthd with the docker CLI', { skip }, () => {
     assert.deepEqual(d.dockerOk(['volume', 'ls', '-q']).split('\n').filter((v) => v.startsWith('pv-')), ['pv-kept']);
     d.dockerOk(['volume', 'rm', 'pv-kept']);
     assert.match(d.docker(['volume', 'ls', '--filter', 'colour=red']).stderr, /Invalid filter 'colour'/);
+  });
+
+  it('volume prune: anonymous volumes only since API 1.42, every unused one before (as dockerd)', async () => {
+    d.dockerOk(['volume', 'create', 'pv-named']);
+    const anonymous = d.dockerOk(['volume', 'create']).trim(); // an anonymous volume's name: 64 hex digits
+    const prune = async (version: string): Promise<string[]> => (JSON.parse((await socketRequest(d.socket, 'POST', `/${version}/volumes/prune`)).body) as { VolumesDeleted: string[] }).VolumesDeleted;
+    assert.deepEqual(await prune('v1.44'), [anonymous]);
+    assert.ok((await prune('v1.41')).includes('pv-named'));
+    assert.equal(d.docker(['volume', 'inspect', 'pv-named']).status, 1);
   });
 
   it('a client polling over one kept-alive connection (stats, logs, wait) leaves nothing behind on it', async () => {

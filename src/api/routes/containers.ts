@@ -48,6 +48,7 @@ function checkListFilters(filters: Record<string, string[]>, lookup: (ref: strin
   checkFilterKeys(filters, LIST_FILTERS);
   for (const v of filters.status ?? []) if (!CONTAINER_STATES.includes(v)) throw invalidFilter('status', v);
   for (const v of filters.exited ?? []) if (!/^-?\d+$/.test(v)) throw new InvalidArgumentError(`invalid filter 'exited=${v}': an exit code is a number`, 'filters');
+  for (const v of filters['is-task'] ?? []) if (v !== 'true' && v !== 'false') throw invalidFilter('is-task', v);
   for (const v of filters.health ?? []) if (!HEALTH_VALUES.includes(v)) throw new InvalidArgumentError(`Unrecognised filter value for health: ${v}`, 'filters');
   for (const v of [...(filters.publish ?? []), ...(filters.expose ?? [])]) portFilter(v);
   for (const v of [...(filters.before ?? []), ...(filters.since ?? [])]) lookup(v);
@@ -86,7 +87,8 @@ function matchesFilters(c: ContainerRecord, filters: Record<string, string[]>, l
         if (!any((v) => Object.hasOwn(shown, v) || Object.values(shown).some((e) => !!e.NetworkID && e.NetworkID.startsWith(v)))) return false;
         break;
       }
-      case 'is-task':
+      case 'is-task': // no container here is a swarm task
+        if (values.includes('true')) return false;
         break;
       case 'health':
         if (!any((v) => v === (c.state.health?.Status ?? 'none'))) return false;

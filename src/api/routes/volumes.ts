@@ -37,7 +37,8 @@ export function volumeRoutes(router: Router, engine: Engine): void {
   router.post('/volumes/prune', async (ctx) => {
     const filters = ctx.filters();
     checkFilterKeys(filters, ['label', 'label!', 'all']);
-    const all = ['1', 'true'].includes(filters.all?.[0] ?? '');
+    // Before API 1.42 a prune took every unused volume, named ones too (dockerd adds all=true).
+    const all = !ctx.atLeast('1.42') || ['1', 'true'].includes(filters.all?.[0] ?? '');
     const result = await engine.volumes.prune({ all, label: filters.label, notLabel: filters['label!'] }, inUse);
     ctx.sendJson(200, { VolumesDeleted: result.deleted, SpaceReclaimed: result.spaceReclaimed });
   });
