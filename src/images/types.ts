@@ -74,6 +74,8 @@ export interface ImageConfig {
     WorkingDir?: string;
     Labels?: Record<string, string>;
     StopSignal?: string;
+    /** Docker's: instructions run by a build FROM this image. */
+    OnBuild?: string[] | null;
     Healthcheck?: { Test?: string[]; Interval?: number; Timeout?: number; StartPeriod?: number; Retries?: number };
     [key: string]: unknown;
   };

@@ -175,14 +175,26 @@ describe('user-defined networks through the docker CLI', { skip: dockerdSkip }, 
     const inUse = d.docker(['network', 'rm', 'neta']);
     assert.notEqual(inUse.status, 0);
     assert.match(inUse.stderr, /active endpoints/);
+    assert.match(d.docker(['network', 'connect', 'neta', client]).stderr, /endpoint with name \w+ already exists in network neta/, 'running: refused');
     d.dockerOk(['network', 'disconnect', 'neta', client]);
     assert.deepEqual(d.dockerOk(['exec', client, 'ls', '/sys/class/net']).split(/\s+/).filter(Boolean).sort(), ['eth0', 'lo']);
+    assert.match(d.docker(['network', 'disconnect', 'neta', client]).stderr, new RegExp(`container ${client} is not connected to the network neta`));
     // dockerd's answers for the special networks.
     assert.match(d.docker(['network', 'connect', 'none', client]).stderr, /container cannot be connected to multiple networks with one of the networks in private \(none\) mode/);
     assert.match(d.docker(['network', 'connect', 'host', client]).stderr, /container cannot be disconnected from host network or connected to host network/);
     // A stopped container connected: on both networks when it starts.
     const later = d.dockerOk(['create', 'busybox', 'sleep', '300']).trim();
     d.dockerOk(['network', 'connect', 'neta', later]);
+    // Not running: connecting again replaces the config, as dockerd.
+    d.dockerOk(['network', 'connect', '--alias', 'again', 'neta', later]);
+    assert.equal(d.dockerOk(['inspect', '-f', '{{json .NetworkSettings.Networks.neta.Aliases}}', later]).trim(), '["again"]');
+    // And a created container leaves a network removed since by its name.
+    d.dockerOk(['network', 'create', '--subnet', `10.213.${TAG}.0/24`, 'short-lived']);
+    const created = d.dockerOk(['create', '--network', 'short-lived', 'busybox', 'true']).trim();
+    d.dockerOk(['network', 'rm', 'short-lived']);
+    d.dockerOk(['network', 'disconnect', 'short-lived', created]);
+    assert.equal(d.dockerOk(['inspect', '-f', '{{json .NetworkSettings.Networks}}', created]).trim(), '{}');
+    d.dockerOk(['rm', created]);
     d.dockerOk(['start', later]);
     assert.deepEqual(d.dockerOk(['exec', later, 'ls', '/sys/class/net']).split(/\s+/).filter(Boolean).sort(), ['eth0', 'eth1', 'lo']);
     assert.match(d.dockerOk(['exec', later, 'sh', '-c', 'timeout 3 wget -q -O - http://site/ >/dev/null && echo reached']), /reached/);

@@ -1649,9 +1649,11 @@ export class ContainerService {
       // dockerd's answers: "none" is a private mode of its own, "host" shares the host's.
       if (mode === 'none' || network.driver === 'null') throw new ForbiddenError('container cannot be connected to multiple networks with one of the networks in private (none) mode');
       if (this.networkMode(record).kind !== 'private' || network.driver !== 'bridge') throw new ForbiddenError('container cannot be disconnected from host network or connected to host network');
-      if (record.endpoints?.[network.name]) throw new ForbiddenError(`endpoint with name ${record.name.slice(1)} already exists in network ${network.name}`);
+      const running = record.state.status === 'running' || record.state.status === 'paused';
+      // A container that does not run only has the network in its config: dockerd replaces that.
+      if (running && record.endpoints?.[network.name]) throw new ForbiddenError(`endpoint with name ${record.name.slice(1)} already exists in network ${network.name}`);
       const endpoint = this.opts.networks.endpointConfig(network, config);
-      if (record.state.status === 'running' || record.state.status === 'paused') {
+      if (running) {
         const state = this.opts.networks.connectRunning({ id, pid: record.state.pid, networks: record.networks ?? {} }, network, endpoint);
         record.networks = { ...(record.networks ?? {}), [network.name]: state };
       }
@@ -1668,14 +1670,19 @@ export class ContainerService {
     const id = this.store.get(ref).id;
     return this.lock(id, async () => {
       const record = this.store.get(id);
-      const network = this.opts.networks.get(networkRef);
-      if (!record.endpoints?.[network.name]) throw new ForbiddenError(`container ${record.id} is not connected to network ${network.name}`);
-      const endpoint = record.networks?.[network.name];
-      if (endpoint) {
+      const notConnected = (name: string): ForbiddenError => new ForbiddenError(`container ${record.id} is not connected to the network ${name}`); // dockerd's words
+      const running = record.state.status === 'running' || record.state.status === 'paused';
+      // As dockerd, one that does not run leaves a network of its config by name, even one
+      // removed since (a network in use by no running container can be removed).
+      const network = running || this.opts.networks.find(networkRef) ? this.opts.networks.get(networkRef) : undefined;
+      const name = network?.name ?? networkRef;
+      if (!record.endpoints?.[name]) throw notConnected(name);
+      const endpoint = record.networks?.[name];
+      if (endpoint && network) {
         this.opts.networks.disconnectRunning(id, network, endpoint);
-        delete record.networks![network.name];
+        delete record.networks![name];
       }
-      delete record.endpoints[network.name];
+      delete record.endpoints[name];
       this.store.save(record);
     });
   }

@@ -366,5 +366,7 @@ describe('docker import (rootfs tarball)', () => {
     });
     assert.deepEqual(applyChanges({ Env: ['A=0'] }, ['ENV A 1 2']).Env, ['A=1 2']);
     assert.throws(() => applyChanges({}, ['RUN rm -rf /']), /RUN is not supported/);
+    assert.deepEqual(applyChanges({ OnBuild: ['RUN a'] }, ['ONBUILD RUN echo hi']).OnBuild, ['RUN a', 'RUN echo hi'], 'ONBUILD as dockerd: a trigger added');
+    assert.throws(() => applyChanges({}, ['ONBUILD FROM x']), /FROM isn't allowed as an ONBUILD trigger/);
   });
 });

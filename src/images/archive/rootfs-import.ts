@@ -163,8 +163,15 @@ export function applyChanges(config: ContainerConfig, changes: string[]): Contai
       case 'STOPSIGNAL':
         config.StopSignal = rest;
         break;
+      case 'ONBUILD': {
+        // A trigger for builds FROM this image, kept as written (dockerd's and the builder's rule on which).
+        const trigger = rest.split(/\s/, 1)[0].toUpperCase();
+        if (['ONBUILD', 'FROM', 'MAINTAINER'].includes(trigger)) throw new InvalidArgumentError(`${trigger} isn't allowed as an ONBUILD trigger`, field);
+        config.OnBuild = [...(config.OnBuild ?? []), rest];
+        break;
+      }
       default:
-        throw new InvalidArgumentError(`${keyword.toUpperCase()} is not supported in a change (CMD, ENTRYPOINT, ENV, EXPOSE, LABEL, USER, VOLUME, WORKDIR, STOPSIGNAL are)`, field);
+        throw new InvalidArgumentError(`${keyword.toUpperCase()} is not supported in a change (CMD, ENTRYPOINT, ENV, EXPOSE, LABEL, ONBUILD, USER, VOLUME, WORKDIR, STOPSIGNAL are)`, field);
     }
   });
   return config;
