@@ -1112,6 +1112,12 @@ describe('berthd with the docker CLI', { skip }, () => {
     d.dockerOk(['rm', id]);
     assert.doesNotMatch(images, /N\/A/);
     assert.match(images, /^busybox\s+latest\s.*\s1$/m, 'one container uses busybox');
+    // At 1.41 the fields dockerd 20.10 answers there: BuilderSize, each image's VirtualSize.
+    const df41 = JSON.parse((await socketRequest(d.socket, 'GET', '/v1.41/system/df')).body) as { BuilderSize?: number; Images: Array<{ VirtualSize?: number; Size: number }> };
+    assert.equal(df41.BuilderSize, 0);
+    assert.ok(df41.Images.length > 0 && df41.Images.every((i) => i.VirtualSize === i.Size));
+    const df44 = JSON.parse((await socketRequest(d.socket, 'GET', '/v1.44/system/df')).body) as Record<string, unknown>;
+    assert.ok(!('BuilderSize' in df44));
   });
 
   it('ps -s and inspect -s: the writable layer and the whole root file system', async () => {

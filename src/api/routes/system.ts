@@ -229,11 +229,13 @@ export function systemRoutes(router: Router, engine: Engine): void {
         const shared = engine.imageService.sharedSizes(images);
         const counts = new Map<string, number>();
         for (const c of engine.containers.list()) counts.set(c.image, (counts.get(c.image) ?? 0) + 1);
-        return images.map((i) => ({ ...imageSummary(engine, i, { containers: counts.get(i.config) ?? 0 }), SharedSize: shared.get(i.config) ?? 0 }));
+        return images.map((i) => ({ ...imageSummary(engine, i, { version: ctx.version, containers: counts.get(i.config) ?? 0 }), SharedSize: shared.get(i.config) ?? 0 }));
       })(),
       Containers: containers,
       Volumes: volumes,
       BuildCache: [],
+      // Gone from dockerd's answer in API 1.42 (the build cache's size is in BuildCache since).
+      ...(ctx.atLeast('1.42') ? {} : { BuilderSize: 0 }),
     });
   });
 }
