@@ -83,9 +83,13 @@ export async function pipeAttach(conn: Duplex, shim: net.Socket, opts: PipeOptio
       }
       if (out.length) shim.write(Buffer.from(out));
     });
-    // The client closed its side (stdin EOF): pass it on; with StdinOnce the shim closes stdin.
+    // The client closed its side (stdin EOF). As dockerd: a pipe's is passed on (with StdinOnce
+    // the shim closes the container's stdin); a terminal's ends the attach and nothing else
+    // (the docker CLI, detaching on its own ctrl-p ctrl-q, just closes the connection).
     const inputEnded = (): void => {
-      if (!outcome) shim.end();
+      if (outcome) return;
+      if (opts.tty) finish('detached');
+      else shim.end();
     };
     if (conn.readableEnded) inputEnded();
     else conn.once('end', inputEnded);

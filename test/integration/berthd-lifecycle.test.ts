@@ -843,6 +843,27 @@ describe('berthd with the docker CLI', { skip }, () => {
     d.dockerOk(['rm', '-f', id]);
   });
 
+  it('detaching with ctrl-p ctrl-q from run -it and attach leaves the container running (the docker CLI detaches on its own and drops the connection)', () => {
+    // run detaches without a word (exit 0); attach and exec say "read escape sequence" (exit 1).
+    const detach = (argv: string[], marker: string): ReturnType<typeof ptyRun> =>
+      ptyRun([DOCKER!, ...argv], [...(argv[0] === 'attach' ? [] : [{ expect: '# ' }]), { send: `echo ${marker}-$((2*3))\r` }, { expect: `${marker}-6` }, { send: '\x10\x11' }, ...(argv[0] === 'run' ? [] : [{ expect: 'read escape sequence' }])], { env: d.env, timeoutS: 20 });
+    const status = (): string => d.dockerOk(['inspect', '-f', '{{.State.Status}}', 'detachable']).trim();
+    const run = detach(['run', '-it', '--name', 'detachable', 'busybox', 'sh'], 'typed');
+    assert.equal(run.status, 0, run.stdout + run.stderr);
+    assert.equal(status(), 'running', 'the shell did not get an end of input');
+    const attach = detach(['attach', 'detachable'], 'again');
+    assert.equal(attach.status, 1, attach.stdout + attach.stderr);
+    assert.equal(status(), 'running');
+    // exec -it: the same for an exec's terminal.
+    const exec = detach(['exec', '-it', 'detachable', 'sh'], 'exec');
+    assert.equal(exec.status, 1, exec.stdout + exec.stderr);
+    const top = d.dockerOk(['top', 'detachable', '-eo', 'pid,args']);
+    assert.equal(top.split('\n').filter((l) => /\ssh\s*$/.test(l)).length, 2, `the exec's shell runs on: ${top}`);
+    const last = ptyRun([DOCKER!, 'attach', 'detachable'], [{ send: 'exit 7\r' }], { env: d.env, timeoutS: 20 });
+    assert.equal(last.status, 7, last.stdout + last.stderr);
+    d.dockerOk(['rm', '-f', 'detachable']);
+  });
+
   it('exec inspect (API): the process\'s pid and exit code once it has run, as dockerd keeps them', async () => {
     const id = d.dockerOk(['run', '-d', 'busybox', 'sleep', '1000']).trim();
     try {

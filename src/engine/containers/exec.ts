@@ -211,7 +211,8 @@ export class ExecService {
     exec.pid = launched.pid;
     this.events.emit('container', `exec_start: ${(exec.config.Cmd ?? []).join(' ')}`, container.id, containerEventAttributes(container, { execID: id }));
     const client = new ShimClient(dir);
-    const stream = opts.detach ? undefined : await client.stream({ stdin, once: true });
+    // As dockerd, the end of the client's input closes a pipe's stdin, never a terminal's.
+    const stream = opts.detach ? undefined : await client.stream({ stdin, once: !tty });
     const exited = client.wait().then(
       (exit) => exit.status,
       () => 255,

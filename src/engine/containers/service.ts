@@ -1488,7 +1488,7 @@ export class ContainerService {
         return false;
       }
       try {
-        socket = await new ShimClient(shimDir).stream({ stdin, once: stdin && record.config.StdinOnce === true });
+        socket = await new ShimClient(shimDir).stream({ stdin, once: stdin && record.config.StdinOnce === true && record.config.Tty !== true });
         if (closed) socket.destroy();
         settle(closed ? undefined : socket);
         return true; // the shim's hold ended even if closed since
