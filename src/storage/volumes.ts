@@ -318,6 +318,15 @@ export class VolumeStore {
    * below sourceDir symlinks are copied as links, never followed. Device nodes, fifos and
    * sockets are skipped, and xattrs are not copied. Returns whether anything was copied.
    */
+  /** Whether copyUp could copy into it: its data directory is empty (a volume mounted from driver options is only so while mounted). */
+  isEmpty(name: string): boolean {
+    try {
+      return fs.readdirSync(this.mountpoint(name)).length === 0;
+    } catch {
+      return false;
+    }
+  }
+
   async copyUp(name: string, sourceDir: string, within?: string): Promise<boolean> {
     const data = this.mountpoint(name);
     this.inspect(name);

@@ -362,6 +362,23 @@ describe('berthd with the docker CLI', { skip }, () => {
     d.dockerOk(['volume', 'rm', 'etcvol']);
   });
 
+  it("the image's content goes into an empty volume at create, as dockerd (before the container ever starts); not with nocopy, not into one with data", () => {
+    const list = (volume: string): string => d.dockerOk(['run', '--rm', '-v', `${volume}:/x`, 'busybox', 'sh', '-c', 'ls /x | tr "\\n" " "']);
+    const first = d.dockerOk(['create', '-v', 'atcreate:/etc', 'busybox', 'true']).trim();
+    assert.equal(list('atcreate'), 'group hostname hosts mtab passwd resolv.conf ');
+    // Another container's create over a volume with data: nothing copied.
+    const second = d.dockerOk(['create', '-v', 'atcreate:/bin', 'busybox', 'true']).trim();
+    assert.doesNotMatch(list('atcreate'), /busybox/);
+    const nocopy = d.dockerOk(['create', '-v', 'nocopied:/etc:nocopy', 'busybox', 'true']).trim();
+    assert.equal(list('nocopied'), '');
+    // An anonymous one (from -v or the image's VOLUME), seen through --volumes-from.
+    const anon = d.dockerOk(['create', '-v', '/etc', 'busybox', 'true']).trim();
+    const source = d.dockerOk(['inspect', '-f', '{{range .Mounts}}{{.Source}}{{end}}', anon]).trim();
+    assert.match(fs.readFileSync(path.join(source, 'passwd'), 'utf8'), /^root:/);
+    d.dockerOk(['rm', '-v', first, second, nocopy, anon]);
+    d.dockerOk(['volume', 'rm', 'atcreate', 'nocopied']);
+  });
+
   it('bind propagation: a slave bind needs a shared host mount, as dockerd says, and then sees mounts made later', async () => {
     const dir = fs.mkdtempSync(path.join(d.dir, 'prop-'));
     assert.equal(spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', dir]).status, 0);

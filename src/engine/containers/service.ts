@@ -474,12 +474,29 @@ export class ContainerService {
       logPath: path.join(this.store.dir(id), `${id}-json.log`),
     };
     this.store.save(record);
+    await this.populateVolumes(record);
     this.opts.events.emit('container', 'create', id, containerEventAttributes(record));
     // Its start prepared while the answer is on its way and the client sends the start.
     if (canPrepareAhead(record)) setImmediate(() => void this.lock(id, () => this.prepareAhead(id), { usesPrepared: true }).catch(() => undefined));
     const warnings = resourceWarnings(hostConfig, this.opts.facts);
     if (network.kind === 'host' && Object.values(hostConfig.PortBindings ?? {}).some((list) => (list?.length ?? 0) > 0)) warnings.push('Published ports are discarded when using host network mode');
     return { id, warnings };
+  }
+
+  /**
+   * As dockerd at create (populateVolumes): the image's content at each volume's mount point is
+   * copied into the volume if it is empty, so that it is there for other containers before this
+   * one starts (docker compose creates every service's container, then starts them). Volumes
+   * with driver options (mounted only while in use) and nocopy ones are left to the start, which
+   * copies into any volume still empty.
+   */
+  private async populateVolumes(record: ContainerRecord): Promise<void> {
+    const volumes = this.opts.volumes;
+    const wanted = record.mounts.filter((m) => m.Type === 'volume' && m.Name && !m.NoCopy && Object.keys(volumes.inspect(m.Name).Options ?? {}).length === 0 && volumes.isEmpty(m.Name));
+    if (wanted.length === 0) return;
+    await this.withRootfs(record.id, async (rootfs) => {
+      for (const m of wanted) await volumes.copyUp(m.Name!, path.join(rootfs, m.Destination), rootfs).catch(() => false);
+    }).catch(() => undefined); // the start copies into what is still empty
   }
 
   /** The image's layers in the snapshotter (a loaded image is unpacked on first use); its chain IDs. */
