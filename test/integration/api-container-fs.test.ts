@@ -70,6 +70,9 @@ describe('container file system endpoints (docker cp, export, diff, stats, updat
     // A file of the image, and /etc/hostname (a bind mount of the daemon's).
     d.dockerOk(['cp', 'cp-run:/etc/passwd', path.join(out, 'passwd')]);
     assert.match(fs.readFileSync(path.join(out, 'passwd'), 'utf8'), /^root:/);
+    // Owners by the host's names too, as Go's archive/tar writes dockerd's headers.
+    const listing = spawnSync('sh', ['-c', `${DOCKER} cp cp-run:/etc/passwd - | tar -tv`], { env: d.env, encoding: 'utf8' });
+    assert.match(listing.stdout, /^-rw-r--r-- root\/root /, listing.stderr);
     d.dockerOk(['cp', 'cp-run:/etc/hostname', path.join(out, 'hostname')]);
     assert.equal(fs.readFileSync(path.join(out, 'hostname'), 'utf8').trim().length, 12);
 

@@ -19,6 +19,7 @@ import { pipeline, type Readable, type Writable } from 'node:stream';
 import tar, { type Header as TarHeader } from 'tar-stream';
 
 import { BerthError, InvalidArgumentError, SystemError } from '../../common/errors.js';
+import { hostNames } from '../../common/host-names.js';
 import { tarExtract } from '../../common/tar-extract.js';
 import { major, minor, type OverlaySnapshotter } from '../../storage/snapshotter.js';
 import { INIT_MOUNT_POINTS } from '../spec/container-spec.js';
@@ -139,7 +140,7 @@ class TarOut {
 
   /** Adds one node (and, for a directory, everything beneath it). */
   async node(scoped: ScopedRoot | undefined, parentFd: number, name: string, fd: number, st: fs.Stats, tarName: string, containerPath: string): Promise<void> {
-    const base = { name: tarName, mode: st.mode & 0o7777, uid: idInside(this.range, st.uid), gid: idInside(this.range, st.gid), mtime: st.mtime };
+    const base = { name: tarName, mode: st.mode & 0o7777, uid: idInside(this.range, st.uid), gid: idInside(this.range, st.gid), ...hostNames(st.uid, st.gid), mtime: st.mtime };
     if (st.isSymbolicLink()) {
       await this.entry({ ...base, type: 'symlink', linkname: fs.readlinkSync(at(parentFd, name)) });
       return;
