@@ -123,7 +123,8 @@ export class Context {
     return stream;
   }
 
-  private text(): Promise<string> {
+  /** The body as text (read once, at most MAX_JSON_BODY bytes). */
+  text(): Promise<string> {
     this.bodyText ??= new Promise((resolve, reject) => {
       const length = Number(this.req.headers['content-length'] ?? NaN);
       const chunks: Buffer[] = [];

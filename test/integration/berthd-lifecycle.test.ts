@@ -777,6 +777,18 @@ describe('berthd with the docker CLI', { skip }, () => {
     const stop = d.docker(['stop', 'no-such-container']);
     assert.equal(stop.status, 1);
     assert.match(stop.stderr, /No such container: no-such-container/);
+    // API requests dockerd refuses: a start with a HostConfig body (gone in 1.24), signal 0 (before
+    // the container's state is looked at), a dangling filter that is not a boolean.
+    const created = d.dockerOk(['create', 'busybox', 'true']).trim();
+    const json = { 'Content-Type': 'application/json' };
+    const withBody = await socketRequest(d.socket, 'POST', `/v1.41/containers/${created}/start`, json, '{"Binds":["/tmp:/x"]}');
+    assert.deepEqual([withBody.status, JSON.parse(withBody.body).message], [400, 'starting container with non-empty request body was deprecated since API v1.22 and removed in v1.24']);
+    assert.equal((await socketRequest(d.socket, 'POST', `/v1.41/containers/${created}/start`, json, '{}')).status, 204, 'an empty object is no HostConfig');
+    const signal0 = await socketRequest(d.socket, 'POST', `/containers/${created}/kill?signal=0`);
+    assert.deepEqual([signal0.status, JSON.parse(signal0.body).message], [400, 'Invalid signal: 0']);
+    const dangling = await socketRequest(d.socket, 'GET', `/volumes?filters=${encodeURIComponent('{"dangling":["maybe"]}')}`);
+    assert.deepEqual([dangling.status, JSON.parse(dangling.body).message], [400, "Invalid filter 'dangling=maybe'"]);
+    d.dockerOk(['rm', '-f', created]);
     const image = d.docker(['run', '--rm', '--pull', 'never', 'no-such-image']);
     assert.equal(image.status, 125);
     assert.match(image.stderr, /No such image/i);

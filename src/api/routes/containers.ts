@@ -171,6 +171,9 @@ export function containerRoutes(router: Router, engine: Engine): void {
   });
 
   router.post('/containers/{id}/start', async (ctx) => {
+    // dockerd's rule: more than an empty object ("{}", "null") is a HostConfig for the start,
+    // which API 1.24 removed (they belong to create).
+    if ((await ctx.text()).trim().length > 7) throw new InvalidArgumentError('starting container with non-empty request body was deprecated since API v1.22 and removed in v1.24');
     if (!(await containers.start(ctx.params.id!))) throw new HttpStatus(304);
     ctx.noContent();
   });

@@ -1181,8 +1181,8 @@ export class ContainerService {
 
   async kill(ref: string, signal?: string): Promise<void> {
     const record = this.store.get(ref);
+    const number = parseSignal(signal, 'SIGKILL'); // a bad signal first, as dockerd
     if (record.state.status !== 'running' && record.state.status !== 'paused') throw new ConflictError(`Cannot kill container: ${ref}: Container ${record.id} is not running`);
-    const number = parseSignal(signal, 'SIGKILL');
     if (number === os.constants.signals.SIGKILL) {
       record.stoppedByUser = true;
       this.store.save(record);
