@@ -25,6 +25,7 @@ import type { ContentStore, Digest, ImageConfig, ImageManifest, ImageRecord, Pla
 import { MEDIA_TYPES } from '../images/types.js';
 import { chainIds, layerBytes, writeDiffTar, type OverlaySnapshotter } from '../storage/snapshotter.js';
 import { INIT_MOUNT_POINTS } from './spec/container-spec.js';
+import { checkConfigTypes } from './containers/config-check.js';
 import { containerEventAttributes, type ContainerRecord } from './containers/record.js';
 import type { ContainerService } from './containers/service.js';
 import type { EventBus } from './events.js';
@@ -564,9 +565,7 @@ export class ImageService {
     const record = this.opts.containers.get(containerRef);
     if (!opts.repo && opts.tag) throw new InvalidArgumentError('a tag needs a repository', 'repo');
     const name = opts.repo ? targetName(opts.repo, opts.tag) : undefined;
-    if (opts.config !== undefined && opts.config !== null && (typeof opts.config !== 'object' || Array.isArray(opts.config))) {
-      throw new InvalidArgumentError('must be an object', 'body');
-    }
+    checkConfigTypes(opts.config);
     const base = this.images.find(record.image);
     if (!base) throw new NotFoundError(`the image ${record.image} of container ${truncateId(record.id)} no longer exists`);
     const containerConfig = commitConfig(this.config(base).config ?? {}, record.config, opts.config ?? {}, opts.changes ?? []);

@@ -788,7 +788,18 @@ describe('berthd with the docker CLI', { skip }, () => {
     assert.deepEqual([signal0.status, JSON.parse(signal0.body).message], [400, 'Invalid signal: 0']);
     const dangling = await socketRequest(d.socket, 'GET', `/volumes?filters=${encodeURIComponent('{"dangling":["maybe"]}')}`);
     assert.deepEqual([dangling.status, JSON.parse(dangling.body).message], [400, "Invalid filter 'dangling=maybe'"]);
-    d.dockerOk(['rm', '-f', created]);
+    // Fields of the wrong JSON type: a 400 naming the field (these were TypeErrors and 500s).
+    const post = async (p: string, body: object): Promise<[number, string]> => {
+      const r = await socketRequest(d.socket, 'POST', p, json, JSON.stringify(body));
+      return [r.status, r.status < 300 ? r.body : (JSON.parse(r.body) as { message: string }).message];
+    };
+    assert.deepEqual(await post('/containers/create', { Image: 'busybox', Entrypoint: { a: null } }), [400, 'Entrypoint: must be a list of strings']);
+    assert.deepEqual(await post(`/commit?container=${created}&repo=typed`, { Cmd: [[1]] }), [400, 'Cmd[0]: must be a string']);
+    const running = d.dockerOk(['run', '-d', 'busybox', 'sleep', '100']).trim();
+    assert.deepEqual(await post(`/containers/${running}/exec`, { Cmd: ['true'], WorkingDir: { a: 1 } }), [400, 'WorkingDir: must be a string']);
+    const exec = JSON.parse((await post(`/containers/${running}/exec`, { Cmd: ['true'] }))[1]) as { Id: string };
+    assert.deepEqual(await post(`/exec/${exec.Id}/start`, { Detach: true, Tty: [null] }), [400, 'Tty: must be a boolean']);
+    d.dockerOk(['rm', '-f', created, running]);
     const image = d.docker(['run', '--rm', '--pull', 'never', 'no-such-image']);
     assert.equal(image.status, 125);
     assert.match(image.stderr, /No such image/i);

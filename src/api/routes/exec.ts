@@ -1,4 +1,5 @@
 /** `/containers/{id}/exec` and `/exec/{id}/...`: docker exec over the engine's ExecService. */
+import { checkObject, optionalBoolean } from '../../common/checks.js';
 import { BerthError, InvalidArgumentError } from '../../common/errors.js';
 import { type ExecConfig, ExecSetupError } from '../../engine/containers/exec.js';
 import type { Engine } from '../../engine/engine.js';
@@ -24,6 +25,9 @@ export function execRoutes(router: Router, engine: Engine): void {
 
   router.post('/exec/{id}/start', async (ctx) => {
     const body = await ctx.json<{ Detach?: boolean; Tty?: boolean; ConsoleSize?: [number, number] | null }>({});
+    checkObject(body, 'body');
+    optionalBoolean(body.Detach, 'Detach');
+    optionalBoolean(body.Tty, 'Tty');
     const exec = execs.get(ctx.params.id!);
     const tty = body.Tty ?? exec.config.Tty === true;
     if (body.Detach) {

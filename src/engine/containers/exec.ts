@@ -13,6 +13,7 @@ import fs from 'node:fs';
 import type net from 'node:net';
 import path from 'node:path';
 
+import { optionalBoolean, optionalString, optionalStringList } from '../../common/checks.js';
 import { ConflictError, InvalidArgumentError, NotFoundError, SystemError } from '../../common/errors.js';
 import type { Runtime } from '../../runtime/runtime.js';
 import type { Process } from '../../runtime/spec/config.js';
@@ -63,12 +64,6 @@ export interface ExecStarted {
   exited: Promise<number>;
 }
 
-function checkStrings(value: unknown, field: string): string[] | undefined {
-  if (value === undefined || value === null) return undefined;
-  if (!Array.isArray(value) || value.some((v) => typeof v !== 'string')) throw new InvalidArgumentError('must be an array of strings', field);
-  return value as string[];
-}
-
 /**
  * How long a finished exec stays inspectable. dockerd collects finished execs every 5 minutes
  * (execCommandGC); kept until their container went, a long-running container that a script
@@ -100,9 +95,11 @@ export class ExecService {
     if (container.state.status === 'paused') throw new ConflictError(`Container ${containerRef} is paused, unpause the container before exec`);
     if (container.state.status === 'restarting') throw new ConflictError(`Container ${container.id} is restarting, wait until the container is running`);
     if (container.state.status !== 'running') throw new ConflictError(`Container ${container.id} is not running`);
-    const cmd = checkStrings(config.Cmd, 'Cmd');
+    const cmd = optionalStringList(config.Cmd, 'Cmd');
     if (!cmd || cmd.length === 0) throw new InvalidArgumentError('No exec command specified', 'Cmd');
-    checkStrings(config.Env, 'Env');
+    optionalStringList(config.Env, 'Env');
+    for (const f of ['User', 'WorkingDir', 'DetachKeys'] as const) optionalString(config[f], f);
+    for (const f of ['Tty', 'Privileged', 'AttachStdin', 'AttachStdout', 'AttachStderr'] as const) optionalBoolean(config[f], f);
     if (config.WorkingDir && !config.WorkingDir.startsWith('/')) throw new InvalidArgumentError(`the working directory '${config.WorkingDir}' is invalid, it needs to be an absolute path`, 'WorkingDir');
     const id = crypto.randomBytes(32).toString('hex');
     this.execs.set(id, { id, containerId: container.id, config: { ...config, Cmd: cmd }, running: false, exitCode: null, pid: 0 });

@@ -34,6 +34,7 @@ import { isMountPoint, Mounter, unmount, volatileUpper } from '../mount.js';
 import { devicesAt, hostDevices } from '../host-devices.js';
 import { pruneMatcher } from '../image-filters.js';
 import { checkHealthcheck } from './health.js';
+import { checkConfigTypes } from './config-check.js';
 import { applyCreateDefaults, dnsSettings, withRunDefaults, type ContainerDefaults } from './defaults.js';
 import { logAttributes, resolveLogConfig, rotation as logRotation, type EffectiveLogConfig } from './logconfig.js';
 import { bindPropagation, ociMounts, resolveMounts, withAutoSlaveFallback } from './mounts.js';
@@ -350,6 +351,7 @@ export class ContainerService {
     const config = req.config;
     if (!config || typeof config !== 'object') throw new InvalidArgumentError('must be an object', 'Config');
     if (typeof config.Image !== 'string' || config.Image === '') throw new InvalidArgumentError('No image specified', 'Image');
+    checkConfigTypes(config);
     const hostConfig: ContainerHostConfig = req.hostConfig ?? {};
     if (typeof hostConfig !== 'object' || Array.isArray(hostConfig)) throw new InvalidArgumentError('must be an object', 'HostConfig');
     const image = this.opts.images.find(config.Image);

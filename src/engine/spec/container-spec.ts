@@ -13,6 +13,7 @@
  * to paths (`network`, `join`).
  */
 
+import { checkObject, checkString, checkStringMap, integer, optionalBoolean, optionalString, optionalStringList } from '../../common/checks.js';
 import { InvalidArgumentError, UnsupportedError } from '../../common/errors.js';
 import type { ImageConfig } from '../../images/types.js';
 import { CAPABILITIES, parseSignal } from '../../runtime/plan/tables.js';
@@ -986,45 +987,6 @@ function checkSysctl(key: string): void {
 
 // ---------------------------------------------------------------------------------------------
 // Input checks
-
-function checkObject(value: unknown, field: string): void {
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new InvalidArgumentError('must be an object', field);
-}
-
-function checkString(value: unknown, field: string): string {
-  if (typeof value !== 'string') throw new InvalidArgumentError('must be a string', field);
-  return value;
-}
-
-function optionalString(value: unknown, field: string): string | undefined {
-  return value === undefined || value === null ? undefined : checkString(value, field);
-}
-
-function optionalBoolean(value: unknown, field: string): boolean | undefined {
-  if (value === undefined || value === null) return undefined;
-  if (typeof value !== 'boolean') throw new InvalidArgumentError('must be a boolean', field);
-  return value;
-}
-
-function optionalStringList(value: unknown, field: string): string[] | undefined {
-  if (value === undefined || value === null) return undefined;
-  if (!Array.isArray(value)) throw new InvalidArgumentError('must be a list of strings', field);
-  value.forEach((item, index) => checkString(item, `${field}[${index}]`));
-  return [...(value as string[])];
-}
-
-function checkStringMap(value: unknown, field: string): Record<string, string> | undefined {
-  if (value === undefined || value === null) return undefined;
-  checkObject(value, field);
-  for (const [key, item] of Object.entries(value as object)) checkString(item, `${field}[${JSON.stringify(key)}]`);
-  return value as Record<string, string>;
-}
-
-function integer(value: unknown, field: string, min = Number.MIN_SAFE_INTEGER, max = Number.MAX_SAFE_INTEGER): number {
-  if (typeof value !== 'number' || !Number.isSafeInteger(value)) throw new InvalidArgumentError('must be an integer', field);
-  if (value < min || value > max) throw new InvalidArgumentError(`must be from ${min} to ${max}, got ${value}`, field);
-  return value;
-}
 
 function checkId(value: unknown, field: string): void {
   integer(value, field, 0, 2 ** 32 - 2);
