@@ -4,15 +4,16 @@
  */
 import net from 'node:net';
 
+import { optionalStringList } from '../common/checks.js';
 import { InvalidArgumentError } from '../common/errors.js';
 
 const LOCALHOST = '127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n';
 
 /** `--add-host name:ip` entries; "host-gateway" means the given gateway address. */
 export function parseExtraHosts(extraHosts: readonly string[] | null | undefined, hostGateway: string | undefined): Array<{ name: string; ip: string }> {
-  return (extraHosts ?? []).map((entry) => {
+  return (optionalStringList(extraHosts, 'HostConfig.ExtraHosts') ?? []).map((entry) => {
     const sep = entry.search(/[:=]/);
-    if (typeof entry !== 'string' || sep <= 0) throw new InvalidArgumentError(`invalid extra host ${JSON.stringify(entry)} (expected name:ip)`, 'HostConfig.ExtraHosts');
+    if (sep <= 0) throw new InvalidArgumentError(`invalid extra host ${JSON.stringify(entry)} (expected name:ip)`, 'HostConfig.ExtraHosts');
     const name = entry.slice(0, sep);
     let ip = entry.slice(sep + 1).replace(/^\[(.*)\]$/, '$1');
     if (ip === 'host-gateway') {

@@ -794,6 +794,9 @@ describe('berthd with the docker CLI', { skip }, () => {
       return [r.status, r.status < 300 ? r.body : (JSON.parse(r.body) as { message: string }).message];
     };
     assert.deepEqual(await post('/containers/create', { Image: 'busybox', Entrypoint: { a: null } }), [400, 'Entrypoint: must be a list of strings']);
+    assert.deepEqual(await post('/containers/create', { Image: 'busybox', HostConfig: { ExtraHosts: -1 } }), [400, 'HostConfig.ExtraHosts: must be a list of strings']);
+    assert.deepEqual(await post('/networks/create', { Name: 'typed', Internal: 'yes' }), [400, 'Internal: must be a boolean'], 'not taken as true');
+    assert.deepEqual(await post('/networks/create', { Name: 'typed', IPAM: { Config: [{ Subnet: '10.252.0.0/24', Gateway: [1] }] } }), [400, 'IPAM.Config.Gateway: must be a string']);
     assert.deepEqual(await post(`/commit?container=${created}&repo=typed`, { Cmd: [[1]] }), [400, 'Cmd[0]: must be a string']);
     const running = d.dockerOk(['run', '-d', 'busybox', 'sleep', '100']).trim();
     assert.deepEqual(await post(`/containers/${running}/exec`, { Cmd: ['true'], WorkingDir: { a: 1 } }), [400, 'WorkingDir: must be a string']);

@@ -150,6 +150,7 @@ export async function resolveMounts(host: ContainerHostConfig, imageVolumes: Rec
     }
   }
 
+  if (host.Binds !== undefined && host.Binds !== null && !Array.isArray(host.Binds)) throw new InvalidArgumentError('must be an array', 'HostConfig.Binds');
   for (const [i, bind] of (host.Binds ?? []).entries()) {
     const field = `HostConfig.Binds[${i}]`;
     if (typeof bind !== 'string') throw new InvalidArgumentError('must be a string', field);

@@ -9,6 +9,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 
+import { checkObject, optionalBoolean, optionalString } from '../../common/checks.js';
 import { ConflictError, ForbiddenError, InvalidArgumentError, NotFoundError, UnsupportedError } from '../../common/errors.js';
 import { invalidFilter, pruneMatcher } from '../image-filters.js';
 import { attachToBridge, detachVeth, detachVethAsync, enableHairpin, ensureBridge, hasDefaultRoute, hostRoutes, interfacesOf, macFor, removeBridge, vethName } from '../../network/bridge.js';
@@ -60,6 +61,8 @@ export interface CreateNetworkRequest {
   Attachable?: unknown;
   EnableIPv6?: unknown;
   Ingress?: unknown;
+  /** Deprecated (dockerd always checks since 1.44); a boolean if given. */
+  CheckDuplicate?: unknown;
   Labels?: unknown;
   Options?: unknown;
   IPAM?: { Driver?: string; Options?: unknown; Config?: Array<{ Subnet?: string; Gateway?: string; IPRange?: string; AuxiliaryAddresses?: Record<string, string> }> | null } | null;
@@ -179,6 +182,7 @@ export class NetworkService {
     if (this.store.byName(name)) throw new ConflictError(`network with name ${name} already exists`);
     const driver = req.Driver === undefined || req.Driver === null || req.Driver === '' ? 'bridge' : req.Driver;
     if (driver !== 'bridge') throw new NotFoundError(`plugin "${String(driver)}" not found`);
+    for (const f of ['EnableIPv6', 'Ingress', 'Internal', 'Attachable', 'CheckDuplicate'] as const) optionalBoolean(req[f], f);
     if (req.EnableIPv6 === true) throw new UnsupportedError('IPv6 networks are not supported yet');
     if (req.Ingress === true) throw new UnsupportedError('ingress networks are swarm networks, which Berth does not have');
     const options = labelsOf(req.Options, 'Options');
@@ -192,6 +196,8 @@ export class NetworkService {
     if (req.IPAM?.Driver && req.IPAM.Driver !== 'default') throw new NotFoundError(`plugin "${req.IPAM.Driver}" not found`);
     if (configs.length > 1) throw new UnsupportedError('one subnet per network is supported');
     const config = configs[0] ?? {};
+    checkObject(config, 'IPAM.Config[0]');
+    for (const f of ['Subnet', 'Gateway', 'IPRange'] as const) optionalString(config[f], `IPAM.Config.${f}`);
     if (!config.Subnet && config.Gateway) throw new InvalidArgumentError('a gateway needs a subnet', 'IPAM.Config.Gateway');
     if (!config.Subnet && (config.IPRange || Object.keys(config.AuxiliaryAddresses ?? {}).length)) throw new InvalidArgumentError('an IP range or auxiliary addresses need a subnet', 'IPAM.Config.Subnet');
 
