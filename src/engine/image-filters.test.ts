@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 
 import { InvalidArgumentError } from '../common/errors.js';
-import { boolFilter, checkFilterKeys, globToRegExp, matchesLabels, matchesReference, parseTimestamp, pruneMatcher } from './image-filters.js';
+import { boolFilter, checkFilterKeys, filterMatch, globToRegExp, matchesLabels, matchesReference, parseTimestamp, pruneMatcher } from './image-filters.js';
 
 describe('image filters', () => {
   it('refuses unknown keys', () => {
@@ -29,6 +29,15 @@ describe('image filters', () => {
     assert.ok(!matchesReference('busybox:1', refs));
     assert.ok(!matchesReference('web', refs));
   });
+  it('matches names as dockerd (filters.Match): exactly, or a regular expression anywhere; a broken one matches nothing', () => {
+    assert.ok(filterMatch('web', 'web'));
+    assert.ok(filterMatch('eb', 'web'));
+    assert.ok(filterMatch('^w.b$', 'web'));
+    assert.ok(!filterMatch('^eb', 'web'));
+    assert.ok(!filterMatch('(', 'web'), 'no exception');
+    assert.ok(filterMatch('(', '('), 'but the same text matches');
+  });
+
   it('matches labels', () => {
     const labels = { a: '1', 'b.c': 'x y' };
     assert.ok(matchesLabels(['a'], labels));

@@ -13,6 +13,19 @@ export function invalidFilter(key: string, value?: string): InvalidArgumentError
   return new InvalidArgumentError(`Invalid filter '${value === undefined ? key : `${key}=${value}`}'`);
 }
 
+/**
+ * dockerd's filters.Match (the name filters of containers and networks): the value itself, or
+ * a regular expression found anywhere in it; one that does not compile matches nothing.
+ */
+export function filterMatch(pattern: string, value: string): boolean {
+  if (pattern === value) return true;
+  try {
+    return new RegExp(pattern).test(value);
+  } catch {
+    return false;
+  }
+}
+
 /** Refuses keys outside `allowed`, as dockerd does. */
 export function checkFilterKeys(filters: Filters, allowed: readonly string[]): void {
   for (const key of Object.keys(filters)) {

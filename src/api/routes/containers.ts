@@ -8,7 +8,7 @@ import type { ContainerConfig, ContainerHostConfig, ContainerRecord } from '../.
 import type { WaitCondition } from '../../engine/containers/service.js';
 import { detailsPrefix } from '../../engine/containers/logconfig.js';
 import { top } from '../../engine/containers/top.js';
-import { checkFilterKeys, invalidFilter, matchesLabels } from '../../engine/image-filters.js';
+import { checkFilterKeys, filterMatch, invalidFilter, matchesLabels } from '../../engine/image-filters.js';
 import type { Engine } from '../../engine/engine.js';
 import { HttpStatus } from '../errors.js';
 import { containerInspect, containerSummary, endpointSettings, type InspectPaths, type NetworkIdOf } from '../present/containers.js';
@@ -64,7 +64,7 @@ function matchesFilters(c: ContainerRecord, filters: Record<string, string[]>, l
         if (!any((v) => c.id.startsWith(v))) return false;
         break;
       case 'name':
-        if (!any((v) => new RegExp(v).test(c.name.slice(1)) || new RegExp(v).test(c.name))) return false;
+        if (!any((v) => filterMatch(v, c.name.slice(1)) || filterMatch(v, c.name))) return false;
         break;
       case 'status':
         if (!any((v) => v === c.state.status)) return false;

@@ -11,7 +11,7 @@ import path from 'node:path';
 
 import { checkObject, optionalBoolean, optionalString } from '../../common/checks.js';
 import { ConflictError, ForbiddenError, InvalidArgumentError, NotFoundError, UnsupportedError } from '../../common/errors.js';
-import { invalidFilter, pruneMatcher } from '../image-filters.js';
+import { filterMatch, invalidFilter, pruneMatcher } from '../image-filters.js';
 import { attachToBridge, detachVeth, detachVethAsync, enableHairpin, ensureBridge, hasDefaultRoute, hostRoutes, interfacesOf, macFor, removeBridge, vethName } from '../../network/bridge.js';
 import { Ipam, parseCidr, parseRange, parseSubnet, subnetCidr, subnetContains, subnetsOverlap, type Subnet } from '../../network/ipam.js';
 import type { EmbeddedDns } from '../../network/dns.js';
@@ -145,7 +145,7 @@ export class NetworkService {
     return this.store.list().filter((n) => {
       if (filters.driver && !filters.driver.includes(n.driver)) return false;
       if (filters.id && !filters.id.some((id) => n.id.startsWith(id))) return false;
-      if (filters.name && !filters.name.some((name) => n.name.includes(name))) return false;
+      if (filters.name && !filters.name.some((name) => filterMatch(name, n.name))) return false;
       if (filters.scope && !filters.scope.includes('local')) return false;
       if (filters.type && !filters.type.includes(n.builtin ? 'builtin' : 'custom')) return false;
       if (filters.label && !matchesLabels(filters.label, n.labels)) return false;
