@@ -239,6 +239,22 @@ def wait_exit_status():
 
 
 @step
+def exec_stream():
+    # A quick command's output, streamed: it must not come in the same read as the 101 headers,
+    # which docker-py reads buffered before it takes the raw socket (that output was lost).
+    c = client.containers.run('busybox', ['sleep', '60'], detach=True, name=name('execstream'), network_mode='none')
+    try:
+        for i in range(5):
+            r = c.exec_run(['sh', '-c', f'echo {i}; echo done'], stream=True)
+            eq(b''.join(r.output), f'{i}\ndone\n'.encode(), f'streamed exec {i}')
+        out, err = c.exec_run(['sh', '-c', 'echo o; echo e >&2'], demux=True).output
+        eq((out, err), (b'o\n', b'e\n'), 'exec demultiplexed')
+    finally:
+        c.remove(force=True)
+    gone(c.id)
+
+
+@step
 def attach_before_start():
     c = client.containers.create('busybox', ['sh', '-c', 'echo one; sleep 0.2; echo two >&2; sleep 0.2; echo three'], name=name('attach'))
     try:

@@ -247,7 +247,7 @@ describe('berthd with the docker CLI', { skip }, () => {
     d.dockerOk(['rm', 'frozen-kill', 'frozen-sig']);
   });
 
-  it('merges the image config with the request: env, workdir, user, entrypoint, hostname', () => {
+  it('merges the image config with the request: env, workdir, user, entrypoint, hostname', async () => {
     const out = d.dockerOk(['run', '--rm', '-e', 'FOO=bar', '-w', '/tmp', '-u', '65534:65534', '-h', 'box', 'busybox', 'sh', '-c', 'echo $FOO $(pwd) $(id -u):$(id -g) $(hostname) $HOME']);
     assert.equal(out.trim(), 'bar /tmp 65534:65534 box /nonexistent', 'HOME from the passwd entry, as Docker');
     assert.equal(d.dockerOk(['run', '--rm', '--entrypoint', 'echo', 'busybox', 'a', 'b']).trim(), 'a b');
@@ -258,6 +258,10 @@ describe('berthd with the docker CLI', { skip }, () => {
     const id = d.dockerOk(['run', '-d', 'busybox', 'sleep', '100']).trim();
     try {
       assert.equal(d.dockerOk(['diff', id]).trim(), '');
+      // dockerd's nil lists: no changes and no update warnings are null (docker-py hands them on).
+      assert.equal((await socketRequest(d.socket, 'GET', `/containers/${id}/changes`)).body.trim(), 'null');
+      const update = await socketRequest(d.socket, 'POST', `/containers/${id}/update`, { 'Content-Type': 'application/json' }, '{"CpuShares":512}');
+      assert.deepEqual(JSON.parse(update.body), { Warnings: null });
     } finally {
       d.dockerOk(['rm', '-f', id]);
     }

@@ -17,7 +17,7 @@ import { dockerdSkip } from '../helpers/engines.js';
 
 const PYTHON = '/usr/bin/python3';
 const SCRIPT = path.join(PACKAGE_ROOT, 'test', 'clients', 'dockerpy-lifecycle.py');
-const STEPS = ['version_ping_info', 'images_list_get', 'run_foreground_remove', 'run_detached_remove', 'lifecycle', 'wait_exit_status', 'attach_before_start', 'volumes', 'prune', 'events_until', 'errors'];
+const STEPS = ['version_ping_info', 'images_list_get', 'run_foreground_remove', 'run_detached_remove', 'lifecycle', 'wait_exit_status', 'exec_stream', 'attach_before_start', 'volumes', 'prune', 'events_until', 'errors'];
 
 function dockerPyMissing(): string | false {
   const r = spawnSync(PYTHON, ['-c', 'import docker; print(docker.__version__)'], { encoding: 'utf8' });

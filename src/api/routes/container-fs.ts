@@ -62,7 +62,8 @@ export function containerFsRoutes(router: Router, engine: Engine): void {
   });
 
   router.get('/containers/{id}/changes', async (ctx) => {
-    ctx.sendJson(200, await files.changes(ctx.params.id!));
+    const changes = await files.changes(ctx.params.id!);
+    ctx.sendJson(200, changes.length ? changes : null); // dockerd's empty answer (a nil list)
   });
 
   router.get('/containers/{id}/stats', async (ctx) => {
@@ -92,6 +93,7 @@ export function containerFsRoutes(router: Router, engine: Engine): void {
   router.post('/containers/{id}/update', async (ctx) => {
     const record = engine.containers.get(ctx.params.id!);
     const body = await ctx.json<UpdateRequest>({});
-    ctx.sendJson(200, updateContainer(record, body, { cgroupOf, save: (r) => engine.containers.store.save(r), facts: engine.facts }));
+    const { Warnings } = updateContainer(record, body, { cgroupOf, save: (r) => engine.containers.store.save(r), facts: engine.facts });
+    ctx.sendJson(200, { Warnings: Warnings.length ? Warnings : null }); // dockerd's: null when none
   });
 }

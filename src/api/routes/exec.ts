@@ -51,7 +51,9 @@ export function execRoutes(router: Router, engine: Engine): void {
       throw err;
     }
     const conn = ctx.hijack(tty ? RAW_STREAM : streamContentType(ctx));
-    const outcome = await pipeAttach(conn, started.stream!, {
+    // Its output goes once the stream is connected and the head went out alone (see attach).
+    const [stream] = await Promise.all([started.attach!(), ctx.headAlone()]);
+    const outcome = await pipeAttach(conn, stream, {
       tty,
       stdout: exec.config.AttachStdout !== false,
       stderr: exec.config.AttachStderr !== false,

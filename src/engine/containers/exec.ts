@@ -58,8 +58,13 @@ export interface ExecRecord {
 }
 
 export interface ExecStarted {
-  /** The shim's stream (frames out, stdin in) for an attached start; undefined when detached. */
-  stream?: net.Socket;
+  /**
+   * For an attached start: connects the shim's stream (frames out, stdin in); the shim holds
+   * the process's output until then. A caller that answers over HTTP sends its head first, alone
+   * (docker-py reads the head buffered and then the raw socket: output in the same read was
+   * lost). Undefined when detached.
+   */
+  attach?: () => Promise<net.Socket>;
   /** Resolves with the exit code once the process has exited (and, attached, its output was streamed). */
   exited: Promise<number>;
 }
@@ -209,7 +214,8 @@ export class ExecService {
     this.events.emit('container', `exec_start: ${(exec.config.Cmd ?? []).join(' ')}`, container.id, containerEventAttributes(container, { execID: id }));
     const client = new ShimClient(dir);
     // As dockerd, the end of the client's input closes a pipe's stdin, never a terminal's.
-    const stream = opts.detach ? undefined : await client.stream({ stdin, once: !tty });
+    let stream: Promise<net.Socket> | undefined;
+    const attach = opts.detach ? undefined : (): Promise<net.Socket> => (stream ??= client.stream({ stdin, once: !tty }));
     const exited = client.wait().then(
       (exit) => exit.status,
       () => 255,
@@ -227,7 +233,7 @@ export class ExecService {
         .then(() => fs.promises.rm(dir, { recursive: true, force: true }))
         .catch(() => undefined);
     });
-    return { stream, exited };
+    return { ...(attach ? { attach } : {}), exited };
   }
 
   async resize(id: string, rows: number, cols: number): Promise<void> {

@@ -163,7 +163,7 @@ export class HealthMonitor {
       const execId = this.execs.create(id, { Cmd: argv, AttachStdout: true, AttachStderr: true });
       const started = await this.execs.start(execId, {});
       // The shim's frames, parsed by the shared parser (a frame may span chunks).
-      const frames = started.stream!.pipe(new FrameParser());
+      const frames = (await started.attach!()).pipe(new FrameParser());
       frames.on('data', (f: Frame) => {
         if (output.length < MAX_OUTPUT) output += f.data.toString('utf8');
       });
