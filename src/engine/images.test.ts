@@ -49,19 +49,20 @@ describe('image service helpers', () => {
     const denied = translatePullError(new RegistryError('INVALID_ARGUMENT', 'x', 403, [{ code: 'DENIED', message: 'no' }]), dockerReference('busybox'));
     assert.equal((denied as Error).message, "pull access denied for busybox, repository does not exist or may require 'docker login': denied: no");
   });
-  it('commits the container config over the image config, then the changes', () => {
-    const cfg = commitConfig(
-      { Env: ['PATH=/bin', 'A=1'], Cmd: ['sh'], Labels: { a: '1' }, WorkingDir: '/w' },
-      { Image: 'busybox', Env: ['A=2', 'B=3'], Cmd: ['touch', '/x'], Labels: { b: '2' }, Hostname: 'abc', HostConfig: { Privileged: true } },
-      {},
-      ['ENV C=4', 'LABEL c=3'],
-    );
-    assert.deepEqual(cfg.Env, ['PATH=/bin', 'A=2', 'B=3', 'C=4']);
-    assert.deepEqual(cfg.Cmd, ['touch', '/x']);
-    assert.deepEqual(cfg.Labels, { a: '1', b: '2', c: '3' });
-    assert.equal(cfg.WorkingDir, '/w');
-    assert.equal((cfg as Record<string, unknown>).HostConfig, undefined);
-    const over = commitConfig({ Cmd: ['sh'] }, { Cmd: ['x'] }, { Cmd: ['y'] }, []);
-    assert.deepEqual(over.Cmd, ['y']);
+  it("commits as dockerd: the container's config (or the body's) with the changes, gaps filled from the container's", () => {
+    const container = { Image: 'busybox', Env: ['PATH=/bin', 'A=2'], Cmd: ['touch', '/x'], Entrypoint: ['sh', '-c'], Labels: { b: '2' }, Hostname: 'abc', WorkingDir: '/w', HostConfig: { Privileged: true } };
+    // No body (the docker CLI's): the container's config, the changes on it in place.
+    const plain = commitConfig(container, null, ['ENV A=3 C=4', 'LABEL c=3']);
+    assert.deepEqual(plain.Env, ['PATH=/bin', 'A=3', 'C=4']);
+    assert.deepEqual([plain.Cmd, plain.Entrypoint, plain.Labels, plain.WorkingDir, (plain as Record<string, unknown>).Hostname], [['touch', '/x'], ['sh', '-c'], { b: '2', c: '3' }, '/w', 'abc']);
+    assert.equal((plain as Record<string, unknown>).HostConfig, undefined);
+    // A body (docker-py's conf): its fields and the changes first, the container's after.
+    const withBody = commitConfig(container, { Labels: { a: '1' } }, ['ENV Z=1']);
+    assert.deepEqual(withBody.Env, ['Z=1', 'PATH=/bin', 'A=2']);
+    assert.deepEqual(withBody.Labels, { b: '2', a: '1' });
+    assert.deepEqual(commitConfig(container, { Cmd: ['y'] }, []).Cmd, ['y']);
+    // ENTRYPOINT [] clears the entrypoint (and the container's Cmd stays), as moby's merge since 23.0.
+    const cleared = commitConfig(container, null, ['ENTRYPOINT []']);
+    assert.deepEqual([cleared.Entrypoint, cleared.Cmd], [[], ['touch', '/x']]);
   });
 });

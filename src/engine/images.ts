@@ -568,7 +568,7 @@ export class ImageService {
     checkConfigTypes(opts.config);
     const base = this.images.find(record.image);
     if (!base) throw new NotFoundError(`the image ${record.image} of container ${truncateId(record.id)} no longer exists`);
-    const containerConfig = commitConfig(this.config(base).config ?? {}, record.config, opts.config ?? {}, opts.changes ?? []);
+    const containerConfig = commitConfig(record.config, opts.config ?? null, opts.changes ?? []);
     const configDigest = await this.createImage({
       base,
       layer: { container: record.id, pause: opts.pause !== false },
@@ -889,14 +889,13 @@ export function translatePullError(err: unknown, ref: ImageReference): unknown {
 }
 
 /**
- * The config a committed image gets (dockerd's BuildFromConfig + merge): the body's fields,
- * gaps filled from the container's config (itself over the image's: Env and Labels merged),
- * then the `changes` applied.
+ * The config a committed image gets, as dockerd's CreateImageFromContainer makes it: the body's
+ * config (the container's when there is no body) with the `changes` applied (BuildFromConfig),
+ * then gaps filled from the container's config (merge), which holds the image's since its create.
  */
 export function commitConfig(
-  imageConfig: NonNullable<ImageConfig['config']>,
   containerConfig: Record<string, unknown>,
-  body: Record<string, unknown>,
+  body: Record<string, unknown> | null,
   changes: string[],
 ): ImageContainerConfig {
   const pick = (c: Record<string, unknown>): Record<string, unknown> => {
@@ -904,28 +903,43 @@ export function commitConfig(
     for (const k of CONFIG_KEYS) if (c[k] !== undefined && c[k] !== null && c[k] !== '') out[k] = c[k];
     return out;
   };
-  const image = pick(imageConfig as Record<string, unknown>);
   const container = pick(containerConfig);
-  const user = pick(body);
-  const env = mergeEnv(mergeEnv(image.Env as string[] | undefined, container.Env as string[] | undefined), user.Env as string[] | undefined);
-  const merged: Record<string, unknown> = { ...image, ...container, ...user };
-  if (env.length) merged.Env = env;
-  for (const k of ['Labels', 'ExposedPorts', 'Volumes'] as const) {
-    const m = { ...((image[k] as object) ?? {}), ...((container[k] as object) ?? {}), ...((user[k] as object) ?? {}) };
-    if (Object.keys(m).length) merged[k] = m;
-  }
-  // A Cmd or Entrypoint in the body replaces both of the container's, as in dockerd's merge.
-  if (user.Entrypoint !== undefined && user.Cmd === undefined) delete merged.Cmd;
-  return applyChanges(merged as ImageContainerConfig, changes);
+  // An empty Entrypoint given stays: merge fills only a missing one (how ENTRYPOINT [] clears it).
+  const base = body === null ? container : pick(body);
+  return mergeConfig(applyChanges(structuredClone(base) as ImageContainerConfig, changes) as Record<string, unknown>, container) as ImageContainerConfig;
 }
 
-function mergeEnv(base: string[] | undefined, over: string[] | undefined): string[] {
-  const out = [...(base ?? [])];
-  for (const e of over ?? []) {
-    const key = e.split('=', 1)[0];
-    const at = out.findIndex((x) => x.split('=', 1)[0] === key);
-    if (at >= 0) out[at] = e;
-    else out.push(e);
+/** moby's merge(userConf, imageConf): `user` with its gaps filled from `fallback` (a new object). */
+function mergeConfig(user: Record<string, unknown>, fallback: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...user };
+  const empty = (v: unknown): boolean => v === undefined || v === null || v === '' || (Array.isArray(v) ? v.length === 0 : typeof v === 'object' && Object.keys(v).length === 0);
+  const set = (key: string, value: unknown): void => {
+    if (value !== undefined) out[key] = value;
+  };
+  for (const key of ['User', 'WorkingDir', 'StopSignal']) if (empty(out[key])) set(key, fallback[key]);
+  const userEnv = (out.Env as string[] | undefined) ?? [];
+  if (userEnv.length === 0) set('Env', fallback.Env);
+  else {
+    const keys = new Set(userEnv.map((e) => e.split('=', 1)[0]));
+    out.Env = [...userEnv, ...((fallback.Env as string[] | undefined) ?? []).filter((e) => !keys.has(e.split('=', 1)[0]))];
+  }
+  // Ports, labels: the user's win; volumes: the fallback's are added (moby's order of precedence).
+  if (!empty(fallback.ExposedPorts)) out.ExposedPorts = { ...(fallback.ExposedPorts as object), ...((out.ExposedPorts as object) ?? {}) };
+  if (!empty(fallback.Labels) || !empty(out.Labels)) out.Labels = { ...((fallback.Labels as object) ?? {}), ...((out.Labels as object) ?? {}) };
+  if (!empty(fallback.Volumes)) out.Volumes = { ...((out.Volumes as object) ?? {}), ...(fallback.Volumes as object) };
+  if (empty(out.Entrypoint)) {
+    if (empty(out.Cmd)) set('Cmd', fallback.Cmd);
+    if (out.Entrypoint === undefined || out.Entrypoint === null) set('Entrypoint', fallback.Entrypoint);
+  }
+  const health = fallback.Healthcheck as Record<string, unknown> | undefined;
+  if (health) {
+    const mine = out.Healthcheck as Record<string, unknown> | undefined;
+    if (!mine) out.Healthcheck = health;
+    else {
+      const filled = { ...mine };
+      for (const k of ['Test', 'Interval', 'Timeout', 'StartPeriod', 'StartInterval', 'Retries']) if (empty(filled[k]) || filled[k] === 0) filled[k] = health[k];
+      out.Healthcheck = filled;
+    }
   }
   return out;
 }
