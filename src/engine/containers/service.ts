@@ -1165,7 +1165,7 @@ export class ContainerService {
     const client = new ShimClient(this.shimDir(record.id));
     await client.kill(signal).catch(() => undefined);
     this.emitKill(record, signal);
-    if (record.state.status === 'paused') this.resumeLocked(record); // the signal is delivered as it thaws
+    if (record.state.status === 'paused') this.resume(record); // the signal is delivered as it thaws
     const inTime = timeout < 0 ? await exited.then(() => true) : await Promise.race([exited.then(() => true), sleep(timeout * 1000).then(() => false)]);
     if (!inTime) {
       await client.kill('SIGKILL').catch(() => undefined);
@@ -1194,7 +1194,7 @@ export class ContainerService {
     // As dockerd: a SIGKILL or the container's stop signal to a paused container is meant to
     // end it, so the container is resumed (the signal waits in the frozen cgroup until then).
     // Any other signal stays pending until the user unpauses.
-    if (record.state.status === 'paused' && (number === os.constants.signals.SIGKILL || number === parseSignal(record.config.StopSignal, STOP_SIGNAL_DEFAULT))) this.resumeLocked(record);
+    if (record.state.status === 'paused' && (number === os.constants.signals.SIGKILL || number === parseSignal(record.config.StopSignal, STOP_SIGNAL_DEFAULT))) this.resume(record);
   }
 
   async restart(ref: string, opts: { timeout?: number; signal?: string } = {}): Promise<void> {
@@ -1217,10 +1217,11 @@ export class ContainerService {
   unpause(ref: string): void {
     const record = this.store.get(ref);
     if (record.state.status !== 'paused') throw new ConflictError(`Container ${record.id} is not paused`);
-    this.resumeLocked(record);
+    this.resume(record);
   }
 
-  private resumeLocked(record: ContainerRecord): void {
+  /** Thaws a paused container: running again, with dockerd's unpause event. */
+  private resume(record: ContainerRecord): void {
     this.opts.runtime.resume(record.id);
     record.state.status = 'running';
     this.store.save(record);
@@ -1689,13 +1690,12 @@ export class ContainerService {
     const id = this.store.get(ref).id;
     return this.lock(id, async () => {
       const record = this.store.get(id);
-      const notConnected = (name: string): ForbiddenError => new ForbiddenError(`container ${record.id} is not connected to the network ${name}`); // dockerd's words
       const running = record.state.status === 'running' || record.state.status === 'paused';
       // As dockerd, one that does not run leaves a network of its config by name, even one
       // removed since (a network in use by no running container can be removed).
       const network = running || this.opts.networks.find(networkRef) ? this.opts.networks.get(networkRef) : undefined;
       const name = network?.name ?? networkRef;
-      if (!record.endpoints?.[name]) throw notConnected(name);
+      if (!record.endpoints?.[name]) throw new ForbiddenError(`container ${record.id} is not connected to the network ${name}`); // dockerd's words
       const endpoint = record.networks?.[name];
       if (endpoint && network) {
         this.opts.networks.disconnectRunning(id, network, endpoint);
