@@ -279,6 +279,16 @@ describe('berthd with the docker CLI', { skip }, () => {
       const set = d.dockerOk(['create', '--shm-size', '1m', '--memory-swappiness', '10', '--pids-limit', '5', '--cgroupns', 'private', '-v', '/data', 'busybox', 'true']).trim();
       assert.equal(d.dockerOk(['inspect', '-f', '{{.HostConfig.ShmSize}} {{.HostConfig.CgroupnsMode}} {{.HostConfig.MemorySwappiness}} {{.HostConfig.PidsLimit}} {{json .Config.Volumes}}', set]).trim(), `${1 << 20} private 10 5 {"/data":{}}`);
       d.dockerOk(['rm', '-v', set]);
+      // Made through the API with nothing but an image and a command (docker-py's way): every
+      // HostConfig field dockerd 20.10 answers is there at its zero value; docker-py's null
+      // Healthcheck fields are dropped, as dockerd's omitempty does.
+      const bare = JSON.parse((await socketRequest(d.socket, 'POST', '/containers/create', { 'Content-Type': 'application/json' }, JSON.stringify({ Image: 'busybox', Cmd: ['true'], Healthcheck: { Test: ['CMD', 'true'], Interval: 1e9, Timeout: null, StartPeriod: null, Retries: 2 } }))).body) as { Id: string };
+      const bareInspect = (await getJson(`/v1.41/containers/${bare.Id}/json`)) as { HostConfig: Record<string, unknown>; Config: { Healthcheck: unknown } };
+      const dockerd2010HostConfig = ['AutoRemove', 'Binds', 'BlkioDeviceReadBps', 'BlkioDeviceReadIOps', 'BlkioDeviceWriteBps', 'BlkioDeviceWriteIOps', 'BlkioWeight', 'BlkioWeightDevice', 'CapAdd', 'CapDrop', 'Cgroup', 'CgroupParent', 'CgroupnsMode', 'ConsoleSize', 'ContainerIDFile', 'CpuCount', 'CpuPercent', 'CpuPeriod', 'CpuQuota', 'CpuRealtimePeriod', 'CpuRealtimeRuntime', 'CpuShares', 'CpusetCpus', 'CpusetMems', 'DeviceCgroupRules', 'DeviceRequests', 'Devices', 'Dns', 'DnsOptions', 'DnsSearch', 'ExtraHosts', 'GroupAdd', 'IOMaximumBandwidth', 'IOMaximumIOps', 'IpcMode', 'Isolation', 'Links', 'LogConfig', 'MaskedPaths', 'Memory', 'MemoryReservation', 'MemorySwap', 'MemorySwappiness', 'NanoCpus', 'NetworkMode', 'OomKillDisable', 'OomScoreAdj', 'PidMode', 'PidsLimit', 'PortBindings', 'Privileged', 'PublishAllPorts', 'ReadonlyPaths', 'ReadonlyRootfs', 'RestartPolicy', 'SecurityOpt', 'ShmSize', 'UTSMode', 'Ulimits', 'UsernsMode', 'VolumeDriver', 'VolumesFrom'];
+      assert.deepEqual(dockerd2010HostConfig.filter((k) => !(k in bareInspect.HostConfig)), []);
+      assert.deepEqual([bareInspect.HostConfig.Privileged, bareInspect.HostConfig.CapAdd, bareInspect.HostConfig.Memory], [false, null, 0]);
+      assert.deepEqual(bareInspect.Config.Healthcheck, { Test: ['CMD', 'true'], Interval: 1e9, Retries: 2 });
+      d.dockerOk(['rm', bare.Id]);
       // NetworkSettings has every field dockerd gives up to API 1.51; SandboxKey names the
       // running container's network namespace (nsenter --net=... uses it).
       const up = d.dockerOk(['run', '-d', '--network', 'none', 'busybox', 'sleep', '100']).trim();

@@ -159,6 +159,66 @@ function sandboxKey(c: ContainerRecord): string {
   return running && c.state.pid > 0 && mode !== 'host' && !mode.startsWith('container:') ? `/proc/${c.state.pid}/ns/net` : '';
 }
 
+
+/**
+ * Every HostConfig field dockerd answers, at its zero value (as it shows a container created
+ * without them, by docker-py say): the container's own fields go on top. Clients index these
+ * by name (docker-py's `attrs['HostConfig']['Privileged']`).
+ */
+const HOST_CONFIG_ZERO = {
+  BlkioDeviceReadBps: null,
+  BlkioDeviceReadIOps: null,
+  BlkioDeviceWriteBps: null,
+  BlkioDeviceWriteIOps: null,
+  BlkioWeight: 0,
+  BlkioWeightDevice: null,
+  CapAdd: null,
+  CapDrop: null,
+  Cgroup: '',
+  CgroupParent: '',
+  ConsoleSize: [0, 0],
+  ContainerIDFile: '',
+  CpuCount: 0,
+  CpuPercent: 0,
+  CpuPeriod: 0,
+  CpuQuota: 0,
+  CpuRealtimePeriod: 0,
+  CpuRealtimeRuntime: 0,
+  CpuShares: 0,
+  CpusetCpus: '',
+  CpusetMems: '',
+  DeviceCgroupRules: null,
+  DeviceRequests: null,
+  Devices: null,
+  Dns: null,
+  DnsOptions: null,
+  DnsSearch: null,
+  ExtraHosts: null,
+  GroupAdd: null,
+  IOMaximumBandwidth: 0,
+  IOMaximumIOps: 0,
+  Isolation: '',
+  Links: null,
+  Memory: 0,
+  MemoryReservation: 0,
+  MemorySwap: 0,
+  MemorySwappiness: null,
+  NanoCpus: 0,
+  OomKillDisable: false,
+  OomScoreAdj: 0,
+  PidMode: '',
+  PidsLimit: null,
+  Privileged: false,
+  PublishAllPorts: false,
+  ReadonlyRootfs: false,
+  SecurityOpt: null,
+  UTSMode: '',
+  Ulimits: null,
+  UsernsMode: '',
+  VolumeDriver: '',
+  VolumesFrom: null,
+};
+
 export function containerInspect(c: ContainerRecord, paths: InspectPaths, networkIdOf?: NetworkIdOf): object {
   const s = c.state;
   const ran = s.startedAt !== ZERO_TIME;
@@ -196,6 +256,7 @@ export function containerInspect(c: ContainerRecord, paths: InspectPaths, networ
     AppArmorProfile: '',
     ExecIDs: null,
     HostConfig: {
+      ...HOST_CONFIG_ZERO,
       Binds: null,
       NetworkMode: 'default',
       PortBindings: {},

@@ -1,12 +1,18 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 
-import { checkHealthcheck, nextHealth, probeCommand, timing, type Health } from './health.js';
+import { checkHealthcheck, nextHealth, probeCommand, storedHealthcheck, timing, type Health } from './health.js';
 
 const ok = { Start: 's', End: 'e', ExitCode: 0, Output: '' };
 const bad = { ...ok, ExitCode: 1 };
 
 describe('health checks', () => {
+  it("keeps a Healthcheck as dockerd's omitempty does: no null, zero or empty fields", () => {
+    assert.deepEqual(storedHealthcheck({ Test: ['CMD', 'true'], Interval: 1e9, Timeout: null, StartPeriod: 0, Retries: 2 }), { Test: ['CMD', 'true'], Interval: 1e9, Retries: 2 });
+    assert.deepEqual(storedHealthcheck({ Test: [] }), {});
+    assert.equal(storedHealthcheck(undefined), undefined);
+  });
+
   it('turns Docker test forms into argv', () => {
     assert.deepEqual(probeCommand(['CMD', 'curl', '-f', 'x']), ['curl', '-f', 'x']);
     assert.deepEqual(probeCommand(['CMD-SHELL', 'test -f /ok']), ['/bin/sh', '-c', 'test -f /ok']);

@@ -63,6 +63,15 @@ export function checkHealthcheck(value: unknown): void {
   }
 }
 
+/**
+ * A checked Healthcheck as dockerd keeps it: Go's omitempty drops the null, zero and empty
+ * fields (docker-py sends Timeout: null, and inspect shows no Timeout at all).
+ */
+export function storedHealthcheck<T>(value: T): T {
+  if (value === undefined || value === null || typeof value !== 'object') return value;
+  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== null && v !== undefined && v !== 0 && !(Array.isArray(v) && v.length === 0))) as T;
+}
+
 /** The probe's argv, or undefined for none ("NONE", empty). */
 export function probeCommand(test: string[] | undefined): string[] | undefined {
   if (!test || test.length === 0 || test[0] === 'NONE') return undefined;

@@ -33,7 +33,7 @@ import { canPrepareAhead, PreparedStarts, startFingerprint, type PreparedStart }
 import { isMountPoint, Mounter, unmount, volatileUpper } from '../mount.js';
 import { devicesAt, hostDevices } from '../host-devices.js';
 import { pruneMatcher } from '../image-filters.js';
-import { checkHealthcheck } from './health.js';
+import { checkHealthcheck, storedHealthcheck } from './health.js';
 import { checkConfigTypes } from './config-check.js';
 import { applyCreateDefaults, dnsSettings, withRunDefaults, type ContainerDefaults } from './defaults.js';
 import { logAttributes, resolveLogConfig, rotation as logRotation, type EffectiveLogConfig } from './logconfig.js';
@@ -380,6 +380,7 @@ export class ContainerService {
     if (argv.length === 0) throw new InvalidArgumentError('No command specified', 'Cmd');
 
     checkHealthcheck(config.Healthcheck);
+    if (config.Healthcheck) config.Healthcheck = storedHealthcheck(config.Healthcheck);
     if (config.MacAddress !== undefined && config.MacAddress !== null && typeof config.MacAddress !== 'string') throw new InvalidArgumentError('must be a string', 'MacAddress');
     // Config.MacAddress (clients before API 1.44) is the MAC on the mode's network, unless that names one.
     let endpointsConfig = req.endpointsConfig;
