@@ -245,8 +245,11 @@ describe('container file system endpoints (docker cp, export, diff, stats, updat
     const after = d.dockerOk(['stats', '--no-stream', '--format', '{{.MemUsage}}', 'stats']).trim();
     assert.match(after, /\/ 64MiB$/);
     assert.equal(d.dockerOk(['inspect', '-f', '{{.HostConfig.Memory}} {{.HostConfig.MemorySwap}} {{.HostConfig.PidsLimit}}', 'stats']).trim(), `${64 * 1024 * 1024} ${128 * 1024 * 1024} 50`);
+    const since = Math.floor(Date.now() / 1000) - 1;
     d.dockerOk(['update', '--restart', 'unless-stopped', 'stats']);
     assert.equal(d.dockerOk(['inspect', '-f', '{{.HostConfig.RestartPolicy.Name}}', 'stats']).trim(), 'unless-stopped');
+    const updates = d.dockerOk(['events', '--since', String(since), '--until', String(Math.floor(Date.now() / 1000) + 1), '--filter', 'event=update', '--format', '{{.Actor.Attributes.name}}']);
+    assert.match(updates, /^(stats\n)+$/, "update events, as dockerd's (this one and maybe the one just before)");
     const bad = d.docker(['update', '--memory', '1k', 'stats']);
     assert.notEqual(bad.status, 0);
 

@@ -8,7 +8,7 @@ import type { Writable } from 'node:stream';
 import { InvalidArgumentError } from '../../common/errors.js';
 import { ContainerFilesystem, type PathStat } from '../../engine/containers/filesystem.js';
 import { containerStats } from '../../engine/containers/stats.js';
-import { updateContainer, type UpdateRequest } from '../../engine/containers/update.js';
+import type { UpdateRequest } from '../../engine/containers/update.js';
 import type { Engine } from '../../engine/engine.js';
 import type { Context } from '../context.js';
 import type { Router } from '../router.js';
@@ -91,9 +91,8 @@ export function containerFsRoutes(router: Router, engine: Engine): void {
   });
 
   router.post('/containers/{id}/update', async (ctx) => {
-    const record = engine.containers.get(ctx.params.id!);
     const body = await ctx.json<UpdateRequest>({});
-    const { Warnings } = updateContainer(record, body, { cgroupOf, save: (r) => engine.containers.store.save(r), facts: engine.facts });
+    const { Warnings } = engine.containers.update(ctx.params.id!, body);
     ctx.sendJson(200, { Warnings: Warnings.length ? Warnings : null }); // dockerd's: null when none
   });
 }

@@ -22,6 +22,7 @@ import { formatPlatform, parseImageConfig, parseManifest, platformRank } from '.
 import { unpackImageLayers } from '../../images/pull-image.js';
 import { chainIds, type Mount, type OverlaySnapshotter } from '../../storage/snapshotter.js';
 import type { VolumeStore } from '../../storage/volumes.js';
+import type { CgroupDescriptor } from '../../runtime/cgroups/index.js';
 import type { Runtime } from '../../runtime/runtime.js';
 import type { Spec } from '../../runtime/spec/config.js';
 import { readExit, readLog, ShimClient, shimLogFile, shimPid, type ExitInfo, type LogEntry, type ShimLogOptions } from '../../shim/client.js';
@@ -43,6 +44,7 @@ import { ContainerStore } from './store.js';
 import { randomName } from './names.js';
 import { readSmall, ScopedRoot } from './scoped-root.js';
 import { parseSignal } from './signals.js';
+import { updateContainer, type UpdateRequest } from './update.js';
 import { resolveUser } from './user.js';
 import { allocateRange, idMappings, mountIdmapped, unmountIdmapped } from './userns.js';
 import { hostsFile, parseExtraHosts, resolvConf } from '../../network/etc-files.js';
@@ -1244,6 +1246,21 @@ export class ContainerService {
     const old = record.name;
     this.store.rename(record, full);
     this.opts.events.emit('container', 'rename', record.id, containerEventAttributes({ ...record, name: full }, { oldName: old }));
+  }
+
+  /** `docker update`: new resource limits (applied at once to a running container's cgroups) and restart policy. */
+  update(ref: string, req: UpdateRequest): { Warnings: string[] } {
+    const record = this.store.get(ref);
+    const cgroupOf = (id: string): CgroupDescriptor | undefined => {
+      try {
+        return this.opts.runtime.store.load(id).cgroup;
+      } catch {
+        return undefined; // not running: nothing to apply now
+      }
+    };
+    const result = updateContainer(record, req, { cgroupOf, save: (r) => this.store.save(r), ...(this.opts.facts ? { facts: this.opts.facts } : {}) });
+    this.opts.events.emit('container', 'update', record.id, containerEventAttributes(record));
+    return result;
   }
 
   /** Processes in the container: pid and the command line, via the runtime's cgroup. */
