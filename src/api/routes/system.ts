@@ -77,7 +77,8 @@ function eventMatches(e: EngineEvent, filters: Record<string, string[]>): boolea
         if (!values.includes('local')) return false;
         break;
       default:
-        throw new InvalidArgumentError(`invalid filter '${key}'`, 'filters');
+        // As dockerd's events filter: a key it does not know filters nothing out.
+        break;
     }
   }
   return true;
