@@ -776,6 +776,13 @@ describe('berthd with the docker CLI', { skip }, () => {
     const stopEvents = d.dockerOk(['events', '--since', String(t1), '--until', String(t2), '--filter', 'container=stopped-ev', '--format', '{{.Action}}{{with .Actor.Attributes.signal}} {{.}}{{end}}']);
     assert.deepEqual(stopEvents.split('\n').filter(Boolean), ['create', 'start', 'kill 15', 'kill 9', 'die', 'stop', 'start', 'restart', 'kill 15', 'kill 9', 'die', 'stop', 'start', 'kill 9', 'die', 'destroy']);
     const commitEvents = d.dockerOk(['events', '--since', String(t1), '--until', String(t2), '--filter', 'event=commit', '--filter', 'event=tag', '--format', '{{.Type}} {{.Action}} {{.Actor.Attributes.name}}']);
+    // An exec's events name its command as dockerd's do: the program, a space, the arguments.
+    const execd = d.dockerOk(['run', '-d', 'busybox', 'sleep', '100']).trim();
+    d.dockerOk(['exec', execd, 'true']);
+    d.dockerOk(['exec', execd, 'sh', '-c', 'exit 0']);
+    const execEvents = d.dockerOk(['events', '--since', String(t1), '--until', String(Math.floor(Date.now() / 1000) + 1), '--filter', `container=${execd}`, '--filter', 'event=exec_create', '--format', '[{{.Action}}]']);
+    assert.deepEqual(execEvents.split('\n').filter(Boolean), ['[exec_create: true ]', '[exec_create: sh -c exit 0]']);
+    d.dockerOk(['rm', '-f', execd]);
     assert.deepEqual(commitEvents.split('\n').filter(Boolean), ['image tag committed-ev:v1', 'container commit committed-ev'], "dockerd's: the new name's tag, then the commit");
 
     // A filter key dockerd's events do not know filters nothing out (it used to end the stream empty).

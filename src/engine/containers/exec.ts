@@ -69,6 +69,11 @@ export interface ExecStarted {
   exited: Promise<number>;
 }
 
+/** dockerd's words for an exec's command in its events: the program, a space, the arguments ("true " alone). */
+function eventCommand(cmd: string[]): string {
+  return `${cmd[0] ?? ''} ${cmd.slice(1).join(' ')}`;
+}
+
 /**
  * How long a finished exec stays inspectable. dockerd collects finished execs every 5 minutes
  * (execCommandGC); kept until their container went, a long-running container that a script
@@ -108,7 +113,7 @@ export class ExecService {
     if (config.WorkingDir && !config.WorkingDir.startsWith('/')) throw new InvalidArgumentError(`the working directory '${config.WorkingDir}' is invalid, it needs to be an absolute path`, 'WorkingDir');
     const id = crypto.randomBytes(32).toString('hex');
     this.execs.set(id, { id, containerId: container.id, config: { ...config, Cmd: cmd }, running: false, exitCode: null, pid: 0 });
-    this.events.emit('container', `exec_create: ${cmd.join(' ')}`, container.id, containerEventAttributes(container, { execID: id }));
+    this.events.emit('container', `exec_create: ${eventCommand(cmd)}`, container.id, containerEventAttributes(container, { execID: id }));
     return id;
   }
 
@@ -211,7 +216,7 @@ export class ExecService {
       throw err;
     }
     exec.pid = launched.pid;
-    this.events.emit('container', `exec_start: ${(exec.config.Cmd ?? []).join(' ')}`, container.id, containerEventAttributes(container, { execID: id }));
+    this.events.emit('container', `exec_start: ${eventCommand(exec.config.Cmd ?? [])}`, container.id, containerEventAttributes(container, { execID: id }));
     const client = new ShimClient(dir);
     // As dockerd, the end of the client's input closes a pipe's stdin, never a terminal's.
     let stream: Promise<net.Socket> | undefined;
