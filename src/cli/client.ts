@@ -15,6 +15,7 @@
 import net, { type Socket } from 'node:net';
 import { Readable } from 'node:stream';
 
+import { BERTH_CLI_USER_AGENT } from '../common/clients.js';
 import { type Outcome, type Response, sendRequest } from './http1.js';
 
 export type { Response } from './http1.js';
@@ -172,6 +173,8 @@ export class ApiClient {
       body = Buffer.from(JSON.stringify(body));
       headers['Content-Type'] ??= 'application/json';
     }
+    // Named, so that berthd knows bytes right after a 101's head reach us (http1.ts keeps them).
+    headers['User-Agent'] ??= BERTH_CLI_USER_AGENT;
     // Host as the docker CLI sends it.
     headers.Host ??= this.endpoint.socketPath ? 'api.moby.localhost' : `${this.endpoint.host}:${this.endpoint.port}`;
     if (this.signal?.aborted) return Promise.reject(new Error('the command was given up (its client went away)'));
