@@ -187,10 +187,16 @@ describe('user-defined networks through the docker CLI', { skip: dockerdSkip }, 
     d.dockerOk(['network', 'connect', 'neta', later]);
     // Not running: connecting again replaces the config, as dockerd.
     d.dockerOk(['network', 'connect', '--alias', 'again', 'neta', later]);
-    assert.equal(d.dockerOk(['inspect', '-f', '{{json .NetworkSettings.Networks.neta.Aliases}}', later]).trim(), '["again"]');
+    assert.equal(d.dockerOk(['inspect', '-f', '{{json .NetworkSettings.Networks.neta.Aliases}}', later]).trim(), `["again","${later.slice(0, 12)}"]`, "dockerd's connect adds the short ID");
     // And a created container leaves a network removed since by its name.
     d.dockerOk(['network', 'create', '--subnet', `10.213.${TAG}.0/24`, 'short-lived']);
     const created = d.dockerOk(['create', '--network', 'short-lived', 'busybox', 'true']).trim();
+    // Created on it: no short ID among the aliases until it has run; then it stays, as dockerd's.
+    const aliases = (): string => d.dockerOk(['inspect', '-f', '{{json .NetworkSettings.Networks}}', created]).trim();
+    assert.match(aliases(), /"Aliases":null/);
+    d.dockerOk(['start', created]);
+    assert.ok(await poll(() => d.dockerOk(['inspect', '-f', '{{.State.Status}}', created]).trim() === 'exited', 5000));
+    assert.match(aliases(), new RegExp(`"Aliases":\\["${created.slice(0, 12)}"\\]`));
     d.dockerOk(['network', 'rm', 'short-lived']);
     d.dockerOk(['network', 'disconnect', 'short-lived', created]);
     assert.equal(d.dockerOk(['inspect', '-f', '{{json .NetworkSettings.Networks}}', created]).trim(), '{}');

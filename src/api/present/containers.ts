@@ -76,9 +76,10 @@ export function endpointSettings(c: ContainerRecord, networkIdOf?: NetworkIdOf):
   for (const [name, config] of Object.entries(c.endpoints ?? {})) {
     const e = c.networks?.[name];
     const userDefined = !['bridge', 'host', 'none'].includes(name);
-    // Up to API 1.44 (the newest berthd serves) dockerd adds the short ID to a connected
-    // endpoint's aliases on a user-defined network; 1.45 moved it to DNSNames only.
-    const aliases = [...(config.Aliases ?? []), ...(userDefined && e ? [c.id.slice(0, 12)] : [])];
+    // Up to API 1.44 (the newest berthd serves) dockerd adds the short ID to the aliases of an
+    // endpoint on a user-defined network once the container joined it (a start or a connect),
+    // and keeps it after a stop; 1.45 moved it to DNSNames only.
+    const aliases = [...(config.Aliases ?? []), ...(userDefined && (e || config.berthJoined) ? [c.id.slice(0, 12)] : [])];
     out[name] = {
       IPAMConfig: config.IPAMConfig ?? null,
       Links: config.Links?.length ? config.Links : null,

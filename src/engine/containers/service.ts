@@ -531,6 +531,7 @@ export class ContainerService {
     if (!this.joinsNetworks(record) || !record.endpoints) return;
     const ports = bindingsFor(record.hostConfig.PortBindings, record.config.ExposedPorts, record.hostConfig.PublishAllPorts === true);
     const attached = await this.opts.networks.attach({ id: record.id, pid, endpoints: record.endpoints, ports });
+    for (const endpoint of Object.values(record.endpoints)) endpoint.berthJoined = true;
     record.networks = attached.networks;
     if (attached.ports) record.ports = attached.ports;
   }
@@ -1695,7 +1696,8 @@ export class ContainerService {
         const state = this.opts.networks.connectRunning({ id, pid: record.state.pid, networks: record.networks ?? {} }, network, endpoint);
         record.networks = { ...(record.networks ?? {}), [network.name]: state };
       }
-      record.endpoints = { ...(record.endpoints ?? {}), [network.name]: endpoint };
+      // dockerd's connect gives the endpoint the short ID alias, running or not.
+      record.endpoints = { ...(record.endpoints ?? {}), [network.name]: { ...endpoint, berthJoined: true } };
       // Joining a user-defined network brings the embedded DNS server, as dockerd's sandbox
       // rebuilds its resolv.conf when its resolver starts.
       if (record.networks) this.writeEtcFiles(record);

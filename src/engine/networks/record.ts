@@ -35,6 +35,11 @@ export interface EndpointConfig {
   IPAMConfig?: { IPv4Address?: string } | null;
   /** The container's MAC on this network (API 1.44; before, Config.MacAddress); else Docker's 02:42 + the IPv4 address. */
   MacAddress?: string;
+  /**
+   * Berth's own: the container has joined this network once (a start or a connect). dockerd then
+   * keeps the container's short ID among the endpoint's aliases, also once it stopped (API <= 1.44).
+   */
+  berthJoined?: boolean;
   [key: string]: unknown;
 }
 

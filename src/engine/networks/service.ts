@@ -347,7 +347,8 @@ export class NetworkService {
     const mac = config.MacAddress;
     if (mac !== undefined && mac !== '' && (typeof mac !== 'string' || !/^([0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}$/.test(mac))) throw new InvalidArgumentError(`invalid MAC address: ${String(mac)}`, `EndpointsConfig.${n.name}.MacAddress`);
     if (typeof mac === 'string' && mac !== '' && parseInt(mac.slice(0, 2), 16) & 1) throw new InvalidArgumentError(`${mac} is a multicast address, not a unicast one`, `EndpointsConfig.${n.name}.MacAddress`);
-    return { ...config, ...(mac ? { MacAddress: mac.toLowerCase() } : {}), NetworkID: n.id };
+    const { berthJoined: _ignored, ...given } = config; // Berth's own field is not the client's to set
+    return { ...given, ...(mac ? { MacAddress: mac.toLowerCase() } : {}), NetworkID: n.id };
   }
 
   /**
