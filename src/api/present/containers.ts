@@ -160,13 +160,14 @@ function sandboxKey(c: ContainerRecord): string {
   return running && c.state.pid > 0 && mode !== 'host' && !mode.startsWith('container:') ? `/proc/${c.state.pid}/ns/net` : '';
 }
 
-
 /**
  * Every HostConfig field dockerd answers, at its zero value (as it shows a container created
  * without them, by docker-py say): the container's own fields go on top. Clients index these
  * by name (docker-py's `attrs['HostConfig']['Privileged']`).
  */
 const HOST_CONFIG_ZERO = {
+  AutoRemove: false,
+  Binds: null,
   BlkioDeviceReadBps: null,
   BlkioDeviceReadIOps: null,
   BlkioDeviceWriteBps: null,
@@ -200,18 +201,22 @@ const HOST_CONFIG_ZERO = {
   IOMaximumIOps: 0,
   Isolation: '',
   Links: null,
+  LogConfig: { Type: 'json-file', Config: {} },
   Memory: 0,
   MemoryReservation: 0,
   MemorySwap: 0,
   MemorySwappiness: null,
   NanoCpus: 0,
+  NetworkMode: 'default',
   OomKillDisable: false,
   OomScoreAdj: 0,
   PidMode: '',
   PidsLimit: null,
+  PortBindings: {},
   Privileged: false,
   PublishAllPorts: false,
   ReadonlyRootfs: false,
+  RestartPolicy: { Name: 'no', MaximumRetryCount: 0 },
   SecurityOpt: null,
   UTSMode: '',
   Ulimits: null,
@@ -258,12 +263,6 @@ export function containerInspect(c: ContainerRecord, paths: InspectPaths, networ
     ExecIDs: null,
     HostConfig: {
       ...HOST_CONFIG_ZERO,
-      Binds: null,
-      NetworkMode: 'default',
-      PortBindings: {},
-      RestartPolicy: { Name: 'no', MaximumRetryCount: 0 },
-      AutoRemove: false,
-      LogConfig: { Type: 'json-file', Config: {} },
       ...c.hostConfig,
       Runtime: c.hostConfig.Runtime || 'berth-oci',
     },

@@ -28,13 +28,6 @@ function setPathStat(ctx: Context, stat: PathStat): void {
 
 export function containerFsRoutes(router: Router, engine: Engine): void {
   const files = new ContainerFilesystem(engine.containers, engine.snapshotter);
-  const cgroupOf = (id: string) => {
-    try {
-      return engine.runtime.store.load(id).cgroup;
-    } catch {
-      return undefined;
-    }
-  };
 
   router.head('/containers/{id}/archive', async (ctx) => {
     const stat = await files.statPath(ctx.params.id!, pathParam(ctx));
@@ -72,7 +65,7 @@ export function containerFsRoutes(router: Router, engine: Engine): void {
     if (oneShot && stream) throw new InvalidArgumentError('cannot have stream=true and one-shot=true', 'one-shot');
     const abort = new AbortController();
     ctx.onClose(() => abort.abort());
-    const lookup = { record: (ref: string) => engine.containers.get(ref), cgroup: cgroupOf };
+    const lookup = { record: (ref: string) => engine.containers.get(ref), cgroup: (id: string) => engine.containers.cgroupOf(id) };
     if (!stream) {
       for await (const s of containerStats(lookup, ctx.params.id!, { stream: false, oneShot, signal: abort.signal })) ctx.sendJson(200, s);
       return;

@@ -1252,16 +1252,18 @@ export class ContainerService {
   /** `docker update`: new resource limits (applied at once to a running container's cgroups) and restart policy. */
   update(ref: string, req: UpdateRequest): { Warnings: string[] } {
     const record = this.store.get(ref);
-    const cgroupOf = (id: string): CgroupDescriptor | undefined => {
-      try {
-        return this.opts.runtime.store.load(id).cgroup;
-      } catch {
-        return undefined; // not running: nothing to apply now
-      }
-    };
-    const result = updateContainer(record, req, { cgroupOf, save: (r) => this.store.save(r), ...(this.opts.facts ? { facts: this.opts.facts } : {}) });
+    const result = updateContainer(record, req, { cgroupOf: (id) => this.cgroupOf(id), save: (r) => this.store.save(r), ...(this.opts.facts ? { facts: this.opts.facts } : {}) });
     this.opts.events.emit('container', 'update', record.id, containerEventAttributes(record));
     return result;
+  }
+
+  /** The container's cgroups as the runtime recorded them; undefined when it has none (not running). */
+  cgroupOf(id: string): CgroupDescriptor | undefined {
+    try {
+      return this.opts.runtime.store.load(id).cgroup;
+    } catch {
+      return undefined;
+    }
   }
 
   /** Processes in the container: pid and the command line, via the runtime's cgroup. */
