@@ -254,6 +254,31 @@ static void resolve_program(const struct plan_op *op) {
   fail("exec: \"%s\": executable file not found in $PATH", name);
 }
 
+/* home_from_passwd UID: HOME for an environment without one, as runc sets it: the user's home
+   in the container's /etc/passwd (read now, after pivot_root and before the user changes), or
+   "/" when the user has none. do_exec appends it. */
+static char *home_env;
+static void home_from_passwd(const struct plan_op *op) {
+  need_args(op, 1);
+  unsigned long uid = (unsigned long)arg_u64(op, 0);
+  char home[4096] = "/";
+  char line[8192];
+  FILE *passwd = fopen("/etc/passwd", "re");
+  while (passwd && fgets(line, sizeof line, passwd)) {
+    /* name:password:uid:gid:gecos:home:shell */
+    char *field[7] = {0};
+    int n = 0;
+    for (char *rest = line, *f; n < 7 && (f = strsep(&rest, ":\n")); ) field[n++] = f;
+    if (n < 6 || !*field[2]) continue;
+    char *end;
+    if (strtoul(field[2], &end, 10) != uid || *end) continue;
+    snprintf(home, sizeof home, "%s", field[5]);
+    break;
+  }
+  if (passwd) fclose(passwd);
+  if (asprintf(&home_env, "HOME=%s", home) < 0) fail("out of memory");
+}
+
 /* wait_start: block until `berth-oci start` opens the fifo for reading. */
 static void wait_for_start(void) {
   if (exec_fifo < 0) return;
@@ -273,6 +298,14 @@ static void do_exec(const struct plan_op *op) {
   need_args(op, 3);
   char **argv = plan_split_list(op->argv[0], op->argl[0]);
   char **envp = plan_split_list(op->argv[1], op->argl[1]);
+  if (home_env) {
+    size_t n = 0;
+    while (envp[n]) n++;
+    envp = realloc(envp, (n + 2) * sizeof(char *));
+    if (!envp) fail("out of memory");
+    envp[n] = home_env;
+    envp[n + 1] = NULL;
+  }
   unsigned preserve = (unsigned)arg_u64(op, 2);
   /* Everything beyond stdio and the preserved fds stays out of the container. */
   if (syscall(SYS_close_range, 3 + preserve, ~0U, 4 /* CLOSE_RANGE_CLOEXEC */) < 0) {
@@ -326,6 +359,7 @@ int run_process_op(const struct plan_op *op) {
     exec_fifo = open(op->argv[0], O_PATH | O_CLOEXEC);
     if (exec_fifo < 0) fail_errno("open exec fifo %s", op->argv[0]);
   } else if (!strcmp(n, "resolve_exec")) resolve_program(op);
+  else if (!strcmp(n, "home_from_passwd")) home_from_passwd(op);
   else if (!strcmp(n, "load_state")) ensure_state(); /* before "ready" closes the socket, for later hooks */
   else if (!strcmp(n, "ready")) {
     sync_send("ready\n");

@@ -18,3 +18,27 @@ export function parseGoDuration(text: string): number {
   }
   return Math.round(total);
 }
+
+/** Go's time.Duration.String() for whole nanoseconds ("1m30s", "500ms"): dockerd prints durations so. */
+export function goDuration(ns: number): string {
+  if (ns === 0) return '0s';
+  const parts: string[] = [];
+  let rest = ns;
+  if (rest < 1e9) {
+    if (rest < 1e3) return `${rest}ns`;
+    if (rest < 1e6) return `${trimZeros(rest / 1e3)}µs`;
+    return `${trimZeros(rest / 1e6)}ms`;
+  }
+  const h = Math.floor(rest / 3600e9);
+  rest -= h * 3600e9;
+  const m = Math.floor(rest / 60e9);
+  rest -= m * 60e9;
+  if (h) parts.push(`${h}h`);
+  if (h || m) parts.push(`${m}m`);
+  parts.push(`${trimZeros(rest / 1e9)}s`);
+  return parts.join('');
+}
+
+function trimZeros(n: number): string {
+  return String(Number(n.toFixed(9)));
+}

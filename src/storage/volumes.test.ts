@@ -82,7 +82,9 @@ describe('VolumeStore', () => {
     assert.deepEqual(v.list({ dangling: true }, () => ['c1']), [], 'a list of users counts as in use');
     await assert.rejects(v.remove('nope'), NotFoundError);
     await assert.rejects(v.remove('nope'), { message: 'get nope: no such volume' });
-    await assert.rejects(v.remove('../x'), InvalidArgumentError);
+    // A name no volume can have is not found (dockerd's 404), and no path is made of it.
+    await assert.rejects(v.remove('../x'), (e) => e instanceof NotFoundError && e.message === 'get ../x: no such volume');
+    assert.throws(() => v.inspect('y'), (e) => e instanceof NotFoundError && e.message === 'get y: no such volume');
     await assert.rejects(v.create({ name: 'a' }), /volume name is too short, names should be at least two alphanumeric characters/);
     await assert.rejects(v.create({ name: 'x', driver: 'nfs' }), UnsupportedError);
     await assert.rejects(v.create({ name: 'x', options: { type: 'tmpfs' } }), /create x: missing required option: "device"/);

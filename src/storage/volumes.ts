@@ -186,8 +186,18 @@ export class VolumeStore {
     return volume;
   }
 
+  /** The directory of a volume that may exist: a name no volume can have is not found, as in dockerd. */
+  private existingVolumeDir(name: string): string {
+    try {
+      return this.volumeDir(name);
+    } catch (e) {
+      if (e instanceof InvalidArgumentError) throw new NotFoundError(`get ${name}: no such volume`);
+      throw e;
+    }
+  }
+
   inspect(name: string): Volume {
-    const file = path.join(this.volumeDir(name), 'volume.json');
+    const file = path.join(this.existingVolumeDir(name), 'volume.json');
     try {
       return JSON.parse(fs.readFileSync(file, 'utf8')) as Volume;
     } catch (e) {
@@ -275,7 +285,7 @@ export class VolumeStore {
    * it: the data of its device (a host directory, a disk) is not the volume's to delete.
    */
   async remove(name: string, inUse: InUse = this.inUse): Promise<void> {
-    const dir = this.volumeDir(name);
+    const dir = this.existingVolumeDir(name);
     if (!fs.existsSync(path.join(dir, 'volume.json'))) throw new NotFoundError(`get ${name}: no such volume`);
     const users = usersOf(inUse(name));
     if (users) throw new ConflictError(`remove ${name}: volume is in use${users.length ? ` - [${users.join(', ')}]` : ''}`);

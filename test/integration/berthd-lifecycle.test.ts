@@ -560,6 +560,13 @@ describe('berthd with the docker CLI', { skip }, () => {
     }
     assert.match(d.docker(['run', '--rm', '--device-read-bps', '/dev/nosuchdisk:1mb', 'busybox', 'true']).stderr, /\/dev\/nosuchdisk is not a block device/);
     if (!fs.existsSync('/sys/fs/cgroup/blkio/blkio.weight')) assert.match(d.docker(['run', '--rm', '--blkio-weight', '300', 'busybox', 'true']).stderr, /WARNING: Your kernel does not support Block I\/O weight/);
+    // No kmem limits here (info: KernelMemory false): discarded with dockerd's warning, 0 in inspect
+    // (older clients send it; docker v28 no longer does).
+    const kmem = await socketRequest(d.socket, 'POST', '/v1.41/containers/create', { 'Content-Type': 'application/json' }, JSON.stringify({ Image: 'busybox', HostConfig: { KernelMemory: 10 << 20 } }));
+    const kmemCreated = JSON.parse(kmem.body) as { Id: string; Warnings: string[] };
+    assert.deepEqual(kmemCreated.Warnings, ['Your kernel does not support kernel memory limit capabilities or the cgroup is not mounted. Limitation discarded.']);
+    assert.equal(d.dockerOk(['inspect', '-f', '{{.HostConfig.KernelMemory}}', kmemCreated.Id]).trim(), '0');
+    d.dockerOk(['rm', kmemCreated.Id]);
 
     assert.match(d.dockerOk(['run', '--rm', '--device-cgroup-rule', 'c 10:229 rmw', 'busybox', 'cat', '/sys/fs/cgroup/devices/devices.list']), /^c 10:229 rwm$/m);
     const parent = `berth-test-parent-${process.pid}`;
@@ -1106,6 +1113,16 @@ describe('berthd with the docker CLI', { skip }, () => {
       assert.ok(await poll(() => d.dockerOk(['inspect', '-f', '{{.State.Health.Status}}', quick]).trim() === 'healthy', 10_000), 'healthy within the start period');
     } finally {
       d.dockerOk(['rm', '-f', quick]);
+    }
+
+    // A probe past its timeout: exit -1 and dockerd's words, the timeout as Go prints a duration.
+    const slow = d.dockerOk(['run', '-d', '--health-cmd', 'sleep 5', '--health-interval', '200ms', '--health-timeout', '300ms', '--health-retries', '1', 'busybox', 'sleep', '1000']).trim();
+    try {
+      assert.ok(await poll(() => d.dockerOk(['inspect', '-f', '{{.State.Health.Status}}', slow]).trim() === 'unhealthy', 10_000), 'unhealthy after a timeout');
+      const log = JSON.parse(d.dockerOk(['inspect', '-f', '{{json .State.Health.Log}}', slow])) as Array<{ ExitCode: number; Output: string }>;
+      assert.deepEqual({ ExitCode: log[0]!.ExitCode, Output: log[0]!.Output }, { ExitCode: -1, Output: 'Health check exceeded timeout (300ms)' });
+    } finally {
+      d.dockerOk(['rm', '-f', slow]);
     }
   });
 

@@ -121,6 +121,28 @@ describe('berth-oci lifecycle', { skip: !isRoot && 'needs root' }, () => {
     assert.equal(cli.run(['delete', '-f', id]).status, 0);
   });
 
+  it("gives the process one value per variable, the last given, and HOME from the container's passwd when it has none (runc)", () => {
+    const env = ['PATH=/bin', 'A=from-file', 'A=1', 'HOME='];
+    const asNobody = bundle(['sh', '-c', 'env | sort'], (s) => {
+      s.process!.env = env;
+      s.process!.user = { uid: 65534, gid: 65534 };
+    });
+    const r = cli.run(['run', '-b', asNobody.dir, uniqueId('env')]);
+    assert.equal(r.status, 0, r.stderr);
+    assert.deepEqual(r.stdout.trim().split('\n'), ['A=1', 'HOME=/nonexistent', 'PATH=/bin', 'PWD=/', 'SHLVL=1'], "nobody's home in the image's /etc/passwd");
+    const noEntry = bundle(['sh', '-c', 'echo "$HOME"'], (s) => {
+      s.process!.env = env;
+      s.process!.user = { uid: 4242, gid: 4242 };
+    });
+    assert.equal(cli.run(['run', '-b', noEntry.dir, uniqueId('env')]).stdout, '/\n', 'a user without an entry: /');
+    const given = bundle(['sleep', '300'], (s) => (s.process!.env = ['PATH=/bin', 'HOME=/given']));
+    const id = uniqueId('env');
+    assert.equal(cli.run(['run', '-d', '-b', given.dir, id]).status, 0);
+    const exec = cli.run(['exec', '--env', 'B=1', '--env', 'B=2', id, 'sh', '-c', 'env | grep -c ^B=; echo "$B $HOME"']);
+    assert.equal(exec.stdout, '1\n2 /given\n', exec.stderr);
+    assert.equal(cli.run(['delete', '-f', id]).status, 0);
+  });
+
   it('pause freezes every process and resume thaws them; ps and list see the container', () => {
     const b = bundle(['sleep', '300']);
     const id = uniqueId('pause');

@@ -16,7 +16,7 @@
  * shell form, flags (`--from=`), `KEY=value` pairs and the old `KEY value` form. Heredocs
  * (BuildKit only) are not supported.
  */
-import { parseGoDuration } from '../../common/duration.js';
+import { goDuration, parseGoDuration } from '../../common/duration.js';
 import { InvalidArgumentError } from '../../common/errors.js';
 
 /** A logical line of a Dockerfile. */
@@ -455,7 +455,7 @@ function commandLine(rest: string): CommandLine {
   return json ? { args: json, shell: false } : { args: [rest], shell: true };
 }
 
-export { parseGoDuration };
+export { goDuration, parseGoDuration };
 
 function healthcheck(ins: Instruction): HealthcheckSpec {
   const flags = flagMap(ins);
@@ -740,26 +740,3 @@ export function goQuoteList(list: readonly string[]): string {
   return `[${list.map((s) => JSON.stringify(s)).join(' ')}]`;
 }
 
-/** Go's time.Duration.String() for whole nanoseconds. */
-export function goDuration(ns: number): string {
-  if (ns === 0) return '0s';
-  const parts: string[] = [];
-  let rest = ns;
-  if (rest < 1e9) {
-    if (rest < 1e3) return `${rest}ns`;
-    if (rest < 1e6) return `${trimZeros(rest / 1e3)}µs`;
-    return `${trimZeros(rest / 1e6)}ms`;
-  }
-  const h = Math.floor(rest / 3600e9);
-  rest -= h * 3600e9;
-  const m = Math.floor(rest / 60e9);
-  rest -= m * 60e9;
-  if (h) parts.push(`${h}h`);
-  if (h || m) parts.push(`${m}m`);
-  parts.push(`${trimZeros(rest / 1e9)}s`);
-  return parts.join('');
-}
-
-function trimZeros(n: number): string {
-  return String(Number(n.toFixed(9)));
-}

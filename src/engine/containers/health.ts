@@ -6,6 +6,7 @@
  * Driven by the engine's events (start, die, destroy), so the container service knows nothing
  * of it.
  */
+import { goDuration } from '../../common/duration.js';
 import { InvalidArgumentError } from '../../common/errors.js';
 import { FrameParser, type Frame } from '../../shim/client.js';
 import type { EngineEvent, EventBus } from '../events.js';
@@ -179,7 +180,7 @@ export class HealthMonitor {
       frames.on('error', () => undefined);
       const timeout = new Promise<number>((resolve) => setTimeout(() => resolve(-1), timeoutMs).unref());
       exitCode = await Promise.race([started.exited, timeout]);
-      if (exitCode === -1) output = `Health check exceeded timeout (${timeoutMs}ms)`;
+      if (exitCode === -1) output = `Health check exceeded timeout (${goDuration(timeoutMs * 1e6)})`;
       else this.execs.forget(execId);
     } catch (err) {
       output = (err as Error).message;

@@ -367,6 +367,8 @@ export class ContainerService {
     const id = this.store.newId();
     const name = req.name ? this.store.claimableName(req.name) : this.uniqueRandomName();
     checkRestartPolicy(hostConfig);
+    const warnings = resourceWarnings(hostConfig, this.opts.facts);
+    if ((hostConfig.KernelMemory ?? 0) > 0) hostConfig.KernelMemory = 0; // discarded, as dockerd does where the host has no kmem limits
     // One runtime here, named as `docker info` lists it; another is refused as dockerd refuses one it lacks.
     if (hostConfig.Runtime !== undefined && hostConfig.Runtime !== null && hostConfig.Runtime !== '' && hostConfig.Runtime !== 'berth-oci') {
       throw new InvalidArgumentError(`Unknown runtime specified ${String(hostConfig.Runtime)}`);
@@ -483,7 +485,6 @@ export class ContainerService {
     this.opts.events.emit('container', 'create', id, containerEventAttributes(record));
     // Its start prepared while the answer is on its way and the client sends the start.
     if (canPrepareAhead(record)) setImmediate(() => void this.lock(id, () => this.prepareAhead(id), { usesPrepared: true }).catch(() => undefined));
-    const warnings = resourceWarnings(hostConfig, this.opts.facts);
     if (network.kind === 'host' && Object.values(hostConfig.PortBindings ?? {}).some((list) => (list?.length ?? 0) > 0)) warnings.push('Published ports are discarded when using host network mode');
     return { id, warnings };
   }

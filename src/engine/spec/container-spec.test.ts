@@ -320,6 +320,7 @@ describe('containerSpec: resources, limits, sysctls, security options', () => {
     assert.equal(spec({}, { BlkioWeight: 5 }).linux!.resources!.blockIO, undefined, 'without weights here: discarded unchecked, as dockerd');
     assert.deepEqual(resourceWarnings({ BlkioWeight: 300, OomKillDisable: true }, {}), ['Your kernel does not support Block I/O weight or the cgroup is not mounted. Weight discarded.', 'OOM killer is disabled for the container, but no memory limit is set, this can result in the system running out of resources.']);
     assert.deepEqual(resourceWarnings({ BlkioWeight: 300, Memory: 1 << 30, OomKillDisable: true }, { blkioWeight: true }), []);
+    assert.deepEqual(resourceWarnings({ KernelMemory: 10 << 20 }), ['Your kernel does not support kernel memory limit capabilities or the cgroup is not mounted. Limitation discarded.'], 'no kmem limits here (info: KernelMemory false)');
   });
 
   it('memory: limit, swap twice the limit by default, -1 unlimited; checks as dockerd', () => {

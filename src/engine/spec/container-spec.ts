@@ -65,6 +65,8 @@ export interface HostConfig {
   OomKillDisable?: boolean | null;
   CpusetMems?: string;
   BlkioWeight?: number;
+  /** Ignored: kmem limits are deprecated in cgroup v1 and absent in v2 (info says KernelMemory false). */
+  KernelMemory?: number;
   BlkioWeightDevice?: Array<{ Path?: string; Weight?: number }> | null;
   BlkioDeviceReadBps?: ThrottleDevice[] | null;
   BlkioDeviceWriteBps?: ThrottleDevice[] | null;
@@ -896,6 +898,7 @@ export function resourceWarnings(host: HostConfig, facts: Pick<HostFacts, 'blkio
   if (!facts.blkioWeight && ((host.BlkioWeight ?? 0) > 0 || (host.BlkioWeightDevice?.length ?? 0) > 0)) {
     warnings.push('Your kernel does not support Block I/O weight or the cgroup is not mounted. Weight discarded.');
   }
+  if ((host.KernelMemory ?? 0) > 0) warnings.push('Your kernel does not support kernel memory limit capabilities or the cgroup is not mounted. Limitation discarded.');
   if (host.OomKillDisable && !(host.Memory ?? 0)) warnings.push("OOM killer is disabled for the container, but no memory limit is set, this can result in the system running out of resources.");
   return warnings;
 }

@@ -8,7 +8,7 @@ import { describe, it } from 'node:test';
 import { InvalidArgumentError } from '../../common/errors.js';
 import type { Spec } from '../spec/config.js';
 import { defaultSpec } from '../spec/defaults.js';
-import { compileCreatePlan, compileExecPlan, type CreatePlanContext } from './compile.js';
+import { compileCreatePlan, compileExecPlan, execEnvironment, type CreatePlanContext } from './compile.js';
 import { encodePlan, type PlanOp } from './plan.js';
 import { CLONE_NEWIPC, CLONE_NEWNET, CLONE_NEWNS, CLONE_NEWPID, CLONE_NEWUSER, CLONE_NEWUTS, MS_BIND, MS_PRIVATE, MS_REC, MS_SLAVE } from './tables.js';
 
@@ -70,6 +70,29 @@ describe('compileCreatePlan', () => {
     assert.ok(at('user') < at('caps'), 'identity before capabilities (keepcaps)');
     assert.ok(at('no_new_privs') < at('user'));
     assert.deepEqual(order.slice(-3), ['ready', 'wait_start', 'exec']);
+  });
+
+  it("gives execve one entry per variable, the last one given, and reads HOME from the container's passwd only when missing (runc)", () => {
+    const ops = compileCreatePlan(spec((s) => {
+      s.process!.env = ['PATH=/bin', 'A=from-file', 'B=', 'A=1', 'PATH=/usr/bin:/bin', 'BARE'];
+      s.process!.user = { uid: 1000, gid: 1000 };
+    }), context());
+    const exec = find(ops, 'exec')[0]!;
+    assert.equal(String(exec[2]), 'B=\0A=1\0PATH=/usr/bin:/bin\0BARE\0');
+    assert.deepEqual(find(ops, 'resolve_exec')[0], ['resolve_exec', 'sh', '/usr/bin:/bin'], 'the PATH that execve gets');
+    const order = names(ops);
+    assert.deepEqual(find(ops, 'home_from_passwd'), [['home_from_passwd', 1000]]);
+    assert.ok(order.indexOf('pivot_root') < order.indexOf('home_from_passwd') && order.indexOf('home_from_passwd') < order.indexOf('user'), "the container's /etc/passwd, read before the user changes");
+    const withHome = compileCreatePlan(spec((s) => (s.process!.env = ['HOME=/data'])), context());
+    assert.deepEqual(find(withHome, 'home_from_passwd'), []);
+  });
+
+  it('execEnvironment: last value wins, an empty HOME counts as none and is dropped', () => {
+    assert.deepEqual(execEnvironment(['A=1', 'B=2', 'A=3']), { env: ['B=2', 'A=3'], needsHome: true });
+    assert.deepEqual(execEnvironment(['HOME=', 'X=1']), { env: ['X=1'], needsHome: true });
+    assert.deepEqual(execEnvironment(['HOME=/h', 'HOME=']), { env: [], needsHome: true });
+    assert.deepEqual(execEnvironment(['HOME=', 'HOME=/h']), { env: ['HOME=/h'], needsHome: false });
+    assert.deepEqual(execEnvironment(undefined), { env: [], needsHome: true });
   });
 
   it('without an exec fifo (create and start in one) the process goes from ready to exec', () => {

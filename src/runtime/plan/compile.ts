@@ -99,6 +99,31 @@ function envValue(env: string[] | undefined, name: string): string | undefined {
   return entry?.slice(prefix.length);
 }
 
+/**
+ * The environment execve() gets, as runc prepares it: one entry per name, the last one given (in
+ * its place), so that `-e A=2` after `--env-file`'s A=1 wins for getenv(), which takes the first;
+ * an entry without "=" stays as it is. A missing or empty HOME is left to the C side
+ * (home_from_passwd), which reads the container's /etc/passwd.
+ */
+export function execEnvironment(given: readonly string[] | undefined): { env: string[]; needsHome: boolean } {
+  const list = given ?? [];
+  const seen = new Set<string>();
+  const kept: string[] = [];
+  for (let i = list.length - 1; i >= 0; i--) {
+    const entry = list[i]!;
+    const at = entry.indexOf('=');
+    if (at >= 0) {
+      const name = entry.slice(0, at);
+      if (seen.has(name)) continue;
+      seen.add(name);
+    }
+    kept.push(entry);
+  }
+  kept.reverse();
+  const needsHome = !kept.some((e) => e.startsWith('HOME=') && e.length > 'HOME='.length);
+  return { env: needsHome ? kept.filter((e) => e !== 'HOME=') : kept, needsHome };
+}
+
 /** The default PATH when the process env has none (as runc/Go's exec.LookPath sees it). */
 const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
@@ -245,7 +270,9 @@ export function processOps(process: Process, opts: { lastCap: number; seccomp?: 
   });
   ops.push(['chdir', process.cwd]);
   const args = process.args ?? [];
-  ops.push(['resolve_exec', args[0], envValue(process.env, 'PATH') ?? DEFAULT_PATH]);
+  const { env, needsHome } = execEnvironment(process.env);
+  ops.push(['resolve_exec', args[0], envValue(env, 'PATH') ?? DEFAULT_PATH]);
+  if (needsHome) ops.push(['home_from_passwd', process.user.uid]);
   if (process.noNewPrivileges) ops.push(['no_new_privs']);
   if (opts.seccomp && !process.noNewPrivileges) ops.push(['seccomp', opts.seccomp.flags, opts.seccomp.filter]);
   const groups = process.user.additionalGids ?? [];
@@ -332,7 +359,7 @@ export function compileCreatePlan(spec: Spec, ctx: CreatePlanContext): PlanOp[] 
   ops.push(['ready']);
   ops.push(['wait_start']);
   for (const hook of hooks.startContainer ?? []) ops.push(hookOp(hook));
-  ops.push(['exec', nulList(process.args), nulList(process.env ?? []), ctx.preserveFds]);
+  ops.push(['exec', nulList(process.args), nulList(execEnvironment(process.env).env), ctx.preserveFds]);
   return ops;
 }
 
@@ -365,6 +392,6 @@ export function compileExecPlan(process: Process, ctx: ExecPlanContext): PlanOp[
   if (process.terminal) ops.push(['console_setup', process.consoleSize?.height ?? 0, process.consoleSize?.width ?? 0]);
   ops.push(...processOps(process, { lastCap: ctx.lastCap, seccomp: ctx.seccomp }));
   ops.push(['ready']);
-  ops.push(['exec', nulList(process.args), nulList(process.env ?? []), ctx.preserveFds]);
+  ops.push(['exec', nulList(process.args), nulList(execEnvironment(process.env).env), ctx.preserveFds]);
   return ops;
 }
