@@ -290,6 +290,20 @@ except docker.errors.BuildError as e:
     }
   });
 
+  it("records metadata and file steps behind the current SHELL, --chown run into the hash, an empty CMD and ENTRYPOINT [] as dockerd's builder", () => {
+    const r = cmd(DOCKER!, ['build', '-q', '-t', 'shell-history', '-f', '-', ctxDir], { env, timeoutMs: 120_000, input: 'FROM busybox\nSHELL ["/bin/sh", "-ec"]\nCOPY --chown=1:2 a.txt /a\nENTRYPOINT []\nCMD\n' });
+    assert.equal(r.status, 0, r.stderr + d.logTail());
+    const history = d.dockerOk(['history', '--no-trunc', '--format', '{{.CreatedBy}}', 'shell-history']).trim().split('\n');
+    assert.deepEqual(history.slice(0, 4).map((l) => l.replace(/[0-9a-f]{64}/, 'H')), [
+      '/bin/sh -ec #(nop)  CMD ["/bin/sh" "-ec"]',
+      '/bin/sh -ec #(nop)  ENTRYPOINT []',
+      '/bin/sh -ec #(nop) COPY --chown=1:2file:H in /a ',
+      '/bin/sh -ec #(nop)  SHELL [/bin/sh -ec]',
+    ]);
+    assert.equal(d.dockerOk(['image', 'inspect', '-f', '{{json .Config.Entrypoint}} {{json .Config.Cmd}}', 'shell-history']).trim(), 'null ["/bin/sh","-ec"]');
+    d.dockerOk(['rmi', 'shell-history']);
+  });
+
   it('docker build -f - DIR: the Dockerfile from stdin, in the unterminated tar the docker CLI sends', () => {
     const r = cmd(DOCKER!, ['build', '-q', '-f', '-', ctxDir], { env, timeoutMs: 120_000, input: 'FROM busybox\nCOPY a.txt /a.txt\nRUN cat /a.txt\n' });
     assert.equal(r.status, 0, r.stderr + d.logTail());

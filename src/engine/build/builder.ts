@@ -127,10 +127,15 @@ export class RunFailedError extends BerthError {
   }
 }
 
-/** The Cmd a step's image records: metadata steps as [..., "#(nop) ", "ENV A=1"], file steps as [..., "#(nop) COPY ..."] (dockerd's two forms). */
-const NOP = ['/bin/sh', '-c', '#(nop) '];
-const nopString = (comment: string): string[] => ['/bin/sh', '-c', `#(nop) ${comment}`];
 const DEFAULT_SHELL = ['/bin/sh', '-c'];
+/** The shell RUN uses: SHELL's, or /bin/sh -c. */
+const shellOf = (runConfig: RunConfig): string[] => ((runConfig.Shell as string[] | undefined)?.length ? (runConfig.Shell as string[]) : DEFAULT_SHELL);
+/**
+ * The Cmd a step's image records, behind the current shell as dockerd has it: metadata steps as
+ * [...shell, "#(nop) ", "ENV A=1"], file steps as [...shell, "#(nop) COPY ..."] (dockerd's two forms).
+ */
+const nop = (runConfig: RunConfig, comment: string): string[] => [...shellOf(runConfig), '#(nop) ', comment];
+const nopString = (runConfig: RunConfig, comment: string): string[] => [...shellOf(runConfig), `#(nop) ${comment}`];
 
 function short(id: string): string {
   return id.replace(/^sha256:/, '').slice(0, 12);
@@ -429,7 +434,8 @@ export class Build {
         return this.commit(state, `CMD ${goQuoteList(rc.Cmd)}`);
       }
       case 'ENTRYPOINT': {
-        const ep = command.line.shell && command.line.args[0] === '' ? null : this.commandOf(state, command.line);
+        // No entrypoint at all for `ENTRYPOINT` or `ENTRYPOINT []` (moby's emptyAsNil).
+        const ep = command.line.args.length === 0 ? null : this.commandOf(state, command.line);
         rc.Entrypoint = ep;
         if (!state.cmdSet) rc.Cmd = null;
         return this.commit(state, `ENTRYPOINT ${goQuoteList(ep ?? [])}`);
@@ -464,8 +470,7 @@ export class Build {
   /** Exec form as is; shell form through the SHELL (default /bin/sh -c). */
   private commandOf(state: StageState, line: { args: string[]; shell: boolean }): string[] {
     if (!line.shell) return [...line.args];
-    const shell = (state.runConfig.Shell as string[] | undefined)?.length ? (state.runConfig.Shell as string[]) : DEFAULT_SHELL;
-    return [...shell, line.args[0]!];
+    return [...shellOf(state.runConfig), ...line.args];
   }
 
   /** The image of this step from the cache, if there is one: a child of the current image made with the same config. */
@@ -503,7 +508,7 @@ export class Build {
 
   /** A metadata step: a new image with the changed config and no layer. */
   private async commit(state: StageState, comment: string): Promise<void> {
-    const probe = { ...structuredClone(state.runConfig), Cmd: [...NOP, comment] };
+    const probe = { ...structuredClone(state.runConfig), Cmd: nop(state.runConfig, comment) };
     if (this.useCache(state, probe)) return;
     await this.newImage(state, probe);
   }
@@ -570,7 +575,7 @@ export class Build {
     if (requested === '') throw new InvalidArgumentError('cannot normalize nothing');
     const dir = path.posix.resolve('/', state.runConfig.WorkingDir || '/', requested);
     state.runConfig.WorkingDir = dir;
-    const probe = { ...structuredClone(state.runConfig), Cmd: nopString(`WORKDIR ${dir}`) };
+    const probe = { ...structuredClone(state.runConfig), Cmd: nopString(state.runConfig, `WORKDIR ${dir}`) };
     if (this.useCache(state, probe)) return;
     const id = await this.backend.createContainer({ image: await this.baseForContainer(state), cmd: probe.Cmd as string[], env: state.runConfig.Env ?? [] });
     try {
@@ -613,7 +618,8 @@ export class Build {
         throw new InvalidArgumentError(`invalid from flag value ${from}: refers to current build stage or a later one`);
       } else fromImage = (await this.image(from)).id;
     }
-    const flags = `${chown ? `--chown=${chown} ` : ''}${chmod !== undefined ? `--chmod=${chmod.toString(8)} ` : ''}`;
+    // moby's performCopy runs the flag into the source hash ("--chown=1:2file:…"): history and cache keys keep that.
+    const flags = `${chown ? `--chown=${chown}` : ''}${chmod !== undefined ? `--chmod=${chmod.toString(8)}` : ''}`;
     const withTree = async <T>(fn: (tree: SourceTree) => Promise<T>): Promise<T> => {
       if (!fromImage) return fn(this.context);
       const src = await this.backend.createContainer({ image: fromImage, cmd: ['/bin/sh'], env: [] });
@@ -642,7 +648,7 @@ export class Build {
         for (const d of downloads) parts.push(await hashSources(d.tree, [d.source]));
         description = `${keyword} ${flags}${parts.join(' ')} in ${rawDest} `;
       }
-      const probe = { ...structuredClone(state.runConfig), Cmd: nopString(description) };
+      const probe = { ...structuredClone(state.runConfig), Cmd: nopString(state.runConfig, description) };
       if (this.useCache(state, probe)) return;
 
       const id = await this.backend.createContainer({ image: await this.baseForContainer(state), cmd: probe.Cmd as string[], env: state.runConfig.Env ?? [] });

@@ -45,6 +45,8 @@ describe('commands', () => {
     assert.deepEqual((one('CMD echo "a b"') as { line: unknown }).line, { args: ['echo "a b"'], shell: true });
     // Not an array of strings: shell form, as Docker.
     assert.deepEqual((one('CMD [1, 2]') as { line: unknown }).line, { args: ['[1, 2]'], shell: true });
+    // An empty shell form has no command string (moby: CMD alone is the shell by itself).
+    assert.deepEqual((one('CMD') as { line: unknown }).line, { args: [], shell: true });
   });
 
   it('reads ENV and LABEL pairs in both forms', () => {
@@ -54,12 +56,15 @@ describe('commands', () => {
     ]);
     assert.deepEqual((one('ENV OLD value with spaces') as { pairs: unknown }).pairs, [['OLD', 'value with spaces']]);
     assert.throws(() => one('ENV A=1 B'), /can't find = in "B"/);
+    assert.throws(() => one('ENV =x'), /^DockerfileError: dockerfile parse error line 1: ENV names can not be blank$/);
+    assert.throws(() => one('LABEL a=b =c'), /LABEL names can not be blank$/);
   });
 
   it('refuses unknown instructions and flags as Docker words them', () => {
     assert.throws(() => one('FOO bar'), /^DockerfileError: dockerfile parse error line 1: unknown instruction: FOO$/);
     assert.throws(() => one('RUN --mount=type=cache true'), /Unknown flag: mount/);
-    assert.throws(() => one('COPY onlyone'), /COPY requires at least two arguments/);
+    assert.throws(() => one('COPY onlyone'), /COPY requires at least two arguments, but only one was provided\. Destination could not be determined$/);
+    for (const k of ['USER', 'WORKDIR', 'STOPSIGNAL', 'MAINTAINER']) assert.throws(() => one(k), new RegExp(`line 1: ${k} requires exactly one argument$`));
     assert.throws(() => one('ONBUILD ONBUILD RUN x'), /Chaining ONBUILD/);
   });
 
@@ -95,7 +100,7 @@ describe('the build plan', () => {
   });
 
   it('refuses instructions before FROM, empty files, bad stage names', () => {
-    assert.throws(() => planBuild('RUN x\n'), /no build stage in current context/);
+    assert.throws(() => planBuild('RUN x\n'), /^DockerfileError: no build stage in current context$/, 'dockerd names no line');
     assert.throws(() => planBuild('# only a comment\n'), /cannot be empty/);
     assert.throws(() => planBuild('FROM a AS 1x\n'), /invalid name for build stage/);
     assert.throws(() => planBuild('FROM a AS x\nFROM b AS x\n'), /duplicate name x/);

@@ -183,6 +183,7 @@ export function parseKeyValues(rest: string, keyword: string, escape: string, li
   return words.map((w) => {
     const eq = w.indexOf('=');
     if (eq < 0) throw new DockerfileError(`Syntax error - can't find = in "${w}". Must be of the form: name=value`, line);
+    if (eq === 0) throw new DockerfileError(`${keyword} names can not be blank`, line);
     return [w.slice(0, eq), w.slice(eq + 1)];
   });
 }
@@ -452,7 +453,8 @@ function flagMap(ins: Instruction): Map<string, string> {
 
 function commandLine(rest: string): CommandLine {
   const json = parseJsonArgs(rest);
-  return json ? { args: json, shell: false } : { args: [rest], shell: true };
+  // An empty shell form has no command string: `CMD` alone is the shell by itself, as in moby.
+  return json ? { args: json, shell: false } : { args: rest.trim() === '' ? [] : [rest], shell: true };
 }
 
 export { goDuration, parseGoDuration };
@@ -540,7 +542,7 @@ export function toCommand(ins: Instruction, escape: string): Command {
       const flags = flagMap(ins);
       const json = parseJsonArgs(rest);
       const words = json ?? splitWords(rest, escape);
-      if (words.length < 2) throw new DockerfileError(`${k} requires at least two arguments, but only one was provided. Destination could not be determined.`, line);
+      if (words.length < 2) throw new DockerfileError(`${k} requires at least two arguments, but only one was provided. Destination could not be determined`, line);
       const from = flags.get('from');
       return {
         ins,
@@ -556,7 +558,7 @@ export function toCommand(ins: Instruction, escape: string): Command {
     case 'USER':
     case 'STOPSIGNAL':
     case 'MAINTAINER':
-      need();
+      if (rest.trim() === '') throw new DockerfileError(`${k} requires exactly one argument`, line);
       return { ins, kind: k, value: rest.trim() };
     case 'EXPOSE':
     case 'VOLUME': {
@@ -612,7 +614,7 @@ export function planBuild(text: string, opts: { target?: string; name?: string }
     const stage = plan.stages.at(-1);
     if (stage) stage.commands.push(command);
     else if (command.kind === 'ARG') plan.metaArgs.push(command);
-    else throw new DockerfileError('no build stage in current context', ins.line);
+    else throw new DockerfileError('no build stage in current context'); // dockerd names no line
   }
   if (plan.stages.length === 0) throw new DockerfileError('no build stage in current context');
   if (opts.target) {
