@@ -168,7 +168,11 @@ describe('the builder (fake backend)', () => {
     await assert.rejects(build(backend, 'FROM busybox\nCOPY a b c\n'), /When using COPY with more than one source file, the destination must be a directory and end with a \//);
     // (http and https URLs are downloaded: the integration test serves one on loopback.)
     await assert.rejects(build(backend, 'FROM busybox\nADD ftp://127.0.0.1/x /x\n'), /ADD of ftp:\/\/127\.0\.0\.1\/x is not supported by berthd \(http and https URLs are\)/);
-    await assert.rejects(build(backend, 'FROM busybox\nENV A=${B:?must-be-set}\n'), /dockerfile parse error line 2: B: must-be-set/);
+    // Errors at a step's dispatch name no line (dockerd's parse errors do); the lexer's name the word.
+    await assert.rejects(build(backend, 'FROM busybox\nENV A=${B:?must-be-set}\n'), /^InvalidArgumentError: failed to process "\$\{B:\?must-be-set\}": B: must-be-set$/);
+    await assert.rejects(build(backend, 'FROM $NOPE\n'), /^InvalidArgumentError: base name \(\$NOPE\) should not be blank$/);
+    await assert.rejects(build(backend, 'FROM busybox\nSTOPSIGNAL FOO\n'), /^InvalidArgumentError: Invalid signal: FOO$/);
+    await assert.rejects(build(backend, 'FROM busybox\nCOPY --from=0 /a /b\n'), /^InvalidArgumentError: invalid from flag value 0: refers to current build stage$/);
     await assert.rejects(build(backend, 'FROM busybox\nEXPOSE 80/xyz\n'), /Invalid proto: xyz/);
     const builder = new Builder(backend, path.join(tmp, 'c'));
     await assert.rejects(builder.prepare(contextTar({ other: 'x' }), defaults), /Cannot locate specified Dockerfile: Dockerfile/);

@@ -25,6 +25,7 @@ import { BerthError, InvalidArgumentError, UnsupportedError } from '../../common
 import type { ImageConfig } from '../../images/types.js';
 import type { JsonMessage } from '../image-progress.js';
 import { parseGroup, parsePasswd } from '../containers/user.js';
+import { parseSignal } from '../containers/signals.js';
 import { at, ScopedRoot, type Resolved } from '../containers/scoped-root.js';
 import { archiveKind, archiveStream, hashSources, sourceTar, SourceTree, unpackContext, type CopyAttrs, type Source } from './context.js';
 import { downloadSource, isRemoteSource } from './remote.js';
@@ -280,7 +281,7 @@ export class Build {
     const args = new BuildArgs(this.options.buildArgs);
     for (const meta of this.plan.metaArgs) {
       this.printStep(meta.ins.original);
-      for (const a of meta.args) args.addMeta(a.key, a.value !== undefined ? this.word(a.value, args.metaEnv(), meta) : undefined);
+      for (const a of meta.args) args.addMeta(a.key, a.value !== undefined ? this.word(a.value, args.metaEnv()) : undefined);
     }
     let state: StageState | undefined;
     for (const stage of this.plan.stages) {
@@ -305,28 +306,28 @@ export class Build {
     return id;
   }
 
-  /** A word with variables substituted; a lexer error names the line. */
-  private word(text: string, env: ReadonlyMap<string, string>, command: { ins: { line: number } }): string {
+  /** A word with variables substituted; a lexer error names the word, in moby's shell lexer's words. */
+  private word(text: string, env: ReadonlyMap<string, string>): string {
     try {
       return this.lex.processWord(text, env);
     } catch (err) {
-      throw new DockerfileError((err as Error).message, command.ins.line);
+      throw new InvalidArgumentError(`failed to process ${JSON.stringify(text)}: ${(err as Error).message}`);
     }
   }
 
-  private words(text: string, env: ReadonlyMap<string, string>, command: { ins: { line: number } }): string[] {
+  private words(text: string, env: ReadonlyMap<string, string>): string[] {
     try {
       return this.lex.processWords(text, env);
     } catch (err) {
-      throw new DockerfileError((err as Error).message, command.ins.line);
+      throw new InvalidArgumentError(`failed to process ${JSON.stringify(text)}: ${(err as Error).message}`);
     }
   }
 
   // ---- FROM ------------------------------------------------------------------------------------
 
   private async from(stage: Stage, args: BuildArgs): Promise<StageState> {
-    const name = this.word(stage.base, args.metaEnv(), { ins: stage.from });
-    if (name === '') throw new DockerfileError('base name (' + stage.base + ') should not be blank', stage.from.line);
+    const name = this.word(stage.base, args.metaEnv());
+    if (name === '') throw new InvalidArgumentError('base name (' + stage.base + ') should not be blank');
     let image: BuildImage | undefined;
     const fromStage = this.stages.get(name.toLowerCase());
     if (fromStage !== undefined && !/^\d+$/.test(name)) {
@@ -368,7 +369,7 @@ export class Build {
 
   private async dispatch(state: StageState, command: Command): Promise<void> {
     const env = substitutionEnv(state.runConfig.Env ?? [], state.args);
-    const w = (text: string): string => this.word(text, env, command);
+    const w = (text: string): string => this.word(text, env);
     const rc = state.runConfig;
     switch (command.kind) {
       case 'ENV': {
@@ -404,12 +405,12 @@ export class Build {
         return this.commit(state, `USER ${rc.User}`);
       case 'STOPSIGNAL': {
         const signal = w(command.value);
-        if (!/^(SIG)?[A-Z0-9+-]+$/i.test(signal) || (/^\d+$/.test(signal) && (Number(signal) < 1 || Number(signal) > 64))) throw new InvalidArgumentError(`Invalid signal: ${signal}`);
+        parseSignal(signal); // "Invalid signal: FOO", as dockerd's dispatch refuses it
         rc.StopSignal = signal;
         return this.commit(state, `STOPSIGNAL ${signal}`);
       }
       case 'EXPOSE': {
-        const ports = command.values.flatMap((v) => this.words(v, env, command));
+        const ports = command.values.flatMap((v) => this.words(v, env));
         rc.ExposedPorts = { ...(rc.ExposedPorts ?? {}) };
         for (const p of ports) for (const key of exposedPorts(p)) rc.ExposedPorts[key] = {};
         return this.commit(state, `EXPOSE ${ports.join(' ')}`);
@@ -615,7 +616,7 @@ export class Build {
         if (!stage) throw new InvalidArgumentError(`the stage ${from} has no image (it is an empty FROM scratch stage)`);
         fromImage = stage;
       } else if (/^\d+$/.test(from)) {
-        throw new InvalidArgumentError(`invalid from flag value ${from}: refers to current build stage or a later one`);
+        throw new InvalidArgumentError(`invalid from flag value ${from}: refers to current build stage`);
       } else fromImage = (await this.image(from)).id;
     }
     // moby's performCopy runs the flag into the source hash ("--chown=1:2file:…"): history and cache keys keep that.

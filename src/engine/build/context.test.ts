@@ -51,7 +51,7 @@ describe('build context sources', () => {
         ['', 'deep', 'keep.o', 'main.c'],
       );
       assert.throws(() => tree.resolve(['src/deep/x.o'], 'COPY'), /COPY failed: file not found in build context or excluded by \.dockerignore: stat src\/deep\/x\.o/);
-      assert.throws(() => tree.resolve(['../etc/passwd'], 'COPY'), /forbidden path outside the build context: \.\.\/etc\/passwd/);
+      assert.throws(() => tree.resolve(['../etc/passwd'], 'COPY'), /^InvalidArgumentError: COPY failed: forbidden path outside the build context: \.\.\/etc\/passwd \(\)$/);
       assert.throws(() => tree.resolve(['*.none'], 'ADD'), /ADD failed: no source files were specified/);
     } finally {
       tree.close();

@@ -161,7 +161,7 @@ export class SourceTree {
     for (const pattern of patterns) {
       const clean = path.posix.normalize('/' + pattern);
       if (this.what === 'context' && path.posix.normalize(pattern).startsWith('../')) {
-        throw new InvalidArgumentError(`forbidden path outside the build context: ${pattern} ()`);
+        throw new InvalidArgumentError(`${keyword} failed: forbidden path outside the build context: ${pattern} ()`);
       }
       if (!hasWildcards(pattern)) {
         const found = this.lookup(clean);

@@ -62,7 +62,11 @@ describe('commands', () => {
 
   it('refuses unknown instructions and flags as Docker words them', () => {
     assert.throws(() => one('FOO bar'), /^DockerfileError: dockerfile parse error line 1: unknown instruction: FOO$/);
-    assert.throws(() => one('RUN --mount=type=cache true'), /Unknown flag: mount/);
+    assert.throws(() => one('RUN --mount=type=cache true'), /line 1: the --mount option requires BuildKit\. Refer to https:\/\/docs\.docker\.com\/go\/buildkit\/ to learn how to build images with BuildKit enabled$/);
+    assert.throws(() => one('RUN --bogus true'), /line 1: Unknown flag: bogus$/);
+    assert.throws(() => one('ARG'), /line 1: ARG requires at least one argument$/);
+    assert.throws(() => one('ARG A =x'), /line 1: ARG names can not be blank$/);
+    assert.throws(() => one('VOLUME []'), /line 1: VOLUME requires at least one argument$/);
     assert.throws(() => one('COPY onlyone'), /COPY requires at least two arguments, but only one was provided\. Destination could not be determined$/);
     for (const k of ['USER', 'WORKDIR', 'STOPSIGNAL', 'MAINTAINER']) assert.throws(() => one(k), new RegExp(`line 1: ${k} requires exactly one argument$`));
     assert.throws(() => one('ONBUILD ONBUILD RUN x'), /Chaining ONBUILD/);

@@ -436,6 +436,8 @@ const FLAGS: Record<string, string[]> = {
 
 const KEYWORDS = new Set(['FROM', 'RUN', 'CMD', 'ENTRYPOINT', 'SHELL', 'ENV', 'LABEL', 'ARG', 'COPY', 'ADD', 'WORKDIR', 'USER', 'STOPSIGNAL', 'MAINTAINER', 'EXPOSE', 'VOLUME', 'HEALTHCHECK', 'ONBUILD']);
 
+const BUILDKIT_FLAGS = new Set(['mount', 'network', 'security', 'link', 'parents', 'exclude', 'keep-git-dir', 'checksum']);
+
 /** `--name=value` flags, checked against what the instruction takes (moby's BFlags). */
 function flagMap(ins: Instruction): Map<string, string> {
   const allowed = FLAGS[ins.keyword] ?? [];
@@ -444,6 +446,8 @@ function flagMap(ins: Instruction): Map<string, string> {
     const body = f.slice(2);
     const eq = body.indexOf('=');
     const name = eq < 0 ? body : body.slice(0, eq);
+    // The legacy builder's words for what only BuildKit has (RUN --mount, --network, --security; COPY --link, ...).
+    if (!allowed.includes(name) && BUILDKIT_FLAGS.has(name)) throw new DockerfileError(`the --${name} option requires BuildKit. Refer to https://docs.docker.com/go/buildkit/ to learn how to build images with BuildKit enabled`, ins.line);
     if (!allowed.includes(name)) throw new DockerfileError(`Unknown flag: ${name}`, ins.line);
     if (out.has(name)) throw new DockerfileError(`Duplicate flag specified: ${name}`, ins.line);
     out.set(name, eq < 0 ? '' : body.slice(eq + 1));
@@ -527,12 +531,13 @@ export function toCommand(ins: Instruction, escape: string): Command {
       return { ins, kind: k, pairs: parseKeyValues(rest, k, escape, line) };
     case 'ARG': {
       const words = splitWords(rest, escape);
-      if (words.length === 0) throw new DockerfileError('ARG requires exactly one argument', line);
+      if (words.length === 0) throw new DockerfileError('ARG requires at least one argument', line);
       return {
         ins,
         kind: 'ARG',
         args: words.map((w) => {
           const eq = w.indexOf('=');
+          if (eq === 0) throw new DockerfileError('ARG names can not be blank', line);
           return eq < 0 ? { key: w } : { key: w.slice(0, eq), value: w.slice(eq + 1) };
         }),
       };
@@ -564,6 +569,7 @@ export function toCommand(ins: Instruction, escape: string): Command {
     case 'VOLUME': {
       need();
       const json = k === 'VOLUME' ? parseJsonArgs(rest) : undefined;
+      if (json?.length === 0) throw new DockerfileError(`${k} requires at least one argument`, line);
       return { ins, kind: k, values: json ?? splitWords(rest, escape) };
     }
     case 'HEALTHCHECK':
