@@ -1126,6 +1126,23 @@ describe('berthd with the docker CLI', { skip }, () => {
     }
   });
 
+  it("writes maps with their keys sorted, as Go's encoding/json does (labels, ports, volumes, options)", () => {
+    const id = d.dockerOk(['create', '--label', 'zeta=1', '--label', 'alpha=2', '--expose', '9000', '--expose', '80', '-v', '/zz', '-v', '/aa', '-p', '127.0.0.1:9001:9000', '-p', '127.0.0.1:8081:80', 'busybox']).trim();
+    try {
+      const keys = (format: string): string => d.dockerOk(['inspect', '-f', `|{{json ${format}}}`, id]).trim();
+      for (const [field, given] of [['.Config.Labels', ['zeta', 'alpha']], ['.Config.ExposedPorts', ['9000/tcp', '80/tcp']], ['.Config.Volumes', ['/zz', '/aa']], ['.HostConfig.PortBindings', ['9000/tcp', '80/tcp']]] as const) {
+        const found = Object.keys(JSON.parse(keys(field).split('|')[1]!) as Record<string, unknown>);
+        assert.ok(given.every((k) => found.includes(k)), `${field}: ${found}`);
+        assert.deepEqual(found, [...found].sort(), field);
+      }
+    } finally {
+      d.dockerOk(['rm', id]);
+    }
+    d.dockerOk(['volume', 'create', '--label', 'z=1', '--label', 'a=2', 'sorted-vol']);
+    assert.deepEqual(Object.keys(JSON.parse(d.dockerOk(['volume', 'inspect', '-f', '{{json .Labels}}', 'sorted-vol'])) as object), ['a', 'z']);
+    d.dockerOk(['volume', 'rm', 'sorted-vol']);
+  });
+
   it('container and volume prune take until, label and label! (what is filtered out stays)', () => {
     const kept = d.dockerOk(['create', '--label', 'keep=1', 'busybox', 'true']).trim();
     const gone = d.dockerOk(['create', 'busybox', 'true']).trim();

@@ -1,4 +1,5 @@
 /** Container records → the JSON of Docker's `/containers/json` and `/containers/{id}/json`. */
+import { goMap, withGoMaps } from './go-map.js';
 import { createHash } from 'node:crypto';
 
 import type { ContainerRecord } from '../../engine/containers/record.js';
@@ -129,11 +130,11 @@ export function containerSummary(c: ContainerRecord, networkIdOf?: NetworkIdOf, 
     Ports: Object.entries(c.ports ?? {}).flatMap(([key, list]) =>
       (list ?? []).map((b) => ({ IP: b.HostIp, PrivatePort: Number(key.split('/')[0]), PublicPort: Number(b.HostPort), Type: key.split('/')[1] ?? 'tcp' })),
     ),
-    Labels: c.config.Labels ?? {},
+    Labels: goMap(c.config.Labels ?? {}),
     State: c.state.status,
     Status: statusText(c),
     HostConfig: { NetworkMode: c.hostConfig.NetworkMode || 'default' },
-    NetworkSettings: { Networks: endpointSettings(c, networkIdOf) },
+    NetworkSettings: { Networks: goMap(endpointSettings(c, networkIdOf)) },
     Mounts: c.mounts.map(publicMountPoint),
   };
 }
@@ -264,6 +265,7 @@ export function containerInspect(c: ContainerRecord, paths: InspectPaths, networ
     HostConfig: {
       ...HOST_CONFIG_ZERO,
       ...c.hostConfig,
+      ...(c.hostConfig.PortBindings ? { PortBindings: goMap(c.hostConfig.PortBindings) } : {}),
       Runtime: c.hostConfig.Runtime || 'berth-oci',
     },
     GraphDriver: {
@@ -292,7 +294,7 @@ export function containerInspect(c: ContainerRecord, paths: InspectPaths, networ
       Entrypoint: c.config.Entrypoint ?? null,
       OnBuild: null,
       Labels: c.config.Labels ?? {},
-      ...c.config,
+      ...withGoMaps(c.config),
     },
     NetworkSettings: {
       Bridge: '',
@@ -301,7 +303,7 @@ export function containerInspect(c: ContainerRecord, paths: InspectPaths, networ
       HairpinMode: false,
       LinkLocalIPv6Address: '',
       LinkLocalIPv6PrefixLen: 0,
-      Ports: c.ports ?? {},
+      Ports: goMap(c.ports ?? {}),
       SandboxKey: sandboxKey(c),
       SecondaryIPAddresses: null,
       SecondaryIPv6Addresses: null,
@@ -315,7 +317,7 @@ export function containerInspect(c: ContainerRecord, paths: InspectPaths, networ
       IPPrefixLen: c.networks?.bridge?.prefix ?? 0,
       IPv6Gateway: '',
       MacAddress: c.networks?.bridge?.mac ?? '',
-      Networks: endpointSettings(c, networkIdOf),
+      Networks: goMap(endpointSettings(c, networkIdOf)),
     },
   };
 }

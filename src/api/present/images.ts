@@ -1,4 +1,5 @@
 /** Image records → the JSON of Docker's `/images/json`, `/images/{name}/json` and `/images/{name}/history`. */
+import { goMap, withGoMaps } from './go-map.js';
 import type { Engine } from '../../engine/engine.js';
 import { familiar, type HistoryItem } from '../../engine/images.js';
 import type { ImageRecord } from '../../images/types.js';
@@ -39,7 +40,7 @@ export function imageSummary(engine: Engine, image: ImageRecord, opts: { version
     Containers: opts.containers ?? -1,
     Created: createdSeconds(config.created, image.created),
     Id: image.config,
-    Labels: config.config?.Labels ?? null,
+    Labels: goMap(config.config?.Labels ?? null),
     ParentId: image.parent ?? '',
     RepoDigests: digests,
     RepoTags: tags,
@@ -64,7 +65,7 @@ export function imageInspect(engine: Engine, image: ImageRecord, version?: strin
     ...(version !== undefined && compareVersions(version, '1.45') < 0 ? { Container: typeof config.container === 'string' ? config.container : '', ContainerConfig: emptyConfig() } : {}),
     DockerVersion: typeof config.docker_version === 'string' ? config.docker_version : '',
     Author: config.author ?? '',
-    Config: { ...emptyConfig(), ...c },
+    Config: { ...emptyConfig(), ...withGoMaps(c) },
     Architecture: config.architecture,
     ...(config.variant ? { Variant: config.variant } : {}),
     Os: config.os,

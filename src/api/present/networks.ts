@@ -1,4 +1,5 @@
 /** Network records → the JSON of Docker's `/networks` and `/networks/{id}`. */
+import { goMap } from './go-map.js';
 import type { EndpointState, NetworkRecord } from '../../engine/networks/record.js';
 
 export function networkJson(n: NetworkRecord, endpoints?: Array<{ id: string; name: string; endpoint: EndpointState }>): object {
@@ -19,8 +20,8 @@ export function networkJson(n: NetworkRecord, endpoints?: Array<{ id: string; na
     Ingress: false,
     ConfigFrom: { Network: '' },
     ConfigOnly: false,
-    Containers: containers,
-    Options: n.options,
-    Labels: n.labels,
+    Containers: goMap(containers),
+    Options: goMap(n.options),
+    Labels: goMap(n.labels),
   };
 }

@@ -1,4 +1,5 @@
 /** Volumes as dockerd shows them. Pure. */
+import { goMap } from './go-map.js';
 import type { Volume } from '../../storage/volumes.js';
 
 /**
@@ -9,7 +10,7 @@ export function volumeView(v: Volume): object {
   return {
     ...v,
     CreatedAt: v.CreatedAt.replace(/\.\d+(?=Z$)/, ''),
-    Labels: Object.keys(v.Labels ?? {}).length ? v.Labels : null,
-    Options: Object.keys(v.Options ?? {}).length ? v.Options : null,
+    Labels: Object.keys(v.Labels ?? {}).length ? goMap(v.Labels) : null,
+    Options: Object.keys(v.Options ?? {}).length ? goMap(v.Options) : null,
   };
 }
