@@ -866,6 +866,13 @@ describe('berthd with the docker CLI', { skip }, () => {
     assert.equal(exe.status, 127, exe.stderr);
     assert.equal(d.docker(['run', '--rm', 'busybox', 'nosuchcmd']).status, 127);
     assert.equal(d.docker(['run', '--rm', 'busybox', '/etc/passwd']).status, 126);
+    // The container's config at fault: a 400 (dockerd's startInvalidConfigError), and its exit code.
+    const missingProgram = JSON.parse((await socketRequest(d.socket, 'POST', '/v1.41/containers/create', { 'Content-Type': 'application/json' }, JSON.stringify({ Image: 'busybox', Cmd: ['nosuchcmd'] }))).body) as { Id: string };
+    const failedStart = await socketRequest(d.socket, 'POST', `/v1.41/containers/${missingProgram.Id}/start`);
+    assert.equal(failedStart.status, 400, failedStart.body);
+    assert.match(failedStart.body, /executable file not found in \$PATH/);
+    assert.equal(d.dockerOk(['inspect', '-f', '{{.State.ExitCode}}', missingProgram.Id]).trim(), '127');
+    d.dockerOk(['rm', missingProgram.Id]);
     // A directory as the program: refused at create in runc's words (126), not at exec inside.
     const dir = d.docker(['run', '--rm', 'busybox', '/etc']);
     assert.equal(dir.status, 126, dir.stderr);

@@ -149,6 +149,6 @@ export function buildRoutes(router: Router, engine: Engine): void {
 
   // The legacy builder's cache is its intermediate images (docker image prune removes them).
   router.post('/build/prune', (ctx) => {
-    ctx.sendJson(200, { CachesDeleted: [], SpaceReclaimed: 0 });
+    ctx.sendJson(200, { CachesDeleted: null, SpaceReclaimed: 0 }); // Go's nil slice, as dockerd answers
   });
 }

@@ -216,7 +216,9 @@ export function containerRoutes(router: Router, engine: Engine): void {
   });
 
   router.post('/containers/prune', async (ctx) => {
-    ctx.sendJson(200, await containers.prune(ctx.filters()));
+    const report = await containers.prune(ctx.filters());
+    // Go's nil slice when nothing went: null, as dockerd answers.
+    ctx.sendJson(200, { ...report, ContainersDeleted: report.ContainersDeleted.length ? report.ContainersDeleted : null });
   });
 
   router.post('/containers/{id}/wait', async (ctx) => {

@@ -33,7 +33,7 @@ export function networkRoutes(router: Router, engine: Engine): void {
 
   router.post('/networks/prune', async (ctx) => {
     const removed = await networks.prune(ctx.filters());
-    ctx.sendJson(200, { NetworksDeleted: removed });
+    ctx.sendJson(200, { NetworksDeleted: removed.length ? removed : null }); // Go's nil slice: null
   });
 
   router.post('/networks/{id}/connect', async (ctx) => {

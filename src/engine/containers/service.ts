@@ -26,6 +26,7 @@ import type { CgroupDescriptor } from '../../runtime/cgroups/index.js';
 import type { Runtime } from '../../runtime/runtime.js';
 import type { Spec } from '../../runtime/spec/config.js';
 import { readExit, readLog, ShimClient, shimLogFile, shimPid, type ExitInfo, type LogEntry, type ShimLogOptions } from '../../shim/client.js';
+import { startFailure } from './start-failure.js';
 import { byMountDepth, containerSpec, DEFAULT_SHM_SIZE, DOCKER_MASKED_PATHS, DOCKER_READONLY_PATHS, resourceWarnings, type HostFacts } from '../spec/container-spec.js';
 import type { EventBus } from '../events.js';
 import { mountPointsUnder, parseMountinfo, type MountinfoEntry } from '../../common/mountinfo.js';
@@ -130,12 +131,6 @@ function nowIso(): string {
   return new Date().toISOString();
 }
 
-/** The exit code Docker gives a container whose start failed, from the runtime's message. */
-function startFailureCode(message: string): number {
-  if (/no such file|not found/i.test(message)) return 127;
-  if (/permission denied/i.test(message)) return 126;
-  return 128;
-}
 
 export class ContainerService {
   readonly store: ContainerStore;
@@ -663,21 +658,23 @@ export class ContainerService {
         await this.opts.runtime.start(id);
       }
     } catch (err) {
-      const message = err instanceof Error ? err.message : String(err);
+      const failure = startFailure(err instanceof Error ? err.message : String(err));
+      const message = failure.message;
       await this.opts.runtime.delete(id, true).catch(() => undefined);
       (await this.releaseNetworks(id, record))();
       delete record.networks;
       delete record.ports;
       await this.unmountRootfs(id);
       await this.releaseVolumes(record);
-      record.state = { ...record.state, status: record.state.status === 'created' ? 'created' : 'exited', error: message, exitCode: startFailureCode(message), pid: 0 };
+      record.state = { ...record.state, status: record.state.status === 'created' ? 'created' : 'exited', error: message, exitCode: failure.exitCode, pid: 0 };
       this.store.save(record);
       this.failPendingAttach(id);
       for (const resolve of this.exitWaiters.get(id) ?? []) resolve(record.state.exitCode);
       this.exitWaiters.delete(id);
       if (record.hostConfig.AutoRemove) await this.removeLocked(id, { force: true, volumes: true }).catch(() => undefined);
       if (err instanceof BerthError && err.code !== 'SYSTEM') throw err;
-      throw new SystemError(`failed to create task for container: OCI runtime create failed: ${message}`, { cause: err });
+      const text = `failed to create task for container: OCI runtime create failed: ${message}`;
+      throw failure.invalidConfig ? new InvalidArgumentError(text) : new SystemError(text, { cause: err });
     }
     record.state = { ...newState(), status: 'running', pid, startedAt, finishedAt: record.state.finishedAt };
     // A daemon killed before this reaches the disk adopts the running container (reconcile).
