@@ -7,12 +7,14 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/magic.h>
 #include <linux/openat2.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
@@ -136,6 +138,25 @@ static void do_mount(const struct plan_op *op) {
     }
   }
   close(fd);
+}
+
+/* outside_proc DST SHOWN: refuse a mount whose target lies on a procfs (runc's checkProcMount),
+   found the way the mount will find it, symlinks resolved in the root; a target not there yet
+   is judged by the deepest part that is. */
+static void do_outside_proc(const struct plan_op *op) {
+  need_args(op, 2);
+  char path[4096];
+  snprintf(path, sizeof path, "%s", op->argv[0]);
+  int fd;
+  while ((fd = open_in_root(path, CREATE_NONE)) < 0) {
+    char *slash = strrchr(path, '/');
+    if (errno != ENOENT || !slash || slash == path) return;
+    *slash = '\0';
+  }
+  struct statfs st;
+  int on_proc = fstatfs(fd, &st) == 0 && st.f_type == PROC_SUPER_MAGIC;
+  close(fd);
+  if (on_proc) fail("\"%s\" cannot be mounted because it is inside /proc", op->argv[1]);
 }
 
 /* propagate DST FLAGS: MS_SHARED/MS_SLAVE/... (| MS_REC) on a mount already made. */
@@ -293,6 +314,7 @@ int run_mount_op(const struct plan_op *op) {
   const char *n = op->name;
   if (!strcmp(n, "rootfs")) do_rootfs(op);
   else if (!strcmp(n, "mount")) do_mount(op);
+  else if (!strcmp(n, "outside_proc")) do_outside_proc(op);
   else if (!strcmp(n, "propagate")) do_propagate(op);
   else if (!strcmp(n, "setattr")) do_setattr(op);
   else if (!strcmp(n, "mknod")) do_mknod(op);

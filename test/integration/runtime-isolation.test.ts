@@ -161,6 +161,28 @@ describe('berth-oci isolation', { skip: !isRoot && 'needs root' }, () => {
     assert.deepEqual(r.stdout.trim().split(/\s+/), ['0', '0', '0']);
   });
 
+  it("mounts nothing inside /proc (runc's checkProcMount), even through an image's symlink; lxcfs's files may be covered", () => {
+    const hostFile = path.join(os.tmpdir(), `berth-proc-${process.pid}`);
+    fs.writeFileSync(hostFile, 'from the host\n');
+    try {
+      const bind = (destination: string) => (s: Spec) => s.mounts!.push({ destination, type: 'bind', source: hostFile, options: ['rbind', 'ro'] });
+      const direct = runSh('true', bind('/proc/sys/kernel/core_pattern'));
+      assert.notEqual(direct.status, 0);
+      assert.match(direct.stderr, /rootfs\/proc\/sys\/kernel\/core_pattern" cannot be mounted because it is inside \/proc/);
+      // /linked -> /proc/sys/kernel in the image: the mount would land on the container's procfs.
+      const b = bundle(['true'], bind('/linked/core_pattern'));
+      fs.symlinkSync('/proc/sys/kernel', path.join(b.dir, 'rootfs', 'linked'));
+      const viaLink = cli.run(['run', '-b', b.dir, uniqueId('iso')]);
+      assert.notEqual(viaLink.status, 0);
+      assert.match(viaLink.stderr, /rootfs\/linked\/core_pattern" cannot be mounted because it is inside \/proc/);
+      const lxcfs = runSh('cat /proc/uptime', bind('/proc/uptime'));
+      assert.equal(lxcfs.stdout, 'from the host\n', lxcfs.stderr);
+      assert.equal(runSh('cat /x', bind('/x')).stdout, 'from the host\n', 'anywhere else');
+    } finally {
+      fs.rmSync(hostFile, { force: true });
+    }
+  });
+
   it('keeps a read-only root read-only', () => {
     const r = runSh('touch /newfile && echo wrote; echo ok > /tmp/x && echo tmp', (s) => {
       s.root!.readonly = true;

@@ -178,7 +178,7 @@ export async function resolveMounts(host: ContainerHostConfig, imageVolumes: Rec
     if (!m || typeof m !== 'object' || Array.isArray(m)) throw new InvalidArgumentError('must be an object', field);
     // No Type: a volume, as before dockerd checked it (docker-py and the CLI always send one).
     const type = m.Type ?? 'volume';
-    if (type !== 'bind' && type !== 'volume' && type !== 'tmpfs') throw new InvalidArgumentError(`mount type ${JSON.stringify(m.Type)} is not supported`, `${field}.Type`);
+    if (type !== 'bind' && type !== 'volume' && type !== 'tmpfs') throw new InvalidArgumentError(`invalid mount config for type ${JSON.stringify(m.Type)}: mount type unknown`, `${field}.Type`); // dockerd's words
     if (m.Target === undefined || m.Target === null || m.Target === '') throw mountConfigError(type, 'field Target must not be empty', `${field}.Target`);
     if (typeof m.Target !== 'string') throw mountConfigError(type, 'field Target must be a string', `${field}.Target`);
     if (m.Source !== undefined && m.Source !== null && typeof m.Source !== 'string') throw mountConfigError(type, 'field Source must be a string', `${field}.Source`);

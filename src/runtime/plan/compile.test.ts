@@ -87,6 +87,18 @@ describe('compileCreatePlan', () => {
     assert.deepEqual(find(withHome, 'home_from_passwd'), []);
   });
 
+  it('checks each mount target for lying inside /proc: refused by its path, else in the C stage (outside_proc)', () => {
+    const withMount = (destination: string) => spec((s) => s.mounts!.push({ destination, type: 'bind', source: '/srv/x', options: ['rbind'] }));
+    assert.throws(() => compileCreatePlan(withMount('/proc/sys/kernel/core_pattern'), context()), /^InvalidArgumentError: mounts\[\d+\]\.destination: "\/bundle\/rootfs\/proc\/sys\/kernel\/core_pattern" cannot be mounted because it is inside \/proc$/);
+    const ops = compileCreatePlan(withMount('/data'), context());
+    const at = ops.findIndex((op) => op[0] === 'outside_proc' && op[1] === '/data');
+    assert.deepEqual(ops[at], ['outside_proc', '/data', '/bundle/rootfs/data']);
+    assert.equal(ops[at + 1]![0], 'mount', 'checked right before its mount');
+    const lxcfs = compileCreatePlan(withMount('/proc/uptime'), context());
+    assert.deepEqual(find(lxcfs, 'outside_proc').filter((op) => op[1] === '/proc/uptime'), [], "lxcfs's files may be covered");
+    assert.deepEqual(find(lxcfs, 'outside_proc').filter((op) => op[1] === '/proc'), [], 'nor is /proc itself checked');
+  });
+
   it('execEnvironment: last value wins, an empty HOME counts as none and is dropped', () => {
     assert.deepEqual(execEnvironment(['A=1', 'B=2', 'A=3']), { env: ['B=2', 'A=3'], needsHome: true });
     assert.deepEqual(execEnvironment(['HOME=', 'X=1']), { env: ['X=1'], needsHome: true });

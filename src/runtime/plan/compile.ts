@@ -184,6 +184,14 @@ function cgroupMountOps(mount: Mount, index: number, cgroup: CgroupPlacement | u
   return ops;
 }
 
+/** The /proc files lxcfs emulates, which runc lets a mount cover (checkProcMount's validProcMounts). */
+const LXCFS_PROC_FILES = new Set(['/proc/cpuinfo', '/proc/diskstats', '/proc/meminfo', '/proc/stat', '/proc/swaps', '/proc/uptime', '/proc/loadavg', '/proc/slabinfo', '/proc/pressure/cpu', '/proc/pressure/io', '/proc/pressure/memory', '/proc/net/dev', '/proc/sys/kernel/ns_last_pid']);
+
+/** Whether a mount's target must be checked for lying inside /proc: any but /proc itself and lxcfs's files. */
+function mayBeInsideProc(dest: string): boolean {
+  return dest !== '/proc' && !LXCFS_PROC_FILES.has(dest);
+}
+
 function mountOps(spec: Spec, ctx: CreatePlanContext, newCgroupNs: boolean): PlanOp[] {
   const ops: PlanOp[] = [];
   (spec.mounts ?? []).forEach((mount, index) => {
@@ -206,6 +214,13 @@ function mountOps(spec: Spec, ctx: CreatePlanContext, newCgroupNs: boolean): Pla
       source = path.resolve(ctx.bundle, source);
       create = ctx.host.isDirectory(source) ? 'dir' : 'file';
       flags |= MS_BIND;
+    }
+    if (mayBeInsideProc(dest)) {
+      // runc's checkProcMount: by the path here, and again in the C stage the way the mount will
+      // resolve it (an image's symlink may lead there).
+      const shown = path.posix.join(ctx.rootfs, dest);
+      if (dest.startsWith('/proc/')) throw new InvalidArgumentError(`${JSON.stringify(shown)} cannot be mounted because it is inside /proc`, `${field}.destination`);
+      ops.push(['outside_proc', dest, shown]);
     }
     ops.push(['mount', source, dest, isBind ? '' : type, flags, opts.data.join(','), create]);
     for (const propagation of opts.propagation) ops.push(['propagate', dest, propagation]);
