@@ -11,7 +11,7 @@ const D = 'sha256:' + 'a'.repeat(64);
 describe('image service helpers', () => {
   it('builds the pull reference from fromImage and tag', () => {
     assert.equal(formatReference(pullReference('busybox', 'latest')), 'docker.io/library/busybox:latest');
-    assert.equal(formatReference(pullReference('busybox', null)), 'docker.io/library/busybox:latest');
+    assert.equal(formatReference(pullReference('busybox', null)), 'docker.io/library/busybox', 'no tag anywhere: every tag (the API contract)');
     assert.equal(formatReference(pullReference('127.0.0.1:5000/x:1', '')), '127.0.0.1:5000/x:1');
     assert.equal(formatReference(pullReference('127.0.0.1:5000/x:1', '2')), '127.0.0.1:5000/x:2');
     assert.equal(formatReference(pullReference('127.0.0.1:5000/x', D)), `127.0.0.1:5000/x@${D}`);

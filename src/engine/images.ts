@@ -19,7 +19,7 @@ import type { ImageStore } from '../images/image-store.js';
 import { parseImageConfig, parseManifest, parseTypedManifest } from '../images/manifest.js';
 import { pullImage, unpackImageLayers } from '../images/pull-image.js';
 import { dockerReference, familiarString, formatReference, missingImageName, parseReference, repositoryName, type ImageReference } from '../images/reference.js';
-import { fetchManifest, push, RegistryClient, RegistryError, repositoryScope, type RegistryAuth, type RegistryResponse } from '../images/registry/index.js';
+import { fetchManifest, listTags, push, RegistryClient, RegistryError, repositoryScope, type RegistryAuth, type RegistryResponse } from '../images/registry/index.js';
 import { parseRegistryRef } from '../images/registry/ref.js';
 import type { ContentStore, Digest, ImageConfig, ImageManifest, ImageRecord, Platform } from '../images/types.js';
 import { MEDIA_TYPES } from '../images/types.js';
@@ -116,6 +116,7 @@ const CONFIG_KEYS = [
 
 /** "busybox" or "busybox:1" plus the `tag` parameter (a tag or a digest) → the reference to pull. */
 export function pullReference(fromImage: string, tag: string | null | undefined): ImageReference {
+  // (A name without a tag and no tag parameter: every tag, see ImageService.pullAllTags.)
   let ref: ImageReference;
   try {
     ref = parseReference(fromImage);
@@ -130,7 +131,7 @@ export function pullReference(fromImage: string, tag: string | null | undefined)
       throw new InvalidArgumentError((err as Error).message, 'tag');
     }
   }
-  return dockerReference(formatReference(ref));
+  return ref.tag === undefined && ref.digest === undefined ? { domain: ref.domain, path: ref.path } : dockerReference(formatReference(ref));
 }
 
 /**
@@ -346,7 +347,16 @@ export class ImageService {
    * (no such image, refused credentials) are thrown with dockerd's wording; the caller decides
    * whether they become an HTTP status or a stream error.
    */
+  /** One tag or digest ("latest" when the reference has neither), then dockerd's status line. */
   async pull(ref: ImageReference, opts: { auth?: RegistryAuth; platform?: Platform; sink?: MessageSink } = {}): Promise<ImageRecord> {
+    if (ref.tag === undefined && ref.digest === undefined) ref = { ...ref, tag: 'latest' };
+    const { image, newer } = await this.pullOne(ref, opts);
+    opts.sink?.(pullStatus(familiarString(ref), !newer));
+    return image;
+  }
+
+  /** One tag or digest, with its progress but not the final status line; whether it brought a new image. */
+  private async pullOne(ref: ImageReference, opts: { auth?: RegistryAuth; platform?: Platform; sink?: MessageSink }): Promise<{ image: ImageRecord; newer: boolean }> {
     const sink = opts.sink ?? (() => {});
     const full = formatReference(ref);
     const wanted = familiarString(ref);
@@ -367,10 +377,34 @@ export class ImageService {
       } catch (err) {
         throw translatePullError(err, ref);
       }
-      sink(pullStatus(wanted, before?.config === result.image.config));
       this.opts.events.emit('image', 'pull', wanted, { name: familiarString({ ...ref, tag: undefined, digest: undefined }) });
-      return result.image;
+      return { image: result.image, newer: before?.config !== result.image.config };
     });
+  }
+
+  /**
+   * `docker pull --all-tags` (the API's pull without a tag): every tag the registry lists, one
+   * after another, then one status line for the repository, as dockerd's pullRepository. A tag
+   * that fails is skipped, as there.
+   */
+  async pullAllTags(ref: ImageReference, opts: { auth?: RegistryAuth; platform?: Platform; sink?: MessageSink } = {}): Promise<void> {
+    const r = parseRegistryRef(formatReference({ ...ref, tag: 'latest' }));
+    const client = new RegistryClient(r.registry, r.endpoint, { auth: opts.auth ?? 'anonymous', insecure: this.insecureFor(r.registry), timeoutMs: 15_000 });
+    let tags: string[];
+    try {
+      tags = await listTags(client, r.repository);
+    } catch (err) {
+      throw translatePullError(err, ref);
+    }
+    let newer = false;
+    for (const tag of tags) {
+      try {
+        newer = (await this.pullOne({ ...ref, tag }, opts)).newer || newer;
+      } catch {
+        /* skipped, as dockerd skips a tag it cannot pull (it only logs it) */
+      }
+    }
+    opts.sink?.(pullStatus(familiarString(ref), !newer));
   }
 
   /**
@@ -396,10 +430,11 @@ export class ImageService {
           .filter((n) => repositoryName(parseReference(n)) === repo)
           .sort();
     const images = targets.map((t) => this.images.find(t));
+    // As dockerd: the repository line first, a missing image then an error in the stream.
+    sink({ status: `The push refers to repository [${repo}]` });
     if (targets.length === 0 || images.some((i) => !i)) {
       throw new NotFoundError(`An image does not exist locally with the tag: ${familiar(wantTag ? `${repo}:${wantTag}` : repo)}`);
     }
-    sink({ status: `The push refers to repository [${repo}]` });
     for (let i = 0; i < targets.length; i++) {
       const image = images[i]!;
       const target = dockerReference(targets[i]!);

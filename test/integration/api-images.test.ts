@@ -117,6 +117,7 @@ describe('docker CLI image commands against berthd', { skip, timeout: 600_000 },
   });
 
   const ok = (args: string[], timeoutMs?: number) => d!.dockerOk(args, timeoutMs);
+  const docker = (args: string[]) => d!.docker(args);
   const fails = (args: string[], pattern: RegExp) => {
     const r = d!.docker(args);
     assert.notEqual(r.status, 0, `docker ${args.join(' ')} should fail: ${r.stdout}`);
@@ -234,8 +235,24 @@ describe('docker CLI image commands against berthd', { skip, timeout: 600_000 },
     const { stdout } = await run('skopeo', ['inspect', '--raw', '--tls-verify=false', `docker://${host}/pushed/bb:v1`], { env: skopeoEnv, encoding: 'buffer', timeout: 30_000 });
     assert.equal('sha256:' + createHash('sha256').update(stdout).digest('hex'), bb.manifest_digest);
     assert.ok(inspect(`${host}/pushed/bb:v1`).RepoDigests.includes(`${host}/pushed/bb@${bb.manifest_digest}`));
-    fails(['push', `${host}/absent:v1`], /An image does not exist locally with the tag: 127\.0\.0\.1:\d+\/absent/);
-    ok(['rmi', `${host}/pushed/bb:v1`]);
+    // In the stream after the repository line, as dockerd (the CLI prints it without "Error response").
+    const absent = docker(['push', `${host}/absent:v1`]);
+    assert.equal(absent.status, 1);
+    assert.match(absent.stdout, new RegExp(`^The push refers to repository \\[${host}/absent\\]`));
+    assert.match(absent.stderr, /^An image does not exist locally with the tag: 127\.0\.0\.1:\d+\/absent/);
+
+    // pull --all-tags (the API's pull with no tag): every tag the registry lists, one status line.
+    ok(['tag', `${host}/busybox:latest`, `${host}/pushed/bb:v2`]);
+    ok(['push', `${host}/pushed/bb:v2`]);
+    ok(['rmi', `${host}/pushed/bb:v1`, `${host}/pushed/bb:v2`]);
+    const all = ok(['pull', '--all-tags', `${host}/pushed/bb`]);
+    assert.match(all, /^v1: Pulling from pushed\/bb$/m);
+    assert.match(all, /^v2: Pulling from pushed\/bb$/m);
+    assert.match(all, new RegExp(`^Status: Downloaded newer image for ${host}/pushed/bb$`, 'm'));
+    assert.equal(inspect(`${host}/pushed/bb:v2`).Id, bb.config_digest);
+    assert.match(ok(['pull', '-a', `${host}/pushed/bb`]), new RegExp(`^Status: Image is up to date for ${host}/pushed/bb$`, 'm'));
+    assert.match(docker(['pull', '-a', `${host}/never/pushed`]).stderr, /repository|not found|unknown/i);
+    ok(['rmi', `${host}/pushed/bb:v1`, `${host}/pushed/bb:v2`]);
   });
 
   it('saves and loads back with the same IDs', () => {

@@ -116,7 +116,10 @@ export function imageRoutes(router: Router, engine: Engine): void {
       const auth = registryAuth(ctx.req.headers['x-registry-auth']);
       const progress = new ProgressStream(ctx);
       await progress.run(async () => {
-        await images.pull(ref, { ...(auth ? { auth } : {}), ...(platform ? { platform } : {}), sink: progress.send });
+        const opts = { ...(auth ? { auth } : {}), ...(platform ? { platform } : {}), sink: progress.send };
+        // No tag in the name nor the parameter: every tag (the API's contract; docker pull -a).
+        if (ref.tag === undefined && ref.digest === undefined) await images.pullAllTags(ref, opts);
+        else await images.pull(ref, opts);
       });
       return;
     }
