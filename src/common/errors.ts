@@ -60,6 +60,9 @@ export class UnavailableError extends BerthError {
   }
 }
 
+/** dockerd's answer (503) to what needs swarm mode, which berthd does not have. */
+export const NOT_A_SWARM_MANAGER = 'This node is not a swarm manager. Use "docker swarm init" or "docker swarm join" to connect this node to swarm and try again.';
+
 export class SystemError extends BerthError {
   constructor(message: string, options?: { cause?: unknown }) {
     super('SYSTEM', message, options);

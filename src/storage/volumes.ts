@@ -20,7 +20,7 @@ import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 
-import { ConflictError, InvalidArgumentError, NotFoundError, SystemError, UnsupportedError } from '../common/errors.js';
+import { ConflictError, InvalidArgumentError, NotFoundError, SystemError } from '../common/errors.js';
 import { processAlive, writeFileAtomic } from '../common/fsutil.js';
 import { mountPointsUnder } from '../common/mountinfo.js';
 
@@ -142,7 +142,8 @@ export class VolumeStore {
   async create(opts: CreateVolumeOptions = {}): Promise<Volume> {
     const driver = opts.driver ?? 'local';
     if (typeof driver !== 'string') throw new InvalidArgumentError('must be a string', 'Driver');
-    if (driver !== 'local') throw new UnsupportedError(`volume driver ${JSON.stringify(driver)} is not supported (only "local")`);
+    // dockerd's words: berthd has no volume plugins, only "local".
+    if (driver !== 'local') throw new NotFoundError(`${typeof opts.name === 'string' && opts.name ? `create ${opts.name}: ` : ''}error looking up volume plugin ${driver}: plugin ${JSON.stringify(driver)} not found`);
     const options: Record<string, string> = { ...(opts.options ?? {}) };
     validateDriverOptions(options, typeof opts.name === 'string' ? opts.name : undefined);
     const labels: Record<string, string> = { ...(opts.labels ?? {}) };

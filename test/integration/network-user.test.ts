@@ -116,6 +116,11 @@ describe('user-defined networks through the docker CLI', { skip: dockerdSkip }, 
     assert.notEqual(unknown.status, 0);
     assert.match(unknown.stderr, /network nosuchnet not found/);
     assert.equal(d.dockerOk(['ps', '-aq']).trim(), '', 'no half-created container');
+    // Drivers berthd has not, answered as dockerd: host and null have their one network, overlay needs a swarm.
+    assert.match(d.docker(['network', 'create', '-d', 'host', 'h2']).stderr, /only one instance of "host" network is allowed/);
+    assert.match(d.docker(['network', 'create', '-d', 'null', 'n2']).stderr, /only one instance of "null" network is allowed/);
+    assert.match(d.docker(['network', 'create', '-d', 'overlay', 'o2']).stderr, /This node is not a swarm manager/);
+    assert.match(d.docker(['network', 'create', '-d', 'bogus', 'b2']).stderr, /plugin "bogus" not found/);
 
     // A network without a subnet gets one of the default pools.
     d.dockerOk(['network', 'create', '--ipam-opt', 'kept=yes', 'auto']);

@@ -3,10 +3,9 @@
  * Clients probe them (docker-compose 1.29 asks GET /nodes to learn whether it talks to a swarm)
  * and expect that answer, not a 404. berthd has no swarm mode, so joining one is refused too.
  */
-import { UnavailableError } from '../../common/errors.js';
+import { NOT_A_SWARM_MANAGER as NOT_A_MANAGER, UnavailableError } from '../../common/errors.js';
 import type { Router } from '../router.js';
 
-const NOT_A_MANAGER = 'This node is not a swarm manager. Use "docker swarm init" or "docker swarm join" to connect this node to swarm and try again.';
 const NOT_IN_SWARM = 'This node is not part of a swarm';
 
 export function swarmRoutes(router: Router): void {

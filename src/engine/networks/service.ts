@@ -10,7 +10,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 
 import { checkObject, optionalBoolean, optionalString } from '../../common/checks.js';
-import { ConflictError, ForbiddenError, InvalidArgumentError, NotFoundError, UnsupportedError } from '../../common/errors.js';
+import { ConflictError, ForbiddenError, InvalidArgumentError, NOT_A_SWARM_MANAGER, NotFoundError, UnavailableError, UnsupportedError } from '../../common/errors.js';
 import { filterMatch, invalidFilter, pruneMatcher } from '../image-filters.js';
 import { attachToBridge, detachVeth, detachVethAsync, enableHairpin, ensureBridge, hasDefaultRoute, hostRoutes, interfacesOf, macFor, removeBridge, vethName } from '../../network/bridge.js';
 import { Ipam, parseCidr, parseRange, parseSubnet, subnetCidr, subnetContains, subnetsOverlap, type Subnet } from '../../network/ipam.js';
@@ -181,6 +181,9 @@ export class NetworkService {
     if (PREDEFINED.includes(name)) throw new ForbiddenError(`operation is not permitted on predefined ${name} network`);
     if (this.store.byName(name)) throw new ConflictError(`network with name ${name} already exists`);
     const driver = req.Driver === undefined || req.Driver === null || req.Driver === '' ? 'bridge' : req.Driver;
+    // dockerd's answers for the drivers it has and berthd has not (host and null have their one network).
+    if (driver === 'host' || driver === 'null') throw new ForbiddenError(`only one instance of "${driver}" network is allowed`);
+    if (driver === 'overlay') throw new UnavailableError(NOT_A_SWARM_MANAGER);
     if (driver !== 'bridge') throw new NotFoundError(`plugin "${String(driver)}" not found`);
     for (const f of ['EnableIPv6', 'Ingress', 'Internal', 'Attachable', 'CheckDuplicate'] as const) optionalBoolean(req[f], f);
     if (req.EnableIPv6 === true) throw new UnsupportedError('IPv6 networks are not supported yet');
