@@ -1264,5 +1264,11 @@ describe('berthd with the docker CLI', { skip }, () => {
     } finally {
       d.dockerOk(['rm', '-f', id]);
     }
+    // The list's sizes are omitempty: a container that wrote nothing has no SizeRw (inspect -s keeps its 0).
+    const clean = d.dockerOk(['create', 'busybox', 'true']).trim();
+    const [listed] = JSON.parse((await socketRequest(d.socket, 'GET', `/v1.41/containers/json?all=1&size=1&filters=${encodeURIComponent(JSON.stringify({ id: [clean] }))}`)).body) as Array<Record<string, unknown>>;
+    assert.ok(!('SizeRw' in listed!) && typeof listed!.SizeRootFs === 'number', JSON.stringify(listed));
+    assert.equal(d.dockerOk(['inspect', '-s', '-f', '{{.SizeRw}}', clean]).trim(), '0');
+    d.dockerOk(['rm', clean]);
   });
 });

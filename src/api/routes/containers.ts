@@ -147,7 +147,9 @@ export function containerRoutes(router: Router, engine: Engine): void {
       .sort((a, b) => Date.parse(b.created) - Date.parse(a.created));
     if (limit !== undefined && limit > 0) list = list.slice(0, limit);
     if (!ctx.bool('size')) return ctx.sendJson(200, list.map((c) => containerSummary(c, networkIdOf, imageIdOf)));
-    ctx.sendJson(200, await Promise.all(list.map(async (c) => ({ ...containerSummary(c, networkIdOf, imageIdOf), ...(await sizes(c)) }))));
+    // The list's sizes are Go's `omitempty` ints: a zero is left out (inspect's are kept).
+    const nonZero = (o: Record<string, number>): Record<string, number> => Object.fromEntries(Object.entries(o).filter(([, v]) => v !== 0));
+    ctx.sendJson(200, await Promise.all(list.map(async (c) => ({ ...containerSummary(c, networkIdOf, imageIdOf), ...nonZero(await sizes(c)) }))));
   });
 
   router.post('/containers/create', async (ctx) => {
