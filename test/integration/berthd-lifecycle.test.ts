@@ -966,6 +966,10 @@ describe('berthd with the docker CLI', { skip }, () => {
       }
       assert.equal(done.ExitCode, 3);
       assert.ok(typeof done.Pid === 'number' && done.Pid > 0, `Pid kept after the exit: ${String(done.Pid)}`);
+      // ExecProcessConfig's user is omitempty.
+      assert.deepEqual(done.ProcessConfig, { tty: false, entrypoint: 'sh', arguments: ['-c', 'exit 3'], privileged: false });
+      const asNobody = await call('POST', `/v1.41/containers/${id}/exec`, { Cmd: ['true'], User: 'nobody' });
+      assert.equal(((await call('GET', `/v1.41/exec/${String(asNobody.json.Id)}/json`)).json.ProcessConfig as { user?: string }).user, 'nobody');
     } finally {
       d.dockerOk(['rm', '-f', id]);
     }
@@ -1247,6 +1251,7 @@ describe('berthd with the docker CLI', { skip }, () => {
     // At 1.41 the fields dockerd 20.10 answers there: BuilderSize, each image's VirtualSize.
     const df41 = JSON.parse((await socketRequest(d.socket, 'GET', '/v1.41/system/df')).body) as { BuilderSize?: number; Images: Array<{ VirtualSize?: number; Size: number }> };
     assert.equal(df41.BuilderSize, 0);
+    assert.equal((df41 as { BuildCache?: unknown }).BuildCache, null, "Go's nil slice");
     assert.ok(df41.Images.length > 0 && df41.Images.every((i) => i.VirtualSize === i.Size));
     const df44 = JSON.parse((await socketRequest(d.socket, 'GET', '/v1.44/system/df')).body) as Record<string, unknown>;
     assert.ok(!('BuilderSize' in df44));

@@ -113,15 +113,22 @@ function matchesFilters(c: ContainerRecord, filters: Record<string, string[]>, l
   return true;
 }
 
+/** ?size=1: the writable layer's bytes (SizeRw) and those of the whole root file system with the image's layers (SizeRootFs). */
+export async function containerSizes(engine: Engine, c: ContainerRecord): Promise<{ SizeRw: number; SizeRootFs: number }> {
+  const rw = await engine.containers.writableSize(c);
+  const image = engine.images.find(c.image);
+  return { SizeRw: rw, SizeRootFs: rw + (image ? engine.imageService.size(image, engine.imageService.config(image)) : 0) };
+}
+
+/** The sizes a container list carries: Go's `omitempty` ints, so a zero is left out (inspect's are kept). */
+export function listedSizes(sizes: { SizeRw: number; SizeRootFs: number }): Partial<{ SizeRw: number; SizeRootFs: number }> {
+  return Object.fromEntries(Object.entries(sizes).filter(([, v]) => v !== 0));
+}
+
 export function containerRoutes(router: Router, engine: Engine): void {
   const containers = engine.containers;
 
-  /** ?size=1: the writable layer's bytes (SizeRw) and those of the whole root file system with the image's layers (SizeRootFs). */
-  const sizes = async (c: ContainerRecord): Promise<{ SizeRw: number; SizeRootFs: number }> => {
-    const rw = await containers.writableSize(c);
-    const image = engine.images.find(c.image);
-    return { SizeRw: rw, SizeRootFs: rw + (image ? engine.imageService.size(image, engine.imageService.config(image)) : 0) };
-  };
+  const sizes = (c: ContainerRecord) => containerSizes(engine, c);
   const networkIdOf = (name: string): string | undefined => engine.networks.find(name)?.id;
   const imageIdOf = (ref: string): string | undefined => engine.images.find(ref)?.config;
   const inspectPaths = (c: ContainerRecord): InspectPaths => {
@@ -147,9 +154,7 @@ export function containerRoutes(router: Router, engine: Engine): void {
       .sort((a, b) => Date.parse(b.created) - Date.parse(a.created));
     if (limit !== undefined && limit > 0) list = list.slice(0, limit);
     if (!ctx.bool('size')) return ctx.sendJson(200, list.map((c) => containerSummary(c, networkIdOf, imageIdOf)));
-    // The list's sizes are Go's `omitempty` ints: a zero is left out (inspect's are kept).
-    const nonZero = (o: Record<string, number>): Record<string, number> => Object.fromEntries(Object.entries(o).filter(([, v]) => v !== 0));
-    ctx.sendJson(200, await Promise.all(list.map(async (c) => ({ ...containerSummary(c, networkIdOf, imageIdOf), ...nonZero(await sizes(c)) }))));
+    ctx.sendJson(200, await Promise.all(list.map(async (c) => ({ ...containerSummary(c, networkIdOf, imageIdOf), ...listedSizes(await sizes(c)) }))));
   });
 
   router.post('/containers/create', async (ctx) => {

@@ -72,7 +72,8 @@ export function execRoutes(router: Router, engine: Engine): void {
       ID: exec.id,
       Running: exec.running,
       ExitCode: exec.exitCode,
-      ProcessConfig: { tty: c.Tty === true, entrypoint: c.Cmd?.[0] ?? '', arguments: c.Cmd?.slice(1) ?? [], privileged: c.Privileged === true, user: c.User ?? '' },
+      // `user` is omitempty in dockerd's ExecProcessConfig.
+      ProcessConfig: { tty: c.Tty === true, entrypoint: c.Cmd?.[0] ?? '', arguments: c.Cmd?.slice(1) ?? [], privileged: c.Privileged === true, ...(c.User ? { user: c.User } : {}) },
       OpenStdin: c.AttachStdin === true,
       OpenStderr: c.AttachStderr === true,
       OpenStdout: c.AttachStdout === true,

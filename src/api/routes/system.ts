@@ -9,7 +9,7 @@ import { InvalidArgumentError } from '../../common/errors.js';
 import { commonHeaders } from '../context.js';
 import type { Router } from '../router.js';
 import { API_VERSION, DOCKER_COMPAT_VERSION, MIN_API_VERSION } from '../versions.js';
-import { parseTime } from './containers.js';
+import { containerSizes, listedSizes, parseTime } from './containers.js';
 import { imageSummary } from '../present/images.js';
 import { containerSummary } from '../present/containers.js';
 import { volumeView } from '../present/volumes.js';
@@ -221,7 +221,7 @@ export function systemRoutes(router: Router, engine: Engine): void {
   router.get('/system/df', async (ctx) => {
     // Sizes on disk: each layer's uncompressed size, each writable layer and volume walked.
     const sizeOf = (p: Promise<{ size: number }>): Promise<number> => p.then((u) => u.size, () => -1);
-    const containers = await Promise.all(engine.containers.list().map(async (c) => ({ ...containerSummary(c, (name) => engine.networks.find(name)?.id, (ref) => engine.images.find(ref)?.config), SizeRw: await sizeOf(engine.snapshotter.usage(c.snapshotKey)), SizeRootFs: 0 })));
+    const containers = await Promise.all(engine.containers.list().map(async (c) => ({ ...containerSummary(c, (name) => engine.networks.find(name)?.id, (ref) => engine.images.find(ref)?.config), ...listedSizes(await containerSizes(engine, c)) })));
     const volumes = await Promise.all(engine.volumes.list().map(async (v) => ({ ...volumeView(v), UsageData: { Size: await sizeOf(directoryUsage(v.Mountpoint)), RefCount: engine.containers.volumeInUse(v.Name) ? 1 : 0 } })));
     ctx.sendJson(200, {
       LayersSize: engine.snapshotter.listLayers().reduce((sum, l) => sum + (layerBytes(l) ?? 0), 0),
@@ -234,7 +234,7 @@ export function systemRoutes(router: Router, engine: Engine): void {
       })(),
       Containers: containers,
       Volumes: volumes,
-      BuildCache: [],
+      BuildCache: null, // Go's nil slice: the classic builder keeps no cache records
       // Gone from dockerd's answer in API 1.42 (the build cache's size is in BuildCache since).
       ...(ctx.atLeast('1.42') ? {} : { BuilderSize: 0 }),
     });

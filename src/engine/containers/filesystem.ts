@@ -16,7 +16,7 @@ import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { pipeline, type Readable, type Writable } from 'node:stream';
 
-import tar, { type Header as TarHeader } from 'tar-stream';
+import type { Header as TarHeader } from 'tar-stream';
 
 import { BerthError, InvalidArgumentError, SystemError } from '../../common/errors.js';
 import { hostNames } from '../../common/host-names.js';
