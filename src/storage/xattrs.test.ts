@@ -98,3 +98,43 @@ describe('xattrs in archives', () => {
     if (cap) assert.equal(getxattr(path.join(gnu, 'ping'), 'security.capability'), cap);
   });
 });
+
+describe('file-type bits in the mode (no root needed)', () => {
+  it("every entry's header carries its S_IFMT bits, a valid checksum, also after a PAX header; GNU tar reads it", async () => {
+    const { xattrPack } = await import('./xattrs.js');
+    const tarStream = (await import('tar-stream')).default;
+    const pack = xattrPack();
+    const chunks: Buffer[] = [];
+    pack.on('data', (c: unknown) => void chunks.push(c as Buffer));
+    const ended = new Promise<void>((resolve) => pack.on('end', () => resolve()));
+    const mtime = new Date(0);
+    pack.entry({ name: 'd', type: 'directory', mode: 0o755, mtime });
+    pack.entry({ name: 'd/f', type: 'file', mode: 0o4644, mtime }, 'x');
+    pack.entry({ name: 'd/l', type: 'symlink', linkname: 'f', mode: 0o777, mtime });
+    pack.entry({ name: 'd/h', type: 'link', linkname: 'd/f', mode: 0o644, mtime });
+    pack.entry({ name: 'd/p', type: 'fifo', mode: 0o600, mtime });
+    pack.entry({ name: 'd/x', type: 'file', mode: 0o600, mtime, pax: { 'SCHILY.xattr.user.k': Buffer.from([0xff, 0]) } } as never, 'y');
+    pack.entry({ name: `d/${'long'.repeat(40)}`, type: 'file', mode: 0o640, mtime }, 'z');
+    pack.finalize();
+    await ended;
+    const tar = Buffer.concat(chunks);
+    const modes: Record<string, number> = {};
+    const extract = tarStream.extract();
+    const done = new Promise((resolve, reject) => {
+      extract.on('entry', (h, stream, next) => {
+        modes[h.name.replace(/^d\/long.*/, 'd/long')] = h.mode!;
+        stream.resume();
+        stream.on('end', next);
+      });
+      extract.on('finish', () => resolve(undefined));
+      extract.on('error', reject);
+    });
+    extract.end(tar);
+    await done;
+    assert.deepEqual(modes, { d: 0o40755, 'd/f': 0o104644, 'd/l': 0o120777, 'd/h': 0o100644, 'd/p': 0o10600, 'd/x': 0o100600, 'd/long': 0o100640 });
+    const listed = spawnSync('tar', ['-tvf', '-'], { input: tar, encoding: 'utf8' });
+    assert.equal(listed.status, 0, listed.stderr);
+    assert.match(listed.stdout, /^drwxr-xr-x .* d$/m);
+    assert.match(listed.stdout, /^-rwSr--r-- .* d\/f$/m);
+  });
+});

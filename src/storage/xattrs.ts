@@ -117,8 +117,37 @@ type PackWithPax = tar.Pack & { _encodePax?: (header: tar.Header) => void; _enco
 /** A name a ustar header holds as it is (tar-stream's rule, without the prefix split). */
 const fitsUstar = (s: string | undefined): boolean => s === undefined || (s.length <= 100 && /^[\x20-\x7e]*$/.test(s));
 
+/** The S_IFMT bits Go's archive (moby's fillGo18FileTypeBits) puts in a header's mode; a hard link's are its file's. */
+const TYPE_BITS: Partial<Record<string, number>> = {
+  file: 0o100000,
+  link: 0o100000,
+  symlink: 0o120000,
+  'character-device': 0o20000,
+  'block-device': 0o60000,
+  directory: 0o40000,
+  fifo: 0o10000,
+};
+
 /**
- * A tar-stream pack whose entries may carry `pax` values as Buffers, written byte for byte.
+ * A ustar header block with `bits` in its mode field and its checksum made again. tar-stream
+ * masks the mode to its permission bits; it writes six octal digits and a space, as here.
+ */
+export function withTypeBits(block: Buffer, bits: number): Buffer {
+  if (block.length !== 512) return block;
+  const out = Buffer.from(block);
+  const mode = parseInt(out.toString('latin1', 100, 107).replace(/[ \0]+$/, ''), 8) || 0;
+  out.write(((mode & 0o7777) | bits).toString(8).padStart(6, '0') + ' ', 100, 'latin1');
+  out.fill(0x20, 148, 156);
+  let sum = 0;
+  for (const byte of out) sum += byte;
+  out.write(sum.toString(8).padStart(6, '0') + ' ', 148, 'latin1');
+  out[155] = 0;
+  return out;
+}
+
+/**
+ * A tar-stream pack whose headers carry the file-type bits in their mode (as dockerd's tars do)
+ * and whose entries may carry `pax` values as Buffers, written byte for byte.
  * tar-stream builds its PAX block as a string; for such entries this pack writes the block
  * itself (path and linkpath records when the names do not fit in the header, then the
  * entry's), followed by the entry's header as tar-stream encodes it.
@@ -127,6 +156,22 @@ export function xattrPack(): tar.Pack {
   const pack = tar.pack() as PackWithPax;
   const original = pack._encodePax;
   if (typeof original !== 'function' || typeof pack._encode !== 'function') throw new SystemError('tar-stream changed: its pack has no _encodePax to extend');
+  // The entry's header is the last block an _encode pushes (after any PAX header and block):
+  // collected, it gets the file-type bits in its mode, as dockerd's archive writes them.
+  const encode = pack._encode;
+  pack._encode = function (this: PackWithPax, header: tar.Header) {
+    const push = this.push;
+    const blocks: Buffer[] = [];
+    this.push = (b: Buffer | null) => (b === null ? push.call(this, b) : (blocks.push(b), true));
+    try {
+      encode.call(this, header);
+    } finally {
+      this.push = push;
+    }
+    const bits = TYPE_BITS[header.type ?? 'file'];
+    if (bits !== undefined && blocks.length > 0) blocks[blocks.length - 1] = withTypeBits(blocks.at(-1)!, bits);
+    for (const b of blocks) push.call(this, b);
+  };
   pack._encodePax = function (this: PackWithPax, header: tar.Header) {
     const pax = (header as { pax?: Record<string, Buffer | string> }).pax;
     if (!pax || !Object.values(pax).some((v) => Buffer.isBuffer(v))) return original.call(this, header);
