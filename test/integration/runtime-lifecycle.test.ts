@@ -135,6 +135,12 @@ describe('berth-oci lifecycle', { skip: !isRoot && 'needs root' }, () => {
       s.process!.user = { uid: 4242, gid: 4242 };
     });
     assert.equal(cli.run(['run', '-b', noEntry.dir, uniqueId('env')]).stdout, '/\n', 'a user without an entry: /');
+    // An image's /etc/passwd that is no regular file (a FIFO would block the start) is not read.
+    const fifo = bundle(['sh', '-c', 'echo "$HOME"'], (s) => (s.process!.env = ['PATH=/bin']));
+    fs.rmSync(path.join(fifo.dir, 'rootfs', 'etc', 'passwd'));
+    spawnSync('mkfifo', [path.join(fifo.dir, 'rootfs', 'etc', 'passwd')]);
+    const fromFifo = cli.run(['run', '-b', fifo.dir, uniqueId('env')]);
+    assert.equal(fromFifo.stdout, '/\n', fromFifo.stderr);
     const given = bundle(['sleep', '300'], (s) => (s.process!.env = ['PATH=/bin', 'HOME=/given']));
     const id = uniqueId('env');
     assert.equal(cli.run(['run', '-d', '-b', given.dir, id]).status, 0);
