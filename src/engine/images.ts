@@ -14,7 +14,7 @@ import { importRootfs } from '../images/archive/rootfs-import.js';
 import { applyChanges, type ContainerConfig as ImageContainerConfig } from '../images/archive/rootfs-import.js';
 import { bufferSource, commitImages } from '../images/archive/common.js';
 import { DOCKER_LAYER_TAR, imagesToSave, loadDockerArchive, saveDockerArchive } from '../images/archive/docker-archive.js';
-import { sha256Digest, shortDigest } from '../images/digest.js';
+import { sha256Digest } from '../images/digest.js';
 import type { ImageStore } from '../images/image-store.js';
 import { parseImageConfig, parseManifest, parseTypedManifest } from '../images/manifest.js';
 import { pullImage, unpackImageLayers } from '../images/pull-image.js';
@@ -342,6 +342,11 @@ export class ImageService {
     return list;
   }
 
+  /** A client for the daemon's short registry calls (tags, login, distribution), insecure as configured. */
+  private registryClient(registry: string, endpoint: string, auth: RegistryAuth | undefined): RegistryClient {
+    return new RegistryClient(registry, endpoint, { auth: auth ?? 'anonymous', insecure: this.insecureFor(registry), timeoutMs: 15_000 });
+  }
+
   /**
    * `docker pull`: messages go to `sink` as dockerd words them. Errors before the first message
    * (no such image, refused credentials) are thrown with dockerd's wording; the caller decides
@@ -389,7 +394,7 @@ export class ImageService {
    */
   async pullAllTags(ref: ImageReference, opts: { auth?: RegistryAuth; platform?: Platform; sink?: MessageSink } = {}): Promise<void> {
     const r = parseRegistryRef(formatReference({ ...ref, tag: 'latest' }));
-    const client = new RegistryClient(r.registry, r.endpoint, { auth: opts.auth ?? 'anonymous', insecure: this.insecureFor(r.registry), timeoutMs: 15_000 });
+    const client = this.registryClient(r.registry, r.endpoint, opts.auth);
     let tags: string[];
     try {
       tags = await listTags(client, r.repository);
@@ -468,7 +473,7 @@ export class ImageService {
     if (!host) throw new InvalidArgumentError(`invalid server address ${JSON.stringify(server)}`, 'serveraddress');
     const registry = host === 'index.docker.io' || host === 'registry-1.docker.io' ? 'docker.io' : host;
     const endpoint = parseRegistryRef(`${registry}/x`).endpoint;
-    const client = new RegistryClient(registry, endpoint, { auth: { username, password }, insecure: this.insecureFor(registry), timeoutMs: 15_000 });
+    const client = this.registryClient(registry, endpoint, { username, password });
     let res: RegistryResponse;
     try {
       res = await client.request('GET', '/v2/', { scopes: [] });
@@ -492,7 +497,7 @@ export class ImageService {
       throw new InvalidArgumentError((err as Error).message, 'name');
     }
     const r = parseRegistryRef(formatReference(ref));
-    const client = new RegistryClient(r.registry, r.endpoint, { auth: auth ?? 'anonymous', insecure: this.insecureFor(r.registry), timeoutMs: 15_000 });
+    const client = this.registryClient(r.registry, r.endpoint, auth);
     let fetched;
     try {
       fetched = await fetchManifest(client, r.repository, r.digest ?? r.tag!);

@@ -129,12 +129,12 @@ const TYPE_BITS: Partial<Record<string, number>> = {
 };
 
 /**
- * A ustar header block with `bits` in its mode field and its checksum made again. tar-stream
- * masks the mode to its permission bits; it writes six octal digits and a space, as here.
+ * Puts `bits` in a ustar header block's mode field and makes its checksum again, in place (the
+ * block is tar-stream's, fresh for this entry). tar-stream masks the mode to its permission
+ * bits; it writes six octal digits and a space, as here.
  */
-export function withTypeBits(block: Buffer, bits: number): Buffer {
-  if (block.length !== 512) return block;
-  const out = Buffer.from(block);
+export function withTypeBits(out: Buffer, bits: number): Buffer {
+  if (out.length !== 512) return out;
   const mode = parseInt(out.toString('latin1', 100, 107).replace(/[ \0]+$/, ''), 8) || 0;
   out.write(((mode & 0o7777) | bits).toString(8).padStart(6, '0') + ' ', 100, 'latin1');
   out.fill(0x20, 148, 156);

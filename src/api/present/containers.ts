@@ -1,9 +1,9 @@
 /** Container records → the JSON of Docker's `/containers/json` and `/containers/{id}/json`. */
-import { goMap, withGoMaps } from './go-map.js';
 import { createHash } from 'node:crypto';
 
 import type { ContainerRecord } from '../../engine/containers/record.js';
 import { publicMountPoint, ZERO_TIME } from '../../engine/containers/record.js';
+import { goMap, withGoMaps } from './go-map.js';
 
 /** "Up 3 minutes", "Exited (0) 2 seconds ago", as dockerd's State.String(). */
 export function humanDuration(ms: number): string {

@@ -24,13 +24,16 @@ export function withGoMaps<C extends object>(config: C): C {
   return out as C;
 }
 
-/** Go compares strings byte by byte (UTF-8); code points order the same. */
+/** Go compares strings byte by byte (UTF-8), which is code point order. */
 function byteOrder(a: string, b: string): number {
-  const x = [...a];
-  const y = [...b];
-  for (let i = 0; i < Math.min(x.length, y.length); i++) {
-    const d = x[i]!.codePointAt(0)! - y[i]!.codePointAt(0)!;
-    if (d !== 0) return d;
+  let i = 0;
+  let j = 0;
+  while (i < a.length && j < b.length) {
+    const x = a.codePointAt(i)!;
+    const y = b.codePointAt(j)!;
+    if (x !== y) return x - y;
+    i += x > 0xffff ? 2 : 1;
+    j += y > 0xffff ? 2 : 1;
   }
-  return x.length - y.length;
+  return a.length - i - (b.length - j);
 }

@@ -1,9 +1,9 @@
 /** Image records → the JSON of Docker's `/images/json`, `/images/{name}/json` and `/images/{name}/history`. */
-import { goMap, withGoMaps } from './go-map.js';
 import type { Engine } from '../../engine/engine.js';
 import { familiar, type HistoryItem } from '../../engine/images.js';
 import type { ImageRecord } from '../../images/types.js';
 import { compareVersions } from '../versions.js';
+import { goMap, withGoMaps } from './go-map.js';
 
 /** "docker.io/library/busybox:latest" → "busybox:latest", as Docker shows names. */
 export const familiarName = familiar;

@@ -1,6 +1,6 @@
 /** Network records → the JSON of Docker's `/networks` and `/networks/{id}`. */
-import { goMap } from './go-map.js';
 import type { EndpointState, NetworkRecord } from '../../engine/networks/record.js';
+import { goMap } from './go-map.js';
 
 export function networkJson(n: NetworkRecord, endpoints?: Array<{ id: string; name: string; endpoint: EndpointState }>): object {
   const containers: Record<string, object> = {};

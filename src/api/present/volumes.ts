@@ -1,6 +1,6 @@
 /** Volumes as dockerd shows them. Pure. */
-import { goMap } from './go-map.js';
 import type { Volume } from '../../storage/volumes.js';
+import { goMap } from './go-map.js';
 
 /**
  * dockerd's volume object: Labels and Options null when there are none, CreatedAt in RFC 3339

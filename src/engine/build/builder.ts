@@ -31,7 +31,6 @@ import { archiveKind, archiveStream, hashSources, sourceTar, SourceTree, unpackC
 import { downloadSource, isRemoteSource } from './remote.js';
 import {
   BuildArgs,
-  DockerfileError,
   goDuration,
   goQuoteList,
   parseDockerfile,
@@ -137,6 +136,15 @@ const shellOf = (runConfig: RunConfig): string[] => ((runConfig.Shell as string[
  */
 const nop = (runConfig: RunConfig, comment: string): string[] => [...shellOf(runConfig), '#(nop) ', comment];
 const nopString = (runConfig: RunConfig, comment: string): string[] => [...shellOf(runConfig), `#(nop) ${comment}`];
+
+/** The lexer's result; its error names the word, in moby's shell lexer's words. */
+function lexed<T>(text: string, lex: () => T): T {
+  try {
+    return lex();
+  } catch (err) {
+    throw new InvalidArgumentError(`failed to process ${JSON.stringify(text)}: ${(err as Error).message}`);
+  }
+}
 
 function short(id: string): string {
   return id.replace(/^sha256:/, '').slice(0, 12);
@@ -306,21 +314,13 @@ export class Build {
     return id;
   }
 
-  /** A word with variables substituted; a lexer error names the word, in moby's shell lexer's words. */
+  /** A word with variables substituted (one word, or split into words). */
   private word(text: string, env: ReadonlyMap<string, string>): string {
-    try {
-      return this.lex.processWord(text, env);
-    } catch (err) {
-      throw new InvalidArgumentError(`failed to process ${JSON.stringify(text)}: ${(err as Error).message}`);
-    }
+    return lexed(text, () => this.lex.processWord(text, env));
   }
 
   private words(text: string, env: ReadonlyMap<string, string>): string[] {
-    try {
-      return this.lex.processWords(text, env);
-    } catch (err) {
-      throw new InvalidArgumentError(`failed to process ${JSON.stringify(text)}: ${(err as Error).message}`);
-    }
+    return lexed(text, () => this.lex.processWords(text, env));
   }
 
   // ---- FROM ------------------------------------------------------------------------------------

@@ -18,7 +18,6 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import zlib from 'node:zlib';
 
-import tar from 'tar-stream';
 
 import { BerthError, InvalidArgumentError, SystemError, UnsupportedError } from '../../common/errors.js';
 import { tarExtract } from '../../common/tar-extract.js';

@@ -276,7 +276,7 @@ function capabilityMasks(process: Process, lastCap: number): PlanOp {
  * capabilities, seccomp, then program lookup. Order matters: seccomp without
  * noNewPrivileges must be loaded while CAP_SYS_ADMIN is still held; with it, as late as possible.
  */
-export function processOps(process: Process, opts: { lastCap: number; seccomp?: CompiledSeccomp }): PlanOp[] {
+export function processOps(process: Process, opts: { lastCap: number; seccomp?: CompiledSeccomp; environment: ReturnType<typeof execEnvironment> }): PlanOp[] {
   const ops: PlanOp[] = [];
   (process.rlimits ?? []).forEach((r, i) => {
     const resource = RLIMITS[r.type];
@@ -285,9 +285,8 @@ export function processOps(process: Process, opts: { lastCap: number; seccomp?: 
   });
   ops.push(['chdir', process.cwd]);
   const args = process.args ?? [];
-  const { env, needsHome } = execEnvironment(process.env);
-  ops.push(['resolve_exec', args[0], envValue(env, 'PATH') ?? DEFAULT_PATH]);
-  if (needsHome) ops.push(['home_from_passwd', process.user.uid]);
+  ops.push(['resolve_exec', args[0], envValue(opts.environment.env, 'PATH') ?? DEFAULT_PATH]);
+  if (opts.environment.needsHome) ops.push(['home_from_passwd', process.user.uid]);
   if (process.noNewPrivileges) ops.push(['no_new_privs']);
   if (opts.seccomp && !process.noNewPrivileges) ops.push(['seccomp', opts.seccomp.flags, opts.seccomp.filter]);
   const groups = process.user.additionalGids ?? [];
@@ -368,13 +367,14 @@ export function compileCreatePlan(spec: Spec, ctx: CreatePlanContext): PlanOp[] 
   if (spec.root?.readonly) ops.push(['readonly_root']);
   if (spec.hostname !== undefined && spec.hostname !== '') ops.push(['sethostname', spec.hostname]);
   if (spec.domainname !== undefined && spec.domainname !== '') ops.push(['setdomainname', spec.domainname]);
-  ops.push(...processOps(process, { lastCap: ctx.host.lastCap, seccomp: ctx.seccomp }));
+  const environment = execEnvironment(process.env); // once: the lookup and execve use the same
+  ops.push(...processOps(process, { lastCap: ctx.host.lastCap, seccomp: ctx.seccomp, environment }));
   // startContainer hooks run after "ready" closed the sync socket: fetch their state before.
   if (hooks.startContainer?.length) ops.push(['load_state']);
   ops.push(['ready']);
   ops.push(['wait_start']);
   for (const hook of hooks.startContainer ?? []) ops.push(hookOp(hook));
-  ops.push(['exec', nulList(process.args), nulList(execEnvironment(process.env).env), ctx.preserveFds]);
+  ops.push(['exec', nulList(process.args), nulList(environment.env), ctx.preserveFds]);
   return ops;
 }
 
@@ -405,8 +405,9 @@ export function compileExecPlan(process: Process, ctx: ExecPlanContext): PlanOp[
   ops.push(...stage0Ops(ctx.cgroup, join));
   ops.push(['clone', 0, '', '', ctx.foreground ? 'foreground' : 'detach']);
   if (process.terminal) ops.push(['console_setup', process.consoleSize?.height ?? 0, process.consoleSize?.width ?? 0]);
-  ops.push(...processOps(process, { lastCap: ctx.lastCap, seccomp: ctx.seccomp }));
+  const environment = execEnvironment(process.env);
+  ops.push(...processOps(process, { lastCap: ctx.lastCap, seccomp: ctx.seccomp, environment }));
   ops.push(['ready']);
-  ops.push(['exec', nulList(process.args), nulList(execEnvironment(process.env).env), ctx.preserveFds]);
+  ops.push(['exec', nulList(process.args), nulList(environment.env), ctx.preserveFds]);
   return ops;
 }
