@@ -287,9 +287,13 @@ export class ImageService {
     // With reference patterns, an image shows with the names that match only (dockerd's RepoTags then).
     const matching = (names: string[] | undefined): string[] => (names ?? []).filter((n) => filters.reference!.some((p) => matchesReference(p, [familiar(n)])));
     const narrowed = (image: ImageRecord): ImageRecord => (filters.reference?.length ? { ...image, names: matching(image.names), repoDigests: matching(image.repoDigests) } : image);
-    return this.images.list().filter((image) => {
+    // Newest first, as dockerd sorts its list (the docker CLI prints it in the order given).
+    const newestFirst = this.images
+      .list()
+      .map((image) => ({ image, created: createdOf(image) }))
+      .sort((a, b) => b.created - a.created);
+    return newestFirst.filter(({ image, created }) => {
       const config = this.config(image);
-      const created = Date.parse(config.created ?? image.created) || 0;
       if (!opts.all && image.names.length === 0 && !image.repoDigests?.length && parents.has(image.config)) return false;
       if (dangling === true && image.names.length > 0) return false;
       if (dangling === false && image.names.length === 0 && !image.repoDigests?.length) return false;
@@ -302,7 +306,7 @@ export class ImageService {
       if (since !== undefined && !(created > since)) return false;
       if (until !== undefined && !(created < until)) return false;
       return true;
-    }).map(narrowed);
+    }).map(({ image }) => narrowed(image));
   }
 
   /** `docker history`: newest first; the top entry carries the image ID and its tags. */
