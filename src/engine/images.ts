@@ -11,7 +11,7 @@ import type { Readable, Writable } from 'node:stream';
 
 import { BerthError, ConflictError, InvalidArgumentError, NotFoundError, SystemError } from '../common/errors.js';
 import { importRootfs } from '../images/archive/rootfs-import.js';
-import { applyChanges, type ContainerConfig as ImageContainerConfig } from '../images/archive/rootfs-import.js';
+import type { ContainerConfig as ImageContainerConfig } from '../images/archive/rootfs-import.js';
 import { bufferSource, commitImages } from '../images/archive/common.js';
 import { DOCKER_LAYER_TAR, imagesToSave, loadDockerArchive, saveDockerArchive } from '../images/archive/docker-archive.js';
 import { sha256Digest } from '../images/digest.js';
@@ -24,6 +24,7 @@ import { parseRegistryRef } from '../images/registry/ref.js';
 import type { ContentStore, Digest, ImageConfig, ImageManifest, ImageRecord, Platform } from '../images/types.js';
 import { MEDIA_TYPES } from '../images/types.js';
 import { chainIds, layerBytes, writeDiffTar, type OverlaySnapshotter } from '../storage/snapshotter.js';
+import { applyChanges } from './build/run-config.js';
 import { INIT_MOUNT_POINTS } from './spec/container-spec.js';
 import { checkConfigTypes } from './containers/config-check.js';
 import { containerEventAttributes, type ContainerRecord } from './containers/record.js';
@@ -563,12 +564,12 @@ export class ImageService {
   /** `docker import`: a root file system tarball (maybe compressed) becomes a one-layer image. */
   async importImage(input: Readable, opts: { repo?: string; tag?: string; changes?: string[]; message?: string; source?: string; platform?: Platform }): Promise<string> {
     const name = opts.repo ? targetName(opts.repo, opts.tag) : undefined;
-    // Validate the changes before reading the body.
-    applyChanges({}, opts.changes ?? []);
+    // The changes on an empty config, as dockerd's ImportImage; checked before the body is read.
+    const config = applyChanges({}, opts.changes ?? []);
     return this.withBusy(async () => {
       const loaded = await importRootfs(input, { content: this.content, images: this.images }, {
         ...(name !== undefined ? { name } : {}),
-        changes: opts.changes ?? [],
+        config,
         message: opts.message || `Imported from ${opts.source ?? '-'}`,
         ...(opts.platform ? { platform: opts.platform } : {}),
         tmpDir: this.opts.tmpDir,

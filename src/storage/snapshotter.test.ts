@@ -251,7 +251,10 @@ describe('OverlaySnapshotter', () => {
     assert.equal(lower.length, 3, 'the init layer, then the image');
     const init = fs.realpathSync(lower[0]);
     assert.equal(init, fs.realpathSync(path.join(s.root, 'layers', top.slice(7), 'init', 'fs')));
-    for (const f of ['etc/hostname', 'etc/hosts', 'etc/resolv.conf', '.dockerenv']) assert.equal(fs.statSync(path.join(init, f)).size, 0, f);
+    for (const f of ['etc/hostname', 'etc/hosts', 'etc/resolv.conf', '.dockerenv', 'dev/console']) {
+      const st = fs.statSync(path.join(init, f));
+      assert.deepEqual([st.size, st.mode & 0o7777], [0, 0o755], `${f}: empty, mode 0755 as moby's initlayer makes it`);
+    }
     assert.deepEqual(['proc', 'sys', 'dev'].map((d) => fs.existsSync(path.join(init, d))), [false, true, true], 'only the directories the image lacks');
     // What else Docker's init layer has, unless the image has it: /dev's mount points, /etc/mtab.
     assert.ok(fs.statSync(path.join(init, 'dev/pts')).isDirectory() && fs.statSync(path.join(init, 'dev/shm')).isDirectory());

@@ -94,6 +94,12 @@ const INIT_EXTRAS: { rel: string; dir?: true; symlink?: string }[] = [
   { rel: 'etc/mtab', symlink: '/proc/mounts' },
 ];
 
+/** An empty init-layer file, mode 0755 whatever the umask. */
+function writeInitFile(file: string): void {
+  fs.writeFileSync(file, '');
+  fs.chmodSync(file, 0o755);
+}
+
 export interface Usage {
   /** Bytes of the files and symlinks (st_size, directories not counted), each inode once: what dockerd reports as SizeRw and a volume's size. */
   size: number;
@@ -303,7 +309,8 @@ export class OverlaySnapshotter {
     const tmp = this.newTmp();
     fs.mkdirSync(path.join(tmp, 'fs', 'etc'), { recursive: true, mode: 0o755 });
     try {
-      for (const rel of INIT_FILES) fs.writeFileSync(path.join(tmp, 'fs', rel), '', { mode: 0o644 });
+      // Mode 0755, as moby's initlayer makes its files (docker export shows them so).
+      for (const rel of INIT_FILES) writeInitFile(path.join(tmp, 'fs', rel));
       for (const rel of INIT_DIRS) if (!lower.lookup(rel)) fs.mkdirSync(path.join(tmp, 'fs', rel), { mode: 0o755 });
       for (const extra of INIT_EXTRAS) {
         const there = lower.lookup(extra.rel);
@@ -312,7 +319,7 @@ export class OverlaySnapshotter {
         fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o755 });
         if (extra.dir) fs.mkdirSync(file, { mode: 0o755 });
         else if (extra.symlink) fs.symlinkSync(extra.symlink, file);
-        else fs.writeFileSync(file, '', { mode: 0o644 });
+        else writeInitFile(file);
       }
       // A directory here hides the image's own in the merged view: it keeps the image's mode, owner and times.
       for (const rel of ['etc', 'dev']) {

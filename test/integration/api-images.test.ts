@@ -294,6 +294,14 @@ describe('docker CLI image commands against berthd', { skip, timeout: 600_000 },
     const live = ok(['commit', 'runner']).trim();
     assert.equal(ok(['inspect', '-f', '{{.State.Status}}', 'runner']).trim(), 'running');
     assert.equal(ok(['run', '--rm', live, 'cat', '/live.txt']).trim(), 'live');
+    // --change is a Dockerfile of config instructions, as dockerd's BuildFromConfig reads it.
+    ok(['commit', '-c', 'HEALTHCHECK --interval=5s CMD ["true"]', '-c', 'CMD a\nENV B=$ADDED', 'writer', 'changed:1']);
+    assert.equal(ok(['image', 'inspect', '-f', '{{json .Config.Healthcheck}} {{json .Config.Cmd}}', 'changed:1']).trim(), '{"Test":["CMD","true"],"Interval":5000000000} ["/bin/sh","-c","a"]');
+    assert.match(ok(['image', 'inspect', '-f', '{{json .Config.Env}}', 'changed:1']), /"B="/, 'no ADDED in the container: the variable is empty');
+    fails(['commit', '-c', 'ENV', 'writer'], /Error response from daemon: ENV requires at least one argument/);
+    fails(['commit', '-c', 'RUN true', 'writer'], /run is not a valid change command/);
+    fails(['commit', '-c', '', 'writer'], /file with no instructions/);
+    ok(['rmi', 'changed:1']);
     ok(['rm', '-f', 'runner', 'writer']);
     assert.ok(ok(['images', '-q', '--no-trunc', '--filter', 'dangling=true']).includes(live));
   });

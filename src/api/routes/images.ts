@@ -130,7 +130,7 @@ export function imageRoutes(router: Router, engine: Engine): void {
         const id = await images.importImage(ctx.bodyStream(), {
           repo: ctx.query.get('repo') ?? undefined,
           tag: ctx.query.get('tag') ?? undefined,
-          changes: all(ctx, 'changes'),
+          changes: ctx.query.getAll('changes'), // an empty one too: "file with no instructions", as dockerd
           message: ctx.query.get('message') ?? undefined,
           source: fromSrc,
           ...(platform ? { platform } : {}),
@@ -179,7 +179,7 @@ export function imageRoutes(router: Router, engine: Engine): void {
       tag: ctx.query.get('tag') || undefined,
       comment: ctx.query.get('comment') || undefined,
       author: ctx.query.get('author') || undefined,
-      changes: all(ctx, 'changes'),
+      changes: ctx.query.getAll('changes'), // an empty one too: "file with no instructions", as dockerd
       pause: ctx.bool('pause', true),
       config: body,
     });

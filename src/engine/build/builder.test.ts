@@ -13,7 +13,7 @@ import { after, describe, it } from 'node:test';
 import tar from 'tar-stream';
 
 import type { ImageConfig } from '../../images/types.js';
-import { Builder, exposedPorts, type BuildBackend, type BuildImage, type BuildOptions } from './builder.js';
+import { Builder, type BuildBackend, type BuildImage, type BuildOptions } from './builder.js';
 
 interface Made {
   id: string;
@@ -185,10 +185,5 @@ describe('the builder (fake backend)', () => {
     assert.match(out, /Step 3\/3 : LABEL "a"='1' "b"='2'/);
     assert.deepEqual(backend.images.get(id)!.config.config!.Labels, { a: '1', b: '2' });
     assert.deepEqual(backend.images.get(id)!.config.config!.Env, ['PATH=/bin', 'X=1']);
-  });
-
-  it('expands EXPOSE ranges', () => {
-    assert.deepEqual(exposedPorts('8000-8002/udp'), ['8000/udp', '8001/udp', '8002/udp']);
-    assert.throws(() => exposedPorts('x'), /Invalid containerPort: x/);
   });
 });

@@ -25,14 +25,11 @@ import { BerthError, InvalidArgumentError, UnsupportedError } from '../../common
 import type { ImageConfig } from '../../images/types.js';
 import type { JsonMessage } from '../image-progress.js';
 import { parseGroup, parsePasswd } from '../containers/user.js';
-import { parseSignal } from '../containers/signals.js';
 import { at, ScopedRoot, type Resolved } from '../containers/scoped-root.js';
 import { archiveKind, archiveStream, hashSources, sourceTar, SourceTree, unpackContext, type CopyAttrs, type Source } from './context.js';
 import { downloadSource, isRemoteSource } from './remote.js';
 import {
   BuildArgs,
-  goDuration,
-  goQuoteList,
   parseDockerfile,
   planBuild,
   ShellLex,
@@ -44,6 +41,7 @@ import {
   type Stage,
   type StageArgs,
 } from './dockerfile.js';
+import { applyToRunConfig, commandOf, isConfigCommand, shellOf, type RunConfig } from './run-config.js';
 
 /** An image as the builder sees it. */
 export interface BuildImage {
@@ -51,7 +49,7 @@ export interface BuildImage {
   config: ImageConfig;
 }
 
-export type RunConfig = NonNullable<ImageConfig['config']>;
+export type { RunConfig };
 
 /** What the builder needs of the engine (see backend.ts). */
 export interface BuildBackend {
@@ -127,9 +125,6 @@ export class RunFailedError extends BerthError {
   }
 }
 
-const DEFAULT_SHELL = ['/bin/sh', '-c'];
-/** The shell RUN uses: SHELL's, or /bin/sh -c. */
-const shellOf = (runConfig: RunConfig): string[] => ((runConfig.Shell as string[] | undefined)?.length ? (runConfig.Shell as string[]) : DEFAULT_SHELL);
 /**
  * The Cmd a step's image records, behind the current shell as dockerd has it: metadata steps as
  * [...shell, "#(nop) ", "ENV A=1"], file steps as [...shell, "#(nop) COPY ..."] (dockerd's two forms).
@@ -372,22 +367,6 @@ export class Build {
     const w = (text: string): string => this.word(text, env);
     const rc = state.runConfig;
     switch (command.kind) {
-      case 'ENV': {
-        const pairs = command.pairs.map(([k, v]) => [w(k), w(v)] as const);
-        rc.Env = [...(rc.Env ?? [])];
-        for (const [k, v] of pairs) {
-          const at = rc.Env.findIndex((e) => e.split('=', 1)[0] === k);
-          if (at >= 0) rc.Env[at] = `${k}=${v}`;
-          else rc.Env.push(`${k}=${v}`);
-        }
-        return this.commit(state, `ENV ${pairs.map(([k, v]) => `${k}=${v}`).join(' ')}`);
-      }
-      case 'LABEL': {
-        const pairs = command.pairs.map(([k, v]) => [w(k), w(v)] as const);
-        rc.Labels = { ...(rc.Labels ?? {}) };
-        for (const [k, v] of pairs) rc.Labels[k] = v;
-        return this.commit(state, `LABEL ${pairs.map(([k, v]) => `${k}=${v}`).join(' ')}`);
-      }
       case 'ARG': {
         const parts: string[] = [];
         for (const a of command.args) {
@@ -400,79 +379,26 @@ export class Build {
       case 'MAINTAINER':
         state.author = w(command.value);
         return this.commit(state, `MAINTAINER ${state.author}`);
-      case 'USER':
-        rc.User = w(command.value);
-        return this.commit(state, `USER ${rc.User}`);
-      case 'STOPSIGNAL': {
-        const signal = w(command.value);
-        parseSignal(signal); // "Invalid signal: FOO", as dockerd's dispatch refuses it
-        rc.StopSignal = signal;
-        return this.commit(state, `STOPSIGNAL ${signal}`);
-      }
-      case 'EXPOSE': {
-        const ports = command.values.flatMap((v) => this.words(v, env));
-        rc.ExposedPorts = { ...(rc.ExposedPorts ?? {}) };
-        for (const p of ports) for (const key of exposedPorts(p)) rc.ExposedPorts[key] = {};
-        return this.commit(state, `EXPOSE ${ports.join(' ')}`);
-      }
-      case 'VOLUME': {
-        const volumes = command.values.map((v) => w(v));
-        rc.Volumes = { ...(rc.Volumes ?? {}) };
-        for (const v of volumes) {
-          if (v.trim() === '') throw new InvalidArgumentError('VOLUME specified can not be an empty string');
-          rc.Volumes[v] = {};
-        }
-        return this.commit(state, `VOLUME [${volumes.join(' ')}]`);
-      }
       case 'WORKDIR':
         return this.workdir(state, w(command.value));
-      case 'SHELL':
-        rc.Shell = command.shell;
-        return this.commit(state, `SHELL [${command.shell.join(' ')}]`);
-      case 'CMD': {
-        rc.Cmd = this.commandOf(state, command.line);
-        state.cmdSet = true;
-        return this.commit(state, `CMD ${goQuoteList(rc.Cmd)}`);
-      }
-      case 'ENTRYPOINT': {
-        // No entrypoint at all for `ENTRYPOINT` or `ENTRYPOINT []` (moby's emptyAsNil).
-        const ep = command.line.args.length === 0 ? null : this.commandOf(state, command.line);
-        rc.Entrypoint = ep;
-        if (!state.cmdSet) rc.Cmd = null;
-        return this.commit(state, `ENTRYPOINT ${goQuoteList(ep ?? [])}`);
-      }
-      case 'HEALTHCHECK': {
-        const h = command.health;
-        const old = rc.Healthcheck?.Test;
-        if (old && old.length > 0 && old[0] !== 'NONE') this.out(`Note: overriding previous HEALTHCHECK: [${old.join(' ')}]\n`);
-        rc.Healthcheck = {
-          Test: h.test,
-          ...(h.interval !== undefined ? { Interval: h.interval } : {}),
-          ...(h.timeout !== undefined ? { Timeout: h.timeout } : {}),
-          ...(h.startPeriod !== undefined ? { StartPeriod: h.startPeriod } : {}),
-          ...(h.startInterval !== undefined ? { StartInterval: h.startInterval } : {}),
-          ...(h.retries !== undefined ? { Retries: h.retries } : {}),
-        };
-        const d = (n: number | undefined): string => JSON.stringify(goDuration(n ?? 0));
-        const retries = `'\\x${(h.retries ?? 0).toString(16).padStart(2, '0')}'`;
-        return this.commit(state, `HEALTHCHECK &{${goQuoteList(h.test)} ${d(h.interval)} ${d(h.timeout)} ${d(h.startPeriod)} ${d(h.startInterval)} ${retries}}`);
-      }
-      case 'ONBUILD':
-        rc.OnBuild = [...((rc.OnBuild as string[] | undefined) ?? []), command.expression];
-        return this.commit(state, `ONBUILD ${command.expression}`);
       case 'RUN':
         return this.runStep(state, command.line);
       case 'COPY':
       case 'ADD':
         return this.copy(state, command, w);
+      default: {
+        if (!isConfigCommand(command)) throw new InvalidArgumentError(`unknown instruction: ${command.kind}`);
+        if (command.kind === 'HEALTHCHECK') {
+          const old = rc.Healthcheck?.Test;
+          if (old && old.length > 0 && old[0] !== 'NONE') this.out(`Note: overriding previous HEALTHCHECK: [${old.join(' ')}]\n`);
+        }
+        const text = applyToRunConfig(rc, command, { word: w, words: (t) => this.words(t, env) }, state);
+        if (command.kind === 'ENTRYPOINT' && rc.Entrypoint?.length === 0) rc.Entrypoint = null; // moby's emptyAsNil in a build
+        return this.commit(state, text);
+      }
     }
   }
 
-  /** Exec form as is; shell form through the SHELL (default /bin/sh -c). */
-  private commandOf(state: StageState, line: { args: string[]; shell: boolean }): string[] {
-    if (!line.shell) return [...line.args];
-    return [...shellOf(state.runConfig), ...line.args];
-  }
 
   /** The image of this step from the cache, if there is one: a child of the current image made with the same config. */
   private cached(state: StageState, probe: RunConfig): BuildImage | undefined {
@@ -526,7 +452,7 @@ export class Build {
   }
 
   private async runStep(state: StageState, line: { args: string[]; shell: boolean }): Promise<void> {
-    const cmd = this.commandOf(state, line);
+    const cmd = commandOf(state.runConfig, line);
     const buildArgs = state.args.filterAllowed(state.runConfig.Env ?? []);
     let saveCmd = cmd;
     if (buildArgs.length > 0) {
@@ -708,20 +634,6 @@ interface Download {
   name: string;
   tree: SourceTree;
   source: Source;
-}
-
-/** EXPOSE's port specs ("80", "80/udp", "8000-8002/tcp") → ExposedPorts keys. */
-export function exposedPorts(spec: string): string[] {
-  const m = /^(?:(?:\[[^\]]*\]|[^:]*):)?(?:[^:]*:)?(\d+)(?:-(\d+))?(?:\/(\w+))?$/.exec(spec);
-  if (!m) throw new InvalidArgumentError(`Invalid containerPort: ${spec}`);
-  const proto = (m[3] ?? 'tcp').toLowerCase();
-  if (!['tcp', 'udp', 'sctp'].includes(proto)) throw new InvalidArgumentError(`Invalid proto: ${m[3]}`);
-  const start = Number(m[1]);
-  const end = m[2] !== undefined ? Number(m[2]) : start;
-  if (start < 1 || end > 65535 || end < start) throw new InvalidArgumentError(`Invalid containerPort: ${spec}`);
-  const out: string[] = [];
-  for (let p = start; p <= end; p++) out.push(`${p}/${proto}`);
-  return out;
 }
 
 function parseChmod(text: string): number {

@@ -25,8 +25,8 @@ export interface Instruction {
   keyword: string;
   /** The line as written (continuations joined), for `Step N/M : <original>`. */
   original: string;
-  /** 1-based line where it starts. */
-  line: number;
+  /** 1-based line where it starts; none for a change of commit or import (errors then name no line). */
+  line?: number;
   /** Leading `--name=value` flags, as written. */
   flags: string[];
   /** The text after the keyword and flags. */
@@ -172,7 +172,7 @@ export function splitWords(rest: string, escape: string): string[] {
 }
 
 /** `KEY=value ...` or the old `KEY value with spaces` (moby's parseNameVal); raw words. */
-export function parseKeyValues(rest: string, keyword: string, escape: string, line: number): Array<[string, string]> {
+export function parseKeyValues(rest: string, keyword: string, escape: string, line: number | undefined): Array<[string, string]> {
   const words = splitWords(rest, escape);
   if (words.length === 0) throw new DockerfileError(`${keyword} requires at least one argument`, line);
   if (!words[0]!.includes('=')) {
