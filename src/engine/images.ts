@@ -448,20 +448,46 @@ export class ImageService {
     for (let i = 0; i < targets.length; i++) {
       const image = images[i]!;
       const target = dockerReference(targets[i]!);
-      // A cross-repository mount when the image came from another repository of this registry.
-      const mountFrom = (image.repoDigests ?? []).map((d) => parseReference(d)).find((d) => d.domain === target.domain && d.path !== target.path)?.path;
-      const result = await push(targets[i]!, {
-        store: this.content,
-        manifestDigest: image.manifest,
-        auth: opts.auth ?? 'anonymous',
-        insecure: this.insecureFor(target.domain),
-        mountFrom,
-        onProgress: (e) => pushMessages(e).forEach(sink),
-      });
+      const sources = this.blobRepositories(target.domain);
+      let result;
+      try {
+        result = await push(targets[i]!, {
+          store: this.content,
+          manifestDigest: image.manifest,
+          auth: opts.auth ?? 'anonymous',
+          insecure: this.insecureFor(target.domain),
+          mountFrom: (digest) => sources.get(digest)?.find((p) => p !== target.path),
+          onProgress: (e) => pushMessages(e).forEach(sink),
+        });
+      } catch (err) {
+        throw translatePushError(err);
+      }
       sink({ progressDetail: {}, aux: { Tag: target.tag, Digest: result.digest, Size: result.size } });
       this.images.put({ ...image, repoDigests: [...(image.repoDigests ?? []), `${repo}@${result.digest}`] });
       this.opts.events.emit('image', 'push', familiarString(target), { name: familiarString({ ...target, tag: undefined }) });
     }
+  }
+
+  /**
+   * Where each blob is known to be on `domain`: the repositories of every local image's repo
+   * digests there (it was pulled from or pushed to them), for cross-repository mounts, as
+   * dockerd's V2 metadata serves them.
+   */
+  private blobRepositories(domain: string): Map<string, string[]> {
+    const sources = new Map<string, string[]>();
+    for (const image of this.images.list()) {
+      const repos = [...new Set((image.repoDigests ?? []).map((d) => parseReference(d)).filter((d) => d.domain === domain).map((d) => d.path))];
+      if (repos.length === 0) continue;
+      let parsed;
+      try {
+        parsed = parseManifest(this.content.readBlob(image.manifest));
+      } catch {
+        continue; // a manifest gone missing: no mounts from it
+      }
+      if (parsed.kind !== 'manifest') continue;
+      for (const blob of [...parsed.manifest.layers, parsed.manifest.config]) sources.set(blob.digest, [...(sources.get(blob.digest) ?? []), ...repos]);
+    }
+    return sources;
   }
 
   /** `docker login`: checks the credentials against the registry's /v2/ (Basic or token flow). */
@@ -931,6 +957,16 @@ export function translatePullError(err: unknown, ref: ImageReference): unknown {
   }
   if (err.status === 404) return new NotFoundError(`manifest for ${familiarString(ref)} not found: manifest unknown: ${err.message}`);
   return err;
+}
+
+/**
+ * dockerd's words for a push the registry refused: its first error, as the distribution client
+ * words it ("denied: requested access to the resource is denied").
+ */
+export function translatePushError(err: unknown): unknown {
+  const first = err instanceof RegistryError ? err.errors[0] : undefined;
+  if (!(err instanceof RegistryError) || !first?.code) return err;
+  return new RegistryError(err.code, `${first.code.toLowerCase().replace(/_/g, ' ')}: ${first.message ?? ''}`, err.status, err.errors);
 }
 
 /**

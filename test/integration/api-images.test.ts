@@ -241,6 +241,16 @@ describe('docker CLI image commands against berthd', { skip, timeout: 600_000 },
     assert.match(absent.stdout, new RegExp(`^The push refers to repository \\[${host}/absent\\]`));
     assert.match(absent.stderr, /^An image does not exist locally with the tag: 127\.0\.0\.1:\d+\/absent/);
 
+    // Cross-repository mounts per layer, as dockerd's: a committed image's base layer is known to
+    // be in the repositories busybox was pulled from and pushed to; its own layer is uploaded.
+    ok(['run', '--name', 'pusher', `${host}/busybox:latest`, 'touch', '/pushed']);
+    ok(['commit', 'pusher', `${host}/pushed/committed:v1`]);
+    ok(['rm', 'pusher']);
+    const committed = ok(['push', `${host}/pushed/committed:v1`]);
+    assert.match(committed, /: Mounted from (busybox|pushed\/bb)$/m);
+    assert.match(committed, /: Pushed$/m);
+    ok(['rmi', `${host}/pushed/committed:v1`]);
+
     // pull --all-tags (the API's pull with no tag): every tag the registry lists, one status line.
     ok(['tag', `${host}/busybox:latest`, `${host}/pushed/bb:v2`]);
     ok(['push', `${host}/pushed/bb:v2`]);
@@ -318,6 +328,7 @@ describe('docker CLI image commands against berthd', { skip, timeout: 600_000 },
   });
 
   it('logs in to a registry with Basic auth, then pulls from it', () => {
+    fails(['pull', `${authHost}/busybox:latest`], new RegExp(`Error response from daemon: (Get|Head) "http://${authHost}/v2/busybox/manifests/latest": no basic auth credentials`));
     const bad = d!.docker(['login', authHost, '-u', 'testuser', '--password-stdin'], 60_000, 'wrong\n');
     assert.notEqual(bad.status, 0);
     assert.match(bad.stderr, /401|unauthorized/i);

@@ -116,6 +116,23 @@ function isTransientCode(e: unknown): boolean {
   return typeof code === 'string' && /^(ECONNRESET|ECONNREFUSED|EPIPE|ETIMEDOUT|EAI_AGAIN|ENETUNREACH|EHOSTUNREACH|ERR_STREAM_PREMATURE_CLOSE)$/.test(code);
 }
 
+/** A method as Go's net/http names it in an error ("Get", "Head"). */
+function goMethod(method: string): string {
+  return method[0]! + method.slice(1).toLowerCase();
+}
+
+/**
+ * The error a Bearer challenge states (RFC 6750 §3.1) as a registry error code, as the
+ * docker/distribution client reads it first: a token without the access asked for is DENIED.
+ */
+function bearerChallengeError(res: RegistryResponse): { code: string; message: string } | undefined {
+  const bearer = parseWWWAuthenticate(res.headers.get('www-authenticate') ?? '').find((c) => c.scheme === 'bearer');
+  const error = bearer?.params.error;
+  if (error === 'insufficient_scope') return { code: 'DENIED', message: bearer!.params.error_description || 'requested access to the resource is denied' };
+  if (error === 'invalid_token') return { code: 'UNAUTHORIZED', message: bearer!.params.error_description || 'authentication required' };
+  return undefined;
+}
+
 /** A failure that may succeed on retry (short read, connection dropped mid-body). */
 export class TransientError extends SystemError {}
 
@@ -314,7 +331,7 @@ export class RegistryClient {
       const timer = setTimeout(() => fail(new TransientError(`${method} ${url.host}${url.pathname}: no answer within ${this.timeoutMs} ms`)), this.timeoutMs);
       const onAbort = (): void => fail(signal!.reason);
       signal?.addEventListener('abort', onAbort, { once: true });
-      req.on('error', (e) => fail(new ConnectionError(`${method[0]}${method.slice(1).toLowerCase()} ${JSON.stringify(url.href)}: ${netErrorText(e, url)}`, { cause: e })));
+      req.on('error', (e) => fail(new ConnectionError(`${goMethod(method)} ${JSON.stringify(url.href)}: ${netErrorText(e, url)}`, { cause: e })));
       req.on('response', (res) => {
         if (done()) resolve(registryResponse(res, signal));
         else res.destroy();
@@ -379,7 +396,12 @@ export class RegistryClient {
           const sentAuth = auth !== undefined;
           const insufficient = ch.params.error === 'insufficient_scope' || ch.params.error === 'invalid_token';
           // Basic already sent, or no credentials to send: retrying cannot help.
-          if (ch.scheme === 'basic' && (sentAuth || !this.credentials)) return res;
+          if (ch.scheme === 'basic' && sentAuth) return res;
+          if (ch.scheme === 'basic' && !this.credentials) {
+            await res.body?.cancel();
+            // The docker/distribution client's words (dockerd: `Head "…": no basic auth credentials`).
+            throw new RegistryError('INVALID_ARGUMENT', `${goMethod(m)} ${JSON.stringify(url.href)}: no basic auth credentials`, 401);
+          }
           if (ch.scheme === 'bearer' && sentAuth && this.challenge?.scheme === 'bearer') {
             if (!insufficient && retriedAuth > 0) return res;
             this.tokens.invalidate(this.challenge, opts.scopes);
@@ -419,6 +441,8 @@ export class RegistryClient {
     } catch {
       /* not JSON */
     }
+    const challenged = res.status >= 400 && res.status < 500 ? bearerChallengeError(res) : undefined;
+    if (challenged) errors = [challenged, ...errors];
     const detail = errors.length ? errors.map((e) => `${e.code ?? ''}: ${e.message ?? ''}`).join('; ') : text.slice(0, 200).trim();
     const code: ErrorCode =
       res.status === 404 ? 'NOT_FOUND' : res.status === 401 || res.status === 403 ? 'INVALID_ARGUMENT' : res.status === 409 ? 'CONFLICT' : res.status >= 500 ? 'SYSTEM' : 'INVALID_ARGUMENT';

@@ -20,8 +20,11 @@ export interface PushOptions {
   auth?: RegistryAuth;
   insecure?: boolean | string[];
   onProgress?: ProgressListener;
-  /** A repository on the same registry that has the blobs: try a cross-repository mount first. */
-  mountFrom?: string;
+  /**
+   * A repository on the same registry that has the blobs, or one per blob (undefined: none
+   * known): a cross-repository mount is tried first.
+   */
+  mountFrom?: string | ((digest: string) => string | undefined);
   /** Upload in PATCH chunks of this many bytes instead of one PUT. */
   chunkSize?: number;
   concurrency?: number;
@@ -75,7 +78,7 @@ export async function pushBlob(
       return 'exists' as const;
     }
     if (head.status !== 404) throw await RegistryClient.errorFrom(head, `HEAD ${what}`);
-    let location: string;
+    let location: string | undefined;
     if (opts.mountFrom && opts.mountFrom !== repository) {
       const q = new URLSearchParams({ mount: desc.digest, from: opts.mountFrom });
       const res = await client.request('POST', `/v2/${repository}/blobs/uploads/?${q}`, { scopes, headers: { 'content-length': '0' } });
@@ -84,9 +87,12 @@ export async function pushBlob(
         emit({ id, status: `Mounted from ${opts.mountFrom}` });
         return 'mounted' as const;
       }
-      if (res.status !== 202) throw await RegistryClient.errorFrom(res, `mount ${what}`);
-      location = await uploadLocation(client, res, what);
-    } else {
+      if (res.status === 202) location = await uploadLocation(client, res, what);
+      // Refused (no pull access to the source, say): upload it instead, as dockerd does.
+      else if (res.status === 401 || res.status === 403) await res.body.cancel();
+      else throw await RegistryClient.errorFrom(res, `mount ${what}`);
+    }
+    if (location === undefined) {
       const res = await client.request('POST', `/v2/${repository}/blobs/uploads/`, { scopes, headers: { 'content-length': '0' } });
       if (res.status !== 202) throw await RegistryClient.errorFrom(res, `start upload of ${what}`);
       location = await uploadLocation(client, res, what);
@@ -161,7 +167,8 @@ async function pushManifest(client: RegistryClient, repository: string, referenc
       while (next < unique.length) {
         const d = unique[next++];
         try {
-          await pushBlob(client, repository, d, opts.store, { mountFrom: opts.mountFrom, chunkSize: opts.chunkSize, onProgress: d === parsed.manifest.config ? undefined : emit, retries });
+          const mountFrom = typeof opts.mountFrom === 'function' ? opts.mountFrom(d.digest) : opts.mountFrom;
+          await pushBlob(client, repository, d, opts.store, { ...(mountFrom ? { mountFrom } : {}), chunkSize: opts.chunkSize, onProgress: d === parsed.manifest.config ? undefined : emit, retries });
         } catch (e) {
           errors.push(e);
           next = unique.length;

@@ -310,7 +310,11 @@ describe('pull from a fake registry', () => {
     const img = addImage(reg, 'basic', 'v1', [1000]);
     reg.auth = 'basic';
     try {
-      await assert.rejects(pull(`${reg.host}/basic:v1`, { store: store(), ...opts() }), (e: Error) => e instanceof RegistryError && e.status === 401);
+      // No credentials for a Basic challenge: the docker/distribution client's words, naming the request.
+      await assert.rejects(
+        pull(`${reg.host}/basic:v1`, { store: store(), ...opts() }),
+        (e: Error) => e instanceof RegistryError && e.status === 401 && new RegExp(`^(Get|Head) "http://${reg.host}/v2/basic/manifests/v1": no basic auth credentials$`).test(e.message),
+      );
       await assert.rejects(pull(`${reg.host}/basic:v1`, { store: store(), insecure: [reg.host], auth: { username: 'u', password: 'wrong' } }), (e: Error) => e instanceof RegistryError && e.status === 401);
       const r = await pull(`${reg.host}/basic:v1`, { store: store(), insecure: [reg.host], auth: { username: 'u', password: 'p' } });
       assert.equal(r.manifestDigest, img.digest);
@@ -568,11 +572,42 @@ describe('push to a fake registry', () => {
     assert.equal(events2.filter((e) => e.status === 'Layer already exists').length, 2);
   });
 
+  it('mounts per blob where each is known, and uploads what a refused mount could not bring', async () => {
+    const events: ProgressEvent[] = [];
+    const [first, second] = img.layers;
+    // Only the first layer has a known source; the other is uploaded.
+    reg.hook = (req, res) => {
+      const url = new URL(req.url!, 'http://x');
+      if (req.method !== 'POST' || url.searchParams.get('from') !== 'private') return false;
+      res.writeHead(401, { 'content-type': 'application/json' }).end('{"errors":[{"code":"UNAUTHORIZED","message":"no pull access"}]}');
+      return true;
+    };
+    try {
+      const sources = new Map([[first!.digest, 'source']]);
+      await push(`${reg.host}/perblob:v1`, { store: src, manifestDigest: img.digest, insecure: [reg.host], auth: 'anonymous', mountFrom: (d) => sources.get(d), onProgress: (e) => events.push(e) });
+      assert.deepEqual(
+        [first!, second!].map((l) => events.filter((e) => e.id === l.digest.slice(7, 19) && e.status !== 'Preparing' && e.status !== 'Pushing').map((e) => e.status)),
+        [['Mounted from source'], ['Pushed']],
+      );
+      // A mount the registry refuses (no pull access to the source) falls back to an upload, as dockerd's.
+      const refused: ProgressEvent[] = [];
+      await push(`${reg.host}/fallback:v1`, { store: src, manifestDigest: img.digest, insecure: [reg.host], auth: 'anonymous', mountFrom: 'private', onProgress: (e) => refused.push(e) });
+      assert.equal(refused.filter((e) => e.status === 'Pushed').length, 2);
+      assert.deepEqual(reg.manifests.get('fallback:v1')!.bytes, img.bytes);
+    } finally {
+      reg.hook = undefined;
+    }
+  });
+
   it('uploads monolithically and in chunks, with Bearer push scope', async () => {
     reg.auth = 'bearer';
     reg.tokenRequests = [];
     try {
-      await assert.rejects(push(`${reg.host}/up/one:v1`, { store: src, manifestDigest: img.digest, insecure: [reg.host], auth: 'anonymous' }), (e: Error) => e instanceof RegistryError && e.status === 401);
+      // A token without push access: the challenge's insufficient_scope is DENIED, first (as the distribution client reads it).
+      await assert.rejects(
+        push(`${reg.host}/up/one:v1`, { store: src, manifestDigest: img.digest, insecure: [reg.host], auth: 'anonymous' }),
+        (e: Error) => e instanceof RegistryError && e.status === 401 && e.errors[0]?.code === 'DENIED' && e.errors[0]?.message === 'requested access to the resource is denied',
+      );
       await push(`${reg.host}/up/one:v1`, { store: src, manifestDigest: img.digest, insecure: [reg.host], auth: { username: 'u', password: 'p' } });
       assert.ok(reg.tokenRequests.some((u) => u.searchParams.getAll('scope').includes('repository:up/one:pull,push')));
       assert.ok(reg.repoBlobs.get('up/one')!.has(img.layers[0].digest));
