@@ -11,6 +11,8 @@ import { PassThrough, type Duplex, type Readable, type Writable } from 'node:str
 
 import { keepsBytesAfterHead } from '../common/clients.js';
 import { InvalidArgumentError } from '../common/errors.js';
+import { parsePlatformSpecifier } from '../images/manifest.js';
+import type { Platform } from '../images/types.js';
 import { API_VERSION, compareVersions } from './versions.js';
 
 const MAX_JSON_BODY = 16 * 1024 * 1024;
@@ -106,13 +108,11 @@ export class Context {
     return out;
   }
 
-  /** The `platform` parameter (`linux/amd64[/v8]`), if given. */
-  platform(): { os: string; architecture: string; variant?: string } | undefined {
+  /** The `platform` parameter (`linux/amd64[/v8]`, `linux`, `arm64`), if given: containerd's platforms.Parse. */
+  platform(): Platform | undefined {
     const value = this.query.get('platform');
     if (!value) return undefined;
-    const [os, architecture, variant, extra] = value.split('/');
-    if (!os || !architecture || extra !== undefined) throw new InvalidArgumentError(`invalid platform ${JSON.stringify(value)}: want os/arch[/variant]`, 'platform');
-    return { os, architecture, ...(variant ? { variant } : {}) };
+    return parsePlatformSpecifier(value);
   }
 
   /** The request body as a stream (archives, image tarballs). */

@@ -371,7 +371,8 @@ export class ImageService {
     const full = formatReference(ref);
     const wanted = familiarString(ref);
     const before = this.images.find(full);
-    const progress = new PullProgress(ref.path, ref.tag ?? ref.digest ?? '');
+    // Named by its tag, or by the whole reference when pulled by digest (moby's tagOrDigest).
+    const progress = new PullProgress(ref.path, ref.digest !== undefined ? full : (ref.tag ?? ''));
     return this.withBusy(async () => {
       let result;
       try {
@@ -443,7 +444,7 @@ export class ImageService {
     // As dockerd: the repository line first, a missing image then an error in the stream.
     sink({ status: `The push refers to repository [${repo}]` });
     if (targets.length === 0 || images.some((i) => !i)) {
-      throw new NotFoundError(`An image does not exist locally with the tag: ${familiar(wantTag ? `${repo}:${wantTag}` : repo)}`);
+      throw new NotFoundError(`An image does not exist locally with the tag: ${familiar(repo)}`); // the repository alone, as dockerd
     }
     for (let i = 0; i < targets.length; i++) {
       const image = images[i]!;

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
 import { InvalidArgumentError, NotFoundError, UnsupportedError } from '../common/errors.js';
-import { hostPlatform, MAX_MANIFEST_BYTES, parseImageConfig, parseManifest, parseTypedManifest, referencedDigests, selectPlatform, SUPPORTED_MANIFEST_TYPES } from './manifest.js';
+import { hostPlatform, MAX_MANIFEST_BYTES, parseImageConfig, parseManifest, parseTypedManifest, parsePlatformSpecifier, referencedDigests, selectPlatform, SUPPORTED_MANIFEST_TYPES } from './manifest.js';
 import { MEDIA_TYPES } from './types.js';
 import type { Descriptor, ImageIndex, Platform } from './types.js';
 
@@ -153,4 +153,24 @@ test('hostPlatform is linux/amd64 on x64, and the default for selectPlatform', (
   assert.equal(host.os, 'linux');
   if (process.arch === 'x64') assert.deepEqual(host, { os: 'linux', architecture: 'amd64' });
   assert.equal(pick(index({ os: 'linux', architecture: 'riscv64' }, host)), 1);
+});
+
+const SPEC_HOST = { os: 'linux', architecture: 'amd64' };
+
+test('--platform specifiers (containerd platforms.Parse): reads os/arch[/variant], an OS or an architecture alone, with normalized spellings', () => {
+  assert.deepEqual(parsePlatformSpecifier('linux/arm64', SPEC_HOST), { os: 'linux', architecture: 'arm64' });
+  assert.deepEqual(parsePlatformSpecifier('linux/arm64/v8', SPEC_HOST), { os: 'linux', architecture: 'arm64', variant: 'v8' });
+  assert.deepEqual(parsePlatformSpecifier('linux/aarch64', SPEC_HOST), { os: 'linux', architecture: 'arm64' });
+  assert.deepEqual(parsePlatformSpecifier('Linux/x86_64', SPEC_HOST), { os: 'linux', architecture: 'amd64' });
+  assert.deepEqual(parsePlatformSpecifier('linux/arm', SPEC_HOST), { os: 'linux', architecture: 'arm' });
+  assert.deepEqual(parsePlatformSpecifier('linux/arm/v6', SPEC_HOST), { os: 'linux', architecture: 'arm', variant: 'v6' });
+  assert.deepEqual(parsePlatformSpecifier('linux', SPEC_HOST), SPEC_HOST);
+  assert.deepEqual(parsePlatformSpecifier('arm64', SPEC_HOST), { os: 'linux', architecture: 'arm64' });
+  assert.deepEqual(parsePlatformSpecifier('windows', SPEC_HOST), { os: 'windows', architecture: 'amd64' });
+});
+test("--platform specifiers: the rest refused in containerd's words", () => {
+  assert.throws(() => parsePlatformSpecifier('bogus', SPEC_HOST), /^.*"bogus": unknown operating system or architecture: invalid argument$/);
+  assert.throws(() => parsePlatformSpecifier('linux/', SPEC_HOST), /"linux\/": cannot parse platform specifier: invalid argument/);
+  assert.throws(() => parsePlatformSpecifier('a/b/c/d', SPEC_HOST), /cannot parse platform specifier/);
+  assert.throws(() => parsePlatformSpecifier('linux/*', SPEC_HOST), /wildcards not yet supported/);
 });

@@ -257,6 +257,41 @@ export function normalizePlatform(platform: Platform): { os: string; architectur
   return { os, architecture, variant };
 }
 
+const KNOWN_OS = new Set(['aix', 'android', 'darwin', 'dragonfly', 'freebsd', 'hurd', 'illumos', 'ios', 'js', 'linux', 'nacl', 'netbsd', 'openbsd', 'plan9', 'solaris', 'windows', 'zos', 'macos']);
+const KNOWN_ARCH = new Set(['386', 'amd64', 'amd64p32', 'arm', 'armbe', 'arm64', 'arm64be', 'ppc64', 'ppc64le', 'loong64', 'mips', 'mipsle', 'mips64', 'mips64le', 'mips64p32', 'mips64p32le', 'ppc', 'riscv', 'riscv64', 's390', 's390x', 'sparc', 'sparc64', 'wasm']);
+
+/**
+ * A `--platform` specifier as containerd's platforms.Parse reads it: "os/arch[/variant]", or an
+ * OS or an architecture alone (the rest this host's); spellings normalized ("x86_64", "aarch64").
+ * Errors in its words: `"bogus": unknown operating system or architecture: invalid argument`.
+ */
+export function parsePlatformSpecifier(specifier: string, host: Platform = hostPlatform()): Platform {
+  if (specifier.includes('*')) throw new InvalidArgumentError(`${JSON.stringify(specifier)}: wildcards not yet supported: invalid argument`, 'platform');
+  const parts = specifier.toLowerCase().split('/');
+  const platform = (os: string, architecture: string, variant: string): Platform => ({ os, architecture, ...(variant ? { variant } : {}) });
+  // An architecture without a variant: arm means arm/v7, given back as plain arm (containerd's rule).
+  const archOnly = (arch: string): { architecture: string; variant: string } => {
+    const n = normalizePlatform({ os: '', architecture: arch });
+    return { architecture: n.architecture, variant: n.architecture === 'arm' && n.variant === 'v7' ? '' : n.variant };
+  };
+  if (parts.length === 1) {
+    const os = normalizePlatform({ os: parts[0]!, architecture: '' }).os;
+    if (KNOWN_OS.has(os)) return platform(os, host.architecture, host.variant ?? '');
+    const a = archOnly(parts[0]!);
+    if (KNOWN_ARCH.has(a.architecture)) return platform(host.os, a.architecture, a.variant);
+    throw new InvalidArgumentError(`${JSON.stringify(specifier)}: unknown operating system or architecture: invalid argument`, 'platform');
+  }
+  if (parts.length === 2 && parts.every(Boolean)) {
+    const a = archOnly(parts[1]!);
+    return platform(normalizePlatform({ os: parts[0]!, architecture: '' }).os, a.architecture, a.variant);
+  }
+  if (parts.length === 3 && parts.every(Boolean)) {
+    const n = normalizePlatform({ os: parts[0]!, architecture: parts[1]!, variant: parts[2]! });
+    return platform(n.os, n.architecture, n.architecture === 'arm64' && n.variant === '' ? 'v8' : n.variant);
+  }
+  throw new InvalidArgumentError(`${JSON.stringify(specifier)}: cannot parse platform specifier: invalid argument`, 'platform');
+}
+
 /**
  * The variants an image may have to run on `want`, best first: a CPU runs code built for
  * older variants of its architecture (amd64 v3 runs v2 and v1, arm v7 runs v6 and v5).

@@ -147,6 +147,7 @@ describe('docker CLI image commands against berthd', { skip, timeout: 600_000 },
     const ml = info.images.multilayer!;
     const out = ok(['pull', `${host}/multilayer@${ml.manifest_digest}`]);
     assert.match(out, new RegExp(`Status: Downloaded newer image for ${host}/multilayer@${ml.manifest_digest}`));
+    assert.match(out, new RegExp(`^${host}/multilayer@${ml.manifest_digest}: Pulling from multilayer$`, 'm'), 'the whole reference names a pull by digest, as dockerd');
     assert.equal(inspect(`${host}/multilayer@${ml.manifest_digest}`).Id, ml.config_digest);
     ok(['tag', `${host}/multilayer@${ml.manifest_digest}`, `${host}/multilayer:latest`]);
     const bb = info.images.busybox!;
@@ -239,7 +240,7 @@ describe('docker CLI image commands against berthd', { skip, timeout: 600_000 },
     const absent = docker(['push', `${host}/absent:v1`]);
     assert.equal(absent.status, 1);
     assert.match(absent.stdout, new RegExp(`^The push refers to repository \\[${host}/absent\\]`));
-    assert.match(absent.stderr, /^An image does not exist locally with the tag: 127\.0\.0\.1:\d+\/absent/);
+    assert.match(absent.stderr, /^An image does not exist locally with the tag: 127\.0\.0\.1:\d+\/absent\n/);
 
     // Cross-repository mounts per layer, as dockerd's: a committed image's base layer is known to
     // be in the repositories busybox was pulled from and pushed to; its own layer is uploaded.
