@@ -110,6 +110,9 @@ export function validateVolumeName(name: unknown): asserts name is string {
 }
 
 
+/** A volume's driver options could not be mounted: the daemon's failure, not the runtime's (dockerd's words). */
+export class VolumeMountError extends SystemError {}
+
 export class VolumeStore {
   readonly root: string;
   private readonly dir: string;
@@ -239,7 +242,7 @@ export class VolumeStore {
       if (!device) throw new InvalidArgumentError('missing device in volume options', 'DriverOpts.device');
       // A bind of a directory that is not there, in dockerd's words (the docker CLI then exits 127).
       if ((o ?? '').split(',').includes('bind') && !fs.existsSync(device)) {
-        throw new SystemError(`error while mounting volume '${data}': failed to mount local volume: mount ${device}:${data}, flags: 0x1000: no such file or directory`);
+        throw new VolumeMountError(`error while mounting volume '${data}': failed to mount local volume: mount ${device}:${data}, flags: 0x1000: no such file or directory`);
       }
       // --source/--target: a device or path that starts with "-" is not taken for an option.
       const args = ['--types', type || 'none', ...(o ? ['--options', o] : []), '--source', device, '--target', data];
@@ -248,7 +251,7 @@ export class VolumeStore {
         const password = /(?:^|,)password=([^,]*)/.exec(o ?? '')?.[1];
         let message = (r.stderr || r.error?.message || `mount exited with ${r.status}`).trim();
         if (password) message = message.split(`password=${password}`).join('password=********');
-        throw new SystemError(`failed to mount local volume ${name}: ${message}`);
+        throw new VolumeMountError(`error while mounting volume '${data}': failed to mount local volume: ${message}`);
       }
     });
   }

@@ -84,6 +84,9 @@ describe('resolveMounts and ociMounts', () => {
     await assert.rejects(resolve({ Binds: ['/src:/m:shared,rslave'] }), /invalid mode: shared,rslave$/);
     await assert.rejects(resolve({ Binds: ['/src:/m:bogus'] }), /invalid mode: bogus$/);
     assert.equal((await resolve({ Binds: ['/src:/m:ro,z,rshared,cached'] }))[0]!.RW, false, 'one of each kind is fine');
+    // A propagation mode is a bind's option, nocopy a volume's (moby's ParseMountRaw).
+    await assert.rejects(resolve({ Binds: ['vol:/m:shared'] }), /HostConfig\.Binds\[0\]: invalid volume specification: 'vol:\/m:shared': invalid mount config for type "volume": field BindOptions must not be specified$/);
+    await assert.rejects(resolve({ Binds: ['/src:/m:nocopy'] }), /invalid volume specification: '\/src:\/m:nocopy': invalid mount config for type "bind": field VolumeOptions must not be specified$/);
     await assert.rejects(resolve({ Mounts: [{ Type: 'bind', Target: '/m' }] }), /field Source must not be empty/);
     await assert.rejects(resolve({ Mounts: [{ Type: 'bind', Source: '/src', Target: '/m', VolumeOptions: { NoCopy: true } }] }), /field VolumeOptions must not be specified/);
   });

@@ -163,6 +163,9 @@ export async function resolveMounts(host: ContainerHostConfig, imageVolumes: Rec
     taken(dest, field);
     const rw = !modes.includes('ro');
     const readOnly = rw ? {} : readOnlyDepth(opts.readOnlyNonRecursive);
+    // moby's ParseMountRaw: a propagation mode is a bind's option, nocopy a volume's.
+    const extra = source.startsWith('/') ? (modes.includes('nocopy') ? 'VolumeOptions' : undefined) : modes.some((m) => PROPAGATIONS.has(m)) ? 'BindOptions' : undefined;
+    if (extra) throw new InvalidArgumentError(`invalid volume specification: '${bind}': invalid mount config for type "${source.startsWith('/') ? 'bind' : 'volume'}": field ${extra} must not be specified`, field);
     if (source.startsWith('/')) {
       const { propagation, auto } = daemonRootPropagation(source, modes.find((m) => PROPAGATIONS.has(m)), opts.daemonRoots ?? [], field);
       points.push({ Type: 'bind', Source: path.posix.normalize(source), Destination: dest, Mode: modeText, RW: rw, Propagation: propagation, ...readOnly, ...(auto ? { AutoSlave: true } : {}) });

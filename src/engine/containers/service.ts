@@ -21,7 +21,7 @@ import type { ImageStore } from '../../images/image-store.js';
 import { formatPlatform, parseImageConfig, parseManifest, platformRank } from '../../images/manifest.js';
 import { unpackImageLayers } from '../../images/pull-image.js';
 import { chainIds, type Mount, type OverlaySnapshotter } from '../../storage/snapshotter.js';
-import type { VolumeStore } from '../../storage/volumes.js';
+import { VolumeMountError, type VolumeStore } from '../../storage/volumes.js';
 import type { CgroupDescriptor } from '../../runtime/cgroups/index.js';
 import type { Runtime } from '../../runtime/runtime.js';
 import type { Spec } from '../../runtime/spec/config.js';
@@ -672,7 +672,7 @@ export class ContainerService {
       for (const resolve of this.exitWaiters.get(id) ?? []) resolve(record.state.exitCode);
       this.exitWaiters.delete(id);
       if (record.hostConfig.AutoRemove) await this.removeLocked(id, { force: true, volumes: true }).catch(() => undefined);
-      if (err instanceof BerthError && err.code !== 'SYSTEM') throw err;
+      if ((err instanceof BerthError && err.code !== 'SYSTEM') || err instanceof VolumeMountError) throw err;
       const text = `failed to create task for container: OCI runtime create failed: ${message}`;
       throw failure.invalidConfig ? new InvalidArgumentError(text) : new SystemError(text, { cause: err });
     }
