@@ -644,7 +644,8 @@ export class ImageService {
     const configDigest = await this.createImage({
       base,
       layer: { container: record.id, pause: opts.pause !== false },
-      config: { ...(opts.author ? { author: opts.author } : {}), ...(opts.comment ? { comment: opts.comment } : {}), config: containerConfig, container: record.id },
+      // container_config: the container's own config, as dockerd's CommitImage records it (API < 1.45 shows it).
+      config: { ...(opts.author ? { author: opts.author } : {}), ...(opts.comment ? { comment: opts.comment } : {}), config: containerConfig, container: record.id, container_config: structuredClone(record.config) as ImageContainerConfig },
       history: { ...(opts.author ? { author: opts.author } : {}), created_by: (record.config.Cmd ?? []).join(' '), ...(opts.comment ? { comment: opts.comment } : {}) },
       ...(name ? { name } : {}),
     });

@@ -300,6 +300,8 @@ describe('docker CLI image commands against berthd', { skip, timeout: 600_000 },
     assert.equal(image.RootFS.Layers.length, 2);
     const history = ok(['history', '--format', '{{.CreatedBy}}|{{.Comment}}', 'committed:1']).split('\n')[0]!;
     assert.match(history, /echo committed > \/hello\.txt\|a message/);
+    // The container's own config, as dockerd records it in the image (API < 1.45 shows it).
+    assert.equal(ok(['image', 'inspect', '-f', '{{json .ContainerConfig.Cmd}}', 'committed:1']).trim(), '["sh","-c","echo committed > /hello.txt"]');
     // A running container is paused for the commit and keeps running.
     ok(['run', '-d', '--name', 'runner', `${host}/busybox:latest`, 'sh', '-c', 'echo live > /live.txt; sleep 60']);
     const live = ok(['commit', 'runner']).trim();

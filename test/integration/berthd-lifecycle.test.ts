@@ -673,6 +673,17 @@ describe('berthd with the docker CLI', { skip }, () => {
     assert.deepEqual(fs.readdirSync(host).sort(), ['kept', 'new'], "removing the volume leaves the bound directory's files");
 
     assert.match(d.docker(['volume', 'create', '--opt', 'color=red', 'badopt']).stderr, /invalid option: "color"/);
+    // The body's types as VolumeCreateBody declares them (dockerd's json.Unmarshal refuses the rest).
+    for (const [body, message] of [
+      [{ Name: 1 }, /^Name: must be a string$/],
+      [{ Name: 'typed', Labels: { a: 1 } }, /^Labels\["a"\]: must be a string$/],
+      [{ Name: 'typed', DriverOpts: ['type=tmpfs'] }, /^DriverOpts: must be an object$/],
+    ] as const) {
+      const r = await socketRequest(d.socket, 'POST', '/v1.44/volumes/create', { 'Content-Type': 'application/json' }, JSON.stringify(body));
+      assert.equal(r.status, 400, r.body);
+      assert.match((JSON.parse(r.body) as { message: string }).message, message);
+    }
+    assert.equal(d.docker(['volume', 'inspect', 'typed']).status, 1, 'nothing made');
     assert.match(d.docker(['volume', 'create', '--opt', 'type=tmpfs', 'badopt']).stderr, /missing required option: "device"/);
     d.dockerOk(['volume', 'create', '--opt', 'type=none', '--opt', `device=${path.join(host, 'missing')}`, '--opt', 'o=bind', 'nodevice']);
     const failed = d.docker(['run', '--rm', '-v', 'nodevice:/n', 'busybox', 'true']);

@@ -62,7 +62,7 @@ export function imageInspect(engine: Engine, image: ImageRecord, version?: strin
     Parent: image.parent ?? '',
     Comment: typeof config.comment === 'string' ? config.comment : '',
     Created: config.created ?? image.created,
-    ...(version !== undefined && compareVersions(version, '1.45') < 0 ? { Container: typeof config.container === 'string' ? config.container : '', ContainerConfig: emptyConfig() } : {}),
+    ...(version !== undefined && compareVersions(version, '1.45') < 0 ? { Container: typeof config.container === 'string' ? config.container : '', ContainerConfig: { ...emptyConfig(), ...withGoMaps(containerConfigOf(config)) } } : {}),
     DockerVersion: typeof config.docker_version === 'string' ? config.docker_version : '',
     Author: config.author ?? '',
     Config: { ...emptyConfig(), ...withGoMaps(c) },
@@ -79,6 +79,12 @@ export function imageInspect(engine: Engine, image: ImageRecord, version?: strin
 }
 
 /** Docker's container.Config with nothing set, as inspect shows the fields an image lacks. */
+/** The image's container_config (a commit's container, a build step's config), if it has one. */
+function containerConfigOf(config: Record<string, unknown>): Record<string, unknown> {
+  const cc = config['container_config'];
+  return cc && typeof cc === 'object' && !Array.isArray(cc) ? (cc as Record<string, unknown>) : {};
+}
+
 function emptyConfig(): Record<string, unknown> {
   return {
     Hostname: '',

@@ -1,4 +1,5 @@
 /** `/volumes/...` over the engine's VolumeStore. */
+import { checkObject, checkStringMap, optionalString } from '../../common/checks.js';
 import { checkFilterKeys, invalidFilter } from '../../engine/image-filters.js';
 import type { Engine } from '../../engine/engine.js';
 import { volumeView } from '../present/volumes.js';
@@ -19,8 +20,15 @@ export function volumeRoutes(router: Router, engine: Engine): void {
   });
 
   router.post('/volumes/create', async (ctx) => {
-    const body = await ctx.json<{ Name?: string; Driver?: string; DriverOpts?: Record<string, string>; Labels?: Record<string, string> }>({});
-    const volume = await engine.volumes.create({ name: body.Name, driver: body.Driver || undefined, options: body.DriverOpts ?? undefined, labels: body.Labels ?? undefined });
+    const body = await ctx.json<Record<string, unknown>>({});
+    checkObject(body, 'body');
+    // The types VolumeCreateBody declares, checked as dockerd's json.Unmarshal checks them.
+    const volume = await engine.volumes.create({
+      name: optionalString(body.Name, 'Name'),
+      driver: optionalString(body.Driver, 'Driver') || undefined,
+      options: checkStringMap(body.DriverOpts, 'DriverOpts'),
+      labels: checkStringMap(body.Labels, 'Labels'),
+    });
     engine.events.emit('volume', 'create', volume.Name, { driver: volume.Driver });
     ctx.sendJson(201, volumeView(volume));
   });
