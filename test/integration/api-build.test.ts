@@ -193,6 +193,15 @@ describe('docker build (legacy builder) against berthd', { skip, timeout: 600_00
     const badArgs = await postBuild(d.socket, 'buildargs=%7Bnope', await tarOf([{ name: 'Dockerfile', data: 'FROM busybox\n' }]));
     assert.equal(badArgs.status, 400);
     assert.match(badArgs.body, /buildargs/);
+    // The platform as containerd's platforms.Parse reads it (dockerd's words for a bad one); only this host's is built.
+    const context = await tarOf([{ name: 'Dockerfile', data: 'FROM busybox\n' }]);
+    const bogus = await postBuild(d.socket, 'platform=bogus', context);
+    assert.equal(bogus.status, 400);
+    assert.match(bogus.body, /\\"bogus\\": unknown operating system or architecture: invalid argument/);
+    const other = await postBuild(d.socket, 'platform=linux%2Faarch64', context);
+    assert.equal(other.status, 501);
+    assert.match(other.body, /berthd builds only for linux\/amd64, not linux\/arm64/);
+    assert.equal((await postBuild(d.socket, 'platform=linux&q=1', context)).status, 200, 'an OS alone is this host');
   });
 
   it('never reads or writes outside the context or the image', async () => {

@@ -12,6 +12,7 @@ import { RunFailedError, type BuildOptions, type BuildSink } from '../../engine/
 import type { Engine } from '../../engine/engine.js';
 import type { JsonMessage } from '../../engine/image-progress.js';
 import { hostPlatform } from '../../engine/images.js';
+import { formatPlatform } from '../../images/manifest.js';
 import type { Context } from '../context.js';
 import type { Router } from '../router.js';
 import { ProgressStream } from './images.js';
@@ -58,11 +59,10 @@ export function buildOptions(ctx: Context): BuildOptions {
   if (ctx.query.get('version') === '2') throw new UnsupportedError('BuildKit builds (version=2) are not supported by berthd: use the legacy builder (DOCKER_BUILDKIT=0)');
   const remote = ctx.query.get('remote');
   if (remote) throw new UnsupportedError(`remote build contexts (remote=${remote}) are not supported by berthd: it has no network access to fetch them; send the context as the request body`);
-  const platform = ctx.query.get('platform');
+  const platform = ctx.platform(); // containerd's platforms.Parse, its words for a bad one
   if (platform) {
     const host = hostPlatform();
-    const [os, arch] = platform.toLowerCase().split('/');
-    if (os !== host.os || (arch !== undefined && arch !== host.architecture)) throw new UnsupportedError(`berthd builds only for ${host.os}/${host.architecture}, not ${platform}`);
+    if (platform.os !== host.os || platform.architecture !== host.architecture) throw new UnsupportedError(`berthd builds only for ${formatPlatform(host)}, not ${formatPlatform(platform)}`);
   }
   const labels = jsonMap(ctx, 'labels', false) as Record<string, string>;
   return {
