@@ -106,7 +106,7 @@ export function parseTimestamp(value: string, now = Date.now(), field = 'until')
   const duration = /^(?:\d+(?:\.\d+)?(?:ns|us|µs|ms|s|m|h))+$/.test(value) ? goDuration(value) : undefined;
   if (duration !== undefined) return now - duration;
   const t = Date.parse(value);
-  if (Number.isNaN(t)) throw new InvalidArgumentError(`invalid timestamp ${JSON.stringify(value)}`, field);
+  if (Number.isNaN(t)) throw new InvalidArgumentError(`failed to parse value as time or duration: ${JSON.stringify(value)}`, field);
   return t;
 }
 

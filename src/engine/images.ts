@@ -795,7 +795,7 @@ export class ImageService {
       const running = users.find(isRunning);
       if (running) throw new DeleteConflict(id, true, true, `image is being used by running container ${truncateId(running.id)}`);
       if (!force && users[0]) throw new DeleteConflict(id, false, true, `image is being used by stopped container ${truncateId(users[0].id)}`);
-      for (const n of [...image.names, ...(image.repoDigests ?? [])]) {
+      for (const n of [...image.names, ...(image.repoDigests ?? [])].sort()) {
         this.images.untag(n);
         records.push({ Untagged: familiar(n) });
         this.opts.events.emit('image', 'untag', id, { name: id });
@@ -812,7 +812,8 @@ export class ImageService {
   private async deleteImage(id: Digest, force: boolean, quiet: boolean, records: DeleteItem[], freed: { bytes: number }, prune: boolean): Promise<void> {
     const image = this.get(id);
     const users = this.opts.containers.list().filter((c) => c.image === id);
-    const refs = [...image.names, ...(image.repoDigests ?? [])];
+    // In the order of their full names, as dockerd's reference store lists them.
+    const refs = [...image.names, ...(image.repoDigests ?? [])].sort();
     const children = this.children(id);
     let conflict: DeleteConflict | undefined;
     const running = users.find(isRunning);
@@ -865,7 +866,11 @@ export class ImageService {
   /** `docker image prune`: dangling images (or all unused ones with dangling=false). */
   async prune(filters: Filters = {}): Promise<{ ImagesDeleted: DeleteItem[] | null; SpaceReclaimed: number }> {
     checkFilterKeys(filters, ['dangling', 'label', 'label!', 'until']);
-    const danglingOnly = boolFilter(filters, 'dangling') ?? true;
+    // As dockerd's ImagesPrune: a "false" among the values (the docker CLI adds "true" to the
+    // user's) prunes all unused images; else only "true" values are allowed.
+    const values = (filters.dangling ?? []).map((v) => v.toLowerCase());
+    if (values.some((v) => !['true', '1', 'false', '0'].includes(v))) throw new InvalidArgumentError(`Invalid filter 'dangling=${filters.dangling!.join(',')}'`, 'filters');
+    const danglingOnly = !values.some((v) => v === 'false' || v === '0');
     const until = filters.until?.length ? Math.min(...filters.until.map((u) => parseTimestamp(u))) : undefined;
     const used = new Set(this.opts.containers.list().map((c) => c.image));
     const deleted: DeleteItem[] = [];

@@ -66,7 +66,8 @@ test('put, get by name, ID, ID prefix and repo digest; list', async () => {
   assert.throws(() => store.get('busybox:other'), NotFoundError);
   assert.throws(() => store.get('other'), NotFoundError);
   assert.equal(store.get(base.config.slice(7, 11)).config, base.config, '4 hex digits, as dockerd');
-  assert.throws(() => store.get(base.config.slice(7, 10)), NotFoundError); // 3 hex: too short for a prefix
+  assert.throws(() => store.get(base.config.slice(7, 10)), NotFoundError); // 3 hex: too short for a bare prefix
+  assert.equal(store.get(base.config.slice(0, 10)).config, base.config, 'after "sha256:", any prefix, as dockerd');
   assert.throws(() => store.get(`other@${base.manifest}`), NotFoundError);
   assert.throws(() => store.get('Bad Name'), InvalidArgumentError);
   assert.equal(store.find('nothing'), undefined);

@@ -23,7 +23,11 @@ const FORMAT_VERSION = 1;
  * An image ID prefix, as dockerd's image service takes one (truncatedID: 4 to 64 hex digits);
  * a name wins over a prefix, and a prefix of two images is refused as ambiguous.
  */
-const ID_PREFIX = /^(?:sha256:)?([a-f0-9]{4,64})$/;
+/**
+ * An ID prefix: at least 4 hex digits bare, any number after "sha256:" (dockerd takes any
+ * prefix; a bare one of 1-3 digits is more likely a mistyped name than an ID).
+ */
+const ID_PREFIX = /^(?:sha256:([a-f0-9]{1,64})|([a-f0-9]{4,64}))$/;
 
 export interface RemoveResult {
   /** Names and repo digests removed, fully qualified. */
@@ -114,7 +118,7 @@ export class ImageStore {
   /**
    * The image `ref` names, as Docker resolves one: a full image ID ("sha256:<hex>" or
    * "<hex>"), a name ("busybox", "host:5000/x:tag"), a repo digest ("busybox@sha256:…"), or
-   * an ID prefix of at least 4 hex digits. An ambiguous prefix is an InvalidArgumentError.
+   * an ID prefix (see ID_PREFIX). An ambiguous prefix is an InvalidArgumentError.
    */
   find(ref: string): ImageRecord | undefined {
     const image = this.lookup(ref);
@@ -185,7 +189,7 @@ export class ImageStore {
 
     const prefix = ID_PREFIX.exec(ref);
     if (prefix) {
-      const matches = [...this.images.values()].filter((r) => r.config.startsWith('sha256:' + prefix[1]));
+      const matches = [...this.images.values()].filter((r) => r.config.startsWith('sha256:' + (prefix[1] ?? prefix[2])));
       if (matches.length > 1) throw new InvalidArgumentError(`image ID prefix ${ref} is ambiguous: it matches ${matches.length} images`);
       return matches[0];
     }
@@ -321,7 +325,7 @@ function untagIn(images: Map<Digest, ImageRecord>, name: string): { image?: Imag
 /** Whether `ref` named the image by its ID (full or prefix) rather than by a name. */
 function isIdReference(ref: string, image: ImageRecord): boolean {
   const prefix = ID_PREFIX.exec(ref);
-  if (!prefix || !image.config.startsWith('sha256:' + prefix[1])) return false;
+  if (!prefix || !image.config.startsWith('sha256:' + (prefix[1] ?? prefix[2]))) return false;
   // A 12+ hex string is also a valid name; a name that is in use wins, as in lookup().
   try {
     const name = dockerReference(ref);

@@ -328,6 +328,14 @@ describe('docker CLI image commands against berthd', { skip, timeout: 600_000 },
     assert.equal(ok(['images', '-q', '--filter', 'dangling=true']).trim(), '');
     // Newest first, as dockerd lists them: the committed image before the test images (2024).
     assert.equal(ok(['images', '--format', '{{.Repository}}:{{.Tag}}']).split('\n')[0], 'committed:1');
+    // The docker CLI adds dangling=true to the user's filters: a "false" among them prunes all unused images, as dockerd.
+    assert.match(ok(['image', 'prune', '-f', '--filter', 'dangling=false', '--filter', 'label=none-has-this']), /Total reclaimed space: 0B/);
+    fails(['image', 'prune', '-f', '--filter', 'until=bogus'], /failed to parse value as time or duration: "bogus"/);
+    // rmi -f of an ID untags every name in their full names' order, as dockerd's reference store lists them.
+    ok(['tag', 'committed:1', 'zz/c:1']);
+    ok(['tag', 'committed:1', 'aa/c:1']);
+    const untagged = ok(['rmi', '-f', inspect('committed:1').Id]).split('\n').filter((l) => l.startsWith('Untagged'));
+    assert.deepEqual(untagged, ['Untagged: aa/c:1', 'Untagged: committed:1', 'Untagged: zz/c:1']);
   });
 
   it('logs in to a registry with Basic auth, then pulls from it', () => {
