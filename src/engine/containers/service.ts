@@ -44,7 +44,7 @@ import { containerEventAttributes, newState, ZERO_TIME, type ContainerConfig, ty
 import { ContainerStore } from './store.js';
 import { randomName } from './names.js';
 import { readSmall, ScopedRoot } from './scoped-root.js';
-import { parseSignal } from './signals.js';
+import { parseKillSignal, parseSignal } from './signals.js';
 import { updateContainer, type UpdateRequest } from './update.js';
 import { resolveUser } from './user.js';
 import { allocateRange, idMappings, mountIdmapped, unmountIdmapped } from './userns.js';
@@ -1185,7 +1185,7 @@ export class ContainerService {
 
   async kill(ref: string, signal?: string): Promise<void> {
     const record = this.store.get(ref);
-    const number = parseSignal(signal, 'SIGKILL'); // a bad signal first, as dockerd
+    const number = parseKillSignal(signal); // a bad signal first, as dockerd
     if (record.state.status !== 'running' && record.state.status !== 'paused') throw new ConflictError(`Cannot kill container: ${ref}: Container ${record.id} is not running`);
     if (number === os.constants.signals.SIGKILL) {
       record.stoppedByUser = true;

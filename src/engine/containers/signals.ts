@@ -13,3 +13,20 @@ export function parseSignal(signal: string | number | undefined, fallback = 'SIG
     throw new InvalidArgumentError(`Invalid signal: ${text}`);
   }
 }
+
+/**
+ * A signal for `docker kill`, as dockerd's ContainerKill checks it: a name or number parseSignal
+ * takes; a number it does not know is "not supported", a bad name (or 0) invalid.
+ */
+export function parseKillSignal(signal: string | undefined): number {
+  const text = String(signal ?? '').trim();
+  if (/^\d+$/.test(text) && Number(text) !== 0) {
+    try {
+      return parseSignal(text);
+    } catch {
+      throw new InvalidArgumentError(`the linux daemon does not support signal ${Number(text)}`);
+    }
+  }
+  return parseSignal(text, 'SIGKILL');
+}
+
