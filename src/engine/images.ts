@@ -388,7 +388,7 @@ export class ImageService {
       } catch (err) {
         throw translatePullError(err, ref);
       }
-      this.opts.events.emit('image', 'pull', wanted, { name: familiarString({ ...ref, tag: undefined, digest: undefined }) });
+      this.emitImage('pull', wanted, { name: familiarString({ ...ref, tag: undefined, digest: undefined }) });
       return { image: result.image, newer: before?.config !== result.image.config };
     });
   }
@@ -465,7 +465,7 @@ export class ImageService {
       }
       sink({ progressDetail: {}, aux: { Tag: target.tag, Digest: result.digest, Size: result.size } });
       this.images.put({ ...image, repoDigests: [...(image.repoDigests ?? []), `${repo}@${result.digest}`] });
-      this.opts.events.emit('image', 'push', familiarString(target), { name: familiarString({ ...target, tag: undefined }) });
+      this.emitImage('push', familiarString(target), { name: familiarString({ ...target, tag: undefined }) });
     }
   }
 
@@ -489,6 +489,21 @@ export class ImageService {
       for (const blob of [...parsed.manifest.layers, parsed.manifest.config]) sources.set(blob.digest, [...(sources.get(blob.digest) ?? []), ...repos]);
     }
     return sources;
+  }
+
+  /**
+   * An image event as dockerd's LogImageEvent makes it: the image's labels among the attributes
+   * while it still exists (not on delete), then the given ones (its name).
+   */
+  private emitImage(action: string, id: string, attributes: Record<string, string>): void {
+    let labels: Record<string, string> = {};
+    try {
+      const image = action === 'delete' ? undefined : this.images.find(id);
+      if (image) labels = this.config(image).config?.Labels ?? {};
+    } catch {
+      /* no such image (any more): its name alone */
+    }
+    this.opts.events.emit('image', action, id, { ...labels, ...attributes });
   }
 
   /** `docker login`: checks the credentials against the registry's /v2/ (Basic or token flow). */
@@ -565,7 +580,7 @@ export class ImageService {
           sink({ stream: `Loaded image: ${familiar(name)}\n` });
         }
         if (loaded.names.length === 0) sink({ stream: `Loaded image ID: ${loaded.id}\n` });
-        this.opts.events.emit('image', 'load', loaded.id, { name: loaded.id });
+        this.emitImage('load', loaded.id, { name: loaded.id });
       }
       return ids;
     });
@@ -585,7 +600,7 @@ export class ImageService {
   async save(refs: string[], out: Writable): Promise<void> {
     const images = this.prepareSave(refs);
     await this.withBusy(() => saveDockerArchive({ content: this.content, images: this.images }, refs, out, { tmpDir: this.opts.tmpDir }));
-    for (const image of new Set(images.map((i) => i.config))) this.opts.events.emit('image', 'save', image, { name: image });
+    for (const image of new Set(images.map((i) => i.config))) this.emitImage('save', image, { name: image });
   }
 
   /** `docker import`: a root file system tarball (maybe compressed) becomes a one-layer image. */
@@ -602,8 +617,8 @@ export class ImageService {
         tmpDir: this.opts.tmpDir,
       });
       await this.unpack(this.get(loaded.id));
-      if (name) this.opts.events.emit('image', 'tag', loaded.id, { name: familiar(name) }); // dockerd's order: tag, then import
-      this.opts.events.emit('image', 'import', loaded.id, { name: loaded.id });
+      if (name) this.emitImage('tag', loaded.id, { name: familiar(name) }); // dockerd's order: tag, then import
+      this.emitImage('import', loaded.id, { name: loaded.id });
       return loaded.id;
     });
   }
@@ -621,7 +636,7 @@ export class ImageService {
     const image = this.get(source);
     const target = targetName(repo, tag);
     this.images.tag(target, image.config);
-    this.opts.events.emit('image', 'tag', image.config, { name: familiar(target) });
+    this.emitImage('tag', image.config, { name: familiar(target) });
     return target;
   }
 
@@ -649,7 +664,7 @@ export class ImageService {
       history: { ...(opts.author ? { author: opts.author } : {}), created_by: (record.config.Cmd ?? []).join(' '), ...(opts.comment ? { comment: opts.comment } : {}) },
       ...(name ? { name } : {}),
     });
-    if (name) this.opts.events.emit('image', 'tag', configDigest, { name: familiar(name) }); // dockerd's order: tag, then commit
+    if (name) this.emitImage('tag', configDigest, { name: familiar(name) }); // dockerd's order: tag, then commit
     this.opts.events.emit('container', 'commit', record.id, containerEventAttributes(record, { comment: opts.comment ?? '', imageID: configDigest, imageRef: name ? familiar(name) : '' }));
     return configDigest;
   }
@@ -775,7 +790,7 @@ export class ImageService {
       const parsed = dockerReference(ref);
       this.images.untag(ref);
       records.push({ Untagged: familiarString(parsed) });
-      this.opts.events.emit('image', 'untag', id, { name: id });
+      this.emitImage('untag', id, { name: id });
       let now = this.images.find(id);
       // The last tag of a repository takes that repository's digests with it.
       if (now && parsed.digest === undefined && !now.names.some((n) => repositoryName(parseReference(n)) === repositoryName(parsed))) {
@@ -798,7 +813,7 @@ export class ImageService {
       for (const n of [...image.names, ...(image.repoDigests ?? [])].sort()) {
         this.images.untag(n);
         records.push({ Untagged: familiar(n) });
-        this.opts.events.emit('image', 'untag', id, { name: id });
+        this.emitImage('untag', id, { name: id });
       }
     }
     await this.deleteImage(id, force, false, records, freed, opts.prune !== false);
@@ -829,7 +844,7 @@ export class ImageService {
     const config = this.config(image);
     for (const r of refs) records.push({ Untagged: familiar(r) });
     this.images.remove(id, { force: true });
-    this.opts.events.emit('image', 'delete', id, { name: id });
+    this.emitImage('delete', id, { name: id });
     records.push({ Deleted: id });
     for (const chain of await this.removeUnusedLayers(config, freed)) records.push({ Deleted: chain });
     this.gc();

@@ -52,6 +52,7 @@ describe('container file system endpoints (docker cp, export, diff, stats, updat
   const runDetached = (name: string, ...args: string[]): string => d.dockerOk(['run', '-d', '--name', name, ...args]).trim();
 
   it('copies files and directories into and out of a running container', () => {
+    const since = String(Math.floor(Date.now() / 1000) - 1);
     runDetached('cp-run', 'busybox', 'sleep', '1000');
     fs.writeFileSync(path.join(host, 'in.txt'), 'hello from the host\n');
     fs.mkdirSync(path.join(host, 'tree/sub'), { recursive: true });
@@ -67,6 +68,9 @@ describe('container file system endpoints (docker cp, export, diff, stats, updat
     d.dockerOk(['cp', 'cp-run:/tmp/tree', path.join(out, 'tree')]);
     assert.equal(fs.readFileSync(path.join(out, 'tree/sub/deep.txt'), 'utf8'), 'deep\n');
     assert.equal(fs.readlinkSync(path.join(out, 'tree/link')), 'sub/deep.txt');
+    // dockerd's events for the copies: extract-to-dir into the container, archive-path out of it.
+    const copyEvents = d.dockerOk(['events', '--since', since, '--until', String(Math.floor(Date.now() / 1000) + 1), '--filter', 'container=cp-run', '--format', '{{.Action}}']).split('\n');
+    assert.deepEqual([copyEvents.filter((a) => a === 'extract-to-dir').length, copyEvents.filter((a) => a === 'archive-path').length], [2, 2]);
     // A file of the image, and /etc/hostname (a bind mount of the daemon's).
     d.dockerOk(['cp', 'cp-run:/etc/passwd', path.join(out, 'passwd')]);
     assert.match(fs.readFileSync(path.join(out, 'passwd'), 'utf8'), /^root:/);
@@ -220,6 +224,8 @@ describe('container file system endpoints (docker cp, export, diff, stats, updat
     assert.ok(!entries.includes('etc/group'));
     const passwd = spawnSync('tar', ['xOf', file, 'etc/passwd'], { encoding: 'utf8' });
     assert.match(passwd.stdout, /more\n$/);
+    const exported = d.dockerOk(['events', '--since', '1h', '--until', String(Math.floor(Date.now() / 1000) + 1), '--filter', 'container=diffme', '--filter', 'event=export', '--format', '{{.Action}} {{.Actor.Attributes.name}}']);
+    assert.equal(exported, 'export diffme\n', "dockerd's event");
   });
 
   it('docker stats --no-stream shows CPU %, memory and PIDs; docker update changes the limits', async () => {

@@ -367,5 +367,10 @@ describe('docker CLI image commands against berthd', { skip, timeout: 600_000 },
     assert.deepEqual(JSON.parse(dist.body).Platforms, [{ architecture: 'amd64', os: 'linux' }]);
     const events = ok(['events', '--since', String(startedAt), '--until', String(Math.floor(Date.now() / 1000) + 1), '--filter', 'type=image', '--format', '{{.Action}}']);
     for (const action of ['pull', 'tag', 'untag', 'delete', 'push', 'import', 'load', 'save']) assert.match(events, new RegExp(`^${action}$`, 'm'), action);
+    // The image's labels among the attributes while it exists, as dockerd's LogImageEvent (not on delete).
+    const labelled = ok(['events', '--since', String(startedAt), '--until', String(Math.floor(Date.now() / 1000) + 1), '--filter', 'type=image', '--format', '{{.Action}} {{index .Actor.Attributes "org.opencontainers.image.title"}}']);
+    assert.match(labelled, /^pull busybox$/m);
+    assert.match(labelled, /^tag busybox$/m);
+    assert.doesNotMatch(labelled, /^delete busybox$/m);
   });
 });

@@ -27,7 +27,7 @@ function setPathStat(ctx: Context, stat: PathStat): void {
 }
 
 export function containerFsRoutes(router: Router, engine: Engine): void {
-  const files = new ContainerFilesystem(engine.containers, engine.snapshotter);
+  const files = new ContainerFilesystem(engine.containers, engine.snapshotter, engine.events);
 
   router.head('/containers/{id}/archive', async (ctx) => {
     const stat = await files.statPath(ctx.params.id!, pathParam(ctx));

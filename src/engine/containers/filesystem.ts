@@ -27,7 +27,8 @@ import { FsOp } from '../../storage/fsop.js';
 import { hostIdOf, idInside, type IdRange } from '../../storage/idrange.js';
 import { cleanEntryPath, drain } from '../../storage/unpack.js';
 import { applyXattrs, entryXattrs, paxXattrs, readXattrs, xattrPack } from '../../storage/xattrs.js';
-import type { ContainerRecord } from './record.js';
+import type { EventBus } from '../events.js';
+import { containerEventAttributes, type ContainerRecord } from './record.js';
 import { at, closeQuietly, lookupAt, notFoundInContainer, readSmall, removeAt, ScopedPathError, ScopedRoot, self, type Resolved, type ScopedMount } from './scoped-root.js';
 import type { ContainerService } from './service.js';
 import { resolveUser } from './user.js';
@@ -248,7 +249,13 @@ export class ContainerFilesystem {
   constructor(
     private readonly containers: ContainerService,
     private readonly snapshotter: OverlaySnapshotter,
+    /** For dockerd's events of these operations: archive-path, extract-to-dir, export. */
+    private readonly events?: EventBus,
   ) {}
+
+  private emit(record: ContainerRecord, action: string): void {
+    this.events?.emit('container', action, record.id, containerEventAttributes(record));
+  }
 
   private scoped<T>(ref: string, fn: (scoped: ScopedRoot, record: ContainerRecord) => Promise<T>, withMounts = true): Promise<T> {
     return this.containers.withRootfs(ref, async (rootfs, record) => {
@@ -312,7 +319,9 @@ export class ContainerFilesystem {
     return this.scoped(ref, async (scoped, record) => {
       const { res, stat, base } = this.lookup(scoped, p, ref);
       try {
-        await writeTar(open(stat), scoped, res, base === '/' ? '.' : base, record.idRange);
+        const out = open(stat);
+        this.emit(record, 'archive-path'); // as dockerd, once the path is found, before the tar is sent
+        await writeTar(out, scoped, res, base === '/' ? '.' : base, record.idRange);
       } finally {
         res.close();
       }
@@ -326,7 +335,9 @@ export class ContainerFilesystem {
       async (scoped, record) => {
         const res = scoped.resolve('/', { followLast: true });
         try {
-          await writeTar(open(), undefined, res, '', record.idRange);
+          const out = open();
+          this.emit(record, 'export');
+          await writeTar(out, undefined, res, '', record.idRange);
         } finally {
           res.close();
         }
@@ -367,6 +378,7 @@ export class ContainerFilesystem {
         owner = { uid: u.uid, gid: u.gid };
       }
       await new Extractor(scoped, record, destPath, { ...opts, owner }).run(input);
+      this.emit(record, 'extract-to-dir');
     });
   }
 }
