@@ -772,6 +772,9 @@ describe('berthd with the docker CLI', { skip }, () => {
     assert.equal(d.dockerOk(['ps', '-aq', '--filter', 'is-task=true']), '');
     assert.equal(d.dockerOk(['ps', '-aq', '--filter', 'is-task=false', '--filter', 'name=f5']).trim().length, 12);
     assert.match(d.docker(['ps', '--filter', 'is-task=maybe']).stderr, /Invalid filter 'is-task=maybe'/);
+    // Linux's one isolation, as dockerd lists it.
+    assert.equal(d.dockerOk(['ps', '-aq', '--filter', 'isolation=default', '--filter', 'name=f5']).trim().length, 12);
+    assert.equal(d.dockerOk(['ps', '-aq', '--filter', 'isolation=hyperv']), '');
     // name: a regular expression; one that does not compile matches nothing (it was a 500).
     assert.equal(d.dockerOk(['ps', '-a', '--filter', 'name=^f[45]$', '--format', '{{.Names}}']).split('\n').filter(Boolean).sort().join(' '), 'f4 f5');
     assert.equal(d.dockerOk(['ps', '-aq', '--filter', 'name=(']), '');

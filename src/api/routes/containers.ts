@@ -41,7 +41,7 @@ function portFilter(value: string): (key: string) => boolean {
 const HEALTH_VALUES = ['starting', 'healthy', 'unhealthy', 'none'];
 /** The states `status=` may name (moby's IsValidStateString). */
 const CONTAINER_STATES = ['created', 'restarting', 'running', 'removing', 'paused', 'exited', 'dead'];
-const LIST_FILTERS = ['id', 'name', 'status', 'exited', 'label', 'ancestor', 'volume', 'network', 'is-task', 'health', 'before', 'since', 'publish', 'expose'];
+const LIST_FILTERS = ['id', 'name', 'status', 'exited', 'label', 'ancestor', 'volume', 'network', 'is-task', 'health', 'before', 'since', 'publish', 'expose', 'isolation'];
 
 /** The filters checked before any container is looked at, as dockerd does: an empty list still refuses a bad one. */
 function checkListFilters(filters: Record<string, string[]>, lookup: (ref: string) => ContainerRecord): void {
@@ -105,6 +105,9 @@ function matchesFilters(c: ContainerRecord, filters: Record<string, string[]>, l
         break;
       case 'expose':
         if (!values.some((v) => Object.keys(c.config.ExposedPorts ?? {}).some(portFilter(v)))) return false;
+        break;
+      case 'isolation': // Linux has one isolation, "default" (dockerd matches the filter as a pattern)
+        if (!any((v) => filterMatch(v, String(c.hostConfig.Isolation || 'default')))) return false;
         break;
       default:
         throw invalidFilter(key);
