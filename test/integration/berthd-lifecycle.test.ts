@@ -566,6 +566,14 @@ describe('berthd with the docker CLI', { skip }, () => {
     const kmemCreated = JSON.parse(kmem.body) as { Id: string; Warnings: string[] };
     assert.deepEqual(kmemCreated.Warnings, ['Your kernel does not support kernel memory limit capabilities or the cgroup is not mounted. Limitation discarded.']);
     assert.equal(d.dockerOk(['inspect', '-f', '{{.HostConfig.KernelMemory}}', kmemCreated.Id]).trim(), '0');
+    // docker update discards them too, with dockerd's warnings (which the docker CLI prints on stdout).
+    const updated = await socketRequest(d.socket, 'POST', `/v1.41/containers/${kmemCreated.Id}/update`, { 'Content-Type': 'application/json' }, JSON.stringify({ KernelMemory: 10 << 20, BlkioWeight: 300 }));
+    const updateWarnings = (JSON.parse(updated.body) as { Warnings: string[] }).Warnings;
+    assert.ok(updateWarnings.includes('Specifying a kernel memory limit is deprecated and will be removed in a future release.'), updated.body);
+    if (!fs.existsSync('/sys/fs/cgroup/blkio/blkio.weight')) {
+      assert.ok(updateWarnings.includes('Your kernel does not support Block I/O weight or the cgroup is not mounted. Weight discarded.'), updated.body);
+      assert.equal(d.dockerOk(['inspect', '-f', '{{.HostConfig.BlkioWeight}}', kmemCreated.Id]).trim(), '0');
+    }
     d.dockerOk(['rm', kmemCreated.Id]);
 
     assert.match(d.dockerOk(['run', '--rm', '--device-cgroup-rule', 'c 10:229 rmw', 'busybox', 'cat', '/sys/fs/cgroup/devices/devices.list']), /^c 10:229 rwm$/m);

@@ -17,6 +17,18 @@ describe('planUpdate', () => {
     assert.equal(planUpdate({}, {}).changed, false);
   });
 
+  it("discards what the host cannot do with dockerd's warnings: a blkio weight without the controller's file, kernel memory", () => {
+    const none = planUpdate({}, { BlkioWeight: 300, KernelMemory: 10 * MiB });
+    assert.deepEqual(none.warnings, [
+      'Specifying a kernel memory limit is deprecated and will be removed in a future release.',
+      'Your kernel does not support Block I/O weight or the cgroup is not mounted. Weight discarded.',
+    ]);
+    assert.equal(none.hostConfig.BlkioWeight, undefined);
+    assert.deepEqual([none.changed, none.cgroup], [false, {}]);
+    const weighted = planUpdate({}, { BlkioWeight: 300 }, { blkioWeight: true });
+    assert.deepEqual([weighted.warnings, weighted.hostConfig.BlkioWeight, weighted.cgroup], [[], 300, { blockIO: { weight: 300 } }]);
+  });
+
   it('NanoCpus become a quota over a 100ms period; PidsLimit 0 is unlimited', () => {
     assert.deepEqual(planUpdate({}, { NanoCpus: 1.5e9 }).cgroup, { cpu: { period: 100000, quota: 150000 } });
     assert.deepEqual(planUpdate({ PidsLimit: 10 }, { PidsLimit: 0 }).cgroup, { pids: { limit: -1 } });

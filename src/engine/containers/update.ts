@@ -24,6 +24,8 @@ export interface UpdateRequest {
   CpusetMems?: string;
   PidsLimit?: number | null;
   BlkioWeight?: number;
+  /** Ignored, with dockerd's warning. */
+  KernelMemory?: number;
   RestartPolicy?: RestartPolicy;
   [key: string]: unknown;
 }
@@ -38,13 +40,24 @@ class RefusedUpdateError extends InvalidArgumentError {}
  * The HostConfig after the update and the cgroup changes it needs. Pure. As dockerd, zero
  * (or empty) values leave a setting as it is; PidsLimit 0 or less means unlimited.
  */
-export function planUpdate(host: ContainerHostConfig, req: UpdateRequest, facts: Pick<HostFacts, 'cpuCount'> = {}): { hostConfig: ContainerHostConfig; cgroup: Resources; changed: boolean } {
+export function planUpdate(
+  host: ContainerHostConfig,
+  req: UpdateRequest,
+  facts: Pick<HostFacts, 'cpuCount' | 'blkioWeight'> = {},
+): { hostConfig: ContainerHostConfig; cgroup: Resources; changed: boolean; warnings: string[] } {
   if (!req || typeof req !== 'object' || Array.isArray(req)) throw new InvalidArgumentError('must be a JSON object', 'body');
   const next: ContainerHostConfig = { ...host };
   const given = new Set<string>();
+  // dockerd's verifyPlatformContainerResources for an update: what the host cannot do is
+  // discarded with a warning (the docker CLI prints them), kernel memory always.
+  const warnings: string[] = [];
+  if (typeof req.KernelMemory === 'number' && req.KernelMemory > 0) warnings.push('Specifying a kernel memory limit is deprecated and will be removed in a future release.');
+  const blkioUnsupported = !facts.blkioWeight && typeof req.BlkioWeight === 'number' && req.BlkioWeight > 0;
+  if (blkioUnsupported) warnings.push('Your kernel does not support Block I/O weight or the cgroup is not mounted. Weight discarded.');
   for (const key of RESOURCE_KEYS) {
     const v = req[key];
     if (v === undefined || v === null || v === 0 || v === '') continue;
+    if (key === 'BlkioWeight' && blkioUnsupported) continue;
     if (key.startsWith('Cpuset') ? typeof v !== 'string' : typeof v !== 'number') throw new InvalidArgumentError(`must be a ${key.startsWith('Cpuset') ? 'string' : 'number'}`, key);
     (next as Record<string, unknown>)[key] = v;
     given.add(key);
@@ -88,14 +101,14 @@ export function planUpdate(host: ContainerHostConfig, req: UpdateRequest, facts:
     next.RestartPolicy = policy;
     given.add('RestartPolicy');
   }
-  return { hostConfig: next, cgroup, changed: given.size > 0 };
+  return { hostConfig: next, cgroup, changed: given.size > 0, warnings };
 }
 
 /** Applies an update; `cgroupOf` gives a running container's cgroup. */
 export function updateContainer(
   record: ContainerRecord,
   req: UpdateRequest,
-  deps: { cgroupOf: (id: string) => CgroupDescriptor | undefined; save: (record: ContainerRecord) => void; facts?: Pick<HostFacts, 'cpuCount'> },
+  deps: { cgroupOf: (id: string) => CgroupDescriptor | undefined; save: (record: ContainerRecord) => void; facts?: Pick<HostFacts, 'cpuCount' | 'blkioWeight'> },
 ): { Warnings: string[] } {
   if (record.state.status === 'removing' || record.state.status === 'dead') throw new ConflictError(`Cannot update container ${record.id}: container is marked for removal`);
   let plan;
@@ -106,7 +119,7 @@ export function updateContainer(
     if (err instanceof ConflictError || err instanceof RefusedUpdateError) err.message = `Cannot update container ${record.id}: ${err.message}`;
     throw err;
   }
-  if (!plan.changed) return { Warnings: [] };
+  if (!plan.changed) return { Warnings: plan.warnings };
   const running = record.state.status === 'running' || record.state.status === 'paused';
   const desc = running ? deps.cgroupOf(record.id) : undefined;
   if (desc && Object.keys(plan.cgroup).length > 0) {
@@ -119,5 +132,5 @@ export function updateContainer(
   // In place: the service holds the same record object.
   Object.assign(record.hostConfig, plan.hostConfig);
   deps.save(record);
-  return { Warnings: [] };
+  return { Warnings: plan.warnings };
 }
