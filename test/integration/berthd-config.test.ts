@@ -13,6 +13,7 @@ import { after, before, describe, it } from 'node:test';
 
 import { BERTHD, startBerthd, type PrivateBerthd } from '../helpers/berthd.js';
 import { dockerdSkip, poll, stopPid } from '../helpers/engines.js';
+import { socketRequest } from '../helpers/http.js';
 
 describe('berthd configuration file', { skip: dockerdSkip }, () => {
   let d: PrivateBerthd;
@@ -55,10 +56,13 @@ describe('berthd configuration file', { skip: dockerdSkip }, () => {
     assert.match(fs.readFileSync(path.join(d.dir, 'berthd.log'), 'utf8'), /accepted without effect here: live-restore/);
   });
 
-  it('info shows the insecure registries and the log driver as dockerd does', () => {
+  it('info shows the insecure registries and the log driver as dockerd does', async () => {
     const info = JSON.parse(d.dockerOk(['info', '--format', '{{json .}}'])) as { LoggingDriver: string; RegistryConfig: { InsecureRegistryCIDRs: string[]; IndexConfigs: Record<string, { Secure: boolean; Official: boolean }> } };
     assert.equal(info.LoggingDriver, 'local');
     assert.deepEqual(info.RegistryConfig.InsecureRegistryCIDRs, ['10.231.0.0/16', '127.0.0.0/8']);
+    // dockerd's deprecated fields, empty, as API 1.44 still has them.
+    const raw = (JSON.parse((await socketRequest(d.socket, 'GET', '/v1.44/info')).body) as { RegistryConfig: Record<string, unknown> }).RegistryConfig;
+    assert.deepEqual([raw.AllowNondistributableArtifactsCIDRs, raw.AllowNondistributableArtifactsHostnames], [[], []]);
     assert.deepEqual(info.RegistryConfig.IndexConfigs['reg.example.test:5000'], { Name: 'reg.example.test:5000', Mirrors: [], Secure: false, Official: false });
     assert.equal(info.RegistryConfig.IndexConfigs['docker.io']?.Official, true);
     // The docker CLI lists them under "Insecure Registries", as for dockerd.

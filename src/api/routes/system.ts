@@ -264,6 +264,9 @@ function registryConfig(insecure: string[]): object {
   const index = (name: string, secure: boolean): object => ({ Name: name, Mirrors: [], Secure: secure, Official: name === 'docker.io' });
   const named = insecure.filter((r) => !isCidr(r)).map(insecureEntryHost);
   return {
+    // Deprecated fields that API 1.44 still has, empty (no non-distributable artifacts here).
+    AllowNondistributableArtifactsCIDRs: [],
+    AllowNondistributableArtifactsHostnames: [],
     InsecureRegistryCIDRs: [...new Set([...insecure.filter(isCidr), '127.0.0.0/8'])], // dockerd appends loopback
     IndexConfigs: Object.fromEntries([['docker.io', index('docker.io', true)], ...named.map((n) => [n, index(n, false)])]),
     Mirrors: [],
