@@ -52,6 +52,9 @@ describe('image progress messages', () => {
     const p = new PullProgress('x', 'latest');
     assert.deepEqual(p.map({ id: 'latest', status: 'Resolving' }), []);
     assert.equal(p.started, false);
+    // Once the registry answered with the manifest, as dockerd: before an index's platform is chosen.
+    assert.deepEqual(p.map({ id: 'latest', status: 'Resolved' }), [{ status: 'Pulling from x', id: 'latest' }]);
+    assert.deepEqual(p.map({ id: 'aaaaaaaaaaaa', status: 'Waiting' }), [{ status: 'Pulling fs layer', progressDetail: {}, id: 'aaaaaaaaaaaa' }]);
   });
   it('ends a pull with dockerd\'s status line', () => {
     assert.deepEqual(pullStatus('busybox:latest', false), { status: 'Status: Downloaded newer image for busybox:latest' });

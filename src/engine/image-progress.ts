@@ -72,6 +72,11 @@ export class PullProgress {
         // Before the manifest is fetched: dockerd says nothing yet (a missing image is then a
         // plain HTTP error).
         return out;
+      case 'Resolved':
+        // The manifest is there: dockerd's "Pulling from" comes before choosing from an index,
+        // so a platform it lacks is an error in the stream after it.
+        announce();
+        return out;
       case 'Waiting':
         announce();
         out.push({ status: 'Pulling fs layer', progressDetail: {}, id: e.id });

@@ -133,7 +133,7 @@ export interface ImageRecord {
 /** Per-layer progress, for the CLI's bars and the Docker API's pull stream. */
 export interface ProgressEvent {
   id: string; // short layer digest, or the reference
-  status: 'Resolving' | 'Waiting' | 'Downloading' | 'Verifying Checksum' | 'Download complete' | 'Already exists' | 'Extracting' | 'Pull complete' | 'Pushing' | 'Pushed' | 'Layer already exists' | 'Mounted' | string;
+  status: 'Resolving' | 'Resolved' | 'Waiting' | 'Downloading' | 'Verifying Checksum' | 'Download complete' | 'Already exists' | 'Extracting' | 'Pull complete' | 'Pushing' | 'Pushed' | 'Layer already exists' | 'Mounted' | string;
   current?: number;
   total?: number;
 }

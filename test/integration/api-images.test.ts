@@ -160,6 +160,11 @@ describe('docker CLI image commands against berthd', { skip, timeout: 600_000 },
     const image = inspect(`${host}/busybox:index`);
     assert.equal(image.Id, info.images.busybox!.config_digest);
     assert.ok(image.RepoDigests.includes(`${host}/busybox@${idx.index_digest}`), image.RepoDigests.join(' '));
+    // A platform the index lacks: an error in the stream after "Pulling from", as dockerd.
+    const other = docker(['pull', '--platform', 'linux/arm64', `${host}/busybox:index`]);
+    assert.equal(other.status, 1);
+    assert.match(other.stdout, /^index: Pulling from busybox$/m);
+    assert.match(other.stderr, /^no matching manifest for linux\/arm64 in the manifest list entries/m);
   });
 
   it('reports a missing image as dockerd does', () => {

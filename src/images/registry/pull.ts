@@ -277,6 +277,8 @@ export async function pull(ref: string, opts: PullOptions): Promise<PullResult> 
 
   let top = await fetchManifest(client, r.repository, reference, { retries: opts.retries });
   let parsed = parseFetchedManifest(top.bytes, top.contentType, `manifest ${top.digest}`);
+  // The registry has it: what follows (a platform the index lacks, a layer) fails after this.
+  emit({ id: r.tag ?? r.digest!, status: 'Resolved' });
   let index: FetchedManifest | undefined;
   if (parsed.kind === 'index') {
     index = top;

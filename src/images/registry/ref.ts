@@ -58,5 +58,14 @@ export function parseFetchedManifest(bytes: Buffer, contentType: string | undefi
 
 /** selectPlatform, the error naming `what` (the index). */
 export function selectFromIndex(index: ImageIndex, want: Platform | undefined, what: string): Descriptor {
-  return naming(what, () => selectPlatform(index, want));
+  try {
+    return selectPlatform(index, want);
+  } catch (e) {
+    // No entry for the platform: dockerd's words alone ("no matching manifest for linux/arm64 in
+    // the manifest list entries"); which index it is says nothing a user can act on.
+    if (e instanceof NotFoundError) throw e;
+    return naming(what, () => {
+      throw e;
+    });
+  }
 }
