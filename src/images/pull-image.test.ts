@@ -158,7 +158,7 @@ describe('pullImage', { skip: isRoot ? false : 'needs root' }, () => {
     assert.equal(first.filter((e) => e === 'layer Pull complete').length, 2);
     assert.ok(first.lastIndexOf('layer Pull complete') < first.indexOf('Digest'), first.join('\n'));
     assert.deepEqual(first.slice(-2), ['Digest', 'v1 Status']);
-    assert.deepEqual(await pullEvents('progress'), ['v1 Resolving', 'Digest', 'v1 Status'], 'an image it has: no layer lines');
+    assert.deepEqual(await pullEvents('progress'), ['v1 Resolving', 'v1 Resolved', 'Digest', 'v1 Status'], 'an image it has: no layer lines');
     const sibling = await pullEvents('sibling');
     assert.deepEqual(sibling.filter((e) => e === 'layer Already exists'), ['layer Already exists'], 'a new image on a layer it has');
     assert.equal(sibling.filter((e) => e === 'layer Pull complete').length, 1, 'only the new layer');
