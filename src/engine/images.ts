@@ -296,7 +296,8 @@ export class ImageService {
     return newestFirst.filter(({ image, created }) => {
       const config = this.config(image);
       if (!opts.all && image.names.length === 0 && !image.repoDigests?.length && parents.has(image.config)) return false;
-      if (dangling === true && image.names.length > 0) return false;
+      // dangling=true lists dockerd's heads only (images no other is built on), with or without `all`.
+      if (dangling === true && (image.names.length > 0 || parents.has(image.config))) return false;
       if (dangling === false && image.names.length === 0 && !image.repoDigests?.length) return false;
       if (filters.reference?.length) {
         const refs = [...image.names, ...(image.repoDigests ?? [])].map(familiar);

@@ -134,6 +134,8 @@ describe('docker build (legacy builder) against berthd', { skip, timeout: 600_00
     // The final image and the builder stage's result (dangling, as with dockerd); the steps only with -a.
     assert.equal(listed.filter((l) => l === '<none>:<none>').length, 1, listed.join('\n'));
     assert.ok(d.dockerOk(['images', '-a', '-q']).trim().split('\n').length >= 14);
+    // dangling=true lists heads only (no image is built on them), -a or not, as dockerd.
+    assert.equal(d.dockerOk(['images', '-a', '-q', '--filter', 'dangling=true']), d.dockerOk(['images', '-q', '--filter', 'dangling=true']));
   });
 
   it('uses the cache on a second identical build', () => {
