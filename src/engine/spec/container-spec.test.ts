@@ -374,7 +374,7 @@ describe('containerSpec: resources, limits, sysctls, security options', () => {
     validateSpec(JSON.parse(JSON.stringify(s)));
     rejects(() => spec({}, { Ulimits: [{ Name: 'nofile', Soft: 1, Hard: 1 }, { Name: 'bogus', Soft: 1, Hard: 1 }] }), /^HostConfig\.Ulimits\[1\]\.Name: invalid ulimit type/);
     rejects(() => spec({}, { Ulimits: [{ Name: 'nofile', Soft: 10, Hard: 1 }] }), /^HostConfig\.Ulimits\[0\]\.Soft: /);
-    rejects(() => spec({}, { OomScoreAdj: 1001 }), /^HostConfig\.OomScoreAdj: /);
+    rejects(() => spec({}, { OomScoreAdj: 1001 }), /^HostConfig\.OomScoreAdj: Invalid value 1001, range for oom score adj is \[-1000, 1000\]$/);
   });
 
   it("sysctls: Docker's network defaults when the host has them, then the user's; non-namespaced ones refused", () => {

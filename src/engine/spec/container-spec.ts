@@ -419,7 +419,11 @@ export function containerSpec(input: ContainerSpecInput): Spec {
   if (security.apparmorProfile) process.apparmorProfile = security.apparmorProfile;
   const rlimits = ulimits(host.Ulimits);
   if (rlimits.length > 0) process.rlimits = rlimits;
-  if (host.OomScoreAdj !== undefined) process.oomScoreAdj = integer(host.OomScoreAdj, 'HostConfig.OomScoreAdj', -1000, 1000);
+  if (host.OomScoreAdj !== undefined) {
+    const adj = integer(host.OomScoreAdj, 'HostConfig.OomScoreAdj');
+    if (adj < -1000 || adj > 1000) throw new InvalidArgumentError(`Invalid value ${adj}, range for oom score adj is [-1000, 1000]`, 'HostConfig.OomScoreAdj');
+    process.oomScoreAdj = adj;
+  }
 
   // Init (docker run --init): the init binary from the host runs as PID 1 and starts the command.
   const mounts = defaultMounts();
