@@ -593,7 +593,23 @@ export class ImageService {
     try {
       return imagesToSave(this.images, refs).map((i) => i.image);
     } catch (e) {
-      if (e instanceof NotFoundError) refs.forEach((ref) => this.get(ref)); // Docker's wording of which is missing
+      if (!(e instanceof NotFoundError)) throw e;
+      // dockerd's tarexport words for the first one missing: a tag or digest it lacks is a
+      // reference that does not exist, a repository without images no such image.
+      for (const ref of refs) {
+        try {
+          imagesToSave(this.images, [ref]);
+        } catch (missing) {
+          if (!(missing instanceof NotFoundError)) throw missing;
+          let parsed;
+          try {
+            parsed = parseReference(ref);
+          } catch {
+            throw missing; // an ID
+          }
+          throw new NotFoundError(parsed.tag !== undefined || parsed.digest !== undefined ? 'reference does not exist' : `No such image: ${ref}`);
+        }
+      }
       throw e;
     }
   }

@@ -285,6 +285,9 @@ describe('docker CLI image commands against berthd', { skip, timeout: 600_000 },
     assert.equal(inspect(`${host}/multilayer:latest`).Id, ml.config_digest);
     // Unpacked at load: the size is the layers' unpacked size at once.
     assert.ok(inspect(`${host}/busybox:latest`).Size > 1_089_284);
+    // What is missing, in dockerd's tarexport words.
+    fails(['save', '-o', archive, `${host}/busybox:nosuchtag`], /Error response from daemon: reference does not exist$/m);
+    fails(['save', '-o', archive, 'nosuchrepo'], /Error response from daemon: No such image: nosuchrepo$/m);
   });
 
   it('shows history as dockerd', () => {
