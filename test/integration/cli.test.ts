@@ -84,6 +84,9 @@ describe('berth CLI', { skip, timeout: 600_000 }, () => {
     assert.match(out, /^Client:\n Version: +\d/m);
     assert.match(out, /^Server:/m);
     assert.match(berthOk(['version', '--format', '{{.Client.ApiVersion}}']), /^1\.\d+\n$/);
+    // The Go field names docker's templates use, which the JSON spells ApiVersion.
+    assert.equal(berthOk(['version', '--format', '{{.Server.APIVersion}} {{.Client.APIVersion}}']), '1.44 1.44\n');
+    assert.doesNotMatch(berthOk(['version', '--format', '{{json .}}']), /"APIVersion"/);
   });
 
   it('run --rm echo: output and status, the container removed', () => {
@@ -253,7 +256,8 @@ describe('berth CLI', { skip, timeout: 600_000 }, () => {
     assert.equal(berthOk(['rmi', tag]), `Untagged: ${tag}\n`);
     const gone = berth(['image', 'inspect', tag]);
     assert.equal(gone.status, 1);
-    assert.match(gone.stderr, /^Error: No such image:/m);
+    assert.match(gone.stderr, new RegExp(`^Error response from daemon: No such image: ${tag}$`, 'm'), "the daemon's words, as the docker CLI prints them for one kind");
+    assert.match(berth(['inspect', tag]).stderr, new RegExp(`^Error: No such object: ${tag}$`, 'm'));
   });
 
   it('save and load round trip', () => {

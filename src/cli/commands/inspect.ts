@@ -24,15 +24,18 @@ async function inspectAll(ctx: Ctx, names: string[], kinds: Kind[], o: { format?
   const errors: string[] = [];
   for (const n of names) {
     let obj: unknown;
+    let notFound: ApiError | undefined;
     for (const k of kinds) {
       try {
         obj = await ctx.client.get(PATHS[k](n), k === 'container' && o.size ? { size: true } : undefined);
         break;
       } catch (e) {
         if (!(e instanceof ApiError && e.status === 404)) throw e;
+        notFound = e;
       }
     }
-    if (obj === undefined) errors.push(kinds.length === 1 ? `Error: No such ${NOUN[kinds[0]]}: ${n}` : `Error: No such object: ${n}`);
+    // As the docker CLI: one kind asked for, the daemon's words; any kind, "No such object".
+    if (obj === undefined) errors.push(kinds.length === 1 ? `Error response from daemon: ${notFound?.message ?? `No such ${NOUN[kinds[0]!]}: ${n}`}` : `Error: No such object: ${n}`);
     else found.push(obj);
   }
   if (o.format) {

@@ -54,6 +54,8 @@ export const version: Define = (cmd, ctx, set) =>
       } catch (e) {
         failure = e;
       }
+      // The docker CLI's templates name the Go fields (.Server.APIVersion); the JSON has "ApiVersion".
+      for (const o of [client, server]) if (o) Object.defineProperty(o, 'APIVersion', { get: () => o.ApiVersion, enumerable: false });
       const data = { Client: client, Server: server };
       if (o.format) ctx.out(render(unescapeFormat(o.format === 'json' ? '{{json .}}' : o.format), data) + '\n');
       else ctx.out(render(VERSION_TEMPLATE, data).replace(/<no value>/g, ''));
