@@ -35,6 +35,7 @@ const TOP: Record<string, [Loader, string, string]> = {
   unpause: [lifecycle, 'unpause', 'Unpause all processes within one or more containers'],
   wait: [lifecycle, 'wait', 'Block until one or more containers stop, then print their exit codes'],
   rename: [lifecycle, 'rename', 'Rename a container'],
+  update: [lifecycle, 'update', 'Update configuration of one or more containers'],
   ps: [() => import('./commands/ps.js'), 'ps', 'List containers'],
   logs: [() => import('./commands/logs.js'), 'logs', 'Fetch the logs of a container'],
   inspect: [() => import('./commands/inspect.js'), 'inspect', 'Return low-level information on Docker objects'],
@@ -55,6 +56,7 @@ const TOP: Record<string, [Loader, string, string]> = {
   push: [() => import('./commands/pull.js'), 'push', 'Upload an image to a registry'],
   save: [images, 'save', 'Save one or more images to a tar archive (streamed to STDOUT by default)'],
   load: [images, 'load', 'Load an image from a tar archive or STDIN'],
+  import: [images, 'importImage', 'Import the contents from a tarball to create a filesystem image'],
   login: [() => import('./commands/login.js'), 'login', 'Authenticate to a registry'],
   logout: [() => import('./commands/login.js'), 'logout', 'Log out from a registry'],
   info: [system, 'info', 'Display system-wide information'],
@@ -71,7 +73,7 @@ const GROUPS: Record<string, { about: string; subs: Record<string, string | [Loa
       kill: 'kill', logs: 'logs', ls: 'ps', list: 'ps', ps: 'ps', pause: 'pause', port: 'port',
       prune: [lifecycle, 'prune', 'Remove all stopped containers'],
       rename: 'rename', restart: 'restart', rm: 'rm', remove: 'rm', run: 'run', start: 'start', stats: 'stats', stop: 'stop',
-      top: 'top', unpause: 'unpause', wait: 'wait',
+      top: 'top', unpause: 'unpause', update: 'update', wait: 'wait',
     },
   },
   image: {
@@ -80,7 +82,7 @@ const GROUPS: Record<string, { about: string; subs: Record<string, string | [Loa
       build: 'build', history: 'history',
       inspect: [() => import('./commands/inspect.js'), 'imageInspect', 'Display detailed information on one or more images'],
       load: 'load', ls: 'images', list: 'images', prune: [images, 'prune', 'Remove unused images'], pull: 'pull', push: 'push',
-      rm: 'rmi', remove: 'rmi', save: 'save', tag: 'tag',
+      import: 'import', rm: 'rmi', remove: 'rmi', save: 'save', tag: 'tag',
     },
   },
   volume: {

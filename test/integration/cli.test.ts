@@ -129,6 +129,12 @@ describe('berth CLI', { skip, timeout: 600_000 }, () => {
     assert.deepEqual([ex.status, ex.stdout], [4, '1 /etc\n']);
     assert.match(berthOk(['top', name]), /sleep 300/);
     assert.equal(berthOk(['inspect', '--format', '{{.State.Running}} {{json .Config.Env}}', name]).split(' ')[0], 'true');
+    // update: the names, then the daemon's warnings (stdout), as the docker CLI prints them.
+    assert.equal(berthOk(['update', '-m', '20m', '--memory-swap', '40m', '--cpus', '0.5', '--pids-limit', '10', '--restart', 'always', name]), `${name}\n`);
+    assert.equal(berthOk(['inspect', '-f', '{{.HostConfig.Memory}} {{.HostConfig.NanoCpus}} {{.HostConfig.PidsLimit}} {{.HostConfig.RestartPolicy.Name}}', name]), '20971520 500000000 10 always\n');
+    assert.match(berthOk(['container', 'update', '--kernel-memory', '10m', name]), /^Specifying a kernel memory limit is deprecated/m);
+    assert.deepEqual(berth(['update', name]).stderr, 'you must provide one or more flags when using this command\n');
+    assert.equal(berthOk(['update', '--restart', 'no', name]), `${name}\n`);
     assert.equal(berthOk(['stop', '-t', '1', name]), `${name}\n`);
     assert.equal(berthOk(['inspect', '-f', '{{.State.Status}}', id]), 'exited\n');
     assert.equal(berthOk(['rm', name]), `${name}\n`);
@@ -269,6 +275,17 @@ describe('berth CLI', { skip, timeout: 600_000 }, () => {
     berthOk(['rmi', tag]);
     assert.match(berthOk(['load', '-i', archive]), new RegExp(`Loaded image: ${tag}`));
     berthOk(['rmi', tag]);
+    // import: a root file system tarball (a file, or stdin), with --change and -m; prints the new ID.
+    fs.mkdirSync(path.join(tmp, 'rootfs/etc'), { recursive: true });
+    fs.writeFileSync(path.join(tmp, 'rootfs/etc/x'), 'imported\n');
+    const rootfs = path.join(tmp, 'rootfs.tar');
+    cmd('tar', ['-C', path.join(tmp, 'rootfs'), '-cf', rootfs, '.']);
+    const imported = `${prefix}imported:v1`;
+    assert.match(berthOk(['import', '-m', 'a message', '-c', 'CMD ["/etc/x"]', rootfs, imported]), /^sha256:[0-9a-f]{64}\n$/);
+    assert.equal(berthOk(['image', 'inspect', '-f', '{{.Comment}} {{json .Config.Cmd}}', imported]), 'a message ["/etc/x"]\n');
+    assert.match(berthOk(['image', 'import', '-'], { input: fs.readFileSync(rootfs, 'latin1') }), /^sha256:[0-9a-f]{64}\n$/);
+    assert.deepEqual(berth(['import', `/${prefix}nosuch.tar`]).stderr, `open /${prefix}nosuch.tar: no such file or directory\n`);
+    berthOk(['rmi', imported]);
   });
 
   const registrySh = path.join(SHARED_DIR, 'testimages', 'registry.sh');
@@ -336,6 +353,9 @@ describe('berth CLI', { skip, timeout: 600_000 }, () => {
       assert.equal(r.status, 1, `${verb.join(' ')}: ${r.stderr}`);
       assert.match(r.stderr, new RegExp(`^Error response from daemon: No such container: ${prefix}nosuch$`, 'im'), verb.join(' '));
     }
+    // The docker CLI's own lines after the daemon's error.
+    assert.match(berth(['start', `${prefix}nosuch`]).stderr, new RegExp(`^Error: failed to start containers: ${prefix}nosuch$`, 'm'));
+    assert.match(berth(['rename', `${prefix}nosuch`, `${prefix}new`]).stderr, new RegExp(`^Error response from daemon: No such container: ${prefix}nosuch\nError: failed to rename container named ${prefix}nosuch$`, 'm'));
     const noFile = berth(['load', '-i', `/${prefix}nosuch.tar`]);
     assert.deepEqual([noFile.status, noFile.stderr], [1, `open /${prefix}nosuch.tar: no such file or directory\n`]);
     const insp = berth(['inspect', `${prefix}nosuch`]);

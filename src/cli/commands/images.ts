@@ -157,6 +157,18 @@ export const save: Define = (cmd, ctx, set) =>
       }),
     );
 
+/** A file to send as a request's body, opened first: one that cannot be read is docker's message, not a stream's unhandled 'error'. */
+function openInput(ctx: Parameters<Define>[1], file: string): NodeJS.ReadableStream {
+  let fd: number;
+  try {
+    fd = fs.openSync(ctx.path(file), 'r');
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException;
+    throw new ExitError(1, `open ${file}: ${err.code === 'ENOENT' ? 'no such file or directory' : err.message}`);
+  }
+  return fs.createReadStream('', { fd });
+}
+
 export const load: Define = (cmd, ctx, set) =>
   cmd
     .option('-i, --input <file>', 'Read from tar archive file, instead of STDIN')
@@ -165,18 +177,7 @@ export const load: Define = (cmd, ctx, set) =>
     .action(
       action(set, async (o: { input?: string; quiet?: boolean }) => {
         if (!o.input && process.stdin.isTTY) throw new ExitError(1, 'requested load from stdin, but stdin is empty');
-        let body: NodeJS.ReadableStream = process.stdin;
-        if (o.input) {
-          // Opened first: a file that cannot be read is an error message, not a stream's unhandled 'error'.
-          let fd: number;
-          try {
-            fd = fs.openSync(ctx.path(o.input), 'r');
-          } catch (e) {
-            const err = e as NodeJS.ErrnoException;
-            throw new ExitError(1, `open ${o.input}: ${err.code === 'ENOENT' ? 'no such file or directory' : err.message}`);
-          }
-          body = fs.createReadStream('', { fd });
-        }
+        const body = o.input ? openInput(ctx, o.input) : process.stdin;
         const res = await ctx.client.raw('POST', '/images/load', { query: { quiet: o.quiet || !process.stdout.isTTY }, body, headers: { 'Content-Type': 'application/x-tar' } });
         try {
           await displayJsonStream(res, process.stdout);
@@ -202,5 +203,34 @@ export const prune: Define = (cmd, ctx, set) =>
           filters: filtersJson([...(o.filter ?? []), `dangling=${o.all ? 'false' : 'true'}`]),
         });
         ctx.out(prunedText('Images', imageDeletions(r.ImagesDeleted, true), r.SpaceReclaimed ?? 0, humanSize));
+      }),
+    );
+
+export const importImage: Define = (cmd, ctx, set) =>
+  cmd
+    .argument('<file>', 'a tarball, or - for STDIN (URLs are not fetched by berthd)')
+    .argument('[repository]')
+    .option('-c, --change <change>', 'Apply Dockerfile instruction to the created image', collect)
+    .option('-m, --message <message>', 'Set commit message for imported image')
+    .option('--platform <platform>', 'Set platform if server is multi-platform capable')
+    .action(
+      action(set, async (file: string, repository: string | undefined, o: { change?: string[]; message?: string; platform?: string }) => {
+        let body: NodeJS.ReadableStream = process.stdin;
+        let fromSrc = '-';
+        if (/^https?:\/\//.test(file)) fromSrc = file; // the daemon answers that it does not fetch URLs
+        else if (file !== '-') body = openInput(ctx, file);
+        const ref = repository ? splitRef(repository) : undefined;
+        const res = await ctx.client.raw('POST', '/images/create', {
+          query: { fromSrc, repo: ref?.name, tag: ref?.tag, message: o.message, changes: o.change, platform: o.platform },
+          ...(fromSrc === '-' ? { body } : {}),
+          headers: { 'Content-Type': 'application/x-tar' },
+        });
+        try {
+          // The stream's last status is the new image's ID, which the docker CLI prints.
+          await displayJsonStream(res, process.stdout);
+        } catch (e) {
+          if (e instanceof StreamError) throw new ExitError(1, e.message);
+          throw e;
+        }
       }),
     );

@@ -118,11 +118,9 @@ export const logout: Define = (cmd, ctx, set) =>
     action(set, async (serverArg: string | undefined) => {
       const server = serverArg ? normalizeServer(serverArg) : DEFAULT_REGISTRY;
       const cfg = readConfig(ctx);
-      if (!cfg.auths?.[server]) {
-        ctx.out(`Not logged in to ${server}\n`);
-        return;
-      }
+      // The docker CLI (since 24) says so whether or not there were credentials.
       ctx.out(`Removing login credentials for ${server}\n`);
+      if (!cfg.auths?.[server]) return;
       delete cfg.auths[server];
       writeConfig(ctx, cfg);
     }),
