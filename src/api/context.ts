@@ -35,6 +35,7 @@ export class Context {
   answered = false;
   private hijackedAt = 0;
   private bodyText: Promise<string> | undefined;
+  private bodyStandIn: PassThrough | undefined;
 
   constructor(
     readonly req: IncomingMessage,
@@ -117,11 +118,30 @@ export class Context {
 
   /** The request body as a stream (archives, image tarballs). */
   bodyStream(): Readable {
-    if (this.res) return this.req;
+    if (this.res) {
+      // A stand-in for the request: a reader that gives up on a bad body destroys this, not the
+      // request, whose connection still has to carry the answer (see releaseBody).
+      this.bodyStandIn ??= this.req.pipe(new PassThrough());
+      return this.bodyStandIn;
+    }
     const stream = new PassThrough();
     if (this.upgradeHead.length) stream.write(this.upgradeHead);
     this.socket.pipe(stream);
     return stream;
+  }
+
+  /**
+   * After the handler: what it left of the body is read and dropped, so that a client still
+   * sending (a large archive refused early) can finish and read the answer. Node's own dump
+   * does not happen once the body was piped to a stand-in.
+   */
+  releaseBody(): void {
+    if (!this.res || this.req.complete) return;
+    if (this.bodyStandIn) {
+      this.req.unpipe(this.bodyStandIn);
+      this.bodyStandIn.destroy();
+    }
+    this.req.resume();
   }
 
   /** The body as text (read once, at most MAX_JSON_BODY bytes). */

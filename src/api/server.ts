@@ -81,10 +81,12 @@ export class ApiServer {
       } else {
         ctx.params = match.params;
         await match.handler(ctx);
+        ctx.releaseBody();
         status = res?.statusCode ?? 101;
       }
     } catch (err) {
       status = errorStatus(err);
+      ctx?.releaseBody();
       const body = JSON.stringify({ message: errorMessage(err) }) + '\n';
       if (ctx && !ctx.answered) ctx.send(status, body);
       else if (!ctx) {

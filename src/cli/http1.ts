@@ -137,7 +137,11 @@ function requestHead(spec: RequestSpec): string {
   if (Buffer.isBuffer(spec.body)) headers['Content-Length'] = String(spec.body.length);
   else if (spec.body) headers['Transfer-Encoding'] = 'chunked';
   else if (['POST', 'PUT', 'PATCH'].includes(spec.method)) headers['Content-Length'] = '0';
-  if (!has('connection')) headers.Connection = 'close';
+  // One connection per request, closed by us once the answer is in. A streamed body goes
+  // without "Connection: close": a daemon that answers early (a bad archive) then reads and
+  // drops the rest instead of closing at once, which would cut our send short (EPIPE) before
+  // its answer is read.
+  if (!has('connection') && !(spec.body && !Buffer.isBuffer(spec.body))) headers.Connection = 'close';
   let head = `${spec.method} ${spec.target} HTTP/1.1\r\n`;
   for (const [k, v] of Object.entries(headers)) {
     if (/[\r\n]/.test(k + v)) throw new HttpProtocolError(`header ${k} holds a line break`);
@@ -147,20 +151,30 @@ function requestHead(spec: RequestSpec): string {
 }
 
 /** Sends a stream as the chunked body of the request on `socket`. */
-function sendChunked(body: NodeJS.ReadableStream, socket: Socket): void {
+/** Sends the body in chunks; returns how to stop (the answer is in: the rest is not needed). */
+function sendChunked(body: NodeJS.ReadableStream, socket: Socket): () => void {
   const readable = body as Readable;
-  readable.on('data', (chunk: Buffer | string) => {
+  const onData = (chunk: Buffer | string): void => {
     const b = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
-    if (!b.length) return;
+    if (!b.length || socket.destroyed) return;
     socket.write(`${b.length.toString(16)}\r\n`);
     socket.write(b);
     if (!socket.write('\r\n')) {
       readable.pause();
       socket.once('drain', () => readable.resume());
     }
-  });
-  readable.on('end', () => socket.write('0\r\n\r\n'));
-  readable.on('error', (err) => socket.destroy(err));
+  };
+  const onEnd = (): void => void (socket.destroyed || socket.write('0\r\n\r\n'));
+  const onError = (err: Error): void => void socket.destroy(err);
+  readable.on('data', onData);
+  readable.on('end', onEnd);
+  readable.on('error', onError);
+  return () => {
+    readable.off('data', onData);
+    readable.off('end', onEnd);
+    readable.off('error', onError);
+    readable.pause();
+  };
 }
 
 /**
@@ -174,12 +188,15 @@ export function sendRequest(socket: Socket, spec: RequestSpec): Promise<Outcome>
     let decoder: BodyDecoder | undefined;
     let framing: BodyFraming | undefined;
 
+    let stopBody: (() => void) | undefined;
     const fail = (err: Error): void => {
+      stopBody?.();
       if (res) res.destroy(err);
       else reject(err);
       socket.destroy();
     };
     const finish = (): void => {
+      stopBody?.();
       socket.off('data', onData);
       socket.off('end', onEnd);
       socket.off('error', onError);
@@ -264,7 +281,7 @@ export function sendRequest(socket: Socket, spec: RequestSpec): Promise<Outcome>
       socket.write(spec.body.length ? Buffer.concat([Buffer.from(head, 'latin1'), spec.body]) : head);
     } else {
       socket.write(head);
-      if (spec.body) sendChunked(spec.body, socket);
+      if (spec.body) stopBody = sendChunked(spec.body, socket);
     }
   });
 }

@@ -286,6 +286,14 @@ describe('berth CLI', { skip, timeout: 600_000 }, () => {
     assert.match(berthOk(['image', 'import', '-'], { input: fs.readFileSync(rootfs, 'latin1') }), /^sha256:[0-9a-f]{64}\n$/);
     assert.deepEqual(berth(['import', `/${prefix}nosuch.tar`]).stderr, `open /${prefix}nosuch.tar: no such file or directory\n`);
     berthOk(['rmi', imported]);
+    // A body the daemon refuses before reading it all: its answer, every time (the daemon drops
+    // the rest; the request does not ask it to close, which cut the send short with EPIPE).
+    const big = path.join(tmp, 'big.bin');
+    fs.writeFileSync(big, Buffer.alloc(4 << 20, 'x'));
+    for (let i = 0; i < 15; i++) {
+      assert.equal(berth(['import', '-c', 'RUN x', big]).stderr, 'Error response from daemon: run is not a valid change command\n', `attempt ${i}`);
+    }
+    assert.match(berth(['load', '-i', big]).stderr, /^Error response from daemon: .*tar/m, 'a body that is no archive: the answer, not a cut connection');
   });
 
   const registrySh = path.join(SHARED_DIR, 'testimages', 'registry.sh');
