@@ -95,6 +95,17 @@ describe('berth CLI', { skip, timeout: 600_000 }, () => {
     assert.equal(r.status, 0, r.stderr);
     assert.equal(r.stdout, 'hello from berth\n');
     assert.equal(berthOk(['ps', '-aq', '--filter', `name=${name}`]), '');
+    // --cidfile: the ID written; a file already there refused (another container's), as docker.
+    const cidfile = path.join(tmp, 'cid.txt');
+    const withCid = run(['--rm', '--cidfile', cidfile, 'busybox', 'true']);
+    assert.equal(withCid.status, 0, withCid.stderr);
+    assert.match(fs.readFileSync(cidfile, 'utf8'), /^[0-9a-f]{64}$/);
+    const again = run(['--rm', '--cidfile', cidfile, 'busybox', 'true']);
+    assert.equal(again.status, 125);
+    assert.match(again.stderr, /container ID file found, make sure the other container isn't running or delete /);
+    fs.rmSync(cidfile);
+    assert.notEqual(run(['--rm', '--pull', 'never', '--cidfile', cidfile, `${prefix}no-such-image-here`, 'true']).status, 0);
+    assert.ok(!fs.existsSync(cidfile), 'no file left by a failed create');
   });
 
   it('run: stdout and stderr apart, the exit status passed on; wait prints it', () => {

@@ -70,6 +70,7 @@ function containerFlags(cmd: Command): Command {
     .option('-m, --memory <bytes>', 'Memory limit')
     .option('--mount <mount>', 'Attach a filesystem mount to the container', collect)
     .option('--name <name>', 'Assign a name to the container')
+    .option('--cidfile <file>', 'Write the container ID to the file')
     .option('--ip <address>', 'IPv4 address (e.g., 172.30.100.104)')
     .option('--link <name:alias>', 'Add link to another container', collect)
     .option('--net, --network <network>', 'Connect a container to a network')
@@ -97,7 +98,34 @@ function containerFlags(cmd: Command): Command {
     .option('-w, --workdir <dir>', 'Working directory inside the container');
 }
 
-type Flags = RunFlags & { pull?: string; quiet?: boolean; detachKeys?: string };
+type Flags = RunFlags & { pull?: string; quiet?: boolean; detachKeys?: string; cidfile?: string };
+
+/**
+ * --cidfile, as the docker CLI: the file must not exist (another container's), is made before
+ * the create, gets the ID after it, and goes again if the create fails.
+ */
+function cidFile(ctx: Ctx, file: string | undefined): { write(id: string): void; discard(): void } {
+  if (!file) return { write: () => undefined, discard: () => undefined };
+  const where = ctx.path(file);
+  let fd: number;
+  try {
+    fd = fs.openSync(where, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL, 0o644);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'EEXIST') throw new ExitError(125, `berth: container ID file found, make sure the other container isn't running or delete ${file}`);
+    throw new ExitError(125, `berth: failed to create the container ID file: ${(e as Error).message}`);
+  }
+  return {
+    write: (id) => {
+      fs.writeSync(fd, id);
+      fs.closeSync(fd);
+    },
+    discard: () => {
+      fs.closeSync(fd);
+      fs.rmSync(where, { force: true });
+    },
+  };
+}
 
 /** Creates the container (pulling its image when missing, as docker does); returns its ID. */
 async function createContainer(ctx: Ctx, flags: Flags, image: string, args: string[]): Promise<string> {
@@ -111,19 +139,28 @@ async function createContainer(ctx: Ctx, flags: Flags, image: string, args: stri
     if (e instanceof FlagError || (e as NodeJS.ErrnoException).code) throw new ExitError(125, `berth: ${(e as Error).message}\nSee 'berth run --help'.`);
     throw e;
   }
-  const create = (): Promise<{ Id: string; Warnings?: string[] | null }> =>
-    ctx.client.post('/containers/create', { name: req.name, platform: req.platform }, req.body);
+  const cid = cidFile(ctx, flags.cidfile);
+  const create = async (): Promise<{ Id: string; Warnings?: string[] | null }> => {
+    const created = await ctx.client.post<{ Id: string; Warnings?: string[] | null }>('/containers/create', { name: req.name, platform: req.platform }, req.body);
+    cid.write(created.Id);
+    return created;
+  };
   // Loaded only when an image must be pulled (its progress display and auth: ~1.5 ms of a start).
   const pull = async (): Promise<void> => (await import('./pull.js')).pullImage(ctx, image, ctx.io.stderr, { platform: flags.platform, quiet: flags.quiet });
   let res;
   try {
-    if (flags.pull === 'always') await pull();
-    res = await create();
+    try {
+      if (flags.pull === 'always') await pull();
+      res = await create();
+    } catch (e) {
+      if (!(e instanceof ApiError && e.status === 404 && /no such image/i.test(e.message)) || flags.pull === 'never') throw e;
+      ctx.err(`Unable to find image '${(await import('./pull.js')).withDefaultTag(image)}' locally\n`);
+      await pull();
+      res = await create();
+    }
   } catch (e) {
-    if (!(e instanceof ApiError && e.status === 404 && /no such image/i.test(e.message)) || flags.pull === 'never') throw e;
-    ctx.err(`Unable to find image '${(await import('./pull.js')).withDefaultTag(image)}' locally\n`);
-    await pull();
-    res = await create();
+    cid.discard();
+    throw e;
   }
   for (const w of res.Warnings ?? []) ctx.err(`WARNING: ${w}\n`);
   return res.Id;
