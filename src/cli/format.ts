@@ -136,6 +136,15 @@ export function formatList(rows: object[], lf: ListFormat): string {
 }
 
 /** The RAM sizes docker accepts ("64m", "1g", "512k", "100"): binary units. */
+/** A bad flag value, in the docker CLI's words (the commands exit 125 with it). */
+export class FlagError extends Error {}
+
+/** An integer flag value, as Go's strconv.ParseInt reads one. */
+export function integerFlag(value: string, flag: string): number {
+  if (!/^-?\d+$/.test(value.trim())) throw new FlagError(`invalid argument "${value}" for "${flag}" flag: strconv.ParseInt: parsing "${value}": invalid syntax`);
+  return Number(value);
+}
+
 export function parseRamSize(s: string): number {
   const size = ramInBytes(s);
   if (size === undefined) throw new Error(`invalid size: '${s}'`);

@@ -150,8 +150,7 @@ function requestHead(spec: RequestSpec): string {
   return head + '\r\n';
 }
 
-/** Sends a stream as the chunked body of the request on `socket`. */
-/** Sends the body in chunks; returns how to stop (the answer is in: the rest is not needed). */
+/** Sends a stream as the chunked body of the request on `socket`; returns how to stop (the answer is in: the rest is not needed). */
 function sendChunked(body: NodeJS.ReadableStream, socket: Socket): () => void {
   const readable = body as Readable;
   const onData = (chunk: Buffer | string): void => {

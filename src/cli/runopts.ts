@@ -5,7 +5,7 @@
  */
 import { parseGoDuration } from '../common/duration.js';
 import { parseUlimitSpec } from '../common/units.js';
-import { keyValues, parseRamSize } from './format.js';
+import { FlagError, integerFlag, keyValues, parseRamSize } from './format.js';
 
 export interface RunFlags {
   detach?: boolean;
@@ -115,7 +115,7 @@ export interface CreateRequest {
   };
 }
 
-export class FlagError extends Error {}
+export { FlagError };
 
 /** Reads an --env-file's lines: `KEY=value`, `KEY` (taken from env), comments and blanks skipped. */
 export function parseEnvFile(text: string, env: NodeJS.ProcessEnv): string[] {
@@ -427,11 +427,6 @@ export function buildCreateRequest(
   if (flags.name) req.name = flags.name;
   if (flags.platform) req.platform = flags.platform;
   return req;
-}
-
-function integerFlag(value: string, flag: string): number {
-  if (!/^-?\d+$/.test(value.trim())) throw new FlagError(`invalid argument "${value}" for "${flag}" flag: strconv.ParseInt: parsing "${value}": invalid syntax`);
-  return Number(value);
 }
 
 /** --device-read-bps /dev/sda:1mb (a size) or --device-read-iops /dev/sda:100 (a number). */

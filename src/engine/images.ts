@@ -447,10 +447,11 @@ export class ImageService {
     if (targets.length === 0 || images.some((i) => !i)) {
       throw new NotFoundError(`An image does not exist locally with the tag: ${familiar(repo)}`); // the repository alone, as dockerd
     }
+    // Where each blob is known to be on this registry (all targets share its domain).
+    const sources = this.blobRepositories(dockerReference(targets[0]!).domain);
     for (let i = 0; i < targets.length; i++) {
       const image = images[i]!;
       const target = dockerReference(targets[i]!);
-      const sources = this.blobRepositories(target.domain);
       let result;
       try {
         result = await push(targets[i]!, {

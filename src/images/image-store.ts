@@ -20,14 +20,17 @@ import type { ContentStore, Digest, ImageRecord } from './types.js';
 const FILE_NAME = 'images.json';
 const FORMAT_VERSION = 1;
 /**
- * An image ID prefix, as dockerd's image service takes one (truncatedID: 4 to 64 hex digits);
- * a name wins over a prefix, and a prefix of two images is refused as ambiguous.
- */
-/**
- * An ID prefix: at least 4 hex digits bare, any number after "sha256:" (dockerd takes any
- * prefix; a bare one of 1-3 digits is more likely a mistyped name than an ID).
+ * An image ID prefix: any number of hex digits after "sha256:" (dockerd takes any prefix), at
+ * least 4 bare (1-3 digits are more likely a mistyped name). A name wins over a prefix, and a
+ * prefix of two images is refused as ambiguous.
  */
 const ID_PREFIX = /^(?:sha256:([a-f0-9]{1,64})|([a-f0-9]{4,64}))$/;
+
+/** The hex digits of an ID prefix, or undefined when `ref` is none. */
+function idPrefixHex(ref: string): string | undefined {
+  const m = ID_PREFIX.exec(ref);
+  return m ? (m[1] ?? m[2]) : undefined;
+}
 
 export interface RemoveResult {
   /** Names and repo digests removed, fully qualified. */
@@ -187,9 +190,9 @@ export class ImageStore {
     const byName = this.lookupName(ref);
     if (byName) return byName;
 
-    const prefix = ID_PREFIX.exec(ref);
-    if (prefix) {
-      const matches = [...this.images.values()].filter((r) => r.config.startsWith('sha256:' + (prefix[1] ?? prefix[2])));
+    const prefix = idPrefixHex(ref);
+    if (prefix !== undefined) {
+      const matches = [...this.images.values()].filter((r) => r.config.startsWith('sha256:' + prefix));
       if (matches.length > 1) throw new InvalidArgumentError(`image ID prefix ${ref} is ambiguous: it matches ${matches.length} images`);
       return matches[0];
     }
@@ -324,8 +327,8 @@ function untagIn(images: Map<Digest, ImageRecord>, name: string): { image?: Imag
 
 /** Whether `ref` named the image by its ID (full or prefix) rather than by a name. */
 function isIdReference(ref: string, image: ImageRecord): boolean {
-  const prefix = ID_PREFIX.exec(ref);
-  if (!prefix || !image.config.startsWith('sha256:' + (prefix[1] ?? prefix[2]))) return false;
+  const prefix = idPrefixHex(ref);
+  if (prefix === undefined || !image.config.startsWith('sha256:' + prefix)) return false;
   // A 12+ hex string is also a valid name; a name that is in use wins, as in lookup().
   try {
     const name = dockerReference(ref);

@@ -78,13 +78,13 @@ export function imageInspect(engine: Engine, image: ImageRecord, version?: strin
   };
 }
 
-/** Docker's container.Config with nothing set, as inspect shows the fields an image lacks. */
 /** The image's container_config (a commit's container, a build step's config), if it has one. */
 function containerConfigOf(config: Record<string, unknown>): Record<string, unknown> {
   const cc = config['container_config'];
   return cc && typeof cc === 'object' && !Array.isArray(cc) ? (cc as Record<string, unknown>) : {};
 }
 
+/** Docker's container.Config with nothing set, as inspect shows the fields an image lacks. */
 function emptyConfig(): Record<string, unknown> {
   return {
     Hostname: '',

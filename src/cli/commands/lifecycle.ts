@@ -2,7 +2,7 @@
 import { Option } from 'commander';
 
 import { type Define, ExitError, action, collect, confirm, eachName, errorText, filtersJson, prunedText } from '../context.js';
-import { humanSize, parseRamSize } from '../format.js';
+import { humanSize, integerFlag, parseRamSize } from '../format.js';
 
 const enc = encodeURIComponent;
 
@@ -149,8 +149,11 @@ export const prune: Define = (cmd, ctx, set) =>
 /** The flags of `docker update` that were given, as the body of POST /containers/{id}/update. */
 export function updateBody(o: UpdateFlags): Record<string, unknown> {
   const int = (v: string, flag: string): number => {
-    if (!/^-?\d+$/.test(v.trim())) throw new ExitError(125, `invalid argument "${v}" for "${flag}" flag: strconv.ParseInt: parsing "${v}": invalid syntax`);
-    return Number(v);
+    try {
+      return integerFlag(v, flag);
+    } catch (e) {
+      throw new ExitError(125, (e as Error).message);
+    }
   };
   const size = (v: string, flag: string): number => {
     try {
