@@ -1,6 +1,7 @@
 /**
- * Unpacks one image layer (tar, tar+gzip, tar+zstd) into a directory in overlayfs form, so the
- * snapshotter can stack layer directories as overlay lowerdirs:
+ * Unpacks one image layer (a tar, plain or compressed: gzip, zstd, xz, bzip2, see
+ * common/compression.ts) into a directory in overlayfs form, so the snapshotter can stack layer
+ * directories as overlay lowerdirs:
  *   `.wh.<name>`    -> a character device 0/0 named <name> (an overlay whiteout)
  *   `.wh..wh..opq`  -> xattr trusted.overlay.opaque=y on its directory
  *
@@ -25,17 +26,16 @@
  * Errors about the archive are InvalidArgumentError naming the entry. On any error destDir
  * holds a partial layer: the caller discards it.
  */
-import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
-import { finished, pipeline, type Readable } from 'node:stream';
-import zlib from 'node:zlib';
+import { finished, type Readable } from 'node:stream';
 
 import tar from 'tar-stream';
 
-import { BerthError, ConflictError, InvalidArgumentError, SystemError, UnsupportedError } from '../common/errors.js';
+import { type Compression, detectCompression, MAGIC_BYTES, startDecompression } from '../common/compression.js';
+import { BerthError, ConflictError, InvalidArgumentError, SystemError } from '../common/errors.js';
 import { drained } from '../common/streams.js';
 import { tarExtract } from '../common/tar-extract.js';
 import { FsOp } from './fsop.js';
@@ -72,22 +72,9 @@ export function entryContentSize(h: { type?: string | null; size?: number | null
   return 0; // directories, hard links (the file was counted), devices, fifos
 }
 
-type Compression = 'none' | 'gzip' | 'zstd';
-
 const WHITEOUT = '.wh.';
 const OPAQUE = '.wh..wh..opq';
 const O_NOFOLLOW = fs.constants.O_NOFOLLOW;
-
-/** Detects the compression from the first bytes (a media type can be wrong). */
-export function detectCompression(head: Buffer): Compression {
-  if (head.length >= 2 && head[0] === 0x1f && head[1] === 0x8b) return 'gzip';
-  if (head.length >= 4 && head.readUInt32LE(0) === 0xfd2fb528) return 'zstd';
-  if (head.length >= 3 && head.subarray(0, 3).toString('latin1') === 'BZh') throw new UnsupportedError('bzip2-compressed layers are not supported');
-  if (head.length >= 6 && head.subarray(0, 6).equals(Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00]))) {
-    throw new UnsupportedError('xz-compressed layers are not supported');
-  }
-  return 'none';
-}
 
 /** Reads at least n bytes (fewer at EOF) and puts them back. */
 async function peek(input: Readable, n: number): Promise<Buffer> {
@@ -398,8 +385,8 @@ async function writeAll(fh: fsp.FileHandle, data: Readable): Promise<void> {
 }
 
 /**
- * The decompressed tar stream, a check to run after it ended (the zstd exit status), and, when
- * the decompressor hashed the tar itself, its digest (read after the end).
+ * The decompressed tar stream, a check to run after it ended (a program's exit status), and,
+ * when the decompressor hashed the tar itself, its digest (read after the end).
  */
 function decompress(input: Readable, compression: Compression, sizeHint: number): { tar: Readable; check: () => Promise<void>; kill: () => void; digest?: () => string } {
   if (compression === 'none') return { tar: input, check: async () => {}, kill: () => {} };
@@ -407,44 +394,8 @@ function decompress(input: Readable, compression: Compression, sizeHint: number)
     const gunzip = gunzipOnWorker(input);
     return { tar: gunzip.output, check: async () => {}, kill: () => gunzip.output.destroy(), digest: gunzip.digest };
   }
-  if (compression === 'gzip') {
-    const gunzip = zlib.createGunzip({ chunkSize: 128 * 1024 });
-    pipeline(input, gunzip, () => {
-      /* errors surface on gunzip, which the reader iterates */
-    });
-    return { tar: gunzip, check: async () => {}, kill: () => gunzip.destroy() };
-  }
-  const child = spawn('zstd', ['-d', '-c', '-q', '--long=31'], { stdio: ['pipe', 'pipe', 'pipe'] });
-  let stderr = '';
-  let spawnError: Error | null = null;
-  child.stderr.setEncoding('utf8');
-  child.stderr.on('data', (s: string) => (stderr += s));
-  const exited = new Promise<number | null>((resolve) => {
-    child.on('error', (e) => {
-      spawnError = e;
-      child.stdout.destroy();
-      resolve(null);
-    });
-    child.on('close', (code) => resolve(code));
-  });
-  pipeline(input, child.stdin, () => {
-    /* EPIPE when zstd stops early: its exit status tells */
-  });
-  return {
-    tar: child.stdout,
-    check: async () => {
-      const code = await exited;
-      if (spawnError) {
-        const e = spawnError as NodeJS.ErrnoException;
-        if (e.code === 'ENOENT') throw new UnsupportedError('zstd-compressed layer, but the zstd program is not installed');
-        throw new SystemError(`cannot run zstd: ${e.message}`, { cause: e });
-      }
-      if (code !== 0) throw new InvalidArgumentError(`not a valid zstd stream: ${stderr.trim() || 'zstd exited with ' + code}`, 'layer');
-    },
-    kill: () => {
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-    },
-  };
+  const dec = startDecompression(input, compression, { gzip: { chunkSize: 128 * 1024 }, field: 'layer' });
+  return { tar: dec.output, check: dec.check, kill: dec.kill };
 }
 
 export async function unpackLayer(input: Readable, destDir: string, opts: UnpackOptions = {}): Promise<UnpackResult> {
@@ -452,7 +403,7 @@ export async function unpackLayer(input: Readable, destDir: string, opts: Unpack
   if ((await fsp.readdir(destDir)).length > 0) throw new ConflictError(`layer directory ${destDir} is not empty`);
   const root = await fsp.realpath(destDir);
 
-  const head = await peek(input, 6);
+  const head = await peek(input, MAGIC_BYTES);
   const compression = detectCompression(head);
   const dec = decompress(input, compression, opts.sizeHint ?? 0);
   const writer = new LayerWriter(root, opts.plain === true);

@@ -301,6 +301,27 @@ except docker.errors.BuildError as e:
     }
   });
 
+  it('ADD of a local archive extracts it plain, gzip, zstd, xz or bzip2 (moby DecompressStream); a corrupt one is copied as a file', () => {
+    const dir = path.join(tmp, 'add-archives');
+    fs.mkdirSync(path.join(dir, 'in'), { recursive: true });
+    fs.writeFileSync(path.join(dir, 'in', 'inside.txt'), 'from the archive\n');
+    const plain = spawnSync('tar', ['-C', path.join(dir, 'in'), '-cf', '-', 'inside.txt']).stdout;
+    fs.writeFileSync(path.join(dir, 'a.tar'), plain);
+    const kinds = ['gzip', 'zstd', 'xz', 'bzip2'];
+    for (const kind of kinds) {
+      const packed = spawnSync(kind, ['-c', '-q'], { input: plain });
+      assert.equal(packed.status, 0, `${kind}: ${packed.stderr}`);
+      fs.writeFileSync(path.join(dir, `a.tar.${kind}`), packed.stdout);
+    }
+    fs.writeFileSync(path.join(dir, 'cut.tar.xz'), fs.readFileSync(path.join(dir, 'a.tar.xz')).subarray(0, 20));
+    const adds = ['a.tar', ...kinds.map((k) => `a.tar.${k}`), 'cut.tar.xz'].map((f) => `ADD ${f} /x/${f}/\n`).join('');
+    fs.writeFileSync(path.join(dir, 'Dockerfile'), `FROM busybox\n${adds}`);
+    const r = build(['-q', '-t', 'add-archives'], dir);
+    assert.equal(r.status, 0, r.stderr + r.stdout + d.logTail());
+    const listing = d.dockerOk(['run', '--rm', '--network', 'none', 'add-archives', 'sh', '-c', 'cd /x && for f in *; do echo "$f: $(ls $f)"; done; cat /x/a.tar.xz/inside.txt']);
+    assert.equal(listing, ['a.tar: inside.txt', 'a.tar.bzip2: inside.txt', 'a.tar.gzip: inside.txt', 'a.tar.xz: inside.txt', 'a.tar.zstd: inside.txt', 'cut.tar.xz: cut.tar.xz', 'from the archive', ''].join('\n'));
+  });
+
   it("records metadata and file steps behind the current SHELL, --chown run into the hash, an empty CMD and ENTRYPOINT [] as dockerd's builder", () => {
     const r = cmd(DOCKER!, ['build', '-q', '-t', 'shell-history', '-f', '-', ctxDir], { env, timeoutMs: 120_000, input: 'FROM busybox\nSHELL ["/bin/sh", "-ec"]\nCOPY --chown=1:2 a.txt /a\nENTRYPOINT []\nCMD\n' });
     assert.equal(r.status, 0, r.stderr + d.logTail());

@@ -211,6 +211,13 @@ describe('docker CLI image commands against berthd', { skip, timeout: 600_000 },
     const tarball = path.join(tmp, 'rootfs.tar');
     execFileSync('tar', ['-C', imageRootfs('busybox'), '-cf', tarball, '.']);
     const id = ok(['import', '-c', 'CMD ["/bin/sh"]', '-m', 'from a test', tarball, 'imp:1']).trim();
+    // Compressed as dockerd reads it: the layer is the same uncompressed tar.
+    for (const kind of ['xz', 'bzip2']) {
+      fs.writeFileSync(`${tarball}.${kind}`, execFileSync(kind, ['-c', '-q', tarball]));
+      ok(['import', `${tarball}.${kind}`, `imp:${kind}`]);
+      assert.deepEqual(inspect(`imp:${kind}`).RootFS.Layers, inspect('imp:1').RootFS.Layers, kind);
+      ok(['rmi', `imp:${kind}`]);
+    }
     assert.match(id, /^sha256:[a-f0-9]{64}$/);
     const image = inspect('imp:1');
     assert.equal(image.Id, id);
@@ -285,6 +292,17 @@ describe('docker CLI image commands against berthd', { skip, timeout: 600_000 },
     assert.equal(inspect(`${host}/multilayer:latest`).Id, ml.config_digest);
     // Unpacked at load: the size is the layers' unpacked size at once.
     assert.ok(inspect(`${host}/busybox:latest`).Size > 1_089_284);
+    // A compressed archive loads as dockerd's DecompressStream reads it (zstd: dockerd 23 and later).
+    for (const kind of ['xz', 'bzip2', 'zstd']) {
+      ok(['rmi', '-f', bb.config_digest, ml.config_digest]);
+      const packed = path.join(tmp, `saved.tar.${kind}`);
+      execFileSync('sh', ['-c', `${kind} -c -q "$1" > "$2"`, 'sh', archive, packed]);
+      assert.match(ok(['load', '-i', packed]), new RegExp(`Loaded image: ${host}/multilayer:latest`), kind);
+      assert.equal(inspect(`${host}/multilayer:latest`).Id, ml.config_digest, kind);
+    }
+    const truncated = path.join(tmp, 'saved-cut.tar.xz');
+    fs.writeFileSync(truncated, fs.readFileSync(path.join(tmp, 'saved.tar.xz')).subarray(0, 5000));
+    fails(['load', '-i', truncated], /Error response from daemon: archive: not a valid xz stream: /);
     // What is missing, in dockerd's tarexport words.
     fails(['save', '-o', archive, `${host}/busybox:nosuchtag`], /Error response from daemon: reference does not exist$/m);
     fails(['save', '-o', archive, 'nosuchrepo'], /Error response from daemon: No such image: nosuchrepo$/m);

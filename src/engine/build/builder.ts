@@ -26,7 +26,7 @@ import type { ImageConfig } from '../../images/types.js';
 import type { JsonMessage } from '../image-progress.js';
 import { parseGroup, parsePasswd } from '../containers/user.js';
 import { at, ScopedRoot, type Resolved } from '../containers/scoped-root.js';
-import { archiveKind, archiveStream, hashSources, sourceTar, SourceTree, unpackContext, type CopyAttrs, type Source } from './context.js';
+import { archiveStream, isArchive, hashSources, sourceTar, SourceTree, unpackContext, type CopyAttrs, type Source } from './context.js';
 import { downloadSource, isRemoteSource } from './remote.js';
 import {
   BuildArgs,
@@ -595,8 +595,8 @@ export class Build {
               await place(d.tree, d.source, d.name);
             }
             for (const source of resolved) {
-              const archive = keyword === 'ADD' && !fromImage && source.stat.isFile() ? archiveKind(source.abs) : undefined;
-              if (archive) await root.extract(ensureDir(root, dest, attrs), archiveStream(source.abs, archive));
+              const archive = keyword === 'ADD' && !fromImage && source.stat.isFile() && (await isArchive(source.abs));
+              if (archive) await root.extract(ensureDir(root, dest, attrs), archiveStream(source.abs));
               else if (source.stat.isDirectory()) await root.extract(ensureDir(root, dest, attrs), sourceTar(tree, source, undefined, attrs));
               else await place(tree, source, path.posix.basename(source.path));
             }

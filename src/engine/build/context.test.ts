@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 
-import { archiveKind, globMatch, hashSources, SourceTree } from './context.js';
+import { globMatch, isArchive, hashSources, SourceTree } from './context.js';
 
 describe('build context sources', () => {
   let dir: string;
@@ -89,15 +89,24 @@ describe('build context sources', () => {
     }
   });
 
-  it('tells tar archives (plain, gzip) from other files', () => {
+  it('tells tar archives (plain, gzip, zstd, xz, bzip2) from other files', async () => {
     const arch = path.join(dir, 'arch');
     fs.mkdirSync(arch);
     execFileSync('tar', ['-C', dir, '-cf', path.join(arch, 'p.tar'), 'a.conf']);
     execFileSync('tar', ['-C', dir, '-czf', path.join(arch, 'g.tgz'), 'a.conf']);
     execFileSync('gzip', ['-k', path.join(dir, 'b.conf')]);
-    assert.equal(archiveKind(path.join(arch, 'p.tar')), 'tar');
-    assert.equal(archiveKind(path.join(arch, 'g.tgz')), 'gzip');
-    assert.equal(archiveKind(path.join(dir, 'b.conf.gz')), undefined);
-    assert.equal(archiveKind(path.join(dir, 'a.conf')), undefined);
+    assert.equal(await isArchive(path.join(arch, 'p.tar')), true);
+    assert.equal(await isArchive(path.join(arch, 'g.tgz')), true);
+    assert.equal(await isArchive(path.join(dir, 'b.conf.gz')), false);
+    assert.equal(await isArchive(path.join(dir, 'a.conf')), false);
+    for (const program of ['zstd', 'xz', 'bzip2']) {
+      const packed = execFileSync(program, ['-c', '-q', path.join(arch, 'p.tar')]);
+      fs.writeFileSync(path.join(arch, `p.tar.${program}`), packed);
+      assert.equal(await isArchive(path.join(arch, `p.tar.${program}`)), true, program);
+      fs.writeFileSync(path.join(arch, `conf.${program}`), execFileSync(program, ['-c', '-q', path.join(dir, 'a.conf')]));
+      assert.equal(await isArchive(path.join(arch, `conf.${program}`)), false, program);
+      fs.writeFileSync(path.join(arch, `cut.${program}`), packed.subarray(0, 12)); // corrupt: copied as a file, as moby does
+      assert.equal(await isArchive(path.join(arch, `cut.${program}`)), false, program);
+    }
   });
 });

@@ -17,11 +17,11 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { Readable } from 'node:stream';
-import zlib from 'node:zlib';
 
 import dockerignore from '@balena/dockerignore';
 import tar from 'tar-stream';
 
+import { decompressed } from '../../common/compression.js';
 import { InvalidArgumentError, NotFoundError, UnsupportedError } from '../../common/errors.js';
 import { unpackLayer } from '../../storage/unpack.js';
 import { ScopedPathError, ScopedRoot, self, type Resolved } from '../containers/scoped-root.js';
@@ -278,32 +278,23 @@ export function sourceTar(tree: SourceTree, source: Source, name: string | undef
   return pack as unknown as Readable;
 }
 
-/** What a local ADD source is: a tar archive (to extract), or a file to copy. */
-export function archiveKind(abs: string): 'tar' | 'gzip' | undefined {
-  const fd = fs.openSync(abs, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
+/**
+ * Whether a local ADD source is a tar archive to extract, as moby's isArchivePath decides: its
+ * bytes, decompressed when they are gzip, zstd, xz or bzip2, start with a tar header. Anything
+ * else (a corrupt compressed file too) is copied as a file.
+ */
+export async function isArchive(abs: string): Promise<boolean> {
+  let head = Buffer.alloc(0);
   try {
-    const head = Buffer.alloc(512);
-    const n = fs.readSync(fd, head, 0, 512, 0);
-    if (n >= 2 && head[0] === 0x1f && head[1] === 0x8b) {
-      // gzip: an archive only if what it holds is a tar.
-      const more = Buffer.alloc(64 * 1024);
-      const m = fs.readSync(fd, more, 0, more.length, 0);
-      let inner: Buffer;
-      try {
-        inner = zlib.gunzipSync(more.subarray(0, m), { finishFlush: zlib.constants.Z_SYNC_FLUSH });
-      } catch {
-        return undefined;
-      }
-      return isTarHeader(inner) ? 'gzip' : undefined;
+    for await (const chunk of decompressed(openNoFollow(abs))) {
+      head = Buffer.concat([head, chunk]);
+      if (head.length >= 512) break; // stops the decompressor
     }
-    if (n >= 3 && head.subarray(0, 3).toString('latin1') === 'BZh') throw new UnsupportedError('ADD of a bzip2-compressed archive is not supported by berthd (plain and gzip tar archives are)');
-    if (n >= 6 && head.subarray(0, 6).equals(Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00]))) {
-      throw new UnsupportedError('ADD of an xz-compressed archive is not supported by berthd (plain and gzip tar archives are)');
-    }
-    return n === 512 && isTarHeader(head) ? 'tar' : undefined;
-  } finally {
-    fs.closeSync(fd);
+  } catch (err) {
+    if (err instanceof UnsupportedError) throw err; // its program is missing: not the file's fault
+    return false;
   }
+  return isTarHeader(head.subarray(0, 512));
 }
 
 /** A ustar/GNU header with a valid checksum. */
@@ -317,11 +308,7 @@ function isTarHeader(b: Buffer): boolean {
   return stored === sum;
 }
 
-/** An archive's bytes, gunzipped if need be. */
-export function archiveStream(abs: string, kind: 'tar' | 'gzip'): Readable {
-  const raw = openNoFollow(abs);
-  if (kind === 'tar') return raw;
-  const gunzip = zlib.createGunzip();
-  raw.on('error', (err) => gunzip.destroy(err));
-  return raw.pipe(gunzip);
+/** An archive's bytes (see isArchive), decompressed. */
+export function archiveStream(abs: string): Readable {
+  return Readable.from(decompressed(openNoFollow(abs)));
 }

@@ -25,6 +25,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 
+import { decompressed, detectCompression, MAGIC_BYTES } from '../../common/compression.js';
 import { InvalidArgumentError, SystemError } from '../../common/errors.js';
 import { digestHex, sha256Digest } from '../digest.js';
 import { MAX_MANIFEST_BYTES, parseImageConfig, parseManifest } from '../manifest.js';
@@ -33,7 +34,7 @@ import type { Digest, ImageManifest, ImageRecord } from '../types.js';
 import { MEDIA_TYPES } from '../types.js';
 import { type BlobSource, bufferSource, canonicalName, commitImages, type LoadedImage, type LoadResult, mergeLoaded, type OutputEntry, type Stores, hashTo, writeTar } from './common.js';
 import { importOciTree } from './oci-layout.js';
-import { type ArchiveFile, ArchiveTree, decompress, detectCompression } from './tree.js';
+import { type ArchiveFile, ArchiveTree } from './tree.js';
 
 /** Uncompressed Docker layer (what `docker save` archives hold). */
 export const DOCKER_LAYER_TAR = 'application/vnd.docker.image.rootfs.diff.tar';
@@ -153,35 +154,25 @@ async function planDockerLoad(tree: ArchiveTree, tmpDir: string | undefined): Pr
 }
 
 /**
- * The layer as an uncompressed tar: the file itself, or (gzip) a decompressed copy. Its digest
- * is what it hashes to; the caller compares it with the diff_id.
+ * The layer as an uncompressed tar: the file itself, or (compressed, as dockerd's load accepts
+ * it: gzip, zstd, xz, bzip2) a decompressed copy. Its digest is what it hashes to; the caller
+ * compares it with the diff_id.
  */
 async function uncompressedLayer(tree: ArchiveTree, file: ArchiveFile, diffId: Digest, field: string, tmpDir: string | undefined): Promise<BlobSource> {
   const raw = await tree.digest(file);
   if (raw === diffId) return { digest: raw, size: file.size, open: () => tree.open(file) };
-  const head = Buffer.alloc(6);
+  const head = Buffer.alloc(MAGIC_BYTES);
   const fd = fs.openSync(file.file, 'r');
   let n: number;
   try {
-    n = fs.readSync(fd, head, 0, 6, 0);
+    n = fs.readSync(fd, head, 0, head.length, 0);
   } finally {
     fs.closeSync(fd);
   }
-  let compression;
-  try {
-    compression = detectCompression(head.subarray(0, n));
-  } catch (err) {
-    throw new InvalidArgumentError((err as Error).message, field);
-  }
-  if (compression === 'none') return { digest: raw, size: file.size, open: () => tree.open(file) };
+  if (detectCompression(head.subarray(0, n)) === 'none') return { digest: raw, size: file.size, open: () => tree.open(file) };
   const out = tree.scratchFile(tmpDir);
-  try {
-    const { digest, size } = await hashTo(decompress(tree.open(file)), out);
-    return { digest, size, open: () => fs.createReadStream(out) };
-  } catch (err) {
-    if (err instanceof InvalidArgumentError) throw err;
-    throw new InvalidArgumentError(`layer ${JSON.stringify(file.name)} is not a valid gzip stream: ${(err as Error).message}`, field);
-  }
+  const { digest, size } = await hashTo(decompressed(tree.open(file), `${field}: layer ${JSON.stringify(file.name)}`), out);
+  return { digest, size, open: () => fs.createReadStream(out) };
 }
 
 // ---------------------------------------------------------------- save
@@ -309,7 +300,7 @@ async function layerEntry(stores: Stores, digest: Digest, diffId: Digest, name: 
   const { content } = stores;
   if (digest === diffId) return { name, type: 'file', size: content.info(digest).size, data: () => content.createReadStream(digest) };
   const file = path.join(scratch, digestHex(diffId));
-  const result = await hashTo(decompress(content.createReadStream(digest)), file);
+  const result = await hashTo(decompressed(content.createReadStream(digest)), file);
   if (result.digest !== diffId) throw new SystemError(`layer ${digest} uncompresses to ${result.digest}, not its diff_id ${diffId}`);
   return { name, type: 'file', size: result.size, data: () => fs.createReadStream(file) };
 }

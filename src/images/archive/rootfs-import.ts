@@ -1,11 +1,11 @@
 /**
- * `docker import`: a plain root filesystem tarball (gzip'd or not) becomes a one-layer image.
- * The layer is stored uncompressed (its digest is its diff_id) under a Docker schema 2
- * manifest; the config gets the host's os/architecture (or `platform`), the given container
- * config and `changes` (Dockerfile instructions as `docker import --change` takes them: CMD,
- * ENTRYPOINT, ENV, EXPOSE, LABEL, USER, VOLUME, WORKDIR, STOPSIGNAL), and a history entry
- * with `message`. The tarball must be a readable tar archive; its contents are not judged
- * here (the unpacker refuses hostile entries when the layer is used).
+ * `docker import`: a plain root filesystem tarball (uncompressed, or gzip, zstd, xz or bzip2 as
+ * dockerd reads it) becomes a one-layer image. The layer is stored uncompressed (its digest is
+ * its diff_id) under a Docker schema 2 manifest; the config gets the host's os/architecture (or
+ * `platform`), the given container config (with any `--change` already applied by the engine:
+ * engine/build/run-config.ts), and a history entry with `message`. The tarball must be a
+ * readable tar archive; its contents are not judged here (the unpacker refuses hostile entries
+ * when the layer is used).
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -13,6 +13,7 @@ import path from 'node:path';
 import type { Readable } from 'node:stream';
 
 
+import { decompressed } from '../../common/compression.js';
 import { InvalidArgumentError } from '../../common/errors.js';
 import { tarExtract } from '../../common/tar-extract.js';
 import { sha256Digest } from '../digest.js';
@@ -21,7 +22,6 @@ import type { ImageConfig, ImageManifest, Platform } from '../types.js';
 import { MEDIA_TYPES } from '../types.js';
 import { bufferSource, canonicalName, commitImages, hashTo, type LoadedImage, type Stores } from './common.js';
 import { DOCKER_LAYER_TAR } from './docker-archive.js';
-import { decompress } from './tree.js';
 
 export type ContainerConfig = NonNullable<ImageConfig['config']>;
 
@@ -48,11 +48,9 @@ export async function importRootfs(source: string | Readable, stores: Stores, op
     const input = typeof source === 'string' ? fs.createReadStream(source) : source;
     let layer;
     try {
-      layer = await hashTo(decompress(input), layerFile);
+      layer = await hashTo(decompressed(input, 'rootfs'), layerFile);
     } catch (err) {
       input.destroy();
-      const code = (err as NodeJS.ErrnoException).code ?? '';
-      if (code.startsWith('Z_')) throw new InvalidArgumentError(`not a valid gzip stream: ${(err as Error).message}`, 'rootfs');
       throw err;
     }
     await checkTar(layerFile);

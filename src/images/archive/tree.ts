@@ -1,5 +1,5 @@
 /**
- * The files of an image archive (a tarball, gzip'd or not, or a directory), by archive name,
+ * The files of an image archive (a tarball, compressed or not, or a directory), by archive name,
  * for the OCI-layout and docker-archive loaders.
  *
  * A tarball is read once, front to back: each regular file is copied to a numbered file in a
@@ -16,10 +16,11 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
-import zlib from 'node:zlib';
 
 
-import { BerthError, InvalidArgumentError, SystemError, UnsupportedError } from '../../common/errors.js';
+import { BerthError, InvalidArgumentError, SystemError } from '../../common/errors.js';
+import { decompressed } from '../../common/compression.js';
+import { drained } from '../../common/streams.js';
 import { tarExtract } from '../../common/tar-extract.js';
 import type { Digest } from '../types.js';
 
@@ -93,7 +94,7 @@ export class ArchiveTree {
     return tree;
   }
 
-  /** Reads a tarball (plain or gzip) into a staging directory under `tmpDir`. */
+  /** Reads a tarball (plain or compressed: see common/compression.ts) into a staging directory under `tmpDir`. */
   static async fromTar(input: Readable, tmpDir = os.tmpdir(), label = 'archive'): Promise<ArchiveTree> {
     const tree = new ArchiveTree(label);
     tree.staging = fs.mkdtempSync(path.join(tmpDir, 'berth-archive-'));
@@ -231,7 +232,7 @@ export class ArchiveTree {
     let failure: unknown;
     const feeding = (async () => {
       try {
-        for await (const chunk of decompress(input)) {
+        for await (const chunk of decompressed(input, 'archive')) {
           if (failure) return;
           if (!ex.write(chunk)) await drained(ex);
         }
@@ -291,70 +292,7 @@ export class ArchiveTree {
 function archiveError(err: unknown): Error {
   if (err instanceof BerthError) return err;
   const msg = (err as Error).message ?? String(err);
-  const code = (err as NodeJS.ErrnoException).code ?? '';
-  if (code.startsWith('Z_')) return new InvalidArgumentError(`not a valid gzip stream: ${msg}`, 'archive');
   if (/Unexpected end of data/.test(msg)) return new InvalidArgumentError('the tar archive is truncated (or not a tar archive)', 'archive');
   if (/Invalid tar header|checksum|Header exceeds/i.test(msg)) return new InvalidArgumentError(`corrupt tar archive: ${msg}`, 'archive');
   return new SystemError(`reading the archive: ${msg}`, { cause: err });
-}
-
-function drained(stream: { once(ev: string, fn: (...a: unknown[]) => void): unknown; off?(ev: string, fn: (...a: unknown[]) => void): unknown }): Promise<void> {
-  return new Promise((resolve) => {
-    const done = (): void => {
-      stream.off?.('drain', done);
-      stream.off?.('close', done);
-      resolve();
-    };
-    stream.once('drain', done);
-    stream.once('close', done);
-  });
-}
-
-export type Compression = 'none' | 'gzip';
-
-/** gzip or not, from the first bytes; zstd, xz and bzip2 are refused. */
-export function detectCompression(head: Buffer): Compression {
-  if (head.length >= 2 && head[0] === 0x1f && head[1] === 0x8b) return 'gzip';
-  if (head.length >= 4 && head.readUInt32LE(0) === 0xfd2fb528) throw new UnsupportedError('zstd-compressed archives and layers are not supported here');
-  if (head.length >= 3 && head.subarray(0, 3).toString('latin1') === 'BZh') throw new UnsupportedError('bzip2-compressed archives and layers are not supported');
-  if (head.length >= 6 && head.subarray(0, 6).equals(Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00]))) throw new UnsupportedError('xz-compressed archives and layers are not supported');
-  return 'none';
-}
-
-/** The bytes of `input`, gunzipped when they start with the gzip magic. */
-export async function* decompress(input: AsyncIterable<Buffer | string>): AsyncGenerator<Buffer> {
-  const it = input[Symbol.asyncIterator]();
-  let head = Buffer.alloc(0);
-  let done = false;
-  while (head.length < 6) {
-    const r = await it.next();
-    if (r.done) {
-      done = true;
-      break;
-    }
-    head = Buffer.concat([head, typeof r.value === 'string' ? Buffer.from(r.value) : r.value]);
-  }
-  async function* all(): AsyncGenerator<Buffer> {
-    if (head.length) yield head;
-    if (done) return;
-    for (;;) {
-      const r = await it.next();
-      if (r.done) return;
-      yield typeof r.value === 'string' ? Buffer.from(r.value) : r.value;
-    }
-  }
-  if (detectCompression(head) === 'none') {
-    yield* all();
-    return;
-  }
-  const gunzip = zlib.createGunzip();
-  const src = Readable.from(all());
-  src.on('error', (err) => gunzip.destroy(err));
-  src.pipe(gunzip);
-  try {
-    for await (const chunk of gunzip) yield chunk as Buffer;
-  } finally {
-    src.destroy();
-    gunzip.destroy();
-  }
 }
