@@ -98,7 +98,7 @@ describe('user-defined networks through the docker CLI', { skip: dockerdSkip }, 
     const inspected = JSON.parse(d.dockerOk(['network', 'inspect', 'neta']))[0] as { Id: string; Driver: string; IPAM: { Options: unknown; Config: Array<{ Subnet: string; Gateway: string }> }; Labels: Record<string, string> };
     assert.equal(inspected.Id, id);
     assert.equal(inspected.Driver, 'bridge');
-    assert.deepEqual(inspected.IPAM.Config, [{ Subnet: NET_A, Gateway: NET_A.replace(/0\/24$/, '1') }]);
+    assert.deepEqual(inspected.IPAM.Config, [{ Subnet: NET_A }], 'a gateway picked in a given subnet is not shown, as dockerd');
     assert.equal(inspected.Labels.team, 'a');
     assert.deepEqual(inspected.IPAM.Options, {}, "the docker CLI's empty IPAM options, shown back as dockerd does");
     assert.equal(d.dockerOk(['network', 'ls', '-q', '--filter', 'label=team=a']).trim(), id.slice(0, 12));
@@ -141,7 +141,7 @@ describe('user-defined networks through the docker CLI', { skip: dockerdSkip }, 
     d.dockerOk(['network', 'create', '--subnet', `10.218.${TAG}.0/24`, '--ip-range', `10.218.${TAG}.128/25`, '--aux-address', `host1=10.218.${TAG}.128`, 'ranged']);
     const ranged = d.dockerOk(['run', '--rm', '--network', 'ranged', 'busybox', 'sh', '-c', 'ip -4 -o addr show eth0']);
     assert.match(ranged, new RegExp(`inet 10\\.218\\.${TAG}\\.129/24`), 'the first of the range, but the auxiliary address');
-    assert.deepEqual(JSON.parse(d.dockerOk(['network', 'inspect', '-f', '{{json .IPAM.Config}}', 'ranged']))[0], { Subnet: `10.218.${TAG}.0/24`, Gateway: `10.218.${TAG}.1`, IPRange: `10.218.${TAG}.128/25`, AuxiliaryAddresses: { host1: `10.218.${TAG}.128` } });
+    assert.deepEqual(JSON.parse(d.dockerOk(['network', 'inspect', '-f', '{{json .IPAM.Config}}', 'ranged']))[0], { Subnet: `10.218.${TAG}.0/24`, IPRange: `10.218.${TAG}.128/25`, AuxiliaryAddresses: { host1: `10.218.${TAG}.128` } });
     d.dockerOk(['network', 'rm', 'ranged']);
     assert.equal(d.docker(['network', 'inspect', 'auto']).status, 1);
   });
@@ -183,7 +183,9 @@ describe('user-defined networks through the docker CLI', { skip: dockerdSkip }, 
     assert.match(d.docker(['network', 'connect', 'neta', client]).stderr, /endpoint with name \w+ already exists in network neta/, 'running: refused');
     d.dockerOk(['network', 'disconnect', 'neta', client]);
     assert.deepEqual(d.dockerOk(['exec', client, 'ls', '/sys/class/net']).split(/\s+/).filter(Boolean).sort(), ['eth0', 'lo']);
-    assert.match(d.docker(['network', 'disconnect', 'neta', client]).stderr, new RegExp(`container ${client} is not connected to the network neta`));
+    // dockerd's two wordings: a running container's endpoint, a stopped one's config.
+    assert.match(d.docker(['network', 'disconnect', 'neta', client]).stderr, new RegExp(`container ${client} is not connected to network neta$`, 'm'));
+    assert.match(d.docker(['network', 'disconnect', '-f', 'nosuchnet', client]).stderr, new RegExp(`container ${client} is not connected to the network nosuchnet$`, 'm'));
     // dockerd's answers for the special networks.
     assert.match(d.docker(['network', 'connect', 'none', client]).stderr, /container cannot be connected to multiple networks with one of the networks in private \(none\) mode/);
     assert.match(d.docker(['network', 'connect', 'host', client]).stderr, /container cannot be disconnected from host network or connected to host network/);
@@ -210,6 +212,73 @@ describe('user-defined networks through the docker CLI', { skip: dockerdSkip }, 
     assert.deepEqual(d.dockerOk(['exec', later, 'ls', '/sys/class/net']).split(/\s+/).filter(Boolean).sort(), ['eth0', 'eth1', 'lo']);
     assert.match(d.dockerOk(['exec', later, 'sh', '-c', 'timeout 3 wget -q -O - http://site/ >/dev/null && echo reached']), /reached/);
     d.dockerOk(['rm', '-f', client, web, later]);
+  });
+
+  it("answers as dockerd: network-mode conflicts, configuration-only networks, swarm scopes, filters, a created container moved off none", () => {
+    const fails = (args: string[], pattern: RegExp): void => {
+      const r = d.docker(args);
+      assert.notEqual(r.status, 0, `docker ${args.join(' ')} should fail: ${r.stdout}`);
+      assert.match(r.stderr, pattern, args.join(' '));
+    };
+    const donor = d.dockerOk(['run', '-d', 'busybox', 'sleep', '300']).trim();
+    const mode = ['--network', `container:${donor}`];
+    // moby's validateNetContainerMode, in its order and words.
+    for (const [extra, message] of [
+      [['--hostname', 'x'], 'conflicting options: hostname and the network mode'],
+      [['--dns', '192.0.2.1'], 'conflicting options: dns and the network mode'],
+      [['--add-host', 'a:192.0.2.1'], 'conflicting options: custom host-to-IP mapping and the network mode'],
+      [['--mac-address', '02:42:ac:11:00:99'], 'conflicting options: mac-address and the network mode'],
+      [['-p', '8080:80'], 'conflicting options: port publishing and the container type network mode'],
+      [['-P'], 'conflicting options: port publishing and the container type network mode'],
+      [['--expose', '80'], 'conflicting options: port exposing and the container type network mode'],
+      [['--link', `${donor}:x`], "conflicting options: container type network can't be used with links"],
+    ] as const) {
+      fails(['create', ...mode, ...extra, 'busybox', 'true'], new RegExp(`Error response from daemon: ${message.replace(/[()]/g, '\\$&')}`));
+    }
+    fails(['create', '--network', 'container:', 'busybox', 'true'], /Invalid network mode: invalid container format container:<name\|id>/);
+    fails(['create', '--network', 'host', '--mac-address', '02:42:ac:11:00:99', 'busybox', 'true'], /conflicting options: mac-address and the network mode/);
+    fails(['create', '--uts', 'host', '--hostname', 'x', 'busybox', 'true'], /conflicting options: hostname and the UTS mode/);
+    // The image's exposed ports are no conflict (web exposes 80), and host networking takes a hostname of its own.
+    const joined = d.dockerOk(['create', ...mode, 'web']).trim();
+    assert.equal(d.dockerOk(['run', '--rm', '--network', 'host', '--hostname', 'own-name', 'busybox', 'hostname']).trim(), 'own-name');
+    assert.equal(d.dockerOk(['run', '--rm', '--network', 'host', 'busybox', 'hostname']).trim(), os.hostname());
+    // Sharing a namespace rules out joining networks.
+    fails(['network', 'connect', 'neta', joined], /container sharing network namespace with another container or host cannot be connected to any other network/);
+    const onHost = d.dockerOk(['create', '--network', 'host', 'busybox', 'true']).trim();
+    fails(['network', 'connect', 'neta', onHost], /container sharing network namespace with another container or host cannot be connected to any other network/);
+
+    // Configuration-only networks and the networks made from them.
+    d.dockerOk(['network', 'create', '--config-only', '--subnet', `10.214.${TAG}.0/24`, '--label', 'from=config', '-o', 'com.docker.network.driver.mtu=1400', 'conf']);
+    fails(['network', 'create', '--config-only', '--internal', 'conf2'], /Network operator fields like \[ ingress \| internal \| attachable \| scope \] are not supported/);
+    fails(['network', 'create', '--config-from', 'conf', '--subnet', `10.215.${TAG}.0/24`, 'cf2'], /user specified configurations are not supported if the network depends on a configuration network/);
+    fails(['network', 'create', '--config-from', 'conf', '-o', 'a=b', 'cf3'], /network driver options are not supported if the network depends on a configuration network/);
+    fails(['network', 'create', '--config-from', 'nosuchconf', 'cf4'], /configuration network "nosuchconf" does not exist/);
+    d.dockerOk(['network', 'create', '--config-from', 'conf', 'fromconf']);
+    assert.equal(d.dockerOk(['network', 'inspect', '-f', '{{.Driver}} {{.ConfigOnly}} {{json .IPAM.Config}}', 'conf']).trim(), `null true [{"Subnet":"10.214.${TAG}.0/24"}]`);
+    assert.equal(
+      d.dockerOk(['network', 'inspect', '-f', '{{.Driver}} {{.ConfigOnly}} {{json .ConfigFrom}} {{json .IPAM.Config}} {{json .Labels}}', 'fromconf']).trim(),
+      `bridge false {"Network":"conf"} [{"Subnet":"10.214.${TAG}.0/24"}] {"from":"config"}`,
+    );
+    assert.match(d.dockerOk(['run', '--rm', '--network', 'fromconf', 'busybox', 'sh', '-c', 'ip -4 -o addr show eth0; cat /sys/class/net/eth0/mtu']), new RegExp(`inet 10\\.214\\.${TAG}\\.2/24[^]*\\n1400\\n$`));
+    fails(['run', '--rm', '--network', 'conf', 'busybox', 'true'], /cannot create endpoint on configuration-only network/);
+    fails(['network', 'connect', 'conf', donor], /cannot create endpoint on configuration-only network/);
+    assert.match(d.dockerOk(['network', 'ls', '--filter', 'driver=null', '--format', '{{.Name}}']), /^conf$/m);
+    fails(['network', 'rm', 'conf'], /error while removing network: configuration network "conf" is in use/);
+    d.dockerOk(['network', 'rm', 'fromconf', 'conf']);
+
+    // Swarm scopes, and a filter value nothing has.
+    fails(['network', 'create', '--scope', 'swarm', 'sw'], /cannot create a swarm scoped network when swarm is not active/);
+    fails(['network', 'create', '--scope', 'global', 'gl'], /This node is not a swarm manager/);
+    fails(['network', 'ls', '--filter', 'type=bogus'], /invalid filter: 'type'='bogus'/);
+
+    // A created container in "none" leaves it and joins a network, as with dockerd.
+    const moved = d.dockerOk(['create', '--network', 'none', 'busybox', 'sh', '-c', 'ip -4 -o addr show eth0']).trim();
+    fails(['network', 'connect', 'neta', moved], /container cannot be connected to multiple networks with one of the networks in private \(none\) mode/);
+    d.dockerOk(['network', 'disconnect', 'none', moved]);
+    assert.equal(d.dockerOk(['inspect', '-f', '{{json .NetworkSettings.Networks}}', moved]).trim(), '{}');
+    d.dockerOk(['network', 'connect', 'neta', moved]);
+    assert.match(d.dockerOk(['start', '-a', moved]), new RegExp(`inet ${NET_A.replace(/0\/24$/, '').replace(/\./g, '\\.')}\\d+/24`));
+    d.dockerOk(['rm', '-f', donor, joined, onHost, moved]);
   });
 
   it('keeps --internal networks inside their bridge, and lets other networks out through NAT', async () => {

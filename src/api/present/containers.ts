@@ -49,12 +49,12 @@ export type NetworkIdOf = (name: string) => string | undefined;
 /**
  * NetworkSettings.Networks: each network the container is on, with its endpoint while it runs.
  * A container in `none` or `host` mode is on that network, as dockerd lists it: its NetworkID
- * once it has run, an EndpointID while it runs, every address empty.
+ * once it has run, an EndpointID while it runs, every address empty (not once disconnected from it).
  */
 export function endpointSettings(c: ContainerRecord, networkIdOf?: NetworkIdOf): Record<string, object> {
   const out: Record<string, object> = {};
   const mode = c.hostConfig.NetworkMode;
-  if ((mode === 'none' || mode === 'host') && Object.keys(c.endpoints ?? {}).length === 0) {
+  if ((mode === 'none' || mode === 'host') && Object.keys(c.endpoints ?? {}).length === 0 && !c.leftModeNetwork) {
     const running = c.state.status === 'running' || c.state.status === 'paused';
     out[mode] = {
       IPAMConfig: null,

@@ -44,9 +44,10 @@ export function networkRoutes(router: Router, engine: Engine): void {
   });
 
   router.post('/networks/{id}/disconnect', async (ctx) => {
-    const body = await ctx.json<{ Container?: unknown; Force?: boolean }>({});
+    const body = await ctx.json<{ Container?: unknown; Force?: unknown }>({});
     if (typeof body.Container !== 'string' || !body.Container) throw new InvalidArgumentError('a container is needed', 'Container');
-    await engine.containers.disconnect(body.Container, ctx.params.id!);
+    if (body.Force !== undefined && body.Force !== null && typeof body.Force !== 'boolean') throw new InvalidArgumentError('must be a boolean', 'Force');
+    await engine.containers.disconnect(body.Container, ctx.params.id!, body.Force === true);
     ctx.noContent(200);
   });
 }

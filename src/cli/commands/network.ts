@@ -1,6 +1,7 @@
 /** network create/ls/inspect/rm/connect/disconnect/prune. */
 import { type Define, action, collect, confirm, eachName, filtersJson, prunedText } from '../context.js';
-import { formatList, goTime, keyValues, shortId } from '../format.js';
+import { parseSubnet, subnetContains } from '../../network/ipam.js';
+import { FlagError, formatList, goTime, keyValues, shortId } from '../format.js';
 import { networkInspect } from './inspect.js';
 
 const enc = encodeURIComponent;
@@ -9,36 +10,62 @@ export const create: Define = (cmd, ctx, set) =>
   cmd
     .argument('<name>')
     .option('--attachable', 'Enable manual container attachment')
+    .option('--aux-address <name=ip>', 'Auxiliary IPv4 or IPv6 addresses used by Network driver', collect)
+    .option('--config-from <network>', 'The network from which to copy the configuration')
+    .option('--config-only', 'Create a configuration only network')
     .option('-d, --driver <driver>', 'Driver to manage the Network', 'bridge')
     .option('--gateway <ip>', 'IPv4 or IPv6 Gateway for the master subnet', collect)
     .option('--internal', 'Restrict external access to the network')
     .option('--ip-range <range>', 'Allocate container ip from a sub-range', collect)
+    .option('--ipam-opt <opt>', 'Set IPAM driver specific options', collect)
     .option('--ipv6', 'Enable or disable IPv6 networking')
     .option('--label <label>', 'Set metadata on a network', collect)
     .option('-o, --opt <opt>', 'Set driver specific options', collect)
+    .option('--scope <scope>', "Control the network's scope")
     .option('--subnet <subnet>', 'Subnet in CIDR format that represents a network segment', collect)
     .action(
-      action(set, async (name: string, o: { attachable?: boolean; driver: string; gateway?: string[]; internal?: boolean; ipRange?: string[]; ipv6?: boolean; label?: string[]; opt?: string[]; subnet?: string[] }) => {
-        const config = (o.subnet ?? []).map((s, i) => {
-          const c: Record<string, string> = { Subnet: s };
-          if (o.gateway?.[i]) c.Gateway = o.gateway[i];
-          if (o.ipRange?.[i]) c.IPRange = o.ipRange[i];
-          return c;
-        });
-        const r = await ctx.client.post<{ Id: string; Warning?: string }>('/networks/create', undefined, {
-          Name: name,
-          CheckDuplicate: true,
-          Driver: o.driver,
-          Options: keyValues(o.opt),
-          IPAM: { Driver: 'default', Options: {}, Config: config },
-          Internal: !!o.internal,
-          Attachable: !!o.attachable,
-          EnableIPv6: !!o.ipv6,
-          Labels: keyValues(o.label),
-        });
-        if (r.Warning) ctx.err(`WARNING: ${r.Warning}\n`);
-        ctx.out(`${r.Id}\n`);
-      }),
+      action(
+        set,
+        async (
+          name: string,
+          o: { attachable?: boolean; auxAddress?: string[]; configFrom?: string; configOnly?: boolean; driver: string; gateway?: string[]; internal?: boolean; ipRange?: string[]; ipamOpt?: string[]; ipv6?: boolean; label?: string[]; opt?: string[]; scope?: string; subnet?: string[] },
+        ) => {
+          const config = (o.subnet ?? []).map((s, i) => {
+            const c: { Subnet: string; Gateway?: string; IPRange?: string; AuxiliaryAddresses?: Record<string, string> } = { Subnet: s };
+            if (o.gateway?.[i]) c.Gateway = o.gateway[i];
+            if (o.ipRange?.[i]) c.IPRange = o.ipRange[i];
+            return c;
+          });
+          // As the docker CLI: each auxiliary address goes with the subnet that holds it.
+          for (const [host, ip] of Object.entries(keyValues(o.auxAddress))) {
+            const home = config.find((c) => {
+              try {
+                return subnetContains(parseSubnet(c.Subnet), ip);
+              } catch {
+                return false;
+              }
+            });
+            if (!home) throw new FlagError(`no matching subnet for aux-address ${ip}`);
+            home.AuxiliaryAddresses = { ...home.AuxiliaryAddresses, [host]: ip };
+          }
+          const r = await ctx.client.post<{ Id: string; Warning?: string }>('/networks/create', undefined, {
+            Name: name,
+            CheckDuplicate: true,
+            Driver: o.driver,
+            Scope: o.scope ?? '',
+            Options: keyValues(o.opt),
+            IPAM: { Driver: 'default', Options: keyValues(o.ipamOpt), Config: config },
+            Internal: !!o.internal,
+            Attachable: !!o.attachable,
+            EnableIPv6: !!o.ipv6,
+            ConfigOnly: !!o.configOnly,
+            ...(o.configFrom ? { ConfigFrom: { Network: o.configFrom } } : {}),
+            Labels: keyValues(o.label),
+          });
+          if (r.Warning) ctx.err(`WARNING: ${r.Warning}\n`);
+          ctx.out(`${r.Id}\n`);
+        },
+      ),
     );
 
 export const ls: Define = (cmd, ctx, set) =>

@@ -133,6 +133,8 @@ export interface ContainerRecord {
   snapshotKey: string;
   /** The networks it is on, by name, in attach order (the first gives eth0, the default route and its published ports). */
   endpoints?: Record<string, EndpointConfig>;
+  /** A "none" mode container disconnected from "none" while stopped: it may be connected to networks (dockerd allows it). */
+  leftModeNetwork?: boolean;
   /** Its endpoints (address, veth) while it runs. */
   networks?: Record<string, EndpointState>;
   /** Its published ports while it runs, as NetworkSettings.Ports shows them. */

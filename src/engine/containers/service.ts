@@ -51,8 +51,9 @@ import { allocateRange, idMappings, mountIdmapped, unmountIdmapped } from './use
 import { hostsFile, parseExtraHosts, resolvConf } from '../../network/etc-files.js';
 import { linkEnvironment, linkHostNames, parseLegacyLink, recordedLink } from '../../network/links.js';
 import { bindingsFor, checkPortBindings } from '../../network/ports.js';
+import { checkNetworkModeConflicts } from './network-mode.js';
 import type { EndpointConfig } from '../networks/record.js';
-import type { NetworkMember, NetworkModeKind, NetworkService } from '../networks/service.js';
+import { CONFIG_ONLY_ENDPOINT, type NetworkMember, type NetworkModeKind, type NetworkService } from '../networks/service.js';
 import { missingImageName } from '../../images/reference.js';
 
 export interface ContainerServiceOptions {
@@ -122,6 +123,10 @@ const STOP_TIMEOUT_DEFAULT = 10;
  * limit only matters if this daemon died in between (the output then flows to the log).
  */
 const ATTACH_HOLD_MS = 5000;
+/** dockerd's runconfig.ErrConflictSharedNetwork. */
+const SHARED_NETWORK = 'container sharing network namespace with another container or host cannot be connected to any other network';
+/** dockerd's runconfig.ErrConflictHostNetwork. */
+const HOST_NETWORK = 'container cannot be disconnected from host network or connected to host network';
 /** dockerd's runconfig.ErrConflictHostNetworkAndLinks. */
 const HOST_NETWORK_AND_LINKS = "conflicting options: host type networking can't be used with links. This would result in undefined behavior";
 /** How long after an exit its runtime record and cgroups wait for a remove to be answered first. */
@@ -388,6 +393,7 @@ export class ContainerService {
       const own = endpointsConfig?.[primary];
       if (!own?.MacAddress) endpointsConfig = { ...(endpointsConfig ?? {}), [primary]: { ...(own ?? {}), MacAddress: config.MacAddress } };
     }
+    checkNetworkModeConflicts({ config, host: hostConfig, endpoints: endpointsConfig });
     const { kind: network, endpoints } = this.opts.networks.resolveMode(hostConfig.NetworkMode, endpointsConfig);
     // Another container's namespaces (network, PID, IPC) are looked up at start, as dockerd does:
     // a 404 from create would send the docker CLI to pull the image ("Unable to find image").
@@ -395,8 +401,6 @@ export class ContainerService {
     parseExtraHosts(hostConfig.ExtraHosts as string[] | undefined, this.opts.networks.hostGateway() ?? '0.0.0.0');
     checkPortBindings(hostConfig.PortBindings);
     this.registerLegacyLinks(hostConfig, network, name);
-    if (network.kind !== 'private' && config.Hostname) throw new InvalidArgumentError(`conflicting options: hostname and the network mode "${hostConfig.NetworkMode}"`, 'Hostname');
-    if (hostConfig.UTSMode === 'host' && config.Hostname) throw new InvalidArgumentError('conflicting options: hostname and the UTS mode', 'Hostname');
     // dockerd's default IPC mode (and the daemon's cgroup namespace mode), as inspect shows them.
     applyCreateDefaults(hostConfig, this.opts.defaults, this.opts.facts?.cgroupVersion ?? 2);
     const cgroupParent = hostConfig.CgroupParent;
@@ -1685,9 +1689,19 @@ export class ContainerService {
       const record = this.store.get(id);
       const network = this.opts.networks.get(networkRef);
       const mode = record.hostConfig.NetworkMode ?? '';
-      // dockerd's answers: "none" is a private mode of its own, "host" shares the host's.
-      if (mode === 'none' || network.driver === 'null') throw new ForbiddenError('container cannot be connected to multiple networks with one of the networks in private (none) mode');
-      if (this.networkMode(record).kind !== 'private' || network.driver !== 'bridge') throw new ForbiddenError('container cannot be disconnected from host network or connected to host network');
+      const kind = this.networkMode(record).kind;
+      // dockerd's answers (moby's updateNetworkSettings): a namespace shared with another
+      // container or the host joins nothing else; "none" is a private mode of its own, unless
+      // the container left it while stopped (the way to move a created container to a network).
+      if (network.configOnly) throw new ForbiddenError(CONFIG_ONLY_ENDPOINT);
+      if (kind === 'container') throw new ForbiddenError(SHARED_NETWORK);
+      if (network.driver === 'host') {
+        if (kind === 'host') return; // already there
+        throw new ForbiddenError(HOST_NETWORK);
+      }
+      if (kind === 'host') throw new ForbiddenError(SHARED_NETWORK);
+      if ((mode === 'none' && !record.leftModeNetwork) || network.driver === 'null') throw new ForbiddenError('container cannot be connected to multiple networks with one of the networks in private (none) mode');
+      if (network.driver !== 'bridge') throw new ForbiddenError(HOST_NETWORK);
       const running = record.state.status === 'running' || record.state.status === 'paused';
       // A container that does not run only has the network in its config: dockerd replaces that.
       if (running && record.endpoints?.[network.name]) throw new ForbiddenError(`endpoint with name ${record.name.slice(1)} already exists in network ${network.name}`);
@@ -1705,23 +1719,37 @@ export class ContainerService {
     });
   }
 
-  /** `docker network disconnect`. */
-  disconnect(ref: string, networkRef: string): Promise<void> {
+  /** `docker network disconnect`, as dockerd's DisconnectFromNetwork. */
+  disconnect(ref: string, networkRef: string, force = false): Promise<void> {
     const id = this.store.get(ref).id;
     return this.lock(id, async () => {
       const record = this.store.get(id);
       const running = record.state.status === 'running' || record.state.status === 'paused';
-      // As dockerd, one that does not run leaves a network of its config by name, even one
-      // removed since (a network in use by no running container can be removed).
-      const network = running || this.opts.networks.find(networkRef) ? this.opts.networks.get(networkRef) : undefined;
-      const name = network?.name ?? networkRef;
-      if (!record.endpoints?.[name]) throw new ForbiddenError(`container ${record.id} is not connected to the network ${name}`); // dockerd's words
-      const endpoint = record.networks?.[name];
-      if (endpoint && network) {
-        this.opts.networks.disconnectRunning(id, network, endpoint);
-        delete record.networks![name];
+      const found = this.opts.networks.find(networkRef);
+      if (!running || (!found && force)) {
+        // Only the config changes: the network is left by name, even one removed since (a
+        // network no running container uses can be removed).
+        const name = found?.name ?? networkRef;
+        const mode = record.hostConfig.NetworkMode ?? '';
+        if ((mode === 'none' || mode === 'host') && name === mode) {
+          // Its mode's own network: "none" left can be followed by a connect (host's cannot).
+          if (mode === 'none') record.leftModeNetwork = true;
+          this.store.save(record);
+          return;
+        }
+        if (!record.endpoints?.[name]) throw new ForbiddenError(`container ${record.id} is not connected to the network ${name}`); // dockerd's words
+        delete record.endpoints[name];
+        this.store.save(record);
+        return;
       }
-      delete record.endpoints[name];
+      const network = this.opts.networks.get(networkRef);
+      if (!record.endpoints?.[network.name]) throw new ForbiddenError(`container ${record.id} is not connected to network ${network.name}`);
+      const endpoint = record.networks?.[network.name];
+      if (endpoint) {
+        this.opts.networks.disconnectRunning(id, network, endpoint);
+        delete record.networks![network.name];
+      }
+      delete record.endpoints[network.name];
       this.store.save(record);
     });
   }

@@ -25,6 +25,12 @@ export interface NetworkRecord {
   auxAddresses?: Record<string, string>;
   /** IPAM.Options as the create request gave them (the default IPAM driver has none of its own). */
   ipamOptions?: Record<string, string>;
+  /** false: the gateway was chosen here for a subnet the user gave (inspect then shows none, as dockerd). */
+  gatewayGiven?: false;
+  /** A configuration-only network (driver "null"): config for others, no endpoints, no bridge. */
+  configOnly?: boolean;
+  /** The configuration-only network this one took its configuration from. */
+  configFrom?: string;
 }
 
 /** A container's wish to be on a network (Docker's EndpointSettings as create and connect send them). */

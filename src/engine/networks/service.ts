@@ -66,7 +66,15 @@ export interface CreateNetworkRequest {
   Labels?: unknown;
   Options?: unknown;
   IPAM?: { Driver?: string; Options?: unknown; Config?: Array<{ Subnet?: string; Gateway?: string; IPRange?: string; AuxiliaryAddresses?: Record<string, string> }> | null } | null;
+  /** "" or "local" here; "swarm" and "global" need swarm mode. */
+  Scope?: unknown;
+  /** A configuration-only network: IPAM config and options for `ConfigFrom` networks, no bridge. */
+  ConfigOnly?: unknown;
+  ConfigFrom?: { Network?: unknown } | null;
 }
+
+/** moby's answer when an endpoint is asked on a configuration-only network. */
+export const CONFIG_ONLY_ENDPOINT = 'cannot create endpoint on configuration-only network';
 
 /** How a container's network mode resolves. */
 export type NetworkModeKind = { kind: 'private' } | { kind: 'host' } | { kind: 'container'; ref: string };
@@ -141,6 +149,8 @@ export class NetworkService {
     for (const key of Object.keys(filters)) {
       if (!['driver', 'id', 'label', 'name', 'scope', 'type', 'dangling'].includes(key)) throw invalidFilter(key);
     }
+    // dockerd's words (a filter value it cannot match anything with).
+    for (const type of filters.type ?? []) if (type !== 'custom' && type !== 'builtin') throw new InvalidArgumentError(`invalid filter: 'type'='${type}'`);
     const used = new Set(this.members().flatMap((m) => (m.running ? Object.keys(m.networks) : [])));
     return this.store.list().filter((n) => {
       if (filters.driver && !filters.driver.includes(n.driver)) return false;
@@ -186,23 +196,58 @@ export class NetworkService {
     if (driver === 'overlay') throw new UnavailableError(NOT_A_SWARM_MANAGER);
     if (driver !== 'bridge') throw new NotFoundError(`plugin "${String(driver)}" not found`);
     for (const f of ['EnableIPv6', 'Ingress', 'Internal', 'Attachable', 'CheckDuplicate'] as const) optionalBoolean(req[f], f);
+    optionalBoolean(req.ConfigOnly, 'ConfigOnly');
+    optionalString(req.Scope, 'Scope');
     if (req.EnableIPv6 === true) throw new UnsupportedError('IPv6 networks are not supported yet');
+    const configOnly = req.ConfigOnly === true;
+    // libnetwork's validateConfiguration, then the scopes only a swarm has.
+    if (configOnly && (req.Ingress === true || req.Internal === true || req.Attachable === true || req.Scope)) {
+      throw new ForbiddenError('configuration network can only contain network specific fields. Network operator fields like [ ingress | internal | attachable | scope ] are not supported.');
+    }
+    if (req.Scope === 'swarm') throw new ForbiddenError('cannot create a swarm scoped network when swarm is not active');
+    if (req.Scope && req.Scope !== 'local') throw new UnavailableError(NOT_A_SWARM_MANAGER);
     if (req.Ingress === true) throw new UnsupportedError('ingress networks are swarm networks, which Berth does not have');
-    const options = labelsOf(req.Options, 'Options');
-    const labels = labelsOf(req.Labels, 'Labels');
+    let options = labelsOf(req.Options, 'Options');
+    let labels = labelsOf(req.Labels, 'Labels');
+    let ipamRequest = req.IPAM;
+    let configFrom: string | undefined;
+    if (req.ConfigFrom !== undefined && req.ConfigFrom !== null) {
+      checkObject(req.ConfigFrom, 'ConfigFrom');
+      optionalString(req.ConfigFrom.Network, 'ConfigFrom.Network');
+      configFrom = (req.ConfigFrom.Network as string | undefined) || undefined;
+    }
+    if (configFrom !== undefined) {
+      // libnetwork: the configuration comes whole from the configuration network.
+      if (configOnly) throw new ForbiddenError('a configuration network cannot depend on another configuration network');
+      const source = this.store.find(configFrom);
+      if (!source?.configOnly) throw new NotFoundError(`configuration network ${JSON.stringify(configFrom)} does not exist`);
+      if (Object.keys(labels).length || (req.IPAM?.Options && Object.keys(req.IPAM.Options).length) || req.IPAM?.Config?.length || (req.IPAM?.Driver && req.IPAM.Driver !== 'default')) {
+        throw new ForbiddenError('user specified configurations are not supported if the network depends on a configuration network');
+      }
+      if (Object.keys(options).length) throw new ForbiddenError('network driver options are not supported if the network depends on a configuration network');
+      configFrom = source.name;
+      options = { ...source.options };
+      labels = { ...source.labels };
+      ipamRequest = {
+        ...(source.ipamOptions ? { Options: source.ipamOptions } : {}),
+        Config: source.subnet ? [{ Subnet: source.subnet, ...(source.gatewayGiven !== false && source.gateway ? { Gateway: source.gateway } : {}), ...(source.ipRange ? { IPRange: source.ipRange } : {}), ...(source.auxAddresses ? { AuxiliaryAddresses: source.auxAddresses } : {}) }] : [],
+      };
+    }
     const mtu = options[MTU_OPTION] ? Number(options[MTU_OPTION]) : undefined;
     if (mtu !== undefined && (!Number.isInteger(mtu) || mtu < 68 || mtu > 65535)) throw new InvalidArgumentError(`invalid MTU ${JSON.stringify(options[MTU_OPTION])}`, `Options.${MTU_OPTION}`);
     // Kept as sent and shown back, as dockerd does ({} from the docker CLI, null when left out).
-    const ipamOptions = req.IPAM?.Options === undefined || req.IPAM.Options === null ? undefined : labelsOf(req.IPAM.Options, 'IPAM.Options');
-    const configs = req.IPAM?.Config ?? [];
+    const ipamOptions = ipamRequest?.Options === undefined || ipamRequest.Options === null ? undefined : labelsOf(ipamRequest.Options, 'IPAM.Options');
+    const configs = ipamRequest?.Config ?? [];
     if (!Array.isArray(configs)) throw new InvalidArgumentError('must be a list', 'IPAM.Config');
-    if (req.IPAM?.Driver && req.IPAM.Driver !== 'default') throw new NotFoundError(`plugin "${req.IPAM.Driver}" not found`);
+    if (ipamRequest?.Driver && ipamRequest.Driver !== 'default') throw new NotFoundError(`plugin "${ipamRequest.Driver}" not found`);
     if (configs.length > 1) throw new UnsupportedError('one subnet per network is supported');
     const config = configs[0] ?? {};
     checkObject(config, 'IPAM.Config[0]');
     for (const f of ['Subnet', 'Gateway', 'IPRange'] as const) optionalString(config[f], `IPAM.Config.${f}`);
     if (!config.Subnet && config.Gateway) throw new InvalidArgumentError('a gateway needs a subnet', 'IPAM.Config.Gateway');
     if (!config.Subnet && (config.IPRange || Object.keys(config.AuxiliaryAddresses ?? {}).length)) throw new InvalidArgumentError('an IP range or auxiliary addresses need a subnet', 'IPAM.Config.Subnet');
+
+    if (configOnly) return this.createConfigOnly(name, config, { options, labels, ipamOptions });
 
     const others = this.bridgeNetworks().map((n) => this.subnetOf(n));
     let subnet: Subnet;
@@ -242,6 +287,8 @@ export class NetworkService {
       bridge,
       subnet: subnetCidr(subnet),
       gateway: subnet.gateway,
+      ...(config.Subnet && !config.Gateway ? { gatewayGiven: false } : {}),
+      ...(configFrom ? { configFrom } : {}),
       ...(mtu ? { mtu } : {}),
       ...(config.IPRange ? { ipRange: config.IPRange } : {}),
       ...(Object.keys(aux).length ? { auxAddresses: aux } : {}),
@@ -261,9 +308,49 @@ export class NetworkService {
     return { id, warning: '' };
   }
 
+  /**
+   * A configuration-only network: its IPAM config (as given: nothing is allocated, so nothing
+   * overlaps), options and labels, for networks made `--config-from` it. No bridge, no endpoints.
+   */
+  private createConfigOnly(
+    name: string,
+    config: { Subnet?: string; Gateway?: string; IPRange?: string; AuxiliaryAddresses?: Record<string, string> },
+    rest: { options: Record<string, string>; labels: Record<string, string>; ipamOptions?: Record<string, string> },
+  ): { id: string; warning: string } {
+    let subnet: Subnet | undefined;
+    if (config.Subnet) subnet = parseSubnet(config.Subnet, config.Gateway);
+    if (subnet && config.IPRange) parseRange(config.IPRange, subnet);
+    const aux = labelsOf(config.AuxiliaryAddresses, 'IPAM.Config.AuxiliaryAddresses');
+    const id = this.store.newId();
+    this.store.save({
+      id,
+      name,
+      driver: 'null',
+      created: new Date().toISOString(),
+      builtin: false,
+      internal: false,
+      attachable: false,
+      configOnly: true,
+      labels: rest.labels,
+      options: rest.options,
+      ...(subnet ? { subnet: subnetCidr(subnet), gateway: subnet.gateway, ...(config.Gateway ? {} : { gatewayGiven: false }) } : {}),
+      ...(config.IPRange ? { ipRange: config.IPRange } : {}),
+      ...(Object.keys(aux).length ? { auxAddresses: aux } : {}),
+      ...(rest.ipamOptions ? { ipamOptions: rest.ipamOptions } : {}),
+    });
+    this.opts.events.emit('network', 'create', id, { name, type: 'null' });
+    return { id, warning: '' };
+  }
+
   async remove(ref: string): Promise<void> {
     const n = this.store.get(ref);
     if (n.builtin) throw new ForbiddenError(`${n.name} is a pre-defined network and cannot be removed`);
+    if (n.configOnly) {
+      if (this.store.list().some((o) => o.configFrom === n.name)) throw new ForbiddenError(`error while removing network: configuration network ${JSON.stringify(n.name)} is in use`);
+      this.store.delete(n.id);
+      this.opts.events.emit('network', 'destroy', n.id, { name: n.name, type: n.driver });
+      return;
+    }
     const active = this.endpointsOn(n);
     if (active.length) throw new ForbiddenError(`error while removing network: network ${n.name} id ${n.id} has active endpoints`);
     await this.opts.dns?.unlisten(n.gateway!).catch(() => undefined);
@@ -275,7 +362,6 @@ export class NetworkService {
     this.opts.events.emit('network', 'destroy', n.id, { name: n.name, type: n.driver });
   }
 
-  /** Removes user-defined networks no running container uses; their names. */
   /** `docker network prune`: the user-defined networks no container is on that pass the filters (until, label, label!). */
   async prune(filters: Record<string, string[]> = {}): Promise<string[]> {
     const matches = pruneMatcher(filters);
@@ -318,6 +404,7 @@ export class NetworkService {
     delete wanted[name];
     if (name === 'default' || name === 'bridge') for (const alias of ['default', 'bridge']) delete wanted[alias];
     if (primary) {
+      if (primary.configOnly) throw new ForbiddenError(CONFIG_ONLY_ENDPOINT);
       if (primary.driver !== 'bridge') throw new InvalidArgumentError(`container cannot be connected to network ${primary.name} as its network mode`, 'HostConfig.NetworkMode');
       const config = endpointsConfig?.[primary.name] ?? endpointsConfig?.[primary.id] ?? endpointsConfig?.[name] ?? {};
       delete wanted[primary.name];
@@ -328,6 +415,7 @@ export class NetworkService {
     for (const [ref, config] of Object.entries(wanted)) {
       const n = this.store.find(ref);
       if (!n) throw new InvalidArgumentError(`network ${ref} not found`, 'NetworkingConfig.EndpointsConfig');
+      if (n.configOnly) throw new ForbiddenError(CONFIG_ONLY_ENDPOINT);
       if (n.driver !== 'bridge') throw new InvalidArgumentError(`container cannot be disconnected from host network or connected to host network`, 'NetworkingConfig.EndpointsConfig');
       if (!primary) throw new InvalidArgumentError('a container on no bridge network cannot join others at create', 'NetworkingConfig.EndpointsConfig');
       endpoints[n.name] = this.endpointConfig(n, config ?? {});
