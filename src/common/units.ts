@@ -1,10 +1,17 @@
 /**
- * Docker's size and ulimit notations, shared by the CLI's flags, the daemon's options and the
+ * Docker's size, ulimit and boolean notations, shared by the CLI's flags, the daemon's options and the
  * engine's log options. go-units has two size parsers and Docker uses both: RAMInBytes (binary
  * units, for memory, /dev/shm and tmpfs sizes) and FromHumanSize (decimal units, for log sizes).
  */
 
 const UNITS = 'kmgtp';
+
+/** Go's strconv.ParseBool, as dockerd reads a boolean option: undefined if the text is not one. */
+export function goParseBool(text: string): boolean | undefined {
+  if (['1', 't', 'T', 'TRUE', 'true', 'True'].includes(text)) return true;
+  if (['0', 'f', 'F', 'FALSE', 'false', 'False'].includes(text)) return false;
+  return undefined;
+}
 
 /** go-units RAMInBytes: "64m" = 64 MiB; an optional "i" and "b". Undefined if it is not a size. */
 export function ramInBytes(text: string): number | undefined {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 
-import { checkConfig, containerDefaults, parseUlimitFlag } from './config.js';
+import { bridgeSettings, checkConfig, containerDefaults, daemonLabels, parseUlimitFlag } from './config.js';
 
 describe('daemon.json', () => {
   it("refuses keys no daemon knows, with dockerd's words, and wrong types by key", () => {
@@ -11,6 +11,23 @@ describe('daemon.json', () => {
     assert.throws(() => checkConfig({ 'log-opts': [] }), /log-opts: must be an object/);
     assert.throws(() => checkConfig([]), /not a JSON object/);
     assert.throws(() => checkConfig({ 'storage-driver': 'btrfs' }), /only the overlay2 storage driver/);
+  });
+
+  it("the default bridge's settings, the daemon's security defaults and labels: flags win over the file, each checked", () => {
+    const file = checkConfig({ icc: false, 'ip-masq': false, ip: '127.0.0.1', mtu: 1400, 'fixed-cidr': '172.29.5.0/24', 'no-new-privileges': true, 'seccomp-profile': '/etc/x.json', labels: ['a=b'] });
+    assert.deepEqual(file.ignored, []);
+    assert.deepEqual(bridgeSettings({}, file.config), { icc: false, ipMasq: false, hostBindingIp: '127.0.0.1', mtu: 1400, fixedCidr: '172.29.5.0/24' });
+    assert.deepEqual(bridgeSettings({ icc: 'true', 'ip-masq': '1', ip: '0.0.0.0', mtu: '9000' }, file.config), { icc: true, ipMasq: true, hostBindingIp: '0.0.0.0', mtu: 9000, fixedCidr: '172.29.5.0/24' });
+    assert.deepEqual(bridgeSettings({}, {}), { icc: true, ipMasq: true, hostBindingIp: '0.0.0.0' });
+    assert.throws(() => bridgeSettings({ icc: 'no' }, {}), /--icc: invalid boolean value "no"/);
+    assert.throws(() => bridgeSettings({ ip: '::1' }, {}), /ip: "::1" is not an IPv4 address/);
+    assert.throws(() => bridgeSettings({ mtu: '20' }, {}), /mtu: invalid MTU "20"/);
+    assert.throws(() => checkConfig({ mtu: '1500' }), /mtu: must be an integer/);
+    assert.equal(containerDefaults({}, file.config).noNewPrivileges, true);
+    assert.equal(containerDefaults({}, {}).noNewPrivileges, undefined);
+    assert.deepEqual(daemonLabels(undefined, file.config), ['a=b']);
+    assert.deepEqual(daemonLabels(['c=d', 'flag'], file.config), ['c=d', 'flag']);
+    assert.throws(() => daemonLabels(['=x'], {}), /invalid label "=x"/);
   });
 
   it("takes dockerd's other keys and says which it does not act on", () => {

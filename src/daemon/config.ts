@@ -3,10 +3,11 @@
  * no daemon knows is refused by name (a typo would otherwise be silently without effect), each
  * key berthd uses must have its type, and dockerd keys berthd accepts without acting on them
  * are reported so that the log says so. Also the containers' defaults the file or the flags give
- * (DNS, ulimits, /dev/shm size, IPC and cgroup namespace modes). Pure: no file system.
+ * (DNS, ulimits, /dev/shm size, IPC and cgroup namespace modes, no_new_privs), the default
+ * bridge's settings and the daemon's labels. Pure: no file system.
  */
 import { InvalidArgumentError } from '../common/errors.js';
-import { parseUlimitSpec, ramInBytes } from '../common/units.js';
+import { goParseBool, parseUlimitSpec, ramInBytes } from '../common/units.js';
 import type { ContainerDefaults } from '../engine/containers/defaults.js';
 
 export interface DaemonConfig {
@@ -35,9 +36,17 @@ export interface DaemonConfig {
   'default-shm-size'?: string;
   'default-ipc-mode'?: string;
   'default-cgroupns-mode'?: string;
+  icc?: boolean;
+  ip?: string;
+  'ip-masq'?: boolean;
+  mtu?: number;
+  'fixed-cidr'?: string;
+  'no-new-privileges'?: boolean;
+  'seccomp-profile'?: string;
+  labels?: string[];
 }
 
-type Kind = 'string' | 'boolean' | 'strings' | 'object';
+type Kind = 'string' | 'boolean' | 'strings' | 'object' | 'integer';
 
 /** The keys berthd reads, by the type dockerd gives them. */
 const USED: Record<keyof DaemonConfig, Kind> = {
@@ -66,6 +75,14 @@ const USED: Record<keyof DaemonConfig, Kind> = {
   'default-shm-size': 'string',
   'default-ipc-mode': 'string',
   'default-cgroupns-mode': 'string',
+  icc: 'boolean',
+  ip: 'string',
+  'ip-masq': 'boolean',
+  mtu: 'integer',
+  'fixed-cidr': 'string',
+  'no-new-privileges': 'boolean',
+  'seccomp-profile': 'string',
+  labels: 'strings',
 };
 
 /**
@@ -86,18 +103,11 @@ const ACCEPTED = new Set([
   'userland-proxy',
   'userland-proxy-path',
   'ip-forward',
-  'ip-masq',
-  'icc',
-  'ip',
-  'mtu',
   'ipv6',
-  'fixed-cidr',
   'fixed-cidr-v6',
   'default-address-pools',
   'default-gateway',
   'selinux-enabled',
-  'no-new-privileges',
-  'seccomp-profile',
   'shutdown-timeout',
   'oom-score-adjust',
   'containerd',
@@ -111,7 +121,6 @@ const ACCEPTED = new Set([
   'tlscacert',
   'tlscert',
   'tlskey',
-  'labels',
   'builder',
   'authorization-plugins',
   'allow-nondistributable-artifacts',
@@ -138,13 +147,65 @@ export function checkConfig(parsed: unknown): CheckedConfig {
     const kind = USED[key as keyof DaemonConfig];
     if (!kind) continue;
     const ok =
-      kind === 'strings' ? Array.isArray(value) && value.every((v) => typeof v === 'string') : kind === 'object' ? !!value && typeof value === 'object' && !Array.isArray(value) : typeof value === kind;
-    if (!ok) throw new InvalidArgumentError(`must be ${kind === 'strings' ? 'a list of strings' : kind === 'object' ? 'an object' : `a ${kind}`}`, key);
+      kind === 'strings'
+        ? Array.isArray(value) && value.every((v) => typeof v === 'string')
+        : kind === 'object'
+          ? !!value && typeof value === 'object' && !Array.isArray(value)
+          : kind === 'integer'
+            ? Number.isSafeInteger(value)
+            : typeof value === kind;
+    if (!ok) throw new InvalidArgumentError(`must be ${kind === 'strings' ? 'a list of strings' : kind === 'object' ? 'an object' : kind === 'integer' ? 'an integer' : `a ${kind}`}`, key);
   }
   if ('storage-driver' in (parsed as object) && (parsed as { 'storage-driver': unknown })['storage-driver'] !== 'overlay2') {
     throw new InvalidArgumentError('berthd has only the overlay2 storage driver', 'storage-driver');
   }
   return { config: parsed as DaemonConfig, ignored: entries.filter(([k]) => ACCEPTED.has(k)).map(([k]) => k) };
+}
+
+/** The default bridge's settings (dockerd's --icc, --ip-masq, --ip, --mtu, --fixed-cidr), as its network's options show them. */
+export interface BridgeSettings {
+  /** false: containers on it cannot reach one another (com.docker.network.bridge.enable_icc). */
+  icc: boolean;
+  /** false: no masquerade of its traffic leaving the host (com.docker.network.bridge.enable_ip_masquerade). */
+  ipMasq: boolean;
+  /** Where its containers' ports are published when the binding names no address (com.docker.network.bridge.host_binding_ipv4). */
+  hostBindingIp: string;
+  mtu?: number;
+  /** The part of the subnet containers' addresses come from. */
+  fixedCidr?: string;
+}
+
+/** Go's strconv.ParseBool, as dockerd's boolean flags read "--icc=false". */
+function boolFlag(value: string | undefined, flag: string): boolean | undefined {
+  if (value === undefined) return undefined;
+  const parsed = goParseBool(value);
+  if (parsed === undefined) throw new InvalidArgumentError(`invalid boolean value ${JSON.stringify(value)}`, `--${flag}`);
+  return parsed;
+}
+
+/** The default bridge's settings from the flags (winning) and the file, checked. */
+export function bridgeSettings(flags: { icc?: string; ip?: string; 'ip-masq'?: string; mtu?: string; 'fixed-cidr'?: string }, config: DaemonConfig): BridgeSettings {
+  const hostBindingIp = flags.ip ?? config.ip ?? '0.0.0.0';
+  if (!/^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.test(hostBindingIp) || hostBindingIp.split('.').some((b) => Number(b) > 255)) {
+    throw new InvalidArgumentError(`${JSON.stringify(hostBindingIp)} is not an IPv4 address (berthd publishes IPv4 ports)`, 'ip');
+  }
+  const mtuText = flags.mtu ?? (config.mtu !== undefined ? String(config.mtu) : undefined);
+  const mtu = mtuText === undefined ? undefined : Number(mtuText);
+  if (mtu !== undefined && (!Number.isInteger(mtu) || mtu < 68 || mtu > 65535)) throw new InvalidArgumentError(`invalid MTU ${JSON.stringify(mtuText)} (68 to 65535)`, 'mtu');
+  return {
+    icc: boolFlag(flags.icc, 'icc') ?? config.icc ?? true,
+    ipMasq: boolFlag(flags['ip-masq'], 'ip-masq') ?? config['ip-masq'] ?? true,
+    hostBindingIp,
+    ...(mtu !== undefined ? { mtu } : {}),
+    ...((flags['fixed-cidr'] ?? config['fixed-cidr']) ? { fixedCidr: flags['fixed-cidr'] ?? config['fixed-cidr'] } : {}),
+  };
+}
+
+/** The daemon's labels (dockerd --label, daemon.json labels), each "key=value" or "key" as dockerd takes them. */
+export function daemonLabels(flags: string[] | undefined, config: DaemonConfig): string[] {
+  const labels = flags ?? config.labels ?? [];
+  for (const label of labels) if (label === '' || label.startsWith('=')) throw new InvalidArgumentError(`invalid label ${JSON.stringify(label)}`, 'label');
+  return labels;
 }
 
 /** --default-ulimit nofile=1024:2048 → a Ulimit. */
@@ -156,10 +217,11 @@ export function parseUlimitFlag(text: string): { Name: string; Soft: number; Har
 
 /** The containers' defaults from the flags (winning) and the file. */
 export function containerDefaults(
-  flags: { dns?: string[]; 'dns-search'?: string[]; 'dns-opt'?: string[]; 'default-ulimit'?: string[]; 'default-shm-size'?: string; 'default-ipc-mode'?: string; 'default-cgroupns-mode'?: string },
+  flags: { dns?: string[]; 'dns-search'?: string[]; 'dns-opt'?: string[]; 'default-ulimit'?: string[]; 'default-shm-size'?: string; 'default-ipc-mode'?: string; 'default-cgroupns-mode'?: string; 'no-new-privileges'?: boolean },
   config: DaemonConfig,
 ): ContainerDefaults {
   const defaults: ContainerDefaults = {};
+  if (flags['no-new-privileges'] ?? config['no-new-privileges']) defaults.noNewPrivileges = true;
   const dns = flags.dns ?? config.dns;
   if (dns?.length) defaults.dns = dns;
   const search = flags['dns-search'] ?? config['dns-search'];

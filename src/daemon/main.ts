@@ -9,8 +9,9 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 
 import { ApiServer } from '../api/server.js';
-import { checkConfig, containerDefaults, type CheckedConfig } from './config.js';
+import { bridgeSettings, checkConfig, containerDefaults, daemonLabels, type CheckedConfig } from './config.js';
 import { DEFAULT_LOG_CONFIG, resolveLogConfig, type EffectiveLogConfig } from '../engine/containers/logconfig.js';
+import { BerthError } from '../common/errors.js';
 import { Engine } from '../engine/engine.js';
 import { enableCgroupFavorDynmods, ensureExecRootTmpfs } from '../engine/host-tuning.js';
 import { readProcStat } from '../runtime/state.js';
@@ -48,12 +49,39 @@ Options:
       --default-ipc-mode MODE private (default) or shareable
       --default-cgroupns-mode MODE
                               private or host (default: private on cgroup v2, host on v1)
+      --no-new-privileges     Containers' processes cannot gain privileges (setuid) unless
+                              they say otherwise (--security-opt no-new-privileges=false)
+      --seccomp-profile FILE  Containers' seccomp profile unless they name one (a JSON file,
+                              unconfined, or builtin: Docker's, the default)
+      --icc=false             Containers on the default bridge cannot reach one another
+      --ip-masq=false         No masquerade of the default bridge's traffic leaving the host
+      --ip ADDRESS            Where ports of the default bridge's containers are published
+                              when they name no address (default 0.0.0.0)
+      --mtu BYTES             The default bridge's MTU (default 1500)
+      --fixed-cidr CIDR       The part of --bip's subnet containers' addresses come from
+      --label KEY=VALUE       The daemon's labels (docker info; repeatable)
+      --userland-proxy, --live-restore, -s/--storage-driver overlay2
+                              dockerd's, taken: berthd does this anyway (kernel NAT,
+                              containers that outlive the daemon, overlay2)
       --config-file FILE      (default /etc/berth/daemon.json)
   -D, --debug                 Log every request
   -l, --log-level LEVEL       debug|info|warn|error|fatal (default info)
   -h, --help
 `;
 
+
+/**
+ * dockerd's --seccomp-profile: "unconfined" and "builtin" as they are, else a file whose JSON
+ * is the profile (the engine checks it before it serves).
+ */
+function seccompProfile(value: string | undefined): string | undefined {
+  if (value === undefined || value === '' || value === 'unconfined' || value === 'builtin') return value || undefined;
+  try {
+    return fs.readFileSync(value, 'utf8');
+  } catch (err) {
+    throw new Error(`--seccomp-profile ${value}: ${(err as Error).message}`);
+  }
+}
 
 /**
  * The containers' default log driver and options (--log-driver/--log-opt, daemon.json's
@@ -153,6 +181,19 @@ async function main(): Promise<void> {
         'default-shm-size': { type: 'string' },
         'default-ipc-mode': { type: 'string' },
         'default-cgroupns-mode': { type: 'string' },
+        'no-new-privileges': { type: 'boolean' },
+        'seccomp-profile': { type: 'string' },
+        icc: { type: 'string' },
+        ip: { type: 'string' },
+        'ip-masq': { type: 'string' },
+        mtu: { type: 'string' },
+        'fixed-cidr': { type: 'string' },
+        label: { type: 'string', multiple: true },
+        // dockerd flags that ask what berthd does anyway (no userland proxy for kernel NAT,
+        // containers that outlive the daemon, overlay2): taken, and checked where they could differ.
+        'userland-proxy': { type: 'string' },
+        'live-restore': { type: 'boolean' },
+        'storage-driver': { type: 'string', short: 's' },
         help: { type: 'boolean', short: 'h' },
       },
       strict: true,
@@ -184,11 +225,18 @@ async function main(): Promise<void> {
   const debug = flags.debug ?? config.debug ?? level === 'debug';
   const logConfig = daemonLogConfig(flags['log-driver'] ?? config['log-driver'], flags['log-opt'] ?? config['log-opts']);
   let defaults;
+  let bridge;
+  let labels;
   try {
     defaults = containerDefaults(flags, config);
+    const seccomp = seccompProfile(flags['seccomp-profile'] ?? config['seccomp-profile']);
+    if (seccomp !== undefined) defaults.seccompProfile = seccomp;
+    bridge = bridgeSettings(flags, config);
+    labels = daemonLabels(flags.label, config);
   } catch (err) {
     fail((err as Error).message);
   }
+  if (flags['storage-driver'] !== undefined && flags['storage-driver'] !== 'overlay2') fail('--storage-driver: berthd has only the overlay2 storage driver');
   const log = (line: string): void => void process.stderr.write(`${new Date().toISOString()} ${line}\n`);
 
   // One daemon per data root: a live pid in the pid file means another one runs. A zombie does
@@ -226,7 +274,9 @@ async function main(): Promise<void> {
     insecureRegistries: flags['insecure-registry'] ?? config['insecure-registries'] ?? [],
     cgroupParent: flags['cgroup-parent'] ?? config['cgroup-parent'],
     usernsRemap: remap === 'default',
-    bridge: bridgeName === 'none' ? undefined : { name: bridgeName, cidr: flags.bip ?? config.bip ?? '172.29.0.1/16' },
+    bridge: bridgeName === 'none' ? undefined : { name: bridgeName, cidr: flags.bip ?? config.bip ?? '172.29.0.1/16', ...bridge },
+    labels,
+    ...((flags['seccomp-profile'] ?? config['seccomp-profile']) ? { seccompProfileSource: flags['seccomp-profile'] ?? config['seccomp-profile'] } : {}),
     iptables,
     hostResolvConf: flags['resolv-conf'] ?? config['resolv-conf'],
     logConfig,
@@ -265,4 +315,5 @@ async function main(): Promise<void> {
   process.on('SIGINT', () => shutdown('SIGINT'));
 }
 
-main().catch((err: unknown) => fail(err instanceof Error ? (err.stack ?? err.message) : String(err)));
+// A refused setting is said in a line; anything else with its stack.
+main().catch((err: unknown) => fail(err instanceof BerthError ? err.message : err instanceof Error ? (err.stack ?? err.message) : String(err)));

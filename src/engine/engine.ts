@@ -35,10 +35,11 @@ import type { ContainerDefaults } from './containers/defaults.js';
 import type { EffectiveLogConfig } from './containers/logconfig.js';
 import { ContainerService } from './containers/service.js';
 import { EventBus } from './events.js';
-import { NetworkService } from './networks/service.js';
+import { type DefaultBridge, NetworkService } from './networks/service.js';
 import { ImageService } from './images.js';
 import { blockDeviceNumbers } from './host-devices.js';
 import type { HostFacts } from './spec/container-spec.js';
+import { parseSeccompProfile } from './spec/seccomp-default.js';
 
 export interface EngineOptions {
   dataRoot: string;
@@ -53,8 +54,12 @@ export interface EngineOptions {
   logConfig?: EffectiveLogConfig;
   /** Defaults for containers: DNS, ulimits, /dev/shm size, IPC and cgroup namespace modes (dockerd's --dns, --default-ulimit...). */
   containerDefaults?: ContainerDefaults;
-  /** The default bridge network (dockerd's --bridge/--bip); none: containers get only lo. */
-  bridge?: { name: string; cidr: string };
+  /** The default bridge network (dockerd's --bridge/--bip, and its --icc, --ip-masq, --ip, --mtu, --fixed-cidr); none: containers get only lo. */
+  bridge?: DefaultBridge;
+  /** The daemon's labels, as `docker info` shows them (dockerd --label). */
+  labels?: string[];
+  /** Where the daemon's seccomp profile came from (its --seccomp-profile), as `docker info` names it. */
+  seccompProfileSource?: string;
   /** The host's resolver configuration (default /etc/resolv.conf): containers' resolv.conf and the embedded DNS server's upstreams. */
   hostResolvConf?: string;
   /** Kernel NAT and filter rules for networks and published ports (dockerd's --iptables; default true). */
@@ -96,6 +101,14 @@ export class Engine {
     this.volumes = new VolumeStore(path.join(data, 'volumes'), { inUse: (name) => this.containers.volumeInUse(name) });
     this.runtime = new Runtime({ root: path.join(exec, 'runtime'), keepCgroupParents: true, netns: this.netnsPool });
     this.facts = hostFacts();
+    // The daemon's security defaults ride with the host's facts into every container's spec.
+    const defaults = options.containerDefaults ?? {};
+    if (defaults.noNewPrivileges) this.facts.noNewPrivileges = true;
+    if (defaults.seccompProfile !== undefined) {
+      this.facts.seccompProfile = defaults.seccompProfile;
+      // A bad profile is the daemon's error at start, not every container's.
+      if (!['unconfined', 'builtin'].includes(defaults.seccompProfile)) parseSeccompProfile(defaults.seccompProfile, { capabilities: this.facts.capabilities ?? [], arch: this.facts.arch ?? process.arch, kernel: this.facts.kernel, field: 'seccomp-profile' });
+    }
     // Published ports go through kernel NAT; with --iptables=false, through userland forwarding.
     const publisher = new PortPublisher({ proxy: options.iptables === false });
     const hostResolvConf = options.hostResolvConf ?? '/etc/resolv.conf';

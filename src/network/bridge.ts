@@ -125,6 +125,11 @@ export function enableHairpin(hostVeth: string): void {
   run('ip', ['link', 'set', 'dev', hostVeth, 'type', 'bridge_slave', 'hairpin', 'on']);
 }
 
+/** Makes a bridge port isolated: it reaches the bridge itself but no other isolated port (a network's enable_icc=false). */
+export function isolatePort(hostVeth: string): void {
+  run('ip', ['link', 'set', 'dev', hostVeth, 'type', 'bridge_slave', 'isolated', 'on']);
+}
+
 /** Unplugs a container from a bridge: deleting the host end deletes the pair. */
 export function detachVeth(hostVeth: string): void {
   deleteLink(hostVeth);

@@ -140,6 +140,14 @@ describe('natRules', () => {
     );
   });
 
+  it('enable_icc=false drops traffic between members; enable_ip_masquerade=false leaves the way out unmasqueraded', () => {
+    const { filter, nat } = natRules({ networks: [{ bridge: 'br-x', subnet: '10.6.0.0/24', gateway: '10.6.0.1', internal: false, icc: false, masquerade: false }], ports: [] });
+    assert.match(filter, /^-A BERTH-FORWARD -i br-x -o br-x -j DROP$/m);
+    assert.doesNotMatch(filter, /-i br-x -o br-x -j ACCEPT/);
+    assert.doesNotMatch(nat, /-s 10\.6\.0\.0\/24 ! -o br-x -j MASQUERADE/);
+    assert.match(nat, /^-A BERTH-POSTROUTING -o br-x -m addrtype --src-type LOCAL -j MASQUERADE$/m, "the host's loopback DNAT still needs its masquerade");
+  });
+
   it('declares the chains even with nothing in them, and names no bridge for a port whose bridge is unknown', () => {
     const { filter, nat } = natRules({ networks: [], ports: [{ proto: 'tcp', hostIp: '127.0.0.1', hostPort: 1234, containerIp: '10.1.1.2', containerPort: 80, bridge: '' }] });
     assert.match(filter, /^\*filter\n:BERTH-FORWARD - \[0:0\]\n:BERTH-INPUT - \[0:0\]\n/);

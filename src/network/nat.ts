@@ -43,6 +43,10 @@ export interface NatNetwork {
   gateway: string;
   /** No traffic in or out but among its members, and DNS to the gateway. */
   internal: boolean;
+  /** false: no traffic between its members (enable_icc=false; with br_netfilter, else the bridge ports' isolation does it). */
+  icc?: boolean;
+  /** false: its traffic leaves the host with its own addresses (enable_ip_masquerade=false). */
+  masquerade?: boolean;
 }
 
 export interface NatPort {
@@ -145,6 +149,8 @@ function tableRules(state: NatState): Record<Table, TableRules> {
     subnet: networkCidr(n.subnet, `networks[${i}].subnet`),
     gateway: checkIp(n.gateway, `networks[${i}].gateway`),
     internal: n.internal === true,
+    icc: n.icc !== false,
+    masquerade: n.masquerade !== false,
   }));
   const seen = new Set<string>();
   for (const n of networks) {
@@ -177,7 +183,7 @@ function tableRules(state: NatState): Record<Table, TableRules> {
   }
   for (const n of networks.filter((x) => !x.internal)) {
     // Outbound: the host's address on the way out.
-    nat.push(`-A BERTH-POSTROUTING -s ${n.subnet} ! -o ${n.bridge} -j MASQUERADE`);
+    if (n.masquerade) nat.push(`-A BERTH-POSTROUTING -s ${n.subnet} ! -o ${n.bridge} -j MASQUERADE`);
     // From the host's loopback (DNAT of 127.0.0.1:port): the container could not answer 127.0.0.1.
     nat.push(`-A BERTH-POSTROUTING -o ${n.bridge} -m addrtype --src-type LOCAL -j MASQUERADE`);
   }
@@ -193,7 +199,7 @@ function tableRules(state: NatState): Record<Table, TableRules> {
   for (const n of networks.filter((x) => !x.internal)) fwd.push(`-A BERTH-FORWARD -o ${n.bridge} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT`);
   // Only what was DNATed: a published port is not a way around the isolation between networks.
   for (const p of ports) fwd.push(`-A BERTH-FORWARD -d ${p.containerIp}/32 ${p.bridge ? `-o ${p.bridge} ` : ''}-p ${p.proto} -m ${p.proto} --dport ${p.containerPort} -m conntrack --ctstate DNAT -j ACCEPT`);
-  for (const n of networks) fwd.push(`-A BERTH-FORWARD -i ${n.bridge} -o ${n.bridge} -j ACCEPT`);
+  for (const n of networks) fwd.push(`-A BERTH-FORWARD -i ${n.bridge} -o ${n.bridge} -j ${n.icc ? 'ACCEPT' : 'DROP'}`);
   // Nothing else enters a network: not from another Berth network (Docker's isolation), not
   // routed from elsewhere to an unpublished port.
   for (const n of networks.filter((x) => !x.internal)) fwd.push(`-A BERTH-FORWARD ! -i ${n.bridge} -o ${n.bridge} -j DROP`);

@@ -25,6 +25,8 @@ export type PortMap = Record<string, Array<{ HostIp: string; HostPort: string }>
 export interface PublishTarget {
   ip: string;
   bridge: string;
+  /** The host address of a binding that names none (the network's host_binding_ipv4; default all of them). */
+  defaultHostIp?: string;
 }
 
 export interface PortPublisherOptions {
@@ -137,7 +139,7 @@ export class PortPublisher {
    */
   async publish(owner: string, target: string | PublishTarget, bindings: Record<string, PortBinding[] | null | undefined>): Promise<PortMap> {
     await this.unpublish(owner);
-    const { ip: containerIp, bridge } = typeof target === 'string' ? { ip: target, bridge: '' } : target;
+    const { ip: containerIp, bridge, defaultHostIp = '0.0.0.0' } = typeof target === 'string' ? { ip: target, bridge: '' } : target;
     const proxy = this.opts.proxy === true || typeof target === 'string';
     const state: Published = { held: [], v6: [], sockets: new Set() };
     const result: PortMap = {};
@@ -148,7 +150,7 @@ export class PortPublisher {
         const shown: Array<{ HostIp: string; HostPort: string }> = [];
         result[`${containerPort}/${proto}`] = shown;
         for (const b of list ?? [{}]) {
-          const hostIp = b.HostIp || '0.0.0.0';
+          const hostIp = b.HostIp || defaultHostIp;
           try {
             ipToInt(hostIp);
           } catch {
@@ -160,7 +162,7 @@ export class PortPublisher {
           shown.push({ HostIp: hostIp, HostPort: String(hostPort) });
           // A binding on all addresses takes IPv6's as well, as dockerd's docker-proxy does
           // ("[::]:8080"); a host without IPv6, or with that port taken there, has only IPv4's.
-          if (!b.HostIp) {
+          if (!b.HostIp && hostIp === '0.0.0.0') {
             const twin = await hold(proto, '::', hostPort).catch(() => undefined);
             if (twin) {
               state.v6.push(twin);

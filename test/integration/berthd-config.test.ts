@@ -124,3 +124,104 @@ describe("berthd's pid file", { skip: dockerdSkip }, () => {
     }
   });
 });
+
+describe("berthd's security defaults and default-bridge settings (dockerd's --no-new-privileges, --seccomp-profile, --icc, --ip, --label)", { skip: dockerdSkip }, () => {
+  const TAG = 40 + (process.pid % 150);
+  const BRIDGE = `bcfg${TAG}`;
+  const profileDir = fs.mkdtempSync(path.join(os.tmpdir(), 'berthd-seccomp-'));
+  const profile = path.join(profileDir, 'no-mkdir.json');
+  let d: PrivateBerthd;
+  before(async () => {
+    fs.writeFileSync(profile, JSON.stringify({ defaultAction: 'SCMP_ACT_ALLOW', syscalls: [{ names: ['mkdir', 'mkdirat'], action: 'SCMP_ACT_ERRNO' }] }));
+    d = await startBerthd({
+      prefix: 'berthd-secdef-',
+      bridge: { name: BRIDGE, cidr: `10.219.${TAG}.1/24` },
+      config: { labels: ['team=blue'], 'no-new-privileges': true },
+      extraArgs: ['--icc=false', '--ip', '127.0.0.1', '--seccomp-profile', profile],
+    });
+    d.loadImages('busybox', 'web');
+  });
+  after(async () => {
+    await d?.stop();
+    fs.rmSync(profileDir, { recursive: true, force: true });
+  });
+
+  it("info names them as dockerd does; the default bridge's options show them", () => {
+    const info = JSON.parse(d.dockerOk(['info', '--format', '{{json .}}'])) as { Labels: string[]; SecurityOptions: string[] };
+    assert.deepEqual(info.Labels, ['team=blue']);
+    assert.ok(info.SecurityOptions.includes(`name=seccomp,profile=${profile}`), info.SecurityOptions.join(' '));
+    assert.ok(info.SecurityOptions.includes('name=no-new-privileges'), info.SecurityOptions.join(' '));
+    const options = JSON.parse(d.dockerOk(['network', 'inspect', 'bridge', '--format', '{{json .Options}}'])) as Record<string, string>;
+    assert.equal(options['com.docker.network.bridge.enable_icc'], 'false');
+    assert.equal(options['com.docker.network.bridge.enable_ip_masquerade'], 'true');
+    assert.equal(options['com.docker.network.bridge.host_binding_ipv4'], '127.0.0.1');
+    assert.equal(options['com.docker.network.driver.mtu'], '1500');
+  });
+
+  it('no_new_privs and the profile for containers that ask nothing else; their own security options win', () => {
+    assert.match(d.dockerOk(['run', '--rm', '--network', 'none', 'busybox', 'grep', 'NoNewPrivs', '/proc/self/status']), /NoNewPrivs:\s+1/);
+    assert.match(d.dockerOk(['run', '--rm', '--network', 'none', '--security-opt', 'no-new-privileges=false', 'busybox', 'grep', 'NoNewPrivs', '/proc/self/status']), /NoNewPrivs:\s+0/);
+    const blocked = d.docker(['run', '--rm', '--network', 'none', 'busybox', 'mkdir', '/made']);
+    assert.notEqual(blocked.status, 0);
+    assert.match(blocked.stderr + blocked.stdout, /Operation not permitted/);
+    assert.equal(d.dockerOk(['run', '--rm', '--network', 'none', '--security-opt', 'seccomp=builtin', 'busybox', 'sh', '-c', 'mkdir /made && echo made']).trim(), 'made');
+  });
+
+  it('--icc=false: containers on the default bridge reach the gateway and the way out, not each other; the same for a network with enable_icc=false', () => {
+    const target = d.dockerOk(['run', '-d', 'busybox', 'sleep', '300']).trim();
+    const ip = d.dockerOk(['inspect', '-f', '{{.NetworkSettings.IPAddress}}', target]).trim();
+    const probe = (network: string[], to: string): string =>
+      d.dockerOk(['run', '--rm', ...network, 'busybox', 'sh', '-c', `ping -c1 -W2 ${to} >/dev/null 2>&1 && echo reached || echo blocked`]).trim();
+    assert.equal(probe([], `10.219.${TAG}.1`), 'reached', 'the gateway');
+    assert.equal(probe([], ip), 'blocked', 'another container');
+    // A user network with the option, and one without (the control: the same probe reaches).
+    d.dockerOk(['network', 'create', '--subnet', `10.216.${TAG}.0/24`, '-o', 'com.docker.network.bridge.enable_icc=false', 'noicc']);
+    d.dockerOk(['network', 'create', '--subnet', `10.215.${TAG}.0/24`, 'withicc']);
+    try {
+      for (const [net, expected] of [['noicc', 'blocked'], ['withicc', 'reached']] as const) {
+        const peer = d.dockerOk(['run', '-d', '--network', net, 'busybox', 'sleep', '300']).trim();
+        const peerIp = d.dockerOk(['inspect', '-f', `{{(index .NetworkSettings.Networks "${net}").IPAddress}}`, peer]).trim();
+        assert.equal(probe(['--network', net], peerIp), expected, net);
+        d.dockerOk(['rm', '-f', peer]);
+      }
+      assert.match(d.docker(['network', 'create', '-o', 'com.docker.network.bridge.enable_icc=maybe', 'badicc']).stderr, /enable_icc: invalid value "maybe": expected a boolean/);
+    } finally {
+      d.docker(['network', 'rm', 'noicc', 'withicc']);
+      d.docker(['rm', '-f', target]);
+    }
+  });
+
+  it('--ip 127.0.0.1: a port published without an address is published on it', () => {
+    const web = d.dockerOk(['run', '-d', '-p', '80', 'web']).trim();
+    try {
+      const bound = d.dockerOk(['port', web, '80']).trim();
+      assert.match(bound, /^127\.0\.0\.1:\d+$/);
+      assert.equal(d.dockerOk(['inspect', '-f', '{{(index (index .NetworkSettings.Ports "80/tcp") 0).HostIp}}', web]).trim(), '127.0.0.1');
+      // One that names an address keeps it.
+      const own = d.dockerOk(['run', '-d', '-p', '0.0.0.0::80', 'web']).trim();
+      assert.match(d.dockerOk(['port', own, '80']).trim(), /^0\.0\.0\.0:\d+$/);
+      d.dockerOk(['rm', '-f', own]);
+    } finally {
+      d.docker(['rm', '-f', web]);
+    }
+  });
+
+  it('a seccomp profile that cannot be read or parsed stops berthd at start, naming it', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'berthd-badprofile-'));
+    try {
+      fs.writeFileSync(path.join(dir, 'bad.json'), '{"defaultAction": 7}');
+      fs.writeFileSync(path.join(dir, 'daemon.json'), '{}');
+      for (const [file, pattern] of [
+        [path.join(dir, 'missing.json'), /--seccomp-profile .*missing\.json: ENOENT/],
+        [path.join(dir, 'bad.json'), /^.*seccomp-profile\.defaultAction: /m],
+      ] as const) {
+        const r = spawnSync(BERTHD, ['--seccomp-profile', file, '-H', `unix://${dir}/berth.sock`, '--data-root', path.join(dir, 'data'), '--exec-root', path.join(dir, 'exec'), '--pidfile', path.join(dir, 'pid'), '--bridge', 'none', '--no-exec-root-tmpfs', '--config-file', path.join(dir, 'daemon.json')], { encoding: 'utf8', timeout: 30_000 });
+        assert.equal(r.status, 1, r.stderr);
+        assert.match(r.stderr, pattern);
+        assert.ok(!fs.existsSync(path.join(dir, 'berth.sock')), 'no socket');
+      }
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

@@ -162,7 +162,7 @@ export function systemRoutes(router: Router, engine: Engine): void {
       MemTotal: os.totalmem(),
       DockerRootDir: engine.options.dataRoot,
       Name: os.hostname(),
-      Labels: [],
+      Labels: engine.options.labels ?? [],
       ExperimentalBuild: false,
       ServerVersion: DOCKER_COMPAT_VERSION,
       Runtimes: { 'berth-oci': { path: 'berth-oci' } },
@@ -171,7 +171,12 @@ export function systemRoutes(router: Router, engine: Engine): void {
       LiveRestoreEnabled: true,
       Isolation: '',
       InitBinary: 'berth-init',
-      SecurityOptions: ['name=seccomp,profile=builtin', ...(engine.facts.cgroupVersion === 2 ? ['name=cgroupns'] : [])],
+      // As dockerd names them: the seccomp profile's source, no_new_privs when it is the daemon's default.
+      SecurityOptions: [
+        `name=seccomp,profile=${engine.options.seccompProfileSource ?? 'builtin'}`,
+        ...(engine.facts.noNewPrivileges ? ['name=no-new-privileges'] : []),
+        ...(engine.facts.cgroupVersion === 2 ? ['name=cgroupns'] : []),
+      ],
       // The rest of dockerd's fields, so that clients decoding them find each: berthd sets no
       // kernel memory limits, disables the OOM killer only on cgroup v1, and uses no proxy.
       KernelMemory: false,

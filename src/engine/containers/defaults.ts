@@ -16,6 +16,10 @@ export interface ContainerDefaults {
   shmSize?: number;
   ipcMode?: 'private' | 'shareable';
   cgroupnsMode?: 'private' | 'host';
+  /** dockerd --no-new-privileges: every container's processes get no_new_privs unless it says otherwise. */
+  noNewPrivileges?: boolean;
+  /** dockerd --seccomp-profile for containers that name none: "unconfined", "builtin", or a profile's JSON. */
+  seccompProfile?: string;
 }
 
 /**

@@ -6,7 +6,7 @@
  * Pure: no file system.
  */
 import { InvalidArgumentError, UnsupportedError } from '../../common/errors.js';
-import { fromHumanSize } from '../../common/units.js';
+import { fromHumanSize, goParseBool } from '../../common/units.js';
 
 export interface LogConfig {
   Type?: string;
@@ -37,9 +37,9 @@ const FIELD = 'HostConfig.LogConfig';
 
 
 function parseBool(text: string, key: string): boolean {
-  if (['1', 't', 'T', 'true', 'TRUE', 'True'].includes(text)) return true;
-  if (['0', 'f', 'F', 'false', 'FALSE', 'False'].includes(text)) return false;
-  throw new InvalidArgumentError(`${key}: strconv.ParseBool: parsing ${JSON.stringify(text)}: invalid syntax`, FIELD);
+  const value = goParseBool(text);
+  if (value === undefined) throw new InvalidArgumentError(`${key}: strconv.ParseBool: parsing ${JSON.stringify(text)}: invalid syntax`, FIELD);
+  return value;
 }
 
 /**

@@ -10,10 +10,11 @@ import fs from 'node:fs';
 import path from 'node:path';
 
 import { checkObject, optionalBoolean, optionalString } from '../../common/checks.js';
+import { goParseBool } from '../../common/units.js';
 import { ConflictError, ForbiddenError, InvalidArgumentError, NOT_A_SWARM_MANAGER, NotFoundError, UnavailableError, UnsupportedError } from '../../common/errors.js';
 import { filterMatch, invalidFilter, pruneMatcher } from '../image-filters.js';
-import { attachToBridge, detachVeth, detachVethAsync, enableHairpin, ensureBridge, hasDefaultRoute, hostRoutes, interfacesOf, macFor, removeBridge, vethName } from '../../network/bridge.js';
-import { Ipam, parseCidr, parseRange, parseSubnet, subnetCidr, subnetContains, subnetsOverlap, type Subnet } from '../../network/ipam.js';
+import { attachToBridge, detachVeth, detachVethAsync, enableHairpin, ensureBridge, hasDefaultRoute, hostRoutes, interfacesOf, isolatePort, macFor, removeBridge, vethName } from '../../network/bridge.js';
+import { Ipam, ipToInt, parseCidr, parseRange, parseSubnet, subnetCidr, subnetContains, subnetsOverlap, type Subnet } from '../../network/ipam.js';
 import type { EmbeddedDns } from '../../network/dns.js';
 import type { HostNat } from '../../network/nat.js';
 import { bindingsOf, type PortBinding, type PortMap, type PortPublisher } from '../../network/ports.js';
@@ -45,13 +46,24 @@ export type PortReserver = Pick<PortPublisher, 'publish' | 'unpublish' | 'natPor
 export interface NetworkServiceOptions {
   /** `<data-root>/network`: network records and each bridge network's address allocations. */
   dir: string;
-  /** The default bridge (berthd's --bridge/--bip); none: no "bridge" network. */
-  defaultBridge?: { name: string; cidr: string };
+  /** The default bridge (berthd's --bridge/--bip and its settings); none: no "bridge" network. */
+  defaultBridge?: DefaultBridge;
   /** Kernel NAT and filtering; undefined with --iptables=false. */
   nat?: NatApplier;
   dns?: DnsListener;
   ports: PortReserver;
   events: EventBus;
+}
+
+/** The default bridge network as the daemon's flags make it (dockerd's --bridge, --bip, --icc, --ip-masq, --ip, --mtu, --fixed-cidr). */
+export interface DefaultBridge {
+  name: string;
+  cidr: string;
+  icc?: boolean;
+  ipMasq?: boolean;
+  hostBindingIp?: string;
+  mtu?: number;
+  fixedCidr?: string;
 }
 
 export interface CreateNetworkRequest {
@@ -82,6 +94,31 @@ export type NetworkModeKind = { kind: 'private' } | { kind: 'host' } | { kind: '
 const NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
 const MTU_OPTION = 'com.docker.network.driver.mtu';
 const BRIDGE_NAME_OPTION = 'com.docker.network.bridge.name';
+const ICC_OPTION = 'com.docker.network.bridge.enable_icc';
+const MASQUERADE_OPTION = 'com.docker.network.bridge.enable_ip_masquerade';
+const HOST_BINDING_OPTION = 'com.docker.network.bridge.host_binding_ipv4';
+
+/**
+ * A bridge network's driver options as libnetwork's bridge driver reads them: whether its
+ * containers reach one another (enable_icc), whether its traffic out is masqueraded
+ * (enable_ip_masquerade), and the host address its ports are published on when a binding
+ * names none (host_binding_ipv4). Throws on a value the driver would refuse.
+ */
+export function bridgeDriverOptions(options: Record<string, string>): { icc: boolean; masquerade: boolean; hostBindingIp: string } {
+  const bool = (key: string): boolean => {
+    const value = options[key];
+    const parsed = value === undefined ? true : goParseBool(value);
+    if (parsed === undefined) throw new InvalidArgumentError(`invalid value ${JSON.stringify(value)}: expected a boolean`, `Options.${key}`);
+    return parsed;
+  };
+  const hostBindingIp = options[HOST_BINDING_OPTION] || '0.0.0.0';
+  try {
+    ipToInt(hostBindingIp);
+  } catch {
+    throw new InvalidArgumentError(`invalid value ${JSON.stringify(hostBindingIp)}: expected an IPv4 address`, `Options.${HOST_BINDING_OPTION}`);
+  }
+  return { icc: bool(ICC_OPTION), masquerade: bool(MASQUERADE_OPTION), hostBindingIp };
+}
 const PREDEFINED = ['bridge', 'host', 'none'];
 
 /** Docker's default address pools: 172.17–31.0.0/16, then 192.168.0.0/16 in /20s. */
@@ -121,7 +158,17 @@ export class NetworkService {
     const bridge = this.opts.defaultBridge;
     if (bridge) {
       const subnet = parseCidr(bridge.cidr);
-      make('bridge', 'bridge', { bridge: bridge.name, subnet: subnetCidr(subnet), gateway: subnet.gateway, options: { 'com.docker.network.bridge.default_bridge': 'true', [BRIDGE_NAME_OPTION]: bridge.name } });
+      if (bridge.fixedCidr) parseRange(bridge.fixedCidr, subnet, 'fixed-cidr');
+      // Its settings as dockerd shows them among the default bridge's options.
+      const options = {
+        'com.docker.network.bridge.default_bridge': 'true',
+        [ICC_OPTION]: String(bridge.icc ?? true),
+        [MASQUERADE_OPTION]: String(bridge.ipMasq ?? true),
+        [HOST_BINDING_OPTION]: bridge.hostBindingIp ?? '0.0.0.0',
+        [BRIDGE_NAME_OPTION]: bridge.name,
+        [MTU_OPTION]: String(bridge.mtu ?? 1500),
+      };
+      make('bridge', 'bridge', { bridge: bridge.name, subnet: subnetCidr(subnet), gateway: subnet.gateway, options, ...(bridge.mtu ? { mtu: bridge.mtu } : {}), ...(bridge.fixedCidr ? { ipRange: bridge.fixedCidr } : {}) });
     } else {
       const stale = this.store.byName('bridge');
       if (stale?.builtin) this.store.delete(stale.id);
@@ -233,6 +280,7 @@ export class NetworkService {
         Config: source.subnet ? [{ Subnet: source.subnet, ...(source.gatewayGiven !== false && source.gateway ? { Gateway: source.gateway } : {}), ...(source.ipRange ? { IPRange: source.ipRange } : {}), ...(source.auxAddresses ? { AuxiliaryAddresses: source.auxAddresses } : {}) }] : [],
       };
     }
+    bridgeDriverOptions(options);
     const mtu = options[MTU_OPTION] ? Number(options[MTU_OPTION]) : undefined;
     if (mtu !== undefined && (!Number.isInteger(mtu) || mtu < 68 || mtu > 65535)) throw new InvalidArgumentError(`invalid MTU ${JSON.stringify(options[MTU_OPTION])}`, `Options.${MTU_OPTION}`);
     // Kept as sent and shown back, as dockerd does ({} from the docker CLI, null when left out).
@@ -462,7 +510,7 @@ export class NetworkService {
       let ports: PortMap | undefined;
       if (primary && Object.keys(c.ports).length) {
         const n = this.store.get(primary.networkId);
-        ports = await this.opts.ports.publish(c.id, { ip: primary.ip, bridge: n.bridge! }, c.ports);
+        ports = await this.opts.ports.publish(c.id, { ip: primary.ip, bridge: n.bridge!, defaultHostIp: bridgeDriverOptions(n.options).hostBindingIp }, c.ports);
         // Its own published ports through a host address: out the port the packet came in.
         enableHairpin(primary.hostVeth);
         this.applyNat();
@@ -482,6 +530,10 @@ export class NetworkService {
     const mac = config.MacAddress || macFor(ip);
     try {
       attachToBridge({ bridge: n.bridge!, pid, hostVeth, ifname, ip, mac, subnet, mtu: n.mtu, defaultRoute });
+      // enable_icc=false: an isolated bridge port reaches the bridge (the gateway, the way
+      // out, published ports) but no other isolated port, i.e. no other container. This holds
+      // without br_netfilter, which iptables rules between bridge ports would need.
+      if (!bridgeDriverOptions(n.options).icc) isolatePort(hostVeth);
     } catch (err) {
       ipam.release(containerId);
       throw err;
@@ -574,12 +626,15 @@ export class NetworkService {
     const primary = Object.values(networks)[0];
     const n = primary && this.store.find(primary.networkId);
     if (!primary || !n) return;
-    await this.opts.ports.publish(containerId, { ip: primary.ip, bridge: n.bridge! }, bindingsOf(ports));
+    await this.opts.ports.publish(containerId, { ip: primary.ip, bridge: n.bridge!, defaultHostIp: bridgeDriverOptions(n.options).hostBindingIp }, bindingsOf(ports));
   }
 
   /** Makes the kernel's rules exactly what the networks and published ports need (iptables-restore, a few ms). */
   applyNat(): void {
-    const networks = this.bridgeNetworks().map((n) => ({ bridge: n.bridge!, subnet: n.subnet!, gateway: n.gateway!, internal: n.internal }));
+    const networks = this.bridgeNetworks().map((n) => {
+      const { icc, masquerade } = bridgeDriverOptions(n.options);
+      return { bridge: n.bridge!, subnet: n.subnet!, gateway: n.gateway!, internal: n.internal, icc, masquerade };
+    });
     const ports = this.opts.ports.natPorts();
     // No bridge at all (berthd --bridge none, no networks): no chains, and ip_forward left alone.
     if (networks.length === 0 && ports.length === 0) this.opts.nat?.removeAll();

@@ -416,6 +416,21 @@ describe('containerSpec: resources, limits, sysctls, security options', () => {
     rejects(() => spec({}, { SecurityOpt: ['label=type:svirt_t'] }), /^HostConfig\.SecurityOpt\[0\]: SELinux labels are not supported/);
   });
 
+  it("the daemon's defaults: no-new-privileges unless the container says otherwise; its seccomp profile unless the container names one", () => {
+    const daemon: HostFacts = { arch: 'amd64', noNewPrivileges: true };
+    assert.equal(spec({}, {}, { facts: daemon }).process!.noNewPrivileges, true);
+    assert.equal(spec({}, { SecurityOpt: ['no-new-privileges=false'] }, { facts: daemon }).process!.noNewPrivileges, undefined);
+    const profile = '{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["mkdir"],"action":"SCMP_ACT_ERRNO"}]}';
+    const withProfile: HostFacts = { arch: 'amd64', seccompProfile: profile };
+    assert.deepEqual(spec({}, {}, { facts: withProfile }).linux!.seccomp, { defaultAction: 'SCMP_ACT_ALLOW', syscalls: [{ names: ['mkdir'], action: 'SCMP_ACT_ERRNO' }] });
+    assert.equal(spec({}, { SecurityOpt: ['seccomp=unconfined'] }, { facts: withProfile }).linux!.seccomp, undefined);
+    const builtin = spec({}, { SecurityOpt: ['seccomp=builtin'] }, { facts: withProfile }).linux!.seccomp!;
+    assert.equal(builtin.defaultAction, 'SCMP_ACT_ERRNO', "builtin: Docker's profile, not the daemon's");
+    assert.equal(spec({}, {}, { facts: { arch: 'amd64', seccompProfile: 'unconfined' } }).linux!.seccomp, undefined);
+    assert.equal(spec({}, {}, { facts: { arch: 'amd64', seccompProfile: 'builtin' } }).linux!.seccomp!.defaultAction, 'SCMP_ACT_ERRNO');
+    rejects(() => spec({}, {}, { facts: { arch: 'amd64', seccompProfile: '{"defaultAction":1}' } }), /^seccomp-profile\./);
+  });
+
   it('cgroupsPath and the input checks', () => {
     assert.equal(spec().linux!.cgroupsPath, `/berth/${ID}`);
     rejects(() => spec({}, {}, { rootfs: 'rootfs' }), /^rootfs: /);

@@ -15,6 +15,7 @@
 
 import { checkObject, checkString, checkStringMap, integer, optionalBoolean, optionalString, optionalStringList } from '../../common/checks.js';
 import { InvalidArgumentError, UnsupportedError } from '../../common/errors.js';
+import { goParseBool } from '../../common/units.js';
 import type { ImageConfig } from '../../images/types.js';
 import { CAPABILITIES, parseSignal } from '../../runtime/plan/tables.js';
 import { OCI_VERSION } from '../../runtime/spec/config.js';
@@ -134,6 +135,10 @@ export interface HostFacts {
   /** The host's CPUs and memory nodes ("0-1"), which CpusetCpus and CpusetMems must be among. Default: not checked. */
   cpusetCpus?: string;
   cpusetMems?: string;
+  /** The daemon's --no-new-privileges: containers get it unless their security options say otherwise. */
+  noNewPrivileges?: boolean;
+  /** The daemon's --seccomp-profile for containers that name none: "unconfined", or a profile's JSON. Default: Docker's. */
+  seccompProfile?: string;
 }
 
 export interface ContainerSpecInput {
@@ -332,7 +337,7 @@ export function containerSpec(input: ContainerSpecInput): Spec {
   if (create.User !== undefined) checkString(create.User, 'User');
 
   // Namespaces first: other defaults depend on them.
-  const security = parseSecurityOpt(host.SecurityOpt);
+  const security = parseSecurityOpt(host.SecurityOpt, facts.noNewPrivileges === true);
   const network = input.network ?? { mode: 'private' };
   const modes = namespaceModes(host);
   const namespaces: Namespace[] = [{ type: 'mount' }, ...networkNamespace(network)];
@@ -604,17 +609,14 @@ interface SecurityOptions {
   unconfinedPaths: boolean;
 }
 
-const GO_TRUE = new Set(['1', 't', 'T', 'TRUE', 'true', 'True']);
-const GO_FALSE = new Set(['0', 'f', 'F', 'FALSE', 'false', 'False']);
-
 function parseBool(value: string, field: string): boolean {
-  if (GO_TRUE.has(value)) return true;
-  if (GO_FALSE.has(value)) return false;
-  throw new InvalidArgumentError(`invalid boolean ${JSON.stringify(value)}`, field);
+  const parsed = goParseBool(value);
+  if (parsed === undefined) throw new InvalidArgumentError(`invalid boolean ${JSON.stringify(value)}`, field);
+  return parsed;
 }
 
-function parseSecurityOpt(list: string[] | null | undefined): SecurityOptions {
-  const result: SecurityOptions = { noNewPrivileges: false, writableCgroups: false, unconfinedPaths: false };
+function parseSecurityOpt(list: string[] | null | undefined, daemonNoNewPrivileges: boolean): SecurityOptions {
+  const result: SecurityOptions = { noNewPrivileges: daemonNoNewPrivileges, writableCgroups: false, unconfinedPaths: false };
   (optionalStringList(list, 'HostConfig.SecurityOpt') ?? []).forEach((opt, index) => {
     const field = `HostConfig.SecurityOpt[${index}]`;
     if (opt === 'no-new-privileges') {
@@ -633,7 +635,7 @@ function parseSecurityOpt(list: string[] | null | undefined): SecurityOptions {
         break;
       case 'seccomp':
         if (value === '') throw new InvalidArgumentError('seccomp needs "unconfined" or a profile', field);
-        result.seccomp = value === 'builtin' ? undefined : value;
+        result.seccomp = value; // "builtin": Docker's, even where the daemon has a profile of its own
         result.seccompField = field;
         break;
       case 'apparmor':
@@ -658,10 +660,13 @@ function parseSecurityOpt(list: string[] | null | undefined): SecurityOptions {
 
 function seccompFor(security: SecurityOptions, privileged: boolean, capabilities: string[], facts: HostFacts): Seccomp | undefined {
   const arch = facts.arch ?? globalThis.process.arch;
-  if (security.seccomp === 'unconfined') return undefined;
-  if (security.seccomp !== undefined) {
+  // The container's own choice, else the daemon's (dockerd --seccomp-profile), else Docker's.
+  const chosen = security.seccomp ?? facts.seccompProfile;
+  const field = security.seccomp !== undefined ? security.seccompField! : 'seccomp-profile';
+  if (chosen === 'unconfined') return undefined;
+  if (chosen !== undefined && chosen !== 'builtin') {
     // An explicit profile is parsed even for a privileged container, so that errors show.
-    const profile = parseSeccompProfile(security.seccomp, { capabilities, arch, kernel: facts.kernel, field: security.seccompField! });
+    const profile = parseSeccompProfile(chosen, { capabilities, arch, kernel: facts.kernel, field });
     return privileged ? undefined : profile;
   }
   if (privileged) return undefined;
