@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 
-import { bridgeSettings, checkConfig, containerDefaults, daemonLabels, parseUlimitFlag } from './config.js';
+import { addressPools, bridgeSettings, checkConfig, containerDefaults, daemonLabels, parseUlimitFlag } from './config.js';
 
 describe('daemon.json', () => {
   it("refuses keys no daemon knows, with dockerd's words, and wrong types by key", () => {
@@ -28,6 +28,17 @@ describe('daemon.json', () => {
     assert.deepEqual(daemonLabels(undefined, file.config), ['a=b']);
     assert.deepEqual(daemonLabels(['c=d', 'flag'], file.config), ['c=d', 'flag']);
     assert.throws(() => daemonLabels(['=x'], {}), /invalid label "=x"/);
+  });
+
+  it('default address pools from the flags (base=CIDR,size=N) or the file, checked', () => {
+    const file = checkConfig({ 'default-address-pools': [{ base: '10.30.0.0/16', size: 24 }] }).config;
+    assert.deepEqual(addressPools(undefined, file), [{ base: '10.30.0.0/16', size: 24 }]);
+    assert.deepEqual(addressPools(['base=10.40.0.0/16,size=20', 'size=28, base=10.50.0.0/24'], file), [{ base: '10.40.0.0/16', size: 20 }, { base: '10.50.0.0/24', size: 28 }]);
+    assert.equal(addressPools(undefined, {}), undefined);
+    assert.throws(() => addressPools(['base=10.40.0.0/16'], {}), /default-address-pool\[0\]: an address pool needs/);
+    assert.throws(() => addressPools(['base=10.40.0.0/16,size=24,gw=1'], {}), /unexpected key "gw"/);
+    assert.throws(() => checkConfig({ 'default-address-pools': { base: 'x' } }), /default-address-pools: must be a list of objects/);
+    assert.throws(() => addressPools(undefined, checkConfig({ 'default-address-pools': [{ base: '10.0.0.0/16', size: 12 }] }).config), /default-address-pools\[0\]: size 12/);
   });
 
   it("takes dockerd's other keys and says which it does not act on", () => {

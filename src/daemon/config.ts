@@ -9,6 +9,7 @@
 import { InvalidArgumentError } from '../common/errors.js';
 import { goParseBool, parseUlimitSpec, ramInBytes } from '../common/units.js';
 import type { ContainerDefaults } from '../engine/containers/defaults.js';
+import { type AddressPool, checkAddressPool } from '../network/ipam.js';
 
 export interface DaemonConfig {
   hosts?: string[];
@@ -44,9 +45,10 @@ export interface DaemonConfig {
   'no-new-privileges'?: boolean;
   'seccomp-profile'?: string;
   labels?: string[];
+  'default-address-pools'?: Array<{ base?: unknown; size?: unknown }>;
 }
 
-type Kind = 'string' | 'boolean' | 'strings' | 'object' | 'integer';
+type Kind = 'string' | 'boolean' | 'strings' | 'object' | 'integer' | 'objects';
 
 /** The keys berthd reads, by the type dockerd gives them. */
 const USED: Record<keyof DaemonConfig, Kind> = {
@@ -83,6 +85,7 @@ const USED: Record<keyof DaemonConfig, Kind> = {
   'no-new-privileges': 'boolean',
   'seccomp-profile': 'string',
   labels: 'strings',
+  'default-address-pools': 'objects',
 };
 
 /**
@@ -105,7 +108,6 @@ const ACCEPTED = new Set([
   'ip-forward',
   'ipv6',
   'fixed-cidr-v6',
-  'default-address-pools',
   'default-gateway',
   'selinux-enabled',
   'shutdown-timeout',
@@ -153,8 +155,11 @@ export function checkConfig(parsed: unknown): CheckedConfig {
           ? !!value && typeof value === 'object' && !Array.isArray(value)
           : kind === 'integer'
             ? Number.isSafeInteger(value)
-            : typeof value === kind;
-    if (!ok) throw new InvalidArgumentError(`must be ${kind === 'strings' ? 'a list of strings' : kind === 'object' ? 'an object' : kind === 'integer' ? 'an integer' : `a ${kind}`}`, key);
+            : kind === 'objects'
+              ? Array.isArray(value) && value.every((v) => !!v && typeof v === 'object' && !Array.isArray(v))
+              : typeof value === kind;
+    const what = { strings: 'a list of strings', object: 'an object', integer: 'an integer', objects: 'a list of objects', string: 'a string', boolean: 'a boolean' }[kind];
+    if (!ok) throw new InvalidArgumentError(`must be ${what}`, key);
   }
   if ('storage-driver' in (parsed as object) && (parsed as { 'storage-driver': unknown })['storage-driver'] !== 'overlay2') {
     throw new InvalidArgumentError('berthd has only the overlay2 storage driver', 'storage-driver');
@@ -199,6 +204,24 @@ export function bridgeSettings(flags: { icc?: string; ip?: string; 'ip-masq'?: s
     ...(mtu !== undefined ? { mtu } : {}),
     ...((flags['fixed-cidr'] ?? config['fixed-cidr']) ? { fixedCidr: flags['fixed-cidr'] ?? config['fixed-cidr'] } : {}),
   };
+}
+
+/**
+ * Where networks made without a subnet get one: dockerd's --default-address-pool
+ * "base=10.10.0.0/16,size=24" (repeatable) or daemon.json's default-address-pools; undefined:
+ * Docker's defaults.
+ */
+export function addressPools(flags: string[] | undefined, config: DaemonConfig): AddressPool[] | undefined {
+  if (flags?.length) {
+    return flags.map((text, i) => {
+      const fields = Object.fromEntries(text.split(',').map((kv) => kv.split('=', 2).map((x) => x.trim()) as [string, string]));
+      const unknown = Object.keys(fields).filter((k) => k !== 'base' && k !== 'size');
+      if (unknown.length) throw new InvalidArgumentError(`unexpected key ${JSON.stringify(unknown[0])} in ${JSON.stringify(text)} (base=CIDR,size=N)`, 'default-address-pool');
+      return checkAddressPool({ base: fields.base, size: /^\d+$/.test(fields.size ?? '') ? Number(fields.size) : NaN }, `default-address-pool[${i}]`);
+    });
+  }
+  const pools = config['default-address-pools'];
+  return pools?.length ? pools.map((p, i) => checkAddressPool(p, `default-address-pools[${i}]`)) : undefined;
 }
 
 /** The daemon's labels (dockerd --label, daemon.json labels), each "key=value" or "key" as dockerd takes them. */

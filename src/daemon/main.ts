@@ -9,7 +9,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 
 import { ApiServer } from '../api/server.js';
-import { bridgeSettings, checkConfig, containerDefaults, daemonLabels, type CheckedConfig } from './config.js';
+import { addressPools, bridgeSettings, checkConfig, containerDefaults, daemonLabels, type CheckedConfig } from './config.js';
 import { DEFAULT_LOG_CONFIG, resolveLogConfig, type EffectiveLogConfig } from '../engine/containers/logconfig.js';
 import { BerthError } from '../common/errors.js';
 import { Engine } from '../engine/engine.js';
@@ -60,6 +60,9 @@ Options:
       --mtu BYTES             The default bridge's MTU (default 1500)
       --fixed-cidr CIDR       The part of --bip's subnet containers' addresses come from
       --label KEY=VALUE       The daemon's labels (docker info; repeatable)
+      --default-address-pool base=CIDR,size=N
+                              Where networks made without a subnet get one (repeatable;
+                              default 172.18-31.0.0/16, then 192.168.0.0/16 in /20s)
       --userland-proxy, --live-restore, -s/--storage-driver overlay2
                               dockerd's, taken: berthd does this anyway (kernel NAT,
                               containers that outlive the daemon, overlay2)
@@ -189,6 +192,7 @@ async function main(): Promise<void> {
         mtu: { type: 'string' },
         'fixed-cidr': { type: 'string' },
         label: { type: 'string', multiple: true },
+        'default-address-pool': { type: 'string', multiple: true },
         // dockerd flags that ask what berthd does anyway (no userland proxy for kernel NAT,
         // containers that outlive the daemon, overlay2): taken, and checked where they could differ.
         'userland-proxy': { type: 'string' },
@@ -227,12 +231,14 @@ async function main(): Promise<void> {
   let defaults;
   let bridge;
   let labels;
+  let pools;
   try {
     defaults = containerDefaults(flags, config);
     const seccomp = seccompProfile(flags['seccomp-profile'] ?? config['seccomp-profile']);
     if (seccomp !== undefined) defaults.seccompProfile = seccomp;
     bridge = bridgeSettings(flags, config);
     labels = daemonLabels(flags.label, config);
+    pools = addressPools(flags['default-address-pool'], config);
   } catch (err) {
     fail((err as Error).message);
   }
@@ -276,6 +282,7 @@ async function main(): Promise<void> {
     usernsRemap: remap === 'default',
     bridge: bridgeName === 'none' ? undefined : { name: bridgeName, cidr: flags.bip ?? config.bip ?? '172.29.0.1/16', ...bridge },
     labels,
+    ...(pools ? { addressPools: pools } : {}),
     ...((flags['seccomp-profile'] ?? config['seccomp-profile']) ? { seccompProfileSource: flags['seccomp-profile'] ?? config['seccomp-profile'] } : {}),
     iptables,
     hostResolvConf: flags['resolv-conf'] ?? config['resolv-conf'],

@@ -24,6 +24,7 @@ import { EmbeddedDns } from '../network/dns.js';
 import { nameservers } from '../network/etc-files.js';
 import { HostNat, natChainPrefix } from '../network/nat.js';
 import { PortPublisher } from '../network/ports.js';
+import type { AddressPool } from '../network/ipam.js';
 import { NetnsPool } from '../shim/spawner.js';
 import { OverlaySnapshotter } from '../storage/snapshotter.js';
 import { VolumeStore } from '../storage/volumes.js';
@@ -56,6 +57,8 @@ export interface EngineOptions {
   containerDefaults?: ContainerDefaults;
   /** The default bridge network (dockerd's --bridge/--bip, and its --icc, --ip-masq, --ip, --mtu, --fixed-cidr); none: containers get only lo. */
   bridge?: DefaultBridge;
+  /** Where networks made without a subnet get one (dockerd's default-address-pools). */
+  addressPools?: AddressPool[];
   /** The daemon's labels, as `docker info` shows them (dockerd --label). */
   labels?: string[];
   /** Where the daemon's seccomp profile came from (its --seccomp-profile), as `docker info` names it. */
@@ -122,6 +125,7 @@ export class Engine {
     this.networks = new NetworkService({
       dir: path.join(data, 'network'),
       defaultBridge: options.bridge,
+      ...(options.addressPools ? { addressPools: options.addressPools } : {}),
       events: this.events,
       dns,
       ports: publisher,

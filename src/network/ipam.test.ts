@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
 
-import { intToIp, Ipam, ipToInt, parseCidr, parseRange, parseSubnet, subnetCidr, subnetContains, subnetsOverlap } from './ipam.js';
+import { checkAddressPool, DEFAULT_ADDRESS_POOLS, intToIp, Ipam, ipToInt, parseCidr, parseRange, parseSubnet, poolSubnets, subnetCidr, subnetContains, subnetsOverlap } from './ipam.js';
 
 describe('Ipam', () => {
   const dirs: string[] = [];
@@ -76,5 +76,24 @@ describe('IPRange and AuxiliaryAddresses', () => {
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('address pools (default-address-pools)', () => {
+  it("cuts each base into subnets of its size, in order, lazily; Docker's defaults as before", () => {
+    const subnets = [...poolSubnets([{ base: '10.10.0.0/24', size: 26 }, { base: '10.20.0.0/16', size: 16 }])].map((s) => `${subnetCidr(s)} gw ${s.gateway}`);
+    assert.deepEqual(subnets, ['10.10.0.0/26 gw 10.10.0.1', '10.10.0.64/26 gw 10.10.0.65', '10.10.0.128/26 gw 10.10.0.129', '10.10.0.192/26 gw 10.10.0.193', '10.20.0.0/16 gw 10.20.0.1']);
+    const huge = poolSubnets([{ base: '10.0.0.0/8', size: 30 }]);
+    assert.equal(subnetCidr(huge.next().value as { gateway: string; prefix: number }), '10.0.0.0/30');
+    const defaults = [...poolSubnets(DEFAULT_ADDRESS_POOLS)].map(subnetCidr);
+    assert.deepEqual([defaults[0], defaults[13], defaults[14], defaults.at(-1), defaults.length], ['172.18.0.0/16', '172.31.0.0/16', '192.168.0.0/20', '192.168.240.0/20', 30]);
+    assert.deepEqual(checkAddressPool({ base: '10.1.0.5/16', size: 24 }, 'p'), { base: '10.1.0.5/16', size: 24 });
+    assert.equal(subnetCidr([...poolSubnets([{ base: '10.1.0.5/16', size: 16 }])][0]!), '10.1.0.0/16', 'a base with host bits: its network');
+  });
+  it('refuses pools dockerd would not take, naming the field', () => {
+    assert.throws(() => checkAddressPool({ base: '10.1.0.0/16', size: 8 }, 'pools[0]'), /^InvalidArgumentError: pools\[0\]: size 8 must be between the base's prefix \(\/16\) and \/30$/);
+    assert.throws(() => checkAddressPool({ base: '10.1.0.0', size: 24 }, 'p'), /invalid base "10\.1\.0\.0"/);
+    assert.throws(() => checkAddressPool({ base: '10.1.0.0/16' }, 'p'), /needs a base CIDR and an integer size/);
+    assert.throws(() => checkAddressPool({ base: '300.1.0.0/16', size: 24 }, 'p'), /invalid IPv4 address/);
   });
 });

@@ -77,6 +77,45 @@ export function parseSubnet(cidr: string, gateway?: string, field = 'IPAM.Config
   return subnet;
 }
 
+/** Where networks made without a subnet get one (dockerd's default-address-pools): `base` cut into /`size` subnets. */
+export interface AddressPool {
+  base: string;
+  size: number;
+}
+
+/**
+ * Docker's default pools, but for 172.17.0.0/16 (docker0's on a host that also runs dockerd):
+ * 172.18–31.0.0/16, then 192.168.0.0/16 in /20s.
+ */
+export const DEFAULT_ADDRESS_POOLS: readonly AddressPool[] = Object.freeze([
+  ...Array.from({ length: 14 }, (_, i) => ({ base: `172.${18 + i}.0.0/16`, size: 16 })),
+  { base: '192.168.0.0/16', size: 20 },
+]);
+
+/** Checks a pool as dockerd does: a base CIDR, and a size no shorter than its prefix (and here no longer than /30). */
+export function checkAddressPool(pool: unknown, field: string): AddressPool {
+  const p = pool as Partial<AddressPool> | null;
+  if (!p || typeof p !== 'object' || typeof p.base !== 'string' || !Number.isInteger(p.size)) throw new InvalidArgumentError('an address pool needs a base CIDR and an integer size', field);
+  const m = /^([\d.]+)\/(\d{1,2})$/.exec(p.base);
+  if (!m) throw new InvalidArgumentError(`invalid base ${JSON.stringify(p.base)} (expected e.g. 10.10.0.0/16)`, field);
+  ipToInt(m[1]!);
+  const prefix = Number(m[2]);
+  if (prefix < 8 || prefix > 30) throw new InvalidArgumentError(`base prefix /${prefix} must be between /8 and /30`, field);
+  if (p.size! < prefix || p.size! > 30) throw new InvalidArgumentError(`size ${p.size} must be between the base's prefix (/${prefix}) and /30`, field);
+  return { base: p.base, size: p.size! };
+}
+
+/** The subnets of the pools, in order, each with its first address as gateway; lazily (a /8 in /30s is 4 million). */
+export function* poolSubnets(pools: readonly AddressPool[]): Generator<Subnet> {
+  for (const pool of pools) {
+    const [ip, prefix] = pool.base.split('/') as [string, string];
+    const baseSize = 2 ** (32 - Number(prefix));
+    const start = Math.floor(ipToInt(ip) / baseSize) * baseSize;
+    const step = 2 ** (32 - pool.size);
+    for (let n = start; n < start + baseSize; n += step) yield { gateway: intToIp(n + 1), prefix: pool.size };
+  }
+}
+
 /** A range of a subnet ("10.1.2.128/25"), where it must lie within the subnet. */
 export function parseRange(cidr: string, subnet: Subnet, field = 'IPAM.Config.IPRange'): { network: number; size: number } {
   const m = /^([\d.]+)\/(\d{1,2})$/.exec(cidr);

@@ -125,7 +125,7 @@ describe("berthd's pid file", { skip: dockerdSkip }, () => {
   });
 });
 
-describe("berthd's security defaults and default-bridge settings (dockerd's --no-new-privileges, --seccomp-profile, --icc, --ip, --label)", { skip: dockerdSkip }, () => {
+describe("berthd's security defaults, default-bridge settings and address pools (dockerd's --no-new-privileges, --seccomp-profile, --icc, --ip, --label, --default-address-pool)", { skip: dockerdSkip }, () => {
   const TAG = 40 + (process.pid % 150);
   const BRIDGE = `bcfg${TAG}`;
   const profileDir = fs.mkdtempSync(path.join(os.tmpdir(), 'berthd-seccomp-'));
@@ -137,7 +137,7 @@ describe("berthd's security defaults and default-bridge settings (dockerd's --no
       prefix: 'berthd-secdef-',
       bridge: { name: BRIDGE, cidr: `10.219.${TAG}.1/24` },
       config: { labels: ['team=blue'], 'no-new-privileges': true },
-      extraArgs: ['--icc=false', '--ip', '127.0.0.1', '--seccomp-profile', profile],
+      extraArgs: ['--icc=false', '--ip', '127.0.0.1', '--seccomp-profile', profile, '--default-address-pool', `base=10.211.${TAG}.0/24,size=26`],
     });
     d.loadImages('busybox', 'web');
   });
@@ -203,6 +203,21 @@ describe("berthd's security defaults and default-bridge settings (dockerd's --no
       d.dockerOk(['rm', '-f', own]);
     } finally {
       d.docker(['rm', '-f', web]);
+    }
+  });
+
+  it('--default-address-pool: networks made without a subnet get the pool\'s, in order, until it is used up', () => {
+    const made: string[] = [];
+    try {
+      for (let i = 0; i < 4; i++) {
+        d.dockerOk(['network', 'create', `pooled${i}`]);
+        made.push(`pooled${i}`);
+      }
+      const subnets = made.map((n) => d.dockerOk(['network', 'inspect', '-f', '{{(index .IPAM.Config 0).Subnet}}', n]).trim());
+      assert.deepEqual(subnets, [0, 64, 128, 192].map((host) => `10.211.${TAG}.${host}/26`));
+      assert.match(d.docker(['network', 'create', 'pooled4']).stderr, /all predefined address pools have been fully subnetted/);
+    } finally {
+      if (made.length) d.docker(['network', 'rm', ...made]);
     }
   });
 

@@ -319,8 +319,11 @@ describe('berthd with the docker CLI', { skip }, () => {
       const lowers = img.GraphDriver.Data.LowerDir?.split(':') ?? [];
       assert.equal(1 + lowers.length, img.RootFS.Layers.length);
       for (const dir of [img.GraphDriver.Data.UpperDir, ...lowers]) assert.ok(fs.statSync(dir).isDirectory(), dir);
-      const [bb] = JSON.parse(d.dockerOk(['image', 'inspect', 'busybox'])) as Array<{ GraphDriver: { Data: { UpperDir: string; LowerDir?: string } } }>;
+      const [bb] = JSON.parse(d.dockerOk(['image', 'inspect', 'busybox'])) as Array<{ GraphDriver: { Data: { UpperDir: string; LowerDir?: string; MergedDir: string; WorkDir: string } } }>;
       assert.ok(fs.existsSync(path.join(bb.GraphDriver.Data.UpperDir, 'bin/busybox')) && bb.GraphDriver.Data.LowerDir === undefined);
+      // overlay2's four names, as dockerd gives them for an image (merged and work beside the layer's files).
+      assert.deepEqual(Object.keys(bb.GraphDriver.Data).sort(), ['MergedDir', 'UpperDir', 'WorkDir']);
+      assert.equal(path.dirname(bb.GraphDriver.Data.MergedDir), path.dirname(bb.GraphDriver.Data.UpperDir));
       // A volume without labels or options: null for both, as dockerd; CreatedAt to the second.
       d.dockerOk(['volume', 'create', 'plainvol']);
       const [vol] = JSON.parse(d.dockerOk(['volume', 'inspect', 'plainvol'])) as Array<Record<string, unknown>>;

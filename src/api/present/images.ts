@@ -1,4 +1,6 @@
 /** Image records → the JSON of Docker's `/images/json`, `/images/{name}/json` and `/images/{name}/history`. */
+import path from 'node:path';
+
 import type { Engine } from '../../engine/engine.js';
 import { familiar, type HistoryItem } from '../../engine/images.js';
 import type { ImageRecord } from '../../images/types.js';
@@ -72,7 +74,14 @@ export function imageInspect(engine: Engine, image: ImageRecord, version?: strin
     ...(typeof config['os.version'] === 'string' ? { OsVersion: config['os.version'] } : {}),
     Size: size,
     ...virtualSize(version, size),
-    GraphDriver: { Name: 'overlay2', Data: layers ? { ...(layers.lowers.length ? { LowerDir: layers.lowers.join(':') } : {}), UpperDir: layers.upper } : null },
+    // dockerd's overlay2 names all four for an image; its merged and work directories exist only
+    // while a container uses them, and here never for an image (the snapshotter has neither).
+    GraphDriver: {
+      Name: 'overlay2',
+      Data: layers
+        ? { ...(layers.lowers.length ? { LowerDir: layers.lowers.join(':') } : {}), MergedDir: path.join(path.dirname(layers.upper), 'merged'), UpperDir: layers.upper, WorkDir: path.join(path.dirname(layers.upper), 'work') }
+        : null,
+    },
     RootFS: { Type: 'layers', Layers: config.rootfs?.diff_ids ?? [] },
     Metadata: { LastTagTime: '0001-01-01T00:00:00Z' },
   };

@@ -14,7 +14,7 @@ import { goParseBool } from '../../common/units.js';
 import { ConflictError, ForbiddenError, InvalidArgumentError, NOT_A_SWARM_MANAGER, NotFoundError, UnavailableError, UnsupportedError } from '../../common/errors.js';
 import { filterMatch, invalidFilter, pruneMatcher } from '../image-filters.js';
 import { attachToBridge, detachVeth, detachVethAsync, enableHairpin, ensureBridge, hasDefaultRoute, hostRoutes, interfacesOf, isolatePort, macFor, removeBridge, vethName } from '../../network/bridge.js';
-import { Ipam, ipToInt, parseCidr, parseRange, parseSubnet, subnetCidr, subnetContains, subnetsOverlap, type Subnet } from '../../network/ipam.js';
+import { type AddressPool, DEFAULT_ADDRESS_POOLS, Ipam, ipToInt, parseCidr, parseRange, parseSubnet, poolSubnets, subnetCidr, subnetContains, subnetsOverlap, type Subnet } from '../../network/ipam.js';
 import type { EmbeddedDns } from '../../network/dns.js';
 import type { HostNat } from '../../network/nat.js';
 import { bindingsOf, type PortBinding, type PortMap, type PortPublisher } from '../../network/ports.js';
@@ -46,6 +46,8 @@ export type PortReserver = Pick<PortPublisher, 'publish' | 'unpublish' | 'natPor
 export interface NetworkServiceOptions {
   /** `<data-root>/network`: network records and each bridge network's address allocations. */
   dir: string;
+  /** Where networks without a subnet get one (dockerd's default-address-pools); default Docker's. */
+  addressPools?: readonly AddressPool[];
   /** The default bridge (berthd's --bridge/--bip and its settings); none: no "bridge" network. */
   defaultBridge?: DefaultBridge;
   /** Kernel NAT and filtering; undefined with --iptables=false. */
@@ -121,11 +123,6 @@ export function bridgeDriverOptions(options: Record<string, string>): { icc: boo
 }
 const PREDEFINED = ['bridge', 'host', 'none'];
 
-/** Docker's default address pools: 172.17–31.0.0/16, then 192.168.0.0/16 in /20s. */
-function* candidateSubnets(): Generator<Subnet> {
-  for (let b = 18; b <= 31; b++) yield { gateway: `172.${b}.0.1`, prefix: 16 };
-  for (let c = 0; c < 256; c += 16) yield { gateway: `192.168.${c}.1`, prefix: 20 };
-}
 
 function labelsOf(value: unknown, field: string): Record<string, string> {
   if (value === undefined || value === null) return {};
@@ -305,7 +302,13 @@ export class NetworkService {
       if (clash) throw new ForbiddenError(`invalid pool request: Pool overlaps with other one on this address space (network ${clash.name}, ${clash.subnet})`);
     } else {
       const routes = hostRoutes().map((r) => parseSubnet(r.endsWith('/32') ? `${r.slice(0, -3)}/30` : r, undefined, 'route'));
-      const free = [...candidateSubnets()].find((s) => !others.some((o) => subnetsOverlap(o, s)) && !routes.some((r) => subnetsOverlap(r, s)));
+      let free: Subnet | undefined;
+      for (const s of poolSubnets(this.opts.addressPools ?? DEFAULT_ADDRESS_POOLS)) {
+        if (!others.some((o) => subnetsOverlap(o, s)) && !routes.some((r) => subnetsOverlap(r, s))) {
+          free = s;
+          break;
+        }
+      }
       if (!free) throw new ForbiddenError('all predefined address pools have been fully subnetted');
       subnet = free;
     }
