@@ -25,6 +25,7 @@ import { nameservers } from '../network/etc-files.js';
 import { HostNat, natChainPrefix } from '../network/nat.js';
 import { PortPublisher } from '../network/ports.js';
 import type { AddressPool } from '../network/ipam.js';
+import { dnsRedirectAvailable } from '../network/dns-redirect.js';
 import { NetnsPool } from '../shim/spawner.js';
 import { OverlaySnapshotter } from '../storage/snapshotter.js';
 import { VolumeStore } from '../storage/volumes.js';
@@ -125,6 +126,7 @@ export class Engine {
     this.networks = new NetworkService({
       dir: path.join(data, 'network'),
       defaultBridge: options.bridge,
+      dnsRedirect: dnsRedirectAvailable(),
       ...(options.addressPools ? { addressPools: options.addressPools } : {}),
       events: this.events,
       dns,

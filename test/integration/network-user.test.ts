@@ -159,7 +159,7 @@ describe('user-defined networks through the docker CLI', { skip: dockerdSkip }, 
     assert.match(taken.stderr, /already in use/);
 
     const out = d.dockerOk(['run', '--rm', '--network', 'neta', 'busybox', 'sh', '-c', 'cat /etc/resolv.conf; for i in $(seq 50); do timeout 1 wget -q -O - http://site/ && break; sleep 0.1; done; for n in site www SITE.; do timeout 3 wget -q -O - http://$n/ >/dev/null && echo "reached $n"; done; nslookup elsewhere.test || true']);
-    assert.match(out, new RegExp(`nameserver ${NET_A.replace(/0\/24$/, '1').replace(/\./g, '\\.')}`));
+    assert.match(out, /^nameserver 127\.0\.0\.11$/m, "Docker's resolver address");
     assert.match(out, /reached site/);
     assert.match(out, /reached www/);
     assert.match(out, /reached SITE\./);
@@ -279,6 +279,42 @@ describe('user-defined networks through the docker CLI', { skip: dockerdSkip }, 
     d.dockerOk(['network', 'connect', 'neta', moved]);
     assert.match(d.dockerOk(['start', '-a', moved]), new RegExp(`inet ${NET_A.replace(/0\/24$/, '').replace(/\./g, '\\.')}\\d+/24`));
     d.dockerOk(['rm', '-f', donor, joined, onHost, moved]);
+  });
+
+  it("answers names at Docker's 127.0.0.11 (after a connect too), and keeps neighbours off a container's loopback", () => {
+    d.dockerOk(['network', 'create', '--subnet', `10.214.${TAG}.0/24`, 'dnsnet']);
+    const named: string[] = [];
+    try {
+      const server = d.dockerOk(['run', '-d', '--name', 'named-srv', '--network', 'dnsnet', 'busybox', 'sh', '-c', 'nc -l -p 7777 -e echo reached-loopback-service; sleep 300']).trim();
+      named.push(server);
+      const serverIp = d.dockerOk(['inspect', '-f', '{{(index .NetworkSettings.Networks "dnsnet").IPAddress}}', server]).trim();
+      const lookup = d.dockerOk(['run', '--rm', '--network', 'dnsnet', 'busybox', 'sh', '-c', 'grep nameserver /etc/resolv.conf; nslookup named-srv. 127.0.0.11']);
+      assert.match(lookup, /^nameserver 127\.0\.0\.11$/m);
+      assert.match(lookup, new RegExp(`Address: ${serverIp.replace(/\./g, '\\.')}$`, 'm'));
+      // A container on the default bridge only (no embedded server), then connected: 127.0.0.11 from then on.
+      const later = d.dockerOk(['run', '-d', 'busybox', 'sleep', '300']).trim();
+      named.push(later);
+      assert.doesNotMatch(d.dockerOk(['exec', later, 'cat', '/etc/resolv.conf']), /127\.0\.0\.11/);
+      d.dockerOk(['network', 'connect', 'dnsnet', later]);
+      assert.match(d.dockerOk(['exec', later, 'sh', '-c', 'grep nameserver /etc/resolv.conf; nslookup named-srv.']), new RegExp(`nameserver 127\\.0\\.0\\.11[^]*Address: ${serverIp.replace(/\./g, '\\.')}`));
+
+      // The redirect needs route_localnet in the container's namespace, which would let a
+      // neighbour send to its loopback; a rule drops that. A neighbour that routes 127.0.0.99
+      // to the server (listening on all addresses) must not get through; with the rule gone it
+      // would (the control: the attack itself works).
+      const attack = (): string =>
+        d.dockerOk([
+          'run', '--rm', '--network', 'dnsnet', '--cap-add', 'NET_ADMIN', '--sysctl', 'net.ipv4.conf.all.route_localnet=1', 'busybox', 'sh', '-c',
+          `ip route add 127.0.0.99/32 via ${serverIp} dev eth0 table local && (timeout 3 nc 127.0.0.99 7777 || true)`,
+        ]).trim();
+      assert.equal(attack(), '', 'dropped');
+      const pid = d.dockerOk(['inspect', '-f', '{{.State.Pid}}', server]).trim();
+      assert.equal(cmd('nsenter', ['-t', pid, '-n', 'nft', 'flush', 'chain', 'ip', 'berth_dns', 'input']).status, 0);
+      assert.equal(attack(), 'reached-loopback-service', 'without the rule the same packets reach it');
+    } finally {
+      d.docker(['rm', '-f', ...named]);
+      d.docker(['network', 'rm', 'dnsnet']);
+    }
   });
 
   it('keeps --internal networks inside their bridge, and lets other networks out through NAT', async () => {

@@ -52,6 +52,7 @@ import { hostsFile, parseExtraHosts, resolvConf } from '../../network/etc-files.
 import { linkEnvironment, linkHostNames, parseLegacyLink, recordedLink } from '../../network/links.js';
 import { bindingsFor, checkPortBindings } from '../../network/ports.js';
 import { checkNetworkModeConflicts } from './network-mode.js';
+import { EMBEDDED_DNS_ADDRESS, ROUTE_LOCALNET_SYSCTL } from '../../network/dns-redirect.js';
 import type { EndpointConfig } from '../networks/record.js';
 import { CONFIG_ONLY_ENDPOINT, type NetworkMember, type NetworkModeKind, type NetworkService } from '../networks/service.js';
 import { missingImageName } from '../../images/reference.js';
@@ -791,6 +792,11 @@ export class ContainerService {
       linkEnv: this.legacyLinkEnv(record),
     });
     if (spec.process && !(spec.process.env ?? []).some((e) => e.startsWith('HOME='))) spec.process.env = [...(spec.process.env ?? []), `HOME=${user.home}`];
+    // 127.0.0.11's redirect (network/dns-redirect.ts) needs this in the container's namespace:
+    // set by the runtime with the other sysctls, so that the redirect's own process need not.
+    if (this.joinsNetworks(record) && this.opts.networks.dnsServerFor(record.endpoints ?? {}) === EMBEDDED_DNS_ADDRESS) {
+      spec.linux!.sysctl = { ...spec.linux!.sysctl, [ROUTE_LOCALNET_SYSCTL]: '1' };
+    }
     for (const m of record.mounts) if (m.Type === 'bind' && !fs.existsSync(m.Source)) fs.mkdirSync(m.Source, { recursive: true });
     for (const m of record.mounts) {
       if (m.Type !== 'volume' || !m.Name) continue;
@@ -1709,6 +1715,7 @@ export class ContainerService {
       if (running) {
         const state = this.opts.networks.connectRunning({ id, pid: record.state.pid, networks: record.networks ?? {} }, network, endpoint);
         record.networks = { ...(record.networks ?? {}), [network.name]: state };
+        await this.opts.networks.redirectDns(record.state.pid, Object.keys(record.networks));
       }
       // dockerd's connect gives the endpoint the short ID alias, running or not.
       record.endpoints = { ...(record.endpoints ?? {}), [network.name]: { ...endpoint, berthJoined: true } };
@@ -1748,6 +1755,7 @@ export class ContainerService {
       if (endpoint) {
         this.opts.networks.disconnectRunning(id, network, endpoint);
         delete record.networks![network.name];
+        await this.opts.networks.redirectDns(record.state.pid, Object.keys(record.networks!));
       }
       delete record.endpoints[network.name];
       this.store.save(record);

@@ -16,6 +16,7 @@ import { filterMatch, invalidFilter, pruneMatcher } from '../image-filters.js';
 import { attachToBridge, detachVeth, detachVethAsync, enableHairpin, ensureBridge, hasDefaultRoute, hostRoutes, interfacesOf, isolatePort, macFor, removeBridge, vethName } from '../../network/bridge.js';
 import { type AddressPool, DEFAULT_ADDRESS_POOLS, Ipam, ipToInt, parseCidr, parseRange, parseSubnet, poolSubnets, subnetCidr, subnetContains, subnetsOverlap, type Subnet } from '../../network/ipam.js';
 import type { EmbeddedDns } from '../../network/dns.js';
+import { EMBEDDED_DNS_ADDRESS, redirectDns } from '../../network/dns-redirect.js';
 import type { HostNat } from '../../network/nat.js';
 import { bindingsOf, type PortBinding, type PortMap, type PortPublisher } from '../../network/ports.js';
 import type { EventBus } from '../events.js';
@@ -46,6 +47,11 @@ export type PortReserver = Pick<PortPublisher, 'publish' | 'unpublish' | 'natPor
 export interface NetworkServiceOptions {
   /** `<data-root>/network`: network records and each bridge network's address allocations. */
   dir: string;
+  /**
+   * Containers on user-defined networks get Docker's resolver address, 127.0.0.11, redirected in
+   * their namespace to the server on the gateway (network/dns-redirect.ts); else the gateway itself.
+   */
+  dnsRedirect?: boolean;
   /** Where networks without a subnet get one (dockerd's default-address-pools); default Docker's. */
   addressPools?: readonly AddressPool[];
   /** The default bridge (berthd's --bridge/--bip and its settings); none: no "bridge" network. */
@@ -499,6 +505,9 @@ export class NetworkService {
    */
   async attach(c: { id: string; pid: number; endpoints: Record<string, EndpointConfig>; ports: Record<string, PortBinding[]> }): Promise<{ networks: Record<string, EndpointState>; ports?: PortMap }> {
     const networks: Record<string, EndpointState> = {};
+    // 127.0.0.11's redirect, made in the container's namespace while the veths are plugged.
+    const dnsGateway = this.opts.dnsRedirect ? this.dnsGatewayFor(Object.keys(c.endpoints)) : undefined;
+    const dnsRedirected = dnsGateway ? redirectDns(c.pid, dnsGateway, true).then(() => undefined, (err: unknown) => err) : undefined;
     try {
       let routed = false;
       for (const [name, config] of Object.entries(c.endpoints)) {
@@ -509,6 +518,8 @@ export class NetworkService {
         // As dockerd: each network a starting container joins says so (compose and others follow them).
         this.opts.events.emit('network', 'connect', n.id, { container: c.id, name: n.name, type: n.driver });
       }
+      const failed = await dnsRedirected;
+      if (failed) throw failed;
       const primary = Object.values(networks)[0];
       let ports: PortMap | undefined;
       if (primary && Object.keys(c.ports).length) {
@@ -520,6 +531,7 @@ export class NetworkService {
       }
       return { networks, ...(ports ? { ports } : {}) };
     } catch (err) {
+      await dnsRedirected; // never left running into a namespace being torn down
       (await this.release(c.id, networks))();
       throw err;
     }
@@ -599,12 +611,28 @@ export class NetworkService {
 
   /** The embedded DNS server's address for a container: its first user-defined network's gateway. */
   dnsServerFor(endpoints: Record<string, EndpointConfig>): string | undefined {
+    const gateway = this.dnsGatewayFor(Object.keys(endpoints));
+    return gateway && this.opts.dnsRedirect ? EMBEDDED_DNS_ADDRESS : gateway;
+  }
+
+  /** The gateway whose DNS server a container on these networks asks: its first user-defined network's. */
+  private dnsGatewayFor(networks: string[]): string | undefined {
     if (!this.opts.dns) return undefined;
-    for (const name of Object.keys(endpoints)) {
+    for (const name of networks) {
       const n = this.store.byName(name);
       if (n && !n.builtin && n.gateway) return n.gateway;
     }
     return undefined;
+  }
+
+  /**
+   * Points a running container's 127.0.0.11 at the DNS server of its networks (now these), once
+   * they changed by a connect or a disconnect. Nothing to do without a user-defined network.
+   */
+  async redirectDns(pid: number, networks: string[]): Promise<void> {
+    const gateway = this.opts.dnsRedirect ? this.dnsGatewayFor(networks) : undefined;
+    // The network change itself stands: a failure here is said, not thrown back at it.
+    if (gateway) await redirectDns(pid, gateway).catch((err: Error) => process.emitWarning(`container ${pid}: ${err.message}`));
   }
 
   /** The default bridge's gateway (--add-host name:host-gateway). */
