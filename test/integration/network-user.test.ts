@@ -266,6 +266,13 @@ describe('user-defined networks through the docker CLI', { skip: dockerdSkip }, 
     fails(['network', 'rm', 'conf'], /error while removing network: configuration network "conf" is in use/);
     d.dockerOk(['network', 'rm', 'fromconf', 'conf']);
 
+    // An address on a network whose subnet berthd picked: dockerd's refusal (the subnet is not the user's).
+    d.dockerOk(['network', 'create', 'autosub']);
+    const autoSubnet = d.dockerOk(['network', 'inspect', '-f', '{{(index .IPAM.Config 0).Subnet}}', 'autosub']).trim();
+    fails(['create', '--network', 'autosub', '--ip', autoSubnet.replace(/0\/\d+$/, '10'), 'busybox', 'true'], /user specified IP address is supported only when connecting to networks with user configured subnets/);
+    d.dockerOk(['network', 'rm', 'autosub']);
+    fails(['network', 'create', '--ingress', 'ing'], /Ingress network can only be global scope network/);
+
     // Swarm scopes, and a filter value nothing has.
     fails(['network', 'create', '--scope', 'swarm', 'sw'], /cannot create a swarm scoped network when swarm is not active/);
     fails(['network', 'create', '--scope', 'global', 'gl'], /This node is not a swarm manager/);

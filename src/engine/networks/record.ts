@@ -25,6 +25,8 @@ export interface NetworkRecord {
   auxAddresses?: Record<string, string>;
   /** IPAM.Options as the create request gave them (the default IPAM driver has none of its own). */
   ipamOptions?: Record<string, string>;
+  /** The subnet was taken from the address pools, not given: no container may ask for an address in it (dockerd's rule). */
+  autoSubnet?: true;
   /** false: the gateway was chosen here for a subnet the user gave (inspect then shows none, as dockerd). */
   gatewayGiven?: false;
   /** A configuration-only network (driver "null"): config for others, no endpoints, no bridge. */

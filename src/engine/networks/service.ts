@@ -256,7 +256,8 @@ export class NetworkService {
     }
     if (req.Scope === 'swarm') throw new ForbiddenError('cannot create a swarm scoped network when swarm is not active');
     if (req.Scope && req.Scope !== 'local') throw new UnavailableError(NOT_A_SWARM_MANAGER);
-    if (req.Ingress === true) throw new UnsupportedError('ingress networks are swarm networks, which Berth does not have');
+    // dockerd's answers: an ingress network is a swarm one, global in scope.
+    if (req.Ingress === true && req.Scope !== 'swarm' && req.Scope !== 'global') throw new ForbiddenError('Ingress network can only be global scope network');
     let options = labelsOf(req.Options, 'Options');
     let labels = labelsOf(req.Labels, 'Labels');
     let ipamRequest = req.IPAM;
@@ -345,6 +346,7 @@ export class NetworkService {
       subnet: subnetCidr(subnet),
       gateway: subnet.gateway,
       ...(config.Subnet && !config.Gateway ? { gatewayGiven: false } : {}),
+      ...(config.Subnet ? {} : { autoSubnet: true }),
       ...(configFrom ? { configFrom } : {}),
       ...(mtu ? { mtu } : {}),
       ...(config.IPRange ? { ipRange: config.IPRange } : {}),
@@ -485,6 +487,8 @@ export class NetworkService {
     const ip = config.IPAMConfig?.IPv4Address;
     if (ip) {
       if (n.builtin) throw new InvalidArgumentError('user specified IP address is supported on user defined networks only', 'IPAMConfig.IPv4Address');
+      // dockerd: a subnet it picked may change; an address in it is not the user's to keep.
+      if (n.autoSubnet) throw new InvalidArgumentError('user specified IP address is supported only when connecting to networks with user configured subnets', 'IPAMConfig.IPv4Address');
       if (!subnetContains(this.subnetOf(n), ip)) throw new InvalidArgumentError(`no configured subnet contains IP address ${ip}`, 'IPAMConfig.IPv4Address');
     }
     for (const field of ['Aliases', 'Links'] as const) {
