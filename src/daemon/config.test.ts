@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 
-import { addressPools, bridgeSettings, checkConfig, containerDefaults, daemonLabels, parseUlimitFlag } from './config.js';
+import { addressPools, bridgeSettings, checkConfig, containerDefaults, daemonLabels, parseUlimitFlag, registryMirrors } from './config.js';
 
 describe('daemon.json', () => {
   it("refuses keys no daemon knows, with dockerd's words, and wrong types by key", () => {
@@ -41,10 +41,18 @@ describe('daemon.json', () => {
     assert.throws(() => addressPools(undefined, checkConfig({ 'default-address-pools': [{ base: '10.0.0.0/16', size: 12 }] }).config), /default-address-pools\[0\]: size 12/);
   });
 
+  it('registry mirrors from the flags or the file, checked', () => {
+    const file = checkConfig({ 'registry-mirrors': ['https://m.example'] });
+    assert.deepEqual(file.ignored, []);
+    assert.deepEqual(registryMirrors(undefined, file.config).map((m) => m.url), ['https://m.example/']);
+    assert.deepEqual(registryMirrors(['http://127.0.0.1:5000'], file.config).map((m) => [m.host, m.secure]), [['127.0.0.1:5000', false]]);
+    assert.throws(() => registryMirrors(['ftp://x'], {}), /invalid mirror: unsupported scheme "ftp"/);
+  });
+
   it("takes dockerd's other keys and says which it does not act on", () => {
-    const { config, ignored } = checkConfig({ 'live-restore': true, 'storage-driver': 'overlay2', debug: true, 'registry-mirrors': [] });
+    const { config, ignored } = checkConfig({ 'live-restore': true, 'storage-driver': 'overlay2', debug: true, 'max-concurrent-downloads': 3 });
     assert.equal(config.debug, true);
-    assert.deepEqual(ignored, ['live-restore', 'storage-driver', 'registry-mirrors']);
+    assert.deepEqual(ignored, ['live-restore', 'storage-driver', 'max-concurrent-downloads']);
   });
 
   it("the containers' defaults: flags win over the file", () => {

@@ -9,6 +9,7 @@
 import { InvalidArgumentError } from '../common/errors.js';
 import { goParseBool, parseUlimitSpec, ramInBytes } from '../common/units.js';
 import type { ContainerDefaults } from '../engine/containers/defaults.js';
+import { type Mirror, parseMirror } from '../images/registry/mirrors.js';
 import { type AddressPool, checkAddressPool } from '../network/ipam.js';
 
 export interface DaemonConfig {
@@ -46,6 +47,7 @@ export interface DaemonConfig {
   'seccomp-profile'?: string;
   labels?: string[];
   'default-address-pools'?: Array<{ base?: unknown; size?: unknown }>;
+  'registry-mirrors'?: string[];
 }
 
 type Kind = 'string' | 'boolean' | 'strings' | 'object' | 'integer' | 'objects';
@@ -86,6 +88,7 @@ const USED: Record<keyof DaemonConfig, Kind> = {
   'seccomp-profile': 'string',
   labels: 'strings',
   'default-address-pools': 'objects',
+  'registry-mirrors': 'strings',
 };
 
 /**
@@ -99,7 +102,6 @@ const ACCEPTED = new Set([
   'storage-opts',
   'features',
   'experimental',
-  'registry-mirrors',
   'max-concurrent-downloads',
   'max-concurrent-uploads',
   'max-download-attempts',
@@ -222,6 +224,11 @@ export function addressPools(flags: string[] | undefined, config: DaemonConfig):
   }
   const pools = config['default-address-pools'];
   return pools?.length ? pools.map((p, i) => checkAddressPool(p, `default-address-pools[${i}]`)) : undefined;
+}
+
+/** Docker Hub's mirrors (dockerd --registry-mirror, daemon.json registry-mirrors), checked as dockerd checks them. */
+export function registryMirrors(flags: string[] | undefined, config: DaemonConfig): Mirror[] {
+  return (flags ?? config['registry-mirrors'] ?? []).map(parseMirror);
 }
 
 /** The daemon's labels (dockerd --label, daemon.json labels), each "key=value" or "key" as dockerd takes them. */

@@ -9,7 +9,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 
 import { ApiServer } from '../api/server.js';
-import { addressPools, bridgeSettings, checkConfig, containerDefaults, daemonLabels, type CheckedConfig } from './config.js';
+import { addressPools, bridgeSettings, checkConfig, containerDefaults, daemonLabels, registryMirrors, type CheckedConfig } from './config.js';
 import { DEFAULT_LOG_CONFIG, resolveLogConfig, type EffectiveLogConfig } from '../engine/containers/logconfig.js';
 import { BerthError } from '../common/errors.js';
 import { Engine } from '../engine/engine.js';
@@ -24,6 +24,8 @@ Options:
       --exec-root DIR         Runtime state (default /run/berth)
   -p, --pidfile FILE          (default /run/berth.pid)
       --insecure-registry H   Registry reached over plain HTTP (repeatable)
+      --registry-mirror URL   A Docker Hub mirror, asked first for docker.io images
+                              (repeatable; http:// ones over plain HTTP)
       --group GROUP           Group owning the socket (default: docker, if it exists)
       --cgroup-parent PATH    Parent cgroup of the containers (default /berth)
       --userns-remap default  Every container in its own user namespace (own id range)
@@ -193,6 +195,7 @@ async function main(): Promise<void> {
         'fixed-cidr': { type: 'string' },
         label: { type: 'string', multiple: true },
         'default-address-pool': { type: 'string', multiple: true },
+        'registry-mirror': { type: 'string', multiple: true },
         // dockerd flags that ask what berthd does anyway (no userland proxy for kernel NAT,
         // containers that outlive the daemon, overlay2): taken, and checked where they could differ.
         'userland-proxy': { type: 'string' },
@@ -232,6 +235,7 @@ async function main(): Promise<void> {
   let bridge;
   let labels;
   let pools;
+  let mirrors;
   try {
     defaults = containerDefaults(flags, config);
     const seccomp = seccompProfile(flags['seccomp-profile'] ?? config['seccomp-profile']);
@@ -239,6 +243,7 @@ async function main(): Promise<void> {
     bridge = bridgeSettings(flags, config);
     labels = daemonLabels(flags.label, config);
     pools = addressPools(flags['default-address-pool'], config);
+    mirrors = registryMirrors(flags['registry-mirror'], config);
   } catch (err) {
     fail((err as Error).message);
   }
@@ -283,6 +288,7 @@ async function main(): Promise<void> {
     bridge: bridgeName === 'none' ? undefined : { name: bridgeName, cidr: flags.bip ?? config.bip ?? '172.29.0.1/16', ...bridge },
     labels,
     ...(pools ? { addressPools: pools } : {}),
+    registryMirrors: mirrors,
     ...((flags['seccomp-profile'] ?? config['seccomp-profile']) ? { seccompProfileSource: flags['seccomp-profile'] ?? config['seccomp-profile'] } : {}),
     iptables,
     hostResolvConf: flags['resolv-conf'] ?? config['resolv-conf'],

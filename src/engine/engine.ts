@@ -25,6 +25,7 @@ import { nameservers } from '../network/etc-files.js';
 import { HostNat, natChainPrefix } from '../network/nat.js';
 import { PortPublisher } from '../network/ports.js';
 import type { AddressPool } from '../network/ipam.js';
+import type { Mirror } from '../images/registry/mirrors.js';
 import { dnsRedirectAvailable } from '../network/dns-redirect.js';
 import { NetnsPool } from '../shim/spawner.js';
 import { OverlaySnapshotter } from '../storage/snapshotter.js';
@@ -48,6 +49,8 @@ export interface EngineOptions {
   execRoot: string;
   /** Registries reached over plain HTTP ("host:port"). */
   insecureRegistries?: string[];
+  /** Docker Hub's mirrors, asked first for docker.io images (dockerd's --registry-mirror). */
+  registryMirrors?: Mirror[];
   /** Parent cgroup of the containers (default "/berth"). */
   cgroupParent?: string;
   /** Every container in its own user namespace unless UsernsMode is "host". */
@@ -163,6 +166,7 @@ export class Engine {
       containers: this.containers,
       events: this.events,
       insecureRegistries: options.insecureRegistries ?? [],
+      registryMirrors: options.registryMirrors ?? [],
       tmpDir: path.join(data, 'tmp-images'),
     });
     this.builder = new Builder(engineBuildBackend(this.containers, this.imageService), path.join(data, 'tmp-build'));

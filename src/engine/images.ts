@@ -18,8 +18,9 @@ import { sha256Digest } from '../images/digest.js';
 import type { ImageStore } from '../images/image-store.js';
 import { parseImageConfig, parseManifest, parseTypedManifest } from '../images/manifest.js';
 import { pullImage, unpackImageLayers } from '../images/pull-image.js';
-import { dockerReference, familiarString, formatReference, missingImageName, parseReference, repositoryName, type ImageReference } from '../images/reference.js';
+import { DEFAULT_DOMAIN, dockerReference, familiarString, formatReference, missingImageName, parseReference, repositoryName, type ImageReference } from '../images/reference.js';
 import { fetchManifest, listTags, push, RegistryClient, RegistryError, repositoryScope, type RegistryAuth, type RegistryResponse } from '../images/registry/index.js';
+import { type Mirror, throughMirrors } from '../images/registry/mirrors.js';
 import { parseRegistryRef } from '../images/registry/ref.js';
 import type { ContentStore, Digest, ImageConfig, ImageManifest, ImageRecord, Platform } from '../images/types.js';
 import { MEDIA_TYPES } from '../images/types.js';
@@ -44,6 +45,8 @@ export interface ImageServiceOptions {
   events: EventBus;
   /** berthd --insecure-registry: "host:port" reached over plain HTTP. */
   insecureRegistries: string[];
+  /** berthd --registry-mirror: asked first, in order, for docker.io images. */
+  registryMirrors?: readonly Mirror[];
   /** Scratch space for archives and diffs (same file system as the data root). */
   tmpDir: string;
 }
@@ -354,11 +357,11 @@ export class ImageService {
   }
 
   /**
-   * `docker pull`: messages go to `sink` as dockerd words them. Errors before the first message
+   * `docker pull` of one tag or digest ("latest" when the reference has neither), then dockerd's
+   * status line: messages go to `sink` as dockerd words them. Errors before the first message
    * (no such image, refused credentials) are thrown with dockerd's wording; the caller decides
    * whether they become an HTTP status or a stream error.
    */
-  /** One tag or digest ("latest" when the reference has neither), then dockerd's status line. */
   async pull(ref: ImageReference, opts: { auth?: RegistryAuth; platform?: Platform; sink?: MessageSink } = {}): Promise<ImageRecord> {
     if (ref.tag === undefined && ref.digest === undefined) ref = { ...ref, tag: 'latest' };
     const { image, newer } = await this.pullOne(ref, opts);
@@ -376,16 +379,26 @@ export class ImageService {
     const progress = new PullProgress(ref.path, ref.digest !== undefined ? full : (ref.tag ?? ''));
     return this.withBusy(async () => {
       let result;
+      const auth = opts.auth ?? 'anonymous';
+      // A docker.io image from the mirrors first, then Docker Hub (dockerd's lookup of endpoints).
+      const mirrors = ref.domain === DEFAULT_DOMAIN ? (this.opts.registryMirrors ?? []) : [];
       try {
-        result = await pullImage(full, {
-          content: this.content,
-          images: this.images,
-          snapshotter: this.opts.snapshotter,
-          auth: opts.auth ?? 'anonymous',
-          insecure: this.insecureFor(ref.domain),
-          platform: opts.platform,
-          onProgress: (e) => progress.map(e).forEach(sink),
-        });
+        result = await throughMirrors(
+          mirrors,
+          (mirror) =>
+            pullImage(full, {
+              content: this.content,
+              images: this.images,
+              snapshotter: this.opts.snapshotter,
+              auth,
+              insecure: this.insecureFor(ref.domain),
+              platform: opts.platform,
+              onProgress: (e) => progress.map(e).forEach(sink),
+              // A mirror has Docker Hub's repositories and takes its credentials, as dockerd sends them.
+              ...(mirror ? { client: new RegistryClient(ref.domain, mirror.host, { auth, insecure: mirror.secure ? this.insecureFor(mirror.host) : [mirror.host] }) } : {}),
+            }),
+          (mirror, err) => process.emitWarning(`pulling ${full} from the mirror ${mirror.url}: ${(err as Error).message}; trying the next`),
+        );
       } catch (err) {
         throw translatePullError(err, ref);
       }

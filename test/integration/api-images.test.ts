@@ -364,6 +364,41 @@ describe('docker CLI image commands against berthd', { skip, timeout: 600_000 },
     assert.deepEqual(untagged, ['Untagged: aa/c:1', 'Untagged: committed:1', 'Untagged: zz/c:1']);
   });
 
+  it('pulls docker.io images from a --registry-mirror first, falling back to Docker Hub (never reached here)', async () => {
+    await run('skopeo', ['copy', '--quiet', '--dest-tls-verify=false', `oci:${path.join(testImagesDir(), 'oci')}:busybox`, `docker://${host}/library/busybox:latest`], { env: skopeoEnv, timeout: 60_000 });
+    // Nothing may leave the machine: Docker Hub is reached (only after the mirror failed) through
+    // a proxy that is a closed port here, so not even its name is looked up.
+    const saved = { HTTPS_PROXY: process.env.HTTPS_PROXY, NO_PROXY: process.env.NO_PROXY };
+    process.env.HTTPS_PROXY = 'http://127.0.0.1:9';
+    process.env.NO_PROXY = '127.0.0.1';
+    let m: PrivateBerthd | undefined;
+    try {
+      m = await startBerthd({ prefix: 'berthd-mirror-', extraArgs: ['--registry-mirror', `http://${host}`] });
+    } finally {
+      for (const [k, v] of Object.entries(saved)) {
+        if (v === undefined) delete process.env[k];
+        else process.env[k] = v;
+      }
+    }
+    try {
+      const pulled = m.dockerOk(['pull', 'busybox']);
+      assert.match(pulled, /Status: Downloaded newer image for busybox:latest/);
+      const image = JSON.parse(m.dockerOk(['image', 'inspect', 'busybox'])) as Array<{ Id: string; RepoTags: string[] }>;
+      assert.equal(image[0]!.Id, info.images.busybox!.config_digest);
+      assert.deepEqual(image[0]!.RepoTags, ['busybox:latest']);
+      assert.match(m.dockerOk(['info']), new RegExp(`Registry Mirrors:\\s+http://${host.replace(/\./g, '\\.')}/`));
+      // Not on the mirror: Docker Hub is tried next (here its proxy refuses).
+      const missing = m.docker(['pull', 'multilayer']);
+      assert.notEqual(missing.status, 0);
+      assert.match(missing.stderr, /registry-1\.docker\.io|127\.0\.0\.1:9/, missing.stderr);
+      assert.match(m.logTail(200), new RegExp(`pulling docker\\.io/library/multilayer:latest from the mirror http://${host.replace(/\./g, '\\.')}/: .*trying the next`));
+      // Other registries never go through the mirror.
+      assert.equal(m.docker(['pull', `${host}/library/busybox:latest`]).status, 0);
+    } finally {
+      await m.stop();
+    }
+  });
+
   it('logs in to a registry with Basic auth, then pulls from it', () => {
     fails(['pull', `${authHost}/busybox:latest`], new RegExp(`Error response from daemon: (Get|Head) "http://${authHost}/v2/busybox/manifests/latest": no basic auth credentials`));
     const bad = d!.docker(['login', authHost, '-u', 'testuser', '--password-stdin'], 60_000, 'wrong\n');

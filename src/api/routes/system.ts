@@ -157,7 +157,7 @@ export function systemRoutes(router: Router, engine: Engine): void {
       OSType: 'linux',
       Architecture: os.machine(),
       IndexServerAddress: 'https://index.docker.io/v1/',
-      RegistryConfig: registryConfig(engine.options.insecureRegistries ?? []),
+      RegistryConfig: registryConfig(engine.options.insecureRegistries ?? [], (engine.options.registryMirrors ?? []).map((m) => m.url)),
       NCPU: os.cpus().length,
       MemTotal: os.totalmem(),
       DockerRootDir: engine.options.dataRoot,
@@ -262,11 +262,11 @@ function backingFilesystem(dir: string): string {
 
 /**
  * dockerd's RegistryConfig: the CIDRs of --insecure-registry and 127.0.0.0/8 (insecure always,
- * as pulls treat it here too), and each name of it an index that is not secure.
+ * as pulls treat it here too), each name of it an index that is not secure, and Docker Hub's mirrors.
  */
-function registryConfig(insecure: string[]): object {
+function registryConfig(insecure: string[], mirrors: string[]): object {
   const isCidr = (r: string): boolean => /\/\d{1,2}$/.test(r);
-  const index = (name: string, secure: boolean): object => ({ Name: name, Mirrors: [], Secure: secure, Official: name === 'docker.io' });
+  const index = (name: string, secure: boolean): object => ({ Name: name, Mirrors: name === 'docker.io' ? mirrors : [], Secure: secure, Official: name === 'docker.io' });
   const named = insecure.filter((r) => !isCidr(r)).map(insecureEntryHost);
   return {
     // Deprecated fields that API 1.44 still has, empty (no non-distributable artifacts here).
@@ -274,7 +274,7 @@ function registryConfig(insecure: string[]): object {
     AllowNondistributableArtifactsHostnames: [],
     InsecureRegistryCIDRs: [...new Set([...insecure.filter(isCidr), '127.0.0.0/8'])], // dockerd appends loopback
     IndexConfigs: Object.fromEntries([['docker.io', index('docker.io', true)], ...named.map((n) => [n, index(n, false)])]),
-    Mirrors: [],
+    Mirrors: mirrors,
   };
 }
 
