@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 
-import { addressPools, bridgeSettings, checkConfig, containerDefaults, daemonLabels, parseUlimitFlag, registryMirrors } from './config.js';
+import { addressPools, bridgeSettings, checkConfig, containerDefaults, daemonLabels, parseUlimitFlag, registryMirrors, transferLimits, defaultNetworkOptions } from './config.js';
 
 describe('daemon.json', () => {
   it("refuses keys no daemon knows, with dockerd's words, and wrong types by key", () => {
@@ -49,10 +49,27 @@ describe('daemon.json', () => {
     assert.throws(() => registryMirrors(['ftp://x'], {}), /invalid mirror: unsupported scheme "ftp"/);
   });
 
+  it('transfer limits from the flags or the file, each a positive integer', () => {
+    const file = checkConfig({ 'max-concurrent-downloads': 6, 'max-download-attempts': 2 }).config;
+    assert.deepEqual(transferLimits({}, file), { downloads: 6, downloadAttempts: 2 });
+    assert.deepEqual(transferLimits({ 'max-concurrent-downloads': '1', 'max-concurrent-uploads': '4' }, file), { downloads: 1, uploads: 4, downloadAttempts: 2 });
+    assert.deepEqual(transferLimits({}, {}), {});
+    assert.throws(() => transferLimits({ 'max-concurrent-uploads': '0' }, {}), /max-concurrent-uploads: invalid value "0": a positive integer/);
+    assert.throws(() => checkConfig({ 'max-download-attempts': 'five' }), /max-download-attempts: must be an integer/);
+  });
+
+  it('default network options by driver, from the flags (DRIVER=KEY=VALUE) or the file', () => {
+    const file = checkConfig({ 'default-network-opts': { bridge: { 'com.docker.network.driver.mtu': '1400' } } }).config;
+    assert.deepEqual(defaultNetworkOptions(undefined, file), { bridge: { 'com.docker.network.driver.mtu': '1400' } });
+    assert.deepEqual(defaultNetworkOptions(['bridge=a=b', 'bridge=c=d=e'], file), { bridge: { a: 'b', c: 'd=e' } });
+    assert.throws(() => defaultNetworkOptions(['bridge'], {}), /expected DRIVER=KEY=VALUE/);
+    assert.throws(() => defaultNetworkOptions(undefined, checkConfig({ 'default-network-opts': { bridge: { mtu: 1400 } } }).config), /default-network-opts\.bridge: must be an object of strings/);
+  });
+
   it("takes dockerd's other keys and says which it does not act on", () => {
-    const { config, ignored } = checkConfig({ 'live-restore': true, 'storage-driver': 'overlay2', debug: true, 'max-concurrent-downloads': 3 });
+    const { config, ignored } = checkConfig({ 'live-restore': true, 'storage-driver': 'overlay2', debug: true, 'shutdown-timeout': 15 });
     assert.equal(config.debug, true);
-    assert.deepEqual(ignored, ['live-restore', 'storage-driver', 'max-concurrent-downloads']);
+    assert.deepEqual(ignored, ['live-restore', 'storage-driver', 'shutdown-timeout']);
   });
 
   it("the containers' defaults: flags win over the file", () => {

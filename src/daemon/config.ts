@@ -9,6 +9,7 @@
 import { InvalidArgumentError } from '../common/errors.js';
 import { goParseBool, parseUlimitSpec, ramInBytes } from '../common/units.js';
 import type { ContainerDefaults } from '../engine/containers/defaults.js';
+import type { TransferLimits } from '../engine/images.js';
 import { type Mirror, parseMirror } from '../images/registry/mirrors.js';
 import { type AddressPool, checkAddressPool } from '../network/ipam.js';
 
@@ -48,6 +49,10 @@ export interface DaemonConfig {
   labels?: string[];
   'default-address-pools'?: Array<{ base?: unknown; size?: unknown }>;
   'registry-mirrors'?: string[];
+  'max-concurrent-downloads'?: number;
+  'max-concurrent-uploads'?: number;
+  'max-download-attempts'?: number;
+  'default-network-opts'?: Record<string, Record<string, string>>;
 }
 
 type Kind = 'string' | 'boolean' | 'strings' | 'object' | 'integer' | 'objects';
@@ -89,6 +94,10 @@ const USED: Record<keyof DaemonConfig, Kind> = {
   labels: 'strings',
   'default-address-pools': 'objects',
   'registry-mirrors': 'strings',
+  'max-concurrent-downloads': 'integer',
+  'max-concurrent-uploads': 'integer',
+  'max-download-attempts': 'integer',
+  'default-network-opts': 'object',
 };
 
 /**
@@ -102,9 +111,6 @@ const ACCEPTED = new Set([
   'storage-opts',
   'features',
   'experimental',
-  'max-concurrent-downloads',
-  'max-concurrent-uploads',
-  'max-download-attempts',
   'userland-proxy',
   'userland-proxy-path',
   'ip-forward',
@@ -128,7 +134,6 @@ const ACCEPTED = new Set([
   'builder',
   'authorization-plugins',
   'allow-nondistributable-artifacts',
-  'default-network-opts',
   'dns-options',
   'raw-logs',
   'log-format',
@@ -224,6 +229,47 @@ export function addressPools(flags: string[] | undefined, config: DaemonConfig):
   }
   const pools = config['default-address-pools'];
   return pools?.length ? pools.map((p, i) => checkAddressPool(p, `default-address-pools[${i}]`)) : undefined;
+}
+
+/** How many blobs a pull or push moves at once, and attempts per download, from the flags or the file (each at least 1, as dockerd checks). */
+export function transferLimits(flags: { 'max-concurrent-downloads'?: string; 'max-concurrent-uploads'?: string; 'max-download-attempts'?: string }, config: DaemonConfig): TransferLimits {
+  const limits: TransferLimits = {};
+  const pick = (key: 'max-concurrent-downloads' | 'max-concurrent-uploads' | 'max-download-attempts'): number | undefined => {
+    const text = flags[key] ?? (config[key] !== undefined ? String(config[key]) : undefined);
+    if (text === undefined) return undefined;
+    if (!/^\d+$/.test(text) || Number(text) < 1) throw new InvalidArgumentError(`invalid value ${JSON.stringify(text)}: a positive integer`, key);
+    return Number(text);
+  };
+  const downloads = pick('max-concurrent-downloads');
+  const uploads = pick('max-concurrent-uploads');
+  const attempts = pick('max-download-attempts');
+  if (downloads !== undefined) limits.downloads = downloads;
+  if (uploads !== undefined) limits.uploads = uploads;
+  if (attempts !== undefined) limits.downloadAttempts = attempts;
+  return limits;
+}
+
+/**
+ * Driver options new networks get unless they set them (dockerd's --default-network-opt
+ * "bridge=com.docker.network.driver.mtu=1400", daemon.json default-network-opts), by driver.
+ */
+export function defaultNetworkOptions(flags: string[] | undefined, config: DaemonConfig): Record<string, Record<string, string>> {
+  const out: Record<string, Record<string, string>> = {};
+  if (flags?.length) {
+    for (const text of flags) {
+      const m = /^([^=]+)=([^=]+)=(.*)$/.exec(text);
+      if (!m) throw new InvalidArgumentError(`invalid value ${JSON.stringify(text)}: expected DRIVER=KEY=VALUE`, 'default-network-opt');
+      (out[m[1]!] ??= {})[m[2]!] = m[3]!;
+    }
+    return out;
+  }
+  for (const [driver, options] of Object.entries(config['default-network-opts'] ?? {})) {
+    if (!options || typeof options !== 'object' || Array.isArray(options) || Object.values(options).some((v) => typeof v !== 'string')) {
+      throw new InvalidArgumentError('must be an object of strings', `default-network-opts.${driver}`);
+    }
+    out[driver] = { ...options };
+  }
+  return out;
 }
 
 /** Docker Hub's mirrors (dockerd --registry-mirror, daemon.json registry-mirrors), checked as dockerd checks them. */

@@ -9,7 +9,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 
 import { ApiServer } from '../api/server.js';
-import { addressPools, bridgeSettings, checkConfig, containerDefaults, daemonLabels, registryMirrors, type CheckedConfig } from './config.js';
+import { addressPools, bridgeSettings, checkConfig, containerDefaults, daemonLabels, defaultNetworkOptions, registryMirrors, transferLimits, type CheckedConfig } from './config.js';
 import { DEFAULT_LOG_CONFIG, resolveLogConfig, type EffectiveLogConfig } from '../engine/containers/logconfig.js';
 import { BerthError } from '../common/errors.js';
 import { Engine } from '../engine/engine.js';
@@ -26,6 +26,10 @@ Options:
       --insecure-registry H   Registry reached over plain HTTP (repeatable)
       --registry-mirror URL   A Docker Hub mirror, asked first for docker.io images
                               (repeatable; http:// ones over plain HTTP)
+      --max-concurrent-downloads N, --max-concurrent-uploads N
+                              Blobs a pull or a push moves at once (default 3 each)
+      --max-download-attempts N
+                              Attempts per download (default 5)
       --group GROUP           Group owning the socket (default: docker, if it exists)
       --cgroup-parent PATH    Parent cgroup of the containers (default /berth)
       --userns-remap default  Every container in its own user namespace (own id range)
@@ -62,6 +66,9 @@ Options:
       --mtu BYTES             The default bridge's MTU (default 1500)
       --fixed-cidr CIDR       The part of --bip's subnet containers' addresses come from
       --label KEY=VALUE       The daemon's labels (docker info; repeatable)
+      --default-network-opt DRIVER=KEY=VALUE
+                              Driver options new networks get unless they set them
+                              (repeatable; e.g. bridge=com.docker.network.driver.mtu=1400)
       --default-address-pool base=CIDR,size=N
                               Where networks made without a subnet get one (repeatable;
                               default 172.18-31.0.0/16, then 192.168.0.0/16 in /20s)
@@ -196,6 +203,10 @@ async function main(): Promise<void> {
         label: { type: 'string', multiple: true },
         'default-address-pool': { type: 'string', multiple: true },
         'registry-mirror': { type: 'string', multiple: true },
+        'max-concurrent-downloads': { type: 'string' },
+        'max-concurrent-uploads': { type: 'string' },
+        'max-download-attempts': { type: 'string' },
+        'default-network-opt': { type: 'string', multiple: true },
         // dockerd flags that ask what berthd does anyway (no userland proxy for kernel NAT,
         // containers that outlive the daemon, overlay2): taken, and checked where they could differ.
         'userland-proxy': { type: 'string' },
@@ -236,6 +247,8 @@ async function main(): Promise<void> {
   let labels;
   let pools;
   let mirrors;
+  let transfers;
+  let networkOptions;
   try {
     defaults = containerDefaults(flags, config);
     const seccomp = seccompProfile(flags['seccomp-profile'] ?? config['seccomp-profile']);
@@ -244,6 +257,8 @@ async function main(): Promise<void> {
     labels = daemonLabels(flags.label, config);
     pools = addressPools(flags['default-address-pool'], config);
     mirrors = registryMirrors(flags['registry-mirror'], config);
+    transfers = transferLimits(flags, config);
+    networkOptions = defaultNetworkOptions(flags['default-network-opt'], config);
   } catch (err) {
     fail((err as Error).message);
   }
@@ -289,6 +304,8 @@ async function main(): Promise<void> {
     labels,
     ...(pools ? { addressPools: pools } : {}),
     registryMirrors: mirrors,
+    transfers,
+    defaultNetworkOptions: networkOptions,
     ...((flags['seccomp-profile'] ?? config['seccomp-profile']) ? { seccompProfileSource: flags['seccomp-profile'] ?? config['seccomp-profile'] } : {}),
     iptables,
     hostResolvConf: flags['resolv-conf'] ?? config['resolv-conf'],

@@ -39,7 +39,7 @@ import type { EffectiveLogConfig } from './containers/logconfig.js';
 import { ContainerService } from './containers/service.js';
 import { EventBus } from './events.js';
 import { type DefaultBridge, NetworkService } from './networks/service.js';
-import { ImageService } from './images.js';
+import { ImageService, type TransferLimits } from './images.js';
 import { blockDeviceNumbers } from './host-devices.js';
 import type { HostFacts } from './spec/container-spec.js';
 import { parseSeccompProfile } from './spec/seccomp-default.js';
@@ -51,6 +51,8 @@ export interface EngineOptions {
   insecureRegistries?: string[];
   /** Docker Hub's mirrors, asked first for docker.io images (dockerd's --registry-mirror). */
   registryMirrors?: Mirror[];
+  /** Blobs moved at once by a pull or a push, attempts per download (dockerd's --max-concurrent-downloads...). */
+  transfers?: TransferLimits;
   /** Parent cgroup of the containers (default "/berth"). */
   cgroupParent?: string;
   /** Every container in its own user namespace unless UsernsMode is "host". */
@@ -63,6 +65,8 @@ export interface EngineOptions {
   bridge?: DefaultBridge;
   /** Where networks made without a subnet get one (dockerd's default-address-pools). */
   addressPools?: AddressPool[];
+  /** Driver options new networks get unless they set them, by driver (dockerd's default-network-opts). */
+  defaultNetworkOptions?: Record<string, Record<string, string>>;
   /** The daemon's labels, as `docker info` shows them (dockerd --label). */
   labels?: string[];
   /** Where the daemon's seccomp profile came from (its --seccomp-profile), as `docker info` names it. */
@@ -131,6 +135,7 @@ export class Engine {
       defaultBridge: options.bridge,
       dnsRedirect: dnsRedirectAvailable(),
       ...(options.addressPools ? { addressPools: options.addressPools } : {}),
+      ...(options.defaultNetworkOptions ? { defaultOptions: options.defaultNetworkOptions } : {}),
       events: this.events,
       dns,
       ports: publisher,
@@ -167,6 +172,7 @@ export class Engine {
       events: this.events,
       insecureRegistries: options.insecureRegistries ?? [],
       registryMirrors: options.registryMirrors ?? [],
+      ...(options.transfers ? { transfers: options.transfers } : {}),
       tmpDir: path.join(data, 'tmp-images'),
     });
     this.builder = new Builder(engineBuildBackend(this.containers, this.imageService), path.join(data, 'tmp-build'));

@@ -47,11 +47,20 @@ export interface ImageServiceOptions {
   insecureRegistries: string[];
   /** berthd --registry-mirror: asked first, in order, for docker.io images. */
   registryMirrors?: readonly Mirror[];
+  /** dockerd's --max-concurrent-downloads, --max-concurrent-uploads (default 3 each) and --max-download-attempts (default 5). */
+  transfers?: TransferLimits;
   /** Scratch space for archives and diffs (same file system as the data root). */
   tmpDir: string;
 }
 
 export type MessageSink = (message: JsonMessage) => void;
+
+/** How many blobs a pull or a push moves at once, and how often a download is tried. */
+export interface TransferLimits {
+  downloads?: number;
+  uploads?: number;
+  downloadAttempts?: number;
+}
 
 /** One line of `DELETE /images/{name}` and of prune's ImagesDeleted. */
 export type DeleteItem = { Untagged: string } | { Deleted: string };
@@ -393,6 +402,8 @@ export class ImageService {
               auth,
               insecure: this.insecureFor(ref.domain),
               platform: opts.platform,
+              concurrency: this.opts.transfers?.downloads ?? 3,
+              retries: this.opts.transfers?.downloadAttempts ?? 5,
               onProgress: (e) => progress.map(e).forEach(sink),
               // A mirror has Docker Hub's repositories and takes its credentials, as dockerd sends them.
               ...(mirror ? { client: new RegistryClient(ref.domain, mirror.host, { auth, insecure: mirror.secure ? this.insecureFor(mirror.host) : [mirror.host] }) } : {}),
@@ -473,6 +484,7 @@ export class ImageService {
           auth: opts.auth ?? 'anonymous',
           insecure: this.insecureFor(target.domain),
           mountFrom: (digest) => sources.get(digest)?.find((p) => p !== target.path),
+          concurrency: this.opts.transfers?.uploads ?? 3,
           onProgress: (e) => pushMessages(e).forEach(sink),
         });
       } catch (err) {

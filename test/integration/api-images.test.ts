@@ -373,7 +373,8 @@ describe('docker CLI image commands against berthd', { skip, timeout: 600_000 },
     process.env.NO_PROXY = '127.0.0.1';
     let m: PrivateBerthd | undefined;
     try {
-      m = await startBerthd({ prefix: 'berthd-mirror-', extraArgs: ['--registry-mirror', `http://${host}`] });
+      // One blob at a time, two attempts each (dockerd's transfer flags): taken, and the pull works.
+      m = await startBerthd({ prefix: 'berthd-mirror-', extraArgs: ['--registry-mirror', `http://${host}`, '--max-concurrent-downloads', '1', '--max-download-attempts', '2'] });
     } finally {
       for (const [k, v] of Object.entries(saved)) {
         if (v === undefined) delete process.env[k];

@@ -137,7 +137,7 @@ describe("berthd's security defaults, default-bridge settings and address pools 
       prefix: 'berthd-secdef-',
       bridge: { name: BRIDGE, cidr: `10.219.${TAG}.1/24` },
       config: { labels: ['team=blue'], 'no-new-privileges': true },
-      extraArgs: ['--icc=false', '--ip', '127.0.0.1', '--seccomp-profile', profile, '--default-address-pool', `base=10.211.${TAG}.0/24,size=26`],
+      extraArgs: ['--icc=false', '--ip', '127.0.0.1', '--seccomp-profile', profile, '--default-address-pool', `base=10.211.${TAG}.0/24,size=26`, '--default-network-opt', 'bridge=com.docker.network.driver.mtu=1400'],
     });
     d.loadImages('busybox', 'web');
   });
@@ -218,6 +218,18 @@ describe("berthd's security defaults, default-bridge settings and address pools 
       assert.match(d.docker(['network', 'create', 'pooled4']).stderr, /all predefined address pools have been fully subnetted/);
     } finally {
       if (made.length) d.docker(['network', 'rm', ...made]);
+    }
+  });
+
+  it("--default-network-opt: new networks get the daemon's driver options unless they set their own", () => {
+    d.dockerOk(['network', 'create', '--subnet', `10.210.${TAG}.0/24`, 'defopts']);
+    d.dockerOk(['network', 'create', '--subnet', `10.209.${TAG}.0/24`, '-o', 'com.docker.network.driver.mtu=1300', 'ownopts']);
+    try {
+      assert.equal(d.dockerOk(['network', 'inspect', '-f', '{{json .Options}}', 'defopts']).trim(), '{"com.docker.network.driver.mtu":"1400"}');
+      assert.equal(d.dockerOk(['run', '--rm', '--network', 'defopts', 'busybox', 'cat', '/sys/class/net/eth0/mtu']).trim(), '1400');
+      assert.equal(d.dockerOk(['run', '--rm', '--network', 'ownopts', 'busybox', 'cat', '/sys/class/net/eth0/mtu']).trim(), '1300');
+    } finally {
+      d.docker(['network', 'rm', 'defopts', 'ownopts']);
     }
   });
 

@@ -54,6 +54,8 @@ export interface NetworkServiceOptions {
   dnsRedirect?: boolean;
   /** Where networks without a subnet get one (dockerd's default-address-pools); default Docker's. */
   addressPools?: readonly AddressPool[];
+  /** Driver options new networks get unless they set them, by driver (dockerd's default-network-opts). */
+  defaultOptions?: Record<string, Record<string, string>>;
   /** The default bridge (berthd's --bridge/--bip and its settings); none: no "bridge" network. */
   defaultBridge?: DefaultBridge;
   /** Kernel NAT and filtering; undefined with --iptables=false. */
@@ -258,7 +260,10 @@ export class NetworkService {
     if (req.Scope && req.Scope !== 'local') throw new UnavailableError(NOT_A_SWARM_MANAGER);
     // dockerd's answers: an ingress network is a swarm one, global in scope.
     if (req.Ingress === true && req.Scope !== 'swarm' && req.Scope !== 'global') throw new ForbiddenError('Ingress network can only be global scope network');
-    let options = labelsOf(req.Options, 'Options');
+    // The daemon's defaults for the driver under the request's own (not for a --config-from
+    // network, whose options all come from its configuration network).
+    const defaults = req.ConfigFrom?.Network ? {} : this.opts.defaultOptions?.[driver];
+    let options = { ...defaults, ...labelsOf(req.Options, 'Options') };
     let labels = labelsOf(req.Labels, 'Labels');
     let ipamRequest = req.IPAM;
     let configFrom: string | undefined;
