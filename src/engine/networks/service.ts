@@ -129,8 +129,8 @@ export function bridgeDriverOptions(options: Record<string, string>): { icc: boo
   }
   return { icc: bool(ICC_OPTION), masquerade: bool(MASQUERADE_OPTION), hostBindingIp };
 }
-const PREDEFINED = ['bridge', 'host', 'none'];
 
+const PREDEFINED = ['bridge', 'host', 'none'];
 
 function labelsOf(value: unknown, field: string): Record<string, string> {
   if (value === undefined || value === null) return {};
