@@ -242,6 +242,14 @@ describe('user-defined networks through the docker CLI', { skip: dockerdSkip }, 
     const joined = d.dockerOk(['create', ...mode, 'web']).trim();
     assert.equal(d.dockerOk(['run', '--rm', '--network', 'host', '--hostname', 'own-name', 'busybox', 'hostname']).trim(), 'own-name');
     assert.equal(d.dockerOk(['run', '--rm', '--network', 'host', 'busybox', 'hostname']).trim(), os.hostname());
+    // On another's network: dockerd keeps that container by ID, and its hostname is taken at the start.
+    d.dockerOk(['run', '-d', '--name', 'donor-named', '--hostname', 'donor-host', 'busybox', 'sleep', '300']);
+    const donorId = d.dockerOk(['inspect', '-f', '{{.Id}}', 'donor-named']).trim();
+    const follower = d.dockerOk(['create', '--network', 'container:donor-named', 'busybox', 'hostname']).trim();
+    assert.equal(d.dockerOk(['inspect', '-f', '{{.HostConfig.NetworkMode}} {{.Config.Hostname}}', follower]).trim(), `container:${donorId} ${follower.slice(0, 12)}`);
+    assert.equal(d.dockerOk(['start', '-a', follower]).trim(), 'donor-host');
+    assert.equal(d.dockerOk(['inspect', '-f', '{{.Config.Hostname}}', follower]).trim(), 'donor-host');
+    d.dockerOk(['rm', '-f', follower, 'donor-named']);
     // Sharing a namespace rules out joining networks.
     fails(['network', 'connect', 'neta', joined], /container sharing network namespace with another container or host cannot be connected to any other network/);
     const onHost = d.dockerOk(['create', '--network', 'host', 'busybox', 'true']).trim();

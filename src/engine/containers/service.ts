@@ -399,6 +399,8 @@ export class ContainerService {
     // Another container's namespaces (network, PID, IPC) are looked up at start, as dockerd does:
     // a 404 from create would send the docker CLI to pull the image ("Unable to find image").
     const networkDonor = network.kind === 'container' ? this.store.find(network.ref) : undefined;
+    // dockerd keeps the other container by its ID: a container made since under its name is not it.
+    if (networkDonor) hostConfig.NetworkMode = `container:${networkDonor.id}`;
     parseExtraHosts(hostConfig.ExtraHosts as string[] | undefined, this.opts.networks.hostGateway() ?? '0.0.0.0');
     checkPortBindings(hostConfig.PortBindings);
     this.registerLegacyLinks(hostConfig, network, name);
@@ -420,7 +422,8 @@ export class ContainerService {
 
     // The log driver and options, checked now and kept as the container's (dockerd's
     // mergeAndVerifyLogConfig); the attributes its lines will carry too.
-    const merged = mergeImageConfig({ ...config, Hostname: config.Hostname || (network.kind === 'host' || hostConfig.UTSMode === 'host' ? os.hostname() : networkDonor?.config.Hostname) || id.slice(0, 12), Cmd: cmd, Entrypoint: entrypoint.length ? entrypoint : null }, imageConfig.config ?? {});
+    // On another container's network the hostname is that container's, taken at each start (networkAtStart).
+    const merged = mergeImageConfig({ ...config, Hostname: config.Hostname || (network.kind === 'host' || hostConfig.UTSMode === 'host' ? os.hostname() : undefined) || id.slice(0, 12), Cmd: cmd, Entrypoint: entrypoint.length ? entrypoint : null }, imageConfig.config ?? {});
     const logConfig = resolveLogConfig(hostConfig.LogConfig, this.opts.logConfig);
     logAttributes(logConfig, { id, name, imageId: image.config, imageName: config.Image, labels: merged.Labels ?? {}, env: merged.Env ?? [] });
     hostConfig.LogConfig = logConfig;
@@ -577,6 +580,9 @@ export class ContainerService {
     if (network.kind === 'private') return { mode: 'private' };
     const other = this.store.get(network.ref);
     if (other.state.status !== 'running' || !other.state.pid) throw new ConflictError(`cannot join network of a non running container: ${other.id}`);
+    // As dockerd's initializeNetworking: its hostname and domain name are the other's, now.
+    record.config.Hostname = other.config.Hostname;
+    record.config.Domainname = other.config.Domainname;
     return { mode: 'join', path: `/proc/${other.state.pid}/ns/net` };
   }
 
@@ -777,6 +783,7 @@ export class ContainerService {
     }
     const user = resolveUser(record.config.User ?? imageConfig.config?.User, passwd, group, (record.hostConfig.GroupAdd as string[] | undefined) ?? []);
     const host = withRunDefaults(record.hostConfig, this.opts.defaults);
+    const network = this.networkAtStart(record); // before the config is read: it may take another's hostname
     const spec = containerSpec({
       image: imageConfig,
       create: { ...record.config, Entrypoint: [record.path], Cmd: record.args },
@@ -786,7 +793,7 @@ export class ContainerService {
       cgroupsPath: this.cgroupsPath(record),
       id: record.id,
       facts: this.factsFor(record.idRange, record.hostConfig),
-      network: this.networkAtStart(record),
+      network,
       join: this.joinAtStart(record),
       ...(host.IpcMode === 'shareable' ? { shm: await this.mountShm({ id: record.id, hostConfig: host }) } : {}),
       linkEnv: this.legacyLinkEnv(record),
