@@ -525,11 +525,20 @@ describe('berthd with the docker CLI', { skip }, () => {
       assert.equal(pid1!.trim(), 'sleep 1000', "the donor's PID namespace: its PID 1");
       assert.match(d.docker(['run', '--rm', '--ipc', `container:${plain}`, 'busybox', 'true']).stderr, /non-shareable IPC/);
       assert.equal(d.dockerOk(['inspect', '-f', '{{.HostConfig.IpcMode}}', plain]).trim(), 'private');
+      // Kept by the donor's ID, as dockerd keeps them.
+      const byName = d.dockerOk(['create', '--ipc', `container:${donor.slice(0, 12)}`, '--pid', `container:${donor.slice(0, 12)}`, 'busybox', 'true']).trim();
+      assert.equal(d.dockerOk(['inspect', '-f', '{{.HostConfig.IpcMode}} {{.HostConfig.PidMode}}', byName]).trim(), `container:${donor} container:${donor}`);
+      d.dockerOk(['rm', byName]);
     } finally {
       d.dockerOk(['rm', '-f', donor, plain]);
     }
     assert.deepEqual(d.mountsLeft(), [], "the donor's /dev/shm is unmounted with it");
-    assert.match(d.docker(['run', '--rm', '--pid', 'container:nosuch', 'busybox', 'true']).stderr, /No such container: nosuch/);
+    // A donor that does not exist: refused at create, in dockerd's words, and not as a missing image.
+    for (const flag of ['--pid', '--ipc']) {
+      const r = d.docker(['run', '--rm', flag, 'container:nosuch', 'busybox', 'true']);
+      assert.match(r.stderr, /No such container: nosuch/);
+      assert.doesNotMatch(r.stderr, /Unable to find image/);
+    }
   });
 
   it('devices (--device, --privileged) and the memory, cpuset and blkio resources', async () => {

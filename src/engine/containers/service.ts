@@ -401,6 +401,16 @@ export class ContainerService {
     const networkDonor = network.kind === 'container' ? this.store.find(network.ref) : undefined;
     // dockerd keeps the other container by its ID: a container made since under its name is not it.
     if (networkDonor) hostConfig.NetworkMode = `container:${networkDonor.id}`;
+    // The PID and IPC namespaces' donors too, which must exist already (dockerd's words; a 400:
+    // a 404 would send the docker CLI pulling the image).
+    for (const field of ['PidMode', 'IpcMode'] as const) {
+      const mode = hostConfig[field];
+      if (typeof mode !== 'string' || !mode.startsWith('container:')) continue;
+      const ref = mode.slice('container:'.length);
+      const donor = ref ? this.store.find(ref) : undefined;
+      if (!donor) throw new InvalidArgumentError(`No such container: ${ref}`);
+      hostConfig[field] = `container:${donor.id}`;
+    }
     parseExtraHosts(hostConfig.ExtraHosts as string[] | undefined, this.opts.networks.hostGateway() ?? '0.0.0.0');
     checkPortBindings(hostConfig.PortBindings);
     this.registerLegacyLinks(hostConfig, network, name);
