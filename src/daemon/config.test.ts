@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 
-import { addressPools, bridgeSettings, checkConfig, containerDefaults, daemonLabels, parseUlimitFlag, registryMirrors, transferLimits, defaultNetworkOptions } from './config.js';
+import { addressPools, bridgeSettings, checkConfig, containerDefaults, daemonLabels, parseUlimitFlag, registryMirrors, transferLimits, defaultNetworkOptions, ipForwardSetting } from './config.js';
 
 describe('daemon.json', () => {
   it("refuses keys no daemon knows, with dockerd's words, and wrong types by key", () => {
@@ -64,6 +64,13 @@ describe('daemon.json', () => {
     assert.deepEqual(defaultNetworkOptions(['bridge=a=b', 'bridge=c=d=e'], file), { bridge: { a: 'b', c: 'd=e' } });
     assert.throws(() => defaultNetworkOptions(['bridge'], {}), /expected DRIVER=KEY=VALUE/);
     assert.throws(() => defaultNetworkOptions(undefined, checkConfig({ 'default-network-opts': { bridge: { mtu: 1400 } } }).config), /default-network-opts\.bridge: must be an object of strings/);
+  });
+
+  it('--ip-forward, the flag over the file, true unless said otherwise', () => {
+    assert.equal(ipForwardSetting(undefined, {}), true);
+    assert.equal(ipForwardSetting(undefined, checkConfig({ 'ip-forward': false }).config), false);
+    assert.equal(ipForwardSetting('true', checkConfig({ 'ip-forward': false }).config), true);
+    assert.throws(() => ipForwardSetting('nope', {}), /--ip-forward: invalid boolean value "nope"/);
   });
 
   it("takes dockerd's other keys and says which it does not act on", () => {

@@ -53,6 +53,7 @@ export interface DaemonConfig {
   'max-concurrent-uploads'?: number;
   'max-download-attempts'?: number;
   'default-network-opts'?: Record<string, Record<string, string>>;
+  'ip-forward'?: boolean;
 }
 
 type Kind = 'string' | 'boolean' | 'strings' | 'object' | 'integer' | 'objects';
@@ -98,6 +99,7 @@ const USED: Record<keyof DaemonConfig, Kind> = {
   'max-concurrent-uploads': 'integer',
   'max-download-attempts': 'integer',
   'default-network-opts': 'object',
+  'ip-forward': 'boolean',
 };
 
 /**
@@ -113,7 +115,6 @@ const ACCEPTED = new Set([
   'experimental',
   'userland-proxy',
   'userland-proxy-path',
-  'ip-forward',
   'ipv6',
   'fixed-cidr-v6',
   'default-gateway',
@@ -275,6 +276,11 @@ export function defaultNetworkOptions(flags: string[] | undefined, config: Daemo
 /** Docker Hub's mirrors (dockerd --registry-mirror, daemon.json registry-mirrors), checked as dockerd checks them. */
 export function registryMirrors(flags: string[] | undefined, config: DaemonConfig): Mirror[] {
   return (flags ?? config['registry-mirrors'] ?? []).map(parseMirror);
+}
+
+/** dockerd's --ip-forward (default true): whether berthd turns net.ipv4.ip_forward on. */
+export function ipForwardSetting(flag: string | undefined, config: DaemonConfig): boolean {
+  return boolFlag(flag, 'ip-forward') ?? config['ip-forward'] ?? true;
 }
 
 /** The daemon's labels (dockerd --label, daemon.json labels), each "key=value" or "key" as dockerd takes them. */

@@ -9,7 +9,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 
 import { ApiServer } from '../api/server.js';
-import { addressPools, bridgeSettings, checkConfig, containerDefaults, daemonLabels, defaultNetworkOptions, registryMirrors, transferLimits, type CheckedConfig } from './config.js';
+import { addressPools, bridgeSettings, checkConfig, containerDefaults, daemonLabels, defaultNetworkOptions, ipForwardSetting, registryMirrors, transferLimits, type CheckedConfig } from './config.js';
 import { DEFAULT_LOG_CONFIG, resolveLogConfig, type EffectiveLogConfig } from '../engine/containers/logconfig.js';
 import { BerthError } from '../common/errors.js';
 import { Engine } from '../engine/engine.js';
@@ -61,6 +61,7 @@ Options:
                               unconfined, or builtin: Docker's, the default)
       --icc=false             Containers on the default bridge cannot reach one another
       --ip-masq=false         No masquerade of the default bridge's traffic leaving the host
+      --ip-forward=false      Leave net.ipv4.ip_forward to the host (berthd turns it on)
       --ip ADDRESS            Where ports of the default bridge's containers are published
                               when they name no address (default 0.0.0.0)
       --mtu BYTES             The default bridge's MTU (default 1500)
@@ -207,6 +208,7 @@ async function main(): Promise<void> {
         'max-concurrent-uploads': { type: 'string' },
         'max-download-attempts': { type: 'string' },
         'default-network-opt': { type: 'string', multiple: true },
+        'ip-forward': { type: 'string' },
         // dockerd flags that ask what berthd does anyway (no userland proxy for kernel NAT,
         // containers that outlive the daemon, overlay2): taken, and checked where they could differ.
         'userland-proxy': { type: 'string' },
@@ -249,6 +251,7 @@ async function main(): Promise<void> {
   let mirrors;
   let transfers;
   let networkOptions;
+  let ipForward;
   try {
     defaults = containerDefaults(flags, config);
     const seccomp = seccompProfile(flags['seccomp-profile'] ?? config['seccomp-profile']);
@@ -259,6 +262,7 @@ async function main(): Promise<void> {
     mirrors = registryMirrors(flags['registry-mirror'], config);
     transfers = transferLimits(flags, config);
     networkOptions = defaultNetworkOptions(flags['default-network-opt'], config);
+    ipForward = ipForwardSetting(flags['ip-forward'], config);
   } catch (err) {
     fail((err as Error).message);
   }
@@ -306,6 +310,7 @@ async function main(): Promise<void> {
     registryMirrors: mirrors,
     transfers,
     defaultNetworkOptions: networkOptions,
+    ipForward,
     ...((flags['seccomp-profile'] ?? config['seccomp-profile']) ? { seccompProfileSource: flags['seccomp-profile'] ?? config['seccomp-profile'] } : {}),
     iptables,
     hostResolvConf: flags['resolv-conf'] ?? config['resolv-conf'],

@@ -75,6 +75,8 @@ export interface EngineOptions {
   hostResolvConf?: string;
   /** Kernel NAT and filter rules for networks and published ports (dockerd's --iptables; default true). */
   iptables?: boolean;
+  /** false: leave net.ipv4.ip_forward to the host (dockerd's --ip-forward=false); default: turned on. */
+  ipForward?: boolean;
 }
 
 export class Engine {
@@ -139,7 +141,7 @@ export class Engine {
       events: this.events,
       dns,
       ports: publisher,
-      ...(options.iptables !== false ? { nat: new HostNat(undefined, natChainPrefix(data)) } : {}),
+      ...(options.iptables !== false ? { nat: new HostNat(undefined, natChainPrefix(data), options.ipForward !== false) } : {}),
     });
     this.containers = new ContainerService({
       containersDir: path.join(data, 'containers'),

@@ -180,6 +180,15 @@ describe('HostNat', () => {
     'nat POSTROUTING -j BERTH-POSTROUTING',
   ];
 
+  it('leaves ip_forward alone when told to (--ip-forward=false), route_localnet still set', () => {
+    const k = new FakeKernel();
+    new HostNat(k, undefined, false).apply(sample);
+    assert.deepEqual(
+      k.calls.map((c) => [c.file, ...c.args].join(' ')),
+      ['iptables-save', 'iptables-restore -w --noflush', 'sysctl net/ipv4/conf/berth0/route_localnet 1'],
+    );
+  });
+
   it('writes the chains and the jumps in one restore, then ip_forward and route_localnet; a second apply adds no jump', () => {
     const k = new FakeKernel();
     k.tables.filter!.get('FORWARD')!.push('-j DOCKER-USER'); // someone else's rule stays, after ours

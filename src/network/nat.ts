@@ -304,6 +304,8 @@ export class HostNat {
   constructor(
     private readonly runner: CommandRunner = systemRunner,
     private readonly prefix = PREFIX,
+    /** false: ip_forward is the host's to set (dockerd's --ip-forward=false); the rules are written all the same. */
+    private readonly ipForward = true,
   ) {
     if (!/^BERTH-([0-9a-f]{6}-)?$/.test(prefix)) throw new InvalidArgumentError(`invalid chain prefix ${JSON.stringify(prefix)}`, 'prefix');
   }
@@ -362,7 +364,7 @@ export class HostNat {
       }).join(''),
     );
     // After the rules, so that nothing is forwarded, or routed from 127.0.0.1, unfiltered.
-    if (this.runner.readSysctl('net/ipv4/ip_forward') !== '1') this.runner.writeSysctl('net/ipv4/ip_forward', '1');
+    if (this.ipForward && this.runner.readSysctl('net/ipv4/ip_forward') !== '1') this.runner.writeSysctl('net/ipv4/ip_forward', '1');
     for (const n of state.networks) {
       const path = `net/ipv4/conf/${n.bridge}/route_localnet`;
       // Lets DNAT send 127.0.0.1's connections out the bridge (the kernel drops a loopback
