@@ -11,6 +11,9 @@ describe('daemon.json', () => {
     assert.throws(() => checkConfig({ 'log-opts': [] }), /log-opts: must be an object/);
     assert.throws(() => checkConfig([]), /not a JSON object/);
     assert.throws(() => checkConfig({ 'storage-driver': 'btrfs' }), /only the overlay2 storage driver/);
+    // Fail closed: authorization plugins it cannot run would let everything through.
+    assert.throws(() => checkConfig({ 'authorization-plugins': ['authz-broker'] }), /^InvalidArgumentError: authorization-plugins: berthd has no authorization plugins/);
+    assert.deepEqual(checkConfig({ 'authorization-plugins': [] }).ignored, ['authorization-plugins']);
   });
 
   it("the default bridge's settings, the daemon's security defaults and labels: flags win over the file, each checked", () => {

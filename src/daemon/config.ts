@@ -172,6 +172,12 @@ export function checkConfig(parsed: unknown): CheckedConfig {
   if ('storage-driver' in (parsed as object) && (parsed as { 'storage-driver': unknown })['storage-driver'] !== 'overlay2') {
     throw new InvalidArgumentError('berthd has only the overlay2 storage driver', 'storage-driver');
   }
+  // Fail closed: plugins that are there to refuse requests, taken without effect, would let
+  // every request through.
+  const authz = (parsed as { 'authorization-plugins'?: unknown })['authorization-plugins'];
+  if (authz !== undefined && authz !== null && !(Array.isArray(authz) && authz.length === 0)) {
+    throw new InvalidArgumentError('berthd has no authorization plugins, and will not serve a configuration that counts on them to refuse requests', 'authorization-plugins');
+  }
   return { config: parsed as DaemonConfig, ignored: entries.filter(([k]) => ACCEPTED.has(k)).map(([k]) => k) };
 }
 
