@@ -130,6 +130,11 @@ export function isolatePort(hostVeth: string): void {
   run('ip', ['link', 'set', 'dev', hostVeth, 'type', 'bridge_slave', 'isolated', 'on']);
 }
 
+/** Sets sysctls in the network namespace of `pid` (an endpoint's interface sysctls); keys and values already checked. */
+export function setSysctls(pid: number, sysctls: Array<{ key: string; value: string }>): void {
+  run('nsenter', ['-t', String(pid), '-n', '--', 'sysctl', '-q', '-w', ...sysctls.map(({ key, value }) => `${key}=${value}`)]);
+}
+
 /** Unplugs a container from a bridge: deleting the host end deletes the pair. */
 export function detachVeth(hostVeth: string): void {
   deleteLink(hostVeth);

@@ -281,6 +281,11 @@ describe('user-defined networks through the docker CLI', { skip: dockerdSkip }, 
     d.dockerOk(['network', 'rm', 'autosub']);
     fails(['network', 'create', '--ingress', 'ing'], /Ingress network can only be global scope network/);
 
+    // An endpoint's own interface sysctls (the docker CLI's --network driver-opt), on that interface only.
+    const sysctlOpt = 'com.docker.network.endpoint.sysctls=net.ipv4.conf.IFNAME.log_martians=1';
+    assert.equal(d.dockerOk(['run', '--rm', '--network', `name=neta,driver-opt=${sysctlOpt}`, 'busybox', 'sh', '-c', 'cat /proc/sys/net/ipv4/conf/eth0/log_martians /proc/sys/net/ipv4/conf/lo/log_martians']), '1\n0\n');
+    fails(['run', '--rm', '--network', 'name=neta,driver-opt=com.docker.network.endpoint.sysctls=net.ipv4.conf.eth0.log_martians=1', 'busybox', 'true'], /unrecognised network interface sysctl 'net\.ipv4\.conf\.eth0\.log_martians=1'; represent 'net\.X\.Y\.ethN\.Z=V' as 'net\.X\.Y\.IFNAME\.Z=V'/);
+
     // Swarm scopes, and a filter value nothing has.
     fails(['network', 'create', '--scope', 'swarm', 'sw'], /cannot create a swarm scoped network when swarm is not active/);
     fails(['network', 'create', '--scope', 'global', 'gl'], /This node is not a swarm manager/);

@@ -13,7 +13,7 @@ import { checkObject, optionalBoolean, optionalString } from '../../common/check
 import { goParseBool } from '../../common/units.js';
 import { ConflictError, ForbiddenError, InvalidArgumentError, NOT_A_SWARM_MANAGER, NotFoundError, UnavailableError, UnsupportedError } from '../../common/errors.js';
 import { filterMatch, invalidFilter, pruneMatcher } from '../image-filters.js';
-import { attachToBridge, detachVeth, detachVethAsync, enableHairpin, ensureBridge, hasDefaultRoute, hostRoutes, interfacesOf, isolatePort, macFor, removeBridge, vethName } from '../../network/bridge.js';
+import { attachToBridge, detachVeth, detachVethAsync, enableHairpin, ensureBridge, hasDefaultRoute, hostRoutes, interfacesOf, isolatePort, macFor, removeBridge, setSysctls, vethName } from '../../network/bridge.js';
 import { type AddressPool, DEFAULT_ADDRESS_POOLS, Ipam, ipToInt, parseCidr, parseRange, parseSubnet, poolSubnets, subnetCidr, subnetContains, subnetsOverlap, type Subnet } from '../../network/ipam.js';
 import type { EmbeddedDns } from '../../network/dns.js';
 import { EMBEDDED_DNS_ADDRESS, redirectDns } from '../../network/dns-redirect.js';
@@ -131,6 +131,27 @@ export function bridgeDriverOptions(options: Record<string, string>): { icc: boo
 }
 
 const PREDEFINED = ['bridge', 'host', 'none'];
+
+/** An endpoint's per-interface sysctls (API 1.46; the docker CLI sends them as a driver option). */
+const ENDPOINT_SYSCTLS_OPTION = 'com.docker.network.endpoint.sysctls';
+
+/**
+ * An endpoint's interface sysctls, as moby's validateEndpointSettings reads them:
+ * "net.ipv4.conf.IFNAME.log_martians=1,...", the interface named IFNAME (or ifname: the CLI lower-cases it).
+ */
+export function parseEndpointSysctls(text: string | undefined, field: string): Array<{ key: string; value: string }> {
+  if (text === undefined || text === '') return [];
+  return text.split(',').map((sysctl) => {
+    const eq = sysctl.indexOf('=');
+    const key = eq < 0 ? sysctl : sysctl.slice(0, eq);
+    const value = eq < 0 ? '' : sysctl.slice(eq + 1);
+    const parts = key.split('.');
+    // Each part a plain name: the key becomes a path under /proc/sys.
+    const ok = eq > 0 && parts.length >= 5 && parts[0] === 'net' && ['ipv4', 'ipv6', 'mpls'].includes(parts[1]!) && ['IFNAME', 'ifname'].includes(parts[3]!) && parts.every((p) => /^[A-Za-z0-9_-]+$/.test(p)) && !/[\n\0]/.test(value);
+    if (!ok) throw new InvalidArgumentError(`unrecognised network interface sysctl '${sysctl}'; represent 'net.X.Y.ethN.Z=V' as 'net.X.Y.IFNAME.Z=V', 'X' must be 'ipv4', 'ipv6' or 'mpls'`, field);
+    return { key: parts.join('.'), value };
+  });
+}
 
 function labelsOf(value: unknown, field: string): Record<string, string> {
   if (value === undefined || value === null) return {};
@@ -504,6 +525,10 @@ export class NetworkService {
     const mac = config.MacAddress;
     if (mac !== undefined && mac !== '' && (typeof mac !== 'string' || !/^([0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}$/.test(mac))) throw new InvalidArgumentError(`invalid MAC address: ${String(mac)}`, `EndpointsConfig.${n.name}.MacAddress`);
     if (typeof mac === 'string' && mac !== '' && parseInt(mac.slice(0, 2), 16) & 1) throw new InvalidArgumentError(`${mac} is a multicast address, not a unicast one`, `EndpointsConfig.${n.name}.MacAddress`);
+    const driverOpts = config.DriverOpts as Record<string, unknown> | null | undefined;
+    const sysctls = driverOpts?.[ENDPOINT_SYSCTLS_OPTION];
+    if (sysctls !== undefined && typeof sysctls !== 'string') throw new InvalidArgumentError('must be a string', `EndpointsConfig.${n.name}.DriverOpts.${ENDPOINT_SYSCTLS_OPTION}`);
+    parseEndpointSysctls(sysctls, `EndpointsConfig.${n.name}.DriverOpts`);
     const { berthJoined: _ignored, ...given } = config; // Berth's own field is not the client's to set
     return { ...given, ...(mac ? { MacAddress: mac.toLowerCase() } : {}), NetworkID: n.id };
   }
@@ -555,9 +580,12 @@ export class NetworkService {
     try {
       attachToBridge({ bridge: n.bridge!, pid, hostVeth, ifname, ip, mac, subnet, mtu: n.mtu, defaultRoute });
       // enable_icc=false: an isolated bridge port reaches the bridge (the gateway, the way
-      // out, published ports) but no other isolated port, i.e. no other container. This holds
-      // without br_netfilter, which iptables rules between bridge ports would need.
+      // out) but no other isolated port, i.e. no other container. This holds without
+      // br_netfilter, which iptables rules between bridge ports would need.
       if (!bridgeDriverOptions(n.options).icc) isolatePort(hostVeth);
+      // The endpoint's own interface sysctls (a process only for an endpoint that has some).
+      const sysctls = parseEndpointSysctls((config.DriverOpts as Record<string, string> | null | undefined)?.[ENDPOINT_SYSCTLS_OPTION], 'DriverOpts');
+      if (sysctls.length) setSysctls(pid, sysctls.map(({ key, value }) => ({ key: key.replace(/\.(IFNAME|ifname)\./, `.${ifname}.`), value })));
     } catch (err) {
       ipam.release(containerId);
       throw err;
