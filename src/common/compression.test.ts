@@ -62,6 +62,27 @@ describe('compression', () => {
     assert.equal((await collect(Buffer.alloc(0))).length, 0);
   });
 
+  it('refuses what decompresses past maxBytes (a bomb), gzip and through a program alike; uncompressed input is not bounded here', async () => {
+    const zeros = Buffer.alloc(8 << 20);
+    const bombs: Array<[string, Buffer]> = [['gzip', zlib.gzipSync(zeros, { level: 9 })]];
+    if (installed('xz')) bombs.push(['xz', spawnSync('xz', ['-c', '-q'], { input: zeros, maxBuffer: 1 << 26 }).stdout]);
+    for (const [kind, bomb] of bombs) {
+      assert.ok(bomb.length < 1 << 20, `${kind}: ${bomb.length} bytes`);
+      const out: Buffer[] = [];
+      await assert.rejects(
+        (async () => {
+          for await (const chunk of decompressed(Readable.from([bomb]), 'archive', 1 << 20)) out.push(chunk);
+        })(),
+        (e: unknown) => e instanceof InvalidArgumentError && e.message === 'archive: decompressed data exceeds the limit of 1048576 bytes (a decompression bomb?)',
+        kind,
+      );
+      assert.ok(Buffer.concat(out).length <= 1 << 20, `${kind}: nothing past the limit was handed on`);
+    }
+    let plainBytes = 0;
+    for await (const chunk of decompressed(Readable.from([zeros]), 'archive', 1 << 20)) plainBytes += chunk.length;
+    assert.equal(plainBytes, zeros.length);
+  });
+
   it('a missing program is UnsupportedError, naming it', async () => {
     const xz = Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00, 1, 2, 3]);
     const savedPath = process.env.PATH;

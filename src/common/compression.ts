@@ -98,8 +98,10 @@ export function startDecompression(input: Readable, kind: Exclude<Compression, '
  * The bytes of `input`, decompressed when they start with a compression's magic bytes, as they
  * come. A corrupt or truncated stream ends in an InvalidArgumentError ("not a valid xz stream:
  * ...", prefixed by `field` when given); a stream whose program is missing in an UnsupportedError.
+ * `maxBytes` bounds what decompression may turn it into (a decompression bomb is refused, not
+ * written out); uncompressed input is as large as it came.
  */
-export async function* decompressed(input: AsyncIterable<Buffer | string>, field?: string): AsyncGenerator<Buffer> {
+export async function* decompressed(input: AsyncIterable<Buffer | string>, field?: string, maxBytes = Infinity): AsyncGenerator<Buffer> {
   const it = input[Symbol.asyncIterator]();
   let head = Buffer.alloc(0);
   let done = false;
@@ -130,7 +132,12 @@ export async function* decompressed(input: AsyncIterable<Buffer | string>, field
   let ended = false;
   try {
     try {
-      for await (const chunk of dec.output) yield chunk as Buffer;
+      let total = 0;
+      for await (const chunk of dec.output) {
+        total += (chunk as Buffer).length;
+        if (total > maxBytes) throw new InvalidArgumentError(`decompressed data exceeds the limit of ${maxBytes} bytes (a decompression bomb?)`, field);
+        yield chunk as Buffer;
+      }
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code ?? '';
       if (kind === 'gzip' && code.startsWith('Z_')) throw new InvalidArgumentError(`not a valid gzip stream: ${(err as Error).message}`, field);

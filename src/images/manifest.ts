@@ -10,6 +10,10 @@ import type { Descriptor, ImageConfig, ImageIndex, ImageManifest, Platform } fro
 
 /** Registries refuse manifests above 4 MiB (distribution's limit); so do we. */
 export const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
+/** Default bound on one layer's uncompressed size (decompression-bomb guard): pulls, loads, imports. */
+export const MAX_LAYER_BYTES = 16 * 1024 ** 3;
+/** Bound on what a compressed `docker load` archive may decompress to, all its layers together. */
+export const MAX_ARCHIVE_BYTES = 64 * 1024 ** 3;
 
 export type ParsedManifest = { kind: 'manifest'; manifest: ImageManifest } | { kind: 'index'; index: ImageIndex };
 

@@ -19,13 +19,13 @@ import { chainIds } from '../storage/snapshotter.js';
 import { unpackLayer } from '../storage/unpack.js';
 import { shortDigest } from './digest.js';
 import type { ImageStore } from './image-store.js';
-import { parseImageConfig } from './manifest.js';
+import { MAX_LAYER_BYTES, parseImageConfig } from './manifest.js';
 import { dockerReference, formatReference, repositoryName } from './reference.js';
 import { LayerTap, pull, type RegistryAuth, type RegistryClient } from './registry/index.js';
 import type { ContentStore, ImageConfig, ImageManifest, ImageRecord, Platform, ProgressEvent, ProgressListener } from './types.js';
 
 /** Default bound on one layer's uncompressed size (decompression-bomb guard). */
-export const DEFAULT_MAX_LAYER_BYTES = 16 * 1024 ** 3;
+export const DEFAULT_MAX_LAYER_BYTES = MAX_LAYER_BYTES;
 
 export interface PullImageOptions {
   content: ContentStore;

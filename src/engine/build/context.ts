@@ -22,6 +22,7 @@ import dockerignore from '@balena/dockerignore';
 import tar from 'tar-stream';
 
 import { decompressed } from '../../common/compression.js';
+import { MAX_LAYER_BYTES } from '../../images/manifest.js';
 import { InvalidArgumentError, NotFoundError, UnsupportedError } from '../../common/errors.js';
 import { unpackLayer } from '../../storage/unpack.js';
 import { ScopedPathError, ScopedRoot, self, type Resolved } from '../containers/scoped-root.js';
@@ -308,7 +309,7 @@ function isTarHeader(b: Buffer): boolean {
   return stored === sum;
 }
 
-/** An archive's bytes (see isArchive), decompressed. */
+/** An archive's bytes (see isArchive), decompressed (as much as a layer may hold). */
 export function archiveStream(abs: string): Readable {
-  return Readable.from(decompressed(openNoFollow(abs)));
+  return Readable.from(decompressed(openNoFollow(abs), 'ADD', MAX_LAYER_BYTES));
 }

@@ -28,7 +28,7 @@ import type { Readable, Writable } from 'node:stream';
 import { decompressed, detectCompression, MAGIC_BYTES } from '../../common/compression.js';
 import { InvalidArgumentError, SystemError } from '../../common/errors.js';
 import { digestHex, sha256Digest } from '../digest.js';
-import { MAX_MANIFEST_BYTES, parseImageConfig, parseManifest } from '../manifest.js';
+import { MAX_LAYER_BYTES, MAX_MANIFEST_BYTES, parseImageConfig, parseManifest } from '../manifest.js';
 import { dockerReference, familiarString, formatReference, parseReference } from '../reference.js';
 import type { Digest, ImageManifest, ImageRecord } from '../types.js';
 import { MEDIA_TYPES } from '../types.js';
@@ -171,7 +171,7 @@ async function uncompressedLayer(tree: ArchiveTree, file: ArchiveFile, diffId: D
   }
   if (detectCompression(head.subarray(0, n)) === 'none') return { digest: raw, size: file.size, open: () => tree.open(file) };
   const out = tree.scratchFile(tmpDir);
-  const { digest, size } = await hashTo(decompressed(tree.open(file), `${field}: layer ${JSON.stringify(file.name)}`), out);
+  const { digest, size } = await hashTo(decompressed(tree.open(file), `${field}: layer ${JSON.stringify(file.name)}`, MAX_LAYER_BYTES), out);
   return { digest, size, open: () => fs.createReadStream(out) };
 }
 

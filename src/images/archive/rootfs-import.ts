@@ -17,7 +17,7 @@ import { decompressed } from '../../common/compression.js';
 import { InvalidArgumentError } from '../../common/errors.js';
 import { tarExtract } from '../../common/tar-extract.js';
 import { sha256Digest } from '../digest.js';
-import { hostPlatform, parseImageConfig } from '../manifest.js';
+import { hostPlatform, MAX_LAYER_BYTES, parseImageConfig } from '../manifest.js';
 import type { ImageConfig, ImageManifest, Platform } from '../types.js';
 import { MEDIA_TYPES } from '../types.js';
 import { bufferSource, canonicalName, commitImages, hashTo, type LoadedImage, type Stores } from './common.js';
@@ -48,7 +48,7 @@ export async function importRootfs(source: string | Readable, stores: Stores, op
     const input = typeof source === 'string' ? fs.createReadStream(source) : source;
     let layer;
     try {
-      layer = await hashTo(decompressed(input, 'rootfs'), layerFile);
+      layer = await hashTo(decompressed(input, 'rootfs', MAX_LAYER_BYTES), layerFile);
     } catch (err) {
       input.destroy();
       throw err;

@@ -22,6 +22,7 @@ import { BerthError, InvalidArgumentError, SystemError } from '../../common/erro
 import { decompressed } from '../../common/compression.js';
 import { drained } from '../../common/streams.js';
 import { tarExtract } from '../../common/tar-extract.js';
+import { MAX_ARCHIVE_BYTES } from '../manifest.js';
 import type { Digest } from '../types.js';
 
 export interface ArchiveFile {
@@ -232,7 +233,7 @@ export class ArchiveTree {
     let failure: unknown;
     const feeding = (async () => {
       try {
-        for await (const chunk of decompressed(input, 'archive')) {
+        for await (const chunk of decompressed(input, 'archive', MAX_ARCHIVE_BYTES)) {
           if (failure) return;
           if (!ex.write(chunk)) await drained(ex);
         }
