@@ -11,6 +11,9 @@ describe('daemon.json', () => {
     assert.throws(() => checkConfig({ 'log-opts': [] }), /log-opts: must be an object/);
     assert.throws(() => checkConfig([]), /not a JSON object/);
     assert.throws(() => checkConfig({ 'storage-driver': 'btrfs' }), /only the overlay2 storage driver/);
+    // A default runtime it does not have: refused (runc's name is berth-oci's here).
+    assert.throws(() => checkConfig({ 'default-runtime': 'nvidia', runtimes: { nvidia: { path: 'nvidia-container-runtime' } } }), /^InvalidArgumentError: default-runtime: berthd runs containers with its own runtime, berth-oci/);
+    assert.deepEqual(checkConfig({ 'default-runtime': 'runc' }).ignored, ['default-runtime']);
     // Fail closed: authorization plugins it cannot run would let everything through.
     assert.throws(() => checkConfig({ 'authorization-plugins': ['authz-broker'] }), /^InvalidArgumentError: authorization-plugins: berthd has no authorization plugins/);
     assert.deepEqual(checkConfig({ 'authorization-plugins': [] }).ignored, ['authorization-plugins']);

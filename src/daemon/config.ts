@@ -172,6 +172,12 @@ export function checkConfig(parsed: unknown): CheckedConfig {
   if ('storage-driver' in (parsed as object) && (parsed as { 'storage-driver': unknown })['storage-driver'] !== 'overlay2') {
     throw new InvalidArgumentError('berthd has only the overlay2 storage driver', 'storage-driver');
   }
+  // A default runtime berthd cannot run would be taken without effect: containers meant for it
+  // (a GPU runtime's, say) would run without what it adds.
+  const runtime = (parsed as { 'default-runtime'?: unknown })['default-runtime'];
+  if (runtime !== undefined && runtime !== 'berth-oci' && runtime !== 'runc') {
+    throw new InvalidArgumentError(`berthd runs containers with its own runtime, berth-oci (or under runc's name), not ${JSON.stringify(runtime)}`, 'default-runtime');
+  }
   // Fail closed: plugins that are there to refuse requests, taken without effect, would let
   // every request through.
   const authz = (parsed as { 'authorization-plugins'?: unknown })['authorization-plugins'];

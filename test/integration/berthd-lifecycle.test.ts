@@ -928,6 +928,8 @@ describe('berthd with the docker CLI', { skip }, () => {
     assert.equal(runtime.status, 125);
     assert.match(runtime.stderr, /Unknown runtime specified nosuch/);
     d.dockerOk(['run', '--rm', '--runtime', 'berth-oci', 'busybox', 'true']);
+    // dockerd's default runtime by its name (compose files and clients say "runc"): berth-oci runs it.
+    assert.equal(d.dockerOk(['run', '--rm', '--runtime', 'runc', 'busybox', 'echo', 'ran']).trim(), 'ran');
     // More CPUs than the daemon may use: refused at create in dockerd's words.
     const cpus = d.docker(['run', '--rm', '--cpus', '999', 'busybox', 'true']);
     assert.equal(cpus.status, 125, cpus.stderr);

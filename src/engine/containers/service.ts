@@ -370,8 +370,9 @@ export class ContainerService {
     checkRestartPolicy(hostConfig);
     const warnings = resourceWarnings(hostConfig, this.opts.facts);
     if ((hostConfig.KernelMemory ?? 0) > 0) hostConfig.KernelMemory = 0; // discarded, as dockerd does where the host has no kmem limits
-    // One runtime here, named as `docker info` lists it; another is refused as dockerd refuses one it lacks.
-    if (hostConfig.Runtime !== undefined && hostConfig.Runtime !== null && hostConfig.Runtime !== '' && hostConfig.Runtime !== 'berth-oci') {
+    // One runtime here, named as `docker info` lists it (or as "runc", dockerd's default's name:
+    // berth-oci takes its place); another is refused as dockerd refuses one it lacks.
+    if (hostConfig.Runtime !== undefined && hostConfig.Runtime !== null && hostConfig.Runtime !== '' && hostConfig.Runtime !== 'berth-oci' && hostConfig.Runtime !== 'runc') {
       throw new InvalidArgumentError(`Unknown runtime specified ${String(hostConfig.Runtime)}`);
     }
     if (hostConfig.AutoRemove && hostConfig.RestartPolicy?.Name && !['', 'no'].includes(hostConfig.RestartPolicy.Name)) {
