@@ -318,6 +318,13 @@ describe('user-defined networks through the docker CLI', { skip: dockerdSkip }, 
       d.dockerOk(['network', 'connect', 'dnsnet', later]);
       assert.match(d.dockerOk(['exec', later, 'sh', '-c', 'grep nameserver /etc/resolv.conf; nslookup named-srv.']), new RegExp(`nameserver 127\\.0\\.0\\.11[^]*Address: ${serverIp.replace(/\./g, '\\.')}`));
 
+      // On two networks: names of either resolve, as with Docker's resolver (the query comes
+      // from the first network's address; the name lives on the second only).
+      d.dockerOk(['network', 'create', '--subnet', `10.212.${TAG}.0/24`, 'dnsnet2']);
+      named.push(d.dockerOk(['run', '-d', '--name', 'only-on-2', '--network', 'dnsnet2', 'busybox', 'sleep', '300']).trim());
+      const onlyOn2 = d.dockerOk(['inspect', '-f', '{{(index .NetworkSettings.Networks "dnsnet2").IPAddress}}', 'only-on-2']).trim();
+      assert.match(d.dockerOk(['run', '--rm', '--network', 'dnsnet', '--network', 'dnsnet2', 'busybox', 'nslookup', 'only-on-2.']), new RegExp(`Address: ${onlyOn2.replace(/\./g, '\\.')}$`, 'm'));
+
       // The redirect needs route_localnet in the container's namespace, which would let a
       // neighbour send to its loopback; a rule drops that. A neighbour that routes 127.0.0.99
       // to the server (listening on all addresses) must not get through; with the rule gone it
@@ -333,7 +340,7 @@ describe('user-defined networks through the docker CLI', { skip: dockerdSkip }, 
       assert.equal(attack(), 'reached-loopback-service', 'without the rule the same packets reach it');
     } finally {
       d.docker(['rm', '-f', ...named]);
-      d.docker(['network', 'rm', 'dnsnet']);
+      d.docker(['network', 'rm', 'dnsnet', 'dnsnet2']);
     }
   });
 

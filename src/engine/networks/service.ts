@@ -722,7 +722,18 @@ export class NetworkService {
     const members = this.members().filter((m) => m.running);
     const asking = members.flatMap((m) => Object.entries(m.networks).flatMap(([net, e]) => (e.ip === client ? [{ member: m, net }] : [])))[0];
     if (!asking) return undefined;
-    const { member: self, net } = asking;
+    // Every network the asking container is on, the one it asked from first: Docker's resolver
+    // answers names of all of them (its sandbox's endpoints, in order).
+    const nets = [asking.net, ...Object.keys(asking.member.networks).filter((n) => n !== asking.net)];
+    for (const net of nets) {
+      const found = this.lookupOn(net, wanted, asking.member, members);
+      if (found) return found;
+    }
+    return undefined;
+  }
+
+  /** A name (lower case, no final dot) on one user-defined network, for `self` asking there. */
+  private lookupOn(net: string, wanted: string, self: NetworkMember, members: NetworkMember[]): string[] | undefined {
     const network = this.store.byName(net);
     if (!network || network.builtin) return undefined;
     // "name.network" as well as "name", as Docker's resolver answers both.
