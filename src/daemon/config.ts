@@ -11,7 +11,7 @@ import { goParseBool, parseUlimitSpec, ramInBytes } from '../common/units.js';
 import type { ContainerDefaults } from '../engine/containers/defaults.js';
 import type { TransferLimits } from '../engine/images.js';
 import { type Mirror, parseMirror } from '../images/registry/mirrors.js';
-import { type AddressPool, checkAddressPool } from '../network/ipam.js';
+import { type AddressPool, checkAddressPool, ipToInt } from '../network/ipam.js';
 
 export interface DaemonConfig {
   hosts?: string[];
@@ -211,7 +211,9 @@ function boolFlag(value: string | undefined, flag: string): boolean | undefined 
 /** The default bridge's settings from the flags (winning) and the file, checked. */
 export function bridgeSettings(flags: { icc?: string; ip?: string; 'ip-masq'?: string; mtu?: string; 'fixed-cidr'?: string }, config: DaemonConfig): BridgeSettings {
   const hostBindingIp = flags.ip ?? config.ip ?? '0.0.0.0';
-  if (!/^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.test(hostBindingIp) || hostBindingIp.split('.').some((b) => Number(b) > 255)) {
+  try {
+    ipToInt(hostBindingIp);
+  } catch {
     throw new InvalidArgumentError(`${JSON.stringify(hostBindingIp)} is not an IPv4 address (berthd publishes IPv4 ports)`, 'ip');
   }
   const mtuText = flags.mtu ?? (config.mtu !== undefined ? String(config.mtu) : undefined);
@@ -342,4 +344,23 @@ export function containerDefaults(
     defaults.cgroupnsMode = cgroupns;
   }
   return defaults;
+}
+
+/** Flags berthd reads beside the file (node:util parseArgs values, dockerd's names). */
+export type DaemonFlags = Parameters<typeof containerDefaults>[0] &
+  Parameters<typeof bridgeSettings>[0] &
+  Parameters<typeof transferLimits>[0] & { label?: string[]; 'default-address-pool'?: string[]; 'registry-mirror'?: string[]; 'default-network-opt'?: string[]; 'ip-forward'?: string };
+
+/** Every setting berthd takes from the flags and the file beside the paths, each checked (the first bad one throws). */
+export function daemonSettings(flags: DaemonFlags, config: DaemonConfig) {
+  return {
+    containerDefaults: containerDefaults(flags, config),
+    bridge: bridgeSettings(flags, config),
+    labels: daemonLabels(flags.label, config),
+    addressPools: addressPools(flags['default-address-pool'], config),
+    registryMirrors: registryMirrors(flags['registry-mirror'], config),
+    transfers: transferLimits(flags, config),
+    defaultNetworkOptions: defaultNetworkOptions(flags['default-network-opt'], config),
+    ipForward: ipForwardSetting(flags['ip-forward'], config),
+  };
 }

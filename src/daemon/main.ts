@@ -9,7 +9,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 
 import { ApiServer } from '../api/server.js';
-import { addressPools, bridgeSettings, checkConfig, containerDefaults, daemonLabels, defaultNetworkOptions, ipForwardSetting, registryMirrors, transferLimits, type CheckedConfig } from './config.js';
+import { checkConfig, daemonSettings, type CheckedConfig } from './config.js';
 import { DEFAULT_LOG_CONFIG, resolveLogConfig, type EffectiveLogConfig } from '../engine/containers/logconfig.js';
 import { BerthError } from '../common/errors.js';
 import { Engine } from '../engine/engine.js';
@@ -244,25 +244,11 @@ async function main(): Promise<void> {
   const iptables = iptablesFlag !== undefined ? iptablesFlag === 'true' : config.iptables !== false;
   const debug = flags.debug ?? config.debug ?? level === 'debug';
   const logConfig = daemonLogConfig(flags['log-driver'] ?? config['log-driver'], flags['log-opt'] ?? config['log-opts']);
-  let defaults;
-  let bridge;
-  let labels;
-  let pools;
-  let mirrors;
-  let transfers;
-  let networkOptions;
-  let ipForward;
+  let settings;
   try {
-    defaults = containerDefaults(flags, config);
+    settings = daemonSettings(flags, config);
     const seccomp = seccompProfile(flags['seccomp-profile'] ?? config['seccomp-profile']);
-    if (seccomp !== undefined) defaults.seccompProfile = seccomp;
-    bridge = bridgeSettings(flags, config);
-    labels = daemonLabels(flags.label, config);
-    pools = addressPools(flags['default-address-pool'], config);
-    mirrors = registryMirrors(flags['registry-mirror'], config);
-    transfers = transferLimits(flags, config);
-    networkOptions = defaultNetworkOptions(flags['default-network-opt'], config);
-    ipForward = ipForwardSetting(flags['ip-forward'], config);
+    if (seccomp !== undefined) settings.containerDefaults.seccompProfile = seccomp;
   } catch (err) {
     fail((err as Error).message);
   }
@@ -304,18 +290,18 @@ async function main(): Promise<void> {
     insecureRegistries: flags['insecure-registry'] ?? config['insecure-registries'] ?? [],
     cgroupParent: flags['cgroup-parent'] ?? config['cgroup-parent'],
     usernsRemap: remap === 'default',
-    bridge: bridgeName === 'none' ? undefined : { name: bridgeName, cidr: flags.bip ?? config.bip ?? '172.29.0.1/16', ...bridge },
-    labels,
-    ...(pools ? { addressPools: pools } : {}),
-    registryMirrors: mirrors,
-    transfers,
-    defaultNetworkOptions: networkOptions,
-    ipForward,
+    bridge: bridgeName === 'none' ? undefined : { name: bridgeName, cidr: flags.bip ?? config.bip ?? '172.29.0.1/16', ...settings.bridge },
+    labels: settings.labels,
+    ...(settings.addressPools ? { addressPools: settings.addressPools } : {}),
+    registryMirrors: settings.registryMirrors,
+    transfers: settings.transfers,
+    defaultNetworkOptions: settings.defaultNetworkOptions,
+    ipForward: settings.ipForward,
     ...((flags['seccomp-profile'] ?? config['seccomp-profile']) ? { seccompProfileSource: flags['seccomp-profile'] ?? config['seccomp-profile'] } : {}),
     iptables,
     hostResolvConf: flags['resolv-conf'] ?? config['resolv-conf'],
     logConfig,
-    containerDefaults: defaults,
+    containerDefaults: settings.containerDefaults,
   });
   const server = new ApiServer(engine, { log: debug ? log : (line) => line.startsWith('error') && log(line) });
   const group = groupId(flags.group ?? config.group);

@@ -75,14 +75,13 @@ export function dnsRedirectAvailable(): boolean {
 
 /**
  * Starts redirecting 127.0.0.11 in the network namespace of `pid`; resolves once it is in place.
- * `sysctlSet`: the runtime has set route_localnet there already (a container's start); else
- * (a running container connected to a network) it is set here too.
+ * `atStart`: a container's start, whose runtime has set route_localnet and whose namespace is
+ * new (nothing to replace); else (a running container's networks changed) both are done here.
  */
-export function redirectDns(pid: number, gateway: string, sysctlSet = false): Promise<void> {
-  // A start's namespace is new: nothing to replace. A connect's may have the table already.
-  const rules = dnsRedirectRules(gateway, !sysctlSet);
+export function redirectDns(pid: number, gateway: string, atStart = false): Promise<void> {
+  const rules = dnsRedirectRules(gateway, !atStart);
   return new Promise((resolve, reject) => {
-    const child = spawn('nsenter', nsenterArgs(pid, !sysctlSet), { stdio: ['pipe', 'ignore', 'pipe'] });
+    const child = spawn('nsenter', nsenterArgs(pid, !atStart), { stdio: ['pipe', 'ignore', 'pipe'] });
     let stderr = '';
     child.stderr.setEncoding('utf8');
     child.stderr.on('data', (s: string) => (stderr += s));

@@ -1,5 +1,5 @@
 /** Network records → the JSON of Docker's `/networks` and `/networks/{id}`. */
-import type { EndpointState, NetworkRecord } from '../../engine/networks/record.js';
+import { type EndpointState, ipamConfigOf, type NetworkRecord } from '../../engine/networks/record.js';
 import { goMap } from './go-map.js';
 
 export function networkJson(n: NetworkRecord, endpoints?: Array<{ id: string; name: string; endpoint: EndpointState }>): object {
@@ -14,8 +14,7 @@ export function networkJson(n: NetworkRecord, endpoints?: Array<{ id: string; na
     Scope: 'local',
     Driver: n.driver,
     EnableIPv6: false,
-    // The gateway dockerd shows: given, or chosen with the subnet; not one it picks in a given subnet.
-    IPAM: { Driver: 'default', Options: n.ipamOptions ?? null, Config: n.subnet ? [{ Subnet: n.subnet, ...(n.gatewayGiven === false ? {} : { Gateway: n.gateway }), ...(n.ipRange ? { IPRange: n.ipRange } : {}), ...(n.auxAddresses ? { AuxiliaryAddresses: n.auxAddresses } : {}) }] : [] },
+    IPAM: { Driver: 'default', Options: n.ipamOptions ?? null, Config: [ipamConfigOf(n)].filter((c) => c !== undefined) },
     Internal: n.internal,
     Attachable: n.attachable,
     Ingress: false,

@@ -63,3 +63,9 @@ export interface EndpointState {
   hostVeth: string;
   ifname: string;
 }
+
+/** A network's IPAM.Config entry as dockerd shows it: the gateway given, or chosen with the subnet (not one picked in a given subnet). */
+export function ipamConfigOf(n: NetworkRecord): { Subnet: string; Gateway?: string; IPRange?: string; AuxiliaryAddresses?: Record<string, string> } | undefined {
+  if (!n.subnet) return undefined;
+  return { Subnet: n.subnet, ...(n.gatewayGiven === false || !n.gateway ? {} : { Gateway: n.gateway }), ...(n.ipRange ? { IPRange: n.ipRange } : {}), ...(n.auxAddresses ? { AuxiliaryAddresses: n.auxAddresses } : {}) };
+}

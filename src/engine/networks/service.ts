@@ -21,7 +21,7 @@ import type { HostNat } from '../../network/nat.js';
 import { bindingsOf, type PortBinding, type PortMap, type PortPublisher } from '../../network/ports.js';
 import type { EventBus } from '../events.js';
 import { matchesLabels } from '../image-filters.js';
-import type { EndpointConfig, EndpointState, NetworkRecord } from './record.js';
+import { type EndpointConfig, type EndpointState, ipamConfigOf, type NetworkRecord } from './record.js';
 import { NetworkStore } from './store.js';
 
 /** What the network service needs to know of a container. */
@@ -305,10 +305,8 @@ export class NetworkService {
       configFrom = source.name;
       options = { ...source.options };
       labels = { ...source.labels };
-      ipamRequest = {
-        ...(source.ipamOptions ? { Options: source.ipamOptions } : {}),
-        Config: source.subnet ? [{ Subnet: source.subnet, ...(source.gatewayGiven !== false && source.gateway ? { Gateway: source.gateway } : {}), ...(source.ipRange ? { IPRange: source.ipRange } : {}), ...(source.auxAddresses ? { AuxiliaryAddresses: source.auxAddresses } : {}) }] : [],
-      };
+      const sourceConfig = ipamConfigOf(source);
+      ipamRequest = { ...(source.ipamOptions ? { Options: source.ipamOptions } : {}), Config: sourceConfig ? [sourceConfig] : [] };
     }
     bridgeDriverOptions(options);
     const mtu = options[MTU_OPTION] ? Number(options[MTU_OPTION]) : undefined;
