@@ -121,12 +121,16 @@ export class Context {
     if (this.res) {
       // A stand-in for the request: a reader that gives up on a bad body destroys this, not the
       // request, whose connection still has to carry the answer (see releaseBody).
-      this.bodyStandIn ??= this.req.pipe(new PassThrough());
+      if (!this.bodyStandIn) {
+        this.bodyStandIn = this.req.pipe(new PassThrough());
+        cutShortWith(this.req, this.bodyStandIn, () => this.req.complete);
+      }
       return this.bodyStandIn;
     }
     const stream = new PassThrough();
     if (this.upgradeHead.length) stream.write(this.upgradeHead);
     this.socket.pipe(stream);
+    cutShortWith(this.socket, stream, () => this.socket.readableEnded);
     return stream;
   }
 
@@ -297,4 +301,18 @@ export class Context {
     const wait = this.hijackedAt + HEAD_ALONE_MS - Date.now();
     if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
   }
+}
+
+/**
+ * A body piped on to a stand-in: pipe() passes on the end of the body but not its loss, so a
+ * client that went away mid-body (a killed `docker load`) would leave the reader waiting for
+ * the rest forever, its temp files open. This ends the stand-in with an error then.
+ */
+function cutShortWith(source: Readable, standIn: PassThrough, complete: () => boolean): void {
+  // Its reader hears of the error through its own listener or iterator; none (a handler not yet
+  // reading) must not make it an uncaught one.
+  standIn.on('error', () => undefined);
+  source.once('close', () => {
+    if (!complete() && !standIn.destroyed) standIn.destroy(new InvalidArgumentError('the client went away before sending the whole request body'));
+  });
 }

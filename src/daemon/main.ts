@@ -325,7 +325,7 @@ async function main(): Promise<void> {
   // logged and dropped. Anything else still ends the process (the shims keep the containers;
   // the next daemon reconciles).
   process.on('uncaughtException', (err: NodeJS.ErrnoException) => {
-    if (err.code === 'EPIPE' || err.code === 'ECONNRESET' || err.code === 'ERR_STREAM_DESTROYED') {
+    if (err.code === 'EPIPE' || err.code === 'ECONNRESET' || err.code === 'ERR_STREAM_DESTROYED' || err.code === 'ERR_STREAM_PREMATURE_CLOSE') {
       log(`warning: a connection failed: ${err.message}`);
       return;
     }

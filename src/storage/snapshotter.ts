@@ -994,6 +994,11 @@ export async function writeDiffTar(upper: string, tarPath: string, opts: { idRan
       const entry = pack.entry(header, done);
       {
         const rs = fs.createReadStream(file);
+        // A pack that fails (its writer hit ENOSPC) fails its entry: heard here, not thrown.
+        entry.on('error', (e: Error) => {
+          rs.destroy();
+          reject(e);
+        });
         rs.on('error', (e) => {
           reject(e);
           pack.destroy(e);

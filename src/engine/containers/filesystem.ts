@@ -200,6 +200,9 @@ class TarOut {
         sink.once('error', reject);
         sink.once('close', () => resolve());
       });
+      // Not awaited when the reader goes away mid-file (check() throws first); its error is that
+      // one, reported by check(), and must not surface again as an unhandled rejection.
+      finished.catch(() => undefined);
       const buffer = Buffer.alloc(Math.min(size, 1 << 20));
       let written = 0;
       while (written < size) {
@@ -492,6 +495,8 @@ class Extractor {
           await this.entry(h, entry as unknown as Readable, xattrsOf(h));
         } catch (err) {
           if (err instanceof BerthError) throw err;
+          // The archive ended inside this entry: the client's fault (a cut upload), not the daemon's.
+          if (/Unexpected end of data/.test((err as Error).message)) throw new InvalidArgumentError(`the tar archive is truncated: it ends inside ${JSON.stringify(h.name)}`, 'archive');
           throw new SystemError(`extracting ${JSON.stringify(h.name)}: ${(err as Error).message}`, { cause: err });
         }
       }

@@ -159,6 +159,13 @@ function addEntry(pack: tar.Pack, header: tar.Header | (Partial<tar.Header> & { 
       return;
     }
     const sink = pack.entry(header, (err) => (err ? reject(err) : resolve()));
+    // The pack is destroyed when its reader goes away (a client leaving mid `docker save`), and
+    // its entry with it: an error on a piped-to stream with no listener of its own is thrown.
+    // The input is closed then too (a piped-from stream is only unpiped, its file left open).
+    sink.on('error', (err) => {
+      data.destroy();
+      reject(err);
+    });
     data.on('error', (err) => {
       sink.destroy(err);
       reject(err);
