@@ -43,7 +43,8 @@ export function boolFilter(filters: Filters, key: string): boolean | undefined {
     let b: boolean;
     if (lower === 'true' || lower === '1') b = true;
     else if (lower === 'false' || lower === '0') b = false;
-    else throw new InvalidArgumentError(`Invalid filter '${key}=${v}'`, 'filters');
+    // dockerd's words (filters.GetBoolOrDefault): all the key's values, as Go prints a slice.
+    else throw new InvalidArgumentError(`Invalid filter '${key}=[${values.join(' ')}]'`);
     if (result !== undefined && result !== b) throw new InvalidArgumentError(`Invalid filter '${key}': conflicting values`, 'filters');
     result = b;
   }

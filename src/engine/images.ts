@@ -702,6 +702,7 @@ export class ImageService {
     const configDigest = await this.createImage({
       base,
       layer: { container: record.id, pause: opts.pause !== false },
+      parent: base.config, // dockerd records the container's image as the commit's parent
       // container_config: the container's own config, as dockerd's CommitImage records it (API < 1.45 shows it).
       config: { ...(opts.author ? { author: opts.author } : {}), ...(opts.comment ? { comment: opts.comment } : {}), config: containerConfig, container: record.id, container_config: structuredClone(record.config) as ImageContainerConfig },
       history: { ...(opts.author ? { author: opts.author } : {}), created_by: (record.config.Cmd ?? []).join(' '), ...(opts.comment ? { comment: opts.comment } : {}) },
@@ -779,7 +780,7 @@ export class ImageService {
             { digest: configDigest, size: configBytes.length, open: bufferSource(configBytes) },
             { digest: manifestDigest, size: manifestBytes.length, open: bufferSource(manifestBytes) },
           ],
-          [{ names: spec.name ? [spec.name] : [], manifest: manifestDigest, config: configDigest, created, ...(spec.parent ? { parent: spec.parent } : {}) }],
+          [{ names: spec.name ? [spec.name] : [], manifest: manifestDigest, config: configDigest, created, ...(spec.parent ? { parent: spec.parent } : {}), ...(spec.name ? { lastTagTime: created } : {}) }],
         );
         await unpackImageLayers(manifest, config, { content: this.content, snapshotter: this.opts.snapshotter });
         return configDigest;

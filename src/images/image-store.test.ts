@@ -110,11 +110,17 @@ test('put merges by config, moves names, and refuses absent blobs and bad record
 });
 
 test('tag and untag', async () => {
-  const { store, image } = await setup();
+  const { store, image, root, content } = await setup();
   const a = await image('a');
   store.put({ ...a, names: ['app'], repoDigests: [`app@${a.manifest}`] });
+  assert.equal(store.get(a.config).lastTagTime, undefined, 'put (a pull, a load) does not set the tag time');
+  const before = Date.now();
   assert.deepEqual(store.tag('127.0.0.1:5000/app:v2', a.config).names, ['docker.io/library/app:latest', '127.0.0.1:5000/app:v2']);
   assert.deepEqual(store.tag('mirror', a.manifest).names.at(-1), 'docker.io/library/mirror:latest'); // by manifest digest too
+  const tagged = Date.parse(store.get(a.config).lastTagTime!);
+  assert.ok(tagged >= before - 1 && tagged <= Date.now(), 'tag sets Docker\'s LastTagTime');
+  store.put({ ...a, names: ['app'] }); // a load of the same image keeps it
+  assert.equal(Date.parse(new ImageStore(root, content).get(a.config).lastTagTime!), tagged);
   assert.throws(() => store.tag('x', 'sha256:' + '0'.repeat(64)), NotFoundError);
   assert.throws(() => store.tag('x', 'sha256:nope'), InvalidArgumentError);
   assert.throws(() => store.tag(`x@${a.manifest}`, a.config), InvalidArgumentError);

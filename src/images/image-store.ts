@@ -74,6 +74,7 @@ export class ImageStore {
     const existing = next.get(incoming.config);
     const merged: ImageRecord = { ...incoming };
     if (merged.parent === undefined && existing?.parent !== undefined) merged.parent = existing.parent;
+    if (merged.lastTagTime === undefined && existing?.lastTagTime !== undefined) merged.lastTagTime = existing.lastTagTime;
     merged.names = union(existing?.names ?? [], incoming.names);
     const repoDigests = union(existing?.repoDigests ?? [], incoming.repoDigests ?? []);
     if (repoDigests.length > 0) merged.repoDigests = repoDigests;
@@ -95,6 +96,7 @@ export class ImageStore {
     if (!image) throw new NotFoundError(`no such image: ${target}`);
     takeNames(next, [fullName], image.config);
     image.names = union(image.names, [fullName]);
+    image.lastTagTime = new Date().toISOString();
     this.commit(next);
     return structuredClone(image);
   }
@@ -281,6 +283,10 @@ function checkRecord(record: ImageRecord): ImageRecord {
   if (record.parent !== undefined) {
     if (record.parent !== '') assertDigest(record.parent, 'record.parent');
     out.parent = record.parent;
+  }
+  if (record.lastTagTime !== undefined) {
+    if (typeof record.lastTagTime !== 'string' || Number.isNaN(Date.parse(record.lastTagTime))) throw new InvalidArgumentError('must be a time', 'record.lastTagTime');
+    out.lastTagTime = record.lastTagTime;
   }
   if (record.repoDigests !== undefined) {
     if (!Array.isArray(record.repoDigests)) throw new InvalidArgumentError('must be an array', 'record.repoDigests');

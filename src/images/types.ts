@@ -126,8 +126,13 @@ export interface ImageRecord {
   /** Repo digests ("repo@sha256:...") as Docker reports them. */
   repoDigests?: string[];
   created: string;
-  /** The image it was built on (Docker's Parent; '' for one built from scratch), set by the builder. */
+  /** The image it was built on (Docker's Parent; '' for one built from scratch), set by the builder and commit. */
   parent?: Digest | '';
+  /**
+   * When it was last given a name here (docker tag, commit, build -t, import): Docker's
+   * Metadata.LastTagTime. A pull or a load does not set it, as with dockerd.
+   */
+  lastTagTime?: string;
 }
 
 /** Per-layer progress, for the CLI's bars and the Docker API's pull stream. */

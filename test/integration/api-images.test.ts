@@ -123,7 +123,7 @@ describe('docker CLI image commands against berthd', { skip, timeout: 600_000 },
     assert.notEqual(r.status, 0, `docker ${args.join(' ')} should fail: ${r.stdout}`);
     assert.match(r.stderr, pattern);
   };
-  const inspect = (ref: string) => JSON.parse(ok(['image', 'inspect', ref]))[0] as { Id: string; RepoTags: string[]; RepoDigests: string[]; Size: number; Config: Record<string, unknown>; RootFS: { Layers: string[] }; Comment: string };
+  const inspect = (ref: string) => JSON.parse(ok(['image', 'inspect', ref]))[0] as { Id: string; RepoTags: string[]; RepoDigests: string[]; Size: number; Config: Record<string, unknown>; RootFS: { Layers: string[] }; Comment: string; Parent: string; Metadata: { LastTagTime: string } };
 
   it('pulls by tag with dockerd\'s messages, then finds it up to date', () => {
     const bb = info.images.busybox!;
@@ -211,6 +211,7 @@ describe('docker CLI image commands against berthd', { skip, timeout: 600_000 },
     const tarball = path.join(tmp, 'rootfs.tar');
     execFileSync('tar', ['-C', imageRootfs('busybox'), '-cf', tarball, '.']);
     const id = ok(['import', '-c', 'CMD ["/bin/sh"]', '-m', 'from a test', tarball, 'imp:1']).trim();
+    assert.ok(Date.now() - Date.parse(inspect('imp:1').Metadata.LastTagTime) < 120_000, 'a named import sets LastTagTime');
     // Compressed as dockerd reads it: the layer is the same uncompressed tar.
     for (const kind of ['xz', 'bzip2']) {
       fs.writeFileSync(`${tarball}.${kind}`, execFileSync(kind, ['-c', '-q', tarball]));
@@ -324,6 +325,9 @@ describe('docker CLI image commands against berthd', { skip, timeout: 600_000 },
     assert.equal(ok(['run', '--rm', 'committed:1', 'sh', '-c', 'echo $ADDED']).trim(), 'yes');
     const image = inspect('committed:1');
     assert.equal(image.RootFS.Layers.length, 2);
+    // As dockerd: the container's image is the commit's Parent, and naming it sets LastTagTime.
+    assert.equal(image.Parent, inspect(`${host}/busybox:latest`).Id);
+    assert.ok(Date.now() - Date.parse(image.Metadata.LastTagTime) < 120_000, image.Metadata.LastTagTime);
     const history = ok(['history', '--format', '{{.CreatedBy}}|{{.Comment}}', 'committed:1']).split('\n')[0]!;
     assert.match(history, /echo committed > \/hello\.txt\|a message/);
     // The container's own config, as dockerd records it in the image (API < 1.45 shows it).

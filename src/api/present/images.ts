@@ -83,7 +83,7 @@ export function imageInspect(engine: Engine, image: ImageRecord, version?: strin
         : null,
     },
     RootFS: { Type: 'layers', Layers: config.rootfs?.diff_ids ?? [] },
-    Metadata: { LastTagTime: '0001-01-01T00:00:00Z' },
+    Metadata: { LastTagTime: image.lastTagTime ?? '0001-01-01T00:00:00Z' },
   };
 }
 

@@ -87,7 +87,7 @@ export async function importRootfs(source: string | Readable, stores: Stores, op
         { digest: configDigest, size: configBytes.length, open: bufferSource(configBytes) },
         { digest: manifestDigest, size: manifestBytes.length, open: bufferSource(manifestBytes) },
       ],
-      [{ names, manifest: manifestDigest, config: configDigest, created: new Date().toISOString() }],
+      [{ names, manifest: manifestDigest, config: configDigest, created: new Date().toISOString(), ...(names.length ? { lastTagTime: new Date().toISOString() } : {}) }],
     );
     return { id: configDigest, manifest: manifestDigest, names };
   } finally {
