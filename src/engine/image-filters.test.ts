@@ -14,6 +14,9 @@ describe('image filters', () => {
     assert.equal(boolFilter({ dangling: ['true'] }, 'dangling'), true);
     assert.equal(boolFilter({ dangling: ['0'] }, 'dangling'), false);
     assert.throws(() => boolFilter({ dangling: ['maybe'] }, 'dangling'), /Invalid filter 'dangling=\[maybe\]'$/);
+    assert.throws(() => boolFilter({ dangling: ['TRUE'] }, 'dangling'), /Invalid filter 'dangling=\[TRUE\]'$/, 'spelled exactly, as dockerd');
+    assert.equal(boolFilter({ dangling: ['maybe', 'true'] }, 'dangling'), true, 'others beside a boolean are ignored');
+    assert.throws(() => boolFilter({ dangling: ['true', '0'] }, 'dangling'), /Invalid filter 'dangling=\[true 0\]'$/, 'conflicting');
   });
   it('matches globs as Go path.Match', () => {
     assert.ok(globToRegExp('busy*').test('busybox'));

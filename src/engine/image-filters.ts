@@ -8,9 +8,13 @@ import { InvalidArgumentError } from '../common/errors.js';
 
 export type Filters = Record<string, string[]>;
 
-/** A filter dockerd does not take, in its words: "Invalid filter 'x'", "Invalid filter 'status=x'". */
-export function invalidFilter(key: string, value?: string): InvalidArgumentError {
-  return new InvalidArgumentError(`Invalid filter '${value === undefined ? key : `${key}=${value}`}'`);
+/**
+ * A filter dockerd does not take, in its words: "Invalid filter 'x'", "Invalid filter 'status=x'",
+ * and where dockerd names all of a key's values, as Go prints a slice: "Invalid filter 'dangling=[x y]'".
+ */
+export function invalidFilter(key: string, value?: string | string[]): InvalidArgumentError {
+  const shown = Array.isArray(value) ? `[${value.join(' ')}]` : value;
+  return new InvalidArgumentError(`Invalid filter '${shown === undefined ? key : `${key}=${shown}`}'`);
 }
 
 /**
@@ -33,22 +37,18 @@ export function checkFilterKeys(filters: Filters, allowed: readonly string[]): v
   }
 }
 
-/** A boolean filter ("dangling"): undefined when absent; "true"/"1" or "false"/"0" else 400. */
+/**
+ * A boolean filter ("dangling"), as moby's filters.GetBoolOrDefault reads it: undefined when
+ * absent; true when "true" or "1" is among the values, false for "false" or "0" (exactly so
+ * spelled; other values beside them are ignored); neither, or both, is a 400 naming them all.
+ */
 export function boolFilter(filters: Filters, key: string): boolean | undefined {
   const values = filters[key];
   if (!values || values.length === 0) return undefined;
-  let result: boolean | undefined;
-  for (const v of values) {
-    const lower = v.toLowerCase();
-    let b: boolean;
-    if (lower === 'true' || lower === '1') b = true;
-    else if (lower === 'false' || lower === '0') b = false;
-    // dockerd's words (filters.GetBoolOrDefault): all the key's values, as Go prints a slice.
-    else throw new InvalidArgumentError(`Invalid filter '${key}=[${values.join(' ')}]'`);
-    if (result !== undefined && result !== b) throw new InvalidArgumentError(`Invalid filter '${key}': conflicting values`, 'filters');
-    result = b;
-  }
-  return result;
+  const isTrue = values.includes('true') || values.includes('1');
+  const isFalse = values.includes('false') || values.includes('0');
+  if (isTrue === isFalse) throw invalidFilter(key, values);
+  return isTrue;
 }
 
 /** Go's path.Match as a RegExp: `*` and `?` stop at "/", `[...]` classes, `\` escapes. */

@@ -96,15 +96,15 @@ function usersOf(answer: boolean | string[]): string[] | undefined {
   return answer ? [] : undefined;
 }
 
+/** Refuses a name the local driver cannot have, in dockerd's words ("create NAME: ..."). */
 export function validateVolumeName(name: unknown): asserts name is string {
   // dockerd's words for a one-character name, which the pattern below also refuses.
   if (typeof name === 'string' && name.length === 1 && /^[a-zA-Z0-9]$/.test(name)) {
-    throw new InvalidArgumentError('volume name is too short, names should be at least two alphanumeric characters', 'name');
+    throw new InvalidArgumentError(`create ${name}: volume name is too short, names should be at least two alphanumeric characters`);
   }
   if (typeof name !== 'string' || name.length > MAX_NAME || !NAME.test(name)) {
     throw new InvalidArgumentError(
-      `${JSON.stringify(name)} includes invalid characters for a local volume name, only "[a-zA-Z0-9][a-zA-Z0-9_.-]" are allowed. If you intended to pass a host directory, use absolute path`,
-      'name',
+      `create ${String(name)}: ${JSON.stringify(name)} includes invalid characters for a local volume name, only "[a-zA-Z0-9][a-zA-Z0-9_.-]" are allowed. If you intended to pass a host directory, use absolute path`,
     );
   }
 }

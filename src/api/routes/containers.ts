@@ -48,7 +48,9 @@ function checkListFilters(filters: Record<string, string[]>, lookup: (ref: strin
   checkFilterKeys(filters, LIST_FILTERS);
   for (const v of filters.status ?? []) if (!CONTAINER_STATES.includes(v)) throw invalidFilter('status', v);
   for (const v of filters.exited ?? []) if (!/^-?\d+$/.test(v)) throw new InvalidArgumentError(`invalid filter 'exited=${v}': an exit code is a number`, 'filters');
-  for (const v of filters['is-task'] ?? []) if (v !== 'true' && v !== 'false') throw invalidFilter('is-task', v);
+  // moby's ExactMatch: "true" among the values, else "false", else all of them are refused.
+  const isTask = filters['is-task'];
+  if (isTask?.length && !isTask.includes('true') && !isTask.includes('false')) throw invalidFilter('is-task', isTask);
   for (const v of filters.health ?? []) if (!HEALTH_VALUES.includes(v)) throw new InvalidArgumentError(`Unrecognised filter value for health: ${v}`, 'filters');
   for (const v of [...(filters.publish ?? []), ...(filters.expose ?? [])]) portFilter(v);
   for (const v of [...(filters.before ?? []), ...(filters.since ?? [])]) lookup(v);

@@ -1,6 +1,6 @@
 /** `/volumes/...` over the engine's VolumeStore. */
 import { checkObject, checkStringMap, optionalString } from '../../common/checks.js';
-import { checkFilterKeys, invalidFilter } from '../../engine/image-filters.js';
+import { boolFilter, checkFilterKeys } from '../../engine/image-filters.js';
 import type { Engine } from '../../engine/engine.js';
 import { volumeView } from '../present/volumes.js';
 import type { Router } from '../router.js';
@@ -13,9 +13,7 @@ export function volumeRoutes(router: Router, engine: Engine): void {
     checkFilterKeys(filters, ['name', 'label', 'dangling', 'driver']);
     // The one driver there is.
     if (filters.driver?.length && !filters.driver.includes('local')) return ctx.sendJson(200, { Volumes: [], Warnings: null });
-    for (const v of filters.dangling ?? []) if (!['1', '0', 'true', 'false'].includes(v)) throw invalidFilter('dangling', v);
-    const dangling = filters.dangling?.[0];
-    const list = engine.volumes.list({ name: filters.name, label: filters.label, dangling: dangling === undefined ? undefined : ['1', 'true'].includes(dangling) });
+    const list = engine.volumes.list({ name: filters.name, label: filters.label, dangling: boolFilter(filters, 'dangling') });
     ctx.sendJson(200, { Volumes: list.map(volumeView), Warnings: null });
   });
 

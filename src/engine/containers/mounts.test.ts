@@ -73,19 +73,19 @@ describe('resolveMounts and ociMounts', () => {
     assert.deepEqual(ociMounts([point!])[0], { destination: '/m', type: 'bind', source: '/missing', options: ['bind', 'rw', 'rslave'] });
     assert.equal(point!.CreateMountpoint, true);
     assert.deepEqual(Object.keys(publicMountPoint(point!)).sort(), ['Destination', 'Mode', 'Propagation', 'RW', 'Source', 'Type']);
-    await assert.rejects(resolve({ Mounts: [{ Type: 'bind', Source: '/missing', Target: '/m' }] }), /HostConfig\.Mounts\[0\]\.Source: invalid mount config for type "bind": bind source path does not exist: \/missing/);
+    await assert.rejects(resolve({ Mounts: [{ Type: 'bind', Source: '/missing', Target: '/m' }] }), /^InvalidArgumentError: invalid mount config for type "bind": bind source path does not exist: \/missing/);
     await assert.rejects(resolve({ Mounts: [{ Type: 'bind', Source: '/src', Target: '/m', BindOptions: { Propagation: 'sideways' } }] }), /invalid propagation mode: sideways/);
     await assert.rejects(resolve({ Mounts: [{ Type: 'bind', Source: '/src', Target: '/m', ReadOnly: true, BindOptions: { ReadOnlyNonRecursive: true, ReadOnlyForceRecursive: true } }] }), /mount options conflict/);
     // Before 1.44 the two fields did not exist: ignored, as dockerd does.
     await resolve({ Mounts: [{ Type: 'bind', Source: '/src', Target: '/m', ReadOnly: true, BindOptions: { ReadOnlyNonRecursive: true, ReadOnlyForceRecursive: true } }] }, { readOnlyNonRecursive: true });
-    await assert.rejects(resolve({ Mounts: [{ Type: 'bind', Source: 'rel', Target: '/m' }] }), /mount path must be absolute/);
+    await assert.rejects(resolve({ Mounts: [{ Type: 'bind', Source: 'rel', Target: '/m' }] }), /: invalid mount config for type "bind": invalid mount path: 'rel' mount path must be absolute$/);
     // Binds' modes as moby's ValidateMountMode: known ones, at most one of each kind.
-    await assert.rejects(resolve({ Binds: ['/src:/m:ro,rw'] }), /HostConfig\.Binds\[0\]: invalid mode: ro,rw$/);
+    await assert.rejects(resolve({ Binds: ['/src:/m:ro,rw'] }), /^InvalidArgumentError: invalid mode: ro,rw$/);
     await assert.rejects(resolve({ Binds: ['/src:/m:shared,rslave'] }), /invalid mode: shared,rslave$/);
     await assert.rejects(resolve({ Binds: ['/src:/m:bogus'] }), /invalid mode: bogus$/);
     assert.equal((await resolve({ Binds: ['/src:/m:ro,z,rshared,cached'] }))[0]!.RW, false, 'one of each kind is fine');
     // A propagation mode is a bind's option, nocopy a volume's (moby's ParseMountRaw).
-    await assert.rejects(resolve({ Binds: ['vol:/m:shared'] }), /HostConfig\.Binds\[0\]: invalid volume specification: 'vol:\/m:shared': invalid mount config for type "volume": field BindOptions must not be specified$/);
+    await assert.rejects(resolve({ Binds: ['vol:/m:shared'] }), /^InvalidArgumentError: invalid volume specification: 'vol:\/m:shared': invalid mount config for type "volume": field BindOptions must not be specified$/);
     await assert.rejects(resolve({ Binds: ['/src:/m:nocopy'] }), /invalid volume specification: '\/src:\/m:nocopy': invalid mount config for type "bind": field VolumeOptions must not be specified$/);
     await assert.rejects(resolve({ Mounts: [{ Type: 'bind', Target: '/m' }] }), /field Source must not be empty/);
     await assert.rejects(resolve({ Mounts: [{ Type: 'bind', Source: '/src', Target: '/m', VolumeOptions: { NoCopy: true } }] }), /field VolumeOptions must not be specified/);
@@ -121,15 +121,22 @@ describe('resolveMounts and ociMounts', () => {
     assert.deepEqual(ociMounts(ro).map((m) => m.options), [['rbind', 'rro'], ['rbind', 'rro', 'rprivate']]);
     const replaced = await resolveMounts({ VolumesFrom: ['donor'], Binds: ['/src:/data'] }, { '/data': {} }, undefined, volumes);
     assert.deepEqual(replaced.map((p) => [p.Destination, p.Type, p.Source]), [['/h', 'bind', '/src'], ['/data', 'bind', '/src']]);
-    await assert.rejects(resolveMounts({ VolumesFrom: ['donor:rshared'] }, undefined, undefined, volumes), /HostConfig\.VolumesFrom\[0\]: invalid mode: rshared/);
+    await assert.rejects(resolveMounts({ VolumesFrom: ['donor:rshared'] }, undefined, undefined, volumes), /^InvalidArgumentError: invalid mode: rshared$/);
     await assert.rejects(resolveMounts({ VolumesFrom: [''] }, undefined, undefined, volumes), /cannot be an empty string/);
   });
 
   it('targets, types and shapes are checked, naming the field', async () => {
-    await assert.rejects(resolve({ Mounts: [{ Type: 'tmpfs' }] }), /HostConfig\.Mounts\[0\]\.Target: invalid mount config for type "tmpfs": field Target must not be empty/);
-    await assert.rejects(resolve({ Mounts: [{ Type: 'tmpfs', Target: '/' }] }), /destination can't be '\/'/);
+    await assert.rejects(resolve({ Mounts: [{ Type: 'tmpfs' }] }), /^InvalidArgumentError: invalid mount config for type "tmpfs": field Target must not be empty/);
+    await assert.rejects(resolve({ Mounts: [{ Type: 'tmpfs', Target: '/' }] }), /: invalid mount config for type "tmpfs": invalid specification: destination can't be '\/'$/);
+    // A bind's destination, as dockerd words it: the whole specification, then the mount's type.
+    await assert.rejects(resolve({ Binds: ['vol:relative'] }), /^InvalidArgumentError: invalid volume specification: 'vol:relative': invalid mount config for type "volume": invalid mount path: 'relative' mount path must be absolute$/);
+    await assert.rejects(resolve({ Binds: ['/:/'] }), /^InvalidArgumentError: invalid volume specification: '\/:\/': invalid mount config for type "bind": invalid specification: destination can't be '\/'$/);
+    // Config.Volumes (`-v relative`, and `-v a:/x` whose one-character name the CLI does not
+    // take for a volume's) and image VOLUMEs that are relative: from the root, as dockerd runs them.
+    const relative = await resolveMounts({}, { 'in-image': {} }, { relative: {}, 'a:/x': {} }, fakeVolumes());
+    assert.deepEqual(relative.map((p) => [p.Type, p.Destination]), [['volume', '/in-image'], ['volume', '/relative'], ['volume', '/a:/x']]);
     await assert.rejects(resolve({ Mounts: [{ Type: 'tmpfs', Target: '/t', Source: 'x' }] }), /field Source must not be specified/);
-    await assert.rejects(resolve({ Mounts: [{ Type: 'npipe', Target: '/t' }] }), /HostConfig\.Mounts\[0\]\.Type: invalid mount config for type "npipe": mount type unknown$/);
+    await assert.rejects(resolve({ Mounts: [{ Type: 'npipe', Target: '/t' }] }), /^InvalidArgumentError: invalid mount config for type "npipe": mount type unknown$/);
     await assert.rejects(resolve({ Mounts: {} as never }), /HostConfig\.Mounts: must be an array/);
     await assert.rejects(resolve({ Mounts: [{ Type: 'tmpfs', Target: '/t' }, { Type: 'tmpfs', Target: '/t/' }] }), /Duplicate mount point: \/t/);
   });

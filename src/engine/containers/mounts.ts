@@ -37,10 +37,11 @@ function validBindModes(modes: string[]): boolean {
   return true;
 }
 
-function checkDestination(dest: string, field: string): string {
-  if (!dest.startsWith('/')) throw new InvalidArgumentError(`invalid mount config: mount path must be absolute: ${JSON.stringify(dest)}`, field);
+/** A mount's destination, cleaned; refused in moby's words (validateMountConfig) for a mount of `type`. */
+function checkDestination(dest: string, type: string): string {
+  if (!dest.startsWith('/')) throw mountConfigError(type, `invalid mount path: '${dest}' mount path must be absolute`);
   const clean = path.posix.normalize(dest);
-  if (clean === '/') throw new InvalidArgumentError('invalid specification: destination can\'t be \'/\'', field);
+  if (clean === '/') throw mountConfigError(type, "invalid specification: destination can't be '/'");
   return clean.replace(/\/$/, '');
 }
 
@@ -62,6 +63,15 @@ export interface ResolveOptions {
  * which then could not be unmounted or deleted); "rslave" or "rshared" when asked for; anything
  * else is refused. Returns the propagation and whether the daemon chose it.
  */
+/** A bind's destination; refused as dockerd does, naming the whole specification. */
+function bindDestination(bind: string, target: string, type: string): string {
+  try {
+    return checkDestination(target, type);
+  } catch (err) {
+    throw new InvalidArgumentError(`invalid volume specification: '${bind}': ${(err as Error).message}`);
+  }
+}
+
 function daemonRootPropagation(source: string, asked: string | undefined, roots: readonly string[], field: string): { propagation: string; auto: boolean } {
   const clean = path.posix.normalize(source);
   const root = roots.find((r) => clean === r || clean.startsWith(r.endsWith('/') ? r : `${r}/`) || r.startsWith(clean === '/' ? '/' : `${clean}/`));
@@ -71,9 +81,12 @@ function daemonRootPropagation(source: string, asked: string | undefined, roots:
   throw new InvalidArgumentError(`invalid mount config: must use either propagation mode "rslave" or "rshared" when mount source is within the daemon root, daemon root: ${JSON.stringify(root)}, bind mount source: ${JSON.stringify(source)}, propagation: ${JSON.stringify(asked)}`, field);
 }
 
-/** moby's errMountConfig: the mount's type, then what is wrong with it. */
-function mountConfigError(type: string | undefined, message: string, field: string): InvalidArgumentError {
-  return new InvalidArgumentError(`invalid mount config for type ${JSON.stringify(type ?? '')}: ${message}`, field);
+/**
+ * moby's errMountConfig: the mount's type, then what is wrong with it. Its words alone, as
+ * dockerd answers: they name the field already.
+ */
+function mountConfigError(type: string | undefined, message: string): InvalidArgumentError {
+  return new InvalidArgumentError(`invalid mount config for type ${JSON.stringify(type ?? '')}: ${message}`);
 }
 
 function optionalObject<T extends object>(value: unknown, field: string): T | undefined {
@@ -122,10 +135,10 @@ export async function resolveMounts(host: ContainerHostConfig, imageVolumes: Rec
   const points: MountPoint[] = [];
   // VolumesFrom first; a bind or --mount at the same destination replaces what it brought.
   const inherited = new Set<MountPoint>();
-  const taken = (dest: string, field: string): void => {
+  const taken = (dest: string): void => {
     const same = points.findIndex((p) => p.Destination === dest);
     if (same < 0) return;
-    if (!inherited.has(points[same]!)) throw new InvalidArgumentError(`Duplicate mount point: ${dest}`, field);
+    if (!inherited.has(points[same]!)) throw new InvalidArgumentError(`Duplicate mount point: ${dest}`); // dockerd's words
     points.splice(same, 1);
   };
 
@@ -137,7 +150,7 @@ export async function resolveMounts(host: ContainerHostConfig, imageVolumes: Rec
     const ref = colon < 0 ? spec : spec.slice(0, colon);
     const modes = colon < 0 ? [] : spec.slice(colon + 1).split(',');
     // moby's ParseVolumesFrom: ro or rw, SELinux labels; no propagation or copy modes.
-    if (modes.some((m) => !['ro', 'rw', 'z', 'Z'].includes(m)) || modes.filter((m) => m === 'ro' || m === 'rw').length > 1) throw new InvalidArgumentError(`invalid mode: ${spec.slice(colon + 1)}`, field);
+    if (modes.some((m) => !['ro', 'rw', 'z', 'Z'].includes(m)) || modes.filter((m) => m === 'ro' || m === 'rw').length > 1) throw new InvalidArgumentError(`invalid mode: ${spec.slice(colon + 1)}`); // dockerd's words
     if (!volumes.mountsOf) throw new UnsupportedError(`${field}: no containers to take volumes from`);
     for (const m of volumes.mountsOf(ref)) {
       const rw = m.RW && !modes.includes('ro');
@@ -155,17 +168,17 @@ export async function resolveMounts(host: ContainerHostConfig, imageVolumes: Rec
     const field = `HostConfig.Binds[${i}]`;
     if (typeof bind !== 'string') throw new InvalidArgumentError('must be a string', field);
     const parts = bind.split(':');
-    if (parts.length < 2 || parts.length > 3 || parts.some((p, j) => p === '' && j < 2)) throw new InvalidArgumentError(`invalid volume specification: '${bind}'`, field);
+    if (parts.length < 2 || parts.length > 3 || parts.some((p, j) => p === '' && j < 2)) throw new InvalidArgumentError(`invalid volume specification: '${bind}'`);
     const [source, target, modeText = ''] = parts as [string, string, string?];
     const modes = modeText ? modeText.split(',') : [];
-    if (!validBindModes(modes)) throw new InvalidArgumentError(`invalid mode: ${modeText}`, field);
-    const dest = checkDestination(target, field);
-    taken(dest, field);
+    if (!validBindModes(modes)) throw new InvalidArgumentError(`invalid mode: ${modeText}`);
+    const dest = bindDestination(bind, target, source.startsWith('/') ? 'bind' : 'volume');
+    taken(dest);
     const rw = !modes.includes('ro');
     const readOnly = rw ? {} : readOnlyDepth(opts.readOnlyNonRecursive);
     // moby's ParseMountRaw: a propagation mode is a bind's option, nocopy a volume's.
     const extra = source.startsWith('/') ? (modes.includes('nocopy') ? 'VolumeOptions' : undefined) : modes.some((m) => PROPAGATIONS.has(m)) ? 'BindOptions' : undefined;
-    if (extra) throw new InvalidArgumentError(`invalid volume specification: '${bind}': invalid mount config for type "${source.startsWith('/') ? 'bind' : 'volume'}": field ${extra} must not be specified`, field);
+    if (extra) throw new InvalidArgumentError(`invalid volume specification: '${bind}': invalid mount config for type "${source.startsWith('/') ? 'bind' : 'volume'}": field ${extra} must not be specified`);
     if (source.startsWith('/')) {
       const { propagation, auto } = daemonRootPropagation(source, modes.find((m) => PROPAGATIONS.has(m)), opts.daemonRoots ?? [], field);
       points.push({ Type: 'bind', Source: path.posix.normalize(source), Destination: dest, Mode: modeText, RW: rw, Propagation: propagation, ...readOnly, ...(auto ? { AutoSlave: true } : {}) });
@@ -181,26 +194,26 @@ export async function resolveMounts(host: ContainerHostConfig, imageVolumes: Rec
     if (!m || typeof m !== 'object' || Array.isArray(m)) throw new InvalidArgumentError('must be an object', field);
     // No Type: a volume, as before dockerd checked it (docker-py and the CLI always send one).
     const type = m.Type ?? 'volume';
-    if (type !== 'bind' && type !== 'volume' && type !== 'tmpfs') throw new InvalidArgumentError(`invalid mount config for type ${JSON.stringify(m.Type)}: mount type unknown`, `${field}.Type`); // dockerd's words
-    if (m.Target === undefined || m.Target === null || m.Target === '') throw mountConfigError(type, 'field Target must not be empty', `${field}.Target`);
-    if (typeof m.Target !== 'string') throw mountConfigError(type, 'field Target must be a string', `${field}.Target`);
-    if (m.Source !== undefined && m.Source !== null && typeof m.Source !== 'string') throw mountConfigError(type, 'field Source must be a string', `${field}.Source`);
-    const dest = checkDestination(m.Target, `${field}.Target`);
-    taken(dest, field);
+    if (type !== 'bind' && type !== 'volume' && type !== 'tmpfs') throw new InvalidArgumentError(`invalid mount config for type ${JSON.stringify(m.Type)}: mount type unknown`); // dockerd's words
+    if (m.Target === undefined || m.Target === null || m.Target === '') throw mountConfigError(type, 'field Target must not be empty');
+    if (typeof m.Target !== 'string') throw mountConfigError(type, 'field Target must be a string');
+    if (m.Source !== undefined && m.Source !== null && typeof m.Source !== 'string') throw mountConfigError(type, 'field Source must be a string');
+    const dest = checkDestination(m.Target, type);
+    taken(dest);
     const rw = m.ReadOnly !== true;
     const bindOptions = optionalObject<NonNullable<MountRequest['BindOptions']>>(m.BindOptions, `${field}.BindOptions`);
     const volumeOptions = optionalObject<NonNullable<MountRequest['VolumeOptions']>>(m.VolumeOptions, `${field}.VolumeOptions`);
-    if (bindOptions && type !== 'bind') throw mountConfigError(type, 'field BindOptions must not be specified', `${field}.BindOptions`);
-    if (volumeOptions && type !== 'volume') throw mountConfigError(type, 'field VolumeOptions must not be specified', `${field}.VolumeOptions`);
-    if (m.TmpfsOptions !== undefined && m.TmpfsOptions !== null && type !== 'tmpfs') throw mountConfigError(type, 'field TmpfsOptions must not be specified', `${field}.TmpfsOptions`);
+    if (bindOptions && type !== 'bind') throw mountConfigError(type, 'field BindOptions must not be specified');
+    if (volumeOptions && type !== 'volume') throw mountConfigError(type, 'field VolumeOptions must not be specified');
+    if (m.TmpfsOptions !== undefined && m.TmpfsOptions !== null && type !== 'tmpfs') throw mountConfigError(type, 'field TmpfsOptions must not be specified');
     if (type === 'bind') {
       const source = m.Source ?? '';
-      if (source === '') throw mountConfigError(type, 'field Source must not be empty', `${field}.Source`);
-      if (!source.startsWith('/')) throw mountConfigError(type, `invalid mount path: '${source}' mount path must be absolute`, `${field}.Source`);
-      if (bindOptions?.Propagation && !PROPAGATIONS.has(bindOptions.Propagation)) throw mountConfigError(type, `invalid propagation mode: ${bindOptions.Propagation}`, `${field}.BindOptions.Propagation`);
+      if (source === '') throw mountConfigError(type, 'field Source must not be empty');
+      if (!source.startsWith('/')) throw mountConfigError(type, `invalid mount path: '${source}' mount path must be absolute`);
+      if (bindOptions?.Propagation && !PROPAGATIONS.has(bindOptions.Propagation)) throw mountConfigError(type, `invalid propagation mode: ${bindOptions.Propagation}`);
       const { propagation, auto } = daemonRootPropagation(source, bindOptions?.Propagation || undefined, opts.daemonRoots ?? [], `${field}.BindOptions.Propagation`);
       const createMountpoint = bindOptions?.CreateMountpoint === true;
-      if (!createMountpoint && !volumes.exists(source)) throw mountConfigError(type, `bind source path does not exist: ${source}`, `${field}.Source`);
+      if (!createMountpoint && !volumes.exists(source)) throw mountConfigError(type, `bind source path does not exist: ${source}`);
       // Before API 1.44 these two did not exist: dockerd ignores them then.
       if (!opts.readOnlyNonRecursive && bindOptions?.ReadOnlyNonRecursive && bindOptions.ReadOnlyForceRecursive) throw new InvalidArgumentError('mount options conflict: ReadOnlyNonRecursive && ReadOnlyForceRecursive', `${field}.BindOptions`);
       points.push({
@@ -217,7 +230,7 @@ export async function resolveMounts(host: ContainerHostConfig, imageVolumes: Rec
       });
     } else if (type === 'volume') {
       const anonymous = !m.Source;
-      if (anonymous && !rw) throw mountConfigError(type, 'must not set ReadOnly mode when using anonymous volumes', `${field}.ReadOnly`);
+      if (anonymous && !rw) throw mountConfigError(type, 'must not set ReadOnly mode when using anonymous volumes');
       // API 1.45 (berthd announces 1.44): refused rather than mounting the whole volume.
       if (volumeOptions?.Subpath) throw new UnsupportedError(`${field}.VolumeOptions.Subpath: mounting a volume's subpath (API 1.45) is not supported`);
       const driverConfig = optionalObject<{ Name?: string; Options?: unknown }>(volumeOptions?.DriverConfig, `${field}.VolumeOptions.DriverConfig`);
@@ -226,17 +239,19 @@ export async function resolveMounts(host: ContainerHostConfig, imageVolumes: Rec
       const v = await volumes.ensure(m.Source || undefined, { labels, driver: driverConfig?.Name || undefined, options });
       points.push({ Type: 'volume', Name: v.name, Source: v.mountpoint, Destination: dest, Driver: 'local', Mode: 'z', RW: rw, Propagation: '', ...(rw ? {} : readOnlyDepth(opts.readOnlyNonRecursive)), ...(volumeOptions?.NoCopy ? { NoCopy: true } : {}) });
     } else {
-      if (m.Source) throw mountConfigError(type, 'field Source must not be specified', `${field}.Source`);
+      if (m.Source) throw mountConfigError(type, 'field Source must not be specified');
       const data = tmpfsData(m.TmpfsOptions, !rw, `${field}.TmpfsOptions`);
       // Checked now (an unknown option fails the create, not the start).
-      tmpfsOciOptions(data, field);
+      tmpfsOciOptions(data);
       points.push({ Type: 'tmpfs', Source: '', Destination: dest, Mode: '', RW: rw, Propagation: '', ...(data ? { TmpfsData: data } : {}) });
     }
   }
 
   // The image's VOLUMEs and `-v /path` (Config.Volumes) not covered above get anonymous volumes.
+  // A relative one is taken from the root, as dockerd does (it resolves it in the root file
+  // system); the docker CLI sends `-v name:/x` with a one-character name so ("a:/x").
   for (const dest of [...Object.keys(imageVolumes ?? {}), ...Object.keys(configVolumes ?? {})]) {
-    const clean = checkDestination(dest, 'Volumes');
+    const clean = bindDestination(dest, dest.startsWith('/') ? dest : `/${dest}`, 'volume');
     if (points.some((p) => p.Destination === clean)) continue;
     const v = await volumes.ensure(undefined);
     points.push({ Type: 'volume', Name: v.name, Source: v.mountpoint, Destination: clean, Driver: 'local', Mode: '', RW: true, Propagation: '' });
@@ -250,8 +265,8 @@ function readOnlyDepth(nonRecursive: boolean | undefined): Pick<MountPoint, 'Rec
 }
 
 /** A tmpfs mount's options as dockerd gives them: noexec,nosuid,nodev,rprivate, then its data, the later winning. */
-function tmpfsOciOptions(data: string | undefined, field: string): string[] {
-  return mergeTmpfsOptions(['noexec', 'nosuid', 'nodev', 'rprivate', ...(data ? data.split(',') : [])], field);
+function tmpfsOciOptions(data: string | undefined): string[] {
+  return mergeTmpfsOptions(['noexec', 'nosuid', 'nodev', 'rprivate', ...(data ? data.split(',') : [])]);
 }
 
 /** The mount holding a path: the deepest mount point above it (the last, if stacked). */
@@ -319,7 +334,7 @@ export function ociMounts(points: MountPoint[]): OciMount[] {
   // In the records' order: the start puts all of a container's mounts in moby's (byMountDepth).
   return points.map((p): OciMount => {
     // Records from before TmpfsData: read-only or not, as they were made.
-    if (p.Type === 'tmpfs') return { destination: p.Destination, type: 'tmpfs', source: 'tmpfs', options: tmpfsOciOptions(p.TmpfsData ?? (p.RW ? '' : 'ro'), p.Destination) };
+    if (p.Type === 'tmpfs') return { destination: p.Destination, type: 'tmpfs', source: 'tmpfs', options: tmpfsOciOptions(p.TmpfsData ?? (p.RW ? '' : 'ro')) };
     const options = [p.NonRecursive ? 'bind' : 'rbind', p.RW ? 'rw' : p.RecursiveReadOnly ? 'rro' : 'ro'];
     if (p.Propagation) options.push(p.Propagation);
     return { destination: p.Destination, type: 'bind', source: p.Source, options };

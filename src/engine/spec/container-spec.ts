@@ -708,7 +708,7 @@ function tmpfsMounts(tmpfs: Record<string, string> | null | undefined): Mount[] 
     if (clean === '/') throw new InvalidArgumentError('cannot mount a tmpfs on /', field);
     if (mounts.some((m) => m.destination === clean)) throw new InvalidArgumentError('duplicate mount point', field);
     const options = ['noexec', 'nosuid', 'nodev', 'rprivate', ...data.split(',').filter(Boolean)];
-    mounts.push({ destination: clean, type: 'tmpfs', source: 'tmpfs', options: mergeTmpfsOptions(options, field) });
+    mounts.push({ destination: clean, type: 'tmpfs', source: 'tmpfs', options: mergeTmpfsOptions(options) });
   }
   return mounts.sort(byMountDepth);
 }
@@ -737,7 +737,7 @@ const FLAG_GROUPS: string[][] = [
 const TMPFS_DATA = new Set(['size', 'mode', 'uid', 'gid', 'nr_inodes', 'nr_blocks', 'mpol', 'huge', 'inode64', 'noswap']);
 
 /** moby's MergeTmpfsOptions: the last of conflicting flags and of repeated data options wins. */
-export function mergeTmpfsOptions(options: string[], field: string): string[] {
+export function mergeTmpfsOptions(options: string[]): string[] {
   const seen = new Set<string>();
   const merged: string[] = [];
   for (let i = options.length - 1; i >= 0; i--) {
@@ -748,7 +748,7 @@ export function mergeTmpfsOptions(options: string[], field: string): string[] {
     if (group) key = group[0];
     else {
       key = option.split('=')[0];
-      if (!TMPFS_DATA.has(key)) throw new InvalidArgumentError(`unknown tmpfs option ${JSON.stringify(option)}`, field);
+      if (!TMPFS_DATA.has(key)) throw new InvalidArgumentError(`invalid tmpfs option [${JSON.stringify(option)}]`); // dockerd's words
     }
     if (seen.has(key)) continue;
     seen.add(key);
