@@ -1089,7 +1089,11 @@ describe('berthd with the docker CLI', { skip }, () => {
     assert.equal(d.dockerOk(['exec', '-u', '65534', id, 'sh', '-c', 'echo $HOME']).trim(), '/nonexistent');
     assert.equal(d.dockerOk(['exec', '-u', '65534', '-e', 'HOME=/given', id, 'sh', '-c', 'echo $HOME']).trim(), '/given');
     assert.equal(d.dockerOk(['exec', id, 'sh', '-c', 'echo $HOME']).trim(), '/root');
+    // ExecIDs: the execs not finished, as dockerd lists them (null when none).
+    assert.equal(d.dockerOk(['inspect', '-f', '{{json .ExecIDs}}', id]).trim(), 'null');
     d.dockerOk(['exec', '-d', id, 'sh', '-c', 'echo detached > /tmp/d']);
+    d.dockerOk(['exec', '-d', id, 'sleep', '3']);
+    assert.match(d.dockerOk(['inspect', '-f', '{{json .ExecIDs}}', id]).trim(), /^\["[0-9a-f]{64}"\]$/);
     assert.ok(d.docker(['exec', id, 'cat', '/tmp/d']).stdout === 'detached\n' || d.docker(['exec', id, 'sh', '-c', 'sleep 0.5; cat /tmp/d']).stdout === 'detached\n');
     // dockerd's answer: exit 126, the runtime's message as output.
     const missing = d.docker(['exec', id, 'nosuchcmd']);

@@ -148,6 +148,8 @@ export interface InspectPaths {
   rootfs: string;
   /** Its snapshot's writable and image layers (GraphDriver.Data), unless gone. */
   layers?: { upper: string; work: string; lowers: string[] };
+  /** Its execs not yet finished (created or running), as dockerd's ExecIDs lists them. */
+  execIds?: string[];
 }
 
 /**
@@ -261,7 +263,7 @@ export function containerInspect(c: ContainerRecord, paths: InspectPaths, networ
     MountLabel: '',
     ProcessLabel: '',
     AppArmorProfile: '',
-    ExecIDs: null,
+    ExecIDs: paths.execIds?.length ? paths.execIds : null,
     HostConfig: {
       ...HOST_CONFIG_ZERO,
       ...c.hostConfig,

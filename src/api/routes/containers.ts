@@ -179,7 +179,7 @@ export function containerRoutes(router: Router, engine: Engine): void {
 
   router.get('/containers/{id}/json', async (ctx) => {
     const c = containers.get(ctx.params.id!);
-    ctx.sendJson(200, { ...containerInspect(c, inspectPaths(c), networkIdOf), ...(ctx.bool('size') ? await sizes(c) : {}) });
+    ctx.sendJson(200, { ...containerInspect(c, { ...inspectPaths(c), execIds: engine.execs.idsOf(c.id) }, networkIdOf), ...(ctx.bool('size') ? await sizes(c) : {}) });
   });
 
   router.post('/containers/{id}/start', async (ctx) => {

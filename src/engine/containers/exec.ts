@@ -259,8 +259,12 @@ export class ExecService {
     for (const [id, exec] of this.execs) if (exec.containerId === containerId && !exec.running) this.execs.delete(id);
   }
 
-  /** The exec IDs of a container, for its inspect. */
+  /**
+   * The container's execs that have not finished (created, or running), for its inspect's
+   * ExecIDs: dockerd drops an exec from its container's list when it exits, though the exec
+   * itself can still be inspected a while.
+   */
   idsOf(containerId: string): string[] {
-    return [...this.execs.values()].filter((e) => e.containerId === containerId).map((e) => e.id);
+    return [...this.execs.values()].filter((e) => e.containerId === containerId && e.exitCode === null).map((e) => e.id);
   }
 }
