@@ -342,6 +342,14 @@ except docker.errors.BuildError as e:
     assert.match(r.stdout.trim(), /^sha256:[0-9a-f]{64}$/);
     const missing = cmd(DOCKER!, ['build', '-f', '-', ctxDir], { env, timeoutMs: 120_000, input: 'FROM busybox\nCOPY secret.txt /x\n' });
     assert.match(missing.stderr + missing.stdout, /COPY failed: file not found in build context or excluded by \.dockerignore: stat secret\.txt: file does not exist/);
+    // A stage on scratch gets Linux's default PATH, as moby's builder gives every stage without one.
+    const scratch = cmd(DOCKER!, ['build', '-q', '-f', '-', ctxDir], { env, timeoutMs: 120_000, input: 'FROM scratch\nCOPY a.txt /a.txt\n' });
+    assert.equal(scratch.status, 0, scratch.stderr);
+    assert.equal(d.dockerOk(['image', 'inspect', '-f', '{{json .Config.Env}}', scratch.stdout.trim()]).trim(), '["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]');
+    // COPY --from an image that cannot be had: dockerd's prefix on the reason.
+    const from = cmd(DOCKER!, ['build', '-f', '-', ctxDir], { env, timeoutMs: 120_000, input: 'FROM busybox\nCOPY --from=127.0.0.1:1/none /a /b\n' });
+    assert.notEqual(from.status, 0);
+    assert.match(from.stderr + from.stdout, /invalid from flag value 127\.0\.0\.1:1\/none: /);
   });
 
   it('builds with `berth build` (directory, -f -, tar on stdin)', () => {

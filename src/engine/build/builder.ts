@@ -25,6 +25,7 @@ import { BerthError, InvalidArgumentError, UnsupportedError } from '../../common
 import type { ImageConfig } from '../../images/types.js';
 import type { JsonMessage } from '../image-progress.js';
 import { parseGroup, parsePasswd } from '../containers/user.js';
+import { DEFAULT_PATH_ENV } from '../spec/container-spec.js';
 import { at, ScopedRoot, type Resolved } from '../containers/scoped-root.js';
 import { archiveStream, isArchive, hashSources, sourceTar, SourceTree, unpackContext, type CopyAttrs, type Source } from './context.js';
 import { downloadSource, isRemoteSource } from './remote.js';
@@ -338,6 +339,9 @@ export class Build {
       cmdSet: false,
       platform: image ? { architecture: image.config.architecture, os: image.config.os, ...(image.config.variant ? { variant: image.config.variant } : {}) } : { architecture: '', os: '' },
     };
+    // moby's setDefaultPath: every stage whose base sets no PATH (FROM scratch) gets Linux's default.
+    const env = (state.runConfig.Env ??= []);
+    if (!env.some((e) => e.startsWith('PATH='))) env.push(DEFAULT_PATH_ENV);
     // The base image's ONBUILD triggers run now, and are not inherited.
     const triggers = state.runConfig.OnBuild as string[] | undefined;
     if (Array.isArray(triggers) && triggers.length > 0) {
@@ -543,7 +547,15 @@ export class Build {
         fromImage = stage;
       } else if (/^\d+$/.test(from)) {
         throw new InvalidArgumentError(`invalid from flag value ${from}: refers to current build stage`);
-      } else fromImage = (await this.image(from)).id;
+      } else {
+        try {
+          fromImage = (await this.image(from)).id;
+        } catch (err) {
+          // dockerd's words, on the error as it is (its kind, and so its status, kept).
+          if (err instanceof BerthError) err.message = `invalid from flag value ${from}: ${err.message}`;
+          throw err;
+        }
+      }
     }
     // moby's performCopy runs the flag into the source hash ("--chown=1:2file:…"): history and cache keys keep that.
     const flags = `${chown ? `--chown=${chown}` : ''}${chmod !== undefined ? `--chmod=${chmod.toString(8)}` : ''}`;
