@@ -231,5 +231,7 @@ function hostFacts(): HostFacts {
   const cpuset = (name: string): string | undefined => read(cgroupVersion === 2 ? `/sys/fs/cgroup/cpuset.${name}.effective` : `/sys/fs/cgroup/cpuset/cpuset.${name}`)?.trim() || undefined;
   const cpusetCpus = cpuset('cpus');
   const cpusetMems = cpuset('mems');
-  return { cgroupVersion, kernel: os.release(), sysctls, blkioWeight, deviceNumbers: blockDeviceNumbers, cpuCount, ...(cpusetCpus ? { cpusetCpus } : {}), ...(cpusetMems ? { cpusetMems } : {}), ...(capabilities.length ? { capabilities } : {}), ...(fs.existsSync(initPath) ? { initPath } : {}) };
+  // dockerd's apparmor.HostSupports(): without it, containers' AppArmor profiles are left out.
+  const apparmor = read('/sys/module/apparmor/parameters/enabled')?.trim() === 'Y';
+  return { cgroupVersion, kernel: os.release(), sysctls, blkioWeight, apparmor, deviceNumbers: blockDeviceNumbers, cpuCount, ...(cpusetCpus ? { cpusetCpus } : {}), ...(cpusetMems ? { cpusetMems } : {}), ...(capabilities.length ? { capabilities } : {}), ...(fs.existsSync(initPath) ? { initPath } : {}) };
 }

@@ -19,13 +19,13 @@ describe('log config (dockerd mergeAndVerifyLogConfig and json-file)', () => {
   });
 
   it('refuses unknown drivers and options, bad sizes and counts, with dockerd messages', () => {
-    assert.throws(() => resolveLogConfig({ Type: 'nope' }), (e: Error) => e instanceof InvalidArgumentError && /no log driver named 'nope' is registered/.test(e.message));
+    assert.throws(() => resolveLogConfig({ Type: 'nope' }), (e: Error) => e instanceof InvalidArgumentError && /^error looking up logging plugin nope: plugin "nope" not found$/.test(e.message));
     assert.throws(() => resolveLogConfig({ Type: 'syslog' }), (e: Error) => e instanceof UnsupportedError && /syslog log driver is not supported/.test(e.message));
     assert.throws(() => resolveLogConfig({ Config: { colour: 'red' } }), /unknown log opt 'colour' for json-file log driver/);
     assert.throws(() => resolveLogConfig({ Type: 'local', Config: { tag: 'x' } }), /unknown log opt 'tag' for local log driver/);
     assert.throws(() => resolveLogConfig({ Type: 'none', Config: { 'max-size': '1k' } }), /unknown log opt 'max-size' for none log driver/);
     assert.throws(() => resolveLogConfig({ Config: { 'max-size': '0' } }), /max-size must be a positive number/);
-    assert.throws(() => resolveLogConfig({ Config: { 'max-size': 'big' } }), /invalid size: 'big'/);
+    assert.throws(() => resolveLogConfig({ Config: { 'max-size': 'big' } }), /failed to initialize logging driver: invalid size: 'big'$/);
     assert.throws(() => resolveLogConfig({ Config: { 'max-file': '0' } }), /max-file cannot be less than 1/);
     assert.throws(() => resolveLogConfig({ Config: { 'max-file': 'two' } }), /strconv.Atoi/);
     assert.throws(() => resolveLogConfig({ Type: 'json-file', Config: { compress: 'true' } }, { Type: 'json-file', Config: {} }), /compress cannot be true when max-file is less than 2/);

@@ -60,8 +60,8 @@ export function resolveLogConfig(requested: LogConfig | null | undefined, daemon
   }
   if (type === daemon.Type) for (const [k, v] of Object.entries(daemon.Config)) if (!(k in config)) config[k] = v;
   if (ELSEWHERE.has(type)) throw new UnsupportedError(`${FIELD}: the ${type} log driver is not supported by berthd (json-file, local, none)`);
-  if (type !== 'json-file' && type !== 'local' && type !== 'none') throw new InvalidArgumentError(`logger: no log driver named '${type}' is registered`, FIELD);
-  for (const key of Object.keys(config)) if (!OPTIONS[type].has(key)) throw new InvalidArgumentError(`unknown log opt '${key}' for ${type} log driver`, FIELD);
+  if (type !== 'json-file' && type !== 'local' && type !== 'none') throw new InvalidArgumentError(`error looking up logging plugin ${type}: plugin ${JSON.stringify(type)} not found`); // dockerd's words
+  for (const key of Object.keys(config)) if (!OPTIONS[type].has(key)) throw new InvalidArgumentError(`unknown log opt '${key}' for ${type} log driver`);
   const effective: EffectiveLogConfig = { Type: type, Config: config };
   rotation(effective); // checks max-size, max-file and compress
   return effective;
@@ -74,7 +74,7 @@ export function rotation(cfg: EffectiveLogConfig): { maxSize?: number; maxFiles:
   let maxSize: number | undefined;
   if (c['max-size'] !== undefined) {
     maxSize = fromHumanSize(c['max-size']);
-    if (maxSize === undefined) throw new InvalidArgumentError(`max-size: invalid size: '${c['max-size']}'`, FIELD);
+    if (maxSize === undefined) throw new InvalidArgumentError(`failed to initialize logging driver: invalid size: '${c['max-size']}'`);
     if (maxSize <= 0) throw new InvalidArgumentError('max-size must be a positive number', FIELD);
   }
   let maxFiles = 1;

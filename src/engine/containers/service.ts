@@ -1826,10 +1826,12 @@ export function checkRestartPolicy(host: ContainerHostConfig): void {
   if (!policy) return;
   if (typeof policy !== 'object') throw new InvalidArgumentError('must be an object', 'HostConfig.RestartPolicy');
   const name = policy.Name ?? '';
-  if (!['', 'no', 'always', 'unless-stopped', 'on-failure'].includes(name)) throw new InvalidArgumentError(`invalid restart policy: unknown policy '${name}'; use one of 'no', 'always', 'on-failure', or 'unless-stopped'`, 'HostConfig.RestartPolicy.Name');
+  // moby's (v25) ValidateRestartPolicy, in its words.
+  if (!['', 'no', 'always', 'unless-stopped', 'on-failure'].includes(name)) throw new InvalidArgumentError(`invalid restart policy: unknown policy '${name}'; use one of 'no', 'always', 'on-failure', or 'unless-stopped'`);
   const count = policy.MaximumRetryCount ?? 0;
-  if (!Number.isInteger(count) || count < 0) throw new InvalidArgumentError('invalid restart policy: maximum retry count cannot be negative', 'HostConfig.RestartPolicy.MaximumRetryCount');
-  if (count > 0 && name !== 'on-failure') throw new InvalidArgumentError(`invalid restart policy: maximum retry count can only be used with 'on-failure'`, 'HostConfig.RestartPolicy.MaximumRetryCount');
+  if (!Number.isInteger(count)) throw new InvalidArgumentError('must be an integer', 'HostConfig.RestartPolicy.MaximumRetryCount');
+  if (name !== 'on-failure' && count !== 0) throw new InvalidArgumentError(`invalid restart policy: maximum retry count can only be used with 'on-failure'${count < 0 ? ' and cannot be negative' : ''}`);
+  if (count < 0) throw new InvalidArgumentError('invalid restart policy: maximum retry count cannot be negative');
 }
 
 /** Whether the container's processes live in a pid namespace of its own (PID 1's death ends them all). */

@@ -22,10 +22,12 @@ describe('resolveUser', () => {
   });
   it('adds GroupAdd by name and number', () => {
     assert.deepEqual(resolveUser('nobody', PASSWD, GROUP, ['wheel', '99']).additionalGids, [10, 99]);
+    assert.throws(() => resolveUser('nobody', PASSWD, GROUP, ['ghosts']), /^InvalidArgumentError: Unable to find group ghosts: no matching entries in group file$/); // dockerd's capital
   });
   it('refuses unknown names with Docker\'s message', () => {
     assert.throws(() => resolveUser('ghost', PASSWD, GROUP), /unable to find user ghost: no matching entries in passwd file/);
     assert.throws(() => resolveUser('web:ghosts', PASSWD, GROUP), /unable to find group ghosts/);
-    assert.throws(() => resolveUser('99999999999', PASSWD, GROUP), /out of range/);
+    assert.throws(() => resolveUser('99999999999', PASSWD, GROUP), /uids and gids must be in range 0-2147483647/);
+    assert.throws(() => resolveUser('2147483648', PASSWD, GROUP), /uids and gids must be in range 0-2147483647/, 'the bound is 2^31 - 1, as dockerd');
   });
 });

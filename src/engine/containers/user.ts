@@ -27,11 +27,12 @@ interface GroupEntry {
 }
 
 const NUMBER = /^\d+$/;
-const MAX_ID = 2 ** 32 - 2;
+/** dockerd's (runc's user package's) bound: 2^31 - 1. */
+const MAX_ID = 2 ** 31 - 1;
 
 function parseId(text: string, what: string): number {
   const n = Number(text);
-  if (!Number.isSafeInteger(n) || n > MAX_ID) throw new InvalidArgumentError(`${what} ${text} is out of range`, 'User');
+  if (!Number.isSafeInteger(n) || n > MAX_ID) throw new InvalidArgumentError(`uids and gids must be in range 0-${MAX_ID}`); // dockerd's words
   return n;
 }
 
@@ -100,7 +101,7 @@ export function resolveUser(user: string | undefined, passwd: string | undefined
     if (NUMBER.test(extra)) additional.push(parseId(extra, 'gid'));
     else {
       const g = groups.find((x) => x.name === extra);
-      if (!g) throw new InvalidArgumentError(`unable to find group ${extra}: no matching entries in group file`, 'HostConfig.GroupAdd');
+      if (!g) throw new InvalidArgumentError(`Unable to find group ${extra}: no matching entries in group file`); // dockerd's words
       additional.push(g.gid);
     }
   }

@@ -480,7 +480,7 @@ export class NetworkService {
     if (name === 'none') return { kind: { kind: 'private' }, endpoints: {} };
     if (name.startsWith('container:')) return { kind: { kind: 'container', ref: name.slice('container:'.length) }, endpoints: {} };
     const primary = name === 'default' ? this.store.byName('bridge') : this.store.find(name);
-    if (!primary && name !== 'default' && name !== 'bridge') throw new InvalidArgumentError(`network ${name} not found`, 'HostConfig.NetworkMode');
+    if (!primary && name !== 'default' && name !== 'bridge') throw new InvalidArgumentError(`network ${name} not found`); // dockerd's words
     const endpoints: Record<string, EndpointConfig> = {};
     const wanted = { ...(endpointsConfig ?? {}) };
     // The docker CLI repeats the mode's network in EndpointsConfig ("default" too): never a second network.

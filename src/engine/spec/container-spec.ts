@@ -114,6 +114,8 @@ export interface HostFacts {
   deviceNumbers?: (path: string) => { major: number; minor: number } | undefined;
   /** Whether the kernel's blkio controller takes weights (blkio.weight: CFQ/BFQ). Default false: they are discarded, as dockerd does. */
   blkioWeight?: boolean;
+  /** false: the host has no AppArmor, and a container's profile is left out, as dockerd does. Default: kept (the runtime decides). */
+  apparmor?: boolean;
   /** Capabilities "ALL" means (the daemon's bounding set). Default: every capability Berth knows. */
   capabilities?: string[];
   /** The host's device nodes: what a privileged container gets, and where HostConfig.Devices are looked up. */
@@ -284,7 +286,7 @@ function namespaceModes(host: HostConfig): NamespaceModes {
   if (['', 'private', 'shareable'].includes(ipcMode)) ipc = 'private';
   else if (ipcMode === 'none' || ipcMode === 'host') ipc = ipcMode;
   else if (containerRef(ipcMode, 'HostConfig.IpcMode')) ipc = 'container';
-  else throw new InvalidArgumentError(`invalid IPC mode: ${ipcMode}`, 'HostConfig.IpcMode');
+  else throw new InvalidArgumentError(`Invalid IPC mode: ${ipcMode}`);
   const utsMode = optionalString(host.UTSMode, 'HostConfig.UTSMode') ?? '';
   if (utsMode !== '' && utsMode !== 'host') throw new InvalidArgumentError(`invalid UTS mode: ${utsMode}`, 'HostConfig.UTSMode');
   return { pid, ipc, uts: utsMode === 'host' ? 'host' : 'private' };
@@ -331,7 +333,7 @@ export function containerSpec(input: ContainerSpecInput): Spec {
     try {
       parseSignal(checkString(create.StopSignal, 'StopSignal'));
     } catch {
-      throw new InvalidArgumentError(`invalid signal ${JSON.stringify(create.StopSignal)}`, 'StopSignal');
+      throw new InvalidArgumentError(`Invalid signal: ${String(create.StopSignal)}`); // dockerd's words
     }
   }
   if (create.User !== undefined) checkString(create.User, 'User');
@@ -421,12 +423,12 @@ export function containerSpec(input: ContainerSpecInput): Spec {
     linux.gidMappings = facts.idMappings!.gidMappings.map((m) => ({ ...m }));
   }
   if (security.noNewPrivileges) process.noNewPrivileges = true;
-  if (security.apparmorProfile) process.apparmorProfile = security.apparmorProfile;
+  if (security.apparmorProfile && facts.apparmor !== false) process.apparmorProfile = security.apparmorProfile;
   const rlimits = ulimits(host.Ulimits);
   if (rlimits.length > 0) process.rlimits = rlimits;
   if (host.OomScoreAdj !== undefined) {
     const adj = integer(host.OomScoreAdj, 'HostConfig.OomScoreAdj');
-    if (adj < -1000 || adj > 1000) throw new InvalidArgumentError(`Invalid value ${adj}, range for oom score adj is [-1000, 1000]`, 'HostConfig.OomScoreAdj');
+    if (adj < -1000 || adj > 1000) throw new InvalidArgumentError(`Invalid value ${adj}, range for oom score adj is [-1000, 1000]`);
     process.oomScoreAdj = adj;
   }
 
@@ -448,9 +450,12 @@ export function containerSpec(input: ContainerSpecInput): Spec {
   }
   const annotations = checkStringMap(host.Annotations, 'HostConfig.Annotations');
   if (annotations && Object.keys(annotations).length) spec.annotations = { ...annotations };
+  // Windows' isolation modes; dockerd's words on Linux.
+  const isolation = optionalString((host as { Isolation?: unknown }).Isolation, 'HostConfig.Isolation') ?? '';
+  if (isolation !== '' && isolation.toLowerCase() !== 'default') throw new InvalidArgumentError(`Invalid isolation: ${JSON.stringify(isolation)} - linux only supports 'default'`);
   if (host.StorageOpt && Object.keys(checkStringMap(host.StorageOpt, 'HostConfig.StorageOpt') ?? {}).length) {
     // dockerd's overlay2 answer on anything but XFS with project quotas.
-    throw new InvalidArgumentError("--storage-opt is supported only for overlay over xfs with 'pquota' mount option", 'HostConfig.StorageOpt');
+    throw new InvalidArgumentError("--storage-opt is supported only for overlay over xfs with 'pquota' mount option");
   }
   if (host.DeviceRequests !== undefined && host.DeviceRequests !== null && !Array.isArray(host.DeviceRequests)) throw new InvalidArgumentError('must be a list', 'HostConfig.DeviceRequests');
   if (Array.isArray(host.DeviceRequests) && host.DeviceRequests.length > 0) {
@@ -472,7 +477,7 @@ export function containerSpec(input: ContainerSpecInput): Spec {
   }
   for (const [key, value] of Object.entries(checkStringMap(host.Sysctls, 'HostConfig.Sysctls') ?? {})) {
     checkSysctl(key);
-    if (network.mode === 'host' && key.startsWith('net.')) throw new InvalidArgumentError(`sysctl ${JSON.stringify(key)} is not allowed in the host's network namespace`, 'HostConfig.Sysctls');
+    if (network.mode === 'host' && key.startsWith('net.')) throw new InvalidArgumentError(`sysctl ${JSON.stringify(key)} not allowed in host network namespace`); // runc's words, as dockerd passes them on
     linux.sysctl![key] = value;
   }
 
@@ -548,7 +553,7 @@ function checkEnv(entry: string, field: string): void {
 function workingDir(imageDir: string | undefined, createDir: string | undefined): string {
   const given = optionalString(createDir, 'WorkingDir');
   if (given) {
-    if (!given.startsWith('/')) throw new InvalidArgumentError(`the working directory ${JSON.stringify(given)} is invalid, it needs to be an absolute path`, 'WorkingDir');
+    if (!given.startsWith('/')) throw new InvalidArgumentError(`the working directory '${given}' is invalid, it needs to be an absolute path`);
     return cleanPath(given);
   }
   const fromImage = optionalString(imageDir, 'image.config.WorkingDir');
@@ -570,11 +575,12 @@ function cleanPath(path: string): string {
 
 /** moby's NormalizeLegacyCapabilities: upper case, CAP_ prefix added, "ALL" kept. */
 function normalizeCapabilities(list: string[] | null | undefined, field: string): string[] {
-  return (optionalStringList(list, field) ?? []).map((raw, index) => {
+  return (optionalStringList(list, field) ?? []).map((raw) => {
     const upper = raw.toUpperCase();
     if (upper === 'ALL') return upper;
     const name = upper.startsWith('CAP_') ? upper : `CAP_${upper}`;
-    if (!Object.hasOwn(CAPABILITIES, name)) throw new InvalidArgumentError(`unknown capability ${JSON.stringify(raw)}`, `${field}[${index}]`);
+    // dockerd's words: "invalid CapAdd: unknown capability: \"CAP_X\"".
+    if (!Object.hasOwn(CAPABILITIES, name)) throw new InvalidArgumentError(`invalid ${field.replace(/^HostConfig\./, '')}: unknown capability: ${JSON.stringify(name)}`);
     return name;
   });
 }
@@ -648,11 +654,11 @@ function parseSecurityOpt(list: string[] | null | undefined, daemonNoNewPrivileg
         result.writableCgroups = parseBool(value, field);
         break;
       case 'systempaths':
-        if (value !== 'unconfined') throw new InvalidArgumentError(`systempaths supports only "unconfined", got ${JSON.stringify(value)}`, field);
+        if (value !== 'unconfined') throw new InvalidArgumentError(`invalid --security-opt 2: ${JSON.stringify(opt)}`); // dockerd's words
         result.unconfinedPaths = true;
         break;
       default:
-        throw new InvalidArgumentError(`unknown security option ${JSON.stringify(key)}`, field);
+        throw new InvalidArgumentError(`invalid --security-opt 2: ${JSON.stringify(opt)}`); // dockerd's words
     }
   });
   return result;
@@ -782,14 +788,14 @@ export function resources(host: HostConfig, facts: Pick<HostFacts, 'deviceNumber
   const result: NonNullable<NonNullable<Spec['linux']>['resources']> = {};
   const memory = host.Memory === undefined ? 0 : integer(host.Memory, 'HostConfig.Memory', 0);
   let swap = host.MemorySwap === undefined ? 0 : integer(host.MemorySwap, 'HostConfig.MemorySwap', -1);
-  if (memory > 0 && memory < MIN_MEMORY) throw new InvalidArgumentError('minimum memory limit allowed is 6MB', 'HostConfig.Memory');
-  if (memory === 0 && swap > 0) throw new InvalidArgumentError('you should always set the Memory limit when using MemorySwap', 'HostConfig.MemorySwap');
-  if (memory > 0 && swap > 0 && swap < memory) throw new InvalidArgumentError('minimum memoryswap limit should be larger than memory limit', 'HostConfig.MemorySwap');
+  if (memory > 0 && memory < MIN_MEMORY) throw new InvalidArgumentError('Minimum memory limit allowed is 6MB');
+  if (memory === 0 && swap > 0) throw new InvalidArgumentError('You should always set the Memory limit when using Memoryswap limit, see usage');
+  if (memory > 0 && swap > 0 && swap < memory) throw new InvalidArgumentError('Minimum memoryswap limit should be larger than memory limit, see usage');
   // dockerd: by default, swap is as large as the memory limit (MemorySwap = 2 * Memory).
   if (memory > 0 && swap === 0) swap = memory * 2;
   const reservation = host.MemoryReservation === undefined ? 0 : integer(host.MemoryReservation, 'HostConfig.MemoryReservation', 0);
-  if (reservation > 0 && reservation < MIN_MEMORY) throw new InvalidArgumentError('minimum memory reservation allowed is 6MB', 'HostConfig.MemoryReservation');
-  if (memory > 0 && reservation > memory) throw new InvalidArgumentError('Minimum memory limit can not be less than memory reservation limit, see usage', 'HostConfig.MemoryReservation');
+  if (reservation > 0 && reservation < MIN_MEMORY) throw new InvalidArgumentError('Minimum memory reservation allowed is 6MB');
+  if (memory > 0 && reservation > memory) throw new InvalidArgumentError('Minimum memory limit can not be less than memory reservation limit, see usage');
   const swappiness = host.MemorySwappiness === undefined || host.MemorySwappiness === null ? -1 : integer(host.MemorySwappiness, 'HostConfig.MemorySwappiness', -1);
   if (swappiness > 100) throw new InvalidArgumentError(`invalid value: ${swappiness}, valid memory swappiness range is 0-100`, 'HostConfig.MemorySwappiness');
   const noOomKiller = optionalBoolean(host.OomKillDisable ?? undefined, 'HostConfig.OomKillDisable') ?? false;
@@ -806,15 +812,15 @@ export function resources(host: HostConfig, facts: Pick<HostFacts, 'deviceNumber
   const nanoCpus = host.NanoCpus === undefined ? 0 : integer(host.NanoCpus, 'HostConfig.NanoCpus', 0);
   const period = host.CpuPeriod === undefined ? 0 : integer(host.CpuPeriod, 'HostConfig.CpuPeriod', 0);
   const quota = host.CpuQuota === undefined ? 0 : integer(host.CpuQuota, 'HostConfig.CpuQuota', -1);
-  if (nanoCpus > 0 && period > 0) throw new InvalidArgumentError('conflicting options: NanoCpus and CpuPeriod cannot both be set', 'HostConfig.NanoCpus');
-  if (nanoCpus > 0 && quota > 0) throw new InvalidArgumentError('conflicting options: NanoCpus and CpuQuota cannot both be set', 'HostConfig.NanoCpus');
+  if (nanoCpus > 0 && period > 0) throw new InvalidArgumentError('Conflicting options: Nano CPUs and CPU Period cannot both be set');
+  if (nanoCpus > 0 && quota > 0) throw new InvalidArgumentError('Conflicting options: Nano CPUs and CPU Quota cannot both be set');
   if (period !== 0 && (period < 1000 || period > 1_000_000)) {
-    throw new InvalidArgumentError('CPU cfs period can not be less than 1ms (i.e. 1000) or larger than 1s (i.e. 1000000)', 'HostConfig.CpuPeriod');
+    throw new InvalidArgumentError('CPU cfs period can not be less than 1ms (i.e. 1000) or larger than 1s (i.e. 1000000)');
   }
-  if (quota > 0 && quota < 1000) throw new InvalidArgumentError('CPU cfs quota can not be less than 1ms (i.e. 1000)', 'HostConfig.CpuQuota');
+  if (quota > 0 && quota < 1000) throw new InvalidArgumentError('CPU cfs quota can not be less than 1ms (i.e. 1000)');
   // dockerd's range (verifyPlatformContainerResources), in its words: --cpus 99 on 2 CPUs is refused.
   if (nanoCpus > 0 && facts.cpuCount && (nanoCpus < 1e7 || nanoCpus > facts.cpuCount * 1e9)) {
-    throw new InvalidArgumentError(`Range of CPUs is from 0.01 to ${facts.cpuCount}.00, as there are only ${facts.cpuCount} CPUs available`, 'HostConfig.NanoCpus');
+    throw new InvalidArgumentError(`Range of CPUs is from 0.01 to ${facts.cpuCount}.00, as there are only ${facts.cpuCount} CPUs available`);
   }
   if (nanoCpus > 0) {
     // As dockerd: a 100ms period, and the quota NanoCpus * period / 1e9 (integer division).
@@ -827,18 +833,18 @@ export function resources(host: HostConfig, facts: Pick<HostFacts, 'deviceNumber
   if (host.CpuShares !== undefined && host.CpuShares !== 0) cpu.shares = integer(host.CpuShares, 'HostConfig.CpuShares', 0);
   const cpus = optionalString(host.CpusetCpus, 'HostConfig.CpusetCpus');
   if (cpus) {
-    if (!/^\d+(-\d+)?(,\d+(-\d+)?)*$/.test(cpus)) throw new InvalidArgumentError(`invalid value ${JSON.stringify(cpus)} for cpuset cpus`, 'HostConfig.CpusetCpus');
+    if (!/^\d+(-\d+)?(,\d+(-\d+)?)*$/.test(cpus)) throw new InvalidArgumentError(`Invalid value ${cpus} for cpuset cpus: invalid format: ${cpus}`);
     checkCpusetAvailable(cpus, facts.cpusetCpus, 'CPUs');
     cpu.cpus = cpus;
   }
   const rtPeriod = host.CpuRealtimePeriod === undefined ? 0 : integer(host.CpuRealtimePeriod, 'HostConfig.CpuRealtimePeriod', 0);
   const rtRuntime = host.CpuRealtimeRuntime === undefined ? 0 : integer(host.CpuRealtimeRuntime, 'HostConfig.CpuRealtimeRuntime', -1);
-  if (rtPeriod && rtRuntime > rtPeriod) throw new InvalidArgumentError('cpu-rt-runtime cannot be higher than cpu-rt-period', 'HostConfig.CpuRealtimeRuntime');
+  if (rtPeriod && rtRuntime > rtPeriod) throw new InvalidArgumentError('cpu real-time runtime cannot be higher than cpu real-time period');
   if (rtPeriod) cpu.realtimePeriod = rtPeriod;
   if (rtRuntime) cpu.realtimeRuntime = rtRuntime;
   const mems = optionalString(host.CpusetMems, 'HostConfig.CpusetMems');
   if (mems) {
-    if (!/^\d+(-\d+)?(,\d+(-\d+)?)*$/.test(mems)) throw new InvalidArgumentError(`invalid value ${JSON.stringify(mems)} for cpuset mems`, 'HostConfig.CpusetMems');
+    if (!/^\d+(-\d+)?(,\d+(-\d+)?)*$/.test(mems)) throw new InvalidArgumentError(`Invalid value ${mems} for cpuset mems: invalid format: ${mems}`);
     checkCpusetAvailable(mems, facts.cpusetMems, 'memory nodes');
     cpu.mems = mems;
   }
@@ -878,7 +884,8 @@ function blkio(host: HostConfig, facts: Pick<HostFacts, 'deviceNumbers' | 'blkio
     if (!Array.isArray(value)) throw new InvalidArgumentError('must be a list', field);
     return value;
   };
-  const weights = list(host.BlkioWeightDevice, 'HostConfig.BlkioWeightDevice').map((d, i) => {
+  // Discarded unchecked where the host has no weights (with resourceWarnings' warning), as dockerd does.
+  const weights = list(facts.blkioWeight ? host.BlkioWeightDevice : [], 'HostConfig.BlkioWeightDevice').map((d, i) => {
     const field = `HostConfig.BlkioWeightDevice[${i}]`;
     checkObject(d, field);
     const w = integer(d.Weight, `${field}.Weight`, 10, 1000);
@@ -904,8 +911,9 @@ function blkio(host: HostConfig, facts: Pick<HostFacts, 'deviceNumbers' | 'blkio
 /** dockerd's create warnings for resources the host cannot give (the docker CLI prints them). */
 export function resourceWarnings(host: HostConfig, facts: Pick<HostFacts, 'blkioWeight'> = {}): string[] {
   const warnings: string[] = [];
-  if (!facts.blkioWeight && ((host.BlkioWeight ?? 0) > 0 || (host.BlkioWeightDevice?.length ?? 0) > 0)) {
-    warnings.push('Your kernel does not support Block I/O weight or the cgroup is not mounted. Weight discarded.');
+  if (!facts.blkioWeight && (host.BlkioWeight ?? 0) > 0) warnings.push('Your kernel does not support Block I/O weight or the cgroup is not mounted. Weight discarded.');
+  if (!facts.blkioWeight && Array.isArray(host.BlkioWeightDevice) && host.BlkioWeightDevice.length > 0) {
+    warnings.push('Your kernel does not support Block I/O weight_device or the cgroup is not mounted. Weight-device discarded.');
   }
   if ((host.KernelMemory ?? 0) > 0) warnings.push('Your kernel does not support kernel memory limit capabilities or the cgroup is not mounted. Limitation discarded.');
   if (host.OomKillDisable && !(host.Memory ?? 0)) warnings.push("OOM killer is disabled for the container, but no memory limit is set, this can result in the system running out of resources.");
@@ -959,7 +967,7 @@ function deviceSetup(list: DeviceMapping[] | null | undefined, privileged: boole
     const exact = hostDevices.find((d) => d.path === hostPath);
     const matches = exact ? [exact] : hostDevices.filter((d) => d.path.startsWith(`${hostPath}/`));
     // dockerd's words (the docker CLI then exits 127, as for a missing file).
-    if (matches.length === 0) throw new InvalidArgumentError(`error gathering device information while adding custom device ${JSON.stringify(hostPath)}: no such file or directory`, `${field}.PathOnHost`);
+    if (matches.length === 0) throw new InvalidArgumentError(`error gathering device information while adding custom device ${JSON.stringify(hostPath)}: no such file or directory`);
     for (const device of matches) {
       const path = exact ? cleanPath(inContainer) : cleanPath(`${inContainer}/${device.path.slice(hostPath.length + 1)}`);
       devices.push({ ...device, path });
