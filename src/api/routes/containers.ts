@@ -47,7 +47,7 @@ const LIST_FILTERS = ['id', 'name', 'status', 'exited', 'label', 'ancestor', 'vo
 function checkListFilters(filters: Record<string, string[]>, lookup: (ref: string) => ContainerRecord): void {
   checkFilterKeys(filters, LIST_FILTERS);
   for (const v of filters.status ?? []) if (!CONTAINER_STATES.includes(v)) throw invalidFilter('status', v);
-  for (const v of filters.exited ?? []) if (!/^-?\d+$/.test(v)) throw new InvalidArgumentError(`invalid filter 'exited=${v}': an exit code is a number`, 'filters');
+  for (const v of filters.exited ?? []) if (!/^-?\d+$/.test(v)) throw new InvalidArgumentError(`strconv.Atoi: parsing ${JSON.stringify(v)}: invalid syntax`); // dockerd's words
   // moby's ExactMatch: "true" among the values, else "false", else all of them are refused.
   const isTask = filters['is-task'];
   if (isTask?.length && !isTask.includes('true') && !isTask.includes('false')) throw invalidFilter('is-task', isTask);

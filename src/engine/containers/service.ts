@@ -1296,7 +1296,9 @@ export class ContainerService {
   top(ref: string): number[] {
     const record = this.store.get(ref);
     if (record.state.status !== 'running' && record.state.status !== 'paused') throw new ConflictError(`Container ${record.id} is not running`);
-    return this.opts.runtime.ps(record.id);
+    const pids = this.opts.runtime.ps(record.id);
+    this.opts.events.emit('container', 'top', record.id, containerEventAttributes(record)); // as dockerd's ContainerTop
+    return pids;
   }
 
   // ---- wait --------------------------------------------------------------------------------
