@@ -169,7 +169,7 @@ test('--platform specifiers (containerd platforms.Parse): reads os/arch[/variant
   assert.deepEqual(parsePlatformSpecifier('windows', SPEC_HOST), { os: 'windows', architecture: 'amd64' });
 });
 test("--platform specifiers: the rest refused in containerd's words", () => {
-  assert.throws(() => parsePlatformSpecifier('bogus', SPEC_HOST), /^.*"bogus": unknown operating system or architecture: invalid argument$/);
+  assert.throws(() => parsePlatformSpecifier('bogus', SPEC_HOST), /^InvalidArgumentError: "bogus": unknown operating system or architecture: invalid argument$/);
   assert.throws(() => parsePlatformSpecifier('linux/', SPEC_HOST), /"linux\/": cannot parse platform specifier: invalid argument/);
   assert.throws(() => parsePlatformSpecifier('a/b/c/d', SPEC_HOST), /cannot parse platform specifier/);
   assert.throws(() => parsePlatformSpecifier('linux/*', SPEC_HOST), /wildcards not yet supported/);

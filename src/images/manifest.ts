@@ -283,7 +283,7 @@ export function parsePlatformSpecifier(specifier: string, host: Platform = hostP
     if (KNOWN_OS.has(os)) return platform(os, host.architecture, host.variant ?? '');
     const a = archOnly(parts[0]!);
     if (KNOWN_ARCH.has(a.architecture)) return platform(host.os, a.architecture, a.variant);
-    throw new InvalidArgumentError(`${JSON.stringify(specifier)}: unknown operating system or architecture: invalid argument`, 'platform');
+    throw new InvalidArgumentError(`${JSON.stringify(specifier)}: unknown operating system or architecture: invalid argument`); // containerd's platforms words, as dockerd gives them
   }
   if (parts.length === 2 && parts.every(Boolean)) {
     const a = archOnly(parts[1]!);
