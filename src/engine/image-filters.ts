@@ -100,14 +100,15 @@ export function matchesLabel(value: string, labels: Record<string, string> | und
 
 /**
  * A timestamp filter value ("until"): Unix seconds (with fraction), an RFC 3339 date, or a Go
- * duration ("10m", "1h30m") before `now`. Returns milliseconds since the epoch.
+ * duration ("10m", "1h30m") before `now`. Returns milliseconds since the epoch. Refused in
+ * dockerd's words alone.
  */
-export function parseTimestamp(value: string, now = Date.now(), field = 'until'): number {
+export function parseTimestamp(value: string, now = Date.now()): number {
   if (/^\d+(\.\d+)?$/.test(value)) return Number(value) * 1000;
   const duration = /^(?:\d+(?:\.\d+)?(?:ns|us|µs|ms|s|m|h))+$/.test(value) ? goDuration(value) : undefined;
   if (duration !== undefined) return now - duration;
   const t = Date.parse(value);
-  if (Number.isNaN(t)) throw new InvalidArgumentError(`failed to parse value as time or duration: ${JSON.stringify(value)}`, field);
+  if (Number.isNaN(t)) throw new InvalidArgumentError(`failed to parse value as time or duration: ${JSON.stringify(value)}`);
   return t;
 }
 

@@ -360,7 +360,7 @@ describe('docker CLI image commands against berthd', { skip, timeout: 600_000 },
     assert.equal(ok(['images', '--format', '{{.Repository}}:{{.Tag}}']).split('\n')[0], 'committed:1');
     // The docker CLI adds dangling=true to the user's filters: a "false" among them prunes all unused images, as dockerd.
     assert.match(ok(['image', 'prune', '-f', '--filter', 'dangling=false', '--filter', 'label=none-has-this']), /Total reclaimed space: 0B/);
-    fails(['image', 'prune', '-f', '--filter', 'until=bogus'], /failed to parse value as time or duration: "bogus"/);
+    fails(['image', 'prune', '-f', '--filter', 'until=bogus'], /Error response from daemon: failed to parse value as time or duration: "bogus"$/m);
     // rmi -f of an ID untags every name in their full names' order, as dockerd's reference store lists them.
     ok(['tag', 'committed:1', 'zz/c:1']);
     ok(['tag', 'committed:1', 'aa/c:1']);
