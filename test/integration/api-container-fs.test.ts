@@ -254,6 +254,9 @@ describe('container file system endpoints (docker cp, export, diff, stats, updat
     const since = Math.floor(Date.now() / 1000) - 1;
     d.dockerOk(['update', '--restart', 'unless-stopped', 'stats']);
     assert.equal(d.dockerOk(['inspect', '-f', '{{.HostConfig.RestartPolicy.Name}}', 'stats']).trim(), 'unless-stopped');
+    // An update without --restart leaves the policy (the CLI sends an empty one with it).
+    d.dockerOk(['update', '--pids-limit', '60', 'stats']);
+    assert.equal(d.dockerOk(['inspect', '-f', '{{.HostConfig.RestartPolicy.Name}} {{.HostConfig.PidsLimit}}', 'stats']).trim(), 'unless-stopped 60');
     const updates = d.dockerOk(['events', '--since', String(since), '--until', String(Math.floor(Date.now() / 1000) + 1), '--filter', 'event=update', '--format', '{{.Actor.Attributes.name}}']);
     assert.match(updates, /^(stats\n)+$/, "update events, as dockerd's (this one and maybe the one just before)");
     const bad = d.docker(['update', '--memory', '1k', 'stats']);

@@ -53,5 +53,8 @@ describe('planUpdate', () => {
     const p = planUpdate({}, { RestartPolicy: { Name: 'on-failure', MaximumRetryCount: 3 } });
     assert.deepEqual(p.hostConfig.RestartPolicy, { Name: 'on-failure', MaximumRetryCount: 3 });
     assert.deepEqual(p.cgroup, {});
+    // No name: left as it is (the docker CLI sends {Name: ""} with every other update).
+    const kept = planUpdate({ RestartPolicy: { Name: 'always' } }, { RestartPolicy: { Name: '' as 'always', MaximumRetryCount: 0 }, PidsLimit: 5 });
+    assert.deepEqual(kept.hostConfig.RestartPolicy, { Name: 'always' });
   });
 });

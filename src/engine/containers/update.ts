@@ -92,7 +92,9 @@ export function planUpdate(
   if (given.has('PidsLimit')) cgroup.pids = full.pids ?? { limit: -1 };
   if (given.has('BlkioWeight')) cgroup.blockIO = { weight: req.BlkioWeight as number };
 
-  if (req.RestartPolicy !== undefined && req.RestartPolicy !== null) {
+  // As dockerd: a policy without a name leaves the container's as it is (the docker CLI sends
+  // RestartPolicy {Name: ""} with every update that has no --restart).
+  if (req.RestartPolicy !== undefined && req.RestartPolicy !== null && !(typeof req.RestartPolicy === 'object' && !req.RestartPolicy.Name)) {
     const policy = req.RestartPolicy;
     checkRestartPolicy({ RestartPolicy: policy });
     if (host.AutoRemove && policy.Name && policy.Name !== 'no') {
