@@ -371,7 +371,7 @@ export class ImageService {
    * (no such image, refused credentials) are thrown with dockerd's wording; the caller decides
    * whether they become an HTTP status or a stream error.
    */
-  async pull(ref: ImageReference, opts: { auth?: RegistryAuth; platform?: Platform; sink?: MessageSink } = {}): Promise<ImageRecord> {
+  async pull(ref: ImageReference, opts: { auth?: RegistryAuth; platform?: Platform; sink?: MessageSink; signal?: AbortSignal } = {}): Promise<ImageRecord> {
     if (ref.tag === undefined && ref.digest === undefined) ref = { ...ref, tag: 'latest' };
     const { image, newer } = await this.pullOne(ref, opts);
     opts.sink?.(pullStatus(familiarString(ref), !newer));
@@ -379,7 +379,7 @@ export class ImageService {
   }
 
   /** One tag or digest, with its progress but not the final status line; whether it brought a new image. */
-  private async pullOne(ref: ImageReference, opts: { auth?: RegistryAuth; platform?: Platform; sink?: MessageSink }): Promise<{ image: ImageRecord; newer: boolean }> {
+  private async pullOne(ref: ImageReference, opts: { auth?: RegistryAuth; platform?: Platform; sink?: MessageSink; signal?: AbortSignal }): Promise<{ image: ImageRecord; newer: boolean }> {
     const sink = opts.sink ?? (() => {});
     const full = formatReference(ref);
     const wanted = familiarString(ref);
@@ -405,6 +405,7 @@ export class ImageService {
               concurrency: this.opts.transfers?.downloads ?? 3,
               retries: this.opts.transfers?.downloadAttempts ?? 5,
               onProgress: (e) => progress.map(e).forEach(sink),
+              ...(opts.signal ? { signal: opts.signal } : {}),
               // A mirror has Docker Hub's repositories and takes its credentials, as dockerd sends them.
               ...(mirror ? { client: new RegistryClient(ref.domain, mirror.host, { auth, insecure: mirror.secure ? this.insecureFor(mirror.host) : [mirror.host] }) } : {}),
             }),
@@ -423,7 +424,7 @@ export class ImageService {
    * after another, then one status line for the repository, as dockerd's pullRepository. A tag
    * that fails is skipped, as there.
    */
-  async pullAllTags(ref: ImageReference, opts: { auth?: RegistryAuth; platform?: Platform; sink?: MessageSink } = {}): Promise<void> {
+  async pullAllTags(ref: ImageReference, opts: { auth?: RegistryAuth; platform?: Platform; sink?: MessageSink; signal?: AbortSignal } = {}): Promise<void> {
     const r = parseRegistryRef(formatReference({ ...ref, tag: 'latest' }));
     const client = this.registryClient(r.registry, r.endpoint, opts.auth);
     let tags: string[];
@@ -436,7 +437,8 @@ export class ImageService {
     for (const tag of tags) {
       try {
         newer = (await this.pullOne({ ...ref, tag }, opts)).newer || newer;
-      } catch {
+      } catch (err) {
+        if (opts.signal?.aborted) throw err; // cancelled: no other tag either
         /* skipped, as dockerd skips a tag it cannot pull (it only logs it) */
       }
     }

@@ -41,6 +41,8 @@ export interface PullImageOptions {
   retries?: number;
   timeoutMs?: number;
   client?: RegistryClient;
+  /** See PullOptions.signal. */
+  signal?: AbortSignal;
 }
 
 export interface PullImageResult {
@@ -74,6 +76,7 @@ export async function pullImage(ref: string, opts: PullImageOptions): Promise<Pu
     retries: opts.retries,
     timeoutMs: opts.timeoutMs,
     client: opts.client,
+    ...(opts.signal ? { signal: opts.signal } : {}),
     // "Pull complete" means unpacked, as Docker says it: sent by unpackImageLayers.
     onProgress: (e) => {
       if (e.status === 'Download complete') downloaded.add(e.id);

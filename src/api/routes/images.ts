@@ -6,7 +6,7 @@
  */
 import type { Writable } from 'node:stream';
 
-import { InvalidArgumentError, UnsupportedError } from '../../common/errors.js';
+import { InvalidArgumentError, SystemError, UnsupportedError } from '../../common/errors.js';
 import type { Engine } from '../../engine/engine.js';
 import type { JsonMessage } from '../../engine/image-progress.js';
 import { LoginRefusedError, pullReference } from '../../engine/images.js';
@@ -115,8 +115,11 @@ export function imageRoutes(router: Router, engine: Engine): void {
       const ref = pullReference(fromImage, ctx.query.get('tag'));
       const auth = registryAuth(ctx.req.headers['x-registry-auth']);
       const progress = new ProgressStream(ctx);
+      // As dockerd: a client that goes away (a Ctrl-C'd docker pull) cancels its pull.
+      const cancel = new AbortController();
+      ctx.onClose(() => cancel.abort(new SystemError('context canceled')));
       await progress.run(async () => {
-        const opts = { ...(auth ? { auth } : {}), ...(platform ? { platform } : {}), sink: progress.send };
+        const opts = { ...(auth ? { auth } : {}), ...(platform ? { platform } : {}), sink: progress.send, signal: cancel.signal };
         // No tag in the name nor the parameter: every tag (the API's contract; docker pull -a).
         if (ref.tag === undefined && ref.digest === undefined) await images.pullAllTags(ref, opts);
         else await images.pull(ref, opts);

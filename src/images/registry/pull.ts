@@ -34,6 +34,11 @@ export interface PullOptions {
   /** An existing client (shares tokens); otherwise one is made from auth/insecure. */
   client?: RegistryClient;
   /**
+   * The caller gave up (dockerd cancels a pull whose client went away, a Ctrl-C'd `docker
+   * pull`): every request and download stops, and the pull fails with the signal's reason.
+   */
+  signal?: AbortSignal;
+  /**
    * Called once the manifest is known and its config stored, before any layer downloads; what it
    * returns is asked, for each layer blob about to be downloaded, for a LayerTap to copy the
    * blob's bytes into as they arrive (pullImage unpacks layers while they download).
@@ -93,10 +98,10 @@ export interface FetchedManifest {
 }
 
 /** GETs a manifest by tag or digest and checks its bytes against the digest it was asked by. */
-export async function fetchManifest(client: RegistryClient, repository: string, reference: string, opts: { retries?: number; expected?: Descriptor } = {}): Promise<FetchedManifest> {
+export async function fetchManifest(client: RegistryClient, repository: string, reference: string, opts: { retries?: number; expected?: Descriptor; signal?: AbortSignal } = {}): Promise<FetchedManifest> {
   const what = `manifest ${repository}${isDigest(reference) ? '@' : ':'}${reference}`;
   return withRetry(async () => {
-    const res = await client.request('GET', `/v2/${repository}/manifests/${reference}`, { headers: { accept: MANIFEST_ACCEPT }, scopes: [repositoryScope(repository)] });
+    const res = await client.request('GET', `/v2/${repository}/manifests/${reference}`, { headers: { accept: MANIFEST_ACCEPT }, scopes: [repositoryScope(repository)], ...(opts.signal ? { signal: opts.signal } : {}) });
     if (!res.ok) throw await RegistryClient.errorFrom(res, what);
     const limit = opts.expected ? opts.expected.size : MAX_MANIFEST_BYTES;
     const bytes = await RegistryClient.readLimited(res, limit, `${what}: size`);
@@ -165,7 +170,7 @@ async function runLimited<T>(items: T[], n: number, fn: (item: T) => Promise<voi
  * Downloads one blob into the store, resuming with Range after transient failures when the
  * registry answers 206, restarting from zero otherwise.
  */
-export async function downloadBlob(client: RegistryClient, repository: string, desc: Descriptor, store: ContentStore, opts: { onProgress?: ProgressListener; retries?: number; tap?: LayerTap } = {}): Promise<void> {
+export async function downloadBlob(client: RegistryClient, repository: string, desc: Descriptor, store: ContentStore, opts: { onProgress?: ProgressListener; retries?: number; tap?: LayerTap; signal?: AbortSignal } = {}): Promise<void> {
   let tap = opts.tap;
   const id = shortDigest(desc.digest);
   const emit = opts.onProgress ?? (() => {});
@@ -202,7 +207,8 @@ export async function downloadBlob(client: RegistryClient, repository: string, d
     try {
       const headers: Record<string, string> = {};
       if (received > 0) headers.range = `bytes=${received}-`;
-      const res = await client.request('GET', `/v2/${repository}/blobs/${desc.digest}`, { headers, scopes: [repositoryScope(repository)], signal: stall.signal });
+      const signal = opts.signal ? AbortSignal.any([stall.signal, opts.signal]) : stall.signal;
+      const res = await client.request('GET', `/v2/${repository}/blobs/${desc.digest}`, { headers, scopes: [repositoryScope(repository)], signal });
       if (!res.ok) throw await RegistryClient.errorFrom(res, what);
       if (received > 0) {
         const cr = res.headers.get('content-range') ?? '';
@@ -253,9 +259,11 @@ export async function downloadBlob(client: RegistryClient, repository: string, d
       emit({ id, status: 'Download complete' });
       endTap(); // (a store that does not report verification)
       return;
-    } catch (e) {
+    } catch (caught) {
       clearTimeout(stallTimer);
-      if (attempt + 1 >= attempts || !isTransient(e)) {
+      // Given up by the caller: its reason, whatever the failure it caused looked like.
+      const e: unknown = opts.signal?.aborted ? opts.signal.reason : caught;
+      if (attempt + 1 >= attempts || !isTransient(e) || opts.signal?.aborted) {
         tap?.destroy(e instanceof Error ? e : new Error(String(e)));
         pass.destroy(e instanceof Error ? e : new Error(String(e)));
         await writeP.catch(() => {});
@@ -275,7 +283,8 @@ export async function pull(ref: string, opts: PullOptions): Promise<PullResult> 
   const reference = r.digest ?? r.tag!;
   emit({ id: r.tag ?? r.digest!, status: 'Resolving' });
 
-  let top = await fetchManifest(client, r.repository, reference, { retries: opts.retries });
+  const signal = opts.signal;
+  let top = await fetchManifest(client, r.repository, reference, { retries: opts.retries, ...(signal ? { signal } : {}) });
   let parsed = parseFetchedManifest(top.bytes, top.contentType, `manifest ${top.digest}`);
   // The registry has it: what follows (a platform the index lacks, a layer) fails after this.
   emit({ id: r.tag ?? r.digest!, status: 'Resolved' });
@@ -283,7 +292,7 @@ export async function pull(ref: string, opts: PullOptions): Promise<PullResult> 
   if (parsed.kind === 'index') {
     index = top;
     const desc = selectFromIndex(parsed.index, opts.platform, `index ${top.digest}`);
-    top = await fetchManifest(client, r.repository, desc.digest, { retries: opts.retries, expected: desc });
+    top = await fetchManifest(client, r.repository, desc.digest, { retries: opts.retries, expected: desc, ...(signal ? { signal } : {}) });
     parsed = parseFetchedManifest(top.bytes, top.contentType ?? desc.mediaType, `manifest ${top.digest}`);
     if (parsed.kind !== 'manifest') throw new InvalidArgumentError('an index entry points to another index', `index ${index.digest}: ${desc.digest}`);
   }
@@ -300,12 +309,12 @@ export async function pull(ref: string, opts: PullOptions): Promise<PullResult> 
   const emitLayer = announce ? emit : () => {};
   for (const d of manifest.layers) emitLayer({ id: shortDigest(d.digest), status: opts.store.has(d.digest) ? 'Already exists' : 'Waiting' });
   // The config first (it is small): whoever taps the layers may need it to know what they are.
-  await downloadOnce(opts.store, manifest.config.digest, () => downloadBlob(client, r.repository, manifest.config, opts.store, { retries: opts.retries }));
+  await downloadOnce(opts.store, manifest.config.digest, () => downloadBlob(client, r.repository, manifest.config, opts.store, { retries: opts.retries, ...(signal ? { signal } : {}) }));
   const tap = opts.tapLayers?.(manifest);
   await runLimited(blobs.slice(1), opts.concurrency ?? 3, async (d) => {
     if (opts.store.has(d.digest)) return;
     // A blob another pull brought meanwhile: its tap goes unfed, and the layer is unpacked from the store.
-    const got = await downloadOnce(opts.store, d.digest, () => downloadBlob(client, r.repository, d, opts.store, { onProgress: emitLayer, retries: opts.retries, tap: tap?.(d) }));
+    const got = await downloadOnce(opts.store, d.digest, () => downloadBlob(client, r.repository, d, opts.store, { onProgress: emitLayer, retries: opts.retries, tap: tap?.(d), ...(signal ? { signal } : {}) }));
     if (got === 'shared') emitLayer({ id: shortDigest(d.digest), status: 'Download complete' });
     emitLayer({ id: shortDigest(d.digest), status: 'Pull complete' });
   });

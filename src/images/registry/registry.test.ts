@@ -306,6 +306,39 @@ describe('pull from a fake registry', () => {
     assert.ok(start > 0 && start <= 40_000, String(start));
   });
 
+  it('stops at once, leaving nothing, when the caller gives up (a client that went away)', async () => {
+    const img = addImage(reg, 'cancel', 'v1', [120_000]);
+    const layer = img.layers[0];
+    reg.hook = (req, res) => {
+      if (!req.url!.endsWith(`/blobs/${layer.digest}`)) return false;
+      const b = reg.blobs.get(layer.digest)!;
+      res.writeHead(200, { 'content-length': b.length });
+      res.write(b.subarray(0, 40_000)); // then nothing, for longer than the test waits
+      return true;
+    };
+    const s = store();
+    const cancel = new AbortController();
+    const reason = new Error('context canceled');
+    const t0 = Date.now();
+    let pulling!: Promise<unknown>;
+    const downloading = new Promise<void>((resolve) => {
+      const onProgress = (e: { status: string; current?: number }) => {
+        if (e.status === 'Downloading' && (e.current ?? 0) > 0) resolve();
+      };
+      pulling = pull(`${reg.host}/cancel:v1`, { store: s, ...opts(), timeoutMs: 60_000, signal: cancel.signal, onProgress });
+    });
+    try {
+      await downloading;
+      cancel.abort(reason);
+      await assert.rejects(pulling, (e) => e === reason);
+    } finally {
+      reg.hook = undefined;
+    }
+    assert.ok(Date.now() - t0 < 5000, 'not after the stall timeout or retries');
+    assert.ok(!s.has(layer.digest));
+    assert.ok(fs.readdirSync(s.root).every((f) => /^[a-f0-9]{64}$/.test(f)), 'no half-written blob left');
+  });
+
   it('with Basic auth', async () => {
     const img = addImage(reg, 'basic', 'v1', [1000]);
     reg.auth = 'basic';
