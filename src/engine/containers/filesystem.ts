@@ -19,7 +19,6 @@ import { pipeline, type Readable, type Writable } from 'node:stream';
 import type { Header as TarHeader } from 'tar-stream';
 
 import { BerthError, InvalidArgumentError, SystemError } from '../../common/errors.js';
-import { hostNames } from '../../common/host-names.js';
 import { tarExtract } from '../../common/tar-extract.js';
 import { major, minor, type OverlaySnapshotter } from '../../storage/snapshotter.js';
 import { INIT_MOUNT_POINTS } from '../spec/container-spec.js';
@@ -106,7 +105,11 @@ function walkError(err: unknown, containerPath: string, container: string): neve
   throw err;
 }
 
-/** Writes tar entries with backpressure; gives up (throws) once the consumer went away. */
+/**
+ * Writes tar entries with backpressure; gives up (throws) once the consumer went away. Owners
+ * are numbers only, no user or group names: as dockerd since 23 (moby's FileInfoHeaderNoLookups),
+ * and the host's account names are none of the archive's business.
+ */
 class TarOut {
   readonly pack = xattrPack();
   /** Reads xattrs through the walk's own descriptors (its root is irrelevant to that). */
@@ -141,7 +144,7 @@ class TarOut {
 
   /** Adds one node (and, for a directory, everything beneath it). */
   async node(scoped: ScopedRoot | undefined, parentFd: number, name: string, fd: number, st: fs.Stats, tarName: string, containerPath: string): Promise<void> {
-    const base = { name: tarName, mode: st.mode & 0o7777, uid: idInside(this.range, st.uid), gid: idInside(this.range, st.gid), ...hostNames(st.uid, st.gid), mtime: st.mtime };
+    const base = { name: tarName, mode: st.mode & 0o7777, uid: idInside(this.range, st.uid), gid: idInside(this.range, st.gid), mtime: st.mtime };
     if (st.isSymbolicLink()) {
       await this.entry({ ...base, type: 'symlink', linkname: fs.readlinkSync(at(parentFd, name)) });
       return;
