@@ -134,6 +134,17 @@ describe('berthd with the docker CLI', { skip }, () => {
     assert.equal(r.stderr, 'err\n');
   });
 
+  it('logs -t: a line written in pieces has one timestamp, as dockerd gives it', async () => {
+    d.dockerOk(['run', '-d', '--name', 'pieces', 'busybox', 'sh', '-c', 'printf partial; sleep 0.5; echo done; echo next; sleep 100']);
+    try {
+      assert.ok(await poll(() => d.dockerOk(['logs', 'pieces']).includes('next'), 10_000));
+      const stamped = d.dockerOk(['logs', '-t', 'pieces']).replace(/\d{4}-\d\d-\d\dT[\d:.]+Z/g, 'TS');
+      assert.equal(stamped, 'TS partialdone\nTS next\n');
+    } finally {
+      d.docker(['rm', '-f', 'pieces']);
+    }
+  });
+
   it('the 20.10 client runs too', { skip: !DOCKER_20 || DOCKER_20 === '/usr/local/bin/docker' ? 'no docker 20.10 client' : false }, () => {
     const run = spawnSync(DOCKER_20!, ['run', '--rm', 'busybox', 'echo', 'from-20.10'], { env: d.env, encoding: 'utf8', timeout: 60_000 });
     assert.equal(run.status, 0, run.stderr);

@@ -267,6 +267,9 @@ export function containerRoutes(router: Router, engine: Engine): void {
     const out = ctx.stream(tty ? RAW_STREAM : streamContentType(ctx));
     const abort = new AbortController();
     ctx.onClose(() => abort.abort());
+    // A line the container wrote in pieces (a record without its newline, then the rest) is one
+    // line to dockerd, which holds a partial line until its newline: one timestamp for it.
+    const midLine = { stdout: false, stderr: false };
     for await (const entry of containers.logs(c.id, {
       follow: ctx.bool('follow'),
       since: parseTime(ctx.query.get('since'), 'since'),
@@ -277,8 +280,10 @@ export function containerRoutes(router: Router, engine: Engine): void {
       const isErr = entry.stream === 'stderr';
       if ((isErr && !stderr) || (!isErr && !stdout)) continue;
       // dockerd: the timestamp, then (details) the attributes, then the text.
-      const line = details ? `${detailsPrefix(entry.attrs)}${entry.log}` : entry.log;
-      const text = timestamps ? `${entry.time} ${line}` : line;
+      const continued = midLine[isErr ? 'stderr' : 'stdout'];
+      midLine[isErr ? 'stderr' : 'stdout'] = !entry.log.endsWith('\n');
+      const line = details && !continued ? `${detailsPrefix(entry.attrs)}${entry.log}` : entry.log;
+      const text = timestamps && !continued ? `${entry.time} ${line}` : line;
       const data = Buffer.from(text, 'utf8');
       if (!write(out, tty ? data : frame(isErr ? 2 : 1, data))) break;
     }
