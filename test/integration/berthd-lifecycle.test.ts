@@ -873,6 +873,9 @@ describe('berthd with the docker CLI', { skip }, () => {
     const json = { 'Content-Type': 'application/json' };
     const withBody = await socketRequest(d.socket, 'POST', `/v1.41/containers/${created}/start`, json, '{"Binds":["/tmp:/x"]}');
     assert.deepEqual([withBody.status, JSON.parse(withBody.body).message], [400, 'starting container with non-empty request body was deprecated since API v1.22 and removed in v1.24']);
+    // info's ExecutionDriver, for clients older than 1.25 only, as dockerd.
+    assert.equal(JSON.parse((await socketRequest(d.socket, 'GET', '/v1.24/info')).body).ExecutionDriver, '<not supported>');
+    assert.equal(JSON.parse((await socketRequest(d.socket, 'GET', '/v1.25/info')).body).ExecutionDriver, undefined);
     assert.equal((await socketRequest(d.socket, 'POST', `/v1.41/containers/${created}/start`, json, '{}')).status, 204, 'an empty object is no HostConfig');
     const signal0 = await socketRequest(d.socket, 'POST', `/containers/${created}/kill?signal=0`);
     assert.deepEqual([signal0.status, JSON.parse(signal0.body).message], [400, 'Invalid signal: 0']);

@@ -192,6 +192,8 @@ export function systemRoutes(router: Router, engine: Engine): void {
       RuncCommit: { ID: `berth-oci-${BERTH_VERSION}`, Expected: `berth-oci-${BERTH_VERSION}` },
       InitCommit: { ID: `berth-init-${BERTH_VERSION}`, Expected: `berth-init-${BERTH_VERSION}` },
       Warnings: null, // as dockerd's when it has none
+      // Gone from API 1.25 on; dockerd still answers older clients with it.
+      ...(ctx.atLeast('1.25') ? {} : { ExecutionDriver: '<not supported>' }),
     });
   });
 
