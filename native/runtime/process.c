@@ -11,6 +11,7 @@
 #include <linux/capability.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
+#include <net/if.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -324,12 +325,27 @@ static void do_exec(const struct plan_op *op) {
   fail_errno("exec %s", argv[0]);
 }
 
+/* loopback_up: the network namespace's lo up, as Docker's network sandboxes have it (asked for by
+   the engine's annotation; runc leaves lo as the namespace has it). */
+static void loopback_up(void) {
+  int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (s < 0) fail_errno("socket for lo");
+  struct ifreq ifr;
+  memset(&ifr, 0, sizeof ifr);
+  strncpy(ifr.ifr_name, "lo", IFNAMSIZ - 1);
+  if (ioctl(s, SIOCGIFFLAGS, &ifr) < 0) fail_errno("get the flags of lo");
+  ifr.ifr_flags |= IFF_UP;
+  if (ioctl(s, SIOCSIFFLAGS, &ifr) < 0) fail_errno("set lo up");
+  close(s);
+}
+
 int run_process_op(const struct plan_op *op) {
   const char *n = op->name;
   if (!strcmp(n, "hook")) do_hook(op);
   else if (!strcmp(n, "sync")) do_sync(op);
   else if (!strcmp(n, "console_connect")) do_console_connect(op);
   else if (!strcmp(n, "console_setup")) do_console_setup(op);
+  else if (!strcmp(n, "loopback_up")) loopback_up();
   else if (!strcmp(n, "sethostname")) {
     need_args(op, 1);
     if (sethostname(op->argv[0], op->argl[0]) < 0) fail_errno("sethostname");

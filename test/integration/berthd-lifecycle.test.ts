@@ -134,6 +134,15 @@ describe('berthd with the docker CLI', { skip }, () => {
     assert.equal(r.stderr, 'err\n');
   });
 
+  it('a --network none container has its loopback up, as with dockerd', () => {
+    const lo = d.dockerOk(['run', '--rm', '--network', 'none', 'busybox', 'sh', '-c', 'ip -o -4 addr show dev lo; ip -o link show dev lo']);
+    assert.match(lo, /inet 127\.0\.0\.1\/8/);
+    assert.match(lo, /<LOOPBACK,UP,LOWER_UP>/);
+    // Something listening on 127.0.0.1 is reachable there.
+    const served = d.dockerOk(['run', '--rm', '--network', 'none', 'busybox', 'sh', '-c', 'echo hello | nc -l -p 8080 127.0.0.1 & sleep 0.3; nc 127.0.0.1 8080 </dev/null']);
+    assert.equal(served, 'hello\n');
+  });
+
   it('logs -t: a line written in pieces has one timestamp, as dockerd gives it', async () => {
     d.dockerOk(['run', '-d', '--name', 'pieces', 'busybox', 'sh', '-c', 'printf partial; sleep 0.5; echo done; echo next; sleep 100']);
     try {

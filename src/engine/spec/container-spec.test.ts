@@ -284,7 +284,9 @@ describe('containerSpec: other HostConfig fields', () => {
       { allow: true, type: 'b', access: 'r' },
     ]);
     assert.deepEqual([s.linux!.maskedPaths, s.linux!.readonlyPaths], [['/proc/x'], []]);
-    assert.deepEqual(s.annotations, { 'org.example': '1' });
+    // The client's, and Berth's own asking berth-oci for lo up in a namespace of the container's.
+    assert.deepEqual(s.annotations, { 'org.example': '1', 'io.berth.network.loopback': 'up' });
+    assert.equal(spec({}, {}, { network: { mode: 'host' } }).annotations, undefined, "the host's network is not the container's to change");
     assert.deepEqual([s.linux!.resources!.cpu!.realtimePeriod, s.linux!.resources!.cpu!.realtimeRuntime], [1000000, 950000]);
     rejects(() => spec({}, { DeviceCgroupRules: ['c 10:229'] }), /^HostConfig\.DeviceCgroupRules\[0\]: invalid device cgroup rule format/);
     rejects(() => spec({}, { MaskedPaths: ['relative'] }), /^HostConfig\.MaskedPaths\[0\]: must be an absolute path/);

@@ -18,7 +18,7 @@ import { InvalidArgumentError, UnsupportedError } from '../../common/errors.js';
 import { goParseBool } from '../../common/units.js';
 import type { ImageConfig } from '../../images/types.js';
 import { CAPABILITIES, parseSignal } from '../../runtime/plan/tables.js';
-import { OCI_VERSION } from '../../runtime/spec/config.js';
+import { LOOPBACK_ANNOTATION, OCI_VERSION } from '../../runtime/spec/config.js';
 import type { DeviceCgroupRule, IdMapping, LinuxDevice, Mount, Namespace, Rlimit, Seccomp, Spec } from '../../runtime/spec/config.js';
 import { defaultSeccompProfile, parseSeccompProfile } from './seccomp-default.js';
 
@@ -450,6 +450,8 @@ export function containerSpec(input: ContainerSpecInput): Spec {
   }
   const annotations = checkStringMap(host.Annotations, 'HostConfig.Annotations');
   if (annotations && Object.keys(annotations).length) spec.annotations = { ...annotations };
+  // A network namespace of its own (none, or a bridge's, which sets lo up too): lo up, as dockerd's.
+  if (network.mode === 'private') spec.annotations = { ...spec.annotations, [LOOPBACK_ANNOTATION]: 'up' };
   // Windows' isolation modes; dockerd's words on Linux.
   const isolation = optionalString((host as { Isolation?: unknown }).Isolation, 'HostConfig.Isolation') ?? '';
   if (isolation !== '' && isolation.toLowerCase() !== 'default') throw new InvalidArgumentError(`Invalid isolation: ${JSON.stringify(isolation)} - linux only supports 'default'`);

@@ -72,6 +72,19 @@ describe('compileCreatePlan', () => {
     assert.deepEqual(order.slice(-3), ['ready', 'wait_start', 'exec']);
   });
 
+  it('brings lo up only when the engine asks (its annotation) and there is a network namespace; runc leaves it', () => {
+    assert.deepEqual(find(compileCreatePlan(spec(), context()), 'loopback_up'), []);
+    const asked = compileCreatePlan(spec((s) => (s.annotations = { 'io.berth.network.loopback': 'up' })), context());
+    const order = names(asked);
+    assert.deepEqual(find(asked, 'loopback_up'), [['loopback_up']]);
+    assert.ok(order.indexOf('clone') < order.indexOf('loopback_up') && order.indexOf('loopback_up') < order.indexOf('user'), 'inside the namespace, before the identity changes');
+    const hostNet = spec((s) => {
+      s.annotations = { 'io.berth.network.loopback': 'up' };
+      s.linux!.namespaces = s.linux!.namespaces!.filter((ns) => ns.type !== 'network');
+    });
+    assert.deepEqual(find(compileCreatePlan(hostNet, context()), 'loopback_up'), [], "never the host's lo");
+  });
+
   it("gives execve one entry per variable, the last one given, and reads HOME from the container's passwd only when missing (runc)", () => {
     const ops = compileCreatePlan(spec((s) => {
       s.process!.env = ['PATH=/bin', 'A=from-file', 'B=', 'A=1', 'PATH=/usr/bin:/bin', 'BARE'];

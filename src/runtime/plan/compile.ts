@@ -7,6 +7,7 @@ import path from 'node:path';
 
 import { InvalidArgumentError, UnsupportedError } from '../../common/errors.js';
 import type { Hook, IdMapping, LinuxDevice, Mount, Namespace, NamespaceType, Process, Spec } from '../spec/config.js';
+import { LOOPBACK_ANNOTATION } from '../spec/config.js';
 import { DEFAULT_DEVICES, DEFAULT_DEVICE_SYMLINKS } from '../spec/defaults.js';
 import { mask64, nulList, type PlanOp } from './plan.js';
 import {
@@ -365,6 +366,8 @@ export function compileCreatePlan(spec: Spec, ctx: CreatePlanContext): PlanOp[] 
   for (const p of spec.linux?.maskedPaths ?? []) ops.push(['mask', p]);
   for (const p of spec.linux?.readonlyPaths ?? []) ops.push(['readonly', p]);
   if (spec.root?.readonly) ops.push(['readonly_root']);
+  // The engine asks for lo up (Docker's sandboxes have it; runc leaves a new namespace's down).
+  if (spec.annotations?.[LOOPBACK_ANNOTATION] === 'up' && spec.linux?.namespaces?.some((ns) => ns.type === 'network')) ops.push(['loopback_up']);
   if (spec.hostname !== undefined && spec.hostname !== '') ops.push(['sethostname', spec.hostname]);
   if (spec.domainname !== undefined && spec.domainname !== '') ops.push(['setdomainname', spec.domainname]);
   const environment = execEnvironment(process.env); // once: the lookup and execve use the same

@@ -6,6 +6,13 @@
 
 export const OCI_VERSION = '1.2.0';
 
+/**
+ * Berth's one annotation of its own: "up" asks berth-oci to bring the network namespace's
+ * loopback up before the process starts. Docker's network sandboxes have lo up (a --network none
+ * container has 127.0.0.1); runc, and berth-oci without it, leave a namespace's lo as it is.
+ */
+export const LOOPBACK_ANNOTATION = 'io.berth.network.loopback';
+
 export interface Spec {
   ociVersion: string;
   root?: Root;
