@@ -23,5 +23,7 @@ describe('a container\'s /etc/hosts and /etc/resolv.conf', () => {
     assert.equal(resolvConf({ host }), 'search corp.test\nnameserver 192.0.2.53\noptions edns0\n');
     assert.equal(resolvConf({ host, embedded: '10.1.0.1' }), 'search corp.test\nnameserver 10.1.0.1\noptions edns0 ndots:0\n');
     assert.equal(resolvConf({ host, dns: ['192.0.2.9'], dnsSearch: ['a.test'], dnsOptions: ['ndots:2'] }), 'search a.test\nnameserver 192.0.2.9\noptions ndots:2\n');
+    // `--dns-search .`: no search line, not even the host's (libnetwork's resolvconf.Build).
+    assert.ok(!resolvConf({ host, dns: ['192.0.2.9'], dnsSearch: ['.'] }).includes('search'));
   });
 });

@@ -80,7 +80,8 @@ export function resolvConf(input: ResolvInput): string {
   const options = input.dnsOptions?.length ? [...input.dnsOptions] : lineValues(input.host, 'options');
   if (input.embedded && !options.some((o) => o.startsWith('ndots:'))) options.push('ndots:0');
   // dockerd's order (libnetwork's resolvconf.Build): search, the name servers, options.
-  let text = search.length ? `search ${search.join(' ')}\n` : '';
+  // `--dns-search .` alone means no search domains at all (libnetwork writes no search line).
+  let text = search.length && search.join(' ').trim() !== '.' ? `search ${search.join(' ')}\n` : '';
   text += servers.map((s) => `nameserver ${s}\n`).join('');
   if (options.length) text += `options ${options.join(' ')}\n`;
   return text;
