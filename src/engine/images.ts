@@ -1032,6 +1032,9 @@ export function translatePullError(err: unknown, ref: ImageReference): unknown {
  * words it ("denied: requested access to the resource is denied").
  */
 export function translatePushError(err: unknown): unknown {
+  // A registry asking for Basic credentials none were given for: dockerd's push says just that
+  // (its pull names the request first, as the distribution client's error does).
+  if (err instanceof RegistryError && err.status === 401 && /: no basic auth credentials$/.test(err.message)) return new RegistryError(err.code, 'no basic auth credentials', err.status, err.errors);
   const first = err instanceof RegistryError ? err.errors[0] : undefined;
   if (!(err instanceof RegistryError) || !first?.code) return err;
   return new RegistryError(err.code, `${first.code.toLowerCase().replace(/_/g, ' ')}: ${first.message ?? ''}`, err.status, err.errors);

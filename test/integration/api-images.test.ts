@@ -406,6 +406,12 @@ describe('docker CLI image commands against berthd', { skip, timeout: 600_000 },
 
   it('logs in to a registry with Basic auth, then pulls from it', () => {
     fails(['pull', `${authHost}/busybox:latest`], new RegExp(`Error response from daemon: (Get|Head) "http://${authHost}/v2/busybox/manifests/latest": no basic auth credentials`));
+    // A push says just that, as dockerd's does.
+    ok(['tag', `${host}/busybox:latest`, `${authHost}/pushed-anon:1`]);
+    const anonPush = d!.docker(['push', `${authHost}/pushed-anon:1`]);
+    assert.notEqual(anonPush.status, 0);
+    assert.match(anonPush.stderr, /^no basic auth credentials$/m, anonPush.stderr);
+    ok(['rmi', `${authHost}/pushed-anon:1`]);
     const bad = d!.docker(['login', authHost, '-u', 'testuser', '--password-stdin'], 60_000, 'wrong\n');
     assert.notEqual(bad.status, 0);
     assert.match(bad.stderr, /401|unauthorized/i);
