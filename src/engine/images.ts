@@ -31,7 +31,7 @@ import { checkConfigTypes } from './containers/config-check.js';
 import { containerEventAttributes, type ContainerRecord } from './containers/record.js';
 import type { ContainerService } from './containers/service.js';
 import type { EventBus } from './events.js';
-import { boolFilter, checkFilterKeys, matchesLabels, matchesReference, parseTimestamp, type Filters } from './image-filters.js';
+import { boolFilter, checkFilterKeys, invalidFilter, matchesLabels, matchesReference, parseTimestamp, type Filters } from './image-filters.js';
 import { PullProgress, pullStatus, pushMessages, type JsonMessage } from './image-progress.js';
 
 /** The diff ID of an empty layer (a tar of two zero blocks), which Docker does not add to rootfs. */
@@ -930,7 +930,7 @@ export class ImageService {
     // As dockerd's ImagesPrune: a "false" among the values (the docker CLI adds "true" to the
     // user's) prunes all unused images; else only "true" values are allowed.
     const values = (filters.dangling ?? []).map((v) => v.toLowerCase());
-    if (values.some((v) => !['true', '1', 'false', '0'].includes(v))) throw new InvalidArgumentError(`Invalid filter 'dangling=${filters.dangling!.join(',')}'`, 'filters');
+    if (values.some((v) => !['true', '1', 'false', '0'].includes(v))) throw invalidFilter('dangling', filters.dangling);
     const danglingOnly = !values.some((v) => v === 'false' || v === '0');
     const until = filters.until?.length ? Math.min(...filters.until.map((u) => parseTimestamp(u))) : undefined;
     const used = new Set(this.opts.containers.list().map((c) => c.image));

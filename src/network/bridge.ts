@@ -91,7 +91,7 @@ export function attachToBridge(req: VethRequest): void {
   const route = req.defaultRoute ? `route add default via ${req.subnet.gateway}\n` : '';
   const batch = (index: number): string =>
     `link add ${req.hostVeth}${mtu} netns ${process.pid} master if${index} up type veth peer name ${req.ifname}${mtu} address ${req.mac ?? macFor(req.ip)}\n` +
-    `addr add ${req.ip}/${req.subnet.prefix} dev ${req.ifname}\nlink set ${req.ifname} up\nlink set lo up\n${route}`;
+    `addr add ${req.ip}/${req.subnet.prefix} dev ${req.ifname}\nlink set ${req.ifname} up\n${route}`; // lo: up already (the plan's loopback_up)
   const args = ['-t', String(req.pid), '-n', 'ip', '-batch', '-'];
   const err = tryRun('nsenter', args, batch(bridgeIndex(req.bridge)));
   if (err === undefined) return;

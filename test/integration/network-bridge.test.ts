@@ -40,8 +40,9 @@ describe('the default bridge network', { skip: dockerdSkip }, () => {
     }
     assert.equal(answer?.status, 200);
     // Another container, by IP.
-    const inside = d.dockerOk(['run', '--rm', 'busybox', 'sh', '-c', `ip -4 -o addr show eth0; ip route; wget -q -O - http://${ip}/ >/dev/null && echo reached`]);
+    const inside = d.dockerOk(['run', '--rm', 'busybox', 'sh', '-c', `ip -4 -o addr show eth0; ip -4 -o addr show lo; ip route; wget -q -O - http://${ip}/ >/dev/null && echo reached`]);
     assert.match(inside, /inet 10\.213\./);
+    assert.match(inside, /lo\s+inet 127\.0\.0\.1\/8/, 'loopback up on the bridge too');
     assert.match(inside, new RegExp(`default via ${gateway.replace(/\./g, '\\.')}`));
     assert.match(inside, /reached/);
     // --network none still has only lo.

@@ -45,6 +45,15 @@ function checkDestination(dest: string, type: string): string {
   return clean.replace(/\/$/, '');
 }
 
+/** A bind's destination; refused as dockerd does, naming the whole specification. */
+function bindDestination(bind: string, target: string, type: string): string {
+  try {
+    return checkDestination(target, type);
+  } catch (err) {
+    throw new InvalidArgumentError(`invalid volume specification: '${bind}': ${(err as Error).message}`);
+  }
+}
+
 export interface ResolveOptions {
   /**
    * Read-only binds and volumes are read-only only at their top mount, not in the mounts beneath
@@ -63,15 +72,6 @@ export interface ResolveOptions {
  * which then could not be unmounted or deleted); "rslave" or "rshared" when asked for; anything
  * else is refused. Returns the propagation and whether the daemon chose it.
  */
-/** A bind's destination; refused as dockerd does, naming the whole specification. */
-function bindDestination(bind: string, target: string, type: string): string {
-  try {
-    return checkDestination(target, type);
-  } catch (err) {
-    throw new InvalidArgumentError(`invalid volume specification: '${bind}': ${(err as Error).message}`);
-  }
-}
-
 function daemonRootPropagation(source: string, asked: string | undefined, roots: readonly string[], field: string): { propagation: string; auto: boolean } {
   const clean = path.posix.normalize(source);
   const root = roots.find((r) => clean === r || clean.startsWith(r.endsWith('/') ? r : `${r}/`) || r.startsWith(clean === '/' ? '/' : `${clean}/`));

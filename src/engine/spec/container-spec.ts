@@ -450,7 +450,7 @@ export function containerSpec(input: ContainerSpecInput): Spec {
   }
   const annotations = checkStringMap(host.Annotations, 'HostConfig.Annotations');
   if (annotations && Object.keys(annotations).length) spec.annotations = { ...annotations };
-  // A network namespace of its own (none, or a bridge's, which sets lo up too): lo up, as dockerd's.
+  // A network namespace of its own (none, or a bridge's): lo up, as dockerd's sandboxes have it.
   if (network.mode === 'private') spec.annotations = { ...spec.annotations, [LOOPBACK_ANNOTATION]: 'up' };
   // Windows' isolation modes; dockerd's words on Linux.
   const isolation = optionalString((host as { Isolation?: unknown }).Isolation, 'HostConfig.Isolation') ?? '';
