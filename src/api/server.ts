@@ -14,6 +14,7 @@ import { buildRoutes } from './routes/build.js';
 import { containerRoutes } from './routes/containers.js';
 import { containerFsRoutes } from './routes/container-fs.js';
 import { execRoutes } from './routes/exec.js';
+import { featuresAbsentRoutes } from './routes/features-absent.js';
 import { imageRoutes } from './routes/images.js';
 import { networkRoutes } from './routes/networks.js';
 import { systemRoutes } from './routes/system.js';
@@ -37,6 +38,7 @@ export function buildRouter(engine: Engine): Router {
   volumeRoutes(router, engine);
   networkRoutes(router, engine);
   swarmRoutes(router);
+  featuresAbsentRoutes(router);
   return router;
 }
 

@@ -54,6 +54,7 @@ const TOP: Record<string, [Loader, string, string]> = {
   history: [images, 'history', 'Show the history of an image'],
   pull: [() => import('./commands/pull.js'), 'pull', 'Download an image from a registry'],
   push: [() => import('./commands/pull.js'), 'push', 'Upload an image to a registry'],
+  search: [images, 'search', 'Search Docker Hub for images'],
   save: [images, 'save', 'Save one or more images to a tar archive (streamed to STDOUT by default)'],
   load: [images, 'load', 'Load an image from a tar archive or STDIN'],
   import: [images, 'importImage', 'Import the contents from a tarball to create a filesystem image'],

@@ -22,6 +22,7 @@ import { DEFAULT_DOMAIN, dockerReference, familiarString, formatReference, missi
 import { fetchManifest, listTags, push, RegistryClient, RegistryError, repositoryScope, type RegistryAuth, type RegistryResponse } from '../images/registry/index.js';
 import { type Mirror, throughMirrors } from '../images/registry/mirrors.js';
 import { parseRegistryRef } from '../images/registry/ref.js';
+import { searchRepositories, splitSearchTerm, type SearchResult } from '../images/registry/search.js';
 import type { ContentStore, Digest, ImageConfig, ImageManifest, ImageRecord, Platform } from '../images/types.js';
 import { MEDIA_TYPES } from '../images/types.js';
 import { chainIds, layerBytes, writeDiffTar, type OverlaySnapshotter } from '../storage/snapshotter.js';
@@ -562,6 +563,34 @@ export class ImageService {
     if (res.status === 401 || res.status === 403) throw new LoginRefusedError(`login attempt to ${client.baseUrl}/v2/ failed with status: ${res.status} ${res.status === 401 ? 'Unauthorized' : 'Forbidden'}`);
     if (!res.ok) throw new SystemError(`login attempt to ${client.baseUrl}/v2/ failed with status: ${res.status}`);
     return { Status: 'Login Succeeded', IdentityToken: '' };
+  }
+
+  /**
+   * `docker search`: the repositories the term's index (Docker Hub, or the registry it names)
+   * finds, filtered as dockerd filters them: `is-official`, `is-automated` (booleans) and `stars`
+   * (the most stars asked for). Bad filters are refused before the index is asked.
+   */
+  async search(term: string, opts: { limit?: number; filters?: Filters; auth?: RegistryAuth; signal?: AbortSignal } = {}): Promise<SearchResult[]> {
+    const filters = opts.filters ?? {};
+    checkFilterKeys(filters, ['is-automated', 'is-official', 'stars']);
+    const official = boolFilter(filters, 'is-official');
+    const automated = boolFilter(filters, 'is-automated');
+    let minStars = 0;
+    for (const v of filters.stars ?? []) {
+      if (!/^[+-]?\d+$/.test(v)) throw invalidFilter('stars', v);
+      minStars = Math.max(minStars, Number(v));
+    }
+    const { index } = splitSearchTerm(term);
+    const results = await searchRepositories(term, {
+      insecure: this.insecureFor(index),
+      timeoutMs: 15_000,
+      ...(opts.auth ? { auth: opts.auth } : {}),
+      ...(opts.limit !== undefined ? { limit: opts.limit } : {}),
+      ...(opts.signal ? { signal: opts.signal } : {}),
+    });
+    return results.filter(
+      (r) => (official === undefined || r.is_official === official) && (automated === undefined || r.is_automated === automated) && (filters.stars === undefined || r.star_count >= minStars),
+    );
   }
 
   /** `GET /distribution/{name}/json`: the registry's descriptor of a reference and its platforms. */

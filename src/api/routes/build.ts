@@ -122,6 +122,16 @@ function runLimits(ctx: Context): Record<string, unknown> {
 }
 
 export function buildRoutes(router: Router, engine: Engine): void {
+  // The classic builder only (the ping's Builder-Version 1): no BuildKit session to open, and
+  // nothing for /build/cancel to find; a classic build stops when its client hangs up.
+  router.post('/session', (ctx) => {
+    if (!ctx.req.headers.upgrade) throw new InvalidArgumentError('no upgrade proto in request');
+    throw new UnsupportedError('berthd has no BuildKit sessions: it builds with the classic builder (Builder-Version 1)');
+  });
+  router.post('/build/cancel', (ctx) => {
+    if (!ctx.query.get('id')) throw new InvalidArgumentError('build ID not provided');
+    ctx.noContent(200);
+  });
   router.post('/build', async (ctx) => {
     const options = buildOptions(ctx);
     const quiet = ctx.bool('q');

@@ -87,8 +87,20 @@ export function imageRoutes(router: Router, engine: Engine): void {
     ctx.sendJson(200, list);
   });
 
-  router.get('/images/search', () => {
-    throw new UnsupportedError('image search is not supported: berthd has no registry search index to ask (Docker Hub is not reachable from here)');
+  router.get('/images/search', async (ctx) => {
+    const limitText = ctx.query.get('limit') ?? '';
+    // dockerd reads the limit with strconv.Atoi, and says so when it is not a number.
+    if (limitText !== '' && !/^[+-]?\d+$/.test(limitText)) throw new InvalidArgumentError(`strconv.Atoi: parsing ${JSON.stringify(limitText)}: invalid syntax`);
+    const cancel = new AbortController();
+    ctx.onClose(() => cancel.abort(new SystemError('context canceled')));
+    const auth = registryAuth(ctx.req.headers['x-registry-auth']);
+    const results = await images.search(ctx.query.get('term') ?? '', {
+      filters: ctx.filters(),
+      ...(limitText !== '' ? { limit: Number(limitText) } : {}),
+      ...(auth ? { auth } : {}),
+      signal: cancel.signal,
+    });
+    ctx.sendJson(200, results);
   });
 
   router.get('/images/get', async (ctx) => {

@@ -3,9 +3,10 @@ import fs from 'node:fs';
 
 import { imagePath } from '../client.js';
 import { type Define, ExitError, action, collect, confirm, eachName, filtersJson, imageDeletions, prunedText } from '../context.js';
-import { ago, ellipsis, formatList, goTime, humanSize, shortId } from '../format.js';
+import { ago, ellipsis, formatList, goTime, humanSize, integerFlag, shortId } from '../format.js';
 import { displayJsonStream, StreamError } from '../progress.js';
 import { archiveOut } from './misc.js';
+import { registryAuthHeader } from './login.js';
 import { splitRef } from './pull.js';
 
 const enc = encodeURIComponent;
@@ -232,5 +233,46 @@ export const importImage: Define = (cmd, ctx, set) =>
           if (e instanceof StreamError) throw new ExitError(1, e.message);
           throw e;
         }
+      }),
+    );
+
+/** One search result as the docker CLI shows it: OFFICIAL "[OK]" in tables, "true"/"false" in JSON. */
+interface SearchRow {
+  Name: string;
+  Description: string;
+  StarCount: string;
+  IsOfficial: string;
+}
+
+export const search: Define = (cmd, ctx, set) =>
+  cmd
+    .argument('<term>')
+    .option('-f, --filter <filter>', 'Filter output based on conditions provided', collect)
+    .option('--format <format>', 'Pretty-print search using a Go template')
+    .option('--limit <n>', 'Max number of search results', (v: string) => integerFlag(v, '--limit'))
+    .option('--no-trunc', "Don't truncate output")
+    .action(
+      action(set, async (term: string, o: { filter?: string[]; format?: string; limit?: number; trunc: boolean }) => {
+        if (o.filter?.some((f) => f.split('=')[0] === 'is-automated')) {
+          ctx.err('WARNING: the "is-automated" filter is deprecated, and searching for "is-automated=true" will not yield any results in future.\n');
+        }
+        const results = await ctx.client.json<{ name: string; description: string; star_count: number; is_official: boolean }[]>('GET', '/images/search', {
+          query: { term, ...(o.limit ? { limit: String(o.limit) } : {}), filters: filtersJson(o.filter ?? []) },
+          headers: { 'X-Registry-Auth': registryAuthHeader(ctx, term) },
+        });
+        const rows = results.map((r): SearchRow => {
+          const description = r.description.replace(/[\r\n]/g, ' ');
+          const row = { Name: r.name, Description: o.trunc ? ellipsis(description, 45) : description, StarCount: String(r.star_count), IsOfficial: r.is_official ? '[OK]' : '' };
+          // `{{json .}}` shows the flag as a word, as the docker CLI's searchContext does.
+          Object.defineProperty(row, 'toJSON', { value: () => ({ Description: row.Description, IsOfficial: String(r.is_official), Name: row.Name, StarCount: row.StarCount }) });
+          return row;
+        });
+        ctx.out(
+          formatList(rows, {
+            format: o.format,
+            table: 'table {{.Name}}\t{{.Description}}\t{{.StarCount}}\t{{.IsOfficial}}',
+            headers: { Name: 'NAME', Description: 'DESCRIPTION', StarCount: 'STARS', IsOfficial: 'OFFICIAL' },
+          }),
+        );
       }),
     );
