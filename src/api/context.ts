@@ -77,7 +77,8 @@ export class Context {
     const v = this.query.get(name);
     if (v === null || v === '') return undefined;
     const n = Number(v);
-    if (!Number.isInteger(n)) throw new InvalidArgumentError(`invalid value for ${name}: ${JSON.stringify(v)}`, name);
+    // dockerd reads its numeric parameters with strconv.Atoi, and answers in its words.
+    if (!/^[+-]?\d+$/.test(v) || !Number.isSafeInteger(n)) throw new InvalidArgumentError(`strconv.Atoi: parsing ${JSON.stringify(v)}: ${/^[+-]?\d+$/.test(v) ? 'value out of range' : 'invalid syntax'}`);
     return n;
   }
 

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { PassThrough } from 'node:stream';
 import { test } from 'node:test';
 
-import { ago, bytesSize, ellipsis, formatList, humanDuration, humanSize, parseRamSize, parseTimestamp, tabwrite } from './format.js';
+import { ago, bytesSize, ellipsis, formatList, humanDuration, humanSize, naturalCompare, parseRamSize, parseTimestamp, tabwrite } from './format.js';
 import { displayJsonStream, progressString } from './progress.js';
 import { imagePath, resolveHost } from './client.js';
 import { containerRow, formatPorts } from './commands/ps.js';
@@ -123,4 +123,9 @@ test('image references in paths as docker sends them; the daemon host by precede
   assert.equal(resolveHost(undefined, { BERTH_HOST: 'unix:///b.sock', DOCKER_HOST: 'unix:///d.sock' }), 'unix:///b.sock');
   assert.equal(resolveHost(undefined, { DOCKER_HOST: 'unix:///d.sock' }), 'unix:///d.sock');
   assert.equal(resolveHost(undefined, {}), 'unix:///run/berth.sock');
+});
+
+test("naturalCompare: the docker CLI's order of volume and network names", () => {
+  const names = ['v10', 'v9', 'a', 'v09', 'b2', 'b10', '1x', 'B'];
+  assert.deepEqual([...names].sort(naturalCompare), ['1x', 'B', 'a', 'b2', 'b10', 'v9', 'v09', 'v10']);
 });

@@ -4,7 +4,7 @@
  * `\t`/`\n` escapes, a `table ` prefix that adds a header row).
  */
 import { ramInBytes } from '../common/units.js';
-import { parse as parseTemplate } from './template.js';
+import { GO_TYPE, parse as parseTemplate, TemplateError } from './template.js';
 
 const DECIMAL = ['B', 'kB', 'MB', 'GB', 'TB', 'PB', 'EB', 'ZB', 'YB'];
 const BINARY = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB', 'EiB', 'ZiB', 'YiB'];
@@ -74,6 +74,40 @@ export function shortId(id: string, noTrunc = false): string {
   return noTrunc ? id : hex.slice(0, 12);
 }
 
+/**
+ * The docker CLI's order of volume and network names (fvbommel/sortorder's NaturalLess): runs of
+ * digits compare as numbers ("v2" before "v10"), and before other characters; the rest bytewise.
+ */
+export function naturalCompare(a: string, b: string): number {
+  const x = Buffer.from(a);
+  const y = Buffer.from(b);
+  const digit = (c: number | undefined): boolean => c !== undefined && c >= 0x30 && c <= 0x39;
+  let i = 0;
+  let j = 0;
+  while (i < x.length && j < y.length) {
+    const d1 = digit(x[i]);
+    const d2 = digit(y[j]);
+    if (d1 !== d2) return d1 ? -1 : 1;
+    if (!d1) {
+      if (x[i] !== y[j]) return x[i]! - y[j]!;
+      i++;
+      j++;
+      continue;
+    }
+    while (x[i] === 0x30) i++;
+    while (y[j] === 0x30) j++;
+    const start1 = i;
+    const start2 = j;
+    while (digit(x[i])) i++;
+    while (digit(y[j])) j++;
+    if (i - start1 !== j - start2) return i - start1 - (j - start2);
+    const n = Buffer.compare(x.subarray(start1, i), y.subarray(start2, j));
+    if (n !== 0) return n;
+    if (start1 !== start2) return start1 - start2;
+  }
+  return x.length - i - (y.length - j);
+}
+
 /** Truncates to n characters with docker's ellipsis "…". */
 export function ellipsis(s: string, n: number): string {
   return [...s].length > n ? [...s].slice(0, n - 1).join('') + '…' : s;
@@ -103,6 +137,8 @@ export interface ListFormat {
   table: string;
   /** Header names per field; others are shown upper-cased. */
   headers: Record<string, string>;
+  /** The docker CLI's Go type of a row, named in errors about fields it lacks. */
+  goType?: string;
 }
 
 /** docker's escapes in --format: a literal \t and \n become a tab and a newline. */
@@ -117,11 +153,23 @@ export function formatList(rows: object[], lf: ListFormat): string {
   const isTable = format.startsWith('table');
   if (isTable) format = format.slice('table'.length);
   format = unescapeFormat(format.trim() === '' && isTable ? lf.table.slice('table'.length) : format).replace(/^ +| +$/g, '');
-  const tpl = parseTemplate(format);
+  try {
+    return renderList(rows, lf, format, isTable);
+  } catch (err) {
+    // The docker CLI's formatter says the same of a template that does not parse or run.
+    if (err instanceof TemplateError) throw new TemplateError(`template parsing error: ${err.message}`);
+    throw err;
+  }
+}
+
+function renderList(rows: object[], lf: ListFormat, format: string, isTable: boolean): string {
+  // Rows have every field of docker's formatter context: a field they lack is an error, as there.
+  const tpl = parseTemplate(format, { strictFields: true });
   let out = '';
   if (isTable) {
     const header = new Proxy({} as Record<string, string>, {
       get: (_t, k) => (typeof k === 'string' ? (lf.headers[k] ?? k.toUpperCase()) : undefined),
+      has: (_t, k) => typeof k === 'string',
     });
     let h = '';
     try {
@@ -131,7 +179,12 @@ export function formatList(rows: object[], lf: ListFormat): string {
     }
     out += h + '\n';
   }
-  for (const r of rows) out += tpl.execute(r) + '\n';
+  for (const r of rows) {
+    if (lf.goType) Object.defineProperty(r, GO_TYPE, { value: lf.goType });
+    // {{json .}} of a row: its fields in name order, as docker's formatters marshal a map.
+    if (!Object.hasOwn(r, 'toJSON')) Object.defineProperty(r, 'toJSON', { value: () => Object.fromEntries(Object.entries(r).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) });
+    out += tpl.execute(r) + '\n';
+  }
   return isTable ? tabwrite(out) : out;
 }
 
@@ -148,6 +201,22 @@ export function integerFlag(value: string, flag: string): number {
 export function parseRamSize(s: string): number {
   const size = ramInBytes(s);
   if (size === undefined) throw new Error(`invalid size: '${s}'`);
+  return size;
+}
+
+/** go-units' reason a RAM size does not parse: "invalid suffix: 'x'", or "invalid size: 'x'". */
+function ramSizeProblem(s: string): string {
+  const sep = Math.max(...[...'0123456789. '].map((c) => s.lastIndexOf(c)));
+  if (sep < 0) return `invalid size: '${s}'`;
+  const num = s.slice(0, sep + 1);
+  if (!/^\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*$/.test(num)) return `strconv.ParseFloat: parsing ${JSON.stringify(num)}: invalid syntax`;
+  return `invalid suffix: '${s.slice(sep + 1)}'`;
+}
+
+/** A RAM-size flag (-m, --shm-size, ...) as the docker CLI reads it; its errors name the flag. */
+export function ramFlag(value: string, flag: string): number {
+  const size = ramInBytes(value);
+  if (size === undefined) throw new FlagError(`invalid argument "${value}" for "${flag}" flag: ${ramSizeProblem(value)}`);
   return size;
 }
 

@@ -117,6 +117,22 @@ const GROUPS: Record<string, { about: string; subs: Record<string, string | [Loa
 /** The command words (`run`, or `image ls`) after the global flags. */
 const commandWords = (argv: string[]): string[] => commandWordsOf(argv, (word) => Object.hasOwn(GROUPS, word));
 
+/**
+ * The docker CLI's (cobra's) words for a wrong number of arguments, from the arguments `cmd`
+ * declares: "requires 2 arguments", "requires at least 1 argument", "accepts no arguments".
+ */
+export function arityText(cmd: Command): string {
+  const args = cmd.registeredArguments;
+  const required = args.filter((a) => a.required).length;
+  const variadic = args.some((a) => a.variadic);
+  const optional = args.filter((a) => !a.required && !a.variadic).length;
+  const plural = (n: number): string => `${n} argument${n === 1 ? '' : 's'}`;
+  if (variadic) return `requires at least ${plural(Math.max(required, 1))}`;
+  if (optional > 0) return required === 0 ? `requires at most ${plural(optional)}` : `requires at least ${required} and at most ${plural(required + optional)}`;
+  if (required === 0) return 'accepts no arguments';
+  return `requires ${plural(required)}`;
+}
+
 /** Exit code of flag errors, as docker's (cobra's) 125. */
 const FLAG_ERROR = 125;
 
@@ -127,12 +143,6 @@ function dockerFlagError(e: CommanderError, path: string): string {
       return `unknown ${m?.[1]?.startsWith('--') ? 'flag' : 'shorthand flag'}: ${m?.[1]?.startsWith('--') ? m[1] : `'${m?.[1]?.slice(1, 2)}' in ${m?.[1]}`}`;
     case 'commander.optionMissingArgument':
       return `flag needs an argument: ${m?.[1]?.split(/[ ,]+/).pop()}`;
-    case 'commander.missingArgument':
-      return `"${path}" requires at least 1 argument.`;
-    case 'commander.excessArguments':
-      return `"${path}" accepts no arguments.`;
-    case 'commander.unknownCommand':
-      return `unknown command: ${path}`;
     default:
       return e.message.replace(/^error: /, '');
   }
@@ -226,8 +236,26 @@ export async function main(argv: string[], io: CliIo = processIo): Promise<numbe
   } catch (e) {
     if (e instanceof CommanderError) {
       if (e.code === 'commander.helpDisplayed' || e.code === 'commander.help' || e.code === 'commander.version') return 0;
-      const commandPath = ['berth', ...words].join(' ');
-      io.stderr.write(`${dockerFlagError(e, commandPath)}\nSee '${commandPath} --help'.\n`);
+      // The command that failed: as far as the words name known commands.
+      let cmd: Command = program;
+      let known = 0;
+      for (const w of words) {
+        const sub = cmd.commands.find((c) => c.name() === w || c.aliases().includes(w));
+        if (!sub) break;
+        cmd = sub;
+        known++;
+      }
+      const commandPath = ['berth', ...words.slice(0, known)].join(' ');
+      if (e.code === 'commander.unknownCommand' || (known < words.length && ['commander.excessArguments', 'commander.missingArgument'].includes(e.code))) {
+        // As the docker CLI: an unknown command, whole, and where to ask for the known ones.
+        io.stderr.write(`berth: unknown command: ${['berth', ...words].join(' ')}\n\nRun '${commandPath} --help' for more information\n`);
+        return 1;
+      }
+      if (e.code === 'commander.excessArguments' || e.code === 'commander.missingArgument') {
+        io.stderr.write(`berth: '${commandPath}' ${arityText(cmd)}\n\nSee '${commandPath} --help' for more information\n`);
+        return 1;
+      }
+      io.stderr.write(`${dockerFlagError(e, commandPath)}\n\nRun '${commandPath} --help' for more information\n`);
       return FLAG_ERROR;
     }
     if (e instanceof ExitError) {

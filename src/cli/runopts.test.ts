@@ -156,3 +156,33 @@ test('namespace, resource, sysctl and health flags as the docker CLI sends them'
   assert.throws(() => buildCreateRequest({ deviceReadBps: ['sda:1mb'] }, 'busybox', [], { env: {} }), /bad format/);
   assert.throws(() => buildCreateRequest({ cpuShares: 'lots' }, 'busybox', [], { env: {} }), /--cpu-shares/);
 });
+
+test("flag values the docker CLI refuses, in its words", () => {
+  const refusal = (flags: RunFlags): string => {
+    try {
+      buildCreateRequest(flags, 'busybox', []);
+    } catch (e) {
+      assert.ok(e instanceof FlagError);
+      return e.message;
+    }
+    return '';
+  };
+  assert.equal(refusal({ memory: '1x' }), `invalid argument "1x" for "-m, --memory" flag: invalid suffix: 'x'`);
+  assert.equal(refusal({ shmSize: 'abc' }), `invalid argument "abc" for "--shm-size" flag: invalid size: 'abc'`);
+  assert.equal(refusal({ cpus: 'abc' }), 'invalid argument "abc" for "--cpus" flag: failed to parse abc as a rational number');
+  assert.equal(refusal({ pidsLimit: 'x' }), 'invalid argument "x" for "--pids-limit" flag: strconv.ParseInt: parsing "x": invalid syntax');
+  assert.equal(refusal({ ulimit: ['nofile=x'] }), 'invalid argument "nofile=x" for "--ulimit" flag: strconv.ParseInt: parsing "x": invalid syntax');
+  assert.equal(refusal({ ulimit: ['bogus=1'] }), 'invalid argument "bogus=1" for "--ulimit" flag: invalid ulimit type: bogus');
+  assert.equal(refusal({ ulimit: ['nofile=10:5'] }), 'invalid argument "nofile=10:5" for "--ulimit" flag: ulimit soft limit must be less than or equal to hard limit: 10 > 5');
+  assert.equal(refusal({ env: ['=x'] }), 'invalid argument "=x" for "-e, --env" flag: invalid environment variable: =x');
+  assert.equal(refusal({ label: ['=x'] }), `invalid argument "=x" for "-l, --label" flag: invalid label '=x': empty name`);
+  assert.equal(refusal({ addHost: ['bad'] }), 'invalid argument "bad" for "--add-host" flag: bad format for add-host: "bad"');
+  assert.equal(refusal({ addHost: ['h:notanip'] }), 'invalid argument "h:notanip" for "--add-host" flag: invalid IP address in add-host: "notanip"');
+  assert.equal(refusal({ dns: ['x'] }), 'invalid argument "x" for "--dns" flag: IP address is not correctly formatted: x');
+  assert.equal(refusal({ sysctl: ['kernel.domainname=x'] }), `invalid argument "kernel.domainname=x" for "--sysctl" flag: sysctl 'kernel.domainname=x' is not allowed`);
+  assert.equal(refusal({ publish: ['99999:80'] }), 'invalid hostPort: 99999');
+  assert.equal(refusal({ restart: 'on-failure:x' }), 'invalid restart policy format: maximum retry count must be an integer');
+  // What the daemon judges passes: a restart policy's name, host-gateway, [IPv6] hosts, net.* sysctls.
+  assert.equal(refusal({ restart: 'bogus', addHost: ['gw:host-gateway', 'six:[::1]', 'h=10.0.0.1'], sysctl: ['net.ipv4.ip_forward=1'], ulimit: ['nofile=1:-1'] }), '');
+  assert.deepEqual(buildCreateRequest({ restart: 'always:3' }, 'busybox', []).body.HostConfig.RestartPolicy, { Name: 'always', MaximumRetryCount: 3 });
+});

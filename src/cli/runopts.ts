@@ -4,8 +4,9 @@
  * tests compare the result with bodies captured from a real `docker run`.
  */
 import { parseGoDuration } from '../common/duration.js';
-import { parseUlimitSpec } from '../common/units.js';
-import { FlagError, integerFlag, keyValues, parseRamSize } from './format.js';
+import net from 'node:net';
+
+import { FlagError, integerFlag, keyValues, parseRamSize, ramFlag } from './format.js';
 
 export interface RunFlags {
   detach?: boolean;
@@ -23,6 +24,8 @@ export interface RunFlags {
   entrypoint?: string;
   hostname?: string;
   label?: string[];
+  /** Lines of --label-file files, read by the caller (as --env-file). */
+  labelFileLines?: string[];
   publish?: string[];
   publishAll?: boolean;
   expose?: string[];
@@ -129,6 +132,32 @@ export function parseEnvFile(text: string, env: NodeJS.ProcessEnv): string[] {
   return out;
 }
 
+const SYSCTLS_ALLOWED = ['kernel.msgmax', 'kernel.msgmnb', 'kernel.msgmni', 'kernel.sem', 'kernel.shmall', 'kernel.shmmax', 'kernel.shmmni', 'kernel.shm_rmid_forced'];
+
+/**
+ * The values the docker CLI checks as it parses its flags (opts.ValidateEnv, ValidateLabel,
+ * ValidateExtraHost, ValidateIPAddress, ValidateSysctl), refused in its words.
+ */
+function checkFlagValues(flags: RunFlags): void {
+  const bad = (value: string, flag: string, why: string): FlagError => new FlagError(`invalid argument "${value}" for "${flag}" flag: ${why}`);
+  for (const e of flags.env ?? []) if (e.split('=')[0] === '') throw bad(e, '-e, --env', `invalid environment variable: ${e}`);
+  for (const l of flags.label ?? []) if (l.split('=')[0] === '') throw bad(l, '-l, --label', `invalid label '${l}': empty name`);
+  for (const h of flags.addHost ?? []) {
+    let sep = h.indexOf('=');
+    if (sep < 0) sep = h.indexOf(':');
+    const name = sep < 0 ? '' : h.slice(0, sep);
+    let ip = h.slice(sep + 1);
+    if (sep < 0 || name === '' || name.includes(':')) throw bad(h, '--add-host', `bad format for add-host: ${JSON.stringify(h)}`);
+    if (ip.length > 2 && ip.startsWith('[') && ip.endsWith(']')) ip = ip.slice(1, -1);
+    if (ip !== 'host-gateway' && !net.isIP(ip.trim())) throw bad(h, '--add-host', `invalid IP address in add-host: ${JSON.stringify(ip)}`);
+  }
+  for (const d of flags.dns ?? []) if (!net.isIP(d.trim())) throw bad(d, '--dns', `IP address is not correctly formatted: ${d}`);
+  for (const s of flags.sysctl ?? []) {
+    const key = s.split('=')[0]!;
+    if (!s.includes('=') || !(SYSCTLS_ALLOWED.includes(key) || key.startsWith('net.') || key.startsWith('fs.mqueue.'))) throw bad(s, '--sysctl', `sysctl '${s}' is not allowed`);
+  }
+}
+
 /** `-e KEY` takes KEY's value from the environment when set; else it stays `KEY` (as docker v28 sends it). */
 function envEntry(e: string, env: NodeJS.ProcessEnv): string {
   if (e.includes('=')) return e;
@@ -155,8 +184,9 @@ export function parsePublish(specs: string[]): { exposed: Record<string, object>
     else if (parts.length === 2) [hostPort, containerPort] = parts;
     else if (parts.length === 3 && !v6) [ip, hostPort, containerPort] = parts;
     else throw new FlagError(`invalid publish spec: ${spec}`);
-    if (!/^\d+(-\d+)?$/.test(containerPort)) throw new FlagError(`invalid containerPort: ${containerPort}`);
-    if (hostPort && !/^\d+(-\d+)?$/.test(hostPort)) throw new FlagError(`invalid hostPort: ${hostPort}`);
+    const portRange = (p: string): boolean => /^\d+(-\d+)?$/.test(p) && p.split('-').every((n) => Number(n) <= 65535);
+    if (!portRange(containerPort)) throw new FlagError(`invalid containerPort: ${containerPort}`);
+    if (hostPort && !portRange(hostPort)) throw new FlagError(`invalid hostPort: ${hostPort}`);
     proto = proto.toLowerCase();
     const [cStart, cEnd = cStart] = containerPort.split('-').map(Number);
     const [hStart, hEnd] = hostPort ? hostPort.split('-').map(Number) : [NaN, NaN];
@@ -268,19 +298,36 @@ export function parseMount(spec: string): Record<string, unknown> {
   return m;
 }
 
-/** --ulimit name=soft[:hard]. */
+const ULIMIT_NAMES = ['core', 'cpu', 'data', 'fsize', 'locks', 'memlock', 'msgqueue', 'nice', 'nofile', 'nproc', 'rss', 'rtprio', 'rttime', 'sigpending', 'stack'];
+
+/** --ulimit name=soft[:hard], as go-units' ParseUlimit reads and refuses it. */
 export function parseUlimit(spec: string): { Name: string; Hard: number; Soft: number } {
-  const u = parseUlimitSpec(spec);
-  if (!u) throw new FlagError(`invalid argument "${spec}" for "--ulimit" flag`);
-  return { Name: u.Name, Hard: u.Hard, Soft: u.Soft };
+  const bad = (why: string): FlagError => new FlagError(`invalid argument "${spec}" for "--ulimit" flag: ${why}`);
+  const eq = spec.indexOf('=');
+  if (eq < 0) throw bad(`invalid ulimit argument: ${spec}`);
+  const name = spec.slice(0, eq);
+  if (!ULIMIT_NAMES.includes(name)) throw bad(`invalid ulimit type: ${name}`);
+  const values = spec.slice(eq + 1).split(':');
+  if (values.length > 2) throw bad(`too many limit value arguments - ${spec.slice(eq + 1)}, can only have up to two, \`soft[:hard]\``);
+  const int = (v: string): number => {
+    if (!/^[+-]?\d+$/.test(v)) throw bad(`strconv.ParseInt: parsing ${JSON.stringify(v)}: invalid syntax`);
+    return Number(v);
+  };
+  const hard = values.length === 2 ? int(values[1]!) : undefined;
+  const soft = int(values[0]!);
+  if (hard !== undefined && hard !== -1 && soft > hard) throw bad(`ulimit soft limit must be less than or equal to hard limit: ${soft} > ${hard}`);
+  return { Name: name, Hard: hard ?? soft, Soft: soft };
 }
 
 /** --restart no|always|unless-stopped|on-failure[:N]. */
 export function parseRestart(spec: string | undefined): { Name: string; MaximumRetryCount: number } {
   if (!spec) return { Name: 'no', MaximumRetryCount: 0 };
-  const [name, count] = spec.split(':');
-  if (!['no', 'always', 'unless-stopped', 'on-failure'].includes(name)) throw new FlagError(`invalid restart policy ${name}`);
-  if (count !== undefined && name !== 'on-failure') throw new FlagError(`maximum retry count cannot be used with restart policy '${name}'`);
+  // As the docker CLI's ParseRestartPolicy: the name is the daemon's to judge, the count must be a number.
+  const colon = spec.indexOf(':');
+  const name = colon < 0 ? spec : spec.slice(0, colon);
+  const count = colon < 0 ? '' : spec.slice(colon + 1);
+  if (colon >= 0 && name === '') throw new FlagError('invalid restart policy format: no policy provided before colon');
+  if (count !== '' && !/^[+-]?\d+$/.test(count)) throw new FlagError('invalid restart policy format: maximum retry count must be an integer');
   return { Name: name, MaximumRetryCount: count ? Number(count) : 0 };
 }
 
@@ -313,6 +360,7 @@ export function buildCreateRequest(
   opts: { env?: NodeJS.ProcessEnv; envFiles?: string[]; consoleSize?: [number, number] } = {},
 ): CreateRequest {
   const env = opts.env ?? {};
+  checkFlagValues(flags);
   const envList = [...(opts.envFiles ?? []), ...(flags.env ?? []).map((e) => envEntry(e, env))];
 
   const binds: string[] = [];
@@ -329,7 +377,8 @@ export function buildCreateRequest(
     const i = t.indexOf(':');
     tmpfs[i < 0 ? t : t.slice(0, i)] = i < 0 ? '' : t.slice(i + 1);
   }
-  const labels = keyValues(flags.label);
+  // Labels from --label-file first, then -l, as the docker CLI merges them.
+  const labels = keyValues([...(flags.labelFileLines ?? []), ...(flags.label ?? [])]);
   const { exposed, bindings } = parsePublish(flags.publish ?? []);
   for (const e of flags.expose ?? []) {
     const [p, proto = 'tcp'] = e.split('/');
@@ -350,7 +399,8 @@ export function buildCreateRequest(
   let nanoCpus = 0;
   if (flags.cpus !== undefined) {
     const n = Number(flags.cpus);
-    if (!Number.isFinite(n) || n < 0) throw new FlagError(`invalid argument "${flags.cpus}" for "--cpus" flag`);
+    // Go's big.Rat reads the value: a decimal or a fraction.
+    if (!Number.isFinite(n) || n < 0 || flags.cpus.trim() === '') throw new FlagError(`invalid argument "${flags.cpus}" for "--cpus" flag: failed to parse ${flags.cpus} as a rational number`);
     nanoCpus = Math.round(n * 1e9);
   }
   let stopTimeout: number | undefined;
@@ -385,12 +435,12 @@ export function buildCreateRequest(
     ReadonlyRootfs: !!flags.readOnly,
     SecurityOpt: flags.securityOpt?.length ? flags.securityOpt : null,
     UsernsMode: flags.userns ?? '',
-    ShmSize: flags.shmSize ? parseRamSize(flags.shmSize) : 0,
-    Memory: flags.memory ? parseRamSize(flags.memory) : 0,
+    ShmSize: flags.shmSize ? ramFlag(flags.shmSize, '--shm-size') : 0,
+    Memory: flags.memory ? ramFlag(flags.memory, '-m, --memory') : 0,
     MemorySwappiness: -1,
     NanoCpus: nanoCpus,
     Devices: (flags.device ?? []).map(parseDevice),
-    PidsLimit: flags.pidsLimit !== undefined ? Number(flags.pidsLimit) : 0,
+    PidsLimit: flags.pidsLimit !== undefined ? integerFlag(flags.pidsLimit, '--pids-limit') : 0,
     Ulimits: (flags.ulimit ?? []).map(parseUlimit),
   };
   if (Object.keys(tmpfs).length) hostConfig.Tmpfs = tmpfs;
@@ -452,12 +502,15 @@ function namespaceAndResourceFlags(flags: RunFlags): Record<string, unknown> {
   if (flags.cpusetMems) h.CpusetMems = flags.cpusetMems;
   if (flags.cpuPeriod) h.CpuPeriod = integerFlag(flags.cpuPeriod, '--cpu-period');
   if (flags.cpuQuota) h.CpuQuota = integerFlag(flags.cpuQuota, '--cpu-quota');
-  if (flags.memoryReservation) h.MemoryReservation = parseRamSize(flags.memoryReservation);
-  if (flags.memorySwap) h.MemorySwap = flags.memorySwap === '-1' ? -1 : parseRamSize(flags.memorySwap);
+  if (flags.memoryReservation) h.MemoryReservation = ramFlag(flags.memoryReservation, '--memory-reservation');
+  if (flags.memorySwap) h.MemorySwap = flags.memorySwap === '-1' ? -1 : ramFlag(flags.memorySwap, '--memory-swap');
   if (flags.memorySwappiness) h.MemorySwappiness = integerFlag(flags.memorySwappiness, '--memory-swappiness');
   if (flags.oomKillDisable) h.OomKillDisable = true;
   if (flags.oomScoreAdj) h.OomScoreAdj = integerFlag(flags.oomScoreAdj, '--oom-score-adj');
-  if (flags.blkioWeight) h.BlkioWeight = integerFlag(flags.blkioWeight, '--blkio-weight');
+  if (flags.blkioWeight) {
+    if (!/^\+?\d+$/.test(flags.blkioWeight)) throw new FlagError(`invalid argument "${flags.blkioWeight}" for "--blkio-weight" flag: strconv.ParseUint: parsing ${JSON.stringify(flags.blkioWeight)}: invalid syntax`);
+    h.BlkioWeight = Number(flags.blkioWeight);
+  }
   const throttles = [
     ['BlkioDeviceReadBps', flags.deviceReadBps, '--device-read-bps', true],
     ['BlkioDeviceWriteBps', flags.deviceWriteBps, '--device-write-bps', true],

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { goString, render, TemplateError } from './template.js';
+import { GO_TYPE, goString, parse, render, TemplateError, TemplateExecError, TemplateParseError } from './template.js';
 
 const data = {
   ID: 'abc',
@@ -56,4 +56,24 @@ test('errors name the problem', () => {
   assert.throws(() => render('{{if .ID}}x', data), /unexpected EOF/);
   assert.throws(() => render('{{end}}', data), TemplateError);
   assert.throws(() => render('{{.ID.X.Y}}', data), TemplateError);
+});
+
+test("errors in Go's words: parse errors with their line, execution errors with line, column and node", () => {
+  assert.throws(() => render('a\n{{.ID}}\n{{', data), new TemplateParseError('template: :3: unclosed action'));
+  assert.throws(() => render('{{nofunc .ID}}', data), new TemplateParseError('template: :1: function "nofunc" not defined'));
+  assert.throws(() => render('{{if .ID}}x', data), new TemplateParseError('template: :1: unexpected EOF'));
+  // A chain is placed at its second field, as Go's parser places it.
+  assert.throws(() => render('{{.ID.X}}', data), new TemplateExecError('template: :1:5: executing "" at <.ID.X>: can\'t evaluate field X in type string'));
+  assert.throws(() => render('x\n  {{.State.Pid.Y}}', data), { message: /^template: :2:10: executing "" at <\.State\.Pid\.Y>: can.t evaluate field Y in type number$/ });
+});
+
+test('strict fields: a row lacks a field as a formatter context does; methods take arguments', () => {
+  const row = { Name: 'a' };
+  Object.defineProperty(row, 'Label', { value: (k: unknown) => (k === 'x' ? 'y' : '') });
+  Object.defineProperty(row, GO_TYPE, { value: '*formatter.ContainerContext' });
+  assert.equal(parse('{{.Name}} {{.Label "x"}}|{{.Label "z"}}', { strictFields: true }).execute(row), 'a y|');
+  assert.throws(() => parse('{{.Nope}}', { strictFields: true }).execute(row), new TemplateExecError('template: :1:2: executing "" at <.Nope>: can\'t evaluate field Nope in type *formatter.ContainerContext'));
+  // Without strictness (inspect of API JSON, which leaves empty fields out), it is "<no value>".
+  assert.equal(render('{{.Nope}}', row), '<no value>');
+  assert.equal(render('{{index .Config.Labels "nosuch"}}', data), '');
 });

@@ -360,13 +360,37 @@ describe('berth CLI', { skip, timeout: 600_000 }, () => {
     berthOk(['rm', '-f', name]);
   });
 
+  it("--format as the docker CLI: methods, fields checked, JSON in name order, sizes; rm -f of a missing container", () => {
+    const name = `${prefix}fmt`;
+    assert.equal(run(['-d', '--name', name, '-l', 'app=web', 'busybox', 'sleep', '300']).status, 0);
+    assert.equal(berthOk(['ps', '--filter', `name=${name}`, '--format', '{{.Label "app"}}|{{.Label "nope"}}']), 'web|\n');
+    const row = JSON.parse(berthOk(['ps', '--filter', `name=${name}`, '--format', '{{json .}}'])) as Record<string, unknown>;
+    assert.deepEqual(Object.keys(row), ['Command', 'CreatedAt', 'ID', 'Image', 'Labels', 'LocalVolumes', 'Mounts', 'Names', 'Networks', 'Platform', 'Ports', 'RunningFor', 'Size', 'State', 'Status']);
+    assert.match(String(row.Size), /^\d[\d.]*k?B \(virtual [\d.]+[kM]B\)$/);
+    const bad = berth(['ps', '--format', '{{.Nope}}']);
+    assert.deepEqual([bad.status, bad.stderr], [1, 'failed to execute template: template: :1:2: executing "" at <.Nope>: can\'t evaluate field Nope in type *formatter.ContainerContext\n']);
+    const unparsed = berth(['inspect', '-f', '{{', name]);
+    assert.deepEqual([unparsed.status, unparsed.stderr], [64, 'template parsing error: template: :1: unclosed action\n']);
+    const rm = berth(['rm', '-f', name, `${prefix}nosuch`]);
+    assert.equal(rm.status, 0, rm.stderr);
+    assert.match(rm.stderr, /No such container/);
+  });
+
   it('errors: docker exit codes and messages', () => {
     const badFlag = berth(['run', '--bogus', 'busybox']);
     assert.equal(badFlag.status, 125);
     assert.match(badFlag.stderr, /^unknown flag: --bogus$/m);
     assert.equal(berth(['ps', '--bogus']).status, 125);
+    // The docker CLI v28's words and codes for a wrong number of arguments and an unknown command.
     const noArg = berth(['logs']);
-    assert.equal(noArg.status, 125);
+    assert.deepEqual([noArg.status, noArg.stderr], [1, "berth: 'berth logs' requires 1 argument\n\nSee 'berth logs --help' for more information\n"]);
+    assert.match(berth(['tag', 'a']).stderr, /^berth: 'berth tag' requires 2 arguments$/m);
+    assert.match(berth(['ps', 'x']).stderr, /^berth: 'berth ps' accepts no arguments$/m);
+    assert.match(berth(['port']).stderr, /^berth: 'berth port' requires at least 1 and at most 2 arguments$/m);
+    assert.match(berth(['images', 'a', 'b']).stderr, /^berth: 'berth images' requires at most 1 argument$/m);
+    const unknown = berth(['nosuchcommand']);
+    assert.deepEqual([unknown.status, unknown.stderr], [1, "berth: unknown command: berth nosuchcommand\n\nRun 'berth --help' for more information\n"]);
+    assert.match(berth(['image', 'nosuch']).stderr, /^berth: unknown command: berth image nosuch$/m);
     for (const verb of [['logs'], ['stop'], ['rm'], ['start'], ['exec', '-i'], ['top'], ['port']]) {
       const r = berth([...verb, `${prefix}nosuch`, ...(verb[0] === 'exec' ? ['true'] : [])]);
       assert.equal(r.status, 1, `${verb.join(' ')}: ${r.stderr}`);

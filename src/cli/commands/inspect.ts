@@ -1,9 +1,9 @@
 /** inspect (containers, images, volumes, networks), with -f/--format and --type. */
 import { ApiError, imagePath } from '../client.js';
 import type { Ctx, Define } from '../context.js';
-import { action } from '../context.js';
+import { action, ExitError } from '../context.js';
 import { unescapeFormat } from '../format.js';
-import { parse } from '../template.js';
+import { parse, TemplateError, TemplateParseError, type Template } from '../template.js';
 
 type Kind = 'container' | 'image' | 'volume' | 'network';
 const PATHS: Record<Kind, (n: string, size?: boolean) => string> = {
@@ -39,8 +39,22 @@ async function inspectAll(ctx: Ctx, names: string[], kinds: Kind[], o: { format?
     else found.push(obj);
   }
   if (o.format) {
-    const tpl = parse(unescapeFormat(o.format === 'json' ? '{{json .}}' : o.format));
-    for (const obj of found) ctx.out(tpl.execute(obj) + '\n');
+    // The docker CLI's words and codes: 64 for a template that does not parse, 1 for one that fails.
+    let tpl: Template;
+    try {
+      tpl = parse(unescapeFormat(o.format === 'json' ? '{{json .}}' : o.format));
+    } catch (err) {
+      if (err instanceof TemplateParseError) throw new ExitError(64, `template parsing error: ${err.message}`);
+      throw err;
+    }
+    for (const obj of found) {
+      try {
+        ctx.out(tpl.execute(obj) + '\n');
+      } catch (err) {
+        if (err instanceof TemplateError) throw new ExitError(1, `template parsing error: ${err.message}`);
+        throw err;
+      }
+    }
   } else ctx.out(goJsonIndent(found) + '\n');
   for (const e of errors) ctx.err(e + '\n');
   return errors.length ? 1 : 0;

@@ -2,6 +2,7 @@
 import { Option } from 'commander';
 
 import { type Define, ExitError, action, collect, confirm, eachName, errorText, filtersJson, prunedText } from '../context.js';
+import { ApiError } from '../client.js';
 import { humanSize, integerFlag, parseRamSize } from '../format.js';
 
 const enc = encodeURIComponent;
@@ -54,12 +55,17 @@ const stopLike =
       .option('-t, --timeout <seconds>', 'Seconds to wait before killing the container')
       .addOption(new Option('--time <seconds>', 'Seconds to wait before killing the container (deprecated)').hideHelp())
       .action(
-        action(set, async (names: string[], o: { signal?: string; time?: string; timeout?: string }) =>
-          eachName(ctx, names, async (n) => {
-            await ctx.client.post(`/containers/${enc(n)}/${verb}`, { t: o.timeout ?? o.time, signal: o.signal });
+        action(set, async (names: string[], o: { signal?: string; time?: string; timeout?: string }) => {
+          const t = o.timeout ?? o.time;
+          if (t !== undefined && !/^[+-]?\d+$/.test(t)) {
+            const flag = o.timeout !== undefined ? '-t, --timeout' : '--time';
+            throw new ExitError(125, `invalid argument "${t}" for "${flag}" flag: strconv.ParseInt: parsing ${JSON.stringify(t)}: invalid syntax\n\nRun 'berth ${verb} --help' for more information`);
+          }
+          return eachName(ctx, names, async (n) => {
+            await ctx.client.post(`/containers/${enc(n)}/${verb}`, { t, signal: o.signal });
             return n;
-          }),
-        ),
+          });
+        }),
       );
 export const stop = stopLike('stop');
 export const restart = stopLike('restart');
@@ -84,12 +90,20 @@ export const rm: Define = (cmd, ctx, set) =>
     .option('-l, --link', 'Remove the specified link')
     .option('-v, --volumes', 'Remove anonymous volumes associated with the container')
     .action(
-      action(set, async (names: string[], o: { force?: boolean; link?: boolean; volumes?: boolean }) =>
-        eachName(ctx, names, async (n) => {
-          await ctx.client.delete(`/containers/${enc(n)}`, { force: o.force, v: o.volumes, link: o.link });
-          return n;
-        }),
-      ),
+      action(set, async (names: string[], o: { force?: boolean; link?: boolean; volumes?: boolean }) => {
+        let failed = false;
+        for (const n of names) {
+          try {
+            await ctx.client.delete(`/containers/${enc(n)}`, { force: o.force, v: o.volumes, link: o.link });
+            ctx.out(n + '\n');
+          } catch (e) {
+            ctx.err(errorText(e) + '\n');
+            // As the docker CLI: with --force, a container that is not there is no failure.
+            if (!(o.force && e instanceof ApiError && e.status === 404)) failed = true;
+          }
+        }
+        return failed ? 1 : 0;
+      }),
     );
 
 const simple =

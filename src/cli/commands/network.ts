@@ -1,7 +1,7 @@
 /** network create/ls/inspect/rm/connect/disconnect/prune. */
 import { type Define, action, collect, confirm, eachName, filtersJson, prunedText } from '../context.js';
 import { parseSubnet, subnetContains } from '../../network/ipam.js';
-import { FlagError, formatList, goTime, keyValues, shortId } from '../format.js';
+import { FlagError, formatList, goTime, keyValues, naturalCompare, shortId } from '../format.js';
 import { networkInspect } from './inspect.js';
 
 const enc = encodeURIComponent;
@@ -76,21 +76,27 @@ export const ls: Define = (cmd, ctx, set) =>
     .option('-q, --quiet', 'Only display network IDs')
     .action(
       action(set, async (o: { filter?: string[]; format?: string; trunc: boolean; quiet?: boolean }) => {
-        const nets = await ctx.client.get<{ Id: string; Name: string; Driver: string; Scope: string; Created?: string; EnableIPv6?: boolean; Internal?: boolean; Labels?: Record<string, string> | null }[]>('/networks', {
+        const nets = await ctx.client.get<{ Id: string; Name: string; Driver: string; Scope: string; Created?: string; EnableIPv4?: boolean; EnableIPv6?: boolean; Internal?: boolean; Labels?: Record<string, string> | null }[]>('/networks', {
           filters: filtersJson(o.filter),
         });
         const rows = nets
-          .sort((a, b) => a.Name.localeCompare(b.Name))
-          .map((n) => ({
-            ID: o.trunc ? shortId(n.Id) : n.Id,
-            Name: n.Name,
-            Driver: n.Driver,
-            Scope: n.Scope,
-            IPv6: String(!!n.EnableIPv6),
-            Internal: String(!!n.Internal),
-            Labels: Object.entries(n.Labels ?? {}).map(([k, v]) => `${k}=${v}`).join(','),
-            CreatedAt: n.Created ? goTime(n.Created) : '',
-          }));
+          .sort((a, b) => naturalCompare(a.Name, b.Name))
+          .map((n) => {
+            const row = {
+              ID: o.trunc ? shortId(n.Id) : n.Id,
+              Name: n.Name,
+              Driver: n.Driver,
+              Scope: n.Scope,
+              // EnableIPv4 comes from API 1.47 on; before it, docker shows false.
+              IPv4: String(!!n.EnableIPv4),
+              IPv6: String(!!n.EnableIPv6),
+              Internal: String(!!n.Internal),
+              Labels: Object.entries(n.Labels ?? {}).map(([k, v]) => `${k}=${v}`).sort().join(','),
+              CreatedAt: n.Created ? goTime(n.Created) : '',
+            };
+            Object.defineProperty(row, 'Label', { value: (key: unknown) => n.Labels?.[String(key)] ?? '' });
+            return row;
+          });
         if (o.quiet && (!o.format || o.format === 'table')) {
           ctx.out(rows.map((r) => r.ID + '\n').join(''));
           return;
@@ -99,7 +105,8 @@ export const ls: Define = (cmd, ctx, set) =>
           formatList(rows, {
             format: o.quiet ? '{{.ID}}' : o.format,
             table: 'table {{.ID}}\t{{.Name}}\t{{.Driver}}\t{{.Scope}}',
-            headers: { ID: 'NETWORK ID', Name: 'NAME', Driver: 'DRIVER', Scope: 'SCOPE', IPv6: 'IPV6', Internal: 'INTERNAL', Labels: 'LABELS', CreatedAt: 'CREATED' },
+            headers: { ID: 'NETWORK ID', Name: 'NAME', Driver: 'DRIVER', Scope: 'SCOPE', IPv4: 'IPV4', IPv6: 'IPV6', Internal: 'INTERNAL', Labels: 'LABELS', CreatedAt: 'CREATED' },
+            goType: '*formatter.networkContext',
           }),
         );
       }),

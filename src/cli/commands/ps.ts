@@ -1,6 +1,7 @@
 /** ps / container ls: docker's table, --format, -q, -a, -n, -l, -s, --filter, --no-trunc. */
-import { type Define, action, collect, filtersJson } from '../context.js';
-import { ago, ellipsis, formatList, goTime, humanSize, shortId } from '../format.js';
+import { type Define, ExitError, action, collect, filtersJson } from '../context.js';
+import { ago, ellipsis, formatList, goTime, humanSize, shortId, unescapeFormat } from '../format.js';
+import { GO_TYPE, parse as parseTemplate, TemplateError, TemplateParseError } from '../template.js';
 
 interface ApiPort {
   IP?: string;
@@ -44,12 +45,17 @@ const sortedLabels = (l: Record<string, string> | null | undefined): string =>
     .sort()
     .join(',');
 
+/** docker's container Size: the writable layer's, and the whole file system's when known. */
+function sizeText(rw: number, rootFs: number): string {
+  return rootFs > 0 ? `${humanSize(rw)} (virtual ${humanSize(rootFs)})` : humanSize(rw);
+}
+
 /** The fields docker's container formatter offers, as strings. */
-export function containerRow(c: ApiContainer, trunc: boolean, now = Date.now()): Record<string, string> {
+export function containerRow(c: ApiContainer, trunc: boolean, now = Date.now()): Record<string, string | null> {
   const names = (c.Names ?? []).map((n) => n.replace(/^\//, '')).filter((n) => !trunc || !n.includes('/'));
   let image = c.Image;
   if (trunc && image.startsWith('sha256:')) image = shortId(image);
-  const row: Record<string, string> = {
+  const row: Record<string, string | null> = {
     ID: trunc ? shortId(c.Id) : c.Id,
     Image: image,
     Command: JSON.stringify(trunc ? ellipsis(c.Command ?? '', 20) : (c.Command ?? '')),
@@ -58,15 +64,22 @@ export function containerRow(c: ApiContainer, trunc: boolean, now = Date.now()):
     Ports: formatPorts(c.Ports),
     State: c.State,
     Status: c.Status,
-    Size: c.SizeRw !== undefined ? `${humanSize(c.SizeRw)} (virtual ${humanSize(c.SizeRootFs ?? 0)})` : '',
+    // dockerd leaves SizeRw out when it is 0; the docker CLI shows "0B (virtual …)" then.
+    Size: c.SizeRw !== undefined || c.SizeRootFs !== undefined ? sizeText(c.SizeRw ?? 0, c.SizeRootFs ?? 0) : '',
     Names: names.join(','),
     Labels: sortedLabels(c.Labels),
     Mounts: (c.Mounts ?? []).map((m) => (trunc ? ellipsis(m.Name || m.Source || '', 15) : m.Name || m.Source || '')).join(','),
     Networks: Object.keys(c.NetworkSettings?.Networks ?? {}).sort().join(','),
     LocalVolumes: String((c.Mounts ?? []).filter((m) => m.Type === 'volume').length),
+    // The image manifest's platform, which dockerd sends from API 1.48 on only: none here.
+    Platform: null,
   };
+  // {{.Label "key"}}: a method, as on docker's container context (not a field, so not in {{json .}}).
+  Object.defineProperty(row, 'Label', { value: (key: unknown) => c.Labels?.[String(key)] ?? '' });
   return row;
 }
+
+const PS_GO_TYPE = '*formatter.ContainerContext';
 
 export const PS_TABLE = 'table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}';
 export const PS_HEADERS = {
@@ -90,15 +103,28 @@ export const ps: Define = (cmd, ctx, set) =>
         const list = await ctx.client.get<ApiContainer[]>('/containers/json', {
           all: o.all || (limit !== undefined && limit > 0),
           limit: limit !== undefined && limit > 0 ? limit : undefined,
-          size: o.size || (o.format?.includes('.Size') ?? false),
+          // The docker CLI asks for sizes when the template uses .Size, or shows whole rows as JSON.
+          size: o.size || (o.format?.includes('.Size') ?? false) || o.format === 'json' || /\{\{\s*json\s+\.\s*\}\}/.test(o.format ?? ''),
           filters: filtersJson(o.filter),
         });
         const rows = list.map((c) => containerRow(c, o.trunc));
+        if (o.format && !o.quiet && o.format !== 'table') {
+          // The docker CLI tries the template on an empty row first (to learn whether .Size is used).
+          try {
+            parseTemplate(unescapeFormat(o.format === 'json' ? '{{json .}}' : o.format.replace(/^table/, '')), { strictFields: true }).execute(
+              Object.defineProperty(containerRow({ Id: '', Image: '', Command: '', Created: 0, State: '', Status: '' }, true), GO_TYPE, { value: PS_GO_TYPE }),
+            );
+          } catch (err) {
+            if (err instanceof TemplateParseError) throw new ExitError(1, `failed to parse template: ${err.message}`);
+            if (err instanceof TemplateError) throw new ExitError(1, `failed to execute template: ${err.message}`);
+            throw err;
+          }
+        }
         if (o.quiet && (!o.format || o.format === 'table')) {
           ctx.out(rows.map((r) => r.ID + '\n').join(''));
           return;
         }
         const table = o.size ? `${PS_TABLE}\t{{.Size}}` : PS_TABLE;
-        ctx.out(formatList(rows, { format: o.quiet ? '{{.ID}}' : o.format, table, headers: PS_HEADERS }));
+        ctx.out(formatList(rows, { format: o.quiet ? '{{.ID}}' : o.format, table, headers: PS_HEADERS, goType: PS_GO_TYPE }));
       }),
     );

@@ -36,6 +36,7 @@ function containerFlags(cmd: Command): Command {
     .option('--init', 'Run an init inside the container that forwards signals and reaps processes')
     .option('-i, --interactive', 'Keep STDIN open even if not attached')
     .option('-l, --label <label>', 'Set meta data on a container', collect)
+    .option('--label-file <file>', 'Read in a line delimited file of labels', collect)
     .option('--pid <mode>', 'PID namespace to use')
     .option('--ipc <mode>', 'IPC mode to use')
     .option('--uts <mode>', 'UTS namespace to use')
@@ -98,7 +99,7 @@ function containerFlags(cmd: Command): Command {
     .option('-w, --workdir <dir>', 'Working directory inside the container');
 }
 
-type Flags = RunFlags & { pull?: string; quiet?: boolean; detachKeys?: string; cidfile?: string };
+type Flags = RunFlags & { pull?: string; quiet?: boolean; detachKeys?: string; cidfile?: string; labelFile?: string[] };
 
 /**
  * --cidfile, as the docker CLI: the file must not exist (another container's), is made before
@@ -131,12 +132,32 @@ function cidFile(ctx: Ctx, file: string | undefined): { write(id: string): void;
 async function createContainer(ctx: Ctx, flags: Flags, image: string, args: string[]): Promise<string> {
   let req;
   try {
-    const envFiles = (flags.envFile ?? []).flatMap((f) => parseEnvFile(fs.readFileSync(ctx.path(f), 'utf8'), ctx.io.env));
+    const read = (f: string): string => {
+      try {
+        return fs.readFileSync(ctx.path(f), 'utf8');
+      } catch (err) {
+        // Go's words for a file it cannot open.
+        const code = (err as NodeJS.ErrnoException).code;
+        throw new FlagError(`open ${f}: ${code === 'ENOENT' ? 'no such file or directory' : code === 'EACCES' ? 'permission denied' : (err as Error).message}`);
+      }
+    };
+    const envFiles = (flags.envFile ?? []).flatMap((f) => parseEnvFile(read(f), ctx.io.env));
+    const labelFileLines = (flags.labelFile ?? []).flatMap((f) =>
+      read(f)
+        .split(/\r?\n/)
+        .map((l) => l.trim())
+        .filter((l) => l !== '' && !l.startsWith('#')),
+    );
     // commander reads --no-healthcheck as healthcheck: false.
     const given = (flags as { healthcheck?: boolean }).healthcheck === false ? { ...flags, noHealthcheck: true } : flags;
-    req = buildCreateRequest(given, image, args, { env: ctx.io.env, envFiles, consoleSize: flags.tty ? consoleSize(ctx.io) : undefined });
+    req = buildCreateRequest({ ...given, labelFileLines }, image, args, { env: ctx.io.env, envFiles, consoleSize: flags.tty ? consoleSize(ctx.io) : undefined });
   } catch (e) {
-    if (e instanceof FlagError || (e as NodeJS.ErrnoException).code) throw new ExitError(125, `berth: ${(e as Error).message}\nSee 'berth run --help'.`);
+    // As the docker CLI: a value its flag parser refuses is "invalid argument … flag: …" alone;
+    // what it finds wrong afterwards carries the program's name.
+    if (e instanceof FlagError) {
+      const msg = (e as Error).message;
+      throw new ExitError(125, `${msg.startsWith('invalid argument "') ? '' : 'berth: '}${msg}\n\nRun 'berth run --help' for more information`);
+    }
     throw e;
   }
   const cid = cidFile(ctx, flags.cidfile);

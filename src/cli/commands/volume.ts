@@ -1,6 +1,6 @@
 /** volume create/ls/inspect/rm/prune. */
 import { type Define, action, collect, confirm, eachName, filtersJson, prunedText } from '../context.js';
-import { formatList, humanSize, keyValues } from '../format.js';
+import { formatList, humanSize, keyValues, naturalCompare } from '../format.js';
 import { volumeInspect } from './inspect.js';
 
 export const create: Define = (cmd, ctx, set) =>
@@ -23,24 +23,33 @@ export const ls: Define = (cmd, ctx, set) =>
     .option('-q, --quiet', 'Only display volume names')
     .action(
       action(set, async (o: { filter?: string[]; format?: string; quiet?: boolean }) => {
-        const r = await ctx.client.get<{ Volumes: { Name: string; Driver: string; Scope?: string; Mountpoint?: string; Labels?: Record<string, string> | null; CreatedAt?: string }[] | null }>('/volumes', {
+        const r = await ctx.client.get<{ Volumes: { Name: string; Driver: string; Scope?: string; Mountpoint?: string; Labels?: Record<string, string> | null }[] | null }>('/volumes', {
           filters: filtersJson(o.filter),
         });
         const rows = (r.Volumes ?? [])
-          .sort((a, b) => a.Name.localeCompare(b.Name))
-          .map((v) => ({
-            Name: v.Name,
-            Driver: v.Driver,
-            Scope: v.Scope ?? 'local',
-            Mountpoint: v.Mountpoint ?? '',
-            Labels: Object.entries(v.Labels ?? {}).map(([k, x]) => `${k}=${x}`).join(','),
-            CreatedAt: v.CreatedAt ?? '',
-          }));
+          .sort((a, b) => naturalCompare(a.Name, b.Name))
+          .map((v) => {
+            // docker's volume context: usage and cluster fields are "N/A" when the list has none.
+            const row = {
+              Name: v.Name,
+              Driver: v.Driver,
+              Scope: v.Scope ?? 'local',
+              Mountpoint: v.Mountpoint ?? '',
+              Labels: Object.entries(v.Labels ?? {}).map(([k, x]) => `${k}=${x}`).sort().join(','),
+              Links: 'N/A',
+              Size: 'N/A',
+              Group: 'N/A',
+              Availability: 'N/A',
+              Status: 'N/A',
+            };
+            Object.defineProperty(row, 'Label', { value: (key: unknown) => v.Labels?.[String(key)] ?? '' });
+            return row;
+          });
         if (o.quiet && (!o.format || o.format === 'table')) {
           ctx.out(rows.map((x) => x.Name + '\n').join(''));
           return;
         }
-        ctx.out(formatList(rows, { format: o.quiet ? '{{.Name}}' : o.format, table: 'table {{.Driver}}\t{{.Name}}', headers: { Name: 'VOLUME NAME', Driver: 'DRIVER', Scope: 'SCOPE', Mountpoint: 'MOUNTPOINT', Labels: 'LABELS' } }));
+        ctx.out(formatList(rows, { format: o.quiet ? '{{.Name}}' : o.format, table: 'table {{.Driver}}\t{{.Name}}', headers: { Name: 'VOLUME NAME', Driver: 'DRIVER', Scope: 'SCOPE', Mountpoint: 'MOUNTPOINT', Labels: 'LABELS' }, goType: '*formatter.volumeContext' }));
       }),
     );
 
