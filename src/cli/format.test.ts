@@ -5,6 +5,7 @@ import { test } from 'node:test';
 import { ago, bytesSize, ellipsis, formatList, humanDuration, humanSize, naturalCompare, parseRamSize, parseTimestamp, tabwrite } from './format.js';
 import { displayJsonStream, progressString } from './progress.js';
 import { imagePath, resolveHost } from './client.js';
+import { ipamConfigs } from './commands/network.js';
 import { containerRow, formatPorts } from './commands/ps.js';
 import { formatEvent } from './commands/system.js';
 import { statsRow } from './commands/stats.js';
@@ -128,4 +129,14 @@ test('image references in paths as docker sends them; the daemon host by precede
 test("naturalCompare: the docker CLI's order of volume and network names", () => {
   const names = ['v10', 'v9', 'a', 'v09', 'b2', 'b10', '1x', 'B'];
   assert.deepEqual([...names].sort(naturalCompare), ['1x', 'B', 'a', 'b2', 'b10', 'v9', 'v09', 'v10']);
+});
+
+test("network create's --subnet, --ip-range and --gateway paired by containment, as the docker CLI", () => {
+  assert.deepEqual(ipamConfigs(['10.1.0.0/16', '10.2.0.0/16'], ['10.2.1.0/24'], ['10.1.0.1', '10.2.0.1']), [
+    { Subnet: '10.1.0.0/16', Gateway: '10.1.0.1' },
+    { Subnet: '10.2.0.0/16', IPRange: '10.2.1.0/24', Gateway: '10.2.0.1' },
+  ]);
+  assert.throws(() => ipamConfigs([], ['10.0.0.0/8'], []), { message: 'every ip-range or gateway must have a corresponding subnet' });
+  assert.throws(() => ipamConfigs(['10.1.0.0/16'], [], ['10.9.0.1']), { message: 'no matching subnet for gateway 10.9.0.1' });
+  assert.throws(() => ipamConfigs(['10.1.0.0/16', '10.2.0.0/16'], ['10.1.1.0/24', '10.1.2.0/24'], []), { message: 'cannot configure multiple ranges (10.1.2.0/24, 10.1.1.0/24) on the same subnet (10.1.0.0/16)' });
 });

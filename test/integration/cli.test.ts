@@ -376,6 +376,26 @@ describe('berth CLI', { skip, timeout: 600_000 }, () => {
     assert.match(rm.stderr, /No such container/);
   });
 
+  it('the docker CLI\'s checks and words: tag targets, rmi -f and volume rm -f of missing objects, network IPAM flags, system df -v', () => {
+    const badTag = berth(['tag', 'busybox', 'BAD:tag']);
+    assert.deepEqual([badTag.status, badTag.stderr], [1, 'Error parsing reference: "BAD:tag" is not a valid repository/tag: invalid reference format: repository name (library/BAD) must be lowercase\n']);
+    const rmi = berth(['rmi', '-f', `${prefix}noimage`]);
+    assert.equal(rmi.status, 0, rmi.stderr);
+    assert.match(rmi.stderr, /No such image/);
+    assert.equal(berth(['rmi', `${prefix}noimage`]).status, 1);
+    const volRm = berth(['volume', 'rm', '-f', `${prefix}novolume`]);
+    assert.deepEqual([volRm.status, volRm.stdout], [0, `${prefix}novolume\n`]);
+    const ipam = berth(['network', 'create', '--ip-range', '10.99.0.0/24', `${prefix}nonet`]);
+    assert.deepEqual([ipam.status, ipam.stderr.trim()], [1, 'every ip-range or gateway must have a corresponding subnet']);
+    assert.match(berth(['network', 'create', '--subnet', '10.99.0.0/24', '--gateway', '10.98.0.1', `${prefix}nonet`]).stderr, /no matching subnet for gateway 10\.98\.0\.1/);
+    const df = berthOk(['system', 'df', '-v']);
+    assert.match(df, /^Images space usage:\n\nREPOSITORY +TAG +IMAGE ID +CREATED +SIZE +SHARED SIZE +UNIQUE SIZE +CONTAINERS\n/);
+    assert.match(df, /\nbusybox +latest +[0-9a-f]{12} /);
+    assert.match(df, /\nContainers space usage:\n\nCONTAINER ID +IMAGE +COMMAND +LOCAL VOLUMES +SIZE +CREATED +STATUS +NAMES\n/);
+    assert.match(df, /\nLocal Volumes space usage:\n\nVOLUME NAME +LINKS +SIZE\n/);
+    assert.match(df, /\nBuild cache usage: 0B\n\nCACHE ID +CACHE TYPE +SIZE +CREATED +LAST USED +USAGE +SHARED\n$/);
+  });
+
   it('errors: docker exit codes and messages', () => {
     const badFlag = berth(['run', '--bogus', 'busybox']);
     assert.equal(badFlag.status, 125);

@@ -233,7 +233,8 @@ export function systemRoutes(router: Router, engine: Engine): void {
     ctx.sendJson(200, {
       LayersSize: engine.snapshotter.listLayers().reduce((sum, l) => sum + (layerBytes(l) ?? 0), 0),
       Images: (() => {
-        const images = engine.images.list();
+        // The images `docker images` lists (dockerd's df asks for them so): no untagged parents.
+        const images = engine.imageService.list();
         const shared = engine.imageService.sharedSizes(images);
         const counts = new Map<string, number>();
         for (const c of engine.containers.list()) counts.set(c.image, (counts.get(c.image) ?? 0) + 1);

@@ -1,5 +1,6 @@
 /** `/volumes/...` over the engine's VolumeStore. */
 import { checkObject, checkStringMap, optionalString } from '../../common/checks.js';
+import { NotFoundError } from '../../common/errors.js';
 import { boolFilter, checkFilterKeys } from '../../engine/image-filters.js';
 import type { Engine } from '../../engine/engine.js';
 import { volumeView } from '../present/volumes.js';
@@ -36,7 +37,14 @@ export function volumeRoutes(router: Router, engine: Engine): void {
   });
 
   router.delete('/volumes/{name}', async (ctx) => {
-    await engine.volumes.remove(ctx.params.name!, inUse);
+    try {
+      await engine.volumes.remove(ctx.params.name!, inUse);
+    } catch (err) {
+      // As dockerd: with force, a volume that is not there is no error (force does not remove one in use).
+      if (!(err instanceof NotFoundError && ctx.bool('force'))) throw err;
+      ctx.noContent();
+      return;
+    }
     engine.events.emit('volume', 'destroy', ctx.params.name!, { driver: 'local' });
     ctx.noContent();
   });

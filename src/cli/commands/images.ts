@@ -1,8 +1,9 @@
 /** images, rmi, tag, history, save, load, image prune. */
 import fs from 'node:fs';
 
-import { imagePath } from '../client.js';
-import { type Define, ExitError, action, collect, confirm, eachName, filtersJson, imageDeletions, prunedText } from '../context.js';
+import { ApiError, imagePath } from '../client.js';
+import { dockerReference } from '../../images/reference.js';
+import { type Define, ExitError, action, collect, confirm, eachName, errorText, filtersJson, imageDeletions, prunedText } from '../context.js';
 import { ago, ellipsis, formatList, goTime, humanSize, integerFlag, shortId } from '../format.js';
 import { displayJsonStream, StreamError } from '../progress.js';
 import { archiveOut } from './misc.js';
@@ -11,7 +12,7 @@ import { splitRef } from './pull.js';
 
 const enc = encodeURIComponent;
 
-interface ApiImage {
+export interface ApiImage {
   Id: string;
   RepoTags?: string[] | null;
   RepoDigests?: string[] | null;
@@ -34,9 +35,10 @@ export function imageRows(images: ApiImage[], o: { trunc: boolean; digests?: boo
       CreatedSince: ago(img.Created, now),
       CreatedAt: goTime(img.Created),
       Size: humanSize(img.Size),
-      VirtualSize: humanSize(img.VirtualSize ?? img.Size),
-      SharedSize: img.SharedSize !== undefined && img.SharedSize >= 0 ? humanSize(img.SharedSize) : 'N/A',
-      UniqueSize: img.SharedSize !== undefined && img.SharedSize >= 0 ? humanSize(img.Size - img.SharedSize) : 'N/A',
+      // go-units HumanSize: four significant digits here, where Size has three.
+      VirtualSize: humanSize(img.VirtualSize ?? img.Size, 4),
+      SharedSize: img.SharedSize !== undefined && img.SharedSize >= 0 ? humanSize(img.SharedSize, 4) : 'N/A',
+      UniqueSize: img.SharedSize !== undefined && img.SharedSize >= 0 ? humanSize(img.Size - img.SharedSize, 4) : 'N/A',
       Containers: img.Containers !== undefined && img.Containers >= 0 ? String(img.Containers) : 'N/A',
     };
     const digestOf = (repo: string): string => digests.find((d) => d.startsWith(`${repo}@`))?.split('@')[1] ?? '<none>';
@@ -53,7 +55,7 @@ export function imageRows(images: ApiImage[], o: { trunc: boolean; digests?: boo
   return rows;
 }
 
-const IMAGE_HEADERS = {
+export const IMAGE_HEADERS = {
   Repository: 'REPOSITORY', Tag: 'TAG', Digest: 'DIGEST', ID: 'IMAGE ID', CreatedSince: 'CREATED', CreatedAt: 'CREATED AT', Size: 'SIZE',
   VirtualSize: 'VIRTUAL SIZE', SharedSize: 'SHARED SIZE', UniqueSize: 'UNIQUE SIZE', Containers: 'CONTAINERS',
 };
@@ -89,12 +91,21 @@ export const rmi: Define = (cmd, ctx, set) =>
     .option('-f, --force', 'Force removal of the image')
     .option('--no-prune', 'Do not delete untagged parents')
     .action(
-      action(set, async (names: string[], o: { force?: boolean; prune: boolean }) =>
-        eachName(ctx, names, async (n) => {
-          const r = await ctx.client.delete<{ Untagged?: string; Deleted?: string }[]>(`/images/${imagePath(n)}`, { force: o.force, noprune: !o.prune });
-          return imageDeletions(r).join('\n') || undefined;
-        }),
-      ),
+      action(set, async (names: string[], o: { force?: boolean; prune: boolean }) => {
+        let failed = false;
+        for (const n of names) {
+          try {
+            const r = await ctx.client.delete<{ Untagged?: string; Deleted?: string }[]>(`/images/${imagePath(n)}`, { force: o.force, noprune: !o.prune });
+            const lines = imageDeletions(r).join('\n');
+            if (lines) ctx.out(lines + '\n');
+          } catch (e) {
+            ctx.err(errorText(e) + '\n');
+            // As the docker CLI: with --force, an image that is not there is no failure.
+            if (!(o.force && e instanceof ApiError && e.status === 404)) failed = true;
+          }
+        }
+        return failed ? 1 : 0;
+      }),
     );
 
 export const tag: Define = (cmd, ctx, set) =>
@@ -103,6 +114,14 @@ export const tag: Define = (cmd, ctx, set) =>
     .argument('<target>')
     .action(
       action(set, async (source: string, target: string) => {
+        try {
+          dockerReference(target);
+        } catch (e) {
+          // The docker CLI parses the target itself, and says so in distribution/reference's words.
+          const why = /^invalid reference format "[^"]*": (.*)$/.exec((e as Error).message)?.[1];
+          const text = !why || why.startsWith('not a valid') ? 'invalid reference format' : `invalid reference format: ${why}`;
+          throw new ExitError(1, `Error parsing reference: ${JSON.stringify(target)} is not a valid repository/tag: ${text}`);
+        }
         const t = splitRef(target);
         if (t.digest) throw new ExitError(1, 'refusing to create a tag with a digest reference');
         await ctx.client.post(`/images/${imagePath(source)}/tag`, { repo: t.name, tag: t.tag ?? 'latest' });

@@ -71,7 +71,9 @@ export const commit: Define = (cmd, ctx, set) =>
           author: o.author,
           pause: o.pause ? undefined : '0',
           changes: o.change?.length ? o.change.join('\n') : undefined,
-        }, {});
+        });
+        // No body, as the docker CLI: a config in it ({} too) would come before the container's
+        // in the merge, and the changes apply to it (ENV A=1 would then come before PATH).
         ctx.out(`${r.Id}\n`);
       }),
     );

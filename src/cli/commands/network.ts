@@ -6,6 +6,37 @@ import { networkInspect } from './inspect.js';
 
 const enc = encodeURIComponent;
 
+type IpamConfig = { Subnet: string; Gateway?: string; IPRange?: string; AuxiliaryAddresses?: Record<string, string> };
+
+/**
+ * --subnet, --ip-range and --gateway as the docker CLI's consolidateIpam pairs them: each range
+ * and gateway goes with the subnet that holds it, and is refused, in its words, when none does.
+ */
+export function ipamConfigs(subnets: string[], ranges: string[], gateways: string[]): IpamConfig[] {
+  if (subnets.length < ranges.length || subnets.length < gateways.length) throw new FlagError('every ip-range or gateway must have a corresponding subnet');
+  const configs = subnets.map((s): IpamConfig => ({ Subnet: s }));
+  const holds = (subnet: string, data: string): boolean => {
+    let parsed;
+    try {
+      parsed = parseSubnet(subnet);
+    } catch (err) {
+      throw new FlagError(`invalid subnet: ${(err as Error).message}`);
+    }
+    return subnetContains(parsed, data.split('/')[0]!);
+  };
+  for (const [values, key, what] of [[ranges, 'IPRange', 'range'], [gateways, 'Gateway', 'gateway']] as const) {
+    for (const v of values) {
+      const home = configs.filter((c) => holds(c.Subnet, v));
+      if (home.length === 0) throw new FlagError(`no matching subnet for ${what} ${v}`);
+      for (const c of home) {
+        if (c[key]) throw new FlagError(key === 'IPRange' ? `cannot configure multiple ranges (${v}, ${c[key]}) on the same subnet (${c.Subnet})` : `cannot configure multiple gateways (${v}, ${c[key]}) for the same subnet (${c.Subnet})`);
+        c[key] = v;
+      }
+    }
+  }
+  return configs;
+}
+
 export const create: Define = (cmd, ctx, set) =>
   cmd
     .argument('<name>')
@@ -30,12 +61,7 @@ export const create: Define = (cmd, ctx, set) =>
           name: string,
           o: { attachable?: boolean; auxAddress?: string[]; configFrom?: string; configOnly?: boolean; driver: string; gateway?: string[]; internal?: boolean; ipRange?: string[]; ipamOpt?: string[]; ipv6?: boolean; label?: string[]; opt?: string[]; scope?: string; subnet?: string[] },
         ) => {
-          const config = (o.subnet ?? []).map((s, i) => {
-            const c: { Subnet: string; Gateway?: string; IPRange?: string; AuxiliaryAddresses?: Record<string, string> } = { Subnet: s };
-            if (o.gateway?.[i]) c.Gateway = o.gateway[i];
-            if (o.ipRange?.[i]) c.IPRange = o.ipRange[i];
-            return c;
-          });
+          const config = ipamConfigs(o.subnet ?? [], o.ipRange ?? [], o.gateway ?? []);
           // As the docker CLI: each auxiliary address goes with the subnet that holds it.
           for (const [host, ip] of Object.entries(keyValues(o.auxAddress))) {
             const home = config.find((c) => {

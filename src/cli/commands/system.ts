@@ -3,6 +3,8 @@ import { CLIENT_MAX_API, jsonLines } from '../client.js';
 import { type Define, ExitError, VERSION, action, collect, confirm, errorText, filtersJson, imageDeletions, prunedText } from '../context.js';
 import { formatList, humanSize, parseTimestamp, unescapeFormat } from '../format.js';
 import { parse, render } from '../template.js';
+import { IMAGE_HEADERS, imageRows, type ApiImage } from './images.js';
+import { containerRow, PS_HEADERS, type ApiContainer } from './ps.js';
 
 const CLIENT_INFO = {
   Platform: { Name: 'Berth' },
@@ -118,19 +120,51 @@ export const info: Define = (cmd, ctx, set) =>
     }),
   );
 
+/**
+ * `system df -v` as the docker CLI writes it: a table each for images (one row per image, its
+ * first tag), containers (no virtual size), volumes and the build cache.
+ */
+function verboseDiskUsage(images: ApiImage[], containers: ApiContainer[], volumes: { Name: string; UsageData?: { Size: number; RefCount: number } | null }[], builderSize: number): string {
+  const imageTable = formatList(
+    images.flatMap((i) => {
+      const tags = (i.RepoTags ?? []).filter((t) => t !== '<none>:<none>');
+      return imageRows([{ ...i, RepoTags: tags.slice(0, 1), RepoDigests: [] }], { trunc: true }).slice(0, 1);
+    }),
+    { table: 'table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}\t{{.SharedSize}}\t{{.UniqueSize}}\t{{.Containers}}', headers: IMAGE_HEADERS },
+  );
+  const containerTable = formatList(
+    containers.map((c) => containerRow({ ...c, SizeRootFs: 0 }, true)),
+    { table: 'table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.LocalVolumes}}\t{{.Size}}\t{{.RunningFor}}\t{{.Status}}\t{{.Names}}', headers: PS_HEADERS },
+  );
+  const volumeTable = formatList(
+    volumes.map((v) => ({ Name: v.Name, Links: v.UsageData ? String(v.UsageData.RefCount) : 'N/A', Size: v.UsageData && v.UsageData.Size >= 0 ? humanSize(v.UsageData.Size, 4) : 'N/A' })),
+    { table: 'table {{.Name}}\t{{.Links}}\t{{.Size}}', headers: { Name: 'VOLUME NAME', Links: 'LINKS', Size: 'SIZE' } },
+  );
+  const cacheTable = formatList([], {
+    table: 'table {{.ID}}\t{{.CacheType}}\t{{.Size}}\t{{.CreatedSince}}\t{{.LastUsedSince}}\t{{.UsageCount}}\t{{.Shared}}',
+    headers: { ID: 'CACHE ID', CacheType: 'CACHE TYPE', Size: 'SIZE', CreatedSince: 'CREATED', LastUsedSince: 'LAST USED', UsageCount: 'USAGE', Shared: 'SHARED' },
+  });
+  return `Images space usage:\n\n${imageTable}\nContainers space usage:\n\n${containerTable}\nLocal Volumes space usage:\n\n${volumeTable}\nBuild cache usage: ${humanSize(builderSize, 4)}\n\n${cacheTable}`;
+}
+
 export const df: Define = (cmd, ctx, set) =>
   cmd
     .option('--format <format>', 'Format output using a custom template')
     .option('-v, --verbose', 'Show detailed information on space usage')
     .action(
-      action(set, async (o: { format?: string }) => {
+      action(set, async (o: { format?: string; verbose?: boolean }) => {
         const d = await ctx.client.get<{
           LayersSize?: number;
-          Images?: { Size: number; SharedSize: number; Containers: number }[] | null;
-          Containers?: { SizeRw?: number; State: string }[] | null;
-          Volumes?: { UsageData?: { Size: number; RefCount: number } | null }[] | null;
+          Images?: (ApiImage & { Size: number; SharedSize: number; Containers: number })[] | null;
+          Containers?: (ApiContainer & { SizeRw?: number; State: string })[] | null;
+          Volumes?: { Name: string; UsageData?: { Size: number; RefCount: number } | null }[] | null;
           BuildCache?: { Size: number; InUse: boolean; Shared: boolean }[] | null;
+          BuilderSize?: number;
         }>('/system/df');
+        if (o.verbose && !o.format) {
+          ctx.out(verboseDiskUsage(d.Images ?? [], d.Containers ?? [], d.Volumes ?? [], d.BuilderSize ?? 0));
+          return;
+        }
         const images = d.Images ?? [];
         const containers = d.Containers ?? [];
         const volumes = d.Volumes ?? [];
