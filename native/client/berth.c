@@ -16,10 +16,12 @@
  * our terminal in raw mode (as Node's setRawMode does) and back; it is restored however we end.
  * Our terminal's new size goes on SIGWINCH as "size <rows> <columns>".
  *
- * Signals are not forwarded (the Node command line does not forward them either): they end
- * this process as they would have ended Node's. A command that runs until Ctrl-C (logs -f,
- * events, stats) says with what status it then ends ("interrupt-exit N"); the server sees us
- * go and gives the command up.
+ * Signals end this process as they would have ended Node's, with two exceptions. A command
+ * that runs until Ctrl-C (logs -f, events, stats) says with what status it then ends
+ * ("interrupt-exit N"); the server sees us go and gives the command up. A command that proxies
+ * signals to its container (run and attach without a terminal, as docker's --sig-proxy) says
+ * "sig-proxy 1": from then until "sig-proxy 0", SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1 and
+ * SIGUSR2 go to the server as "signal <number>" instead of ending us.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -83,6 +85,42 @@ static void on_winch(int signo) {
   resized = 1;
 }
 
+/* The mask ppoll waits with: the caller's, with SIGWINCH (and proxied signals) let through. */
+static sigset_t waiting_mask;
+
+/* Signals passed on to the server while it proxies them (see the top of this file). */
+static const int proxied_signals[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2};
+#define NPROXIED (sizeof proxied_signals / sizeof *proxied_signals)
+static volatile sig_atomic_t proxied_pending[NPROXIED];
+static void on_proxied(int signo) {
+  for (size_t i = 0; i < NPROXIED; i++)
+    if (proxied_signals[i] == signo) proxied_pending[i] = 1;
+}
+
+/* Proxying on: the signals are caught, blocked but inside ppoll, and sent on from the main
+   loop; off: they end us again, as before. */
+static void set_proxy(int on) {
+  struct sigaction sa = {.sa_handler = on ? on_proxied : on_fatal};
+  sigset_t set;
+  sigemptyset(&set);
+  for (size_t i = 0; i < NPROXIED; i++) {
+    sigaction(proxied_signals[i], &sa, NULL);
+    sigaddset(&set, proxied_signals[i]);
+    if (on) sigdelset(&waiting_mask, proxied_signals[i]);
+  }
+  sigprocmask(on ? SIG_BLOCK : SIG_UNBLOCK, &set, NULL);
+}
+
+static void send_pending_signals(int conn) {
+  for (size_t i = 0; i < NPROXIED; i++) {
+    if (!proxied_pending[i]) continue;
+    proxied_pending[i] = 0;
+    char msg[32];
+    int n = snprintf(msg, sizeof msg, "signal %d\n", proxied_signals[i]);
+    served_send_all(conn, msg, (size_t)n);
+  }
+}
+
 /* "<isatty> <columns> <rows>" of fd, as the server's stand-ins for our stdout and stderr report. */
 static void terminal_of(int fd, char *buf, size_t len) {
   struct winsize ws = {0};
@@ -132,6 +170,8 @@ static void handle(const char *line) {
     input.paused = 0;
   } else if (!strcmp(line, "raw 1") || !strcmp(line, "raw 0")) {
     set_raw(line[4] == '1');
+  } else if (!strcmp(line, "sig-proxy 1") || !strcmp(line, "sig-proxy 0")) {
+    set_proxy(line[10] == '1');
   }
 }
 
@@ -176,7 +216,7 @@ int main(int argc, char **argv) {
   const int fatal_signals[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT};
   for (size_t i = 0; i < sizeof fatal_signals / sizeof *fatal_signals; i++) sigaction(fatal_signals[i], &fatal, NULL);
   sigaction(SIGWINCH, &winch, NULL);
-  sigset_t with_winch, waiting_mask;
+  sigset_t with_winch;
   sigemptyset(&with_winch);
   sigaddset(&with_winch, SIGWINCH);
   sigprocmask(SIG_BLOCK, &with_winch, &waiting_mask);
@@ -194,6 +234,7 @@ int main(int argc, char **argv) {
     }
     if (resized && s.accepted) send_size(conn);
     resized = 0;
+    send_pending_signals(conn);
     struct pollfd fds[2] = {{.fd = conn, .events = POLLIN}, {.fd = 0, .events = POLLIN}};
     nfds_t nfds = input.wanted && !input.paused && !input.ended ? 2 : 1;
     if (ppoll(fds, nfds, NULL, &waiting_mask) < 0) {

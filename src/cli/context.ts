@@ -38,7 +38,15 @@ export interface CliIo {
   signal?: AbortSignal;
   /** From now on, Ctrl-C (SIGINT) ends the command with this status (a command that runs until interrupted: logs -f, events, stats). */
   exitOnInterrupt(code: number): void;
+  /**
+   * docker's --sig-proxy: the signals a user sends the command (PROXIED_SIGNALS) go to `forward`,
+   * by name ("INT"), instead of ending it, until the function returned is called.
+   */
+  proxySignals(forward: (signal: string) => void): () => void;
 }
+
+/** The signals a proxying command passes on to its container (the native client's list too). */
+export const PROXIED_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2'] as const;
 
 export const processIo: CliIo = {
   get stdin() {
@@ -51,6 +59,13 @@ export const processIo: CliIo = {
     return process.cwd();
   },
   exitOnInterrupt: (code) => void process.on('SIGINT', () => process.exit(code)),
+  proxySignals: (forward) => {
+    const handlers = PROXIED_SIGNALS.map((sig) => [sig, () => forward(sig.slice(3))] as const);
+    for (const [sig, h] of handlers) process.on(sig, h);
+    return () => {
+      for (const [sig, h] of handlers) process.off(sig, h);
+    };
+  },
 };
 
 export class Ctx {

@@ -229,7 +229,8 @@ export function parseTimestamp(v: string, now = Date.now()): string {
   }
   if (/^\d+(\.\d+)?$/.test(v)) return v;
   const t = Date.parse(v);
-  if (Number.isNaN(t)) throw new Error(`invalid value for timestamp: "${v}"`);
+  // The docker client's words (timetypes.GetTimestamp).
+  if (Number.isNaN(t)) throw new Error(`failed to parse value as time or duration: ${JSON.stringify(v)}`);
   return String(Math.floor(t / 1000));
 }
 

@@ -133,6 +133,74 @@ export function arityText(cmd: Command): string {
   return `requires ${plural(required)}`;
 }
 
+/** The command the words name, as far as they name known ones (the program itself for none). */
+function commandOf(program: Command, words: string[]): Command {
+  let cmd = program;
+  for (const w of words) {
+    const sub = cmd.commands.find((c) => c.name() === w || c.aliases().includes(w));
+    if (!sub) break;
+    cmd = sub;
+  }
+  return cmd;
+}
+
+const GO_TRUE = new Set(['1', 't', 'T', 'true', 'TRUE', 'True']);
+const GO_FALSE = new Set(['0', 'f', 'F', 'false', 'FALSE', 'False']);
+
+/**
+ * pflag's `--flag=true` / `--flag=false` for the command's boolean flags (`--rm=false`,
+ * `--sig-proxy=false`), which commander does not read: true is the flag itself, false its
+ * `--no-` form where the command has one, else nothing (the flag's default is false then).
+ * Only the command's own flags are rewritten, up to its first argument that is not a flag's
+ * value (after it come the container's command and its arguments, as with run and exec).
+ */
+export function withBoolValues(argv: string[], cmd: Command): string[] {
+  const options = cmd.options;
+  const byLong = new Map(options.flatMap((o) => (o.long ? [[o.long, o] as const] : [])));
+  const takesValue = (flag: string): boolean => {
+    const o = byLong.get(flag) ?? options.find((x) => x.short === flag);
+    return !!o && (o.required || o.optional);
+  };
+  const out: string[] = [];
+  let commandSeen = false;
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    out.push(a);
+    if (!commandSeen) {
+      if (a === cmd.name() || cmd.aliases().includes(a)) commandSeen = true;
+      continue;
+    }
+    if (a === '--') {
+      out.push(...argv.slice(i + 1));
+      break;
+    }
+    const m = /^(--[\w-]+|-\w)=(.*)$/.exec(a);
+    const option = m ? (byLong.get(m[1]!) ?? options.find((o) => o.short === m[1])) : undefined;
+    if (m && option?.long && !option.required && !option.optional) {
+      const value = m[2]!;
+      if (!GO_TRUE.has(value) && !GO_FALSE.has(value)) {
+        const name = option.short ? `${option.short}, ${option.long}` : option.long;
+        const path: string[] = [];
+        for (let c: Command | null = cmd; c; c = c.parent) path.unshift(c.name());
+        throw new ExitError(FLAG_ERROR, `invalid argument ${JSON.stringify(value)} for ${JSON.stringify(name)} flag: strconv.ParseBool: parsing ${JSON.stringify(value)}: invalid syntax\n\nRun '${path.join(' ')} --help' for more information`);
+      }
+      out.pop();
+      if (GO_TRUE.has(value)) out.push(option.long);
+      else if (byLong.has(`--no-${option.long.slice(2)}`)) out.push(`--no-${option.long.slice(2)}`);
+      continue;
+    }
+    if (a.startsWith('-') && !a.includes('=') && takesValue(a)) {
+      if (i + 1 < argv.length) out.push(argv[++i]!);
+      continue;
+    }
+    if (!a.startsWith('-')) {
+      out.push(...argv.slice(i + 1));
+      break;
+    }
+  }
+  return out;
+}
+
 /** Exit code of flag errors, as docker's (cobra's) 125. */
 const FLAG_ERROR = 125;
 
@@ -231,20 +299,15 @@ export async function main(argv: string[], io: CliIo = processIo): Promise<numbe
       }
       program.outputHelp();
     });
-    await program.parseAsync(argv, { from: 'user' });
+    await program.parseAsync(withBoolValues(argv, commandOf(program, words)), { from: 'user' });
     return status;
   } catch (e) {
     if (e instanceof CommanderError) {
       if (e.code === 'commander.helpDisplayed' || e.code === 'commander.help' || e.code === 'commander.version') return 0;
       // The command that failed: as far as the words name known commands.
-      let cmd: Command = program;
+      const cmd = commandOf(program, words);
       let known = 0;
-      for (const w of words) {
-        const sub = cmd.commands.find((c) => c.name() === w || c.aliases().includes(w));
-        if (!sub) break;
-        cmd = sub;
-        known++;
-      }
+      for (let c: Command | null = cmd; c && c !== program; c = c.parent) known++;
       const commandPath = ['berth', ...words.slice(0, known)].join(' ');
       if (e.code === 'commander.unknownCommand' || (known < words.length && ['commander.excessArguments', 'commander.missingArgument'].includes(e.code))) {
         // As the docker CLI: an unknown command, whole, and where to ask for the known ones.

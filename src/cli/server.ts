@@ -14,6 +14,7 @@
  * the bytes, then "in-end". setRawMode() on it sends "raw 1"/"raw 0", and the client's
  * "size <rows> <columns>" (on SIGWINCH) resizes the stand-in for its stdout ('resize').
  */
+import os from 'node:os';
 import type { Socket } from 'node:net';
 import { Readable, Writable } from 'node:stream';
 
@@ -88,7 +89,7 @@ class ClientInput extends Readable implements CliInput {
 }
 
 /** What the client sends once its request is taken: "in <n>" and the bytes, "in-end", "size <rows> <columns>". */
-function readClientMessages(sock: Socket, on: { input(data: Buffer): void; inputEnd(): void; size(rows: number, columns: number): void }): void {
+function readClientMessages(sock: Socket, on: { input(data: Buffer): void; inputEnd(): void; size(rows: number, columns: number): void; signal(num: number): void }): void {
   let buffered: Buffer = Buffer.alloc(0);
   let want = 0; // bytes of an "in" message still to come
   sock.on('data', (chunk: Buffer) => {
@@ -112,6 +113,7 @@ function readClientMessages(sock: Socket, on: { input(data: Buffer): void; input
       if ((m = /^in (\d+)$/.exec(line))) want = Number(m[1]);
       else if (line === 'in-end') on.inputEnd();
       else if ((m = /^size (\d+) (\d+)$/.exec(line))) on.size(Number(m[1]), Number(m[2]));
+      else if ((m = /^signal (\d+)$/.exec(line))) on.signal(Number(m[1]));
     }
   });
 }
@@ -153,11 +155,26 @@ export async function serve(args: string[], main: Main, isGroup: (word: string) 
       const stdin = new ClientInput(conn, inTerminal === '1');
       const stdout = clientStream(sock, conn, 'out', outTerminal);
       const stderr = clientStream(sock, conn, 'err', errTerminal);
+      // The client passes on the signals sent to it while the command proxies them ("sig-proxy 1").
+      let forwardSignal: ((signal: string) => void) | undefined;
+      const signalNames = new Map(Object.entries(os.constants.signals).map(([name, num]) => [num, name]));
       readClientMessages(sock, {
         input: (data) => stdin.feed(data),
         inputEnd: () => stdin.push(null),
         size: (rows, columns) => stdout.resized(rows, columns),
+        signal: (num) => {
+          const name = signalNames.get(num);
+          if (name && forwardSignal) forwardSignal(name.slice(3));
+        },
       });
+      const proxySignals = (forward: (signal: string) => void): (() => void) => {
+        forwardSignal = forward;
+        conn.send('sig-proxy 1\n');
+        return () => {
+          forwardSignal = undefined;
+          if (!sock.destroyed) conn.send('sig-proxy 0\n');
+        };
+      };
       sock.resume(); // readHeader left it paused
       // With -D (docker's --debug), say where the command ran.
       const firstWord = argv.findIndex((a) => !a.startsWith('-'));
@@ -168,7 +185,7 @@ export async function serve(args: string[], main: Main, isGroup: (word: string) 
       try {
         // The client ends itself on Ctrl-C with that status; its going away then aborts the command.
         const exitOnInterrupt = (status: number): void => conn.send(`interrupt-exit ${status}\n`);
-        code = await main(argv, { stdin, stdout, stderr, env, cwd, signal: given.signal, exitOnInterrupt });
+        code = await main(argv, { stdin, stdout, stderr, env, cwd, signal: given.signal, exitOnInterrupt, proxySignals });
       } catch (err) {
         stderr.write(`${String((err as Error)?.stack ?? err)}\n`);
         code = 1;

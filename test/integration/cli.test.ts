@@ -6,6 +6,7 @@
  * so nothing here needs the docker CLI but the daemon's own setup. Needs root.
  */
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -394,6 +395,57 @@ describe('berth CLI', { skip, timeout: 600_000 }, () => {
     assert.match(df, /\nContainers space usage:\n\nCONTAINER ID +IMAGE +COMMAND +LOCAL VOLUMES +SIZE +CREATED +STATUS +NAMES\n/);
     assert.match(df, /\nLocal Volumes space usage:\n\nVOLUME NAME +LINKS +SIZE\n/);
     assert.match(df, /\nBuild cache usage: 0B\n\nCACHE ID +CACHE TYPE +SIZE +CREATED +LAST USED +USAGE +SHARED\n$/);
+  });
+
+  it('--sig-proxy: a signal sent to run, start -a or attach goes to the container (served and in Node); --sig-proxy=false lets it end the CLI', async () => {
+    // The container traps INT and TERM and exits with its own status: the CLI's status shows who got the signal.
+    const script = 'trap "echo got-int; exit 3" INT; trap "echo got-term; exit 4" TERM; echo ready; while true; do sleep 0.1; done';
+    const signalled = (args: string[], signal: NodeJS.Signals, server: string): Promise<{ code: number | null; out: string }> =>
+      new Promise((resolve, reject) => {
+        const child = spawn(BERTH, args, { env: { ...daemon!.env, BERTH_CLI_SERVER: server }, stdio: ['ignore', 'pipe', 'pipe'] });
+        let out = '';
+        let sent = false;
+        const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+        const onData = (d: Buffer): void => {
+          out += d.toString();
+          if (!sent && out.includes('ready')) {
+            sent = true;
+            setTimeout(() => child.kill(signal), 300);
+          }
+        };
+        child.stdout.on('data', onData);
+        child.stderr.on('data', onData);
+        child.on('error', reject);
+        child.on('close', (code) => {
+          clearTimeout(timer);
+          resolve({ code, out });
+        });
+      });
+    for (const server of ['1', '0']) {
+      const name = `${prefix}sigproxy${server}`;
+      const ran = await signalled(['run', ...daemon!.runFlags, '--name', name, 'busybox', 'sh', '-c', script], 'SIGINT', server);
+      assert.deepEqual([ran.code, ran.out.includes('got-int')], [3, true], ran.out);
+      const started = await signalled(['start', '-a', name], 'SIGTERM', server);
+      assert.deepEqual([started.code, started.out.includes('got-term')], [4, true], started.out);
+      berthOk(['rm', name]);
+      berthOk(['run', '-d', ...daemon!.runFlags, '--name', name, 'busybox', 'sh', '-c', script]);
+      const attached = (async (): Promise<{ code: number | null; out: string }> => {
+        // attach prints nothing before the signal: send it once the attach is in place.
+        const child = spawn(BERTH, ['attach', name], { env: { ...daemon!.env, BERTH_CLI_SERVER: server }, stdio: 'ignore' });
+        await new Promise((r) => setTimeout(r, 1500));
+        child.kill('SIGTERM');
+        const code = await new Promise<number | null>((r) => child.on('close', r));
+        return { code, out: '' };
+      })();
+      assert.equal((await attached).code, 4);
+      // Without the proxy, the signal ends the CLI (130: its own SIGINT) and the container runs on.
+      const unproxied = await signalled(['run', ...daemon!.runFlags, '--sig-proxy=false', '--name', `${name}-off`, 'busybox', 'sh', '-c', script], 'SIGINT', server);
+      assert.notEqual(unproxied.code, 3, unproxied.out);
+      assert.equal(berthOk(['inspect', '-f', '{{.State.Running}}', `${name}-off`]).trim(), 'true');
+      berthOk(['rm', '-f', name, `${name}-off`]);
+    }
+    const badBool = berth(['run', '--rm=maybe', 'busybox', 'true']);
+    assert.deepEqual([badBool.status, badBool.stderr.split('\n')[0]], [125, 'invalid argument "maybe" for "--rm" flag: strconv.ParseBool: parsing "maybe": invalid syntax']);
   });
 
   it('errors: docker exit codes and messages', () => {

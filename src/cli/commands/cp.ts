@@ -172,7 +172,10 @@ export const cp: Define = (cmd, ctx, set) =>
           return;
         }
         if (dstat && srcIsDir) throw new ExitError(1, 'Error response from daemon: cannot copy directory to a file');
-        if (!dstat && dest.path.endsWith('/')) throw new ExitError(1, `Error response from daemon: destination directory "${dest.path}" must exist`);
-        await put(path.posix.dirname(dest.path), packLocal(src.path, path.posix.basename(dest.path)));
+        // A file to a directory path that is not there: the docker CLI's archive.ErrDirNotExists. A
+        // directory is made there instead (its parent must exist), as PrepareArchiveCopy does.
+        if (!dstat && dest.path.endsWith('/') && !srcIsDir) throw new ExitError(1, 'no such directory');
+        const target = dest.path.replace(/(.)\/+$/, '$1');
+        await put(path.posix.dirname(target), packLocal(src.path, path.posix.basename(target)));
       }),
     );

@@ -1,4 +1,6 @@
 /** exec and attach: hijacked sessions with the local terminal. */
+import { Option } from 'commander';
+
 import { type Define, ExitError, action, collect } from '../context.js';
 import { attachContainer, consoleSize, followResize, session } from '../streams.js';
 
@@ -20,6 +22,8 @@ export const exec: Define = (cmd, ctx, set) =>
     .option('-w, --workdir <dir>', 'Working directory inside the container')
     .action(
       action(set, async (container: string, command: string[], o: { detach?: boolean; detachKeys?: string; env?: string[]; envFile?: string[]; interactive?: boolean; privileged?: boolean; tty?: boolean; user?: string; workdir?: string }) => {
+        // As the docker CLI (CheckTty): -it needs a terminal to read from.
+        if (!o.detach && o.interactive && o.tty && !ctx.io.stdin.isTTY) throw new ExitError(1, 'the input device is not a TTY');
         let env = o.env ?? [];
         if (o.envFile?.length) {
           const [{ default: fs }, { parseEnvFile }] = await Promise.all([import('node:fs'), import('../runopts.js')]);
@@ -63,9 +67,10 @@ export const attach: Define = (cmd, ctx, set) =>
     .argument('<container>')
     .option('--detach-keys <keys>', 'Override the key sequence for detaching a container')
     .option('--no-stdin', 'Do not attach STDIN')
-    .option('--sig-proxy', 'Proxy all received signals to the process (ignored)')
+    .option('--sig-proxy', 'Proxy all received signals to the process (default true)')
+    .addOption(new Option('--no-sig-proxy').hideHelp())
     .action(
-      action(set, async (name: string, o: { detachKeys?: string; stdin: boolean }) => {
+      action(set, async (name: string, o: { detachKeys?: string; stdin: boolean; sigProxy?: boolean }) => {
         const info = await ctx.client.get<{ Id: string; Config: { Tty: boolean; OpenStdin: boolean }; State: { Running: boolean; Paused: boolean; Restarting: boolean } }>(`/containers/${enc(name)}/json`);
         if (!info.State.Running) throw new ExitError(1, 'You cannot attach to a stopped container, start it first');
         if (info.State.Paused) throw new ExitError(1, 'You cannot attach to a paused container, unpause it first');
@@ -74,8 +79,10 @@ export const attach: Define = (cmd, ctx, set) =>
         const waitRes = await ctx.client.raw('POST', `/containers/${enc(info.Id)}/wait`, { query: { condition: 'next-exit' } });
         const s = session(h, opts, ctx.io);
         const stopResize = opts.tty ? followResize((hh, w) => ctx.client.post(`/containers/${enc(info.Id)}/resize`, { h: hh, w }), ctx.io) : () => undefined;
+        // docker's --sig-proxy (on by default): without a terminal, signals sent to us go to the container.
+        const stopProxy = o.sigProxy !== false && !opts.tty ? ctx.io.proxySignals((signal) => void ctx.client.post(`/containers/${enc(info.Id)}/kill`, { signal }).catch(() => undefined)) : () => undefined;
         s.start();
-        const { detached } = await s.done;
+        const { detached } = await s.done.finally(stopProxy);
         stopResize();
         if (detached) {
           waitRes.destroy();

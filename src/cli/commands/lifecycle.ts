@@ -3,7 +3,7 @@ import { Option } from 'commander';
 
 import { type Define, ExitError, action, collect, confirm, eachName, errorText, filtersJson, prunedText } from '../context.js';
 import { ApiError } from '../client.js';
-import { humanSize, integerFlag, parseRamSize } from '../format.js';
+import { humanSize, integerFlag, ramFlag } from '../format.js';
 
 const enc = encodeURIComponent;
 
@@ -28,6 +28,7 @@ export const start: Define = (cmd, ctx, set) =>
             detachKeys: o.detachKeys,
             condition: 'next-exit',
             start: true,
+            sigProxy: true, // docker start -a forwards signals (no flag to turn it off)
           });
         }
         const failed: string[] = [];
@@ -171,9 +172,9 @@ export function updateBody(o: UpdateFlags): Record<string, unknown> {
   };
   const size = (v: string, flag: string): number => {
     try {
-      return parseRamSize(v);
+      return ramFlag(v, flag);
     } catch (e) {
-      throw new ExitError(125, `invalid argument "${v}" for "${flag}" flag: ${(e as Error).message}`);
+      throw new ExitError(125, `${(e as Error).message}\n\nRun 'berth update --help' for more information`);
     }
   };
   const body: Record<string, unknown> = {};

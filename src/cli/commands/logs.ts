@@ -1,9 +1,18 @@
 /** logs: -f, --since, --until, -n/--tail, -t, --details; frames demultiplexed unless the container has a TTY. */
 import { once } from 'node:events';
 
-import { type Define, action } from '../context.js';
+import { type Define, ExitError, action } from '../context.js';
 import { FrameDemuxer } from '../demux.js';
 import { parseTimestamp } from '../format.js';
+
+/** --since/--until as the docker client reads them for logs, its errors naming the flag. */
+function timestampOf(flag: 'since' | 'until', value: string): string {
+  try {
+    return parseTimestamp(value);
+  } catch (err) {
+    throw new ExitError(1, `invalid value for "${flag}": ${(err as Error).message}`);
+  }
+}
 
 export const logs: Define = (cmd, ctx, set) =>
   cmd
@@ -22,8 +31,8 @@ export const logs: Define = (cmd, ctx, set) =>
             stdout: true,
             stderr: true,
             follow: o.follow,
-            since: o.since ? parseTimestamp(o.since) : undefined,
-            until: o.until ? parseTimestamp(o.until) : undefined,
+            since: o.since ? timestampOf('since', o.since) : undefined,
+            until: o.until ? timestampOf('until', o.until) : undefined,
             tail: o.tail,
             timestamps: o.timestamps,
             details: o.details,

@@ -34,7 +34,8 @@ export const port: Define = (cmd, ctx, set) =>
         if (priv) {
           const key = priv.includes('/') ? priv : `${priv}/tcp`;
           const b = ports[key];
-          if (!b?.length) throw new ExitError(1, `Error: No public port '${key}' published for ${info.Name.replace(/^\//, '')}`);
+          // The port as it was asked for ("80", not "80/tcp"), as the docker CLI says it.
+          if (!b?.length) throw new ExitError(1, `Error: No public port '${priv}' published for ${info.Name.replace(/^\//, '')}`);
           ctx.out(b.map((x) => fmt(x) + '\n').join(''));
           return;
         }

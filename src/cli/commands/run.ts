@@ -4,7 +4,7 @@
  * with --rm; the answer comes at exit), start, then the container's exit status.
  */
 import fs from 'node:fs';
-import type { Command } from 'commander';
+import { type Command, Option } from 'commander';
 
 import { ApiError, readBody } from '../client.js';
 import { type Ctx, type Define, ExitError, action, collect, errorText } from '../context.js';
@@ -99,7 +99,7 @@ function containerFlags(cmd: Command): Command {
     .option('-w, --workdir <dir>', 'Working directory inside the container');
 }
 
-type Flags = RunFlags & { pull?: string; quiet?: boolean; detachKeys?: string; cidfile?: string; labelFile?: string[] };
+type Flags = RunFlags & { pull?: string; quiet?: boolean; detachKeys?: string; cidfile?: string; labelFile?: string[]; sigProxy?: boolean };
 
 /**
  * --cidfile, as the docker CLI: the file must not exist (another container's), is made before
@@ -198,10 +198,15 @@ function startFailureStatus(message: string): number {
  * Attach, wait, start, stream until the output ends; returns the exit status (from the wait
  * answer). Shared by run and start -a.
  */
+/** Signals sent to the CLI go to the container (its kill endpoint), until the function returned is called. */
+export function proxySignalsTo(ctx: Ctx, id: string): () => void {
+  return ctx.io.proxySignals((signal) => void ctx.client.post(`/containers/${encodeURIComponent(id)}/kill`, { signal }).catch(() => undefined));
+}
+
 export async function attachStartWait(
   ctx: Ctx,
   id: string,
-  o: { tty: boolean; stdin: boolean; stdout: boolean; stderr: boolean; detachKeys?: string; condition: string; start: boolean },
+  o: { tty: boolean; stdin: boolean; stdout: boolean; stderr: boolean; detachKeys?: string; condition: string; start: boolean; sigProxy: boolean },
 ): Promise<number> {
   // The attach and the wait are both in place before the start, asked for together (docker
   // asks one after the other: a round trip more).
@@ -219,10 +224,13 @@ export async function attachStartWait(
   const s = session(hijacked, o, ctx.io);
   const waitBody = readBody(waitRes);
   waitBody.catch(() => undefined); // destroyed on a failed start or a detach
+  // docker's --sig-proxy: without a terminal (which has its own ^C), a signal sent to us goes to the container.
+  const stopProxy = o.sigProxy && !o.tty ? proxySignalsTo(ctx, id) : (): void => undefined;
   if (o.start) {
     try {
       await ctx.client.post(`/containers/${encodeURIComponent(id)}/start`);
     } catch (e) {
+      stopProxy();
       waitRes.destroy();
       (hijacked.socket as { destroy(): void }).destroy();
       throw e;
@@ -231,7 +239,7 @@ export async function attachStartWait(
   let stopResize = (): void => undefined;
   if (o.tty) stopResize = followResize((h, w) => ctx.client.post(`/containers/${encodeURIComponent(id)}/resize`, { h, w }), ctx.io);
   s.start();
-  const { detached } = await s.done;
+  const { detached } = await s.done.finally(stopProxy);
   stopResize();
   if (detached) {
     waitRes.destroy();
@@ -246,8 +254,12 @@ export const run: Define = (cmd, ctx, set) =>
   containerFlags(cmd)
     .option('-d, --detach', 'Run container in background and print container ID')
     .option('--detach-keys <keys>', 'Override the key sequence for detaching a container')
+    .option('--sig-proxy', 'Proxy received signals to the process (default true)')
+    .addOption(new Option('--no-sig-proxy').hideHelp())
     .action(
       action(set, async (image: string, args: string[], flags: Flags) => {
+        // As the docker CLI (CheckTty): -it needs a terminal to read from.
+        if (!flags.detach && flags.interactive && flags.tty && !ctx.io.stdin.isTTY) throw new ExitError(1, 'the input device is not a TTY');
         let id: string;
         try {
           id = await createContainer(ctx, flags, image, args);
@@ -274,6 +286,7 @@ export const run: Define = (cmd, ctx, set) =>
             detachKeys: flags.detachKeys,
             condition: flags.rm ? 'removed' : 'next-exit',
             start: true,
+            sigProxy: flags.sigProxy !== false,
           });
         } catch (e) {
           if (e instanceof ExitError) throw e;
