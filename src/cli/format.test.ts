@@ -140,3 +140,17 @@ test("network create's --subnet, --ip-range and --gateway paired by containment,
   assert.throws(() => ipamConfigs(['10.1.0.0/16'], [], ['10.9.0.1']), { message: 'no matching subnet for gateway 10.9.0.1' });
   assert.throws(() => ipamConfigs(['10.1.0.0/16', '10.2.0.0/16'], ['10.1.1.0/24', '10.1.2.0/24'], []), { message: 'cannot configure multiple ranges (10.1.2.0/24, 10.1.1.0/24) on the same subnet (10.1.0.0/16)' });
 });
+
+test("a build's stdin: an archive (compressed, or a tar header whose checksum holds) or a Dockerfile", async () => {
+  const { looksLikeArchive } = await import('./commands/build.js');
+  const tar = (await import('tar-stream')).default;
+  const pack = tar.pack();
+  pack.entry({ name: 'Dockerfile' }, 'FROM busybox\n');
+  pack.finalize();
+  const chunks: Buffer[] = [];
+  for await (const c of pack) chunks.push(c as Buffer);
+  assert.equal(looksLikeArchive(Buffer.concat(chunks)), true);
+  assert.equal(looksLikeArchive(Buffer.from([0x1f, 0x8b, 8, 0])), true);
+  assert.equal(looksLikeArchive(Buffer.from('FROM busybox\nRUN true\n'.padEnd(1024, '#'))), false);
+  assert.equal(looksLikeArchive(Buffer.from('FROM busybox\n')), false);
+});

@@ -471,6 +471,9 @@ export class ImageService {
     const images = targets.map((t) => this.images.find(t));
     // As dockerd: the repository line first, a missing image then an error in the stream.
     sink({ status: `The push refers to repository [${repo}]` });
+    // dockerd's words: a repository with no tags here, then a tag asked for that is not here.
+    const repositoryHere = this.images.list().some((i) => i.names.some((n) => repositoryName(parseReference(n)) === repo));
+    if (wantTag && repositoryHere && !images[0]) throw new NotFoundError(`tag does not exist: ${familiar(`${repo}:${wantTag}`)}`);
     if (targets.length === 0 || images.some((i) => !i)) {
       throw new NotFoundError(`An image does not exist locally with the tag: ${familiar(repo)}`); // the repository alone, as dockerd
     }

@@ -270,7 +270,7 @@ const KNOWN_ARCH = new Set(['386', 'amd64', 'amd64p32', 'arm', 'armbe', 'arm64',
  * Errors in its words: `"bogus": unknown operating system or architecture: invalid argument`.
  */
 export function parsePlatformSpecifier(specifier: string, host: Platform = hostPlatform()): Platform {
-  if (specifier.includes('*')) throw new InvalidArgumentError(`${JSON.stringify(specifier)}: wildcards not yet supported: invalid argument`, 'platform');
+  if (specifier.includes('*')) throw new InvalidArgumentError(`${JSON.stringify(specifier)}: wildcards not yet supported: invalid argument`);
   const parts = specifier.toLowerCase().split('/');
   const platform = (os: string, architecture: string, variant: string): Platform => ({ os, architecture, ...(variant ? { variant } : {}) });
   // An architecture without a variant: arm means arm/v7, given back as plain arm (containerd's rule).
@@ -293,7 +293,7 @@ export function parsePlatformSpecifier(specifier: string, host: Platform = hostP
     const n = normalizePlatform({ os: parts[0]!, architecture: parts[1]!, variant: parts[2]! });
     return platform(n.os, n.architecture, n.architecture === 'arm64' && n.variant === '' ? 'v8' : n.variant);
   }
-  throw new InvalidArgumentError(`${JSON.stringify(specifier)}: cannot parse platform specifier: invalid argument`, 'platform');
+  throw new InvalidArgumentError(`${JSON.stringify(specifier)}: cannot parse platform specifier: invalid argument`); // containerd's words, as dockerd gives them
 }
 
 /**

@@ -326,7 +326,18 @@ describe('berth CLI', { skip, timeout: 600_000 }, () => {
       berthOk(['tag', 'busybox', `${repo}:v1`]);
       const denied = berth(['push', `${repo}:v1`]);
       assert.equal(denied.status, 1, 'no credentials yet');
-      assert.match(berthOk(['login', '-u', 'testuser', '--password-stdin', `127.0.0.1:${port}`], { input: 'testpassword\n' }), /^Login Succeeded$/m);
+      const login = berth(['login', '-u', 'testuser', '--password-stdin', `127.0.0.1:${port}`], { input: 'testpassword\n' });
+      assert.match(login.stdout, /^Login Succeeded$/m);
+      assert.match(login.stderr, /^WARNING! Your credentials are stored unencrypted in '.*config\.json'\.$/m);
+      // Again without a user: the stored credentials, as the docker CLI tries them.
+      const again = berth(['login', `127.0.0.1:${port}`]);
+      assert.deepEqual([again.status, again.stdout], [0, 'Login Succeeded\n'], again.stderr);
+      assert.match(again.stderr, /^Authenticating with existing credentials\.\.\. \[Username: testuser\]$/m);
+      assert.equal(berth(['login', '-u', 'x', '-p', 'y', '--password-stdin', `127.0.0.1:${port}`]).stderr, 'conflicting options: cannot specify both --password and --password-stdin\n');
+      assert.equal(berthOk(['push', '-q', `${repo}:v1`]), `${repo}:v1\n`);
+      const noTag = berth(['push', `${repo}:nosuch`]);
+      assert.match(noTag.stderr, new RegExp(`^tag does not exist: ${repo.replace(/\./g, '\\.')}:nosuch$`, 'm'));
+      assert.match(berth(['push', `${repo}-none:v1`]).stderr, /^An image does not exist locally with the tag: /m);
       const pushed = berthOk(['push', `${repo}:v1`]);
       assert.match(pushed, new RegExp(`^The push refers to repository \\[${repo.replace(/\./g, '\\.')}\\]$`, 'm'));
       assert.match(pushed, /^v1: digest: sha256:[0-9a-f]{64} size: \d+$/m);
@@ -446,6 +457,15 @@ describe('berth CLI', { skip, timeout: 600_000 }, () => {
     }
     const badBool = berth(['run', '--rm=maybe', 'busybox', 'true']);
     assert.deepEqual([badBool.status, badBool.stderr.split('\n')[0]], [125, 'invalid argument "maybe" for "--rm" flag: strconv.ParseBool: parsing "maybe": invalid syntax']);
+  });
+
+  it('build from a Dockerfile on stdin (the whole context), as the docker CLI', () => {
+    const r = berth(['build', '-t', `${prefix}stdin`, '-'], { input: 'FROM busybox\nRUN echo from-stdin > /f\nCMD ["cat", "/f"]\n' });
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /^Sending build context to Docker daemon {2}\d/m);
+    assert.match(r.stdout, new RegExp(`^Successfully tagged ${prefix}stdin:latest$`, 'm'));
+    assert.equal(berthOk(['run', '--rm', ...daemon!.runFlags, `${prefix}stdin`]), 'from-stdin\n');
+    berthOk(['rmi', `${prefix}stdin`]);
   });
 
   it('errors: docker exit codes and messages', () => {

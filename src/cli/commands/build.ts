@@ -14,6 +14,7 @@ import { PassThrough, Readable } from 'node:stream';
 import dockerignore from '@balena/dockerignore';
 import tar from 'tar-stream';
 
+import { ApiError } from '../client.js';
 import { type Ctx, type Define, ExitError, action, collect } from '../context.js';
 import { humanSize } from '../format.js';
 import { displayJsonStream, StreamError } from '../progress.js';
@@ -97,6 +98,47 @@ export function buildArgs(list: string[]): Record<string, string | null> {
   return out;
 }
 
+/**
+ * Whether the first bytes of a build's stdin are an archive, as the docker CLI's IsArchive
+ * judges them: a compressed stream (gzip, bzip2, xz, zstd), or a tar header whose checksum holds.
+ */
+export function looksLikeArchive(head: Buffer): boolean {
+  const starts = (...bytes: number[]): boolean => bytes.every((b, i) => head[i] === b);
+  if (starts(0x1f, 0x8b) || starts(0x42, 0x5a, 0x68) || starts(0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00) || starts(0x28, 0xb5, 0x2f, 0xfd)) return true;
+  if (head.length < 512) return false;
+  const stored = parseInt(head.subarray(148, 156).toString('latin1').replace(/\0.*$/s, '').trim(), 8);
+  let sum = 0;
+  for (let i = 0; i < 512; i++) sum += i >= 148 && i < 156 ? 0x20 : head[i]!;
+  return Number.isInteger(stored) && stored === sum;
+}
+
+/** The first `n` bytes of a stream (fewer at its end), and a stream of all of it, those bytes first. */
+async function peek(input: NodeJS.ReadableStream, n: number): Promise<{ head: Buffer; whole: Readable }> {
+  const chunks: Buffer[] = [];
+  let have = 0;
+  const iterator = input[Symbol.asyncIterator]();
+  let done = false;
+  while (have < n) {
+    const next = await iterator.next();
+    if (next.done) {
+      done = true;
+      break;
+    }
+    const chunk = Buffer.isBuffer(next.value) ? next.value : Buffer.from(next.value as string);
+    chunks.push(chunk);
+    have += chunk.length;
+  }
+  const head = Buffer.concat(chunks);
+  const whole = Readable.from(
+    (async function* () {
+      yield head;
+      if (done) return;
+      for (let next = await iterator.next(); !next.done; next = await iterator.next()) yield next.value as Buffer;
+    })(),
+  );
+  return { head, whole };
+}
+
 async function readAll(input: NodeJS.ReadableStream): Promise<Buffer> {
   const chunks: Buffer[] = [];
   for await (const c of input) chunks.push(c as Buffer);
@@ -125,9 +167,20 @@ export const build: Define = (cmd, ctx, set) =>
 async function runBuild(ctx: Ctx, context: string, o: BuildFlags): Promise<number> {
   let body: Readable;
   let dockerfile = o.file;
+  let dockerfileOnStdin = false;
   if (context === '-') {
     if (o.file === '-') throw new ExitError(1, 'invalid argument: can\'t use stdin for both build context and dockerfile');
-    body = process.stdin as unknown as Readable;
+    // An archive is the context; anything else is a Dockerfile, the whole context (as the docker CLI).
+    const { head, whole } = await peek(process.stdin, 1024);
+    if (looksLikeArchive(head)) body = whole;
+    else {
+      dockerfileOnStdin = true;
+      dockerfile = 'Dockerfile';
+      const pack = tar.pack();
+      pack.entry({ name: 'Dockerfile', mode: 0o600, uid: 0, gid: 0, mtime: new Date() }, await readAll(whole));
+      pack.finalize();
+      body = pack as unknown as Readable;
+    }
   } else {
     let st: fs.Stats;
     try {
@@ -157,6 +210,9 @@ async function runBuild(ctx: Ctx, context: string, o: BuildFlags): Promise<numbe
   body.on('data', (c: Buffer) => (sent += c.length));
   body.pipe(counted);
   const labels = Object.fromEntries(o.label.map((l) => (l.includes('=') ? [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)] : [l, ''])));
+  const sending = (): void => {
+    if (!o.quiet && (context !== '-' || dockerfileOnStdin)) ctx.out(`Sending build context to Docker daemon  ${humanSize(sent, 4)}\n`);
+  };
   const res = await ctx.client.raw('POST', '/build', {
     query: {
       t: o.tag.length ? o.tag : undefined,
@@ -176,8 +232,12 @@ async function runBuild(ctx: Ctx, context: string, o: BuildFlags): Promise<numbe
     },
     headers: { 'Content-Type': 'application/x-tar', 'X-Registry-Config': registryConfigHeader(ctx) },
     body: counted,
+  }).catch((err: unknown) => {
+    // The context went up before the daemon refused it (a Dockerfile that does not parse): docker says so first.
+    if (err instanceof ApiError) sending();
+    throw err;
   });
-  if (!o.quiet && context !== '-') ctx.out(`Sending build context to Docker daemon  ${humanSize(sent, 4)}\n`);
+  sending();
 
   // Quiet: the daemon sends only the ID (or what it said, and the error).
   const held: string[] = [];

@@ -2,13 +2,12 @@
 import fs from 'node:fs';
 
 import { ApiError, imagePath } from '../client.js';
-import { dockerReference } from '../../images/reference.js';
 import { type Define, ExitError, action, collect, confirm, eachName, errorText, filtersJson, imageDeletions, prunedText } from '../context.js';
 import { ago, ellipsis, formatList, goTime, humanSize, integerFlag, shortId } from '../format.js';
 import { displayJsonStream, StreamError } from '../progress.js';
 import { archiveOut } from './misc.js';
 import { registryAuthHeader } from './login.js';
-import { splitRef } from './pull.js';
+import { referenceProblem, splitRef } from './pull.js';
 
 const enc = encodeURIComponent;
 
@@ -114,14 +113,9 @@ export const tag: Define = (cmd, ctx, set) =>
     .argument('<target>')
     .action(
       action(set, async (source: string, target: string) => {
-        try {
-          dockerReference(target);
-        } catch (e) {
-          // The docker CLI parses the target itself, and says so in distribution/reference's words.
-          const why = /^invalid reference format "[^"]*": (.*)$/.exec((e as Error).message)?.[1];
-          const text = !why || why.startsWith('not a valid') ? 'invalid reference format' : `invalid reference format: ${why}`;
-          throw new ExitError(1, `Error parsing reference: ${JSON.stringify(target)} is not a valid repository/tag: ${text}`);
-        }
+        // The docker CLI parses the target itself, and says so in distribution/reference's words.
+        const problem = referenceProblem(target);
+        if (problem) throw new ExitError(1, `Error parsing reference: ${JSON.stringify(target)} is not a valid repository/tag: ${problem}`);
         const t = splitRef(target);
         if (t.digest) throw new ExitError(1, 'refusing to create a tag with a digest reference');
         await ctx.client.post(`/images/${imagePath(source)}/tag`, { repo: t.name, tag: t.tag ?? 'latest' });

@@ -91,9 +91,19 @@ export const login: Define = (cmd, ctx, set) =>
         const server = serverArg ? normalizeServer(serverArg) : DEFAULT_REGISTRY;
         let password = o.password;
         if (o.passwordStdin) {
-          if (o.password) throw new ExitError(1, '--password and --password-stdin are mutually exclusive');
+          if (o.password) throw new ExitError(1, 'conflicting options: cannot specify both --password and --password-stdin');
           if (!o.username) throw new ExitError(1, 'Must provide --username with --password-stdin');
           password = await readStdin();
+        }
+        // Neither given: the stored credentials first, as the docker CLI tries them.
+        const stored = readConfig(ctx).auths?.[server];
+        if (!o.username && password === undefined && stored?.auth) {
+          const { username, password: storedPassword } = decodeAuth(stored.auth);
+          ctx.err(`Authenticating with existing credentials... [Username: ${username}]\n`);
+          await ctx.client.post('/auth', undefined, { username, password: storedPassword, serveraddress: server });
+          ctx.err(" Info -> To login with a different account, run 'berth logout' followed by 'berth login'\n");
+          ctx.out('Login Succeeded\n');
+          return;
         }
         if (!o.username || password === undefined) throw new ExitError(1, 'Error: Cannot perform an interactive login from a non TTY device');
         if (o.password) ctx.err('WARNING! Using --password via the CLI is insecure. Use --password-stdin.\n');
@@ -109,6 +119,8 @@ export const login: Define = (cmd, ctx, set) =>
         cfg.auths ??= {};
         cfg.auths[server] = token ? { auth: '', identitytoken: token } : { auth: Buffer.from(`${o.username}:${password}`).toString('base64') };
         writeConfig(ctx, cfg);
+        // No credential helper here: the docker CLI's warning about the plain file.
+        ctx.err(`WARNING! Your credentials are stored unencrypted in '${configPath(ctx)}'.\nConfigure a credential helper to remove this warning. See\nhttps://docs.docker.com/go/credential-store/\n\n`);
         ctx.out('Login Succeeded\n');
       }),
     );

@@ -2,6 +2,7 @@
 import { imagePath } from '../client.js';
 import { type CliIo, type Ctx, type Define, ExitError, action } from '../context.js';
 import { displayJsonStream, StreamError } from '../progress.js';
+import { dockerReference } from '../../images/reference.js';
 import { registryAuthHeader } from './login.js';
 
 /** Splits `name[:tag][@digest]` (a registry port is not a tag). */
@@ -16,6 +17,26 @@ export function splitRef(ref: string): { name: string; tag?: string; digest?: st
   const colon = rest.lastIndexOf(':');
   if (colon > rest.lastIndexOf('/')) return { name: rest.slice(0, colon), tag: rest.slice(colon + 1), digest };
   return { name: rest, digest };
+}
+
+/**
+ * Why a reference does not parse, in distribution/reference's words as the docker CLI prints
+ * them ("invalid reference format[: repository name (library/BAD) must be lowercase]"), or undefined.
+ */
+export function referenceProblem(name: string): string | undefined {
+  try {
+    dockerReference(name);
+    return undefined;
+  } catch (e) {
+    const why = /^invalid reference format "[^"]*": (.*)$/.exec((e as Error).message)?.[1];
+    return !why || why.startsWith('not a valid') ? 'invalid reference format' : `invalid reference format: ${why}`;
+  }
+}
+
+/** The docker CLI parses a pull's or push's reference itself first, and says only why when it does not parse. */
+function checkReference(name: string): void {
+  const problem = referenceProblem(name);
+  if (problem) throw new ExitError(1, problem);
 }
 
 /** The reference as docker prints it: a tag added when neither tag nor digest is given. */
@@ -49,6 +70,7 @@ export const pull: Define = (cmd, ctx, set) =>
     .option('-q, --quiet', 'Suppress verbose output')
     .action(
       action(set, async (name: string, o: { allTags?: boolean; platform?: string; quiet?: boolean }) => {
+        checkReference(name);
         const r = splitRef(name);
         if (!o.quiet && !o.allTags && !r.tag && !r.digest) ctx.out('Using default tag: latest\n');
         await pullImage(ctx, name, ctx.io.stdout, o);
@@ -65,17 +87,21 @@ export const push: Define = (cmd, ctx, set) =>
     .option('-q, --quiet', 'Suppress verbose output')
     .action(
       action(set, async (name: string, o: { allTags?: boolean; quiet?: boolean }) => {
+        checkReference(name);
         const r = splitRef(name);
-        if (!r.tag && !o.allTags) ctx.out('Using default tag: latest\n');
+        if (!r.tag && !o.allTags && !o.quiet) ctx.out('Using default tag: latest\n');
         const res = await ctx.client.raw('POST', `/images/${imagePath(r.name)}/push`, {
           query: { tag: r.tag ?? (o.allTags ? undefined : 'latest') },
           headers: { 'X-Registry-Auth': registryAuthHeader(ctx, name) },
         });
+        // -q: the progress goes nowhere; the reference pushed is the one line, as the docker CLI prints it.
+        const sink = o.quiet ? ({ write: () => true } as unknown as NodeJS.WriteStream) : ctx.io.stdout;
         try {
-          await displayJsonStream(res, ctx.io.stdout);
+          await displayJsonStream(res, sink, o.quiet ? false : undefined);
         } catch (e) {
           if (e instanceof StreamError) throw new ExitError(1, e.message);
           throw e;
         }
+        if (o.quiet) ctx.out(`${o.allTags ? name : withDefaultTag(name)}\n`);
       }),
     );
