@@ -400,6 +400,18 @@ describe('berth CLI', { skip, timeout: 600_000 }, () => {
     const ipam = berth(['network', 'create', '--ip-range', '10.99.0.0/24', `${prefix}nonet`]);
     assert.deepEqual([ipam.status, ipam.stderr.trim()], [1, 'every ip-range or gateway must have a corresponding subnet']);
     assert.match(berth(['network', 'create', '--subnet', '10.99.0.0/24', '--gateway', '10.98.0.1', `${prefix}nonet`]).stderr, /no matching subnet for gateway 10\.98\.0\.1/);
+    const pullOption = berth(['run', '--pull', 'bogus', 'busybox', 'true']);
+    assert.deepEqual([pullOption.status, pullOption.stderr.split('\n')[0]], [125, `berth: invalid pull option: 'bogus': must be one of "always", "missing" or "never"`]);
+    berthOk(['create', '--name', `${prefix}twice`, 'busybox', 'true']);
+    const conflict = berth(['create', '--name', `${prefix}twice`, 'busybox', 'true']);
+    assert.equal(conflict.status, 1, conflict.stderr);
+    berthOk(['rm', `${prefix}twice`]);
+    // images -q: a line per tag, as the docker CLI prints {{.ID}} per row.
+    berthOk(['tag', 'busybox', `${prefix}again:1`]);
+    const ids = berthOk(['images', '-q', '--filter', 'reference=busybox', '--filter', `reference=${prefix}again`]).trim().split('\n');
+    assert.equal(ids.length, 2, ids.join(','));
+    assert.equal(ids[0], ids[1]);
+    berthOk(['rmi', `${prefix}again:1`]);
     const df = berthOk(['system', 'df', '-v']);
     assert.match(df, /^Images space usage:\n\nREPOSITORY +TAG +IMAGE ID +CREATED +SIZE +SHARED SIZE +UNIQUE SIZE +CONTAINERS\n/);
     assert.match(df, /\nbusybox +latest +[0-9a-f]{12} /);

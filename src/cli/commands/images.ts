@@ -74,7 +74,8 @@ export const images: Define = (cmd, ctx, set) =>
         const list = await ctx.client.get<ApiImage[]>('/images/json', { all: o.all, filters: filtersJson(filters) });
         const rows = imageRows(list, o);
         if (o.quiet && (!o.format || o.format === 'table')) {
-          ctx.out([...new Set(rows.map((r) => r.ID))].map((id) => id + '\n').join(''));
+          // One line per row, as the docker CLI's {{.ID}}: an image with two tags shows twice.
+          ctx.out(rows.map((r) => r.ID + '\n').join(''));
           return;
         }
         const table = o.digests

@@ -168,6 +168,9 @@ async function createContainer(ctx: Ctx, flags: Flags, image: string, args: stri
   };
   // Loaded only when an image must be pulled (its progress display and auth: ~1.5 ms of a start).
   const pull = async (): Promise<void> => (await import('./pull.js')).pullImage(ctx, image, ctx.io.stderr, { platform: flags.platform, quiet: flags.quiet });
+  if (flags.pull !== undefined && !['always', 'missing', 'never'].includes(flags.pull)) {
+    throw new ExitError(125, `berth: invalid pull option: '${flags.pull}': must be one of "always", "missing" or "never"\n\nRun 'berth run --help' for more information`);
+  }
   let res;
   try {
     try {
@@ -305,7 +308,8 @@ export const create: Define = (cmd, ctx, set) =>
         id = await createContainer(ctx, flags, image, args);
       } catch (e) {
         if (e instanceof ExitError) throw e;
-        throw new ExitError(125, errorText(e));
+        // docker create ends 1 on what the daemon refuses (run ends 125).
+        throw new ExitError(1, errorText(e));
       }
       ctx.out(`${id}\n`);
     }),

@@ -274,7 +274,8 @@ export const events: Define = (cmd, ctx, set) =>
         const res = await ctx.client.raw('GET', '/events', {
           query: { since: o.since ? parseTimestamp(o.since) : undefined, until: o.until ? parseTimestamp(o.until) : undefined, filters: filtersJson(o.filter) },
         });
-        const tpl = o.format ? parse(unescapeFormat(o.format === 'json' ? '{{json .}}' : o.format)) : undefined;
+        // As the docker CLI's events: the template as given (no table, no \t escapes).
+        const tpl = o.format ? parse(o.format === 'json' ? '{{json .}}' : o.format) : undefined;
         ctx.io.exitOnInterrupt(0);
         for await (const e of jsonLines<Event>(res)) ctx.out((tpl ? tpl.execute(e) : formatEvent(e)) + '\n');
       }),
