@@ -412,6 +412,11 @@ describe('berth CLI', { skip, timeout: 600_000 }, () => {
     assert.equal(ids.length, 2, ids.join(','));
     assert.equal(ids[0], ids[1]);
     berthOk(['rmi', `${prefix}again:1`]);
+    // info in the docker CLI's order and parts.
+    const info = berthOk(['info']);
+    assert.match(info, /\n Plugins:\n {2}Volume: local\n {2}Network: [a-z ]+\n {2}Log: [a-z -]+\n Swarm: inactive\n/);
+    assert.match(info, /\n Init Binary: .+\n containerd version: .+\n runc version: .+\n init version: .+\n/);
+    assert.match(info, /\n Debug Mode: (true|false)\n Experimental: false\n(.|\n)* Live Restore Enabled: (true|false)\n\n$/);
     const df = berthOk(['system', 'df', '-v']);
     assert.match(df, /^Images space usage:\n\nREPOSITORY +TAG +IMAGE ID +CREATED +SIZE +SHARED SIZE +UNIQUE SIZE +CONTAINERS\n/);
     assert.match(df, /\nbusybox +latest +[0-9a-f]{12} /);

@@ -71,7 +71,31 @@ type Info = Record<string, unknown> & {
   Runtimes?: Record<string, unknown>; DefaultRuntime?: string; KernelVersion: string; OperatingSystem: string; OSType: string;
   Architecture: string; NCPU: number; MemTotal: number; Name: string; ID: string; DockerRootDir: string; Debug: boolean;
   Labels?: string[]; Warnings?: string[] | null; SecurityOptions?: string[]; LoggingDriver?: string;
+  Plugins?: { Volume?: string[] | null; Network?: string[] | null; Authorization?: string[] | null; Log?: string[] | null };
+  Swarm?: { LocalNodeState?: string }; InitBinary?: string; ExperimentalBuild?: boolean; LiveRestoreEnabled?: boolean;
+  ContainerdCommit?: { ID: string; Expected: string }; RuncCommit?: { ID: string; Expected: string }; InitCommit?: { ID: string; Expected: string };
+  RegistryConfig?: { InsecureRegistryCIDRs?: string[] | null; IndexConfigs?: Record<string, { Name: string; Secure: boolean }> | null; Mirrors?: string[] | null } | null;
+  HttpProxy?: string; HttpsProxy?: string; NoProxy?: string;
 };
+
+/** The security options as the docker CLI prints them: each name, and a profile beneath it. */
+function securityLines(options: string[]): string[] {
+  return options.flatMap((option) => {
+    const kv = Object.fromEntries(option.split(',').map((p) => [p.slice(0, p.indexOf('=') < 0 ? p.length : p.indexOf('=')), p.slice(p.indexOf('=') + 1)]));
+    return [`  ${kv.name ?? option}`, ...(kv.profile ? [`   Profile: ${kv.profile}`] : [])];
+  });
+}
+
+/** The registry part of docker info: the insecure registries (names, then CIDRs) and the mirrors. */
+function registryLines(config: Info['RegistryConfig']): string[] {
+  if (!config) return [];
+  const insecureNames = Object.values(config.IndexConfigs ?? {}).filter((c) => !c.Secure).map((c) => c.Name);
+  const cidrs = config.InsecureRegistryCIDRs ?? [];
+  return [
+    ...(insecureNames.length || cidrs.length ? [' Insecure Registries:', ...insecureNames.map((n) => `  ${n}`), ...cidrs.map((c) => `  ${c}`)] : []),
+    ...(config.Mirrors?.length ? [' Registry Mirrors:', ...config.Mirrors.map((m) => `  ${m}`)] : []),
+  ];
+}
 
 export const info: Define = (cmd, ctx, set) =>
   cmd.option('-f, --format <format>', 'Format output using a custom template').action(
@@ -94,14 +118,30 @@ export const info: Define = (cmd, ctx, set) =>
         `  Stopped: ${i.ContainersStopped}`,
         ` Images: ${i.Images}`,
         ` Server Version: ${i.ServerVersion}`,
-        ` Storage Driver: ${i.Driver}`,
-        ...(i.DriverStatus ?? []).map(([k, v]) => `  ${k}: ${v}`),
-        ` Logging Driver: ${i.LoggingDriver ?? ''}`,
-        ` Cgroup Driver: ${i.CgroupDriver ?? ''}`,
-        ` Cgroup Version: ${i.CgroupVersion ?? ''}`,
-        ` Runtimes: ${Object.keys(i.Runtimes ?? {}).sort().join(' ')}`,
-        ` Default Runtime: ${i.DefaultRuntime ?? ''}`,
-        ...(i.SecurityOptions?.length ? [' Security Options:', ...i.SecurityOptions.map((s) => `  ${s.replace(/^name=/, '')}`)] : []),
+        // In the docker CLI's order (prettyPrintServerInfo), each part where it prints one.
+        ...(i.Driver ? [` Storage Driver: ${i.Driver}`, ...(i.DriverStatus ?? []).map(([k, v]) => `  ${k}: ${v}`)] : []),
+        ...(i.LoggingDriver ? [` Logging Driver: ${i.LoggingDriver}`] : []),
+        ...(i.CgroupDriver ? [` Cgroup Driver: ${i.CgroupDriver}`, ...(i.CgroupVersion ? [` Cgroup Version: ${i.CgroupVersion}`] : [])] : []),
+        ' Plugins:',
+        `  Volume: ${(i.Plugins?.Volume ?? []).join(' ')}`,
+        `  Network: ${(i.Plugins?.Network ?? []).join(' ')}`,
+        ...(i.Plugins?.Authorization?.length ? [`  Authorization: ${i.Plugins.Authorization.join(' ')}`] : []),
+        `  Log: ${(i.Plugins?.Log ?? []).join(' ')}`,
+        ` Swarm: ${i.Swarm?.LocalNodeState ?? ''}`,
+        ...(Object.keys(i.Runtimes ?? {}).length ? [` Runtimes: ${Object.keys(i.Runtimes ?? {}).sort().join(' ')}`, ` Default Runtime: ${i.DefaultRuntime ?? ''}`] : []),
+        ...(i.OSType === 'linux'
+          ? [
+              ` Init Binary: ${i.InitBinary ?? ''}`,
+              ...(
+                [
+                  ['containerd', i.ContainerdCommit],
+                  ['runc', i.RuncCommit],
+                  ['init', i.InitCommit],
+                ] as const
+              ).map(([name, c]) => ` ${name} version: ${c?.ID ?? ''}${c && c.ID !== c.Expected ? ` (expected: ${c.Expected})` : ''}`),
+              ...(i.SecurityOptions?.length ? [' Security Options:', ...securityLines(i.SecurityOptions)] : []),
+            ]
+          : []),
         ` Kernel Version: ${i.KernelVersion}`,
         ` Operating System: ${i.OperatingSystem}`,
         ` OSType: ${i.OSType}`,
@@ -112,7 +152,14 @@ export const info: Define = (cmd, ctx, set) =>
         ` ID: ${i.ID}`,
         ` Docker Root Dir: ${i.DockerRootDir}`,
         ` Debug Mode: ${i.Debug}`,
+        ` Experimental: ${i.ExperimentalBuild ?? false}`,
+        ...(i.HttpProxy ? [` HTTP Proxy: ${i.HttpProxy}`] : []),
+        ...(i.HttpsProxy ? [` HTTPS Proxy: ${i.HttpsProxy}`] : []),
+        ...(i.NoProxy ? [` No Proxy: ${i.NoProxy}`] : []),
+        ...registryLines(i.RegistryConfig),
         ...(i.Labels?.length ? [' Labels:', ...i.Labels.map((l) => `  ${l}`)] : []),
+        ` Live Restore Enabled: ${i.LiveRestoreEnabled ?? false}`,
+        '',
         '',
       ];
       ctx.out(lines.join('\n'));
