@@ -123,6 +123,16 @@ export const tag: Define = (cmd, ctx, set) =>
       }),
     );
 
+/** Seconds since the epoch as Go's time.RFC3339 in local time ("2024-01-01T00:00:00Z", or with its offset). */
+function rfc3339(seconds: number): string {
+  const d = new Date(seconds * 1000);
+  const offset = -d.getTimezoneOffset();
+  const local = new Date(d.getTime() + offset * 60_000).toISOString().replace(/\.\d+Z$/, '');
+  if (offset === 0) return `${local}Z`;
+  const abs = Math.abs(offset);
+  return `${local}${offset > 0 ? '+' : '-'}${String(Math.floor(abs / 60)).padStart(2, '0')}:${String(abs % 60).padStart(2, '0')}`;
+}
+
 export const history: Define = (cmd, ctx, set) =>
   cmd
     .argument('<image>')
@@ -138,8 +148,8 @@ export const history: Define = (cmd, ctx, set) =>
           const createdBy = x.CreatedBy.replace(/\t/g, ' ');
           return {
             ID: x.Id === '<missing>' || !o.trunc ? x.Id : shortId(x.Id),
-            CreatedSince: o.human ? ago(x.Created) : new Date(x.Created * 1000).toISOString().replace(/\.\d+Z$/, 'Z'),
-            CreatedAt: goTime(x.Created),
+            CreatedSince: o.human ? ago(x.Created) : rfc3339(x.Created),
+            CreatedAt: rfc3339(x.Created),
             CreatedBy: o.trunc ? ellipsis(createdBy, 45) : createdBy,
             Size: o.human ? humanSize(x.Size) : String(x.Size),
             Comment: x.Comment,
@@ -152,7 +162,8 @@ export const history: Define = (cmd, ctx, set) =>
         ctx.out(
           formatList(rows, {
             format: o.format,
-            table: 'table {{.ID}}\t{{.CreatedSince}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}',
+            // Not human: the time itself, under its own header, as the docker CLI's non-human table.
+            table: o.human ? 'table {{.ID}}\t{{.CreatedSince}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}' : 'table {{.ID}}\t{{.CreatedAt}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}',
             headers: { ID: 'IMAGE', CreatedSince: 'CREATED', CreatedAt: 'CREATED AT', CreatedBy: 'CREATED BY', Size: 'SIZE', Comment: 'COMMENT' },
           }),
         );
