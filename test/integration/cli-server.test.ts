@@ -196,7 +196,8 @@ describe('berth CLI server', { skip: !isRoot && 'needs root' }, () => {
     try {
       // Its client, the attach and the wait.
       await waitFor(() => sockets() >= idle + 3, 10_000, 'the served run attached');
-      client.kill('SIGINT');
+      // SIGKILL: run passes SIGINT on to the container (--sig-proxy), whose sleep ignores it.
+      client.kill('SIGKILL');
       await waitFor(() => sockets() === idle, 5000, "the server's connections for it closed");
     } finally {
       client.kill('SIGKILL');
