@@ -400,6 +400,8 @@ describe('berth CLI', { skip, timeout: 600_000 }, () => {
     const ipam = berth(['network', 'create', '--ip-range', '10.99.0.0/24', `${prefix}nonet`]);
     assert.deepEqual([ipam.status, ipam.stderr.trim()], [1, 'every ip-range or gateway must have a corresponding subnet']);
     assert.match(berth(['network', 'create', '--subnet', '10.99.0.0/24', '--gateway', '10.98.0.1', `${prefix}nonet`]).stderr, /no matching subnet for gateway 10\.98\.0\.1/);
+    const untilVolumes = berth(['system', 'prune', '-f', '--volumes', '--filter', 'until=1h']);
+    assert.deepEqual([untilVolumes.status, untilVolumes.stderr], [1, 'ERROR: The "until" filter is not supported with "--volumes"\n']);
     const pullOption = berth(['run', '--pull', 'bogus', 'busybox', 'true']);
     assert.deepEqual([pullOption.status, pullOption.stderr.split('\n')[0]], [125, `berth: invalid pull option: 'bogus': must be one of "always", "missing" or "never"`]);
     berthOk(['create', '--name', `${prefix}twice`, 'busybox', 'true']);

@@ -252,6 +252,8 @@ export const prune: Define = (cmd, ctx, set) =>
     .option('--volumes', 'Prune anonymous volumes')
     .action(
       action(set, async (o: { all?: boolean; filter?: string[]; force?: boolean; volumes?: boolean }) => {
+        // Volumes have no creation time to filter on: the docker CLI refuses before asking.
+        if (o.volumes && o.filter?.some((f) => f.split('=')[0]?.trim().toLowerCase() === 'until')) throw new ExitError(1, 'ERROR: The "until" filter is not supported with "--volumes"');
         const items = ['all stopped containers', 'all networks not used by at least one container'];
         if (o.volumes) items.push('all anonymous volumes not used by at least one container');
         items.push(o.all ? 'all images without at least one container associated to them' : 'all dangling images');
