@@ -243,6 +243,18 @@ describe('berth CLI', { skip, timeout: 600_000 }, () => {
     const bad = berth(['cp', `${name}:/no/such/file`, tmp]);
     assert.equal(bad.status, 1);
     assert.match(bad.stderr, /^Error response from daemon: .*no\/such\/file/m);
+    // "dir/." copies the contents into a directory that is there; -L follows a link and keeps its name.
+    fs.mkdirSync(path.join(tmp, 'contents'));
+    berthOk(['cp', `${name}:/src/.`, path.join(tmp, 'contents')]);
+    assert.equal(fs.readFileSync(path.join(tmp, 'contents', 'sub', 'f.txt'), 'utf8'), 'in a dir\n');
+    berthOk(['exec', name, 'ln', '-s', '/tmp/one.txt', '/tmp/link']);
+    berthOk(['cp', '-L', `${name}:/tmp/link`, path.join(tmp, 'into')]);
+    assert.equal(fs.lstatSync(path.join(tmp, 'into', 'link')).isFile(), true);
+    assert.equal(fs.readFileSync(path.join(tmp, 'into', 'link'), 'utf8'), 'one file\n');
+    // The docker CLI's refusals, in its words.
+    assert.equal(berth(['cp', `${name}:/tmp/one.txt`, path.join(tmp, 'nodir', 'x')]).stderr, `invalid output path: directory ${JSON.stringify(path.join(tmp, 'nodir'))} does not exist\n`);
+    assert.equal(berth(['cp', `${name}:/src`, path.join(tmp, 'back.txt')]).stderr, 'cannot copy directory\n');
+    assert.equal(berth(['cp', '-', `${name}:/no/such/dir`], { input: '' }).stderr, `destination "${name}:/no/such/dir" must be a directory\n`);
     berthOk(['rm', '-f', name]);
   });
 

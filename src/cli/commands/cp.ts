@@ -42,17 +42,26 @@ async function statInContainer(ctx: Ctx, container: string, p: string): Promise<
 }
 
 const isDirMode = (mode: number): boolean => (mode & 0x80000000) !== 0; // Go's os.ModeDir
+const isSymlinkMode = (mode: number): boolean => (mode & 0x8000000) !== 0; // Go's os.ModeSymlink
 
-/** Extracts a container's tar of `srcBase` to `dest`, renaming the top entry when dest does not exist. */
-async function extractTo(stream: NodeJS.ReadableStream, srcBase: string, dest: string, srcIsDir: boolean, srcContentsOnly: boolean): Promise<void> {
+/**
+ * Extracts a container's tar of `srcBase` to `dest`, renaming the top entry when dest does not
+ * exist (or to `rebase`, a followed link's own name). The tar of "dir/." holds the contents as
+ * "./…": they go into dest itself.
+ */
+async function extractTo(stream: NodeJS.ReadableStream, srcBase: string, dest: string, srcIsDir: boolean, srcContentsOnly: boolean, rebase?: string): Promise<void> {
   let destExists = fs.existsSync(dest);
   const destIsDir = destExists && fs.statSync(dest).isDirectory();
+  // The docker CLI's checks and words (archive.CopyTo and its callers).
   if (!srcIsDir && dest.endsWith('/') && !destExists) throw new ExitError(1, `Error: destination directory "${dest}" must exist`);
-  if (srcIsDir && destExists && !destIsDir) throw new ExitError(1, `Error: cannot copy a directory to a file`);
+  if (srcIsDir && destExists && !destIsDir) throw new ExitError(1, 'cannot copy directory');
+  const parent = path.dirname(path.resolve(dest));
+  if (!destExists && !fs.existsSync(parent)) throw new ExitError(1, `invalid output path: directory ${JSON.stringify(path.dirname(dest))} does not exist`);
   // Where the entry named srcBase lands.
   let mapTop: (name: string) => string;
-  if (srcIsDir && srcContentsOnly && destIsDir) mapTop = (n) => path.join(dest, n.split('/').slice(1).join('/'));
-  else if (destIsDir) mapTop = (n) => path.join(dest, n);
+  const renamed = (n: string): string => (rebase ? [rebase, ...n.split('/').slice(1)].join('/') : n);
+  if (srcIsDir && srcContentsOnly) mapTop = (n) => path.join(dest, n === '.' ? '' : n);
+  else if (destIsDir) mapTop = (n) => path.join(dest, renamed(n));
   else mapTop = (n) => path.join(dest, n.split('/').slice(1).join('/'));
   destExists = false;
   const ex = tar.extract();
@@ -136,7 +145,17 @@ export const cp: Define = (cmd, ctx, set) =>
         if (src.container && dest.container) throw new ExitError(1, 'copying between containers is not supported');
         if (!src.container && !dest.container) throw new ExitError(1, 'must specify at least one container source');
         if (src.container) {
-          const res = await ctx.client.raw('GET', `/containers/${enc(src.container)}/archive`, { query: { path: src.path } });
+          // -L: a link is followed to what it points at, which keeps the link's name (docker's GetRebaseName).
+          let srcPath = src.path;
+          let rebase: string | undefined;
+          if (o.followLink) {
+            const linkStat = await statInContainer(ctx, src.container, srcPath);
+            if (linkStat && isSymlinkMode(linkStat.mode)) {
+              rebase = path.posix.basename(srcPath);
+              srcPath = path.posix.isAbsolute(linkStat.linkTarget) ? linkStat.linkTarget : path.posix.join(path.posix.dirname(srcPath), linkStat.linkTarget);
+            }
+          }
+          const res = await ctx.client.raw('GET', `/containers/${enc(src.container)}/archive`, { query: { path: srcPath } });
           if (dest.path === '-') {
             await pipeline(res, process.stdout);
             return;
@@ -144,7 +163,7 @@ export const cp: Define = (cmd, ctx, set) =>
           const h = res.headers['x-docker-container-path-stat'];
           const stat = typeof h === 'string' ? (JSON.parse(Buffer.from(h, 'base64').toString('utf8')) as PathStat) : undefined;
           const srcIsDir = stat ? isDirMode(stat.mode) : false;
-          await extractTo(res, stat?.name ?? path.basename(src.path), dest.path, srcIsDir, /\/\.$/.test(src.path));
+          await extractTo(res, stat?.name ?? path.basename(srcPath), dest.path, srcIsDir, /\/\.$/.test(srcPath), rebase);
           return;
         }
         // Local → container.
@@ -156,6 +175,9 @@ export const cp: Define = (cmd, ctx, set) =>
             headers: { 'Content-Type': 'application/x-tar' },
           });
         if (src.path === '-') {
+          // A tar on stdin goes into a directory that is there, as the docker CLI requires.
+          const target = await statInContainer(ctx, container, dest.path);
+          if (!target || !isDirMode(target.mode)) throw new ExitError(1, `destination "${container}:${dest.path}" must be a directory`);
           await put(dest.path, process.stdin);
           return;
         }
@@ -171,7 +193,7 @@ export const cp: Define = (cmd, ctx, set) =>
           await put(dest.path, packLocal(src.path, path.basename(path.resolve(src.path))));
           return;
         }
-        if (dstat && srcIsDir) throw new ExitError(1, 'Error response from daemon: cannot copy directory to a file');
+        if (dstat && srcIsDir) throw new ExitError(1, 'cannot copy directory');
         // A file to a directory path that is not there: the docker CLI's archive.ErrDirNotExists. A
         // directory is made there instead (its parent must exist), as PrepareArchiveCopy does.
         if (!dstat && dest.path.endsWith('/') && !srcIsDir) throw new ExitError(1, 'no such directory');
