@@ -24,8 +24,11 @@ export interface PipeOptions {
 
 export const DEFAULT_DETACH_KEYS = Buffer.from([0x10, 0x11]);
 
-/** "ctrl-p,ctrl-q", "a,ctrl-\\" → bytes, as dockerd parses --detach-keys. */
-export function parseDetachKeys(text: string | null | undefined): Buffer {
+/**
+ * "ctrl-p,ctrl-q", "a,ctrl-\\" → bytes, as dockerd parses --detach-keys; refused in its words,
+ * which call them escape keys for an exec.
+ */
+export function parseDetachKeys(text: string | null | undefined, what: 'detach' | 'escape' = 'detach'): Buffer {
   if (text === null || text === undefined || text === '') return DEFAULT_DETACH_KEYS;
   const bytes: number[] = [];
   for (const key of text.split(',')) {
@@ -33,7 +36,7 @@ export function parseDetachKeys(text: string | null | undefined): Buffer {
     else if (/^ctrl-[a-z@[\\\]^_]$/.test(key)) {
       const c = key.slice(5);
       bytes.push(c >= 'a' && c <= 'z' ? c.charCodeAt(0) - 96 : ({ '@': 0, '[': 27, '\\': 28, ']': 29, '^': 30, _: 31 } as Record<string, number>)[c]!);
-    } else throw new InvalidArgumentError(`Invalid detach keys (${text}) provided`, 'detachKeys');
+    } else throw new InvalidArgumentError(`Invalid ${what} keys (${text}) provided`);
   }
   return Buffer.from(bytes);
 }

@@ -51,6 +51,8 @@ export interface RunFlags {
   addHost?: string[];
   networkAlias?: string[];
   ip?: string;
+  /** --mac-address: the MAC on the container's network (Config.MacAddress, which berthd and dockerd put there). */
+  macAddress?: string;
   link?: string[];
   dnsSearch?: string[];
   dnsOption?: string[];
@@ -100,6 +102,7 @@ export interface CreateRequest {
     AttachStdout: boolean;
     AttachStderr: boolean;
     ExposedPorts?: Record<string, object>;
+    MacAddress?: string;
     Healthcheck?: Record<string, unknown>;
     Tty: boolean;
     OpenStdin: boolean;
@@ -469,6 +472,10 @@ export function buildCreateRequest(
     NetworkingConfig: { EndpointsConfig: builtinNetworks.includes(network) ? {} : { [network]: endpointConfig(flags) } },
   };
   if (Object.keys(exposed).length) body.ExposedPorts = exposed;
+  if (flags.macAddress) {
+    if (!/^([0-9a-f]{2}[:-]){5}[0-9a-f]{2}$/i.test(flags.macAddress)) throw new FlagError(`${flags.macAddress} is not a valid mac address`);
+    body.MacAddress = flags.macAddress;
+  }
   const healthcheck = healthcheckFlags(flags);
   if (healthcheck) body.Healthcheck = healthcheck;
   if (flags.stopSignal) body.StopSignal = flags.stopSignal;

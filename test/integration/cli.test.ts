@@ -412,6 +412,12 @@ describe('berth CLI', { skip, timeout: 600_000 }, () => {
     const ipam = berth(['network', 'create', '--ip-range', '10.99.0.0/24', `${prefix}nonet`]);
     assert.deepEqual([ipam.status, ipam.stderr.trim()], [1, 'every ip-range or gateway must have a corresponding subnet']);
     assert.match(berth(['network', 'create', '--subnet', '10.99.0.0/24', '--gateway', '10.98.0.1', `${prefix}nonet`]).stderr, /no matching subnet for gateway 10\.98\.0\.1/);
+    assert.equal(berth(['run', '--mac-address', 'zz', 'busybox', 'true']).stderr.split('\n')[0], 'berth: zz is not a valid mac address');
+    // Keys that do not parse are refused when the exec is made (a 400), not left hanging at its start.
+    berthOk(['run', '-d', ...daemon!.runFlags, '--name', `${prefix}keys`, 'busybox', 'sleep', '300']);
+    const keys = berth(['exec', '--detach-keys', 'bogus-key', `${prefix}keys`, 'true']);
+    assert.deepEqual([keys.status, keys.stderr], [1, 'Error response from daemon: Invalid escape keys (bogus-key) provided\n']);
+    berthOk(['rm', '-f', `${prefix}keys`]);
     const untilVolumes = berth(['system', 'prune', '-f', '--volumes', '--filter', 'until=1h']);
     assert.deepEqual([untilVolumes.status, untilVolumes.stderr], [1, 'ERROR: The "until" filter is not supported with "--volumes"\n']);
     const pullOption = berth(['run', '--pull', 'bogus', 'busybox', 'true']);

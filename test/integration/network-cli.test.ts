@@ -53,6 +53,8 @@ describe('networking with the berth CLI', { skip: dockerdSkip }, () => {
     assert.match(berthOk(['run', '--rm', '--network', 'app', 'busybox', 'sh', '-c', 'for i in $(seq 30); do timeout 2 wget -q -O - http://api/ >/dev/null && echo by-name && break; sleep 0.2; done']), /by-name/);
 
     assert.equal(berthOk(['run', '--rm', '--network', 'none', 'busybox', 'ls', '/sys/class/net']).trim(), 'lo');
+    // --mac-address: the container's MAC on its network.
+    assert.equal(berthOk(['run', '--rm', '--network', 'app', '--mac-address', '02:42:ac:11:00:99', 'busybox', 'cat', '/sys/class/net/eth0/address']).trim(), '02:42:ac:11:00:99');
 
     berthOk(['network', 'create', '--internal', '--subnet', `10.223.${TAG}.0/24`, 'sealed']);
     const inside = berthOk(['run', '--rm', '--network', 'sealed', 'busybox', 'sh', '-c', `ip route; timeout 3 wget -q -O - http://${ip}/ >/dev/null && echo escaped || echo sealed`]);

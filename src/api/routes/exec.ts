@@ -19,6 +19,8 @@ export function execRoutes(router: Router, engine: Engine): void {
   router.post('/containers/{id}/exec', async (ctx) => {
     const body = await ctx.json<ExecConfig>();
     consoleSize(body.ConsoleSize);
+    // As dockerd's ContainerExecCreate: keys that do not parse are refused here, not at the start.
+    if (body && typeof body === 'object' && typeof body.DetachKeys === 'string') parseDetachKeys(body.DetachKeys, 'escape');
     const id = execs.create(ctx.params.id!, body);
     ctx.sendJson(201, { Id: id });
   });
@@ -35,6 +37,8 @@ export function execRoutes(router: Router, engine: Engine): void {
       ctx.noContent(200);
       return;
     }
+    // Checked before the exec starts, so that bad keys are a 400, not a hung connection.
+    const detachKeys = parseDetachKeys(exec.config.DetachKeys, 'escape');
     let started;
     try {
       started = await execs.start(exec.id, { tty, consoleSize: consoleSize(body.ConsoleSize) });
@@ -51,18 +55,22 @@ export function execRoutes(router: Router, engine: Engine): void {
       throw err;
     }
     const conn = ctx.hijack(tty ? RAW_STREAM : streamContentType(ctx));
-    // Its output goes once the stream is connected and the head went out alone (see attach).
-    const [stream] = await Promise.all([started.attach!(), ctx.headAlone()]);
-    const outcome = await pipeAttach(conn, stream, {
-      tty,
-      stdout: exec.config.AttachStdout !== false,
-      stderr: exec.config.AttachStderr !== false,
-      stdin: exec.config.AttachStdin === true,
-      detachKeys: parseDetachKeys(exec.config.DetachKeys),
-    });
-    // The client inspects the exit code as soon as the stream ends: record it first.
-    if (outcome === 'ended') await started.exited;
-    if (!conn.destroyed) conn.end();
+    try {
+      // Its output goes once the stream is connected and the head went out alone (see attach).
+      const [stream] = await Promise.all([started.attach!(), ctx.headAlone()]);
+      const outcome = await pipeAttach(conn, stream, {
+        tty,
+        stdout: exec.config.AttachStdout !== false,
+        stderr: exec.config.AttachStderr !== false,
+        stdin: exec.config.AttachStdin === true,
+        detachKeys,
+      });
+      // The client inspects the exit code as soon as the stream ends: record it first.
+      if (outcome === 'ended') await started.exited;
+    } finally {
+      // Whatever happens after the hijack, the client is not left waiting on the connection.
+      if (!conn.destroyed) conn.end();
+    }
   });
 
   router.get('/exec/{id}/json', (ctx) => {
