@@ -45,6 +45,9 @@ export function socketRequest(socket: string, method: string, urlPath: string, h
       res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
     });
     req.on('error', reject);
+    // A daemon may answer and close before a large body is all sent (a refused upload): the
+    // write's EPIPE then comes after the answer, on the socket, and is no failure of the request.
+    req.on('socket', (sock) => sock.on('error', () => undefined));
     req.end(body);
   });
 }
