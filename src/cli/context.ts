@@ -17,6 +17,16 @@ export class ExitError extends Error {
   }
 }
 
+/**
+ * A command refused as the docker CLI refuses a flag or a run (exit 125 by default): the message,
+ * then "Run '<command path> --help' for more information" after a blank line.
+ */
+export class UsageError extends ExitError {
+  constructor(commandPath: string, message: string, code = 125) {
+    super(code, `${message}\n\nRun '${commandPath} --help' for more information`);
+  }
+}
+
 /** An output of the command: a terminal's has its size and says when it changes ('resize'). */
 export type CliOutput = NodeJS.WritableStream & { isTTY?: boolean; columns?: number; getWindowSize?(): [number, number] };
 

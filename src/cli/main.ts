@@ -10,7 +10,7 @@ import { Command, CommanderError } from 'commander';
 
 import { ConnectError, resolveHost } from './client.js';
 import { commandWordsOf, SERVE_FLAG } from './served.js';
-import { Ctx, type CliIo, type Define, ExitError, VERSION, errorText, processIo } from './context.js';
+import { Ctx, type CliIo, type Define, ExitError, UsageError, VERSION, errorText, processIo } from './context.js';
 
 
 type Loader = () => Promise<object>;
@@ -182,7 +182,7 @@ export function withBoolValues(argv: string[], cmd: Command): string[] {
         const name = option.short ? `${option.short}, ${option.long}` : option.long;
         const path: string[] = [];
         for (let c: Command | null = cmd; c; c = c.parent) path.unshift(c.name());
-        throw new ExitError(FLAG_ERROR, `invalid argument ${JSON.stringify(value)} for ${JSON.stringify(name)} flag: strconv.ParseBool: parsing ${JSON.stringify(value)}: invalid syntax\n\nRun '${path.join(' ')} --help' for more information`);
+        throw new UsageError(path.join(' '), `invalid argument ${JSON.stringify(value)} for ${JSON.stringify(name)} flag: strconv.ParseBool: parsing ${JSON.stringify(value)}: invalid syntax`);
       }
       out.pop();
       if (GO_TRUE.has(value)) out.push(option.long);
@@ -201,10 +201,8 @@ export function withBoolValues(argv: string[], cmd: Command): string[] {
   return out;
 }
 
-/** Exit code of flag errors, as docker's (cobra's) 125. */
-const FLAG_ERROR = 125;
 
-function dockerFlagError(e: CommanderError, path: string): string {
+function dockerFlagError(e: CommanderError): string {
   const m = /'([^']+)'/.exec(e.message);
   switch (e.code) {
     case 'commander.unknownOption':
@@ -318,8 +316,9 @@ export async function main(argv: string[], io: CliIo = processIo): Promise<numbe
         io.stderr.write(`berth: '${commandPath}' ${arityText(cmd)}\n\nSee '${commandPath} --help' for more information\n`);
         return 1;
       }
-      io.stderr.write(`${dockerFlagError(e, commandPath)}\n\nRun '${commandPath} --help' for more information\n`);
-      return FLAG_ERROR;
+      const refusal = new UsageError(commandPath, dockerFlagError(e));
+      io.stderr.write(`${refusal.message}\n`);
+      return refusal.code;
     }
     if (e instanceof ExitError) {
       if (e.message) io.stderr.write(e.message.endsWith('\n') ? e.message : e.message + '\n');

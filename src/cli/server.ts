@@ -118,6 +118,9 @@ function readClientMessages(sock: Socket, on: { input(data: Buffer): void; input
   });
 }
 
+/** Signal numbers to names ("SIGINT"), for the client's "signal <n>". */
+const SIGNAL_NAMES = new Map(Object.entries(os.constants.signals).map(([name, num]) => [num, name]));
+
 function ended(stream: Writable): Promise<void> {
   return new Promise((resolve) => stream.end(() => resolve()));
 }
@@ -157,13 +160,12 @@ export async function serve(args: string[], main: Main, isGroup: (word: string) 
       const stderr = clientStream(sock, conn, 'err', errTerminal);
       // The client passes on the signals sent to it while the command proxies them ("sig-proxy 1").
       let forwardSignal: ((signal: string) => void) | undefined;
-      const signalNames = new Map(Object.entries(os.constants.signals).map(([name, num]) => [num, name]));
       readClientMessages(sock, {
         input: (data) => stdin.feed(data),
         inputEnd: () => stdin.push(null),
         size: (rows, columns) => stdout.resized(rows, columns),
         signal: (num) => {
-          const name = signalNames.get(num);
+          const name = SIGNAL_NAMES.get(num);
           if (name && forwardSignal) forwardSignal(name.slice(3));
         },
       });

@@ -420,8 +420,11 @@ describe('berth CLI', { skip, timeout: 600_000 }, () => {
     berthOk(['rm', '-f', `${prefix}keys`]);
     const untilVolumes = berth(['system', 'prune', '-f', '--volumes', '--filter', 'until=1h']);
     assert.deepEqual([untilVolumes.status, untilVolumes.stderr], [1, 'ERROR: The "until" filter is not supported with "--volumes"\n']);
-    const pullOption = berth(['run', '--pull', 'bogus', 'busybox', 'true']);
+    const cidfile = path.join(tmp, 'bad-pull.cid');
+    const pullOption = berth(['run', '--cidfile', cidfile, '--pull', 'bogus', 'busybox', 'true']);
     assert.deepEqual([pullOption.status, pullOption.stderr.split('\n')[0]], [125, `berth: invalid pull option: 'bogus': must be one of "always", "missing" or "never"`]);
+    assert.equal(fs.existsSync(cidfile), false, 'a refused run leaves no cidfile');
+    assert.match(berth(['create', '--pull', 'bogus', 'busybox']).stderr, /\n\nRun 'berth create --help' for more information\n$/);
     berthOk(['create', '--name', `${prefix}twice`, 'busybox', 'true']);
     const conflict = berth(['create', '--name', `${prefix}twice`, 'busybox', 'true']);
     assert.equal(conflict.status, 1, conflict.stderr);

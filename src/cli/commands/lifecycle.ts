@@ -1,7 +1,7 @@
 /** start, stop, restart, kill, rm, pause, unpause, wait, rename, container prune. */
 import { Option } from 'commander';
 
-import { type Define, ExitError, action, collect, confirm, eachName, errorText, filtersJson, prunedText } from '../context.js';
+import { type Define, ExitError, UsageError, action, collect, confirm, eachName, errorText, filtersJson, prunedText } from '../context.js';
 import { ApiError } from '../client.js';
 import { humanSize, integerFlag, ramFlag } from '../format.js';
 
@@ -58,9 +58,10 @@ const stopLike =
       .action(
         action(set, async (names: string[], o: { signal?: string; time?: string; timeout?: string }) => {
           const t = o.timeout ?? o.time;
-          if (t !== undefined && !/^[+-]?\d+$/.test(t)) {
-            const flag = o.timeout !== undefined ? '-t, --timeout' : '--time';
-            throw new ExitError(125, `invalid argument "${t}" for "${flag}" flag: strconv.ParseInt: parsing ${JSON.stringify(t)}: invalid syntax\n\nRun 'berth ${verb} --help' for more information`);
+          try {
+            if (t !== undefined) integerFlag(t, o.timeout !== undefined ? '-t, --timeout' : '--time');
+          } catch (e) {
+            throw new UsageError(`berth ${verb}`, (e as Error).message);
           }
           return eachName(ctx, names, async (n) => {
             await ctx.client.post(`/containers/${enc(n)}/${verb}`, { t, signal: o.signal });
@@ -167,14 +168,14 @@ export function updateBody(o: UpdateFlags): Record<string, unknown> {
     try {
       return integerFlag(v, flag);
     } catch (e) {
-      throw new ExitError(125, (e as Error).message);
+      throw new UsageError('berth update', (e as Error).message);
     }
   };
   const size = (v: string, flag: string): number => {
     try {
       return ramFlag(v, flag);
     } catch (e) {
-      throw new ExitError(125, `${(e as Error).message}\n\nRun 'berth update --help' for more information`);
+      throw new UsageError('berth update', (e as Error).message);
     }
   };
   const body: Record<string, unknown> = {};

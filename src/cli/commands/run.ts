@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import { type Command, Option } from 'commander';
 
 import { ApiError, readBody } from '../client.js';
-import { type Ctx, type Define, ExitError, action, collect, errorText } from '../context.js';
+import { type Ctx, type Define, ExitError, UsageError, action, collect, errorText } from '../context.js';
 import { buildCreateRequest, FlagError, parseEnvFile, type RunFlags } from '../runopts.js';
 import { attachContainer, consoleSize, followResize, session } from '../streams.js';
 
@@ -130,9 +130,12 @@ function cidFile(ctx: Ctx, file: string | undefined): { write(id: string): void;
 }
 
 /** Creates the container (pulling its image when missing, as docker does); returns its ID. */
-async function createContainer(ctx: Ctx, flags: Flags, image: string, args: string[]): Promise<string> {
+async function createContainer(ctx: Ctx, command: 'run' | 'create', flags: Flags, image: string, args: string[]): Promise<string> {
   let req;
   try {
+    if (flags.pull !== undefined && !['always', 'missing', 'never'].includes(flags.pull)) {
+      throw new FlagError(`invalid pull option: '${flags.pull}': must be one of "always", "missing" or "never"`);
+    }
     const read = (f: string): string => {
       try {
         return fs.readFileSync(ctx.path(f), 'utf8');
@@ -155,10 +158,7 @@ async function createContainer(ctx: Ctx, flags: Flags, image: string, args: stri
   } catch (e) {
     // As the docker CLI: a value its flag parser refuses is "invalid argument … flag: …" alone;
     // what it finds wrong afterwards carries the program's name.
-    if (e instanceof FlagError) {
-      const msg = (e as Error).message;
-      throw new ExitError(125, `${msg.startsWith('invalid argument "') ? '' : 'berth: '}${msg}\n\nRun 'berth run --help' for more information`);
-    }
+    if (e instanceof FlagError) throw new UsageError(`berth ${command}`, `${e.message.startsWith('invalid argument "') ? '' : 'berth: '}${e.message}`);
     throw e;
   }
   const cid = cidFile(ctx, flags.cidfile);
@@ -169,9 +169,6 @@ async function createContainer(ctx: Ctx, flags: Flags, image: string, args: stri
   };
   // Loaded only when an image must be pulled (its progress display and auth: ~1.5 ms of a start).
   const pull = async (): Promise<void> => (await import('./pull.js')).pullImage(ctx, image, ctx.io.stderr, { platform: flags.platform, quiet: flags.quiet });
-  if (flags.pull !== undefined && !['always', 'missing', 'never'].includes(flags.pull)) {
-    throw new ExitError(125, `berth: invalid pull option: '${flags.pull}': must be one of "always", "missing" or "never"\n\nRun 'berth run --help' for more information`);
-  }
   let res;
   try {
     try {
@@ -266,16 +263,16 @@ export const run: Define = (cmd, ctx, set) =>
         if (!flags.detach && flags.interactive && flags.tty && !ctx.io.stdin.isTTY) throw new ExitError(1, 'the input device is not a TTY');
         let id: string;
         try {
-          id = await createContainer(ctx, flags, image, args);
+          id = await createContainer(ctx, 'run', flags, image, args);
         } catch (e) {
           if (e instanceof ExitError) throw e;
-          throw new ExitError(125, `berth: ${errorText(e)}\n\nRun 'berth run --help' for more information`);
+          throw new UsageError('berth run', `berth: ${errorText(e)}`);
         }
         if (flags.detach) {
           try {
             await ctx.client.post(`/containers/${encodeURIComponent(id)}/start`);
           } catch (e) {
-            throw new ExitError(startFailureStatus(errorText(e)), `berth: ${errorText(e)}\n\nRun 'berth run --help' for more information`);
+            throw new UsageError('berth run', `berth: ${errorText(e)}`, startFailureStatus(errorText(e)));
           }
           ctx.out(`${id}\n`);
           return 0;
@@ -296,7 +293,7 @@ export const run: Define = (cmd, ctx, set) =>
           if (e instanceof ExitError) throw e;
           const msg = errorText(e);
           if (flags.rm) await ctx.client.delete(`/containers/${encodeURIComponent(id)}`, { force: true }).catch(() => undefined);
-          throw new ExitError(startFailureStatus(msg), `berth: ${msg}\n\nRun 'berth run --help' for more information`);
+          throw new UsageError('berth run', `berth: ${msg}`, startFailureStatus(msg));
         }
       }),
     );
@@ -306,7 +303,7 @@ export const create: Define = (cmd, ctx, set) =>
     action(set, async (image: string, args: string[], flags: Flags) => {
       let id: string;
       try {
-        id = await createContainer(ctx, flags, image, args);
+        id = await createContainer(ctx, 'create', flags, image, args);
       } catch (e) {
         if (e instanceof ExitError) throw e;
         // docker create ends 1 on what the daemon refuses (run ends 125).
