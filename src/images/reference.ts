@@ -44,8 +44,23 @@ export interface ImageReference {
   digest?: Digest;
 }
 
-function invalid(ref: string, why: string): InvalidArgumentError {
-  return new InvalidArgumentError(`invalid reference format ${JSON.stringify(ref.length > 100 ? ref.slice(0, 100) + '…' : ref)}: ${why}`);
+/** A reference that does not parse; `reason` is why, without the reference. */
+export class InvalidReferenceError extends InvalidArgumentError {
+  constructor(
+    ref: string,
+    readonly reason: string,
+  ) {
+    super(`invalid reference format ${JSON.stringify(ref.length > 100 ? ref.slice(0, 100) + '…' : ref)}: ${reason}`);
+  }
+
+  /** distribution/reference's own words, as the docker CLI prints them (no reference; a bad shape said bare). */
+  get dockerText(): string {
+    return this.reason.startsWith('not a valid') ? 'invalid reference format' : `invalid reference format: ${this.reason}`;
+  }
+}
+
+function invalid(ref: string, why: string): InvalidReferenceError {
+  return new InvalidReferenceError(ref, why);
 }
 
 /** Splits off the registry as Docker does: the first element is one if it has "." or ":", is "localhost", or has uppercase. */

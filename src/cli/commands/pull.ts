@@ -2,7 +2,7 @@
 import { imagePath } from '../client.js';
 import { type CliIo, type Ctx, type Define, ExitError, action } from '../context.js';
 import { displayJsonStream, StreamError } from '../progress.js';
-import { dockerReference } from '../../images/reference.js';
+import { dockerReference, InvalidReferenceError } from '../../images/reference.js';
 import { registryAuthHeader } from './login.js';
 
 /** Splits `name[:tag][@digest]` (a registry port is not a tag). */
@@ -28,8 +28,8 @@ export function referenceProblem(name: string): string | undefined {
     dockerReference(name);
     return undefined;
   } catch (e) {
-    const why = /^invalid reference format "[^"]*": (.*)$/.exec((e as Error).message)?.[1];
-    return !why || why.startsWith('not a valid') ? 'invalid reference format' : `invalid reference format: ${why}`;
+    if (e instanceof InvalidReferenceError) return e.dockerText;
+    throw e;
   }
 }
 
