@@ -48,18 +48,20 @@ export class Router {
     return this.add('HEAD', p, h);
   }
 
-  /** The route for a request, or 'method' if the path exists with another method, or undefined. */
-  match(method: string, path: string): { handler: Handler; params: Record<string, string> } | 'method' | undefined {
-    let pathMatched = false;
+  /**
+   * The route for a request, or undefined. A path that exists with another method is no route
+   * either: dockerd answers both with 404 "page not found" (its MethodNotAllowedHandler is the
+   * not-found one).
+   */
+  match(method: string, path: string): { handler: Handler; params: Record<string, string> } | undefined {
     for (const route of this.routes) {
+      if (route.method !== method) continue;
       const m = route.pattern.exec(path);
       if (!m) continue;
-      pathMatched = true;
-      if (route.method !== method) continue;
       const params: Record<string, string> = {};
       route.names.forEach((n, i) => (params[n] = decodeURIComponent(m[i + 1]!)));
       return { handler: route.handler, params };
     }
-    return pathMatched ? 'method' : undefined;
+    return undefined;
   }
 }

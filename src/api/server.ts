@@ -30,6 +30,8 @@ export interface ApiServerOptions {
 export function buildRouter(engine: Engine): Router {
   const router = new Router();
   systemRoutes(router, engine);
+  // Before the container routes, whose names may hold slashes (a link's "/parent/alias").
+  featuresAbsentRoutes(router);
   containerRoutes(router, engine);
   containerFsRoutes(router, engine);
   execRoutes(router, engine);
@@ -38,7 +40,6 @@ export function buildRouter(engine: Engine): Router {
   volumeRoutes(router, engine);
   networkRoutes(router, engine);
   swarmRoutes(router);
-  featuresAbsentRoutes(router);
   return router;
 }
 
@@ -77,9 +78,6 @@ export class ApiServer {
       if (match === undefined) {
         status = 404;
         ctx.sendJson(404, { message: 'page not found' });
-      } else if (match === 'method') {
-        status = 405;
-        ctx.sendJson(405, { message: `${method} is not allowed on ${path}` });
       } else {
         ctx.params = match.params;
         await match.handler(ctx);

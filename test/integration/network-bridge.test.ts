@@ -88,6 +88,35 @@ describe('the default bridge network', { skip: dockerdSkip }, () => {
     d.dockerOk(['network', 'rm', 'link-other']);
   });
 
+  it("a link's name, /parent/alias, as dockerd keeps it: a name of the target, followed by renames, removed by rm --link", () => {
+    d.dockerOk(['run', '-d', '--name', 'ln-target', 'busybox', 'sleep', '100']);
+    d.dockerOk(['run', '-d', '--name', 'ln-parent', '--link', 'ln-target:al', 'busybox', 'sleep', '100']);
+    try {
+      assert.equal(d.dockerOk(['inspect', '-f', '{{.Name}}', 'ln-parent/al']).trim(), '/ln-target');
+      assert.equal(d.dockerOk(['ps', '--no-trunc', '--filter', 'name=ln-target', '--format', '{{.Names}}']).trim(), 'ln-parent/al,ln-target');
+      assert.equal(d.dockerOk(['ps', '--filter', 'name=ln-target', '--format', '{{.Names}}']).trim(), 'ln-target');
+      // The target renamed: the link follows it (a restart of the parent still finds it).
+      d.dockerOk(['rename', 'ln-target', 'ln-target2']);
+      assert.equal(d.dockerOk(['inspect', '-f', '{{json .HostConfig.Links}}', 'ln-parent']).trim(), '["/ln-target2:/ln-parent/al"]');
+      d.dockerOk(['restart', '-t', '0', 'ln-parent']);
+      assert.match(d.dockerOk(['exec', 'ln-parent', 'env']), /^AL_NAME=\/ln-parent\/al$/m);
+      // The parent renamed: its link is named after it.
+      d.dockerOk(['rename', 'ln-parent', 'ln-parent2']);
+      assert.equal(d.dockerOk(['inspect', '-f', '{{json .HostConfig.Links}}', 'ln-parent2']).trim(), '["/ln-target2:/ln-parent2/al"]');
+      assert.equal(d.dockerOk(['inspect', '-f', '{{.Name}}', 'ln-parent2/al']).trim(), '/ln-target2');
+      assert.match(d.docker(['rm', '--link', 'ln-target2']).stderr, /Conflict, cannot remove the default link name of the container/);
+      assert.match(d.docker(['rm', '--link', 'ln-parent2/nope']).stderr, /No such container: ln-parent2\/nope/);
+      d.dockerOk(['rm', '--link', 'ln-parent2/al']);
+      assert.equal(d.dockerOk(['inspect', '-f', '{{json .HostConfig.Links}}', 'ln-parent2']).trim(), 'null');
+      assert.equal(d.dockerOk(['ps', '-q', '--filter', 'name=ln-']).trim().split('\n').length, 2, 'both containers stay');
+      // A restart that fails is named as dockerd names it.
+      d.dockerOk(['create', '--name', 'ln-broken', 'busybox', '/no-such-program']);
+      assert.match(d.docker(['restart', 'ln-broken']).stderr, /Error response from daemon: Cannot restart container ln-broken: .*no-such-program/);
+    } finally {
+      d.docker(['rm', '-f', 'ln-target2', 'ln-parent2', 'ln-broken']);
+    }
+  });
+
   it('a container joining and leaving the bridge at start and exit: network connect and disconnect events, as dockerd', () => {
     const since = Math.floor(Date.now() / 1000) - 1;
     const id = d.dockerOk(['run', '-d', 'busybox', 'true']).trim();

@@ -119,10 +119,11 @@ export function listedImage(c: Pick<ContainerRecord, 'image' | 'imageRef'>, imag
   return imageIdOf(c.imageRef) === c.image ? c.imageRef : c.image;
 }
 
-export function containerSummary(c: ContainerRecord, networkIdOf?: NetworkIdOf, imageIdOf?: ImageIdOf): object {
+/** `linkNames`: by container name, the names of the legacy links to it ("/parent/alias"), which dockerd lists as names too, in name order. */
+export function containerSummary(c: ContainerRecord, networkIdOf?: NetworkIdOf, imageIdOf?: ImageIdOf, linkNames?: ReadonlyMap<string, string[]>): object {
   return {
     Id: c.id,
-    Names: [c.name],
+    Names: [c.name, ...(linkNames?.get(c.name) ?? [])].sort(),
     Image: listedImage(c, imageIdOf),
     ImageID: c.image,
     Command: command(c),

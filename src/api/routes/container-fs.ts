@@ -29,20 +29,20 @@ function setPathStat(ctx: Context, stat: PathStat): void {
 export function containerFsRoutes(router: Router, engine: Engine): void {
   const files = new ContainerFilesystem(engine.containers, engine.snapshotter, engine.events);
 
-  router.head('/containers/{id}/archive', async (ctx) => {
+  router.head('/containers/{id*}/archive', async (ctx) => {
     const stat = await files.statPath(ctx.params.id!, pathParam(ctx));
     setPathStat(ctx, stat);
     ctx.noContent(200);
   });
 
-  router.get('/containers/{id}/archive', async (ctx) => {
+  router.get('/containers/{id*}/archive', async (ctx) => {
     await files.getArchive(ctx.params.id!, pathParam(ctx), (stat): Writable => {
       setPathStat(ctx, stat);
       return ctx.stream(TAR);
     });
   });
 
-  router.put('/containers/{id}/archive', async (ctx) => {
+  router.put('/containers/{id*}/archive', async (ctx) => {
     await files.putArchive(ctx.params.id!, pathParam(ctx), ctx.bodyStream(), {
       noOverwriteDirNonDir: ctx.bool('noOverwriteDirNonDir'),
       copyUIDGID: ctx.bool('copyUIDGID'),
@@ -50,16 +50,16 @@ export function containerFsRoutes(router: Router, engine: Engine): void {
     ctx.noContent(200);
   });
 
-  router.get('/containers/{id}/export', async (ctx) => {
+  router.get('/containers/{id*}/export', async (ctx) => {
     await files.export(ctx.params.id!, () => ctx.stream(TAR));
   });
 
-  router.get('/containers/{id}/changes', async (ctx) => {
+  router.get('/containers/{id*}/changes', async (ctx) => {
     const changes = await files.changes(ctx.params.id!);
     ctx.sendJson(200, changes.length ? changes : null); // dockerd's empty answer (a nil list)
   });
 
-  router.get('/containers/{id}/stats', async (ctx) => {
+  router.get('/containers/{id*}/stats', async (ctx) => {
     const stream = ctx.bool('stream', true);
     const oneShot = ctx.bool('one-shot');
     if (oneShot && stream) throw new InvalidArgumentError('cannot have stream=true and one-shot=true', 'one-shot');
@@ -83,7 +83,7 @@ export function containerFsRoutes(router: Router, engine: Engine): void {
     if (!out.writableEnded) out.end();
   });
 
-  router.post('/containers/{id}/update', async (ctx) => {
+  router.post('/containers/{id*}/update', async (ctx) => {
     const body = await ctx.json<UpdateRequest>({});
     const { Warnings } = engine.containers.update(ctx.params.id!, body);
     ctx.sendJson(200, { Warnings: Warnings.length ? Warnings : null }); // dockerd's: null when none

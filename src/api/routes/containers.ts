@@ -158,8 +158,9 @@ export function containerRoutes(router: Router, engine: Engine): void {
       .filter((c) => matchesFilters(c, filters, (ref) => containers.get(ref), networkIdOf))
       .sort((a, b) => Date.parse(b.created) - Date.parse(a.created));
     if (limit !== undefined && limit > 0) list = list.slice(0, limit);
-    if (!ctx.bool('size')) return ctx.sendJson(200, list.map((c) => containerSummary(c, networkIdOf, imageIdOf)));
-    ctx.sendJson(200, await Promise.all(list.map(async (c) => ({ ...containerSummary(c, networkIdOf, imageIdOf), ...listedSizes(await sizes(c)) }))));
+    const linkNames = containers.linkNames();
+    if (!ctx.bool('size')) return ctx.sendJson(200, list.map((c) => containerSummary(c, networkIdOf, imageIdOf, linkNames)));
+    ctx.sendJson(200, await Promise.all(list.map(async (c) => ({ ...containerSummary(c, networkIdOf, imageIdOf, linkNames), ...listedSizes(await sizes(c)) }))));
   });
 
   router.post('/containers/create', async (ctx) => {
@@ -177,12 +178,12 @@ export function containerRoutes(router: Router, engine: Engine): void {
     ctx.sendJson(201, { Id: created.id, Warnings: created.warnings });
   });
 
-  router.get('/containers/{id}/json', async (ctx) => {
+  router.get('/containers/{id*}/json', async (ctx) => {
     const c = containers.get(ctx.params.id!);
     ctx.sendJson(200, { ...containerInspect(c, { ...inspectPaths(c), execIds: engine.execs.idsOf(c.id) }, networkIdOf), ...(ctx.bool('size') ? await sizes(c) : {}) });
   });
 
-  router.post('/containers/{id}/start', async (ctx) => {
+  router.post('/containers/{id*}/start', async (ctx) => {
     // dockerd's rule: more than an empty object ("{}", "null") is a HostConfig for the start,
     // which API 1.24 removed (they belong to create).
     if ((await ctx.text()).trim().length > 7) throw new InvalidArgumentError('starting container with non-empty request body was deprecated since API v1.22 and removed in v1.24');
@@ -190,40 +191,41 @@ export function containerRoutes(router: Router, engine: Engine): void {
     ctx.noContent();
   });
 
-  router.post('/containers/{id}/stop', async (ctx) => {
+  router.post('/containers/{id*}/stop', async (ctx) => {
     const timeout = ctx.int('t') ?? ctx.int('timeout');
     const stopped = await containers.stop(ctx.params.id!, { timeout, signal: ctx.query.get('signal') ?? undefined });
     if (!stopped) throw new HttpStatus(304);
     ctx.noContent();
   });
 
-  router.post('/containers/{id}/restart', async (ctx) => {
+  router.post('/containers/{id*}/restart', async (ctx) => {
     await containers.restart(ctx.params.id!, { timeout: ctx.int('t') ?? ctx.int('timeout'), signal: ctx.query.get('signal') ?? undefined });
     ctx.noContent();
   });
 
-  router.post('/containers/{id}/kill', async (ctx) => {
+  router.post('/containers/{id*}/kill', async (ctx) => {
     await containers.kill(ctx.params.id!, ctx.query.get('signal') ?? undefined);
     ctx.noContent();
   });
 
-  router.post('/containers/{id}/pause', (ctx) => {
+  router.post('/containers/{id*}/pause', (ctx) => {
     containers.pause(ctx.params.id!);
     ctx.noContent();
   });
 
-  router.post('/containers/{id}/unpause', (ctx) => {
+  router.post('/containers/{id*}/unpause', (ctx) => {
     containers.unpause(ctx.params.id!);
     ctx.noContent();
   });
 
-  router.post('/containers/{id}/rename', (ctx) => {
+  router.post('/containers/{id*}/rename', (ctx) => {
     containers.rename(ctx.params.id!, ctx.query.get('name') ?? '');
     ctx.noContent();
   });
 
-  router.delete('/containers/{id}', async (ctx) => {
-    await containers.remove(ctx.params.id!, { force: ctx.bool('force'), volumes: ctx.bool('v') });
+  router.delete('/containers/{id*}', async (ctx) => {
+    if (ctx.bool('link')) containers.removeLink(ctx.params.id!);
+    else await containers.remove(ctx.params.id!, { force: ctx.bool('force'), volumes: ctx.bool('v') });
     ctx.noContent();
   });
 
@@ -233,7 +235,7 @@ export function containerRoutes(router: Router, engine: Engine): void {
     ctx.sendJson(200, { ...report, ContainersDeleted: report.ContainersDeleted.length ? report.ContainersDeleted : null });
   });
 
-  router.post('/containers/{id}/wait', async (ctx) => {
+  router.post('/containers/{id*}/wait', async (ctx) => {
     const condition = (ctx.query.get('condition') || 'not-running') as WaitCondition;
     if (!['not-running', 'next-exit', 'removed'].includes(condition)) throw new InvalidArgumentError(`invalid condition: ${JSON.stringify(condition)}`, 'condition');
     // Registered before the header goes out: a start that follows is seen. A client that hangs
@@ -247,11 +249,11 @@ export function containerRoutes(router: Router, engine: Engine): void {
     out.end(JSON.stringify(ctx.atLeast('1.30') ? body : { StatusCode: body.StatusCode }) + '\n');
   });
 
-  router.get('/containers/{id}/top', async (ctx) => {
+  router.get('/containers/{id*}/top', async (ctx) => {
     ctx.sendJson(200, await top(containers.top(ctx.params.id!), ctx.query.get('ps_args') ?? undefined));
   });
 
-  router.get('/containers/{id}/logs', async (ctx) => {
+  router.get('/containers/{id*}/logs', async (ctx) => {
     const c = containers.get(ctx.params.id!);
     const stdout = ctx.bool('stdout');
     const stderr = ctx.bool('stderr');
@@ -290,7 +292,7 @@ export function containerRoutes(router: Router, engine: Engine): void {
     out.end();
   });
 
-  router.post('/containers/{id}/attach', async (ctx) => {
+  router.post('/containers/{id*}/attach', async (ctx) => {
     const c = containers.get(ctx.params.id!);
     const stdout = ctx.bool('stdout');
     const stderr = ctx.bool('stderr');
@@ -313,7 +315,7 @@ export function containerRoutes(router: Router, engine: Engine): void {
     if (!conn.destroyed) conn.end();
   });
 
-  router.post('/containers/{id}/resize', async (ctx) => {
+  router.post('/containers/{id*}/resize', async (ctx) => {
     const { rows, cols } = ctx.terminalSize();
     await containers.resize(ctx.params.id!, rows, cols);
     ctx.noContent(200);

@@ -16,7 +16,7 @@ function consoleSize(value: unknown): [number, number] | undefined {
 export function execRoutes(router: Router, engine: Engine): void {
   const execs = engine.execs;
 
-  router.post('/containers/{id}/exec', async (ctx) => {
+  router.post('/containers/{id*}/exec', async (ctx) => {
     const body = await ctx.json<ExecConfig>();
     consoleSize(body.ConsoleSize);
     // As dockerd's ContainerExecCreate: keys that do not parse are refused here, not at the start.

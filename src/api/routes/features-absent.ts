@@ -45,7 +45,7 @@ export function featuresAbsentRoutes(router: Router): void {
   const noCheckpoints = (): never => {
     throw new UnsupportedError('berthd has no checkpoint and restore: containers cannot be checkpointed');
   };
-  router.get('/containers/{id}/checkpoints', noCheckpoints);
-  router.post('/containers/{id}/checkpoints', noCheckpoints);
-  router.delete('/containers/{id}/checkpoints/{checkpoint}', noCheckpoints);
+  router.get('/containers/{id*}/checkpoints', noCheckpoints);
+  router.post('/containers/{id*}/checkpoints', noCheckpoints);
+  router.delete('/containers/{id*}/checkpoints/{checkpoint}', noCheckpoints);
 }

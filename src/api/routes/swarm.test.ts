@@ -11,7 +11,7 @@ describe('swarm endpoints on a daemon that is not in a swarm', () => {
   swarmRoutes(router);
   const answer = (method: string, path: string): { status: number; message: string } => {
     const found = router.match(method, path);
-    assert.ok(found && found !== 'method', `${method} ${path} is routed`);
+    assert.ok(found, `${method} ${path} is routed`);
     try {
       found.handler({} as never);
     } catch (err) {

@@ -41,7 +41,7 @@ import { applyCreateDefaults, dnsSettings, withRunDefaults, type ContainerDefaul
 import { logAttributes, resolveLogConfig, rotation as logRotation, type EffectiveLogConfig } from './logconfig.js';
 import { bindPropagation, ociMounts, resolveMounts, withAutoSlaveFallback } from './mounts.js';
 import { containerEventAttributes, newState, ZERO_TIME, type ContainerConfig, type ContainerHostConfig, type ContainerRecord, type ContainerStatus } from './record.js';
-import { ContainerStore } from './store.js';
+import { ContainerStore, recordedLinkParts } from './store.js';
 import { randomName } from './names.js';
 import { readSmall, ScopedRoot } from './scoped-root.js';
 import { parseKillSignal, parseSignal } from './signals.js';
@@ -295,6 +295,11 @@ export class ContainerService {
 
   list(): ContainerRecord[] {
     return this.store.list();
+  }
+
+  /** By container name, the names of the legacy links to it ("/parent/alias"). */
+  linkNames(): Map<string, string[]> {
+    return this.store.linkNames();
   }
 
   /** Whether any container (in any state) uses the volume: such a volume is not removed. */
@@ -1229,8 +1234,13 @@ export class ContainerService {
 
   async restart(ref: string, opts: { timeout?: number; signal?: string } = {}): Promise<void> {
     const record = this.store.get(ref);
-    await this.stop(record.id, opts);
-    await this.lock(record.id, () => this.startLocked(record.id, false));
+    try {
+      await this.stop(record.id, opts);
+      await this.lock(record.id, () => this.startLocked(record.id, false));
+    } catch (err) {
+      if (err instanceof BerthError) err.message = `Cannot restart container ${ref}: ${err.message}`; // dockerd's words
+      throw err;
+    }
     this.opts.events.emit('container', 'restart', record.id, containerEventAttributes(record));
   }
 
@@ -1273,6 +1283,22 @@ export class ContainerService {
     const old = record.name;
     this.store.rename(record, full);
     this.opts.events.emit('container', 'rename', record.id, containerEventAttributes({ ...record, name: full }, { oldName: old }));
+  }
+
+  /**
+   * `docker rm --link parent/alias` (dockerd's rmLink): the parent forgets the link; both
+   * containers stay. A container's own name is no link to remove.
+   */
+  removeLink(ref: string): void {
+    this.store.get(ref);
+    const linkName = ref.startsWith('/') ? ref : `/${ref}`;
+    const parentName = linkName.slice(0, linkName.lastIndexOf('/'));
+    if (!parentName) throw new ConflictError('Conflict, cannot remove the default link name of the container');
+    const parent = this.store.find(parentName);
+    if (!parent) throw new InvalidArgumentError(`Cannot get parent ${parentName} for link name ${linkName}`);
+    const kept = ((parent.hostConfig.Links as unknown[] | undefined) ?? []).filter((entry) => recordedLinkParts(entry)?.linkName !== linkName);
+    parent.hostConfig.Links = (kept.length ? kept : null) as ContainerHostConfig['Links'];
+    this.store.save(parent);
   }
 
   /** `docker update`: new resource limits (applied at once to a running container's cgroups) and restart policy. */

@@ -23,6 +23,24 @@ async function withRoot(fn: (root: string) => Promise<void>): Promise<void> {
 }
 
 describe('ContainerStore', () => {
+  it("legacy links: a link's name finds its target; renames of either side carry over, on disk too", () =>
+    withRoot(async (root) => {
+      const store = new ContainerStore(root);
+      const [target, parent] = [store.newId(), store.newId()];
+      store.save({ id: target, name: '/db', hostConfig: {} } as ContainerRecord);
+      store.save({ id: parent, name: '/web', hostConfig: { Links: ['/db:/web/al'] } } as unknown as ContainerRecord);
+      assert.equal(store.find('web/al')?.id, target);
+      assert.equal(store.find('/web/al')?.id, target);
+      assert.equal(store.find('web/other'), undefined);
+      assert.equal(store.find('db/al'), undefined, 'under its parent only');
+      assert.deepEqual(store.linkNames(), new Map([['/db', ['/web/al']]]));
+      store.rename(store.get('db'), '/db2');
+      store.rename(store.get('web'), '/web2');
+      assert.equal(store.find('web2/al')?.id, target);
+      assert.equal(store.find('web/al'), undefined);
+      assert.deepEqual(new ContainerStore(root).get('web2').hostConfig.Links, ['/db2:/web2/al']);
+    }));
+
   it('saveSoon: at once in memory, on disk a moment later; a save or remove before that supersedes it', () =>
     withRoot(async (root) => {
       const store = new ContainerStore(root);

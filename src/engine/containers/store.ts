@@ -31,6 +31,13 @@ const NAME = /^\/?[a-zA-Z0-9][a-zA-Z0-9_.-]+$/;
  */
 const SAVE_SOON_MS = 20;
 
+/** A HostConfig.Links entry as the engine records it, "/target:/parent/alias". */
+export function recordedLinkParts(entry: unknown): { target: string; linkName: string } | undefined {
+  if (typeof entry !== 'string') return undefined;
+  const colon = entry.indexOf(':');
+  return colon > 0 ? { target: entry.slice(0, colon), linkName: entry.slice(colon + 1) } : undefined;
+}
+
 export class ContainerStore {
   private readonly byId = new Map<string, ContainerRecord>();
   private readonly byName = new Map<string, string>();
@@ -97,12 +104,39 @@ export class ContainerStore {
     if (!ref) return undefined;
     const exact = this.byId.get(ref);
     if (exact) return exact;
-    const named = this.byName.get(ref.startsWith('/') ? ref : `/${ref}`);
+    const full = ref.startsWith('/') ? ref : `/${ref}`;
+    const named = this.byName.get(full);
     if (named) return this.byId.get(named);
+    if (full.indexOf('/', 1) > 0) return this.findByLinkName(full);
     if (!/^[a-f0-9]+$/.test(ref)) return undefined;
     const matches = [...this.byId.keys()].filter((id) => id.startsWith(ref));
     if (matches.length > 1) throw new InvalidArgumentError(`multiple IDs found with provided prefix: ${ref}`);
     return matches.length === 1 ? this.byId.get(matches[0]!) : undefined;
+  }
+
+  /**
+   * A legacy link's name, "/parent/alias", which dockerd reserves for each link and resolves to
+   * the container linked to (`docker inspect parent/alias`, `docker rm --link parent/alias`).
+   * The parent's HostConfig.Links keeps each link as "/target:/parent/alias".
+   */
+  private findByLinkName(linkName: string): ContainerRecord | undefined {
+    const parentId = this.byName.get(linkName.slice(0, linkName.lastIndexOf('/')));
+    const links = (parentId && this.byId.get(parentId)?.hostConfig.Links) || [];
+    const link = (links as unknown[]).map(recordedLinkParts).find((l) => l?.linkName === linkName);
+    const target = link && this.byName.get(link.target);
+    return target ? this.byId.get(target) : undefined;
+  }
+
+  /** The link names ("/parent/alias") of the containers other containers link to, by target name. */
+  linkNames(): Map<string, string[]> {
+    const names = new Map<string, string[]>();
+    for (const record of this.byId.values()) {
+      for (const entry of (record.hostConfig.Links as unknown[] | undefined) ?? []) {
+        const link = recordedLinkParts(entry);
+        if (link) names.set(link.target, [...(names.get(link.target) ?? []), link.linkName]);
+      }
+    }
+    return names;
   }
 
   get(ref: string): ContainerRecord {
@@ -189,9 +223,25 @@ export class ContainerStore {
 
   /** Gives a container a new name (already checked with claimableName); the old one is free again. */
   rename(record: ContainerRecord, name: string): void {
-    this.byName.delete(record.name);
+    const old = record.name;
+    this.byName.delete(old);
     record.name = name;
     this.save(record);
+    // Legacy links follow the rename, as dockerd's link index does: links to the container name
+    // it anew, and its own links are named after it ("/target:/parent/alias").
+    for (const other of this.byId.values()) {
+      const links = other.hostConfig.Links as unknown[] | undefined;
+      if (!Array.isArray(links) || links.length === 0) continue;
+      const renamed = links.map((entry) => {
+        const link = recordedLinkParts(entry);
+        if (!link) return entry;
+        return `${link.target === old ? name : link.target}:${link.linkName.startsWith(`${old}/`) ? name + link.linkName.slice(old.length) : link.linkName}`;
+      });
+      if (renamed.some((entry, i) => entry !== links[i])) {
+        other.hostConfig.Links = renamed as string[];
+        this.save(other);
+      }
+    }
   }
 
   /**
