@@ -510,6 +510,14 @@ describe('berthd with the docker CLI', { skip }, () => {
     assert.deepEqual(JSON.parse(d.dockerOk(['inspect', '-f', '{{json .HostConfig.LogConfig}}', id])), { Type: 'json-file', Config: { 'max-size': '1k', 'max-file': '2' } });
     d.dockerOk(['rm', id]);
 
+    // local: five files unless told, as dockerd's local driver (it kept one growing file).
+    const local = d.dockerOk(['run', '-d', '--log-driver', 'local', '--log-opt', 'max-size=1k', 'busybox', 'sh', '-c', 'for i in $(seq 1 400); do echo line-$i; done']).trim();
+    d.dockerOk(['wait', local]);
+    const localPath = d.dockerOk(['inspect', '-f', '{{.LogPath}}', local]).trim();
+    assert.ok(fs.existsSync(`${localPath}.4`) && !fs.existsSync(`${localPath}.5`), 'four rotated files beside the log');
+    assert.equal(d.dockerOk(['logs', '--tail', '1', local]).trim(), 'line-400');
+    d.dockerOk(['rm', local]);
+
     // none: the output still reaches an attached client, but no log is kept.
     assert.equal(d.dockerOk(['run', '--name', 'nolog', '--log-driver', 'none', 'busybox', 'echo', 'attached']), 'attached\n');
     const read = d.docker(['logs', 'nolog']);
@@ -525,7 +533,7 @@ describe('berthd with the docker CLI', { skip }, () => {
 
     assert.match(d.docker(['run', '--rm', '--log-opt', 'colour=red', 'busybox', 'true']).stderr, /unknown log opt 'colour' for json-file log driver/);
     assert.match(d.docker(['run', '--rm', '--log-driver', 'syslog', 'busybox', 'true']).stderr, /syslog log driver is not supported/);
-    assert.match(d.docker(['create', '--log-opt', 'max-size=0', 'busybox', 'true']).stderr, /max-size must be a positive number/);
+    assert.match(d.docker(['create', '--log-opt', 'max-size=0', 'busybox', 'true']).stderr, /Error response from daemon: failed to initialize logging driver: max-size must be a positive number/);
   });
 
   it("--pid, --ipc and --uts: the host's namespaces, another container's, none", () => {

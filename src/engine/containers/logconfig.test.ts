@@ -24,19 +24,19 @@ describe('log config (dockerd mergeAndVerifyLogConfig and json-file)', () => {
     assert.throws(() => resolveLogConfig({ Config: { colour: 'red' } }), /unknown log opt 'colour' for json-file log driver/);
     assert.throws(() => resolveLogConfig({ Type: 'local', Config: { tag: 'x' } }), /unknown log opt 'tag' for local log driver/);
     assert.throws(() => resolveLogConfig({ Type: 'none', Config: { 'max-size': '1k' } }), /unknown log opt 'max-size' for none log driver/);
-    assert.throws(() => resolveLogConfig({ Config: { 'max-size': '0' } }), /max-size must be a positive number/);
+    assert.throws(() => resolveLogConfig({ Config: { 'max-size': '0' } }), / failed to initialize logging driver: max-size must be a positive number$/);
     assert.throws(() => resolveLogConfig({ Config: { 'max-size': 'big' } }), /failed to initialize logging driver: invalid size: 'big'$/);
-    assert.throws(() => resolveLogConfig({ Config: { 'max-file': '0' } }), /max-file cannot be less than 1/);
-    assert.throws(() => resolveLogConfig({ Config: { 'max-file': 'two' } }), /strconv.Atoi/);
+    assert.throws(() => resolveLogConfig({ Config: { 'max-file': '0' } }), / failed to initialize logging driver: max-file cannot be less than 1$/);
+    assert.throws(() => resolveLogConfig({ Config: { 'max-file': 'two' } }), / failed to initialize logging driver: strconv.Atoi: parsing "two": invalid syntax$/);
     assert.throws(() => resolveLogConfig({ Type: 'json-file', Config: { compress: 'true' } }, { Type: 'json-file', Config: {} }), /compress cannot be true when max-file is less than 2/);
     assert.throws(() => resolveLogConfig({ Config: { compress: 'true' } }), (e: Error) => e instanceof UnsupportedError);
-    assert.throws(() => resolveLogConfig({ Config: { compress: 'maybe' } }), /ParseBool/);
+    assert.throws(() => resolveLogConfig({ Config: { compress: 'maybe' } }), / failed to initialize logging driver: strconv.ParseBool: parsing "maybe": invalid syntax$/);
     assert.throws(() => resolveLogConfig({ Config: { 'max-file': 3 as never } }), /Config\["max-file"\]: must be a string/);
     assert.throws(() => resolveLogConfig([] as never), /HostConfig.LogConfig: must be an object/);
     resolveLogConfig({ Config: { compress: 'false' } });
   });
 
-  it('rotation: decimal sizes as go-units reads them, one file unless told', () => {
+  it('rotation: decimal sizes as go-units reads them, one file unless told (json-file)', () => {
     assert.equal(fromHumanSize('1k'), 1000);
     assert.equal(fromHumanSize('10m'), 10_000_000);
     assert.equal(fromHumanSize('1.5 GB'), 1_500_000_000);
@@ -45,6 +45,10 @@ describe('log config (dockerd mergeAndVerifyLogConfig and json-file)', () => {
     assert.equal(fromHumanSize('-1'), undefined);
     assert.deepEqual(rotation(DEFAULT_LOG_CONFIG), { maxSize: 20_000_000, maxFiles: 5 });
     assert.deepEqual(rotation({ Type: 'json-file', Config: {} }), { maxFiles: 1 });
+    // The local driver is bounded unless told otherwise: 20 MiB and 5 files, each where left out.
+    assert.deepEqual(rotation({ Type: 'local', Config: {} }), { maxSize: 20 * 1024 * 1024, maxFiles: 5 });
+    assert.deepEqual(rotation({ Type: 'local', Config: { 'max-size': '1k' } }), { maxSize: 1000, maxFiles: 5 });
+    assert.deepEqual(rotation({ Type: 'local', Config: { 'max-file': '2' } }), { maxSize: 20 * 1024 * 1024, maxFiles: 2 });
     assert.equal(rotation({ Type: 'none', Config: {} }), false);
   });
 

@@ -36,9 +36,9 @@ const ELSEWHERE = new Set(['syslog', 'journald', 'gelf', 'fluentd', 'awslogs', '
 const FIELD = 'HostConfig.LogConfig';
 
 
-function parseBool(text: string, key: string): boolean {
+function parseBool(text: string): boolean {
   const value = goParseBool(text);
-  if (value === undefined) throw new InvalidArgumentError(`${key}: strconv.ParseBool: parsing ${JSON.stringify(text)}: invalid syntax`, FIELD);
+  if (value === undefined) throw driverError(`strconv.ParseBool: parsing ${JSON.stringify(text)}: invalid syntax`);
   return value;
 }
 
@@ -67,24 +67,32 @@ export function resolveLogConfig(requested: LogConfig | null | undefined, daemon
   return effective;
 }
 
+/** The local driver's limits when its options leave them out (moby's local.New): 20 MiB, 5 files. */
+const LOCAL_DEFAULTS = { maxSize: 20 * 1024 * 1024, maxFiles: 5 };
+
+/** An option the driver refuses when it starts, in dockerd's words. */
+function driverError(message: string): InvalidArgumentError {
+  return new InvalidArgumentError(`failed to initialize logging driver: ${message}`);
+}
+
 /** What the shim is told: rotation by size over a number of files, or no log file (none). */
 export function rotation(cfg: EffectiveLogConfig): { maxSize?: number; maxFiles: number } | false {
   if (cfg.Type === 'none') return false;
   const c = cfg.Config;
-  let maxSize: number | undefined;
+  let maxSize: number | undefined = cfg.Type === 'local' ? LOCAL_DEFAULTS.maxSize : undefined;
   if (c['max-size'] !== undefined) {
     maxSize = fromHumanSize(c['max-size']);
-    if (maxSize === undefined) throw new InvalidArgumentError(`failed to initialize logging driver: invalid size: '${c['max-size']}'`);
-    if (maxSize <= 0) throw new InvalidArgumentError('max-size must be a positive number', FIELD);
+    if (maxSize === undefined) throw driverError(`invalid size: '${c['max-size']}'`);
+    if (maxSize <= 0) throw driverError('max-size must be a positive number');
   }
-  let maxFiles = 1;
+  let maxFiles = cfg.Type === 'local' ? LOCAL_DEFAULTS.maxFiles : 1;
   if (c['max-file'] !== undefined) {
-    if (!/^[+-]?\d+$/.test(c['max-file'])) throw new InvalidArgumentError(`max-file: strconv.Atoi: parsing ${JSON.stringify(c['max-file'])}: invalid syntax`, FIELD);
+    if (!/^[+-]?\d+$/.test(c['max-file'])) throw driverError(`strconv.Atoi: parsing ${JSON.stringify(c['max-file'])}: invalid syntax`);
     maxFiles = Number(c['max-file']);
-    if (maxFiles < 1) throw new InvalidArgumentError('max-file cannot be less than 1', FIELD);
+    if (maxFiles < 1) throw driverError('max-file cannot be less than 1');
   }
-  if (c.compress !== undefined && parseBool(c.compress, 'compress')) {
-    if (maxFiles === 1 || maxSize === undefined) throw new InvalidArgumentError('compress cannot be true when max-file is less than 2 or max-size is not set', FIELD);
+  if (c.compress !== undefined && parseBool(c.compress)) {
+    if (maxFiles === 1 || maxSize === undefined) throw driverError('compress cannot be true when max-file is less than 2 or max-size is not set');
     throw new UnsupportedError(`${FIELD}: compress: compressed rotated log files are not supported by berthd`);
   }
   return { ...(maxSize !== undefined ? { maxSize } : {}), maxFiles };
