@@ -154,6 +154,29 @@ describe('berthd survives kill -9', { skip: dockerdSkip }, () => {
     assert.deepEqual(d.mountsLeft(), []);
   });
 
+  it('finds a run whose "running" record had not reached the disk, ended while the daemon was down (exit.json newer than the record)', async () => {
+    // `docker run -d` answered, the "running" record still held back (saveSoon), the daemon
+    // killed; the container exits meanwhile. Simulated: the record put back to "created".
+    // It said "Created" at the restart, as if it had never run.
+    const id = d.dockerOk(['run', '-d', '--name', 'lost-start', 'busybox', 'sh', '-c', 'exit 5']).trim();
+    assert.equal(d.dockerOk(['wait', id]).trim(), '5');
+    await d.kill9();
+    const file = path.join(d.dir, 'data', 'containers', id, 'container.json');
+    const record = JSON.parse(fs.readFileSync(file, 'utf8')) as { state: Record<string, unknown> };
+    const finished = record.state.finishedAt;
+    record.state = { ...record.state, status: 'created', exitCode: 0, pid: 0, startedAt: '0001-01-01T00:00:00Z', finishedAt: '0001-01-01T00:00:00Z' };
+    fs.writeFileSync(file, JSON.stringify(record));
+    await d.start();
+    assert.equal(d.dockerOk(['inspect', '-f', '{{.State.Status}} {{.State.ExitCode}} {{.State.FinishedAt}}', id]).trim(), `exited 5 ${finished}`);
+    assert.notEqual(d.dockerOk(['inspect', '-f', '{{.State.StartedAt}}', id]).trim(), '0001-01-01T00:00:00Z');
+    // A restart of the daemon after that finds the same exit handled: nothing changes.
+    await d.kill9();
+    await d.start();
+    assert.equal(d.dockerOk(['inspect', '-f', '{{.State.Status}} {{.State.ExitCode}} {{.RestartCount}}', id]).trim(), 'exited 5 0');
+    d.dockerOk(['rm', id]);
+    assert.deepEqual(d.mountsLeft(), []);
+  });
+
   it('deletes a runtime record whose container is gone (killed between an --rm removal and the runtime\'s delete)', async () => {
     // berthd removes an exited --rm container, answers its `wait --condition removed`, then
     // deletes the runtime's record and cgroups. Killed in between, it leaves a runtime record

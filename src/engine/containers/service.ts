@@ -1710,6 +1710,14 @@ export class ContainerService {
         this.monitor(id);
         continue;
       }
+      // Or one that started and has exited since: its exit.json is newer than the record's exit.
+      const exit = readExit(this.shimDir(id));
+      if (exit && exit.finished !== record.state.finishedAt && (status === 'created' || status === 'exited')) {
+        record.state = { ...newState(), status: 'running', startedAt: this.runtimeCreated(id) ?? exit.finished, finishedAt: record.state.finishedAt };
+        record.stoppedByUser = false;
+        await this.lock(id, () => this.handleExit(id, exit));
+        continue;
+      }
       const unmounted = this.unmountRootfs(id);
       await this.releaseRuntime(id);
       await unmounted;
@@ -1725,6 +1733,15 @@ export class ContainerService {
     }
     // Addresses of containers that died while we were away freed, rules made right, DNS up.
     await this.opts.networks.reconcile();
+  }
+
+  /** When the runtime made the container (close to its start), if it has its record. */
+  private runtimeCreated(id: string): string | undefined {
+    try {
+      return this.opts.runtime.store.load(id).created;
+    } catch {
+      return undefined;
+    }
   }
 
   /** The containers as the network service sees them. */
