@@ -5,7 +5,7 @@ import path from 'node:path';
 import { after, describe, it } from 'node:test';
 
 import { ConflictError, InvalidArgumentError, NotFoundError } from '../common/errors.js';
-import { ANONYMOUS_LABEL, needsMount, validateDriverOptions, VolumeStore, validateVolumeName } from './volumes.js';
+import { ANONYMOUS_LABEL, mountErrorText, needsMount, validateDriverOptions, VolumeStore, validateVolumeName } from './volumes.js';
 
 const tmps: string[] = [];
 function tmpdir(): string {
@@ -37,6 +37,14 @@ describe('local driver options', () => {
     assert.throws(() => validateDriverOptions({ o: 'bind', type: 'none' }), /missing required option: "device"/);
     assert.throws(() => validateDriverOptions({ type: 'none', device: '/x', size: '10m' }), /quota size requested but no quota support/);
     assert.throws(() => validateDriverOptions({ type: 1 as never, device: '/x' }), /"type": must be a string/);
+  });
+
+  it("a mount that fails is named as moby/sys/mount names it (flags, then the other options, a password hidden)", () => {
+    assert.equal(mountErrorText('/dev/x', '/v/_data', ''), 'mount /dev/x:/v/_data');
+    assert.equal(mountErrorText('/src', '/v/_data', 'bind'), 'mount /src:/v/_data, flags: 0x1000');
+    assert.equal(mountErrorText('/src', '/v/_data', 'ro,bind,rw'), 'mount /src:/v/_data, flags: 0x1001');
+    assert.equal(mountErrorText('tmpfs', '/v/_data', 'size=1m,noexec,uid=1000'), 'mount tmpfs:/v/_data, flags: 0x8, data: size=1m,uid=1000');
+    assert.equal(mountErrorText('//h/s', '/v/_data', 'username=u,password=secret'), 'mount //h/s:/v/_data, data: username=u,password=********');
   });
 
   it('are kept with the volume; only a volume with a type or a device is mounted', async () => {

@@ -111,6 +111,20 @@ export function validateVolumeName(name: unknown): asserts name is string {
 
 
 /** A volume's driver options could not be mounted: the daemon's failure, not the runtime's (dockerd's words). */
+/** mount(2) flags of the option names moby/sys/mount parses; other options are the data. */
+const MOUNT_FLAGS: Record<string, number> = { ro: 0x1, nosuid: 0x2, nodev: 0x4, noexec: 0x8, sync: 0x10, dirsync: 0x80, noatime: 0x400, nodiratime: 0x800, bind: 0x1000, rbind: 0x5000, relatime: 0x200000, strictatime: 0x1000000 };
+
+/** A failed mount as moby/sys/mount's mountError names it: "mount SRC:DST[, flags: 0xN][, data: D]". */
+export function mountErrorText(device: string, target: string, options: string): string {
+  let flags = 0;
+  const data: string[] = [];
+  for (const option of options.split(',').filter(Boolean)) {
+    if (option in MOUNT_FLAGS) flags |= MOUNT_FLAGS[option]!;
+    else if (option !== 'rw' && option !== 'defaults') data.push(option.startsWith('password=') ? 'password=********' : option);
+  }
+  return `mount ${device}:${target}${flags ? `, flags: 0x${flags.toString(16)}` : ''}${data.length ? `, data: ${data.join(',')}` : ''}`;
+}
+
 export class VolumeMountError extends SystemError {}
 
 export class VolumeStore {
@@ -240,9 +254,10 @@ export class VolumeStore {
       if (isMountPoint(data)) return;
       const { type, device, o } = volume.Options;
       if (!device) throw new InvalidArgumentError('missing device in volume options', 'DriverOpts.device');
-      // A bind of a directory that is not there, in dockerd's words (the docker CLI then exits 127).
-      if ((o ?? '').split(',').includes('bind') && !fs.existsSync(device)) {
-        throw new VolumeMountError(`error while mounting volume '${data}': failed to mount local volume: mount ${device}:${data}, flags: 0x1000: no such file or directory`);
+      // A device or directory that is not there, in the words of dockerd's mount(2) (the docker
+      // CLI then exits 127); mount(8) would say it otherwise. Not a CIFS share's "//server/share".
+      if (device.startsWith('/') && !device.startsWith('//') && !fs.existsSync(device)) {
+        throw new VolumeMountError(`error while mounting volume '${data}': failed to mount local volume: ${mountErrorText(device, data, o ?? '')}: no such file or directory`);
       }
       // --source/--target: a device or path that starts with "-" is not taken for an option.
       const args = ['--types', type || 'none', ...(o ? ['--options', o] : []), '--source', device, '--target', data];

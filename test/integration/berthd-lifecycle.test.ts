@@ -743,7 +743,12 @@ describe('berthd with the docker CLI', { skip }, () => {
     assert.equal(failed.status, 127, failed.stderr);
     assert.match(failed.stderr, new RegExp(`Error response from daemon: error while mounting volume '[^']+': failed to mount local volume: mount ${path.join(host, 'missing')}:.*, flags: 0x1000: no such file or directory`));
     assert.doesNotMatch(failed.stderr, /OCI runtime/, "the daemon's failure, not the runtime's");
-    d.dockerOk(['volume', 'rm', 'nodevice', 'scratch']);
+    // So is a missing device of another type (mount(8) would say "special device ... does not exist").
+    d.dockerOk(['volume', 'create', '--opt', 'type=ext4', '--opt', 'device=/dev/berth-no-such-device', 'nodev2']);
+    const failed2 = d.docker(['run', '--rm', '-v', 'nodev2:/n', 'busybox', 'true']);
+    assert.equal(failed2.status, 127, failed2.stderr);
+    assert.match(failed2.stderr, /failed to mount local volume: mount \/dev\/berth-no-such-device:[^,]*_data: no such file or directory/);
+    d.dockerOk(['volume', 'rm', 'nodevice', 'nodev2', 'scratch']);
     // --mount's volume-opt makes such a volume too.
     assert.equal(d.dockerOk(['run', '--rm', '--mount', 'type=volume,src=viamount,dst=/m,volume-opt=type=tmpfs,volume-opt=device=tmpfs', 'busybox', 'sh', '-c', "grep -c ' /m ' /proc/self/mounts"]).trim(), '1');
     assert.equal(d.dockerOk(['volume', 'inspect', '-f', '{{.Options.type}}', 'viamount']).trim(), 'tmpfs');
