@@ -142,6 +142,23 @@ describe('unpackLayer', { skip: isRoot ? false : 'needs root' }, () => {
     assertOutsideUntouched(s);
   });
 
+  it("owners beyond the header's octal fields, from PAX uid/gid records as Go's archive/tar writes them", async () => {
+    const s = sandbox();
+    const ids = makeTar([
+      { name: 'big', data: 'x', uid: 0, gid: 0, pax: { uid: '3000000', gid: '3000001' } },
+      { name: 'dir', type: 'dir', pax: { uid: '4294967294' } },
+      { name: 'plain', data: 'y', uid: 1234, gid: 5678 },
+    ]);
+    await unpack(ids, s.layer);
+    const owner = (name: string): string => {
+      const st = fs.lstatSync(path.join(s.layer, name));
+      return `${st.uid}:${st.gid}`;
+    };
+    assert.equal(owner('big'), '3000000:3000001');
+    assert.equal(owner('dir'), '4294967294:0');
+    assert.equal(owner('plain'), '1234:5678');
+  });
+
   it("reports the content size as dockerd sizes a layer: files and symlinks, a hard-linked file once", async () => {
     const s = sandbox();
     const small = makeTar([

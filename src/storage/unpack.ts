@@ -137,6 +137,16 @@ function mtimeOf(h: Header): number {
   return h.mtime ? h.mtime.getTime() / 1000 : 0;
 }
 
+/**
+ * An entry's owner: PAX uid/gid records when present (Go's archive/tar writes IDs beyond its
+ * header fields there, and tar-stream does not apply them), else the header's.
+ */
+export function entryIds(h: { uid?: number | undefined; gid?: number | undefined; pax?: unknown }): { uid: number; gid: number } {
+  const pax = (h.pax ?? {}) as Record<string, string | undefined>;
+  const id = (record: string | undefined, field: number | undefined): number => (record !== undefined && /^\d+$/.test(record) ? Number(record) : (field ?? 0));
+  return { uid: id(pax.uid, h.uid), gid: id(pax.gid, h.gid) };
+}
+
 function splitTime(t: number): [number, number] {
   const sec = Math.floor(t);
   return [sec, Math.min(999_999_999, Math.round((t - sec) * 1e9))];
@@ -209,8 +219,7 @@ class LayerWriter {
     }
     const base = path.posix.basename(rel);
     const dir = path.posix.dirname(rel) === '.' ? '' : path.posix.dirname(rel);
-    const uid = h.uid ?? 0;
-    const gid = h.gid ?? 0;
+    const { uid, gid } = entryIds(h);
     const mode = (h.mode ?? 0o644) & 0o7777;
     const mtime = mtimeOf(h);
 

@@ -138,3 +138,47 @@ describe('file-type bits in the mode (no root needed)', () => {
     assert.match(listed.stdout, /^-rwSr--r-- .* d\/f$/m);
   });
 });
+
+describe('owner IDs beyond the header fields (no root needed)', () => {
+  it('are written as PAX uid/gid records, read back by entryIds and GNU tar; small ones stay in the header', async () => {
+    const { xattrPack } = await import('./xattrs.js');
+    const { entryIds } = await import('./unpack.js');
+    const tarStream = (await import('tar-stream')).default;
+    const pack = xattrPack();
+    const chunks: Buffer[] = [];
+    pack.on('data', (c: unknown) => void chunks.push(c as Buffer));
+    const ended = new Promise<void>((resolve) => pack.on('end', () => resolve()));
+    const mtime = new Date(0);
+    pack.entry({ name: 'big', type: 'file', mode: 0o644, mtime, uid: 3_000_000, gid: 3_000_001 }, 'x');
+    pack.entry({ name: 'mid', type: 'file', mode: 0o644, mtime, uid: 262_144, gid: 5 }, 'x');
+    pack.entry({ name: 'small', type: 'file', mode: 0o644, mtime, uid: 100_000, gid: 100_000 }, 'x');
+    pack.entry({ name: 'bigx', type: 'file', mode: 0o644, mtime, uid: 4_000_000, gid: 0, pax: { 'SCHILY.xattr.user.k': Buffer.from([0xff]) } } as never, 'y');
+    pack.entry({ name: 'bigdir', type: 'directory', mode: 0o755, mtime, uid: 4_294_967_294, gid: 4_294_967_294 });
+    pack.finalize();
+    await ended;
+    const tar = Buffer.concat(chunks);
+    const ids: Record<string, string> = {};
+    const paxKeys: Record<string, string[]> = {};
+    const extract = tarStream.extract();
+    const done = new Promise((resolve, reject) => {
+      extract.on('entry', (h, stream, next) => {
+        const { uid, gid } = entryIds(h);
+        ids[h.name.replace(/\/$/, '')] = `${uid}:${gid}`;
+        paxKeys[h.name.replace(/\/$/, '')] = Object.keys(h.pax ?? {}).filter((k) => k === 'uid' || k === 'gid');
+        stream.resume();
+        stream.on('end', next);
+      });
+      extract.on('finish', () => resolve(undefined));
+      extract.on('error', reject);
+    });
+    extract.end(tar);
+    await done;
+    assert.deepEqual(ids, { big: '3000000:3000001', mid: '262144:5', small: '100000:100000', bigx: '4000000:0', bigdir: '4294967294:4294967294' });
+    assert.deepEqual(paxKeys, { big: ['uid', 'gid'], mid: ['uid'], small: [], bigx: ['uid'], bigdir: ['uid', 'gid'] });
+    const listed = spawnSync('tar', ['--numeric-owner', '-tvf', '-'], { input: tar, encoding: 'utf8' });
+    assert.equal(listed.status, 0, listed.stderr);
+    assert.match(listed.stdout, /^-rw-r--r-- 3000000\/3000001 .* big$/m);
+    assert.match(listed.stdout, /^-rw-r--r-- 262144\/5 .* mid$/m);
+    assert.match(listed.stdout, /^-rw-r--r-- 4000000\/0 .* bigx$/m);
+  });
+});

@@ -115,6 +115,8 @@ function paxRecord(key: string, value: Buffer | string): Buffer {
 type PackWithPax = tar.Pack & { _encodePax?: (header: tar.Header) => void; _encode(header: tar.Header): void; push(b: Buffer | null): boolean };
 
 /** A name a ustar header holds as it is (tar-stream's rule, without the prefix split). */
+/** tar-stream's header fields hold IDs up to 0o777777. */
+const tooBigForHeader = (id: number | undefined): boolean => id !== undefined && id > 0o777777;
 const fitsUstar = (s: string | undefined): boolean => s === undefined || (s.length <= 100 && /^[\x20-\x7e]*$/.test(s));
 
 /** The S_IFMT bits Go's archive (moby's fillGo18FileTypeBits) puts in a header's mode; a hard link's are its file's. */
@@ -159,7 +161,15 @@ export function xattrPack(): tar.Pack {
   // The entry's header is the last block an _encode pushes (after any PAX header and block):
   // collected, it gets the file-type bits in its mode, as dockerd's archive writes them.
   const encode = pack._encode;
+  // Headers our own _encodePax below encodes after its PAX block: they carry no PAX of their own.
+  const afterPax = new WeakSet<object>();
   pack._encode = function (this: PackWithPax, header: tar.Header) {
+    // tar-stream writes IDs in 6 octal digits and clamps larger ones to 262143: those go in PAX
+    // uid/gid records (as Go's archive/tar writes what its fields cannot hold).
+    if (!afterPax.has(header) && (header.type as string) !== 'pax-header' && (tooBigForHeader(header.uid) || tooBigForHeader(header.gid))) {
+      const ids = { ...(tooBigForHeader(header.uid) ? { uid: String(header.uid) } : {}), ...(tooBigForHeader(header.gid) ? { gid: String(header.gid) } : {}) };
+      header = { ...header, pax: { ...((header as { pax?: Record<string, string> }).pax ?? {}), ...ids } } as tar.Header;
+    }
     const push = this.push;
     const blocks: Buffer[] = [];
     this.push = (b: Buffer | null) => (b === null ? push.call(this, b) : (blocks.push(b), true));
@@ -186,6 +196,7 @@ export function xattrPack(): tar.Pack {
     if (block.length % 512) this.push(Buffer.alloc(512 - (block.length % 512)));
     const entry = { ...header, pax: undefined };
     if (!nameFits) Object.assign(entry, { name: 'PaxHeader', linkname: header.linkname && 'PaxHeader' });
+    afterPax.add(entry);
     this._encode(entry as tar.Header);
   };
   return pack;

@@ -80,6 +80,15 @@ describe('container file system endpoints (docker cp, export, diff, stats, updat
     const listing = spawnSync('sh', ['-c', `${DOCKER} cp cp-run:/etc/passwd - | tar -tv; ${DOCKER} cp cp-run:/tmp/owned - | tar -tv`], { env: d.env, encoding: 'utf8' });
     assert.match(listing.stdout, /^-rw-r--r-- 0\/0 /m, listing.stderr);
     assert.match(listing.stdout, /^-rw-r--r-- 5\/6 /m, listing.stderr);
+    // IDs beyond the tar header's fields (PAX records): out, in again, into a committed layer.
+    d.dockerOk(['exec', 'cp-run', 'sh', '-c', 'echo y > /tmp/big; chown 3000000:3000001 /tmp/big']);
+    const big = spawnSync('sh', ['-c', `${DOCKER} cp cp-run:/tmp/big - | tar --numeric-owner -tv; ${DOCKER} export cp-run | tar --numeric-owner -tv tmp/big`], { env: d.env, encoding: 'utf8' });
+    assert.equal(big.stdout.match(/^-rw-r--r-- 3000000\/3000001 .* (tmp\/)?big$/gm)?.length, 2, big.stdout + big.stderr);
+    const roundTrip = spawnSync('sh', ['-c', `${DOCKER} cp cp-run:/tmp/big - | ${DOCKER} cp - cp-run:/ && ${DOCKER} exec cp-run stat -c %u:%g /big`], { env: d.env, encoding: 'utf8' });
+    assert.equal(roundTrip.stdout.trim(), '3000000:3000001', roundTrip.stderr);
+    d.dockerOk(['commit', 'cp-run', 'cp-big-ids']);
+    assert.equal(d.dockerOk(['run', '--rm', 'cp-big-ids', 'stat', '-c', '%u:%g', '/tmp/big', '/big']).trim(), '3000000:3000001\n3000000:3000001');
+    d.dockerOk(['rmi', 'cp-big-ids']);
     d.dockerOk(['cp', 'cp-run:/etc/hostname', path.join(out, 'hostname')]);
     assert.equal(fs.readFileSync(path.join(out, 'hostname'), 'utf8').trim().length, 12);
 

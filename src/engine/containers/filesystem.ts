@@ -24,7 +24,7 @@ import { major, minor, type OverlaySnapshotter } from '../../storage/snapshotter
 import { INIT_MOUNT_POINTS } from '../spec/container-spec.js';
 import { FsOp } from '../../storage/fsop.js';
 import { hostIdOf, idInside, type IdRange } from '../../storage/idrange.js';
-import { cleanEntryPath, drain } from '../../storage/unpack.js';
+import { cleanEntryPath, drain, entryIds } from '../../storage/unpack.js';
 import { applyXattrs, entryXattrs, paxXattrs, readXattrs, xattrPack } from '../../storage/xattrs.js';
 import type { EventBus } from '../events.js';
 import { containerEventAttributes, type ContainerRecord } from './record.js';
@@ -542,8 +542,9 @@ class Extractor {
     const parent = this.dirFor(dirRel, h.name);
     const pfd = parent.fd!;
     const target = at(pfd, name);
-    const uid = hostIdOf(this.range, this.opts.owner?.uid ?? h.uid ?? 0, `archive entry ${JSON.stringify(h.name)}`);
-    const gid = hostIdOf(this.range, this.opts.owner?.gid ?? h.gid ?? 0, `archive entry ${JSON.stringify(h.name)}`);
+    const ids = entryIds(h);
+    const uid = hostIdOf(this.range, this.opts.owner?.uid ?? ids.uid, `archive entry ${JSON.stringify(h.name)}`);
+    const gid = hostIdOf(this.range, this.opts.owner?.gid ?? ids.gid, `archive entry ${JSON.stringify(h.name)}`);
     const mode = (h.mode ?? 0o644) & 0o7777;
     const mtime = h.mtime ?? new Date();
     const containerPath = this.join(rel);
