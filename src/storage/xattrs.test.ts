@@ -99,38 +99,54 @@ describe('xattrs in archives', () => {
   });
 });
 
+/** The tar xattrPack() writes for these entries. */
+async function packed(entries: Array<[object, string?]>): Promise<Buffer> {
+  const { xattrPack } = await import('./xattrs.js');
+  const pack = xattrPack();
+  const chunks: Buffer[] = [];
+  pack.on('data', (c: unknown) => void chunks.push(c as Buffer));
+  const ended = new Promise<void>((resolve) => pack.on('end', () => resolve()));
+  for (const [header, data] of entries) {
+    if (data === undefined) pack.entry(header as never);
+    else pack.entry(header as never, data);
+  }
+  pack.finalize();
+  await ended;
+  return Buffer.concat(chunks);
+}
+
+/** The headers tar-stream reads back from a tar. */
+async function headersOf(tar: Buffer): Promise<Array<{ name: string; mode?: number; uid?: number; gid?: number; pax?: Record<string, string> | null }>> {
+  const tarStream = (await import('tar-stream')).default;
+  const headers: Array<{ name: string; mode?: number; uid?: number; gid?: number; pax?: Record<string, string> | null }> = [];
+  const extract = tarStream.extract();
+  const done = new Promise((resolve, reject) => {
+    extract.on('entry', (h, stream, next) => {
+      headers.push(h as never);
+      stream.resume();
+      stream.on('end', next);
+    });
+    extract.on('finish', () => resolve(undefined));
+    extract.on('error', reject);
+  });
+  extract.end(tar);
+  await done;
+  return headers;
+}
+
 describe('file-type bits in the mode (no root needed)', () => {
   it("every entry's header carries its S_IFMT bits, a valid checksum, also after a PAX header; GNU tar reads it", async () => {
-    const { xattrPack } = await import('./xattrs.js');
-    const tarStream = (await import('tar-stream')).default;
-    const pack = xattrPack();
-    const chunks: Buffer[] = [];
-    pack.on('data', (c: unknown) => void chunks.push(c as Buffer));
-    const ended = new Promise<void>((resolve) => pack.on('end', () => resolve()));
     const mtime = new Date(0);
-    pack.entry({ name: 'd', type: 'directory', mode: 0o755, mtime });
-    pack.entry({ name: 'd/f', type: 'file', mode: 0o4644, mtime }, 'x');
-    pack.entry({ name: 'd/l', type: 'symlink', linkname: 'f', mode: 0o777, mtime });
-    pack.entry({ name: 'd/h', type: 'link', linkname: 'd/f', mode: 0o644, mtime });
-    pack.entry({ name: 'd/p', type: 'fifo', mode: 0o600, mtime });
-    pack.entry({ name: 'd/x', type: 'file', mode: 0o600, mtime, pax: { 'SCHILY.xattr.user.k': Buffer.from([0xff, 0]) } } as never, 'y');
-    pack.entry({ name: `d/${'long'.repeat(40)}`, type: 'file', mode: 0o640, mtime }, 'z');
-    pack.finalize();
-    await ended;
-    const tar = Buffer.concat(chunks);
-    const modes: Record<string, number> = {};
-    const extract = tarStream.extract();
-    const done = new Promise((resolve, reject) => {
-      extract.on('entry', (h, stream, next) => {
-        modes[h.name.replace(/^d\/long.*/, 'd/long')] = h.mode!;
-        stream.resume();
-        stream.on('end', next);
-      });
-      extract.on('finish', () => resolve(undefined));
-      extract.on('error', reject);
-    });
-    extract.end(tar);
-    await done;
+    const tar = await packed([
+      [{ name: 'd', type: 'directory', mode: 0o755, mtime }],
+      [{ name: 'd/f', type: 'file', mode: 0o4644, mtime }, 'x'],
+      [{ name: 'd/l', type: 'symlink', linkname: 'f', mode: 0o777, mtime }],
+      [{ name: 'd/h', type: 'link', linkname: 'd/f', mode: 0o644, mtime }],
+      [{ name: 'd/p', type: 'fifo', mode: 0o600, mtime }],
+      [{ name: 'd/x', type: 'file', mode: 0o600, mtime, pax: { 'SCHILY.xattr.user.k': Buffer.from([0xff, 0]) } }, 'y'],
+      [{ name: `d/${'long'.repeat(40)}`, type: 'file', mode: 0o640, mtime }, 'z'],
+    ]);
+    const modes = Object.fromEntries((await headersOf(tar)).map((h) => [h.name.replace(/^d\/long.*/, 'd/long'), h.mode!]));
     assert.deepEqual(modes, { d: 0o40755, 'd/f': 0o104644, 'd/l': 0o120777, 'd/h': 0o100644, 'd/p': 0o10600, 'd/x': 0o100600, 'd/long': 0o100640 });
     const listed = spawnSync('tar', ['-tvf', '-'], { input: tar, encoding: 'utf8' });
     assert.equal(listed.status, 0, listed.stderr);
@@ -141,38 +157,19 @@ describe('file-type bits in the mode (no root needed)', () => {
 
 describe('owner IDs beyond the header fields (no root needed)', () => {
   it('are written as PAX uid/gid records, read back by entryIds and GNU tar; small ones stay in the header', async () => {
-    const { xattrPack } = await import('./xattrs.js');
     const { entryIds } = await import('./unpack.js');
-    const tarStream = (await import('tar-stream')).default;
-    const pack = xattrPack();
-    const chunks: Buffer[] = [];
-    pack.on('data', (c: unknown) => void chunks.push(c as Buffer));
-    const ended = new Promise<void>((resolve) => pack.on('end', () => resolve()));
     const mtime = new Date(0);
-    pack.entry({ name: 'big', type: 'file', mode: 0o644, mtime, uid: 3_000_000, gid: 3_000_001 }, 'x');
-    pack.entry({ name: 'mid', type: 'file', mode: 0o644, mtime, uid: 262_144, gid: 5 }, 'x');
-    pack.entry({ name: 'small', type: 'file', mode: 0o644, mtime, uid: 100_000, gid: 100_000 }, 'x');
-    pack.entry({ name: 'bigx', type: 'file', mode: 0o644, mtime, uid: 4_000_000, gid: 0, pax: { 'SCHILY.xattr.user.k': Buffer.from([0xff]) } } as never, 'y');
-    pack.entry({ name: 'bigdir', type: 'directory', mode: 0o755, mtime, uid: 4_294_967_294, gid: 4_294_967_294 });
-    pack.finalize();
-    await ended;
-    const tar = Buffer.concat(chunks);
-    const ids: Record<string, string> = {};
-    const paxKeys: Record<string, string[]> = {};
-    const extract = tarStream.extract();
-    const done = new Promise((resolve, reject) => {
-      extract.on('entry', (h, stream, next) => {
-        const { uid, gid } = entryIds(h);
-        ids[h.name.replace(/\/$/, '')] = `${uid}:${gid}`;
-        paxKeys[h.name.replace(/\/$/, '')] = Object.keys(h.pax ?? {}).filter((k) => k === 'uid' || k === 'gid');
-        stream.resume();
-        stream.on('end', next);
-      });
-      extract.on('finish', () => resolve(undefined));
-      extract.on('error', reject);
-    });
-    extract.end(tar);
-    await done;
+    const tar = await packed([
+      [{ name: 'big', type: 'file', mode: 0o644, mtime, uid: 3_000_000, gid: 3_000_001 }, 'x'],
+      [{ name: 'mid', type: 'file', mode: 0o644, mtime, uid: 262_144, gid: 5 }, 'x'],
+      [{ name: 'small', type: 'file', mode: 0o644, mtime, uid: 100_000, gid: 100_000 }, 'x'],
+      [{ name: 'bigx', type: 'file', mode: 0o644, mtime, uid: 4_000_000, gid: 0, pax: { 'SCHILY.xattr.user.k': Buffer.from([0xff]) } }, 'y'],
+      [{ name: 'bigdir', type: 'directory', mode: 0o755, mtime, uid: 4_294_967_294, gid: 4_294_967_294 }],
+    ]);
+    const headers = await headersOf(tar);
+    const name = (h: { name: string }): string => h.name.replace(/\/$/, '');
+    const ids = Object.fromEntries(headers.map((h) => [name(h), `${entryIds(h).uid}:${entryIds(h).gid}`]));
+    const paxKeys = Object.fromEntries(headers.map((h) => [name(h), Object.keys(h.pax ?? {}).filter((k) => k === 'uid' || k === 'gid')]));
     assert.deepEqual(ids, { big: '3000000:3000001', mid: '262144:5', small: '100000:100000', bigx: '4000000:0', bigdir: '4294967294:4294967294' });
     assert.deepEqual(paxKeys, { big: ['uid', 'gid'], mid: ['uid'], small: [], bigx: ['uid'], bigdir: ['uid', 'gid'] });
     const listed = spawnSync('tar', ['--numeric-owner', '-tvf', '-'], { input: tar, encoding: 'utf8' });
