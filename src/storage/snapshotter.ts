@@ -37,7 +37,7 @@ import path from 'node:path';
 import tar from 'tar-stream';
 
 import { ConflictError, InvalidArgumentError, NotFoundError, SystemError, UnsupportedError } from '../common/errors.js';
-import { processAlive, syncDirectory, writeFileAtomic } from '../common/fsutil.js';
+import { checkedNames, processAlive, syncDirectory, utf8Names, utf8NamesSync, writeFileAtomic } from '../common/fsutil.js';
 import { SpareDirs } from '../common/spare-dirs.js';
 import { FsOp, TreeDeleter } from './fsop.js';
 import { idInside, type IdRange } from './idrange.js';
@@ -741,7 +741,7 @@ export class OverlaySnapshotter {
     const out: Change[] = [];
     const walk = (rel: string) => {
       const dir = rel === '' ? upper : path.join(upper, rel);
-      const names = fs.readdirSync(dir).sort();
+      const names = utf8NamesSync(dir, '/' + rel).sort();
       for (const name of names) {
         const r = rel === '' ? name : rel + '/' + name;
         const st = fs.lstatSync(path.join(upper, r));
@@ -919,9 +919,11 @@ export async function directoryUsage(dir: string): Promise<Usage> {
 async function listDirs(root: string): Promise<string[]> {
   const out: string[] = [''];
   const walk = async (rel: string) => {
-    for (const e of await fsp.readdir(rel === '' ? root : path.join(root, rel), { withFileTypes: true })) {
+    const entries = await fsp.readdir(rel === '' ? root : path.join(root, rel), { withFileTypes: true, encoding: 'buffer' });
+    const names = checkedNames(entries.map((e) => e.name), '/' + rel);
+    for (const [i, e] of entries.entries()) {
       if (!e.isDirectory()) continue;
-      const r = rel === '' ? e.name : rel + '/' + e.name;
+      const r = rel === '' ? names[i]! : rel + '/' + names[i]!;
       out.push(r);
       await walk(r);
     }
@@ -1007,7 +1009,7 @@ export async function writeDiffTar(upper: string, tarPath: string, opts: { idRan
       }
     });
   const walk = async (rel: string) => {
-    const names = (await fsp.readdir(rel === '' ? upper : path.join(upper, rel))).sort();
+    const names = (await utf8Names(rel === '' ? upper : path.join(upper, rel), '/' + rel)).sort();
     for (const name of names) {
       const r = rel === '' ? name : rel + '/' + name;
       if (opts.hide?.has(r)) continue;

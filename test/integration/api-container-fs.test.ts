@@ -89,6 +89,18 @@ describe('container file system endpoints (docker cp, export, diff, stats, updat
     d.dockerOk(['commit', 'cp-run', 'cp-big-ids']);
     assert.equal(d.dockerOk(['run', '--rm', 'cp-big-ids', 'stat', '-c', '%u:%g', '/tmp/big', '/big']).trim(), '3000000:3000001\n3000000:3000001');
     d.dockerOk(['rmi', 'cp-big-ids']);
+    // A name that is not UTF-8 is refused by name, not left out of the archive (export and cp
+    // wrote a tar without it, commit and diff failed on a U+FFFD name no file has).
+    d.dockerOk(['exec', 'cp-run', 'sh', '-c', 'mkdir /latin1; touch "/latin1/$(printf "caf\\351")"']);
+    for (const args of [['commit', 'cp-run'], ['diff', 'cp-run']]) {
+      const refused = d.docker(args);
+      assert.notEqual(refused.status, 0, args.join(' '));
+      assert.match(refused.stderr, /the file name "caf\\xe9" in \/latin1 is not valid UTF-8/, args.join(' '));
+    }
+    for (const command of [`${DOCKER} export cp-run >/dev/null`, `${DOCKER} cp cp-run:/latin1 - >/dev/null`]) {
+      assert.notEqual(spawnSync('sh', ['-c', command], { env: d.env }).status, 0, `${command}: not a whole archive`);
+    }
+    d.dockerOk(['exec', 'cp-run', 'rm', '-r', '/latin1']);
     d.dockerOk(['cp', 'cp-run:/etc/hostname', path.join(out, 'hostname')]);
     assert.equal(fs.readFileSync(path.join(out, 'hostname'), 'utf8').trim().length, 12);
 

@@ -20,6 +20,7 @@ import type { Header as TarHeader } from 'tar-stream';
 
 import { BerthError, InvalidArgumentError, SystemError } from '../../common/errors.js';
 import { tarExtract } from '../../common/tar-extract.js';
+import { utf8NamesSync } from '../../common/fsutil.js';
 import { major, minor, type OverlaySnapshotter } from '../../storage/snapshotter.js';
 import { INIT_MOUNT_POINTS } from '../spec/container-spec.js';
 import { FsOp } from '../../storage/fsop.js';
@@ -153,7 +154,7 @@ class TarOut {
     if (pax) Object.assign(base, { pax });
     if (st.isDirectory()) {
       if (tarName !== '') await this.entry({ ...base, name: tarName + '/', type: 'directory' });
-      const children = fs.readdirSync(self(fd)).sort();
+      const children = utf8NamesSync(self(fd), containerPath).sort();
       for (const child of children) {
         const childPath = (containerPath === '/' ? '' : containerPath) + '/' + child;
         const mount = scoped?.mountAt(childPath);
