@@ -1213,6 +1213,21 @@ describe('berthd with the docker CLI', { skip }, () => {
       d.dockerOk(['rm', '-f', quick]);
     }
 
+    // Every probe's output, both streams, read to its end after the exit (a probe lost it now
+    // and then); more than 4096 bytes cut there, with "..." as moby's limitedBuffer.
+    const talky = d.dockerOk(['run', '-d', '--health-cmd', 'echo err >&2; sleep 0.1; echo out; head -c 5000 /dev/zero | tr "\\0" a; exit 1', '--health-interval', '200ms', 'busybox', 'sleep', '1000']).trim();
+    try {
+      assert.ok(await poll(() => (JSON.parse(d.dockerOk(['inspect', '-f', '{{json .State.Health.Log}}', talky])) as unknown[]).length >= 5, 10_000), 'five probes');
+      const log = JSON.parse(d.dockerOk(['inspect', '-f', '{{json .State.Health.Log}}', talky])) as Array<{ ExitCode: number; Output: string }>;
+      for (const entry of log) {
+        assert.equal(entry.ExitCode, 1);
+        assert.equal(entry.Output.length, 4099, 'the first 4096 bytes and "..."');
+        assert.ok(entry.Output.endsWith('aaa...') && entry.Output.includes('out\n') && entry.Output.includes('err\n'), JSON.stringify(entry.Output.slice(0, 20)));
+      }
+    } finally {
+      d.dockerOk(['rm', '-f', talky]);
+    }
+
     // A probe past its timeout: exit -1 and dockerd's words, the timeout as Go prints a duration.
     const slow = d.dockerOk(['run', '-d', '--health-cmd', 'sleep 5', '--health-interval', '200ms', '--health-timeout', '300ms', '--health-retries', '1', 'busybox', 'sleep', '1000']).trim();
     try {

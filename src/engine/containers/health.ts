@@ -40,6 +40,8 @@ export interface Healthcheck {
 const NS_PER_MS = 1_000_000;
 const DEFAULTS = { interval: 30_000, timeout: 30_000, startPeriod: 0, startInterval: 5_000, retries: 3 };
 const MAX_OUTPUT = 4096;
+/** How long a finished probe's output may take to arrive after its exit. */
+const OUTPUT_GRACE_MS = 1000;
 const KEEP_LOG = 5;
 
 /**
@@ -164,10 +166,16 @@ export class HealthMonitor {
     for (const id of [...this.timers.keys()]) this.end(id);
   }
 
-  /** One run of the test: its exit code (-1 on timeout or failure to start) and first output. */
+  /**
+   * One run of the test: its exit code (-1 on timeout or failure to start) and its output, the
+   * first 4096 bytes and "..." when there was more (moby's limitedBuffer).
+   */
   private async probe(id: string, argv: string[], timeoutMs: number): Promise<HealthLogEntry> {
     const start = new Date().toISOString();
-    let output = '';
+    const kept: Buffer[] = [];
+    let keptBytes = 0;
+    let truncated = false;
+    let output: string | undefined;
     let exitCode = -1;
     try {
       const execId = this.execs.create(id, { Cmd: argv, AttachStdout: true, AttachStderr: true });
@@ -175,16 +183,26 @@ export class HealthMonitor {
       // The shim's frames, parsed by the shared parser (a frame may span chunks).
       const frames = (await started.attach!()).pipe(new FrameParser());
       frames.on('data', (f: Frame) => {
-        if (output.length < MAX_OUTPUT) output += f.data.toString('utf8');
+        const keep = Math.min(MAX_OUTPUT - keptBytes, f.data.length);
+        if (keep > 0) kept.push(f.data.subarray(0, keep));
+        keptBytes += Math.max(keep, 0);
+        if (keep < f.data.length) truncated = true;
       });
-      frames.on('error', () => undefined);
+      // The output may still be on its way when the exit is known: read to its end (bounded).
+      const drained = new Promise<void>((resolve) => {
+        for (const event of ['end', 'close', 'error']) frames.once(event, () => resolve());
+      });
       const timeout = new Promise<number>((resolve) => setTimeout(() => resolve(-1), timeoutMs).unref());
       exitCode = await Promise.race([started.exited, timeout]);
       if (exitCode === -1) output = `Health check exceeded timeout (${goDuration(timeoutMs * 1e6)})`;
-      else this.execs.forget(execId);
+      else {
+        await Promise.race([drained, new Promise((resolve) => setTimeout(resolve, OUTPUT_GRACE_MS).unref())]);
+        this.execs.forget(execId);
+      }
     } catch (err) {
       output = (err as Error).message;
     }
-    return { Start: start, End: new Date().toISOString(), ExitCode: exitCode, Output: output.slice(0, MAX_OUTPUT) };
+    output ??= Buffer.concat(kept).toString('utf8') + (truncated ? '...' : '');
+    return { Start: start, End: new Date().toISOString(), ExitCode: exitCode, Output: output };
   }
 }
