@@ -74,13 +74,13 @@ export function devicesAt(asked: string): LinuxDevice[] {
   return out.map((d) => ({ ...d, path: path.join(asked, path.relative(real, d.path)) }));
 }
 
-/** The numbers of the block device at p (a symlink followed), for blkio's per-device settings. */
-export function blockDeviceNumbers(p: string): { major: number; minor: number } | undefined {
+/** The numbers of the block device at p (a symlink followed), for blkio's per-device settings; 'missing' when nothing is there. */
+export function blockDeviceNumbers(p: string): { major: number; minor: number } | 'missing' | undefined {
   let real: string;
   try {
     real = fs.realpathSync(p);
-  } catch {
-    return undefined;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'missing' : undefined;
   }
   const node = nodeAt(real);
   return node && node.type === 'b' ? { major: node.major!, minor: node.minor! } : undefined;

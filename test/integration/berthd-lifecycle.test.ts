@@ -602,7 +602,10 @@ describe('berthd with the docker CLI', { skip }, () => {
       const limits = d.dockerOk(['run', '--rm', '--device-read-bps', `/dev/${disk}:1mb`, '--device-write-iops', `/dev/${disk}:100`, 'busybox', 'sh', '-c', 'cat /sys/fs/cgroup/blkio/blkio.throttle.read_bps_device /sys/fs/cgroup/blkio/blkio.throttle.write_iops_device']);
       assert.deepEqual(limits.trim().split('\n'), [`${major}:${minor} 1048576`, `${major}:${minor} 100`]);
     }
-    assert.match(d.docker(['run', '--rm', '--device-read-bps', '/dev/nosuchdisk:1mb', 'busybox', 'true']).stderr, /\/dev\/nosuchdisk is not a block device/);
+    const missing = d.docker(['run', '--rm', '--device-read-bps', '/dev/nosuchdisk:1mb', 'busybox', 'true']);
+    assert.match(missing.stderr, /Error response from daemon: stat \/dev\/nosuchdisk: no such file or directory/, "dockerd's words");
+    assert.equal(missing.status, 127, 'as the docker CLI answers them');
+    assert.match(d.docker(['run', '--rm', '--device-read-bps', '/dev/null:1mb', 'busybox', 'true']).stderr, /\/dev\/null is not a block device/);
     if (!fs.existsSync('/sys/fs/cgroup/blkio/blkio.weight')) assert.match(d.docker(['run', '--rm', '--blkio-weight', '300', 'busybox', 'true']).stderr, /WARNING: Your kernel does not support Block I\/O weight/);
     // No kmem limits here (info: KernelMemory false): discarded with dockerd's warning, 0 in inspect
     // (older clients send it; docker v28 no longer does).

@@ -320,6 +320,7 @@ describe('containerSpec: resources, limits, sysctls, security options', () => {
     // Without weights in the kernel they are discarded (dockerd warns), the limits stay.
     assert.deepEqual(Object.keys(spec({}, io, { facts: { deviceNumbers } }).linux!.resources!.blockIO!), ['throttleReadBpsDevice', 'throttleWriteIOPSDevice']);
     rejects(() => spec({}, { BlkioDeviceReadBps: [{ Path: '/dev/nope', Rate: 1 }] }, { facts: { deviceNumbers } }), /^HostConfig\.BlkioDeviceReadBps\[0\]\.Path: \/dev\/nope is not a block device/);
+    rejects(() => spec({}, { BlkioDeviceWriteBps: [{ Path: '/dev/gone', Rate: 1 }] }, { facts: { deviceNumbers: () => 'missing' } }), /^stat \/dev\/gone: no such file or directory$/);
     rejects(() => spec({}, { BlkioWeight: 5 }, { facts: { blkioWeight: true } }), /range of blkio weight is from 10 to 1000/);
     assert.equal(spec({}, { BlkioWeight: 5 }).linux!.resources!.blockIO, undefined, 'without weights here: discarded unchecked, as dockerd');
     assert.deepEqual(resourceWarnings({ BlkioWeight: 300, OomKillDisable: true }, {}), ['Your kernel does not support Block I/O weight or the cgroup is not mounted. Weight discarded.', 'OOM killer is disabled for the container, but no memory limit is set, this can result in the system running out of resources.']);

@@ -111,7 +111,7 @@ export interface ThrottleDevice {
 /** What the caller knows about the host. Every field has a default that assumes nothing of the host. */
 export interface HostFacts {
   /** The major and minor numbers of a device node (blkio's per-device weights and throttles). Default: none known. */
-  deviceNumbers?: (path: string) => { major: number; minor: number } | undefined;
+  deviceNumbers?: (path: string) => { major: number; minor: number } | 'missing' | undefined;
   /** Whether the kernel's blkio controller takes weights (blkio.weight: CFQ/BFQ). Default false: they are discarded, as dockerd does. */
   blkioWeight?: boolean;
   /** false: the host has no AppArmor, and a container's profile is left out, as dockerd does. Default: kept (the runtime decides). */
@@ -874,6 +874,8 @@ function blkio(host: HostConfig, facts: Pick<HostFacts, 'deviceNumbers' | 'blkio
   const device = (p: unknown, field: string): { major: number; minor: number } => {
     const devicePath = checkString(p, field);
     const numbers = facts.deviceNumbers?.(devicePath);
+    // dockerd stats the path (its words, which the docker CLI answers with 127).
+    if (numbers === 'missing') throw new InvalidArgumentError(`stat ${devicePath}: no such file or directory`);
     if (!numbers) throw new InvalidArgumentError(`${devicePath} is not a block device on this host`, field);
     return numbers;
   };
