@@ -194,6 +194,11 @@ export class Context {
 
   /** The JSON body; an empty body is `fallback`. Malformed JSON is a 400 naming the problem. */
   async json<T = unknown>(fallback?: T): Promise<T> {
+    // As dockerd's CheckForJSON: a body said to be something else is refused (none said: taken).
+    const type = this.req.headers['content-type'];
+    if (type && type.split(';')[0]!.trim().toLowerCase() !== 'application/json') {
+      throw new InvalidArgumentError(`unsupported Content-Type header (${type}): must be 'application/json'`);
+    }
     const text = await this.text();
     if (text.trim() === '') {
       if (fallback !== undefined) return fallback;

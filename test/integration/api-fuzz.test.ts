@@ -94,6 +94,21 @@ describe('the API under malformed bodies', { skip: dockerdSkip }, () => {
     await d?.stop();
   });
 
+  it("refuses a body said to be other than JSON, a negative memory limit and an unknown wait condition in dockerd's words", async () => {
+    const create = JSON.stringify({ Image: 'busybox', Cmd: ['true'] });
+    const plain = await socketRequest(d.socket, 'POST', '/containers/create', { 'Content-Type': 'text/plain' }, create);
+    assert.deepEqual([plain.status, (JSON.parse(plain.body) as { message: string }).message], [400, "unsupported Content-Type header (text/plain): must be 'application/json'"]);
+    const charset = await socketRequest(d.socket, 'POST', '/containers/create', { 'Content-Type': 'application/json; charset=utf-8' }, create);
+    assert.equal(charset.status, 201, charset.body);
+    d.docker(['rm', '-f', (JSON.parse(charset.body) as { Id: string }).Id]);
+    const negative = await socketRequest(d.socket, 'POST', '/containers/create', { 'Content-Type': 'application/json' }, JSON.stringify({ Image: 'busybox', HostConfig: { Memory: -5 } }));
+    assert.deepEqual([negative.status, (JSON.parse(negative.body) as { message: string }).message], [400, 'Minimum memory limit allowed is 6MB']);
+    const id = d.dockerOk(['create', 'busybox', 'true']).trim();
+    const wait = await socketRequest(d.socket, 'POST', `/containers/${id}/wait?condition=bogus`, {}, '');
+    assert.deepEqual([wait.status, (JSON.parse(wait.body) as { message: string }).message], [400, 'invalid condition: "bogus"']);
+    d.dockerOk(['rm', id]);
+  });
+
   it(`answers ${ROUNDS} rounds of mutated create, update, exec, commit, network, volume and connect bodies with 4xx or success, and stays up`, async () => {
     const rnd = generator(SEED);
     const target = d.dockerOk(['run', '-d', '--network', 'none', 'busybox', 'sleep', '1000']).trim();

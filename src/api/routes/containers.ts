@@ -237,7 +237,7 @@ export function containerRoutes(router: Router, engine: Engine): void {
 
   router.post('/containers/{id*}/wait', async (ctx) => {
     const condition = (ctx.query.get('condition') || 'not-running') as WaitCondition;
-    if (!['not-running', 'next-exit', 'removed'].includes(condition)) throw new InvalidArgumentError(`invalid condition: ${JSON.stringify(condition)}`, 'condition');
+    if (!['not-running', 'next-exit', 'removed'].includes(condition)) throw new InvalidArgumentError(`invalid condition: ${JSON.stringify(condition)}`); // dockerd's words
     // Registered before the header goes out: a start that follows is seen. A client that hangs
     // up first (`docker run -d` never reads its wait) takes its waiter away with it.
     const gone = new AbortController();

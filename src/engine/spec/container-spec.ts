@@ -788,9 +788,10 @@ function checkCpusetAvailable(requested: string, available: string | undefined, 
 
 export function resources(host: HostConfig, facts: Pick<HostFacts, 'deviceNumbers' | 'blkioWeight' | 'cpuCount' | 'cpusetCpus' | 'cpusetMems'> = {}): NonNullable<NonNullable<Spec['linux']>['resources']> {
   const result: NonNullable<NonNullable<Spec['linux']>['resources']> = {};
-  const memory = host.Memory === undefined ? 0 : integer(host.Memory, 'HostConfig.Memory', 0);
+  const memory = host.Memory === undefined ? 0 : integer(host.Memory, 'HostConfig.Memory');
   let swap = host.MemorySwap === undefined ? 0 : integer(host.MemorySwap, 'HostConfig.MemorySwap', -1);
-  if (memory > 0 && memory < MIN_MEMORY) throw new InvalidArgumentError('Minimum memory limit allowed is 6MB');
+  // A negative limit too (dockerd's check: anything but 0 below 6 MB).
+  if (memory !== 0 && memory < MIN_MEMORY) throw new InvalidArgumentError('Minimum memory limit allowed is 6MB');
   if (memory === 0 && swap > 0) throw new InvalidArgumentError('You should always set the Memory limit when using Memoryswap limit, see usage');
   if (memory > 0 && swap > 0 && swap < memory) throw new InvalidArgumentError('Minimum memoryswap limit should be larger than memory limit, see usage');
   // dockerd: by default, swap is as large as the memory limit (MemorySwap = 2 * Memory).
