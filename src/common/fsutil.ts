@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
-import { UnsupportedError } from './errors.js';
+import { decodeName, fsPath } from './bytenames.js';
 
 /**
  * temp file + fsync + rename + fsync of the directory; the temp file is removed on failure.
@@ -104,28 +104,20 @@ export function writeFileIfChanged(file: string, text: string, mode = 0o644): vo
 }
 
 /**
- * A directory's entry names, for walks whose names go into an archive or a list: each must be
- * valid UTF-8. Node reads names as UTF-8 strings and turns other bytes into U+FFFD, a name no
- * file has, which then vanished from `docker export` and failed `docker commit` as missing.
- * Such a name is refused by name (`shownAs`: the directory as the user knows it) until names
- * are carried as bytes.
+ * A directory's entry names, for walks whose names go into an archive or a list: read as bytes,
+ * as byte names (common/bytenames), so that a name that is not UTF-8 is kept, not turned into
+ * U+FFFD (a name no file has, which vanished from `docker export` and failed `docker commit`).
+ * Pass the names to fs through fsPath().
  */
-export async function utf8Names(dir: string, shownAs: string): Promise<string[]> {
-  return checkedNames(await fsp.readdir(dir, { encoding: 'buffer' }), shownAs);
+export async function readNames(dir: string): Promise<string[]> {
+  return (await fsp.readdir(fsPath(dir), { encoding: 'buffer' })).map(decodeName);
 }
 
-export function utf8NamesSync(dir: string, shownAs: string): string[] {
-  return checkedNames(fs.readdirSync(dir, { encoding: 'buffer' }), shownAs);
+export function readNamesSync(dir: string): string[] {
+  return fs.readdirSync(fsPath(dir), { encoding: 'buffer' }).map(decodeName);
 }
 
-/** Names read as bytes, as strings: each must be valid UTF-8 (see utf8Names). */
-export function checkedNames(raw: Buffer[], shownAs: string): string[] {
-  return raw.map((bytes) => {
-    const name = bytes.toString('utf8');
-    if (!Buffer.from(name, 'utf8').equals(bytes)) {
-      const escaped = [...bytes].map((b) => (b >= 0x20 && b < 0x7f ? String.fromCharCode(b) : `\\x${b.toString(16).padStart(2, '0')}`)).join('');
-      throw new UnsupportedError(`the file name "${escaped}" in ${shownAs || '/'} is not valid UTF-8, which berthd cannot archive yet`);
-    }
-    return name;
-  });
+/** A symlink's target as a byte name (see readNames). */
+export function readLinkSync(p: string): string {
+  return decodeName(fs.readlinkSync(fsPath(p), { encoding: 'buffer' }));
 }

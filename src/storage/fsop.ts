@@ -9,6 +9,7 @@ import fsp from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 
+import { encodeName } from '../common/bytenames.js';
 import { SystemError } from '../common/errors.js';
 import { nativeBinary } from '../common/paths.js';
 
@@ -74,7 +75,7 @@ export class FsOp {
     if (this.dead) return Promise.reject(this.dead);
     const parts: Buffer[] = [Buffer.from(`${op} ${args.length}\n`)];
     for (const a of args) {
-      const b = Buffer.isBuffer(a) ? a : Buffer.from(String(a));
+      const b = Buffer.isBuffer(a) ? a : encodeName(String(a)); // a name's own bytes (common/bytenames)
       parts.push(Buffer.from(`${b.length}\n`), b, Buffer.from('\n'));
     }
     return new Promise((resolve, reject) => {

@@ -37,7 +37,8 @@ import path from 'node:path';
 import tar from 'tar-stream';
 
 import { ConflictError, InvalidArgumentError, NotFoundError, SystemError, UnsupportedError } from '../common/errors.js';
-import { checkedNames, processAlive, syncDirectory, utf8Names, utf8NamesSync, writeFileAtomic } from '../common/fsutil.js';
+import { decodeName, encodeName, fsPath } from '../common/bytenames.js';
+import { processAlive, readLinkSync, readNames, readNamesSync, syncDirectory, writeFileAtomic } from '../common/fsutil.js';
 import { SpareDirs } from '../common/spare-dirs.js';
 import { FsOp, TreeDeleter } from './fsop.js';
 import { idInside, type IdRange } from './idrange.js';
@@ -182,7 +183,7 @@ function linkIfMissing(target: string, link: string): void {
 
 function lstatOrNull(p: string): fs.Stats | null {
   try {
-    return fs.lstatSync(p);
+    return fs.lstatSync(fsPath(p));
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     if (code === 'ENOENT' || code === 'ENOTDIR') return null;
@@ -213,15 +214,16 @@ export async function opaqueDirs(root: string, dirs: string[]): Promise<Set<stri
   child.stderr.setEncoding('utf8');
   child.stderr.on('data', (s: string) => (stderr += s));
   child.stdin.on('error', () => {});
-  child.stdin.end(dirs.map((d) => (d === '' ? '.' : './' + d) + '\0').join(''));
+  child.stdin.end(Buffer.concat(dirs.map((d) => encodeName((d === '' ? '.' : './' + d) + '\0'))));
   const exited = new Promise<number | null>((resolve, reject) => {
     child.on('error', reject);
     child.on('close', (code) => resolve(code));
   });
-  const ex = tar.extract();
+  // GNU tar writes names as their bytes: read as Latin-1, one character a byte, then as byte names.
+  const ex = tar.extract({ filenameEncoding: 'latin1' } as never);
   ex.on('entry', (h, stream, next) => {
     if ((h.pax as Record<string, string> | undefined)?.['SCHILY.xattr.trusted.overlay.opaque'] === 'y') {
-      const name = h.name.replace(/^\.\/?/, '').replace(/\/$/, '');
+      const name = decodeName(Buffer.from(h.name, 'latin1')).replace(/^\.\/?/, '').replace(/\/$/, '');
       out.add(name);
     }
     stream.on('end', () => next());
@@ -714,7 +716,7 @@ export class OverlaySnapshotter {
     for (const rel of candidates) {
       const st = lstatOrNull(path.join(upper, rel));
       if (!st || lower.lookup(rel) !== null) continue;
-      if ((st.isFile() && st.size === 0) || (st.isDirectory() && fs.readdirSync(path.join(upper, rel)).length === 0)) hidden.add(rel);
+      if ((st.isFile() && st.size === 0) || (st.isDirectory() && readNamesSync(path.join(upper, rel)).length === 0)) hidden.add(rel);
     }
     const parents = new Set([...hidden].flatMap((rel) => rel.split('/').slice(0, -1).map((_, i, parts) => parts.slice(0, i + 1).join('/'))));
     for (const dir of [...parents].sort((a, b) => b.length - a.length)) {
@@ -722,7 +724,7 @@ export class OverlaySnapshotter {
       const below = lower.lookup(dir);
       if (!here?.isDirectory() || !below?.isDirectory() || here.mode !== below.mode || here.uid !== below.uid || here.gid !== below.gid) continue;
       if ((await opaqueDirs(upper, [dir])).size > 0) continue;
-      if (fs.readdirSync(path.join(upper, dir)).every((name) => hidden.has(`${dir}/${name}`))) hidden.add(dir);
+      if (readNamesSync(path.join(upper, dir)).every((name) => hidden.has(`${dir}/${name}`))) hidden.add(dir);
     }
     return hidden;
   }
@@ -741,10 +743,10 @@ export class OverlaySnapshotter {
     const out: Change[] = [];
     const walk = (rel: string) => {
       const dir = rel === '' ? upper : path.join(upper, rel);
-      const names = utf8NamesSync(dir, '/' + rel).sort();
+      const names = readNamesSync(dir).sort();
       for (const name of names) {
         const r = rel === '' ? name : rel + '/' + name;
-        const st = fs.lstatSync(path.join(upper, r));
+        const st = fs.lstatSync(fsPath(path.join(upper, r)));
         if (isWhiteout(st)) {
           if (lower.lookup(r)) out.push({ path: '/' + r, kind: 'D' });
           continue;
@@ -753,7 +755,7 @@ export class OverlaySnapshotter {
         out.push({ path: '/' + r, kind: inLower ? 'C' : 'A' });
         if (st.isDirectory()) {
           if (upperOpaque.has(r) && inLower?.isDirectory()) {
-            const present = new Set(fs.readdirSync(path.join(upper, r)));
+            const present = new Set(readNamesSync(path.join(upper, r)));
             for (const child of lower.children(r)) if (!present.has(child)) out.push({ path: '/' + r + '/' + child, kind: 'D' });
           }
           walk(r);
@@ -883,7 +885,7 @@ export class LowerView {
     const names = new Set<string>();
     for (const root of this.layers) {
       try {
-        for (const n of fs.readdirSync(path.join(root, rel))) names.add(n);
+        for (const n of readNamesSync(path.join(root, rel))) names.add(n);
       } catch {
         /* not a directory here */
       }
@@ -919,8 +921,8 @@ export async function directoryUsage(dir: string): Promise<Usage> {
 async function listDirs(root: string): Promise<string[]> {
   const out: string[] = [''];
   const walk = async (rel: string) => {
-    const entries = await fsp.readdir(rel === '' ? root : path.join(root, rel), { withFileTypes: true, encoding: 'buffer' });
-    const names = checkedNames(entries.map((e) => e.name), '/' + rel);
+    const entries = await fsp.readdir(fsPath(rel === '' ? root : path.join(root, rel)), { withFileTypes: true, encoding: 'buffer' });
+    const names = entries.map((e) => decodeName(e.name));
     for (const [i, e] of entries.entries()) {
       if (!e.isDirectory()) continue;
       const r = rel === '' ? names[i]! : rel + '/' + names[i]!;
@@ -995,7 +997,7 @@ export async function writeDiffTar(upper: string, tarPath: string, opts: { idRan
       }
       const entry = pack.entry(header, done);
       {
-        const rs = fs.createReadStream(file);
+        const rs = fs.createReadStream(fsPath(file));
         // A pack that fails (its writer hit ENOSPC) fails its entry: heard here, not thrown.
         entry.on('error', (e: Error) => {
           rs.destroy();
@@ -1009,12 +1011,12 @@ export async function writeDiffTar(upper: string, tarPath: string, opts: { idRan
       }
     });
   const walk = async (rel: string) => {
-    const names = (await utf8Names(rel === '' ? upper : path.join(upper, rel), '/' + rel)).sort();
+    const names = (await readNames(rel === '' ? upper : path.join(upper, rel))).sort();
     for (const name of names) {
       const r = rel === '' ? name : rel + '/' + name;
       if (opts.hide?.has(r)) continue;
       const p = path.join(upper, r);
-      const st = await fsp.lstat(p);
+      const st = await fsp.lstat(fsPath(p));
       if (isWhiteout(st)) {
         const wh = (rel === '' ? '' : rel + '/') + WHITEOUT_PREFIX + name;
         await add({ mode: 0o100600, uid: st.uid, gid: st.gid, mtime: st.mtime, name: wh, type: 'file', size: 0 });
@@ -1030,7 +1032,7 @@ export async function writeDiffTar(upper: string, tarPath: string, opts: { idRan
         if (opaque) await add({ mode: 0o100000 | (st.mode & 0o777), ...ids, mtime: st.mtime, name: r + '/' + OPAQUE_MARKER, type: 'file', size: 0 });
         await walk(r);
       } else if (st.isSymbolicLink()) {
-        await add({ ...base, name: r, type: 'symlink', linkname: await fsp.readlink(p) });
+        await add({ ...base, name: r, type: 'symlink', linkname: readLinkSync(p) });
       } else if (st.isFile()) {
         const id = `${st.dev}:${st.ino}`;
         const first = st.nlink > 1 ? links.get(id) : undefined;

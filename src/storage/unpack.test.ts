@@ -159,6 +159,44 @@ describe('unpackLayer', { skip: isRoot ? false : 'needs root' }, () => {
     assert.equal(owner('plain'), '1234:5678');
   });
 
+  it('names that are not UTF-8 keep their bytes: in a header, a PAX path, a symlink target, a whiteout; and again through a diff tar', async () => {
+    const { writeDiffTar } = await import('./snapshotter.js');
+    const b = (...bytes: number[]): Buffer => Buffer.from(bytes);
+    const under = (dir: string, ...parts: Buffer[]): Buffer => Buffer.concat([Buffer.from(dir), ...parts.flatMap((p) => [Buffer.from('/'), p])]);
+    const names = (dir: Buffer): string[] => fs.readdirSync(dir, { encoding: 'buffer' }).map((x) => x.toString('hex')).sort();
+    const [dirName, fileName, cafe, gone] = [b(0x64, 0xff), b(0x66, 0xe9), b(0x63, 0x61, 0x66, 0xe9), b(0x67, 0xe9)];
+    const src = path.join(tmp, `bytes-src-${n++}`);
+    fs.mkdirSync(under(src, dirName), { recursive: true });
+    fs.writeFileSync(under(src, dirName, fileName), 'x');
+    fs.writeFileSync(under(src, cafe), '');
+    fs.symlinkSync(cafe, under(src, Buffer.from('link')));
+    fs.writeFileSync(under(src, Buffer.concat([Buffer.from('.wh.'), gone])), '');
+    const expected = [cafe, dirName, Buffer.from('link'), gone].map((x) => x.toString('hex')).sort();
+    const check = (layer: string, what: string): void => {
+      assert.deepEqual(names(Buffer.from(layer)), expected, what);
+      assert.deepEqual(names(under(layer, dirName)), [fileName.toString('hex')], what);
+      assert.equal(fs.readFileSync(under(layer, dirName, fileName), 'utf8'), 'x', what);
+      assert.deepEqual(fs.readlinkSync(under(layer, Buffer.from('link')), { encoding: 'buffer' }), cafe, what);
+      const whiteout = fs.lstatSync(under(layer, gone));
+      assert.ok(whiteout.isCharacterDevice() && whiteout.rdev === 0, `${what}: the whiteout in overlay form`);
+    };
+    for (const format of ['gnu', 'pax']) {
+      const tarFile = path.join(tmp, `bytes-${format}-${n++}.tar`);
+      assert.equal(spawnSync('tar', ['-C', src, `--format=${format}`, '-cf', tarFile, '.']).status, 0);
+      const s = sandbox();
+      await unpackLayer(fs.createReadStream(tarFile), s.layer);
+      check(s.layer, format);
+      // The diff tar of that layer (as a commit writes one), unpacked again: the same bytes.
+      const diff = path.join(tmp, `bytes-diff-${n++}.tar`);
+      await writeDiffTar(s.layer, diff);
+      const listed = spawnSync('tar', ['-tvf', diff], { encoding: 'utf8' });
+      assert.match(listed.stdout, /caf\\351$/m, listed.stdout);
+      const again = sandbox();
+      await unpackLayer(fs.createReadStream(diff), again.layer);
+      check(again.layer, `${format}, through a diff tar`);
+    }
+  });
+
   it("reports the content size as dockerd sizes a layer: files and symlinks, a hard-linked file once", async () => {
     const s = sandbox();
     const small = makeTar([

@@ -34,6 +34,7 @@ import { finished, type Readable } from 'node:stream';
 
 import tar from 'tar-stream';
 
+import { fsPath } from '../common/bytenames.js';
 import { type Compression, detectCompression, MAGIC_BYTES, startDecompression } from '../common/compression.js';
 import { BerthError, ConflictError, InvalidArgumentError, SystemError } from '../common/errors.js';
 import { drained } from '../common/streams.js';
@@ -166,8 +167,9 @@ class LayerWriter {
     private readonly plain = false,
   ) {}
 
-  private abs(rel: string): string {
-    return rel === '' ? this.root : path.join(this.root, rel);
+  /** The path for fs calls: the bytes of a name that is not UTF-8 (common/bytenames). */
+  private abs(rel: string): string | Buffer {
+    return fsPath(rel === '' ? this.root : path.join(this.root, rel));
   }
 
   private helper(): FsOp {
@@ -294,7 +296,7 @@ class LayerWriter {
         await this.clearTarget(rel, false);
         const target = h.linkname ?? '';
         if (target === '' || target.includes('\0')) throw bad(entry, 'symlink with an empty or invalid target');
-        fs.symlinkSync(target, abs);
+        fs.symlinkSync(fsPath(target), abs);
         this.seen.add(rel);
         fs.lchownSync(abs, uid, gid);
         fs.lutimesSync(abs, mtime, mtime);

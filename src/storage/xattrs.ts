@@ -20,7 +20,9 @@ import fs from 'node:fs';
 
 import tar from 'tar-stream';
 
+import { encodeName, fsPath, hasEscapedBytes } from '../common/bytenames.js';
 import { SystemError } from '../common/errors.js';
+import { paxRecords } from '../common/tar-extract.js';
 import type { FsOp } from './fsop.js';
 import type { IdRange } from './idrange.js';
 
@@ -96,7 +98,7 @@ export function paxXattrs(xattrs: Map<string, Buffer>, range?: IdRange): Record<
 
 /** readXattrs of a path, not followed (a symlink: call it not; its xattrs are not archived). */
 export async function readXattrsAt(fsop: FsOp, file: string): Promise<Map<string, Buffer>> {
-  const fd = fs.openSync(file, O_PATH | fs.constants.O_NOFOLLOW);
+  const fd = fs.openSync(fsPath(file), O_PATH | fs.constants.O_NOFOLLOW);
   try {
     return await readXattrs(fsop, fd);
   } finally {
@@ -106,7 +108,7 @@ export async function readXattrsAt(fsop: FsOp, file: string): Promise<Map<string
 
 /** One PAX record: "<length> <key>=<value>\n", the length counting itself. */
 function paxRecord(key: string, value: Buffer | string): Buffer {
-  const body = Buffer.concat([Buffer.from(` ${key}=`), Buffer.isBuffer(value) ? value : Buffer.from(value), Buffer.from('\n')]);
+  const body = Buffer.concat([Buffer.from(` ${key}=`), Buffer.isBuffer(value) ? value : encodeName(value), Buffer.from('\n')]);
   let len = body.length + 1;
   while (String(len).length + body.length !== len) len = String(len).length + body.length;
   return Buffer.concat([Buffer.from(String(len)), body]);
@@ -115,6 +117,8 @@ function paxRecord(key: string, value: Buffer | string): Buffer {
 type PackWithPax = tar.Pack & { _encodePax?: (header: tar.Header) => void; _encode(header: tar.Header): void; push(b: Buffer | null): boolean };
 
 /** A name a ustar header holds as it is (tar-stream's rule, without the prefix split). */
+const escapedNames = (header: tar.Header): boolean => hasEscapedBytes(header.name) || (header.linkname !== undefined && header.linkname !== null && hasEscapedBytes(header.linkname));
+
 /** tar-stream's header fields hold IDs up to 0o777777. */
 const tooBigForHeader = (id: number | undefined): boolean => id !== undefined && id > 0o777777;
 const fitsUstar = (s: string | undefined): boolean => s === undefined || (s.length <= 100 && /^[\x20-\x7e]*$/.test(s));
@@ -170,6 +174,11 @@ export function xattrPack(): tar.Pack {
       const ids = { ...(tooBigForHeader(header.uid) ? { uid: String(header.uid) } : {}), ...(tooBigForHeader(header.gid) ? { gid: String(header.gid) } : {}) };
       header = { ...header, pax: { ...((header as { pax?: Record<string, string> }).pax ?? {}), ...ids } } as tar.Header;
     }
+    // A name with bytes that are not UTF-8 (common/bytenames) goes in PAX path/linkpath records
+    // as those bytes, written by _encodePax below (tar-stream would write U+FFFD's).
+    if (!afterPax.has(header) && (header.type as string) !== 'pax-header' && escapedNames(header) && !(header as { pax?: unknown }).pax) {
+      header = { ...header, pax: {} } as tar.Header;
+    }
     const push = this.push;
     const blocks: Buffer[] = [];
     this.push = (b: Buffer | null) => (b === null ? push.call(this, b) : (blocks.push(b), true));
@@ -184,11 +193,11 @@ export function xattrPack(): tar.Pack {
   };
   pack._encodePax = function (this: PackWithPax, header: tar.Header) {
     const pax = (header as { pax?: Record<string, Buffer | string> }).pax;
-    if (!pax || !Object.values(pax).some((v) => Buffer.isBuffer(v))) return original.call(this, header);
+    if (!escapedNames(header) && (!pax || !Object.values(pax).some((v) => Buffer.isBuffer(v)))) return original.call(this, header);
     const nameFits = fitsUstar(header.name) && fitsUstar(header.linkname ?? undefined);
     const block = Buffer.concat([
       ...(nameFits ? [] : [paxRecord('path', header.name), ...(header.linkname ? [paxRecord('linkpath', header.linkname)] : [])]),
-      ...Object.entries(pax).map(([k, v]) => paxRecord(k, v)),
+      ...Object.entries(pax ?? {}).map(([k, v]) => paxRecord(k, v)),
     ]);
     const meta = { mode: header.mode, uid: header.uid, gid: header.gid, mtime: header.mtime };
     this._encode({ ...meta, name: 'PaxHeader', type: 'pax-header', size: block.length } as unknown as tar.Header);
@@ -205,20 +214,7 @@ export function xattrPack(): tar.Pack {
 /** The SCHILY.xattr.* records of a PAX header block, values as raw bytes. */
 function parsePaxXattrs(buf: Buffer): Map<string, Buffer> {
   const out = new Map<string, Buffer>();
-  let rest = buf;
-  while (rest.length) {
-    const sp = rest.indexOf(0x20);
-    if (sp <= 0) break;
-    const len = parseInt(rest.subarray(0, sp).toString('latin1'), 10);
-    if (!(len > sp + 1) || len > rest.length) break;
-    const kv = rest.subarray(sp + 1, len - 1);
-    const eq = kv.indexOf(0x3d);
-    if (eq > 0) {
-      const key = kv.subarray(0, eq).toString('utf8');
-      if (key.startsWith('SCHILY.xattr.')) out.set(key.slice('SCHILY.xattr.'.length), Buffer.from(kv.subarray(eq + 1)));
-    }
-    rest = rest.subarray(len);
-  }
+  for (const [key, value] of paxRecords(buf)) if (key.startsWith('SCHILY.xattr.')) out.set(key.slice('SCHILY.xattr.'.length), value);
   return out;
 }
 

@@ -124,6 +124,19 @@ describe('docker build (legacy builder) against berthd', { skip, timeout: 600_00
     assert.match(inspect!.Parent, /^sha256:/);
   });
 
+  it('copies a context file whose name is not UTF-8 under its own bytes (COPY of a directory and by wildcard)', () => {
+    const dir = path.join(tmp, 'bytes-ctx');
+    fs.mkdirSync(path.join(dir, 'in'), { recursive: true });
+    fs.writeFileSync(Buffer.concat([Buffer.from(path.join(dir, 'in', 'caf')), Buffer.from([0xe9])]), 'latin1\n');
+    fs.writeFileSync(path.join(dir, 'Dockerfile'), 'FROM busybox\nCOPY in /in/\nCOPY in/caf* /wild/\n');
+    const r = build(['-q', '-t', 'bytes:1'], dir);
+    assert.equal(r.status, 0, r.stderr + r.stdout + d.logTail());
+    const out = d.dockerOk(['run', '--rm', '--network', 'none', 'bytes:1', 'sh', '-c', 'cat /in/caf* /wild/caf*; for f in /in/* /wild/*; do echo "$f"; done | od -An -c']);
+    assert.match(out, /^latin1\nlatin1\n/, out);
+    assert.match(out.replace(/\s+/g, ''), /\/in\/caf351\\n\/wild\/caf351\\n/, out);
+    d.dockerOk(['rmi', 'bytes:1']);
+  });
+
   it('records history as the legacy builder does, intermediate images hidden', () => {
     const history = d.dockerOk(['history', '--no-trunc', '--format', '{{.ID}}\t{{.CreatedBy}}', 'built:1']).trim().split('\n');
     assert.match(history[0]!, /^sha256:[0-9a-f]{64}\t\/bin\/sh -c #\(nop\)  CMD \["from-cmd"\]$/);

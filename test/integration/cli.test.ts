@@ -251,6 +251,14 @@ describe('berth CLI', { skip, timeout: 600_000 }, () => {
     berthOk(['cp', '-L', `${name}:/tmp/link`, path.join(tmp, 'into')]);
     assert.equal(fs.lstatSync(path.join(tmp, 'into', 'link')).isFile(), true);
     assert.equal(fs.readFileSync(path.join(tmp, 'into', 'link'), 'utf8'), 'one file\n');
+    // A name that is not UTF-8 keeps its bytes both ways (Node would read U+FFFD).
+    const latin1 = Buffer.concat([Buffer.from(tmp + '/bytes/caf'), Buffer.from([0xe9])]);
+    fs.mkdirSync(path.join(tmp, 'bytes'));
+    fs.writeFileSync(latin1, 'latin1\n');
+    berthOk(['cp', path.join(tmp, 'bytes'), `${name}:/`]);
+    assert.match(berthOk(['exec', name, 'sh', '-c', 'cat /bytes/caf*; for f in /bytes/*; do echo "$f"; done | od -An -c']), /^latin1\n[^]*c +a +f +351/);
+    berthOk(['cp', `${name}:/bytes`, path.join(tmp, 'bytesback')]);
+    assert.deepEqual(fs.readdirSync(path.join(tmp, 'bytesback'), { encoding: 'buffer' }), [Buffer.from([0x63, 0x61, 0x66, 0xe9])]);
     // The docker CLI's refusals, in its words.
     assert.equal(berth(['cp', `${name}:/tmp/one.txt`, path.join(tmp, 'nodir', 'x')]).stderr, `invalid output path: directory ${JSON.stringify(path.join(tmp, 'nodir'))} does not exist\n`);
     assert.equal(berth(['cp', `${name}:/src`, path.join(tmp, 'back.txt')]).stderr, 'cannot copy directory\n');

@@ -6,7 +6,10 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import tar from 'tar-stream';
+import { fsPath } from '../../common/bytenames.js';
+import { readLinkSync, readNamesSync } from '../../common/fsutil.js';
+import { tarExtract } from '../../common/tar-extract.js';
+import { xattrPack } from '../../storage/xattrs.js';
 
 import { ApiError } from '../client.js';
 import { type Ctx, type Define, ExitError, action } from '../context.js';
@@ -64,7 +67,7 @@ async function extractTo(stream: NodeJS.ReadableStream, srcBase: string, dest: s
   else if (destIsDir) mapTop = (n) => path.join(dest, renamed(n));
   else mapTop = (n) => path.join(dest, n.split('/').slice(1).join('/'));
   destExists = false;
-  const ex = tar.extract();
+  const ex = tarExtract(); // names as their bytes (common/bytenames)
   const dirs: [string, Date][] = [];
   ex.on('entry', (h, s, next) => {
     const name = h.name.replace(/^\.?\//, '').replace(/\/$/, '');
@@ -72,26 +75,26 @@ async function extractTo(stream: NodeJS.ReadableStream, srcBase: string, dest: s
     const done = (e?: unknown): void => (e ? ex.destroy(e as Error) : next());
     try {
       if (h.type === 'directory') {
-        fs.mkdirSync(target, { recursive: true, mode: h.mode });
+        fs.mkdirSync(fsPath(target), { recursive: true, mode: h.mode });
         dirs.push([target, h.mtime ?? new Date()]);
         s.resume();
         s.on('end', () => done());
       } else if (h.type === 'symlink') {
-        fs.rmSync(target, { force: true });
-        fs.symlinkSync(h.linkname ?? '', target);
+        fs.rmSync(fsPath(target), { force: true });
+        fs.symlinkSync(fsPath(h.linkname ?? ''), fsPath(target));
         s.resume();
         s.on('end', () => done());
       } else if (h.type === 'link') {
-        fs.rmSync(target, { force: true });
-        fs.linkSync(mapTop(String(h.linkname).replace(/^\.?\//, '')), target);
+        fs.rmSync(fsPath(target), { force: true });
+        fs.linkSync(fsPath(mapTop(String(h.linkname).replace(/^\.?\//, ''))), fsPath(target));
         s.resume();
         s.on('end', () => done());
       } else if (h.type === 'file' || h.type === 'contiguous-file') {
-        fs.mkdirSync(path.dirname(target), { recursive: true });
-        const w = fs.createWriteStream(target, { mode: h.mode });
+        fs.mkdirSync(fsPath(path.dirname(target)), { recursive: true });
+        const w = fs.createWriteStream(fsPath(target), { mode: h.mode });
         pipeline(s, w).then(() => {
-          if (h.mtime) fs.utimesSync(target, h.mtime, h.mtime);
-          fs.chmodSync(target, (h.mode ?? 0o644) & 0o7777);
+          if (h.mtime) fs.utimesSync(fsPath(target), h.mtime, h.mtime);
+          fs.chmodSync(fsPath(target), (h.mode ?? 0o644) & 0o7777);
           done();
         }, done);
       } else {
@@ -103,24 +106,24 @@ async function extractTo(stream: NodeJS.ReadableStream, srcBase: string, dest: s
     }
   });
   await pipeline(stream, ex);
-  for (const [d, t] of dirs.reverse()) fs.utimesSync(d, t, t);
+  for (const [d, t] of dirs.reverse()) fs.utimesSync(fsPath(d), t, t);
 }
 
 /** Packs a local path as a tar whose top entry is `name`. */
 function packLocal(src: string, name: string): NodeJS.ReadableStream {
-  const pack = tar.pack();
+  const pack = xattrPack(); // names with bytes that are not UTF-8 written as those bytes
   const add = async (p: string, n: string): Promise<void> => {
-    const st = fs.lstatSync(p);
+    const st = fs.lstatSync(fsPath(p));
     const base = { name: n, mode: st.mode & 0o7777, mtime: st.mtime, uid: st.uid, gid: st.gid };
     if (st.isDirectory()) {
       pack.entry({ ...base, type: 'directory' });
-      for (const e of fs.readdirSync(p).sort()) await add(path.join(p, e), `${n}/${e}`);
+      for (const e of readNamesSync(p).sort()) await add(path.join(p, e), `${n}/${e}`);
     } else if (st.isSymbolicLink()) {
-      pack.entry({ ...base, type: 'symlink', linkname: fs.readlinkSync(p) });
+      pack.entry({ ...base, type: 'symlink', linkname: readLinkSync(p) });
     } else if (st.isFile()) {
       await new Promise<void>((resolve, reject) => {
         const entry = pack.entry({ ...base, type: 'file', size: st.size }, (err) => (err ? reject(err) : resolve()));
-        fs.createReadStream(p).on('error', reject).pipe(entry);
+        fs.createReadStream(fsPath(p)).on('error', reject).pipe(entry);
       });
     }
   };

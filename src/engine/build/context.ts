@@ -19,12 +19,14 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 
 import dockerignore from '@balena/dockerignore';
-import tar from 'tar-stream';
 
+import { fsPath } from '../../common/bytenames.js';
 import { decompressed } from '../../common/compression.js';
+import { readLinkSync, readNamesSync } from '../../common/fsutil.js';
 import { MAX_LAYER_BYTES } from '../../images/manifest.js';
 import { InvalidArgumentError, NotFoundError, UnsupportedError } from '../../common/errors.js';
 import { unpackLayer } from '../../storage/unpack.js';
+import { xattrPack } from '../../storage/xattrs.js';
 import { ScopedPathError, ScopedRoot, self, type Resolved } from '../containers/scoped-root.js';
 
 /** The largest context accepted (uncompressed). */
@@ -198,7 +200,7 @@ export class SourceTree {
       const full = base && rel ? `${base}/${rel}` : base || rel;
       const ignored = this.isIgnored(full);
       if (stat.isSymbolicLink()) {
-        if (!ignored) yield { rel, abs, stat, linkname: fs.readlinkSync(abs) };
+        if (!ignored) yield { rel, abs, stat, linkname: readLinkSync(abs) };
         return;
       }
       if (!stat.isDirectory()) {
@@ -207,9 +209,10 @@ export class SourceTree {
       }
       if (ignored && !this.exceptions && !opts.all) return;
       if (!ignored || rel === '') yield { rel, abs, stat };
-      for (const name of fs.readdirSync(abs).sort()) {
+      // Names as their bytes (common/bytenames): one that is not UTF-8 is copied as it is.
+      for (const name of readNamesSync(abs).sort()) {
         const child = path.join(abs, name);
-        yield* visit.call(this, rel ? `${rel}/${name}` : name, child, fs.lstatSync(child));
+        yield* visit.call(this, rel ? `${rel}/${name}` : name, child, fs.lstatSync(fsPath(child)));
       }
     };
     yield* visit.call(this, '', source.abs, source.stat);
@@ -218,7 +221,7 @@ export class SourceTree {
 
 /** Opens a regular file below a tree without following a symlink. */
 export function openNoFollow(abs: string): fs.ReadStream {
-  const fd = fs.openSync(abs, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
+  const fd = fs.openSync(fsPath(abs), fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
   return fs.createReadStream('', { fd });
 }
 
@@ -254,7 +257,7 @@ export interface CopyAttrs {
  * file (or symlink) under `name`.
  */
 export function sourceTar(tree: SourceTree, source: Source, name: string | undefined, attrs: CopyAttrs): Readable {
-  const pack = tar.pack();
+  const pack = xattrPack(); // writes names that are not UTF-8 as their bytes
   const run = async (): Promise<void> => {
     for (const e of tree.walk(source)) {
       const entryName = source.stat.isDirectory() ? e.rel : e.rel === '' ? name! : `${name}/${e.rel}`;

@@ -20,7 +20,8 @@ import type { Header as TarHeader } from 'tar-stream';
 
 import { BerthError, InvalidArgumentError, SystemError } from '../../common/errors.js';
 import { tarExtract } from '../../common/tar-extract.js';
-import { utf8NamesSync } from '../../common/fsutil.js';
+import { decodeName, fsPath } from '../../common/bytenames.js';
+import { readNamesSync } from '../../common/fsutil.js';
 import { major, minor, type OverlaySnapshotter } from '../../storage/snapshotter.js';
 import { INIT_MOUNT_POINTS } from '../spec/container-spec.js';
 import { FsOp } from '../../storage/fsop.js';
@@ -147,14 +148,14 @@ class TarOut {
   async node(scoped: ScopedRoot | undefined, parentFd: number, name: string, fd: number, st: fs.Stats, tarName: string, containerPath: string): Promise<void> {
     const base = { name: tarName, mode: st.mode & 0o7777, uid: idInside(this.range, st.uid), gid: idInside(this.range, st.gid), mtime: st.mtime };
     if (st.isSymbolicLink()) {
-      await this.entry({ ...base, type: 'symlink', linkname: fs.readlinkSync(at(parentFd, name)) });
+      await this.entry({ ...base, type: 'symlink', linkname: decodeName(fs.readlinkSync(at(parentFd, name), { encoding: 'buffer' })) });
       return;
     }
     const pax = paxXattrs(await readXattrs(this.fsop, fd), this.range);
     if (pax) Object.assign(base, { pax });
     if (st.isDirectory()) {
       if (tarName !== '') await this.entry({ ...base, name: tarName + '/', type: 'directory' });
-      const children = utf8NamesSync(self(fd), containerPath).sort();
+      const children = readNamesSync(self(fd)).sort();
       for (const child of children) {
         const childPath = (containerPath === '/' ? '' : containerPath) + '/' + child;
         const mount = scoped?.mountAt(childPath);
@@ -599,7 +600,7 @@ class Extractor {
         const linkname = h.linkname ?? '';
         if (linkname === '' || linkname.includes('\0')) throw new InvalidArgumentError(`symlink ${JSON.stringify(h.name)} has an empty or invalid target`, 'archive');
         // Written as is: a symlink is only ever followed later in the container's own scope.
-        fs.symlinkSync(linkname, target);
+        fs.symlinkSync(fsPath(linkname), target);
         fs.lchownSync(target, uid, gid);
         fs.lutimesSync(target, mtime, mtime);
         break;

@@ -26,6 +26,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 
+import { decodeName, fsPath } from '../../common/bytenames.js';
 import { InvalidArgumentError, NotFoundError, SystemError } from '../../common/errors.js';
 
 /** O_PATH (Linux): a descriptor that names an inode without opening it; Node has no constant. */
@@ -51,9 +52,9 @@ export class ScopedPathError extends Error {
 }
 
 /** The path of a name beneath a directory descriptor, for one system call. */
-export function at(dirFd: number, name: string): string {
+export function at(dirFd: number, name: string): string | Buffer {
   if (name === '' || name === '.' || name === '..' || name.includes('/') || name.includes('\0')) throw new SystemError(`internal: bad name ${JSON.stringify(name)}`);
-  return `/proc/self/fd/${dirFd}/${name}`;
+  return fsPath(`/proc/self/fd/${dirFd}/${name}`); // bytes for a name that is not UTF-8 (common/bytenames)
 }
 
 /** The path of the inode a descriptor names (reopening an O_PATH descriptor). */
@@ -203,7 +204,7 @@ export class ScopedRoot {
         if (found.stat.isSymbolicLink() && (!isLast || opts.followLast)) {
           let target: string;
           try {
-            target = fs.readlinkSync(at(top.fd, name));
+            target = decodeName(fs.readlinkSync(at(top.fd, name), { encoding: 'buffer' }));
           } finally {
             closeQuietly(found.fd);
           }
