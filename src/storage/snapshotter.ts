@@ -900,9 +900,9 @@ export async function directoryUsage(dir: string): Promise<Usage> {
   let size = 0;
   let inodes = 0;
   const walk = async (d: string) => {
-    for (const name of await fsp.readdir(d)) {
+    for (const name of await readNames(d)) {
       const p = path.join(d, name);
-      const st = await fsp.lstat(p);
+      const st = await fsp.lstat(fsPath(p));
       const id = `${st.dev}:${st.ino}`;
       if (!seen.has(id)) {
         seen.add(id);

@@ -21,7 +21,8 @@ import fsp from 'node:fs/promises';
 import path from 'node:path';
 
 import { ConflictError, InvalidArgumentError, NotFoundError, SystemError } from '../common/errors.js';
-import { processAlive, writeFileAtomic } from '../common/fsutil.js';
+import { fsPath } from '../common/bytenames.js';
+import { processAlive, readLinkSync, readNames, writeFileAtomic } from '../common/fsutil.js';
 import { mountPointsUnder } from '../common/mountinfo.js';
 
 /** As Docker's volume name rule (volume/local: RestrictedNamePattern). */
@@ -405,32 +406,33 @@ function checkBeneath(root: string, target: string): void {
 async function copyTree(src: string, dst: string, links: Map<string, string>): Promise<void> {
   const dirTimes: Array<[string, fs.Stats]> = [];
   const walk = async (s: string, d: string) => {
-    for (const name of await fsp.readdir(s)) {
+    // Names as their bytes (common/bytenames): one that is not UTF-8 is copied as it is.
+    for (const name of await readNames(s)) {
       const sp = path.join(s, name);
       const dp = path.join(d, name);
-      const st = await fsp.lstat(sp);
+      const st = await fsp.lstat(fsPath(sp));
       if (st.isDirectory()) {
-        await fsp.mkdir(dp, { mode: 0o700 });
+        await fsp.mkdir(fsPath(dp), { mode: 0o700 });
         await walk(sp, dp);
-        await fsp.chown(dp, st.uid, st.gid);
-        await fsp.chmod(dp, st.mode & 0o7777);
+        await fsp.chown(fsPath(dp), st.uid, st.gid);
+        await fsp.chmod(fsPath(dp), st.mode & 0o7777);
         dirTimes.push([dp, st]);
       } else if (st.isSymbolicLink()) {
-        await fsp.symlink(await fsp.readlink(sp), dp);
-        await fsp.lchown(dp, st.uid, st.gid);
-        await fsp.lutimes(dp, st.atime, st.mtime);
+        await fsp.symlink(fsPath(readLinkSync(sp)), fsPath(dp));
+        await fsp.lchown(fsPath(dp), st.uid, st.gid);
+        await fsp.lutimes(fsPath(dp), st.atime, st.mtime);
       } else if (st.isFile()) {
         const id = `${st.dev}:${st.ino}`;
         const first = st.nlink > 1 ? links.get(id) : undefined;
         if (first !== undefined) {
-          await fsp.link(first, dp);
+          await fsp.link(fsPath(first), fsPath(dp));
           continue;
         }
-        const input = await fsp.open(sp, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
+        const input = await fsp.open(fsPath(sp), fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
         try {
           const fst = await input.stat();
           if (!fst.isFile()) continue; // replaced meanwhile
-          const output = await fsp.open(dp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, 0o600);
+          const output = await fsp.open(fsPath(dp), fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, 0o600);
           try {
             await copyData(input, output);
             await output.chown(fst.uid, fst.gid);
@@ -448,7 +450,7 @@ async function copyTree(src: string, dst: string, links: Map<string, string>): P
     }
   };
   await walk(src, dst);
-  for (const [d, st] of dirTimes) await fsp.utimes(d, st.atime, st.mtime);
+  for (const [d, st] of dirTimes) await fsp.utimes(fsPath(d), st.atime, st.mtime);
 }
 
 async function copyData(input: fsp.FileHandle, output: fsp.FileHandle): Promise<void> {
@@ -467,12 +469,12 @@ async function diskUsage(dir: string): Promise<number> {
   const walk = async (d: string) => {
     let names: string[];
     try {
-      names = await fsp.readdir(d);
+      names = await readNames(d);
     } catch {
       return;
     }
     for (const n of names) {
-      const st = await fsp.lstat(path.join(d, n));
+      const st = await fsp.lstat(fsPath(path.join(d, n)));
       const id = `${st.dev}:${st.ino}`;
       if (!seen.has(id)) {
         seen.add(id);

@@ -13,6 +13,9 @@ import { PassThrough, Readable } from 'node:stream';
 
 import dockerignore from '@balena/dockerignore';
 import tar from 'tar-stream';
+import { fsPath } from '../../common/bytenames.js';
+import { readLinkSync, readNamesSync } from '../../common/fsutil.js';
+import { xattrPack } from '../../storage/xattrs.js';
 
 import { ApiError } from '../client.js';
 import { type Ctx, type Define, ExitError, action, collect } from '../context.js';
@@ -59,23 +62,23 @@ export function contextTar(dir: string, keep: string[], extra: Array<{ name: str
   const patterns = readIgnore(dir);
   const ig = dockerignore.default().add(patterns);
   const mayReinclude = patterns.some((p) => p.startsWith('!'));
-  const pack = tar.pack();
+  const pack = xattrPack(); // names that are not UTF-8 go as their bytes (common/bytenames)
   const add = async (rel: string): Promise<void> => {
     const abs = path.join(dir, rel);
-    const st = fs.lstatSync(abs);
+    const st = fs.lstatSync(fsPath(abs));
     const skipped = rel !== '' && !keep.includes(rel) && ig.ignores(rel);
     const common = { name: rel, mode: st.mode & 0o7777, mtime: st.mtime, uid: 0, gid: 0 };
     if (st.isDirectory()) {
       if (skipped && !mayReinclude) return;
       if (rel !== '' && !skipped) pack.entry({ ...common, type: 'directory' });
-      for (const name of fs.readdirSync(abs).sort()) await add(rel ? `${rel}/${name}` : name);
+      for (const name of readNamesSync(abs).sort()) await add(rel ? `${rel}/${name}` : name);
       return;
     }
     if (skipped) return;
-    if (st.isSymbolicLink()) pack.entry({ ...common, type: 'symlink', linkname: fs.readlinkSync(abs) });
+    if (st.isSymbolicLink()) pack.entry({ ...common, type: 'symlink', linkname: readLinkSync(abs) });
     else if (st.isFile()) {
       const entry = pack.entry({ ...common, type: 'file', size: st.size });
-      for await (const chunk of fs.createReadStream(abs)) if (!entry.write(chunk)) await new Promise<void>((resolve) => entry.once('drain', () => resolve()));
+      for await (const chunk of fs.createReadStream(fsPath(abs))) if (!entry.write(chunk)) await new Promise<void>((resolve) => entry.once('drain', () => resolve()));
       await new Promise<void>((resolve, reject) => entry.end((err?: Error | null) => (err ? reject(err) : resolve())));
     }
   };

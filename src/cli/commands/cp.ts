@@ -190,7 +190,7 @@ export const cp: Define = (cmd, ctx, set) =>
         if (dstat && isDirMode(dstat.mode)) {
           if (srcIsDir && /\/\.$/.test(src.path)) {
             // "dir/." copies the contents: pack each entry at the top.
-            for (const e of fs.readdirSync(src.path)) await put(dest.path, packLocal(path.join(src.path, e), e));
+            for (const e of readNamesSync(src.path)) await put(dest.path, packLocal(path.join(src.path, e), e));
             return;
           }
           await put(dest.path, packLocal(src.path, path.basename(path.resolve(src.path))));

@@ -27,6 +27,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 
 import { decodeName, fsPath } from '../../common/bytenames.js';
+import { readNamesSync } from '../../common/fsutil.js';
 import { InvalidArgumentError, NotFoundError, SystemError } from '../../common/errors.js';
 
 /** O_PATH (Linux): a descriptor that names an inode without opening it; Node has no constant. */
@@ -274,7 +275,7 @@ export function removeAt(dirFd: number, name: string): void {
   if (!found) return;
   try {
     if (found.stat.isDirectory()) {
-      for (const child of fs.readdirSync(self(found.fd))) removeAt(found.fd, child);
+      for (const child of readNamesSync(self(found.fd))) removeAt(found.fd, child);
       fs.rmdirSync(at(dirFd, name));
     } else {
       fs.unlinkSync(at(dirFd, name));
