@@ -950,6 +950,10 @@ describe('berthd with the docker CLI', { skip }, () => {
     assert.equal(exe.status, 127, exe.stderr);
     assert.equal(d.docker(['run', '--rm', 'busybox', 'nosuchcmd']).status, 127);
     assert.equal(d.docker(['run', '--rm', 'busybox', '/etc/passwd']).status, 126);
+    // A working directory that is a file, and no command at all: dockerd's own words.
+    const fileCwd = d.docker(['run', '--rm', '-w', '/etc/passwd', 'busybox', 'true']);
+    assert.deepEqual([fileCwd.status, fileCwd.stderr.split('\n')[0]], [125, 'docker: Error response from daemon: Cannot mkdir: /etc/passwd is not a directory']);
+    assert.match(d.docker(['run', '--rm', '--entrypoint', '', 'busybox']).stderr, /^docker: Error response from daemon: No command specified$/m);
     // The container's config at fault: a 400 (dockerd's startInvalidConfigError), and its exit code.
     const missingProgram = JSON.parse((await socketRequest(d.socket, 'POST', '/v1.41/containers/create', { 'Content-Type': 'application/json' }, JSON.stringify({ Image: 'busybox', Cmd: ['nosuchcmd'] }))).body) as { Id: string };
     const failedStart = await socketRequest(d.socket, 'POST', `/v1.41/containers/${missingProgram.Id}/start`);

@@ -388,7 +388,7 @@ export class ContainerService {
     // An Entrypoint given with no Cmd drops the image's Cmd, as Docker does.
     const cmd = config.Cmd !== undefined && config.Cmd !== null && config.Cmd.length > 0 ? config.Cmd : config.Entrypoint ? [] : (imageConfig.config?.Cmd ?? []);
     const argv = [...(entrypoint ?? []), ...(cmd ?? [])];
-    if (argv.length === 0) throw new InvalidArgumentError('No command specified', 'Cmd');
+    if (argv.length === 0) throw new InvalidArgumentError('No command specified'); // dockerd's words
 
     checkHealthcheck(config.Healthcheck);
     if (config.Healthcheck) config.Healthcheck = storedHealthcheck(config.Healthcheck);
@@ -700,7 +700,7 @@ export class ContainerService {
       this.exitWaiters.delete(id);
       if (record.hostConfig.AutoRemove) await this.removeLocked(id, { force: true, volumes: true }).catch(() => undefined);
       if ((err instanceof BerthError && err.code !== 'SYSTEM') || err instanceof VolumeMountError) throw err;
-      const text = `failed to create task for container: OCI runtime create failed: ${message}`;
+      const text = failure.daemonsOwn ? message : `failed to create task for container: OCI runtime create failed: ${message}`;
       throw failure.invalidConfig ? new InvalidArgumentError(text) : new SystemError(text, { cause: err });
     }
     record.state = { ...newState(), status: 'running', pid, startedAt, finishedAt: record.state.finishedAt };

@@ -11,5 +11,6 @@ test("a failed start as dockerd reads it: exit code, the config's fault (400) or
   assert.equal(mount.exitCode, 127);
   assert.ok(mount.invalidConfig);
   assert.match(mount.message, /not a directory: Are you trying to mount a directory onto a file \(or vice-versa\)\? Check if the specified host path exists and is the expected type$/);
+  assert.deepEqual(startFailure('chdir to cwd ("/etc/passwd") set in config.json failed: not a directory'), { exitCode: 128, invalidConfig: true, message: 'Cannot mkdir: /etc/passwd is not a directory', daemonsOwn: true });
   assert.deepEqual(startFailure('cgroup: cannot write memory.limit_in_bytes: EBUSY'), { exitCode: 128, invalidConfig: false, message: 'cgroup: cannot write memory.limit_in_bytes: EBUSY' });
 });

@@ -60,11 +60,11 @@ describe('containerSpec: command, environment, working directory', () => {
   it('an empty Entrypoint list drops the image Entrypoint; [""] does too, and takes no image Cmd', () => {
     assert.deepEqual(spec({ Entrypoint: [] }).process!.args, ['serve', '--port', '80']);
     assert.deepEqual(spec({ Entrypoint: [''], Cmd: ['ls'] }).process!.args, ['ls']);
-    rejects(() => spec({ Entrypoint: [''] }), /^Cmd: no command specified/);
+    rejects(() => spec({ Entrypoint: [''] }), /^No command specified$/);
   });
 
   it('without any command, says so', () => {
-    rejects(() => spec({}, {}, { image: { ...IMAGE, config: {} } }), /^Cmd: no command specified/);
+    rejects(() => spec({}, {}, { image: { ...IMAGE, config: {} } }), /^No command specified$/);
   });
 
   it('defaults: PATH, HOSTNAME, TERM with a tty; cwd /', () => {

@@ -505,7 +505,7 @@ function commandLine(imageConfig: NonNullable<ImageConfig['config']>, create: Cr
   // `docker run --entrypoint ""` sends [""]: no entrypoint, and not the image's Cmd either.
   if (entrypoint && entrypoint.length === 1 && entrypoint[0] === '') entrypoint = [];
   const args = [...(entrypoint ?? []), ...(cmd ?? [])];
-  if (args.length === 0 || args[0] === '') throw new InvalidArgumentError('no command specified', 'Cmd');
+  if (args.length === 0 || args[0] === '') throw new InvalidArgumentError('No command specified'); // dockerd's words
   return args;
 }
 
