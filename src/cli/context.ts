@@ -4,6 +4,7 @@ import path from 'node:path';
 import type { Command } from 'commander';
 
 import { ApiClient, ApiError } from './client.js';
+import { USE_LINES } from './usage-lines.js';
 
 export const VERSION = '0.1.0';
 
@@ -23,8 +24,18 @@ export class ExitError extends Error {
  */
 export class UsageError extends ExitError {
   constructor(commandPath: string, message: string, code = 125) {
-    super(code, `${message}\n\nRun '${commandPath} --help' for more information`);
+    // A flag the parser refuses comes with the command's use lines, as cobra's flag errors do.
+    super(code, `${message}${FLAG_PARSER_ERROR.test(message) ? useLines(commandPath) : ''}\n\nRun '${commandPath} --help' for more information`);
   }
+}
+
+/** What the docker CLI's flag parser (pflag, through cobra) says. */
+const FLAG_PARSER_ERROR = /^(unknown flag: |unknown shorthand flag: |invalid argument "|flag needs an argument: |bad flag syntax: )/;
+
+/** "\n\nUsage:  berth run [OPTIONS] IMAGE [COMMAND] [ARG...]" (a second use line tab-indented), or nothing for a command the table lacks. */
+export function useLines(commandPath: string): string {
+  const lines = USE_LINES[commandPath.replace(/^berth ?/, '')];
+  return lines ? `\n\nUsage:  ${lines.map((l, i) => `${i ? '\t' : ''}berth ${l}`).join('\n')}` : '';
 }
 
 /** An output of the command: a terminal's has its size and says when it changes ('resize'). */

@@ -10,7 +10,7 @@ import { Command, CommanderError } from 'commander';
 
 import { ConnectError, resolveHost } from './client.js';
 import { commandWordsOf, SERVE_FLAG } from './served.js';
-import { Ctx, type CliIo, type Define, ExitError, UsageError, VERSION, errorText, processIo } from './context.js';
+import { Ctx, type CliIo, type Define, ExitError, UsageError, VERSION, errorText, processIo, useLines } from './context.js';
 
 
 type Loader = () => Promise<object>;
@@ -202,13 +202,19 @@ export function withBoolValues(argv: string[], cmd: Command): string[] {
 }
 
 
-function dockerFlagError(e: CommanderError): string {
+function dockerFlagError(e: CommanderError, argv: readonly string[]): string {
   const m = /'([^']+)'/.exec(e.message);
   switch (e.code) {
     case 'commander.unknownOption':
       return `unknown ${m?.[1]?.startsWith('--') ? 'flag' : 'shorthand flag'}: ${m?.[1]?.startsWith('--') ? m[1] : `'${m?.[1]?.slice(1, 2)}' in ${m?.[1]}`}`;
-    case 'commander.optionMissingArgument':
-      return `flag needs an argument: ${m?.[1]?.split(/[ ,]+/).pop()}`;
+    case 'commander.optionMissingArgument': {
+      // pflag names the flag as it was given: "--memory", or "'m' in -m".
+      const flags = (m?.[1] ?? '').split(/[ ,]+/).filter((f) => f.startsWith('-'));
+      const short = flags.find((f) => /^-[^-]$/.test(f));
+      const long = flags.find((f) => f.startsWith('--'));
+      const typedShort = short !== undefined && argv.some((a) => /^-[^-]/.test(a) && a.endsWith(short.slice(1)));
+      return `flag needs an argument: ${typedShort || !long ? `'${short?.slice(1)}' in ${short}` : long}`;
+    }
     default:
       return e.message.replace(/^error: /, '');
   }
@@ -304,19 +310,24 @@ export async function main(argv: string[], io: CliIo = processIo): Promise<numbe
       if (e.code === 'commander.helpDisplayed' || e.code === 'commander.help' || e.code === 'commander.version') return 0;
       // The command that failed: as far as the words name known commands.
       const cmd = commandOf(program, words);
-      let known = 0;
-      for (let c: Command | null = cmd; c && c !== program; c = c.parent) known++;
-      const commandPath = ['berth', ...words.slice(0, known)].join(' ');
+      // Named as the docker CLI names it (cobra's CommandPath): by the commands' names, not the aliases given.
+      const names: string[] = [];
+      for (let c: Command | null = cmd; c && c !== program; c = c.parent) names.unshift(c.name());
+      const known = names.length;
+      const commandPath = ['berth', ...names].join(' ');
       if (e.code === 'commander.unknownCommand' || (known < words.length && ['commander.excessArguments', 'commander.missingArgument'].includes(e.code))) {
         // As the docker CLI: an unknown command, whole, and where to ask for the known ones.
         io.stderr.write(`berth: unknown command: ${['berth', ...words].join(' ')}\n\nRun '${commandPath} --help' for more information\n`);
         return 1;
       }
       if (e.code === 'commander.excessArguments' || e.code === 'commander.missingArgument') {
-        io.stderr.write(`berth: '${commandPath}' ${arityText(cmd)}\n\nSee '${commandPath} --help' for more information\n`);
+        // cobra's words: "Run" after an exact count or none, "See" after a bound.
+        const arity = arityText(cmd);
+        const verb = /^(requires \d|accepts no)/.test(arity) ? 'Run' : 'See';
+        io.stderr.write(`berth: '${commandPath}' ${arity}${useLines(commandPath)}\n\n${verb} '${commandPath} --help' for more information\n`);
         return 1;
       }
-      const refusal = new UsageError(commandPath, dockerFlagError(e));
+      const refusal = new UsageError(commandPath, dockerFlagError(e, argv));
       io.stderr.write(`${refusal.message}\n`);
       return refusal.code;
     }

@@ -517,13 +517,22 @@ describe('berth CLI', { skip, timeout: 600_000 }, () => {
   });
 
   it('errors: docker exit codes and messages', () => {
+    // The docker CLI v28's flag errors: the parser's words, the command's use lines (its name
+    // for an alias), where to look.
     const badFlag = berth(['run', '--bogus', 'busybox']);
-    assert.equal(badFlag.status, 125);
-    assert.match(badFlag.stderr, /^unknown flag: --bogus$/m);
+    assert.deepEqual([badFlag.status, badFlag.stderr], [125, "unknown flag: --bogus\n\nUsage:  berth run [OPTIONS] IMAGE [COMMAND] [ARG...]\n\nRun 'berth run --help' for more information\n"]);
     assert.equal(berth(['ps', '--bogus']).status, 125);
+    assert.equal(berth(['container', 'list', '-z']).stderr, "unknown shorthand flag: 'z' in -z\n\nUsage:  berth container ls [OPTIONS]\n\nRun 'berth container ls --help' for more information\n");
+    assert.equal(berth(['cp', '--bogus']).stderr, "unknown flag: --bogus\n\nUsage:  berth cp [OPTIONS] CONTAINER:SRC_PATH DEST_PATH|-\n\tberth cp [OPTIONS] SRC_PATH|- CONTAINER:DEST_PATH\n\nRun 'berth cp --help' for more information\n");
+    assert.match(berth(['run', '--memory', 'abc', 'busybox']).stderr, /^invalid argument "abc" for "-m, --memory" flag: invalid size: 'abc'\n\nUsage:  berth run /);
+    assert.match(berth(['run', '-m']).stderr, /^flag needs an argument: 'm' in -m\n\nUsage:  berth run /);
+    assert.match(berth(['run', '--memory']).stderr, /^flag needs an argument: --memory\n/);
+    // An error after the flags were read: no use lines.
+    assert.equal(berth(['run', '-p', '99999', 'busybox']).stderr, "berth: invalid containerPort: 99999\n\nRun 'berth run --help' for more information\n");
     // The docker CLI v28's words and codes for a wrong number of arguments and an unknown command.
     const noArg = berth(['logs']);
-    assert.deepEqual([noArg.status, noArg.stderr], [1, "berth: 'berth logs' requires 1 argument\n\nSee 'berth logs --help' for more information\n"]);
+    assert.deepEqual([noArg.status, noArg.stderr], [1, "berth: 'berth logs' requires 1 argument\n\nUsage:  berth logs [OPTIONS] CONTAINER\n\nRun 'berth logs --help' for more information\n"]);
+    assert.equal(berth(['rm']).stderr, "berth: 'berth rm' requires at least 1 argument\n\nUsage:  berth rm [OPTIONS] CONTAINER [CONTAINER...]\n\nSee 'berth rm --help' for more information\n");
     assert.match(berth(['tag', 'a']).stderr, /^berth: 'berth tag' requires 2 arguments$/m);
     assert.match(berth(['ps', 'x']).stderr, /^berth: 'berth ps' accepts no arguments$/m);
     assert.match(berth(['port']).stderr, /^berth: 'berth port' requires at least 1 and at most 2 arguments$/m);
