@@ -5,6 +5,7 @@
  * Stopping the daemon leaves the containers running (live restore), under their shims.
  */
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 
@@ -129,18 +130,27 @@ function fail(message: string): never {
   process.exit(1);
 }
 
-function readConfig(file: string, explicit: boolean): CheckedConfig {
+/** The config file, checked; throws what is wrong with it (a missing one is empty unless named). */
+function loadConfig(file: string, explicit: boolean): CheckedConfig {
   let text: string;
   try {
     text = fs.readFileSync(file, 'utf8');
   } catch (err) {
     if (!explicit && (err as NodeJS.ErrnoException).code === 'ENOENT') return { config: {}, ignored: [] };
-    fail(`cannot read config file ${file}: ${(err as Error).message}`);
+    throw new Error(`cannot read config file ${file}: ${(err as Error).message}`);
   }
   try {
     return checkConfig(JSON.parse(text) as unknown);
   } catch (err) {
-    fail(`config file ${file}: ${(err as Error).message}`);
+    throw new Error(`config file ${file}: ${(err as Error).message}`);
+  }
+}
+
+function readConfig(file: string, explicit: boolean): CheckedConfig {
+  try {
+    return loadConfig(file, explicit);
+  } catch (err) {
+    fail((err as Error).message);
   }
 }
 
@@ -303,7 +313,8 @@ async function main(): Promise<void> {
     logConfig,
     containerDefaults: settings.containerDefaults,
   });
-  const server = new ApiServer(engine, { log: debug ? log : (line) => line.startsWith('error') && log(line) });
+  let debugLog = debug;
+  const server = new ApiServer(engine, { log: (line) => (debugLog || line.startsWith('error')) && log(line) });
   const group = groupId(flags.group ?? config.group);
   for (const host of hosts) await server.listen(socketPath(host), { group });
   log(`berthd listening on ${hosts.join(', ')} (data root ${dataRoot})`);
@@ -331,6 +342,34 @@ async function main(): Promise<void> {
     }
     log(`fatal: ${err.stack ?? err.message}`);
     process.exit(1);
+  });
+  // dockerd's reload (systemd's ExecReload sends SIGHUP): the config file read again, what may
+  // change while containers run applied (debug, labels, registries), a "daemon reload" event.
+  // A config file that does not check out leaves the running configuration. Node's default for
+  // SIGHUP would have ended the daemon.
+  process.on('SIGHUP', () => {
+    try {
+      const { config: next } = loadConfig(configFile, flags['config-file'] !== undefined);
+      const nextSettings = daemonSettings(flags, next);
+      const insecure = flags['insecure-registry'] ?? next['insecure-registries'] ?? [];
+      debugLog = flags.debug ?? next.debug ?? (flags['log-level'] ?? next['log-level']) === 'debug';
+      engine.reload(
+        { labels: nextSettings.labels, insecureRegistries: insecure, registryMirrors: nextSettings.registryMirrors, transfers: nextSettings.transfers },
+        {
+          debug: String(debugLog),
+          labels: JSON.stringify(nextSettings.labels ?? []),
+          'insecure-registries': JSON.stringify(insecure),
+          'registry-mirrors': JSON.stringify(nextSettings.registryMirrors.map((m) => m.url)),
+          'max-concurrent-downloads': String(nextSettings.transfers?.downloads ?? 3),
+          'max-concurrent-uploads': String(nextSettings.transfers?.uploads ?? 3),
+          'max-download-attempts': String(nextSettings.transfers?.downloadAttempts ?? 5),
+          name: os.hostname(),
+        },
+      );
+      log(`SIGHUP: configuration reloaded from ${configFile}`);
+    } catch (err) {
+      log(`SIGHUP: error reloading the configuration, the running one stays: ${(err as Error).message}`);
+    }
   });
   process.on('SIGTERM', () => shutdown('SIGTERM'));
   process.on('SIGINT', () => shutdown('SIGINT'));

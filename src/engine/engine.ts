@@ -10,6 +10,7 @@
  *   <dataRoot>/volumes      named and anonymous volumes
  *   <dataRoot>/containers   one record per container
  */
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -187,6 +188,32 @@ export class Engine {
     // Containers that run on after a daemon restart are probed again.
     for (const c of engine.containers.list()) if (c.state.status === 'running') engine.health.begin(c.id);
     return engine;
+  }
+
+  /** The daemon's ID (`docker info`, its events): made once per data root. */
+  daemonId(): string {
+    const file = path.join(this.options.dataRoot, 'engine-id');
+    try {
+      return fs.readFileSync(file, 'utf8').trim();
+    } catch {
+      const id = crypto.randomUUID();
+      fs.writeFileSync(file, id);
+      return id;
+    }
+  }
+
+  /**
+   * dockerd's reload (SIGHUP): the settings that may change while containers run, here the
+   * daemon's labels and the registries' (insecure ones, mirrors, transfer limits); a "daemon
+   * reload" event names them, as dockerd's does.
+   */
+  reload(change: Pick<EngineOptions, 'labels' | 'insecureRegistries' | 'registryMirrors' | 'transfers'>, attributes: Record<string, string>): void {
+    this.options.labels = change.labels;
+    this.options.insecureRegistries = change.insecureRegistries;
+    this.options.registryMirrors = change.registryMirrors;
+    this.options.transfers = change.transfers;
+    this.imageService.reconfigure({ insecureRegistries: change.insecureRegistries ?? [], registryMirrors: change.registryMirrors ?? [], ...(change.transfers ? { transfers: change.transfers } : {}) });
+    this.events.emit('daemon', 'reload', this.daemonId(), attributes);
   }
 
   close(): void {

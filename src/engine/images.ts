@@ -218,6 +218,13 @@ export class ImageService {
     fs.mkdirSync(opts.tmpDir, { recursive: true, mode: 0o700 });
   }
 
+  /** The registry settings a daemon reload changes (the next pull or push uses them). */
+  reconfigure(change: Pick<ImageServiceOptions, 'insecureRegistries' | 'registryMirrors' | 'transfers'>): void {
+    this.opts.insecureRegistries = change.insecureRegistries;
+    this.opts.registryMirrors = change.registryMirrors;
+    this.opts.transfers = change.transfers;
+  }
+
   private get images(): ImageStore {
     return this.opts.images;
   }

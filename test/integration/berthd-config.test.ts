@@ -70,6 +70,35 @@ describe('berthd configuration file', { skip: dockerdSkip }, () => {
     assert.match(text, /Insecure Registries:\s+reg\.example\.test:5000\s+10\.231\.0\.0\/16\s+127\.0\.0\.0\/8/);
   });
 
+  it('SIGHUP reloads the config file (labels, insecure registries), says so in a daemon reload event, and keeps a running configuration when the new one is bad', async () => {
+    const file = path.join(d.dir, 'daemon.json');
+    const before = fs.readFileSync(file, 'utf8');
+    const pid = d.pid()!;
+    const since = Math.floor(Date.now() / 1000) - 1;
+    try {
+      const running = d.dockerOk(['run', '-d', 'busybox', 'sleep', '100']).trim();
+      fs.writeFileSync(file, JSON.stringify({ ...JSON.parse(before), labels: ['tier=reloaded'], 'insecure-registries': ['reg2.example.test:5000'] }));
+      process.kill(pid, 'SIGHUP');
+      const labels = (): string => d.dockerOk(['info', '--format', '{{json .Labels}}']).trim();
+      assert.ok(await poll(() => labels() === '["tier=reloaded"]', 5000), `labels after the reload: ${labels()}`);
+      assert.match(d.dockerOk(['info']), /Insecure Registries:\s+reg2\.example\.test:5000\s+127\.0\.0\.0\/8/);
+      assert.equal(d.pid(), pid, 'the same daemon');
+      assert.equal(d.dockerOk(['inspect', '-f', '{{.State.Running}}', running]).trim(), 'true', 'containers keep running');
+      const events = d.dockerOk(['events', '--since', String(since), '--until', String(Math.floor(Date.now() / 1000) + 1), '--filter', 'type=daemon', '--format', '{{.Action}} {{index .Actor.Attributes "labels"}}']);
+      assert.match(events, /^reload \["tier=reloaded"\]$/m);
+      // A config file that does not check out: logged, the running configuration stays.
+      fs.writeFileSync(file, '{"labels": ');
+      process.kill(pid, 'SIGHUP');
+      assert.ok(await poll(() => /SIGHUP: error reloading the configuration, the running one stays/.test(fs.readFileSync(path.join(d.dir, 'berthd.log'), 'utf8')), 5000));
+      assert.equal(labels(), '["tier=reloaded"]');
+      assert.ok(fs.existsSync(`/proc/${pid}`), 'still running');
+      d.dockerOk(['rm', '-f', running]);
+    } finally {
+      fs.writeFileSync(file, before);
+      process.kill(pid, 'SIGHUP');
+    }
+  });
+
   it("stops at a key no daemon knows, with dockerd's message", () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'berthd-badconfig-'));
     try {

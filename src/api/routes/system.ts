@@ -125,7 +125,7 @@ export function systemRoutes(router: Router, engine: Engine): void {
     const containers = engine.containers.list();
     const count = (s: string[]): number => containers.filter((c) => s.includes(c.state.status)).length;
     ctx.sendJson(200, {
-      ID: hostId(engine),
+      ID: engine.daemonId(),
       Containers: containers.length,
       ContainersRunning: count(['running', 'restarting']),
       ContainersPaused: count(['paused']),
@@ -307,13 +307,3 @@ function openFiles(): number {
   }
 }
 
-function hostId(engine: Engine): string {
-  const file = `${engine.options.dataRoot}/engine-id`;
-  try {
-    return fs.readFileSync(file, 'utf8').trim();
-  } catch {
-    const id = crypto.randomUUID();
-    fs.writeFileSync(file, id);
-    return id;
-  }
-}
