@@ -151,6 +151,9 @@ export async function serveCommands(opts: { socketPath: string; idleMs: number; 
   idleTimer = setTimeout(stop, opts.idleMs);
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
+  // Node would open its inspector on 127.0.0.1:9229 at SIGUSR1, a debugger of this server (as
+  // its user) that any local user may connect to: a listener keeps it shut.
+  process.on('SIGUSR1', () => log('SIGUSR1 ignored'));
   process.on('uncaughtException', (err) => {
     log(`uncaught: ${err.stack ?? err.message}`);
     stop();

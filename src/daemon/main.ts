@@ -371,6 +371,20 @@ async function main(): Promise<void> {
       log(`SIGHUP: error reloading the configuration, the running one stays: ${(err as Error).message}`);
     }
   });
+  // dockerd dumps its goroutines on SIGUSR1; Node would open its inspector on 127.0.0.1:9229,
+  // a debugger of a root process that any local user may connect to. A listener keeps it shut.
+  // The nearest thing to dockerd's dump: Node's diagnostic report (stacks, heap, handles), 0600
+  // (it holds the environment).
+  process.on('SIGUSR1', () => {
+    const file = path.join(execRoot, `berthd-report-${new Date().toISOString().replace(/[-:.]/g, '')}.json`);
+    try {
+      process.report.writeReport(file);
+      fs.chmodSync(file, 0o600);
+      log(`SIGUSR1: diagnostic report written to ${file}`);
+    } catch (err) {
+      log(`SIGUSR1: cannot write a diagnostic report: ${(err as Error).message}`);
+    }
+  });
   process.on('SIGTERM', () => shutdown('SIGTERM'));
   process.on('SIGINT', () => shutdown('SIGINT'));
 }

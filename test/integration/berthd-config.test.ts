@@ -99,6 +99,22 @@ describe('berthd configuration file', { skip: dockerdSkip }, () => {
     }
   });
 
+  it('SIGUSR1 writes a diagnostic report (as dockerd dumps its stacks) and opens no inspector port', async () => {
+    const pid = d.pid()!;
+    process.kill(pid, 'SIGUSR1');
+    const reported = (): string | undefined => /SIGUSR1: diagnostic report written to (\S+)/.exec(fs.readFileSync(path.join(d.dir, 'berthd.log'), 'utf8'))?.[1];
+    assert.ok(await poll(() => reported() !== undefined, 5000), 'the report is logged');
+    const report = reported()!;
+    assert.equal(path.dirname(report), path.join(d.dir, 'exec'));
+    assert.equal(fs.statSync(report).mode & 0o777, 0o600, 'it holds the environment');
+    assert.ok((JSON.parse(fs.readFileSync(report, 'utf8')) as { javascriptStack?: unknown }).javascriptStack);
+    fs.rmSync(report);
+    const listening = spawnSync('ss', ['-ltnpH'], { encoding: 'utf8' }).stdout;
+    assert.doesNotMatch(listening, new RegExp(`pid=${pid},`), `berthd listens on no TCP port: ${listening}`);
+    assert.equal(d.pid(), pid);
+    assert.equal(d.dockerOk(['version', '--format', '{{.Server.Os}}']).trim(), 'linux');
+  });
+
   it("stops at a key no daemon knows, with dockerd's message", () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'berthd-badconfig-'));
     try {

@@ -80,6 +80,15 @@ describe('berth CLI server', { skip: !isRoot && 'needs root' }, () => {
     assert.equal(fs.readlinkSync(`/proc/${serverPids()[0]}/cwd`), '/');
   });
 
+  it('opens no inspector at SIGUSR1 (Node would listen on 127.0.0.1:9229) and goes on serving', async () => {
+    const [pid] = serverPids();
+    process.kill(pid!, 'SIGUSR1');
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const listening = spawnSync('ss', ['-ltnpH'], { encoding: 'utf8' }).stdout;
+    assert.doesNotMatch(listening, new RegExp(`pid=${pid},`), listening);
+    assert.deepEqual(serverPids(), [pid]);
+  });
+
   it('prints what the command prints in Node, with the same exit status', () => {
     const logged = `srv-logs-${process.pid}`;
     assert.equal(berth(['run', '--name', logged, '--network', 'none', 'busybox', 'sh', '-c', 'echo one; echo two >&2; echo three']).status, 0);
