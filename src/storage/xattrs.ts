@@ -116,11 +116,26 @@ function paxRecord(key: string, value: Buffer | string): Buffer {
 
 type PackWithPax = tar.Pack & { _encodePax?: (header: tar.Header) => void; _encode(header: tar.Header): void; push(b: Buffer | null): boolean };
 
-/** A name a ustar header holds as it is (tar-stream's rule, without the prefix split). */
+/** Whether the entry's names hold bytes that are not UTF-8 (common/bytenames). */
 const escapedNames = (header: tar.Header): boolean => hasEscapedBytes(header.name) || (header.linkname !== undefined && header.linkname !== null && hasEscapedBytes(header.linkname));
 
 /** tar-stream's header fields hold IDs up to 0o777777. */
 const tooBigForHeader = (id: number | undefined): boolean => id !== undefined && id > 0o777777;
+
+/**
+ * The header with the PAX records its fields cannot carry: owner IDs beyond them (tar-stream
+ * would clamp them to 262143) as uid/gid records, as Go's archive/tar writes them; and, for names
+ * with bytes that are not UTF-8, a PAX header, in which _encodePax writes them as those bytes.
+ */
+function withOwnPax(header: tar.Header): tar.Header {
+  const pax = (header as { pax?: Record<string, unknown> }).pax;
+  const ids = { ...(tooBigForHeader(header.uid) ? { uid: String(header.uid) } : {}), ...(tooBigForHeader(header.gid) ? { gid: String(header.gid) } : {}) };
+  if (Object.keys(ids).length) return { ...header, pax: { ...(pax ?? {}), ...ids } } as tar.Header;
+  if (!pax && escapedNames(header)) return { ...header, pax: {} } as tar.Header;
+  return header;
+}
+
+/** A name a ustar header holds as it is (tar-stream's rule, without the prefix split). */
 const fitsUstar = (s: string | undefined): boolean => s === undefined || (s.length <= 100 && /^[\x20-\x7e]*$/.test(s));
 
 /** The S_IFMT bits Go's archive (moby's fillGo18FileTypeBits) puts in a header's mode; a hard link's are its file's. */
@@ -168,17 +183,7 @@ export function xattrPack(): tar.Pack {
   // Headers our own _encodePax below encodes after its PAX block: they carry no PAX of their own.
   const afterPax = new WeakSet<object>();
   pack._encode = function (this: PackWithPax, header: tar.Header) {
-    // tar-stream writes IDs in 6 octal digits and clamps larger ones to 262143: those go in PAX
-    // uid/gid records (as Go's archive/tar writes what its fields cannot hold).
-    if (!afterPax.has(header) && (header.type as string) !== 'pax-header' && (tooBigForHeader(header.uid) || tooBigForHeader(header.gid))) {
-      const ids = { ...(tooBigForHeader(header.uid) ? { uid: String(header.uid) } : {}), ...(tooBigForHeader(header.gid) ? { gid: String(header.gid) } : {}) };
-      header = { ...header, pax: { ...((header as { pax?: Record<string, string> }).pax ?? {}), ...ids } } as tar.Header;
-    }
-    // A name with bytes that are not UTF-8 (common/bytenames) goes in PAX path/linkpath records
-    // as those bytes, written by _encodePax below (tar-stream would write U+FFFD's).
-    if (!afterPax.has(header) && (header.type as string) !== 'pax-header' && escapedNames(header) && !(header as { pax?: unknown }).pax) {
-      header = { ...header, pax: {} } as tar.Header;
-    }
+    if (!afterPax.has(header) && (header.type as string) !== 'pax-header') header = withOwnPax(header);
     const push = this.push;
     const blocks: Buffer[] = [];
     this.push = (b: Buffer | null) => (b === null ? push.call(this, b) : (blocks.push(b), true));
