@@ -175,6 +175,13 @@ describe('berthd survives kill -9', { skip: dockerdSkip }, () => {
     await d.start();
     assert.equal(d.dockerOk(['inspect', '-f', '{{.State.Status}} {{.State.ExitCode}} {{.RestartCount}}', id]).trim(), 'exited 5 0');
     d.dockerOk(['rm', id]);
+    // A start that failed leaves the shim's exit.json too: that container stays "created".
+    const failed = d.dockerOk(['create', 'busybox', '/no-such-program']).trim();
+    assert.notEqual(d.docker(['start', failed]).status, 0);
+    await d.kill9();
+    await d.start();
+    assert.equal(d.dockerOk(['inspect', '-f', '{{.State.Status}} {{.State.ExitCode}}', failed]).trim(), 'created 127');
+    d.dockerOk(['rm', failed]);
     assert.deepEqual(d.mountsLeft(), []);
   });
 

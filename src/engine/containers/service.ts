@@ -1711,8 +1711,9 @@ export class ContainerService {
         continue;
       }
       // Or one that started and has exited since: its exit.json is newer than the record's exit.
+      // Not after a start that failed (the record says so): the shim's exit.json is that one's.
       const exit = readExit(this.shimDir(id));
-      if (exit && exit.finished !== record.state.finishedAt && (status === 'created' || status === 'exited')) {
+      if (exit && exit.finished !== record.state.finishedAt && (status === 'created' || status === 'exited') && !record.state.error) {
         record.state = { ...newState(), status: 'running', startedAt: this.runtimeCreated(id) ?? exit.finished, finishedAt: record.state.finishedAt };
         record.stoppedByUser = false;
         await this.lock(id, () => this.handleExit(id, exit));
