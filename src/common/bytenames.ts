@@ -45,9 +45,19 @@ export function encodeName(name: string): Buffer {
   return Buffer.concat(parts);
 }
 
+/** Any surrogate at all: a cheap test that nearly every name fails, before the exact one. */
+const SURROGATE = /[\uD800-\uDFFF]/;
+
 export function hasEscapedBytes(name: string): boolean {
-  return ESCAPED.test(name);
+  return SURROGATE.test(name) && ESCAPED.test(name);
 }
+
+/** A name as tar-stream read it with Latin-1 (one character a byte), as a byte name. */
+export function decodeLatin1Name(latin1: string): string {
+  return ASCII.test(latin1) ? latin1 : decodeName(Buffer.from(latin1, 'latin1'));
+}
+
+const ASCII = /^[\x00-\x7f]*$/;
 
 /** A path for Node's fs calls: the string itself, or its bytes when it holds escaped ones. */
 export function fsPath(p: string): string | Buffer {

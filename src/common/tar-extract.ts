@@ -10,7 +10,7 @@
  */
 import tar from 'tar-stream';
 
-import { decodeName } from './bytenames.js';
+import { decodeLatin1Name } from './bytenames.js';
 
 interface ExtractInternals {
   _final?: (cb: (err?: Error | null) => void) => void;
@@ -63,8 +63,8 @@ function byteNames(internals: ExtractInternals): void {
     applyLong.call(this);
     const header = this._header;
     if (!header) return;
-    if (typeof header.name === 'string') header.name = decodeName(Buffer.from(header.name, 'latin1'));
-    if (typeof header.linkname === 'string') header.linkname = decodeName(Buffer.from(header.linkname, 'latin1'));
+    if (typeof header.name === 'string') header.name = decodeLatin1Name(header.name);
+    if (typeof header.linkname === 'string') header.linkname = decodeLatin1Name(header.linkname);
   };
 }
 
