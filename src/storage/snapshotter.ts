@@ -37,7 +37,7 @@ import path from 'node:path';
 import tar from 'tar-stream';
 
 import { ConflictError, InvalidArgumentError, NotFoundError, SystemError, UnsupportedError } from '../common/errors.js';
-import { decodeName, encodeName, fsPath } from '../common/bytenames.js';
+import { decodeLatin1Name, decodeName, encodeName, fsPath } from '../common/bytenames.js';
 import { processAlive, readLinkSync, readNames, readNamesSync, syncDirectory, writeFileAtomic } from '../common/fsutil.js';
 import { SpareDirs } from '../common/spare-dirs.js';
 import { FsOp, TreeDeleter } from './fsop.js';
@@ -223,7 +223,7 @@ export async function opaqueDirs(root: string, dirs: string[]): Promise<Set<stri
   const ex = tar.extract({ filenameEncoding: 'latin1' } as never);
   ex.on('entry', (h, stream, next) => {
     if ((h.pax as Record<string, string> | undefined)?.['SCHILY.xattr.trusted.overlay.opaque'] === 'y') {
-      const name = decodeName(Buffer.from(h.name, 'latin1')).replace(/^\.\/?/, '').replace(/\/$/, '');
+      const name = decodeLatin1Name(h.name).replace(/^\.\/?/, '').replace(/\/$/, '');
       out.add(name);
     }
     stream.on('end', () => next());
