@@ -1,5 +1,6 @@
 /**
- * tar-stream's extractor, ending an archive where Go's archive/tar does. Go's reader (dockerd's)
+ * tar-stream's extractor, with names as their bytes (byteNames below) and ending an archive
+ * where Go's archive/tar does. Go's reader (dockerd's)
  * takes a stream that stops right after the last entry's data, without its padding to 512 bytes
  * or the two end blocks, as a complete archive; the docker CLI's own writer sends such a stream
  * (`docker build -f - DIR`: the context with the Dockerfile added, unterminated). tar-stream

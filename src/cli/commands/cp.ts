@@ -71,30 +71,32 @@ async function extractTo(stream: NodeJS.ReadableStream, srcBase: string, dest: s
   const dirs: [string, Date][] = [];
   ex.on('entry', (h, s, next) => {
     const name = h.name.replace(/^\.?\//, '').replace(/\/$/, '');
-    const target = mapTop(name || srcBase);
+    // The path as fs takes it: the bytes of a name that is not UTF-8 (common/bytenames).
+    const targetName = mapTop(name || srcBase);
+    const target = fsPath(targetName);
     const done = (e?: unknown): void => (e ? ex.destroy(e as Error) : next());
     try {
       if (h.type === 'directory') {
-        fs.mkdirSync(fsPath(target), { recursive: true, mode: h.mode });
-        dirs.push([target, h.mtime ?? new Date()]);
+        fs.mkdirSync(target, { recursive: true, mode: h.mode });
+        dirs.push([targetName, h.mtime ?? new Date()]);
         s.resume();
         s.on('end', () => done());
       } else if (h.type === 'symlink') {
-        fs.rmSync(fsPath(target), { force: true });
-        fs.symlinkSync(fsPath(h.linkname ?? ''), fsPath(target));
+        fs.rmSync(target, { force: true });
+        fs.symlinkSync(fsPath(h.linkname ?? ''), target);
         s.resume();
         s.on('end', () => done());
       } else if (h.type === 'link') {
-        fs.rmSync(fsPath(target), { force: true });
-        fs.linkSync(fsPath(mapTop(String(h.linkname).replace(/^\.?\//, ''))), fsPath(target));
+        fs.rmSync(target, { force: true });
+        fs.linkSync(fsPath(mapTop(String(h.linkname).replace(/^\.?\//, ''))), target);
         s.resume();
         s.on('end', () => done());
       } else if (h.type === 'file' || h.type === 'contiguous-file') {
-        fs.mkdirSync(fsPath(path.dirname(target)), { recursive: true });
-        const w = fs.createWriteStream(fsPath(target), { mode: h.mode });
+        fs.mkdirSync(fsPath(path.dirname(targetName)), { recursive: true });
+        const w = fs.createWriteStream(target, { mode: h.mode });
         pipeline(s, w).then(() => {
-          if (h.mtime) fs.utimesSync(fsPath(target), h.mtime, h.mtime);
-          fs.chmodSync(fsPath(target), (h.mode ?? 0o644) & 0o7777);
+          if (h.mtime) fs.utimesSync(target, h.mtime, h.mtime);
+          fs.chmodSync(target, (h.mode ?? 0o644) & 0o7777);
           done();
         }, done);
       } else {
