@@ -118,6 +118,56 @@ test('a stream that fails midway leaves nothing under blobs/ or ingest/', async 
   assert.deepEqual(ingestFiles(root), []);
 });
 
+test('a blob writer: refuses the first byte past the size at once, verifies at commit, leaves nothing when aborted', async () => {
+  const root = tempRoot();
+  const store = new LocalContentStore(root);
+  const whole = randomBytes(3 * 1024 * 1024); // more than the writer keeps waiting for the disk
+  const expected = { digest: sha256Digest(whole), size: whole.length };
+
+  // Too many bytes: the write that crosses the size throws, and abort leaves no ingest file.
+  const tooLong = await store.openBlobWriter({ ...expected, size: 10 });
+  assert.equal(tooLong.write(whole.subarray(0, 10)), undefined);
+  assert.throws(() => tooLong.write(whole.subarray(10, 11)), isInvalid(/larger than the expected 10 bytes/));
+  await tooLong.abort();
+  assert.deepEqual(ingestFiles(root), []);
+
+  // Wrong bytes: commit refuses them; nothing becomes visible.
+  const wrong = await store.openBlobWriter(expected);
+  for (let i = 0; i < whole.length; i += 65536) await wrong.write(Buffer.alloc(Math.min(65536, whole.length - i), 1));
+  await assert.rejects(wrong.commit(), isInvalid(/digest mismatch/));
+  await wrong.abort();
+  assert.deepEqual(blobFiles(root), []);
+  assert.deepEqual(ingestFiles(root), []);
+
+  // The right bytes in 64 KiB chunks, the caller waiting when asked: stored, onVerified first.
+  const order: string[] = [];
+  const writer = await store.openBlobWriter(expected, { onVerified: () => order.push(store.has(expected.digest) ? 'visible' : 'verified') });
+  let waits = 0;
+  for (let i = 0; i < whole.length; i += 65536) {
+    const wait = writer.write(whole.subarray(i, i + 65536));
+    if (wait) {
+      waits++;
+      await wait;
+    }
+  }
+  assert.deepEqual(await writer.commit(), expected);
+  await writer.abort(); // after a commit: nothing
+  assert.deepEqual(order, ['verified']);
+  assert.ok(waits > 0, 'the writer asked its caller to wait for the disk at least once');
+  assert.deepEqual(store.readBlob(expected.digest), whole);
+  assert.deepEqual(ingestFiles(root), []);
+
+  // A stored blob: the writer only verifies (no ingest file), and refuses other bytes.
+  const again = await store.openBlobWriter(expected);
+  assert.deepEqual(ingestFiles(root), []);
+  again.write(whole);
+  assert.deepEqual(await again.commit(), expected);
+  const impostor = await store.openBlobWriter(expected);
+  impostor.write(Buffer.alloc(whole.length, 2));
+  await assert.rejects(impostor.commit(), isInvalid(/digest mismatch/));
+  assert.deepEqual(store.readBlob(expected.digest), whole);
+});
+
 test('digests are validated strictly before any path is built', async () => {
   const store = new LocalContentStore(tempRoot());
   const hex = 'a'.repeat(64);

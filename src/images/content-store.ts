@@ -18,7 +18,7 @@ import { InvalidArgumentError, NotFoundError } from '../common/errors.js';
 import { processAlive, syncDirectory } from '../common/fsutil.js';
 import { assertDigest, digestHex } from './digest.js';
 import { MAX_MANIFEST_BYTES, referencedDigests } from './manifest.js';
-import type { BlobInfo, ContentStore, Digest } from './types.js';
+import type { BlobInfo, BlobWriter, ContentStore, Digest } from './types.js';
 
 const HEX64 = /^[a-f0-9]{64}$/;
 
@@ -75,96 +75,34 @@ export class LocalContentStore implements ContentStore {
   }
 
   async writeBlob(data: Readable | Buffer, expected: Partial<BlobInfo> = {}, opts: { onVerified?: () => void } = {}): Promise<BlobInfo> {
+    const writer = await this.openBlobWriter(expected, opts);
+    try {
+      if (Buffer.isBuffer(data)) await writer.write(data);
+      else {
+        for await (const piece of data as AsyncIterable<Buffer | string>) {
+          const wait = writer.write(typeof piece === 'string' ? Buffer.from(piece) : piece);
+          if (wait) await wait;
+        }
+      }
+      return await writer.commit();
+    } finally {
+      await writer.abort(); // after a commit, nothing to do
+    }
+  }
+
+  async openBlobWriter(expected: Partial<BlobInfo> = {}, opts: { onVerified?: () => void } = {}): Promise<BlobWriter> {
     if (expected.digest !== undefined) assertDigest(expected.digest, 'expected.digest');
     if (expected.size !== undefined && (!Number.isSafeInteger(expected.size) || expected.size < 0)) {
       throw new InvalidArgumentError(`invalid size ${expected.size}`, 'expected.size');
     }
-    const chunks: AsyncIterable<Buffer | string> | Buffer[] = Buffer.isBuffer(data) ? [data] : data;
-
     // Dedup: a blob we have is not written again, but the input must still prove to be it.
-    if (expected.digest !== undefined && this.has(expected.digest)) {
-      const actual = await hashChunks(chunks, expected);
-      checkExpected(actual, expected);
-      opts.onVerified?.();
-      return actual;
-    }
-
+    if (expected.digest !== undefined && this.has(expected.digest)) return new VerifyingWriter(expected, opts.onVerified);
     const ingest = path.join(this.ingestDir, `${process.pid}-${randomBytes(8).toString('hex')}`);
     const file = await fs.promises.open(ingest, 'wx', 0o600);
-    let renamed = false;
-    // While one write is in flight the chunks that arrive are gathered, and the next write takes
-    // them all: an awaited write per chunk (16-64 KiB from a registry) was a thread-pool round
-    // trip each. The reader waits only when more than WRITE_AHEAD_BYTES wait to be written.
-    const waiting: Buffer[] = [];
-    let waitingBytes = 0;
-    let writing: Promise<void> | null = null;
-    let writeFailure: unknown = null;
-    const writeWaiting = (): void => {
-      if (writing || waiting.length === 0 || writeFailure) return;
-      const bufs = waiting.splice(0);
-      waitingBytes = 0;
-      writing = file.writev(bufs).then(
-        ({ bytesWritten: n }) => {
-          writing = null;
-          bytesWritten += n;
-          startWriteback();
-          writeWaiting();
-        },
-        (e: unknown) => {
-          writing = null;
-          writeFailure ??= e;
-        },
-      );
-    };
-    const written = async (): Promise<void> => {
-      while (writing) await writing;
-    };
-    // Early writeback: every WRITEBACK_BYTES an fdatasync starts, which the reader does not wait
-    // for, so the kernel writes the blob out while the rest arrives and the fsync at the end
-    // waits for the tail alone (~90 ms less for a 50 MB layer here). sync_file_range() would
-    // only start the writeback; Node has no binding for it.
-    let syncing: Promise<void> | null = null;
-    let bytesWritten = 0;
-    let syncedUpTo = 0;
-    const startWriteback = (): void => {
-      if (syncing || bytesWritten - syncedUpTo < WRITEBACK_BYTES) return;
-      syncedUpTo = bytesWritten;
-      syncing = file.datasync().then(
-        () => void (syncing = null),
-        (e: unknown) => {
-          syncing = null;
-          writeFailure ??= e;
-        },
-      );
-    };
-    try {
-      const actual = await hashChunks(chunks, expected, async (chunk) => {
-        if (writeFailure) throw writeFailure;
-        waiting.push(chunk);
-        waitingBytes += chunk.length;
-        writeWaiting();
-        while (writing && waitingBytes >= WRITE_AHEAD_BYTES) await writing;
-      });
-      writeWaiting();
-      await written();
-      if (writeFailure) throw writeFailure;
-      checkExpected(actual, expected);
-      opts.onVerified?.();
-      await syncing;
-      await file.sync();
-      await file.close();
+    return new IngestWriter(file, ingest, expected, opts.onVerified, async (actual) => {
       await fs.promises.rename(ingest, this.path(actual.digest));
-      renamed = true;
       await syncDirectory(this.blobsDir);
-      return actual;
-    } finally {
-      if (!renamed) {
-        await written(); // no write goes on into a closed descriptor
-        await syncing;
-        await file.close().catch(() => undefined); // already closed is fine
-        await fs.promises.rm(ingest, { force: true });
-      }
-    }
+    });
   }
 
   delete(digest: Digest): void {
@@ -237,28 +175,162 @@ export class LocalContentStore implements ContentStore {
   }
 }
 
-/** See writeBlob. */
+/** See IngestWriter. */
 const WRITE_AHEAD_BYTES = 1 << 20;
 const WRITEBACK_BYTES = 8 << 20;
 
-/** Hashes and counts a stream, passing each chunk on; stops early once past the expected size. */
-async function hashChunks(
-  chunks: AsyncIterable<Buffer | string> | Iterable<Buffer>,
-  expected: Partial<BlobInfo>,
-  sink?: (chunk: Buffer) => Promise<void>,
-): Promise<BlobInfo> {
-  const hash = createHash('sha256');
-  let size = 0;
-  for await (const piece of chunks) {
-    const chunk = typeof piece === 'string' ? Buffer.from(piece) : piece;
-    size += chunk.length;
-    if (expected.size !== undefined && size > expected.size) {
+/** Hashes and counts what is written; refuses a byte past the expected size at once. */
+class VerifyingWriter implements BlobWriter {
+  protected readonly hash = createHash('sha256');
+  protected size = 0;
+  protected done = false;
+
+  constructor(
+    protected readonly expected: Partial<BlobInfo>,
+    private readonly onVerified: (() => void) | undefined,
+  ) {}
+
+  write(chunk: Buffer): Promise<void> | undefined {
+    if (this.done) throw new Error('blob writer: write after commit or abort');
+    this.size += chunk.length;
+    const { expected } = this;
+    if (expected.size !== undefined && this.size > expected.size) {
       throw new InvalidArgumentError(`blob ${expected.digest ?? ''} is larger than the expected ${expected.size} bytes`.replace('  ', ' '));
     }
-    hash.update(chunk);
-    if (sink) await sink(chunk);
+    this.hash.update(chunk);
+    return undefined;
   }
-  return { digest: 'sha256:' + hash.digest('hex'), size };
+
+  /** The bytes' digest and size, checked against `expected`; onVerified once they match. */
+  protected verify(): BlobInfo {
+    if (this.done) throw new Error('blob writer: commit after commit or abort');
+    this.done = true;
+    const actual = { digest: 'sha256:' + this.hash.digest('hex'), size: this.size };
+    checkExpected(actual, this.expected);
+    this.onVerified?.();
+    return actual;
+  }
+
+  async commit(): Promise<BlobInfo> {
+    return this.verify();
+  }
+
+  async abort(): Promise<void> {
+    this.done = true;
+  }
+}
+
+/**
+ * Writes into an ingest file while it hashes; commit verifies, makes the file durable and hands
+ * it to `publish` (the rename into blobs/).
+ *
+ * While one write is in flight the chunks that arrive are gathered, and the next write takes
+ * them all: an awaited write per chunk (16-64 KiB from a registry) was a thread-pool round trip
+ * each. The writer asks its caller to wait only when more than WRITE_AHEAD_BYTES wait to be
+ * written. Early writeback: every WRITEBACK_BYTES an fdatasync starts, which the writer does not
+ * wait for, so the kernel writes the blob out while the rest arrives and the fsync at the end
+ * waits for the tail alone (~90 ms less for a 50 MB layer here). sync_file_range() would only
+ * start the writeback; Node has no binding for it.
+ */
+class IngestWriter extends VerifyingWriter {
+  private waiting: Buffer[] = [];
+  private waitingBytes = 0;
+  private writing: Promise<void> | null = null;
+  private syncing: Promise<void> | null = null;
+  private failure: unknown = null;
+  private bytesWritten = 0;
+  private syncedUpTo = 0;
+  private published = false;
+  private closed = false;
+
+  constructor(
+    private readonly file: fs.promises.FileHandle,
+    private readonly ingest: string,
+    expected: Partial<BlobInfo>,
+    onVerified: (() => void) | undefined,
+    private readonly publish: (actual: BlobInfo) => Promise<void>,
+  ) {
+    super(expected, onVerified);
+  }
+
+  override write(chunk: Buffer): Promise<void> | undefined {
+    if (this.failure) throw this.failure;
+    super.write(chunk);
+    this.waiting.push(chunk);
+    this.waitingBytes += chunk.length;
+    this.writeWaiting();
+    return this.writing && this.waitingBytes >= WRITE_AHEAD_BYTES ? this.belowWriteAhead() : undefined;
+  }
+
+  private async belowWriteAhead(): Promise<void> {
+    while (this.writing && this.waitingBytes >= WRITE_AHEAD_BYTES) await this.writing;
+    if (this.failure) throw this.failure;
+  }
+
+  private writeWaiting(): void {
+    if (this.writing || this.waiting.length === 0 || this.failure) return;
+    const bufs = this.waiting;
+    this.waiting = [];
+    this.waitingBytes = 0;
+    this.writing = this.file.writev(bufs).then(
+      ({ bytesWritten }) => {
+        this.writing = null;
+        this.bytesWritten += bytesWritten;
+        this.startWriteback();
+        this.writeWaiting();
+      },
+      (e: unknown) => {
+        this.writing = null;
+        this.failure ??= e;
+      },
+    );
+  }
+
+  private startWriteback(): void {
+    if (this.syncing || this.bytesWritten - this.syncedUpTo < WRITEBACK_BYTES) return;
+    this.syncedUpTo = this.bytesWritten;
+    this.syncing = this.file.datasync().then(
+      () => void (this.syncing = null),
+      (e: unknown) => {
+        this.syncing = null;
+        this.failure ??= e;
+      },
+    );
+  }
+
+  /** Every queued chunk written (or the writes failed). */
+  private async written(): Promise<void> {
+    while (this.writing) await this.writing;
+  }
+
+  override async commit(): Promise<BlobInfo> {
+    if (this.failure) throw this.failure;
+    this.writeWaiting();
+    await this.written();
+    if (this.failure) throw this.failure;
+    const actual = this.verify();
+    await this.syncing;
+    if (this.failure) throw this.failure;
+    await this.file.sync();
+    this.closed = true;
+    await this.file.close();
+    await this.publish(actual);
+    this.published = true;
+    return actual;
+  }
+
+  override async abort(): Promise<void> {
+    this.done = true;
+    if (this.published) return;
+    this.waiting = [];
+    await this.written(); // no write goes on into a closed descriptor
+    await this.syncing;
+    if (!this.closed) {
+      this.closed = true;
+      await this.file.close().catch(() => undefined);
+    }
+    await fs.promises.rm(this.ingest, { force: true });
+  }
 }
 
 function checkExpected(actual: BlobInfo, expected: Partial<BlobInfo>): void {

@@ -89,6 +89,20 @@ export interface BlobInfo {
   size: number;
 }
 
+/** A blob being stored: chunks in, then commit() or abort(). See ContentStore.writeBlob. */
+export interface BlobWriter {
+  /**
+   * Hashes and queues a chunk (which must not change afterwards). A promise means: wait for it
+   * before the next write (much is waiting for the disk). Throws InvalidArgumentError once past
+   * the expected size, or the error a write to the disk met.
+   */
+  write(chunk: Buffer): Promise<void> | undefined;
+  /** Verifies the bytes against the expected digest and size, then stores them durably. */
+  commit(): Promise<BlobInfo>;
+  /** Drops what was written; nothing after a commit. */
+  abort(): Promise<void>;
+}
+
 /**
  * Content-addressed blob storage. Every write is verified (digest, and size when expected) and
  * atomic: a blob is visible under its digest only once complete and verified.
@@ -108,6 +122,11 @@ export interface ContentStore {
    * to match `expected`, before the blob is made durable and visible.
    */
   writeBlob(data: Readable | Buffer, expected?: Partial<BlobInfo>, opts?: { onVerified?: () => void }): Promise<BlobInfo>;
+  /**
+   * writeBlob for a caller that has the chunks in hand (a download): no stream between them.
+   * Always end it with commit() or abort(); abort() after a commit does nothing.
+   */
+  openBlobWriter(expected?: Partial<BlobInfo>, opts?: { onVerified?: () => void }): Promise<BlobWriter>;
   delete(digest: Digest): void;
   list(): Digest[];
   /** Removes every blob not reachable from `roots` (manifests/indexes are walked); returns removed digests. */

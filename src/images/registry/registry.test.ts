@@ -11,7 +11,7 @@ import type { ProgressEvent } from '../types.js';
 import { credentialsFromDockerConfig, parseWWWAuthenticate } from './auth.js';
 import { ConnectionError, isInsecureHost, RegistryClient, RegistryError } from './client.js';
 import { addImage, FakeRegistry, fakeRegistryForSuite, selfSignedCert, sha } from './fake-registry.testutil.js';
-import { pull } from './pull.js';
+import { LayerTap, pull } from './pull.js';
 import { push } from './push.js';
 import { parseRegistryRef } from './ref.js';
 import { TestStore } from './test-store.testutil.js';
@@ -304,6 +304,31 @@ describe('pull from a fake registry', () => {
     assert.equal(ranged.length, 1);
     const start = Number(/^bytes=(\d+)-$/.exec(String(ranged[0].headers.range))![1]);
     assert.ok(start > 0 && start <= 40_000, String(start));
+  });
+
+  it('waiting for a slow tap is no stall: the blob arrives whole through the tap and into the store', async () => {
+    const img = addImage(reg, 'slowtap', 'v1', [3_000_000]); // many chunks: the tap fills
+    const layer = img.layers[0];
+    const s = store();
+    let tap: LayerTap | undefined;
+    const t0 = Date.now();
+    const pulling = pull(`${reg.host}/slowtap:v1`, {
+      store: s,
+      ...opts(),
+      timeoutMs: 200,
+      tapLayers: () => () => (tap = new LayerTap()),
+    });
+    // The tap's reader comes late, well past timeoutMs, then reads it all.
+    await new Promise((r) => setTimeout(r, 700));
+    assert.ok(tap, 'a tap was asked for');
+    const chunks: Buffer[] = [];
+    for await (const c of tap) chunks.push(c as Buffer);
+    await pulling;
+    assert.ok(Date.now() - t0 >= 700);
+    assert.equal(sha(Buffer.concat(chunks)), layer.digest);
+    assert.ok(s.has(layer.digest));
+    const gets = reg.requests.filter((q) => q.url.endsWith(`/blobs/${layer.digest}`));
+    assert.equal(gets.length, 1, 'one request: no stall, no retry');
   });
 
   it('stops at once, leaving nothing, when the caller gives up (a client that went away)', async () => {

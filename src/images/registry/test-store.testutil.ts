@@ -10,7 +10,7 @@ import { Readable } from 'node:stream';
 
 import { InvalidArgumentError, NotFoundError } from '../../common/errors.js';
 import { digestHex, sha256Digest } from '../digest.js';
-import type { BlobInfo, ContentStore } from '../types.js';
+import type { BlobInfo, BlobWriter, ContentStore } from '../types.js';
 
 const temporary = new Set<string>();
 process.on('exit', () => temporary.forEach((dir) => fs.rmSync(dir, { recursive: true, force: true })));
@@ -54,6 +54,25 @@ export class TestStore implements ContentStore {
     fs.renameSync(tmp, this.file(digest));
     this.writes++;
     return { digest, size: buf.length };
+  }
+  /** Gathers the chunks and stores them through writeBlob at commit. */
+  async openBlobWriter(expected?: Partial<BlobInfo>, opts?: { onVerified?: () => void }): Promise<BlobWriter> {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    return {
+      write: (chunk) => {
+        size += chunk.length;
+        if (expected?.size !== undefined && size > expected.size) throw new InvalidArgumentError(`more than ${expected.size} bytes`, `blob ${expected.digest ?? ''}`);
+        chunks.push(Buffer.from(chunk));
+        return undefined;
+      },
+      commit: async () => {
+        const info = await this.writeBlob(Buffer.concat(chunks), expected);
+        opts?.onVerified?.();
+        return info;
+      },
+      abort: async () => undefined,
+    };
   }
   delete(d: string): void {
     fs.rmSync(this.file(d), { force: true });
