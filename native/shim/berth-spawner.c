@@ -48,6 +48,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/sendfile.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
@@ -86,6 +87,24 @@ static int sealed_copy(const char *path) {
   int high = ok ? fcntl(copy, F_DUPFD_CLOEXEC, 10) : -1;
   if (copy >= 0) close(copy);
   return high;
+}
+
+/* bin/berthd raised the daemon's soft open-files limit to its hard one and left the limit it was
+   started with in BERTH_ORIGINAL_NOFILE: shims, and so containers and execs, get that one back,
+   as the children of a Go dockerd do. The spawner needs few descriptors itself. */
+static void restore_original_nofile(void) {
+  const char *original = getenv("BERTH_ORIGINAL_NOFILE");
+  if (!original || !*original) return;
+  char *end;
+  errno = 0;
+  unsigned long long soft = strtoull(original, &end, 10);
+  struct rlimit limit;
+  if (errno || *end || getrlimit(RLIMIT_NOFILE, &limit) < 0 || soft > limit.rlim_max) {
+    fprintf(stderr, "berth-spawner: BERTH_ORIGINAL_NOFILE=%s ignored\n", original);
+    return;
+  }
+  limit.rlim_cur = (rlim_t)soft;
+  if (setrlimit(RLIMIT_NOFILE, &limit) < 0) fprintf(stderr, "berth-spawner: setrlimit(RLIMIT_NOFILE, %llu): %s\n", soft, strerror(errno));
 }
 
 /* The child of a spawn: becomes the shim. Nothing here returns. */
@@ -178,6 +197,7 @@ int main(int argc, char **argv) {
   signal(SIGPIPE, SIG_IGN);
   nsexec_fd = sealed_copy(nsexec_path);
   spawner_pid = getpid();
+  restore_original_nofile();
 
   sigset_t chld, old;
   sigemptyset(&chld);

@@ -66,7 +66,7 @@ function networkBridges(dir: string): string[] {
 }
 
 /** `debug: false` runs berthd as it ships, without -D (its log of every request): benchmarks do. */
-export async function startBerthd(opts: { prefix?: string; timeoutMs?: number; extraArgs?: string[]; config?: object; bridge?: { name: string; cidr: string }; resolvConf?: string; debug?: boolean } = {}): Promise<PrivateBerthd> {
+export async function startBerthd(opts: { prefix?: string; timeoutMs?: number; extraArgs?: string[]; config?: object; bridge?: { name: string; cidr: string }; resolvConf?: string; debug?: boolean; nofile?: { soft: number; hard: number } } = {}): Promise<PrivateBerthd> {
   assert.ok(DOCKER, 'the docker CLI is needed');
   const dir = fs.mkdtempSync(`/tmp/${opts.prefix ?? 'berthd-'}`);
   fs.chmodSync(dir, 0o711); // containers with their own user namespace pass through to their bundles
@@ -99,9 +99,11 @@ export async function startBerthd(opts: { prefix?: string; timeoutMs?: number; e
 
   const start = async (): Promise<void> => {
     const log = fs.openSync(path.join(dir, 'berthd.log'), 'a');
+    // prlimit sets the open-files limit the daemon is started with, and executes it (same pid).
+    const [program, prefix] = opts.nofile ? ['prlimit', [`--nofile=${opts.nofile.soft}:${opts.nofile.hard}`, BERTHD]] : [BERTHD, []];
     const child = spawn(
-      BERTHD,
-      ['-H', `unix://${socket}`, '--data-root', path.join(dir, 'data'), '--exec-root', path.join(dir, 'exec'), '--pidfile', path.join(dir, 'berthd.pid'), '--cgroup-parent', cgroupParent, '--config-file', path.join(dir, 'daemon.json'), '--resolv-conf', path.join(dir, 'resolv.conf'), ...(opts.debug === false ? [] : ['-D']), ...(opts.bridge ? ['--bridge', opts.bridge.name, '--bip', opts.bridge.cidr] : ['--bridge', 'none']), ...(opts.extraArgs ?? [])],
+      program,
+      [...prefix, '-H', `unix://${socket}`, '--data-root', path.join(dir, 'data'), '--exec-root', path.join(dir, 'exec'), '--pidfile', path.join(dir, 'berthd.pid'), '--cgroup-parent', cgroupParent, '--config-file', path.join(dir, 'daemon.json'), '--resolv-conf', path.join(dir, 'resolv.conf'), ...(opts.debug === false ? [] : ['-D']), ...(opts.bridge ? ['--bridge', opts.bridge.name, '--bip', opts.bridge.cidr] : ['--bridge', 'none']), ...(opts.extraArgs ?? [])],
       { stdio: ['ignore', log, log], detached: true },
     );
     fs.closeSync(log);

@@ -129,6 +129,37 @@ describe('berthd configuration file', { skip: dockerdSkip }, () => {
   });
 });
 
+describe("berthd's open-files limit", { skip: dockerdSkip }, () => {
+  // Started with a soft limit below its hard one (a login shell's 1024, say): the daemon, which
+  // holds a descriptor or more per running container, raises its own to the hard one, as dockerd
+  // (Go) does; its containers and execs get the limit it was started with, as a Go dockerd's
+  // children do. Both limits below this machine's hard one: root here cannot raise a hard limit.
+  const soft = 1000;
+  const hard = 4000;
+  let d: PrivateBerthd;
+  before(async () => {
+    d = await startBerthd({ prefix: 'berthd-nofile-', nofile: { soft, hard } });
+    d.loadImages('busybox');
+  });
+  after(async () => {
+    await d?.stop();
+  });
+
+  it('raises its own soft limit to the hard one and gives containers and execs the one it was started with', () => {
+    const limits = fs.readFileSync(`/proc/${d.pid()}/limits`, 'utf8');
+    assert.match(limits, new RegExp(`^Max open files\\s+${hard}\\s+${hard}\\s`, 'm'), limits);
+    assert.equal(d.dockerOk(['run', '--rm', 'busybox', 'sh', '-c', 'ulimit -Sn; ulimit -Hn']), `${soft}\n${hard}\n`);
+    const id = d.dockerOk(['run', '-d', 'busybox', 'sleep', '60']).trim();
+    try {
+      assert.equal(d.dockerOk(['exec', id, 'sh', '-c', 'ulimit -Sn; ulimit -Hn']), `${soft}\n${hard}\n`);
+      // --ulimit still decides for the container that sets it.
+      assert.equal(d.dockerOk(['run', '--rm', '--ulimit', 'nofile=300:600', 'busybox', 'sh', '-c', 'ulimit -Sn; ulimit -Hn']), '300\n600\n');
+    } finally {
+      d.dockerOk(['rm', '-f', id]);
+    }
+  });
+});
+
 describe("berthd's pid file", { skip: dockerdSkip }, () => {
   const procState = (pid: number): string | undefined => {
     try {
