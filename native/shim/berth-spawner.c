@@ -91,7 +91,7 @@ static int sealed_copy(const char *path) {
 
 /* bin/berthd raised the daemon's soft open-files limit to its hard one and left the limit it was
    started with in BERTH_ORIGINAL_NOFILE: shims, and so containers and execs, get that one back,
-   as the children of a Go dockerd do. The spawner needs few descriptors itself. */
+   as Go (1.21 and later) gives the children of dockerd. The spawner needs few descriptors itself. */
 static void restore_original_nofile(void) {
   const char *original = getenv("BERTH_ORIGINAL_NOFILE");
   if (!original || !*original) return;
