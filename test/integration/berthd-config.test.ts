@@ -132,8 +132,9 @@ describe('berthd configuration file', { skip: dockerdSkip }, () => {
 describe("berthd's open-files limit", { skip: dockerdSkip }, () => {
   // Started with a soft limit below its hard one (a login shell's 1024, say): the daemon, which
   // holds a descriptor or more per running container, raises its own to the hard one, as dockerd
-  // (Go) does; its containers and execs get the limit it was started with, as a dockerd built with Go 1.21 or later gives its
-  // children do. Both limits below this machine's hard one: root here cannot raise a hard limit.
+  // (Go) does; its containers and execs get the limit it was started with, as a dockerd built with
+  // Go 1.21 or later gives its children. Both limits below this machine's hard one: root here
+  // cannot raise a hard limit.
   const soft = 1000;
   const hard = 4000;
   let d: PrivateBerthd;
