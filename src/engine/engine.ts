@@ -165,7 +165,11 @@ export class Engine {
     this.execs = new ExecService(this.containers, this.runtime, this.events, this.facts.capabilities ?? []);
     this.health = new HealthMonitor(this.containers, this.execs, this.events);
     this.events.subscribe((e) => {
-      if (e.Type === 'container' && e.Action === 'destroy') this.execs.forgetContainer(e.Actor.ID);
+      if (e.Type !== 'container' || e.Action !== 'destroy') return;
+      this.execs.forgetContainer(e.Actor.ID);
+      // The layers of a deleted image that this container kept go with it (if that fails, at the
+      // next start: Engine.open releases every layer no image needs).
+      this.imageService.releaseLayers().catch(() => undefined);
     });
     this.imageService = new ImageService({
       content: this.content,
@@ -185,6 +189,7 @@ export class Engine {
   static async open(options: EngineOptions): Promise<Engine> {
     const engine = new Engine(options);
     await engine.containers.reconcile();
+    await engine.imageService.releaseLayers({ all: true });
     // Containers that run on after a daemon restart are probed again.
     for (const c of engine.containers.list()) if (c.state.status === 'running') engine.health.begin(c.id);
     return engine;

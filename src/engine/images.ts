@@ -211,6 +211,8 @@ export class ImageService {
   /** Pulls, loads, imports and commits in flight: blobs they wrote are not referenced yet. */
   private busy = 0;
   private gcPending = false;
+  /** Tops of layer chains no image needs that a container still stood on (see releaseLayers). */
+  private readonly heldLayers = new Set<string>();
 
   constructor(private readonly opts: ImageServiceOptions) {
     // Scratch files of a previous daemon on this data root are garbage now.
@@ -939,6 +941,27 @@ export class ImageService {
   /** Removes the image's layers (top first) that no other image needs; returns their chain IDs. */
   private async removeUnusedLayers(config: ImageConfig, freed: { bytes: number }): Promise<string[]> {
     if (this.busy > 0) return []; // an unpack in flight may build on them: they stay
+    const needed = this.neededLayers();
+    const removed: string[] = [];
+    for (const chain of chainIds(config.rootfs?.diff_ids ?? []).reverse()) {
+      if (needed.has(chain) || !this.opts.snapshotter.hasLayer(chain)) continue;
+      const size = layerBytes(this.opts.snapshotter.layerInfo(chain)) ?? 0;
+      try {
+        await this.opts.snapshotter.removeLayer(chain);
+      } catch (err) {
+        if (!(err instanceof ConflictError)) throw err;
+        // A container's snapshot (or another layer) is on it: it goes when that container goes.
+        this.heldLayers.add(chain);
+        break;
+      }
+      freed.bytes += size;
+      removed.push(chain);
+    }
+    return removed;
+  }
+
+  /** The chain IDs of every image's layers. */
+  private neededLayers(): Set<string> {
     const needed = new Set<string>();
     for (const other of this.images.list()) {
       try {
@@ -947,20 +970,38 @@ export class ImageService {
         /* a damaged image keeps nothing */
       }
     }
-    const removed: string[] = [];
-    for (const chain of chainIds(config.rootfs?.diff_ids ?? []).reverse()) {
-      if (needed.has(chain) || !this.opts.snapshotter.hasLayer(chain)) continue;
-      const size = layerBytes(this.opts.snapshotter.layerInfo(chain)) ?? 0;
-      try {
-        await this.opts.snapshotter.removeLayer(chain);
-      } catch (err) {
-        if (err instanceof ConflictError) break; // a container's snapshot or another layer is on it
-        throw err;
-      }
-      freed.bytes += size;
-      removed.push(chain);
+    return needed;
+  }
+
+  /**
+   * Removes the layers that no image needs any more and no container stands on: those of an
+   * image deleted (with force) while a container used it, once that container is removed, as
+   * dockerd's layer store releases them with the container's writable layer; and, at start,
+   * any layer no image needs (a pull, load or commit that a crash cut short). From each chain's
+   * top down, as far as nothing else is built on them.
+   */
+  async releaseLayers(opts: { all?: boolean } = {}): Promise<void> {
+    if (this.busy > 0) return; // an unpack in flight may build on them; the next release takes them
+    const needed = this.neededLayers();
+    if (opts.all) {
+      const layers = this.opts.snapshotter.listLayers();
+      const parents = new Set(layers.map((l) => l.parent));
+      for (const l of layers) if (!needed.has(l.chainId) && !parents.has(l.chainId)) this.heldLayers.add(l.chainId);
     }
-    return removed;
+    for (const top of [...this.heldLayers]) {
+      this.heldLayers.delete(top);
+      for (let chain: string | undefined = top; chain && !needed.has(chain) && this.opts.snapshotter.hasLayer(chain); ) {
+        const parent: string | undefined = this.opts.snapshotter.layerInfo(chain).parent;
+        try {
+          await this.opts.snapshotter.removeLayer(chain);
+        } catch (err) {
+          if (!(err instanceof ConflictError)) throw err;
+          this.heldLayers.add(chain); // still in use: another time
+          break;
+        }
+        chain = parent;
+      }
+    }
   }
 
   /** `docker image prune`: dangling images (or all unused ones with dangling=false). */

@@ -136,6 +136,43 @@ describe('berthd survives kill -9', { skip: dockerdSkip }, () => {
     assert.deepEqual(snapshots, [], 'no writable layer left');
   });
 
+  it("releases a deleted image's layers when the last container on them goes, also across a restart; at start, layers no image needs", async () => {
+    const layersDir = path.join(d.dir, 'data', 'snapshots', 'layers');
+    const layerDirs = () => new Set(fs.readdirSync(layersDir));
+    const before = layerDirs();
+    d.loadImages('multilayer'); // its first layer is busybox's: that one stays throughout
+    const added = [...layerDirs()].filter((l) => !before.has(l));
+    assert.ok(added.length >= 2, `multilayer added its own layers: ${added}`);
+    const present = () => added.filter((l) => fs.existsSync(path.join(layersDir, l)));
+
+    // Deleted with force while a container stands on it: the layers stay for the container...
+    const id = d.dockerOk(['create', 'multilayer']).trim();
+    d.dockerOk(['rmi', '-f', 'multilayer']);
+    assert.deepEqual(present(), added);
+    // ...a restarted daemon knows it too (it found them at start, no image needing them)...
+    await d.kill9();
+    await d.start();
+    assert.deepEqual(present(), added);
+    assert.match(d.dockerOk(['start', '-a', id]), /GREETING=hello from multilayer/);
+    // ...and they go with the container, as dockerd's layer store releases them.
+    d.dockerOk(['rm', id]);
+    assert.ok(await poll(() => present().length === 0, 5000), `layers left: ${present()}`);
+    assert.deepEqual([...before].filter((l) => !fs.existsSync(path.join(layersDir, l))), [], "busybox's layers stay");
+    assert.match(d.dockerOk(['system', 'df', '--format', '{{.Type}} {{.Size}}']), /^Images 1\.987MB$/m);
+
+    // A load cut short by a crash (layers in, the image record not): the next start removes them.
+    d.loadImages('multilayer');
+    assert.deepEqual(present(), added);
+    await d.kill9();
+    const file = path.join(d.dir, 'data', 'images', 'images.json');
+    const store = JSON.parse(fs.readFileSync(file, 'utf8')) as { images: Array<{ names: string[] }> };
+    store.images = store.images.filter((r) => !r.names.some((n) => n.includes('multilayer')));
+    fs.writeFileSync(file, JSON.stringify(store));
+    await d.start();
+    assert.deepEqual(present(), []);
+    assert.equal(d.dockerOk(['run', '--rm', 'busybox', 'echo', 'ok']), 'ok\n');
+  });
+
   it('finds an exit whose record had not reached the disk when the daemon died (exit.json)', async () => {
     // The exit record is written within 20 ms (saveSoon) and the shim told to go at once: a
     // daemon killed in between leaves a record that says "running" and no shim. Simulated: the
