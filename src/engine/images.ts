@@ -991,6 +991,10 @@ export class ImageService {
     for (const top of [...this.heldLayers]) {
       this.heldLayers.delete(top);
       for (let chain: string | undefined = top; chain && !needed.has(chain) && this.opts.snapshotter.hasLayer(chain); ) {
+        if (this.busy > 0) {
+          this.heldLayers.add(chain); // a pull that began meanwhile may take it up again
+          break;
+        }
         const parent: string | undefined = this.opts.snapshotter.layerInfo(chain).parent;
         try {
           await this.opts.snapshotter.removeLayer(chain);
