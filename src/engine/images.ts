@@ -7,14 +7,15 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import type { Readable, Writable } from 'node:stream';
+import { pipeline, type Readable, type Writable } from 'node:stream';
+import zlib from 'node:zlib';
 
 import { BerthError, ConflictError, InvalidArgumentError, NotFoundError, SystemError } from '../common/errors.js';
 import { importRootfs } from '../images/archive/rootfs-import.js';
 import type { ContainerConfig as ImageContainerConfig } from '../images/archive/rootfs-import.js';
 import { bufferSource, commitImages } from '../images/archive/common.js';
 import { DOCKER_LAYER_TAR, imagesToSave, loadDockerArchive, saveDockerArchive } from '../images/archive/docker-archive.js';
-import { sha256Digest } from '../images/digest.js';
+import { sha256Digest, shortDigest } from '../images/digest.js';
 import type { ImageStore } from '../images/image-store.js';
 import { parseImageConfig, parseManifest, parseTypedManifest } from '../images/manifest.js';
 import { pullImage, unpackImageLayers } from '../images/pull-image.js';
@@ -488,27 +489,68 @@ export class ImageService {
     }
     // Where each blob is known to be on this registry (all targets share its domain).
     const sources = this.blobRepositories(dockerReference(targets[0]!).domain);
-    for (let i = 0; i < targets.length; i++) {
-      const image = images[i]!;
-      const target = dockerReference(targets[i]!);
-      let result;
-      try {
-        result = await push(targets[i]!, {
-          store: this.content,
-          manifestDigest: image.manifest,
-          auth: opts.auth ?? 'anonymous',
-          insecure: this.insecureFor(target.domain),
-          mountFrom: (digest) => sources.get(digest)?.find((p) => p !== target.path),
-          concurrency: this.opts.transfers?.uploads ?? 3,
-          onProgress: (e) => pushMessages(e).forEach(sink),
-        });
-      } catch (err) {
-        throw translatePushError(err);
+    // Busy: the gzip blobs made for the push are referenced by no image (blob GC waits).
+    await this.withBusy(async () => {
+      for (let i = 0; i < targets.length; i++) {
+        const image = images[i]!;
+        const target = dockerReference(targets[i]!);
+        let result;
+        try {
+          const pushing = await this.manifestToPush(image);
+          result = await push(targets[i]!, {
+            store: this.content,
+            manifestDigest: pushing.digest,
+            auth: opts.auth ?? 'anonymous',
+            insecure: this.insecureFor(target.domain),
+            mountFrom: (digest) => sources.get(digest)?.find((p) => p !== target.path),
+            concurrency: this.opts.transfers?.uploads ?? 3,
+            onProgress: (e) => pushMessages({ ...e, id: pushing.progressIds.get(e.id) ?? e.id }).forEach(sink),
+          });
+        } catch (err) {
+          throw translatePushError(err);
+        }
+        sink({ progressDetail: {}, aux: { Tag: target.tag, Digest: result.digest, Size: result.size } });
+        this.images.put({ ...image, repoDigests: [...(image.repoDigests ?? []), `${repo}@${result.digest}`] });
+        this.emitImage('push', familiarString(target), { name: familiarString({ ...target, tag: undefined }) });
       }
-      sink({ progressDetail: {}, aux: { Tag: target.tag, Digest: result.digest, Size: result.size } });
-      this.images.put({ ...image, repoDigests: [...(image.repoDigests ?? []), `${repo}@${result.digest}`] });
-      this.emitImage('push', familiarString(target), { name: familiarString({ ...target, tag: undefined }) });
+    });
+  }
+
+  /**
+   * The manifest to push for an image: its own, unless some of its layers are stored as plain
+   * tars (a load, import, commit or build), which dockerd compresses with gzip when it pushes:
+   * then a copy of the manifest that names gzip blobs made here from them (the same bytes at
+   * every push of a layer, so a registry that has one already says so), every gzip layer under
+   * the manifest's own family of media types (a commit on a pulled OCI image keeps the base's
+   * OCI layer types in its Docker manifest; dockerd pushes Docker types throughout).
+   */
+  private async manifestToPush(image: ImageRecord): Promise<{ digest: Digest; progressIds: Map<string, string> }> {
+    const manifest = JSON.parse(this.content.readBlob(image.manifest).toString('utf8')) as { mediaType?: string; layers?: unknown };
+    const progressIds = new Map<string, string>();
+    if (!Array.isArray(manifest.layers)) return { digest: image.manifest, progressIds }; // an index: pushed as it is
+    const layers = manifest.layers as Array<{ mediaType?: string; digest: Digest; size: number }>;
+    // dockerd names a layer by its diff ID in the push's progress (a pull's names the blob).
+    const noteIds = () => {
+      const diffIds = this.config(image).rootfs?.diff_ids ?? [];
+      if (diffIds.length === layers.length) layers.forEach((l, i) => progressIds.set(shortDigest(l.digest), shortDigest(diffIds[i]!)));
+    };
+    const plain = new Set<string | undefined>([DOCKER_LAYER_TAR, MEDIA_TYPES.ociLayer]);
+    if (!layers.some((l) => plain.has(l.mediaType))) {
+      noteIds();
+      return { digest: image.manifest, progressIds };
     }
+    const gzipType = manifest.mediaType === MEDIA_TYPES.dockerManifest ? MEDIA_TYPES.dockerLayerGzip : MEDIA_TYPES.ociLayerGzip;
+    for (const layer of layers) {
+      if (layer.mediaType === MEDIA_TYPES.dockerLayerGzip || layer.mediaType === MEDIA_TYPES.ociLayerGzip) layer.mediaType = gzipType;
+      if (!plain.has(layer.mediaType)) continue;
+      const gzip = zlib.createGzip();
+      pipeline(this.content.createReadStream(layer.digest), gzip, () => {}); // a failure reaches writeBlob through gzip
+      const blob = await this.content.writeBlob(gzip);
+      Object.assign(layer, { mediaType: gzipType, digest: blob.digest, size: blob.size });
+    }
+    noteIds();
+    // Laid out as dockerd's (Go's MarshalIndent with three spaces).
+    return { digest: (await this.content.writeBlob(Buffer.from(JSON.stringify(manifest, null, 3)))).digest, progressIds };
   }
 
   /**

@@ -10,10 +10,12 @@ import assert from 'node:assert/strict';
 import { execFile, execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
+import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import zlib from 'node:zlib';
 import { after, before, describe, it } from 'node:test';
 
 import { startBerthd, type PrivateBerthd } from '../helpers/berthd.js';
@@ -263,6 +265,31 @@ describe('docker CLI image commands against berthd', { skip, timeout: 600_000 },
     const committed = ok(['push', `${host}/pushed/committed:v1`]);
     assert.match(committed, /: Mounted from (busybox|pushed\/bb)$/m);
     assert.match(committed, /: Pushed$/m);
+    // Each layer named by its diff ID, as dockerd's push progress names them.
+    assert.match(committed, new RegExp(`^${inspect(`${host}/pushed/committed:v1`).RootFS.Layers[1]!.slice(7, 19)}: Pushed$`, 'm'));
+    // Its own layer, stored as a plain tar, goes out compressed with gzip as dockerd pushes it:
+    // the registry's manifest names a gzip blob whose tar is the layer the config's diff ID names.
+    const raw = await run('skopeo', ['inspect', '--raw', '--tls-verify=false', `docker://${host}/pushed/committed:v1`], { env: skopeoEnv, encoding: 'utf8', timeout: 30_000 });
+    const pushed = JSON.parse(raw.stdout) as { mediaType: string; layers: Array<{ mediaType: string; digest: string; size: number }> };
+    assert.equal(pushed.mediaType, 'application/vnd.docker.distribution.manifest.v2+json');
+    assert.deepEqual(pushed.layers.map((l) => l.mediaType), ['application/vnd.docker.image.rootfs.diff.tar.gzip', 'application/vnd.docker.image.rootfs.diff.tar.gzip']);
+    const top = pushed.layers[1]!;
+    const blob = await new Promise<Buffer>((resolve, reject) => {
+      http.get(`http://${host}/v2/pushed/committed/blobs/${top.digest}`, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c)).on('end', () => resolve(Buffer.concat(chunks))).on('error', reject);
+      }).on('error', reject);
+    });
+    assert.equal(blob.length, top.size);
+    const tar = zlib.gunzipSync(blob);
+    assert.equal('sha256:' + createHash('sha256').update(tar).digest('hex'), inspect(`${host}/pushed/committed:v1`).RootFS.Layers[1]);
+    assert.ok(blob.length < tar.length, `compressed: ${blob.length} bytes for a tar of ${tar.length}`);
+    // The same bytes at the next push: the registry has the layer already.
+    assert.match(ok(['push', `${host}/pushed/committed:v1`]), /: Layer already exists$/m);
+    ok(['rmi', `${host}/pushed/committed:v1`]);
+    // Pulled back, it runs with its own layer.
+    ok(['pull', '-q', `${host}/pushed/committed:v1`]);
+    assert.equal(ok(['run', '--rm', `${host}/pushed/committed:v1`, 'ls', '/pushed']).trim(), '/pushed');
     ok(['rmi', `${host}/pushed/committed:v1`]);
 
     // pull --all-tags (the API's pull with no tag): every tag the registry lists, one status line.
