@@ -540,6 +540,9 @@ export class ImageService {
       return { digest: image.manifest, progressIds };
     }
     const gzipType = manifest.mediaType === MEDIA_TYPES.dockerManifest ? MEDIA_TYPES.dockerLayerGzip : MEDIA_TYPES.ociLayerGzip;
+    // Once pushed, the manifest and its gzip blobs stay with the repo digest it becomes (a GC root,
+    // as a pulled image's); those of a push that failed go when it is over.
+    this.gcPending = true;
     for (const layer of layers) {
       if (layer.mediaType === MEDIA_TYPES.dockerLayerGzip || layer.mediaType === MEDIA_TYPES.ociLayerGzip) layer.mediaType = gzipType;
       if (!plain.has(layer.mediaType)) continue;
