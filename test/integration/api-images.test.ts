@@ -284,6 +284,15 @@ describe('docker CLI image commands against berthd', { skip, timeout: 600_000 },
     const tar = zlib.gunzipSync(blob);
     assert.equal('sha256:' + createHash('sha256').update(tar).digest('hex'), inspect(`${host}/pushed/committed:v1`).RootFS.Layers[1]);
     assert.ok(blob.length < tar.length, `compressed: ${blob.length} bytes for a tar of ${tar.length}`);
+    // A push that fails leaves none of the blobs it made behind.
+    ok(['run', '--name', 'pusher', `${host}/busybox:latest`, 'touch', '/never-pushed']);
+    ok(['commit', 'pusher', '127.0.0.1:1/nowhere:v1']);
+    ok(['rm', 'pusher']);
+    const blobsDir = path.join(d!.dir, 'data', 'content', 'blobs', 'sha256');
+    const blobsBefore = fs.readdirSync(blobsDir).sort();
+    assert.notEqual(docker(['push', '127.0.0.1:1/nowhere:v1']).status, 0);
+    assert.deepEqual(fs.readdirSync(blobsDir).sort(), blobsBefore);
+    ok(['rmi', '127.0.0.1:1/nowhere:v1']);
     // The same bytes at the next push: the registry has the layer already.
     assert.match(ok(['push', `${host}/pushed/committed:v1`]), /: Layer already exists$/m);
     ok(['rmi', `${host}/pushed/committed:v1`]);
