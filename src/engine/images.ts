@@ -1026,6 +1026,7 @@ export class ImageService {
    * top down, as far as nothing else is built on them.
    */
   async releaseLayers(opts: { all?: boolean } = {}): Promise<void> {
+    if (!opts.all && this.heldLayers.size === 0) return; // the common case: every container's rm
     if (this.busy > 0) return; // an unpack in flight may build on them; the next release takes them
     const needed = this.neededLayers();
     if (opts.all) {
