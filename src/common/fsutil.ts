@@ -117,7 +117,7 @@ export function readNamesSync(dir: string): string[] {
   return fs.readdirSync(fsPath(dir), { encoding: 'buffer' }).map(decodeName);
 }
 
-/** A symlink's target as a byte name (see readNames). */
-export function readLinkSync(p: string): string {
-  return decodeName(fs.readlinkSync(fsPath(p), { encoding: 'buffer' }));
+/** A symlink's target as a byte name (see readNames); `p` a byte name, or a path as fs takes it. */
+export function readLinkSync(p: string | Buffer): string {
+  return decodeName(fs.readlinkSync(typeof p === 'string' ? fsPath(p) : p, { encoding: 'buffer' }));
 }

@@ -22,7 +22,7 @@ import path from 'node:path';
 
 import { ConflictError, InvalidArgumentError, NotFoundError, SystemError } from '../common/errors.js';
 import { fsPath } from '../common/bytenames.js';
-import { processAlive, readLinkSync, readNames, writeFileAtomic } from '../common/fsutil.js';
+import { processAlive, readNames, writeFileAtomic } from '../common/fsutil.js';
 import { mountPointsUnder } from '../common/mountinfo.js';
 
 /** As Docker's volume name rule (volume/local: RestrictedNamePattern). */
@@ -418,7 +418,7 @@ async function copyTree(src: string, dst: string, links: Map<string, string>): P
         await fsp.chmod(fsPath(dp), st.mode & 0o7777);
         dirTimes.push([dp, st]);
       } else if (st.isSymbolicLink()) {
-        await fsp.symlink(fsPath(readLinkSync(sp)), fsPath(dp));
+        await fsp.symlink(await fsp.readlink(fsPath(sp), { encoding: 'buffer' }), fsPath(dp)); // the target's bytes as they are
         await fsp.lchown(fsPath(dp), st.uid, st.gid);
         await fsp.lutimes(fsPath(dp), st.atime, st.mtime);
       } else if (st.isFile()) {

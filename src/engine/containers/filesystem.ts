@@ -20,8 +20,8 @@ import type { Header as TarHeader } from 'tar-stream';
 
 import { BerthError, InvalidArgumentError, SystemError } from '../../common/errors.js';
 import { tarExtract } from '../../common/tar-extract.js';
-import { decodeName, fsPath } from '../../common/bytenames.js';
-import { readNamesSync } from '../../common/fsutil.js';
+import { fsPath } from '../../common/bytenames.js';
+import { readLinkSync, readNamesSync } from '../../common/fsutil.js';
 import { major, minor, type OverlaySnapshotter } from '../../storage/snapshotter.js';
 import { INIT_MOUNT_POINTS } from '../spec/container-spec.js';
 import { FsOp } from '../../storage/fsop.js';
@@ -148,7 +148,7 @@ class TarOut {
   async node(scoped: ScopedRoot | undefined, parentFd: number, name: string, fd: number, st: fs.Stats, tarName: string, containerPath: string): Promise<void> {
     const base = { name: tarName, mode: st.mode & 0o7777, uid: idInside(this.range, st.uid), gid: idInside(this.range, st.gid), mtime: st.mtime };
     if (st.isSymbolicLink()) {
-      await this.entry({ ...base, type: 'symlink', linkname: decodeName(fs.readlinkSync(at(parentFd, name), { encoding: 'buffer' })) });
+      await this.entry({ ...base, type: 'symlink', linkname: readLinkSync(at(parentFd, name)) });
       return;
     }
     const pax = paxXattrs(await readXattrs(this.fsop, fd), this.range);

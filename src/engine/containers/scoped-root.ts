@@ -26,8 +26,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 
-import { decodeName, fsPath } from '../../common/bytenames.js';
-import { readNamesSync } from '../../common/fsutil.js';
+import { fsPath } from '../../common/bytenames.js';
+import { readLinkSync, readNamesSync } from '../../common/fsutil.js';
 import { InvalidArgumentError, NotFoundError, SystemError } from '../../common/errors.js';
 
 /** O_PATH (Linux): a descriptor that names an inode without opening it; Node has no constant. */
@@ -205,7 +205,7 @@ export class ScopedRoot {
         if (found.stat.isSymbolicLink() && (!isLast || opts.followLast)) {
           let target: string;
           try {
-            target = decodeName(fs.readlinkSync(at(top.fd, name), { encoding: 'buffer' }));
+            target = readLinkSync(at(top.fd, name));
           } finally {
             closeQuietly(found.fd);
           }
